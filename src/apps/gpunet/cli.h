@@ -1,0 +1,62 @@
+// Shared pieces of the `gpunet` command line: global options, output in text or
+// JSON, and error reporting that tells the user what to do.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+
+namespace gpunet::apps {
+
+struct GlobalOptions {
+  std::string home;            ///< --home, else $GPUNET_HOME, else ~/.gpunet
+  std::string output = "text"; ///< --output text|json
+  std::string node_url;        ///< --node, else $GPUNET_NODE, else http://127.0.0.1:26657
+
+  bool Json() const { return output == "json"; }
+  /// The home directory after defaults are applied.
+  std::string Home() const;
+  std::string NodeUrl() const;
+};
+
+/// Thrown by command callbacks to end with an error; main() prints it and
+/// exits 1. Lets callbacks be written as straight-line code over Results.
+struct CommandFailed {
+  base::Error error;
+};
+
+/// Returns the value of a Result or ends the command with its error.
+template <class T>
+T OrFail(base::Result<T> r, std::string_view context = {}) {
+  if (!r) {
+    base::Error e = r.error();
+    if (!context.empty()) e.message = std::string(context) + ": " + e.message;
+    throw CommandFailed{std::move(e)};
+  }
+  if constexpr (!std::is_void_v<T>) return std::move(*r);
+}
+inline void OrFail(base::Status s, std::string_view context = {}) {
+  if (!s) {
+    base::Error e = s.error();
+    if (!context.empty()) e.message = std::string(context) + ": " + e.message;
+    throw CommandFailed{std::move(e)};
+  }
+}
+[[noreturn]] inline void FailCommand(base::ErrorCode code, std::string message) {
+  throw CommandFailed{base::Error{code, std::move(message)}};
+}
+
+/// Prints a JSON document (json mode) or nothing; returns true when it printed.
+void PrintJson(const nlohmann::json& j);
+
+/// Reports an error on stderr (text) or stdout as {"error":{...}} (json).
+void PrintError(const GlobalOptions& g, const base::Error& e);
+
+// Command groups, one per cmd_<group>.cpp.
+void RegisterKeysCommands(CLI::App& app, GlobalOptions& g);
+void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g);
+
+}  // namespace gpunet::apps

@@ -1,0 +1,24 @@
+// Every size and count limit of the protocol, in one place (design §3: "Every
+// list and per-block loop has a limit in one constants file"). Decoders reject
+// anything over these; changing one is a protocol change.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gpunet::base::limits {
+
+// ---- encoding ----
+inline constexpr size_t kTxBytesMax = 64 * 1024;          ///< one encoded transaction
+inline constexpr size_t kMsgsPerTxMax = 16;               ///< messages in one transaction
+inline constexpr size_t kMemoBytesMax = 256;              ///< free-text memo
+inline constexpr size_t kChainIdBytesMax = 64;            ///< chain id string
+inline constexpr size_t kBlockBytesMax = 4 * 1024 * 1024; ///< one encoded block
+inline constexpr size_t kTxsPerBlockMax = 10000;          ///< transactions in one block
+inline constexpr size_t kValidatorsMax = 150;             ///< validator set size
+inline constexpr size_t kEvidencePerBlockMax = 64;        ///< evidence items in one block
+inline constexpr size_t kEventsPerReceiptMax = 64;        ///< events one receipt may carry
+inline constexpr size_t kStateValueBytesMax = 64 * 1024;  ///< one value in the state tree
+inline constexpr size_t kStateKeyBytesMax = 256;          ///< one key in the state tree
+
+}  // namespace gpunet::base::limits

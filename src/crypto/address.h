@@ -1,0 +1,24 @@
+// Addresses: the first 20 bytes of BLAKE2b-256(public key), shown as bech32 with
+// the human-readable prefix "gpn" (design §2).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/bytes.h"
+#include "base/result.h"
+#include "crypto/ed25519.h"
+
+namespace gpunet::crypto {
+
+using Address = base::FixedBytes<20>;
+
+inline constexpr std::string_view kAddressPrefix = "gpn";
+
+Address AddressOf(const PublicKey& key);
+/// "gpn1..."
+std::string AddressToString(const Address& address);
+/// Parses "gpn1..."; rejects other prefixes, bad checksums, mixed case, wrong length.
+base::Result<Address> ParseAddress(std::string_view text);
+
+}  // namespace gpunet::crypto

@@ -1,0 +1,62 @@
+// What a workload is, independent of the backend that runs it (design §4).
+// The provider daemon builds a WorkloadSpec from a lease and its manifest; the
+// `gpunet sandbox run` command builds one from flags.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gpunet::runtime {
+
+enum class NetworkMode {
+  kNone,    ///< loopback only
+  kEgress,  ///< outbound through slirp4netns; host, private ranges and link-local blocked
+  kPorts,   ///< listed ports reachable from the host through the runtime's forwarder
+};
+
+enum class Backend {
+  kSandbox,  ///< bubblewrap + cgroups (default)
+  kPodman,   ///< OCI image through podman + runc
+};
+
+struct Resources {
+  uint64_t memory_bytes = 2ull << 30;     ///< cgroup memory limit
+  uint32_t cpu_millis = 1000;             ///< CPU quota in thousandths of a core
+  uint32_t pids_max = 256;                ///< cgroup pids limit
+  uint64_t disk_bytes = 1ull << 30;       ///< quota of work + outputs
+  uint64_t shm_bytes = 64ull << 20;       ///< size of /dev/shm
+  uint64_t log_bytes_max = 16ull << 20;   ///< per log file before rotation
+};
+
+struct PortSpec {
+  uint16_t container_port = 0;  ///< port the workload listens on inside
+  uint16_t host_port = 0;       ///< port on the host's 127.0.0.1 (0 = pick a free one)
+};
+
+struct WorkloadSpec {
+  std::string id;                              ///< unique per workload, [a-z0-9-], e.g. a lease id
+  Backend backend = Backend::kSandbox;
+  std::vector<std::string> command;            ///< argv; command[0] looked up in PATH inside
+  std::string image;                           ///< OCI image (podman backend)
+  std::map<std::string, std::string> env;      ///< workload env (GPUNET_* are added by the runtime)
+  Resources resources;
+  NetworkMode network = NetworkMode::kNone;
+  std::vector<PortSpec> ports;                 ///< with NetworkMode::kPorts
+  std::vector<std::string> gpu_uuids;          ///< GPUs given to the workload, by UUID
+  /// When limits cannot be enforced on this host the runtime refuses to start,
+  /// unless this is set (and then it says which limits are missing).
+  bool allow_unenforced_limits = false;
+  // Lease context exported as GPUNET_* variables (design §4).
+  std::string lease_id;
+  uint32_t node_rank = 0;
+  uint32_t num_nodes = 1;
+  std::vector<std::string> node_ips;
+  int64_t lease_ends_at_ms = 0;
+  std::string master_addr;
+  uint16_t master_port = 0;
+};
+
+}  // namespace gpunet::runtime
