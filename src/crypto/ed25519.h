@@ -31,7 +31,9 @@ class KeyPair {
 
   /// Raw Ed25519 signature of the message (no domain): for test vectors only.
   Signature SignRaw(base::ByteSpan message) const;
-  /// Signature over DomainTag(domain) || len(chain_id) || chain_id || message.
+  /// Signature over SigningBytes(domain, chain_id, message):
+  /// u8 len(tag) || DomainTag(domain) || u8 len(chain_id) || chain_id || message.
+  /// chain_id must be at most limits::kChainIdBytesMax bytes (checked: a bug otherwise).
   Signature Sign(Domain domain, std::string_view chain_id, base::ByteSpan message) const;
 
  private:
@@ -43,7 +45,8 @@ class KeyPair {
 
 /// Raw Ed25519 verification (RFC 8032 vectors).
 bool VerifyRaw(const PublicKey& key, base::ByteSpan message, const Signature& sig);
-/// Verification of a domain-separated signature made by KeyPair::Sign.
+/// Verification of a domain-separated signature made by KeyPair::Sign. A chain id over
+/// limits::kChainIdBytesMax simply does not verify.
 bool Verify(const PublicKey& key, Domain domain, std::string_view chain_id, base::ByteSpan message,
             const Signature& sig);
 
