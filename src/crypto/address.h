@@ -16,9 +16,10 @@ using Address = base::FixedBytes<20>;
 inline constexpr std::string_view kAddressPrefix = "gpn";
 
 Address AddressOf(const PublicKey& key);
-/// "gpn1..."
+/// "gpn1..." in lower case (42 characters).
 std::string AddressToString(const Address& address);
-/// Parses "gpn1..."; rejects other prefixes, bad checksums, mixed case, wrong length.
+/// Parses "gpn1..." (upper case accepted, as BIP-173 allows); rejects other prefixes, bad
+/// checksums, mixed case, non-zero padding and payloads that are not 20 bytes.
 base::Result<Address> ParseAddress(std::string_view text);
 
 }  // namespace gpunet::crypto
