@@ -20,5 +20,19 @@ inline constexpr size_t kEvidencePerBlockMax = 64;        ///< evidence items in
 inline constexpr size_t kEventsPerReceiptMax = 64;        ///< events one receipt may carry
 inline constexpr size_t kStateValueBytesMax = 64 * 1024;  ///< one value in the state tree
 inline constexpr size_t kStateKeyBytesMax = 256;          ///< one key in the state tree
+inline constexpr size_t kEventAttributesMax = 16;         ///< attributes of one event
+inline constexpr size_t kEventTypeBytesMax = 64;          ///< event type string
+inline constexpr size_t kEventAttributeKeyBytesMax = 64;  ///< event attribute key
+inline constexpr size_t kEventAttributeValueBytesMax = 256;  ///< event attribute value
+inline constexpr size_t kReceiptBytesMax = 64 * 1024;     ///< one encoded receipt
+/// Sum of a validator set's powers (CometBFT's MaxTotalVotingPower): leaves room for
+/// proposer-priority arithmetic in int64 without overflow.
+inline constexpr uint64_t kTotalVotingPowerMax = static_cast<uint64_t>(INT64_MAX) / 8;
+/// Encoded consensus messages (votes, proposals, commits, evidence, headers).
+inline constexpr size_t kConsensusMsgBytesMax = 64 * 1024;
+
+// ---- state tree (docs/state-tree.md) ----
+/// Siblings in one state-tree proof: one per level of a 256-bit path.
+inline constexpr size_t kSmtProofSiblingsMax = 256;
 
 }  // namespace gpunet::base::limits
