@@ -1,0 +1,583 @@
+// Layouts are specified field by field in docs/encoding.md; keep the two in step.
+#include "codec/encoding.h"
+
+#include <string>
+#include <utility>
+
+#include "base/check.h"
+#include "base/limits.h"
+
+namespace gpunet::codec {
+
+using base::ErrorCode;
+using base::Status;
+namespace limits = base::limits;
+
+// Reads a Result<T> expression into `dst`, or returns its error.
+#define CODEC_READ(dst, expr)                                \
+  do {                                                       \
+    auto codec_r_ = (expr);                                  \
+    if (!codec_r_) return std::unexpected(codec_r_.error()); \
+    dst = std::move(*codec_r_);                              \
+  } while (0)
+
+// Limit arguments: the value and its name for error messages.
+#define CODEC_LIMIT(name) limits::name, #name
+
+namespace {
+
+// ---- message bodies ----
+
+void WriteBody(Writer& w, const MsgSend& m) {
+  w.Fixed(m.to);
+  w.U64(m.amount_ugpn);
+}
+
+Status ReadBody(Reader& r, MsgSend& m) {
+  CODEC_READ(m.to, r.Fixed<20>("to"));
+  CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
+  return base::Ok();
+}
+
+// ---- evidence bodies ----
+
+void WriteBody(Writer& w, const DuplicateVoteEvidence& e) {
+  Write(w, e.vote_a);
+  Write(w, e.vote_b);
+}
+
+Status ReadBody(Reader& r, DuplicateVoteEvidence& e) {
+  {
+    auto s = r.Enter("vote_a");
+    GPUNET_TRY(Read(r, e.vote_a));
+  }
+  {
+    auto s = r.Enter("vote_b");
+    GPUNET_TRY(Read(r, e.vote_b));
+  }
+  if (e.vote_a.block_hash == e.vote_b.block_hash)
+    return r.Error(ErrorCode::kCorrupt, "vote_b.block_hash",
+                   "both votes name the same block: not a conflict");
+  if (e.vote_b.block_hash < e.vote_a.block_hash)
+    return r.Error(ErrorCode::kNonCanonical, "vote_b.block_hash",
+                   "votes out of order: vote_a must have the smaller block hash");
+  return base::Ok();
+}
+
+// ---- tagged unions: tag N is alternative N-1 (append-only tables) ----
+
+template <class Variant, size_t I = 0>
+Status ReadAlternative(Reader& r, uint16_t tag, Variant& out) {
+  if constexpr (I == std::variant_size_v<Variant>) {
+    return r.Error(ErrorCode::kCorrupt, "tag",
+                   "unknown tag " + std::to_string(tag) + "; this build knows tags 1.." +
+                       std::to_string(I) + " (a newer protocol version?)");
+  } else {
+    using T = std::variant_alternative_t<I, Variant>;
+    static_assert(static_cast<uint16_t>(T::kTag) == I + 1,
+                  "variant alternatives must be listed in tag order, tags from 1");
+    if (tag != I + 1) return ReadAlternative<Variant, I + 1>(r, tag, out);
+    T v;
+    GPUNET_TRY(ReadBody(r, v));
+    out = std::move(v);
+    return base::Ok();
+  }
+}
+
+template <class Variant>
+Status ReadTagged(Reader& r, Variant& out) {
+  uint16_t tag = 0;
+  CODEC_READ(tag, r.U16("tag"));
+  return ReadAlternative(r, tag, out);
+}
+
+template <class Variant>
+void WriteTagged(Writer& w, const Variant& v) {
+  std::visit(
+      [&](const auto& alt) {
+        w.U16(static_cast<uint16_t>(alt.kTag));
+        WriteBody(w, alt);
+      },
+      v);
+}
+
+// A list of items each read under "<name>[i]".
+template <class T, class ReadOne>
+Status ReadList(Reader& r, std::string_view name, size_t max, std::string_view limit_name,
+                std::vector<T>& out, ReadOne read_one) {
+  size_t n = 0;
+  CODEC_READ(n, r.Count(name, max, limit_name));
+  out.clear();
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    auto s = r.Enter(name, i);
+    T item{};
+    GPUNET_TRY(read_one(item));
+    out.push_back(std::move(item));
+  }
+  return base::Ok();
+}
+
+template <class T>
+base::Bytes EncodeWith(const T& v, size_t reserve = 128) {
+  Writer w(reserve);
+  Write(w, v);
+  return std::move(w).Take();
+}
+
+template <class T>
+base::Result<T> DecodeWhole(base::ByteSpan bytes, std::string_view what, size_t max_bytes,
+                            std::string_view limit_name) {
+  if (bytes.size() > max_bytes)
+    return base::Fail(ErrorCode::kLimitExceeded,
+                      std::string(what) + ": " + std::to_string(bytes.size()) +
+                          " bytes, over the limit of " + std::to_string(max_bytes) +
+                          " (limits::" + std::string(limit_name) + ")");
+  Reader r(bytes, what);
+  T out{};
+  GPUNET_TRY(Read(r, out));
+  GPUNET_TRY(r.Finish());
+  return out;
+}
+
+}  // namespace
+
+MsgTag TagOf(const Msg& msg) {
+  return std::visit([](const auto& m) { return m.kTag; }, msg);
+}
+
+EvidenceTag TagOf(const Evidence& evidence) {
+  return std::visit([](const auto& e) { return e.kTag; }, evidence);
+}
+
+// ---------------------------------------------------------------- Write
+
+void Write(Writer& w, const Msg& v) {
+  WriteTagged(w, v);
+}
+
+void Write(Writer& w, const TxBody& v) {
+  w.String(v.chain_id);
+  w.Fixed(v.sender);
+  w.U64(v.nonce);
+  w.U64(v.fee_ugpn);
+  w.U64(v.timeout_height);
+  w.Count(v.msgs.size());
+  for (const auto& m : v.msgs) Write(w, m);
+  w.String(v.memo);
+}
+
+void Write(Writer& w, const Tx& v) {
+  Write(w, v.body);
+  w.Fixed(v.signature);
+}
+
+void Write(Writer& w, const Account& v) {
+  w.U64(v.balance_ugpn);
+  w.U64(v.nonce);
+}
+
+void Write(Writer& w, const Validator& v) {
+  w.Fixed(v.public_key);
+  w.U64(v.power);
+}
+
+void Write(Writer& w, const ValidatorSet& v) {
+  w.Count(v.validators.size());
+  for (const auto& val : v.validators) Write(w, val);
+}
+
+void Write(Writer& w, const Vote& v) {
+  w.U8(static_cast<uint8_t>(v.type));
+  w.U64(v.height);
+  w.U32(v.round);
+  w.Fixed(v.block_hash);
+  w.U64(v.time_ms);
+  w.Fixed(v.validator);
+  w.Fixed(v.signature);
+}
+
+void Write(Writer& w, const CommitSig& v) {
+  w.Fixed(v.validator);
+  w.U64(v.time_ms);
+  w.Fixed(v.signature);
+}
+
+void Write(Writer& w, const Commit& v) {
+  w.U64(v.height);
+  w.U32(v.round);
+  w.Fixed(v.block_hash);
+  w.Count(v.sigs.size());
+  for (const auto& s : v.sigs) Write(w, s);
+}
+
+void Write(Writer& w, const Proposal& v) {
+  w.U64(v.height);
+  w.U32(v.round);
+  w.I32(v.pol_round);
+  w.Fixed(v.block_hash);
+  w.U64(v.time_ms);
+  w.Fixed(v.signature);
+}
+
+void Write(Writer& w, const Evidence& v) {
+  WriteTagged(w, v);
+}
+
+void Write(Writer& w, const BlockHeader& v) {
+  w.String(v.chain_id);
+  w.U64(v.app_version);
+  w.U64(v.height);
+  w.U64(v.time_ms);
+  w.Fixed(v.last_block_hash);
+  w.Fixed(v.tx_root);
+  w.Fixed(v.receipts_root);
+  w.Fixed(v.state_root);
+  w.Fixed(v.proposer);
+  w.Fixed(v.validator_set_hash);
+  w.Fixed(v.next_validator_set_hash);
+  w.Fixed(v.last_commit_hash);
+  w.Fixed(v.evidence_hash);
+}
+
+void Write(Writer& w, const Block& v) {
+  Write(w, v.header);
+  w.Count(v.txs.size());
+  Writer tx_writer(512);
+  for (const auto& tx : v.txs) {
+    tx_writer = Writer(512);
+    Write(tx_writer, tx);
+    w.LenBytes(tx_writer.Data());
+  }
+  w.Count(v.evidence.size());
+  for (const auto& e : v.evidence) Write(w, e);
+  Write(w, v.last_commit);
+}
+
+void Write(Writer& w, const Event& v) {
+  w.String(v.type);
+  w.Count(v.attributes.size());
+  for (const auto& [key, value] : v.attributes) {
+    w.String(key);
+    w.String(value);
+  }
+}
+
+void Write(Writer& w, const Receipt& v) {
+  w.Fixed(v.tx_hash);
+  w.U16(v.code);
+  w.U64(v.fee_ugpn);
+  w.U64(v.height);
+  w.U32(v.index);
+  w.Count(v.events.size());
+  for (const auto& e : v.events) Write(w, e);
+}
+
+// ---------------------------------------------------------------- Read
+
+Status Read(Reader& r, Msg& out) {
+  return ReadTagged(r, out);
+}
+
+Status Read(Reader& r, TxBody& out) {
+  CODEC_READ(out.chain_id, r.String("chain_id", limits::kChainIdBytesMax, StringRule::kIdent,
+                                    "kChainIdBytesMax"));
+  CODEC_READ(out.sender, r.Fixed<32>("sender"));
+  CODEC_READ(out.nonce, r.U64("nonce"));
+  CODEC_READ(out.fee_ugpn, r.U64("fee_ugpn"));
+  CODEC_READ(out.timeout_height, r.U64("timeout_height"));
+  GPUNET_TRY(ReadList(r, "msgs", CODEC_LIMIT(kMsgsPerTxMax), out.msgs,
+                      [&](Msg& m) { return Read(r, m); }));
+  if (out.msgs.empty())
+    return r.Error(ErrorCode::kCorrupt, "msgs", "a transaction needs at least one message");
+  CODEC_READ(out.memo, r.String("memo", limits::kMemoBytesMax, StringRule::kText, "kMemoBytesMax"));
+  return base::Ok();
+}
+
+Status Read(Reader& r, Tx& out) {
+  {
+    auto s = r.Enter("body");
+    GPUNET_TRY(Read(r, out.body));
+  }
+  CODEC_READ(out.signature, r.Fixed<64>("signature"));
+  return base::Ok();
+}
+
+Status Read(Reader& r, Account& out) {
+  CODEC_READ(out.balance_ugpn, r.U64("balance_ugpn"));
+  CODEC_READ(out.nonce, r.U64("nonce"));
+  return base::Ok();
+}
+
+Status Read(Reader& r, Validator& out) {
+  CODEC_READ(out.public_key, r.Fixed<32>("public_key"));
+  CODEC_READ(out.power, r.U64("power"));
+  if (out.power == 0)
+    return r.Error(ErrorCode::kCorrupt, "power", "a validator in a set has power > 0");
+  return base::Ok();
+}
+
+Status Read(Reader& r, ValidatorSet& out) {
+  GPUNET_TRY(ReadList(r, "validators", CODEC_LIMIT(kValidatorsMax), out.validators,
+                      [&](Validator& v) { return Read(r, v); }));
+  uint64_t total = 0;
+  for (size_t i = 0; i < out.validators.size(); ++i) {
+    const auto& v = out.validators[i];
+    if (i > 0 && !(out.validators[i - 1].public_key < v.public_key)) {
+      auto s = r.Enter("validators", i);
+      return r.Error(ErrorCode::kNonCanonical, "public_key",
+                     "validators must be in strictly ascending public key order (no duplicates)");
+    }
+    // Each power is <= UINT64_MAX and the running total stays <= the limit, so the
+    // sum cannot wrap before the comparison.
+    if (v.power > limits::kTotalVotingPowerMax - total)
+      return r.Error(ErrorCode::kLimitExceeded, "validators",
+                     "total voting power over the limit of " +
+                         std::to_string(limits::kTotalVotingPowerMax) +
+                         " (limits::kTotalVotingPowerMax)");
+    total += v.power;
+  }
+  return base::Ok();
+}
+
+Status Read(Reader& r, Vote& out) {
+  uint8_t type = 0;
+  CODEC_READ(type, r.U8("type"));
+  if (type != static_cast<uint8_t>(VoteType::kPrevote) &&
+      type != static_cast<uint8_t>(VoteType::kPrecommit))
+    return r.Error(
+        ErrorCode::kCorrupt, "type",
+        "vote type " + std::to_string(type) + " is neither prevote (1) nor precommit (2)");
+  out.type = static_cast<VoteType>(type);
+  CODEC_READ(out.height, r.U64("height"));
+  CODEC_READ(out.round, r.U32("round"));
+  CODEC_READ(out.block_hash, r.Fixed<32>("block_hash"));
+  CODEC_READ(out.time_ms, r.U64("time_ms"));
+  CODEC_READ(out.validator, r.Fixed<20>("validator"));
+  CODEC_READ(out.signature, r.Fixed<64>("signature"));
+  return base::Ok();
+}
+
+Status Read(Reader& r, CommitSig& out) {
+  CODEC_READ(out.validator, r.Fixed<20>("validator"));
+  CODEC_READ(out.time_ms, r.U64("time_ms"));
+  CODEC_READ(out.signature, r.Fixed<64>("signature"));
+  return base::Ok();
+}
+
+Status Read(Reader& r, Commit& out) {
+  CODEC_READ(out.height, r.U64("height"));
+  CODEC_READ(out.round, r.U32("round"));
+  CODEC_READ(out.block_hash, r.Fixed<32>("block_hash"));
+  GPUNET_TRY(ReadList(r, "sigs", CODEC_LIMIT(kValidatorsMax), out.sigs,
+                      [&](CommitSig& s) { return Read(r, s); }));
+  for (size_t i = 1; i < out.sigs.size(); ++i) {
+    if (!(out.sigs[i - 1].validator < out.sigs[i].validator)) {
+      auto s = r.Enter("sigs", i);
+      return r.Error(ErrorCode::kNonCanonical, "validator",
+                     "commit signatures must be in strictly ascending validator address order "
+                     "(no duplicates)");
+    }
+  }
+  return base::Ok();
+}
+
+Status Read(Reader& r, Proposal& out) {
+  CODEC_READ(out.height, r.U64("height"));
+  CODEC_READ(out.round, r.U32("round"));
+  CODEC_READ(out.pol_round, r.I32("pol_round"));
+  if (out.pol_round < -1 ||
+      (out.pol_round >= 0 && static_cast<uint32_t>(out.pol_round) >= out.round))
+    return r.Error(ErrorCode::kCorrupt, "pol_round",
+                   "pol_round " + std::to_string(out.pol_round) +
+                       " must be -1 (none) or in [0, round) with round " +
+                       std::to_string(out.round));
+  CODEC_READ(out.block_hash, r.Fixed<32>("block_hash"));
+  CODEC_READ(out.time_ms, r.U64("time_ms"));
+  CODEC_READ(out.signature, r.Fixed<64>("signature"));
+  return base::Ok();
+}
+
+Status Read(Reader& r, Evidence& out) {
+  return ReadTagged(r, out);
+}
+
+Status Read(Reader& r, BlockHeader& out) {
+  CODEC_READ(out.chain_id, r.String("chain_id", limits::kChainIdBytesMax, StringRule::kIdent,
+                                    "kChainIdBytesMax"));
+  CODEC_READ(out.app_version, r.U64("app_version"));
+  CODEC_READ(out.height, r.U64("height"));
+  CODEC_READ(out.time_ms, r.U64("time_ms"));
+  CODEC_READ(out.last_block_hash, r.Fixed<32>("last_block_hash"));
+  CODEC_READ(out.tx_root, r.Fixed<32>("tx_root"));
+  CODEC_READ(out.receipts_root, r.Fixed<32>("receipts_root"));
+  CODEC_READ(out.state_root, r.Fixed<32>("state_root"));
+  CODEC_READ(out.proposer, r.Fixed<20>("proposer"));
+  CODEC_READ(out.validator_set_hash, r.Fixed<32>("validator_set_hash"));
+  CODEC_READ(out.next_validator_set_hash, r.Fixed<32>("next_validator_set_hash"));
+  CODEC_READ(out.last_commit_hash, r.Fixed<32>("last_commit_hash"));
+  CODEC_READ(out.evidence_hash, r.Fixed<32>("evidence_hash"));
+  return base::Ok();
+}
+
+Status Read(Reader& r, Block& out) {
+  {
+    auto s = r.Enter("header");
+    GPUNET_TRY(Read(r, out.header));
+  }
+  GPUNET_TRY(ReadList(r, "txs", CODEC_LIMIT(kTxsPerBlockMax), out.txs, [&](Tx& tx) -> Status {
+    size_t len = 0;
+    {
+      auto n = r.VarUint("length");
+      if (!n) return std::unexpected(n.error());
+      if (*n > limits::kTxBytesMax)
+        return r.Error(ErrorCode::kLimitExceeded, "length",
+                       std::to_string(*n) + " bytes, over the limit of " +
+                           std::to_string(limits::kTxBytesMax) + " (limits::kTxBytesMax)");
+      if (*n > r.Remaining())
+        return r.Error(ErrorCode::kCorrupt, "length",
+                       "truncated: the tx claims " + std::to_string(*n) + " bytes, " +
+                           std::to_string(r.Remaining()) + " left");
+      len = static_cast<size_t>(*n);
+    }
+    size_t start = r.Offset();
+    GPUNET_TRY(Read(r, tx));
+    if (r.Offset() - start != len)
+      return r.Error(ErrorCode::kCorrupt, "length",
+                     "length prefix says " + std::to_string(len) + " bytes but the tx takes " +
+                         std::to_string(r.Offset() - start));
+    return base::Ok();
+  }));
+  GPUNET_TRY(ReadList(r, "evidence", CODEC_LIMIT(kEvidencePerBlockMax), out.evidence,
+                      [&](Evidence& e) { return Read(r, e); }));
+  auto s = r.Enter("last_commit");
+  return Read(r, out.last_commit);
+}
+
+Status Read(Reader& r, Event& out) {
+  CODEC_READ(out.type, r.String("type", limits::kEventTypeBytesMax, StringRule::kIdent,
+                                "kEventTypeBytesMax"));
+  size_t n = 0;
+  CODEC_READ(n, r.Count("attributes", CODEC_LIMIT(kEventAttributesMax)));
+  out.attributes.clear();
+  for (size_t i = 0; i < n; ++i) {
+    auto s = r.Enter("attributes", i);
+    std::string key, value;
+    CODEC_READ(key, r.String("key", limits::kEventAttributeKeyBytesMax, StringRule::kIdent,
+                             "kEventAttributeKeyBytesMax"));
+    CODEC_READ(value, r.String("value", limits::kEventAttributeValueBytesMax, StringRule::kText,
+                               "kEventAttributeValueBytesMax"));
+    if (!out.attributes.empty() && !(out.attributes.rbegin()->first < key))
+      return r.Error(ErrorCode::kNonCanonical, "key",
+                     "attribute keys must be strictly ascending (sorted, no duplicates)");
+    out.attributes.emplace_hint(out.attributes.end(), std::move(key), std::move(value));
+  }
+  return base::Ok();
+}
+
+Status Read(Reader& r, Receipt& out) {
+  CODEC_READ(out.tx_hash, r.Fixed<32>("tx_hash"));
+  CODEC_READ(out.code, r.U16("code"));
+  CODEC_READ(out.fee_ugpn, r.U64("fee_ugpn"));
+  CODEC_READ(out.height, r.U64("height"));
+  CODEC_READ(out.index, r.U32("index"));
+  return ReadList(r, "events", CODEC_LIMIT(kEventsPerReceiptMax), out.events,
+                  [&](Event& e) { return Read(r, e); });
+}
+
+// ---------------------------------------------------------------- whole buffers
+
+base::Bytes EncodeTxBody(const TxBody& v) {
+  return EncodeWith(v, 256);
+}
+base::Result<TxBody> DecodeTxBody(base::ByteSpan b) {
+  return DecodeWhole<TxBody>(b, "tx_body", CODEC_LIMIT(kTxBytesMax));
+}
+base::Bytes EncodeTx(const Tx& v) {
+  return EncodeWith(v, 256);
+}
+base::Result<Tx> DecodeTx(base::ByteSpan b) {
+  return DecodeWhole<Tx>(b, "tx", CODEC_LIMIT(kTxBytesMax));
+}
+base::Bytes EncodeAccount(const Account& v) {
+  return EncodeWith(v, 16);
+}
+base::Result<Account> DecodeAccount(base::ByteSpan b) {
+  return DecodeWhole<Account>(b, "account", CODEC_LIMIT(kStateValueBytesMax));
+}
+base::Bytes EncodeValidatorSet(const ValidatorSet& v) {
+  return EncodeWith(v, 1024);
+}
+base::Result<ValidatorSet> DecodeValidatorSet(base::ByteSpan b) {
+  return DecodeWhole<ValidatorSet>(b, "validator_set", CODEC_LIMIT(kConsensusMsgBytesMax));
+}
+base::Bytes EncodeVote(const Vote& v) {
+  return EncodeWith(v, 160);
+}
+base::Result<Vote> DecodeVote(base::ByteSpan b) {
+  return DecodeWhole<Vote>(b, "vote", CODEC_LIMIT(kConsensusMsgBytesMax));
+}
+base::Bytes EncodeCommit(const Commit& v) {
+  return EncodeWith(v, 1024);
+}
+base::Result<Commit> DecodeCommit(base::ByteSpan b) {
+  return DecodeWhole<Commit>(b, "commit", CODEC_LIMIT(kConsensusMsgBytesMax));
+}
+base::Bytes EncodeProposal(const Proposal& v) {
+  return EncodeWith(v, 160);
+}
+base::Result<Proposal> DecodeProposal(base::ByteSpan b) {
+  return DecodeWhole<Proposal>(b, "proposal", CODEC_LIMIT(kConsensusMsgBytesMax));
+}
+base::Bytes EncodeEvidence(const Evidence& v) {
+  return EncodeWith(v, 320);
+}
+base::Result<Evidence> DecodeEvidence(base::ByteSpan b) {
+  return DecodeWhole<Evidence>(b, "evidence", CODEC_LIMIT(kConsensusMsgBytesMax));
+}
+base::Bytes EncodeBlockHeader(const BlockHeader& v) {
+  return EncodeWith(v, 384);
+}
+base::Result<BlockHeader> DecodeBlockHeader(base::ByteSpan b) {
+  return DecodeWhole<BlockHeader>(b, "block_header", CODEC_LIMIT(kConsensusMsgBytesMax));
+}
+base::Bytes EncodeBlock(const Block& v) {
+  return EncodeWith(v, 4096);
+}
+base::Result<Block> DecodeBlock(base::ByteSpan b) {
+  return DecodeWhole<Block>(b, "block", CODEC_LIMIT(kBlockBytesMax));
+}
+base::Bytes EncodeReceipt(const Receipt& v) {
+  return EncodeWith(v, 128);
+}
+base::Result<Receipt> DecodeReceipt(base::ByteSpan b) {
+  return DecodeWhole<Receipt>(b, "receipt", CODEC_LIMIT(kReceiptBytesMax));
+}
+
+// ---------------------------------------------------------------- validation
+
+namespace {
+template <class T>
+Status StatusOf(const base::Result<T>& r) {
+  if (!r) return std::unexpected(r.error());
+  return base::Ok();
+}
+}  // namespace
+
+Status ValidateTx(const Tx& v) {
+  return StatusOf(DecodeTx(EncodeTx(v)));
+}
+Status ValidateTxBody(const TxBody& v) {
+  return StatusOf(DecodeTxBody(EncodeTxBody(v)));
+}
+Status ValidateBlock(const Block& v) {
+  return StatusOf(DecodeBlock(EncodeBlock(v)));
+}
+Status ValidateValidatorSet(const ValidatorSet& v) {
+  return StatusOf(DecodeValidatorSet(EncodeValidatorSet(v)));
+}
+Status ValidateReceipt(const Receipt& v) {
+  return StatusOf(DecodeReceipt(EncodeReceipt(v)));
+}
+
+}  // namespace gpunet::codec
