@@ -17,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,6 +52,21 @@ class NetworkAttachment {
 base::Result<std::unique_ptr<NetworkAttachment>> AttachNetwork(const WorkloadSpec& spec,
                                                                pid_t pid_in_netns,
                                                                const std::string& run_dir);
+
+/// Bounds of the ports mode (not protocol limits: local resource caps of one sandbox).
+inline constexpr size_t kForwardedPortsMax = 16;          ///< PortSpecs per workload
+inline constexpr size_t kForwardedConnectionsMax = 128;   ///< open forwarded connections, all ports
+inline constexpr size_t kForwardBufferBytes = 64 * 1024;  ///< per direction per connection
+/// How long AttachNetwork waits for slirp4netns to configure tap0.
+inline constexpr int kSlirpReadyTimeoutMs = 10000;
+/// Address of slirp's DNS forwarder, the only 10/8 address an egress workload may
+/// reach (port 53 only). Bind a resolv.conf naming it (SandboxResolvConf).
+inline constexpr const char* kSlirpDnsAddress = "10.0.2.3";
+
+/// The /etc/resolv.conf a sandbox of this mode should see (bind it read-only before
+/// start): slirp's DNS forwarder for kEgress; for kNone/kPorts a file with no
+/// nameserver, so lookups fail fast instead of timing out against the host's resolver.
+std::string SandboxResolvConf(NetworkMode mode);
 
 /// Checks a spec's network part before anything is started: ports only with kPorts,
 /// container ports non-zero and unique, host ports unique, count within limits.
