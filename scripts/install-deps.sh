@@ -9,6 +9,7 @@ PACKAGES=(
   libfmt-dev libspdlog-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libseccomp-dev bubblewrap slirp4netns uidmap podman runc
   python3-mnemonic curl iproute2 procps e2fsprogs util-linux
+  nftables busybox-static
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
