@@ -27,6 +27,12 @@ void Writer::VarUint(uint64_t v) {
   m_out.push_back(static_cast<uint8_t>(v));
 }
 
+// Out of line on purpose: g++ 12 inlines vector::insert into callers and then warns
+// (-Wstringop-overflow, a known false positive) in every file that writes fields.
+void Writer::Raw(base::ByteSpan bytes) {
+  m_out.insert(m_out.end(), bytes.begin(), bytes.end());
+}
+
 void Writer::LenBytes(base::ByteSpan bytes) {
   VarUint(bytes.size());
   Raw(bytes);

@@ -31,7 +31,7 @@ class Writer {
   /// A list or map count (VarUint).
   void Count(size_t n) { VarUint(n); }
   /// Raw bytes with no length: fixed-size fields (hashes, keys, signatures).
-  void Raw(base::ByteSpan bytes) { m_out.insert(m_out.end(), bytes.begin(), bytes.end()); }
+  void Raw(base::ByteSpan bytes);
   template <size_t N>
   void Fixed(const base::FixedBytes<N>& b) {
     Raw(b.Span());
