@@ -65,16 +65,6 @@ class Fd {
   int m_fd = -1;
 };
 
-/// First existing executable among the usual Debian locations (the supervisor may
-/// run with an empty or hostile PATH, so PATH is not consulted).
-std::string FindTool(const char* name) {
-  for (const char* dir : {"/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"}) {
-    std::string path = std::string(dir) + name;
-    if (::access(path.c_str(), X_OK) == 0) return path;
-  }
-  return {};
-}
-
 base::Result<Fd> OpenNetns(pid_t pid) {
   if (pid <= 0) return Fail(ErrorCode::kInvalidArgument, "network: sandbox pid must be positive");
   std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
@@ -198,7 +188,7 @@ std::string EgressRuleset(const std::vector<std::string>& host_addresses) {
 /// async-signal-safe functions between fork and exec (the supervisor may be
 /// multi-threaded).
 base::Status InstallRuleset(int netns_fd, const std::string& file) {
-  std::string nft = FindTool("nft");
+  std::string nft = FindHostTool("nft");
   if (nft.empty())
     return Fail(ErrorCode::kUnsupported,
                 "network: egress needs nftables (`nft`), install the Debian package nftables");
@@ -248,7 +238,7 @@ class EgressNetwork final : public NetworkAttachment {
 
 base::Result<std::unique_ptr<NetworkAttachment>> AttachEgress(pid_t pid, int netns_fd,
                                                               const std::string& run_dir) {
-  std::string slirp = FindTool("slirp4netns");
+  std::string slirp = FindHostTool("slirp4netns");
   if (slirp.empty())
     return Fail(ErrorCode::kUnsupported,
                 "network: egress needs slirp4netns, install the Debian package slirp4netns");
@@ -548,9 +538,18 @@ base::Status ValidateNetworkSpec(const WorkloadSpec& spec) {
   return base::Ok();
 }
 
+std::string FindHostTool(std::string_view name) {
+  for (const char* dir : {"/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"}) {
+    std::string path = std::string(dir) + std::string(name);
+    if (::access(path.c_str(), X_OK) == 0) return path;
+  }
+  return {};
+}
+
 std::string EgressUnavailableReason() {
-  if (FindTool("slirp4netns").empty()) return "slirp4netns not found (Debian package slirp4netns)";
-  if (FindTool("nft").empty()) return "nft not found (Debian package nftables)";
+  if (FindHostTool("slirp4netns").empty())
+    return "slirp4netns not found (Debian package slirp4netns)";
+  if (FindHostTool("nft").empty()) return "nft not found (Debian package nftables)";
   if (::geteuid() != 0) return "egress firewall rules need root";
   return {};
 }

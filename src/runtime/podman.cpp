@@ -1,0 +1,567 @@
+#include "runtime/podman.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "base/check.h"
+#include "runtime/network.h"
+
+namespace gpunet::runtime {
+namespace {
+
+using base::ErrorCode;
+using base::Fail;
+namespace fs = std::filesystem;
+
+std::string Errno(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+struct ProcessResult {
+  int exit_code = -1;  ///< shell style
+  std::string out, err;
+};
+
+/// Runs argv with exactly `env`, stdin from /dev/null, stdout/stderr either captured
+/// or streamed to `sink`. Only async-signal-safe calls between fork and exec.
+base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
+                                       const std::vector<std::string>& env,
+                                       const PodmanOutputSink* sink = nullptr) {
+  GPUNET_CHECK(!argv.empty());
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("podman: pipe"));
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    return Fail(ErrorCode::kIo, Errno("podman: pipe"));
+  }
+  std::vector<char*> args, envp;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t pid = ::fork();
+  if (pid < 0) return Fail(ErrorCode::kIo, Errno("podman: fork"));
+  if (pid == 0) {
+    ::dup2(devnull, 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(devnull);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  ProcessResult result;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_count = 2;
+  char buf[16384];
+  while (open_count > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        std::string_view data(buf, static_cast<size_t>(n));
+        if (sink != nullptr) {
+          (*sink)(i == 0 ? "stdout" : "stderr", data);
+        } else {
+          std::string& s = i == 0 ? result.out : result.err;
+          if (s.size() < (1u << 20)) s.append(data);
+        }
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_count;
+      }
+    }
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+/// 1500 -> "1.500" (podman takes a decimal; no floats in our code).
+std::string CpusArg(uint32_t cpu_millis) {
+  std::string frac = std::to_string(cpu_millis % 1000);
+  return std::to_string(cpu_millis / 1000) + "." + std::string(3 - frac.size(), '0') + frac;
+}
+
+bool SubuidHasContainersUser() {
+  for (const char* file : {"/etc/subuid", "/etc/subgid"}) {
+    std::ifstream in(file);
+    bool found = false;
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("containers:", 0) == 0) found = true;
+    if (!found) return false;
+  }
+  return true;
+}
+
+uint64_t HardLimit(int resource, uint64_t wanted) {
+  rlimit rl{};
+  if (::getrlimit(resource, &rl) != 0 || rl.rlim_max == RLIM_INFINITY) return wanted;
+  return std::min<uint64_t>(wanted, rl.rlim_max);
+}
+
+base::Status WriteFile(const std::string& path, const std::string& value) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(ErrorCode::kIo, Errno("podman: open " + path));
+  ssize_t n = ::write(fd, value.data(), value.size());
+  int saved = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(value.size())) {
+    errno = saved;
+    return Fail(ErrorCode::kIo, Errno("podman: write '" + value + "' to " + path));
+  }
+  return base::Ok();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+uint64_t ReadKey(const std::string& path, const std::string& key) {
+  std::istringstream in(ReadFile(path));
+  std::string k;
+  uint64_t v = 0;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return 0;
+}
+
+uint64_t ReadNumber(const std::string& path) {
+  std::string s = Trim(ReadFile(path));
+  if (s.empty() || s == "max") return 0;
+  return std::strtoull(s.c_str(), nullptr, 10);
+}
+
+/// The limits of one podman workload, on a cgroup the runtime owns and podman nests
+/// the container under (--cgroup-parent). The limits sit here rather than on the
+/// container's own cgroup because podman removes that one as the container exits,
+/// taking with it the counters that say why it died (and v1 memory events do not
+/// propagate to ancestors).
+class LimitCgroup {
+ public:
+  LimitCgroup(std::string relative) : m_relative(std::move(relative)) {
+    m_v2 = fs::exists("/sys/fs/cgroup/cgroup.controllers");
+  }
+  ~LimitCgroup() { Remove(); }
+
+  const std::string& Relative() const { return m_relative; }
+
+  base::Status Create(const Resources& res, bool allow_unenforced,
+                      std::vector<std::string>* missing) {
+    if (m_v2) return CreateV2(res, allow_unenforced, missing);
+    struct Item {
+      const char* controller;
+      std::vector<std::pair<std::string, std::string>> files;
+    };
+    std::vector<Item> items = {
+        {"memory",
+         {{"memory.limit_in_bytes", std::to_string(res.memory_bytes)},
+          {"memory.memsw.limit_in_bytes", std::to_string(res.memory_bytes)}}},
+        {"pids", {{"pids.max", std::to_string(res.pids_max)}}},
+        {"cpu",
+         {{"cpu.cfs_period_us", "100000"},
+          {"cpu.cfs_quota_us", std::to_string(uint64_t{res.cpu_millis} * 100)}}},
+    };
+    for (const auto& item : items) {
+      std::string root = std::string("/sys/fs/cgroup/") + item.controller;
+      std::string dir = root + m_relative;
+      std::error_code ec;
+      if (!fs::exists(root + "/cgroup.procs") || (fs::create_directories(dir, ec), ec)) {
+        missing->push_back(std::string(item.controller) + " limit: no v1 " + item.controller +
+                           " hierarchy usable at " + root);
+        continue;
+      }
+      m_dirs.push_back(dir);
+      for (const auto& [file, value] : item.files) {
+        if (file == "memory.memsw.limit_in_bytes" && !fs::exists(dir + "/" + file))
+          continue;  // no swap accounting
+        auto st = WriteFile(dir + "/" + file, value);
+        if (!st) missing->push_back(st.error().message);
+      }
+    }
+    if (!missing->empty() && !allow_unenforced)
+      return Fail(ErrorCode::kUnsupported, "podman: limits cannot be enforced: " + Join(*missing));
+    return base::Ok();
+  }
+
+  /// (oom kills seen or inferred, forks refused at the limit)
+  std::pair<bool, bool> Counters(const Resources& res) const {
+    if (m_v2) {
+      std::string dir = "/sys/fs/cgroup" + m_relative;
+      return {ReadKey(dir + "/memory.events", "oom_kill") > 0,
+              ReadKey(dir + "/pids.events", "max") > 0};
+    }
+    std::string mem = "/sys/fs/cgroup/memory" + m_relative;
+    std::string pids = "/sys/fs/cgroup/pids" + m_relative;
+    bool oom = ReadKey(mem + "/memory.oom_control", "oom_kill") > 0;
+    // v1 keeps the OOM event on the victim's cgroup (podman's, already removed) and
+    // does not count it up the tree: infer it from the usage peak having reached the
+    // limit (the caller also requires death by SIGKILL).
+    for (const char* prefix : {"/memory.", "/memory.memsw."}) {
+      uint64_t peak = ReadNumber(mem + prefix + "max_usage_in_bytes");
+      if (peak != 0 && peak + res.memory_bytes / 16 >= res.memory_bytes) oom = true;
+    }
+    bool pids_hit = ReadKey(pids + "/pids.events", "max") > 0;
+    uint64_t pids_peak = ReadNumber(pids + "/pids.peak");
+    if (pids_peak != 0 && pids_peak >= res.pids_max) pids_hit = true;
+    return {oom, pids_hit};
+  }
+
+  void Remove() {
+    for (const auto& dir : m_dirs) {
+      for (int attempt = 0; attempt < 100; ++attempt) {
+        std::error_code ec;
+        // Children podman/conmon left (libpod-<id>, conmon) go first, deepest first.
+        std::vector<fs::path> subdirs;
+        for (auto it = fs::recursive_directory_iterator(dir, ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+          if (it->is_directory(ec)) subdirs.push_back(it->path());
+        std::sort(subdirs.rbegin(), subdirs.rend());
+        for (const auto& s : subdirs) ::rmdir(s.c_str());
+        if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
+        ::usleep(20000);
+      }
+    }
+    m_dirs.clear();
+  }
+
+ private:
+  static std::string Join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : "; ") + s;
+    return out;
+  }
+
+  base::Status CreateV2(const Resources& res, bool allow_unenforced,
+                        std::vector<std::string>* missing) {
+    // Enable the controllers down the path, then write the limits at the leaf.
+    std::string dir = "/sys/fs/cgroup";
+    std::error_code ec;
+    fs::create_directories(dir + m_relative, ec);
+    if (ec)
+      return Fail(ErrorCode::kIo,
+                  "podman: cannot create cgroup " + dir + m_relative + ": " + ec.message());
+    m_dirs.push_back(dir + m_relative);
+    for (const auto& part : fs::path(m_relative)) {
+      if (part == "/") continue;
+      for (const char* c : {"+memory", "+pids", "+cpu"})
+        (void)WriteFile(dir + "/cgroup.subtree_control", c);
+      dir += "/" + part.string();
+    }
+    for (const auto& [file, value] : std::vector<std::pair<std::string, std::string>>{
+             {"memory.max", std::to_string(res.memory_bytes)},
+             {"memory.swap.max", "0"},
+             {"pids.max", std::to_string(res.pids_max)},
+             {"cpu.max", std::to_string(uint64_t{res.cpu_millis} * 100) + " 100000"}}) {
+      auto st = WriteFile(dir + "/" + file, value);
+      if (!st && file != "memory.swap.max") missing->push_back(st.error().message);
+    }
+    if (!missing->empty() && !allow_unenforced)
+      return Fail(ErrorCode::kUnsupported, "podman: limits cannot be enforced: " + Join(*missing));
+    return base::Ok();
+  }
+
+  std::string m_relative;
+  bool m_v2 = false;
+  std::vector<std::string> m_dirs;
+};
+
+}  // namespace
+
+std::string_view PodmanEndName(PodmanEnd end) {
+  switch (end) {
+    case PodmanEnd::kExited:
+      return "exited";
+    case PodmanEnd::kSignaled:
+      return "signaled";
+    case PodmanEnd::kOutOfMemory:
+      return "out_of_memory";
+    case PodmanEnd::kPidsLimit:
+      return "pids_limit";
+    case PodmanEnd::kStartFailed:
+      return "start_failed";
+  }
+  return "unknown";
+}
+
+std::string PodmanContainersConf() {
+  bool systemd = fs::exists("/run/systemd/system");
+  std::string nofile = std::to_string(HardLimit(RLIMIT_NOFILE, 20000));
+  std::string nproc = std::to_string(HardLimit(RLIMIT_NPROC, 32768));
+  return "# Written by gpunet's runtime; podman reads it through CONTAINERS_CONF.\n"
+         "[containers]\n"
+         "default_ulimits = [\"nofile=" +
+         nofile + ":" + nofile + "\", \"nproc=" + nproc + ":" + nproc +
+         "\"]\n"
+         "netns = \"none\"\n"
+         "log_driver = \"k8s-file\"\n"
+         "[engine]\n"
+         "runtime = \"runc\"\n"
+         "cgroup_manager = \"" +
+         std::string(systemd ? "systemd" : "cgroupfs") +
+         "\"\n"
+         "events_logger = \"file\"\n";
+}
+
+std::string PodmanUnavailableReason() {
+  if (::geteuid() != 0) return "the podman backend runs rootful: needs root";
+  if (FindHostTool("podman").empty()) return "podman not found (Debian package podman)";
+  if (FindHostTool("runc").empty())
+    return "runc not found (Debian package runc; crun refuses hybrid cgroups)";
+  return {};
+}
+
+base::Result<PodmanBackend> PodmanBackend::Create(PodmanOptions options) {
+  if (auto why = PodmanUnavailableReason(); !why.empty())
+    return Fail(ErrorCode::kUnsupported, "podman: " + why);
+  PodmanBackend b;
+  if (options.podman.empty()) options.podman = FindHostTool("podman");
+  b.m_runc = FindHostTool("runc");
+  if (options.cgroup_parent.empty() || options.cgroup_parent[0] != '/' ||
+      options.cgroup_parent.find("..") != std::string::npos)
+    return Fail(ErrorCode::kInvalidArgument,
+                "podman: cgroup_parent must be an absolute cgroup path without '..'");
+  std::error_code ec;
+  fs::create_directories(options.config_dir, ec);
+  if (ec)
+    return Fail(ErrorCode::kIo,
+                "podman: cannot create " + options.config_dir + ": " + ec.message());
+  ::chmod(options.config_dir.c_str(), 0700);
+  {
+    std::ofstream out(options.config_dir + "/containers.conf", std::ios::trunc);
+    out << PodmanContainersConf();
+    if (!out)
+      return Fail(ErrorCode::kIo,
+                  "podman: cannot write " + options.config_dir + "/containers.conf");
+  }
+  b.m_auto_userns = SubuidHasContainersUser();
+  if (!b.m_auto_userns && options.userns_base == 0)
+    return Fail(ErrorCode::kUnsupported,
+                "podman: --userns=auto needs a range for user \"containers\" in /etc/subuid and "
+                "/etc/subgid "
+                "(e.g. containers:2147483647:2147483648); add one, or give userns_base for a fixed "
+                "mapping");
+  if (!b.m_auto_userns && options.userns_base < 65536)
+    return Fail(ErrorCode::kInvalidArgument,
+                "podman: userns_base must be >= 65536 (never map onto host system uids)");
+  b.m_options = std::move(options);
+  return b;
+}
+
+std::vector<std::string> PodmanBackend::PodmanEnv() const {
+  std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                                  "CONTAINERS_CONF=" + m_options.config_dir + "/containers.conf"};
+  if (!m_options.storage_conf.empty())
+    env.push_back("CONTAINERS_STORAGE_CONF=" + m_options.storage_conf);
+  return env;
+}
+
+base::Result<std::string> PodmanBackend::ImportRootfs(const std::string& tarball,
+                                                      const std::string& name) const {
+  auto r = RunProcess({m_options.podman, "import", "--quiet", tarball, name}, PodmanEnv());
+  if (!r) return std::unexpected(r.error());
+  if (r->exit_code != 0)
+    return Fail(ErrorCode::kIo, "podman import " + tarball + " failed: " + Trim(r->err));
+  return Trim(r->out);
+}
+
+base::Status PodmanBackend::RemoveImage(const std::string& name) const {
+  auto r = RunProcess({m_options.podman, "rmi", "--force", name}, PodmanEnv());
+  if (!r) return std::unexpected(r.error());
+  if (r->exit_code != 0)
+    return Fail(ErrorCode::kIo, "podman rmi " + name + " failed: " + Trim(r->err));
+  return base::Ok();
+}
+
+bool PodmanBackend::ImageExists(const std::string& name) const {
+  auto r = RunProcess({m_options.podman, "image", "exists", name}, PodmanEnv());
+  return r && r->exit_code == 0;
+}
+
+std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
+                                                   const std::vector<std::string>& env,
+                                                   const std::string& outputs_dir,
+                                                   const std::string& run_dir) const {
+  const Resources& res = spec.resources;
+  std::string nofile = std::to_string(HardLimit(RLIMIT_NOFILE, 20000));
+  std::string nproc = std::to_string(HardLimit(RLIMIT_NPROC, 32768));
+  std::vector<std::string> a = {
+      "create",
+      "--name",
+      "gpunet-" + spec.id,
+      "--pull=never",
+      "--runtime",
+      m_runc,
+      "--cap-drop=all",
+      "--security-opt",
+      "no-new-privileges",
+      // The runtime attaches its own network modes to this namespace (network.h).
+      "--network",
+      "none",
+      "--ulimit",
+      "nofile=" + nofile + ":" + nofile,
+      "--ulimit",
+      "nproc=" + nproc + ":" + nproc,
+      // Memory and pids limits live on the runtime's cgroup above the container (see
+      // LimitCgroup); the CPU quota is given to podman as well.
+      "--cgroup-parent",
+      m_options.cgroup_parent + "/" + spec.id,
+      "--pids-limit",
+      "-1",
+      "--cpus",
+      CpusArg(res.cpu_millis),
+      "--read-only",
+      "--tmpfs",
+      "/tmp:rw,nosuid,nodev,size=" + std::to_string(res.disk_bytes),
+      "--shm-size",
+      std::to_string(res.shm_bytes),
+      // :U chowns the outputs dir to the container's root as mapped on the host.
+      "--volume",
+      outputs_dir + ":/outputs:rw,U",
+      "--log-driver",
+      "k8s-file",
+      "--log-opt",
+      "max-size=" + std::to_string(res.log_bytes_max),
+  };
+  if (m_auto_userns) {
+    a.push_back("--userns=auto");
+  } else {
+    std::string map = "0:" + std::to_string(m_options.userns_base) + ":65536";
+    a.insert(a.end(), {"--uidmap", map, "--gidmap", map});
+  }
+  // The name service the network mode allows (network.h), not the host's resolver.
+  a.insert(a.end(), {"--volume", run_dir + "/resolv.conf:/etc/resolv.conf:ro"});
+  a.push_back("--env-host=false");
+  for (const auto& e : env) a.insert(a.end(), {"--env", e});
+  a.push_back(spec.image);
+  a.insert(a.end(), spec.command.begin(), spec.command.end());
+  return a;
+}
+
+base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
+                                            const std::vector<std::string>& env,
+                                            const std::string& outputs_dir,
+                                            const std::string& run_dir,
+                                            const PodmanOutputSink& sink) const {
+  if (spec.image.empty())
+    return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
+  if (spec.id.empty() ||
+      spec.id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+    return Fail(ErrorCode::kInvalidArgument,
+                "podman: workload id must be [a-z0-9-]+, got '" + spec.id + "'");
+  if (!spec.gpu_uuids.empty())
+    return Fail(ErrorCode::kUnsupported,
+                "podman: GPUs are not supported by the podman backend yet; use the sandbox");
+  GPUNET_TRY(ValidateNetworkSpec(spec));
+  if (!ImageExists(spec.image))
+    return Fail(ErrorCode::kNotFound,
+                "podman: image " + spec.image +
+                    " is not in the local store (images are never pulled: podman load/import it)");
+
+  LimitCgroup cgroup(m_options.cgroup_parent + "/" + spec.id);
+  std::vector<std::string> missing;
+  GPUNET_TRY(cgroup.Create(spec.resources, spec.allow_unenforced_limits, &missing));
+
+  const std::string& podman = m_options.podman;
+  std::string name = "gpunet-" + spec.id;
+  auto env_p = PodmanEnv();
+  // Whatever happens from here on, the container goes away before we return.
+  auto remove = [&] { (void)RunProcess({podman, "rm", "--force", "--time", "0", name}, env_p); };
+  {
+    std::ofstream resolv(run_dir + "/resolv.conf", std::ios::trunc);
+    resolv << SandboxResolvConf(spec.network);
+    if (!resolv) return Fail(ErrorCode::kIo, "podman: cannot write " + run_dir + "/resolv.conf");
+  }
+  std::vector<std::string> create = CreateArgs(spec, env, outputs_dir, run_dir);
+  create.insert(create.begin(), podman);
+  auto created = RunProcess(create, env_p);
+  if (!created) return std::unexpected(created.error());
+  if (created->exit_code != 0) {
+    remove();
+    return Fail(created->err.find("already in use") != std::string::npos ? ErrorCode::kAlreadyExists
+                                                                         : ErrorCode::kIo,
+                "podman create failed: " + Trim(created->err));
+  }
+  std::unique_ptr<void, std::function<void(void*)>> guard(reinterpret_cast<void*>(1),
+                                                          [&](void*) { remove(); });
+
+  // init: runc creates the container process in its namespaces but holds the
+  // command back, so the network is in place before anything of the tenant runs.
+  auto init = RunProcess({podman, "init", name}, env_p);
+  if (!init) return std::unexpected(init.error());
+  if (init->exit_code != 0) return Fail(ErrorCode::kIo, "podman init failed: " + Trim(init->err));
+  auto inspect = RunProcess({podman, "inspect", "--format", "{{.State.Pid}}", name}, env_p);
+  if (!inspect) return std::unexpected(inspect.error());
+  pid_t pid = static_cast<pid_t>(std::strtol(inspect->out.c_str(), nullptr, 10));
+  if (inspect->exit_code != 0 || pid <= 0)
+    return Fail(ErrorCode::kIo, "podman: cannot read the container's pid: " + Trim(inspect->err));
+  auto network = AttachNetwork(spec, pid, run_dir);
+  if (!network) return base::Wrap(network.error(), "podman");
+
+  auto started = RunProcess({podman, "start", "--attach", name}, env_p, &sink);
+  if (!started) return std::unexpected(started.error());
+  auto state = RunProcess(
+      {podman, "inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name}, env_p);
+  network->reset();
+
+  PodmanExit exit;
+  std::istringstream ss(state ? state->out : "");
+  std::string oom_word;
+  if (!(ss >> exit.exit_code >> oom_word)) {
+    exit.exit_code = started->exit_code;
+    exit.end = PodmanEnd::kStartFailed;
+    exit.message = "podman start failed (exit " + std::to_string(started->exit_code) + ")";
+    return exit;
+  }
+  auto [oom, pids_hit] = cgroup.Counters(spec.resources);
+  if (oom_word == "true") oom = true;
+  if (exit.exit_code == 128 + SIGKILL && oom) {
+    exit.end = PodmanEnd::kOutOfMemory;
+    exit.message =
+        "killed: out of memory (limit " + std::to_string(spec.resources.memory_bytes) + " bytes)";
+  } else if (exit.exit_code != 0 && pids_hit) {
+    exit.end = PodmanEnd::kPidsLimit;
+    exit.message = "failed with exit " + std::to_string(exit.exit_code) +
+                   " after forks were refused at the pids limit (" +
+                   std::to_string(spec.resources.pids_max) + ")";
+  } else if (exit.exit_code > 128) {
+    exit.end = PodmanEnd::kSignaled;
+    exit.message = "killed by signal " + std::to_string(exit.exit_code - 128);
+  } else {
+    exit.message = "exited with " + std::to_string(exit.exit_code);
+  }
+  return exit;
+}
+
+}  // namespace gpunet::runtime

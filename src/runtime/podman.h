@@ -1,0 +1,109 @@
+// Podman backend: runs a workload from an OCI image in the local image store
+// (design §4, issue 6 item 7), with the same limits, network modes, environment
+// and outputs contract as the bubblewrap sandbox.
+//
+// Facts of real hosts that shape it (../shared/notes/machine-facts.md):
+//   - crun refuses hybrid cgroup layouts, so the runtime is always runc;
+//   - podman's default ulimits exceed a hard limit that root cannot raise
+//     (no CAP_SYS_RESOURCE), so explicit ulimits within the hard limits are given;
+//   - podman's default bridge reaches host services bound to 0.0.0.0, so the
+//     container always starts with --network none and the runtime's own network
+//     modes (network.h) are attached to its namespace before the command runs
+//     (podman create + init, AttachNetwork, start).
+// Podman is pointed at a runtime-owned containers.conf (CONTAINERS_CONF); nothing
+// under /etc is edited.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "runtime/spec.h"
+
+namespace gpunet::runtime {
+
+struct PodmanOptions {
+  std::string podman;  ///< path of the podman binary; "" = the usual Debian locations
+  /// Runtime-owned directory where containers.conf is written (created 0700).
+  std::string config_dir = "/var/lib/gpunet/podman";
+  /// Optional storage.conf (CONTAINERS_STORAGE_CONF); "" = podman's default store.
+  std::string storage_conf;
+  /// Parent cgroup (same relative path in every hierarchy) under which each
+  /// workload gets <cgroup_parent>/<id> holding its memory, pids and CPU limits.
+  std::string cgroup_parent = "/gpunet-podman";
+  /// When /etc/subuid has no range for the user "containers", --userns=auto cannot
+  /// work; the container then gets the fixed mapping 0..65535 -> userns_base.. (one
+  /// range per workload: the caller allocates it). 0 = only --userns=auto.
+  uint32_t userns_base = 0;
+};
+
+/// How a podman workload ended (mirrors the sandbox's exit reasons).
+enum class PodmanEnd : uint8_t {
+  kExited,       ///< the command exited by itself (any code)
+  kSignaled,     ///< killed by a signal not caused by a limit
+  kOutOfMemory,  ///< killed at its memory limit
+  kPidsLimit,    ///< failed after forks were refused at its pids limit
+  kStartFailed,  ///< podman/runc could not start it (exit codes 125-127 of podman)
+};
+std::string_view PodmanEndName(PodmanEnd end);
+
+struct PodmanExit {
+  int exit_code = 0;  ///< shell style: the code, or 128 + signal
+  PodmanEnd end = PodmanEnd::kExited;
+  std::string message;  ///< one line for people
+};
+
+/// Stream name ("stdout"/"stderr") and bytes, as the container writes them.
+using PodmanOutputSink = std::function<void(std::string_view stream, std::string_view data)>;
+
+class PodmanBackend {
+ public:
+  /// Finds podman and runc, writes containers.conf, decides the user namespace mode.
+  static base::Result<PodmanBackend> Create(PodmanOptions options);
+
+  /// Makes a local image from a root file system tarball (`podman import`): no
+  /// registry involved. Returns the image id.
+  base::Result<std::string> ImportRootfs(const std::string& tarball, const std::string& name) const;
+  base::Status RemoveImage(const std::string& name) const;
+  bool ImageExists(const std::string& name) const;
+
+  /// The `podman create` argv for a workload (without the podman binary itself).
+  /// `env` is the complete environment (KEY=VALUE: the spec's env and the GPUNET_*
+  /// variables, as the sandbox builds them); `outputs_dir` is bound at /outputs and
+  /// <run_dir>/resolv.conf (SandboxResolvConf of the mode) at /etc/resolv.conf.
+  std::vector<std::string> CreateArgs(const WorkloadSpec& spec, const std::vector<std::string>& env,
+                                      const std::string& outputs_dir,
+                                      const std::string& run_dir) const;
+
+  /// Runs a workload to its end: limits cgroup, create, init, network attach, start
+  /// (output streamed to `sink`), exit reason from the limit cgroup's counters, then
+  /// removes the container and its cgroups. `run_dir` is a private runtime dir.
+  base::Result<PodmanExit> Run(const WorkloadSpec& spec, const std::vector<std::string>& env,
+                               const std::string& outputs_dir, const std::string& run_dir,
+                               const PodmanOutputSink& sink) const;
+
+  /// Environment given to every podman invocation (CONTAINERS_CONF, ...).
+  std::vector<std::string> PodmanEnv() const;
+  bool UsesAutoUserns() const { return m_auto_userns; }
+  const PodmanOptions& Options() const { return m_options; }
+
+ private:
+  PodmanOptions m_options;
+  std::string m_runc;
+  bool m_auto_userns = false;
+};
+
+/// "" when podman can run containers on this host, else why not (for `gpunet
+/// sandbox check` and for tests, which skip by name with this reason).
+std::string PodmanUnavailableReason();
+
+/// The containers.conf the runtime points podman at: runc, cgroupfs when there is
+/// no systemd, file events, ulimits clamped to this process's hard limits.
+std::string PodmanContainersConf();
+
+}  // namespace gpunet::runtime

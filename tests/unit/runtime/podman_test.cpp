@@ -1,0 +1,233 @@
+// Podman backend (issue 6 item 7): real podman + runc on a local image made with
+// `podman import` from busybox-static (no registry). Tests that need podman skip by
+// name with PodmanUnavailableReason() when the host cannot run it.
+#include "runtime/podman.h"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace gpunet::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+/// Index of `flag` in argv followed by `value`, or -1.
+bool HasPair(const std::vector<std::string>& v, const std::string& flag, const std::string& value) {
+  for (size_t i = 0; i + 1 < v.size(); ++i)
+    if (v[i] == flag && v[i + 1] == value) return true;
+  return false;
+}
+
+TEST(PodmanConf, UsesRuncCgroupfsAndUlimitsWithinTheHardLimits) {
+  std::string conf = PodmanContainersConf();
+  EXPECT_NE(conf.find("runtime = \"runc\""), std::string::npos) << conf;
+  EXPECT_NE(conf.find("events_logger = \"file\""), std::string::npos) << conf;
+  EXPECT_NE(conf.find("netns = \"none\""), std::string::npos) << conf;
+  rlimit rl{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  uint64_t want = rl.rlim_max == RLIM_INFINITY ? 20000 : std::min<uint64_t>(20000, rl.rlim_max);
+  EXPECT_NE(conf.find("nofile=" + std::to_string(want) + ":" + std::to_string(want)),
+            std::string::npos)
+      << conf;
+  if (!fs::exists("/run/systemd/system")) {
+    EXPECT_NE(conf.find("cgroup_manager = \"cgroupfs\""), std::string::npos);
+  }
+}
+
+class PodmanBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto why = PodmanUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+    char tmpl[] = "/tmp/gpunet-podman-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    m_dir = tmpl;
+    PodmanOptions opts;
+    opts.config_dir = m_dir + "/conf";
+    opts.cgroup_parent = "/gpunet-podman-test";
+    // A range of its own per test process, far above any real uid.
+    opts.userns_base = 1'600'000'000u + static_cast<uint32_t>(::getpid() % 1000) * 65536u;
+    auto b = PodmanBackend::Create(opts);
+    ASSERT_TRUE(b) << b.error().ToString();
+    m_backend = std::make_unique<PodmanBackend>(std::move(*b));
+    m_image = "localhost/gpunet-test-busybox:" + std::to_string(::getpid());
+    ASSERT_TRUE(MakeImage()) << "could not build the test image";
+    fs::create_directories(m_dir + "/outputs");
+    fs::create_directories(m_dir + "/run");
+  }
+  void TearDown() override {
+    if (m_backend && !m_image.empty()) (void)m_backend->RemoveImage(m_image);
+    if (!m_dir.empty()) fs::remove_all(m_dir);
+  }
+
+  /// A rootfs of busybox-static and a few applet links, imported as a local image.
+  bool MakeImage() {
+    std::string busybox = "/bin/busybox";
+    if (!fs::exists(busybox)) busybox = "/usr/bin/busybox";
+    if (!fs::exists(busybox)) return false;
+    std::string root = m_dir + "/rootfs";
+    for (const char* d : {"/bin", "/tmp", "/outputs", "/proc", "/sys", "/dev", "/etc"})
+      fs::create_directories(root + d);
+    fs::copy_file(busybox, root + "/bin/busybox");
+    for (const char* app : {"sh", "echo", "cat", "ls", "id", "env", "head", "tr", "sleep", "seq",
+                            "wc", "nc", "grep", "true"})
+      fs::create_symlink("busybox", root + "/bin/" + app);
+    std::string tar = m_dir + "/rootfs.tar";
+    std::string cmd = "tar -C " + root + " -cf " + tar + " .";
+    if (std::system(cmd.c_str()) != 0) return false;
+    auto id = m_backend->ImportRootfs(tar, m_image);
+    return id.has_value() && m_backend->ImageExists(m_image);
+  }
+
+  WorkloadSpec Spec(std::vector<std::string> cmd) {
+    WorkloadSpec spec;
+    spec.id = "ptest-" + std::to_string(::getpid()) + "-" + std::to_string(m_counter++);
+    spec.backend = Backend::kPodman;
+    spec.image = m_image;
+    spec.command = std::move(cmd);
+    spec.resources.memory_bytes = 128ull << 20;
+    spec.resources.pids_max = 64;
+    return spec;
+  }
+
+  base::Result<PodmanExit> Run(const WorkloadSpec& spec, std::string* out,
+                               const std::vector<std::string>& env = {}) {
+    return m_backend->Run(spec, env, m_dir + "/outputs", m_dir + "/run",
+                          [out](std::string_view stream, std::string_view data) {
+                            if (stream == "stdout") out->append(data);
+                          });
+  }
+
+  std::string m_dir, m_image;
+  std::unique_ptr<PodmanBackend> m_backend;
+  int m_counter = 0;
+};
+
+TEST_F(PodmanBackendTest, CreateArgsCarryTheSecurityContract) {
+  WorkloadSpec spec = Spec({"/bin/true"});
+  spec.resources.cpu_millis = 1500;
+  auto a = m_backend->CreateArgs(spec, {"GPUNET_LEASE_ID=l1"}, "/x/outputs", "/x/run");
+  EXPECT_TRUE(Contains(a, "--cap-drop=all"));
+  EXPECT_TRUE(HasPair(a, "--security-opt", "no-new-privileges"));
+  EXPECT_TRUE(HasPair(a, "--network", "none"));
+  EXPECT_TRUE(Contains(a, "--read-only"));
+  EXPECT_TRUE(Contains(a, "--pull=never"));
+  EXPECT_TRUE(HasPair(a, "--cpus", "1.500"));
+  EXPECT_TRUE(HasPair(a, "--env", "GPUNET_LEASE_ID=l1"));
+  EXPECT_TRUE(HasPair(a, "--volume", "/x/outputs:/outputs:rw,U"));
+  EXPECT_TRUE(HasPair(a, "--volume", "/x/run/resolv.conf:/etc/resolv.conf:ro"));
+  EXPECT_TRUE(Contains(a, "--env-host=false"));
+  EXPECT_TRUE(m_backend->UsesAutoUserns() ? Contains(a, "--userns=auto") : Contains(a, "--uidmap"));
+  EXPECT_EQ(a[a.size() - 2], m_image);
+  EXPECT_EQ(a.back(), "/bin/true");
+}
+
+TEST_F(PodmanBackendTest, RunsWithoutCapabilitiesAsAnUnprivilegedHostUidAndWritesOutputs) {
+  std::string out;
+  auto r = Run(Spec({"/bin/sh", "-c",
+                     "grep CapEff /proc/self/status; cat /proc/self/uid_map; echo hello > "
+                     "/outputs/result.txt; "
+                     "env; ls /sys/class/net"}),
+               &out, {"GPUNET_LEASE_ID=lease-7", "FOO=bar"});
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->end, PodmanEnd::kExited) << r->message;
+  EXPECT_EQ(r->exit_code, 0) << out;
+  EXPECT_NE(out.find("CapEff:\t0000000000000000"), std::string::npos) << out;
+  if (!m_backend->UsesAutoUserns()) {
+    EXPECT_NE(out.find(std::to_string(m_backend->Options().userns_base)), std::string::npos) << out;
+  }
+  EXPECT_NE(out.find("GPUNET_LEASE_ID=lease-7"), std::string::npos) << out;
+  EXPECT_NE(out.find("FOO=bar"), std::string::npos) << out;
+  // Nothing of the provider's environment.
+  EXPECT_EQ(out.find("CONTAINERS_CONF"), std::string::npos) << out;
+  // --network none: only lo.
+  EXPECT_NE(out.find("\nlo\n"), std::string::npos) << out;
+  EXPECT_EQ(Slurp(m_dir + "/outputs/result.txt"), "hello\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((m_dir + "/outputs/result.txt").c_str(), &st), 0);
+  EXPECT_NE(st.st_uid, 0u) << "the workload's files must not belong to host root";
+}
+
+TEST_F(PodmanBackendTest, RootFilesystemIsReadOnlyAndExitCodesPassThrough) {
+  std::string out;
+  auto r = Run(Spec({"/bin/sh", "-c", "echo x > /bin/evil && exit 0; exit 42"}), &out);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->exit_code, 42);
+  EXPECT_EQ(r->end, PodmanEnd::kExited);
+}
+
+TEST_F(PodmanBackendTest, OutOfMemoryIsReportedAsSuch) {
+  WorkloadSpec spec =
+      Spec({"/bin/sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"});
+  spec.resources.memory_bytes = 48ull << 20;
+  std::string out;
+  auto r = Run(spec, &out);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->end, PodmanEnd::kOutOfMemory) << r->message << " exit " << r->exit_code;
+  EXPECT_EQ(r->exit_code, 137);
+  EXPECT_EQ(out.find("survived"), std::string::npos);
+}
+
+TEST_F(PodmanBackendTest, PidsExhaustionIsReportedAsSuch) {
+  WorkloadSpec spec = Spec({"/bin/sh", "-c", "for i in $(seq 1 200); do sleep 2 & done; wait"});
+  spec.resources.pids_max = 40;
+  std::string out;
+  auto r = Run(spec, &out);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->end, PodmanEnd::kPidsLimit) << r->message << " exit " << r->exit_code;
+}
+
+TEST_F(PodmanBackendTest, MissingImageIsNotPulled) {
+  WorkloadSpec spec = Spec({"/bin/true"});
+  spec.image = "localhost/gpunet-no-such-image:1";
+  std::string out;
+  auto r = Run(spec, &out);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, base::ErrorCode::kNotFound) << r.error().ToString();
+}
+
+TEST_F(PodmanBackendTest, RefusesBadIdsGpusAndPortsWithoutPortsMode) {
+  std::string out;
+  WorkloadSpec bad_id = Spec({"/bin/true"});
+  bad_id.id = "Bad/Id";
+  EXPECT_EQ(Run(bad_id, &out).error().code, base::ErrorCode::kInvalidArgument);
+  WorkloadSpec gpus = Spec({"/bin/true"});
+  gpus.gpu_uuids = {"GPU-1"};
+  EXPECT_EQ(Run(gpus, &out).error().code, base::ErrorCode::kUnsupported);
+  WorkloadSpec ports = Spec({"/bin/true"});
+  ports.ports = {PortSpec{80, 0}};
+  EXPECT_EQ(Run(ports, &out).error().code, base::ErrorCode::kInvalidArgument);
+}
+
+TEST_F(PodmanBackendTest, LeavesNoContainerOrCgroupBehind) {
+  WorkloadSpec spec = Spec({"/bin/true"});
+  std::string out;
+  auto r = Run(spec, &out);
+  ASSERT_TRUE(r) << r.error().ToString();
+  std::string cmd = "CONTAINERS_CONF=" + m_dir +
+                    "/conf/containers.conf podman container exists gpunet-" + spec.id;
+  EXPECT_NE(std::system(cmd.c_str()), 0) << "container gpunet-" << spec.id << " still exists";
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/memory/gpunet-podman-test/" + spec.id));
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/pids/gpunet-podman-test/" + spec.id));
+}
+
+}  // namespace
+}  // namespace gpunet::runtime
