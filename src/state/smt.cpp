@@ -41,8 +41,8 @@ base::Result<SparseMerkleTree> SparseMerkleTree::Build(std::vector<SmtLeaf> leav
   SparseMerkleTree tree;
   // A compact tree of n >= 1 leaves has n - 1 branching inner nodes plus a few
   // single-child ones where keys share long prefixes.
-  tree.m_leaves.reserve(leaves.size());
-  tree.m_inner.reserve(leaves.size());
+  tree.m_leaves.Reserve(leaves.size());
+  tree.m_inner.Reserve(leaves.size());
   tree.m_root = tree.BuildSorted(0, leaves.data(), leaves.data() + leaves.size());
   tree.m_size = leaves.size();
   return tree;
@@ -88,135 +88,129 @@ base::Status SparseMerkleTree::Apply(const WriteBatch& batch) {
 }
 
 std::optional<Hash32> SparseMerkleTree::Get(const Hash32& key_hash) const {
-  Ref cur = m_root;
+  Ref cur = m_root.ref;
   for (unsigned depth = 0; IsInner(cur); ++depth) {
     GPUNET_CHECK(depth < kPathBits);
     cur = m_inner[cur].child[SmtPathBit(key_hash, depth)];
   }
   if (!IsLeaf(cur)) return std::nullopt;
-  const SmtLeaf& leaf = m_leaves[cur & ~kLeafBit].leaf;
+  const SmtLeaf& leaf = m_leaves[cur & ~kLeafBit];
   if (leaf.key_hash != key_hash) return std::nullopt;
   return leaf.value_hash;
 }
 
 codec::SmtProof SparseMerkleTree::Prove(const Hash32& key_hash) const {
   codec::SmtProof proof;
-  Ref cur = m_root;
+  Ref cur = m_root.ref;
   for (unsigned depth = 0; IsInner(cur); ++depth) {
     GPUNET_CHECK(depth < kPathBits);
     bool bit = SmtPathBit(key_hash, depth);
-    proof.siblings.push_back(HashOf(m_inner[cur].child[!bit]));
-    cur = m_inner[cur].child[bit];
+    const Inner& inner = m_inner[cur];
+    proof.siblings.push_back(inner.hash[!bit]);
+    cur = inner.child[bit];
   }
-  if (IsLeaf(cur)) proof.leaf = m_leaves[cur & ~kLeafBit].leaf;
+  if (IsLeaf(cur)) proof.leaf = m_leaves[cur & ~kLeafBit];
   std::reverse(proof.siblings.begin(), proof.siblings.end());  // bottom-up
   return proof;
 }
 
 size_t SparseMerkleTree::MemoryBytes() const {
-  return m_inner.capacity() * sizeof(Inner) + m_leaves.capacity() * sizeof(Leaf) +
-         (m_inner_free.capacity() + m_leaf_free.capacity()) * sizeof(Ref);
+  return m_inner.Bytes() + m_leaves.Bytes();
 }
 
-const Hash32& SparseMerkleTree::HashOf(Ref r) const {
-  if (r == kEmpty) return codec::kSmtEmptyHash;
-  if (r & kLeafBit) return m_leaves[r & ~kLeafBit].hash;
-  return m_inner[r].hash;
-}
-
-SparseMerkleTree::Ref SparseMerkleTree::NewLeaf(const SmtLeaf& leaf) {
-  Leaf node{leaf, codec::SmtLeafHash(leaf)};
-  Ref index;
-  if (!m_leaf_free.empty()) {
-    index = m_leaf_free.back();
-    m_leaf_free.pop_back();
-    m_leaves[index] = node;
-  } else {
-    GPUNET_CHECK(m_leaves.size() < kLeafBit);
-    index = static_cast<Ref>(m_leaves.size());
-    m_leaves.push_back(node);
+template <class T>
+SparseMerkleTree::Ref SparseMerkleTree::Arena<T>::Add(const T& value) {
+  if (!m_free.empty()) {
+    Ref i = m_free.back();
+    m_free.pop_back();
+    (*this)[i] = value;
+    return i;
   }
-  return index | kLeafBit;
+  GPUNET_CHECK(m_used < kLeafBit - 1);  // refs keep the top bit for the leaf tag
+  if (m_used == m_pages.size() * kPageSize) m_pages.push_back(std::make_unique<T[]>(kPageSize));
+  Ref i = m_used++;
+  (*this)[i] = value;
+  return i;
 }
 
-SparseMerkleTree::Ref SparseMerkleTree::NewInner(Ref left, Ref right) {
-  // Compact form: an inner node always has at least two leaves below it.
-  GPUNET_CHECK(!(left == kEmpty && right == kEmpty));
-  GPUNET_CHECK(IsInner(left) || IsInner(right) || (IsLeaf(left) && IsLeaf(right)));
-  Inner node{codec::SmtInnerHash(HashOf(left), HashOf(right)), {left, right}};
-  Ref index;
-  if (!m_inner_free.empty()) {
-    index = m_inner_free.back();
-    m_inner_free.pop_back();
-    m_inner[index] = node;
-  } else {
-    GPUNET_CHECK(m_inner.size() < kLeafBit - 1);
-    index = static_cast<Ref>(m_inner.size());
-    m_inner.push_back(node);
+template <class T>
+void SparseMerkleTree::Arena<T>::Reserve(size_t n) {
+  m_pages.reserve((n + kPageSize - 1) / kPageSize);
+}
+
+template <class T>
+SparseMerkleTree::Arena<T>::Arena(const Arena& other) : m_free(other.m_free), m_used(other.m_used) {
+  m_pages.reserve(other.m_pages.size());
+  for (const auto& page : other.m_pages) {
+    m_pages.push_back(std::make_unique<T[]>(kPageSize));
+    std::copy(page.get(), page.get() + kPageSize, m_pages.back().get());
   }
-  return index;
 }
 
-void SparseMerkleTree::FreeLeaf(Ref r) {
-  GPUNET_CHECK(IsLeaf(r));
-  m_leaf_free.push_back(r & ~kLeafBit);
+template <class T>
+SparseMerkleTree::Arena<T>& SparseMerkleTree::Arena<T>::operator=(const Arena& other) {
+  if (this != &other) *this = Arena(other);
+  return *this;
 }
 
-void SparseMerkleTree::FreeInner(Ref r) {
-  GPUNET_CHECK(IsInner(r));
-  m_inner_free.push_back(r);
+SparseMerkleTree::Node SparseMerkleTree::NewLeaf(const SmtLeaf& leaf) {
+  return Node{m_leaves.Add(leaf) | kLeafBit, codec::SmtLeafHash(leaf)};
 }
 
-SparseMerkleTree::Ref SparseMerkleTree::Join(Ref node, Ref left, Ref right) {
-  bool collapses = (left == kEmpty && right == kEmpty) || (left == kEmpty && IsLeaf(right)) ||
-                   (right == kEmpty && IsLeaf(left));
+SparseMerkleTree::Node SparseMerkleTree::Join(Ref node, const Node& left, const Node& right) {
+  bool collapses = (left.ref == kEmpty && right.ref == kEmpty) ||
+                   (left.ref == kEmpty && IsLeaf(right.ref)) ||
+                   (right.ref == kEmpty && IsLeaf(left.ref));
   if (collapses) {
-    if (node != kEmpty) FreeInner(node);
-    return left == kEmpty ? right : left;
+    if (node != kEmpty) m_inner.Free(node);
+    return left.ref == kEmpty ? right : left;
   }
-  if (node == kEmpty) return NewInner(left, right);
-  Inner& inner = m_inner[node];
-  inner.child[0] = left;
-  inner.child[1] = right;
-  inner.hash = codec::SmtInnerHash(HashOf(left), HashOf(right));
-  return node;
+  Inner inner{{left.hash, right.hash}, {left.ref, right.ref}};
+  if (node == kEmpty)
+    node = m_inner.Add(inner);
+  else
+    m_inner[node] = inner;
+  return Node{node, codec::SmtInnerHash(left.hash, right.hash)};
 }
 
-SparseMerkleTree::Ref SparseMerkleTree::BuildSorted(unsigned depth, const SmtLeaf* begin,
-                                                    const SmtLeaf* end) {
-  if (begin == end) return kEmpty;
+SparseMerkleTree::Node SparseMerkleTree::BuildSorted(unsigned depth, const SmtLeaf* begin,
+                                                     const SmtLeaf* end) {
+  if (begin == end) return Node{};
   if (end - begin == 1) return NewLeaf(*begin);
   // Two distinct 256-bit paths part before the last bit, so depth stays < 256.
   GPUNET_CHECK(depth < kPathBits);
   const SmtLeaf* mid = std::partition_point(
       begin, end, [depth](const SmtLeaf& l) { return !SmtPathBit(l.key_hash, depth); });
-  Ref left = BuildSorted(depth + 1, begin, mid);
-  Ref right = BuildSorted(depth + 1, mid, end);
-  return NewInner(left, right);
+  Node left = BuildSorted(depth + 1, begin, mid);
+  Node right = BuildSorted(depth + 1, mid, end);
+  // Compact form: a subtree of two or more leaves is never a leaf.
+  Node joined = Join(kEmpty, left, right);
+  GPUNET_CHECK(IsInner(joined.ref));
+  return joined;
 }
 
-SparseMerkleTree::Ref SparseMerkleTree::UpdateNode(Ref node, unsigned depth, const SmtChange* begin,
-                                                   const SmtChange* end) {
+SparseMerkleTree::Node SparseMerkleTree::UpdateNode(const Node& node, unsigned depth,
+                                                    const SmtChange* begin, const SmtChange* end) {
   if (begin == end) return node;
   GPUNET_CHECK(depth <= kPathBits);
 
-  if (node == kEmpty || IsLeaf(node)) {
+  if (!IsInner(node.ref)) {
     std::optional<SmtLeaf> existing;
-    if (node != kEmpty) {
-      existing = m_leaves[node & ~kLeafBit].leaf;
+    if (node.ref != kEmpty) {
+      Ref index = node.ref & ~kLeafBit;
+      existing = m_leaves[index];
       // The common case of a block: one existing account changes value.
       if (end - begin == 1 && begin->key_hash == existing->key_hash) {
         if (!begin->value_hash) {
-          FreeLeaf(node);
+          m_leaves.Free(index);
           --m_size;
-          return kEmpty;
+          return Node{};
         }
-        Leaf& leaf = m_leaves[node & ~kLeafBit];
-        leaf.leaf.value_hash = *begin->value_hash;
-        leaf.hash = codec::SmtLeafHash(leaf.leaf);
-        return node;
+        SmtLeaf& leaf = m_leaves[index];
+        leaf.value_hash = *begin->value_hash;
+        return Node{node.ref, codec::SmtLeafHash(leaf)};
       }
-      FreeLeaf(node);
+      m_leaves.Free(index);
       --m_size;
     }
     // Merge the (at most one) existing leaf with the changes, both sorted, then
@@ -239,12 +233,11 @@ SparseMerkleTree::Ref SparseMerkleTree::UpdateNode(Ref node, unsigned depth, con
   GPUNET_CHECK(depth < kPathBits);
   const SmtChange* mid = std::partition_point(
       begin, end, [depth](const SmtChange& c) { return !SmtPathBit(c.key_hash, depth); });
-  // Read the children before recursing: the recursion may grow m_inner.
-  Ref old_left = m_inner[node].child[0];
-  Ref old_right = m_inner[node].child[1];
-  Ref left = UpdateNode(old_left, depth + 1, begin, mid);
-  Ref right = UpdateNode(old_right, depth + 1, mid, end);
-  return Join(node, left, right);
+  // Copy the node before recursing: the recursion reuses freed slots.
+  const Inner inner = m_inner[node.ref];
+  Node left = UpdateNode(Node{inner.child[0], inner.hash[0]}, depth + 1, begin, mid);
+  Node right = UpdateNode(Node{inner.child[1], inner.hash[1]}, depth + 1, mid, end);
+  return Join(node.ref, left, right);
 }
 
 }  // namespace gpunet::state
