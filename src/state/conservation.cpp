@@ -1,0 +1,114 @@
+#include "state/conservation.h"
+
+#include "codec/encoding.h"
+#include "codec/reader.h"
+#include "codec/writer.h"
+#include "state/keyspace.h"
+
+namespace gpunet::state {
+
+namespace {
+std::string U128ToString(unsigned __int128 v) {
+  if (v == 0) return "0";
+  std::string out;
+  while (v > 0) {
+    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  }
+  return out;
+}
+}  // namespace
+
+base::Bytes SupplyKey() {
+  const uint8_t rest[] = {0x01};
+  return keyspace::AppStateKey(kAppSupply, rest);
+}
+
+base::Bytes EncodeSupply(const Supply& supply) {
+  codec::Writer w(32);
+  w.U64(supply.genesis_ugpn);
+  w.U64(supply.minted_ugpn);
+  w.U64(supply.burned_ugpn);
+  w.U64(supply.fee_pool_ugpn);
+  return std::move(w).Take();
+}
+
+base::Result<Supply> DecodeSupply(base::ByteSpan bytes) {
+  codec::Reader r(bytes, "supply");
+  Supply s;
+  auto read = [&](std::string_view field, uint64_t& out) -> base::Status {
+    auto v = r.U64(field);
+    if (!v) return std::unexpected(v.error());
+    out = *v;
+    return base::Ok();
+  };
+  GPUNET_TRY(read("genesis_ugpn", s.genesis_ugpn));
+  GPUNET_TRY(read("minted_ugpn", s.minted_ugpn));
+  GPUNET_TRY(read("burned_ugpn", s.burned_ugpn));
+  GPUNET_TRY(read("fee_pool_ugpn", s.fee_pool_ugpn));
+  GPUNET_TRY(r.Finish());
+  return s;
+}
+
+base::Result<Supply> GetSupply(const StateDb& db) {
+  auto stored = db.Get(SupplyKey());
+  if (!stored) return std::unexpected(stored.error());
+  if (!stored->has_value())
+    return base::Fail(base::ErrorCode::kCorrupt,
+                      "the supply record is missing (written at genesis)");
+  return DecodeSupply(**stored);
+}
+
+void PutSupply(StateDb& db, const Supply& supply) {
+  db.Put(SupplyKey(), EncodeSupply(supply));
+}
+
+bool ConservationReport::Holds() const {
+  unsigned __int128 left =
+      balances_ugpn + escrow_ugpn + bonds_ugpn + stake_ugpn + unbonding_ugpn + supply.fee_pool_ugpn;
+  unsigned __int128 right =
+      static_cast<unsigned __int128>(supply.genesis_ugpn) + supply.minted_ugpn;
+  if (right < supply.burned_ugpn) return false;
+  right -= supply.burned_ugpn;
+  return left == right;
+}
+
+std::string ConservationReport::ToString() const {
+  return "balances " + U128ToString(balances_ugpn) + " (" + std::to_string(accounts) +
+         " accounts) + escrow " + U128ToString(escrow_ugpn) + " + bonds " +
+         U128ToString(bonds_ugpn) + " + stake " + U128ToString(stake_ugpn) + " + unbonding " +
+         U128ToString(unbonding_ugpn) + " + fee pool " + std::to_string(supply.fee_pool_ugpn) +
+         " vs genesis " + std::to_string(supply.genesis_ugpn) + " + minted " +
+         std::to_string(supply.minted_ugpn) + " - burned " + std::to_string(supply.burned_ugpn);
+}
+
+base::Result<ConservationReport> CheckConservation(const KvStore& kv) {
+  ConservationReport report;
+  std::optional<base::Error> error;
+  const base::Bytes begin = keyspace::AppStateKey(keyspace::kAppAccount, {});
+  const base::Bytes end = keyspace::PrefixEnd(begin);
+  GPUNET_TRY(kv.Scan(begin, end, [&](base::ByteSpan key, base::ByteSpan value) {
+    auto account = codec::DecodeAccount(value);
+    if (!account) {
+      error = base::Error{base::ErrorCode::kCorrupt,
+                          "account at key " + base::ToHex(key) + ": " + account.error().message};
+      return false;
+    }
+    report.balances_ugpn += account->balance_ugpn;
+    ++report.accounts;
+    return true;
+  }));
+  if (error) return std::unexpected(*error);
+  auto stored = kv.Get(SupplyKey());
+  if (!stored) return std::unexpected(stored.error());
+  if (!stored->has_value())
+    return base::Fail(base::ErrorCode::kCorrupt, "the supply record is missing");
+  auto supply = DecodeSupply(**stored);
+  if (!supply) return base::Wrap(supply.error(), "supply record");
+  report.supply = *supply;
+  if (!report.Holds())
+    return base::Fail(base::ErrorCode::kCorrupt, "conservation broken: " + report.ToString());
+  return report;
+}
+
+}  // namespace gpunet::state

@@ -1,0 +1,75 @@
+#include "state/state_db.h"
+
+#include "base/check.h"
+#include "codec/encoding.h"
+#include "state/keyspace.h"
+
+namespace gpunet::state {
+
+base::Result<std::optional<base::Bytes>> StateDb::Get(base::ByteSpan key) const {
+  auto it = m_pending.find(base::Bytes(key.begin(), key.end()));
+  if (it != m_pending.end()) return it->second;
+  return m_committed->Get(key);
+}
+
+void StateDb::Record(const base::Bytes& key) {
+  auto it = m_pending.find(key);
+  if (it == m_pending.end())
+    m_journal.push_back(Undo{key, std::nullopt});
+  else
+    m_journal.push_back(Undo{key, it->second});
+}
+
+void StateDb::Put(base::Bytes key, base::Bytes value) {
+  Record(key);
+  m_pending[std::move(key)] = std::move(value);
+}
+
+void StateDb::Delete(base::Bytes key) {
+  Record(key);
+  m_pending[std::move(key)] = std::nullopt;
+}
+
+void StateDb::RevertTo(size_t checkpoint) {
+  GPUNET_CHECK(checkpoint <= m_journal.size());
+  while (m_journal.size() > checkpoint) {
+    Undo& undo = m_journal.back();
+    if (undo.previous.has_value())
+      m_pending[undo.key] = std::move(*undo.previous);
+    else
+      m_pending.erase(undo.key);
+    m_journal.pop_back();
+  }
+}
+
+WriteBatch StateDb::Changes() const {
+  WriteBatch batch;
+  for (const auto& [key, value] : m_pending) {
+    if (value.has_value())
+      batch.Put(key, *value);
+    else
+      batch.Delete(key);
+  }
+  return batch;
+}
+
+void StateDb::Clear() {
+  m_pending.clear();
+  m_journal.clear();
+}
+
+base::Result<codec::Account> StateDb::GetAccount(const codec::Address& address) const {
+  auto stored = Get(keyspace::AccountKey(address));
+  if (!stored) return std::unexpected(stored.error());
+  if (!stored->has_value()) return codec::Account{};
+  auto account = codec::DecodeAccount(**stored);
+  if (!account)
+    return base::Wrap(account.error(), "stored account " + crypto::AddressToString(address));
+  return *account;
+}
+
+void StateDb::PutAccount(const codec::Address& address, const codec::Account& account) {
+  Put(keyspace::AccountKey(address), codec::EncodeAccount(account));
+}
+
+}  // namespace gpunet::state

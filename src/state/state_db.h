@@ -1,0 +1,70 @@
+// StateDb: the block-execution overlay over the committed KvStore.
+//
+// Reads see this block's pending writes first, then the committed store. Writes
+// stay in memory until the block is committed: Changes() is the state part of the
+// block's WriteBatch and, hashed, the state tree's update (state/smt.h). A
+// checkpoint marks a point to roll back to: the pipeline takes one before a tx's
+// messages so a failing message undoes all of them while the fee and nonce stay.
+//
+// Deterministic: pending writes live in an ordered map; nothing depends on
+// insertion history. Not thread-safe (one block executes on one thread).
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/result.h"
+#include "codec/types.h"
+#include "state/kv.h"
+
+namespace gpunet::state {
+
+class StateDb {
+ public:
+  explicit StateDb(const KvStore& committed) : m_committed(&committed) {}
+
+  /// The value of key as this block sees it (pending write, else committed).
+  base::Result<std::optional<base::Bytes>> Get(base::ByteSpan key) const;
+  void Put(base::Bytes key, base::Bytes value);
+  void Delete(base::Bytes key);
+
+  /// A point to roll back to. Checkpoints nest: RevertTo(c) also drops every
+  /// checkpoint taken after c.
+  size_t Checkpoint() const { return m_journal.size(); }
+  /// Undoes every Put/Delete made since the checkpoint.
+  void RevertTo(size_t checkpoint);
+
+  /// Every key written in this block with its final value (nullopt = deleted),
+  /// ordered by key. Keys written and then restored still appear (with the value
+  /// they hold now), which is harmless: committing them writes the same bytes.
+  const std::map<base::Bytes, std::optional<base::Bytes>>& Pending() const { return m_pending; }
+  /// Pending() as a WriteBatch, ready to be merged into the block's commit batch.
+  WriteBatch Changes() const;
+  /// Forgets every pending write (the block was dropped or committed).
+  void Clear();
+
+  // ---- typed accessors (state/keyspace.h layout) ----
+
+  /// The account at address; a zero account (balance 0, nonce 0) when none is
+  /// stored. kCorrupt when the stored bytes do not decode.
+  base::Result<codec::Account> GetAccount(const codec::Address& address) const;
+  /// Stores the account. Accounts are never deleted (design §2): a zeroed account
+  /// keeps its nonce so old transactions cannot be replayed.
+  void PutAccount(const codec::Address& address, const codec::Account& account);
+
+ private:
+  struct Undo {
+    base::Bytes key;
+    std::optional<std::optional<base::Bytes>> previous;  ///< nullopt: key was not pending
+  };
+  void Record(const base::Bytes& key);
+
+  const KvStore* m_committed;
+  std::map<base::Bytes, std::optional<base::Bytes>> m_pending;
+  std::vector<Undo> m_journal;
+};
+
+}  // namespace gpunet::state

@@ -1,0 +1,259 @@
+#include "state/tx_pipeline.h"
+
+#include <type_traits>
+
+#include "base/check.h"
+#include "base/checked_math.h"
+#include "codec/encoding.h"
+#include "codec/hashes.h"
+#include "state/conservation.h"
+
+namespace gpunet::state {
+
+using codec::TxCode;
+using codec::TxFail;
+
+// ---------------------------------------------------------------- SignatureCache
+
+SignatureCache::SignatureCache(size_t capacity) : m_capacity(capacity) {
+  GPUNET_CHECK(capacity > 0);
+}
+
+bool SignatureCache::Contains(const base::Hash32& tx_hash) const {
+  std::lock_guard lock(m_mutex);
+  return m_set.contains(tx_hash);
+}
+
+void SignatureCache::Insert(const base::Hash32& tx_hash) {
+  std::lock_guard lock(m_mutex);
+  if (!m_set.insert(tx_hash).second) return;
+  m_order.push_back(tx_hash);
+  while (m_order.size() > m_capacity) {
+    m_set.erase(m_order.front());
+    m_order.pop_front();
+  }
+  GPUNET_CHECK(m_set.size() == m_order.size());
+}
+
+size_t SignatureCache::Size() const {
+  std::lock_guard lock(m_mutex);
+  return m_set.size();
+}
+
+// ---------------------------------------------------------------- stage 1
+
+namespace {
+
+uint64_t AmountOf(const codec::Msg& msg) {
+  return std::visit([](const auto& m) -> uint64_t { return m.amount_ugpn; }, msg);
+}
+
+}  // namespace
+
+codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelineParams& params,
+                                          SignatureCache* cache) {
+  GPUNET_CHECK(params.tx_bytes_max > 0 && params.msgs_per_tx_max > 0);
+  if (bytes.size() > params.tx_bytes_max)
+    return TxFail(TxCode::kTooLarge, "tx is " + std::to_string(bytes.size()) +
+                                         " bytes, the limit is " +
+                                         std::to_string(params.tx_bytes_max));
+  auto decoded = codec::DecodeTx(bytes);
+  if (!decoded) return TxFail(TxCode::kMalformed, decoded.error().ToString());
+  CheckedTx out;
+  out.tx = std::move(*decoded);
+  const codec::TxBody& body = out.tx.body;
+  if (body.msgs.size() > params.msgs_per_tx_max)
+    return TxFail(TxCode::kTooManyMsgs, std::to_string(body.msgs.size()) +
+                                            " messages, the limit is " +
+                                            std::to_string(params.msgs_per_tx_max));
+  if (body.chain_id != params.chain_id)
+    return TxFail(TxCode::kWrongChain,
+                  "tx is for chain '" + body.chain_id + "', this is '" + params.chain_id + "'");
+  uint64_t total = body.fee_ugpn;
+  for (size_t i = 0; i < body.msgs.size(); ++i) {
+    uint64_t amount = AmountOf(body.msgs[i]);
+    if (amount == 0)
+      return TxFail(TxCode::kZeroAmount, "message " + std::to_string(i) + " sends 0 ugpn");
+    auto sum = base::CheckedAdd(total, amount);
+    if (!sum)
+      return TxFail(TxCode::kAmountOverflow,
+                    "fee plus amounts exceed 2^64-1 ugpn at message " + std::to_string(i));
+    total = *sum;
+  }
+  out.amount_ugpn = total - body.fee_ugpn;
+  out.encoded_bytes = bytes.size();
+  auto required = RequiredFee(params.fees, out.encoded_bytes, body.msgs.size());
+  if (!required || body.fee_ugpn < *required)
+    return TxFail(TxCode::kFeeTooLow,
+                  "fee " + std::to_string(body.fee_ugpn) + " ugpn, this tx needs at least " +
+                      (required ? std::to_string(*required) : std::string("more than 2^64-1")) +
+                      " ugpn (" + std::to_string(out.encoded_bytes) + " bytes, " +
+                      std::to_string(body.msgs.size()) + " messages)");
+  out.required_fee_ugpn = *required;
+  out.hash = codec::TxHashOfEncoded(bytes);
+  out.sender = crypto::AddressOf(body.sender);
+  // Last: the most expensive check, once per tx hash.
+  if (cache == nullptr || !cache->Contains(out.hash)) {
+    if (auto verified = codec::VerifyTxSignature(out.tx); !verified)
+      return TxFail(TxCode::kBadSignature, verified.error().message);
+    if (cache != nullptr) cache->Insert(out.hash);
+  }
+  return out;
+}
+
+codec::TxResult<CheckedTx> CheckStateless(const codec::Tx& tx, const PipelineParams& params,
+                                          SignatureCache* cache) {
+  return CheckStateless(codec::EncodeTx(tx), params, cache);
+}
+
+namespace {
+/// A stage-2 refusal inside the operational Result.
+template <class T>
+base::Result<codec::TxResult<T>> Refuse(TxCode code, std::string message) {
+  return codec::TxResult<T>(std::unexpect, codec::TxError{code, std::move(message)});
+}
+}  // namespace
+
+// ---------------------------------------------------------------- stage 2
+
+base::Result<codec::TxResult<codec::Account>> CheckStateful(const StateDb& db, const CheckedTx& tx,
+                                                            uint64_t height,
+                                                            const PipelineParams& params,
+                                                            NonceRule rule) {
+  const codec::TxBody& body = tx.tx.body;
+  if (body.timeout_height != 0 && height > body.timeout_height)
+    return Refuse<codec::Account>(TxCode::kExpired,
+                                  "timeout height " + std::to_string(body.timeout_height) +
+                                      " is before block height " + std::to_string(height));
+  auto account = db.GetAccount(tx.sender);
+  if (!account) return std::unexpected(account.error());
+  const uint64_t next = account->nonce;
+  if (body.nonce < next)
+    return Refuse<codec::Account>(TxCode::kStaleNonce, "nonce " + std::to_string(body.nonce) +
+                                                           ", the account's next nonce is " +
+                                                           std::to_string(next));
+  uint64_t ahead = rule == NonceRule::kExact ? 0 : params.nonce_ahead_max;
+  if (body.nonce - next > ahead)
+    return Refuse<codec::Account>(TxCode::kFutureNonce, "nonce " + std::to_string(body.nonce) +
+                                                            ", the account's next nonce is " +
+                                                            std::to_string(next));
+  if (account->balance_ugpn < body.fee_ugpn)
+    return Refuse<codec::Account>(TxCode::kInsufficientFeeFunds,
+                                  "fee " + std::to_string(body.fee_ugpn) + " ugpn, balance " +
+                                      std::to_string(account->balance_ugpn) + " ugpn");
+  return codec::TxResult<codec::Account>(*account);
+}
+
+// ---------------------------------------------------------------- stage 3
+
+namespace {
+
+using MsgResult = base::Result<std::optional<codec::TxError>>;
+
+MsgResult ApplySend(StateDb& db, const codec::Address& from, const codec::MsgSend& msg,
+                    std::vector<codec::Event>& events) {
+  auto sender = db.GetAccount(from);
+  if (!sender) return std::unexpected(sender.error());
+  if (sender->balance_ugpn < msg.amount_ugpn)
+    return codec::TxError{TxCode::kInsufficientFunds, "send of " + std::to_string(msg.amount_ugpn) +
+                                                          " ugpn, balance after the fee is " +
+                                                          std::to_string(sender->balance_ugpn) +
+                                                          " ugpn"};
+  sender->balance_ugpn -= msg.amount_ugpn;
+  db.PutAccount(from, *sender);
+  // Read the recipient after writing the sender: a send to oneself sees the debit.
+  auto recipient = db.GetAccount(msg.to);
+  if (!recipient) return std::unexpected(recipient.error());
+  auto credited = base::CheckedAdd(recipient->balance_ugpn, msg.amount_ugpn);
+  if (!credited)
+    return codec::TxError{TxCode::kBalanceOverflow, "recipient " + crypto::AddressToString(msg.to) +
+                                                        " would exceed 2^64-1 ugpn"};
+  recipient->balance_ugpn = *credited;
+  db.PutAccount(msg.to, *recipient);
+  events.push_back(codec::Event{"transfer",
+                                {{"amount_ugpn", std::to_string(msg.amount_ugpn)},
+                                 {"from", crypto::AddressToString(from)},
+                                 {"to", crypto::AddressToString(msg.to)}}});
+  return std::nullopt;
+}
+
+MsgResult ApplyMsg(StateDb& db, const codec::Address& from, const codec::Msg& msg,
+                   std::vector<codec::Event>& events) {
+  return std::visit(
+      [&](const auto& m) -> MsgResult {
+        using M = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<M, codec::MsgSend>) return ApplySend(db, from, m, events);
+      },
+      msg);
+}
+
+}  // namespace
+
+base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const CheckedTx& tx,
+                                                      const BlockContext& block, uint32_t index,
+                                                      const PipelineParams& params) {
+  auto stateful = CheckStateful(db, tx, block.height, params, NonceRule::kExact);
+  if (!stateful) return std::unexpected(stateful.error());
+  if (!*stateful) return codec::TxResult<codec::Receipt>(std::unexpect, stateful->error());
+  const codec::TxBody& body = tx.tx.body;
+  codec::Account sender = **stateful;
+
+  // Fee and nonce first: they stay whatever the messages do.
+  GPUNET_CHECK(sender.balance_ugpn >= body.fee_ugpn && sender.nonce == body.nonce);
+  sender.balance_ugpn -= body.fee_ugpn;
+  sender.nonce += 1;
+  db.PutAccount(tx.sender, sender);
+  FeeSplit split = SplitFee(body.fee_ugpn, params.fees.burn_bp);
+  auto supply = GetSupply(db);
+  if (!supply) return std::unexpected(supply.error());
+  auto burned = base::CheckedAdd(supply->burned_ugpn, split.burned_ugpn);
+  GPUNET_CHECK(burned.has_value());  // burned <= genesis + minted, which fits
+  supply->burned_ugpn = *burned;
+  if (block.proposer.IsZero()) {
+    auto pool = base::CheckedAdd(supply->fee_pool_ugpn, split.to_proposer_ugpn);
+    GPUNET_CHECK(pool.has_value());
+    supply->fee_pool_ugpn = *pool;
+  } else {
+    auto proposer = db.GetAccount(block.proposer);
+    if (!proposer) return std::unexpected(proposer.error());
+    auto credited = base::CheckedAdd(proposer->balance_ugpn, split.to_proposer_ugpn);
+    // Every balance is part of a supply that fits in 64 bits (conservation).
+    GPUNET_CHECK(credited.has_value());
+    proposer->balance_ugpn = *credited;
+    db.PutAccount(block.proposer, *proposer);
+  }
+  PutSupply(db, *supply);
+
+  codec::Receipt receipt;
+  receipt.tx_hash = tx.hash;
+  receipt.fee_ugpn = body.fee_ugpn;
+  receipt.height = block.height;
+  receipt.index = index;
+  receipt.events.push_back(codec::Event{"fee",
+                                        {{"burned_ugpn", std::to_string(split.burned_ugpn)},
+                                         {"fee_ugpn", std::to_string(body.fee_ugpn)},
+                                         {"payer", crypto::AddressToString(tx.sender)}}});
+
+  const size_t checkpoint = db.Checkpoint();
+  std::vector<codec::Event> events;
+  for (size_t i = 0; i < body.msgs.size(); ++i) {
+    auto result = ApplyMsg(db, tx.sender, body.msgs[i], events);
+    if (!result) return std::unexpected(result.error());
+    if (result->has_value()) {
+      db.RevertTo(checkpoint);
+      GPUNET_CHECK(codec::IsIncludedFailure((*result)->code));
+      receipt.code = static_cast<uint16_t>((*result)->code);
+      receipt.events.push_back(
+          codec::Event{"failure",
+                       {{"code", std::string(codec::TxCodeName((*result)->code))},
+                        {"message", (*result)->message.substr(0, 200)},
+                        {"msg_index", std::to_string(i)}}});
+      return codec::TxResult<codec::Receipt>(std::move(receipt));
+    }
+  }
+  for (auto& e : events) receipt.events.push_back(std::move(e));
+  receipt.code = static_cast<uint16_t>(TxCode::kOk);
+  return codec::TxResult<codec::Receipt>(std::move(receipt));
+}
+
+}  // namespace gpunet::state

@@ -1,0 +1,104 @@
+// The transaction pipeline (design §2; rippled Transactor, Bitcoin Core tx_check vs
+// tx_verify): three stages, each a pure function of its inputs.
+//
+//  1. CheckStateless: size, strict decode, per-tx message limit, chain id, amounts,
+//     fee against the size-based price, signature. Needs no state. The signature is
+//     verified ONCE per tx hash: a verified hash goes into a SignatureCache shared by
+//     CheckTx and block execution, so a tx admitted to the mempool is not verified
+//     again when its block executes.
+//  2. CheckStateful: timeout height, nonce, the sender can pay the fee.
+//  3. ApplyTx: runs 2 with the exact-nonce rule, then charges the fee (burned share
+//     + proposer share, fees.h), advances the nonce, and applies the messages in
+//     order under a checkpoint; when one fails, all of them are rolled back, the fee
+//     and nonce stay, and the receipt carries the code.
+//
+// Any refusal of stages 1-2 is a codec::TxError whose code is "rejected before
+// inclusion": such a tx changes nothing and may not be in a block. base::Error
+// results are operational (the store could not be read): the caller stops.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/result.h"
+#include "codec/tx_result.h"
+#include "codec/types.h"
+#include "state/fees.h"
+#include "state/state_db.h"
+
+namespace gpunet::state {
+
+/// The chain's rules for transactions, from genesis.
+struct PipelineParams {
+  std::string chain_id;
+  FeeParams fees;
+  size_t tx_bytes_max = 0;       ///< <= limits::kTxBytesMax
+  size_t msgs_per_tx_max = 0;    ///< <= limits::kMsgsPerTxMax
+  uint64_t nonce_ahead_max = 0;  ///< CheckTx (kAllowAhead) accepts nonces up to next + this
+};
+
+/// Tx hashes whose signature verified, so each tx is verified once (design §6).
+/// A tx hash covers body and signature, so a hit proves the same signature
+/// verified before. Bounded: the oldest entry is forgotten first. Thread-safe.
+class SignatureCache {
+ public:
+  explicit SignatureCache(size_t capacity);
+  bool Contains(const base::Hash32& tx_hash) const;
+  void Insert(const base::Hash32& tx_hash);
+  size_t Size() const;
+
+ private:
+  mutable std::mutex m_mutex;
+  size_t m_capacity;
+  std::set<base::Hash32> m_set;
+  std::deque<base::Hash32> m_order;
+};
+
+/// A tx that passed stage 1, with what later stages need.
+struct CheckedTx {
+  codec::Tx tx;
+  base::Hash32 hash;
+  codec::Address sender;
+  uint64_t encoded_bytes = 0;
+  uint64_t required_fee_ugpn = 0;  ///< the price of this tx's size (<= tx.body.fee_ugpn)
+  uint64_t amount_ugpn = 0;        ///< sum of the message amounts
+};
+
+/// Stage 1 over received bytes. `cache` may be null (always verify).
+codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelineParams& params,
+                                          SignatureCache* cache);
+/// Stage 1 over a tx already decoded (a block's): checks its canonical encoding.
+codec::TxResult<CheckedTx> CheckStateless(const codec::Tx& tx, const PipelineParams& params,
+                                          SignatureCache* cache);
+
+enum class NonceRule {
+  kExact,       ///< block execution: nonce == the account's next nonce
+  kAllowAhead,  ///< CheckTx: next <= nonce <= next + nonce_ahead_max (mempool queues)
+};
+
+/// Stage 2 at block `height` (CheckTx uses the next height). Ok: the sender's
+/// account as it is now.
+base::Result<codec::TxResult<codec::Account>> CheckStateful(const StateDb& db, const CheckedTx& tx,
+                                                            uint64_t height,
+                                                            const PipelineParams& params,
+                                                            NonceRule rule);
+
+/// Where a tx executes.
+struct BlockContext {
+  uint64_t height = 0;
+  uint64_t time_ms = 0;
+  codec::Address proposer;  ///< all zero: fees go to the fee pool
+};
+
+/// Stage 3. A TxError means the tx was refused (stage 2) and `db` is unchanged;
+/// otherwise the tx is included and the receipt says whether its messages applied.
+base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const CheckedTx& tx,
+                                                      const BlockContext& block, uint32_t index,
+                                                      const PipelineParams& params);
+
+}  // namespace gpunet::state
