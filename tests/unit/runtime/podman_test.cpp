@@ -3,6 +3,8 @@
 // name with PodmanUnavailableReason() when the host cannot run it.
 #include "runtime/podman.h"
 
+#include "integration/sandbox_net/busybox_image.h"
+
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -69,32 +71,14 @@ class PodmanBackendTest : public ::testing::Test {
     ASSERT_TRUE(b) << b.error().ToString();
     m_backend = std::make_unique<PodmanBackend>(std::move(*b));
     m_image = "localhost/gpunet-test-busybox:" + std::to_string(::getpid());
-    ASSERT_TRUE(MakeImage()) << "could not build the test image";
+    ASSERT_TRUE(gpunet::testing::MakeBusyboxImage(*m_backend, m_dir, m_image))
+        << "could not build the test image";
     fs::create_directories(m_dir + "/outputs");
     fs::create_directories(m_dir + "/run");
   }
   void TearDown() override {
     if (m_backend && !m_image.empty()) (void)m_backend->RemoveImage(m_image);
     if (!m_dir.empty()) fs::remove_all(m_dir);
-  }
-
-  /// A rootfs of busybox-static and a few applet links, imported as a local image.
-  bool MakeImage() {
-    std::string busybox = "/bin/busybox";
-    if (!fs::exists(busybox)) busybox = "/usr/bin/busybox";
-    if (!fs::exists(busybox)) return false;
-    std::string root = m_dir + "/rootfs";
-    for (const char* d : {"/bin", "/tmp", "/outputs", "/proc", "/sys", "/dev", "/etc"})
-      fs::create_directories(root + d);
-    fs::copy_file(busybox, root + "/bin/busybox");
-    for (const char* app : {"sh", "echo", "cat", "ls", "id", "env", "head", "tr", "sleep", "seq",
-                            "wc", "nc", "grep", "true"})
-      fs::create_symlink("busybox", root + "/bin/" + app);
-    std::string tar = m_dir + "/rootfs.tar";
-    std::string cmd = "tar -C " + root + " -cf " + tar + " .";
-    if (std::system(cmd.c_str()) != 0) return false;
-    auto id = m_backend->ImportRootfs(tar, m_image);
-    return id.has_value() && m_backend->ImageExists(m_image);
   }
 
   WorkloadSpec Spec(std::vector<std::string> cmd) {
