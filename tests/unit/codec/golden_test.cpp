@@ -172,6 +172,7 @@ TEST(Golden, WriteFuzzCorpusOnRequest) {
                static_cast<std::streamsize>(bytes.size()));
   };
   write("fuzz_tx", "example", EncodeTx(Examples::TxExample()));
+  write("fuzz_tx_body", "example", EncodeTxBody(Examples::TxBodyExample()));
   write("fuzz_account", "example", EncodeAccount(Examples::AccountExample()));
   write("fuzz_validator_set", "example", EncodeValidatorSet(Examples::ValidatorSetExample()));
   write("fuzz_vote", "example", EncodeVote(Examples::VoteExample()));
@@ -185,6 +186,7 @@ TEST(Golden, WriteFuzzCorpusOnRequest) {
     testing::RandomValues rv(seed);
     std::string n = "random" + std::to_string(seed);
     write("fuzz_tx", n, EncodeTx(rv.RandomTx()));
+    write("fuzz_tx_body", n, EncodeTxBody(rv.RandomTxBody()));
     write("fuzz_validator_set", n, EncodeValidatorSet(rv.RandomValidatorSet()));
     write("fuzz_commit", n, EncodeCommit(rv.RandomCommit()));
     write("fuzz_proposal", n, EncodeProposal(rv.RandomProposal()));
