@@ -1,5 +1,280 @@
+// `gpunet sandbox`: what this host can enforce, and running one command the way a
+// lease would run it (issue 6 item 9). The logic lives in src/runtime.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
 #include "apps/gpunet/cli.h"
+#include "runtime/host_probe.h"
+#include "runtime/network.h"
+#include "runtime/runtime.h"
+#include "runtime/seccomp_policy.h"
 
 namespace gpunet::apps {
-void RegisterSandboxCommands(CLI::App&, GlobalOptions&) {}
+
+namespace {
+
+using runtime::Enforcement;
+
+volatile sig_atomic_t g_supervisor_pid = 0;
+
+void ForwardStop(int) {
+  if (g_supervisor_pid > 0) ::kill(g_supervisor_pid, SIGTERM);
+}
+
+std::string EnforcementName(Enforcement e) {
+  switch (e) {
+    case Enforcement::kNone:
+      return "none";
+    case Enforcement::kCgroupV1:
+      return "cgroup-v1";
+    case Enforcement::kCgroupV2:
+      return "cgroup-v2";
+    case Enforcement::kOther:
+      return "other";
+  }
+  return "?";
+}
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) FailCommand(base::ErrorCode::kIo, "cannot resolve /proc/self/exe for the supervisor");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+void RunCheck(const GlobalOptions& g) {
+  runtime::HostCapabilities c = runtime::Probe();
+  runtime::WorkloadSpec probe_spec;
+  probe_spec.gpu_uuids = {"any"};
+  auto missing = runtime::UnenforceableLimits(c, probe_spec);
+  auto limit = [](const runtime::LimitSupport& l) {
+    return nlohmann::json{{"enforced_by", EnforcementName(l.how)}, {"detail", l.detail}};
+  };
+  if (g.Json()) {
+    PrintJson({{"root", c.is_root},
+               {"cgroups", c.cgroups.Describe()},
+               {"memory", limit(c.memory)},
+               {"cpu", limit(c.cpu)},
+               {"pids", limit(c.pids)},
+               {"devices", limit(c.devices)},
+               {"freezer", limit(c.freezer)},
+               {"user_namespaces", c.user_namespaces},
+               {"user_namespaces_detail", c.user_namespaces_detail},
+               {"seccomp", c.seccomp},
+               {"seccomp_denied", runtime::SeccompDeniedSyscalls()},
+               {"disk_quota", !c.mkfs_ext4.empty() && c.loop_devices},
+               {"bwrap", c.bwrap},
+               {"slirp4netns", c.slirp4netns},
+               {"egress", c.egress_unavailable.empty() ? "available" : c.egress_unavailable},
+               {"podman", c.podman},
+               {"runc", c.runc},
+               {"gpu_devices", c.gpu_devices},
+               {"driver_libraries", c.driver_libraries},
+               {"nofile_hard", c.nofile_hard},
+               {"nproc_hard", c.nproc_hard},
+               {"cannot_enforce", missing}});
+    return;
+  }
+  auto yes = [](bool b) { return b ? "yes" : "NO"; };
+  auto path = [](const std::string& p) { return p.empty() ? std::string("NOT FOUND") : p; };
+  std::cout << "running as root:     " << yes(c.is_root) << "\n"
+            << "cgroups:             " << c.cgroups.Describe() << "\n"
+            << "memory limit:        " << EnforcementName(c.memory.how) << " (" << c.memory.detail
+            << ")\n"
+            << "cpu limit:           " << EnforcementName(c.cpu.how) << " (" << c.cpu.detail
+            << ")\n"
+            << "pids limit:          " << EnforcementName(c.pids.how) << " (" << c.pids.detail
+            << ")\n"
+            << "device control:      " << EnforcementName(c.devices.how) << " (" << c.devices.detail
+            << ")\n"
+            << "freeze for teardown: " << EnforcementName(c.freezer.how) << " (" << c.freezer.detail
+            << ")\n"
+            << "user namespaces:     " << yes(c.user_namespaces) << " (" << c.user_namespaces_detail
+            << ")\n"
+            << "seccomp:             " << yes(c.seccomp) << "\n"
+            << "disk quota (loop):   " << yes(!c.mkfs_ext4.empty() && c.loop_devices) << "\n"
+            << "bwrap:               " << path(c.bwrap) << "\n"
+            << "slirp4netns:         " << path(c.slirp4netns) << "\n"
+            << "network egress:      "
+            << (c.egress_unavailable.empty() ? "available" : c.egress_unavailable) << "\n"
+            << "podman / runc:       " << path(c.podman) << " / " << path(c.runc) << "\n"
+            << "GPUs seen:           " << (c.gpu_devices.empty() ? "none" : "");
+  for (const auto& d : c.gpu_devices) std::cout << d << " ";
+  std::cout << "\ndriver libraries:    " << c.driver_libraries.size() << " found\n"
+            << "hard rlimits:        nofile " << c.nofile_hard << ", nproc " << c.nproc_hard
+            << "\n";
+  if (missing.empty()) {
+    std::cout << "\nThis host can enforce every sandbox limit.\n";
+  } else {
+    std::cout << "\nThis host CANNOT enforce:\n";
+    for (const auto& m : missing) std::cout << "  - " << m << "\n";
+  }
+}
+
+struct RunFlags {
+  std::string memory = "2G", disk = "1G", shm = "64M", cpus = "1", network = "none", id, state_dir;
+  std::string device_dir = "/dev";
+  uint32_t pids = 256;
+  std::vector<std::string> ports, gpus, env, gpu_map, command;
+  bool allow_unenforced = false, keep = false;
+};
+
+uint32_t ParseCpus(const std::string& s) {
+  // "1", "0.5", "2.25" -> thousandths of a core, without floating point.
+  size_t dot = s.find('.');
+  std::string whole = s.substr(0, dot), frac = dot == std::string::npos ? "" : s.substr(dot + 1);
+  if ((whole.empty() && frac.empty()) || frac.size() > 3 ||
+      whole.find_first_not_of("0123456789") != std::string::npos ||
+      frac.find_first_not_of("0123456789") != std::string::npos || whole.size() > 4)
+    FailCommand(base::ErrorCode::kInvalidArgument,
+                "--cpus " + s + ": give cores like 1, 0.5 or 2.25");
+  while (frac.size() < 3) frac += '0';
+  return static_cast<uint32_t>((whole.empty() ? 0 : std::stoul(whole)) * 1000 + std::stoul(frac));
+}
+
+int RunWorkload(const GlobalOptions&, const RunFlags& f) {
+  runtime::WorkloadSpec spec;
+  spec.id = f.id.empty() ? "run-" + std::to_string(::getpid()) : f.id;
+  spec.lease_id = spec.id;
+  spec.command = f.command;
+  spec.resources.memory_bytes = OrFail(runtime::ParseByteSize(f.memory), "--memory");
+  spec.resources.disk_bytes = OrFail(runtime::ParseByteSize(f.disk), "--disk");
+  spec.resources.shm_bytes = OrFail(runtime::ParseByteSize(f.shm), "--shm");
+  spec.resources.cpu_millis = ParseCpus(f.cpus);
+  spec.resources.pids_max = f.pids;
+  spec.allow_unenforced_limits = f.allow_unenforced;
+  if (f.network == "none")
+    spec.network = runtime::NetworkMode::kNone;
+  else if (f.network == "egress")
+    spec.network = runtime::NetworkMode::kEgress;
+  else if (f.network == "ports")
+    spec.network = runtime::NetworkMode::kPorts;
+  for (const auto& p : f.ports) {
+    size_t colon = p.find(':');
+    try {
+      unsigned long c = std::stoul(p.substr(0, colon));
+      unsigned long h = colon == std::string::npos ? 0 : std::stoul(p.substr(colon + 1));
+      if (c == 0 || c > 65535 || h > 65535) throw std::out_of_range("port");
+      spec.ports.push_back({static_cast<uint16_t>(c), static_cast<uint16_t>(h)});
+    } catch (const std::exception&) {
+      FailCommand(base::ErrorCode::kInvalidArgument,
+                  "--port " + p + ": write PORT or PORT:HOSTPORT (1-65535)");
+    }
+  }
+  spec.gpu_uuids = f.gpus;
+  for (const auto& kv : f.env) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      FailCommand(base::ErrorCode::kInvalidArgument, "--env " + kv + ": write NAME=VALUE");
+    spec.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  runtime::RuntimeOptions opts;
+  if (!f.state_dir.empty()) opts.state_dir = f.state_dir;
+  opts.supervisor_command = {SelfExe(), "sandbox", "supervise"};
+  opts.device_dir = f.device_dir;
+  for (const auto& m : f.gpu_map) {
+    size_t eq = m.find('=');
+    if (eq == std::string::npos)
+      FailCommand(base::ErrorCode::kInvalidArgument, "--gpu-map " + m + ": write UUID=MINOR");
+    opts.gpu_minors[m.substr(0, eq)] = static_cast<uint32_t>(std::stoul(m.substr(eq + 1)));
+  }
+  runtime::Runtime rt(opts);
+  runtime::WorkloadInfo info = OrFail(rt.Start(spec), "sandbox run");
+  g_supervisor_pid = info.supervisor_pid;
+  struct sigaction sa {};
+  sa.sa_handler = ForwardStop;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
+  for (const auto& u : info.unenforced) std::cerr << "gpunet: NOT ENFORCED: " << u << "\n";
+  for (const auto& p : info.ports)
+    std::cerr << "gpunet: port " << p.container_port << " reachable at 127.0.0.1:" << p.host_port
+              << "\n";
+  auto status = OrFail(rt.Follow(spec.id, [](std::string_view stream, std::string_view data) {
+    auto& os = stream == "stdout" ? std::cout : std::cerr;
+    os.write(data.data(), static_cast<std::streamsize>(data.size()));
+    os.flush();
+  }));
+  if (status.reason != runtime::ExitReason::kExited)
+    std::cerr << "gpunet: " << status.message << "\n";
+  if (f.keep) {
+    std::cerr << "gpunet: kept " << info.run_dir << " (outputs in " << info.outputs_dir
+              << "); remove with: umount " << info.run_dir << "/fs && rm -r " << info.run_dir
+              << "\n";
+  } else if (auto r = rt.Remove(spec.id); !r) {
+    std::cerr << "gpunet: cleanup failed: " << r.error().message << "\n";
+  }
+  return status.exit_code;
+}
+
+}  // namespace
+
+void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g) {
+  auto* sandbox = app.add_subcommand(
+      "sandbox", "Run workloads in the provider sandbox (bubblewrap + cgroups + seccomp)");
+  sandbox->require_subcommand(1);
+  sandbox->footer(
+      "Providers run tenants' code in this sandbox. Start with `gpunet sandbox check` to see what\n"
+      "this host can enforce; see docs/sandbox.md.");
+
+  auto* check = sandbox->add_subcommand(
+      "check", "Show what this host can enforce (cgroups, namespaces, seccomp, GPUs) and what not");
+  check->callback([&g] { RunCheck(g); });
+
+  auto flags = std::make_shared<RunFlags>();
+  auto* run = sandbox->add_subcommand(
+      "run", "Run a command the way a lease would, streaming its output; exits with its exit code");
+  run->add_option("--memory", flags->memory, "Memory limit (K/M/G/T)")->capture_default_str();
+  run->add_option("--cpus", flags->cpus, "CPU quota in cores, e.g. 0.5")->capture_default_str();
+  run->add_option("--pids", flags->pids, "Maximum processes and threads")->capture_default_str();
+  run->add_option("--disk", flags->disk, "Quota of /work + /outputs + /tmp")->capture_default_str();
+  run->add_option("--shm", flags->shm, "Size of /dev/shm")->capture_default_str();
+  run->add_option(
+         "--network", flags->network,
+         "none: loopback only; egress: outbound internet only; ports: listed ports from the host")
+      ->check(CLI::IsMember({"none", "egress", "ports"}))
+      ->capture_default_str();
+  run->add_option("--port", flags->ports,
+                  "PORT[:HOSTPORT] to forward from 127.0.0.1 (with --network ports)");
+  run->add_option("--gpus", flags->gpus, "GPU UUIDs to give the workload")->delimiter(',');
+  run->add_option("--env", flags->env, "NAME=VALUE for the workload (repeatable)");
+  run->add_option("--id", flags->id, "Workload id, [a-z0-9-] (default run-<pid>)");
+  run->add_option("--state-dir", flags->state_dir,
+                  "Run dirs and uid locks (default /var/lib/gpunet/sandbox)");
+  run->add_option("--gpu-map", flags->gpu_map,
+                  "UUID=MINOR when the driver's /proc files are absent (repeatable)");
+  run->add_option("--device-dir", flags->device_dir, "Where /dev/nvidia* nodes are (testing)")
+      ->capture_default_str();
+  run->add_flag("--allow-unenforced", flags->allow_unenforced,
+                "Start even when some limit cannot be enforced here (says which)");
+  run->add_flag("--keep", flags->keep, "Keep the run dir (logs, outputs) after the workload ends");
+  run->add_option("command", flags->command, "The command and its arguments, after --")->required();
+  run->footer(
+      "Examples:\n"
+      "  gpunet sandbox run -- python3 -c 'print(1)'\n"
+      "  gpunet sandbox run --memory 512M --cpus 0.5 --pids 64 --disk 2G -- sh -c 'echo hi > "
+      "/outputs/x'\n"
+      "  gpunet sandbox run --network ports --port 8888 -- python3 -m http.server 8888\n"
+      "  gpunet sandbox run --gpus GPU-5a1c... -- nvidia-smi\n"
+      "Inside: /work (cwd, HOME), /outputs ($GPUNET_OUTPUT_DIR) and /tmp on the disk quota; "
+      "read-only /usr;\n"
+      "no host processes, files, env or network. A kill prints its reason (e.g. \"killed: out of\n"
+      "memory (limit 2G)\") and exits 128+signal.");
+  run->callback([&g, flags] {
+    std::cout.flush();
+    std::exit(RunWorkload(g, *flags));
+  });
+
+  auto sup = std::make_shared<std::pair<std::string, int>>("", -1);
+  auto* supervise = sandbox->add_subcommand("supervise", "");  // hidden: started by the runtime
+  supervise->group("");
+  supervise->add_option("--run-dir", sup->first)->required();
+  supervise->add_option("--ready-fd", sup->second)->required();
+  supervise->callback([sup] { std::exit(runtime::SupervisorMain(sup->first, sup->second)); });
+}
+
 }  // namespace gpunet::apps

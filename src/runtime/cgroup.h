@@ -1,0 +1,71 @@
+// The cgroups of one workload, on whatever layout the host has (v1, v2, hybrid).
+//
+// Layout: <parent>/<id>/workload holds bwrap and everything it starts, with the
+// limits; <parent>/<id>/supervisor holds the supervisor, outside the limits so an
+// OOM in the workload never kills the process that reports it. <parent> defaults
+// to the caller's own cgroup + "/gpunet" (what systemd's Delegate=yes hands over).
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "runtime/host_probe.h"
+#include "runtime/spec.h"
+
+namespace gpunet::runtime {
+
+/// What the cgroups saw happen, read before teardown to name the exit reason.
+struct CgroupCounters {
+  uint64_t oom_kills = 0;       ///< v1 memory.oom_control oom_kill / v2 memory.events oom_kill
+  uint64_t memory_failcnt = 0;  ///< v1 memory.failcnt (allocations that hit the limit)
+  uint64_t pids_max_hits = 0;   ///< pids.events "max": forks refused at the pids limit
+};
+
+/// Key under which the v2 parent path is stored in a parents map.
+inline constexpr const char* kCgroupV2Key = "unified";
+
+/// The default parent per hierarchy: this process's own cgroup + "/gpunet".
+std::map<std::string, std::string> DefaultCgroupParents(const HostCapabilities& caps);
+
+class WorkloadCgroups {
+ public:
+  WorkloadCgroups() = default;
+  WorkloadCgroups(const HostCapabilities& caps, std::map<std::string, std::string> parents,
+                  std::string id);
+
+  /// Creates <parent>/<id>/{workload,supervisor} in every hierarchy in use.
+  base::Status Create();
+  /// Writes memory, cpu, pids and device rules. `device_allow` are v1 rules such as
+  /// "c 195:0 rwm"; when empty, devices are not restricted by the cgroup. Limits that
+  /// cannot be written are appended to *unenforced (and are an error when it is null).
+  base::Status ApplyLimits(const Resources& res, const std::vector<std::string>& device_allow,
+                           std::vector<std::string>* unenforced);
+  base::Status AddWorkload(pid_t pid) const { return Add(pid, "workload"); }
+  base::Status AddSupervisor(pid_t pid) const { return Add(pid, "supervisor"); }
+  /// Every pid in the workload cgroup (host pid namespace view).
+  std::vector<pid_t> WorkloadPids() const;
+  /// Kills every process of the workload: v2 cgroup.kill, else freeze, SIGKILL, thaw,
+  /// repeated until the cgroup is empty (a fork racing the kill is caught frozen).
+  base::Status KillWorkload() const;
+  CgroupCounters Counters() const;
+  /// Removes the workload's cgroups. The calling process must not be inside them.
+  base::Status Remove() const;
+  /// The directory of `leaf` in hierarchy `key` ("memory", ..., or kCgroupV2Key).
+  std::string Dir(const std::string& key, const std::string& leaf) const;
+  /// Hierarchies in use: v1 controller names and/or kCgroupV2Key.
+  std::vector<std::string> Keys() const;
+
+ private:
+  base::Status Add(pid_t pid, const char* leaf) const;
+  std::string ProcsSource() const;
+
+  HostCapabilities m_caps;
+  std::map<std::string, std::string> m_parents;
+  std::string m_id;
+};
+
+}  // namespace gpunet::runtime

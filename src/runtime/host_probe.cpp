@@ -1,0 +1,255 @@
+#include "runtime/host_probe.h"
+
+#include <dirent.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "base/checked_math.h"
+#include "runtime/network.h"
+#include "runtime/sys_util.h"
+
+namespace gpunet::runtime {
+
+using base::ErrorCode;
+using base::Fail;
+
+namespace {
+
+const char* const kV1Controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", "freezer"};
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep)) out.push_back(cur);
+  return out;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+CgroupLayout ProbeCgroups() {
+  CgroupLayout layout;
+  if (auto mounts = ReadFileToString("/proc/self/mounts")) {
+    std::istringstream in(*mounts);
+    std::string line;
+    while (std::getline(in, line)) {
+      auto f = Split(line, ' ');
+      if (f.size() < 4) continue;
+      if (f[2] == "cgroup2" && layout.v2_mount.empty()) layout.v2_mount = f[1];
+      if (f[2] != "cgroup") continue;
+      for (const auto& opt : Split(f[3], ','))
+        for (const char* c : kV1Controllers)
+          if (opt == c) layout.v1_mounts[c] = f[1];
+    }
+  }
+  if (auto self = ReadFileToString("/proc/self/cgroup")) {
+    std::istringstream in(*self);
+    std::string line;
+    while (std::getline(in, line)) {
+      size_t a = line.find(':');
+      size_t b = line.find(':', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      std::string ctrls = line.substr(a + 1, b - a - 1);
+      std::string path = line.substr(b + 1);
+      if (ctrls.empty()) {
+        layout.v2_self = path;
+        continue;
+      }
+      for (const auto& c : Split(ctrls, ',')) layout.v1_self[c] = path;
+    }
+  }
+  if (!layout.v2_mount.empty()) {
+    std::string dir = layout.v2_mount + (layout.v2_self == "/" ? "" : layout.v2_self);
+    if (auto ctl = ReadFileToString(dir + "/cgroup.controllers")) {
+      std::istringstream in(*ctl);
+      std::string c;
+      while (in >> c) layout.v2_controllers.push_back(c);
+    }
+  }
+  return layout;
+}
+
+LimitSupport Support(const CgroupLayout& l, const std::string& v1_name,
+                     const std::string& v2_name) {
+  if (auto it = l.v1_mounts.find(v1_name); it != l.v1_mounts.end())
+    return {Enforcement::kCgroupV1, "cgroup v1 " + it->second};
+  if (!v2_name.empty() && std::ranges::find(l.v2_controllers, v2_name) != l.v2_controllers.end())
+    return {Enforcement::kCgroupV2, "cgroup v2 " + l.v2_mount};
+  return {Enforcement::kNone, "no " + v1_name + " controller in cgroup v1 or v2"};
+}
+
+/// Really tries: an unprivileged process (as the workload will be) creates a user namespace.
+std::pair<bool, std::string> ProbeUserNamespaces() {
+  std::string detail;
+  if (auto m = ReadFileToString("/proc/sys/user/max_user_namespaces"))
+    detail = "max_user_namespaces=" + m->substr(0, m->find('\n'));
+  if (auto u = ReadFileToString("/proc/sys/kernel/unprivileged_userns_clone"))
+    detail += " unprivileged_userns_clone=" + u->substr(0, u->find('\n'));
+  pid_t pid = ::fork();
+  if (pid < 0) return {false, "fork failed"};
+  if (pid == 0) {
+    if (::geteuid() == 0) {
+      gid_t none[1] = {};
+      if (::setgroups(0, none) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+          ::setresuid(65534, 65534, 65534) != 0)
+        ::_exit(2);
+    }
+    ::_exit(::unshare(CLONE_NEWUSER) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!ok) detail += " (an unprivileged unshare(CLONE_NEWUSER) failed)";
+  return {ok, detail};
+}
+
+}  // namespace
+
+std::string CgroupLayout::Describe() const {
+  if (v1_mounts.empty() && v2_mount.empty()) return "none";
+  if (v1_mounts.empty()) return "v2 (unified at " + v2_mount + ")";
+  std::string s = "v1 controllers:";
+  for (const auto& [c, m] : v1_mounts) s += " " + c;
+  if (!v2_mount.empty()) {
+    s += "; hybrid, v2 at " + v2_mount + " with:";
+    for (const auto& c : v2_controllers) s += " " + c;
+    if (v2_controllers.empty()) s += " (no controllers)";
+  }
+  return s;
+}
+
+std::vector<std::string> FindDriverLibraries() {
+  std::vector<std::string> out;
+  for (const char* dir :
+       {"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/aarch64-linux-gnu", "/usr/lib"}) {
+    DIR* d = ::opendir(dir);
+    if (!d) continue;
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.starts_with("libcuda") || n.starts_with("libnvidia-") || n.starts_with("libnvcuvid"))
+        out.push_back(std::string(dir) + "/" + n);
+    }
+    ::closedir(d);
+  }
+  std::ranges::sort(out);
+  return out;
+}
+
+HostCapabilities Probe() {
+  HostCapabilities caps;
+  caps.is_root = ::geteuid() == 0;
+  caps.cgroups = ProbeCgroups();
+  caps.memory = Support(caps.cgroups, "memory", "memory");
+  caps.cpu = Support(caps.cgroups, "cpu", "cpu");
+  caps.pids = Support(caps.cgroups, "pids", "pids");
+  caps.freezer = Support(caps.cgroups, "freezer", "");
+  if (caps.freezer.how == Enforcement::kNone && !caps.cgroups.v2_mount.empty() &&
+      caps.cgroups.v1_mounts.empty())
+    caps.freezer = {Enforcement::kCgroupV2, "cgroup.freeze / cgroup.kill"};
+  caps.devices = Support(caps.cgroups, "devices", "");
+  if (caps.devices.how == Enforcement::kNone && !caps.cgroups.v2_mount.empty())
+    caps.devices = {Enforcement::kOther,
+                    "cgroup v2 has no devices file (BPF only): GPUs are isolated by binding only "
+                    "the allocated device nodes, and the seccomp filter forbids mknod-capable "
+                    "namespaces"};
+  auto [userns, detail] = ProbeUserNamespaces();
+  caps.user_namespaces = userns;
+  caps.user_namespaces_detail = detail;
+  caps.seccomp = ::prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0;
+  caps.loop_devices = Exists("/dev/loop-control");
+  caps.bwrap = FindProgram("bwrap");
+  caps.slirp4netns = FindProgram("slirp4netns");
+  caps.podman = FindProgram("podman");
+  caps.runc = FindProgram("runc");
+  caps.mkfs_ext4 = FindProgram("mkfs.ext4");
+  caps.mount = FindProgram("mount");
+  caps.egress_unavailable = EgressUnavailableReason();
+  if (DIR* d = ::opendir("/dev")) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.starts_with("nvidia") && n.size() > 6 && std::isdigit(static_cast<unsigned char>(n[6])))
+        caps.gpu_devices.push_back("/dev/" + n);
+    }
+    ::closedir(d);
+  }
+  std::ranges::sort(caps.gpu_devices);
+  caps.driver_libraries = FindDriverLibraries();
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) caps.nofile_hard = rl.rlim_max;
+  if (::getrlimit(RLIMIT_NPROC, &rl) == 0) caps.nproc_hard = rl.rlim_max;
+  return caps;
+}
+
+std::vector<std::string> UnenforceableLimits(const HostCapabilities& caps,
+                                             const WorkloadSpec& spec) {
+  std::vector<std::string> missing;
+  if (!caps.is_root) missing.push_back("cgroups, uid and disk quota: the runtime must run as root");
+  if (caps.memory.how == Enforcement::kNone)
+    missing.push_back("memory limit: " + caps.memory.detail);
+  if (caps.cpu.how == Enforcement::kNone) missing.push_back("cpu limit: " + caps.cpu.detail);
+  if (caps.pids.how == Enforcement::kNone) missing.push_back("pids limit: " + caps.pids.detail);
+  if (caps.freezer.how == Enforcement::kNone)
+    missing.push_back("teardown: no freezer controller to stop forks while killing");
+  if (!spec.gpu_uuids.empty() && caps.devices.how == Enforcement::kNone)
+    missing.push_back("GPU device isolation: no devices controller");
+  if (caps.mkfs_ext4.empty() || caps.mount.empty() || !caps.loop_devices)
+    missing.push_back("disk quota: needs mkfs.ext4 (e2fsprogs), mount and /dev/loop-control");
+  return missing;
+}
+
+base::Result<uint64_t> ParseByteSize(const std::string& text) {
+  if (text.empty())
+    return Fail(ErrorCode::kInvalidArgument, "empty size; write e.g. 2G, 512M or 1048576");
+  size_t i = 0;
+  uint64_t value = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    auto v = base::CheckedMul(value, 10);
+    if (!v) return Fail(ErrorCode::kOverflow, "size " + text + " is too large");
+    auto w = base::CheckedAdd(*v, uint64_t(text[i] - '0'));
+    if (!w) return Fail(ErrorCode::kOverflow, "size " + text + " is too large");
+    value = *w;
+    ++i;
+  }
+  if (i == 0)
+    return Fail(ErrorCode::kInvalidArgument, "size " + text + " does not start with a number");
+  std::string unit = text.substr(i);
+  uint64_t mult = 1;
+  if (unit == "" || unit == "B")
+    mult = 1;
+  else if (unit == "K" || unit == "k" || unit == "KiB")
+    mult = 1ull << 10;
+  else if (unit == "M" || unit == "m" || unit == "MiB")
+    mult = 1ull << 20;
+  else if (unit == "G" || unit == "g" || unit == "GiB")
+    mult = 1ull << 30;
+  else if (unit == "T" || unit == "t" || unit == "TiB")
+    mult = 1ull << 40;
+  else
+    return Fail(ErrorCode::kInvalidArgument, "size " + text + " has an unknown unit '" + unit +
+                                                 "'; use K, M, G or T (powers of 1024)");
+  auto r = base::CheckedMul(value, mult);
+  if (!r) return Fail(ErrorCode::kOverflow, "size " + text + " is too large");
+  return *r;
+}
+
+std::string FormatByteSize(uint64_t bytes) {
+  const char* units[] = {"T", "G", "M", "K"};
+  int shifts[] = {40, 30, 20, 10};
+  for (int i = 0; i < 4; ++i)
+    if (bytes != 0 && bytes % (1ull << shifts[i]) == 0)
+      return std::to_string(bytes >> shifts[i]) + units[i];
+  return std::to_string(bytes) + "B";
+}
+
+}  // namespace gpunet::runtime

@@ -1,0 +1,74 @@
+// What this host can enforce, detected at run time (issue 6 items 1-3, 9).
+//
+// Provider hosts differ: this build machine has cgroup v1 controllers in a hybrid
+// layout, most current distributions have pure cgroup v2 under systemd. Nothing in
+// the runtime assumes either: the launcher asks Probe() and enforces what it finds,
+// and refuses to start (unless told to run unenforced) when a limit cannot be applied.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "runtime/spec.h"
+
+namespace gpunet::runtime {
+
+/// How one resource limit is enforced on this host.
+enum class Enforcement {
+  kNone,      ///< cannot be enforced here
+  kCgroupV1,  ///< by a cgroup v1 controller hierarchy
+  kCgroupV2,  ///< by the unified hierarchy
+  kOther,     ///< by another mechanism (see the reason text)
+};
+
+struct LimitSupport {
+  Enforcement how = Enforcement::kNone;
+  std::string detail;  ///< where (a path) or why not, for `gpunet sandbox check`
+};
+
+/// The cgroup layout of this host and of the calling process.
+struct CgroupLayout {
+  std::map<std::string, std::string> v1_mounts;  ///< controller -> mount point (v1 only)
+  std::map<std::string, std::string> v1_self;    ///< controller -> this process's cgroup path
+  std::string v2_mount;                          ///< unified mount point, "" when none
+  std::string v2_self;                           ///< this process's v2 cgroup path
+  std::vector<std::string> v2_controllers;       ///< controllers available in v2_self
+  std::string Describe() const;                  ///< "v1 (hybrid: ...)" / "v2" / "none"
+};
+
+struct HostCapabilities {
+  bool is_root = false;
+  CgroupLayout cgroups;
+  LimitSupport memory, cpu, pids, devices, freezer;
+  bool user_namespaces = false;        ///< a process can create a user namespace
+  std::string user_namespaces_detail;  ///< why not / sysctl values
+  bool seccomp = false;                ///< kernel has seccomp filter mode
+  bool loop_devices = false;           ///< /dev/loop-control exists (disk quota)
+  std::string bwrap, slirp4netns, podman, runc, mkfs_ext4, mount;  ///< paths, "" = absent
+  std::string egress_unavailable;             ///< from network.h, "" when egress works
+  std::vector<std::string> gpu_devices;       ///< /dev/nvidia[0-9]* found
+  std::vector<std::string> driver_libraries;  ///< host libcuda*/libnvidia-* found
+  uint64_t nofile_hard = 0, nproc_hard = 0;   ///< hard rlimits of this process
+};
+
+/// Inspects /proc, /sys/fs/cgroup, /dev and PATH. Never fails: absent features are
+/// reported as absent.
+HostCapabilities Probe();
+
+/// The limits of `spec` this host cannot enforce, each as a sentence naming what is
+/// missing ("memory limit: no memory cgroup controller (v1 or v2)"). Empty means the
+/// sandbox can be started with every limit enforced.
+std::vector<std::string> UnenforceableLimits(const HostCapabilities& caps,
+                                             const WorkloadSpec& spec);
+
+/// Host driver libraries (libcuda*, libnvidia-*) found in the usual library dirs.
+std::vector<std::string> FindDriverLibraries();
+
+/// "2G", "512M", "64k", "1000" (bytes) -> bytes; refuses junk and overflow.
+base::Result<uint64_t> ParseByteSize(const std::string& text);
+/// Inverse, for messages: 2147483648 -> "2G" (exact units only, else bytes).
+std::string FormatByteSize(uint64_t bytes);
+
+}  // namespace gpunet::runtime

@@ -1,0 +1,178 @@
+#include "runtime/host_resources.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <optional>
+#include <sstream>
+
+#include "base/check.h"
+
+namespace gpunet::runtime {
+
+using base::ErrorCode;
+using base::Fail;
+
+constexpr uint32_t kNvidiaMajor = 195;
+constexpr uint32_t kNvidiaCtlMinor = 255;
+
+base::Result<UidLease> AllocateUid(const std::string& state_dir, uint32_t first, uint32_t count) {
+  GPUNET_CHECK(first > 0 && count > 0);
+  std::string dir = state_dir + "/uids";
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoFail("mkdir " + dir, errno);
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t uid = first + i;
+    std::string path = dir + "/" + std::to_string(uid) + ".lock";
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.Valid()) return ErrnoFail("open " + path, errno);
+    if (::flock(fd.Get(), LOCK_EX | LOCK_NB) == 0) return UidLease(uid, std::move(fd));
+    if (errno != EWOULDBLOCK) return ErrnoFail("flock " + path, errno);
+  }
+  return Fail(ErrorCode::kLimitExceeded, "all " + std::to_string(count) + " workload uids from " +
+                                             std::to_string(first) + " are in use");
+}
+
+bool IsMountPoint(const std::string& path) {
+  auto info = ReadFileToString("/proc/self/mountinfo", 16 << 20);
+  if (!info) return false;
+  std::istringstream in(*info);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, mnt;
+    f >> id >> parent >> dev >> root >> mnt;
+    if (mnt == path) return true;
+  }
+  return false;
+}
+
+base::Status CreateQuotaFs(const std::string& image, const std::string& mountpoint,
+                           uint64_t bytes) {
+  if (bytes < (8ull << 20))
+    return Fail(ErrorCode::kInvalidArgument,
+                "disk quota " + std::to_string(bytes) + " bytes is below the 8M minimum");
+  {
+    UniqueFd fd(::open(image.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd.Valid()) return ErrnoFail("create " + image, errno);
+    if (::ftruncate(fd.Get(), static_cast<off_t>(bytes)) != 0)
+      return ErrnoFail("truncate " + image, errno);
+  }
+  std::string mkfs = FindProgram("mkfs.ext4");
+  std::string mount = FindProgram("mount");
+  if (mkfs.empty() || mount.empty())
+    return Fail(ErrorCode::kUnsupported,
+                "disk quota needs mkfs.ext4 and mount: apt-get install e2fsprogs mount");
+  std::string out;
+  // No journal and no reserved blocks: a scratch fs whose every block is the tenant's.
+  auto rc = RunProgram({mkfs, "-q", "-F", "-m", "0", "-O", "^has_journal", "-E",
+                        "lazy_itable_init=1,root_owner=0:0", image},
+                       &out);
+  if (!rc) return std::unexpected(rc.error());
+  if (*rc != 0) return Fail(ErrorCode::kIo, "mkfs.ext4 " + image + " failed: " + out);
+  if (::mkdir(mountpoint.c_str(), 0711) != 0 && errno != EEXIST)
+    return ErrnoFail("mkdir " + mountpoint, errno);
+  rc = RunProgram({mount, "-o", "loop,nosuid,nodev", "-t", "ext4", image, mountpoint}, &out);
+  if (!rc) return std::unexpected(rc.error());
+  if (*rc != 0) return Fail(ErrorCode::kIo, "mounting " + image + " failed: " + out);
+  if (::chmod(mountpoint.c_str(), 0711) != 0) return ErrnoFail("chmod " + mountpoint, errno);
+  return base::Ok();
+}
+
+base::Status UnmountQuotaFs(const std::string& mountpoint) {
+  if (!IsMountPoint(mountpoint)) return base::Ok();
+  if (::umount2(mountpoint.c_str(), UMOUNT_NOFOLLOW) == 0) return base::Ok();
+  if (errno == EBUSY && ::umount2(mountpoint.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+    return base::Ok();
+  return ErrnoFail("umount " + mountpoint, errno);
+}
+
+std::map<std::string, uint32_t> ReadNvidiaMinors(const std::string& gpus_dir) {
+  std::map<std::string, uint32_t> out;
+  DIR* d = ::opendir(gpus_dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    auto info = ReadFileToString(gpus_dir + "/" + e->d_name + "/information");
+    if (!info) continue;
+    std::istringstream in(*info);
+    std::string line, uuid;
+    long minor = -1;
+    while (std::getline(in, line)) {
+      size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string key = line.substr(0, colon);
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      if (key == "GPU UUID") uuid = value;
+      if (key == "Device Minor") minor = std::strtol(value.c_str(), nullptr, 10);
+    }
+    if (!uuid.empty() && minor >= 0) out[uuid] = static_cast<uint32_t>(minor);
+  }
+  ::closedir(d);
+  return out;
+}
+
+std::vector<std::string> BaseDeviceRules() {
+  return {"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+          "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm"};
+}
+
+static std::optional<uint32_t> CharMajorByName(const std::string& name) {
+  auto devices = ReadFileToString("/proc/devices");
+  if (!devices) return std::nullopt;
+  std::istringstream in(*devices);
+  std::string line;
+  bool in_char = false;
+  while (std::getline(in, line)) {
+    if (line.starts_with("Character"))
+      in_char = true;
+    else if (line.starts_with("Block"))
+      in_char = false;
+    std::istringstream f(line);
+    uint32_t major = 0;
+    std::string n;
+    if (in_char && (f >> major >> n) && n == name) return major;
+  }
+  return std::nullopt;
+}
+
+base::Result<GpuDevicePlan> PlanGpuDevices(const std::vector<std::string>& uuids,
+                                           const std::map<std::string, uint32_t>& minors,
+                                           const std::string& device_dir) {
+  GpuDevicePlan plan;
+  if (uuids.empty()) return plan;
+  for (const auto& uuid : uuids) {
+    auto it = minors.find(uuid);
+    if (it == minors.end())
+      return Fail(ErrorCode::kNotFound,
+                  "GPU " + uuid + " is not on this host (no device minor known for it)");
+    std::string node = device_dir + "/nvidia" + std::to_string(it->second);
+    struct stat st {};
+    if (::stat(node.c_str(), &st) != 0 || !S_ISCHR(st.st_mode) ||
+        major(st.st_rdev) != kNvidiaMajor || minor(st.st_rdev) != it->second)
+      return Fail(ErrorCode::kNotFound,
+                  "GPU " + uuid + ": " + node +
+                      " is not NVIDIA character device 195:" + std::to_string(it->second));
+    plan.binds.emplace_back(node, "/dev/nvidia" + std::to_string(it->second));
+    plan.cgroup_allow.push_back("c 195:" + std::to_string(it->second) + " rwm");
+    if (!plan.cuda_visible_devices.empty()) plan.cuda_visible_devices += ",";
+    plan.cuda_visible_devices += uuid;
+  }
+  plan.cgroup_allow.push_back("c 195:" + std::to_string(kNvidiaCtlMinor) + " rwm");
+  for (const char* extra : {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}) {
+    std::string node = device_dir + "/" + extra;
+    if (::access(node.c_str(), F_OK) == 0)
+      plan.binds.emplace_back(node, std::string("/dev/") + extra);
+  }
+  if (auto uvm = CharMajorByName("nvidia-uvm"))
+    plan.cgroup_allow.push_back("c " + std::to_string(*uvm) + ":* rwm");
+  return plan;
+}
+
+}  // namespace gpunet::runtime

@@ -1,0 +1,438 @@
+#include "runtime/runtime.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/check.h"
+#include "runtime/host_probe.h"
+#include "runtime/host_resources.h"
+#include "runtime/network.h"
+#include "runtime/state_files.h"
+#include "runtime/sys_util.h"
+
+namespace gpunet::runtime {
+
+using base::ErrorCode;
+using base::Fail;
+
+std::string_view ExitReasonName(ExitReason reason) {
+  switch (reason) {
+    case ExitReason::kExited:
+      return "exited";
+    case ExitReason::kSignaled:
+      return "signaled";
+    case ExitReason::kOutOfMemory:
+      return "out_of_memory";
+    case ExitReason::kPidsLimit:
+      return "pids_limit";
+    case ExitReason::kStopped:
+      return "stopped";
+    case ExitReason::kSupervisorLost:
+      return "supervisor_lost";
+  }
+  GPUNET_UNREACHABLE();
+}
+
+namespace {
+
+constexpr size_t kIdBytesMax = 64;
+constexpr size_t kEnvVarsMax = 256;
+constexpr size_t kEnvBytesMax = 128 * 1024;
+constexpr size_t kArgsMax = 4096;
+
+bool IsEnvName(const std::string& k) {
+  if (k.empty() || std::isdigit(static_cast<unsigned char>(k[0]))) return false;
+  return std::ranges::all_of(
+      k, [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+base::Status MkdirMode(const std::string& path, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return ErrnoFail("mkdir " + path, errno);
+  if (::chmod(path.c_str(), mode) != 0) return ErrnoFail("chmod " + path, errno);
+  return base::Ok();
+}
+
+/// The supervisor's pid when it is still the same process that wrote the pid file.
+pid_t LiveSupervisor(const std::string& run_dir) {
+  auto text = ReadFileToString(run_dir + "/" + state::kPidFile);
+  if (!text) return 0;
+  long pid = 0;
+  unsigned long long start = 0;
+  if (std::sscanf(text->c_str(), "%ld %llu", &pid, &start) != 2 || pid <= 0) return 0;
+  return ProcessStartTime(static_cast<pid_t>(pid)) == start ? static_cast<pid_t>(pid) : 0;
+}
+
+base::Status RemoveTree(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0)
+    return errno == ENOENT ? base::Ok() : ErrnoFail("lstat " + path, errno);
+  if (S_ISDIR(st.st_mode)) {
+    if (IsMountPoint(path)) GPUNET_TRY(UnmountQuotaFs(path));
+    DIR* d = ::opendir(path.c_str());
+    if (!d) return ErrnoFail("opendir " + path, errno);
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d))
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+        names.push_back(e->d_name);
+    ::closedir(d);
+    for (const auto& n : names) GPUNET_TRY(RemoveTree(path + "/" + n));
+    if (::rmdir(path.c_str()) != 0) return ErrnoFail("rmdir " + path, errno);
+  } else if (::unlink(path.c_str()) != 0) {
+    return ErrnoFail("unlink " + path, errno);
+  }
+  return base::Ok();
+}
+
+}  // namespace
+
+base::Status ValidateSpec(const WorkloadSpec& spec) {
+  if (spec.id.empty() || spec.id.size() > kIdBytesMax ||
+      !std::ranges::all_of(
+          spec.id,
+          [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }) ||
+      spec.id[0] == '-')
+    return Fail(ErrorCode::kInvalidArgument,
+                "workload id '" + spec.id +
+                    "' must be 1-64 characters of [a-z0-9-], not starting with '-'");
+  if (spec.backend != Backend::kSandbox)
+    return Fail(ErrorCode::kUnsupported,
+                "this runtime starts sandbox workloads; use the podman backend for images");
+  if (spec.command.empty() || spec.command[0].empty())
+    return Fail(ErrorCode::kInvalidArgument, "workload has no command");
+  if (spec.command.size() > kArgsMax)
+    return Fail(ErrorCode::kLimitExceeded, "more than 4096 command arguments");
+  size_t env_bytes = 0;
+  if (spec.env.size() > kEnvVarsMax)
+    return Fail(ErrorCode::kLimitExceeded, "more than 256 environment variables");
+  for (const auto& [k, v] : spec.env) {
+    if (!IsEnvName(k))
+      return Fail(ErrorCode::kInvalidArgument,
+                  "environment variable name '" + k + "' is not [A-Za-z_][A-Za-z0-9_]*");
+    if (k.starts_with("GPUNET_") || k == "CUDA_VISIBLE_DEVICES" || k == "MASTER_ADDR" ||
+        k == "MASTER_PORT")
+      return Fail(ErrorCode::kInvalidArgument,
+                  "environment variable " + k + " is set by the runtime; remove it from the spec");
+    if (v.find('\0') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument, "value of " + k + " contains NUL");
+    env_bytes += k.size() + v.size() + 2;
+  }
+  if (env_bytes > kEnvBytesMax)
+    return Fail(ErrorCode::kLimitExceeded, "environment is larger than 128 KiB");
+  const auto& r = spec.resources;
+  if (r.memory_bytes < (16ull << 20))
+    return Fail(ErrorCode::kInvalidArgument, "memory limit below 16M");
+  if (r.cpu_millis < 10) return Fail(ErrorCode::kInvalidArgument, "cpu quota below 0.01 cores");
+  if (r.pids_max < 4) return Fail(ErrorCode::kInvalidArgument, "pids limit below 4");
+  if (r.disk_bytes < (8ull << 20)) return Fail(ErrorCode::kInvalidArgument, "disk quota below 8M");
+  if (r.shm_bytes < 4096) return Fail(ErrorCode::kInvalidArgument, "/dev/shm size below 4K");
+  if (r.log_bytes_max < 4096) return Fail(ErrorCode::kInvalidArgument, "log cap below 4K");
+  for (const auto& g : spec.gpu_uuids)
+    if (g.empty() || g.find(',') != std::string::npos || g.find('/') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument, "GPU UUID '" + g + "' is malformed");
+  return ValidateNetworkSpec(spec);
+}
+
+std::vector<std::string> WorkloadEnvironment(const WorkloadSpec& spec,
+                                             const std::string& cuda_visible_devices) {
+  std::map<std::string, std::string> env = {
+      {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+      {"HOME", "/work"},
+      {"TMPDIR", "/tmp"},
+      {"LANG", "C.UTF-8"},
+      {"USER", "gpunet"},
+  };
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  std::string ips;
+  for (const auto& ip : spec.node_ips) ips += (ips.empty() ? "" : ",") + ip;
+  env["GPUNET_LEASE_ID"] = spec.lease_id;
+  env["GPUNET_NODE_RANK"] = std::to_string(spec.node_rank);
+  env["GPUNET_NUM_NODES"] = std::to_string(spec.num_nodes);
+  env["GPUNET_NODE_IPS"] = ips;
+  env["GPUNET_GPUS_PER_NODE"] = std::to_string(spec.gpu_uuids.size());
+  env["GPUNET_OUTPUT_DIR"] = "/outputs";
+  env["GPUNET_LEASE_ENDS_AT"] = std::to_string(spec.lease_ends_at_ms);
+  if (!spec.master_addr.empty()) env["MASTER_ADDR"] = spec.master_addr;
+  if (spec.master_port != 0) env["MASTER_PORT"] = std::to_string(spec.master_port);
+  if (!cuda_visible_devices.empty()) env["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices;
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+Runtime::Runtime(RuntimeOptions options) : m_options(std::move(options)) {
+  GPUNET_CHECK(!m_options.state_dir.empty() && m_options.state_dir[0] == '/');
+}
+
+std::string Runtime::RunDir(const std::string& id) const {
+  return m_options.state_dir + "/runs/" + id;
+}
+
+base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
+  GPUNET_TRY(ValidateSpec(spec));
+  if (m_options.supervisor_command.empty() || m_options.supervisor_command[0].empty() ||
+      m_options.supervisor_command[0][0] != '/')
+    return Fail(ErrorCode::kInvalidArgument,
+                "RuntimeOptions::supervisor_command must start with an absolute path");
+  HostCapabilities caps = Probe();
+  if (caps.bwrap.empty())
+    return Fail(ErrorCode::kUnsupported, "bwrap not found: apt-get install bubblewrap");
+  if (!caps.user_namespaces)
+    return Fail(ErrorCode::kUnsupported,
+                "user namespaces are not available (" + caps.user_namespaces_detail + ")");
+  auto missing = UnenforceableLimits(caps, spec);
+  if (!missing.empty() && !spec.allow_unenforced_limits) {
+    std::string msg = "this host cannot enforce:";
+    for (const auto& m : missing) msg += "\n  - " + m;
+    msg += "\nfix the host (see gpunet sandbox check) or allow unenforced limits explicitly";
+    return Fail(ErrorCode::kUnsupported, msg);
+  }
+  RuntimeOptions resolved = m_options;
+  if (resolved.cgroup_parents.empty()) resolved.cgroup_parents = DefaultCgroupParents(caps);
+
+  GPUNET_TRY(MkdirMode(m_options.state_dir, 0711));
+  GPUNET_TRY(MkdirMode(m_options.state_dir + "/runs", 0711));
+  std::string run_dir = RunDir(spec.id);
+  if (::mkdir(run_dir.c_str(), 0711) != 0) {
+    if (errno == EEXIST)
+      return Fail(ErrorCode::kAlreadyExists,
+                  "workload " + spec.id + " already exists; Remove it first");
+    return ErrnoFail("mkdir " + run_dir, errno);
+  }
+  auto fail_cleanup = [&](const base::Error& e) -> std::unexpected<base::Error> {
+    (void)RemoveTree(run_dir);
+    return std::unexpected(e);
+  };
+  if (auto s = WriteFileAtomic(run_dir + "/" + state::kSpecFile, state::SpecToJson(spec), 0600); !s)
+    return fail_cleanup(s.error());
+  if (auto s = WriteFileAtomic(run_dir + "/" + state::kOptionsFile, state::OptionsToJson(resolved),
+                               0600);
+      !s)
+    return fail_cleanup(s.error());
+
+  // Everything the children need is prepared before fork: the caller may be threaded.
+  std::vector<std::string> argv_s = m_options.supervisor_command;
+  argv_s.insert(argv_s.end(), {"--run-dir", run_dir, "--ready-fd", "3"});
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  char* envp[] = {path_env, nullptr};
+
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return fail_cleanup(ErrnoFail("pipe", errno).error());
+  pid_t child = ::fork();
+  if (child < 0) {
+    int e = errno;
+    ::close(ready[0]);
+    ::close(ready[1]);
+    return fail_cleanup(ErrnoFail("fork", e).error());
+  }
+  if (child == 0) {
+    // Double fork + setsid: the supervisor is nobody's child and in no terminal's
+    // session, so the caller's death or a Ctrl-C does not reach it.
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::dup2(ready[1], 3);
+    ::close_range(4, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(argv[0], argv.data(), envp);
+    ::_exit(127);
+  }
+  ::close(ready[1]);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string reply;
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::read(ready[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  ::close(ready[0]);
+  if (!reply.starts_with("ok")) {
+    std::string msg = reply.starts_with("error ")
+                          ? reply.substr(6)
+                          : "the supervisor exited before the workload started (" +
+                                m_options.supervisor_command[0] + ")";
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    auto log = ReadFileToString(run_dir + "/" + state::kSupervisorLog);
+    if (reply.empty() && log && !log->empty()) msg += ": " + *log;
+    return fail_cleanup(
+        base::Error{ErrorCode::kUnavailable, "starting workload " + spec.id + ": " + msg});
+  }
+  return Attach(spec.id);
+}
+
+base::Result<WorkloadInfo> Runtime::Attach(const std::string& id) const {
+  WorkloadInfo info;
+  info.id = id;
+  info.run_dir = RunDir(id);
+  struct stat st {};
+  if (id.empty() || id.find('/') != std::string::npos || ::stat(info.run_dir.c_str(), &st) != 0)
+    return Fail(ErrorCode::kNotFound, "no workload " + id + " under " + m_options.state_dir);
+  info.work_dir = info.run_dir + "/" + state::kFsDir + "/work";
+  info.outputs_dir = info.run_dir + "/" + state::kFsDir + "/outputs";
+  if (auto text = ReadFileToString(info.run_dir + "/" + state::kInfoFile))
+    GPUNET_TRY(state::InfoFromJson(*text, &info));
+  info.supervisor_pid = LiveSupervisor(info.run_dir);
+  info.running = info.supervisor_pid != 0 &&
+                 ::access((info.run_dir + "/" + state::kStatusFile).c_str(), F_OK) != 0;
+  return info;
+}
+
+base::Result<std::optional<ExitStatus>> Runtime::Poll(const std::string& id) const {
+  std::string run_dir = RunDir(id);
+  auto text = ReadFileToString(run_dir + "/" + state::kStatusFile);
+  if (text) {
+    auto s = state::StatusFromJson(*text);
+    if (!s) return std::unexpected(s.error());
+    return std::optional<ExitStatus>(*s);
+  }
+  if (text.error().code != ErrorCode::kNotFound) return std::unexpected(text.error());
+  struct stat st {};
+  if (::stat(run_dir.c_str(), &st) != 0) return Fail(ErrorCode::kNotFound, "no workload " + id);
+  if (LiveSupervisor(run_dir) != 0) return std::optional<ExitStatus>();
+  // The supervisor may have written the status between the two reads.
+  if (auto again = ReadFileToString(run_dir + "/" + state::kStatusFile)) {
+    auto s = state::StatusFromJson(*again);
+    if (!s) return std::unexpected(s.error());
+    return std::optional<ExitStatus>(*s);
+  }
+  ExitStatus lost;
+  lost.exit_code = 137;
+  lost.reason = ExitReason::kSupervisorLost;
+  lost.message = "the supervisor of " + id + " died without recording an exit status";
+  return std::optional<ExitStatus>(lost);
+}
+
+base::Result<ExitStatus> Runtime::Wait(const std::string& id, int64_t timeout_ms) const {
+  int64_t deadline = timeout_ms < 0 ? INT64_MAX : MonotonicMs() + timeout_ms;
+  while (true) {
+    auto p = Poll(id);
+    if (!p) return std::unexpected(p.error());
+    if (p->has_value()) return **p;
+    if (MonotonicMs() >= deadline)
+      return Fail(ErrorCode::kTimeout, "workload " + id + " still running");
+    SleepMs(20);
+  }
+}
+
+namespace {
+
+/// Follows one log file across rotation (log -> log.1): drains the old file before
+/// switching to the new one.
+class LogTail {
+ public:
+  explicit LogTail(std::string path) : m_path(std::move(path)) {}
+  void Pump(std::string_view stream, const Runtime::LogSink& sink) {
+    struct stat st {};
+    bool exists = ::stat(m_path.c_str(), &st) == 0;
+    if (!m_fd.Valid()) {
+      if (!exists) return;
+      m_fd = UniqueFd(::open(m_path.c_str(), O_RDONLY | O_CLOEXEC));
+      m_ino = st.st_ino;
+    }
+    Drain(stream, sink);
+    if (exists && st.st_ino != m_ino) {
+      m_fd = UniqueFd(::open(m_path.c_str(), O_RDONLY | O_CLOEXEC));
+      m_ino = st.st_ino;
+      Drain(stream, sink);
+    }
+  }
+
+ private:
+  void Drain(std::string_view stream, const Runtime::LogSink& sink) {
+    char buf[65536];
+    while (m_fd.Valid()) {
+      ssize_t n = ::read(m_fd.Get(), buf, sizeof buf);
+      if (n <= 0) break;
+      sink(stream, std::string_view(buf, static_cast<size_t>(n)));
+    }
+  }
+  std::string m_path;
+  UniqueFd m_fd;
+  ino_t m_ino = 0;
+};
+
+}  // namespace
+
+base::Result<ExitStatus> Runtime::Follow(const std::string& id, const LogSink& sink) const {
+  std::string run_dir = RunDir(id);
+  LogTail out(run_dir + "/stdout.log"), err(run_dir + "/stderr.log");
+  while (true) {
+    auto p = Poll(id);
+    if (!p) return std::unexpected(p.error());
+    out.Pump("stdout", sink);
+    err.Pump("stderr", sink);
+    if (p->has_value()) {
+      // The supervisor writes the status after the last log byte: one more drain.
+      out.Pump("stdout", sink);
+      err.Pump("stderr", sink);
+      return **p;
+    }
+    SleepMs(20);
+  }
+}
+
+base::Result<ExitStatus> Runtime::Stop(const std::string& id) const {
+  std::string run_dir = RunDir(id);
+  pid_t pid = LiveSupervisor(run_dir);
+  if (pid != 0) ::kill(pid, SIGTERM);
+  return Wait(id);
+}
+
+base::Status Runtime::Remove(const std::string& id) const {
+  auto info = Attach(id);
+  if (!info) return std::unexpected(info.error());
+  if (info->supervisor_pid != 0) {
+    auto s = Stop(id);
+    if (!s) return std::unexpected(s.error());
+    // Wait for the supervisor to finish its own teardown (cgroups, network).
+    for (int i = 0; i < 500 && LiveSupervisor(info->run_dir) != 0; ++i) SleepMs(10);
+  }
+  // A supervisor that died (or was killed) leaves its cgroups behind: clean them.
+  if (auto text = ReadFileToString(info->run_dir + "/" + state::kOptionsFile)) {
+    if (auto opts = state::OptionsFromJson(*text); opts && LiveSupervisor(info->run_dir) == 0) {
+      WorkloadCgroups cgroups(Probe(), opts->cgroup_parents, id);
+      GPUNET_TRY(cgroups.KillWorkload());
+      (void)cgroups.Remove();
+    }
+  }
+  GPUNET_TRY(UnmountQuotaFs(info->run_dir + "/" + state::kFsDir));
+  return RemoveTree(info->run_dir);
+}
+
+std::vector<std::string> Runtime::List() const {
+  std::vector<std::string> out;
+  DIR* d = ::opendir((m_options.state_dir + "/runs").c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') out.push_back(e->d_name);
+  ::closedir(d);
+  std::ranges::sort(out);
+  return out;
+}
+
+base::Result<OutputsReader> Runtime::Outputs(const std::string& id) const {
+  auto info = Attach(id);
+  if (!info) return std::unexpected(info.error());
+  return OutputsReader::Open(info->outputs_dir);
+}
+
+}  // namespace gpunet::runtime

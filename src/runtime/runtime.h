@@ -1,0 +1,132 @@
+// The workload runtime's entry point: start, supervise, re-attach, stop and remove
+// sandboxed workloads on a provider's machine (design §4, issue 6).
+//
+// Every workload runs under a supervisor process of its own (double-forked,
+// setsid, in its own cgroup), so the caller — the provider daemon — can restart
+// without killing workloads or losing their logs: a new Runtime over the same
+// state_dir re-attaches by id. All state of one workload lives in its run dir,
+// <state_dir>/runs/<id>/: spec.json, supervisor.pid, info.json, stdout.log and
+// stderr.log (+ .1 after rotation), status.json (written atomically at exit),
+// fs/ (the quota file system with work/ and outputs/).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "runtime/cgroup.h"
+#include "runtime/outputs.h"
+#include "runtime/spec.h"
+
+namespace gpunet::runtime {
+
+struct RuntimeOptions {
+  /// Root-owned directory for run dirs and uid locks (created 0711).
+  std::string state_dir = "/var/lib/gpunet/sandbox";
+  /// argv that starts a supervisor; the runtime appends "--run-dir DIR --ready-fd N".
+  /// For the gpunet binary: {"/path/to/gpunet", "sandbox", "supervise"}. Any binary
+  /// that calls SupervisorMain() with those two values works (tests use their own).
+  std::vector<std::string> supervisor_command;
+  uint32_t uid_first = 200000;  ///< workload uids are taken from [uid_first, +uid_count)
+  uint32_t uid_count = 10000;
+  /// Parent cgroup per hierarchy (v1 controller name or "unified"); empty = the
+  /// caller's own cgroup + "/gpunet" in each (DefaultCgroupParents).
+  std::map<std::string, std::string> cgroup_parents;
+  /// Where GPU device nodes live (tests point it at fake nodes made with mknod).
+  std::string device_dir = "/dev";
+  /// GPU UUID -> device minor; empty = read /proc/driver/nvidia/gpus/*/information.
+  std::map<std::string, uint32_t> gpu_minors;
+  /// Extra binds (host path, path inside): read-only, and device binds. For tests
+  /// and for providers that must expose something more (a dataset, a device).
+  std::vector<std::pair<std::string, std::string>> extra_ro_binds;
+  std::vector<std::pair<std::string, std::string>> extra_dev_binds;
+};
+
+enum class ExitReason : uint8_t {
+  kExited,          ///< the command exited by itself (any code)
+  kSignaled,        ///< killed by a signal it did not get from the runtime's limits
+  kOutOfMemory,     ///< the kernel's OOM killer acted inside the memory limit
+  kPidsLimit,       ///< forks were refused at the pids limit and the command failed
+  kStopped,         ///< Runtime::Stop / Remove (or SIGTERM to the supervisor)
+  kSupervisorLost,  ///< the supervisor died without writing a status
+};
+std::string_view ExitReasonName(ExitReason reason);
+
+struct ExitStatus {
+  int exit_code = 0;  ///< shell style: the code, or 128 + signal
+  int signal = 0;     ///< terminating signal, 0 if it exited
+  ExitReason reason = ExitReason::kExited;
+  std::string message;  ///< one line for people, e.g. "killed: out of memory (limit 2G)"
+  CgroupCounters counters;
+  int64_t started_at_ms = 0;
+  int64_t ended_at_ms = 0;
+};
+
+struct WorkloadInfo {
+  std::string id;
+  std::string run_dir;
+  std::string work_dir;     ///< host path of /work inside (quota fs)
+  std::string outputs_dir;  ///< host path of /outputs inside (read it with Outputs())
+  pid_t supervisor_pid = 0;
+  uint32_t uid = 0;
+  std::vector<PortSpec> ports;          ///< bound host ports (NetworkMode::kPorts)
+  std::vector<std::string> unenforced;  ///< limits not enforced (allow_unenforced_limits)
+  bool running = false;                 ///< supervisor alive and no status yet
+};
+
+/// Checks a spec before anything is created: id, command, env names, sizes, network.
+base::Status ValidateSpec(const WorkloadSpec& spec);
+
+/// The environment the workload sees: a fixed PATH/HOME/LANG, the spec's env, then
+/// the GPUNET_* lease variables (design §4) and CUDA_VISIBLE_DEVICES; nothing of the
+/// provider's own environment.
+std::vector<std::string> WorkloadEnvironment(const WorkloadSpec& spec,
+                                             const std::string& cuda_visible_devices);
+
+class Runtime {
+ public:
+  explicit Runtime(RuntimeOptions options);
+
+  /// Starts a workload and returns once it runs (its limits, disk, network and
+  /// seccomp filter in place) or with the reason it could not start.
+  base::Result<WorkloadInfo> Start(const WorkloadSpec& spec);
+  /// Reads a workload's state (after the caller restarted, for instance).
+  base::Result<WorkloadInfo> Attach(const std::string& id) const;
+  /// The exit status when the workload has ended, nullopt while it runs.
+  base::Result<std::optional<ExitStatus>> Poll(const std::string& id) const;
+  /// Waits for the end (timeout_ms < 0: forever).
+  base::Result<ExitStatus> Wait(const std::string& id, int64_t timeout_ms = -1) const;
+  /// Streams new stdout/stderr bytes to `sink` (stream is "stdout" or "stderr"),
+  /// following rotation, until the workload has ended and its logs are drained.
+  using LogSink = std::function<void(std::string_view stream, std::string_view data)>;
+  base::Result<ExitStatus> Follow(const std::string& id, const LogSink& sink) const;
+  /// Kills the workload (teardown by its supervisor) and waits for its status.
+  base::Result<ExitStatus> Stop(const std::string& id) const;
+  /// Stops the workload if it runs, then unmounts its disk and deletes its run dir.
+  base::Status Remove(const std::string& id) const;
+  /// Ids of all workloads with a run dir.
+  std::vector<std::string> List() const;
+  /// Safe reader over the workload's outputs (openat2, never follows links).
+  base::Result<OutputsReader> Outputs(const std::string& id) const;
+
+  const RuntimeOptions& Options() const { return m_options; }
+  std::string RunDir(const std::string& id) const;
+
+ private:
+  RuntimeOptions m_options;
+};
+
+/// The supervisor process body. Call it from the binary named in
+/// RuntimeOptions::supervisor_command with the --run-dir and --ready-fd values the
+/// runtime passed; it returns the process exit code.
+int SupervisorMain(const std::string& run_dir, int ready_fd);
+
+}  // namespace gpunet::runtime

@@ -1,0 +1,36 @@
+// The bubblewrap command line of one sandbox, as a pure function of a plan so it
+// can be read and tested without running anything (issue 6 item 1).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/spec.h"
+
+namespace gpunet::runtime {
+
+/// Everything BuildBwrapArgs needs that is not in the spec: host paths and fds.
+struct SandboxPlan {
+  std::string bwrap;        ///< absolute path of bwrap
+  std::string work_dir;     ///< host dir bound read-write at /work
+  std::string outputs_dir;  ///< host dir bound read-write at /outputs
+  std::string tmp_dir;      ///< host dir bound read-write at /tmp (on the quota fs)
+  std::string etc_dir;      ///< host dir with passwd, group, hosts, resolv.conf for /etc
+  std::vector<std::pair<std::string, std::string>> ro_binds;   ///< extra read-only binds
+  std::vector<std::pair<std::string, std::string>> dev_binds;  ///< GPU and extra device nodes
+  uint64_t shm_bytes = 0;
+  int seccomp_fd = -1;
+  int json_status_fd = -1;
+  int block_fd = -1;
+};
+
+/// System paths bound read-only into every sandbox, when present on the host. Not
+/// /etc as a whole (host secrets and config live there), not /root, /home, /var.
+std::vector<std::string> SystemReadOnlyPaths();
+
+/// argv for execve: bwrap, its options, "--", then spec.command.
+std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxPlan& plan);
+
+}  // namespace gpunet::runtime

@@ -1,0 +1,515 @@
+// The supervisor: one process per workload, started double-forked by
+// Runtime::Start. It prepares the workload's uid, cgroups, disk, seccomp filter
+// and network, starts bwrap, owns its logs and exit status, and tears everything
+// down at the end. It outlives the caller of Runtime; it does not outlive bwrap.
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "base/check.h"
+#include "runtime/cgroup.h"
+#include "runtime/host_probe.h"
+#include "runtime/host_resources.h"
+#include "runtime/network.h"
+#include "runtime/runtime.h"
+#include "runtime/sandbox_args.h"
+#include "runtime/seccomp_policy.h"
+#include "runtime/state_files.h"
+#include "runtime/sys_util.h"
+
+namespace gpunet::runtime {
+
+using base::ErrorCode;
+using base::Fail;
+
+namespace {
+
+/// Self-pipe for SIGCHLD/SIGTERM/SIGINT/SIGHUP. Handlers (not a blocked mask) so
+/// that helpers the supervisor starts (mkfs, mount, slirp4netns) get default signals.
+int g_signal_pipe_w = -1;
+volatile sig_atomic_t g_stop_requested = 0;
+
+void OnSignal(int sig) {
+  int saved = errno;
+  if (sig != SIGCHLD) g_stop_requested = 1;
+  char c = static_cast<char>(sig);
+  if (g_signal_pipe_w >= 0) (void)!::write(g_signal_pipe_w, &c, 1);
+  errno = saved;
+}
+
+void Log(const std::string& line) {
+  std::string l = std::to_string(NowMs()) + " " + line + "\n";
+  (void)!::write(2, l.data(), l.size());
+}
+
+/// A size-capped log: at `max_bytes` the file becomes <path>.1 (replacing the
+/// previous one) and a new file starts, so one stream never holds more than 2x the cap.
+class LogWriter {
+ public:
+  LogWriter(std::string path, uint64_t max_bytes) : m_path(std::move(path)), m_max(max_bytes) {
+    Open();
+  }
+  void Write(std::string_view d) {
+    while (!d.empty()) {
+      if (m_size >= m_max) Rotate();
+      size_t n = static_cast<size_t>(std::min<uint64_t>(d.size(), m_max - m_size));
+      ssize_t w = m_fd.Valid() ? ::write(m_fd.Get(), d.data(), n) : -1;
+      if (w <= 0) return;  // disk trouble: drop rather than block the workload
+      m_size += static_cast<uint64_t>(w);
+      d.remove_prefix(static_cast<size_t>(w));
+    }
+  }
+
+ private:
+  void Open() {
+    m_fd = UniqueFd(::open(m_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    struct stat st {};
+    m_size =
+        (m_fd.Valid() && ::fstat(m_fd.Get(), &st) == 0) ? static_cast<uint64_t>(st.st_size) : 0;
+  }
+  void Rotate() {
+    (void)::rename(m_path.c_str(), (m_path + ".1").c_str());
+    Open();
+  }
+  std::string m_path;
+  uint64_t m_max;
+  UniqueFd m_fd;
+  uint64_t m_size = 0;
+};
+
+std::string SignalName(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+struct Pipe {
+  UniqueFd r, w;
+  static base::Result<Pipe> Make() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoFail("pipe", errno);
+    return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  }
+};
+
+class Supervisor {
+ public:
+  Supervisor(std::string run_dir, int ready_fd)
+      : m_run_dir(std::move(run_dir)), m_ready(ready_fd) {}
+  int Run();
+
+ private:
+  base::Status Prepare();
+  base::Status Launch();
+  void Loop();
+  ExitStatus Finish();
+  void Cleanup();
+  void ReportReady(const std::string& line);
+
+  std::string m_run_dir;
+  UniqueFd m_ready;
+  WorkloadSpec m_spec;
+  RuntimeOptions m_options;
+  HostCapabilities m_caps;
+  UidLease m_uid;
+  WorkloadCgroups m_cgroups;
+  bool m_cgroups_created = false;
+  bool m_fs_mounted = false;
+  GpuDevicePlan m_gpu;
+  std::vector<std::string> m_unenforced;
+  std::unique_ptr<NetworkAttachment> m_network;
+  pid_t m_bwrap = -1;
+  int m_bwrap_status = 0;
+  bool m_bwrap_done = false;
+  UniqueFd m_out_r, m_err_r, m_status_r, m_block_w;
+  Pipe m_signals;
+  int64_t m_started_ms = 0;
+};
+
+base::Status Supervisor::Prepare() {
+  GPUNET_TRY(WriteFileAtomic(
+      m_run_dir + "/" + state::kPidFile,
+      std::to_string(::getpid()) + " " + std::to_string(ProcessStartTime(::getpid())) + "\n",
+      0644));
+  auto spec_text = ReadFileToString(m_run_dir + "/" + state::kSpecFile);
+  if (!spec_text) return std::unexpected(spec_text.error());
+  auto spec = state::SpecFromJson(*spec_text);
+  if (!spec) return std::unexpected(spec.error());
+  m_spec = std::move(*spec);
+  auto opt_text = ReadFileToString(m_run_dir + "/" + state::kOptionsFile);
+  if (!opt_text) return std::unexpected(opt_text.error());
+  auto opts = state::OptionsFromJson(*opt_text);
+  if (!opts) return std::unexpected(opts.error());
+  m_options = std::move(*opts);
+  GPUNET_TRY(ValidateSpec(m_spec));
+
+  m_caps = Probe();
+  auto uid = AllocateUid(m_options.state_dir, m_options.uid_first, m_options.uid_count);
+  if (!uid) return std::unexpected(uid.error());
+  m_uid = std::move(*uid);
+  const uint32_t u = m_uid.Uid();
+  Log("workload " + m_spec.id + " uid " + std::to_string(u));
+
+  m_cgroups = WorkloadCgroups(m_caps, m_options.cgroup_parents, m_spec.id);
+  m_cgroups_created = true;
+  GPUNET_TRY(m_cgroups.Create());
+  GPUNET_TRY(m_cgroups.AddSupervisor(::getpid()));
+
+  auto minors = m_options.gpu_minors.empty() ? ReadNvidiaMinors() : m_options.gpu_minors;
+  auto gpu = PlanGpuDevices(m_spec.gpu_uuids, minors, m_options.device_dir);
+  if (!gpu) return std::unexpected(gpu.error());
+  m_gpu = std::move(*gpu);
+  std::vector<std::string> rules = BaseDeviceRules();
+  rules.insert(rules.end(), m_gpu.cgroup_allow.begin(), m_gpu.cgroup_allow.end());
+  GPUNET_TRY(m_cgroups.ApplyLimits(m_spec.resources, rules,
+                                   m_spec.allow_unenforced_limits ? &m_unenforced : nullptr));
+  for (const auto& m : m_unenforced) Log("NOT ENFORCED: " + m);
+
+  const std::string fs = m_run_dir + "/" + state::kFsDir;
+  m_fs_mounted = true;
+  GPUNET_TRY(CreateQuotaFs(m_run_dir + "/disk.img", fs, m_spec.resources.disk_bytes));
+  for (const char* d : {"work", "outputs", "tmp"}) {
+    std::string p = fs + "/" + d;
+    if (::mkdir(p.c_str(), 0700) != 0) return ErrnoFail("mkdir " + p, errno);
+    if (::chown(p.c_str(), u, u) != 0) return ErrnoFail("chown " + p, errno);
+  }
+  const std::string etc = m_run_dir + "/etc";
+  if (::mkdir(etc.c_str(), 0711) != 0 && errno != EEXIST) return ErrnoFail("mkdir " + etc, errno);
+  const std::string us = std::to_string(u);
+  GPUNET_TRY(WriteStringToFile(
+      etc + "/passwd",
+      "root:x:0:0:root:/:/usr/sbin/nologin\ngpunet:x:" + us + ":" + us +
+          ":workload:/work:/bin/sh\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n"));
+  GPUNET_TRY(
+      WriteStringToFile(etc + "/group", "root:x:0:\ngpunet:x:" + us + ":\nnogroup:x:65534:\n"));
+  GPUNET_TRY(WriteStringToFile(etc + "/hosts", "127.0.0.1 localhost gpunet\n::1 localhost\n"));
+  GPUNET_TRY(WriteStringToFile(etc + "/resolv.conf", SandboxResolvConf(m_spec.network)));
+  return base::Ok();
+}
+
+base::Status Supervisor::Launch() {
+  const uint32_t u = m_uid.Uid();
+  auto seccomp = BuildSeccompBpf();
+  if (!seccomp) return std::unexpected(seccomp.error());
+  auto out = Pipe::Make(), err = Pipe::Make(), status = Pipe::Make(), block = Pipe::Make(),
+       go = Pipe::Make();
+  for (auto* p : {&out, &err, &status, &block, &go})
+    if (!*p) return std::unexpected(p->error());
+
+  const std::string fs = m_run_dir + "/" + state::kFsDir;
+  SandboxPlan plan;
+  plan.bwrap = m_caps.bwrap;
+  plan.work_dir = fs + "/work";
+  plan.outputs_dir = fs + "/outputs";
+  plan.tmp_dir = fs + "/tmp";
+  plan.etc_dir = m_run_dir + "/etc";
+  for (const auto& lib : FindDriverLibraries()) plan.ro_binds.emplace_back(lib, lib);
+  plan.ro_binds.insert(plan.ro_binds.end(), m_options.extra_ro_binds.begin(),
+                       m_options.extra_ro_binds.end());
+  plan.dev_binds = m_gpu.binds;
+  plan.dev_binds.insert(plan.dev_binds.end(), m_options.extra_dev_binds.begin(),
+                        m_options.extra_dev_binds.end());
+  plan.shm_bytes = m_spec.resources.shm_bytes;
+  plan.seccomp_fd = 3;
+  plan.json_status_fd = 4;
+  plan.block_fd = 5;
+  std::vector<std::string> args_s = BuildBwrapArgs(m_spec, plan);
+  std::vector<std::string> env_s = WorkloadEnvironment(m_spec, m_gpu.cuda_visible_devices);
+  std::vector<char*> args, env;
+  for (auto& s : args_s) args.push_back(s.data());
+  args.push_back(nullptr);
+  for (auto& s : env_s) env.push_back(s.data());
+  env.push_back(nullptr);
+  Log("bwrap:" + [&] {
+    std::string j;
+    for (const auto& a : args_s) j += " " + a;
+    return j;
+  }());
+
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  const rlim_t nofile_max = std::min<rlim_t>(nofile.rlim_max, 16384);
+  const rlimit lim_nofile{nofile_max, nofile_max};
+  // RLIMIT_NPROC is a backstop a little above the pids cgroup, so that the cgroup
+  // (which reports what it refused) is what a fork bomb meets first.
+  const rlim_t nproc = rlim_t(m_spec.resources.pids_max) + 16;
+  const rlimit lim_nproc{nproc, nproc};
+  const rlimit lim_core{0, 0};
+  const rlimit lim_fsize{m_spec.resources.disk_bytes, m_spec.resources.disk_bytes};
+  const pid_t supervisor = ::getpid();
+  // Source fds for the child, in target order 0..5.
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0) return ErrnoFail("open /dev/null", errno);
+  UniqueFd devnull_fd(devnull);
+  const int sources[6] = {devnull,        out->w.Get(),    err->w.Get(),
+                          seccomp->Get(), status->w.Get(), block->r.Get()};
+  const int go_r = go->r.Get();
+
+  pid_t child = ::fork();
+  if (child < 0) return ErrnoFail("fork", errno);
+  if (child == 0) {
+    char c;
+    if (::read(go_r, &c, 1) != 1) ::_exit(126);
+    // Move the sources out of the way, then place them at 0..5 without CLOEXEC.
+    int high[6];
+    for (int i = 0; i < 6; ++i) high[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, 100);
+    for (int i = 0; i < 6; ++i)
+      if (high[i] < 0 || ::dup2(high[i], i) != i) ::_exit(126);
+    ::close_range(6, ~0U, 0);  // no inherited fds: only 0-5 reach bwrap
+    ::setrlimit(RLIMIT_NOFILE, &lim_nofile);
+    ::setrlimit(RLIMIT_NPROC, &lim_nproc);
+    ::setrlimit(RLIMIT_CORE, &lim_core);
+    ::setrlimit(RLIMIT_FSIZE, &lim_fsize);
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(u, u, u) != 0 || ::setresuid(u, u, u) != 0)
+      ::_exit(126);
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(126);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != supervisor) ::_exit(126);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::sigaction(s, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(args[0], args.data(), env.data());
+    ::_exit(127);
+  }
+  m_bwrap = child;
+  out->w.Reset();
+  err->w.Reset();
+  status->w.Reset();
+  block->r.Reset();
+  go->r.Reset();
+  m_out_r = std::move(out->r);
+  m_err_r = std::move(err->r);
+  m_status_r = std::move(status->r);
+  m_block_w = std::move(block->w);
+  // Into the limited cgroups before it runs a single instruction of bwrap.
+  GPUNET_TRY(m_cgroups.AddWorkload(child));
+  if (::write(go->w.Get(), "g", 1) != 1) return ErrnoFail("releasing the sandbox child", errno);
+  go->w.Reset();
+
+  // bwrap reports the sandboxed child's pid once the namespaces exist, then waits on --block-fd.
+  std::string json;
+  const int64_t deadline = MonotonicMs() + 30000;
+  while (json.find('}') == std::string::npos) {
+    pollfd p{m_status_r.Get(), POLLIN, 0};
+    int left = static_cast<int>(std::max<int64_t>(0, deadline - MonotonicMs()));
+    int rc = ::poll(&p, 1, left);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0) return Fail(ErrorCode::kTimeout, "bwrap did not report its sandbox within 30 s");
+    char buf[1024];
+    ssize_t n = ::read(m_status_r.Get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::string bwrap_err;
+      ::fcntl(m_err_r.Get(), F_SETFL, O_NONBLOCK);
+      ssize_t k = ::read(m_err_r.Get(), buf, sizeof buf);
+      if (k > 0) bwrap_err.assign(buf, static_cast<size_t>(k));
+      while (!bwrap_err.empty() && bwrap_err.back() == '\n') bwrap_err.pop_back();
+      return Fail(ErrorCode::kUnavailable, "bwrap failed to create the sandbox: " + bwrap_err);
+    }
+    json.append(buf, static_cast<size_t>(n));
+  }
+  size_t at = json.find("\"child-pid\"");
+  if (at == std::string::npos)
+    return Fail(ErrorCode::kInternal, "bwrap status without child-pid: " + json);
+  pid_t inner = static_cast<pid_t>(std::strtol(json.c_str() + json.find(':', at) + 1, nullptr, 10));
+  if (inner <= 0) return Fail(ErrorCode::kInternal, "bwrap reported child pid " + json);
+  Log("sandbox child pid " + std::to_string(inner));
+
+  auto net = AttachNetwork(m_spec, inner, m_run_dir);
+  if (!net) return Wrap(net.error(), "network");
+  m_network = std::move(*net);
+
+  WorkloadInfo info;
+  info.uid = u;
+  info.ports = m_network->BoundPorts();
+  info.unenforced = m_unenforced;
+  GPUNET_TRY(WriteFileAtomic(m_run_dir + "/" + state::kInfoFile, state::InfoToJson(info), 0644));
+  m_started_ms = NowMs();
+  if (::write(m_block_w.Get(), "x", 1) != 1) return ErrnoFail("releasing the workload", errno);
+  m_block_w.Reset();
+  return base::Ok();
+}
+
+void Supervisor::Loop() {
+  LogWriter out(m_run_dir + "/stdout.log", m_spec.resources.log_bytes_max);
+  LogWriter err(m_run_dir + "/stderr.log", m_spec.resources.log_bytes_max);
+  bool killing = false;
+  int64_t drain_deadline = -1;
+  char buf[65536];
+  while (true) {
+    if (g_stop_requested && !killing) {
+      Log("stop requested: killing the workload");
+      killing = true;
+      (void)m_cgroups.KillWorkload();
+    }
+    if (!m_bwrap_done) {
+      int st = 0;
+      pid_t r = ::waitpid(m_bwrap, &st, WNOHANG);
+      if (r == m_bwrap) {
+        m_bwrap_done = true;
+        m_bwrap_status = st;
+        // Everything left in the cgroup (daemons, double forks) dies with the workload.
+        if (auto k = m_cgroups.KillWorkload(); !k) Log(k.error().ToString());
+        drain_deadline = MonotonicMs() + 2000;
+      }
+    }
+    if (m_bwrap_done && ((!m_out_r.Valid() && !m_err_r.Valid()) || MonotonicMs() > drain_deadline))
+      break;
+    pollfd fds[4] = {{m_signals.r.Get(), POLLIN, 0},
+                     {m_out_r.Get(), POLLIN, 0},
+                     {m_err_r.Get(), POLLIN, 0},
+                     {m_status_r.Get(), POLLIN, 0}};
+    int rc = ::poll(fds, 4, m_bwrap_done ? 50 : 1000);
+    if (rc < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) (void)::read(m_signals.r.Get(), buf, sizeof buf);
+    auto pump = [&](UniqueFd& fd, short revents, LogWriter& w) {
+      if (!(revents & (POLLIN | POLLHUP | POLLERR))) return;
+      ssize_t n = ::read(fd.Get(), buf, sizeof buf);
+      if (n > 0)
+        w.Write(std::string_view(buf, static_cast<size_t>(n)));
+      else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+        fd.Reset();
+    };
+    pump(m_out_r, fds[1].revents, out);
+    pump(m_err_r, fds[2].revents, err);
+    if (fds[3].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t n = ::read(m_status_r.Get(), buf, sizeof buf);
+      if (n <= 0) m_status_r.Reset();
+    }
+  }
+}
+
+ExitStatus Supervisor::Finish() {
+  ExitStatus s;
+  s.started_at_ms = m_started_ms;
+  s.ended_at_ms = NowMs();
+  s.counters = m_cgroups.Counters();
+  if (WIFEXITED(m_bwrap_status)) {
+    s.exit_code = WEXITSTATUS(m_bwrap_status);
+    // bwrap exits 128+N when its child dies of signal N.
+    if (s.exit_code > 128 && s.exit_code < 128 + 65) s.signal = s.exit_code - 128;
+  } else if (WIFSIGNALED(m_bwrap_status)) {
+    s.signal = WTERMSIG(m_bwrap_status);
+    s.exit_code = 128 + s.signal;
+  }
+  const auto& r = m_spec.resources;
+  if (g_stop_requested) {
+    s.reason = ExitReason::kStopped;
+    s.message = "stopped: killed by the runtime";
+  } else if (s.counters.oom_kills > 0) {
+    s.reason = ExitReason::kOutOfMemory;
+    s.message = "killed: out of memory (limit " + FormatByteSize(r.memory_bytes) + ")";
+  } else if (s.counters.pids_max_hits > 0 && s.exit_code != 0) {
+    s.reason = ExitReason::kPidsLimit;
+    s.message = "failed: process limit reached (limit " + std::to_string(r.pids_max) + ", " +
+                std::to_string(s.counters.pids_max_hits) + " forks refused), exit code " +
+                std::to_string(s.exit_code);
+  } else if (s.signal != 0) {
+    s.reason = ExitReason::kSignaled;
+    s.message = "killed by " + SignalName(s.signal);
+  } else {
+    s.reason = ExitReason::kExited;
+    s.message = "exited with code " + std::to_string(s.exit_code);
+  }
+  return s;
+}
+
+void Supervisor::Cleanup() {
+  if (m_bwrap > 0 && !m_bwrap_done) {
+    ::kill(m_bwrap, SIGKILL);
+    int st = 0;
+    ::waitpid(m_bwrap, &st, 0);
+    m_bwrap_done = true;
+  }
+  if (m_cgroups_created) {
+    if (auto k = m_cgroups.KillWorkload(); !k) Log(k.error().ToString());
+  }
+  m_network.reset();
+  if (m_cgroups_created) {
+    // Leave our own cgroup for the one we started in, then remove the workload's.
+    for (const auto& key : m_cgroups.Keys()) {
+      std::string mount =
+          key == kCgroupV2Key ? m_caps.cgroups.v2_mount : m_caps.cgroups.v1_mounts.at(key);
+      std::string self = key == kCgroupV2Key ? m_caps.cgroups.v2_self : m_caps.cgroups.v1_self[key];
+      (void)WriteStringToFile(mount + (self == "/" ? "" : self) + "/cgroup.procs",
+                              std::to_string(::getpid()));
+    }
+    if (auto rm = m_cgroups.Remove(); !rm) Log(rm.error().ToString());
+  }
+}
+
+void Supervisor::ReportReady(const std::string& line) {
+  if (!m_ready.Valid()) return;
+  (void)!::write(m_ready.Get(), line.data(), line.size());
+  m_ready.Reset();
+}
+
+int Supervisor::Run() {
+  auto sig = Pipe::Make();
+  if (!sig) {
+    ReportReady("error " + sig.error().message + "\n");
+    return 1;
+  }
+  m_signals = std::move(*sig);
+  ::fcntl(m_signals.w.Get(), F_SETFL, O_NONBLOCK);
+  g_signal_pipe_w = m_signals.w.Get();
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) ::sigaction(s, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto prepared = Prepare();
+  if (prepared) prepared = Launch();
+  if (!prepared) {
+    Log("start failed: " + prepared.error().ToString());
+    Cleanup();
+    if (m_fs_mounted) (void)UnmountQuotaFs(m_run_dir + "/" + state::kFsDir);
+    ReportReady("error " + prepared.error().message + "\n");
+    return 1;
+  }
+  ReportReady("ok\n");
+  Loop();
+  ExitStatus status = Finish();
+  Cleanup();
+  Log("workload ended: " + status.message);
+  // Last: the status file is what tells readers that logs and teardown are complete.
+  if (auto w =
+          WriteFileAtomic(m_run_dir + "/" + state::kStatusFile, state::StatusToJson(status), 0644);
+      !w) {
+    Log(w.error().ToString());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int SupervisorMain(const std::string& run_dir, int ready_fd) {
+  // Diagnostics go to the run dir; stdin/stdout were /dev/null already.
+  int log = ::open((run_dir + "/" + state::kSupervisorLog).c_str(),
+                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log >= 0) {
+    ::dup2(log, 2);
+    ::close(log);
+  }
+  ::fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+  Supervisor s(run_dir, ready_fd);
+  return s.Run();
+}
+
+}  // namespace gpunet::runtime

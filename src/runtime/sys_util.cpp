@@ -1,0 +1,171 @@
+#include "runtime/sys_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "base/check.h"
+
+namespace gpunet::runtime {
+
+using base::ErrorCode;
+using base::Fail;
+
+void UniqueFd::Reset(int fd) {
+  if (m_fd >= 0) ::close(m_fd);
+  m_fd = fd;
+}
+
+std::unexpected<base::Error> ErrnoFail(std::string_view what, int errno_value) {
+  return Fail(ErrorCode::kIo, std::string(what) + ": " + std::strerror(errno_value));
+}
+
+base::Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.Valid()) {
+    int e = errno;
+    if (e == ENOENT) return Fail(ErrorCode::kNotFound, path + " does not exist");
+    return ErrnoFail("open " + path, e);
+  }
+  std::string out;
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::read(fd.Get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoFail("read " + path, errno);
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max_bytes)
+      return Fail(ErrorCode::kLimitExceeded, path + " is larger than " + std::to_string(max_bytes));
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+static base::Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoFail("write " + path, errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return base::Ok();
+}
+
+base::Status WriteStringToFile(const std::string& path, std::string_view data, mode_t mode) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+  if (!fd.Valid()) return ErrnoFail("open " + path, errno);
+  return WriteAll(fd.Get(), data, path);
+}
+
+base::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  {
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd.Valid()) return ErrnoFail("open " + tmp, errno);
+    GPUNET_TRY(WriteAll(fd.Get(), data, tmp));
+    if (::fsync(fd.Get()) != 0) return ErrnoFail("fsync " + tmp, errno);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoFail("rename " + tmp, errno);
+  return base::Ok();
+}
+
+std::string FindProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
+  for (const char* dir :
+       {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+    std::string p = std::string(dir) + "/" + name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+base::Result<int> RunProgram(const std::vector<std::string>& argv, std::string* output) {
+  GPUNET_CHECK(!argv.empty());
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoFail("pipe", errno);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    return ErrnoFail("fork", e);
+  }
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    ::dup2(pipefd[1], 1);
+    ::dup2(pipefd[1], 2);
+    ::close_range(3, ~0U, 0);
+    static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+    static char lang_env[] = "LC_ALL=C";
+    char* envp[] = {path_env, lang_env, nullptr};
+    ::execve(args[0], args.data(), envp);
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  std::string out;
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (out.size() < 64 * 1024) out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(pipefd[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return ErrnoFail("waitpid", errno);
+  }
+  if (output) *output = std::move(out);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+int64_t NowMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t MonotonicMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+void SleepMs(int ms) {
+  timespec ts{ms / 1000, long(ms % 1000) * 1000000L};
+  while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+uint64_t ProcessStartTime(pid_t pid) {
+  auto stat = ReadFileToString("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return 0;
+  // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
+  size_t p = stat->rfind(')');
+  if (p == std::string::npos) return 0;
+  size_t field = 2;
+  size_t i = p + 1;
+  while (i < stat->size() && field < 22) {
+    if ((*stat)[i] == ' ') ++field;
+    ++i;
+  }
+  return std::strtoull(stat->c_str() + i, nullptr, 10);
+}
+
+}  // namespace gpunet::runtime

@@ -1,0 +1,63 @@
+// Small POSIX helpers shared by the runtime's files: owned file descriptors,
+// whole-file reads and atomic writes, and running a helper program. Internal to
+// gpunet_runtime (other modules use the Runtime API).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+
+namespace gpunet::runtime {
+
+/// A file descriptor closed on destruction.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : m_fd(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : m_fd(std::exchange(o.m_fd, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) Reset(std::exchange(o.m_fd, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { Reset(); }
+  int Get() const { return m_fd; }
+  bool Valid() const { return m_fd >= 0; }
+  int Release() { return std::exchange(m_fd, -1); }
+  void Reset(int fd = -1);
+
+ private:
+  int m_fd = -1;
+};
+
+/// An Error of kind kIo carrying strerror(errno_value).
+std::unexpected<base::Error> ErrnoFail(std::string_view what, int errno_value);
+
+base::Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 1 << 20);
+/// Writes `data` to `path` (O_TRUNC, mode), used for cgroup control files too.
+base::Status WriteStringToFile(const std::string& path, std::string_view data, mode_t mode = 0644);
+/// Writes to path.tmp, fsyncs and renames over path: readers see the old or the new file.
+base::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+
+/// Finds an executable by name in a fixed system PATH (never the caller's PATH).
+std::string FindProgram(const std::string& name);
+
+/// Runs argv[0] (absolute) with argv, no shell, stdin from /dev/null; returns its
+/// exit status, stderr+stdout captured (capped) into *output.
+base::Result<int> RunProgram(const std::vector<std::string>& argv, std::string* output);
+
+/// Wall-clock and monotonic milliseconds.
+int64_t NowMs();
+int64_t MonotonicMs();
+void SleepMs(int ms);
+
+/// The start time of a process (field 22 of /proc/<pid>/stat), 0 when it does not exist:
+/// with the pid it identifies a process even after pid reuse.
+uint64_t ProcessStartTime(pid_t pid);
+
+}  // namespace gpunet::runtime
