@@ -128,12 +128,9 @@ base::Bytes EncodeWith(const T& v, size_t reserve = 128) {
 template <class T>
 base::Result<T> DecodeWhole(base::ByteSpan bytes, std::string_view what, size_t max_bytes,
                             std::string_view limit_name) {
-  if (bytes.size() > max_bytes)
-    return base::Fail(ErrorCode::kLimitExceeded,
-                      std::string(what) + ": " + std::to_string(bytes.size()) +
-                          " bytes, over the limit of " + std::to_string(max_bytes) +
-                          " (limits::" + std::string(limit_name) + ")");
   Reader r(bytes, what);
+  if (bytes.size() > max_bytes)
+    return r.OverLimit("", bytes.size(), "bytes", max_bytes, limit_name);
   T out{};
   GPUNET_TRY(Read(r, out));
   GPUNET_TRY(r.Finish());
@@ -431,9 +428,7 @@ Status Read(Reader& r, Block& out) {
       auto n = r.VarUint("length");
       if (!n) return std::unexpected(n.error());
       if (*n > limits::kTxBytesMax)
-        return r.Error(ErrorCode::kLimitExceeded, "length",
-                       std::to_string(*n) + " bytes, over the limit of " +
-                           std::to_string(limits::kTxBytesMax) + " (limits::kTxBytesMax)");
+        return r.OverLimit("length", *n, "bytes", CODEC_LIMIT(kTxBytesMax));
       if (*n > r.Remaining())
         return r.Error(ErrorCode::kCorrupt, "length",
                        "truncated: the tx claims " + std::to_string(*n) + " bytes, " +

@@ -1,5 +1,7 @@
 #include "codec/reader.h"
 
+#include <optional>
+
 #include "base/check.h"
 
 namespace gpunet::codec {
@@ -34,36 +36,52 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
 
 }  // namespace
 
-base::Status CheckString(std::string_view s, size_t max_bytes, StringRule rule,
-                         std::string_view field) {
-  auto fail = [&](ErrorCode code, std::string what) {
-    return base::Fail(code, std::string(field) + ": " + what);
-  };
+namespace {
+
+struct StringProblem {
+  ErrorCode code;
+  std::string what;
+};
+
+// Why s breaks the rule, or nullopt. Kept apart from any field name so the Reader
+// builds a path only when something is wrong.
+std::optional<StringProblem> FindStringProblem(std::string_view s, size_t max_bytes,
+                                               StringRule rule) {
   if (s.size() > max_bytes)
-    return fail(ErrorCode::kLimitExceeded,
-                Num(s.size()) + " bytes, over the limit of " + Num(max_bytes));
+    return StringProblem{ErrorCode::kLimitExceeded,
+                         Num(s.size()) + " bytes, over the limit of " + Num(max_bytes)};
   switch (rule) {
     case StringRule::kIdent:
-      if (s.empty()) return fail(ErrorCode::kCorrupt, "must not be empty");
+      if (s.empty()) return StringProblem{ErrorCode::kCorrupt, "must not be empty"};
       for (size_t i = 0; i < s.size(); ++i) {
         auto c = static_cast<uint8_t>(s[i]);
         if (c < 0x21 || c > 0x7e)
-          return fail(ErrorCode::kCorrupt, "byte " + Num(i) + " (0x" + base::ToHex({&c, 1}) +
-                                               ") is not printable ASCII without spaces");
+          return StringProblem{ErrorCode::kCorrupt, "byte " + Num(i) + " (0x" +
+                                                        base::ToHex({&c, 1}) +
+                                                        ") is not printable ASCII without spaces"};
       }
-      return base::Ok();
+      return std::nullopt;
     case StringRule::kText:
       for (size_t i = 0; i < s.size();) {
         auto c = static_cast<uint8_t>(s[i]);
         if (c < 0x20 || c == 0x7f)
-          return fail(ErrorCode::kCorrupt, "byte " + Num(i) + " is a control character");
+          return StringProblem{ErrorCode::kCorrupt, "byte " + Num(i) + " is a control character"};
         size_t n = Utf8SequenceLength(s, i);
-        if (n == 0) return fail(ErrorCode::kCorrupt, "invalid UTF-8 at byte " + Num(i));
+        if (n == 0) return StringProblem{ErrorCode::kCorrupt, "invalid UTF-8 at byte " + Num(i)};
         i += n;
       }
-      return base::Ok();
+      return std::nullopt;
   }
-  return fail(ErrorCode::kInternal, "unknown string rule");
+  return StringProblem{ErrorCode::kInternal, "unknown string rule"};
+}
+
+}  // namespace
+
+base::Status CheckString(std::string_view s, size_t max_bytes, StringRule rule,
+                         std::string_view field) {
+  auto problem = FindStringProblem(s, max_bytes, rule);
+  if (!problem) return base::Ok();
+  return base::Fail(problem->code, std::string(field) + ": " + problem->what);
 }
 
 Reader::Reader(base::ByteSpan data, std::string_view what) : m_data(data) {
@@ -103,6 +121,14 @@ std::string Reader::Path(std::string_view field) const {
 std::unexpected<base::Error> Reader::Error(ErrorCode code, std::string_view field,
                                            std::string_view what) const {
   return base::Fail(code, Path(field) + ": " + std::string(what));
+}
+
+std::unexpected<base::Error> Reader::OverLimit(std::string_view field, uint64_t n,
+                                               std::string_view unit, size_t max,
+                                               std::string_view limit_name) const {
+  return Error(ErrorCode::kLimitExceeded, field,
+               Num(n) + " " + std::string(unit) + ", over the limit of " + Num(max) +
+                   " (limits::" + std::string(limit_name) + ")");
 }
 
 base::Result<base::ByteSpan> Reader::Take(std::string_view field, size_t n) {
@@ -177,10 +203,7 @@ base::Result<size_t> Reader::Count(std::string_view field, size_t max,
                                    std::string_view limit_name) {
   auto v = VarUint(field);
   if (!v) return std::unexpected(v.error());
-  if (*v > max)
-    return Error(ErrorCode::kLimitExceeded, field,
-                 Num(*v) + " entries, over the limit of " + Num(max) +
-                     " (limits::" + std::string(limit_name) + ")");
+  if (*v > max) return OverLimit(field, *v, "entries", max, limit_name);
   return static_cast<size_t>(*v);
 }
 
@@ -192,10 +215,7 @@ base::Result<base::ByteSpan> Reader::LenBytes(std::string_view field, size_t max
                                               std::string_view limit_name) {
   auto n = VarUint(field);
   if (!n) return std::unexpected(n.error());
-  if (*n > max)
-    return Error(ErrorCode::kLimitExceeded, field,
-                 Num(*n) + " bytes, over the limit of " + Num(max) +
-                     " (limits::" + std::string(limit_name) + ")");
+  if (*n > max) return OverLimit(field, *n, "bytes", max, limit_name);
   return Take(field, static_cast<size_t>(*n));
 }
 
@@ -204,8 +224,8 @@ base::Result<std::string> Reader::String(std::string_view field, size_t max, Str
   auto bytes = LenBytes(field, max, limit_name);
   if (!bytes) return std::unexpected(bytes.error());
   std::string s(reinterpret_cast<const char*>(bytes->data()), bytes->size());
-  auto ok = CheckString(s, max, rule, Path(field));
-  if (!ok) return std::unexpected(ok.error());
+  if (auto problem = FindStringProblem(s, max, rule))
+    return Error(problem->code, field, problem->what);
   return s;
 }
 

@@ -77,6 +77,10 @@ class Reader {
   std::unexpected<base::Error> Error(base::ErrorCode code, std::string_view field,
                                      std::string_view what) const;
 
+  /// kLimitExceeded: "<path>.<field>: <n> <unit>, over the limit of <max> (limits::<name>)".
+  std::unexpected<base::Error> OverLimit(std::string_view field, uint64_t n, std::string_view unit,
+                                         size_t max, std::string_view limit_name) const;
+
   /// Names a nested value for error paths while alive: `auto s = r.Enter("body");`
   /// or `r.Enter("msgs", i)` -> "tx.body.msgs[3]". Nesting depth is bounded by the
   /// types (checked).
