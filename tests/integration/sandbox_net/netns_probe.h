@@ -236,6 +236,25 @@ inline std::string HostNonLoopbackAddress() {
   return out;
 }
 
+/// Shell lines that try every path from a workload to the host's two token services
+/// (the host's 127.0.0.1, its own address, slirp's gateway 10.0.2.2 that would
+/// forward to the host's loopback) with busybox `nc`, printing "probe ADDR:PORT [reply]"
+/// each, then the interface names. A reply holding HOSTLOOP/HOSTADDR is a breach.
+inline std::string HostProbeScript(const std::string& host_addr, uint16_t loop_port,
+                                   uint16_t addr_port, const std::string& nc) {
+  std::string s;
+  for (const auto& [addr, port] :
+       std::vector<std::pair<std::string, uint16_t>>{{"127.0.0.1", loop_port},
+                                                     {host_addr, loop_port},
+                                                     {host_addr, addr_port},
+                                                     {"10.0.2.2", loop_port},
+                                                     {"10.0.2.2", addr_port}}) {
+    s += "echo \"probe " + addr + ":" + std::to_string(port) + " [$(" + nc + " -w 2 " + addr + " " +
+         std::to_string(port) + " </dev/null 2>&1)]\"; ";
+  }
+  return s + "cat /proc/net/dev | tail -n +3 | cut -d: -f1; ";
+}
+
 /// The probe child. Commands (one line each, one reply line each):
 ///   connect ADDR PORT      -> "connected <data>" | "error <reason>"
 ///   listen PORT TOKEN      -> "listening" | "error"   (token server on 127.0.0.1 inside)

@@ -71,19 +71,8 @@ class PodmanNetwork : public ::testing::Test {
     fs::create_directories(m_out_dir);
   }
 
-  /// Shell lines that try every path to the host's services and print what came back.
   std::string ProbeScript() const {
-    std::string s;
-    for (const auto& [addr, port] :
-         std::vector<std::pair<std::string, uint16_t>>{{"127.0.0.1", m_loop->Port()},
-                                                       {m_host_addr, m_loop->Port()},
-                                                       {m_host_addr, m_addr->Port()},
-                                                       {"10.0.2.2", m_loop->Port()},
-                                                       {"10.0.2.2", m_addr->Port()}}) {
-      s += "echo \"probe " + addr + ":" + std::to_string(port) + " [$(nc -w 2 " + addr + " " +
-           std::to_string(port) + " </dev/null 2>&1)]\"; ";
-    }
-    return s + "cat /proc/net/dev | tail -n +3 | cut -d: -f1; ";
+    return gpunet::testing::HostProbeScript(m_host_addr, m_loop->Port(), m_addr->Port(), "nc");
   }
 
   WorkloadSpec Spec(NetworkMode mode, const std::string& script) {
