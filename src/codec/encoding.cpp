@@ -1,6 +1,7 @@
 // Layouts are specified field by field in docs/encoding.md; keep the two in step.
 #include "codec/encoding.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -108,7 +109,9 @@ Status ReadList(Reader& r, std::string_view name, size_t max, std::string_view l
   size_t n = 0;
   CODEC_READ(n, r.Count(name, max, limit_name));
   out.clear();
-  out.reserve(n);
+  // Every item takes at least one byte: a count alone cannot make us allocate
+  // more than the input could fill.
+  out.reserve(std::min(n, r.Remaining()));
   for (size_t i = 0; i < n; ++i) {
     auto s = r.Enter(name, i);
     T item{};
