@@ -1,0 +1,106 @@
+// LedgerApp: the Application (application.h) over a KvStore: the token ledger of
+// design §2 with its block store, state tree and replay.
+//
+// State lives in the KvStore (state/keyspace.h); the authenticated state tree is
+// held in memory and rebuilt from the stored leaves at Open. Block execution runs
+// the pipeline of state/tx_pipeline.h over a StateDb overlay; Commit writes the
+// block, receipts, state changes, tx index and meta in ONE synced KvStore::Commit.
+//
+// Threads: one engine thread calls PrepareProposal / ProcessProposal /
+// FinalizeBlock / Commit; any thread may call Info, CheckTx and Query at the same
+// time. The KvStore must allow Get/Scan concurrently with Commit (RocksKvStore does;
+// MemoryKvStore does not, so single-threaded tests only).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "base/result.h"
+#include "ledger/application.h"
+#include "ledger/genesis.h"
+#include "state/kv.h"
+#include "state/smt.h"
+#include "state/tx_pipeline.h"
+
+namespace gpunet::ledger {
+
+struct AppOptions {
+  /// Tx hashes whose signature verified, remembered between CheckTx and execution.
+  size_t signature_cache_capacity = 1u << 20;
+};
+
+class LedgerApp final : public Application {
+ public:
+  /// Opens the ledger stored in `kv` (not owned; must outlive the app). An empty
+  /// store is initialised from `genesis` (one synced commit). Otherwise the stored
+  /// genesis hash must match (kConflict), and the state tree rebuilt from the
+  /// stored leaves must give the last header's state root (kCorrupt): the app
+  /// resumes at the last committed height.
+  static base::Result<std::unique_ptr<LedgerApp>> Open(state::KvStore& kv, const Genesis& genesis,
+                                                       const AppOptions& options = {});
+
+  AppInfo Info() const override;
+  CheckTxResponse CheckTx(base::ByteSpan tx_bytes, CheckTxMode mode) override;
+  base::Result<PrepareProposalResponse> PrepareProposal(
+      const PrepareProposalRequest& request) override;
+  base::Result<ProcessProposalResponse> ProcessProposal(
+      const ProcessProposalRequest& request) override;
+  base::Result<FinalizeBlockResponse> FinalizeBlock(const FinalizeBlockRequest& request) override;
+  base::Result<CommitResponse> Commit() override;
+  base::Result<QueryResponse> Query(const QueryRequest& request) const override;
+  std::optional<uint64_t> NextDeadline() const override { return std::nullopt; }
+
+  const Genesis& GetGenesis() const { return m_genesis; }
+  const state::PipelineParams& Params() const { return m_params; }
+  const state::KvStore& Store() const { return *m_kv; }
+  state::SignatureCache& Signatures() { return m_signatures; }
+
+ private:
+  struct Executed;  // one executed block, awaiting Commit
+
+  LedgerApp(state::KvStore& kv, const Genesis& genesis, const AppOptions& options);
+  base::Status Load();
+  // Executes a proposed block against committed state; accept=false with a reason
+  // when the block breaks a rule.
+  base::Result<ProcessProposalResponse> ExecuteProposal(const codec::Block& block);
+  // The tree at committed state / with the executed block `hash` applied.
+  void TreeToCommitted() const;
+  void TreeToPending(const base::Hash32& block_hash) const;
+
+  state::KvStore* m_kv;
+  Genesis m_genesis;
+  base::Hash32 m_genesis_hash;
+  state::PipelineParams m_params;
+  state::SignatureCache m_signatures;
+
+  // Guards everything below (the engine thread against Info/Query/CheckTx).
+  mutable std::mutex m_mutex;
+  uint64_t m_last_height = 0;
+  base::Hash32 m_last_block_hash;
+  uint64_t m_last_time_ms = 0;
+  base::Hash32 m_state_root;  ///< committed
+  codec::ValidatorSet m_validators;
+  // The tree holds committed state, or committed state plus one executed block
+  // (m_tree_pending): executing applies a block's changes once, Commit keeps them,
+  // a Query or another proposal undoes them first. mutable: Query may undo.
+  mutable state::SparseMerkleTree m_tree;
+  mutable std::optional<base::Hash32> m_tree_pending;
+  std::map<base::Hash32, std::shared_ptr<Executed>> m_executed;  ///< by block hash, this height
+  std::shared_ptr<Executed> m_finalized;                         ///< what Commit persists
+};
+
+/// Result of ReplayFromGenesis.
+struct ReplayReport {
+  uint64_t blocks = 0;      ///< blocks re-executed (1..blocks)
+  base::Hash32 state_root;  ///< after the last one
+};
+
+/// Re-executes every block stored in `stored` from genesis on a fresh in-memory
+/// ledger, checking each block's header (state root, receipts root, every other
+/// field) and the conservation equation after every block. kCorrupt names the first
+/// height whose stored block does not reproduce.
+base::Result<ReplayReport> ReplayFromGenesis(const state::KvStore& stored, const Genesis& genesis);
+
+}  // namespace gpunet::ledger
