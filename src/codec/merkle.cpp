@@ -54,4 +54,52 @@ base::Hash32 MerkleRootOfHashes(std::span<const base::Hash32> leaves) {
   return RootOfLeafHashes(hashes);
 }
 
+namespace {
+
+void AppendPath(std::span<const base::Hash32> leaves, size_t index,
+                std::vector<base::Hash32>& path) {
+  if (leaves.size() <= 1) return;
+  size_t k = std::bit_floor(leaves.size() - 1);
+  if (index < k) {
+    AppendPath(leaves.first(k), index, path);
+    path.push_back(RootOfLeafHashes(leaves.subspan(k)));
+  } else {
+    AppendPath(leaves.subspan(k), index - k, path);
+    path.push_back(RootOfLeafHashes(leaves.first(k)));
+  }
+}
+
+}  // namespace
+
+std::vector<base::Hash32> MerkleAuditPath(std::span<const base::Hash32> leaf_hashes, size_t index) {
+  GPUNET_CHECK(index < leaf_hashes.size());
+  std::vector<base::Hash32> path;
+  AppendPath(leaf_hashes, index, path);
+  return path;
+}
+
+bool VerifyMerkleInclusion(const base::Hash32& leaf_hash, uint64_t index, uint64_t count,
+                           std::span<const base::Hash32> path, const base::Hash32& root) {
+  if (index >= count) return false;
+  uint64_t fn = index;
+  uint64_t sn = count - 1;
+  base::Hash32 r = leaf_hash;
+  for (const auto& p : path) {
+    if (sn == 0) return false;  // path longer than the tree is tall
+    if ((fn & 1) == 1 || fn == sn) {
+      r = MerkleInnerHash(p, r);
+      // A right edge node without a sibling: climb to the level where it has one.
+      while ((fn & 1) == 0 && fn != 0) {
+        fn >>= 1;
+        sn >>= 1;
+      }
+    } else {
+      r = MerkleInnerHash(r, p);
+    }
+    fn >>= 1;
+    sn >>= 1;
+  }
+  return sn == 0 && r == root;
+}
+
 }  // namespace gpunet::codec

@@ -7,7 +7,9 @@
 // tree: codec/smt_proof.h.)
 #pragma once
 
+#include <cstdint>
 #include <span>
+#include <vector>
 
 #include "base/bytes.h"
 
@@ -20,5 +22,18 @@ base::Hash32 MerkleRoot(std::span<const base::Bytes> leaves);
 /// Root over leaves whose data are the given 32-byte values (each one is hashed as
 /// a leaf: H(0x00 || value)).
 base::Hash32 MerkleRootOfHashes(std::span<const base::Hash32> leaves);
+
+/// The RFC 6962 §2.1.1 audit path of leaf `index` (< leaf_hashes.size()): the sibling
+/// subtree roots from the leaf up. leaf_hashes are MerkleLeafHash values (for tx_root:
+/// MerkleLeafHash(tx hash)). With it a client proves a tx or receipt is in a block
+/// whose header it trusts, without the other leaves.
+std::vector<base::Hash32> MerkleAuditPath(std::span<const base::Hash32> leaf_hashes, size_t index);
+
+/// True when `path` proves that `leaf_hash` is leaf `index` of a `count`-leaf list with
+/// this root (RFC 9162 §2.1.3.2). A changed leaf, index, path or root makes it false.
+/// `count` must come from the trusted side (the block's tx count): like RFC 9162's tree
+/// size it is not proven by the path, which may also fit other sizes of the same shape.
+bool VerifyMerkleInclusion(const base::Hash32& leaf_hash, uint64_t index, uint64_t count,
+                           std::span<const base::Hash32> path, const base::Hash32& root);
 
 }  // namespace gpunet::codec
