@@ -1,0 +1,165 @@
+// The node's HTTP/1.1 + websocket transport: routes, limits, timeouts, pub/sub.
+//
+// It knows nothing about the ledger: the node registers handlers that turn a
+// Request into a Response and publishes JSON events to websocket topics. Beast and
+// Asio stay inside http_server.cpp (pimpl) because they cost seconds per
+// translation unit.
+//
+// Threads: `io_threads` run every socket (accept, read, write, websocket); handlers
+// run on a separate pool of `worker_threads`, so a handler that blocks (waiting for
+// a commit) never stalls accepting or other connections. When more than
+// `pending_requests_max` requests wait for a worker, new ones get 503 at once.
+// A handler that must wait long should use HandleAsync and answer through its
+// Responder from any thread instead of holding a worker.
+//
+// Every error the server produces itself is JSON:
+//   {"error":{"code":"not_found","message":"no route for GET /nope; ..."}}
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/result.h"
+
+namespace gpunet::node {
+
+namespace metrics {
+class Registry;
+}
+
+/// One parsed HTTP request, as handlers see it.
+struct Request {
+  std::string method;  ///< "GET", "POST", ...
+  std::string path;    ///< target without the query string, not percent-decoded
+  /// For prefix routes, what follows the prefix ("/tx/ab12" on "/tx/" → "ab12").
+  std::string path_rest;
+  std::map<std::string, std::string> query;  ///< percent-decoded; each key at most once
+  std::string body;
+  std::string content_type;
+};
+
+/// What a handler returns.
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+/// Answers an async route exactly once, from any thread. Move-only. If it is
+/// destroyed unanswered the client gets a 500 (a handler bug, but the connection
+/// is not left hanging). Answers after Stop() began are dropped.
+class Responder {
+ public:
+  struct State;
+  explicit Responder(std::shared_ptr<State> state);
+  Responder(Responder&&) noexcept;
+  Responder& operator=(Responder&&) noexcept;
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  ~Responder();
+
+  void Respond(Response response);
+
+ private:
+  std::shared_ptr<State> m_state;
+};
+
+using Handler = std::function<Response(const Request&)>;
+using AsyncHandler = std::function<void(Request, Responder)>;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";       ///< address to bind; the RPC is local by default
+  uint16_t port = 0;                    ///< 0: the kernel picks one (see HttpServer::Port)
+  size_t body_bytes_max = 1024 * 1024;  ///< larger bodies get 413
+  size_t header_bytes_max = 16 * 1024;  ///< request line + headers; larger gets 431
+  /// The whole request (first byte to last body byte) must arrive within this;
+  /// a client that trickles bytes (slowloris) is cut when it runs out.
+  int64_t read_timeout_ms = 10'000;
+  int64_t idle_timeout_ms = 30'000;   ///< keep-alive wait for the next request
+  int64_t write_timeout_ms = 10'000;  ///< a client that does not read is cut
+  size_t connections_max = 256;       ///< beyond this, new connections get 503 and close
+  size_t io_threads = 1;
+  size_t worker_threads = 4;
+  size_t pending_requests_max = 256;  ///< requests queued or running in workers
+  int64_t stop_grace_ms = 5'000;      ///< Stop() waits this long for in-flight requests
+
+  std::string ws_path = "/ws";                             ///< GET upgrade target
+  std::vector<std::string> ws_topics = {"blocks", "txs"};  ///< topics clients may join
+  size_t ws_queue_messages_max = 256;   ///< per connection; beyond it, disconnect
+  size_t ws_incoming_bytes_max = 4096;  ///< largest client message (subscribe commands)
+  int64_t ws_idle_timeout_ms = 60'000;  ///< pings keep live clients; silent ones are cut
+
+  /// When set, the server counts requests, connections and websocket events here.
+  metrics::Registry* metrics = nullptr;
+};
+
+/// Counts for tests and status pages.
+struct ServerStats {
+  size_t connections = 0;             ///< open HTTP + websocket connections
+  size_t ws_subscribers = 0;          ///< open websocket connections
+  uint64_t requests = 0;              ///< HTTP responses written
+  size_t requests_in_progress = 0;    ///< handed to handlers, not yet answered
+  uint64_t rejected_connections = 0;  ///< refused because of connections_max
+  uint64_t ws_slow_disconnects = 0;   ///< subscribers cut for a full send queue
+};
+
+class HttpServer {
+ public:
+  explicit HttpServer(ServerOptions options);
+  ~HttpServer();  ///< Stop()s if still running
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  /// Routes, registered before Start(). An exact path wins over a prefix; the
+  /// longest prefix wins among prefixes. A path that matches with another method
+  /// gets 405 with an Allow header.
+  void Handle(std::string method, std::string path, Handler handler);
+  void HandlePrefix(std::string method, std::string prefix, Handler handler);
+  void HandleAsync(std::string method, std::string path, AsyncHandler handler, bool prefix = false);
+
+  /// Binds and starts serving. Fails with kIo and a hint when the port is taken.
+  base::Status Start();
+  /// The bound port (useful with port 0). Valid after Start().
+  uint16_t Port() const;
+  /// "http://127.0.0.1:<port>"
+  std::string Url() const;
+
+  /// Stops accepting, lets requests in flight finish (up to stop_grace_ms), closes
+  /// idle and websocket connections, joins every thread. Idempotent.
+  void Stop();
+
+  /// Sends `json_text` to every subscriber of `topic` as
+  /// {"topic":"<topic>","data":<json_text>}. Never blocks on a subscriber: a full
+  /// queue disconnects that subscriber. Any thread. Returns how many got it queued.
+  size_t Publish(std::string_view topic, std::string_view json_text);
+
+  ServerStats Stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> m_impl;
+};
+
+// ---- JSON helpers ----
+
+/// {"error":{"code":code,"message":message}} with the given status.
+Response JsonError(int status, std::string_view code, std::string_view message);
+/// A base::Error as a JSON error; the HTTP status follows the code (see docs/rpc.md).
+Response ErrorResponse(const base::Error& error);
+/// HTTP status for an error code: 400, 404, 409, 403, 504, 503 or 500.
+int HttpStatusFor(base::ErrorCode code);
+/// Status 200 (or `status`) with a serialized JSON value.
+Response JsonResponse(const nlohmann::json& value, int status = 200);
+/// Parses the body as a JSON object; the error names what is wrong and where.
+base::Result<nlohmann::json> ParseJsonBody(const Request& request);
+
+}  // namespace gpunet::node
