@@ -91,7 +91,7 @@ class SparseMerkleTree {
   template <class T>
   class Arena {
    public:
-    static constexpr uint32_t kPageBits = 14;
+    static constexpr uint32_t kPageBits = 10;
     static constexpr uint32_t kPageSize = 1u << kPageBits;
     T& operator[](Ref i) { return m_pages[i >> kPageBits][i & (kPageSize - 1)]; }
     const T& operator[](Ref i) const { return m_pages[i >> kPageBits][i & (kPageSize - 1)]; }

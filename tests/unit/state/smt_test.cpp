@@ -6,8 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -16,6 +15,7 @@
 #include "codec/smt_proof.h"
 #include "crypto/hash.h"
 #include "state/kv.h"
+#include "unit/crypto/vector_file.h"
 
 namespace gpunet::state {
 namespace {
@@ -114,24 +114,13 @@ void ExpectProofsMatchModel(const SparseMerkleTree& t, const Model& m, base::Rng
 
 // ---- golden vectors ----
 
+// Records of tests/vectors/smt/<name>, split on whitespace.
 std::vector<std::vector<std::string>> ReadVectorRecords(const std::string& name) {
-  const char* root = std::getenv("GPUNET_SOURCE_DIR");
-  if (root == nullptr || *root == '\0') {
-    ADD_FAILURE()
-        << "GPUNET_SOURCE_DIR is not set: run through ctest, or set it to the source tree";
-    return {};
-  }
-  std::string path = std::string(root) + "/tests/vectors/smt/" + name;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
   std::vector<std::vector<std::string>> records;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
+  for (const std::string& line : gpunet::testing::ReadVectorLines("smt/" + name)) {
     std::istringstream words(line);
-    std::vector<std::string> fields;
-    for (std::string w; words >> w;) fields.push_back(w);
-    records.push_back(fields);
+    records.emplace_back(std::istream_iterator<std::string>(words),
+                         std::istream_iterator<std::string>());
   }
   return records;
 }
