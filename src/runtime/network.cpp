@@ -3,13 +3,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -83,22 +81,6 @@ base::Result<Fd> OpenNetns(pid_t pid) {
                     " shares the host network namespace; start the sandbox with its own "
                     "(bwrap --unshare-net)");
   return result;
-}
-
-/// Brings `lo` up in the calling thread's network namespace (bwrap does it, a bare
-/// unshare does not; forwarding to 127.0.0.1 inside needs it).
-base::Status LoopbackUp() {
-  Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock.Valid()) return Fail(ErrorCode::kIo, Errno("network: socket for lo"));
-  struct ifreq ifr {};
-  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-  if (::ioctl(sock.Get(), SIOCGIFFLAGS, &ifr) != 0)
-    return Fail(ErrorCode::kIo, Errno("network: SIOCGIFFLAGS lo"));
-  if (ifr.ifr_flags & IFF_UP) return base::Ok();
-  ifr.ifr_flags |= IFF_UP;
-  if (::ioctl(sock.Get(), SIOCSIFFLAGS, &ifr) != 0)
-    return Fail(ErrorCode::kIo, Errno("network: bringing lo up"));
-  return base::Ok();
 }
 
 /// Waits for a child and turns its status into a Status naming `what`.
@@ -349,11 +331,9 @@ class PortForwarder final : public NetworkAttachment {
                                Errno("network: forwarder cannot enter the sandbox namespace")));
         return;
       }
-      auto up = LoopbackUp();
-      if (!up) {
-        entered.set_value(up);
-        return;
-      }
+      // `lo` is left alone: bwrap brings it up itself, concurrently with this
+      // (adding 127.0.0.1 first would make bwrap's RTM_NEWADDR fail and the sandbox
+      // die). Connections only come once the workload listens, i.e. after that.
       entered.set_value(base::Ok());
       Loop();
     });
