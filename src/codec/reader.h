@@ -35,7 +35,8 @@ base::Status CheckString(std::string_view s, size_t max_bytes, StringRule rule,
 /// Reader should be discarded.
 class Reader {
  public:
-  /// `what` names the value being decoded ("tx") and prefixes every error path.
+  /// `what` names the value being decoded ("tx") and prefixes every error path. The
+  /// Reader keeps views of `what` and of the names given to Enter: pass literals.
   Reader(base::ByteSpan data, std::string_view what);
 
   base::Result<uint8_t> U8(std::string_view field);
