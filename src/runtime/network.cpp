@@ -83,6 +83,13 @@ base::Result<Fd> OpenNetns(pid_t pid) {
   return result;
 }
 
+/// Closes every fd from `first` up, in a forked child before exec: the supervisor's
+/// own fds (bwrap's block and status pipes, logs) must not leak into nft or slirp.
+void CloseFrom(unsigned first) {
+  if (::syscall(SYS_close_range, first, ~0u, 0) == 0) return;
+  for (int fd = static_cast<int>(first); fd < 4096; ++fd) ::close(fd);
+}
+
 /// Waits for a child and turns its status into a Status naming `what`.
 base::Status WaitChild(pid_t pid, const std::string& what) {
   int status = 0;
@@ -186,6 +193,7 @@ base::Status InstallRuleset(int netns_fd, const std::string& file) {
     if (::setns(netns_fd, CLONE_NEWNET) != 0) ::_exit(120);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
+    CloseFrom(3);
     ::execve(argv[0], const_cast<char* const*>(argv), const_cast<char* const*>(envp));
     ::_exit(121);
   }
@@ -257,6 +265,7 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachEgress(pid_t pid, int net
     ::dup2(log_fd.Get(), 2);
     ::dup2(exit_r.Get(), 3);
     ::dup2(ready_w.Get(), 4);
+    CloseFrom(5);
     ::setsid();
     ::execve(argv[0], const_cast<char* const*>(argv), const_cast<char* const*>(envp));
     ::_exit(121);
@@ -415,8 +424,10 @@ class PortForwarder final : public NetworkAttachment {
           if (c->to_outside.len == 0 && !c->to_outside.eof) in_ev |= POLLIN;
           if (c->to_inside.len > 0) in_ev |= POLLOUT;
         }
-        fds.push_back({c->outside.Get(), out_ev, 0});
-        fds.push_back({c->inside.Get(), in_ev, 0});
+        // No interest: not polled at all (-1), or a hung-up peer would report POLLHUP
+        // on every round and spin this loop.
+        fds.push_back({out_ev != 0 ? c->outside.Get() : -1, out_ev, 0});
+        fds.push_back({in_ev != 0 ? c->inside.Get() : -1, in_ev, 0});
       }
       int n = ::poll(fds.data(), fds.size(), -1);
       if (n < 0) {
