@@ -171,8 +171,14 @@ base::Status Supervisor::Prepare() {
   m_gpu = std::move(*gpu);
   std::vector<std::string> rules = BaseDeviceRules();
   rules.insert(rules.end(), m_gpu.cgroup_allow.begin(), m_gpu.cgroup_allow.end());
-  GPUNET_TRY(m_cgroups.ApplyLimits(m_spec.resources, rules,
-                                   m_spec.allow_unenforced_limits ? &m_unenforced : nullptr));
+  GPUNET_TRY(m_cgroups.ApplyLimits(m_spec.resources, rules, &m_unenforced));
+  if (!m_unenforced.empty() && !m_spec.allow_unenforced_limits) {
+    std::string msg = "cannot enforce:";
+    for (const auto& m : m_unenforced) msg += "\n  - " + m;
+    return Fail(
+        ErrorCode::kUnsupported,
+        msg + "\nfix the host (gpunet sandbox check) or allow unenforced limits explicitly");
+  }
   for (const auto& m : m_unenforced) Log("NOT ENFORCED: " + m);
 
   const std::string fs = m_run_dir + "/" + state::kFsDir;

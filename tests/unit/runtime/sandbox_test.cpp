@@ -1,0 +1,290 @@
+// Unit tests of the sandbox runtime's pure parts and of the outputs reader (no
+// root needed). The isolation tests with real sandboxes are in
+// tests/integration/sandbox/.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "runtime/host_probe.h"
+#include "runtime/host_resources.h"
+#include "runtime/outputs.h"
+#include "runtime/runtime.h"
+#include "runtime/sandbox_args.h"
+#include "runtime/seccomp_policy.h"
+#include "runtime/state_files.h"
+
+namespace gpunet::runtime {
+namespace {
+
+using base::ErrorCode;
+
+WorkloadSpec GoodSpec() {
+  WorkloadSpec s;
+  s.id = "lease-42";
+  s.command = {"python3", "train.py"};
+  s.lease_id = "lease-42";
+  s.node_rank = 1;
+  s.num_nodes = 2;
+  s.node_ips = {"10.0.0.1", "10.0.0.2"};
+  s.master_addr = "10.0.0.1";
+  s.master_port = 29500;
+  s.lease_ends_at_ms = 1700000000000;
+  s.gpu_uuids = {"GPU-1", "GPU-2"};
+  return s;
+}
+
+bool Has(const std::vector<std::string>& v, const std::string& x) {
+  return std::ranges::find(v, x) != v.end();
+}
+
+TEST(ByteSize, ParsesUnitsAndRefusesJunk) {
+  EXPECT_EQ(ParseByteSize("2G").value(), 2ull << 30);
+  EXPECT_EQ(ParseByteSize("512M").value(), 512ull << 20);
+  EXPECT_EQ(ParseByteSize("64k").value(), 64ull << 10);
+  EXPECT_EQ(ParseByteSize("1000").value(), 1000u);
+  EXPECT_EQ(ParseByteSize("1T").value(), 1ull << 40);
+  EXPECT_EQ(ParseByteSize("").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseByteSize("G").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseByteSize("2X").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseByteSize("-1").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseByteSize("99999999999999999999").error().code, ErrorCode::kOverflow);
+  EXPECT_EQ(ParseByteSize("20000000000T").error().code, ErrorCode::kOverflow);
+  EXPECT_EQ(FormatByteSize(2ull << 30), "2G");
+  EXPECT_EQ(FormatByteSize(64ull << 20), "64M");
+  EXPECT_EQ(FormatByteSize(1000), "1000B");
+}
+
+TEST(Spec, ValidationRefusesWhatTheRuntimeMustNotRun) {
+  EXPECT_TRUE(ValidateSpec(GoodSpec()).has_value());
+  auto with = [](auto f) {
+    WorkloadSpec s = GoodSpec();
+    f(s);
+    return ValidateSpec(s);
+  };
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.id = "../etc"; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.id = "Upper"; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.id = ""; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.id = std::string(65, 'a'); }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.command.clear(); }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.env["GPUNET_LEASE_ID"] = "spoof"; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.env["CUDA_VISIBLE_DEVICES"] = "all"; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.env["BAD-NAME"] = "x"; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.env["A"] = std::string("x\0y", 3); }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.resources.memory_bytes = 1024; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.resources.disk_bytes = 1024; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.resources.pids_max = 1; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.gpu_uuids = {"GPU-1,GPU-2"}; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.backend = Backend::kPodman; }));
+  // ports only with the ports mode (network.h's rule, applied here too)
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.ports = {{8888, 0}}; }));
+}
+
+TEST(Spec, EnvironmentHasLeaseVariablesAndNothingElseOfTheHost) {
+  ::setenv("PROVIDER_ONLY", "secret", 1);
+  WorkloadSpec s = GoodSpec();
+  s.env["TENANT"] = "yes";
+  auto env = WorkloadEnvironment(s, "GPU-1,GPU-2");
+  ::unsetenv("PROVIDER_ONLY");
+  for (const char* want :
+       {"GPUNET_LEASE_ID=lease-42", "GPUNET_NODE_RANK=1", "GPUNET_NUM_NODES=2",
+        "GPUNET_NODE_IPS=10.0.0.1,10.0.0.2", "GPUNET_GPUS_PER_NODE=2", "GPUNET_OUTPUT_DIR=/outputs",
+        "GPUNET_LEASE_ENDS_AT=1700000000000", "MASTER_ADDR=10.0.0.1", "MASTER_PORT=29500",
+        "CUDA_VISIBLE_DEVICES=GPU-1,GPU-2", "TENANT=yes", "HOME=/work"})
+    EXPECT_TRUE(Has(env, want)) << want;
+  for (const auto& e : env) EXPECT_EQ(e.find("PROVIDER_ONLY"), std::string::npos);
+  auto no_gpu = WorkloadEnvironment(GoodSpec(), "");
+  EXPECT_TRUE(std::ranges::none_of(
+      no_gpu, [](const std::string& e) { return e.starts_with("CUDA_VISIBLE"); }));
+}
+
+TEST(BwrapArgs, IsolatesAndBindsOnlyWhatIsListed) {
+  SandboxPlan plan;
+  plan.bwrap = "/usr/bin/bwrap";
+  plan.work_dir = "/state/runs/x/fs/work";
+  plan.outputs_dir = "/state/runs/x/fs/outputs";
+  plan.tmp_dir = "/state/runs/x/fs/tmp";
+  plan.etc_dir = "/state/runs/x/etc";
+  plan.dev_binds = {{"/dev/nvidia3", "/dev/nvidia3"}};
+  plan.shm_bytes = 64ull << 20;
+  plan.seccomp_fd = 3;
+  plan.json_status_fd = 4;
+  plan.block_fd = 5;
+  auto a = BuildBwrapArgs(GoodSpec(), plan);
+  auto joined = [&] {
+    std::string j;
+    for (const auto& s : a) j += s + " ";
+    return j;
+  }();
+  for (const char* flag :
+       {"--unshare-all ", "--unshare-user ", "--unshare-cgroup ", "--disable-userns ",
+        "--die-with-parent ", "--new-session ", "--cap-drop ALL ", "--seccomp 3 ",
+        "--json-status-fd 4 ", "--block-fd 5 ", "--size 67108864 --tmpfs /dev/shm ",
+        "--dev-bind /dev/nvidia3 /dev/nvidia3 ", "--bind /state/runs/x/fs/work /work ",
+        "--bind /state/runs/x/fs/outputs /outputs ",
+        "--ro-bind /state/runs/x/etc/resolv.conf /etc/resolv.conf ", "--remount-ro / ",
+        "-- python3 train.py "})
+    EXPECT_NE(joined.find(flag), std::string::npos) << flag << " missing in " << joined;
+  // The provider's homes, /etc as a whole, /var and the host's /dev are never bound.
+  for (const char* never : {" /root ", " /home ", " /etc ", " /var ", "--dev-bind /dev /dev",
+                            "--share-net", "--bind / ", "--ro-bind / "})
+    EXPECT_EQ(joined.find(never), std::string::npos) << never << " in " << joined;
+  // The command comes last, after "--", so it cannot be read as bwrap options.
+  auto dd = std::ranges::find(a, "--");
+  ASSERT_NE(dd, a.end());
+  EXPECT_EQ(std::distance(dd, a.end()), 3);
+}
+
+TEST(Seccomp, ExportsABpfProgram) {
+  auto fd = BuildSeccompBpf();
+  ASSERT_TRUE(fd.has_value()) << fd.error().ToString();
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd->Get(), &st), 0);
+  EXPECT_GT(st.st_size, 0);
+  EXPECT_EQ(st.st_size % 8, 0);  // struct sock_filter is 8 bytes
+  // Sealed: nobody can swap the program after it was built.
+  EXPECT_EQ(::write(fd->Get(), "x", 1), -1);
+  auto names = SeccompDeniedSyscalls();
+  for (const char* n : {"bpf", "io_uring_setup", "keyctl", "perf_event_open", "userfaultfd",
+                        "ptrace", "mount", "kexec_load", "init_module", "finit_module", "setns"})
+    EXPECT_TRUE(Has(names, n)) << n;
+}
+
+TEST(StateFiles, RoundTripAndRefuseGarbage) {
+  WorkloadSpec s = GoodSpec();
+  s.env["K"] = "v\n\"quoted\"";
+  s.network = NetworkMode::kPorts;
+  s.ports = {{8888, 0}, {22, 2222}};
+  auto back = state::SpecFromJson(state::SpecToJson(s));
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->env, s.env);
+  EXPECT_EQ(back->command, s.command);
+  EXPECT_EQ(back->ports.size(), 2u);
+  EXPECT_EQ(back->ports[1].host_port, 2222);
+  EXPECT_EQ(back->network, NetworkMode::kPorts);
+  EXPECT_EQ(back->lease_ends_at_ms, s.lease_ends_at_ms);
+  ExitStatus st;
+  st.exit_code = 137;
+  st.signal = 9;
+  st.reason = ExitReason::kOutOfMemory;
+  st.message = "killed: out of memory (limit 2G)";
+  st.counters.oom_kills = 1;
+  auto sb = state::StatusFromJson(state::StatusToJson(st));
+  ASSERT_TRUE(sb.has_value());
+  EXPECT_EQ(sb->reason, ExitReason::kOutOfMemory);
+  EXPECT_EQ(sb->message, st.message);
+  EXPECT_EQ(state::SpecFromJson("{").error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(state::StatusFromJson("{\"exit_code\": 1}").error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(state::SpecFromJson(R"({"id": 5})").error().code, ErrorCode::kCorrupt);
+}
+
+TEST(Gpu, PlanRefusesUnknownUuidsAndNonDevices) {
+  EXPECT_TRUE(PlanGpuDevices({}, {}, "/dev").value().binds.empty());
+  auto unknown = PlanGpuDevices({"GPU-x"}, {}, "/dev");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+  char tmpl[] = "/tmp/gpunet-gpu-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::ofstream(dir + "/nvidia0") << "not a device";
+  auto regular = PlanGpuDevices({"GPU-x"}, {{"GPU-x", 0}}, dir);
+  ASSERT_FALSE(regular.has_value());
+  EXPECT_NE(regular.error().message.find("195:0"), std::string::npos) << regular.error().message;
+  std::string cmd = "rm -rf '" + dir + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+}
+
+TEST(Gpu, ReadsMinorsFromDriverProcFiles) {
+  char tmpl[] = "/tmp/gpunet-gpus-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  ::mkdir((dir + "/0000:17:00.0").c_str(), 0755);
+  ::mkdir((dir + "/0000:65:00.0").c_str(), 0755);
+  std::ofstream(dir + "/0000:17:00.0/information")
+      << "Model: \t\t NVIDIA H100\nIRQ:   \t\t 88\nGPU UUID: \t GPU-aaaa\nDevice Minor: \t 0\n";
+  std::ofstream(dir + "/0000:65:00.0/information") << "GPU UUID: \t GPU-bbbb\nDevice Minor: \t 3\n";
+  auto m = ReadNvidiaMinors(dir);
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(m["GPU-aaaa"], 0u);
+  EXPECT_EQ(m["GPU-bbbb"], 3u);
+  EXPECT_TRUE(ReadNvidiaMinors(dir + "/absent").empty());
+  std::string cmd = "rm -rf '" + dir + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+}
+
+class OutputsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/gpunet-outputs-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    m_root = tmpl;
+    m_out = m_root + "/outputs";
+    ASSERT_EQ(::mkdir(m_out.c_str(), 0755), 0);
+    std::ofstream(m_root + "/secret") << "host secret\n";
+    std::ofstream(m_out + "/model.bin") << "weights";
+    ::mkdir((m_out + "/logs").c_str(), 0755);
+    std::ofstream(m_out + "/logs/train.log") << "epoch 1\n";
+    ASSERT_EQ(::symlink("../secret", (m_out + "/up").c_str()), 0);
+    ASSERT_EQ(::symlink("/etc/passwd", (m_out + "/abs").c_str()), 0);
+    ASSERT_EQ(::symlink("..", (m_out + "/logs/parent").c_str()), 0);
+    ASSERT_EQ(::symlink("/proc/self/root/etc/passwd", (m_out + "/magic").c_str()), 0);
+    ASSERT_EQ(::mkfifo((m_out + "/pipe").c_str(), 0644), 0);
+  }
+  void TearDown() override {
+    std::string cmd = "rm -rf '" + m_root + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  std::string m_root, m_out;
+};
+
+TEST_F(OutputsTest, ReadsFilesBeneathAndRefusesEveryWayOut) {
+  auto r = OutputsReader::Open(m_out);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->ReadFile("model.bin", 100).value(), "weights");
+  EXPECT_EQ(r->ReadFile("logs/train.log", 100).value(), "epoch 1\n");
+  EXPECT_EQ(r->ReadFile("model.bin", 3).error().code, ErrorCode::kLimitExceeded);
+  for (const char* evil : {"up", "abs", "magic", "logs/parent/up", "logs/parent/model.bin",
+                           "../secret", "logs/../../secret", "/etc/passwd", "pipe", "logs"}) {
+    auto got = r->ReadFile(evil, 1 << 20);
+    ASSERT_FALSE(got.has_value()) << evil;
+    EXPECT_EQ(got.error().code, ErrorCode::kPermissionDenied)
+        << evil << ": " << got.error().ToString();
+  }
+  EXPECT_EQ(r->ReadFile("nope", 10).error().code, ErrorCode::kNotFound);
+  auto list = r->List();
+  ASSERT_TRUE(list.has_value());
+  std::vector<std::string> names;
+  for (const auto& e : *list) names.push_back(e.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"abs", "logs", "magic", "model.bin", "pipe", "up"}));
+  EXPECT_EQ((*list)[0].type, OutputEntry::Type::kSymlink);
+  EXPECT_EQ((*list)[3].size_bytes, 7u);
+  EXPECT_FALSE(r->List("logs/parent").has_value());
+  EXPECT_EQ(r->List("logs", 0).error().code, ErrorCode::kLimitExceeded);
+}
+
+TEST_F(OutputsTest, RefusesAnOutputsDirThatIsItselfALink) {
+  ASSERT_EQ(::symlink(m_root.c_str(), (m_root + "/linked").c_str()), 0);
+  EXPECT_FALSE(OutputsReader::Open(m_root + "/linked").has_value());
+}
+
+TEST(Probe, DescribesThisHostWithoutFailing) {
+  HostCapabilities caps = Probe();
+  EXPECT_FALSE(caps.cgroups.Describe().empty());
+  WorkloadSpec s = GoodSpec();
+  // Whatever this host is, every missing limit is named, never silently dropped.
+  auto missing = UnenforceableLimits(caps, s);
+  if (caps.memory.how == Enforcement::kNone) {
+    EXPECT_TRUE(
+        std::ranges::any_of(missing, [](const std::string& m) { return m.starts_with("memory"); }));
+  }
+}
+
+}  // namespace
+}  // namespace gpunet::runtime
