@@ -57,33 +57,47 @@ TEST(PodmanConf, UsesRuncCgroupfsAndUlimitsWithinTheHardLimits) {
 
 class PodmanBackendTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (auto why = PodmanUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  // One backend and one imported image for the whole suite (an import takes seconds).
+  static void SetUpTestSuite() {
+    if (!PodmanUnavailableReason().empty()) return;
     char tmpl[] = "/tmp/gpunet-podman-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
+    if (::mkdtemp(tmpl) == nullptr) return;
+    s_dir = tmpl;
     PodmanOptions opts;
-    opts.config_dir = m_dir + "/conf";
+    opts.config_dir = s_dir + "/conf";
     opts.cgroup_parent = "/gpunet-podman-test";
     // A range of its own per test process, far above any real uid.
     opts.userns_base = 1'600'000'000u + static_cast<uint32_t>(::getpid() % 1000) * 65536u;
     auto b = PodmanBackend::Create(opts);
-    ASSERT_TRUE(b) << b.error().ToString();
-    m_backend = std::make_unique<PodmanBackend>(std::move(*b));
-    m_image = "localhost/gpunet-test-busybox:" + std::to_string(::getpid());
-    ASSERT_TRUE(gpunet::testing::MakeBusyboxImage(*m_backend, m_dir, m_image))
-        << "could not build the test image";
+    if (!b) {
+      s_create_error = b.error().ToString();
+      return;
+    }
+    s_backend = new PodmanBackend(std::move(*b));
+    s_image = "localhost/gpunet-test-busybox:" + std::to_string(::getpid());
+    if (!gpunet::testing::MakeBusyboxImage(*s_backend, s_dir, s_image)) s_image.clear();
+  }
+  static void TearDownTestSuite() {
+    if (s_backend != nullptr && !s_image.empty()) (void)s_backend->RemoveImage(s_image);
+    delete s_backend;
+    s_backend = nullptr;
+    if (!s_dir.empty()) fs::remove_all(s_dir);
+  }
+
+  void SetUp() override {
+    if (auto why = PodmanUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+    ASSERT_NE(s_backend, nullptr) << s_create_error;
+    ASSERT_FALSE(s_image.empty()) << "could not build the test image";
+    m_backend = s_backend;
+    m_image = s_image;
+    m_dir = s_dir + "/t" + std::to_string(s_counter);
     fs::create_directories(m_dir + "/outputs");
     fs::create_directories(m_dir + "/run");
-  }
-  void TearDown() override {
-    if (m_backend && !m_image.empty()) (void)m_backend->RemoveImage(m_image);
-    if (!m_dir.empty()) fs::remove_all(m_dir);
   }
 
   WorkloadSpec Spec(std::vector<std::string> cmd) {
     WorkloadSpec spec;
-    spec.id = "ptest-" + std::to_string(::getpid()) + "-" + std::to_string(m_counter++);
+    spec.id = "ptest-" + std::to_string(::getpid()) + "-" + std::to_string(s_counter++);
     spec.backend = Backend::kPodman;
     spec.image = m_image;
     spec.command = std::move(cmd);
@@ -100,9 +114,11 @@ class PodmanBackendTest : public ::testing::Test {
                           });
   }
 
+  static inline std::string s_dir, s_image, s_create_error;
+  static inline PodmanBackend* s_backend = nullptr;
+  static inline int s_counter = 0;
   std::string m_dir, m_image;
-  std::unique_ptr<PodmanBackend> m_backend;
-  int m_counter = 0;
+  PodmanBackend* m_backend = nullptr;
 };
 
 TEST_F(PodmanBackendTest, CreateArgsCarryTheSecurityContract) {
@@ -206,7 +222,7 @@ TEST_F(PodmanBackendTest, LeavesNoContainerOrCgroupBehind) {
   std::string out;
   auto r = Run(spec, &out);
   ASSERT_TRUE(r) << r.error().ToString();
-  std::string cmd = "CONTAINERS_CONF=" + m_dir +
+  std::string cmd = "CONTAINERS_CONF=" + s_dir +
                     "/conf/containers.conf podman container exists gpunet-" + spec.id;
   EXPECT_NE(std::system(cmd.c_str()), 0) << "container gpunet-" << spec.id << " still exists";
   EXPECT_FALSE(fs::exists("/sys/fs/cgroup/memory/gpunet-podman-test/" + spec.id));
