@@ -62,4 +62,13 @@ class FaultInjection {
   std::shared_ptr<FaultFileSystem> m_fs;
 };
 
+/// For power-loss tests of a whole process (the node's integration test): when
+/// the process receives `signo`, cut the power of `faults` and _exit(exit_code)
+/// at once, so nothing after the cut reaches the disk through this layer.
+/// Installs a signal handler that only writes to a pipe (async-signal-safe) and
+/// one thread that does the cut, so it works whatever the other threads' signal
+/// masks. Call at most once per process; kInvalidArgument for a bad signal,
+/// kConflict when already armed.
+base::Status CutPowerOnSignal(const FaultInjection& faults, int signo, int exit_code);
+
 }  // namespace gpunet::storage

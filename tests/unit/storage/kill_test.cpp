@@ -36,6 +36,7 @@ using testing::TempDir;
 constexpr const char* kChildDirEnv = "GPUNET_STORAGE_CHILD_DIR";
 constexpr const char* kChildFdEnv = "GPUNET_STORAGE_CHILD_FD";
 constexpr const char* kChildModeEnv = "GPUNET_STORAGE_CHILD_MODE";
+constexpr int kPowerCutExit = 42;
 
 /// Keys in batch n: mostly small, every 8th large so kills land inside big writes.
 uint32_t KeysIn(uint64_t n) {
@@ -86,8 +87,14 @@ TEST(StorageChild, Run) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   const int fd = atoi(getenv(kChildFdEnv));
   const std::string mode = getenv(kChildModeEnv);
-  auto store = RocksKvStore::Open(dir);
+  RocksKvOptions options;
+  options.fault_injection = mode == "power";
+  options.write_buffer_bytes = 256 << 10;  // flushes happen while the power may go
+  auto store = RocksKvStore::Open(dir, options);
   ASSERT_TRUE(store.has_value()) << store.error().ToString();
+  if (mode == "power") {
+    ASSERT_TRUE(CutPowerOnSignal(*(*store)->Faults(), SIGUSR1, kPowerCutExit));
+  }
   if (mode == "hold") {
     const uint8_t ready = 1;
     ASSERT_TRUE(WriteAll(fd, &ready, 1));
@@ -95,8 +102,18 @@ TEST(StorageChild, Run) {
   }
   for (uint64_t n = LastCommitted(**store) + 1;; ++n) {
     auto s = (*store)->Commit(Batch(n));
+    if (!s && mode == "power")
+      for (;;) pause();  // the cut is under way; the cutting thread exits the process
     ASSERT_TRUE(s.has_value()) << s.error().ToString();
     ASSERT_TRUE(WriteAll(fd, &n, sizeof n));  // only after Commit returned
+    if (mode == "power") {
+      // A ghost: written, never synced by itself. The next synced commit makes
+      // it durable (one WAL); a cut before that must take it away.
+      state::WriteBatch ghost;
+      ghost.Put(state::keyspace::ValidatorSetKey(n), base::Bytes{0x67});
+      if (!(*store)->CommitUnsyncedForTest(ghost))
+        for (;;) pause();
+    }
   }
 }
 
@@ -185,34 +202,57 @@ void ExpectBatchesUpTo(const state::KvStore& kv, uint64_t last) {
   }
 }
 
-TEST(KillNine, EveryReportedCommitSurvivesAndNoneIsTorn) {
+/// Stops the child: SIGKILL, or in "power" mode SIGUSR1 (cut the power, then
+/// _exit). Reaps it and returns everything it wrote to the pipe.
+std::string Stop(Child& child, bool power) {
+  if (!power) return KillAndDrain(child);
+  kill(child.pid, SIGUSR1);
+  int status = 0;
+  EXPECT_EQ(waitpid(child.pid, &status, 0), child.pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kPowerCutExit)
+      << "the child did not end by the power cut (status " << status << ")";
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t r = read(child.read_fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    out.append(buf, static_cast<size_t>(r));
+  }
+  close(child.read_fd);
+  return out;
+}
+
+/// Rounds of: start the child, stop it at a random moment, reopen, check.
+void StopAtRandomMoments(bool power, int rounds) {
   // A fresh seed each run (more schedules over time); GPUNET_SEED replays one.
   const char* fixed = getenv("GPUNET_SEED");
   const uint64_t seed =
       fixed != nullptr
           ? std::strtoull(fixed, nullptr, 0)
           : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-  std::printf("KillNine seed=%llu\n", static_cast<unsigned long long>(seed));
+  std::printf("%s seed=%llu\n", power ? "PowerCut" : "KillNine",
+              static_cast<unsigned long long>(seed));
   SCOPED_TRACE("seed=" + std::to_string(seed));
   base::SeededRng rng(seed);
   TempDir dir;
   uint64_t committed = 0;  // what the parent knows is on disk
   int rounds_with_progress = 0;
-  constexpr int kRounds = 24;
-  for (int round = 0; round < kRounds; ++round) {
-    Child child = Spawn(dir.Path(), "commit");
-    if (round % 2 == 0) {
+  for (int round = 0; round < rounds; ++round) {
+    Child child = Spawn(dir.Path(), power ? "power" : "commit");
+    // A power cut needs the handler armed: always wait for the first report.
+    if (round % 2 == 0 && !power) {
       // Kill anywhere: during startup, recovery or commits.
       std::this_thread::sleep_for(std::chrono::milliseconds(rng.Below(400)));
     } else {
-      // Kill during commits: wait for the first report, then a random while.
+      // Stop during commits: wait for the first report, then a random while.
       uint64_t first = 0;
       ASSERT_EQ(read(child.read_fd, &first, sizeof first), static_cast<ssize_t>(sizeof first));
       EXPECT_EQ(first, committed + 1);
       committed = first;
       std::this_thread::sleep_for(std::chrono::microseconds(rng.Below(150000)));
     }
-    const std::string reports = KillAndDrain(child);
+    const std::string reports = Stop(child, power);
     ASSERT_EQ(reports.size() % sizeof(uint64_t), 0u);
     uint64_t reported = committed;
     for (size_t off = 0; off < reports.size(); off += sizeof(uint64_t)) {
@@ -224,17 +264,39 @@ TEST(KillNine, EveryReportedCommitSurvivesAndNoneIsTorn) {
     auto store = RocksKvStore::Open(dir.Path());
     ASSERT_TRUE(store.has_value()) << "round " << round << ": " << store.error().ToString();
     const uint64_t last = LastCommitted(**store);
-    // Every reported batch is there; at most one more (committed, killed
+    // Every reported batch is there; at most one more (committed, stopped
     // before it could report).
     ASSERT_GE(last, reported) << "round " << round << ": a reported commit was lost";
     ASSERT_LE(last, reported + 1) << "round " << round
                                   << ": more batches than the child could have written";
     ExpectBatchesUpTo(**store, last);
+    if (power && last > 0) {
+      // The ghost written after the last synced commit was never synced.
+      EXPECT_EQ(*(*store)->Get(state::keyspace::ValidatorSetKey(last)), std::nullopt)
+          << "round " << round << ": unsynced data survived the power cut";
+    }
     if (last > committed) ++rounds_with_progress;
     committed = last;
   }
-  std::printf("KillNine: %d rounds, %d with new commits, %llu batches committed\n", kRounds,
-              rounds_with_progress, static_cast<unsigned long long>(committed));
+  std::printf("%s: %d rounds, %d with new commits, %llu batches committed\n",
+              power ? "PowerCut" : "KillNine", rounds, rounds_with_progress,
+              static_cast<unsigned long long>(committed));
+}
+
+TEST(KillNine, EveryReportedCommitSurvivesAndNoneIsTorn) {
+  StopAtRandomMoments(/*power=*/false, 24);
+}
+
+// The same with a real process on the power-loss layer, cut by a signal the way
+// the node's power-loss integration test does it (CutPowerOnSignal).
+TEST(PowerCutProcess, EveryReportedCommitSurvivesAndNoneIsTorn) {
+  StopAtRandomMoments(/*power=*/true, 12);
+}
+
+TEST(PowerCutProcess, ArmingIsCheckedAndOnlyOnce) {
+  FaultInjection faults;
+  EXPECT_EQ(CutPowerOnSignal(faults, SIGKILL, 1).error().code, base::ErrorCode::kInvalidArgument);
+  EXPECT_EQ(CutPowerOnSignal(faults, 0, 1).error().code, base::ErrorCode::kInvalidArgument);
 }
 
 TEST(KillNine, SecondProcessIsRefusedWhileTheFirstHoldsTheLock) {
