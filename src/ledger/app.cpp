@@ -427,8 +427,14 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
 
 base::Result<ProcessProposalResponse> LedgerApp::ProcessProposal(
     const ProcessProposalRequest& request) {
-  if (m_executed.contains(codec::BlockHash(request.block.header)))
-    return ProcessProposalResponse{true, ""};
+  auto it = m_executed.find(codec::BlockHash(request.block.header));
+  if (it != m_executed.end()) {
+    // The header hash binds the body through its roots, but compare anyway: a body
+    // that differs from the one executed under this header is not that block.
+    if (it->second->block == request.block) return ProcessProposalResponse{true, ""};
+    return ProcessProposalResponse{false,
+                                   "block body differs from the one executed under this header"};
+  }
   return ExecuteProposal(request.block);
 }
 
@@ -443,6 +449,12 @@ base::Result<FinalizeBlockResponse> LedgerApp::FinalizeBlock(const FinalizeBlock
                                                    " cannot be finalized: " + processed->reason);
   }
   m_finalized = m_executed.at(hash);
+  if (!(m_finalized->block == request.block)) {
+    m_finalized.reset();
+    return Fail(ErrorCode::kInvalidArgument,
+                "block " + std::to_string(request.block.header.height) +
+                    ": body differs from the one executed under this header");
+  }
   FinalizeBlockResponse response;
   response.height = m_finalized->block.header.height;
   response.block_hash = hash;

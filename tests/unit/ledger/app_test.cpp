@@ -219,6 +219,14 @@ TEST(AppTest, ProcessProposalRejectsBadBlocksAndKeepsState) {
   b.header.receipts_root[0] ^= 1;
   expect_reject(b, "receipts root");
 
+  // The proposer has this header cached: a different body under it is still refused.
+  b = good;
+  b.last_commit.round = 7;
+  auto swapped = proposer.app->ProcessProposal(ProcessProposalRequest{b, {}, {}});
+  ASSERT_TRUE(swapped);
+  EXPECT_FALSE(swapped->accept);
+  EXPECT_FALSE(proposer.app->FinalizeBlock(FinalizeBlockRequest{b, {}, {}}));
+
   // A proof asked for while an executed block is pending is against committed state.
   ASSERT_TRUE(validator.app->ProcessProposal(ProcessProposalRequest{good, {}, {}})->accept);
   ExpectProvenBalance(*validator.app, TestAddress(33), std::nullopt);
