@@ -214,7 +214,8 @@ KdfParams KdfParams::Interactive() {
   return KdfParams{crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE};
 }
 
-std::string EncryptKeyFile(const Seed& seed, std::string_view passphrase, const KdfParams& kdf) {
+base::Result<std::string> EncryptKeyFile(const Seed& seed, std::string_view passphrase,
+                                         const KdfParams& kdf) {
   GPUNET_CHECK(!passphrase.empty());
   GPUNET_CHECK(kdf.opslimit >= crypto_pwhash_OPSLIMIT_MIN && kdf.opslimit <= kOpsLimitMax);
   GPUNET_CHECK(kdf.memlimit_bytes >= crypto_pwhash_MEMLIMIT_MIN &&
@@ -230,9 +231,7 @@ std::string EncryptKeyFile(const Seed& seed, std::string_view passphrase, const 
 
   std::array<uint8_t, kKeyBytes> key{};
   Wiper<std::array<uint8_t, kKeyBytes>> wipe_key{key};
-  // Sealing runs where a key is being created; running out of memory there is
-  // an operational failure we cannot recover from meaningfully.
-  GPUNET_CHECK(DeriveKey(key, passphrase, p.salt, kdf).has_value());
+  GPUNET_TRY(DeriveKey(key, passphrase, p.salt, kdf));
   base::Bytes ad = AssociatedData(p);
   p.ciphertext.resize(Seed::kSize + kTagBytes);
   unsigned long long sealed_len = 0;
@@ -340,7 +339,9 @@ base::Status WriteKeyFile(const std::string& path, const Seed& seed, std::string
                           const KdfParams& kdf) {
   if (passphrase.empty())
     return Fail(ErrorCode::kInvalidArgument, "the passphrase must not be empty");
-  std::string text = EncryptKeyFile(seed, passphrase, kdf);
+  auto sealed = EncryptKeyFile(seed, passphrase, kdf);
+  if (!sealed) return std::unexpected(sealed.error());
+  const std::string& text = *sealed;
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Fail(ErrorCode::kIo, "cannot create " + tmp + ": " + std::strerror(errno));

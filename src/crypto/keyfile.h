@@ -45,9 +45,9 @@ struct KeyFileInfo {
 
 /// Seals the seed under the passphrase (fresh random salt and nonce) and returns
 /// the file's JSON text. The passphrase must not be empty (a bug otherwise:
-/// callers validate it first).
-std::string EncryptKeyFile(const Seed& seed, std::string_view passphrase,
-                           const KdfParams& kdf = KdfParams::Interactive());
+/// callers validate it first). kIo when argon2id cannot get its memory.
+base::Result<std::string> EncryptKeyFile(const Seed& seed, std::string_view passphrase,
+                                         const KdfParams& kdf = KdfParams::Interactive());
 
 /// Parses the clear header. kCorrupt on anything malformed or an unknown version;
 /// `where` (a path) is named in the message.

@@ -31,7 +31,7 @@ void WriteAll(const std::string& path, const std::string& text) {
 }
 
 TEST(KeyFile, RoundTripAndHeader) {
-  std::string text = EncryptKeyFile(TestSeed(), "correct horse", kFast);
+  std::string text = EncryptKeyFile(TestSeed(), "correct horse", kFast).value();
   auto info = ParseKeyFile(text, "mem");
   ASSERT_TRUE(info.has_value()) << info.error().message;
   EXPECT_EQ(info->version, kKeyFileVersion);
@@ -46,7 +46,7 @@ TEST(KeyFile, RoundTripAndHeader) {
 }
 
 TEST(KeyFile, InteractiveLimitsRecordedInFile) {
-  std::string text = EncryptKeyFile(TestSeed(), "pw");
+  std::string text = EncryptKeyFile(TestSeed(), "pw").value();
   auto doc = nlohmann::json::parse(text);
   EXPECT_EQ(doc["version"], 1);
   EXPECT_EQ(doc["kdf"]["algorithm"], "argon2id13");
@@ -57,13 +57,13 @@ TEST(KeyFile, InteractiveLimitsRecordedInFile) {
 }
 
 TEST(KeyFile, FreshSaltAndNonceEachTime) {
-  std::string a = EncryptKeyFile(TestSeed(), "pw", kFast);
-  std::string b = EncryptKeyFile(TestSeed(), "pw", kFast);
+  std::string a = EncryptKeyFile(TestSeed(), "pw", kFast).value();
+  std::string b = EncryptKeyFile(TestSeed(), "pw", kFast).value();
   EXPECT_NE(a, b);
 }
 
 TEST(KeyFile, WrongPassphrase) {
-  std::string text = EncryptKeyFile(TestSeed(), "right", kFast);
+  std::string text = EncryptKeyFile(TestSeed(), "right", kFast).value();
   for (std::string_view wrong : {"wrong", "Right", "right ", ""}) {
     auto r = DecryptKeyFile(text, wrong, "mem");
     ASSERT_FALSE(r.has_value()) << wrong;
@@ -75,7 +75,7 @@ TEST(KeyFile, WrongPassphrase) {
 TEST(KeyFile, EveryTamperedByteIsCaught) {
   // Flip one hex digit in each authenticated field: decryption must fail (or
   // the header must be rejected as corrupt), never yield a seed.
-  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast);
+  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast).value();
   auto doc = nlohmann::json::parse(text);
   auto flip = [](std::string s) {
     s[s.size() / 2] = s[s.size() / 2] == '0' ? '1' : '0';
@@ -117,7 +117,7 @@ TEST(KeyFile, EveryTamperedByteIsCaught) {
 }
 
 TEST(KeyFile, TamperedRawByteInFile) {
-  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast);
+  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast).value();
   size_t pos = text.find("\"ciphertext\": \"") + 20;
   text[pos] = text[pos] == 'a' ? 'b' : 'a';
   auto r = DecryptKeyFile(text, "pw", "mem");
@@ -126,7 +126,7 @@ TEST(KeyFile, TamperedRawByteInFile) {
 }
 
 TEST(KeyFile, TruncatedAtEveryLengthIsCorruptNotACrash) {
-  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast);
+  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast).value();
   for (size_t n = 0; n < text.size() - 2; n += 7) {
     auto r = DecryptKeyFile(text.substr(0, n), "pw", "/x/k.json");
     ASSERT_FALSE(r.has_value()) << n;
@@ -136,7 +136,7 @@ TEST(KeyFile, TruncatedAtEveryLengthIsCorruptNotACrash) {
 }
 
 TEST(KeyFile, MalformedFieldsAreCorrupt) {
-  auto doc = nlohmann::json::parse(EncryptKeyFile(TestSeed(), "pw", kFast));
+  auto doc = nlohmann::json::parse(EncryptKeyFile(TestSeed(), "pw", kFast).value());
   auto expect_corrupt = [](const nlohmann::json& j, std::string_view want) {
     auto r = ParseKeyFile(j.dump(), "k.json");
     ASSERT_FALSE(r.has_value()) << want;
