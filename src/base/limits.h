@@ -35,4 +35,11 @@ inline constexpr size_t kConsensusMsgBytesMax = 64 * 1024;
 /// Siblings in one state-tree proof: one per level of a 256-bit path.
 inline constexpr size_t kSmtProofSiblingsMax = 256;
 
+// ---- mempool (src/mempool; admission policy, not consensus) ----
+inline constexpr size_t kMempoolTxsMax = 50000;               ///< pending txs in one node
+inline constexpr size_t kMempoolBytesMax = 64u * 1024 * 1024; ///< their encoded bytes
+inline constexpr size_t kMempoolSenderTxsMax = 64;            ///< pending txs per sender
+inline constexpr uint64_t kMempoolNonceGapMax = 64;  ///< nonce - account's next nonce, at most
+inline constexpr uint64_t kMempoolRbfBumpPercent = 10;  ///< replace-by-fee: fee +10% at least
+
 }  // namespace gpunet::base::limits

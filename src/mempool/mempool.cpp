@@ -1,0 +1,299 @@
+#include "mempool/mempool.h"
+
+#include <queue>
+#include <tuple>
+
+#include "base/check.h"
+#include "crypto/address.h"
+
+namespace gpunet::mempool {
+
+using codec::TxCode;
+
+namespace {
+
+AddResult Reject(AddResult r, TxCode code, std::string message) {
+  r.code = code;
+  r.message = std::move(message);
+  return r;
+}
+
+}  // namespace
+
+Mempool::Mempool(ledger::Application& app, MempoolOptions options)
+    : m_app(app), m_options(options) {
+  GPUNET_CHECK(m_options.txs_max > 0 && m_options.bytes_max > 0 && m_options.sender_txs_max > 0);
+}
+
+AddResult Mempool::Add(base::ByteSpan tx_bytes) {
+  AddResult r;
+  // Signature verification and state checks outside the lock: they are the cost.
+  r.check = m_app.CheckTx(tx_bytes, ledger::CheckTxMode::kNew);
+  r.tx_hash = r.check.tx_hash;
+  if (!r.check.Ok()) {
+    std::string message =
+        r.check.message.empty() ? std::string(codec::TxCodeMessage(r.check.code)) : r.check.message;
+    return Reject(std::move(r), r.check.code, std::move(message));
+  }
+  const ledger::CheckTxResponse& c = r.check;
+
+  std::lock_guard lock(m_mutex);
+  if (m_by_hash.contains(c.tx_hash))
+    return Reject(std::move(r), TxCode::kAlreadyKnown,
+                  "this transaction is already pending; wait for it to be included");
+  if (c.nonce < c.account_nonce)  // CheckTx already refuses this; keep the pool safe anyway
+    return Reject(std::move(r), TxCode::kStaleNonce,
+                  "nonce " + std::to_string(c.nonce) +
+                      " was already used; the account's next nonce is " +
+                      std::to_string(c.account_nonce));
+  if (c.nonce - c.account_nonce > m_options.nonce_gap_max)
+    return Reject(std::move(r), TxCode::kNonceGapTooLarge,
+                  "nonce " + std::to_string(c.nonce) + " is more than " +
+                      std::to_string(m_options.nonce_gap_max) +
+                      " ahead of the account's next nonce " + std::to_string(c.account_nonce) +
+                      "; send the missing nonces first");
+  if (c.timeout_height != 0 && c.timeout_height <= m_height)
+    return Reject(std::move(r), TxCode::kExpired,
+                  "timeout_height " + std::to_string(c.timeout_height) +
+                      " has passed (last block " + std::to_string(m_height) + "); sign it again");
+
+  Sender& sender = m_senders[c.sender];
+  // The check's view of committed state is at least as new as what we saw.
+  if (c.account_nonce > sender.next_nonce) sender.next_nonce = c.account_nonce;
+
+  auto same = sender.queue.find(c.nonce);
+  if (same != sender.queue.end()) {
+    const uint64_t old_fee = same->second.fee_ugpn;
+    // fee >= old * (100 + bump) / 100, without overflow: compare in 128 bits.
+    const unsigned __int128 need =
+        (static_cast<unsigned __int128>(old_fee) * (100 + m_options.rbf_bump_percent) + 99) / 100;
+    if (static_cast<unsigned __int128>(c.fee_ugpn) < need || c.fee_ugpn <= old_fee)
+      return Reject(std::move(r), TxCode::kReplacementUnderpriced,
+                    "a tx with nonce " + std::to_string(c.nonce) + " is already pending with fee " +
+                        std::to_string(old_fee) + " ugpn; a replacement needs at least " +
+                        std::to_string(static_cast<uint64_t>(need)) + " ugpn (+" +
+                        std::to_string(m_options.rbf_bump_percent) + "%)");
+  } else if (sender.queue.size() >= m_options.sender_txs_max) {
+    return Reject(std::move(r), TxCode::kSenderLimitReached,
+                  "this sender already has " + std::to_string(sender.queue.size()) +
+                      " pending txs (the limit); wait for some to be included");
+  }
+
+  // The sender must be able to pay every pending fee in front of and including this one.
+  unsigned __int128 fees = c.fee_ugpn;
+  for (const auto& [nonce, e] : sender.queue)
+    if (nonce != c.nonce) fees += e.fee_ugpn;
+  if (fees > c.account_balance_ugpn)
+    return Reject(std::move(r), TxCode::kInsufficientFeeFunds,
+                  "the balance " + std::to_string(c.account_balance_ugpn) +
+                      " ugpn cannot pay the fees of this and the sender's other pending txs; "
+                      "wait for them to be included or fund the account");
+
+  // Room: the replaced tx frees its slot; otherwise evict lower-fee tails of others.
+  size_t freed_txs = 0, freed_bytes = 0;
+  if (same != sender.queue.end()) {
+    freed_txs = 1;
+    freed_bytes = same->second.bytes.size();
+  }
+  if (tx_bytes.size() > m_options.bytes_max)
+    return Reject(std::move(r), TxCode::kMempoolFull, "the tx is larger than the whole mempool");
+  std::vector<std::pair<codec::Address, uint64_t>> victims;
+  {
+    // Plan evictions without changing anything, so a refusal leaves the pool as it was.
+    size_t plan_txs = m_txs, plan_bytes = m_bytes;
+    std::map<codec::Address, size_t> taken;  // tails already planned per sender
+    while (!(plan_txs - freed_txs + 1 <= m_options.txs_max &&
+             plan_bytes - freed_bytes + tx_bytes.size() <= m_options.bytes_max)) {
+      const Entry* low = nullptr;
+      codec::Address low_owner{};
+      for (const auto& [addr, s] : m_senders) {
+        if (addr == c.sender) continue;
+        size_t skip = taken.contains(addr) ? taken[addr] : 0;
+        if (skip >= s.queue.size()) continue;
+        auto it = s.queue.rbegin();
+        std::advance(it, skip);
+        if (!low || it->second.fee_ugpn < low->fee_ugpn ||
+            (it->second.fee_ugpn == low->fee_ugpn && it->second.seq > low->seq)) {
+          low = &it->second;
+          low_owner = addr;
+        }
+      }
+      if (!low || low->fee_ugpn >= c.fee_ugpn)
+        return Reject(std::move(r), TxCode::kMempoolFull,
+                      "the mempool is full (" + std::to_string(m_txs) + " txs, " +
+                          std::to_string(m_bytes) + " bytes) and holds no tx with a fee below " +
+                          std::to_string(c.fee_ugpn) + " ugpn; raise the fee or retry later");
+      victims.emplace_back(low_owner, low->nonce);
+      ++taken[low_owner];
+      plan_txs -= 1;
+      plan_bytes -= low->bytes.size();
+    }
+  }
+  for (const auto& [owner, nonce] : victims) {
+    const Entry& e = m_senders.at(owner).queue.at(nonce);
+    r.evicted.push_back(
+        Removed{e.hash, TxCode::kMempoolFull, "evicted from the full mempool by a higher-fee tx"});
+    EraseLocked(owner, nonce);
+  }
+  Sender& s = m_senders[c.sender];  // EraseLocked never removes this sender (not a victim)
+  auto old = s.queue.find(c.nonce);
+  if (old != s.queue.end()) {
+    r.replaced = true;
+    r.evicted.push_back(Removed{old->second.hash, TxCode::kReplacementUnderpriced,
+                                "replaced by a higher-fee tx with the same nonce"});
+    m_by_hash.erase(old->second.hash);
+    m_txs -= 1;
+    m_bytes -= old->second.bytes.size();
+    s.queue.erase(old);
+  }
+  Entry e;
+  e.bytes.assign(tx_bytes.begin(), tx_bytes.end());
+  e.hash = c.tx_hash;
+  e.nonce = c.nonce;
+  e.fee_ugpn = c.fee_ugpn;
+  e.timeout_height = c.timeout_height;
+  e.seq = ++m_seq;
+  m_txs += 1;
+  m_bytes += e.bytes.size();
+  m_by_hash[e.hash] = c.sender;
+  s.queue.emplace(e.nonce, std::move(e));
+  return r;
+}
+
+void Mempool::EraseLocked(const codec::Address& sender, uint64_t nonce) {
+  auto sit = m_senders.find(sender);
+  GPUNET_CHECK(sit != m_senders.end());
+  auto it = sit->second.queue.find(nonce);
+  GPUNET_CHECK(it != sit->second.queue.end());
+  m_by_hash.erase(it->second.hash);
+  m_txs -= 1;
+  m_bytes -= it->second.bytes.size();
+  sit->second.queue.erase(it);
+  if (sit->second.queue.empty()) m_senders.erase(sit);
+}
+
+std::vector<base::Bytes> Mempool::Reap(uint64_t max_bytes, uint64_t max_txs) const {
+  std::lock_guard lock(m_mutex);
+  // Heads of executable prefixes; highest fee first, then earliest arrival.
+  using Head =
+      std::tuple<uint64_t, uint64_t, const Sender*, std::map<uint64_t, Entry>::const_iterator>;
+  auto worse = [](const Head& a, const Head& b) {
+    if (std::get<0>(a) != std::get<0>(b)) return std::get<0>(a) < std::get<0>(b);
+    return std::get<1>(a) > std::get<1>(b);
+  };
+  std::priority_queue<Head, std::vector<Head>, decltype(worse)> heads(worse);
+  for (const auto& [addr, s] : m_senders) {
+    auto it = s.queue.find(s.next_nonce);
+    if (it != s.queue.end()) heads.emplace(it->second.fee_ugpn, it->second.seq, &s, it);
+  }
+  std::vector<base::Bytes> out;
+  uint64_t bytes = 0;
+  while (!heads.empty()) {
+    if (max_txs != 0 && out.size() >= max_txs) break;
+    auto [fee, seq, s, it] = heads.top();
+    heads.pop();
+    if (max_bytes != 0 && bytes + it->second.bytes.size() > max_bytes) continue;  // smaller may fit
+    bytes += it->second.bytes.size();
+    out.push_back(it->second.bytes);
+    auto next = std::next(it);
+    if (next != s->queue.end() && next->first == it->first + 1)
+      heads.emplace(next->second.fee_ugpn, next->second.seq, s, next);
+  }
+  return out;
+}
+
+bool Mempool::HasExecutable() const {
+  std::lock_guard lock(m_mutex);
+  for (const auto& [addr, s] : m_senders)
+    if (s.queue.contains(s.next_nonce)) return true;
+  return false;
+}
+
+std::vector<Removed> Mempool::Update(uint64_t height, const std::vector<base::Hash32>& included) {
+  std::vector<Removed> dropped;
+  // Snapshot what to re-check, then check outside the lock (CheckTx reads state).
+  std::vector<std::tuple<codec::Address, uint64_t, base::Hash32, base::Bytes>> rest;
+  {
+    std::lock_guard lock(m_mutex);
+    m_height = height;
+    for (const auto& h : included) {
+      auto it = m_by_hash.find(h);
+      if (it == m_by_hash.end()) continue;
+      const codec::Address sender = it->second;
+      for (const auto& [nonce, e] : m_senders.at(sender).queue)
+        if (e.hash == h) {
+          EraseLocked(sender, nonce);
+          break;
+        }
+    }
+    for (auto sit = m_senders.begin(); sit != m_senders.end();) {
+      for (auto it = sit->second.queue.begin(); it != sit->second.queue.end();) {
+        const Entry& e = it->second;
+        if (e.timeout_height != 0 && e.timeout_height < height + 1) {
+          dropped.push_back(Removed{e.hash, TxCode::kExpired,
+                                    "expired: timeout_height " + std::to_string(e.timeout_height) +
+                                        " passed without inclusion"});
+          m_by_hash.erase(e.hash);
+          m_txs -= 1;
+          m_bytes -= e.bytes.size();
+          it = sit->second.queue.erase(it);
+        } else {
+          rest.emplace_back(sit->first, e.nonce, e.hash, e.bytes);
+          ++it;
+        }
+      }
+      sit = sit->second.queue.empty() ? m_senders.erase(sit) : std::next(sit);
+    }
+  }
+  std::vector<
+      std::pair<ledger::CheckTxResponse, std::tuple<codec::Address, uint64_t, base::Hash32>>>
+      checked;
+  checked.reserve(rest.size());
+  for (auto& [addr, nonce, hash, bytes] : rest)
+    checked.emplace_back(m_app.CheckTx(bytes, ledger::CheckTxMode::kRecheck),
+                         std::make_tuple(addr, nonce, hash));
+  std::lock_guard lock(m_mutex);
+  for (auto& [c, key] : checked) {
+    auto& [addr, nonce, hash] = key;
+    auto sit = m_senders.find(addr);
+    if (sit == m_senders.end()) continue;
+    auto it = sit->second.queue.find(nonce);
+    if (it == sit->second.queue.end() || it->second.hash != hash) continue;  // changed meanwhile
+    if (c.Ok()) {
+      if (c.account_nonce > sit->second.next_nonce) sit->second.next_nonce = c.account_nonce;
+      continue;
+    }
+    dropped.push_back(
+        Removed{hash, c.code,
+                "dropped on re-check after block " + std::to_string(height) + ": " +
+                    (c.message.empty() ? std::string(codec::TxCodeMessage(c.code)) : c.message)});
+    EraseLocked(addr, nonce);
+  }
+  return dropped;
+}
+
+bool Mempool::Remove(const base::Hash32& tx_hash) {
+  std::lock_guard lock(m_mutex);
+  auto it = m_by_hash.find(tx_hash);
+  if (it == m_by_hash.end()) return false;
+  const codec::Address sender = it->second;
+  for (const auto& [nonce, e] : m_senders.at(sender).queue)
+    if (e.hash == tx_hash) {
+      EraseLocked(sender, nonce);
+      return true;
+    }
+  GPUNET_CHECK(false);
+  return false;
+}
+
+bool Mempool::Contains(const base::Hash32& tx_hash) const {
+  std::lock_guard lock(m_mutex);
+  return m_by_hash.contains(tx_hash);
+}
+
+MempoolStats Mempool::Stats() const {
+  std::lock_guard lock(m_mutex);
+  return MempoolStats{m_txs, m_bytes, m_senders.size()};
+}
+
+}  // namespace gpunet::mempool

@@ -1,0 +1,120 @@
+// The mempool: transactions admitted by Application::CheckTx that wait for a block.
+//
+// Policy (issue 3; limits in base/limits.h):
+//  - per-sender nonce queues: a tx whose nonce is ahead of the sender's next nonce
+//    waits (up to nonce_gap_max ahead), only the contiguous prefix starting at the
+//    next nonce is executable;
+//  - block building (Reap) takes executable prefixes in fee order across senders
+//    (highest fee first, earlier arrival on ties), never a tx before its
+//    predecessor;
+//  - replace-by-fee: the same sender+nonce replaces the pending tx only with a fee
+//    at least rbf_bump_percent higher;
+//  - caps: total txs and bytes (when full the lowest-fee queue tail of another
+//    sender is evicted, but only for a strictly higher fee) and txs per sender;
+//  - expiry by timeout_height, and Update() after each committed block removes
+//    the included txs and re-checks the rest against the new state
+//    (CheckTxMode::kRecheck).
+// Every rejection carries a TxCode (codec/tx_result.h) and a message saying what to
+// do. Thread-safe: one mutex; CheckTx (signature verification) runs outside it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/limits.h"
+#include "codec/tx_result.h"
+#include "codec/types.h"
+#include "ledger/application.h"
+
+namespace gpunet::mempool {
+
+struct MempoolOptions {
+  size_t txs_max = base::limits::kMempoolTxsMax;
+  size_t bytes_max = base::limits::kMempoolBytesMax;
+  size_t sender_txs_max = base::limits::kMempoolSenderTxsMax;
+  uint64_t nonce_gap_max = base::limits::kMempoolNonceGapMax;
+  uint64_t rbf_bump_percent = base::limits::kMempoolRbfBumpPercent;
+};
+
+/// A tx that left the pool without being included, and why.
+struct Removed {
+  base::Hash32 tx_hash;
+  codec::TxCode code = codec::TxCode::kOk;
+  std::string message;
+};
+
+/// Outcome of Add. code kOk: pending.
+struct AddResult {
+  codec::TxCode code = codec::TxCode::kOk;
+  std::string message;
+  base::Hash32 tx_hash;  ///< zero when the bytes did not decode
+  ledger::CheckTxResponse check;
+  bool replaced = false;         ///< it replaced a pending tx of the same sender+nonce
+  std::vector<Removed> evicted;  ///< txs pushed out (replaced one included)
+  bool Ok() const { return code == codec::TxCode::kOk; }
+};
+
+struct MempoolStats {
+  size_t txs = 0;
+  size_t bytes = 0;
+  size_t senders = 0;
+};
+
+class Mempool {
+ public:
+  /// `app` must outlive the pool.
+  explicit Mempool(ledger::Application& app, MempoolOptions options = {});
+
+  /// Admits a tx: CheckTx(kNew), then the pool's policy.
+  AddResult Add(base::ByteSpan tx_bytes);
+
+  /// Candidate txs for the next block in priority order, at most max_txs and
+  /// max_bytes in total (0 = no limit).
+  std::vector<base::Bytes> Reap(uint64_t max_bytes, uint64_t max_txs) const;
+  /// True when at least one tx is executable (its nonce is its sender's next).
+  bool HasExecutable() const;
+
+  /// After block `height` committed: removes `included` hashes, expires txs whose
+  /// timeout_height < height + 1, re-checks every other tx against the new state.
+  /// Returns what was dropped (not the included ones).
+  std::vector<Removed> Update(uint64_t height, const std::vector<base::Hash32>& included);
+  /// Drops one tx (a proposer skipped it as invalid). False when it was not pending.
+  bool Remove(const base::Hash32& tx_hash);
+
+  bool Contains(const base::Hash32& tx_hash) const;
+  MempoolStats Stats() const;
+
+ private:
+  struct Entry {
+    base::Bytes bytes;
+    base::Hash32 hash;
+    uint64_t nonce = 0;
+    uint64_t fee_ugpn = 0;
+    uint64_t timeout_height = 0;
+    uint64_t seq = 0;  // arrival order, the tie-break
+  };
+  struct Sender {
+    uint64_t next_nonce = 0;          // committed state, as of the last CheckTx seen
+    std::map<uint64_t, Entry> queue;  // by nonce
+  };
+
+  // Removes one entry (caller holds the lock).
+  void EraseLocked(const codec::Address& sender, uint64_t nonce);
+
+  ledger::Application& m_app;
+  const MempoolOptions m_options;
+
+  mutable std::mutex m_mutex;
+  std::map<codec::Address, Sender> m_senders;
+  std::map<base::Hash32, codec::Address> m_by_hash;
+  size_t m_txs = 0;
+  size_t m_bytes = 0;
+  uint64_t m_seq = 0;
+  uint64_t m_height = 0;  // last committed height seen by Update
+};
+
+}  // namespace gpunet::mempool

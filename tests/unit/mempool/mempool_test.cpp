@@ -1,0 +1,198 @@
+// Mempool policy over a real LedgerApp on a MemoryKvStore: real signatures, real
+// CheckTx, blocks driven through the Application interface.
+#include "mempool/mempool.h"
+
+#include <gtest/gtest.h>
+
+#include "codec/hashes.h"
+#include "ledger/app.h"
+#include "unit/ledger/ledger_test_util.h"
+
+namespace gpunet::mempool {
+namespace {
+
+using codec::TxCode;
+using ledger::testing::RunBlock;
+using ledger::testing::SignedSend;
+using ledger::testing::TestAddress;
+
+struct Fixture : ::testing::Test {
+  state::MemoryKvStore kv;
+  std::unique_ptr<ledger::LedgerApp> app;
+  void SetUp() override {
+    auto opened = ledger::LedgerApp::Open(kv, ledger::testing::TestGenesis(8));
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    app = std::move(*opened);
+  }
+  // Builds a block from the pool and tells the pool about it.
+  ledger::testing::BlockOutcome Block(Mempool& pool) {
+    auto out = RunBlock(*app, pool.Reap(0, 0));
+    std::vector<base::Hash32> hashes;
+    for (const auto& tx : out.block.txs) hashes.push_back(codec::TxHash(tx));
+    pool.Update(out.block.header.height, hashes);
+    return out;
+  }
+};
+
+base::Hash32 H(const base::Bytes& b) {
+  return codec::TxHashOfEncoded(b);
+}
+
+TEST_F(Fixture, AdmitsAndRejectsWithCodes) {
+  Mempool pool(*app);
+  auto tx = SignedSend(1, 0, TestAddress(2), 100);
+  auto r = pool.Add(tx);
+  ASSERT_TRUE(r.Ok()) << r.message;
+  EXPECT_EQ(r.tx_hash, H(tx));
+  EXPECT_EQ(pool.Add(tx).code, TxCode::kAlreadyKnown);
+  base::Bytes garbage = {1, 2, 3};
+  auto g = pool.Add(garbage);
+  EXPECT_EQ(g.code, TxCode::kMalformed);
+  EXPECT_FALSE(g.message.empty());
+  EXPECT_EQ(pool.Add(SignedSend(1, 0, TestAddress(2), 100, 2000, "other-chain")).code,
+            TxCode::kWrongChain);
+  EXPECT_EQ(pool.Add(SignedSend(1, 1, TestAddress(2), 100, 10)).code, TxCode::kFeeTooLow);
+  auto bad_sig = SignedSend(3, 0, TestAddress(2), 100);
+  bad_sig[bad_sig.size() - 1] ^= 1;
+  EXPECT_EQ(pool.Add(bad_sig).code, TxCode::kBadSignature);
+  EXPECT_EQ(pool.Stats().txs, 1u);
+}
+
+TEST_F(Fixture, NonceQueueWaitsForGapAndRespectsGapLimit) {
+  MempoolOptions o;
+  o.nonce_gap_max = 3;
+  Mempool pool(*app, o);
+  ASSERT_TRUE(pool.Add(SignedSend(1, 2, TestAddress(2), 1)).Ok());
+  EXPECT_FALSE(pool.HasExecutable());
+  EXPECT_TRUE(pool.Reap(0, 0).empty());
+  auto far = pool.Add(SignedSend(1, 4, TestAddress(2), 1));
+  EXPECT_EQ(far.code, TxCode::kNonceGapTooLarge) << far.message;
+  ASSERT_TRUE(pool.Add(SignedSend(1, 0, TestAddress(2), 1)).Ok());
+  EXPECT_EQ(pool.Reap(0, 0).size(), 1u);  // nonce 1 missing: only 0 executes
+  ASSERT_TRUE(pool.Add(SignedSend(1, 1, TestAddress(2), 1)).Ok());
+  auto reaped = pool.Reap(0, 0);
+  ASSERT_EQ(reaped.size(), 3u);
+  auto out = Block(pool);
+  EXPECT_EQ(out.block.txs.size(), 3u);
+  EXPECT_EQ(pool.Stats().txs, 0u);
+  EXPECT_EQ(ledger::testing::AccountOf(*app, TestAddress(1)).nonce, 3u);
+  // Stale now.
+  EXPECT_EQ(pool.Add(SignedSend(1, 1, TestAddress(2), 5)).code, TxCode::kStaleNonce);
+}
+
+TEST_F(Fixture, FeePriorityAcrossSendersPrefixWithinSender) {
+  Mempool pool(*app);
+  auto a0 = SignedSend(1, 0, TestAddress(5), 1, 2000);
+  auto a1 = SignedSend(1, 1, TestAddress(5), 1, 9000);  // high fee but behind a0
+  auto b0 = SignedSend(2, 0, TestAddress(5), 1, 5000);
+  auto c0 = SignedSend(3, 0, TestAddress(5), 1, 3000);
+  for (auto* t : {&a1, &a0, &b0, &c0}) ASSERT_TRUE(pool.Add(*t).Ok());
+  auto r = pool.Reap(0, 0);
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0], b0);
+  EXPECT_EQ(r[1], c0);
+  EXPECT_EQ(r[2], a0);
+  EXPECT_EQ(r[3], a1);
+  EXPECT_EQ(pool.Reap(0, 2).size(), 2u);
+  EXPECT_EQ(pool.Reap(b0.size() + 1, 0).size(), 1u);
+}
+
+TEST_F(Fixture, ReplaceByFeeNeedsBump) {
+  Mempool pool(*app);
+  auto a = SignedSend(1, 0, TestAddress(2), 1, 2000);
+  ASSERT_TRUE(pool.Add(a).Ok());
+  auto low = pool.Add(SignedSend(1, 0, TestAddress(3), 1, 2100));
+  EXPECT_EQ(low.code, TxCode::kReplacementUnderpriced);
+  EXPECT_NE(low.message.find("2200"), std::string::npos) << low.message;
+  auto ok = SignedSend(1, 0, TestAddress(3), 1, 2200);
+  auto r = pool.Add(ok);
+  ASSERT_TRUE(r.Ok()) << r.message;
+  EXPECT_TRUE(r.replaced);
+  EXPECT_FALSE(pool.Contains(H(a)));
+  EXPECT_TRUE(pool.Contains(H(ok)));
+  EXPECT_EQ(pool.Stats().txs, 1u);
+}
+
+TEST_F(Fixture, FullPoolEvictsLowestTailOnlyForHigherFee) {
+  MempoolOptions o;
+  o.txs_max = 3;
+  Mempool pool(*app, o);
+  auto a = SignedSend(1, 0, TestAddress(7), 1, 3000);
+  auto b0 = SignedSend(2, 0, TestAddress(7), 1, 5000);
+  auto b1 = SignedSend(2, 1, TestAddress(7), 1, 2000);  // the lowest tail
+  for (auto* t : {&a, &b0, &b1}) ASSERT_TRUE(pool.Add(*t).Ok());
+  auto lower = pool.Add(SignedSend(3, 0, TestAddress(7), 1, 1500));
+  EXPECT_EQ(lower.code, TxCode::kMempoolFull) << lower.message;
+  auto equal = pool.Add(SignedSend(3, 0, TestAddress(7), 1, 2000));
+  EXPECT_EQ(equal.code, TxCode::kMempoolFull);
+  EXPECT_EQ(pool.Stats().txs, 3u);
+  auto high = SignedSend(3, 0, TestAddress(7), 1, 2500);
+  auto r = pool.Add(high);
+  ASSERT_TRUE(r.Ok()) << r.message;
+  ASSERT_EQ(r.evicted.size(), 1u);
+  EXPECT_EQ(r.evicted[0].tx_hash, H(b1));
+  EXPECT_TRUE(pool.Contains(H(b0)));
+  EXPECT_EQ(pool.Stats().txs, 3u);
+}
+
+TEST_F(Fixture, BytesCapAndSenderCap) {
+  MempoolOptions o;
+  o.sender_txs_max = 2;
+  Mempool pool(*app, o);
+  ASSERT_TRUE(pool.Add(SignedSend(1, 0, TestAddress(2), 1)).Ok());
+  ASSERT_TRUE(pool.Add(SignedSend(1, 1, TestAddress(2), 1)).Ok());
+  EXPECT_EQ(pool.Add(SignedSend(1, 2, TestAddress(2), 1)).code, TxCode::kSenderLimitReached);
+  auto one = SignedSend(4, 0, TestAddress(2), 1);
+  MempoolOptions ob;
+  ob.bytes_max = one.size() * 2 + 1;
+  Mempool small(*app, ob);
+  ASSERT_TRUE(small.Add(one).Ok());
+  ASSERT_TRUE(small.Add(SignedSend(5, 0, TestAddress(2), 1)).Ok());
+  EXPECT_EQ(small.Add(SignedSend(6, 0, TestAddress(2), 1)).code, TxCode::kMempoolFull);
+  EXPECT_LE(small.Stats().bytes, ob.bytes_max);
+}
+
+TEST_F(Fixture, ExpiryAndRecheckAfterBlocks) {
+  Mempool pool(*app);
+  codec::TxBody body;
+  body.chain_id = "gpunet-test";
+  body.sender = ledger::testing::TestKey(1).Public();
+  body.nonce = 1;  // waits behind nonce 0, which never comes
+  body.fee_ugpn = 2000;
+  body.timeout_height = 2;
+  body.msgs.push_back(codec::MsgSend{TestAddress(2), 1});
+  auto expiring = codec::EncodeTx(codec::SignTx(body, ledger::testing::TestKey(1)));
+  ASSERT_TRUE(pool.Add(expiring).Ok());
+  // A tx of sender 3 gets included directly (not through the pool): its pending
+  // twin with the same nonce becomes stale and is dropped by the re-check.
+  auto pending = SignedSend(3, 0, TestAddress(2), 1, 2000);
+  ASSERT_TRUE(pool.Add(pending).Ok());
+  auto direct = SignedSend(3, 0, TestAddress(4), 1, 2500);
+  auto out = RunBlock(*app, {direct});
+  ASSERT_EQ(out.block.txs.size(), 1u);
+  auto dropped = pool.Update(1, {codec::TxHash(out.block.txs[0])});
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].tx_hash, H(pending));
+  EXPECT_EQ(dropped[0].code, TxCode::kStaleNonce);
+  EXPECT_TRUE(pool.Contains(H(expiring)));
+  RunBlock(*app, {});  // height 2 was the last that could include it
+  dropped = pool.Update(2, {});
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].code, TxCode::kExpired);
+  EXPECT_EQ(pool.Stats().txs, 0u);
+}
+
+TEST_F(Fixture, FeesMustBeCoveredAcrossTheQueue) {
+  state::MemoryKvStore kv2;
+  auto g = ledger::testing::TestGenesis(2, 5000);
+  auto opened = ledger::LedgerApp::Open(kv2, g);
+  ASSERT_TRUE(opened.has_value());
+  Mempool pool(**opened);
+  ASSERT_TRUE(pool.Add(SignedSend(1, 0, TestAddress(2), 1, 2000)).Ok());
+  ASSERT_TRUE(pool.Add(SignedSend(1, 1, TestAddress(2), 1, 2000)).Ok());
+  auto r = pool.Add(SignedSend(1, 2, TestAddress(2), 1, 2000));
+  EXPECT_EQ(r.code, TxCode::kInsufficientFeeFunds) << r.message;
+}
+
+}  // namespace
+}  // namespace gpunet::mempool
