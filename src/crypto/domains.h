@@ -10,13 +10,13 @@
 namespace gpunet::crypto {
 
 enum class Domain : uint8_t {
-  kTx = 1,                ///< a transaction envelope
-  kProposal = 2,          ///< a consensus block proposal
-  kVote = 3,              ///< a consensus prevote or precommit
-  kEvidence = 4,          ///< a report of equivocation
-  kP2pHandshake = 5,      ///< binding a node key to a p2p session
-  kTenantRequest = 6,     ///< a tenant's request to a provider's tenant API
-  kAttestation = 7,       ///< an auditor's statement about a provider or machine
+  kTx = 1,             ///< a transaction envelope
+  kProposal = 2,       ///< a consensus block proposal
+  kVote = 3,           ///< a consensus prevote or precommit
+  kEvidence = 4,       ///< a report of equivocation
+  kP2pHandshake = 5,   ///< binding a node key to a p2p session
+  kTenantRequest = 6,  ///< a tenant's request to a provider's tenant API
+  kAttestation = 7,    ///< an auditor's statement about a provider or machine
 };
 
 /// ASCII tag mixed into the signed bytes, e.g. "gpunet/tx/v1".

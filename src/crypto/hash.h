@@ -17,7 +17,9 @@ class Blake2b256Hasher {
   base::Hash32 Final();
 
  private:
-  alignas(64) unsigned char m_state[384];  // >= sizeof(crypto_generichash_state), checked in hash.cpp
+  // At least sizeof(crypto_generichash_state) (static_assert in hash.cpp), so this
+  // header needs no <sodium.h>.
+  alignas(64) unsigned char m_state[384];
 };
 
 }  // namespace gpunet::crypto
