@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "base/check.h"
+#include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -34,41 +35,12 @@ std::string Errno(const std::string& what) {
   return what + ": " + std::strerror(errno);
 }
 
-/// Closes an fd on scope exit; -1 means empty.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : m_fd(fd) {}
-  Fd(Fd&& o) noexcept : m_fd(o.Release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) Reset(o.Release());
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-  int Get() const { return m_fd; }
-  int Release() {
-    int fd = m_fd;
-    m_fd = -1;
-    return fd;
-  }
-  void Reset(int fd = -1) {
-    if (m_fd >= 0) ::close(m_fd);
-    m_fd = fd;
-  }
-  bool Valid() const { return m_fd >= 0; }
-
- private:
-  int m_fd = -1;
-};
-
-base::Result<Fd> OpenNetns(pid_t pid) {
+base::Result<UniqueFd> OpenNetns(pid_t pid) {
   if (pid <= 0) return Fail(ErrorCode::kInvalidArgument, "network: sandbox pid must be positive");
   std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Fail(ErrorCode::kNotFound, Errno("network: cannot open " + path));
-  Fd result(fd);
+  UniqueFd result(fd);
   // Refuse the host's own namespace: attaching there would firewall the host and
   // would mean the sandbox was started without --unshare-net.
   struct stat theirs {
@@ -177,14 +149,14 @@ std::string EgressRuleset(const std::vector<std::string>& host_addresses) {
 /// async-signal-safe functions between fork and exec (the supervisor may be
 /// multi-threaded).
 base::Status InstallRuleset(int netns_fd, const std::string& file) {
-  std::string nft = FindHostTool("nft");
+  std::string nft = FindProgram("nft");
   if (nft.empty())
     return Fail(ErrorCode::kUnsupported,
                 "network: egress needs nftables (`nft`), install the Debian package nftables");
   std::string log = file + ".log";
   int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (log_fd < 0) return Fail(ErrorCode::kIo, Errno("network: create " + log));
-  Fd log_guard(log_fd);
+  UniqueFd log_guard(log_fd);
   const char* argv[] = {nft.c_str(), "-f", file.c_str(), nullptr};
   const char* envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", nullptr};
   pid_t pid = ::fork();
@@ -204,7 +176,7 @@ base::Status InstallRuleset(int netns_fd, const std::string& file) {
 
 class EgressNetwork final : public NetworkAttachment {
  public:
-  EgressNetwork(pid_t slirp_pid, Fd exit_fd)
+  EgressNetwork(pid_t slirp_pid, UniqueFd exit_fd)
       : m_slirp_pid(slirp_pid), m_exit_fd(std::move(exit_fd)) {}
   ~EgressNetwork() override {
     // Closing the exit fd asks slirp4netns to quit; SIGKILL covers a wedged one.
@@ -223,12 +195,12 @@ class EgressNetwork final : public NetworkAttachment {
 
  private:
   pid_t m_slirp_pid;
-  Fd m_exit_fd;
+  UniqueFd m_exit_fd;
 };
 
 base::Result<std::unique_ptr<NetworkAttachment>> AttachEgress(pid_t pid, int netns_fd,
                                                               const std::string& run_dir) {
-  std::string slirp = FindHostTool("slirp4netns");
+  std::string slirp = FindProgram("slirp4netns");
   if (slirp.empty())
     return Fail(ErrorCode::kUnsupported,
                 "network: egress needs slirp4netns, install the Debian package slirp4netns");
@@ -243,13 +215,13 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachEgress(pid_t pid, int net
 
   int exit_pipe[2], ready_pipe[2];
   if (::pipe2(exit_pipe, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("network: pipe"));
-  Fd exit_r(exit_pipe[0]), exit_w(exit_pipe[1]);
+  UniqueFd exit_r(exit_pipe[0]), exit_w(exit_pipe[1]);
   if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("network: pipe"));
-  Fd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
+  UniqueFd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
   std::string log = run_dir + "/slirp4netns.log";
-  Fd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!log_fd.Valid()) return Fail(ErrorCode::kIo, Errno("network: create " + log));
-  Fd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   std::string netns_path = "/proc/" + std::to_string(pid) + "/ns/net";
   const char* argv[] = {
       slirp.c_str(),       "--configure",      "--mtu=65520", "--disable-host-loopback",
@@ -301,8 +273,8 @@ struct Connection {
     bool eof = false;   ///< source said EOF
     bool shut = false;  ///< destination write side shut after draining
   };
-  Fd outside;
-  Fd inside;
+  UniqueFd outside;
+  UniqueFd inside;
   bool connecting = true;
   Direction to_inside;   ///< outside -> inside
   Direction to_outside;  ///< inside -> outside
@@ -311,7 +283,8 @@ struct Connection {
 
 class PortForwarder final : public NetworkAttachment {
  public:
-  PortForwarder(std::vector<PortSpec> bound, std::vector<Fd> listeners, Fd netns, Fd stop)
+  PortForwarder(std::vector<PortSpec> bound, std::vector<UniqueFd> listeners, UniqueFd netns,
+                UniqueFd stop)
       : m_bound(std::move(bound)),
         m_listeners(std::move(listeners)),
         m_netns(std::move(netns)),
@@ -355,9 +328,9 @@ class PortForwarder final : public NetworkAttachment {
   void Accept(size_t index) {
     int fd = ::accept4(m_listeners[index].Get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    Fd outside(fd);
+    UniqueFd outside(fd);
     if (m_connections.size() >= kForwardedConnectionsMax) return;  // closes: over the cap
-    Fd inside(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    UniqueFd inside(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!inside.Valid()) return;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -462,18 +435,19 @@ class PortForwarder final : public NetworkAttachment {
   }
 
   std::vector<PortSpec> m_bound;
-  std::vector<Fd> m_listeners;
-  Fd m_netns;
-  Fd m_stop;
+  std::vector<UniqueFd> m_listeners;
+  UniqueFd m_netns;
+  UniqueFd m_stop;
   std::vector<std::unique_ptr<Connection>> m_connections;  // forwarder thread only
   std::thread m_thread;
 };
 
-base::Result<std::unique_ptr<NetworkAttachment>> AttachPorts(const WorkloadSpec& spec, Fd netns) {
+base::Result<std::unique_ptr<NetworkAttachment>> AttachPorts(const WorkloadSpec& spec,
+                                                             UniqueFd netns) {
   std::vector<PortSpec> bound;
-  std::vector<Fd> listeners;
+  std::vector<UniqueFd> listeners;
   for (const auto& p : spec.ports) {
-    Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!s.Valid()) return Fail(ErrorCode::kIo, Errno("network: socket"));
     int one = 1;
     ::setsockopt(s.Get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -493,7 +467,7 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachPorts(const WorkloadSpec&
     bound.push_back(PortSpec{p.container_port, ntohs(addr.sin_port)});
     listeners.push_back(std::move(s));
   }
-  Fd stop(::eventfd(0, EFD_CLOEXEC));
+  UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
   if (!stop.Valid()) return Fail(ErrorCode::kIo, Errno("network: eventfd"));
   auto fwd = std::make_unique<PortForwarder>(std::move(bound), std::move(listeners),
                                              std::move(netns), std::move(stop));
@@ -529,18 +503,10 @@ base::Status ValidateNetworkSpec(const WorkloadSpec& spec) {
   return base::Ok();
 }
 
-std::string FindHostTool(std::string_view name) {
-  for (const char* dir : {"/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"}) {
-    std::string path = std::string(dir) + std::string(name);
-    if (::access(path.c_str(), X_OK) == 0) return path;
-  }
-  return {};
-}
-
 std::string EgressUnavailableReason() {
-  if (FindHostTool("slirp4netns").empty())
+  if (FindProgram("slirp4netns").empty())
     return "slirp4netns not found (Debian package slirp4netns)";
-  if (FindHostTool("nft").empty()) return "nft not found (Debian package nftables)";
+  if (FindProgram("nft").empty()) return "nft not found (Debian package nftables)";
   if (::geteuid() != 0) return "egress firewall rules need root";
   return {};
 }

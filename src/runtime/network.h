@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -72,10 +71,6 @@ std::string SandboxResolvConf(NetworkMode mode);
 /// Checks a spec's network part before anything is started: ports only with kPorts,
 /// container ports non-zero and unique, host ports unique, count within limits.
 base::Status ValidateNetworkSpec(const WorkloadSpec& spec);
-
-/// Path of a system tool (nft, slirp4netns, podman, ...) in /usr/sbin, /usr/bin, /sbin
-/// or /bin; "" when absent. PATH is not consulted: the supervisor's may be empty.
-std::string FindHostTool(std::string_view name);
 
 /// What this host can do for each mode (used by `gpunet sandbox check`): empty
 /// string when the mode works, otherwise why not (e.g. "slirp4netns not found").

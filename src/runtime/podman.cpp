@@ -18,6 +18,7 @@
 
 #include "base/check.h"
 #include "runtime/network.h"
+#include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -128,24 +129,8 @@ uint64_t HardLimit(int resource, uint64_t wanted) {
   return std::min<uint64_t>(wanted, rl.rlim_max);
 }
 
-base::Status WriteFile(const std::string& path, const std::string& value) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return Fail(ErrorCode::kIo, Errno("podman: open " + path));
-  ssize_t n = ::write(fd, value.data(), value.size());
-  int saved = errno;
-  ::close(fd);
-  if (n != static_cast<ssize_t>(value.size())) {
-    errno = saved;
-    return Fail(ErrorCode::kIo, Errno("podman: write '" + value + "' to " + path));
-  }
-  return base::Ok();
-}
-
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return ReadFileToString(path).value_or("");
 }
 
 uint64_t ReadKey(const std::string& path, const std::string& key) {
@@ -206,7 +191,7 @@ class LimitCgroup {
       for (const auto& [file, value] : item.files) {
         if (file == "memory.memsw.limit_in_bytes" && !fs::exists(dir + "/" + file))
           continue;  // no swap accounting
-        auto st = WriteFile(dir + "/" + file, value);
+        auto st = WriteStringToFile(dir + "/" + file, value);
         if (!st) missing->push_back(st.error().message);
       }
     }
@@ -276,7 +261,7 @@ class LimitCgroup {
     for (const auto& part : fs::path(m_relative)) {
       if (part == "/") continue;
       for (const char* c : {"+memory", "+pids", "+cpu"})
-        (void)WriteFile(dir + "/cgroup.subtree_control", c);
+        (void)WriteStringToFile(dir + "/cgroup.subtree_control", c);
       dir += "/" + part.string();
     }
     for (const auto& [file, value] : std::vector<std::pair<std::string, std::string>>{
@@ -284,7 +269,7 @@ class LimitCgroup {
              {"memory.swap.max", "0"},
              {"pids.max", std::to_string(res.pids_max)},
              {"cpu.max", std::to_string(uint64_t{res.cpu_millis} * 100) + " 100000"}}) {
-      auto st = WriteFile(dir + "/" + file, value);
+      auto st = WriteStringToFile(dir + "/" + file, value);
       if (!st && file != "memory.swap.max") missing->push_back(st.error().message);
     }
     if (!missing->empty() && !allow_unenforced)
@@ -336,8 +321,8 @@ std::string PodmanContainersConf() {
 
 std::string PodmanUnavailableReason() {
   if (::geteuid() != 0) return "the podman backend runs rootful: needs root";
-  if (FindHostTool("podman").empty()) return "podman not found (Debian package podman)";
-  if (FindHostTool("runc").empty())
+  if (FindProgram("podman").empty()) return "podman not found (Debian package podman)";
+  if (FindProgram("runc").empty())
     return "runc not found (Debian package runc; crun refuses hybrid cgroups)";
   return {};
 }
@@ -346,8 +331,8 @@ base::Result<PodmanBackend> PodmanBackend::Create(PodmanOptions options) {
   if (auto why = PodmanUnavailableReason(); !why.empty())
     return Fail(ErrorCode::kUnsupported, "podman: " + why);
   PodmanBackend b;
-  if (options.podman.empty()) options.podman = FindHostTool("podman");
-  b.m_runc = FindHostTool("runc");
+  if (options.podman.empty()) options.podman = FindProgram("podman");
+  b.m_runc = FindProgram("runc");
   if (options.cgroup_parent.empty() || options.cgroup_parent[0] != '/' ||
       options.cgroup_parent.find("..") != std::string::npos)
     return Fail(ErrorCode::kInvalidArgument,

@@ -75,9 +75,7 @@ TEST(NetworkAttach, RefusesBadPidsAndInvalidSpecsBeforeTouchingAnything) {
   EXPECT_EQ(invalid.error().code, ErrorCode::kInvalidArgument);
 }
 
-TEST(NetworkHost, FindsToolsOnlyInSystemDirectories) {
-  EXPECT_EQ(FindHostTool("sh").rfind("/", 0), 0u);  // every Debian has /bin/sh
-  EXPECT_EQ(FindHostTool("gpunet-no-such-tool"), "");
+TEST(NetworkHost, EgressUnavailableReasonNamesWhatIsMissing) {
   std::string why = EgressUnavailableReason();
   if (!why.empty()) {
     EXPECT_TRUE(why.find("slirp4netns") != std::string::npos ||
