@@ -1,0 +1,771 @@
+#include "node/node.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/check.h"
+#include "codec/encoding.h"
+#include "codec/hashes.h"
+#include "codec/smt_proof.h"
+#include "consensus/solo.h"
+#include "crypto/address.h"
+#include "crypto/ed25519.h"
+#include "crypto/keystore.h"
+#include "ledger/app.h"
+#include "ledger/block_store.h"
+#include "ledger/genesis.h"
+#include "mempool/mempool.h"
+#include "node/http_server.h"
+#include "node/metrics.h"
+#include "storage/fault_fs.h"
+#include "storage/rocks_kv.h"
+
+// Binds the value of a Result expression or returns its error.
+#define NODE_CAT2(a, b) a##b
+#define NODE_CAT(a, b) NODE_CAT2(a, b)
+#define GPUNET_TRY_ASSIGN(name, expr)                                                            \
+  auto NODE_CAT(node_r_, __LINE__) = (expr);                                                     \
+  if (!NODE_CAT(node_r_, __LINE__)) return std::unexpected(NODE_CAT(node_r_, __LINE__).error()); \
+  auto name = std::move(*NODE_CAT(node_r_, __LINE__))
+
+namespace gpunet::node {
+
+using base::ErrorCode;
+using base::Fail;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kNodeVersion = "gpunet 0.1.0";
+
+uint64_t WallMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+base::Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(ErrorCode::kNotFound, "cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+base::Status WriteFile(const std::string& path, const std::string& text, mode_t mode) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return Fail(ErrorCode::kIo, "cannot write " + tmp);
+    out << text;
+    out.flush();
+    if (!out) return Fail(ErrorCode::kIo, "cannot write " + tmp);
+  }
+  ::chmod(tmp.c_str(), mode);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return Fail(ErrorCode::kIo, "cannot rename " + tmp + ": " + ec.message());
+  return base::Ok();
+}
+
+base::Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return Fail(ErrorCode::kInvalidArgument,
+                "rpc address '" + text + "' must be host:port, e.g. 127.0.0.1:26657");
+  std::string host = text.substr(0, colon);
+  std::string port_text = text.substr(colon + 1);
+  char* end = nullptr;
+  unsigned long port = std::strtoul(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || port > 65535)
+    return Fail(ErrorCode::kInvalidArgument,
+                "rpc port '" + port_text + "' must be a number 0..65535 (0 = any free port)");
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+std::string U64(uint64_t v) {
+  return std::to_string(v);
+}
+
+json EventsJson(const std::vector<codec::Event>& events) {
+  json out = json::array();
+  for (const auto& e : events) {
+    json attrs = json::object();
+    for (const auto& [k, v] : e.attributes) attrs[k] = v;
+    out.push_back({{"type", e.type}, {"attributes", attrs}});
+  }
+  return out;
+}
+
+std::string CodeName(uint16_t code) {
+  auto c = codec::TxCodeFromU16(code);
+  return c ? std::string(codec::TxCodeName(*c)) : "code_" + std::to_string(code);
+}
+
+json ReceiptJson(const codec::Receipt& r) {
+  return {{"code", r.code},
+          {"code_name", CodeName(r.code)},
+          {"fee_ugpn", U64(r.fee_ugpn)},
+          {"events", EventsJson(r.events)}};
+}
+
+json TxJson(const codec::Tx& tx) {
+  json msgs = json::array();
+  for (const auto& m : tx.body.msgs) {
+    if (const auto* send = std::get_if<codec::MsgSend>(&m))
+      msgs.push_back({{"type", "send"},
+                      {"to", crypto::AddressToString(send->to)},
+                      {"amount_ugpn", U64(send->amount_ugpn)}});
+  }
+  return {{"chain_id", tx.body.chain_id},
+          {"sender", base::ToHex(tx.body.sender)},
+          {"from", crypto::AddressToString(crypto::AddressOf(tx.body.sender))},
+          {"nonce", tx.body.nonce},
+          {"fee_ugpn", U64(tx.body.fee_ugpn)},
+          {"timeout_height", tx.body.timeout_height},
+          {"memo", tx.body.memo},
+          {"msgs", msgs}};
+}
+
+json HeaderJson(const codec::BlockHeader& h) {
+  return {{"chain_id", h.chain_id},
+          {"app_version", h.app_version},
+          {"height", h.height},
+          {"time_ms", h.time_ms},
+          {"last_block_hash", base::ToHex(h.last_block_hash)},
+          {"tx_root", base::ToHex(h.tx_root)},
+          {"receipts_root", base::ToHex(h.receipts_root)},
+          {"state_root", base::ToHex(h.state_root)},
+          {"proposer", crypto::AddressToString(h.proposer)},
+          {"validator_set_hash", base::ToHex(h.validator_set_hash)},
+          {"next_validator_set_hash", base::ToHex(h.next_validator_set_hash)},
+          {"last_commit_hash", base::ToHex(h.last_commit_hash)},
+          {"evidence_hash", base::ToHex(h.evidence_hash)}};
+}
+
+Response TxRejected(codec::TxCode code, const std::string& message, const base::Hash32& hash) {
+  json j = {{"error",
+             {{"code", "tx_rejected"},
+              {"tx_code", static_cast<uint16_t>(code)},
+              {"tx_code_name", std::string(codec::TxCodeName(code))},
+              {"message", message}}}};
+  if (hash != base::Hash32{}) j["error"]["tx_hash"] = base::ToHex(hash);
+  return JsonResponse(j, 400);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- config / init
+
+base::Result<NodeConfig> LoadNodeConfig(const std::string& path) {
+  GPUNET_TRY_ASSIGN(text, ReadFile(path));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Fail(ErrorCode::kInvalidArgument, path + " is not a JSON object");
+  NodeConfig c;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "rpc" && v.is_string()) {
+      GPUNET_TRY_ASSIGN(hp, ParseHostPort(v.get<std::string>()));
+      c.rpc_host = hp.first;
+      c.rpc_port = hp.second;
+    } else if (k == "block_interval_ms" && v.is_number_unsigned() && v.get<uint64_t>() >= 1) {
+      c.block_interval_ms = v.get<uint64_t>();
+    } else if (k == "engine" && v.is_string()) {
+      c.engine = v.get<std::string>();
+      if (c.engine != "solo")
+        return Fail(ErrorCode::kUnsupported,
+                    path + ": engine '" + c.engine + "' is not available; use \"solo\"");
+    } else if (k == "validator_key" && v.is_string()) {
+    } else {
+      return Fail(ErrorCode::kInvalidArgument,
+                  path + ": unknown or ill-typed field '" + k +
+                      "' (fields: rpc \"host:port\", block_interval_ms >= 1, engine \"solo\")");
+    }
+  }
+  return c;
+}
+
+std::string NodeConfigToJson(const NodeConfig& c) {
+  json j = {{"rpc", c.rpc_host + ":" + std::to_string(c.rpc_port)},
+            {"block_interval_ms", c.block_interval_ms},
+            {"engine", c.engine}};
+  return j.dump(2) + "\n";
+}
+
+base::Result<InitResult> InitHome(const InitOptions& o) {
+  if (o.home.empty()) return Fail(ErrorCode::kInvalidArgument, "--home must name a directory");
+  if (o.engine != "solo")
+    return Fail(ErrorCode::kUnsupported, "engine '" + o.engine + "' is not available; use solo");
+  const std::string config_dir = o.home + "/config";
+  InitResult out;
+  out.genesis_path = config_dir + "/genesis.json";
+  out.node_config_path = config_dir + "/node.json";
+  if (fs::exists(out.genesis_path))
+    return Fail(ErrorCode::kAlreadyExists, out.genesis_path +
+                                               " already exists: this home is initialised; "
+                                               "start it with `gpunet node --home " +
+                                               o.home + "` or pick another --home");
+  std::error_code ec;
+  fs::create_directories(config_dir, ec);
+  if (ec) return Fail(ErrorCode::kIo, "cannot create " + config_dir + ": " + ec.message());
+  fs::create_directories(o.home + "/data", ec);
+
+  NodeConfig nc;
+  GPUNET_TRY_ASSIGN(hp, ParseHostPort(o.rpc));
+  nc.rpc_host = hp.first;
+  nc.rpc_port = hp.second;
+  nc.block_interval_ms = o.block_interval_ms == 0 ? 1000 : o.block_interval_ms;
+  nc.engine = o.engine;
+
+  ledger::Genesis g;
+  g.chain_id = o.chain_id;
+  g.genesis_time_ms = o.genesis_time_ms != 0 ? o.genesis_time_ms : WallMs();
+  g.app_version = 1;
+  g.params.block_interval_ms = nc.block_interval_ms;
+  crypto::KeyPair validator = crypto::KeyPair::Generate();
+  out.validator_public_key = validator.Public();
+  g.validators.validators.push_back(codec::Validator{validator.Public(), 10});
+
+  if (!o.keys.empty() && o.key_passphrase.empty())
+    return Fail(ErrorCode::kInvalidArgument, "funded keys need a passphrase to seal their files");
+  crypto::KdfParams kdf = crypto::KdfParams::Interactive();
+  if (o.fast_kdf) kdf = crypto::KdfParams{1, 8192};
+  crypto::Keystore ks(o.home + "/keys", kdf);
+  for (const auto& k : o.keys) {
+    GPUNET_TRY_ASSIGN(nk, ks.Add(k.name, o.key_passphrase));
+    g.accounts.push_back(ledger::GenesisAccount{nk.entry.address, k.balance_ugpn});
+    out.keys.push_back(InitResult::Key{k.name, nk.entry.address,
+                                       crypto::AddressToString(nk.entry.address), k.balance_ugpn,
+                                       nk.mnemonic});
+  }
+  for (const auto& a : o.accounts)
+    g.accounts.push_back(ledger::GenesisAccount{a.address, a.balance_ugpn});
+  std::sort(g.accounts.begin(), g.accounts.end(),
+            [](const auto& a, const auto& b) { return a.address < b.address; });
+  GPUNET_TRY(ledger::ValidateGenesis(g));
+  GPUNET_TRY(WriteFile(out.genesis_path, ledger::GenesisToJson(g), 0644));
+  GPUNET_TRY(
+      WriteFile(config_dir + "/validator.seed", base::ToHex(validator.SeedBytes()) + "\n", 0600));
+  GPUNET_TRY(WriteFile(out.node_config_path, NodeConfigToJson(nc), 0644));
+  return out;
+}
+
+// ---------------------------------------------------------------- the node
+
+struct Node::Impl final : consensus::SoloAdaptor {
+  NodeOptions options;
+  NodeConfig config;
+  ledger::Genesis genesis;
+  std::unique_ptr<storage::RocksKvStore> kv;
+  std::unique_ptr<ledger::LedgerApp> app;
+  std::unique_ptr<mempool::Mempool> pool;
+  std::unique_ptr<consensus::SoloEngine> engine;
+  metrics::Registry registry;
+  std::unique_ptr<HttpServer> server;
+  codec::Address proposer;
+
+  metrics::Gauge* m_height = nullptr;
+  metrics::Counter* m_txs_committed = nullptr;
+  metrics::Gauge* m_mempool_txs = nullptr;
+  metrics::Histogram* m_commit_seconds = nullptr;
+
+  // Engine thread control.
+  std::thread engine_thread;
+  std::mutex engine_mu;
+  std::condition_variable engine_cv;
+  bool stopping = false;
+  bool tx_arrived = false;
+  std::optional<base::Error> engine_error;
+  bool engine_done = false;
+
+  // Wait() / RequestStop (signal-safe via a pipe-free atomic + polling).
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> stopped{false};
+
+  // Waiters for wait=committed.
+  struct Waiter {
+    uint64_t deadline_ms = 0;
+    Responder responder;
+  };
+  std::mutex wait_mu;
+  std::multimap<base::Hash32, Waiter> waiters;
+
+  // ---- SoloAdaptor
+  bool HasPendingTxs() override { return pool->HasExecutable(); }
+  std::optional<uint64_t> NextDeadlineMs() override { return app->NextDeadline(); }
+  uint64_t LastBlockTimeMs() override { return app->Info().last_block_time_ms; }
+  base::Status ProduceAndCommitBlock(uint64_t time_ms) override;
+
+  void EngineLoop();
+  void ExpireWaiters(uint64_t now_ms);
+  void AnswerWaiters(const base::Hash32& hash, const Response& r);
+  void RegisterRoutes();
+  Response CommittedResponse(const ledger::TxRecord& rec);
+  void PostTx(Request req, Responder responder);
+};
+
+base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
+  const auto started = std::chrono::steady_clock::now();
+  ledger::AppInfo info = app->Info();
+  ledger::PrepareProposalRequest prep;
+  prep.height = info.last_height + 1;
+  prep.time_ms = time_ms;
+  prep.proposer = proposer;
+  prep.txs = pool->Reap(info.consensus_params.block_bytes_max, info.consensus_params.block_txs_max);
+  GPUNET_TRY_ASSIGN(prepared, app->PrepareProposal(prep));
+  for (const auto& s : prepared.skipped) {
+    if (s.code == codec::TxCode::kOk) continue;  // valid, over the block limits: next block
+    pool->Remove(s.tx_hash);
+    AnswerWaiters(s.tx_hash,
+                  TxRejected(s.code, "dropped before inclusion: " + s.message, s.tx_hash));
+  }
+  const codec::Block& block = prepared.block;
+  GPUNET_TRY_ASSIGN(processed, app->ProcessProposal(ledger::ProcessProposalRequest{block, {}, {}}));
+  if (!processed.accept)
+    return Fail(ErrorCode::kInternal, "own proposal rejected: " + processed.reason);
+  GPUNET_TRY_ASSIGN(finalized, app->FinalizeBlock(ledger::FinalizeBlockRequest{block, {}, {}}));
+  GPUNET_TRY_ASSIGN(committed, app->Commit());  // synced: from here on it is durable
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  m_commit_seconds->Observe(seconds);
+
+  std::vector<base::Hash32> hashes;
+  hashes.reserve(block.txs.size());
+  for (const auto& tx : block.txs) hashes.push_back(codec::TxHash(tx));
+  for (const auto& d : pool->Update(committed.height, hashes))
+    AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
+
+  for (size_t i = 0; i < finalized.receipts.size(); ++i) {
+    const codec::Receipt& r = finalized.receipts[i];
+    ledger::TxRecord rec{{committed.height, static_cast<uint32_t>(i)}, block.txs[i], r};
+    AnswerWaiters(r.tx_hash, CommittedResponse(rec));
+    json ev = {{"tx_hash", base::ToHex(r.tx_hash)},
+               {"height", committed.height},
+               {"index", i},
+               {"code", r.code},
+               {"code_name", CodeName(r.code)},
+               {"events", EventsJson(r.events)}};
+    ev["topic"] = "txs";
+    server->Publish("txs", ev.dump());
+  }
+  json bj = {{"topic", "blocks"},
+             {"height", committed.height},
+             {"hash", base::ToHex(committed.block_hash)},
+             {"txs", block.txs.size()},
+             {"time_ms", block.header.time_ms}};
+  server->Publish("blocks", bj.dump());
+  m_height->Set(static_cast<double>(committed.height));
+  m_txs_committed->Inc(block.txs.size());
+  m_mempool_txs->Set(static_cast<double>(pool->Stats().txs));
+  if (options.log_blocks)
+    std::fprintf(stderr, "block height=%llu txs=%zu hash=%s commit_ms=%.1f\n",
+                 static_cast<unsigned long long>(committed.height), block.txs.size(),
+                 base::ToHex(committed.block_hash).c_str(), seconds * 1000);
+  return base::Ok();
+}
+
+void Node::Impl::EngineLoop() {
+  std::unique_lock lock(engine_mu);
+  while (!stopping) {
+    lock.unlock();
+    const uint64_t now = WallMs();
+    ExpireWaiters(now);
+    auto step = engine->Step(*this, now);
+    lock.lock();
+    if (!step) {
+      engine_error = step.error();
+      std::fprintf(stderr, "engine stopped: %s\n", step.error().ToString().c_str());
+      break;
+    }
+    if (step->produce) continue;
+    tx_arrived = false;
+    uint64_t wait_ms = step->wake_at_ms > now ? step->wake_at_ms - now : 1;
+    wait_ms = std::min<uint64_t>(wait_ms, 100);  // also bounds waiter-timeout latency
+    engine_cv.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                       [&] { return stopping || tx_arrived; });
+  }
+  engine_done = true;
+  stop_requested = true;
+  engine_cv.notify_all();
+}
+
+void Node::Impl::ExpireWaiters(uint64_t now_ms) {
+  std::vector<Waiter> expired;
+  {
+    std::lock_guard lock(wait_mu);
+    for (auto it = waiters.begin(); it != waiters.end();) {
+      if (it->second.deadline_ms <= now_ms) {
+        expired.push_back(std::move(it->second));
+        it = waiters.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& w : expired)
+    w.responder.Respond(JsonError(504, "timeout",
+                                  "the tx was accepted but not committed within timeout_ms; it "
+                                  "may still commit later: check GET /tx/<hash>"));
+}
+
+void Node::Impl::AnswerWaiters(const base::Hash32& hash, const Response& r) {
+  std::vector<Waiter> found;
+  {
+    std::lock_guard lock(wait_mu);
+    auto [b, e] = waiters.equal_range(hash);
+    for (auto it = b; it != e; ++it) found.push_back(std::move(it->second));
+    waiters.erase(b, e);
+  }
+  for (auto& w : found) w.responder.Respond(r);
+}
+
+Response Node::Impl::CommittedResponse(const ledger::TxRecord& rec) {
+  const auto code = codec::TxCodeFromU16(rec.receipt.code);
+  json j = {{"tx_hash", base::ToHex(rec.receipt.tx_hash)},
+            {"status", "committed"},
+            {"height", rec.location.height},
+            {"index", rec.location.index},
+            {"code", rec.receipt.code},
+            {"code_name", CodeName(rec.receipt.code)},
+            {"message", rec.receipt.code == 0 || !code ? std::string()
+                                                       : std::string(codec::TxCodeMessage(*code))},
+            {"fee_ugpn", U64(rec.receipt.fee_ugpn)}};
+  return JsonResponse(j);
+}
+
+void Node::Impl::PostTx(Request req, Responder responder) {
+  auto body = ParseJsonBody(req);
+  if (!body) return responder.Respond(ErrorResponse(body.error()));
+  const json& j = *body;
+  if (!j.contains("tx") || !j["tx"].is_string())
+    return responder.Respond(JsonError(400, "invalid_argument",
+                                       "body must be {\"tx\":\"<hex of the encoded signed tx>\", "
+                                       "\"wait\":\"none\"|\"committed\", \"timeout_ms\":N}"));
+  std::string wait = "none";
+  if (j.contains("wait")) {
+    if (!j["wait"].is_string() ||
+        (j["wait"].get<std::string>() != "none" && j["wait"].get<std::string>() != "committed"))
+      return responder.Respond(
+          JsonError(400, "invalid_argument", "\"wait\" must be \"none\" or \"committed\""));
+    wait = j["wait"].get<std::string>();
+  }
+  uint64_t timeout_ms = 30000;
+  if (j.contains("timeout_ms")) {
+    if (!j["timeout_ms"].is_number_unsigned() || j["timeout_ms"].get<uint64_t>() > 600000)
+      return responder.Respond(
+          JsonError(400, "invalid_argument", "\"timeout_ms\" must be an integer 0..600000"));
+    timeout_ms = j["timeout_ms"].get<uint64_t>();
+  }
+  auto bytes = base::FromHex(j["tx"].get<std::string>());
+  if (!bytes)
+    return responder.Respond(
+        JsonError(400, "invalid_argument", "\"tx\" is not valid hex: " + bytes.error().message));
+  const base::Hash32 hash = codec::TxHashOfEncoded(*bytes);
+  // Register first, so a block committed right after admission still finds us.
+  if (wait == "committed") {
+    std::lock_guard lock(wait_mu);
+    waiters.emplace(hash, Waiter{WallMs() + timeout_ms, std::move(responder)});
+  }
+  auto taken = [&]() -> std::optional<Responder> {
+    if (wait != "committed") return std::nullopt;
+    std::lock_guard lock(wait_mu);
+    auto it = waiters.find(hash);
+    if (it == waiters.end()) return std::nullopt;  // already answered by the engine
+    Responder r = std::move(it->second.responder);
+    waiters.erase(it);
+    return r;
+  };
+  auto answer = [&](Response r) {
+    if (wait != "committed") return responder.Respond(std::move(r));
+    if (auto mine = taken()) mine->Respond(std::move(r));
+  };
+
+  mempool::AddResult added = pool->Add(*bytes);
+  m_mempool_txs->Set(static_cast<double>(pool->Stats().txs));
+  for (const auto& ev : added.evicted)
+    AnswerWaiters(ev.tx_hash, TxRejected(ev.code, ev.message, ev.tx_hash));
+  if (!added.Ok()) {
+    // A resubmitted tx that is already in a block: report where it is.
+    if (added.code == codec::TxCode::kStaleNonce || added.code == codec::TxCode::kAlreadyKnown) {
+      auto rec = ledger::FindTx(app->Store(), hash);
+      if (rec && *rec) return answer(CommittedResponse(**rec));
+    }
+    if (added.code != codec::TxCode::kAlreadyKnown || wait != "committed")
+      return answer(TxRejected(added.code, added.message, added.tx_hash));
+  }
+  {
+    std::lock_guard lock(engine_mu);
+    tx_arrived = true;
+  }
+  engine_cv.notify_all();
+  if (wait == "committed") return;  // the engine (or the timeout) answers
+  json r = {{"tx_hash", base::ToHex(hash)},
+            {"status", "pending"},
+            {"height", 0},
+            {"index", 0},
+            {"code", 0},
+            {"code_name", "ok"},
+            {"message", added.Ok() ? "" : added.message},
+            {"fee_ugpn", U64(added.check.fee_ugpn)}};
+  responder.Respond(JsonResponse(r));
+}
+
+void Node::Impl::RegisterRoutes() {
+  server->Handle("GET", "/status", [this](const Request&) {
+    ledger::AppInfo info = app->Info();
+    json j = {{"chain_id", info.chain_id},
+              {"engine", config.engine},
+              {"app_version", info.app_version},
+              {"genesis_hash", base::ToHex(info.genesis_hash)},
+              {"latest_height", info.last_height},
+              {"latest_block_hash", base::ToHex(info.last_block_hash)},
+              {"latest_state_root", base::ToHex(info.state_root)},
+              {"latest_time_ms", info.last_block_time_ms},
+              {"mempool_txs", pool->Stats().txs},
+              {"node_version", kNodeVersion}};
+    return JsonResponse(j);
+  });
+  server->HandleAsync("POST", "/tx",
+                      [this](Request req, Responder r) { PostTx(std::move(req), std::move(r)); });
+  server->HandlePrefix("GET", "/tx/", [this](const Request& req) {
+    auto hash = base::FixedFromHex<32>(req.path_rest);
+    if (!hash)
+      return JsonError(400, "invalid_argument",
+                       "'" + req.path_rest + "' is not a tx hash (64 hex characters)");
+    auto rec = ledger::FindTx(app->Store(), *hash);
+    if (!rec) return ErrorResponse(rec.error());
+    if (!*rec) {
+      if (pool->Contains(*hash))
+        return JsonError(404, "not_found",
+                         "tx " + req.path_rest + " is pending in the mempool, not yet in a block");
+      return JsonError(404, "not_found",
+                       "no committed tx " + req.path_rest +
+                           "; it was never included (or "
+                           "was rejected)");
+    }
+    const auto& r = **rec;
+    json j = {{"tx_hash", req.path_rest},
+              {"height", r.location.height},
+              {"index", r.location.index},
+              {"tx", TxJson(r.tx)},
+              {"receipt", ReceiptJson(r.receipt)}};
+    return JsonResponse(j);
+  });
+  server->HandlePrefix("GET", "/account/", [this](const Request& req) {
+    auto address = crypto::ParseAddress(req.path_rest);
+    if (!address) return ErrorResponse(address.error());
+    bool prove = false;
+    if (auto it = req.query.find("prove"); it != req.query.end()) prove = it->second == "true";
+    auto q = app->Query(
+        ledger::QueryRequest{"/account", base::Bytes(address->begin(), address->end()), 0, prove});
+    if (!q) return ErrorResponse(q.error());
+    codec::Account account;
+    if (q->value) {
+      auto decoded = codec::DecodeAccount(*q->value);
+      if (!decoded) return ErrorResponse(decoded.error());
+      account = *decoded;
+    }
+    json j = {{"address", req.path_rest},
+              {"balance_ugpn", U64(account.balance_ugpn)},
+              {"nonce", account.nonce},
+              {"height", q->height},
+              {"exists", q->value.has_value()}};
+    if (prove) {
+      j["state_key"] = base::ToHex(q->key);
+      j["value"] = q->value ? json(base::ToHex(*q->value)) : json(nullptr);
+      j["proof"] = q->proof ? json(base::ToHex(codec::EncodeSmtProof(*q->proof))) : json(nullptr);
+      j["header"] = nullptr;
+      if (q->height > 0) {
+        auto block = ledger::ReadBlock(app->Store(), q->height);
+        if (!block) return ErrorResponse(block.error());
+        if (*block) j["header"] = base::ToHex(codec::EncodeBlockHeader((*block)->header));
+      }
+      j["state_root"] = base::ToHex(q->state_root);
+    }
+    return JsonResponse(j);
+  });
+  server->HandlePrefix("GET", "/block/", [this](const Request& req) {
+    uint64_t height = 0;
+    if (req.path_rest == "latest") {
+      height = app->Info().last_height;
+    } else {
+      char* end = nullptr;
+      height = std::strtoull(req.path_rest.c_str(), &end, 10);
+      if (req.path_rest.empty() || *end != '\0' || req.path_rest[0] == '-')
+        return JsonError(400, "invalid_argument",
+                         "'" + req.path_rest + "' is not a height; use a number or 'latest'");
+    }
+    auto block = ledger::ReadBlock(app->Store(), height);
+    if (!block) return ErrorResponse(block.error());
+    if (!*block)
+      return JsonError(404, "not_found",
+                       "no block at height " + std::to_string(height) + "; the latest is " +
+                           std::to_string(app->Info().last_height));
+    auto receipts = ledger::ReadReceipts(app->Store(), height);
+    if (!receipts) return ErrorResponse(receipts.error());
+    const codec::Block& b = **block;
+    json txs = json::array();
+    for (const auto& tx : b.txs) txs.push_back(base::ToHex(codec::TxHash(tx)));
+    json rs = json::array();
+    for (const auto& r : *receipts) {
+      json rj = ReceiptJson(r);
+      rj["tx_hash"] = base::ToHex(r.tx_hash);
+      rs.push_back(rj);
+    }
+    json j = {{"height", height},
+              {"hash", base::ToHex(codec::BlockHash(b.header))},
+              {"header", HeaderJson(b.header)},
+              {"header_hex", base::ToHex(codec::EncodeBlockHeader(b.header))},
+              {"txs", txs},
+              {"receipts", rs}};
+    return JsonResponse(j);
+  });
+  server->Handle("GET", "/metrics", [this](const Request&) {
+    m_mempool_txs->Set(static_cast<double>(pool->Stats().txs));
+    Response r;
+    r.content_type = std::string(metrics::kContentType);
+    r.body = registry.Render();
+    return r;
+  });
+}
+
+Node::Node(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+
+Node::~Node() {
+  Stop();
+}
+
+base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  const std::string genesis_path = options.home + "/config/genesis.json";
+  if (!fs::exists(genesis_path))
+    return Fail(ErrorCode::kNotFound, genesis_path +
+                                          " not found: initialise the home first with "
+                                          "`gpunet init --home " +
+                                          options.home + "`");
+  GPUNET_TRY_ASSIGN(genesis, ledger::LoadGenesisFile(genesis_path));
+  impl->genesis = genesis;
+  GPUNET_TRY_ASSIGN(config, LoadNodeConfig(options.home + "/config/node.json"));
+  impl->config = config;
+  if (options.rpc) {
+    GPUNET_TRY_ASSIGN(hp, ParseHostPort(*options.rpc));
+    impl->config.rpc_host = hp.first;
+    impl->config.rpc_port = hp.second;
+  }
+  if (options.block_interval_ms) impl->config.block_interval_ms = *options.block_interval_ms;
+  if (impl->config.block_interval_ms == 0) impl->config.block_interval_ms = 1;
+  GPUNET_TRY_ASSIGN(seed_text, ReadFile(options.home + "/config/validator.seed"));
+  while (!seed_text.empty() && (seed_text.back() == '\n' || seed_text.back() == ' '))
+    seed_text.pop_back();
+  GPUNET_TRY_ASSIGN(seed, base::FixedFromHex<32>(seed_text));
+  impl->proposer = crypto::AddressOf(crypto::KeyPair::FromSeed(seed).Public());
+
+  storage::RocksKvOptions kvo;
+  const char* env = std::getenv("GPUNET_FAULT_FS");
+  kvo.fault_injection = options.fault_fs || (env && std::string(env) == "1");
+  GPUNET_TRY_ASSIGN(kv, storage::RocksKvStore::Open(options.home + "/data", kvo));
+  impl->kv = std::move(kv);
+  if (kvo.fault_injection) {
+    auto faults = impl->kv->Faults();
+    GPUNET_CHECK(faults.has_value());
+    GPUNET_TRY(storage::CutPowerOnSignal(*faults, SIGUSR1, 99));
+  }
+  GPUNET_TRY_ASSIGN(app, ledger::LedgerApp::Open(*impl->kv, impl->genesis));
+  impl->app = std::move(app);
+  impl->pool = std::make_unique<mempool::Mempool>(*impl->app);
+  impl->engine = std::make_unique<consensus::SoloEngine>(impl->config.block_interval_ms);
+
+  auto& reg = impl->registry;
+  impl->m_height = &reg.GetGauge("gpunet_height", "Last committed block height.");
+  impl->m_txs_committed =
+      &reg.GetCounter("gpunet_txs_committed_total", "Transactions in committed blocks.");
+  impl->m_mempool_txs = &reg.GetGauge("gpunet_mempool_txs", "Transactions waiting in the mempool.");
+  impl->m_commit_seconds = &reg.GetHistogram("gpunet_block_commit_seconds",
+                                             "Time to build, execute and durably commit one block.",
+                                             metrics::LatencyBucketsSeconds());
+  impl->m_height->Set(static_cast<double>(impl->app->Info().last_height));
+
+  ServerOptions so;
+  so.host = impl->config.rpc_host;
+  so.port = impl->config.rpc_port;
+  so.body_bytes_max = 256 * 1024;
+  so.metrics = &reg;
+  impl->server = std::make_unique<HttpServer>(so);
+  impl->RegisterRoutes();
+  GPUNET_TRY(impl->server->Start());
+  Impl* raw = impl.get();
+  impl->engine_thread = std::thread([raw] { raw->EngineLoop(); });
+  return std::unique_ptr<Node>(new Node(std::move(impl)));
+}
+
+std::string Node::RpcUrl() const {
+  return m_impl->server->Url();
+}
+
+NodeStatus Node::Status() const {
+  ledger::AppInfo info = m_impl->app->Info();
+  return NodeStatus{info.chain_id, info.last_height, base::ToHex(info.last_block_hash),
+                    info.last_block_time_ms, m_impl->pool->Stats().txs};
+}
+
+base::Status Node::Wait() {
+  while (!m_impl->stop_requested.load() && !m_impl->stopped.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::lock_guard lock(m_impl->engine_mu);
+  if (m_impl->engine_error) return std::unexpected(*m_impl->engine_error);
+  return base::Ok();
+}
+
+void Node::RequestStop() {
+  m_impl->stop_requested.store(true);
+}
+
+void Node::Stop() {
+  if (!m_impl || m_impl->stopped.exchange(true)) return;
+  {
+    std::lock_guard lock(m_impl->engine_mu);
+    m_impl->stopping = true;
+  }
+  m_impl->engine_cv.notify_all();
+  if (m_impl->engine_thread.joinable()) m_impl->engine_thread.join();
+  m_impl->ExpireWaiters(UINT64_MAX);
+  m_impl->server->Stop();
+  m_impl->pool.reset();
+  m_impl->app.reset();
+  m_impl->kv.reset();
+}
+
+namespace {
+std::atomic<Node*> g_signal_node{nullptr};
+void OnStopSignal(int) {
+  if (Node* n = g_signal_node.load()) n->RequestStop();
+}
+}  // namespace
+
+void StopOnSignals(Node& node) {
+  g_signal_node.store(&node);
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+}  // namespace gpunet::node
