@@ -1,0 +1,478 @@
+#include "client/node_client.h"
+
+#include <utility>
+
+#include "base/checked_math.h"
+#include "codec/encoding.h"
+#include "codec/hashes.h"
+#include "crypto/address.h"
+
+namespace gpunet::client {
+namespace {
+
+using base::ErrorCode;
+using base::Fail;
+using Json = nlohmann::json;
+
+constexpr std::string_view kRejectedPrefix = "the node rejected the transaction (";
+
+/// Assigns the value of a Result expression to `target` or returns its error.
+#define CLIENT_ASSIGN(target, expr)                                          \
+  do {                                                                       \
+    auto&& client_assign_r_ = (expr);                                        \
+    if (!client_assign_r_) return std::unexpected(client_assign_r_.error()); \
+    target = std::move(*client_assign_r_);                                   \
+  } while (0)
+
+base::Result<uint64_t> ParseDecimalU64(std::string_view s) {
+  if (s.empty() || s.size() > 20) return Fail(ErrorCode::kCorrupt, "not a decimal integer");
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return Fail(ErrorCode::kCorrupt, "not a decimal integer");
+    auto t = base::CheckedMul(v, 10);
+    if (t) t = base::CheckedAdd(*t, static_cast<uint64_t>(c - '0'));
+    if (!t) return Fail(ErrorCode::kCorrupt, "over 2^64-1");
+    v = *t;
+  }
+  return v;
+}
+
+/// Strict field access on one JSON object of a node answer; every error names the
+/// request and the field.
+class Fields {
+ public:
+  Fields(const Json& j, std::string what) : m_json(j), m_what(std::move(what)) {}
+
+  base::Status IsObject() const {
+    if (!m_json.is_object()) return Bad("", "is not a JSON object");
+    return base::Ok();
+  }
+
+  base::Result<const Json*> Get(std::string_view name) const {
+    if (!m_json.is_object()) return Bad("", "is not a JSON object");
+    auto it = m_json.find(name);
+    if (it == m_json.end()) return Bad(name, "is missing");
+    return &*it;
+  }
+  bool Has(std::string_view name) const { return m_json.is_object() && m_json.contains(name); }
+
+  base::Result<std::string> Str(std::string_view name) const {
+    const Json* v = nullptr;
+    CLIENT_ASSIGN(v, Get(name));
+    if (!v->is_string()) return Bad(name, "is not a string");
+    return v->get<std::string>();
+  }
+
+  /// A JSON unsigned integer (or, leniently, a decimal string: the contract does
+  /// not say which for heights and nonces).
+  base::Result<uint64_t> U64(std::string_view name) const {
+    const Json* v = nullptr;
+    CLIENT_ASSIGN(v, Get(name));
+    if (v->is_number_unsigned()) return v->get<uint64_t>();
+    if (v->is_number_integer() && v->get<int64_t>() >= 0)
+      return static_cast<uint64_t>(v->get<int64_t>());
+    if (v->is_string()) {
+      auto parsed = ParseDecimalU64(v->get<std::string>());
+      if (parsed) return *parsed;
+    }
+    return Bad(name, "is not a non-negative integer");
+  }
+
+  base::Result<uint32_t> U32(std::string_view name) const {
+    uint64_t v = 0;
+    CLIENT_ASSIGN(v, U64(name));
+    if (v > UINT32_MAX) return Bad(name, "is over 2^32-1");
+    return static_cast<uint32_t>(v);
+  }
+
+  base::Result<uint16_t> U16(std::string_view name) const {
+    uint64_t v = 0;
+    CLIENT_ASSIGN(v, U64(name));
+    if (v > UINT16_MAX) return Bad(name, "is over 65535");
+    return static_cast<uint16_t>(v);
+  }
+
+  /// Fields ending in _ugpn: integer strings, as the contract says.
+  base::Result<uint64_t> Ugpn(std::string_view name) const {
+    const Json* v = nullptr;
+    CLIENT_ASSIGN(v, Get(name));
+    if (!v->is_string()) return Bad(name, "is not an integer string (amounts are strings of ugpn)");
+    auto parsed = ParseDecimalU64(v->get<std::string>());
+    if (!parsed) return Bad(name, "is not an integer string of ugpn: " + parsed.error().message);
+    return *parsed;
+  }
+
+  base::Result<bool> Bool(std::string_view name) const {
+    const Json* v = nullptr;
+    CLIENT_ASSIGN(v, Get(name));
+    if (!v->is_boolean()) return Bad(name, "is not true or false");
+    return v->get<bool>();
+  }
+
+  base::Result<base::Bytes> Hex(std::string_view name) const {
+    std::string s;
+    CLIENT_ASSIGN(s, Str(name));
+    auto bytes = base::FromHex(s);
+    if (!bytes) return Bad(name, "is not hex: " + bytes.error().message);
+    return std::move(*bytes);
+  }
+
+  base::Result<base::Hash32> Hash(std::string_view name) const {
+    std::string s;
+    CLIENT_ASSIGN(s, Str(name));
+    auto h = base::FixedFromHex<32>(s);
+    if (!h) return Bad(name, "is not a 64-character hex hash");
+    return *h;
+  }
+
+  base::Result<const Json*> Array(std::string_view name) const {
+    const Json* v = nullptr;
+    CLIENT_ASSIGN(v, Get(name));
+    if (!v->is_array()) return Bad(name, "is not an array");
+    return v;
+  }
+
+  Fields Sub(const Json& j, std::string_view name) const {
+    return Fields(j, m_what + " ." + std::string(name));
+  }
+
+  std::unexpected<base::Error> Bad(std::string_view name, std::string_view problem) const {
+    std::string field =
+        name.empty() ? std::string("the body") : "field \"" + std::string(name) + "\"";
+    return Fail(ErrorCode::kCorrupt,
+                "the node's answer to " + m_what + " does not follow the RPC contract: " + field +
+                    " " + std::string(problem) +
+                    " (is the node another gpunet version? `gpunet status` shows "
+                    "its node_version)");
+  }
+
+ private:
+  const Json& m_json;
+  std::string m_what;
+};
+
+base::Result<EventInfo> ParseEvent(const Fields& parent, const Json& j) {
+  Fields f = parent.Sub(j, "events[]");
+  EventInfo e;
+  CLIENT_ASSIGN(e.type, f.Str("type"));
+  const Json* attrs = nullptr;
+  CLIENT_ASSIGN(attrs, f.Get("attributes"));
+  if (!attrs->is_object()) return f.Bad("attributes", "is not an object");
+  for (const auto& [k, v] : attrs->items()) {
+    if (!v.is_string()) return f.Bad("attributes", "has a value that is not a string");
+    e.attributes.emplace_back(k, v.get<std::string>());
+  }
+  return e;
+}
+
+base::Result<MsgInfo> ParseMsg(const Fields& parent, const Json& j) {
+  Fields f = parent.Sub(j, "msgs[]");
+  MsgInfo m;
+  CLIENT_ASSIGN(m.type, f.Str("type"));
+  if (m.type == "send") {
+    CLIENT_ASSIGN(m.to, f.Str("to"));
+    if (!crypto::ParseAddress(m.to)) return f.Bad("to", "is not a gpn1 address");
+    CLIENT_ASSIGN(m.amount_ugpn, f.Ugpn("amount_ugpn"));
+  }
+  return m;
+}
+
+base::Result<ReceiptSummary> ParseReceiptSummary(const Fields& parent, const Json& j) {
+  Fields f = parent.Sub(j, "receipts[]");
+  ReceiptSummary r;
+  CLIENT_ASSIGN(r.tx_hash, f.Hash("tx_hash"));
+  CLIENT_ASSIGN(r.code, f.U16("code"));
+  CLIENT_ASSIGN(r.code_name, f.Str("code_name"));
+  CLIENT_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
+  return r;
+}
+
+/// The body of a non-200 answer as an error; a tx rejection keeps its tx code.
+base::Error ErrorOf(const HttpResponse& response) {
+  Json body = Json::parse(response.body, nullptr, false);
+  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+    const Json& e = body["error"];
+    if (e.contains("code") && e["code"].is_string() &&
+        e["code"].get<std::string>() == "tx_rejected" && e.contains("tx_code") &&
+        e["tx_code"].is_number_unsigned()) {
+      std::string name = e.contains("tx_code_name") && e["tx_code_name"].is_string()
+                             ? e["tx_code_name"].get<std::string>()
+                             : "unknown";
+      std::string message =
+          e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : "";
+      return {ErrorCode::kInvalidArgument, std::string(kRejectedPrefix) + name + ", code " +
+                                               std::to_string(e["tx_code"].get<uint64_t>()) +
+                                               "): " + message};
+    }
+  }
+  return ErrorFromResponse(response);
+}
+
+}  // namespace
+
+std::optional<uint16_t> RejectedTxCode(const base::Error& error) {
+  std::string_view m = error.message;
+  if (!m.starts_with(kRejectedPrefix)) return std::nullopt;
+  size_t at = m.find(", code ");
+  if (at == std::string_view::npos) return std::nullopt;
+  at += 7;
+  size_t end = m.find(')', at);
+  if (end == std::string_view::npos) return std::nullopt;
+  auto v = ParseDecimalU64(m.substr(at, end - at));
+  if (!v || *v > UINT16_MAX) return std::nullopt;
+  return static_cast<uint16_t>(*v);
+}
+
+// ---------------------------------------------------------------- parsers
+
+base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
+  Fields f(j, "GET /status");
+  NodeStatusInfo s;
+  CLIENT_ASSIGN(s.chain_id, f.Str("chain_id"));
+  CLIENT_ASSIGN(s.engine, f.Str("engine"));
+  CLIENT_ASSIGN(s.app_version, f.U64("app_version"));
+  CLIENT_ASSIGN(s.genesis_hash, f.Hash("genesis_hash"));
+  CLIENT_ASSIGN(s.latest_height, f.U64("latest_height"));
+  CLIENT_ASSIGN(s.latest_block_hash, f.Hash("latest_block_hash"));
+  CLIENT_ASSIGN(s.latest_state_root, f.Hash("latest_state_root"));
+  CLIENT_ASSIGN(s.latest_time_ms, f.U64("latest_time_ms"));
+  CLIENT_ASSIGN(s.mempool_txs, f.U64("mempool_txs"));
+  CLIENT_ASSIGN(s.node_version, f.Str("node_version"));
+  int fee_fields = f.Has("fee_per_byte_ugpn") + f.Has("fee_per_msg_ugpn") + f.Has("fee_min_ugpn");
+  if (fee_fields == 3) {
+    FeeSchedule fees;
+    CLIENT_ASSIGN(fees.per_byte_ugpn, f.Ugpn("fee_per_byte_ugpn"));
+    CLIENT_ASSIGN(fees.per_msg_ugpn, f.Ugpn("fee_per_msg_ugpn"));
+    CLIENT_ASSIGN(fees.min_ugpn, f.Ugpn("fee_min_ugpn"));
+    s.fees = fees;
+  } else if (fee_fields != 0) {
+    return f.Bad("fee_per_byte_ugpn", "comes without all of fee_per_msg_ugpn and fee_min_ugpn");
+  }
+  s.raw = j;
+  return s;
+}
+
+base::Result<SubmitResult> ParseSubmitResult(const Json& j) {
+  Fields f(j, "POST /tx");
+  SubmitResult r;
+  CLIENT_ASSIGN(r.tx_hash, f.Hash("tx_hash"));
+  CLIENT_ASSIGN(r.status, f.Str("status"));
+  if (r.status != "pending" && r.status != "committed")
+    return f.Bad("status", "is \"" + r.status + "\", neither \"pending\" nor \"committed\"");
+  if (r.Committed()) {
+    CLIENT_ASSIGN(r.height, f.U64("height"));
+    CLIENT_ASSIGN(r.index, f.U32("index"));
+    CLIENT_ASSIGN(r.code, f.U16("code"));
+    CLIENT_ASSIGN(r.code_name, f.Str("code_name"));
+    CLIENT_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
+  } else {
+    // A pending tx has no location or receipt yet; the node may send nulls.
+    if (f.Has("height") && !j["height"].is_null()) CLIENT_ASSIGN(r.height, f.U64("height"));
+  }
+  if (f.Has("message") && j["message"].is_string()) r.message = j["message"].get<std::string>();
+  r.raw = j;
+  return r;
+}
+
+base::Result<TxInfo> ParseTxInfo(const Json& j) {
+  Fields f(j, "GET /tx");
+  TxInfo t;
+  CLIENT_ASSIGN(t.tx_hash, f.Hash("tx_hash"));
+  CLIENT_ASSIGN(t.height, f.U64("height"));
+  CLIENT_ASSIGN(t.index, f.U32("index"));
+  const Json* tx = nullptr;
+  CLIENT_ASSIGN(tx, f.Get("tx"));
+  Fields ft = f.Sub(*tx, "tx");
+  GPUNET_TRY(ft.IsObject());
+  CLIENT_ASSIGN(t.chain_id, ft.Str("chain_id"));
+  CLIENT_ASSIGN(t.sender, ft.Str("sender"));
+  CLIENT_ASSIGN(t.from, ft.Str("from"));
+  CLIENT_ASSIGN(t.nonce, ft.U64("nonce"));
+  CLIENT_ASSIGN(t.fee_ugpn, ft.Ugpn("fee_ugpn"));
+  CLIENT_ASSIGN(t.timeout_height, ft.U64("timeout_height"));
+  CLIENT_ASSIGN(t.memo, ft.Str("memo"));
+  const Json* msgs = nullptr;
+  CLIENT_ASSIGN(msgs, ft.Array("msgs"));
+  for (const Json& m : *msgs) {
+    MsgInfo msg;
+    CLIENT_ASSIGN(msg, ParseMsg(ft, m));
+    t.msgs.push_back(std::move(msg));
+  }
+  const Json* receipt = nullptr;
+  CLIENT_ASSIGN(receipt, f.Get("receipt"));
+  Fields fr = f.Sub(*receipt, "receipt");
+  GPUNET_TRY(fr.IsObject());
+  CLIENT_ASSIGN(t.code, fr.U16("code"));
+  CLIENT_ASSIGN(t.code_name, fr.Str("code_name"));
+  CLIENT_ASSIGN(t.charged_fee_ugpn, fr.Ugpn("fee_ugpn"));
+  const Json* events = nullptr;
+  CLIENT_ASSIGN(events, fr.Array("events"));
+  for (const Json& e : *events) {
+    EventInfo event;
+    CLIENT_ASSIGN(event, ParseEvent(fr, e));
+    t.events.push_back(std::move(event));
+  }
+  t.raw = j;
+  return t;
+}
+
+base::Result<AccountInfo> ParseAccountInfo(const Json& j, bool prove) {
+  Fields f(j, prove ? "GET /account?prove=true" : "GET /account");
+  AccountInfo a;
+  CLIENT_ASSIGN(a.address_text, f.Str("address"));
+  auto address = crypto::ParseAddress(a.address_text);
+  if (!address) return f.Bad("address", "is not a gpn1 address: " + address.error().message);
+  a.address = *address;
+  CLIENT_ASSIGN(a.balance_ugpn, f.Ugpn("balance_ugpn"));
+  CLIENT_ASSIGN(a.nonce, f.U64("nonce"));
+  CLIENT_ASSIGN(a.height, f.U64("height"));
+  CLIENT_ASSIGN(a.exists, f.Bool("exists"));
+  if (prove) {
+    AccountProofData p;
+    CLIENT_ASSIGN(p.state_key, f.Hex("state_key"));
+    const Json* value = nullptr;
+    CLIENT_ASSIGN(value, f.Get("value"));
+    if (!value->is_null()) {
+      base::Bytes bytes;
+      CLIENT_ASSIGN(bytes, f.Hex("value"));
+      p.value = std::move(bytes);
+    }
+    CLIENT_ASSIGN(p.proof, f.Hex("proof"));
+    CLIENT_ASSIGN(p.header, f.Hex("header"));
+    a.proof = std::move(p);
+  }
+  a.raw = j;
+  return a;
+}
+
+base::Result<BlockInfo> ParseBlockInfo(const Json& j) {
+  Fields f(j, "GET /block");
+  BlockInfo b;
+  CLIENT_ASSIGN(b.height, f.U64("height"));
+  CLIENT_ASSIGN(b.hash, f.Hash("hash"));
+  CLIENT_ASSIGN(b.header_bytes, f.Hex("header_hex"));
+  auto header = codec::DecodeBlockHeader(b.header_bytes);
+  if (!header) return f.Bad("header_hex", "is not a block header: " + header.error().message);
+  b.header = std::move(*header);
+  if (codec::BlockHash(b.header) != b.hash)
+    return Fail(ErrorCode::kCorrupt,
+                "the node's block " + std::to_string(b.height) + " header hashes to " +
+                    base::ToHex(codec::BlockHash(b.header)) + ", not to the hash " +
+                    base::ToHex(b.hash) + " it reported: do not trust this node");
+  if (b.header.height != b.height)
+    return Fail(ErrorCode::kCorrupt, "the node sent the header of height " +
+                                         std::to_string(b.header.height) + " for block " +
+                                         std::to_string(b.height));
+  const Json* txs = nullptr;
+  CLIENT_ASSIGN(txs, f.Array("txs"));
+  for (const Json& t : *txs) {
+    if (!t.is_string()) return f.Bad("txs", "holds something that is not a hash string");
+    auto h = base::FixedFromHex<32>(t.get<std::string>());
+    if (!h) return f.Bad("txs", "holds something that is not a 64-character hex hash");
+    b.txs.push_back(*h);
+  }
+  if (codec::TxRootOfHashes(b.txs) != b.header.tx_root)
+    return Fail(ErrorCode::kCorrupt,
+                "the tx hashes the node listed for block " + std::to_string(b.height) +
+                    " do not match the header's tx_root: do not trust this node");
+  const Json* receipts = nullptr;
+  CLIENT_ASSIGN(receipts, f.Array("receipts"));
+  for (const Json& r : *receipts) {
+    ReceiptSummary summary;
+    CLIENT_ASSIGN(summary, ParseReceiptSummary(f, r));
+    b.receipts.push_back(std::move(summary));
+  }
+  if (b.receipts.size() != b.txs.size())
+    return f.Bad("receipts", "has " + std::to_string(b.receipts.size()) + " entries for " +
+                                 std::to_string(b.txs.size()) + " txs");
+  b.raw = j;
+  return b;
+}
+
+// ---------------------------------------------------------------- NodeClient
+
+NodeClient::NodeClient(std::string url, HttpClientOptions options)
+    : m_http(std::move(url), options), m_options(options) {}
+
+base::Result<Json> NodeClient::GetJson(const std::string& path) {
+  HttpResponse response;
+  CLIENT_ASSIGN(response, m_http.Get(path));
+  if (response.status != 200) {
+    base::Error e = ErrorOf(response);
+    return std::unexpected(e);
+  }
+  Json j = Json::parse(response.body, nullptr, false);
+  if (j.is_discarded())
+    return Fail(ErrorCode::kCorrupt,
+                "the node at " + m_http.Url() + " answered GET " + path +
+                    " with something that is not JSON: " + response.body.substr(0, 120));
+  return j;
+}
+
+base::Result<NodeStatusInfo> NodeClient::Status() {
+  Json j;
+  CLIENT_ASSIGN(j, GetJson("/status"));
+  return ParseStatus(j);
+}
+
+base::Result<SubmitResult> NodeClient::SubmitTx(const codec::Tx& tx, bool wait,
+                                                int64_t wait_timeout_ms) {
+  Json body = {{"tx", base::ToHex(codec::EncodeTx(tx))},
+               {"wait", wait ? "committed" : "none"},
+               {"timeout_ms", wait_timeout_ms}};
+  HttpClientOptions options = m_options;
+  if (wait)
+    options.request_timeout_ms = std::max(options.request_timeout_ms, wait_timeout_ms + 10'000);
+  HttpClient http(m_http.Url(), options);
+  HttpResponse response;
+  CLIENT_ASSIGN(response, http.Post("/tx", body.dump()));
+  if (response.status != 200) return std::unexpected(ErrorOf(response));
+  Json j = Json::parse(response.body, nullptr, false);
+  if (j.is_discarded())
+    return Fail(ErrorCode::kCorrupt, "the node at " + m_http.Url() +
+                                         " answered POST /tx with something that is not JSON: " +
+                                         response.body.substr(0, 120));
+  SubmitResult result;
+  CLIENT_ASSIGN(result, ParseSubmitResult(j));
+  if (result.tx_hash != codec::TxHash(tx))
+    return Fail(ErrorCode::kCorrupt, "the node reported tx hash " + base::ToHex(result.tx_hash) +
+                                         " for a transaction whose hash is " +
+                                         base::ToHex(codec::TxHash(tx)));
+  return result;
+}
+
+base::Result<TxInfo> NodeClient::GetTx(const base::Hash32& tx_hash) {
+  Json j;
+  CLIENT_ASSIGN(j, GetJson("/tx/" + base::ToHex(tx_hash)));
+  TxInfo t;
+  CLIENT_ASSIGN(t, ParseTxInfo(j));
+  if (t.tx_hash != tx_hash)
+    return Fail(ErrorCode::kCorrupt, "asked the node for tx " + base::ToHex(tx_hash) +
+                                         ", it answered with " + base::ToHex(t.tx_hash));
+  return t;
+}
+
+base::Result<AccountInfo> NodeClient::GetAccount(const codec::Address& address, bool prove) {
+  std::string text = crypto::AddressToString(address);
+  Json j;
+  CLIENT_ASSIGN(j, GetJson("/account/" + text + (prove ? "?prove=true" : "")));
+  AccountInfo a;
+  CLIENT_ASSIGN(a, ParseAccountInfo(j, prove));
+  if (a.address != address)
+    return Fail(ErrorCode::kCorrupt,
+                "asked the node for account " + text + ", it answered for " + a.address_text);
+  return a;
+}
+
+base::Result<BlockInfo> NodeClient::GetBlock(std::optional<uint64_t> height) {
+  Json j;
+  CLIENT_ASSIGN(j, GetJson("/block/" + (height ? std::to_string(*height) : std::string("latest"))));
+  BlockInfo b;
+  CLIENT_ASSIGN(b, ParseBlockInfo(j));
+  if (height && b.height != *height)
+    return Fail(ErrorCode::kCorrupt, "asked the node for block " + std::to_string(*height) +
+                                         ", it answered with block " + std::to_string(b.height));
+  return b;
+}
+
+}  // namespace gpunet::client
