@@ -14,7 +14,7 @@ deps:
 	@scripts/install-deps.sh
 
 $(BUILD)/build.ninja: | deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O2 $(CMAKE_FLAGS)
 
 configure: deps $(BUILD)/build.ninja
 
@@ -29,6 +29,7 @@ test-fast: build
 
 $(ASAN_BUILD)/build.ninja: | deps
 	CC=clang-19 CXX=clang++-19 cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only" \
 	  -DGPUNET_SANITIZE=ON -DGPUNET_FUZZ=ON -DGPUNET_BENCH=OFF $(CMAKE_FLAGS)
 
 test-asan: deps $(ASAN_BUILD)/build.ninja
