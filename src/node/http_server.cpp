@@ -332,45 +332,31 @@ struct HttpServer::Impl {
 
 const Route* HttpServer::Impl::FindRoute(std::string_view method, std::string_view path,
                                          std::string* allow, bool* path_known) const {
-  const Route* best = nullptr;
-  size_t best_len = 0;
-  bool best_exact = false;
-  std::set<std::string> methods;
-  // First pass: the most specific matching path regardless of method.
-  std::string_view match_path;
-  bool match_exact = false;
-  size_t match_len = 0;
+  // The most specific path first, whatever the method: an exact route, else the
+  // longest prefix. Then the method among the routes of that path.
+  const Route* match = nullptr;
   for (const Route& r : routes) {
     bool exact = !r.prefix && r.path == path;
-    bool pre = r.prefix && path.starts_with(r.path);
-    if (!exact && !pre) continue;
-    if (exact && !match_exact) {
-      match_exact = true;
-      match_path = r.path;
-      match_len = r.path.size();
-    } else if (!match_exact && pre && r.path.size() > match_len) {
-      match_path = r.path;
-      match_len = r.path.size();
-    }
+    bool prefix = r.prefix && path.starts_with(r.path);
+    if (!exact && !prefix) continue;
+    bool better = match == nullptr || (exact && match->prefix) ||
+                  (prefix && match->prefix && r.path.size() > match->path.size());
+    if (better) match = &r;
   }
-  *path_known = match_len > 0 || match_exact;
-  if (!*path_known) return nullptr;
+  *path_known = match != nullptr;
+  if (match == nullptr) return nullptr;
+  const Route* found = nullptr;
+  std::set<std::string> methods;
   for (const Route& r : routes) {
-    if (r.path != match_path || r.prefix == match_exact) continue;
+    if (r.path != match->path || r.prefix != match->prefix) continue;
     methods.insert(r.method);
-    if (r.method == method) {
-      best = &r;
-      best_len = r.path.size();
-      best_exact = !r.prefix;
-    }
+    if (r.method == method) found = &r;
   }
-  (void)best_len;
-  (void)best_exact;
   for (const std::string& m : methods) {
     if (!allow->empty()) *allow += ", ";
     *allow += m;
   }
-  return best;
+  return found;
 }
 
 // ---------------------------------------------------------------------------

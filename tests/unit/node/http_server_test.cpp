@@ -50,6 +50,26 @@ std::string RawBody(const std::string& response) {
   return at == std::string::npos ? "" : response.substr(at + 4);
 }
 
+/// Sends raw bytes on a fresh connection and reads until the server closes it.
+struct RawReply {
+  std::string text;
+  bool closed = false;
+};
+RawReply RawExchange(uint16_t port, std::string_view request) {
+  RawConn raw(port);
+  RawReply reply;
+  if (!raw.Send(request)) return reply;
+  reply.text = raw.ReadUntilClose(kGuardMs, &reply.closed);
+  return reply;
+}
+
+/// The server still answers a normal request.
+void ExpectStillServing(const HttpServer& server) {
+  auto r = HttpClient(server.Url()).Get("/hello");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->status, 200);
+}
+
 void AddBasicRoutes(HttpServer& server) {
   server.Handle("GET", "/hello", [](const Request&) {
     return Response{200, "text/plain", "hello"};
@@ -154,12 +174,10 @@ TEST(HttpServer, UnknownPathIs404AndWrongMethodIs405) {
   ExpectJsonError(r->body, "method_not_allowed");
   EXPECT_NE(r->body.find("use GET"), std::string::npos) << r->body;
 
-  RawConn raw(f.server.Port());
-  ASSERT_TRUE(raw.Send("GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-  bool eof = false;
-  std::string text = raw.ReadUntilClose(kGuardMs, &eof);
-  EXPECT_TRUE(text.starts_with("HTTP/1.1 405")) << text;
-  EXPECT_NE(text.find("Allow: POST"), std::string::npos) << text;
+  RawReply raw =
+      RawExchange(f.server.Port(), "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(raw.text.starts_with("HTTP/1.1 405")) << raw.text;
+  EXPECT_NE(raw.text.find("Allow: POST"), std::string::npos) << raw.text;
 }
 
 TEST(HttpServer, HandlerErrorsAndExceptionsBecomeJson) {
@@ -186,10 +204,7 @@ TEST(HttpServer, HandlerErrorsAndExceptionsBecomeJson) {
     EXPECT_EQ(r->status, 400) << bad;
     ExpectJsonError(r->body, "invalid_argument");
   }
-  // Still serving.
-  r = c.Get("/hello");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
+  ExpectStillServing(f.server);
 }
 
 TEST(HttpServer, BodyOverTheLimitIs413AndTheServerKeepsServing) {
@@ -212,13 +227,11 @@ TEST(HttpServer, BodyOverTheLimitIs413AndTheServerKeepsServing) {
   EXPECT_EQ(r->status, 413);
 
   // Declared length alone is enough to refuse.
-  RawConn raw(f.server.Port());
-  ASSERT_TRUE(raw.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n"));
-  bool eof = false;
-  std::string text = raw.ReadUntilClose(kGuardMs, &eof);
-  EXPECT_TRUE(text.starts_with("HTTP/1.1 413")) << text;
-  EXPECT_TRUE(eof);
-  ExpectJsonError(RawBody(text), "limit_exceeded");
+  RawReply raw = RawExchange(f.server.Port(),
+                             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n");
+  EXPECT_TRUE(raw.text.starts_with("HTTP/1.1 413")) << raw.text;
+  EXPECT_TRUE(raw.closed);
+  ExpectJsonError(RawBody(raw.text), "limit_exceeded");
 
   // Exactly at the limit is fine.
   std::string at_limit = "{\"p\":\"" + std::string(1024 - 8, 'z') + "\"}";
@@ -233,16 +246,12 @@ TEST(HttpServer, HeadersOverTheLimitAre431) {
   opt.header_bytes_max = 2048;
   Fixture f(opt);
   f.Start();
-  RawConn raw(f.server.Port());
-  ASSERT_TRUE(
-      raw.Send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(4096, 'a') + "\r\n\r\n"));
-  bool eof = false;
-  std::string text = raw.ReadUntilClose(kGuardMs, &eof);
-  EXPECT_TRUE(text.starts_with("HTTP/1.1 431")) << text.substr(0, 200);
-  ExpectJsonError(RawBody(text), "limit_exceeded");
-  auto r = f.Client().Get("/hello");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
+  RawReply raw = RawExchange(f.server.Port(), "GET /hello HTTP/1.1\r\nHost: x\r\nX-Pad: " +
+                                                  std::string(4096, 'a') + "\r\n\r\n");
+  EXPECT_TRUE(raw.text.starts_with("HTTP/1.1 431")) << raw.text.substr(0, 200);
+  EXPECT_TRUE(raw.closed);
+  ExpectJsonError(RawBody(raw.text), "limit_exceeded");
+  ExpectStillServing(f.server);
 }
 
 TEST(HttpServer, MalformedRequestsAre400) {
@@ -254,20 +263,15 @@ TEST(HttpServer, MalformedRequestsAre400) {
       "GET /hello HTTP/1.1\r\nHost x\r\n\r\n",
       "GET /hello HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
       "GET hello HTTP/1.1\r\nHost: x\r\n\r\n",
-      std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 17),  // TLS hello
+      std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 15),  // TLS hello
   };
   for (const auto& req : bad) {
-    RawConn raw(f.server.Port());
-    ASSERT_TRUE(raw.Send(req));
-    bool eof = false;
-    std::string text = raw.ReadUntilClose(kGuardMs, &eof);
-    EXPECT_TRUE(text.starts_with("HTTP/1.1 400")) << req << " -> " << text;
-    EXPECT_TRUE(eof);
-    ExpectJsonError(RawBody(text), "invalid_argument");
+    RawReply raw = RawExchange(f.server.Port(), req);
+    EXPECT_TRUE(raw.text.starts_with("HTTP/1.1 400")) << req << " -> " << raw.text;
+    EXPECT_TRUE(raw.closed);
+    ExpectJsonError(RawBody(raw.text), "invalid_argument");
   }
-  auto r = f.Client().Get("/hello");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
+  ExpectStillServing(f.server);
 }
 
 TEST(HttpServer, KeepAlivePipeliningAndExpectContinue) {
@@ -350,9 +354,7 @@ TEST(HttpServer, ConnectionsOverTheLimitGet503) {
 
   a.reset();  // frees a slot
   ASSERT_TRUE(WaitFor([&] { return f.server.Stats().connections == 1; }, kGuardMs));
-  auto r = f.Client().Get("/hello");
-  ASSERT_TRUE(r) << r.error().ToString();
-  EXPECT_EQ(r->status, 200);
+  ExpectStillServing(f.server);
 }
 
 TEST(HttpServer, BlockedHandlersDoNotStallTheServer) {
