@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +92,21 @@ class LogWriter {
 std::string SignalName(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+/// Waits until process `pid` is blocked in read(fd, ...) (per /proc/<pid>/syscall).
+base::Status WaitForBlockedRead(pid_t pid, int fd) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/syscall";
+  char want[64];
+  std::snprintf(want, sizeof want, "%d 0x%x ", static_cast<int>(SYS_read), fd);
+  const int64_t deadline = MonotonicMs() + 30000;
+  while (MonotonicMs() < deadline) {
+    auto text = ReadFileToString(path);
+    if (!text) return Fail(base::ErrorCode::kUnavailable, "the sandbox exited during its setup");
+    if (text->starts_with(want)) return base::Ok();
+    SleepMs(1);
+  }
+  return Fail(base::ErrorCode::kTimeout, "bwrap did not finish its setup within 30 s");
 }
 
 struct Pipe {
@@ -334,6 +350,17 @@ base::Status Supervisor::Launch() {
   if (inner <= 0) return Fail(ErrorCode::kInternal, "bwrap reported child pid " + json);
   Log("sandbox child pid " + std::to_string(inner));
 
+  // bwrap reports the pid right after clone(), while the child is still setting up its
+  // namespaces (bringing up lo among them). Network setup must come after that, so wait
+  // until the child sits in read() on --block-fd: that is the end of its setup.
+  if (auto blocked = WaitForBlockedRead(inner, plan.block_fd); !blocked) {
+    char ebuf[2048];
+    ::fcntl(m_err_r.Get(), F_SETFL, O_NONBLOCK);
+    ssize_t k = ::read(m_err_r.Get(), ebuf, sizeof ebuf);
+    std::string detail = k > 0 ? ": " + std::string(ebuf, static_cast<size_t>(k)) : "";
+    while (!detail.empty() && detail.back() == '\n') detail.pop_back();
+    return Fail(blocked.error().code, blocked.error().message + detail);
+  }
   auto net = AttachNetwork(m_spec, inner, m_run_dir);
   if (!net) return Wrap(net.error(), "network");
   m_network = std::move(*net);

@@ -239,20 +239,34 @@ void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g) {
       ->check(CLI::IsMember({"none", "egress", "ports"}))
       ->capture_default_str();
   run->add_option("--port", flags->ports,
-                  "PORT[:HOSTPORT] to forward from 127.0.0.1 (with --network ports)");
-  run->add_option("--gpus", flags->gpus, "GPU UUIDs to give the workload")->delimiter(',');
-  run->add_option("--env", flags->env, "NAME=VALUE for the workload (repeatable)");
+                  "PORT[:HOSTPORT] to forward from 127.0.0.1 (with --network ports)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("--gpus", flags->gpus, "GPU UUIDs to give the workload")
+      ->delimiter(',')
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("--env", flags->env, "NAME=VALUE for the workload (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
   run->add_option("--id", flags->id, "Workload id, [a-z0-9-] (default run-<pid>)");
   run->add_option("--state-dir", flags->state_dir,
                   "Run dirs and uid locks (default /var/lib/gpunet/sandbox)");
   run->add_option("--gpu-map", flags->gpu_map,
-                  "UUID=MINOR when the driver's /proc files are absent (repeatable)");
+                  "UUID=MINOR when the driver's /proc files are absent (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
   run->add_option("--device-dir", flags->device_dir, "Where /dev/nvidia* nodes are (testing)")
       ->capture_default_str();
   run->add_flag("--allow-unenforced", flags->allow_unenforced,
                 "Start even when some limit cannot be enforced here (says which)");
   run->add_flag("--keep", flags->keep, "Keep the run dir (logs, outputs) after the workload ends");
-  run->add_option("command", flags->command, "The command and its arguments, after --")->required();
+  // Everything after "--" (or the first non-option word) is the command, verbatim.
+  run->add_option("command", flags->command, "The command and its arguments, after --");
   run->footer(
       "Examples:\n"
       "  gpunet sandbox run -- python3 -c 'print(1)'\n"
@@ -265,6 +279,9 @@ void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g) {
       "no host processes, files, env or network. A kill prints its reason (e.g. \"killed: out of\n"
       "memory (limit 2G)\") and exits 128+signal.");
   run->callback([&g, flags] {
+    if (flags->command.empty())
+      FailCommand(base::ErrorCode::kInvalidArgument,
+                  "no command: write it after --, e.g. gpunet sandbox run -- echo hi");
     std::cout.flush();
     std::exit(RunWorkload(g, *flags));
   });
