@@ -58,5 +58,7 @@ void PrintError(const GlobalOptions& g, const base::Error& e);
 // Command groups, one per cmd_<group>.cpp.
 void RegisterKeysCommands(CLI::App& app, GlobalOptions& g);
 void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g);
+void RegisterClientCommands(CLI::App& app, GlobalOptions& g);  // status, send, query
+void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g);
 
 }  // namespace gpunet::apps

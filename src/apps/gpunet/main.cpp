@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
       "payment live on a public ledger.",
       "gpunet"};
   app.require_subcommand(1);
+  // Global options also after the command: `gpunet status --node URL`.
+  app.fallthrough();
   app.set_version_flag("--version", "gpunet 0.1.0");
   GlobalOptions g;
   app.add_option("--home", g.home, "Home directory for keys, config and data (default $GPUNET_HOME or ~/.gpunet)");
@@ -20,6 +22,8 @@ int main(int argc, char** argv) {
 
   RegisterKeysCommands(app, g);
   RegisterSandboxCommands(app, g);
+  RegisterClientCommands(app, g);
+  RegisterDevnetCommands(app, g);
 
   try {
     app.parse(argc, argv);
