@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# `make demo` end to end, then a devnet driven like a user with --output json:
+# balances change by exactly amount and fee, proofs verify, JSON parses, and each
+# bad input ends with a clear error and exit 1. Each failed check says what it expected.
+set -u
+GPUNET="$(realpath "$1")"
+SRC="${GPUNET_SOURCE_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)}"
+WORK="$(mktemp -d /tmp/gpunet-cli-test-XXXXXX)"
+PY=/usr/bin/python3
+DEVNET_PID=""
+failures=0
+cleanup() {
+  if [ -n "$DEVNET_PID" ] && kill -0 "$DEVNET_PID" 2>/dev/null; then kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+json_field() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+g() { "$GPUNET" "$@"; }
+# A command that must fail with exit 1 and an error message containing $2.
+expect_error() {
+  local what="$1" words="$2"; shift 2
+  "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
+  local rc=$?
+  if [ "$rc" -ne 1 ]; then fail "$what: exit $rc, expected 1"; cat "$WORK/out" "$WORK/err" >&2; return; fi
+  grep -q '^error: ' "$WORK/err" || fail "$what: no 'error:' line"
+  grep -qi -- "$words" "$WORK/err" || { fail "$what: message lacks '$words'"; cat "$WORK/err" >&2; }
+}
+
+# --- 1. make demo's script ---
+"$SRC/scripts/demo.sh" "$GPUNET" 3.25 >"$WORK/demo.out" 2>&1 || { fail "demo.sh exited $?"; cat "$WORK/demo.out" >&2; }
+grep -q '^proof verified against state root [0-9a-f]\{64\} at height [0-9]* (block hash [0-9a-f]\{64\})' "$WORK/demo.out" \
+  || fail "demo: no verified proof line"
+grep -q '^demo OK' "$WORK/demo.out" || fail "demo: did not finish"
+grep -q '^balance  1000003.25 GPN' "$WORK/demo.out" || fail "demo: bob's balance after is not 1000003.25 GPN"
+
+# --- 2. a devnet of our own, JSON everywhere ---
+export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
+"$GPUNET" -o json devnet --home "$GPUNET_HOME" --rpc 127.0.0.1:0 --block-interval-ms 100 >"$WORK/devnet.json" 2>"$WORK/devnet.err" &
+DEVNET_PID=$!
+for _ in $(seq 1 300); do
+  if $PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/devnet.json" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+url="$(json_field '["rpc_url"]' <"$WORK/devnet.json")" || { fail "devnet json"; cat "$WORK/devnet.err"; exit 1; }
+export GPUNET_NODE="$url"
+[ "$(json_field '["keys"][0]["name"]' <"$WORK/devnet.json")" = alice ] || fail "devnet: first key is not alice"
+bob_addr="$(json_field '["keys"][1]["address"]' <"$WORK/devnet.json")"
+
+status="$(g -o json status)" || fail "status"
+[ "$(echo "$status" | json_field '["chain_id"]')" = gpunet-devnet ] || fail "status chain_id"
+bal() { g -o json query account "$1" | json_field '["balance_ugpn"]'; }
+alice0="$(bal alice)"; bob0="$(bal "$bob_addr")"
+send="$(g -o json send alice "$bob_addr" 2500000ugpn --fee 0.002)" || fail "send json"
+[ "$(echo "$send" | json_field '["status"]')" = committed ] || fail "send: not committed: $send"
+[ "$(echo "$send" | json_field '["code"]')" = 0 ] || fail "send: code not 0"
+[ "$(echo "$send" | json_field '["fee_ugpn"]')" = 2000 ] || fail "send: fee_ugpn not 2000"
+hash="$(echo "$send" | json_field '["tx_hash"]')"
+height="$(echo "$send" | json_field '["height"]')"
+alice1="$(bal alice)"; bob1="$(bal bob)"
+[ "$((alice0 - alice1))" -eq 2502000 ] || fail "alice paid $((alice0 - alice1)) ugpn, expected 2500000 + 2000 fee"
+[ "$((bob1 - bob0))" -eq 2500000 ] || fail "bob got $((bob1 - bob0)) ugpn, expected 2500000"
+tx="$(g -o json query tx "$hash")" || fail "query tx"
+[ "$(echo "$tx" | json_field '["tx"]["msgs"][0]["amount_ugpn"]')" = 2500000 ] || fail "query tx amount"
+block="$(g -o json query block "$height")" || fail "query block"
+echo "$block" | json_field '["txs"]' | grep -q "$hash" || fail "block $height does not list the tx"
+g -o json query block latest >/dev/null || fail "query block latest"
+proof="$(g -o json query account bob --prove)" || fail "query account --prove"
+[ "$(echo "$proof" | json_field '["verified"]')" = True ] || fail "proof json: not verified"
+g query account nobody-here-yet >/dev/null 2>&1 && fail "unknown key name accepted"
+# An account that never received funds: a verified non-membership proof.
+g keys add dave >/dev/null 2>&1 || fail "keys add dave"
+g query account dave --prove | grep -q '^proof verified' || fail "non-membership proof of dave did not verify"
+g send bob dave 1 --no-wait | grep -q 'Accepted into the mempool' || fail "send --no-wait"
+
+# --- 3. bad input: clear error, exit 1 ---
+expect_error "unknown key" "no such key" g send mallory bob 1
+expect_error "unknown recipient" "no such key" g send alice mallory 1
+expect_error "bad address" "not a valid gpn1 address" g send alice gpn1qqqqbad 1
+expect_error "7 decimals" "7 decimals" g send alice bob 1.0000001
+expect_error "negative" "negative" g send alice bob -5
+expect_error "zero" "is 0" g send alice bob 0
+expect_error "overflow" "larger than any balance" g send alice bob 99999999999999999999
+expect_error "insufficient funds" "insufficient funds" g send carol bob 2000000
+expect_error "wrong passphrase" "passphrase" env GPUNET_PASSPHRASE=wrong "$GPUNET" send alice bob 1
+expect_error "bad tx hash" "not a tx hash" g query tx 1234
+expect_error "unknown tx" "" g query tx "$(printf '%064d' 0)"
+expect_error "bad height" "must be a block height" g query block -3
+expect_error "node unreachable" "cannot reach the node" g --node http://127.0.0.1:1 status
+expect_error "node unreachable (send)" "is \`gpunet node\` or \`gpunet devnet\` running" g --node http://127.0.0.1:1 send alice bob 1
+g -o json --node http://127.0.0.1:1 status >"$WORK/out" 2>/dev/null
+[ "$(json_field '["error"]["code"]' <"$WORK/out")" = unavailable ] || fail "json error for an unreachable node"
+g --help | grep -q devnet || fail "--help does not list devnet"
+g send --help | grep -q 'gpunet send alice bob 12.5' || fail "send --help has no example"
+
+# --- 4. clean stop ---
+kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; rc=$?; DEVNET_PID=""
+[ "$rc" -eq 0 ] || fail "devnet exit $rc on SIGTERM, expected 0"
+
+if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed" >&2; exit 1; fi
+echo "integration_cli: all checks passed"
