@@ -1,0 +1,134 @@
+// The strict parsers of node answers: what the contract says parses; a missing
+// field, a wrong type, an amount as a number or a header that does not hash to the
+// reported hash is an error naming the field.
+#include "client/node_client.h"
+
+#include <gtest/gtest.h>
+
+#include "codec/encoding.h"
+#include "codec/hashes.h"
+
+namespace gpunet::client {
+namespace {
+
+using nlohmann::json;
+
+std::string H(uint8_t b) {
+  return std::string(64, "0123456789abcdef"[b & 15]);
+}
+
+json GoodStatus() {
+  return {{"chain_id", "gpunet-devnet"},   {"engine", "solo"},       {"app_version", 1},
+          {"genesis_hash", H(1)},          {"latest_height", 5},     {"latest_block_hash", H(2)},
+          {"latest_state_root", H(3)},     {"latest_time_ms", 1234}, {"mempool_txs", 0},
+          {"node_version", "gpunet 0.1.0"}};
+}
+
+void ExpectCorrupt(const base::Error& e, std::string_view field) {
+  EXPECT_EQ(e.code, base::ErrorCode::kCorrupt);
+  EXPECT_NE(e.message.find(field), std::string::npos) << e.message;
+}
+
+TEST(ParseStatus, StrictFields) {
+  auto s = ParseStatus(GoodStatus());
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->latest_height, 5u);
+  EXPECT_FALSE(s->fees);
+  json j = GoodStatus();
+  j.erase("latest_height");
+  ExpectCorrupt(ParseStatus(j).error(), "\"latest_height\" is missing");
+  j = GoodStatus();
+  j["latest_height"] = -1;
+  ExpectCorrupt(ParseStatus(j).error(), "latest_height");
+  j = GoodStatus();
+  j["genesis_hash"] = "abcd";
+  ExpectCorrupt(ParseStatus(j).error(), "genesis_hash");
+  ExpectCorrupt(ParseStatus(json::array()).error(), "not a JSON object");
+  j = GoodStatus();
+  j["fee_per_byte_ugpn"] = "1";
+  j["fee_per_msg_ugpn"] = "100";
+  j["fee_min_ugpn"] = "1000";
+  auto with_fees = ParseStatus(j);
+  ASSERT_TRUE(with_fees);
+  EXPECT_EQ(with_fees->fees, (FeeSchedule{1, 100, 1000}));
+  j["fee_min_ugpn"] = 1000;  // amounts are strings
+  ExpectCorrupt(ParseStatus(j).error(), "fee_min_ugpn");
+  j.erase("fee_min_ugpn");
+  ExpectCorrupt(ParseStatus(j).error(), "fee_per_byte_ugpn");
+}
+
+TEST(ParseAccountInfo, AmountsAreStringsAndProofFieldsRequired) {
+  json j = {{"address", "gpn1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"}};
+  // A real address: build one.
+  crypto::Seed seed;
+  j["address"] =
+      crypto::AddressToString(crypto::AddressOf(crypto::KeyPair::FromSeed(seed).Public()));
+  j["balance_ugpn"] = "5";
+  j["nonce"] = 1;
+  j["height"] = 3;
+  j["exists"] = true;
+  ASSERT_TRUE(ParseAccountInfo(j, false));
+  ExpectCorrupt(ParseAccountInfo(j, true).error(), "state_key");
+  json n = j;
+  n["balance_ugpn"] = 5;
+  ExpectCorrupt(ParseAccountInfo(n, false).error(), "balance_ugpn");
+  n = j;
+  n["balance_ugpn"] = "18446744073709551616";
+  ExpectCorrupt(ParseAccountInfo(n, false).error(), "balance_ugpn");
+  n = j;
+  n["address"] = "cosmos1xyz";
+  ExpectCorrupt(ParseAccountInfo(n, false).error(), "address");
+}
+
+TEST(ParseBlockInfo, HeaderMustHashToTheReportedHash) {
+  codec::BlockHeader header;
+  header.chain_id = "gpunet-devnet";
+  header.height = 4;
+  header.tx_root = codec::TxRootOfHashes({});
+  json j = {{"height", 4},
+            {"hash", base::ToHex(codec::BlockHash(header))},
+            {"header", json::object()},
+            {"header_hex", base::ToHex(codec::EncodeBlockHeader(header))},
+            {"txs", json::array()},
+            {"receipts", json::array()}};
+  auto b = ParseBlockInfo(j);
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(b->header, header);
+  json forged = j;
+  forged["hash"] = H(9);
+  ExpectCorrupt(ParseBlockInfo(forged).error(), "do not trust");
+  forged = j;
+  forged["txs"] = json::array({H(4)});
+  forged["receipts"] =
+      json::array({{{"tx_hash", H(4)}, {"code", 0}, {"code_name", "ok"}, {"fee_ugpn", "1"}}});
+  ExpectCorrupt(ParseBlockInfo(forged).error(), "tx_root");
+  forged = j;
+  forged["height"] = 5;
+  ExpectCorrupt(ParseBlockInfo(forged).error(), "height 4");
+}
+
+TEST(ParseSubmitResult, PendingAndCommitted) {
+  json pending = {{"tx_hash", H(1)}, {"status", "pending"}, {"height", 0}};
+  auto p = ParseSubmitResult(pending);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->Committed());
+  json committed = {{"tx_hash", H(1)},   {"status", "committed"},
+                    {"height", 7},       {"index", 0},
+                    {"code", 100},       {"code_name", "insufficient_funds"},
+                    {"fee_ugpn", "1000"}};
+  auto c = ParseSubmitResult(committed);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->code, 100);
+  committed["status"] = "maybe";
+  ExpectCorrupt(ParseSubmitResult(committed).error(), "status");
+}
+
+TEST(RejectedTxCode, OnlyFromRejections) {
+  base::Error rejected{base::ErrorCode::kInvalidArgument,
+                       "the node rejected the transaction (stale_nonce, code 5): nonce 0 is used"};
+  EXPECT_EQ(RejectedTxCode(rejected), 5);
+  EXPECT_FALSE(RejectedTxCode({base::ErrorCode::kInvalidArgument, "something else (x, code 5)"}));
+}
+
+}  // namespace
+}  // namespace gpunet::client
