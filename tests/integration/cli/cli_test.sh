@@ -82,6 +82,7 @@ expect_error "negative" "negative" g send alice bob -5
 expect_error "zero" "is 0" g send alice bob 0
 expect_error "overflow" "larger than any balance" g send alice bob 99999999999999999999
 expect_error "insufficient funds" "insufficient funds" g send carol bob 2000000
+expect_error "fee too low (node rejection)" "rejected the transaction (fee_too_low, code 8)" g send alice bob 1 --fee 1ugpn
 expect_error "wrong passphrase" "passphrase" env GPUNET_PASSPHRASE=wrong "$GPUNET" send alice bob 1
 expect_error "bad tx hash" "not a tx hash" g query tx 1234
 expect_error "unknown tx" "" g query tx "$(printf '%064d' 0)"
