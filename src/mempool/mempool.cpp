@@ -23,6 +23,7 @@ AddResult Reject(AddResult r, TxCode code, std::string message) {
 Mempool::Mempool(ledger::Application& app, MempoolOptions options)
     : m_app(app), m_options(options) {
   GPUNET_CHECK(m_options.txs_max > 0 && m_options.bytes_max > 0 && m_options.sender_txs_max > 0);
+  m_height = m_app.Info().last_height;  // a restarted node expires against its real height
 }
 
 AddResult Mempool::Add(base::ByteSpan tx_bytes) {

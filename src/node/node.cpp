@@ -539,6 +539,10 @@ void Node::Impl::RegisterRoutes() {
               {"latest_time_ms", info.last_block_time_ms},
               {"mempool_txs", pool->Stats().txs},
               {"node_version", kNodeVersion}};
+    const ledger::GenesisParams& fees = app->GetGenesis().params;
+    j["fee_per_byte_ugpn"] = U64(fees.fee_per_byte_ugpn);
+    j["fee_per_msg_ugpn"] = U64(fees.fee_per_msg_ugpn);
+    j["fee_min_ugpn"] = U64(fees.fee_min_ugpn);
     return JsonResponse(j);
   });
   server->HandleAsync("POST", "/tx",
@@ -720,6 +724,7 @@ std::string Node::RpcUrl() const {
 }
 
 NodeStatus Node::Status() const {
+  if (!m_impl->app) return NodeStatus{};  // stopped: the store is closed
   ledger::AppInfo info = m_impl->app->Info();
   return NodeStatus{info.chain_id, info.last_height, base::ToHex(info.last_block_hash),
                     info.last_block_time_ms, m_impl->pool->Stats().txs};

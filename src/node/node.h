@@ -122,6 +122,7 @@ class Node {
 
   /// "http://127.0.0.1:<port>"
   std::string RpcUrl() const;
+  /// Empty after Stop().
   NodeStatus Status() const;
 
   /// Blocks until RequestStop() or Stop() was called, or the engine failed
