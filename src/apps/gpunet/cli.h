@@ -60,5 +60,6 @@ void RegisterKeysCommands(CLI::App& app, GlobalOptions& g);
 void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g);
 void RegisterClientCommands(CLI::App& app, GlobalOptions& g);  // status, send, query
 void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g);
+void RegisterNodeCommands(CLI::App& app, GlobalOptions& g);
 
 }  // namespace gpunet::apps

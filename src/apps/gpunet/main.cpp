@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   RegisterSandboxCommands(app, g);
   RegisterClientCommands(app, g);
   RegisterDevnetCommands(app, g);
+  RegisterNodeCommands(app, g);
 
   try {
     app.parse(argc, argv);
