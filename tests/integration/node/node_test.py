@@ -273,6 +273,10 @@ def stream_rounds(env, rounds, fault):
         check(st == 200, "final: committed tx %s lost" % h)
     check(len(committed) > rounds, "too few txs committed (%d) to mean anything" % len(committed))
     env.stop()
+    out = subprocess.run([env.gpunet, "node", "--home", env.home, "--replay-check"],
+                         capture_output=True, text=True)
+    check(out.returncode == 0, "replay check failed: " + out.stdout + out.stderr)
+    print(out.stdout.strip(), flush=True)
     print("%s: OK (%d rounds, %d committed txs all present)" % ("powerloss" if fault else "kill9",
                                                               rounds, len(committed)), flush=True)
 
