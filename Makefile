@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-fast test-asan demo bench sim format clean
+.PHONY: all deps configure build test test-fast test-asan demo bench format clean
 
 all: build
 
@@ -42,9 +42,6 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
-
-sim: build
-	@scripts/sim.sh $(BUILD) $(SEEDS)
 
 format:
 	find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
