@@ -1,5 +1,10 @@
 #include "apps/gpunet/cli.h"
 
+#include <fcntl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -19,14 +24,47 @@ std::string GlobalOptions::NodeUrl() const {
   return "http://127.0.0.1:26657";
 }
 
-void PrintJson(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
+void PrintJson(const nlohmann::json& j) {
+  std::cout << j.dump(2) << std::endl;
+}
 
 void PrintError(const GlobalOptions& g, const base::Error& e) {
   if (g.Json()) {
-    PrintJson({{"error", {{"code", std::string(base::ErrorCodeName(e.code))}, {"message", e.message}}}});
+    PrintJson(
+        {{"error", {{"code", std::string(base::ErrorCodeName(e.code))}, {"message", e.message}}}});
   } else {
     std::cerr << "error: " << e.message << std::endl;
   }
+}
+
+bool ReadLineFromTty(std::string_view prompt, bool echo, std::string& out) {
+  int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return false;
+  termios old_mode{};
+  if (::tcgetattr(fd, &old_mode) != 0) {
+    ::close(fd);
+    return false;
+  }
+  if (!echo) {
+    termios quiet = old_mode;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    quiet.c_lflag |= ECHONL;
+    ::tcsetattr(fd, TCSAFLUSH, &quiet);
+  }
+  [[maybe_unused]] ssize_t w = ::write(fd, prompt.data(), prompt.size());
+  out.clear();
+  char c = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == '\n') break;
+    if (out.size() < 4096) out.push_back(c);
+  }
+  if (!out.empty() && out.back() == '\r') out.pop_back();
+  if (!echo) ::tcsetattr(fd, TCSAFLUSH, &old_mode);
+  ::close(fd);
+  c = 0;
+  return true;
 }
 
 }  // namespace gpunet::apps

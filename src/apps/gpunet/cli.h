@@ -12,9 +12,9 @@
 namespace gpunet::apps {
 
 struct GlobalOptions {
-  std::string home;            ///< --home, else $GPUNET_HOME, else ~/.gpunet
-  std::string output = "text"; ///< --output text|json
-  std::string node_url;        ///< --node, else $GPUNET_NODE, else http://127.0.0.1:26657
+  std::string home;             ///< --home, else $GPUNET_HOME, else ~/.gpunet
+  std::string output = "text";  ///< --output text|json
+  std::string node_url;         ///< --node, else $GPUNET_NODE, else http://127.0.0.1:26657
 
   bool Json() const { return output == "json"; }
   /// The home directory after defaults are applied.
@@ -54,6 +54,11 @@ void PrintJson(const nlohmann::json& j);
 
 /// Reports an error on stderr (text) or stdout as {"error":{...}} (json).
 void PrintError(const GlobalOptions& g, const base::Error& e);
+
+/// Reads one line from the controlling terminal (/dev/tty), with echo off unless
+/// `echo`, into `out` (at most 4096 bytes kept). Returns false when there is no
+/// terminal to ask, so the caller can say how else to provide the value.
+bool ReadLineFromTty(std::string_view prompt, bool echo, std::string& out);
 
 // Command groups, one per cmd_<group>.cpp.
 void RegisterKeysCommands(CLI::App& app, GlobalOptions& g);

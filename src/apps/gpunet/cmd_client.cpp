@@ -4,7 +4,6 @@
 // and prints.
 #include <fcntl.h>
 #include <sodium.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -67,37 +66,11 @@ Party ResolveParty(const GlobalOptions& g, const std::string& text, std::string_
   return {text + " (" + address_text + ")", entry->address, text};
 }
 
-/// One line from the terminal with echo off; false when there is no terminal.
-bool ReadSecretFromTty(const std::string& prompt, std::string& out) {
-  int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return false;
-  termios old_mode{};
-  if (::tcgetattr(fd, &old_mode) != 0) {
-    ::close(fd);
-    return false;
-  }
-  termios quiet = old_mode;
-  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-  quiet.c_lflag |= ECHONL;
-  ::tcsetattr(fd, TCSAFLUSH, &quiet);
-  [[maybe_unused]] ssize_t w = ::write(fd, prompt.data(), prompt.size());
-  char c = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, &c, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || c == '\n') break;
-    if (out.size() < 4096) out.push_back(c);
-  }
-  ::tcsetattr(fd, TCSAFLUSH, &old_mode);
-  ::close(fd);
-  return true;
-}
-
 crypto::KeyPair LoadKey(const GlobalOptions& g, const std::string& name) {
   std::string passphrase;
   if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env != nullptr && *env != '\0') {
     passphrase = env;
-  } else if (!ReadSecretFromTty("Passphrase for key \"" + name + "\": ", passphrase)) {
+  } else if (!ReadLineFromTty("Passphrase for key \"" + name + "\": ", false, passphrase)) {
     FailCommand(
         ErrorCode::kInvalidArgument,
         "the key \"" + name +

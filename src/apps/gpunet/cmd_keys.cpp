@@ -2,7 +2,6 @@
 // crypto/keystore.h; this file asks for passphrases and prints.
 #include <fcntl.h>
 #include <sodium.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,38 +41,9 @@ constexpr const char* kPassphraseHelp =
     "set GPUNET_PASSPHRASE in the environment (e.g. `GPUNET_PASSPHRASE='...' gpunet keys ...`) "
     "or run the command from an interactive terminal";
 
-/// Reads one line from the terminal with echo off. Returns false when there is
-/// no terminal to ask.
+/// One line from the terminal into a Secret; false when there is no terminal.
 bool ReadFromTty(const char* prompt, bool echo, Secret& out) {
-  int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return false;
-  termios old_mode{};
-  bool have_mode = ::tcgetattr(fd, &old_mode) == 0;
-  if (!have_mode) {
-    ::close(fd);
-    return false;
-  }
-  if (!echo) {
-    termios quiet = old_mode;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    quiet.c_lflag |= ECHONL;
-    ::tcsetattr(fd, TCSAFLUSH, &quiet);
-  }
-  [[maybe_unused]] ssize_t w = ::write(fd, prompt, std::strlen(prompt));
-  std::string& line = out.Mutable();
-  line.clear();
-  char c = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, &c, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || c == '\n') break;
-    if (line.size() < 4096) line.push_back(c);
-  }
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  if (!echo) ::tcsetattr(fd, TCSAFLUSH, &old_mode);
-  ::close(fd);
-  c = 0;
-  return true;
+  return ReadLineFromTty(prompt, echo, out.Mutable());
 }
 
 /// The passphrase from $GPUNET_PASSPHRASE, else asked on /dev/tty (twice when
