@@ -1,5 +1,7 @@
 #include "runtime/runtime.h"
 
+#include <filesystem>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -197,6 +199,14 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
   RuntimeOptions resolved = m_options;
   if (resolved.cgroup_parents.empty()) resolved.cgroup_parents = DefaultCgroupParents(caps);
 
+  // The default state dir (/var/lib/gpunet/sandbox) may not have a parent yet on a
+  // fresh host; parents get the umask's mode (searchable, as bwrap needs).
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(std::filesystem::path(m_options.state_dir).parent_path(),
+                                      mkdir_error);
+  if (mkdir_error)
+    return Fail(ErrorCode::kIo, "creating the parent of the sandbox state dir " +
+                                    m_options.state_dir + ": " + mkdir_error.message());
   GPUNET_TRY(MkdirMode(m_options.state_dir, 0711));
   GPUNET_TRY(MkdirMode(m_options.state_dir + "/runs", 0711));
   std::string run_dir = RunDir(spec.id);
