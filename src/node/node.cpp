@@ -318,6 +318,7 @@ struct Node::Impl final : consensus::SoloAdaptor {
   void RegisterRoutes();
   Response CommittedResponse(const ledger::TxRecord& rec);
   void PostTx(Request req, Responder responder);
+  mempool::AddResult Admit(base::ByteSpan tx_bytes);
 };
 
 base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
@@ -449,6 +450,21 @@ Response Node::Impl::CommittedResponse(const ledger::TxRecord& rec) {
   return JsonResponse(j);
 }
 
+mempool::AddResult Node::Impl::Admit(base::ByteSpan tx_bytes) {
+  mempool::AddResult added = pool->Add(tx_bytes);
+  m_mempool_txs->Set(static_cast<double>(pool->Stats().txs));
+  for (const auto& ev : added.evicted)
+    AnswerWaiters(ev.tx_hash, TxRejected(ev.code, ev.message, ev.tx_hash));
+  if (added.Ok() || added.code == codec::TxCode::kAlreadyKnown) {
+    {
+      std::lock_guard lock(engine_mu);
+      tx_arrived = true;
+    }
+    engine_cv.notify_all();
+  }
+  return added;
+}
+
 void Node::Impl::PostTx(Request req, Responder responder) {
   auto body = ParseJsonBody(req);
   if (!body) return responder.Respond(ErrorResponse(body.error()));
@@ -496,10 +512,7 @@ void Node::Impl::PostTx(Request req, Responder responder) {
     if (auto mine = taken()) mine->Respond(std::move(r));
   };
 
-  mempool::AddResult added = pool->Add(*bytes);
-  m_mempool_txs->Set(static_cast<double>(pool->Stats().txs));
-  for (const auto& ev : added.evicted)
-    AnswerWaiters(ev.tx_hash, TxRejected(ev.code, ev.message, ev.tx_hash));
+  mempool::AddResult added = Admit(*bytes);
   if (!added.Ok()) {
     // A resubmitted tx that is already in a block: report where it is.
     if (added.code == codec::TxCode::kStaleNonce || added.code == codec::TxCode::kAlreadyKnown) {
@@ -509,11 +522,6 @@ void Node::Impl::PostTx(Request req, Responder responder) {
     if (added.code != codec::TxCode::kAlreadyKnown || wait != "committed")
       return answer(TxRejected(added.code, added.message, added.tx_hash));
   }
-  {
-    std::lock_guard lock(engine_mu);
-    tx_arrived = true;
-  }
-  engine_cv.notify_all();
   if (wait == "committed") return;  // the engine (or the timeout) answers
   json r = {{"tx_hash", base::ToHex(hash)},
             {"status", "pending"},
@@ -728,6 +736,11 @@ NodeStatus Node::Status() const {
   ledger::AppInfo info = m_impl->app->Info();
   return NodeStatus{info.chain_id, info.last_height, base::ToHex(info.last_block_hash),
                     info.last_block_time_ms, m_impl->pool->Stats().txs};
+}
+
+SubmitResult Node::SubmitTx(base::ByteSpan tx_bytes) {
+  mempool::AddResult added = m_impl->Admit(tx_bytes);
+  return SubmitResult{added.code, added.message, added.tx_hash, added.check.fee_ugpn};
 }
 
 base::Status Node::Wait() {

@@ -23,7 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/result.h"
+#include "codec/tx_result.h"
 #include "codec/types.h"
 
 namespace gpunet::node {
@@ -109,6 +111,15 @@ struct NodeStatus {
   uint64_t mempool_txs = 0;
 };
 
+/// What SubmitTx did with a tx: admitted to the mempool (code kOk) or refused.
+struct SubmitResult {
+  codec::TxCode code = codec::TxCode::kOk;
+  std::string message;   ///< why it was refused; empty when admitted
+  base::Hash32 tx_hash;  ///< zero when the bytes did not decode
+  uint64_t fee_ugpn = 0;
+  bool Ok() const { return code == codec::TxCode::kOk; }
+};
+
 class Node {
  public:
   /// Opens <home>, replays nothing (LedgerApp resumes at the last committed
@@ -124,6 +135,12 @@ class Node {
   std::string RpcUrl() const;
   /// Empty after Stop().
   NodeStatus Status() const;
+
+  /// Admits one encoded signed tx exactly as POST /tx does (CheckTx with signature
+  /// verification on the calling thread, then the mempool's policy; evicted txs'
+  /// waiters are answered) and wakes the engine. Thread-safe: callers on several
+  /// threads verify in parallel. The benchmark's entry point (bench/bench_node.cpp).
+  SubmitResult SubmitTx(base::ByteSpan tx_bytes);
 
   /// Blocks until RequestStop() or Stop() was called, or the engine failed
   /// (store error). Returns the engine's error if it failed.
