@@ -1,0 +1,191 @@
+#include "node/bft_wal.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace gpunet::node {
+namespace {
+
+namespace fs = std::filesystem;
+
+class WalDir : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "bft_wal_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    m_dir = tmpl;
+  }
+  void TearDown() override { fs::remove_all(m_dir); }
+  std::string Path(const std::string& name) const { return m_dir + "/" + name; }
+
+  std::pair<std::unique_ptr<BftWal>, WalOpenReport> OpenWal(const std::string& name) {
+    auto disk = FileWalDisk::Open(Path(name));
+    EXPECT_TRUE(disk.has_value()) << disk.error().ToString();
+    auto opened = BftWal::Open(std::move(*disk));
+    EXPECT_TRUE(opened.has_value()) << opened.error().ToString();
+    return std::move(*opened);
+  }
+  void AppendRaw(const std::string& name, const base::Bytes& bytes) {
+    std::ofstream out(Path(name), std::ios::binary | std::ios::app);
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+  }
+
+  std::string m_dir;
+};
+
+base::Bytes Rec(const std::string& s) {
+  return base::Bytes(s.begin(), s.end());
+}
+
+TEST_F(WalDir, RecordsComeBackInOrderAfterReopen) {
+  {
+    auto [wal, report] = OpenWal("wal");
+    EXPECT_TRUE(report.records.empty());
+    ASSERT_TRUE(wal->Append(Rec("first")));
+    ASSERT_TRUE(wal->Append(Rec("")));  // an empty record is a record
+    ASSERT_TRUE(wal->Append(Rec("third")));
+    ASSERT_TRUE(wal->Sync());
+    EXPECT_EQ(wal->Appended(), 3u);
+  }
+  auto [wal, report] = OpenWal("wal");
+  ASSERT_EQ(report.records.size(), 3u);
+  EXPECT_EQ(report.records[0], Rec("first"));
+  EXPECT_EQ(report.records[1], Rec(""));
+  EXPECT_EQ(report.records[2], Rec("third"));
+  EXPECT_EQ(report.torn_bytes, 0u);
+  // Appends after reopen go after the old records.
+  ASSERT_TRUE(wal->Append(Rec("fourth")));
+  ASSERT_TRUE(wal->Sync());
+  wal.reset();
+  auto again = OpenWal("wal");
+  ASSERT_EQ(again.second.records.size(), 4u);
+  EXPECT_EQ(again.second.records[3], Rec("fourth"));
+}
+
+TEST_F(WalDir, EveryTornTailIsCutBackToTheLastWholeRecord) {
+  const base::Bytes last = BftWal::Frame(Rec("the record being written at the crash"));
+  // Every prefix of the last frame (including a header cut in half) is a torn tail.
+  for (size_t cut = 1; cut < last.size(); ++cut) {
+    const std::string name = "wal" + std::to_string(cut);
+    {
+      auto [wal, report] = OpenWal(name);
+      ASSERT_TRUE(wal->Append(Rec("kept")));
+      ASSERT_TRUE(wal->Sync());
+    }
+    AppendRaw(name, base::Bytes(last.begin(), last.begin() + static_cast<long>(cut)));
+    {
+      auto [wal, report] = OpenWal(name);
+      ASSERT_EQ(report.records.size(), 1u) << "cut " << cut;
+      EXPECT_EQ(report.records[0], Rec("kept"));
+      EXPECT_EQ(report.torn_bytes, cut);
+      // The file was truncated: a new record lands right after "kept".
+      ASSERT_TRUE(wal->Append(Rec("after")));
+      ASSERT_TRUE(wal->Sync());
+    }
+    auto [wal, report] = OpenWal(name);
+    ASSERT_EQ(report.records.size(), 2u);
+    EXPECT_EQ(report.records[1], Rec("after"));
+    EXPECT_EQ(report.torn_bytes, 0u);
+  }
+}
+
+TEST_F(WalDir, AFlippedByteInTheLastRecordIsATornTail) {
+  {
+    auto [wal, report] = OpenWal("wal");
+    ASSERT_TRUE(wal->Append(Rec("one")));
+    ASSERT_TRUE(wal->Append(Rec("two")));
+    ASSERT_TRUE(wal->Sync());
+  }
+  const auto size = fs::file_size(Path("wal"));
+  {
+    std::fstream f(Path("wal"), std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(size - 1));
+    f.put('X');
+  }
+  auto [wal, report] = OpenWal("wal");
+  ASSERT_EQ(report.records.size(), 1u);
+  EXPECT_EQ(report.records[0], Rec("one"));
+  EXPECT_GT(report.torn_bytes, 0u);
+}
+
+TEST_F(WalDir, DamageFollowedByWholeRecordsIsCorruptNotTorn) {
+  {
+    auto [wal, report] = OpenWal("wal");
+    ASSERT_TRUE(wal->Append(Rec("one")));
+    ASSERT_TRUE(wal->Append(Rec("two")));
+    ASSERT_TRUE(wal->Append(Rec("three")));
+    ASSERT_TRUE(wal->Sync());
+  }
+  {
+    std::fstream f(Path("wal"), std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(14);  // inside the payload of "one"
+    f.put('X');
+  }
+  auto disk = FileWalDisk::Open(Path("wal"));
+  ASSERT_TRUE(disk);
+  auto opened = BftWal::Open(std::move(*disk));
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code, base::ErrorCode::kCorrupt);
+  EXPECT_NE(opened.error().message.find("damaged"), std::string::npos);
+  // Nothing was truncated: the evidence stays for a person to look at.
+  EXPECT_EQ(fs::file_size(Path("wal")), 3 * 12 + 3 + 3 + 5u);
+}
+
+TEST_F(WalDir, ClearDropsEveryRecord) {
+  {
+    auto [wal, report] = OpenWal("wal");
+    ASSERT_TRUE(wal->Append(Rec("one")));
+    ASSERT_TRUE(wal->Sync());
+    ASSERT_TRUE(wal->Clear());
+    ASSERT_TRUE(wal->Append(Rec("two")));
+    ASSERT_TRUE(wal->Sync());
+  }
+  auto [wal, report] = OpenWal("wal");
+  ASSERT_EQ(report.records.size(), 1u);
+  EXPECT_EQ(report.records[0], Rec("two"));
+}
+
+TEST_F(WalDir, OversizedRecordIsRefused) {
+  auto [wal, report] = OpenWal("wal");
+  base::Bytes big(BftWal::kRecordBytesMax + 1, 7);
+  auto appended = wal->Append(big);
+  ASSERT_FALSE(appended);
+  EXPECT_EQ(appended.error().code, base::ErrorCode::kLimitExceeded);
+  EXPECT_EQ(wal->Appended(), 0u);
+}
+
+TEST_F(WalDir, WalInAMissingDirectoryIsAnIoError) {
+  auto disk = FileWalDisk::Open(Path("no/such/dir/wal"));
+  ASSERT_FALSE(disk);
+  EXPECT_EQ(disk.error().code, base::ErrorCode::kIo);
+}
+
+TEST_F(WalDir, GuardFileIsReplacedWholeAndSurvivesReopen) {
+  FileGuardDisk guard(Path("sign_guard"));
+  auto none = guard.Load();
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(guard.Store(Rec("height 1 round 0")));
+  ASSERT_TRUE(guard.Store(Rec("h2")));  // shorter: no tail of the old content stays
+  FileGuardDisk reopened(Path("sign_guard"));
+  auto loaded = reopened.Load();
+  ASSERT_TRUE(loaded);
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ(**loaded, Rec("h2"));
+  EXPECT_FALSE(fs::exists(Path("sign_guard.tmp")));
+  EXPECT_EQ(fs::status(Path("sign_guard")).permissions() & fs::perms::others_read, fs::perms::none);
+}
+
+TEST_F(WalDir, GuardInAMissingDirectoryIsAnIoError) {
+  FileGuardDisk guard(Path("no/such/sign_guard"));
+  auto stored = guard.Store(Rec("x"));
+  ASSERT_FALSE(stored);
+  EXPECT_EQ(stored.error().code, base::ErrorCode::kIo);
+}
+
+}  // namespace
+}  // namespace gpunet::node
