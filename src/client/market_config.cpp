@@ -1,0 +1,620 @@
+#include "client/market_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+
+#include "client/amount.h"
+#include "crypto/hash.h"
+
+namespace gpunet::client {
+namespace {
+
+using base::ErrorCode;
+using base::Fail;
+
+/// Files over this size are refused before parsing (a provider.yaml of 1,024
+/// machines is well under 1 MiB).
+constexpr size_t kConfigBytesMax = 4 * 1024 * 1024;
+/// Manifests are hashed whole; the tenant API caps uploads separately.
+constexpr size_t kManifestBytesMax = 16 * 1024 * 1024;
+
+std::string Quoted(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+std::string Child(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string Index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+/// Reads one YAML document with file:line error messages.
+class Reader {
+ public:
+  explicit Reader(std::string file) : m_file(std::move(file)) {}
+
+  int LineOf(const YAML::Node& node, int fallback) const {
+    YAML::Mark mark = node.Mark();
+    return mark.is_null() ? fallback : mark.line + 1;
+  }
+
+  ConfigPlace Place(int line, const std::string& path) const { return {m_file, line, path}; }
+
+  std::unexpected<base::Error> Err(int line, const std::string& path,
+                                   const std::string& msg) const {
+    return Fail(ErrorCode::kInvalidArgument, Place(line, path).Describe() + ": " + msg);
+  }
+
+  /// A mapping's entries, each key at most once and among `allowed`.
+  struct Map {
+    std::map<std::string, YAML::Node> fields;
+    int line = 0;
+    std::string path;
+    bool Has(std::string_view key) const { return fields.contains(std::string(key)); }
+  };
+
+  base::Result<Map> OpenMap(const YAML::Node& node, const std::string& path, int fallback_line,
+                            std::initializer_list<std::string_view> allowed) const {
+    Map map;
+    map.path = path;
+    map.line = LineOf(node, fallback_line);
+    if (!node.IsMap())
+      return Err(map.line, path.empty() ? "document" : path,
+                 "expected a mapping of fields (key: value)");
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      int line = LineOf(it->first, map.line);
+      if (!it->first.IsScalar()) return Err(line, path, "a field name must be plain text");
+      std::string key = it->first.Scalar();
+      bool known = false;
+      for (auto a : allowed) known = known || a == key;
+      if (!known) {
+        std::string list;
+        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        return Err(line, Child(path, key), "unknown field; the fields here are: " + list);
+      }
+      if (map.fields.contains(key))
+        return Err(line, Child(path, key), "appears twice; give each field once");
+      map.fields.emplace(key, it->second);
+    }
+    return map;
+  }
+
+  /// A required field's node, or an error saying it is missing.
+  base::Result<YAML::Node> Need(const Map& map, std::string_view key, std::string_view hint) const {
+    auto it = map.fields.find(std::string(key));
+    if (it == map.fields.end() || it->second.IsNull())
+      return Err(map.line, Child(map.path, key), "missing; add it (" + std::string(hint) + ")");
+    return it->second;
+  }
+
+  base::Result<std::string> Text(const YAML::Node& node, int line, const std::string& path) const {
+    if (!node.IsScalar() || node.Scalar().empty())
+      return Err(LineOf(node, line), path, "expected a value (plain text), not a list or mapping");
+    const std::string& s = node.Scalar();
+    for (char c : s)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        return Err(LineOf(node, line), path, "contains a control character");
+    return s;
+  }
+
+  base::Result<uint64_t> Whole(const YAML::Node& node, int line, const std::string& path,
+                               uint64_t min, uint64_t max) const {
+    auto text = Text(node, line, path);
+    if (!text) return std::unexpected(text.error());
+    int at = LineOf(node, line);
+    std::string range = "a whole number " + std::to_string(min) + ".." + std::to_string(max);
+    if (text->size() > 19)
+      return Err(at, path, Quoted(*text) + " is out of range; expected " + range);
+    uint64_t v = 0;
+    for (char c : *text) {
+      if (c < '0' || c > '9')
+        return Err(at, path, Quoted(*text) + " is not a whole number; expected " + range);
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (v < min || v > max)
+      return Err(at, path, std::to_string(v) + " is out of range; expected " + range);
+    return v;
+  }
+
+  base::Result<uint32_t> U32(const YAML::Node& node, int line, const std::string& path,
+                             uint32_t min = 0, uint32_t max = UINT32_MAX) const {
+    auto v = Whole(node, line, path, min, max);
+    if (!v) return std::unexpected(v.error());
+    return static_cast<uint32_t>(*v);
+  }
+
+  base::Result<bool> Bool(const YAML::Node& node, int line, const std::string& path) const {
+    auto text = Text(node, line, path);
+    if (!text) return std::unexpected(text.error());
+    if (*text == "true") return true;
+    if (*text == "false") return false;
+    return Err(LineOf(node, line), path, Quoted(*text) + " is not true or false");
+  }
+
+  base::Result<uint64_t> Amount(const YAML::Node& node, int line, const std::string& path,
+                                std::string_view unit_hint) const {
+    auto text = Text(node, line, path);
+    if (!text) return std::unexpected(text.error());
+    auto v = ParseAmount(*text);
+    if (!v) return Err(LineOf(node, line), path, std::string(unit_hint) + ": " + v.error().message);
+    if (*v == 0) return Err(LineOf(node, line), path, "must be more than 0");
+    return *v;
+  }
+
+  base::Result<Version> Ver(const YAML::Node& node, int line, const std::string& path) const {
+    auto text = Text(node, line, path);
+    if (!text) return std::unexpected(text.error());
+    auto v = ParseVersion(*text);
+    if (!v) return Err(LineOf(node, line), path, v.error().message);
+    return *v;
+  }
+
+  base::Result<std::string> OneOf(const YAML::Node& node, int line, const std::string& path,
+                                  std::initializer_list<std::string_view> allowed) const {
+    auto text = Text(node, line, path);
+    if (!text) return std::unexpected(text.error());
+    for (auto a : allowed)
+      if (a == *text) return *text;
+    std::string list;
+    for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+    return Err(LineOf(node, line), path, Quoted(*text) + " is not one of " + list);
+  }
+
+  /// A sequence (or one scalar, read as a list of one when `scalar_ok`).
+  base::Result<std::vector<YAML::Node>> List(const YAML::Node& node, int line,
+                                             const std::string& path, bool scalar_ok) const {
+    std::vector<YAML::Node> out;
+    if (node.IsNull()) return out;
+    if (node.IsScalar() && scalar_ok) {
+      out.push_back(node);
+      return out;
+    }
+    if (!node.IsSequence())
+      return Err(LineOf(node, line), path, "expected a list (- item per line, or [a, b])");
+    for (auto it = node.begin(); it != node.end(); ++it) out.push_back(*it);
+    return out;
+  }
+
+  base::Result<std::vector<PartyText>> Parties(const YAML::Node& node, int line,
+                                               const std::string& path) const {
+    auto items = List(node, line, path, true);
+    if (!items) return std::unexpected(items.error());
+    std::vector<PartyText> out;
+    for (size_t i = 0; i < items->size(); ++i) {
+      auto text = Text((*items)[i], line, Index(path, i));
+      if (!text) return std::unexpected(text.error());
+      out.push_back({*text, Place(LineOf((*items)[i], line), Index(path, i))});
+    }
+    return out;
+  }
+
+  const std::string& File() const { return m_file; }
+
+ private:
+  std::string m_file;
+};
+
+// Local shorthands over Result: CFG_SET assigns to an existing lvalue, CFG_LET
+// declares `name`; both return the error of a failed expression.
+#define CFG_SET(lhs, expr)                               \
+  do {                                                   \
+    auto&& cfg_r_ = (expr);                              \
+    if (!cfg_r_) return std::unexpected(cfg_r_.error()); \
+    lhs = std::move(*cfg_r_);                            \
+  } while (0)
+#define CFG_CAT2(a, b) a##b
+#define CFG_CAT(a, b) CFG_CAT2(a, b)
+#define CFG_LET(name, expr)                                                                      \
+  auto CFG_CAT(cfg_let_, __LINE__) = (expr);                                                     \
+  if (!CFG_CAT(cfg_let_, __LINE__)) return std::unexpected(CFG_CAT(cfg_let_, __LINE__).error()); \
+  auto name = std::move(*CFG_CAT(cfg_let_, __LINE__))
+
+base::Result<YAML::Node> LoadDocument(std::string_view text, const std::string& file) {
+  if (text.size() > kConfigBytesMax)
+    return Fail(ErrorCode::kLimitExceeded, file + " is over " +
+                                               std::to_string(kConfigBytesMax / 1024 / 1024) +
+                                               " MiB; is it the right file?");
+  try {
+    YAML::Node doc = YAML::Load(std::string(text));
+    if (!doc.IsDefined() || doc.IsNull())
+      return Fail(ErrorCode::kInvalidArgument,
+                  file + ": the file is empty; see docs/market-cli.md");
+    return doc;
+  } catch (const YAML::Exception& e) {
+    return Fail(ErrorCode::kInvalidArgument,
+                file + ":" + std::to_string(e.mark.is_null() ? 0 : e.mark.line + 1) +
+                    ": not valid YAML: " + e.msg);
+  }
+}
+
+base::Result<std::string> ReadWhole(const std::string& path, size_t max_bytes,
+                                    std::string_view what) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    return Fail(ErrorCode::kNotFound, std::string(what) + " " + path + " does not exist");
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) return Fail(ErrorCode::kIo, "cannot read " + path + ": " + ec.message());
+  if (size > max_bytes)
+    return Fail(ErrorCode::kLimitExceeded, std::string(what) + " " + path + " is " +
+                                               std::to_string(size) + " bytes; at most " +
+                                               std::to_string(max_bytes) + " are read");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(ErrorCode::kIo, "cannot open " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+base::Result<MachineConfig> ParseMachine(const Reader& r, const YAML::Node& node, int line,
+                                         const std::string& path, uint32_t default_id) {
+  CFG_LET(m, r.OpenMap(node, path, line,
+                       {"id", "name", "gpu", "gpus", "vram_gib", "link", "driver", "cuda",
+                        "compute_capability", "cpu_cores", "memory_gib", "disk_gib"}));
+  MachineConfig mc;
+  mc.place = r.Place(m.line, path);
+  mc.id = default_id;
+  if (m.Has("id")) CFG_SET(mc.id, r.U32(m.fields["id"], m.line, Child(path, "id"), 1));
+  if (m.Has("name")) CFG_SET(mc.name, r.Text(m.fields["name"], m.line, Child(path, "name")));
+  CFG_LET(gpu, r.Need(m, "gpu", "the GPU model, e.g. gpu: H100"));
+  CFG_SET(mc.gpu_model, r.Text(gpu, m.line, Child(path, "gpu")));
+  CFG_LET(gpus, r.Need(m, "gpus", "how many GPUs the machine has, e.g. gpus: 8"));
+  CFG_SET(mc.gpu_count, r.U32(gpus, m.line, Child(path, "gpus"), 1));
+  CFG_LET(vram, r.Need(m, "vram_gib", "memory per GPU in GiB, e.g. vram_gib: 80"));
+  CFG_SET(mc.vram_gib, r.U32(vram, m.line, Child(path, "vram_gib"), 1));
+  CFG_LET(link, r.Need(m, "link", "how the GPUs connect: nvlink or pcie"));
+  CFG_SET(mc.link, r.OneOf(link, m.line, Child(path, "link"), {"nvlink", "pcie"}));
+  CFG_LET(driver, r.Need(m, "driver", "the NVIDIA driver version, e.g. driver: 550.54.15"));
+  CFG_SET(mc.driver_version, r.Text(driver, m.line, Child(path, "driver")));
+  CFG_LET(cuda, r.Need(m, "cuda", "the CUDA version, e.g. cuda: \"12.4\""));
+  CFG_SET(mc.cuda, r.Ver(cuda, m.line, Child(path, "cuda")));
+  CFG_LET(cc, r.Need(m, "compute_capability", "e.g. compute_capability: \"9.0\""));
+  CFG_SET(mc.compute_capability, r.Ver(cc, m.line, Child(path, "compute_capability")));
+  if (m.Has("cpu_cores"))
+    CFG_SET(mc.cpu_cores, r.U32(m.fields["cpu_cores"], m.line, Child(path, "cpu_cores")));
+  if (m.Has("memory_gib"))
+    CFG_SET(mc.memory_gib, r.U32(m.fields["memory_gib"], m.line, Child(path, "memory_gib")));
+  if (m.Has("disk_gib"))
+    CFG_SET(mc.disk_gib, r.U32(m.fields["disk_gib"], m.line, Child(path, "disk_gib")));
+  return mc;
+}
+
+base::Result<SiteConfig> ParseSite(const Reader& r, const YAML::Node& node, int line,
+                                   const std::string& path, uint32_t default_id,
+                                   uint32_t& next_machine_id) {
+  CFG_LET(m, r.OpenMap(node, path, line, {"id", "name", "fabric", "bandwidth_gbps", "machines"}));
+  SiteConfig site;
+  site.place = r.Place(m.line, path);
+  site.id = default_id;
+  if (m.Has("id")) CFG_SET(site.id, r.U32(m.fields["id"], m.line, Child(path, "id"), 1));
+  if (m.Has("name")) CFG_SET(site.name, r.Text(m.fields["name"], m.line, Child(path, "name")));
+  CFG_LET(fabric, r.Need(m, "fabric", "infiniband, roce or ethernet"));
+  CFG_SET(site.fabric,
+          r.OneOf(fabric, m.line, Child(path, "fabric"), {"infiniband", "roce", "ethernet"}));
+  CFG_LET(bw, r.Need(m, "bandwidth_gbps", "the fabric's bandwidth, e.g. 400"));
+  CFG_SET(site.bandwidth_gbps, r.U32(bw, m.line, Child(path, "bandwidth_gbps"), 1));
+  CFG_LET(machines_node, r.Need(m, "machines", "a list of the site's machines"));
+  CFG_LET(machines, r.List(machines_node, m.line, Child(path, "machines"), false));
+  if (machines.empty())
+    return r.Err(m.line, Child(path, "machines"), "is empty; list at least one machine");
+  for (size_t i = 0; i < machines.size(); ++i) {
+    CFG_LET(mc, ParseMachine(r, machines[i], m.line, Index(Child(path, "machines"), i),
+                             next_machine_id));
+    next_machine_id = mc.id + 1;
+    site.machines.push_back(std::move(mc));
+  }
+  return site;
+}
+
+}  // namespace
+
+std::string ConfigPlace::Describe() const {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line);
+  if (!field.empty()) out += ": " + field;
+  return out;
+}
+
+base::Result<uint64_t> ParseDurationMs(std::string_view text) {
+  const std::string form = "write a duration with a unit: 500ms, 30s, 5m or 2h";
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 12)
+    return Fail(ErrorCode::kInvalidArgument, Quoted(text) + " is not a duration; " + form);
+  uint64_t n = std::stoull(std::string(text.substr(0, digits)));
+  std::string_view unit = text.substr(digits);
+  uint64_t scale = 0;
+  if (unit == "ms")
+    scale = 1;
+  else if (unit == "s")
+    scale = 1000;
+  else if (unit == "m")
+    scale = 60'000;
+  else if (unit == "h")
+    scale = 3'600'000;
+  else
+    return Fail(ErrorCode::kInvalidArgument, Quoted(text) + " has no known unit; " + form);
+  return n * scale;  // <= 10^12 * 3.6e6 < 2^64
+}
+
+base::Result<uint32_t> ParseShareBp(std::string_view text) {
+  const std::string form = "write a share as a percent (70%, 12.5%) or basis points (7000bp)";
+  auto digits_to = [](std::string_view d, uint64_t& out) {
+    if (d.empty() || d.size() > 6) return false;
+    out = 0;
+    for (char c : d) {
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return true;
+  };
+  uint64_t bp = 0;
+  if (text.ends_with("bp")) {
+    if (!digits_to(text.substr(0, text.size() - 2), bp))
+      return Fail(ErrorCode::kInvalidArgument, Quoted(text) + " is not a share; " + form);
+  } else if (text.ends_with("%")) {
+    std::string_view number = text.substr(0, text.size() - 1);
+    size_t dot = number.find('.');
+    uint64_t whole = 0, frac = 0;
+    std::string_view frac_text = dot == std::string_view::npos ? "" : number.substr(dot + 1);
+    if (!digits_to(number.substr(0, dot), whole) ||
+        (dot != std::string_view::npos && (frac_text.size() > 2 || !digits_to(frac_text, frac))))
+      return Fail(ErrorCode::kInvalidArgument,
+                  Quoted(text) + " is not a share (a percent has at most 2 decimals); " + form);
+    if (frac_text.size() == 1) frac *= 10;
+    bp = whole * 100 + frac;
+  } else {
+    return Fail(ErrorCode::kInvalidArgument, Quoted(text) + " has no unit; " + form);
+  }
+  if (bp == 0 || bp > 10'000)
+    return Fail(ErrorCode::kInvalidArgument,
+                Quoted(text) + " is not between 0.01% (1bp) and 100% (10000bp)");
+  return static_cast<uint32_t>(bp);
+}
+
+base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
+                                                 std::string_view file) {
+  Reader r{std::string(file)};
+  CFG_LET(doc, LoadDocument(yaml_text, r.File()));
+  try {
+    CFG_LET(m, r.OpenMap(doc, "", 1,
+                         {"operator", "tenant_api", "tls_fingerprint", "region", "bond", "payouts",
+                          "policy", "sites", "offers"}));
+    ProviderConfig pc;
+    pc.file = r.File();
+    if (m.Has("operator")) {
+      CFG_SET(pc.operator_key.text, r.Text(m.fields["operator"], m.line, "operator"));
+      pc.operator_key.place = r.Place(r.LineOf(m.fields["operator"], m.line), "operator");
+      pc.has_operator = true;
+    }
+    CFG_LET(api,
+            r.Need(m, "tenant_api", "the URI tenants reach, e.g. https://gpu.example.com:8443"));
+    CFG_SET(pc.tenant_api_uri, r.Text(api, m.line, "tenant_api"));
+    if (!pc.tenant_api_uri.starts_with("https://") && !pc.tenant_api_uri.starts_with("http://"))
+      return r.Err(
+          r.LineOf(api, m.line), "tenant_api",
+          Quoted(pc.tenant_api_uri) + " must start with https:// (or http:// on a devnet)");
+    CFG_LET(fp, r.Need(m, "tls_fingerprint",
+                       "64 hex characters: the hash of the tenant API's TLS key"));
+    CFG_LET(fp_text, r.Text(fp, m.line, "tls_fingerprint"));
+    auto fp_bytes = base::FixedFromHex<32>(fp_text);
+    if (!fp_bytes)
+      return r.Err(r.LineOf(fp, m.line), "tls_fingerprint",
+                   "must be 64 hex characters (32 bytes): " + fp_bytes.error().message);
+    pc.tls_fingerprint = *fp_bytes;
+    CFG_LET(region, r.Need(m, "region", "where the machines are, e.g. eu-west"));
+    CFG_SET(pc.region, r.Text(region, m.line, "region"));
+    CFG_LET(bond, r.Need(m, "bond", "GPN staked as a guarantee, e.g. bond: 1000"));
+    CFG_SET(pc.bond_ugpn, r.Amount(bond, m.line, "bond", "the bond is in GPN"));
+
+    CFG_LET(payouts_node,
+            r.Need(m, "payouts", "who is paid what share, e.g. - to: me / share: 100%"));
+    CFG_LET(payouts, r.List(payouts_node, m.line, "payouts", false));
+    if (payouts.empty()) return r.Err(m.line, "payouts", "is empty; list at least one payee");
+    uint64_t total_bp = 0;
+    std::set<std::string> payees;
+    for (size_t i = 0; i < payouts.size(); ++i) {
+      std::string path = Index("payouts", i);
+      CFG_LET(p, r.OpenMap(payouts[i], path, m.line, {"to", "share"}));
+      CFG_LET(to, r.Need(p, "to", "a key name or gpn1... address"));
+      PayoutConfig pay;
+      CFG_SET(pay.payee.text, r.Text(to, p.line, Child(path, "to")));
+      pay.payee.place = r.Place(r.LineOf(to, p.line), Child(path, "to"));
+      if (!payees.insert(pay.payee.text).second)
+        return r.Err(r.LineOf(to, p.line), Child(path, "to"),
+                     Quoted(pay.payee.text) + " is listed twice; give each payee one share");
+      CFG_LET(share, r.Need(p, "share", "a percent like 70% or basis points like 7000bp"));
+      CFG_LET(share_text, r.Text(share, p.line, Child(path, "share")));
+      auto bp = ParseShareBp(share_text);
+      if (!bp) return r.Err(r.LineOf(share, p.line), Child(path, "share"), bp.error().message);
+      pay.bp = *bp;
+      total_bp += *bp;
+      pc.payouts.push_back(std::move(pay));
+    }
+    if (total_bp != 10'000)
+      return r.Err(r.LineOf(payouts_node, m.line), "payouts",
+                   "the shares add up to " + std::to_string(total_bp / 100) + "." +
+                       std::to_string(100 + total_bp % 100).substr(1) +
+                       "%; they must add up to exactly 100% (10000bp)");
+
+    if (m.Has("policy")) {
+      CFG_LET(p, r.OpenMap(m.fields["policy"], "policy", m.line, {"allow", "deny"}));
+      if (p.Has("allow")) CFG_SET(pc.allow, r.Parties(p.fields["allow"], p.line, "policy.allow"));
+      if (p.Has("deny")) CFG_SET(pc.deny, r.Parties(p.fields["deny"], p.line, "policy.deny"));
+    }
+
+    CFG_LET(sites_node, r.Need(m, "sites", "a list of sites, each with its machines"));
+    CFG_LET(sites, r.List(sites_node, m.line, "sites", false));
+    if (sites.empty()) return r.Err(m.line, "sites", "is empty; list at least one site");
+    uint32_t next_site_id = 1, next_machine_id = 1;
+    std::map<uint32_t, std::string> site_ids, machine_ids;
+    for (size_t i = 0; i < sites.size(); ++i) {
+      CFG_LET(site,
+              ParseSite(r, sites[i], m.line, Index("sites", i), next_site_id, next_machine_id));
+      next_site_id = site.id + 1;
+      if (auto [it, fresh] = site_ids.emplace(site.id, site.place.Describe()); !fresh)
+        return r.Err(site.place.line, site.place.field,
+                     "site id " + std::to_string(site.id) + " is also used at " + it->second +
+                         "; give each site its own id");
+      for (const auto& mc : site.machines)
+        if (auto [it, fresh] = machine_ids.emplace(mc.id, mc.place.Describe()); !fresh)
+          return r.Err(mc.place.line, mc.place.field,
+                       "machine id " + std::to_string(mc.id) + " is also used at " + it->second +
+                           "; give each machine its own id");
+      pc.sites.push_back(std::move(site));
+    }
+
+    if (m.Has("offers")) {
+      CFG_LET(offers, r.List(m.fields["offers"], m.line, "offers", false));
+      for (size_t i = 0; i < offers.size(); ++i) {
+        std::string path = Index("offers", i);
+        CFG_LET(o, r.OpenMap(offers[i], path, m.line, {"gpu", "site", "price", "tenants"}));
+        OfferConfig oc;
+        oc.place = r.Place(o.line, path);
+        CFG_LET(gpu, r.Need(o, "gpu", "the GPU model the offer sells, e.g. H100"));
+        CFG_SET(oc.gpu_model, r.Text(gpu, o.line, Child(path, "gpu")));
+        bool model_listed = false;
+        for (const auto& s : pc.sites)
+          for (const auto& mc : s.machines)
+            model_listed = model_listed || mc.gpu_model == oc.gpu_model;
+        if (!model_listed)
+          return r.Err(r.LineOf(gpu, o.line), Child(path, "gpu"),
+                       "no machine in sites has gpu " + Quoted(oc.gpu_model) +
+                           "; an offer sells GPUs of machines listed above");
+        if (o.Has("site")) {
+          CFG_SET(oc.site_id, r.U32(o.fields["site"], o.line, Child(path, "site"), 1));
+          if (!site_ids.contains(oc.site_id))
+            return r.Err(r.LineOf(o.fields["site"], o.line), Child(path, "site"),
+                         "no site has id " + std::to_string(oc.site_id));
+        }
+        CFG_LET(price, r.Need(o, "price", "GPN per GPU-hour, e.g. price: 2.5"));
+        CFG_SET(oc.price_ugpn_per_gpu_hour,
+                r.Amount(price, o.line, Child(path, "price"), "the price is GPN per GPU-hour"));
+        if (o.Has("tenants"))
+          CFG_SET(oc.tenants, r.Parties(o.fields["tenants"], o.line, Child(path, "tenants")));
+        pc.offers.push_back(std::move(oc));
+      }
+    }
+    return pc;
+  } catch (const YAML::Exception& e) {
+    return Fail(ErrorCode::kInvalidArgument, r.File() + ": " + e.what());
+  }
+}
+
+base::Result<ProviderConfig> LoadProviderConfig(const std::string& path) {
+  CFG_LET(text, ReadWhole(path, kConfigBytesMax, "the provider config"));
+  return ParseProviderConfig(text, path);
+}
+
+base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::string_view file,
+                                           const std::string& base_dir) {
+  Reader r{std::string(file)};
+  CFG_LET(doc, LoadDocument(yaml_text, r.File()));
+  try {
+    CFG_LET(m, r.OpenMap(doc, "", 1,
+                         {"requirements", "max_price", "deposit", "manifest", "manifest_hash",
+                          "bid_window"}));
+    OrderConfig oc;
+    oc.file = r.File();
+    CFG_LET(req_node, r.Need(m, "requirements", "what the machines must have"));
+    CFG_LET(q, r.OpenMap(req_node, "requirements", m.line,
+                         {"gpu", "gpus_per_machine", "machines", "min_vram_gib", "region", "fabric",
+                          "same_site", "min_cuda", "auditors", "attributes"}));
+    if (q.Has("gpu")) {
+      CFG_LET(models, r.List(q.fields["gpu"], q.line, "requirements.gpu", true));
+      std::set<std::string> seen;
+      for (size_t i = 0; i < models.size(); ++i) {
+        CFG_LET(model, r.Text(models[i], q.line, Index("requirements.gpu", i)));
+        if (seen.insert(model).second) oc.gpu_models.push_back(model);
+      }
+    }
+    CFG_LET(gpm, r.Need(q, "gpus_per_machine", "GPUs on each machine, e.g. 2"));
+    CFG_SET(oc.gpus_per_machine, r.U32(gpm, q.line, "requirements.gpus_per_machine", 1));
+    if (q.Has("machines"))
+      CFG_SET(oc.machines, r.U32(q.fields["machines"], q.line, "requirements.machines", 1));
+    if (q.Has("min_vram_gib"))
+      CFG_SET(oc.min_vram_gib,
+              r.U32(q.fields["min_vram_gib"], q.line, "requirements.min_vram_gib"));
+    if (q.Has("region"))
+      CFG_SET(oc.region, r.Text(q.fields["region"], q.line, "requirements.region"));
+    if (q.Has("fabric"))
+      CFG_SET(oc.fabric, r.OneOf(q.fields["fabric"], q.line, "requirements.fabric",
+                                 {"infiniband", "roce", "ethernet", "any"}));
+    if (oc.fabric == "any") oc.fabric.clear();
+    if (q.Has("same_site"))
+      CFG_SET(oc.same_site, r.Bool(q.fields["same_site"], q.line, "requirements.same_site"));
+    if (q.Has("min_cuda"))
+      CFG_SET(oc.min_cuda, r.Ver(q.fields["min_cuda"], q.line, "requirements.min_cuda"));
+    if (q.Has("auditors"))
+      CFG_SET(oc.auditors, r.Parties(q.fields["auditors"], q.line, "requirements.auditors"));
+    if (q.Has("attributes")) {
+      const YAML::Node& attrs = q.fields["attributes"];
+      int line = r.LineOf(attrs, q.line);
+      if (!attrs.IsMap())
+        return r.Err(line, "requirements.attributes",
+                     "expected a mapping of attribute: value, e.g. tier: \"3\"");
+      for (auto it = attrs.begin(); it != attrs.end(); ++it) {
+        std::string path = "requirements.attributes";
+        CFG_LET(key, r.Text(it->first, line, path));
+        CFG_LET(value, r.Text(it->second, line, Child(path, key)));
+        if (!oc.attributes.emplace(key, value).second)
+          return r.Err(r.LineOf(it->first, line), Child(path, key), "appears twice");
+      }
+    }
+    if (!oc.attributes.empty() && oc.auditors.empty())
+      return r.Err(q.line, "requirements.auditors",
+                   "attributes need at least one auditor whose attestation counts");
+
+    CFG_LET(price, r.Need(m, "max_price", "the most you pay, GPN per GPU-hour, e.g. 3"));
+    CFG_SET(oc.max_price_ugpn_per_gpu_hour,
+            r.Amount(price, m.line, "max_price", "max_price is GPN per GPU-hour"));
+    CFG_LET(deposit, r.Need(m, "deposit", "GPN put in escrow, e.g. 100"));
+    CFG_SET(oc.deposit_ugpn, r.Amount(deposit, m.line, "deposit", "the deposit is in GPN"));
+    CFG_LET(window, r.Need(m, "bid_window", "how long providers may bid, e.g. 30s"));
+    CFG_LET(window_text, r.Text(window, m.line, "bid_window"));
+    auto window_ms = ParseDurationMs(window_text);
+    if (!window_ms) return r.Err(r.LineOf(window, m.line), "bid_window", window_ms.error().message);
+    oc.bid_window_ms = *window_ms;
+
+    bool has_file = m.Has("manifest"), has_hash = m.Has("manifest_hash");
+    if (has_file == has_hash)
+      return r.Err(m.line, "manifest",
+                   has_file
+                       ? "give manifest or manifest_hash, not both"
+                       : "missing; give manifest: FILE (hashed for you) or manifest_hash: HEX");
+    if (has_hash) {
+      CFG_LET(hex, r.Text(m.fields["manifest_hash"], m.line, "manifest_hash"));
+      auto hash = base::FixedFromHex<32>(hex);
+      if (!hash)
+        return r.Err(
+            r.LineOf(m.fields["manifest_hash"], m.line), "manifest_hash",
+            "must be 64 hex characters (the BLAKE2b-256 of the manifest): " + hash.error().message);
+      oc.manifest_hash = *hash;
+    } else {
+      CFG_LET(path, r.Text(m.fields["manifest"], m.line, "manifest"));
+      std::filesystem::path p(path);
+      if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+      auto body = ReadWhole(p.string(), kManifestBytesMax, "the manifest");
+      if (!body)
+        return r.Err(r.LineOf(m.fields["manifest"], m.line), "manifest", body.error().message);
+      oc.manifest_path = p.string();
+      oc.manifest_hash = crypto::Blake2b256(base::AsBytes(*body));
+    }
+    return oc;
+  } catch (const YAML::Exception& e) {
+    return Fail(ErrorCode::kInvalidArgument, r.File() + ": " + e.what());
+  }
+}
+
+base::Result<OrderConfig> LoadOrderConfig(const std::string& path) {
+  CFG_LET(text, ReadWhole(path, kConfigBytesMax, "the order file"));
+  return ParseOrderConfig(text, path, std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace gpunet::client
