@@ -42,4 +42,66 @@ inline constexpr size_t kMempoolSenderTxsMax = 64;            ///< pending txs p
 inline constexpr uint64_t kMempoolNonceGapMax = 64;  ///< nonce - account's next nonce, at most
 inline constexpr uint64_t kMempoolRbfBumpPercent = 10;  ///< replace-by-fee: fee +10% at least
 
+// ---- market (issue 4, docs/market.md) ----
+// Sizes of market message fields (decoders reject more).
+inline constexpr size_t kPayoutSplitsMax = 16;         ///< payees of one provider
+inline constexpr size_t kPolicyTenantsMax = 64;        ///< allow or deny list entries
+inline constexpr size_t kOfferTenantsMax = 32;         ///< tenants of a private offer
+inline constexpr size_t kUriBytesMax = 256;            ///< tenant-API URI
+inline constexpr size_t kRegionBytesMax = 32;          ///< region ident
+inline constexpr size_t kGpuModelBytesMax = 32;        ///< GPU model ident
+inline constexpr size_t kVersionBytesMax = 32;         ///< driver version ident
+inline constexpr size_t kOrderGpuModelsMax = 8;        ///< accepted models of one order
+inline constexpr size_t kOrderAuditorsMax = 8;         ///< named auditors of one order
+inline constexpr size_t kAttributesMax = 16;           ///< attributes per attestation/order
+inline constexpr size_t kAttributeKeyBytesMax = 32;    ///< attribute key ident
+inline constexpr size_t kAttributeValueBytesMax = 64;  ///< attribute value text
+inline constexpr size_t kMachinesPerLeaseMax = 64;     ///< machines of one lease or bid
+inline constexpr uint32_t kGpusPerMachineMax = 64;     ///< GPUs one machine may report
+// Counts the rules enforce (included failures when exceeded).
+inline constexpr size_t kBidsPerOrderMax = 64;             ///< bids on one order
+inline constexpr size_t kOpenOrdersPerAccountMax = 16;     ///< open orders of one tenant
+inline constexpr size_t kSitesPerProviderMax = 64;         ///< sites of one provider
+inline constexpr size_t kMachinesPerProviderMax = 1024;    ///< machines of one provider
+inline constexpr size_t kOffersPerProviderMax = 64;        ///< open offers of one provider
+inline constexpr size_t kOpenLeasesPerProviderMax = 4096;  ///< open leases of one provider
+inline constexpr size_t kUnbondingEntriesMax = 16;         ///< pending unbondings per provider
+/// Machines one LeaseCreate may inspect for first fit (the offer's class on the
+/// provider): bounds the work of one message.
+inline constexpr size_t kOfferScanMachinesMax = 1024;
+/// End-of-block work items (awards, faults, expiries, each lease closed counts one)
+/// per block; the rest waits for the next block, settled at its own deadline so
+/// accrual stays exact.
+inline constexpr size_t kEndBlockWorkMax = 256;
+// Amounts and times of the market rules.
+inline constexpr uint64_t kProviderBondMinUgpn = 100'000'000;  ///< 100 GPN to be active
+inline constexpr uint64_t kBondUnbondingDelayMs = 7ull * 24 * 3600 * 1000;  ///< 7 days
+inline constexpr uint64_t kLeaseStartTimeoutMs = 10ull * 60 * 1000;         ///< reserved -> started
+inline constexpr uint64_t kManifestTimeoutMs = 30ull * 60 * 1000;  ///< NoManifest close after
+inline constexpr uint64_t kHeartbeatTimeoutMs = 5ull * 60 * 1000;  ///< max heartbeat gap
+inline constexpr uint64_t kHeartbeatGraceBlocks = 10;              ///< and this many blocks past it
+inline constexpr uint64_t kBidWindowMinMs = 1000;                  ///< shortest bid window
+inline constexpr uint64_t kBidWindowMaxMs = 7ull * 24 * 3600 * 1000;  ///< longest bid window
+inline constexpr uint64_t kMinDepositHours = 1;     ///< a deposit covers >= this many hours
+inline constexpr uint64_t kFaultPenaltyHours = 1;   ///< penalty = rate x this, from the bond
+inline constexpr uint32_t kPayoutBpTotal = 10'000;  ///< splits sum to exactly this
+inline constexpr uint64_t kMsPerHour = 3'600'000;   ///< accrual divisor
+
+// ---- consensus (bft) (src/consensus/bft.h; docs/consensus.md) ----
+/// Default for BftConfig::evidence_max_age_heights: equivocation evidence older
+/// than this many heights is neither proposed nor accepted (codec/evidence.h).
+inline constexpr uint64_t kBftEvidenceMaxAgeHeightsDefault = 100'000;
+/// Evidence items one core keeps waiting for a block (more are dropped: the first
+/// ones already prove the misbehaviour).
+inline constexpr size_t kBftEvidencePoolMax = 1024;
+/// Rounds above the current one whose messages a core stores; a message further
+/// ahead only counts towards the round skip (Alg.1 l.55) and is not kept.
+inline constexpr uint32_t kBftRoundsAheadMax = 10;
+/// Votes and proposals for the next height buffered until it starts.
+/// Highest round a message may name (timeouts grow per round, so honest validators
+/// never get near it); bounds the proposer-schedule work a message can cause.
+inline constexpr uint32_t kBftRoundMax = 100'000;
+inline constexpr size_t kBftFutureVotesMax = 4 * kValidatorsMax;
+inline constexpr size_t kBftFutureProposalsMax = 4;
+
 }  // namespace gpunet::base::limits

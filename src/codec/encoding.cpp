@@ -27,6 +27,25 @@ namespace limits = base::limits;
 
 namespace {
 
+// A list of items each read under "<name>[i]".
+template <class T, class ReadOne>
+Status ReadList(Reader& r, std::string_view name, size_t max, std::string_view limit_name,
+                std::vector<T>& out, ReadOne read_one) {
+  size_t n = 0;
+  CODEC_READ(n, r.Count(name, max, limit_name));
+  out.clear();
+  // Every item takes at least one byte: a count alone cannot make us allocate
+  // more than the input could fill.
+  out.reserve(std::min(n, r.Remaining()));
+  for (size_t i = 0; i < n; ++i) {
+    auto s = r.Enter(name, i);
+    T item{};
+    GPUNET_TRY(read_one(item));
+    out.push_back(std::move(item));
+  }
+  return base::Ok();
+}
+
 // ---- message bodies ----
 
 void WriteBody(Writer& w, const MsgSend& m) {
@@ -37,6 +56,422 @@ void WriteBody(Writer& w, const MsgSend& m) {
 Status ReadBody(Reader& r, MsgSend& m) {
   CODEC_READ(m.to, r.Fixed<20>("to"));
   CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
+  return base::Ok();
+}
+
+// ---- market message bodies (docs/encoding.md "Market messages") ----
+
+void WriteAddresses(Writer& w, const std::vector<Address>& v) {
+  w.Count(v.size());
+  for (const auto& a : v) w.Fixed(a);
+}
+
+// A set of addresses: strictly ascending (sorted, no duplicates).
+Status ReadAddresses(Reader& r, std::string_view name, size_t max, std::string_view limit_name,
+                     std::vector<Address>& out) {
+  GPUNET_TRY(ReadList(r, name, max, limit_name, out, [&](Address& a) -> Status {
+    CODEC_READ(a, r.Fixed<20>("address"));
+    return base::Ok();
+  }));
+  for (size_t i = 1; i < out.size(); ++i)
+    if (!(out[i - 1] < out[i]))
+      return r.Error(ErrorCode::kNonCanonical, name,
+                     "addresses must be strictly ascending (sorted, no duplicates)");
+  return base::Ok();
+}
+
+Status ReadFabric(Reader& r, std::string_view field, bool allow_any, Fabric& out) {
+  uint8_t v = 0;
+  CODEC_READ(v, r.U8(field));
+  if (v > static_cast<uint8_t>(Fabric::kEthernet) || (!allow_any && v == 0))
+    return r.Error(ErrorCode::kCorrupt, field,
+                   "fabric " + std::to_string(v) + " is not " + (allow_any ? "0 (any), " : "") +
+                       "1 (infiniband), 2 (roce) or 3 (ethernet)");
+  out = static_cast<Fabric>(v);
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const PayoutSplit& p) {
+  w.Fixed(p.payee);
+  w.U32(p.bp);
+}
+
+void WriteBody(Writer& w, const TenantPolicy& p) {
+  WriteAddresses(w, p.allow);
+  WriteAddresses(w, p.deny);
+}
+
+Status ReadPayouts(Reader& r, std::vector<PayoutSplit>& out) {
+  GPUNET_TRY(
+      ReadList(r, "payouts", CODEC_LIMIT(kPayoutSplitsMax), out, [&](PayoutSplit& p) -> Status {
+        CODEC_READ(p.payee, r.Fixed<20>("payee"));
+        CODEC_READ(p.bp, r.U32("bp"));
+        return base::Ok();
+      }));
+  for (size_t i = 1; i < out.size(); ++i)
+    if (!(out[i - 1].payee < out[i].payee))
+      return r.Error(ErrorCode::kNonCanonical, "payouts",
+                     "payees must be strictly ascending by address (sorted, no duplicates)");
+  return base::Ok();
+}
+
+Status ReadPolicy(Reader& r, TenantPolicy& out) {
+  auto s = r.Enter("policy");
+  GPUNET_TRY(ReadAddresses(r, "allow", CODEC_LIMIT(kPolicyTenantsMax), out.allow));
+  return ReadAddresses(r, "deny", CODEC_LIMIT(kPolicyTenantsMax), out.deny);
+}
+
+void WriteAttributes(Writer& w, const std::vector<Attribute>& v) {
+  w.Count(v.size());
+  for (const auto& a : v) {
+    w.String(a.key);
+    w.String(a.value);
+  }
+}
+
+Status ReadAttributes(Reader& r, std::vector<Attribute>& out) {
+  GPUNET_TRY(
+      ReadList(r, "attributes", CODEC_LIMIT(kAttributesMax), out, [&](Attribute& a) -> Status {
+        CODEC_READ(a.key, r.String("key", limits::kAttributeKeyBytesMax, StringRule::kIdent,
+                                   "kAttributeKeyBytesMax"));
+        CODEC_READ(a.value, r.String("value", limits::kAttributeValueBytesMax, StringRule::kText,
+                                     "kAttributeValueBytesMax"));
+        return base::Ok();
+      }));
+  for (size_t i = 1; i < out.size(); ++i)
+    if (!(out[i - 1].key < out[i].key))
+      return r.Error(ErrorCode::kNonCanonical, "attributes",
+                     "attribute keys must be strictly ascending (sorted, no duplicates)");
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const Requirements& q) {
+  w.Count(q.gpu_models.size());
+  for (const auto& m : q.gpu_models) w.String(m);
+  w.U32(q.gpus_per_machine);
+  w.U32(q.machines);
+  w.U32(q.min_vram_gib);
+  w.String(q.region);
+  w.U8(static_cast<uint8_t>(q.fabric));
+  w.Bool(q.same_site);
+  w.U32(q.min_cuda_version);
+  WriteAddresses(w, q.auditors);
+  WriteAttributes(w, q.attributes);
+}
+
+Status ReadBody(Reader& r, Requirements& q) {
+  auto s = r.Enter("requirements");
+  GPUNET_TRY(ReadList(r, "gpu_models", CODEC_LIMIT(kOrderGpuModelsMax), q.gpu_models,
+                      [&](std::string& m) -> Status {
+                        CODEC_READ(m, r.String("model", limits::kGpuModelBytesMax,
+                                               StringRule::kIdent, "kGpuModelBytesMax"));
+                        return base::Ok();
+                      }));
+  for (size_t i = 1; i < q.gpu_models.size(); ++i)
+    if (!(q.gpu_models[i - 1] < q.gpu_models[i]))
+      return r.Error(ErrorCode::kNonCanonical, "gpu_models",
+                     "models must be strictly ascending (sorted, no duplicates)");
+  CODEC_READ(q.gpus_per_machine, r.U32("gpus_per_machine"));
+  CODEC_READ(q.machines, r.U32("machines"));
+  CODEC_READ(q.min_vram_gib, r.U32("min_vram_gib"));
+  CODEC_READ(q.region,
+             r.String("region", limits::kRegionBytesMax, StringRule::kText, "kRegionBytesMax"));
+  if (!q.region.empty())
+    if (auto ident = CheckString(q.region, limits::kRegionBytesMax, StringRule::kIdent, "region");
+        !ident)
+      return r.Error(ErrorCode::kCorrupt, "region",
+                     "a region is empty (any) or printable ASCII without spaces");
+  GPUNET_TRY(ReadFabric(r, "fabric", true, q.fabric));
+  CODEC_READ(q.same_site, r.Bool("same_site"));
+  CODEC_READ(q.min_cuda_version, r.U32("min_cuda_version"));
+  GPUNET_TRY(ReadAddresses(r, "auditors", CODEC_LIMIT(kOrderAuditorsMax), q.auditors));
+  return ReadAttributes(r, q.attributes);
+}
+
+// Fields shared by register and update, in their encoded order.
+template <class M>
+void WriteProviderFields(Writer& w, const M& m) {
+  w.Fixed(m.operator_address);
+  w.String(m.tenant_api_uri);
+  w.Fixed(m.tls_fingerprint);
+  w.String(m.region);
+}
+
+template <class M>
+Status ReadProviderFields(Reader& r, M& m) {
+  CODEC_READ(m.operator_address, r.Fixed<20>("operator_address"));
+  CODEC_READ(m.tenant_api_uri,
+             r.String("tenant_api_uri", limits::kUriBytesMax, StringRule::kIdent, "kUriBytesMax"));
+  CODEC_READ(m.tls_fingerprint, r.Fixed<32>("tls_fingerprint"));
+  CODEC_READ(m.region,
+             r.String("region", limits::kRegionBytesMax, StringRule::kIdent, "kRegionBytesMax"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgProviderRegister& m) {
+  WriteProviderFields(w, m);
+  w.U64(m.bond_ugpn);
+  w.Count(m.payouts.size());
+  for (const auto& p : m.payouts) WriteBody(w, p);
+  WriteBody(w, m.policy);
+}
+
+Status ReadBody(Reader& r, MsgProviderRegister& m) {
+  GPUNET_TRY(ReadProviderFields(r, m));
+  CODEC_READ(m.bond_ugpn, r.U64("bond_ugpn"));
+  GPUNET_TRY(ReadPayouts(r, m.payouts));
+  return ReadPolicy(r, m.policy);
+}
+
+void WriteBody(Writer& w, const MsgProviderUpdate& m) {
+  WriteProviderFields(w, m);
+  w.Count(m.payouts.size());
+  for (const auto& p : m.payouts) WriteBody(w, p);
+  WriteBody(w, m.policy);
+}
+
+Status ReadBody(Reader& r, MsgProviderUpdate& m) {
+  GPUNET_TRY(ReadProviderFields(r, m));
+  GPUNET_TRY(ReadPayouts(r, m.payouts));
+  return ReadPolicy(r, m.policy);
+}
+
+void WriteBody(Writer&, const MsgProviderDeregister&) {}
+Status ReadBody(Reader&, MsgProviderDeregister&) {
+  return base::Ok();
+}
+void WriteBody(Writer&, const MsgProviderClaimUnbonded&) {}
+Status ReadBody(Reader&, MsgProviderClaimUnbonded&) {
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgProviderBond& m) {
+  w.U64(m.amount_ugpn);
+}
+Status ReadBody(Reader& r, MsgProviderBond& m) {
+  CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
+  return base::Ok();
+}
+void WriteBody(Writer& w, const MsgProviderUnbond& m) {
+  w.U64(m.amount_ugpn);
+}
+Status ReadBody(Reader& r, MsgProviderUnbond& m) {
+  CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgSiteUpsert& m) {
+  w.Fixed(m.provider);
+  w.U32(m.site_id);
+  w.U8(static_cast<uint8_t>(m.fabric));
+  w.U32(m.bandwidth_gbps);
+}
+Status ReadBody(Reader& r, MsgSiteUpsert& m) {
+  CODEC_READ(m.provider, r.Fixed<20>("provider"));
+  CODEC_READ(m.site_id, r.U32("site_id"));
+  GPUNET_TRY(ReadFabric(r, "fabric", false, m.fabric));
+  CODEC_READ(m.bandwidth_gbps, r.U32("bandwidth_gbps"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgMachineUpsert& m) {
+  w.Fixed(m.provider);
+  w.U32(m.machine_id);
+  w.U32(m.site_id);
+  w.String(m.gpu_model);
+  w.U32(m.gpu_count);
+  w.U32(m.vram_gib);
+  w.U8(static_cast<uint8_t>(m.link));
+  w.String(m.driver_version);
+  w.U32(m.cuda_version);
+  w.U32(m.compute_capability);
+  w.U32(m.cpu_cores);
+  w.U32(m.memory_gib);
+  w.U32(m.disk_gib);
+}
+Status ReadBody(Reader& r, MsgMachineUpsert& m) {
+  CODEC_READ(m.provider, r.Fixed<20>("provider"));
+  CODEC_READ(m.machine_id, r.U32("machine_id"));
+  CODEC_READ(m.site_id, r.U32("site_id"));
+  CODEC_READ(m.gpu_model, r.String("gpu_model", limits::kGpuModelBytesMax, StringRule::kIdent,
+                                   "kGpuModelBytesMax"));
+  CODEC_READ(m.gpu_count, r.U32("gpu_count"));
+  CODEC_READ(m.vram_gib, r.U32("vram_gib"));
+  uint8_t link = 0;
+  CODEC_READ(link, r.U8("link"));
+  if (link != static_cast<uint8_t>(GpuLink::kNvlink) &&
+      link != static_cast<uint8_t>(GpuLink::kPcie))
+    return r.Error(ErrorCode::kCorrupt, "link",
+                   "link " + std::to_string(link) + " is not 1 (nvlink) or 2 (pcie)");
+  m.link = static_cast<GpuLink>(link);
+  CODEC_READ(m.driver_version, r.String("driver_version", limits::kVersionBytesMax,
+                                        StringRule::kIdent, "kVersionBytesMax"));
+  CODEC_READ(m.cuda_version, r.U32("cuda_version"));
+  CODEC_READ(m.compute_capability, r.U32("compute_capability"));
+  CODEC_READ(m.cpu_cores, r.U32("cpu_cores"));
+  CODEC_READ(m.memory_gib, r.U32("memory_gib"));
+  CODEC_READ(m.disk_gib, r.U32("disk_gib"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgMachineRemove& m) {
+  w.Fixed(m.provider);
+  w.U32(m.machine_id);
+}
+Status ReadBody(Reader& r, MsgMachineRemove& m) {
+  CODEC_READ(m.provider, r.Fixed<20>("provider"));
+  CODEC_READ(m.machine_id, r.U32("machine_id"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgOfferCreate& m) {
+  w.Fixed(m.provider);
+  w.String(m.gpu_model);
+  w.U32(m.site_id);
+  w.U64(m.price_ugpn_per_gpu_hour);
+  WriteAddresses(w, m.tenants);
+}
+Status ReadBody(Reader& r, MsgOfferCreate& m) {
+  CODEC_READ(m.provider, r.Fixed<20>("provider"));
+  CODEC_READ(m.gpu_model, r.String("gpu_model", limits::kGpuModelBytesMax, StringRule::kIdent,
+                                   "kGpuModelBytesMax"));
+  CODEC_READ(m.site_id, r.U32("site_id"));
+  CODEC_READ(m.price_ugpn_per_gpu_hour, r.U64("price_ugpn_per_gpu_hour"));
+  return ReadAddresses(r, "tenants", CODEC_LIMIT(kOfferTenantsMax), m.tenants);
+}
+
+void WriteBody(Writer& w, const MsgOfferClose& m) {
+  w.Fixed(m.provider);
+  w.U64(m.offer_id);
+}
+Status ReadBody(Reader& r, MsgOfferClose& m) {
+  CODEC_READ(m.provider, r.Fixed<20>("provider"));
+  CODEC_READ(m.offer_id, r.U64("offer_id"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgLeaseCreate& m) {
+  w.U64(m.offer_id);
+  w.U32(m.machines);
+  w.U32(m.gpus_per_machine);
+  w.U64(m.deposit_ugpn);
+  w.Fixed(m.manifest_hash);
+}
+Status ReadBody(Reader& r, MsgLeaseCreate& m) {
+  CODEC_READ(m.offer_id, r.U64("offer_id"));
+  CODEC_READ(m.machines, r.U32("machines"));
+  CODEC_READ(m.gpus_per_machine, r.U32("gpus_per_machine"));
+  CODEC_READ(m.deposit_ugpn, r.U64("deposit_ugpn"));
+  CODEC_READ(m.manifest_hash, r.Fixed<32>("manifest_hash"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgOrderCreate& m) {
+  WriteBody(w, m.requirements);
+  w.U64(m.max_price_ugpn_per_gpu_hour);
+  w.U64(m.deposit_ugpn);
+  w.Fixed(m.manifest_hash);
+  w.U64(m.bid_window_ms);
+}
+Status ReadBody(Reader& r, MsgOrderCreate& m) {
+  GPUNET_TRY(ReadBody(r, m.requirements));
+  CODEC_READ(m.max_price_ugpn_per_gpu_hour, r.U64("max_price_ugpn_per_gpu_hour"));
+  CODEC_READ(m.deposit_ugpn, r.U64("deposit_ugpn"));
+  CODEC_READ(m.manifest_hash, r.Fixed<32>("manifest_hash"));
+  CODEC_READ(m.bid_window_ms, r.U64("bid_window_ms"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgOrderClose& m) {
+  w.U64(m.order_id);
+}
+Status ReadBody(Reader& r, MsgOrderClose& m) {
+  CODEC_READ(m.order_id, r.U64("order_id"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgBidCreate& m) {
+  w.Fixed(m.provider);
+  w.U64(m.order_id);
+  w.U64(m.price_ugpn_per_gpu_hour);
+  w.Count(m.machine_ids.size());
+  for (uint32_t id : m.machine_ids) w.U32(id);
+}
+Status ReadBody(Reader& r, MsgBidCreate& m) {
+  CODEC_READ(m.provider, r.Fixed<20>("provider"));
+  CODEC_READ(m.order_id, r.U64("order_id"));
+  CODEC_READ(m.price_ugpn_per_gpu_hour, r.U64("price_ugpn_per_gpu_hour"));
+  GPUNET_TRY(ReadList(r, "machine_ids", CODEC_LIMIT(kMachinesPerLeaseMax), m.machine_ids,
+                      [&](uint32_t& id) -> Status {
+                        CODEC_READ(id, r.U32("machine_id"));
+                        return base::Ok();
+                      }));
+  for (size_t i = 1; i < m.machine_ids.size(); ++i)
+    if (!(m.machine_ids[i - 1] < m.machine_ids[i]))
+      return r.Error(ErrorCode::kNonCanonical, "machine_ids",
+                     "machine ids must be strictly ascending (sorted, no duplicates)");
+  return base::Ok();
+}
+
+// Messages whose body is one u64 id.
+#define CODEC_ID_BODY(Type, field)           \
+  void WriteBody(Writer& w, const Type& m) { \
+    w.U64(m.field);                          \
+  }                                          \
+  Status ReadBody(Reader& r, Type& m) {      \
+    CODEC_READ(m.field, r.U64(#field));      \
+    return base::Ok();                       \
+  }
+CODEC_ID_BODY(MsgBidAccept, bid_id)
+CODEC_ID_BODY(MsgLeaseStarted, lease_id)
+CODEC_ID_BODY(MsgLeaseWithdraw, lease_id)
+#undef CODEC_ID_BODY
+
+void WriteBody(Writer& w, const MsgLeaseDeposit& m) {
+  w.U64(m.lease_id);
+  w.U64(m.amount_ugpn);
+}
+Status ReadBody(Reader& r, MsgLeaseDeposit& m) {
+  CODEC_READ(m.lease_id, r.U64("lease_id"));
+  CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgLeaseClose& m) {
+  w.U64(m.lease_id);
+  w.U8(static_cast<uint8_t>(m.reason));
+}
+Status ReadBody(Reader& r, MsgLeaseClose& m) {
+  CODEC_READ(m.lease_id, r.U64("lease_id"));
+  uint8_t reason = 0;
+  CODEC_READ(reason, r.U8("reason"));
+  if (reason > static_cast<uint8_t>(CloseReason::kNoManifest))
+    return r.Error(
+        ErrorCode::kCorrupt, "reason",
+        "close reason " + std::to_string(reason) + " is not 0 (normal) or 1 (no_manifest)");
+  m.reason = static_cast<CloseReason>(reason);
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgHeartbeat& m) {
+  w.Fixed(m.provider);
+}
+Status ReadBody(Reader& r, MsgHeartbeat& m) {
+  CODEC_READ(m.provider, r.Fixed<20>("provider"));
+  return base::Ok();
+}
+
+void WriteBody(Writer& w, const MsgAttest& m) {
+  w.Fixed(m.provider);
+  w.U32(m.machine_id);
+  WriteAttributes(w, m.attributes);
+  w.U64(m.expires_at_ms);
+}
+Status ReadBody(Reader& r, MsgAttest& m) {
+  CODEC_READ(m.provider, r.Fixed<20>("provider"));
+  CODEC_READ(m.machine_id, r.U32("machine_id"));
+  GPUNET_TRY(ReadAttributes(r, m.attributes));
+  CODEC_READ(m.expires_at_ms, r.U64("expires_at_ms"));
   return base::Ok();
 }
 
@@ -100,25 +535,6 @@ void WriteTagged(Writer& w, const Variant& v) {
         WriteBody(w, alt);
       },
       v);
-}
-
-// A list of items each read under "<name>[i]".
-template <class T, class ReadOne>
-Status ReadList(Reader& r, std::string_view name, size_t max, std::string_view limit_name,
-                std::vector<T>& out, ReadOne read_one) {
-  size_t n = 0;
-  CODEC_READ(n, r.Count(name, max, limit_name));
-  out.clear();
-  // Every item takes at least one byte: a count alone cannot make us allocate
-  // more than the input could fill.
-  out.reserve(std::min(n, r.Remaining()));
-  for (size_t i = 0; i < n; ++i) {
-    auto s = r.Enter(name, i);
-    T item{};
-    GPUNET_TRY(read_one(item));
-    out.push_back(std::move(item));
-  }
-  return base::Ok();
 }
 
 template <class T>

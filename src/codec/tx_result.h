@@ -54,7 +54,41 @@ enum class TxCode : uint16_t {
   kInsufficientFunds = 100,  ///< sender cannot cover a message's amount after the fee
   kBalanceOverflow = 101,    ///< a recipient balance would overflow 64 bits
 
-  // ---- included but failed: market (200..999), issue 4 appends here ----
+  // ---- included but failed: market (200..999), docs/market.md ----
+  kMarketUnknownProvider = 200,
+  kMarketProviderExists = 201,
+  kMarketNotOwner = 202,
+  kMarketNotOperator = 203,
+  kMarketBadSplits = 204,
+  kMarketBondTooLow = 205,
+  kMarketOpenLeases = 206,
+  kMarketInsufficientBond = 207,
+  kMarketNothingToClaim = 208,
+  kMarketUnknownSite = 209,
+  kMarketUnknownMachine = 210,
+  kMarketInventoryInUse = 211,
+  kMarketLimitReached = 212,
+  kMarketZeroAmount = 213,
+  kMarketUnknownOffer = 214,
+  kMarketOfferClosed = 215,
+  kMarketNotAllowed = 216,
+  kMarketNoCapacity = 217,
+  kMarketDepositTooLow = 218,
+  kMarketInsufficientFunds = 219,
+  kMarketUnknownOrder = 220,
+  kMarketOrderClosed = 221,
+  kMarketBidWindowClosed = 222,
+  kMarketDuplicateBid = 223,
+  kMarketBidMismatch = 224,
+  kMarketUnknownBid = 225,
+  kMarketUnknownLease = 226,
+  kMarketLeaseState = 227,
+  kMarketNotParty = 228,
+  kMarketTooEarly = 229,
+  kMarketAmountOverflow = 230,
+  kMarketInvalidField = 231,
+  kMarketProviderInactive = 232,
+  kMarketNothingToWithdraw = 233,
 };
 
 /// First and last numbers of each range (inclusive).

@@ -33,7 +33,29 @@ using crypto::Signature;
 /// compile time in encoding.cpp.
 enum class MsgTag : uint16_t {
   kSend = 1,  ///< MsgSend: move tokens between accounts
-  // market messages come next (issue 4): append here and to Msg, in the same order.
+  // ---- market (issue 4, docs/market.md); append new tags at the end ----
+  kProviderRegister = 2,       ///< MsgProviderRegister
+  kProviderUpdate = 3,         ///< MsgProviderUpdate
+  kProviderDeregister = 4,     ///< MsgProviderDeregister
+  kProviderBond = 5,           ///< MsgProviderBond
+  kProviderUnbond = 6,         ///< MsgProviderUnbond
+  kProviderClaimUnbonded = 7,  ///< MsgProviderClaimUnbonded
+  kSiteUpsert = 8,             ///< MsgSiteUpsert
+  kMachineUpsert = 9,          ///< MsgMachineUpsert
+  kMachineRemove = 10,         ///< MsgMachineRemove
+  kOfferCreate = 11,           ///< MsgOfferCreate
+  kOfferClose = 12,            ///< MsgOfferClose
+  kLeaseCreate = 13,           ///< MsgLeaseCreate
+  kOrderCreate = 14,           ///< MsgOrderCreate
+  kOrderClose = 15,            ///< MsgOrderClose
+  kBidCreate = 16,             ///< MsgBidCreate
+  kBidAccept = 17,             ///< MsgBidAccept
+  kLeaseStarted = 18,          ///< MsgLeaseStarted
+  kLeaseDeposit = 19,          ///< MsgLeaseDeposit
+  kLeaseWithdraw = 20,         ///< MsgLeaseWithdraw
+  kLeaseClose = 21,            ///< MsgLeaseClose
+  kHeartbeat = 22,             ///< MsgHeartbeat
+  kAttest = 23,                ///< MsgAttest
 };
 
 /// Moves amount_ugpn from the tx sender to `to`. The recipient account is created
@@ -45,8 +67,294 @@ struct MsgSend {
   bool operator==(const MsgSend&) const = default;
 };
 
+// ---- market messages (docs/market.md has every rule and failure code) ----
+//
+// Ids: a provider is its owner's address; sites and machines carry ids the provider
+// chooses (u32, unique within the provider, 1..); offers, orders, bids and leases get
+// u64 ids from chain-wide counters (first 1), announced in the message's event.
+// Messages a provider's operator key may send name the provider explicitly.
+// Prices are ugpn per GPU-hour; times are consensus ms.
+
+/// Fabric of a site (u8). 0 in Requirements means "any".
+enum class Fabric : uint8_t {
+  kAny = 0,
+  kInfiniband = 1,
+  kRoce = 2,
+  kEthernet = 3,
+};
+
+/// In-machine GPU link (u8).
+enum class GpuLink : uint8_t {
+  kNvlink = 1,
+  kPcie = 2,
+};
+
+/// Why a lease is closed by MsgLeaseClose (u8).
+enum class CloseReason : uint8_t {
+  kNormal = 0,      ///< tenant or provider ends the lease
+  kNoManifest = 1,  ///< provider only: started, no manifest after the manifest timeout
+};
+
+/// One payee of a provider's earnings. Splits list payees in strictly ascending
+/// address order; their bp sum to exactly 10,000 (checked by the market rules).
+struct PayoutSplit {
+  Address payee;
+  uint32_t bp = 0;  ///< basis points, 1..10,000
+  bool operator==(const PayoutSplit&) const = default;
+};
+
+/// Whom a provider serves. Both lists are strictly ascending (sets). A non-empty
+/// allow list admits only its members; deny always refuses.
+struct TenantPolicy {
+  std::vector<Address> allow;  ///< <= kPolicyTenantsMax
+  std::vector<Address> deny;   ///< <= kPolicyTenantsMax
+  bool operator==(const TenantPolicy&) const = default;
+};
+
+/// An attested (or required) attribute: key ident <= kAttributeKeyBytesMax, value
+/// text <= kAttributeValueBytesMax. Lists are strictly ascending by key.
+struct Attribute {
+  std::string key;
+  std::string value;
+  bool operator==(const Attribute&) const = default;
+};
+
+/// What an order asks of the machines of a bid.
+struct Requirements {
+  std::vector<std::string> gpu_models;  ///< accepted models, ascending; empty = any
+  uint32_t gpus_per_machine = 0;        ///< >= 1
+  uint32_t machines = 0;                ///< 1..kMachinesPerLeaseMax
+  uint32_t min_vram_gib = 0;            ///< per GPU; 0 = any
+  std::string region;                   ///< empty = any (ident otherwise)
+  Fabric fabric = Fabric::kAny;         ///< site fabric; kAny = any
+  bool same_site = false;               ///< all machines on one site
+  uint32_t min_cuda_version = 0;        ///< e.g. 12010 = 12.1; 0 = any
+  std::vector<Address> auditors;        ///< ascending; attributes must be attested by one
+  std::vector<Attribute> attributes;    ///< ascending by key; each attested on the provider
+                                        ///< or on every machine of the bid, unexpired
+  bool operator==(const Requirements&) const = default;
+};
+
+/// Sender = the owner key. Creates the provider (id = owner address) with the bond
+/// moved from the owner's balance.
+struct MsgProviderRegister {
+  static constexpr MsgTag kTag = MsgTag::kProviderRegister;
+  Address operator_address;          ///< the key for daily txs (may equal the owner)
+  std::string tenant_api_uri;        ///< printable ASCII, 1..kUriBytesMax
+  Hash32 tls_fingerprint;            ///< SHA-256/BLAKE2b of the tenant API's TLS key
+  std::string region;                ///< ident, 1..kRegionBytesMax
+  uint64_t bond_ugpn = 0;            ///< >= kProviderBondMinUgpn
+  std::vector<PayoutSplit> payouts;  ///< 1..kPayoutSplitsMax, sum 10,000 bp
+  TenantPolicy policy;
+  bool operator==(const MsgProviderRegister&) const = default;
+};
+
+/// Sender = the owner key. Replaces every field below on the provider.
+struct MsgProviderUpdate {
+  static constexpr MsgTag kTag = MsgTag::kProviderUpdate;
+  Address operator_address;
+  std::string tenant_api_uri;
+  Hash32 tls_fingerprint;
+  std::string region;
+  std::vector<PayoutSplit> payouts;
+  TenantPolicy policy;
+  bool operator==(const MsgProviderUpdate&) const = default;
+};
+
+/// Sender = the owner key. Refused while leases are open; the bond starts unbonding.
+struct MsgProviderDeregister {
+  static constexpr MsgTag kTag = MsgTag::kProviderDeregister;
+  bool operator==(const MsgProviderDeregister&) const = default;
+};
+
+/// Sender = the owner key. Adds amount_ugpn from the owner's balance to the bond.
+struct MsgProviderBond {
+  static constexpr MsgTag kTag = MsgTag::kProviderBond;
+  uint64_t amount_ugpn = 0;
+  bool operator==(const MsgProviderBond&) const = default;
+};
+
+/// Sender = the owner key. Moves amount_ugpn of the bond to unbonding; claimable
+/// after kBondUnbondingDelayMs.
+struct MsgProviderUnbond {
+  static constexpr MsgTag kTag = MsgTag::kProviderUnbond;
+  uint64_t amount_ugpn = 0;
+  bool operator==(const MsgProviderUnbond&) const = default;
+};
+
+/// Sender = the owner key. Pays every matured unbonding entry to the owner.
+struct MsgProviderClaimUnbonded {
+  static constexpr MsgTag kTag = MsgTag::kProviderClaimUnbonded;
+  bool operator==(const MsgProviderClaimUnbonded&) const = default;
+};
+
+/// Sender = owner or operator. Creates or updates a site (a fabric).
+struct MsgSiteUpsert {
+  static constexpr MsgTag kTag = MsgTag::kSiteUpsert;
+  Address provider;
+  uint32_t site_id = 0;               ///< >= 1
+  Fabric fabric = Fabric::kEthernet;  ///< not kAny
+  uint32_t bandwidth_gbps = 0;
+  bool operator==(const MsgSiteUpsert&) const = default;
+};
+
+/// Sender = owner or operator. Creates or updates a machine (self-reported). An
+/// update may not take gpu_count below the GPUs leased on it now, nor change its
+/// site, model or other attributes while any GPU is leased (only the count may grow).
+struct MsgMachineUpsert {
+  static constexpr MsgTag kTag = MsgTag::kMachineUpsert;
+  Address provider;
+  uint32_t machine_id = 0;  ///< >= 1
+  uint32_t site_id = 0;     ///< an existing site of the provider
+  std::string gpu_model;    ///< ident, e.g. "H100"
+  uint32_t gpu_count = 0;   ///< 1..kGpusPerMachineMax
+  uint32_t vram_gib = 0;    ///< per GPU
+  GpuLink link = GpuLink::kPcie;
+  std::string driver_version;       ///< ident, e.g. "550.54.15"
+  uint32_t cuda_version = 0;        ///< major*1000 + minor*10 (12.1 -> 12010)
+  uint32_t compute_capability = 0;  ///< major*10 + minor (9.0 -> 90)
+  uint32_t cpu_cores = 0;
+  uint32_t memory_gib = 0;
+  uint32_t disk_gib = 0;
+  bool operator==(const MsgMachineUpsert&) const = default;
+};
+
+/// Sender = owner or operator. Refused while any GPU of the machine is leased.
+struct MsgMachineRemove {
+  static constexpr MsgTag kTag = MsgTag::kMachineRemove;
+  Address provider;
+  uint32_t machine_id = 0;
+  bool operator==(const MsgMachineRemove&) const = default;
+};
+
+/// Sender = owner or operator. A standing price for the provider's machines of one
+/// GPU model (on one site, or any when site_id = 0), optionally private.
+struct MsgOfferCreate {
+  static constexpr MsgTag kTag = MsgTag::kOfferCreate;
+  Address provider;
+  std::string gpu_model;                 ///< ident
+  uint32_t site_id = 0;                  ///< 0 = any site of the provider
+  uint64_t price_ugpn_per_gpu_hour = 0;  ///< >= 1
+  std::vector<Address> tenants;          ///< ascending; empty = public, else only these may lease
+  bool operator==(const MsgOfferCreate&) const = default;
+};
+
+/// Sender = owner or operator. Closes the offer (open leases are unaffected).
+struct MsgOfferClose {
+  static constexpr MsgTag kTag = MsgTag::kOfferClose;
+  Address provider;
+  uint64_t offer_id = 0;
+  bool operator==(const MsgOfferClose&) const = default;
+};
+
+/// Sender = the tenant. Leases `machines` machines with `gpus_per_machine` free GPUs
+/// each from the offer, now (first fit in key order; machines > 1: one site). The
+/// deposit moves to the lease's escrow; it must cover at least one hour of the rate.
+struct MsgLeaseCreate {
+  static constexpr MsgTag kTag = MsgTag::kLeaseCreate;
+  uint64_t offer_id = 0;
+  uint32_t machines = 0;          ///< 1..kMachinesPerLeaseMax
+  uint32_t gpus_per_machine = 0;  ///< >= 1
+  uint64_t deposit_ugpn = 0;
+  Hash32 manifest_hash;  ///< BLAKE2b-256 of the manifest the tenant will send
+  bool operator==(const MsgLeaseCreate&) const = default;
+};
+
+/// Sender = the tenant. Opens a reverse auction; the deposit is held by the order
+/// until award (then the lease's) or close (refunded).
+struct MsgOrderCreate {
+  static constexpr MsgTag kTag = MsgTag::kOrderCreate;
+  Requirements requirements;
+  uint64_t max_price_ugpn_per_gpu_hour = 0;  ///< >= 1
+  uint64_t deposit_ugpn = 0;                 ///< >= one hour at max price for all GPUs
+  Hash32 manifest_hash;
+  uint64_t bid_window_ms = 0;  ///< kBidWindowMinMs..kBidWindowMaxMs
+  bool operator==(const MsgOrderCreate&) const = default;
+};
+
+/// Sender = the tenant. Closes an order not yet awarded and refunds its deposit.
+struct MsgOrderClose {
+  static constexpr MsgTag kTag = MsgTag::kOrderClose;
+  uint64_t order_id = 0;
+  bool operator==(const MsgOrderClose&) const = default;
+};
+
+/// Sender = owner or operator of `provider`. Offers the named machines (one per
+/// machine the order asks for) at a price; reserves nothing.
+struct MsgBidCreate {
+  static constexpr MsgTag kTag = MsgTag::kBidCreate;
+  Address provider;
+  uint64_t order_id = 0;
+  uint64_t price_ugpn_per_gpu_hour = 0;  ///< 1..order's max price
+  std::vector<uint32_t> machine_ids;     ///< strictly ascending, == order's machines
+  bool operator==(const MsgBidCreate&) const = default;
+};
+
+/// Sender = the order's tenant. Awards the order to this bid now (its machines must
+/// be free).
+struct MsgBidAccept {
+  static constexpr MsgTag kTag = MsgTag::kBidAccept;
+  uint64_t bid_id = 0;
+  bool operator==(const MsgBidAccept&) const = default;
+};
+
+/// Sender = owner or operator of the lease's provider: the reservation is live and
+/// the tenant API answers. Billing starts at this block's time.
+struct MsgLeaseStarted {
+  static constexpr MsgTag kTag = MsgTag::kLeaseStarted;
+  uint64_t lease_id = 0;
+  bool operator==(const MsgLeaseStarted&) const = default;
+};
+
+/// Any sender. Adds amount_ugpn to an open lease's escrow (extends paid_until).
+struct MsgLeaseDeposit {
+  static constexpr MsgTag kTag = MsgTag::kLeaseDeposit;
+  uint64_t lease_id = 0;
+  uint64_t amount_ugpn = 0;
+  bool operator==(const MsgLeaseDeposit&) const = default;
+};
+
+/// Sender = owner or operator of the lease's provider. Pays what accrued and was
+/// not yet paid, by the provider's payout splits.
+struct MsgLeaseWithdraw {
+  static constexpr MsgTag kTag = MsgTag::kLeaseWithdraw;
+  uint64_t lease_id = 0;
+  bool operator==(const MsgLeaseWithdraw&) const = default;
+};
+
+/// Sender = the tenant, or owner/operator of the provider. Settles and refunds now.
+struct MsgLeaseClose {
+  static constexpr MsgTag kTag = MsgTag::kLeaseClose;
+  uint64_t lease_id = 0;
+  CloseReason reason = CloseReason::kNormal;
+  bool operator==(const MsgLeaseClose&) const = default;
+};
+
+/// Sender = owner or operator: proof of life for every started lease of `provider`.
+struct MsgHeartbeat {
+  static constexpr MsgTag kTag = MsgTag::kHeartbeat;
+  Address provider;
+  bool operator==(const MsgHeartbeat&) const = default;
+};
+
+/// Any sender (the auditor): attests attributes of a provider (machine_id 0) or of
+/// one of its machines until expires_at_ms. Re-attesting a key replaces it.
+struct MsgAttest {
+  static constexpr MsgTag kTag = MsgTag::kAttest;
+  Address provider;
+  uint32_t machine_id = 0;            ///< 0 = the provider itself
+  std::vector<Attribute> attributes;  ///< 1..kAttributesMax, ascending by key
+  uint64_t expires_at_ms = 0;         ///< after the block time
+  bool operator==(const MsgAttest&) const = default;
+};
+
 /// One typed message of a transaction: a tagged union whose tag table is MsgTag.
-using Msg = std::variant<MsgSend>;
+using Msg =
+    std::variant<MsgSend, MsgProviderRegister, MsgProviderUpdate, MsgProviderDeregister,
+                 MsgProviderBond, MsgProviderUnbond, MsgProviderClaimUnbonded, MsgSiteUpsert,
+                 MsgMachineUpsert, MsgMachineRemove, MsgOfferCreate, MsgOfferClose, MsgLeaseCreate,
+                 MsgOrderCreate, MsgOrderClose, MsgBidCreate, MsgBidAccept, MsgLeaseStarted,
+                 MsgLeaseDeposit, MsgLeaseWithdraw, MsgLeaseClose, MsgHeartbeat, MsgAttest>;
 
 /// Wire tag of the message held.
 MsgTag TagOf(const Msg& msg);

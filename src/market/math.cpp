@@ -1,0 +1,74 @@
+#include "market/math.h"
+
+#include "base/check.h"
+#include "base/limits.h"
+
+namespace gpunet::market {
+
+namespace limits = base::limits;
+
+std::optional<uint64_t> RateOf(uint64_t price_ugpn_per_gpu_hour, uint64_t gpus) {
+  uint64_t r = 0;
+  if (__builtin_mul_overflow(price_ugpn_per_gpu_hour, gpus, &r)) return std::nullopt;
+  return r;
+}
+
+uint64_t Accrued(uint64_t rate_ugpn_per_hour, uint64_t elapsed_ms) {
+  unsigned __int128 q =
+      static_cast<unsigned __int128>(rate_ugpn_per_hour) * elapsed_ms / limits::kMsPerHour;
+  return q > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(q);
+}
+
+uint64_t PaidMs(uint64_t deposited_ugpn, uint64_t rate_ugpn_per_hour) {
+  GPUNET_CHECK(rate_ugpn_per_hour > 0);
+  unsigned __int128 q =
+      static_cast<unsigned __int128>(deposited_ugpn) * limits::kMsPerHour / rate_ugpn_per_hour;
+  uint64_t ms = q > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(q);
+  // The defining property: what is paid for covers what accrues, never more.
+  GPUNET_CHECK(ms == UINT64_MAX || Accrued(rate_ugpn_per_hour, ms) <= deposited_ugpn);
+  return ms;
+}
+
+bool ValidSplits(const std::vector<codec::PayoutSplit>& splits) {
+  if (splits.empty() || splits.size() > limits::kPayoutSplitsMax) return false;
+  uint64_t total = 0;
+  for (const auto& s : splits) {
+    if (s.bp == 0 || s.bp > limits::kPayoutBpTotal) return false;
+    total += s.bp;
+  }
+  return total == limits::kPayoutBpTotal;
+}
+
+std::vector<Share> SplitPayout(uint64_t amount_ugpn, const std::vector<codec::PayoutSplit>& splits,
+                               const codec::Address& owner) {
+  GPUNET_CHECK(ValidSplits(splits));
+  std::vector<Share> out;
+  out.reserve(splits.size() + 1);
+  uint64_t paid = 0;
+  for (const auto& s : splits) {
+    uint64_t share = static_cast<uint64_t>(static_cast<unsigned __int128>(amount_ugpn) * s.bp /
+                                           limits::kPayoutBpTotal);
+    out.push_back(Share{s.payee, share});
+    paid += share;
+  }
+  GPUNET_CHECK(paid <= amount_ugpn);
+  uint64_t rest = amount_ugpn - paid;
+  if (rest > 0) {
+    bool added = false;
+    for (auto& share : out)
+      if (share.payee == owner) {
+        share.amount_ugpn += rest;
+        added = true;
+      }
+    if (!added) out.push_back(Share{owner, rest});
+  }
+  return out;
+}
+
+uint64_t FaultRatePpm(uint64_t completed, uint64_t faults) {
+  unsigned __int128 total = static_cast<unsigned __int128>(completed) + faults;
+  if (total == 0) return 0;
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(faults) * 1'000'000 / total);
+}
+
+}  // namespace gpunet::market
