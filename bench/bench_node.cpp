@@ -64,7 +64,8 @@ struct Args {
 Args Parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--accounts")) a.accounts = std::strtoull(argv[i + 1], nullptr, 10);
+    if (!std::strcmp(argv[i], "--accounts"))
+      a.accounts = std::strtoull(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--senders"))
       a.senders = std::strtoull(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--seconds"))
@@ -204,8 +205,8 @@ int main(int argc, char** argv) {
   const uint64_t per_s = static_cast<uint64_t>(accepted / elapsed);
   std::fprintf(stderr, "load %.1f s + drain %.1f s, %" PRIu64 " accepted, %" PRIu64 " rejected\n",
                load_s, elapsed - load_s, accepted.load(), rejected.load());
-  std::printf("transfers_per_s=%" PRIu64 " verify_per_s=%" PRIu64
-              " ratio=%.2f blocks=%" PRIu64 " avg_block_txs=%" PRIu64 "\n",
+  std::printf("transfers_per_s=%" PRIu64 " verify_per_s=%" PRIu64 " ratio=%.2f blocks=%" PRIu64
+              " avg_block_txs=%" PRIu64 "\n",
               per_s, base.verify_per_s_allcores,
               static_cast<double>(per_s) / static_cast<double>(base.verify_per_s_allcores), blocks,
               blocks ? accepted / blocks : 0);

@@ -32,8 +32,35 @@ constexpr uint64_t kBlockBytesMin = 4096;
 constexpr uint64_t kTxBytesMin = 512;
 constexpr uint64_t kNonceAheadMax = 1024;
 
-struct DuplicateKey {
-  std::string key;
+// SAX handler that records the first key repeated inside one object.
+struct DuplicateKeyFinder : nlohmann::json_sax<Json> {
+  std::vector<std::set<std::string>> open;  // keys seen per open object
+  std::string duplicate;
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    open.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (open.back().insert(k).second) return true;
+    duplicate = k;
+    return false;  // stops the parse
+  }
+  bool end_object() override {
+    open.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;  // the DOM parse that follows reports it
+  }
 };
 
 base::Status CheckKeys(const Json& object, std::string_view where,
@@ -130,19 +157,13 @@ base::Result<Genesis> ParseGenesis(std::string_view text) {
   Json root;
   try {
     // Duplicate keys are silently merged by JSON parsers; a genesis must say one thing.
-    std::vector<std::set<std::string>> seen;
-    Json::parser_callback_t reject_duplicates = [&seen](int, Json::parse_event_t event,
-                                                        Json& parsed) {
-      if (event == Json::parse_event_t::object_start) seen.emplace_back();
-      if (event == Json::parse_event_t::object_end && !seen.empty()) seen.pop_back();
-      if (event == Json::parse_event_t::key &&
-          !seen.back().insert(parsed.get<std::string>()).second)
-        throw DuplicateKey{parsed.get<std::string>()};
-      return true;
-    };
-    root = Json::parse(text.begin(), text.end(), reject_duplicates);
-  } catch (const DuplicateKey& d) {
-    return Fail(ErrorCode::kInvalidArgument, "genesis: duplicate key '" + d.key + "'");
+    // A SAX pass finds them (linear: nlohmann's callback parser is quadratic in the
+    // length of an array of objects, and a genesis may hold millions of accounts).
+    DuplicateKeyFinder finder;
+    Json::sax_parse(text.begin(), text.end(), &finder);
+    if (!finder.duplicate.empty())
+      return Fail(ErrorCode::kInvalidArgument, "genesis: duplicate key '" + finder.duplicate + "'");
+    root = Json::parse(text.begin(), text.end());
   } catch (const Json::exception& e) {
     return Fail(ErrorCode::kInvalidArgument, std::string("genesis is not valid JSON: ") + e.what());
   }

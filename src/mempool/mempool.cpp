@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "base/check.h"
+#include "codec/hashes.h"
 #include "crypto/address.h"
 
 namespace gpunet::mempool {
@@ -211,6 +212,22 @@ bool Mempool::HasExecutable() const {
 }
 
 std::vector<Removed> Mempool::Update(uint64_t height, const std::vector<base::Hash32>& included) {
+  return UpdateImpl(height, included, nullptr);
+}
+
+std::vector<Removed> Mempool::Update(const codec::Block& block) {
+  std::vector<base::Hash32> included;
+  std::set<codec::Address> senders;
+  included.reserve(block.txs.size());
+  for (const auto& tx : block.txs) {
+    included.push_back(codec::TxHash(tx));
+    senders.insert(crypto::AddressOf(tx.body.sender));
+  }
+  return UpdateImpl(block.header.height, included, &senders);
+}
+
+std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
+                                         const std::set<codec::Address>* recheck) {
   std::vector<Removed> dropped;
   // Snapshot what to re-check, then check outside the lock (CheckTx reads state).
   std::vector<std::tuple<codec::Address, uint64_t, base::Hash32, base::Bytes>> rest;
@@ -238,8 +255,10 @@ std::vector<Removed> Mempool::Update(uint64_t height, const std::vector<base::Ha
           m_txs -= 1;
           m_bytes -= e.bytes.size();
           it = sit->second.queue.erase(it);
-        } else {
+        } else if (!recheck || recheck->contains(sit->first)) {
           rest.emplace_back(sit->first, e.nonce, e.hash, e.bytes);
+          ++it;
+        } else {
           ++it;
         }
       }

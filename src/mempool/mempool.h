@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,13 @@ class Mempool {
   /// timeout_height < height + 1, re-checks every other tx against the new state.
   /// Returns what was dropped (not the included ones).
   std::vector<Removed> Update(uint64_t height, const std::vector<base::Hash32>& included);
+  /// The same after committed `block`, re-checking only the txs of the block's
+  /// senders. Sound because a pending tx's validity depends only on its sender's
+  /// account (nonce, balance for the fee), and only the sender's own txs move its
+  /// nonce or lower its balance; every other pending tx stays as valid as it was
+  /// (expiry is still applied to all). PrepareProposal checks every tx again anyway,
+  /// so this bounds pool hygiene work by the block size, not by the pool size.
+  std::vector<Removed> Update(const codec::Block& block);
   /// Drops one tx (a proposer skipped it as invalid). False when it was not pending.
   bool Remove(const base::Hash32& tx_hash);
 
@@ -102,6 +110,9 @@ class Mempool {
     std::map<uint64_t, Entry> queue;  // by nonce
   };
 
+  // Update's body: re-checks every sender's txs, or only `recheck`'s when given.
+  std::vector<Removed> UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
+                                  const std::set<codec::Address>* recheck);
   // Removes one entry (caller holds the lock).
   void EraseLocked(const codec::Address& sender, uint64_t nonce);
 

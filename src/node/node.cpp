@@ -346,10 +346,7 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   m_commit_seconds->Observe(seconds);
 
-  std::vector<base::Hash32> hashes;
-  hashes.reserve(block.txs.size());
-  for (const auto& tx : block.txs) hashes.push_back(codec::TxHash(tx));
-  for (const auto& d : pool->Update(committed.height, hashes))
+  for (const auto& d : pool->Update(block))
     AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
 
   for (size_t i = 0; i < finalized.receipts.size(); ++i) {

@@ -27,9 +27,7 @@ struct Fixture : ::testing::Test {
   // Builds a block from the pool and tells the pool about it.
   ledger::testing::BlockOutcome Block(Mempool& pool) {
     auto out = RunBlock(*app, pool.Reap(0, 0));
-    std::vector<base::Hash32> hashes;
-    for (const auto& tx : out.block.txs) hashes.push_back(codec::TxHash(tx));
-    pool.Update(out.block.header.height, hashes);
+    pool.Update(out.block);
     return out;
   }
 };
@@ -180,6 +178,36 @@ TEST_F(Fixture, ExpiryAndRecheckAfterBlocks) {
   ASSERT_EQ(dropped.size(), 1u);
   EXPECT_EQ(dropped[0].code, TxCode::kExpired);
   EXPECT_EQ(pool.Stats().txs, 0u);
+}
+
+TEST_F(Fixture, BlockUpdateRechecksTheBlocksSendersAndExpiresEveryone) {
+  Mempool pool(*app);
+  // Sender 3's pending tx is made stale by a direct tx of sender 3 in the block.
+  auto pending = SignedSend(3, 0, TestAddress(2), 1, 2000);
+  ASSERT_TRUE(pool.Add(pending).Ok());
+  // Sender 5's tx is untouched by the block and stays.
+  auto other = SignedSend(5, 0, TestAddress(2), 1, 2000);
+  ASSERT_TRUE(pool.Add(other).Ok());
+  // Sender 6's tx expires after height 1 although sender 6 is not in the block.
+  codec::TxBody body;
+  body.chain_id = "gpunet-test";
+  body.sender = ledger::testing::TestKey(6).Public();
+  body.nonce = 0;
+  body.fee_ugpn = 2000;
+  body.timeout_height = 1;
+  body.msgs.push_back(codec::MsgSend{TestAddress(2), 1});
+  auto expiring = codec::EncodeTx(codec::SignTx(body, ledger::testing::TestKey(6)));
+  ASSERT_TRUE(pool.Add(expiring).Ok());
+  auto out = RunBlock(*app, {SignedSend(3, 0, TestAddress(4), 1, 2500)});
+  ASSERT_EQ(out.block.txs.size(), 1u);
+  auto dropped = pool.Update(out.block);
+  ASSERT_EQ(dropped.size(), 2u);
+  std::map<base::Hash32, TxCode> codes;
+  for (const auto& d : dropped) codes[d.tx_hash] = d.code;
+  EXPECT_EQ(codes[H(pending)], TxCode::kStaleNonce);
+  EXPECT_EQ(codes[H(expiring)], TxCode::kExpired);
+  EXPECT_TRUE(pool.Contains(H(other)));
+  EXPECT_EQ(pool.Stats().txs, 1u);
 }
 
 TEST_F(Fixture, FeesMustBeCoveredAcrossTheQueue) {
