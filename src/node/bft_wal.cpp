@@ -4,13 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "base/check.h"
-#include "crypto/hash.h"
 
 namespace gpunet::node {
 
@@ -19,16 +17,14 @@ using base::Fail;
 
 namespace {
 
-constexpr size_t kFrameHeaderBytes = 4 + 8;
-
 base::Error Errno(const std::string& what) {
   return base::Error{ErrorCode::kIo, what + ": " + std::strerror(errno)};
 }
 
 /// fsync of the directory holding `path`, so a create or rename in it is durable.
 base::Status SyncParentDir(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string dir = parent.empty() ? std::string(1, '.') : parent.string();
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return std::unexpected(Errno("cannot open directory " + dir));
   int rc = ::fsync(fd);
@@ -63,27 +59,6 @@ base::Result<base::Bytes> ReadWholeFd(int fd, const std::string& path) {
   }
   out.resize(done);
   return out;
-}
-
-/// The 8 checksum bytes of a frame: BLAKE2b-256 over length || payload, cut.
-void FrameChecksum(uint32_t length, base::ByteSpan payload, uint8_t out[8]) {
-  base::Bytes len;
-  base::AppendU32BE(len, length);
-  base::Hash32 h = crypto::Blake2b256Hasher().Update(len).Update(payload).Final();
-  std::memcpy(out, h.begin(), 8);
-}
-
-/// Size of the whole frame starting at `offset`, or 0 when it is not one (runs
-/// past the end, too long, or fails its checksum).
-size_t ParseFrame(base::ByteSpan data, size_t offset) {
-  if (data.size() - offset < kFrameHeaderBytes) return 0;
-  const uint32_t length = base::ReadU32BE(data.data() + offset);
-  if (length > BftWal::kRecordBytesMax) return 0;
-  if (data.size() - offset - kFrameHeaderBytes < length) return 0;
-  uint8_t sum[8];
-  FrameChecksum(length, data.subspan(offset + kFrameHeaderBytes, length), sum);
-  if (std::memcmp(sum, data.data() + offset + 4, 8) != 0) return 0;
-  return kFrameHeaderBytes + length;
 }
 
 }  // namespace
@@ -159,59 +134,30 @@ base::Status FileGuardDisk::Store(base::ByteSpan bytes) {
 
 // ---------------------------------------------------------------- BftWal
 
-base::Bytes BftWal::Frame(base::ByteSpan record) {
-  GPUNET_CHECK(record.size() <= kRecordBytesMax);
-  base::Bytes out;
-  out.reserve(kFrameHeaderBytes + record.size());
-  base::AppendU32BE(out, static_cast<uint32_t>(record.size()));
-  out.resize(kFrameHeaderBytes);
-  FrameChecksum(static_cast<uint32_t>(record.size()), record, out.data() + 4);
-  out.insert(out.end(), record.begin(), record.end());
-  return out;
-}
-
 base::Result<std::pair<std::unique_ptr<BftWal>, WalOpenReport>> BftWal::Open(
     std::unique_ptr<WalDisk> disk) {
   GPUNET_CHECK(disk != nullptr);
   auto data = disk->ReadAll();
   if (!data) return std::unexpected(data.error());
-  const base::ByteSpan bytes(*data);
+  auto read = consensus::ReadWal(*data);
+  if (!read)
+    return base::Wrap(read.error(),
+                      "the consensus WAL is damaged (not a torn tail: whole records follow the "
+                      "damage); restore the node's data, or remove the WAL only if this "
+                      "validator's sign_guard file is intact");
   WalOpenReport report;
-  size_t offset = 0;
-  while (offset < bytes.size()) {
-    const size_t frame = ParseFrame(bytes, offset);
-    if (frame == 0) break;
-    report.records.emplace_back(bytes.begin() + offset + kFrameHeaderBytes,
-                                bytes.begin() + offset + frame);
-    offset += frame;
-  }
-  if (offset < bytes.size()) {
-    // A torn tail holds no whole frame after the damage. Look for one: a frame that
-    // parses later means the middle of the log is damaged, which a crash cannot do.
-    // The probe window is bounded so a large damaged tail cannot make Open slow.
-    const size_t probe_end = std::min(bytes.size(), offset + base::limits::kConsensusMsgBytesMax);
-    for (size_t probe = offset + 1; probe + kFrameHeaderBytes <= probe_end; ++probe) {
-      const size_t frame = ParseFrame(bytes, probe);
-      if (frame != 0 && frame > kFrameHeaderBytes)
-        return Fail(ErrorCode::kCorrupt,
-                    "the consensus WAL is damaged at byte " + std::to_string(offset) +
-                        " with whole records after it (at byte " + std::to_string(probe) +
-                        "); this is disk damage, not a crash: restore the node's data or "
-                        "remove the WAL only if this validator's signing guard file is intact");
-    }
-    report.torn_bytes = bytes.size() - offset;
-    GPUNET_TRY(disk->Truncate(offset));
+  report.records = std::move(read->records);
+  GPUNET_CHECK(read->valid_bytes <= data->size());
+  if (read->valid_bytes < data->size()) {
+    report.torn_bytes = data->size() - read->valid_bytes;
+    GPUNET_TRY(disk->Truncate(read->valid_bytes));
   }
   std::unique_ptr<BftWal> wal(new BftWal(std::move(disk)));
   return std::make_pair(std::move(wal), std::move(report));
 }
 
-base::Status BftWal::Append(base::ByteSpan record) {
-  if (record.size() > kRecordBytesMax)
-    return Fail(ErrorCode::kLimitExceeded,
-                "a consensus WAL record of " + std::to_string(record.size()) +
-                    " bytes is over the limit of " + std::to_string(kRecordBytesMax));
-  GPUNET_TRY(m_disk->Append(Frame(record)));
+base::Status BftWal::Append(const consensus::WalRecord& record) {
+  GPUNET_TRY(m_disk->Append(consensus::EncodeWalRecord(record)));
   ++m_appended;
   return base::Ok();
 }

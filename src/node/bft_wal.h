@@ -1,10 +1,10 @@
 // Durable storage for the BFT engine (design §5, issue 5 item 3): the write-ahead
 // log of consensus records and the signing guard file.
 //
-// The consensus core decides WHAT is logged (its record encoding, its replay); this
-// file only makes the bytes durable and gives them back after a crash:
+// The consensus core decides WHAT is logged and how a record is framed
+// (consensus/bft_wal.h); this file makes the bytes durable and gives them back:
 //
-//   * The WAL is a sequence of framed records, appended and synced (fdatasync)
+//   * The WAL is the core's framed records, appended and synced (fdatasync)
 //     BEFORE the vote or proposal they cover leaves the node. A crash may leave a
 //     torn last frame (a partial write, or bytes the disk never synced); Open
 //     drops that tail and truncates the file there, so the log again ends on a
@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "base/bytes.h"
-#include "base/limits.h"
 #include "base/result.h"
+#include "consensus/bft_wal.h"
 
 namespace gpunet::node {
 
@@ -92,38 +92,31 @@ class FileGuardDisk final : public GuardDisk {
 
 /// What Open found.
 struct WalOpenReport {
-  std::vector<base::Bytes> records;  ///< whole records, in append order
-  uint64_t torn_bytes = 0;           ///< bytes of a torn tail that were cut off
+  std::vector<consensus::WalRecord> records;  ///< whole records, in append order
+  uint64_t torn_bytes = 0;                    ///< bytes of a torn tail that were cut off
 };
 
-/// Framed, checksummed records over a WalDisk. Frame: u32 BE payload length,
-/// 8 bytes of BLAKE2b-256(length || payload), payload. Single-threaded.
+/// The core's WAL records (consensus/bft_wal.h: frame, checksum, torn-tail rules) over
+/// a WalDisk. Single-threaded.
 class BftWal {
  public:
-  /// The largest record: a whole block (a proposal carries one) plus a consensus
-  /// message's worth of framing, from the limits of base/limits.h.
-  static constexpr size_t kRecordBytesMax =
-      base::limits::kBlockBytesMax + base::limits::kConsensusMsgBytesMax;
-
-  /// Reads every whole record, cuts a torn tail (a last frame whose length runs
-  /// past the end, or whose checksum fails, with nothing valid after it), and
-  /// positions the log for appends. kCorrupt when a damaged frame is followed by
-  /// more data that parses (that is not a crash, it is a damaged disk).
+  /// Reads every whole record (consensus::ReadWal), cuts a torn tail off the disk
+  /// so the log again ends on a whole record, and positions the log for appends.
+  /// kCorrupt when a damaged record is followed by good ones (disk damage, not a
+  /// crash): the node must not start, since replaying a log with a hole could make
+  /// the core forget a vote it signed.
   static base::Result<std::pair<std::unique_ptr<BftWal>, WalOpenReport>> Open(
       std::unique_ptr<WalDisk> disk);
 
-  /// Appends one record (not yet durable). kLimitExceeded over kRecordBytesMax.
-  base::Status Append(base::ByteSpan record);
+  /// Appends one record (not yet durable).
+  base::Status Append(const consensus::WalRecord& record);
   /// Makes every appended record durable. Call before a signed message leaves.
   base::Status Sync();
-  /// Drops every record (durably): after a height is committed to the block store
-  /// its records are no longer needed.
+  /// Drops every record (durably): once a height is committed to the block store
+  /// its records are no longer needed (the core skips them on replay anyway).
   base::Status Clear();
   /// Records appended since Open (tests, metrics).
   uint64_t Appended() const { return m_appended; }
-
-  /// The frame of one record (exposed for tests that forge torn tails).
-  static base::Bytes Frame(base::ByteSpan record);
 
  private:
   explicit BftWal(std::unique_ptr<WalDisk> disk) : m_disk(std::move(disk)) {}

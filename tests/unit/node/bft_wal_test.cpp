@@ -41,54 +41,59 @@ base::Bytes Rec(const std::string& s) {
   return base::Bytes(s.begin(), s.end());
 }
 
+/// A WAL record told apart by its number.
+consensus::WalRecord W(uint64_t n) {
+  return consensus::WalTimeout{{n, static_cast<uint32_t>(n % 7), consensus::TimeoutStep::kPrevote}};
+}
+
 TEST_F(WalDir, RecordsComeBackInOrderAfterReopen) {
   {
     auto [wal, report] = OpenWal("wal");
     EXPECT_TRUE(report.records.empty());
-    ASSERT_TRUE(wal->Append(Rec("first")));
-    ASSERT_TRUE(wal->Append(Rec("")));  // an empty record is a record
-    ASSERT_TRUE(wal->Append(Rec("third")));
+    ASSERT_TRUE(wal->Append(W(1)));
+    ASSERT_TRUE(wal->Append(consensus::WalEndHeight{2}));
+    ASSERT_TRUE(wal->Append(W(3)));
     ASSERT_TRUE(wal->Sync());
     EXPECT_EQ(wal->Appended(), 3u);
   }
   auto [wal, report] = OpenWal("wal");
   ASSERT_EQ(report.records.size(), 3u);
-  EXPECT_EQ(report.records[0], Rec("first"));
-  EXPECT_EQ(report.records[1], Rec(""));
-  EXPECT_EQ(report.records[2], Rec("third"));
+  EXPECT_EQ(report.records[0], W(1));
+  EXPECT_EQ(report.records[1], consensus::WalRecord(consensus::WalEndHeight{2}));
+  EXPECT_EQ(report.records[2], W(3));
   EXPECT_EQ(report.torn_bytes, 0u);
   // Appends after reopen go after the old records.
-  ASSERT_TRUE(wal->Append(Rec("fourth")));
+  ASSERT_TRUE(wal->Append(W(4)));
   ASSERT_TRUE(wal->Sync());
   wal.reset();
   auto again = OpenWal("wal");
   ASSERT_EQ(again.second.records.size(), 4u);
-  EXPECT_EQ(again.second.records[3], Rec("fourth"));
+  EXPECT_EQ(again.second.records[3], W(4));
 }
 
 TEST_F(WalDir, EveryTornTailIsCutBackToTheLastWholeRecord) {
-  const base::Bytes last = BftWal::Frame(Rec("the record being written at the crash"));
+  const base::Bytes last = consensus::EncodeWalRecord(W(99));
   // Every prefix of the last frame (including a header cut in half) is a torn tail.
   for (size_t cut = 1; cut < last.size(); ++cut) {
     const std::string name = "wal" + std::to_string(cut);
     {
       auto [wal, report] = OpenWal(name);
-      ASSERT_TRUE(wal->Append(Rec("kept")));
+      ASSERT_TRUE(wal->Append(W(5)));
       ASSERT_TRUE(wal->Sync());
     }
     AppendRaw(name, base::Bytes(last.begin(), last.begin() + static_cast<long>(cut)));
     {
       auto [wal, report] = OpenWal(name);
       ASSERT_EQ(report.records.size(), 1u) << "cut " << cut;
-      EXPECT_EQ(report.records[0], Rec("kept"));
+      EXPECT_EQ(report.records[0], W(5));
       EXPECT_EQ(report.torn_bytes, cut);
       // The file was truncated: a new record lands right after "kept".
-      ASSERT_TRUE(wal->Append(Rec("after")));
+      ASSERT_TRUE(wal->Append(W(6)));
       ASSERT_TRUE(wal->Sync());
     }
     auto [wal, report] = OpenWal(name);
     ASSERT_EQ(report.records.size(), 2u);
-    EXPECT_EQ(report.records[1], Rec("after"));
+    EXPECT_EQ(report.records[1], W(6));
     EXPECT_EQ(report.torn_bytes, 0u);
   }
 }
@@ -96,8 +101,8 @@ TEST_F(WalDir, EveryTornTailIsCutBackToTheLastWholeRecord) {
 TEST_F(WalDir, AFlippedByteInTheLastRecordIsATornTail) {
   {
     auto [wal, report] = OpenWal("wal");
-    ASSERT_TRUE(wal->Append(Rec("one")));
-    ASSERT_TRUE(wal->Append(Rec("two")));
+    ASSERT_TRUE(wal->Append(W(11)));
+    ASSERT_TRUE(wal->Append(W(12)));
     ASSERT_TRUE(wal->Sync());
   }
   const auto size = fs::file_size(Path("wal"));
@@ -108,21 +113,22 @@ TEST_F(WalDir, AFlippedByteInTheLastRecordIsATornTail) {
   }
   auto [wal, report] = OpenWal("wal");
   ASSERT_EQ(report.records.size(), 1u);
-  EXPECT_EQ(report.records[0], Rec("one"));
+  EXPECT_EQ(report.records[0], W(11));
   EXPECT_GT(report.torn_bytes, 0u);
 }
 
 TEST_F(WalDir, DamageFollowedByWholeRecordsIsCorruptNotTorn) {
   {
     auto [wal, report] = OpenWal("wal");
-    ASSERT_TRUE(wal->Append(Rec("one")));
-    ASSERT_TRUE(wal->Append(Rec("two")));
-    ASSERT_TRUE(wal->Append(Rec("three")));
+    ASSERT_TRUE(wal->Append(W(11)));
+    ASSERT_TRUE(wal->Append(W(12)));
+    ASSERT_TRUE(wal->Append(W(13)));
     ASSERT_TRUE(wal->Sync());
   }
+  const auto size = fs::file_size(Path("wal"));
   {
     std::fstream f(Path("wal"), std::ios::binary | std::ios::in | std::ios::out);
-    f.seekp(14);  // inside the payload of "one"
+    f.seekp(14);  // inside the payload of the first record
     f.put('X');
   }
   auto disk = FileWalDisk::Open(Path("wal"));
@@ -132,30 +138,21 @@ TEST_F(WalDir, DamageFollowedByWholeRecordsIsCorruptNotTorn) {
   EXPECT_EQ(opened.error().code, base::ErrorCode::kCorrupt);
   EXPECT_NE(opened.error().message.find("damaged"), std::string::npos);
   // Nothing was truncated: the evidence stays for a person to look at.
-  EXPECT_EQ(fs::file_size(Path("wal")), 3 * 12 + 3 + 3 + 5u);
+  EXPECT_EQ(fs::file_size(Path("wal")), size);
 }
 
 TEST_F(WalDir, ClearDropsEveryRecord) {
   {
     auto [wal, report] = OpenWal("wal");
-    ASSERT_TRUE(wal->Append(Rec("one")));
+    ASSERT_TRUE(wal->Append(W(11)));
     ASSERT_TRUE(wal->Sync());
     ASSERT_TRUE(wal->Clear());
-    ASSERT_TRUE(wal->Append(Rec("two")));
+    ASSERT_TRUE(wal->Append(W(12)));
     ASSERT_TRUE(wal->Sync());
   }
   auto [wal, report] = OpenWal("wal");
   ASSERT_EQ(report.records.size(), 1u);
-  EXPECT_EQ(report.records[0], Rec("two"));
-}
-
-TEST_F(WalDir, OversizedRecordIsRefused) {
-  auto [wal, report] = OpenWal("wal");
-  base::Bytes big(BftWal::kRecordBytesMax + 1, 7);
-  auto appended = wal->Append(big);
-  ASSERT_FALSE(appended);
-  EXPECT_EQ(appended.error().code, base::ErrorCode::kLimitExceeded);
-  EXPECT_EQ(wal->Appended(), 0u);
+  EXPECT_EQ(report.records[0], W(12));
 }
 
 TEST_F(WalDir, WalInAMissingDirectoryIsAnIoError) {
