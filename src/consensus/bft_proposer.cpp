@@ -95,6 +95,22 @@ ProposerSchedule ProposerSchedule::Advanced(uint64_t rounds) const {
   return copy;
 }
 
+std::vector<codec::Address> ProposerSchedule::ProposersForRounds(uint64_t rounds) const {
+  std::vector<codec::Address> out;
+  if (rounds == 0) return out;
+  out.reserve(rounds);
+  out.push_back(Proposer().address);
+  // Increment(r) is one rescale/centre followed by r single steps, so round r's
+  // proposer is the r-th single step after one rescale of this schedule.
+  ProposerSchedule walk = *this;
+  walk.RescaleAndCentre();
+  for (uint64_t r = 1; r < rounds; ++r) {
+    walk.IncrementOnce();
+    out.push_back(walk.Proposer().address);
+  }
+  return out;
+}
+
 ProposerSchedule ProposerSchedule::WithValidators(const codec::ValidatorSet& validators) const {
   ProposerSchedule next;
   for (const auto& v : validators.validators) {

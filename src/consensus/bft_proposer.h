@@ -52,6 +52,10 @@ class ProposerSchedule {
   /// A copy advanced by `rounds` (the proposer of round `rounds` when this is round 0).
   ProposerSchedule Advanced(uint64_t rounds) const;
 
+  /// Proposers of rounds 0..rounds-1 when this is round 0: element r equals
+  /// Advanced(r).Proposer().address, computed in O(rounds * validators) in total.
+  std::vector<codec::Address> ProposersForRounds(uint64_t rounds) const;
+
   /// Entries in address order.
   const std::vector<ProposerEntry>& Entries() const { return m_entries; }
   uint64_t TotalPower() const { return m_total_power; }
