@@ -1,0 +1,132 @@
+// A real node (RocksDB home, solo engine, RPC on 127.0.0.1) publishing its websocket
+// topics: "txs" carries one event per included tx with its receipt code, "blocks"
+// one event per committed block; a subscriber of one topic gets only that topic.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/bytes.h"
+#include "client/http_client.h"
+#include "client/tx_builder.h"
+#include "codec/encoding.h"
+#include "codec/hashes.h"
+#include "crypto/address.h"
+#include "crypto/ed25519.h"
+#include "node/node.h"
+
+namespace gpunet::node {
+namespace {
+
+using Json = nlohmann::json;
+constexpr int64_t kGuardMs = 20'000;  // liveness bound for anything that should happen
+
+crypto::KeyPair Key(uint8_t n) {
+  crypto::Seed seed{};
+  seed[0] = n;
+  seed[31] = 0xe7;
+  return crypto::KeyPair::FromSeed(seed);
+}
+
+struct NodeEvents : ::testing::Test {
+  std::filesystem::path home;
+  std::unique_ptr<Node> node;
+
+  void SetUp() override {
+    home = std::filesystem::temp_directory_path() /
+           ("gpunet-node-events-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(home);
+    InitOptions init;
+    init.home = home.string();
+    init.chain_id = "events-test";
+    init.rpc = "127.0.0.1:0";
+    init.block_interval_ms = 10;
+    init.accounts.push_back({crypto::AddressOf(Key(1).Public()), 1'000'000});
+    auto inited = InitHome(init);
+    ASSERT_TRUE(inited) << inited.error().ToString();
+    NodeOptions options;
+    options.home = home.string();
+    options.log_blocks = false;
+    auto started = Node::Start(options);
+    ASSERT_TRUE(started) << started.error().ToString();
+    node = std::move(*started);
+  }
+  void TearDown() override {
+    node.reset();
+    std::filesystem::remove_all(home);
+  }
+
+  // POSTs a transfer from key 1 through the RPC; returns its hash.
+  std::string Post(uint64_t nonce, uint64_t amount_ugpn) {
+    auto tx =
+        client::BuildTransfer(Key(1), "events-test", nonce, crypto::AddressOf(Key(2).Public()),
+                              amount_ugpn, client::kDefaultTransferFeeUgpn, 0, "");
+    EXPECT_TRUE(tx);
+    Json body = {{"tx", base::ToHex(codec::EncodeTx(*tx))}, {"wait", "none"}};
+    auto r = client::HttpClient(node->RpcUrl()).Post("/tx", body.dump());
+    EXPECT_TRUE(r) << r.error().ToString();
+    EXPECT_EQ(r->status, 200) << r->body;
+    return base::ToHex(codec::TxHash(*tx));
+  }
+};
+
+TEST_F(NodeEvents, TxsAndBlocksTopicsCarryReceiptsAndHeights) {
+  auto both = client::WsSubscriber::Connect(node->RpcUrl(), {"blocks", "txs"});
+  ASSERT_TRUE(both) << both.error().ToString();
+  auto blocks_only = client::WsSubscriber::Connect(node->RpcUrl(), {"blocks"});
+  ASSERT_TRUE(blocks_only) << blocks_only.error().ToString();
+
+  // One transfer that applies and one that is included but fails (the amount is
+  // more than the balance left after the fee): both are "txs" events.
+  const std::string ok_hash = Post(0, 1'000);
+  const std::string failed_hash = Post(1, 5'000'000);
+
+  std::map<std::string, Json> txs;  // by tx hash
+  uint64_t last_height = 0, block_txs = 0;
+  while (txs.size() < 2) {
+    auto e = (*both)->Next(kGuardMs);
+    ASSERT_TRUE(e) << e.error().ToString();
+    Json d = Json::parse(e->data_json);
+    if (e->topic == "txs") {
+      txs[d["tx_hash"].get<std::string>()] = d;
+      EXPECT_EQ(d["topic"], "txs");
+    } else {
+      ASSERT_EQ(e->topic, "blocks");
+      EXPECT_GT(d["height"].get<uint64_t>(), last_height);  // heights only grow
+      last_height = d["height"].get<uint64_t>();
+      block_txs += d["txs"].get<uint64_t>();
+      EXPECT_EQ(d["hash"].get<std::string>().size(), 64u);
+    }
+  }
+  ASSERT_TRUE(txs.contains(ok_hash));
+  ASSERT_TRUE(txs.contains(failed_hash));
+  EXPECT_EQ(txs[ok_hash]["code"], 0);
+  EXPECT_EQ(txs[ok_hash]["code_name"], "ok");
+  EXPECT_EQ(txs[failed_hash]["code"], static_cast<int>(codec::TxCode::kInsufficientFunds));
+  EXPECT_EQ(txs[failed_hash]["code_name"], "insufficient_funds");
+  // The block event of the last tx's block follows its tx events.
+  while (block_txs < 2) {
+    auto e = (*both)->Next(kGuardMs);
+    ASSERT_TRUE(e) << e.error().ToString();
+    ASSERT_EQ(e->topic, "blocks");
+    block_txs += Json::parse(e->data_json)["txs"].get<uint64_t>();
+  }
+  const uint64_t tx_height = txs[failed_hash]["height"].get<uint64_t>();
+  EXPECT_LE(tx_height, node->Status().latest_height);
+
+  // The blocks-only subscriber saw the same blocks and no tx event.
+  uint64_t seen_txs = 0;
+  while (seen_txs < 2) {
+    auto e = (*blocks_only)->Next(kGuardMs);
+    ASSERT_TRUE(e) << e.error().ToString();
+    ASSERT_EQ(e->topic, "blocks");
+    seen_txs += Json::parse(e->data_json)["txs"].get<uint64_t>();
+  }
+}
+
+}  // namespace
+}  // namespace gpunet::node
