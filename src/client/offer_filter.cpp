@@ -347,10 +347,12 @@ std::string_view OfferFilterHelp() {
     }
     out +=
         "Prices are GPN per GPU-hour, exact to 0.000001 GPN (no rounding).\n"
+        "Quote terms with < or > (the shell reads them as redirections); several terms\n"
+        "may share one quoted word.\n"
         "Examples:\n"
-        "  gpunet offers gpu=H100 gpus>=8 price<=2.5 region=eu fabric=infiniband cuda>=12.1\n"
-        "  gpunet offers 'gpu=H100,A100 vram>=80' link=nvlink\n"
-        "  gpunet --output json offers price<2\n";
+        "  gpunet offers 'gpu=H100 gpus>=8 price<=2.5 region=eu fabric=infiniband cuda>=12.1'\n"
+        "  gpunet offers gpu=H100,A100 'vram>=80' link=nvlink\n"
+        "  gpunet --output json offers 'price<2'\n";
     return out;
   }();
   return help;

@@ -66,5 +66,6 @@ void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g);
 void RegisterClientCommands(CLI::App& app, GlobalOptions& g);  // status, send, query
 void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g);
 void RegisterNodeCommands(CLI::App& app, GlobalOptions& g);
+void RegisterMarketCommands(CLI::App& app, GlobalOptions& g);  // provider, offers, order, bid(s), lease, attest
 
 }  // namespace gpunet::apps

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   RegisterClientCommands(app, g);
   RegisterDevnetCommands(app, g);
   RegisterNodeCommands(app, g);
+  RegisterMarketCommands(app, g);
 
   try {
     app.parse(argc, argv);

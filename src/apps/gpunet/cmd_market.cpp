@@ -1,0 +1,1020 @@
+// The market commands (docs/market-cli.md): `gpunet provider ...`, `gpunet offers`,
+// `gpunet order ...`, `gpunet bid`, `gpunet bids`, `gpunet lease ...`, `gpunet attest`
+// and `gpunet query conservation`. The logic lives in client/ (market_config.h parses
+// the YAML, market_tx.h builds messages, offer_filter.h filters, market_client.h
+// reads the node); this file resolves names, confirms money, signs and prints.
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/gpunet/cli.h"
+#include "base/checked_math.h"
+#include "client/amount.h"
+#include "client/market_client.h"
+#include "client/market_config.h"
+#include "client/market_tx.h"
+#include "client/node_client.h"
+#include "client/offer_filter.h"
+#include "codec/hashes.h"
+#include "codec/tx_result.h"
+#include "crypto/address.h"
+#include "crypto/hash.h"
+#include "crypto/keystore.h"
+
+namespace gpunet::apps {
+namespace {
+
+using base::ErrorCode;
+using nlohmann::json;
+
+// ---------------------------------------------------------------- names and keys
+
+/// A key name of the keystore or a gpn1 address, as an address.
+base::Result<codec::Address> ResolveText(const GlobalOptions& g, const std::string& text,
+                                         const std::string& where) {
+  if (text.rfind("gpn1", 0) == 0 || text.rfind("GPN1", 0) == 0) {
+    auto a = crypto::ParseAddress(text);
+    if (!a)
+      return base::Fail(
+          ErrorCode::kInvalidArgument,
+          where + ": \"" + text + "\" is not a valid gpn1 address: " + a.error().message);
+    return *a;
+  }
+  if (!crypto::ValidateKeyName(text))
+    return base::Fail(ErrorCode::kInvalidArgument,
+                      where + ": \"" + text + "\" is neither a gpn1... address nor a key name");
+  auto keystore = crypto::Keystore::AtHome(g.Home());
+  auto entry = keystore.Show(text);
+  if (!entry) {
+    std::string known;
+    if (auto list = keystore.List(); list)
+      for (const auto& e : *list) known += (known.empty() ? "" : ", ") + e.name;
+    return base::Fail(
+        ErrorCode::kNotFound,
+        where + ": no key \"" + text + "\" in " + keystore.Dir() +
+            (known.empty() ? " (the keystore is empty)" : " (keys there: " + known + ")") +
+            "; give a key name or a gpn1... address");
+  }
+  return entry->address;
+}
+
+codec::Address Resolve(const GlobalOptions& g, const std::string& text, const std::string& where) {
+  return OrFail(ResolveText(g, text, where));
+}
+
+client::PartyResolver Resolver(const GlobalOptions& g) {
+  return [&g](const client::PartyText& p) { return ResolveText(g, p.text, p.place.Describe()); };
+}
+
+crypto::KeyPair LoadKey(const GlobalOptions& g, const std::string& name) {
+  std::string passphrase;
+  if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env != nullptr && *env != '\0') {
+    passphrase = env;
+  } else if (!ReadLineFromTty("Passphrase for key \"" + name + "\": ", false, passphrase)) {
+    FailCommand(ErrorCode::kInvalidArgument,
+                "the key \"" + name +
+                    "\" needs its passphrase and there is no terminal to ask on: set "
+                    "GPUNET_PASSPHRASE");
+  }
+  auto key = crypto::Keystore::AtHome(g.Home()).Load(name, passphrase);
+  sodium_memzero(passphrase.data(), passphrase.size());
+  return OrFail(std::move(key), "unlocking key \"" + name + "\"");
+}
+
+std::string Gpn(uint64_t ugpn) {
+  return client::FormatGpn(ugpn) + " GPN";
+}
+
+std::string PriceText(uint64_t ugpn_per_gpu_hour) {
+  return client::FormatGpn(ugpn_per_gpu_hour) + " GPN/GPU-h";
+}
+
+std::string Short(const std::string& address) {
+  return address.size() > 16 ? address.substr(0, 10) + "…" + address.substr(address.size() - 4)
+                             : address;
+}
+
+/// Asks "go ahead?" on the terminal unless --yes; ends the command when refused.
+void Confirm(bool yes, const std::string& question) {
+  if (yes) return;
+  std::string answer;
+  if (!ReadLineFromTty(question + " [y/N] ", true, answer))
+    FailCommand(ErrorCode::kInvalidArgument,
+                "this moves money and there is no terminal to confirm on: add --yes to go ahead");
+  if (answer != "y" && answer != "Y" && answer != "yes")
+    FailCommand(ErrorCode::kInvalidArgument, "cancelled: nothing was signed or sent");
+}
+
+// ---------------------------------------------------------------- sending
+
+/// What one signed market tx did.
+struct Sent {
+  std::string tx_hash;
+  client::SubmitResult result;
+  std::map<std::string, std::string> ids;  ///< "lease_id" -> "3", from the tx's events
+  json events = json::array();
+};
+
+struct SendOptions {
+  std::string from;         ///< key name that signs
+  uint64_t money_ugpn = 0;  ///< bond/deposit leaving the balance (for the funds check)
+  std::string fee;          ///< --fee, else the node's schedule
+  int64_t wait_ms = 30'000;
+};
+
+std::string CodeText(uint16_t code, const std::string& name) {
+  std::string text = name + " (" + std::to_string(code) + ")";
+  if (auto known = codec::TxCodeFromU16(code); known && code != 0)
+    text += ": " + std::string(codec::TxCodeMessage(*known));
+  return text;
+}
+
+/// Signs and sends `msgs` from `o.from` (in several txs when over the per-tx message
+/// limit, nonces in order), waiting for each block. Ends the command on the first
+/// failure, saying what was already committed.
+std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
+                           std::vector<codec::Msg> msgs) {
+  if (!crypto::ValidateKeyName(o.from))
+    FailCommand(
+        ErrorCode::kInvalidArgument,
+        "--from must name a key in your keystore (the one that signs), got \"" + o.from + "\"");
+  codec::Address from = Resolve(g, o.from, "--from");
+  client::NodeClient node(g.NodeUrl());
+  auto status = OrFail(node.Status());
+  auto chunks = client::ChunkMsgs(std::move(msgs));
+  std::vector<uint64_t> fees;
+  uint64_t total_fee = 0;
+  for (const auto& c : chunks) {
+    uint64_t fee = 0;
+    if (!o.fee.empty())
+      fee = OrFail(client::ParseAmount(o.fee), "--fee");
+    else if (status.fees)
+      fee = OrFail(client::MarketTxFee(*status.fees, status.chain_id, c, ""));
+    else
+      fee = client::kDefaultTransferFeeUgpn;
+    fees.push_back(fee);
+    total_fee += fee;
+  }
+  auto account = OrFail(node.GetAccount(from, false));
+  auto needed = base::CheckedAdd(total_fee, o.money_ugpn);
+  if (!needed || account.balance_ugpn < *needed)
+    FailCommand(ErrorCode::kInvalidArgument,
+                "insufficient funds: " + o.from + " has " +
+                    client::DescribeAmount(account.balance_ugpn) + " but this needs " +
+                    (needed ? client::DescribeAmount(*needed) : "more than 2^64 ugpn") + " (fees " +
+                    Gpn(total_fee) + (o.money_ugpn ? " + " + Gpn(o.money_ugpn) : "") +
+                    "); fund the account first");
+  crypto::KeyPair key = LoadKey(g, o.from);
+  if (crypto::AddressOf(key.Public()) != from)
+    FailCommand(ErrorCode::kCorrupt,
+                "the key file of \"" + o.from + "\" does not match its address");
+
+  std::vector<Sent> out;
+  uint64_t nonce = account.nonce;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    std::string names;
+    for (const auto& m : chunks[i])
+      names += (names.empty() ? "" : ", ") + std::string(client::MsgName(m));
+    codec::Tx tx =
+        OrFail(client::BuildMarketTx(key, status.chain_id, nonce++, chunks[i], fees[i], 0, ""));
+    Sent s;
+    s.tx_hash = base::ToHex(codec::TxHash(tx));
+    auto r = node.SubmitTx(tx, true, o.wait_ms);
+    std::string done =
+        out.empty() ? "" : " (" + std::to_string(out.size()) + " earlier txs are committed)";
+    if (!r) {
+      base::Error e = r.error();
+      e.message += done;
+      if (e.code == ErrorCode::kTimeout) e.message += "; tx " + s.tx_hash + " may still commit";
+      throw CommandFailed{e};
+    }
+    s.result = *r;
+    if (r->code != 0)
+      FailCommand(ErrorCode::kInvalidArgument,
+                  "the transaction (" + names + ") was included in block " +
+                      std::to_string(r->height) +
+                      " but FAILED: " + CodeText(r->code, r->code_name) +
+                      "; the fee was charged, nothing else changed" + done);
+    if (auto info = node.GetTx(codec::TxHash(tx)); info) {
+      for (const auto& e : info->events) {
+        json attrs = json::object();
+        for (const auto& [k, v] : e.attributes) {
+          attrs[k] = v;
+          if (k.ends_with("_id") && !s.ids.contains(k)) s.ids[k] = v;
+        }
+        s.events.push_back({{"type", e.type}, {"attributes", attrs}});
+      }
+    }
+    if (!g.Json())
+      std::cout << "committed in block " << r->height << ": " << names << " (fee "
+                << Gpn(r->fee_ugpn) << ", tx " << s.tx_hash.substr(0, 16) << "…)" << std::endl;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+json SentJson(const std::vector<Sent>& sent) {
+  json txs = json::array();
+  json ids = json::object();
+  for (const auto& s : sent) {
+    json t = s.result.raw;
+    t["events"] = s.events;
+    txs.push_back(t);
+    for (const auto& [k, v] : s.ids)
+      if (!ids.contains(k)) ids[k] = v;
+  }
+  return {{"txs", txs}, {"ids", ids}};
+}
+
+/// The id named `key` ("lease_id") in the events of what was sent, or "?".
+std::string IdOf(const std::vector<Sent>& sent, const std::string& key) {
+  for (const auto& s : sent)
+    if (auto it = s.ids.find(key); it != s.ids.end()) return it->second;
+  return "?";
+}
+
+uint64_t ParseId(const std::string& text, const std::string& what) {
+  bool digits = !text.empty() && text.size() <= 19;
+  for (char c : text) digits = digits && c >= '0' && c <= '9';
+  uint64_t v = digits ? std::stoull(text) : 0;
+  if (v == 0)
+    FailCommand(ErrorCode::kInvalidArgument, what + " \"" + text +
+                                                 "\" must be a number 1, 2, ... (as `gpunet " +
+                                                 (what == "ORDER" ? "order list"
+                                                  : what == "BID" ? "bids ORDER"
+                                                                  : "lease list") +
+                                                 "` prints)");
+  return v;
+}
+
+json GetJson(const GlobalOptions& g, const std::string& path) {
+  client::MarketClient market(g.NodeUrl());
+  return OrFail(market.Get(path));
+}
+
+uint64_t Ugpn(const json& j, const std::string& key) {
+  return OrFail(client::U64String(j, key, "the node's answer"));
+}
+
+// ---------------------------------------------------------------- provider
+
+struct ProviderArgs {
+  std::string config, from, provider, fee;
+  bool yes = false;
+  bool offers = false;
+};
+
+void RunProviderRegister(const GlobalOptions& g, const ProviderArgs& a) {
+  auto config = OrFail(client::LoadProviderConfig(a.config));
+  codec::Address owner = Resolve(g, a.from, "--from");
+  auto reg = OrFail(client::ProviderRegisterMsg(config, owner, Resolver(g)));
+  auto inventory = OrFail(client::InventoryMsgs(config, owner));
+  auto offers = OrFail(client::OfferMsgs(config, owner, Resolver(g)));
+  size_t machines = 0;
+  uint64_t gpus = 0;
+  for (const auto& s : config.sites)
+    for (const auto& m : s.machines) {
+      ++machines;
+      gpus += m.gpu_count;
+    }
+  if (!g.Json()) {
+    std::cout << "Registering provider " << crypto::AddressToString(owner) << " (" << a.from
+              << ")\n"
+              << "  operator   " << crypto::AddressToString(reg.operator_address) << "\n"
+              << "  tenant API " << reg.tenant_api_uri << "\n"
+              << "  region     " << reg.region << "\n"
+              << "  inventory  " << config.sites.size() << " site(s), " << machines
+              << " machine(s), " << gpus << " GPUs (self-reported)\n";
+    for (const auto& p : reg.payouts)
+      std::cout << "  payout     " << crypto::AddressToString(p.payee) << "  " << p.bp / 100 << "."
+                << std::to_string(100 + p.bp % 100).substr(1) << "%\n";
+    for (const auto& o : config.offers)
+      std::cout << "  offer      " << o.gpu_model << " at " << PriceText(o.price_ugpn_per_gpu_hour)
+                << (o.tenants.empty() ? "" : " (private)") << "\n";
+    std::cout << "  bond       " << client::DescribeAmount(reg.bond_ugpn)
+              << " leaves your balance (held while registered; unbonding takes 7 days)"
+              << std::endl;
+  }
+  Confirm(a.yes, "Register and bond " + Gpn(reg.bond_ugpn) + "?");
+  std::vector<codec::Msg> msgs{reg};
+  msgs.insert(msgs.end(), inventory.begin(), inventory.end());
+  msgs.insert(msgs.end(), offers.begin(), offers.end());
+  auto sent = SendMsgs(g, {a.from, reg.bond_ugpn, a.fee}, std::move(msgs));
+  if (g.Json()) {
+    json j = SentJson(sent);
+    j["provider"] = crypto::AddressToString(owner);
+    PrintJson(j);
+  } else {
+    std::cout << "provider " << crypto::AddressToString(owner) << " registered" << std::endl;
+  }
+}
+
+void RunProviderUpdate(const GlobalOptions& g, const ProviderArgs& a) {
+  auto config = OrFail(client::LoadProviderConfig(a.config));
+  codec::Address owner = Resolve(g, a.from, "--from");
+  auto update = OrFail(client::ProviderUpdateMsg(config, owner, Resolver(g)));
+  auto inventory = OrFail(client::InventoryMsgs(config, owner));
+  std::vector<codec::Msg> msgs{update};
+  msgs.insert(msgs.end(), inventory.begin(), inventory.end());
+  if (a.offers) {
+    auto offers = OrFail(client::OfferMsgs(config, owner, Resolver(g)));
+    msgs.insert(msgs.end(), offers.begin(), offers.end());
+  }
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, std::move(msgs));
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "provider " << crypto::AddressToString(owner) << " updated" << std::endl;
+}
+
+void PrintProvider(const json& p) {
+  std::cout << "provider   " << p["owner"].get<std::string>()
+            << (p["active"].get<bool>() ? "" : "  (deregistered)") << "\n"
+            << "operator   " << p["operator"].get<std::string>() << "\n"
+            << "tenant API " << p["tenant_api_uri"].get<std::string>() << "  (TLS "
+            << p["tls_fingerprint"].get<std::string>().substr(0, 16) << "…)\n"
+            << "region     " << p["region"].get<std::string>() << "\n"
+            << "bond       " << Gpn(Ugpn(p, "bond_ugpn")) << "\n"
+            << "leases     " << p["open_leases"] << " open, " << p["leases_completed"]
+            << " completed, " << p["faults"] << " faults\n";
+  for (const auto& s : p["payouts"])
+    std::cout << "payout     " << s["payee"].get<std::string>() << "  "
+              << s["bp"].get<uint32_t>() / 100 << "."
+              << std::to_string(100 + s["bp"].get<uint32_t>() % 100).substr(1) << "%\n";
+}
+
+void RunProviderShow(const GlobalOptions& g, const std::string& who) {
+  codec::Address owner = Resolve(g, who, "PROVIDER");
+  json j = GetJson(g, "/market/provider/" + crypto::AddressToString(owner));
+  if (g.Json()) return PrintJson(j);
+  const json& p = j["provider"];
+  PrintProvider(p);
+  for (const auto& s : p["site_list"])
+    std::cout << "site " << s["site_id"] << "     " << s["fabric"].get<std::string>() << ", "
+              << s["bandwidth_gbps"] << " Gb/s, " << s["machines"] << " machine(s)\n";
+  for (const auto& m : p["machine_list"]) {
+    auto cuda = client::CudaFromLedger(m["cuda_version"].get<uint32_t>());
+    auto cc = client::ComputeCapabilityFromLedger(m["compute_capability"].get<uint32_t>());
+    std::cout << "machine " << m["machine_id"] << "  site " << m["site_id"] << ": "
+              << m["gpu_count"] << "x " << m["gpu_model"].get<std::string>() << " " << m["vram_gib"]
+              << " GiB " << m["link"].get<std::string>() << ", " << m["free_gpus"]
+              << " free, driver " << m["driver_version"].get<std::string>() << ", CUDA "
+              << client::FormatVersion(cuda) << ", cc " << client::FormatVersion(cc)
+              << " (self-reported)\n";
+  }
+  for (const auto& o : p["offer_list"])
+    std::cout << "offer " << o["offer_id"] << "    " << o["gpu_model"].get<std::string>() << " at "
+              << PriceText(Ugpn(o, "price_ugpn_per_gpu_hour"))
+              << (o["private"].get<bool>() ? " (private)" : "") << "\n";
+  std::cout << std::flush;
+}
+
+void RunProviderList(const GlobalOptions& g) {
+  json j = GetJson(g, "/market/providers?limit=1000");
+  if (g.Json()) return PrintJson(j);
+  if (j["providers"].empty())
+    std::cout << "no providers yet (gpunet provider register --config provider.yaml)\n";
+  for (const auto& p : j["providers"])
+    std::cout << p["owner"].get<std::string>() << "  " << p["region"].get<std::string>() << "  "
+              << p["machines"] << " machine(s), " << p["open_offers"] << " offer(s), bond "
+              << Gpn(Ugpn(p, "bond_ugpn")) << (p["active"].get<bool>() ? "" : "  (deregistered)")
+              << "\n";
+  std::cout << std::flush;
+}
+
+/// --provider, else the signer itself (an owner signing for its own provider).
+codec::Address ProviderOf(const GlobalOptions& g, const std::string& provider,
+                          const std::string& from) {
+  return Resolve(g, provider.empty() ? from : provider, provider.empty() ? "--from" : "--provider");
+}
+
+void RunHeartbeat(const GlobalOptions& g, const ProviderArgs& a) {
+  codec::Address provider = ProviderOf(g, a.provider, a.from);
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, {codec::MsgHeartbeat{provider}});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "heartbeat recorded for " << crypto::AddressToString(provider) << std::endl;
+}
+
+// ---------------------------------------------------------------- offers
+
+void RunOffers(const GlobalOptions& g, const std::vector<std::string>& words) {
+  auto filter = OrFail(client::ParseOfferFilter(words), "FILTER");
+  client::MarketClient market(g.NodeUrl());
+  auto offers = client::FilterAndSort(filter, OrFail(market.Offers()));
+  if (g.Json()) {
+    json list = json::array();
+    for (const auto& o : offers)
+      list.push_back({{"offer_id", std::stoull(o.id)},
+                      {"provider", o.provider},
+                      {"gpu_model", o.gpu_model},
+                      {"gpus_per_machine", o.gpus},
+                      {"free_gpus", o.gpus_free},
+                      {"vram_gib", o.vram_gb},
+                      {"price_ugpn_per_gpu_hour", std::to_string(o.price_ugpn_per_gpu_hour)},
+                      {"price_gpn_per_gpu_hour", client::FormatGpn(o.price_ugpn_per_gpu_hour)},
+                      {"region", o.region},
+                      {"fabric", o.fabric},
+                      {"link", o.link},
+                      {"cuda", client::FormatVersion(o.cuda)},
+                      {"machines", o.machines},
+                      {"private", o.is_private}});
+    PrintJson({{"offers", list}});
+    return;
+  }
+  if (offers.empty()) {
+    std::cout << "no offer matches" << (words.empty() ? "" : " the filter") << std::endl;
+    return;
+  }
+  std::printf("%-6s %-16s %-6s %5s %5s %5s %14s  %-10s %-10s %-7s %s\n", "OFFER", "PROVIDER", "GPU",
+              "GPUS", "FREE", "VRAM", "GPN/GPU-HOUR", "REGION", "FABRIC", "LINK", "CUDA");
+  for (const auto& o : offers)
+    std::printf("%-6s %-16s %-6s %5u %5u %5llu %14s  %-10s %-10s %-7s %s%s\n", o.id.c_str(),
+                Short(o.provider).c_str(), o.gpu_model.c_str(), o.gpus, o.gpus_free,
+                static_cast<unsigned long long>(o.vram_gb),
+                client::FormatGpn(o.price_ugpn_per_gpu_hour).c_str(), o.region.c_str(),
+                o.fabric.c_str(), o.link.c_str(), client::FormatVersion(o.cuda).c_str(),
+                o.is_private ? "  (private)" : "");
+  std::fflush(stdout);
+}
+
+// ---------------------------------------------------------------- orders and bids
+
+struct OrderArgs {
+  std::string file, from, fee, id, tenant;
+  bool yes = false, all = false;
+};
+
+void RunOrderCreate(const GlobalOptions& g, const OrderArgs& a) {
+  auto config = OrFail(client::LoadOrderConfig(a.file));
+  auto msg = OrFail(client::OrderCreateMsg(config, Resolver(g)));
+  uint64_t gpus = uint64_t{config.gpus_per_machine} * config.machines;
+  auto est = OrFail(client::EstimateLease(msg.max_price_ugpn_per_gpu_hour, gpus, msg.deposit_ugpn));
+  if (!g.Json()) {
+    std::string models;
+    for (const auto& m : msg.requirements.gpu_models) models += (models.empty() ? "" : ",") + m;
+    std::cout << "Order: " << config.machines << " machine(s) x " << config.gpus_per_machine << " "
+              << (models.empty() ? "any GPU" : models) << " GPUs"
+              << (msg.requirements.region.empty() ? "" : " in " + msg.requirements.region) << "\n"
+              << "  max price   " << PriceText(msg.max_price_ugpn_per_gpu_hour) << " -> at most "
+              << Gpn(est.rate_ugpn_per_hour) << " per hour for " << gpus << " GPUs\n"
+              << "  deposit     " << client::DescribeAmount(msg.deposit_ugpn)
+              << " into escrow: at least " << client::DescribeDurationMs(est.covered_ms)
+              << " at the max price; unused funds are refunded\n"
+              << "  bids for    " << client::DescribeDurationMs(msg.bid_window_ms) << "\n"
+              << "  manifest    " << base::ToHex(msg.manifest_hash)
+              << (config.manifest_path.empty() ? "" : " (" + config.manifest_path + ")")
+              << std::endl;
+  }
+  Confirm(a.yes, "Escrow " + Gpn(msg.deposit_ugpn) + " and open the order?");
+  auto sent = SendMsgs(g, {a.from, msg.deposit_ugpn, a.fee}, {msg});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "order " << IdOf(sent, "order_id") << " is open for bids" << std::endl;
+}
+
+void PrintOrder(const json& o) {
+  const json& q = o["requirements"];
+  std::string models;
+  for (const auto& m : q["gpu_models"])
+    models += (models.empty() ? "" : ",") + m.get<std::string>();
+  std::cout << "order " << o["order_id"] << "  " << o["state"].get<std::string>() << "  tenant "
+            << o["tenant"].get<std::string>() << "\n  wants " << q["machines"] << " x "
+            << q["gpus_per_machine"] << " " << (models.empty() ? "any" : models) << " GPUs, max "
+            << PriceText(Ugpn(o, "max_price_ugpn_per_gpu_hour")) << ", deposit "
+            << Gpn(Ugpn(o, "deposit_ugpn")) << ", " << o["bids"] << " bid(s)"
+            << (o["lease_id"].get<uint64_t>()
+                    ? ", lease " + std::to_string(o["lease_id"].get<uint64_t>())
+                    : "")
+            << "\n";
+}
+
+void RunOrderShow(const GlobalOptions& g, const OrderArgs& a) {
+  json j = GetJson(g, "/market/order/" + std::to_string(ParseId(a.id, "ORDER")));
+  if (g.Json()) return PrintJson(j);
+  PrintOrder(j["order"]);
+  std::cout << std::flush;
+}
+
+void RunOrderList(const GlobalOptions& g, const OrderArgs& a) {
+  std::string path = "/market/orders?limit=1000&state=" + std::string(a.all ? "all" : "open");
+  if (!a.tenant.empty())
+    path += "&tenant=" + crypto::AddressToString(Resolve(g, a.tenant, "--tenant"));
+  json j = GetJson(g, path);
+  if (g.Json()) return PrintJson(j);
+  if (j["orders"].empty()) std::cout << "no orders\n";
+  for (const auto& o : j["orders"]) PrintOrder(o);
+  std::cout << std::flush;
+}
+
+void RunOrderClose(const GlobalOptions& g, const OrderArgs& a) {
+  uint64_t id = ParseId(a.id, "ORDER");
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, {codec::MsgOrderClose{id}});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "order " << id << " closed; its deposit is refunded" << std::endl;
+}
+
+void RunBids(const GlobalOptions& g, const std::string& order) {
+  json j = GetJson(g, "/market/order/" + std::to_string(ParseId(order, "ORDER")) + "/bids");
+  if (g.Json()) return PrintJson(j);
+  PrintOrder(j["order"]);
+  if (j["bids"].empty()) std::cout << "no bids yet\n";
+  for (const auto& b : j["bids"]) {
+    std::string machines;
+    for (const auto& m : b["machine_ids"])
+      machines += (machines.empty() ? "" : ",") + std::to_string(m.get<uint32_t>());
+    std::cout << "bid " << b["bid_id"] << "  " << PriceText(Ugpn(b, "price_ugpn_per_gpu_hour"))
+              << "  provider " << b["provider"].get<std::string>() << "  machines " << machines
+              << "\n";
+  }
+  std::cout << std::flush;
+}
+
+struct BidArgs {
+  std::string order, price, machines, provider, from, fee;
+};
+
+void RunBid(const GlobalOptions& g, const BidArgs& a) {
+  codec::MsgBidCreate msg;
+  msg.order_id = ParseId(a.order, "ORDER");
+  msg.provider = ProviderOf(g, a.provider, a.from);
+  msg.price_ugpn_per_gpu_hour = OrFail(client::ParseAmount(a.price), "--price (GPN per GPU-hour)");
+  std::stringstream ss(a.machines);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    bool digits = !part.empty() && part.size() <= 9;
+    for (char c : part) digits = digits && c >= '0' && c <= '9';
+    if (!digits || std::stoul(part) == 0)
+      FailCommand(ErrorCode::kInvalidArgument,
+                  "--machines \"" + a.machines +
+                      "\": give machine ids like 1,2 (`gpunet provider show` lists them)");
+    msg.machine_ids.push_back(static_cast<uint32_t>(std::stoul(part)));
+  }
+  std::sort(msg.machine_ids.begin(), msg.machine_ids.end());
+  if (std::adjacent_find(msg.machine_ids.begin(), msg.machine_ids.end()) != msg.machine_ids.end())
+    FailCommand(ErrorCode::kInvalidArgument, "--machines names a machine twice");
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, {msg});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "bid " << IdOf(sent, "bid_id") << " placed on order " << msg.order_id << " at "
+              << PriceText(msg.price_ugpn_per_gpu_hour) << std::endl;
+}
+
+// ---------------------------------------------------------------- leases
+
+struct LeaseArgs {
+  std::string id, from, fee, amount, manifest, manifest_hash, tenant, provider, deposit;
+  uint32_t gpus = 0, machines = 1;
+  bool yes = false, all = false, no_manifest = false;
+};
+
+void PrintLease(const json& l) {
+  std::string machines;
+  for (const auto& a : l["allocations"])
+    machines += (machines.empty() ? "" : ", ") + std::string("machine ") +
+                std::to_string(a["machine_id"].get<uint32_t>()) + " x" +
+                std::to_string(a["gpus"].get<uint32_t>());
+  std::cout << "lease " << l["lease_id"] << "  " << l["state"].get<std::string>()
+            << (l["end"].get<std::string>() == "none" ? ""
+                                                      : " (" + l["end"].get<std::string>() + ")")
+            << "\n"
+            << "  tenant      " << l["tenant"].get<std::string>() << "\n"
+            << "  provider    " << l["provider"].get<std::string>() << "\n"
+            << "  GPUs        " << l["gpus"] << " (" << machines << ")\n"
+            << "  price       " << PriceText(Ugpn(l, "price_ugpn_per_gpu_hour")) << " = "
+            << Gpn(Ugpn(l, "rate_ugpn_per_hour")) << " per hour\n"
+            << "  deposited   " << Gpn(Ugpn(l, "deposited_ugpn")) << ", in escrow "
+            << Gpn(Ugpn(l, "escrow_ugpn")) << "\n"
+            << "  accrued     " << Gpn(Ugpn(l, "accrued_ugpn")) << ", paid to provider "
+            << Gpn(Ugpn(l, "paid_ugpn")) << ", withdrawable " << Gpn(Ugpn(l, "withdrawable_ugpn"))
+            << "\n";
+  if (Ugpn(l, "refunded_ugpn") || Ugpn(l, "penalty_ugpn"))
+    std::cout << "  refunded    " << Gpn(Ugpn(l, "refunded_ugpn")) << ", penalty to tenant "
+              << Gpn(Ugpn(l, "penalty_ugpn")) << "\n";
+}
+
+void RunLeaseAccept(const GlobalOptions& g, const LeaseArgs& a) {
+  uint64_t bid_id = ParseId(a.id, "BID");
+  json bid = GetJson(g, "/market/bid/" + std::to_string(bid_id))["bid"];
+  json order =
+      GetJson(g, "/market/order/" + std::to_string(bid["order_id"].get<uint64_t>()))["order"];
+  uint64_t price = Ugpn(bid, "price_ugpn_per_gpu_hour");
+  uint64_t gpus = uint64_t{order["requirements"]["gpus_per_machine"].get<uint32_t>()} *
+                  order["requirements"]["machines"].get<uint32_t>();
+  uint64_t deposit = Ugpn(order, "deposit_ugpn");
+  auto est = OrFail(client::EstimateLease(price, gpus, deposit));
+  if (!g.Json())
+    std::cout << "Accepting bid " << bid_id << " on order " << bid["order_id"] << ": " << gpus
+              << " GPUs at " << PriceText(price) << " = " << Gpn(est.rate_ugpn_per_hour)
+              << " per hour\n"
+              << "  the order's deposit " << Gpn(deposit)
+              << " becomes the lease's escrow: " << client::DescribeDurationMs(est.covered_ms)
+              << " of compute once started" << std::endl;
+  Confirm(a.yes, "Accept the bid and start paying once the provider starts the lease?");
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, {codec::MsgBidAccept{bid_id}});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "lease " << IdOf(sent, "lease_id")
+              << " reserved; billing starts when the provider starts it" << std::endl;
+}
+
+void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
+  codec::MsgLeaseCreate msg;
+  msg.offer_id = ParseId(a.id, "OFFER");
+  if (a.gpus == 0)
+    FailCommand(ErrorCode::kInvalidArgument, "--gpus N is required: GPUs on each machine");
+  msg.gpus_per_machine = a.gpus;
+  msg.machines = a.machines;
+  msg.deposit_ugpn = OrFail(client::ParseAmount(a.deposit), "--deposit");
+  if (a.manifest.empty() == a.manifest_hash.empty())
+    FailCommand(ErrorCode::kInvalidArgument,
+                "give --manifest FILE (hashed for you) or --manifest-hash HEX, exactly one");
+  if (!a.manifest_hash.empty()) {
+    msg.manifest_hash = OrFail(base::FixedFromHex<32>(a.manifest_hash), "--manifest-hash");
+  } else {
+    // LoadOrderConfig's reader is for YAML; a manifest is hashed as bytes.
+    std::ifstream in(a.manifest, std::ios::binary);
+    if (!in)
+      FailCommand(ErrorCode::kNotFound, "--manifest " + a.manifest + ": cannot read the file");
+    std::ostringstream body;
+    body << in.rdbuf();
+    msg.manifest_hash = crypto::Blake2b256(base::AsBytes(body.str()));
+  }
+  json offer = GetJson(g, "/market/offer/" + std::to_string(msg.offer_id))["offer"];
+  uint64_t price = Ugpn(offer, "price_ugpn_per_gpu_hour");
+  uint64_t gpus = uint64_t{msg.gpus_per_machine} * msg.machines;
+  auto est = OrFail(client::EstimateLease(price, gpus, msg.deposit_ugpn));
+  if (msg.deposit_ugpn < est.min_deposit_ugpn)
+    FailCommand(ErrorCode::kInvalidArgument,
+                "--deposit " + client::DescribeAmount(msg.deposit_ugpn) + " is under one hour of " +
+                    std::to_string(gpus) + " GPUs at " + PriceText(price) + "; deposit at least " +
+                    Gpn(est.min_deposit_ugpn));
+  if (!g.Json())
+    std::cout << "Leasing " << msg.machines << " machine(s) x " << msg.gpus_per_machine << " "
+              << offer["gpu_model"].get<std::string>() << " from offer " << msg.offer_id << " ("
+              << offer["provider"].get<std::string>() << ")\n"
+              << "  rate        " << PriceText(price) << " x " << gpus
+              << " GPUs = " << Gpn(est.rate_ugpn_per_hour) << " per hour\n"
+              << "  deposit     " << client::DescribeAmount(msg.deposit_ugpn)
+              << " into escrow: " << client::DescribeDurationMs(est.covered_ms)
+              << " of compute; unused funds are refunded at close" << std::endl;
+  Confirm(a.yes, "Escrow " + Gpn(msg.deposit_ugpn) + " and lease now?");
+  auto sent = SendMsgs(g, {a.from, msg.deposit_ugpn, a.fee}, {msg});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "lease " << IdOf(sent, "lease_id") << " reserved" << std::endl;
+}
+
+void RunLeaseShow(const GlobalOptions& g, const LeaseArgs& a) {
+  json j = GetJson(g, "/market/lease/" + std::to_string(ParseId(a.id, "LEASE")));
+  if (g.Json()) return PrintJson(j);
+  PrintLease(j["lease"]);
+  std::cout << std::flush;
+}
+
+void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
+  if (!a.tenant.empty() && !a.provider.empty())
+    FailCommand(ErrorCode::kInvalidArgument, "give --tenant or --provider, not both");
+  std::string path = "/market/leases?limit=1000&state=" + std::string(a.all ? "all" : "open");
+  if (!a.provider.empty())
+    path += "&provider=" + crypto::AddressToString(Resolve(g, a.provider, "--provider"));
+  else
+    path += "&tenant=" + crypto::AddressToString(Resolve(g, a.tenant.empty() ? a.from : a.tenant,
+                                                         a.tenant.empty() ? "--from" : "--tenant"));
+  json j = GetJson(g, path);
+  if (g.Json()) return PrintJson(j);
+  if (j["leases"].empty()) std::cout << "no leases\n";
+  for (const auto& l : j["leases"]) PrintLease(l);
+  std::cout << std::flush;
+}
+
+void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view what) {
+  uint64_t id = ParseId(a.id, "LEASE");
+  uint64_t money = 0;
+  codec::Msg msg;
+  if (what == "deposit") {
+    money = OrFail(client::ParseAmount(a.amount), "AMOUNT");
+    if (money == 0)
+      FailCommand(ErrorCode::kInvalidArgument, "AMOUNT is 0; deposit at least 0.000001 GPN");
+    json l = GetJson(g, "/market/lease/" + std::to_string(id))["lease"];
+    auto est = OrFail(client::EstimateLease(Ugpn(l, "price_ugpn_per_gpu_hour"),
+                                            l["gpus"].get<uint64_t>(), money));
+    if (!g.Json())
+      std::cout << "Depositing " << client::DescribeAmount(money) << " into lease " << id << ": "
+                << client::DescribeDurationMs(est.covered_ms) << " more at "
+                << Gpn(est.rate_ugpn_per_hour) << " per hour" << std::endl;
+    Confirm(a.yes, "Deposit " + Gpn(money) + "?");
+    msg = codec::MsgLeaseDeposit{id, money};
+  } else if (what == "withdraw") {
+    msg = codec::MsgLeaseWithdraw{id};
+  } else if (what == "close") {
+    msg = codec::MsgLeaseClose{
+        id, a.no_manifest ? codec::CloseReason::kNoManifest : codec::CloseReason::kNormal};
+  } else {
+    msg = codec::MsgLeaseStarted{id};
+  }
+  auto sent = SendMsgs(g, {a.from, money, a.fee}, {msg});
+  if (g.Json()) {
+    json j = SentJson(sent);
+    j["lease"] = GetJson(g, "/market/lease/" + std::to_string(id))["lease"];
+    return PrintJson(j);
+  }
+  for (const auto& s : sent)
+    for (const auto& e : s.events) {
+      std::cout << "  event " << e["type"].get<std::string>();
+      for (const auto& [k, v] : e["attributes"].items())
+        std::cout << " " << k << "=" << v.get<std::string>();
+      std::cout << "\n";
+    }
+  PrintLease(GetJson(g, "/market/lease/" + std::to_string(id))["lease"]);
+  std::cout << std::flush;
+}
+
+// ---------------------------------------------------------------- attest, conservation
+
+struct AttestArgs {
+  std::string provider, from, fee, expires = "30d";
+  uint32_t machine = 0;
+  std::vector<std::string> attributes;
+};
+
+void RunAttest(const GlobalOptions& g, const AttestArgs& a) {
+  codec::MsgAttest msg;
+  msg.provider = Resolve(g, a.provider, "--provider");
+  msg.machine_id = a.machine;
+  std::map<std::string, std::string> attrs;
+  for (const auto& kv : a.attributes) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      FailCommand(ErrorCode::kInvalidArgument,
+                  "ATTRIBUTE \"" + kv + "\" must be KEY=VALUE, e.g. tier=3");
+    if (!attrs.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second)
+      FailCommand(ErrorCode::kInvalidArgument,
+                  "attribute \"" + kv.substr(0, eq) + "\" is given twice");
+  }
+  for (const auto& [k, v] : attrs) msg.attributes.push_back({k, v});
+  std::string expires = a.expires;
+  if (expires.ends_with("d") && expires.size() > 1 && expires.size() < 6)
+    expires = std::to_string(std::stoull(expires.substr(0, expires.size() - 1)) * 24) + "h";
+  uint64_t ttl_ms = OrFail(client::ParseDurationMs(expires), "--expires");
+  client::NodeClient node(g.NodeUrl());
+  auto status = OrFail(node.Status());
+  msg.expires_at_ms = status.latest_time_ms + ttl_ms;
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, {msg});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "attested " << attrs.size() << " attribute(s) of "
+              << crypto::AddressToString(msg.provider)
+              << (a.machine ? " machine " + std::to_string(a.machine) : "") << " for "
+              << client::DescribeDurationMs(ttl_ms) << std::endl;
+}
+
+void RunConservation(const GlobalOptions& g) {
+  json j = GetJson(g, "/conservation");
+  if (g.Json())
+    PrintJson(j);
+  else if (j.value("holds", false))
+    std::cout << "conservation holds at height " << j["height"] << ": balances "
+              << Gpn(Ugpn(j, "balances_ugpn")) << " + escrow " << Gpn(Ugpn(j, "escrow_ugpn"))
+              << " + bonds " << Gpn(Ugpn(j, "bonds_ugpn")) << " + unbonding "
+              << Gpn(Ugpn(j, "unbonding_ugpn")) << " + fee pool " << Gpn(Ugpn(j, "fee_pool_ugpn"))
+              << " = genesis " << Gpn(Ugpn(j, "genesis_ugpn")) << " + minted "
+              << Gpn(Ugpn(j, "minted_ugpn")) << " - burned " << Gpn(Ugpn(j, "burned_ugpn"))
+              << std::endl;
+  if (!j.value("holds", false))
+    FailCommand(ErrorCode::kCorrupt, "conservation does NOT hold at height " + j["height"].dump() +
+                                         ": " +
+                                         j.value("message", j.value("equation", std::string("?"))));
+}
+
+}  // namespace
+
+void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
+  auto add_from = [](CLI::App* cmd, std::string& from, std::string& fee, std::string_view who) {
+    cmd->add_option("--from", from, "Key name that signs (" + std::string(who) + ")")->required();
+    cmd->add_option("--fee", fee,
+                    "Fee per tx (GPN or ugpn); default: from the node's fee schedule");
+  };
+
+  // ---- provider
+  auto* provider = app.add_subcommand(
+      "provider", "Sell GPU time: register machines, show providers, heartbeats");
+  provider->require_subcommand(1);
+  auto pa = std::make_shared<ProviderArgs>();
+  auto* reg = provider->add_subcommand(
+      "register", "Register a provider, its sites, machines and offers from provider.yaml");
+  reg->add_option("--config", pa->config, "provider.yaml (schema: docs/market-cli.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  add_from(reg, pa->from, pa->fee, "the owner key; its address is the provider's id");
+  reg->add_flag("--yes,-y", pa->yes, "Do not ask before bonding");
+  reg->footer(
+      "The bond leaves the owner's balance; machines are self-reported until attested.\n"
+      "Examples:\n"
+      "  gpunet provider register --config provider.yaml --from provider\n"
+      "  gpunet -o json provider register --config provider.yaml --from provider --yes");
+  reg->callback([&g, pa] { RunProviderRegister(g, *pa); });
+
+  auto* upd = provider->add_subcommand(
+      "update", "Update operator, URI, region, payouts, policy and inventory from provider.yaml");
+  upd->add_option("--config", pa->config, "provider.yaml")->required()->check(CLI::ExistingFile);
+  add_from(upd, pa->from, pa->fee, "the owner key");
+  upd->add_flag("--offers", pa->offers,
+                "Also create the offers listed in the file (new offer ids)");
+  upd->footer("Example:\n  gpunet provider update --config provider.yaml --from provider");
+  upd->callback([&g, pa] { RunProviderUpdate(g, *pa); });
+
+  auto show_who = std::make_shared<std::string>();
+  auto* show = provider->add_subcommand(
+      "show", "A provider: terms, bond, reputation, sites, machines, offers");
+  show->add_option("PROVIDER", *show_who, "Owner key name or gpn1... address")->required();
+  show->footer(
+      "Examples:\n  gpunet provider show provider\n  gpunet -o json provider show gpn1...");
+  show->callback([&g, show_who] { RunProviderShow(g, *show_who); });
+
+  auto* list = provider->add_subcommand("list", "Every registered provider");
+  list->footer("Example:\n  gpunet provider list");
+  list->callback([&g] { RunProviderList(g); });
+
+  auto* hb = provider->add_subcommand(
+      "heartbeat", "Prove the provider is up (one tx covers all its started leases)");
+  add_from(hb, pa->from, pa->fee, "the owner or operator key");
+  hb->add_option("--provider", pa->provider, "The provider (default: the --from key's own)");
+  hb->footer(
+      "Missing heartbeats past the timeout (+ a grace in blocks) fault the provider's leases.\n"
+      "Example:\n  gpunet provider heartbeat --from operator --provider provider");
+  hb->callback([&g, pa] { RunHeartbeat(g, *pa); });
+
+  // ---- offers
+  auto words = std::make_shared<std::vector<std::string>>();
+  auto* offers = app.add_subcommand("offers", "Offers to rent now, cheapest first, filtered");
+  offers->add_option("FILTER", *words, "Terms like gpu=H100 gpus>=8 price<=2.5 (all must hold)");
+  offers->footer(std::string(client::OfferFilterHelp()));
+  offers->callback([&g, words] { RunOffers(g, *words); });
+
+  // ---- orders
+  auto oa = std::make_shared<OrderArgs>();
+  auto* order = app.add_subcommand("order", "Ask providers to bid for your job (reverse auction)");
+  order->require_subcommand(1);
+  auto* ocreate = order->add_subcommand(
+      "create", "Open an order from order.yaml; its deposit goes into escrow");
+  ocreate->add_option("ORDER_YAML", oa->file, "order.yaml (schema: docs/market-cli.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  add_from(ocreate, oa->from, oa->fee, "the tenant");
+  ocreate->add_flag("--yes,-y", oa->yes, "Do not ask before escrowing the deposit");
+  ocreate->footer(
+      "Shows the most the lease can cost per hour and how long the deposit lasts first.\n"
+      "Examples:\n  gpunet order create order.yaml --from tenant\n"
+      "  gpunet -o json order create order.yaml --from tenant --yes");
+  ocreate->callback([&g, oa] { RunOrderCreate(g, *oa); });
+  auto* oshow = order->add_subcommand("show", "One order");
+  oshow->add_option("ORDER", oa->id, "Order id")->required();
+  oshow->footer("Example:\n  gpunet order show 1");
+  oshow->callback([&g, oa] { RunOrderShow(g, *oa); });
+  auto* olist =
+      order->add_subcommand("list", "Open orders (all with --all), of one tenant with --tenant");
+  olist->add_option("--tenant", oa->tenant, "Key name or address");
+  olist->add_flag("--all", oa->all, "Also awarded and closed orders");
+  olist->footer("Examples:\n  gpunet order list\n  gpunet order list --tenant tenant --all");
+  olist->callback([&g, oa] { RunOrderList(g, *oa); });
+  auto* oclose =
+      order->add_subcommand("close", "Close an order not yet awarded; refunds its deposit");
+  oclose->add_option("ORDER", oa->id, "Order id")->required();
+  add_from(oclose, oa->from, oa->fee, "the tenant");
+  oclose->footer("Example:\n  gpunet order close 1 --from tenant");
+  oclose->callback([&g, oa] { RunOrderClose(g, *oa); });
+
+  auto bids_order = std::make_shared<std::string>();
+  auto* bids = app.add_subcommand("bids", "The bids on an order, cheapest first");
+  bids->add_option("ORDER", *bids_order, "Order id")->required();
+  bids->footer("Example:\n  gpunet bids 1");
+  bids->callback([&g, bids_order] { RunBids(g, *bids_order); });
+
+  auto ba = std::make_shared<BidArgs>();
+  auto* bid = app.add_subcommand("bid", "Bid on an order with named machines (reserves nothing)");
+  bid->add_option("ORDER", ba->order, "Order id")->required();
+  bid->add_option("--price", ba->price, "GPN per GPU-hour, at most the order's max")->required();
+  bid->add_option("--machines", ba->machines,
+                  "Machine ids, comma-separated, as many as the order asks")
+      ->required();
+  bid->add_option("--provider", ba->provider, "The provider (default: the --from key's own)");
+  add_from(bid, ba->from, ba->fee, "the provider's owner or operator");
+  bid->footer(
+      "Example:\n  gpunet bid 1 --price 2.2 --machines 1 --provider provider --from operator");
+  bid->callback([&g, ba] { RunBid(g, *ba); });
+
+  // ---- leases
+  auto la = std::make_shared<LeaseArgs>();
+  auto* lease =
+      app.add_subcommand("lease", "Leases: accept a bid, rent from an offer, pay, withdraw, close");
+  lease->require_subcommand(1);
+  auto* accept =
+      lease->add_subcommand("accept", "Accept a bid on your order: its machines are leased now");
+  accept->add_option("BID", la->id, "Bid id (`gpunet bids ORDER`)")->required();
+  add_from(accept, la->from, la->fee, "the order's tenant");
+  accept->add_flag("--yes,-y", la->yes, "Do not ask");
+  accept->footer("Example:\n  gpunet lease accept 1 --from tenant");
+  accept->callback([&g, la] { RunLeaseAccept(g, *la); });
+  auto* create = lease->add_subcommand("create", "Rent from an offer now (first free machines)");
+  create->add_option("OFFER", la->id, "Offer id (`gpunet offers`)")->required();
+  create->add_option("--gpus", la->gpus, "GPUs on each machine")->required();
+  create->add_option("--machines", la->machines, "Machines (default 1; more = one site)");
+  create->add_option("--deposit", la->deposit, "GPN into escrow (at least one hour)")->required();
+  create->add_option("--manifest", la->manifest,
+                     "The workload manifest file (its hash goes on the ledger)");
+  create->add_option("--manifest-hash", la->manifest_hash, "Or its BLAKE2b-256, 64 hex");
+  add_from(create, la->from, la->fee, "the tenant");
+  create->add_flag("--yes,-y", la->yes, "Do not ask before escrowing");
+  create->footer(
+      "Example:\n  gpunet lease create 1 --gpus 2 --deposit 50 --manifest job.yaml --from tenant");
+  create->callback([&g, la] { RunLeaseCreate(g, *la); });
+  auto* lshow = lease->add_subcommand("show", "One lease, with what has accrued");
+  lshow->add_option("LEASE", la->id, "Lease id")->required();
+  lshow->footer("Example:\n  gpunet lease show 1");
+  lshow->callback([&g, la] { RunLeaseShow(g, *la); });
+  auto* llist =
+      lease->add_subcommand("list", "Open leases (all with --all) of a tenant or provider");
+  llist->add_option("--tenant", la->tenant, "Key name or address");
+  llist->add_option("--provider", la->provider, "Key name or address");
+  llist->add_option("--from", la->from, "Shorthand: leases of this key as tenant");
+  llist->add_flag("--all", la->all, "Also closed leases");
+  llist->footer(
+      "Examples:\n  gpunet lease list --tenant tenant\n  gpunet lease list --provider provider "
+      "--all");
+  llist->callback([&g, la] {
+    if (la->tenant.empty() && la->provider.empty() && la->from.empty())
+      FailCommand(ErrorCode::kInvalidArgument, "give --tenant or --provider (key name or address)");
+    RunLeaseList(g, *la);
+  });
+  auto* deposit = lease->add_subcommand("deposit", "Add funds to a lease's escrow (extends it)");
+  deposit->add_option("LEASE", la->id, "Lease id")->required();
+  deposit->add_option("AMOUNT", la->amount, "GPN or ugpn")->required();
+  add_from(deposit, la->from, la->fee, "anyone; usually the tenant");
+  deposit->add_flag("--yes,-y", la->yes, "Do not ask");
+  deposit->footer("Example:\n  gpunet lease deposit 1 25 --from tenant");
+  deposit->callback([&g, la] { RunLeaseMsg(g, *la, "deposit"); });
+  auto* withdraw = lease->add_subcommand("withdraw", "Pay what accrued to the provider's payees");
+  withdraw->add_option("LEASE", la->id, "Lease id")->required();
+  add_from(withdraw, la->from, la->fee, "the provider's owner or operator");
+  withdraw->footer("Example:\n  gpunet lease withdraw 1 --from operator");
+  withdraw->callback([&g, la] { RunLeaseMsg(g, *la, "withdraw"); });
+  auto* close = lease->add_subcommand("close", "End a lease now: settle, refund the rest");
+  close->add_option("LEASE", la->id, "Lease id")->required();
+  close->add_flag("--no-manifest", la->no_manifest,
+                  "Provider only: no manifest arrived in time (no fault)");
+  add_from(close, la->from, la->fee, "the tenant, or the provider's owner/operator");
+  close->footer("Example:\n  gpunet lease close 1 --from tenant");
+  close->callback([&g, la] { RunLeaseMsg(g, *la, "close"); });
+  auto* started =
+      lease->add_subcommand("started", "Provider: the lease is live; billing starts now");
+  started->add_option("LEASE", la->id, "Lease id")->required();
+  add_from(started, la->from, la->fee, "the provider's owner or operator");
+  started->footer("Example:\n  gpunet lease started 1 --from operator");
+  started->callback([&g, la] { RunLeaseMsg(g, *la, "started"); });
+
+  // ---- attest
+  auto aa = std::make_shared<AttestArgs>();
+  auto* attest =
+      app.add_subcommand("attest", "As an auditor, attest attributes of a provider or machine");
+  attest->add_option("ATTRIBUTE", aa->attributes, "KEY=VALUE, one or more")->required();
+  attest->add_option("--provider", aa->provider, "Provider key name or address")->required();
+  attest->add_option("--machine", aa->machine, "Machine id (default: the provider itself)");
+  attest->add_option("--expires", aa->expires, "How long it holds: 12h, 30d (default 30d)");
+  add_from(attest, aa->from, aa->fee, "the auditor");
+  attest->footer(
+      "Example:\n  gpunet attest tier=3 country=de --provider provider --machine 1 --from auditor");
+  attest->callback([&g, aa] { RunAttest(g, *aa); });
+
+  // ---- query conservation (under the `query` group of cmd_client.cpp)
+  CLI::App* query = nullptr;
+  try {
+    query = app.get_subcommand("query");
+  } catch (const CLI::OptionNotFound&) {
+    query = app.add_subcommand("query", "Read from the node");
+  }
+  auto* cons = query->add_subcommand(
+      "conservation",
+      "Check that no token was created or lost: balances + escrow + bonds + ... = supply");
+  cons->footer("Exits 1 when the equation does not hold.\nExample:\n  gpunet query conservation");
+  cons->callback([&g] { RunConservation(g); });
+}
+
+}  // namespace gpunet::apps
