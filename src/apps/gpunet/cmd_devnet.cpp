@@ -55,7 +55,9 @@ void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
     init.chain_id = a.chain_id;
     init.rpc = a.rpc;
     init.block_interval_ms = a.block_interval_ms;
-    for (const char* name : {"alice", "bob", "carol"})
+    // alice, bob, carol for transfers; provider, operator, investor, tenant for the
+    // market story of `make demo` (docs/market-cli.md).
+    for (const char* name : {"alice", "bob", "carol", "provider", "operator", "investor", "tenant"})
       init.keys.push_back({name, kDevnetBalanceUgpn});
     init.key_passphrase = passphrase;
     init.fast_kdf = true;
@@ -130,7 +132,8 @@ void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g) {
   auto args = std::make_shared<DevnetArgs>();
   auto* devnet = app.add_subcommand(
       "devnet",
-      "Run a local one-node chain with funded keys alice, bob and carol (nothing to prepare)");
+      "Run a local one-node chain with funded keys (alice, bob, carol; provider, operator, "
+      "investor, tenant for the market) — nothing to prepare");
   devnet->add_option(
       "--home", args->home,
       "Keep the chain in DIR (created, or resumed when it holds one); default: a temporary "
