@@ -9,6 +9,7 @@
 #include "ledger/block_store.h"
 #include "state/conservation.h"
 #include "state/keyspace.h"
+#include "state/market_store.h"
 #include "state/state_db.h"
 
 namespace gpunet::ledger {
@@ -24,6 +25,7 @@ struct LedgerApp::Executed {
   state::WriteBatch state_changes;
   std::vector<state::SmtChange> forward;  ///< committed tree -> tree after the block
   std::vector<state::SmtChange> inverse;  ///< and back
+  std::vector<codec::Event> events;       ///< end-of-block events (market)
 };
 
 namespace {
@@ -265,6 +267,14 @@ base::Result<QueryResponse> LedgerApp::Query(const QueryRequest& request) const 
   return response;
 }
 
+std::optional<uint64_t> LedgerApp::NextDeadline() const {
+  state::MarketKvView view(*m_kv);
+  auto deadline = market::NextDeadline(view);
+  // An unreadable store surfaces at the next block; no deadline until then.
+  if (!deadline) return std::nullopt;
+  return *deadline;
+}
+
 // ---------------------------------------------------------------- blocks
 
 base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
@@ -335,6 +345,8 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
     block.txs.push_back(std::move(checked->tx));
     bytes += candidate.size() + 4;
   }
+  // End of block (design §3): market awards -> faults -> expiries, after the txs.
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
   h.tx_root = codec::TxRoot(block.txs);
   h.receipts_root = codec::ReceiptsRoot(executed->receipts);
   executed->state_changes = db.Changes();
@@ -405,6 +417,7 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
   }
   if (h.receipts_root != codec::ReceiptsRoot(executed->receipts))
     return reject("receipts root does not match execution");
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
   executed->state_changes = db.Changes();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   executed->block = block;
@@ -460,6 +473,7 @@ base::Result<FinalizeBlockResponse> LedgerApp::FinalizeBlock(const FinalizeBlock
   response.block_hash = hash;
   response.state_root = m_finalized->block.header.state_root;
   response.receipts = m_finalized->receipts;
+  response.events = m_finalized->events;
   return response;
 }
 

@@ -50,7 +50,10 @@ class LedgerApp final : public Application {
   base::Result<FinalizeBlockResponse> FinalizeBlock(const FinalizeBlockRequest& request) override;
   base::Result<CommitResponse> Commit() override;
   base::Result<QueryResponse> Query(const QueryRequest& request) const override;
-  std::optional<uint64_t> NextDeadline() const override { return std::nullopt; }
+  /// The earliest market deadline in committed state (bid-window end, start
+  /// deadline, heartbeat deadline, paid_until): a block is due then even without
+  /// txs, so leases close when their funds run out with no keeper.
+  std::optional<uint64_t> NextDeadline() const override;
 
   const Genesis& GetGenesis() const { return m_genesis; }
   const state::PipelineParams& Params() const { return m_params; }

@@ -3,6 +3,7 @@
 #include "codec/encoding.h"
 #include "codec/reader.h"
 #include "codec/writer.h"
+#include "market/invariants.h"
 #include "state/keyspace.h"
 
 namespace gpunet::state {
@@ -21,7 +22,7 @@ std::string U128ToString(unsigned __int128 v) {
 
 base::Bytes SupplyKey() {
   const uint8_t rest[] = {0x01};
-  return keyspace::AppStateKey(kAppSupply, rest);
+  return keyspace::AppStateKey(keyspace::kAppSupply, rest);
 }
 
 base::Bytes EncodeSupply(const Supply& supply) {
@@ -82,12 +83,35 @@ std::string ConservationReport::ToString() const {
          std::to_string(supply.minted_ugpn) + " - burned " + std::to_string(supply.burned_ugpn);
 }
 
-base::Result<ConservationReport> CheckConservation(const KvStore& kv) {
+namespace {
+
+/// Read-only market view over a StateDb (pending writes included).
+class DbView final : public market::StoreView {
+ public:
+  explicit DbView(const StateDb& db) : m_db(db) {}
+  base::Result<std::optional<base::Bytes>> Get(base::ByteSpan key) const override {
+    return m_db.Get(key);
+  }
+  base::Status Scan(base::ByteSpan begin, base::ByteSpan end,
+                    const market::Visitor& visit) const override {
+    return m_db.Scan(begin, end, visit);
+  }
+  base::Result<codec::Account> GetAccount(const codec::Address& address) const override {
+    return m_db.GetAccount(address);
+  }
+
+ private:
+  const StateDb& m_db;
+};
+
+}  // namespace
+
+base::Result<ConservationReport> CheckConservation(const StateDb& db) {
   ConservationReport report;
   std::optional<base::Error> error;
   const base::Bytes begin = keyspace::AppStateKey(keyspace::kAppAccount, {});
   const base::Bytes end = keyspace::PrefixEnd(begin);
-  GPUNET_TRY(kv.Scan(begin, end, [&](base::ByteSpan key, base::ByteSpan value) {
+  GPUNET_TRY(db.Scan(begin, end, [&](base::ByteSpan key, base::ByteSpan value) {
     auto account = codec::DecodeAccount(value);
     if (!account) {
       error = base::Error{base::ErrorCode::kCorrupt,
@@ -99,7 +123,13 @@ base::Result<ConservationReport> CheckConservation(const KvStore& kv) {
     return true;
   }));
   if (error) return std::unexpected(*error);
-  auto stored = kv.Get(SupplyKey());
+  DbView view(db);
+  auto holdings = market::SumHoldings(view);
+  if (!holdings) return base::Wrap(holdings.error(), "market holdings");
+  report.escrow_ugpn = holdings->escrow_ugpn;
+  report.bonds_ugpn = holdings->bonds_ugpn;
+  report.unbonding_ugpn = holdings->unbonding_ugpn;
+  auto stored = db.Get(SupplyKey());
   if (!stored) return std::unexpected(stored.error());
   if (!stored->has_value())
     return base::Fail(base::ErrorCode::kCorrupt, "the supply record is missing");
@@ -109,6 +139,17 @@ base::Result<ConservationReport> CheckConservation(const KvStore& kv) {
   if (!report.Holds())
     return base::Fail(base::ErrorCode::kCorrupt, "conservation broken: " + report.ToString());
   return report;
+}
+
+base::Result<ConservationReport> CheckConservation(const KvStore& kv) {
+  const StateDb committed(kv);
+  return CheckConservation(committed);
+}
+
+base::Status CheckInvariants(const StateDb& db) {
+  GPUNET_TRY(CheckConservation(db));
+  DbView view(db);
+  return market::CheckInvariants(view);
 }
 
 }  // namespace gpunet::state

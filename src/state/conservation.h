@@ -10,8 +10,7 @@
 // balance shows up as a broken equation.
 //
 // Where the record lives: under the application state (so the state tree commits
-// to it and replay compares it) at AppStateKey(kAppSupply, {0x01}); 0x02 is the
-// first of keyspace.h's bytes reserved for bank/staking.
+// to it and replay compares it) at AppStateKey(keyspace::kAppSupply, {0x01}).
 #pragma once
 
 #include <cstdint>
@@ -19,14 +18,14 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
+#include "state/keyspace.h"
 #include "state/kv.h"
 #include "state/state_db.h"
 
 namespace gpunet::state {
 
-/// Sub-table of the application state holding bank-wide records (the supply).
-/// TODO(keyspace owner): move into state/keyspace.h next to kAppAccount.
-inline constexpr uint8_t kAppSupply = 0x02;
+/// Sub-table of the bank-wide records (now in state/keyspace.h; kept as an alias).
+inline constexpr uint8_t kAppSupply = keyspace::kAppSupply;
 
 /// The key of the supply record.
 base::Bytes SupplyKey();
@@ -49,10 +48,10 @@ void PutSupply(StateDb& db, const Supply& supply);
 /// Both sides of the equation, from one scan.
 struct ConservationReport {
   unsigned __int128 balances_ugpn = 0;   ///< scanned: every account's balance
-  unsigned __int128 escrow_ugpn = 0;     ///< scanned: market escrow (0 until issue 4)
-  unsigned __int128 bonds_ugpn = 0;      ///< scanned: provider bonds (0 until issue 4)
+  unsigned __int128 escrow_ugpn = 0;     ///< scanned: lease escrow + open order deposits
+  unsigned __int128 bonds_ugpn = 0;      ///< scanned: provider bonds
   unsigned __int128 stake_ugpn = 0;      ///< scanned: validator stake (0: no staking yet)
-  unsigned __int128 unbonding_ugpn = 0;  ///< scanned: unbonding (0: no staking yet)
+  unsigned __int128 unbonding_ugpn = 0;  ///< scanned: provider bond unbonding (no staking yet)
   Supply supply;                         ///< the record
   uint64_t accounts = 0;                 ///< accounts scanned
   bool Holds() const;
@@ -61,7 +60,17 @@ struct ConservationReport {
 
 /// Scans the application state of `kv` (committed state) and checks the equation.
 /// kCorrupt with both sides in the message when it does not hold or a stored value
-/// does not decode.
+/// does not decode. Escrow, bonds and unbonding come from scanning the market's
+/// records (market::SumHoldings).
 base::Result<ConservationReport> CheckConservation(const KvStore& kv);
+/// The same over a block's overlay (pending writes included): tests check it after
+/// every tx.
+base::Result<ConservationReport> CheckConservation(const StateDb& db);
+
+/// "Invariants after every tx" (issue 4 item 9): the conservation equation by
+/// scanning state, then market::CheckInvariants (no negative or lost amounts, free +
+/// leased GPUs = inventory per machine, indexes and counters agree). kCorrupt names
+/// the first broken rule. Exported for tests and the reference-model test.
+base::Status CheckInvariants(const StateDb& db);
 
 }  // namespace gpunet::state

@@ -17,9 +17,14 @@
 //   0x01 tag ...                                 APPLICATION STATE (the state tree's
 //                                                leaves: leaf = (H(key), H(value)))
 //     0x01 0x01 address[20]                        account (codec-encoded)
-//     0x01 0x02..0x0f                              reserved: bank / staking
-//     0x01 0x10..0x3f                              reserved: market objects (orders,
-//                                                  bids, leases, providers; next issue)
+//     0x01 0x02 0x01                               supply record (state/conservation.h)
+//     0x01 0x03..0x0f                              reserved: bank / staking
+//     0x01 0x10..0x23                              market records and indexes, laid out
+//                                                  in market/keys.h (providers, sites,
+//                                                  machines, offers, orders, bids,
+//                                                  leases, attestations, deadline
+//                                                  indexes by time)
+//     0x01 0x24..0x3f                              reserved: market
 //     0x01 0x40..0xff                              reserved
 //   0x10 height[8]                               encoded block
 //   0x11 block_hash[32]                          u64 BE height
@@ -41,6 +46,7 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
+#include "market/keys.h"
 
 namespace gpunet::state::keyspace {
 
@@ -59,8 +65,13 @@ inline constexpr uint8_t kCommitByHeight = 0x15;
 
 // ---- application state sub-tables (second key byte under kAppState) ----
 inline constexpr uint8_t kAppAccount = 0x01;
+inline constexpr uint8_t kAppSupply = 0x02;  ///< bank-wide records (the supply)
 inline constexpr uint8_t kAppMarketFirst = 0x10;  ///< first byte reserved for market objects
 inline constexpr uint8_t kAppMarketLast = 0x3f;   ///< last byte reserved for market objects
+
+static_assert(market::keys::kAppState == kAppState, "market keys live in the app state");
+static_assert(market::keys::kFirst >= kAppMarketFirst && market::keys::kLast <= kAppMarketLast,
+              "market tables stay inside the bytes reserved for them");
 
 // ---- meta names (key = kMeta 'm' name) ----
 inline constexpr std::string_view kMetaLastHeight = "last_height";

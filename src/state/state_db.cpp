@@ -1,5 +1,7 @@
 #include "state/state_db.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 #include "codec/encoding.h"
 #include "state/keyspace.h"
@@ -18,6 +20,51 @@ void StateDb::Record(const base::Bytes& key) {
     m_journal.push_back(Undo{key, std::nullopt});
   else
     m_journal.push_back(Undo{key, it->second});
+}
+
+base::Status StateDb::Scan(base::ByteSpan begin, base::ByteSpan end, const KvVisitor& visit) const {
+  const base::Bytes begin_key(begin.begin(), begin.end());
+  auto pending = m_pending.lower_bound(begin_key);
+  auto in_range = [&](const base::Bytes& key) {
+    return end.empty() ||
+           std::lexicographical_compare(key.begin(), key.end(), end.begin(), end.end());
+  };
+  bool stopped = false;
+  // Emits pending keys below `limit` (all when null); false once the visitor stops.
+  auto drain = [&](const base::ByteSpan* limit) {
+    while (pending != m_pending.end() && in_range(pending->first) &&
+           (limit == nullptr ||
+            std::lexicographical_compare(pending->first.begin(), pending->first.end(),
+                                         limit->begin(), limit->end()))) {
+      if (pending->second && !visit(pending->first, *pending->second)) return false;
+      ++pending;
+    }
+    return true;
+  };
+  GPUNET_TRY(m_committed->Scan(begin, end, [&](base::ByteSpan key, base::ByteSpan value) {
+    if (!drain(&key)) {
+      stopped = true;
+      return false;
+    }
+    if (pending != m_pending.end() &&
+        std::equal(key.begin(), key.end(), pending->first.begin(), pending->first.end())) {
+      const auto& overlay = pending->second;
+      ++pending;
+      if (!overlay) return true;  // deleted in this block
+      if (!visit(key, *overlay)) {
+        stopped = true;
+        return false;
+      }
+      return true;
+    }
+    if (!visit(key, value)) {
+      stopped = true;
+      return false;
+    }
+    return true;
+  }));
+  if (!stopped) drain(nullptr);
+  return base::Ok();
 }
 
 void StateDb::Put(base::Bytes key, base::Bytes value) {

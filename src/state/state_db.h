@@ -28,6 +28,10 @@ class StateDb {
 
   /// The value of key as this block sees it (pending write, else committed).
   base::Result<std::optional<base::Bytes>> Get(base::ByteSpan key) const;
+  /// Visits keys in [begin, end) in byte order as this block sees them: pending
+  /// writes merged over the committed store (deleted keys skipped). An empty end
+  /// means "to the end". Return false from the visitor to stop.
+  base::Status Scan(base::ByteSpan begin, base::ByteSpan end, const KvVisitor& visit) const;
   void Put(base::Bytes key, base::Bytes value);
   void Delete(base::Bytes key);
 

@@ -4,9 +4,11 @@
 
 #include "base/check.h"
 #include "base/checked_math.h"
+#include "base/limits.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
 #include "state/conservation.h"
+#include "state/market_store.h"
 
 namespace gpunet::state {
 
@@ -196,18 +198,13 @@ MsgResult ApplySend(StateDb& db, const codec::Address& from, const codec::MsgSen
   return std::nullopt;
 }
 
-MsgResult ApplyMsg(StateDb& db, const codec::Address& from, const codec::Msg& msg,
-                   std::vector<codec::Event>& events) {
-  return std::visit(
-      [&](const auto& m) -> MsgResult {
-        using M = std::decay_t<decltype(m)>;
-        if constexpr (std::is_same_v<M, codec::MsgSend>)
-          return ApplySend(db, from, m, events);
-        else
-          return codec::TxError{TxCode::kMarketInvalidField,
-                                "market messages are not applied by this build yet"};
-      },
-      msg);
+MsgResult ApplyMsg(StateDb& db, const BlockContext& block, const codec::Address& from,
+                   const codec::Msg& msg, std::vector<codec::Event>& events) {
+  if (const auto* send = std::get_if<codec::MsgSend>(&msg))
+    return ApplySend(db, from, *send, events);
+  MarketStateStore store(db);
+  return market::ApplyMarketMsg(store, market::BlockTime{block.height, block.time_ms}, from, msg,
+                                events);
 }
 
 }  // namespace
@@ -260,7 +257,7 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
   const size_t checkpoint = db.Checkpoint();
   std::vector<codec::Event> events;
   for (size_t i = 0; i < body.msgs.size(); ++i) {
-    auto result = ApplyMsg(db, tx.sender, body.msgs[i], events);
+    auto result = ApplyMsg(db, block, tx.sender, body.msgs[i], events);
     if (!result) return std::unexpected(result.error());
     if (result->has_value()) {
       db.RevertTo(checkpoint);
@@ -274,7 +271,17 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
       return codec::TxResult<codec::Receipt>(std::move(receipt));
     }
   }
-  for (auto& e : events) receipt.events.push_back(std::move(e));
+  // A receipt holds at most kEventsPerReceiptMax events: a tx whose messages emit
+  // more (16 market messages with payouts) keeps the first ones and says so.
+  for (auto& e : events) {
+    if (receipt.events.size() + 1 >= base::limits::kEventsPerReceiptMax) {
+      receipt.events.push_back(codec::Event{"events_truncated",
+                                            {{"emitted", std::to_string(events.size())},
+                                             {"kept", std::to_string(receipt.events.size() - 1)}}});
+      break;
+    }
+    receipt.events.push_back(std::move(e));
+  }
   receipt.code = static_cast<uint16_t>(TxCode::kOk);
   return codec::TxResult<codec::Receipt>(std::move(receipt));
 }

@@ -1,0 +1,150 @@
+// A market on a real state machine for tests: an in-memory store, the real tx
+// pipeline (signed txs, fees, nonces, rollback of failed txs) and the end-of-block
+// work, with state::CheckInvariants (conservation by scanning + market invariants)
+// run after EVERY tx and every end of block. Shared with the reference-model test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+#include "codec/encoding.h"
+#include "codec/hashes.h"
+#include "market/apply.h"
+#include "market/keys.h"
+#include "market/records.h"
+#include "state/conservation.h"
+#include "state/keyspace.h"
+#include "state/market_store.h"
+#include "state/state_db.h"
+#include "state/tx_pipeline.h"
+
+namespace gpunet::market::testing {
+
+inline constexpr uint64_t kGpn = 1'000'000;
+inline constexpr uint64_t kFee = 100'000;
+
+inline crypto::KeyPair Key(uint8_t n) {
+  crypto::Seed seed;
+  seed[0] = n;
+  seed[31] = 0x77;
+  return crypto::KeyPair::FromSeed(seed);
+}
+
+class Harness {
+ public:
+  /// Accounts 1..accounts (keys Key(i)) each holding `balance` ugpn.
+  explicit Harness(uint8_t accounts = 8, uint64_t balance = 100'000 * kGpn) {
+    state::WriteBatch batch;
+    for (uint8_t i = 1; i <= accounts; ++i) {
+      m_keys.emplace(i, Key(i));
+      batch.Put(state::keyspace::AccountKey(Addr(i)), codec::EncodeAccount({balance, 0}));
+    }
+    batch.Put(state::SupplyKey(), state::EncodeSupply(state::Supply{balance * accounts, 0, 0, 0}));
+    EXPECT_TRUE(m_kv.Commit(batch));
+    m_params.chain_id = "market-test";
+    m_params.fees = state::FeeParams{1, 10, 100, 2500};
+    m_params.tx_bytes_max = 64 * 1024;
+    m_params.msgs_per_tx_max = 16;
+    m_params.nonce_ahead_max = 8;
+  }
+
+  codec::Address Addr(uint8_t i) const { return crypto::AddressOf(m_keys.at(i).Public()); }
+  uint64_t Now() const { return m_time_ms; }
+  uint64_t Height() const { return m_height; }
+  state::StateDb& Db() { return m_db; }
+
+  /// Signs and applies one tx of `msgs` from account `from`; returns its receipt
+  /// code (0 = ok). The tx must be includable (fee and nonce are right).
+  uint16_t Tx(uint8_t from, std::vector<codec::Msg> msgs) {
+    codec::TxBody body;
+    body.chain_id = m_params.chain_id;
+    body.sender = m_keys.at(from).Public();
+    body.nonce = m_nonces[from]++;
+    body.fee_ugpn = kFee;
+    body.msgs = std::move(msgs);
+    auto checked = state::CheckStateless(codec::SignTx(body, m_keys.at(from)), m_params, nullptr);
+    EXPECT_TRUE(checked) << checked.error().ToString();
+    if (!checked) return 0xffff;
+    auto receipt = state::ApplyTx(m_db, *checked, {m_height, m_time_ms, {}}, 0, m_params);
+    EXPECT_TRUE(receipt && *receipt);
+    if (!receipt || !*receipt) return 0xffff;
+    last_receipt = **receipt;
+    CheckAll();
+    return (*receipt)->code;
+  }
+  uint16_t Tx(uint8_t from, codec::Msg msg) { return Tx(from, std::vector<codec::Msg>{msg}); }
+
+  /// Advances time by `ms` over `blocks` blocks, running the end-of-block work at
+  /// each; returns the events of the last one.
+  std::vector<codec::Event> Advance(uint64_t ms, uint64_t blocks = 1) {
+    std::vector<codec::Event> events;
+    for (uint64_t b = 0; b < blocks; ++b) {
+      ++m_height;
+      m_time_ms += ms / blocks + (b + 1 == blocks ? ms % blocks : 0);
+      events.clear();
+      auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events);
+      EXPECT_TRUE(s) << s.error().ToString();
+      CheckAll();
+      for (const auto& e : events) all_events.push_back(e);
+    }
+    return events;
+  }
+
+  void CheckAll() {
+    auto s = state::CheckInvariants(m_db);
+    EXPECT_TRUE(s) << s.error().ToString();
+  }
+
+  uint64_t Balance(uint8_t i) { return Balance(Addr(i)); }
+  uint64_t Balance(const codec::Address& a) {
+    auto account = m_db.GetAccount(a);
+    EXPECT_TRUE(account);
+    return account->balance_ugpn;
+  }
+
+  template <class T>
+  T Get(const base::Bytes& key) {
+    auto raw = m_db.Get(key);
+    EXPECT_TRUE(raw && raw->has_value());
+    if (!raw || !raw->has_value()) return T{};
+    auto v = Decode<T>(**raw);
+    EXPECT_TRUE(v);
+    return v ? *v : T{};
+  }
+  Lease GetLease(uint64_t id) { return Get<Lease>(keys::LeaseKey(id)); }
+  Provider GetProvider(uint8_t i) { return Get<Provider>(keys::ProviderKey(Addr(i))); }
+  Machine GetMachine(uint8_t owner, uint32_t id) {
+    return Get<Machine>(keys::MachineKey(Addr(owner), id));
+  }
+  Order GetOrder(uint64_t id) { return Get<Order>(keys::OrderKey(id)); }
+
+  /// The value of attribute `key` of the last event of `type` in the last receipt.
+  std::string EventAttr(std::string_view type, std::string_view key) const {
+    for (auto it = last_receipt.events.rbegin(); it != last_receipt.events.rend(); ++it)
+      if (it->type == type) {
+        auto a = it->attributes.find(std::string(key));
+        return a == it->attributes.end() ? std::string() : a->second;
+      }
+    return {};
+  }
+
+  codec::Receipt last_receipt;
+  std::vector<codec::Event> all_events;
+
+ private:
+  state::MemoryKvStore m_kv;
+  state::StateDb m_db{m_kv};
+  state::PipelineParams m_params;
+  std::map<uint8_t, crypto::KeyPair> m_keys;
+  std::map<uint8_t, uint64_t> m_nonces;
+  uint64_t m_height = 1;
+  uint64_t m_time_ms = 1'700'000'000'000;
+};
+
+inline uint16_t Code(codec::TxCode c) {
+  return static_cast<uint16_t>(c);
+}
+
+}  // namespace gpunet::market::testing

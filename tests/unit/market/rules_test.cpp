@@ -1,0 +1,670 @@
+// The market's rules through the real tx pipeline (market_harness.h): every rule and
+// failure code of docs/market.md, with the invariants (conservation by scanning,
+// free + leased = inventory, indexes and counters) checked after every tx and block.
+#include <gtest/gtest.h>
+
+#include "base/limits.h"
+#include "market/math.h"
+#include "unit/market/market_harness.h"
+
+namespace gpunet::market::testing {
+namespace {
+
+using codec::TxCode;
+namespace limits = base::limits;
+
+constexpr uint8_t kOwner = 1;
+constexpr uint8_t kOperator = 2;
+constexpr uint8_t kTenant = 3;
+constexpr uint8_t kStranger = 4;
+constexpr uint8_t kInvestor = 5;
+constexpr uint8_t kOwner2 = 6;
+constexpr uint8_t kAuditor = 7;
+
+constexpr uint64_t kBond = 1000 * kGpn;
+constexpr uint64_t kPrice = 2 * kGpn;  // per GPU-hour
+constexpr uint64_t kHour = 3'600'000;
+
+codec::MsgProviderRegister Register(Harness& h, uint8_t owner, uint64_t bond = kBond) {
+  codec::MsgProviderRegister m;
+  m.operator_address = h.Addr(kOperator);
+  m.tenant_api_uri = "https://provider.example:8443";
+  m.region = "eu";
+  m.bond_ugpn = bond;
+  // Owner 75%, investor 25%, in address order.
+  codec::PayoutSplit a{h.Addr(owner), 7500}, b{h.Addr(kInvestor), 2500};
+  m.payouts = a.payee < b.payee ? std::vector{a, b} : std::vector{b, a};
+  return m;
+}
+
+codec::MsgMachineUpsert Machine(Harness& h, uint8_t owner, uint32_t id, uint32_t site,
+                                uint32_t gpus = 8, std::string model = "H100") {
+  return codec::MsgMachineUpsert{
+      h.Addr(owner), id,    site, model, gpus, 80,  codec::GpuLink::kNvlink,
+      "550.54",      12040, 90,   64,    512,  4000};
+}
+
+/// A provider (owner kOwner, operator kOperator) with site 1 (infiniband: machines
+/// 1, 2), site 2 (ethernet: machine 3), all 8 x H100, and offer 1 at kPrice.
+void SetUpProvider(Harness& h, uint8_t owner = kOwner) {
+  ASSERT_EQ(h.Tx(owner, Register(h, owner)), 0);
+  ASSERT_EQ(
+      h.Tx(kOperator, {codec::MsgSiteUpsert{h.Addr(owner), 1, codec::Fabric::kInfiniband, 400},
+                       codec::MsgSiteUpsert{h.Addr(owner), 2, codec::Fabric::kEthernet, 100},
+                       Machine(h, owner, 1, 1), Machine(h, owner, 2, 1), Machine(h, owner, 3, 2)}),
+      0);
+}
+
+uint64_t CreateOffer(Harness& h, uint8_t owner = kOwner, uint64_t price = kPrice,
+                     std::vector<codec::Address> tenants = {}) {
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgOfferCreate{h.Addr(owner), "H100", 0, price, tenants}), 0);
+  return std::stoull(h.EventAttr("market.offer_created", "offer_id"));
+}
+
+uint64_t Lease(Harness& h, uint64_t offer, uint32_t machines, uint32_t gpus, uint64_t deposit,
+               uint8_t tenant = kTenant) {
+  uint16_t code = h.Tx(tenant, codec::MsgLeaseCreate{offer, machines, gpus, deposit, {}});
+  if (code != 0) return 0;
+  return std::stoull(h.EventAttr("market.lease_created", "lease_id"));
+}
+
+// ---------------------------------------------------------------- money math
+
+TEST(MarketMath, AccrualFloorsAndPaidUntilNeverOverpays) {
+  EXPECT_EQ(Accrued(3, kHour), 3u);
+  EXPECT_EQ(Accrued(3, kHour - 1), 2u);
+  EXPECT_EQ(Accrued(1, 1), 0u);
+  for (uint64_t rate : {1ull, 3ull, 7ull, 16'000'000ull, 999'999'937ull})
+    for (uint64_t deposit : {1ull, 10ull, 12'345'678ull, 1'000'000'000'000ull}) {
+      uint64_t ms = PaidMs(deposit, rate);
+      EXPECT_LE(Accrued(rate, ms), deposit);
+      EXPECT_GT(Accrued(rate, ms + kHour), Accrued(rate, ms) - 0) << rate << " " << deposit;
+    }
+  // Withdrawals in pieces sum to the accrual of the whole (remainders carried).
+  uint64_t rate = 7, paid = 0;
+  for (uint64_t t = 0; t <= 10 * kHour; t += 123'457) paid += Accrued(rate, t) - paid;
+  EXPECT_EQ(paid, Accrued(rate, 10 * kHour / 123'457 * 123'457));
+}
+
+TEST(MarketMath, SplitsFloorPerPayeeRemainderToOwner) {
+  codec::Address owner, a, b;
+  owner[0] = 9;
+  a[0] = 1;
+  b[0] = 2;
+  auto shares = SplitPayout(101, {{a, 3333}, {b, 6667}}, owner);
+  ASSERT_EQ(shares.size(), 3u);
+  EXPECT_EQ(shares[0].amount_ugpn, 33u);  // floor(101 * 0.3333)
+  EXPECT_EQ(shares[1].amount_ugpn, 67u);  // floor(101 * 0.6667)
+  EXPECT_EQ(shares[2].payee, owner);
+  EXPECT_EQ(shares[2].amount_ugpn, 1u);
+  // Owner among the payees: the remainder is added to its share.
+  shares = SplitPayout(101, {{a, 3333}, {owner, 6667}}, owner);
+  ASSERT_EQ(shares.size(), 2u);
+  EXPECT_EQ(shares[1].amount_ugpn, 68u);
+  EXPECT_FALSE(ValidSplits({{a, 5000}, {b, 4999}}));
+  EXPECT_FALSE(ValidSplits({{a, 0}, {b, 10000}}));
+  EXPECT_FALSE(ValidSplits({}));
+  EXPECT_TRUE(ValidSplits({{a, 1}, {b, 9999}}));
+  EXPECT_EQ(FaultRatePpm(0, 0), 0u);
+  EXPECT_EQ(FaultRatePpm(3, 1), 250'000u);
+}
+
+// ---------------------------------------------------------------- providers
+
+TEST(Providers, RegisterMovesTheBondAndRefusesBadInput) {
+  Harness h;
+  uint64_t before = h.Balance(kOwner);
+  auto bad = Register(h, kOwner);
+  bad.payouts[0].bp -= 1;  // 9999 bp in all
+  EXPECT_EQ(h.Tx(kOwner, bad), Code(TxCode::kMarketBadSplits));
+  // An included failure: fee charged, nonce advanced, nothing else.
+  EXPECT_EQ(h.Balance(kOwner), before - kFee);
+  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner, limits::kProviderBondMinUgpn - 1)),
+            Code(TxCode::kMarketBondTooLow));
+  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner, 1'000'000 * kGpn)),
+            Code(TxCode::kMarketInsufficientFunds));
+  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner)), 0);
+  EXPECT_EQ(h.Balance(kOwner), before - 4 * kFee - kBond);
+  EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond);
+  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner)), Code(TxCode::kMarketProviderExists));
+}
+
+TEST(Providers, OwnerAndOperatorRoles) {
+  Harness h;
+  SetUpProvider(h);
+  codec::MsgProviderUpdate update{
+      h.Addr(kOperator), "https://x", {}, "us", h.GetProvider(kOwner).payouts, {}};
+  EXPECT_EQ(h.Tx(kOperator, update), Code(TxCode::kMarketUnknownProvider));  // its own: none
+  EXPECT_EQ(h.Tx(kStranger, codec::MsgSiteUpsert{h.Addr(kOwner), 3, codec::Fabric::kRoce, 1}),
+            Code(TxCode::kMarketNotOperator));
+  EXPECT_EQ(h.Tx(kOwner, update), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).region, "us");
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgProviderUnbond{1}), Code(TxCode::kMarketUnknownProvider));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  EXPECT_EQ(h.Tx(kStranger, codec::MsgHeartbeat{h.Addr(kOwner)}), Code(TxCode::kMarketNotOperator));
+}
+
+TEST(Providers, InventoryRulesAndLimitsOfFields) {
+  Harness h;
+  SetUpProvider(h);
+  EXPECT_EQ(h.Tx(kOperator, Machine(h, kOwner, 9, 7)), Code(TxCode::kMarketUnknownSite));
+  EXPECT_EQ(h.Tx(kOperator, Machine(h, kOwner, 0, 1)), Code(TxCode::kMarketInvalidField));
+  EXPECT_EQ(h.Tx(kOperator, Machine(h, kOwner, 9, 1, 0)), Code(TxCode::kMarketInvalidField));
+  EXPECT_EQ(h.Tx(kOperator, Machine(h, kOwner, 9, 1, limits::kGpusPerMachineMax + 1)),
+            Code(TxCode::kMarketInvalidField));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgMachineRemove{h.Addr(kOwner), 42}),
+            Code(TxCode::kMarketUnknownMachine));
+  // Changing the fabric of a site with machines is refused.
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgSiteUpsert{h.Addr(kOwner), 1, codec::Fabric::kRoce, 1}),
+            Code(TxCode::kMarketInventoryInUse));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgMachineRemove{h.Addr(kOwner), 3}), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).machines, 2u);
+}
+
+TEST(Providers, CuttingInventoryOrDeregisteringUnderOpenLeasesIsRefused) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t lease = Lease(h, offer, 1, 6, 100 * kGpn);
+  ASSERT_NE(lease, 0u);
+  EXPECT_EQ(h.GetMachine(kOwner, 1).free_gpus, 2u);
+  EXPECT_EQ(h.Tx(kOperator, Machine(h, kOwner, 1, 1, 5)), Code(TxCode::kMarketInventoryInUse));
+  EXPECT_EQ(h.Tx(kOperator, Machine(h, kOwner, 1, 2, 8)), Code(TxCode::kMarketInventoryInUse));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgMachineRemove{h.Addr(kOwner), 1}),
+            Code(TxCode::kMarketInventoryInUse));
+  EXPECT_EQ(h.Tx(kOperator, Machine(h, kOwner, 1, 1, 12)), 0);  // growing is fine
+  EXPECT_EQ(h.GetMachine(kOwner, 1).free_gpus, 6u);
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderDeregister{}), Code(TxCode::kMarketOpenLeases));
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond}), Code(TxCode::kMarketOpenLeases));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderDeregister{}), 0);
+  EXPECT_FALSE(h.GetProvider(kOwner).active);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}),
+            Code(TxCode::kMarketProviderInactive));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 1, 100 * kGpn, {}}),
+            Code(TxCode::kMarketOfferClosed));
+}
+
+TEST(Providers, BondWithdrawalWaitsForTheUnbondingDelay) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t before = h.Balance(kOwner);
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{0}), Code(TxCode::kMarketZeroAmount));
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond + 1}),
+            Code(TxCode::kMarketInsufficientBond));
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), Code(TxCode::kMarketNothingToClaim));
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{300 * kGpn}), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond - 300 * kGpn);
+  h.Advance(limits::kBondUnbondingDelayMs - 1);
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), Code(TxCode::kMarketNothingToClaim));
+  h.Advance(1);
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), 0);
+  EXPECT_EQ(h.Balance(kOwner), before - 6 * kFee + 300 * kGpn);
+  EXPECT_TRUE(h.GetProvider(kOwner).unbonding.empty());
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderBond{5}), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond - 300 * kGpn + 5);
+}
+
+// ---------------------------------------------------------------- offers and leases
+
+TEST(Offers, LeaseCreateIsFirstFitInKeyOrder) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t a = Lease(h, offer, 1, 6, 100 * kGpn);
+  uint64_t b = Lease(h, offer, 1, 4, 100 * kGpn);
+  uint64_t c = Lease(h, offer, 1, 2, 100 * kGpn);
+  EXPECT_EQ(h.GetLease(a).allocations, (std::vector<Allocation>{{1, 6}}));
+  EXPECT_EQ(h.GetLease(b).allocations, (std::vector<Allocation>{{2, 4}}));
+  EXPECT_EQ(h.GetLease(c).allocations, (std::vector<Allocation>{{1, 2}}));  // machine 1 first
+  EXPECT_EQ(h.GetLease(a).rate_ugpn_per_hour, 6 * kPrice);
+  // Over-commit: 8 GPUs on one machine are no longer free anywhere but machine 3.
+  uint64_t d = Lease(h, offer, 1, 8, 100 * kGpn);
+  EXPECT_EQ(h.GetLease(d).allocations, (std::vector<Allocation>{{3, 8}}));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 8, 100 * kGpn, {}}),
+            Code(TxCode::kMarketNoCapacity));
+}
+
+TEST(Offers, ClusterTakesNMachinesOfOneSiteAtomically) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t one = Lease(h, offer, 1, 1, 100 * kGpn);  // machine 1: 7 free
+  ASSERT_NE(one, 0u);
+  uint64_t cluster = Lease(h, offer, 2, 7, 100 * kGpn);
+  EXPECT_EQ(h.GetLease(cluster).allocations, (std::vector<Allocation>{{1, 7}, {2, 7}}));
+  // Two machines with 8 free on one site: none (site 2 has one machine).
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 2, 8, 100 * kGpn, {}}),
+            Code(TxCode::kMarketNoCapacity));
+  EXPECT_EQ(h.GetMachine(kOwner, 3).free_gpus, 8u);  // nothing taken on failure
+}
+
+TEST(Offers, DepositPolicyAndPrivateOffers) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  // Under one hour of 2 GPUs at kPrice.
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 2, 2 * kPrice - 1, {}}),
+            Code(TxCode::kMarketDepositTooLow));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 0, 2, 100 * kGpn, {}}),
+            Code(TxCode::kMarketInvalidField));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{99, 1, 2, 100 * kGpn, {}}),
+            Code(TxCode::kMarketUnknownOffer));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 1, 1'000'000 * kGpn, {}}),
+            Code(TxCode::kMarketInsufficientFunds));
+  uint64_t priv = CreateOffer(h, kOwner, kPrice, {h.Addr(kStranger)});
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{priv, 1, 1, 100 * kGpn, {}}),
+            Code(TxCode::kMarketNotAllowed));
+  EXPECT_NE(Lease(h, priv, 1, 1, 100 * kGpn, kStranger), 0u);
+  // Deny list.
+  codec::MsgProviderUpdate update{
+      h.Addr(kOperator),      "https://x", {}, "eu", h.GetProvider(kOwner).payouts,
+      {{}, {h.Addr(kTenant)}}};
+  ASSERT_EQ(h.Tx(kOwner, update), 0);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 1, 100 * kGpn, {}}),
+            Code(TxCode::kMarketNotAllowed));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgOfferClose{h.Addr(kOwner), offer}), 0);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgOfferClose{h.Addr(kOwner), offer}),
+            Code(TxCode::kMarketOfferClosed));
+}
+
+TEST(Leases, LifeWithdrawBySplitsAndCloseSettleExactly) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h, kOwner, 1'000'003);  // odd price: remainders matter
+  const uint64_t deposit = 10 * kGpn;
+  uint64_t lease = Lease(h, offer, 1, 2, deposit);
+  const uint64_t rate = 2 * 1'000'003;
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{lease}), Code(TxCode::kMarketLeaseState));
+  EXPECT_EQ(h.Tx(kStranger, codec::MsgLeaseStarted{lease}), Code(TxCode::kMarketNotOperator));
+  h.Advance(1000);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  const uint64_t started = h.Now();
+  EXPECT_EQ(h.GetLease(lease).paid_until_ms, started + PaidMs(deposit, rate));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), Code(TxCode::kMarketLeaseState));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{lease}),
+            Code(TxCode::kMarketNothingToWithdraw));
+
+  h.Advance(1'234'567);
+  uint64_t owner0 = h.Balance(kOwner), investor0 = h.Balance(kInvestor);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{lease}), 0);
+  uint64_t due = Accrued(rate, 1'234'567);
+  EXPECT_EQ(h.Balance(kInvestor) - investor0, due * 2500 / 10000);
+  EXPECT_EQ(h.Balance(kOwner) - owner0, due - due * 2500 / 10000);
+  h.Advance(999'999);
+  uint64_t tenant0 = h.Balance(kTenant);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+  const auto l = h.GetLease(lease);
+  EXPECT_EQ(l.state, LeaseState::kClosed);
+  EXPECT_EQ(l.end, LeaseEnd::kTenantClosed);
+  EXPECT_EQ(l.paid_ugpn, Accrued(rate, 1'234'567 + 999'999));             // carried remainder
+  EXPECT_EQ(h.Balance(kTenant) - tenant0 + kFee, deposit - l.paid_ugpn);  // dust refunded
+  EXPECT_EQ(h.GetMachine(kOwner, 1).free_gpus, 8u);
+  EXPECT_EQ(h.GetProvider(kOwner).leases_completed, 1u);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}),
+            Code(TxCode::kMarketLeaseState));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseDeposit{lease, 5}), Code(TxCode::kMarketLeaseState));
+}
+
+TEST(Leases, PaidUntilIndexClosesExactlyWhenFundsRunOutAndDepositExtends) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h, kOwner, 3);  // 3 ugpn per GPU-hour: sub-ugpn accrual
+  uint64_t lease = Lease(h, offer, 1, 1, 10);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  uint64_t paid_until = h.GetLease(lease).paid_until_ms;
+  EXPECT_EQ(paid_until - h.Now(), 10 * kHour / 3);  // floor: never accrues past 10
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseDeposit{lease, 0}), Code(TxCode::kMarketZeroAmount));
+  ASSERT_EQ(h.Tx(kStranger, codec::MsgLeaseDeposit{lease, 2}), 0);  // anyone may top up
+  paid_until = h.GetLease(lease).paid_until_ms;
+  EXPECT_EQ(paid_until - h.GetLease(lease).started_ms, 12 * kHour / 3);
+  auto next = NextDeadline(state::MarketStateStore(h.Db()));
+  ASSERT_TRUE(next && next->has_value());
+  // The provider's heartbeat deadline comes first, then the expiry.
+  EXPECT_EQ(**next, h.GetProvider(kOwner).heartbeat_deadline_ms);
+  EXPECT_LT(**next, paid_until);
+  h.Advance(paid_until - h.Now() - 1);
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+  uint64_t owner0 = h.Balance(kOwner), investor0 = h.Balance(kInvestor);
+  h.Advance(1);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.state, LeaseState::kClosed);
+  EXPECT_EQ(l.end, LeaseEnd::kExpired);
+  EXPECT_EQ(l.paid_ugpn, 12u);
+  EXPECT_EQ(h.Balance(kOwner) - owner0 + h.Balance(kInvestor) - investor0, 12u);
+  auto none = NextDeadline(state::MarketStateStore(h.Db()));
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST(Leases, NoManifestCloseOnlyAfterTheTimeoutAndWithoutFault) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 100 * kGpn);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}),
+            Code(TxCode::kMarketLeaseState));
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  h.Advance(limits::kManifestTimeoutMs - 1);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}),
+            Code(TxCode::kMarketTooEarly));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}),
+            Code(TxCode::kMarketNotParty));
+  EXPECT_EQ(h.Tx(kStranger, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}),
+            Code(TxCode::kMarketNotParty));
+  h.Advance(1);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}), 0);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.end, LeaseEnd::kNoManifest);
+  EXPECT_EQ(l.paid_ugpn, Accrued(kPrice, limits::kManifestTimeoutMs));  // start to close
+  EXPECT_EQ(h.GetProvider(kOwner).faults, 0u);
+  EXPECT_EQ(h.GetProvider(kOwner).leases_completed, 1u);
+}
+
+// ---------------------------------------------------------------- faults
+
+TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t tenant0 = h.Balance(kTenant);
+  uint64_t lease = Lease(h, CreateOffer(h), 1, 4, 100 * kGpn);
+  h.Advance(limits::kLeaseStartTimeoutMs - 1);
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kReserved);
+  h.Advance(1);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
+  EXPECT_EQ(l.paid_ugpn, 0u);
+  EXPECT_EQ(l.penalty_ugpn, 4 * kPrice * limits::kFaultPenaltyHours);
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee + l.penalty_ugpn);
+  auto p = h.GetProvider(kOwner);
+  EXPECT_EQ(p.bond_ugpn, kBond - l.penalty_ugpn);
+  EXPECT_EQ(p.faults, 1u);
+  EXPECT_EQ(h.GetMachine(kOwner, 1).free_gpus, 8u);
+}
+
+TEST(Faults, ABondRunningDryPaysWhatItHasAndBlocksTheProvider) {
+  Harness h;
+  SetUpProvider(h);
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond - limits::kProviderBondMinUgpn}), 0);
+  // Penalty (one hour at 8 x 50 GPN) is 400 GPN, the bond 100 GPN.
+  uint64_t offer = CreateOffer(h, kOwner, 50 * kGpn);
+  uint64_t lease = Lease(h, offer, 1, 8, 400 * kGpn);
+  h.Advance(limits::kLeaseStartTimeoutMs);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.penalty_ugpn, limits::kProviderBondMinUgpn);
+  auto p = h.GetProvider(kOwner);
+  EXPECT_EQ(p.bond_ugpn, 0u);
+  EXPECT_EQ(p.penalties_unpaid_ugpn, 400 * kGpn - limits::kProviderBondMinUgpn);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 1, 100 * kGpn, {}}),
+            Code(TxCode::kMarketBondTooLow));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgOfferCreate{h.Addr(kOwner), "H100", 0, 1, {}}),
+            Code(TxCode::kMarketBondTooLow));
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderBond{limits::kProviderBondMinUgpn}), 0);
+  EXPECT_NE(Lease(h, offer, 1, 1, 100 * kGpn), 0u);
+}
+
+TEST(Faults, MissingHeartbeatsFaultOnlyAfterTimeoutAndGraceBlocks) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t lease = Lease(h, CreateOffer(h), 1, 2, 1000 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  const uint64_t started = h.Now();
+  h.Advance(60'000);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  const uint64_t last = h.Now();
+  // A long gap in ONE block (a halted chain): past the timeout, not the grace.
+  h.Advance(10 * limits::kHeartbeatTimeoutMs);
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+  h.Advance(limits::kHeartbeatGraceBlocks - 1, limits::kHeartbeatGraceBlocks - 1);
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+  h.Advance(1);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.end, LeaseEnd::kMissedHeartbeat);
+  EXPECT_EQ(l.paid_ugpn, Accrued(2 * kPrice, last - started));  // stops at last proof of life
+  EXPECT_EQ(l.penalty_ugpn, 2 * kPrice);
+  EXPECT_EQ(h.GetProvider(kOwner).heartbeat_deadline_ms, 0u);
+}
+
+TEST(Faults, HeartbeatsKeepLeasesAlive) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 1000 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  for (int i = 0; i < 30; ++i) {
+    h.Advance(limits::kHeartbeatTimeoutMs / 2, 5);
+    ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  }
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+}
+
+// ---------------------------------------------------------------- orders and bids
+
+codec::MsgOrderCreate Order(uint32_t machines, uint32_t gpus, uint64_t max_price = kPrice,
+                            uint64_t window_ms = 60'000) {
+  codec::MsgOrderCreate m;
+  m.requirements.gpu_models = {"H100"};
+  m.requirements.machines = machines;
+  m.requirements.gpus_per_machine = gpus;
+  m.max_price_ugpn_per_gpu_hour = max_price;
+  m.deposit_ugpn = 100 * kGpn;
+  m.bid_window_ms = window_ms;
+  return m;
+}
+
+uint64_t CreateOrder(Harness& h, const codec::MsgOrderCreate& m) {
+  EXPECT_EQ(h.Tx(kTenant, m), 0);
+  return std::stoull(h.EventAttr("market.order_created", "order_id"));
+}
+
+uint64_t Bid(Harness& h, uint8_t owner, uint64_t order, uint64_t price,
+             std::vector<uint32_t> machines) {
+  uint16_t code = h.Tx(kOperator, codec::MsgBidCreate{h.Addr(owner), order, price, machines});
+  EXPECT_EQ(code, 0);
+  return code == 0 ? std::stoull(h.EventAttr("market.bid_created", "bid_id")) : 0;
+}
+
+TEST(Orders, LowestFreeBidWinsAtWindowEnd) {
+  Harness h;
+  SetUpProvider(h, kOwner);
+  SetUpProvider(h, kOwner2);
+  uint64_t tenant0 = h.Balance(kTenant);
+  uint64_t order = CreateOrder(h, Order(1, 4));
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee - 100 * kGpn);  // deposit held by the order
+  Bid(h, kOwner, order, kPrice, {1});
+  uint64_t cheap = Bid(h, kOwner2, order, kPrice - 1, {2});
+  // The cheap bid's machine gets busy before the window ends: the next one wins.
+  uint64_t offer2 = CreateOffer(h, kOwner2);
+  ASSERT_NE(Lease(h, offer2, 1, 8, 100 * kGpn), 0u);  // takes machine 1 of owner2
+  ASSERT_NE(Lease(h, offer2, 1, 8, 100 * kGpn), 0u);  // and machine 2
+  h.Advance(59'999);
+  EXPECT_EQ(h.GetOrder(order).state, OrderState::kOpen);
+  h.Advance(1);
+  auto o = h.GetOrder(order);
+  EXPECT_EQ(o.state, OrderState::kAwarded);
+  auto l = h.GetLease(o.lease_id);
+  EXPECT_EQ(l.provider, h.Addr(kOwner));
+  EXPECT_EQ(l.price_ugpn_per_gpu_hour, kPrice);
+  EXPECT_EQ(l.deposited_ugpn, 100 * kGpn);
+  EXPECT_EQ(o.deposit_ugpn, 0u);
+  (void)cheap;
+}
+
+TEST(Orders, TiesGoToTheLowerFaultRateThenTheEarlierBid) {
+  Harness h;
+  SetUpProvider(h, kOwner);
+  SetUpProvider(h, kOwner2);
+  // Give kOwner a fault: a missed start.
+  ASSERT_NE(Lease(h, CreateOffer(h, kOwner), 1, 1, 100 * kGpn), 0u);
+  h.Advance(limits::kLeaseStartTimeoutMs);
+  ASSERT_EQ(h.GetProvider(kOwner).faults, 1u);
+  uint64_t order = CreateOrder(h, Order(1, 1));
+  Bid(h, kOwner, order, kPrice, {1});   // earlier, but faulty
+  Bid(h, kOwner2, order, kPrice, {1});  // same price, clean record
+  h.Advance(60'000);
+  EXPECT_EQ(h.GetLease(h.GetOrder(order).lease_id).provider, h.Addr(kOwner2));
+}
+
+TEST(Orders, EqualPriceAndRecordGoesToTheEarlierBid) {
+  Harness h;
+  SetUpProvider(h, kOwner);
+  SetUpProvider(h, kOwner2);
+  uint64_t order = CreateOrder(h, Order(1, 1));
+  Bid(h, kOwner2, order, kPrice, {2});
+  Bid(h, kOwner, order, kPrice, {1});
+  h.Advance(60'000);
+  EXPECT_EQ(h.GetLease(h.GetOrder(order).lease_id).provider, h.Addr(kOwner2));
+}
+
+TEST(Orders, BadBidsAndAcceptance) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t order = CreateOrder(h, Order(2, 4));
+  auto bid = [&](uint64_t price, std::vector<uint32_t> machines) {
+    return h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner), order, price, machines});
+  };
+  EXPECT_EQ(bid(kPrice + 1, {1, 2}), Code(TxCode::kMarketBidMismatch));  // over max price
+  EXPECT_EQ(bid(0, {1, 2}), Code(TxCode::kMarketZeroAmount));
+  EXPECT_EQ(bid(kPrice, {1}), Code(TxCode::kMarketBidMismatch));  // too few machines
+  EXPECT_EQ(bid(kPrice, {1, 9}), Code(TxCode::kMarketUnknownMachine));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner), 77, kPrice, {1, 2}}),
+            Code(TxCode::kMarketUnknownOrder));
+  EXPECT_EQ(bid(kPrice, {1, 2}), 0);
+  uint64_t bid_id = std::stoull(h.EventAttr("market.bid_created", "bid_id"));
+  EXPECT_EQ(bid(kPrice, {1, 2}), Code(TxCode::kMarketDuplicateBid));
+  EXPECT_EQ(h.Tx(kStranger, codec::MsgBidAccept{bid_id}), Code(TxCode::kMarketNotParty));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgBidAccept{bid_id + 1}), Code(TxCode::kMarketUnknownBid));
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgBidAccept{bid_id}), 0);
+  auto o = h.GetOrder(order);
+  EXPECT_EQ(o.state, OrderState::kAwarded);
+  EXPECT_EQ(h.GetLease(o.lease_id).allocations, (std::vector<Allocation>{{1, 4}, {2, 4}}));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgBidAccept{bid_id}), Code(TxCode::kMarketOrderClosed));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgOrderClose{order}), Code(TxCode::kMarketOrderClosed));
+}
+
+TEST(Orders, LateBidsAndNoBidsCloseAndRefund) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t tenant0 = h.Balance(kTenant);
+  uint64_t order = CreateOrder(h, Order(1, 1));
+  h.Advance(60'000);
+  auto o = h.GetOrder(order);
+  EXPECT_EQ(o.state, OrderState::kClosed);
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner), order, 1, {1}}),
+            Code(TxCode::kMarketOrderClosed));
+  // A bid after the window but before the award ran is late.
+  uint64_t order2 = CreateOrder(h, Order(1, 1, kPrice, 1000));
+  h.Advance(500);
+  h.Advance(500);  // window end: awarded or closed now
+  EXPECT_NE(h.GetOrder(order2).state, OrderState::kOpen);
+  uint64_t order3 = CreateOrder(h, Order(1, 1));
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgOrderClose{order3}), 0);
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - 4 * kFee);
+}
+
+TEST(Orders, RequirementsInvalidValuesAndOpenOrderLimit) {
+  Harness h;
+  auto m = Order(0, 1);
+  EXPECT_EQ(h.Tx(kTenant, m), Code(TxCode::kMarketInvalidField));
+  m = Order(1, 1, kPrice, 10);
+  EXPECT_EQ(h.Tx(kTenant, m), Code(TxCode::kMarketInvalidField));  // window too short
+  m = Order(1, 1);
+  m.deposit_ugpn = kPrice - 1;
+  EXPECT_EQ(h.Tx(kTenant, m), Code(TxCode::kMarketDepositTooLow));
+  m = Order(1, 1, UINT64_MAX / 2);
+  m.requirements.machines = 4;
+  EXPECT_EQ(h.Tx(kTenant, m), Code(TxCode::kMarketAmountOverflow));
+  m = Order(1, 1);
+  m.requirements.attributes = {{"soc2", "yes"}};
+  EXPECT_EQ(h.Tx(kTenant, m), Code(TxCode::kMarketInvalidField));  // no auditor named
+  m = Order(1, 1);
+  m.deposit_ugpn = kPrice;
+  for (size_t i = 0; i < limits::kOpenOrdersPerAccountMax; ++i) ASSERT_EQ(h.Tx(kTenant, m), 0);
+  EXPECT_EQ(h.Tx(kTenant, m), Code(TxCode::kMarketLimitReached));
+}
+
+TEST(Orders, ClustersNeedOneSiteAndTheFabric) {
+  Harness h;
+  SetUpProvider(h);
+  auto m = Order(2, 8);
+  m.requirements.same_site = true;
+  m.requirements.fabric = codec::Fabric::kInfiniband;
+  uint64_t order = CreateOrder(h, m);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner), order, kPrice, {2, 3}}),
+            Code(TxCode::kMarketBidMismatch));  // machine 3 is on site 2
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner), order, kPrice, {1, 2}}), 0);
+  // One machine of the cluster gets busy: the award can't take all N, so none.
+  ASSERT_NE(Lease(h, CreateOffer(h), 1, 1, 100 * kGpn), 0u);
+  h.Advance(60'000);
+  EXPECT_EQ(h.GetOrder(order).state, OrderState::kClosed);
+  EXPECT_EQ(h.GetMachine(kOwner, 2).free_gpus, 8u);
+}
+
+TEST(Orders, AttestedAttributesFromNamedAuditorsWithExpiry) {
+  Harness h;
+  SetUpProvider(h);
+  auto m = Order(1, 1);
+  m.requirements.auditors = {h.Addr(kAuditor)};
+  m.requirements.attributes = {{"soc2", "yes"}};
+  uint64_t order = CreateOrder(h, m);
+  auto bid = [&] {
+    return h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner), order, kPrice, {1}});
+  };
+  EXPECT_EQ(bid(), Code(TxCode::kMarketBidMismatch));
+  // Attested by someone the order does not name: still no.
+  ASSERT_EQ(h.Tx(kStranger, codec::MsgAttest{h.Addr(kOwner), 0, {{"soc2", "yes"}}, h.Now() + 10}),
+            0);
+  EXPECT_EQ(bid(), Code(TxCode::kMarketBidMismatch));
+  EXPECT_EQ(h.Tx(kAuditor, codec::MsgAttest{h.Addr(kOwner), 0, {{"soc2", "yes"}}, h.Now()}),
+            Code(TxCode::kMarketInvalidField));  // already expired
+  EXPECT_EQ(h.Tx(kAuditor, codec::MsgAttest{h.Addr(kOwner), 42, {{"soc2", "yes"}}, h.Now() + 9}),
+            Code(TxCode::kMarketUnknownMachine));
+  ASSERT_EQ(h.Tx(kAuditor, codec::MsgAttest{h.Addr(kOwner), 1, {{"soc2", "yes"}}, h.Now() + 1000}),
+            0);
+  EXPECT_EQ(bid(), 0);
+  // Expired at the window end: the award refuses the bid, the order closes.
+  h.Advance(60'000);
+  EXPECT_EQ(h.GetOrder(order).state, OrderState::kClosed);
+}
+
+// ---------------------------------------------------------------- limits
+
+TEST(EndBlock, WorkOverTheLimitCarriesOverWithExactAccrual) {
+  Harness h(8, 1'000'000 * kGpn);
+  ASSERT_EQ(h.Tx(kOwner, Register(h, kOwner)), 0);
+  std::vector<codec::Msg> inventory{
+      codec::MsgSiteUpsert{h.Addr(kOwner), 1, codec::Fabric::kEthernet, 1}};
+  for (uint32_t id = 1; id <= 5; ++id) inventory.push_back(Machine(h, kOwner, id, 1, 64));
+  ASSERT_EQ(h.Tx(kOperator, inventory), 0);
+  uint64_t offer = CreateOffer(h, kOwner, 3);
+  const size_t n = limits::kEndBlockWorkMax + 10;
+  std::vector<uint64_t> leases;
+  for (size_t i = 0; i < n; i += 8) {
+    std::vector<codec::Msg> creates;
+    for (size_t j = i; j < std::min(n, i + 8); ++j)
+      creates.push_back(codec::MsgLeaseCreate{offer, 1, 1, 3, {}});
+    ASSERT_EQ(h.Tx(kTenant, creates), 0);
+  }
+  for (uint64_t id = 1; id <= n; id += 8) {
+    std::vector<codec::Msg> starts;
+    for (uint64_t j = id; j < std::min<uint64_t>(n + 1, id + 8); ++j)
+      starts.push_back(codec::MsgLeaseStarted{j});
+    ASSERT_EQ(h.Tx(kOperator, starts), 0);
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  const uint64_t paid_until = h.GetLease(1).paid_until_ms;
+  h.Advance(paid_until - h.Now() + 5000);
+  size_t closed = 0;
+  for (uint64_t id = 1; id <= n; ++id) closed += h.GetLease(id).state == LeaseState::kClosed;
+  // One work item went to the provider's (not yet graced) heartbeat deadline.
+  EXPECT_EQ(closed, limits::kEndBlockWorkMax - 1);
+  h.Advance(1);
+  for (uint64_t id = 1; id <= n; ++id) {
+    auto l = h.GetLease(id);
+    EXPECT_EQ(l.state, LeaseState::kClosed);
+    EXPECT_EQ(l.paid_ugpn, 3u) << id;  // settled at paid_until, not later
+    EXPECT_EQ(l.end, LeaseEnd::kExpired);
+  }
+}
+
+}  // namespace
+}  // namespace gpunet::market::testing
