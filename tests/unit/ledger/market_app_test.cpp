@@ -1,0 +1,87 @@
+// The market inside the ledger app: NextDeadline names the earliest market deadline,
+// a block with no txs at that time runs the end-of-block work (here: a missed start
+// faults the lease), its events come back from FinalizeBlock, conservation holds on
+// the committed store and a replay from genesis reproduces every block.
+#include <gtest/gtest.h>
+
+#include "base/limits.h"
+#include "market/keys.h"
+#include "market/records.h"
+#include "state/conservation.h"
+#include "unit/ledger/ledger_test_util.h"
+
+namespace gpunet::ledger::testing {
+namespace {
+
+constexpr uint64_t kGpn = 1'000'000;
+
+base::Bytes SignedMsgs(uint32_t from, uint64_t nonce, std::vector<codec::Msg> msgs) {
+  codec::TxBody body;
+  body.chain_id = "gpunet-test";
+  body.sender = TestKey(from).Public();
+  body.nonce = nonce;
+  body.fee_ugpn = 100'000;
+  body.msgs = std::move(msgs);
+  return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
+}
+
+TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
+  state::MemoryKvStore kv;
+  Genesis genesis = TestGenesis(3, 10'000 * kGpn);
+  auto app = LedgerApp::Open(kv, genesis);
+  ASSERT_TRUE(app) << app.error().ToString();
+  EXPECT_EQ((*app)->NextDeadline(), std::nullopt);
+
+  const codec::Address provider = TestAddress(1);
+  codec::MsgProviderRegister reg;
+  reg.operator_address = provider;
+  reg.tenant_api_uri = "https://p.example";
+  reg.region = "eu";
+  reg.bond_ugpn = 500 * kGpn;
+  reg.payouts = {{provider, 10'000}};
+  auto out = RunBlock(
+      **app,
+      {SignedMsgs(1, 0,
+                  {reg, codec::MsgSiteUpsert{provider, 1, codec::Fabric::kEthernet, 10},
+                   codec::MsgMachineUpsert{provider, 1, 1, "H100", 8, 80, codec::GpuLink::kPcie,
+                                           "550", 12040, 90, 8, 64, 100},
+                   codec::MsgOfferCreate{provider, "H100", 0, kGpn, {}}})});
+  ASSERT_EQ(out.receipts.size(), 1u);
+  ASSERT_EQ(out.receipts[0].code, 0) << out.receipts[0].events.back().attributes["message"];
+  out = RunBlock(**app, {SignedMsgs(2, 0, {codec::MsgLeaseCreate{1, 1, 2, 10 * kGpn, {}}})});
+  ASSERT_EQ(out.receipts[0].code, 0);
+  const uint64_t created = out.block.header.time_ms;
+  const uint64_t deadline = created + base::limits::kLeaseStartTimeoutMs;
+  EXPECT_EQ((*app)->NextDeadline(), deadline);
+
+  // The engine's block at the deadline, with no txs.
+  const uint64_t tenant_before = AccountOf(**app, TestAddress(2)).balance_ugpn;
+  AppInfo info = (*app)->Info();
+  PrepareProposalRequest prepare;
+  prepare.height = info.last_height + 1;
+  prepare.time_ms = deadline;
+  prepare.proposer = TestAddress(0);
+  auto prepared = (*app)->PrepareProposal(prepare);
+  ASSERT_TRUE(prepared);
+  auto finalized = (*app)->FinalizeBlock(FinalizeBlockRequest{prepared->block, {}, {}});
+  ASSERT_TRUE(finalized);
+  bool closed = false;
+  for (const auto& e : finalized->events)
+    if (e.type == "market.lease_closed" && e.attributes.at("reason") == "missed_start")
+      closed = true;
+  EXPECT_TRUE(closed);
+  ASSERT_TRUE((*app)->Commit());
+  EXPECT_EQ((*app)->NextDeadline(), std::nullopt);
+  // Refund of the deposit plus one hour of the rate (2 GPUs x 1 GPN) from the bond.
+  EXPECT_EQ(AccountOf(**app, TestAddress(2)).balance_ugpn, tenant_before + 10 * kGpn + 2 * kGpn);
+  auto conserved = state::CheckConservation(kv);
+  ASSERT_TRUE(conserved) << conserved.error().ToString();
+  EXPECT_EQ(conserved->bonds_ugpn, 500 * kGpn - 2 * kGpn);
+  auto replay = ReplayFromGenesis(kv, genesis);
+  ASSERT_TRUE(replay) << replay.error().ToString();
+  EXPECT_EQ(replay->blocks, 3u);
+  EXPECT_EQ(replay->state_root, (*app)->Info().state_root);
+}
+
+}  // namespace
+}  // namespace gpunet::ledger::testing
