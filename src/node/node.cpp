@@ -31,6 +31,7 @@
 #include "ledger/genesis.h"
 #include "mempool/mempool.h"
 #include "node/http_server.h"
+#include "node/market_routes.h"
 #include "node/metrics.h"
 #include "storage/fault_fs.h"
 #include "storage/rocks_kv.h"
@@ -645,6 +646,7 @@ void Node::Impl::RegisterRoutes() {
               {"receipts", rs}};
     return JsonResponse(j);
   });
+  RegisterMarketRoutes(*server, *app);  // GET /market/..., /conservation (market_routes.h)
   server->Handle("GET", "/metrics", [this](const Request&) {
     m_mempool_txs->Set(static_cast<double>(pool->Stats().txs));
     Response r;

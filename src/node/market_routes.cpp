@@ -1,0 +1,651 @@
+#include "node/market_routes.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/check.h"
+#include "crypto/address.h"
+#include "ledger/app.h"
+#include "market/keys.h"
+#include "market/math.h"
+#include "market/records.h"
+#include "state/conservation.h"
+
+namespace gpunet::node {
+namespace {
+
+using base::ErrorCode;
+using base::Fail;
+using nlohmann::json;
+namespace keys = market::keys;
+
+std::string U64(uint64_t v) {
+  return std::to_string(v);
+}
+
+std::string U128(unsigned __int128 v) {
+  if (v == 0) return "0";
+  std::string out;
+  while (v > 0) {
+    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  }
+  return out;
+}
+
+std::string Addr(const codec::Address& a) {
+  return crypto::AddressToString(a);
+}
+
+json Addrs(const std::vector<codec::Address>& v) {
+  json out = json::array();
+  for (const auto& a : v) out.push_back(Addr(a));
+  return out;
+}
+
+/// Parsed list options: ?limit=N.
+base::Result<size_t> LimitOf(const Request& req) {
+  auto it = req.query.find("limit");
+  if (it == req.query.end()) return kMarketListDefault;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
+  if (it->second.empty() || *end != '\0' || it->second[0] == '-' || v == 0 || v > kMarketListMax)
+    return Fail(ErrorCode::kInvalidArgument,
+                "limit must be a number 1.." + std::to_string(kMarketListMax));
+  return static_cast<size_t>(v);
+}
+
+base::Result<uint64_t> IdOf(std::string_view text, std::string_view what) {
+  std::string s(text);
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (s.empty() || s.size() > 20 || *end != '\0' || s[0] == '-' || v == 0)
+    return Fail(ErrorCode::kInvalidArgument,
+                "'" + s + "' is not a " + std::string(what) + " id (a number 1, 2, ...)");
+  return static_cast<uint64_t>(v);
+}
+
+base::Result<codec::Address> AddressParam(const Request& req, const std::string& name) {
+  auto it = req.query.find(name);
+  GPUNET_CHECK(it != req.query.end());
+  auto a = crypto::ParseAddress(it->second);
+  if (!a) return Fail(ErrorCode::kInvalidArgument, name + ": " + a.error().message);
+  return *a;
+}
+
+/// The value at `key` decoded as T; kNotFound naming `what` when absent.
+template <class T>
+base::Result<T> Load(const state::KvStore& kv, const base::Bytes& key, const std::string& what) {
+  auto v = kv.Get(key);
+  if (!v) return std::unexpected(v.error());
+  if (!*v) return Fail(ErrorCode::kNotFound, "no " + what);
+  return market::Decode<T>(**v);
+}
+
+/// 0x01 table: the start of one market table.
+base::Bytes Prefix(uint8_t table) {
+  return base::Bytes{keys::kAppState, table};
+}
+/// 0x01 table address[20]: one provider's (or tenant's) entries of a table.
+base::Bytes Prefix(uint8_t table, const codec::Address& a) {
+  base::Bytes out = Prefix(table);
+  out.insert(out.end(), a.begin(), a.end());
+  return out;
+}
+/// 0x01 table id[8]: the entries of one order (its bids).
+base::Bytes Prefix(uint8_t table, uint64_t id) {
+  base::Bytes out = Prefix(table);
+  base::AppendU64BE(out, id);
+  return out;
+}
+
+/// Visits the keys of [prefix, PrefixEnd(prefix)).
+base::Status ScanPrefix(const state::KvStore& kv, const base::Bytes& prefix,
+                        const state::KvVisitor& visit) {
+  return kv.Scan(prefix, keys::PrefixEnd(prefix), visit);
+}
+
+/// The last 8 bytes of an index key: the id it points to.
+uint64_t TrailingId(base::ByteSpan key) {
+  GPUNET_CHECK(key.size() >= 8);
+  return base::ReadU64BE(key.data() + key.size() - 8);
+}
+
+// ---------------------------------------------------------------- JSON of records
+
+json ProviderJson(const market::Provider& p) {
+  json payouts = json::array();
+  for (const auto& s : p.payouts) payouts.push_back({{"payee", Addr(s.payee)}, {"bp", s.bp}});
+  json unbonding = json::array();
+  for (const auto& u : p.unbonding)
+    unbonding.push_back({{"amount_ugpn", U64(u.amount_ugpn)}, {"release_ms", u.release_ms}});
+  return {{"owner", Addr(p.owner)},
+          {"operator", Addr(p.operator_address)},
+          {"tenant_api_uri", p.tenant_api_uri},
+          {"tls_fingerprint", base::ToHex(p.tls_fingerprint)},
+          {"region", p.region},
+          {"payouts", payouts},
+          {"policy", {{"allow", Addrs(p.policy.allow)}, {"deny", Addrs(p.policy.deny)}}},
+          {"active", p.active},
+          {"bond_ugpn", U64(p.bond_ugpn)},
+          {"unbonding", unbonding},
+          {"registered_ms", p.registered_ms},
+          {"last_heartbeat_ms", p.last_heartbeat_ms},
+          {"last_heartbeat_height", p.last_heartbeat_height},
+          {"heartbeat_deadline_ms", p.heartbeat_deadline_ms},
+          {"sites", p.sites},
+          {"machines", p.machines},
+          {"open_offers", p.open_offers},
+          {"open_leases", p.open_leases},
+          {"started_leases", p.started_leases},
+          {"leases_completed", p.leases_completed},
+          {"faults", p.faults},
+          {"fault_rate_ppm", market::FaultRatePpm(p.leases_completed, p.faults)},
+          {"penalties_paid_ugpn", U64(p.penalties_paid_ugpn)},
+          {"penalties_unpaid_ugpn", U64(p.penalties_unpaid_ugpn)},
+          {"self_reported", true}};
+}
+
+std::string_view FabricName(codec::Fabric f) {
+  switch (f) {
+    case codec::Fabric::kAny:
+      return "any";
+    case codec::Fabric::kInfiniband:
+      return "infiniband";
+    case codec::Fabric::kRoce:
+      return "roce";
+    case codec::Fabric::kEthernet:
+      return "ethernet";
+  }
+  return "unknown";
+}
+
+std::string_view LinkName(codec::GpuLink l) {
+  return l == codec::GpuLink::kNvlink ? "nvlink" : "pcie";
+}
+
+json SiteJson(uint32_t id, const market::Site& s) {
+  return {{"site_id", id},
+          {"fabric", FabricName(s.fabric)},
+          {"bandwidth_gbps", s.bandwidth_gbps},
+          {"machines", s.machines}};
+}
+
+json MachineJson(uint32_t id, const market::Machine& m) {
+  return {{"machine_id", id},
+          {"site_id", m.site_id},
+          {"gpu_model", m.gpu_model},
+          {"gpu_count", m.gpu_count},
+          {"free_gpus", m.free_gpus},
+          {"vram_gib", m.vram_gib},
+          {"link", LinkName(m.link)},
+          {"driver_version", m.driver_version},
+          {"cuda_version", m.cuda_version},
+          {"compute_capability", m.compute_capability},
+          {"cpu_cores", m.cpu_cores},
+          {"memory_gib", m.memory_gib},
+          {"disk_gib", m.disk_gib},
+          {"self_reported", true}};
+}
+
+json OfferJson(const market::Offer& o) {
+  return {{"offer_id", o.offer_id},
+          {"provider", Addr(o.provider)},
+          {"gpu_model", o.gpu_model},
+          {"site_id", o.site_id},
+          {"price_ugpn_per_gpu_hour", U64(o.price_ugpn_per_gpu_hour)},
+          {"tenants", Addrs(o.tenants)},
+          {"private", !o.tenants.empty()},
+          {"open", o.open},
+          {"created_ms", o.created_ms}};
+}
+
+json OrderJson(const market::Order& o) {
+  const auto& q = o.requirements;
+  json attrs = json::object();
+  for (const auto& a : q.attributes) attrs[a.key] = a.value;
+  return {{"order_id", o.order_id},
+          {"tenant", Addr(o.tenant)},
+          {"requirements",
+           {{"gpu_models", q.gpu_models},
+            {"gpus_per_machine", q.gpus_per_machine},
+            {"machines", q.machines},
+            {"min_vram_gib", q.min_vram_gib},
+            {"region", q.region},
+            {"fabric", FabricName(q.fabric)},
+            {"same_site", q.same_site},
+            {"min_cuda_version", q.min_cuda_version},
+            {"auditors", Addrs(q.auditors)},
+            {"attributes", attrs}}},
+          {"max_price_ugpn_per_gpu_hour", U64(o.max_price_ugpn_per_gpu_hour)},
+          {"deposit_ugpn", U64(o.deposit_ugpn)},
+          {"manifest_hash", base::ToHex(o.manifest_hash)},
+          {"created_ms", o.created_ms},
+          {"window_end_ms", o.window_end_ms},
+          {"state", market::OrderStateName(o.state)},
+          {"bids", o.bids},
+          {"lease_id", o.lease_id}};
+}
+
+json BidJson(const market::Bid& b) {
+  return {
+      {"bid_id", b.bid_id},           {"order_id", b.order_id},
+      {"provider", Addr(b.provider)}, {"price_ugpn_per_gpu_hour", U64(b.price_ugpn_per_gpu_hour)},
+      {"machine_ids", b.machine_ids}, {"created_ms", b.created_ms}};
+}
+
+/// A lease, with what has accrued by `now_ms` (the last block's time) computed by
+/// the market's own arithmetic (market/math.h), so the CLI never re-derives it.
+json LeaseJson(const market::Lease& l, uint64_t now_ms) {
+  json allocations = json::array();
+  uint64_t gpus = 0;
+  for (const auto& a : l.allocations) {
+    allocations.push_back({{"machine_id", a.machine_id}, {"gpus", a.gpus}});
+    gpus += a.gpus;
+  }
+  uint64_t accrued = l.paid_ugpn;
+  if (l.state == market::LeaseState::kStarted) {
+    uint64_t end = std::min(now_ms, l.paid_until_ms);
+    uint64_t elapsed = end > l.started_ms ? end - l.started_ms : 0;
+    accrued = std::max(accrued, market::Accrued(l.rate_ugpn_per_hour, elapsed));
+  }
+  return {{"lease_id", l.lease_id},
+          {"tenant", Addr(l.tenant)},
+          {"provider", Addr(l.provider)},
+          {"offer_id", l.offer_id},
+          {"order_id", l.order_id},
+          {"allocations", allocations},
+          {"gpus", gpus},
+          {"price_ugpn_per_gpu_hour", U64(l.price_ugpn_per_gpu_hour)},
+          {"rate_ugpn_per_hour", U64(l.rate_ugpn_per_hour)},
+          {"manifest_hash", base::ToHex(l.manifest_hash)},
+          {"state", market::LeaseStateName(l.state)},
+          {"end", market::LeaseEndName(l.end)},
+          {"created_ms", l.created_ms},
+          {"start_deadline_ms", l.start_deadline_ms},
+          {"started_ms", l.started_ms},
+          {"paid_until_ms", l.paid_until_ms},
+          {"deposited_ugpn", U64(l.deposited_ugpn)},
+          {"escrow_ugpn", U64(l.escrow_ugpn)},
+          {"paid_ugpn", U64(l.paid_ugpn)},
+          {"refunded_ugpn", U64(l.refunded_ugpn)},
+          {"penalty_ugpn", U64(l.penalty_ugpn)},
+          {"closed_ms", l.closed_ms},
+          {"as_of_ms", now_ms},
+          {"accrued_ugpn", U64(accrued)},
+          {"withdrawable_ugpn", U64(accrued - std::min(accrued, l.paid_ugpn))}};
+}
+
+// ---------------------------------------------------------------- handlers
+
+class MarketRoutes {
+ public:
+  explicit MarketRoutes(const ledger::LedgerApp& app) : m_app(app) {}
+
+  const state::KvStore& Kv() const { return m_app.Store(); }
+
+  /// Every answer says at which committed height and block time it was read.
+  json Envelope() const {
+    auto info = m_app.Info();
+    return {{"height", info.last_height}, {"time_ms", info.last_block_time_ms}};
+  }
+
+  base::Result<json> Provider(const codec::Address& owner) const {
+    auto p = Load<market::Provider>(Kv(), keys::ProviderKey(owner),
+                                    "provider " + Addr(owner) +
+                                        " (a provider is named by its owner's address; "
+                                        "`gpunet provider list` shows them)");
+    if (!p) return std::unexpected(p.error());
+    json j = ProviderJson(*p);
+    json sites = json::array(), machines = json::array(), offers = json::array();
+    base::Status bad = base::Ok();
+    GPUNET_TRY(
+        ScanPrefix(Kv(), Prefix(keys::kSite, owner), [&](base::ByteSpan key, base::ByteSpan value) {
+          auto s = market::DecodeSite(value);
+          if (!s) return (bad = std::unexpected(s.error())), false;
+          sites.push_back(SiteJson(base::ReadU32BE(key.data() + key.size() - 4), *s));
+          return true;
+        }));
+    GPUNET_TRY(bad);
+    GPUNET_TRY(ScanPrefix(
+        Kv(), Prefix(keys::kMachine, owner), [&](base::ByteSpan key, base::ByteSpan value) {
+          auto m = market::DecodeMachine(value);
+          if (!m) return (bad = std::unexpected(m.error())), false;
+          machines.push_back(MachineJson(base::ReadU32BE(key.data() + key.size() - 4), *m));
+          return true;
+        }));
+    GPUNET_TRY(bad);
+    GPUNET_TRY(ScanPrefix(
+        Kv(), Prefix(keys::kProviderOpenOffers, owner), [&](base::ByteSpan key, base::ByteSpan) {
+          auto o = Load<market::Offer>(Kv(), keys::OfferKey(TrailingId(key)), "offer");
+          if (!o) return (bad = std::unexpected(o.error())), false;
+          offers.push_back(OfferJson(*o));
+          return true;
+        }));
+    GPUNET_TRY(bad);
+    j["site_list"] = sites;
+    j["machine_list"] = machines;
+    j["offer_list"] = offers;
+    return j;
+  }
+
+  base::Result<json> Providers(size_t limit) const {
+    json list = json::array();
+    bool truncated = false;
+    base::Status bad = base::Ok();
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kProvider), [&](base::ByteSpan, base::ByteSpan value) {
+      if (list.size() == limit) return (truncated = true), false;
+      auto p = market::DecodeProvider(value);
+      if (!p) return (bad = std::unexpected(p.error())), false;
+      list.push_back(ProviderJson(*p));
+      return true;
+    }));
+    GPUNET_TRY(bad);
+    json j = Envelope();
+    j["providers"] = list;
+    j["truncated"] = truncated;
+    return j;
+  }
+
+  /// An offer with the class of machines it sells, summarised so a client can
+  /// filter on it: the provider's machines of the offer's model (on its site, or
+  /// any when site_id is 0).
+  base::Result<json> OfferWithClass(const market::Offer& o) const {
+    json j = OfferJson(o);
+    auto p = Load<market::Provider>(Kv(), keys::ProviderKey(o.provider), "provider");
+    if (!p) return std::unexpected(p.error());
+    std::map<uint32_t, market::Site> sites;
+    base::Status bad = base::Ok();
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kSite, o.provider),
+                          [&](base::ByteSpan key, base::ByteSpan value) {
+                            auto s = market::DecodeSite(value);
+                            if (!s) return (bad = std::unexpected(s.error())), false;
+                            sites.emplace(base::ReadU32BE(key.data() + key.size() - 4), *s);
+                            return true;
+                          }));
+    GPUNET_TRY(bad);
+    uint32_t machines = 0, gpus_max = 0, vram_min = 0, cuda_min = 0, cc_min = 0;
+    uint64_t free_gpus = 0;
+    std::set<std::string_view> links, fabrics;
+    std::string driver_min;
+    std::set<uint32_t> used_sites;
+    GPUNET_TRY(ScanPrefix(
+        Kv(), Prefix(keys::kMachine, o.provider), [&](base::ByteSpan, base::ByteSpan value) {
+          auto m = market::DecodeMachine(value);
+          if (!m) return (bad = std::unexpected(m.error())), false;
+          if (m->gpu_model != o.gpu_model || (o.site_id != 0 && m->site_id != o.site_id))
+            return true;
+          bool first = machines++ == 0;
+          gpus_max = std::max(gpus_max, m->gpu_count);
+          free_gpus += m->free_gpus;
+          vram_min = first ? m->vram_gib : std::min(vram_min, m->vram_gib);
+          cuda_min = first ? m->cuda_version : std::min(cuda_min, m->cuda_version);
+          cc_min = first ? m->compute_capability : std::min(cc_min, m->compute_capability);
+          if (first || m->driver_version < driver_min) driver_min = m->driver_version;
+          links.insert(LinkName(m->link));
+          used_sites.insert(m->site_id);
+          if (auto s = sites.find(m->site_id); s != sites.end())
+            fabrics.insert(FabricName(s->second.fabric));
+          return true;
+        }));
+    GPUNET_TRY(bad);
+    auto one_or_mixed = [](const std::set<std::string_view>& s) {
+      return s.empty() ? std::string() : s.size() == 1 ? std::string(*s.begin()) : "mixed";
+    };
+    j["region"] = p->region;
+    j["provider_active"] = p->active;
+    j["fault_rate_ppm"] = market::FaultRatePpm(p->leases_completed, p->faults);
+    j["machines"] = machines;
+    j["sites"] = used_sites.size();
+    j["gpus_per_machine_max"] = gpus_max;
+    j["free_gpus"] = free_gpus;
+    j["vram_gib_min"] = vram_min;
+    j["cuda_version_min"] = cuda_min;
+    j["compute_capability_min"] = cc_min;
+    j["driver_version_min"] = driver_min;
+    j["link"] = one_or_mixed(links);
+    j["fabric"] = one_or_mixed(fabrics);
+    return j;
+  }
+
+  base::Result<json> Offers(const Request& req, size_t limit) const {
+    bool all = req.query.contains("all") && req.query.at("all") == "true";
+    std::optional<codec::Address> provider;
+    if (req.query.contains("provider")) {
+      auto a = AddressParam(req, "provider");
+      if (!a) return std::unexpected(a.error());
+      provider = *a;
+    }
+    json list = json::array();
+    bool truncated = false;
+    base::Status bad = base::Ok();
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kOffer), [&](base::ByteSpan, base::ByteSpan value) {
+      auto o = market::DecodeOffer(value);
+      if (!o) return (bad = std::unexpected(o.error())), false;
+      if (!all && !o->open) return true;
+      if (provider && o->provider != *provider) return true;
+      if (list.size() == limit) return (truncated = true), false;
+      auto j = OfferWithClass(*o);
+      if (!j) return (bad = std::unexpected(j.error())), false;
+      list.push_back(std::move(*j));
+      return true;
+    }));
+    GPUNET_TRY(bad);
+    json j = Envelope();
+    j["offers"] = list;
+    j["truncated"] = truncated;
+    return j;
+  }
+
+  base::Result<json> Orders(const Request& req, size_t limit) const {
+    bool all = req.query.contains("state") && req.query.at("state") == "all";
+    if (req.query.contains("state") && !all && req.query.at("state") != "open")
+      return Fail(ErrorCode::kInvalidArgument, "state must be open or all");
+    std::optional<codec::Address> tenant;
+    if (req.query.contains("tenant")) {
+      auto a = AddressParam(req, "tenant");
+      if (!a) return std::unexpected(a.error());
+      tenant = *a;
+    }
+    json list = json::array();
+    bool truncated = false;
+    base::Status bad = base::Ok();
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kOrder), [&](base::ByteSpan, base::ByteSpan value) {
+      auto o = market::DecodeOrder(value);
+      if (!o) return (bad = std::unexpected(o.error())), false;
+      if (!all && o->state != market::OrderState::kOpen) return true;
+      if (tenant && o->tenant != *tenant) return true;
+      if (list.size() == limit) return (truncated = true), false;
+      list.push_back(OrderJson(*o));
+      return true;
+    }));
+    GPUNET_TRY(bad);
+    json j = Envelope();
+    j["orders"] = list;
+    j["truncated"] = truncated;
+    return j;
+  }
+
+  base::Result<json> Order(uint64_t id, bool with_bids) const {
+    auto o =
+        Load<market::Order>(Kv(), keys::OrderKey(id),
+                            "order " + std::to_string(id) + " (`gpunet order list` shows yours)");
+    if (!o) return std::unexpected(o.error());
+    json j = Envelope();
+    j["order"] = OrderJson(*o);
+    if (with_bids) {
+      json bids = json::array();
+      base::Status bad = base::Ok();
+      GPUNET_TRY(
+          ScanPrefix(Kv(), Prefix(keys::kOrderBids, id), [&](base::ByteSpan key, base::ByteSpan) {
+            auto b = Load<market::Bid>(Kv(), keys::BidKey(TrailingId(key)), "bid");
+            if (!b) return (bad = std::unexpected(b.error())), false;
+            bids.push_back(BidJson(*b));
+            return true;
+          }));
+      GPUNET_TRY(bad);
+      // Cheapest first: the order the auction considers them in.
+      std::stable_sort(bids.begin(), bids.end(), [](const json& a, const json& b) {
+        return std::stoull(a["price_ugpn_per_gpu_hour"].get<std::string>()) <
+               std::stoull(b["price_ugpn_per_gpu_hour"].get<std::string>());
+      });
+      j["bids"] = bids;
+    }
+    return j;
+  }
+
+  base::Result<json> Leases(const Request& req, size_t limit) const {
+    bool has_tenant = req.query.contains("tenant"), has_provider = req.query.contains("provider");
+    if (has_tenant == has_provider)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "give exactly one of tenant=ADDRESS or provider=ADDRESS");
+    bool all = req.query.contains("state") && req.query.at("state") == "all";
+    if (req.query.contains("state") && !all && req.query.at("state") != "open")
+      return Fail(ErrorCode::kInvalidArgument, "state must be open or all");
+    auto who = AddressParam(req, has_tenant ? "tenant" : "provider");
+    if (!who) return std::unexpected(who.error());
+    uint8_t table = has_tenant ? keys::kTenantLeases : keys::kProviderLeases;
+    const uint64_t now = m_app.Info().last_block_time_ms;
+    json list = json::array();
+    bool truncated = false;
+    base::Status bad = base::Ok();
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(table, *who), [&](base::ByteSpan key, base::ByteSpan) {
+      auto l = Load<market::Lease>(Kv(), keys::LeaseKey(TrailingId(key)), "lease");
+      if (!l) return (bad = std::unexpected(l.error())), false;
+      if (!all && l->state == market::LeaseState::kClosed) return true;
+      if (list.size() == limit) return (truncated = true), false;
+      list.push_back(LeaseJson(*l, now));
+      return true;
+    }));
+    GPUNET_TRY(bad);
+    json j = Envelope();
+    j["leases"] = list;
+    j["truncated"] = truncated;
+    return j;
+  }
+
+  base::Result<json> Lease(uint64_t id) const {
+    auto l =
+        Load<market::Lease>(Kv(), keys::LeaseKey(id),
+                            "lease " + std::to_string(id) + " (`gpunet lease list` shows yours)");
+    if (!l) return std::unexpected(l.error());
+    json j = Envelope();
+    j["lease"] = LeaseJson(*l, m_app.Info().last_block_time_ms);
+    return j;
+  }
+
+  base::Result<json> Conservation() const {
+    auto r = state::CheckConservation(Kv());
+    json j = Envelope();
+    if (!r) {
+      // A broken equation is an answer, not a transport error: say so plainly.
+      j["holds"] = false;
+      j["message"] = r.error().message;
+      return j;
+    }
+    j["holds"] = r->Holds();
+    j["balances_ugpn"] = U128(r->balances_ugpn);
+    j["escrow_ugpn"] = U128(r->escrow_ugpn);
+    j["bonds_ugpn"] = U128(r->bonds_ugpn);
+    j["stake_ugpn"] = U128(r->stake_ugpn);
+    j["unbonding_ugpn"] = U128(r->unbonding_ugpn);
+    j["fee_pool_ugpn"] = U64(r->supply.fee_pool_ugpn);
+    j["genesis_ugpn"] = U64(r->supply.genesis_ugpn);
+    j["minted_ugpn"] = U64(r->supply.minted_ugpn);
+    j["burned_ugpn"] = U64(r->supply.burned_ugpn);
+    j["accounts"] = r->accounts;
+    j["equation"] = r->ToString();
+    return j;
+  }
+
+ private:
+  const ledger::LedgerApp& m_app;
+};
+
+Response Answer(const base::Result<json>& r) {
+  if (!r) return ErrorResponse(r.error());
+  return JsonResponse(*r);
+}
+
+}  // namespace
+
+void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app) {
+  auto routes = std::make_shared<MarketRoutes>(app);
+  server.Handle("GET", "/market/providers", [routes](const Request& req) {
+    auto limit = LimitOf(req);
+    if (!limit) return ErrorResponse(limit.error());
+    return Answer(routes->Providers(*limit));
+  });
+  server.HandlePrefix("GET", "/market/provider/", [routes](const Request& req) {
+    auto owner = crypto::ParseAddress(req.path_rest);
+    if (!owner)
+      return JsonError(
+          400, "invalid_argument",
+          "'" + req.path_rest + "' is not a provider address (gpn1...): " + owner.error().message);
+    auto j = routes->Provider(*owner);
+    if (!j) return ErrorResponse(j.error());
+    json out = routes->Envelope();
+    out["provider"] = std::move(*j);
+    return JsonResponse(out);
+  });
+  server.Handle("GET", "/market/offers", [routes](const Request& req) {
+    auto limit = LimitOf(req);
+    if (!limit) return ErrorResponse(limit.error());
+    return Answer(routes->Offers(req, *limit));
+  });
+  server.HandlePrefix("GET", "/market/offer/", [routes](const Request& req) {
+    auto id = IdOf(req.path_rest, "offer");
+    if (!id) return ErrorResponse(id.error());
+    auto o = Load<market::Offer>(routes->Kv(), keys::OfferKey(*id),
+                                 "offer " + req.path_rest + " (`gpunet offers` lists them)");
+    if (!o) return ErrorResponse(o.error());
+    auto j = routes->OfferWithClass(*o);
+    if (!j) return ErrorResponse(j.error());
+    json out = routes->Envelope();
+    out["offer"] = std::move(*j);
+    return JsonResponse(out);
+  });
+  server.Handle("GET", "/market/orders", [routes](const Request& req) {
+    auto limit = LimitOf(req);
+    if (!limit) return ErrorResponse(limit.error());
+    return Answer(routes->Orders(req, *limit));
+  });
+  server.HandlePrefix("GET", "/market/order/", [routes](const Request& req) {
+    std::string_view rest = req.path_rest;
+    bool bids = rest.ends_with("/bids");
+    if (bids) rest.remove_suffix(5);
+    auto id = IdOf(rest, "order");
+    if (!id) return ErrorResponse(id.error());
+    return Answer(routes->Order(*id, bids));
+  });
+  server.HandlePrefix("GET", "/market/bid/", [routes](const Request& req) {
+    auto id = IdOf(req.path_rest, "bid");
+    if (!id) return ErrorResponse(id.error());
+    auto b = Load<market::Bid>(routes->Kv(), keys::BidKey(*id),
+                               "bid " + req.path_rest + " (`gpunet bids ORDER` lists them)");
+    if (!b) return ErrorResponse(b.error());
+    json out = routes->Envelope();
+    out["bid"] = BidJson(*b);
+    return JsonResponse(out);
+  });
+  server.Handle("GET", "/market/leases", [routes](const Request& req) {
+    auto limit = LimitOf(req);
+    if (!limit) return ErrorResponse(limit.error());
+    return Answer(routes->Leases(req, *limit));
+  });
+  server.HandlePrefix("GET", "/market/lease/", [routes](const Request& req) {
+    auto id = IdOf(req.path_rest, "lease");
+    if (!id) return ErrorResponse(id.error());
+    return Answer(routes->Lease(*id));
+  });
+  server.Handle("GET", "/conservation",
+                [routes](const Request&) { return Answer(routes->Conservation()); });
+}
+
+}  // namespace gpunet::node
