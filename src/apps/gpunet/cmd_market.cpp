@@ -99,7 +99,7 @@ std::string PriceText(uint64_t ugpn_per_gpu_hour) {
 }
 
 std::string Short(const std::string& address) {
-  return address.size() > 16 ? address.substr(0, 10) + "…" + address.substr(address.size() - 4)
+  return address.size() > 16 ? address.substr(0, 10) + "..." + address.substr(address.size() - 4)
                              : address;
 }
 
