@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The market end to end through `gpunet` on a devnet, as a provider and a tenant
+# would drive it: JSON outputs parsed and amounts checked to the ugpn, then every
+# bad input a user can type ends with a clear error and exit 1 (a tx included but
+# failed names its code). Each failed check says what it expected.
+set -u
+GPUNET="$(realpath "$1")"
+SRC="${GPUNET_SOURCE_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)}"
+EX="$SRC/docs/examples"
+WORK="$(mktemp -d /tmp/gpunet-market-test-XXXXXX)"
+PY=/usr/bin/python3
+DEVNET_PID=""
+failures=0
+cleanup() {
+  if [ -n "$DEVNET_PID" ] && kill -0 "$DEVNET_PID" 2>/dev/null; then kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+jf() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# g: the CLI with no controlling terminal, so nothing can be asked interactively.
+g() { setsid "$GPUNET" "$@" </dev/null; }
+expect_error() {
+  local what="$1" words="$2"; shift 2
+  "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
+  local rc=$?
+  if [ "$rc" -ne 1 ]; then fail "$what: exit $rc, expected 1"; cat "$WORK/out" "$WORK/err" >&2; return; fi
+  grep -q '^error: ' "$WORK/err" || fail "$what: no 'error:' line"
+  grep -qi -- "$words" "$WORK/err" || { fail "$what: message lacks '$words'"; cat "$WORK/err" >&2; }
+}
+bal() { g -o json query account "$1" | jf '["balance_ugpn"]'; }
+rpc_status() { $PY - "$1" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+}
+
+# --- 1. devnet ---
+export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
+"$GPUNET" -o json devnet --home "$GPUNET_HOME" --rpc 127.0.0.1:0 --block-interval-ms 100 >"$WORK/devnet.json" 2>"$WORK/devnet.err" &
+DEVNET_PID=$!
+for _ in $(seq 1 300); do
+  if $PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/devnet.json" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+url="$(jf '["rpc_url"]' <"$WORK/devnet.json")" || { fail "devnet json"; cat "$WORK/devnet.err"; exit 1; }
+export GPUNET_NODE="$url"
+for k in provider operator investor tenant; do
+  grep -q "\"$k\"" "$WORK/devnet.json" || fail "devnet does not fund key $k"
+done
+
+# --- 2. the provider registers: bond + fee leave the owner's balance exactly ---
+p0="$(bal provider)"
+g -o json provider register --config "$EX/provider.yaml" --from provider --yes >"$WORK/reg.json" || fail "provider register"
+fee="$(jf '["txs"][0]["fee_ugpn"]' <"$WORK/reg.json")"
+[ "$(( p0 - $(bal provider) ))" -eq $(( 1000000000 + fee )) ] || fail "register: provider paid $(( p0 - $(bal provider) )), expected bond 1000000000 + fee $fee"
+prov="$(jf '["provider"]' <"$WORK/reg.json")"
+g -o json provider show provider >"$WORK/show.json" || fail "provider show"
+[ "$(jf '["provider"]["machines"]' <"$WORK/show.json")" = 2 ] || fail "provider show: not 2 machines"
+[ "$(jf '["provider"]["bond_ugpn"]' <"$WORK/show.json")" = 1000000000 ] || fail "provider show: bond"
+[ "$(jf '["provider"]["payouts"].__len__()' <"$WORK/show.json")" = 2 ] || fail "provider show: 2 payees"
+[ "$(jf '["provider"]["machine_list"][1]["cuda_version"]' <"$WORK/show.json")" = 12040 ] || fail "machine cuda 12.4 stored as 12040"
+g provider list | grep -q "$prov" || fail "provider list does not show $prov"
+expect_error "register twice" "provider_exists" g provider register --config "$EX/provider.yaml" --from provider --yes
+
+# --- 3. offers and the filter ---
+g -o json offers >"$WORK/offers.json" || fail "offers"
+[ "$(jf '["offers"].__len__()' <"$WORK/offers.json")" = 1 ] || fail "offers: expected 1"
+[ "$(jf '["offers"][0]["price_ugpn_per_gpu_hour"]' <"$WORK/offers.json")" = 2500000 ] || fail "offer price not 2500000 ugpn"
+[ "$(jf '["offers"][0]["free_gpus"]' <"$WORK/offers.json")" = 16 ] || fail "offer free GPUs not 16"
+offer="$(jf '["offers"][0]["offer_id"]' <"$WORK/offers.json")"
+[ "$(g -o json offers 'gpu=h100 gpus>=8 price<=2.5 region=eu fabric=infiniband cuda>=12.1' | jf '["offers"].__len__()')" = 1 ] || fail "the issue's filter does not match"
+[ "$(g -o json offers 'price<2.5' | jf '["offers"].__len__()')" = 0 ] || fail "price<2.5 matched a 2.5 offer"
+[ "$(g -o json offers gpu=A100 | jf '["offers"].__len__()')" = 0 ] || fail "gpu=A100 matched"
+[ "$(g -o json offers 'cuda>=12.5' | jf '["offers"].__len__()')" = 0 ] || fail "cuda>=12.5 matched 12.4"
+g offers 'gpu=H100' | grep -q '^OFFER ' || fail "offers table header"
+expect_error "bad filter key" "unknown key \"colour\"" g offers colour=red
+expect_error "bad filter op" "takes only = or !=" g offers 'region>eu'
+expect_error "bad filter price" "at most 6" g offers 'price<=1.0000001'
+
+# --- 4. order, bid, accept, start, withdraw, deposit, close ---
+t0="$(bal tenant)"
+g -o json order create "$EX/order.yaml" --from tenant --yes >"$WORK/order.json" || fail "order create"
+order="$(jf '["ids"]["order_id"]' <"$WORK/order.json")"
+ofee="$(jf '["txs"][0]["fee_ugpn"]' <"$WORK/order.json")"
+[ "$(( t0 - $(bal tenant) ))" -eq $(( 10000000 + ofee )) ] || fail "order: tenant paid $(( t0 - $(bal tenant) )), expected deposit 10000000 + fee $ofee"
+[ "$(g -o json order show "$order" | jf '["order"]["state"]')" = open ] || fail "order not open"
+g order list --tenant tenant | grep -q "^order $order " || fail "order list --tenant"
+g -o json bid "$order" --price 2.4 --machines 1 --provider provider --from operator >"$WORK/bid.json" || fail "bid"
+bid="$(jf '["ids"]["bid_id"]' <"$WORK/bid.json")"
+[ "$(g -o json bids "$order" | jf '["bids"][0]["price_ugpn_per_gpu_hour"]')" = 2400000 ] || fail "bids: price"
+expect_error "duplicate bid" "duplicate_bid" g bid "$order" --price 2.3 --machines 2 --provider provider --from operator
+expect_error "bid by a stranger" "not_operator" g bid "$order" --price 2.3 --machines 1 --provider provider --from tenant
+expect_error "accept without --yes and no terminal" "add --yes" g lease accept "$bid" --from tenant
+expect_error "accept by another key" "FAILED" g lease accept "$bid" --from investor --yes
+g -o json lease accept "$bid" --from tenant --yes >"$WORK/accept.json" || fail "lease accept"
+lease="$(jf '["ids"]["lease_id"]' <"$WORK/accept.json")"
+[ "$(g -o json lease show "$lease" | jf '["lease"]["state"]')" = reserved ] || fail "lease not reserved"
+expect_error "start by the tenant" "FAILED" g lease started "$lease" --from tenant
+g -o json lease started "$lease" --from operator >/dev/null || fail "lease started"
+[ "$(g -o json lease show "$lease" | jf '["lease"]["state"]')" = started ] || fail "lease not started"
+sleep 1.5
+g provider heartbeat --from operator --provider provider >/dev/null || fail "heartbeat"
+expect_error "withdraw by the tenant" "FAILED" g lease withdraw "$lease" --from tenant
+i0="$(bal investor)"
+g -o json lease withdraw "$lease" --from operator >"$WORK/withdraw.json" || fail "withdraw"
+paid1="$(jf '["lease"]["paid_ugpn"]' <"$WORK/withdraw.json")"
+[ "$paid1" -gt 0 ] || fail "withdraw paid nothing after 1.5 s"
+inv_got=$(( $(bal investor) - i0 ))
+[ "$inv_got" -eq $(( paid1 * 2000 / 10000 )) ] || fail "investor got $inv_got of $paid1, expected floor 20%"
+esc0="$(g -o json lease show "$lease" | jf '["lease"]["escrow_ugpn"]')"
+g -o json lease deposit "$lease" 2.5 --from tenant --yes >"$WORK/dep.json" || fail "lease deposit"
+[ "$(jf '["lease"]["escrow_ugpn"]' <"$WORK/dep.json")" -eq $(( esc0 + 2500000 )) ] || fail "deposit did not add exactly 2500000 ugpn"
+expect_error "deposit without --yes" "add --yes" g lease deposit "$lease" 1 --from tenant
+g -o json lease close "$lease" --from tenant >"$WORK/close.json" || fail "lease close"
+for f in state deposited_ugpn paid_ugpn refunded_ugpn escrow_ugpn; do eval "L_$f=\"\$(jf '[\"lease\"][\"$f\"]' <\"$WORK/close.json\")\""; done
+[ "$L_state" = closed ] || fail "lease not closed"
+[ "$L_escrow_ugpn" = 0 ] || fail "escrow left: $L_escrow_ugpn"
+[ $(( L_paid_ugpn + L_refunded_ugpn )) -eq "$L_deposited_ugpn" ] || fail "paid + refunded != deposited"
+[ "$L_deposited_ugpn" = 12500000 ] || fail "deposited $L_deposited_ugpn, expected 12500000"
+g lease list --tenant tenant --all | grep -q "^lease $lease " || fail "lease list --all"
+[ "$(g -o json lease list --provider provider | jf '["leases"].__len__()')" = 0 ] || fail "closed lease still listed as open"
+expect_error "close twice" "lease_state" g lease close "$lease" --from tenant
+
+# --- 5. rent now from the offer; the provider closes ---
+g -o json lease create "$offer" --gpus 4 --deposit 10 --manifest "$EX/job.yaml" --from tenant --yes >"$WORK/create.json" || fail "lease create"
+lease2="$(jf '["ids"]["lease_id"]' <"$WORK/create.json")"
+g -o json lease show "$lease2" >"$WORK/l2.json"
+[ "$(jf '["lease"]["gpus"]' <"$WORK/l2.json")" = 4 ] || fail "lease create: 4 GPUs"
+[ "$(jf '["lease"]["rate_ugpn_per_hour"]' <"$WORK/l2.json")" = 10000000 ] || fail "lease create: rate 4 x 2.5 GPN"
+expected_hash="$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$EX/job.yaml")"
+[ "$(jf '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.yaml"
+expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
+expect_error "more GPUs than a machine has" "no_capacity" g lease create "$offer" --gpus 9 --deposit 100 --manifest-hash "$expected_hash" --from tenant --yes
+g lease close "$lease2" --from operator >/dev/null || fail "provider closes lease 2"
+
+# --- 6. unknown ids, bad YAML, bad names ---
+expect_error "unknown lease" "no lease 999" g lease show 999
+expect_error "unknown order" "no order 999" g order show 999
+expect_error "unknown bids order" "no order 999" g bids 999
+expect_error "unknown bid" "no bid 999" g lease accept 999 --from tenant --yes
+expect_error "unknown offer" "no offer 999" g lease create 999 --gpus 1 --deposit 10 --manifest-hash "$expected_hash" --from tenant --yes
+expect_error "bad id" "must be a number" g lease show abc
+expect_error "unknown provider" "no provider" g provider show investor
+expect_error "unknown signer" "no key \"mallory\"" g order create "$EX/order.yaml" --from mallory --yes
+printf 'operator: operator\nsites: [\n' >"$WORK/broken.yaml"
+expect_error "malformed yaml" "broken.yaml:" g provider register --config "$WORK/broken.yaml" --from provider --yes
+sed 's/gpus: 8/gpus: eight/' "$EX/provider.yaml" >"$WORK/eight.yaml"
+expect_error "bad number in yaml" "sites\[0\].machines\[0\].gpus: \"eight\" is not a whole number" g provider update --config "$WORK/eight.yaml" --from provider
+sed 's/share: 20%/share: 10%/' "$EX/provider.yaml" >"$WORK/splits.yaml"
+expect_error "splits not 100%" "add up to 90.00%" g provider update --config "$WORK/splits.yaml" --from provider
+cp "$EX/job.yaml" "$WORK/job.yaml"; sed 's/^deposit: 10/deposit: 5/' "$EX/order.yaml" >"$WORK/order-low.yaml"
+expect_error "order deposit under one hour" "under one hour" g order create "$WORK/order-low.yaml" --from tenant --yes
+sed 's/^manifest: job.yaml/manifest: missing.yaml/' "$EX/order.yaml" >"$WORK/order-nomanifest.yaml"
+expect_error "missing manifest" "manifest: the manifest .*missing.yaml does not exist" g order create "$WORK/order-nomanifest.yaml" --from tenant --yes
+expect_error "order without --yes" "add --yes" g order create "$EX/order.yaml" --from tenant
+
+# --- 7. the RPC's own refusals ---
+[ "$(rpc_status "$url/market/lease/abc")" = 400 ] || fail "GET /market/lease/abc: not 400"
+[ "$(rpc_status "$url/market/lease/999")" = 404 ] || fail "GET /market/lease/999: not 404"
+[ "$(rpc_status "$url/market/leases")" = 400 ] || fail "GET /market/leases without tenant/provider: not 400"
+[ "$(rpc_status "$url/market/offers?limit=0")" = 400 ] || fail "limit=0: not 400"
+[ "$(rpc_status "$url/market/provider/gpn1bad")" = 400 ] || fail "bad provider address: not 400"
+
+# --- 8. conservation after all of it ---
+g -o json query conservation >"$WORK/cons.json" || fail "query conservation"
+[ "$(jf '["holds"]' <"$WORK/cons.json")" = True ] || fail "conservation does not hold"
+[ "$(jf '["escrow_ugpn"]' <"$WORK/cons.json")" = 10000000 ] || [ "$(jf '["escrow_ugpn"]' <"$WORK/cons.json")" = 0 ] || fail "escrow is neither the open order's deposit nor 0"
+[ "$(jf '["bonds_ugpn"]' <"$WORK/cons.json")" -le 1000000000 ] || fail "bonds over the one bond"
+
+kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; rc=$?; DEVNET_PID=""
+[ "$rc" -eq 0 ] || fail "devnet exit $rc on SIGTERM, expected 0"
+if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed" >&2; exit 1; fi
+echo "integration_market: all checks passed"
