@@ -9,11 +9,13 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "codec/encoding.h"
@@ -205,6 +207,8 @@ struct Node {
   std::vector<codec::Vote> sent_votes;
   std::vector<codec::Proposal> sent_proposals;
   bool down = false;
+  /// Crash after this many more actions of a step (the rest are lost).
+  std::optional<size_t> crash_after;
 };
 
 /// N validators, every broadcast delivered to every other up node in FIFO order;
@@ -275,6 +279,15 @@ class Loopback {
     ASSERT_TRUE(step.has_value()) << step.error().ToString();
     Node& n = *nodes[from];
     for (const auto& a : step->actions) {
+      if (n.crash_after) {
+        if (*n.crash_after == 0) {
+          n.down = true;
+          n.crash_after.reset();
+          return;
+        }
+        --*n.crash_after;
+      }
+      if (n.down) return;
       if (const auto* w = std::get_if<WriteWal>(&a)) {
         n.wal.push_back(w->record);
       } else if (const auto* g = std::get_if<PersistSignGuard>(&a)) {
@@ -293,6 +306,43 @@ class Loopback {
           if (to != from) m_queue.emplace_back(to, a);
       }
     }
+  }
+
+  /// Restarts node i from what it persisted: its app's committed blocks, its WAL
+  /// (unless lost) and its sign guard.
+  void Restart(size_t i, bool lose_wal = false) {
+    Node& n = *nodes[i];
+    if (lose_wal) n.wal.clear();
+    BftStartState s = GenesisStart(m_net.set);
+    const auto& app = *n.app;
+    s.height = app.committed.size() + 1;
+    if (!app.committed.empty()) {
+      s.last_validators = m_net.set;
+      s.last_commit = app.commits.back();
+      s.last_block_hash = app.LastHash();
+      s.last_block_time_ms = app.committed.back().header.time_ms;
+    }
+    auto core = BftCore::Create(m_config, s, *n.app, n.signer.get(), n.guard);
+    ASSERT_TRUE(core.has_value()) << core.error().ToString();
+    n.core = std::move(*core);
+    n.down = false;
+    Apply(i, n.core->Start(now_ms, n.wal));
+  }
+
+  /// Node i never broadcast two different votes (or proposals) for one
+  /// (height, round, step), across all its restarts.
+  bool NoDoubleSign(size_t i) const {
+    std::map<std::tuple<uint64_t, uint32_t, int>, codec::BlockId> seen;
+    for (const auto& v : nodes[i]->sent_votes) {
+      auto [it, fresh] =
+          seen.emplace(std::make_tuple(v.height, v.round, int(v.type)), v.block_hash);
+      if (!fresh && it->second != v.block_hash) return false;
+    }
+    for (const auto& p : nodes[i]->sent_proposals) {
+      auto [it, fresh] = seen.emplace(std::make_tuple(p.height, p.round, 0), p.block_hash);
+      if (!fresh && it->second != p.block_hash) return false;
+    }
+    return true;
   }
 
   /// No two nodes decided different blocks at one height.
