@@ -2,6 +2,10 @@
 // trips inside a tx, and the decoder refuses what the layout forbids.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
 #include "base/limits.h"
 #include "codec/encoding.h"
 
@@ -153,6 +157,25 @@ TEST(MarketMessages, EnumsAndStringsOutsideTheirRulesAreRejected) {
   ExpectRejected(order, "region");
   order.requirements.region = "";
   EXPECT_TRUE(DecodeTx(EncodeTx(TxWith(order))));  // empty region = any
+}
+
+// Seeds for tests/fuzz/fuzz_market_apply (a step byte, then a tx body), written on
+// request: GPUNET_WRITE_MARKET_CORPUS=<dir> market_test --gtest_filter='*Corpus*'.
+TEST(MarketMessages, WriteFuzzCorpusOnRequest) {
+  const char* dir = std::getenv("GPUNET_WRITE_MARKET_CORPUS");
+  if (dir == nullptr) GTEST_SKIP() << "set GPUNET_WRITE_MARKET_CORPUS=<dir> to write seeds";
+  std::filesystem::create_directories(dir);
+  auto msgs = AllMarketMessages();
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    Tx tx = TxWith(msgs[i]);
+    tx.body.msgs.push_back(msgs[(i * 7 + 3) % msgs.size()]);
+    base::Bytes bytes{static_cast<uint8_t>(i * 37)};
+    auto body = EncodeTxBody(tx.body);
+    bytes.insert(bytes.end(), body.begin(), body.end());
+    std::ofstream(std::filesystem::path(dir) / ("seed_" + std::to_string(i)), std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
+  }
 }
 
 }  // namespace
