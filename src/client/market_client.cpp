@@ -39,7 +39,10 @@ base::Result<uint64_t> U64String(const json& j, std::string_view key, std::strin
 
 base::Result<uint64_t> U64Number(const json& j, std::string_view key, std::string_view what) {
   auto it = j.find(key);
-  if (it == j.end() || !it->is_number_unsigned()) return Bad(what, key, "an unsigned number");
+  // Parsed JSON holds non-negative integers as unsigned; built JSON may hold them signed.
+  if (it == j.end() || !it->is_number_integer() ||
+      (!it->is_number_unsigned() && it->get<int64_t>() < 0))
+    return Bad(what, key, "an unsigned number");
   return it->get<uint64_t>();
 }
 
