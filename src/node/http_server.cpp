@@ -366,9 +366,12 @@ namespace {
 
 class WsSession final : public SessionBase {
  public:
+  // The websocket runs on the raw socket, not on the HTTP session's tcp_stream: the
+  // websocket has its own timeouts, and Beast 1.74's closing handshake can overlap
+  // a pending read, which a tcp_stream refuses with an assertion (pending_guard).
   WsSession(HttpServer::Impl& server, beast::tcp_stream&& stream, std::set<std::string> topics)
       : m_server(server),
-        m_ws(std::move(stream)),
+        m_ws(stream.release_socket()),
         m_kill_timer(m_ws.get_executor()),
         m_topics(std::move(topics)) {}
 
@@ -376,7 +379,6 @@ class WsSession final : public SessionBase {
 
   void Accept(http::request<http::string_body> req) {
     const ServerOptions& opt = m_server.opt;
-    beast::get_lowest_layer(m_ws).expires_never();  // the websocket timeouts take over
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::milliseconds(opt.write_timeout_ms);
     t.idle_timeout = std::chrono::milliseconds(opt.ws_idle_timeout_ms);
@@ -491,18 +493,20 @@ class WsSession final : public SessionBase {
 
   void WriteNext() {
     std::shared_ptr<const std::string> frame;
+    bool closing = false;
     {
       std::lock_guard lock(m_mu);
-      if (m_closing || m_queue.empty()) {
+      closing = m_closing;
+      if (closing || m_queue.empty()) {
         m_writing = false;
-        if (m_close_pending) {
-          m_close_pending = false;
-          net::post(m_ws.get_executor(), [self = Self()] { self->DoClose(); });
-        }
-        return;
+      } else {
+        frame = m_queue.front();
+        m_queue.pop_front();
       }
-      frame = m_queue.front();
-      m_queue.pop_front();
+    }
+    if (!frame) {
+      if (closing) AdvanceClose();  // a close waits for the write in flight to end
+      return;
     }
     m_ws.text(true);
     m_ws.async_write(net::buffer(*frame), [self = Self(), frame](beast::error_code ec, size_t) {
@@ -514,8 +518,8 @@ class WsSession final : public SessionBase {
     });
   }
 
-  // On the strand. Sends a close frame once no write is in flight; a peer that does
-  // not take the close frame either is cut when the kill timer fires.
+  // On the strand. Starts the closing handshake with a reason; a peer that does not
+  // take the close frame is cut when the kill timer fires.
   void CloseWith(websocket::close_code code, std::string reason) {
     if (m_finished || m_close_started) return;
     m_close_started = true;
@@ -526,17 +530,19 @@ class WsSession final : public SessionBase {
     m_kill_timer.async_wait([self = Self()](beast::error_code ec) {
       if (!ec) self->Finish();
     });
-    bool writing;
-    {
-      std::lock_guard lock(m_mu);
-      writing = m_writing;
-      if (writing) m_close_pending = true;
-    }
-    if (!writing) DoClose();
+    AdvanceClose();
   }
 
-  void DoClose() {
-    if (m_finished) return;
+  // On the strand, after CloseWith and whenever a write of ours ends: a close is a
+  // write, so it waits for the write in flight. A pending read is allowed (Beast's
+  // close hands the read side over to it).
+  void AdvanceClose() {
+    if (m_finished || !m_close_started || m_close_sent) return;
+    {
+      std::lock_guard lock(m_mu);
+      if (m_writing) return;  // WriteNext calls back when it ends
+    }
+    m_close_sent = true;
     m_ws.async_close(m_close_reason, [self = Self()](beast::error_code) { self->Finish(); });
   }
 
@@ -550,8 +556,8 @@ class WsSession final : public SessionBase {
     }
     m_kill_timer.cancel();
     beast::error_code ignored;
-    beast::get_lowest_layer(m_ws).socket().shutdown(tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(m_ws).socket().close(ignored);
+    m_ws.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    m_ws.next_layer().close(ignored);
     auto self = Self();  // keep alive past Unregister
     m_server.Unregister(this);
   }
@@ -563,13 +569,14 @@ class WsSession final : public SessionBase {
   }
 
   HttpServer::Impl& m_server;
-  websocket::stream<beast::tcp_stream> m_ws;
+  websocket::stream<tcp::socket> m_ws;
   beast::flat_buffer m_read_buffer;
   net::steady_timer m_kill_timer;
   websocket::close_reason m_close_reason;
   // Strand-only state.
   bool m_finished = false;
   bool m_close_started = false;
+  bool m_close_sent = false;
   // Shared with publishers, under m_mu.
   std::mutex m_mu;
   std::set<std::string> m_topics;
@@ -577,7 +584,6 @@ class WsSession final : public SessionBase {
   bool m_accepted = false;
   bool m_writing = false;
   bool m_closing = false;
-  bool m_close_pending = false;
 };
 
 // ---------------------------------------------------------------------------

@@ -594,13 +594,6 @@ TEST(Websocket, SubscribeCommandsAndTheirErrors) {
 }
 
 TEST(Websocket, ASlowSubscriberIsDisconnectedAndOthersGetEverything) {
-#ifdef GPUNET_SANITIZE
-  // Known bug, open: Boost.Beast 1.74 can trip its pending_guard assertion when the
-  // server closes a websocket whose read and close handshake are both pending
-  // (seen about once in two ASan runs of this test, never under g++). Tracked in
-  // docs/rpc.md "Known issues"; the fix is in the websocket close path.
-  GTEST_SKIP() << "websocket server-side close races in Boost.Beast 1.74 under ASan timing";
-#endif
   ServerOptions opt;
   opt.ws_queue_messages_max = 8;
   Fixture f(opt);
@@ -641,11 +634,11 @@ TEST(Websocket, ASlowSubscriberIsDisconnectedAndOthersGetEverything) {
 
 TEST(Websocket, StopClosesSubscribersWithAReason) {
 #ifdef GPUNET_SANITIZE
-  // Known bug, open: Boost.Beast 1.74 can trip its pending_guard assertion when the
-  // server closes a websocket whose read and close handshake are both pending
-  // (seen about once in two ASan runs of this test, never under g++). Tracked in
-  // docs/rpc.md "Known issues"; the fix is in the websocket close path.
-  GTEST_SKIP() << "websocket server-side close races in Boost.Beast 1.74 under ASan timing";
+  // Known issue, open (docs/rpc.md): under ASan timing the closing handshake does not
+  // finish within the 2 s kill timer while this client is not reading; the server then
+  // closes a socket holding unread bytes, the kernel sends RST, and the client loses
+  // the close frame (and its reason) it had not read yet.
+  GTEST_SKIP() << "close reason lost to an RST under ASan timing";
 #endif
   auto server = std::make_unique<HttpServer>(ServerOptions{});
   ASSERT_TRUE(server->Start());
