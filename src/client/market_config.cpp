@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/limits.h"
 #include "client/amount.h"
 #include "crypto/hash.h"
 
@@ -16,6 +17,7 @@ namespace {
 
 using base::ErrorCode;
 using base::Fail;
+namespace limits = base::limits;
 
 /// Files over this size are refused before parsing (a provider.yaml of 1,024
 /// machines is well under 1 MiB).
@@ -167,9 +169,12 @@ class Reader {
     return Err(LineOf(node, line), path, Quoted(*text) + " is not one of " + list);
   }
 
-  /// A sequence (or one scalar, read as a list of one when `scalar_ok`).
+  /// A sequence (or one scalar, read as a list of one when `scalar_ok`) of at most
+  /// `max` items: the ledger's limit, checked before any item is read, so aliases
+  /// repeating a large list cannot make the parser do unbounded work.
   base::Result<std::vector<YAML::Node>> List(const YAML::Node& node, int line,
-                                             const std::string& path, bool scalar_ok) const {
+                                             const std::string& path, bool scalar_ok,
+                                             size_t max) const {
     std::vector<YAML::Node> out;
     if (node.IsNull()) return out;
     if (node.IsScalar() && scalar_ok) {
@@ -178,13 +183,17 @@ class Reader {
     }
     if (!node.IsSequence())
       return Err(LineOf(node, line), path, "expected a list (- item per line, or [a, b])");
+    if (node.size() > max)
+      return Err(
+          LineOf(node, line), path,
+          std::to_string(node.size()) + " items; at most " + std::to_string(max) + " are allowed");
     for (auto it = node.begin(); it != node.end(); ++it) out.push_back(*it);
     return out;
   }
 
   base::Result<std::vector<PartyText>> Parties(const YAML::Node& node, int line,
-                                               const std::string& path) const {
-    auto items = List(node, line, path, true);
+                                               const std::string& path, size_t max) const {
+    auto items = List(node, line, path, true, max);
     if (!items) return std::unexpected(items.error());
     std::vector<PartyText> out;
     for (size_t i = 0; i < items->size(); ++i) {
@@ -287,7 +296,7 @@ base::Result<MachineConfig> ParseMachine(const Reader& r, const YAML::Node& node
 
 base::Result<SiteConfig> ParseSite(const Reader& r, const YAML::Node& node, int line,
                                    const std::string& path, uint32_t default_id,
-                                   uint32_t& next_machine_id) {
+                                   uint32_t& next_machine_id, size_t& machines_seen) {
   CFG_LET(m, r.OpenMap(node, path, line, {"id", "name", "fabric", "bandwidth_gbps", "machines"}));
   SiteConfig site;
   site.place = r.Place(m.line, path);
@@ -300,13 +309,15 @@ base::Result<SiteConfig> ParseSite(const Reader& r, const YAML::Node& node, int 
   CFG_LET(bw, r.Need(m, "bandwidth_gbps", "the fabric's bandwidth, e.g. 400"));
   CFG_SET(site.bandwidth_gbps, r.U32(bw, m.line, Child(path, "bandwidth_gbps"), 1));
   CFG_LET(machines_node, r.Need(m, "machines", "a list of the site's machines"));
-  CFG_LET(machines, r.List(machines_node, m.line, Child(path, "machines"), false));
+  CFG_LET(machines, r.List(machines_node, m.line, Child(path, "machines"), false,
+                           limits::kMachinesPerProviderMax - machines_seen));
   if (machines.empty())
     return r.Err(m.line, Child(path, "machines"), "is empty; list at least one machine");
   for (size_t i = 0; i < machines.size(); ++i) {
     CFG_LET(mc, ParseMachine(r, machines[i], m.line, Index(Child(path, "machines"), i),
                              next_machine_id));
     next_machine_id = mc.id + 1;
+    ++machines_seen;
     site.machines.push_back(std::move(mc));
   }
   return site;
@@ -415,7 +426,7 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
 
     CFG_LET(payouts_node,
             r.Need(m, "payouts", "who is paid what share, e.g. - to: me / share: 100%"));
-    CFG_LET(payouts, r.List(payouts_node, m.line, "payouts", false));
+    CFG_LET(payouts, r.List(payouts_node, m.line, "payouts", false, limits::kPayoutSplitsMax));
     if (payouts.empty()) return r.Err(m.line, "payouts", "is empty; list at least one payee");
     uint64_t total_bp = 0;
     std::set<std::string> payees;
@@ -445,18 +456,23 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
 
     if (m.Has("policy")) {
       CFG_LET(p, r.OpenMap(m.fields["policy"], "policy", m.line, {"allow", "deny"}));
-      if (p.Has("allow")) CFG_SET(pc.allow, r.Parties(p.fields["allow"], p.line, "policy.allow"));
-      if (p.Has("deny")) CFG_SET(pc.deny, r.Parties(p.fields["deny"], p.line, "policy.deny"));
+      if (p.Has("allow"))
+        CFG_SET(pc.allow,
+                r.Parties(p.fields["allow"], p.line, "policy.allow", limits::kPolicyTenantsMax));
+      if (p.Has("deny"))
+        CFG_SET(pc.deny,
+                r.Parties(p.fields["deny"], p.line, "policy.deny", limits::kPolicyTenantsMax));
     }
 
     CFG_LET(sites_node, r.Need(m, "sites", "a list of sites, each with its machines"));
-    CFG_LET(sites, r.List(sites_node, m.line, "sites", false));
+    CFG_LET(sites, r.List(sites_node, m.line, "sites", false, limits::kSitesPerProviderMax));
     if (sites.empty()) return r.Err(m.line, "sites", "is empty; list at least one site");
     uint32_t next_site_id = 1, next_machine_id = 1;
+    size_t machines_seen = 0;
     std::map<uint32_t, std::string> site_ids, machine_ids;
     for (size_t i = 0; i < sites.size(); ++i) {
-      CFG_LET(site,
-              ParseSite(r, sites[i], m.line, Index("sites", i), next_site_id, next_machine_id));
+      CFG_LET(site, ParseSite(r, sites[i], m.line, Index("sites", i), next_site_id, next_machine_id,
+                              machines_seen));
       next_site_id = site.id + 1;
       if (auto [it, fresh] = site_ids.emplace(site.id, site.place.Describe()); !fresh)
         return r.Err(site.place.line, site.place.field,
@@ -471,7 +487,8 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
     }
 
     if (m.Has("offers")) {
-      CFG_LET(offers, r.List(m.fields["offers"], m.line, "offers", false));
+      CFG_LET(offers,
+              r.List(m.fields["offers"], m.line, "offers", false, limits::kOffersPerProviderMax));
       for (size_t i = 0; i < offers.size(); ++i) {
         std::string path = Index("offers", i);
         CFG_LET(o, r.OpenMap(offers[i], path, m.line, {"gpu", "site", "price", "tenants"}));
@@ -497,7 +514,8 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
         CFG_SET(oc.price_ugpn_per_gpu_hour,
                 r.Amount(price, o.line, Child(path, "price"), "the price is GPN per GPU-hour"));
         if (o.Has("tenants"))
-          CFG_SET(oc.tenants, r.Parties(o.fields["tenants"], o.line, Child(path, "tenants")));
+          CFG_SET(oc.tenants, r.Parties(o.fields["tenants"], o.line, Child(path, "tenants"),
+                                        limits::kOfferTenantsMax));
         pc.offers.push_back(std::move(oc));
       }
     }
@@ -527,7 +545,8 @@ base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::stri
                          {"gpu", "gpus_per_machine", "machines", "min_vram_gib", "region", "fabric",
                           "same_site", "min_cuda", "auditors", "attributes"}));
     if (q.Has("gpu")) {
-      CFG_LET(models, r.List(q.fields["gpu"], q.line, "requirements.gpu", true));
+      CFG_LET(models, r.List(q.fields["gpu"], q.line, "requirements.gpu", true,
+                             limits::kOrderGpuModelsMax));
       std::set<std::string> seen;
       for (size_t i = 0; i < models.size(); ++i) {
         CFG_LET(model, r.Text(models[i], q.line, Index("requirements.gpu", i)));
@@ -552,13 +571,17 @@ base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::stri
     if (q.Has("min_cuda"))
       CFG_SET(oc.min_cuda, r.Ver(q.fields["min_cuda"], q.line, "requirements.min_cuda"));
     if (q.Has("auditors"))
-      CFG_SET(oc.auditors, r.Parties(q.fields["auditors"], q.line, "requirements.auditors"));
+      CFG_SET(oc.auditors, r.Parties(q.fields["auditors"], q.line, "requirements.auditors",
+                                     limits::kOrderAuditorsMax));
     if (q.Has("attributes")) {
       const YAML::Node& attrs = q.fields["attributes"];
       int line = r.LineOf(attrs, q.line);
       if (!attrs.IsMap())
         return r.Err(line, "requirements.attributes",
                      "expected a mapping of attribute: value, e.g. tier: \"3\"");
+      if (attrs.size() > limits::kAttributesMax)
+        return r.Err(line, "requirements.attributes",
+                     "at most " + std::to_string(limits::kAttributesMax) + " attributes");
       for (auto it = attrs.begin(); it != attrs.end(); ++it) {
         std::string path = "requirements.attributes";
         CFG_LET(key, r.Text(it->first, line, path));

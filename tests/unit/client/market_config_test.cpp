@@ -190,6 +190,37 @@ TEST(ProviderConfig, ErrorsNameFileLineAndField) {
   ProviderRefused(Edit("name: fra1", "name: \"fr\\ta1\""), "control character");
 }
 
+TEST(ProviderConfig, ListsOverTheLedgerLimitsAndHostileYamlAreRefused) {
+  // 65 sites (the limit is 64), each an alias of one site.
+  std::string many = Edit("sites:\n  - id: 1", "sites:\n  - &s\n    id: 1");
+  size_t offers = many.find("offers:");
+  std::string aliases;
+  for (int i = 0; i < 64; ++i) aliases += "  - *s\n";
+  many.insert(offers, aliases);
+  ProviderRefused(many, "sites: 65 items; at most 64 are allowed");
+  // 1,025 machines in total across sites is over the per-provider limit, even when
+  // each site alone is under it: refused before the last site's machines are read.
+  std::string machines = "sites:\n";
+  for (int s = 0; s < 2; ++s) {
+    machines += "  - {fabric: roce, bandwidth_gbps: 100, machines: [";
+    for (int m = 0; m < 513; ++m)
+      machines += std::string(m ? "," : "") +
+                  "{gpu: A, gpus: 1, vram_gib: 1, link: pcie, driver: x, cuda: '12', "
+                  "compute_capability: '8'}";
+    machines += "]}\n";
+  }
+  std::string header(kProvider.substr(0, kProvider.find("sites:")));
+  ProviderRefused(header + machines, "sites[1].machines: 513 items; at most 511 are allowed");
+  std::string deny = "deny: [t0";
+  for (int i = 1; i < 65; ++i) deny += ",t" + std::to_string(i);
+  ProviderRefused(Edit("deny: [gpn1xyz]", deny + "]"), "policy.deny: 65 items; at most 64");
+  // Deep nesting ends in an error, not a stack overflow.
+  std::string deep = "sites: " + std::string(100000, '[') + std::string(100000, ']') + "\n";
+  auto pc = ParseProviderConfig(deep, "deep.yaml");
+  ASSERT_FALSE(pc.has_value());
+  EXPECT_NE(pc.error().message.find("deep.yaml"), std::string::npos) << pc.error().message;
+}
+
 TEST(ProviderConfig, LoadReportsMissingFile) {
   auto pc = LoadProviderConfig("/nonexistent/provider.yaml");
   ASSERT_FALSE(pc.has_value());
