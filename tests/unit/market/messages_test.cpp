@@ -8,6 +8,7 @@
 
 #include "base/limits.h"
 #include "codec/encoding.h"
+#include "crypto/hash.h"
 
 namespace gpunet::codec {
 namespace {
@@ -90,6 +91,16 @@ TEST(MarketMessages, EveryMessageRoundTripsWithItsTag) {
     EXPECT_EQ(*back, tx) << i;
     EXPECT_EQ(EncodeTx(*back), bytes);
   }
+}
+
+// The bytes of every market message are pinned: a change to any layout (which
+// clients in other languages rely on, docs/encoding.md) fails here visibly. After an
+// intended, append-only change, put the printed digest below.
+TEST(MarketMessages, EncodingsArePinned) {
+  Writer w;
+  for (const auto& m : AllMarketMessages()) Write(w, m);
+  EXPECT_EQ(base::ToHex(crypto::Blake2b256(w.Data())),
+            "b47d816f67f6f5e078d865c2105a8f31fea63ad9b4cc3e0105af41e151ec2d86");
 }
 
 TEST(MarketMessages, EveryTruncationIsRejected) {
