@@ -316,6 +316,7 @@ struct Node::Impl final : consensus::SoloAdaptor {
   void EngineLoop();
   void ExpireWaiters(uint64_t now_ms);
   void AnswerWaiters(const base::Hash32& hash, const Response& r);
+  bool HasWaiter(const base::Hash32& hash);
   void RegisterRoutes();
   Response CommittedResponse(const ledger::TxRecord& rec);
   void PostTx(Request req, Responder responder);
@@ -350,10 +351,16 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
   for (const auto& d : pool->Update(block))
     AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
 
+  // Per-tx answers and events are built only for someone who listens: under load
+  // most txs have neither a waiting client nor a subscriber.
+  const bool tx_subscribers = server->Stats().ws_subscribers > 0;
   for (size_t i = 0; i < finalized.receipts.size(); ++i) {
     const codec::Receipt& r = finalized.receipts[i];
-    ledger::TxRecord rec{{committed.height, static_cast<uint32_t>(i)}, block.txs[i], r};
-    AnswerWaiters(r.tx_hash, CommittedResponse(rec));
+    if (HasWaiter(r.tx_hash)) {
+      ledger::TxRecord rec{{committed.height, static_cast<uint32_t>(i)}, block.txs[i], r};
+      AnswerWaiters(r.tx_hash, CommittedResponse(rec));
+    }
+    if (!tx_subscribers) continue;
     json ev = {{"tx_hash", base::ToHex(r.tx_hash)},
                {"height", committed.height},
                {"index", i},
@@ -421,6 +428,11 @@ void Node::Impl::ExpireWaiters(uint64_t now_ms) {
     w.responder.Respond(JsonError(504, "timeout",
                                   "the tx was accepted but not committed within timeout_ms; it "
                                   "may still commit later: check GET /tx/<hash>"));
+}
+
+bool Node::Impl::HasWaiter(const base::Hash32& hash) {
+  std::lock_guard lock(wait_mu);
+  return waiters.contains(hash);
 }
 
 void Node::Impl::AnswerWaiters(const base::Hash32& hash, const Response& r) {
