@@ -249,9 +249,10 @@ uint64_t ParseId(const std::string& text, const std::string& what) {
   if (v == 0)
     FailCommand(ErrorCode::kInvalidArgument, what + " \"" + text +
                                                  "\" must be a number 1, 2, ... (as `gpunet " +
-                                                 (what == "ORDER" ? "order list"
-                                                  : what == "BID" ? "bids ORDER"
-                                                                  : "lease list") +
+                                                 (what == "ORDER"   ? "order list"
+                                                  : what == "BID"   ? "bids ORDER"
+                                                  : what == "OFFER" ? "offers"
+                                                                    : "lease list") +
                                                  "` prints)");
   return v;
 }
@@ -404,6 +405,55 @@ void RunHeartbeat(const GlobalOptions& g, const ProviderArgs& a) {
     PrintJson(SentJson(sent));
   else
     std::cout << "heartbeat recorded for " << crypto::AddressToString(provider) << std::endl;
+}
+
+/// bond / unbond / claim / deregister: the owner's bond and the provider's end.
+void RunProviderBondMsg(const GlobalOptions& g, const ProviderArgs& a, std::string_view what,
+                        const std::string& amount_text) {
+  codec::Msg msg;
+  uint64_t money = 0;
+  std::string done;
+  if (what == "bond" || what == "unbond") {
+    uint64_t amount = OrFail(client::ParseAmount(amount_text), "AMOUNT");
+    if (amount == 0) FailCommand(ErrorCode::kInvalidArgument, "AMOUNT is 0");
+    if (what == "bond") {
+      money = amount;
+      if (!g.Json())
+        std::cout << "Adding " << client::DescribeAmount(amount) << " to the bond of " << a.from
+                  << std::endl;
+      Confirm(a.yes, "Bond " + Gpn(amount) + "?");
+      msg = codec::MsgProviderBond{amount};
+      done = "bonded " + Gpn(amount);
+    } else {
+      msg = codec::MsgProviderUnbond{amount};
+      done = "unbonding " + Gpn(amount) + "; claim it after 7 days with `gpunet provider claim`";
+    }
+  } else if (what == "claim") {
+    msg = codec::MsgProviderClaimUnbonded{};
+    done = "matured unbonding paid to the owner";
+  } else {
+    if (!g.Json())
+      std::cout << "Deregistering the provider of " << a.from
+                << ": refused while leases are open; the bond starts unbonding" << std::endl;
+    Confirm(a.yes, "Deregister?");
+    msg = codec::MsgProviderDeregister{};
+    done = "deregistered; the bond is unbonding";
+  }
+  auto sent = SendMsgs(g, {a.from, money, a.fee}, {msg});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << done << std::endl;
+}
+
+void RunOfferClose(const GlobalOptions& g, const ProviderArgs& a, const std::string& id_text) {
+  uint64_t id = ParseId(id_text, "OFFER");
+  codec::Address provider = ProviderOf(g, a.provider, a.from);
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, {codec::MsgOfferClose{provider, id}});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "offer " << id << " closed (open leases are unaffected)" << std::endl;
 }
 
 // ---------------------------------------------------------------- offers
@@ -861,6 +911,39 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
       "Missing heartbeats past the timeout (+ a grace in blocks) fault the provider's leases.\n"
       "Example:\n  gpunet provider heartbeat --from operator --provider provider");
   hb->callback([&g, pa] { RunHeartbeat(g, *pa); });
+
+  auto bond_amount = std::make_shared<std::string>();
+  for (std::string_view what : {"bond", "unbond"}) {
+    auto* cmd = provider->add_subcommand(
+        std::string(what), what == "bond" ? "Add to the provider's bond from the owner's balance"
+                                          : "Start unbonding part of the bond (7 days)");
+    cmd->add_option("AMOUNT", *bond_amount, "GPN or ugpn")->required();
+    add_from(cmd, pa->from, pa->fee, "the owner");
+    if (what == "bond") cmd->add_flag("--yes,-y", pa->yes, "Do not ask");
+    cmd->footer("Example:\n  gpunet provider " + std::string(what) + " 500 --from provider");
+    cmd->callback([&g, pa, bond_amount, what] { RunProviderBondMsg(g, *pa, what, *bond_amount); });
+  }
+  auto* claim = provider->add_subcommand("claim", "Pay matured unbonding to the owner");
+  add_from(claim, pa->from, pa->fee, "the owner");
+  claim->footer("Example:\n  gpunet provider claim --from provider");
+  claim->callback([&g, pa] { RunProviderBondMsg(g, *pa, "claim", ""); });
+  auto* dereg =
+      provider->add_subcommand("deregister", "Stop being a provider (no open leases); unbonds");
+  add_from(dereg, pa->from, pa->fee, "the owner");
+  dereg->add_flag("--yes,-y", pa->yes, "Do not ask");
+  dereg->footer("Example:\n  gpunet provider deregister --from provider");
+  dereg->callback([&g, pa] { RunProviderBondMsg(g, *pa, "deregister", ""); });
+
+  auto offer_id = std::make_shared<std::string>();
+  auto* offer = app.add_subcommand("offer", "Manage your offers (create them in provider.yaml)");
+  offer->require_subcommand(1);
+  auto* oclose_offer = offer->add_subcommand("close", "Close an offer; open leases are unaffected");
+  oclose_offer->add_option("OFFER", *offer_id, "Offer id")->required();
+  oclose_offer->add_option("--provider", pa->provider,
+                           "The provider (default: the --from key's own)");
+  add_from(oclose_offer, pa->from, pa->fee, "the provider's owner or operator");
+  oclose_offer->footer("Example:\n  gpunet offer close 1 --from operator --provider provider");
+  oclose_offer->callback([&g, pa, offer_id] { RunOfferClose(g, *pa, *offer_id); });
 
   // ---- offers
   auto words = std::make_shared<std::vector<std::string>>();

@@ -135,7 +135,18 @@ expected_hash="$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv
 [ "$(jf '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.yaml"
 expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
 expect_error "more GPUs than a machine has" "no_capacity" g lease create "$offer" --gpus 9 --deposit 100 --manifest-hash "$expected_hash" --from tenant --yes
+expect_error "deregister with an open lease" "open_leases" g provider deregister --from provider --yes
 g lease close "$lease2" --from operator >/dev/null || fail "provider closes lease 2"
+
+# --- 5b. the bond, offers closing, deregistration ---
+g -o json provider bond 10 --from provider --yes >/dev/null || fail "provider bond"
+g -o json provider unbond 5 --from provider >/dev/null || fail "provider unbond"
+[ "$(g -o json provider show provider | jf '["provider"]["bond_ugpn"]')" = 1005000000 ] || fail "bond after +10 -5 GPN is not 1005 GPN"
+expect_error "claim before the unbonding delay" "FAILED" g provider claim --from provider
+expect_error "close an offer of another provider" "FAILED" g offer close "$offer" --from tenant --provider provider
+g offer close "$offer" --from operator --provider provider >/dev/null || fail "offer close"
+[ "$(g -o json offers | jf '["offers"].__len__()')" = 0 ] || fail "a closed offer is still listed"
+expect_error "lease from a closed offer" "offer_closed" g lease create "$offer" --gpus 1 --deposit 10 --manifest-hash "$expected_hash" --from tenant --yes
 
 # --- 6. unknown ids, bad YAML, bad names ---
 expect_error "unknown lease" "no lease 999" g lease show 999
@@ -168,8 +179,12 @@ expect_error "order without --yes" "add --yes" g order create "$EX/order.yaml" -
 # --- 8. conservation after all of it ---
 g -o json query conservation >"$WORK/cons.json" || fail "query conservation"
 [ "$(jf '["holds"]' <"$WORK/cons.json")" = True ] || fail "conservation does not hold"
-[ "$(jf '["escrow_ugpn"]' <"$WORK/cons.json")" = 10000000 ] || [ "$(jf '["escrow_ugpn"]' <"$WORK/cons.json")" = 0 ] || fail "escrow is neither the open order's deposit nor 0"
-[ "$(jf '["bonds_ugpn"]' <"$WORK/cons.json")" -le 1000000000 ] || fail "bonds over the one bond"
+[ "$(jf '["escrow_ugpn"]' <"$WORK/cons.json")" = 0 ] || fail "escrow left with every lease closed and no open order"
+[ $(( $(jf '["bonds_ugpn"]' <"$WORK/cons.json") + $(jf '["unbonding_ugpn"]' <"$WORK/cons.json") )) -eq 1010000000 ] \
+  || fail "bonds + unbonding are not the 1010 GPN bonded"
+g provider deregister --from provider --yes >/dev/null || fail "deregister"
+g provider show provider | grep -q '(deregistered)' || fail "provider show does not say deregistered"
+[ "$(g -o json query conservation | jf '["holds"]')" = True ] || fail "conservation after deregistration"
 
 kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; rc=$?; DEVNET_PID=""
 [ "$rc" -eq 0 ] || fail "devnet exit $rc on SIGTERM, expected 0"
