@@ -626,7 +626,68 @@ TEST(Orders, AttestedAttributesFromNamedAuditorsWithExpiry) {
   EXPECT_EQ(h.GetOrder(order).state, OrderState::kClosed);
 }
 
+// ---------------------------------------------------------------- invariants
+
+TEST(Invariants, TheCheckerCatchesLostMoneyAndGpus) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t lease = Lease(h, CreateOffer(h), 1, 2, 100 * kGpn);
+  ASSERT_TRUE(state::CheckInvariants(h.Db()));
+  // One ugpn less in escrow: conservation and the lease's own sum break.
+  auto l = h.GetLease(lease);
+  l.escrow_ugpn -= 1;
+  h.Db().Put(keys::LeaseKey(lease), Encode(l));
+  auto broken = state::CheckInvariants(h.Db());
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("conservation broken"), std::string::npos);
+  l.escrow_ugpn += 1;
+  h.Db().Put(keys::LeaseKey(lease), Encode(l));
+  ASSERT_TRUE(state::CheckInvariants(h.Db()));
+  // A GPU that is neither free nor leased.
+  auto m = h.GetMachine(kOwner, 1);
+  m.free_gpus -= 1;
+  h.Db().Put(keys::MachineKey(h.Addr(kOwner), 1), Encode(m));
+  broken = state::CheckInvariants(h.Db());
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("!= inventory"), std::string::npos);
+}
+
 // ---------------------------------------------------------------- limits
+
+TEST(Limits, SitesPerProvider) {
+  Harness h;
+  ASSERT_EQ(h.Tx(kOwner, Register(h, kOwner)), 0);
+  for (uint32_t first = 1; first <= limits::kSitesPerProviderMax; first += 16) {
+    std::vector<codec::Msg> sites;
+    for (uint32_t id = first; id < first + 16; ++id)
+      sites.push_back(codec::MsgSiteUpsert{h.Addr(kOwner), id, codec::Fabric::kRoce, 1});
+    ASSERT_EQ(h.Tx(kOperator, sites), 0);
+  }
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgSiteUpsert{h.Addr(kOwner), 999, codec::Fabric::kRoce, 1}),
+            Code(TxCode::kMarketLimitReached));
+  // An update of an existing site is not a new one.
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgSiteUpsert{h.Addr(kOwner), 1, codec::Fabric::kRoce, 9}), 0);
+}
+
+TEST(Faults, ALiveProviderLeaseRunningOutOfFundsIsAnExpiryNotAFault) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t lease = Lease(h, CreateOffer(h, kOwner, 3), 1, 1, 3);  // one hour of funds
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  // Heartbeats every timeout (one block each: the grace never passes) until the
+  // funds run out.
+  for (int i = 0; i < 13; ++i) {
+    h.Advance(0);
+    ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+    if (h.GetLease(lease).state == LeaseState::kClosed) break;
+    h.Advance(limits::kHeartbeatTimeoutMs);  // time passes in one block: no grace yet
+  }
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.state, LeaseState::kClosed);
+  EXPECT_EQ(l.end, LeaseEnd::kExpired);
+  EXPECT_EQ(l.paid_ugpn, 3u);
+  EXPECT_EQ(h.GetProvider(kOwner).faults, 0u);
+}
 
 TEST(EndBlock, WorkOverTheLimitCarriesOverWithExactAccrual) {
   Harness h(8, 1'000'000 * kGpn);
