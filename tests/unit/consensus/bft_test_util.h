@@ -253,7 +253,20 @@ class Loopback {
       Deliver(to, action);
       return true;
     }
-    if (m_timers.empty()) return false;
+    if (m_timers.empty() && gossip_interval_ms == 0) return false;
+    if (gossip_interval_ms > 0 &&
+        (m_timers.empty() || m_next_gossip_ms <= m_timers.begin()->first.first)) {
+      // Re-send timer: every up node re-broadcasts what BftCore::Gossip returns.
+      now_ms = std::max(now_ms, m_next_gossip_ms);
+      m_next_gossip_ms = now_ms + gossip_interval_ms;
+      for (size_t i = 0; i < nodes.size(); ++i)
+        if (!nodes[i]->down) {
+          BftStep gossip;
+          gossip.actions = nodes[i]->core->Gossip();
+          Apply(i, gossip, /*gossip=*/true);
+        }
+      return true;
+    }
     auto it = m_timers.begin();
     auto [when, seq] = it->first;
     auto [to, timeout] = it->second;
@@ -272,10 +285,28 @@ class Loopback {
     else if (const auto* v = std::get_if<BroadcastVote>(&a))
       Apply(to, n.core->OnVote(v->vote, now_ms));
     else if (const auto* c = std::get_if<BroadcastCommit>(&a))
-      Apply(to, n.core->OnCommittedBlock(c->block, c->commit, now_ms));
+      SyncBlocks(to, c->commit.height);
   }
 
-  void Apply(size_t from, const base::Result<BftStep>& step) {
+  /// Block sync, as a node's block store would serve it: heights the node lacks, up
+  /// to `height`, from any node that committed them, through OnCommittedBlock.
+  void SyncBlocks(size_t to, uint64_t height) {
+    Node& n = *nodes[to];
+    while (!n.down && n.core->Height() <= height) {
+      const uint64_t h = n.core->Height();
+      const Node* source = nullptr;
+      for (const auto& other : nodes)
+        if (other->app->committed.size() >= h) source = other.get();
+      if (source == nullptr) return;
+      Apply(to, n.core->OnCommittedBlock(source->app->committed[h - 1], source->app->commits[h - 1],
+                                         now_ms));
+      if (n.core->Height() == h) return;  // ignored: do not spin
+    }
+  }
+
+  /// Executes a node's actions in order. `gossip`: re-sends (others' messages among
+  /// them), not counted as what the node signed.
+  void Apply(size_t from, const base::Result<BftStep>& step, bool gossip = false) {
     ASSERT_TRUE(step.has_value()) << step.error().ToString();
     Node& n = *nodes[from];
     for (const auto& a : step->actions) {
@@ -299,8 +330,9 @@ class Loopback {
         decided.push_back(
             {from, std::get<Decided>(a).commit.height, std::get<Decided>(a).commit.block_hash});
       } else {
-        if (const auto* v = std::get_if<BroadcastVote>(&a)) n.sent_votes.push_back(v->vote);
-        if (const auto* p = std::get_if<BroadcastProposal>(&a))
+        if (const auto* v = std::get_if<BroadcastVote>(&a); v && !gossip)
+          n.sent_votes.push_back(v->vote);
+        if (const auto* p = std::get_if<BroadcastProposal>(&a); p && !gossip)
           n.sent_proposals.push_back(p->proposal);
         for (size_t to = 0; to < nodes.size(); ++to)
           if (to != from) m_queue.emplace_back(to, a);
@@ -369,6 +401,9 @@ class Loopback {
   std::vector<std::unique_ptr<Node>> nodes;
   std::vector<DecidedAt> decided;
   uint64_t now_ms = 1'000'000;
+  /// Every this many ms (of fake time, when no message is in flight) each node
+  /// re-broadcasts its Gossip(); 0 = never.
+  uint64_t gossip_interval_ms = 500;
   /// Return false to drop the message to `to`.
   std::function<bool(size_t to, const Action&)> filter;
   const Network& net() const { return m_net; }
@@ -381,6 +416,7 @@ class Loopback {
   std::deque<std::pair<size_t, Action>> m_queue;
   std::map<std::pair<uint64_t, uint64_t>, std::pair<size_t, TimeoutInfo>> m_timers;
   uint64_t m_seq = 0;
+  uint64_t m_next_gossip_ms = 0;
 };
 
 }  // namespace gpunet::consensus::testing
