@@ -92,6 +92,22 @@ class Harness {
     return events;
   }
 
+  /// Starts the next block `ms` later WITHOUT its end-of-block work yet: the txs
+  /// applied now execute at the new time, before the awards/faults/expiries that
+  /// EndBlock() then runs (the order of a real block).
+  void BeginBlock(uint64_t ms) {
+    ++m_height;
+    m_time_ms += ms;
+  }
+  std::vector<codec::Event> EndBlock() {
+    std::vector<codec::Event> events;
+    auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events);
+    EXPECT_TRUE(s) << s.error().ToString();
+    CheckAll();
+    for (const auto& e : events) all_events.push_back(e);
+    return events;
+  }
+
   void CheckAll() {
     auto s = state::CheckInvariants(m_db);
     EXPECT_TRUE(s) << s.error().ToString();

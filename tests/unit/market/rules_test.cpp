@@ -551,14 +551,22 @@ TEST(Orders, LateBidsAndNoBidsCloseAndRefund) {
   EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee);
   EXPECT_EQ(h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner), order, 1, {1}}),
             Code(TxCode::kMarketOrderClosed));
-  // A bid after the window but before the award ran is late.
+  // A bid in the block that reaches the window end comes before the award: late.
   uint64_t order2 = CreateOrder(h, Order(1, 1, kPrice, 1000));
-  h.Advance(500);
-  h.Advance(500);  // window end: awarded or closed now
-  EXPECT_NE(h.GetOrder(order2).state, OrderState::kOpen);
+  h.BeginBlock(999);
+  EXPECT_NE(Bid(h, kOwner, order2, kPrice, {1}), 0u);  // still inside the window
+  h.EndBlock();
+  h.BeginBlock(1);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner2), order2, 1, {1}}),
+            Code(TxCode::kMarketUnknownProvider));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidCreate{h.Addr(kOwner), order2, 1, {2}}),
+            Code(TxCode::kMarketBidWindowClosed));
+  h.EndBlock();  // window end: awarded to the one bid
+  EXPECT_EQ(h.GetOrder(order2).state, OrderState::kAwarded);
   uint64_t order3 = CreateOrder(h, Order(1, 1));
   ASSERT_EQ(h.Tx(kTenant, codec::MsgOrderClose{order3}), 0);
-  EXPECT_EQ(h.Balance(kTenant), tenant0 - 4 * kFee);
+  // Fees of 3 order txs + the close; order2's deposit went to its lease.
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - 4 * kFee - 100 * kGpn);
 }
 
 TEST(Orders, RequirementsInvalidValuesAndOpenOrderLimit) {
