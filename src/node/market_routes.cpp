@@ -6,6 +6,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -480,21 +482,23 @@ class MarketRoutes {
     json j = Envelope();
     j["order"] = OrderJson(*o);
     if (with_bids) {
-      json bids = json::array();
+      std::vector<market::Bid> found;
       base::Status bad = base::Ok();
       GPUNET_TRY(
           ScanPrefix(Kv(), Prefix(keys::kOrderBids, id), [&](base::ByteSpan key, base::ByteSpan) {
             auto b = Load<market::Bid>(Kv(), keys::BidKey(TrailingId(key)), "bid");
             if (!b) return (bad = std::unexpected(b.error())), false;
-            bids.push_back(BidJson(*b));
+            found.push_back(std::move(*b));
             return true;
           }));
       GPUNET_TRY(bad);
-      // Cheapest first: the order the auction considers them in.
-      std::stable_sort(bids.begin(), bids.end(), [](const json& a, const json& b) {
-        return std::stoull(a["price_ugpn_per_gpu_hour"].get<std::string>()) <
-               std::stoull(b["price_ugpn_per_gpu_hour"].get<std::string>());
+      // Cheapest first, then earlier: the order the auction considers them in.
+      std::sort(found.begin(), found.end(), [](const market::Bid& a, const market::Bid& b) {
+        return std::tie(a.price_ugpn_per_gpu_hour, a.bid_id) <
+               std::tie(b.price_ugpn_per_gpu_hour, b.bid_id);
       });
+      json bids = json::array();
+      for (const auto& b : found) bids.push_back(BidJson(b));
       j["bids"] = bids;
     }
     return j;
