@@ -107,8 +107,9 @@ base::Result<uint64_t> MedianTime(const codec::Commit& commit,
     times.push_back({sig.time_ms, member->second->power});
     total += member->second->power;
   }
-  // CometBFT types/block.go weightedMedian: sort by time, walk down total/2.
-  std::stable_sort(times.begin(), times.end(),
+  // CometBFT types/block.go weightedMedian: sort by time, walk down total/2. (Equal
+  // times are interchangeable: the result is a time, so sort needs no stability.)
+  std::sort(times.begin(), times.end(),
                    [](const Weighted& a, const Weighted& b) { return a.time_ms < b.time_ms; });
   uint64_t median = total / 2;
   for (const auto& t : times) {
