@@ -216,12 +216,15 @@ uint64_t AccrualEnd(const Lease& l, uint64_t at_ms) {
   return std::max(end, l.started_ms);
 }
 
-/// Accrued and not yet paid at `at_ms` (started leases).
+/// Accrued and not yet paid at `at_ms` (started leases). 0 when the provider was
+/// already paid past `at_ms`: a heartbeat fault settles at the last proof of life,
+/// which may precede a withdrawal; what was withdrawn is kept (no claw-back) and
+/// the tenant gets the escrow that is left.
 uint64_t Due(const Lease& l, uint64_t at_ms) {
   if (l.state != LeaseState::kStarted) return 0;
   uint64_t accrued = Accrued(l.rate_ugpn_per_hour, AccrualEnd(l, at_ms) - l.started_ms);
-  GPUNET_CHECK(accrued <= l.deposited_ugpn && accrued >= l.paid_ugpn);
-  return accrued - l.paid_ugpn;
+  GPUNET_CHECK(accrued <= l.deposited_ugpn && l.paid_ugpn <= l.deposited_ugpn);
+  return accrued > l.paid_ugpn ? accrued - l.paid_ugpn : 0;
 }
 
 /// Pays `amount` of the lease's escrow to the provider's payees.

@@ -55,21 +55,27 @@ class Harness {
   uint64_t Height() const { return m_height; }
   state::StateDb& Db() { return m_db; }
 
-  /// Signs and applies one tx of `msgs` from account `from`; returns its receipt
-  /// code (0 = ok). The tx must be includable (fee and nonce are right).
+  /// Signs and applies one tx of `msgs` from account `from`. Returns the receipt
+  /// code (0 = ok, 100..999 = included failure: fee charged, nonce advanced), or a
+  /// code 1..99 when the tx is rejected before inclusion (e.g. amount_overflow for
+  /// fee + amounts over 2^64-1): then nothing changed and the nonce is not used.
   uint16_t Tx(uint8_t from, std::vector<codec::Msg> msgs) {
     codec::TxBody body;
     body.chain_id = m_params.chain_id;
     body.sender = m_keys.at(from).Public();
-    body.nonce = m_nonces[from]++;
+    body.nonce = m_nonces[from];
     body.fee_ugpn = kFee;
     body.msgs = std::move(msgs);
     auto checked = state::CheckStateless(codec::SignTx(body, m_keys.at(from)), m_params, nullptr);
-    EXPECT_TRUE(checked) << checked.error().ToString();
-    if (!checked) return 0xffff;
+    if (!checked) {
+      EXPECT_TRUE(codec::IsRejectedBeforeInclusion(checked.error().code));
+      return static_cast<uint16_t>(checked.error().code);
+    }
     auto receipt = state::ApplyTx(m_db, *checked, {m_height, m_time_ms, {}}, 0, m_params);
-    EXPECT_TRUE(receipt && *receipt);
-    if (!receipt || !*receipt) return 0xffff;
+    EXPECT_TRUE(receipt.has_value());
+    if (!receipt) return 0xffff;
+    if (!*receipt) return static_cast<uint16_t>(receipt->error().code);
+    ++m_nonces[from];
     last_receipt = **receipt;
     CheckAll();
     return (*receipt)->code;

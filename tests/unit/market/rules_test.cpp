@@ -424,6 +424,22 @@ TEST(Faults, MissingHeartbeatsFaultOnlyAfterTimeoutAndGraceBlocks) {
   EXPECT_EQ(h.GetProvider(kOwner).heartbeat_deadline_ms, 0u);
 }
 
+TEST(Faults, AWithdrawalAfterTheLastHeartbeatIsKeptAtAFault) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 1000 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  h.Advance(limits::kHeartbeatTimeoutMs);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{lease}), 0);  // paid past the start
+  const uint64_t paid = h.GetLease(lease).paid_ugpn;
+  EXPECT_EQ(paid, Accrued(kPrice, limits::kHeartbeatTimeoutMs));
+  h.Advance(limits::kHeartbeatTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.end, LeaseEnd::kMissedHeartbeat);  // settled at the start (last proof of life)
+  EXPECT_EQ(l.paid_ugpn, paid);                  // no claw-back
+  EXPECT_EQ(l.refunded_ugpn, 1000 * kGpn - paid);
+}
+
 TEST(Faults, HeartbeatsKeepLeasesAlive) {
   Harness h;
   SetUpProvider(h);
