@@ -23,6 +23,7 @@
 //
 // Usage: bench_node [--accounts N] [--senders S] [--seconds S] [--interval-ms MS]
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -60,6 +61,14 @@ struct Args {
   double seconds = 10;
   uint64_t interval_ms = 100;
 };
+
+// CPU seconds used by this process so far (all threads).
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
 
 Args Parse(int argc, char** argv) {
   Args a;
@@ -176,6 +185,7 @@ int main(int argc, char** argv) {
   std::atomic<uint64_t> accepted{0}, rejected{0};
   std::atomic<bool> stop{false};
   const double t0 = bench::NowSeconds();
+  const double cpu0 = CpuSeconds();
   Parallel(cores, [&](unsigned th) {
     uint64_t mine = 0;
     for (const Bytes& tx : txs[th]) {
@@ -197,6 +207,7 @@ int main(int argc, char** argv) {
   const double load_s = bench::NowSeconds() - t0;
   while (n.Status().mempool_txs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const double elapsed = bench::NowSeconds() - t0;
+  const double cpu_s = CpuSeconds() - cpu0;
   const node::NodeStatus end = n.Status();
   n.Stop();
   fs::remove_all(home);
@@ -205,6 +216,11 @@ int main(int argc, char** argv) {
   const uint64_t per_s = static_cast<uint64_t>(accepted / elapsed);
   std::fprintf(stderr, "load %.1f s + drain %.1f s, %" PRIu64 " accepted, %" PRIu64 " rejected\n",
                load_s, elapsed - load_s, accepted.load(), rejected.load());
+  // Where the time goes, independent of other load on the machine: CPU per
+  // committed transfer against the CPU of one signature check.
+  std::fprintf(stderr, "cpu_us_per_transfer=%.1f verify_us=%.1f\n",
+               accepted ? cpu_s * 1e6 / static_cast<double>(accepted.load()) : 0.0,
+               1e6 / static_cast<double>(base.verify_per_s_1core));
   std::printf("transfers_per_s=%" PRIu64 " verify_per_s=%" PRIu64 " ratio=%.2f blocks=%" PRIu64
               " avg_block_txs=%" PRIu64 "\n",
               per_s, base.verify_per_s_allcores,
