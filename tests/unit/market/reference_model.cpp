@@ -1,0 +1,480 @@
+// The reference model: one branch per rule of docs/market.md, in the order the
+// rules are listed there (where the doc does not fix which of two broken rules is
+// reported, the order of checks is the natural one: find the object, check the
+// signer, check the state, check the amounts, then move money).
+#include "unit/market/reference_model.h"
+
+#include <algorithm>
+#include <variant>
+
+#include "base/limits.h"
+#include "codec/tx_result.h"
+
+namespace gpunet::market::model {
+namespace {
+
+namespace limits = base::limits;
+using codec::TxCode;
+using u128 = unsigned __int128;
+
+constexpr uint16_t C(TxCode c) {
+  return static_cast<uint16_t>(c);
+}
+
+constexpr uint64_t kHourMs = 3'600'000;
+
+bool In(const std::vector<Address>& v, const Address& a) {
+  return std::find(v.begin(), v.end(), a) != v.end();
+}
+
+/// floor(rate x (min(t, paid_until) - started) / 1h), never before the start.
+uint64_t AccruedAt(const Lease& l, uint64_t t) {
+  uint64_t end = std::min(t, l.paid_until);
+  if (end < l.started) end = l.started;
+  return static_cast<uint64_t>(u128(l.rate) * (end - l.started) / kHourMs);
+}
+
+uint64_t PaidUntil(uint64_t started, uint64_t deposited, uint64_t rate) {
+  u128 ms = u128(deposited) * kHourMs / rate;
+  u128 t = u128(started) + ms;
+  return t > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(t);
+}
+
+bool SplitsOk(const std::vector<codec::PayoutSplit>& s) {
+  if (s.empty() || s.size() > limits::kPayoutSplitsMax) return false;
+  uint64_t sum = 0;
+  for (const auto& p : s) {
+    if (p.bp == 0 || p.bp > 10'000) return false;
+    sum += p.bp;
+  }
+  return sum == 10'000;
+}
+
+std::vector<Split> ToSplits(const std::vector<codec::PayoutSplit>& s) {
+  std::vector<Split> out;
+  for (const auto& p : s) out.push_back({p.payee, p.bp});
+  return out;
+}
+
+}  // namespace
+
+uint32_t World::FreeGpus(const Address& provider, uint32_t machine) const {
+  uint32_t used = 0;
+  for (const auto& [id, l] : leases)
+    if (l.provider == provider && l.state != State::kClosed)
+      for (const auto& [m, g] : l.alloc)
+        if (m == machine) used += g;
+  return machines.at({provider, machine}).count - used;
+}
+
+uint32_t World::OpenLeases(const Address& provider) const {
+  uint32_t n = 0;
+  for (const auto& [id, l] : leases) n += l.provider == provider && l.state != State::kClosed;
+  return n;
+}
+
+uint32_t World::StartedLeases(const Address& provider) const {
+  uint32_t n = 0;
+  for (const auto& [id, l] : leases) n += l.provider == provider && l.state == State::kStarted;
+  return n;
+}
+
+uint32_t World::OpenOffers(const Address& provider) const {
+  uint32_t n = 0;
+  for (const auto& [id, o] : offers) n += o.provider == provider && o.open;
+  return n;
+}
+
+uint32_t World::MachinesOnSite(const Address& provider, uint32_t site) const {
+  uint32_t n = 0;
+  for (const auto& [k, m] : machines) n += k.first == provider && m.site == site;
+  return n;
+}
+
+uint64_t World::HeartbeatDeadline(const Address& provider) const {
+  if (StartedLeases(provider) == 0) return 0;
+  return providers.at(provider).last_hb_ms + limits::kHeartbeatTimeoutMs + 1;
+}
+
+unsigned __int128 World::Total() const {
+  u128 t = fees;
+  for (const auto& [a, b] : balances) t += b;
+  for (const auto& [a, p] : providers) {
+    t += p.bond;
+    for (const auto& [amount, release] : p.unbonding) t += amount;
+  }
+  for (const auto& [id, l] : leases) t += l.escrow;
+  return t;
+}
+
+void Model::Pay(World& w, Lease& l, uint64_t amount) {
+  if (amount == 0) return;
+  const Provider& p = w.providers.at(l.provider);
+  uint64_t given = 0;
+  for (const auto& s : p.splits) {
+    uint64_t share = static_cast<uint64_t>(u128(amount) * s.bp / 10'000);
+    if (break_rounding) share = static_cast<uint64_t>((u128(amount) * s.bp + 9'999) / 10'000);
+    w.balances[s.payee] += share;
+    given += share;
+  }
+  w.balances[p.owner] += amount - given;  // the remainder (dust) to the owner
+  l.escrow -= amount;
+  l.paid += amount;
+}
+
+void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms) {
+  const bool started = l.state == State::kStarted;
+  // A settlement point before a withdrawal (a heartbeat fault after the operator
+  // withdrew past its last heartbeat) pays nothing more; what was paid stays paid.
+  if (started && AccruedAt(l, settle_ms) > l.paid) Pay(w, l, AccruedAt(l, settle_ms) - l.paid);
+  w.balances[l.tenant] += l.escrow;
+  l.refunded += l.escrow;
+  l.escrow = 0;
+  Provider& p = w.providers.at(l.provider);
+  if (end == End::kMissedStart || end == End::kMissedHb) {
+    u128 want128 = u128(l.rate) * limits::kFaultPenaltyHours;
+    uint64_t want = want128 > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(want128);
+    uint64_t pay = std::min(want, p.bond);
+    p.bond -= pay;
+    w.balances[l.tenant] += pay;
+    l.penalty = pay;
+    p.penalties_paid += pay;
+    p.penalties_unpaid += want - pay;
+    ++p.faults;
+  } else if (end == End::kProvider) {
+    ++p.faults;
+  } else if (started) {
+    ++p.completed;
+  }
+  l.state = State::kClosed;
+  l.end = end;
+}
+
+uint16_t Model::Tx(const Address& sender, const std::vector<codec::Msg>& msgs, uint64_t fee,
+                   uint64_t height, uint64_t now_ms) {
+  w.balances[sender] -= fee;
+  w.fees += fee;
+  World trial = w;
+  for (const auto& m : msgs) {
+    uint16_t code = Apply(trial, sender, m, height, now_ms);
+    if (code != 0) return code;  // all rolled back: w keeps only the fee
+  }
+  w = std::move(trial);
+  return 0;
+}
+
+uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height,
+                      uint64_t now) {
+  auto debit = [&](const Address& who, uint64_t amount) -> bool {
+    if (w.balances[who] < amount) return false;
+    w.balances[who] -= amount;
+    return true;
+  };
+  auto is_op = [&](const Provider& p) { return s == p.owner || s == p.op; };
+
+  if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg)) {
+    auto it = w.providers.find(s);
+    if (it != w.providers.end() && it->second.active) return C(TxCode::kMarketProviderExists);
+    if (!SplitsOk(m->payouts)) return C(TxCode::kMarketBadSplits);
+    if (m->bond_ugpn < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+    if (!debit(s, m->bond_ugpn)) return C(TxCode::kMarketInsufficientFunds);
+    Provider& p = w.providers[s];  // a returning provider keeps its history
+    p.owner = s;
+    p.op = m->operator_address;
+    p.splits = ToSplits(m->payouts);
+    p.active = true;
+    p.bond += m->bond_ugpn;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgProviderUpdate>(&msg)) {
+    auto it = w.providers.find(s);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (!it->second.active) return C(TxCode::kMarketProviderInactive);
+    if (!SplitsOk(m->payouts)) return C(TxCode::kMarketBadSplits);
+    it->second.op = m->operator_address;
+    it->second.splits = ToSplits(m->payouts);
+    return 0;
+  }
+  if (std::get_if<codec::MsgProviderDeregister>(&msg)) {
+    auto it = w.providers.find(s);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    Provider& p = it->second;
+    if (!p.active) return C(TxCode::kMarketProviderInactive);
+    if (w.OpenLeases(s) > 0) return C(TxCode::kMarketOpenLeases);
+    for (auto& [id, o] : w.offers)
+      if (o.provider == s) o.open = false;
+    if (p.bond > 0) {
+      if (p.unbonding.size() >= limits::kUnbondingEntriesMax) return C(TxCode::kMarketLimitReached);
+      p.unbonding.push_back({p.bond, now + limits::kBondUnbondingDelayMs});
+      p.bond = 0;
+    }
+    p.active = false;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgProviderBond>(&msg)) {
+    auto it = w.providers.find(s);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (m->amount_ugpn == 0) return C(TxCode::kMarketZeroAmount);
+    if (!debit(s, m->amount_ugpn)) return C(TxCode::kMarketInsufficientFunds);
+    it->second.bond += m->amount_ugpn;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgProviderUnbond>(&msg)) {
+    auto it = w.providers.find(s);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    Provider& p = it->second;
+    if (m->amount_ugpn == 0) return C(TxCode::kMarketZeroAmount);
+    if (m->amount_ugpn > p.bond) return C(TxCode::kMarketInsufficientBond);
+    if (w.OpenLeases(s) > 0 && p.bond - m->amount_ugpn < limits::kProviderBondMinUgpn)
+      return C(TxCode::kMarketOpenLeases);
+    if (p.unbonding.size() >= limits::kUnbondingEntriesMax) return C(TxCode::kMarketLimitReached);
+    p.bond -= m->amount_ugpn;
+    p.unbonding.push_back({m->amount_ugpn, now + limits::kBondUnbondingDelayMs});
+    return 0;
+  }
+  if (std::get_if<codec::MsgProviderClaimUnbonded>(&msg)) {
+    auto it = w.providers.find(s);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    Provider& p = it->second;
+    uint64_t total = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> rest;
+    for (const auto& e : p.unbonding) {
+      if (e.second <= now)
+        total += e.first;
+      else
+        rest.push_back(e);
+    }
+    if (total == 0) return C(TxCode::kMarketNothingToClaim);
+    p.unbonding = rest;
+    w.balances[s] += total;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgSiteUpsert>(&msg)) {
+    auto it = w.providers.find(m->provider);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
+    if (!it->second.active) return C(TxCode::kMarketProviderInactive);
+    if (m->site_id == 0) return C(TxCode::kMarketInvalidField);
+    auto site = w.sites.find({m->provider, m->site_id});
+    if (site != w.sites.end() && site->second != static_cast<uint8_t>(m->fabric) &&
+        w.MachinesOnSite(m->provider, m->site_id) > 0)
+      return C(TxCode::kMarketInventoryInUse);
+    w.sites[{m->provider, m->site_id}] = static_cast<uint8_t>(m->fabric);
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgMachineUpsert>(&msg)) {
+    auto it = w.providers.find(m->provider);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
+    if (!it->second.active) return C(TxCode::kMarketProviderInactive);
+    if (m->machine_id == 0) return C(TxCode::kMarketInvalidField);
+    if (m->gpu_count == 0 || m->gpu_count > limits::kGpusPerMachineMax)
+      return C(TxCode::kMarketInvalidField);
+    if (!w.sites.contains({m->provider, m->site_id})) return C(TxCode::kMarketUnknownSite);
+    auto existing = w.machines.find({m->provider, m->machine_id});
+    if (existing != w.machines.end()) {
+      uint32_t leased = existing->second.count - w.FreeGpus(m->provider, m->machine_id);
+      if (leased > 0 && (existing->second.site != m->site_id ||
+                         existing->second.model != m->gpu_model || m->gpu_count < leased))
+        return C(TxCode::kMarketInventoryInUse);
+    }
+    w.machines[{m->provider, m->machine_id}] = Machine{m->site_id, m->gpu_model, m->gpu_count};
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgMachineRemove>(&msg)) {
+    auto it = w.providers.find(m->provider);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
+    auto existing = w.machines.find({m->provider, m->machine_id});
+    if (existing == w.machines.end()) return C(TxCode::kMarketUnknownMachine);
+    if (w.FreeGpus(m->provider, m->machine_id) != existing->second.count)
+      return C(TxCode::kMarketInventoryInUse);
+    w.machines.erase(existing);
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgOfferCreate>(&msg)) {
+    auto it = w.providers.find(m->provider);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
+    if (!it->second.active) return C(TxCode::kMarketProviderInactive);
+    if (it->second.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+    if (m->price_ugpn_per_gpu_hour == 0) return C(TxCode::kMarketZeroAmount);
+    if (m->site_id != 0 && !w.sites.contains({m->provider, m->site_id}))
+      return C(TxCode::kMarketUnknownSite);
+    if (w.OpenOffers(m->provider) >= limits::kOffersPerProviderMax)
+      return C(TxCode::kMarketLimitReached);
+    uint64_t id = w.next_offer++;
+    w.offers[id] = Offer{
+        id, m->provider, m->gpu_model, m->site_id, m->price_ugpn_per_gpu_hour, m->tenants, true};
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgOfferClose>(&msg)) {
+    auto it = w.providers.find(m->provider);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
+    auto o = w.offers.find(m->offer_id);
+    if (o == w.offers.end() || o->second.provider != m->provider)
+      return C(TxCode::kMarketUnknownOffer);
+    if (!o->second.open) return C(TxCode::kMarketOfferClosed);
+    o->second.open = false;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgLeaseCreate>(&msg)) {
+    if (m->machines == 0 || m->machines > limits::kMachinesPerLeaseMax)
+      return C(TxCode::kMarketInvalidField);
+    if (m->gpus_per_machine == 0 || m->gpus_per_machine > limits::kGpusPerMachineMax)
+      return C(TxCode::kMarketInvalidField);
+    auto o = w.offers.find(m->offer_id);
+    if (o == w.offers.end()) return C(TxCode::kMarketUnknownOffer);
+    const Offer offer = o->second;
+    if (!offer.open) return C(TxCode::kMarketOfferClosed);
+    if (!offer.tenants.empty() && !In(offer.tenants, s)) return C(TxCode::kMarketNotAllowed);
+    const Provider& p = w.providers.at(offer.provider);
+    if (!p.active) return C(TxCode::kMarketProviderInactive);
+    if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+    u128 rate = u128(offer.price) * m->machines * m->gpus_per_machine;
+    if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
+    if (u128(m->deposit_ugpn) < rate * limits::kMinDepositHours)
+      return C(TxCode::kMarketDepositTooLow);
+    // First fit: machines of the class with enough free GPUs, ascending id; one
+    // machine: the first; several: the lowest site with enough, its lowest ids.
+    std::map<uint32_t, std::vector<uint32_t>> fits;
+    for (const auto& [k, mach] : w.machines) {
+      if (k.first != offer.provider || mach.model != offer.model) continue;
+      if (offer.site != 0 && mach.site != offer.site) continue;
+      if (w.FreeGpus(offer.provider, k.second) < m->gpus_per_machine) continue;
+      fits[m->machines == 1 ? 0 : mach.site].push_back(k.second);
+    }
+    std::vector<std::pair<uint32_t, uint32_t>> alloc;
+    for (const auto& [site, ids] : fits) {
+      if (ids.size() < m->machines) continue;
+      for (uint32_t i = 0; i < m->machines; ++i) alloc.push_back({ids[i], m->gpus_per_machine});
+      break;
+    }
+    if (alloc.empty()) return C(TxCode::kMarketNoCapacity);
+    if (!debit(s, m->deposit_ugpn)) return C(TxCode::kMarketInsufficientFunds);
+    Lease l;
+    l.id = w.next_lease++;
+    l.tenant = s;
+    l.provider = offer.provider;
+    l.alloc = alloc;
+    l.rate = static_cast<uint64_t>(rate);
+    l.start_deadline = now + limits::kLeaseStartTimeoutMs;
+    l.deposited = l.escrow = m->deposit_ugpn;
+    w.leases[l.id] = l;
+    return 0;
+  }
+
+  // Messages on an existing lease.
+  auto open_lease = [&](uint64_t id, Lease*& out) -> uint16_t {
+    auto it = w.leases.find(id);
+    if (it == w.leases.end()) return C(TxCode::kMarketUnknownLease);
+    if (it->second.state == State::kClosed) return C(TxCode::kMarketLeaseState);
+    out = &it->second;
+    return 0;
+  };
+  Lease* l = nullptr;
+  if (auto* m = std::get_if<codec::MsgLeaseStarted>(&msg)) {
+    if (uint16_t c = open_lease(m->lease_id, l)) return c;
+    Provider& p = w.providers.at(l->provider);
+    if (!is_op(p)) return C(TxCode::kMarketNotOperator);
+    if (l->state != State::kReserved) return C(TxCode::kMarketLeaseState);
+    if (now > l->start_deadline) return C(TxCode::kMarketLeaseState);
+    l->state = State::kStarted;
+    l->started = now;
+    l->paid_until = PaidUntil(now, l->deposited, l->rate);
+    p.last_hb_ms = now;
+    p.last_hb_height = height;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgLeaseDeposit>(&msg)) {
+    if (m->amount_ugpn == 0) return C(TxCode::kMarketZeroAmount);
+    if (uint16_t c = open_lease(m->lease_id, l)) return c;
+    if (l->state == State::kStarted && now >= l->paid_until) return C(TxCode::kMarketLeaseState);
+    if (u128(l->deposited) + m->amount_ugpn > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
+    if (!debit(s, m->amount_ugpn)) return C(TxCode::kMarketInsufficientFunds);
+    l->deposited += m->amount_ugpn;
+    l->escrow += m->amount_ugpn;
+    if (l->state == State::kStarted) l->paid_until = PaidUntil(l->started, l->deposited, l->rate);
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgLeaseWithdraw>(&msg)) {
+    if (uint16_t c = open_lease(m->lease_id, l)) return c;
+    if (!is_op(w.providers.at(l->provider))) return C(TxCode::kMarketNotOperator);
+    if (l->state != State::kStarted) return C(TxCode::kMarketLeaseState);
+    uint64_t due = AccruedAt(*l, now) - l->paid;
+    if (due == 0) return C(TxCode::kMarketNothingToWithdraw);
+    Pay(w, *l, due);
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgLeaseClose>(&msg)) {
+    if (uint16_t c = open_lease(m->lease_id, l)) return c;
+    const bool tenant = s == l->tenant;
+    const bool provider = is_op(w.providers.at(l->provider));
+    if (!tenant && !provider) return C(TxCode::kMarketNotParty);
+    End end = tenant ? End::kTenant : End::kProvider;
+    if (m->reason == codec::CloseReason::kNoManifest) {
+      if (!provider) return C(TxCode::kMarketNotParty);
+      if (l->state != State::kStarted) return C(TxCode::kMarketLeaseState);
+      if (now < l->started + limits::kManifestTimeoutMs) return C(TxCode::kMarketTooEarly);
+      end = End::kNoManifest;
+    }
+    Close(w, *l, end, now);
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgHeartbeat>(&msg)) {
+    auto it = w.providers.find(m->provider);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
+    if (!it->second.active) return C(TxCode::kMarketProviderInactive);
+    it->second.last_hb_ms = now;
+    it->second.last_hb_height = height;
+    return 0;
+  }
+  return 0xfffe;  // a message the model does not cover: the test never sends one
+}
+
+std::vector<std::pair<uint64_t, Address>> Model::Silent(uint64_t height, uint64_t now) const {
+  std::vector<std::pair<uint64_t, Address>> silent;
+  for (const auto& [owner, p] : w.providers) {
+    uint64_t deadline = w.HeartbeatDeadline(owner);
+    if (deadline != 0 && deadline <= now &&
+        height > p.last_hb_height + limits::kHeartbeatGraceBlocks)
+      silent.push_back({deadline, owner});
+  }
+  std::sort(silent.begin(), silent.end());
+  return silent;
+}
+
+void Model::EndBlock(uint64_t height, uint64_t now) {
+  // Faults: missed starts, earliest deadline first (ids grow with creation time).
+  for (auto& [id, l] : w.leases)
+    if (l.state == State::kReserved && l.start_deadline <= now) Close(w, l, End::kMissedStart, now);
+  // Faults: silent providers, ordered by (deadline, owner).
+  std::vector<std::pair<uint64_t, Address>> silent;
+  for (const auto& [owner, p] : w.providers) {
+    uint64_t deadline = w.HeartbeatDeadline(owner);
+    if (deadline != 0 && deadline <= now &&
+        height > p.last_hb_height + limits::kHeartbeatGraceBlocks)
+      silent.push_back({deadline, owner});
+  }
+  std::sort(silent.begin(), silent.end());
+  for (const auto& [deadline, owner] : silent) {
+    uint64_t last = w.providers.at(owner).last_hb_ms;
+    for (auto& [id, l] : w.leases)
+      if (l.provider == owner && l.state == State::kStarted)
+        Close(w, l, l.paid_until <= last ? End::kExpired : End::kMissedHb,
+              std::max(last, l.started));
+  }
+  // Expiries: settled at paid_until exactly, in (paid_until, id) order.
+  std::vector<std::pair<uint64_t, uint64_t>> due;
+  for (const auto& [id, l] : w.leases)
+    if (l.state == State::kStarted && l.paid_until <= now) due.push_back({l.paid_until, id});
+  std::sort(due.begin(), due.end());
+  for (const auto& [t, id] : due) {
+    Lease& l = w.leases.at(id);
+    Close(w, l, End::kExpired, l.paid_until);
+  }
+}
+
+}  // namespace gpunet::market::model

@@ -1,0 +1,131 @@
+// A small, slow reference model of the market (docs/market.md, design §3), written
+// separately from src/market: it calls none of the rules' functions and keeps its
+// own plain records (maps keyed by id, derived values recomputed by scanning), so
+// the randomized model test (model_test.cpp) can compare the real state machine
+// against an independent reading of the spec after every tx and every block.
+//
+// Covered: providers (register, update, deregister, bond, unbond, claim), sites,
+// machines (upsert, remove), offers (create, close, private tenants), LeaseCreate
+// (first fit), LeaseStarted, LeaseDeposit, LeaseWithdraw (payout splits), LeaseClose
+// (tenant, provider, no_manifest), heartbeats, and the end-of-block missed starts,
+// missed heartbeats (timeout + grace blocks) with bond penalties, and expiries.
+// NOT covered: orders, bids, awards, attestations, provider policy lists, MsgSend,
+// and the per-block work budget (the test stays far below kEndBlockWorkMax).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "codec/types.h"
+
+namespace gpunet::market::model {
+
+using codec::Address;
+
+struct Split {
+  Address payee;
+  uint32_t bp = 0;
+};
+
+struct Provider {
+  Address owner;
+  Address op;
+  std::vector<Split> splits;
+  bool active = true;
+  uint64_t bond = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> unbonding;  ///< (amount, release_ms)
+  uint64_t last_hb_ms = 0;
+  uint64_t last_hb_height = 0;
+  uint64_t completed = 0;
+  uint64_t faults = 0;
+  uint64_t penalties_paid = 0;
+  uint64_t penalties_unpaid = 0;
+};
+
+struct Machine {
+  uint32_t site = 0;
+  std::string model;
+  uint32_t count = 0;
+};
+
+struct Offer {
+  uint64_t id = 0;
+  Address provider;
+  std::string model;
+  uint32_t site = 0;
+  uint64_t price = 0;
+  std::vector<Address> tenants;
+  bool open = true;
+};
+
+enum class State { kReserved, kStarted, kClosed };
+/// Same numbering as market::LeaseEnd (compared as integers).
+enum class End { kNone = 0, kTenant, kProvider, kNoManifest, kExpired, kMissedStart, kMissedHb };
+
+struct Lease {
+  uint64_t id = 0;
+  Address tenant;
+  Address provider;
+  std::vector<std::pair<uint32_t, uint32_t>> alloc;  ///< (machine id, gpus)
+  uint64_t rate = 0;
+  State state = State::kReserved;
+  uint64_t start_deadline = 0;
+  uint64_t started = 0;
+  uint64_t paid_until = 0;
+  uint64_t deposited = 0;
+  uint64_t escrow = 0;
+  uint64_t paid = 0;
+  uint64_t refunded = 0;
+  uint64_t penalty = 0;
+  End end = End::kNone;
+};
+
+/// The whole market as the model sees it; copied for the all-or-nothing of a tx.
+struct World {
+  std::map<Address, uint64_t> balances;
+  std::map<Address, Provider> providers;
+  std::map<std::pair<Address, uint32_t>, uint8_t> sites;  ///< -> fabric
+  std::map<std::pair<Address, uint32_t>, Machine> machines;
+  std::map<uint64_t, Offer> offers;
+  std::map<uint64_t, Lease> leases;
+  uint64_t next_offer = 1;
+  uint64_t next_lease = 1;
+  uint64_t fees = 0;  ///< fees charged (burned or pooled: gone from balances)
+
+  // Derived by scanning (never stored).
+  uint32_t FreeGpus(const Address& provider, uint32_t machine) const;
+  uint32_t OpenLeases(const Address& provider) const;
+  uint32_t StartedLeases(const Address& provider) const;
+  uint32_t OpenOffers(const Address& provider) const;
+  uint32_t MachinesOnSite(const Address& provider, uint32_t site) const;
+  /// last_hb + timeout + 1 while the provider has started leases, else 0.
+  uint64_t HeartbeatDeadline(const Address& provider) const;
+  /// Every ugpn: balances + bonds + unbonding + escrow + fees.
+  unsigned __int128 Total() const;
+};
+
+class Model {
+ public:
+  World w;
+
+  /// One tx: the fee from `sender` first, then the messages in order, all or none.
+  /// Returns 0 or the market code of the first message that fails.
+  uint16_t Tx(const Address& sender, const std::vector<codec::Msg>& msgs, uint64_t fee,
+              uint64_t height, uint64_t now_ms);
+  /// End-of-block work at (height, now): missed starts, missed heartbeats, expiries.
+  void EndBlock(uint64_t height, uint64_t now_ms);
+
+  /// Test hook: breaks one rule on purpose, to show the test can fail.
+  bool break_rounding = false;
+
+ private:
+  uint16_t Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height, uint64_t now);
+  /// Providers whose heartbeat fault fires at (height, now), by (deadline, owner).
+  std::vector<std::pair<uint64_t, Address>> Silent(uint64_t height, uint64_t now) const;
+  void Close(World& w, Lease& l, End end, uint64_t settle_ms);
+  void Pay(World& w, Lease& l, uint64_t amount);
+};
+
+}  // namespace gpunet::market::model
