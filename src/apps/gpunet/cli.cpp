@@ -9,6 +9,10 @@
 #include <cstdlib>
 #include <iostream>
 
+#include <sodium.h>
+
+#include "crypto/keystore.h"
+
 namespace gpunet::apps {
 
 std::string GlobalOptions::Home() const {
@@ -65,6 +69,22 @@ bool ReadLineFromTty(std::string_view prompt, bool echo, std::string& out) {
   ::close(fd);
   c = 0;
   return true;
+}
+
+crypto::KeyPair LoadKey(const GlobalOptions& g, const std::string& name) {
+  std::string passphrase;
+  if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env != nullptr && *env != '\0') {
+    passphrase = env;
+  } else if (!ReadLineFromTty("Passphrase for key \"" + name + "\": ", false, passphrase)) {
+    FailCommand(
+        base::ErrorCode::kInvalidArgument,
+        "the key \"" + name +
+            "\" needs its passphrase and there is no terminal to ask on: set GPUNET_PASSPHRASE "
+            "(the devnet's is printed by `gpunet devnet`, \"devnet\" by default)");
+  }
+  auto key = crypto::Keystore::AtHome(g.Home()).Load(name, passphrase);
+  sodium_memzero(passphrase.data(), passphrase.size());
+  return OrFail(std::move(key), "unlocking key \"" + name + "\"");
 }
 
 }  // namespace gpunet::apps

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "crypto/ed25519.h"
 
 namespace gpunet::apps {
 
@@ -60,12 +61,18 @@ void PrintError(const GlobalOptions& g, const base::Error& e);
 /// terminal to ask, so the caller can say how else to provide the value.
 bool ReadLineFromTty(std::string_view prompt, bool echo, std::string& out);
 
+/// Unlocks key `name` of the keystore at g.Home() for signing: the passphrase comes
+/// from $GPUNET_PASSPHRASE, else the terminal; ends the command with an error that
+/// says how to provide it when there is neither.
+crypto::KeyPair LoadKey(const GlobalOptions& g, const std::string& name);
+
 // Command groups, one per cmd_<group>.cpp.
 void RegisterKeysCommands(CLI::App& app, GlobalOptions& g);
 void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g);
 void RegisterClientCommands(CLI::App& app, GlobalOptions& g);  // status, send, query
 void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g);
 void RegisterNodeCommands(CLI::App& app, GlobalOptions& g);
-void RegisterMarketCommands(CLI::App& app, GlobalOptions& g);  // provider, offers, order, bid(s), lease, attest
+void RegisterMarketCommands(CLI::App& app,
+                            GlobalOptions& g);  // provider, offers, order, bid(s), lease, attest
 
 }  // namespace gpunet::apps

@@ -3,7 +3,6 @@
 // account_proof.h, amount.h); this file resolves names, asks for the passphrase
 // and prints.
 #include <fcntl.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -64,22 +63,6 @@ Party ResolveParty(const GlobalOptions& g, const std::string& text, std::string_
   }
   std::string address_text = crypto::AddressToString(entry->address);
   return {text + " (" + address_text + ")", entry->address, text};
-}
-
-crypto::KeyPair LoadKey(const GlobalOptions& g, const std::string& name) {
-  std::string passphrase;
-  if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env != nullptr && *env != '\0') {
-    passphrase = env;
-  } else if (!ReadLineFromTty("Passphrase for key \"" + name + "\": ", false, passphrase)) {
-    FailCommand(
-        ErrorCode::kInvalidArgument,
-        "the key \"" + name +
-            "\" needs its passphrase and there is no terminal to ask on: set GPUNET_PASSPHRASE "
-            "(the devnet's is printed by `gpunet devnet`, \"devnet\" by default)");
-  }
-  auto key = crypto::Keystore::AtHome(g.Home()).Load(name, passphrase);
-  sodium_memzero(passphrase.data(), passphrase.size());
-  return OrFail(std::move(key), "unlocking key \"" + name + "\"");
 }
 
 std::string TimeText(uint64_t time_ms) {

@@ -3,7 +3,6 @@
 // and `gpunet query conservation`. The logic lives in client/ (market_config.h parses
 // the YAML, market_tx.h builds messages, offer_filter.h filters, market_client.h
 // reads the node); this file resolves names, confirms money, signs and prints.
-#include <sodium.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -73,21 +72,6 @@ codec::Address Resolve(const GlobalOptions& g, const std::string& text, const st
 
 client::PartyResolver Resolver(const GlobalOptions& g) {
   return [&g](const client::PartyText& p) { return ResolveText(g, p.text, p.place.Describe()); };
-}
-
-crypto::KeyPair LoadKey(const GlobalOptions& g, const std::string& name) {
-  std::string passphrase;
-  if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env != nullptr && *env != '\0') {
-    passphrase = env;
-  } else if (!ReadLineFromTty("Passphrase for key \"" + name + "\": ", false, passphrase)) {
-    FailCommand(ErrorCode::kInvalidArgument,
-                "the key \"" + name +
-                    "\" needs its passphrase and there is no terminal to ask on: set "
-                    "GPUNET_PASSPHRASE");
-  }
-  auto key = crypto::Keystore::AtHome(g.Home()).Load(name, passphrase);
-  sodium_memzero(passphrase.data(), passphrase.size());
-  return OrFail(std::move(key), "unlocking key \"" + name + "\"");
 }
 
 std::string Gpn(uint64_t ugpn) {
