@@ -917,9 +917,19 @@ std::vector<Action> BftCore::Gossip() const {
   for (const auto& [r, rv] : im.rounds) {
     if (rv.proposal)
       out.push_back(BroadcastProposal{*rv.proposal, im.blocks.at(rv.proposal->block_hash)});
-    if (r + 1 < m_round) continue;  // votes of the current and previous round only
-    for (const auto& [a, v] : rv.prevotes.votes) out.push_back(BroadcastVote{v});
-    for (const auto& [a, v] : rv.precommits.votes) out.push_back(BroadcastVote{v});
+    const bool recent = r + 1 >= m_round;  // the current and the previous round
+    // A proof-of-lock (> 2/3 prevotes for a value) of an older round must reach
+    // everyone too: a proposal re-proposing that value names the round (pol_round)
+    // and Alg.1 l.28 accepts it only where those prevotes are in the log. Without
+    // them, a validator locked in a round the others missed blocks progress forever
+    // (CometBFT gossips POL prevotes for the same reason).
+    bool pol = false;
+    for (const auto& [hash, power] : rv.prevotes.power)
+      if (!hash.IsZero() && HasTwoThirds(power, im.total_power)) pol = true;
+    if (recent || pol)
+      for (const auto& [a, v] : rv.prevotes.votes) out.push_back(BroadcastVote{v});
+    if (recent)
+      for (const auto& [a, v] : rv.precommits.votes) out.push_back(BroadcastVote{v});
   }
   for (const auto& [k, v] : im.own_votes)
     if (k.first + 1 < m_round) out.push_back(BroadcastVote{v});
