@@ -64,19 +64,29 @@ ProviderConfig ProviderOk(std::string_view text) {
 }
 
 /// Replaces the first occurrence of `from` in the good provider.yaml.
-std::string Edit(std::string_view from, std::string_view to) {
-  std::string s(kProvider);
+/// `base` with the first `from` replaced by `to` (`from` must occur).
+std::string Replaced(std::string_view base, std::string_view from, std::string_view to) {
+  std::string s(base);
   size_t at = s.find(from);
   EXPECT_NE(at, std::string::npos) << from;
   if (at != std::string::npos) s.replace(at, from.size(), to);
   return s;
 }
 
+/// `parsed` must be an error whose message contains `needle`.
+template <class R>
+void ExpectRefused(const R& parsed, std::string_view needle) {
+  ASSERT_FALSE(parsed.has_value()) << "accepted; expected: " << needle;
+  EXPECT_NE(parsed.error().message.find(needle), std::string::npos)
+      << "message: " << parsed.error().message << "\nexpected to contain: " << needle;
+}
+
+std::string Edit(std::string_view from, std::string_view to) {
+  return Replaced(kProvider, from, to);
+}
+
 void ProviderRefused(const std::string& text, std::string_view needle) {
-  auto pc = ParseProviderConfig(text, "provider.yaml");
-  ASSERT_FALSE(pc.has_value()) << "accepted; expected: " << needle;
-  EXPECT_NE(pc.error().message.find(needle), std::string::npos)
-      << "message: " << pc.error().message << "\nexpected to contain: " << needle;
+  ExpectRefused(ParseProviderConfig(text, "provider.yaml"), needle);
 }
 
 TEST(ProviderConfig, ParsesEveryField) {
@@ -270,18 +280,11 @@ bid_window: 30s
 )";
 
 std::string EditOrder(std::string_view from, std::string_view to) {
-  std::string s(kOrder);
-  size_t at = s.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  if (at != std::string::npos) s.replace(at, from.size(), to);
-  return s;
+  return Replaced(kOrder, from, to);
 }
 
 void OrderRefused(const std::string& text, std::string_view needle) {
-  auto oc = ParseOrderConfig(text, "order.yaml", "");
-  ASSERT_FALSE(oc.has_value()) << "accepted; expected: " << needle;
-  EXPECT_NE(oc.error().message.find(needle), std::string::npos)
-      << "message: " << oc.error().message << "\nexpected to contain: " << needle;
+  ExpectRefused(ParseOrderConfig(text, "order.yaml", ""), needle);
 }
 
 TEST(OrderConfig, ParsesEveryField) {
