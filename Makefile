@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-fast test-asan demo bench format clean
+.PHONY: all deps configure build test test-fast test-asan demo bench sim format clean
 
 all: build
 
@@ -42,6 +42,12 @@ demo: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+# The BFT simulator's long campaign: `make sim SEEDS=1000` (replay one: bft_sim --seed S --trace).
+SEEDS ?= 200
+sim: configure
+	cmake --build $(BUILD) --target bft_sim -j $(JOBS)
+	$(BUILD)/tests/sim/bft_sim --seeds $(SEEDS)
 
 format:
 	find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
