@@ -99,6 +99,18 @@ std::string Describe(const codec::Msg& msg) {
           o << "LeaseClose{" << m.lease_id << ",reason=" << int(m.reason) << "}";
         else if constexpr (std::is_same_v<T, codec::MsgHeartbeat>)
           o << "Heartbeat{p=" << Short(m.provider) << "}";
+        else if constexpr (std::is_same_v<T, codec::MsgOrderCreate>)
+          o << "OrderCreate{" << m.requirements.machines << "x" << m.requirements.gpus_per_machine
+            << ",max=" << m.max_price_ugpn_per_gpu_hour << ",deposit=" << m.deposit_ugpn
+            << ",window=" << m.bid_window_ms << "}";
+        else if constexpr (std::is_same_v<T, codec::MsgOrderClose>)
+          o << "OrderClose{" << m.order_id << "}";
+        else if constexpr (std::is_same_v<T, codec::MsgBidCreate>)
+          o << "BidCreate{p=" << Short(m.provider) << ",order=" << m.order_id
+            << ",price=" << m.price_ugpn_per_gpu_hour << ",machines=" << m.machine_ids.size()
+            << "}";
+        else if constexpr (std::is_same_v<T, codec::MsgBidAccept>)
+          o << "BidAccept{" << m.bid_id << "}";
         else
           o << "other";
       },
@@ -156,6 +168,7 @@ class ModelRun {
   /// What the run did (for the sanity checks that the mix reaches every path).
   std::map<uint16_t, uint64_t> codes;
   std::map<int, uint64_t> ends;
+  std::map<int, uint64_t> order_ends;  ///< 2 awarded, 3 closed
 
  private:
   // ------------------------------------------------------------ generation
@@ -169,8 +182,8 @@ class ModelRun {
   uint64_t DeltaMs() {
     uint64_t r = m_rng.Below(100);
     if (r < 70) return 1 + m_rng.Below(30'000);
-    if (r < 90) return 30'000 + m_rng.Below(10 * 60'000);
-    if (r < 99) return 10 * 60'000 + m_rng.Below(80 * 60'000);
+    if (r < 92) return 30'000 + m_rng.Below(10 * 60'000);
+    if (r < 99) return 10 * 60'000 + m_rng.Below(60 * 60'000);
     return limits::kBondUnbondingDelayMs + m_rng.Below(3'600'000);
   }
 
@@ -230,8 +243,8 @@ class ModelRun {
   uint64_t PickOffer() {
     std::vector<uint64_t> ids;
     for (const auto& [id, o] : m_model.w.offers)
-      if (o.open || Chance(5)) ids.push_back(id);
-    if (ids.empty() || Chance(6)) return m_rng.Below(m_model.w.next_offer + 2);
+      if (o.open) ids.push_back(id);
+    if (ids.empty() || Chance(10)) return m_rng.Below(m_model.w.next_offer + 2);
     return PickOf(ids);
   }
 
@@ -247,8 +260,98 @@ class ModelRun {
 
   std::string GpuModel() { return Chance(75) ? "H100" : "A100"; }
 
+  uint8_t Tenant() { return Chance(85) ? static_cast<uint8_t>(6 + m_rng.Below(5)) : AnyAccount(); }
+
+  uint64_t Deposit(unsigned __int128 rate) {
+    uint64_t d = m_rng.Below(100);
+    if (rate > UINT64_MAX / 8 || d < 3) return 10'000'000 * kGpn;
+    if (d < 10 && rate > 0) return static_cast<uint64_t>(rate) - 1;
+    return static_cast<uint64_t>(rate) * (1 + m_rng.Below(3)) +
+           m_rng.Below(static_cast<uint64_t>(rate) + 1);
+  }
+
+  codec::Msg GenOrder(uint8_t& sender, uint64_t r) {
+    if (r < 7) {
+      sender = Tenant();
+      codec::MsgOrderCreate m;
+      codec::Requirements& q = m.requirements;
+      uint64_t g = m_rng.Below(10);
+      q.gpu_models = g < 4   ? std::vector<std::string>{}
+                     : g < 8 ? std::vector<std::string>{"H100"}
+                     : g < 9 ? std::vector<std::string>{"A100"}
+                             : std::vector<std::string>{"A100", "H100"};
+      q.gpus_per_machine = Chance(3) ? 0 : 1 + static_cast<uint32_t>(m_rng.Below(4));
+      q.machines = Chance(4) ? (Chance(50) ? 0 : 65) : (Chance(70) ? 1 : 2);
+      q.min_vram_gib = Chance(80) ? 0 : (Chance(50) ? 80 : 100);
+      q.region = Chance(70) ? "" : (Chance(70) ? "eu" : "us");
+      q.fabric = Chance(70) ? codec::Fabric::kAny : static_cast<codec::Fabric>(1 + m_rng.Below(3));
+      q.same_site = Chance(30);
+      q.min_cuda_version = Chance(80) ? 0 : (Chance(50) ? 12040 : 13000);
+      uint64_t p = m_rng.Below(100);
+      m.max_price_ugpn_per_gpu_hour = p < 5 ? 0 : p < 8 ? (1ull << 62) : 1 + m_rng.Below(5 * kGpn);
+      m.deposit_ugpn = Deposit(static_cast<unsigned __int128>(m.max_price_ugpn_per_gpu_hour) *
+                               q.machines * q.gpus_per_machine);
+      uint64_t wdw = m_rng.Below(100);
+      m.bid_window_ms = wdw < 4   ? m_rng.Below(limits::kBidWindowMinMs)
+                        : wdw < 6 ? limits::kBidWindowMaxMs + 1
+                                  : limits::kBidWindowMinMs + m_rng.Below(60 * 60'000);
+      return m;
+    }
+    if (r < 8) {
+      uint64_t id = PickOrder();
+      auto it = m_model.w.orders.find(id);
+      sender = it != m_model.w.orders.end() && Chance(85) ? m_account_of.at(it->second.tenant)
+                                                          : AnyAccount();
+      return codec::MsgOrderClose{id};
+    }
+    if (r < 17) {
+      uint8_t owner = ProviderOwner();
+      sender = OperatorOf(owner);
+      codec::MsgBidCreate m;
+      m.provider = ProvAddr(owner);
+      m.order_id = PickOrder();
+      uint64_t max = 5 * kGpn;
+      uint32_t n = 1;
+      if (auto it = m_model.w.orders.find(m.order_id); it != m_model.w.orders.end()) {
+        max = it->second.max_price;
+        n = std::max<uint32_t>(1, std::min<uint32_t>(it->second.req.machines, 6));
+      }
+      uint64_t p = m_rng.Below(100);
+      m.price_ugpn_per_gpu_hour = p < 4    ? 0
+                                  : p < 10 ? max + 1
+                                           : 1 + m_rng.Below(std::min<uint64_t>(max, 5 * kGpn));
+      if (Chance(8)) n = 1 + static_cast<uint32_t>(m_rng.Below(3));
+      std::vector<uint32_t> pool;
+      for (const auto& [k, mach] : m_model.w.machines)
+        if (k.first == m.provider) pool.push_back(k.second);
+      if (pool.empty() || Chance(5)) pool = {1, 2, 3, 4, 5, 6};
+      std::set<uint32_t> ids;
+      for (uint32_t i = 0; i < n * 3 && ids.size() < n; ++i) ids.insert(PickOf(pool));
+      m.machine_ids.assign(ids.begin(), ids.end());
+      return m;
+    }
+    std::vector<uint64_t> ids;
+    for (const auto& [id, b] : m_model.w.bids)
+      if (m_model.w.orders.at(b.order).state == model::OrderState::kOpen) ids.push_back(id);
+    uint64_t id = ids.empty() || Chance(10) ? m_rng.Below(m_model.w.next_bid + 2) : PickOf(ids);
+    auto it = m_model.w.bids.find(id);
+    sender = it != m_model.w.bids.end() && Chance(85)
+                 ? m_account_of.at(m_model.w.orders.at(it->second.order).tenant)
+                 : AnyAccount();
+    return codec::MsgBidAccept{id};
+  }
+
+  uint64_t PickOrder() {
+    std::vector<uint64_t> ids;
+    for (const auto& [id, o] : m_model.w.orders)
+      if (o.state == model::OrderState::kOpen) ids.push_back(id);
+    if (ids.empty() || Chance(10)) return m_rng.Below(m_model.w.next_order + 2);
+    return PickOf(ids);
+  }
+
   codec::Msg Gen(uint8_t& sender) {
-    uint64_t r = m_rng.Below(100);
+    uint64_t r = m_rng.Below(122);
+    if (r >= 100) return GenOrder(sender, r - 100);
     uint8_t owner = ProviderOwner();
     if (r < 4) {
       sender = owner;
@@ -342,14 +445,7 @@ class ModelRun {
         price = o->second.price;
       unsigned __int128 rate =
           static_cast<unsigned __int128>(price) * m.machines * m.gpus_per_machine;
-      uint64_t d = m_rng.Below(100);
-      if (rate > UINT64_MAX / 8 || d < 3)
-        m.deposit_ugpn = 10'000'000 * kGpn;
-      else if (d < 10 && rate > 0)
-        m.deposit_ugpn = static_cast<uint64_t>(rate) - 1;
-      else
-        m.deposit_ugpn = static_cast<uint64_t>(rate) * (1 + m_rng.Below(3)) +
-                         m_rng.Below(static_cast<uint64_t>(rate) + 1);
+      m.deposit_ugpn = Deposit(rate);
       return m;
     }
     if (r < 56) {
@@ -493,6 +589,7 @@ class ModelRun {
         MODEL_EQ(rl.allocations[i].gpus, l.alloc[i].second, lw + "gpus");
       }
       MODEL_EQ(rl.rate_ugpn_per_hour, l.rate, lw + "rate");
+      MODEL_EQ(rl.order_id, l.order, lw + "order_id");
       MODEL_EQ(rl.start_deadline_ms, l.start_deadline, lw + "start deadline");
       MODEL_EQ(rl.started_ms, l.started, lw + "started_ms");
       MODEL_EQ(rl.paid_until_ms, l.paid_until, lw + "paid_until");
@@ -507,6 +604,24 @@ class ModelRun {
       }
     }
     if (!Absent(keys::LeaseKey(w.next_lease))) return Fail("a lease only in the real state");
+
+    for (const auto& [id, o] : w.orders) {
+      if (o.state != model::OrderState::kOpen && m_done_orders.contains(id) && !m_all_leases)
+        continue;
+      market::Order ro = m_h.GetOrder(id);
+      std::string ow = "order " + std::to_string(id) + " ";
+      MODEL_EQ(static_cast<int>(ro.state), static_cast<int>(o.state), ow + "state");
+      MODEL_EQ(ro.deposit_ugpn, o.deposit, ow + "deposit");
+      MODEL_EQ(ro.bids, o.bids, ow + "bids");
+      MODEL_EQ(ro.lease_id, o.lease, ow + "lease_id");
+      MODEL_EQ(ro.window_end_ms, o.window_end, ow + "window end");
+      if (o.state != model::OrderState::kOpen && m_done_orders.insert(id).second)
+        ++order_ends[static_cast<int>(o.state)];
+    }
+    if (!Absent(keys::OrderKey(w.next_order))) return Fail("an order only in the real state");
+    if (!Absent(keys::BidKey(w.next_bid))) return Fail("a bid only in the real state");
+    if (w.next_bid > 1 && Absent(keys::BidKey(w.next_bid - 1)))
+      return Fail("the last bid is missing in the real state");
     return true;
   }
 #undef MODEL_EQ
@@ -521,6 +636,7 @@ class ModelRun {
   uint64_t m_op = 0;
   std::deque<std::string> m_trace;
   std::set<uint64_t> m_closed_checked;
+  std::set<uint64_t> m_done_orders;
   bool m_all_leases = false;
   bool m_single = true;
   bool m_verbose = EnvU64("GPUNET_MODEL_VERBOSE", 0) != 0;
@@ -540,22 +656,30 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
     for (uint64_t s = 1; s <= EnvU64("GPUNET_MODEL_SEEDS", kDefaultSeeds); ++s) seeds.push_back(s);
   const uint64_t ops = EnvU64("GPUNET_MODEL_OPS", 2000);
   std::map<int, uint64_t> ends;
+  std::map<int, uint64_t> order_ends;
   std::map<uint16_t, uint64_t> codes;
   for (uint64_t seed : seeds) {
     ModelRun run(seed, EnvU64("GPUNET_MODEL_BREAK", 0) != 0);
     if (!run.Go(ops)) return;  // the failure names the seed
     for (const auto& [e, n] : run.ends) ends[e] += n;
     for (const auto& [c, n] : run.codes) codes[c] += n;
+    for (const auto& [e, n] : run.order_ends) order_ends[e] += n;
   }
   std::string mix;
   for (const auto& [c, n] : codes) mix += " " + std::to_string(c) + ":" + std::to_string(n);
   std::string how;
   for (const auto& [e, n] : ends) how += " " + std::to_string(e) + ":" + std::to_string(n);
-  std::printf("%zu seeds x %llu ops; receipt codes (code:count):%s; lease ends:%s\n", seeds.size(),
-              static_cast<unsigned long long>(ops), mix.c_str(), how.c_str());
+  std::printf(
+      "%zu seeds x %llu ops; receipt codes (code:count):%s; lease ends:%s; orders "
+      "awarded %llu, closed %llu\n",
+      seeds.size(), static_cast<unsigned long long>(ops), mix.c_str(), how.c_str(),
+      static_cast<unsigned long long>(order_ends[2]),
+      static_cast<unsigned long long>(order_ends[3]));
   // The mix must reach every way a lease ends, or the comparison proves little.
   if (seeds.size() >= 2) {
     for (int e = 1; e <= 6; ++e) EXPECT_GT(ends[e], 0u) << "no lease ended with LeaseEnd " << e;
+    EXPECT_GT(order_ends[2], 0u) << "no order was awarded";
+    EXPECT_GT(order_ends[3], 0u) << "no order was closed";
   }
 }
 

@@ -5,6 +5,7 @@
 #include "unit/market/reference_model.h"
 
 #include <algorithm>
+#include <tuple>
 #include <variant>
 
 #include "base/limits.h"
@@ -104,6 +105,7 @@ unsigned __int128 World::Total() const {
     for (const auto& [amount, release] : p.unbonding) t += amount;
   }
   for (const auto& [id, l] : leases) t += l.escrow;
+  for (const auto& [id, o] : orders) t += o.deposit;
   return t;
 }
 
@@ -120,6 +122,55 @@ void Model::Pay(World& w, Lease& l, uint64_t amount) {
   w.balances[p.owner] += amount - given;  // the remainder (dust) to the owner
   l.escrow -= amount;
   l.paid += amount;
+}
+
+uint16_t Model::Mismatch(const World& w, const Order& o, const Bid& b) const {
+  const codec::Requirements& q = o.req;
+  const Provider& p = w.providers.at(b.provider);
+  if (b.machines.size() != q.machines) return C(TxCode::kMarketBidMismatch);
+  if (!q.region.empty() && q.region != p.region) return C(TxCode::kMarketBidMismatch);
+  uint32_t first_site = 0;
+  for (uint32_t id : b.machines) {
+    auto it = w.machines.find({b.provider, id});
+    if (it == w.machines.end()) return C(TxCode::kMarketUnknownMachine);
+    const Machine& m = it->second;
+    bool ok = m.count >= q.gpus_per_machine;
+    ok = ok && (q.gpu_models.empty() ||
+                std::find(q.gpu_models.begin(), q.gpu_models.end(), m.model) != q.gpu_models.end());
+    ok = ok && m.vram >= q.min_vram_gib && m.cuda >= q.min_cuda_version;
+    if (first_site == 0) first_site = m.site;
+    ok = ok && (!q.same_site || m.site == first_site);
+    ok = ok && (q.fabric == codec::Fabric::kAny ||
+                w.sites.at({b.provider, m.site}) == static_cast<uint8_t>(q.fabric));
+    if (!ok) return C(TxCode::kMarketBidMismatch);
+  }
+  return 0;
+}
+
+uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t now) {
+  const Provider& p = w.providers.at(b.provider);
+  if (!p.active) return C(TxCode::kMarketProviderInactive);
+  if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+  if (uint16_t c = Mismatch(w, o, b)) return c;
+  u128 rate = u128(b.price) * o.req.machines * o.req.gpus_per_machine;
+  if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
+  if (u128(o.deposit) < rate * limits::kMinDepositHours) return C(TxCode::kMarketDepositTooLow);
+  for (uint32_t id : b.machines)
+    if (w.FreeGpus(b.provider, id) < o.req.gpus_per_machine) return C(TxCode::kMarketNoCapacity);
+  Lease l;
+  l.id = w.next_lease++;
+  l.tenant = o.tenant;
+  l.provider = b.provider;
+  l.order = o.id;
+  for (uint32_t id : b.machines) l.alloc.push_back({id, o.req.gpus_per_machine});
+  l.rate = static_cast<uint64_t>(rate);
+  l.start_deadline = now + limits::kLeaseStartTimeoutMs;
+  l.deposited = l.escrow = o.deposit;
+  w.leases[l.id] = l;
+  o.deposit = 0;
+  o.state = OrderState::kAwarded;
+  o.lease = l.id;
+  return 0;
 }
 
 void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms) {
@@ -181,6 +232,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     Provider& p = w.providers[s];  // a returning provider keeps its history
     p.owner = s;
     p.op = m->operator_address;
+    p.region = m->region;
     p.splits = ToSplits(m->payouts);
     p.active = true;
     p.bond += m->bond_ugpn;
@@ -192,6 +244,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
     if (!SplitsOk(m->payouts)) return C(TxCode::kMarketBadSplits);
     it->second.op = m->operator_address;
+    it->second.region = m->region;
     it->second.splits = ToSplits(m->payouts);
     return 0;
   }
@@ -278,7 +331,8 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
                          existing->second.model != m->gpu_model || m->gpu_count < leased))
         return C(TxCode::kMarketInventoryInUse);
     }
-    w.machines[{m->provider, m->machine_id}] = Machine{m->site_id, m->gpu_model, m->gpu_count};
+    w.machines[{m->provider, m->machine_id}] =
+        Machine{m->site_id, m->gpu_model, m->gpu_count, m->vram_gib, m->cuda_version};
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgMachineRemove>(&msg)) {
@@ -365,6 +419,76 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     return 0;
   }
 
+  if (auto* m = std::get_if<codec::MsgOrderCreate>(&msg)) {
+    const codec::Requirements& q = m->requirements;
+    if (q.machines == 0 || q.machines > limits::kMachinesPerLeaseMax)
+      return C(TxCode::kMarketInvalidField);
+    if (q.gpus_per_machine == 0 || q.gpus_per_machine > limits::kGpusPerMachineMax)
+      return C(TxCode::kMarketInvalidField);
+    if (!q.attributes.empty() && q.auditors.empty()) return C(TxCode::kMarketInvalidField);
+    if (m->max_price_ugpn_per_gpu_hour == 0) return C(TxCode::kMarketZeroAmount);
+    if (m->bid_window_ms < limits::kBidWindowMinMs || m->bid_window_ms > limits::kBidWindowMaxMs)
+      return C(TxCode::kMarketInvalidField);
+    u128 rate = u128(m->max_price_ugpn_per_gpu_hour) * q.machines * q.gpus_per_machine;
+    if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
+    if (u128(m->deposit_ugpn) < rate * limits::kMinDepositHours)
+      return C(TxCode::kMarketDepositTooLow);
+    size_t open = 0;
+    for (const auto& [id, o] : w.orders) open += o.tenant == s && o.state == OrderState::kOpen;
+    if (open >= limits::kOpenOrdersPerAccountMax) return C(TxCode::kMarketLimitReached);
+    if (!debit(s, m->deposit_ugpn)) return C(TxCode::kMarketInsufficientFunds);
+    Order o;
+    o.id = w.next_order++;
+    o.tenant = s;
+    o.req = q;
+    o.max_price = m->max_price_ugpn_per_gpu_hour;
+    o.deposit = m->deposit_ugpn;
+    o.window_end = now + m->bid_window_ms;
+    w.orders[o.id] = o;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgOrderClose>(&msg)) {
+    auto it = w.orders.find(m->order_id);
+    if (it == w.orders.end()) return C(TxCode::kMarketUnknownOrder);
+    if (it->second.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
+    if (it->second.tenant != s) return C(TxCode::kMarketNotParty);
+    w.balances[s] += it->second.deposit;
+    it->second.deposit = 0;
+    it->second.state = OrderState::kClosed;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgBidCreate>(&msg)) {
+    auto it = w.providers.find(m->provider);
+    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
+    if (!it->second.active) return C(TxCode::kMarketProviderInactive);
+    if (it->second.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+    auto o = w.orders.find(m->order_id);
+    if (o == w.orders.end()) return C(TxCode::kMarketUnknownOrder);
+    if (o->second.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
+    if (now >= o->second.window_end) return C(TxCode::kMarketBidWindowClosed);
+    for (const auto& [id, b] : w.bids)
+      if (b.order == m->order_id && b.provider == m->provider)
+        return C(TxCode::kMarketDuplicateBid);
+    if (o->second.bids >= limits::kBidsPerOrderMax) return C(TxCode::kMarketLimitReached);
+    if (m->price_ugpn_per_gpu_hour == 0) return C(TxCode::kMarketZeroAmount);
+    if (m->price_ugpn_per_gpu_hour > o->second.max_price) return C(TxCode::kMarketBidMismatch);
+    Bid b{w.next_bid, m->order_id, m->provider, m->price_ugpn_per_gpu_hour, m->machine_ids};
+    if (uint16_t c = Mismatch(w, o->second, b)) return c;
+    ++w.next_bid;
+    w.bids[b.id] = b;
+    ++o->second.bids;
+    return 0;
+  }
+  if (auto* m = std::get_if<codec::MsgBidAccept>(&msg)) {
+    auto b = w.bids.find(m->bid_id);
+    if (b == w.bids.end()) return C(TxCode::kMarketUnknownBid);
+    Order& o = w.orders.at(b->second.order);
+    if (o.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
+    if (o.tenant != s) return C(TxCode::kMarketNotParty);
+    return Award(w, o, b->second, now);
+  }
+
   // Messages on an existing lease.
   auto open_lease = [&](uint64_t id, Lease*& out) -> uint16_t {
     auto it = w.leases.find(id);
@@ -447,6 +571,42 @@ std::vector<std::pair<uint64_t, Address>> Model::Silent(uint64_t height, uint64_
 }
 
 void Model::EndBlock(uint64_t height, uint64_t now) {
+  // Awards: orders whose window ended, by (window end, id). Bids ranked by price,
+  // then the provider's fault rate (ppm), then bid id; the first whose machines
+  // have the GPUs free and that passes the award checks wins; none: refund.
+  std::vector<std::pair<uint64_t, uint64_t>> ending;
+  for (const auto& [id, o] : w.orders)
+    if (o.state == OrderState::kOpen && o.window_end <= now) ending.push_back({o.window_end, id});
+  std::sort(ending.begin(), ending.end());
+  for (const auto& [t, order_id] : ending) {
+    Order& o = w.orders.at(order_id);
+    std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> ranked;
+    for (const auto& [id, b] : w.bids) {
+      if (b.order != order_id) continue;
+      const Provider& p = w.providers.at(b.provider);
+      uint64_t history = p.completed + p.faults;
+      uint64_t ppm = history == 0 ? 0 : p.faults * 1'000'000 / history;
+      ranked.push_back({b.price, ppm, id});
+    }
+    std::sort(ranked.begin(), ranked.end());
+    bool awarded = false;
+    for (const auto& [price, ppm, bid_id] : ranked) {
+      const Bid& b = w.bids.at(bid_id);
+      bool free = true;
+      for (uint32_t id : b.machines)
+        free = free && w.machines.contains({b.provider, id}) &&
+               w.FreeGpus(b.provider, id) >= o.req.gpus_per_machine;
+      if (free && Award(w, o, b, now) == 0) {
+        awarded = true;
+        break;
+      }
+    }
+    if (!awarded) {
+      w.balances[o.tenant] += o.deposit;
+      o.deposit = 0;
+      o.state = OrderState::kClosed;
+    }
+  }
   // Faults: missed starts, earliest deadline first (ids grow with creation time).
   for (auto& [id, l] : w.leases)
     if (l.state == State::kReserved && l.start_deadline <= now) Close(w, l, End::kMissedStart, now);

@@ -7,10 +7,14 @@
 // Covered: providers (register, update, deregister, bond, unbond, claim), sites,
 // machines (upsert, remove), offers (create, close, private tenants), LeaseCreate
 // (first fit), LeaseStarted, LeaseDeposit, LeaseWithdraw (payout splits), LeaseClose
-// (tenant, provider, no_manifest), heartbeats, and the end-of-block missed starts,
-// missed heartbeats (timeout + grace blocks) with bond penalties, and expiries.
-// NOT covered: orders, bids, awards, attestations, provider policy lists, MsgSend,
-// and the per-block work budget (the test stays far below kEndBlockWorkMax).
+// (tenant, provider, no_manifest), heartbeats, orders (create, close), bids
+// (requirements: models, GPUs per machine, machines, min VRAM, region, fabric,
+// same site, min CUDA), BidAccept, and the end-of-block awards at window end
+// (price, fault rate, bid id; capacity; refund when none), missed starts, missed
+// heartbeats (timeout + grace blocks) with bond penalties, and expiries.
+// NOT covered: attestations and attribute requirements, provider policy lists,
+// MsgSend, and the per-block work budget (the test stays far below
+// kEndBlockWorkMax).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +36,7 @@ struct Split {
 struct Provider {
   Address owner;
   Address op;
+  std::string region;
   std::vector<Split> splits;
   bool active = true;
   uint64_t bond = 0;
@@ -48,6 +53,30 @@ struct Machine {
   uint32_t site = 0;
   std::string model;
   uint32_t count = 0;
+  uint32_t vram = 0;
+  uint32_t cuda = 0;
+};
+
+enum class OrderState { kOpen = 1, kAwarded = 2, kClosed = 3 };  ///< as market::OrderState
+
+struct Order {
+  uint64_t id = 0;
+  Address tenant;
+  codec::Requirements req;
+  uint64_t max_price = 0;
+  uint64_t deposit = 0;  ///< held while open
+  uint64_t window_end = 0;
+  OrderState state = OrderState::kOpen;
+  uint32_t bids = 0;
+  uint64_t lease = 0;
+};
+
+struct Bid {
+  uint64_t id = 0;
+  uint64_t order = 0;
+  Address provider;
+  uint64_t price = 0;
+  std::vector<uint32_t> machines;
 };
 
 struct Offer {
@@ -68,6 +97,7 @@ struct Lease {
   uint64_t id = 0;
   Address tenant;
   Address provider;
+  uint64_t order = 0;                                ///< 0 when from an offer
   std::vector<std::pair<uint32_t, uint32_t>> alloc;  ///< (machine id, gpus)
   uint64_t rate = 0;
   State state = State::kReserved;
@@ -90,6 +120,10 @@ struct World {
   std::map<std::pair<Address, uint32_t>, Machine> machines;
   std::map<uint64_t, Offer> offers;
   std::map<uint64_t, Lease> leases;
+  std::map<uint64_t, Order> orders;
+  std::map<uint64_t, Bid> bids;
+  uint64_t next_order = 1;
+  uint64_t next_bid = 1;
   uint64_t next_offer = 1;
   uint64_t next_lease = 1;
   uint64_t fees = 0;  ///< fees charged (burned or pooled: gone from balances)
@@ -125,6 +159,11 @@ class Model {
   /// Providers whose heartbeat fault fires at (height, now), by (deadline, owner).
   std::vector<std::pair<uint64_t, Address>> Silent(uint64_t height, uint64_t now) const;
   void Close(World& w, Lease& l, End end, uint64_t settle_ms);
+  /// 0 when the bid's machines meet the order now, else 210 or 224.
+  uint16_t Mismatch(const World& w, const Order& o, const Bid& b) const;
+  /// Awards `o` to `b` (lease at the bid's price on its machines, funded by the
+  /// order's deposit) or the code that refuses it; nothing changes on refusal.
+  uint16_t Award(World& w, Order& o, const Bid& b, uint64_t now);
   void Pay(World& w, Lease& l, uint64_t amount);
 };
 
