@@ -633,19 +633,17 @@ TEST(Websocket, ASlowSubscriberIsDisconnectedAndOthersGetEverything) {
 }
 
 TEST(Websocket, StopClosesSubscribersWithAReason) {
-#ifdef GPUNET_SANITIZE
-  // Known issue, open (docs/rpc.md): under ASan timing the closing handshake does not
-  // finish within the 2 s kill timer while this client is not reading; the server then
-  // closes a socket holding unread bytes, the kernel sends RST, and the client loses
-  // the close frame (and its reason) it had not read yet.
-  GTEST_SKIP() << "close reason lost to an RST under ASan timing";
-#endif
   auto server = std::make_unique<HttpServer>(ServerOptions{});
   ASSERT_TRUE(server->Start());
   auto sub = WsSubscriber::Connect(server->Url(), {"blocks"});
   ASSERT_TRUE(sub);
+  // The subscriber is reading when the node stops, as a live subscriber is: it
+  // answers the closing handshake. (One that is not reading for 2 s is cut without
+  // the handshake and may miss the reason: docs/rpc.md, Known issues.)
+  auto next = std::async(std::launch::async, [&] { return (*sub)->Next(kGuardMs); });
+  ASSERT_TRUE(WaitFor([&] { return server->Stats().ws_subscribers == 1; }));
   server->Stop();
-  auto e = (*sub)->Next(kGuardMs);
+  auto e = next.get();
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().code, base::ErrorCode::kUnavailable);
   EXPECT_NE(e.error().message.find("shutting down"), std::string::npos) << e.error().message;
