@@ -317,8 +317,11 @@ class ModelRun {
         n = std::max<uint32_t>(1, std::min<uint32_t>(it->second.req.machines, 6));
       }
       uint64_t p = m_rng.Below(100);
+      // Half the valid prices are the order's max: equal prices make the fault-rate
+      // and bid-id tie-breaks of the award decide.
       m.price_ugpn_per_gpu_hour = p < 4    ? 0
                                   : p < 10 ? max + 1
+                                  : p < 55 ? max
                                            : 1 + m_rng.Below(std::min<uint64_t>(max, 5 * kGpn));
       if (Chance(8)) n = 1 + static_cast<uint32_t>(m_rng.Below(3));
       std::vector<uint32_t> pool;
