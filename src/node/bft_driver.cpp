@@ -138,4 +138,28 @@ base::Status BftDriver::ExecuteActions(const std::vector<consensus::Action>& act
   return base::Ok();
 }
 
+base::Result<std::unique_ptr<BftNodeEngine>> BftNodeEngine::Open(
+    const std::string& data_dir, const crypto::KeyPair& key, const std::string& chain_id,
+    uint64_t genesis_time_ms, uint64_t block_interval_ms, ledger::Application& app,
+    state::KvStore& kv, mempool::Mempool& pool) {
+  consensus::BftConfig config;
+  config.chain_id = chain_id;
+  config.genesis_time_ms = genesis_time_ms;
+  config.commit_wait_ms = block_interval_ms;  // paces blocks as the solo interval does
+  std::unique_ptr<BftNodeEngine> engine(new BftNodeEngine());
+  engine->m_signer = std::make_unique<consensus::KeyPairSigner>(key);
+  engine->m_adaptor =
+      std::make_unique<LedgerBftAdaptor>(app, kv, chain_id, config.evidence_max_age_heights, &pool);
+  auto start = LoadBftStartState(app, kv);
+  if (!start) return std::unexpected(start.error());
+  auto wal = FileWalDisk::Open(data_dir + "/bft.wal");
+  if (!wal) return std::unexpected(wal.error());
+  auto driver = BftDriver::Open(
+      config, std::move(*start), *engine->m_adaptor, engine->m_signer.get(), std::move(*wal),
+      std::make_unique<FileGuardDisk>(data_dir + "/sign_guard"), engine->m_transport);
+  if (!driver) return std::unexpected(driver.error());
+  engine->m_driver = std::move(*driver);
+  return engine;
+}
+
 }  // namespace gpunet::node

@@ -17,10 +17,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "base/result.h"
 #include "codec/types.h"
 #include "consensus/bft.h"
+#include "node/bft_adaptor.h"
 #include "node/bft_wal.h"
 
 namespace gpunet::node {
@@ -116,6 +118,32 @@ class BftDriver {
   std::function<void(const consensus::Decided&)> m_on_decided;
   std::string m_last_ignored;
   BftDriverStats m_stats;
+};
+
+}  // namespace gpunet::node
+
+namespace gpunet::node {
+
+/// The bft engine of a running node (gpunet node with "engine":"bft"): the adaptor,
+/// the signer, the driver over <home>/data/bft.wal and <home>/data/sign_guard. No
+/// peers yet (p2p is a later issue): a one-validator chain commits alone.
+class BftNodeEngine {
+ public:
+  /// `app`, `kv` (its store) and `pool` must outlive the engine.
+  static base::Result<std::unique_ptr<BftNodeEngine>> Open(
+      const std::string& data_dir, const crypto::KeyPair& key, const std::string& chain_id,
+      uint64_t genesis_time_ms, uint64_t block_interval_ms, ledger::Application& app,
+      state::KvStore& kv, mempool::Mempool& pool);
+
+  LedgerBftAdaptor& Adaptor() { return *m_adaptor; }
+  BftDriver& Driver() { return *m_driver; }
+
+ private:
+  BftNodeEngine() = default;
+  std::unique_ptr<consensus::KeyPairSigner> m_signer;
+  std::unique_ptr<LedgerBftAdaptor> m_adaptor;
+  NoPeersTransport m_transport;
+  std::unique_ptr<BftDriver> m_driver;
 };
 
 }  // namespace gpunet::node

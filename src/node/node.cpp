@@ -30,6 +30,7 @@
 #include "ledger/block_store.h"
 #include "ledger/genesis.h"
 #include "mempool/mempool.h"
+#include "node/bft_driver.h"
 #include "node/http_server.h"
 #include "node/market_routes.h"
 #include "node/metrics.h"
@@ -189,14 +190,15 @@ base::Result<NodeConfig> LoadNodeConfig(const std::string& path) {
       c.block_interval_ms = v.get<uint64_t>();
     } else if (k == "engine" && v.is_string()) {
       c.engine = v.get<std::string>();
-      if (c.engine != "solo")
+      if (c.engine != "solo" && c.engine != "bft")
         return Fail(ErrorCode::kUnsupported,
-                    path + ": engine '" + c.engine + "' is not available; use \"solo\"");
+                    path + ": engine '" + c.engine + "' is not available; use \"solo\" or \"bft\"");
     } else if (k == "validator_key" && v.is_string()) {
     } else {
-      return Fail(ErrorCode::kInvalidArgument,
-                  path + ": unknown or ill-typed field '" + k +
-                      "' (fields: rpc \"host:port\", block_interval_ms >= 1, engine \"solo\")");
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          path + ": unknown or ill-typed field '" + k +
+              "' (fields: rpc \"host:port\", block_interval_ms >= 1, engine \"solo\"|\"bft\")");
     }
   }
   return c;
@@ -211,8 +213,9 @@ std::string NodeConfigToJson(const NodeConfig& c) {
 
 base::Result<InitResult> InitHome(const InitOptions& o) {
   if (o.home.empty()) return Fail(ErrorCode::kInvalidArgument, "--home must name a directory");
-  if (o.engine != "solo")
-    return Fail(ErrorCode::kUnsupported, "engine '" + o.engine + "' is not available; use solo");
+  if (o.engine != "solo" && o.engine != "bft")
+    return Fail(ErrorCode::kUnsupported,
+                "engine '" + o.engine + "' is not available; use solo or bft");
   const std::string config_dir = o.home + "/config";
   InitResult out;
   out.genesis_path = config_dir + "/genesis.json";
@@ -277,6 +280,7 @@ struct Node::Impl final : consensus::SoloAdaptor {
   std::unique_ptr<ledger::LedgerApp> app;
   std::unique_ptr<mempool::Mempool> pool;
   std::unique_ptr<consensus::SoloEngine> engine;
+  std::unique_ptr<BftNodeEngine> bft;  ///< set when node.json says "engine": "bft"
   metrics::Registry registry;
   std::unique_ptr<HttpServer> server;
   codec::Address proposer;
@@ -314,6 +318,10 @@ struct Node::Impl final : consensus::SoloAdaptor {
   base::Status ProduceAndCommitBlock(uint64_t time_ms) override;
 
   void EngineLoop();
+  void BftEngineLoop();
+  void OnBftCommitted(const BftCommitted& c);
+  void PublishCommitted(const codec::Block& block, const std::vector<codec::Receipt>& receipts,
+                        const ledger::CommitResponse& committed, double seconds);
   void ExpireWaiters(uint64_t now_ms);
   void AnswerWaiters(const base::Hash32& hash, const Response& r);
   bool HasWaiter(const base::Hash32& hash);
@@ -350,12 +358,18 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
 
   for (const auto& d : pool->Update(block))
     AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
+  PublishCommitted(block, finalized.receipts, committed, seconds);
+  return base::Ok();
+}
 
+void Node::Impl::PublishCommitted(const codec::Block& block,
+                                  const std::vector<codec::Receipt>& receipts,
+                                  const ledger::CommitResponse& committed, double seconds) {
   // Per-tx answers and events are built only for someone who listens: under load
   // most txs have neither a waiting client nor a subscriber.
   const bool tx_subscribers = server->Stats().ws_subscribers > 0;
-  for (size_t i = 0; i < finalized.receipts.size(); ++i) {
-    const codec::Receipt& r = finalized.receipts[i];
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    const codec::Receipt& r = receipts[i];
     if (HasWaiter(r.tx_hash)) {
       ledger::TxRecord rec{{committed.height, static_cast<uint32_t>(i)}, block.txs[i], r};
       AnswerWaiters(r.tx_hash, CommittedResponse(rec));
@@ -383,10 +397,47 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
     std::fprintf(stderr, "block height=%llu txs=%zu hash=%s commit_ms=%.1f\n",
                  static_cast<unsigned long long>(committed.height), block.txs.size(),
                  base::ToHex(committed.block_hash).c_str(), seconds * 1000);
-  return base::Ok();
+}
+
+void Node::Impl::OnBftCommitted(const BftCommitted& c) {
+  for (const auto& d : c.dropped)
+    AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
+  PublishCommitted(c.block, c.finalized.receipts, c.committed, 0);
+}
+
+// The bft engine's loop: the driver's timers on the wall clock (no peers yet, so no
+// network input); a tx arriving needs no wake-up, the next proposal reaps it.
+void Node::Impl::BftEngineLoop() {
+  bft->Adaptor().SetOnCommitted([this](const BftCommitted& c) { OnBftCommitted(c); });
+  bft->Adaptor().SetOnSkipped([this](const std::vector<ledger::SkippedTx>& skipped) {
+    for (const auto& s : skipped)
+      AnswerWaiters(s.tx_hash,
+                    TxRejected(s.code, "dropped before inclusion: " + s.message, s.tx_hash));
+  });
+  base::Status status = bft->Driver().Start(WallMs());
+  std::unique_lock lock(engine_mu);
+  while (status && !stopping) {
+    lock.unlock();
+    const uint64_t now = WallMs();
+    ExpireWaiters(now);
+    status = bft->Driver().FireDueTimers(now);
+    lock.lock();
+    if (!status) break;
+    const uint64_t next = bft->Driver().NextTimerMs().value_or(now + 100);
+    const uint64_t wait_ms = std::clamp<uint64_t>(next > now ? next - now : 1, 1, 100);
+    engine_cv.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return stopping; });
+  }
+  if (!status) {
+    engine_error = status.error();
+    std::fprintf(stderr, "engine stopped: %s\n", status.error().ToString().c_str());
+  }
+  engine_done = true;
+  stop_requested = true;
+  engine_cv.notify_all();
 }
 
 void Node::Impl::EngineLoop() {
+  if (bft) return BftEngineLoop();
   std::unique_lock lock(engine_mu);
   while (!stopping) {
     lock.unlock();
@@ -698,7 +749,8 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   while (!seed_text.empty() && (seed_text.back() == '\n' || seed_text.back() == ' '))
     seed_text.pop_back();
   GPUNET_TRY_ASSIGN(seed, base::FixedFromHex<32>(seed_text));
-  impl->proposer = crypto::AddressOf(crypto::KeyPair::FromSeed(seed).Public());
+  const crypto::KeyPair validator_key = crypto::KeyPair::FromSeed(seed);
+  impl->proposer = crypto::AddressOf(validator_key.Public());
 
   storage::RocksKvOptions kvo;
   const char* env = std::getenv("GPUNET_FAULT_FS");
@@ -714,6 +766,13 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   impl->app = std::move(app);
   impl->pool = std::make_unique<mempool::Mempool>(*impl->app);
   impl->engine = std::make_unique<consensus::SoloEngine>(impl->config.block_interval_ms);
+  if (impl->config.engine == "bft") {
+    GPUNET_TRY_ASSIGN(
+        bft, BftNodeEngine::Open(options.home + "/data", validator_key, impl->genesis.chain_id,
+                                 impl->genesis.genesis_time_ms, impl->config.block_interval_ms,
+                                 *impl->app, *impl->kv, *impl->pool));
+    impl->bft = std::move(bft);
+  }
 
   auto& reg = impl->registry;
   impl->m_height = &reg.GetGauge("gpunet_height", "Last committed block height.");
@@ -776,6 +835,7 @@ void Node::Stop() {
   if (m_impl->engine_thread.joinable()) m_impl->engine_thread.join();
   m_impl->ExpireWaiters(UINT64_MAX);
   m_impl->server->Stop();
+  m_impl->bft.reset();  // holds the app, store and pool by reference
   m_impl->pool.reset();
   m_impl->app.reset();
   m_impl->kv.reset();

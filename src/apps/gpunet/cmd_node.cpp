@@ -109,8 +109,9 @@ void RegisterNodeCommands(CLI::App& app, GlobalOptions& g) {
       "data/ and keys/.\nExample: gpunet init --home /tmp/n1 --chain-id my-chain");
   init->add_option("--home", g.home, "Home directory to create");
   init->add_option("--chain-id", init_args->chain_id, "Chain id (printable ASCII, <= 64)");
-  init->add_option("--engine", init_args->engine, "Consensus engine")
-      ->check(CLI::IsMember({"solo"}));
+  init->add_option("--engine", init_args->engine,
+                   "Consensus engine: solo (default) or bft (Tendermint; one validator here)")
+      ->check(CLI::IsMember({"solo", "bft"}));
   init->add_option("--rpc", init_args->rpc, "RPC listen address host:port");
   init->add_option("--block-interval-ms", init_args->block_interval_ms,
                    "Solo: at most one block per this many ms");
