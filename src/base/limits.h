@@ -101,6 +101,10 @@ inline constexpr uint32_t kBftRoundsAheadMax = 10;
 /// Highest round a message may name (timeouts grow per round, so honest validators
 /// never get near it); bounds the proposer-schedule work a message can cause.
 inline constexpr uint32_t kBftRoundMax = 100'000;
+/// Distinct values one validator's votes are counted for in one (round, type). An
+/// equivocator's votes count for each value it signed, as Alg.1 counts messages, so
+/// every honest node sees the same quorums whichever vote reached it first.
+inline constexpr size_t kBftVoteValuesPerValidatorMax = 4;
 inline constexpr size_t kBftFutureVotesMax = 4 * kValidatorsMax;
 inline constexpr size_t kBftFutureProposalsMax = 4;
 

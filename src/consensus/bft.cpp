@@ -78,12 +78,19 @@ void KeyPairSigner::SignProposal(codec::Proposal& proposal, std::string_view cha
 
 // ---------------------------------------------------------------- message log
 
-/// The votes of one (round, type): at most one per validator (the first one; a
-/// conflicting second one becomes evidence), with power tallies per block hash.
+/// The votes of one (round, type). `votes` holds each validator's first vote (what
+/// conflicts with it becomes evidence). `by_value` holds every distinct value a
+/// validator signed (at most kBftVoteValuesPerValidatorMax): Alg.1 counts messages,
+/// so an equivocator counts towards each value it voted for — otherwise nodes that
+/// received its votes in different orders would see different quorums, and a
+/// proof-of-lock one node holds could never be shown to another. Quorum safety does
+/// not suffer: any two 2f+1 sets still share f+1 honest validators.
 struct VoteTally {
   std::map<codec::Address, codec::Vote> votes;
-  std::map<BlockId, uint64_t> power;  // zero hash = nil
-  uint64_t total = 0;                 // power of every vote, any value
+  std::map<std::pair<BlockId, codec::Address>, codec::Vote> by_value;  // address order per value
+  std::map<codec::Address, size_t> values_of;  // distinct values per validator
+  std::map<BlockId, uint64_t> power;           // zero hash = nil
+  uint64_t total = 0;                          // power of the validators that voted, once each
   uint64_t PowerFor(const BlockId& hash) const {
     auto it = power.find(hash);
     return it == power.end() ? 0 : it->second;
@@ -201,17 +208,20 @@ struct BftCore::Impl {
     if (uint64_t{vote.round} > uint64_t{c.m_round} + limits::kBftRoundsAheadMax) return;
     VoteTally& tally = rounds[vote.round].Of(vote.type);
     auto [it, fresh] = tally.votes.emplace(vote.validator, vote);
-    if (!fresh) {
-      if (it->second.block_hash != vote.block_hash) {
-        auto ev = codec::MakeDuplicateVoteEvidence(it->second, vote);
-        GPUNET_CHECK(ev.has_value());
-        AddEvidence(codec::Evidence{*ev});
-      }
-      return;
+    if (!fresh && it->second.block_hash != vote.block_hash) {
+      auto ev = codec::MakeDuplicateVoteEvidence(it->second, vote);
+      GPUNET_CHECK(ev.has_value());
+      AddEvidence(codec::Evidence{*ev});
     }
+    const auto key = std::make_pair(vote.block_hash, vote.validator);
+    if (tally.by_value.contains(key)) return;
+    size_t& values = tally.values_of[vote.validator];
+    if (values >= limits::kBftVoteValuesPerValidatorMax) return;
+    ++values;
+    tally.by_value.emplace(key, vote);
     const uint64_t power = members.at(vote.validator)->power;
     tally.power[vote.block_hash] += power;
-    tally.total += power;
+    if (fresh) tally.total += power;
   }
 
   std::string HandleVote(const codec::Vote& vote) {
@@ -234,8 +244,7 @@ struct BftCore::Impl {
       auto r = rounds.find(vote.round);
       if (r != rounds.end()) {
         const VoteTally& tally = r->second.Of(vote.type);
-        auto it = tally.votes.find(vote.validator);
-        if (it != tally.votes.end() && it->second.block_hash == vote.block_hash) return "";
+        if (tally.by_value.contains(std::make_pair(vote.block_hash, vote.validator))) return "";
       }
     }
     ++c.m_counters.votes_verified;
@@ -482,8 +491,10 @@ struct BftCore::Impl {
     commit.height = c.m_height;
     commit.round = round;
     commit.block_hash = hash;
-    for (const auto& [addr, vote] : rounds.at(round).precommits.votes)  // address order
-      if (vote.block_hash == hash) commit.sigs.push_back({addr, vote.time_ms, vote.signature});
+    const auto& by_value = rounds.at(round).precommits.by_value;
+    for (auto it = by_value.lower_bound({hash, codec::Address{}});
+         it != by_value.end() && it->first.first == hash; ++it)  // address order
+      commit.sigs.push_back({it->first.second, it->second.time_ms, it->second.signature});
     const codec::Block block = blocks.at(hash);  // the log is reset inside Commit
     return Commit(block, commit);
   }
@@ -927,9 +938,9 @@ std::vector<Action> BftCore::Gossip() const {
     for (const auto& [hash, power] : rv.prevotes.power)
       if (!hash.IsZero() && HasTwoThirds(power, im.total_power)) pol = true;
     if (recent || pol)
-      for (const auto& [a, v] : rv.prevotes.votes) out.push_back(BroadcastVote{v});
+      for (const auto& [a, v] : rv.prevotes.by_value) out.push_back(BroadcastVote{v});
     if (recent)
-      for (const auto& [a, v] : rv.precommits.votes) out.push_back(BroadcastVote{v});
+      for (const auto& [a, v] : rv.precommits.by_value) out.push_back(BroadcastVote{v});
   }
   for (const auto& [k, v] : im.own_votes)
     if (k.first + 1 < m_round) out.push_back(BroadcastVote{v});

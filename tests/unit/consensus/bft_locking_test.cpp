@@ -303,7 +303,8 @@ TEST_F(OneCore, EquivocationBecomesCanonicalEvidence) {
   EXPECT_EQ(ev.vote_b.block_hash, HashOf(0x77));
   codec::EvidenceContext ctx{kChain, &net.set, 2, 10};
   EXPECT_TRUE(codec::VerifyEvidence(ev, ctx).has_value());
-  // The conflicting vote did not count twice: only the first is tallied.
+  // The validator is counted once in the "any value" total: two more prevotes make 3
+  // of 4, which only starts the prevote timer — and the core is still in propose.
   VoteFrom(o[1], VoteType::kPrevote, 0, HashOf(0x11));
   VoteFrom(o[2], VoteType::kPrevote, 0, HashOf(0x11));
   EXPECT_EQ(core->Step(), TimeoutStep::kPropose);  // no timeout fired yet, still propose
@@ -316,6 +317,29 @@ TEST_F(OneCore, EquivocationBecomesCanonicalEvidence) {
   auto forged = ev;
   forged.vote_b.signature.data[3] ^= 1;
   EXPECT_NE(core->OnEvidence(forged).ignored, "");
+}
+
+TEST_F(OneCore, AnEquivocatorCountsForEachValueItSigned) {
+  // o[0] prevotes some other hash first, then the proposal's block. Alg.1 counts
+  // messages: its second prevote still counts for v, so v has a POL (o[0], o[1] and
+  // the core) whatever order the equivocation arrived in, and the core locks.
+  const codec::Block b = MakeBlock(0);
+  const codec::BlockId v = codec::BlockHash(b.header);
+  auto o = Others();
+  VoteFrom(o[0], VoteType::kPrevote, 0, HashOf(0x99));
+  Propose(0, b);
+  VoteFrom(o[0], VoteType::kPrevote, 0, v);
+  EXPECT_EQ(core->PendingEvidence().size(), 1u);
+  EXPECT_EQ(core->LockedRound(), -1);
+  VoteFrom(o[1], VoteType::kPrevote, 0, v);
+  EXPECT_EQ(core->LockedValue(), v);
+  // Its precommit for v after one for nil also counts, and the certificate carries it.
+  VoteFrom(o[0], VoteType::kPrecommit, 0, codec::BlockId{});
+  VoteFrom(o[0], VoteType::kPrecommit, 0, v);
+  VoteFrom(o[1], VoteType::kPrecommit, 0, v);
+  ASSERT_EQ(app->commits.size(), 1u);
+  EXPECT_EQ(app->commits[0].sigs.size(), 3u);
+  EXPECT_TRUE(VerifyCommit(app->commits[0], net.set, kChain, v).has_value());
 }
 
 TEST_F(OneCore, SignGuardRefusesToSignBackwards) {
