@@ -5,6 +5,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -249,6 +250,9 @@ class World {
   /// Runs a driver call; a failure is a crash when the node's switch fired, a bug
   /// otherwise.
   void Guarded(SimNode& n, const base::Status& status, const char* what);
+  /// Runs one driver call, adding its thread CPU time to the report (bench figure).
+  template <typename F>
+  base::Status Timed(F&& call);
   void OnCommitted(SimNode& n, const node::BftCommitted& c);
 
   void Deliver(uint32_t to, const Msg& msg);
@@ -329,13 +333,19 @@ void World::Fail(const std::string& what) {
 
 void World::Setup() {
   // The scenario, all from the seed.
-  const uint32_t n = 1 + static_cast<uint32_t>(m_rng.Below(10));
-  const bool twin = n >= 4 && m_rng.Below(2) == 0;
+  uint32_t n = 1 + static_cast<uint32_t>(m_rng.Below(10));
+  if (m_opt.validators != 0) n = m_opt.validators;
+  const bool twin = n >= 4 && m_rng.Below(2) == 0 && m_opt.faults;
   static constexpr uint32_t kLoss[] = {0, 5, 20};
   m_loss_percent = kLoss[m_rng.Below(3)];
+  if (m_opt.loss_percent >= 0) m_loss_percent = static_cast<uint32_t>(m_opt.loss_percent);
   m_dup_percent = static_cast<uint32_t>(m_rng.Below(10));
   m_delay_max_ms = 20 + m_rng.Below(300);
   m_crash_percent = static_cast<uint32_t>(m_rng.Below(100));
+  if (!m_opt.faults) {
+    m_dup_percent = 0;
+    m_crash_percent = 0;
+  }
   m_report.validators = n;
   m_report.twin = twin;
   m_report.loss_percent = m_loss_percent;
@@ -400,7 +410,7 @@ void World::Setup() {
   }
   // Partitions (only with someone to be cut off from).
   if (n >= 2) {
-    const uint64_t count = m_rng.Below(4);
+    const uint64_t count = m_opt.faults ? m_rng.Below(4) : 0;
     uint64_t t = kGenesisMs + 1000 + m_rng.Below(3000);
     for (uint64_t p = 0; p < count && t < m_chaos_end; ++p) {
       Partition part;
@@ -449,7 +459,7 @@ void World::BootNode(SimNode& n) {
   Trace("node %u boots at height %" PRIu64 " (%" PRIu64 " torn WAL bytes)", n.index, n.height,
         n.driver->Stats().wal_torn_bytes);
   Mix("boot", n.index, n.height);
-  Guarded(n, n.driver->Start(m_now), "start");
+  Guarded(n, Timed([&] { return n.driver->Start(m_now); }), "start");
   if (n.up) m_report.wal_records_replayed += n.driver->Stats().wal_records_replayed;
 }
 
@@ -481,6 +491,20 @@ void World::CrashNode(SimNode& n, const char* why) {
   n.up = false;
   n.restart_at = m_now + 300 + m_rng.Below(3000);
   ++m_report.crashes;
+}
+
+uint64_t ThreadCpuNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+template <typename F>
+base::Status World::Timed(F&& call) {
+  const uint64_t started = ThreadCpuNs();
+  base::Status status = call();
+  m_report.driver_cpu_ns += ThreadCpuNs() - started;
+  return status;
 }
 
 void World::Guarded(SimNode& n, const base::Status& status, const char* what) {
@@ -525,6 +549,7 @@ void World::OnCommitted(SimNode& n, const node::BftCommitted& c) {
                 ": conservation fails: " +
                 (conserved ? conserved->ToString() : conserved.error().ToString()));
   if (!n.byzantine && n.index == ReferenceNode()->index) {
+    m_report.commit_rounds_sum += c.commit.round;
     m_report.txs_committed += c.block.txs.size();
     m_report.evidence_committed += c.block.evidence.size();
   }
@@ -604,19 +629,21 @@ void World::Deliver(uint32_t to, const Msg& msg) {
   Mix("deliver", to, static_cast<uint64_t>(msg.kind), &msg.digest);
   switch (msg.kind) {
     case Msg::Kind::kProposal:
-      Guarded(n, n.driver->OnProposal(msg.proposal, msg.block, m_now), "proposal");
+      Guarded(n, Timed([&] { return n.driver->OnProposal(msg.proposal, msg.block, m_now); }),
+              "proposal");
       if (n.up && !n.driver->LastIgnored().empty())
         Trace("node %u ignores a proposal for %" PRIu64 "/%u: %s", n.index, msg.proposal.height,
               msg.proposal.round, n.driver->LastIgnored().c_str());
       break;
     case Msg::Kind::kVote:
-      Guarded(n, n.driver->OnVote(msg.vote, m_now), "vote");
+      Guarded(n, Timed([&] { return n.driver->OnVote(msg.vote, m_now); }), "vote");
       if (n.up && !n.driver->LastIgnored().empty())
         Trace("node %u ignores a vote %" PRIu64 "/%u/%d: %s", n.index, msg.vote.height,
               msg.vote.round, static_cast<int>(msg.vote.type), n.driver->LastIgnored().c_str());
       break;
     case Msg::Kind::kCommit:
-      Guarded(n, n.driver->OnCommittedBlock(msg.block, msg.commit, m_now), "committed block");
+      Guarded(n, Timed([&] { return n.driver->OnCommittedBlock(msg.block, msg.commit, m_now); }),
+              "committed block");
       break;
   }
 }
@@ -640,6 +667,7 @@ void World::BlockSync(SimNode& n) {
 }
 
 void World::ClientStep() {
+  if (!m_opt.load) return;
   SimNode* ref = nullptr;
   for (auto& n : m_nodes)
     if (n->up && !n->byzantine && (ref == nullptr || n->height > ref->height)) ref = n.get();
@@ -791,10 +819,10 @@ SimReport World::Run() {
     }
     for (auto& n : m_nodes) {
       if (Failed() || !n->up) continue;
-      Guarded(*n, n->driver->FireDueTimers(m_now), "timeout");
+      Guarded(*n, Timed([&] { return n->driver->FireDueTimers(m_now); }), "timeout");
       if (n->up && m_now >= n->next_gossip) {
         n->next_gossip = m_now + kGossipMs;
-        Guarded(*n, n->driver->Gossip(m_now), "gossip");
+        Guarded(*n, Timed([&] { return n->driver->Gossip(m_now); }), "gossip");
         if (n->up) BlockSync(*n);
       }
     }

@@ -59,6 +59,8 @@ struct SimReport {
   uint64_t wal_torn_bytes = 0;
   uint64_t heal_ticks_max = 0;  ///< longest wait for a height after the final heal
   uint64_t catchup_commits = 0;
+  uint64_t commit_rounds_sum = 0;  ///< sum of the decided round over heights (one node's view)
+  uint64_t driver_cpu_ns = 0;      ///< thread CPU time inside driver calls (core + app), all nodes
 
   std::string Summary() const;
 };
@@ -69,6 +71,11 @@ struct SimOptions {
   uint64_t chaos_ms = 20'000;
   /// After the heal, every honest node must commit a new height within this.
   uint64_t heal_bound_ms = 60'000;
+  // Fixed scenarios (bench/bench_consensus.cpp): override what the seed draws.
+  uint32_t validators = 0;    ///< 0 = drawn from the seed (1..10)
+  int32_t loss_percent = -1;  ///< -1 = drawn (0, 5 or 20)
+  bool faults = true;         ///< false: no partitions, crashes, twin or duplicates
+  bool load = true;           ///< false: no client transfers
 };
 
 /// Runs one seed to the end (or the first violated invariant).
