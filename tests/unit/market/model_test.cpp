@@ -11,11 +11,14 @@
 // (conservation by scanning + market invariants) after every tx and block, and the
 // model checks its own conservation.
 //
-// Subset covered (see reference_model.h): providers, bonds/unbonding, sites,
-// machines, offers (incl. private), LeaseCreate, LeaseStarted, LeaseDeposit,
-// LeaseWithdraw, LeaseClose (incl. no_manifest), heartbeats, missed start/heartbeat
-// faults with penalties, expiries. NOT covered: orders/bids/awards, attestations,
-// provider policy lists.
+// Subset covered (see reference_model.h): providers (register/update/deregister,
+// splits, policy allow/deny), bonds/unbonding/claims, sites, machines, offers
+// (incl. private), LeaseCreate (first fit, clusters on one site), LeaseStarted,
+// LeaseDeposit, LeaseWithdraw (payout splits), LeaseClose (incl. no_manifest),
+// heartbeats, orders (requirements without attributes), bids, BidAccept, awards at
+// window end with the tie-breaks, missed start/heartbeat faults with penalties
+// (bonds running dry), expiries. NOT covered: attestations and attribute
+// requirements, MsgSend, the kEndBlockWorkMax carry-over, pre-inclusion refusals.
 //
 // On a mismatch the test prints the seed, the operation index and the last
 // operations. Rerun one seed: GPUNET_MODEL_SEED=N ./market_test
@@ -228,6 +231,18 @@ class ModelRun {
     return out;
   }
 
+  /// Mostly open; else a deny list of one tenant or an allow list of two.
+  codec::TenantPolicy Policy() {
+    codec::TenantPolicy p;
+    uint64_t r = m_rng.Below(10);
+    if (r == 0) p.deny = {m_h.Addr(static_cast<uint8_t>(6 + m_rng.Below(5)))};
+    if (r == 1) {
+      p.allow = {m_h.Addr(6), m_h.Addr(static_cast<uint8_t>(7 + m_rng.Below(4)))};
+      std::sort(p.allow.begin(), p.allow.end());
+    }
+    return p;
+  }
+
   codec::Address ProvAddr(uint8_t owner) { return m_h.Addr(owner); }
 
   uint64_t PickLease(bool want_reserved) {
@@ -368,13 +383,14 @@ class ModelRun {
                     : b < 12 ? 1'000'000 * kGpn
                              : limits::kProviderBondMinUgpn + m_rng.Below(300 * kGpn);
       m.payouts = Splits(owner);
+      m.policy = Policy();
       return m;
     }
     if (r < 6) {
       sender = owner;
       uint8_t op = Chance(30) ? owner : kOperators[m_rng.Below(2)];
       return codec::MsgProviderUpdate{m_h.Addr(op), "https://q.example", {},
-                                      "us",         Splits(owner),       {}};
+                                      "us",         Splits(owner),       Policy()};
     }
     if (r < 7) {
       sender = owner;

@@ -124,6 +124,11 @@ void Model::Pay(World& w, Lease& l, uint64_t amount) {
   l.paid += amount;
 }
 
+bool Model::Admits(const Provider& p, const Address& tenant) {
+  if (In(p.deny, tenant)) return false;
+  return p.allow.empty() || In(p.allow, tenant);
+}
+
 uint16_t Model::Mismatch(const World& w, const Order& o, const Bid& b) const {
   const codec::Requirements& q = o.req;
   const Provider& p = w.providers.at(b.provider);
@@ -151,6 +156,7 @@ uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t now) {
   const Provider& p = w.providers.at(b.provider);
   if (!p.active) return C(TxCode::kMarketProviderInactive);
   if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+  if (!Admits(p, o.tenant)) return C(TxCode::kMarketNotAllowed);
   if (uint16_t c = Mismatch(w, o, b)) return c;
   u128 rate = u128(b.price) * o.req.machines * o.req.gpus_per_machine;
   if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
@@ -233,6 +239,8 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     p.owner = s;
     p.op = m->operator_address;
     p.region = m->region;
+    p.allow = m->policy.allow;
+    p.deny = m->policy.deny;
     p.splits = ToSplits(m->payouts);
     p.active = true;
     p.bond += m->bond_ugpn;
@@ -245,6 +253,8 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (!SplitsOk(m->payouts)) return C(TxCode::kMarketBadSplits);
     it->second.op = m->operator_address;
     it->second.region = m->region;
+    it->second.allow = m->policy.allow;
+    it->second.deny = m->policy.deny;
     it->second.splits = ToSplits(m->payouts);
     return 0;
   }
@@ -386,6 +396,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     const Provider& p = w.providers.at(offer.provider);
     if (!p.active) return C(TxCode::kMarketProviderInactive);
     if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+    if (!Admits(p, s)) return C(TxCode::kMarketNotAllowed);
     u128 rate = u128(offer.price) * m->machines * m->gpus_per_machine;
     if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
     if (u128(m->deposit_ugpn) < rate * limits::kMinDepositHours)
@@ -467,6 +478,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (o == w.orders.end()) return C(TxCode::kMarketUnknownOrder);
     if (o->second.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
     if (now >= o->second.window_end) return C(TxCode::kMarketBidWindowClosed);
+    if (!Admits(it->second, o->second.tenant)) return C(TxCode::kMarketNotAllowed);
     for (const auto& [id, b] : w.bids)
       if (b.order == m->order_id && b.provider == m->provider)
         return C(TxCode::kMarketDuplicateBid);

@@ -12,9 +12,9 @@
 // same site, min CUDA), BidAccept, and the end-of-block awards at window end
 // (price, fault rate, bid id; capacity; refund when none), missed starts, missed
 // heartbeats (timeout + grace blocks) with bond penalties, and expiries.
-// NOT covered: attestations and attribute requirements, provider policy lists,
-// MsgSend, and the per-block work budget (the test stays far below
-// kEndBlockWorkMax).
+// Provider policy (allow/deny lists) applies to LeaseCreate, bids and awards.
+// NOT covered: attestations and attribute requirements, MsgSend, and the per-block work budget (the
+// test stays far below kEndBlockWorkMax).
 #pragma once
 
 #include <cstdint>
@@ -37,6 +37,8 @@ struct Provider {
   Address owner;
   Address op;
   std::string region;
+  std::vector<Address> allow;  ///< non-empty: only these tenants
+  std::vector<Address> deny;   ///< never these tenants
   std::vector<Split> splits;
   bool active = true;
   uint64_t bond = 0;
@@ -159,6 +161,8 @@ class Model {
   /// Providers whose heartbeat fault fires at (height, now), by (deadline, owner).
   std::vector<std::pair<uint64_t, Address>> Silent(uint64_t height, uint64_t now) const;
   void Close(World& w, Lease& l, End end, uint64_t settle_ms);
+  /// Whether the provider's policy admits `tenant`.
+  static bool Admits(const Provider& p, const Address& tenant);
   /// 0 when the bid's machines meet the order now, else 210 or 224.
   uint16_t Mismatch(const World& w, const Order& o, const Bid& b) const;
   /// Awards `o` to `b` (lease at the bid's price on its machines, funded by the
