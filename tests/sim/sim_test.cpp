@@ -31,7 +31,14 @@ TEST(Sim, SameSeedSameTraceDifferentSeedsDiffer) {
 
 TEST(Sim, BoundedSeedSetHoldsEveryInvariantAndCoversTheHardCases) {
   std::vector<SimReport> reports;
-  for (uint64_t seed = 2; seed <= kSeeds + 1; ++seed) {
+  std::vector<uint64_t> seeds;
+  for (uint64_t seed = 2; seed <= kSeeds + 1; ++seed) seeds.push_back(seed);
+#ifndef GPUNET_SANITIZE
+  // A lock replaced by a newer one is rare (about 1 seed in 60 of `make sim`); seed
+  // 41 is one where it happens, so the bounded set covers it too.
+  seeds.push_back(41);
+#endif
+  for (uint64_t seed : seeds) {
     reports.push_back(RunSeed(seed));
     const SimReport& r = reports.back();
     EXPECT_TRUE(r.ok) << r.Summary();

@@ -287,6 +287,9 @@ class World {
 
   // Network.
   uint32_t m_loss_percent = 0;
+  /// Extra loss of each directed link (from * nodes + to) during the chaos: some
+  /// links are much worse than others, so one node sees a quorum the rest miss.
+  std::vector<uint32_t> m_link_loss;
   uint32_t m_dup_percent = 0;
   uint64_t m_delay_max_ms = 100;
   std::map<std::pair<uint64_t, uint64_t>, std::pair<uint32_t, std::shared_ptr<const Msg>>> m_queue;
@@ -420,6 +423,11 @@ void World::Setup() {
       m_partitions.push_back(part);
       t = part.end + 500 + m_rng.Below(4000);
     }
+  }
+  if (m_opt.faults && m_rng.Below(2) == 0) {
+    m_link_loss.resize(m_nodes.size() * m_nodes.size());
+    for (uint32_t& l : m_link_loss)
+      l = m_rng.Below(3) == 0 ? static_cast<uint32_t>(m_rng.Below(60)) : 0;
   }
   m_next_crash = kGenesisMs + 500 + m_rng.Below(5000);
   m_next_client = kGenesisMs + 100;
@@ -574,7 +582,8 @@ bool World::Connected(uint32_t a, uint32_t b) const {
 
 void World::SendTo(uint32_t from, uint32_t to, std::shared_ptr<const Msg> msg) {
   if (from == to) return;
-  if (!Connected(from, to) || m_rng.Below(100) < m_loss_percent) {
+  const uint32_t link_loss = m_link_loss.empty() ? 0 : m_link_loss[from * m_nodes.size() + to];
+  if (!Connected(from, to) || m_rng.Below(100) < m_loss_percent + link_loss) {
     ++m_report.messages_dropped;
     return;
   }
@@ -741,6 +750,7 @@ void World::ScenarioStep() {
     m_partition.reset();
     m_partitions.clear();
     m_loss_percent = 0;
+    m_link_loss.clear();
     m_dup_percent = 0;
     m_delay_max_ms = std::min<uint64_t>(m_delay_max_ms, 50);
     for (auto& n : m_nodes) {
