@@ -32,7 +32,7 @@ TEST(Sim, SameSeedSameTraceDifferentSeedsDiffer) {
 TEST(Sim, BoundedSeedSetHoldsEveryInvariantAndCoversTheHardCases) {
   std::vector<SimReport> reports;
   std::vector<uint64_t> seeds;
-  for (uint64_t seed = 2; seed <= kSeeds + 1; ++seed) seeds.push_back(seed);
+  for (uint64_t seed = 1; seed <= kSeeds; ++seed) seeds.push_back(seed);
 #ifndef GPUNET_SANITIZE
   // A lock replaced by a newer one is rare (about 1 seed in 60 of `make sim`); seed
   // 41 is one where it happens, so the bounded set covers it too.
@@ -48,15 +48,6 @@ TEST(Sim, BoundedSeedSetHoldsEveryInvariantAndCoversTheHardCases) {
 #ifndef GPUNET_SANITIZE
   for (const std::string& gap : CoverageGaps(reports)) ADD_FAILURE() << "coverage: " << gap;
 #endif
-}
-
-// KNOWN FAILURE, kept visible: seed 1 (8 validators + a twin holding nearly a third
-// of the power, 20% loss) stops at height 8 for good after the twin's two round-0
-// proposals split the honest nodes and one honest node locks on one of them. Run it
-// with `bft_sim --seed 1 --trace`; enable this test once the core makes progress.
-TEST(Sim, DISABLED_Seed1TwinLockLiveness) {
-  const SimReport r = RunSeed(1);
-  EXPECT_TRUE(r.ok) << r.Summary();
 }
 
 }  // namespace
