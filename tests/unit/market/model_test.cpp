@@ -165,6 +165,7 @@ class ModelRun {
       if (!Compare()) return false;
     }
     m_all_leases = true;
+    for (const auto& [a, p] : m_model.w.providers) dry_bonds += p.penalties_unpaid > 0;
     return Compare();
   }
 
@@ -172,6 +173,7 @@ class ModelRun {
   std::map<uint16_t, uint64_t> codes;
   std::map<int, uint64_t> ends;
   std::map<int, uint64_t> order_ends;  ///< 2 awarded, 3 closed
+  uint64_t dry_bonds = 0;              ///< providers whose bond could not pay a penalty
 
  private:
   // ------------------------------------------------------------ generation
@@ -273,6 +275,16 @@ class ModelRun {
     return 1 + m_rng.Below(typical);
   }
 
+  /// Per GPU-hour: 0 (refused), 2^62 (price x GPUs overflows), a few expensive
+  /// ones (their fault penalty outruns a bond: bonds run dry), mostly 1..5 GPN.
+  uint64_t Price() {
+    uint64_t p = m_rng.Below(100);
+    if (p < 5) return 0;
+    if (p < 8) return 1ull << 62;
+    if (p < 16) return 20 * kGpn + m_rng.Below(40 * kGpn);
+    return 1 + m_rng.Below(5 * kGpn);
+  }
+
   std::string GpuModel() { return Chance(75) ? "H100" : "A100"; }
 
   uint8_t Tenant() { return Chance(85) ? static_cast<uint8_t>(6 + m_rng.Below(5)) : AnyAccount(); }
@@ -302,8 +314,7 @@ class ModelRun {
       q.fabric = Chance(70) ? codec::Fabric::kAny : static_cast<codec::Fabric>(1 + m_rng.Below(3));
       q.same_site = Chance(30);
       q.min_cuda_version = Chance(80) ? 0 : (Chance(50) ? 12040 : 13000);
-      uint64_t p = m_rng.Below(100);
-      m.max_price_ugpn_per_gpu_hour = p < 5 ? 0 : p < 8 ? (1ull << 62) : 1 + m_rng.Below(5 * kGpn);
+      m.max_price_ugpn_per_gpu_hour = Price();
       m.deposit_ugpn = Deposit(static_cast<unsigned __int128>(m.max_price_ugpn_per_gpu_hour) *
                                q.machines * q.gpus_per_machine);
       uint64_t wdw = m_rng.Below(100);
@@ -438,8 +449,7 @@ class ModelRun {
     }
     if (r < 28) {
       sender = OperatorOf(owner);
-      uint64_t p = m_rng.Below(100);
-      uint64_t price = p < 5 ? 0 : p < 8 ? (1ull << 62) : 1 + m_rng.Below(5 * kGpn);
+      uint64_t price = Price();
       std::vector<codec::Address> tenants;
       if (Chance(15)) {
         tenants = {m_h.Addr(6), m_h.Addr(static_cast<uint8_t>(7 + m_rng.Below(4)))};
@@ -679,6 +689,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
   const uint64_t ops = EnvU64("GPUNET_MODEL_OPS", kDefaultOps);
   std::map<int, uint64_t> ends;
   std::map<int, uint64_t> order_ends;
+  uint64_t dry_bonds = 0;
   std::map<uint16_t, uint64_t> codes;
   for (uint64_t seed : seeds) {
     ModelRun run(seed, EnvU64("GPUNET_MODEL_BREAK", 0) != 0);
@@ -686,6 +697,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
     for (const auto& [e, n] : run.ends) ends[e] += n;
     for (const auto& [c, n] : run.codes) codes[c] += n;
     for (const auto& [e, n] : run.order_ends) order_ends[e] += n;
+    dry_bonds += run.dry_bonds;
   }
   std::string mix;
   for (const auto& [c, n] : codes) mix += " " + std::to_string(c) + ":" + std::to_string(n);
@@ -693,15 +705,16 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
   for (const auto& [e, n] : ends) how += " " + std::to_string(e) + ":" + std::to_string(n);
   std::printf(
       "%zu seeds x %llu ops; receipt codes (code:count):%s; lease ends:%s; orders "
-      "awarded %llu, closed %llu\n",
+      "awarded %llu, closed %llu; providers with a dry bond %llu\n",
       seeds.size(), static_cast<unsigned long long>(ops), mix.c_str(), how.c_str(),
       static_cast<unsigned long long>(order_ends[2]),
-      static_cast<unsigned long long>(order_ends[3]));
+      static_cast<unsigned long long>(order_ends[3]), static_cast<unsigned long long>(dry_bonds));
   // The mix must reach every way a lease ends, or the comparison proves little.
   if (seeds.size() >= 2) {
     for (int e = 1; e <= 6; ++e) EXPECT_GT(ends[e], 0u) << "no lease ended with LeaseEnd " << e;
     EXPECT_GT(order_ends[2], 0u) << "no order was awarded";
     EXPECT_GT(order_ends[3], 0u) << "no order was closed";
+    EXPECT_GT(dry_bonds, 0u) << "no bond ran dry";
   }
 }
 
