@@ -387,32 +387,4 @@ std::string DescribeDurationMs(uint64_t ms) {
   return std::to_string(h / 24) + " d " + std::to_string(h % 24) + " h";
 }
 
-std::string_view MsgName(const codec::Msg& msg) {
-  static constexpr std::string_view kNames[] = {"send",
-                                                "provider_register",
-                                                "provider_update",
-                                                "provider_deregister",
-                                                "provider_bond",
-                                                "provider_unbond",
-                                                "provider_claim_unbonded",
-                                                "site_upsert",
-                                                "machine_upsert",
-                                                "machine_remove",
-                                                "offer_create",
-                                                "offer_close",
-                                                "lease_create",
-                                                "order_create",
-                                                "order_close",
-                                                "bid_create",
-                                                "bid_accept",
-                                                "lease_started",
-                                                "lease_deposit",
-                                                "lease_withdraw",
-                                                "lease_close",
-                                                "heartbeat",
-                                                "attest"};
-  static_assert(std::size(kNames) == std::variant_size_v<codec::Msg>);
-  return kNames[msg.index()];
-}
-
 }  // namespace gpunet::client

@@ -86,7 +86,4 @@ base::Result<LeaseEstimate> EstimateLease(uint64_t price_ugpn_per_gpu_hour, uint
 /// "2 h 30 min", "45 s": a duration for people.
 std::string DescribeDurationMs(uint64_t ms);
 
-/// The message name as docs/market.md and the RPC spell it ("lease_create").
-std::string_view MsgName(const codec::Msg& msg);
-
 }  // namespace gpunet::client

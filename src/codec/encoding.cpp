@@ -558,6 +558,34 @@ base::Result<T> DecodeWhole(base::ByteSpan bytes, std::string_view what, size_t 
 
 }  // namespace
 
+std::string_view MsgName(const Msg& msg) {
+  static constexpr std::string_view kNames[] = {"send",
+                                                "provider_register",
+                                                "provider_update",
+                                                "provider_deregister",
+                                                "provider_bond",
+                                                "provider_unbond",
+                                                "provider_claim_unbonded",
+                                                "site_upsert",
+                                                "machine_upsert",
+                                                "machine_remove",
+                                                "offer_create",
+                                                "offer_close",
+                                                "lease_create",
+                                                "order_create",
+                                                "order_close",
+                                                "bid_create",
+                                                "bid_accept",
+                                                "lease_started",
+                                                "lease_deposit",
+                                                "lease_withdraw",
+                                                "lease_close",
+                                                "heartbeat",
+                                                "attest"};
+  static_assert(std::size(kNames) == std::variant_size_v<Msg>);
+  return kNames[msg.index()];
+}
+
 MsgTag TagOf(const Msg& msg) {
   return std::visit([](const auto& m) { return m.kTag; }, msg);
 }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -358,6 +359,10 @@ using Msg =
 
 /// Wire tag of the message held.
 MsgTag TagOf(const Msg& msg);
+
+/// The message's name as docs/market.md, the RPC and the CLI spell it ("send",
+/// "lease_create"): one table, in tag order.
+std::string_view MsgName(const Msg& msg);
 
 // ---------------------------------------------------------------- transactions
 

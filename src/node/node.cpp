@@ -134,6 +134,8 @@ json TxJson(const codec::Tx& tx) {
       msgs.push_back({{"type", "send"},
                       {"to", crypto::AddressToString(send->to)},
                       {"amount_ugpn", U64(send->amount_ugpn)}});
+    else  // market messages: their effects are the receipt's events (docs/market.md)
+      msgs.push_back({{"type", std::string(codec::MsgName(m))}});
   }
   return {{"chain_id", tx.body.chain_id},
           {"sender", base::ToHex(tx.body.sender)},
@@ -320,7 +322,7 @@ struct Node::Impl final : consensus::SoloAdaptor {
   void EngineLoop();
   void BftEngineLoop();
   void OnBftCommitted(const BftCommitted& c);
-  void PublishCommitted(const codec::Block& block, const std::vector<codec::Receipt>& receipts,
+  void PublishCommitted(const codec::Block& block, const ledger::FinalizeBlockResponse& finalized,
                         const ledger::CommitResponse& committed, double seconds);
   void ExpireWaiters(uint64_t now_ms);
   void AnswerWaiters(const base::Hash32& hash, const Response& r);
@@ -358,13 +360,14 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
 
   for (const auto& d : pool->Update(block))
     AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
-  PublishCommitted(block, finalized.receipts, committed, seconds);
+  PublishCommitted(block, finalized, committed, seconds);
   return base::Ok();
 }
 
 void Node::Impl::PublishCommitted(const codec::Block& block,
-                                  const std::vector<codec::Receipt>& receipts,
+                                  const ledger::FinalizeBlockResponse& finalized,
                                   const ledger::CommitResponse& committed, double seconds) {
+  const std::vector<codec::Receipt>& receipts = finalized.receipts;
   // Per-tx answers and events are built only for someone who listens: under load
   // most txs have neither a waiting client nor a subscriber.
   const bool tx_subscribers = server->Stats().ws_subscribers > 0;
@@ -388,7 +391,10 @@ void Node::Impl::PublishCommitted(const codec::Block& block,
              {"height", committed.height},
              {"hash", base::ToHex(committed.block_hash)},
              {"txs", block.txs.size()},
-             {"time_ms", block.header.time_ms}};
+             {"time_ms", block.header.time_ms},
+             // End-of-block work (auction awards, faults, expiries): not in any
+             // receipt, so the stream is where clients see it.
+             {"events", EventsJson(finalized.events)}};
   server->Publish("blocks", bj.dump());
   m_height->Set(static_cast<double>(committed.height));
   m_txs_committed->Inc(block.txs.size());
@@ -402,7 +408,7 @@ void Node::Impl::PublishCommitted(const codec::Block& block,
 void Node::Impl::OnBftCommitted(const BftCommitted& c) {
   for (const auto& d : c.dropped)
     AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
-  PublishCommitted(c.block, c.finalized.receipts, c.committed, 0);
+  PublishCommitted(c.block, c.finalized, c.committed, 0);
 }
 
 // The bft engine's loop: the driver's timers on the wall clock (no peers yet, so no

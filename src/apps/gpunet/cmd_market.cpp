@@ -167,7 +167,7 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
   for (size_t i = 0; i < chunks.size(); ++i) {
     std::string names;
     for (const auto& m : chunks[i])
-      names += (names.empty() ? "" : ", ") + std::string(client::MsgName(m));
+      names += (names.empty() ? "" : ", ") + std::string(codec::MsgName(m));
     codec::Tx tx =
         OrFail(client::BuildMarketTx(key, status.chain_id, nonce++, chunks[i], fees[i], 0, ""));
     Sent s;

@@ -240,9 +240,9 @@ TEST(MarketTx, ChunkingFeesAndSigning) {
   auto decoded = codec::DecodeTx(codec::EncodeTx(*tx));
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(*decoded, *tx);
-  EXPECT_EQ(MsgName(decoded->body.msgs[0]), "lease_withdraw");
-  EXPECT_EQ(MsgName(codec::MsgSend{}), "send");
-  EXPECT_EQ(MsgName(codec::MsgAttest{}), "attest");
+  EXPECT_EQ(codec::MsgName(decoded->body.msgs[0]), "lease_withdraw");
+  EXPECT_EQ(codec::MsgName(codec::MsgSend{}), "send");
+  EXPECT_EQ(codec::MsgName(codec::MsgAttest{}), "attest");
 
   auto empty = BuildMarketTx(key, "gpunet-devnet", 7, {}, 1000, 0, "");
   ASSERT_FALSE(empty.has_value());
