@@ -254,7 +254,26 @@ struct WsSubscriber::Impl {
   std::deque<std::string> backlog;  // events that arrived while awaiting a reply
   std::optional<base::Error> closed;
 
+  // The node's last message before it hangs up: {"closing":{"code","reason"}}.
+  std::optional<std::string> closing_reason;
+
   base::Result<std::string> ReadFrame(int64_t timeout_ms) {
+    for (;;) {
+      auto frame = ReadOneFrame(timeout_ms);
+      if (!frame) return frame;
+      Json j = Json::parse(*frame, nullptr, false);
+      if (!j.is_object() || !j.contains("closing") || !j["closing"].is_object()) return frame;
+      const Json& c = j["closing"];
+      std::string why = c.contains("reason") && c["reason"].is_string()
+                            ? c["reason"].get<std::string>()
+                            : std::string("no reason given");
+      if (c.contains("code") && c["code"].is_number_integer())
+        why += " (code " + std::to_string(c["code"].get<int>()) + ")";
+      closing_reason = why;  // the connection ends next; say why then
+    }
+  }
+
+  base::Result<std::string> ReadOneFrame(int64_t timeout_ms) {
     if (closed) return std::unexpected(*closed);
     if (!read_pending) {
       read_pending = true;
@@ -274,7 +293,10 @@ struct WsSubscriber::Impl {
       std::string why;
       // A close frame may arrive and our answer to it fail (the node already hung
       // up): the reason is still what the user needs.
-      if (read_ec == websocket::error::closed || ws.reason().code != websocket::close_code::none) {
+      if (closing_reason) {
+        why = "the node closed the subscription: " + *closing_reason;
+      } else if (read_ec == websocket::error::closed ||
+                 ws.reason().code != websocket::close_code::none) {
         why = "the node closed the subscription";
         const auto& reason = ws.reason();
         if (!reason.reason.empty()) why += ": " + std::string(reason.reason.c_str());

