@@ -264,8 +264,10 @@ base::Result<Genesis> LoadGenesisFile(const std::string& path) {
   if (!in) return Fail(ErrorCode::kNotFound, "cannot open genesis file " + path);
   std::ostringstream text;
   text << in.rdbuf();
-  if (text.str().size() > (64u << 20))
-    return Fail(ErrorCode::kLimitExceeded, "genesis file over 64 MiB: " + path);
+  if (text.str().size() > base::limits::kGenesisFileBytesMax)
+    return Fail(ErrorCode::kLimitExceeded,
+                "genesis file over " + std::to_string(base::limits::kGenesisFileBytesMax >> 20) +
+                    " MiB: " + path);
   auto g = ParseGenesis(text.str());
   if (!g) return base::Wrap(g.error(), path);
   return g;
