@@ -23,8 +23,10 @@ start_node() {
   "$GPUNET" node --home "$GPUNET_HOME" >>"$WORK/node.log" 2>&1 &
   NODE_PID=$!
   for _ in $(seq 1 200); do
-    url="$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/node.log" | tail -1)"
-    if [ -n "$url" ] && [ "$(grep -c '^RPC:' "$WORK/node.log")" -ge "$1" ]; then
+    # Count first, then read the url: the other order can pick the previous
+    # node's url when the new one prints between the two reads.
+    if [ "$(grep -c '^RPC:' "$WORK/node.log")" -ge "$1" ]; then
+      url="$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/node.log" | tail -1)"
       export GPUNET_NODE="$url"
       return 0
     fi
