@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace gpunet::base {
 
@@ -31,12 +32,24 @@ struct MulDivResult {
 };
 
 /// nullopt when d == 0 or the quotient does not fit in 64 bits.
-[[nodiscard]] constexpr std::optional<MulDivResult> MulDivFloor(uint64_t a, uint64_t b, uint64_t d) {
+[[nodiscard]] constexpr std::optional<MulDivResult> MulDivFloor(uint64_t a, uint64_t b,
+                                                                uint64_t d) {
   if (d == 0) return std::nullopt;
   unsigned __int128 p = static_cast<unsigned __int128>(a) * b;
   unsigned __int128 q = p / d;
   if (q > UINT64_MAX) return std::nullopt;
   return MulDivResult{static_cast<uint64_t>(q), static_cast<uint64_t>(p % d)};
+}
+
+/// Decimal text of a 128-bit sum (conservation totals can exceed 64 bits).
+inline std::string U128ToString(unsigned __int128 v) {
+  if (v == 0) return "0";
+  std::string out;
+  while (v > 0) {
+    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  }
+  return out;
 }
 
 }  // namespace gpunet::base

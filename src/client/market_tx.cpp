@@ -133,30 +133,6 @@ codec::Fabric FabricFromText(std::string_view text) {
   return codec::Fabric::kAny;
 }
 
-std::string_view FabricText(codec::Fabric fabric) {
-  switch (fabric) {
-    case codec::Fabric::kAny:
-      return "any";
-    case codec::Fabric::kInfiniband:
-      return "infiniband";
-    case codec::Fabric::kRoce:
-      return "roce";
-    case codec::Fabric::kEthernet:
-      return "ethernet";
-  }
-  return "unknown";
-}
-
-std::string_view LinkText(codec::GpuLink link) {
-  switch (link) {
-    case codec::GpuLink::kNvlink:
-      return "nvlink";
-    case codec::GpuLink::kPcie:
-      return "pcie";
-  }
-  return "unknown";
-}
-
 base::Result<codec::MsgProviderRegister> ProviderRegisterMsg(const ProviderConfig& config,
                                                              const codec::Address& owner,
                                                              const PartyResolver& resolve) {

@@ -35,8 +35,6 @@ base::Result<uint32_t> ComputeCapabilityToLedger(const Version& v);
 Version ComputeCapabilityFromLedger(uint32_t cc);
 
 codec::Fabric FabricFromText(std::string_view text);  ///< "" or unknown -> kAny
-std::string_view FabricText(codec::Fabric fabric);    ///< "any", "infiniband", ...
-std::string_view LinkText(codec::GpuLink link);       ///< "nvlink", "pcie"
 
 /// The MsgProviderRegister of a provider.yaml (operator defaults to `owner`).
 base::Result<codec::MsgProviderRegister> ProviderRegisterMsg(const ProviderConfig& config,

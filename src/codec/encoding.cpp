@@ -586,6 +586,30 @@ std::string_view MsgName(const Msg& msg) {
   return kNames[msg.index()];
 }
 
+std::string_view FabricName(Fabric fabric) {
+  switch (fabric) {
+    case Fabric::kAny:
+      return "any";
+    case Fabric::kInfiniband:
+      return "infiniband";
+    case Fabric::kRoce:
+      return "roce";
+    case Fabric::kEthernet:
+      return "ethernet";
+  }
+  return "unknown";
+}
+
+std::string_view GpuLinkName(GpuLink link) {
+  switch (link) {
+    case GpuLink::kNvlink:
+      return "nvlink";
+    case GpuLink::kPcie:
+      return "pcie";
+  }
+  return "unknown";
+}
+
 MsgTag TagOf(const Msg& msg) {
   return std::visit([](const auto& m) { return m.kTag; }, msg);
 }

@@ -364,6 +364,10 @@ MsgTag TagOf(const Msg& msg);
 /// "lease_create"): one table, in tag order.
 std::string_view MsgName(const Msg& msg);
 
+/// Names of the market's enums as docs/market.md, the RPC and the CLI spell them.
+std::string_view FabricName(Fabric fabric);  ///< "any", "infiniband", "roce", "ethernet"
+std::string_view GpuLinkName(GpuLink link);  ///< "nvlink", "pcie"
+
 // ---------------------------------------------------------------- transactions
 
 /// The signed part of a transaction (design §2 envelope). The signature covers

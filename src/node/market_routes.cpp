@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
+#include "base/checked_math.h"
 #include "crypto/address.h"
 #include "ledger/app.h"
 #include "market/keys.h"
@@ -29,16 +30,6 @@ namespace keys = market::keys;
 
 std::string U64(uint64_t v) {
   return std::to_string(v);
-}
-
-std::string U128(unsigned __int128 v) {
-  if (v == 0) return "0";
-  std::string out;
-  while (v > 0) {
-    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
-    v /= 10;
-  }
-  return out;
 }
 
 std::string Addr(const codec::Address& a) {
@@ -154,27 +145,9 @@ json ProviderJson(const market::Provider& p) {
           {"self_reported", true}};
 }
 
-std::string_view FabricName(codec::Fabric f) {
-  switch (f) {
-    case codec::Fabric::kAny:
-      return "any";
-    case codec::Fabric::kInfiniband:
-      return "infiniband";
-    case codec::Fabric::kRoce:
-      return "roce";
-    case codec::Fabric::kEthernet:
-      return "ethernet";
-  }
-  return "unknown";
-}
-
-std::string_view LinkName(codec::GpuLink l) {
-  return l == codec::GpuLink::kNvlink ? "nvlink" : "pcie";
-}
-
 json SiteJson(uint32_t id, const market::Site& s) {
   return {{"site_id", id},
-          {"fabric", FabricName(s.fabric)},
+          {"fabric", codec::FabricName(s.fabric)},
           {"bandwidth_gbps", s.bandwidth_gbps},
           {"machines", s.machines}};
 }
@@ -186,7 +159,7 @@ json MachineJson(uint32_t id, const market::Machine& m) {
           {"gpu_count", m.gpu_count},
           {"free_gpus", m.free_gpus},
           {"vram_gib", m.vram_gib},
-          {"link", LinkName(m.link)},
+          {"link", codec::GpuLinkName(m.link)},
           {"driver_version", m.driver_version},
           {"cuda_version", m.cuda_version},
           {"compute_capability", m.compute_capability},
@@ -220,7 +193,7 @@ json OrderJson(const market::Order& o) {
             {"machines", q.machines},
             {"min_vram_gib", q.min_vram_gib},
             {"region", q.region},
-            {"fabric", FabricName(q.fabric)},
+            {"fabric", codec::FabricName(q.fabric)},
             {"same_site", q.same_site},
             {"min_cuda_version", q.min_cuda_version},
             {"auditors", Addrs(q.auditors)},
@@ -390,10 +363,10 @@ class MarketRoutes {
           cuda_min = first ? m->cuda_version : std::min(cuda_min, m->cuda_version);
           cc_min = first ? m->compute_capability : std::min(cc_min, m->compute_capability);
           if (first || m->driver_version < driver_min) driver_min = m->driver_version;
-          links.insert(LinkName(m->link));
+          links.insert(codec::GpuLinkName(m->link));
           used_sites.insert(m->site_id);
           if (auto s = sites.find(m->site_id); s != sites.end())
-            fabrics.insert(FabricName(s->second.fabric));
+            fabrics.insert(codec::FabricName(s->second.fabric));
           return true;
         }));
     GPUNET_TRY(bad);
@@ -554,11 +527,11 @@ class MarketRoutes {
       return j;
     }
     j["holds"] = r->Holds();
-    j["balances_ugpn"] = U128(r->balances_ugpn);
-    j["escrow_ugpn"] = U128(r->escrow_ugpn);
-    j["bonds_ugpn"] = U128(r->bonds_ugpn);
-    j["stake_ugpn"] = U128(r->stake_ugpn);
-    j["unbonding_ugpn"] = U128(r->unbonding_ugpn);
+    j["balances_ugpn"] = base::U128ToString(r->balances_ugpn);
+    j["escrow_ugpn"] = base::U128ToString(r->escrow_ugpn);
+    j["bonds_ugpn"] = base::U128ToString(r->bonds_ugpn);
+    j["stake_ugpn"] = base::U128ToString(r->stake_ugpn);
+    j["unbonding_ugpn"] = base::U128ToString(r->unbonding_ugpn);
     j["fee_pool_ugpn"] = U64(r->supply.fee_pool_ugpn);
     j["genesis_ugpn"] = U64(r->supply.genesis_ugpn);
     j["minted_ugpn"] = U64(r->supply.minted_ugpn);

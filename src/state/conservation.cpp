@@ -1,5 +1,6 @@
 #include "state/conservation.h"
 
+#include "base/checked_math.h"
 #include "codec/encoding.h"
 #include "codec/reader.h"
 #include "codec/writer.h"
@@ -8,17 +9,7 @@
 
 namespace gpunet::state {
 
-namespace {
-std::string U128ToString(unsigned __int128 v) {
-  if (v == 0) return "0";
-  std::string out;
-  while (v > 0) {
-    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
-    v /= 10;
-  }
-  return out;
-}
-}  // namespace
+using base::U128ToString;
 
 base::Bytes SupplyKey() {
   const uint8_t rest[] = {0x01};
