@@ -20,12 +20,14 @@ SoloDecision SoloEngine::Decide(uint64_t now_ms, uint64_t last_block_time_ms, bo
     d.block_time_ms = std::max(now_ms, last_block_time_ms + 1);
     return d;
   }
-  if (pending_txs)
+  if (pending_txs) {
     d.wake_at_ms = earliest;
-  else if (deadline_ms)
+    d.wake_on_tx = false;
+  } else if (deadline_ms) {
     d.wake_at_ms = std::max(*deadline_ms, earliest);
-  else
+  } else {
     d.wake_at_ms = now_ms + m_interval_ms;
+  }
   if (d.wake_at_ms <= now_ms) d.wake_at_ms = now_ms + 1;
   return d;
 }

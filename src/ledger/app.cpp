@@ -169,7 +169,7 @@ void LedgerApp::TreeToPending(const base::Hash32& block_hash) const {
 // ---------------------------------------------------------------- CheckTx / Info / Query
 
 AppInfo LedgerApp::Info() const {
-  std::lock_guard lock(m_mutex);
+  std::lock_guard lock(m_info_mutex);
   AppInfo info;
   info.chain_id = m_genesis.chain_id;
   info.app_version = m_genesis.app_version;
@@ -207,7 +207,7 @@ CheckTxResponse LedgerApp::CheckTx(base::ByteSpan tx_bytes, CheckTxMode mode) {
   response.timeout_height = body.timeout_height;
   uint64_t next_height = 0;
   {
-    std::lock_guard lock(m_mutex);
+    std::lock_guard lock(m_info_mutex);
     next_height = m_last_height + 1;
   }
   state::StateDb db(*m_kv);
@@ -498,10 +498,13 @@ base::Result<CommitResponse> LedgerApp::Commit() {
   TreeToPending(e.block_hash);
   m_tree_pending.reset();  // the pending block is now the committed state
   GPUNET_CHECK(m_tree.Root() == h.state_root);
-  m_state_root = h.state_root;
-  m_last_height = h.height;
-  m_last_block_hash = e.block_hash;
-  m_last_time_ms = h.time_ms;
+  {
+    std::lock_guard info_lock(m_info_mutex);
+    m_state_root = h.state_root;
+    m_last_height = h.height;
+    m_last_block_hash = e.block_hash;
+    m_last_time_ms = h.time_ms;
+  }
   CommitResponse response{h.height, e.block_hash, h.state_root, 0};
   m_executed.clear();
   m_finalized.reset();

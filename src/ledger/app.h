@@ -78,8 +78,13 @@ class LedgerApp final : public Application {
   state::PipelineParams m_params;
   state::SignatureCache m_signatures;
 
-  // Guards everything below (the engine thread against Info/Query/CheckTx).
+  // m_mutex guards everything below (the engine thread against Query). The
+  // committed-block fields that follow are written only by the engine thread,
+  // under m_mutex AND m_info_mutex; Info and CheckTx read them under
+  // m_info_mutex alone, so they never wait for a commit's fsync or a tree update
+  // (signature checks on the RPC threads ran in lock-step with commits before).
   mutable std::mutex m_mutex;
+  mutable std::mutex m_info_mutex;
   uint64_t m_last_height = 0;
   base::Hash32 m_last_block_hash;
   uint64_t m_last_time_ms = 0;

@@ -140,6 +140,8 @@ class Node {
   /// verification on the calling thread, then the mempool's policy; evicted txs'
   /// waiters are answered) and wakes the engine. Thread-safe: callers on several
   /// threads verify in parallel. The benchmark's entry point (bench/bench_node.cpp).
+  /// Like the RPC workers, a calling thread is lowered to nice 10 on its first
+  /// call, so that block production keeps ahead of admission under load.
   SubmitResult SubmitTx(base::ByteSpan tx_bytes);
 
   /// Blocks until RequestStop() or Stop() was called, or the engine failed

@@ -21,8 +21,9 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
-#include <set>
+#include <cstring>
 #include <string>
+#include <unordered_set>
 
 #include "base/bytes.h"
 #include "base/result.h"
@@ -53,9 +54,19 @@ class SignatureCache {
   size_t Size() const;
 
  private:
+  // A tx hash is uniform: its first 8 bytes are a good hash-table hash. The set is
+  // only probed (never iterated), so its order cannot leak into any result; a
+  // tree of a million hashes cost a cache miss per level on every lookup.
+  struct HashOfHash {
+    size_t operator()(const base::Hash32& h) const {
+      uint64_t v;
+      std::memcpy(&v, h.begin(), sizeof v);
+      return static_cast<size_t>(v);
+    }
+  };
   mutable std::mutex m_mutex;
   size_t m_capacity;
-  std::set<base::Hash32> m_set;
+  std::unordered_set<base::Hash32, HashOfHash> m_set;
   std::deque<base::Hash32> m_order;
 };
 

@@ -26,6 +26,18 @@ TEST(SoloDecide, PendingTxsProduceOnlyAfterInterval) {
   EXPECT_EQ(due.block_time_ms, 2000u);
 }
 
+TEST(SoloDecide, NewTxsWakeOnlyAnEngineWithNothingPending) {
+  SoloEngine e(1000);
+  // Idle or waiting for a deadline: a tx could start a block sooner.
+  EXPECT_TRUE(e.Decide(5000, 1000, false, std::nullopt).wake_on_tx);
+  EXPECT_TRUE(e.Decide(1500, 1000, false, 9000).wake_on_tx);
+  // Txs already wait for the interval: another one changes nothing.
+  auto waiting = e.Decide(1500, 1000, true, std::nullopt);
+  EXPECT_FALSE(waiting.produce);
+  EXPECT_FALSE(waiting.wake_on_tx);
+  EXPECT_EQ(waiting.wake_at_ms, 2000u);
+}
+
 TEST(SoloDecide, DeadlineProducesEmptyBlock) {
   SoloEngine e(100);
   auto before = e.Decide(1000, 500, false, 1200);
