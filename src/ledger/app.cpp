@@ -354,10 +354,7 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   {
     std::lock_guard lock(m_mutex);
     TreeToCommitted();
-    executed->inverse.reserve(executed->forward.size());
-    for (const auto& change : executed->forward)
-      executed->inverse.push_back(state::SmtChange{change.key_hash, m_tree.Get(change.key_hash)});
-    auto status = m_tree.Update(executed->forward);
+    auto status = m_tree.Update(executed->forward, &executed->inverse);
     GPUNET_CHECK(status.has_value());
     h.state_root = m_tree.Root();
     executed->block = block;
@@ -424,10 +421,10 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
   executed->block_hash = codec::BlockHash(h);
   std::lock_guard lock(m_mutex);
   TreeToCommitted();
-  for (const auto& change : executed->forward)
-    executed->inverse.push_back(state::SmtChange{change.key_hash, m_tree.Get(change.key_hash)});
+  auto status = m_tree.Update(executed->forward, &executed->inverse);
+  GPUNET_CHECK(status.has_value());
   m_executed[executed->block_hash] = executed;
-  TreeToPending(executed->block_hash);
+  m_tree_pending = executed->block_hash;
   if (m_tree.Root() != h.state_root) {
     std::string reason = "state root after execution is " + base::ToHex(m_tree.Root()) +
                          ", the header says " + base::ToHex(h.state_root);
@@ -479,9 +476,11 @@ base::Result<FinalizeBlockResponse> LedgerApp::FinalizeBlock(const FinalizeBlock
 
 base::Result<CommitResponse> LedgerApp::Commit() {
   if (!m_finalized) return Fail(ErrorCode::kInvalidArgument, "Commit without a finalized block");
-  const Executed& e = *m_finalized;
+  Executed& e = *m_finalized;
   const codec::BlockHeader& h = e.block.header;
-  state::WriteBatch batch = e.state_changes;
+  // Moved, not copied: thousands of keys per block. On failure the block is
+  // forgotten below, so nothing can commit it without its state changes.
+  state::WriteBatch batch = std::move(e.state_changes);
   batch.Put(keyspace::BlockKey(h.height), codec::EncodeBlock(e.block));
   batch.Put(keyspace::BlockHashKey(e.block_hash), keyspace::EncodeU64(h.height));
   for (size_t i = 0; i < e.block.txs.size(); ++i) {
@@ -494,7 +493,12 @@ base::Result<CommitResponse> LedgerApp::Commit() {
 
   std::lock_guard lock(m_mutex);
   // Under the lock so a Query never pairs a new value with the old tree.
-  GPUNET_TRY(m_kv->Commit(batch));
+  if (auto written = m_kv->Commit(batch); !written) {
+    TreeToCommitted();
+    m_executed.erase(e.block_hash);
+    m_finalized.reset();
+    return std::unexpected(written.error());
+  }
   TreeToPending(e.block_hash);
   m_tree_pending.reset();  // the pending block is now the committed state
   GPUNET_CHECK(m_tree.Root() == h.state_root);

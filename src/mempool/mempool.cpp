@@ -216,14 +216,18 @@ std::vector<Removed> Mempool::Update(uint64_t height, const std::vector<base::Ha
 }
 
 std::vector<Removed> Mempool::Update(const codec::Block& block) {
-  std::vector<base::Hash32> included;
+  std::vector<base::Hash32> hashes;
+  hashes.reserve(block.txs.size());
+  for (const auto& tx : block.txs) hashes.push_back(codec::TxHash(tx));
+  return Update(block, hashes);
+}
+
+std::vector<Removed> Mempool::Update(const codec::Block& block,
+                                     std::span<const base::Hash32> tx_hashes) {
+  GPUNET_CHECK(tx_hashes.size() == block.txs.size());
   std::set<codec::Address> senders;
-  included.reserve(block.txs.size());
-  for (const auto& tx : block.txs) {
-    included.push_back(codec::TxHash(tx));
-    senders.insert(crypto::AddressOf(tx.body.sender));
-  }
-  return UpdateImpl(block.header.height, included, &senders);
+  for (const auto& tx : block.txs) senders.insert(crypto::AddressOf(tx.body.sender));
+  return UpdateImpl(block.header.height, {tx_hashes.begin(), tx_hashes.end()}, &senders);
 }
 
 std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,

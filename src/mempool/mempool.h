@@ -22,6 +22,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,10 @@ class Mempool {
   /// (expiry is still applied to all). PrepareProposal checks every tx again anyway,
   /// so this bounds pool hygiene work by the block size, not by the pool size.
   std::vector<Removed> Update(const codec::Block& block);
+  /// The same when the caller knows the txs' hashes (a block's receipts carry
+  /// them): tx_hashes[i] is the hash of block.txs[i]. Saves encoding and hashing
+  /// every tx of the block again.
+  std::vector<Removed> Update(const codec::Block& block, std::span<const base::Hash32> tx_hashes);
   /// Drops one tx (a proposer skipped it as invalid). False when it was not pending.
   bool Remove(const base::Hash32& tx_hash);
 

@@ -302,7 +302,7 @@ struct Node::Impl final : consensus::SoloAdaptor {
   std::mutex engine_mu;
   std::condition_variable engine_cv;
   bool stopping = false;
-  bool tx_arrived = false;      // a tx was admitted since the engine's last step
+  bool tx_arrived = false;       // a tx was admitted since the engine's last step
   bool engine_wants_tx = false;  // the solo engine waits and a new tx would wake it
   std::optional<base::Error> engine_error;
   bool engine_done = false;
@@ -364,7 +364,10 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   m_commit_seconds->Observe(seconds);
 
-  for (const auto& d : pool->Update(block))
+  std::vector<base::Hash32> hashes;
+  hashes.reserve(finalized.receipts.size());
+  for (const auto& r : finalized.receipts) hashes.push_back(r.tx_hash);
+  for (const auto& d : pool->Update(block, hashes))
     AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
   PublishCommitted(block, finalized, committed, seconds);
   return base::Ok();

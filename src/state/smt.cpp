@@ -60,7 +60,8 @@ base::Result<SparseMerkleTree> SparseMerkleTree::BuildFromKvStore(const KvStore&
   return Build(std::move(leaves));
 }
 
-base::Status SparseMerkleTree::Update(std::span<const SmtChange> sorted_changes) {
+base::Status SparseMerkleTree::Update(std::span<const SmtChange> sorted_changes,
+                                      std::vector<SmtChange>* previous) {
   for (size_t i = 1; i < sorted_changes.size(); ++i) {
     if (!(sorted_changes[i - 1].key_hash < sorted_changes[i].key_hash))
       return Fail(
@@ -69,9 +70,12 @@ base::Status SparseMerkleTree::Update(std::span<const SmtChange> sorted_changes)
               std::to_string(i) + " (" + base::ToHex(sorted_changes[i].key_hash) +
               ") is not after the one before it");
   }
+  if (previous != nullptr) previous->reserve(previous->size() + sorted_changes.size());
   if (sorted_changes.empty()) return base::Ok();
+  m_previous = previous;
   m_root =
       UpdateNode(m_root, 0, sorted_changes.data(), sorted_changes.data() + sorted_changes.size());
+  m_previous = nullptr;
   return base::Ok();
 }
 
@@ -196,9 +200,17 @@ SparseMerkleTree::Node SparseMerkleTree::UpdateNode(const Node& node, unsigned d
 
   if (!IsInner(node.ref)) {
     std::optional<SmtLeaf> existing;
+    if (node.ref != kEmpty) existing = m_leaves[node.ref & ~kLeafBit];
+    // The changes reaching this leaf or empty slot, in order: only `existing` can
+    // have held a value for any of them.
+    if (m_previous != nullptr)
+      for (const SmtChange* c = begin; c != end; ++c)
+        m_previous->push_back(
+            SmtChange{c->key_hash, existing && existing->key_hash == c->key_hash
+                                       ? std::optional<Hash32>(existing->value_hash)
+                                       : std::nullopt});
     if (node.ref != kEmpty) {
       Ref index = node.ref & ~kLeafBit;
-      existing = m_leaves[index];
       // The common case of a block: one existing account changes value.
       if (end - begin == 1 && begin->key_hash == existing->key_hash) {
         if (!begin->value_hash) {

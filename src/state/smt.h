@@ -51,8 +51,11 @@ class SparseMerkleTree {
   /// Applies one block's changes, sorted by strictly increasing key_hash: each node
   /// on a touched path is re-hashed once however many changed keys lie below it.
   /// Deleting an absent key is a no-op. Refuses unsorted or duplicate input before
-  /// changing anything.
-  base::Status Update(std::span<const SmtChange> sorted_changes);
+  /// changing anything. When `previous` is given it receives, for each change in
+  /// order, the value hash its key held before (nullopt: absent): the change set
+  /// that undoes this one, read on the way down instead of by a Get per key.
+  base::Status Update(std::span<const SmtChange> sorted_changes,
+                      std::vector<SmtChange>* previous = nullptr);
   /// Convenience for callers holding a map (already sorted and unique).
   base::Status Update(const std::map<base::Hash32, std::optional<base::Hash32>>& changes);
   /// Hashes the batch's keys and values and applies it (SmtChangesOf + Update).
@@ -132,6 +135,7 @@ class SparseMerkleTree {
   Arena<codec::SmtLeaf> m_leaves;
   Node m_root;
   size_t m_size = 0;
+  std::vector<SmtChange>* m_previous = nullptr;  // Update's `previous`, during Update
 };
 
 }  // namespace gpunet::state

@@ -319,6 +319,39 @@ TEST(SmtProperties, DeleteRestoresTheEarlierRoot) {
   }
 }
 
+TEST(SmtProperties, UpdateReportsThePreviousValuesAndThoseUndoIt) {
+  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
+    base::SeededRng rng(3500 + seed);
+    Model m = RandomModel(rng, rng.Below(150));
+    SparseMerkleTree t = BuildOrDie(m);
+    const Hash32 before = t.Root();
+    std::vector<Hash32> keys;
+    for (const auto& [k, v] : m) keys.push_back(k);
+    // Changed values, deletions, inserts and deletions of absent keys, mixed.
+    std::map<Hash32, std::optional<Hash32>> changes;
+    const size_t n = 1 + rng.Below(80);
+    while (changes.size() < n) {
+      const Hash32 k = rng.Below(2) == 0 ? RandomKey(rng, keys) : RandomHash(rng);
+      changes[k] = rng.Below(4) == 0 ? std::nullopt : std::optional<Hash32>(RandomHash(rng));
+    }
+    std::vector<SmtChange> forward;
+    for (const auto& [k, v] : changes) forward.push_back(SmtChange{k, v});
+    std::vector<SmtChange> previous;
+    ASSERT_TRUE(t.Update(forward, &previous));
+    ASSERT_EQ(previous.size(), forward.size()) << "seed " << seed;
+    for (size_t i = 0; i < forward.size(); ++i) {
+      EXPECT_EQ(previous[i].key_hash, forward[i].key_hash) << "seed " << seed;
+      auto was = m.find(forward[i].key_hash);
+      EXPECT_EQ(previous[i].value_hash,
+                was == m.end() ? std::nullopt : std::optional<Hash32>(was->second))
+          << "seed " << seed << " change " << i;
+    }
+    ASSERT_TRUE(t.Update(previous));
+    EXPECT_EQ(t.Root(), before) << "seed " << seed;
+    EXPECT_EQ(t.Size(), m.size());
+  }
+}
+
 TEST(SmtProperties, RebuildFromLeavesEqualsIncrementalRoot) {
   for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
     base::SeededRng rng(4000 + seed);
