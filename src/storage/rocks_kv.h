@@ -26,7 +26,7 @@ struct RocksKvOptions {
   /// parent must exist). When false, a missing database is kNotFound.
   bool create_if_missing = true;
   /// Block cache for data, index and filter blocks: the bound on read memory.
-  size_t block_cache_bytes = 64u << 20;
+  size_t block_cache_bytes = 256u << 20;
   /// One memtable; at most two exist (one being flushed), so the write-side
   /// memory bound is twice this.
   size_t write_buffer_bytes = 64u << 20;
