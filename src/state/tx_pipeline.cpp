@@ -17,29 +17,36 @@ using codec::TxFail;
 
 // ---------------------------------------------------------------- SignatureCache
 
-SignatureCache::SignatureCache(size_t capacity) : m_capacity(capacity) {
+SignatureCache::SignatureCache(size_t capacity)
+    : m_shard_capacity((capacity + kShards - 1) / kShards) {
   GPUNET_CHECK(capacity > 0);
 }
 
 bool SignatureCache::Contains(const base::Hash32& tx_hash) const {
-  std::lock_guard lock(m_mutex);
-  return m_set.contains(tx_hash);
+  Shard& shard = ShardOf(tx_hash);
+  std::lock_guard lock(shard.mutex);
+  return shard.set.contains(tx_hash);
 }
 
 void SignatureCache::Insert(const base::Hash32& tx_hash) {
-  std::lock_guard lock(m_mutex);
-  if (!m_set.insert(tx_hash).second) return;
-  m_order.push_back(tx_hash);
-  while (m_order.size() > m_capacity) {
-    m_set.erase(m_order.front());
-    m_order.pop_front();
+  Shard& shard = ShardOf(tx_hash);
+  std::lock_guard lock(shard.mutex);
+  if (!shard.set.insert(tx_hash).second) return;
+  shard.order.push_back(tx_hash);
+  while (shard.order.size() > m_shard_capacity) {
+    shard.set.erase(shard.order.front());
+    shard.order.pop_front();
   }
-  GPUNET_CHECK(m_set.size() == m_order.size());
+  GPUNET_CHECK(shard.set.size() == shard.order.size());
 }
 
 size_t SignatureCache::Size() const {
-  std::lock_guard lock(m_mutex);
-  return m_set.size();
+  size_t n = 0;
+  for (const Shard& shard : m_shards) {
+    std::lock_guard lock(shard.mutex);
+    n += shard.set.size();
+  }
+  return n;
 }
 
 // ---------------------------------------------------------------- stage 1

@@ -17,11 +17,12 @@
 // results are operational (the store could not be read): the caller stops.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <mutex>
-#include <cstring>
 #include <string>
 #include <unordered_set>
 
@@ -45,7 +46,8 @@ struct PipelineParams {
 
 /// Tx hashes whose signature verified, so each tx is verified once (design §6).
 /// A tx hash covers body and signature, so a hit proves the same signature
-/// verified before. Bounded: the oldest entry is forgotten first. Thread-safe.
+/// verified before. Bounded: about `capacity` entries, the oldest of a shard
+/// forgotten first. Thread-safe.
 class SignatureCache {
  public:
   explicit SignatureCache(size_t capacity);
@@ -54,9 +56,12 @@ class SignatureCache {
   size_t Size() const;
 
  private:
-  // A tx hash is uniform: its first 8 bytes are a good hash-table hash. The set is
-  // only probed (never iterated), so its order cannot leak into any result; a
-  // tree of a million hashes cost a cache miss per level on every lookup.
+  // A tx hash is uniform: its first 8 bytes are a good hash-table hash, and its
+  // last byte picks a shard. The sets are only probed (never iterated), so their
+  // order cannot leak into any result; a tree of a million hashes cost a cache
+  // miss per level on every lookup. Shards, each with its own lock: the RPC
+  // threads insert and the engine thread probes per tx, and one lock between
+  // them was a queue (the RPC threads run at a lower priority).
   struct HashOfHash {
     size_t operator()(const base::Hash32& h) const {
       uint64_t v;
@@ -64,10 +69,16 @@ class SignatureCache {
       return static_cast<size_t>(v);
     }
   };
-  mutable std::mutex m_mutex;
-  size_t m_capacity;
-  std::unordered_set<base::Hash32, HashOfHash> m_set;
-  std::deque<base::Hash32> m_order;
+  struct Shard {
+    mutable std::mutex mutex;
+    std::unordered_set<base::Hash32, HashOfHash> set;
+    std::deque<base::Hash32> order;  ///< oldest first
+  };
+  static constexpr size_t kShards = 16;
+  Shard& ShardOf(const base::Hash32& h) const { return m_shards[h[31] % kShards]; }
+
+  size_t m_shard_capacity;
+  mutable std::array<Shard, kShards> m_shards;
 };
 
 /// A tx that passed stage 1, with what later stages need.

@@ -281,13 +281,17 @@ TEST_F(PipelineTest, SignatureIsVerifiedOncePerTxHash) {
   for (int i = 0; i < 2; ++i)
     EXPECT_EQ(Stateless(codec::EncodeTx(forged)).error().code, TxCode::kBadSignature);
   EXPECT_EQ(cache.Size(), 1u);
-  // Bounded: the oldest entry goes first.
-  SignatureCache small(2);
-  base::Hash32 a, b, c;
-  a[0] = 1, b[0] = 2, c[0] = 3;
+  // Bounded: 16 shards (by the hash's last byte) of capacity/16 each; in a full
+  // shard the oldest entry goes first, other shards keep theirs.
+  SignatureCache small(32);
+  base::Hash32 a, b, c, other;
+  a[0] = 1, b[0] = 2, c[0] = 3;  // all in shard 0
+  other[31] = 1;
+  small.Insert(other);
   small.Insert(a), small.Insert(b), small.Insert(c);
   EXPECT_FALSE(small.Contains(a));
-  EXPECT_TRUE(small.Contains(b) && small.Contains(c));
+  EXPECT_TRUE(small.Contains(b) && small.Contains(c) && small.Contains(other));
+  EXPECT_EQ(small.Size(), 3u);
 }
 
 TEST_F(PipelineTest, AccountsDrainedToZeroStayWithTheirNonce) {
