@@ -7,7 +7,7 @@ PACKAGES=(
   clang-19 libclang-rt-19-dev clang-format
   libsodium-dev librocksdb-dev libboost-dev nlohmann-json3-dev libcli11-dev
   libfmt-dev libspdlog-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libseccomp-dev bubblewrap slirp4netns uidmap podman runc
+  libseccomp-dev libjemalloc-dev bubblewrap slirp4netns uidmap podman runc
   python3-mnemonic curl iproute2 procps e2fsprogs util-linux
   nftables busybox-static
 )
