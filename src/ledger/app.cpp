@@ -347,7 +347,11 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   }
   // End of block (design §3): market awards -> faults -> expiries, after the txs.
   GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
-  h.tx_root = codec::TxRoot(block.txs);
+  // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
+  std::vector<base::Hash32> tx_hashes;
+  tx_hashes.reserve(executed->receipts.size());
+  for (const auto& r : executed->receipts) tx_hashes.push_back(r.tx_hash);
+  h.tx_root = codec::TxRootOfHashes(tx_hashes);
   h.receipts_root = codec::ReceiptsRoot(executed->receipts);
   executed->state_changes = db.Changes();
   executed->forward = state::SmtChangesOf(executed->state_changes);
@@ -362,7 +366,6 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
     m_executed[executed->block_hash] = executed;
     m_tree_pending = executed->block_hash;
   }
-  GPUNET_CHECK(codec::EncodeBlock(block).size() <= max_bytes);
   return response;
 }
 
@@ -481,7 +484,11 @@ base::Result<CommitResponse> LedgerApp::Commit() {
   // Moved, not copied: thousands of keys per block. On failure the block is
   // forgotten below, so nothing can commit it without its state changes.
   state::WriteBatch batch = std::move(e.state_changes);
-  batch.Put(keyspace::BlockKey(h.height), codec::EncodeBlock(e.block));
+  base::Bytes encoded = codec::EncodeBlock(e.block);
+  // PrepareProposal counts an upper bound of the size as it adds txs; the
+  // encoding made here anyway checks it (no block over the limit is stored).
+  GPUNET_CHECK(encoded.size() <= m_genesis.params.block_bytes_max);
+  batch.Put(keyspace::BlockKey(h.height), std::move(encoded));
   batch.Put(keyspace::BlockHashKey(e.block_hash), keyspace::EncodeU64(h.height));
   for (size_t i = 0; i < e.block.txs.size(); ++i) {
     const uint32_t index = static_cast<uint32_t>(i);

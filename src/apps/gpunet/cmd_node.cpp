@@ -121,8 +121,10 @@ void RegisterNodeCommands(CLI::App& app, GlobalOptions& g) {
   auto node_args = std::make_shared<NodeArgs>();
   CLI::App* node = app.add_subcommand(
       "node",
-      "Run a node from its home (solo engine): blocks when txs wait, RPC on HTTP.\n"
-      "Logs one line per block. Example: gpunet node --home /tmp/n1 --rpc 127.0.0.1:26657");
+      "Run a node from its home with the engine `gpunet init --engine` chose (node.json):\n"
+      "solo makes a block when txs wait; bft runs Tendermint rounds (one validator until\n"
+      "peers exist). RPC on HTTP. Logs one line per block.\n"
+      "Example: gpunet node --home /tmp/n1 --rpc 127.0.0.1:26657");
   node->add_option("--home", g.home, "Home directory made by `gpunet init`");
   node->add_option("--rpc", node_args->rpc, "Override the RPC listen address host:port");
   node->add_option("--block-interval-ms", node_args->block_interval_ms,
