@@ -195,12 +195,14 @@ int main(int argc, char** argv) {
     for (const Bytes& tx : txs[th]) {
       if ((mine & 255) == 0) {
         if (bench::NowSeconds() - t0 >= args.seconds) stop = true;
-        const uint64_t pending = n.Status().mempool_txs;
+        uint64_t pending = n.Status().mempool_txs;
         pool_samples += 1;
         pool_sum += pending;
         if (pending > kWindowTxs) window_full += 1;
-        while (!stop && n.Status().mempool_txs > kWindowTxs)
+        while (!stop && pending > kWindowTxs) {
           std::this_thread::sleep_for(std::chrono::microseconds(500));
+          pending = n.Status().mempool_txs;
+        }
       }
       if (stop) break;
       node::SubmitResult r = n.SubmitTx(tx);

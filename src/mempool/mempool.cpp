@@ -219,15 +219,23 @@ std::vector<Removed> Mempool::Update(const codec::Block& block) {
   std::vector<base::Hash32> hashes;
   hashes.reserve(block.txs.size());
   for (const auto& tx : block.txs) hashes.push_back(codec::TxHash(tx));
-  return Update(block, hashes);
+  return UpdateBlock(block, std::move(hashes));
 }
 
 std::vector<Removed> Mempool::Update(const codec::Block& block,
-                                     std::span<const base::Hash32> tx_hashes) {
-  GPUNET_CHECK(tx_hashes.size() == block.txs.size());
+                                     std::span<const codec::Receipt> receipts) {
+  GPUNET_CHECK(receipts.size() == block.txs.size());
+  std::vector<base::Hash32> hashes;
+  hashes.reserve(receipts.size());
+  for (const auto& r : receipts) hashes.push_back(r.tx_hash);
+  return UpdateBlock(block, std::move(hashes));
+}
+
+std::vector<Removed> Mempool::UpdateBlock(const codec::Block& block,
+                                          std::vector<base::Hash32> included) {
   std::set<codec::Address> senders;
   for (const auto& tx : block.txs) senders.insert(crypto::AddressOf(tx.body.sender));
-  return UpdateImpl(block.header.height, {tx_hashes.begin(), tx_hashes.end()}, &senders);
+  return UpdateImpl(block.header.height, included, &senders);
 }
 
 std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,

@@ -91,10 +91,9 @@ class Mempool {
   /// (expiry is still applied to all). PrepareProposal checks every tx again anyway,
   /// so this bounds pool hygiene work by the block size, not by the pool size.
   std::vector<Removed> Update(const codec::Block& block);
-  /// The same when the caller knows the txs' hashes (a block's receipts carry
-  /// them): tx_hashes[i] is the hash of block.txs[i]. Saves encoding and hashing
-  /// every tx of the block again.
-  std::vector<Removed> Update(const codec::Block& block, std::span<const base::Hash32> tx_hashes);
+  /// The same with the block's receipts (FinalizeBlock's; receipts[i] is
+  /// block.txs[i]'s), whose tx hashes save encoding and hashing every tx again.
+  std::vector<Removed> Update(const codec::Block& block, std::span<const codec::Receipt> receipts);
   /// Drops one tx (a proposer skipped it as invalid). False when it was not pending.
   bool Remove(const base::Hash32& tx_hash);
 
@@ -118,6 +117,8 @@ class Mempool {
   // Update's body: re-checks every sender's txs, or only `recheck`'s when given.
   std::vector<Removed> UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
                                   const std::set<codec::Address>* recheck);
+  // Update after `block`, whose txs have these hashes: re-checks the block's senders.
+  std::vector<Removed> UpdateBlock(const codec::Block& block, std::vector<base::Hash32> included);
   // Removes one entry (caller holds the lock).
   void EraseLocked(const codec::Address& sender, uint64_t nonce);
 

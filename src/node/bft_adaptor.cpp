@@ -197,12 +197,7 @@ base::Status LedgerBftAdaptor::FinalizeAndCommit(const codec::Block& block,
   GPUNET_CHECK(committed->height == block.header.height);
   m_evidence_committed += block.evidence.size();
   std::vector<mempool::Removed> dropped;
-  if (m_pool != nullptr) {
-    std::vector<base::Hash32> hashes;
-    hashes.reserve(finalized->receipts.size());
-    for (const auto& r : finalized->receipts) hashes.push_back(r.tx_hash);
-    dropped = m_pool->Update(block, hashes);
-  }
+  if (m_pool != nullptr) dropped = m_pool->Update(block, finalized->receipts);
   if (m_on_committed) m_on_committed(BftCommitted{block, commit, *finalized, *committed, dropped});
   return base::Ok();
 }

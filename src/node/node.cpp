@@ -364,10 +364,7 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   m_commit_seconds->Observe(seconds);
 
-  std::vector<base::Hash32> hashes;
-  hashes.reserve(finalized.receipts.size());
-  for (const auto& r : finalized.receipts) hashes.push_back(r.tx_hash);
-  for (const auto& d : pool->Update(block, hashes))
+  for (const auto& d : pool->Update(block, finalized.receipts))
     AnswerWaiters(d.tx_hash, TxRejected(d.code, d.message, d.tx_hash));
   PublishCommitted(block, finalized, committed, seconds);
   return base::Ok();
