@@ -10,10 +10,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <sstream>
 
 #include "base/checked_math.h"
 #include "runtime/network.h"
+#include "runtime/nvml.h"
 #include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
@@ -129,21 +132,122 @@ std::string CgroupLayout::Describe() const {
   return s;
 }
 
-std::vector<std::string> FindDriverLibraries() {
-  std::vector<std::string> out;
+bool IsDriverLibraryName(std::string_view n) {
+  return n.starts_with("libcuda.so") || n.starts_with("libcudadebugger.so") ||
+         n.starts_with("libnvidia-") || n.starts_with("libnvcuvid");
+}
+
+std::vector<LdCacheEntry> ParseLdconfigOutput(std::string_view text) {
+  std::vector<LdCacheEntry> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    size_t arrow = line.find(" => ");
+    size_t start = line.find_first_not_of(" \t");
+    if (arrow == std::string_view::npos || start == std::string_view::npos || start >= arrow)
+      continue;
+    std::string_view left = line.substr(start, arrow - start);
+    std::string_view path = line.substr(arrow + 4);
+    while (!path.empty() && (path.back() == '\r' || path.back() == ' ')) path.remove_suffix(1);
+    size_t space = left.find(' ');
+    std::string_view soname = left.substr(0, space);
+    if (soname.empty() || path.empty() || path[0] != '/') continue;
+    out.push_back({std::string(soname), std::string(path)});
+  }
+  return out;
+}
+
+std::vector<std::string> WithLibraryDirs(std::vector<std::string> env,
+                                         const std::vector<std::string>& dirs) {
+  if (dirs.empty()) return env;
+  std::string joined;
+  for (const auto& d : dirs) joined += (joined.empty() ? "" : ":") + d;
+  for (auto& kv : env) {
+    if (!kv.starts_with("LD_LIBRARY_PATH=")) continue;
+    std::string value = kv.substr(16);
+    kv = "LD_LIBRARY_PATH=" + (value.empty() ? joined : value + ":" + joined);
+    return env;
+  }
+  env.push_back("LD_LIBRARY_PATH=" + joined);
+  std::ranges::sort(env);
+  return env;
+}
+
+namespace {
+
+std::string Canonical(const std::string& path) {
+  char buf[PATH_MAX];
+  return ::realpath(path.c_str(), buf) ? std::string(buf) : "";
+}
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// Directories the loader searches without being told (after ld.so.cache).
+bool IsDefaultLibraryDir(const std::string& dir) {
+  for (const char* d :
+       {"/lib", "/usr/lib", "/lib64", "/usr/lib64", "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"})
+    if (dir == d || Canonical(d) == dir) return true;
+  return false;
+}
+
+}  // namespace
+
+DriverLibraries DiscoverDriverLibraries() {
+  // Candidate directories, canonical and in a stable order: the fixed ones first.
+  std::vector<std::string> dirs;
+  auto add_dir = [&dirs](const std::string& dir) {
+    std::string c = Canonical(dir);
+    if (!c.empty() && std::ranges::find(dirs, c) == dirs.end()) dirs.push_back(c);
+  };
   for (const char* dir :
-       {"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/aarch64-linux-gnu", "/usr/lib"}) {
-    DIR* d = ::opendir(dir);
+       {"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/aarch64-linux-gnu", "/usr/lib"})
+    add_dir(dir);
+  // What /etc/ld.so.cache lists: the directories the sandbox's loader finds too,
+  // since the cache file is bound into the sandbox.
+  std::vector<std::string> cached_dirs;
+  if (std::string ldconfig = FindProgram("ldconfig"); !ldconfig.empty()) {
+    std::string out;
+    if (auto rc = RunProgram({ldconfig, "-p"}, &out); rc && *rc == 0) {
+      for (const auto& e : ParseLdconfigOutput(out)) {
+        std::string dir = Canonical(DirName(e.path));
+        if (dir.empty()) continue;
+        if (std::ranges::find(cached_dirs, dir) == cached_dirs.end()) cached_dirs.push_back(dir);
+        if (IsDriverLibraryName(e.soname)) add_dir(dir);
+      }
+    }
+  }
+  // Where this process's loader resolves the driver (LD_LIBRARY_PATH included).
+  for (const char* soname : {kNvmlLibrary, "libcuda.so.1"})
+    if (std::string dir = LoadedLibraryDir(soname); !dir.empty()) add_dir(dir);
+
+  DriverLibraries found;
+  for (const auto& dir : dirs) {
+    DIR* d = ::opendir(dir.c_str());
     if (!d) continue;
+    bool any = false;
     while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.starts_with("libcuda") || n.starts_with("libnvidia-") || n.starts_with("libnvcuvid"))
-        out.push_back(std::string(dir) + "/" + n);
+      if (!IsDriverLibraryName(e->d_name)) continue;
+      found.files.push_back(dir + "/" + e->d_name);
+      any = true;
     }
     ::closedir(d);
+    if (any && !IsDefaultLibraryDir(dir) &&
+        std::ranges::find(cached_dirs, dir) == cached_dirs.end())
+      found.unlisted_dirs.push_back(dir);
   }
-  std::ranges::sort(out);
-  return out;
+  std::ranges::sort(found.files);
+  return found;
+}
+
+std::vector<std::string> FindDriverLibraries() {
+  return DiscoverDriverLibraries().files;
 }
 
 HostCapabilities Probe() {
@@ -184,7 +288,13 @@ HostCapabilities Probe() {
     ::closedir(d);
   }
   std::ranges::sort(caps.gpu_devices);
-  caps.driver_libraries = FindDriverLibraries();
+  DriverLibraries driver = DiscoverDriverLibraries();
+  caps.driver_libraries = std::move(driver.files);
+  caps.driver_library_dirs_unlisted = std::move(driver.unlisted_dirs);
+  if (auto nvml = ProbeNvml())
+    caps.nvml = std::move(*nvml);
+  else
+    caps.nvml_unavailable = nvml.error().message;
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) caps.nofile_hard = rl.rlim_max;
   if (::getrlimit(RLIMIT_NPROC, &rl) == 0) caps.nproc_hard = rl.rlim_max;

@@ -7,10 +7,13 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
+#include "runtime/nvml.h"
 #include "runtime/spec.h"
 
 namespace gpunet::runtime {
@@ -50,7 +53,11 @@ struct HostCapabilities {
   std::string egress_unavailable;             ///< from network.h, "" when egress works
   std::vector<std::string> gpu_devices;       ///< /dev/nvidia[0-9]* found
   std::vector<std::string> driver_libraries;  ///< host libcuda*/libnvidia-* found
-  uint64_t nofile_hard = 0, nproc_hard = 0;   ///< hard rlimits of this process
+  /// Directories of those the sandbox's loader would not search (see DriverLibraries).
+  std::vector<std::string> driver_library_dirs_unlisted;
+  std::optional<NvmlSnapshot> nvml;          ///< the GPUs NVML reports, when it answered
+  std::string nvml_unavailable;              ///< why not, when it did not
+  uint64_t nofile_hard = 0, nproc_hard = 0;  ///< hard rlimits of this process
 };
 
 /// Inspects /proc, /sys/fs/cgroup, /dev and PATH. Never fails: absent features are
@@ -63,8 +70,44 @@ HostCapabilities Probe();
 std::vector<std::string> UnenforceableLimits(const HostCapabilities& caps,
                                              const WorkloadSpec& spec);
 
-/// Host driver libraries (libcuda*, libnvidia-*) found in the usual library dirs.
+/// The host's GPU driver libraries, found where the dynamic loader finds them.
+struct DriverLibraries {
+  /// Driver library files (IsDriverLibraryName) (canonical directory + file name,
+  /// links kept as links), sorted: each is bound read-only into the sandbox.
+  std::vector<std::string> files;
+  /// Directories of `files` that neither /etc/ld.so.cache lists nor are default
+  /// loader directories (the driver under /usr/local/nvidia/lib64, found on the host
+  /// through LD_LIBRARY_PATH, say): a workload gets them in LD_LIBRARY_PATH, else its
+  /// loader would not find libcuda.so.1 although the file is there.
+  std::vector<std::string> unlisted_dirs;
+};
+
+/// Looks in the fixed library dirs, in the directories `ldconfig -p` names for
+/// driver sonames, and in the directories the loader resolves libnvidia-ml.so.1 and
+/// libcuda.so.1 to (this process's LD_LIBRARY_PATH included). Never fails.
+DriverLibraries DiscoverDriverLibraries();
+/// DiscoverDriverLibraries().files.
 std::vector<std::string> FindDriverLibraries();
+
+/// True for the file names of the driver's user-space libraries: libcuda.so*,
+/// libcudadebugger.so*, libnvidia-* and libnvcuvid* (not the CUDA toolkit's libcudart*, which
+/// workloads bring themselves).
+bool IsDriverLibraryName(std::string_view file_name);
+
+/// One entry of `ldconfig -p`: "\tlibcuda.so.1 (libc6,x86-64) =>
+/// /usr/lib/x86_64-linux-gnu/libcuda.so.1".
+struct LdCacheEntry {
+  std::string soname;
+  std::string path;
+};
+/// Parses `ldconfig -p` output; lines that are not entries (the "N libs found in
+/// cache" header) are skipped.
+std::vector<LdCacheEntry> ParseLdconfigOutput(std::string_view text);
+
+/// `env` (NAME=VALUE strings) with `dirs` appended to LD_LIBRARY_PATH (set when
+/// absent); unchanged when `dirs` is empty. The workload's own entries come first.
+std::vector<std::string> WithLibraryDirs(std::vector<std::string> env,
+                                         const std::vector<std::string>& dirs);
 
 /// "2G", "512M", "64k", "1000" (bytes) -> bytes; refuses junk and overflow.
 base::Result<uint64_t> ParseByteSize(const std::string& text);

@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <optional>
 #include <sstream>
 
 #include "base/check.h"
+#include "runtime/nvml.h"
 
 namespace gpunet::runtime {
 
@@ -92,6 +94,34 @@ base::Status UnmountQuotaFs(const std::string& mountpoint) {
   return ErrnoFail("umount " + mountpoint, errno);
 }
 
+std::optional<std::pair<std::string, uint32_t>> ParseNvidiaGpuInformation(std::string_view text) {
+  std::string uuid;
+  std::optional<uint32_t> minor;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r'))
+      value.remove_suffix(1);
+    if (key == "GPU UUID") uuid = std::string(value);
+    if (key == "Device Minor") {
+      uint32_t m = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), m);
+      if (ec == std::errc() && p == value.data() + value.size() && !value.empty()) minor = m;
+    }
+  }
+  if (uuid.empty() || !minor) return std::nullopt;
+  return std::make_pair(uuid, *minor);
+}
+
 std::map<std::string, uint32_t> ReadNvidiaMinors(const std::string& gpus_dir) {
   std::map<std::string, uint32_t> out;
   DIR* d = ::opendir(gpus_dir.c_str());
@@ -100,21 +130,18 @@ std::map<std::string, uint32_t> ReadNvidiaMinors(const std::string& gpus_dir) {
     if (e->d_name[0] == '.') continue;
     auto info = ReadFileToString(gpus_dir + "/" + e->d_name + "/information");
     if (!info) continue;
-    std::istringstream in(*info);
-    std::string line, uuid;
-    long minor = -1;
-    while (std::getline(in, line)) {
-      size_t colon = line.find(':');
-      if (colon == std::string::npos) continue;
-      std::string key = line.substr(0, colon);
-      std::string value = line.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      if (key == "GPU UUID") uuid = value;
-      if (key == "Device Minor") minor = std::strtol(value.c_str(), nullptr, 10);
-    }
-    if (!uuid.empty() && minor >= 0) out[uuid] = static_cast<uint32_t>(minor);
+    if (auto parsed = ParseNvidiaGpuInformation(*info)) out[parsed->first] = parsed->second;
   }
   ::closedir(d);
+  return out;
+}
+
+std::map<std::string, uint32_t> HostGpuMinors(const std::string& gpus_dir) {
+  std::map<std::string, uint32_t> out;
+  if (auto nvml = ProbeNvml())
+    for (const auto& gpu : nvml->gpus)
+      if (!gpu.uuid.empty() && gpu.minor) out[gpu.uuid] = *gpu.minor;
+  for (const auto& [uuid, minor] : ReadNvidiaMinors(gpus_dir)) out.emplace(uuid, minor);
   return out;
 }
 

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,6 +54,15 @@ struct GpuDevicePlan {
 
 /// UUID -> minor from /proc/driver/nvidia/gpus/*/information ("GPU UUID", "Device Minor").
 std::map<std::string, uint32_t> ReadNvidiaMinors(
+    const std::string& gpus_dir = "/proc/driver/nvidia/gpus");
+
+/// The UUID and minor of one driver `information` file's text, nullopt when either
+/// is missing or malformed.
+std::optional<std::pair<std::string, uint32_t>> ParseNvidiaGpuInformation(std::string_view text);
+
+/// UUID -> minor of this host's GPUs: what NVML reports, completed by the driver's
+/// /proc files (a GPU in both keeps NVML's minor). Empty on a host without GPUs.
+std::map<std::string, uint32_t> HostGpuMinors(
     const std::string& gpus_dir = "/proc/driver/nvidia/gpus");
 
 /// Device rules every workload gets (null, zero, full, random, urandom, tty, ptmx, pts).

@@ -234,7 +234,11 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
   static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-  char* envp[] = {path_env, nullptr};
+  // The caller's LD_LIBRARY_PATH goes on: where it finds the GPU driver (NVML,
+  // libcuda) is where the supervisor must look too (host_probe.h DriverLibraries).
+  const char* ld_path = ::getenv("LD_LIBRARY_PATH");
+  std::string ld_env = ld_path ? std::string("LD_LIBRARY_PATH=") + ld_path : "";
+  char* envp[] = {path_env, ld_env.empty() ? nullptr : ld_env.data(), nullptr};
 
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return fail_cleanup(ErrnoFail("pipe", errno).error());

@@ -181,7 +181,7 @@ base::Status Supervisor::Prepare() {
   GPUNET_TRY(m_cgroups.Create());
   GPUNET_TRY(m_cgroups.AddSupervisor(::getpid()));
 
-  auto minors = m_options.gpu_minors.empty() ? ReadNvidiaMinors() : m_options.gpu_minors;
+  auto minors = m_options.gpu_minors.empty() ? HostGpuMinors() : m_options.gpu_minors;
   auto gpu = PlanGpuDevices(m_spec.gpu_uuids, minors, m_options.device_dir);
   if (!gpu) return std::unexpected(gpu.error());
   m_gpu = std::move(*gpu);
@@ -198,8 +198,21 @@ base::Status Supervisor::Prepare() {
   for (const auto& m : m_unenforced) Log("NOT ENFORCED: " + m);
 
   const std::string fs = m_run_dir + "/" + state::kFsDir;
-  m_fs_mounted = true;
-  GPUNET_TRY(CreateQuotaFs(m_run_dir + "/disk.img", fs, m_spec.resources.disk_bytes));
+  if (m_caps.loop_devices && !m_caps.mkfs_ext4.empty() && !m_caps.mount.empty()) {
+    m_fs_mounted = true;
+    GPUNET_TRY(CreateQuotaFs(m_run_dir + "/disk.img", fs, m_spec.resources.disk_bytes));
+  } else if (m_spec.allow_unenforced_limits) {
+    // No loop devices (some VMs and sandboxed hosts): a plain directory, unlimited.
+    const std::string why =
+        "disk quota: no loop device or mkfs.ext4 here; /work, /outputs and "
+        "/tmp are a plain directory without a size limit";
+    m_unenforced.push_back(why);
+    Log("NOT ENFORCED: " + why);
+    if (::mkdir(fs.c_str(), 0711) != 0) return ErrnoFail("mkdir " + fs, errno);
+  } else {
+    return Fail(ErrorCode::kUnsupported,
+                "disk quota needs mkfs.ext4 (e2fsprogs), mount and /dev/loop-control");
+  }
   for (const char* d : {"work", "outputs", "tmp"}) {
     std::string p = fs + "/" + d;
     if (::mkdir(p.c_str(), 0700) != 0) return ErrnoFail("mkdir " + p, errno);
@@ -235,7 +248,10 @@ base::Status Supervisor::Launch() {
   plan.outputs_dir = fs + "/outputs";
   plan.tmp_dir = fs + "/tmp";
   plan.etc_dir = m_run_dir + "/etc";
-  for (const auto& lib : FindDriverLibraries()) plan.ro_binds.emplace_back(lib, lib);
+  // Driver libraries wherever the host's loader finds them; those in directories the
+  // sandbox's loader would not search are made findable through LD_LIBRARY_PATH.
+  DriverLibraries driver = DiscoverDriverLibraries();
+  for (const auto& lib : driver.files) plan.ro_binds.emplace_back(lib, lib);
   plan.ro_binds.insert(plan.ro_binds.end(), m_options.extra_ro_binds.begin(),
                        m_options.extra_ro_binds.end());
   plan.dev_binds = m_gpu.binds;
@@ -246,7 +262,8 @@ base::Status Supervisor::Launch() {
   plan.json_status_fd = 4;
   plan.block_fd = 5;
   std::vector<std::string> args_s = BuildBwrapArgs(m_spec, plan);
-  std::vector<std::string> env_s = WorkloadEnvironment(m_spec, m_gpu.cuda_visible_devices);
+  std::vector<std::string> env_s = WithLibraryDirs(
+      WorkloadEnvironment(m_spec, m_gpu.cuda_visible_devices), driver.unlisted_dirs);
   std::vector<char*> args, env;
   for (auto& s : args_s) args.push_back(s.data());
   args.push_back(nullptr);

@@ -54,6 +54,26 @@ void RunCheck(const GlobalOptions& g) {
   auto limit = [](const runtime::LimitSupport& l) {
     return nlohmann::json{{"enforced_by", EnforcementName(l.how)}, {"detail", l.detail}};
   };
+  nlohmann::json nvml_json;
+  if (c.nvml) {
+    nlohmann::json gpus = nlohmann::json::array();
+    for (const auto& gpu : c.nvml->gpus) {
+      nlohmann::json j = {{"index", gpu.index},
+                          {"uuid", gpu.uuid},
+                          {"name", gpu.name},
+                          {"memory_total_bytes", gpu.memory_total_bytes},
+                          {"minor", gpu.minor ? nlohmann::json(*gpu.minor) : nlohmann::json()}};
+      if (!gpu.problem.empty()) j["problem"] = gpu.problem;
+      gpus.push_back(std::move(j));
+    }
+    nvml_json = {{"available", true},
+                 {"library", c.nvml->library_path},
+                 {"driver_version", c.nvml->driver_version},
+                 {"gpus", std::move(gpus)}};
+  } else {
+    nvml_json = {
+        {"available", false}, {"reason", c.nvml_unavailable}, {"gpus", nlohmann::json::array()}};
+  }
   if (g.Json()) {
     PrintJson({{"root", c.is_root},
                {"cgroups", c.cgroups.Describe()},
@@ -72,8 +92,10 @@ void RunCheck(const GlobalOptions& g) {
                {"egress", c.egress_unavailable.empty() ? "available" : c.egress_unavailable},
                {"podman", c.podman},
                {"runc", c.runc},
+               {"nvml", std::move(nvml_json)},
                {"gpu_devices", c.gpu_devices},
                {"driver_libraries", c.driver_libraries},
+               {"driver_library_dirs_unlisted", c.driver_library_dirs_unlisted},
                {"nofile_hard", c.nofile_hard},
                {"nproc_hard", c.nproc_hard},
                {"cannot_enforce", missing}});
@@ -102,9 +124,28 @@ void RunCheck(const GlobalOptions& g) {
             << "network egress:      "
             << (c.egress_unavailable.empty() ? "available" : c.egress_unavailable) << "\n"
             << "podman / runc:       " << path(c.podman) << " / " << path(c.runc) << "\n"
-            << "GPUs seen:           " << (c.gpu_devices.empty() ? "none" : "");
+            << "GPU device nodes:    " << (c.gpu_devices.empty() ? "none" : "");
   for (const auto& d : c.gpu_devices) std::cout << d << " ";
-  std::cout << "\ndriver libraries:    " << c.driver_libraries.size() << " found\n"
+  std::cout << "\n";
+  if (c.nvml) {
+    std::cout << "NVML:                driver " << c.nvml->driver_version << ", "
+              << c.nvml->gpus.size() << " GPU(s) (" << c.nvml->library_path << ")\n";
+    for (const auto& gpu : c.nvml->gpus) {
+      std::cout << "  GPU " << gpu.index << ": " << (gpu.uuid.empty() ? "?" : gpu.uuid) << "  "
+                << gpu.name << ", " << gpu.memory_total_bytes / (1ull << 20) << " MiB, "
+                << (gpu.minor ? "/dev/nvidia" + std::to_string(*gpu.minor) : "minor unknown");
+      if (!gpu.problem.empty()) std::cout << "  (" << gpu.problem << ")";
+      std::cout << "\n";
+    }
+  } else {
+    std::cout << "NVML:                " << c.nvml_unavailable << "\n";
+  }
+  std::cout << "driver libraries:    " << c.driver_libraries.size() << " found";
+  if (!c.driver_library_dirs_unlisted.empty()) {
+    std::cout << "; given to workloads in LD_LIBRARY_PATH:";
+    for (const auto& d : c.driver_library_dirs_unlisted) std::cout << " " << d;
+  }
+  std::cout << "\n"
             << "hard rlimits:        nofile " << c.nofile_hard << ", nproc " << c.nproc_hard
             << "\n";
   if (missing.empty()) {
@@ -119,7 +160,7 @@ struct RunFlags {
   std::string memory = "2G", disk = "1G", shm = "64M", cpus = "1", network = "none", id, state_dir;
   std::string device_dir = "/dev";
   uint32_t pids = 256;
-  std::vector<std::string> ports, gpus, env, gpu_map, command;
+  std::vector<std::string> ports, gpus, env, gpu_map, ro_binds, command;
   bool allow_unenforced = false, keep = false;
 };
 
@@ -181,6 +222,18 @@ int RunWorkload(const GlobalOptions&, const RunFlags& f) {
     if (eq == std::string::npos)
       FailCommand(base::ErrorCode::kInvalidArgument, "--gpu-map " + m + ": write UUID=MINOR");
     opts.gpu_minors[m.substr(0, eq)] = static_cast<uint32_t>(std::stoul(m.substr(eq + 1)));
+  }
+  for (const auto& b : f.ro_binds) {
+    size_t colon = b.find(':');
+    std::string src = b.substr(0, colon),
+                dst = colon == std::string::npos ? src : b.substr(colon + 1);
+    if (src.empty() || src[0] != '/' || dst.empty() || dst[0] != '/' ||
+        dst.find("..") != std::string::npos)
+      FailCommand(base::ErrorCode::kInvalidArgument,
+                  "--ro-bind " + b + ": write HOSTPATH[:PATH_INSIDE], both absolute");
+    if (::access(src.c_str(), F_OK) != 0)
+      FailCommand(base::ErrorCode::kNotFound, "--ro-bind " + b + ": " + src + " does not exist");
+    opts.extra_ro_binds.emplace_back(src, dst);
   }
   runtime::Runtime rt(opts);
   runtime::WorkloadInfo info = OrFail(rt.Start(spec), "sandbox run");
@@ -256,7 +309,13 @@ void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g) {
   run->add_option("--state-dir", flags->state_dir,
                   "Run dirs and uid locks (default /var/lib/gpunet/sandbox)");
   run->add_option("--gpu-map", flags->gpu_map,
-                  "UUID=MINOR when the driver's /proc files are absent (repeatable)")
+                  "UUID=MINOR when neither NVML nor the driver's /proc files say (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("--ro-bind", flags->ro_binds,
+                  "HOSTPATH[:PATH_INSIDE] to show read-only inside (a program, a dataset; "
+                  "repeatable). The workload's uid must be able to read it")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);
@@ -274,6 +333,7 @@ void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g) {
       "/outputs/x'\n"
       "  gpunet sandbox run --network ports --port 8888 -- python3 -m http.server 8888\n"
       "  gpunet sandbox run --gpus GPU-5a1c... -- nvidia-smi\n"
+      "  gpunet sandbox run --gpus GPU-5a1c... --ro-bind /opt/job/bin:/job -- /job/train\n"
       "Inside: /work (cwd, HOME), /outputs ($GPUNET_OUTPUT_DIR) and /tmp on the disk quota; "
       "read-only /usr;\n"
       "no host processes, files, env or network. A kill prints its reason (e.g. \"killed: out of\n"
