@@ -70,7 +70,7 @@ ls -la /dev/loop-control 2>&1
 grep -wE 'loop|ext4' /proc/devices /proc/filesystems 2>&1
 echo "user ns: $(cat /proc/sys/user/max_user_namespaces 2>&1)"
 
-if [ ! -x "$bundle/bin/gpunet" ]; then
+if [ ! -f "$bundle/bin/gpunet" ]; then
   echo "no $bundle/bin/gpunet: run '$0 bundle' on the build machine and carry .devbundle"
   exit 1
 fi
@@ -80,6 +80,7 @@ rm -rf "$prefix"
 mkdir -p "$prefix" "$prefix/job"
 cp -a "$bundle/." "$prefix/"
 chmod -R a+rX "$prefix"
+chmod 755 "$prefix"/bin/* "$prefix"/sbin/*
 chmod 755 "$prefix"
 chmod o+x "$(dirname "$prefix")"
 for t in bwrap mkfs.ext4 mount; do
