@@ -199,6 +199,12 @@ if [ -n "$uuid" ]; then
     S+=(--allow-unenforced)
     run "$G" sandbox run "${S[@]}" --gpus "$uuid" --id gpu-yes --keep -- sh -c "$inside" sh "${prog[@]}"
   fi
+  status=$(cat "$prefix/state/runs/gpu-yes/status.json" 2>/dev/null)
+  echo "status.json: $status"
+  if [ -n "$have_prog" ] && ! grep -q '"exit_code": *0' <<<"$status"; then
+    section "the CUDA program failed in the sandbox: again with /sys read-only (does CUDA need it?)"
+    run "$G" sandbox run "${S[@]}" --gpus "$uuid" --id gpu-sys --ro-bind /sys:/sys -- sh -c "$inside" sh "${prog[@]}"
+  fi
   echo "--- supervisor.log"
   cat "$prefix/state/runs/gpu-yes/supervisor.log" 2>&1 | tr ' ' '\n' | grep -E '^/dev/nvidia|nvidia|libcuda|NOT|bwrap:' | sort -u | head -60
   umount "$prefix/state/runs/gpu-yes/fs" 2>/dev/null

@@ -79,6 +79,11 @@ CgroupLayout ProbeCgroups() {
       std::string c;
       while (in >> c) layout.v2_controllers.push_back(c);
     }
+    if (auto ctl = ReadFileToString(layout.v2_mount + "/cgroup.controllers")) {
+      std::istringstream in(*ctl);
+      std::string c;
+      while (in >> c) layout.v2_root_controllers.push_back(c);
+    }
   }
   return layout;
 }
@@ -89,6 +94,13 @@ LimitSupport Support(const CgroupLayout& l, const std::string& v1_name,
     return {Enforcement::kCgroupV1, "cgroup v1 " + it->second};
   if (!v2_name.empty() && std::ranges::find(l.v2_controllers, v2_name) != l.v2_controllers.end())
     return {Enforcement::kCgroupV2, "cgroup v2 " + l.v2_mount};
+  if (!v2_name.empty() &&
+      std::ranges::find(l.v2_root_controllers, v2_name) != l.v2_root_controllers.end())
+    return {Enforcement::kNone,
+            "the cgroup v2 " + v2_name +
+                " controller exists but is not enabled for this process's cgroup " + l.v2_self +
+                ": run gpunet in a cgroup whose parent delegates it (systemd "
+                "Delegate=yes) or in the root cgroup"};
   return {Enforcement::kNone, "no " + v1_name + " controller in cgroup v1 or v2"};
 }
 
@@ -130,6 +142,20 @@ std::string CgroupLayout::Describe() const {
     if (v2_controllers.empty()) s += " (no controllers)";
   }
   return s;
+}
+
+std::vector<std::string> PathsOutside(const std::vector<std::string>& files,
+                                      const std::vector<std::string>& roots) {
+  std::vector<std::string> out;
+  for (const auto& f : files) {
+    bool covered = std::ranges::any_of(roots, [&f](const std::string& r) {
+      std::string root = r;
+      while (root.size() > 1 && root.back() == '/') root.pop_back();
+      return f == root || (f.starts_with(root) && (root == "/" || f[root.size()] == '/'));
+    });
+    if (!covered) out.push_back(f);
+  }
+  return out;
 }
 
 bool IsDriverLibraryName(std::string_view n) {

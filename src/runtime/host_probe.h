@@ -38,6 +38,7 @@ struct CgroupLayout {
   std::string v2_mount;                          ///< unified mount point, "" when none
   std::string v2_self;                           ///< this process's v2 cgroup path
   std::vector<std::string> v2_controllers;       ///< controllers available in v2_self
+  std::vector<std::string> v2_root_controllers;  ///< controllers the v2 root has
   std::string Describe() const;                  ///< "v1 (hybrid: ...)" / "v2" / "none"
 };
 
@@ -88,6 +89,15 @@ struct DriverLibraries {
 DriverLibraries DiscoverDriverLibraries();
 /// DiscoverDriverLibraries().files.
 std::vector<std::string> FindDriverLibraries();
+
+/// The paths of `files` that are not at or below one of `roots` (whole path
+/// components: /usr covers /usr/lib/x, not /usrx). The sandbox already shows its
+/// system read-only paths, so driver libraries there need no bind of their own, and
+/// must not get one: bwrap cannot bind onto a destination that is an absolute
+/// symlink (such as /usr/lib/libcuda.so -> /usr/local/nvidia/lib64/libcuda.so), as it
+/// resolves it before the new root exists.
+std::vector<std::string> PathsOutside(const std::vector<std::string>& files,
+                                      const std::vector<std::string>& roots);
 
 /// True for the file names of the driver's user-space libraries: libcuda.so*,
 /// libcudadebugger.so*, libnvidia-* and libnvcuvid* (not the CUDA toolkit's libcudart*, which

@@ -248,10 +248,12 @@ base::Status Supervisor::Launch() {
   plan.outputs_dir = fs + "/outputs";
   plan.tmp_dir = fs + "/tmp";
   plan.etc_dir = m_run_dir + "/etc";
-  // Driver libraries wherever the host's loader finds them; those in directories the
-  // sandbox's loader would not search are made findable through LD_LIBRARY_PATH.
+  // Driver libraries wherever the host's loader finds them: bound when the system
+  // paths do not already show them, and made findable through LD_LIBRARY_PATH when
+  // ld.so.cache does not list their directory.
   DriverLibraries driver = DiscoverDriverLibraries();
-  for (const auto& lib : driver.files) plan.ro_binds.emplace_back(lib, lib);
+  for (const auto& lib : PathsOutside(driver.files, SystemReadOnlyPaths()))
+    plan.ro_binds.emplace_back(lib, lib);
   plan.ro_binds.insert(plan.ro_binds.end(), m_options.extra_ro_binds.begin(),
                        m_options.extra_ro_binds.end());
   plan.dev_binds = m_gpu.binds;

@@ -11,6 +11,7 @@
 #include "runtime/host_probe.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
+#include "runtime/sandbox_args.h"
 #include "runtime/seccomp_policy.h"
 
 namespace gpunet::apps {
@@ -54,6 +55,8 @@ void RunCheck(const GlobalOptions& g) {
   auto limit = [](const runtime::LimitSupport& l) {
     return nlohmann::json{{"enforced_by", EnforcementName(l.how)}, {"detail", l.detail}};
   };
+  const auto driver_bound =
+      runtime::PathsOutside(c.driver_libraries, runtime::SystemReadOnlyPaths());
   nlohmann::json nvml_json;
   if (c.nvml) {
     nlohmann::json gpus = nlohmann::json::array();
@@ -95,6 +98,7 @@ void RunCheck(const GlobalOptions& g) {
                {"nvml", std::move(nvml_json)},
                {"gpu_devices", c.gpu_devices},
                {"driver_libraries", c.driver_libraries},
+               {"driver_libraries_bound", driver_bound},
                {"driver_library_dirs_unlisted", c.driver_library_dirs_unlisted},
                {"nofile_hard", c.nofile_hard},
                {"nproc_hard", c.nproc_hard},
@@ -140,7 +144,8 @@ void RunCheck(const GlobalOptions& g) {
   } else {
     std::cout << "NVML:                " << c.nvml_unavailable << "\n";
   }
-  std::cout << "driver libraries:    " << c.driver_libraries.size() << " found";
+  std::cout << "driver libraries:    " << c.driver_libraries.size() << " found, "
+            << driver_bound.size() << " outside the system paths (bound into sandboxes)";
   if (!c.driver_library_dirs_unlisted.empty()) {
     std::cout << "; given to workloads in LD_LIBRARY_PATH:";
     for (const auto& d : c.driver_library_dirs_unlisted) std::cout << " " << d;

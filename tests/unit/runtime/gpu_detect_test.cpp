@@ -144,6 +144,21 @@ TEST(DriverLibraries, DiscoveryListsOnlyDriverFilesThatExist) {
   EXPECT_EQ(FindDriverLibraries(), d.files);
 }
 
+TEST(DriverLibraries, OnlyFilesOutsideTheSystemPathsAreBound) {
+  // As on the Ubuntu 24.04 GPU image: the driver under /usr/local/nvidia/lib64 and
+  // absolute links to it in /usr/lib, all visible through the /usr bind already.
+  std::vector<std::string> files = {"/usr/lib/libcuda.so",
+                                    "/usr/local/nvidia/lib64/libcuda.so.1",
+                                    "/opt/nvidia/lib/libnvidia-ml.so.1",
+                                    "/usrx/libcuda.so.1",
+                                    "/lib64/libnvidia-ptxjitcompiler.so.1",
+                                    "/usr"};
+  EXPECT_EQ(PathsOutside(files, {"/usr", "/lib64/", "/etc/ld.so.cache"}),
+            (std::vector<std::string>{"/opt/nvidia/lib/libnvidia-ml.so.1", "/usrx/libcuda.so.1"}));
+  EXPECT_EQ(PathsOutside(files, {}), files);
+  EXPECT_TRUE(PathsOutside(files, {"/"}).empty());
+}
+
 TEST(DriverLibraries, WorkloadEnvironmentGetsUnlistedDirs) {
   std::vector<std::string> env = {"HOME=/work", "PATH=/usr/bin"};
   EXPECT_EQ(WithLibraryDirs(env, {}), env);
