@@ -57,8 +57,10 @@ std::string TxRefusal(size_t index, const base::Hash32& hash, const codec::TxErr
 
 // ---------------------------------------------------------------- open / load
 
-LedgerApp::LedgerApp(state::KvStore& kv, const Genesis& genesis, const AppOptions& options)
-    : m_kv(&kv),
+LedgerApp::LedgerApp(std::unique_ptr<state::ResidentKvStore> kv, const Genesis& genesis,
+                     const AppOptions& options)
+    : m_resident(std::move(kv)),
+      m_kv(m_resident.get()),
       m_genesis(genesis),
       m_genesis_hash(GenesisHash(genesis)),
       m_params(PipelineParamsOf(genesis)),
@@ -67,7 +69,10 @@ LedgerApp::LedgerApp(state::KvStore& kv, const Genesis& genesis, const AppOption
 base::Result<std::unique_ptr<LedgerApp>> LedgerApp::Open(state::KvStore& kv, const Genesis& genesis,
                                                          const AppOptions& options) {
   GPUNET_TRY(ValidateGenesis(genesis));
-  std::unique_ptr<LedgerApp> app(new LedgerApp(kv, genesis, options));
+  auto resident =
+      state::ResidentKvStore::Open(kv, keyspace::AppStateBegin(), keyspace::AppStateEnd());
+  if (!resident) return std::unexpected(resident.error());
+  std::unique_ptr<LedgerApp> app(new LedgerApp(std::move(*resident), genesis, options));
   GPUNET_TRY(app->Load());
   return app;
 }

@@ -1,8 +1,8 @@
 // LedgerApp: the Application (application.h) over a KvStore: the token ledger of
 // design §2 with its block store, state tree and replay.
 //
-// State lives in the KvStore (state/keyspace.h); the authenticated state tree is
-// held in memory and rebuilt from the stored leaves at Open. Block execution runs
+// State lives in the KvStore (state/keyspace.h); the authenticated state tree and
+// the state's values are held in memory too, rebuilt from the store at Open. Block execution runs
 // the pipeline of state/tx_pipeline.h over a StateDb overlay; Commit writes the
 // block, receipts, state changes, tx index and meta in ONE synced KvStore::Commit.
 //
@@ -21,6 +21,7 @@
 #include "ledger/application.h"
 #include "ledger/genesis.h"
 #include "state/kv.h"
+#include "state/resident_kv.h"
 #include "state/smt.h"
 #include "state/tx_pipeline.h"
 
@@ -63,7 +64,8 @@ class LedgerApp final : public Application {
  private:
   struct Executed;  // one executed block, awaiting Commit
 
-  LedgerApp(state::KvStore& kv, const Genesis& genesis, const AppOptions& options);
+  LedgerApp(std::unique_ptr<state::ResidentKvStore> kv, const Genesis& genesis,
+            const AppOptions& options);
   base::Status Load();
   // Executes a proposed block against committed state; accept=false with a reason
   // when the block breaks a rule.
@@ -72,6 +74,9 @@ class LedgerApp final : public Application {
   void TreeToCommitted() const;
   void TreeToPending(const base::Hash32& block_hash) const;
 
+  // The store given to Open, with the application state resident in memory in
+  // front of it (state/resident_kv.h): every read and write goes through here.
+  std::unique_ptr<state::ResidentKvStore> m_resident;
   state::KvStore* m_kv;
   Genesis m_genesis;
   base::Hash32 m_genesis_hash;

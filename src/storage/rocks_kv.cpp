@@ -116,10 +116,9 @@ rocksdb::Options MakeOptions(const RocksKvOptions& options, rocksdb::Env* env) {
   o.max_write_buffer_number = 2;
   o.max_total_wal_size = 4 * static_cast<uint64_t>(options.write_buffer_bytes);
   o.max_open_files = options.max_open_files;
-  // A bloom filter over the memtable's whole keys: most point reads (an account
-  // not written lately) skip the skiplist search and go straight to the files.
-  o.memtable_whole_key_filtering = true;
-  o.memtable_prefix_bloom_size_ratio = 0.05;
+  // No bloom filter over the memtable: the ledger reads application state from
+  // memory (state/resident_kv.h), so the keys read here (blocks, the tx index,
+  // meta) are few, and a filter would cost a cache miss on every key written.
   // Background work: flush + compaction share the few cores of a node.
   o.max_background_jobs = 2;
   o.level_compaction_dynamic_level_bytes = true;  // stable space amplification
