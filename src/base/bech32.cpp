@@ -34,12 +34,14 @@ constexpr std::array<uint32_t, 32> kFold = [] {
   return t;
 }();
 
+uint32_t PolymodStep(uint32_t chk, uint8_t v) {
+  const uint32_t top = chk >> 25;
+  return ((chk & 0x1ffffff) << 5 ^ v) ^ kFold[top];
+}
+
 uint32_t Polymod(const Bytes& values) {
   uint32_t chk = 1;
-  for (uint8_t v : values) {
-    const uint32_t top = chk >> 25;
-    chk = ((chk & 0x1ffffff) << 5 ^ v) ^ kFold[top];
-  }
+  for (uint8_t v : values) chk = PolymodStep(chk, v);
   return chk;
 }
 
@@ -67,14 +69,21 @@ Result<std::string> Bech32Encode(std::string_view hrp, std::span<const uint8_t> 
   }
   if (hrp.size() + 1 + data5.size() + kChecksumLength > kBech32LengthMax)
     return Fail(ErrorCode::kLimitExceeded, "bech32 string would exceed 90 characters");
-  Bytes values = HrpExpand(hrp);
+  // The checksum over HrpExpand(hrp) ++ data5 ++ six zeros, fed as it goes:
+  // no buffer for them (an address is printed in every transfer's events).
+  uint32_t chk = 1;
+  for (char c : hrp) chk = PolymodStep(chk, static_cast<uint8_t>(c) >> 5);
+  chk = PolymodStep(chk, 0);
+  for (char c : hrp) chk = PolymodStep(chk, static_cast<uint8_t>(c) & 31);
   for (uint8_t v : data5) {
     if (v >= 32) return Fail(ErrorCode::kInvalidArgument, "bech32 data value out of range");
-    values.push_back(v);
+    chk = PolymodStep(chk, v);
   }
-  values.insert(values.end(), kChecksumLength, 0);
-  uint32_t mod = Polymod(values) ^ 1;
-  std::string out(hrp);
+  for (size_t i = 0; i < kChecksumLength; ++i) chk = PolymodStep(chk, 0);
+  const uint32_t mod = chk ^ 1;
+  std::string out;
+  out.reserve(hrp.size() + 1 + data5.size() + kChecksumLength);
+  out.append(hrp);
   out.push_back('1');
   for (uint8_t v : data5) out.push_back(kCharset[v]);
   for (size_t i = 0; i < kChecksumLength; ++i) out.push_back(kCharset[(mod >> (5 * (5 - i))) & 31]);

@@ -233,23 +233,32 @@ std::vector<Removed> Mempool::Update(const codec::Block& block,
 
 std::vector<Removed> Mempool::UpdateBlock(const codec::Block& block,
                                           std::vector<base::Hash32> included) {
-  std::set<codec::Address> senders;
-  for (const auto& tx : block.txs) senders.insert(crypto::AddressOf(tx.body.sender));
-  return UpdateImpl(block.header.height, included, &senders);
+  GPUNET_CHECK(included.size() == block.txs.size());
+  return UpdateImpl(block.header.height, included, &block);
 }
 
 std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
-                                         const std::set<codec::Address>* recheck) {
+                                         const codec::Block* block) {
   std::vector<Removed> dropped;
   // Snapshot what to re-check, then check outside the lock (CheckTx reads state).
   std::vector<std::tuple<codec::Address, uint64_t, base::Hash32, base::Bytes>> rest;
+  // The block's senders, whose other txs may now be stale; every sender when
+  // there is no block. A tx this pool holds names its sender; only txs it never
+  // saw need their sender derived from the public key.
+  std::set<codec::Address> senders;
+  const std::set<codec::Address>* recheck = block != nullptr ? &senders : nullptr;
   {
     std::lock_guard lock(m_mutex);
     m_height = height;
-    for (const auto& h : included) {
+    for (size_t i = 0; i < included.size(); ++i) {
+      const base::Hash32& h = included[i];
       auto it = m_by_hash.find(h);
-      if (it == m_by_hash.end()) continue;
+      if (it == m_by_hash.end()) {
+        if (block != nullptr) senders.insert(crypto::AddressOf(block->txs[i].body.sender));
+        continue;
+      }
       const codec::Address sender = it->second;
+      senders.insert(sender);
       for (const auto& [nonce, e] : m_senders.at(sender).queue)
         if (e.hash == h) {
           EraseLocked(sender, nonce);

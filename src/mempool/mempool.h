@@ -114,9 +114,10 @@ class Mempool {
     std::map<uint64_t, Entry> queue;  // by nonce
   };
 
-  // Update's body: re-checks every sender's txs, or only `recheck`'s when given.
+  // Update's body: re-checks every sender's txs, or only the senders of `block`'s txs
+  // (`included` holds their hashes, in block order) when given one.
   std::vector<Removed> UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
-                                  const std::set<codec::Address>* recheck);
+                                  const codec::Block* block);
   // Update after `block`, whose txs have these hashes: re-checks the block's senders.
   std::vector<Removed> UpdateBlock(const codec::Block& block, std::vector<base::Hash32> included);
   // Removes one entry (caller holds the lock).

@@ -354,11 +354,14 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
     AnswerWaiters(s.tx_hash,
                   TxRejected(s.code, "dropped before inclusion: " + s.message, s.tx_hash));
   }
-  const codec::Block& block = prepared.block;
-  GPUNET_TRY_ASSIGN(processed, app->ProcessProposal(ledger::ProcessProposalRequest{block, {}, {}}));
+  // The block moves from request to request: thousands of txs are not copied.
+  ledger::ProcessProposalRequest process{std::move(prepared.block), {}, {}};
+  GPUNET_TRY_ASSIGN(processed, app->ProcessProposal(process));
   if (!processed.accept)
     return Fail(ErrorCode::kInternal, "own proposal rejected: " + processed.reason);
-  GPUNET_TRY_ASSIGN(finalized, app->FinalizeBlock(ledger::FinalizeBlockRequest{block, {}, {}}));
+  ledger::FinalizeBlockRequest finalize{std::move(process.block), {}, {}};
+  GPUNET_TRY_ASSIGN(finalized, app->FinalizeBlock(finalize));
+  const codec::Block& block = finalize.block;
   GPUNET_TRY_ASSIGN(committed, app->Commit());  // synced: from here on it is durable
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
