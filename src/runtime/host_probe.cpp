@@ -28,14 +28,6 @@ namespace {
 
 const char* const kV1Controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", "freezer"};
 
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream in(s);
-  while (std::getline(in, cur, sep)) out.push_back(cur);
-  return out;
-}
-
 bool Exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
@@ -165,12 +157,8 @@ bool IsDriverLibraryName(std::string_view n) {
 
 std::vector<LdCacheEntry> ParseLdconfigOutput(std::string_view text) {
   std::vector<LdCacheEntry> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
+  for (const std::string& text_line : Split(std::string(text), '\n')) {
+    std::string_view line = text_line;
     size_t arrow = line.find(" => ");
     size_t start = line.find_first_not_of(" \t");
     if (arrow == std::string_view::npos || start == std::string_view::npos || start >= arrow)

@@ -15,6 +15,7 @@
 
 #include "base/check.h"
 #include "runtime/nvml.h"
+#include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
 
@@ -97,12 +98,8 @@ base::Status UnmountQuotaFs(const std::string& mountpoint) {
 std::optional<std::pair<std::string, uint32_t>> ParseNvidiaGpuInformation(std::string_view text) {
   std::string uuid;
   std::optional<uint32_t> minor;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
+  for (const std::string& text_line : Split(std::string(text), '\n')) {
+    std::string_view line = text_line;
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
     std::string_view key = line.substr(0, colon);

@@ -9,10 +9,19 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <sstream>
 
 #include "base/check.h"
 
 namespace gpunet::runtime {
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep)) out.push_back(cur);
+  return out;
+}
 
 using base::ErrorCode;
 using base::Fail;

@@ -35,6 +35,9 @@ class UniqueFd {
   int m_fd = -1;
 };
 
+/// The pieces of `s` between separators (a trailing separator adds no empty piece).
+std::vector<std::string> Split(const std::string& s, char sep);
+
 /// An Error of kind kIo carrying strerror(errno_value).
 std::unexpected<base::Error> ErrnoFail(std::string_view what, int errno_value);
 
