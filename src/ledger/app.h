@@ -2,9 +2,10 @@
 // design §2 with its block store, state tree and replay.
 //
 // State lives in the KvStore (state/keyspace.h); the authenticated state tree and
-// the state's values are held in memory too, rebuilt from the store at Open. Block execution runs
-// the pipeline of state/tx_pipeline.h over a StateDb overlay; Commit writes the
-// block, receipts, state changes, tx index and meta in ONE synced KvStore::Commit.
+// the state's values are held in memory too, rebuilt from the store at Open.
+// Block execution runs the pipeline of state/tx_pipeline.h over a StateDb overlay;
+// Commit writes the block, receipts, state changes, tx index and meta in ONE
+// synced KvStore::Commit.
 //
 // Threads: one engine thread calls PrepareProposal / ProcessProposal /
 // FinalizeBlock / Commit; any thread may call Info, CheckTx and Query at the same

@@ -219,7 +219,7 @@ std::vector<Removed> Mempool::Update(const codec::Block& block) {
   std::vector<base::Hash32> hashes;
   hashes.reserve(block.txs.size());
   for (const auto& tx : block.txs) hashes.push_back(codec::TxHash(tx));
-  return UpdateBlock(block, std::move(hashes));
+  return UpdateImpl(block.header.height, hashes, &block);
 }
 
 std::vector<Removed> Mempool::Update(const codec::Block& block,
@@ -228,13 +228,7 @@ std::vector<Removed> Mempool::Update(const codec::Block& block,
   std::vector<base::Hash32> hashes;
   hashes.reserve(receipts.size());
   for (const auto& r : receipts) hashes.push_back(r.tx_hash);
-  return UpdateBlock(block, std::move(hashes));
-}
-
-std::vector<Removed> Mempool::UpdateBlock(const codec::Block& block,
-                                          std::vector<base::Hash32> included) {
-  GPUNET_CHECK(included.size() == block.txs.size());
-  return UpdateImpl(block.header.height, included, &block);
+  return UpdateImpl(block.header.height, hashes, &block);
 }
 
 std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,

@@ -118,8 +118,6 @@ class Mempool {
   // (`included` holds their hashes, in block order) when given one.
   std::vector<Removed> UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
                                   const codec::Block* block);
-  // Update after `block`, whose txs have these hashes: re-checks the block's senders.
-  std::vector<Removed> UpdateBlock(const codec::Block& block, std::vector<base::Hash32> included);
   // Removes one entry (caller holds the lock).
   void EraseLocked(const codec::Address& sender, uint64_t nonce);
 
