@@ -149,7 +149,12 @@ rocksdb::Options MakeOptions(const RocksKvOptions& options, rocksdb::Env* env) {
 
 std::unique_ptr<rocksdb::WriteBatch> ToRocksBatch(const state::WriteBatch& batch,
                                                   std::string* error) {
-  auto out = std::make_unique<rocksdb::WriteBatch>();
+  // Room for every record up front: a block's batch is megabytes, and growing the
+  // buffer by doubling copied it about log2(size) times.
+  size_t bytes = 12;  // the batch header
+  for (const auto& [key, value] : batch.Ops())
+    bytes += 1 + 10 + key.size() + (value ? 10 + value->size() : 0);  // tag, varint lengths
+  auto out = std::make_unique<rocksdb::WriteBatch>(bytes);
   for (const auto& [key, value] : batch.Ops()) {
     rocksdb::Status s = value ? out->Put(ToSlice(key), ToSlice(*value)) : out->Delete(ToSlice(key));
     if (!s.ok()) {
