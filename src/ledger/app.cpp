@@ -6,6 +6,7 @@
 #include "base/limits.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
+#include "codec/merkle.h"
 #include "ledger/block_store.h"
 #include "state/conservation.h"
 #include "state/keyspace.h"
@@ -21,7 +22,12 @@ using base::Fail;
 struct LedgerApp::Executed {
   codec::Block block;
   base::Hash32 block_hash;
+  /// Handed to FinalizeBlock's response (moved: thousands of events); what
+  /// Commit stores are the encodings and hashes below, made once.
   std::vector<codec::Receipt> receipts;
+  bool receipts_taken = false;
+  std::vector<base::Bytes> encoded_receipts;
+  std::vector<base::Hash32> tx_hashes;
   state::WriteBatch state_changes;
   std::vector<state::SmtChange> forward;  ///< committed tree -> tree after the block
   std::vector<state::SmtChange> inverse;  ///< and back
@@ -46,6 +52,21 @@ bool HasValidator(const codec::ValidatorSet& set, const codec::Address& address)
   return std::any_of(set.validators.begin(), set.validators.end(), [&](const codec::Validator& v) {
     return crypto::AddressOf(v.public_key) == address;
   });
+}
+
+/// Encodes the receipts once (the receipts root hashes them, Commit stores them) and
+/// keeps their tx hashes; returns the receipts root.
+base::Hash32 SealReceipts(const std::vector<codec::Receipt>& receipts,
+                          std::vector<base::Bytes>& encoded, std::vector<base::Hash32>& tx_hashes) {
+  encoded.clear();
+  tx_hashes.clear();
+  encoded.reserve(receipts.size());
+  tx_hashes.reserve(receipts.size());
+  for (const auto& r : receipts) {
+    encoded.push_back(codec::EncodeReceipt(r));
+    tx_hashes.push_back(r.tx_hash);
+  }
+  return codec::MerkleRoot(encoded);
 }
 
 std::string TxRefusal(size_t index, const base::Hash32& hash, const codec::TxError& error) {
@@ -192,22 +213,29 @@ AppInfo LedgerApp::Info() const {
 
 CheckTxResponse LedgerApp::CheckTx(base::ByteSpan tx_bytes, CheckTxMode mode) {
   (void)mode;  // both modes run every check; the signature cache makes a recheck cheap
-  CheckTxResponse response;
   auto checked = state::CheckStateless(tx_bytes, m_params, &m_signatures);
   if (!checked) {
+    CheckTxResponse response;
     response.code = checked.error().code;
     response.message = checked.error().message;
     if (auto tx = codec::DecodeTx(tx_bytes)) response.tx_hash = codec::TxHashOfEncoded(tx_bytes);
     return response;
   }
-  const codec::TxBody& body = checked->tx.body;
-  response.tx_hash = checked->hash;
-  response.sender = checked->sender;
+  return RecheckTx(std::make_shared<const state::CheckedTx>(std::move(*checked)));
+}
+
+CheckTxResponse LedgerApp::RecheckTx(std::shared_ptr<const state::CheckedTx> shared) {
+  GPUNET_CHECK(shared != nullptr);
+  const state::CheckedTx& tx = *shared;
+  const codec::TxBody& body = tx.tx.body;
+  CheckTxResponse response;
+  response.tx_hash = tx.hash;
+  response.sender = tx.sender;
   response.nonce = body.nonce;
   response.fee_ugpn = body.fee_ugpn;
-  response.required_fee_ugpn = checked->required_fee_ugpn;
-  response.amount_ugpn = checked->amount_ugpn;
-  response.bytes = checked->encoded_bytes;
+  response.required_fee_ugpn = tx.required_fee_ugpn;
+  response.amount_ugpn = tx.amount_ugpn;
+  response.bytes = tx.encoded_bytes;
   response.msgs = body.msgs.size();
   response.timeout_height = body.timeout_height;
   uint64_t next_height = 0;
@@ -216,22 +244,22 @@ CheckTxResponse LedgerApp::CheckTx(base::ByteSpan tx_bytes, CheckTxMode mode) {
     next_height = m_last_height + 1;
   }
   state::StateDb db(*m_kv);
-  if (auto account = db.GetAccount(checked->sender)) {
-    response.account_nonce = account->nonce;
-    response.account_balance_ugpn = account->balance_ugpn;
-  }
-  auto stateful =
-      state::CheckStateful(db, *checked, next_height, m_params, state::NonceRule::kAllowAhead);
-  if (!stateful) {
+  auto account = db.GetAccount(tx.sender);
+  if (!account) {
     // The store could not be read: not the tx's fault, but it cannot be admitted.
     response.code = codec::TxCode::kMalformed;
-    response.message = "node could not read its state: " + stateful.error().ToString();
+    response.message = "node could not read its state: " + account.error().ToString();
     return response;
   }
-  if (!*stateful) {
-    response.code = stateful->error().code;
-    response.message = stateful->error().message;
+  response.account_nonce = account->nonce;
+  response.account_balance_ugpn = account->balance_ugpn;
+  auto stateful = state::CheckStatefulAgainst(*account, tx, next_height, m_params,
+                                              state::NonceRule::kAllowAhead);
+  if (!stateful) {
+    response.code = stateful.error().code;
+    response.message = stateful.error().message;
   }
+  response.checked = std::move(shared);
   return response;
 }
 
@@ -328,8 +356,23 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   auto executed = std::make_shared<Executed>();
   state::StateDb db(*m_kv);
   const state::BlockContext context{h.height, h.time_ms, h.proposer};
+  const auto full = [&] { return block.txs.size() >= m_genesis.params.block_txs_max; };
+  // Executes one candidate that passed the stateless checks; false when it stays out.
+  const auto include = [&](const state::CheckedTx& checked) -> base::Result<bool> {
+    auto applied =
+        state::ApplyTx(db, checked, context, static_cast<uint32_t>(block.txs.size()), m_params);
+    if (!applied) return std::unexpected(applied.error());
+    if (!*applied) {
+      response.skipped.push_back(
+          SkippedTx{checked.hash, applied->error().code, applied->error().message});
+      return false;
+    }
+    executed->receipts.push_back(std::move(**applied));
+    bytes += checked.encoded_bytes + 4;
+    return true;
+  };
   for (const base::Bytes& candidate : request.txs) {
-    if (block.txs.size() >= m_genesis.params.block_txs_max) break;
+    if (full()) break;
     if (bytes + candidate.size() + 4 > max_bytes) continue;  // stays in the mempool
     auto checked = state::CheckStateless(candidate, m_params, &m_signatures);
     if (!checked) {
@@ -338,27 +381,25 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
       response.skipped.push_back(SkippedTx{hash, checked.error().code, checked.error().message});
       continue;
     }
-    auto applied =
-        state::ApplyTx(db, *checked, context, static_cast<uint32_t>(block.txs.size()), m_params);
-    if (!applied) return std::unexpected(applied.error());
-    if (!*applied) {
-      response.skipped.push_back(
-          SkippedTx{checked->hash, applied->error().code, applied->error().message});
-      continue;
-    }
-    executed->receipts.push_back(std::move(**applied));
-    block.txs.push_back(std::move(checked->tx));
-    bytes += candidate.size() + 4;
+    auto included = include(*checked);
+    if (!included) return std::unexpected(included.error());
+    if (*included) block.txs.push_back(std::move(checked->tx));
+  }
+  for (const auto& checked : request.checked_txs) {
+    GPUNET_CHECK(checked != nullptr);
+    if (full()) break;
+    if (bytes + checked->encoded_bytes + 4 > max_bytes) continue;
+    auto included = include(*checked);
+    if (!included) return std::unexpected(included.error());
+    if (*included) block.txs.push_back(checked->tx);
   }
   // End of block (design §3): market awards -> faults -> expiries, after the txs.
   GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
   // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
-  std::vector<base::Hash32> tx_hashes;
-  tx_hashes.reserve(executed->receipts.size());
-  for (const auto& r : executed->receipts) tx_hashes.push_back(r.tx_hash);
-  h.tx_root = codec::TxRootOfHashes(tx_hashes);
-  h.receipts_root = codec::ReceiptsRoot(executed->receipts);
-  executed->state_changes = db.Changes();
+  h.receipts_root =
+      SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes);
+  h.tx_root = codec::TxRootOfHashes(executed->tx_hashes);
+  executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   {
     std::lock_guard lock(m_mutex);
@@ -420,10 +461,11 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
     if (!*applied) return reject(TxRefusal(i, checked->hash, applied->error()));
     executed->receipts.push_back(std::move(**applied));
   }
-  if (h.receipts_root != codec::ReceiptsRoot(executed->receipts))
+  if (h.receipts_root !=
+      SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes))
     return reject("receipts root does not match execution");
   GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
-  executed->state_changes = db.Changes();
+  executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   executed->block = block;
   executed->block_hash = codec::BlockHash(h);
@@ -477,7 +519,18 @@ base::Result<FinalizeBlockResponse> LedgerApp::FinalizeBlock(const FinalizeBlock
   response.height = m_finalized->block.header.height;
   response.block_hash = hash;
   response.state_root = m_finalized->block.header.state_root;
-  response.receipts = m_finalized->receipts;
+  if (!m_finalized->receipts_taken) {
+    response.receipts = std::move(m_finalized->receipts);
+    m_finalized->receipts_taken = true;
+  } else {
+    // Finalized again before Commit: the receipts were handed out once already.
+    response.receipts.reserve(m_finalized->encoded_receipts.size());
+    for (const auto& encoded : m_finalized->encoded_receipts) {
+      auto receipt = codec::DecodeReceipt(encoded);
+      GPUNET_CHECK(receipt.has_value());  // encoded here, so it decodes
+      response.receipts.push_back(std::move(*receipt));
+    }
+  }
   response.events = m_finalized->events;
   return response;
 }
@@ -495,11 +548,12 @@ base::Result<CommitResponse> LedgerApp::Commit() {
   GPUNET_CHECK(encoded.size() <= m_genesis.params.block_bytes_max);
   batch.Put(keyspace::BlockKey(h.height), std::move(encoded));
   batch.Put(keyspace::BlockHashKey(e.block_hash), keyspace::EncodeU64(h.height));
+  GPUNET_CHECK(e.tx_hashes.size() == e.block.txs.size() &&
+               e.encoded_receipts.size() == e.block.txs.size());
   for (size_t i = 0; i < e.block.txs.size(); ++i) {
     const uint32_t index = static_cast<uint32_t>(i);
-    batch.Put(keyspace::TxHashKey(e.receipts[i].tx_hash),
-              keyspace::EncodeTxLocation({h.height, index}));
-    batch.Put(keyspace::ReceiptKey(h.height, index), codec::EncodeReceipt(e.receipts[i]));
+    batch.Put(keyspace::TxHashKey(e.tx_hashes[i]), keyspace::EncodeTxLocation({h.height, index}));
+    batch.Put(keyspace::ReceiptKey(h.height, index), std::move(e.encoded_receipts[i]));
   }
   batch.Put(keyspace::MetaKey(keyspace::kMetaLastHeight), keyspace::EncodeU64(h.height));
 

@@ -45,6 +45,7 @@ class LedgerApp final : public Application {
 
   AppInfo Info() const override;
   CheckTxResponse CheckTx(base::ByteSpan tx_bytes, CheckTxMode mode) override;
+  CheckTxResponse RecheckTx(std::shared_ptr<const state::CheckedTx> tx) override;
   base::Result<PrepareProposalResponse> PrepareProposal(
       const PrepareProposalRequest& request) override;
   base::Result<ProcessProposalResponse> ProcessProposal(

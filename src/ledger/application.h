@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@
 #include "codec/smt_proof.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
+#include "state/tx_pipeline.h"
 
 namespace gpunet::ledger {
 
@@ -57,6 +59,10 @@ struct CheckTxResponse {
   uint64_t bytes = 0;                 ///< encoded size (block-bytes budget)
   uint64_t msgs = 0;                  ///< message count ("gas" until messages have costs)
   uint64_t timeout_height = 0;        ///< 0 = none; the mempool expires it after this height
+  /// The decoded, signature-checked tx (set when the stateless checks passed): the
+  /// mempool keeps it and hands it to PrepareProposal, which then does not decode,
+  /// hash or look the signature up again.
+  std::shared_ptr<const state::CheckedTx> checked;
   bool Ok() const { return code == codec::TxCode::kOk; }
 };
 
@@ -116,6 +122,9 @@ struct PrepareProposalRequest {
   /// Candidate txs in the mempool's priority order; the app takes a prefix-respecting
   /// subset (skips those now invalid, stops at the block limits).
   std::vector<base::Bytes> txs;
+  /// More candidates, after `txs`: each exactly as this app's CheckTx returned it
+  /// (CheckTxResponse::checked), so not checked statelessly again.
+  std::vector<std::shared_ptr<const state::CheckedTx>> checked_txs;
   /// 0 = the chain's block_bytes_max; otherwise the smaller of both.
   uint64_t max_block_bytes = 0;
   codec::Commit last_commit;  ///< certificate of height - 1 (Commit{} under solo / at 1)
@@ -218,6 +227,10 @@ class Application {
   /// the signature at most once per tx hash (shared with block execution).
   /// Thread-safe. Changes nothing.
   virtual CheckTxResponse CheckTx(base::ByteSpan tx_bytes, CheckTxMode mode) = 0;
+  /// CheckTx's stateful part again, for a pending tx after a block: `tx` is a
+  /// CheckTxResponse::checked of this app, so nothing stateless is redone.
+  /// Thread-safe. Changes nothing.
+  virtual CheckTxResponse RecheckTx(std::shared_ptr<const state::CheckedTx> tx) = 0;
 
   /// Builds and executes the next block. Errors are operational (store unreadable)
   /// or a request that is not for the next height.

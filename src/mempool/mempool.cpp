@@ -38,6 +38,16 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
     return Reject(std::move(r), r.check.code, std::move(message));
   }
   const ledger::CheckTxResponse& c = r.check;
+  // The entry's copy of the bytes is made before the lock, which admission
+  // threads and the engine contend on.
+  Entry e;
+  e.bytes.assign(tx_bytes.begin(), tx_bytes.end());
+  GPUNET_CHECK(c.checked != nullptr);  // set by every CheckTx that passed
+  e.checked = c.checked;
+  e.hash = c.tx_hash;
+  e.nonce = c.nonce;
+  e.fee_ugpn = c.fee_ugpn;
+  e.timeout_height = c.timeout_height;
 
   std::lock_guard lock(m_mutex);
   if (m_by_hash.contains(c.tx_hash))
@@ -148,12 +158,6 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
     m_bytes -= old->second.bytes.size();
     s.queue.erase(old);
   }
-  Entry e;
-  e.bytes.assign(tx_bytes.begin(), tx_bytes.end());
-  e.hash = c.tx_hash;
-  e.nonce = c.nonce;
-  e.fee_ugpn = c.fee_ugpn;
-  e.timeout_height = c.timeout_height;
   e.seq = ++m_seq;
   m_txs += 1;
   m_bytes += e.bytes.size();
@@ -174,7 +178,8 @@ void Mempool::EraseLocked(const codec::Address& sender, uint64_t nonce) {
   if (sit->second.queue.empty()) m_senders.erase(sit);
 }
 
-std::vector<base::Bytes> Mempool::Reap(uint64_t max_bytes, uint64_t max_txs) const {
+template <class Take>
+void Mempool::ReapEach(uint64_t max_bytes, uint64_t max_txs, Take&& take) const {
   std::lock_guard lock(m_mutex);
   // Heads of executable prefixes; highest fee first, then earliest arrival.
   using Head =
@@ -188,19 +193,31 @@ std::vector<base::Bytes> Mempool::Reap(uint64_t max_bytes, uint64_t max_txs) con
     auto it = s.queue.find(s.next_nonce);
     if (it != s.queue.end()) heads.emplace(it->second.fee_ugpn, it->second.seq, &s, it);
   }
-  std::vector<base::Bytes> out;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, taken = 0;
   while (!heads.empty()) {
-    if (max_txs != 0 && out.size() >= max_txs) break;
+    if (max_txs != 0 && taken >= max_txs) break;
     auto [fee, seq, s, it] = heads.top();
     heads.pop();
     if (max_bytes != 0 && bytes + it->second.bytes.size() > max_bytes) continue;  // smaller may fit
     bytes += it->second.bytes.size();
-    out.push_back(it->second.bytes);
+    ++taken;
+    take(it->second);
     auto next = std::next(it);
     if (next != s->queue.end() && next->first == it->first + 1)
       heads.emplace(next->second.fee_ugpn, next->second.seq, s, next);
   }
+}
+
+std::vector<base::Bytes> Mempool::Reap(uint64_t max_bytes, uint64_t max_txs) const {
+  std::vector<base::Bytes> out;
+  ReapEach(max_bytes, max_txs, [&](const Entry& e) { out.push_back(e.bytes); });
+  return out;
+}
+
+std::vector<std::shared_ptr<const state::CheckedTx>> Mempool::ReapChecked(uint64_t max_bytes,
+                                                                          uint64_t max_txs) const {
+  std::vector<std::shared_ptr<const state::CheckedTx>> out;
+  ReapEach(max_bytes, max_txs, [&](const Entry& e) { out.push_back(e.checked); });
   return out;
 }
 
@@ -235,7 +252,9 @@ std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base
                                          const codec::Block* block) {
   std::vector<Removed> dropped;
   // Snapshot what to re-check, then check outside the lock (CheckTx reads state).
-  std::vector<std::tuple<codec::Address, uint64_t, base::Hash32, base::Bytes>> rest;
+  std::vector<
+      std::tuple<codec::Address, uint64_t, base::Hash32, std::shared_ptr<const state::CheckedTx>>>
+      rest;
   // The block's senders, whose other txs may now be stale; every sender when
   // there is no block. A tx this pool holds names its sender; only txs it never
   // saw need their sender derived from the public key.
@@ -271,7 +290,7 @@ std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base
           m_bytes -= e.bytes.size();
           it = sit->second.queue.erase(it);
         } else if (!recheck || recheck->contains(sit->first)) {
-          rest.emplace_back(sit->first, e.nonce, e.hash, e.bytes);
+          rest.emplace_back(sit->first, e.nonce, e.hash, e.checked);
           ++it;
         } else {
           ++it;
@@ -284,9 +303,8 @@ std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base
       std::pair<ledger::CheckTxResponse, std::tuple<codec::Address, uint64_t, base::Hash32>>>
       checked;
   checked.reserve(rest.size());
-  for (auto& [addr, nonce, hash, bytes] : rest)
-    checked.emplace_back(m_app.CheckTx(bytes, ledger::CheckTxMode::kRecheck),
-                         std::make_tuple(addr, nonce, hash));
+  for (auto& [addr, nonce, hash, tx] : rest)
+    checked.emplace_back(m_app.RecheckTx(std::move(tx)), std::make_tuple(addr, nonce, hash));
   std::lock_guard lock(m_mutex);
   for (auto& [c, key] : checked) {
     auto& [addr, nonce, hash] = key;

@@ -13,11 +13,12 @@
 //    sender is evicted, but only for a strictly higher fee) and txs per sender;
 //  - expiry by timeout_height, and Update() after each committed block removes
 //    the included txs and re-checks the rest against the new state
-//    (CheckTxMode::kRecheck).
+//    (Application::RecheckTx: only the stateful checks, on the decoded tx kept).
 // Every rejection carries a TxCode (codec/tx_result.h) and a message saying what to
 // do. Thread-safe: one mutex; CheckTx (signature verification) runs outside it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -77,6 +78,10 @@ class Mempool {
   /// Candidate txs for the next block in priority order, at most max_txs and
   /// max_bytes in total (0 = no limit).
   std::vector<base::Bytes> Reap(uint64_t max_bytes, uint64_t max_txs) const;
+  /// The same txs as Reap, as CheckTx returned them (for
+  /// PrepareProposalRequest::checked_txs): no copy of the bytes, no decoding again.
+  std::vector<std::shared_ptr<const state::CheckedTx>> ReapChecked(uint64_t max_bytes,
+                                                                   uint64_t max_txs) const;
   /// True when at least one tx is executable (its nonce is its sender's next).
   bool HasExecutable() const;
 
@@ -99,10 +104,14 @@ class Mempool {
 
   bool Contains(const base::Hash32& tx_hash) const;
   MempoolStats Stats() const;
+  /// Stats().txs without taking the lock: admission sets a gauge from it for
+  /// every tx, and the lock is what admission threads and the engine contend on.
+  size_t Txs() const { return m_txs.load(std::memory_order_relaxed); }
 
  private:
   struct Entry {
     base::Bytes bytes;
+    std::shared_ptr<const state::CheckedTx> checked;  // CheckTx's, never null
     base::Hash32 hash;
     uint64_t nonce = 0;
     uint64_t fee_ugpn = 0;
@@ -118,6 +127,9 @@ class Mempool {
   // (`included` holds their hashes, in block order) when given one.
   std::vector<Removed> UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
                                   const codec::Block* block);
+  // Reap's walk: calls take(entry) for each tx taken, in block order.
+  template <class Take>
+  void ReapEach(uint64_t max_bytes, uint64_t max_txs, Take&& take) const;
   // Removes one entry (caller holds the lock).
   void EraseLocked(const codec::Address& sender, uint64_t nonce);
 
@@ -127,7 +139,7 @@ class Mempool {
   mutable std::mutex m_mutex;
   std::map<codec::Address, Sender> m_senders;
   std::map<base::Hash32, codec::Address> m_by_hash;
-  size_t m_txs = 0;
+  std::atomic<size_t> m_txs{0};  // changed under m_mutex; Txs() reads it without
   size_t m_bytes = 0;
   uint64_t m_seq = 0;
   uint64_t m_height = 0;  // last committed height seen by Update

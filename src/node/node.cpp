@@ -346,7 +346,8 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
   prep.height = info.last_height + 1;
   prep.time_ms = time_ms;
   prep.proposer = proposer;
-  prep.txs = pool->Reap(info.consensus_params.block_bytes_max, info.consensus_params.block_txs_max);
+  prep.checked_txs =
+      pool->ReapChecked(info.consensus_params.block_bytes_max, info.consensus_params.block_txs_max);
   GPUNET_TRY_ASSIGN(prepared, app->PrepareProposal(prep));
   for (const auto& s : prepared.skipped) {
     if (s.code == codec::TxCode::kOk) continue;  // valid, over the block limits: next block
@@ -539,7 +540,7 @@ mempool::AddResult Node::Impl::Admit(base::ByteSpan tx_bytes) {
   }();
   (void)niced;  // best effort: a failure leaves the thread as it was
   mempool::AddResult added = pool->Add(tx_bytes);
-  m_mempool_txs->Set(static_cast<double>(pool->Stats().txs));
+  m_mempool_txs->Set(static_cast<double>(pool->Txs()));
   for (const auto& ev : added.evicted)
     AnswerWaiters(ev.tx_hash, TxRejected(ev.code, ev.message, ev.tx_hash));
   if (added.Ok() || added.code == codec::TxCode::kAlreadyKnown) {

@@ -9,12 +9,13 @@
 namespace gpunet::state {
 
 base::Result<std::optional<base::Bytes>> StateDb::Get(base::ByteSpan key) const {
-  auto it = m_pending.find(base::Bytes(key.begin(), key.end()));
+  auto it = m_pending.find(key);
   if (it != m_pending.end()) return it->second;
   return m_committed->Get(key);
 }
 
 void StateDb::Record(const base::Bytes& key) {
+  if (m_checkpoints.empty()) return;  // nothing can roll this write back
   auto it = m_pending.find(key);
   if (it == m_pending.end())
     m_journal.push_back(Undo{key, std::nullopt});
@@ -77,8 +78,19 @@ void StateDb::Delete(base::Bytes key) {
   m_pending[std::move(key)] = std::nullopt;
 }
 
+size_t StateDb::Checkpoint() {
+  m_checkpoints.push_back(m_journal.size());
+  return m_journal.size();
+}
+
+void StateDb::Release(size_t checkpoint) {
+  while (!m_checkpoints.empty() && m_checkpoints.back() >= checkpoint) m_checkpoints.pop_back();
+  if (m_checkpoints.empty()) m_journal.clear();
+}
+
 void StateDb::RevertTo(size_t checkpoint) {
   GPUNET_CHECK(checkpoint <= m_journal.size());
+  while (!m_checkpoints.empty() && m_checkpoints.back() > checkpoint) m_checkpoints.pop_back();
   while (m_journal.size() > checkpoint) {
     Undo& undo = m_journal.back();
     if (undo.previous.has_value())
@@ -100,9 +112,16 @@ WriteBatch StateDb::Changes() const {
   return batch;
 }
 
+WriteBatch StateDb::TakeChanges() {
+  WriteBatch batch(std::move(m_pending));
+  Clear();
+  return batch;
+}
+
 void StateDb::Clear() {
   m_pending.clear();
   m_journal.clear();
+  m_checkpoints.clear();
 }
 
 base::Result<codec::Account> StateDb::GetAccount(const codec::Address& address) const {

@@ -35,18 +35,26 @@ class StateDb {
   void Put(base::Bytes key, base::Bytes value);
   void Delete(base::Bytes key);
 
-  /// A point to roll back to. Checkpoints nest: RevertTo(c) also drops every
-  /// checkpoint taken after c.
-  size_t Checkpoint() const { return m_journal.size(); }
-  /// Undoes every Put/Delete made since the checkpoint.
+  /// Opens a point to roll back to. Checkpoints nest. Only writes made while one is
+  /// open are journaled: a block's fees and sends outside any checkpoint cost no
+  /// undo record (a copy of the key and the old value each).
+  size_t Checkpoint();
+  /// Undoes every Put/Delete made since the checkpoint. It stays open; checkpoints
+  /// taken after it are closed.
   void RevertTo(size_t checkpoint);
+  /// Closes the checkpoint and every one taken after it, keeping the writes. With
+  /// none open any more, the journal is dropped.
+  void Release(size_t checkpoint);
 
   /// Every key written in this block with its final value (nullopt = deleted),
   /// ordered by key. Keys written and then restored still appear (with the value
   /// they hold now), which is harmless: committing them writes the same bytes.
-  const std::map<base::Bytes, std::optional<base::Bytes>>& Pending() const { return m_pending; }
+  const KeyOps& Pending() const { return m_pending; }
   /// Pending() as a WriteBatch, ready to be merged into the block's commit batch.
   WriteBatch Changes() const;
+  /// Changes() without the copy: the pending writes move into the batch and this
+  /// overlay is left empty (as after Clear()).
+  WriteBatch TakeChanges();
   /// Forgets every pending write (the block was dropped or committed).
   void Clear();
 
@@ -67,8 +75,9 @@ class StateDb {
   void Record(const base::Bytes& key);
 
   const KvStore* m_committed;
-  std::map<base::Bytes, std::optional<base::Bytes>> m_pending;
+  KeyOps m_pending;
   std::vector<Undo> m_journal;
+  std::vector<size_t> m_checkpoints;  ///< open ones, journal positions, ascending
 };
 
 }  // namespace gpunet::state

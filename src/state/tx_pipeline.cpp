@@ -134,42 +134,38 @@ codec::TxResult<CheckedTx> CheckStateless(const codec::Tx& tx, const PipelinePar
   return CheckStateless(codec::EncodeTx(tx), params, cache);
 }
 
-namespace {
-/// A stage-2 refusal inside the operational Result.
-template <class T>
-base::Result<codec::TxResult<T>> Refuse(TxCode code, std::string message) {
-  return codec::TxResult<T>(std::unexpect, codec::TxError{code, std::move(message)});
-}
-}  // namespace
-
 // ---------------------------------------------------------------- stage 2
 
 base::Result<codec::TxResult<codec::Account>> CheckStateful(const StateDb& db, const CheckedTx& tx,
                                                             uint64_t height,
                                                             const PipelineParams& params,
                                                             NonceRule rule) {
-  const codec::TxBody& body = tx.tx.body;
-  if (body.timeout_height != 0 && height > body.timeout_height)
-    return Refuse<codec::Account>(TxCode::kExpired,
-                                  "timeout height " + std::to_string(body.timeout_height) +
-                                      " is before block height " + std::to_string(height));
   auto account = db.GetAccount(tx.sender);
   if (!account) return std::unexpected(account.error());
-  const uint64_t next = account->nonce;
+  return CheckStatefulAgainst(*account, tx, height, params, rule);
+}
+
+codec::TxResult<codec::Account> CheckStatefulAgainst(const codec::Account& account,
+                                                     const CheckedTx& tx, uint64_t height,
+                                                     const PipelineParams& params, NonceRule rule) {
+  const codec::TxBody& body = tx.tx.body;
+  if (body.timeout_height != 0 && height > body.timeout_height)
+    return TxFail(TxCode::kExpired, "timeout height " + std::to_string(body.timeout_height) +
+                                        " is before block height " + std::to_string(height));
+  const uint64_t next = account.nonce;
   if (body.nonce < next)
-    return Refuse<codec::Account>(TxCode::kStaleNonce, "nonce " + std::to_string(body.nonce) +
-                                                           ", the account's next nonce is " +
-                                                           std::to_string(next));
+    return TxFail(TxCode::kStaleNonce, "nonce " + std::to_string(body.nonce) +
+                                           ", the account's next nonce is " + std::to_string(next));
   uint64_t ahead = rule == NonceRule::kExact ? 0 : params.nonce_ahead_max;
   if (body.nonce - next > ahead)
-    return Refuse<codec::Account>(TxCode::kFutureNonce, "nonce " + std::to_string(body.nonce) +
-                                                            ", the account's next nonce is " +
-                                                            std::to_string(next));
-  if (account->balance_ugpn < body.fee_ugpn)
-    return Refuse<codec::Account>(TxCode::kInsufficientFeeFunds,
-                                  "fee " + std::to_string(body.fee_ugpn) + " ugpn, balance " +
-                                      std::to_string(account->balance_ugpn) + " ugpn");
-  return codec::TxResult<codec::Account>(*account);
+    return TxFail(TxCode::kFutureNonce, "nonce " + std::to_string(body.nonce) +
+                                            ", the account's next nonce is " +
+                                            std::to_string(next));
+  if (account.balance_ugpn < body.fee_ugpn)
+    return TxFail(TxCode::kInsufficientFeeFunds,
+                  "fee " + std::to_string(body.fee_ugpn) + " ugpn, balance " +
+                      std::to_string(account.balance_ugpn) + " ugpn");
+  return account;
 }
 
 // ---------------------------------------------------------------- stage 3
@@ -178,8 +174,9 @@ namespace {
 
 using MsgResult = base::Result<std::optional<codec::TxError>>;
 
-MsgResult ApplySend(StateDb& db, const codec::Address& from, const codec::MsgSend& msg,
-                    std::vector<codec::Event>& events) {
+// `from_text` is `from` in bech32, made once per tx (the fee event has it too).
+MsgResult ApplySend(StateDb& db, const codec::Address& from, const std::string& from_text,
+                    const codec::MsgSend& msg, std::vector<codec::Event>& events) {
   auto sender = db.GetAccount(from);
   if (!sender) return std::unexpected(sender.error());
   if (sender->balance_ugpn < msg.amount_ugpn)
@@ -200,15 +197,16 @@ MsgResult ApplySend(StateDb& db, const codec::Address& from, const codec::MsgSen
   db.PutAccount(msg.to, *recipient);
   events.push_back(codec::Event{"transfer",
                                 {{"amount_ugpn", std::to_string(msg.amount_ugpn)},
-                                 {"from", crypto::AddressToString(from)},
+                                 {"from", from_text},
                                  {"to", crypto::AddressToString(msg.to)}}});
   return std::nullopt;
 }
 
 MsgResult ApplyMsg(StateDb& db, const BlockContext& block, const codec::Address& from,
-                   const codec::Msg& msg, std::vector<codec::Event>& events) {
+                   const std::string& from_text, const codec::Msg& msg,
+                   std::vector<codec::Event>& events) {
   if (const auto* send = std::get_if<codec::MsgSend>(&msg))
-    return ApplySend(db, from, *send, events);
+    return ApplySend(db, from, from_text, *send, events);
   MarketStateStore store(db);
   return market::ApplyMarketMsg(store, market::BlockTime{block.height, block.time_ms}, from, msg,
                                 events);
@@ -251,6 +249,7 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
   }
   PutSupply(db, *supply);
 
+  const std::string sender_text = crypto::AddressToString(tx.sender);
   codec::Receipt receipt;
   receipt.tx_hash = tx.hash;
   receipt.fee_ugpn = body.fee_ugpn;
@@ -259,15 +258,16 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
   receipt.events.push_back(codec::Event{"fee",
                                         {{"burned_ugpn", std::to_string(split.burned_ugpn)},
                                          {"fee_ugpn", std::to_string(body.fee_ugpn)},
-                                         {"payer", crypto::AddressToString(tx.sender)}}});
+                                         {"payer", sender_text}}});
 
   const size_t checkpoint = db.Checkpoint();
   std::vector<codec::Event> events;
   for (size_t i = 0; i < body.msgs.size(); ++i) {
-    auto result = ApplyMsg(db, block, tx.sender, body.msgs[i], events);
+    auto result = ApplyMsg(db, block, tx.sender, sender_text, body.msgs[i], events);
     if (!result) return std::unexpected(result.error());
     if (result->has_value()) {
       db.RevertTo(checkpoint);
+      db.Release(checkpoint);
       GPUNET_CHECK(codec::IsIncludedFailure((*result)->code));
       receipt.code = static_cast<uint16_t>((*result)->code);
       receipt.events.push_back(
@@ -278,6 +278,7 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
       return codec::TxResult<codec::Receipt>(std::move(receipt));
     }
   }
+  db.Release(checkpoint);
   // A receipt holds at most kEventsPerReceiptMax events: a tx whose messages emit
   // more (16 market messages with payouts) keeps the first ones and says so.
   for (auto& e : events) {

@@ -109,6 +109,10 @@ base::Result<codec::TxResult<codec::Account>> CheckStateful(const StateDb& db, c
                                                             uint64_t height,
                                                             const PipelineParams& params,
                                                             NonceRule rule);
+/// Stage 2 against the sender's account as the caller already read it.
+codec::TxResult<codec::Account> CheckStatefulAgainst(const codec::Account& account,
+                                                     const CheckedTx& tx, uint64_t height,
+                                                     const PipelineParams& params, NonceRule rule);
 
 /// Where a tx executes.
 struct BlockContext {

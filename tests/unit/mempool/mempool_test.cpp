@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "codec/encoding.h"
 #include "codec/hashes.h"
 #include "ledger/app.h"
 #include "unit/ledger/ledger_test_util.h"
@@ -93,6 +94,52 @@ TEST_F(Fixture, FeePriorityAcrossSendersPrefixWithinSender) {
   EXPECT_EQ(r[3], a1);
   EXPECT_EQ(pool.Reap(0, 2).size(), 2u);
   EXPECT_EQ(pool.Reap(b0.size() + 1, 0).size(), 1u);
+}
+
+// ReapChecked hands PrepareProposal the txs CheckTx decoded: the same txs in the
+// same order as Reap, the same block from them, and the stateful checks still run.
+TEST_F(Fixture, ReapCheckedBuildsTheBlockReapWould) {
+  Mempool pool(*app);
+  auto a0 = SignedSend(1, 0, TestAddress(5), 1, 2000);
+  auto a1 = SignedSend(1, 1, TestAddress(5), 1, 9000);
+  auto b0 = SignedSend(2, 0, TestAddress(5), 1, 5000);
+  for (auto* t : {&a1, &a0, &b0}) ASSERT_TRUE(pool.Add(*t).Ok());
+  auto bytes = pool.Reap(0, 0);
+  auto checked = pool.ReapChecked(0, 0);
+  ASSERT_EQ(checked.size(), bytes.size());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    ASSERT_NE(checked[i], nullptr);
+    EXPECT_EQ(checked[i]->hash, H(bytes[i])) << i;
+    EXPECT_EQ(codec::EncodeTx(checked[i]->tx), bytes[i]) << i;
+  }
+  EXPECT_EQ(pool.ReapChecked(0, 2).size(), 2u);
+
+  const ledger::AppInfo info = app->Info();
+  ledger::PrepareProposalRequest request;
+  request.height = info.last_height + 1;
+  request.time_ms = info.last_block_time_ms + 1000;
+  request.proposer = TestAddress(0);
+  request.txs = bytes;
+  auto from_bytes = app->PrepareProposal(request);
+  ASSERT_TRUE(from_bytes.has_value()) << from_bytes.error().ToString();
+  request.txs.clear();
+  request.checked_txs = checked;
+  auto from_checked = app->PrepareProposal(request);
+  ASSERT_TRUE(from_checked.has_value()) << from_checked.error().ToString();
+  EXPECT_EQ(from_checked->block, from_bytes->block);
+  EXPECT_EQ(from_checked->block.txs.size(), 3u);
+
+  // Sender 2's nonce 0 is used by another tx first: the checked copy is now stale
+  // and PrepareProposal leaves it out with the stateful code.
+  ledger::testing::RunBlock(*app, {SignedSend(2, 0, TestAddress(6), 1, 6000)});
+  request.height += 1;
+  request.time_ms += 2000;
+  auto stale = app->PrepareProposal(request);
+  ASSERT_TRUE(stale.has_value()) << stale.error().ToString();
+  ASSERT_EQ(stale->skipped.size(), 1u);
+  EXPECT_EQ(stale->skipped[0].tx_hash, H(b0));
+  EXPECT_EQ(stale->skipped[0].code, TxCode::kStaleNonce);
+  EXPECT_EQ(stale->block.txs.size(), 2u);
 }
 
 TEST_F(Fixture, ReplaceByFeeNeedsBump) {

@@ -139,6 +139,26 @@ TEST(FeesTest, RequiredFeeAndSplit) {
   EXPECT_EQ(SplitFee(7, 0).to_proposer_ugpn, 7u);
 }
 
+TEST(StateDbTest, ReleasedCheckpointKeepsItsWrites) {
+  MemoryKvStore kv;
+  StateDb db(kv);
+  size_t first = db.Checkpoint();
+  db.Put({1, 1}, {1});
+  db.Release(first);    // kept for good: nothing open can roll it back
+  db.Put({1, 2}, {2});  // outside any checkpoint
+  size_t second = db.Checkpoint();
+  db.Put({1, 1}, {3});
+  db.Put({1, 3}, {3});
+  db.RevertTo(second);
+  EXPECT_EQ(**db.Get(base::Bytes{1, 1}), base::Bytes{1});
+  EXPECT_EQ(**db.Get(base::Bytes{1, 2}), base::Bytes{2});
+  EXPECT_FALSE(db.Get(base::Bytes{1, 3})->has_value());
+  db.Release(second);
+  WriteBatch taken = db.TakeChanges();
+  EXPECT_EQ(taken.Size(), 2u);
+  EXPECT_TRUE(db.Pending().empty());
+}
+
 TEST(StateDbTest, OverlayCheckpointsAndRevert) {
   MemoryKvStore kv;
   WriteBatch base;
@@ -146,6 +166,7 @@ TEST(StateDbTest, OverlayCheckpointsAndRevert) {
   ASSERT_TRUE(kv.Commit(base));
   StateDb db(kv);
   EXPECT_EQ(**db.Get(base::Bytes{1, 1}), base::Bytes{10});
+  const size_t start = db.Checkpoint();
   db.Put({1, 1}, {11});
   size_t cp = db.Checkpoint();
   db.Put({1, 1}, {12});
@@ -157,7 +178,7 @@ TEST(StateDbTest, OverlayCheckpointsAndRevert) {
   EXPECT_EQ(**db.Get(base::Bytes{1, 1}), base::Bytes{11});
   EXPECT_FALSE(db.Get(base::Bytes{1, 2})->has_value());
   EXPECT_EQ(db.Pending().size(), 1u);
-  db.RevertTo(0);
+  db.RevertTo(start);
   EXPECT_TRUE(db.Pending().empty());
   EXPECT_EQ(**db.Get(base::Bytes{1, 1}), base::Bytes{10});  // committed store untouched
   EXPECT_EQ(**kv.Get(base::Bytes{1, 1}), base::Bytes{10});
