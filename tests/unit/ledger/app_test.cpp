@@ -2,6 +2,7 @@
 // proposals that must be rejected, proofs, limits.
 #include <gtest/gtest.h>
 
+#include "codec/hashes.h"
 #include "codec/smt_proof.h"
 #include "ledger/app.h"
 #include "ledger/block_store.h"
@@ -238,6 +239,33 @@ TEST(AppTest, ProcessProposalRejectsBadBlocksAndKeepsState) {
   EXPECT_EQ(validator.app->Info().state_root, proposer.app->Info().state_root);
   EXPECT_EQ(Dump(validator.kv), Dump(proposer.kv));
   ExpectProvenBalance(*validator.app, TestAddress(33), 50);
+}
+
+// FinalizeBlock hands its receipts out by move; finalized again before Commit it
+// gives the same receipts (decoded back from the encodings Commit stores).
+TEST(AppTest, FinalizeTwiceGivesTheSameReceiptsAndCommitStoresThem) {
+  Fixture f;
+  const AppInfo info = f.app->Info();
+  PrepareProposalRequest prepare;
+  prepare.height = info.last_height + 1;
+  prepare.time_ms = info.last_block_time_ms + 1000;
+  prepare.proposer = TestAddress(0);
+  prepare.txs = {SignedSend(1, 0, TestAddress(7), 5), SignedSend(2, 0, TestAddress(8), 6)};
+  auto prepared = f.app->PrepareProposal(prepare);
+  ASSERT_TRUE(prepared.has_value()) << prepared.error().ToString();
+  const codec::Block block = prepared->block;
+  ASSERT_EQ(block.txs.size(), 2u);
+  auto first = f.app->FinalizeBlock(FinalizeBlockRequest{block, {}, {}});
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  auto second = f.app->FinalizeBlock(FinalizeBlockRequest{block, {}, {}});
+  ASSERT_TRUE(second.has_value()) << second.error().ToString();
+  ASSERT_EQ(first->receipts.size(), 2u);
+  EXPECT_EQ(second->receipts, first->receipts);
+  EXPECT_EQ(codec::ReceiptsRoot(first->receipts), block.header.receipts_root);
+  ASSERT_TRUE(f.app->Commit());
+  auto stored = ReadReceipts(f.kv, block.header.height);
+  ASSERT_TRUE(stored.has_value()) << stored.error().ToString();
+  EXPECT_EQ(*stored, first->receipts);
 }
 
 TEST(AppTest, BlockLimitsAndCallOrderAreEnforced) {
