@@ -271,8 +271,8 @@ int main(int argc, char** argv) {
                                   static_cast<double>(pool_samples.load())
                             : 0.0);
   // Where the time goes, independent of other load on the machine: CPU per
-  // committed transfer against the CPU of one signature check.
-  // The engine's part (execution, state tree, commit) apart from admission's.
+  // committed transfer, the engine thread's part (execution, state tree, commit)
+  // apart from the rest (admission, flushes), against the CPU of one signature check.
   const double per_tx_us = accepted ? 1e6 / static_cast<double>(accepted.load()) : 0.0;
   std::fprintf(
       stderr, "cpu_us_per_transfer=%.1f engine_us=%.1f rest_us=%.1f verify_us=%.1f\n",
