@@ -94,7 +94,11 @@ Hash32 ReceiptsRoot(std::span<const Receipt> receipts) {
   std::vector<base::Bytes> leaves;
   leaves.reserve(receipts.size());
   for (const auto& r : receipts) leaves.push_back(EncodeReceipt(r));
-  return MerkleRoot(leaves);
+  return ReceiptsRootOfEncoded(leaves);
+}
+
+Hash32 ReceiptsRootOfEncoded(std::span<const base::Bytes> encoded_receipts) {
+  return MerkleRoot(encoded_receipts);
 }
 
 base::Bytes VoteSignBytes(const Vote& vote) {

@@ -51,6 +51,9 @@ Hash32 TxRoot(std::span<const Tx> txs);
 Hash32 TxRootOfHashes(std::span<const Hash32> tx_hashes);
 /// MerkleRoot whose leaves are the encoded receipts, in block order.
 Hash32 ReceiptsRoot(std::span<const Receipt> receipts);
+/// The same over receipts already encoded (EncodeReceipt), for a caller that keeps
+/// the encodings.
+Hash32 ReceiptsRootOfEncoded(std::span<const base::Bytes> encoded_receipts);
 
 /// Every field of the vote except the signature, canonically encoded; signed under
 /// Domain::kVote and the chain id.

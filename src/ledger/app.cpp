@@ -6,7 +6,6 @@
 #include "base/limits.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
-#include "codec/merkle.h"
 #include "ledger/block_store.h"
 #include "state/conservation.h"
 #include "state/keyspace.h"
@@ -66,7 +65,7 @@ base::Hash32 SealReceipts(const std::vector<codec::Receipt>& receipts,
     encoded.push_back(codec::EncodeReceipt(r));
     tx_hashes.push_back(r.tx_hash);
   }
-  return codec::MerkleRoot(encoded);
+  return codec::ReceiptsRootOfEncoded(encoded);
 }
 
 std::string TxRefusal(size_t index, const base::Hash32& hash, const codec::TxError& error) {
