@@ -14,11 +14,13 @@
 // sees each key's value before or after a commit, as it would from RocksDB.
 #pragma once
 
+#include <absl/container/flat_hash_set.h>
+#include <absl/hash/hash.h>
+
 #include <array>
 #include <memory>
 #include <mutex>
 #include <string_view>
-#include <unordered_map>
 
 #include "state/kv.h"
 
@@ -46,21 +48,45 @@ class ResidentKvStore final : public KvStore {
   ResidentKvStore(KvStore& durable, base::Bytes begin, base::Bytes end);
   bool Resident(base::ByteSpan key) const;
 
-  // Not noexcept on purpose: libstdc++ then stores each node's hash, so a lookup
-  // walking a bucket compares stored hashes instead of re-hashing every key it
-  // passes (each a cache miss on a table of millions).
-  struct BytesHash {
-    size_t operator()(const base::Bytes& b) const {
-      return std::hash<std::string_view>{}(
-          std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+  // One key and its value in one heap block. A lookup touches the table's
+  // control bytes, the slot and that block: three cache misses on a table of
+  // millions, where std::unordered_map<Bytes, Bytes> took five (bucket, the node
+  // before, the node, the key's bytes, the value's bytes) and cost a fifth of
+  // the engine's CPU under load (docs/node.md).
+  struct Record {
+    mutable base::Bytes data;  ///< the key, then the value; only the value changes
+    uint32_t key_size = 0;
+    base::ByteSpan Key() const { return {data.data(), key_size}; }
+    base::ByteSpan Value() const { return base::ByteSpan(data).subspan(key_size); }
+  };
+  static std::string_view View(base::ByteSpan b) {
+    return {reinterpret_cast<const char*>(b.data()), b.size()};
+  }
+  // Transparent: records are found by a key span, without building a record.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(base::ByteSpan key) const {
+      return absl::Hash<std::string_view>{}(View(key));
+    }
+    size_t operator()(const Record& r) const { return (*this)(r.Key()); }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    static base::ByteSpan K(base::ByteSpan key) { return key; }
+    static base::ByteSpan K(const Record& r) { return r.Key(); }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return View(K(a)) == View(K(b));
     }
   };
   struct Shard {
     mutable std::mutex mutex;
-    std::unordered_map<base::Bytes, base::Bytes, BytesHash> values;
+    absl::flat_hash_set<Record, KeyHash, KeyEq> records;
   };
   static constexpr size_t kShards = 64;  // admission threads rarely meet the engine
-  Shard& ShardOf(const base::Bytes& key) const;
+  Shard& ShardOf(base::ByteSpan key) const;
+  // Sets key's value in memory (the durable store is the caller's business).
+  void Put(base::ByteSpan key, base::ByteSpan value);
 
   KvStore* m_durable;
   const base::Bytes m_begin;
