@@ -36,6 +36,13 @@ struct FixedBytes {
       if (b != 0) return false;
     return true;
   }
+  /// absl::Hash support (found by lookup, so base needs no absl): hash tables of
+  /// hashes and addresses use absl's seeded hash of the bytes, which senders
+  /// cannot grind into one probe chain the way they could a fixed function.
+  template <typename H>
+  friend H AbslHashValue(H h, const FixedBytes& b) {
+    return H::combine_contiguous(std::move(h), b.data.data(), N);
+  }
 };
 
 using Hash32 = FixedBytes<32>;

@@ -1,5 +1,6 @@
 #include "mempool/mempool.h"
 
+#include <algorithm>
 #include <queue>
 #include <tuple>
 
@@ -153,15 +154,14 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
     r.replaced = true;
     r.evicted.push_back(Removed{old->second.hash, TxCode::kReplacementUnderpriced,
                                 "replaced by a higher-fee tx with the same nonce"});
-    m_by_hash.erase(old->second.hash);
-    m_txs -= 1;
-    m_bytes -= old->second.bytes.size();
+    UnindexLocked(c.sender, old->second);
     s.queue.erase(old);
   }
   e.seq = ++m_seq;
   m_txs += 1;
   m_bytes += e.bytes.size();
-  m_by_hash[e.hash] = c.sender;
+  m_by_hash[e.hash] = Where{c.sender, e.nonce};
+  if (e.timeout_height != 0) m_by_timeout.emplace(e.timeout_height, c.sender, e.nonce);
   s.queue.emplace(e.nonce, std::move(e));
   return r;
 }
@@ -171,11 +171,16 @@ void Mempool::EraseLocked(const codec::Address& sender, uint64_t nonce) {
   GPUNET_CHECK(sit != m_senders.end());
   auto it = sit->second.queue.find(nonce);
   GPUNET_CHECK(it != sit->second.queue.end());
-  m_by_hash.erase(it->second.hash);
-  m_txs -= 1;
-  m_bytes -= it->second.bytes.size();
+  UnindexLocked(sender, it->second);
   sit->second.queue.erase(it);
   if (sit->second.queue.empty()) m_senders.erase(sit);
+}
+
+void Mempool::UnindexLocked(const codec::Address& sender, const Entry& e) {
+  m_by_hash.erase(e.hash);
+  if (e.timeout_height != 0) m_by_timeout.erase(std::make_tuple(e.timeout_height, sender, e.nonce));
+  m_txs -= 1;
+  m_bytes -= e.bytes.size();
 }
 
 template <class Take>
@@ -255,48 +260,41 @@ std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base
   std::vector<
       std::tuple<codec::Address, uint64_t, base::Hash32, std::shared_ptr<const state::CheckedTx>>>
       rest;
-  // The block's senders, whose other txs may now be stale; every sender when
-  // there is no block. A tx this pool holds names its sender; only txs it never
-  // saw need their sender derived from the public key.
-  std::set<codec::Address> senders;
-  const std::set<codec::Address>* recheck = block != nullptr ? &senders : nullptr;
   {
     std::lock_guard lock(m_mutex);
     m_height = height;
+    // The block's senders, whose other txs may now be stale. A tx this pool holds
+    // names its sender; only txs it never saw need it derived from the public key.
+    std::vector<codec::Address> senders;
+    senders.reserve(included.size());
     for (size_t i = 0; i < included.size(); ++i) {
-      const base::Hash32& h = included[i];
-      auto it = m_by_hash.find(h);
+      auto it = m_by_hash.find(included[i]);
       if (it == m_by_hash.end()) {
-        if (block != nullptr) senders.insert(crypto::AddressOf(block->txs[i].body.sender));
+        if (block != nullptr) senders.push_back(crypto::AddressOf(block->txs[i].body.sender));
         continue;
       }
-      const codec::Address sender = it->second;
-      senders.insert(sender);
-      for (const auto& [nonce, e] : m_senders.at(sender).queue)
-        if (e.hash == h) {
-          EraseLocked(sender, nonce);
-          break;
-        }
+      const Where where = it->second;
+      senders.push_back(where.sender);
+      EraseLocked(where.sender, where.nonce);
     }
-    for (auto sit = m_senders.begin(); sit != m_senders.end();) {
-      for (auto it = sit->second.queue.begin(); it != sit->second.queue.end();) {
-        const Entry& e = it->second;
-        if (e.timeout_height != 0 && e.timeout_height < height + 1) {
-          dropped.push_back(Removed{e.hash, TxCode::kExpired,
-                                    "expired: timeout_height " + std::to_string(e.timeout_height) +
-                                        " passed without inclusion"});
-          m_by_hash.erase(e.hash);
-          m_txs -= 1;
-          m_bytes -= e.bytes.size();
-          it = sit->second.queue.erase(it);
-        } else if (!recheck || recheck->contains(sit->first)) {
-          rest.emplace_back(sit->first, e.nonce, e.hash, e.checked);
-          ++it;
-        } else {
-          ++it;
-        }
-      }
-      sit = sit->second.queue.empty() ? m_senders.erase(sit) : std::next(sit);
+    // Expiry, for every sender: only the txs it drops are visited.
+    while (!m_by_timeout.empty() && std::get<0>(*m_by_timeout.begin()) < height + 1) {
+      const auto [timeout, sender, nonce] = *m_by_timeout.begin();
+      dropped.push_back(Removed{
+          m_senders.at(sender).queue.at(nonce).hash, TxCode::kExpired,
+          "expired: timeout_height " + std::to_string(timeout) + " passed without inclusion"});
+      EraseLocked(sender, nonce);
+    }
+    const auto take = [&](const codec::Address& addr, const Sender& s) {
+      for (const auto& [nonce, e] : s.queue) rest.emplace_back(addr, e.nonce, e.hash, e.checked);
+    };
+    if (block == nullptr) {
+      for (const auto& [addr, s] : m_senders) take(addr, s);
+    } else {
+      std::sort(senders.begin(), senders.end());
+      senders.erase(std::unique(senders.begin(), senders.end()), senders.end());
+      for (const codec::Address& addr : senders)
+        if (auto sit = m_senders.find(addr); sit != m_senders.end()) take(addr, sit->second);
     }
   }
   std::vector<
@@ -329,14 +327,9 @@ bool Mempool::Remove(const base::Hash32& tx_hash) {
   std::lock_guard lock(m_mutex);
   auto it = m_by_hash.find(tx_hash);
   if (it == m_by_hash.end()) return false;
-  const codec::Address sender = it->second;
-  for (const auto& [nonce, e] : m_senders.at(sender).queue)
-    if (e.hash == tx_hash) {
-      EraseLocked(sender, nonce);
-      return true;
-    }
-  GPUNET_CHECK(false);
-  return false;
+  const Where where = it->second;
+  EraseLocked(where.sender, where.nonce);
+  return true;
 }
 
 bool Mempool::Contains(const base::Hash32& tx_hash) const {

@@ -17,14 +17,14 @@
 // results are operational (the store could not be read): the caller stops.
 #pragma once
 
+#include <absl/container/flat_hash_set.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
-#include <unordered_set>
 
 #include "base/bytes.h"
 #include "base/result.h"
@@ -56,22 +56,14 @@ class SignatureCache {
   size_t Size() const;
 
  private:
-  // A tx hash is uniform: its first 8 bytes are a good hash-table hash, and its
-  // last byte picks a shard. The sets are only probed (never iterated), so their
-  // order cannot leak into any result; a tree of a million hashes cost a cache
-  // miss per level on every lookup. Shards, each with its own lock: the RPC
-  // threads insert and the engine thread probes per tx, and one lock between
-  // them was a queue (the RPC threads run at a lower priority).
-  struct HashOfHash {
-    size_t operator()(const base::Hash32& h) const {
-      uint64_t v;
-      std::memcpy(&v, h.begin(), sizeof v);
-      return static_cast<size_t>(v);
-    }
-  };
+  // Only probed, never iterated, so the sets' order cannot leak into any result.
+  // Flat tables: a tree of a million hashes cost a cache miss per level on every
+  // lookup. Shards, each with its own lock: the RPC threads insert and the engine
+  // thread probes per tx, and one lock between them was a queue (the RPC threads
+  // run at a lower priority).
   struct Shard {
     mutable std::mutex mutex;
-    std::unordered_set<base::Hash32, HashOfHash> set;
+    absl::flat_hash_set<base::Hash32> set;
     std::deque<base::Hash32> order;  ///< oldest first
   };
   static constexpr size_t kShards = 16;

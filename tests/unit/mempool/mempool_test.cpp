@@ -257,6 +257,40 @@ TEST_F(Fixture, BlockUpdateRechecksTheBlocksSendersAndExpiresEveryone) {
   EXPECT_EQ(pool.Stats().txs, 1u);
 }
 
+// A tx that leaves the pool (replaced, removed, included) leaves the expiry index
+// too: a later expiry pass neither drops its successor nor trips on it.
+TEST_F(Fixture, TxsThatLeaveThePoolNoLongerExpire) {
+  Mempool pool(*app);
+  const auto with_timeout = [](uint64_t sender, uint64_t fee, uint64_t timeout) {
+    codec::TxBody body;
+    body.chain_id = "gpunet-test";
+    body.sender = ledger::testing::TestKey(sender).Public();
+    body.nonce = 0;
+    body.fee_ugpn = fee;
+    body.timeout_height = timeout;
+    body.msgs.push_back(codec::MsgSend{TestAddress(2), 1});
+    return codec::EncodeTx(codec::SignTx(body, ledger::testing::TestKey(sender)));
+  };
+  // Sender 1: a tx with timeout 1, replaced by one without a timeout.
+  ASSERT_TRUE(pool.Add(with_timeout(1, 2000, 1)).Ok());
+  auto replacement = with_timeout(1, 3000, 0);
+  ASSERT_TRUE(pool.Add(replacement).replaced);
+  // Sender 3: a tx with timeout 1, removed (as a proposer does with an invalid one).
+  auto removed = with_timeout(3, 2000, 1);
+  ASSERT_TRUE(pool.Add(removed).Ok());
+  ASSERT_TRUE(pool.Remove(H(removed)));
+  // Sender 5: a tx with timeout 1 that the block includes.
+  auto included = with_timeout(5, 2000, 1);
+  ASSERT_TRUE(pool.Add(included).Ok());
+  auto out = RunBlock(*app, {included});
+  ASSERT_EQ(out.block.txs.size(), 1u);
+  EXPECT_TRUE(pool.Update(out.block).empty());
+  RunBlock(*app, {});
+  EXPECT_TRUE(pool.Update(2, {}).empty());  // height 2: every timeout-1 tx would expire
+  EXPECT_TRUE(pool.Contains(H(replacement)));
+  EXPECT_EQ(pool.Stats().txs, 1u);
+}
+
 TEST_F(Fixture, FeesMustBeCoveredAcrossTheQueue) {
   state::MemoryKvStore kv2;
   auto g = ledger::testing::TestGenesis(2, 5000);
