@@ -70,10 +70,11 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
                   "timeout_height " + std::to_string(c.timeout_height) +
                       " has passed (last block " + std::to_string(m_height) + "); sign it again");
 
-  Sender& sender = m_senders[c.sender];
-  // The check's view of committed state is at least as new as what we saw.
-  if (c.account_nonce > sender.next_nonce) sender.next_nonce = c.account_nonce;
-
+  // Nothing changes until every check has passed: a refused tx leaves no trace,
+  // not even an empty queue for its sender.
+  static const Sender kNoSender;
+  const auto found = m_senders.find(c.sender);
+  const Sender& sender = found != m_senders.end() ? found->second : kNoSender;
   auto same = sender.queue.find(c.nonce);
   if (same != sender.queue.end()) {
     const uint64_t old_fee = same->second.fee_ugpn;
@@ -148,7 +149,9 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
         Removed{e.hash, TxCode::kMempoolFull, "evicted from the full mempool by a higher-fee tx"});
     EraseLocked(owner, nonce);
   }
-  Sender& s = m_senders[c.sender];  // EraseLocked never removes this sender (not a victim)
+  Sender& s = m_senders[c.sender];  // (not a victim: eviction skips this sender)
+  // The check's view of committed state is at least as new as what we saw.
+  if (c.account_nonce > s.next_nonce) s.next_nonce = c.account_nonce;
   auto old = s.queue.find(c.nonce);
   if (old != s.queue.end()) {
     r.replaced = true;
@@ -290,6 +293,10 @@ std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base
     };
     if (block == nullptr) {
       for (const auto& [addr, s] : m_senders) take(addr, s);
+      // In sender order, like the block path: the table's order must not show.
+      std::sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) {
+        return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+      });
     } else {
       std::sort(senders.begin(), senders.end());
       senders.erase(std::unique(senders.begin(), senders.end()), senders.end());

@@ -148,7 +148,9 @@ class Mempool {
   const MempoolOptions m_options;
 
   mutable std::mutex m_mutex;
-  std::map<codec::Address, Sender> m_senders;
+  // Hashed, not ordered: every walk over the senders orders what it finds by fee
+  // and arrival (seq, unique), so the table's order never shows.
+  absl::flat_hash_map<codec::Address, Sender> m_senders;
   // Only probed, never iterated: a flat table, not a tree with a cache miss per level.
   absl::flat_hash_map<base::Hash32, Where> m_by_hash;
   // The txs with a timeout_height, soonest first: expiry after a block reads only

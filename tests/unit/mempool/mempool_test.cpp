@@ -291,6 +291,17 @@ TEST_F(Fixture, TxsThatLeaveThePoolNoLongerExpire) {
   EXPECT_EQ(pool.Stats().txs, 1u);
 }
 
+// A refused tx changes nothing, not even by leaving an empty queue for its sender.
+TEST_F(Fixture, RefusedTxLeavesNoSenderBehind) {
+  MempoolOptions o;
+  o.txs_max = 1;
+  Mempool pool(*app, o);
+  ASSERT_TRUE(pool.Add(SignedSend(1, 0, TestAddress(2), 1, 3000)).Ok());
+  EXPECT_EQ(pool.Add(SignedSend(3, 0, TestAddress(2), 1, 2000)).code, TxCode::kMempoolFull);
+  EXPECT_EQ(pool.Stats().senders, 1u);
+  EXPECT_EQ(pool.Stats().txs, 1u);
+}
+
 TEST_F(Fixture, FeesMustBeCoveredAcrossTheQueue) {
   state::MemoryKvStore kv2;
   auto g = ledger::testing::TestGenesis(2, 5000);
