@@ -48,12 +48,14 @@ inline Genesis TestGenesis(uint32_t accounts, uint64_t balance_ugpn = 1'000'000'
 
 inline base::Bytes SignedSend(uint32_t from, uint64_t nonce, const codec::Address& to,
                               uint64_t amount, uint64_t fee = 2000,
-                              const std::string& chain_id = "gpunet-test") {
+                              const std::string& chain_id = "gpunet-test",
+                              uint64_t timeout_height = 0) {
   codec::TxBody body;
   body.chain_id = chain_id;
   body.sender = TestKey(from).Public();
   body.nonce = nonce;
   body.fee_ugpn = fee;
+  body.timeout_height = timeout_height;
   body.msgs.push_back(codec::MsgSend{to, amount});
   return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
 }

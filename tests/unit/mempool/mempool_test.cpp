@@ -199,14 +199,8 @@ TEST_F(Fixture, BytesCapAndSenderCap) {
 
 TEST_F(Fixture, ExpiryAndRecheckAfterBlocks) {
   Mempool pool(*app);
-  codec::TxBody body;
-  body.chain_id = "gpunet-test";
-  body.sender = ledger::testing::TestKey(1).Public();
-  body.nonce = 1;  // waits behind nonce 0, which never comes
-  body.fee_ugpn = 2000;
-  body.timeout_height = 2;
-  body.msgs.push_back(codec::MsgSend{TestAddress(2), 1});
-  auto expiring = codec::EncodeTx(codec::SignTx(body, ledger::testing::TestKey(1)));
+  // Nonce 1 waits behind nonce 0, which never comes; timeout_height 2.
+  auto expiring = SignedSend(1, 1, TestAddress(2), 1, 2000, "gpunet-test", 2);
   ASSERT_TRUE(pool.Add(expiring).Ok());
   // A tx of sender 3 gets included directly (not through the pool): its pending
   // twin with the same nonce becomes stale and is dropped by the re-check.
@@ -236,14 +230,7 @@ TEST_F(Fixture, BlockUpdateRechecksTheBlocksSendersAndExpiresEveryone) {
   auto other = SignedSend(5, 0, TestAddress(2), 1, 2000);
   ASSERT_TRUE(pool.Add(other).Ok());
   // Sender 6's tx expires after height 1 although sender 6 is not in the block.
-  codec::TxBody body;
-  body.chain_id = "gpunet-test";
-  body.sender = ledger::testing::TestKey(6).Public();
-  body.nonce = 0;
-  body.fee_ugpn = 2000;
-  body.timeout_height = 1;
-  body.msgs.push_back(codec::MsgSend{TestAddress(2), 1});
-  auto expiring = codec::EncodeTx(codec::SignTx(body, ledger::testing::TestKey(6)));
+  auto expiring = SignedSend(6, 0, TestAddress(2), 1, 2000, "gpunet-test", 1);
   ASSERT_TRUE(pool.Add(expiring).Ok());
   auto out = RunBlock(*app, {SignedSend(3, 0, TestAddress(4), 1, 2500)});
   ASSERT_EQ(out.block.txs.size(), 1u);
@@ -261,15 +248,8 @@ TEST_F(Fixture, BlockUpdateRechecksTheBlocksSendersAndExpiresEveryone) {
 // too: a later expiry pass neither drops its successor nor trips on it.
 TEST_F(Fixture, TxsThatLeaveThePoolNoLongerExpire) {
   Mempool pool(*app);
-  const auto with_timeout = [](uint64_t sender, uint64_t fee, uint64_t timeout) {
-    codec::TxBody body;
-    body.chain_id = "gpunet-test";
-    body.sender = ledger::testing::TestKey(sender).Public();
-    body.nonce = 0;
-    body.fee_ugpn = fee;
-    body.timeout_height = timeout;
-    body.msgs.push_back(codec::MsgSend{TestAddress(2), 1});
-    return codec::EncodeTx(codec::SignTx(body, ledger::testing::TestKey(sender)));
+  const auto with_timeout = [](uint32_t sender, uint64_t fee, uint64_t timeout) {
+    return SignedSend(sender, 0, TestAddress(2), 1, fee, "gpunet-test", timeout);
   };
   // Sender 1: a tx with timeout 1, replaced by one without a timeout.
   ASSERT_TRUE(pool.Add(with_timeout(1, 2000, 1)).Ok());
