@@ -51,8 +51,8 @@ class ResidentKvStore final : public KvStore {
   // One key and its value in one heap block. A lookup touches the table's
   // control bytes, the slot and that block: three cache misses on a table of
   // millions, where std::unordered_map<Bytes, Bytes> took five (bucket, the node
-  // before, the node, the key's bytes, the value's bytes) and cost a fifth of
-  // the engine's CPU under load (docs/node.md).
+  // before, the node, the key's bytes, the value's bytes) and cost about a
+  // quarter of the engine's CPU under load (docs/build.md, "Hash tables").
   struct Record {
     mutable base::Bytes data;  ///< the key, then the value; only the value changes
     uint32_t key_size = 0;
