@@ -19,25 +19,14 @@ namespace gpunet::base {
 namespace {
 
 namespace fs = std::filesystem;
+using gpunet::testing::FileMode;
+using gpunet::testing::FileText;
 using gpunet::testing::FsCall;
 using gpunet::testing::TempDir;
 using gpunet::testing::TraceFsCalls;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void Put(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
-
-mode_t ModeOf(const std::string& path) {
-  struct stat st {};
-  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
-  return st.st_mode & 07777;
 }
 
 // Names in dir other than `keep`: temporary files left behind.
@@ -63,7 +52,7 @@ TEST(WriteFileAtomic, ModeIsExactUnderAnyUmask) {
       const std::string path =
           dir.Path() + "/f" + std::to_string(mask) + "-" + std::to_string(mode);
       ASSERT_TRUE(WriteFileAtomic(path, "x", {.mode = mode}));
-      EXPECT_EQ(ModeOf(path), mode) << "umask " << mask;
+      EXPECT_EQ(FileMode(path), mode) << "umask " << mask;
     }
   }
 }
@@ -81,8 +70,8 @@ TEST(WriteFileAtomic, TempIsCreatedWithFinalModeThenSyncedRenamedAndDirSynced) {
   });
   ASSERT_TRUE(trace.traced) << "ptrace is not permitted here";
   ASSERT_EQ(trace.exit_code, 0);
-  EXPECT_EQ(Slurp(path), "new secret");
-  EXPECT_EQ(ModeOf(path), 0600u);
+  EXPECT_EQ(FileText(path), "new secret");
+  EXPECT_EQ(FileMode(path), 0600u);
   EXPECT_TRUE(Others(dir.Path(), "secret").empty());
 
   int created = -1, synced = -1, renamed = -1, dir_synced = -1;
@@ -122,8 +111,8 @@ TEST(WriteFileAtomic, SymlinkAtTargetIsRefusedAndItsTargetUntouched) {
     ASSERT_FALSE(w);
     EXPECT_EQ(w.error().code, ErrorCode::kCorrupt);
     EXPECT_NE(w.error().message.find("symbolic link"), std::string::npos) << w.error().message;
-    EXPECT_EQ(Slurp(victim), "victim's bytes");
-    EXPECT_EQ(ModeOf(victim), 0644u);
+    EXPECT_EQ(FileText(victim), "victim's bytes");
+    EXPECT_EQ(FileMode(victim), 0644u);
     EXPECT_TRUE(fs::is_symlink(path));
   }
   // A dangling link is refused as well (rename would replace it; a link there is
@@ -142,12 +131,12 @@ TEST(WriteFileAtomic, FailureBeforeTheRenameLeavesTheOldFileAndNoTemp) {
   auto w = WriteFileAtomic(path, "new config",
                            {.mode = 0644, .before_commit = [&](const std::string& temp) -> Status {
                               seen_temp = temp;
-                              EXPECT_EQ(Slurp(temp), "new config");
+                              EXPECT_EQ(FileText(temp), "new config");
                               return Fail(ErrorCode::kIo, "disk full (injected)");
                             }});
   ASSERT_FALSE(w);
   EXPECT_EQ(w.error().message, "disk full (injected)");
-  EXPECT_EQ(Slurp(path), "old config");
+  EXPECT_EQ(FileText(path), "old config");
   EXPECT_FALSE(seen_temp.empty());
   EXPECT_FALSE(fs::exists(seen_temp));
   EXPECT_TRUE(Others(dir.Path(), "node.json").empty());
@@ -173,13 +162,13 @@ TEST(WriteFileAtomic, KilledBeforeTheRenameLeavesTheOldFileWhole) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  EXPECT_EQ(Slurp(path), "old seed");
+  EXPECT_EQ(FileText(path), "old seed");
   auto left = Others(dir.Path(), "validator.seed");
   ASSERT_EQ(left.size(), 1u);
-  EXPECT_EQ(ModeOf(dir.Path() + "/" + left[0]), 0600u);
+  EXPECT_EQ(FileMode(dir.Path() + "/" + left[0]), 0600u);
   // The next write is not disturbed by the leftover.
   ASSERT_TRUE(WriteFileAtomic(path, "newer seed"));
-  EXPECT_EQ(Slurp(path), "newer seed");
+  EXPECT_EQ(FileText(path), "newer seed");
 }
 
 TEST(WriteFileAtomic, RefuseNeverReplacesAnExistingFile) {
@@ -189,7 +178,7 @@ TEST(WriteFileAtomic, RefuseNeverReplacesAnExistingFile) {
   auto again = WriteFileAtomic(path, "second", {.if_exists = IfExists::kRefuse});
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, ErrorCode::kAlreadyExists);
-  EXPECT_EQ(Slurp(path), "first");
+  EXPECT_EQ(FileText(path), "first");
   EXPECT_TRUE(Others(dir.Path(), "k.json").empty());
 }
 
@@ -230,15 +219,15 @@ TEST(MakeDirectory, ModeIsExactAndExistingDirectoriesAreLeftAlone) {
     Umask um(0);
     ASSERT_TRUE(MakeDirectory(dir.Path() + "/a", 0700));
   }
-  EXPECT_EQ(ModeOf(dir.Path() + "/a"), 0700u);
+  EXPECT_EQ(FileMode(dir.Path() + "/a"), 0700u);
   {
     Umask um(0077);
     ASSERT_TRUE(MakeDirectory(dir.Path() + "/b", 0755));
   }
-  EXPECT_EQ(ModeOf(dir.Path() + "/b"), 0755u);
+  EXPECT_EQ(FileMode(dir.Path() + "/b"), 0755u);
   ::chmod((dir.Path() + "/b").c_str(), 0750);
   ASSERT_TRUE(MakeDirectory(dir.Path() + "/b", 0700));
-  EXPECT_EQ(ModeOf(dir.Path() + "/b"), 0750u);
+  EXPECT_EQ(FileMode(dir.Path() + "/b"), 0750u);
   Put(dir.Path() + "/file", "");
   auto f = MakeDirectory(dir.Path() + "/file", 0700);
   ASSERT_FALSE(f);

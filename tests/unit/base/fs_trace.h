@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -72,101 +73,77 @@ inline mode_t ModeOf(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
 }
 
-// One system call between its entry and exit stops.
+// One watched system call between its entry and exit stops, already in FsCall terms.
 struct Pending {
-  long long nr = -1;
-  unsigned long long args[6] = {};
-  std::string path, path2;
+  bool watched = false;
+  FsCall call{FsCall::Kind::kCreate};
 };
 
-inline void OnEntry(pid_t pid, Pending& p) {
-  auto s = [&](int i) { return ReadString(pid, p.args[i]); };
-  auto fd = [&](int i) { return static_cast<long long>(static_cast<int>(p.args[i])); };
-  switch (p.nr) {
-#ifdef SYS_rename
-    case SYS_rename:
-    case SYS_link:
-      p.path = Resolve(pid, AT_FDCWD, s(0));
-      p.path2 = Resolve(pid, AT_FDCWD, s(1));
-      break;
-    case SYS_chmod:
-    case SYS_mkdir:
-      p.path = Resolve(pid, AT_FDCWD, s(0));
-      break;
-#endif
-    case SYS_renameat:
-    case SYS_renameat2:
-    case SYS_linkat:
-      p.path = Resolve(pid, fd(0), s(1));
-      p.path2 = Resolve(pid, fd(2), s(3));
-      break;
-    case SYS_fchmodat:
-    case SYS_mkdirat:
-      p.path = Resolve(pid, fd(0), s(1));
-      break;
-    case SYS_fsync:
-    case SYS_fdatasync:
-    case SYS_fchmod:
-      p.path = FdPath(pid, fd(0));
-      break;
-    default:
-      break;
-  }
-}
-
-inline void OnExit(pid_t pid, const Pending& p, long long rval, std::vector<FsCall>& out) {
-  if (rval < 0) return;
+inline Pending OnEntry(pid_t pid, long long nr, const uint64_t* args) {
   using K = FsCall::Kind;
-  switch (p.nr) {
-#ifdef SYS_open
+  auto str = [&](int i) { return ReadString(pid, args[i]); };
+  auto fd = [&](int i) { return static_cast<long long>(static_cast<int>(args[i])); };
+  auto at = [&](int dirfd_arg, int path_arg) { return Resolve(pid, fd(dirfd_arg), str(path_arg)); };
+  auto cwd = [&](int path_arg) { return Resolve(pid, AT_FDCWD, str(path_arg)); };
+  Pending p{true};
+  switch (nr) {
+#ifdef SYS_open  // the legacy calls, where the architecture has them
     case SYS_open:
-      if (p.args[1] & O_CREAT) {
-        const std::string path = FdPath(pid, rval);
-        out.push_back({K::kCreate, path, "", ModeOf(path), static_cast<int>(p.args[1])});
-      }
+      p.call = {K::kCreate, "", "", 0, static_cast<int>(args[1])};
       break;
     case SYS_rename:
-      out.push_back({K::kRename, p.path, p.path2});
+      p.call = {K::kRename, cwd(0), cwd(1)};
       break;
     case SYS_link:
-      out.push_back({K::kLink, p.path, p.path2});
+      p.call = {K::kLink, cwd(0), cwd(1)};
       break;
     case SYS_chmod:
-      out.push_back({K::kChmod, p.path, "", static_cast<mode_t>(p.args[1])});
+      p.call = {K::kChmod, cwd(0), "", static_cast<mode_t>(args[1])};
       break;
     case SYS_mkdir:
-      out.push_back({K::kMkdir, p.path, "", ModeOf(p.path)});
+      p.call = {K::kMkdir, cwd(0)};
       break;
 #endif
     case SYS_openat:
-      if (p.args[2] & O_CREAT) {
-        const std::string path = FdPath(pid, rval);
-        out.push_back({K::kCreate, path, "", ModeOf(path), static_cast<int>(p.args[2])});
-      }
+      p.call = {K::kCreate, "", "", 0, static_cast<int>(args[2])};
       break;
     case SYS_renameat:
     case SYS_renameat2:
-      out.push_back({K::kRename, p.path, p.path2});
+      p.call = {K::kRename, at(0, 1), at(2, 3)};
       break;
     case SYS_linkat:
-      out.push_back({K::kLink, p.path, p.path2});
+      p.call = {K::kLink, at(0, 1), at(2, 3)};
+      break;
+    case SYS_fchmodat:
+      p.call = {K::kChmod, at(0, 1), "", static_cast<mode_t>(args[2])};
+      break;
+    case SYS_mkdirat:
+      p.call = {K::kMkdir, at(0, 1)};
       break;
     case SYS_fsync:
     case SYS_fdatasync:
-      out.push_back({K::kSync, p.path});
+      p.call = {K::kSync, FdPath(pid, fd(0))};
       break;
     case SYS_fchmod:
-      out.push_back({K::kChmod, p.path, "", static_cast<mode_t>(p.args[1])});
-      break;
-    case SYS_fchmodat:
-      out.push_back({K::kChmod, p.path, "", static_cast<mode_t>(p.args[2])});
-      break;
-    case SYS_mkdirat:
-      out.push_back({K::kMkdir, p.path, "", ModeOf(p.path)});
+      p.call = {K::kChmod, FdPath(pid, fd(0)), "", static_cast<mode_t>(args[1])};
       break;
     default:
-      break;
+      p.watched = false;
   }
+  return p;
+}
+
+// Completes a watched call that succeeded: a created file's path and its mode at
+// this instant; a made directory's mode.
+inline void OnExit(pid_t pid, Pending p, long long rval, std::vector<FsCall>& out) {
+  using K = FsCall::Kind;
+  if (!p.watched || rval < 0) return;
+  if (p.call.kind == K::kCreate) {
+    if (!(p.call.flags & O_CREAT)) return;
+    p.call.path = FdPath(pid, rval);
+  }
+  if (p.call.kind == K::kCreate || p.call.kind == K::kMkdir) p.call.mode = ModeOf(p.call.path);
+  out.push_back(std::move(p.call));
 }
 
 }  // namespace fs_trace_detail
@@ -213,12 +190,9 @@ inline FsTrace TraceFsCalls(const std::function<int()>& body) {
     __ptrace_syscall_info info{};
     if (::ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info) <= 0) continue;
     if (info.op == PTRACE_SYSCALL_INFO_ENTRY) {
-      pending = d::Pending{};
-      pending.nr = static_cast<long long>(info.entry.nr);
-      for (int i = 0; i < 6; ++i) pending.args[i] = info.entry.args[i];
-      d::OnEntry(pid, pending);
-    } else if (info.op == PTRACE_SYSCALL_INFO_EXIT && pending.nr >= 0) {
-      d::OnExit(pid, pending, info.exit.is_error ? -1 : info.exit.rval, trace.calls);
+      pending = d::OnEntry(pid, static_cast<long long>(info.entry.nr), info.entry.args);
+    } else if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
+      d::OnExit(pid, std::move(pending), info.exit.is_error ? -1 : info.exit.rval, trace.calls);
       pending = d::Pending{};
     }
   }

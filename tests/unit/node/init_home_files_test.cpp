@@ -20,21 +20,10 @@ namespace gpunet::node {
 namespace {
 
 namespace fs = std::filesystem;
+using gpunet::testing::FileMode;
+using gpunet::testing::FileText;
 using gpunet::testing::FsCall;
 using gpunet::testing::TempDir;
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-mode_t ModeOf(const std::string& path) {
-  struct stat st {};
-  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
-  return st.st_mode & 07777;
-}
 
 InitOptions Options(const std::string& home) {
   InitOptions o;
@@ -100,13 +89,13 @@ TEST(InitHomeFiles, UnderUmaskZeroNothingSecretIsEverOpenToOthers) {
   EXPECT_GT(renamed, synced);
   EXPECT_GT(dir_synced, renamed) << "the config directory was not synced after the rename";
 
-  EXPECT_EQ(ModeOf(home), 0700u);
-  EXPECT_EQ(ModeOf(config), 0700u);
-  EXPECT_EQ(ModeOf(home + "/data"), 0700u);
-  EXPECT_EQ(ModeOf(seed), 0600u);
-  EXPECT_EQ(ModeOf(home + "/keys/alice.json"), 0600u);
-  EXPECT_EQ(ModeOf(config + "/genesis.json"), 0644u);
-  EXPECT_EQ(ModeOf(config + "/node.json"), 0644u);
+  EXPECT_EQ(FileMode(home), 0700u);
+  EXPECT_EQ(FileMode(config), 0700u);
+  EXPECT_EQ(FileMode(home + "/data"), 0700u);
+  EXPECT_EQ(FileMode(seed), 0600u);
+  EXPECT_EQ(FileMode(home + "/keys/alice.json"), 0600u);
+  EXPECT_EQ(FileMode(config + "/genesis.json"), 0644u);
+  EXPECT_EQ(FileMode(config + "/node.json"), 0644u);
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(config)) names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
@@ -130,8 +119,8 @@ TEST(InitHomeFiles, LinksPlantedInTheConfigDirectoryAreNeverFollowed) {
   ASSERT_FALSE(r) << "init wrote the validator seed in place of a symbolic link";
   EXPECT_EQ(r.error().code, base::ErrorCode::kCorrupt);
   EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
-  EXPECT_EQ(Slurp(victim), "victim's bytes");
-  EXPECT_EQ(ModeOf(victim), 0644u);
+  EXPECT_EQ(FileText(victim), "victim's bytes");
+  EXPECT_EQ(FileMode(victim), 0644u);
   // Not marked initialised: once the link is gone, init simply runs again.
   EXPECT_FALSE(fs::exists(config + "/genesis.json"));
 
@@ -139,10 +128,10 @@ TEST(InitHomeFiles, LinksPlantedInTheConfigDirectoryAreNeverFollowed) {
   fs::remove(config + "/validator.seed");
   auto again = InitHome(Options(home));
   ASSERT_TRUE(again) << again.error().ToString();
-  EXPECT_EQ(Slurp(victim), "victim's bytes");
+  EXPECT_EQ(FileText(victim), "victim's bytes");
   EXPECT_FALSE(fs::is_symlink(config + "/validator.seed"));
-  EXPECT_EQ(ModeOf(config + "/validator.seed"), 0600u);
-  EXPECT_EQ(Slurp(config + "/validator.seed").size(), 65u);
+  EXPECT_EQ(FileMode(config + "/validator.seed"), 0600u);
+  EXPECT_EQ(FileText(config + "/validator.seed").size(), 65u);
 }
 
 TEST(InitHomeFiles, NodeRefusesASymlinkedValidatorSeed) {
