@@ -1,15 +1,11 @@
 #include "crypto/keyfile.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
+#include "base/file_util.h"
 #include "crypto/sodium_init.h"
 
 namespace gpunet::crypto {
@@ -193,21 +189,6 @@ base::Result<Parsed> Parse(std::string_view text, std::string_view where) {
   return p;
 }
 
-base::Status FsyncDirOf(const std::string& path) {
-  std::string dir =
-      path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
-  if (dir.empty()) dir = ".";
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return Fail(ErrorCode::kIo, "cannot open directory " + dir + ": " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0)
-    return Fail(ErrorCode::kIo, "cannot sync directory " + dir + ": " + std::strerror(err));
-  return base::Ok();
-}
-
 }  // namespace
 
 KdfParams KdfParams::Interactive() {
@@ -283,34 +264,19 @@ base::Result<Seed> DecryptKeyFile(std::string_view text, std::string_view passph
 }
 
 base::Result<std::string> ReadKeyFileText(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) return Fail(ErrorCode::kNotFound, "no key file " + path);
-    if (err == ELOOP)
-      return Fail(ErrorCode::kCorrupt, Where(path) + " is a symbolic link; refusing to follow it");
-    return Fail(ErrorCode::kIo, "cannot open " + path + ": " + std::strerror(err));
-  }
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return Fail(ErrorCode::kIo, "cannot read " + path + ": " + std::strerror(err));
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kKeyFileBytesMax) {
-      ::close(fd);
+  auto text = base::ReadFileNoFollow(path, kKeyFileBytesMax);
+  if (text) return text;
+  switch (text.error().code) {
+    case ErrorCode::kNotFound:
+      return Fail(ErrorCode::kNotFound, "no key file " + path);
+    case ErrorCode::kLimitExceeded:
       return std::unexpected(
           Corrupt(path, "larger than " + std::to_string(kKeyFileBytesMax) + " bytes"));
-    }
+    case ErrorCode::kCorrupt:
+      return Fail(ErrorCode::kCorrupt, "key file " + text.error().message);
+    default:
+      return std::unexpected(text.error());
   }
-  ::close(fd);
-  return text;
 }
 
 base::Result<KeyFileInfo> ReadKeyFileInfo(const std::string& path) {
@@ -341,37 +307,8 @@ base::Status WriteKeyFile(const std::string& path, const Seed& seed, std::string
     return Fail(ErrorCode::kInvalidArgument, "the passphrase must not be empty");
   auto sealed = EncryptKeyFile(seed, passphrase, kdf);
   if (!sealed) return std::unexpected(sealed.error());
-  const std::string& text = *sealed;
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Fail(ErrorCode::kIo, "cannot create " + tmp + ": " + std::strerror(errno));
-  // The umask can only remove bits, but make the mode explicit anyway.
-  bool ok = ::fchmod(fd, 0600) == 0;
-  size_t off = 0;
-  while (ok && off < text.size()) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      ok = false;
-    else
-      off += static_cast<size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return Fail(ErrorCode::kIo, "cannot write " + tmp + ": " + std::strerror(err));
-  }
-  // link() fails with EEXIST rather than replacing: an existing key is never lost.
-  if (::link(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(tmp.c_str());
-    if (err == EEXIST) return Fail(ErrorCode::kAlreadyExists, path + " already exists");
-    return Fail(ErrorCode::kIo, "cannot create " + path + ": " + std::strerror(err));
-  }
-  ::unlink(tmp.c_str());
-  return FsyncDirOf(path);
+  // Never replaces an existing file (link(), not rename()): an existing key is never lost.
+  return base::WriteFileAtomic(path, *sealed, {.mode = 0600, .if_exists = base::IfExists::kRefuse});
 }
 
 }  // namespace gpunet::crypto

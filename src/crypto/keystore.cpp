@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "base/file_util.h"
 #include "crypto/mnemonic.h"
 
 namespace gpunet::crypto {
@@ -19,16 +20,6 @@ using base::ErrorCode;
 using base::Fail;
 
 constexpr std::string_view kSuffix = ".json";
-
-base::Status MakeDir0700(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0700) == 0) return base::Ok();
-  if (errno != EEXIST)
-    return Fail(ErrorCode::kIo, "cannot create directory " + dir + ": " + std::strerror(errno));
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return Fail(ErrorCode::kIo, dir + " exists and is not a directory");
-  return base::Ok();
-}
 
 }  // namespace
 
@@ -59,8 +50,8 @@ base::Status Keystore::EnsureDir() const {
   // The home may not exist yet either; create it (0700) but leave an existing
   // one alone. The keys directory itself is always tightened to 0700.
   std::string parent = m_dir.substr(0, m_dir.find_last_of('/'));
-  if (!parent.empty() && parent != m_dir) GPUNET_TRY(MakeDir0700(parent));
-  GPUNET_TRY(MakeDir0700(m_dir));
+  if (!parent.empty() && parent != m_dir) GPUNET_TRY(base::MakeDirectory(parent, 0700));
+  GPUNET_TRY(base::MakeDirectory(m_dir, 0700));
   if (::chmod(m_dir.c_str(), 0700) != 0)
     return Fail(ErrorCode::kIo, "cannot set mode 0700 on " + m_dir + ": " + std::strerror(errno));
   return base::Ok();

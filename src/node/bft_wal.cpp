@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "base/check.h"
+#include "base/file_util.h"
 
 namespace gpunet::node {
 
@@ -17,20 +18,11 @@ using base::Fail;
 
 namespace {
 
+// A sign guard record is about 200 bytes; anything much larger is not one.
+constexpr size_t kGuardFileBytesMax = 64 * 1024;
+
 base::Error Errno(const std::string& what) {
   return base::Error{ErrorCode::kIo, what + ": " + std::strerror(errno)};
-}
-
-/// fsync of the directory holding `path`, so a create or rename in it is durable.
-base::Status SyncParentDir(const std::string& path) {
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  const std::string dir = parent.empty() ? std::string(1, '.') : parent.string();
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return std::unexpected(Errno("cannot open directory " + dir));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return std::unexpected(Errno("cannot sync directory " + dir));
-  return base::Ok();
 }
 
 base::Status WriteAll(int fd, base::ByteSpan bytes, uint64_t offset, const std::string& path) {
@@ -67,7 +59,10 @@ base::Result<base::Bytes> ReadWholeFd(int fd, const std::string& path) {
 
 base::Result<std::unique_ptr<FileWalDisk>> FileWalDisk::Open(const std::string& path) {
   const bool existed = std::filesystem::exists(path);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0 && errno == ELOOP)
+    return Fail(ErrorCode::kCorrupt,
+                "the consensus WAL " + path + " is a symbolic link; refusing to follow it");
   if (fd < 0) return std::unexpected(Errno("cannot open the consensus WAL " + path));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -75,7 +70,7 @@ base::Result<std::unique_ptr<FileWalDisk>> FileWalDisk::Open(const std::string& 
     return std::unexpected(Errno("cannot stat " + path));
   }
   std::unique_ptr<FileWalDisk> disk(new FileWalDisk(fd, path, static_cast<uint64_t>(st.st_size)));
-  if (!existed) GPUNET_TRY(SyncParentDir(path));
+  if (!existed) GPUNET_TRY(base::SyncDirectoryOf(path));
   return disk;
 }
 
@@ -108,28 +103,18 @@ base::Status FileWalDisk::Truncate(uint64_t size) {
 // ---------------------------------------------------------------- FileGuardDisk
 
 base::Result<std::optional<base::Bytes>> FileGuardDisk::Load() {
-  int fd = ::open(m_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::optional<base::Bytes>();
-    return std::unexpected(Errno("cannot open the signing guard " + m_path));
+  auto text = base::ReadFileNoFollow(m_path, kGuardFileBytesMax);
+  if (!text) {
+    if (text.error().code == ErrorCode::kNotFound) return std::optional<base::Bytes>();
+    return base::Wrap(text.error(), "the signing guard");
   }
-  auto bytes = ReadWholeFd(fd, m_path);
-  ::close(fd);
-  if (!bytes) return std::unexpected(bytes.error());
-  return std::optional<base::Bytes>(std::move(*bytes));
+  return std::optional<base::Bytes>(base::Bytes(text->begin(), text->end()));
 }
 
 base::Status FileGuardDisk::Store(base::ByteSpan bytes) {
-  const std::string tmp = m_path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return std::unexpected(Errno("cannot create " + tmp));
-  auto written = WriteAll(fd, bytes, 0, tmp);
-  if (written && ::fsync(fd) != 0) written = std::unexpected(Errno("cannot sync " + tmp));
-  ::close(fd);
-  if (!written) return written;
-  if (::rename(tmp.c_str(), m_path.c_str()) != 0)
-    return std::unexpected(Errno("cannot rename " + tmp + " over " + m_path));
-  return SyncParentDir(m_path);
+  return base::WriteFileAtomic(
+      m_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+      {.mode = 0600});
 }
 
 // ---------------------------------------------------------------- BftWal

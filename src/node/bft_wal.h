@@ -76,8 +76,8 @@ class FileWalDisk final : public WalDisk {
   uint64_t m_size;  ///< where the next append goes
 };
 
-/// GuardDisk over a real file: write <path>.tmp, fsync, rename over <path>, fsync
-/// the directory.
+/// GuardDisk over a real file, written with base::WriteFileAtomic (0600, whole or
+/// not at all, directory synced) and read without following links.
 class FileGuardDisk final : public GuardDisk {
  public:
   explicit FileGuardDisk(std::string path) : m_path(std::move(path)) {}

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
+#include "base/file_util.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
 #include "codec/smt_proof.h"
@@ -60,6 +61,8 @@ constexpr const char* kNodeVersion = "gpunet 0.1.0";
 // The niceness of threads that admit txs (Node::Impl::Admit), relative to 0 for
 // the engine thread.
 constexpr int kAdmissionNice = 10;
+// validator.seed is 64 hex characters and a newline; anything much larger is not one.
+constexpr size_t kValidatorSeedFileBytesMax = 4096;
 
 uint64_t WallMs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -73,22 +76,6 @@ base::Result<std::string> ReadFile(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-base::Status WriteFile(const std::string& path, const std::string& text, mode_t mode) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Fail(ErrorCode::kIo, "cannot write " + tmp);
-    out << text;
-    out.flush();
-    if (!out) return Fail(ErrorCode::kIo, "cannot write " + tmp);
-  }
-  ::chmod(tmp.c_str(), mode);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Fail(ErrorCode::kIo, "cannot rename " + tmp + ": " + ec.message());
-  return base::Ok();
 }
 
 base::Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text) {
@@ -232,10 +219,18 @@ base::Result<InitResult> InitHome(const InitOptions& o) {
                                                " already exists: this home is initialised; "
                                                "start it with `gpunet node --home " +
                                                o.home + "` or pick another --home");
-  std::error_code ec;
-  fs::create_directories(config_dir, ec);
-  if (ec) return Fail(ErrorCode::kIo, "cannot create " + config_dir + ": " + ec.message());
-  fs::create_directories(o.home + "/data", ec);
+  // The home and its folders are the operator's alone, 0700 whatever the umask:
+  // under umask 0, create_directories would let anyone swap the validator seed.
+  std::string home = o.home;
+  while (home.size() > 1 && home.back() == '/') home.pop_back();
+  if (const fs::path parent = fs::path(home).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec) return Fail(ErrorCode::kIo, "cannot create " + parent.string() + ": " + ec.message());
+  }
+  GPUNET_TRY(base::MakeDirectory(home, 0700));
+  GPUNET_TRY(base::MakeDirectory(config_dir, 0700));
+  GPUNET_TRY(base::MakeDirectory(o.home + "/data", 0700));
 
   NodeConfig nc;
   GPUNET_TRY_ASSIGN(hp, ParseHostPort(o.rpc));
@@ -252,6 +247,10 @@ base::Result<InitResult> InitHome(const InitOptions& o) {
   crypto::KeyPair validator = crypto::KeyPair::Generate();
   out.validator_public_key = validator.Public();
   g.validators.validators.push_back(codec::Validator{validator.Public(), 10});
+  // The seed first and genesis.json last (its presence marks the home initialised):
+  // a refused seed leaves nothing behind, and `gpunet init` can simply run again.
+  GPUNET_TRY(base::WriteFileAtomic(config_dir + "/validator.seed",
+                                   base::ToHex(validator.SeedBytes()) + "\n", {.mode = 0600}));
 
   if (!o.keys.empty() && o.key_passphrase.empty())
     return Fail(ErrorCode::kInvalidArgument, "funded keys need a passphrase to seal their files");
@@ -270,10 +269,8 @@ base::Result<InitResult> InitHome(const InitOptions& o) {
   std::sort(g.accounts.begin(), g.accounts.end(),
             [](const auto& a, const auto& b) { return a.address < b.address; });
   GPUNET_TRY(ledger::ValidateGenesis(g));
-  GPUNET_TRY(WriteFile(out.genesis_path, ledger::GenesisToJson(g), 0644));
-  GPUNET_TRY(
-      WriteFile(config_dir + "/validator.seed", base::ToHex(validator.SeedBytes()) + "\n", 0600));
-  GPUNET_TRY(WriteFile(out.node_config_path, NodeConfigToJson(nc), 0644));
+  GPUNET_TRY(base::WriteFileAtomic(out.node_config_path, NodeConfigToJson(nc), {.mode = 0644}));
+  GPUNET_TRY(base::WriteFileAtomic(out.genesis_path, ledger::GenesisToJson(g), {.mode = 0644}));
   return out;
 }
 
@@ -777,7 +774,8 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   }
   if (options.block_interval_ms) impl->config.block_interval_ms = *options.block_interval_ms;
   if (impl->config.block_interval_ms == 0) impl->config.block_interval_ms = 1;
-  GPUNET_TRY_ASSIGN(seed_text, ReadFile(options.home + "/config/validator.seed"));
+  GPUNET_TRY_ASSIGN(seed_text, base::ReadFileNoFollow(options.home + "/config/validator.seed",
+                                                      kValidatorSeedFileBytesMax));
   while (!seed_text.empty() && (seed_text.back() == '\n' || seed_text.back() == ' '))
     seed_text.pop_back();
   GPUNET_TRY_ASSIGN(seed, base::FixedFromHex<32>(seed_text));

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "base/check.h"
+#include "base/file_util.h"
 
 namespace gpunet::runtime {
 
@@ -78,15 +79,7 @@ base::Status WriteStringToFile(const std::string& path, std::string_view data, m
 }
 
 base::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd.Valid()) return ErrnoFail("open " + tmp, errno);
-    GPUNET_TRY(WriteAll(fd.Get(), data, tmp));
-    if (::fsync(fd.Get()) != 0) return ErrnoFail("fsync " + tmp, errno);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoFail("rename " + tmp, errno);
-  return base::Ok();
+  return base::WriteFileAtomic(path, data, {.mode = mode});
 }
 
 std::string FindProgram(const std::string& name) {

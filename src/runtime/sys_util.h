@@ -44,7 +44,8 @@ std::unexpected<base::Error> ErrnoFail(std::string_view what, int errno_value);
 base::Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 1 << 20);
 /// Writes `data` to `path` (O_TRUNC, mode), used for cgroup control files too.
 base::Status WriteStringToFile(const std::string& path, std::string_view data, mode_t mode = 0644);
-/// Writes to path.tmp, fsyncs and renames over path: readers see the old or the new file.
+/// base::WriteFileAtomic with `mode`: readers see the old or the new file, a link at
+/// path is refused, and the file has exactly `mode` from its first instant.
 base::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
 
 /// Finds an executable by name in a fixed system PATH (never the caller's PATH).

@@ -1,10 +1,14 @@
-// A fresh temporary directory per test, removed afterwards.
+// A fresh temporary directory per test, removed afterwards, and two ways to look
+// at the files in it.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace gpunet::testing {
@@ -28,5 +32,20 @@ class TempDir {
  private:
   std::string m_path;
 };
+
+/// The whole contents of a file ("" when it cannot be read).
+inline std::string FileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// The permission bits of path itself (a link is not followed).
+inline mode_t FileMode(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
 
 }  // namespace gpunet::testing

@@ -177,6 +177,31 @@ TEST_F(WalDir, GuardFileIsReplacedWholeAndSurvivesReopen) {
   EXPECT_EQ(fs::status(Path("sign_guard")).permissions() & fs::perms::others_read, fs::perms::none);
 }
 
+// A link where the guard or the WAL should be is refused, read or write, and
+// whatever it points at is left alone: a validator must not sign from, or write
+// its double-sign guard into, a file someone else chose.
+TEST_F(WalDir, GuardAndWalAreNeverReadOrWrittenThroughALink) {
+  const std::string victim = Path("victim");
+  std::ofstream(victim) << "victim's bytes";
+  fs::create_symlink(victim, Path("sign_guard"));
+  FileGuardDisk guard(Path("sign_guard"));
+  auto loaded = guard.Load();
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, base::ErrorCode::kCorrupt);
+  auto stored = guard.Store(Rec("height 9"));
+  ASSERT_FALSE(stored);
+  EXPECT_EQ(stored.error().code, base::ErrorCode::kCorrupt);
+  EXPECT_TRUE(fs::is_symlink(Path("sign_guard")));
+
+  fs::create_symlink(victim, Path("bft.wal"));
+  auto disk = FileWalDisk::Open(Path("bft.wal"));
+  ASSERT_FALSE(disk);
+  EXPECT_EQ(disk.error().code, base::ErrorCode::kCorrupt);
+  std::ifstream in(victim);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "victim's bytes");
+}
+
 TEST_F(WalDir, GuardInAMissingDirectoryIsAnIoError) {
   FileGuardDisk guard(Path("no/such/sign_guard"));
   auto stored = guard.Store(Rec("x"));

@@ -1,0 +1,197 @@
+#include "base/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "base/check.h"
+
+namespace gpunet::base {
+namespace {
+
+// How often a fresh temporary name is tried before giving up: a clash needs
+// someone to have guessed 64 random bits, so more than one retry means a bug or
+// an attack, and both deserve an error rather than a loop.
+constexpr int kTempNameAttempts = 8;
+
+Error Errno(int err, const std::string& what) {
+  return Error{ErrorCode::kIo, what + ": " + std::strerror(err)};
+}
+
+// The directory part of path ("." for a bare name, "/" for a file in the root).
+std::string DirOf(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// "<dir>/.<name>.tmp-<16 hex>": beside the target (a rename cannot cross
+// file systems), hidden, and unguessable.
+std::string TempNameFor(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  std::random_device rd;
+  const uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  char suffix[17];
+  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(r));
+  return dir + "." + name + ".tmp-" + suffix;
+}
+
+Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected(Errno(errno, "cannot write " + path));
+    GPUNET_CHECK(n > 0);
+    done += static_cast<size_t>(n);
+  }
+  return Ok();
+}
+
+// Creates the temporary file: its final mode from the first instant (the umask
+// can only take bits away, and the fchmod gives them back).
+Result<int> CreateTemp(const std::string& path, mode_t mode, std::string& temp) {
+  for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
+    temp = TempNameFor(path);
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) return std::unexpected(Errno(errno, "cannot create " + temp));
+    if (::fchmod(fd, mode) != 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(temp.c_str());
+      return std::unexpected(Errno(err, "cannot set the mode of " + temp));
+    }
+    return fd;
+  }
+  return Fail(ErrorCode::kIo, "cannot create a temporary file beside " + path +
+                                  ": every name tried was taken (is something racing us?)");
+}
+
+// Writes and syncs the temporary file; closes fd in every case.
+Status FillTemp(int fd, const std::string& temp, std::string_view bytes) {
+  Status s = WriteAll(fd, bytes, temp);
+  if (s && ::fsync(fd) != 0) s = std::unexpected(Errno(errno, "cannot sync " + temp));
+  if (::close(fd) != 0 && s) s = std::unexpected(Errno(errno, "cannot close " + temp));
+  return s;
+}
+
+Status MoveIntoPlace(const std::string& temp, const std::string& path, IfExists if_exists) {
+  if (if_exists == IfExists::kReplace) {
+    if (::rename(temp.c_str(), path.c_str()) != 0)
+      return std::unexpected(Errno(errno, "cannot rename " + temp + " to " + path));
+    return Ok();
+  }
+  // link() fails with EEXIST rather than replacing: an existing file is never lost.
+  if (::link(temp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    if (err == EEXIST) return Fail(ErrorCode::kAlreadyExists, path + " already exists");
+    return std::unexpected(Errno(err, "cannot create " + path));
+  }
+  ::unlink(temp.c_str());
+  return Ok();
+}
+
+}  // namespace
+
+Status WriteFileAtomic(const std::string& path, std::string_view bytes,
+                       const AtomicWriteOptions& options) {
+  GPUNET_CHECK(!path.empty() && path.back() != '/');
+  GPUNET_CHECK((options.mode & ~mode_t{07777}) == 0);
+  // rename() would replace a link rather than follow it, but a link where one of
+  // our files should be means someone else has been in the directory: refuse.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+    return Fail(ErrorCode::kCorrupt, path +
+                                         " is a symbolic link; refusing to write through it "
+                                         "(remove the link, or name the real file)");
+  std::string temp;
+  auto fd = CreateTemp(path, options.mode, temp);
+  if (!fd) return std::unexpected(fd.error());
+  Status s = FillTemp(*fd, temp, bytes);
+  if (s && options.before_commit) s = options.before_commit(temp);
+  if (s) s = MoveIntoPlace(temp, path, options.if_exists);
+  if (!s) {
+    ::unlink(temp.c_str());
+    return s;
+  }
+  return SyncDirectoryOf(path);
+}
+
+Result<std::string> ReadFileNoFollow(const std::string& path, size_t bytes_max) {
+  // O_NONBLOCK: a FIFO planted at path must not hang the open; regular files ignore it.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return Fail(ErrorCode::kNotFound, "no file " + path);
+    if (err == ELOOP)
+      return Fail(ErrorCode::kCorrupt, path + " is a symbolic link; refusing to follow it");
+    return std::unexpected(Errno(err, "cannot open " + path));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Fail(ErrorCode::kCorrupt, path + " is not a regular file");
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return std::unexpected(Errno(err, "cannot read " + path));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > bytes_max) {
+      ::close(fd);
+      return Fail(ErrorCode::kLimitExceeded,
+                  path + " is larger than " + std::to_string(bytes_max) + " bytes");
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
+Status SyncDirectoryOf(const std::string& path) {
+  const std::string dir = DirOf(path);
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return std::unexpected(Errno(errno, "cannot open directory " + dir));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return std::unexpected(Errno(err, "cannot sync directory " + dir));
+  return Ok();
+}
+
+Status MakeDirectory(const std::string& path, mode_t mode) {
+  GPUNET_CHECK((mode & ~mode_t{07777}) == 0);
+  if (::mkdir(path.c_str(), mode) != 0) {
+    const int err = errno;
+    if (err != EEXIST) return std::unexpected(Errno(err, "cannot create directory " + path));
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return Fail(ErrorCode::kIo, path + " exists and is not a directory");
+    return Ok();
+  }
+  // Just made: set the exact mode through a descriptor that cannot be a link.
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return std::unexpected(Errno(errno, "cannot open directory " + path));
+  const int rc = ::fchmod(fd, mode);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return std::unexpected(Errno(err, "cannot set the mode of " + path));
+  return Ok();
+}
+
+}  // namespace gpunet::base

@@ -1,0 +1,60 @@
+// Writing and reading the node's and the wallet's own files: the one place that
+// decides how a key, a seed, a config or a guard file reaches the disk.
+//
+// A file is written whole or not at all: into a fresh temporary file in the
+// target's directory (O_CREAT|O_EXCL|O_NOFOLLOW, so nothing planted there is
+// followed or reused), created with its final mode (never wider, not even for an
+// instant) and fchmod()ed to exactly that mode (so the umask cannot narrow it
+// either), written, fsynced, moved into place, and the directory fsynced, so a
+// crash leaves the old file or the new one and a power cut does not lose the
+// rename. A symbolic link at the target is refused, never written through.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace gpunet::base {
+
+/// What WriteFileAtomic does when the target already exists.
+enum class IfExists : uint8_t {
+  kReplace,  ///< rename() over it: readers see the old bytes or the new, never a mix
+  kRefuse,   ///< link() into place: kAlreadyExists, and the existing file is untouched
+};
+
+struct AtomicWriteOptions {
+  /// The file's permission bits, exactly (0600 for anything secret).
+  mode_t mode = 0600;
+  IfExists if_exists = IfExists::kReplace;
+  /// Test seam: runs after the temporary file is written and synced, before it is
+  /// moved into place. An error aborts the write there (the temporary file is
+  /// removed and the target is left as it was) and is returned.
+  std::function<Status(const std::string& temp_path)> before_commit;
+};
+
+/// Writes `bytes` to `path` as the header describes. kCorrupt when `path` is a
+/// symbolic link (remove the link, or name the real file); kAlreadyExists under
+/// IfExists::kRefuse; kIo when the OS refuses (the message names the path).
+[[nodiscard]] Status WriteFileAtomic(const std::string& path, std::string_view bytes,
+                                     const AtomicWriteOptions& options = {});
+
+/// Reads a whole file without following a symbolic link at `path`. kNotFound when
+/// there is none, kCorrupt for a symbolic link, kLimitExceeded when it is larger
+/// than `bytes_max` (it is not read into memory whole), kIo otherwise.
+[[nodiscard]] Result<std::string> ReadFileNoFollow(const std::string& path, size_t bytes_max);
+
+/// fsync of the directory that holds `path`, so a create, link or rename in it
+/// survives a power cut.
+[[nodiscard]] Status SyncDirectoryOf(const std::string& path);
+
+/// Creates directory `path` with exactly `mode` (chmod after mkdir, so the umask
+/// does not change it). An existing directory is left as it is; an existing
+/// non-directory is kIo.
+[[nodiscard]] Status MakeDirectory(const std::string& path, mode_t mode);
+
+}  // namespace gpunet::base

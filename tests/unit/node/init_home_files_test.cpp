@@ -1,0 +1,158 @@
+// The files `gpunet init` (InitHome) writes: under a umask of 0, nothing secret is
+// open to others for an instant (seen at each file's creation by tracing the
+// system calls), the seed is synced, renamed and its directory synced, and links
+// planted in the home are never followed.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "node/node.h"
+#include "unit/base/fs_trace.h"
+#include "unit/crypto/test_dir.h"
+
+namespace gpunet::node {
+namespace {
+
+namespace fs = std::filesystem;
+using gpunet::testing::FileMode;
+using gpunet::testing::FileText;
+using gpunet::testing::FsCall;
+using gpunet::testing::TempDir;
+
+InitOptions Options(const std::string& home) {
+  InitOptions o;
+  o.home = home;
+  o.chain_id = "files-test";
+  o.rpc = "127.0.0.1:0";
+  o.keys.push_back({"alice", 1'000'000});
+  o.key_passphrase = "pw";
+  o.fast_kdf = true;
+  return o;
+}
+
+TEST(InitHomeFiles, UnderUmaskZeroNothingSecretIsEverOpenToOthers) {
+  TempDir dir;
+  const std::string home = dir.Path() + "/home";
+  const std::string config = home + "/config";
+  const std::string seed = config + "/validator.seed";
+  auto trace = gpunet::testing::TraceFsCalls([&] {
+    ::umask(0);
+    auto r = InitHome(Options(home));
+    if (!r) std::fprintf(stderr, "init: %s\n", r.error().ToString().c_str());
+    return r ? 0 : 1;
+  });
+  ASSERT_TRUE(trace.traced) << "ptrace is not permitted here";
+  ASSERT_EQ(trace.exit_code, 0);
+
+  std::map<std::string, std::string> final_of;  // temporary name -> where it was moved
+  for (const FsCall& c : trace.calls)
+    if (c.kind == FsCall::Kind::kRename || c.kind == FsCall::Kind::kLink)
+      final_of[c.path] = c.path2;
+  int secrets = 0;
+  for (const FsCall& c : trace.calls) {
+    if (!c.path.starts_with(home)) continue;
+    if (c.kind == FsCall::Kind::kMkdir) {
+      EXPECT_EQ(c.mode, 0700u) << "made " << c.path << " with mode " << std::oct << c.mode;
+    }
+    if (c.kind != FsCall::Kind::kCreate) continue;
+    const std::string final_path = final_of.contains(c.path) ? final_of[c.path] : c.path;
+    EXPECT_TRUE((c.flags & O_EXCL) && (c.flags & O_NOFOLLOW))
+        << c.path << " was opened in a way that reuses or follows what is there";
+    EXPECT_EQ(c.mode & 022, 0u) << "created " << c.path << " writable by others: " << std::oct
+                                << c.mode;
+    if (final_path == seed || final_path.starts_with(home + "/keys/")) {
+      ++secrets;
+      EXPECT_EQ(c.mode, 0600u) << "created " << c.path << " (for " << final_path << ") with mode "
+                               << std::oct << c.mode;
+    }
+  }
+  EXPECT_EQ(secrets, 2) << "the seed and alice's key file";
+
+  // The seed: synced, renamed into place, then its directory synced.
+  int renamed = -1, synced = -1, dir_synced = -1;
+  for (size_t i = 0; i < trace.calls.size(); ++i) {
+    const FsCall& c = trace.calls[i];
+    if (c.kind == FsCall::Kind::kRename && c.path2 == seed) renamed = static_cast<int>(i);
+    if (c.kind == FsCall::Kind::kSync && renamed < 0 && final_of.contains(c.path) &&
+        final_of.at(c.path) == seed)
+      synced = static_cast<int>(i);
+    if (c.kind == FsCall::Kind::kSync && renamed >= 0 && dir_synced < 0 && c.path == config)
+      dir_synced = static_cast<int>(i);
+  }
+  EXPECT_GE(synced, 0) << "the seed's bytes were never synced";
+  EXPECT_GT(renamed, synced);
+  EXPECT_GT(dir_synced, renamed) << "the config directory was not synced after the rename";
+
+  EXPECT_EQ(FileMode(home), 0700u);
+  EXPECT_EQ(FileMode(config), 0700u);
+  EXPECT_EQ(FileMode(home + "/data"), 0700u);
+  EXPECT_EQ(FileMode(seed), 0600u);
+  EXPECT_EQ(FileMode(home + "/keys/alice.json"), 0600u);
+  EXPECT_EQ(FileMode(config + "/genesis.json"), 0644u);
+  EXPECT_EQ(FileMode(config + "/node.json"), 0644u);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(config)) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"genesis.json", "node.json", "validator.seed"}))
+      << "temporary files left behind";
+}
+
+TEST(InitHomeFiles, LinksPlantedInTheConfigDirectoryAreNeverFollowed) {
+  TempDir dir;
+  const std::string home = dir.Path() + "/home";
+  const std::string config = home + "/config";
+  fs::create_directories(config);
+  const std::string victim = dir.Path() + "/victim";
+  std::ofstream(victim) << "victim's bytes";
+  ::chmod(victim.c_str(), 0644);
+  // The target itself, and the fixed temporary name that earlier builds wrote through.
+  fs::create_symlink(victim, config + "/validator.seed");
+  fs::create_symlink(victim, config + "/validator.seed.tmp");
+
+  auto r = InitHome(Options(home));
+  ASSERT_FALSE(r) << "init wrote the validator seed in place of a symbolic link";
+  EXPECT_EQ(r.error().code, base::ErrorCode::kCorrupt);
+  EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
+  EXPECT_EQ(FileText(victim), "victim's bytes");
+  EXPECT_EQ(FileMode(victim), 0644u);
+  // Not marked initialised: once the link is gone, init simply runs again.
+  EXPECT_FALSE(fs::exists(config + "/genesis.json"));
+
+  EXPECT_FALSE(fs::exists(home + "/keys")) << "keys were made before the seed was refused";
+  fs::remove(config + "/validator.seed");
+  auto again = InitHome(Options(home));
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_EQ(FileText(victim), "victim's bytes");
+  EXPECT_FALSE(fs::is_symlink(config + "/validator.seed"));
+  EXPECT_EQ(FileMode(config + "/validator.seed"), 0600u);
+  EXPECT_EQ(FileText(config + "/validator.seed").size(), 65u);
+}
+
+TEST(InitHomeFiles, NodeRefusesASymlinkedValidatorSeed) {
+  TempDir dir;
+  const std::string home = dir.Path() + "/home";
+  InitOptions o = Options(home);
+  o.keys.clear();
+  ASSERT_TRUE(InitHome(o));
+  const std::string seed = home + "/config/validator.seed";
+  const std::string elsewhere = dir.Path() + "/seed-elsewhere";
+  fs::rename(seed, elsewhere);
+  fs::create_symlink(elsewhere, seed);
+  NodeOptions options;
+  options.home = home;
+  options.log_blocks = false;
+  auto started = Node::Start(options);
+  ASSERT_FALSE(started) << "the node signed with a seed read through a symbolic link";
+  EXPECT_EQ(started.error().code, base::ErrorCode::kCorrupt);
+  EXPECT_NE(started.error().message.find("symbolic link"), std::string::npos)
+      << started.error().message;
+}
+
+}  // namespace
+}  // namespace gpunet::node
