@@ -42,10 +42,14 @@ base::Result<std::string> ReadFileToString(const std::string& path, size_t max_b
     if (e == ENOENT) return Fail(ErrorCode::kNotFound, path + " does not exist");
     return ErrnoFail("open " + path, e);
   }
+  return ReadFdToString(fd.Get(), path, max_bytes);
+}
+
+base::Result<std::string> ReadFdToString(int fd, const std::string& path, size_t max_bytes) {
   std::string out;
   char buf[8192];
   while (true) {
-    ssize_t n = ::read(fd.Get(), buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoFail("read " + path, errno);
@@ -78,14 +82,23 @@ base::Status WriteStringToFile(const std::string& path, std::string_view data, m
 }
 
 base::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  std::string tmp = path + ".tmp";
+  return WriteFileAtomicAt(AT_FDCWD, "", path, data, mode);
+}
+
+base::Status WriteFileAtomicAt(int dir_fd, const std::string& dir_path, const std::string& name,
+                               std::string_view data, mode_t mode) {
+  const std::string tmp = name + ".tmp";
+  const std::string shown = dir_path.empty() ? tmp : dir_path + "/" + tmp;
   {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd.Valid()) return ErrnoFail("open " + tmp, errno);
-    GPUNET_TRY(WriteAll(fd.Get(), data, tmp));
-    if (::fsync(fd.Get()) != 0) return ErrnoFail("fsync " + tmp, errno);
+    // O_NOFOLLOW: a link planted at the temporary name is refused, not written through.
+    UniqueFd fd(
+        ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+    if (!fd.Valid()) return ErrnoFail("open " + shown, errno);
+    GPUNET_TRY(WriteAll(fd.Get(), data, shown));
+    if (::fsync(fd.Get()) != 0) return ErrnoFail("fsync " + shown, errno);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoFail("rename " + tmp, errno);
+  if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0)
+    return ErrnoFail("rename " + shown, errno);
   return base::Ok();
 }
 
