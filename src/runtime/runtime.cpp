@@ -95,15 +95,20 @@ base::Status RemoveTree(const std::string& path) {
 
 }  // namespace
 
-base::Status ValidateSpec(const WorkloadSpec& spec) {
-  if (spec.id.empty() || spec.id.size() > kIdBytesMax ||
+base::Status ValidateWorkloadId(std::string_view id) {
+  if (id.empty() || id.size() > kIdBytesMax ||
       !std::ranges::all_of(
-          spec.id,
+          id,
           [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }) ||
-      spec.id[0] == '-')
+      id[0] == '-')
     return Fail(ErrorCode::kInvalidArgument,
-                "workload id '" + spec.id +
+                "workload id '" + state::Printable(id) +
                     "' must be 1-64 characters of [a-z0-9-], not starting with '-'");
+  return base::Ok();
+}
+
+base::Status ValidateSpec(const WorkloadSpec& spec) {
+  GPUNET_TRY(ValidateWorkloadId(spec.id));
   if (spec.backend != Backend::kSandbox)
     return Fail(ErrorCode::kUnsupported,
                 "this runtime starts sandbox workloads; use the podman backend for images");

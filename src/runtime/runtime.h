@@ -82,6 +82,11 @@ struct WorkloadInfo {
   bool running = false;                 ///< supervisor alive and no status yet
 };
 
+/// The one rule for workload ids, checked by every entry point that takes one (the
+/// id names a directory, cgroups and a container): 1-64 characters of [a-z0-9-], not
+/// starting with '-'. So no '.', '..', separators, control characters or NUL.
+base::Status ValidateWorkloadId(std::string_view id);
+
 /// Checks a spec before anything is created: id, command, env names, sizes, network.
 base::Status ValidateSpec(const WorkloadSpec& spec);
 

@@ -1,5 +1,7 @@
 #include "runtime/state_files.h"
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 namespace gpunet::runtime::state {
@@ -161,6 +163,23 @@ base::Status InfoFromJson(const std::string& text, WorkloadInfo* info) {
     info->unenforced = j.at("unenforced").get<std::vector<std::string>>();
     return base::Ok();
   });
+}
+
+// ---- messages -------------------------------------------------------------------
+
+std::string Printable(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '\\') {
+      out += c;
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    }
+  }
+  return out;
 }
 
 }  // namespace gpunet::runtime::state

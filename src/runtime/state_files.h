@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "runtime/runtime.h"
@@ -16,6 +17,10 @@ inline constexpr const char* kInfoFile = "info.json";
 inline constexpr const char* kStatusFile = "status.json";
 inline constexpr const char* kSupervisorLog = "supervisor.log";
 inline constexpr const char* kFsDir = "fs";
+
+/// `text` with every byte outside printable ASCII written as \xNN, for error
+/// messages that quote what a caller gave.
+std::string Printable(std::string_view text);
 
 std::string SpecToJson(const WorkloadSpec& spec);
 base::Result<WorkloadSpec> SpecFromJson(const std::string& text);
