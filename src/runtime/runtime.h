@@ -29,7 +29,10 @@
 namespace gpunet::runtime {
 
 struct RuntimeOptions {
-  /// Root-owned directory for run dirs and uid locks (created 0711).
+  /// Root-owned directory for run dirs and uid locks (created 0711). It, runs/ and
+  /// each run dir must be root's and writable by nobody else, and no directory above
+  /// it may be writable by anyone but root (unless sticky, as /tmp), or the runtime
+  /// refuses to use it (docs/sandbox.md, "The state directory").
   std::string state_dir = "/var/lib/gpunet/sandbox";
   /// argv that starts a supervisor; the runtime appends "--run-dir DIR --ready-fd N".
   /// For the gpunet binary: {"/path/to/gpunet", "sandbox", "supervise"}. Any binary
