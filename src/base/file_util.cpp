@@ -31,17 +31,14 @@ std::string DirOf(const std::string& path) {
   return path.substr(0, slash);
 }
 
-// "<dir>/.<name>.tmp-<16 hex>": beside the target (a rename cannot cross
-// file systems), hidden, and unguessable.
-std::string TempNameFor(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
-  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+// ".<name>.tmp-<16 hex>": beside the target (a rename cannot cross file systems),
+// hidden, and unguessable.
+std::string TempNameFor(const std::string& name) {
   std::random_device rd;
   const uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   char suffix[17];
   std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(r));
-  return dir + "." + name + ".tmp-" + suffix;
+  return "." + name + ".tmp-" + suffix;
 }
 
 Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
@@ -56,23 +53,33 @@ Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
   return Ok();
 }
 
+// A directory fd and the path to show for it in messages.
+struct Dir {
+  int fd;
+  const std::string& shown;
+  std::string Show(const std::string& name) const {
+    return shown.empty() ? name : shown == "/" ? "/" + name : shown + "/" + name;
+  }
+};
+
 // Creates the temporary file: its final mode from the first instant (the umask
 // can only take bits away, and the fchmod gives them back).
-Result<int> CreateTemp(const std::string& path, mode_t mode, std::string& temp) {
+Result<int> CreateTemp(Dir dir, const std::string& name, mode_t mode, std::string& temp) {
   for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
-    temp = TempNameFor(path);
-    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    temp = TempNameFor(name);
+    int fd =
+        ::openat(dir.fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0 && errno == EEXIST) continue;
-    if (fd < 0) return std::unexpected(Errno(errno, "cannot create " + temp));
+    if (fd < 0) return std::unexpected(Errno(errno, "cannot create " + dir.Show(temp)));
     if (::fchmod(fd, mode) != 0) {
       const int err = errno;
       ::close(fd);
-      ::unlink(temp.c_str());
-      return std::unexpected(Errno(err, "cannot set the mode of " + temp));
+      ::unlinkat(dir.fd, temp.c_str(), 0);
+      return std::unexpected(Errno(err, "cannot set the mode of " + dir.Show(temp)));
     }
     return fd;
   }
-  return Fail(ErrorCode::kIo, "cannot create a temporary file beside " + path +
+  return Fail(ErrorCode::kIo, "cannot create a temporary file beside " + dir.Show(name) +
                                   ": every name tried was taken (is something racing us?)");
 }
 
@@ -84,46 +91,70 @@ Status FillTemp(int fd, const std::string& temp, std::string_view bytes) {
   return s;
 }
 
-Status MoveIntoPlace(const std::string& temp, const std::string& path, IfExists if_exists) {
+Status MoveIntoPlace(Dir dir, const std::string& temp, const std::string& name,
+                     IfExists if_exists) {
   if (if_exists == IfExists::kReplace) {
-    if (::rename(temp.c_str(), path.c_str()) != 0)
-      return std::unexpected(Errno(errno, "cannot rename " + temp + " to " + path));
+    if (::renameat(dir.fd, temp.c_str(), dir.fd, name.c_str()) != 0)
+      return std::unexpected(
+          Errno(errno, "cannot rename " + dir.Show(temp) + " to " + dir.Show(name)));
     return Ok();
   }
   // link() fails with EEXIST rather than replacing: an existing file is never lost.
-  if (::link(temp.c_str(), path.c_str()) != 0) {
+  if (::linkat(dir.fd, temp.c_str(), dir.fd, name.c_str(), 0) != 0) {
     const int err = errno;
-    if (err == EEXIST) return Fail(ErrorCode::kAlreadyExists, path + " already exists");
-    return std::unexpected(Errno(err, "cannot create " + path));
+    if (err == EEXIST) return Fail(ErrorCode::kAlreadyExists, dir.Show(name) + " already exists");
+    return std::unexpected(Errno(err, "cannot create " + dir.Show(name)));
   }
-  ::unlink(temp.c_str());
+  ::unlinkat(dir.fd, temp.c_str(), 0);
+  return Ok();
+}
+
+Status SyncDirFd(Dir dir) {
+  if (::fsync(dir.fd) != 0)
+    return std::unexpected(
+        Errno(errno, "cannot sync directory " + (dir.shown.empty() ? "." : dir.shown)));
   return Ok();
 }
 
 }  // namespace
 
-Status WriteFileAtomic(const std::string& path, std::string_view bytes,
-                       const AtomicWriteOptions& options) {
-  GPUNET_CHECK(!path.empty() && path.back() != '/');
+Status WriteFileAtomicAt(int dir_fd, const std::string& dir_path, const std::string& name,
+                         std::string_view bytes, const AtomicWriteOptions& options) {
+  GPUNET_CHECK(!name.empty() && name.find('/') == std::string::npos);
   GPUNET_CHECK((options.mode & ~mode_t{07777}) == 0);
+  const Dir dir{dir_fd, dir_path};
   // rename() would replace a link rather than follow it, but a link where one of
   // our files should be means someone else has been in the directory: refuse.
   struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-    return Fail(ErrorCode::kCorrupt, path +
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+    return Fail(ErrorCode::kCorrupt, dir.Show(name) +
                                          " is a symbolic link; refusing to write through it "
                                          "(remove the link, or name the real file)");
   std::string temp;
-  auto fd = CreateTemp(path, options.mode, temp);
+  auto fd = CreateTemp(dir, name, options.mode, temp);
   if (!fd) return std::unexpected(fd.error());
-  Status s = FillTemp(*fd, temp, bytes);
-  if (s && options.before_commit) s = options.before_commit(temp);
-  if (s) s = MoveIntoPlace(temp, path, options.if_exists);
+  Status s = FillTemp(*fd, dir.Show(temp), bytes);
+  if (s && options.before_commit) s = options.before_commit(dir.Show(temp));
+  if (s) s = MoveIntoPlace(dir, temp, name, options.if_exists);
   if (!s) {
-    ::unlink(temp.c_str());
+    ::unlinkat(dir_fd, temp.c_str(), 0);
     return s;
   }
-  return SyncDirectoryOf(path);
+  return SyncDirFd(dir);
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view bytes,
+                       const AtomicWriteOptions& options) {
+  GPUNET_CHECK(!path.empty() && path.back() != '/');
+  const std::string dir = DirOf(path);
+  const size_t slash = path.find_last_of('/');
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return std::unexpected(Errno(errno, "cannot open directory " + dir));
+  const std::string shown = slash == std::string::npos ? std::string() : dir;
+  Status s = WriteFileAtomicAt(dir_fd, shown, name, bytes, options);
+  ::close(dir_fd);
+  return s;
 }
 
 Result<std::string> ReadFileNoFollow(const std::string& path, size_t bytes_max) {

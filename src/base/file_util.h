@@ -43,6 +43,13 @@ struct AtomicWriteOptions {
 [[nodiscard]] Status WriteFileAtomic(const std::string& path, std::string_view bytes,
                                      const AtomicWriteOptions& options = {});
 
+/// WriteFileAtomic of `name` (one path component) in the directory open as `dir_fd`,
+/// for callers that have checked that directory through its descriptor; `dir_path`
+/// only names it in messages ("" for none). Every step is relative to `dir_fd`.
+[[nodiscard]] Status WriteFileAtomicAt(int dir_fd, const std::string& dir_path,
+                                       const std::string& name, std::string_view bytes,
+                                       const AtomicWriteOptions& options = {});
+
 /// Reads a whole file without following a symbolic link at `path`. kNotFound when
 /// there is none, kCorrupt for a symbolic link, kLimitExceeded when it is larger
 /// than `bytes_max` (it is not read into memory whole), kIo otherwise.

@@ -32,7 +32,7 @@ base::Result<UidLease> AllocateUid(const std::string& state_dir, uint32_t first,
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t uid = first + i;
     std::string path = dir + "/" + std::to_string(uid) + ".lock";
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd.Valid()) return ErrnoFail("open " + path, errno);
     if (::flock(fd.Get(), LOCK_EX | LOCK_NB) == 0) return UidLease(uid, std::move(fd));
     if (errno != EWOULDBLOCK) return ErrnoFail("flock " + path, errno);

@@ -18,6 +18,7 @@
 
 #include "base/check.h"
 #include "runtime/network.h"
+#include "runtime/runtime.h"
 #include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
@@ -461,10 +462,8 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
                                             const PodmanOutputSink& sink) const {
   if (spec.image.empty())
     return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
-  if (spec.id.empty() ||
-      spec.id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
-    return Fail(ErrorCode::kInvalidArgument,
-                "podman: workload id must be [a-z0-9-]+, got '" + spec.id + "'");
+  // The id names the container and its cgroup path: the runtime's one id rule.
+  if (auto valid = ValidateWorkloadId(spec.id); !valid) return base::Wrap(valid.error(), "podman");
   if (!spec.gpu_uuids.empty())
     return Fail(ErrorCode::kUnsupported,
                 "podman: GPUs are not supported by the podman backend yet; use the sandbox");

@@ -56,20 +56,58 @@ bool IsEnvName(const std::string& k) {
       k, [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
-base::Status MkdirMode(const std::string& path, mode_t mode) {
-  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return ErrnoFail("mkdir " + path, errno);
-  if (::chmod(path.c_str(), mode) != 0) return ErrnoFail("chmod " + path, errno);
-  return base::Ok();
-}
-
-/// The supervisor's pid when it is still the same process that wrote the pid file.
-pid_t LiveSupervisor(const std::string& run_dir) {
-  auto text = ReadFileToString(run_dir + "/" + state::kPidFile);
-  if (!text) return 0;
+/// The supervisor's pid when it is still the same process that wrote the pid file;
+/// 0 when there is none. A pid file that is a link, or not root's, is refused: Stop
+/// signals the pid it names.
+base::Result<pid_t> LiveSupervisor(const state::StateDir& run) {
+  auto text = run.Read(state::kPidFile);
+  if (!text) {
+    if (text.error().code == ErrorCode::kNotFound) return 0;
+    return std::unexpected(text.error());
+  }
   long pid = 0;
   unsigned long long start = 0;
   if (std::sscanf(text->c_str(), "%ld %llu", &pid, &start) != 2 || pid <= 0) return 0;
   return ProcessStartTime(static_cast<pid_t>(pid)) == start ? static_cast<pid_t>(pid) : 0;
+}
+
+/// Opens the workload's run dir: the id checked, the state tree checked on the way.
+base::Result<state::StateDir> OpenRun(const RuntimeOptions& options, const std::string& id) {
+  auto run = state::OpenRunDir(options.state_dir, id);
+  if (!run && run.error().code == ErrorCode::kNotFound)
+    return Fail(ErrorCode::kNotFound, "no workload " + id + " under " + options.state_dir);
+  return run;
+}
+
+/// Creates <state_dir>/runs/<id> (and what is missing above it), checked all the way.
+base::Result<state::StateDir> MakeRunDir(const std::string& state_dir, const std::string& id) {
+  // The default state dir (/var/lib/gpunet/sandbox) may not have a parent yet on a
+  // fresh host; parents get the umask's mode (searchable, as bwrap needs).
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(std::filesystem::path(state_dir).parent_path(), mkdir_error);
+  if (mkdir_error)
+    return Fail(ErrorCode::kIo, "creating the parent of the sandbox state dir " + state_dir + ": " +
+                                    mkdir_error.message());
+  auto root = state::StateDir::Open(state_dir, state::Create::kIfMissing);
+  if (!root) return std::unexpected(root.error());
+  auto runs = root->Sub(state::kRunsDir, state::Create::kIfMissing);
+  if (!runs) return std::unexpected(runs.error());
+  auto run = runs->Sub(id, state::Create::kNew);
+  if (!run && run.error().code == ErrorCode::kAlreadyExists)
+    return Fail(ErrorCode::kAlreadyExists, "workload " + id + " already exists; Remove it first");
+  return run;
+}
+
+/// The status file when the supervisor has written it, nullopt when not (yet).
+base::Result<std::optional<ExitStatus>> ReadStatus(const state::StateDir& run) {
+  auto text = run.Read(state::kStatusFile);
+  if (!text) {
+    if (text.error().code == ErrorCode::kNotFound) return std::optional<ExitStatus>();
+    return std::unexpected(text.error());
+  }
+  auto s = state::StatusFromJson(*text);
+  if (!s) return std::unexpected(s.error());
+  return std::optional<ExitStatus>(*s);
 }
 
 base::Status RemoveTree(const std::string& path) {
@@ -95,15 +133,20 @@ base::Status RemoveTree(const std::string& path) {
 
 }  // namespace
 
-base::Status ValidateSpec(const WorkloadSpec& spec) {
-  if (spec.id.empty() || spec.id.size() > kIdBytesMax ||
+base::Status ValidateWorkloadId(std::string_view id) {
+  if (id.empty() || id.size() > kIdBytesMax ||
       !std::ranges::all_of(
-          spec.id,
+          id,
           [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }) ||
-      spec.id[0] == '-')
+      id[0] == '-')
     return Fail(ErrorCode::kInvalidArgument,
-                "workload id '" + spec.id +
+                "workload id '" + state::Printable(id) +
                     "' must be 1-64 characters of [a-z0-9-], not starting with '-'");
+  return base::Ok();
+}
+
+base::Status ValidateSpec(const WorkloadSpec& spec) {
+  GPUNET_TRY(ValidateWorkloadId(spec.id));
   if (spec.backend != Backend::kSandbox)
     return Fail(ErrorCode::kUnsupported,
                 "this runtime starts sandbox workloads; use the podman backend for images");
@@ -171,6 +214,11 @@ std::vector<std::string> WorkloadEnvironment(const WorkloadSpec& spec,
 
 Runtime::Runtime(RuntimeOptions options) : m_options(std::move(options)) {
   GPUNET_CHECK(!m_options.state_dir.empty() && m_options.state_dir[0] == '/');
+  // One spelling of the state dir, so that the supervisor can check that the run dir
+  // it is given and the options it reads name the same one (state::ParseRunDir).
+  std::string normal = std::filesystem::path(m_options.state_dir).lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  m_options.state_dir = normal;
 }
 
 std::string Runtime::RunDir(const std::string& id) const {
@@ -183,6 +231,10 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
       m_options.supervisor_command[0][0] != '/')
     return Fail(ErrorCode::kInvalidArgument,
                 "RuntimeOptions::supervisor_command must start with an absolute path");
+  // The state dir first: nothing is probed or created for a tree others control.
+  if (auto existing = state::StateDir::Open(m_options.state_dir, state::Create::kNo);
+      !existing && existing.error().code != ErrorCode::kNotFound)
+    return std::unexpected(existing.error());
   HostCapabilities caps = Probe();
   if (caps.bwrap.empty())
     return Fail(ErrorCode::kUnsupported, "bwrap not found: apt-get install bubblewrap");
@@ -199,32 +251,16 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
   RuntimeOptions resolved = m_options;
   if (resolved.cgroup_parents.empty()) resolved.cgroup_parents = DefaultCgroupParents(caps);
 
-  // The default state dir (/var/lib/gpunet/sandbox) may not have a parent yet on a
-  // fresh host; parents get the umask's mode (searchable, as bwrap needs).
-  std::error_code mkdir_error;
-  std::filesystem::create_directories(std::filesystem::path(m_options.state_dir).parent_path(),
-                                      mkdir_error);
-  if (mkdir_error)
-    return Fail(ErrorCode::kIo, "creating the parent of the sandbox state dir " +
-                                    m_options.state_dir + ": " + mkdir_error.message());
-  GPUNET_TRY(MkdirMode(m_options.state_dir, 0711));
-  GPUNET_TRY(MkdirMode(m_options.state_dir + "/runs", 0711));
-  std::string run_dir = RunDir(spec.id);
-  if (::mkdir(run_dir.c_str(), 0711) != 0) {
-    if (errno == EEXIST)
-      return Fail(ErrorCode::kAlreadyExists,
-                  "workload " + spec.id + " already exists; Remove it first");
-    return ErrnoFail("mkdir " + run_dir, errno);
-  }
+  auto run = MakeRunDir(m_options.state_dir, spec.id);
+  if (!run) return std::unexpected(run.error());
+  const std::string run_dir = run->Path();
   auto fail_cleanup = [&](const base::Error& e) -> std::unexpected<base::Error> {
     (void)RemoveTree(run_dir);
     return std::unexpected(e);
   };
-  if (auto s = WriteFileAtomic(run_dir + "/" + state::kSpecFile, state::SpecToJson(spec), 0600); !s)
+  if (auto s = run->Write(state::kSpecFile, state::SpecToJson(spec), 0600); !s)
     return fail_cleanup(s.error());
-  if (auto s = WriteFileAtomic(run_dir + "/" + state::kOptionsFile, state::OptionsToJson(resolved),
-                               0600);
-      !s)
+  if (auto s = run->Write(state::kOptionsFile, state::OptionsToJson(resolved), 0600); !s)
     return fail_cleanup(s.error());
 
   // Everything the children need is prepared before fork: the caller may be threaded.
@@ -285,7 +321,7 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
                           : "the supervisor exited before the workload started (" +
                                 m_options.supervisor_command[0] + ")";
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    auto log = ReadFileToString(run_dir + "/" + state::kSupervisorLog);
+    auto log = run->Read(state::kSupervisorLog);
     if (reply.empty() && log && !log->empty()) msg += ": " + *log;
     return fail_cleanup(
         base::Error{ErrorCode::kUnavailable, "starting workload " + spec.id + ": " + msg});
@@ -294,40 +330,35 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
 }
 
 base::Result<WorkloadInfo> Runtime::Attach(const std::string& id) const {
+  auto run = OpenRun(m_options, id);
+  if (!run) return std::unexpected(run.error());
   WorkloadInfo info;
   info.id = id;
-  info.run_dir = RunDir(id);
-  struct stat st {};
-  if (id.empty() || id.find('/') != std::string::npos || ::stat(info.run_dir.c_str(), &st) != 0)
-    return Fail(ErrorCode::kNotFound, "no workload " + id + " under " + m_options.state_dir);
+  info.run_dir = run->Path();
   info.work_dir = info.run_dir + "/" + state::kFsDir + "/work";
   info.outputs_dir = info.run_dir + "/" + state::kFsDir + "/outputs";
-  if (auto text = ReadFileToString(info.run_dir + "/" + state::kInfoFile))
+  if (auto text = run->Read(state::kInfoFile))
     GPUNET_TRY(state::InfoFromJson(*text, &info));
-  info.supervisor_pid = LiveSupervisor(info.run_dir);
-  info.running = info.supervisor_pid != 0 &&
-                 ::access((info.run_dir + "/" + state::kStatusFile).c_str(), F_OK) != 0;
+  else if (text.error().code != ErrorCode::kNotFound)
+    return std::unexpected(text.error());
+  auto pid = LiveSupervisor(*run);
+  if (!pid) return std::unexpected(pid.error());
+  info.supervisor_pid = *pid;
+  info.running = info.supervisor_pid != 0 && !run->Has(state::kStatusFile);
   return info;
 }
 
 base::Result<std::optional<ExitStatus>> Runtime::Poll(const std::string& id) const {
-  std::string run_dir = RunDir(id);
-  auto text = ReadFileToString(run_dir + "/" + state::kStatusFile);
-  if (text) {
-    auto s = state::StatusFromJson(*text);
-    if (!s) return std::unexpected(s.error());
-    return std::optional<ExitStatus>(*s);
-  }
-  if (text.error().code != ErrorCode::kNotFound) return std::unexpected(text.error());
-  struct stat st {};
-  if (::stat(run_dir.c_str(), &st) != 0) return Fail(ErrorCode::kNotFound, "no workload " + id);
-  if (LiveSupervisor(run_dir) != 0) return std::optional<ExitStatus>();
+  auto run = OpenRun(m_options, id);
+  if (!run) return std::unexpected(run.error());
+  auto status = ReadStatus(*run);
+  if (!status || status->has_value()) return status;
+  auto pid = LiveSupervisor(*run);
+  if (!pid) return std::unexpected(pid.error());
+  if (*pid != 0) return std::optional<ExitStatus>();
   // The supervisor may have written the status between the two reads.
-  if (auto again = ReadFileToString(run_dir + "/" + state::kStatusFile)) {
-    auto s = state::StatusFromJson(*again);
-    if (!s) return std::unexpected(s.error());
-    return std::optional<ExitStatus>(*s);
-  }
+  status = ReadStatus(*run);
+  if (!status || status->has_value()) return status;
   ExitStatus lost;
   lost.exit_code = 137;
   lost.reason = ExitReason::kSupervisorLost;
@@ -349,22 +380,24 @@ base::Result<ExitStatus> Runtime::Wait(const std::string& id, int64_t timeout_ms
 
 namespace {
 
-/// Follows one log file across rotation (log -> log.1): drains the old file before
-/// switching to the new one.
+/// Follows one log file of a run dir across rotation (log -> log.1): drains the old
+/// file before switching to the new one. Only a regular file is read, never a link.
 class LogTail {
  public:
-  explicit LogTail(std::string path) : m_path(std::move(path)) {}
+  LogTail(const state::StateDir& run, std::string name)
+      : m_dir(run.Fd()), m_name(std::move(name)) {}
   void Pump(std::string_view stream, const Runtime::LogSink& sink) {
     struct stat st {};
-    bool exists = ::stat(m_path.c_str(), &st) == 0;
+    bool exists =
+        ::fstatat(m_dir, m_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
     if (!m_fd.Valid()) {
       if (!exists) return;
-      m_fd = UniqueFd(::open(m_path.c_str(), O_RDONLY | O_CLOEXEC));
+      m_fd = Open();
       m_ino = st.st_ino;
     }
     Drain(stream, sink);
     if (exists && st.st_ino != m_ino) {
-      m_fd = UniqueFd(::open(m_path.c_str(), O_RDONLY | O_CLOEXEC));
+      m_fd = Open();
       m_ino = st.st_ino;
       Drain(stream, sink);
     }
@@ -379,7 +412,11 @@ class LogTail {
       sink(stream, std::string_view(buf, static_cast<size_t>(n)));
     }
   }
-  std::string m_path;
+  UniqueFd Open() const {
+    return UniqueFd(::openat(m_dir, m_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  }
+  int m_dir;  ///< the run dir, open for the whole Follow
+  std::string m_name;
   UniqueFd m_fd;
   ino_t m_ino = 0;
 };
@@ -387,8 +424,9 @@ class LogTail {
 }  // namespace
 
 base::Result<ExitStatus> Runtime::Follow(const std::string& id, const LogSink& sink) const {
-  std::string run_dir = RunDir(id);
-  LogTail out(run_dir + "/stdout.log"), err(run_dir + "/stderr.log");
+  auto run = OpenRun(m_options, id);
+  if (!run) return std::unexpected(run.error());
+  LogTail out(*run, "stdout.log"), err(*run, "stderr.log");
   while (true) {
     auto p = Poll(id);
     if (!p) return std::unexpected(p.error());
@@ -405,24 +443,33 @@ base::Result<ExitStatus> Runtime::Follow(const std::string& id, const LogSink& s
 }
 
 base::Result<ExitStatus> Runtime::Stop(const std::string& id) const {
-  std::string run_dir = RunDir(id);
-  pid_t pid = LiveSupervisor(run_dir);
-  if (pid != 0) ::kill(pid, SIGTERM);
+  auto run = OpenRun(m_options, id);
+  if (!run) return std::unexpected(run.error());
+  auto pid = LiveSupervisor(*run);
+  if (!pid) return std::unexpected(pid.error());
+  if (*pid != 0) ::kill(*pid, SIGTERM);
   return Wait(id);
 }
 
 base::Status Runtime::Remove(const std::string& id) const {
   auto info = Attach(id);
   if (!info) return std::unexpected(info.error());
+  auto run = OpenRun(m_options, id);
+  if (!run) return std::unexpected(run.error());
   if (info->supervisor_pid != 0) {
     auto s = Stop(id);
     if (!s) return std::unexpected(s.error());
     // Wait for the supervisor to finish its own teardown (cgroups, network).
-    for (int i = 0; i < 500 && LiveSupervisor(info->run_dir) != 0; ++i) SleepMs(10);
+    for (int i = 0; i < 500 && LiveSupervisor(*run).value_or(0) != 0; ++i) SleepMs(10);
   }
   // A supervisor that died (or was killed) leaves its cgroups behind: clean them.
-  if (auto text = ReadFileToString(info->run_dir + "/" + state::kOptionsFile)) {
-    if (auto opts = state::OptionsFromJson(*text); opts && LiveSupervisor(info->run_dir) == 0) {
+  // The options name those cgroups: a forged file is refused, never used.
+  auto text = run->Read(state::kOptionsFile);
+  if (!text && text.error().code != ErrorCode::kNotFound) return std::unexpected(text.error());
+  if (text) {
+    auto live = LiveSupervisor(*run);
+    if (!live) return std::unexpected(live.error());
+    if (auto opts = state::OptionsFromJson(*text); opts && *live == 0) {
       WorkloadCgroups cgroups(Probe(), opts->cgroup_parents, id);
       GPUNET_TRY(cgroups.KillWorkload());
       (void)cgroups.Remove();
@@ -434,10 +481,16 @@ base::Status Runtime::Remove(const std::string& id) const {
 
 std::vector<std::string> Runtime::List() const {
   std::vector<std::string> out;
-  DIR* d = ::opendir((m_options.state_dir + "/runs").c_str());
+  auto root = state::StateDir::Open(m_options.state_dir, state::Create::kNo);
+  if (!root) return out;
+  auto runs = root->Sub(state::kRunsDir, state::Create::kNo);
+  if (!runs) return out;
+  UniqueFd fd(::dup(runs->Fd()));
+  DIR* d = fd.Valid() ? ::fdopendir(fd.Get()) : nullptr;
   if (!d) return out;
+  fd.Release();  // closedir closes it
   while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') out.push_back(e->d_name);
+    if (ValidateWorkloadId(e->d_name)) out.push_back(e->d_name);
   ::closedir(d);
   std::ranges::sort(out);
   return out;

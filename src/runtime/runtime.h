@@ -29,7 +29,10 @@
 namespace gpunet::runtime {
 
 struct RuntimeOptions {
-  /// Root-owned directory for run dirs and uid locks (created 0711).
+  /// Root-owned directory for run dirs and uid locks (created 0711). It, runs/ and
+  /// each run dir must be root's and writable by nobody else, and no directory above
+  /// it may be writable by anyone but root (unless sticky, as /tmp), or the runtime
+  /// refuses to use it (docs/sandbox.md, "The state directory").
   std::string state_dir = "/var/lib/gpunet/sandbox";
   /// argv that starts a supervisor; the runtime appends "--run-dir DIR --ready-fd N".
   /// For the gpunet binary: {"/path/to/gpunet", "sandbox", "supervise"}. Any binary
@@ -81,6 +84,11 @@ struct WorkloadInfo {
   std::vector<std::string> unenforced;  ///< limits not enforced (allow_unenforced_limits)
   bool running = false;                 ///< supervisor alive and no status yet
 };
+
+/// The one rule for workload ids, checked by every entry point that takes one (the
+/// id names a directory, cgroups and a container): 1-64 characters of [a-z0-9-], not
+/// starting with '-'. So no '.', '..', separators, control characters or NUL.
+base::Status ValidateWorkloadId(std::string_view id);
 
 /// Checks a spec before anything is created: id, command, env names, sizes, network.
 base::Status ValidateSpec(const WorkloadSpec& spec);

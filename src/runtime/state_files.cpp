@@ -1,6 +1,18 @@
 #include "runtime/state_files.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+
 #include <nlohmann/json.hpp>
+
+#include "base/check.h"
 
 namespace gpunet::runtime::state {
 
@@ -161,6 +173,200 @@ base::Status InfoFromJson(const std::string& text, WorkloadInfo* info) {
     info->unenforced = j.at("unenforced").get<std::vector<std::string>>();
     return base::Ok();
   });
+}
+
+// ---- messages -------------------------------------------------------------------
+
+std::string Printable(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '\\') {
+      out += c;
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", u);
+      out += hex;
+    }
+  }
+  return out;
+}
+
+// ---- the state dir's trust rules ----------------------------------------------------
+
+namespace {
+
+std::string Octal(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+/// A directory or file of the state tree: ours, and nobody else may write it.
+base::Status CheckOwned(const struct stat& st, const std::string& path) {
+  const uid_t euid = ::geteuid();
+  const std::string owner = euid == 0 ? "root" : std::to_string(euid);
+  if (st.st_uid != euid)
+    return Fail(ErrorCode::kPermissionDenied,
+                path + " is owned by uid " + std::to_string(st.st_uid) +
+                    ", but the sandbox state must belong to " + owner +
+                    ", who runs the runtime: if you made it, chown " + owner + " " + path +
+                    "; if you did not, another user could write into the state dir, so check "
+                    "what is in it before you trust it");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    return Fail(ErrorCode::kPermissionDenied,
+                path + " is writable by group or others (mode " + Octal(st.st_mode) +
+                    "); only the runtime's user may write the sandbox state: chmod go-w " + path);
+  return base::Ok();
+}
+
+/// A directory above the state dir: its owner (or anyone who may write it) could
+/// rename the state dir away and put another in its place. Sticky dirs (/tmp) let
+/// nobody rename an entry they do not own.
+base::Status CheckParent(const struct stat& st, const std::string& path) {
+  const uid_t euid = ::geteuid();
+  if (st.st_uid != 0 && st.st_uid != euid)
+    return Fail(ErrorCode::kPermissionDenied,
+                path + ", above the sandbox state dir, is owned by uid " +
+                    std::to_string(st.st_uid) + ", who could replace the state dir: chown root " +
+                    path + ", or put the state dir under directories only root can write");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
+    return Fail(ErrorCode::kPermissionDenied,
+                path + ", above the sandbox state dir, is writable by group or others (mode " +
+                    Octal(st.st_mode) + ") and not sticky: chmod go-w " + path +
+                    ", or put the state dir under directories only root can write");
+  return base::Ok();
+}
+
+/// Opens `name` in `dir_fd` as a directory, never following a link, and checks it.
+base::Result<UniqueFd> OpenCheckedDir(int dir_fd, const std::string& name, const std::string& path,
+                                      Create create) {
+  if (create != Create::kNo && ::mkdirat(dir_fd, name.c_str(), 0711) != 0) {
+    if (errno != EEXIST) return ErrnoFail("mkdir " + path, errno);
+    if (create == Create::kNew) return Fail(ErrorCode::kAlreadyExists, path + " already exists");
+  }
+  UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.Valid()) {
+    const int e = errno;
+    struct stat st {};
+    if (e == ENOENT) return Fail(ErrorCode::kNotFound, path + " does not exist");
+    if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+      return Fail(ErrorCode::kPermissionDenied,
+                  path +
+                      " is a symbolic link; the sandbox state is never reached through links: "
+                      "give the real path, or remove the link if you did not make it");
+    if (e == ENOTDIR) return Fail(ErrorCode::kPermissionDenied, path + " is not a directory");
+    return ErrnoFail("open " + path, e);
+  }
+  struct stat st {};
+  if (::fstat(fd.Get(), &st) != 0) return ErrnoFail("fstat " + path, errno);
+  GPUNET_TRY(CheckOwned(st, path));
+  // bwrap resolves its bind sources as the workload's uid: the tree must be searchable.
+  if (create != Create::kNo && ::fchmod(fd.Get(), 0711) != 0)
+    return ErrnoFail("chmod " + path, errno);
+  return fd;
+}
+
+}  // namespace
+
+base::Result<StateDir> StateDir::Open(const std::string& state_dir, Create create) {
+  const std::filesystem::path p(state_dir);
+  const std::string name = p.filename().string();
+  if (!p.is_absolute() || name.empty() || name == "." || name == "..")
+    return Fail(ErrorCode::kInvalidArgument, "the sandbox state dir '" + Printable(state_dir) +
+                                                 "' must be an absolute path to a directory");
+  // The parents are resolved (a link such as /var/run -> /run is root's to make), then
+  // walked again one component at a time, each checked on the fd that was opened.
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(p.parent_path().c_str(), nullptr),
+                                                   &std::free);
+  if (!real && errno == ENOENT)
+    return Fail(ErrorCode::kNotFound,
+                "the parent of the sandbox state dir " + state_dir + " does not exist");
+  if (!real) return ErrnoFail("the parent of the sandbox state dir " + state_dir, errno);
+  UniqueFd dir(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.Valid()) return ErrnoFail("open /", errno);
+  std::string walked;
+  for (const auto& part : std::filesystem::path(real.get())) {
+    if (part == "/") {
+      walked = "/";
+    } else {
+      walked += (walked == "/" ? "" : "/") + part.string();
+      UniqueFd next(
+          ::openat(dir.Get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!next.Valid()) return ErrnoFail("open " + walked, errno);
+      dir = std::move(next);
+    }
+    struct stat st {};
+    if (::fstat(dir.Get(), &st) != 0) return ErrnoFail("fstat " + walked, errno);
+    GPUNET_TRY(CheckParent(st, walked));
+  }
+  auto fd = OpenCheckedDir(dir.Get(), name, state_dir, create);
+  if (!fd) return std::unexpected(fd.error());
+  return StateDir(std::move(*fd), state_dir);
+}
+
+base::Result<StateDir> StateDir::Sub(const std::string& name, Create create) const {
+  GPUNET_CHECK(!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..");
+  const std::string path = m_path + "/" + name;
+  auto fd = OpenCheckedDir(m_fd.Get(), name, path, create);
+  if (!fd) return std::unexpected(fd.error());
+  return StateDir(std::move(*fd), path);
+}
+
+base::Result<std::string> StateDir::Read(const std::string& name) const {
+  GPUNET_CHECK(!name.empty() && name.find('/') == std::string::npos);
+  const std::string path = m_path + "/" + name;
+  // O_NONBLOCK: a FIFO cannot stall the reader before fstat says what it is.
+  UniqueFd fd(::openat(m_fd.Get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.Valid()) {
+    const int e = errno;
+    if (e == ENOENT) return Fail(ErrorCode::kNotFound, path + " does not exist");
+    if (e == ELOOP)
+      return Fail(ErrorCode::kPermissionDenied,
+                  path +
+                      " is a symbolic link; sandbox state files are never followed: "
+                      "someone other than the runtime wrote into the run dir; remove it");
+    return ErrnoFail("open " + path, e);
+  }
+  struct stat st {};
+  if (::fstat(fd.Get(), &st) != 0) return ErrnoFail("fstat " + path, errno);
+  if (!S_ISREG(st.st_mode))
+    return Fail(ErrorCode::kPermissionDenied, path + " is not a regular file; remove it");
+  GPUNET_TRY(CheckOwned(st, path));
+  return ReadFdToString(fd.Get(), path);
+}
+
+base::Status StateDir::Write(const std::string& name, std::string_view data, mode_t mode) const {
+  GPUNET_CHECK(!name.empty() && name.find('/') == std::string::npos);
+  return WriteFileAtomicAt(m_fd.Get(), m_path, name, data, mode);
+}
+
+bool StateDir::Has(const std::string& name) const {
+  struct stat st {};
+  return ::fstatat(m_fd.Get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+base::Result<StateDir> OpenRunDir(const std::string& state_dir, const std::string& id) {
+  GPUNET_TRY(ValidateWorkloadId(id));
+  auto root = StateDir::Open(state_dir, Create::kNo);
+  if (!root) return std::unexpected(root.error());
+  auto runs = root->Sub(kRunsDir, Create::kNo);
+  if (!runs) return std::unexpected(runs.error());
+  return runs->Sub(id, Create::kNo);
+}
+
+base::Result<std::pair<std::string, std::string>> ParseRunDir(const std::string& run_dir) {
+  const std::filesystem::path p(run_dir);
+  const std::string runs = p.parent_path().filename().string();
+  if (run_dir.empty() || run_dir[0] != '/' || run_dir.back() == '/' ||
+      p.lexically_normal().string() != run_dir || runs != kRunsDir)
+    return Fail(ErrorCode::kInvalidArgument,
+                "run dir '" + Printable(run_dir) +
+                    "' is not <state_dir>/runs/<id> as the runtime names it (absolute, without "
+                    "'.', '..', '//' or a trailing '/')");
+  const std::string id = p.filename().string();
+  GPUNET_TRY(ValidateWorkloadId(id));
+  return std::pair<std::string, std::string>(p.parent_path().parent_path().string(), id);
 }
 
 }  // namespace gpunet::runtime::state

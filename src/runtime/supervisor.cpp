@@ -74,7 +74,8 @@ class LogWriter {
 
  private:
   void Open() {
-    m_fd = UniqueFd(::open(m_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    m_fd = UniqueFd(
+        ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
     struct stat st {};
     m_size =
         (m_fd.Valid() && ::fstat(m_fd.Get(), &st) == 0) ? static_cast<uint64_t>(st.st_size) : 0;
@@ -120,8 +121,11 @@ struct Pipe {
 
 class Supervisor {
  public:
-  Supervisor(std::string run_dir, int ready_fd)
-      : m_run_dir(std::move(run_dir)), m_ready(ready_fd) {}
+  Supervisor(state::StateDir run, std::string state_dir, int ready_fd)
+      : m_run(std::move(run)),
+        m_run_dir(m_run.Path()),
+        m_state_dir(std::move(state_dir)),
+        m_ready(ready_fd) {}
   int Run();
 
  private:
@@ -132,7 +136,11 @@ class Supervisor {
   void Cleanup();
   void ReportReady(const std::string& line);
 
+  base::Status ReadRunFiles();
+
+  state::StateDir m_run;  ///< the run dir, checked (state_files.h); its files go through it
   std::string m_run_dir;
+  std::string m_state_dir;  ///< the state dir m_run is in
   UniqueFd m_ready;
   WorkloadSpec m_spec;
   RuntimeOptions m_options;
@@ -152,22 +160,37 @@ class Supervisor {
   int64_t m_started_ms = 0;
 };
 
-base::Status Supervisor::Prepare() {
-  GPUNET_TRY(WriteFileAtomic(
-      m_run_dir + "/" + state::kPidFile,
-      std::to_string(::getpid()) + " " + std::to_string(ProcessStartTime(::getpid())) + "\n",
-      0644));
-  auto spec_text = ReadFileToString(m_run_dir + "/" + state::kSpecFile);
+/// The spec and options, read only from root's own files (never through a link) and
+/// only when they describe this run dir: the options name the uid locks and cgroups
+/// this root process acts on.
+base::Status Supervisor::ReadRunFiles() {
+  auto spec_text = m_run.Read(state::kSpecFile);
   if (!spec_text) return std::unexpected(spec_text.error());
   auto spec = state::SpecFromJson(*spec_text);
   if (!spec) return std::unexpected(spec.error());
   m_spec = std::move(*spec);
-  auto opt_text = ReadFileToString(m_run_dir + "/" + state::kOptionsFile);
+  auto opt_text = m_run.Read(state::kOptionsFile);
   if (!opt_text) return std::unexpected(opt_text.error());
   auto opts = state::OptionsFromJson(*opt_text);
   if (!opts) return std::unexpected(opts.error());
   m_options = std::move(*opts);
   GPUNET_TRY(ValidateSpec(m_spec));
+  if (m_run_dir != m_state_dir + "/" + state::kRunsDir + "/" + m_spec.id)
+    return Fail(ErrorCode::kCorrupt, m_run_dir + "/" + state::kSpecFile + " is for workload " +
+                                         m_spec.id + ", not for this run dir");
+  if (m_options.state_dir != m_state_dir)
+    return Fail(ErrorCode::kCorrupt, m_run_dir + "/" + state::kOptionsFile +
+                                         " names another state dir (" +
+                                         state::Printable(m_options.state_dir) + ")");
+  return base::Ok();
+}
+
+base::Status Supervisor::Prepare() {
+  GPUNET_TRY(m_run.Write(
+      state::kPidFile,
+      std::to_string(::getpid()) + " " + std::to_string(ProcessStartTime(::getpid())) + "\n",
+      0644));
+  GPUNET_TRY(ReadRunFiles());
 
   m_caps = Probe();
   auto uid = AllocateUid(m_options.state_dir, m_options.uid_first, m_options.uid_count);
@@ -388,7 +411,7 @@ base::Status Supervisor::Launch() {
   info.uid = u;
   info.ports = m_network->BoundPorts();
   info.unenforced = m_unenforced;
-  GPUNET_TRY(WriteFileAtomic(m_run_dir + "/" + state::kInfoFile, state::InfoToJson(info), 0644));
+  GPUNET_TRY(m_run.Write(state::kInfoFile, state::InfoToJson(info), 0644));
   m_started_ms = NowMs();
   if (::write(m_block_w.Get(), "x", 1) != 1) return ErrnoFail("releasing the workload", errno);
   m_block_w.Reset();
@@ -540,9 +563,7 @@ int Supervisor::Run() {
   Cleanup();
   Log("workload ended: " + status.message);
   // Last: the status file is what tells readers that logs and teardown are complete.
-  if (auto w =
-          WriteFileAtomic(m_run_dir + "/" + state::kStatusFile, state::StatusToJson(status), 0644);
-      !w) {
+  if (auto w = m_run.Write(state::kStatusFile, state::StatusToJson(status), 0644); !w) {
     Log(w.error().ToString());
     return 1;
   }
@@ -552,15 +573,25 @@ int Supervisor::Run() {
 }  // namespace
 
 int SupervisorMain(const std::string& run_dir, int ready_fd) {
+  ::fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+  // Nothing is written anywhere before the run dir is known to be one: the argument
+  // must be <state_dir>/runs/<id> with a valid id, and the tree root's alone.
+  auto parsed = state::ParseRunDir(run_dir);
+  auto run = parsed ? state::OpenRunDir(parsed->first, parsed->second)
+                    : base::Result<state::StateDir>(std::unexpected(parsed.error()));
+  if (!run) {
+    const std::string line = "error " + run.error().message + "\n";
+    (void)!::write(ready_fd, line.data(), line.size());
+    return 2;
+  }
   // Diagnostics go to the run dir; stdin/stdout were /dev/null already.
-  int log = ::open((run_dir + "/" + state::kSupervisorLog).c_str(),
-                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int log = ::openat(run->Fd(), state::kSupervisorLog,
+                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (log >= 0) {
     ::dup2(log, 2);
     ::close(log);
   }
-  ::fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
-  Supervisor s(run_dir, ready_fd);
+  Supervisor s(std::move(*run), parsed->first, ready_fd);
   return s.Run();
 }
 

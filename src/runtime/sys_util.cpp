@@ -43,10 +43,14 @@ base::Result<std::string> ReadFileToString(const std::string& path, size_t max_b
     if (e == ENOENT) return Fail(ErrorCode::kNotFound, path + " does not exist");
     return ErrnoFail("open " + path, e);
   }
+  return ReadFdToString(fd.Get(), path, max_bytes);
+}
+
+base::Result<std::string> ReadFdToString(int fd, const std::string& path, size_t max_bytes) {
   std::string out;
   char buf[8192];
   while (true) {
-    ssize_t n = ::read(fd.Get(), buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoFail("read " + path, errno);
@@ -80,6 +84,11 @@ base::Status WriteStringToFile(const std::string& path, std::string_view data, m
 
 base::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
   return base::WriteFileAtomic(path, data, {.mode = mode});
+}
+
+base::Status WriteFileAtomicAt(int dir_fd, const std::string& dir_path, const std::string& name,
+                               std::string_view data, mode_t mode) {
+  return base::WriteFileAtomicAt(dir_fd, dir_path, name, data, {.mode = mode});
 }
 
 std::string FindProgram(const std::string& name) {

@@ -206,9 +206,16 @@ TEST_F(PodmanBackendTest, MissingImageIsNotPulled) {
 
 TEST_F(PodmanBackendTest, RefusesBadIdsGpusAndPortsWithoutPortsMode) {
   std::string out;
-  WorkloadSpec bad_id = Spec({"/bin/true"});
-  bad_id.id = "Bad/Id";
-  EXPECT_EQ(Run(bad_id, &out).error().code, base::ErrorCode::kInvalidArgument);
+  // The runtime's one id rule (ValidateWorkloadId): the id names the container and
+  // its cgroup path.
+  for (const std::string& id : {std::string("Bad/Id"), std::string(".."), std::string("-lead"),
+                                std::string("--rm"), std::string(65, 'a'), std::string("a\nb")}) {
+    WorkloadSpec bad_id = Spec({"/bin/true"});
+    bad_id.id = id;
+    auto r = Run(bad_id, &out);
+    ASSERT_FALSE(r) << "accepted id '" << id << "'";
+    EXPECT_EQ(r.error().code, base::ErrorCode::kInvalidArgument) << id;
+  }
   WorkloadSpec gpus = Spec({"/bin/true"});
   gpus.gpu_uuids = {"GPU-1"};
   EXPECT_EQ(Run(gpus, &out).error().code, base::ErrorCode::kUnsupported);
