@@ -57,7 +57,7 @@ class StateDir {
   /// A whole file: a regular file, ours, writable by nobody else, not a link.
   /// kNotFound when absent, kPermissionDenied (naming the path and the fix) otherwise.
   base::Result<std::string> Read(const std::string& name) const;
-  /// Writes `name` atomically (name.tmp, then rename), never through a link.
+  /// Writes `name` atomically (base::WriteFileAtomicAt), never through a link.
   base::Status Write(const std::string& name, std::string_view data, mode_t mode) const;
   /// Whether `name` exists (as anything, links included).
   bool Has(const std::string& name) const;
