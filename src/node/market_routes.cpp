@@ -391,11 +391,11 @@ class MarketRoutes {
     return j;
   }
 
-  /// An offer with the class of machines it sells, summarised so a client can
-  /// filter on it: the provider's machines of the offer's model (on its site, or
-  /// any when site_id is 0).
-  base::Result<json> OfferWithClass(const market::Offer& o) const {
-    json j = OfferJson(o);
+  /// The class of machines an offer sells, summarised so a client can filter on
+  /// it: the provider's machines of the offer's model (on its site, or any when
+  /// site_id is 0). The same for every offer of one provider, model and site.
+  base::Result<json> OfferClass(const market::Offer& o) const {
+    json j = json::object();
     auto p = Load<market::Provider>(Kv(), keys::ProviderKey(o.provider), "provider");
     if (!p) return std::unexpected(p.error());
     std::map<uint32_t, market::Site> sites;
@@ -449,6 +449,25 @@ class MarketRoutes {
     j["driver_version_min"] = driver_min;
     j["link"] = one_or_mixed(links);
     j["fabric"] = one_or_mixed(fabrics);
+    return j;
+  }
+
+  /// An offer with the class of machines it sells (OfferClass). `classes`, when
+  /// given, keeps the classes one answer has made: a page of a provider's offers
+  /// scans its machines once per model and site, not once per offer.
+  using OfferClasses = std::map<std::tuple<codec::Address, std::string, uint32_t>, json>;
+  base::Result<json> OfferWithClass(const market::Offer& o, OfferClasses* classes = nullptr) const {
+    OfferClasses own;
+    OfferClasses& known = classes ? *classes : own;
+    auto key = std::make_tuple(o.provider, o.gpu_model, o.site_id);
+    auto it = known.find(key);
+    if (it == known.end()) {
+      auto made = OfferClass(o);
+      if (!made) return std::unexpected(made.error());
+      it = known.emplace(std::move(key), std::move(*made)).first;
+    }
+    json j = OfferJson(o);
+    j.update(it->second);
     return j;
   }
 
@@ -509,10 +528,11 @@ class MarketRoutes {
     bool all = req.query.contains("all") && req.query.at("all") == "true";
     auto source = SourceOf(req, kOfferSources, all);
     if (!source) return std::unexpected(source.error());
+    OfferClasses classes;
     return ListPage<market::Offer>(
         *source, req, limit, "offers", keys::OfferKey,
         [all](const market::Offer& o) { return all || o.open; },
-        [this](const market::Offer& o) { return OfferWithClass(o); });
+        [this, &classes](const market::Offer& o) { return OfferWithClass(o, &classes); });
   }
 
   base::Result<json> Orders(const Request& req, size_t limit) const {
