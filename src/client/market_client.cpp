@@ -1,5 +1,9 @@
 #include "client/market_client.h"
 
+#include <chrono>
+#include <optional>
+#include <thread>
+
 #include "client/market_tx.h"
 
 namespace gpunet::client {
@@ -20,6 +24,16 @@ base::Result<std::string> Str(const json& j, std::string_view key, std::string_v
   auto it = j.find(key);
   if (it == j.end() || !it->is_string()) return Bad(what, key, "a string");
   return it->get<std::string>();
+}
+
+/// The JSON object of a 200 answer to GET `path`, else the node's error.
+base::Result<json> AnswerOf(const HttpResponse& r, std::string_view path) {
+  if (r.status != 200) return std::unexpected(ErrorFromResponse(r));
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Fail(ErrorCode::kCorrupt,
+                "the node's answer to GET " + std::string(path) + " is not a JSON object");
+  return j;
 }
 
 }  // namespace
@@ -52,18 +66,48 @@ MarketClient::MarketClient(std::string url, HttpClientOptions options)
 base::Result<json> MarketClient::Get(std::string_view path) {
   auto r = m_http.Get(path);
   if (!r) return std::unexpected(r.error());
-  if (r->status != 200) return std::unexpected(ErrorFromResponse(*r));
-  json j = json::parse(r->body, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return Fail(ErrorCode::kCorrupt,
-                "the node's answer to GET " + std::string(path) + " is not a JSON object");
-  return j;
+  return AnswerOf(*r, path);
+}
+
+base::Result<json> MarketClient::Conservation(uint64_t wait_ms) {
+  constexpr uint64_t kRetryMs = 200;
+  for (uint64_t waited = 0;; waited += kRetryMs) {
+    auto r = m_http.Get("/conservation");
+    if (!r) return std::unexpected(r.error());
+    // 503: another client's scan is running; its answer is cached once it ends.
+    if (r->status != 503 || waited >= wait_ms) return AnswerOf(*r, "/conservation");
+    std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs));
+  }
+}
+
+base::Result<std::vector<json>> MarketClient::GetAll(std::string_view path, std::string_view name,
+                                                     size_t pages_max) {
+  const std::string base(path);
+  const char join = base.find('?') == std::string::npos ? '?' : '&';
+  std::vector<json> out;
+  std::optional<uint64_t> after;
+  for (size_t page = 0; page < pages_max; ++page) {
+    auto j = Get(after ? base + join + "after=" + std::to_string(*after) : base);
+    if (!j) return std::unexpected(j.error());
+    auto list = j->find(name);
+    if (list == j->end() || !list->is_array()) return Bad("GET " + base, name, "a list");
+    for (auto& e : *list) out.push_back(std::move(e));
+    if (!j->contains("next")) return out;
+    auto next = U64Number(*j, "next", "GET " + base);
+    if (!next) return std::unexpected(next.error());
+    // The cursor only moves forward; one that does not is a node bug, not a loop.
+    if (after && *next <= *after) return Bad("GET " + base, "next", "past the page before");
+    after = *next;
+  }
+  return Fail(ErrorCode::kLimitExceeded,
+              "GET " + base + " has more than " + std::to_string(pages_max) +
+                  " pages; narrow the query (a provider, a tenant) or page with `after`");
 }
 
 base::Result<std::vector<OfferView>> MarketClient::Offers() {
-  auto j = Get("/market/offers?limit=1000");
-  if (!j) return std::unexpected(j.error());
-  return ParseOfferViews(*j);
+  auto all = GetAll("/market/offers?limit=1000", "offers");
+  if (!all) return std::unexpected(all.error());
+  return ParseOfferViews(json{{"offers", std::move(*all)}});
 }
 
 base::Result<std::vector<OfferView>> ParseOfferViews(const json& answer) {

@@ -25,8 +25,24 @@ class MarketClient {
   /// node's error (kNotFound for an unknown id, with the node's message).
   base::Result<nlohmann::json> Get(std::string_view path);
 
-  /// GET /market/offers (open offers, every provider), as the filter sees them.
+  /// GET /conservation. The node runs one scan at a time and answers 503 to a
+  /// request that arrives during one: this asks again every 200 ms, for up to
+  /// `wait_ms`, then returns what the node said.
+  base::Result<nlohmann::json> Conservation(uint64_t wait_ms = 10'000);
+
+  /// Every entry of a paged list (docs/rpc.md, "Market"): GETs `path` (its query
+  /// without `after`) page by page, following each answer's `next`, and returns
+  /// the entries under `name` in list order. At most `pages_max` pages; more is
+  /// kLimitExceeded, so a list that outgrew what a caller can hold says so.
+  base::Result<std::vector<nlohmann::json>> GetAll(std::string_view path, std::string_view name,
+                                                   size_t pages_max = kListPagesMax);
+
+  /// Every open offer, every provider (all pages of GET /market/offers), as the
+  /// filter sees them.
   base::Result<std::vector<OfferView>> Offers();
+
+  /// Pages GetAll reads by default: 1,000 pages of up to 1,000 entries.
+  static constexpr size_t kListPagesMax = 1000;
 
  private:
   HttpClient m_http;

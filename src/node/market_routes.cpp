@@ -1,8 +1,11 @@
 #include "node/market_routes.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -18,6 +21,8 @@
 #include "market/keys.h"
 #include "market/math.h"
 #include "market/records.h"
+#include "node/market_index.h"
+#include "node/metrics.h"
 #include "state/conservation.h"
 
 namespace gpunet::node {
@@ -52,6 +57,20 @@ base::Result<size_t> LimitOf(const Request& req) {
     return Fail(ErrorCode::kInvalidArgument,
                 "limit must be a number 1.." + std::to_string(kMarketListMax));
   return static_cast<size_t>(v);
+}
+
+/// Parsed ?after=ID: where a page starts (the `next` of the page before; 0 or
+/// absent: from the start).
+base::Result<uint64_t> AfterOf(const Request& req) {
+  auto it = req.query.find("after");
+  if (it == req.query.end()) return 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
+  if (it->second.empty() || it->second.size() > 20 || *end != '\0' || it->second[0] == '-' ||
+      v == ULLONG_MAX)
+    return Fail(ErrorCode::kInvalidArgument,
+                "after must be an id (a number 0, 1, ...): pass the `next` of the page before");
+  return static_cast<uint64_t>(v);
 }
 
 base::Result<uint64_t> IdOf(std::string_view text, std::string_view what) {
@@ -109,6 +128,42 @@ uint64_t TrailingId(base::ByteSpan key) {
   GPUNET_CHECK(key.size() >= 8);
   return base::ReadU64BE(key.data() + key.size() - 8);
 }
+
+/// Up to `count` ids above `after` from a state table or index whose keys are
+/// `prefix` then the id (the last 8 bytes), in id order.
+base::Result<std::vector<uint64_t>> StateIds(const state::KvStore& kv, const base::Bytes& prefix,
+                                             uint64_t after, size_t count) {
+  std::vector<uint64_t> ids;
+  if (after == UINT64_MAX || count == 0) return ids;
+  base::Bytes begin = prefix;
+  base::AppendU64BE(begin, after + 1);
+  GPUNET_TRY(kv.Scan(begin, keys::PrefixEnd(prefix), [&](base::ByteSpan key, base::ByteSpan) {
+    ids.push_back(TrailingId(key));
+    return ids.size() < count;
+  }));
+  return ids;
+}
+
+/// Where a list page's ids come from: the node's index or a state prefix.
+struct IdSource {
+  std::optional<MarketList> index;  ///< set: the node's index (with `party`)
+  codec::Address party{};
+  base::Bytes prefix;  ///< otherwise: this state table or index
+};
+
+/// Where each form of a list with one optional party filter reads (docs/rpc.md).
+struct ListSources {
+  const char* party;       ///< the query parameter naming the party
+  MarketList party_every;  ///< every record of the party: the node's index
+  uint8_t party_open;      ///< the party's open records: this state index
+  uint8_t every;           ///< every record: this state table
+  MarketList open;         ///< the open records: the node's index
+};
+constexpr ListSources kOfferSources{"provider", MarketList::kProviderOffers,
+                                    keys::kProviderOpenOffers, keys::kOffer,
+                                    MarketList::kOpenOffers};
+constexpr ListSources kOrderSources{"tenant", MarketList::kTenantOrders, keys::kTenantOpenOrders,
+                                    keys::kOrder, MarketList::kOpenOrders};
 
 // ---------------------------------------------------------------- JSON of records
 
@@ -261,7 +316,15 @@ json LeaseJson(const market::Lease& l, uint64_t now_ms) {
 
 class MarketRoutes {
  public:
-  explicit MarketRoutes(const ledger::LedgerApp& app) : m_app(app) {}
+  MarketRoutes(const ledger::LedgerApp& app, const MarketIndex& index, metrics::Registry& registry)
+      : m_app(app),
+        m_index(index),
+        m_records_read(&registry.GetCounter(
+            "gpunet_market_list_records_read_total",
+            "Offer, order and lease records the market list endpoints loaded.")),
+        m_conservation_scans(&registry.GetCounter(
+            "gpunet_conservation_scans_total",
+            "Full state scans GET /conservation ran (one per height at most, when asked).")) {}
 
   const state::KvStore& Kv() const { return m_app.Store(); }
 
@@ -328,11 +391,11 @@ class MarketRoutes {
     return j;
   }
 
-  /// An offer with the class of machines it sells, summarised so a client can
-  /// filter on it: the provider's machines of the offer's model (on its site, or
-  /// any when site_id is 0).
-  base::Result<json> OfferWithClass(const market::Offer& o) const {
-    json j = OfferJson(o);
+  /// The class of machines an offer sells, summarised so a client can filter on
+  /// it: the provider's machines of the offer's model (on its site, or any when
+  /// site_id is 0). The same for every offer of one provider, model and site.
+  base::Result<json> OfferClass(const market::Offer& o) const {
+    json j = json::object();
     auto p = Load<market::Provider>(Kv(), keys::ProviderKey(o.provider), "provider");
     if (!p) return std::unexpected(p.error());
     std::map<uint32_t, market::Site> sites;
@@ -389,62 +452,99 @@ class MarketRoutes {
     return j;
   }
 
+  /// An offer with the class of machines it sells (OfferClass). `classes`, when
+  /// given, keeps the classes one answer has made: a page of a provider's offers
+  /// scans its machines once per model and site, not once per offer.
+  using OfferClasses = std::map<std::tuple<codec::Address, std::string, uint32_t>, json>;
+  base::Result<json> OfferWithClass(const market::Offer& o, OfferClasses* classes = nullptr) const {
+    OfferClasses own;
+    OfferClasses& known = classes ? *classes : own;
+    auto key = std::make_tuple(o.provider, o.gpu_model, o.site_id);
+    auto it = known.find(key);
+    if (it == known.end()) {
+      auto made = OfferClass(o);
+      if (!made) return std::unexpected(made.error());
+      it = known.emplace(std::move(key), std::move(*made)).first;
+    }
+    json j = OfferJson(o);
+    j.update(it->second);
+    return j;
+  }
+
+  /// Up to `count` ids of `source` above `after`.
+  base::Result<std::vector<uint64_t>> Ids(const IdSource& source, uint64_t after,
+                                          size_t count) const {
+    if (source.index) return m_index.Page(*source.index, source.party, after, count);
+    return StateIds(Kv(), source.prefix, after, count);
+  }
+
+  /// One page of a list under `name`: the records of the first `limit` ids of
+  /// `source` above `after` that `keep` accepts (the index and a record may
+  /// disagree for the moment a block commits; a record that is gone is skipped),
+  /// rendered by `render`. `next` (and `truncated`) when the source has more: the
+  /// cursor is the source's position, so the pages cover it exactly once.
+  template <class T>
+  base::Result<json> ListPage(const IdSource& source, const Request& req, size_t limit,
+                              const std::string& name, base::Bytes (*key_of)(uint64_t),
+                              const std::function<bool(const T&)>& keep,
+                              const std::function<base::Result<json>(const T&)>& render) const {
+    auto after = AfterOf(req);
+    if (!after) return std::unexpected(after.error());
+    GPUNET_CHECK(limit >= 1 && limit <= kMarketListMax);
+    auto ids = Ids(source, *after, limit + 1);
+    if (!ids) return std::unexpected(ids.error());
+    const bool more = ids->size() > limit;
+    if (more) ids->resize(limit);
+    json list = json::array();
+    for (uint64_t id : *ids) {
+      m_records_read->Inc();
+      auto record = Load<T>(Kv(), key_of(id), name);
+      if (!record && record.error().code == ErrorCode::kNotFound) continue;
+      if (!record) return std::unexpected(record.error());
+      if (!keep(*record)) continue;
+      auto j = render(*record);
+      if (!j) return std::unexpected(j.error());
+      list.push_back(std::move(*j));
+    }
+    json j = Envelope();
+    j[name] = std::move(list);
+    j["truncated"] = more;
+    if (more) j["next"] = ids->back();
+    return j;
+  }
+
+  /// The source of a list filtered by `s.party` when the request names one;
+  /// `all`: closed records too.
+  static base::Result<IdSource> SourceOf(const Request& req, const ListSources& s, bool all) {
+    if (!req.query.contains(s.party))
+      return all ? IdSource{std::nullopt, {}, Prefix(s.every)} : IdSource{s.open, {}, {}};
+    auto a = AddressParam(req, s.party);
+    if (!a) return std::unexpected(a.error());
+    return all ? IdSource{s.party_every, *a, {}}
+               : IdSource{std::nullopt, {}, Prefix(s.party_open, *a)};
+  }
+
   base::Result<json> Offers(const Request& req, size_t limit) const {
     bool all = req.query.contains("all") && req.query.at("all") == "true";
-    std::optional<codec::Address> provider;
-    if (req.query.contains("provider")) {
-      auto a = AddressParam(req, "provider");
-      if (!a) return std::unexpected(a.error());
-      provider = *a;
-    }
-    json list = json::array();
-    bool truncated = false;
-    base::Status bad = base::Ok();
-    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kOffer), [&](base::ByteSpan, base::ByteSpan value) {
-      auto o = market::DecodeOffer(value);
-      if (!o) return (bad = std::unexpected(o.error())), false;
-      if (!all && !o->open) return true;
-      if (provider && o->provider != *provider) return true;
-      if (list.size() == limit) return (truncated = true), false;
-      auto j = OfferWithClass(*o);
-      if (!j) return (bad = std::unexpected(j.error())), false;
-      list.push_back(std::move(*j));
-      return true;
-    }));
-    GPUNET_TRY(bad);
-    json j = Envelope();
-    j["offers"] = list;
-    j["truncated"] = truncated;
-    return j;
+    auto source = SourceOf(req, kOfferSources, all);
+    if (!source) return std::unexpected(source.error());
+    OfferClasses classes;
+    return ListPage<market::Offer>(
+        *source, req, limit, "offers", keys::OfferKey,
+        [all](const market::Offer& o) { return all || o.open; },
+        [this, &classes](const market::Offer& o) { return OfferWithClass(o, &classes); });
   }
 
   base::Result<json> Orders(const Request& req, size_t limit) const {
     bool all = req.query.contains("state") && req.query.at("state") == "all";
     if (req.query.contains("state") && !all && req.query.at("state") != "open")
       return Fail(ErrorCode::kInvalidArgument, "state must be open or all");
-    std::optional<codec::Address> tenant;
-    if (req.query.contains("tenant")) {
-      auto a = AddressParam(req, "tenant");
-      if (!a) return std::unexpected(a.error());
-      tenant = *a;
-    }
-    json list = json::array();
-    bool truncated = false;
-    base::Status bad = base::Ok();
-    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kOrder), [&](base::ByteSpan, base::ByteSpan value) {
-      auto o = market::DecodeOrder(value);
-      if (!o) return (bad = std::unexpected(o.error())), false;
-      if (!all && o->state != market::OrderState::kOpen) return true;
-      if (tenant && o->tenant != *tenant) return true;
-      if (list.size() == limit) return (truncated = true), false;
-      list.push_back(OrderJson(*o));
-      return true;
-    }));
-    GPUNET_TRY(bad);
-    json j = Envelope();
-    j["orders"] = list;
-    j["truncated"] = truncated;
-    return j;
+    auto source = SourceOf(req, kOrderSources, all);
+    if (!source) return std::unexpected(source.error());
+    return ListPage<market::Order>(
+        *source, req, limit, "orders", keys::OrderKey,
+        [all](const market::Order& o) { return all || o.state == market::OrderState::kOpen; },
+        [](const market::Order& o) -> base::Result<json> { return OrderJson(o); });
   }
 
   base::Result<json> Order(uint64_t id, bool with_bids) const {
@@ -487,24 +587,18 @@ class MarketRoutes {
       return Fail(ErrorCode::kInvalidArgument, "state must be open or all");
     auto who = AddressParam(req, has_tenant ? "tenant" : "provider");
     if (!who) return std::unexpected(who.error());
-    uint8_t table = has_tenant ? keys::kTenantLeases : keys::kProviderLeases;
+    IdSource source;
+    if (all)
+      source.prefix = Prefix(has_tenant ? keys::kTenantLeases : keys::kProviderLeases, *who);
+    else if (has_tenant)
+      source = {MarketList::kTenantOpenLeases, *who, {}};
+    else
+      source.prefix = Prefix(keys::kProviderOpenLeases, *who);
     const uint64_t now = m_app.Info().last_block_time_ms;
-    json list = json::array();
-    bool truncated = false;
-    base::Status bad = base::Ok();
-    GPUNET_TRY(ScanPrefix(Kv(), Prefix(table, *who), [&](base::ByteSpan key, base::ByteSpan) {
-      auto l = Load<market::Lease>(Kv(), keys::LeaseKey(TrailingId(key)), "lease");
-      if (!l) return (bad = std::unexpected(l.error())), false;
-      if (!all && l->state == market::LeaseState::kClosed) return true;
-      if (list.size() == limit) return (truncated = true), false;
-      list.push_back(LeaseJson(*l, now));
-      return true;
-    }));
-    GPUNET_TRY(bad);
-    json j = Envelope();
-    j["leases"] = list;
-    j["truncated"] = truncated;
-    return j;
+    return ListPage<market::Lease>(
+        source, req, limit, "leases", keys::LeaseKey,
+        [all](const market::Lease& l) { return all || l.state != market::LeaseState::kClosed; },
+        [now](const market::Lease& l) -> base::Result<json> { return LeaseJson(l, now); });
   }
 
   base::Result<json> Lease(uint64_t id) const {
@@ -517,7 +611,25 @@ class MarketRoutes {
     return j;
   }
 
-  base::Result<json> Conservation() const {
+  /// The conservation check at the current height (OneScanPerHeight): cached,
+  /// scanned now, or 503 while another request's scan runs.
+  Response Conservation() {
+    auto answer = m_conservation.Get(
+        m_app.Info().last_height,
+        [this] {
+          m_conservation_scans->Inc();
+          return ConservationScan();
+        },
+        [this] { return m_app.Info().last_height; });
+    if (!answer)
+      return JsonError(503, "unavailable",
+                       "a conservation check is running; retry in a moment (its answer is then "
+                       "served from a cache until the next block)");
+    return JsonResponse(*answer);
+  }
+
+ private:
+  json ConservationScan() const {
     auto r = state::CheckConservation(Kv());
     json j = Envelope();
     if (!r) {
@@ -541,8 +653,11 @@ class MarketRoutes {
     return j;
   }
 
- private:
   const ledger::LedgerApp& m_app;
+  const MarketIndex& m_index;
+  metrics::Counter* m_records_read;
+  metrics::Counter* m_conservation_scans;
+  OneScanPerHeight m_conservation;
 };
 
 Response Answer(const base::Result<json>& r) {
@@ -552,8 +667,31 @@ Response Answer(const base::Result<json>& r) {
 
 }  // namespace
 
-void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app) {
-  auto routes = std::make_shared<MarketRoutes>(app);
+std::optional<json> OneScanPerHeight::Get(uint64_t height, const std::function<json()>& scan,
+                                          const std::function<uint64_t()>& height_now) {
+  if (auto cached = Cached(height)) return cached;
+  std::unique_lock running(m_scan_mutex, std::try_to_lock);
+  if (!running.owns_lock()) return std::nullopt;
+  if (auto cached = Cached(height)) return cached;  // a scan finished meanwhile
+  json answer = scan();
+  const uint64_t after = height_now();
+  GPUNET_CHECK(after >= height);  // committed heights only grow
+  if (after == height) {
+    std::lock_guard lock(m_cache_mutex);
+    m_cache = std::make_pair(height, answer);
+  }
+  return answer;
+}
+
+std::optional<json> OneScanPerHeight::Cached(uint64_t height) const {
+  std::lock_guard lock(m_cache_mutex);
+  if (m_cache && m_cache->first == height) return m_cache->second;
+  return std::nullopt;
+}
+
+void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app,
+                          const MarketIndex& index, metrics::Registry& registry) {
+  auto routes = std::make_shared<MarketRoutes>(app, index, registry);
   server.Handle("GET", "/market/providers", [routes](const Request& req) {
     auto limit = LimitOf(req);
     if (!limit) return ErrorResponse(limit.error());
@@ -622,7 +760,7 @@ void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app) {
     return Answer(routes->Lease(*id));
   });
   server.Handle("GET", "/conservation",
-                [routes](const Request&) { return Answer(routes->Conservation()); });
+                [routes](const Request&) { return routes->Conservation(); });
 }
 
 }  // namespace gpunet::node

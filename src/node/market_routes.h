@@ -5,11 +5,22 @@
 // They read committed state straight from the KvStore through the market's key
 // layout (market/keys.h) and record decoders (market/records.h), so they never
 // take the ledger's lock and never see a block that is not yet committed. Each
-// list is bounded (`limit`, at most kMarketListMax) and says when it was cut.
-// Amounts are integer strings in fields ending `_ugpn` (design §2).
+// list is a page (`limit`, at most kMarketListMax, from the cursor `after`) read
+// from an index in id order, the node's (market_index.h) or the state's, so a
+// page costs its own records; `next` says where the following page starts.
+// /conservation scans the whole state, one request at a time, and answers from a
+// cache until the next block. Amounts are integer strings in fields ending
+// `_ugpn` (design §2).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "node/http_server.h"
 
@@ -19,13 +30,40 @@ class LedgerApp;
 
 namespace gpunet::node {
 
+class MarketIndex;
+namespace metrics {
+class Registry;
+}
+
 /// Entries one list answer holds at most (`?limit=` may ask for fewer).
 inline constexpr size_t kMarketListMax = 1000;
 /// Entries a list answer holds when `limit` is not given.
 inline constexpr size_t kMarketListDefault = 100;
 
+/// An answer too costly to make per request (the conservation scan): at most one
+/// is made at a time, and it serves every request at the height it was made for.
+class OneScanPerHeight {
+ public:
+  /// The answer for `height` (the current committed height): the cached one, or
+  /// made now by `scan`; nullopt when another call's scan is running (the caller
+  /// says "retry": a request never holds a thread waiting for another's scan).
+  /// The answer is cached only when `height_now()` is still `height` after the
+  /// scan, so a cached answer is the state of its height.
+  std::optional<nlohmann::json> Get(uint64_t height, const std::function<nlohmann::json()>& scan,
+                                    const std::function<uint64_t()>& height_now);
+
+ private:
+  std::optional<nlohmann::json> Cached(uint64_t height) const;
+
+  std::mutex m_scan_mutex;  ///< held by the one scan running
+  mutable std::mutex m_cache_mutex;
+  std::optional<std::pair<uint64_t, nlohmann::json>> m_cache;  ///< height, answer (m_cache_mutex)
+};
+
 /// Registers GET /market/... and GET /conservation on `server`, reading `app`'s
-/// committed state. `app` must outlive the server's handlers.
-void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app);
+/// committed state and `index` (kept up to date by the caller), with their
+/// counters in `registry`. All three must outlive the server's handlers.
+void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app,
+                          const MarketIndex& index, metrics::Registry& registry);
 
 }  // namespace gpunet::node

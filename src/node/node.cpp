@@ -35,6 +35,7 @@
 #include "mempool/mempool.h"
 #include "node/bft_driver.h"
 #include "node/http_server.h"
+#include "node/market_index.h"
 #include "node/market_routes.h"
 #include "node/metrics.h"
 #include "storage/fault_fs.h"
@@ -281,6 +282,8 @@ struct Node::Impl final : consensus::SoloAdaptor {
   NodeConfig config;
   ledger::Genesis genesis;
   std::unique_ptr<storage::RocksKvStore> kv;
+  std::unique_ptr<IndexedKvStore> indexed_kv;  ///< kv, telling market_index each commit
+  std::unique_ptr<MarketIndex> market_index;   ///< the market lists' indexes (market_index.h)
   std::unique_ptr<ledger::LedgerApp> app;
   std::unique_ptr<mempool::Mempool> pool;
   std::unique_ptr<consensus::SoloEngine> engine;
@@ -738,7 +741,8 @@ void Node::Impl::RegisterRoutes() {
               {"receipts", rs}};
     return JsonResponse(j);
   });
-  RegisterMarketRoutes(*server, *app);  // GET /market/..., /conservation (market_routes.h)
+  // GET /market/..., /conservation (market_routes.h)
+  RegisterMarketRoutes(*server, *app, *market_index, registry);
   server->Handle("GET", "/metrics", [this](const Request&) {
     m_mempool_txs->Set(static_cast<double>(pool->Stats().txs));
     Response r;
@@ -792,8 +796,15 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
     GPUNET_CHECK(faults.has_value());
     GPUNET_TRY(storage::CutPowerOnSignal(*faults, SIGUSR1, 99));
   }
-  GPUNET_TRY_ASSIGN(app, ledger::LedgerApp::Open(*impl->kv, impl->genesis));
+  impl->indexed_kv = std::make_unique<IndexedKvStore>(*impl->kv);
+  GPUNET_TRY_ASSIGN(app, ledger::LedgerApp::Open(*impl->indexed_kv, impl->genesis));
   impl->app = std::move(app);
+  // Built from the committed state before any block can commit, then kept up to
+  // date by every commit: nothing is missed between the two.
+  GPUNET_TRY_ASSIGN(market_index, MarketIndex::Build(impl->app->Store()));
+  impl->market_index = std::move(market_index);
+  impl->indexed_kv->SetObserver(
+      [index = impl->market_index.get()](const state::WriteBatch& b) { index->Apply(b); });
   impl->pool = std::make_unique<mempool::Mempool>(*impl->app);
   impl->engine = std::make_unique<consensus::SoloEngine>(impl->config.block_interval_ms);
   if (impl->config.engine == "bft") {
@@ -871,6 +882,7 @@ void Node::Stop() {
   m_impl->bft.reset();  // holds the app, store and pool by reference
   m_impl->pool.reset();
   m_impl->app.reset();
+  m_impl->indexed_kv.reset();
   m_impl->kv.reset();
 }
 

@@ -484,9 +484,36 @@ void RunOffers(const GlobalOptions& g, const std::vector<std::string>& words) {
 
 // ---------------------------------------------------------------- orders and bids
 
+/// A list command's page: `--limit` entries after `--after` (docs/market-cli.md).
+struct PageArgs {
+  uint32_t limit = 100;  ///< the node's default page; it refuses more than 1,000
+  std::string after;     ///< an id, the `next` the page before printed; empty: from the start
+};
+
+/// "limit=N[&after=ID]" for a list endpoint's query.
+std::string PageQuery(const PageArgs& p) {
+  std::string q = "limit=" + std::to_string(p.limit);
+  if (!p.after.empty()) q += "&after=" + std::to_string(ParseId(p.after, "--after"));
+  return q;
+}
+
+/// After a page that is not the last: how to ask for the next one.
+void PrintNextHint(const json& page, std::string_view what) {
+  if (!page.contains("next")) return;
+  std::cout << "(more " << what << " follow: add --after " << page["next"]
+            << " for the next page)\n";
+}
+
+void AddPageOptions(CLI::App* cmd, PageArgs& p) {
+  cmd->add_option("--limit", p.limit, "Entries per page (default 100, at most 1000)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--after", p.after, "Start after this id (the hint under a full page)");
+}
+
 struct OrderArgs {
   std::string file, from, fee, id, tenant;
   bool yes = false, all = false;
+  PageArgs page;
 };
 
 void RunOrderCreate(const GlobalOptions& g, const OrderArgs& a) {
@@ -542,13 +569,15 @@ void RunOrderShow(const GlobalOptions& g, const OrderArgs& a) {
 }
 
 void RunOrderList(const GlobalOptions& g, const OrderArgs& a) {
-  std::string path = "/market/orders?limit=1000&state=" + std::string(a.all ? "all" : "open");
+  std::string path =
+      "/market/orders?" + PageQuery(a.page) + "&state=" + std::string(a.all ? "all" : "open");
   if (!a.tenant.empty())
     path += "&tenant=" + crypto::AddressToString(Resolve(g, a.tenant, "--tenant"));
   json j = GetJson(g, path);
   if (g.Json()) return PrintJson(j);
   if (j["orders"].empty()) std::cout << "no orders\n";
   for (const auto& o : j["orders"]) PrintOrder(o);
+  PrintNextHint(j, "orders");
   std::cout << std::flush;
 }
 
@@ -614,6 +643,7 @@ struct LeaseArgs {
   std::string id, from, fee, amount, manifest, manifest_hash, tenant, provider, deposit;
   uint32_t gpus = 0, machines = 1;
   bool yes = false, all = false, no_manifest = false;
+  PageArgs page;
 };
 
 void PrintLease(const json& l) {
@@ -725,7 +755,8 @@ void RunLeaseShow(const GlobalOptions& g, const LeaseArgs& a) {
 void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
   if (!a.tenant.empty() && !a.provider.empty())
     FailCommand(ErrorCode::kInvalidArgument, "give --tenant or --provider, not both");
-  std::string path = "/market/leases?limit=1000&state=" + std::string(a.all ? "all" : "open");
+  std::string path =
+      "/market/leases?" + PageQuery(a.page) + "&state=" + std::string(a.all ? "all" : "open");
   if (!a.provider.empty())
     path += "&provider=" + crypto::AddressToString(Resolve(g, a.provider, "--provider"));
   else
@@ -735,6 +766,7 @@ void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
   if (g.Json()) return PrintJson(j);
   if (j["leases"].empty()) std::cout << "no leases\n";
   for (const auto& l : j["leases"]) PrintLease(l);
+  PrintNextHint(j, "leases");
   std::cout << std::flush;
 }
 
@@ -821,7 +853,7 @@ void RunAttest(const GlobalOptions& g, const AttestArgs& a) {
 }
 
 void RunConservation(const GlobalOptions& g) {
-  json j = GetJson(g, "/conservation");
+  json j = OrFail(client::MarketClient(g.NodeUrl()).Conservation());
   if (g.Json())
     PrintJson(j);
   else if (j.value("holds", false))
@@ -960,7 +992,10 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
       order->add_subcommand("list", "Open orders (all with --all), of one tenant with --tenant");
   olist->add_option("--tenant", oa->tenant, "Key name or address");
   olist->add_flag("--all", oa->all, "Also awarded and closed orders");
-  olist->footer("Examples:\n  gpunet order list\n  gpunet order list --tenant tenant --all");
+  AddPageOptions(olist, oa->page);
+  olist->footer(
+      "Examples:\n  gpunet order list\n  gpunet order list --tenant tenant --all\n  gpunet "
+      "order list --after 100");
   olist->callback([&g, oa] { RunOrderList(g, *oa); });
   auto* oclose =
       order->add_subcommand("close", "Close an order not yet awarded; refunds its deposit");
@@ -1023,9 +1058,10 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
   llist->add_option("--provider", la->provider, "Key name or address");
   llist->add_option("--from", la->from, "Shorthand: leases of this key as tenant");
   llist->add_flag("--all", la->all, "Also closed leases");
+  AddPageOptions(llist, la->page);
   llist->footer(
       "Examples:\n  gpunet lease list --tenant tenant\n  gpunet lease list --provider provider "
-      "--all");
+      "--all --after 40");
   llist->callback([&g, la] {
     if (la->tenant.empty() && la->provider.empty() && la->from.empty())
       FailCommand(ErrorCode::kInvalidArgument, "give --tenant or --provider (key name or address)");

@@ -128,6 +128,11 @@ expect_error "close twice" "lease_state" g lease close "$lease" --from tenant
 # --- 5. rent now from the offer; the provider closes ---
 g -o json lease create "$offer" --gpus 4 --deposit 10 --manifest "$EX/job.yaml" --from tenant --yes >"$WORK/create.json" || fail "lease create"
 lease2="$(jf '["ids"]["lease_id"]' <"$WORK/create.json")"
+# A list a page at a time: the hint under a full page names the cursor for the next.
+g lease list --tenant tenant --all --limit 1 >"$WORK/page1" || fail "lease list --limit 1"
+{ grep -q "^lease $lease " "$WORK/page1" && grep -q "add --after $lease for the next page" "$WORK/page1"; } \
+  || { fail "lease list --limit 1: not lease $lease with a hint for the next page"; cat "$WORK/page1" >&2; }
+g lease list --tenant tenant --all --after "$lease" | grep -q "^lease $lease2 " || fail "lease list --after $lease"
 g -o json lease show "$lease2" >"$WORK/l2.json"
 [ "$(jf '["lease"]["gpus"]' <"$WORK/l2.json")" = 4 ] || fail "lease create: 4 GPUs"
 [ "$(jf '["lease"]["rate_ugpn_per_hour"]' <"$WORK/l2.json")" = 10000000 ] || fail "lease create: rate 4 x 2.5 GPN"
@@ -174,6 +179,8 @@ expect_error "order without --yes" "add --yes" g order create "$EX/order.yaml" -
 [ "$(rpc_status "$url/market/lease/999")" = 404 ] || fail "GET /market/lease/999: not 404"
 [ "$(rpc_status "$url/market/leases")" = 400 ] || fail "GET /market/leases without tenant/provider: not 400"
 [ "$(rpc_status "$url/market/offers?limit=0")" = 400 ] || fail "limit=0: not 400"
+[ "$(rpc_status "$url/market/offers?limit=1001")" = 400 ] || fail "limit=1001 (over the cap): not 400"
+[ "$(rpc_status "$url/market/orders?after=x")" = 400 ] || fail "after=x: not 400"
 [ "$(rpc_status "$url/market/provider/gpn1bad")" = 400 ] || fail "bad provider address: not 400"
 
 # --- 8. conservation after all of it ---

@@ -1,0 +1,634 @@
+// The market list endpoints over thousands of closed records (issue 14 item 5):
+// a list answers the open ones from the node's indexes, reading only the records
+// of its page (gpunet_market_list_records_read_total counts them); `next` pages
+// cover a list exactly once; limits are capped; the index follows opens and
+// closes block by block and is rebuilt when the node restarts; /conservation
+// scans once per height however many ask at once (gpunet_conservation_scans_total).
+//
+// The records are made the cheap way: real market txs committed straight through
+// a LedgerApp on the node's RocksDB home before the node starts (16 messages a
+// tx, no mempool, no RPC), then the real node serves them on 127.0.0.1.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/limits.h"
+#include "client/http_client.h"
+#include "client/market_client.h"
+#include "codec/encoding.h"
+#include "codec/hashes.h"
+#include "crypto/address.h"
+#include "crypto/ed25519.h"
+#include "ledger/app.h"
+#include "ledger/genesis.h"
+#include "market/keys.h"
+#include "node/market_index.h"
+#include "node/market_routes.h"
+#include "node/node.h"
+#include "state/kv.h"
+#include "storage/rocks_kv.h"
+
+namespace gpunet::node {
+namespace {
+
+using Json = nlohmann::json;
+using Ids = std::vector<uint64_t>;
+constexpr uint64_t kGpn = 1'000'000;
+constexpr uint64_t kTxFeeUgpn = 50 * kGpn;  // room for any per-message or gas price
+constexpr char kChain[] = "lists-test";
+
+crypto::KeyPair Key(uint8_t n) {
+  crypto::Seed seed{};
+  seed[0] = n;
+  seed[31] = 0x5e;
+  return crypto::KeyPair::FromSeed(seed);
+}
+codec::Address Addr(uint8_t n) {
+  return crypto::AddressOf(Key(n).Public());
+}
+std::string AddrText(uint8_t n) {
+  return crypto::AddressToString(Addr(n));
+}
+
+// Who is who: key 1 the provider, 2 and 3 order tenants, 4 a lease tenant.
+constexpr uint8_t kProvider = 1, kTenantA = 2, kTenantB = 3, kLeaser = 4;
+
+uint64_t WallMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+codec::MsgOrderCreate OrderMsg() {
+  codec::MsgOrderCreate m;
+  m.requirements.gpu_models = {"H100"};
+  m.requirements.gpus_per_machine = 1;
+  m.requirements.machines = 1;
+  m.max_price_ugpn_per_gpu_hour = kGpn;
+  m.deposit_ugpn = kGpn;
+  m.manifest_hash[0] = 1;
+  m.bid_window_ms = base::limits::kBidWindowMaxMs;  // no window ends during a test
+  return m;
+}
+
+codec::MsgLeaseCreate LeaseMsg(uint64_t offer_id) {
+  codec::MsgLeaseCreate m;
+  m.offer_id = offer_id;
+  m.machines = 1;
+  m.gpus_per_machine = 1;
+  m.deposit_ugpn = 2 * kGpn;
+  m.manifest_hash[0] = 2;
+  return m;
+}
+
+/// Signs txs for the test's keys and remembers their nonces; counts the ids the
+/// market hands out (every table counts from 1), so tests know which are which.
+struct World {
+  std::map<uint8_t, uint64_t> nonces;
+  uint64_t offers = 0, orders = 0, leases = 0;
+  std::set<uint64_t> open_offers, open_orders_a, open_orders_b, open_leases;
+  uint64_t any_open_offer = 0;
+
+  base::Bytes Tx(uint8_t from, std::vector<codec::Msg> msgs) {
+    codec::TxBody body;
+    body.chain_id = kChain;
+    body.sender = Key(from).Public();
+    body.nonce = nonces[from]++;
+    body.fee_ugpn = kTxFeeUgpn;
+    body.msgs = std::move(msgs);
+    return codec::EncodeTx(codec::SignTx(body, Key(from)));
+  }
+
+  std::vector<base::Bytes> Setup() {
+    const codec::Address p = Addr(kProvider);
+    codec::MsgProviderRegister reg;
+    reg.operator_address = p;
+    reg.tenant_api_uri = "https://p.example";
+    reg.region = "eu";
+    reg.bond_ugpn = 1000 * kGpn;
+    reg.payouts = {{p, 10'000}};
+    std::vector<codec::Msg> msgs = {reg, codec::MsgSiteUpsert{p, 1, codec::Fabric::kEthernet, 10}};
+    for (uint32_t m = 1; m <= 4; ++m)
+      msgs.push_back(codec::MsgMachineUpsert{p, m, 1, "H100", 8, 80, codec::GpuLink::kPcie, "550",
+                                             12040, 90, 8, 64, 100});
+    return {Tx(kProvider, msgs)};
+  }
+
+  /// Txs from `from` that make `closed` records closed again at once, then `open`
+  /// ones left open (their ids go to `opened`): `make()` creates one, `close(id)`
+  /// closes record `id`, `last` counts the table's ids.
+  std::vector<base::Bytes> Records(uint8_t from, size_t closed, size_t open, uint64_t& last,
+                                   std::set<uint64_t>& opened,
+                                   const std::function<codec::Msg()>& make,
+                                   const std::function<codec::Msg(uint64_t)>& close) {
+    std::vector<base::Bytes> txs;
+    std::vector<codec::Msg> msgs;
+    auto add = [&](std::vector<codec::Msg> more) {
+      if (msgs.size() + more.size() > base::limits::kMsgsPerTxMax)
+        txs.push_back(Tx(from, std::exchange(msgs, {})));
+      msgs.insert(msgs.end(), more.begin(), more.end());
+    };
+    for (size_t i = 0; i < closed; ++i) add({make(), close(++last)});
+    for (size_t i = 0; i < open; ++i) {
+      add({make()});
+      opened.insert(++last);
+    }
+    if (!msgs.empty()) txs.push_back(Tx(from, std::move(msgs)));
+    return txs;
+  }
+
+  std::vector<base::Bytes> Offers(size_t closed, size_t open) {
+    const codec::Address p = Addr(kProvider);
+    auto txs = Records(
+        kProvider, closed, open, offers, open_offers,
+        [p] {
+          return codec::MsgOfferCreate{p, "H100", 0, kGpn, {}};
+        },
+        [p](uint64_t id) {
+          return codec::MsgOfferClose{p, id};
+        });
+    if (open > 0) any_open_offer = offers;
+    return txs;
+  }
+
+  std::vector<base::Bytes> Orders(uint8_t tenant, size_t closed, size_t open) {
+    return Records(
+        tenant, closed, open, orders, tenant == kTenantA ? open_orders_a : open_orders_b,
+        [] { return OrderMsg(); }, [](uint64_t id) { return codec::MsgOrderClose{id}; });
+  }
+
+  std::vector<base::Bytes> Leases(size_t closed, size_t open) {
+    std::vector<base::Bytes> txs = {Tx(kProvider, {codec::MsgHeartbeat{Addr(kProvider)}})};
+    for (auto& tx : Records(
+             kLeaser, closed, open, leases, open_leases,
+             [this] { return LeaseMsg(any_open_offer); },
+             [](uint64_t id) {
+               return codec::MsgLeaseClose{id, codec::CloseReason::kNormal};
+             }))
+      txs.push_back(std::move(tx));
+    return txs;
+  }
+};
+
+/// Commits blocks through `app` (proposed by `proposer`, a validator) until every
+/// tx is in one; each must apply.
+void CommitAll(ledger::LedgerApp& app, std::vector<base::Bytes> txs,
+               const codec::Address& proposer = Addr(9)) {
+  while (!txs.empty()) {
+    ledger::AppInfo info = app.Info();
+    ledger::PrepareProposalRequest prepare;
+    prepare.height = info.last_height + 1;
+    prepare.time_ms = info.last_block_time_ms + 1;
+    prepare.proposer = proposer;
+    prepare.txs = txs;
+    auto prepared = app.PrepareProposal(prepare);
+    ASSERT_TRUE(prepared) << prepared.error().ToString();
+    for (const auto& s : prepared->skipped)  // kOk: over a block limit, next block
+      ASSERT_EQ(s.code, codec::TxCode::kOk) << s.message;
+    ASSERT_FALSE(prepared->block.txs.empty());
+    const codec::Block block = prepared->block;
+    auto processed = app.ProcessProposal(ledger::ProcessProposalRequest{block, {}, {}});
+    ASSERT_TRUE(processed && processed->accept);
+    auto finalized = app.FinalizeBlock(ledger::FinalizeBlockRequest{block, {}, {}});
+    ASSERT_TRUE(finalized) << finalized.error().ToString();
+    for (const auto& r : finalized->receipts)
+      ASSERT_EQ(r.code, 0) << (r.events.empty() ? "" : r.events.back().attributes.at("message"));
+    ASSERT_TRUE(app.Commit());
+    txs.erase(txs.begin(), txs.begin() + static_cast<std::ptrdiff_t>(block.txs.size()));
+  }
+}
+
+// ---------------------------------------------------------------- the index alone
+
+Ids Page(const MarketIndex& index, MarketList list, uint8_t party = 0) {
+  return index.Page(list, party ? Addr(party) : codec::Address{}, 0, 1'000'000);
+}
+
+/// Every list of `a` equals the same list of `b`.
+void ExpectSameIndex(const MarketIndex& a, const MarketIndex& b) {
+  for (MarketList list : {MarketList::kOpenOffers, MarketList::kOpenOrders})
+    EXPECT_EQ(Page(a, list), Page(b, list));
+  EXPECT_EQ(Page(a, MarketList::kProviderOffers, kProvider),
+            Page(b, MarketList::kProviderOffers, kProvider));
+  for (uint8_t t : {kTenantA, kTenantB})
+    EXPECT_EQ(Page(a, MarketList::kTenantOrders, t), Page(b, MarketList::kTenantOrders, t));
+  EXPECT_EQ(Page(a, MarketList::kTenantOpenLeases, kLeaser),
+            Page(b, MarketList::kTenantOpenLeases, kLeaser));
+}
+
+TEST(MarketIndex, FollowsEveryBlockAndEqualsARebuild) {
+  ledger::Genesis g;
+  g.chain_id = kChain;
+  g.genesis_time_ms = 1'700'000'000'000;
+  g.app_version = 1;
+  for (uint8_t k : {kProvider, kTenantA, kTenantB, kLeaser})
+    g.accounts.push_back({Addr(k), 1'000'000 * kGpn});
+  std::sort(g.accounts.begin(), g.accounts.end(),
+            [](const auto& a, const auto& b) { return a.address < b.address; });
+  g.validators.validators.push_back(codec::Validator{Key(9).Public(), 10});
+  state::MemoryKvStore memory;
+  IndexedKvStore kv(memory);
+  auto app = ledger::LedgerApp::Open(kv, g);
+  ASSERT_TRUE(app) << app.error().ToString();
+  auto index = MarketIndex::Build((*app)->Store());
+  ASSERT_TRUE(index) << index.error().ToString();
+  kv.SetObserver([&](const state::WriteBatch& b) { (*index)->Apply(b); });
+
+  World w;
+  CommitAll(**app, w.Setup());
+  CommitAll(**app, w.Offers(300, 5));
+  CommitAll(**app, w.Orders(kTenantA, 200, 4));
+  CommitAll(**app, w.Orders(kTenantB, 10, 3));
+  CommitAll(**app, w.Leases(40, 3));
+  const MarketIndex& idx = **index;
+  EXPECT_EQ(Page(idx, MarketList::kOpenOffers), Ids(w.open_offers.begin(), w.open_offers.end()));
+  EXPECT_EQ(Page(idx, MarketList::kProviderOffers, kProvider).size(), 305u);
+  std::set<uint64_t> open_orders = w.open_orders_a;
+  open_orders.insert(w.open_orders_b.begin(), w.open_orders_b.end());
+  EXPECT_EQ(Page(idx, MarketList::kOpenOrders), Ids(open_orders.begin(), open_orders.end()));
+  EXPECT_EQ(Page(idx, MarketList::kTenantOrders, kTenantA).size(), 204u);
+  EXPECT_EQ(Page(idx, MarketList::kTenantOrders, kTenantB).size(), 13u);
+  EXPECT_EQ(Page(idx, MarketList::kTenantOpenLeases, kLeaser),
+            Ids(w.open_leases.begin(), w.open_leases.end()));
+  EXPECT_TRUE(Page(idx, MarketList::kTenantOpenLeases, kTenantA).empty());
+
+  // Closes move records out of the open lists, a new offer moves in.
+  const uint64_t offer = *w.open_offers.begin(), order = *w.open_orders_b.begin(),
+                 lease = *w.open_leases.rbegin();
+  CommitAll(**app, {w.Tx(kProvider, {codec::MsgOfferClose{Addr(kProvider), offer},
+                                     codec::MsgOfferCreate{Addr(kProvider), "H100", 0, kGpn, {}}}),
+                    w.Tx(kTenantB, {codec::MsgOrderClose{order}}),
+                    w.Tx(kLeaser, {codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}})});
+  w.open_offers.erase(offer);
+  w.open_offers.insert(++w.offers);
+  open_orders.erase(order);
+  w.open_leases.erase(lease);
+  EXPECT_EQ(Page(idx, MarketList::kOpenOffers), Ids(w.open_offers.begin(), w.open_offers.end()));
+  EXPECT_EQ(Page(idx, MarketList::kOpenOrders), Ids(open_orders.begin(), open_orders.end()));
+  EXPECT_EQ(Page(idx, MarketList::kTenantOpenLeases, kLeaser),
+            Ids(w.open_leases.begin(), w.open_leases.end()));
+  EXPECT_EQ(Page(idx, MarketList::kTenantOrders, kTenantB).size(), 13u);  // closed stay listed
+
+  // What a restarted node builds from the store is what the commits made.
+  auto rebuilt = MarketIndex::Build((*app)->Store());
+  ASSERT_TRUE(rebuilt) << rebuilt.error().ToString();
+  ExpectSameIndex(idx, **rebuilt);
+  // Pages: ids above the cursor, at most the count asked.
+  const Ids all = Page(idx, MarketList::kProviderOffers, kProvider);
+  EXPECT_EQ(idx.Page(MarketList::kProviderOffers, Addr(kProvider), all[9], 3),
+            Ids(all.begin() + 10, all.begin() + 13));
+  EXPECT_TRUE(idx.Page(MarketList::kOpenOffers, {}, UINT64_MAX, 3).empty());
+}
+
+TEST(MarketIndex, BuildRefusesARecordThatDoesNotDecode) {
+  state::MemoryKvStore kv;
+  state::WriteBatch b;
+  b.Put(market::keys::OfferKey(7), base::Bytes{1, 2, 3});
+  ASSERT_TRUE(kv.Commit(b));
+  auto index = MarketIndex::Build(kv);
+  ASSERT_FALSE(index);
+  EXPECT_EQ(index.error().code, base::ErrorCode::kCorrupt);
+}
+
+// ---------------------------------------------------------------- one scan per height
+
+TEST(OneScanPerHeight, TurnsAwayACallDuringAScanAndCachesPerHeight) {
+  OneScanPerHeight gate;
+  std::atomic<int> scans{0};
+  auto at = [](uint64_t h) { return [h] { return h; }; };
+  auto counted = [&](uint64_t h) {
+    return [&scans, h] {
+      ++scans;
+      return Json{{"height", h}};
+    };
+  };
+  std::promise<void> scanning, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::optional<Json> first;
+  std::thread slow([&] {
+    first = gate.Get(
+        5,
+        [&] {
+          ++scans;
+          scanning.set_value();
+          released.wait();  // holds the scan until the main thread has asked
+          return Json{{"height", 5}};
+        },
+        at(5));
+  });
+  scanning.get_future().wait();
+  EXPECT_FALSE(gate.Get(5, counted(5), at(5)));  // busy: "retry", and no second scan
+  release.set_value();
+  slow.join();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(gate.Get(5, counted(5), at(5)), first);  // the same height: from the cache
+  EXPECT_EQ(scans, 1);
+  // A block committed during the scan: answered, but not cached for height 6.
+  EXPECT_EQ(gate.Get(6, counted(6), at(7)), (Json{{"height", 6}}));
+  EXPECT_EQ(gate.Get(6, counted(6), at(7)), (Json{{"height", 6}}));
+  EXPECT_EQ(scans, 3);
+  EXPECT_EQ(gate.Get(7, counted(7), at(7)), (Json{{"height", 7}}));
+  EXPECT_EQ(gate.Get(7, counted(7), at(7)), (Json{{"height", 7}}));
+  EXPECT_EQ(scans, 4);
+}
+
+// ---------------------------------------------------------------- the node's RPC
+
+struct MarketLists : ::testing::Test {
+  std::filesystem::path home;
+  std::unique_ptr<Node> node;
+  World w;
+  codec::Address validator;
+
+  void SetUp() override {
+    home = std::filesystem::temp_directory_path() /
+           ("gpunet-market-lists-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(home);
+    InitOptions init;
+    init.home = home.string();
+    init.chain_id = kChain;
+    init.rpc = "127.0.0.1:0";
+    init.block_interval_ms = 5;
+    // Just in the past: the reserved leases' start deadlines (10 minutes after
+    // their blocks) stay ahead of the wall clock, so no block comes unasked.
+    init.genesis_time_ms = WallMs() - 60'000;
+    for (uint8_t k : {kProvider, kTenantA, kTenantB, kLeaser})
+      init.accounts.push_back({Addr(k), 10'000'000 * kGpn});
+    auto inited = InitHome(init);
+    ASSERT_TRUE(inited) << inited.error().ToString();
+    validator = crypto::AddressOf(inited->validator_public_key);
+    ASSERT_NO_FATAL_FAILURE(Populate());
+    Start();
+  }
+  void TearDown() override {
+    node.reset();
+    std::filesystem::remove_all(home);
+  }
+
+  // Thousands of closed records and a few open ones, committed before the node runs.
+  void Populate() {
+    auto genesis = ledger::LoadGenesisFile((home / "config/genesis.json").string());
+    ASSERT_TRUE(genesis);
+    auto kv = storage::RocksKvStore::Open((home / "data").string(), {});
+    ASSERT_TRUE(kv) << kv.error().ToString();
+    auto app = ledger::LedgerApp::Open(**kv, *genesis);
+    ASSERT_TRUE(app) << app.error().ToString();
+    ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Setup(), validator));
+    for (int round = 0; round < 10; ++round) {  // open ones spread among the closed
+      ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Offers(200, 2), validator));
+      ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Orders(kTenantA, 100, 1), validator));
+      ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Orders(kTenantB, 0, 1), validator));
+    }
+    ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Leases(200, 5), validator));
+  }
+
+  void Start() {
+    NodeOptions options;
+    options.home = home.string();
+    options.log_blocks = false;
+    auto started = Node::Start(options);
+    ASSERT_TRUE(started) << started.error().ToString();
+    node = std::move(*started);
+  }
+
+  client::HttpResponse Get(const std::string& path) {
+    auto r = client::HttpClient(node->RpcUrl()).Get(path);
+    EXPECT_TRUE(r) << r.error().ToString();
+    return r ? *r : client::HttpResponse{};
+  }
+  Json GetOk(const std::string& path) {
+    auto r = Get(path);
+    EXPECT_EQ(r.status, 200) << path << ": " << r.body;
+    return Json::parse(r.body, nullptr, false);
+  }
+
+  /// A counter of /metrics; fails the test when the node does not export it.
+  uint64_t Metric(const std::string& name) {
+    const std::string body = Get("/metrics").body;
+    const auto at = body.find("\n" + name + " ");
+    EXPECT_NE(at, std::string::npos) << name << " is not in /metrics";
+    if (at == std::string::npos) return 0;
+    return std::stoull(body.substr(at + name.size() + 2));
+  }
+
+  /// The ids under `field` of every page of `path` (with its query), following
+  /// `next`; each page's size is checked against `limit`.
+  Ids AllPages(const std::string& path, const std::string& list, const std::string& field,
+               size_t limit) {
+    Ids ids;
+    std::string after;
+    for (int pages = 0; pages < 10'000; ++pages) {
+      Json j = GetOk(path + "&limit=" + std::to_string(limit) + after);
+      EXPECT_LE(j[list].size(), limit);
+      for (const auto& e : j[list]) ids.push_back(e[field].get<uint64_t>());
+      if (!j.contains("next")) {
+        EXPECT_FALSE(j["truncated"].get<bool>());
+        return ids;
+      }
+      EXPECT_TRUE(j["truncated"].get<bool>());
+      after = "&after=" + std::to_string(j["next"].get<uint64_t>());
+    }
+    ADD_FAILURE() << path << " never ended";
+    return ids;
+  }
+
+  Ids IdsOf(const Json& j, const std::string& list, const std::string& field) {
+    Ids ids;
+    for (const auto& e : j[list]) ids.push_back(e[field].get<uint64_t>());
+    return ids;
+  }
+
+  /// Posts a tx and waits until it is committed; it must apply.
+  void Commit(const base::Bytes& tx) {
+    Json body = {{"tx", base::ToHex(tx)}, {"wait", "committed"}, {"timeout_ms", 20'000}};
+    auto r = client::HttpClient(node->RpcUrl()).Post("/tx", body.dump());
+    ASSERT_TRUE(r) << r.error().ToString();
+    ASSERT_EQ(r->status, 200) << r->body;
+    ASSERT_EQ(Json::parse(r->body)["code"], 0) << r->body;
+  }
+};
+
+TEST_F(MarketLists, OpenListsReadOnlyTheirPageNotEveryRecord) {
+  ASSERT_EQ(w.offers, 2020u);
+  ASSERT_EQ(w.orders, 1020u);
+  const Ids open_offers(w.open_offers.begin(), w.open_offers.end());
+  std::set<uint64_t> both = w.open_orders_a;
+  both.insert(w.open_orders_b.begin(), w.open_orders_b.end());
+  const Ids open_orders(both.begin(), both.end());
+  const Ids open_leases(w.open_leases.begin(), w.open_leases.end());
+
+  uint64_t read = Metric("gpunet_market_list_records_read_total");
+  EXPECT_EQ(IdsOf(GetOk("/market/offers"), "offers", "offer_id"), open_offers);
+  EXPECT_EQ(IdsOf(GetOk("/market/orders"), "orders", "order_id"), open_orders);
+  EXPECT_EQ(IdsOf(GetOk("/market/orders?tenant=" + AddrText(kTenantA)), "orders", "order_id"),
+            Ids(w.open_orders_a.begin(), w.open_orders_a.end()));
+  EXPECT_EQ(IdsOf(GetOk("/market/leases?tenant=" + AddrText(kLeaser)), "leases", "lease_id"),
+            open_leases);
+  EXPECT_EQ(IdsOf(GetOk("/market/leases?provider=" + AddrText(kProvider)), "leases", "lease_id"),
+            open_leases);
+  // Each answer loaded the records it returned and no other: 20 + 20 + 10 + 5 + 5,
+  // where a walk would have read the 3,245 closed ones too.
+  EXPECT_EQ(Metric("gpunet_market_list_records_read_total") - read, 60u);
+}
+
+TEST_F(MarketLists, NextPagesCoverEveryListExactlyOnce) {
+  const Ids open_offers(w.open_offers.begin(), w.open_offers.end());
+  EXPECT_EQ(AllPages("/market/offers?all=false", "offers", "offer_id", 3), open_offers);
+  Ids every(w.offers);
+  for (uint64_t i = 0; i < w.offers; ++i) every[i] = i + 1;
+  EXPECT_EQ(AllPages("/market/offers?all=true", "offers", "offer_id", 1000), every);
+  EXPECT_EQ(AllPages("/market/offers?all=true&provider=" + AddrText(kProvider), "offers",
+                     "offer_id", 999),
+            every);
+  EXPECT_EQ(AllPages("/market/orders?state=open", "orders", "order_id", 7).size(), 20u);
+  const Ids a_orders =
+      AllPages("/market/orders?state=all&tenant=" + AddrText(kTenantA), "orders", "order_id", 64);
+  EXPECT_EQ(a_orders.size(), 1010u);
+  EXPECT_TRUE(std::is_sorted(a_orders.begin(), a_orders.end()));
+  EXPECT_EQ(std::set<uint64_t>(a_orders.begin(), a_orders.end()).size(), a_orders.size());
+  EXPECT_EQ(AllPages("/market/orders?state=all", "orders", "order_id", 1000).size(), 1020u);
+  EXPECT_EQ(
+      AllPages("/market/leases?state=all&tenant=" + AddrText(kLeaser), "leases", "lease_id", 16)
+          .size(),
+      205u);
+  EXPECT_EQ(AllPages("/market/leases?state=open&provider=" + AddrText(kProvider), "leases",
+                     "lease_id", 2),
+            Ids(w.open_leases.begin(), w.open_leases.end()));
+}
+
+TEST_F(MarketLists, TheClientFollowsNextThroughEveryPage) {
+  client::MarketClient market(node->RpcUrl());
+  auto orders = market.GetAll("/market/orders?state=all&limit=100", "orders");
+  ASSERT_TRUE(orders) << orders.error().ToString();
+  ASSERT_EQ(orders->size(), w.orders);
+  for (size_t i = 0; i < orders->size(); ++i)
+    ASSERT_EQ((*orders)[i]["order_id"].get<uint64_t>(), i + 1);
+  // A list longer than the caller's page budget says so rather than cut silently.
+  auto cut = market.GetAll("/market/orders?state=all&limit=100", "orders", 3);
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error().code, base::ErrorCode::kLimitExceeded);
+  auto offers = market.Offers();  // what `gpunet offers` filters: every open offer
+  ASSERT_TRUE(offers) << offers.error().ToString();
+  EXPECT_EQ(offers->size(), w.open_offers.size());
+}
+
+TEST_F(MarketLists, LimitsAreCappedAndCursorsChecked) {
+  // Without a limit a page holds the default, and says where the next starts.
+  Json j = GetOk("/market/offers?all=true");
+  EXPECT_EQ(j["offers"].size(), kMarketListDefault);
+  EXPECT_EQ(j["next"], kMarketListDefault);
+  EXPECT_EQ(GetOk("/market/offers?all=true&limit=1000")["offers"].size(), kMarketListMax);
+  for (const std::string bad : {"limit=1001", "limit=0", "after=x", "after=-1", "limit=5&after="}) {
+    auto r = Get("/market/orders?state=all&" + bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+    EXPECT_EQ(Json::parse(r.body)["error"]["code"], "invalid_argument") << bad;
+  }
+  // A cursor past the end is an empty last page.
+  j = GetOk("/market/offers?all=true&after=999999");
+  EXPECT_TRUE(j["offers"].empty());
+  EXPECT_FALSE(j.contains("next"));
+}
+
+TEST_F(MarketLists, IndexFollowsBlocksAndIsRebuiltAtRestart) {
+  const uint64_t closed_offer = *w.open_offers.begin(), closed_order = *w.open_orders_a.begin(),
+                 closed_lease = *w.open_leases.begin();
+  Commit(w.Tx(kProvider, {codec::MsgOfferClose{Addr(kProvider), closed_offer},
+                          codec::MsgOfferCreate{Addr(kProvider), "H100", 0, kGpn, {}}}));
+  Commit(w.Tx(kTenantA, {codec::MsgOrderClose{closed_order}, OrderMsg()}));
+  Commit(w.Tx(kLeaser, {codec::MsgLeaseClose{closed_lease, codec::CloseReason::kNormal}}));
+  w.open_offers.erase(closed_offer);
+  w.open_offers.insert(++w.offers);
+  w.open_orders_a.erase(closed_order);
+  w.open_orders_a.insert(++w.orders);
+  w.open_leases.erase(closed_lease);
+
+  auto check = [&] {
+    EXPECT_EQ(IdsOf(GetOk("/market/offers"), "offers", "offer_id"),
+              Ids(w.open_offers.begin(), w.open_offers.end()));
+    EXPECT_EQ(IdsOf(GetOk("/market/orders?limit=1000"), "orders", "order_id").size(), 20u);
+    const Ids orders_a =
+        IdsOf(GetOk("/market/orders?tenant=" + AddrText(kTenantA)), "orders", "order_id");
+    EXPECT_EQ(orders_a, Ids(w.open_orders_a.begin(), w.open_orders_a.end()));
+    EXPECT_EQ(IdsOf(GetOk("/market/leases?tenant=" + AddrText(kLeaser)), "leases", "lease_id"),
+              Ids(w.open_leases.begin(), w.open_leases.end()));
+  };
+  const uint64_t read = Metric("gpunet_market_list_records_read_total");
+  check();
+  EXPECT_EQ(Metric("gpunet_market_list_records_read_total") - read, 20u + 20 + 10 + 4);
+
+  node.reset();  // a restart: the index is built again from the store
+  Start();
+  check();
+  EXPECT_EQ(Metric("gpunet_market_list_records_read_total"), 20u + 20 + 10 + 4);
+}
+
+TEST_F(MarketLists, ConservationScansOncePerHeightWhateverTheCrowd) {
+  const uint64_t scans = Metric("gpunet_conservation_scans_total");
+  constexpr int kClients = 8;
+  std::vector<client::HttpResponse> answers(kClients);
+  {
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kClients; ++i)
+      clients.emplace_back([&, i] {
+        auto r = client::HttpClient(node->RpcUrl()).Get("/conservation");
+        if (r) answers[i] = *r;
+      });
+    for (auto& t : clients) t.join();
+  }
+  std::set<std::string> bodies;
+  for (const auto& a : answers) {
+    if (a.status == 503) {  // one scan at a time: the others are told to retry
+      EXPECT_EQ(Json::parse(a.body)["error"]["code"], "unavailable") << a.body;
+      continue;
+    }
+    ASSERT_EQ(a.status, 200) << a.body;
+    EXPECT_TRUE(Json::parse(a.body)["holds"].get<bool>()) << a.body;
+    bodies.insert(a.body);
+  }
+  ASSERT_FALSE(bodies.empty());
+  EXPECT_EQ(bodies.size(), 1u);  // the same height, the same answer
+  EXPECT_EQ(Metric("gpunet_conservation_scans_total") - scans, 1u);
+  // Asked again at the same height: the cached answer, no scan.
+  EXPECT_EQ(Get("/conservation").body, *bodies.begin());
+  EXPECT_EQ(Metric("gpunet_conservation_scans_total") - scans, 1u);
+
+  // A new block: one new scan, at the new height. The client library asks again
+  // after a 503, so every one of a crowd of its callers gets the answer.
+  const uint64_t height = Json::parse(*bodies.begin())["height"].get<uint64_t>();
+  Commit(w.Tx(kTenantB, {codec::MsgSend{Addr(kTenantA), 1}}));
+  std::vector<Json> got(kClients);
+  {
+    std::vector<std::thread> clients;
+    for (int i = 0; i < kClients; ++i)
+      clients.emplace_back([&, i] {
+        auto r = client::MarketClient(node->RpcUrl()).Conservation();
+        if (r) got[i] = *r;
+      });
+    for (auto& t : clients) t.join();
+  }
+  for (const Json& j : got) {
+    ASSERT_TRUE(j.is_object() && j.contains("holds")) << "a client got no answer";
+    EXPECT_TRUE(j["holds"].get<bool>());
+    EXPECT_EQ(j, got[0]);
+    EXPECT_GT(j["height"].get<uint64_t>(), height);
+  }
+  EXPECT_EQ(Metric("gpunet_conservation_scans_total") - scans, 2u);
+}
+
+}  // namespace
+}  // namespace gpunet::node
