@@ -456,6 +456,9 @@ void Node::Impl::PublishCommitted(const codec::Block& block,
   // Per-tx answers and events are built only for someone who listens: under load
   // most txs have neither a waiting client nor a subscriber.
   const bool tx_subscribers = server->Stats().ws_subscribers > 0;
+  // One "txs" event per block, not per tx: a subscriber's send queue counts frames,
+  // and a block of thousands of txs must not overflow it and cut the subscriber.
+  json txs = json::array();
   for (size_t i = 0; i < receipts.size(); ++i) {
     const codec::Receipt& r = receipts[i];
     if (HasWaiter(r.tx_hash)) {
@@ -463,13 +466,15 @@ void Node::Impl::PublishCommitted(const codec::Block& block,
       AnswerWaiters(r.tx_hash, CommittedResponse(rec));
     }
     if (!tx_subscribers) continue;
-    json ev = {{"tx_hash", base::ToHex(r.tx_hash)},
-               {"height", committed.height},
-               {"index", i},
-               {"code", r.code},
-               {"code_name", CodeName(r.code)},
-               {"events", EventsJson(r.events)}};
-    ev["topic"] = "txs";
+    txs.push_back({{"tx_hash", base::ToHex(r.tx_hash)},
+                   {"height", committed.height},
+                   {"index", i},
+                   {"code", r.code},
+                   {"code_name", CodeName(r.code)},
+                   {"events", EventsJson(r.events)}});
+  }
+  if (!txs.empty()) {
+    json ev = {{"topic", "txs"}, {"height", committed.height}, {"txs", std::move(txs)}};
     server->Publish("txs", ev.dump());
   }
   json bj = {{"topic", "blocks"},

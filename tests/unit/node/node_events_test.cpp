@@ -1,6 +1,7 @@
 // A real node (RocksDB home, solo engine, RPC on 127.0.0.1) publishing its websocket
-// topics: "txs" carries one event per included tx with its receipt code, "blocks"
-// one event per committed block; a subscriber of one topic gets only that topic.
+// topics: "txs" carries one event per block listing its included txs with their
+// receipt codes, "blocks" one event per committed block; a subscriber of one topic
+// gets only that topic.
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -92,8 +93,13 @@ TEST_F(NodeEvents, TxsAndBlocksTopicsCarryReceiptsAndHeights) {
     ASSERT_TRUE(e) << e.error().ToString();
     Json d = Json::parse(e->data_json);
     if (e->topic == "txs") {
-      txs[d["tx_hash"].get<std::string>()] = d;
       EXPECT_EQ(d["topic"], "txs");
+      ASSERT_TRUE(d["txs"].is_array()) << e->data_json;
+      ASSERT_FALSE(d["txs"].empty()) << "an event for a block without txs";
+      for (const Json& t : d["txs"]) {
+        EXPECT_EQ(t["height"], d["height"]);
+        txs[t["tx_hash"].get<std::string>()] = t;
+      }
     } else {
       ASSERT_EQ(e->topic, "blocks");
       EXPECT_GT(d["height"].get<uint64_t>(), last_height);  // heights only grow

@@ -1,8 +1,8 @@
 // A real node (RocksDB home, solo engine, RPC on 127.0.0.1) against greedy clients:
 // wait=committed refused for a tx that cannot execute and capped per peer address,
-// idle connections closed while a subscriber on a quiet chain stays. The limits
-// come from node.json's "rpc_limits". A second peer address is played by sockets
-// bound to 127.0.0.2.
+// idle connections closed while a subscriber on a quiet chain stays, a block of
+// many txs published as one "txs" frame. The limits come from node.json's
+// "rpc_limits". A second peer address is played by sockets bound to 127.0.0.2.
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -220,6 +220,54 @@ TEST_F(NodeLimits, IdleConnectionsCloseAndASubscriberOnAQuietChainStays) {
   ASSERT_TRUE(block) << block.error().ToString();
   EXPECT_EQ(block->topic, "blocks");
   EXPECT_EQ(Json::parse(block->data_json)["txs"], 1);
+}
+
+TEST_F(NodeLimits, ABlockOfManyTxsIsOneTxsFrame) {
+  // More txs than a subscriber's queue holds frames (256), all in the first block:
+  // genesis is now and the first block is one interval away.
+  constexpr int kPerKey = 40;
+  ASSERT_NO_FATAL_FAILURE(StartNode(1'500, Json::object()));
+  auto sub = client::WsSubscriber::Connect(node->RpcUrl(), {"txs", "blocks"});
+  ASSERT_TRUE(sub) << sub.error().ToString();
+  std::set<std::string> sent;
+  for (int k = 1; k <= kKeys; ++k) {
+    for (uint64_t nonce = 0; nonce < kPerKey; ++nonce) {
+      auto tx = client::BuildTransfer(Key(static_cast<uint8_t>(k)), kChain, nonce,
+                                      crypto::AddressOf(Key(100).Public()), 1'000,
+                                      client::kDefaultTransferFeeUgpn, 0, "");
+      ASSERT_TRUE(tx);
+      auto added = node->SubmitTx(codec::EncodeTx(*tx));
+      ASSERT_TRUE(added.Ok()) << added.message;
+      sent.insert(base::ToHex(codec::TxHash(*tx)));
+    }
+  }
+  ASSERT_GT(sent.size(), 256u);
+
+  // Each block's txs arrive as one frame holding them all, before its block event.
+  std::set<std::string> seen;
+  while (seen.size() < sent.size()) {
+    auto e = (*sub)->Next(kGuardMs);
+    ASSERT_TRUE(e) << e.error().ToString();
+    ASSERT_EQ(e->topic, "txs") << e->data_json;
+    Json d = Json::parse(e->data_json);
+    ASSERT_TRUE(d["txs"].is_array()) << e->data_json;
+    const uint64_t height = d["height"].get<uint64_t>();
+    for (size_t i = 0; i < d["txs"].size(); ++i) {
+      const Json& t = d["txs"][i];
+      EXPECT_EQ(t["height"], height);
+      EXPECT_EQ(t["index"], i);
+      EXPECT_EQ(t["code_name"], "ok");
+      seen.insert(t["tx_hash"].get<std::string>());
+    }
+    auto b = (*sub)->Next(kGuardMs);
+    ASSERT_TRUE(b) << b.error().ToString();
+    ASSERT_EQ(b->topic, "blocks");
+    Json bd = Json::parse(b->data_json);
+    EXPECT_EQ(bd["height"], height);
+    EXPECT_EQ(bd["txs"], d["txs"].size());
+  }
+  EXPECT_EQ(seen, sent);
+  EXPECT_EQ(node->Status().latest_height, 1u) << "the txs did not all land in one block";
 }
 
 TEST(NodeConfigRpcLimits, ParsedStrictlyAndWrittenBack) {
