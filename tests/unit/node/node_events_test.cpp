@@ -19,6 +19,7 @@
 #include "crypto/address.h"
 #include "crypto/ed25519.h"
 #include "node/node.h"
+#include "unit/node/test_node.h"
 
 namespace gpunet::node {
 namespace {
@@ -33,32 +34,13 @@ crypto::KeyPair Key(uint8_t n) {
   return crypto::KeyPair::FromSeed(seed);
 }
 
-struct NodeEvents : ::testing::Test {
-  std::filesystem::path home;
-  std::unique_ptr<Node> node;
-
+struct NodeEvents : test::NodeTestBase {
   void SetUp() override {
-    home = std::filesystem::temp_directory_path() /
-           ("gpunet-node-events-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(home);
-    InitOptions init;
-    init.home = home.string();
+    node::InitOptions init;
     init.chain_id = "events-test";
-    init.rpc = "127.0.0.1:0";
     init.block_interval_ms = 10;
     init.accounts.push_back({crypto::AddressOf(Key(1).Public()), 1'000'000});
-    auto inited = InitHome(init);
-    ASSERT_TRUE(inited) << inited.error().ToString();
-    NodeOptions options;
-    options.home = home.string();
-    options.log_blocks = false;
-    auto started = Node::Start(options);
-    ASSERT_TRUE(started) << started.error().ToString();
-    node = std::move(*started);
-  }
-  void TearDown() override {
-    node.reset();
-    std::filesystem::remove_all(home);
+    ASSERT_NO_FATAL_FAILURE(StartNode("node-events", init));
   }
 
   // POSTs a transfer from key 1 through the RPC; returns its hash.
@@ -68,7 +50,7 @@ struct NodeEvents : ::testing::Test {
                               amount_ugpn, client::kDefaultTransferFeeUgpn, 0, "");
     EXPECT_TRUE(tx);
     Json body = {{"tx", base::ToHex(codec::EncodeTx(*tx))}, {"wait", "none"}};
-    auto r = client::HttpClient(node->RpcUrl()).Post("/tx", body.dump());
+    auto r = client::HttpClient(m_node->RpcUrl()).Post("/tx", body.dump());
     EXPECT_TRUE(r) << r.error().ToString();
     EXPECT_EQ(r->status, 200) << r->body;
     return base::ToHex(codec::TxHash(*tx));
@@ -76,9 +58,9 @@ struct NodeEvents : ::testing::Test {
 };
 
 TEST_F(NodeEvents, TxsAndBlocksTopicsCarryReceiptsAndHeights) {
-  auto both = client::WsSubscriber::Connect(node->RpcUrl(), {"blocks", "txs"});
+  auto both = client::WsSubscriber::Connect(m_node->RpcUrl(), {"blocks", "txs"});
   ASSERT_TRUE(both) << both.error().ToString();
-  auto blocks_only = client::WsSubscriber::Connect(node->RpcUrl(), {"blocks"});
+  auto blocks_only = client::WsSubscriber::Connect(m_node->RpcUrl(), {"blocks"});
   ASSERT_TRUE(blocks_only) << blocks_only.error().ToString();
 
   // One transfer that applies and one that is included but fails (the amount is
@@ -122,7 +104,7 @@ TEST_F(NodeEvents, TxsAndBlocksTopicsCarryReceiptsAndHeights) {
     block_txs += Json::parse(e->data_json)["txs"].get<uint64_t>();
   }
   const uint64_t tx_height = txs[failed_hash]["height"].get<uint64_t>();
-  EXPECT_LE(tx_height, node->Status().latest_height);
+  EXPECT_LE(tx_height, m_node->Status().latest_height);
 
   // The blocks-only subscriber saw the same blocks and no tx event.
   uint64_t seen_txs = 0;

@@ -24,6 +24,7 @@
 #include "crypto/ed25519.h"
 #include "node/node.h"
 #include "unit/node/raw_socket.h"
+#include "unit/node/test_node.h"
 
 namespace gpunet::node {
 namespace {
@@ -68,45 +69,21 @@ Json ErrorOf(const std::string& body) {
   return j.is_object() && j.contains("error") ? j["error"] : Json();
 }
 
-struct NodeLimits : ::testing::Test {
-  std::filesystem::path home;
-  std::unique_ptr<Node> node;
-
-  // A fresh home whose node.json carries `rpc_limits`; genesis time is now, so
-  // the first block comes no sooner than one interval from now.
+struct NodeLimits : test::NodeTestBase {
+  // Genesis time is now, so the first block comes no sooner than one interval from
+  // now. Keys 1..kKeys are funded.
   void StartNode(uint64_t block_interval_ms, const Json& rpc_limits) {
-    home = std::filesystem::temp_directory_path() /
-           ("gpunet-node-limits-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(home);
-    InitOptions init;
-    init.home = home.string();
+    node::InitOptions init;
     init.chain_id = kChain;
-    init.rpc = "127.0.0.1:0";
     init.block_interval_ms = block_interval_ms;
     for (int k = 1; k <= kKeys; ++k)
       init.accounts.push_back(
           {crypto::AddressOf(Key(static_cast<uint8_t>(k)).Public()), 1'000'000'000});
-    auto inited = InitHome(init);
-    ASSERT_TRUE(inited) << inited.error().ToString();
-    std::ifstream in(inited->node_config_path);
-    Json config = Json::parse(in);
-    in.close();
-    for (const auto& [key, value] : rpc_limits.items()) config["rpc_limits"][key] = value;
-    std::ofstream(inited->node_config_path) << config.dump(2);
-    NodeOptions options;
-    options.home = home.string();
-    options.log_blocks = false;
-    auto started = Node::Start(options);
-    ASSERT_TRUE(started) << started.error().ToString();
-    node = std::move(*started);
+    ASSERT_NO_FATAL_FAILURE(NodeTestBase::StartNode("node-limits", init, rpc_limits));
   }
-  void TearDown() override {
-    node.reset();
-    if (!home.empty()) std::filesystem::remove_all(home);
-  }
-  uint16_t Port() const { return static_cast<uint16_t>(std::stoi(node->RpcUrl().substr(17))); }
+  uint16_t Port() const { return static_cast<uint16_t>(std::stoi(m_node->RpcUrl().substr(17))); }
   base::Result<client::HttpResponse> Post(const std::string& body) {
-    return client::HttpClient(node->RpcUrl()).Post("/tx", body);
+    return client::HttpClient(m_node->RpcUrl()).Post("/tx", body);
   }
 };
 
@@ -124,8 +101,8 @@ TEST_F(NodeLimits, WaitForATxThatCannotExecuteIsRefusedAndAPendingPredecessorIsN
   const std::string message = error["message"].get<std::string>();
   EXPECT_NE(message.find("nonce 1"), std::string::npos) << message;
   EXPECT_NE(message.find("\"wait\":\"none\""), std::string::npos) << message;
-  EXPECT_EQ(node->Status().mempool_txs, 0u);
-  auto looked = client::HttpClient(node->RpcUrl()).Get("/tx/" + gap_hash);
+  EXPECT_EQ(m_node->Status().mempool_txs, 0u);
+  auto looked = client::HttpClient(m_node->RpcUrl()).Get("/tx/" + gap_hash);
   ASSERT_TRUE(looked);
   EXPECT_EQ(looked->status, 404);
   EXPECT_EQ(looked->body.find("pending"), std::string::npos) << looked->body;
@@ -165,7 +142,7 @@ TEST_F(NodeLimits, WaitsAreCappedPerPeerAddress) {
   RawConn first(Port(), kOtherPeer);
   ASSERT_TRUE(first.connected());
   ASSERT_TRUE(SendPost(first, PostBody(TxHex(1, 0), "committed", 600'000)));
-  ASSERT_TRUE(WaitFor([&] { return node->Status().mempool_txs == 1; }, kGuardMs));
+  ASSERT_TRUE(WaitFor([&] { return m_node->Status().mempool_txs == 1; }, kGuardMs));
 
   // The same address's second wait is refused up front: nothing admitted.
   RawConn second(Port(), kOtherPeer);
@@ -174,7 +151,7 @@ TEST_F(NodeLimits, WaitsAreCappedPerPeerAddress) {
   ASSERT_TRUE(text.starts_with("HTTP/1.1 429")) << text;
   EXPECT_EQ(ErrorOf(text.substr(text.find("\r\n\r\n") + 4))["code"], "limit_exceeded") << text;
   EXPECT_NE(text.find("waiting for a commit"), std::string::npos) << text;
-  EXPECT_EQ(node->Status().mempool_txs, 1u);
+  EXPECT_EQ(m_node->Status().mempool_txs, 1u);
   // Without a wait, that address is still served.
   ASSERT_TRUE(SendPost(second, PostBody(TxHex(2, 0), "none", 0)));
   text = second.ReadUntil("}", kGuardMs);
@@ -191,7 +168,7 @@ TEST_F(NodeLimits, IdleConnectionsCloseAndASubscriberOnAQuietChainStays) {
   ASSERT_NO_FATAL_FAILURE(
       StartNode(100, {{"idle_timeout_ms", 200}, {"ws_unsubscribed_timeout_ms", 200}}));
   // Subscribed first, so it is older than every deadline below when it is checked.
-  auto subscribed = client::WsSubscriber::Connect(node->RpcUrl(), {"blocks"});
+  auto subscribed = client::WsSubscriber::Connect(m_node->RpcUrl(), {"blocks"});
   ASSERT_TRUE(subscribed) << subscribed.error().ToString();
 
   // A keep-alive connection after its answer, with nothing more to ask: closed.
@@ -204,7 +181,7 @@ TEST_F(NodeLimits, IdleConnectionsCloseAndASubscriberOnAQuietChainStays) {
   EXPECT_TRUE(eof) << "the idle keep-alive connection was not closed";
 
   // A websocket that subscribes to nothing: closed with a reason.
-  auto unsubscribed = client::WsSubscriber::Connect(node->RpcUrl(), {});
+  auto unsubscribed = client::WsSubscriber::Connect(m_node->RpcUrl(), {});
   ASSERT_TRUE(unsubscribed) << unsubscribed.error().ToString();
   auto e = (*unsubscribed)->Next(kGuardMs);
   ASSERT_FALSE(e) << e->data_json;
@@ -212,7 +189,7 @@ TEST_F(NodeLimits, IdleConnectionsCloseAndASubscriberOnAQuietChainStays) {
   EXPECT_NE(e.error().message.find("no subscription"), std::string::npos) << e.error().message;
 
   // No block was made (nothing to do), yet the subscriber is still there.
-  EXPECT_EQ(node->Status().latest_height, 0u);
+  EXPECT_EQ(m_node->Status().latest_height, 0u);
   auto r = Post(PostBody(TxHex(1, 0), "none", 0));
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
@@ -227,7 +204,7 @@ TEST_F(NodeLimits, ABlockOfManyTxsIsOneTxsFrame) {
   // genesis is now and the first block is one interval away.
   constexpr int kPerKey = 40;
   ASSERT_NO_FATAL_FAILURE(StartNode(1'500, Json::object()));
-  auto sub = client::WsSubscriber::Connect(node->RpcUrl(), {"txs", "blocks"});
+  auto sub = client::WsSubscriber::Connect(m_node->RpcUrl(), {"txs", "blocks"});
   ASSERT_TRUE(sub) << sub.error().ToString();
   std::set<std::string> sent;
   for (int k = 1; k <= kKeys; ++k) {
@@ -236,7 +213,7 @@ TEST_F(NodeLimits, ABlockOfManyTxsIsOneTxsFrame) {
                                       crypto::AddressOf(Key(100).Public()), 1'000,
                                       client::kDefaultTransferFeeUgpn, 0, "");
       ASSERT_TRUE(tx);
-      auto added = node->SubmitTx(codec::EncodeTx(*tx));
+      auto added = m_node->SubmitTx(codec::EncodeTx(*tx));
       ASSERT_TRUE(added.Ok()) << added.message;
       sent.insert(base::ToHex(codec::TxHash(*tx)));
     }
@@ -267,7 +244,7 @@ TEST_F(NodeLimits, ABlockOfManyTxsIsOneTxsFrame) {
     EXPECT_EQ(bd["txs"], d["txs"].size());
   }
   EXPECT_EQ(seen, sent);
-  EXPECT_EQ(node->Status().latest_height, 1u) << "the txs did not all land in one block";
+  EXPECT_EQ(m_node->Status().latest_height, 1u) << "the txs did not all land in one block";
 }
 
 TEST(NodeConfigRpcLimits, ParsedStrictlyAndWrittenBack) {
