@@ -242,6 +242,9 @@ base::Result<HttpResponse> HttpClient::Request(std::string_view method, std::str
 // ---------------------------------------------------------------------------
 // WsSubscriber
 
+// The largest event frame the subscriber takes.
+constexpr size_t kWsEventBytesMax = 128 * 1024 * 1024;
+
 struct WsSubscriber::Impl {
   std::string url;
   net::io_context ioc;
@@ -381,6 +384,9 @@ base::Result<std::unique_ptr<WsSubscriber>> WsSubscriber::Connect(
   impl->url = url->base;
   auto& lowest = beast::get_lowest_layer(impl->ws);
   GPUNET_TRY(ConnectStream(impl->ioc, lowest, *url, timeout_ms));
+  // A "txs" event carries a whole block's txs in one frame (up to 10,000 txs with
+  // their receipts' events): more than Beast's 16 MiB default may allow.
+  impl->ws.read_message_max(kWsEventBytesMax);
 
   std::string target(path);
   for (size_t i = 0; i < topics.size(); ++i) {

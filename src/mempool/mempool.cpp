@@ -344,6 +344,19 @@ bool Mempool::Contains(const base::Hash32& tx_hash) const {
   return m_by_hash.contains(tx_hash);
 }
 
+uint64_t Mempool::NextFreeNonce(const codec::Address& sender, uint64_t from_nonce) const {
+  std::lock_guard lock(m_mutex);
+  uint64_t next = from_nonce;
+  auto s = m_senders.find(sender);
+  if (s == m_senders.end()) return next;
+  // Bounded by sender_txs_max: the queue holds at most that many.
+  for (auto it = s->second.queue.lower_bound(from_nonce);
+       it != s->second.queue.end() && it->first == next; ++it) {
+    ++next;
+  }
+  return next;
+}
+
 MempoolStats Mempool::Stats() const {
   std::lock_guard lock(m_mutex);
   return MempoolStats{m_txs, m_bytes, m_senders.size()};

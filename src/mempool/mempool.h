@@ -106,6 +106,11 @@ class Mempool {
   bool Remove(const base::Hash32& tx_hash);
 
   bool Contains(const base::Hash32& tx_hash) const;
+  /// The first nonce at or after `from_nonce` for which `sender` has no pending tx.
+  /// With `from_nonce` the account's next nonce, a tx of `sender` with a nonce up to
+  /// this one can execute once the pending ones have; a higher one waits for a gap
+  /// to be filled (the RPC refuses to hold a wait=committed request for it).
+  uint64_t NextFreeNonce(const codec::Address& sender, uint64_t from_nonce) const;
   MempoolStats Stats() const;
   /// Stats().txs without taking the lock: admission sets a gauge from it for
   /// every tx, and the lock is what admission threads and the engine contend on.

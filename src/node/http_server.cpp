@@ -136,6 +136,15 @@ struct ResponderControl {
   std::mutex mu;
   bool alive = true;
   std::atomic<size_t> pending{0};  // requests handed to handlers and not yet answered
+  // The same per peer address, for the peers the per-address caps apply to; an
+  // address leaves the map when its count drops to zero. Under mu.
+  std::map<std::string, size_t> pending_by_address;
+};
+
+/// Who is at the other end of a connection, for the per-address caps.
+struct Peer {
+  std::string address;  // IP address text, IPv4-mapped IPv6 as IPv4
+  bool exempt = false;  // no per-address caps (a loopback peer, when so configured)
 };
 
 class HttpSession;
@@ -148,10 +157,15 @@ struct OutResponse {
 
 class SessionBase : public std::enable_shared_from_this<SessionBase> {
  public:
+  explicit SessionBase(Peer peer) : m_peer(std::move(peer)) {}
   virtual ~SessionBase() = default;
   /// Server is stopping: close if idle, finish if busy. Any thread.
   virtual void Shutdown() = 0;
   virtual bool IsWebsocket() const { return false; }
+  const Peer& GetPeer() const { return m_peer; }
+
+ private:
+  const Peer m_peer;
 };
 
 std::string PercentDecode(std::string_view in, bool* ok) {
@@ -218,6 +232,13 @@ base::Result<std::map<std::string, std::string>> ParseQuery(std::string_view q) 
   return out;
 }
 
+Peer PeerOf(net::ip::address address, bool exempt_loopback) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  }
+  return Peer{address.to_string(), exempt_loopback && address.is_loopback()};
+}
+
 }  // namespace
 
 struct Responder::State {
@@ -225,6 +246,7 @@ struct Responder::State {
   std::weak_ptr<HttpSession> session;
   std::atomic<bool> answered{false};
   SteadyClock::time_point started;
+  std::string counted_address;  // its key in pending_by_address; empty: not counted
 };
 
 struct HttpServer::Impl {
@@ -232,6 +254,9 @@ struct HttpServer::Impl {
     GPUNET_CHECK(opt.io_threads >= 1 && opt.worker_threads >= 1);
     GPUNET_CHECK(opt.read_timeout_ms > 0 && opt.idle_timeout_ms > 0 && opt.write_timeout_ms > 0);
     GPUNET_CHECK(opt.ws_queue_messages_max >= 1 && opt.connections_max >= 1);
+    GPUNET_CHECK(opt.connections_per_address_max >= 1 && opt.ws_per_address_max >= 1 &&
+                 opt.pending_requests_per_address_max >= 1);
+    GPUNET_CHECK(opt.ws_unsubscribed_timeout_ms > 0);
     if (opt.metrics != nullptr) {
       auto& m = *opt.metrics;
       m_connections =
@@ -240,6 +265,10 @@ struct HttpServer::Impl {
           &m.GetGauge("gpunet_rpc_ws_subscribers", "Open websocket subscriber connections.");
       m_rejected_metric = &m.GetCounter("gpunet_rpc_rejected_connections_total",
                                         "Connections refused because connections_max was reached.");
+      m_per_address_metric =
+          &m.GetCounter("gpunet_rpc_rejected_per_address_total",
+                        "Connections, websocket upgrades and requests refused with 429 because "
+                        "their peer address was at its cap.");
       m_slow_metric = &m.GetCounter("gpunet_rpc_ws_slow_disconnects_total",
                                     "Websocket subscribers cut because their send queue was full.");
       m_ws_sent_metric = &m.GetCounter("gpunet_rpc_ws_messages_sent_total",
@@ -268,6 +297,11 @@ struct HttpServer::Impl {
   void Register(std::shared_ptr<SessionBase> s) {
     std::lock_guard lock(sessions_mu);
     if (s->IsWebsocket()) ++ws_count;
+    if (!s->GetPeer().exempt) {
+      PeerCounts& counts = peers[s->GetPeer().address];
+      ++counts.connections;
+      if (s->IsWebsocket()) ++counts.websockets;
+    }
     sessions.emplace(s.get(), std::move(s));
     UpdateGauges();
   }
@@ -278,6 +312,13 @@ struct HttpServer::Impl {
       auto it = sessions.find(s);
       if (it == sessions.end()) return;
       if (s->IsWebsocket()) --ws_count;
+      if (!s->GetPeer().exempt) {
+        auto peer = peers.find(s->GetPeer().address);
+        GPUNET_CHECK(peer != peers.end() && peer->second.connections >= 1);
+        --peer->second.connections;
+        if (s->IsWebsocket()) --peer->second.websockets;
+        if (peer->second.connections == 0) peers.erase(peer);
+      }
       keep = std::move(it->second);
       sessions.erase(it);
       UpdateGauges();
@@ -289,9 +330,23 @@ struct HttpServer::Impl {
     if (m_ws_subscribers != nullptr) m_ws_subscribers->Set(static_cast<double>(ws_count));
   }
 
+  /// A 429 for a peer over one of its per-address caps; counts it.
+  std::string PerAddressRefusal(const Peer& peer, std::string_view what, size_t cap) {
+    rejected_per_address.fetch_add(1, std::memory_order_relaxed);
+    if (m_per_address_metric != nullptr) m_per_address_metric->Inc();
+    return "your address " + peer.address + " has " + std::to_string(cap) + " " +
+           std::string(what) + " open, its limit; close some or wait for them to finish";
+  }
+  /// Open websockets of a peer; 0 for an exempt one.
+  size_t WebsocketsOf(const Peer& peer) const {
+    std::lock_guard lock(sessions_mu);
+    auto it = peers.find(peer.address);
+    return peer.exempt || it == peers.end() ? 0 : it->second.websockets;
+  }
+
   void DoAccept();
   void OnAccept(boost::system::error_code ec, tcp::socket socket);
-  void Reject(tcp::socket socket);
+  void Reject(tcp::socket socket, int status, const std::string& message);
 
   ServerOptions opt;
   std::vector<Route> routes;
@@ -301,6 +356,13 @@ struct HttpServer::Impl {
   std::condition_variable sessions_cv;
   std::unordered_map<SessionBase*, std::shared_ptr<SessionBase>> sessions;
   size_t ws_count = 0;
+  // Open sessions per peer address, for non-exempt peers; an address leaves the
+  // map with its last connection, so its size is bounded by connections_max.
+  struct PeerCounts {
+    size_t connections = 0;
+    size_t websockets = 0;
+  };
+  std::map<std::string, PeerCounts> peers;
 
   std::atomic<bool> stopping{false};
   std::mutex lifecycle_mu;
@@ -310,12 +372,14 @@ struct HttpServer::Impl {
 
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> rejected{0};
+  std::atomic<uint64_t> rejected_per_address{0};
   std::atomic<uint64_t> slow_disconnects{0};
   std::shared_ptr<ResponderControl> control = std::make_shared<ResponderControl>();
 
   metrics::Gauge* m_connections = nullptr;
   metrics::Gauge* m_ws_subscribers = nullptr;
   metrics::Counter* m_rejected_metric = nullptr;
+  metrics::Counter* m_per_address_metric = nullptr;
   metrics::Counter* m_slow_metric = nullptr;
   metrics::Counter* m_ws_sent_metric = nullptr;
   metrics::Histogram* m_latency = nullptr;
@@ -369,10 +433,13 @@ class WsSession final : public SessionBase {
   // The websocket runs on the raw socket, not on the HTTP session's tcp_stream: the
   // websocket has its own timeouts, and Beast 1.74's closing handshake can overlap
   // a pending read, which a tcp_stream refuses with an assertion (pending_guard).
-  WsSession(HttpServer::Impl& server, beast::tcp_stream&& stream, std::set<std::string> topics)
-      : m_server(server),
+  WsSession(HttpServer::Impl& server, Peer peer, beast::tcp_stream&& stream,
+            std::set<std::string> topics)
+      : SessionBase(std::move(peer)),
+        m_server(server),
         m_ws(stream.release_socket()),
         m_kill_timer(m_ws.get_executor()),
+        m_unsubscribed_timer(m_ws.get_executor()),
         m_topics(std::move(topics)) {}
 
   bool IsWebsocket() const override { return true; }
@@ -420,12 +487,7 @@ class WsSession final : public SessionBase {
 
   void Shutdown() override {
     net::post(m_ws.get_executor(), [self = Self()] {
-      {
-        std::lock_guard lock(self->m_mu);
-        self->m_closing = true;
-        self->m_queue.clear();
-      }
-      self->CloseWith(websocket::close_code::going_away, "the node is shutting down");
+      self->DropQueueAndClose(websocket::close_code::going_away, "the node is shutting down");
     });
   }
 
@@ -436,15 +498,52 @@ class WsSession final : public SessionBase {
 
   void OnAccept(beast::error_code ec) {
     if (ec) return Finish();
+    bool subscribed = false;
     {
       std::lock_guard lock(m_mu);
       m_accepted = true;
+      subscribed = !m_topics.empty();
       if (!m_queue.empty() && !m_writing && !m_closing) {
         m_writing = true;
         net::post(m_ws.get_executor(), [self = Self()] { self->WriteNext(); });
       }
     }
+    if (!subscribed) ArmUnsubscribedTimer();
     ReadNext();
+  }
+
+  // On the strand. A websocket without a subscription costs a connection slot and
+  // delivers nothing; pings would keep it forever, so it gets a deadline of its own
+  // that only a subscription lifts.
+  void ArmUnsubscribedTimer() {
+    if (m_unsubscribed_armed) return;  // commands do not push the deadline back
+    m_unsubscribed_armed = true;
+    const uint64_t generation = ++m_unsubscribed_generation;
+    m_unsubscribed_timer.expires_after(
+        std::chrono::milliseconds(m_server.opt.ws_unsubscribed_timeout_ms));
+    m_unsubscribed_timer.async_wait([self = Self(), generation](beast::error_code ec) {
+      if (ec || generation != self->m_unsubscribed_generation) return;  // re-armed or lifted
+      self->DropQueueAndClose(websocket::close_code::policy_error,
+                              "no subscription for " +
+                                  std::to_string(self->m_server.opt.ws_unsubscribed_timeout_ms) +
+                                  " ms; subscribe to a topic (" + TopicList(self->m_server.topics) +
+                                  ") right after connecting, or disconnect");
+    });
+  }
+  void LiftUnsubscribedTimer() {
+    m_unsubscribed_armed = false;
+    ++m_unsubscribed_generation;
+    m_unsubscribed_timer.cancel();
+  }
+
+  // On the strand: nothing queued is sent any more; the closing notice goes next.
+  void DropQueueAndClose(websocket::close_code code, std::string reason) {
+    {
+      std::lock_guard lock(m_mu);
+      m_closing = true;
+      m_queue.clear();
+    }
+    CloseWith(code, std::move(reason));
   }
 
   void ReadNext() {
@@ -476,6 +575,7 @@ class WsSession final : public SessionBase {
       return ErrorBody("not_found", "unknown topic \"" + topic +
                                         "\"; topics are: " + TopicList(m_server.topics));
     }
+    bool subscribed = false;
     {
       std::lock_guard lock(m_mu);
       if (subscribe) {
@@ -483,6 +583,13 @@ class WsSession final : public SessionBase {
       } else {
         m_topics.erase(topic);
       }
+      subscribed = !m_topics.empty();
+    }
+    // The deadline runs from when the last topic went, not from the connect.
+    if (subscribed) {
+      LiftUnsubscribedTimer();
+    } else {
+      ArmUnsubscribedTimer();
     }
     return DumpJson(Json{{subscribe ? "subscribed" : "unsubscribed", topic}});
   }
@@ -570,6 +677,7 @@ class WsSession final : public SessionBase {
       m_queue.clear();
     }
     m_kill_timer.cancel();
+    LiftUnsubscribedTimer();
     beast::error_code ignored;
     m_ws.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
     m_ws.next_layer().close(ignored);
@@ -587,8 +695,11 @@ class WsSession final : public SessionBase {
   websocket::stream<tcp::socket> m_ws;
   beast::flat_buffer m_read_buffer;
   net::steady_timer m_kill_timer;
+  net::steady_timer m_unsubscribed_timer;
   std::shared_ptr<const std::string> m_close_notice;
   // Strand-only state.
+  uint64_t m_unsubscribed_generation = 0;  // a fired timer of an older generation is stale
+  bool m_unsubscribed_armed = false;
   bool m_finished = false;
   bool m_close_started = false;
   bool m_close_sent = false;
@@ -608,8 +719,8 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 class HttpSession final : public SessionBase {
  public:
-  HttpSession(HttpServer::Impl& server, tcp::socket&& socket)
-      : m_server(server), m_stream(std::move(socket)) {}
+  HttpSession(HttpServer::Impl& server, Peer peer, tcp::socket&& socket)
+      : SessionBase(std::move(peer)), m_server(server), m_stream(std::move(socket)) {}
 
   void Run() {
     net::dispatch(m_stream.get_executor(), [self = Self()] { self->WaitForRequest(); });
@@ -751,6 +862,8 @@ class HttpSession final : public SessionBase {
     m_keep_alive = msg.keep_alive();
     req.content_type = std::string(msg[http::field::content_type]);
     req.body = std::move(msg.body());
+    req.remote_address = GetPeer().address;
+    req.per_address_exempt = GetPeer().exempt;
 
     std::string allow;
     bool path_known = false;
@@ -779,8 +892,16 @@ class HttpSession final : public SessionBase {
            {},
            false});
     }
-    m_phase = Phase::kHandling;
     auto state = std::make_shared<Responder::State>();
+    if (!CountPendingForPeer(*control, &state->counted_address)) {
+      control->pending.fetch_sub(1);
+      const size_t cap = m_server.opt.pending_requests_per_address_max;
+      return Write({JsonError(429, "limit_exceeded",
+                              m_server.PerAddressRefusal(GetPeer(), "requests in progress", cap)),
+                    {},
+                    false});
+    }
+    m_phase = Phase::kHandling;
     state->control = control;
     state->session = Self();
     state->started = m_started;
@@ -800,6 +921,21 @@ class HttpSession final : public SessionBase {
         }
       }
     });
+  }
+
+  // Counts one more pending request for this peer unless it is at its cap; sets
+  // *counted to the address counted (left empty for an exempt peer).
+  bool CountPendingForPeer(ResponderControl& control, std::string* counted) {
+    if (GetPeer().exempt) return true;
+    std::lock_guard lock(control.mu);
+    size_t& pending = control.pending_by_address[GetPeer().address];
+    if (pending >= m_server.opt.pending_requests_per_address_max) {
+      if (pending == 0) control.pending_by_address.erase(GetPeer().address);
+      return false;
+    }
+    ++pending;
+    *counted = GetPeer().address;
+    return true;
   }
 
   void Upgrade() {
@@ -836,8 +972,16 @@ class HttpSession final : public SessionBase {
         }
       }
     }
+    // Checked and registered on different strands: two upgrades racing may both
+    // pass; the cap is exceeded by at most the io_threads racing at once.
+    if (m_server.WebsocketsOf(GetPeer()) >= m_server.opt.ws_per_address_max) {
+      return WriteError(
+          429, "limit_exceeded",
+          m_server.PerAddressRefusal(GetPeer(), "websockets", m_server.opt.ws_per_address_max));
+    }
     m_phase = Phase::kClosed;
-    auto ws = std::make_shared<WsSession>(m_server, std::move(m_stream), std::move(topics));
+    auto ws =
+        std::make_shared<WsSession>(m_server, GetPeer(), std::move(m_stream), std::move(topics));
     m_server.Register(ws);
     ws->Accept(m_parser->release());
     auto self = Self();
@@ -941,6 +1085,11 @@ void Responder::Respond(Response response) {
   ResponderControl& control = *m_state->control;
   std::lock_guard lock(control.mu);
   control.pending.fetch_sub(1);
+  if (!m_state->counted_address.empty()) {
+    auto it = control.pending_by_address.find(m_state->counted_address);
+    GPUNET_CHECK(it != control.pending_by_address.end() && it->second >= 1);
+    if (--it->second == 0) control.pending_by_address.erase(it);
+  }
   if (!control.alive) return;
   std::shared_ptr<HttpSession> session = m_state->session.lock();
   if (!session) return;
@@ -968,33 +1117,49 @@ void HttpServer::Impl::OnAccept(boost::system::error_code ec, tcp::socket socket
     });
     return;
   }
-  size_t open_now;
+  boost::system::error_code peer_ec;
+  const tcp::endpoint remote = socket.remote_endpoint(peer_ec);
+  if (peer_ec) {  // reset before we looked: nobody to answer
+    socket.close(peer_ec);
+    return DoAccept();
+  }
+  const Peer peer = PeerOf(remote.address(), opt.per_address_exempt_loopback);
+  size_t open_now = 0;
+  size_t open_from_peer = 0;
   {
     std::lock_guard lock(sessions_mu);
     open_now = sessions.size();
+    auto it = peers.find(peer.address);
+    if (!peer.exempt && it != peers.end()) open_from_peer = it->second.connections;
   }
   if (open_now >= opt.connections_max) {
-    Reject(std::move(socket));
+    Reject(std::move(socket), 503,
+           "the node has " + std::to_string(opt.connections_max) +
+               " connections open, its limit; retry shortly or close idle connections");
+  } else if (open_from_peer >= opt.connections_per_address_max) {
+    Reject(std::move(socket), 429,
+           PerAddressRefusal(peer, "connections", opt.connections_per_address_max));
   } else {
-    auto session = std::make_shared<HttpSession>(*this, std::move(socket));
+    auto session = std::make_shared<HttpSession>(*this, peer, std::move(socket));
     Register(session);
     session->Run();
   }
   DoAccept();
 }
 
-void HttpServer::Impl::Reject(tcp::socket socket) {
-  rejected.fetch_add(1, std::memory_order_relaxed);
-  if (m_rejected_metric != nullptr) m_rejected_metric->Inc();
+void HttpServer::Impl::Reject(tcp::socket socket, int status, const std::string& message) {
+  GPUNET_CHECK(status == 503 || status == 429);  // 429s were counted by PerAddressRefusal
+  if (status == 503) {
+    rejected.fetch_add(1, std::memory_order_relaxed);
+    if (m_rejected_metric != nullptr) m_rejected_metric->Inc();
+  }
   // Best effort, never blocking the accept loop: one non-blocking write, then close.
-  std::string body =
-      ErrorBody("unavailable", "the node has " + std::to_string(opt.connections_max) +
-                                   " connections open, its limit; retry shortly "
-                                   "or close idle connections");
-  std::string text =
-      "HTTP/1.1 503 Service Unavailable\r\nServer: gpunet\r\n"
-      "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string body = ErrorBody(status == 503 ? "unavailable" : "limit_exceeded", message);
+  std::string text = std::string(status == 503 ? "HTTP/1.1 503 Service Unavailable"
+                                               : "HTTP/1.1 429 Too Many Requests") +
+                     "\r\nServer: gpunet\r\n"
+                     "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n" + body;
   boost::system::error_code ignored;
   socket.non_blocking(true, ignored);
   socket.write_some(net::buffer(text), ignored);
@@ -1156,6 +1321,7 @@ ServerStats HttpServer::Stats() const {
   st.requests = s.requests.load();
   st.requests_in_progress = s.control->pending.load();
   st.rejected_connections = s.rejected.load();
+  st.rejected_per_address = s.rejected_per_address.load();
   st.ws_slow_disconnects = s.slow_disconnects.load();
   return st;
 }

@@ -9,6 +9,12 @@
 // run on a separate pool of `worker_threads`, so a handler that blocks (waiting for
 // a commit) never stalls accepting or other connections. When more than
 // `pending_requests_max` requests wait for a worker, new ones get 503 at once.
+//
+// One client cannot take the whole server: beside the global caps, each peer
+// address has its own caps on connections, websockets and pending requests (429
+// when over; loopback peers may be exempted, see ServerOptions). Idle keep-alive
+// connections and websockets that subscribe to nothing are closed after a bounded
+// time.
 // A handler that must wait long should use HandleAsync and answer through its
 // Responder from any thread instead of holding a worker.
 //
@@ -44,6 +50,13 @@ struct Request {
   std::map<std::string, std::string> query;  ///< percent-decoded; each key at most once
   std::string body;
   std::string content_type;
+  /// The peer's IP address as text ("127.0.0.1", "2001:db8::1"; IPv4-mapped IPv6
+  /// addresses as IPv4). Handlers key their own per-client limits on it.
+  std::string remote_address;
+  /// True when the server exempts this peer from its per-address caps (a loopback
+  /// peer with ServerOptions::per_address_exempt_loopback): handlers with their own
+  /// per-address caps should exempt it too.
+  bool per_address_exempt = false;
 };
 
 /// What a handler returns.
@@ -86,16 +99,33 @@ struct ServerOptions {
   int64_t idle_timeout_ms = 30'000;   ///< keep-alive wait for the next request
   int64_t write_timeout_ms = 10'000;  ///< a client that does not read is cut
   size_t connections_max = 256;       ///< beyond this, new connections get 503 and close
+  /// Open connections (HTTP + websocket) from one peer address; beyond it, new
+  /// ones from that address get 429 and close.
+  size_t connections_per_address_max = 32;
   size_t io_threads = 1;
   size_t worker_threads = 4;
-  size_t pending_requests_max = 256;  ///< requests queued or running in workers
-  int64_t stop_grace_ms = 5'000;      ///< Stop() waits this long for in-flight requests
+  size_t pending_requests_max = 256;  ///< requests queued or running in workers, else 503
+  /// Requests handed to handlers and not yet answered (an async wait included) for
+  /// one peer address; beyond it, 429.
+  size_t pending_requests_per_address_max = 32;
+  /// Loopback peers (127.0.0.0/8, ::1) are exempt from the per-address caps: on the
+  /// default listen address every client is local (the devnet, the provider
+  /// daemon, the CLI) and shares 127.0.0.1. Set false when loopback peers are
+  /// untrusted (tests of the caps; a local proxy that does its own per-client limits
+  /// is still one address to the node). The global caps apply to everyone.
+  bool per_address_exempt_loopback = true;
+  int64_t stop_grace_ms = 5'000;  ///< Stop() waits this long for in-flight requests
 
   std::string ws_path = "/ws";                             ///< GET upgrade target
   std::vector<std::string> ws_topics = {"blocks", "txs"};  ///< topics clients may join
   size_t ws_queue_messages_max = 256;   ///< per connection; beyond it, disconnect
   size_t ws_incoming_bytes_max = 4096;  ///< largest client message (subscribe commands)
   int64_t ws_idle_timeout_ms = 60'000;  ///< pings keep live clients; silent ones are cut
+  /// Open websockets from one peer address; beyond it, the upgrade gets 429.
+  size_t ws_per_address_max = 8;
+  /// A websocket subscribed to no topic for this long is closed (answering pings
+  /// does not keep it); one with a subscription stays however quiet the chain is.
+  int64_t ws_unsubscribed_timeout_ms = 30'000;
 
   /// When set, the server counts requests, connections and websocket events here.
   metrics::Registry* metrics = nullptr;
@@ -108,6 +138,7 @@ struct ServerStats {
   uint64_t requests = 0;              ///< HTTP responses written
   size_t requests_in_progress = 0;    ///< handed to handlers, not yet answered
   uint64_t rejected_connections = 0;  ///< refused because of connections_max
+  uint64_t rejected_per_address = 0;  ///< connections, upgrades, requests refused with 429
   uint64_t ws_slow_disconnects = 0;   ///< subscribers cut for a full send queue
 };
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -166,6 +167,69 @@ Response TxRejected(codec::TxCode code, const std::string& message, const base::
   return JsonResponse(j, 400);
 }
 
+// node.json's "rpc_limits" counts and times, by name.
+constexpr std::pair<const char*, uint64_t RpcLimits::*> kRpcLimitFields[] = {
+    {"connections_max", &RpcLimits::connections_max},
+    {"connections_per_address_max", &RpcLimits::connections_per_address_max},
+    {"ws_per_address_max", &RpcLimits::ws_per_address_max},
+    {"pending_requests_max", &RpcLimits::pending_requests_max},
+    {"pending_requests_per_address_max", &RpcLimits::pending_requests_per_address_max},
+    {"waits_per_address_max", &RpcLimits::waits_per_address_max},
+    {"idle_timeout_ms", &RpcLimits::idle_timeout_ms},
+    {"ws_unsubscribed_timeout_ms", &RpcLimits::ws_unsubscribed_timeout_ms},
+};
+// Keeps the millisecond and count values far from the int64/size_t edges.
+constexpr uint64_t kRpcLimitValueMax = 1'000'000'000;
+
+base::Result<RpcLimits> ParseRpcLimits(const std::string& path, const json& j) {
+  std::string fields;
+  for (const auto& [name, member] : kRpcLimitFields) fields += std::string(name) + ", ";
+  fields += "exempt_loopback (true|false)";
+  if (!j.is_object())
+    return Fail(ErrorCode::kInvalidArgument,
+                path + ": rpc_limits must be an object with some of: " + fields);
+  RpcLimits limits;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "exempt_loopback" && v.is_boolean()) {
+      limits.exempt_loopback = v.get<bool>();
+      continue;
+    }
+    const auto* field = std::find_if(std::begin(kRpcLimitFields), std::end(kRpcLimitFields),
+                                     [&](const auto& f) { return k == f.first; });
+    if (field == std::end(kRpcLimitFields) || !v.is_number_unsigned() || v.get<uint64_t>() < 1 ||
+        v.get<uint64_t>() > kRpcLimitValueMax)
+      return Fail(ErrorCode::kInvalidArgument,
+                  path + ": rpc_limits." + k + " is unknown or not an integer 1.." +
+                      std::to_string(kRpcLimitValueMax) + " (fields: " + fields + ")");
+    limits.*(field->second) = v.get<uint64_t>();
+  }
+  return limits;
+}
+
+json RpcLimitsJson(const RpcLimits& limits) {
+  json j = json::object();
+  for (const auto& [name, member] : kRpcLimitFields) j[name] = limits.*member;
+  j["exempt_loopback"] = limits.exempt_loopback;
+  return j;
+}
+
+ServerOptions RpcServerOptions(const NodeConfig& config) {
+  const RpcLimits& l = config.rpc_limits;
+  ServerOptions so;
+  so.host = config.rpc_host;
+  so.port = config.rpc_port;
+  so.body_bytes_max = 256 * 1024;
+  so.connections_max = l.connections_max;
+  so.connections_per_address_max = l.connections_per_address_max;
+  so.ws_per_address_max = l.ws_per_address_max;
+  so.pending_requests_max = l.pending_requests_max;
+  so.pending_requests_per_address_max = l.pending_requests_per_address_max;
+  so.idle_timeout_ms = static_cast<int64_t>(l.idle_timeout_ms);
+  so.ws_unsubscribed_timeout_ms = static_cast<int64_t>(l.ws_unsubscribed_timeout_ms);
+  so.per_address_exempt_loopback = l.exempt_loopback;
+  return so;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- config / init
@@ -189,11 +253,14 @@ base::Result<NodeConfig> LoadNodeConfig(const std::string& path) {
         return Fail(ErrorCode::kUnsupported,
                     path + ": engine '" + c.engine + "' is not available; use \"solo\" or \"bft\"");
     } else if (k == "validator_key" && v.is_string()) {
+    } else if (k == "rpc_limits") {
+      GPUNET_TRY_ASSIGN(limits, ParseRpcLimits(path, v));
+      c.rpc_limits = limits;
     } else {
-      return Fail(
-          ErrorCode::kInvalidArgument,
-          path + ": unknown or ill-typed field '" + k +
-              "' (fields: rpc \"host:port\", block_interval_ms >= 1, engine \"solo\"|\"bft\")");
+      return Fail(ErrorCode::kInvalidArgument,
+                  path + ": unknown or ill-typed field '" + k +
+                      "' (fields: rpc \"host:port\", block_interval_ms >= 1, engine "
+                      "\"solo\"|\"bft\", rpc_limits {...})");
     }
   }
   return c;
@@ -202,7 +269,8 @@ base::Result<NodeConfig> LoadNodeConfig(const std::string& path) {
 std::string NodeConfigToJson(const NodeConfig& c) {
   json j = {{"rpc", c.rpc_host + ":" + std::to_string(c.rpc_port)},
             {"block_interval_ms", c.block_interval_ms},
-            {"engine", c.engine}};
+            {"engine", c.engine},
+            {"rpc_limits", RpcLimitsJson(c.rpc_limits)}};
   return j.dump(2) + "\n";
 }
 
@@ -315,9 +383,12 @@ struct Node::Impl final : consensus::SoloAdaptor {
   struct Waiter {
     uint64_t deadline_ms = 0;
     Responder responder;
+    std::string address;  // the peer's, counted in waits_by_address; empty: not counted
   };
   std::mutex wait_mu;
   std::multimap<base::Hash32, Waiter> waiters;
+  // Waiters per peer address (the non-exempt ones); an address leaves at zero.
+  std::map<std::string, uint64_t> waits_by_address;
 
   // ---- SoloAdaptor
   bool HasPendingTxs() override { return pool->HasExecutable(); }
@@ -331,6 +402,10 @@ struct Node::Impl final : consensus::SoloAdaptor {
   void PublishCommitted(const codec::Block& block, const ledger::FinalizeBlockResponse& finalized,
                         const ledger::CommitResponse& committed, double seconds);
   void ExpireWaiters(uint64_t now_ms);
+  // Takes a waiter out of `waiters` and its address's count (wait_mu held).
+  Waiter TakeWaiterLocked(std::multimap<base::Hash32, Waiter>::iterator it,
+                          std::multimap<base::Hash32, Waiter>::iterator* next = nullptr);
+  std::optional<Response> RefuseUnexecutableWait(base::ByteSpan tx_bytes);
   void AnswerWaiters(const base::Hash32& hash, const Response& r);
   bool HasWaiter(const base::Hash32& hash);
   void RegisterRoutes();
@@ -381,6 +456,9 @@ void Node::Impl::PublishCommitted(const codec::Block& block,
   // Per-tx answers and events are built only for someone who listens: under load
   // most txs have neither a waiting client nor a subscriber.
   const bool tx_subscribers = server->Stats().ws_subscribers > 0;
+  // One "txs" event per block, not per tx: a subscriber's send queue counts frames,
+  // and a block of thousands of txs must not overflow it and cut the subscriber.
+  json txs = json::array();
   for (size_t i = 0; i < receipts.size(); ++i) {
     const codec::Receipt& r = receipts[i];
     if (HasWaiter(r.tx_hash)) {
@@ -388,13 +466,15 @@ void Node::Impl::PublishCommitted(const codec::Block& block,
       AnswerWaiters(r.tx_hash, CommittedResponse(rec));
     }
     if (!tx_subscribers) continue;
-    json ev = {{"tx_hash", base::ToHex(r.tx_hash)},
-               {"height", committed.height},
-               {"index", i},
-               {"code", r.code},
-               {"code_name", CodeName(r.code)},
-               {"events", EventsJson(r.events)}};
-    ev["topic"] = "txs";
+    txs.push_back({{"tx_hash", base::ToHex(r.tx_hash)},
+                   {"height", committed.height},
+                   {"index", i},
+                   {"code", r.code},
+                   {"code_name", CodeName(r.code)},
+                   {"events", EventsJson(r.events)}});
+  }
+  if (!txs.empty()) {
+    json ev = {{"topic", "txs"}, {"height", committed.height}, {"txs", std::move(txs)}};
     server->Publish("txs", ev.dump());
   }
   json bj = {{"topic", "blocks"},
@@ -486,8 +566,7 @@ void Node::Impl::ExpireWaiters(uint64_t now_ms) {
     std::lock_guard lock(wait_mu);
     for (auto it = waiters.begin(); it != waiters.end();) {
       if (it->second.deadline_ms <= now_ms) {
-        expired.push_back(std::move(it->second));
-        it = waiters.erase(it);
+        expired.push_back(TakeWaiterLocked(it, &it));
       } else {
         ++it;
       }
@@ -508,11 +587,61 @@ void Node::Impl::AnswerWaiters(const base::Hash32& hash, const Response& r) {
   std::vector<Waiter> found;
   {
     std::lock_guard lock(wait_mu);
-    auto [b, e] = waiters.equal_range(hash);
-    for (auto it = b; it != e; ++it) found.push_back(std::move(it->second));
-    waiters.erase(b, e);
+    auto [it, end] = waiters.equal_range(hash);
+    while (it != end) found.push_back(TakeWaiterLocked(it, &it));
   }
   for (auto& w : found) w.responder.Respond(r);
+}
+
+Node::Impl::Waiter Node::Impl::TakeWaiterLocked(
+    std::multimap<base::Hash32, Waiter>::iterator it,
+    std::multimap<base::Hash32, Waiter>::iterator* next) {
+  Waiter w = std::move(it->second);
+  auto after = waiters.erase(it);
+  if (next != nullptr) *next = after;
+  if (!w.address.empty()) {
+    auto count = waits_by_address.find(w.address);
+    GPUNET_CHECK(count != waits_by_address.end() && count->second >= 1);
+    if (--count->second == 0) waits_by_address.erase(count);
+  }
+  return w;
+}
+
+// wait=committed holds a request open until its tx commits or the timeout: it is
+// refused up front for a tx that cannot execute before other txs arrive, which
+// would hold the request (and a pending slot) for nothing.
+std::optional<Response> Node::Impl::RefuseUnexecutableWait(base::ByteSpan tx_bytes) {
+  auto tx = codec::DecodeTx(tx_bytes);
+  if (!tx) return std::nullopt;  // Admit refuses it with the decoder's reason
+  const codec::Address sender = crypto::AddressOf(tx->body.sender);
+  auto q = app->Query(
+      ledger::QueryRequest{"/account", base::Bytes(sender.begin(), sender.end()), 0, false});
+  if (!q) return ErrorResponse(q.error());
+  uint64_t account_nonce = 0;
+  if (q->value) {
+    auto account = codec::DecodeAccount(*q->value);
+    if (!account) return ErrorResponse(account.error());
+    account_nonce = account->nonce;
+  }
+  const uint64_t nonce = tx->body.nonce;
+  // Stale nonces and replacements are Admit's to judge; a tx right after the
+  // sender's pending ones executes once they have.
+  const uint64_t next_free = pool->NextFreeNonce(sender, account_nonce);
+  if (nonce > next_free) {
+    const std::string missing = next_free + 1 == nonce ? "nonce " + std::to_string(next_free)
+                                                       : "nonces " + std::to_string(next_free) +
+                                                             ".." + std::to_string(nonce - 1);
+    const std::string pending =
+        next_free > account_nonce
+            ? " and its pending txs run only to nonce " + std::to_string(next_free - 1)
+            : std::string();
+    return JsonError(409, "conflict",
+                     "wait=committed refused: the tx has nonce " + std::to_string(nonce) +
+                         " but the sender's next nonce is " + std::to_string(account_nonce) +
+                         pending + ", so it cannot execute yet (missing: " + missing +
+                         "); send those first, or post this one with \"wait\":\"none\"");
+  }
+  return std::nullopt;
 }
 
 Response Node::Impl::CommittedResponse(const ledger::TxRecord& rec) {
@@ -586,19 +715,30 @@ void Node::Impl::PostTx(Request req, Responder responder) {
     return responder.Respond(
         JsonError(400, "invalid_argument", "\"tx\" is not valid hex: " + bytes.error().message));
   const base::Hash32 hash = codec::TxHashOfEncoded(*bytes);
-  // Register first, so a block committed right after admission still finds us.
   if (wait == "committed") {
-    std::lock_guard lock(wait_mu);
-    waiters.emplace(hash, Waiter{WallMs() + timeout_ms, std::move(responder)});
+    if (auto refused = RefuseUnexecutableWait(*bytes))
+      return responder.Respond(std::move(*refused));
+    // Register first, so a block committed right after admission still finds us.
+    std::unique_lock lock(wait_mu);
+    const std::string address = req.per_address_exempt ? std::string() : req.remote_address;
+    const uint64_t cap = config.rpc_limits.waits_per_address_max;
+    if (!address.empty() && waits_by_address[address] >= cap) {
+      lock.unlock();
+      return responder.Respond(JsonError(
+          429, "limit_exceeded",
+          "your address " + address + " has " + std::to_string(cap) +
+              " requests waiting for a commit, its limit; post with \"wait\":\"none\" and "
+              "poll GET /tx/<hash>, or let those finish first"));
+    }
+    if (!address.empty()) ++waits_by_address[address];
+    waiters.emplace(hash, Waiter{WallMs() + timeout_ms, std::move(responder), address});
   }
   auto taken = [&]() -> std::optional<Responder> {
     if (wait != "committed") return std::nullopt;
     std::lock_guard lock(wait_mu);
     auto it = waiters.find(hash);
     if (it == waiters.end()) return std::nullopt;  // already answered by the engine
-    Responder r = std::move(it->second.responder);
-    waiters.erase(it);
-    return r;
+    return TakeWaiterLocked(it).responder;
   };
   auto answer = [&](Response r) {
     if (wait != "committed") return responder.Respond(std::move(r));
@@ -825,10 +965,7 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
                                              metrics::LatencyBucketsSeconds());
   impl->m_height->Set(static_cast<double>(impl->app->Info().last_height));
 
-  ServerOptions so;
-  so.host = impl->config.rpc_host;
-  so.port = impl->config.rpc_port;
-  so.body_bytes_max = 256 * 1024;
+  ServerOptions so = RpcServerOptions(impl->config);
   so.metrics = &reg;
   impl->server = std::make_unique<HttpServer>(so);
   impl->RegisterRoutes();

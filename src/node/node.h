@@ -4,7 +4,8 @@
 // Home directory layout (InitHome creates it; Node::Start reads it):
 //   <home>/config/genesis.json   the chain's genesis (ledger/genesis.h)
 //   <home>/config/node.json      {"rpc":"127.0.0.1:26657","block_interval_ms":1000,
-//                                 "engine":"solo","validator_key":"validator"}
+//                                 "engine":"solo","validator_key":"validator",
+//                                 "rpc_limits":{...}}  (RpcLimits)
 //   <home>/config/validator.seed hex seed of the solo validator key (0600)
 //   <home>/data/                 the RocksDB database
 //   <home>/keys/                 the keystore (crypto/keystore.h): funded named keys
@@ -79,12 +80,33 @@ struct InitResult {
 /// kAlreadyExists when <home>/config/genesis.json exists.
 base::Result<InitResult> InitHome(const InitOptions& options);
 
+/// node.json's "rpc_limits": the RPC's caps that keep one greedy client from
+/// starving the others (docs/rpc.md, "Limits per client"). Counts and times are
+/// at least 1.
+struct RpcLimits {
+  uint64_t connections_max = 256;                  ///< all peers; beyond it 503
+  uint64_t connections_per_address_max = 32;       ///< one peer address; beyond it 429
+  uint64_t ws_per_address_max = 8;                 ///< websockets of one address; 429
+  uint64_t pending_requests_max = 256;             ///< all peers; beyond it 503
+  uint64_t pending_requests_per_address_max = 32;  ///< one address; beyond it 429
+  /// POST /tx with "wait":"committed" held open at once for one address; 429. (A
+  /// connection carries one request at a time, so one wait per connection.)
+  uint64_t waits_per_address_max = 8;
+  uint64_t idle_timeout_ms = 30'000;  ///< keep-alive connection without a request
+  /// A websocket subscribed to no topic is closed after this.
+  uint64_t ws_unsubscribed_timeout_ms = 30'000;
+  /// Loopback peers skip the per-address caps (not the global ones): on the default
+  /// listen address 127.0.0.1 every client is local and shares that address.
+  bool exempt_loopback = true;
+};
+
 /// <home>/config/node.json as parsed.
 struct NodeConfig {
   std::string rpc_host = "127.0.0.1";
   uint16_t rpc_port = 26657;
   uint64_t block_interval_ms = 1000;
   std::string engine = "solo";
+  RpcLimits rpc_limits;
 };
 base::Result<NodeConfig> LoadNodeConfig(const std::string& path);
 std::string NodeConfigToJson(const NodeConfig& config);

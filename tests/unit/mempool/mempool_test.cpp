@@ -79,6 +79,22 @@ TEST_F(Fixture, NonceQueueWaitsForGapAndRespectsGapLimit) {
   EXPECT_EQ(pool.Add(SignedSend(1, 1, TestAddress(2), 5)).code, TxCode::kStaleNonce);
 }
 
+TEST_F(Fixture, NextFreeNonceCountsOnlyTheContiguousPendingRun) {
+  Mempool pool(*app);
+  const codec::Address sender = TestAddress(1);
+  EXPECT_EQ(pool.NextFreeNonce(sender, 0), 0u);  // nothing pending
+  ASSERT_TRUE(pool.Add(SignedSend(1, 2, TestAddress(2), 1)).Ok());
+  EXPECT_EQ(pool.NextFreeNonce(sender, 0), 0u);  // 2 waits behind the missing 0 and 1
+  ASSERT_TRUE(pool.Add(SignedSend(1, 0, TestAddress(2), 1)).Ok());
+  EXPECT_EQ(pool.NextFreeNonce(sender, 0), 1u);
+  ASSERT_TRUE(pool.Add(SignedSend(1, 1, TestAddress(2), 1)).Ok());
+  EXPECT_EQ(pool.NextFreeNonce(sender, 0), 3u);
+  EXPECT_EQ(pool.NextFreeNonce(sender, 2), 3u);          // from a later account nonce
+  EXPECT_EQ(pool.NextFreeNonce(TestAddress(2), 0), 0u);  // another sender
+  Block(pool);
+  EXPECT_EQ(pool.NextFreeNonce(sender, 3), 3u);  // all included
+}
+
 TEST_F(Fixture, FeePriorityAcrossSendersPrefixWithinSender) {
   Mempool pool(*app);
   auto a0 = SignedSend(1, 0, TestAddress(5), 1, 2000);

@@ -357,6 +357,150 @@ TEST(HttpServer, ConnectionsOverTheLimitGet503) {
   ExpectStillServing(f.server);
 }
 
+// ---- per-address caps: one greedy peer (bound to 127.0.0.2) against the others ----
+
+constexpr const char* kGreedyPeer = "127.0.0.2";
+constexpr std::string_view kWsUpgrade =
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+ServerOptions CappedPerAddress() {
+  ServerOptions opt;
+  opt.per_address_exempt_loopback = false;  // both test peers are loopback addresses
+  opt.read_timeout_ms = 60'000;             // silent connections stay open meanwhile
+  return opt;
+}
+
+TEST(PerAddress, ConnectionsOverAnAddressCapGet429WhileOthersAreServed) {
+  ServerOptions opt = CappedPerAddress();
+  opt.connections_per_address_max = 2;
+  Fixture f(opt);
+  f.Start();
+  auto a = std::make_unique<RawConn>(f.server.Port(), kGreedyPeer);
+  RawConn b(f.server.Port(), kGreedyPeer);
+  ASSERT_TRUE(a->connected() && b.connected());
+  ASSERT_TRUE(WaitFor([&] { return f.server.Stats().connections == 2; }, kGuardMs));
+
+  RawConn third(f.server.Port(), kGreedyPeer);
+  bool eof = false;
+  std::string text = third.ReadUntilClose(kGuardMs, &eof);
+  EXPECT_TRUE(text.starts_with("HTTP/1.1 429")) << text;
+  ExpectJsonError(RawBody(text), "limit_exceeded");
+  EXPECT_NE(text.find(kGreedyPeer), std::string::npos) << text;
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(f.server.Stats().rejected_per_address, 1u);
+  EXPECT_EQ(f.server.Stats().rejected_connections, 0u);
+
+  // Another address holds as many connections as its own cap allows.
+  RawConn mine(f.server.Port());
+  ASSERT_TRUE(mine.Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(mine.ReadUntil("hello", kGuardMs).starts_with("HTTP/1.1 200"));
+  ExpectStillServing(f.server);
+
+  a.reset();  // the greedy address gets a slot back
+  ASSERT_TRUE(WaitFor([&] { return f.server.Stats().connections == 2; }, kGuardMs));
+  RawConn again(f.server.Port(), kGreedyPeer);
+  ASSERT_TRUE(again.Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(again.ReadUntil("hello", kGuardMs).starts_with("HTTP/1.1 200"));
+}
+
+TEST(PerAddress, LoopbackPeersAreExemptByDefault) {
+  ServerOptions opt;
+  opt.connections_per_address_max = 1;
+  opt.read_timeout_ms = 60'000;
+  Fixture f(opt);
+  f.Start();
+  RawConn a(f.server.Port()), b(f.server.Port(), kGreedyPeer), c(f.server.Port(), kGreedyPeer);
+  for (RawConn* conn : {&a, &b, &c}) {
+    ASSERT_TRUE(conn->Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_TRUE(conn->ReadUntil("hello", kGuardMs).starts_with("HTTP/1.1 200"));
+  }
+  EXPECT_EQ(f.server.Stats().rejected_per_address, 0u);
+}
+
+TEST(PerAddress, WebsocketsOverAnAddressCapGet429) {
+  ServerOptions opt = CappedPerAddress();
+  opt.ws_per_address_max = 1;
+  Fixture f(opt);
+  f.Start();
+  RawConn first(f.server.Port(), kGreedyPeer);
+  ASSERT_TRUE(first.Send(kWsUpgrade));
+  std::string upgraded = first.ReadUntil("\r\n\r\n", kGuardMs);
+  ASSERT_TRUE(upgraded.starts_with("HTTP/1.1 101")) << upgraded;
+
+  RawConn second(f.server.Port(), kGreedyPeer);
+  ASSERT_TRUE(second.Send(kWsUpgrade));
+  bool eof = false;
+  std::string text = second.ReadUntilClose(kGuardMs, &eof);
+  EXPECT_TRUE(text.starts_with("HTTP/1.1 429")) << text;
+  ExpectJsonError(RawBody(text), "limit_exceeded");
+  EXPECT_NE(text.find("websockets"), std::string::npos) << text;
+  // The greedy address may still make plain requests (its connection cap is higher).
+  RawConn plain(f.server.Port(), kGreedyPeer);
+  ASSERT_TRUE(plain.Send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(plain.ReadUntil("hello", kGuardMs).starts_with("HTTP/1.1 200"));
+
+  // Another address subscribes and gets events.
+  auto good = WsSubscriber::Connect(f.server.Url(), {"blocks"});
+  ASSERT_TRUE(good) << good.error().ToString();
+  f.server.Publish("blocks", "{\"n\":1}");
+  auto e = (*good)->Next(kGuardMs);
+  ASSERT_TRUE(e) << e.error().ToString();
+  EXPECT_EQ(Json::parse(e->data_json)["n"], 1);
+}
+
+TEST(PerAddress, PendingRequestsOverAnAddressCapGet429) {
+  ServerOptions opt = CappedPerAddress();
+  opt.pending_requests_per_address_max = 2;
+  HttpServer server(opt);
+  std::mutex mu;
+  std::vector<Responder> waiting;
+  server.HandleAsync("GET", "/wait", [&](Request, Responder responder) {
+    std::lock_guard lock(mu);
+    waiting.push_back(std::move(responder));
+  });
+  server.Handle("GET", "/quick", [](const Request& r) {
+    return Response{200, "text/plain", "quick from " + r.remote_address};
+  });
+  ASSERT_TRUE(server.Start());
+  auto parked = [&] {
+    std::lock_guard lock(mu);
+    return waiting.size();
+  };
+
+  // The greedy address parks two requests (a long wait each) on two connections.
+  RawConn w1(server.Port(), kGreedyPeer), w2(server.Port(), kGreedyPeer);
+  ASSERT_TRUE(w1.Send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(w2.Send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(WaitFor([&] { return parked() == 2; }, kGuardMs));
+  RawConn w3(server.Port(), kGreedyPeer);
+  ASSERT_TRUE(w3.Send("GET /quick HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string text = w3.ReadUntil("}}", kGuardMs);
+  EXPECT_TRUE(text.starts_with("HTTP/1.1 429")) << text;
+  ExpectJsonError(RawBody(text), "limit_exceeded");
+  EXPECT_NE(text.find("requests in progress"), std::string::npos) << text;
+
+  // Another address is served and may park its own.
+  auto q = HttpClient(server.Url()).Get("/quick");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->status, 200);
+  EXPECT_EQ(q->body, "quick from 127.0.0.1");
+  auto mine = std::async(std::launch::async, [&] { return HttpClient(server.Url()).Get("/wait"); });
+  ASSERT_TRUE(WaitFor([&] { return parked() == 3; }, kGuardMs));
+  {
+    std::lock_guard lock(mu);
+    for (auto& r : waiting) r.Respond(Response{200, "text/plain", "done"});
+    waiting.clear();
+  }
+  auto m = mine.get();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "done");
+  EXPECT_TRUE(w1.ReadUntil("done", kGuardMs).starts_with("HTTP/1.1 200"));
+  // Answered requests free the greedy address's count; the same connection goes on.
+  ASSERT_TRUE(w3.Send("GET /quick HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(w3.ReadUntil("127.0.0.2", kGuardMs).starts_with("HTTP/1.1 200"));
+}
+
 TEST(HttpServer, BlockedHandlersDoNotStallTheServer) {
   ServerOptions opt;
   opt.worker_threads = 1;
@@ -630,6 +774,48 @@ TEST(Websocket, ASlowSubscriberIsDisconnectedAndOthersGetEverything) {
   auto last = (*good)->Next(kGuardMs);
   ASSERT_TRUE(last);
   EXPECT_EQ(Json::parse(last->data_json)["height"], -1);
+}
+
+TEST(Websocket, AnUnsubscribedSocketIsClosedAndSubscribedOnesStay) {
+  ServerOptions opt;
+  opt.ws_unsubscribed_timeout_ms = 300;
+  Fixture f(opt);
+  f.Start();
+  // Subscribed first, so they are older than every deadline below when checked.
+  auto at_connect = WsSubscriber::Connect(f.server.Url(), {"blocks"});
+  ASSERT_TRUE(at_connect);
+  auto by_command = WsSubscriber::Connect(f.server.Url(), {});
+  ASSERT_TRUE(by_command);
+  ASSERT_TRUE((*by_command)->Subscribe("txs"));
+
+  // Reading (so answering pings), but subscribed to nothing: closed with a reason.
+  auto none = WsSubscriber::Connect(f.server.Url(), {});
+  ASSERT_TRUE(none);
+  auto e = (*none)->Next(kGuardMs);
+  ASSERT_FALSE(e) << e->data_json;
+  EXPECT_EQ(e.error().code, base::ErrorCode::kUnavailable);
+  EXPECT_NE(e.error().message.find("no subscription"), std::string::npos) << e.error().message;
+
+  // Dropping the last topic starts the same deadline.
+  auto left = WsSubscriber::Connect(f.server.Url(), {"blocks"});
+  ASSERT_TRUE(left);
+  auto reply = (*left)->SendCommand(R"({"unsubscribe":"blocks"})");
+  ASSERT_TRUE(reply) << reply.error().ToString();
+  EXPECT_EQ(Json::parse(*reply)["unsubscribed"], "blocks");
+  e = (*left)->Next(kGuardMs);
+  ASSERT_FALSE(e) << e->data_json;
+  EXPECT_NE(e.error().message.find("no subscription"), std::string::npos) << e.error().message;
+
+  // A quiet stream does not close the subscribed ones.
+  ASSERT_TRUE(WaitFor([&] { return f.server.Stats().ws_subscribers == 2; }, kGuardMs));
+  f.server.Publish("blocks", "{\"n\":1}");
+  f.server.Publish("txs", "{\"n\":2}");
+  auto b = (*at_connect)->Next(kGuardMs);
+  ASSERT_TRUE(b) << b.error().ToString();
+  EXPECT_EQ(Json::parse(b->data_json)["n"], 1);
+  auto t = (*by_command)->Next(kGuardMs);
+  ASSERT_TRUE(t) << t.error().ToString();
+  EXPECT_EQ(Json::parse(t->data_json)["n"], 2);
 }
 
 TEST(Websocket, StopClosesSubscribersWithAReason) {

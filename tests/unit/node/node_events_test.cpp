@@ -1,6 +1,7 @@
 // A real node (RocksDB home, solo engine, RPC on 127.0.0.1) publishing its websocket
-// topics: "txs" carries one event per included tx with its receipt code, "blocks"
-// one event per committed block; a subscriber of one topic gets only that topic.
+// topics: "txs" carries one event per block listing its included txs with their
+// receipt codes, "blocks" one event per committed block; a subscriber of one topic
+// gets only that topic.
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include "crypto/address.h"
 #include "crypto/ed25519.h"
 #include "node/node.h"
+#include "unit/node/test_node.h"
 
 namespace gpunet::node {
 namespace {
@@ -32,32 +34,13 @@ crypto::KeyPair Key(uint8_t n) {
   return crypto::KeyPair::FromSeed(seed);
 }
 
-struct NodeEvents : ::testing::Test {
-  std::filesystem::path home;
-  std::unique_ptr<Node> node;
-
+struct NodeEvents : test::NodeTestBase {
   void SetUp() override {
-    home = std::filesystem::temp_directory_path() /
-           ("gpunet-node-events-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(home);
-    InitOptions init;
-    init.home = home.string();
+    node::InitOptions init;
     init.chain_id = "events-test";
-    init.rpc = "127.0.0.1:0";
     init.block_interval_ms = 10;
     init.accounts.push_back({crypto::AddressOf(Key(1).Public()), 1'000'000});
-    auto inited = InitHome(init);
-    ASSERT_TRUE(inited) << inited.error().ToString();
-    NodeOptions options;
-    options.home = home.string();
-    options.log_blocks = false;
-    auto started = Node::Start(options);
-    ASSERT_TRUE(started) << started.error().ToString();
-    node = std::move(*started);
-  }
-  void TearDown() override {
-    node.reset();
-    std::filesystem::remove_all(home);
+    ASSERT_NO_FATAL_FAILURE(StartNode("node-events", init));
   }
 
   // POSTs a transfer from key 1 through the RPC; returns its hash.
@@ -67,7 +50,7 @@ struct NodeEvents : ::testing::Test {
                               amount_ugpn, client::kDefaultTransferFeeUgpn, 0, "");
     EXPECT_TRUE(tx);
     Json body = {{"tx", base::ToHex(codec::EncodeTx(*tx))}, {"wait", "none"}};
-    auto r = client::HttpClient(node->RpcUrl()).Post("/tx", body.dump());
+    auto r = client::HttpClient(m_node->RpcUrl()).Post("/tx", body.dump());
     EXPECT_TRUE(r) << r.error().ToString();
     EXPECT_EQ(r->status, 200) << r->body;
     return base::ToHex(codec::TxHash(*tx));
@@ -75,9 +58,9 @@ struct NodeEvents : ::testing::Test {
 };
 
 TEST_F(NodeEvents, TxsAndBlocksTopicsCarryReceiptsAndHeights) {
-  auto both = client::WsSubscriber::Connect(node->RpcUrl(), {"blocks", "txs"});
+  auto both = client::WsSubscriber::Connect(m_node->RpcUrl(), {"blocks", "txs"});
   ASSERT_TRUE(both) << both.error().ToString();
-  auto blocks_only = client::WsSubscriber::Connect(node->RpcUrl(), {"blocks"});
+  auto blocks_only = client::WsSubscriber::Connect(m_node->RpcUrl(), {"blocks"});
   ASSERT_TRUE(blocks_only) << blocks_only.error().ToString();
 
   // One transfer that applies and one that is included but fails (the amount is
@@ -92,8 +75,13 @@ TEST_F(NodeEvents, TxsAndBlocksTopicsCarryReceiptsAndHeights) {
     ASSERT_TRUE(e) << e.error().ToString();
     Json d = Json::parse(e->data_json);
     if (e->topic == "txs") {
-      txs[d["tx_hash"].get<std::string>()] = d;
       EXPECT_EQ(d["topic"], "txs");
+      ASSERT_TRUE(d["txs"].is_array()) << e->data_json;
+      ASSERT_FALSE(d["txs"].empty()) << "an event for a block without txs";
+      for (const Json& t : d["txs"]) {
+        EXPECT_EQ(t["height"], d["height"]);
+        txs[t["tx_hash"].get<std::string>()] = t;
+      }
     } else {
       ASSERT_EQ(e->topic, "blocks");
       EXPECT_GT(d["height"].get<uint64_t>(), last_height);  // heights only grow
@@ -116,7 +104,7 @@ TEST_F(NodeEvents, TxsAndBlocksTopicsCarryReceiptsAndHeights) {
     block_txs += Json::parse(e->data_json)["txs"].get<uint64_t>();
   }
   const uint64_t tx_height = txs[failed_hash]["height"].get<uint64_t>();
-  EXPECT_LE(tx_height, node->Status().latest_height);
+  EXPECT_LE(tx_height, m_node->Status().latest_height);
 
   // The blocks-only subscriber saw the same blocks and no tx event.
   uint64_t seen_txs = 0;

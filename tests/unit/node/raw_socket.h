@@ -19,8 +19,19 @@ namespace gpunet::test {
 
 class RawConn {
  public:
-  explicit RawConn(uint16_t port) {
+  /// Connects to 127.0.0.1:port; from `source` (another loopback address such as
+  /// "127.0.0.2": all of 127/8 is local on Linux) when given, so that tests can
+  /// play two peers with different addresses.
+  explicit RawConn(uint16_t port, const char* source = nullptr) {
     m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (source != nullptr) {
+      sockaddr_in from{};
+      from.sin_family = AF_INET;
+      if (::inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+          ::bind(m_fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0) {
+        return;  // not connected
+      }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);

@@ -1,0 +1,57 @@
+// A fixture base for tests of a real node: a fresh home under the temp directory
+// (InitHome), node.json's "rpc_limits" patched in when given, Node::Start on
+// 127.0.0.1 with a free port, and everything removed at the end.
+#pragma once
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "node/node.h"
+
+namespace gpunet::test {
+
+class NodeTestBase : public ::testing::Test {
+ protected:
+  /// Inits <tmp>/gpunet-<name>-<pid> with `init` (its home and rpc are set here)
+  /// and starts the node. Fails the test on error: call under ASSERT_NO_FATAL_FAILURE.
+  void StartNode(const std::string& name, node::InitOptions init,
+                 const nlohmann::json& rpc_limits = nlohmann::json::object()) {
+    m_home = std::filesystem::temp_directory_path() /
+             ("gpunet-" + name + "-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(m_home);
+    init.home = m_home.string();
+    init.rpc = "127.0.0.1:0";
+    auto inited = node::InitHome(init);
+    ASSERT_TRUE(inited) << inited.error().ToString();
+    if (!rpc_limits.empty()) {
+      std::ifstream in(inited->node_config_path);
+      nlohmann::json config = nlohmann::json::parse(in);
+      in.close();
+      for (const auto& [key, value] : rpc_limits.items()) config["rpc_limits"][key] = value;
+      std::ofstream(inited->node_config_path) << config.dump(2);
+    }
+    node::NodeOptions options;
+    options.home = m_home.string();
+    options.log_blocks = false;
+    auto started = node::Node::Start(options);
+    ASSERT_TRUE(started) << started.error().ToString();
+    m_node = std::move(*started);
+  }
+  void TearDown() override {
+    m_node.reset();
+    if (!m_home.empty()) std::filesystem::remove_all(m_home);
+  }
+
+  std::filesystem::path m_home;
+  std::unique_ptr<node::Node> m_node;
+};
+
+}  // namespace gpunet::test
