@@ -205,7 +205,7 @@ AppInfo LedgerApp::Info() const {
   info.state_root = m_state_root;
   info.consensus_params =
       ConsensusParams{m_genesis.params.block_bytes_max, m_genesis.params.block_txs_max,
-                      m_genesis.params.block_interval_ms};
+                      m_genesis.params.block_interval_ms, m_genesis.params.block_gas_max};
   info.validators = m_validators;
   return info;
 }
@@ -356,6 +356,12 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   state::StateDb db(*m_kv);
   const state::BlockContext context{h.height, h.time_ms, h.proposer};
   const auto full = [&] { return block.txs.size() >= m_genesis.params.block_txs_max; };
+  // The block's gas is the sum of its txs' limits (what they may use, known before
+  // executing them): a tx that would take it over the limit stays in the mempool.
+  uint64_t gas = 0;
+  const auto gas_fits = [&](const state::CheckedTx& checked) {
+    return checked.gas_limit <= m_params.gas.block_max - gas;
+  };
   // Executes one candidate that passed the stateless checks; false when it stays out.
   const auto include = [&](const state::CheckedTx& checked) -> base::Result<bool> {
     auto applied =
@@ -368,6 +374,8 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
     }
     executed->receipts.push_back(std::move(**applied));
     bytes += checked.encoded_bytes + 4;
+    gas += checked.gas_limit;
+    GPUNET_CHECK(gas <= m_params.gas.block_max);
     return true;
   };
   for (const base::Bytes& candidate : request.txs) {
@@ -380,6 +388,7 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
       response.skipped.push_back(SkippedTx{hash, checked.error().code, checked.error().message});
       continue;
     }
+    if (!gas_fits(*checked)) continue;  // stays in the mempool
     auto included = include(*checked);
     if (!included) return std::unexpected(included.error());
     if (*included) block.txs.push_back(std::move(checked->tx));
@@ -387,13 +396,13 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   for (const auto& checked : request.checked_txs) {
     GPUNET_CHECK(checked != nullptr);
     if (full()) break;
-    if (bytes + checked->encoded_bytes + 4 > max_bytes) continue;
+    if (bytes + checked->encoded_bytes + 4 > max_bytes || !gas_fits(*checked)) continue;
     auto included = include(*checked);
     if (!included) return std::unexpected(included.error());
     if (*included) block.txs.push_back(checked->tx);
   }
   // End of block (design §3): market awards -> faults -> expiries, after the txs.
-  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
   // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
   h.receipts_root =
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes);
@@ -452,9 +461,16 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
   auto executed = std::make_shared<Executed>();
   state::StateDb db(*m_kv);
   const state::BlockContext context{h.height, h.time_ms, h.proposer};
+  uint64_t gas = 0;
   for (size_t i = 0; i < block.txs.size(); ++i) {
     auto checked = state::CheckStateless(block.txs[i], m_params, &m_signatures);
     if (!checked) return reject(TxRefusal(i, codec::TxHash(block.txs[i]), checked.error()));
+    // Each limit is <= block_max (stage 1), so the sum cannot wrap before this.
+    gas += checked->gas_limit;
+    if (gas > m_params.gas.block_max)
+      return reject("the gas limits of txs 0.." + std::to_string(i) + " add up to " +
+                    std::to_string(gas) + ", the block gas limit is " +
+                    std::to_string(m_params.gas.block_max));
     auto applied = state::ApplyTx(db, *checked, context, static_cast<uint32_t>(i), m_params);
     if (!applied) return std::unexpected(applied.error());
     if (!*applied) return reject(TxRefusal(i, checked->hash, applied->error()));
@@ -463,7 +479,7 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
   if (h.receipts_root !=
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes))
     return reject("receipts root does not match execution");
-  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
   executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   executed->block = block;

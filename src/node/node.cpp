@@ -422,7 +422,8 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
   prep.time_ms = time_ms;
   prep.proposer = proposer;
   prep.checked_txs =
-      pool->ReapChecked(info.consensus_params.block_bytes_max, info.consensus_params.block_txs_max);
+      pool->ReapChecked(info.consensus_params.block_bytes_max, info.consensus_params.block_txs_max,
+                        info.consensus_params.block_gas_max);
   GPUNET_TRY_ASSIGN(prepared, app->PrepareProposal(prep));
   for (const auto& s : prepared.skipped) {
     if (s.code == codec::TxCode::kOk) continue;  // valid, over the block limits: next block

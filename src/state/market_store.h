@@ -55,9 +55,18 @@ class MarketKvView final : public market::StoreView {
   StateDb m_db;  ///< an empty overlay: reads go to the committed store
 };
 
-/// Runs the market's end-of-block work on the block's overlay.
+/// Runs the market's end-of-block work on the block's overlay, every operation
+/// metered at the genesis prices `gas`, against `meter` when given (the app and the
+/// tests read what it used). No tx pays for this work and it cannot stop half-way
+/// (a batch left undone would halt the chain), so the meter counts without a
+/// limit: what bounds the work is limits::kEndBlockWorkMax items with their per-item
+/// limits, and gas_coverage_test runs the biggest batch those allow and checks it
+/// stays under kEndBlockGasMax.
 inline base::Status MarketEndBlock(StateDb& db, uint64_t height, uint64_t time_ms,
-                                   std::vector<codec::Event>& events) {
+                                   std::vector<codec::Event>& events, const GasParams& gas = {},
+                                   GasMeter* meter = nullptr) {
+  GasMeter own(gas, GasMeter::kUnlimited);
+  MeterScope metered(db, meter != nullptr ? meter : &own);
   MarketStateStore store(db);
   return market::EndBlock(store, market::BlockTime{height, time_ms}, events);
 }
