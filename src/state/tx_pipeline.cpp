@@ -335,8 +335,7 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyFeeAndMessages(StateDb& db, c
 
 base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const CheckedTx& tx,
                                                       const BlockContext& block, uint32_t index,
-                                                      const PipelineParams& params,
-                                                      uint64_t* gas_used) {
+                                                      const PipelineParams& params, GasUsed* used) {
   // Stage 1 guarantees the base fits; the base prepays the checks and the fee
   // bookkeeping (a fixed handful of reads and writes), so they are counted, not priced.
   GPUNET_CHECK(tx.gas_limit >= params.gas.tx_base);
@@ -345,7 +344,7 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
   GPUNET_CHECK(meter.Charge(params.gas.tx_base));
   meter.SetPrepaid(true);
   auto receipt = ApplyFeeAndMessages(db, tx, block, index, params, meter);
-  if (gas_used != nullptr) *gas_used = meter.Used();
+  if (used != nullptr) *used = GasUsed{meter.Used(), meter.Counts()};
   return receipt;
 }
 

@@ -122,12 +122,18 @@ struct BlockContext {
   codec::Address proposer;  ///< all zero: fees go to the fee pool
 };
 
+/// What a tx's meter counted: the gas used (also when it failed) and its operations.
+struct GasUsed {
+  uint64_t gas = 0;
+  GasCounts ops;
+};
+
 /// Stage 3. A TxError means the tx was refused (stage 2) and `db` is unchanged;
 /// otherwise the tx is included and the receipt says whether its messages applied.
-/// `gas_used` (optional) receives the gas the tx used, also when it failed.
+/// `used` (optional) receives what its meter counted.
 base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const CheckedTx& tx,
                                                       const BlockContext& block, uint32_t index,
                                                       const PipelineParams& params,
-                                                      uint64_t* gas_used = nullptr);
+                                                      GasUsed* used = nullptr);
 
 }  // namespace gpunet::state
