@@ -596,6 +596,68 @@ base::Result<CommitResponse> LedgerApp::Commit() {
   return response;
 }
 
+// ---------------------------------------------------------------- simulate
+
+base::Result<SimulateResponse> LedgerApp::Simulate(base::ByteSpan tx_bytes) const {
+  SimulateResponse out;
+  auto refuse = [&](const codec::TxError& e) {
+    out.code = e.code;
+    out.message = e.message;
+    return out;
+  };
+  if (tx_bytes.size() > m_params.tx_bytes_max)
+    return refuse({codec::TxCode::kTooLarge, "tx is " + std::to_string(tx_bytes.size()) +
+                                                 " bytes, the limit is " +
+                                                 std::to_string(m_params.tx_bytes_max)});
+  auto decoded = codec::DecodeTx(tx_bytes);
+  if (!decoded) return refuse({codec::TxCode::kMalformed, decoded.error().ToString()});
+  const codec::TxBody& body = decoded->body;
+  if (body.chain_id != m_params.chain_id)
+    return refuse({codec::TxCode::kWrongChain, "tx is for chain '" + body.chain_id + "'"});
+  if (body.msgs.size() > m_params.msgs_per_tx_max)
+    return refuse({codec::TxCode::kTooManyMsgs, std::to_string(body.msgs.size()) + " messages"});
+  const bool is_signed = std::any_of(decoded->signature.begin(), decoded->signature.end(),
+                                     [](uint8_t b) { return b != 0; });
+  if (is_signed)
+    if (auto verified = codec::VerifyTxSignature(*decoded); !verified)
+      return refuse({codec::TxCode::kBadSignature, verified.error().message});
+  auto price = state::ByteAndMsgPrice(m_params.fees, tx_bytes.size(), body.msgs.size());
+  if (!price) return refuse({codec::TxCode::kFeeTooLow, "the byte price overflows 64 bits"});
+
+  state::CheckedTx tx;
+  tx.tx = std::move(*decoded);
+  tx.hash = codec::TxHashOfEncoded(tx_bytes);
+  tx.sender = crypto::AddressOf(body.sender);
+  tx.encoded_bytes = tx_bytes.size();
+  tx.required_fee_ugpn = std::max(*price, m_params.fees.min_ugpn);
+  tx.gas_limit = m_params.gas.block_max;
+  // Under the lock: Commit writes the store under it, so the simulation reads one
+  // committed state, never half of a block's writes.
+  std::lock_guard lock(m_mutex);
+  state::StateDb db(*m_kv);
+  auto account = db.GetAccount(tx.sender);
+  if (!account) return std::unexpected(account.error());
+  const uint64_t next = account->nonce;
+  if (body.nonce >= next && body.nonce - next <= m_params.nonce_ahead_max && body.nonce != next) {
+    account->nonce = body.nonce;  // as if the txs in between were applied first
+    db.PutAccount(tx.sender, *account);
+  }
+  const state::BlockContext context{m_last_height + 1, m_last_time_ms + 1, {}};
+  state::GasUsed used;
+  auto applied = state::ApplyTx(db, tx, context, 0, m_params, &used);
+  if (!applied) return std::unexpected(applied.error());
+  if (!*applied) return refuse(applied->error());
+  out.code = static_cast<codec::TxCode>((*applied)->code);
+  out.gas_used = used.gas;
+  out.fee_ugpn =
+      std::max(state::FeeForGas(*price, used.gas, m_params.gas.price_ugpn), m_params.fees.min_ugpn);
+  out.events = std::move((*applied)->events);
+  for (const auto& e : out.events)
+    if (e.type == "failure" && e.attributes.contains("message"))
+      out.message = e.attributes.at("message");
+  return out;
+}
+
 // ---------------------------------------------------------------- replay
 
 base::Result<ReplayReport> ReplayFromGenesis(const state::KvStore& stored, const Genesis& genesis) {
