@@ -248,8 +248,30 @@ base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
   } else if (fee_fields != 0) {
     return f.Bad("fee_per_byte_ugpn", "comes without all of fee_per_msg_ugpn and fee_min_ugpn");
   }
+  int gas_fields = f.Has("gas_price_ugpn") + f.Has("block_gas_max");
+  if (gas_fields == 2) {
+    GasSchedule gas;
+    CLIENT_ASSIGN(gas.price_ugpn, f.Ugpn("gas_price_ugpn"));
+    CLIENT_ASSIGN(gas.block_max, f.U64("block_gas_max"));
+    if (gas.price_ugpn == 0) return f.Bad("gas_price_ugpn", "is 0; a chain's gas price is >= 1");
+    s.gas = gas;
+  } else if (gas_fields != 0) {
+    return f.Bad("gas_price_ugpn", "comes without block_gas_max (both or neither)");
+  }
   s.raw = j;
   return s;
+}
+
+base::Result<SimulateResult> ParseSimulateResult(const Json& j) {
+  Fields f(j, "POST /tx/simulate");
+  SimulateResult r;
+  CLIENT_ASSIGN(r.code, f.U16("code"));
+  CLIENT_ASSIGN(r.code_name, f.Str("code_name"));
+  CLIENT_ASSIGN(r.message, f.Str("message"));
+  CLIENT_ASSIGN(r.gas_used, f.U64("gas_used"));
+  CLIENT_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
+  r.raw = j;
+  return r;
 }
 
 base::Result<SubmitResult> ParseSubmitResult(const Json& j) {
@@ -439,6 +461,35 @@ base::Result<SubmitResult> NodeClient::SubmitTx(const codec::Tx& tx, bool wait,
                                          " for a transaction whose hash is " +
                                          base::ToHex(codec::TxHash(tx)));
   return result;
+}
+
+base::Result<SimulateResult> NodeClient::Simulate(const codec::Tx& tx) {
+  Json body = {{"tx", base::ToHex(codec::EncodeTx(tx))}};
+  HttpResponse response;
+  CLIENT_ASSIGN(response, m_http.Post("/tx/simulate", body.dump()));
+  if (response.status != 200) return std::unexpected(ErrorOf(response));
+  Json j = Json::parse(response.body, nullptr, false);
+  if (j.is_discarded())
+    return Fail(ErrorCode::kCorrupt, "the node at " + m_http.Url() +
+                                         " answered POST /tx/simulate with something that is "
+                                         "not JSON: " +
+                                         response.body.substr(0, 120));
+  return ParseSimulateResult(j);
+}
+
+base::Result<std::optional<uint64_t>> SimulatedFee(NodeClient& node, const NodeStatusInfo& status,
+                                                   codec::TxBody unsigned_body) {
+  if (!status.fees || !status.gas) return std::optional<uint64_t>{};
+  unsigned_body.fee_ugpn = 0;  // the fee is prepaid work: it does not change the gas
+  const codec::Tx tx{std::move(unsigned_body), codec::Signature{}};
+  SimulateResult sim;
+  CLIENT_ASSIGN(sim, node.Simulate(tx));
+  const uint64_t bytes = codec::EncodeTx(tx).size();  // the fee is fixed width
+  auto fee = FeeForGas(*status.fees, *status.gas, bytes, tx.body.msgs.size(), sim.gas_used);
+  if (!fee)
+    return Fail(ErrorCode::kOverflow,
+                "the fee for " + std::to_string(sim.gas_used) + " gas does not fit in 64 bits");
+  return std::optional<uint64_t>(*fee);
 }
 
 base::Result<TxInfo> NodeClient::GetTx(const base::Hash32& tx_hash) {

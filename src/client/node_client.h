@@ -40,6 +40,19 @@ struct NodeStatusInfo {
   /// Present when the node advertises "fee_per_byte_ugpn", "fee_per_msg_ugpn" and
   /// "fee_min_ugpn" (all three, or none).
   std::optional<FeeSchedule> fees;
+  /// Present when the node charges gas ("gas_price_ugpn" and "block_gas_max", both
+  /// or none): such a node also answers POST /tx/simulate.
+  std::optional<GasSchedule> gas;
+  nlohmann::json raw;
+};
+
+/// POST /tx/simulate: what a tx would do on the node's committed state now.
+struct SimulateResult {
+  uint16_t code = 0;  ///< the receipt code it would get, or why it would be refused
+  std::string code_name;
+  std::string message;
+  uint64_t gas_used = 0;
+  uint64_t fee_ugpn = 0;  ///< the fee that buys exactly gas_used
   nlohmann::json raw;
 };
 
@@ -144,6 +157,9 @@ class NodeClient {
   /// with kTimeout after wait_timeout_ms: the tx may still commit later).
   base::Result<SubmitResult> SubmitTx(const codec::Tx& tx, bool wait,
                                       int64_t wait_timeout_ms = 30'000);
+  /// Executes `tx` (signed, or with an all-zero signature) on the node without
+  /// committing it.
+  base::Result<SimulateResult> Simulate(const codec::Tx& tx);
   base::Result<TxInfo> GetTx(const base::Hash32& tx_hash);
   base::Result<AccountInfo> GetAccount(const codec::Address& address, bool prove);
   /// nullopt: the latest block.
@@ -160,6 +176,14 @@ class NodeClient {
 // is easier to build as JSON than to serve). `what` names the request in errors.
 base::Result<NodeStatusInfo> ParseStatus(const nlohmann::json& j);
 base::Result<SubmitResult> ParseSubmitResult(const nlohmann::json& j);
+base::Result<SimulateResult> ParseSimulateResult(const nlohmann::json& j);
+
+/// The fee the CLI pays when the user gives none: `unsigned_body` (any fee; it
+/// does not change the gas) is simulated on the node, and the fee buys the gas it
+/// used plus kGasMarginPercent (FeeForGas). nullopt when the node does not charge
+/// gas (an older node): the caller falls back to the fee schedule.
+base::Result<std::optional<uint64_t>> SimulatedFee(NodeClient& node, const NodeStatusInfo& status,
+                                                   codec::TxBody unsigned_body);
 base::Result<TxInfo> ParseTxInfo(const nlohmann::json& j);
 base::Result<AccountInfo> ParseAccountInfo(const nlohmann::json& j, bool prove);
 base::Result<BlockInfo> ParseBlockInfo(const nlohmann::json& j);

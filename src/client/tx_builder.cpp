@@ -57,6 +57,22 @@ std::optional<uint64_t> MinimumFee(const FeeSchedule& schedule, uint64_t tx_byte
   return *sum > schedule.min_ugpn ? *sum : schedule.min_ugpn;
 }
 
+std::optional<uint64_t> FeeForGas(const FeeSchedule& fees, const GasSchedule& gas,
+                                  uint64_t tx_bytes, uint64_t msgs, uint64_t gas_used) {
+  // The byte and message price without the minimum: the minimum bounds the total.
+  const FeeSchedule no_minimum{fees.per_byte_ugpn, fees.per_msg_ugpn, 0};
+  auto price = MinimumFee(no_minimum, tx_bytes, msgs);
+  auto margin = base::CheckedMul(gas_used, kGasMarginPercent);
+  if (!price || !margin) return std::nullopt;
+  uint64_t with_margin = gas_used + (*margin + 99) / 100;  // <= 1.2 x a u64 / 100: fits
+  if (gas.block_max != 0) with_margin = std::min(with_margin, gas.block_max);
+  auto gas_fee = base::CheckedMul(with_margin, gas.price_ugpn);
+  if (!gas_fee) return std::nullopt;
+  auto total = base::CheckedAdd(*price, *gas_fee);
+  if (!total) return std::nullopt;
+  return std::max(*total, fees.min_ugpn);
+}
+
 base::Result<uint64_t> TransferFee(const FeeSchedule& schedule, std::string_view chain_id,
                                    std::string_view memo) {
   GPUNET_TRY(CheckTransferInput(chain_id, 1, memo));

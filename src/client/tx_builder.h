@@ -24,6 +24,24 @@ struct FeeSchedule {
   bool operator==(const FeeSchedule&) const = default;
 };
 
+/// The chain's gas price and block gas limit as a node advertises them in /status.
+struct GasSchedule {
+  uint64_t price_ugpn = 0;
+  uint64_t block_max = 0;
+  bool operator==(const GasSchedule&) const = default;
+};
+
+/// What the CLI adds to a simulated tx's gas: state can change between the
+/// simulation and the block (another tx takes the first fitting machine, a scan
+/// gets longer), and a tx out of gas pays its fee for nothing.
+inline constexpr uint64_t kGasMarginPercent = 20;
+
+/// The fee that buys `gas_used` plus kGasMarginPercent (rounded up, at most a
+/// block's gas) for a tx of `tx_bytes` bytes and `msgs` messages, and at least the
+/// minimum fee; nullopt when it does not fit in 64 bits.
+std::optional<uint64_t> FeeForGas(const FeeSchedule& fees, const GasSchedule& gas,
+                                  uint64_t tx_bytes, uint64_t msgs, uint64_t gas_used);
+
 /// The fee the CLI pays when the node does not advertise its schedule: the
 /// genesis default minimum (ledger/genesis.h: fee_min_ugpn = 1000), which covers a
 /// transfer with any memo under the default per-byte and per-message fees.

@@ -37,6 +37,8 @@ constexpr CodeInfo kCodes[] = {
     {TxCode::kZeroAmount, "zero_amount", "a send of 0 ugpn is not allowed; send a positive amount"},
     {TxCode::kTooManyMsgs, "too_many_msgs",
      "more messages than the chain allows in one transaction; split it"},
+    {TxCode::kGasOverBlockLimit, "gas_over_block_limit",
+     "the fee buys more gas than a block may use (block_gas_max in /status); lower the fee"},
     {TxCode::kAlreadyKnown, "already_known", "this transaction is already pending; wait for it"},
     {TxCode::kMempoolFull, "mempool_full",
      "the node's pool is full; retry later or with a higher fee"},
@@ -51,6 +53,9 @@ constexpr CodeInfo kCodes[] = {
      "changed"},
     {TxCode::kBalanceOverflow, "balance_overflow",
      "a balance would overflow 64 bits; the fee was charged and nothing else changed"},
+    {TxCode::kOutOfGas, "out_of_gas",
+     "the messages needed more gas than the fee left after the byte and message price; the fee "
+     "was charged and nothing else changed: simulate the tx (POST /tx/simulate) and pay more"},
     {TxCode::kMarketUnknownProvider, "unknown_provider",
      "no provider is registered under that address; register it first or check the address"},
     {TxCode::kMarketProviderExists, "provider_exists",

@@ -42,6 +42,7 @@ enum class TxCode : uint16_t {
   kAmountOverflow = 10,       ///< fee + message amounts overflow 64 bits
   kZeroAmount = 11,           ///< a send of 0 ugpn (would only burn the fee)
   kTooManyMsgs = 12,          ///< more messages than the chain's per-tx limit
+  kGasOverBlockLimit = 13,    ///< the fee buys more gas than a block may use
 
   // ---- rejected before inclusion: admission (50..99), used by mempool / RPC ----
   kAlreadyKnown = 50,            ///< the same tx is already pending
@@ -53,6 +54,7 @@ enum class TxCode : uint16_t {
   // ---- included but failed: bank (100..199) ----
   kInsufficientFunds = 100,  ///< sender cannot cover a message's amount after the fee
   kBalanceOverflow = 101,    ///< a recipient balance would overflow 64 bits
+  kOutOfGas = 102,           ///< the messages needed more gas than the fee bought
 
   // ---- included but failed: market (200..999), docs/market.md ----
   kMarketUnknownProvider = 200,

@@ -205,7 +205,7 @@ AppInfo LedgerApp::Info() const {
   info.state_root = m_state_root;
   info.consensus_params =
       ConsensusParams{m_genesis.params.block_bytes_max, m_genesis.params.block_txs_max,
-                      m_genesis.params.block_interval_ms};
+                      m_genesis.params.block_interval_ms, m_genesis.params.block_gas_max};
   info.validators = m_validators;
   return info;
 }
@@ -356,6 +356,12 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   state::StateDb db(*m_kv);
   const state::BlockContext context{h.height, h.time_ms, h.proposer};
   const auto full = [&] { return block.txs.size() >= m_genesis.params.block_txs_max; };
+  // The block's gas is the sum of its txs' limits (what they may use, known before
+  // executing them): a tx that would take it over the limit stays in the mempool.
+  uint64_t gas = 0;
+  const auto gas_fits = [&](const state::CheckedTx& checked) {
+    return checked.gas_limit <= m_params.gas.block_max - gas;
+  };
   // Executes one candidate that passed the stateless checks; false when it stays out.
   const auto include = [&](const state::CheckedTx& checked) -> base::Result<bool> {
     auto applied =
@@ -368,6 +374,8 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
     }
     executed->receipts.push_back(std::move(**applied));
     bytes += checked.encoded_bytes + 4;
+    gas += checked.gas_limit;
+    GPUNET_CHECK(gas <= m_params.gas.block_max);
     return true;
   };
   for (const base::Bytes& candidate : request.txs) {
@@ -380,6 +388,7 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
       response.skipped.push_back(SkippedTx{hash, checked.error().code, checked.error().message});
       continue;
     }
+    if (!gas_fits(*checked)) continue;  // stays in the mempool
     auto included = include(*checked);
     if (!included) return std::unexpected(included.error());
     if (*included) block.txs.push_back(std::move(checked->tx));
@@ -387,13 +396,13 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   for (const auto& checked : request.checked_txs) {
     GPUNET_CHECK(checked != nullptr);
     if (full()) break;
-    if (bytes + checked->encoded_bytes + 4 > max_bytes) continue;
+    if (bytes + checked->encoded_bytes + 4 > max_bytes || !gas_fits(*checked)) continue;
     auto included = include(*checked);
     if (!included) return std::unexpected(included.error());
     if (*included) block.txs.push_back(checked->tx);
   }
   // End of block (design §3): market awards -> faults -> expiries, after the txs.
-  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
   // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
   h.receipts_root =
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes);
@@ -452,9 +461,16 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
   auto executed = std::make_shared<Executed>();
   state::StateDb db(*m_kv);
   const state::BlockContext context{h.height, h.time_ms, h.proposer};
+  uint64_t gas = 0;
   for (size_t i = 0; i < block.txs.size(); ++i) {
     auto checked = state::CheckStateless(block.txs[i], m_params, &m_signatures);
     if (!checked) return reject(TxRefusal(i, codec::TxHash(block.txs[i]), checked.error()));
+    // Each limit is <= block_max (stage 1), so the sum cannot wrap before this.
+    gas += checked->gas_limit;
+    if (gas > m_params.gas.block_max)
+      return reject("the gas limits of txs 0.." + std::to_string(i) + " add up to " +
+                    std::to_string(gas) + ", the block gas limit is " +
+                    std::to_string(m_params.gas.block_max));
     auto applied = state::ApplyTx(db, *checked, context, static_cast<uint32_t>(i), m_params);
     if (!applied) return std::unexpected(applied.error());
     if (!*applied) return reject(TxRefusal(i, checked->hash, applied->error()));
@@ -463,7 +479,7 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
   if (h.receipts_root !=
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes))
     return reject("receipts root does not match execution");
-  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events));
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
   executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   executed->block = block;
@@ -578,6 +594,68 @@ base::Result<CommitResponse> LedgerApp::Commit() {
   m_executed.clear();
   m_finalized.reset();
   return response;
+}
+
+// ---------------------------------------------------------------- simulate
+
+base::Result<SimulateResponse> LedgerApp::Simulate(base::ByteSpan tx_bytes) const {
+  SimulateResponse out;
+  auto refuse = [&](const codec::TxError& e) {
+    out.code = e.code;
+    out.message = e.message;
+    return out;
+  };
+  if (tx_bytes.size() > m_params.tx_bytes_max)
+    return refuse({codec::TxCode::kTooLarge, "tx is " + std::to_string(tx_bytes.size()) +
+                                                 " bytes, the limit is " +
+                                                 std::to_string(m_params.tx_bytes_max)});
+  auto decoded = codec::DecodeTx(tx_bytes);
+  if (!decoded) return refuse({codec::TxCode::kMalformed, decoded.error().ToString()});
+  const codec::TxBody& body = decoded->body;
+  if (body.chain_id != m_params.chain_id)
+    return refuse({codec::TxCode::kWrongChain, "tx is for chain '" + body.chain_id + "'"});
+  if (body.msgs.size() > m_params.msgs_per_tx_max)
+    return refuse({codec::TxCode::kTooManyMsgs, std::to_string(body.msgs.size()) + " messages"});
+  const bool is_signed = std::any_of(decoded->signature.begin(), decoded->signature.end(),
+                                     [](uint8_t b) { return b != 0; });
+  if (is_signed)
+    if (auto verified = codec::VerifyTxSignature(*decoded); !verified)
+      return refuse({codec::TxCode::kBadSignature, verified.error().message});
+  auto price = state::ByteAndMsgPrice(m_params.fees, tx_bytes.size(), body.msgs.size());
+  if (!price) return refuse({codec::TxCode::kFeeTooLow, "the byte price overflows 64 bits"});
+
+  state::CheckedTx tx;
+  tx.tx = std::move(*decoded);
+  tx.hash = codec::TxHashOfEncoded(tx_bytes);
+  tx.sender = crypto::AddressOf(body.sender);
+  tx.encoded_bytes = tx_bytes.size();
+  tx.required_fee_ugpn = std::max(*price, m_params.fees.min_ugpn);
+  tx.gas_limit = m_params.gas.block_max;
+  // Under the lock: Commit writes the store under it, so the simulation reads one
+  // committed state, never half of a block's writes.
+  std::lock_guard lock(m_mutex);
+  state::StateDb db(*m_kv);
+  auto account = db.GetAccount(tx.sender);
+  if (!account) return std::unexpected(account.error());
+  const uint64_t next = account->nonce;
+  if (body.nonce >= next && body.nonce - next <= m_params.nonce_ahead_max && body.nonce != next) {
+    account->nonce = body.nonce;  // as if the txs in between were applied first
+    db.PutAccount(tx.sender, *account);
+  }
+  const state::BlockContext context{m_last_height + 1, m_last_time_ms + 1, {}};
+  state::GasUsed used;
+  auto applied = state::ApplyTx(db, tx, context, 0, m_params, &used);
+  if (!applied) return std::unexpected(applied.error());
+  if (!*applied) return refuse(applied->error());
+  out.code = static_cast<codec::TxCode>((*applied)->code);
+  out.gas_used = used.gas;
+  out.fee_ugpn =
+      std::max(state::FeeForGas(*price, used.gas, m_params.gas.price_ugpn), m_params.fees.min_ugpn);
+  out.events = std::move((*applied)->events);
+  for (const auto& e : out.events)
+    if (e.type == "failure" && e.attributes.contains("message"))
+      out.message = e.attributes.at("message");
+  return out;
 }
 
 // ---------------------------------------------------------------- replay

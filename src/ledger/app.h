@@ -28,6 +28,17 @@
 
 namespace gpunet::ledger {
 
+/// What a tx would do if it executed now (LedgerApp::Simulate).
+struct SimulateResponse {
+  codec::TxCode code = codec::TxCode::kOk;  ///< its receipt's code, or why it is refused
+  std::string message;
+  uint64_t gas_used = 0;  ///< with a block's whole gas limit to use
+  /// The fee that buys exactly gas_used: the byte and message price plus gas_used
+  /// at the gas price, and at least the chain's minimum.
+  uint64_t fee_ugpn = 0;
+  std::vector<codec::Event> events;
+};
+
 struct AppOptions {
   /// Tx hashes whose signature verified, remembered between CheckTx and execution.
   size_t signature_cache_capacity = 1u << 20;
@@ -57,6 +68,13 @@ class LedgerApp final : public Application {
   /// deadline, heartbeat deadline, paid_until): a block is due then even without
   /// txs, so leases close when their funds run out with no keeper.
   std::optional<uint64_t> NextDeadline() const override;
+
+  /// Executes `tx_bytes` (an encoded tx, signed or with an all-zero signature)
+  /// against the committed state as the next block would, with the block's whole
+  /// gas limit whatever its fee, and commits nothing. The nonce may be ahead of the
+  /// account's (up to nonce_ahead_max): it runs as if the txs before it had not
+  /// changed the state. Refusals come back as a code, not an error.
+  base::Result<SimulateResponse> Simulate(base::ByteSpan tx_bytes) const;
 
   const Genesis& GetGenesis() const { return m_genesis; }
   const state::PipelineParams& Params() const { return m_params; }

@@ -110,6 +110,7 @@ struct ConsensusParams {
   uint64_t block_bytes_max = 0;
   uint64_t block_txs_max = 0;
   uint64_t block_interval_ms = 0;
+  uint64_t block_gas_max = 0;  ///< sum of the gas limits of a block's txs (0: none)
   bool operator==(const ConsensusParams&) const = default;
 };
 

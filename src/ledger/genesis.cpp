@@ -31,6 +31,11 @@ namespace limits = base::limits;
 constexpr uint64_t kBlockBytesMin = 4096;
 constexpr uint64_t kTxBytesMin = 512;
 constexpr uint64_t kNonceAheadMax = 1024;
+// Gas parameters: a price of 1 ugpn..1 GPN per unit; per-operation prices and the
+// block limit small enough that no product of them with a size overflows.
+constexpr uint64_t kGasPriceMax = 1'000'000;
+constexpr uint64_t kGasPerOpMax = 1'000'000;
+constexpr uint64_t kBlockGasMax = 1'000'000'000'000;
 
 // SAX handler that records the first key repeated inside one object.
 struct DuplicateKeyFinder : nlohmann::json_sax<Json> {
@@ -129,6 +134,14 @@ base::Status ValidateGenesis(const Genesis& g) {
                      "tx_bytes_max"));
   GPUNET_TRY(InRange(p.block_interval_ms, 1, 3'600'000, "block_interval_ms"));
   GPUNET_TRY(InRange(p.nonce_ahead_max, 0, kNonceAheadMax, "nonce_ahead_max"));
+  GPUNET_TRY(InRange(p.gas_price_ugpn, 1, kGasPriceMax, "gas_price_ugpn"));
+  GPUNET_TRY(InRange(p.gas_tx_base, 1, kGasPerOpMax, "gas_tx_base"));
+  GPUNET_TRY(InRange(p.gas_read_base, 1, kGasPerOpMax, "gas_read_base"));
+  GPUNET_TRY(InRange(p.gas_read_per_byte, 0, kGasPerOpMax, "gas_read_per_byte"));
+  GPUNET_TRY(InRange(p.gas_scan_step, 1, kGasPerOpMax, "gas_scan_step"));
+  GPUNET_TRY(InRange(p.gas_write_base, 1, kGasPerOpMax, "gas_write_base"));
+  GPUNET_TRY(InRange(p.gas_write_per_byte, 0, kGasPerOpMax, "gas_write_per_byte"));
+  GPUNET_TRY(InRange(p.block_gas_max, p.gas_tx_base, kBlockGasMax, "block_gas_max"));
   uint64_t total = 0;
   for (size_t i = 0; i < g.accounts.size(); ++i) {
     const auto& a = g.accounts[i];
@@ -224,10 +237,12 @@ base::Result<Genesis> ParseGenesis(std::string_view text) {
           "validators: " + base::ToHex(g.validators.validators[i].public_key) + " appears twice");
 
   const Json& params = root["params"];
-  GPUNET_TRY(CheckKeys(params, "params",
-                       {"fee_per_byte_ugpn", "fee_per_msg_ugpn", "fee_min_ugpn", "fee_burn_bp",
-                        "block_bytes_max", "block_txs_max", "msgs_per_tx_max", "tx_bytes_max",
-                        "block_interval_ms", "nonce_ahead_max"}));
+  GPUNET_TRY(CheckKeys(
+      params, "params",
+      {"fee_per_byte_ugpn", "fee_per_msg_ugpn", "fee_min_ugpn", "fee_burn_bp", "block_bytes_max",
+       "block_txs_max", "msgs_per_tx_max", "tx_bytes_max", "block_interval_ms", "nonce_ahead_max",
+       "gas_price_ugpn", "gas_tx_base", "gas_read_base", "gas_read_per_byte", "gas_scan_step",
+       "gas_write_base", "gas_write_per_byte", "block_gas_max"}));
   GenesisParams& p = g.params;
   auto amount = [&](const char* key, uint64_t& out) -> base::Status {
     auto v = GetAmount(params, "params", key);
@@ -255,6 +270,14 @@ base::Result<Genesis> ParseGenesis(std::string_view text) {
   GPUNET_TRY(number("tx_bytes_max", p.tx_bytes_max));
   GPUNET_TRY(number("block_interval_ms", p.block_interval_ms));
   GPUNET_TRY(number("nonce_ahead_max", p.nonce_ahead_max));
+  GPUNET_TRY(amount("gas_price_ugpn", p.gas_price_ugpn));
+  GPUNET_TRY(number("gas_tx_base", p.gas_tx_base));
+  GPUNET_TRY(number("gas_read_base", p.gas_read_base));
+  GPUNET_TRY(number("gas_read_per_byte", p.gas_read_per_byte));
+  GPUNET_TRY(number("gas_scan_step", p.gas_scan_step));
+  GPUNET_TRY(number("gas_write_base", p.gas_write_base));
+  GPUNET_TRY(number("gas_write_per_byte", p.gas_write_per_byte));
+  GPUNET_TRY(number("block_gas_max", p.block_gas_max));
   GPUNET_TRY(ValidateGenesis(g));
   return g;
 }
@@ -297,7 +320,15 @@ std::string GenesisToJson(const Genesis& g) {
                     {"msgs_per_tx_max", p.msgs_per_tx_max},
                     {"tx_bytes_max", p.tx_bytes_max},
                     {"block_interval_ms", p.block_interval_ms},
-                    {"nonce_ahead_max", p.nonce_ahead_max}};
+                    {"nonce_ahead_max", p.nonce_ahead_max},
+                    {"gas_price_ugpn", std::to_string(p.gas_price_ugpn)},
+                    {"gas_tx_base", p.gas_tx_base},
+                    {"gas_read_base", p.gas_read_base},
+                    {"gas_read_per_byte", p.gas_read_per_byte},
+                    {"gas_scan_step", p.gas_scan_step},
+                    {"gas_write_base", p.gas_write_base},
+                    {"gas_write_per_byte", p.gas_write_per_byte},
+                    {"block_gas_max", p.block_gas_max}};
   return root.dump(2) + "\n";
 }
 
@@ -314,9 +345,11 @@ base::Hash32 GenesisHash(const Genesis& g) {
   }
   codec::Write(w, g.validators);
   const GenesisParams& p = g.params;
-  for (uint64_t v : {p.fee_per_byte_ugpn, p.fee_per_msg_ugpn, p.fee_min_ugpn,
-                     uint64_t{p.fee_burn_bp}, p.block_bytes_max, p.block_txs_max, p.msgs_per_tx_max,
-                     p.tx_bytes_max, p.block_interval_ms, p.nonce_ahead_max})
+  for (uint64_t v :
+       {p.fee_per_byte_ugpn, p.fee_per_msg_ugpn, p.fee_min_ugpn, uint64_t{p.fee_burn_bp},
+        p.block_bytes_max, p.block_txs_max, p.msgs_per_tx_max, p.tx_bytes_max, p.block_interval_ms,
+        p.nonce_ahead_max, p.gas_price_ugpn, p.gas_tx_base, p.gas_read_base, p.gas_read_per_byte,
+        p.gas_scan_step, p.gas_write_base, p.gas_write_per_byte, p.block_gas_max})
     w.U64(v);
   return crypto::Blake2b256(w.Data());
 }
@@ -331,6 +364,12 @@ uint64_t GenesisSupply(const Genesis& g) {
   return total;
 }
 
+state::GasParams GasParamsOf(const GenesisParams& p) {
+  return state::GasParams{p.gas_price_ugpn,     p.gas_tx_base,   p.gas_read_base,
+                          p.gas_read_per_byte,  p.gas_scan_step, p.gas_write_base,
+                          p.gas_write_per_byte, p.block_gas_max};
+}
+
 state::PipelineParams PipelineParamsOf(const Genesis& g) {
   state::PipelineParams out;
   out.chain_id = g.chain_id;
@@ -339,6 +378,7 @@ state::PipelineParams PipelineParamsOf(const Genesis& g) {
   out.tx_bytes_max = g.params.tx_bytes_max;
   out.msgs_per_tx_max = g.params.msgs_per_tx_max;
   out.nonce_ahead_max = g.params.nonce_ahead_max;
+  out.gas = GasParamsOf(g.params);
   return out;
 }
 

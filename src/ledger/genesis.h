@@ -13,7 +13,9 @@
 //       "fee_per_byte_ugpn": "1", "fee_per_msg_ugpn": "100", "fee_min_ugpn": "1000",
 //       "fee_burn_bp": 5000, "block_bytes_max": 4194304, "block_txs_max": 10000,
 //       "msgs_per_tx_max": 16, "tx_bytes_max": 65536, "block_interval_ms": 1000,
-//       "nonce_ahead_max": 64
+//       "nonce_ahead_max": 64, "gas_price_ugpn": "1", "gas_tx_base": 200,
+//       "gas_read_base": 10, "gas_read_per_byte": 1, "gas_scan_step": 5,
+//       "gas_write_base": 30, "gas_write_per_byte": 1, "block_gas_max": 40000000
 //     }
 //   }
 //
@@ -46,6 +48,15 @@ struct GenesisParams {
   uint64_t tx_bytes_max = 64u << 10;
   uint64_t block_interval_ms = 1000;  ///< solo: at most one block per interval
   uint64_t nonce_ahead_max = 64;      ///< CheckTx accepts nonces up to next + this
+  // Gas (state/gas.h, docs/ledger.md): the price of a unit and of each operation.
+  uint64_t gas_price_ugpn = 1;
+  uint64_t gas_tx_base = 200;
+  uint64_t gas_read_base = 10;
+  uint64_t gas_read_per_byte = 1;
+  uint64_t gas_scan_step = 5;
+  uint64_t gas_write_base = 30;
+  uint64_t gas_write_per_byte = 1;
+  uint64_t block_gas_max = 40'000'000;  ///< sum of the gas limits of a block's txs
   bool operator==(const GenesisParams&) const = default;
 };
 
@@ -84,6 +95,8 @@ base::Hash32 GenesisHash(const Genesis& genesis);
 /// Sum of the genesis balances (ValidateGenesis guarantees it fits).
 uint64_t GenesisSupply(const Genesis& genesis);
 
+/// The gas prices and block gas limit of these parameters.
+state::GasParams GasParamsOf(const GenesisParams& params);
 /// The transaction rules the pipeline applies on this chain.
 state::PipelineParams PipelineParamsOf(const Genesis& genesis);
 

@@ -1194,6 +1194,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   // 1. Awards at window end.
   M_TRY(windows, Due(store, keys::kWindowIndex, now, budget));
   for (const auto& k : windows) {
+    if (!store.EndBlockBudgetLeft()) return {};  // the rest waits for the next block
     M_DO(AwardAtWindowEnd(store, block, U64At(k, 2 + 8), events));
     --budget;
   }
@@ -1201,6 +1202,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   // 2a. Faults: missed starts.
   M_TRY(starts, Due(store, keys::kStartIndex, now, budget));
   for (const auto& k : starts) {
+    if (!store.EndBlockBudgetLeft()) return {};
     M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
                          "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
@@ -1211,7 +1213,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   // 2b. Faults: heartbeats missing past the timeout and the grace in blocks.
   M_TRY(silent, Due(store, keys::kHeartbeatIndex, now, budget));
   for (const auto& k : silent) {
-    if (budget == 0) break;
+    if (budget == 0 || !store.EndBlockBudgetLeft()) break;
     --budget;
     M_TRY(p, NeedProvider(store, AddrAt(k, 2 + 8)));
     if (block.height <= p.last_heartbeat_height + limits::kHeartbeatGraceBlocks)
@@ -1235,6 +1237,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   // 3. Expiries: funds ran out; settled at paid_until exactly.
   M_TRY(expired, Due(store, keys::kExpiryIndex, now, budget));
   for (const auto& k : expired) {
+    if (!store.EndBlockBudgetLeft()) return {};
     M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
                          "lease"));
     GPUNET_CHECK(l.state == LeaseState::kStarted);

@@ -35,6 +35,9 @@ class Store : public StoreView {
   virtual void Put(base::Bytes key, base::Bytes value) = 0;
   virtual void Delete(base::Bytes key) = 0;
   virtual void PutAccount(const codec::Address& address, const codec::Account& account) = 0;
+  /// False once the end-of-block work has used its gas budget (state/gas.h): EndBlock
+  /// then leaves the remaining due items in their indexes for the next blocks.
+  virtual bool EndBlockBudgetLeft() const { return true; }
 };
 
 }  // namespace gpunet::market

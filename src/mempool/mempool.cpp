@@ -187,7 +187,7 @@ void Mempool::UnindexLocked(const codec::Address& sender, const Entry& e) {
 }
 
 template <class Take>
-void Mempool::ReapEach(uint64_t max_bytes, uint64_t max_txs, Take&& take) const {
+void Mempool::ReapEach(uint64_t max_bytes, uint64_t max_txs, uint64_t max_gas, Take&& take) const {
   std::lock_guard lock(m_mutex);
   // Heads of executable prefixes; highest fee first, then earliest arrival.
   using Head =
@@ -201,12 +201,17 @@ void Mempool::ReapEach(uint64_t max_bytes, uint64_t max_txs, Take&& take) const 
     auto it = s.queue.find(s.next_nonce);
     if (it != s.queue.end()) heads.emplace(it->second.fee_ugpn, it->second.seq, &s, it);
   }
-  uint64_t bytes = 0, taken = 0;
+  uint64_t bytes = 0, taken = 0, gas = 0;
   while (!heads.empty()) {
     if (max_txs != 0 && taken >= max_txs) break;
     auto [fee, seq, s, it] = heads.top();
     heads.pop();
     if (max_bytes != 0 && bytes + it->second.bytes.size() > max_bytes) continue;  // smaller may fit
+    // A block's gas is the sum of its txs' limits (ledger PrepareProposal); a tx
+    // over what is left stays, and a smaller one may fit.
+    const uint64_t gas_limit = it->second.checked->gas_limit;
+    if (max_gas != 0 && (gas_limit > max_gas || gas > max_gas - gas_limit)) continue;
+    gas += gas_limit;
     bytes += it->second.bytes.size();
     ++taken;
     take(it->second);
@@ -216,16 +221,18 @@ void Mempool::ReapEach(uint64_t max_bytes, uint64_t max_txs, Take&& take) const 
   }
 }
 
-std::vector<base::Bytes> Mempool::Reap(uint64_t max_bytes, uint64_t max_txs) const {
+std::vector<base::Bytes> Mempool::Reap(uint64_t max_bytes, uint64_t max_txs,
+                                       uint64_t max_gas) const {
   std::vector<base::Bytes> out;
-  ReapEach(max_bytes, max_txs, [&](const Entry& e) { out.push_back(e.bytes); });
+  ReapEach(max_bytes, max_txs, max_gas, [&](const Entry& e) { out.push_back(e.bytes); });
   return out;
 }
 
 std::vector<std::shared_ptr<const state::CheckedTx>> Mempool::ReapChecked(uint64_t max_bytes,
-                                                                          uint64_t max_txs) const {
+                                                                          uint64_t max_txs,
+                                                                          uint64_t max_gas) const {
   std::vector<std::shared_ptr<const state::CheckedTx>> out;
-  ReapEach(max_bytes, max_txs, [&](const Entry& e) { out.push_back(e.checked); });
+  ReapEach(max_bytes, max_txs, max_gas, [&](const Entry& e) { out.push_back(e.checked); });
   return out;
 }
 

@@ -78,13 +78,14 @@ class Mempool {
   /// Admits a tx: CheckTx(kNew), then the pool's policy.
   AddResult Add(base::ByteSpan tx_bytes);
 
-  /// Candidate txs for the next block in priority order, at most max_txs and
-  /// max_bytes in total (0 = no limit).
-  std::vector<base::Bytes> Reap(uint64_t max_bytes, uint64_t max_txs) const;
+  /// Candidate txs for the next block in priority order, at most max_txs,
+  /// max_bytes in total and max_gas in gas limits (0 = no limit).
+  std::vector<base::Bytes> Reap(uint64_t max_bytes, uint64_t max_txs, uint64_t max_gas = 0) const;
   /// The same txs as Reap, as CheckTx returned them (for
   /// PrepareProposalRequest::checked_txs): no copy of the bytes, no decoding again.
   std::vector<std::shared_ptr<const state::CheckedTx>> ReapChecked(uint64_t max_bytes,
-                                                                   uint64_t max_txs) const;
+                                                                   uint64_t max_txs,
+                                                                   uint64_t max_gas = 0) const;
   /// True when at least one tx is executable (its nonce is its sender's next).
   bool HasExecutable() const;
 
@@ -137,7 +138,7 @@ class Mempool {
                                   const codec::Block* block);
   // Reap's walk: calls take(entry) for each tx taken, in block order.
   template <class Take>
-  void ReapEach(uint64_t max_bytes, uint64_t max_txs, Take&& take) const;
+  void ReapEach(uint64_t max_bytes, uint64_t max_txs, uint64_t max_gas, Take&& take) const;
   // Removes one entry (caller holds the lock).
   void EraseLocked(const codec::Address& sender, uint64_t nonce);
   // Drops a leaving entry from the indexes and the counts, not from its queue.

@@ -128,7 +128,8 @@ base::Result<codec::Block> LedgerBftAdaptor::PrepareProposal(
   prep.proposer = request.proposer;
   if (m_pool != nullptr) {
     const ledger::ConsensusParams params = m_app.Info().consensus_params;
-    prep.checked_txs = m_pool->ReapChecked(params.block_bytes_max, params.block_txs_max);
+    prep.checked_txs =
+        m_pool->ReapChecked(params.block_bytes_max, params.block_txs_max, params.block_gas_max);
   }
   prep.last_commit = request.last_commit;
   prep.last_commit_info = CommitInfoOf(request.last_commit, request.last_validators);

@@ -409,6 +409,7 @@ struct Node::Impl final : consensus::SoloAdaptor {
   void AnswerWaiters(const base::Hash32& hash, const Response& r);
   bool HasWaiter(const base::Hash32& hash);
   void RegisterRoutes();
+  Response SimulateTx(const Request& req);
   Response CommittedResponse(const ledger::TxRecord& rec);
   void PostTx(Request req, Responder responder);
   mempool::AddResult Admit(base::ByteSpan tx_bytes);
@@ -422,7 +423,8 @@ base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
   prep.time_ms = time_ms;
   prep.proposer = proposer;
   prep.checked_txs =
-      pool->ReapChecked(info.consensus_params.block_bytes_max, info.consensus_params.block_txs_max);
+      pool->ReapChecked(info.consensus_params.block_bytes_max, info.consensus_params.block_txs_max,
+                        info.consensus_params.block_gas_max);
   GPUNET_TRY_ASSIGN(prepared, app->PrepareProposal(prep));
   for (const auto& s : prepared.skipped) {
     if (s.code == codec::TxCode::kOk) continue;  // valid, over the block limits: next block
@@ -767,6 +769,31 @@ void Node::Impl::PostTx(Request req, Responder responder) {
   responder.Respond(JsonResponse(r));
 }
 
+// POST /tx/simulate {"tx": hex}: what the tx would do on the committed state now,
+// with a block's whole gas limit; nothing is committed or admitted.
+Response Node::Impl::SimulateTx(const Request& req) {
+  auto body = ParseJsonBody(req);
+  if (!body) return ErrorResponse(body.error());
+  const json& j = *body;
+  if (!j.contains("tx") || !j["tx"].is_string())
+    return JsonError(400, "invalid_argument",
+                     "body must be {\"tx\":\"<hex of the encoded tx, signed or with an "
+                     "all-zero signature>\"}");
+  auto bytes = base::FromHex(j["tx"].get<std::string>());
+  if (!bytes)
+    return JsonError(400, "invalid_argument", "\"tx\" is not valid hex: " + bytes.error().message);
+  auto sim = app->Simulate(*bytes);
+  if (!sim) return ErrorResponse(sim.error());
+  json r = {{"code", static_cast<uint16_t>(sim->code)},
+            {"code_name", std::string(codec::TxCodeName(sim->code))},
+            {"message", sim->message},
+            {"gas_used", sim->gas_used},
+            {"gas_price_ugpn", U64(app->GetGenesis().params.gas_price_ugpn)},
+            {"fee_ugpn", U64(sim->fee_ugpn)},
+            {"events", EventsJson(sim->events)}};
+  return JsonResponse(r);
+}
+
 void Node::Impl::RegisterRoutes() {
   server->Handle("GET", "/status", [this](const Request&) {
     ledger::AppInfo info = app->Info();
@@ -784,8 +811,11 @@ void Node::Impl::RegisterRoutes() {
     j["fee_per_byte_ugpn"] = U64(fees.fee_per_byte_ugpn);
     j["fee_per_msg_ugpn"] = U64(fees.fee_per_msg_ugpn);
     j["fee_min_ugpn"] = U64(fees.fee_min_ugpn);
+    j["gas_price_ugpn"] = U64(fees.gas_price_ugpn);
+    j["block_gas_max"] = fees.block_gas_max;
     return JsonResponse(j);
   });
+  server->Handle("POST", "/tx/simulate", [this](const Request& req) { return SimulateTx(req); });
   server->HandleAsync("POST", "/tx",
                       [this](Request req, Responder r) { PostTx(std::move(req), std::move(r)); });
   server->HandlePrefix("GET", "/tx/", [this](const Request& req) {

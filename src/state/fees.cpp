@@ -5,11 +5,17 @@
 
 namespace gpunet::state {
 
-std::optional<uint64_t> RequiredFee(const FeeParams& params, uint64_t tx_bytes, uint64_t msgs) {
+std::optional<uint64_t> ByteAndMsgPrice(const FeeParams& params, uint64_t tx_bytes, uint64_t msgs) {
   auto bytes_part = base::CheckedMul(params.per_byte_ugpn, tx_bytes);
   auto msgs_part = base::CheckedMul(params.per_msg_ugpn, msgs);
   if (!bytes_part || !msgs_part) return std::nullopt;
   auto sum = base::CheckedAdd(*bytes_part, *msgs_part);
+  if (!sum) return std::nullopt;
+  return *sum;
+}
+
+std::optional<uint64_t> RequiredFee(const FeeParams& params, uint64_t tx_bytes, uint64_t msgs) {
+  auto sum = ByteAndMsgPrice(params, tx_bytes, msgs);
   if (!sum) return std::nullopt;
   return *sum < params.min_ugpn ? params.min_ugpn : *sum;
 }

@@ -20,6 +20,11 @@ struct FeeParams {
   bool operator==(const FeeParams&) const = default;
 };
 
+/// The byte and message part of the fee rule: per_byte * bytes + per_msg * msgs
+/// (without the minimum). What a fee holds beyond it buys gas (gas.h). nullopt
+/// when it overflows 64 bits.
+std::optional<uint64_t> ByteAndMsgPrice(const FeeParams& params, uint64_t tx_bytes, uint64_t msgs);
+
 /// The lowest fee a tx of this size may carry; nullopt when it overflows 64 bits
 /// (no such fee can be paid, so the tx is refused as fee_too_low).
 std::optional<uint64_t> RequiredFee(const FeeParams& params, uint64_t tx_bytes, uint64_t msgs);

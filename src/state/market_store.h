@@ -31,9 +31,17 @@ class MarketStateStore final : public market::Store {
   void PutAccount(const codec::Address& address, const codec::Account& account) override {
     m_db->PutAccount(address, account);
   }
+  /// With a budget set, end-of-block work stops taking items once the meter
+  /// attached to the overlay has used it.
+  void SetEndBlockBudget(uint64_t gas) { m_end_block_budget = gas; }
+  bool EndBlockBudgetLeft() const override {
+    return m_end_block_budget == 0 || m_db->Meter() == nullptr ||
+           m_db->Meter()->Used() < m_end_block_budget;
+  }
 
  private:
   StateDb* m_db;
+  uint64_t m_end_block_budget = 0;  ///< 0: none
 };
 
 /// Read-only market::StoreView over committed state.
@@ -55,10 +63,20 @@ class MarketKvView final : public market::StoreView {
   StateDb m_db;  ///< an empty overlay: reads go to the committed store
 };
 
-/// Runs the market's end-of-block work on the block's overlay.
+/// Runs the market's end-of-block work on the block's overlay, every operation
+/// metered at the genesis prices `gas`, against `meter` when given (tests read its
+/// counts). No tx pays for this work, so it has a budget of its own: once
+/// kEndBlockGasBudget is used, no further item starts and the due items left wait
+/// in their indexes for the next blocks (each settled at its own deadline). An item
+/// that started finishes (it cannot stop half-way without breaking the market's
+/// state), so a block's end-of-block gas is at most the budget plus one item.
 inline base::Status MarketEndBlock(StateDb& db, uint64_t height, uint64_t time_ms,
-                                   std::vector<codec::Event>& events) {
+                                   std::vector<codec::Event>& events, const GasParams& gas = {},
+                                   GasMeter* meter = nullptr) {
+  GasMeter own(gas, GasMeter::kUnlimited);
+  MeterScope metered(db, meter != nullptr ? meter : &own);
   MarketStateStore store(db);
+  store.SetEndBlockBudget(kEndBlockGasBudget);
   return market::EndBlock(store, market::BlockTime{height, time_ms}, events);
 }
 

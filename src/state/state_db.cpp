@@ -8,10 +8,28 @@
 
 namespace gpunet::state {
 
+base::Error OutOfGasError() {
+  return base::Error{base::ErrorCode::kLimitExceeded, "out of gas"};
+}
+
+bool StateDb::MeterGet(base::ByteSpan key, const std::optional<base::Bytes>& value) const {
+  if (m_meter == nullptr) {
+    ++m_unmetered_ops;
+    return true;
+  }
+  return m_meter->ChargeGet(key.size(), value ? value->size() : 0);
+}
+
 base::Result<std::optional<base::Bytes>> StateDb::Get(base::ByteSpan key) const {
+  if (m_meter != nullptr && m_meter->Exhausted()) return std::unexpected(OutOfGasError());
   auto it = m_pending.find(key);
-  if (it != m_pending.end()) return it->second;
-  return m_committed->Get(key);
+  if (it != m_pending.end()) {
+    if (!MeterGet(key, it->second)) return std::unexpected(OutOfGasError());
+    return it->second;
+  }
+  auto stored = m_committed->Get(key);
+  if (stored && !MeterGet(key, *stored)) return std::unexpected(OutOfGasError());
+  return stored;
 }
 
 void StateDb::Record(const base::Bytes& key) {
@@ -24,6 +42,20 @@ void StateDb::Record(const base::Bytes& key) {
 }
 
 base::Status StateDb::Scan(base::ByteSpan begin, base::ByteSpan end, const KvVisitor& visit) const {
+  if (m_meter != nullptr && !m_meter->ChargeScan()) return std::unexpected(OutOfGasError());
+  if (m_meter == nullptr) ++m_unmetered_ops;
+  bool out_of_gas = false;
+  // Every entry the merge steps on costs a step, whether the visitor sees it or it is
+  // a delete of this block that hides a committed key.
+  auto step = [&](base::ByteSpan key, size_t value_bytes) {
+    if (m_meter == nullptr) {
+      ++m_unmetered_ops;
+      return true;
+    }
+    if (m_meter->ChargeScanStep(key.size(), value_bytes)) return true;
+    out_of_gas = true;
+    return false;
+  };
   const base::Bytes begin_key(begin.begin(), begin.end());
   auto pending = m_pending.lower_bound(begin_key);
   auto in_range = [&](const base::Bytes& key) {
@@ -37,13 +69,14 @@ base::Status StateDb::Scan(base::ByteSpan begin, base::ByteSpan end, const KvVis
            (limit == nullptr ||
             std::lexicographical_compare(pending->first.begin(), pending->first.end(),
                                          limit->begin(), limit->end()))) {
+      if (!step(pending->first, pending->second ? pending->second->size() : 0)) return false;
       if (pending->second && !visit(pending->first, *pending->second)) return false;
       ++pending;
     }
     return true;
   };
   GPUNET_TRY(m_committed->Scan(begin, end, [&](base::ByteSpan key, base::ByteSpan value) {
-    if (!drain(&key)) {
+    if (!drain(&key) || !step(key, value.size())) {
       stopped = true;
       return false;
     }
@@ -65,15 +98,26 @@ base::Status StateDb::Scan(base::ByteSpan begin, base::ByteSpan end, const KvVis
     return true;
   }));
   if (!stopped) drain(nullptr);
+  if (out_of_gas) return std::unexpected(OutOfGasError());
   return base::Ok();
 }
 
 void StateDb::Put(base::Bytes key, base::Bytes value) {
+  // Applied even when the meter runs out here: the pipeline finds it exhausted
+  // after the message and rolls the message back.
+  if (m_meter != nullptr)
+    (void)m_meter->ChargePut(key.size(), value.size());
+  else
+    ++m_unmetered_ops;
   Record(key);
   m_pending[std::move(key)] = std::move(value);
 }
 
 void StateDb::Delete(base::Bytes key) {
+  if (m_meter != nullptr)
+    (void)m_meter->ChargeDelete(key.size());
+  else
+    ++m_unmetered_ops;
   Record(key);
   m_pending[std::move(key)] = std::nullopt;
 }

@@ -6,6 +6,12 @@
 // checkpoint marks a point to roll back to: the pipeline takes one before a tx's
 // messages so a failing message undoes all of them while the fee and nonce stay.
 //
+// Gas (state/gas.h): while a GasMeter is attached, every Get, every entry a Scan
+// visits, every Put and every Delete is charged to it here, at this interface, so
+// no caller can reach the state without paying. Once the meter is exhausted, Get and
+// Scan fail (kLimitExceeded, "out of gas") and Put/Delete still apply but leave the
+// meter exhausted: the pipeline checks it after each message and rolls back.
+//
 // Deterministic: pending writes live in an ordered map; nothing depends on
 // insertion history. Not thread-safe (one block executes on one thread).
 #pragma once
@@ -18,6 +24,7 @@
 #include "base/bytes.h"
 #include "base/result.h"
 #include "codec/types.h"
+#include "state/gas.h"
 #include "state/kv.h"
 
 namespace gpunet::state {
@@ -58,6 +65,14 @@ class StateDb {
   /// Forgets every pending write (the block was dropped or committed).
   void Clear();
 
+  /// Charges every later operation to `meter` (not owned; nullptr detaches).
+  void AttachMeter(GasMeter* meter) { m_meter = meter; }
+  GasMeter* Meter() const { return m_meter; }
+  /// Operations made with no meter attached since construction: block execution
+  /// attaches one for every tx and for the end-of-block work, and the coverage test
+  /// requires this to stay 0 over a block.
+  uint64_t UnmeteredOps() const { return m_unmetered_ops; }
+
   // ---- typed accessors (state/keyspace.h layout) ----
 
   /// The account at address; a zero account (balance 0, nonce 0) when none is
@@ -73,11 +88,33 @@ class StateDb {
     std::optional<std::optional<base::Bytes>> previous;  ///< nullopt: key was not pending
   };
   void Record(const base::Bytes& key);
+  // Charges a Get of `value` (nullopt: absent) under `key`; false when out of gas.
+  bool MeterGet(base::ByteSpan key, const std::optional<base::Bytes>& value) const;
 
   const KvStore* m_committed;
+  GasMeter* m_meter = nullptr;
+  mutable uint64_t m_unmetered_ops = 0;
   KeyOps m_pending;
   std::vector<Undo> m_journal;
   std::vector<size_t> m_checkpoints;  ///< open ones, journal positions, ascending
 };
+
+/// Attaches a meter to a StateDb for a scope, and puts back what was attached before.
+class MeterScope {
+ public:
+  MeterScope(StateDb& db, GasMeter* meter) : m_db(&db), m_previous(db.Meter()) {
+    db.AttachMeter(meter);
+  }
+  ~MeterScope() { m_db->AttachMeter(m_previous); }
+  MeterScope(const MeterScope&) = delete;
+  MeterScope& operator=(const MeterScope&) = delete;
+
+ private:
+  StateDb* m_db;
+  GasMeter* m_previous;
+};
+
+/// The error Get and Scan return once the attached meter is exhausted.
+base::Error OutOfGasError();
 
 }  // namespace gpunet::state

@@ -118,6 +118,24 @@ codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelinePa
                       " ugpn (" + std::to_string(out.encoded_bytes) + " bytes, " +
                       std::to_string(body.msgs.size()) + " messages)");
   out.required_fee_ugpn = *required;
+  const uint64_t byte_and_msg_price = *ByteAndMsgPrice(params.fees, out.encoded_bytes,
+                                                       body.msgs.size());  // <= required
+  const GasParams& gas = params.gas;
+  out.gas_limit = GasLimitOf(body.fee_ugpn, byte_and_msg_price, gas.price_ugpn);
+  if (out.gas_limit < gas.tx_base)
+    return TxFail(TxCode::kFeeTooLow,
+                  "fee " + std::to_string(body.fee_ugpn) + " ugpn leaves " +
+                      std::to_string(out.gas_limit) + " gas after the byte and message price (" +
+                      std::to_string(byte_and_msg_price) + " ugpn); every tx needs " +
+                      std::to_string(gas.tx_base) + " gas, so at least " +
+                      std::to_string(FeeForGas(byte_and_msg_price, gas.tx_base, gas.price_ugpn)) +
+                      " ugpn plus its messages' gas (POST /tx/simulate tells how much)");
+  if (out.gas_limit > gas.block_max)
+    return TxFail(
+        TxCode::kGasOverBlockLimit,
+        "fee " + std::to_string(body.fee_ugpn) + " ugpn buys " + std::to_string(out.gas_limit) +
+            " gas, a block may use " + std::to_string(gas.block_max) + "; pay at most " +
+            std::to_string(FeeForGas(byte_and_msg_price, gas.block_max, gas.price_ugpn)) + " ugpn");
   out.hash = codec::TxHashOfEncoded(bytes);
   out.sender = crypto::AddressOf(body.sender);
   // Last: the most expensive check, once per tx hash.
@@ -212,11 +230,18 @@ MsgResult ApplyMsg(StateDb& db, const BlockContext& block, const codec::Address&
                                 events);
 }
 
-}  // namespace
+// The fee event carries the tx's gas: what the fee bought and what it used.
+void AddGas(codec::Receipt& receipt, const GasMeter& meter) {
+  GPUNET_CHECK(!receipt.events.empty() && receipt.events[0].type == "fee");
+  receipt.events[0].attributes["gas_limit"] = std::to_string(meter.Limit());
+  receipt.events[0].attributes["gas_used"] = std::to_string(meter.Used());
+}
 
-base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const CheckedTx& tx,
-                                                      const BlockContext& block, uint32_t index,
-                                                      const PipelineParams& params) {
+base::Result<codec::TxResult<codec::Receipt>> ApplyFeeAndMessages(StateDb& db, const CheckedTx& tx,
+                                                                  const BlockContext& block,
+                                                                  uint32_t index,
+                                                                  const PipelineParams& params,
+                                                                  GasMeter& meter) {
   auto stateful = CheckStateful(db, tx, block.height, params, NonceRule::kExact);
   if (!stateful) return std::unexpected(stateful.error());
   if (!*stateful) return codec::TxResult<codec::Receipt>(std::unexpect, stateful->error());
@@ -260,15 +285,26 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
                                          {"fee_ugpn", std::to_string(body.fee_ugpn)},
                                          {"payer", sender_text}}});
 
+  // The fee is paid whatever the messages do; from here on every operation costs.
+  GPUNET_CHECK(!meter.Exhausted());
+  meter.SetPrepaid(false);
   const size_t checkpoint = db.Checkpoint();
   std::vector<codec::Event> events;
   for (size_t i = 0; i < body.msgs.size(); ++i) {
     auto result = ApplyMsg(db, block, tx.sender, sender_text, body.msgs[i], events);
+    if (meter.Exhausted()) {
+      // The meter refused a read (an error) or a write went over (a result that
+      // must not stand): the same included failure either way.
+      result = codec::TxError{TxCode::kOutOfGas, "message " + std::to_string(i) +
+                                                     " ran out of gas: the tx's limit is " +
+                                                     std::to_string(meter.Limit()) + " gas"};
+    }
     if (!result) return std::unexpected(result.error());
     if (result->has_value()) {
       db.RevertTo(checkpoint);
       db.Release(checkpoint);
       GPUNET_CHECK(codec::IsIncludedFailure((*result)->code));
+      AddGas(receipt, meter);
       receipt.code = static_cast<uint16_t>((*result)->code);
       receipt.events.push_back(
           codec::Event{"failure",
@@ -290,8 +326,26 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
     }
     receipt.events.push_back(std::move(e));
   }
+  AddGas(receipt, meter);
   receipt.code = static_cast<uint16_t>(TxCode::kOk);
   return codec::TxResult<codec::Receipt>(std::move(receipt));
+}
+
+}  // namespace
+
+base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const CheckedTx& tx,
+                                                      const BlockContext& block, uint32_t index,
+                                                      const PipelineParams& params, GasUsed* used) {
+  // Stage 1 guarantees the base fits; the base prepays the checks and the fee
+  // bookkeeping (a fixed handful of reads and writes), so they are counted, not priced.
+  GPUNET_CHECK(tx.gas_limit >= params.gas.tx_base);
+  GasMeter meter(params.gas, tx.gas_limit);
+  MeterScope metered(db, &meter);
+  GPUNET_CHECK(meter.Charge(params.gas.tx_base));
+  meter.SetPrepaid(true);
+  auto receipt = ApplyFeeAndMessages(db, tx, block, index, params, meter);
+  if (used != nullptr) *used = GasUsed{meter.Used(), meter.Counts()};
+  return receipt;
 }
 
 }  // namespace gpunet::state

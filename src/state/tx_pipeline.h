@@ -10,7 +10,11 @@
 //  3. ApplyTx: runs 2 with the exact-nonce rule, then charges the fee (burned share
 //     + proposer share, fees.h), advances the nonce, and applies the messages in
 //     order under a checkpoint; when one fails, all of them are rolled back, the fee
-//     and nonce stay, and the receipt carries the code.
+//     and nonce stay, and the receipt carries the code. A GasMeter (gas.h) with the
+//     tx's gas limit is attached to the StateDb for the whole stage: the tx base is
+//     charged first and prepays the checks and the fee bookkeeping; the meter is
+//     looked at after every message, and an exhausted one is out_of_gas (an
+//     included failure like the others).
 //
 // Any refusal of stages 1-2 is a codec::TxError whose code is "rejected before
 // inclusion": such a tx changes nothing and may not be in a block. base::Error
@@ -31,6 +35,7 @@
 #include "codec/tx_result.h"
 #include "codec/types.h"
 #include "state/fees.h"
+#include "state/gas.h"
 #include "state/state_db.h"
 
 namespace gpunet::state {
@@ -42,6 +47,7 @@ struct PipelineParams {
   size_t tx_bytes_max = 0;       ///< <= limits::kTxBytesMax
   size_t msgs_per_tx_max = 0;    ///< <= limits::kMsgsPerTxMax
   uint64_t nonce_ahead_max = 0;  ///< CheckTx (kAllowAhead) accepts nonces up to next + this
+  GasParams gas;
 };
 
 /// Tx hashes whose signature verified, so each tx is verified once (design §6).
@@ -81,6 +87,9 @@ struct CheckedTx {
   uint64_t encoded_bytes = 0;
   uint64_t required_fee_ugpn = 0;  ///< the price of this tx's size (<= tx.body.fee_ugpn)
   uint64_t amount_ugpn = 0;        ///< sum of the message amounts
+  /// What the fee buys after the byte and message price (gas.h GasLimitOf);
+  /// >= the tx base and <= the block gas limit.
+  uint64_t gas_limit = 0;
 };
 
 /// Stage 1 over received bytes. `cache` may be null (always verify).
@@ -113,10 +122,18 @@ struct BlockContext {
   codec::Address proposer;  ///< all zero: fees go to the fee pool
 };
 
+/// What a tx's meter counted: the gas used (also when it failed) and its operations.
+struct GasUsed {
+  uint64_t gas = 0;
+  GasCounts ops;
+};
+
 /// Stage 3. A TxError means the tx was refused (stage 2) and `db` is unchanged;
 /// otherwise the tx is included and the receipt says whether its messages applied.
+/// `used` (optional) receives what its meter counted.
 base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const CheckedTx& tx,
                                                       const BlockContext& block, uint32_t index,
-                                                      const PipelineParams& params);
+                                                      const PipelineParams& params,
+                                                      GasUsed* used = nullptr);
 
 }  // namespace gpunet::state

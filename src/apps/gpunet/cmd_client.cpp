@@ -119,11 +119,30 @@ void RunSend(const GlobalOptions& g, const SendArgs& a) {
 
   client::NodeClient node(g.NodeUrl());
   auto status = OrFail(node.Status());
+  auto account = OrFail(node.GetAccount(from.address, false));
+  crypto::KeyPair key = LoadKey(g, *from.key_name);
+  if (crypto::AddressOf(key.Public()) != from.address)
+    FailCommand(ErrorCode::kCorrupt,
+                "the key file of \"" + *from.key_name + "\" does not match its address");
   uint64_t fee_ugpn = 0;
   std::string fee_source;
+  std::optional<uint64_t> simulated;
+  if (a.fee.empty()) {
+    codec::TxBody body{status.chain_id,
+                       key.Public(),
+                       account.nonce,
+                       0,
+                       a.timeout_height,
+                       {codec::MsgSend{to.address, amount_ugpn}},
+                       a.memo};
+    simulated = OrFail(client::SimulatedFee(node, status, std::move(body)));
+  }
   if (!a.fee.empty()) {
     fee_ugpn = OrFail(client::ParseAmount(a.fee), "--fee");
     fee_source = "--fee";
+  } else if (simulated) {
+    fee_ugpn = *simulated;
+    fee_source = "the node's simulation + " + std::to_string(client::kGasMarginPercent) + "% gas";
   } else if (status.fees) {
     fee_ugpn = OrFail(client::TransferFee(*status.fees, status.chain_id, a.memo));
     fee_source = "the node's fee schedule";
@@ -131,7 +150,6 @@ void RunSend(const GlobalOptions& g, const SendArgs& a) {
     fee_ugpn = client::kDefaultTransferFeeUgpn;
     fee_source = "default; the node does not advertise fees, set --fee to change it";
   }
-  auto account = OrFail(node.GetAccount(from.address, false));
   auto needed = base::CheckedAdd(amount_ugpn, fee_ugpn);
   if (!needed)
     FailCommand(ErrorCode::kOverflow, "amount + fee is over 2^64-1 ugpn; no account holds that");
@@ -150,10 +168,6 @@ void RunSend(const GlobalOptions& g, const SendArgs& a) {
               << "    fee " << client::DescribeAmount(fee_ugpn) << " [" << fee_source << "]\n"
               << "  chain " << status.chain_id << ", nonce " << account.nonce << std::endl;
   }
-  crypto::KeyPair key = LoadKey(g, *from.key_name);
-  if (crypto::AddressOf(key.Public()) != from.address)
-    FailCommand(ErrorCode::kCorrupt,
-                "the key file of \"" + *from.key_name + "\" does not match its address");
   codec::Tx tx = OrFail(client::BuildTransfer(key, status.chain_id, account.nonce, to.address,
                                               amount_ugpn, fee_ugpn, a.timeout_height, a.memo));
   std::string tx_hash = base::ToHex(codec::TxHash(tx));
@@ -309,7 +323,8 @@ void RegisterClientCommands(CLI::App& app, GlobalOptions& g) {
       ->required();
   send->add_option(
       "--fee", args->fee,
-      "Fee (same forms as AMOUNT); default: from the node's fee schedule, else 0.001 GPN");
+      "Fee (same forms as AMOUNT); default: the gas the node's simulation says plus 20%, at "
+      "least the minimum fee (an older node: its fee schedule, else 0.001 GPN)");
   send->add_option("--memo", args->memo,
                    "Free text stored with the transaction (at most 256 bytes)");
   send->add_option("--timeout-height", args->timeout_height,

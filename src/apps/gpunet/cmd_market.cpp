@@ -168,6 +168,13 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
     std::string names;
     for (const auto& m : chunks[i])
       names += (names.empty() ? "" : ", ") + std::string(codec::MsgName(m));
+    if (o.fee.empty()) {
+      // Simulated now, after the previous chunk committed: a chunk may need its
+      // effects (a provider registered before its sites).
+      codec::TxBody body{status.chain_id, key.Public(), nonce, 0, 0, chunks[i], ""};
+      if (auto simulated = OrFail(client::SimulatedFee(node, status, std::move(body))))
+        fees[i] = std::max(fees[i], *simulated);
+    }
     codec::Tx tx =
         OrFail(client::BuildMarketTx(key, status.chain_id, nonce++, chunks[i], fees[i], 0, ""));
     Sent s;
@@ -876,7 +883,8 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
   auto add_from = [](CLI::App* cmd, std::string& from, std::string& fee, std::string_view who) {
     cmd->add_option("--from", from, "Key name that signs (" + std::string(who) + ")")->required();
     cmd->add_option("--fee", fee,
-                    "Fee per tx (GPN or ugpn); default: from the node's fee schedule");
+                    "Fee per tx (GPN or ugpn); default: the gas the node's simulation says plus "
+                    "20%, at least the minimum fee");
   };
 
   // ---- provider

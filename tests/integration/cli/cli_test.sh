@@ -72,6 +72,9 @@ g query account nobody-here-yet >/dev/null 2>&1 && fail "unknown key name accept
 g keys add dave >/dev/null 2>&1 || fail "keys add dave"
 g query account dave --prove | grep -q '^proof verified' || fail "non-membership proof of dave did not verify"
 g send bob dave 1 --no-wait | grep -q 'Accepted into the mempool' || fail "send --no-wait"
+# Without --fee the CLI pays what the node's simulation says the tx uses, plus 20%.
+out="$(g send alice dave 1000ugpn)" || fail "send without --fee: $out"
+echo "$out" | grep -q "the node's simulation + 20% gas" || fail "send without --fee did not pay the simulated gas: $out"
 
 # --- 3. bad input: clear error, exit 1 ---
 expect_error "unknown key" "no such key" g send mallory bob 1

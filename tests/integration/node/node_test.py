@@ -144,6 +144,10 @@ def expect_rejected(rpc, body_or_hex, status, code, tx_code_name=None, raw=None)
     print("  rejected as expected: %s %s" % (code, j["error"].get("tx_code_name", "")), flush=True)
 
 
+def bad_sig_of(txhex):
+    return txhex[:-2] + ("00" if txhex[-2:] != "00" else "01")
+
+
 def test_rpc(env):
     rpc = env.start()
     a0, a1 = env.addrs[0], env.addrs[1]
@@ -170,12 +174,28 @@ def test_rpc(env):
     bal1, n1 = env.account(a1)
     check(bal0 == BALANCE - 12345 - FEE and n0 == 1, "sender balance %d nonce %d" % (bal0, n0))
 
+    # ---- gas: /status shows the price and the block limit; POST /tx/simulate runs
+    # a tx, signed or with an all-zero signature, and commits nothing.
+    check(s["gas_price_ugpn"] == "1" and s["block_gas_max"] > 0, "status gas: %s" % s)
+    [(sim, _)] = env.sign([(SEEDS[0], 1, FEE, a1, 7)])
+    unsigned = sim[:-128] + "00" * 64  # the signature is the encoding's last 64 bytes
+    for body in (sim, unsigned):
+        st, g = rpc.call("POST", "/tx/simulate", {"tx": body})
+        check(st == 200 and g["code_name"] == "ok" and g["gas_used"] > 0
+              and int(g["fee_ugpn"]) >= 1000, "simulate: %s %s" % (st, g))
+    st, g = rpc.call("POST", "/tx/simulate", {"tx": bad_sig_of(sim)})
+    check(st == 200 and g["code_name"] == "bad_signature", "simulate bad signature: %s" % g)
+    st, g = rpc.call("POST", "/tx/simulate", {"tx": 5})
+    check(st == 400 and g["error"]["code"] == "invalid_argument", "simulate bad body: %s" % g)
+    check(env.account(a0) == (bal0, n0) and env.account(a1) == (bal1, n1),
+          "a simulation changed state")
+
     # ---- bad input: each a clear error; nothing changes
     expect_rejected(rpc, "zz", 400, "invalid_argument")
     expect_rejected(rpc, "0102", 400, "tx_rejected", "malformed")
     expect_rejected(rpc, txhex[: len(txhex) // 2], 400, "tx_rejected", "malformed")
     [(good, _)] = env.sign([(SEEDS[0], 1, FEE, a1, 7)])
-    bad_sig = good[:-2] + ("00" if good[-2:] != "00" else "01")
+    bad_sig = bad_sig_of(good)
     expect_rejected(rpc, bad_sig, 400, "tx_rejected", "bad_signature")
     [(wrong, _)] = env.sign([(SEEDS[0], 1, FEE, a1, 7, 0, "other-chain")])
     expect_rejected(rpc, wrong, 400, "tx_rejected", "wrong_chain")

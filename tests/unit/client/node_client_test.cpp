@@ -57,6 +57,41 @@ TEST(ParseStatus, StrictFields) {
   ExpectCorrupt(ParseStatus(j).error(), "fee_per_byte_ugpn");
 }
 
+TEST(ParseStatus, GasFieldsComeTogether) {
+  json j = GoodStatus();
+  EXPECT_FALSE(ParseStatus(j)->gas);
+  j["gas_price_ugpn"] = "1";
+  j["block_gas_max"] = 40000000;
+  auto s = ParseStatus(j);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->gas, (GasSchedule{1, 40000000}));
+  j["gas_price_ugpn"] = "0";
+  ExpectCorrupt(ParseStatus(j).error(), "gas_price_ugpn");
+  j["gas_price_ugpn"] = 1;  // an amount: a string
+  ExpectCorrupt(ParseStatus(j).error(), "gas_price_ugpn");
+  j.erase("gas_price_ugpn");
+  ExpectCorrupt(ParseStatus(j).error(), "block_gas_max");
+}
+
+TEST(ParseSimulateResult, StrictFields) {
+  json j = {{"code", 102},
+            {"code_name", "out_of_gas"},
+            {"message", "m"},
+            {"gas_used", 4200},
+            {"gas_price_ugpn", "1"},
+            {"fee_ugpn", "4500"},
+            {"events", json::array()}};
+  auto r = ParseSimulateResult(j);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->code, 102);
+  EXPECT_EQ(r->gas_used, 4200u);
+  EXPECT_EQ(r->fee_ugpn, 4500u);
+  j["fee_ugpn"] = 4500;
+  ExpectCorrupt(ParseSimulateResult(j).error(), "fee_ugpn");
+  j.erase("gas_used");
+  ExpectCorrupt(ParseSimulateResult(j).error(), "gas_used");
+}
+
 TEST(ParseAccountInfo, AmountsAreStringsAndProofFieldsRequired) {
   json j = {{"address", "gpn1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"}};
   // A real address: build one.

@@ -302,6 +302,75 @@ TEST(AppTest, BlockLimitsAndCallOrderAreEnforced) {
   EXPECT_LE(codec::EncodeBlock(prepared->block).size(), 650u);
 }
 
+// A block's gas is the sum of its txs' gas limits: the proposer leaves a tx that
+// would take it over block_gas_max for a later block, a validator refuses a block
+// over it.
+TEST(AppTest, BlockGasLimitIsKeptByTheProposerAndTheValidator) {
+  Genesis small_gas = TestGenesis(6);
+  // A 2,000 ugpn transfer buys about 1,700 gas: two fit, not three.
+  small_gas.params.block_gas_max = 4000;
+  Genesis big_gas = TestGenesis(6);
+  Fixture proposer(big_gas), validator(small_gas), limited(small_gas);
+  std::vector<base::Bytes> txs;
+  for (uint32_t i = 1; i <= 4; ++i) txs.push_back(SignedSend(i, 0, TestAddress(100), 1));
+
+  auto b = RunBlock(*limited.app, txs);
+  EXPECT_EQ(b.block.txs.size(), 2u);
+  EXPECT_TRUE(b.skipped.empty()) << "over-limit txs are left in the mempool, not refused";
+
+  PrepareProposalRequest req;
+  req.height = 1;
+  req.time_ms = proposer.app->Info().last_block_time_ms + 1000;
+  req.proposer = TestAddress(0);
+  req.txs = txs;
+  auto prepared = proposer.app->PrepareProposal(req);
+  ASSERT_TRUE(prepared);
+  ASSERT_EQ(prepared->block.txs.size(), 4u);
+  auto r = validator.app->ProcessProposal(ProcessProposalRequest{prepared->block, {}, {}});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->accept);
+  EXPECT_NE(r->reason.find("block gas limit is 4000"), std::string::npos) << r->reason;
+  EXPECT_EQ(validator.app->Info().consensus_params.block_gas_max, 4000u);
+}
+
+// Simulate runs a tx (signed or not) on committed state with a block's gas and
+// changes nothing; its fee buys exactly the gas used.
+TEST(AppTest, SimulateReportsGasAndChangesNothing) {
+  Fixture f;
+  RunBlock(*f.app, {SignedSend(1, 0, TestAddress(2), 10)});
+  const auto before = Dump(f.kv);
+  const base::Bytes tx = SignedSend(1, 1, TestAddress(2), 10);
+  auto sim = f.app->Simulate(tx);
+  ASSERT_TRUE(sim) << sim.error().ToString();
+  EXPECT_EQ(sim->code, TxCode::kOk) << sim->message;
+  EXPECT_GT(sim->gas_used, f.genesis.params.gas_tx_base);
+  EXPECT_EQ(sim->fee_ugpn,
+            std::max<uint64_t>(f.genesis.params.fee_min_ugpn, tx.size() + 100 + sim->gas_used));
+  // The same body with a zeroed signature and no fee: the same gas.
+  auto decoded = codec::DecodeTx(tx);
+  ASSERT_TRUE(decoded);
+  decoded->body.fee_ugpn = 0;
+  decoded->signature = {};
+  auto unsigned_sim = f.app->Simulate(codec::EncodeTx(*decoded));
+  ASSERT_TRUE(unsigned_sim);
+  EXPECT_EQ(unsigned_sim->code, TxCode::kOk) << unsigned_sim->message;
+  EXPECT_EQ(unsigned_sim->gas_used, sim->gas_used);
+  // A nonce a little ahead runs as if the txs before it came first; a used one is refused.
+  auto ahead = f.app->Simulate(SignedSend(1, 3, TestAddress(2), 10));
+  ASSERT_TRUE(ahead);
+  EXPECT_EQ(ahead->code, TxCode::kOk);
+  auto stale = f.app->Simulate(SignedSend(1, 0, TestAddress(2), 10));
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(stale->code, TxCode::kStaleNonce);
+  // A bad signature is refused; a send over the balance is the receipt's failure.
+  base::Bytes bad = tx;
+  bad.back() ^= 1;
+  EXPECT_EQ(f.app->Simulate(bad)->code, TxCode::kBadSignature);
+  EXPECT_EQ(f.app->Simulate(SignedSend(1, 1, TestAddress(2), 1'000'000'000'000))->code,
+            TxCode::kInsufficientFunds);
+  EXPECT_EQ(Dump(f.kv), before);
+}
+
 TEST(AppTest, QueryRefusesBadRequests) {
   Fixture f;
   EXPECT_EQ(f.app->Query(QueryRequest{"/account", {1, 2}, 0, false}).error().code,

@@ -41,7 +41,11 @@ TEST(GenesisTest, HashChangesWithEveryField) {
   c.params.fee_burn_bp += 1;
   Genesis d = g;
   d.genesis_time_ms += 1;
-  for (const Genesis* x : {&a, &b, &c, &d}) EXPECT_NE(GenesisHash(*x), h);
+  Genesis e = g;
+  e.params.gas_read_per_byte += 1;
+  Genesis f = g;
+  f.params.block_gas_max += 1;
+  for (const Genesis* x : {&a, &b, &c, &d, &e, &f}) EXPECT_NE(GenesisHash(*x), h);
 }
 
 TEST(GenesisTest, StrictParsingNamesWhatIsWrong) {
@@ -70,6 +74,11 @@ TEST(GenesisTest, StrictParsingNamesWhatIsWrong) {
       {Replace(ok, "\"gpn1", "\"xyz1"), "accounts[0].address"},
       {Replace(ok, "\"power\": 10", "\"power\": 0"), "power"},
       {Replace(ok, "\"power\": 10", "\"power\": -1"), "non-negative"},
+      {Replace(ok, "\"gas_price_ugpn\": \"1\"", "\"gas_price_ugpn\": \"0\""), "gas_price_ugpn"},
+      {Replace(ok, "\"gas_price_ugpn\": \"1\"", "\"gas_price_ugpn\": 1"), "integer string"},
+      {Replace(ok, "\"gas_scan_step\": 5", "\"gas_scan_step\": 0"), "gas_scan_step"},
+      {Replace(ok, "\"block_gas_max\": 40000000", "\"block_gas_max\": 100"), "block_gas_max"},
+      {Replace(ok, "\"block_gas_max\": 40000000,", ""), "missing field 'block_gas_max'"},
   };
   for (const auto& c : cases) {
     auto r = ParseGenesis(c.json);

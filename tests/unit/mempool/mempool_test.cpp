@@ -112,6 +112,34 @@ TEST_F(Fixture, FeePriorityAcrossSendersPrefixWithinSender) {
   EXPECT_EQ(pool.Reap(b0.size() + 1, 0).size(), 1u);
 }
 
+// A block's gas is the sum of its txs' gas limits (what their fees buy): Reap
+// stops at max_gas, skipping a tx over what is left for a smaller one behind it.
+TEST_F(Fixture, ReapKeepsTheBlockGasLimit) {
+  Mempool pool(*app);
+  auto big = SignedSend(1, 0, TestAddress(5), 1, 9000);    // ~8,700 gas
+  auto small = SignedSend(2, 0, TestAddress(5), 1, 2000);  // ~1,700 gas
+  auto other = SignedSend(3, 0, TestAddress(5), 1, 1900);  // ~1,600 gas
+  for (auto* t : {&big, &small, &other}) ASSERT_TRUE(pool.Add(*t).Ok());
+  const auto gas_of = [&](const base::Bytes& tx) {
+    for (const auto& c : pool.ReapChecked(0, 0))
+      if (codec::EncodeTx(c->tx) == tx) return c->gas_limit;
+    ADD_FAILURE() << "tx not in the pool";
+    return uint64_t{0};
+  };
+  const uint64_t big_gas = gas_of(big), small_gas = gas_of(small), other_gas = gas_of(other);
+  EXPECT_EQ(big_gas, 9000 - big.size() - 100);
+  EXPECT_EQ(pool.Reap(0, 0, 0).size(), 3u);
+  auto r = pool.Reap(0, 0, small_gas + other_gas);  // the big one does not fit: skipped
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], small);
+  EXPECT_EQ(r[1], other);
+  r = pool.Reap(0, 0, big_gas + small_gas);  // no room for the third
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0], big);
+  EXPECT_EQ(r[1], small);
+  EXPECT_EQ(pool.ReapChecked(0, 0, big_gas - 1).size(), 2u);
+}
+
 // ReapChecked hands PrepareProposal the txs CheckTx decoded: the same txs in the
 // same order as Reap, the same block from them, and the stateful checks still run.
 TEST_F(Fixture, ReapCheckedBuildsTheBlockReapWould) {

@@ -49,7 +49,11 @@ namespace {
 using Json = nlohmann::json;
 using Ids = std::vector<uint64_t>;
 constexpr uint64_t kGpn = 1'000'000;
-constexpr uint64_t kTxFeeUgpn = 50 * kGpn;  // room for any per-message or gas price
+// Gas each of this test's messages may use (none touches more than a few records;
+// a lease create scans the provider's 4 machines); every tx's fee buys that on top
+// of its byte and message price (docs/ledger.md "Gas"), at the default prices both
+// of the test's genesis use.
+constexpr uint64_t kGasPerMsg = 20'000;
 constexpr char kChain[] = "lists-test";
 
 crypto::KeyPair Key(uint8_t n) {
@@ -109,8 +113,13 @@ struct World {
     body.chain_id = kChain;
     body.sender = Key(from).Public();
     body.nonce = nonces[from]++;
-    body.fee_ugpn = kTxFeeUgpn;
     body.msgs = std::move(msgs);
+    const ledger::GenesisParams prices;
+    const uint64_t n = body.msgs.size();
+    const uint64_t bytes =
+        codec::EncodeTx(codec::SignTx(body, Key(from))).size();  // fixed-width fee
+    body.fee_ugpn = prices.fee_per_byte_ugpn * bytes + prices.fee_per_msg_ugpn * n +
+                    (prices.gas_tx_base + kGasPerMsg * n) * prices.gas_price_ugpn;
     return codec::EncodeTx(codec::SignTx(body, Key(from)));
   }
 
