@@ -150,7 +150,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view bytes,
   const size_t slash = path.find_last_of('/');
   const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
   int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return std::unexpected(Errno(errno, "cannot open directory " + dir));
+  if (dir_fd < 0) return std::unexpected(Errno(errno, "cannot open the directory of " + path));
   const std::string shown = slash == std::string::npos ? std::string() : dir;
   Status s = WriteFileAtomicAt(dir_fd, shown, name, bytes, options);
   ::close(dir_fd);
