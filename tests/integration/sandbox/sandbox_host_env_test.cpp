@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -311,10 +313,23 @@ TEST_F(HostEnvTest, HostSideProcessesSeeOnlyTheAllowlist) {
   ASSERT_NE(info->supervisor_pid, 0);
 
   // Start returns once the network is attached and the command released: every
-  // host-side process of the workload exists now.
+  // host-side process of the workload exists now. The command itself is up once
+  // bwrap's child has become `sleep`.
+  const std::string supervisor = std::to_string(info->supervisor_pid);
+  auto sleeping = [&](const std::map<std::string, Process>& all) {
+    return std::ranges::any_of(Tree(all, supervisor), [&](const Process& p) {
+      return p.comm == "sleep" && p.netns != m_host_netns;
+    });
+  };
   auto all = AllProcesses();
+  while (!sleeping(all)) {
+    auto ended = rt.Poll(spec.id);
+    ASSERT_TRUE(ended.has_value() && !ended->has_value()) << "the workload ended early";
+    SleepMs(10);
+    all = AllProcesses();
+  }
   std::set<std::string> host_side;
-  for (const auto& p : Tree(all, std::to_string(info->supervisor_pid))) {
+  for (const auto& p : Tree(all, supervisor)) {
     if (p.netns != m_host_netns) continue;  // the sandbox's own processes
     host_side.insert(p.comm);
     EXPECT_EQ(p.environ, kAllowlist) << p.comm << " (pid " << p.pid << ")";
@@ -335,6 +350,72 @@ TEST_F(HostEnvTest, HostSideProcessesSeeOnlyTheAllowlist) {
   EXPECT_TRUE(seen_inside) << "the workload did not get its own environment";
   auto stopped = rt.Stop(spec.id);
   EXPECT_TRUE(stopped.has_value()) << stopped.error().ToString();
+}
+
+/// podman and conmon run on the host, conmon for as long as the container: the
+/// tenant's variables reach the container through a root-only env file, and neither
+/// process shows them.
+TEST_F(HostEnvTest, PodmanAndConmonSeeNoTenantValue) {
+  if (auto why = PodmanUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  PodmanOptions opts;
+  opts.config_dir = m_dir + "/podman-conf";
+  opts.cgroup_parent = "/gpunet-henv-test";
+  opts.userns_base = 1'700'000'000u + static_cast<uint32_t>(::getpid() % 1000) * 65536u;
+  auto backend = PodmanBackend::Create(opts);
+  ASSERT_TRUE(backend.has_value()) << backend.error().ToString();
+  const std::string image = "localhost/gpunet-henv-busybox:" + std::to_string(::getpid());
+  ASSERT_TRUE(gpunet::testing::MakeBusyboxImage(*backend, m_dir, image));
+  const std::string run = m_dir + "/podman-run", outputs = m_dir + "/podman-outputs";
+  fs::create_directories(run);
+  fs::create_directories(outputs);
+
+  const std::string marker = "tenant-value-" + std::to_string(::getpid());
+  WorkloadSpec spec =
+      Spec(NetworkMode::kNone, {"/bin/sh", "-c",
+                                "env > /outputs/env; "
+                                "while [ ! -e /outputs/stop ]; do sleep 0.05; done"});
+  spec.backend = Backend::kPodman;
+  spec.image = image;
+  std::vector<std::string> env = {"API_TOKEN=" + marker + "-secret"};
+  for (const auto& name : kLoaderVariables) env.push_back(name + "=" + marker + "-" + name);
+  auto ran = std::async(std::launch::async, [&] {
+    return backend->Run(spec, env, outputs, run, [](std::string_view, std::string_view) {});
+  });
+  // The container has started once its env dump is complete (it then waits for us).
+  while (ReadRaw(outputs + "/env").find("API_TOKEN=") == std::string::npos &&
+         ran.wait_for(std::chrono::milliseconds(20)) == std::future_status::timeout) {
+  }
+  auto all = AllProcesses();
+  std::fstream(outputs + "/stop", std::ios::out).put('x');
+  auto result = ran.get();
+  ASSERT_TRUE(result.has_value()) << result.error().ToString();
+  EXPECT_EQ(result->exit_code, 0) << result->message;
+  (void)backend->RemoveImage(image);
+
+  EXPECT_NE(ReadRaw(outputs + "/env").find("API_TOKEN=" + marker + "-secret"), std::string::npos)
+      << "the container did not get its environment";
+  EXPECT_FALSE(fs::exists(run + "/env")) << "the env file outlived podman create";
+  std::vector<std::string> podman_env = backend->PodmanEnv();
+  int podman_seen = 0, conmon_seen = 0;
+  for (const auto& [pid, p] : all) {
+    if (p.comm == "podman" && p.cmdline.find(spec.id) != std::string::npos) {
+      ++podman_seen;
+      EXPECT_EQ(p.environ, podman_env) << "podman (pid " << pid << ")";
+    }
+    if (p.comm == "conmon" && p.cmdline.find(spec.id) != std::string::npos) {
+      ++conmon_seen;
+      // podman's environment, and what podman itself adds for conmon: HOME (podman
+      // sets it when it is unset), its runtime dir and its pipes (_OCI_*, _CONTAINERS_*).
+      for (const auto& kv : p.environ)
+        EXPECT_TRUE(std::ranges::find(podman_env, kv) != podman_env.end() || kv == "HOME=/root" ||
+                    kv.starts_with("XDG_RUNTIME_DIR=") || kv.starts_with("_OCI_") ||
+                    kv.starts_with("_CONTAINERS_"))
+            << "conmon (pid " << pid << ") has " << kv;
+    }
+  }
+  EXPECT_GT(podman_seen, 0) << "podman start not found";
+  EXPECT_GT(conmon_seen, 0) << "conmon not found";
+  ExpectNoTenantValueOnTheHost(all, m_host_netns, marker);
 }
 
 }  // namespace
