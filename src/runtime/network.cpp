@@ -496,6 +496,11 @@ base::Status ValidateNetworkSpec(const WorkloadSpec& spec) {
     if (!container.insert(p.container_port).second)
       return Fail(ErrorCode::kInvalidArgument,
                   "network: container port " + std::to_string(p.container_port) + " listed twice");
+    if (p.host_port != 0 && p.host_port < kHostPortMin)
+      return Fail(ErrorCode::kInvalidArgument, "network: host port " + std::to_string(p.host_port) +
+                                                   " is a privileged port; ask for one from " +
+                                                   std::to_string(kHostPortMin) +
+                                                   " up, or 0 for any free port");
     if (p.host_port != 0 && !host.insert(p.host_port).second)
       return Fail(ErrorCode::kInvalidArgument,
                   "network: host port " + std::to_string(p.host_port) + " listed twice");
