@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -104,6 +105,17 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+/// The image is the tenant's, and goes on podman's command line before the command:
+/// it must not be able to start with '-' (an option) nor hold anything but a reference.
+bool IsImageReference(const std::string& image) {
+  if (image.empty() || image.size() > 255 || !std::isalnum(static_cast<unsigned char>(image[0])))
+    return false;
+  return std::ranges::all_of(image, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' ||
+           c == ':' || c == '@' || c == '-';
+  });
 }
 
 /// 1500 -> "1.500" (podman takes a decimal; no floats in our code).
@@ -477,6 +489,11 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
                                             const PodmanOutputSink& sink) const {
   if (spec.image.empty())
     return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
+  if (!IsImageReference(spec.image))
+    return Fail(ErrorCode::kInvalidArgument,
+                "podman: image '" + spec.image +
+                    "' is not an image reference (a letter or digit, then letters, digits and "
+                    "._/:@-, at most 255): podman would read it as an option");
   // The id names the container and its cgroup path: the runtime's one id rule.
   if (auto valid = ValidateWorkloadId(spec.id); !valid) return base::Wrap(valid.error(), "podman");
   if (!spec.gpu_uuids.empty())

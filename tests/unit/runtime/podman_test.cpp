@@ -234,7 +234,7 @@ TEST_F(PodmanBackendTest, MissingImageIsNotPulled) {
   EXPECT_EQ(r.error().code, base::ErrorCode::kNotFound) << r.error().ToString();
 }
 
-TEST_F(PodmanBackendTest, RefusesBadIdsGpusAndPortsWithoutPortsMode) {
+TEST_F(PodmanBackendTest, RefusesBadIdsImagesGpusAndPortsWithoutPortsMode) {
   std::string out;
   // The runtime's one id rule (ValidateWorkloadId): the id names the container and
   // its cgroup path.
@@ -245,6 +245,14 @@ TEST_F(PodmanBackendTest, RefusesBadIdsGpusAndPortsWithoutPortsMode) {
     auto r = Run(bad_id, &out);
     ASSERT_FALSE(r) << "accepted id '" << id << "'";
     EXPECT_EQ(r.error().code, base::ErrorCode::kInvalidArgument) << id;
+  }
+  // The image goes on podman's command line: never as an option.
+  for (const char* image : {"--help", "-q", "--privileged", "bad image", "x\ny"}) {
+    WorkloadSpec flag = Spec({"/bin/true"});
+    flag.image = image;
+    auto r = Run(flag, &out);
+    ASSERT_FALSE(r) << image;
+    EXPECT_EQ(r.error().code, base::ErrorCode::kInvalidArgument) << r.error().ToString();
   }
   WorkloadSpec gpus = Spec({"/bin/true"});
   gpus.gpu_uuids = {"GPU-1"};
