@@ -28,6 +28,7 @@
 
 #include <gtest/gtest.h>
 
+#include "integration/sandbox/self_supervisor.h"
 #include "integration/sandbox_net/busybox_image.h"
 #include "runtime/network.h"
 #include "runtime/podman.h"
@@ -38,19 +39,6 @@ namespace gpunet::runtime {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Runtime::Start execs supervisor_command + "--run-dir D --ready-fd N": this binary
-// is its own supervisor when started that way.
-struct SupervisorHook {
-  SupervisorHook() {
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    std::vector<std::string> args;
-    for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
-    if (args.size() == 6 && args[1] == "--gpunet-supervise" && args[2] == "--run-dir" &&
-        args[4] == "--ready-fd")
-      ::_exit(SupervisorMain(args[3], std::atoi(args[5].c_str())));
-  }
-} g_supervisor_hook;
 
 /// What the runtime gives every host-side process, written out here rather than
 /// taken from HostEnvironment(), so that a change to the allowlist shows in review.
@@ -183,13 +171,7 @@ class HostEnvTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     m_dir = tmpl;
     ASSERT_EQ(::chmod(m_dir.c_str(), 0711), 0);
-    char exe[4096];
-    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ASSERT_GT(n, 0);
-    m_options.state_dir = m_dir + "/state";
-    m_options.supervisor_command = {std::string(exe, static_cast<size_t>(n)), "--gpunet-supervise"};
-    m_options.uid_first = 800000 + static_cast<uint32_t>(::getpid() % 20000) * 8;
-    m_options.uid_count = 8;
+    m_options = gpunet::testing::SelfSupervisedOptions(m_dir, 800000);
   }
   void TearDown() override {
     if (m_dir.empty()) return;
@@ -216,18 +198,6 @@ class HostEnvTest : public ::testing::Test {
   RuntimeOptions m_options;
   int m_counter = 0;
 };
-
-std::string ModeName(NetworkMode mode) {
-  switch (mode) {
-    case NetworkMode::kNone:
-      return "none";
-    case NetworkMode::kEgress:
-      return "egress";
-    case NetworkMode::kPorts:
-      return "ports";
-  }
-  return "?";
-}
 
 /// Each loader variable names a library that records where it runs. Inside the
 /// sandbox it must run (else the test could not see it anywhere); in a process in
@@ -256,8 +226,11 @@ TEST_F(HostEnvTest, LoaderVariablesNeverRunTenantCodeOnTheHost) {
       "/usr/bin/bwrap --version >/dev/null; "
       "/usr/bin/iconv -f GPUNETREC -t UTF-8 </dev/null >/dev/null 2>&1; echo done";
   const std::vector<std::string> tags = {"LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "GCONV_PATH"};
-  for (NetworkMode mode : {NetworkMode::kNone, NetworkMode::kEgress, NetworkMode::kPorts}) {
-    SCOPED_TRACE("network mode " + ModeName(mode));
+  const std::pair<NetworkMode, const char*> modes[] = {{NetworkMode::kNone, "none"},
+                                                       {NetworkMode::kEgress, "egress"},
+                                                       {NetworkMode::kPorts, "ports"}};
+  for (const auto& [mode, mode_name] : modes) {
+    SCOPED_TRACE(std::string("network mode ") + mode_name);
     if (mode == NetworkMode::kEgress && !EgressUnavailableReason().empty()) {
       ADD_FAILURE() << "egress cannot be tried here: " << EgressUnavailableReason();
       continue;
