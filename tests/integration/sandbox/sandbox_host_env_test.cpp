@@ -199,31 +199,30 @@ class HostEnvTest : public ::testing::Test {
   int m_counter = 0;
 };
 
+struct ModeCase {
+  NetworkMode mode;
+  const char* name;
+};
+
 /// The same test in each network mode (egress skips, by name, where slirp4netns or
 /// nftables is missing, as the network tests do).
-class HostEnvModes : public HostEnvTest, public ::testing::WithParamInterface<NetworkMode> {
+class HostEnvModes : public HostEnvTest, public ::testing::WithParamInterface<ModeCase> {
  protected:
   void SetUp() override {
     HostEnvTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    if (auto why = EgressUnavailableReason(); GetParam() == NetworkMode::kEgress && !why.empty())
+    if (auto why = EgressUnavailableReason(); Mode() == NetworkMode::kEgress && !why.empty())
       GTEST_SKIP() << why;
   }
+  NetworkMode Mode() const { return GetParam().mode; }
 };
 
 INSTANTIATE_TEST_SUITE_P(EveryNetworkMode, HostEnvModes,
-                         ::testing::Values(NetworkMode::kNone, NetworkMode::kEgress,
-                                           NetworkMode::kPorts),
-                         [](const ::testing::TestParamInfo<NetworkMode>& info) {
-                           switch (info.param) {
-                             case NetworkMode::kNone:
-                               return "none";
-                             case NetworkMode::kEgress:
-                               return "egress";
-                             case NetworkMode::kPorts:
-                               return "ports";
-                           }
-                           return "unknown";
+                         ::testing::Values(ModeCase{NetworkMode::kNone, "none"},
+                                           ModeCase{NetworkMode::kEgress, "egress"},
+                                           ModeCase{NetworkMode::kPorts, "ports"}),
+                         [](const ::testing::TestParamInfo<ModeCase>& info) {
+                           return std::string(info.param.name);
                          });
 
 /// Each loader variable names a library that records where it runs. Inside the
@@ -253,7 +252,7 @@ TEST_P(HostEnvModes, LoaderVariablesNeverRunTenantCodeOnTheHost) {
       "/usr/bin/bwrap --version >/dev/null; "
       "/usr/bin/iconv -f GPUNETREC -t UTF-8 </dev/null >/dev/null 2>&1; echo done";
   const std::vector<std::string> tags = {"LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "GCONV_PATH"};
-  WorkloadSpec spec = Spec(GetParam(), {"/bin/sh", "-c", script});
+  WorkloadSpec spec = Spec(Mode(), {"/bin/sh", "-c", script});
   spec.env = {{"LD_PRELOAD", lib + "/preload.so"},
               {"LD_AUDIT", lib + "/audit.so"},
               {"LD_LIBRARY_PATH", lib + "/fake"},
@@ -288,9 +287,9 @@ TEST_P(HostEnvModes, LoaderVariablesNeverRunTenantCodeOnTheHost) {
 /// Each host-side process of a running workload has exactly the allowlist for its
 /// environment, and no process shows the tenant's values.
 TEST_P(HostEnvModes, HostSideProcessesSeeOnlyTheAllowlist) {
-  const bool egress = GetParam() == NetworkMode::kEgress;
+  const bool egress = Mode() == NetworkMode::kEgress;
   const std::string marker = "tenant-value-" + std::to_string(::getpid());
-  WorkloadSpec spec = Spec(GetParam(), {"/bin/sleep", "1000"});
+  WorkloadSpec spec = Spec(Mode(), {"/bin/sleep", "1000"});
   for (const auto& name : kLoaderVariables) spec.env[name] = marker + "-" + name;
   spec.env["API_TOKEN"] = marker + "-secret";
   Runtime rt(m_options);
