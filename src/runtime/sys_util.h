@@ -59,10 +59,12 @@ base::Status WriteFileAtomicAt(int dir_fd, const std::string& dir_path, const st
 std::string FindProgram(const std::string& name);
 
 /// The whole environment of every host-side process the runtime starts: the
-/// supervisor, bwrap, slirp4netns, nft, mkfs, mount, ldconfig, podman (which adds
-/// only its own CONTAINERS_* settings). Fixed: nothing of the tenant's (whose
-/// variables are set inside the sandbox only, see BwrapEnvArgs) nor of the caller's.
-/// Sorted KEY=VALUE strings. docs/sandbox.md "What the host never takes from the tenant".
+/// supervisor, bwrap, slirp4netns, nft, mkfs, mount, ldconfig, podman. Fixed: nothing
+/// of the tenant's (whose variables are set inside the sandbox only, see
+/// BwrapEnvArgs and WritePodmanEnvFile). Only the supervisor adds something, the
+/// caller's LD_LIBRARY_PATH (Runtime::Start), and podman its CONTAINERS_* settings
+/// (PodmanEnv). Sorted KEY=VALUE strings. docs/sandbox.md "What the host never
+/// takes from the tenant".
 std::vector<std::string> HostEnvironment();
 
 /// Strings and a NULL-terminated char* array over them, for execve's argv and envp:
