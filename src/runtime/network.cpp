@@ -158,7 +158,7 @@ base::Status InstallRuleset(int netns_fd, const std::string& file) {
   if (log_fd < 0) return Fail(ErrorCode::kIo, Errno("network: create " + log));
   UniqueFd log_guard(log_fd);
   const char* argv[] = {nft.c_str(), "-f", file.c_str(), nullptr};
-  const char* envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", nullptr};
+  const ExecStrings envp(HostEnvironment());
   pid_t pid = ::fork();
   if (pid < 0) return Fail(ErrorCode::kIo, Errno("network: fork for nft"));
   if (pid == 0) {
@@ -166,7 +166,7 @@ base::Status InstallRuleset(int netns_fd, const std::string& file) {
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
     CloseFrom(3);
-    ::execve(argv[0], const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+    ::execve(argv[0], const_cast<char* const*>(argv), envp.Get());
     ::_exit(121);
   }
   auto st = WaitChild(pid, "nft -f " + file);
@@ -227,7 +227,7 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachEgress(pid_t pid, int net
       slirp.c_str(),       "--configure",      "--mtu=65520", "--disable-host-loopback",
       "--enable-sandbox",  "--enable-seccomp", "--exit-fd=3", "--ready-fd=4",
       "--netns-type=path", netns_path.c_str(), "tap0",        nullptr};
-  const char* envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", nullptr};
+  const ExecStrings envp(HostEnvironment());
   pid_t child = ::fork();
   if (child < 0) return Fail(ErrorCode::kIo, Errno("network: fork for slirp4netns"));
   if (child == 0) {
@@ -239,7 +239,7 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachEgress(pid_t pid, int net
     ::dup2(ready_w.Get(), 4);
     CloseFrom(5);
     ::setsid();
-    ::execve(argv[0], const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+    ::execve(argv[0], const_cast<char* const*>(argv), envp.Get());
     ::_exit(121);
   }
   exit_r.Reset();
@@ -496,6 +496,11 @@ base::Status ValidateNetworkSpec(const WorkloadSpec& spec) {
     if (!container.insert(p.container_port).second)
       return Fail(ErrorCode::kInvalidArgument,
                   "network: container port " + std::to_string(p.container_port) + " listed twice");
+    if (p.host_port != 0 && p.host_port < kHostPortMin)
+      return Fail(ErrorCode::kInvalidArgument, "network: host port " + std::to_string(p.host_port) +
+                                                   " is a privileged port; ask for one from " +
+                                                   std::to_string(kHostPortMin) +
+                                                   " up, or 0 for any free port");
     if (p.host_port != 0 && !host.insert(p.host_port).second)
       return Fail(ErrorCode::kInvalidArgument,
                   "network: host port " + std::to_string(p.host_port) + " listed twice");

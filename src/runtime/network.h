@@ -57,6 +57,9 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachNetwork(const WorkloadSpe
 inline constexpr size_t kForwardedPortsMax = 16;          ///< PortSpecs per workload
 inline constexpr size_t kForwardedConnectionsMax = 128;   ///< open forwarded connections, all ports
 inline constexpr size_t kForwardBufferBytes = 64 * 1024;  ///< per direction per connection
+/// Lowest host port a workload may ask for: the ones below are bound by root only,
+/// and local clients trust what answers there (the forwarder binds as root).
+inline constexpr uint16_t kHostPortMin = 1024;
 /// How long AttachNetwork waits for slirp4netns to configure tap0.
 inline constexpr int kSlirpReadyTimeoutMs = 10000;
 /// Address of slirp's DNS forwarder, the only 10/8 address an egress workload may

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <sstream>
 
 #include "base/check.h"
+#include "base/file_util.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
 #include "runtime/sys_util.h"
@@ -55,11 +57,8 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     ::close(out_pipe[1]);
     return Fail(ErrorCode::kIo, Errno("podman: pipe"));
   }
-  std::vector<char*> args, envp;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  const ExecStrings args(argv);
+  const ExecStrings envp(env);
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_t pid = ::fork();
   if (pid < 0) return Fail(ErrorCode::kIo, Errno("podman: fork"));
@@ -67,7 +66,8 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     ::dup2(devnull, 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
-    ::execve(args[0], args.data(), envp.data());
+    ::close_range(3, ~0U, 0);  // none of the caller's fds reach podman and conmon
+    ::execve(args.Get()[0], args.Get(), envp.Get());
     ::_exit(127);
   }
   ::close(devnull);
@@ -105,6 +105,17 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+/// The image is the tenant's, and goes on podman's command line before the command:
+/// it must not be able to start with '-' (an option) nor hold anything but a reference.
+bool IsImageReference(const std::string& image) {
+  if (image.empty() || image.size() > 255 || !std::isalnum(static_cast<unsigned char>(image[0])))
+    return false;
+  return std::ranges::all_of(image, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' ||
+           c == ':' || c == '@' || c == '-';
+  });
 }
 
 /// 1500 -> "1.500" (podman takes a decimal; no floats in our code).
@@ -320,6 +331,22 @@ std::string PodmanContainersConf() {
          "events_logger = \"file\"\n";
 }
 
+base::Status WritePodmanEnvFile(const std::string& path, const std::vector<std::string>& env) {
+  std::string text;
+  for (const auto& kv : env) {
+    const size_t eq = kv.find('=');
+    GPUNET_CHECK(eq != std::string::npos && eq > 0);
+    if (kv.find_first_of("\n\r") != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "podman: the value of " + kv.substr(0, eq) +
+                      " contains a line break, which podman's env file cannot carry; remove it "
+                      "or use the sandbox backend");
+    text += kv + "\n";
+  }
+  // Root-only from its first instant, and never written through a link (base::file_util).
+  return base::WriteFileAtomic(path, text, {.mode = 0600});
+}
+
 std::string PodmanUnavailableReason() {
   if (::geteuid() != 0) return "the podman backend runs rootful: needs root";
   if (FindProgram("podman").empty()) return "podman not found (Debian package podman)";
@@ -366,10 +393,11 @@ base::Result<PodmanBackend> PodmanBackend::Create(PodmanOptions options) {
 }
 
 std::vector<std::string> PodmanBackend::PodmanEnv() const {
-  std::vector<std::string> env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                                  "CONTAINERS_CONF=" + m_options.config_dir + "/containers.conf"};
+  std::vector<std::string> env = HostEnvironment();
+  env.push_back("CONTAINERS_CONF=" + m_options.config_dir + "/containers.conf");
   if (!m_options.storage_conf.empty())
     env.push_back("CONTAINERS_STORAGE_CONF=" + m_options.storage_conf);
+  std::ranges::sort(env);
   return env;
 }
 
@@ -396,7 +424,7 @@ bool PodmanBackend::ImageExists(const std::string& name) const {
 }
 
 std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
-                                                   const std::vector<std::string>& env,
+                                                   const std::string& env_file,
                                                    const std::string& outputs_dir,
                                                    const std::string& run_dir) const {
   const Resources& res = spec.resources;
@@ -448,8 +476,7 @@ std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
   }
   // The name service the network mode allows (network.h), not the host's resolver.
   a.insert(a.end(), {"--volume", run_dir + "/resolv.conf:/etc/resolv.conf:ro"});
-  a.push_back("--env-host=false");
-  for (const auto& e : env) a.insert(a.end(), {"--env", e});
+  a.insert(a.end(), {"--env-host=false", "--env-file", env_file});
   a.push_back(spec.image);
   a.insert(a.end(), spec.command.begin(), spec.command.end());
   return a;
@@ -462,6 +489,11 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
                                             const PodmanOutputSink& sink) const {
   if (spec.image.empty())
     return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
+  if (!IsImageReference(spec.image))
+    return Fail(ErrorCode::kInvalidArgument,
+                "podman: image '" + spec.image +
+                    "' is not an image reference (a letter or digit, then letters, digits and "
+                    "._/:@-, at most 255): podman would read it as an option");
   // The id names the container and its cgroup path: the runtime's one id rule.
   if (auto valid = ValidateWorkloadId(spec.id); !valid) return base::Wrap(valid.error(), "podman");
   if (!spec.gpu_uuids.empty())
@@ -487,9 +519,14 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
     resolv << SandboxResolvConf(spec.network);
     if (!resolv) return Fail(ErrorCode::kIo, "podman: cannot write " + run_dir + "/resolv.conf");
   }
-  std::vector<std::string> create = CreateArgs(spec, env, outputs_dir, run_dir);
+  // podman copies the variables into the container's configuration (in its root-only
+  // store) at create: the file lives only as long as that.
+  const std::string env_file = run_dir + "/env";
+  GPUNET_TRY(WritePodmanEnvFile(env_file, env));
+  std::vector<std::string> create = CreateArgs(spec, env_file, outputs_dir, run_dir);
   create.insert(create.begin(), podman);
   auto created = RunProcess(create, env_p);
+  ::unlink(env_file.c_str());
   if (!created) return std::unexpected(created.error());
   if (created->exit_code != 0) {
     remove();

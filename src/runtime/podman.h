@@ -73,21 +73,26 @@ class PodmanBackend {
   bool ImageExists(const std::string& name) const;
 
   /// The `podman create` argv for a workload (without the podman binary itself).
-  /// `env` is the complete environment (KEY=VALUE: the spec's env and the GPUNET_*
-  /// variables, as the sandbox builds them); `outputs_dir` is bound at /outputs and
-  /// <run_dir>/resolv.conf (SandboxResolvConf of the mode) at /etc/resolv.conf.
-  std::vector<std::string> CreateArgs(const WorkloadSpec& spec, const std::vector<std::string>& env,
+  /// `env_file` holds the complete environment (WritePodmanEnvFile): the tenant's
+  /// variables are never podman arguments, which any host user can read in /proc;
+  /// `outputs_dir` is bound at /outputs and <run_dir>/resolv.conf (SandboxResolvConf
+  /// of the mode) at /etc/resolv.conf.
+  std::vector<std::string> CreateArgs(const WorkloadSpec& spec, const std::string& env_file,
                                       const std::string& outputs_dir,
                                       const std::string& run_dir) const;
 
   /// Runs a workload to its end: limits cgroup, create, init, network attach, start
   /// (output streamed to `sink`), exit reason from the limit cgroup's counters, then
   /// removes the container and its cgroups. `run_dir` is a private runtime dir.
+  /// `env` is the complete environment (KEY=VALUE: the spec's env and the GPUNET_*
+  /// variables, as the sandbox builds them); it reaches podman through a root-only
+  /// env file in `run_dir`, deleted once the container exists.
   base::Result<PodmanExit> Run(const WorkloadSpec& spec, const std::vector<std::string>& env,
                                const std::string& outputs_dir, const std::string& run_dir,
                                const PodmanOutputSink& sink) const;
 
-  /// Environment given to every podman invocation (CONTAINERS_CONF, ...).
+  /// Environment given to every podman invocation: HostEnvironment() and the
+  /// runtime's CONTAINERS_CONF (and CONTAINERS_STORAGE_CONF when set), nothing else.
   std::vector<std::string> PodmanEnv() const;
   bool UsesAutoUserns() const { return m_auto_userns; }
   const PodmanOptions& Options() const { return m_options; }
@@ -97,6 +102,12 @@ class PodmanBackend {
   std::string m_runc;
   bool m_auto_userns = false;
 };
+
+/// Writes `env` (KEY=VALUE strings) as a podman --env-file at `path`, atomically,
+/// mode 0600 from its first instant, owned by the caller (root); a link at `path` is
+/// refused (base::WriteFileAtomic). Refuses a value with a line break (podman reads
+/// one variable a line).
+base::Status WritePodmanEnvFile(const std::string& path, const std::vector<std::string>& env);
 
 /// "" when podman can run containers on this host, else why not (for `gpunet
 /// sandbox check` and for tests, which skip by name with this reason).

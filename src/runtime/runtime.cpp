@@ -266,15 +266,16 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
   // Everything the children need is prepared before fork: the caller may be threaded.
   std::vector<std::string> argv_s = m_options.supervisor_command;
   argv_s.insert(argv_s.end(), {"--run-dir", run_dir, "--ready-fd", "3"});
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-  // The caller's LD_LIBRARY_PATH goes on: where it finds the GPU driver (NVML,
-  // libcuda) is where the supervisor must look too (host_probe.h DriverLibraries).
-  const char* ld_path = ::getenv("LD_LIBRARY_PATH");
-  std::string ld_env = ld_path ? std::string("LD_LIBRARY_PATH=") + ld_path : "";
-  char* envp[] = {path_env, ld_env.empty() ? nullptr : ld_env.data(), nullptr};
+  const ExecStrings argv(std::move(argv_s));
+  // HostEnvironment, plus the caller's LD_LIBRARY_PATH: the caller is the provider
+  // (never the tenant), and where it finds the GPU driver (NVML, libcuda) is where the
+  // supervisor must look too (host_probe.h DriverLibraries). The supervisor's own
+  // children get HostEnvironment only.
+  std::vector<std::string> env_s = HostEnvironment();
+  if (const char* ld_path = ::getenv("LD_LIBRARY_PATH"))
+    env_s.push_back(std::string("LD_LIBRARY_PATH=") + ld_path);
+  std::ranges::sort(env_s);
+  const ExecStrings envp(std::move(env_s));
 
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return fail_cleanup(ErrnoFail("pipe", errno).error());
@@ -299,7 +300,7 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(argv[0], argv.data(), envp);
+    ::execve(argv.Get()[0], argv.Get(), envp.Get());
     ::_exit(127);
   }
   ::close(ready[1]);

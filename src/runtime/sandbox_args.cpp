@@ -18,9 +18,23 @@ std::vector<std::string> SystemReadOnlyPaths() {
           "/etc/OpenCL", "/etc/vulkan", "/usr/share/nvidia"};
 }
 
+std::string BwrapEnvArgs(const std::vector<std::string>& env) {
+  std::string out("--clearenv", sizeof "--clearenv");  // with its NUL
+  for (const auto& kv : env) {
+    const size_t eq = kv.find('=');
+    // A NUL would shift every later piece: a value would be read as an option.
+    GPUNET_CHECK(eq != std::string::npos && eq > 0 && kv.find('\0') == std::string::npos);
+    out.append("--setenv", sizeof "--setenv");
+    out.append(kv, 0, eq).push_back('\0');
+    out.append(kv, eq + 1).push_back('\0');
+  }
+  return out;
+}
+
 std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxPlan& plan) {
   GPUNET_CHECK(!spec.command.empty());
   GPUNET_CHECK(plan.seccomp_fd >= 0 && plan.json_status_fd >= 0 && plan.block_fd >= 0);
+  GPUNET_CHECK(plan.env_args_fd >= 0);
   std::vector<std::string> a = {plan.bwrap};
   auto add = [&](std::initializer_list<std::string> items) { a.insert(a.end(), items); };
   // Namespaces: all of them, user and cgroup explicitly (--unshare-all only "tries"
@@ -52,6 +66,7 @@ std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxP
   add({"--remount-ro", "/", "--chdir", "/work"});
   add({"--seccomp", std::to_string(plan.seccomp_fd), "--json-status-fd",
        std::to_string(plan.json_status_fd), "--block-fd", std::to_string(plan.block_fd)});
+  add({"--args", std::to_string(plan.env_args_fd)});
   a.push_back("--");
   a.insert(a.end(), spec.command.begin(), spec.command.end());
   return a;

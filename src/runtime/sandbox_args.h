@@ -24,13 +24,25 @@ struct SandboxPlan {
   int seccomp_fd = -1;
   int json_status_fd = -1;
   int block_fd = -1;
+  /// fd of BwrapEnvArgs' data, read by bwrap's `--args`: the workload's environment
+  /// reaches the sandbox without being on any command line or in bwrap's environ.
+  int env_args_fd = -1;
 };
 
 /// System paths bound read-only into every sandbox, when present on the host. Not
 /// /etc as a whole (host secrets and config live there), not /root, /home, /var.
 std::vector<std::string> SystemReadOnlyPaths();
 
-/// argv for execve: bwrap, its options, "--", then spec.command.
+/// bwrap options that make the sandboxed command's environment exactly `env`
+/// (KEY=VALUE strings; names [A-Za-z_][A-Za-z0-9_]*, no NUL anywhere, as
+/// ValidateSpec ensures): "--clearenv", then "--setenv KEY VALUE" for each, every
+/// piece NUL-terminated, the format of `bwrap --args FD`. bwrap itself runs with
+/// HostEnvironment(); it applies these while parsing its options, after its loader
+/// and libc have started, and they take effect at its execve inside the sandbox.
+std::string BwrapEnvArgs(const std::vector<std::string>& env);
+
+/// argv for execve: bwrap, its options, "--", then spec.command. The environment
+/// is not in it: it comes through `--args plan.env_args_fd` (BwrapEnvArgs).
 std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxPlan& plan);
 
 }  // namespace gpunet::runtime

@@ -125,9 +125,7 @@ base::Result<UniqueFd> BuildSeccompBpf() {
   int rc = seccomp_export_bpf(static_cast<scmp_filter_ctx>(ctx.get()), fd.Get());
   if (rc != 0)
     return Fail(ErrorCode::kInternal, "seccomp_export_bpf failed: " + std::to_string(rc));
-  if (::fcntl(fd.Get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
-    return ErrnoFail("sealing the seccomp memfd", errno);
-  if (::lseek(fd.Get(), 0, SEEK_SET) != 0) return ErrnoFail("lseek seccomp memfd", errno);
+  GPUNET_TRY(SealMemfd(fd.Get(), "seccomp"));
   return fd;
 }
 

@@ -286,14 +286,18 @@ base::Status Supervisor::Launch() {
   plan.seccomp_fd = 3;
   plan.json_status_fd = 4;
   plan.block_fd = 5;
+  plan.env_args_fd = 6;
   std::vector<std::string> args_s = BuildBwrapArgs(m_spec, plan);
-  std::vector<std::string> env_s = WithLibraryDirs(
-      WorkloadEnvironment(m_spec, m_gpu.cuda_visible_devices), driver.unlisted_dirs);
-  std::vector<char*> args, env;
-  for (auto& s : args_s) args.push_back(s.data());
-  args.push_back(nullptr);
-  for (auto& s : env_s) env.push_back(s.data());
-  env.push_back(nullptr);
+  // The workload's environment goes to bwrap as `--args` data, never as bwrap's own
+  // environment: bwrap starts in the host's namespaces, where LD_PRELOAD and the
+  // like would run the tenant's code (docs/sandbox.md).
+  auto env_args = SealedMemfd(
+      "gpunet-workload-env",
+      BwrapEnvArgs(WithLibraryDirs(WorkloadEnvironment(m_spec, m_gpu.cuda_visible_devices),
+                                   driver.unlisted_dirs)));
+  if (!env_args) return std::unexpected(env_args.error());
+  const ExecStrings args(args_s);
+  const ExecStrings env(HostEnvironment());
   Log("bwrap:" + [&] {
     std::string j;
     for (const auto& a : args_s) j += " " + a;
@@ -311,12 +315,13 @@ base::Status Supervisor::Launch() {
   const rlimit lim_core{0, 0};
   const rlimit lim_fsize{m_spec.resources.disk_bytes, m_spec.resources.disk_bytes};
   const pid_t supervisor = ::getpid();
-  // Source fds for the child, in target order 0..5.
+  // Source fds for the child, in target order 0..6.
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0) return ErrnoFail("open /dev/null", errno);
   UniqueFd devnull_fd(devnull);
-  const int sources[6] = {devnull,        out->w.Get(),    err->w.Get(),
-                          seccomp->Get(), status->w.Get(), block->r.Get()};
+  constexpr int kChildFds = 7;
+  const int sources[kChildFds] = {devnull,         out->w.Get(),   err->w.Get(),   seccomp->Get(),
+                                  status->w.Get(), block->r.Get(), env_args->Get()};
   const int go_r = go->r.Get();
 
   pid_t child = ::fork();
@@ -324,12 +329,12 @@ base::Status Supervisor::Launch() {
   if (child == 0) {
     char c;
     if (::read(go_r, &c, 1) != 1) ::_exit(126);
-    // Move the sources out of the way, then place them at 0..5 without CLOEXEC.
-    int high[6];
-    for (int i = 0; i < 6; ++i) high[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, 100);
-    for (int i = 0; i < 6; ++i)
+    // Move the sources out of the way, then place them at 0..6 without CLOEXEC.
+    int high[kChildFds];
+    for (int i = 0; i < kChildFds; ++i) high[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, 100);
+    for (int i = 0; i < kChildFds; ++i)
       if (high[i] < 0 || ::dup2(high[i], i) != i) ::_exit(126);
-    ::close_range(6, ~0U, 0);  // no inherited fds: only 0-5 reach bwrap
+    ::close_range(kChildFds, ~0U, 0);  // no inherited fds: only 0-6 reach bwrap
     ::setrlimit(RLIMIT_NOFILE, &lim_nofile);
     ::setrlimit(RLIMIT_NPROC, &lim_nproc);
     ::setrlimit(RLIMIT_CORE, &lim_core);
@@ -345,10 +350,11 @@ base::Status Supervisor::Launch() {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(args[0], args.data(), env.data());
+    ::execve(args.Get()[0], args.Get(), env.Get());
     ::_exit(127);
   }
   m_bwrap = child;
+  env_args->Reset();
   out->w.Reset();
   err->w.Reset();
   status->w.Reset();

@@ -1,6 +1,7 @@
 #include "runtime/sys_util.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -101,11 +102,35 @@ std::string FindProgram(const std::string& name) {
   return "";
 }
 
+std::vector<std::string> HostEnvironment() {
+  return {"LANG=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+}
+
+ExecStrings::ExecStrings(std::vector<std::string> strings) : m_strings(std::move(strings)) {
+  for (auto& s : m_strings) m_pointers.push_back(s.data());
+  m_pointers.push_back(nullptr);
+}
+
+base::Status SealMemfd(int fd, std::string_view what) {
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+    return ErrnoFail("sealing the " + std::string(what) + " memfd", errno);
+  if (::lseek(fd, 0, SEEK_SET) != 0)
+    return ErrnoFail("lseek " + std::string(what) + " memfd", errno);
+  return base::Ok();
+}
+
+base::Result<UniqueFd> SealedMemfd(const char* name, std::string_view data) {
+  UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd.Valid()) return ErrnoFail("memfd_create", errno);
+  GPUNET_TRY(WriteAll(fd.Get(), data, name));
+  GPUNET_TRY(SealMemfd(fd.Get(), name));
+  return fd;
+}
+
 base::Result<int> RunProgram(const std::vector<std::string>& argv, std::string* output) {
   GPUNET_CHECK(!argv.empty());
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  const ExecStrings args(argv);
+  const ExecStrings envp(HostEnvironment());
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoFail("pipe", errno);
   pid_t pid = ::fork();
@@ -121,10 +146,7 @@ base::Result<int> RunProgram(const std::vector<std::string>& argv, std::string* 
     ::dup2(pipefd[1], 1);
     ::dup2(pipefd[1], 2);
     ::close_range(3, ~0U, 0);
-    static char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-    static char lang_env[] = "LC_ALL=C";
-    char* envp[] = {path_env, lang_env, nullptr};
-    ::execve(args[0], args.data(), envp);
+    ::execve(args.Get()[0], args.Get(), envp.Get());
     ::_exit(127);
   }
   ::close(pipefd[1]);

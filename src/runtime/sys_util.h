@@ -58,8 +58,37 @@ base::Status WriteFileAtomicAt(int dir_fd, const std::string& dir_path, const st
 /// Finds an executable by name in a fixed system PATH (never the caller's PATH).
 std::string FindProgram(const std::string& name);
 
-/// Runs argv[0] (absolute) with argv, no shell, stdin from /dev/null; returns its
-/// exit status, stderr+stdout captured (capped) into *output.
+/// The whole environment of every host-side process the runtime starts: the
+/// supervisor, bwrap, slirp4netns, nft, mkfs, mount, ldconfig, podman. Fixed: nothing
+/// of the tenant's (whose variables are set inside the sandbox only, see
+/// BwrapEnvArgs and WritePodmanEnvFile). Only the supervisor adds something, the
+/// caller's LD_LIBRARY_PATH (Runtime::Start), and podman its CONTAINERS_* settings
+/// (PodmanEnv). Sorted KEY=VALUE strings. docs/sandbox.md "What the host never
+/// takes from the tenant".
+std::vector<std::string> HostEnvironment();
+
+/// Strings and a NULL-terminated char* array over them, for execve's argv and envp:
+/// built before fork, so the child allocates nothing between fork and exec.
+class ExecStrings {
+ public:
+  explicit ExecStrings(std::vector<std::string> strings);
+  ExecStrings(const ExecStrings&) = delete;
+  ExecStrings& operator=(const ExecStrings&) = delete;
+  char* const* Get() const { return m_pointers.data(); }
+
+ private:
+  std::vector<std::string> m_strings;
+  std::vector<char*> m_pointers;
+};
+
+/// A sealed (no write, grow or shrink), close-on-exec memfd holding `data`, read
+/// position at 0: data a child reads from an inherited fd and nobody can change.
+base::Result<UniqueFd> SealedMemfd(const char* name, std::string_view data);
+/// Seals `fd` (a memfd made with MFD_ALLOW_SEALING) and rewinds it.
+base::Status SealMemfd(int fd, std::string_view what);
+
+/// Runs argv[0] (absolute) with argv and HostEnvironment(), no shell, stdin from
+/// /dev/null; returns its exit status, stderr+stdout captured (capped) into *output.
 base::Result<int> RunProgram(const std::vector<std::string>& argv, std::string* output);
 
 /// Wall-clock and monotonic milliseconds.

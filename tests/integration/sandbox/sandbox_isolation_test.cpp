@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "integration/sandbox/self_supervisor.h"
 #include "runtime/cgroup.h"
 #include "runtime/host_probe.h"
 #include "runtime/runtime.h"
@@ -25,26 +26,7 @@
 namespace gpunet::runtime {
 namespace {
 
-// ---- the test binary doubles as the supervisor ---------------------------------
-// Runtime::Start execs supervisor_command + "--run-dir D --ready-fd N"; when this
-// binary is started that way it runs SupervisorMain before gtest sees argv.
-struct SupervisorHook {
-  SupervisorHook() {
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    std::vector<std::string> args;
-    std::string a;
-    while (std::getline(in, a, '\0')) args.push_back(a);
-    if (args.size() == 6 && args[1] == "--gpunet-supervise" && args[2] == "--run-dir" &&
-        args[4] == "--ready-fd")
-      ::_exit(SupervisorMain(args[3], std::atoi(args[5].c_str())));
-  }
-} g_supervisor_hook;
-
-std::string SelfExe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
+// The test binary doubles as the supervisor (self_supervisor.h).
 
 struct Finished {
   ExitStatus status;
@@ -59,11 +41,7 @@ class SandboxTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     m_dir = tmpl;
     ASSERT_EQ(::chmod(m_dir.c_str(), 0711), 0);
-    m_options.state_dir = m_dir + "/state";
-    m_options.supervisor_command = {SelfExe(), "--gpunet-supervise"};
-    // A uid range of this process's own, so concurrent test runs never share one.
-    m_options.uid_first = 400000 + static_cast<uint32_t>(::getpid() % 20000) * 8;
-    m_options.uid_count = 8;
+    m_options = gpunet::testing::SelfSupervisedOptions(m_dir, 400000);
   }
   void TearDown() override {
     if (m_dir.empty()) return;

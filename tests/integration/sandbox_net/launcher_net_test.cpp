@@ -13,6 +13,7 @@
 #include <future>
 #include <thread>
 
+#include "integration/sandbox/self_supervisor.h"
 #include "netns_probe.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
@@ -24,19 +25,6 @@ using gpunet::testing::HostNonLoopbackAddress;
 using gpunet::testing::HostProbeScript;
 using gpunet::testing::TcpConnectRead;
 using gpunet::testing::TokenServer;
-
-// Runtime::Start execs supervisor_command + "--run-dir D --ready-fd N": this binary
-// is its own supervisor when started that way.
-struct SupervisorHook {
-  SupervisorHook() {
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    std::vector<std::string> args;
-    for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
-    if (args.size() == 6 && args[1] == "--gpunet-supervise" && args[2] == "--run-dir" &&
-        args[4] == "--ready-fd")
-      ::_exit(SupervisorMain(args[3], std::atoi(args[5].c_str())));
-  }
-} g_supervisor_hook;
 
 std::string BusyboxPath() {
   for (const char* p : {"/bin/busybox", "/usr/bin/busybox"})
@@ -55,13 +43,7 @@ class LauncherNetwork : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     m_dir = tmpl;
     ASSERT_EQ(::chmod(m_dir.c_str(), 0711), 0);
-    char exe[4096];
-    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ASSERT_GT(n, 0);
-    m_options.state_dir = m_dir + "/state";
-    m_options.supervisor_command = {std::string(exe, static_cast<size_t>(n)), "--gpunet-supervise"};
-    m_options.uid_first = 600000 + static_cast<uint32_t>(::getpid() % 20000) * 8;
-    m_options.uid_count = 8;
+    m_options = gpunet::testing::SelfSupervisedOptions(m_dir, 600000);
     m_host_addr = HostNonLoopbackAddress();
     ASSERT_FALSE(m_host_addr.empty());
     m_loop = std::make_unique<TokenServer>("127.0.0.1", 0, "HOSTLOOP");

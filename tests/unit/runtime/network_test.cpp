@@ -42,6 +42,12 @@ TEST(NetworkSpec, RefusesZeroDuplicateAndTooManyPorts) {
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(ValidateNetworkSpec(Spec(NetworkMode::kPorts, {{80, 9000}, {81, 9000}})).error().code,
             ErrorCode::kInvalidArgument);
+  // The host's privileged ports are not the tenant's to take (the forwarder binds as root).
+  auto privileged = ValidateNetworkSpec(Spec(NetworkMode::kPorts, {{80, 22}}));
+  ASSERT_FALSE(privileged);
+  EXPECT_EQ(privileged.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(privileged.error().message.find("privileged"), std::string::npos);
+  EXPECT_TRUE(ValidateNetworkSpec(Spec(NetworkMode::kPorts, {{80, kHostPortMin}})));
   // Two "any free port" requests are not a duplicate.
   EXPECT_TRUE(ValidateNetworkSpec(Spec(NetworkMode::kPorts, {{80, 0}, {81, 0}})));
   std::vector<PortSpec> many;

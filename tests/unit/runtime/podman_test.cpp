@@ -124,14 +124,16 @@ class PodmanBackendTest : public ::testing::Test {
 TEST_F(PodmanBackendTest, CreateArgsCarryTheSecurityContract) {
   WorkloadSpec spec = Spec({"/bin/true"});
   spec.resources.cpu_millis = 1500;
-  auto a = m_backend->CreateArgs(spec, {"GPUNET_LEASE_ID=l1"}, "/x/outputs", "/x/run");
+  auto a = m_backend->CreateArgs(spec, "/x/run/env", "/x/outputs", "/x/run");
   EXPECT_TRUE(Contains(a, "--cap-drop=all"));
   EXPECT_TRUE(HasPair(a, "--security-opt", "no-new-privileges"));
   EXPECT_TRUE(HasPair(a, "--network", "none"));
   EXPECT_TRUE(Contains(a, "--read-only"));
   EXPECT_TRUE(Contains(a, "--pull=never"));
   EXPECT_TRUE(HasPair(a, "--cpus", "1.500"));
-  EXPECT_TRUE(HasPair(a, "--env", "GPUNET_LEASE_ID=l1"));
+  // The environment comes from a root-only file, never from --env arguments.
+  EXPECT_TRUE(HasPair(a, "--env-file", "/x/run/env"));
+  EXPECT_FALSE(Contains(a, "--env"));
   EXPECT_TRUE(HasPair(a, "--volume", "/x/outputs:/outputs:rw,U"));
   EXPECT_TRUE(HasPair(a, "--volume", "/x/run/resolv.conf:/etc/resolv.conf:ro"));
   EXPECT_TRUE(Contains(a, "--env-host=false"));
@@ -164,6 +166,34 @@ TEST_F(PodmanBackendTest, RunsWithoutCapabilitiesAsAnUnprivilegedHostUidAndWrite
   struct stat st {};
   ASSERT_EQ(::stat((m_dir + "/outputs/result.txt").c_str(), &st), 0);
   EXPECT_NE(st.st_uid, 0u) << "the workload's files must not belong to host root";
+}
+
+TEST(PodmanEnvFile, IsRootOnlyRefusesLinksAndLineBreaks) {
+  char tmpl[] = "/tmp/gpunet-envfile-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::string path = dir + "/env";
+  ASSERT_TRUE(WritePodmanEnvFile(path, {"A=1", "B=x=y z"}).has_value());
+  EXPECT_EQ(Slurp(path), "A=1\nB=x=y z\n");
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  // A leftover file is replaced; a link planted at the path is refused, never written through.
+  ASSERT_TRUE(WritePodmanEnvFile(path, {"A=2"}).has_value());
+  EXPECT_EQ(Slurp(path), "A=2\n");
+  std::string target = dir + "/target";
+  std::ofstream(target) << "keep";
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  ASSERT_EQ(::symlink(target.c_str(), path.c_str()), 0);
+  EXPECT_FALSE(WritePodmanEnvFile(path, {"A=3"}).has_value());
+  EXPECT_EQ(Slurp(target), "keep");
+  auto bad = WritePodmanEnvFile(dir + "/bad", {"A=line1\nB=smuggled"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, base::ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(fs::exists(dir + "/bad"));
+  EXPECT_FALSE(WritePodmanEnvFile(dir + "/cr", {"A=x\r"}));
+  fs::remove_all(dir);
 }
 
 TEST_F(PodmanBackendTest, RootFilesystemIsReadOnlyAndExitCodesPassThrough) {
@@ -204,7 +234,7 @@ TEST_F(PodmanBackendTest, MissingImageIsNotPulled) {
   EXPECT_EQ(r.error().code, base::ErrorCode::kNotFound) << r.error().ToString();
 }
 
-TEST_F(PodmanBackendTest, RefusesBadIdsGpusAndPortsWithoutPortsMode) {
+TEST_F(PodmanBackendTest, RefusesBadIdsImagesGpusAndPortsWithoutPortsMode) {
   std::string out;
   // The runtime's one id rule (ValidateWorkloadId): the id names the container and
   // its cgroup path.
@@ -215,6 +245,14 @@ TEST_F(PodmanBackendTest, RefusesBadIdsGpusAndPortsWithoutPortsMode) {
     auto r = Run(bad_id, &out);
     ASSERT_FALSE(r) << "accepted id '" << id << "'";
     EXPECT_EQ(r.error().code, base::ErrorCode::kInvalidArgument) << id;
+  }
+  // The image goes on podman's command line: never as an option.
+  for (const char* image : {"--help", "-q", "--privileged", "bad image", "x\ny"}) {
+    WorkloadSpec flag = Spec({"/bin/true"});
+    flag.image = image;
+    auto r = Run(flag, &out);
+    ASSERT_FALSE(r) << image;
+    EXPECT_EQ(r.error().code, base::ErrorCode::kInvalidArgument) << r.error().ToString();
   }
   WorkloadSpec gpus = Spec({"/bin/true"});
   gpus.gpu_uuids = {"GPU-1"};

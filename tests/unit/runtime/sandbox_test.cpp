@@ -20,6 +20,7 @@
 #include "runtime/sandbox_args.h"
 #include "runtime/seccomp_policy.h"
 #include "runtime/state_files.h"
+#include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -117,7 +118,10 @@ TEST(BwrapArgs, IsolatesAndBindsOnlyWhatIsListed) {
   plan.seccomp_fd = 3;
   plan.json_status_fd = 4;
   plan.block_fd = 5;
-  auto a = BuildBwrapArgs(GoodSpec(), plan);
+  plan.env_args_fd = 6;
+  WorkloadSpec spec = GoodSpec();
+  spec.env["SECRET_TOKEN"] = "tenant-secret-value";
+  auto a = BuildBwrapArgs(spec, plan);
   auto joined = [&] {
     std::string j;
     for (const auto& s : a) j += s + " ";
@@ -130,16 +134,34 @@ TEST(BwrapArgs, IsolatesAndBindsOnlyWhatIsListed) {
         "--dev-bind /dev/nvidia3 /dev/nvidia3 ", "--bind /state/runs/x/fs/work /work ",
         "--bind /state/runs/x/fs/outputs /outputs ",
         "--ro-bind /state/runs/x/etc/resolv.conf /etc/resolv.conf ", "--remount-ro / ",
-        "-- python3 train.py "})
+        "--args 6 -- python3 train.py "})
     EXPECT_NE(joined.find(flag), std::string::npos) << flag << " missing in " << joined;
   // The provider's homes, /etc as a whole, /var and the host's /dev are never bound.
+  // Nor is the environment: it travels through --args (BwrapEnvArgs), off argv.
   for (const char* never : {" /root ", " /home ", " /etc ", " /var ", "--dev-bind /dev /dev",
-                            "--share-net", "--bind / ", "--ro-bind / "})
+                            "--share-net", "--bind / ", "--ro-bind / ", "--setenv", "SECRET_TOKEN",
+                            "tenant-secret-value", "GPUNET_LEASE_ID"})
     EXPECT_EQ(joined.find(never), std::string::npos) << never << " in " << joined;
   // The command comes last, after "--", so it cannot be read as bwrap options.
   auto dd = std::ranges::find(a, "--");
   ASSERT_NE(dd, a.end());
   EXPECT_EQ(std::distance(dd, a.end()), 3);
+}
+
+TEST(BwrapArgs, EnvironmentIsClearedThenSetPieceByPiece) {
+  using namespace std::string_literals;
+  EXPECT_EQ(BwrapEnvArgs({}), "--clearenv\0"s);
+  // A value may hold '=', spaces, newlines and option-like text: it stays one piece.
+  EXPECT_EQ(BwrapEnvArgs({"A=1", "LD_PRELOAD=/x.so", "B=x=y --bind / /", "C=", "D=l1\nl2"}),
+            "--clearenv\0--setenv\0A\0001\0--setenv\0LD_PRELOAD\0/x.so\0"
+            "--setenv\0B\0x=y --bind / /\0--setenv\0C\0\0--setenv\0D\0l1\nl2\0"s);
+}
+
+TEST(HostEnvironment, IsTheFixedAllowlist) {
+  ::setenv("LD_PRELOAD", "/provider/or/tenant.so", 1);
+  auto env = HostEnvironment();
+  ::unsetenv("LD_PRELOAD");
+  EXPECT_EQ(env, (std::vector<std::string>{"LANG=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}));
 }
 
 TEST(Seccomp, ExportsABpfProgram) {

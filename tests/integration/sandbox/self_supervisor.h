@@ -1,0 +1,48 @@
+// Test binaries that start real workloads are their own sandbox supervisor:
+// Runtime::Start execs RuntimeOptions::supervisor_command + "--run-dir D --ready-fd N",
+// and SelfSupervisedOptions names this binary there with --gpunet-supervise.
+// Its hook (one inline variable, however many files include the header) runs
+// SupervisorMain before gtest sees argv when the binary is started that way.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "runtime/runtime.h"
+
+namespace gpunet::testing {
+
+struct SupervisorHook {
+  SupervisorHook() {
+    std::ifstream in("/proc/self/cmdline", std::ios::binary);
+    std::vector<std::string> args;
+    for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
+    if (args.size() == 6 && args[1] == "--gpunet-supervise" && args[2] == "--run-dir" &&
+        args[4] == "--ready-fd")
+      ::_exit(runtime::SupervisorMain(args[3], std::atoi(args[5].c_str())));
+  }
+};
+inline SupervisorHook g_supervisor_hook;
+
+/// Options for a runtime under `dir` (its state dir is dir/state) whose supervisor is
+/// this binary, with a range of 8 uids from `uid_base` of this process's own, so
+/// concurrent test runs never share one. "" supervisor command when /proc/self/exe
+/// cannot be read (Start then refuses).
+inline runtime::RuntimeOptions SelfSupervisedOptions(const std::string& dir, uint32_t uid_base) {
+  runtime::RuntimeOptions options;
+  options.state_dir = dir + "/state";
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  options.supervisor_command = {n > 0 ? std::string(exe, static_cast<size_t>(n)) : "",
+                                "--gpunet-supervise"};
+  options.uid_first = uid_base + static_cast<uint32_t>(::getpid() % 20000) * 8;
+  options.uid_count = 8;
+  return options;
+}
+
+}  // namespace gpunet::testing
