@@ -509,6 +509,12 @@ void RunOrderCreate(const GlobalOptions& g, const OrderArgs& a) {
               << "  manifest    " << base::ToHex(msg.manifest_hash)
               << (config.manifest_path.empty() ? "" : " (" + config.manifest_path + ")")
               << std::endl;
+    const codec::ProviderRequirements& pq = msg.providers;
+    if (pq != codec::ProviderRequirements{})
+      std::cout << "  providers   bond >= " << client::DescribeAmount(pq.min_bond_ugpn)
+                << ", earned from others >= " << client::DescribeAmount(pq.min_earned_ugpn)
+                << ", fault rate <= " << pq.max_fault_rate_ppm << " ppm, " << pq.excluded.size()
+                << " excluded" << std::endl;
   }
   Confirm(a.yes, "Escrow " + Gpn(msg.deposit_ugpn) + " and open the order?");
   auto sent = SendMsgs(g, {a.from, msg.deposit_ugpn, a.fee}, {msg});
