@@ -220,8 +220,9 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
   // A settlement point before a withdrawal (a heartbeat fault after the operator
   // withdrew past its last heartbeat) pays nothing more; what was paid stays paid.
   if (started && AccruedAt(l, settle_ms) > l.paid) Pay(w, l, AccruedAt(l, settle_ms) - l.paid);
-  if (!started && end == End::kTenant) {
-    // Closing a reservation: max(10 minutes of the rate, floor), at most the escrow.
+  if (!started && end == End::kTenant && now < l.start_deadline) {
+    // Closing a reservation before its start deadline: max(10 minutes of the rate,
+    // floor), at most the escrow.
     u128 held = u128(l.rate) * limits::kReservedCloseChargeMs / kHourMs;
     u128 charge = held < limits::kReservedCloseChargeFloorUgpn
                       ? u128(limits::kReservedCloseChargeFloorUgpn)

@@ -856,8 +856,13 @@ TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
   // A provider that stays silent faults once the grace blocks have passed too.
   uint64_t silent = Lease(h, offer, 1, 1, 100 * kGpn);
+  uint64_t late = Lease(h, offer, 1, 1, 100 * kGpn);
   h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks);
   EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);  // deadline, not the grace
+  // A tenant giving up on a provider past its start deadline pays no charge.
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{late, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(late).paid_ugpn, 0u);
+  EXPECT_EQ(h.GetLease(late).refunded_ugpn, 100 * kGpn);
   h.Advance(1);
   EXPECT_EQ(h.GetLease(silent).end, LeaseEnd::kMissedStart);
 }
