@@ -16,9 +16,15 @@
 // (incl. private), LeaseCreate (first fit, clusters on one site), LeaseStarted,
 // LeaseDeposit, LeaseWithdraw (payout splits), LeaseClose (incl. no_manifest),
 // heartbeats, orders (requirements without attributes), bids, BidAccept, awards at
-// window end with the tie-breaks, missed start/heartbeat faults with penalties
-// (bonds running dry), expiries. NOT covered: attestations and attribute
-// requirements, MsgSend, the kEndBlockWorkMax carry-over. Of the refusals before
+// window end with the tie-breaks, missed start/heartbeat faults with penalties,
+// expiries; issue 14: the bond covering the open leases' penalties (new leases and
+// unbonds refused, the floor), the order's provider requirements, the start grace
+// in blocks, leasing only from a live provider (daemons that go up and down, their
+// heartbeats not counted as operations), the reserved-close charge; provider
+// earnings and promised penalties are compared too. NOT covered: attestations and
+// attribute requirements, MsgSend, the kEndBlockWorkMax carry-over, the draw of a
+// penalty on unbonding stake (the covering bond never lets it happen here; unit
+// test Bonds.PenaltiesDrawOnUnbondingStakeUntilItMatures). Of the refusals before
 // inclusion, only fee + amounts over 2^64-1 (code 10) is generated and modelled.
 //
 // On a mismatch the test prints the seed, the operation index and the last
