@@ -328,9 +328,12 @@ void PrintProvider(const json& p) {
             << "tenant API " << p["tenant_api_uri"].get<std::string>() << "  (TLS "
             << p["tls_fingerprint"].get<std::string>().substr(0, 16) << "…)\n"
             << "region     " << p["region"].get<std::string>() << "\n"
-            << "bond       " << Gpn(Ugpn(p, "bond_ugpn")) << "\n"
+            << "bond       " << Gpn(Ugpn(p, "bond_ugpn")) << "  (needs "
+            << Gpn(Ugpn(p, "required_bond_ugpn"))
+            << ": the minimum or the open leases' penalties, whichever is more)\n"
             << "leases     " << p["open_leases"] << " open, " << p["leases_completed"]
-            << " completed, " << p["faults"] << " faults\n";
+            << " completed, " << p["faults"] << " faults\n"
+            << "earned     " << Gpn(Ugpn(p, "earned_ugpn")) << " from other tenants\n";
   for (const auto& s : p["payouts"])
     std::cout << "payout     " << s["payee"].get<std::string>() << "  "
               << s["bp"].get<uint32_t>() / 100 << "."
