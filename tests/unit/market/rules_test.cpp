@@ -690,6 +690,34 @@ TEST(Invariants, TheCheckerCatchesLostMoneyAndGpus) {
   EXPECT_NE(broken.error().message.find("!= inventory"), std::string::npos);
 }
 
+TEST(Invariants, TheCheckerCatchesAnUncoveredBondAndAWrongPromise) {
+  Harness h;
+  SetUpProvider(h);
+  ASSERT_NE(Lease(h, CreateOffer(h, kOwner, 50 * kGpn), 1, 8, 400 * kGpn), 0u);
+  ASSERT_TRUE(state::CheckInvariants(h.Db()));
+  const auto p = h.GetProvider(kOwner);
+  ASSERT_EQ(p.promised_penalties_ugpn, 400 * kGpn);
+  // The sum kept on the provider must equal its open leases' penalties.
+  auto wrong = p;
+  wrong.promised_penalties_ugpn -= 1;
+  h.Db().Put(keys::ProviderKey(h.Addr(kOwner)), Encode(wrong));
+  auto broken = state::CheckInvariants(h.Db());
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("promised_penalties"), std::string::npos);
+  // A bond below the promise (the difference moved to the owner: money is conserved).
+  auto thin = p;
+  thin.bond_ugpn = 400 * kGpn - 1;
+  h.Db().Put(keys::ProviderKey(h.Addr(kOwner)), Encode(thin));
+  auto owner = h.Db().GetAccount(h.Addr(kOwner));
+  ASSERT_TRUE(owner);
+  owner->balance_ugpn += p.bond_ugpn - thin.bond_ugpn;
+  h.Db().PutAccount(h.Addr(kOwner), *owner);
+  broken = state::CheckInvariants(h.Db());
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("below the open leases' penalties"), std::string::npos)
+      << broken.error().message;
+}
+
 // ---------------------------------------------------------------- limits
 
 TEST(Limits, SitesPerProvider) {
