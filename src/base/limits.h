@@ -55,6 +55,7 @@ inline constexpr size_t kGpuModelBytesMax = 32;        ///< GPU model ident
 inline constexpr size_t kVersionBytesMax = 32;         ///< driver version ident
 inline constexpr size_t kOrderGpuModelsMax = 8;        ///< accepted models of one order
 inline constexpr size_t kOrderAuditorsMax = 8;         ///< named auditors of one order
+inline constexpr size_t kOrderExclusionsMax = 16;      ///< providers one order excludes
 inline constexpr size_t kAttributesMax = 16;           ///< attributes per attestation/order
 inline constexpr size_t kAttributeKeyBytesMax = 32;    ///< attribute key ident
 inline constexpr size_t kAttributeValueBytesMax = 64;  ///< attribute value text
@@ -88,6 +89,17 @@ inline constexpr uint64_t kMinDepositHours = 1;     ///< a deposit covers >= thi
 inline constexpr uint64_t kFaultPenaltyHours = 1;   ///< penalty = rate x this, from the bond
 inline constexpr uint32_t kPayoutBpTotal = 10'000;  ///< splits sum to exactly this
 inline constexpr uint64_t kMsPerHour = 3'600'000;   ///< accrual divisor
+// Issue 14 (docs/market.md "Bonds"): attacks cost more than the harm.
+/// A fault's penalty is never less than this (1 GPN): a provider that wins at 1 ugpn
+/// and never starts loses far more than the fees the tenant paid for its order.
+inline constexpr uint64_t kFaultPenaltyFloorUgpn = 1'000'000;
+/// A tenant closing a lease that has not started pays the provider this much of the
+/// rate (the capacity the reservation held, up to the start timeout)...
+inline constexpr uint64_t kReservedCloseChargeMs = kLeaseStartTimeoutMs;
+/// ...and at least this (0.1 GPN), capped at the lease's escrow.
+inline constexpr uint64_t kReservedCloseChargeFloorUgpn = 100'000;
+/// An order's max_fault_rate_ppm that admits every provider.
+inline constexpr uint32_t kFaultRatePpmAny = 1'000'000;
 
 // ---- consensus (bft) (src/consensus/bft.h; docs/consensus.md) ----
 /// Default for BftConfig::evidence_max_age_heights: equivocation evidence older

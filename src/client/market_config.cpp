@@ -537,7 +537,7 @@ base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::stri
   try {
     CFG_LET(m, r.OpenMap(doc, "", 1,
                          {"requirements", "max_price", "deposit", "manifest", "manifest_hash",
-                          "bid_window"}));
+                          "bid_window", "providers"}));
     OrderConfig oc;
     oc.file = r.File();
     CFG_LET(req_node, r.Need(m, "requirements", "what the machines must have"));
@@ -604,6 +604,24 @@ base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::stri
     auto window_ms = ParseDurationMs(window_text);
     if (!window_ms) return r.Err(r.LineOf(window, m.line), "bid_window", window_ms.error().message);
     oc.bid_window_ms = *window_ms;
+    if (m.Has("providers")) {
+      CFG_LET(pq, r.OpenMap(m.fields["providers"], "providers", m.line,
+                            {"min_bond", "min_earned", "max_fault_rate_ppm", "exclude"}));
+      if (pq.Has("min_bond"))
+        CFG_SET(oc.min_provider_bond_ugpn, r.Amount(pq.fields["min_bond"], pq.line,
+                                                    "providers.min_bond", "the bond is in GPN"));
+      if (pq.Has("min_earned"))
+        CFG_SET(oc.min_provider_earned_ugpn,
+                r.Amount(pq.fields["min_earned"], pq.line, "providers.min_earned",
+                         "GPN earned from other tenants"));
+      if (pq.Has("max_fault_rate_ppm"))
+        CFG_SET(oc.max_provider_fault_rate_ppm,
+                r.U32(pq.fields["max_fault_rate_ppm"], pq.line, "providers.max_fault_rate_ppm", 0,
+                      limits::kFaultRatePpmAny));
+      if (pq.Has("exclude"))
+        CFG_SET(oc.excluded_providers, r.Parties(pq.fields["exclude"], pq.line, "providers.exclude",
+                                                 limits::kOrderExclusionsMax));
+    }
 
     bool has_file = m.Has("manifest"), has_hash = m.Has("manifest_hash");
     if (has_file == has_hash)

@@ -111,6 +111,11 @@ struct OrderConfig {
   base::Hash32 manifest_hash;
   std::string manifest_path;  ///< when the hash came from a file
   uint64_t bid_window_ms = 0;
+  // providers: who may bid (docs/market.md "Orders"); defaults admit everyone.
+  uint64_t min_provider_bond_ugpn = 0;
+  uint64_t min_provider_earned_ugpn = 0;             ///< from tenants other than itself
+  uint32_t max_provider_fault_rate_ppm = 1'000'000;  ///< 1,000,000 = any
+  std::vector<PartyText> excluded_providers;
   std::string file;
 };
 

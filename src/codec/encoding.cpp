@@ -366,12 +366,30 @@ Status ReadBody(Reader& r, MsgLeaseCreate& m) {
   return base::Ok();
 }
 
+void WriteBody(Writer& w, const ProviderRequirements& q) {
+  w.U64(q.min_bond_ugpn);
+  w.U64(q.min_earned_ugpn);
+  w.U32(q.max_fault_rate_ppm);
+  WriteAddresses(w, q.excluded);
+}
+Status ReadBody(Reader& r, ProviderRequirements& q) {
+  auto s = r.Enter("providers");
+  CODEC_READ(q.min_bond_ugpn, r.U64("min_bond_ugpn"));
+  CODEC_READ(q.min_earned_ugpn, r.U64("min_earned_ugpn"));
+  CODEC_READ(q.max_fault_rate_ppm, r.U32("max_fault_rate_ppm"));
+  if (q.max_fault_rate_ppm > limits::kFaultRatePpmAny)
+    return r.Error(ErrorCode::kCorrupt, "max_fault_rate_ppm",
+                   "a fault rate is 0..1000000 ppm (1000000 = any)");
+  return ReadAddresses(r, "excluded", CODEC_LIMIT(kOrderExclusionsMax), q.excluded);
+}
+
 void WriteBody(Writer& w, const MsgOrderCreate& m) {
   WriteBody(w, m.requirements);
   w.U64(m.max_price_ugpn_per_gpu_hour);
   w.U64(m.deposit_ugpn);
   w.Fixed(m.manifest_hash);
   w.U64(m.bid_window_ms);
+  WriteBody(w, m.providers);
 }
 Status ReadBody(Reader& r, MsgOrderCreate& m) {
   GPUNET_TRY(ReadBody(r, m.requirements));
@@ -379,7 +397,7 @@ Status ReadBody(Reader& r, MsgOrderCreate& m) {
   CODEC_READ(m.deposit_ugpn, r.U64("deposit_ugpn"));
   CODEC_READ(m.manifest_hash, r.Fixed<32>("manifest_hash"));
   CODEC_READ(m.bid_window_ms, r.U64("bid_window_ms"));
-  return base::Ok();
+  return ReadBody(r, m.providers);
 }
 
 void WriteBody(Writer& w, const MsgOrderClose& m) {

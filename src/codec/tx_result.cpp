@@ -114,6 +114,15 @@ constexpr CodeInfo kCodes[] = {
     {TxCode::kMarketProviderInactive, "provider_inactive", "the provider is deregistered"},
     {TxCode::kMarketNothingToWithdraw, "nothing_to_withdraw",
      "nothing has accrued since the last withdrawal"},
+    {TxCode::kMarketBondUncovered, "bond_uncovered",
+     "the provider's bond would not cover the fault penalties of its open leases; the owner "
+     "must bond more (or the lease must be smaller)"},
+    {TxCode::kMarketProviderUnqualified, "provider_unqualified",
+     "the provider does not meet the order's provider requirements (bond, earnings from "
+     "other tenants, fault rate, excluded addresses)"},
+    {TxCode::kMarketProviderOffline, "provider_offline",
+     "the provider has sent no heartbeat within the heartbeat timeout; its offers cannot be "
+     "leased until it does"},
 };
 
 const CodeInfo* Find(uint16_t value) {

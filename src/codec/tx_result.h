@@ -91,6 +91,9 @@ enum class TxCode : uint16_t {
   kMarketInvalidField = 231,
   kMarketProviderInactive = 232,
   kMarketNothingToWithdraw = 233,
+  kMarketBondUncovered = 234,
+  kMarketProviderUnqualified = 235,
+  kMarketProviderOffline = 236,
 };
 
 /// First and last numbers of each range (inclusive).

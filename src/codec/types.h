@@ -136,6 +136,16 @@ struct Requirements {
   bool operator==(const Requirements&) const = default;
 };
 
+/// What an order asks of the provider of a bid (issue 14): checked at the bid and
+/// again at the award. Defaults admit every provider.
+struct ProviderRequirements {
+  uint64_t min_bond_ugpn = 0;               ///< the provider's bond at least this
+  uint64_t min_earned_ugpn = 0;             ///< lifetime ugpn earned from tenants other than itself
+  uint32_t max_fault_rate_ppm = 1'000'000;  ///< FaultRatePpm at most this; 1,000,000 = any
+  std::vector<Address> excluded;  ///< ascending set <= kOrderExclusionsMax: never these
+  bool operator==(const ProviderRequirements&) const = default;
+};
+
 /// Sender = the owner key. Creates the provider (id = owner address) with the bond
 /// moved from the owner's balance.
 struct MsgProviderRegister {
@@ -269,7 +279,8 @@ struct MsgOrderCreate {
   uint64_t max_price_ugpn_per_gpu_hour = 0;  ///< >= 1
   uint64_t deposit_ugpn = 0;                 ///< >= one hour at max price for all GPUs
   Hash32 manifest_hash;
-  uint64_t bid_window_ms = 0;  ///< kBidWindowMinMs..kBidWindowMaxMs
+  uint64_t bid_window_ms = 0;      ///< kBidWindowMinMs..kBidWindowMaxMs
+  ProviderRequirements providers;  ///< who may bid and be awarded
   bool operator==(const MsgOrderCreate&) const = default;
 };
 

@@ -175,6 +175,52 @@ bool Contains(const std::vector<codec::Address>& set, const codec::Address& a) {
   return std::binary_search(set.begin(), set.end(), a);
 }
 
+/// The bond covers the penalties of the open leases plus `extra_penalty` (a lease
+/// about to be made): bond >= max(minimum, sum).
+R<> RequireCovers(const Provider& p, uint64_t extra_penalty) {
+  auto promised = base::CheckedAdd(p.promised_penalties_ugpn, extra_penalty);
+  if (!promised || p.bond_ugpn < RequiredBond(*promised))
+    return Reject(TxCode::kMarketBondUncovered,
+                  "provider " + AddrStr(p.owner) + "'s bond " + Str(p.bond_ugpn) +
+                      " ugpn does not cover the fault penalties of its open leases (" +
+                      Str(p.promised_penalties_ugpn) + " ugpn) plus this lease's (" +
+                      Str(extra_penalty) + " ugpn); the owner must bond more");
+  return {};
+}
+
+/// Within the heartbeat timeout of its last proof of life (heartbeat, LeaseStarted
+/// or registration): a provider that went away is not leased.
+R<> RequireOnline(const Provider& p, uint64_t now_ms) {
+  if (now_ms > p.last_heartbeat_ms + limits::kHeartbeatTimeoutMs)
+    return Reject(TxCode::kMarketProviderOffline,
+                  "provider " + AddrStr(p.owner) + "'s last heartbeat was at " +
+                      Str(p.last_heartbeat_ms) + " ms, more than " +
+                      Str(limits::kHeartbeatTimeoutMs) + " ms ago; lease from a live provider");
+  return {};
+}
+
+/// The order's requirements on the provider (exclusions, bond, earnings from other
+/// tenants, fault rate).
+R<> RequireQualifies(const Provider& p, const codec::ProviderRequirements& q) {
+  std::string at = "provider " + AddrStr(p.owner);
+  if (Contains(q.excluded, p.owner))
+    return Reject(TxCode::kMarketProviderUnqualified, at + " is excluded by the order");
+  if (p.bond_ugpn < q.min_bond_ugpn)
+    return Reject(TxCode::kMarketProviderUnqualified, at + " has a bond of " + Str(p.bond_ugpn) +
+                                                          " ugpn, the order asks for " +
+                                                          Str(q.min_bond_ugpn));
+  if (p.earned_ugpn < q.min_earned_ugpn)
+    return Reject(TxCode::kMarketProviderUnqualified,
+                  at + " earned " + Str(p.earned_ugpn) +
+                      " ugpn from other tenants, the order asks for " + Str(q.min_earned_ugpn));
+  uint64_t rate = FaultRatePpm(p.leases_completed, p.faults);
+  if (rate > q.max_fault_rate_ppm)
+    return Reject(TxCode::kMarketProviderUnqualified, at + " has a fault rate of " + Str(rate) +
+                                                          " ppm, the order allows " +
+                                                          Str(q.max_fault_rate_ppm));
+  return {};
+}
+
 R<> RequireAdmits(const Provider& p, const codec::Address& tenant) {
   if (Contains(p.policy.deny, tenant) ||
       (!p.policy.allow.empty() && !Contains(p.policy.allow, tenant)))
@@ -227,11 +273,28 @@ uint64_t Due(const Lease& l, uint64_t at_ms) {
   return accrued > l.paid_ugpn ? accrued - l.paid_ugpn : 0;
 }
 
-/// Pays `amount` of the lease's escrow to the provider's payees.
-R<> PayProvider(Store& store, const Provider& p, Lease& l, uint64_t amount,
+/// Whether `who` is the provider itself: its owner, operator or one of its payees.
+/// Money such a tenant pays goes back to the provider's own side.
+bool IsSelf(const Provider& p, const codec::Address& who) {
+  if (who == p.owner || who == p.operator_address) return true;
+  return std::any_of(p.payouts.begin(), p.payouts.end(),
+                     [&](const codec::PayoutSplit& s) { return s.payee == who; });
+}
+
+/// What a payment is for: GPU time (counts in the provider's earnings from other
+/// tenants) or a reserved lease's close charge (does not).
+enum class Pay : uint8_t { kService, kCharge };
+
+/// Pays `amount` of the lease's escrow to the provider's payees. The caller saves p.
+R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
                 std::vector<codec::Event>& events) {
   if (amount == 0) return {};
   GPUNET_CHECK(amount <= l.escrow_ugpn);
+  if (what == Pay::kService && !IsSelf(p, l.tenant)) {
+    auto earned = base::CheckedAdd(p.earned_ugpn, amount);
+    GPUNET_CHECK(earned.has_value());  // part of the supply
+    p.earned_ugpn = *earned;
+  }
   auto shares = SplitPayout(amount, p.payouts, p.owner);
   codec::Event e = Ev("payout", {{"lease_id", Str(l.lease_id)}, {"amount_ugpn", Str(amount)}});
   size_t i = 0;
@@ -267,7 +330,14 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   GPUNET_CHECK(l.state != LeaseState::kClosed);
   M_TRY(p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
-  M_DO(PayProvider(store, p, l, Due(l, settle_ms), events));
+  M_DO(PayProvider(store, p, l, Due(l, settle_ms), Pay::kService, events));
+  // A tenant walking away from a reservation pays for the capacity it held; not
+  // once the start deadline has passed (the provider is late, not the tenant).
+  uint64_t charge = 0;
+  if (!started && end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
+    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.escrow_ugpn);
+    M_DO(PayProvider(store, p, l, charge, Pay::kCharge, events));
+  }
   const uint64_t refund = l.escrow_ugpn;
   M_DO(Credit(store, l.tenant, refund));
   l.refunded_ugpn += refund;
@@ -275,20 +345,18 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
 
   const bool fault = end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat;
+  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
+  GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
+  p.promised_penalties_ugpn -= promised;
   if (fault) {
-    // Penalty: kFaultPenaltyHours of the lease's rate, from the bond to the tenant.
-    // A bond that cannot cover it pays what it has; the rest is recorded as unpaid
-    // (written off: the provider then sits below the minimum bond and can neither
-    // offer nor bid until it bonds again).
-    unsigned __int128 want128 =
-        static_cast<unsigned __int128>(l.rate_ugpn_per_hour) * limits::kFaultPenaltyHours;
-    uint64_t want = want128 > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(want128);
-    uint64_t paid = std::min(want, p.bond_ugpn);
-    p.bond_ugpn -= paid;
-    M_DO(Credit(store, l.tenant, paid));
-    l.penalty_ugpn = paid;
-    p.penalties_paid_ugpn += paid;
-    p.penalties_unpaid_ugpn += want - paid;
+    // Penalty: FaultPenalty(rate), from the bond (which covers every open lease's),
+    // then from unbonding stake that has not matured, to the tenant. What neither can
+    // pay is recorded as unpaid (written off).
+    PenaltyDraw draw = DrawPenalty(p, promised, block.time_ms);
+    M_DO(Credit(store, l.tenant, draw.Paid()));
+    l.penalty_ugpn = draw.Paid();
+    p.penalties_paid_ugpn += draw.Paid();
+    p.penalties_unpaid_ugpn += draw.unpaid_ugpn;
     ++p.faults;
   } else if (end == LeaseEnd::kProviderClosed) {
     ++p.faults;  // walking away from a lease counts against reputation (no penalty)
@@ -322,6 +390,7 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
                           {"paid_ugpn", Str(l.paid_ugpn)},
                           {"refund_ugpn", Str(refund)},
                           {"penalty_ugpn", Str(l.penalty_ugpn)},
+                          {"charge_ugpn", Str(charge)},
                           {"settled_at_ms", Str(started ? AccrualEnd(l, settle_ms) : 0)},
                           {"tenant", AddrStr(l.tenant)},
                           {"provider", AddrStr(l.provider)}}));
@@ -339,6 +408,8 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
     return Reject(TxCode::kMarketLimitReached,
                   "provider has " + Str(p.open_leases) + " open leases, the limit is " +
                       Str(limits::kOpenLeasesPerProviderMax) + " (kOpenLeasesPerProviderMax)");
+  const uint64_t penalty = FaultPenalty(rate);
+  M_DO(RequireCovers(p, penalty));
   for (const auto& a : allocations) {
     M_TRY(m, Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
                            TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
@@ -362,6 +433,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
   l.manifest_hash = manifest;
   l.created_ms = block.time_ms;
   l.start_deadline_ms = block.time_ms + limits::kLeaseStartTimeoutMs;
+  l.created_height = block.height;
   l.deposited_ugpn = deposit;
   l.escrow_ugpn = deposit;
   Save(store, keys::LeaseKey(id), l);
@@ -370,6 +442,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
   store.Put(keys::KeyBuilder(keys::kTenantLeases).Addr(tenant).U64(id), {});
   store.Put(keys::KeyBuilder(keys::kProviderLeases).Addr(p.owner).U64(id), {});
   ++p.open_leases;
+  p.promised_penalties_ugpn += penalty;  // covered: RequireCovers checked the sum
   Save(store, keys::ProviderKey(p.owner), p);
   events.push_back(Ev("lease_created", {{"lease_id", Str(id)},
                                         {"tenant", AddrStr(tenant)},
@@ -472,6 +545,7 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
   M_TRY(p, NeedProvider(store, bid.provider));
   M_DO(RequireInBusiness(p));
   M_DO(RequireAdmits(p, order.tenant));
+  M_DO(RequireQualifies(p, order.providers));
   const codec::Requirements& q = order.requirements;
   M_TRY(mismatch, Mismatch(store, p, q, bid.machine_ids, block.time_ms));
   if (mismatch) return Reject(TxCode::kMarketBidMismatch, *mismatch);
@@ -535,6 +609,9 @@ R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
   p.active = true;
   p.bond_ugpn += m.bond_ugpn;
   p.registered_ms = c.block.time_ms;
+  // Registration counts as a heartbeat: a new provider's offers can be leased at once.
+  p.last_heartbeat_ms = c.block.time_ms;
+  p.last_heartbeat_height = c.block.height;
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev("provider_registered", {{"provider", AddrStr(p.owner)},
                                                 {"operator", AddrStr(p.operator_address)},
@@ -623,6 +700,11 @@ R<> Do(Ctx& c, const codec::MsgProviderUnbond& m) {
   if (p.open_leases > 0 && p.bond_ugpn - m.amount_ugpn < limits::kProviderBondMinUgpn)
     return Reject(TxCode::kMarketOpenLeases,
                   "the bond may not drop below the minimum while leases are open");
+  if (p.bond_ugpn - m.amount_ugpn < p.promised_penalties_ugpn)
+    return Reject(TxCode::kMarketBondUncovered,
+                  "the bond may not drop below the fault penalties of the open leases (" +
+                      Str(p.promised_penalties_ugpn) + " ugpn); at most " +
+                      Str(p.bond_ugpn - p.promised_penalties_ugpn) + " ugpn can be unbonded now");
   M_DO(StartUnbonding(c, p, m.amount_ugpn));
   Save(c.store, keys::ProviderKey(p.owner), p);
   return {};
@@ -810,6 +892,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
     return Reject(TxCode::kMarketNotAllowed, "offer " + Str(m.offer_id) + " is private");
   M_TRY(p, NeedProvider(c.store, offer.provider));
   M_DO(RequireInBusiness(p));
+  M_DO(RequireOnline(p, c.block.time_ms));
   M_DO(RequireAdmits(p, c.sender));
   M_TRY(rate, RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine));
   M_DO(RequireDeposit(m.deposit_ugpn, rate));
@@ -893,6 +976,7 @@ R<> Do(Ctx& c, const codec::MsgOrderCreate& m) {
   order.manifest_hash = m.manifest_hash;
   order.created_ms = c.block.time_ms;
   order.window_end_ms = c.block.time_ms + m.bid_window_ms;
+  order.providers = m.providers;
   Save(c.store, keys::OrderKey(id), order);
   c.store.Put(keys::KeyBuilder(keys::kWindowIndex).U64(order.window_end_ms).U64(id), {});
   c.store.Put(keys::KeyBuilder(keys::kTenantOpenOrders).Addr(c.sender).U64(id), {});
@@ -946,6 +1030,7 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
                                                       " ended at " + Str(order.window_end_ms) +
                                                       " ms");
   M_DO(RequireAdmits(p, order.tenant));
+  M_DO(RequireQualifies(p, order.providers));
   base::Bytes dedupe = keys::KeyBuilder(keys::kOrderProviderBid).U64(m.order_id).Addr(p.owner);
   auto previous = c.store.Get(dedupe);
   if (!previous) return Op(previous.error());
@@ -1002,11 +1087,11 @@ R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
   M_TRY(l, NeedOpenLease(c.store, m.lease_id));
   M_TRY(p, NeedProvider(c.store, l.provider));
   M_DO(RequireOperator(p, c.sender));
+  // Still reserved means the missed-start fault has not fired: past the deadline,
+  // during its grace blocks, the start is still accepted (a congested or halted
+  // chain is not the provider's fault).
   if (l.state != LeaseState::kReserved)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " already started");
-  if (c.block.time_ms > l.start_deadline_ms)
-    return Reject(TxCode::kMarketLeaseState,
-                  "the start deadline " + Str(l.start_deadline_ms) + " ms has passed");
   c.store.Delete(keys::KeyBuilder(keys::kStartIndex).U64(l.start_deadline_ms).U64(l.lease_id));
   l.state = LeaseState::kStarted;
   l.started_ms = c.block.time_ms;
@@ -1061,8 +1146,9 @@ R<> Do(Ctx& c, const codec::MsgLeaseWithdraw& m) {
   if (due == 0)
     return Reject(TxCode::kMarketNothingToWithdraw,
                   "nothing accrued on lease " + Str(m.lease_id) + " since the last withdrawal");
-  M_DO(PayProvider(c.store, p, l, due, c.events));
+  M_DO(PayProvider(c.store, p, l, due, Pay::kService, c.events));
   Save(c.store, keys::LeaseKey(l.lease_id), l);
+  Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev(
       "lease_withdrawn",
       {{"lease_id", Str(l.lease_id)}, {"amount_ugpn", Str(due)}, {"paid_ugpn", Str(l.paid_ugpn)}}));
@@ -1206,8 +1292,10 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
                          "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
-    M_DO(CloseLease(store, block, l, LeaseEnd::kMissedStart, now, events));
     --budget;
+    if (block.height <= l.created_height + limits::kHeartbeatGraceBlocks)
+      continue;  // as for heartbeats: a halted chain is not the provider's fault
+    M_DO(CloseLease(store, block, l, LeaseEnd::kMissedStart, now, events));
   }
 
   // 2b. Faults: heartbeats missing past the timeout and the grace in blocks.

@@ -83,6 +83,7 @@ base::Status CheckInvariants(const StoreView& view) {
   std::map<MachineRef, uint64_t> leased;
   struct Counts {
     uint64_t open = 0, started = 0, machines = 0, sites = 0, offers = 0;
+    unsigned __int128 promised = 0;  ///< FaultPenalty of the open leases
   };
   std::map<codec::Address, Counts> counts;
 
@@ -100,6 +101,7 @@ base::Status CheckInvariants(const StoreView& view) {
         for (const auto& a : l.allocations) leased[{l.provider, a.machine_id}] += a.gpus;
         auto& c = counts[l.provider];
         ++c.open;
+        c.promised += FaultPenalty(l.rate_ugpn_per_hour);
         base::Bytes open_key =
             keys::KeyBuilder(keys::kProviderOpenLeases).Addr(l.provider).U64(l.lease_id);
         auto open = Exists(view, open_key);
@@ -167,6 +169,13 @@ base::Status CheckInvariants(const StoreView& view) {
         if (p.machines != c.machines) return Broken(at + "machines differs from the scan");
         if (p.sites != c.sites) return Broken(at + "sites differs from the scan");
         if (p.open_offers != c.offers) return Broken(at + "open_offers differs from the scan");
+        if (p.promised_penalties_ugpn != c.promised)
+          return Broken(at + "promised_penalties " + Str(p.promised_penalties_ugpn) +
+                        " differs from the open leases' penalties");
+        // The bond covers every open lease's penalty at once (docs/market.md "Bonds").
+        if (p.bond_ugpn < p.promised_penalties_ugpn)
+          return Broken(at + "bond " + Str(p.bond_ugpn) + " below the open leases' penalties " +
+                        Str(p.promised_penalties_ugpn));
         if ((p.started_leases > 0) != (p.heartbeat_deadline_ms != 0))
           return Broken(at + "heartbeat deadline set iff a lease is started");
         return base::Ok();

@@ -28,8 +28,9 @@ base::Result<Holdings> SumHoldings(const StoreView& view);
 ///    started leases: paid <= accrued at paid_until <= deposited; index entries
 ///    exist for open leases (start index when reserved, expiry when started);
 ///  - per provider: open_leases / started_leases / machines / sites / open_offers
-///    equal the counts scanned; bond >= 0 (unsigned) and open orders hold a deposit
-///    only while open.
+///    equal the counts scanned; promised_penalties equals the sum of FaultPenalty over
+///    its open leases and the bond covers it (bond >= promised); open orders hold a
+///    deposit only while open.
 base::Status CheckInvariants(const StoreView& view);
 
 }  // namespace gpunet::market

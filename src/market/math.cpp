@@ -1,5 +1,7 @@
 #include "market/math.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 #include "base/limits.h"
 
@@ -69,6 +71,43 @@ uint64_t FaultRatePpm(uint64_t completed, uint64_t faults) {
   unsigned __int128 total = static_cast<unsigned __int128>(completed) + faults;
   if (total == 0) return 0;
   return static_cast<uint64_t>(static_cast<unsigned __int128>(faults) * 1'000'000 / total);
+}
+
+uint64_t FaultPenalty(uint64_t rate_ugpn_per_hour) {
+  unsigned __int128 want =
+      static_cast<unsigned __int128>(rate_ugpn_per_hour) * limits::kFaultPenaltyHours;
+  uint64_t penalty = want > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(want);
+  return std::max(penalty, limits::kFaultPenaltyFloorUgpn);
+}
+
+uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t escrow_ugpn) {
+  uint64_t charge = std::max(Accrued(rate_ugpn_per_hour, limits::kReservedCloseChargeMs),
+                             limits::kReservedCloseChargeFloorUgpn);
+  return std::min(charge, escrow_ugpn);
+}
+
+uint64_t RequiredBond(uint64_t promised_penalties_ugpn) {
+  return std::max(limits::kProviderBondMinUgpn, promised_penalties_ugpn);
+}
+
+PenaltyDraw DrawPenalty(Provider& p, uint64_t want_ugpn, uint64_t now_ms) {
+  PenaltyDraw d;
+  d.from_bond_ugpn = std::min(want_ugpn, p.bond_ugpn);
+  p.bond_ugpn -= d.from_bond_ugpn;
+  uint64_t left = want_ugpn - d.from_bond_ugpn;
+  // Entries are in release order (each is now + the same delay): walk from the back.
+  for (size_t i = p.unbonding.size(); i > 0 && left > 0; --i) {
+    Unbonding& u = p.unbonding[i - 1];
+    if (u.release_ms <= now_ms) break;  // this and every earlier entry has matured
+    uint64_t take = std::min(left, u.amount_ugpn);
+    u.amount_ugpn -= take;
+    d.from_unbonding_ugpn += take;
+    left -= take;
+  }
+  std::erase_if(p.unbonding, [](const Unbonding& u) { return u.amount_ugpn == 0; });
+  d.unpaid_ugpn = left;
+  GPUNET_CHECK(d.Paid() + d.unpaid_ugpn == want_ugpn);
+  return d;
 }
 
 }  // namespace gpunet::market

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "codec/types.h"
+#include "market/records.h"
 
 namespace gpunet::market {
 
@@ -47,6 +48,32 @@ std::vector<Share> SplitPayout(uint64_t amount_ugpn, const std::vector<codec::Pa
 /// Whether splits are valid: 1..kPayoutSplitsMax payees, each 1..10,000 bp, summing
 /// to exactly 10,000.
 bool ValidSplits(const std::vector<codec::PayoutSplit>& splits);
+
+/// The penalty a fault (missed start, missed heartbeat) of a lease at `rate` costs its
+/// provider: max(rate x kFaultPenaltyHours, kFaultPenaltyFloorUgpn), saturating.
+uint64_t FaultPenalty(uint64_t rate_ugpn_per_hour);
+
+/// What a tenant pays the provider for closing a lease it reserved and that has not
+/// started: max(accrued(rate, kReservedCloseChargeMs), kReservedCloseChargeFloorUgpn),
+/// at most the escrow.
+uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t escrow_ugpn);
+
+/// The bond a provider must hold with `promised_penalties_ugpn` of open leases:
+/// max(kProviderBondMinUgpn, promised) (docs/market.md "Bonds").
+uint64_t RequiredBond(uint64_t promised_penalties_ugpn);
+
+/// Where a penalty came from.
+struct PenaltyDraw {
+  uint64_t from_bond_ugpn = 0;
+  uint64_t from_unbonding_ugpn = 0;
+  uint64_t unpaid_ugpn = 0;  ///< what neither could pay (written off)
+  uint64_t Paid() const { return from_bond_ugpn + from_unbonding_ugpn; }
+};
+
+/// Takes `want_ugpn` from the provider: the bond first, then the unbonding entries
+/// that have not matured at `now_ms` (release_ms > now), the latest release first;
+/// entries drawn to 0 are removed. Matured entries are the owner's and are not touched.
+PenaltyDraw DrawPenalty(Provider& p, uint64_t want_ugpn, uint64_t now_ms);
 
 /// Fault-rate in parts per million: faults x 1,000,000 / (completed + faults); 0
 /// without history. Orders tie-break on it (lower first).

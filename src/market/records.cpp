@@ -149,6 +149,8 @@ void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Provid
   io(v.faults);
   io(v.penalties_paid_ugpn);
   io(v.penalties_unpaid_ugpn);
+  io(v.earned_ugpn);
+  io(v.promised_penalties_ugpn);
 }
 template <class IO, class P>
 void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Site> {
@@ -195,6 +197,10 @@ void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Order>
   io(v.state);
   io(v.bids);
   io(v.lease_id);
+  io(v.providers.min_bond_ugpn);
+  io(v.providers.min_earned_ugpn);
+  io(v.providers.max_fault_rate_ppm);
+  io(v.providers.excluded);
 }
 template <class IO, class P>
 void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Bid> {
@@ -228,6 +234,7 @@ void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Lease>
   io(v.penalty_ugpn);
   io(v.closed_ms);
   io(v.end);
+  io(v.created_height);
 }
 template <class IO, class P>
 void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Attestation> {

@@ -56,6 +56,11 @@ struct Provider {
   uint64_t faults = 0;
   uint64_t penalties_paid_ugpn = 0;
   uint64_t penalties_unpaid_ugpn = 0;  ///< owed when the bond ran dry (written off)
+  /// Lifetime ugpn paid to this provider for GPU time by tenants other than its owner,
+  /// operator or payees (orders may ask for a minimum: MsgOrderCreate.providers).
+  uint64_t earned_ugpn = 0;
+  /// Sum of FaultPenalty() over the open leases: the bond must cover it (docs/market.md).
+  uint64_t promised_penalties_ugpn = 0;
   bool operator==(const Provider&) const = default;
 };
 
@@ -108,7 +113,8 @@ struct Order {
   uint64_t window_end_ms = 0;
   OrderState state = OrderState::kOpen;
   uint32_t bids = 0;
-  uint64_t lease_id = 0;  ///< when awarded
+  uint64_t lease_id = 0;                  ///< when awarded
+  codec::ProviderRequirements providers;  ///< who may bid and be awarded
   bool operator==(const Order&) const = default;
 };
 
@@ -163,6 +169,7 @@ struct Lease {
   uint64_t penalty_ugpn = 0;    ///< moved from the provider's bond to the tenant
   uint64_t closed_ms = 0;
   LeaseEnd end = LeaseEnd::kNone;
+  uint64_t created_height = 0;  ///< the missed-start grace counts blocks from here
   uint32_t Gpus() const;
   bool operator==(const Lease&) const = default;
 };

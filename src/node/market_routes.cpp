@@ -197,6 +197,9 @@ json ProviderJson(const market::Provider& p) {
           {"fault_rate_ppm", market::FaultRatePpm(p.leases_completed, p.faults)},
           {"penalties_paid_ugpn", U64(p.penalties_paid_ugpn)},
           {"penalties_unpaid_ugpn", U64(p.penalties_unpaid_ugpn)},
+          {"earned_ugpn", U64(p.earned_ugpn)},
+          {"promised_penalties_ugpn", U64(p.promised_penalties_ugpn)},
+          {"required_bond_ugpn", U64(market::RequiredBond(p.promised_penalties_ugpn))},
           {"self_reported", true}};
 }
 
@@ -260,7 +263,12 @@ json OrderJson(const market::Order& o) {
           {"window_end_ms", o.window_end_ms},
           {"state", market::OrderStateName(o.state)},
           {"bids", o.bids},
-          {"lease_id", o.lease_id}};
+          {"lease_id", o.lease_id},
+          {"providers",
+           {{"min_bond_ugpn", U64(o.providers.min_bond_ugpn)},
+            {"min_earned_ugpn", U64(o.providers.min_earned_ugpn)},
+            {"max_fault_rate_ppm", o.providers.max_fault_rate_ppm},
+            {"excluded", Addrs(o.providers.excluded)}}}};
 }
 
 json BidJson(const market::Bid& b) {

@@ -335,9 +335,12 @@ void PrintProvider(const json& p) {
             << "tenant API " << p["tenant_api_uri"].get<std::string>() << "  (TLS "
             << p["tls_fingerprint"].get<std::string>().substr(0, 16) << "…)\n"
             << "region     " << p["region"].get<std::string>() << "\n"
-            << "bond       " << Gpn(Ugpn(p, "bond_ugpn")) << "\n"
+            << "bond       " << Gpn(Ugpn(p, "bond_ugpn")) << "  (needs "
+            << Gpn(Ugpn(p, "required_bond_ugpn"))
+            << ": the minimum or the open leases' penalties, whichever is more)\n"
             << "leases     " << p["open_leases"] << " open, " << p["leases_completed"]
-            << " completed, " << p["faults"] << " faults\n";
+            << " completed, " << p["faults"] << " faults\n"
+            << "earned     " << Gpn(Ugpn(p, "earned_ugpn")) << " from other tenants\n";
   for (const auto& s : p["payouts"])
     std::cout << "payout     " << s["payee"].get<std::string>() << "  "
               << s["bp"].get<uint32_t>() / 100 << "."
@@ -543,6 +546,12 @@ void RunOrderCreate(const GlobalOptions& g, const OrderArgs& a) {
               << "  manifest    " << base::ToHex(msg.manifest_hash)
               << (config.manifest_path.empty() ? "" : " (" + config.manifest_path + ")")
               << std::endl;
+    const codec::ProviderRequirements& pq = msg.providers;
+    if (pq != codec::ProviderRequirements{})
+      std::cout << "  providers   bond >= " << client::DescribeAmount(pq.min_bond_ugpn)
+                << ", earned from others >= " << client::DescribeAmount(pq.min_earned_ugpn)
+                << ", fault rate <= " << pq.max_fault_rate_ppm << " ppm, " << pq.excluded.size()
+                << " excluded" << std::endl;
   }
   Confirm(a.yes, "Escrow " + Gpn(msg.deposit_ugpn) + " and open the order?");
   auto sent = SendMsgs(g, {a.from, msg.deposit_ugpn, a.fee}, {msg});

@@ -153,6 +153,15 @@ g offer close "$offer" --from operator --provider provider >/dev/null || fail "o
 [ "$(g -o json offers | jf '["offers"].__len__()')" = 0 ] || fail "a closed offer is still listed"
 expect_error "lease from a closed offer" "offer_closed" g lease create "$offer" --gpus 1 --deposit 10 --manifest-hash "$expected_hash" --from tenant --yes
 
+# --- 5c. an order's provider requirements (issue 14): an excluded provider cannot bid ---
+cp "$EX/job.yaml" "$WORK/job.yaml"
+{ cat "$EX/order.yaml"; printf 'providers:\n  exclude: [provider]\n'; } >"$WORK/order-excl.yaml"
+g -o json order create "$WORK/order-excl.yaml" --from tenant --yes >"$WORK/order-excl.json" || fail "order create with providers.exclude"
+order_x="$(jf '["ids"]["order_id"]' <"$WORK/order-excl.json")"
+[ "$(g -o json order show "$order_x" | jf '["order"]["providers"]["excluded"][0]')" = "$prov" ] || fail "order show: excluded provider"
+expect_error "bid by an excluded provider" "provider_unqualified" g bid "$order_x" --price 2.4 --machines 1 --provider provider --from operator
+g order close "$order_x" --from tenant >/dev/null || fail "order close"
+
 # --- 6. unknown ids, bad YAML, bad names ---
 expect_error "unknown lease" "no lease 999" g lease show 999
 expect_error "unknown order" "no order 999" g order show 999

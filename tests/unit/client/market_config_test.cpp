@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/limits.h"
 #include "crypto/hash.h"
 
 namespace gpunet::client {
@@ -344,6 +345,28 @@ TEST(OrderConfig, ManifestFileIsHashedRelativeToTheOrder) {
             std::string::npos)
       << missing.error().message;
   std::filesystem::remove_all(dir);
+}
+
+TEST(OrderConfig, ProviderRequirementsAreOptionalAndChecked) {
+  auto oc = ParseOrderConfig(std::string(kOrder) +
+                                 "providers:\n  min_bond: 500\n  min_earned: 1\n"
+                                 "  max_fault_rate_ppm: 0\n  exclude: [gpn1abc]\n",
+                             "order.yaml", "");
+  ASSERT_TRUE(oc.has_value()) << oc.error().message;
+  EXPECT_EQ(oc->min_provider_bond_ugpn, 500'000'000u);
+  EXPECT_EQ(oc->min_provider_earned_ugpn, 1'000'000u);
+  EXPECT_EQ(oc->max_provider_fault_rate_ppm, 0u);
+  ASSERT_EQ(oc->excluded_providers.size(), 1u);
+  EXPECT_EQ(oc->excluded_providers[0].text, "gpn1abc");
+  auto plain = ParseOrderConfig(kOrder, "order.yaml", "");
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->max_provider_fault_rate_ppm, base::limits::kFaultRatePpmAny);
+  OrderRefused(std::string(kOrder) + "providers:\n  max_fault_rate_ppm: 1000001\n",
+               "providers.max_fault_rate_ppm: 1000001 is out of range");
+  OrderRefused(std::string(kOrder) + "providers:\n  min_bond: lots\n",
+               "providers.min_bond: the bond is in GPN");
+  OrderRefused(std::string(kOrder) + "providers:\n  reputation: 5\n",
+               "providers.reputation: unknown field");
 }
 
 TEST(OrderConfig, ErrorsNameFileLineAndField) {

@@ -197,6 +197,23 @@ TEST(MarketTx, OrderInCanonicalForm) {
   EXPECT_EQ(msg->bid_window_ms, 30'000u);
 }
 
+TEST(MarketTx, OrderProviderRequirements) {
+  auto plain = Order(std::string(kOrder));
+  ASSERT_TRUE(plain.has_value()) << plain.error().message;
+  EXPECT_EQ(plain->providers, codec::ProviderRequirements{});  // absent: everyone may bid
+  auto msg = Order(std::string(kOrder) +
+                   "providers:\n  min_bond: 500\n  min_earned: 2.5\n"
+                   "  max_fault_rate_ppm: 50000\n  exclude: [tenant, provider]\n");
+  ASSERT_TRUE(msg.has_value()) << msg.error().message;
+  EXPECT_EQ(msg->providers.min_bond_ugpn, 500'000'000u);
+  EXPECT_EQ(msg->providers.min_earned_ugpn, 2'500'000u);
+  EXPECT_EQ(msg->providers.max_fault_rate_ppm, 50'000u);
+  EXPECT_EQ(msg->providers.excluded, (std::vector<codec::Address>{Addr(0x50), Addr(0x70)}));
+  auto twice = Order(std::string(kOrder) + "providers:\n  exclude: [provider, provider]\n");
+  ASSERT_FALSE(twice.has_value());
+  EXPECT_NE(twice.error().message.find("list it once"), std::string::npos) << twice.error().message;
+}
+
 TEST(MarketTx, OrderRefusals) {
   std::string low(kOrder);
   low.replace(low.find("deposit: 6"), 10, "deposit: 5.999999");

@@ -1,7 +1,8 @@
 // The market inside the ledger app: NextDeadline names the earliest market deadline,
-// a block with no txs at that time runs the end-of-block work (here: a missed start
-// faults the lease), its events come back from FinalizeBlock, conservation holds on
-// the committed store and a replay from genesis reproduces every block.
+// blocks with no txs from that time on run the end-of-block work (here: a missed
+// start faults the lease once its grace blocks have passed), its events come back from
+// FinalizeBlock, conservation holds on the committed store and a replay from genesis reproduces
+// every block.
 #include <gtest/gtest.h>
 
 #include "base/limits.h"
@@ -54,21 +55,32 @@ TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
   const uint64_t deadline = created + base::limits::kLeaseStartTimeoutMs;
   EXPECT_EQ((*app)->NextDeadline(), deadline);
 
-  // The engine's block at the deadline, with no txs.
+  // The engine's blocks from the deadline on, with no txs: the missed start waits
+  // for kHeartbeatGraceBlocks blocks past the lease's own (docs/market.md), so the
+  // deadline stays the next one until the fault fires.
   const uint64_t tenant_before = AccountOf(**app, TestAddress(2)).balance_ugpn;
-  AppInfo info = (*app)->Info();
-  PrepareProposalRequest prepare;
-  prepare.height = info.last_height + 1;
-  prepare.time_ms = deadline;
-  prepare.proposer = TestAddress(0);
-  auto prepared = (*app)->PrepareProposal(prepare);
-  ASSERT_TRUE(prepared);
-  auto finalized = (*app)->FinalizeBlock(FinalizeBlockRequest{prepared->block, {}, {}});
-  ASSERT_TRUE(finalized);
+  const uint64_t created_height = (*app)->Info().last_height;
   bool closed = false;
-  for (const auto& e : finalized->events)
-    if (e.type == "market.lease_closed" && e.attributes.at("reason") == "missed_start")
-      closed = true;
+  for (uint64_t i = 0; !closed && i <= base::limits::kHeartbeatGraceBlocks; ++i) {
+    if (i > 0) {
+      ASSERT_TRUE((*app)->Commit());
+    }
+    EXPECT_EQ((*app)->NextDeadline(), deadline);
+    AppInfo info = (*app)->Info();
+    PrepareProposalRequest prepare;
+    prepare.height = info.last_height + 1;
+    prepare.time_ms = deadline + i * 1000;
+    prepare.proposer = TestAddress(0);
+    auto prepared = (*app)->PrepareProposal(prepare);
+    ASSERT_TRUE(prepared);
+    auto finalized = (*app)->FinalizeBlock(FinalizeBlockRequest{prepared->block, {}, {}});
+    ASSERT_TRUE(finalized);
+    for (const auto& e : finalized->events)
+      if (e.type == "market.lease_closed" && e.attributes.at("reason") == "missed_start")
+        closed = true;
+    EXPECT_EQ(closed, prepare.height > created_height + base::limits::kHeartbeatGraceBlocks)
+        << "height " << prepare.height;
+  }
   EXPECT_TRUE(closed);
   ASSERT_TRUE((*app)->Commit());
   EXPECT_EQ((*app)->NextDeadline(), std::nullopt);
@@ -79,7 +91,7 @@ TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
   EXPECT_EQ(conserved->bonds_ugpn, 500 * kGpn - 2 * kGpn);
   auto replay = ReplayFromGenesis(kv, genesis);
   ASSERT_TRUE(replay) << replay.error().ToString();
-  EXPECT_EQ(replay->blocks, 3u);
+  EXPECT_EQ(replay->blocks, 3u + base::limits::kHeartbeatGraceBlocks);
   EXPECT_EQ(replay->state_root, (*app)->Info().state_root);
 }
 

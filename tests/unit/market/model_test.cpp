@@ -16,9 +16,15 @@
 // (incl. private), LeaseCreate (first fit, clusters on one site), LeaseStarted,
 // LeaseDeposit, LeaseWithdraw (payout splits), LeaseClose (incl. no_manifest),
 // heartbeats, orders (requirements without attributes), bids, BidAccept, awards at
-// window end with the tie-breaks, missed start/heartbeat faults with penalties
-// (bonds running dry), expiries. NOT covered: attestations and attribute
-// requirements, MsgSend, the kEndBlockWorkMax carry-over. Of the refusals before
+// window end with the tie-breaks, missed start/heartbeat faults with penalties,
+// expiries; issue 14: the bond covering the open leases' penalties (new leases and
+// unbonds refused, the floor), the order's provider requirements, the start grace
+// in blocks, leasing only from a live provider (daemons that go up and down, their
+// heartbeats not counted as operations), the reserved-close charge; provider
+// earnings and promised penalties are compared too. NOT covered: attestations and
+// attribute requirements, MsgSend, the kEndBlockWorkMax carry-over, the draw of a
+// penalty on unbonding stake (the covering bond never lets it happen here; unit
+// test Bonds.PenaltiesDrawOnUnbondingStakeUntilItMatures). Of the refusals before
 // inclusion, only fee + amounts over 2^64-1 (code 10) is generated and modelled.
 //
 // On a mismatch the test prints the seed, the operation index and the last
@@ -106,7 +112,10 @@ std::string Describe(const codec::Msg& msg) {
         else if constexpr (std::is_same_v<T, codec::MsgOrderCreate>)
           o << "OrderCreate{" << m.requirements.machines << "x" << m.requirements.gpus_per_machine
             << ",max=" << m.max_price_ugpn_per_gpu_hour << ",deposit=" << m.deposit_ugpn
-            << ",window=" << m.bid_window_ms << "}";
+            << ",window=" << m.bid_window_ms << ",min_bond=" << m.providers.min_bond_ugpn
+            << ",min_earned=" << m.providers.min_earned_ugpn
+            << ",max_ppm=" << m.providers.max_fault_rate_ppm
+            << ",excluded=" << m.providers.excluded.size() << "}";
         else if constexpr (std::is_same_v<T, codec::MsgOrderClose>)
           o << "OrderClose{" << m.order_id << "}";
         else if constexpr (std::is_same_v<T, codec::MsgBidCreate>)
@@ -140,23 +149,23 @@ class ModelRun {
       uint64_t dt = DeltaMs();
       m_h.BeginBlock(dt);
       Note("block h=" + std::to_string(m_h.Height()) + " +" + std::to_string(dt) + "ms");
+      // Provider daemons: each is up or down for stretches of blocks; one that is up
+      // sends a heartbeat in most blocks (offers are leasable only from a live
+      // provider), one that is down goes silent (missed starts and heartbeats).
+      for (uint8_t owner : kOwners) {
+        if (Chance(m_down[owner] ? 8 : 3)) m_down[owner] = !m_down[owner];
+        auto it = m_model.w.providers.find(m_h.Addr(owner));
+        if (m_down[owner] || it == m_model.w.providers.end() || !Chance(60)) continue;
+        if (!RunTx(m_account_of.at(it->second.op), {codec::MsgHeartbeat{m_h.Addr(owner)}}, false))
+          return false;
+      }
       uint64_t txs = m_rng.Below(6);
       for (uint64_t t = 0; t < txs && m_op < ops; ++t) {
         uint8_t sender = 0;
         std::vector<codec::Msg> msgs;
         uint64_t n = m_rng.Below(10) == 0 ? 2 + m_rng.Below(2) : 1;
         for (uint64_t i = 0; i < n; ++i) msgs.push_back(Gen(sender));
-        ++m_op;
-        std::string what;
-        for (const auto& msg : msgs) what += Describe(msg) + " ";
-        uint16_t want = m_model.Tx(m_h.Addr(sender), msgs, kFee, m_h.Height(), m_h.Now());
-        uint16_t got = m_h.Tx(sender, msgs);
-        Note("op " + std::to_string(m_op) + " from acct" + std::to_string(sender) + ": " + what +
-             "-> model " + std::to_string(want) + " real " + std::to_string(got));
-        if (got != want) return Fail("receipt code differs");
-        ++codes[got];
-        if (::testing::Test::HasFailure()) return Fail("harness check failed");
-        if (!Compare()) return false;
+        if (!RunTx(sender, msgs)) return false;
       }
       m_model.EndBlock(m_h.Height(), m_h.Now());
       m_h.EndBlock();
@@ -169,11 +178,29 @@ class ModelRun {
     return Compare();
   }
 
+  /// One tx through the model and the real pipeline; false on a mismatch.
+  /// `counted`: whether it counts towards the run's operations (the daemons'
+  /// heartbeats do not, so they do not crowd out the random operations).
+  bool RunTx(uint8_t sender, const std::vector<codec::Msg>& msgs, bool counted = true) {
+    m_op += counted;
+    std::string what;
+    for (const auto& msg : msgs) what += Describe(msg) + " ";
+    uint16_t want = m_model.Tx(m_h.Addr(sender), msgs, kFee, m_h.Height(), m_h.Now());
+    uint16_t got = m_h.Tx(sender, msgs);
+    Note("op " + std::to_string(m_op) + " from acct" + std::to_string(sender) + ": " + what +
+         "-> model " + std::to_string(want) + " real " + std::to_string(got));
+    if (got != want) return Fail("receipt code differs");
+    ++codes[got];
+    if (::testing::Test::HasFailure()) return Fail("harness check failed");
+    return Compare();
+  }
+
   /// What the run did (for the sanity checks that the mix reaches every path).
   std::map<uint16_t, uint64_t> codes;
   std::map<int, uint64_t> ends;
   std::map<int, uint64_t> order_ends;  ///< 2 awarded, 3 closed
   uint64_t dry_bonds = 0;              ///< providers whose bond could not pay a penalty
+  uint64_t reserved_charges = 0;       ///< reserved leases closed by the tenant, charged
 
  private:
   // ------------------------------------------------------------ generation
@@ -276,12 +303,13 @@ class ModelRun {
   }
 
   /// Per GPU-hour: 0 (refused), 2^62 (price x GPUs overflows), a few expensive
-  /// ones (their fault penalty outruns a bond: bonds run dry), mostly 1..5 GPN.
+  /// ones (their fault penalty outruns a bond: the lease is refused as uncovered),
+  /// mostly 1..5 GPN.
   uint64_t Price() {
     uint64_t p = m_rng.Below(100);
     if (p < 5) return 0;
     if (p < 8) return 1ull << 62;
-    if (p < 16) return 20 * kGpn + m_rng.Below(40 * kGpn);
+    if (p < 16) return 20 * kGpn + m_rng.Below(100 * kGpn);
     return 1 + m_rng.Below(5 * kGpn);
   }
 
@@ -321,6 +349,14 @@ class ModelRun {
       m.bid_window_ms = wdw < 4   ? m_rng.Below(limits::kBidWindowMinMs)
                         : wdw < 6 ? limits::kBidWindowMaxMs + 1
                                   : limits::kBidWindowMinMs + m_rng.Below(60 * 60'000);
+      if (Chance(35)) {  // provider requirements (issue 14)
+        codec::ProviderRequirements& pq = m.providers;
+        pq.min_bond_ugpn = Chance(50) ? 0 : (Chance(50) ? 150 * kGpn : 250 * kGpn);
+        pq.min_earned_ugpn = Chance(50) ? 0 : (Chance(50) ? 1 : 5 * kGpn);
+        pq.max_fault_rate_ppm =
+            Chance(50) ? limits::kFaultRatePpmAny : static_cast<uint32_t>(m_rng.Below(500'001));
+        if (Chance(40)) pq.excluded = {m_h.Addr(kOwners[m_rng.Below(3)])};
+      }
       return m;
     }
     if (r < 8) {
@@ -413,6 +449,16 @@ class ModelRun {
     }
     if (r < 12) {
       sender = owner;
+      // Often just past what the open leases' penalties allow (234, or 206 below
+      // the minimum), or exactly up to it.
+      auto it = m_model.w.providers.find(m_h.Addr(owner));
+      if (it != m_model.w.providers.end() && Chance(40)) {
+        uint64_t keep = std::max(m_model.w.Promised(it->first), m_model.w.OpenLeases(it->first) > 0
+                                                                    ? limits::kProviderBondMinUgpn
+                                                                    : uint64_t{0});
+        if (it->second.bond > keep)
+          return codec::MsgProviderUnbond{it->second.bond - keep + (Chance(50) ? 1 : 0)};
+      }
       return codec::MsgProviderUnbond{Amount(150 * kGpn)};
     }
     if (r < 13) {
@@ -576,6 +622,8 @@ class ModelRun {
       MODEL_EQ(p.faults, mp.faults, who + "faults");
       MODEL_EQ(p.penalties_paid_ugpn, mp.penalties_paid, who + "penalties_paid");
       MODEL_EQ(p.penalties_unpaid_ugpn, mp.penalties_unpaid, who + "penalties_unpaid");
+      MODEL_EQ(p.earned_ugpn, mp.earned, who + "earned");
+      MODEL_EQ(p.promised_penalties_ugpn, w.Promised(a), who + "promised penalties");
       MODEL_EQ(p.heartbeat_deadline_ms, w.HeartbeatDeadline(a), who + "heartbeat deadline");
       if (mp.last_hb_ms != 0) MODEL_EQ(p.last_heartbeat_ms, mp.last_hb_ms, who + "last heartbeat");
 
@@ -630,6 +678,7 @@ class ModelRun {
       if (l.state == State::kClosed && !m_closed_checked.contains(id)) {
         m_closed_checked.insert(id);
         ++ends[static_cast<int>(l.end)];
+        reserved_charges += l.charge > 0;
       }
     }
     if (!Absent(keys::LeaseKey(w.next_lease))) return Fail("a lease only in the real state");
@@ -667,6 +716,7 @@ class ModelRun {
   std::set<uint64_t> m_closed_checked;
   std::set<uint64_t> m_done_orders;
   bool m_all_leases = false;
+  std::map<uint8_t, bool> m_down;  ///< provider daemons that are down now
   bool m_verbose = EnvU64("GPUNET_MODEL_VERBOSE", 0) != 0;
 };
 
@@ -690,6 +740,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
   std::map<int, uint64_t> ends;
   std::map<int, uint64_t> order_ends;
   uint64_t dry_bonds = 0;
+  uint64_t reserved_charges = 0;
   std::map<uint16_t, uint64_t> codes;
   for (uint64_t seed : seeds) {
     ModelRun run(seed, EnvU64("GPUNET_MODEL_BREAK", 0) != 0);
@@ -698,6 +749,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
     for (const auto& [c, n] : run.codes) codes[c] += n;
     for (const auto& [e, n] : run.order_ends) order_ends[e] += n;
     dry_bonds += run.dry_bonds;
+    reserved_charges += run.reserved_charges;
   }
   std::string mix;
   for (const auto& [c, n] : codes) mix += " " + std::to_string(c) + ":" + std::to_string(n);
@@ -705,17 +757,26 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
   for (const auto& [e, n] : ends) how += " " + std::to_string(e) + ":" + std::to_string(n);
   std::printf(
       "%zu seeds x %llu ops; receipt codes (code:count):%s; lease ends:%s; orders "
-      "awarded %llu, closed %llu; providers with a dry bond %llu\n",
+      "awarded %llu, closed %llu; providers with a dry bond %llu; reserved closes charged "
+      "%llu\n",
       seeds.size(), static_cast<unsigned long long>(ops), mix.c_str(), how.c_str(),
       static_cast<unsigned long long>(order_ends[2]),
-      static_cast<unsigned long long>(order_ends[3]), static_cast<unsigned long long>(dry_bonds));
+      static_cast<unsigned long long>(order_ends[3]), static_cast<unsigned long long>(dry_bonds),
+      static_cast<unsigned long long>(reserved_charges));
   // The mix must reach every way a lease ends, awards and dry bonds, or the
   // comparison proves little (checked on runs at least as long as the default one).
   if (seeds.size() * ops >= 20'000) {
     for (int e = 1; e <= 6; ++e) EXPECT_GT(ends[e], 0u) << "no lease ended with LeaseEnd " << e;
     EXPECT_GT(order_ends[2], 0u) << "no order was awarded";
     EXPECT_GT(order_ends[3], 0u) << "no order was closed";
-    EXPECT_GT(dry_bonds, 0u) << "no bond ran dry";
+    // The bond covers every open lease's penalty (issue 14): it never runs dry; the
+    // new refusals and the reservation charge are reached.
+    EXPECT_EQ(dry_bonds, 0u) << "a bond ran dry despite covering its open leases";
+    for (codec::TxCode c :
+         {codec::TxCode::kMarketBondUncovered, codec::TxCode::kMarketProviderUnqualified,
+          codec::TxCode::kMarketProviderOffline})
+      EXPECT_GT(codes[Code(c)], 0u) << "no tx failed with " << codec::TxCodeName(c);
+    EXPECT_GT(reserved_charges, 0u) << "no reserved lease was closed with a charge";
   }
 }
 

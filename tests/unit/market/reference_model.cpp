@@ -92,6 +92,20 @@ uint32_t World::MachinesOnSite(const Address& provider, uint32_t site) const {
   return n;
 }
 
+/// The fault penalty of a lease at `rate` (the floor included), written out again.
+static uint64_t PenaltyOf(uint64_t rate) {
+  u128 want = u128(rate) * limits::kFaultPenaltyHours;
+  uint64_t w = want > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(want);
+  return w < limits::kFaultPenaltyFloorUgpn ? limits::kFaultPenaltyFloorUgpn : w;
+}
+
+uint64_t World::Promised(const Address& provider) const {
+  u128 sum = 0;
+  for (const auto& [id, l] : leases)
+    if (l.provider == provider && l.state != State::kClosed) sum += PenaltyOf(l.rate);
+  return sum > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(sum);
+}
+
 uint64_t World::HeartbeatDeadline(const Address& provider) const {
   if (StartedLeases(provider) == 0) return 0;
   return providers.at(provider).last_hb_ms + limits::kHeartbeatTimeoutMs + 1;
@@ -109,9 +123,12 @@ unsigned __int128 World::Total() const {
   return t;
 }
 
-void Model::Pay(World& w, Lease& l, uint64_t amount) {
+void Model::Pay(World& w, Lease& l, uint64_t amount, bool service) {
   if (amount == 0) return;
-  const Provider& p = w.providers.at(l.provider);
+  Provider& p = w.providers.at(l.provider);
+  bool self = l.tenant == p.owner || l.tenant == p.op;
+  for (const auto& s : p.splits) self = self || s.payee == l.tenant;
+  if (service && !self) p.earned += amount;
   uint64_t given = 0;
   for (const auto& s : p.splits) {
     uint64_t share = static_cast<uint64_t>(u128(amount) * s.bp / 10'000);
@@ -122,6 +139,14 @@ void Model::Pay(World& w, Lease& l, uint64_t amount) {
   w.balances[p.owner] += amount - given;  // the remainder (dust) to the owner
   l.escrow -= amount;
   l.paid += amount;
+}
+
+uint16_t Model::Unqualified(const Provider& p, const codec::ProviderRequirements& q) {
+  if (In(q.excluded, p.owner) || p.bond < q.min_bond_ugpn || p.earned < q.min_earned_ugpn)
+    return C(TxCode::kMarketProviderUnqualified);
+  uint64_t history = p.completed + p.faults;
+  uint64_t ppm = history == 0 ? 0 : static_cast<uint64_t>(u128(p.faults) * 1'000'000 / history);
+  return ppm > q.max_fault_rate_ppm ? C(TxCode::kMarketProviderUnqualified) : 0;
 }
 
 bool Model::Admits(const Provider& p, const Address& tenant) {
@@ -152,15 +177,25 @@ uint16_t Model::Mismatch(const World& w, const Order& o, const Bid& b) const {
   return 0;
 }
 
-uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t now) {
+/// Whether the provider's bond covers its open leases' penalties plus a new lease's
+/// at `rate`: bond >= max(minimum, sum).
+static bool Covers(const World& w, const Address& provider, uint64_t rate) {
+  u128 sum = u128(w.Promised(provider)) + PenaltyOf(rate);
+  u128 need = sum < limits::kProviderBondMinUgpn ? limits::kProviderBondMinUgpn : sum;
+  return u128(w.providers.at(provider).bond) >= need;
+}
+
+uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_t now) {
   const Provider& p = w.providers.at(b.provider);
   if (!p.active) return C(TxCode::kMarketProviderInactive);
   if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
   if (!Admits(p, o.tenant)) return C(TxCode::kMarketNotAllowed);
+  if (uint16_t c = Unqualified(p, o.providers)) return c;
   if (uint16_t c = Mismatch(w, o, b)) return c;
   u128 rate = u128(b.price) * o.req.machines * o.req.gpus_per_machine;
   if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
   if (u128(o.deposit) < rate * limits::kMinDepositHours) return C(TxCode::kMarketDepositTooLow);
+  if (!Covers(w, b.provider, static_cast<uint64_t>(rate))) return C(TxCode::kMarketBondUncovered);
   for (uint32_t id : b.machines)
     if (w.FreeGpus(b.provider, id) < o.req.gpus_per_machine) return C(TxCode::kMarketNoCapacity);
   Lease l;
@@ -171,6 +206,7 @@ uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t now) {
   for (uint32_t id : b.machines) l.alloc.push_back({id, o.req.gpus_per_machine});
   l.rate = static_cast<uint64_t>(rate);
   l.start_deadline = now + limits::kLeaseStartTimeoutMs;
+  l.created_height = height;
   l.deposited = l.escrow = o.deposit;
   w.leases[l.id] = l;
   o.deposit = 0;
@@ -179,20 +215,38 @@ uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t now) {
   return 0;
 }
 
-void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms) {
+void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now) {
   const bool started = l.state == State::kStarted;
   // A settlement point before a withdrawal (a heartbeat fault after the operator
   // withdrew past its last heartbeat) pays nothing more; what was paid stays paid.
   if (started && AccruedAt(l, settle_ms) > l.paid) Pay(w, l, AccruedAt(l, settle_ms) - l.paid);
+  if (!started && end == End::kTenant && now < l.start_deadline) {
+    // Closing a reservation before its start deadline: max(10 minutes of the rate,
+    // floor), at most the escrow.
+    u128 held = u128(l.rate) * limits::kReservedCloseChargeMs / kHourMs;
+    u128 charge = held < limits::kReservedCloseChargeFloorUgpn
+                      ? u128(limits::kReservedCloseChargeFloorUgpn)
+                      : held;
+    l.charge = static_cast<uint64_t>(charge < l.escrow ? charge : u128(l.escrow));
+    Pay(w, l, l.charge, false);
+  }
   w.balances[l.tenant] += l.escrow;
   l.refunded += l.escrow;
   l.escrow = 0;
   Provider& p = w.providers.at(l.provider);
   if (end == End::kMissedStart || end == End::kMissedHb) {
-    u128 want128 = u128(l.rate) * limits::kFaultPenaltyHours;
-    uint64_t want = want128 > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(want128);
+    uint64_t want = PenaltyOf(l.rate);
     uint64_t pay = std::min(want, p.bond);
     p.bond -= pay;
+    // Then unbonding stake not yet matured, the latest release first.
+    for (size_t i = p.unbonding.size(); i > 0 && pay < want; --i) {
+      auto& [amount, release] = p.unbonding[i - 1];
+      if (release <= now) break;
+      uint64_t take = std::min(want - pay, amount);
+      amount -= take;
+      pay += take;
+    }
+    std::erase_if(p.unbonding, [](const auto& e) { return e.first == 0; });
     w.balances[l.tenant] += pay;
     l.penalty = pay;
     p.penalties_paid += pay;
@@ -255,6 +309,8 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     p.splits = ToSplits(m->payouts);
     p.active = true;
     p.bond += m->bond_ugpn;
+    p.last_hb_ms = now;  // registration counts as a heartbeat
+    p.last_hb_height = height;
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgProviderUpdate>(&msg)) {
@@ -301,6 +357,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (m->amount_ugpn > p.bond) return C(TxCode::kMarketInsufficientBond);
     if (w.OpenLeases(s) > 0 && p.bond - m->amount_ugpn < limits::kProviderBondMinUgpn)
       return C(TxCode::kMarketOpenLeases);
+    if (p.bond - m->amount_ugpn < w.Promised(s)) return C(TxCode::kMarketBondUncovered);
     if (p.unbonding.size() >= limits::kUnbondingEntriesMax) return C(TxCode::kMarketLimitReached);
     p.bond -= m->amount_ugpn;
     p.unbonding.push_back({m->amount_ugpn, now + limits::kBondUnbondingDelayMs});
@@ -407,6 +464,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     const Provider& p = w.providers.at(offer.provider);
     if (!p.active) return C(TxCode::kMarketProviderInactive);
     if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+    if (now > p.last_hb_ms + limits::kHeartbeatTimeoutMs) return C(TxCode::kMarketProviderOffline);
     if (!Admits(p, s)) return C(TxCode::kMarketNotAllowed);
     u128 rate = u128(offer.price) * m->machines * m->gpus_per_machine;
     if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
@@ -429,6 +487,8 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     }
     if (alloc.empty()) return C(TxCode::kMarketNoCapacity);
     if (!debit(s, m->deposit_ugpn)) return C(TxCode::kMarketInsufficientFunds);
+    if (!Covers(w, offer.provider, static_cast<uint64_t>(rate)))
+      return C(TxCode::kMarketBondUncovered);
     Lease l;
     l.id = w.next_lease++;
     l.tenant = s;
@@ -436,6 +496,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     l.alloc = alloc;
     l.rate = static_cast<uint64_t>(rate);
     l.start_deadline = now + limits::kLeaseStartTimeoutMs;
+    l.created_height = height;
     l.deposited = l.escrow = m->deposit_ugpn;
     w.leases[l.id] = l;
     return 0;
@@ -466,6 +527,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     o.max_price = m->max_price_ugpn_per_gpu_hour;
     o.deposit = m->deposit_ugpn;
     o.window_end = now + m->bid_window_ms;
+    o.providers = m->providers;
     w.orders[o.id] = o;
     return 0;
   }
@@ -490,6 +552,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (o->second.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
     if (now >= o->second.window_end) return C(TxCode::kMarketBidWindowClosed);
     if (!Admits(it->second, o->second.tenant)) return C(TxCode::kMarketNotAllowed);
+    if (uint16_t c = Unqualified(it->second, o->second.providers)) return c;
     for (const auto& [id, b] : w.bids)
       if (b.order == m->order_id && b.provider == m->provider)
         return C(TxCode::kMarketDuplicateBid);
@@ -509,7 +572,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     Order& o = w.orders.at(b->second.order);
     if (o.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
     if (o.tenant != s) return C(TxCode::kMarketNotParty);
-    return Award(w, o, b->second, now);
+    return Award(w, o, b->second, height, now);
   }
 
   // Messages on an existing lease.
@@ -525,8 +588,8 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (uint16_t c = open_lease(m->lease_id, l)) return c;
     Provider& p = w.providers.at(l->provider);
     if (!is_op(p)) return C(TxCode::kMarketNotOperator);
+    // Past the deadline but still reserved (the grace blocks): still accepted.
     if (l->state != State::kReserved) return C(TxCode::kMarketLeaseState);
-    if (now > l->start_deadline) return C(TxCode::kMarketLeaseState);
     l->state = State::kStarted;
     l->started = now;
     l->paid_until = PaidUntil(now, l->deposited, l->rate);
@@ -566,7 +629,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
       if (now < l->started + limits::kManifestTimeoutMs) return C(TxCode::kMarketTooEarly);
       end = End::kNoManifest;
     }
-    Close(w, *l, end, now);
+    Close(w, *l, end, now, now);
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgHeartbeat>(&msg)) {
@@ -619,7 +682,7 @@ void Model::EndBlock(uint64_t height, uint64_t now) {
       for (uint32_t id : b.machines)
         free = free && w.machines.contains({b.provider, id}) &&
                w.FreeGpus(b.provider, id) >= o.req.gpus_per_machine;
-      if (free && Award(w, o, b, now) == 0) {
+      if (free && Award(w, o, b, height, now) == 0) {
         awarded = true;
         break;
       }
@@ -632,7 +695,9 @@ void Model::EndBlock(uint64_t height, uint64_t now) {
   }
   // Faults: missed starts, earliest deadline first (ids grow with creation time).
   for (auto& [id, l] : w.leases)
-    if (l.state == State::kReserved && l.start_deadline <= now) Close(w, l, End::kMissedStart, now);
+    if (l.state == State::kReserved && l.start_deadline <= now &&
+        height > l.created_height + limits::kHeartbeatGraceBlocks)
+      Close(w, l, End::kMissedStart, now, now);
   // Faults: silent providers, ordered by (deadline, owner).
   std::vector<std::pair<uint64_t, Address>> silent;
   for (const auto& [owner, p] : w.providers) {
@@ -647,7 +712,7 @@ void Model::EndBlock(uint64_t height, uint64_t now) {
     for (auto& [id, l] : w.leases)
       if (l.provider == owner && l.state == State::kStarted)
         Close(w, l, l.paid_until <= last ? End::kExpired : End::kMissedHb,
-              std::max(last, l.started));
+              std::max(last, l.started), now);
   }
   // Expiries: settled at paid_until exactly, in (paid_until, id) order.
   std::vector<std::pair<uint64_t, uint64_t>> due;
@@ -656,7 +721,7 @@ void Model::EndBlock(uint64_t height, uint64_t now) {
   std::sort(due.begin(), due.end());
   for (const auto& [t, id] : due) {
     Lease& l = w.leases.at(id);
-    Close(w, l, End::kExpired, l.paid_until);
+    Close(w, l, End::kExpired, l.paid_until, now);
   }
 }
 

@@ -13,6 +13,11 @@
 // (price, fault rate, bid id; capacity; refund when none), missed starts, missed
 // heartbeats (timeout + grace blocks) with bond penalties, and expiries.
 // Provider policy (allow/deny lists) applies to LeaseCreate, bids and awards.
+// Issue 14: the bond covers the open leases' penalties (max(minimum, sum)), penalty
+// floor, penalties drawn from unmatured unbonding after the bond, the order's
+// provider requirements (bond, earnings from others, fault rate, exclusions), the
+// missed-start grace in blocks, leasing only from a provider heard from within the
+// heartbeat timeout (registration counts), the charge for closing a reserved lease.
 // NOT covered: attestations and attribute requirements, MsgSend, and the per-block work budget (the
 // test stays far below kEndBlockWorkMax).
 #pragma once
@@ -49,6 +54,7 @@ struct Provider {
   uint64_t faults = 0;
   uint64_t penalties_paid = 0;
   uint64_t penalties_unpaid = 0;
+  uint64_t earned = 0;  ///< paid for GPU time by tenants other than owner, operator, payees
 };
 
 struct Machine {
@@ -71,6 +77,7 @@ struct Order {
   OrderState state = OrderState::kOpen;
   uint32_t bids = 0;
   uint64_t lease = 0;
+  codec::ProviderRequirements providers;
 };
 
 struct Bid {
@@ -111,6 +118,8 @@ struct Lease {
   uint64_t paid = 0;
   uint64_t refunded = 0;
   uint64_t penalty = 0;
+  uint64_t charge = 0;  ///< paid to the provider when the tenant closed it reserved
+  uint64_t created_height = 0;
   End end = End::kNone;
 };
 
@@ -136,6 +145,8 @@ struct World {
   uint32_t StartedLeases(const Address& provider) const;
   uint32_t OpenOffers(const Address& provider) const;
   uint32_t MachinesOnSite(const Address& provider, uint32_t site) const;
+  /// Sum over the provider's open leases of max(rate x penalty hours, floor).
+  uint64_t Promised(const Address& provider) const;
   /// last_hb + timeout + 1 while the provider has started leases, else 0.
   uint64_t HeartbeatDeadline(const Address& provider) const;
   /// Every ugpn: balances + bonds + unbonding + escrow + fees.
@@ -160,15 +171,19 @@ class Model {
   uint16_t Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height, uint64_t now);
   /// Providers whose heartbeat fault fires at (height, now), by (deadline, owner).
   std::vector<std::pair<uint64_t, Address>> Silent(uint64_t height, uint64_t now) const;
-  void Close(World& w, Lease& l, End end, uint64_t settle_ms);
+  void Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now);
   /// Whether the provider's policy admits `tenant`.
   static bool Admits(const Provider& p, const Address& tenant);
   /// 0 when the bid's machines meet the order now, else 210 or 224.
   uint16_t Mismatch(const World& w, const Order& o, const Bid& b) const;
   /// Awards `o` to `b` (lease at the bid's price on its machines, funded by the
   /// order's deposit) or the code that refuses it; nothing changes on refusal.
-  uint16_t Award(World& w, Order& o, const Bid& b, uint64_t now);
-  void Pay(World& w, Lease& l, uint64_t amount);
+  uint16_t Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_t now);
+  /// Pays `amount` of the lease's escrow by the splits; `service`: for GPU time
+  /// (counts in the provider's earnings unless the tenant is the provider itself).
+  void Pay(World& w, Lease& l, uint64_t amount, bool service = true);
+  /// 0 when the provider meets the order's provider requirements, else 235.
+  static uint16_t Unqualified(const Provider& p, const codec::ProviderRequirements& q);
 };
 
 }  // namespace gpunet::market::model

@@ -367,7 +367,7 @@ TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
   SetUpProvider(h);
   uint64_t tenant0 = h.Balance(kTenant);
   uint64_t lease = Lease(h, CreateOffer(h), 1, 4, 100 * kGpn);
-  h.Advance(limits::kLeaseStartTimeoutMs - 1);
+  h.Advance(limits::kLeaseStartTimeoutMs - 1, limits::kHeartbeatGraceBlocks + 1);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kReserved);
   h.Advance(1);
   auto l = h.GetLease(lease);
@@ -381,24 +381,38 @@ TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
   EXPECT_EQ(h.GetMachine(kOwner, 1).free_gpus, 8u);
 }
 
-TEST(Faults, ABondRunningDryPaysWhatItHasAndBlocksTheProvider) {
+// Issue 14: what used to be "a bond running dry" (a 400 GPN penalty on a 100 GPN
+// bond, mostly written off) can no longer happen: the lease is refused until the
+// bond covers it, and then the whole penalty is paid.
+TEST(Faults, ALeaseTheBondCannotCoverIsRefusedAndAFaultIsPaidInFull) {
   Harness h;
   SetUpProvider(h);
   ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond - limits::kProviderBondMinUgpn}), 0);
   // Penalty (one hour at 8 x 50 GPN) is 400 GPN, the bond 100 GPN.
   uint64_t offer = CreateOffer(h, kOwner, 50 * kGpn);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 8, 400 * kGpn, {}}),
+            Code(TxCode::kMarketBondUncovered));
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderBond{300 * kGpn}), 0);
+  uint64_t tenant0 = h.Balance(kTenant);
   uint64_t lease = Lease(h, offer, 1, 8, 400 * kGpn);
-  h.Advance(limits::kLeaseStartTimeoutMs);
+  ASSERT_NE(lease, 0u);
+  EXPECT_EQ(h.GetProvider(kOwner).promised_penalties_ugpn, 400 * kGpn);
+  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
   auto l = h.GetLease(lease);
-  EXPECT_EQ(l.penalty_ugpn, limits::kProviderBondMinUgpn);
+  EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
+  EXPECT_EQ(l.penalty_ugpn, 400 * kGpn);
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee + 400 * kGpn);  // deposit back + penalty
   auto p = h.GetProvider(kOwner);
   EXPECT_EQ(p.bond_ugpn, 0u);
-  EXPECT_EQ(p.penalties_unpaid_ugpn, 400 * kGpn - limits::kProviderBondMinUgpn);
+  EXPECT_EQ(p.penalties_unpaid_ugpn, 0u);
+  EXPECT_EQ(p.promised_penalties_ugpn, 0u);
+  // Below the minimum now: out of business until it bonds again.
   EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 1, 100 * kGpn, {}}),
             Code(TxCode::kMarketBondTooLow));
   EXPECT_EQ(h.Tx(kOperator, codec::MsgOfferCreate{h.Addr(kOwner), "H100", 0, 1, {}}),
             Code(TxCode::kMarketBondTooLow));
   ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderBond{limits::kProviderBondMinUgpn}), 0);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
   EXPECT_NE(Lease(h, offer, 1, 1, 100 * kGpn), 0u);
 }
 
@@ -510,7 +524,7 @@ TEST(Orders, TiesGoToTheLowerFaultRateThenTheEarlierBid) {
   SetUpProvider(h, kOwner2);
   // Give kOwner a fault: a missed start.
   ASSERT_NE(Lease(h, CreateOffer(h, kOwner), 1, 1, 100 * kGpn), 0u);
-  h.Advance(limits::kLeaseStartTimeoutMs);
+  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
   ASSERT_EQ(h.GetProvider(kOwner).faults, 1u);
   uint64_t order = CreateOrder(h, Order(1, 1));
   Bid(h, kOwner, order, kPrice, {1});   // earlier, but faulty
@@ -676,6 +690,34 @@ TEST(Invariants, TheCheckerCatchesLostMoneyAndGpus) {
   EXPECT_NE(broken.error().message.find("!= inventory"), std::string::npos);
 }
 
+TEST(Invariants, TheCheckerCatchesAnUncoveredBondAndAWrongPromise) {
+  Harness h;
+  SetUpProvider(h);
+  ASSERT_NE(Lease(h, CreateOffer(h, kOwner, 50 * kGpn), 1, 8, 400 * kGpn), 0u);
+  ASSERT_TRUE(state::CheckInvariants(h.Db()));
+  const auto p = h.GetProvider(kOwner);
+  ASSERT_EQ(p.promised_penalties_ugpn, 400 * kGpn);
+  // The sum kept on the provider must equal its open leases' penalties.
+  auto wrong = p;
+  wrong.promised_penalties_ugpn -= 1;
+  h.Db().Put(keys::ProviderKey(h.Addr(kOwner)), Encode(wrong));
+  auto broken = state::CheckInvariants(h.Db());
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("promised_penalties"), std::string::npos);
+  // A bond below the promise (the difference moved to the owner: money is conserved).
+  auto thin = p;
+  thin.bond_ugpn = 400 * kGpn - 1;
+  h.Db().Put(keys::ProviderKey(h.Addr(kOwner)), Encode(thin));
+  auto owner = h.Db().GetAccount(h.Addr(kOwner));
+  ASSERT_TRUE(owner);
+  owner->balance_ugpn += p.bond_ugpn - thin.bond_ugpn;
+  h.Db().PutAccount(h.Addr(kOwner), *owner);
+  broken = state::CheckInvariants(h.Db());
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("below the open leases' penalties"), std::string::npos)
+      << broken.error().message;
+}
+
 // ---------------------------------------------------------------- limits
 
 TEST(Limits, SitesPerProvider) {
@@ -749,6 +791,218 @@ TEST(EndBlock, WorkOverTheLimitCarriesOverWithExactAccrual) {
     EXPECT_EQ(l.paid_ugpn, 3u) << id;  // settled at paid_until, not later
     EXPECT_EQ(l.end, LeaseEnd::kExpired);
   }
+}
+
+// ---------------------------------------------------------------- issue 14: bonds and attacks
+
+/// Starts `lease` now, lets an hour pass in one block (no grace lost) and withdraws.
+void StartHourWithdraw(Harness& h, uint64_t lease) {
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  h.Advance(kHour);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{lease}), 0);
+}
+
+TEST(Bonds, TheBondMustCoverEveryOpenLeasesPenalty) {
+  Harness h;
+  SetUpProvider(h);
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond - limits::kProviderBondMinUgpn}), 0);
+  // 2 GPUs at 25 GPN: penalty 50 GPN a lease; the 100 GPN bond covers two.
+  uint64_t offer = CreateOffer(h, kOwner, 25 * kGpn);
+  uint64_t first = Lease(h, offer, 1, 2, 100 * kGpn);
+  ASSERT_NE(first, 0u);
+  ASSERT_NE(Lease(h, offer, 1, 2, 100 * kGpn), 0u);
+  EXPECT_EQ(h.GetProvider(kOwner).promised_penalties_ugpn, 100 * kGpn);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 2, 100 * kGpn, {}}),
+            Code(TxCode::kMarketBondUncovered));
+  // The award path is held to the same rule.
+  auto m = Order(1, 2, 25 * kGpn);
+  uint64_t order = CreateOrder(h, m);
+  uint64_t bid = Bid(h, kOwner, order, 25 * kGpn, {2});
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgBidAccept{bid}), Code(TxCode::kMarketBondUncovered));
+  // Bonding more makes room; unbonding may not take it back while leases are open.
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderBond{50 * kGpn}), 0);
+  ASSERT_NE(Lease(h, offer, 1, 2, 100 * kGpn), 0u);
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{1}), Code(TxCode::kMarketBondUncovered));
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{first, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).promised_penalties_ugpn, 100 * kGpn);
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{50 * kGpn + 1}),
+            Code(TxCode::kMarketOpenLeases));  // below the minimum
+  EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{50 * kGpn}), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, 100 * kGpn);
+}
+
+TEST(Bonds, PenaltiesDrawOnUnbondingStakeUntilItMatures) {
+  Provider p;
+  p.bond_ugpn = 30;
+  p.unbonding = {{100, 1000}, {50, 2000}};
+  PenaltyDraw d = DrawPenalty(p, 100, 500);
+  EXPECT_EQ(d.from_bond_ugpn, 30u);
+  EXPECT_EQ(d.from_unbonding_ugpn, 70u);  // 50 of the latest entry, then 20
+  EXPECT_EQ(d.unpaid_ugpn, 0u);
+  EXPECT_EQ(p.bond_ugpn, 0u);
+  EXPECT_EQ(p.unbonding, (std::vector<Unbonding>{{80, 1000}}));
+  // Matured stake is the owner's: not touched.
+  d = DrawPenalty(p, 200, 1000);
+  EXPECT_EQ(d.Paid(), 0u);
+  EXPECT_EQ(d.unpaid_ugpn, 200u);
+  EXPECT_EQ(p.unbonding, (std::vector<Unbonding>{{80, 1000}}));
+}
+
+TEST(Faults, AProviderThatWinsAt1UgpnAndNeverStartsLosesMoreThanTheTenantPaid) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t tenant0 = h.Balance(kTenant);
+  uint64_t order = CreateOrder(h, Order(1, 1));
+  Bid(h, kOwner, order, 1, {1});
+  h.Advance(60'000);
+  uint64_t lease = h.GetOrder(order).lease_id;
+  ASSERT_NE(lease, 0u);
+  EXPECT_EQ(h.GetLease(lease).rate_ugpn_per_hour, 1u);
+  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
+  EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
+  // The tenant paid one fee and waited; the provider paid the floor.
+  EXPECT_GT(h.Balance(kTenant), tenant0);
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee + limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond - limits::kFaultPenaltyFloorUgpn);
+}
+
+TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn);
+  // The chain halts past the deadline and resumes: one block, no fault yet...
+  h.Advance(2 * limits::kLeaseStartTimeoutMs);
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kReserved);
+  // ...and the provider's start in the next block is accepted.
+  h.BeginBlock(1000);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  h.EndBlock();
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+  // A provider that stays silent faults once the grace blocks have passed too.
+  uint64_t silent = Lease(h, offer, 1, 1, 100 * kGpn);
+  uint64_t late = Lease(h, offer, 1, 1, 100 * kGpn);
+  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks);
+  EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);  // deadline, not the grace
+  // A tenant giving up on a provider past its start deadline pays no charge.
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{late, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(late).paid_ugpn, 0u);
+  EXPECT_EQ(h.GetLease(late).refunded_ugpn, 100 * kGpn);
+  h.Advance(1);
+  EXPECT_EQ(h.GetLease(silent).end, LeaseEnd::kMissedStart);
+}
+
+TEST(Offers, AnOfferOfAProviderThatWentAwayCannotBeLeased) {
+  Harness h;
+  SetUpProvider(h);  // registration counts as the first heartbeat
+  uint64_t offer = CreateOffer(h);
+  h.Advance(limits::kHeartbeatTimeoutMs);
+  EXPECT_NE(Lease(h, offer, 1, 1, 100 * kGpn), 0u);  // within the timeout
+  h.Advance(1);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 1, 100 * kGpn, {}}),
+            Code(TxCode::kMarketProviderOffline));
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  EXPECT_NE(Lease(h, offer, 1, 1, 100 * kGpn), 0u);
+}
+
+TEST(Leases, ClosingAReservedLeaseChargesTheTenantForTheHeldCapacity) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t lease = Lease(h, offer, 1, 6, 100 * kGpn);  // 12 GPN per hour
+  uint64_t tenant0 = h.Balance(kTenant), owner0 = h.Balance(kOwner),
+           investor0 = h.Balance(kInvestor);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+  const uint64_t charge = Accrued(12 * kGpn, limits::kReservedCloseChargeMs);  // 2 GPN
+  EXPECT_EQ(charge, 2 * kGpn);
+  EXPECT_EQ(h.EventAttr("market.lease_closed", "charge_ugpn"), std::to_string(charge));
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.paid_ugpn, charge);
+  EXPECT_EQ(l.refunded_ugpn, 100 * kGpn - charge);
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee + 100 * kGpn - charge);
+  EXPECT_EQ(h.Balance(kOwner) - owner0 + h.Balance(kInvestor) - investor0, charge);
+  auto p = h.GetProvider(kOwner);
+  EXPECT_EQ(p.earned_ugpn, 0u);  // a charge is not GPU time sold
+  EXPECT_EQ(p.faults, 0u);
+  EXPECT_EQ(p.leases_completed, 0u);
+  // A cheap lease pays the floor; a tiny one at most its escrow.
+  uint64_t cheap_offer = CreateOffer(h, kOwner, 3);
+  uint64_t cheap = Lease(h, cheap_offer, 1, 1, kGpn);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{cheap, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(cheap).paid_ugpn, limits::kReservedCloseChargeFloorUgpn);
+  uint64_t tiny = Lease(h, cheap_offer, 1, 1, 3);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{tiny, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(tiny).paid_ugpn, 3u);
+  // The provider walking away from a reservation refunds it all (and takes a fault).
+  uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(dropped).refunded_ugpn, 100 * kGpn);
+  // A started lease closed by the tenant pays what accrued, no charge.
+  uint64_t run = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{run}), 0);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{run, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(run).paid_ugpn, 0u);
+}
+
+TEST(Orders, ProviderRequirementsFilterBidsAndAwards) {
+  Harness h;
+  SetUpProvider(h, kOwner);
+  SetUpProvider(h, kOwner2);
+  auto bid = [&](uint8_t owner, uint64_t order) {
+    return h.Tx(kOperator, codec::MsgBidCreate{h.Addr(owner), order, kPrice, {1}});
+  };
+  auto m = Order(1, 1);
+  m.providers.excluded = {h.Addr(kOwner)};
+  uint64_t order = CreateOrder(h, m);
+  EXPECT_EQ(bid(kOwner, order), Code(TxCode::kMarketProviderUnqualified));
+  EXPECT_EQ(bid(kOwner2, order), 0);
+  m = Order(1, 1);
+  m.providers.min_bond_ugpn = kBond + 1;
+  order = CreateOrder(h, m);
+  EXPECT_EQ(bid(kOwner, order), Code(TxCode::kMarketProviderUnqualified));
+  // Earnings count only what OTHER tenants paid: kOwner renting its own GPUs (a
+  // lease count could be farmed that way) earns nothing towards the requirement.
+  uint64_t self_lease = Lease(h, CreateOffer(h, kOwner), 1, 1, 100 * kGpn, kOwner);
+  uint64_t real_lease = Lease(h, CreateOffer(h, kOwner2), 1, 1, 100 * kGpn, kTenant);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{self_lease}), 0);
+  StartHourWithdraw(h, real_lease);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{self_lease}), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).earned_ugpn, 0u);
+  EXPECT_EQ(h.GetProvider(kOwner2).earned_ugpn, kPrice);
+  m = Order(1, 1);
+  m.providers.min_earned_ugpn = kPrice;
+  order = CreateOrder(h, m);
+  EXPECT_EQ(bid(kOwner, order), Code(TxCode::kMarketProviderUnqualified));
+  EXPECT_EQ(bid(kOwner2, order), 0);
+  // A fault rate over the maximum.
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{self_lease, codec::CloseReason::kNormal}), 0);
+  ASSERT_EQ(h.GetProvider(kOwner).faults, 1u);  // a provider close is a fault
+  m = Order(1, 1);
+  m.providers.max_fault_rate_ppm = 0;
+  order = CreateOrder(h, m);
+  EXPECT_EQ(bid(kOwner, order), Code(TxCode::kMarketProviderUnqualified));
+  EXPECT_EQ(bid(kOwner2, order), 0);
+}
+
+TEST(Orders, TheAwardChecksTheProviderRequirementsAgain) {
+  Harness h;
+  SetUpProvider(h, kOwner);
+  SetUpProvider(h, kOwner2);
+  auto m = Order(1, 1);
+  m.providers.min_bond_ugpn = kBond;
+  uint64_t order = CreateOrder(h, m);
+  uint64_t cheap = Bid(h, kOwner, order, kPrice - 1, {1});
+  Bid(h, kOwner2, order, kPrice, {1});
+  // The cheaper provider unbonds below the order's minimum before the window ends.
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{1}), 0);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgBidAccept{cheap}), Code(TxCode::kMarketProviderUnqualified));
+  h.Advance(60'000);
+  auto o = h.GetOrder(order);
+  EXPECT_EQ(o.state, OrderState::kAwarded);
+  EXPECT_EQ(h.GetLease(o.lease_id).provider, h.Addr(kOwner2));
 }
 
 }  // namespace
