@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -238,6 +239,17 @@ base::Status CheckParent(const struct stat& st, const std::string& path) {
   return base::Ok();
 }
 
+/// A link in the state dir's path: refused, naming the real path to give instead.
+std::unexpected<base::Error> LinkInPath(const std::string& link, const std::string& state_dir) {
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(state_dir.c_str(), nullptr),
+                                                   &std::free);
+  return Fail(ErrorCode::kPermissionDenied,
+              link + ", in the path of the sandbox state dir " + Printable(state_dir) +
+                  ", is a symbolic link; the root supervisor acts on the state dir by path, so "
+                  "it is never reached through links: give the real path" +
+                  (real ? std::string(": ") + Printable(real.get()) : std::string()));
+}
+
 /// Opens `name` in `dir_fd` as a directory, never following a link, and checks it.
 base::Result<UniqueFd> OpenCheckedDir(int dir_fd, const std::string& name, const std::string& path,
                                       Create create) {
@@ -275,22 +287,31 @@ base::Result<StateDir> StateDir::Open(const std::string& state_dir, Create creat
   if (!p.is_absolute() || name.empty() || name == "." || name == "..")
     return Fail(ErrorCode::kInvalidArgument, "the sandbox state dir '" + Printable(state_dir) +
                                                  "' must be an absolute path to a directory");
-  // The parents are resolved (a link such as /var/run -> /run is root's to make), then
-  // walked again one component at a time, each checked on the fd that was opened.
-  std::unique_ptr<char, decltype(&std::free)> real(::realpath(p.parent_path().c_str(), nullptr),
-                                                   &std::free);
-  if (!real && errno == ENOENT)
-    return Fail(ErrorCode::kNotFound,
-                "the parent of the sandbox state dir " + state_dir + " does not exist");
-  if (!real) return ErrnoFail("the parent of the sandbox state dir " + state_dir, errno);
+  // The path is walked as given, one component at a time with O_NOFOLLOW, each checked
+  // on the fd that was opened. A link anywhere in it is refused rather than resolved:
+  // the supervisor and Remove later act on the path as a string (mount, mkfs, rm -r),
+  // and whoever may write the directory holding a link could re-point it.
   UniqueFd dir(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!dir.Valid()) return ErrnoFail("open /", errno);
   std::string walked;
-  for (const auto& part : std::filesystem::path(real.get())) {
+  std::optional<base::Error> parent_error;
+  for (const auto& part : p.parent_path()) {
     if (part == "/") {
       walked = "/";
     } else {
       walked += (walked == "/" ? "" : "/") + part.string();
+      if (part == "." || part == "..")
+        return Fail(ErrorCode::kInvalidArgument,
+                    "the sandbox state dir '" + Printable(state_dir) +
+                        "' has a '.' or '..' component: give it without them");
+      struct stat lst {};
+      if (::fstatat(dir.Get(), part.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+          return Fail(ErrorCode::kNotFound, walked + ", above the sandbox state dir " +
+                                                Printable(state_dir) + ", does not exist");
+        return ErrnoFail("stat " + walked, errno);
+      }
+      if (S_ISLNK(lst.st_mode)) return LinkInPath(walked, state_dir);
       UniqueFd next(
           ::openat(dir.Get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!next.Valid()) return ErrnoFail("open " + walked, errno);
@@ -298,8 +319,14 @@ base::Result<StateDir> StateDir::Open(const std::string& state_dir, Create creat
     }
     struct stat st {};
     if (::fstat(dir.Get(), &st) != 0) return ErrnoFail("fstat " + walked, errno);
-    GPUNET_TRY(CheckParent(st, walked));
+    // Swapped for a link between fstatat and openat: O_PATH | O_NOFOLLOW opened the link.
+    if (S_ISLNK(st.st_mode)) return LinkInPath(walked, state_dir);
+    // A link further down is reported before a parent others control: its fix (the
+    // real path) is the one to give.
+    if (auto checked = CheckParent(st, walked); !checked && !parent_error)
+      parent_error = checked.error();
   }
+  if (parent_error) return std::unexpected(*parent_error);
   auto fd = OpenCheckedDir(dir.Get(), name, state_dir, create);
   if (!fd) return std::unexpected(fd.error());
   return StateDir(std::move(*fd), state_dir);

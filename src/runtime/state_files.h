@@ -48,9 +48,10 @@ enum class Create : uint8_t {
 /// read and written by name, never through a link.
 class StateDir {
  public:
-  /// Opens the state dir. Every directory above it (after resolving the links of
-  /// those parents) must belong to root or to us and be writable by nobody else
-  /// unless it is sticky (as /tmp): otherwise its owner could swap the state dir.
+  /// Opens the state dir. Its path must hold no symbolic link (kPermissionDenied
+  /// naming the real path: the supervisor later acts on the path as a string), and
+  /// every directory above it must belong to root or to us and be writable by nobody
+  /// else unless it is sticky (as /tmp): otherwise its owner could swap the state dir.
   static base::Result<StateDir> Open(const std::string& state_dir, Create create);
   /// A subdirectory (runs/, a run dir) under the same rules.
   base::Result<StateDir> Sub(const std::string& name, Create create) const;

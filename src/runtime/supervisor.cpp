@@ -231,28 +231,16 @@ base::Status Supervisor::Prepare() {
         "/tmp are a plain directory without a size limit";
     m_unenforced.push_back(why);
     Log("NOT ENFORCED: " + why);
-    if (::mkdir(fs.c_str(), 0711) != 0) return ErrnoFail("mkdir " + fs, errno);
+    auto made = m_run.Sub(state::kFsDir, state::Create::kNew);
+    if (!made) return std::unexpected(made.error());
   } else {
     return Fail(ErrorCode::kUnsupported,
                 "disk quota needs mkfs.ext4 (e2fsprogs), mount and /dev/loop-control");
   }
-  for (const char* d : {"work", "outputs", "tmp"}) {
-    std::string p = fs + "/" + d;
-    if (::mkdir(p.c_str(), 0700) != 0) return ErrnoFail("mkdir " + p, errno);
-    if (::chown(p.c_str(), u, u) != 0) return ErrnoFail("chown " + p, errno);
-  }
-  const std::string etc = m_run_dir + "/etc";
-  if (::mkdir(etc.c_str(), 0711) != 0 && errno != EEXIST) return ErrnoFail("mkdir " + etc, errno);
-  const std::string us = std::to_string(u);
-  GPUNET_TRY(WriteStringToFile(
-      etc + "/passwd",
-      "root:x:0:0:root:/:/usr/sbin/nologin\ngpunet:x:" + us + ":" + us +
-          ":workload:/work:/bin/sh\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n"));
-  GPUNET_TRY(
-      WriteStringToFile(etc + "/group", "root:x:0:\ngpunet:x:" + us + ":\nnogroup:x:65534:\n"));
-  GPUNET_TRY(WriteStringToFile(etc + "/hosts", "127.0.0.1 localhost gpunet\n::1 localhost\n"));
-  GPUNET_TRY(WriteStringToFile(etc + "/resolv.conf", SandboxResolvConf(m_spec.network)));
-  return base::Ok();
+  auto fs_dir = m_run.Sub(state::kFsDir, state::Create::kNo);
+  if (!fs_dir) return std::unexpected(fs_dir.error());
+  GPUNET_TRY(MakeWorkloadDirs(*fs_dir, u));
+  return WriteSandboxEtc(m_run, u, SandboxResolvConf(m_spec.network));
 }
 
 base::Status Supervisor::Launch() {
