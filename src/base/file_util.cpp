@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "base/check.h"
@@ -222,6 +223,50 @@ Status MakeDirectory(const std::string& path, mode_t mode) {
   const int err = errno;
   ::close(fd);
   if (rc != 0) return std::unexpected(Errno(err, "cannot set the mode of " + path));
+  return Ok();
+}
+
+Status CheckParentDirectory(const struct stat& st, const std::string& path,
+                            std::string_view below) {
+  const uid_t euid = ::geteuid();
+  const std::string us = euid == 0 ? "root" : "uid " + std::to_string(euid);
+  if (st.st_uid != 0 && st.st_uid != euid)
+    return Fail(ErrorCode::kPermissionDenied,
+                path + ", above " + std::string(below) + ", is owned by uid " +
+                    std::to_string(st.st_uid) + ", who could replace what is below it: chown " +
+                    (euid == 0 ? std::string("root") : std::to_string(euid)) + " " + path +
+                    ", or put it under directories only " + us + " or root can write");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Fail(ErrorCode::kPermissionDenied,
+                path + ", above " + std::string(below) + ", is writable by group or others (mode " +
+                    mode + ") and not sticky, so they could replace what is below it: chmod go-w " +
+                    path + ", or put it under directories only " + us + " or root can write");
+  }
+  return Ok();
+}
+
+Status MakeParentDirectories(const std::string& path, mode_t mode, std::string_view below) {
+  GPUNET_CHECK(!path.empty() && path[0] == '/');
+  std::string walked;
+  for (const auto& part : std::filesystem::path(path).parent_path()) {
+    if (part == "/")
+      walked = "/";
+    else
+      walked += (walked == "/" ? "" : "/") + part.string();
+    struct stat st {};
+    if (::stat(walked.c_str(), &st) != 0) {
+      if (errno != ENOENT) return std::unexpected(Errno(errno, "cannot stat " + walked));
+      GPUNET_TRY(MakeDirectory(walked, mode));
+      if (::stat(walked.c_str(), &st) != 0)
+        return std::unexpected(Errno(errno, "cannot stat " + walked));
+    }
+    if (!S_ISDIR(st.st_mode))
+      return Fail(ErrorCode::kIo,
+                  walked + ", above " + std::string(below) + ", exists and is not a directory");
+    GPUNET_TRY(CheckParentDirectory(st, walked, below));
+  }
   return Ok();
 }
 

@@ -288,15 +288,15 @@ base::Result<InitResult> InitHome(const InitOptions& o) {
                                                " already exists: this home is initialised; "
                                                "start it with `gpunet node --home " +
                                                o.home + "` or pick another --home");
-  // The home and its folders are the operator's alone, 0700 whatever the umask:
-  // under umask 0, create_directories would let anyone swap the validator seed.
+  // The home and its folders are the operator's alone, 0700 whatever the umask. Its
+  // missing parents are made 0755 (under umask 0 they would be 0777), and no parent
+  // may be one that others could use to swap the home, validator seed and all.
   std::string home = o.home;
   while (home.size() > 1 && home.back() == '/') home.pop_back();
-  if (const fs::path parent = fs::path(home).parent_path(); !parent.empty()) {
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) return Fail(ErrorCode::kIo, "cannot create " + parent.string() + ": " + ec.message());
-  }
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(home, ec);
+  if (ec) return Fail(ErrorCode::kIo, "cannot resolve --home " + home + ": " + ec.message());
+  GPUNET_TRY(base::MakeParentDirectories(absolute.string(), 0755, "the node home " + home));
   GPUNET_TRY(base::MakeDirectory(home, 0700));
   GPUNET_TRY(base::MakeDirectory(config_dir, 0700));
   GPUNET_TRY(base::MakeDirectory(o.home + "/data", 0700));

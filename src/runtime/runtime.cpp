@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "base/file_util.h"
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
 #include "runtime/network.h"
@@ -82,12 +83,9 @@ base::Result<state::StateDir> OpenRun(const RuntimeOptions& options, const std::
 /// Creates <state_dir>/runs/<id> (and what is missing above it), checked all the way.
 base::Result<state::StateDir> MakeRunDir(const std::string& state_dir, const std::string& id) {
   // The default state dir (/var/lib/gpunet/sandbox) may not have a parent yet on a
-  // fresh host; parents get the umask's mode (searchable, as bwrap needs).
-  std::error_code mkdir_error;
-  std::filesystem::create_directories(std::filesystem::path(state_dir).parent_path(), mkdir_error);
-  if (mkdir_error)
-    return Fail(ErrorCode::kIo, "creating the parent of the sandbox state dir " + state_dir + ": " +
-                                    mkdir_error.message());
+  // fresh host: parents are made 0755 whatever the umask (searchable, as bwrap needs;
+  // writable by root alone, so nobody can swap the state dir).
+  GPUNET_TRY(base::MakeParentDirectories(state_dir, 0755, "the sandbox state dir"));
   auto root = state::StateDir::Open(state_dir, state::Create::kIfMissing);
   if (!root) return std::unexpected(root.error());
   auto runs = root->Sub(state::kRunsDir, state::Create::kIfMissing);

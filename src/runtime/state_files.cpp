@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
+#include "base/file_util.h"
 
 namespace gpunet::runtime::state {
 
@@ -221,24 +222,6 @@ base::Status CheckOwned(const struct stat& st, const std::string& path) {
   return base::Ok();
 }
 
-/// A directory above the state dir: its owner (or anyone who may write it) could
-/// rename the state dir away and put another in its place. Sticky dirs (/tmp) let
-/// nobody rename an entry they do not own.
-base::Status CheckParent(const struct stat& st, const std::string& path) {
-  const uid_t euid = ::geteuid();
-  if (st.st_uid != 0 && st.st_uid != euid)
-    return Fail(ErrorCode::kPermissionDenied,
-                path + ", above the sandbox state dir, is owned by uid " +
-                    std::to_string(st.st_uid) + ", who could replace the state dir: chown root " +
-                    path + ", or put the state dir under directories only root can write");
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
-    return Fail(ErrorCode::kPermissionDenied,
-                path + ", above the sandbox state dir, is writable by group or others (mode " +
-                    Octal(st.st_mode) + ") and not sticky: chmod go-w " + path +
-                    ", or put the state dir under directories only root can write");
-  return base::Ok();
-}
-
 /// A link in the state dir's path: refused, naming the real path to give instead.
 std::unexpected<base::Error> LinkInPath(const std::string& link, const std::string& state_dir) {
   std::unique_ptr<char, decltype(&std::free)> real(::realpath(state_dir.c_str(), nullptr),
@@ -323,7 +306,8 @@ base::Result<StateDir> StateDir::Open(const std::string& state_dir, Create creat
     if (S_ISLNK(st.st_mode)) return LinkInPath(walked, state_dir);
     // A link further down is reported before a parent others control: its fix (the
     // real path) is the one to give.
-    if (auto checked = CheckParent(st, walked); !checked && !parent_error)
+    if (auto checked = base::CheckParentDirectory(st, walked, "the sandbox state dir");
+        !checked && !parent_error)
       parent_error = checked.error();
   }
   if (parent_error) return std::unexpected(*parent_error);

@@ -134,6 +134,37 @@ TEST(InitHomeFiles, LinksPlantedInTheConfigDirectoryAreNeverFollowed) {
   EXPECT_EQ(FileText(config + "/validator.seed").size(), 65u);
 }
 
+TEST(InitHomeFiles, MissingParentsAreMade0755EvenUnderUmaskZero) {
+  TempDir dir;
+  const std::string home = dir.Path() + "/a/b/home";
+  const mode_t old_umask = ::umask(0);
+  auto r = InitHome(Options(home));
+  ::umask(old_umask);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(FileMode(dir.Path() + "/a"), 0755u) << "others could swap the home";
+  EXPECT_EQ(FileMode(dir.Path() + "/a/b"), 0755u) << "others could swap the home";
+  EXPECT_EQ(FileMode(home), 0700u);
+}
+
+TEST(InitHomeFiles, AParentOthersCanWriteIsRefusedBeforeAnythingIsMade) {
+  TempDir dir;
+  const std::string open_dir = dir.Path() + "/open";
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  auto r = InitHome(Options(open_dir + "/x/home"));
+  ASSERT_FALSE(r) << "a home under a world-writable, non-sticky directory";
+  EXPECT_EQ(r.error().code, base::ErrorCode::kPermissionDenied) << r.error().ToString();
+  EXPECT_NE(r.error().message.find(open_dir + ","), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("chmod go-w " + open_dir), std::string::npos)
+      << r.error().message;
+  EXPECT_TRUE(fs::is_empty(open_dir)) << "nothing made under it";
+
+  // Sticky (as /tmp): nobody can rename an entry they do not own, so it is fine.
+  ASSERT_EQ(::chmod(open_dir.c_str(), 01777), 0);
+  auto sticky = InitHome(Options(open_dir + "/x/home"));
+  ASSERT_TRUE(sticky) << sticky.error().ToString();
+}
+
 TEST(InitHomeFiles, NodeRefusesASymlinkedValidatorSeed) {
   TempDir dir;
   const std::string home = dir.Path() + "/home";

@@ -327,6 +327,19 @@ TEST_F(StateDirTest, AStateDirPathThroughALinkIsRefusedAndNamesTheRealPath) {
   EXPECT_EQ(r.error().code, ErrorCode::kPermissionDenied) << r.error().ToString();
 }
 
+TEST_F(StateDirTest, MissingParentsOfTheStateDirAreMade0755EvenUnderUmaskZero) {
+  RuntimeOptions fresh = m_options;
+  fresh.state_dir = m_dir + "/var/lib/state";
+  const mode_t old_umask = ::umask(0);
+  (void)Runtime(fresh).Start(Spec("w1"));  // the supervisor is /bin/false: Start fails later
+  ::umask(old_umask);
+  struct stat st {};
+  for (const std::string& parent : {m_dir + "/var", m_dir + "/var/lib"}) {
+    ASSERT_EQ(::stat(parent.c_str(), &st), 0) << parent;
+    EXPECT_EQ(st.st_mode & 07777, 0755u) << parent << ": others could swap the state dir";
+  }
+}
+
 TEST_F(StateDirTest, SandboxEtcAndWorkDirsAreNeverWrittenThroughALink) {
   const std::string run = MakeRunDir("w1");
   auto run_dir = state::OpenRunDir(m_state, "w1");
