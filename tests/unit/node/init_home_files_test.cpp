@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -74,11 +75,12 @@ TEST(InitHomeFiles, UnderUmaskZeroNothingSecretIsEverOpenToOthers) {
   }
   EXPECT_EQ(secrets, 2) << "the seed and alice's key file";
 
-  // The seed: synced, renamed into place, then its directory synced.
+  // The seed: synced, linked into place (never replacing one), then its directory synced.
   int renamed = -1, synced = -1, dir_synced = -1;
   for (size_t i = 0; i < trace.calls.size(); ++i) {
     const FsCall& c = trace.calls[i];
-    if (c.kind == FsCall::Kind::kRename && c.path2 == seed) renamed = static_cast<int>(i);
+    // link(), not rename(): the seed is written IfExists::kRefuse, never replacing one.
+    if (c.kind == FsCall::Kind::kLink && c.path2 == seed) renamed = static_cast<int>(i);
     if (c.kind == FsCall::Kind::kSync && renamed < 0 && final_of.contains(c.path) &&
         final_of.at(c.path) == seed)
       synced = static_cast<int>(i);
@@ -87,7 +89,7 @@ TEST(InitHomeFiles, UnderUmaskZeroNothingSecretIsEverOpenToOthers) {
   }
   EXPECT_GE(synced, 0) << "the seed's bytes were never synced";
   EXPECT_GT(renamed, synced);
-  EXPECT_GT(dir_synced, renamed) << "the config directory was not synced after the rename";
+  EXPECT_GT(dir_synced, renamed) << "the config directory was not synced after the link";
 
   EXPECT_EQ(FileMode(home), 0700u);
   EXPECT_EQ(FileMode(config), 0700u);
@@ -163,6 +165,71 @@ TEST(InitHomeFiles, AParentOthersCanWriteIsRefusedBeforeAnythingIsMade) {
   ASSERT_EQ(::chmod(open_dir.c_str(), 01777), 0);
   auto sticky = InitHome(Options(open_dir + "/x/home"));
   ASSERT_TRUE(sticky) << sticky.error().ToString();
+}
+
+TEST(InitHomeFiles, BadInputIsRefusedBeforeAnythingIsWrittenAndInitRunsAgain) {
+  struct Case {
+    const char* what;
+    std::function<void(InitOptions&)> spoil;
+    base::ErrorCode code;
+  };
+  const std::vector<Case> cases = {
+      {"no passphrase for funded keys", [](InitOptions& o) { o.key_passphrase.clear(); },
+       base::ErrorCode::kInvalidArgument},
+      {"a bad --rpc", [](InitOptions& o) { o.rpc = "127.0.0.1:notaport"; },
+       base::ErrorCode::kInvalidArgument},
+      {"a key named twice",
+       [](InitOptions& o) {
+         o.keys.push_back({"alice", 5});
+       },
+       base::ErrorCode::kInvalidArgument},
+      {"a bad key name",
+       [](InitOptions& o) {
+         o.keys.push_back({"Bad/Name", 5});
+       },
+       base::ErrorCode::kInvalidArgument},
+      {"a genesis ValidateGenesis refuses", [](InitOptions& o) { o.chain_id = "bad chain!"; },
+       base::ErrorCode::kCorrupt},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TempDir dir;
+    const std::string home = dir.Path() + "/home";
+    InitOptions o = Options(home);
+    c.spoil(o);
+    auto r = InitHome(o);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, c.code) << r.error().ToString();
+    EXPECT_FALSE(fs::exists(home)) << "init wrote before it had checked its input";
+    auto again = InitHome(Options(home));
+    ASSERT_TRUE(again) << "the corrected init: " << again.error().ToString();
+  }
+}
+
+TEST(InitHomeFiles, AnExistingValidatorSeedIsNeverReplaced) {
+  TempDir dir;
+  const std::string home = dir.Path() + "/home";
+  InitOptions o = Options(home);
+  ASSERT_TRUE(InitHome(o));
+  const std::string seed = home + "/config/validator.seed";
+  const std::string before = FileText(seed);
+  fs::remove(home + "/config/genesis.json");
+  o.keys = {{"bob", 7}};
+  auto r = InitHome(o);
+  ASSERT_FALSE(r) << "init replaced a validator key";
+  EXPECT_EQ(r.error().code, base::ErrorCode::kAlreadyExists) << r.error().ToString();
+  EXPECT_NE(r.error().message.find(seed), std::string::npos) << r.error().message;
+  EXPECT_EQ(FileText(seed), before);
+  EXPECT_FALSE(fs::exists(home + "/keys/bob.json")) << "written before the seed was refused";
+  EXPECT_FALSE(fs::exists(home + "/config/genesis.json"));
+
+  // A funded key that already exists: refused before the seed or anything else.
+  fs::remove(seed);
+  o.keys = {{"alice", 7}};
+  r = InitHome(o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, base::ErrorCode::kAlreadyExists) << r.error().ToString();
+  EXPECT_FALSE(fs::exists(seed));
 }
 
 TEST(InitHomeFiles, NodeRefusesASymlinkedValidatorSeed) {
