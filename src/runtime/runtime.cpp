@@ -143,6 +143,66 @@ base::Status ValidateWorkloadId(std::string_view id) {
   return base::Ok();
 }
 
+base::Status ValidateEnvName(const std::string& name) {
+  if (!IsEnvName(name))
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        "environment variable name '" + state::Printable(name) + "' is not [A-Za-z_][A-Za-z0-9_]*");
+  return base::Ok();
+}
+
+namespace {
+
+bool HasControl(std::string_view text) {
+  return std::ranges::any_of(text, [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+/// A lease field that becomes a GPUNET_* variable: no NUL (BwrapEnvArgs asserts
+/// there is none) and no control character.
+base::Status CheckLeaseField(std::string_view value, const char* field) {
+  if (HasControl(value))
+    return Fail(ErrorCode::kInvalidArgument,
+                std::string("the spec's ") + field + " '" + state::Printable(value) +
+                    "' holds NUL or a control character; give it as printable text");
+  return base::Ok();
+}
+
+}  // namespace
+
+base::Status ValidateWorkloadStrings(const WorkloadSpec& spec) {
+  for (size_t i = 0; i < spec.command.size(); ++i)
+    if (spec.command[i].find('\0') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "command argument " + std::to_string(i) + " ('" +
+                      state::Printable(spec.command[i]) +
+                      "') contains NUL, which execve would cut short: remove it");
+  for (const auto& [k, v] : spec.env) {
+    GPUNET_TRY(ValidateEnvName(k));
+    if (v.find('\0') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the value of environment variable " + k + " contains NUL: remove it");
+  }
+  GPUNET_TRY(CheckLeaseField(spec.lease_id, "lease_id"));
+  GPUNET_TRY(CheckLeaseField(spec.master_addr, "master_addr"));
+  for (const auto& ip : spec.node_ips) {
+    GPUNET_TRY(CheckLeaseField(ip, "node_ips entry"));
+    if (ip.empty() || ip.find(',') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the spec's node_ips entry '" + state::Printable(ip) +
+                      "' is empty or holds ',' (GPUNET_NODE_IPS joins them with ',')");
+  }
+  for (const auto& g : spec.gpu_uuids)
+    if (g.empty() || g.find(',') != std::string::npos || g.find('/') != std::string::npos ||
+        HasControl(g))
+      return Fail(ErrorCode::kInvalidArgument,
+                  "GPU UUID '" + state::Printable(g) +
+                      "' is malformed (empty, or holds ',', '/' or a control character)");
+  return base::Ok();
+}
+
 base::Status ValidateSpec(const WorkloadSpec& spec) {
   GPUNET_TRY(ValidateWorkloadId(spec.id));
   if (spec.backend != Backend::kSandbox)
@@ -152,19 +212,15 @@ base::Status ValidateSpec(const WorkloadSpec& spec) {
     return Fail(ErrorCode::kInvalidArgument, "workload has no command");
   if (spec.command.size() > kArgsMax)
     return Fail(ErrorCode::kLimitExceeded, "more than 4096 command arguments");
-  size_t env_bytes = 0;
   if (spec.env.size() > kEnvVarsMax)
     return Fail(ErrorCode::kLimitExceeded, "more than 256 environment variables");
+  GPUNET_TRY(ValidateWorkloadStrings(spec));
+  size_t env_bytes = 0;
   for (const auto& [k, v] : spec.env) {
-    if (!IsEnvName(k))
-      return Fail(ErrorCode::kInvalidArgument,
-                  "environment variable name '" + k + "' is not [A-Za-z_][A-Za-z0-9_]*");
     if (k.starts_with("GPUNET_") || k == "CUDA_VISIBLE_DEVICES" || k == "MASTER_ADDR" ||
         k == "MASTER_PORT")
       return Fail(ErrorCode::kInvalidArgument,
                   "environment variable " + k + " is set by the runtime; remove it from the spec");
-    if (v.find('\0') != std::string::npos)
-      return Fail(ErrorCode::kInvalidArgument, "value of " + k + " contains NUL");
     env_bytes += k.size() + v.size() + 2;
   }
   if (env_bytes > kEnvBytesMax)
@@ -177,9 +233,6 @@ base::Status ValidateSpec(const WorkloadSpec& spec) {
   if (r.disk_bytes < (8ull << 20)) return Fail(ErrorCode::kInvalidArgument, "disk quota below 8M");
   if (r.shm_bytes < 4096) return Fail(ErrorCode::kInvalidArgument, "/dev/shm size below 4K");
   if (r.log_bytes_max < 4096) return Fail(ErrorCode::kInvalidArgument, "log cap below 4K");
-  for (const auto& g : spec.gpu_uuids)
-    if (g.empty() || g.find(',') != std::string::npos || g.find('/') != std::string::npos)
-      return Fail(ErrorCode::kInvalidArgument, "GPU UUID '" + g + "' is malformed");
   return ValidateNetworkSpec(spec);
 }
 
