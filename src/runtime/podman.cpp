@@ -21,6 +21,7 @@
 #include "base/file_util.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
+#include "runtime/state_files.h"
 #include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
@@ -105,17 +106,6 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
-}
-
-/// The image is the tenant's, and goes on podman's command line before the command:
-/// it must not be able to start with '-' (an option) nor hold anything but a reference.
-bool IsImageReference(const std::string& image) {
-  if (image.empty() || image.size() > 255 || !std::isalnum(static_cast<unsigned char>(image[0])))
-    return false;
-  return std::ranges::all_of(image, [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' ||
-           c == ':' || c == '@' || c == '-';
-  });
 }
 
 /// 1500 -> "1.500" (podman takes a decimal; no floats in our code).
@@ -296,6 +286,35 @@ class LimitCgroup {
 
 }  // namespace
 
+bool IsImageReference(const std::string& image) {
+  if (image.empty() || image.size() > 255 || !std::isalnum(static_cast<unsigned char>(image[0])))
+    return false;
+  if (!std::ranges::all_of(image, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' ||
+               c == ':' || c == '@' || c == '-';
+      }))
+    return false;
+  // podman reads "TRANSPORT:..." as an image from elsewhere than its store (dir:/etc,
+  // oci-archive:/root/x.tar, docker://...): refuse every transport name it knows...
+  static constexpr std::string_view kTransports[] = {
+      "containers-storage", "dir",    "docker", "docker-archive", "docker-daemon", "oci",
+      "oci-archive",        "ostree", "sif",    "tarball"};
+  const size_t colon = image.find(':');
+  if (colon != std::string::npos) {
+    std::string lower = image.substr(0, colon);
+    std::ranges::transform(lower, lower.begin(),
+                           [](char c) { return static_cast<char>(std::tolower(c)); });
+    if (std::ranges::find(kTransports, lower) != std::end(kTransports)) return false;
+  }
+  // ...and any other ':' before the first '/' but a registry's host:port.
+  const size_t slash = image.find('/');
+  if (slash == std::string::npos || colon == std::string::npos || colon > slash) return true;
+  const std::string_view port(image.data() + colon + 1, slash - colon - 1);
+  return !port.empty() && std::ranges::all_of(port, [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
+}
+
 std::string_view PodmanEndName(PodmanEnd end) {
   switch (end) {
     case PodmanEnd::kExited:
@@ -335,7 +354,13 @@ base::Status WritePodmanEnvFile(const std::string& path, const std::vector<std::
   std::string text;
   for (const auto& kv : env) {
     const size_t eq = kv.find('=');
-    GPUNET_CHECK(eq != std::string::npos && eq > 0);
+    if (eq == std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "podman: environment entry '" + state::Printable(kv) + "' is not KEY=VALUE");
+    GPUNET_TRY(ValidateEnvName(kv.substr(0, eq)));
+    if (kv.find('\0') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "podman: the value of " + kv.substr(0, eq) + " contains NUL: remove it");
     if (kv.find_first_of("\n\r") != std::string::npos)
       return Fail(ErrorCode::kInvalidArgument,
                   "podman: the value of " + kv.substr(0, eq) +
@@ -491,14 +516,18 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
     return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
   if (!IsImageReference(spec.image))
     return Fail(ErrorCode::kInvalidArgument,
-                "podman: image '" + spec.image +
+                "podman: image '" + state::Printable(spec.image) +
                     "' is not an image reference (a letter or digit, then letters, digits and "
-                    "._/:@-, at most 255): podman would read it as an option");
+                    "._/:@-, at most 255; no transport such as dir: or oci-archive:, and a ':' "
+                    "before the first '/' only as a registry's host:port): podman would read "
+                    "it as an option or an image from outside its store");
   // The id names the container and its cgroup path: the runtime's one id rule.
   if (auto valid = ValidateWorkloadId(spec.id); !valid) return base::Wrap(valid.error(), "podman");
   if (!spec.gpu_uuids.empty())
     return Fail(ErrorCode::kUnsupported,
                 "podman: GPUs are not supported by the podman backend yet; use the sandbox");
+  if (auto valid = ValidateWorkloadStrings(spec); !valid)
+    return base::Wrap(valid.error(), "podman");
   GPUNET_TRY(ValidateNetworkSpec(spec));
   if (!ImageExists(spec.image))
     return Fail(ErrorCode::kNotFound,
