@@ -543,11 +543,11 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
   auto env_p = PodmanEnv();
   // Whatever happens from here on, the container goes away before we return.
   auto remove = [&] { (void)RunProcess({podman, "rm", "--force", "--time", "0", name}, env_p); };
-  {
-    std::ofstream resolv(run_dir + "/resolv.conf", std::ios::trunc);
-    resolv << SandboxResolvConf(spec.network);
-    if (!resolv) return Fail(ErrorCode::kIo, "podman: cannot write " + run_dir + "/resolv.conf");
-  }
+  if (auto written =
+          base::WriteFileAtomic(run_dir + "/resolv.conf", SandboxResolvConf(spec.network),
+                                {.mode = 0644, .if_exists = {}, .before_commit = {}});
+      !written)
+    return base::Wrap(written.error(), "podman");
   // podman copies the variables into the container's configuration (in its root-only
   // store) at create: the file lives only as long as that.
   const std::string env_file = run_dir + "/env";

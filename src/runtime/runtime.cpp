@@ -374,7 +374,11 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
                                 m_options.supervisor_command[0] + ")";
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     auto log = run->Read(state::kSupervisorLog);
-    if (reply.empty() && log && !log->empty()) msg += ": " + *log;
+    // Its last lines, escaped: the log quotes the tenant's command and env names.
+    constexpr size_t kLogTailBytes = 2048;
+    if (reply.empty() && log && !log->empty())
+      msg += ": " + state::Printable(std::string_view(*log).substr(
+                        log->size() > kLogTailBytes ? log->size() - kLogTailBytes : 0));
     return fail_cleanup(
         base::Error{ErrorCode::kUnavailable, "starting workload " + spec.id + ": " + msg});
   }
@@ -439,18 +443,13 @@ class LogTail {
   LogTail(const state::StateDir& run, std::string name)
       : m_dir(run.Fd()), m_name(std::move(name)) {}
   void Pump(std::string_view stream, const Runtime::LogSink& sink) {
-    struct stat st {};
-    bool exists =
-        ::fstatat(m_dir, m_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
-    if (!m_fd.Valid()) {
-      if (!exists) return;
-      m_fd = Open();
-      m_ino = st.st_ino;
-    }
+    if (!m_fd.Valid()) m_fd = Open(&m_ino);
     Drain(stream, sink);
-    if (exists && st.st_ino != m_ino) {
-      m_fd = Open();
-      m_ino = st.st_ino;
+    // Rotated (log -> log.1): the old file is drained, then the new one is followed.
+    ino_t ino = 0;
+    if (UniqueFd now = Open(&ino); now.Valid() && ino != m_ino) {
+      m_fd = std::move(now);
+      m_ino = ino;
       Drain(stream, sink);
     }
   }
@@ -464,8 +463,17 @@ class LogTail {
       sink(stream, std::string_view(buf, static_cast<size_t>(n)));
     }
   }
-  UniqueFd Open() const {
-    return UniqueFd(::openat(m_dir, m_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  /// The log, opened relative to the run dir's fd without following a link, and used
+  /// only when fstat on the opened fd shows a regular file of ours that nobody else
+  /// may write (O_NONBLOCK: a FIFO planted there cannot stall the open).
+  UniqueFd Open(ino_t* ino) const {
+    UniqueFd fd(::openat(m_dir, m_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    struct stat st {};
+    if (!fd.Valid() || ::fstat(fd.Get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+      return UniqueFd();
+    *ino = st.st_ino;
+    return fd;
   }
   int m_dir;  ///< the run dir, open for the whole Follow
   std::string m_name;

@@ -4,10 +4,13 @@
 // The root supervisor acts on what it reads here (options name the cgroups it kills
 // and the uids it takes; a pid file names the process Stop signals), so the state
 // dir is trusted only as far as nobody but root can write it (docs/sandbox.md,
-// "The state directory"): StateDir opens every directory and file of it relative to
-// a checked directory fd, one component at a time with O_NOFOLLOW (so openat2's
-// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS adds nothing), and checks owner and mode with
-// fstat on what it opened, never stat on a path.
+// "The state directory"): its path holds no symbolic link, and StateDir opens each
+// directory and state file of it relative to a checked directory fd, one component
+// at a time with O_NOFOLLOW (so openat2's RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS adds
+// nothing), and checks owner and mode with fstat on what it opened, never stat on a
+// path. The logs and the sandbox's etc/ and fs/ dirs go through these fds too; what
+// is still reached by path (disk image, mount, nft and slirp files, uid locks) is
+// listed in docs/sandbox.md.
 #pragma once
 
 #include <sys/types.h>

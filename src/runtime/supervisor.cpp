@@ -58,7 +58,10 @@ void Log(const std::string& line) {
 /// previous one) and a new file starts, so one stream never holds more than 2x the cap.
 class LogWriter {
  public:
-  LogWriter(std::string path, uint64_t max_bytes) : m_path(std::move(path)), m_max(max_bytes) {
+  /// `name` in the run dir open as `dir_fd` (checked by StateDir): opened and rotated
+  /// relative to that fd, never through a link.
+  LogWriter(int dir_fd, std::string name, uint64_t max_bytes)
+      : m_dir(dir_fd), m_name(std::move(name)), m_max(max_bytes) {
     Open();
   }
   void Write(std::string_view d) {
@@ -74,17 +77,22 @@ class LogWriter {
 
  private:
   void Open() {
-    m_fd = UniqueFd(
-        ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+    m_fd = UniqueFd(::openat(m_dir, m_name.c_str(),
+                             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+                             0600));
     struct stat st {};
-    m_size =
-        (m_fd.Valid() && ::fstat(m_fd.Get(), &st) == 0) ? static_cast<uint64_t>(st.st_size) : 0;
+    // Only a regular file of ours: anything else planted under the name is not written.
+    if (m_fd.Valid() &&
+        (::fstat(m_fd.Get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()))
+      m_fd = UniqueFd();
+    m_size = m_fd.Valid() ? static_cast<uint64_t>(st.st_size) : 0;
   }
   void Rotate() {
-    (void)::rename(m_path.c_str(), (m_path + ".1").c_str());
+    (void)::renameat(m_dir, m_name.c_str(), m_dir, (m_name + ".1").c_str());
     Open();
   }
-  std::string m_path;
+  int m_dir;
+  std::string m_name;
   uint64_t m_max;
   UniqueFd m_fd;
   uint64_t m_size = 0;
@@ -413,8 +421,8 @@ base::Status Supervisor::Launch() {
 }
 
 void Supervisor::Loop() {
-  LogWriter out(m_run_dir + "/stdout.log", m_spec.resources.log_bytes_max);
-  LogWriter err(m_run_dir + "/stderr.log", m_spec.resources.log_bytes_max);
+  LogWriter out(m_run.Fd(), "stdout.log", m_spec.resources.log_bytes_max);
+  LogWriter err(m_run.Fd(), "stderr.log", m_spec.resources.log_bytes_max);
   bool killing = false;
   int64_t drain_deadline = -1;
   char buf[65536];

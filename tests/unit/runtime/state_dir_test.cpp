@@ -467,6 +467,26 @@ TEST_F(StateDirTest, ForgedStatusAndInfoFilesAreRefused) {
   }
 }
 
+TEST_F(StateDirTest, FollowReadsOnlyLogsTheRuntimeWrote) {
+  ExitStatus done;
+  done.message = "exited with code 0";
+  for (Attack attack : kAttacks) {
+    SCOPED_TRACE(AttackName(attack));
+    const std::string run = MakeRunDir("w1");
+    WriteFile(run + "/" + state::kStatusFile, state::StatusToJson(done), 0600);
+    WriteFile(run + "/stdout.log", "genuine\n", 0600);
+    Plant(run, "stderr.log", "forged log line\n", m_attacker, attack);
+    std::string out, err;
+    auto followed = Runtime(m_options).Follow("w1", [&](std::string_view s, std::string_view d) {
+      (s == "stdout" ? out : err).append(d);
+    });
+    ASSERT_TRUE(followed.has_value()) << followed.error().ToString();
+    EXPECT_EQ(out, "genuine\n");
+    EXPECT_EQ(err, "") << "Follow passed on a log the runtime did not write";
+    fs::remove_all(run);
+  }
+}
+
 TEST_F(StateDirTest, ForgedOptionsAreNotUsedToRemove) {
   // The options name the cgroups Remove kills: an attacker's copy must not be read.
   RuntimeOptions attacker_options = m_options;
