@@ -42,18 +42,6 @@ std::string TempNameFor(const std::string& name) {
   return "." + name + ".tmp-" + suffix;
 }
 
-Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::unexpected(Errno(errno, "cannot write " + path));
-    GPUNET_CHECK(n > 0);
-    done += static_cast<size_t>(n);
-  }
-  return Ok();
-}
-
 // A directory fd and the path to show for it in messages.
 struct Dir {
   int fd;
@@ -158,6 +146,34 @@ Status WriteFileAtomic(const std::string& path, std::string_view bytes,
   return s;
 }
 
+Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected(Errno(errno, "cannot write " + path));
+    GPUNET_CHECK(n > 0);
+    done += static_cast<size_t>(n);
+  }
+  return Ok();
+}
+
+Result<std::string> ReadFdToString(int fd, const std::string& path, size_t bytes_max) {
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected(Errno(errno, "cannot read " + path));
+    if (n == 0) break;
+    if (text.size() + static_cast<size_t>(n) > bytes_max)
+      return Fail(ErrorCode::kLimitExceeded,
+                  path + " is larger than " + std::to_string(bytes_max) + " bytes");
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
+
 Result<std::string> ReadFileNoFollow(const std::string& path, size_t bytes_max) {
   // O_NONBLOCK: a FIFO planted at path must not hang the open; regular files ignore it.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -169,28 +185,16 @@ Result<std::string> ReadFileNoFollow(const std::string& path, size_t bytes_max) 
     return std::unexpected(Errno(err, "cannot open " + path));
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return std::unexpected(Errno(err, "cannot stat " + path));
+  }
+  if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return Fail(ErrorCode::kCorrupt, path + " is not a regular file");
   }
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return std::unexpected(Errno(err, "cannot read " + path));
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > bytes_max) {
-      ::close(fd);
-      return Fail(ErrorCode::kLimitExceeded,
-                  path + " is larger than " + std::to_string(bytes_max) + " bytes");
-    }
-  }
+  auto text = ReadFdToString(fd, path, bytes_max);
   ::close(fd);
   return text;
 }

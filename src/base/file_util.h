@@ -51,6 +51,13 @@ struct AtomicWriteOptions {
                                        const std::string& name, std::string_view bytes,
                                        const AtomicWriteOptions& options = {});
 
+/// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `path` names it
+/// in the kIo error.
+[[nodiscard]] Status WriteAll(int fd, std::string_view bytes, const std::string& path);
+
+/// Reads `fd` to its end; kLimitExceeded past `bytes_max`, kIo naming `path`.
+[[nodiscard]] Result<std::string> ReadFdToString(int fd, const std::string& path, size_t bytes_max);
+
 /// Reads a whole file without following a symbolic link at `path`. kNotFound when
 /// there is none, kCorrupt for a symbolic link, kLimitExceeded when it is larger
 /// than `bytes_max` (it is not read into memory whole), kIo otherwise.

@@ -344,7 +344,7 @@ base::Result<std::string> StateDir::Read(const std::string& name) const {
   if (!S_ISREG(st.st_mode))
     return Fail(ErrorCode::kPermissionDenied, path + " is not a regular file; remove it");
   GPUNET_TRY(CheckOwned(st, path));
-  return ReadFdToString(fd.Get(), path);
+  return base::ReadFdToString(fd.Get(), path, 1 << 20);
 }
 
 base::Status StateDir::Write(const std::string& name, std::string_view data, mode_t mode) const {
