@@ -51,31 +51,32 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                        const std::vector<std::string>& env,
                                        const PodmanOutputSink* sink = nullptr) {
   GPUNET_CHECK(!argv.empty());
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("podman: pipe"));
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ::close(out_pipe[0]);
-    ::close(out_pipe[1]);
-    return Fail(ErrorCode::kIo, Errno("podman: pipe"));
-  }
+  // Every fd owned, so none leaks on any early return (a failed fork included).
+  int fds_out[2], fds_err[2];
+  if (::pipe2(fds_out, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("podman: pipe"));
+  UniqueFd out_r(fds_out[0]), out_w(fds_out[1]);
+  if (::pipe2(fds_err, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("podman: pipe"));
+  UniqueFd err_r(fds_err[0]), err_w(fds_err[1]);
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull.Valid()) return Fail(ErrorCode::kIo, Errno("podman: open /dev/null"));
   const ExecStrings args(argv);
   const ExecStrings envp(env);
-  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_t pid = ::fork();
   if (pid < 0) return Fail(ErrorCode::kIo, Errno("podman: fork"));
   if (pid == 0) {
-    ::dup2(devnull, 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
+    ::dup2(devnull.Get(), 0);
+    ::dup2(out_w.Get(), 1);
+    ::dup2(err_w.Get(), 2);
     ::close_range(3, ~0U, 0);  // none of the caller's fds reach podman and conmon
     ::execve(args.Get()[0], args.Get(), envp.Get());
     ::_exit(127);
   }
-  ::close(devnull);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
+  devnull.Reset();
+  out_w.Reset();
+  err_w.Reset();
+  UniqueFd* readers[2] = {&out_r, &err_r};
   ProcessResult result;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  pollfd fds[2] = {{out_r.Get(), POLLIN, 0}, {err_r.Get(), POLLIN, 0}};
   int open_count = 2;
   char buf[16384];
   while (open_count > 0) {
@@ -95,7 +96,7 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
           if (s.size() < (1u << 20)) s.append(data);
         }
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        ::close(fds[i].fd);
+        readers[i]->Reset();
         fds[i].fd = -1;
         --open_count;
       }
@@ -555,7 +556,12 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
   std::vector<std::string> create = CreateArgs(spec, env_file, outputs_dir, run_dir);
   create.insert(create.begin(), podman);
   auto created = RunProcess(create, env_p);
-  ::unlink(env_file.c_str());
+  // The tenant's variables must not outlive the create: a file left behind is an error.
+  if (::unlink(env_file.c_str()) != 0 && errno != ENOENT) {
+    const std::string why = Errno("podman: delete " + env_file);
+    if (created && created->exit_code == 0) remove();
+    return Fail(ErrorCode::kIo, why + " (it holds the workload's environment: delete it)");
+  }
   if (!created) return std::unexpected(created.error());
   if (created->exit_code != 0) {
     remove();
