@@ -272,7 +272,8 @@ Runtime::Runtime(RuntimeOptions options) : m_options(std::move(options)) {
   m_options.state_dir = normal;
 }
 
-std::string Runtime::RunDir(const std::string& id) const {
+base::Result<std::string> Runtime::RunDir(const std::string& id) const {
+  GPUNET_TRY(ValidateWorkloadId(id));
   return m_options.state_dir + "/runs/" + id;
 }
 

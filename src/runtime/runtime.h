@@ -137,7 +137,9 @@ class Runtime {
   base::Result<OutputsReader> Outputs(const std::string& id) const;
 
   const RuntimeOptions& Options() const { return m_options; }
-  std::string RunDir(const std::string& id) const;
+  /// <state_dir>/runs/<id>, for tests and diagnostics; an id ValidateWorkloadId
+  /// refuses is refused here too (never a path outside runs/).
+  base::Result<std::string> RunDir(const std::string& id) const;
 
  private:
   RuntimeOptions m_options;

@@ -199,6 +199,7 @@ TEST_F(StateDirTest, EveryEntryPointRefusesABadIdAndCreatesNothing) {
           {"Stop", [&](const std::string& id) { return AsStatus(rt.Stop(id)); }},
           {"Outputs", [&](const std::string& id) { return AsStatus(rt.Outputs(id)); }},
           {"Remove", [&](const std::string& id) { return rt.Remove(id); }},
+          {"RunDir", [&](const std::string& id) { return AsStatus(rt.RunDir(id)); }},
       };
   for (const auto& [name, call] : entry_points) {
     for (const auto& id : BadIds()) {
