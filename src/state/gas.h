@@ -51,6 +51,12 @@ struct GasCounts {
   uint64_t scan_steps = 0;  ///< entries visited, pending and committed
   uint64_t puts = 0;
   uint64_t deletes = 0;
+  /// The part of the above that reached the committed store (the rest was answered
+  /// by the block's pending writes): equal, in a test, to what a store underneath
+  /// saw, so one unmetered store read shows.
+  uint64_t store_gets = 0;
+  uint64_t store_scans = 0;
+  uint64_t store_scan_entries = 0;
   bool operator==(const GasCounts&) const = default;
 };
 
@@ -67,10 +73,15 @@ class GasMeter {
   /// prepaid, operations are counted and cost nothing.
   bool Charge(uint64_t gas);
 
+  /// Where a read was answered: the block's pending writes or the committed store.
+  enum class Source { kPending, kStore };
+
   /// The price of each kind of operation, charged and counted.
-  bool ChargeGet(size_t key_bytes, size_t value_bytes);
+  bool ChargeGet(size_t key_bytes, size_t value_bytes, Source source);
   bool ChargeScan();
-  bool ChargeScanStep(size_t key_bytes, size_t value_bytes);
+  bool ChargeScanStep(size_t key_bytes, size_t value_bytes, Source source);
+  /// Counts a Scan that goes on to the committed store (after ChargeScan).
+  void CountStoreScan() { ++m_counts.store_scans; }
   bool ChargePut(size_t key_bytes, size_t value_bytes);
   bool ChargeDelete(size_t key_bytes);
 

@@ -340,7 +340,10 @@ struct Outcome {
 
 /// Runs `c` on a fresh overlay over the committed state (nothing is committed, so
 /// cases are independent and may be repeated).
-inline Outcome RunCase(World& world, const Case& c, const CheckedTx* tx = nullptr) {
+/// `during` runs inside the case, after its work and before the counts are read
+/// (a test of the checker uses it to read the store around the meter).
+inline Outcome RunCase(World& world, const Case& c, const CheckedTx* tx = nullptr,
+                       const std::function<void()>& during = {}) {
   Outcome out;
   world.kv.Reset();
   StateDb db(world.kv);
@@ -367,6 +370,7 @@ inline Outcome RunCase(World& world, const Case& c, const CheckedTx* tx = nullpt
     out.charged = used.ops;
     out.events = (*receipt)->events.size();
   }
+  if (during) during();
   out.kv_gets = world.kv.gets;
   out.kv_scans = world.kv.scans;
   out.kv_scan_entries = world.kv.scan_entries;
