@@ -102,8 +102,9 @@ TEST(GasCoverage, EndOfBlockWorkStopsAtItsBudgetAndTheNextBlocksFinishIt) {
   ASSERT_TRUE(c.end_block);
   const Outcome first = gas_cases::RunCase(world, c);
   ExpectMetered(c, first);
-  EXPECT_GE(first.gas_used, kEndBlockGasBudget);  // one award is more than the budget
-  EXPECT_EQ(first.events, 1u);                    // A1 closed (no bid honourable); A2 waits
+  EXPECT_GE(first.gas_used,
+            EndBlockGasBudget(world.Params().gas));  // one award is more than the budget
+  EXPECT_EQ(first.events, 1u);                       // A1 closed (no bid honourable); A2 waits
   std::printf("end of block, one award checking 64 bids: %llu gas, %llu gets\n",
               static_cast<unsigned long long>(first.gas_used),
               static_cast<unsigned long long>(first.charged.gets));
@@ -119,7 +120,8 @@ TEST(GasCoverage, EndOfBlockWorkStopsAtItsBudgetAndTheNextBlocksFinishIt) {
     std::vector<codec::Event> events;
     ASSERT_TRUE(MarketEndBlock(db, 2 + blocks, gas_cases::kEndTime + blocks, events, gas, &meter));
     // No block's work goes past the budget by more than its last item.
-    EXPECT_LE(meter.Used(), kEndBlockGasBudget + first.gas_used) << "block " << blocks;
+    EXPECT_LE(meter.Used(), EndBlockGasBudget(world.Params().gas) + first.gas_used)
+        << "block " << blocks;
     closed += events.size();
     ++blocks;
   }
@@ -127,6 +129,23 @@ TEST(GasCoverage, EndOfBlockWorkStopsAtItsBudgetAndTheNextBlocksFinishIt) {
   EXPECT_EQ(blocks, 3u);  // A1; A2; the 254 small ones
   EXPECT_EQ(db.UnmeteredOps(), 0u);
   EXPECT_LE(world.kv.gets, 3 * first.charged.gets);
+}
+
+// The end-of-block budget is half the block's gas limit from genesis, not a
+// constant: a chain with a ten times larger limit does all 256 due orders (both
+// 64-bid awards) in one block, where the default limit takes three.
+TEST(GasCoverage, TheEndOfBlockBudgetFollowsTheBlockGasLimit) {
+  World& world = SharedWorld();
+  GasParams gas = world.Params().gas;
+  gas.block_max *= 10;
+  EXPECT_EQ(EndBlockGasBudget(gas), gas.block_max / 2);
+  world.kv.Reset();
+  StateDb db(world.kv);
+  GasMeter meter(gas, GasMeter::kUnlimited);
+  std::vector<codec::Event> events;
+  ASSERT_TRUE(MarketEndBlock(db, 2, gas_cases::kEndTime, events, gas, &meter));
+  EXPECT_EQ(events.size(), base::limits::kEndBlockWorkMax);
+  EXPECT_LT(meter.Used(), EndBlockGasBudget(gas));
 }
 
 // The checks above can fail: a read around the meter (straight from the store, or
