@@ -38,10 +38,11 @@ struct GasParams {
 /// The gas end-of-block work (market awards, faults, expiries) may use before it
 /// stops taking items; the rest waits for the next blocks (MarketEndBlock): half a
 /// block's gas limit, so it follows the genesis prices as the txs' gas does. No tx
-/// pays for that work. An item that started finishes, so a block's end-of-block gas
-/// is at most this plus its most expensive item (an award checking 64 bids, each
-/// matching 64 machines in full: about 39M gas at the default prices, measured by
-/// gas_coverage_test). A block's worst case is block_max + that.
+/// pays for that work. It is split between awards, faults and expiries
+/// (market_store.h EndBlockBudget). An item that started finishes, so a block's
+/// end-of-block gas is at most this plus one item per section (the most expensive:
+/// an award checking 64 bids, each matching 64 machines in full, about 39M gas at
+/// the default prices, measured by gas_coverage_test).
 constexpr uint64_t EndBlockGasBudget(const GasParams& gas) {
   return gas.block_max / 2 > 0 ? gas.block_max / 2 : 1;  // 0 would mean "no budget"
 }

@@ -137,6 +137,12 @@ class World {
 
   CountingKvStore kv;
 
+  codec::MsgMachineUpsert Machine(uint32_t provider, uint32_t id) const {
+    return codec::MsgMachineUpsert{
+        Addr(provider), id,    1,  "H100", 8,   80,  codec::GpuLink::kNvlink,
+        "550.54.15",    12040, 90, 64,     512, 1000};
+  }
+
  private:
   void Apply(uint32_t sender, const codec::Msg& msg, uint64_t time_ms) {
     std::vector<codec::Event> events;
@@ -184,11 +190,7 @@ class World {
     q.attributes = Attributes(0, limits::kAttributesMax);
     return q;
   }
-  codec::MsgMachineUpsert Machine(uint32_t provider, uint32_t id) const {
-    return codec::MsgMachineUpsert{
-        Addr(provider), id,    1,  "H100", 8,   80,  codec::GpuLink::kNvlink,
-        "550.54.15",    12040, 90, 64,     512, 1000};
-  }
+
   /// The most payees (kPayoutSplitsMax tenants' addresses), ascending.
   std::vector<codec::PayoutSplit> ManyPayees() const {
     std::vector<codec::PayoutSplit> payouts;

@@ -7,6 +7,7 @@
 //  - a key written without a charged Put or Delete.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -146,6 +147,73 @@ TEST(GasCoverage, TheEndOfBlockBudgetFollowsTheBlockGasLimit) {
   ASSERT_TRUE(MarketEndBlock(db, 2, gas_cases::kEndTime, events, gas, &meter));
   EXPECT_EQ(events.size(), base::limits::kEndBlockWorkMax);
   EXPECT_LT(meter.Used(), EndBlockGasBudget(gas));
+}
+
+// The split: awards half, faults and expiries a quarter each, a section's unused
+// share passing on to the next ones; a section that overran does not eat the next.
+TEST(EndBlockBudget, EachSectionHasItsShareAndUnusedSharesPassOn) {
+  using market::EndBlockSection;
+  EndBlockBudget overran(100);
+  EXPECT_TRUE(overran.Left(EndBlockSection::kAwards, 0));
+  EXPECT_TRUE(overran.Left(EndBlockSection::kAwards, 49));
+  EXPECT_FALSE(overran.Left(EndBlockSection::kAwards, 90));  // one award went far over
+  EXPECT_TRUE(overran.Left(EndBlockSection::kFaults, 90));   // faults: 90 + 25
+  EXPECT_TRUE(overran.Left(EndBlockSection::kFaults, 114));
+  EXPECT_FALSE(overran.Left(EndBlockSection::kFaults, 115));
+  EXPECT_TRUE(overran.Left(EndBlockSection::kExpiries, 120));  // expiries: 120 + 25
+  EXPECT_FALSE(overran.Left(EndBlockSection::kExpiries, 145));
+  EndBlockBudget idle(100);
+  EXPECT_TRUE(idle.Left(EndBlockSection::kAwards, 0));
+  EXPECT_TRUE(idle.Left(EndBlockSection::kFaults, 10));  // up to 75: the awards' rest
+  EXPECT_TRUE(idle.Left(EndBlockSection::kFaults, 74));
+  EXPECT_FALSE(idle.Left(EndBlockSection::kFaults, 75));
+  EXPECT_TRUE(idle.Left(EndBlockSection::kExpiries, 75));  // up to 100
+  EXPECT_FALSE(idle.Left(EndBlockSection::kExpiries, 100));
+}
+
+// Expensive awards do not starve faults and expiries: at a time when the two
+// 64-bid awards are due (each over the whole budget), a missed start (lease 1), a
+// missed heartbeat (lease 2) and an expiry (lease 3, made here) are due too. The
+// first block does one award, then both faults and the expiry; the second award
+// waits for the next block.
+TEST(GasCoverage, ExpensiveAwardsLeaveFaultsAndExpiriesTheirShare) {
+  World& world = SharedWorld();
+  world.kv.Reset();
+  StateDb db(world.kv);
+  const GasParams gas = world.Params().gas;
+  const uint64_t now = gas_cases::kT0 + 3 * 3'600'000;  // windows, start, heartbeat due
+  const uint64_t leased = now - 2 * 3'600'000;
+  {
+    // Lease 3 on the idle provider: a 1-hour deposit, started two hours ago; the
+    // provider heartbeats until now, so it ends as an expiry, not a fault.
+    MarketStateStore store(db);
+    const codec::Address idle = world.Addr(gas_cases::kIdleProvider);
+    auto apply = [&](uint32_t sender, const codec::Msg& msg, uint64_t height, uint64_t time_ms) {
+      std::vector<codec::Event> events;
+      auto r = market::ApplyMarketMsg(store, market::BlockTime{height, time_ms}, world.Addr(sender),
+                                      msg, events);
+      ASSERT_TRUE(r.has_value() && !r->has_value()) << codec::MsgName(msg);
+    };
+    apply(gas_cases::kIdleProvider, world.Machine(gas_cases::kIdleProvider, 1), 2, leased);
+    apply(gas_cases::kIdleProvider, codec::MsgHeartbeat{idle}, 2, leased);
+    apply(gas_cases::kTenant + 14, codec::MsgLeaseCreate{2, 1, 1, 1000, {}}, 2, leased);
+    apply(gas_cases::kIdleProvider, codec::MsgLeaseStarted{3}, 2, leased);
+    apply(gas_cases::kIdleProvider, codec::MsgHeartbeat{idle}, 3, now - 1);
+  }
+  GasMeter meter(gas, GasMeter::kUnlimited);
+  std::vector<codec::Event> events;
+  ASSERT_TRUE(MarketEndBlock(db, 1000, now, events, gas, &meter));
+  std::map<std::string, std::string> closed;  // lease id -> reason
+  size_t orders_closed = 0;
+  for (const auto& e : events) {
+    if (e.type == "market.lease_closed")
+      closed[e.attributes.at("lease_id")] = e.attributes.at("reason");
+    if (e.type == "market.order_closed") ++orders_closed;
+  }
+  EXPECT_EQ(orders_closed, 1u);  // A1; A2 (over the budget too) waits
+  EXPECT_EQ(closed, (std::map<std::string, std::string>{
+                        {"1", "missed_start"}, {"2", "missed_heartbeat"}, {"3", "expired"}}));
+  EXPECT_GE(meter.Used(), EndBlockGasBudget(gas));
 }
 
 // The checks above can fail: a read around the meter (straight from the store, or
