@@ -492,7 +492,7 @@ base::Result<std::optional<uint64_t>> SimulatedFee(NodeClient& node, const NodeS
                     (sim.message.empty() ? "" : ": " + sim.message) +
                     "; nothing was sent, no fee charged (give --fee to send it anyway)");
   const uint64_t bytes = codec::EncodeTx(tx).size();  // the fee is fixed width
-  auto fee = FeeForGas(*status.fees, *status.gas, bytes, tx.body.msgs.size(), sim.gas_used);
+  auto fee = FeeWithGasMargin(*status.fees, *status.gas, bytes, tx.body.msgs.size(), sim.gas_used);
   if (!fee)
     return Fail(ErrorCode::kOverflow,
                 "the fee for " + std::to_string(sim.gas_used) + " gas does not fit in 64 bits");

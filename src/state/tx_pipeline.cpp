@@ -362,7 +362,8 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
   GPUNET_CHECK(tx.gas_limit >= params.gas.tx_base);
   GasMeter meter(params.gas, tx.gas_limit);
   MeterScope metered(db, &meter);
-  GPUNET_CHECK(meter.Charge(params.gas.tx_base));
+  const bool base_charged = meter.Charge(params.gas.tx_base);
+  GPUNET_CHECK(base_charged);  // the limit is at least the base (above)
   meter.SetPrepaid(true);
   auto receipt = ApplyFeeAndMessages(db, tx, block, index, params, meter);
   if (used != nullptr) *used = GasUsed{meter.Used(), meter.Counts()};
