@@ -9,9 +9,11 @@
 //
 // A tx carries no gas field: its gas limit is what its fee leaves after the byte and
 // message price, divided by the gas price (GasLimitOf). A tx's flat base gas pays
-// for the signature verification and the fee/nonce bookkeeping (the sender's
-// account, the supply record, the proposer's account); those operations are
-// counted by the meter but prepaid by the base.
+// for the fee/nonce bookkeeping (the sender's account, the supply record, the
+// proposer's account); those operations are counted by the meter but prepaid by
+// the base, a flat price below their itemised cost (docs/ledger.md). The
+// signature check is not gas: it runs at admission, priced by the fee minimum and
+// the byte price.
 //
 // Deterministic: integers only, saturating arithmetic, no clock.
 #pragma once
@@ -25,7 +27,7 @@ namespace gpunet::state {
 /// Prices, from genesis (ledger/genesis.h; docs/ledger.md gives the reasoning).
 struct GasParams {
   uint64_t price_ugpn = 1;          ///< ugpn per gas (>= 1)
-  uint64_t tx_base = 200;           ///< flat per tx: signature check, fee and nonce bookkeeping
+  uint64_t tx_base = 200;           ///< flat per tx: fee and nonce bookkeeping (prepaid)
   uint64_t read_base = 10;          ///< per Get, and per Scan (the seek)
   uint64_t read_per_byte = 1;       ///< per key + value byte read (Get or a visited Scan entry)
   uint64_t scan_step = 5;           ///< per entry a Scan visits (returned or stepped over)
