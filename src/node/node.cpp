@@ -40,6 +40,7 @@
 #include "node/market_index.h"
 #include "node/market_routes.h"
 #include "node/metrics.h"
+#include "node/one_at_a_time.h"
 #include "storage/fault_fs.h"
 #include "storage/rocks_kv.h"
 
@@ -428,6 +429,11 @@ struct Node::Impl final : consensus::SoloAdaptor {
   metrics::Counter* m_txs_committed = nullptr;
   metrics::Gauge* m_mempool_txs = nullptr;
   metrics::Histogram* m_commit_seconds = nullptr;
+  metrics::Counter* m_simulations = nullptr;
+  metrics::Counter* m_simulations_refused = nullptr;
+  /// One POST /tx/simulate at a time: a simulation holds the ledger's lock against
+  /// the engine's commits, so four RPC workers simulating would stall the chain.
+  OneAtATime m_simulation;
 
   // Engine thread control.
   std::thread engine_thread;
@@ -834,7 +840,8 @@ void Node::Impl::PostTx(Request req, Responder responder) {
 }
 
 // POST /tx/simulate {"tx": hex}: what the tx would do on the committed state now,
-// with a block's whole gas limit; nothing is committed or admitted.
+// with a block's whole gas limit; nothing is committed or admitted. One at a time
+// (m_simulation); a second concurrent request gets 503 and retries.
 Response Node::Impl::SimulateTx(const Request& req) {
   auto body = ParseJsonBody(req);
   if (!body) return ErrorResponse(body.error());
@@ -846,7 +853,16 @@ Response Node::Impl::SimulateTx(const Request& req) {
   auto bytes = base::FromHex(j["tx"].get<std::string>());
   if (!bytes)
     return JsonError(400, "invalid_argument", "\"tx\" is not valid hex: " + bytes.error().message);
-  auto sim = app->Simulate(*bytes);
+  auto ran = m_simulation.TryRun([&] {
+    m_simulations->Inc();
+    return app->Simulate(*bytes);
+  });
+  if (!ran) {
+    m_simulations_refused->Inc();
+    return JsonError(503, "unavailable",
+                     "a simulation is running (one runs at a time); retry in a moment");
+  }
+  auto& sim = *ran;
   if (!sim) return ErrorResponse(sim.error());
   json r = {{"code", static_cast<uint16_t>(sim->code)},
             {"code_name", std::string(codec::TxCodeName(sim->code))},
@@ -1057,6 +1073,11 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   impl->m_commit_seconds = &reg.GetHistogram("gpunet_block_commit_seconds",
                                              "Time to build, execute and durably commit one block.",
                                              metrics::LatencyBucketsSeconds());
+  impl->m_simulations =
+      &reg.GetCounter("gpunet_simulations_total", "POST /tx/simulate requests that ran.");
+  impl->m_simulations_refused = &reg.GetCounter(
+      "gpunet_simulations_refused_total",
+      "POST /tx/simulate requests answered 503 because another simulation was running.");
   impl->m_height->Set(static_cast<double>(impl->app->Info().last_height));
 
   ServerOptions so = RpcServerOptions(impl->config);
