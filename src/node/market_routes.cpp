@@ -18,6 +18,7 @@
 #include "base/checked_math.h"
 #include "crypto/address.h"
 #include "ledger/app.h"
+#include "ledger/block_store.h"
 #include "market/keys.h"
 #include "market/math.h"
 #include "market/records.h"
@@ -620,7 +621,8 @@ class MarketRoutes {
   }
 
   /// The conservation check at the current height (OneScanPerHeight): cached,
-  /// scanned now, or 503 while another request's scan runs.
+  /// scanned now, or 503 while another request's scan runs or when a block
+  /// committed during the scan.
   Response Conservation() {
     auto answer = m_conservation.Get(
         m_app.Info().last_height,
@@ -628,18 +630,23 @@ class MarketRoutes {
           m_conservation_scans->Inc();
           return ConservationScan();
         },
-        [this] { return m_app.Info().last_height; });
-    if (!answer)
-      return JsonError(503, "unavailable",
-                       "a conservation check is running; retry in a moment (its answer is then "
-                       "served from a cache until the next block)");
+        [this] {
+          // The durable store's height, which a commit writes in the same atomic
+          // batch as the state and before it updates Info() (and the resident
+          // copy): a block whose writes the scan may have seen shows here, even
+          // while Info() still names the height before it. A failed read is a
+          // "retry" too (the height then compares as moved).
+          auto stored = ledger::ReadLastHeight(Kv());
+          return stored ? *stored : UINT64_MAX;
+        });
+    if (!answer) return ErrorResponse(answer.error());
     return JsonResponse(*answer);
   }
 
  private:
   json ConservationScan() const {
+    json j = Envelope();  // first: the height the scan reads from
     auto r = state::CheckConservation(Kv());
-    json j = Envelope();
     if (!r) {
       // A broken equation is an answer, not a transport error: say so plainly.
       j["holds"] = false;
@@ -675,19 +682,24 @@ Response Answer(const base::Result<json>& r) {
 
 }  // namespace
 
-std::optional<json> OneScanPerHeight::Get(uint64_t height, const std::function<json()>& scan,
-                                          const std::function<uint64_t()>& height_now) {
-  if (auto cached = Cached(height)) return cached;
+base::Result<json> OneScanPerHeight::Get(uint64_t height, const std::function<json()>& scan,
+                                         const std::function<uint64_t()>& height_now) {
+  if (auto cached = Cached(height)) return *cached;
   std::unique_lock running(m_scan_mutex, std::try_to_lock);
-  if (!running.owns_lock()) return std::nullopt;
-  if (auto cached = Cached(height)) return cached;  // a scan finished meanwhile
+  if (!running.owns_lock())
+    return base::Fail(base::ErrorCode::kUnavailable,
+                      "a conservation check is running; retry in a moment (its answer is then "
+                      "served from a cache until the next block)");
+  if (auto cached = Cached(height)) return *cached;  // a scan finished meanwhile
   json answer = scan();
   const uint64_t after = height_now();
   GPUNET_CHECK(after >= height);  // committed heights only grow
-  if (after == height) {
-    std::lock_guard lock(m_cache_mutex);
-    m_cache = std::make_pair(height, answer);
-  }
+  if (after != height)
+    return base::Fail(base::ErrorCode::kUnavailable,
+                      "a block committed during the conservation check, so its sums may mix two "
+                      "heights; retry");
+  std::lock_guard lock(m_cache_mutex);
+  m_cache = std::make_pair(height, answer);
   return answer;
 }
 
