@@ -7,7 +7,8 @@
 // take the ledger's lock and never see a block that is not yet committed. Each
 // list is a page (`limit`, at most kMarketListMax, from the cursor `after`) read
 // from an index in id order, the node's (market_index.h) or the state's, so a
-// page costs its own records; `next` says where the following page starts.
+// page costs its own records (offers: and their classes, up to kMarketPageReadsMax);
+// `next` says where the following page starts.
 // /conservation scans the whole state, one request at a time, and answers from a
 // cache until the next block; a scan that a block commit overlapped is not
 // answered (503, retry), so an answer is always the state of one height. Amounts are integer
@@ -42,6 +43,11 @@ class Registry;
 inline constexpr size_t kMarketListMax = 1000;
 /// Entries a list answer holds when `limit` is not given.
 inline constexpr size_t kMarketListDefault = 100;
+/// Records one list page may read (its own records, and for offers the
+/// provider, sites and machines of each new offer class, up to 1 + 64 + 1,024
+/// each): past it the page ends early with `next`, so no request reads more
+/// than about this plus one class, whatever its `limit`.
+inline constexpr uint64_t kMarketPageReadsMax = 20'000;
 
 /// An answer too costly to make per request (the conservation scan): at most one
 /// is made at a time, and it serves every request at the height it was made for.

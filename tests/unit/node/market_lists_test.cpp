@@ -419,7 +419,7 @@ struct MarketLists : ::testing::Test {
   }
 
   // Thousands of closed records and a few open ones, committed before the node runs.
-  void Populate() {
+  virtual void Populate() {
     auto genesis = ledger::LoadGenesisFile((home / "config/genesis.json").string());
     ASSERT_TRUE(genesis);
     auto kv = storage::RocksKvStore::Open((home / "data").string(), {});
@@ -520,8 +520,66 @@ TEST_F(MarketLists, OpenListsReadOnlyTheirPageNotEveryRecord) {
   EXPECT_EQ(IdsOf(GetOk("/market/leases?provider=" + AddrText(kProvider)), "leases", "lease_id"),
             open_leases);
   // Each answer loaded the records it returned and no other: 20 + 20 + 10 + 5 + 5,
-  // where a walk would have read the 3,245 closed ones too.
-  EXPECT_EQ(Metric("gpunet_market_list_records_read_total") - read, 60u);
+  // where a walk would have read the 3,245 closed ones too; and the offers' one
+  // class (provider 1's H100 machines, any site): the provider, 1 site, 4 machines.
+  EXPECT_EQ(Metric("gpunet_market_list_records_read_total") - read, 60u + 6u);
+}
+
+/// The provider with the most a class can cost: kSitesPerProviderMax... here 30
+/// sites, all kMachinesPerProviderMax machines, and an open offer on each site,
+/// so every offer is a class of its own that reads 1 + 30 + 1,024 records.
+struct MarketListsOfCostlyClasses : MarketLists {
+  static constexpr uint32_t kSites = 30;
+  void Populate() override {
+    auto genesis = ledger::LoadGenesisFile((home / "config/genesis.json").string());
+    ASSERT_TRUE(genesis);
+    auto kv = storage::RocksKvStore::Open((home / "data").string(), {});
+    ASSERT_TRUE(kv) << kv.error().ToString();
+    auto app = ledger::LedgerApp::Open(**kv, *genesis);
+    ASSERT_TRUE(app) << app.error().ToString();
+    ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Setup(), validator));  // site 1, machines 1..4
+    const codec::Address p = Addr(kProvider);
+    std::vector<codec::Msg> msgs;
+    std::vector<base::Bytes> txs;
+    auto add = [&](codec::Msg m) {
+      msgs.push_back(std::move(m));
+      if (msgs.size() == base::limits::kMsgsPerTxMax)
+        txs.push_back(w.Tx(kProvider, std::exchange(msgs, {})));
+    };
+    for (uint32_t site = 2; site <= kSites; ++site)
+      add(codec::MsgSiteUpsert{p, site, codec::Fabric::kEthernet, 10});
+    for (uint32_t m = 5; m <= base::limits::kMachinesPerProviderMax; ++m)
+      add(codec::MsgMachineUpsert{p, m, 1 + m % kSites, "A100", 8, 80, codec::GpuLink::kPcie, "550",
+                                  12040, 80, 8, 64, 100});
+    for (uint32_t site = 1; site <= kSites; ++site)
+      add(codec::MsgOfferCreate{p, "A100", site, kGpn, {}});
+    if (!msgs.empty()) txs.push_back(w.Tx(kProvider, std::move(msgs)));
+    ASSERT_NO_FATAL_FAILURE(CommitAll(**app, std::move(txs), validator));
+  }
+};
+
+TEST_F(MarketListsOfCostlyClasses, AnOfferPageEndsAtItsReadBudgetAndNextCoversTheRest) {
+  constexpr uint64_t kClassReads = 1 + kSites + base::limits::kMachinesPerProviderMax;
+  const uint64_t read = Metric("gpunet_market_list_records_read_total");
+  Json first = GetOk("/market/offers?limit=1000");
+  const Ids ids = IdsOf(first, "offers", "offer_id");
+  // Offers 1..n until the reads passed the budget: 19 of the 30 (19 × 1,056 reads).
+  const uint64_t n = (kMarketPageReadsMax + kClassReads) / (kClassReads + 1);
+  ASSERT_EQ(ids.size(), n);
+  EXPECT_EQ(ids.front(), 1u);
+  EXPECT_EQ(first["truncated"], true);
+  EXPECT_EQ(first["next"], ids.back());
+  // The metric counts the classes' reads, not only the offers returned.
+  const uint64_t spent = Metric("gpunet_market_list_records_read_total") - read;
+  EXPECT_EQ(spent, n * (kClassReads + 1));
+  EXPECT_GE(spent, kMarketPageReadsMax);
+  // Following next covers the list exactly once.
+  Ids every(kSites);
+  for (uint64_t i = 0; i < kSites; ++i) every[i] = i + 1;
+  EXPECT_EQ(AllPages("/market/offers?all=false", "offers", "offer_id", 1000), every);
+  EXPECT_EQ(AllPages("/market/offers?all=true&provider=" + AddrText(kProvider), "offers",
+                     "offer_id", 1000),
+            every);
 }
 
 TEST_F(MarketLists, NextPagesCoverEveryListExactlyOnce) {
@@ -607,12 +665,13 @@ TEST_F(MarketLists, IndexFollowsBlocksAndIsRebuiltAtRestart) {
   };
   const uint64_t read = Metric("gpunet_market_list_records_read_total");
   check();
-  EXPECT_EQ(Metric("gpunet_market_list_records_read_total") - read, 20u + 20 + 10 + 4);
+  // The offers' class (provider, site, 4 machines) is 6 reads.
+  EXPECT_EQ(Metric("gpunet_market_list_records_read_total") - read, 20u + 6 + 20 + 10 + 4);
 
   node.reset();  // a restart: the index is built again from the store
   Start();
   check();
-  EXPECT_EQ(Metric("gpunet_market_list_records_read_total"), 20u + 20 + 10 + 4);
+  EXPECT_EQ(Metric("gpunet_market_list_records_read_total"), 20u + 6 + 20 + 10 + 4);
 }
 
 TEST_F(MarketLists, ConservationScansOncePerHeightWhateverTheCrowd) {
