@@ -118,7 +118,13 @@ struct ServerOptions {
 
   std::string ws_path = "/ws";                             ///< GET upgrade target
   std::vector<std::string> ws_topics = {"blocks", "txs"};  ///< topics clients may join
-  size_t ws_queue_messages_max = 256;   ///< per connection; beyond it, disconnect
+  size_t ws_queue_messages_max = 256;  ///< per connection; beyond it, disconnect
+  /// Bytes of the frames queued for one connection (the one being written not
+  /// counted); a frame that would take the queue past it disconnects the
+  /// subscriber, except into an empty queue, so any one frame gets through. A
+  /// frame being written that the peer does not take within write_timeout_ms
+  /// cuts the connection too.
+  size_t ws_queue_bytes_max = 32 * 1024 * 1024;
   size_t ws_incoming_bytes_max = 4096;  ///< largest client message (subscribe commands)
   int64_t ws_idle_timeout_ms = 60'000;  ///< pings keep live clients; silent ones are cut
   /// Open websockets from one peer address; beyond it, the upgrade gets 429.

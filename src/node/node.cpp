@@ -177,6 +177,7 @@ constexpr std::pair<const char*, uint64_t RpcLimits::*> kRpcLimitFields[] = {
     {"waits_per_address_max", &RpcLimits::waits_per_address_max},
     {"idle_timeout_ms", &RpcLimits::idle_timeout_ms},
     {"ws_unsubscribed_timeout_ms", &RpcLimits::ws_unsubscribed_timeout_ms},
+    {"ws_queue_bytes_max", &RpcLimits::ws_queue_bytes_max},
 };
 // Keeps the millisecond and count values far from the int64/size_t edges.
 constexpr uint64_t kRpcLimitValueMax = 1'000'000'000;
@@ -226,6 +227,7 @@ ServerOptions RpcServerOptions(const NodeConfig& config) {
   so.pending_requests_per_address_max = l.pending_requests_per_address_max;
   so.idle_timeout_ms = static_cast<int64_t>(l.idle_timeout_ms);
   so.ws_unsubscribed_timeout_ms = static_cast<int64_t>(l.ws_unsubscribed_timeout_ms);
+  so.ws_queue_bytes_max = l.ws_queue_bytes_max;
   so.per_address_exempt_loopback = l.exempt_loopback;
   return so;
 }

@@ -776,6 +776,45 @@ TEST(Websocket, ASlowSubscriberIsDisconnectedAndOthersGetEverything) {
   EXPECT_EQ(Json::parse(last->data_json)["height"], -1);
 }
 
+TEST(Websocket, ASubscriberThatNeverReadsIsCutAtTheQueueByteCap) {
+  ServerOptions opt;
+  opt.ws_queue_bytes_max = 4 * 1024 * 1024;
+  opt.write_timeout_ms = 600'000;  // only the byte cap can cut it here
+  Fixture f(opt);
+  f.Start();
+  auto never_reads = WsSubscriber::Connect(f.server.Url(), {"txs"});
+  ASSERT_TRUE(never_reads);
+  // 1 MiB frames (a block's txs frame can be MBs), far fewer than the 256 frames
+  // the message cap allows: the socket buffers fill, then 4 MiB of queue, then it
+  // is cut, long before 256 MiB sit in its queue.
+  const std::string pad(1024 * 1024, 'p');
+  int published = 0;
+  for (; published < 200 && f.server.Stats().ws_slow_disconnects == 0; ++published)
+    f.server.Publish("txs", "{\"n\":" + std::to_string(published) + ",\"pad\":\"" + pad + "\"}");
+  EXPECT_EQ(f.server.Stats().ws_slow_disconnects, 1u) << "published " << published << " MiB";
+  EXPECT_LT(published, 200);
+  ASSERT_TRUE(WaitFor([&] { return f.server.Stats().ws_subscribers == 0; }, kGuardMs));
+  ExpectStillServing(f.server);
+}
+
+TEST(Websocket, AFrameThePeerDoesNotTakeIsCutAtTheWriteTimeout) {
+  ServerOptions opt;
+  opt.write_timeout_ms = 300;
+  Fixture f(opt);
+  f.Start();
+  auto never_reads = WsSubscriber::Connect(f.server.Url(), {"txs"});
+  ASSERT_TRUE(never_reads);
+  // 16 MiB: more than loopback's socket buffers hold, less than either queue cap,
+  // so a write stays in flight and only its timeout can end it.
+  const std::string pad(1024 * 1024, 'p');
+  for (int i = 0; i < 16; ++i)
+    f.server.Publish("txs", "{\"n\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}");
+  ASSERT_TRUE(WaitFor([&] { return f.server.Stats().ws_subscribers == 0; }, kGuardMs))
+      << "a subscriber that never reads still holds its connection";
+  EXPECT_EQ(f.server.Stats().ws_slow_disconnects, 1u);
+  ExpectStillServing(f.server);
+}
+
 TEST(Websocket, AnUnsubscribedSocketIsClosedAndSubscribedOnesStay) {
   ServerOptions opt;
   opt.ws_unsubscribed_timeout_ms = 300;
