@@ -618,19 +618,22 @@ std::optional<Response> Node::Impl::RefuseUnexecutableWait(base::ByteSpan tx_byt
   auto tx = codec::DecodeTx(tx_bytes);
   if (!tx) return std::nullopt;  // Admit refuses it with the decoder's reason
   const codec::Address sender = crypto::AddressOf(tx->body.sender);
-  auto q = app->Query(
-      ledger::QueryRequest{"/account", base::Bytes(sender.begin(), sender.end()), 0, false});
-  if (!q) return ErrorResponse(q.error());
-  uint64_t account_nonce = 0;
-  if (q->value) {
+  uint64_t account_nonce = 0;  // the last read, which the pool's answer agrees with
+  auto read_nonce = [&]() -> base::Result<uint64_t> {
+    auto q = app->Query(
+        ledger::QueryRequest{"/account", base::Bytes(sender.begin(), sender.end()), 0, false});
+    if (!q) return std::unexpected(q.error());
+    if (!q->value) return account_nonce = 0;
     auto account = codec::DecodeAccount(*q->value);
-    if (!account) return ErrorResponse(account.error());
-    account_nonce = account->nonce;
-  }
+    if (!account) return std::unexpected(account.error());
+    return account_nonce = account->nonce;
+  };
   const uint64_t nonce = tx->body.nonce;
   // Stale nonces and replacements are Admit's to judge; a tx right after the
   // sender's pending ones executes once they have.
-  const uint64_t next_free = pool->NextFreeNonce(sender, account_nonce);
+  auto free = pool->NextFreeNonce(sender, read_nonce);
+  if (!free) return ErrorResponse(free.error());
+  const uint64_t next_free = *free;
   if (nonce > next_free) {
     const std::string missing = next_free + 1 == nonce ? "nonce " + std::to_string(next_free)
                                                        : "nonces " + std::to_string(next_free) +
