@@ -143,7 +143,7 @@ struct ResponderControl {
 
 /// Who is at the other end of a connection, for the per-address caps.
 struct Peer {
-  std::string address;  // IP address text, IPv4-mapped IPv6 as IPv4
+  std::string address;  // PeerAddressKey: IPv4 (mapped ones too) or an IPv6 /64
   bool exempt = false;  // no per-address caps (a loopback peer, when so configured)
 };
 
@@ -232,14 +232,35 @@ base::Result<std::map<std::string, std::string>> ParseQuery(std::string_view q) 
   return out;
 }
 
-Peer PeerOf(net::ip::address address, bool exempt_loopback) {
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
-  }
-  return Peer{address.to_string(), exempt_loopback && address.is_loopback()};
+/// An IPv4-mapped IPv6 address as its IPv4 address; any other as it is.
+net::ip::address Unmapped(const net::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped())
+    return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  return address;
+}
+
+std::string AddressKey(const net::ip::address& peer) {
+  const net::ip::address address = Unmapped(peer);
+  if (address.is_v4() || address.is_loopback()) return address.to_string();
+  net::ip::address_v6::bytes_type bytes = address.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);  // the /64 prefix
+  return net::ip::address_v6(bytes).to_string() + "/64";
+}
+
+Peer PeerOf(const net::ip::address& address, bool exempt_loopback) {
+  return Peer{AddressKey(address), exempt_loopback && Unmapped(address).is_loopback()};
 }
 
 }  // namespace
+
+base::Result<std::string> PeerAddressKey(std::string_view address) {
+  beast::error_code ec;
+  const net::ip::address parsed = net::ip::make_address(std::string(address), ec);
+  if (ec)
+    return base::Fail(base::ErrorCode::kInvalidArgument,
+                      "'" + std::string(address) + "' is not an IP address");
+  return AddressKey(parsed);
+}
 
 struct Responder::State {
   std::shared_ptr<ResponderControl> control;

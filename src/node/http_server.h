@@ -186,6 +186,13 @@ class HttpServer {
   std::unique_ptr<Impl> m_impl;
 };
 
+/// The key the per-address caps count a peer under, from its IP address text:
+/// an IPv4 address as itself (an IPv4-mapped IPv6 one as its IPv4 address), ::1 as
+/// itself, any other IPv6 address as its /64 ("2001:db8:1:2::/64"), because one
+/// host is commonly given a whole /64 and could otherwise take a fresh address
+/// per connection. kInvalidArgument when the text is not an IP address.
+base::Result<std::string> PeerAddressKey(std::string_view address);
+
 // ---- JSON helpers ----
 
 /// {"error":{"code":code,"message":message}} with the given status.

@@ -404,6 +404,25 @@ TEST(PerAddress, ConnectionsOverAnAddressCapGet429WhileOthersAreServed) {
   EXPECT_TRUE(again.ReadUntil("hello", kGuardMs).starts_with("HTTP/1.1 200"));
 }
 
+TEST(PerAddress, IPv6PeersAreCountedPerSlash64) {
+  auto key = [](std::string_view a) {
+    auto k = PeerAddressKey(a);
+    EXPECT_TRUE(k) << a;
+    return k ? *k : std::string();
+  };
+  EXPECT_EQ(key("203.0.113.7"), "203.0.113.7");
+  EXPECT_EQ(key("::ffff:203.0.113.7"), "203.0.113.7");  // IPv4-mapped: its IPv4 address
+  EXPECT_EQ(key("::1"), "::1");
+  // Every address of one /64 is one peer; the next /64 is another.
+  EXPECT_EQ(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+  EXPECT_EQ(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+  EXPECT_EQ(key("2001:db8:1:2:abcd::9"), "2001:db8:1:2::/64");
+  EXPECT_EQ(key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+  auto bad = PeerAddressKey("not-an-address");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, base::ErrorCode::kInvalidArgument);
+}
+
 TEST(PerAddress, LoopbackPeersAreExemptByDefault) {
   ServerOptions opt;
   opt.connections_per_address_max = 1;
