@@ -1,8 +1,7 @@
 #include "node/market_routes.h"
 
 #include <algorithm>
-#include <climits>
-#include <cstdlib>
+#include <charconv>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -48,16 +47,25 @@ json Addrs(const std::vector<codec::Address>& v) {
   return out;
 }
 
+/// `text` as a decimal number: digits only (no sign, space or other base), and
+/// no larger than a uint64_t; nullopt otherwise.
+std::optional<uint64_t> DecimalOf(std::string_view text) {
+  uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [at, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || at != end) return std::nullopt;
+  return v;
+}
+
 /// Parsed list options: ?limit=N.
 base::Result<size_t> LimitOf(const Request& req) {
   auto it = req.query.find("limit");
   if (it == req.query.end()) return kMarketListDefault;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
-  if (it->second.empty() || *end != '\0' || it->second[0] == '-' || v == 0 || v > kMarketListMax)
+  auto v = DecimalOf(it->second);
+  if (!v || *v == 0 || *v > kMarketListMax)
     return Fail(ErrorCode::kInvalidArgument,
                 "limit must be a number 1.." + std::to_string(kMarketListMax));
-  return static_cast<size_t>(v);
+  return static_cast<size_t>(*v);
 }
 
 /// Parsed ?after=ID: where a page starts (the `next` of the page before; 0 or
@@ -65,23 +73,19 @@ base::Result<size_t> LimitOf(const Request& req) {
 base::Result<uint64_t> AfterOf(const Request& req) {
   auto it = req.query.find("after");
   if (it == req.query.end()) return 0;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
-  if (it->second.empty() || it->second.size() > 20 || *end != '\0' || it->second[0] == '-' ||
-      v == ULLONG_MAX)
+  auto v = DecimalOf(it->second);
+  if (!v || *v == UINT64_MAX)
     return Fail(ErrorCode::kInvalidArgument,
                 "after must be an id (a number 0, 1, ...): pass the `next` of the page before");
-  return static_cast<uint64_t>(v);
+  return *v;
 }
 
 base::Result<uint64_t> IdOf(std::string_view text, std::string_view what) {
-  std::string s(text);
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-  if (s.empty() || s.size() > 20 || *end != '\0' || s[0] == '-' || v == 0)
-    return Fail(ErrorCode::kInvalidArgument,
-                "'" + s + "' is not a " + std::string(what) + " id (a number 1, 2, ...)");
-  return static_cast<uint64_t>(v);
+  auto v = DecimalOf(text);
+  if (!v || *v == 0)
+    return Fail(ErrorCode::kInvalidArgument, "'" + std::string(text) + "' is not a " +
+                                                 std::string(what) + " id (a number 1, 2, ...)");
+  return *v;
 }
 
 base::Result<codec::Address> AddressParam(const Request& req, const std::string& name) {

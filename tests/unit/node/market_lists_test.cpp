@@ -629,10 +629,17 @@ TEST_F(MarketLists, LimitsAreCappedAndCursorsChecked) {
   EXPECT_EQ(j["offers"].size(), kMarketListDefault);
   EXPECT_EQ(j["next"], kMarketListDefault);
   EXPECT_EQ(GetOk("/market/offers?all=true&limit=1000")["offers"].size(), kMarketListMax);
-  for (const std::string bad : {"limit=1001", "limit=0", "after=x", "after=-1", "limit=5&after="}) {
+  // Digits only: no sign, no space (strtoull took "+5" and " 5"), nothing past 2^64.
+  for (const std::string bad :
+       {"limit=1001", "limit=0", "after=x", "after=-1", "limit=5&after=", "limit=%2B5",
+        "limit=%205", "after=%2B5", "after=%205", "after=5%20", "after=18446744073709551616"}) {
     auto r = Get("/market/orders?state=all&" + bad);
     EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
     EXPECT_EQ(Json::parse(r.body)["error"]["code"], "invalid_argument") << bad;
+  }
+  for (const std::string bad : {"/market/order/+1", "/market/offer/%201", "/market/lease/0x1"}) {
+    auto r = Get(bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
   }
   // A cursor past the end is an empty last page.
   j = GetOk("/market/offers?all=true&after=999999");
