@@ -191,7 +191,10 @@ base::Result<RpcLimits> ParseRpcLimits(const std::string& path, const json& j) {
                 path + ": rpc_limits must be an object with some of: " + fields);
   RpcLimits limits;
   for (const auto& [k, v] : j.items()) {
-    if (k == "exempt_loopback" && v.is_boolean()) {
+    if (k == "exempt_loopback") {
+      if (!v.is_boolean())
+        return Fail(ErrorCode::kInvalidArgument,
+                    path + ": rpc_limits.exempt_loopback must be true or false, not " + v.dump());
       limits.exempt_loopback = v.get<bool>();
       continue;
     }
@@ -207,10 +210,15 @@ base::Result<RpcLimits> ParseRpcLimits(const std::string& path, const json& j) {
   return limits;
 }
 
+// Only the fields that differ from the defaults: a home keeps what its operator
+// set, and a default changed in a later release reaches every other field.
 json RpcLimitsJson(const RpcLimits& limits) {
+  const RpcLimits defaults;
   json j = json::object();
-  for (const auto& [name, member] : kRpcLimitFields) j[name] = limits.*member;
-  j["exempt_loopback"] = limits.exempt_loopback;
+  for (const auto& [name, member] : kRpcLimitFields)
+    if (limits.*member != defaults.*member) j[name] = limits.*member;
+  if (limits.exempt_loopback != defaults.exempt_loopback)
+    j["exempt_loopback"] = limits.exempt_loopback;
   return j;
 }
 
@@ -271,8 +279,8 @@ base::Result<NodeConfig> LoadNodeConfig(const std::string& path) {
 std::string NodeConfigToJson(const NodeConfig& c) {
   json j = {{"rpc", c.rpc_host + ":" + std::to_string(c.rpc_port)},
             {"block_interval_ms", c.block_interval_ms},
-            {"engine", c.engine},
-            {"rpc_limits", RpcLimitsJson(c.rpc_limits)}};
+            {"engine", c.engine}};
+  if (json limits = RpcLimitsJson(c.rpc_limits); !limits.empty()) j["rpc_limits"] = limits;
   return j.dump(2) + "\n";
 }
 

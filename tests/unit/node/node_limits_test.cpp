@@ -318,9 +318,23 @@ TEST(NodeConfigRpcLimits, ParsedStrictlyAndWrittenBack) {
   EXPECT_EQ(again->rpc_limits.waits_per_address_max, 3u);
   EXPECT_FALSE(again->rpc_limits.exempt_loopback);
 
-  for (const char* bad :
-       {R"({"rpc_limits":{"waits_max":3}})", R"({"rpc_limits":{"idle_timeout_ms":0}})",
-        R"({"rpc_limits":{"exempt_loopback":1}})", R"({"rpc_limits":[]})"}) {
+  // Written back: only what differs from the defaults.
+  const Json written = Json::parse(NodeConfigToJson(*ok));
+  EXPECT_EQ(written["rpc_limits"],
+            (Json{{"waits_per_address_max", 3}, {"exempt_loopback", false}}));
+  EXPECT_FALSE(Json::parse(NodeConfigToJson(NodeConfig{})).contains("rpc_limits"));
+  auto defaults = load(NodeConfigToJson(NodeConfig{}));
+  ASSERT_TRUE(defaults) << defaults.error().ToString();
+  EXPECT_EQ(defaults->rpc_limits.waits_per_address_max, RpcLimits{}.waits_per_address_max);
+  EXPECT_TRUE(defaults->rpc_limits.exempt_loopback);
+  // A non-boolean exempt_loopback says what it takes.
+  auto not_bool = load(R"({"rpc_limits":{"exempt_loopback":1}})");
+  ASSERT_FALSE(not_bool);
+  EXPECT_NE(not_bool.error().message.find("true or false"), std::string::npos)
+      << not_bool.error().message;
+
+  for (const char* bad : {R"({"rpc_limits":{"waits_max":3}})",
+                          R"({"rpc_limits":{"idle_timeout_ms":0}})", R"({"rpc_limits":[]})"}) {
     auto refused = load(bad);
     ASSERT_FALSE(refused) << bad;
     EXPECT_EQ(refused.error().code, base::ErrorCode::kInvalidArgument);
