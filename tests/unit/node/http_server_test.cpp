@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <future>
 #include <latch>
 #include <map>
@@ -795,6 +796,16 @@ TEST(Websocket, ASlowSubscriberIsDisconnectedAndOthersGetEverything) {
   EXPECT_EQ(Json::parse(last->data_json)["height"], -1);
 }
 
+/// Publishes "txs" events of 1 MiB (a block's txs frame can be MBs) until `count`
+/// are out or `stop()` holds; returns how many went out.
+int PublishMiBFrames(HttpServer& server, int count, const std::function<bool()>& stop) {
+  const std::string pad(1024 * 1024, 'p');
+  int published = 0;
+  for (; published < count && !stop(); ++published)
+    server.Publish("txs", "{\"n\":" + std::to_string(published) + ",\"pad\":\"" + pad + "\"}");
+  return published;
+}
+
 TEST(Websocket, ASubscriberThatNeverReadsIsCutAtTheQueueByteCap) {
   ServerOptions opt;
   opt.ws_queue_bytes_max = 4 * 1024 * 1024;
@@ -803,13 +814,10 @@ TEST(Websocket, ASubscriberThatNeverReadsIsCutAtTheQueueByteCap) {
   f.Start();
   auto never_reads = WsSubscriber::Connect(f.server.Url(), {"txs"});
   ASSERT_TRUE(never_reads);
-  // 1 MiB frames (a block's txs frame can be MBs), far fewer than the 256 frames
-  // the message cap allows: the socket buffers fill, then 4 MiB of queue, then it
-  // is cut, long before 256 MiB sit in its queue.
-  const std::string pad(1024 * 1024, 'p');
-  int published = 0;
-  for (; published < 200 && f.server.Stats().ws_slow_disconnects == 0; ++published)
-    f.server.Publish("txs", "{\"n\":" + std::to_string(published) + ",\"pad\":\"" + pad + "\"}");
+  // Far fewer frames than the 256 the message cap allows: the socket buffers
+  // fill, then 4 MiB of queue, then it is cut, long before 256 MiB sit in its queue.
+  const int published =
+      PublishMiBFrames(f.server, 200, [&] { return f.server.Stats().ws_slow_disconnects > 0; });
   EXPECT_EQ(f.server.Stats().ws_slow_disconnects, 1u) << "published " << published << " MiB";
   EXPECT_LT(published, 200);
   ASSERT_TRUE(WaitFor([&] { return f.server.Stats().ws_subscribers == 0; }, kGuardMs));
@@ -825,9 +833,7 @@ TEST(Websocket, AFrameThePeerDoesNotTakeIsCutAtTheWriteTimeout) {
   ASSERT_TRUE(never_reads);
   // 16 MiB: more than loopback's socket buffers hold, less than either queue cap,
   // so a write stays in flight and only its timeout can end it.
-  const std::string pad(1024 * 1024, 'p');
-  for (int i = 0; i < 16; ++i)
-    f.server.Publish("txs", "{\"n\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}");
+  ASSERT_EQ(PublishMiBFrames(f.server, 16, [] { return false; }), 16);
   ASSERT_TRUE(WaitFor([&] { return f.server.Stats().ws_subscribers == 0; }, kGuardMs))
       << "a subscriber that never reads still holds its connection";
   EXPECT_EQ(f.server.Stats().ws_slow_disconnects, 1u);

@@ -418,21 +418,29 @@ struct MarketLists : ::testing::Test {
     std::filesystem::remove_all(home);
   }
 
-  // Thousands of closed records and a few open ones, committed before the node runs.
-  virtual void Populate() {
+  /// Runs `commit` on a LedgerApp over the home's store, before the node runs.
+  void BeforeStart(const std::function<void(ledger::LedgerApp&)>& commit) {
     auto genesis = ledger::LoadGenesisFile((home / "config/genesis.json").string());
     ASSERT_TRUE(genesis);
     auto kv = storage::RocksKvStore::Open((home / "data").string(), {});
     ASSERT_TRUE(kv) << kv.error().ToString();
     auto app = ledger::LedgerApp::Open(**kv, *genesis);
     ASSERT_TRUE(app) << app.error().ToString();
-    ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Setup(), validator));
+    commit(**app);
+  }
+
+  // Thousands of closed records and a few open ones, committed before the node runs.
+  virtual void Populate() {
+    BeforeStart([this](ledger::LedgerApp& app) { PopulateLists(app); });
+  }
+  void PopulateLists(ledger::LedgerApp& app) {
+    ASSERT_NO_FATAL_FAILURE(CommitAll(app, w.Setup(), validator));
     for (int round = 0; round < 10; ++round) {  // open ones spread among the closed
-      ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Offers(200, 2), validator));
-      ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Orders(kTenantA, 100, 1), validator));
-      ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Orders(kTenantB, 0, 1), validator));
+      ASSERT_NO_FATAL_FAILURE(CommitAll(app, w.Offers(200, 2), validator));
+      ASSERT_NO_FATAL_FAILURE(CommitAll(app, w.Orders(kTenantA, 100, 1), validator));
+      ASSERT_NO_FATAL_FAILURE(CommitAll(app, w.Orders(kTenantB, 0, 1), validator));
     }
-    ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Leases(200, 5), validator));
+    ASSERT_NO_FATAL_FAILURE(CommitAll(app, w.Leases(200, 5), validator));
   }
 
   void Start() {
@@ -531,13 +539,10 @@ TEST_F(MarketLists, OpenListsReadOnlyTheirPageNotEveryRecord) {
 struct MarketListsOfCostlyClasses : MarketLists {
   static constexpr uint32_t kSites = 30;
   void Populate() override {
-    auto genesis = ledger::LoadGenesisFile((home / "config/genesis.json").string());
-    ASSERT_TRUE(genesis);
-    auto kv = storage::RocksKvStore::Open((home / "data").string(), {});
-    ASSERT_TRUE(kv) << kv.error().ToString();
-    auto app = ledger::LedgerApp::Open(**kv, *genesis);
-    ASSERT_TRUE(app) << app.error().ToString();
-    ASSERT_NO_FATAL_FAILURE(CommitAll(**app, w.Setup(), validator));  // site 1, machines 1..4
+    BeforeStart([this](ledger::LedgerApp& app) { PopulateClasses(app); });
+  }
+  void PopulateClasses(ledger::LedgerApp& app) {
+    ASSERT_NO_FATAL_FAILURE(CommitAll(app, w.Setup(), validator));  // site 1, machines 1..4
     const codec::Address p = Addr(kProvider);
     std::vector<codec::Msg> msgs;
     std::vector<base::Bytes> txs;
@@ -554,7 +559,7 @@ struct MarketListsOfCostlyClasses : MarketLists {
     for (uint32_t site = 1; site <= kSites; ++site)
       add(codec::MsgOfferCreate{p, "A100", site, kGpn, {}});
     if (!msgs.empty()) txs.push_back(w.Tx(kProvider, std::move(msgs)));
-    ASSERT_NO_FATAL_FAILURE(CommitAll(**app, std::move(txs), validator));
+    ASSERT_NO_FATAL_FAILURE(CommitAll(app, std::move(txs), validator));
   }
 };
 
