@@ -74,7 +74,8 @@ base::Result<json> MarketClient::Conservation(uint64_t wait_ms) {
   for (uint64_t waited = 0;; waited += kRetryMs) {
     auto r = m_http.Get("/conservation");
     if (!r) return std::unexpected(r.error());
-    // 503: another client's scan is running; its answer is cached once it ends.
+    // 503: another client's scan is running (its answer is cached once it ends),
+    // or a block committed during the scan: a retry gets one height's answer.
     if (r->status != 503 || waited >= wait_ms) return AnswerOf(*r, "/conservation");
     std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs));
   }

@@ -364,6 +364,24 @@ uint64_t Mempool::NextFreeNonce(const codec::Address& sender, uint64_t from_nonc
   return next;
 }
 
+base::Result<uint64_t> Mempool::NextFreeNonce(
+    const codec::Address& sender,
+    const std::function<base::Result<uint64_t>()>& account_nonce) const {
+  constexpr int kReadsMax = 8;
+  auto from = account_nonce();
+  if (!from) return from;
+  uint64_t next = NextFreeNonce(sender, *from);
+  for (int read = 1; read < kReadsMax; ++read) {
+    auto again = account_nonce();
+    if (!again) return again;
+    GPUNET_CHECK(*again >= *from);  // committed nonces only grow
+    if (*again == *from) return next;
+    from = again;
+    next = NextFreeNonce(sender, *from);
+  }
+  return next;  // from the latest read: at worst a block more recent than the pool's
+}
+
 MempoolStats Mempool::Stats() const {
   std::lock_guard lock(m_mutex);
   return MempoolStats{m_txs, m_bytes, m_senders.size()};

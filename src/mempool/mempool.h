@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -32,6 +33,7 @@
 
 #include "base/bytes.h"
 #include "base/limits.h"
+#include "base/result.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
 #include "ledger/application.h"
@@ -112,6 +114,15 @@ class Mempool {
   /// this one can execute once the pending ones have; a higher one waits for a gap
   /// to be filled (the RPC refuses to hold a wait=committed request for it).
   uint64_t NextFreeNonce(const codec::Address& sender, uint64_t from_nonce) const;
+  /// NextFreeNonce from the account's next nonce as `account_nonce` reads it from
+  /// the committed state, outside the pool's lock. A block that commits (and
+  /// leaves the pool) between that read and the pool's would make the pool count
+  /// from a nonce it no longer holds and report a gap that is not there, so the
+  /// account is read again after the pool, and both again until they agree (a
+  /// few times; a node commits a block per interval, not per microsecond).
+  base::Result<uint64_t> NextFreeNonce(
+      const codec::Address& sender,
+      const std::function<base::Result<uint64_t>()>& account_nonce) const;
   MempoolStats Stats() const;
   /// Stats().txs without taking the lock: admission sets a gauge from it for
   /// every tx, and the lock is what admission threads and the engine contend on.

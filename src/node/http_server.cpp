@@ -143,7 +143,7 @@ struct ResponderControl {
 
 /// Who is at the other end of a connection, for the per-address caps.
 struct Peer {
-  std::string address;  // IP address text, IPv4-mapped IPv6 as IPv4
+  std::string address;  // PeerAddressKey: IPv4 (mapped ones too) or an IPv6 /64
   bool exempt = false;  // no per-address caps (a loopback peer, when so configured)
 };
 
@@ -232,14 +232,35 @@ base::Result<std::map<std::string, std::string>> ParseQuery(std::string_view q) 
   return out;
 }
 
-Peer PeerOf(net::ip::address address, bool exempt_loopback) {
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    address = net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
-  }
-  return Peer{address.to_string(), exempt_loopback && address.is_loopback()};
+/// An IPv4-mapped IPv6 address as its IPv4 address; any other as it is.
+net::ip::address Unmapped(const net::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped())
+    return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6());
+  return address;
+}
+
+std::string AddressKey(const net::ip::address& peer) {
+  const net::ip::address address = Unmapped(peer);
+  if (address.is_v4() || address.is_loopback()) return address.to_string();
+  net::ip::address_v6::bytes_type bytes = address.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);  // the /64 prefix
+  return net::ip::address_v6(bytes).to_string() + "/64";
+}
+
+Peer PeerOf(const net::ip::address& address, bool exempt_loopback) {
+  return Peer{AddressKey(address), exempt_loopback && Unmapped(address).is_loopback()};
 }
 
 }  // namespace
+
+base::Result<std::string> PeerAddressKey(std::string_view address) {
+  beast::error_code ec;
+  const net::ip::address parsed = net::ip::make_address(std::string(address), ec);
+  if (ec)
+    return base::Fail(base::ErrorCode::kInvalidArgument,
+                      "'" + std::string(address) + "' is not an IP address");
+  return AddressKey(parsed);
+}
 
 struct Responder::State {
   std::shared_ptr<ResponderControl> control;
@@ -253,7 +274,8 @@ struct HttpServer::Impl {
   explicit Impl(ServerOptions o) : opt(std::move(o)) {
     GPUNET_CHECK(opt.io_threads >= 1 && opt.worker_threads >= 1);
     GPUNET_CHECK(opt.read_timeout_ms > 0 && opt.idle_timeout_ms > 0 && opt.write_timeout_ms > 0);
-    GPUNET_CHECK(opt.ws_queue_messages_max >= 1 && opt.connections_max >= 1);
+    GPUNET_CHECK(opt.ws_queue_messages_max >= 1 && opt.ws_queue_bytes_max >= 1 &&
+                 opt.connections_max >= 1);
     GPUNET_CHECK(opt.connections_per_address_max >= 1 && opt.ws_per_address_max >= 1 &&
                  opt.pending_requests_per_address_max >= 1);
     GPUNET_CHECK(opt.ws_unsubscribed_timeout_ms > 0);
@@ -270,7 +292,8 @@ struct HttpServer::Impl {
                         "Connections, websocket upgrades and requests refused with 429 because "
                         "their peer address was at its cap.");
       m_slow_metric = &m.GetCounter("gpunet_rpc_ws_slow_disconnects_total",
-                                    "Websocket subscribers cut because their send queue was full.");
+                                    "Websocket subscribers cut because their send queue was full "
+                                    "or a frame was not taken within the write timeout.");
       m_ws_sent_metric = &m.GetCounter("gpunet_rpc_ws_messages_sent_total",
                                        "Websocket messages written to subscribers.");
       m_latency = &m.GetHistogram("gpunet_rpc_request_duration_seconds",
@@ -439,6 +462,7 @@ class WsSession final : public SessionBase {
         m_server(server),
         m_ws(stream.release_socket()),
         m_kill_timer(m_ws.get_executor()),
+        m_write_timer(m_ws.get_executor()),
         m_unsubscribed_timer(m_ws.get_executor()),
         m_topics(std::move(topics)) {}
 
@@ -464,19 +488,28 @@ class WsSession final : public SessionBase {
     std::lock_guard lock(m_mu);
     if (m_closing) return false;
     if (!topic.empty() && !m_topics.contains(std::string(topic))) return false;
-    if (m_queue.size() >= m_server.opt.ws_queue_messages_max) {
+    const ServerOptions& opt = m_server.opt;
+    const bool over_messages = m_queue.size() >= opt.ws_queue_messages_max;
+    // Into an empty queue any frame goes (m_queue_bytes may then pass the cap).
+    const bool over_bytes =
+        !m_queue.empty() && m_queue_bytes + frame->size() > opt.ws_queue_bytes_max;
+    if (over_messages || over_bytes) {
       m_closing = true;
       m_queue.clear();
-      m_server.slow_disconnects.fetch_add(1, std::memory_order_relaxed);
-      if (m_server.m_slow_metric != nullptr) m_server.m_slow_metric->Inc();
+      m_queue_bytes = 0;
+      CountSlowDisconnect();
       std::string reason =
-          "subscriber too slow: " + std::to_string(m_server.opt.ws_queue_messages_max) +
-          " messages queued; read faster or subscribe to fewer topics";
+          "subscriber too slow: " +
+          (over_messages ? std::to_string(opt.ws_queue_messages_max) + " messages"
+                         : "over " + std::to_string(opt.ws_queue_bytes_max) + " bytes") +
+          " queued; read faster or subscribe to fewer topics";
       net::post(m_ws.get_executor(), [self = Self(), reason] {
         self->CloseWith(websocket::close_code::policy_error, reason);
       });
       return false;
     }
+    m_queue_bytes += frame->size();
+    GPUNET_CHECK(m_queue_bytes <= opt.ws_queue_bytes_max || m_queue.empty());
     m_queue.push_back(std::move(frame));
     if (m_accepted && !m_writing) {
       m_writing = true;
@@ -494,6 +527,29 @@ class WsSession final : public SessionBase {
  private:
   std::shared_ptr<WsSession> Self() {
     return std::static_pointer_cast<WsSession>(shared_from_this());
+  }
+
+  void CountSlowDisconnect() {
+    m_server.slow_disconnects.fetch_add(1, std::memory_order_relaxed);
+    if (m_server.m_slow_metric != nullptr) m_server.m_slow_metric->Inc();
+  }
+
+  // On the strand, as a write starts: a peer that does not take the frame within
+  // write_timeout_ms is cut (websocket writes have no timeout of their own, and a
+  // peer that never reads would hold the connection and its frame forever).
+  void ArmWriteTimer() {
+    const uint64_t generation = ++m_write_generation;
+    m_write_timer.expires_after(std::chrono::milliseconds(m_server.opt.write_timeout_ms));
+    m_write_timer.async_wait([self = Self(), generation](beast::error_code ec) {
+      if (ec || generation != self->m_write_generation) return;  // the write ended
+      self->CountSlowDisconnect();
+      self->Finish();
+    });
+  }
+  // On the strand, when a write ends.
+  void DisarmWriteTimer() {
+    ++m_write_generation;
+    m_write_timer.cancel();
   }
 
   void OnAccept(beast::error_code ec) {
@@ -542,6 +598,7 @@ class WsSession final : public SessionBase {
       std::lock_guard lock(m_mu);
       m_closing = true;
       m_queue.clear();
+      m_queue_bytes = 0;
     }
     CloseWith(code, std::move(reason));
   }
@@ -609,6 +666,8 @@ class WsSession final : public SessionBase {
       } else {
         frame = m_queue.front();
         m_queue.pop_front();
+        GPUNET_CHECK(m_queue_bytes >= frame->size());
+        m_queue_bytes -= frame->size();
       }
     }
     if (!frame) {
@@ -616,7 +675,9 @@ class WsSession final : public SessionBase {
       return;
     }
     m_ws.text(true);
+    ArmWriteTimer();
     m_ws.async_write(net::buffer(*frame), [self = Self(), frame](beast::error_code ec, size_t) {
+      self->DisarmWriteTimer();
       if (ec) return self->Finish();
       if (self->m_server.m_ws_sent_metric != nullptr) {
         self->m_server.m_ws_sent_metric->Inc();
@@ -675,8 +736,10 @@ class WsSession final : public SessionBase {
       std::lock_guard lock(m_mu);
       m_closing = true;
       m_queue.clear();
+      m_queue_bytes = 0;
     }
     m_kill_timer.cancel();
+    DisarmWriteTimer();
     LiftUnsubscribedTimer();
     beast::error_code ignored;
     m_ws.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
@@ -695,10 +758,12 @@ class WsSession final : public SessionBase {
   websocket::stream<tcp::socket> m_ws;
   beast::flat_buffer m_read_buffer;
   net::steady_timer m_kill_timer;
+  net::steady_timer m_write_timer;  ///< cuts a peer that does not take a frame
   net::steady_timer m_unsubscribed_timer;
   std::shared_ptr<const std::string> m_close_notice;
   // Strand-only state.
   uint64_t m_unsubscribed_generation = 0;  // a fired timer of an older generation is stale
+  uint64_t m_write_generation = 0;         // likewise for the write timer
   bool m_unsubscribed_armed = false;
   bool m_finished = false;
   bool m_close_started = false;
@@ -707,6 +772,7 @@ class WsSession final : public SessionBase {
   std::mutex m_mu;
   std::set<std::string> m_topics;
   std::deque<std::shared_ptr<const std::string>> m_queue;
+  size_t m_queue_bytes = 0;  ///< the sizes of m_queue's frames
   bool m_accepted = false;
   bool m_writing = false;
   bool m_closing = false;

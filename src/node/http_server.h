@@ -118,7 +118,13 @@ struct ServerOptions {
 
   std::string ws_path = "/ws";                             ///< GET upgrade target
   std::vector<std::string> ws_topics = {"blocks", "txs"};  ///< topics clients may join
-  size_t ws_queue_messages_max = 256;   ///< per connection; beyond it, disconnect
+  size_t ws_queue_messages_max = 256;  ///< per connection; beyond it, disconnect
+  /// Bytes of the frames queued for one connection (the one being written not
+  /// counted); a frame that would take the queue past it disconnects the
+  /// subscriber, except into an empty queue, so any one frame gets through. A
+  /// frame being written that the peer does not take within write_timeout_ms
+  /// cuts the connection too.
+  size_t ws_queue_bytes_max = 32 * 1024 * 1024;
   size_t ws_incoming_bytes_max = 4096;  ///< largest client message (subscribe commands)
   int64_t ws_idle_timeout_ms = 60'000;  ///< pings keep live clients; silent ones are cut
   /// Open websockets from one peer address; beyond it, the upgrade gets 429.
@@ -179,6 +185,13 @@ class HttpServer {
  private:
   std::unique_ptr<Impl> m_impl;
 };
+
+/// The key the per-address caps count a peer under, from its IP address text:
+/// an IPv4 address as itself (an IPv4-mapped IPv6 one as its IPv4 address), ::1 as
+/// itself, any other IPv6 address as its /64 ("2001:db8:1:2::/64"), because one
+/// host is commonly given a whole /64 and could otherwise take a fresh address
+/// per connection. kInvalidArgument when the text is not an IP address.
+base::Result<std::string> PeerAddressKey(std::string_view address);
 
 // ---- JSON helpers ----
 

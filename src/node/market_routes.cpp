@@ -1,8 +1,7 @@
 #include "node/market_routes.h"
 
 #include <algorithm>
-#include <climits>
-#include <cstdlib>
+#include <charconv>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -18,6 +17,7 @@
 #include "base/checked_math.h"
 #include "crypto/address.h"
 #include "ledger/app.h"
+#include "ledger/block_store.h"
 #include "market/keys.h"
 #include "market/math.h"
 #include "market/records.h"
@@ -47,16 +47,25 @@ json Addrs(const std::vector<codec::Address>& v) {
   return out;
 }
 
+/// `text` as a decimal number: digits only (no sign, space or other base), and
+/// no larger than a uint64_t; nullopt otherwise.
+std::optional<uint64_t> DecimalOf(std::string_view text) {
+  uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [at, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || at != end) return std::nullopt;
+  return v;
+}
+
 /// Parsed list options: ?limit=N.
 base::Result<size_t> LimitOf(const Request& req) {
   auto it = req.query.find("limit");
   if (it == req.query.end()) return kMarketListDefault;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
-  if (it->second.empty() || *end != '\0' || it->second[0] == '-' || v == 0 || v > kMarketListMax)
+  auto v = DecimalOf(it->second);
+  if (!v || *v == 0 || *v > kMarketListMax)
     return Fail(ErrorCode::kInvalidArgument,
                 "limit must be a number 1.." + std::to_string(kMarketListMax));
-  return static_cast<size_t>(v);
+  return static_cast<size_t>(*v);
 }
 
 /// Parsed ?after=ID: where a page starts (the `next` of the page before; 0 or
@@ -64,23 +73,19 @@ base::Result<size_t> LimitOf(const Request& req) {
 base::Result<uint64_t> AfterOf(const Request& req) {
   auto it = req.query.find("after");
   if (it == req.query.end()) return 0;
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
-  if (it->second.empty() || it->second.size() > 20 || *end != '\0' || it->second[0] == '-' ||
-      v == ULLONG_MAX)
+  auto v = DecimalOf(it->second);
+  if (!v || *v == UINT64_MAX)
     return Fail(ErrorCode::kInvalidArgument,
                 "after must be an id (a number 0, 1, ...): pass the `next` of the page before");
-  return static_cast<uint64_t>(v);
+  return *v;
 }
 
 base::Result<uint64_t> IdOf(std::string_view text, std::string_view what) {
-  std::string s(text);
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-  if (s.empty() || s.size() > 20 || *end != '\0' || s[0] == '-' || v == 0)
-    return Fail(ErrorCode::kInvalidArgument,
-                "'" + s + "' is not a " + std::string(what) + " id (a number 1, 2, ...)");
-  return static_cast<uint64_t>(v);
+  auto v = DecimalOf(text);
+  if (!v || *v == 0)
+    return Fail(ErrorCode::kInvalidArgument, "'" + std::string(text) + "' is not a " +
+                                                 std::string(what) + " id (a number 1, 2, ...)");
+  return *v;
 }
 
 base::Result<codec::Address> AddressParam(const Request& req, const std::string& name) {
@@ -329,7 +334,8 @@ class MarketRoutes {
         m_index(index),
         m_records_read(&registry.GetCounter(
             "gpunet_market_list_records_read_total",
-            "Offer, order and lease records the market list endpoints loaded.")),
+            "Records the market list endpoints loaded: offers, orders and leases, and the "
+            "providers, sites and machines an offer page read for the offers' classes.")),
         m_conservation_scans(&registry.GetCounter(
             "gpunet_conservation_scans_total",
             "Full state scans GET /conservation ran (one per height at most, when asked).")) {}
@@ -382,6 +388,7 @@ class MarketRoutes {
   }
 
   base::Result<json> Providers(size_t limit) const {
+    json j = Envelope();  // first: the records read below are at least this new
     json list = json::array();
     bool truncated = false;
     base::Status bad = base::Ok();
@@ -393,7 +400,6 @@ class MarketRoutes {
       return true;
     }));
     GPUNET_TRY(bad);
-    json j = Envelope();
     j["providers"] = list;
     j["truncated"] = truncated;
     return j;
@@ -402,14 +408,17 @@ class MarketRoutes {
   /// The class of machines an offer sells, summarised so a client can filter on
   /// it: the provider's machines of the offer's model (on its site, or any when
   /// site_id is 0). The same for every offer of one provider, model and site.
-  base::Result<json> OfferClass(const market::Offer& o) const {
+  /// Adds the records it read (the provider, its sites and machines) to `reads`.
+  base::Result<json> OfferClass(const market::Offer& o, uint64_t& reads) const {
     json j = json::object();
+    ++reads;
     auto p = Load<market::Provider>(Kv(), keys::ProviderKey(o.provider), "provider");
     if (!p) return std::unexpected(p.error());
     std::map<uint32_t, market::Site> sites;
     base::Status bad = base::Ok();
     GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kSite, o.provider),
                           [&](base::ByteSpan key, base::ByteSpan value) {
+                            ++reads;
                             auto s = market::DecodeSite(value);
                             if (!s) return (bad = std::unexpected(s.error())), false;
                             sites.emplace(base::ReadU32BE(key.data() + key.size() - 4), *s);
@@ -423,6 +432,7 @@ class MarketRoutes {
     std::set<uint32_t> used_sites;
     GPUNET_TRY(ScanPrefix(
         Kv(), Prefix(keys::kMachine, o.provider), [&](base::ByteSpan, base::ByteSpan value) {
+          ++reads;
           auto m = market::DecodeMachine(value);
           if (!m) return (bad = std::unexpected(m.error())), false;
           if (m->gpu_model != o.gpu_model || (o.site_id != 0 && m->site_id != o.site_id))
@@ -460,17 +470,18 @@ class MarketRoutes {
     return j;
   }
 
-  /// An offer with the class of machines it sells (OfferClass). `classes`, when
-  /// given, keeps the classes one answer has made: a page of a provider's offers
-  /// scans its machines once per model and site, not once per offer.
+  /// An offer with the class of machines it sells (OfferClass), adding what it
+  /// read to `reads`. `classes` keeps the classes one answer has made: a page of
+  /// a provider's offers scans its machines once per model and site, not once per
+  /// offer.
   using OfferClasses = std::map<std::tuple<codec::Address, std::string, uint32_t>, json>;
-  base::Result<json> OfferWithClass(const market::Offer& o, OfferClasses* classes = nullptr) const {
-    OfferClasses own;
-    OfferClasses& known = classes ? *classes : own;
+  base::Result<json> OfferWithClass(const market::Offer& o, OfferClasses& classes,
+                                    uint64_t& reads) const {
+    OfferClasses& known = classes;
     auto key = std::make_tuple(o.provider, o.gpu_model, o.site_id);
     auto it = known.find(key);
     if (it == known.end()) {
-      auto made = OfferClass(o);
+      auto made = OfferClass(o, reads);
       if (!made) return std::unexpected(made.error());
       it = known.emplace(std::move(key), std::move(*made)).first;
     }
@@ -486,35 +497,52 @@ class MarketRoutes {
     return StateIds(Kv(), source.prefix, after, count);
   }
 
+  /// Renders a record of a list page, adding any records it reads besides it
+  /// (an offer's provider, sites and machines) to the `uint64_t&`.
+  template <class T>
+  using Render = std::function<base::Result<json>(const T&, uint64_t&)>;
+
   /// One page of a list under `name`: the records of the first `limit` ids of
   /// `source` above `after` that `keep` accepts (the index and a record may
   /// disagree for the moment a block commits; a record that is gone is skipped),
-  /// rendered by `render`. `next` (and `truncated`) when the source has more: the
-  /// cursor is the source's position, so the pages cover it exactly once.
+  /// rendered by `render`. The page also ends early, after the record whose
+  /// reads took it to kMarketPageReadsMax. `next` (and `truncated`) when the
+  /// source has more: the cursor is the last id the page consumed, so the pages
+  /// cover the source exactly once.
   template <class T>
   base::Result<json> ListPage(const IdSource& source, const Request& req, size_t limit,
                               const std::string& name, base::Bytes (*key_of)(uint64_t),
                               const std::function<bool(const T&)>& keep,
-                              const std::function<base::Result<json>(const T&)>& render) const {
+                              const Render<T>& render) const {
+    json j = Envelope();  // first: the records read below are at least this new
     auto after = AfterOf(req);
     if (!after) return std::unexpected(after.error());
     GPUNET_CHECK(limit >= 1 && limit <= kMarketListMax);
     auto ids = Ids(source, *after, limit + 1);
     if (!ids) return std::unexpected(ids.error());
-    const bool more = ids->size() > limit;
+    bool more = ids->size() > limit;
     if (more) ids->resize(limit);
     json list = json::array();
-    for (uint64_t id : *ids) {
-      m_records_read->Inc();
-      auto record = Load<T>(Kv(), key_of(id), name);
+    uint64_t reads = 0;
+    size_t consumed = 0;
+    for (; consumed < ids->size() && reads < kMarketPageReadsMax; ++consumed) {
+      ++reads;
+      auto record = Load<T>(Kv(), key_of((*ids)[consumed]), name);
       if (!record && record.error().code == ErrorCode::kNotFound) continue;
-      if (!record) return std::unexpected(record.error());
-      if (!keep(*record)) continue;
-      auto j = render(*record);
-      if (!j) return std::unexpected(j.error());
-      list.push_back(std::move(*j));
+      if (record && !keep(*record)) continue;
+      base::Result<json> rendered =
+          record ? render(*record, reads) : std::unexpected(record.error());
+      if (!rendered) {
+        m_records_read->Inc(reads);
+        return std::unexpected(rendered.error());
+      }
+      list.push_back(std::move(*rendered));
     }
-    json j = Envelope();
+    m_records_read->Inc(reads);
+    if (consumed < ids->size()) {  // over the budget: the rest is the next page's
+      more = true;
+      ids->resize(consumed);
+    }
     j[name] = std::move(list);
     j["truncated"] = more;
     if (more) j["next"] = ids->back();
@@ -540,7 +568,9 @@ class MarketRoutes {
     return ListPage<market::Offer>(
         *source, req, limit, "offers", keys::OfferKey,
         [all](const market::Offer& o) { return all || o.open; },
-        [this, &classes](const market::Offer& o) { return OfferWithClass(o, &classes); });
+        [this, &classes](const market::Offer& o, uint64_t& reads) {
+          return OfferWithClass(o, classes, reads);
+        });
   }
 
   base::Result<json> Orders(const Request& req, size_t limit) const {
@@ -552,15 +582,15 @@ class MarketRoutes {
     return ListPage<market::Order>(
         *source, req, limit, "orders", keys::OrderKey,
         [all](const market::Order& o) { return all || o.state == market::OrderState::kOpen; },
-        [](const market::Order& o) -> base::Result<json> { return OrderJson(o); });
+        [](const market::Order& o, uint64_t&) -> base::Result<json> { return OrderJson(o); });
   }
 
   base::Result<json> Order(uint64_t id, bool with_bids) const {
+    json j = Envelope();  // first: the records read below are at least this new
     auto o =
         Load<market::Order>(Kv(), keys::OrderKey(id),
                             "order " + std::to_string(id) + " (`gpunet order list` shows yours)");
     if (!o) return std::unexpected(o.error());
-    json j = Envelope();
     j["order"] = OrderJson(*o);
     if (with_bids) {
       std::vector<market::Bid> found;
@@ -606,21 +636,24 @@ class MarketRoutes {
     return ListPage<market::Lease>(
         source, req, limit, "leases", keys::LeaseKey,
         [all](const market::Lease& l) { return all || l.state != market::LeaseState::kClosed; },
-        [now](const market::Lease& l) -> base::Result<json> { return LeaseJson(l, now); });
+        [now](const market::Lease& l, uint64_t&) -> base::Result<json> {
+          return LeaseJson(l, now);
+        });
   }
 
   base::Result<json> Lease(uint64_t id) const {
+    json j = Envelope();  // first: the record read below is at least this new
     auto l =
         Load<market::Lease>(Kv(), keys::LeaseKey(id),
                             "lease " + std::to_string(id) + " (`gpunet lease list` shows yours)");
     if (!l) return std::unexpected(l.error());
-    json j = Envelope();
-    j["lease"] = LeaseJson(*l, m_app.Info().last_block_time_ms);
+    j["lease"] = LeaseJson(*l, j["time_ms"].get<uint64_t>());
     return j;
   }
 
   /// The conservation check at the current height (OneScanPerHeight): cached,
-  /// scanned now, or 503 while another request's scan runs.
+  /// scanned now, or 503 while another request's scan runs or when a block
+  /// committed during the scan.
   Response Conservation() {
     auto answer = m_conservation.Get(
         m_app.Info().last_height,
@@ -628,18 +661,23 @@ class MarketRoutes {
           m_conservation_scans->Inc();
           return ConservationScan();
         },
-        [this] { return m_app.Info().last_height; });
-    if (!answer)
-      return JsonError(503, "unavailable",
-                       "a conservation check is running; retry in a moment (its answer is then "
-                       "served from a cache until the next block)");
+        [this] {
+          // The durable store's height, which a commit writes in the same atomic
+          // batch as the state and before it updates Info() (and the resident
+          // copy): a block whose writes the scan may have seen shows here, even
+          // while Info() still names the height before it. A failed read is a
+          // "retry" too (the height then compares as moved).
+          auto stored = ledger::ReadLastHeight(Kv());
+          return stored ? *stored : UINT64_MAX;
+        });
+    if (!answer) return ErrorResponse(answer.error());
     return JsonResponse(*answer);
   }
 
  private:
   json ConservationScan() const {
+    json j = Envelope();  // first: the height the scan reads from
     auto r = state::CheckConservation(Kv());
-    json j = Envelope();
     if (!r) {
       // A broken equation is an answer, not a transport error: say so plainly.
       j["holds"] = false;
@@ -675,19 +713,24 @@ Response Answer(const base::Result<json>& r) {
 
 }  // namespace
 
-std::optional<json> OneScanPerHeight::Get(uint64_t height, const std::function<json()>& scan,
-                                          const std::function<uint64_t()>& height_now) {
-  if (auto cached = Cached(height)) return cached;
+base::Result<json> OneScanPerHeight::Get(uint64_t height, const std::function<json()>& scan,
+                                         const std::function<uint64_t()>& height_now) {
+  if (auto cached = Cached(height)) return *cached;
   std::unique_lock running(m_scan_mutex, std::try_to_lock);
-  if (!running.owns_lock()) return std::nullopt;
-  if (auto cached = Cached(height)) return cached;  // a scan finished meanwhile
+  if (!running.owns_lock())
+    return base::Fail(base::ErrorCode::kUnavailable,
+                      "a conservation check is running; retry in a moment (its answer is then "
+                      "served from a cache until the next block)");
+  if (auto cached = Cached(height)) return *cached;  // a scan finished meanwhile
   json answer = scan();
   const uint64_t after = height_now();
   GPUNET_CHECK(after >= height);  // committed heights only grow
-  if (after == height) {
-    std::lock_guard lock(m_cache_mutex);
-    m_cache = std::make_pair(height, answer);
-  }
+  if (after != height)
+    return base::Fail(base::ErrorCode::kUnavailable,
+                      "a block committed during the conservation check, so its sums may mix two "
+                      "heights; retry");
+  std::lock_guard lock(m_cache_mutex);
+  m_cache = std::make_pair(height, answer);
   return answer;
 }
 
@@ -711,9 +754,9 @@ void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app,
       return JsonError(
           400, "invalid_argument",
           "'" + req.path_rest + "' is not a provider address (gpn1...): " + owner.error().message);
+    json out = routes->Envelope();  // first: the records read below are at least this new
     auto j = routes->Provider(*owner);
     if (!j) return ErrorResponse(j.error());
-    json out = routes->Envelope();
     out["provider"] = std::move(*j);
     return JsonResponse(out);
   });
@@ -725,12 +768,14 @@ void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app,
   server.HandlePrefix("GET", "/market/offer/", [routes](const Request& req) {
     auto id = IdOf(req.path_rest, "offer");
     if (!id) return ErrorResponse(id.error());
+    json out = routes->Envelope();  // first: the records read below are at least this new
     auto o = Load<market::Offer>(routes->Kv(), keys::OfferKey(*id),
                                  "offer " + req.path_rest + " (`gpunet offers` lists them)");
     if (!o) return ErrorResponse(o.error());
-    auto j = routes->OfferWithClass(*o);
+    MarketRoutes::OfferClasses classes;
+    uint64_t reads = 0;  // one offer's class: bounded by a provider's sites and machines
+    auto j = routes->OfferWithClass(*o, classes, reads);
     if (!j) return ErrorResponse(j.error());
-    json out = routes->Envelope();
     out["offer"] = std::move(*j);
     return JsonResponse(out);
   });
@@ -750,10 +795,10 @@ void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app,
   server.HandlePrefix("GET", "/market/bid/", [routes](const Request& req) {
     auto id = IdOf(req.path_rest, "bid");
     if (!id) return ErrorResponse(id.error());
+    json out = routes->Envelope();  // first: the record read below is at least this new
     auto b = Load<market::Bid>(routes->Kv(), keys::BidKey(*id),
                                "bid " + req.path_rest + " (`gpunet bids ORDER` lists them)");
     if (!b) return ErrorResponse(b.error());
-    json out = routes->Envelope();
     out["bid"] = BidJson(*b);
     return JsonResponse(out);
   });

@@ -7,9 +7,12 @@
 // take the ledger's lock and never see a block that is not yet committed. Each
 // list is a page (`limit`, at most kMarketListMax, from the cursor `after`) read
 // from an index in id order, the node's (market_index.h) or the state's, so a
-// page costs its own records; `next` says where the following page starts.
+// page costs its own records (offers: and their classes, up to kMarketPageReadsMax);
+// `next` says where the following page starts.
 // /conservation scans the whole state, one request at a time, and answers from a
-// cache until the next block. Amounts are integer strings in fields ending
+// cache until the next block; a scan that a block commit overlapped is not
+// answered (503, retry), so an answer is always the state of one height. Amounts are integer
+// strings in fields ending
 // `_ugpn` (design §2).
 #pragma once
 
@@ -22,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/result.h"
 #include "node/http_server.h"
 
 namespace gpunet::ledger {
@@ -39,18 +43,25 @@ class Registry;
 inline constexpr size_t kMarketListMax = 1000;
 /// Entries a list answer holds when `limit` is not given.
 inline constexpr size_t kMarketListDefault = 100;
+/// Records one list page may read (its own records, and for offers the
+/// provider, sites and machines of each new offer class, up to 1 + 64 + 1,024
+/// each): past it the page ends early with `next`, so no request reads more
+/// than about this plus one class, whatever its `limit`.
+inline constexpr uint64_t kMarketPageReadsMax = 20'000;
 
 /// An answer too costly to make per request (the conservation scan): at most one
 /// is made at a time, and it serves every request at the height it was made for.
 class OneScanPerHeight {
  public:
   /// The answer for `height` (the current committed height): the cached one, or
-  /// made now by `scan`; nullopt when another call's scan is running (the caller
-  /// says "retry": a request never holds a thread waiting for another's scan).
-  /// The answer is cached only when `height_now()` is still `height` after the
-  /// scan, so a cached answer is the state of its height.
-  std::optional<nlohmann::json> Get(uint64_t height, const std::function<nlohmann::json()>& scan,
-                                    const std::function<uint64_t()>& height_now);
+  /// made now by `scan`. kUnavailable ("retry") when another call's scan is
+  /// running (a request never holds a thread waiting for another's scan), and
+  /// when `height_now()` is no longer `height` after the scan: the scan reads
+  /// the state without a snapshot, so a block committed during it may have mixed
+  /// two heights into one answer, which is never given. An answer given (and
+  /// cached) is the state of its one height.
+  base::Result<nlohmann::json> Get(uint64_t height, const std::function<nlohmann::json()>& scan,
+                                   const std::function<uint64_t()>& height_now);
 
  private:
   std::optional<nlohmann::json> Cached(uint64_t height) const;

@@ -179,6 +179,7 @@ constexpr std::pair<const char*, uint64_t RpcLimits::*> kRpcLimitFields[] = {
     {"waits_per_address_max", &RpcLimits::waits_per_address_max},
     {"idle_timeout_ms", &RpcLimits::idle_timeout_ms},
     {"ws_unsubscribed_timeout_ms", &RpcLimits::ws_unsubscribed_timeout_ms},
+    {"ws_queue_bytes_max", &RpcLimits::ws_queue_bytes_max},
 };
 // Keeps the millisecond and count values far from the int64/size_t edges.
 constexpr uint64_t kRpcLimitValueMax = 1'000'000'000;
@@ -192,7 +193,10 @@ base::Result<RpcLimits> ParseRpcLimits(const std::string& path, const json& j) {
                 path + ": rpc_limits must be an object with some of: " + fields);
   RpcLimits limits;
   for (const auto& [k, v] : j.items()) {
-    if (k == "exempt_loopback" && v.is_boolean()) {
+    if (k == "exempt_loopback") {
+      if (!v.is_boolean())
+        return Fail(ErrorCode::kInvalidArgument,
+                    path + ": rpc_limits.exempt_loopback must be true or false, not " + v.dump());
       limits.exempt_loopback = v.get<bool>();
       continue;
     }
@@ -208,10 +212,15 @@ base::Result<RpcLimits> ParseRpcLimits(const std::string& path, const json& j) {
   return limits;
 }
 
+// Only the fields that differ from the defaults: a home keeps what its operator
+// set, and a default changed in a later release reaches every other field.
 json RpcLimitsJson(const RpcLimits& limits) {
+  const RpcLimits defaults;
   json j = json::object();
-  for (const auto& [name, member] : kRpcLimitFields) j[name] = limits.*member;
-  j["exempt_loopback"] = limits.exempt_loopback;
+  for (const auto& [name, member] : kRpcLimitFields)
+    if (limits.*member != defaults.*member) j[name] = limits.*member;
+  if (limits.exempt_loopback != defaults.exempt_loopback)
+    j["exempt_loopback"] = limits.exempt_loopback;
   return j;
 }
 
@@ -228,6 +237,7 @@ ServerOptions RpcServerOptions(const NodeConfig& config) {
   so.pending_requests_per_address_max = l.pending_requests_per_address_max;
   so.idle_timeout_ms = static_cast<int64_t>(l.idle_timeout_ms);
   so.ws_unsubscribed_timeout_ms = static_cast<int64_t>(l.ws_unsubscribed_timeout_ms);
+  so.ws_queue_bytes_max = l.ws_queue_bytes_max;
   so.per_address_exempt_loopback = l.exempt_loopback;
   return so;
 }
@@ -271,8 +281,8 @@ base::Result<NodeConfig> LoadNodeConfig(const std::string& path) {
 std::string NodeConfigToJson(const NodeConfig& c) {
   json j = {{"rpc", c.rpc_host + ":" + std::to_string(c.rpc_port)},
             {"block_interval_ms", c.block_interval_ms},
-            {"engine", c.engine},
-            {"rpc_limits", RpcLimitsJson(c.rpc_limits)}};
+            {"engine", c.engine}};
+  if (json limits = RpcLimitsJson(c.rpc_limits); !limits.empty()) j["rpc_limits"] = limits;
   return j.dump(2) + "\n";
 }
 
@@ -686,19 +696,22 @@ std::optional<Response> Node::Impl::RefuseUnexecutableWait(base::ByteSpan tx_byt
   auto tx = codec::DecodeTx(tx_bytes);
   if (!tx) return std::nullopt;  // Admit refuses it with the decoder's reason
   const codec::Address sender = crypto::AddressOf(tx->body.sender);
-  auto q = app->Query(
-      ledger::QueryRequest{"/account", base::Bytes(sender.begin(), sender.end()), 0, false});
-  if (!q) return ErrorResponse(q.error());
-  uint64_t account_nonce = 0;
-  if (q->value) {
+  uint64_t account_nonce = 0;  // the last read, which the pool's answer agrees with
+  auto read_nonce = [&]() -> base::Result<uint64_t> {
+    auto q = app->Query(
+        ledger::QueryRequest{"/account", base::Bytes(sender.begin(), sender.end()), 0, false});
+    if (!q) return std::unexpected(q.error());
+    if (!q->value) return account_nonce = 0;
     auto account = codec::DecodeAccount(*q->value);
-    if (!account) return ErrorResponse(account.error());
-    account_nonce = account->nonce;
-  }
+    if (!account) return std::unexpected(account.error());
+    return account_nonce = account->nonce;
+  };
   const uint64_t nonce = tx->body.nonce;
   // Stale nonces and replacements are Admit's to judge; a tx right after the
   // sender's pending ones executes once they have.
-  const uint64_t next_free = pool->NextFreeNonce(sender, account_nonce);
+  auto free = pool->NextFreeNonce(sender, read_nonce);
+  if (!free) return ErrorResponse(free.error());
+  const uint64_t next_free = *free;
   if (nonce > next_free) {
     const std::string missing = next_free + 1 == nonce ? "nonce " + std::to_string(next_free)
                                                        : "nonces " + std::to_string(next_free) +

@@ -95,6 +95,9 @@ struct RpcLimits {
   uint64_t idle_timeout_ms = 30'000;  ///< keep-alive connection without a request
   /// A websocket subscribed to no topic is closed after this.
   uint64_t ws_unsubscribed_timeout_ms = 30'000;
+  /// Bytes queued for one websocket subscriber; beyond it the subscriber is cut
+  /// (a block's txs frame can be MBs, so a frame count alone bounds nothing).
+  uint64_t ws_queue_bytes_max = 32 * 1024 * 1024;
   /// Loopback peers skip the per-address caps (not the global ones): on the default
   /// listen address 127.0.0.1 every client is local and shares that address.
   bool exempt_loopback = true;

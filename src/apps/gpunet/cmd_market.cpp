@@ -511,11 +511,19 @@ struct PageArgs {
   std::string after;     ///< an id, the `next` the page before printed; empty: from the start
 };
 
-/// "limit=N[&after=ID]" for a list endpoint's query.
+/// "limit=N[&after=ID]" for a list endpoint's query. --after takes 0 (from the
+/// start) as the node's `after` does, so it is not an id of ParseId's.
 std::string PageQuery(const PageArgs& p) {
   std::string q = "limit=" + std::to_string(p.limit);
-  if (!p.after.empty()) q += "&after=" + std::to_string(ParseId(p.after, "--after"));
-  return q;
+  if (p.after.empty()) return q;
+  bool digits = p.after.size() <= 19;
+  for (char c : p.after) digits = digits && c >= '0' && c <= '9';
+  if (!digits)
+    FailCommand(ErrorCode::kInvalidArgument,
+                "--after \"" + p.after +
+                    "\" must be a number 0, 1, 2, ...: the id the hint under a full page "
+                    "names (0: from the start)");
+  return q + "&after=" + std::to_string(std::stoull(p.after));
 }
 
 /// After a page that is not the last: how to ask for the next one.

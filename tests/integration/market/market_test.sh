@@ -133,6 +133,8 @@ g lease list --tenant tenant --all --limit 1 >"$WORK/page1" || fail "lease list 
 { grep -q "^lease $lease " "$WORK/page1" && grep -q "add --after $lease for the next page" "$WORK/page1"; } \
   || { fail "lease list --limit 1: not lease $lease with a hint for the next page"; cat "$WORK/page1" >&2; }
 g lease list --tenant tenant --all --after "$lease" | grep -q "^lease $lease2 " || fail "lease list --after $lease"
+g lease list --tenant tenant --all --after 0 | grep -q "^lease $lease " || fail "lease list --after 0: not from the start"
+expect_error "--after not a number" "must be a number 0, 1, 2" g order list --after +5
 g -o json lease show "$lease2" >"$WORK/l2.json"
 [ "$(jf '["lease"]["gpus"]' <"$WORK/l2.json")" = 4 ] || fail "lease create: 4 GPUs"
 [ "$(jf '["lease"]["rate_ugpn_per_hour"]' <"$WORK/l2.json")" = 10000000 ] || fail "lease create: rate 4 x 2.5 GPN"

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Integration tests of the real `gpunet node` process (stdlib only).
 
-  node_test.py rpc|kill9|powerloss GPUNET_BIN TX_HELPER_BIN
+  node_test.py rpc|limits|kill9|powerloss GPUNET_BIN TX_HELPER_BIN
 
 rpc:       a signed transfer with wait=committed, then GET /tx, /account, /block,
            /status, /metrics; every kind of bad input gets a clear error while the
@@ -11,12 +11,16 @@ kill9:     transfers stream while the node is SIGKILLed at random moments (20+
            heights continue, balances add up exactly (per-nonce bookkeeping).
 powerloss: the same with GPUNET_FAULT_FS=1 and SIGUSR1 = cut the power (drop
            every unsynced write) and exit.
+limits:    node.json rpc_limits with exempt_loopback false and 2 connections per
+           address: a third connection from 127.0.0.1 is refused with 429 while a
+           client bound to 127.0.0.2 is still served, and a freed slot is reused.
 """
 import json
 import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -239,6 +243,62 @@ def test_rpc(env):
     print("rpc: OK", flush=True)
 
 
+def raw_get(port, source, send=True):
+    """A keep-alive connection from `source` to the node with one GET /status answered
+    on it (or, with send False, what the node says unasked): (socket, status line,
+    bytes). The socket stays open (it holds its per-address slot)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    if send:
+        sock.sendall(b"GET /status HTTP/1.1\r\nHost: node\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return sock, data.split(b"\r\n", 1)[0].decode(), data
+
+
+def test_limits(env):
+    path = os.path.join(env.home, "config", "node.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["rpc_limits"] = {"exempt_loopback": False, "connections_per_address_max": 2}
+    with open(path, "w") as f:
+        json.dump(config, f)
+    rpc = env.start()
+    port = int(rpc.url.rsplit(":", 1)[1].split("/")[0])
+    held = []
+    for _ in range(2):
+        sock, status, _ = raw_get(port, "127.0.0.1")
+        check(status.startswith("HTTP/1.1 200"), "connection within the cap: %s" % status)
+        held.append(sock)
+    sock, status, data = raw_get(port, "127.0.0.1", send=False)  # refused at accept
+    check(status.startswith("HTTP/1.1 429") and b"limit_exceeded" in data and b"127.0.0.1" in data,
+          "a third connection from 127.0.0.1 was not refused with 429: %s" % data[:300])
+    sock.close()
+    print("  third connection from 127.0.0.1: %s" % status, flush=True)
+    other, status, _ = raw_get(port, "127.0.0.2")
+    check(status.startswith("HTTP/1.1 200"), "127.0.0.2 was not served: %s" % status)
+    other.close()
+    # A closed connection frees its slot: 127.0.0.1 is served again.
+    held.pop().close()
+    for _ in range(100):
+        sock, status, _ = raw_get(port, "127.0.0.1")
+        sock.close()
+        if status.startswith("HTTP/1.1 200"):
+            break
+        time.sleep(0.05)  # the server notices the close asynchronously
+    check(status.startswith("HTTP/1.1 200"), "a freed slot was not reused: %s" % status)
+    for sock in held:
+        sock.close()
+    check(env.stop() == 0, "node did not exit cleanly on SIGTERM")
+    print("limits: OK", flush=True)
+
+
 def stream_rounds(env, rounds, fault):
     senders = SEEDS
     committed = {}  # hash -> (sender index, nonce)
@@ -313,6 +373,8 @@ def main():
     try:
         if mode == "rpc":
             test_rpc(env)
+        elif mode == "limits":
+            test_limits(env)
         elif mode == "kill9":
             stream_rounds(env, 22, fault=False)
         elif mode == "powerloss":

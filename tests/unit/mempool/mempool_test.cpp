@@ -95,6 +95,31 @@ TEST_F(Fixture, NextFreeNonceCountsOnlyTheContiguousPendingRun) {
   EXPECT_EQ(pool.NextFreeNonce(sender, 3), 3u);  // all included
 }
 
+TEST_F(Fixture, NextFreeNonceIsNotFooledByABlockBetweenTheAccountReadAndThePool) {
+  Mempool pool(*app);
+  const codec::Address sender = TestAddress(1);
+  for (uint64_t n = 0; n < 3; ++n) ASSERT_TRUE(pool.Add(SignedSend(1, n, TestAddress(2), 1)).Ok());
+  // The RPC reads the account (nonce 0), then a block commits nonces 0..2 and
+  // the pool drops them, then the RPC asks the pool: counted from 0 it would say
+  // 0, and a wait on nonce 3 (executable now) would be refused as a gap.
+  int reads = 0;
+  auto account_nonce = [&]() -> base::Result<uint64_t> {
+    const uint64_t nonce = ledger::testing::AccountOf(*app, sender).nonce;
+    if (reads++ == 0) Block(pool);  // the commit lands right after the first read
+    return nonce;
+  };
+  auto next = pool.NextFreeNonce(sender, account_nonce);
+  ASSERT_TRUE(next) << next.error().ToString();
+  EXPECT_EQ(*next, 3u);
+  EXPECT_EQ(ledger::testing::AccountOf(*app, sender).nonce, 3u);
+  EXPECT_EQ(reads, 3);  // 0, then 3 (moved: the pool asked again), then 3 (agrees)
+  // Read failures are passed on.
+  auto failed = pool.NextFreeNonce(
+      sender, []() -> base::Result<uint64_t> { return base::Fail(base::ErrorCode::kIo, "disk"); });
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, base::ErrorCode::kIo);
+}
+
 TEST_F(Fixture, FeePriorityAcrossSendersPrefixWithinSender) {
   Mempool pool(*app);
   auto a0 = SignedSend(1, 0, TestAddress(5), 1, 2000);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <future>
 #include <latch>
 #include <map>
@@ -404,6 +405,25 @@ TEST(PerAddress, ConnectionsOverAnAddressCapGet429WhileOthersAreServed) {
   EXPECT_TRUE(again.ReadUntil("hello", kGuardMs).starts_with("HTTP/1.1 200"));
 }
 
+TEST(PerAddress, IPv6PeersAreCountedPerSlash64) {
+  auto key = [](std::string_view a) {
+    auto k = PeerAddressKey(a);
+    EXPECT_TRUE(k) << a;
+    return k ? *k : std::string();
+  };
+  EXPECT_EQ(key("203.0.113.7"), "203.0.113.7");
+  EXPECT_EQ(key("::ffff:203.0.113.7"), "203.0.113.7");  // IPv4-mapped: its IPv4 address
+  EXPECT_EQ(key("::1"), "::1");
+  // Every address of one /64 is one peer; the next /64 is another.
+  EXPECT_EQ(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+  EXPECT_EQ(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+  EXPECT_EQ(key("2001:db8:1:2:abcd::9"), "2001:db8:1:2::/64");
+  EXPECT_EQ(key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+  auto bad = PeerAddressKey("not-an-address");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, base::ErrorCode::kInvalidArgument);
+}
+
 TEST(PerAddress, LoopbackPeersAreExemptByDefault) {
   ServerOptions opt;
   opt.connections_per_address_max = 1;
@@ -774,6 +794,50 @@ TEST(Websocket, ASlowSubscriberIsDisconnectedAndOthersGetEverything) {
   auto last = (*good)->Next(kGuardMs);
   ASSERT_TRUE(last);
   EXPECT_EQ(Json::parse(last->data_json)["height"], -1);
+}
+
+/// Publishes "txs" events of 1 MiB (a block's txs frame can be MBs) until `count`
+/// are out or `stop()` holds; returns how many went out.
+int PublishMiBFrames(HttpServer& server, int count, const std::function<bool()>& stop) {
+  const std::string pad(1024 * 1024, 'p');
+  int published = 0;
+  for (; published < count && !stop(); ++published)
+    server.Publish("txs", "{\"n\":" + std::to_string(published) + ",\"pad\":\"" + pad + "\"}");
+  return published;
+}
+
+TEST(Websocket, ASubscriberThatNeverReadsIsCutAtTheQueueByteCap) {
+  ServerOptions opt;
+  opt.ws_queue_bytes_max = 4 * 1024 * 1024;
+  opt.write_timeout_ms = 600'000;  // only the byte cap can cut it here
+  Fixture f(opt);
+  f.Start();
+  auto never_reads = WsSubscriber::Connect(f.server.Url(), {"txs"});
+  ASSERT_TRUE(never_reads);
+  // Far fewer frames than the 256 the message cap allows: the socket buffers
+  // fill, then 4 MiB of queue, then it is cut, long before 256 MiB sit in its queue.
+  const int published =
+      PublishMiBFrames(f.server, 200, [&] { return f.server.Stats().ws_slow_disconnects > 0; });
+  EXPECT_EQ(f.server.Stats().ws_slow_disconnects, 1u) << "published " << published << " MiB";
+  EXPECT_LT(published, 200);
+  ASSERT_TRUE(WaitFor([&] { return f.server.Stats().ws_subscribers == 0; }, kGuardMs));
+  ExpectStillServing(f.server);
+}
+
+TEST(Websocket, AFrameThePeerDoesNotTakeIsCutAtTheWriteTimeout) {
+  ServerOptions opt;
+  opt.write_timeout_ms = 300;
+  Fixture f(opt);
+  f.Start();
+  auto never_reads = WsSubscriber::Connect(f.server.Url(), {"txs"});
+  ASSERT_TRUE(never_reads);
+  // 16 MiB: more than loopback's socket buffers hold, less than either queue cap,
+  // so a write stays in flight and only its timeout can end it.
+  ASSERT_EQ(PublishMiBFrames(f.server, 16, [] { return false; }), 16);
+  ASSERT_TRUE(WaitFor([&] { return f.server.Stats().ws_subscribers == 0; }, kGuardMs))
+      << "a subscriber that never reads still holds its connection";
+  EXPECT_EQ(f.server.Stats().ws_slow_disconnects, 1u);
+  ExpectStillServing(f.server);
 }
 
 TEST(Websocket, AnUnsubscribedSocketIsClosedAndSubscribedOnesStay) {

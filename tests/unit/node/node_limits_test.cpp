@@ -64,6 +64,18 @@ bool SendPost(RawConn& conn, const std::string& body) {
       std::to_string(body.size()) + "\r\n\r\n" + body);
 }
 
+/// One POST /tx from `source` on a connection of its own that closes after the
+/// answer: the whole response text.
+std::string PostFrom(uint16_t port, const char* source, const std::string& body) {
+  RawConn conn(port, source);
+  if (!conn.Send("POST /tx HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 "Content-Type: application/json\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\n\r\n" + body))
+    return "";
+  bool eof = false;
+  return conn.ReadUntilClose(kGuardMs, &eof);
+}
+
 Json ErrorOf(const std::string& body) {
   Json j = Json::parse(body, nullptr, false);
   return j.is_object() && j.contains("error") ? j["error"] : Json();
@@ -81,7 +93,10 @@ struct NodeLimits : test::NodeTestBase {
           {crypto::AddressOf(Key(static_cast<uint8_t>(k)).Public()), 1'000'000'000});
     ASSERT_NO_FATAL_FAILURE(NodeTestBase::StartNode("node-limits", init, rpc_limits));
   }
-  uint16_t Port() const { return static_cast<uint16_t>(std::stoi(m_node->RpcUrl().substr(17))); }
+  uint16_t Port() const {
+    const std::string url = m_node->RpcUrl();  // http://127.0.0.1:PORT
+    return static_cast<uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+  }
   base::Result<client::HttpResponse> Post(const std::string& body) {
     return client::HttpClient(m_node->RpcUrl()).Post("/tx", body);
   }
@@ -162,6 +177,42 @@ TEST_F(NodeLimits, WaitsAreCappedPerPeerAddress) {
   auto r = Post(PostBody(TxHex(3, 0), "committed", 300));
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_EQ(r->status, 504) << r->body;
+}
+
+TEST_F(NodeLimits, AWaitThatEndsFreesItsSlot) {
+  // One wait per address; blocks every 300 ms once there are txs.
+  ASSERT_NO_FATAL_FAILURE(
+      StartNode(300, {{"exempt_loopback", false}, {"waits_per_address_max", 1}}));
+  auto status_of = [](const std::string& text) { return text.substr(0, 12); };
+  // Ended by its commit.
+  std::string text = PostFrom(Port(), kOtherPeer, PostBody(TxHex(1, 0), "committed", kGuardMs));
+  ASSERT_EQ(status_of(text), "HTTP/1.1 200") << text;
+  EXPECT_NE(text.find("\"committed\""), std::string::npos) << text;
+  // Ended by its timeout (504; or committed, if the block beat 1 ms: either way
+  // it ended) — the next wait from the address is taken, not refused with 429.
+  text = PostFrom(Port(), kOtherPeer, PostBody(TxHex(2, 0), "committed", 1));
+  ASSERT_TRUE(status_of(text) == "HTTP/1.1 504" || status_of(text) == "HTTP/1.1 200") << text;
+  // Refused at admission (a tx that does not decode).
+  text = PostFrom(Port(), kOtherPeer, PostBody("0102", "committed", kGuardMs));
+  ASSERT_EQ(status_of(text), "HTTP/1.1 400") << text;
+  // Refused as a gap (nonce 5 of key 4, whose next is 0).
+  text = PostFrom(Port(), kOtherPeer, PostBody(TxHex(4, 5), "committed", kGuardMs));
+  ASSERT_EQ(status_of(text), "HTTP/1.1 409") << text;
+  // After all four the address's one slot is free.
+  text = PostFrom(Port(), kOtherPeer, PostBody(TxHex(3, 0), "committed", kGuardMs));
+  ASSERT_EQ(status_of(text), "HTTP/1.1 200") << text;
+  EXPECT_NE(text.find("\"committed\""), std::string::npos) << text;
+}
+
+TEST_F(NodeLimits, AWaitLongerThanTheIdleTimeoutIsNotCut) {
+  // The first block is an interval (1 s) after genesis, five idle timeouts away.
+  ASSERT_NO_FATAL_FAILURE(StartNode(1'000, {{"idle_timeout_ms", 200}}));
+  RawConn conn(Port());
+  ASSERT_TRUE(SendPost(conn, PostBody(TxHex(1, 0), "committed", kGuardMs)));
+  const std::string text = conn.ReadUntil("\"fee_ugpn\"", kGuardMs);
+  ASSERT_TRUE(text.starts_with("HTTP/1.1 200")) << "a wait in flight was cut: " << text;
+  EXPECT_NE(text.find("\"committed\""), std::string::npos) << text;
+  EXPECT_GE(m_node->Status().latest_height, 1u);
 }
 
 TEST_F(NodeLimits, IdleConnectionsCloseAndASubscriberOnAQuietChainStays) {
@@ -267,9 +318,23 @@ TEST(NodeConfigRpcLimits, ParsedStrictlyAndWrittenBack) {
   EXPECT_EQ(again->rpc_limits.waits_per_address_max, 3u);
   EXPECT_FALSE(again->rpc_limits.exempt_loopback);
 
-  for (const char* bad :
-       {R"({"rpc_limits":{"waits_max":3}})", R"({"rpc_limits":{"idle_timeout_ms":0}})",
-        R"({"rpc_limits":{"exempt_loopback":1}})", R"({"rpc_limits":[]})"}) {
+  // Written back: only what differs from the defaults.
+  const Json written = Json::parse(NodeConfigToJson(*ok));
+  EXPECT_EQ(written["rpc_limits"],
+            (Json{{"waits_per_address_max", 3}, {"exempt_loopback", false}}));
+  EXPECT_FALSE(Json::parse(NodeConfigToJson(NodeConfig{})).contains("rpc_limits"));
+  auto defaults = load(NodeConfigToJson(NodeConfig{}));
+  ASSERT_TRUE(defaults) << defaults.error().ToString();
+  EXPECT_EQ(defaults->rpc_limits.waits_per_address_max, RpcLimits{}.waits_per_address_max);
+  EXPECT_TRUE(defaults->rpc_limits.exempt_loopback);
+  // A non-boolean exempt_loopback says what it takes.
+  auto not_bool = load(R"({"rpc_limits":{"exempt_loopback":1}})");
+  ASSERT_FALSE(not_bool);
+  EXPECT_NE(not_bool.error().message.find("true or false"), std::string::npos)
+      << not_bool.error().message;
+
+  for (const char* bad : {R"({"rpc_limits":{"waits_max":3}})",
+                          R"({"rpc_limits":{"idle_timeout_ms":0}})", R"({"rpc_limits":[]})"}) {
     auto refused = load(bad);
     ASSERT_FALSE(refused) << bad;
     EXPECT_EQ(refused.error().code, base::ErrorCode::kInvalidArgument);
