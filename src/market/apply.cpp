@@ -322,6 +322,25 @@ void RemoveLeaseIndexes(Store& store, const Lease& l) {
     store.Delete(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id));
 }
 
+/// Ends that count against the provider's reputation: the two faults and a close by
+/// the provider (walking away from a lease it took).
+bool IsFault(LeaseEnd end) {
+  return end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat ||
+         end == LeaseEnd::kProviderClosed;
+}
+
+/// What the provider pays the tenant when a lease ends with `end`; `promised` is the
+/// lease's FaultPenalty. The faults pay it in full, and so does a provider closing a
+/// lease it has not started: otherwise a provider could win at 1 ugpn and close
+/// before the start deadline for free (docs/market.md "Bonds", the floor). A started
+/// lease closed by the provider pays the floor only: the tenant had what it paid for
+/// until then, but leaving must not be free or start-then-close reopens that attack.
+uint64_t PenaltyAtClose(LeaseEnd end, bool started, uint64_t promised) {
+  if (end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat) return promised;
+  if (end != LeaseEnd::kProviderClosed) return 0;
+  return started ? std::min(promised, limits::kFaultPenaltyFloorUgpn) : promised;
+}
+
 /// Settles at `settle_ms` (accrual capped at paid_until), refunds the rest to the
 /// tenant, applies the fault penalty when `end` is a fault, frees the GPUs and
 /// updates the provider's counters. The one way a lease closes.
@@ -344,25 +363,25 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   l.escrow_ugpn = 0;
   GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
 
-  const bool fault = end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat;
   const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
   GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
   p.promised_penalties_ugpn -= promised;
-  if (fault) {
-    // Penalty: FaultPenalty(rate), from the bond (which covers every open lease's),
-    // then from unbonding stake that has not matured, to the tenant. What neither can
-    // pay is recorded as unpaid (written off).
-    PenaltyDraw draw = DrawPenalty(p, promised, block.time_ms);
+  const uint64_t penalty = PenaltyAtClose(end, started, promised);
+  GPUNET_CHECK(penalty <= promised);
+  if (penalty > 0) {
+    // From the bond (which covers every open lease's promised penalty), then from
+    // unbonding stake that has not matured, to the tenant. What neither can pay is
+    // recorded as unpaid (written off).
+    PenaltyDraw draw = DrawPenalty(p, penalty, block.time_ms);
     M_DO(Credit(store, l.tenant, draw.Paid()));
     l.penalty_ugpn = draw.Paid();
     p.penalties_paid_ugpn += draw.Paid();
     p.penalties_unpaid_ugpn += draw.unpaid_ugpn;
-    ++p.faults;
-  } else if (end == LeaseEnd::kProviderClosed) {
-    ++p.faults;  // walking away from a lease counts against reputation (no penalty)
-  } else if (started) {
-    ++p.leases_completed;
   }
+  if (IsFault(end))
+    ++p.faults;  // a provider close counts against reputation too
+  else if (started)
+    ++p.leases_completed;
 
   for (const auto& a : l.allocations) {
     M_TRY(m, Need<Machine>(store, keys::MachineKey(l.provider, a.machine_id),

@@ -234,8 +234,14 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
   l.refunded += l.escrow;
   l.escrow = 0;
   Provider& p = w.providers.at(l.provider);
-  if (end == End::kMissedStart || end == End::kMissedHb) {
-    uint64_t want = PenaltyOf(l.rate);
+  // The penalty: in full for a fault and for a provider dropping a reservation; the
+  // floor only for a provider closing a started lease; nothing otherwise.
+  uint64_t want = 0;
+  if (end == End::kMissedStart || end == End::kMissedHb || (end == End::kProvider && !started))
+    want = PenaltyOf(l.rate);
+  else if (end == End::kProvider)
+    want = std::min(PenaltyOf(l.rate), limits::kFaultPenaltyFloorUgpn);
+  if (want > 0) {
     uint64_t pay = std::min(want, p.bond);
     p.bond -= pay;
     // Then unbonding stake not yet matured, the latest release first.
@@ -251,8 +257,8 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
     l.penalty = pay;
     p.penalties_paid += pay;
     p.penalties_unpaid += want - pay;
-    ++p.faults;
-  } else if (end == End::kProvider) {
+  }
+  if (end == End::kMissedStart || end == End::kMissedHb || end == End::kProvider) {
     ++p.faults;
   } else if (started) {
     ++p.completed;

@@ -936,10 +936,11 @@ TEST(Leases, ClosingAReservedLeaseChargesTheTenantForTheHeldCapacity) {
   uint64_t tiny = Lease(h, cheap_offer, 1, 1, 3);
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{tiny, codec::CloseReason::kNormal}), 0);
   EXPECT_EQ(h.GetLease(tiny).paid_ugpn, 3u);
-  // The provider walking away from a reservation refunds it all (and takes a fault).
+  // The provider walking away from a reservation refunds it all (and pays the penalty).
   uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
   EXPECT_EQ(h.GetLease(dropped).refunded_ugpn, 100 * kGpn);
+  EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice));
   // A started lease closed by the tenant pays what accrued, no charge.
   uint64_t run = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{run}), 0);
@@ -1003,6 +1004,41 @@ TEST(Orders, TheAwardChecksTheProviderRequirementsAgain) {
   auto o = h.GetOrder(order);
   EXPECT_EQ(o.state, OrderState::kAwarded);
   EXPECT_EQ(h.GetLease(o.lease_id).provider, h.Addr(kOwner2));
+}
+
+TEST(Faults, AProviderClosingItsReservationPaysThePenaltyLikeAMissedStart) {
+  // The cheap attack: win every award at 1 ugpn, then close before the start.
+  Harness h;
+  SetUpProvider(h);
+  uint64_t order = CreateOrder(h, Order(1, 1));
+  Bid(h, kOwner, order, 1, {1});
+  h.Advance(60'000);
+  uint64_t lease = h.GetOrder(order).lease_id;
+  ASSERT_NE(lease, 0u);
+  uint64_t tenant0 = h.Balance(kTenant), bond0 = h.GetProvider(kOwner).bond_ugpn;
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.end, LeaseEnd::kProviderClosed);
+  EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(h.EventAttr("market.lease_closed", "penalty_ugpn"),
+            std::to_string(limits::kFaultPenaltyFloorUgpn));
+  EXPECT_GE(h.Balance(kTenant) - tenant0, 100 * kGpn + limits::kFaultPenaltyFloorUgpn);
+  auto p = h.GetProvider(kOwner);
+  EXPECT_EQ(p.bond_ugpn, bond0 - limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(p.penalties_paid_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(p.faults, 1u);
+  // Starting first and closing at once costs the floor too (the tenant had no GPU
+  // time to speak of); a rate-based penalty it does not pay: the tenant was served.
+  uint64_t offer = CreateOffer(h, kOwner, 20 * kGpn);  // 20 GPN per hour
+  uint64_t run = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{run}), 0);
+  h.Advance(kHour / 2);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{run, codec::CloseReason::kNormal}), 0);
+  l = h.GetLease(run);
+  EXPECT_EQ(l.paid_ugpn, 10 * kGpn);
+  EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_LT(l.penalty_ugpn, FaultPenalty(20 * kGpn));
+  EXPECT_EQ(h.GetProvider(kOwner).faults, 2u);
 }
 
 }  // namespace
