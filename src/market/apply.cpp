@@ -108,6 +108,13 @@ codec::Event Ev(std::string type, std::map<std::string, std::string> attributes)
 
 // ---------------------------------------------------------------- money
 
+/// a + b, at most UINT64_MAX: for lifetime counters that no rule depends on being
+/// exact at 2^64 (a validator must not halt on them).
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  auto sum = base::CheckedAdd(a, b);
+  return sum ? *sum : UINT64_MAX;
+}
+
 R<> Debit(Store& store, const codec::Address& who, uint64_t amount, std::string_view what) {
   auto account = store.GetAccount(who);
   if (!account) return Op(account.error());
@@ -290,11 +297,9 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
                 std::vector<codec::Event>& events) {
   if (amount == 0) return {};
   GPUNET_CHECK(amount <= l.escrow_ugpn);
-  if (what == Pay::kService && !IsSelf(p, l.tenant)) {
-    auto earned = base::CheckedAdd(p.earned_ugpn, amount);
-    GPUNET_CHECK(earned.has_value());  // part of the supply
-    p.earned_ugpn = *earned;
-  }
+  // A lifetime total (cycled deposits can grow it past the supply): it saturates.
+  if (what == Pay::kService && !IsSelf(p, l.tenant))
+    p.earned_ugpn = SaturatingAdd(p.earned_ugpn, amount);
   auto shares = SplitPayout(amount, p.payouts, p.owner);
   codec::Event e = Ev("payout", {{"lease_id", Str(l.lease_id)}, {"amount_ugpn", Str(amount)}});
   size_t i = 0;
@@ -375,8 +380,8 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
     PenaltyDraw draw = DrawPenalty(p, penalty, block.time_ms);
     M_DO(Credit(store, l.tenant, draw.Paid()));
     l.penalty_ugpn = draw.Paid();
-    p.penalties_paid_ugpn += draw.Paid();
-    p.penalties_unpaid_ugpn += draw.unpaid_ugpn;
+    p.penalties_paid_ugpn = SaturatingAdd(p.penalties_paid_ugpn, draw.Paid());
+    p.penalties_unpaid_ugpn = SaturatingAdd(p.penalties_unpaid_ugpn, draw.unpaid_ugpn);
   }
   if (IsFault(end))
     ++p.faults;  // a provider close counts against reputation too

@@ -54,6 +54,7 @@ struct Provider {
   // Reputation (design §3): orders tie-break on FaultRatePpm(completed, faults).
   uint64_t leases_completed = 0;
   uint64_t faults = 0;
+  // Lifetime totals: they saturate at 2^64-1 (cycled deposits can outgrow the supply).
   uint64_t penalties_paid_ugpn = 0;
   uint64_t penalties_unpaid_ugpn = 0;  ///< owed when the bond ran dry (written off)
   /// Lifetime ugpn paid to this provider for GPU time by tenants other than its owner,

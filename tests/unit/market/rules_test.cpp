@@ -1041,5 +1041,25 @@ TEST(Faults, AProviderClosingItsReservationPaysThePenaltyLikeAMissedStart) {
   EXPECT_EQ(h.GetProvider(kOwner).faults, 2u);
 }
 
+TEST(Providers, LifetimeCountersSaturateInsteadOfHaltingTheChain) {
+  // earned_ugpn can outgrow the supply (a sybil cycles the same ugpn through
+  // deposits and withdrawals); a checked add on it would stop every validator.
+  Harness h;
+  SetUpProvider(h);
+  auto p = h.GetProvider(kOwner);
+  p.earned_ugpn = UINT64_MAX - 1;
+  p.penalties_paid_ugpn = UINT64_MAX - 1;
+  h.Db().Put(keys::ProviderKey(h.Addr(kOwner)), Encode(p));
+  uint64_t offer = CreateOffer(h);
+  uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn);
+  StartHourWithdraw(h, lease);
+  EXPECT_EQ(h.GetProvider(kOwner).earned_ugpn, UINT64_MAX);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice));
+  EXPECT_EQ(h.GetProvider(kOwner).penalties_paid_ugpn, UINT64_MAX);
+}
+
 }  // namespace
 }  // namespace gpunet::market::testing
