@@ -1255,6 +1255,28 @@ R<std::vector<base::Bytes>> Due(const StoreView& view, uint8_t table, uint64_t n
   return Keys(view, begin, end, max);
 }
 
+/// The height up to which the fault of a due deadline-index entry `key` waits: the
+/// first block that sees the entry due stores height + kHeartbeatGraceBlocks as its
+/// value (empty until then), so the grace counts from when the deadline came due. A
+/// chain that halts and resumes past a deadline gives the provider those blocks to
+/// get its LeaseStarted or heartbeat in, wherever in the timeout the halt fell.
+R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
+  auto raw = store.Get(key);
+  if (!raw) return Op(raw.error());
+  GPUNET_CHECK(raw->has_value());  // the caller found the key by scanning
+  const base::Bytes& value = **raw;
+  if (value.size() == 8) return base::ReadU64BE(value.data());
+  if (!value.empty())
+    return Op(base::Error{base::ErrorCode::kCorrupt, "deadline index entry " + base::ToHex(key) +
+                                                         " holds " + Str(value.size()) +
+                                                         " bytes, not 0 or 8"});
+  const uint64_t until = height + limits::kHeartbeatGraceBlocks;
+  base::Bytes stored;
+  base::AppendU64BE(stored, until);
+  store.Put(key, std::move(stored));
+  return until;
+}
+
 R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
                      std::vector<codec::Event>& events) {
   M_TRY(order, Need<Order>(store, keys::OrderKey(order_id), TxCode::kMarketUnknownOrder, "order"));
@@ -1317,8 +1339,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
                          "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
     --budget;
-    if (block.height <= l.created_height + limits::kHeartbeatGraceBlocks)
-      continue;  // as for heartbeats: a halted chain is not the provider's fault
+    M_TRY(grace_until, GraceUntil(store, k, block.height));
+    if (block.height <= grace_until) continue;  // a halted chain is not the provider's fault
     M_DO(CloseLease(store, block, l, LeaseEnd::kMissedStart, now, events));
   }
 
@@ -1328,8 +1350,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     if (budget == 0 || !store.EndBlockBudgetLeft()) break;
     --budget;
     M_TRY(p, NeedProvider(store, AddrAt(k, 2 + 8)));
-    if (block.height <= p.last_heartbeat_height + limits::kHeartbeatGraceBlocks)
-      continue;  // a halted chain is not the provider's fault: wait for the grace blocks
+    M_TRY(grace_until, GraceUntil(store, k, block.height));
+    if (block.height <= grace_until) continue;  // a halted chain: wait for the grace blocks
     base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner);
     M_TRY(open, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kOpenLeasesPerProviderMax));
     for (const auto& lk : open) {

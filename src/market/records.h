@@ -170,7 +170,7 @@ struct Lease {
   uint64_t penalty_ugpn = 0;    ///< moved from the provider's bond to the tenant
   uint64_t closed_ms = 0;
   LeaseEnd end = LeaseEnd::kNone;
-  uint64_t created_height = 0;  ///< the missed-start grace counts blocks from here
+  uint64_t created_height = 0;  ///< the height the lease was made at
   uint32_t Gpus() const;
   bool operator==(const Lease&) const = default;
 };

@@ -601,6 +601,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     l->paid_until = PaidUntil(now, l->deposited, l->rate);
     p.last_hb_ms = now;
     p.last_hb_height = height;
+    p.hb_grace_until = 0;  // a new heartbeat deadline
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgLeaseDeposit>(&msg)) {
@@ -645,21 +646,17 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
     it->second.last_hb_ms = now;
     it->second.last_hb_height = height;
+    it->second.hb_grace_until = 0;  // a new heartbeat deadline
     return 0;
   }
   return 0xfffe;  // a message the model does not cover: the test never sends one
 }
 
-std::vector<std::pair<uint64_t, Address>> Model::Silent(uint64_t height, uint64_t now) const {
-  std::vector<std::pair<uint64_t, Address>> silent;
-  for (const auto& [owner, p] : w.providers) {
-    uint64_t deadline = w.HeartbeatDeadline(owner);
-    if (deadline != 0 && deadline <= now &&
-        height > p.last_hb_height + limits::kHeartbeatGraceBlocks)
-      silent.push_back({deadline, owner});
-  }
-  std::sort(silent.begin(), silent.end());
-  return silent;
+bool Model::GraceOver(uint64_t& grace_until, uint64_t height) {
+  if (grace_until == 0) grace_until = height + limits::kHeartbeatGraceBlocks;
+  if (height > grace_until) return true;
+  ++grace_waits;
+  return false;
 }
 
 void Model::EndBlock(uint64_t height, uint64_t now) {
@@ -701,15 +698,13 @@ void Model::EndBlock(uint64_t height, uint64_t now) {
   }
   // Faults: missed starts, earliest deadline first (ids grow with creation time).
   for (auto& [id, l] : w.leases)
-    if (l.state == State::kReserved && l.start_deadline <= now &&
-        height > l.created_height + limits::kHeartbeatGraceBlocks)
+    if (l.state == State::kReserved && l.start_deadline <= now && GraceOver(l.grace_until, height))
       Close(w, l, End::kMissedStart, now, now);
   // Faults: silent providers, ordered by (deadline, owner).
   std::vector<std::pair<uint64_t, Address>> silent;
-  for (const auto& [owner, p] : w.providers) {
+  for (auto& [owner, p] : w.providers) {
     uint64_t deadline = w.HeartbeatDeadline(owner);
-    if (deadline != 0 && deadline <= now &&
-        height > p.last_hb_height + limits::kHeartbeatGraceBlocks)
+    if (deadline != 0 && deadline <= now && GraceOver(p.hb_grace_until, height))
       silent.push_back({deadline, owner});
   }
   std::sort(silent.begin(), silent.end());

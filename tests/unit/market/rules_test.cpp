@@ -362,6 +362,13 @@ TEST(Leases, NoManifestCloseOnlyAfterTheTimeoutAndWithoutFault) {
 
 // ---------------------------------------------------------------- faults
 
+/// Lets `ms` pass in one block (a deadline due then is first seen: its grace starts)
+/// and then the grace blocks and one more, in which the fault fires.
+void AdvancePastGrace(Harness& h, uint64_t ms) {
+  h.Advance(ms);
+  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
+}
+
 TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
   Harness h;
   SetUpProvider(h);
@@ -369,7 +376,7 @@ TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
   uint64_t lease = Lease(h, CreateOffer(h), 1, 4, 100 * kGpn);
   h.Advance(limits::kLeaseStartTimeoutMs - 1, limits::kHeartbeatGraceBlocks + 1);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kReserved);
-  h.Advance(1);
+  AdvancePastGrace(h, 1);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
   EXPECT_EQ(l.paid_ugpn, 0u);
@@ -397,7 +404,7 @@ TEST(Faults, ALeaseTheBondCannotCoverIsRefusedAndAFaultIsPaidInFull) {
   uint64_t lease = Lease(h, offer, 1, 8, 400 * kGpn);
   ASSERT_NE(lease, 0u);
   EXPECT_EQ(h.GetProvider(kOwner).promised_penalties_ugpn, 400 * kGpn);
-  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
   EXPECT_EQ(l.penalty_ugpn, 400 * kGpn);
@@ -428,7 +435,7 @@ TEST(Faults, MissingHeartbeatsFaultOnlyAfterTimeoutAndGraceBlocks) {
   // A long gap in ONE block (a halted chain): past the timeout, not the grace.
   h.Advance(10 * limits::kHeartbeatTimeoutMs);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
-  h.Advance(limits::kHeartbeatGraceBlocks - 1, limits::kHeartbeatGraceBlocks - 1);
+  h.Advance(limits::kHeartbeatGraceBlocks, limits::kHeartbeatGraceBlocks);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
   h.Advance(1);
   auto l = h.GetLease(lease);
@@ -447,7 +454,7 @@ TEST(Faults, AWithdrawalAfterTheLastHeartbeatIsKeptAtAFault) {
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{lease}), 0);  // paid past the start
   const uint64_t paid = h.GetLease(lease).paid_ugpn;
   EXPECT_EQ(paid, Accrued(kPrice, limits::kHeartbeatTimeoutMs));
-  h.Advance(limits::kHeartbeatTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  AdvancePastGrace(h, limits::kHeartbeatTimeoutMs);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedHeartbeat);  // settled at the start (last proof of life)
   EXPECT_EQ(l.paid_ugpn, paid);                  // no claw-back
@@ -524,7 +531,7 @@ TEST(Orders, TiesGoToTheLowerFaultRateThenTheEarlierBid) {
   SetUpProvider(h, kOwner2);
   // Give kOwner a fault: a missed start.
   ASSERT_NE(Lease(h, CreateOffer(h, kOwner), 1, 1, 100 * kGpn), 0u);
-  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
   ASSERT_EQ(h.GetProvider(kOwner).faults, 1u);
   uint64_t order = CreateOrder(h, Order(1, 1));
   Bid(h, kOwner, order, kPrice, {1});   // earlier, but faulty
@@ -858,7 +865,7 @@ TEST(Faults, AProviderThatWinsAt1UgpnAndNeverStartsLosesMoreThanTheTenantPaid) {
   uint64_t lease = h.GetOrder(order).lease_id;
   ASSERT_NE(lease, 0u);
   EXPECT_EQ(h.GetLease(lease).rate_ugpn_per_hour, 1u);
-  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
   EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
@@ -885,7 +892,8 @@ TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
   // A provider that stays silent faults once the grace blocks have passed too.
   uint64_t silent = Lease(h, offer, 1, 1, 100 * kGpn);
   uint64_t late = Lease(h, offer, 1, 1, 100 * kGpn);
-  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks);
+  h.Advance(limits::kLeaseStartTimeoutMs);  // the deadline comes due: the grace starts
+  h.Advance(limits::kHeartbeatGraceBlocks, limits::kHeartbeatGraceBlocks);
   EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);  // deadline, not the grace
   // A tenant giving up on a provider past its start deadline pays no charge.
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{late, codec::CloseReason::kNormal}), 0);
@@ -893,6 +901,44 @@ TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
   EXPECT_EQ(h.GetLease(late).refunded_ugpn, 100 * kGpn);
   h.Advance(1);
   EXPECT_EQ(h.GetLease(silent).end, LeaseEnd::kMissedStart);
+}
+
+TEST(Faults, TheStartGraceCountsFromTheBlockThatFirstSawTheDeadline) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t started = Lease(h, offer, 1, 1, 100 * kGpn);
+  uint64_t silent = Lease(h, offer, 1, 1, 100 * kGpn);
+  // Ordinary blocks for longer than the grace, then a halt past the deadline.
+  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
+  h.Advance(2 * limits::kLeaseStartTimeoutMs);
+  EXPECT_EQ(h.GetLease(started).state, LeaseState::kReserved);
+  EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);
+  // The provider gets its start in within the grace blocks after the resumption.
+  h.Advance(1000 * (limits::kHeartbeatGraceBlocks - 1), limits::kHeartbeatGraceBlocks - 1);
+  h.BeginBlock(1000);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{started}), 0);
+  h.EndBlock();
+  EXPECT_EQ(h.GetLease(started).state, LeaseState::kStarted);
+  EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);  // the last grace block
+  h.Advance(1000);
+  EXPECT_EQ(h.GetLease(silent).end, LeaseEnd::kMissedStart);
+}
+
+TEST(Faults, TheHeartbeatGraceCountsFromTheBlockThatFirstSawTheDeadline) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 1000 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
+  h.Advance(2 * limits::kHeartbeatTimeoutMs);  // a halt past the heartbeat deadline
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+  h.BeginBlock(1000);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  h.EndBlock();
+  h.Advance(1000 * (limits::kHeartbeatGraceBlocks + 1), limits::kHeartbeatGraceBlocks + 1);
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+  EXPECT_EQ(h.GetProvider(kOwner).faults, 0u);
 }
 
 TEST(Offers, AnOfferOfAProviderThatWentAwayCannotBeLeased) {
