@@ -568,6 +568,9 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
                   std::vector<codec::Event>& events) {
   M_TRY(p, NeedProvider(store, bid.provider));
   M_DO(RequireInBusiness(p));
+  // A bid outlives the daemon that made it, as an offer does: a provider gone quiet
+  // is passed over (the award moves to the next bid) rather than made to fault.
+  M_DO(RequireOnline(p, block.time_ms));
   M_DO(RequireAdmits(p, order.tenant));
   M_DO(RequireQualifies(p, order.providers));
   const codec::Requirements& q = order.requirements;

@@ -189,6 +189,7 @@ uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_
   const Provider& p = w.providers.at(b.provider);
   if (!p.active) return C(TxCode::kMarketProviderInactive);
   if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+  if (now > p.last_hb_ms + limits::kHeartbeatTimeoutMs) return C(TxCode::kMarketProviderOffline);
   if (!Admits(p, o.tenant)) return C(TxCode::kMarketNotAllowed);
   if (uint16_t c = Unqualified(p, o.providers)) return c;
   if (uint16_t c = Mismatch(w, o, b)) return c;

@@ -533,6 +533,8 @@ TEST(Orders, TiesGoToTheLowerFaultRateThenTheEarlierBid) {
   ASSERT_NE(Lease(h, CreateOffer(h, kOwner), 1, 1, 100 * kGpn), 0u);
   AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
   ASSERT_EQ(h.GetProvider(kOwner).faults, 1u);
+  for (uint8_t owner : {kOwner, kOwner2})  // awards go to live providers only
+    ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(owner)}), 0);
   uint64_t order = CreateOrder(h, Order(1, 1));
   Bid(h, kOwner, order, kPrice, {1});   // earlier, but faulty
   Bid(h, kOwner2, order, kPrice, {1});  // same price, clean record
@@ -1032,6 +1034,25 @@ TEST(Orders, ProviderRequirementsFilterBidsAndAwards) {
   order = CreateOrder(h, m);
   EXPECT_EQ(bid(kOwner, order), Code(TxCode::kMarketProviderUnqualified));
   EXPECT_EQ(bid(kOwner2, order), 0);
+}
+
+TEST(Orders, AnAwardPassesOverAProviderThatWentQuiet) {
+  Harness h;
+  SetUpProvider(h, kOwner);
+  SetUpProvider(h, kOwner2);
+  uint64_t order = CreateOrder(h, Order(1, 1, kPrice, 2 * limits::kHeartbeatTimeoutMs));
+  uint64_t cheap = Bid(h, kOwner, order, kPrice - 1, {1});
+  Bid(h, kOwner2, order, kPrice, {1});
+  // kOwner2's daemon keeps sending heartbeats; kOwner's went away after its bid.
+  h.Advance(limits::kHeartbeatTimeoutMs);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner2)}), 0);
+  h.Advance(1);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgBidAccept{cheap}), Code(TxCode::kMarketProviderOffline));
+  h.Advance(limits::kHeartbeatTimeoutMs - 1);  // the window ends: kOwner2 is still online
+  auto o = h.GetOrder(order);
+  ASSERT_EQ(o.state, OrderState::kAwarded);
+  EXPECT_EQ(h.GetLease(o.lease_id).provider, h.Addr(kOwner2));
+  EXPECT_EQ(h.GetProvider(kOwner).open_leases, 0u);
 }
 
 TEST(Orders, TheAwardChecksTheProviderRequirementsAgain) {
