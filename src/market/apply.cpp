@@ -355,11 +355,12 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   M_TRY(p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
   M_DO(PayProvider(store, p, l, Due(l, settle_ms), Pay::kService, events));
-  // A tenant walking away from a reservation pays for the capacity it held; not
-  // once the start deadline has passed (the provider is late, not the tenant).
+  // A tenant walking away before the start deadline pays for the capacity it held,
+  // net of the GPU time it paid (so waiting for the start does not avoid it); not
+  // once the deadline has passed (a provider that has not started is late).
   uint64_t charge = 0;
-  if (!started && end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
-    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.escrow_ugpn);
+  if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
+    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
     M_DO(PayProvider(store, p, l, charge, Pay::kCharge, events));
   }
   const uint64_t refund = l.escrow_ugpn;

@@ -221,13 +221,14 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
   // A settlement point before a withdrawal (a heartbeat fault after the operator
   // withdrew past its last heartbeat) pays nothing more; what was paid stays paid.
   if (started && AccruedAt(l, settle_ms) > l.paid) Pay(w, l, AccruedAt(l, settle_ms) - l.paid);
-  if (!started && end == End::kTenant && now < l.start_deadline) {
-    // Closing a reservation before its start deadline: max(10 minutes of the rate,
-    // floor), at most the escrow.
+  if (end == End::kTenant && now < l.start_deadline) {
+    // Closing before the start deadline, started or not: the provider gets at least
+    // max(10 minutes of the rate, floor) in all, at most the escrow.
     u128 held = u128(l.rate) * limits::kReservedCloseChargeMs / kHourMs;
     u128 charge = held < limits::kReservedCloseChargeFloorUgpn
                       ? u128(limits::kReservedCloseChargeFloorUgpn)
                       : held;
+    charge = charge > l.paid ? charge - l.paid : 0;
     l.charge = static_cast<uint64_t>(charge < l.escrow ? charge : u128(l.escrow));
     Pay(w, l, l.charge, false);
   }

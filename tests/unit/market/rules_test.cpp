@@ -989,11 +989,30 @@ TEST(Leases, ClosingAReservedLeaseChargesTheTenantForTheHeldCapacity) {
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
   EXPECT_EQ(h.GetLease(dropped).refunded_ugpn, 100 * kGpn);
   EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice));
-  // A started lease closed by the tenant pays what accrued, no charge.
+}
+
+TEST(Leases, WaitingForTheStartDoesNotAvoidTheCloseCharge) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);  // 2 GPN per GPU-hour
+  const uint64_t charge = Accrued(kPrice, limits::kReservedCloseChargeMs);
+  // Started, then closed a block later: one block of GPU time plus the rest of the
+  // charge, so the provider gets the charge in all.
   uint64_t run = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{run}), 0);
+  h.Advance(1000);
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{run, codec::CloseReason::kNormal}), 0);
-  EXPECT_EQ(h.GetLease(run).paid_ugpn, 0u);
+  const uint64_t accrued = Accrued(kPrice, 1000);
+  EXPECT_EQ(h.EventAttr("market.lease_closed", "charge_ugpn"), std::to_string(charge - accrued));
+  EXPECT_EQ(h.GetLease(run).paid_ugpn, charge);
+  EXPECT_EQ(h.GetProvider(kOwner).earned_ugpn, accrued);  // the charge is not GPU time
+  // Past the start deadline a close pays the GPU time only.
+  uint64_t later = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{later}), 0);
+  h.Advance(limits::kLeaseStartTimeoutMs);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{later, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.EventAttr("market.lease_closed", "charge_ugpn"), "0");
+  EXPECT_EQ(h.GetLease(later).paid_ugpn, Accrued(kPrice, limits::kLeaseStartTimeoutMs));
 }
 
 TEST(Orders, ProviderRequirementsFilterBidsAndAwards) {
