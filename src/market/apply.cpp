@@ -372,7 +372,9 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
   GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
   p.promised_penalties_ugpn -= promised;
-  const uint64_t penalty = PenaltyAtClose(end, started, promised);
+  // A provider that leased from itself is owed nothing by itself: paying the penalty
+  // would move bond to its own balance at once, past the unbonding delay.
+  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised);
   GPUNET_CHECK(penalty <= promised);
   if (penalty > 0) {
     // From the bond (which covers every open lease's promised penalty), then from

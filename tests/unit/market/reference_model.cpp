@@ -243,6 +243,9 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
     want = PenaltyOf(l.rate);
   else if (end == End::kProvider)
     want = std::min(PenaltyOf(l.rate), limits::kFaultPenaltyFloorUgpn);
+  bool self = l.tenant == p.owner || l.tenant == p.op;
+  for (const auto& s : p.splits) self = self || s.payee == l.tenant;
+  if (self) want = 0;  // the provider's own lease: no penalty to itself (no unbonding bypass)
   if (want > 0) {
     uint64_t pay = std::min(want, p.bond);
     p.bond -= pay;

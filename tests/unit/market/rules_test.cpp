@@ -1147,5 +1147,29 @@ TEST(Providers, LifetimeCountersSaturateInsteadOfHaltingTheChain) {
   EXPECT_EQ(h.GetProvider(kOwner).penalties_paid_ugpn, UINT64_MAX);
 }
 
+TEST(Faults, AProviderLeasingFromItselfTakesNoPenaltyOutOfItsBond) {
+  // Otherwise a lease from its own key and a close would move bond to the owner's
+  // balance at once, past the unbonding delay.
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  // (The operator closing a lease it is the tenant of closes as the tenant.)
+  for (uint8_t self : {kOwner, kInvestor}) {  // the owner, a payee
+    uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn, self);
+    ASSERT_NE(lease, 0u);
+    uint64_t balance0 = h.Balance(self);
+    ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+    EXPECT_EQ(h.GetLease(lease).penalty_ugpn, 0u);
+    EXPECT_EQ(h.Balance(self), balance0 + 100 * kGpn);
+  }
+  uint64_t missed = Lease(h, offer, 1, 1, 100 * kGpn, kOperator);
+  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
+  EXPECT_EQ(h.GetLease(missed).end, LeaseEnd::kMissedStart);
+  EXPECT_EQ(h.GetLease(missed).penalty_ugpn, 0u);
+  auto p = h.GetProvider(kOwner);
+  EXPECT_EQ(p.bond_ugpn, kBond);
+  EXPECT_EQ(p.faults, 3u);  // it still counts against its reputation
+}
+
 }  // namespace
 }  // namespace gpunet::market::testing
