@@ -17,8 +17,10 @@
 // floor, penalties drawn from unmatured unbonding after the bond, the order's
 // provider requirements (bond, earnings from others, fault rate, exclusions), the
 // missed-start and heartbeat grace in blocks (from the first block that sees the
-// deadline due), leasing only from a provider heard from within the
-// heartbeat timeout (registration counts), the charge for closing a reserved lease.
+// deadline due), leasing and awarding only to a provider heard from within the
+// heartbeat timeout (registration counts), the charge for closing a lease before its
+// start deadline (net of the GPU time paid), the penalty of a provider's close (in
+// full when reserved, the floor when started), no penalty to the provider itself.
 // NOT covered: attestations and attribute requirements, MsgSend, and the per-block work budget (the
 // test stays far below kEndBlockWorkMax).
 #pragma once

@@ -675,6 +675,30 @@ TEST(Orders, AttestedAttributesFromNamedAuditorsWithExpiry) {
 
 // ---------------------------------------------------------------- invariants
 
+TEST(Invariants, TheCheckerCatchesAPenaltyThatTheEndDoesNotAllow) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+  auto l = h.GetLease(lease);
+  l.penalty_ugpn = 1;  // a tenant's close never penalises the provider
+  h.Db().Put(keys::LeaseKey(lease), Encode(l));
+  auto broken = state::CheckInvariants(h.Db());
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("does not allow it"), std::string::npos);
+  l.penalty_ugpn = 0;
+  h.Db().Put(keys::LeaseKey(lease), Encode(l));
+  // A provider's close: at most the lease's FaultPenalty.
+  uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
+  l = h.GetLease(dropped);
+  ASSERT_EQ(l.penalty_ugpn, FaultPenalty(kPrice));
+  l.penalty_ugpn += 1;
+  h.Db().Put(keys::LeaseKey(dropped), Encode(l));
+  EXPECT_FALSE(state::CheckInvariants(h.Db()));
+}
+
 TEST(Invariants, TheCheckerCatchesLostMoneyAndGpus) {
   Harness h;
   SetUpProvider(h);
