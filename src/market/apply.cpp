@@ -727,10 +727,15 @@ R<> Do(Ctx& c, const codec::MsgProviderUnbond& m) {
   if (m.amount_ugpn > p.bond_ugpn)
     return Reject(TxCode::kMarketInsufficientBond,
                   "unbond of " + Str(m.amount_ugpn) + " ugpn, the bond is " + Str(p.bond_ugpn));
-  if (p.open_leases > 0 && p.bond_ugpn - m.amount_ugpn < limits::kProviderBondMinUgpn)
+  // With open leases the bond stays at RequiredBond (without, nothing is promised);
+  // the code says which part of it the unbond would break.
+  GPUNET_CHECK(p.open_leases > 0 || p.promised_penalties_ugpn == 0);
+  const uint64_t left = p.bond_ugpn - m.amount_ugpn;
+  const uint64_t required = p.open_leases > 0 ? RequiredBond(p.promised_penalties_ugpn) : 0;
+  if (left < required && left < limits::kProviderBondMinUgpn)
     return Reject(TxCode::kMarketOpenLeases,
                   "the bond may not drop below the minimum while leases are open");
-  if (p.bond_ugpn - m.amount_ugpn < p.promised_penalties_ugpn)
+  if (left < required)
     return Reject(TxCode::kMarketBondUncovered,
                   "the bond may not drop below the fault penalties of the open leases (" +
                       Str(p.promised_penalties_ugpn) + " ugpn); at most " +
