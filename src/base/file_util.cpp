@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "base/check.h"
@@ -39,18 +40,6 @@ std::string TempNameFor(const std::string& name) {
   char suffix[17];
   std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(r));
   return "." + name + ".tmp-" + suffix;
-}
-
-Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::unexpected(Errno(errno, "cannot write " + path));
-    GPUNET_CHECK(n > 0);
-    done += static_cast<size_t>(n);
-  }
-  return Ok();
 }
 
 // A directory fd and the path to show for it in messages.
@@ -157,6 +146,34 @@ Status WriteFileAtomic(const std::string& path, std::string_view bytes,
   return s;
 }
 
+Status WriteAll(int fd, std::string_view bytes, const std::string& path) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected(Errno(errno, "cannot write " + path));
+    GPUNET_CHECK(n > 0);
+    done += static_cast<size_t>(n);
+  }
+  return Ok();
+}
+
+Result<std::string> ReadFdToString(int fd, const std::string& path, size_t bytes_max) {
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected(Errno(errno, "cannot read " + path));
+    if (n == 0) break;
+    if (text.size() + static_cast<size_t>(n) > bytes_max)
+      return Fail(ErrorCode::kLimitExceeded,
+                  path + " is larger than " + std::to_string(bytes_max) + " bytes");
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
+
 Result<std::string> ReadFileNoFollow(const std::string& path, size_t bytes_max) {
   // O_NONBLOCK: a FIFO planted at path must not hang the open; regular files ignore it.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -168,28 +185,16 @@ Result<std::string> ReadFileNoFollow(const std::string& path, size_t bytes_max) 
     return std::unexpected(Errno(err, "cannot open " + path));
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return std::unexpected(Errno(err, "cannot stat " + path));
+  }
+  if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return Fail(ErrorCode::kCorrupt, path + " is not a regular file");
   }
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return std::unexpected(Errno(err, "cannot read " + path));
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > bytes_max) {
-      ::close(fd);
-      return Fail(ErrorCode::kLimitExceeded,
-                  path + " is larger than " + std::to_string(bytes_max) + " bytes");
-    }
-  }
+  auto text = ReadFdToString(fd, path, bytes_max);
   ::close(fd);
   return text;
 }
@@ -222,6 +227,50 @@ Status MakeDirectory(const std::string& path, mode_t mode) {
   const int err = errno;
   ::close(fd);
   if (rc != 0) return std::unexpected(Errno(err, "cannot set the mode of " + path));
+  return Ok();
+}
+
+Status CheckParentDirectory(const struct stat& st, const std::string& path,
+                            std::string_view below) {
+  const uid_t euid = ::geteuid();
+  const std::string us = euid == 0 ? "root" : "uid " + std::to_string(euid);
+  if (st.st_uid != 0 && st.st_uid != euid)
+    return Fail(ErrorCode::kPermissionDenied,
+                path + ", above " + std::string(below) + ", is owned by uid " +
+                    std::to_string(st.st_uid) + ", who could replace what is below it: chown " +
+                    (euid == 0 ? std::string("root") : std::to_string(euid)) + " " + path +
+                    ", or put it under directories only " + us + " or root can write");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Fail(ErrorCode::kPermissionDenied,
+                path + ", above " + std::string(below) + ", is writable by group or others (mode " +
+                    mode + ") and not sticky, so they could replace what is below it: chmod go-w " +
+                    path + ", or put it under directories only " + us + " or root can write");
+  }
+  return Ok();
+}
+
+Status MakeParentDirectories(const std::string& path, mode_t mode, std::string_view below) {
+  GPUNET_CHECK(!path.empty() && path[0] == '/');
+  std::string walked;
+  for (const auto& part : std::filesystem::path(path).parent_path()) {
+    if (part == "/")
+      walked = "/";
+    else
+      walked += (walked == "/" ? "" : "/") + part.string();
+    struct stat st {};
+    if (::stat(walked.c_str(), &st) != 0) {
+      if (errno != ENOENT) return std::unexpected(Errno(errno, "cannot stat " + walked));
+      GPUNET_TRY(MakeDirectory(walked, mode));
+      if (::stat(walked.c_str(), &st) != 0)
+        return std::unexpected(Errno(errno, "cannot stat " + walked));
+    }
+    if (!S_ISDIR(st.st_mode))
+      return Fail(ErrorCode::kIo,
+                  walked + ", above " + std::string(below) + ", exists and is not a directory");
+    GPUNET_TRY(CheckParentDirectory(st, walked, below));
+  }
   return Ok();
 }
 

@@ -10,6 +10,7 @@
 // rename. A symbolic link at the target is refused, never written through.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -50,6 +51,13 @@ struct AtomicWriteOptions {
                                        const std::string& name, std::string_view bytes,
                                        const AtomicWriteOptions& options = {});
 
+/// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `path` names it
+/// in the kIo error.
+[[nodiscard]] Status WriteAll(int fd, std::string_view bytes, const std::string& path);
+
+/// Reads `fd` to its end; kLimitExceeded past `bytes_max`, kIo naming `path`.
+[[nodiscard]] Result<std::string> ReadFdToString(int fd, const std::string& path, size_t bytes_max);
+
 /// Reads a whole file without following a symbolic link at `path`. kNotFound when
 /// there is none, kCorrupt for a symbolic link, kLimitExceeded when it is larger
 /// than `bytes_max` (it is not read into memory whole), kIo otherwise.
@@ -63,5 +71,21 @@ struct AtomicWriteOptions {
 /// does not change it). An existing directory is left as it is; an existing
 /// non-directory is kIo.
 [[nodiscard]] Status MakeDirectory(const std::string& path, mode_t mode);
+
+/// Checks `st`, the status of `path`, a directory above something that must stay
+/// ours (a node home, the sandbox state dir, named by `below`): its owner, and
+/// anyone who may write it, could rename that away and put their own in its place.
+/// kPermissionDenied, naming the path and the fix, when it belongs to someone other
+/// than root or this process's euid, or when group or others may write it and it is
+/// not sticky (as /tmp, where nobody renames an entry they do not own).
+[[nodiscard]] Status CheckParentDirectory(const struct stat& st, const std::string& path,
+                                          std::string_view below);
+
+/// Checks every directory above `path` (absolute) with CheckParentDirectory, from
+/// "/" down, making each missing one with exactly `mode` (MakeDirectory) once the
+/// one above it passed. Links among them are followed (stat): callers that refuse
+/// links check the path themselves. `path` itself is neither made nor checked.
+[[nodiscard]] Status MakeParentDirectories(const std::string& path, mode_t mode,
+                                           std::string_view below);
 
 }  // namespace gpunet::base

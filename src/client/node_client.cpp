@@ -480,12 +480,19 @@ base::Result<SimulateResult> NodeClient::Simulate(const codec::Tx& tx) {
 base::Result<std::optional<uint64_t>> SimulatedFee(NodeClient& node, const NodeStatusInfo& status,
                                                    codec::TxBody unsigned_body) {
   if (!status.fees || !status.gas) return std::optional<uint64_t>{};
-  unsigned_body.fee_ugpn = 0;  // the fee is prepaid work: it does not change the gas
+  // The fee is prepaid work: it does not change the gas, but it does change the
+  // balance the messages see, so the caller passes its estimate.
   const codec::Tx tx{std::move(unsigned_body), codec::Signature{}};
   SimulateResult sim;
   CLIENT_ASSIGN(sim, node.Simulate(tx));
+  if (sim.code != 0)
+    return Fail(ErrorCode::kInvalidArgument,
+                "the node's simulation says this transaction would fail with " + sim.code_name +
+                    " (code " + std::to_string(sim.code) + ")" +
+                    (sim.message.empty() ? "" : ": " + sim.message) +
+                    "; nothing was sent, no fee charged (give --fee to send it anyway)");
   const uint64_t bytes = codec::EncodeTx(tx).size();  // the fee is fixed width
-  auto fee = FeeForGas(*status.fees, *status.gas, bytes, tx.body.msgs.size(), sim.gas_used);
+  auto fee = FeeWithGasMargin(*status.fees, *status.gas, bytes, tx.body.msgs.size(), sim.gas_used);
   if (!fee)
     return Fail(ErrorCode::kOverflow,
                 "the fee for " + std::to_string(sim.gas_used) + " gas does not fit in 64 bits");

@@ -178,10 +178,13 @@ base::Result<NodeStatusInfo> ParseStatus(const nlohmann::json& j);
 base::Result<SubmitResult> ParseSubmitResult(const nlohmann::json& j);
 base::Result<SimulateResult> ParseSimulateResult(const nlohmann::json& j);
 
-/// The fee the CLI pays when the user gives none: `unsigned_body` (any fee; it
-/// does not change the gas) is simulated on the node, and the fee buys the gas it
-/// used plus kGasMarginPercent (FeeForGas). nullopt when the node does not charge
-/// gas (an older node): the caller falls back to the fee schedule.
+/// The fee the CLI pays when the user gives none: `unsigned_body` (with the
+/// estimated fee: the fee does not change the gas, but the messages see the
+/// balance after it) is simulated on the node, and the fee buys the gas it used
+/// plus kGasMarginPercent (FeeWithGasMargin). An error, before anything is sent, when the
+/// simulation says the tx would fail or be refused (the code name and message).
+/// nullopt when the node does not charge gas (an older node): the caller falls
+/// back to the fee schedule.
 base::Result<std::optional<uint64_t>> SimulatedFee(NodeClient& node, const NodeStatusInfo& status,
                                                    codec::TxBody unsigned_body);
 base::Result<TxInfo> ParseTxInfo(const nlohmann::json& j);

@@ -57,8 +57,8 @@ std::optional<uint64_t> MinimumFee(const FeeSchedule& schedule, uint64_t tx_byte
   return *sum > schedule.min_ugpn ? *sum : schedule.min_ugpn;
 }
 
-std::optional<uint64_t> FeeForGas(const FeeSchedule& fees, const GasSchedule& gas,
-                                  uint64_t tx_bytes, uint64_t msgs, uint64_t gas_used) {
+std::optional<uint64_t> FeeWithGasMargin(const FeeSchedule& fees, const GasSchedule& gas,
+                                         uint64_t tx_bytes, uint64_t msgs, uint64_t gas_used) {
   // The byte and message price without the minimum: the minimum bounds the total.
   const FeeSchedule no_minimum{fees.per_byte_ugpn, fees.per_msg_ugpn, 0};
   auto price = MinimumFee(no_minimum, tx_bytes, msgs);

@@ -39,8 +39,8 @@ inline constexpr uint64_t kGasMarginPercent = 20;
 /// The fee that buys `gas_used` plus kGasMarginPercent (rounded up, at most a
 /// block's gas) for a tx of `tx_bytes` bytes and `msgs` messages, and at least the
 /// minimum fee; nullopt when it does not fit in 64 bits.
-std::optional<uint64_t> FeeForGas(const FeeSchedule& fees, const GasSchedule& gas,
-                                  uint64_t tx_bytes, uint64_t msgs, uint64_t gas_used);
+std::optional<uint64_t> FeeWithGasMargin(const FeeSchedule& fees, const GasSchedule& gas,
+                                         uint64_t tx_bytes, uint64_t msgs, uint64_t gas_used);
 
 /// The fee the CLI pays when the node does not advertise its schedule: the
 /// genesis default minimum (ledger/genesis.h: fee_min_ugpn = 1000), which covers a

@@ -605,32 +605,15 @@ base::Result<SimulateResponse> LedgerApp::Simulate(base::ByteSpan tx_bytes) cons
     out.message = e.message;
     return out;
   };
-  if (tx_bytes.size() > m_params.tx_bytes_max)
-    return refuse({codec::TxCode::kTooLarge, "tx is " + std::to_string(tx_bytes.size()) +
-                                                 " bytes, the limit is " +
-                                                 std::to_string(m_params.tx_bytes_max)});
-  auto decoded = codec::DecodeTx(tx_bytes);
-  if (!decoded) return refuse({codec::TxCode::kMalformed, decoded.error().ToString()});
-  const codec::TxBody& body = decoded->body;
-  if (body.chain_id != m_params.chain_id)
-    return refuse({codec::TxCode::kWrongChain, "tx is for chain '" + body.chain_id + "'"});
-  if (body.msgs.size() > m_params.msgs_per_tx_max)
-    return refuse({codec::TxCode::kTooManyMsgs, std::to_string(body.msgs.size()) + " messages"});
-  const bool is_signed = std::any_of(decoded->signature.begin(), decoded->signature.end(),
-                                     [](uint8_t b) { return b != 0; });
-  if (is_signed)
-    if (auto verified = codec::VerifyTxSignature(*decoded); !verified)
-      return refuse({codec::TxCode::kBadSignature, verified.error().message});
-  auto price = state::ByteAndMsgPrice(m_params.fees, tx_bytes.size(), body.msgs.size());
-  if (!price) return refuse({codec::TxCode::kFeeTooLow, "the byte price overflows 64 bits"});
-
-  state::CheckedTx tx;
-  tx.tx = std::move(*decoded);
-  tx.hash = codec::TxHashOfEncoded(tx_bytes);
-  tx.sender = crypto::AddressOf(body.sender);
-  tx.encoded_bytes = tx_bytes.size();
-  tx.required_fee_ugpn = std::max(*price, m_params.fees.min_ugpn);
-  tx.gas_limit = m_params.gas.block_max;
+  // The pipeline's own stage 1, less what a tx being priced cannot have yet: its
+  // fee (it gets the most gas one tx can buy) and, when all zero, its signature.
+  auto checked = state::CheckStateless(tx_bytes, m_params, nullptr,
+                                       {.allow_unsigned = true, .skip_fee_and_gas = true});
+  if (!checked) return refuse(checked.error());
+  state::CheckedTx tx = std::move(*checked);
+  const codec::TxBody& body = tx.tx.body;
+  auto price = state::ByteAndMsgPrice(m_params.fees, tx.encoded_bytes, body.msgs.size());
+  GPUNET_CHECK(price.has_value());  // <= the required fee, which stage 1 computed
   // Under the lock: Commit writes the store under it, so the simulation reads one
   // committed state, never half of a block's writes.
   std::lock_guard lock(m_mutex);

@@ -1334,10 +1334,13 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   size_t budget = limits::kEndBlockWorkMax;
   const uint64_t now = block.time_ms;
 
+  // Each section has its own share of the gas budget, so expensive awards cannot
+  // starve faults and expiries (EndBlockSection).
   // 1. Awards at window end.
   M_TRY(windows, Due(store, keys::kWindowIndex, now, budget));
   for (const auto& k : windows) {
-    if (!store.EndBlockBudgetLeft()) return {};  // the rest waits for the next block
+    // The rest waits for the next block; faults and expiries still run.
+    if (!store.EndBlockBudgetLeft(EndBlockSection::kAwards)) break;
     M_DO(AwardAtWindowEnd(store, block, U64At(k, 2 + 8), events));
     --budget;
   }
@@ -1345,7 +1348,9 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   // 2a. Faults: missed starts.
   M_TRY(starts, Due(store, keys::kStartIndex, now, budget));
   for (const auto& k : starts) {
-    if (!store.EndBlockBudgetLeft()) return {};
+    // Faults left waiting: expiries wait too, so a lease whose provider went silent
+    // is closed as a fault, never settled as an expiry ahead of it.
+    if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};
     M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
                          "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
@@ -1358,7 +1363,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   // 2b. Faults: heartbeats missing past the timeout and the grace in blocks.
   M_TRY(silent, Due(store, keys::kHeartbeatIndex, now, budget));
   for (const auto& k : silent) {
-    if (budget == 0 || !store.EndBlockBudgetLeft()) break;
+    if (budget == 0) break;
+    if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};  // as above
     --budget;
     M_TRY(p, NeedProvider(store, AddrAt(k, 2 + 8)));
     M_TRY(grace_until, GraceUntil(store, k, block.height));
@@ -1382,7 +1388,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   // 3. Expiries: funds ran out; settled at paid_until exactly.
   M_TRY(expired, Due(store, keys::kExpiryIndex, now, budget));
   for (const auto& k : expired) {
-    if (!store.EndBlockBudgetLeft()) return {};
+    if (!store.EndBlockBudgetLeft(EndBlockSection::kExpiries)) return {};
     M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
                          "lease"));
     GPUNET_CHECK(l.state == LeaseState::kStarted);

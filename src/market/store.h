@@ -29,15 +29,20 @@ class StoreView {
   virtual base::Result<codec::Account> GetAccount(const codec::Address& address) const = 0;
 };
 
+/// The parts of the end-of-block work, in the order they run in a block.
+enum class EndBlockSection { kAwards, kFaults, kExpiries };
+
 /// Read-write access for message rules and end-of-block work.
 class Store : public StoreView {
  public:
   virtual void Put(base::Bytes key, base::Bytes value) = 0;
   virtual void Delete(base::Bytes key) = 0;
   virtual void PutAccount(const codec::Address& address, const codec::Account& account) = 0;
-  /// False once the end-of-block work has used its gas budget (state/gas.h): EndBlock
-  /// then leaves the remaining due items in their indexes for the next blocks.
-  virtual bool EndBlockBudgetLeft() const { return true; }
+  /// Whether `section` may start another item: false once it has used its share
+  /// of the end-of-block gas budget (state/market_store.h, EndBlockBudget). EndBlock
+  /// then leaves that section's due items in their indexes for the next blocks.
+  /// Asked for the sections in their order within a block.
+  virtual bool EndBlockBudgetLeft(EndBlockSection /*section*/) const { return true; }
 };
 
 }  // namespace gpunet::market

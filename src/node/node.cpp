@@ -30,6 +30,7 @@
 #include "crypto/address.h"
 #include "crypto/ed25519.h"
 #include "crypto/keystore.h"
+#include "crypto/mnemonic.h"
 #include "ledger/app.h"
 #include "ledger/block_store.h"
 #include "ledger/genesis.h"
@@ -39,6 +40,7 @@
 #include "node/market_index.h"
 #include "node/market_routes.h"
 #include "node/metrics.h"
+#include "node/one_at_a_time.h"
 #include "storage/fault_fs.h"
 #include "storage/rocks_kv.h"
 
@@ -274,12 +276,89 @@ std::string NodeConfigToJson(const NodeConfig& c) {
   return j.dump(2) + "\n";
 }
 
+namespace {
+
+/// Everything InitHome will write, made and checked in memory first.
+struct InitPlan {
+  NodeConfig node_config;
+  ledger::Genesis genesis;
+  crypto::KeyPair validator;
+  std::vector<crypto::KeyPair> keys;  ///< one per InitOptions::keys, in order
+};
+
+/// The checks on what InitHome writes into an existing home: a validator seed is never
+/// replaced and a key file never overwritten, and a link is never written through.
+base::Status CheckInitTargets(const InitOptions& o, const std::string& seed_path,
+                              const crypto::Keystore& ks) {
+  std::error_code ec;
+  const auto seed = fs::symlink_status(seed_path, ec);
+  if (fs::is_symlink(seed))
+    return Fail(ErrorCode::kCorrupt, seed_path +
+                                         " is a symbolic link; refusing to write the validator "
+                                         "seed through it: remove the link and run init again");
+  if (fs::exists(seed))
+    return Fail(ErrorCode::kAlreadyExists,
+                seed_path +
+                    " exists but genesis.json does not (an earlier init stopped, or genesis.json "
+                    "was removed); init never replaces a validator key: move " +
+                    seed_path + " away (keep it if it has signed blocks) and run init again");
+  std::vector<std::string> names;
+  for (const auto& k : o.keys) {
+    GPUNET_TRY(crypto::ValidateKeyName(k.name));
+    if (std::find(names.begin(), names.end(), k.name) != names.end())
+      return Fail(ErrorCode::kInvalidArgument,
+                  "key \"" + k.name + "\" is named twice; give each funded key its own name");
+    names.push_back(k.name);
+    if (fs::exists(fs::symlink_status(ks.PathOf(k.name), ec)))
+      return Fail(ErrorCode::kAlreadyExists, "a key named \"" + k.name + "\" already exists (" +
+                                                 ks.PathOf(k.name) +
+                                                 "); choose another name, or delete it first");
+  }
+  return base::Ok();
+}
+
+/// Checks the options and builds node.json, the keys and the genesis, writing nothing.
+base::Result<InitPlan> PlanInit(const InitOptions& o) {
+  if (!o.keys.empty() && o.key_passphrase.empty())
+    return Fail(ErrorCode::kInvalidArgument, "funded keys need a passphrase to seal their files");
+  InitPlan plan{
+      .node_config = {}, .genesis = {}, .validator = crypto::KeyPair::Generate(), .keys = {}};
+  NodeConfig& nc = plan.node_config;
+  GPUNET_TRY_ASSIGN(hp, ParseHostPort(o.rpc));
+  nc.rpc_host = hp.first;
+  nc.rpc_port = hp.second;
+  nc.block_interval_ms = o.block_interval_ms == 0 ? 1000 : o.block_interval_ms;
+  nc.engine = o.engine;
+
+  ledger::Genesis& g = plan.genesis;
+  g.chain_id = o.chain_id;
+  g.genesis_time_ms = o.genesis_time_ms != 0 ? o.genesis_time_ms : WallMs();
+  g.app_version = 1;
+  g.params.block_interval_ms = nc.block_interval_ms;
+  g.validators.validators.push_back(codec::Validator{plan.validator.Public(), 10});
+  for (const auto& k : o.keys) {
+    plan.keys.push_back(crypto::KeyPair::Generate());
+    g.accounts.push_back(
+        ledger::GenesisAccount{crypto::AddressOf(plan.keys.back().Public()), k.balance_ugpn});
+  }
+  for (const auto& a : o.accounts)
+    g.accounts.push_back(ledger::GenesisAccount{a.address, a.balance_ugpn});
+  std::sort(g.accounts.begin(), g.accounts.end(),
+            [](const auto& a, const auto& b) { return a.address < b.address; });
+  GPUNET_TRY(ledger::ValidateGenesis(g));
+  GPUNET_CHECK(plan.keys.size() == o.keys.size());
+  return plan;
+}
+
+}  // namespace
+
 base::Result<InitResult> InitHome(const InitOptions& o) {
   if (o.home.empty()) return Fail(ErrorCode::kInvalidArgument, "--home must name a directory");
   if (o.engine != "solo" && o.engine != "bft")
     return Fail(ErrorCode::kUnsupported,
                 "engine '" + o.engine + "' is not available; use solo or bft");
   const std::string config_dir = o.home + "/config";
+  const std::string seed_path = config_dir + "/validator.seed";
   InitResult out;
   out.genesis_path = config_dir + "/genesis.json";
   out.node_config_path = config_dir + "/node.json";
@@ -288,58 +367,44 @@ base::Result<InitResult> InitHome(const InitOptions& o) {
                                                " already exists: this home is initialised; "
                                                "start it with `gpunet node --home " +
                                                o.home + "` or pick another --home");
-  // The home and its folders are the operator's alone, 0700 whatever the umask:
-  // under umask 0, create_directories would let anyone swap the validator seed.
+  crypto::KdfParams kdf = crypto::KdfParams::Interactive();
+  if (o.fast_kdf) kdf = crypto::KdfParams{1, 8192};
+  crypto::Keystore ks(o.home + "/keys", kdf);
+  // Every check before the first write: a refused init leaves the home as it was, so
+  // it can simply run again (docs/node.md).
+  GPUNET_TRY_ASSIGN(plan, PlanInit(o));
+  GPUNET_TRY(CheckInitTargets(o, seed_path, ks));
+  out.validator_public_key = plan.validator.Public();
+
+  // The home and its folders are the operator's alone, 0700 whatever the umask. Its
+  // missing parents are made 0755 (under umask 0 they would be 0777), and no parent
+  // may be one that others could use to swap the home, validator seed and all.
   std::string home = o.home;
   while (home.size() > 1 && home.back() == '/') home.pop_back();
-  if (const fs::path parent = fs::path(home).parent_path(); !parent.empty()) {
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) return Fail(ErrorCode::kIo, "cannot create " + parent.string() + ": " + ec.message());
-  }
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(home, ec);
+  if (ec) return Fail(ErrorCode::kIo, "cannot resolve --home " + home + ": " + ec.message());
+  GPUNET_TRY(base::MakeParentDirectories(absolute.string(), 0755, "the node home " + home));
   GPUNET_TRY(base::MakeDirectory(home, 0700));
   GPUNET_TRY(base::MakeDirectory(config_dir, 0700));
   GPUNET_TRY(base::MakeDirectory(o.home + "/data", 0700));
 
-  NodeConfig nc;
-  GPUNET_TRY_ASSIGN(hp, ParseHostPort(o.rpc));
-  nc.rpc_host = hp.first;
-  nc.rpc_port = hp.second;
-  nc.block_interval_ms = o.block_interval_ms == 0 ? 1000 : o.block_interval_ms;
-  nc.engine = o.engine;
-
-  ledger::Genesis g;
-  g.chain_id = o.chain_id;
-  g.genesis_time_ms = o.genesis_time_ms != 0 ? o.genesis_time_ms : WallMs();
-  g.app_version = 1;
-  g.params.block_interval_ms = nc.block_interval_ms;
-  crypto::KeyPair validator = crypto::KeyPair::Generate();
-  out.validator_public_key = validator.Public();
-  g.validators.validators.push_back(codec::Validator{validator.Public(), 10});
-  // The seed first and genesis.json last (its presence marks the home initialised):
-  // a refused seed leaves nothing behind, and `gpunet init` can simply run again.
-  GPUNET_TRY(base::WriteFileAtomic(config_dir + "/validator.seed",
-                                   base::ToHex(validator.SeedBytes()) + "\n", {.mode = 0600}));
-
-  if (!o.keys.empty() && o.key_passphrase.empty())
-    return Fail(ErrorCode::kInvalidArgument, "funded keys need a passphrase to seal their files");
-  crypto::KdfParams kdf = crypto::KdfParams::Interactive();
-  if (o.fast_kdf) kdf = crypto::KdfParams{1, 8192};
-  crypto::Keystore ks(o.home + "/keys", kdf);
-  for (const auto& k : o.keys) {
-    GPUNET_TRY_ASSIGN(nk, ks.Add(k.name, o.key_passphrase));
-    g.accounts.push_back(ledger::GenesisAccount{nk.entry.address, k.balance_ugpn});
-    out.keys.push_back(InitResult::Key{k.name, nk.entry.address,
-                                       crypto::AddressToString(nk.entry.address), k.balance_ugpn,
-                                       nk.mnemonic});
+  // The seed first and genesis.json last (its presence marks the home initialised).
+  // kRefuse: a validator key is never replaced, even if the check above raced.
+  GPUNET_TRY(base::WriteFileAtomic(
+      seed_path, base::ToHex(plan.validator.SeedBytes()) + "\n",
+      {.mode = 0600, .if_exists = base::IfExists::kRefuse, .before_commit = {}}));
+  for (size_t i = 0; i < o.keys.size(); ++i) {
+    const crypto::Seed seed = plan.keys[i].SeedBytes();
+    GPUNET_TRY_ASSIGN(entry, ks.Import(o.keys[i].name, seed, o.key_passphrase));
+    out.keys.push_back(InitResult::Key{o.keys[i].name, entry.address,
+                                       crypto::AddressToString(entry.address),
+                                       o.keys[i].balance_ugpn, crypto::SeedToMnemonic(seed)});
   }
-  for (const auto& a : o.accounts)
-    g.accounts.push_back(ledger::GenesisAccount{a.address, a.balance_ugpn});
-  std::sort(g.accounts.begin(), g.accounts.end(),
-            [](const auto& a, const auto& b) { return a.address < b.address; });
-  GPUNET_TRY(ledger::ValidateGenesis(g));
-  GPUNET_TRY(base::WriteFileAtomic(out.node_config_path, NodeConfigToJson(nc), {.mode = 0644}));
-  GPUNET_TRY(base::WriteFileAtomic(out.genesis_path, ledger::GenesisToJson(g), {.mode = 0644}));
+  GPUNET_TRY(base::WriteFileAtomic(out.node_config_path, NodeConfigToJson(plan.node_config),
+                                   {.mode = 0644}));
+  GPUNET_TRY(
+      base::WriteFileAtomic(out.genesis_path, ledger::GenesisToJson(plan.genesis), {.mode = 0644}));
   return out;
 }
 
@@ -364,6 +429,11 @@ struct Node::Impl final : consensus::SoloAdaptor {
   metrics::Counter* m_txs_committed = nullptr;
   metrics::Gauge* m_mempool_txs = nullptr;
   metrics::Histogram* m_commit_seconds = nullptr;
+  metrics::Counter* m_simulations = nullptr;
+  metrics::Counter* m_simulations_refused = nullptr;
+  /// One POST /tx/simulate at a time: a simulation holds the ledger's lock against
+  /// the engine's commits, so four RPC workers simulating would stall the chain.
+  OneAtATime m_simulation;
 
   // Engine thread control.
   std::thread engine_thread;
@@ -770,7 +840,8 @@ void Node::Impl::PostTx(Request req, Responder responder) {
 }
 
 // POST /tx/simulate {"tx": hex}: what the tx would do on the committed state now,
-// with a block's whole gas limit; nothing is committed or admitted.
+// with a block's whole gas limit; nothing is committed or admitted. One at a time
+// (m_simulation); a second concurrent request gets 503 and retries.
 Response Node::Impl::SimulateTx(const Request& req) {
   auto body = ParseJsonBody(req);
   if (!body) return ErrorResponse(body.error());
@@ -782,7 +853,16 @@ Response Node::Impl::SimulateTx(const Request& req) {
   auto bytes = base::FromHex(j["tx"].get<std::string>());
   if (!bytes)
     return JsonError(400, "invalid_argument", "\"tx\" is not valid hex: " + bytes.error().message);
-  auto sim = app->Simulate(*bytes);
+  auto ran = m_simulation.TryRun([&] {
+    m_simulations->Inc();
+    return app->Simulate(*bytes);
+  });
+  if (!ran) {
+    m_simulations_refused->Inc();
+    return JsonError(503, "unavailable",
+                     "a simulation is running (one runs at a time); retry in a moment");
+  }
+  auto& sim = *ran;
   if (!sim) return ErrorResponse(sim.error());
   json r = {{"code", static_cast<uint16_t>(sim->code)},
             {"code_name", std::string(codec::TxCodeName(sim->code))},
@@ -993,6 +1073,11 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   impl->m_commit_seconds = &reg.GetHistogram("gpunet_block_commit_seconds",
                                              "Time to build, execute and durably commit one block.",
                                              metrics::LatencyBucketsSeconds());
+  impl->m_simulations =
+      &reg.GetCounter("gpunet_simulations_total", "POST /tx/simulate requests that ran.");
+  impl->m_simulations_refused = &reg.GetCounter(
+      "gpunet_simulations_refused_total",
+      "POST /tx/simulate requests answered 503 because another simulation was running.");
   impl->m_height->Set(static_cast<double>(impl->app->Info().last_height));
 
   ServerOptions so = RpcServerOptions(impl->config);

@@ -41,6 +41,36 @@ base::Result<UidLease> AllocateUid(const std::string& state_dir, uint32_t first,
                                              std::to_string(first) + " are in use");
 }
 
+base::Status MakeWorkloadDirs(const state::StateDir& fs, uint32_t uid) {
+  GPUNET_CHECK(uid > 0);
+  for (const char* d : {"work", "outputs", "tmp"}) {
+    const std::string path = fs.Path() + "/" + d;
+    if (::mkdirat(fs.Fd(), d, 0700) != 0) return ErrnoFail("mkdir " + path, errno);
+    // AT_SYMLINK_NOFOLLOW: had a link been put there since mkdirat, chown changes the
+    // link, not what it points at.
+    if (::fchownat(fs.Fd(), d, uid, uid, AT_SYMLINK_NOFOLLOW) != 0)
+      return ErrnoFail("chown " + path, errno);
+  }
+  return base::Ok();
+}
+
+base::Status WriteSandboxEtc(const state::StateDir& run, uint32_t uid,
+                             std::string_view resolv_conf) {
+  GPUNET_CHECK(uid > 0);
+  auto etc = run.Sub("etc", state::Create::kIfMissing);
+  if (!etc) return std::unexpected(etc.error());
+  const std::string u = std::to_string(uid);
+  GPUNET_TRY(etc->Write("passwd",
+                        "root:x:0:0:root:/:/usr/sbin/nologin\ngpunet:x:" + u + ":" + u +
+                            ":workload:/work:/bin/sh\nnobody:x:65534:65534:nobody:/:/usr/sbin/"
+                            "nologin\n",
+                        0644));
+  GPUNET_TRY(etc->Write("group", "root:x:0:\ngpunet:x:" + u + ":\nnogroup:x:65534:\n", 0644));
+  GPUNET_TRY(etc->Write("hosts", "127.0.0.1 localhost gpunet\n::1 localhost\n", 0644));
+  GPUNET_TRY(etc->Write("resolv.conf", resolv_conf, 0644));
+  return base::Ok();
+}
+
 bool IsMountPoint(const std::string& path) {
   auto info = ReadFileToString("/proc/self/mountinfo", 16 << 20);
   if (!info) return false;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "runtime/state_files.h"
 #include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
@@ -44,6 +45,16 @@ base::Status CreateQuotaFs(const std::string& image, const std::string& mountpoi
 base::Status UnmountQuotaFs(const std::string& mountpoint);
 /// True when `path` is a mount point (per /proc/self/mountinfo).
 bool IsMountPoint(const std::string& path);
+
+/// Makes work/, outputs/ and tmp/ (0700, owned by `uid`) in `fs`, the workload's file
+/// system as a checked dir: each made and chowned relative to its fd, never through a
+/// link (an existing entry of that name is an error).
+base::Status MakeWorkloadDirs(const state::StateDir& fs, uint32_t uid);
+/// Writes the sandbox's /etc files (passwd and group naming `uid`, hosts, and
+/// `resolv_conf`) into <run>/etc, made and checked like every run-dir directory and
+/// written atomically relative to its fd, never through a link.
+base::Status WriteSandboxEtc(const state::StateDir& run, uint32_t uid,
+                             std::string_view resolv_conf);
 
 /// Device nodes, cgroup rules and environment for the GPUs given to a workload.
 struct GpuDevicePlan {

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "base/check.h"
+#include "base/file_util.h"
 #include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
@@ -154,7 +155,7 @@ base::Status InstallRuleset(int netns_fd, const std::string& file) {
     return Fail(ErrorCode::kUnsupported,
                 "network: egress needs nftables (`nft`), install the Debian package nftables");
   std::string log = file + ".log";
-  int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (log_fd < 0) return Fail(ErrorCode::kIo, Errno("network: create " + log));
   UniqueFd log_guard(log_fd);
   const char* argv[] = {nft.c_str(), "-f", file.c_str(), nullptr};
@@ -206,11 +207,10 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachEgress(pid_t pid, int net
                 "network: egress needs slirp4netns, install the Debian package slirp4netns");
   // Firewall first: the rules exist before any interface other than lo does.
   std::string rules = run_dir + "/egress.nft";
-  {
-    std::ofstream out(rules, std::ios::trunc);
-    out << EgressRuleset(HostIpv4Addresses());
-    if (!out) return Fail(ErrorCode::kIo, "network: cannot write " + rules);
-  }
+  if (auto written = base::WriteFileAtomic(rules, EgressRuleset(HostIpv4Addresses()),
+                                           {.mode = 0600, .if_exists = {}, .before_commit = {}});
+      !written)
+    return base::Wrap(written.error(), "network");
   GPUNET_TRY(InstallRuleset(netns_fd, rules));
 
   int exit_pipe[2], ready_pipe[2];
@@ -219,7 +219,7 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachEgress(pid_t pid, int net
   if (::pipe2(ready_pipe, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("network: pipe"));
   UniqueFd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
   std::string log = run_dir + "/slirp4netns.log";
-  UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!log_fd.Valid()) return Fail(ErrorCode::kIo, Errno("network: create " + log));
   UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   std::string netns_path = "/proc/" + std::to_string(pid) + "/ns/net";

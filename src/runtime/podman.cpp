@@ -21,6 +21,7 @@
 #include "base/file_util.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
+#include "runtime/state_files.h"
 #include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
@@ -50,31 +51,32 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                        const std::vector<std::string>& env,
                                        const PodmanOutputSink* sink = nullptr) {
   GPUNET_CHECK(!argv.empty());
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("podman: pipe"));
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ::close(out_pipe[0]);
-    ::close(out_pipe[1]);
-    return Fail(ErrorCode::kIo, Errno("podman: pipe"));
-  }
+  // Every fd owned, so none leaks on any early return (a failed fork included).
+  int fds_out[2], fds_err[2];
+  if (::pipe2(fds_out, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("podman: pipe"));
+  UniqueFd out_r(fds_out[0]), out_w(fds_out[1]);
+  if (::pipe2(fds_err, O_CLOEXEC) != 0) return Fail(ErrorCode::kIo, Errno("podman: pipe"));
+  UniqueFd err_r(fds_err[0]), err_w(fds_err[1]);
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull.Valid()) return Fail(ErrorCode::kIo, Errno("podman: open /dev/null"));
   const ExecStrings args(argv);
   const ExecStrings envp(env);
-  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_t pid = ::fork();
   if (pid < 0) return Fail(ErrorCode::kIo, Errno("podman: fork"));
   if (pid == 0) {
-    ::dup2(devnull, 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
+    ::dup2(devnull.Get(), 0);
+    ::dup2(out_w.Get(), 1);
+    ::dup2(err_w.Get(), 2);
     ::close_range(3, ~0U, 0);  // none of the caller's fds reach podman and conmon
     ::execve(args.Get()[0], args.Get(), envp.Get());
     ::_exit(127);
   }
-  ::close(devnull);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
+  devnull.Reset();
+  out_w.Reset();
+  err_w.Reset();
+  UniqueFd* readers[2] = {&out_r, &err_r};
   ProcessResult result;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  pollfd fds[2] = {{out_r.Get(), POLLIN, 0}, {err_r.Get(), POLLIN, 0}};
   int open_count = 2;
   char buf[16384];
   while (open_count > 0) {
@@ -94,7 +96,7 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
           if (s.size() < (1u << 20)) s.append(data);
         }
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        ::close(fds[i].fd);
+        readers[i]->Reset();
         fds[i].fd = -1;
         --open_count;
       }
@@ -105,17 +107,6 @@ base::Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
-}
-
-/// The image is the tenant's, and goes on podman's command line before the command:
-/// it must not be able to start with '-' (an option) nor hold anything but a reference.
-bool IsImageReference(const std::string& image) {
-  if (image.empty() || image.size() > 255 || !std::isalnum(static_cast<unsigned char>(image[0])))
-    return false;
-  return std::ranges::all_of(image, [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' ||
-           c == ':' || c == '@' || c == '-';
-  });
 }
 
 /// 1500 -> "1.500" (podman takes a decimal; no floats in our code).
@@ -296,6 +287,35 @@ class LimitCgroup {
 
 }  // namespace
 
+bool IsImageReference(const std::string& image) {
+  if (image.empty() || image.size() > 255 || !std::isalnum(static_cast<unsigned char>(image[0])))
+    return false;
+  if (!std::ranges::all_of(image, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' ||
+               c == ':' || c == '@' || c == '-';
+      }))
+    return false;
+  // podman reads "TRANSPORT:..." as an image from elsewhere than its store (dir:/etc,
+  // oci-archive:/root/x.tar, docker://...): refuse every transport name it knows...
+  static constexpr std::string_view kTransports[] = {
+      "containers-storage", "dir",    "docker", "docker-archive", "docker-daemon", "oci",
+      "oci-archive",        "ostree", "sif",    "tarball"};
+  const size_t colon = image.find(':');
+  if (colon != std::string::npos) {
+    std::string lower = image.substr(0, colon);
+    std::ranges::transform(lower, lower.begin(),
+                           [](char c) { return static_cast<char>(std::tolower(c)); });
+    if (std::ranges::find(kTransports, lower) != std::end(kTransports)) return false;
+  }
+  // ...and any other ':' before the first '/' but a registry's host:port.
+  const size_t slash = image.find('/');
+  if (slash == std::string::npos || colon == std::string::npos || colon > slash) return true;
+  const std::string_view port(image.data() + colon + 1, slash - colon - 1);
+  return !port.empty() && std::ranges::all_of(port, [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
+}
+
 std::string_view PodmanEndName(PodmanEnd end) {
   switch (end) {
     case PodmanEnd::kExited:
@@ -335,7 +355,13 @@ base::Status WritePodmanEnvFile(const std::string& path, const std::vector<std::
   std::string text;
   for (const auto& kv : env) {
     const size_t eq = kv.find('=');
-    GPUNET_CHECK(eq != std::string::npos && eq > 0);
+    if (eq == std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "podman: environment entry '" + state::Printable(kv) + "' is not KEY=VALUE");
+    GPUNET_TRY(ValidateEnvName(kv.substr(0, eq)));
+    if (kv.find('\0') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "podman: the value of " + kv.substr(0, eq) + " contains NUL: remove it");
     if (kv.find_first_of("\n\r") != std::string::npos)
       return Fail(ErrorCode::kInvalidArgument,
                   "podman: the value of " + kv.substr(0, eq) +
@@ -491,14 +517,18 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
     return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
   if (!IsImageReference(spec.image))
     return Fail(ErrorCode::kInvalidArgument,
-                "podman: image '" + spec.image +
+                "podman: image '" + state::Printable(spec.image) +
                     "' is not an image reference (a letter or digit, then letters, digits and "
-                    "._/:@-, at most 255): podman would read it as an option");
+                    "._/:@-, at most 255; no transport such as dir: or oci-archive:, and a ':' "
+                    "before the first '/' only as a registry's host:port): podman would read "
+                    "it as an option or an image from outside its store");
   // The id names the container and its cgroup path: the runtime's one id rule.
   if (auto valid = ValidateWorkloadId(spec.id); !valid) return base::Wrap(valid.error(), "podman");
   if (!spec.gpu_uuids.empty())
     return Fail(ErrorCode::kUnsupported,
                 "podman: GPUs are not supported by the podman backend yet; use the sandbox");
+  if (auto valid = ValidateWorkloadStrings(spec); !valid)
+    return base::Wrap(valid.error(), "podman");
   GPUNET_TRY(ValidateNetworkSpec(spec));
   if (!ImageExists(spec.image))
     return Fail(ErrorCode::kNotFound,
@@ -514,11 +544,11 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
   auto env_p = PodmanEnv();
   // Whatever happens from here on, the container goes away before we return.
   auto remove = [&] { (void)RunProcess({podman, "rm", "--force", "--time", "0", name}, env_p); };
-  {
-    std::ofstream resolv(run_dir + "/resolv.conf", std::ios::trunc);
-    resolv << SandboxResolvConf(spec.network);
-    if (!resolv) return Fail(ErrorCode::kIo, "podman: cannot write " + run_dir + "/resolv.conf");
-  }
+  if (auto written =
+          base::WriteFileAtomic(run_dir + "/resolv.conf", SandboxResolvConf(spec.network),
+                                {.mode = 0644, .if_exists = {}, .before_commit = {}});
+      !written)
+    return base::Wrap(written.error(), "podman");
   // podman copies the variables into the container's configuration (in its root-only
   // store) at create: the file lives only as long as that.
   const std::string env_file = run_dir + "/env";
@@ -526,7 +556,12 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
   std::vector<std::string> create = CreateArgs(spec, env_file, outputs_dir, run_dir);
   create.insert(create.begin(), podman);
   auto created = RunProcess(create, env_p);
-  ::unlink(env_file.c_str());
+  // The tenant's variables must not outlive the create: a file left behind is an error.
+  if (::unlink(env_file.c_str()) != 0 && errno != ENOENT) {
+    const std::string why = Errno("podman: delete " + env_file);
+    if (created && created->exit_code == 0) remove();
+    return Fail(ErrorCode::kIo, why + " (it holds the workload's environment: delete it)");
+  }
   if (!created) return std::unexpected(created.error());
   if (created->exit_code != 0) {
     remove();

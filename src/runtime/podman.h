@@ -103,10 +103,17 @@ class PodmanBackend {
   bool m_auto_userns = false;
 };
 
+/// Whether `image` may go on podman's command line as the tenant's image: a letter or
+/// digit, then [A-Za-z0-9._/:@-], at most 255 (never an option); no transport prefix
+/// (dir:, oci-archive:, docker://, ...: an image from outside podman's store), and a
+/// ':' before the first '/' only as a registry's host:port (digits).
+bool IsImageReference(const std::string& image);
+
 /// Writes `env` (KEY=VALUE strings) as a podman --env-file at `path`, atomically,
 /// mode 0600 from its first instant, owned by the caller (root); a link at `path` is
-/// refused (base::WriteFileAtomic). Refuses a value with a line break (podman reads
-/// one variable a line).
+/// refused (base::WriteFileAtomic). Refuses, writing nothing, an entry without '=',
+/// a name that fails ValidateEnvName, a NUL, and a line break (podman reads one
+/// variable a line).
 base::Status WritePodmanEnvFile(const std::string& path, const std::vector<std::string>& env);
 
 /// "" when podman can run containers on this host, else why not (for `gpunet

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "base/file_util.h"
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
 #include "runtime/network.h"
@@ -82,12 +83,9 @@ base::Result<state::StateDir> OpenRun(const RuntimeOptions& options, const std::
 /// Creates <state_dir>/runs/<id> (and what is missing above it), checked all the way.
 base::Result<state::StateDir> MakeRunDir(const std::string& state_dir, const std::string& id) {
   // The default state dir (/var/lib/gpunet/sandbox) may not have a parent yet on a
-  // fresh host; parents get the umask's mode (searchable, as bwrap needs).
-  std::error_code mkdir_error;
-  std::filesystem::create_directories(std::filesystem::path(state_dir).parent_path(), mkdir_error);
-  if (mkdir_error)
-    return Fail(ErrorCode::kIo, "creating the parent of the sandbox state dir " + state_dir + ": " +
-                                    mkdir_error.message());
+  // fresh host: parents are made 0755 whatever the umask (searchable, as bwrap needs;
+  // writable by root alone, so nobody can swap the state dir).
+  GPUNET_TRY(base::MakeParentDirectories(state_dir, 0755, "the sandbox state dir"));
   auto root = state::StateDir::Open(state_dir, state::Create::kIfMissing);
   if (!root) return std::unexpected(root.error());
   auto runs = root->Sub(state::kRunsDir, state::Create::kIfMissing);
@@ -145,6 +143,66 @@ base::Status ValidateWorkloadId(std::string_view id) {
   return base::Ok();
 }
 
+base::Status ValidateEnvName(const std::string& name) {
+  if (!IsEnvName(name))
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        "environment variable name '" + state::Printable(name) + "' is not [A-Za-z_][A-Za-z0-9_]*");
+  return base::Ok();
+}
+
+namespace {
+
+bool HasControl(std::string_view text) {
+  return std::ranges::any_of(text, [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+/// A lease field that becomes a GPUNET_* variable: no NUL (BwrapEnvArgs asserts
+/// there is none) and no control character.
+base::Status CheckLeaseField(std::string_view value, const char* field) {
+  if (HasControl(value))
+    return Fail(ErrorCode::kInvalidArgument,
+                std::string("the spec's ") + field + " '" + state::Printable(value) +
+                    "' holds NUL or a control character; give it as printable text");
+  return base::Ok();
+}
+
+}  // namespace
+
+base::Status ValidateWorkloadStrings(const WorkloadSpec& spec) {
+  for (size_t i = 0; i < spec.command.size(); ++i)
+    if (spec.command[i].find('\0') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "command argument " + std::to_string(i) + " ('" +
+                      state::Printable(spec.command[i]) +
+                      "') contains NUL, which execve would cut short: remove it");
+  for (const auto& [k, v] : spec.env) {
+    GPUNET_TRY(ValidateEnvName(k));
+    if (v.find('\0') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the value of environment variable " + k + " contains NUL: remove it");
+  }
+  GPUNET_TRY(CheckLeaseField(spec.lease_id, "lease_id"));
+  GPUNET_TRY(CheckLeaseField(spec.master_addr, "master_addr"));
+  for (const auto& ip : spec.node_ips) {
+    GPUNET_TRY(CheckLeaseField(ip, "node_ips entry"));
+    if (ip.empty() || ip.find(',') != std::string::npos)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the spec's node_ips entry '" + state::Printable(ip) +
+                      "' is empty or holds ',' (GPUNET_NODE_IPS joins them with ',')");
+  }
+  for (const auto& g : spec.gpu_uuids)
+    if (g.empty() || g.find(',') != std::string::npos || g.find('/') != std::string::npos ||
+        HasControl(g))
+      return Fail(ErrorCode::kInvalidArgument,
+                  "GPU UUID '" + state::Printable(g) +
+                      "' is malformed (empty, or holds ',', '/' or a control character)");
+  return base::Ok();
+}
+
 base::Status ValidateSpec(const WorkloadSpec& spec) {
   GPUNET_TRY(ValidateWorkloadId(spec.id));
   if (spec.backend != Backend::kSandbox)
@@ -154,19 +212,15 @@ base::Status ValidateSpec(const WorkloadSpec& spec) {
     return Fail(ErrorCode::kInvalidArgument, "workload has no command");
   if (spec.command.size() > kArgsMax)
     return Fail(ErrorCode::kLimitExceeded, "more than 4096 command arguments");
-  size_t env_bytes = 0;
   if (spec.env.size() > kEnvVarsMax)
     return Fail(ErrorCode::kLimitExceeded, "more than 256 environment variables");
+  GPUNET_TRY(ValidateWorkloadStrings(spec));
+  size_t env_bytes = 0;
   for (const auto& [k, v] : spec.env) {
-    if (!IsEnvName(k))
-      return Fail(ErrorCode::kInvalidArgument,
-                  "environment variable name '" + k + "' is not [A-Za-z_][A-Za-z0-9_]*");
     if (k.starts_with("GPUNET_") || k == "CUDA_VISIBLE_DEVICES" || k == "MASTER_ADDR" ||
         k == "MASTER_PORT")
       return Fail(ErrorCode::kInvalidArgument,
                   "environment variable " + k + " is set by the runtime; remove it from the spec");
-    if (v.find('\0') != std::string::npos)
-      return Fail(ErrorCode::kInvalidArgument, "value of " + k + " contains NUL");
     env_bytes += k.size() + v.size() + 2;
   }
   if (env_bytes > kEnvBytesMax)
@@ -179,9 +233,6 @@ base::Status ValidateSpec(const WorkloadSpec& spec) {
   if (r.disk_bytes < (8ull << 20)) return Fail(ErrorCode::kInvalidArgument, "disk quota below 8M");
   if (r.shm_bytes < 4096) return Fail(ErrorCode::kInvalidArgument, "/dev/shm size below 4K");
   if (r.log_bytes_max < 4096) return Fail(ErrorCode::kInvalidArgument, "log cap below 4K");
-  for (const auto& g : spec.gpu_uuids)
-    if (g.empty() || g.find(',') != std::string::npos || g.find('/') != std::string::npos)
-      return Fail(ErrorCode::kInvalidArgument, "GPU UUID '" + g + "' is malformed");
   return ValidateNetworkSpec(spec);
 }
 
@@ -221,7 +272,8 @@ Runtime::Runtime(RuntimeOptions options) : m_options(std::move(options)) {
   m_options.state_dir = normal;
 }
 
-std::string Runtime::RunDir(const std::string& id) const {
+base::Result<std::string> Runtime::RunDir(const std::string& id) const {
+  GPUNET_TRY(ValidateWorkloadId(id));
   return m_options.state_dir + "/runs/" + id;
 }
 
@@ -323,7 +375,11 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
                                 m_options.supervisor_command[0] + ")";
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     auto log = run->Read(state::kSupervisorLog);
-    if (reply.empty() && log && !log->empty()) msg += ": " + *log;
+    // Its last lines, escaped: the log quotes the tenant's command and env names.
+    constexpr size_t kLogTailBytes = 2048;
+    if (reply.empty() && log && !log->empty())
+      msg += ": " + state::Printable(std::string_view(*log).substr(
+                        log->size() > kLogTailBytes ? log->size() - kLogTailBytes : 0));
     return fail_cleanup(
         base::Error{ErrorCode::kUnavailable, "starting workload " + spec.id + ": " + msg});
   }
@@ -388,18 +444,13 @@ class LogTail {
   LogTail(const state::StateDir& run, std::string name)
       : m_dir(run.Fd()), m_name(std::move(name)) {}
   void Pump(std::string_view stream, const Runtime::LogSink& sink) {
-    struct stat st {};
-    bool exists =
-        ::fstatat(m_dir, m_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
-    if (!m_fd.Valid()) {
-      if (!exists) return;
-      m_fd = Open();
-      m_ino = st.st_ino;
-    }
+    if (!m_fd.Valid()) m_fd = Open(&m_ino);
     Drain(stream, sink);
-    if (exists && st.st_ino != m_ino) {
-      m_fd = Open();
-      m_ino = st.st_ino;
+    // Rotated (log -> log.1): the old file is drained, then the new one is followed.
+    ino_t ino = 0;
+    if (UniqueFd now = Open(&ino); now.Valid() && ino != m_ino) {
+      m_fd = std::move(now);
+      m_ino = ino;
       Drain(stream, sink);
     }
   }
@@ -413,8 +464,17 @@ class LogTail {
       sink(stream, std::string_view(buf, static_cast<size_t>(n)));
     }
   }
-  UniqueFd Open() const {
-    return UniqueFd(::openat(m_dir, m_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  /// The log, opened relative to the run dir's fd without following a link, and used
+  /// only when fstat on the opened fd shows a regular file of ours that nobody else
+  /// may write (O_NONBLOCK: a FIFO planted there cannot stall the open).
+  UniqueFd Open(ino_t* ino) const {
+    UniqueFd fd(::openat(m_dir, m_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    struct stat st {};
+    if (!fd.Valid() || ::fstat(fd.Get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+      return UniqueFd();
+    *ino = st.st_ino;
+    return fd;
   }
   int m_dir;  ///< the run dir, open for the whole Follow
   std::string m_name;

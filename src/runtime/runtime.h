@@ -90,6 +90,17 @@ struct WorkloadInfo {
 /// starting with '-'. So no '.', '..', separators, control characters or NUL.
 base::Status ValidateWorkloadId(std::string_view id);
 
+/// The one rule for environment variable names, on every backend:
+/// [A-Za-z_][A-Za-z0-9_]*. kInvalidArgument quoting the name with its bytes escaped.
+base::Status ValidateEnvName(const std::string& name);
+
+/// The spec's strings that reach execve, the workload's environment or a message:
+/// command arguments and env values hold no NUL (execve would cut them short), env
+/// names pass ValidateEnvName, and lease_id, master_addr, node_ips and the GPU UUIDs
+/// hold no NUL or other control character (node_ips no ',' either: they are joined by
+/// it). Part of ValidateSpec; the podman backend checks it too.
+base::Status ValidateWorkloadStrings(const WorkloadSpec& spec);
+
 /// Checks a spec before anything is created: id, command, env names, sizes, network.
 base::Status ValidateSpec(const WorkloadSpec& spec);
 
@@ -126,7 +137,9 @@ class Runtime {
   base::Result<OutputsReader> Outputs(const std::string& id) const;
 
   const RuntimeOptions& Options() const { return m_options; }
-  std::string RunDir(const std::string& id) const;
+  /// <state_dir>/runs/<id>, for tests and diagnostics; an id ValidateWorkloadId
+  /// refuses is refused here too (never a path outside runs/).
+  base::Result<std::string> RunDir(const std::string& id) const;
 
  private:
   RuntimeOptions m_options;

@@ -9,10 +9,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
+#include "base/file_util.h"
 
 namespace gpunet::runtime::state {
 
@@ -220,22 +222,15 @@ base::Status CheckOwned(const struct stat& st, const std::string& path) {
   return base::Ok();
 }
 
-/// A directory above the state dir: its owner (or anyone who may write it) could
-/// rename the state dir away and put another in its place. Sticky dirs (/tmp) let
-/// nobody rename an entry they do not own.
-base::Status CheckParent(const struct stat& st, const std::string& path) {
-  const uid_t euid = ::geteuid();
-  if (st.st_uid != 0 && st.st_uid != euid)
-    return Fail(ErrorCode::kPermissionDenied,
-                path + ", above the sandbox state dir, is owned by uid " +
-                    std::to_string(st.st_uid) + ", who could replace the state dir: chown root " +
-                    path + ", or put the state dir under directories only root can write");
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
-    return Fail(ErrorCode::kPermissionDenied,
-                path + ", above the sandbox state dir, is writable by group or others (mode " +
-                    Octal(st.st_mode) + ") and not sticky: chmod go-w " + path +
-                    ", or put the state dir under directories only root can write");
-  return base::Ok();
+/// A link in the state dir's path: refused, naming the real path to give instead.
+std::unexpected<base::Error> LinkInPath(const std::string& link, const std::string& state_dir) {
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(state_dir.c_str(), nullptr),
+                                                   &std::free);
+  return Fail(ErrorCode::kPermissionDenied,
+              link + ", in the path of the sandbox state dir " + Printable(state_dir) +
+                  ", is a symbolic link; the root supervisor acts on the state dir by path, so "
+                  "it is never reached through links: give the real path" +
+                  (real ? std::string(": ") + Printable(real.get()) : std::string()));
 }
 
 /// Opens `name` in `dir_fd` as a directory, never following a link, and checks it.
@@ -275,22 +270,31 @@ base::Result<StateDir> StateDir::Open(const std::string& state_dir, Create creat
   if (!p.is_absolute() || name.empty() || name == "." || name == "..")
     return Fail(ErrorCode::kInvalidArgument, "the sandbox state dir '" + Printable(state_dir) +
                                                  "' must be an absolute path to a directory");
-  // The parents are resolved (a link such as /var/run -> /run is root's to make), then
-  // walked again one component at a time, each checked on the fd that was opened.
-  std::unique_ptr<char, decltype(&std::free)> real(::realpath(p.parent_path().c_str(), nullptr),
-                                                   &std::free);
-  if (!real && errno == ENOENT)
-    return Fail(ErrorCode::kNotFound,
-                "the parent of the sandbox state dir " + state_dir + " does not exist");
-  if (!real) return ErrnoFail("the parent of the sandbox state dir " + state_dir, errno);
+  // The path is walked as given, one component at a time with O_NOFOLLOW, each checked
+  // on the fd that was opened. A link anywhere in it is refused rather than resolved:
+  // the supervisor and Remove later act on the path as a string (mount, mkfs, rm -r),
+  // and whoever may write the directory holding a link could re-point it.
   UniqueFd dir(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!dir.Valid()) return ErrnoFail("open /", errno);
   std::string walked;
-  for (const auto& part : std::filesystem::path(real.get())) {
+  std::optional<base::Error> parent_error;
+  for (const auto& part : p.parent_path()) {
     if (part == "/") {
       walked = "/";
     } else {
       walked += (walked == "/" ? "" : "/") + part.string();
+      if (part == "." || part == "..")
+        return Fail(ErrorCode::kInvalidArgument,
+                    "the sandbox state dir '" + Printable(state_dir) +
+                        "' has a '.' or '..' component: give it without them");
+      struct stat lst {};
+      if (::fstatat(dir.Get(), part.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+          return Fail(ErrorCode::kNotFound, walked + ", above the sandbox state dir " +
+                                                Printable(state_dir) + ", does not exist");
+        return ErrnoFail("stat " + walked, errno);
+      }
+      if (S_ISLNK(lst.st_mode)) return LinkInPath(walked, state_dir);
       UniqueFd next(
           ::openat(dir.Get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!next.Valid()) return ErrnoFail("open " + walked, errno);
@@ -298,8 +302,15 @@ base::Result<StateDir> StateDir::Open(const std::string& state_dir, Create creat
     }
     struct stat st {};
     if (::fstat(dir.Get(), &st) != 0) return ErrnoFail("fstat " + walked, errno);
-    GPUNET_TRY(CheckParent(st, walked));
+    // Swapped for a link between fstatat and openat: O_PATH | O_NOFOLLOW opened the link.
+    if (S_ISLNK(st.st_mode)) return LinkInPath(walked, state_dir);
+    // A link further down is reported before a parent others control: its fix (the
+    // real path) is the one to give.
+    if (auto checked = base::CheckParentDirectory(st, walked, "the sandbox state dir");
+        !checked && !parent_error)
+      parent_error = checked.error();
   }
+  if (parent_error) return std::unexpected(*parent_error);
   auto fd = OpenCheckedDir(dir.Get(), name, state_dir, create);
   if (!fd) return std::unexpected(fd.error());
   return StateDir(std::move(*fd), state_dir);
@@ -333,7 +344,7 @@ base::Result<std::string> StateDir::Read(const std::string& name) const {
   if (!S_ISREG(st.st_mode))
     return Fail(ErrorCode::kPermissionDenied, path + " is not a regular file; remove it");
   GPUNET_TRY(CheckOwned(st, path));
-  return ReadFdToString(fd.Get(), path);
+  return base::ReadFdToString(fd.Get(), path, 1 << 20);
 }
 
 base::Status StateDir::Write(const std::string& name, std::string_view data, mode_t mode) const {

@@ -4,10 +4,13 @@
 // The root supervisor acts on what it reads here (options name the cgroups it kills
 // and the uids it takes; a pid file names the process Stop signals), so the state
 // dir is trusted only as far as nobody but root can write it (docs/sandbox.md,
-// "The state directory"): StateDir opens every directory and file of it relative to
-// a checked directory fd, one component at a time with O_NOFOLLOW (so openat2's
-// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS adds nothing), and checks owner and mode with
-// fstat on what it opened, never stat on a path.
+// "The state directory"): its path holds no symbolic link, and StateDir opens each
+// directory and state file of it relative to a checked directory fd, one component
+// at a time with O_NOFOLLOW (so openat2's RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS adds
+// nothing), and checks owner and mode with fstat on what it opened, never stat on a
+// path. The logs and the sandbox's etc/ and fs/ dirs go through these fds too; what
+// is still reached by path (disk image, mount, nft and slirp files, uid locks) is
+// listed in docs/sandbox.md.
 #pragma once
 
 #include <sys/types.h>
@@ -48,9 +51,10 @@ enum class Create : uint8_t {
 /// read and written by name, never through a link.
 class StateDir {
  public:
-  /// Opens the state dir. Every directory above it (after resolving the links of
-  /// those parents) must belong to root or to us and be writable by nobody else
-  /// unless it is sticky (as /tmp): otherwise its owner could swap the state dir.
+  /// Opens the state dir. Its path must hold no symbolic link (kPermissionDenied
+  /// naming the real path: the supervisor later acts on the path as a string), and
+  /// every directory above it must belong to root or to us and be writable by nobody
+  /// else unless it is sticky (as /tmp): otherwise its owner could swap the state dir.
   static base::Result<StateDir> Open(const std::string& state_dir, Create create);
   /// A subdirectory (runs/, a run dir) under the same rules.
   base::Result<StateDir> Sub(const std::string& name, Create create) const;

@@ -58,7 +58,10 @@ void Log(const std::string& line) {
 /// previous one) and a new file starts, so one stream never holds more than 2x the cap.
 class LogWriter {
  public:
-  LogWriter(std::string path, uint64_t max_bytes) : m_path(std::move(path)), m_max(max_bytes) {
+  /// `name` in the run dir open as `dir_fd` (checked by StateDir): opened and rotated
+  /// relative to that fd, never through a link.
+  LogWriter(int dir_fd, std::string name, uint64_t max_bytes)
+      : m_dir(dir_fd), m_name(std::move(name)), m_max(max_bytes) {
     Open();
   }
   void Write(std::string_view d) {
@@ -74,17 +77,22 @@ class LogWriter {
 
  private:
   void Open() {
-    m_fd = UniqueFd(
-        ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+    m_fd = UniqueFd(::openat(m_dir, m_name.c_str(),
+                             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+                             0600));
     struct stat st {};
-    m_size =
-        (m_fd.Valid() && ::fstat(m_fd.Get(), &st) == 0) ? static_cast<uint64_t>(st.st_size) : 0;
+    // Only a regular file of ours: anything else planted under the name is not written.
+    if (m_fd.Valid() &&
+        (::fstat(m_fd.Get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()))
+      m_fd = UniqueFd();
+    m_size = m_fd.Valid() ? static_cast<uint64_t>(st.st_size) : 0;
   }
   void Rotate() {
-    (void)::rename(m_path.c_str(), (m_path + ".1").c_str());
+    (void)::renameat(m_dir, m_name.c_str(), m_dir, (m_name + ".1").c_str());
     Open();
   }
-  std::string m_path;
+  int m_dir;
+  std::string m_name;
   uint64_t m_max;
   UniqueFd m_fd;
   uint64_t m_size = 0;
@@ -231,28 +239,16 @@ base::Status Supervisor::Prepare() {
         "/tmp are a plain directory without a size limit";
     m_unenforced.push_back(why);
     Log("NOT ENFORCED: " + why);
-    if (::mkdir(fs.c_str(), 0711) != 0) return ErrnoFail("mkdir " + fs, errno);
+    auto made = m_run.Sub(state::kFsDir, state::Create::kNew);
+    if (!made) return std::unexpected(made.error());
   } else {
     return Fail(ErrorCode::kUnsupported,
                 "disk quota needs mkfs.ext4 (e2fsprogs), mount and /dev/loop-control");
   }
-  for (const char* d : {"work", "outputs", "tmp"}) {
-    std::string p = fs + "/" + d;
-    if (::mkdir(p.c_str(), 0700) != 0) return ErrnoFail("mkdir " + p, errno);
-    if (::chown(p.c_str(), u, u) != 0) return ErrnoFail("chown " + p, errno);
-  }
-  const std::string etc = m_run_dir + "/etc";
-  if (::mkdir(etc.c_str(), 0711) != 0 && errno != EEXIST) return ErrnoFail("mkdir " + etc, errno);
-  const std::string us = std::to_string(u);
-  GPUNET_TRY(WriteStringToFile(
-      etc + "/passwd",
-      "root:x:0:0:root:/:/usr/sbin/nologin\ngpunet:x:" + us + ":" + us +
-          ":workload:/work:/bin/sh\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n"));
-  GPUNET_TRY(
-      WriteStringToFile(etc + "/group", "root:x:0:\ngpunet:x:" + us + ":\nnogroup:x:65534:\n"));
-  GPUNET_TRY(WriteStringToFile(etc + "/hosts", "127.0.0.1 localhost gpunet\n::1 localhost\n"));
-  GPUNET_TRY(WriteStringToFile(etc + "/resolv.conf", SandboxResolvConf(m_spec.network)));
-  return base::Ok();
+  auto fs_dir = m_run.Sub(state::kFsDir, state::Create::kNo);
+  if (!fs_dir) return std::unexpected(fs_dir.error());
+  GPUNET_TRY(MakeWorkloadDirs(*fs_dir, u));
+  return WriteSandboxEtc(m_run, u, SandboxResolvConf(m_spec.network));
 }
 
 base::Status Supervisor::Launch() {
@@ -425,8 +421,8 @@ base::Status Supervisor::Launch() {
 }
 
 void Supervisor::Loop() {
-  LogWriter out(m_run_dir + "/stdout.log", m_spec.resources.log_bytes_max);
-  LogWriter err(m_run_dir + "/stderr.log", m_spec.resources.log_bytes_max);
+  LogWriter out(m_run.Fd(), "stdout.log", m_spec.resources.log_bytes_max);
+  LogWriter err(m_run.Fd(), "stderr.log", m_spec.resources.log_bytes_max);
   bool killing = false;
   int64_t drain_deadline = -1;
   char buf[65536];

@@ -44,47 +44,13 @@ base::Result<std::string> ReadFileToString(const std::string& path, size_t max_b
     if (e == ENOENT) return Fail(ErrorCode::kNotFound, path + " does not exist");
     return ErrnoFail("open " + path, e);
   }
-  return ReadFdToString(fd.Get(), path, max_bytes);
-}
-
-base::Result<std::string> ReadFdToString(int fd, const std::string& path, size_t max_bytes) {
-  std::string out;
-  char buf[8192];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoFail("read " + path, errno);
-    }
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > max_bytes)
-      return Fail(ErrorCode::kLimitExceeded, path + " is larger than " + std::to_string(max_bytes));
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-static base::Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoFail("write " + path, errno);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return base::Ok();
+  return base::ReadFdToString(fd.Get(), path, max_bytes);
 }
 
 base::Status WriteStringToFile(const std::string& path, std::string_view data, mode_t mode) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd.Valid()) return ErrnoFail("open " + path, errno);
-  return WriteAll(fd.Get(), data, path);
-}
-
-base::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  return base::WriteFileAtomic(path, data, {.mode = mode});
+  return base::WriteAll(fd.Get(), data, path);
 }
 
 base::Status WriteFileAtomicAt(int dir_fd, const std::string& dir_path, const std::string& name,
@@ -122,7 +88,7 @@ base::Status SealMemfd(int fd, std::string_view what) {
 base::Result<UniqueFd> SealedMemfd(const char* name, std::string_view data) {
   UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd.Valid()) return ErrnoFail("memfd_create", errno);
-  GPUNET_TRY(WriteAll(fd.Get(), data, name));
+  GPUNET_TRY(base::WriteAll(fd.Get(), data, name));
   GPUNET_TRY(SealMemfd(fd.Get(), name));
   return fd;
 }

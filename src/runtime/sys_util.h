@@ -42,14 +42,8 @@ std::vector<std::string> Split(const std::string& s, char sep);
 std::unexpected<base::Error> ErrnoFail(std::string_view what, int errno_value);
 
 base::Result<std::string> ReadFileToString(const std::string& path, size_t max_bytes = 1 << 20);
-/// Reads an open file to its end; `path` names it in errors.
-base::Result<std::string> ReadFdToString(int fd, const std::string& path,
-                                         size_t max_bytes = 1 << 20);
 /// Writes `data` to `path` (O_TRUNC, mode), used for cgroup control files too.
 base::Status WriteStringToFile(const std::string& path, std::string_view data, mode_t mode = 0644);
-/// base::WriteFileAtomic with `mode`: readers see the old or the new file, a link at
-/// path is refused, and the file has exactly `mode` from its first instant.
-base::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
 /// base::WriteFileAtomicAt with `mode`: `name` in the directory open as `dir_fd`,
 /// never through a link; `dir_path` names the directory in errors.
 base::Status WriteFileAtomicAt(int dir_fd, const std::string& dir_path, const std::string& name,

@@ -37,8 +37,9 @@ bool GasMeter::Charge(uint64_t gas) {
   return true;
 }
 
-bool GasMeter::ChargeGet(size_t key_bytes, size_t value_bytes) {
+bool GasMeter::ChargeGet(size_t key_bytes, size_t value_bytes, Source source) {
   ++m_counts.gets;
+  if (source == Source::kStore) ++m_counts.store_gets;
   return Charge(Priced(m_params.read_base, m_params.read_per_byte, key_bytes + value_bytes));
 }
 
@@ -47,8 +48,9 @@ bool GasMeter::ChargeScan() {
   return Charge(m_params.read_base);
 }
 
-bool GasMeter::ChargeScanStep(size_t key_bytes, size_t value_bytes) {
+bool GasMeter::ChargeScanStep(size_t key_bytes, size_t value_bytes, Source source) {
   ++m_counts.scan_steps;
+  if (source == Source::kStore) ++m_counts.store_scan_entries;
   return Charge(Priced(m_params.scan_step, m_params.read_per_byte, key_bytes + value_bytes));
 }
 

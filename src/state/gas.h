@@ -9,9 +9,11 @@
 //
 // A tx carries no gas field: its gas limit is what its fee leaves after the byte and
 // message price, divided by the gas price (GasLimitOf). A tx's flat base gas pays
-// for the signature verification and the fee/nonce bookkeeping (the sender's
-// account, the supply record, the proposer's account); those operations are
-// counted by the meter but prepaid by the base.
+// for the fee/nonce bookkeeping (the sender's account, the supply record, the
+// proposer's account); those operations are counted by the meter but prepaid by
+// the base, a flat price below their itemised cost (docs/ledger.md). The
+// signature check is not gas: it runs at admission, priced by the fee minimum and
+// the byte price.
 //
 // Deterministic: integers only, saturating arithmetic, no clock.
 #pragma once
@@ -25,7 +27,7 @@ namespace gpunet::state {
 /// Prices, from genesis (ledger/genesis.h; docs/ledger.md gives the reasoning).
 struct GasParams {
   uint64_t price_ugpn = 1;          ///< ugpn per gas (>= 1)
-  uint64_t tx_base = 200;           ///< flat per tx: signature check, fee and nonce bookkeeping
+  uint64_t tx_base = 200;           ///< flat per tx: fee and nonce bookkeeping (prepaid)
   uint64_t read_base = 10;          ///< per Get, and per Scan (the seek)
   uint64_t read_per_byte = 1;       ///< per key + value byte read (Get or a visited Scan entry)
   uint64_t scan_step = 5;           ///< per entry a Scan visits (returned or stepped over)
@@ -36,12 +38,16 @@ struct GasParams {
 };
 
 /// The gas end-of-block work (market awards, faults, expiries) may use before it
-/// stops taking items; the rest waits for the next blocks (MarketEndBlock). No tx
-/// pays for that work. An item that started finishes, so a block's end-of-block gas
-/// is at most this plus its most expensive item (an award checking 64 bids, each
-/// matching 64 machines in full: about 39M gas at the default prices, measured by
-/// gas_coverage_test). A block's worst case is block_max + that.
-inline constexpr uint64_t kEndBlockGasBudget = 20'000'000;
+/// stops taking items; the rest waits for the next blocks (MarketEndBlock): half a
+/// block's gas limit, so it follows the genesis prices as the txs' gas does. No tx
+/// pays for that work. It is split between awards, faults and expiries
+/// (market_store.h EndBlockBudget). An item that started finishes, so a block's
+/// end-of-block gas is at most this plus one item per section (the most expensive:
+/// an award checking 64 bids, each matching 64 machines in full, about 39M gas at
+/// the default prices, measured by gas_coverage_test).
+constexpr uint64_t EndBlockGasBudget(const GasParams& gas) {
+  return gas.block_max / 2 > 0 ? gas.block_max / 2 : 1;  // 0 would mean "no budget"
+}
 
 /// What a meter charged, by kind of operation (the coverage test compares these
 /// with what reached the store underneath).
@@ -51,6 +57,12 @@ struct GasCounts {
   uint64_t scan_steps = 0;  ///< entries visited, pending and committed
   uint64_t puts = 0;
   uint64_t deletes = 0;
+  /// The part of the above that reached the committed store (the rest was answered
+  /// by the block's pending writes): equal, in a test, to what a store underneath
+  /// saw, so one unmetered store read shows.
+  uint64_t store_gets = 0;
+  uint64_t store_scans = 0;
+  uint64_t store_scan_entries = 0;
   bool operator==(const GasCounts&) const = default;
 };
 
@@ -67,10 +79,15 @@ class GasMeter {
   /// prepaid, operations are counted and cost nothing.
   bool Charge(uint64_t gas);
 
+  /// Where a read was answered: the block's pending writes or the committed store.
+  enum class Source { kPending, kStore };
+
   /// The price of each kind of operation, charged and counted.
-  bool ChargeGet(size_t key_bytes, size_t value_bytes);
+  bool ChargeGet(size_t key_bytes, size_t value_bytes, Source source);
   bool ChargeScan();
-  bool ChargeScanStep(size_t key_bytes, size_t value_bytes);
+  bool ChargeScanStep(size_t key_bytes, size_t value_bytes, Source source);
+  /// Counts a Scan that goes on to the committed store (after ChargeScan).
+  void CountStoreScan() { ++m_counts.store_scans; }
   bool ChargePut(size_t key_bytes, size_t value_bytes);
   bool ChargeDelete(size_t key_bytes);
 

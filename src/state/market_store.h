@@ -3,12 +3,60 @@
 // committed state (KvStore) for NextDeadline, queries and the conservation scan.
 #pragma once
 
+#include <algorithm>
+#include <optional>
+
+#include "base/check.h"
 #include "market/apply.h"
 #include "market/store.h"
 #include "state/kv.h"
 #include "state/state_db.h"
 
 namespace gpunet::state {
+
+/// The end-of-block gas budget split between its sections, so that expensive
+/// awards cannot starve faults and expiries: awards may start items while they
+/// have used less than half of it, faults while they have used less than a quarter
+/// (plus whatever the awards left unused), expiries likewise with the rest. An item
+/// that started finishes, so a block's end-of-block gas is at most the budget plus
+/// one item per section.
+class EndBlockBudget {
+ public:
+  explicit EndBlockBudget(uint64_t total) : m_total(total) {}
+
+  /// Whether `section` may start another item, `used` gas into the block's
+  /// end-of-block work. Sections are asked in their order.
+  bool Left(market::EndBlockSection section, uint64_t used) {
+    if (!m_section || *m_section != section) {
+      GPUNET_CHECK(!m_section || *m_section < section);  // awards, faults, expiries
+      m_section = section;
+      m_section_start = used;
+    }
+    // This section's own share, or what is left of the shares up to it if more.
+    const uint64_t until = std::max(UpTo(section), m_section_start + Share(section));
+    return used < until;
+  }
+
+ private:
+  uint64_t Share(market::EndBlockSection section) const {
+    return section == market::EndBlockSection::kAwards ? m_total / 2 : m_total / 4;
+  }
+  uint64_t UpTo(market::EndBlockSection section) const {
+    switch (section) {
+      case market::EndBlockSection::kAwards:
+        return m_total / 2;
+      case market::EndBlockSection::kFaults:
+        return m_total / 2 + m_total / 4;
+      case market::EndBlockSection::kExpiries:
+        return m_total;
+    }
+    return m_total;
+  }
+
+  uint64_t m_total;
+  std::optional<market::EndBlockSection> m_section;  ///< the one asked last
+  uint64_t m_section_start = 0;                      ///< gas used when it began
+};
 
 /// market::Store over a block's StateDb (pending writes included).
 class MarketStateStore final : public market::Store {
@@ -31,17 +79,17 @@ class MarketStateStore final : public market::Store {
   void PutAccount(const codec::Address& address, const codec::Account& account) override {
     m_db->PutAccount(address, account);
   }
-  /// With a budget set, end-of-block work stops taking items once the meter
-  /// attached to the overlay has used it.
-  void SetEndBlockBudget(uint64_t gas) { m_end_block_budget = gas; }
-  bool EndBlockBudgetLeft() const override {
-    return m_end_block_budget == 0 || m_db->Meter() == nullptr ||
-           m_db->Meter()->Used() < m_end_block_budget;
+  /// With a budget set, each end-of-block section stops taking items once the
+  /// meter attached to the overlay shows it used its share (EndBlockBudget).
+  void SetEndBlockBudget(uint64_t gas) { m_end_block_budget.emplace(gas); }
+  bool EndBlockBudgetLeft(market::EndBlockSection section) const override {
+    if (!m_end_block_budget || m_db->Meter() == nullptr) return true;
+    return m_end_block_budget->Left(section, m_db->Meter()->Used());
   }
 
  private:
   StateDb* m_db;
-  uint64_t m_end_block_budget = 0;  ///< 0: none
+  mutable std::optional<EndBlockBudget> m_end_block_budget;  ///< none: no budget
 };
 
 /// Read-only market::StoreView over committed state.
@@ -66,17 +114,17 @@ class MarketKvView final : public market::StoreView {
 /// Runs the market's end-of-block work on the block's overlay, every operation
 /// metered at the genesis prices `gas`, against `meter` when given (tests read its
 /// counts). No tx pays for this work, so it has a budget of its own: once
-/// kEndBlockGasBudget is used, no further item starts and the due items left wait
+/// EndBlockGasBudget(gas) is used, no further item starts and the due items left wait
 /// in their indexes for the next blocks (each settled at its own deadline). An item
 /// that started finishes (it cannot stop half-way without breaking the market's
 /// state), so a block's end-of-block gas is at most the budget plus one item.
 inline base::Status MarketEndBlock(StateDb& db, uint64_t height, uint64_t time_ms,
-                                   std::vector<codec::Event>& events, const GasParams& gas = {},
+                                   std::vector<codec::Event>& events, const GasParams& gas,
                                    GasMeter* meter = nullptr) {
   GasMeter own(gas, GasMeter::kUnlimited);
   MeterScope metered(db, meter != nullptr ? meter : &own);
   MarketStateStore store(db);
-  store.SetEndBlockBudget(kEndBlockGasBudget);
+  store.SetEndBlockBudget(EndBlockGasBudget(gas));
   return market::EndBlock(store, market::BlockTime{height, time_ms}, events);
 }
 

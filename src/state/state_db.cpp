@@ -12,23 +12,26 @@ base::Error OutOfGasError() {
   return base::Error{base::ErrorCode::kLimitExceeded, "out of gas"};
 }
 
-bool StateDb::MeterGet(base::ByteSpan key, const std::optional<base::Bytes>& value) const {
+bool StateDb::MeterGet(base::ByteSpan key, const std::optional<base::Bytes>& value,
+                       GasMeter::Source source) const {
   if (m_meter == nullptr) {
     ++m_unmetered_ops;
     return true;
   }
-  return m_meter->ChargeGet(key.size(), value ? value->size() : 0);
+  return m_meter->ChargeGet(key.size(), value ? value->size() : 0, source);
 }
 
 base::Result<std::optional<base::Bytes>> StateDb::Get(base::ByteSpan key) const {
   if (m_meter != nullptr && m_meter->Exhausted()) return std::unexpected(OutOfGasError());
   auto it = m_pending.find(key);
   if (it != m_pending.end()) {
-    if (!MeterGet(key, it->second)) return std::unexpected(OutOfGasError());
+    if (!MeterGet(key, it->second, GasMeter::Source::kPending))
+      return std::unexpected(OutOfGasError());
     return it->second;
   }
   auto stored = m_committed->Get(key);
-  if (stored && !MeterGet(key, *stored)) return std::unexpected(OutOfGasError());
+  if (stored && !MeterGet(key, *stored, GasMeter::Source::kStore))
+    return std::unexpected(OutOfGasError());
   return stored;
 }
 
@@ -47,12 +50,12 @@ base::Status StateDb::Scan(base::ByteSpan begin, base::ByteSpan end, const KvVis
   bool out_of_gas = false;
   // Every entry the merge steps on costs a step, whether the visitor sees it or it is
   // a delete of this block that hides a committed key.
-  auto step = [&](base::ByteSpan key, size_t value_bytes) {
+  auto step = [&](base::ByteSpan key, size_t value_bytes, GasMeter::Source source) {
     if (m_meter == nullptr) {
       ++m_unmetered_ops;
       return true;
     }
-    if (m_meter->ChargeScanStep(key.size(), value_bytes)) return true;
+    if (m_meter->ChargeScanStep(key.size(), value_bytes, source)) return true;
     out_of_gas = true;
     return false;
   };
@@ -69,14 +72,19 @@ base::Status StateDb::Scan(base::ByteSpan begin, base::ByteSpan end, const KvVis
            (limit == nullptr ||
             std::lexicographical_compare(pending->first.begin(), pending->first.end(),
                                          limit->begin(), limit->end()))) {
-      if (!step(pending->first, pending->second ? pending->second->size() : 0)) return false;
+      if (!step(pending->first, pending->second ? pending->second->size() : 0,
+                GasMeter::Source::kPending))
+        return false;
       if (pending->second && !visit(pending->first, *pending->second)) return false;
       ++pending;
     }
     return true;
   };
+  if (m_meter != nullptr) m_meter->CountStoreScan();
   GPUNET_TRY(m_committed->Scan(begin, end, [&](base::ByteSpan key, base::ByteSpan value) {
-    if (!drain(&key) || !step(key, value.size())) {
+    // The store has read this entry whatever happens next, so it is paid first,
+    // even when a pending entry below it is where the visitor stops.
+    if (!step(key, value.size(), GasMeter::Source::kStore) || !drain(&key)) {
       stopped = true;
       return false;
     }

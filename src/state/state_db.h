@@ -89,7 +89,8 @@ class StateDb {
   };
   void Record(const base::Bytes& key);
   // Charges a Get of `value` (nullopt: absent) under `key`; false when out of gas.
-  bool MeterGet(base::ByteSpan key, const std::optional<base::Bytes>& value) const;
+  bool MeterGet(base::ByteSpan key, const std::optional<base::Bytes>& value,
+                GasMeter::Source source) const;
 
   const KvStore* m_committed;
   GasMeter* m_meter = nullptr;

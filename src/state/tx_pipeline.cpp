@@ -1,5 +1,7 @@
 #include "state/tx_pipeline.h"
 
+#include <algorithm>
+#include <optional>
 #include <type_traits>
 
 #include "base/check.h"
@@ -74,10 +76,44 @@ uint64_t AmountOf(const codec::Msg& msg) {
       msg);
 }
 
+// The fee against the tx's size and the gas bounds; sets the required fee and the
+// gas limit. nullopt when the fee passes.
+std::optional<codec::TxError> CheckFeeAndGas(CheckedTx& out, std::optional<uint64_t> required,
+                                             const PipelineParams& params) {
+  const codec::TxBody& body = out.tx.body;
+  if (!required || body.fee_ugpn < *required)
+    return codec::TxError{
+        TxCode::kFeeTooLow,
+        "fee " + std::to_string(body.fee_ugpn) + " ugpn, this tx needs at least " +
+            (required ? std::to_string(*required) : std::string("more than 2^64-1")) + " ugpn (" +
+            std::to_string(out.encoded_bytes) + " bytes, " + std::to_string(body.msgs.size()) +
+            " messages)"};
+  out.required_fee_ugpn = *required;
+  const uint64_t byte_and_msg_price = *ByteAndMsgPrice(params.fees, out.encoded_bytes,
+                                                       body.msgs.size());  // <= required
+  const GasParams& gas = params.gas;
+  out.gas_limit = GasLimitOf(body.fee_ugpn, byte_and_msg_price, gas.price_ugpn);
+  if (out.gas_limit < gas.tx_base)
+    return codec::TxError{
+        TxCode::kFeeTooLow,
+        "fee " + std::to_string(body.fee_ugpn) + " ugpn leaves " + std::to_string(out.gas_limit) +
+            " gas after the byte and message price (" + std::to_string(byte_and_msg_price) +
+            " ugpn); every tx needs " + std::to_string(gas.tx_base) + " gas, so at least " +
+            std::to_string(FeeForGas(byte_and_msg_price, gas.tx_base, gas.price_ugpn)) +
+            " ugpn plus its messages' gas (POST /tx/simulate tells how much)"};
+  if (out.gas_limit > gas.block_max)
+    return codec::TxError{
+        TxCode::kGasOverBlockLimit,
+        "fee " + std::to_string(body.fee_ugpn) + " ugpn buys " + std::to_string(out.gas_limit) +
+            " gas, a block may use " + std::to_string(gas.block_max) + "; pay at most " +
+            std::to_string(FeeForGas(byte_and_msg_price, gas.block_max, gas.price_ugpn)) + " ugpn"};
+  return std::nullopt;
+}
+
 }  // namespace
 
 codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelineParams& params,
-                                          SignatureCache* cache) {
+                                          SignatureCache* cache, const StatelessOptions& options) {
   GPUNET_CHECK(params.tx_bytes_max > 0 && params.msgs_per_tx_max > 0);
   if (bytes.size() > params.tx_bytes_max)
     return TxFail(TxCode::kTooLarge, "tx is " + std::to_string(bytes.size()) +
@@ -111,33 +147,18 @@ codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelinePa
   out.amount_ugpn = total - body.fee_ugpn;
   out.encoded_bytes = bytes.size();
   auto required = RequiredFee(params.fees, out.encoded_bytes, body.msgs.size());
-  if (!required || body.fee_ugpn < *required)
-    return TxFail(TxCode::kFeeTooLow,
-                  "fee " + std::to_string(body.fee_ugpn) + " ugpn, this tx needs at least " +
-                      (required ? std::to_string(*required) : std::string("more than 2^64-1")) +
-                      " ugpn (" + std::to_string(out.encoded_bytes) + " bytes, " +
-                      std::to_string(body.msgs.size()) + " messages)");
-  out.required_fee_ugpn = *required;
-  const uint64_t byte_and_msg_price = *ByteAndMsgPrice(params.fees, out.encoded_bytes,
-                                                       body.msgs.size());  // <= required
-  const GasParams& gas = params.gas;
-  out.gas_limit = GasLimitOf(body.fee_ugpn, byte_and_msg_price, gas.price_ugpn);
-  if (out.gas_limit < gas.tx_base)
-    return TxFail(TxCode::kFeeTooLow,
-                  "fee " + std::to_string(body.fee_ugpn) + " ugpn leaves " +
-                      std::to_string(out.gas_limit) + " gas after the byte and message price (" +
-                      std::to_string(byte_and_msg_price) + " ugpn); every tx needs " +
-                      std::to_string(gas.tx_base) + " gas, so at least " +
-                      std::to_string(FeeForGas(byte_and_msg_price, gas.tx_base, gas.price_ugpn)) +
-                      " ugpn plus its messages' gas (POST /tx/simulate tells how much)");
-  if (out.gas_limit > gas.block_max)
-    return TxFail(
-        TxCode::kGasOverBlockLimit,
-        "fee " + std::to_string(body.fee_ugpn) + " ugpn buys " + std::to_string(out.gas_limit) +
-            " gas, a block may use " + std::to_string(gas.block_max) + "; pay at most " +
-            std::to_string(FeeForGas(byte_and_msg_price, gas.block_max, gas.price_ugpn)) + " ugpn");
+  if (options.skip_fee_and_gas) {
+    if (!required) return TxFail(TxCode::kFeeTooLow, "the byte price overflows 64 bits");
+    out.required_fee_ugpn = *required;
+    out.gas_limit = params.gas.block_max;
+  } else if (auto refused = CheckFeeAndGas(out, required, params)) {
+    return std::unexpected(std::move(*refused));
+  }
   out.hash = codec::TxHashOfEncoded(bytes);
   out.sender = crypto::AddressOf(body.sender);
+  const bool unsigned_tx = std::all_of(out.tx.signature.begin(), out.tx.signature.end(),
+                                       [](uint8_t b) { return b == 0; });
+  if (options.allow_unsigned && unsigned_tx) return out;
   // Last: the most expensive check, once per tx hash.
   if (cache == nullptr || !cache->Contains(out.hash)) {
     if (auto verified = codec::VerifyTxSignature(out.tx); !verified)
@@ -341,7 +362,8 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyTx(StateDb& db, const Checked
   GPUNET_CHECK(tx.gas_limit >= params.gas.tx_base);
   GasMeter meter(params.gas, tx.gas_limit);
   MeterScope metered(db, &meter);
-  GPUNET_CHECK(meter.Charge(params.gas.tx_base));
+  const bool base_charged = meter.Charge(params.gas.tx_base);
+  GPUNET_CHECK(base_charged);  // the limit is at least the base (above)
   meter.SetPrepaid(true);
   auto receipt = ApplyFeeAndMessages(db, tx, block, index, params, meter);
   if (used != nullptr) *used = GasUsed{meter.Used(), meter.Counts()};

@@ -92,9 +92,20 @@ struct CheckedTx {
   uint64_t gas_limit = 0;
 };
 
+/// What stage 1 leaves out for a simulation (POST /tx/simulate), which runs a tx
+/// before its fee and signature exist; everything else is the one same check.
+struct StatelessOptions {
+  /// An all-zero signature is not checked (a signature that is not all zero is).
+  bool allow_unsigned = false;
+  /// The fee is not checked against the required fee or the gas bounds; the tx
+  /// gets the most gas one tx can buy (the block's limit).
+  bool skip_fee_and_gas = false;
+};
+
 /// Stage 1 over received bytes. `cache` may be null (always verify).
 codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelineParams& params,
-                                          SignatureCache* cache);
+                                          SignatureCache* cache,
+                                          const StatelessOptions& options = {});
 /// Stage 1 over a tx already decoded (a block's): checks its canonical encoding.
 codec::TxResult<CheckedTx> CheckStateless(const codec::Tx& tx, const PipelineParams& params,
                                           SignatureCache* cache);

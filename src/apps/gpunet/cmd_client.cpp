@@ -128,12 +128,11 @@ void RunSend(const GlobalOptions& g, const SendArgs& a) {
   std::string fee_source;
   std::optional<uint64_t> simulated;
   if (a.fee.empty()) {
-    codec::TxBody body{status.chain_id,
-                       key.Public(),
-                       account.nonce,
-                       0,
-                       a.timeout_height,
-                       {codec::MsgSend{to.address, amount_ugpn}},
+    // Simulated with the schedule's fee, so the transfer sees the balance it will.
+    const uint64_t estimate =
+        status.fees ? OrFail(client::TransferFee(*status.fees, status.chain_id, a.memo)) : 0;
+    codec::TxBody body{status.chain_id, key.Public(),     account.nonce,
+                       estimate,        a.timeout_height, {codec::MsgSend{to.address, amount_ugpn}},
                        a.memo};
     simulated = OrFail(client::SimulatedFee(node, status, std::move(body)));
   }

@@ -124,6 +124,19 @@ std::string CodeText(uint16_t code, const std::string& name) {
   return text;
 }
 
+// Fails the command unless `balance_ugpn` pays the fees and the money moved; run
+// again after a simulation raised a fee.
+void CheckFunds(const SendOptions& o, uint64_t balance_ugpn, uint64_t total_fee) {
+  auto needed = base::CheckedAdd(total_fee, o.money_ugpn);
+  if (!needed || balance_ugpn < *needed)
+    FailCommand(ErrorCode::kInvalidArgument,
+                "insufficient funds: " + o.from + " has " + client::DescribeAmount(balance_ugpn) +
+                    " but this needs " +
+                    (needed ? client::DescribeAmount(*needed) : "more than 2^64 ugpn") + " (fees " +
+                    Gpn(total_fee) + (o.money_ugpn ? " + " + Gpn(o.money_ugpn) : "") +
+                    "); fund the account first");
+}
+
 /// Signs and sends `msgs` from `o.from` (in several txs when over the per-tx message
 /// limit, nonces in order), waiting for each block. Ends the command on the first
 /// failure, saying what was already committed.
@@ -151,14 +164,7 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
     total_fee += fee;
   }
   auto account = OrFail(node.GetAccount(from, false));
-  auto needed = base::CheckedAdd(total_fee, o.money_ugpn);
-  if (!needed || account.balance_ugpn < *needed)
-    FailCommand(ErrorCode::kInvalidArgument,
-                "insufficient funds: " + o.from + " has " +
-                    client::DescribeAmount(account.balance_ugpn) + " but this needs " +
-                    (needed ? client::DescribeAmount(*needed) : "more than 2^64 ugpn") + " (fees " +
-                    Gpn(total_fee) + (o.money_ugpn ? " + " + Gpn(o.money_ugpn) : "") +
-                    "); fund the account first");
+  CheckFunds(o, account.balance_ugpn, total_fee);
   crypto::KeyPair key = LoadKey(g, o.from);
   if (crypto::AddressOf(key.Public()) != from)
     FailCommand(ErrorCode::kCorrupt,
@@ -173,9 +179,14 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
     if (o.fee.empty()) {
       // Simulated now, after the previous chunk committed: a chunk may need its
       // effects (a provider registered before its sites).
-      codec::TxBody body{status.chain_id, key.Public(), nonce, 0, 0, chunks[i], ""};
-      if (auto simulated = OrFail(client::SimulatedFee(node, status, std::move(body))))
-        fees[i] = std::max(fees[i], *simulated);
+      codec::TxBody body{status.chain_id, key.Public(), nonce, fees[i], 0, chunks[i], ""};
+      if (auto simulated = OrFail(client::SimulatedFee(node, status, std::move(body)))) {
+        if (*simulated > fees[i]) {
+          total_fee += *simulated - fees[i];
+          fees[i] = *simulated;
+          CheckFunds(o, account.balance_ugpn, total_fee);
+        }
+      }
     }
     codec::Tx tx =
         OrFail(client::BuildMarketTx(key, status.chain_id, nonce++, chunks[i], fees[i], 0, ""));

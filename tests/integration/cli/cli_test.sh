@@ -75,6 +75,12 @@ g send bob dave 1 --no-wait | grep -q 'Accepted into the mempool' || fail "send 
 # Without --fee the CLI pays what the node's simulation says the tx uses, plus 20%.
 out="$(g send alice dave 1000ugpn)" || fail "send without --fee: $out"
 echo "$out" | grep -q "the node's simulation + 20% gas" || fail "send without --fee did not pay the simulated gas: $out"
+# A tx the simulation says would fail is not sent: the error names the code, no fee
+# is charged and the nonce does not move (closing an order that does not exist).
+acct() { g -o json query account alice | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["balance_ugpn"], d["nonce"])'; }
+acct_before="$(acct)"
+expect_error "simulated failure" "would fail with unknown_order.*nothing was sent, no fee charged" g order close 999999 --from alice
+[ "$(acct)" = "$acct_before" ] || fail "a tx the simulation refused changed alice's balance/nonce: $acct_before -> $(acct)"
 
 # --- 3. bad input: clear error, exit 1 ---
 expect_error "unknown key" "no such key" g send mallory bob 1
@@ -84,7 +90,9 @@ expect_error "7 decimals" "7 decimals" g send alice bob 1.0000001
 expect_error "negative" "negative" g send alice bob -5
 expect_error "zero" "is 0" g send alice bob 0
 expect_error "overflow" "larger than any balance" g send alice bob 99999999999999999999
-expect_error "insufficient funds" "insufficient funds" g send carol bob 2000000
+carol_before="$(g -o json query account carol | json_field '["balance_ugpn"]')"
+expect_error "insufficient funds" "insufficient_funds.*nothing was sent, no fee charged" g send carol bob 2000000
+[ "$(g -o json query account carol | json_field '["balance_ugpn"]')" = "$carol_before" ] || fail "a refused send charged carol"
 expect_error "fee too low (node rejection)" "rejected the transaction (fee_too_low, code 8)" g send alice bob 1 --fee 1ugpn
 expect_error "wrong passphrase" "passphrase" env GPUNET_PASSPHRASE=wrong "$GPUNET" send alice bob 1
 expect_error "bad tx hash" "not a tx hash" g query tx 1234

@@ -189,6 +189,11 @@ def test_rpc(env):
     check(st == 400 and g["error"]["code"] == "invalid_argument", "simulate bad body: %s" % g)
     check(env.account(a0) == (bal0, n0) and env.account(a1) == (bal1, n1),
           "a simulation changed state")
+    # One simulation runs at a time; /metrics counts those that ran and those
+    # turned away (none here: these ran one after another).
+    st, m = rpc.get("/metrics")
+    check(st == 200 and "\ngpunet_simulations_total 3\n" in m
+          and "\ngpunet_simulations_refused_total 0\n" in m, "simulation metrics: %s" % m)
 
     # ---- bad input: each a clear error; nothing changes
     expect_rejected(rpc, "zz", 400, "invalid_argument")

@@ -445,7 +445,7 @@ TEST_F(SandboxTest, LogsAreCappedAndRotated) {
   spec.resources.log_bytes_max = 4096;
   auto f = RunToEnd(spec);
   EXPECT_EQ(f.status.exit_code, 0);
-  std::string run_dir = Runtime(m_options).RunDir(spec.id);
+  const std::string run_dir = Runtime(m_options).RunDir(spec.id).value();
   struct stat cur {
   }, old{};
   ASSERT_EQ(::stat((run_dir + "/stdout.log").c_str(), &cur), 0);

@@ -90,16 +90,16 @@ TEST(TransferFee, MatchesTheLedgersRuleOnTheRealEncoding) {
 
 // The CLI's fee without --fee: the byte and message price, the simulated gas plus
 // 20% (rounded up, at most a block's), and at least the minimum.
-TEST(FeeForGas, MarginMinimumCapAndOverflow) {
+TEST(FeeWithGasMargin, MarginMinimumCapAndOverflow) {
   const FeeSchedule fees{1, 100, 1000};
   const GasSchedule gas{1, 40'000'000};
-  EXPECT_EQ(FeeForGas(fees, gas, 200, 1, 1000), 200u + 100 + 1200);
-  EXPECT_EQ(FeeForGas(fees, gas, 200, 1, 1001), 200u + 100 + 1202);              // 1201.2 rounds up
-  EXPECT_EQ(FeeForGas(fees, gas, 200, 1, 100), 1000u);                           // the minimum
-  EXPECT_EQ(FeeForGas(fees, gas, 200, 1, 39'000'000), 200u + 100 + 40'000'000);  // a block
-  EXPECT_EQ(FeeForGas(fees, GasSchedule{3, 40'000'000}, 200, 1, 1000), 200u + 100 + 3600);
-  EXPECT_FALSE(FeeForGas(fees, GasSchedule{UINT64_MAX, 0}, 200, 1, 1000));
-  EXPECT_FALSE(FeeForGas(fees, gas, 200, 1, UINT64_MAX));
+  EXPECT_EQ(FeeWithGasMargin(fees, gas, 200, 1, 1000), 200u + 100 + 1200);
+  EXPECT_EQ(FeeWithGasMargin(fees, gas, 200, 1, 1001), 200u + 100 + 1202);  // 1201.2 rounds up
+  EXPECT_EQ(FeeWithGasMargin(fees, gas, 200, 1, 100), 1000u);               // the minimum
+  EXPECT_EQ(FeeWithGasMargin(fees, gas, 200, 1, 39'000'000), 200u + 100 + 40'000'000);  // a block
+  EXPECT_EQ(FeeWithGasMargin(fees, GasSchedule{3, 40'000'000}, 200, 1, 1000), 200u + 100 + 3600);
+  EXPECT_FALSE(FeeWithGasMargin(fees, GasSchedule{UINT64_MAX, 0}, 200, 1, 1000));
+  EXPECT_FALSE(FeeWithGasMargin(fees, gas, 200, 1, UINT64_MAX));
 }
 
 TEST(MinimumFee, FloorAndOverflow) {

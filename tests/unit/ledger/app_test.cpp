@@ -368,6 +368,14 @@ TEST(AppTest, SimulateReportsGasAndChangesNothing) {
   EXPECT_EQ(f.app->Simulate(bad)->code, TxCode::kBadSignature);
   EXPECT_EQ(f.app->Simulate(SignedSend(1, 1, TestAddress(2), 1'000'000'000'000))->code,
             TxCode::kInsufficientFunds);
+  // Stage 1 is the pipeline's own: a send of 0 and amounts that overflow are refused
+  // as the mempool refuses them, signed or not.
+  EXPECT_EQ(f.app->Simulate(SignedSend(1, 1, TestAddress(2), 0))->code, TxCode::kZeroAmount);
+  decoded->body.msgs = {codec::MsgSend{TestAddress(2), 0}};
+  EXPECT_EQ(f.app->Simulate(codec::EncodeTx(*decoded))->code, TxCode::kZeroAmount);
+  decoded->body.fee_ugpn = 1000;
+  decoded->body.msgs = {codec::MsgSend{TestAddress(2), UINT64_MAX}};
+  EXPECT_EQ(f.app->Simulate(codec::EncodeTx(*decoded))->code, TxCode::kAmountOverflow);
   EXPECT_EQ(Dump(f.kv), before);
 }
 

@@ -90,7 +90,7 @@ class Harness {
       ++m_height;
       m_time_ms += ms / blocks + (b + 1 == blocks ? ms % blocks : 0);
       events.clear();
-      auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events);
+      auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events, state::GasParams{});
       EXPECT_TRUE(s) << s.error().ToString();
       CheckAll();
       for (const auto& e : events) all_events.push_back(e);
@@ -107,7 +107,7 @@ class Harness {
   }
   std::vector<codec::Event> EndBlock() {
     std::vector<codec::Event> events;
-    auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events);
+    auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events, state::GasParams{});
     EXPECT_TRUE(s) << s.error().ToString();
     CheckAll();
     for (const auto& e : events) all_events.push_back(e);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -74,11 +75,12 @@ TEST(InitHomeFiles, UnderUmaskZeroNothingSecretIsEverOpenToOthers) {
   }
   EXPECT_EQ(secrets, 2) << "the seed and alice's key file";
 
-  // The seed: synced, renamed into place, then its directory synced.
+  // The seed: synced, linked into place (never replacing one), then its directory synced.
   int renamed = -1, synced = -1, dir_synced = -1;
   for (size_t i = 0; i < trace.calls.size(); ++i) {
     const FsCall& c = trace.calls[i];
-    if (c.kind == FsCall::Kind::kRename && c.path2 == seed) renamed = static_cast<int>(i);
+    // link(), not rename(): the seed is written IfExists::kRefuse, never replacing one.
+    if (c.kind == FsCall::Kind::kLink && c.path2 == seed) renamed = static_cast<int>(i);
     if (c.kind == FsCall::Kind::kSync && renamed < 0 && final_of.contains(c.path) &&
         final_of.at(c.path) == seed)
       synced = static_cast<int>(i);
@@ -87,7 +89,7 @@ TEST(InitHomeFiles, UnderUmaskZeroNothingSecretIsEverOpenToOthers) {
   }
   EXPECT_GE(synced, 0) << "the seed's bytes were never synced";
   EXPECT_GT(renamed, synced);
-  EXPECT_GT(dir_synced, renamed) << "the config directory was not synced after the rename";
+  EXPECT_GT(dir_synced, renamed) << "the config directory was not synced after the link";
 
   EXPECT_EQ(FileMode(home), 0700u);
   EXPECT_EQ(FileMode(config), 0700u);
@@ -132,6 +134,102 @@ TEST(InitHomeFiles, LinksPlantedInTheConfigDirectoryAreNeverFollowed) {
   EXPECT_FALSE(fs::is_symlink(config + "/validator.seed"));
   EXPECT_EQ(FileMode(config + "/validator.seed"), 0600u);
   EXPECT_EQ(FileText(config + "/validator.seed").size(), 65u);
+}
+
+TEST(InitHomeFiles, MissingParentsAreMade0755EvenUnderUmaskZero) {
+  TempDir dir;
+  const std::string home = dir.Path() + "/a/b/home";
+  const mode_t old_umask = ::umask(0);
+  auto r = InitHome(Options(home));
+  ::umask(old_umask);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(FileMode(dir.Path() + "/a"), 0755u) << "others could swap the home";
+  EXPECT_EQ(FileMode(dir.Path() + "/a/b"), 0755u) << "others could swap the home";
+  EXPECT_EQ(FileMode(home), 0700u);
+}
+
+TEST(InitHomeFiles, AParentOthersCanWriteIsRefusedBeforeAnythingIsMade) {
+  TempDir dir;
+  const std::string open_dir = dir.Path() + "/open";
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  auto r = InitHome(Options(open_dir + "/x/home"));
+  ASSERT_FALSE(r) << "a home under a world-writable, non-sticky directory";
+  EXPECT_EQ(r.error().code, base::ErrorCode::kPermissionDenied) << r.error().ToString();
+  EXPECT_NE(r.error().message.find(open_dir + ","), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("chmod go-w " + open_dir), std::string::npos)
+      << r.error().message;
+  EXPECT_TRUE(fs::is_empty(open_dir)) << "nothing made under it";
+
+  // Sticky (as /tmp): nobody can rename an entry they do not own, so it is fine.
+  ASSERT_EQ(::chmod(open_dir.c_str(), 01777), 0);
+  auto sticky = InitHome(Options(open_dir + "/x/home"));
+  ASSERT_TRUE(sticky) << sticky.error().ToString();
+}
+
+TEST(InitHomeFiles, BadInputIsRefusedBeforeAnythingIsWrittenAndInitRunsAgain) {
+  struct Case {
+    const char* what;
+    std::function<void(InitOptions&)> spoil;
+    base::ErrorCode code;
+  };
+  const std::vector<Case> cases = {
+      {"no passphrase for funded keys", [](InitOptions& o) { o.key_passphrase.clear(); },
+       base::ErrorCode::kInvalidArgument},
+      {"a bad --rpc", [](InitOptions& o) { o.rpc = "127.0.0.1:notaport"; },
+       base::ErrorCode::kInvalidArgument},
+      {"a key named twice",
+       [](InitOptions& o) {
+         o.keys.push_back({"alice", 5});
+       },
+       base::ErrorCode::kInvalidArgument},
+      {"a bad key name",
+       [](InitOptions& o) {
+         o.keys.push_back({"Bad/Name", 5});
+       },
+       base::ErrorCode::kInvalidArgument},
+      {"a genesis ValidateGenesis refuses", [](InitOptions& o) { o.chain_id = "bad chain!"; },
+       base::ErrorCode::kCorrupt},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TempDir dir;
+    const std::string home = dir.Path() + "/home";
+    InitOptions o = Options(home);
+    c.spoil(o);
+    auto r = InitHome(o);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, c.code) << r.error().ToString();
+    EXPECT_FALSE(fs::exists(home)) << "init wrote before it had checked its input";
+    auto again = InitHome(Options(home));
+    ASSERT_TRUE(again) << "the corrected init: " << again.error().ToString();
+  }
+}
+
+TEST(InitHomeFiles, AnExistingValidatorSeedIsNeverReplaced) {
+  TempDir dir;
+  const std::string home = dir.Path() + "/home";
+  InitOptions o = Options(home);
+  ASSERT_TRUE(InitHome(o));
+  const std::string seed = home + "/config/validator.seed";
+  const std::string before = FileText(seed);
+  fs::remove(home + "/config/genesis.json");
+  o.keys = {{"bob", 7}};
+  auto r = InitHome(o);
+  ASSERT_FALSE(r) << "init replaced a validator key";
+  EXPECT_EQ(r.error().code, base::ErrorCode::kAlreadyExists) << r.error().ToString();
+  EXPECT_NE(r.error().message.find(seed), std::string::npos) << r.error().message;
+  EXPECT_EQ(FileText(seed), before);
+  EXPECT_FALSE(fs::exists(home + "/keys/bob.json")) << "written before the seed was refused";
+  EXPECT_FALSE(fs::exists(home + "/config/genesis.json"));
+
+  // A funded key that already exists: refused before the seed or anything else.
+  fs::remove(seed);
+  o.keys = {{"alice", 7}};
+  r = InitHome(o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, base::ErrorCode::kAlreadyExists) << r.error().ToString();
+  EXPECT_FALSE(fs::exists(seed));
 }
 
 TEST(InitHomeFiles, NodeRefusesASymlinkedValidatorSeed) {

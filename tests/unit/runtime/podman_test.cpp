@@ -196,6 +196,53 @@ TEST(PodmanEnvFile, IsRootOnlyRefusesLinksAndLineBreaks) {
   fs::remove_all(dir);
 }
 
+TEST(PodmanImage, ReferencesAreRefusedWhenPodmanWouldReadATransportOrAnOption) {
+  for (const char* good :
+       {"busybox", "busybox:1.36", "localhost/gpunet-test:1", "localhost:5000/team/img:tag",
+        "registry.example.com/img@sha256:0123abcd", "docker.io/library/debian:12", "dirk:1",
+        "oci-image/x:1"})
+    EXPECT_TRUE(IsImageReference(good)) << good;
+  for (const char* bad : {"dir:/etc",
+                          "oci-archive:/root/x.tar",
+                          "oci-archive:x.tar",
+                          "docker-archive:/x.tar",
+                          "docker://evil.example/img",
+                          "docker-daemon:img:1",
+                          "containers-storage:img",
+                          "oci:/tmp/layout",
+                          "OCI:/tmp/layout",
+                          "tarball:/x.tar",
+                          "sif:/x.sif",
+                          "ostree:x",
+                          "dir:etc",
+                          "docker-archive:123/x",
+                          "host:port/img",
+                          "host:/img",
+                          "--privileged",
+                          "-q",
+                          "bad image",
+                          "x\ny",
+                          ""})
+    EXPECT_FALSE(IsImageReference(bad)) << bad;
+}
+
+TEST(PodmanEnvFile, RefusesBadNamesNulAndEntriesWithoutAValueWritingNothing) {
+  char tmpl[] = "/tmp/gpunet-envfile-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  for (const std::string& entry :
+       {std::string("BAD-NAME=x"), std::string("1X=x"), std::string("=x"), std::string("NOEQUALS"),
+        std::string("A\x1b[2J=x"), std::string("A=x\0y", 5)}) {
+    SCOPED_TRACE(entry);
+    auto r = WritePodmanEnvFile(dir + "/env", {"OK=1", entry});
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, base::ErrorCode::kInvalidArgument) << r.error().ToString();
+    EXPECT_EQ(r.error().message.find('\x1b'), std::string::npos) << "quotes the name raw";
+    EXPECT_FALSE(fs::exists(dir + "/env"));
+  }
+  fs::remove_all(dir);
+}
+
 TEST_F(PodmanBackendTest, RootFilesystemIsReadOnlyAndExitCodesPassThrough) {
   std::string out;
   auto r = Run(Spec({"/bin/sh", "-c", "echo x > /bin/evil && exit 0; exit 42"}), &out);
@@ -247,13 +294,18 @@ TEST_F(PodmanBackendTest, RefusesBadIdsImagesGpusAndPortsWithoutPortsMode) {
     EXPECT_EQ(r.error().code, base::ErrorCode::kInvalidArgument) << id;
   }
   // The image goes on podman's command line: never as an option.
-  for (const char* image : {"--help", "-q", "--privileged", "bad image", "x\ny"}) {
+  for (const char* image :
+       {"--help", "-q", "--privileged", "bad image", "x\ny", "dir:/etc", "oci-archive:/x.tar"}) {
     WorkloadSpec flag = Spec({"/bin/true"});
     flag.image = image;
     auto r = Run(flag, &out);
     ASSERT_FALSE(r) << image;
     EXPECT_EQ(r.error().code, base::ErrorCode::kInvalidArgument) << r.error().ToString();
   }
+  // The environment's names follow the runtime's one rule on this backend too.
+  auto bad_env = Run(Spec({"/bin/true"}), &out, {"BAD-NAME=x"});
+  ASSERT_FALSE(bad_env);
+  EXPECT_EQ(bad_env.error().code, base::ErrorCode::kInvalidArgument) << bad_env.error().ToString();
   WorkloadSpec gpus = Spec({"/bin/true"});
   gpus.gpu_uuids = {"GPU-1"};
   EXPECT_EQ(Run(gpus, &out).error().code, base::ErrorCode::kUnsupported);

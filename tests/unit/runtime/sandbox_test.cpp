@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,50 @@ TEST(Spec, ValidationRefusesWhatTheRuntimeMustNotRun) {
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.backend = Backend::kPodman; }));
   // ports only with the ports mode (network.h's rule, applied here too)
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.ports = {{8888, 0}}; }));
+}
+
+TEST(Spec, ValidationRefusesNulAndControlCharactersInWhatReachesExecveOrTheEnvironment) {
+  const std::string nul("a\0b", 3);
+  auto with = [](auto f) {
+    WorkloadSpec s = GoodSpec();
+    f(s);
+    return ValidateSpec(s);
+  };
+  // Each of these went into GPUNET_* variables or argv unchecked: a NUL aborted the root
+  // supervisor in BwrapEnvArgs (cgroups left behind) or was cut off by execve.
+  const std::vector<std::pair<const char*, std::function<void(WorkloadSpec&)>>> bad = {
+      {"lease_id NUL", [&](WorkloadSpec& s) { s.lease_id = nul; }},
+      {"lease_id newline", [](WorkloadSpec& s) { s.lease_id = "lease\nGPUNET_X=1"; }},
+      {"master_addr NUL", [&](WorkloadSpec& s) { s.master_addr = nul; }},
+      {"master_addr ESC", [](WorkloadSpec& s) { s.master_addr = "\x1b[31m"; }},
+      {"node_ips NUL",
+       [&](WorkloadSpec& s) {
+         s.node_ips = {"10.0.0.1", nul};
+       }},
+      {"node_ips comma", [](WorkloadSpec& s) { s.node_ips = {"10.0.0.1,10.0.0.9"}; }},
+      {"node_ips empty", [](WorkloadSpec& s) { s.node_ips = {""}; }},
+      {"command argument NUL",
+       [&](WorkloadSpec& s) {
+         s.command = {"/bin/echo", nul};
+       }},
+      {"command NUL", [&](WorkloadSpec& s) { s.command = {"/bin/echo" + nul}; }},
+      {"GPU UUID control", [](WorkloadSpec& s) { s.gpu_uuids = {"GPU-1\n"}; }},
+  };
+  for (const auto& [what, spoil] : bad) {
+    SCOPED_TRACE(what);
+    auto r = with(spoil);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << r.error().ToString();
+    EXPECT_EQ(r.error().message.find('\0'), std::string::npos) << "quotes the NUL raw";
+    EXPECT_EQ(r.error().message.find('\x1b'), std::string::npos) << "quotes the ESC raw";
+  }
+  // A bad env name is quoted escaped, not raw.
+  auto name = with([](WorkloadSpec& s) { s.env["A\x1b[2J"] = "x"; });
+  ASSERT_FALSE(name.has_value());
+  EXPECT_NE(name.error().message.find("A\\x1b[2J"), std::string::npos) << name.error().message;
+  // What passes builds an environment BwrapEnvArgs takes (it asserts on a NUL).
+  EXPECT_TRUE(with([](WorkloadSpec& s) { s.command = {"/bin/sh", "-c", "echo a\nb"}; }));
+  EXPECT_FALSE(BwrapEnvArgs(WorkloadEnvironment(GoodSpec(), "")).empty());
 }
 
 TEST(Spec, EnvironmentHasLeaseVariablesAndNothingElseOfTheHost) {

@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include "runtime/host_resources.h"
 #include "runtime/runtime.h"
 #include "runtime/state_files.h"
 #include "runtime/sys_util.h"
@@ -198,6 +199,7 @@ TEST_F(StateDirTest, EveryEntryPointRefusesABadIdAndCreatesNothing) {
           {"Stop", [&](const std::string& id) { return AsStatus(rt.Stop(id)); }},
           {"Outputs", [&](const std::string& id) { return AsStatus(rt.Outputs(id)); }},
           {"Remove", [&](const std::string& id) { return rt.Remove(id); }},
+          {"RunDir", [&](const std::string& id) { return AsStatus(rt.RunDir(id)); }},
       };
   for (const auto& [name, call] : entry_points) {
     for (const auto& id : BadIds()) {
@@ -293,6 +295,89 @@ TEST_F(StateDirTest, StartRefusesRunsDirAndParentsThatOthersControl) {
   EXPECT_TRUE(fs::is_empty(real)) << "nothing is created through the link";
 }
 
+TEST_F(StateDirTest, AStateDirPathThroughALinkIsRefusedAndNamesTheRealPath) {
+  // /home/op/gpn -> /var/lib/gpunet: the resolved dirs are root's, but op may re-point
+  // the link while the root supervisor writes through the path.
+  const std::string link = m_attacker + "/gpn";
+  ASSERT_EQ(::symlink(m_dir.c_str(), link.c_str()), 0);
+  RuntimeOptions linked = m_options;
+  linked.state_dir = link + "/state";
+  MakeRunDir("w0");
+  const auto before = Snapshot(m_dir);
+  auto r = Runtime(linked).Start(Spec("w1"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kPermissionDenied) << r.error().ToString();
+  EXPECT_NE(r.error().message.find(link + ","), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("give the real path: " + m_state), std::string::npos)
+      << r.error().message;
+  EXPECT_FALSE(Runtime(linked).Remove("w0").has_value());
+  EXPECT_EQ(Snapshot(m_dir), before) << "nothing made or removed through the link";
+
+  // The supervisor, handed a run dir through the link, refuses it before writing.
+  SupervisorRun sup = RunSupervisor(linked.state_dir + "/runs/w0");
+  EXPECT_NE(sup.exit_code, 0);
+  EXPECT_NE(sup.reply.find("symbolic link"), std::string::npos) << sup.reply;
+  EXPECT_EQ(Snapshot(m_dir), before);
+
+  // A link root made in a root-only dir is refused as well: one rule, one message.
+  const std::string root_link = m_dir + "/alias";
+  ASSERT_EQ(::symlink(m_dir.c_str(), root_link.c_str()), 0);
+  linked.state_dir = root_link + "/state";
+  r = Runtime(linked).Start(Spec("w1"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kPermissionDenied) << r.error().ToString();
+}
+
+TEST_F(StateDirTest, MissingParentsOfTheStateDirAreMade0755EvenUnderUmaskZero) {
+  RuntimeOptions fresh = m_options;
+  fresh.state_dir = m_dir + "/var/lib/state";
+  const mode_t old_umask = ::umask(0);
+  (void)Runtime(fresh).Start(Spec("w1"));  // the supervisor is /bin/false: Start fails later
+  ::umask(old_umask);
+  struct stat st {};
+  for (const std::string& parent : {m_dir + "/var", m_dir + "/var/lib"}) {
+    ASSERT_EQ(::stat(parent.c_str(), &st), 0) << parent;
+    EXPECT_EQ(st.st_mode & 07777, 0755u) << parent << ": others could swap the state dir";
+  }
+}
+
+TEST_F(StateDirTest, SandboxEtcAndWorkDirsAreNeverWrittenThroughALink) {
+  const std::string run = MakeRunDir("w1");
+  auto run_dir = state::OpenRunDir(m_state, "w1");
+  ASSERT_TRUE(run_dir.has_value()) << run_dir.error().ToString();
+  const std::string target = m_attacker + "/passwd";
+  WriteFile(target, "attacker\n");
+  ASSERT_EQ(::mkdir((run + "/etc").c_str(), 0711), 0);
+  ASSERT_EQ(::symlink(target.c_str(), (run + "/etc/passwd").c_str()), 0);
+  auto written = WriteSandboxEtc(*run_dir, 5000, "nameserver 10.0.2.3\n");
+  ASSERT_FALSE(written.has_value()) << "a link where a file of ours should be is refused";
+  EXPECT_NE(written.error().message.find(run + "/etc/passwd"), std::string::npos)
+      << written.error().message;
+  std::ifstream in(target);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "attacker\n") << "the link's target was written";
+
+  // etc/ itself a link to the attacker's dir: refused, nothing written there.
+  fs::remove_all(run + "/etc");
+  ASSERT_EQ(::symlink(m_attacker.c_str(), (run + "/etc").c_str()), 0);
+  const auto attacker_before = Snapshot(m_attacker);
+  auto etc = WriteSandboxEtc(*run_dir, 5000, "");
+  ASSERT_FALSE(etc.has_value());
+  EXPECT_EQ(etc.error().code, ErrorCode::kPermissionDenied) << etc.error().ToString();
+  EXPECT_EQ(Snapshot(m_attacker), attacker_before);
+
+  // fs/work a link to the attacker's dir: not made, and chown never reaches the target.
+  ASSERT_EQ(::mkdir((run + "/fs").c_str(), 0711), 0);
+  ASSERT_EQ(::symlink(m_attacker.c_str(), (run + "/fs/work").c_str()), 0);
+  auto fs_dir = run_dir->Sub(state::kFsDir, state::Create::kNo);
+  ASSERT_TRUE(fs_dir.has_value()) << fs_dir.error().ToString();
+  EXPECT_FALSE(MakeWorkloadDirs(*fs_dir, 5000).has_value());
+  EXPECT_EQ(Snapshot(m_attacker), attacker_before);
+  struct stat st {};
+  ASSERT_EQ(::lstat(m_attacker.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kOtherUid);
+}
+
 // ---- the files in a run dir ----------------------------------------------------------
 
 enum class Attack { kSymlink, kForeignOwner, kGroupWritable };
@@ -379,6 +464,26 @@ TEST_F(StateDirTest, ForgedStatusAndInfoFilesAreRefused) {
     auto info = Runtime(m_options).Attach("w1");
     ASSERT_FALSE(info.has_value()) << "Attach returned the forged info";
     ExpectRefusal(info.error(), run + "/" + state::kInfoFile);
+    fs::remove_all(run);
+  }
+}
+
+TEST_F(StateDirTest, FollowReadsOnlyLogsTheRuntimeWrote) {
+  ExitStatus done;
+  done.message = "exited with code 0";
+  for (Attack attack : kAttacks) {
+    SCOPED_TRACE(AttackName(attack));
+    const std::string run = MakeRunDir("w1");
+    WriteFile(run + "/" + state::kStatusFile, state::StatusToJson(done), 0600);
+    WriteFile(run + "/stdout.log", "genuine\n", 0600);
+    Plant(run, "stderr.log", "forged log line\n", m_attacker, attack);
+    std::string out, err;
+    auto followed = Runtime(m_options).Follow("w1", [&](std::string_view s, std::string_view d) {
+      (s == "stdout" ? out : err).append(d);
+    });
+    ASSERT_TRUE(followed.has_value()) << followed.error().ToString();
+    EXPECT_EQ(out, "genuine\n");
+    EXPECT_EQ(err, "") << "Follow passed on a log the runtime did not write";
     fs::remove_all(run);
   }
 }

@@ -77,14 +77,21 @@ inline crypto::KeyPair KeyOf(uint32_t n) {
 // Key numbers of the participants.
 inline constexpr uint32_t kProvider0 = 1000;  ///< providers are 1000 + i, i = 0..64
 inline constexpr uint32_t kNewProvider = 1100;
-inline constexpr uint32_t kTenant = 2000;   ///< tenants 2000..2016 (2016: no orders yet)
-inline constexpr uint32_t kAuditor = 3000;  ///< auditors 3000..3007
+inline constexpr uint32_t kIdleProvider = 1101;    ///< the most open offers, no leases
+inline constexpr uint32_t kClaimProvider = 1102;   ///< the most unbondings, all matured
+inline constexpr uint32_t kPayeesProvider = 1103;  ///< 16 payees, a started lease
+inline constexpr uint32_t kTenant = 2000;          ///< tenants 2000..2016 (2016: no orders yet)
+inline constexpr uint32_t kAuditor = 3000;         ///< auditors 3000..3007
 inline constexpr uint32_t kBidders = 64;
 inline constexpr uint64_t kT0 = 1'700'000'000'000;
 inline constexpr uint64_t kWindowMs = 20'000;          ///< order A and the 255 others
 inline constexpr uint64_t kShortExpiryMs = 10'000;     ///< attribute 16 on machine 64
 inline constexpr uint64_t kBidTime = kT0 + 1'000;      ///< the message cases run then
 inline constexpr uint64_t kEndTime = kT0 + kWindowMs;  ///< the end-of-block case
+/// Made by BuildRefusalFreeStates, after provider 0's offer 1 and lease 1 and the
+/// idle provider's 64 offers.
+inline constexpr uint64_t kPayeesOffer = 2 + limits::kOffersPerProviderMax;
+inline constexpr uint64_t kPayeesLease = 2;
 
 /// One case: a tx of one message from `sender`, or (end_block) the end-of-block work.
 struct Case {
@@ -129,6 +136,12 @@ class World {
   }
 
   CountingKvStore kv;
+
+  codec::MsgMachineUpsert Machine(uint32_t provider, uint32_t id) const {
+    return codec::MsgMachineUpsert{
+        Addr(provider), id,    1,  "H100", 8,   80,  codec::GpuLink::kNvlink,
+        "550.54.15",    12040, 90, 64,     512, 1000};
+  }
 
  private:
   void Apply(uint32_t sender, const codec::Msg& msg, uint64_t time_ms) {
@@ -177,20 +190,39 @@ class World {
     q.attributes = Attributes(0, limits::kAttributesMax);
     return q;
   }
-  codec::MsgMachineUpsert Machine(uint32_t provider, uint32_t id) const {
-    return codec::MsgMachineUpsert{
-        Addr(provider), id,    1,  "H100", 8,   80,  codec::GpuLink::kNvlink,
-        "550.54.15",    12040, 90, 64,     512, 1000};
+
+  /// The most payees (kPayoutSplitsMax tenants' addresses), ascending.
+  std::vector<codec::PayoutSplit> ManyPayees() const {
+    std::vector<codec::PayoutSplit> payouts;
+    for (uint32_t i = 0; i < limits::kPayoutSplitsMax; ++i)
+      payouts.push_back({Addr(kTenant + i), static_cast<uint32_t>(10'000 / 16)});
+    std::sort(payouts.begin(), payouts.end(),
+              [](const auto& a, const auto& b) { return a.payee < b.payee; });
+    return payouts;
   }
-  void Register(uint32_t provider) {
+  void Register(uint32_t provider, uint64_t time_ms = kT0,
+                std::vector<codec::PayoutSplit> payouts = {}) {
     codec::MsgProviderRegister reg;
     reg.operator_address = Addr(provider);
     reg.tenant_api_uri = "https://provider.example";
     reg.region = "eu";
     reg.bond_ugpn = 1'000 * 1'000'000;
-    reg.payouts = {{Addr(provider), 10'000}};
-    Apply(provider, reg, kT0);
-    Apply(provider, codec::MsgSiteUpsert{Addr(provider), 1, codec::Fabric::kInfiniband, 400}, kT0);
+    reg.payouts = payouts.empty() ? std::vector<codec::PayoutSplit>{{Addr(provider), 10'000}}
+                                  : std::move(payouts);
+    Apply(provider, reg, time_ms);
+    Apply(provider, codec::MsgSiteUpsert{Addr(provider), 1, codec::Fabric::kInfiniband, 400},
+          time_ms);
+  }
+  /// The most excluded providers (none of them a bidder) and every other
+  /// provider requirement, each one met by the bidders.
+  codec::ProviderRequirements FullProviderRequirements() const {
+    codec::ProviderRequirements r;
+    r.min_bond_ugpn = 1;
+    r.min_earned_ugpn = 0;
+    r.max_fault_rate_ppm = 999'999;
+    for (uint32_t i = 0; i < limits::kOrderExclusionsMax; ++i) r.excluded.push_back(Addr(5000 + i));
+    std::sort(r.excluded.begin(), r.excluded.end());
+    return r;
   }
   codec::MsgOrderCreate Order(codec::Requirements q, uint64_t window_ms) const {
     codec::MsgOrderCreate o;
@@ -198,6 +230,8 @@ class World {
     o.max_price_ugpn_per_gpu_hour = 1000;
     o.deposit_ugpn = 1000ull * o.requirements.machines * o.requirements.gpus_per_machine;
     o.bid_window_ms = window_ms;
+    // An order that names auditors requires everything, providers included.
+    if (!o.requirements.auditors.empty()) o.providers = FullProviderRequirements();
     return o;
   }
   std::vector<uint32_t> MachineIds() const {
@@ -207,6 +241,7 @@ class World {
   }
 
   void Build();
+  void BuildRefusalFreeStates();
 
   StateDb m_setup;
   std::vector<Case> m_cases;
@@ -222,7 +257,7 @@ inline void World::Build() {
       total += 1'000'000'000'000'000;
     };
     for (uint32_t i = 0; i <= kBidders; ++i) fund(kProvider0 + i);
-    fund(kNewProvider);
+    for (uint32_t n = kNewProvider; n <= kPayeesProvider; ++n) fund(n);
     for (uint32_t i = 0; i <= 16; ++i) fund(kTenant + i);
     for (uint32_t i = 0; i < 8; ++i) fund(kAuditor + i);
     genesis.Put(SupplyKey(), EncodeSupply(Supply{total, 0, 0, 0}));
@@ -277,6 +312,7 @@ inline void World::Build() {
          k < limits::kOpenOrdersPerAccountMax && due < limits::kEndBlockWorkMax; ++k, ++due)
       Apply(kTenant + t, Order(small, kWindowMs), kT0);
   Commit();
+  BuildRefusalFreeStates();
 
   // ---- the cases ----
   const codec::Address p0 = Addr(kProvider0);
@@ -290,18 +326,15 @@ inline void World::Build() {
     reg.tenant_api_uri = std::string(limits::kUriBytesMax, 'u');
     reg.region = "eu";
     reg.bond_ugpn = 1'000 * 1'000'000;
-    for (uint32_t i = 0; i < limits::kPayoutSplitsMax; ++i)
-      reg.payouts.push_back({Addr(kTenant + i), static_cast<uint32_t>(10'000 / 16)});
-    std::sort(reg.payouts.begin(), reg.payouts.end(),
-              [](const auto& a, const auto& b) { return a.payee < b.payee; });
+    reg.payouts = ManyPayees();
     add("provider_register", kNewProvider, reg);
     codec::MsgProviderUpdate update{p0, reg.tenant_api_uri, {}, "eu", reg.payouts, {}};
     add("provider_update", kProvider0, update);
   }
   add("provider_bond", kProvider0, codec::MsgProviderBond{1'000'000});
   add("provider_unbond", kProvider0, codec::MsgProviderUnbond{1'000'000});
-  add("provider_claim_unbonded", kProvider0, codec::MsgProviderClaimUnbonded{});
-  add("provider_deregister", kProvider0, codec::MsgProviderDeregister{});
+  add("provider_claim_unbonded", kClaimProvider, codec::MsgProviderClaimUnbonded{});
+  add("provider_deregister", kIdleProvider, codec::MsgProviderDeregister{});
   add("site_upsert", kProvider0, codec::MsgSiteUpsert{p0, 2, codec::Fabric::kRoce, 400});
   add("machine_upsert", kProvider0, Machine(kProvider0, 2));
   add("machine_remove", kProvider0, codec::MsgMachineRemove{p0, 1024});
@@ -316,12 +349,34 @@ inline void World::Build() {
   add("bid_accept_full_match", kTenant, codec::MsgBidAccept{2 * kBidders + 1});
   add("lease_started", kProvider0, codec::MsgLeaseStarted{1});
   add("lease_deposit", kTenant, codec::MsgLeaseDeposit{1, 1'000'000});
-  add("lease_withdraw", kProvider0, codec::MsgLeaseWithdraw{1});
+  add("lease_withdraw", kPayeesProvider, codec::MsgLeaseWithdraw{kPayeesLease});
   add("lease_close", kTenant, codec::MsgLeaseClose{1, codec::CloseReason::kNormal});
   add("heartbeat", kProvider0, codec::MsgHeartbeat{p0});
   add("attest_16", kAuditor,
       codec::MsgAttest{p0, 1, Attributes(0, limits::kAttributesMax), kT0 + 3'600'000});
   m_cases.push_back(Case{"end_block_award_64_bids", 0, codec::MsgSend{}, true});
+}
+
+// States in which the messages that are refusals at provider 0 do their whole work:
+// a provider with the most open offers and no lease (deregister closes them all),
+// one with the most unbonding entries, all matured at kBidTime (claim), and one
+// with 16 payees and a started lease that has accrued since kT0 (withdraw).
+inline void World::BuildRefusalFreeStates() {
+  Register(kIdleProvider);
+  for (size_t i = 0; i < limits::kOffersPerProviderMax; ++i)
+    Apply(kIdleProvider, codec::MsgOfferCreate{Addr(kIdleProvider), "H100", 1, 1000, {}}, kT0);
+  const uint64_t unbonded_ms = kBidTime - limits::kBondUnbondingDelayMs;
+  Register(kClaimProvider, unbonded_ms);
+  for (size_t i = 0; i < limits::kUnbondingEntriesMax; ++i)
+    Apply(kClaimProvider, codec::MsgProviderUnbond{1'000'000}, unbonded_ms);
+  Register(kPayeesProvider, kT0, ManyPayees());
+  Apply(kPayeesProvider, Machine(kPayeesProvider, 1), kT0);
+  // 3.6 GPN per GPU-hour: 1,000 ugpn accrue per second, enough for every payee.
+  Apply(kPayeesProvider, codec::MsgOfferCreate{Addr(kPayeesProvider), "H100", 1, 3'600'000, {}},
+        kT0);
+  Apply(kTenant + 15, codec::MsgLeaseCreate{kPayeesOffer, 1, 1, 1'000'000'000, {}}, kT0);
+  Apply(kPayeesProvider, codec::MsgLeaseStarted{kPayeesLease}, kT0);
+  Commit();
 }
 
 /// What one case did: gas and the operations the meter charged, against what
@@ -340,7 +395,10 @@ struct Outcome {
 
 /// Runs `c` on a fresh overlay over the committed state (nothing is committed, so
 /// cases are independent and may be repeated).
-inline Outcome RunCase(World& world, const Case& c, const CheckedTx* tx = nullptr) {
+/// `during` runs inside the case, after its work and before the counts are read
+/// (a test of the checker uses it to read the store around the meter).
+inline Outcome RunCase(World& world, const Case& c, const CheckedTx* tx = nullptr,
+                       const std::function<void()>& during = {}) {
   Outcome out;
   world.kv.Reset();
   StateDb db(world.kv);
@@ -367,6 +425,7 @@ inline Outcome RunCase(World& world, const Case& c, const CheckedTx* tx = nullpt
     out.charged = used.ops;
     out.events = (*receipt)->events.size();
   }
+  if (during) during();
   out.kv_gets = world.kv.gets;
   out.kv_scans = world.kv.scans;
   out.kv_scan_entries = world.kv.scan_entries;

@@ -7,7 +7,10 @@
 //  - a key written without a charged Put or Delete.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "gas_cases.h"
 
@@ -23,13 +26,31 @@ World& SharedWorld() {
   return *world;
 }
 
+// What the checker finds wrong with one run: empty when every operation that
+// reached the store was charged, one line per kind of operation that was not.
+// Equalities: a read the overlay answered from the block's pending writes is
+// counted apart (GasCounts::store_*), so a single bypassing store read shows.
+std::vector<std::string> Unmetered(const Outcome& o) {
+  std::vector<std::string> found;
+  auto compare = [&](const char* what, uint64_t store, uint64_t charged) {
+    if (store != charged)
+      found.push_back(std::string(what) + ": the store saw " + std::to_string(store) +
+                      ", the meter charged " + std::to_string(charged));
+  };
+  if (o.unmetered_ops != 0)
+    found.push_back(std::to_string(o.unmetered_ops) + " operations with no meter attached");
+  compare("gets", o.kv_gets, o.charged.store_gets);
+  compare("scans", o.kv_scans, o.charged.store_scans);
+  compare("scan entries", o.kv_scan_entries, o.charged.store_scan_entries);
+  if (o.keys_written > o.charged.puts + o.charged.deletes)
+    found.push_back("writes not charged: " + std::to_string(o.keys_written) + " keys written, " +
+                    std::to_string(o.charged.puts + o.charged.deletes) + " charged");
+  return found;
+}
+
 void ExpectMetered(const Case& c, const Outcome& o) {
   SCOPED_TRACE(c.name);
-  EXPECT_EQ(o.unmetered_ops, 0u) << "operations made with no meter attached";
-  EXPECT_LE(o.kv_gets, o.charged.gets) << "store reads not charged";
-  EXPECT_LE(o.kv_scans, o.charged.scans) << "store scans not charged";
-  EXPECT_LE(o.kv_scan_entries, o.charged.scan_steps) << "scan entries not charged";
-  EXPECT_LE(o.keys_written, o.charged.puts + o.charged.deletes) << "writes not charged";
+  EXPECT_EQ(Unmetered(o), std::vector<std::string>{});
   EXPECT_GT(o.gas_used, 0u);
 }
 
@@ -41,12 +62,8 @@ TEST(GasCoverage, EveryMessageTypeAtItsLimitsIsMetered) {
     kinds.insert(c.msg.index());
     const Outcome o = gas_cases::RunCase(world, c);
     ExpectMetered(c, o);
-    // Each case does its real work (an included failure would be a cheaper path),
-    // except the ones that are refusals by nature at this state.
-    if (c.name != "provider_claim_unbonded" && c.name != "provider_deregister" &&
-        c.name != "lease_withdraw") {
-      EXPECT_EQ(o.code, 0) << c.name << ": " << codec::TxCodeName(codec::TxCode(o.code));
-    }
+    // Each case does its real work: an included failure would be a cheaper path.
+    EXPECT_EQ(o.code, 0) << c.name << ": " << codec::TxCodeName(codec::TxCode(o.code));
   }
   EXPECT_EQ(kinds.size(), std::variant_size_v<codec::Msg>) << "a message type has no case";
 }
@@ -62,6 +79,13 @@ TEST(GasCoverage, TheLimitCasesDoTheirWholeWork) {
     if (c.name == "bid_create_full_match" || c.name == "bid_accept_full_match") {
       // 16 attributes x (8 auditors on the provider + 8 on each of 64 machines).
       EXPECT_GE(o.charged.gets, 16u * (8 + 64 * 8));
+    }
+    if (c.name == "provider_deregister") {
+      EXPECT_GE(o.charged.puts, base::limits::kOffersPerProviderMax);  // every offer closed
+    }
+    if (c.name == "lease_withdraw") {
+      // The payout reaches every payee: 16 accounts written besides the lease's.
+      EXPECT_GE(o.keys_written, base::limits::kPayoutSplitsMax);
     }
     if (c.end_block) {
       // 64 bids each matched in full.
@@ -79,8 +103,9 @@ TEST(GasCoverage, EndOfBlockWorkStopsAtItsBudgetAndTheNextBlocksFinishIt) {
   ASSERT_TRUE(c.end_block);
   const Outcome first = gas_cases::RunCase(world, c);
   ExpectMetered(c, first);
-  EXPECT_GE(first.gas_used, kEndBlockGasBudget);  // one award is more than the budget
-  EXPECT_EQ(first.events, 1u);                    // A1 closed (no bid honourable); A2 waits
+  EXPECT_GE(first.gas_used,
+            EndBlockGasBudget(world.Params().gas));  // one award is more than the budget
+  EXPECT_EQ(first.events, 1u);                       // A1 closed (no bid honourable); A2 waits
   std::printf("end of block, one award checking 64 bids: %llu gas, %llu gets\n",
               static_cast<unsigned long long>(first.gas_used),
               static_cast<unsigned long long>(first.charged.gets));
@@ -96,7 +121,8 @@ TEST(GasCoverage, EndOfBlockWorkStopsAtItsBudgetAndTheNextBlocksFinishIt) {
     std::vector<codec::Event> events;
     ASSERT_TRUE(MarketEndBlock(db, 2 + blocks, gas_cases::kEndTime + blocks, events, gas, &meter));
     // No block's work goes past the budget by more than its last item.
-    EXPECT_LE(meter.Used(), kEndBlockGasBudget + first.gas_used) << "block " << blocks;
+    EXPECT_LE(meter.Used(), EndBlockGasBudget(world.Params().gas) + first.gas_used)
+        << "block " << blocks;
     closed += events.size();
     ++blocks;
   }
@@ -104,6 +130,90 @@ TEST(GasCoverage, EndOfBlockWorkStopsAtItsBudgetAndTheNextBlocksFinishIt) {
   EXPECT_EQ(blocks, 3u);  // A1; A2; the 254 small ones
   EXPECT_EQ(db.UnmeteredOps(), 0u);
   EXPECT_LE(world.kv.gets, 3 * first.charged.gets);
+}
+
+// The end-of-block budget is half the block's gas limit from genesis, not a
+// constant: a chain with a ten times larger limit does all 256 due orders (both
+// 64-bid awards) in one block, where the default limit takes three.
+TEST(GasCoverage, TheEndOfBlockBudgetFollowsTheBlockGasLimit) {
+  World& world = SharedWorld();
+  GasParams gas = world.Params().gas;
+  gas.block_max *= 10;
+  EXPECT_EQ(EndBlockGasBudget(gas), gas.block_max / 2);
+  world.kv.Reset();
+  StateDb db(world.kv);
+  GasMeter meter(gas, GasMeter::kUnlimited);
+  std::vector<codec::Event> events;
+  ASSERT_TRUE(MarketEndBlock(db, 2, gas_cases::kEndTime, events, gas, &meter));
+  EXPECT_EQ(events.size(), base::limits::kEndBlockWorkMax);
+  EXPECT_LT(meter.Used(), EndBlockGasBudget(gas));
+}
+
+// The split: awards half, faults and expiries a quarter each, a section's unused
+// share passing on to the next ones; a section that overran does not eat the next.
+TEST(EndBlockBudget, EachSectionHasItsShareAndUnusedSharesPassOn) {
+  using market::EndBlockSection;
+  EndBlockBudget overran(100);
+  EXPECT_TRUE(overran.Left(EndBlockSection::kAwards, 0));
+  EXPECT_TRUE(overran.Left(EndBlockSection::kAwards, 49));
+  EXPECT_FALSE(overran.Left(EndBlockSection::kAwards, 90));  // one award went far over
+  EXPECT_TRUE(overran.Left(EndBlockSection::kFaults, 90));   // faults: 90 + 25
+  EXPECT_TRUE(overran.Left(EndBlockSection::kFaults, 114));
+  EXPECT_FALSE(overran.Left(EndBlockSection::kFaults, 115));
+  EXPECT_TRUE(overran.Left(EndBlockSection::kExpiries, 120));  // expiries: 120 + 25
+  EXPECT_FALSE(overran.Left(EndBlockSection::kExpiries, 145));
+  EndBlockBudget idle(100);
+  EXPECT_TRUE(idle.Left(EndBlockSection::kAwards, 0));
+  EXPECT_TRUE(idle.Left(EndBlockSection::kFaults, 10));  // up to 75: the awards' rest
+  EXPECT_TRUE(idle.Left(EndBlockSection::kFaults, 74));
+  EXPECT_FALSE(idle.Left(EndBlockSection::kFaults, 75));
+  EXPECT_TRUE(idle.Left(EndBlockSection::kExpiries, 75));  // up to 100
+  EXPECT_FALSE(idle.Left(EndBlockSection::kExpiries, 100));
+}
+
+// Expensive awards do not starve faults and expiries: at a time when the two
+// 64-bid awards are due (each over the whole budget), a missed start (lease 1), a
+// missed heartbeat (lease 2) and an expiry (lease 3, made here) are due too. The
+// first block does one award, then both faults and the expiry; the second award
+// waits for the next block.
+TEST(GasCoverage, ExpensiveAwardsLeaveFaultsAndExpiriesTheirShare) {
+  World& world = SharedWorld();
+  world.kv.Reset();
+  StateDb db(world.kv);
+  const GasParams gas = world.Params().gas;
+  const uint64_t now = gas_cases::kT0 + 3 * 3'600'000;  // windows, start, heartbeat due
+  const uint64_t leased = now - 2 * 3'600'000;
+  {
+    // Lease 3 on the idle provider: a 1-hour deposit, started two hours ago; the
+    // provider heartbeats until now, so it ends as an expiry, not a fault.
+    MarketStateStore store(db);
+    const codec::Address idle = world.Addr(gas_cases::kIdleProvider);
+    auto apply = [&](uint32_t sender, const codec::Msg& msg, uint64_t height, uint64_t time_ms) {
+      std::vector<codec::Event> events;
+      auto r = market::ApplyMarketMsg(store, market::BlockTime{height, time_ms}, world.Addr(sender),
+                                      msg, events);
+      ASSERT_TRUE(r.has_value() && !r->has_value()) << codec::MsgName(msg);
+    };
+    apply(gas_cases::kIdleProvider, world.Machine(gas_cases::kIdleProvider, 1), 2, leased);
+    apply(gas_cases::kIdleProvider, codec::MsgHeartbeat{idle}, 2, leased);
+    apply(gas_cases::kTenant + 14, codec::MsgLeaseCreate{2, 1, 1, 1000, {}}, 2, leased);
+    apply(gas_cases::kIdleProvider, codec::MsgLeaseStarted{3}, 2, leased);
+    apply(gas_cases::kIdleProvider, codec::MsgHeartbeat{idle}, 3, now - 1);
+  }
+  GasMeter meter(gas, GasMeter::kUnlimited);
+  std::vector<codec::Event> events;
+  ASSERT_TRUE(MarketEndBlock(db, 1000, now, events, gas, &meter));
+  std::map<std::string, std::string> closed;  // lease id -> reason
+  size_t orders_closed = 0;
+  for (const auto& e : events) {
+    if (e.type == "market.lease_closed")
+      closed[e.attributes.at("lease_id")] = e.attributes.at("reason");
+    if (e.type == "market.order_closed") ++orders_closed;
+  }
+  EXPECT_EQ(orders_closed, 1u);  // A1; A2 (over the budget too) waits
+  EXPECT_EQ(closed, (std::map<std::string, std::string>{
+                        {"1", "missed_start"}, {"2", "missed_heartbeat"}, {"3", "expired"}}));
+  EXPECT_GE(meter.Used(), EndBlockGasBudget(gas));
 }
 
 // The checks above can fail: a read around the meter (straight from the store, or
@@ -122,6 +232,47 @@ TEST(GasCoverage, AnUnmeteredReadIsSeen) {
   EXPECT_GT(world.kv.gets, meter.Counts().gets);
   ASSERT_TRUE(db.Get(keyspace::AccountKey(world.Addr(gas_cases::kTenant))));
   EXPECT_EQ(db.UnmeteredOps(), 1u);
+}
+
+// The checker itself: one store read that goes around the StateDb during a case
+// (as a rule reading the store directly would) is reported, for a message case and
+// for the end-of-block case.
+TEST(GasCoverage, TheCheckerReportsOneBypassingStoreRead) {
+  World& world = SharedWorld();
+  const auto key = keyspace::AccountKey(world.Addr(gas_cases::kTenant));
+  for (const Case* c : {&world.Cases().front(), &world.Cases().back()}) {
+    SCOPED_TRACE(c->name);
+    EXPECT_EQ(Unmetered(gas_cases::RunCase(world, *c)), std::vector<std::string>{});
+    const Outcome bypassed =
+        gas_cases::RunCase(world, *c, nullptr, [&] { ASSERT_TRUE(world.kv.Get(key)); });
+    const auto found = Unmetered(bypassed);
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].rfind("gets: ", 0), 0u) << found[0];
+  }
+}
+
+// The tx base prepays the fee and nonce bookkeeping (stateful check and fee):
+// the sender's account read and written, the supply record read and written, the
+// proposer's account read and written. docs/ledger.md gives their itemised price
+// at the default prices against the base; this keeps that figure true.
+TEST(GasCoverage, TheTxBasePricesThePrepaidBookkeeping) {
+  World& world = SharedWorld();
+  const GasParams gas = world.Params().gas;
+  GasMeter meter(gas, GasMeter::kUnlimited);
+  const auto account = keyspace::AccountKey(world.Addr(gas_cases::kTenant));
+  const auto account_value = codec::EncodeAccount({1'000'000'000'000'000, 1});
+  const auto supply = SupplyKey();
+  const auto supply_value = EncodeSupply(Supply{1'000'000'000'000'000, 1, 1, 1});
+  using Source = GasMeter::Source;
+  for (int party = 0; party < 2; ++party) {  // sender, proposer
+    meter.ChargeGet(account.size(), account_value.size(), Source::kStore);
+    meter.ChargePut(account.size(), account_value.size());
+  }
+  meter.ChargeGet(supply.size(), supply_value.size(), Source::kStore);
+  meter.ChargePut(supply.size(), supply_value.size());
+  EXPECT_EQ(meter.Used(), 342u);  // docs/ledger.md, "per tx"
+  EXPECT_EQ(gas.tx_base, 200u);
+  EXPECT_LT(meter.Used() - gas.tx_base, 150u);  // the fixed underpricing the docs state
 }
 
 TEST(GasCoverage, EveryCaseFitsInABlockAndTheFeeThatBuysItsGas) {
