@@ -111,7 +111,7 @@ step "The provider withdraws what accrued, split 80/20 between owner and investo
 "$GPUNET" lease withdraw "$lease" --from operator
 sleep 1
 
-step "The tenant closes the lease: settled and refunded at once"
+step "The tenant closes the lease: settled and refunded at once (closing this early, within the start timeout, tops the provider's pay up to the reservation charge)"
 "$GPUNET" lease close "$lease" --from tenant
 
 step "Settlement"
@@ -130,7 +130,7 @@ echo "  paid to the provider $(fmt "$paid")"
 echo "    owner (80%)        $(fmt "$provider_earned")"
 echo "    investor (20%)     $(fmt "$investor_earned")"
 echo "  refunded to tenant   $(fmt "$refunded")"
-echo "  tenant spent         $(fmt "$tenant_spent") (compute + tx fees)"
+echo "  tenant spent         $(fmt "$tenant_spent") (compute and the early-close charge + tx fees)"
 echo "  fees burned          $(fmt "$burned_now") (since the order)"
 check '[ "$state" = closed ]' "the lease is not closed"
 check '[ "$escrow" -eq 0 ]' "escrow left after close: $escrow"

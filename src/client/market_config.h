@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/limits.h"
 #include "base/result.h"
 #include "client/offer_filter.h"
 
@@ -113,8 +114,8 @@ struct OrderConfig {
   uint64_t bid_window_ms = 0;
   // providers: who may bid (docs/market.md "Orders"); defaults admit everyone.
   uint64_t min_provider_bond_ugpn = 0;
-  uint64_t min_provider_earned_ugpn = 0;             ///< from tenants other than itself
-  uint32_t max_provider_fault_rate_ppm = 1'000'000;  ///< 1,000,000 = any
+  uint64_t min_provider_earned_ugpn = 0;  ///< from tenants other than itself
+  uint32_t max_provider_fault_rate_ppm = base::limits::kFaultRatePpmAny;
   std::vector<PartyText> excluded_providers;
   std::string file;
 };

@@ -289,12 +289,9 @@ base::Result<codec::MsgOrderCreate> OrderCreateMsg(const OrderConfig& c,
   codec::ProviderRequirements& pq = msg.providers;
   pq.min_bond_ugpn = c.min_provider_bond_ugpn;
   pq.min_earned_ugpn = c.min_provider_earned_ugpn;
-  if (c.max_provider_fault_rate_ppm > limits::kFaultRatePpmAny)
-    return AtPlace(place("providers.max_fault_rate_ppm"),
-                   "a fault rate is 0..1000000 ppm (1000000 = any)");
   pq.max_fault_rate_ppm = c.max_provider_fault_rate_ppm;
-  auto excluded = ResolveSet(c.excluded_providers, resolve, limits::kOrderExclusionsMax,
-                             "excluded providers");
+  auto excluded =
+      ResolveSet(c.excluded_providers, resolve, limits::kOrderExclusionsMax, "excluded providers");
   if (!excluded) return std::unexpected(excluded.error());
   pq.excluded = std::move(*excluded);
   auto estimate = EstimateLease(c.max_price_ugpn_per_gpu_hour,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/limits.h"
 #include "crypto/address.h"
 #include "crypto/ed25519.h"
 
@@ -139,9 +140,9 @@ struct Requirements {
 /// What an order asks of the provider of a bid (issue 14): checked at the bid and
 /// again at the award. Defaults admit every provider.
 struct ProviderRequirements {
-  uint64_t min_bond_ugpn = 0;               ///< the provider's bond at least this
-  uint64_t min_earned_ugpn = 0;             ///< lifetime ugpn earned from tenants other than itself
-  uint32_t max_fault_rate_ppm = 1'000'000;  ///< FaultRatePpm at most this; 1,000,000 = any
+  uint64_t min_bond_ugpn = 0;    ///< the provider's bond at least this
+  uint64_t min_earned_ugpn = 0;  ///< lifetime ugpn earned from tenants other than itself
+  uint32_t max_fault_rate_ppm = base::limits::kFaultRatePpmAny;  ///< FaultRatePpm at most this
   std::vector<Address> excluded;  ///< ascending set <= kOrderExclusionsMax: never these
   bool operator==(const ProviderRequirements&) const = default;
 };

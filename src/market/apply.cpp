@@ -108,6 +108,13 @@ codec::Event Ev(std::string type, std::map<std::string, std::string> attributes)
 
 // ---------------------------------------------------------------- money
 
+/// a + b, at most UINT64_MAX: for lifetime counters that no rule depends on being
+/// exact at 2^64 (a validator must not halt on them).
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  auto sum = base::CheckedAdd(a, b);
+  return sum ? *sum : UINT64_MAX;
+}
+
 R<> Debit(Store& store, const codec::Address& who, uint64_t amount, std::string_view what) {
   auto account = store.GetAccount(who);
   if (!account) return Op(account.error());
@@ -290,11 +297,9 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
                 std::vector<codec::Event>& events) {
   if (amount == 0) return {};
   GPUNET_CHECK(amount <= l.escrow_ugpn);
-  if (what == Pay::kService && !IsSelf(p, l.tenant)) {
-    auto earned = base::CheckedAdd(p.earned_ugpn, amount);
-    GPUNET_CHECK(earned.has_value());  // part of the supply
-    p.earned_ugpn = *earned;
-  }
+  // A lifetime total (cycled deposits can grow it past the supply): it saturates.
+  if (what == Pay::kService && !IsSelf(p, l.tenant))
+    p.earned_ugpn = SaturatingAdd(p.earned_ugpn, amount);
   auto shares = SplitPayout(amount, p.payouts, p.owner);
   codec::Event e = Ev("payout", {{"lease_id", Str(l.lease_id)}, {"amount_ugpn", Str(amount)}});
   size_t i = 0;
@@ -322,6 +327,25 @@ void RemoveLeaseIndexes(Store& store, const Lease& l) {
     store.Delete(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id));
 }
 
+/// Ends that count against the provider's reputation: the two faults and a close by
+/// the provider (walking away from a lease it took).
+bool IsFault(LeaseEnd end) {
+  return end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat ||
+         end == LeaseEnd::kProviderClosed;
+}
+
+/// What the provider pays the tenant when a lease ends with `end`; `promised` is the
+/// lease's FaultPenalty. The faults pay it in full, and so does a provider closing a
+/// lease it has not started: otherwise a provider could win at 1 ugpn and close
+/// before the start deadline for free (docs/market.md "Bonds", the floor). A started
+/// lease closed by the provider pays the floor only: the tenant had what it paid for
+/// until then, but leaving must not be free or start-then-close reopens that attack.
+uint64_t PenaltyAtClose(LeaseEnd end, bool started, uint64_t promised) {
+  if (end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat) return promised;
+  if (end != LeaseEnd::kProviderClosed) return 0;
+  return started ? std::min(promised, limits::kFaultPenaltyFloorUgpn) : promised;
+}
+
 /// Settles at `settle_ms` (accrual capped at paid_until), refunds the rest to the
 /// tenant, applies the fault penalty when `end` is a fault, frees the GPUs and
 /// updates the provider's counters. The one way a lease closes.
@@ -331,11 +355,12 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   M_TRY(p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
   M_DO(PayProvider(store, p, l, Due(l, settle_ms), Pay::kService, events));
-  // A tenant walking away from a reservation pays for the capacity it held; not
-  // once the start deadline has passed (the provider is late, not the tenant).
+  // A tenant walking away before the start deadline pays for the capacity it held,
+  // net of the GPU time it paid (so waiting for the start does not avoid it); not
+  // once the deadline has passed (a provider that has not started is late).
   uint64_t charge = 0;
-  if (!started && end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
-    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.escrow_ugpn);
+  if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
+    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
     M_DO(PayProvider(store, p, l, charge, Pay::kCharge, events));
   }
   const uint64_t refund = l.escrow_ugpn;
@@ -344,25 +369,27 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   l.escrow_ugpn = 0;
   GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
 
-  const bool fault = end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat;
   const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
   GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
   p.promised_penalties_ugpn -= promised;
-  if (fault) {
-    // Penalty: FaultPenalty(rate), from the bond (which covers every open lease's),
-    // then from unbonding stake that has not matured, to the tenant. What neither can
-    // pay is recorded as unpaid (written off).
-    PenaltyDraw draw = DrawPenalty(p, promised, block.time_ms);
+  // A provider that leased from itself is owed nothing by itself: paying the penalty
+  // would move bond to its own balance at once, past the unbonding delay.
+  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised);
+  GPUNET_CHECK(penalty <= promised);
+  if (penalty > 0) {
+    // From the bond (which covers every open lease's promised penalty), then from
+    // unbonding stake that has not matured, to the tenant. What neither can pay is
+    // recorded as unpaid (written off).
+    PenaltyDraw draw = DrawPenalty(p, penalty, block.time_ms);
     M_DO(Credit(store, l.tenant, draw.Paid()));
     l.penalty_ugpn = draw.Paid();
-    p.penalties_paid_ugpn += draw.Paid();
-    p.penalties_unpaid_ugpn += draw.unpaid_ugpn;
-    ++p.faults;
-  } else if (end == LeaseEnd::kProviderClosed) {
-    ++p.faults;  // walking away from a lease counts against reputation (no penalty)
-  } else if (started) {
-    ++p.leases_completed;
+    p.penalties_paid_ugpn = SaturatingAdd(p.penalties_paid_ugpn, draw.Paid());
+    p.penalties_unpaid_ugpn = SaturatingAdd(p.penalties_unpaid_ugpn, draw.unpaid_ugpn);
   }
+  if (IsFault(end))
+    ++p.faults;  // a provider close counts against reputation too
+  else if (started)
+    ++p.leases_completed;
 
   for (const auto& a : l.allocations) {
     M_TRY(m, Need<Machine>(store, keys::MachineKey(l.provider, a.machine_id),
@@ -544,6 +571,9 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
                   std::vector<codec::Event>& events) {
   M_TRY(p, NeedProvider(store, bid.provider));
   M_DO(RequireInBusiness(p));
+  // A bid outlives the daemon that made it, as an offer does: a provider gone quiet
+  // is passed over (the award moves to the next bid) rather than made to fault.
+  M_DO(RequireOnline(p, block.time_ms));
   M_DO(RequireAdmits(p, order.tenant));
   M_DO(RequireQualifies(p, order.providers));
   const codec::Requirements& q = order.requirements;
@@ -697,10 +727,15 @@ R<> Do(Ctx& c, const codec::MsgProviderUnbond& m) {
   if (m.amount_ugpn > p.bond_ugpn)
     return Reject(TxCode::kMarketInsufficientBond,
                   "unbond of " + Str(m.amount_ugpn) + " ugpn, the bond is " + Str(p.bond_ugpn));
-  if (p.open_leases > 0 && p.bond_ugpn - m.amount_ugpn < limits::kProviderBondMinUgpn)
+  // With open leases the bond stays at RequiredBond (without, nothing is promised);
+  // the code says which part of it the unbond would break.
+  GPUNET_CHECK(p.open_leases > 0 || p.promised_penalties_ugpn == 0);
+  const uint64_t left = p.bond_ugpn - m.amount_ugpn;
+  const uint64_t required = p.open_leases > 0 ? RequiredBond(p.promised_penalties_ugpn) : 0;
+  if (left < required && left < limits::kProviderBondMinUgpn)
     return Reject(TxCode::kMarketOpenLeases,
                   "the bond may not drop below the minimum while leases are open");
-  if (p.bond_ugpn - m.amount_ugpn < p.promised_penalties_ugpn)
+  if (left < required)
     return Reject(TxCode::kMarketBondUncovered,
                   "the bond may not drop below the fault penalties of the open leases (" +
                       Str(p.promised_penalties_ugpn) + " ugpn); at most " +
@@ -1231,6 +1266,28 @@ R<std::vector<base::Bytes>> Due(const StoreView& view, uint8_t table, uint64_t n
   return Keys(view, begin, end, max);
 }
 
+/// The height up to which the fault of a due deadline-index entry `key` waits: the
+/// first block that sees the entry due stores height + kHeartbeatGraceBlocks as its
+/// value (empty until then), so the grace counts from when the deadline came due. A
+/// chain that halts and resumes past a deadline gives the provider those blocks to
+/// get its LeaseStarted or heartbeat in, wherever in the timeout the halt fell.
+R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
+  auto raw = store.Get(key);
+  if (!raw) return Op(raw.error());
+  GPUNET_CHECK(raw->has_value());  // the caller found the key by scanning
+  const base::Bytes& value = **raw;
+  if (value.size() == 8) return base::ReadU64BE(value.data());
+  if (!value.empty())
+    return Op(base::Error{base::ErrorCode::kCorrupt, "deadline index entry " + base::ToHex(key) +
+                                                         " holds " + Str(value.size()) +
+                                                         " bytes, not 0 or 8"});
+  const uint64_t until = height + limits::kHeartbeatGraceBlocks;
+  base::Bytes stored;
+  base::AppendU64BE(stored, until);
+  store.Put(key, std::move(stored));
+  return until;
+}
+
 R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
                      std::vector<codec::Event>& events) {
   M_TRY(order, Need<Order>(store, keys::OrderKey(order_id), TxCode::kMarketUnknownOrder, "order"));
@@ -1298,8 +1355,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
                          "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
     --budget;
-    if (block.height <= l.created_height + limits::kHeartbeatGraceBlocks)
-      continue;  // as for heartbeats: a halted chain is not the provider's fault
+    M_TRY(grace_until, GraceUntil(store, k, block.height));
+    if (block.height <= grace_until) continue;  // a halted chain is not the provider's fault
     M_DO(CloseLease(store, block, l, LeaseEnd::kMissedStart, now, events));
   }
 
@@ -1310,8 +1367,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};  // as above
     --budget;
     M_TRY(p, NeedProvider(store, AddrAt(k, 2 + 8)));
-    if (block.height <= p.last_heartbeat_height + limits::kHeartbeatGraceBlocks)
-      continue;  // a halted chain is not the provider's fault: wait for the grace blocks
+    M_TRY(grace_until, GraceUntil(store, k, block.height));
+    if (block.height <= grace_until) continue;  // a halted chain: wait for the grace blocks
     base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner);
     M_TRY(open, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kOpenLeasesPerProviderMax));
     for (const auto& lk : open) {

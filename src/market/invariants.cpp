@@ -95,6 +95,14 @@ base::Status CheckInvariants(const StoreView& view) {
         if (parts != l.deposited_ugpn) return Broken(at + "deposited != paid + refunded + escrow");
         if (l.state == LeaseState::kClosed) {
           if (l.escrow_ugpn != 0) return Broken(at + "closed but holds escrow");
+          // Penalties come from the faults and a provider's close only, at most the
+          // lease's FaultPenalty (docs/market.md "Lease life").
+          const bool penalised = l.end == LeaseEnd::kMissedStart ||
+                                 l.end == LeaseEnd::kMissedHeartbeat ||
+                                 l.end == LeaseEnd::kProviderClosed;
+          if (l.penalty_ugpn > (penalised ? FaultPenalty(l.rate_ugpn_per_hour) : 0))
+            return Broken(at + "a penalty of " + Str(l.penalty_ugpn) + " ugpn for an end (" +
+                          std::string(LeaseEndName(l.end)) + ") that does not allow it");
           return base::Ok();
         }
         if (l.allocations.empty()) return Broken(at + "no machines");

@@ -14,8 +14,9 @@
 //   0x01 0x18 lease_id[8]                       Lease
 //   0x01 0x19 owner[20] lease_id[8]             (empty) OPEN leases of a provider
 //   0x01 0x1a paid_until_ms[8] lease_id[8]      (empty) expiry index (started leases)
-//   0x01 0x1b deadline_ms[8] lease_id[8]        (empty) start-deadline index (reserved)
-//   0x01 0x1c deadline_ms[8] owner[20]          (empty) heartbeat-deadline index
+//   0x01 0x1b deadline_ms[8] lease_id[8]        start-deadline index (reserved)
+//   0x01 0x1c deadline_ms[8] owner[20]          heartbeat-deadline index
+//     (both: empty, or u64 grace_until_height once a block has seen them due)
 //   0x01 0x1d window_end_ms[8] order_id[8]      (empty) bid-window index (open orders)
 //   0x01 0x1e owner[20] machine_id[4] klen[1] key auditor[20]   Attestation
 //   0x01 0x1f tenant[20] order_id[8]            (empty) OPEN orders of a tenant

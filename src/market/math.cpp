@@ -80,10 +80,11 @@ uint64_t FaultPenalty(uint64_t rate_ugpn_per_hour) {
   return std::max(penalty, limits::kFaultPenaltyFloorUgpn);
 }
 
-uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t escrow_ugpn) {
+uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t paid_ugpn,
+                             uint64_t escrow_ugpn) {
   uint64_t charge = std::max(Accrued(rate_ugpn_per_hour, limits::kReservedCloseChargeMs),
                              limits::kReservedCloseChargeFloorUgpn);
-  return std::min(charge, escrow_ugpn);
+  return std::min(charge > paid_ugpn ? charge - paid_ugpn : 0, escrow_ugpn);
 }
 
 uint64_t RequiredBond(uint64_t promised_penalties_ugpn) {

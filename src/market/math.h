@@ -53,10 +53,11 @@ bool ValidSplits(const std::vector<codec::PayoutSplit>& splits);
 /// provider: max(rate x kFaultPenaltyHours, kFaultPenaltyFloorUgpn), saturating.
 uint64_t FaultPenalty(uint64_t rate_ugpn_per_hour);
 
-/// What a tenant pays the provider for closing a lease it reserved and that has not
-/// started: max(accrued(rate, kReservedCloseChargeMs), kReservedCloseChargeFloorUgpn),
-/// at most the escrow.
-uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t escrow_ugpn);
+/// What a tenant pays the provider, on top of the GPU time already paid
+/// (`paid_ugpn`), for closing its lease before the start deadline, started or not: the
+/// provider gets at least max(accrued(rate, kReservedCloseChargeMs),
+/// kReservedCloseChargeFloorUgpn) in all; at most the escrow.
+uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t paid_ugpn, uint64_t escrow_ugpn);
 
 /// The bond a provider must hold with `promised_penalties_ugpn` of open leases:
 /// max(kProviderBondMinUgpn, promised) (docs/market.md "Bonds").

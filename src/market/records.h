@@ -54,6 +54,7 @@ struct Provider {
   // Reputation (design §3): orders tie-break on FaultRatePpm(completed, faults).
   uint64_t leases_completed = 0;
   uint64_t faults = 0;
+  // Lifetime totals: they saturate at 2^64-1 (cycled deposits can outgrow the supply).
   uint64_t penalties_paid_ugpn = 0;
   uint64_t penalties_unpaid_ugpn = 0;  ///< owed when the bond ran dry (written off)
   /// Lifetime ugpn paid to this provider for GPU time by tenants other than its owner,
@@ -169,7 +170,7 @@ struct Lease {
   uint64_t penalty_ugpn = 0;    ///< moved from the provider's bond to the tenant
   uint64_t closed_ms = 0;
   LeaseEnd end = LeaseEnd::kNone;
-  uint64_t created_height = 0;  ///< the missed-start grace counts blocks from here
+  uint64_t created_height = 0;  ///< the height the lease was made at
   uint32_t Gpus() const;
   bool operator==(const Lease&) const = default;
 };

@@ -17,6 +17,7 @@
 
 #include "apps/gpunet/cli.h"
 #include "base/checked_math.h"
+#include "base/limits.h"
 #include "client/amount.h"
 #include "client/market_client.h"
 #include "client/market_config.h"
@@ -28,6 +29,7 @@
 #include "crypto/address.h"
 #include "crypto/hash.h"
 #include "crypto/keystore.h"
+#include "market/math.h"
 
 namespace gpunet::apps {
 namespace {
@@ -805,6 +807,31 @@ void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
   std::cout << std::flush;
 }
 
+/// What closing lease `l` (its JSON, as of its as_of_ms) will cost `sender`, by the
+/// rules of docs/market.md "Lease life"; empty when it costs nothing beyond the GPU
+/// time used.
+std::string CloseCost(const json& l, const std::string& sender, bool no_manifest) {
+  const uint64_t rate = Ugpn(l, "rate_ugpn_per_hour");
+  const uint64_t now = l["as_of_ms"].get<uint64_t>();
+  const uint64_t deadline = l["start_deadline_ms"].get<uint64_t>();
+  const bool reserved = l["state"].get<std::string>() == "reserved";
+  if (sender == l["tenant"].get<std::string>()) {
+    if (now >= deadline) return {};
+    uint64_t charge =
+        market::ReservedCloseCharge(rate, Ugpn(l, "accrued_ugpn"), Ugpn(l, "escrow_ugpn"));
+    return "closing before the start deadline (" + std::to_string(deadline) +
+           " ms) pays the provider a charge of about " + Gpn(charge) +
+           " on top of the GPU time used (it held the GPUs for you); from the deadline on, "
+           "closing pays the GPU time only";
+  }
+  if (no_manifest) return {};
+  uint64_t penalty = market::FaultPenalty(rate);
+  if (!reserved) penalty = std::min(penalty, base::limits::kFaultPenaltyFloorUgpn);
+  return "a provider closing a " + std::string(reserved ? "reserved" : "started") +
+         " lease pays the tenant a penalty of " + Gpn(penalty) +
+         " from its bond and counts as a fault";
+}
+
 void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view what) {
   uint64_t id = ParseId(a.id, "LEASE");
   uint64_t money = 0;
@@ -825,6 +852,11 @@ void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view wh
   } else if (what == "withdraw") {
     msg = codec::MsgLeaseWithdraw{id};
   } else if (what == "close") {
+    json l = GetJson(g, "/market/lease/" + std::to_string(id))["lease"];
+    std::string cost =
+        CloseCost(l, crypto::AddressToString(Resolve(g, a.from, "--from")), a.no_manifest);
+    if (!g.Json() && !cost.empty() && l["state"].get<std::string>() != "closed")
+      std::cout << "Closing lease " << id << ": " << cost << std::endl;
     msg = codec::MsgLeaseClose{
         id, a.no_manifest ? codec::CloseReason::kNoManifest : codec::CloseReason::kNormal};
   } else {

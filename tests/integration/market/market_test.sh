@@ -143,12 +143,17 @@ expected_hash="$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv
 expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
 expect_error "more GPUs than a machine has" "no_capacity" g lease create "$offer" --gpus 9 --deposit 100 --manifest-hash "$expected_hash" --from tenant --yes
 expect_error "deregister with an open lease" "open_leases" g provider deregister --from provider --yes
-g lease close "$lease2" --from operator >/dev/null || fail "provider closes lease 2"
+# A provider closing a reservation pays the penalty (10 GPN: one hour at 10 GPN/h),
+# and the CLI says so before it sends.
+g lease close "$lease2" --from operator >"$WORK/close2.out" || fail "provider closes lease 2"
+grep -q "pays the tenant a penalty of 10 GPN" "$WORK/close2.out" \
+  || { fail "lease close by the provider does not state the penalty"; cat "$WORK/close2.out" >&2; }
+[ "$(g -o json lease show "$lease2" | jf '["lease"]["penalty_ugpn"]')" = 10000000 ] || fail "lease 2: no 10 GPN penalty"
 
 # --- 5b. the bond, offers closing, deregistration ---
 g -o json provider bond 10 --from provider --yes >/dev/null || fail "provider bond"
 g -o json provider unbond 5 --from provider >/dev/null || fail "provider unbond"
-[ "$(g -o json provider show provider | jf '["provider"]["bond_ugpn"]')" = 1005000000 ] || fail "bond after +10 -5 GPN is not 1005 GPN"
+[ "$(g -o json provider show provider | jf '["provider"]["bond_ugpn"]')" = 995000000 ] || fail "bond after the 10 GPN penalty, +10 -5 GPN is not 995 GPN"
 expect_error "claim before the unbonding delay" "nothing_to_claim.*nothing was sent" g provider claim --from provider
 # With --fee nothing is simulated: the tx is sent, included, fails and pays its fee.
 expect_error "close an offer of another provider" "FAILED" g offer close "$offer" --from tenant --provider provider --fee 0.01
@@ -199,8 +204,8 @@ expect_error "order without --yes" "add --yes" g order create "$EX/order.yaml" -
 g -o json query conservation >"$WORK/cons.json" || fail "query conservation"
 [ "$(jf '["holds"]' <"$WORK/cons.json")" = True ] || fail "conservation does not hold"
 [ "$(jf '["escrow_ugpn"]' <"$WORK/cons.json")" = 0 ] || fail "escrow left with every lease closed and no open order"
-[ $(( $(jf '["bonds_ugpn"]' <"$WORK/cons.json") + $(jf '["unbonding_ugpn"]' <"$WORK/cons.json") )) -eq 1010000000 ] \
-  || fail "bonds + unbonding are not the 1010 GPN bonded"
+[ $(( $(jf '["bonds_ugpn"]' <"$WORK/cons.json") + $(jf '["unbonding_ugpn"]' <"$WORK/cons.json") )) -eq 1000000000 ] \
+  || fail "bonds + unbonding are not the 1010 GPN bonded less lease 2's 10 GPN penalty"
 g provider deregister --from provider --yes >/dev/null || fail "deregister"
 g provider show provider | grep -q '(deregistered)' || fail "provider show does not say deregistered"
 [ "$(g -o json query conservation | jf '["holds"]')" = True ] || fail "conservation after deregistration"

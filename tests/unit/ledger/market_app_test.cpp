@@ -56,12 +56,12 @@ TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
   EXPECT_EQ((*app)->NextDeadline(), deadline);
 
   // The engine's blocks from the deadline on, with no txs: the missed start waits
-  // for kHeartbeatGraceBlocks blocks past the lease's own (docs/market.md), so the
-  // deadline stays the next one until the fault fires.
+  // for kHeartbeatGraceBlocks blocks past the first block that saw the deadline due
+  // (docs/market.md), so the deadline stays the next one until the fault fires.
   const uint64_t tenant_before = AccountOf(**app, TestAddress(2)).balance_ugpn;
-  const uint64_t created_height = (*app)->Info().last_height;
+  const uint64_t first_due_height = (*app)->Info().last_height + 1;
   bool closed = false;
-  for (uint64_t i = 0; !closed && i <= base::limits::kHeartbeatGraceBlocks; ++i) {
+  for (uint64_t i = 0; !closed && i <= base::limits::kHeartbeatGraceBlocks + 1; ++i) {
     if (i > 0) {
       ASSERT_TRUE((*app)->Commit());
     }
@@ -78,7 +78,7 @@ TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
     for (const auto& e : finalized->events)
       if (e.type == "market.lease_closed" && e.attributes.at("reason") == "missed_start")
         closed = true;
-    EXPECT_EQ(closed, prepare.height > created_height + base::limits::kHeartbeatGraceBlocks)
+    EXPECT_EQ(closed, prepare.height > first_due_height + base::limits::kHeartbeatGraceBlocks)
         << "height " << prepare.height;
   }
   EXPECT_TRUE(closed);
@@ -91,7 +91,7 @@ TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
   EXPECT_EQ(conserved->bonds_ugpn, 500 * kGpn - 2 * kGpn);
   auto replay = ReplayFromGenesis(kv, genesis);
   ASSERT_TRUE(replay) << replay.error().ToString();
-  EXPECT_EQ(replay->blocks, 3u + base::limits::kHeartbeatGraceBlocks);
+  EXPECT_EQ(replay->blocks, 4u + base::limits::kHeartbeatGraceBlocks);
   EXPECT_EQ(replay->state_root, (*app)->Info().state_root);
 }
 

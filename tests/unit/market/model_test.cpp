@@ -175,6 +175,7 @@ class ModelRun {
     }
     m_all_leases = true;
     for (const auto& [a, p] : m_model.w.providers) dry_bonds += p.penalties_unpaid > 0;
+    grace_waits = m_model.grace_waits;
     return Compare();
   }
 
@@ -201,6 +202,7 @@ class ModelRun {
   std::map<int, uint64_t> order_ends;  ///< 2 awarded, 3 closed
   uint64_t dry_bonds = 0;              ///< providers whose bond could not pay a penalty
   uint64_t reserved_charges = 0;       ///< reserved leases closed by the tenant, charged
+  uint64_t grace_waits = 0;            ///< due deadlines that waited out a grace block
 
  private:
   // ------------------------------------------------------------ generation
@@ -741,6 +743,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
   std::map<int, uint64_t> order_ends;
   uint64_t dry_bonds = 0;
   uint64_t reserved_charges = 0;
+  uint64_t grace_waits = 0;
   std::map<uint16_t, uint64_t> codes;
   for (uint64_t seed : seeds) {
     ModelRun run(seed, EnvU64("GPUNET_MODEL_BREAK", 0) != 0);
@@ -750,6 +753,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
     for (const auto& [e, n] : run.order_ends) order_ends[e] += n;
     dry_bonds += run.dry_bonds;
     reserved_charges += run.reserved_charges;
+    grace_waits += run.grace_waits;
   }
   std::string mix;
   for (const auto& [c, n] : codes) mix += " " + std::to_string(c) + ":" + std::to_string(n);
@@ -758,11 +762,12 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
   std::printf(
       "%zu seeds x %llu ops; receipt codes (code:count):%s; lease ends:%s; orders "
       "awarded %llu, closed %llu; providers with a dry bond %llu; reserved closes charged "
-      "%llu\n",
+      "%llu; deadlines waiting in their grace %llu\n",
       seeds.size(), static_cast<unsigned long long>(ops), mix.c_str(), how.c_str(),
       static_cast<unsigned long long>(order_ends[2]),
       static_cast<unsigned long long>(order_ends[3]), static_cast<unsigned long long>(dry_bonds),
-      static_cast<unsigned long long>(reserved_charges));
+      static_cast<unsigned long long>(reserved_charges),
+      static_cast<unsigned long long>(grace_waits));
   // The mix must reach every way a lease ends, awards and dry bonds, or the
   // comparison proves little (checked on runs at least as long as the default one).
   if (seeds.size() * ops >= 20'000) {
@@ -777,6 +782,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
           codec::TxCode::kMarketProviderOffline})
       EXPECT_GT(codes[Code(c)], 0u) << "no tx failed with " << codec::TxCodeName(c);
     EXPECT_GT(reserved_charges, 0u) << "no reserved lease was closed with a charge";
+    EXPECT_GT(grace_waits, 0u) << "no due start or heartbeat deadline waited in its grace";
   }
 }
 
@@ -831,7 +837,8 @@ bool WithdrawPastLastHeartbeatThenSilent() {
   if (h.Tx(4, codec::MsgLeaseWithdraw{1}) != 0) return false;  // paid for 4 minutes
   const uint64_t paid = h.GetLease(1).paid_ugpn;
   if (paid != kGpn * 4 / 60) return false;
-  h.Advance(2 * 60'000, 12);  // silent past timeout + grace: the fault closes it
+  h.Advance(2 * 60'000, 12);  // silent past the timeout...
+  h.Advance(11, 11);          // ...and the grace blocks after it came due: the fault
   Lease l = h.GetLease(1);
   return l.state == LeaseState::kClosed && l.end == LeaseEnd::kMissedHeartbeat &&
          l.paid_ugpn == paid && l.refunded_ugpn == 10 * kGpn - paid && l.penalty_ugpn == kGpn;

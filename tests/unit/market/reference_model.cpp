@@ -189,6 +189,7 @@ uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_
   const Provider& p = w.providers.at(b.provider);
   if (!p.active) return C(TxCode::kMarketProviderInactive);
   if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+  if (now > p.last_hb_ms + limits::kHeartbeatTimeoutMs) return C(TxCode::kMarketProviderOffline);
   if (!Admits(p, o.tenant)) return C(TxCode::kMarketNotAllowed);
   if (uint16_t c = Unqualified(p, o.providers)) return c;
   if (uint16_t c = Mismatch(w, o, b)) return c;
@@ -220,13 +221,14 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
   // A settlement point before a withdrawal (a heartbeat fault after the operator
   // withdrew past its last heartbeat) pays nothing more; what was paid stays paid.
   if (started && AccruedAt(l, settle_ms) > l.paid) Pay(w, l, AccruedAt(l, settle_ms) - l.paid);
-  if (!started && end == End::kTenant && now < l.start_deadline) {
-    // Closing a reservation before its start deadline: max(10 minutes of the rate,
-    // floor), at most the escrow.
+  if (end == End::kTenant && now < l.start_deadline) {
+    // Closing before the start deadline, started or not: the provider gets at least
+    // max(10 minutes of the rate, floor) in all, at most the escrow.
     u128 held = u128(l.rate) * limits::kReservedCloseChargeMs / kHourMs;
     u128 charge = held < limits::kReservedCloseChargeFloorUgpn
                       ? u128(limits::kReservedCloseChargeFloorUgpn)
                       : held;
+    charge = charge > l.paid ? charge - l.paid : 0;
     l.charge = static_cast<uint64_t>(charge < l.escrow ? charge : u128(l.escrow));
     Pay(w, l, l.charge, false);
   }
@@ -234,8 +236,17 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
   l.refunded += l.escrow;
   l.escrow = 0;
   Provider& p = w.providers.at(l.provider);
-  if (end == End::kMissedStart || end == End::kMissedHb) {
-    uint64_t want = PenaltyOf(l.rate);
+  // The penalty: in full for a fault and for a provider dropping a reservation; the
+  // floor only for a provider closing a started lease; nothing otherwise.
+  uint64_t want = 0;
+  if (end == End::kMissedStart || end == End::kMissedHb || (end == End::kProvider && !started))
+    want = PenaltyOf(l.rate);
+  else if (end == End::kProvider)
+    want = std::min(PenaltyOf(l.rate), limits::kFaultPenaltyFloorUgpn);
+  bool self = l.tenant == p.owner || l.tenant == p.op;
+  for (const auto& s : p.splits) self = self || s.payee == l.tenant;
+  if (self) want = 0;  // the provider's own lease: no penalty to itself (no unbonding bypass)
+  if (want > 0) {
     uint64_t pay = std::min(want, p.bond);
     p.bond -= pay;
     // Then unbonding stake not yet matured, the latest release first.
@@ -251,8 +262,8 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
     l.penalty = pay;
     p.penalties_paid += pay;
     p.penalties_unpaid += want - pay;
-    ++p.faults;
-  } else if (end == End::kProvider) {
+  }
+  if (end == End::kMissedStart || end == End::kMissedHb || end == End::kProvider) {
     ++p.faults;
   } else if (started) {
     ++p.completed;
@@ -595,6 +606,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     l->paid_until = PaidUntil(now, l->deposited, l->rate);
     p.last_hb_ms = now;
     p.last_hb_height = height;
+    p.hb_grace_until = 0;  // a new heartbeat deadline
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgLeaseDeposit>(&msg)) {
@@ -639,21 +651,17 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
     it->second.last_hb_ms = now;
     it->second.last_hb_height = height;
+    it->second.hb_grace_until = 0;  // a new heartbeat deadline
     return 0;
   }
   return 0xfffe;  // a message the model does not cover: the test never sends one
 }
 
-std::vector<std::pair<uint64_t, Address>> Model::Silent(uint64_t height, uint64_t now) const {
-  std::vector<std::pair<uint64_t, Address>> silent;
-  for (const auto& [owner, p] : w.providers) {
-    uint64_t deadline = w.HeartbeatDeadline(owner);
-    if (deadline != 0 && deadline <= now &&
-        height > p.last_hb_height + limits::kHeartbeatGraceBlocks)
-      silent.push_back({deadline, owner});
-  }
-  std::sort(silent.begin(), silent.end());
-  return silent;
+bool Model::GraceOver(uint64_t& grace_until, uint64_t height) {
+  if (grace_until == 0) grace_until = height + limits::kHeartbeatGraceBlocks;
+  if (height > grace_until) return true;
+  ++grace_waits;
+  return false;
 }
 
 void Model::EndBlock(uint64_t height, uint64_t now) {
@@ -695,15 +703,13 @@ void Model::EndBlock(uint64_t height, uint64_t now) {
   }
   // Faults: missed starts, earliest deadline first (ids grow with creation time).
   for (auto& [id, l] : w.leases)
-    if (l.state == State::kReserved && l.start_deadline <= now &&
-        height > l.created_height + limits::kHeartbeatGraceBlocks)
+    if (l.state == State::kReserved && l.start_deadline <= now && GraceOver(l.grace_until, height))
       Close(w, l, End::kMissedStart, now, now);
   // Faults: silent providers, ordered by (deadline, owner).
   std::vector<std::pair<uint64_t, Address>> silent;
-  for (const auto& [owner, p] : w.providers) {
+  for (auto& [owner, p] : w.providers) {
     uint64_t deadline = w.HeartbeatDeadline(owner);
-    if (deadline != 0 && deadline <= now &&
-        height > p.last_hb_height + limits::kHeartbeatGraceBlocks)
+    if (deadline != 0 && deadline <= now && GraceOver(p.hb_grace_until, height))
       silent.push_back({deadline, owner});
   }
   std::sort(silent.begin(), silent.end());

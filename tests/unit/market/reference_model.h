@@ -16,8 +16,11 @@
 // Issue 14: the bond covers the open leases' penalties (max(minimum, sum)), penalty
 // floor, penalties drawn from unmatured unbonding after the bond, the order's
 // provider requirements (bond, earnings from others, fault rate, exclusions), the
-// missed-start grace in blocks, leasing only from a provider heard from within the
-// heartbeat timeout (registration counts), the charge for closing a reserved lease.
+// missed-start and heartbeat grace in blocks (from the first block that sees the
+// deadline due), leasing and awarding only to a provider heard from within the
+// heartbeat timeout (registration counts), the charge for closing a lease before its
+// start deadline (net of the GPU time paid), the penalty of a provider's close (in
+// full when reserved, the floor when started), no penalty to the provider itself.
 // NOT covered: attestations and attribute requirements, MsgSend, and the per-block work budget (the
 // test stays far below kEndBlockWorkMax).
 #pragma once
@@ -50,6 +53,9 @@ struct Provider {
   std::vector<std::pair<uint64_t, uint64_t>> unbonding;  ///< (amount, release_ms)
   uint64_t last_hb_ms = 0;
   uint64_t last_hb_height = 0;
+  /// Height up to which the heartbeat fault waits, set by the first block that sees
+  /// the heartbeat deadline due; 0 until then (a heartbeat or start resets it).
+  uint64_t hb_grace_until = 0;
   uint64_t completed = 0;
   uint64_t faults = 0;
   uint64_t penalties_paid = 0;
@@ -120,6 +126,7 @@ struct Lease {
   uint64_t penalty = 0;
   uint64_t charge = 0;  ///< paid to the provider when the tenant closed it reserved
   uint64_t created_height = 0;
+  uint64_t grace_until = 0;  ///< as Provider::hb_grace_until, for the start deadline
   End end = End::kNone;
 };
 
@@ -166,11 +173,14 @@ class Model {
 
   /// Test hook: breaks one rule on purpose, to show the test can fail.
   bool break_rounding = false;
+  /// Blocks in which a due deadline waited out its grace (the test asserts some did).
+  uint64_t grace_waits = 0;
 
  private:
   uint16_t Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height, uint64_t now);
-  /// Providers whose heartbeat fault fires at (height, now), by (deadline, owner).
-  std::vector<std::pair<uint64_t, Address>> Silent(uint64_t height, uint64_t now) const;
+  /// Whether a deadline due now has passed its grace: the first block that sees it
+  /// due sets `grace_until` to height + grace blocks; the fault fires after that.
+  bool GraceOver(uint64_t& grace_until, uint64_t height);
   void Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now);
   /// Whether the provider's policy admits `tenant`.
   static bool Admits(const Provider& p, const Address& tenant);

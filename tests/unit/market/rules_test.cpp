@@ -362,6 +362,13 @@ TEST(Leases, NoManifestCloseOnlyAfterTheTimeoutAndWithoutFault) {
 
 // ---------------------------------------------------------------- faults
 
+/// Lets `ms` pass in one block (a deadline due then is first seen: its grace starts)
+/// and then the grace blocks and one more, in which the fault fires.
+void AdvancePastGrace(Harness& h, uint64_t ms) {
+  h.Advance(ms);
+  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
+}
+
 TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
   Harness h;
   SetUpProvider(h);
@@ -369,7 +376,7 @@ TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
   uint64_t lease = Lease(h, CreateOffer(h), 1, 4, 100 * kGpn);
   h.Advance(limits::kLeaseStartTimeoutMs - 1, limits::kHeartbeatGraceBlocks + 1);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kReserved);
-  h.Advance(1);
+  AdvancePastGrace(h, 1);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
   EXPECT_EQ(l.paid_ugpn, 0u);
@@ -397,7 +404,7 @@ TEST(Faults, ALeaseTheBondCannotCoverIsRefusedAndAFaultIsPaidInFull) {
   uint64_t lease = Lease(h, offer, 1, 8, 400 * kGpn);
   ASSERT_NE(lease, 0u);
   EXPECT_EQ(h.GetProvider(kOwner).promised_penalties_ugpn, 400 * kGpn);
-  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
   EXPECT_EQ(l.penalty_ugpn, 400 * kGpn);
@@ -428,7 +435,7 @@ TEST(Faults, MissingHeartbeatsFaultOnlyAfterTimeoutAndGraceBlocks) {
   // A long gap in ONE block (a halted chain): past the timeout, not the grace.
   h.Advance(10 * limits::kHeartbeatTimeoutMs);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
-  h.Advance(limits::kHeartbeatGraceBlocks - 1, limits::kHeartbeatGraceBlocks - 1);
+  h.Advance(limits::kHeartbeatGraceBlocks, limits::kHeartbeatGraceBlocks);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
   h.Advance(1);
   auto l = h.GetLease(lease);
@@ -447,7 +454,7 @@ TEST(Faults, AWithdrawalAfterTheLastHeartbeatIsKeptAtAFault) {
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{lease}), 0);  // paid past the start
   const uint64_t paid = h.GetLease(lease).paid_ugpn;
   EXPECT_EQ(paid, Accrued(kPrice, limits::kHeartbeatTimeoutMs));
-  h.Advance(limits::kHeartbeatTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  AdvancePastGrace(h, limits::kHeartbeatTimeoutMs);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedHeartbeat);  // settled at the start (last proof of life)
   EXPECT_EQ(l.paid_ugpn, paid);                  // no claw-back
@@ -524,8 +531,10 @@ TEST(Orders, TiesGoToTheLowerFaultRateThenTheEarlierBid) {
   SetUpProvider(h, kOwner2);
   // Give kOwner a fault: a missed start.
   ASSERT_NE(Lease(h, CreateOffer(h, kOwner), 1, 1, 100 * kGpn), 0u);
-  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
   ASSERT_EQ(h.GetProvider(kOwner).faults, 1u);
+  for (uint8_t owner : {kOwner, kOwner2})  // awards go to live providers only
+    ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(owner)}), 0);
   uint64_t order = CreateOrder(h, Order(1, 1));
   Bid(h, kOwner, order, kPrice, {1});   // earlier, but faulty
   Bid(h, kOwner2, order, kPrice, {1});  // same price, clean record
@@ -665,6 +674,30 @@ TEST(Orders, AttestedAttributesFromNamedAuditorsWithExpiry) {
 }
 
 // ---------------------------------------------------------------- invariants
+
+TEST(Invariants, TheCheckerCatchesAPenaltyThatTheEndDoesNotAllow) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+  auto l = h.GetLease(lease);
+  l.penalty_ugpn = 1;  // a tenant's close never penalises the provider
+  h.Db().Put(keys::LeaseKey(lease), Encode(l));
+  auto broken = state::CheckInvariants(h.Db());
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("does not allow it"), std::string::npos);
+  l.penalty_ugpn = 0;
+  h.Db().Put(keys::LeaseKey(lease), Encode(l));
+  // A provider's close: at most the lease's FaultPenalty.
+  uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
+  l = h.GetLease(dropped);
+  ASSERT_EQ(l.penalty_ugpn, FaultPenalty(kPrice));
+  l.penalty_ugpn += 1;
+  h.Db().Put(keys::LeaseKey(dropped), Encode(l));
+  EXPECT_FALSE(state::CheckInvariants(h.Db()));
+}
 
 TEST(Invariants, TheCheckerCatchesLostMoneyAndGpus) {
   Harness h;
@@ -858,7 +891,7 @@ TEST(Faults, AProviderThatWinsAt1UgpnAndNeverStartsLosesMoreThanTheTenantPaid) {
   uint64_t lease = h.GetOrder(order).lease_id;
   ASSERT_NE(lease, 0u);
   EXPECT_EQ(h.GetLease(lease).rate_ugpn_per_hour, 1u);
-  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks + 1);
+  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
   EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
@@ -885,7 +918,8 @@ TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
   // A provider that stays silent faults once the grace blocks have passed too.
   uint64_t silent = Lease(h, offer, 1, 1, 100 * kGpn);
   uint64_t late = Lease(h, offer, 1, 1, 100 * kGpn);
-  h.Advance(limits::kLeaseStartTimeoutMs, limits::kHeartbeatGraceBlocks);
+  h.Advance(limits::kLeaseStartTimeoutMs);  // the deadline comes due: the grace starts
+  h.Advance(limits::kHeartbeatGraceBlocks, limits::kHeartbeatGraceBlocks);
   EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);  // deadline, not the grace
   // A tenant giving up on a provider past its start deadline pays no charge.
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{late, codec::CloseReason::kNormal}), 0);
@@ -893,6 +927,44 @@ TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
   EXPECT_EQ(h.GetLease(late).refunded_ugpn, 100 * kGpn);
   h.Advance(1);
   EXPECT_EQ(h.GetLease(silent).end, LeaseEnd::kMissedStart);
+}
+
+TEST(Faults, TheStartGraceCountsFromTheBlockThatFirstSawTheDeadline) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  uint64_t started = Lease(h, offer, 1, 1, 100 * kGpn);
+  uint64_t silent = Lease(h, offer, 1, 1, 100 * kGpn);
+  // Ordinary blocks for longer than the grace, then a halt past the deadline.
+  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
+  h.Advance(2 * limits::kLeaseStartTimeoutMs);
+  EXPECT_EQ(h.GetLease(started).state, LeaseState::kReserved);
+  EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);
+  // The provider gets its start in within the grace blocks after the resumption.
+  h.Advance(1000 * (limits::kHeartbeatGraceBlocks - 1), limits::kHeartbeatGraceBlocks - 1);
+  h.BeginBlock(1000);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{started}), 0);
+  h.EndBlock();
+  EXPECT_EQ(h.GetLease(started).state, LeaseState::kStarted);
+  EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);  // the last grace block
+  h.Advance(1000);
+  EXPECT_EQ(h.GetLease(silent).end, LeaseEnd::kMissedStart);
+}
+
+TEST(Faults, TheHeartbeatGraceCountsFromTheBlockThatFirstSawTheDeadline) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 1000 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
+  h.Advance(2 * limits::kHeartbeatTimeoutMs);  // a halt past the heartbeat deadline
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+  h.BeginBlock(1000);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  h.EndBlock();
+  h.Advance(1000 * (limits::kHeartbeatGraceBlocks + 1), limits::kHeartbeatGraceBlocks + 1);
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
+  EXPECT_EQ(h.GetProvider(kOwner).faults, 0u);
 }
 
 TEST(Offers, AnOfferOfAProviderThatWentAwayCannotBeLeased) {
@@ -936,15 +1008,35 @@ TEST(Leases, ClosingAReservedLeaseChargesTheTenantForTheHeldCapacity) {
   uint64_t tiny = Lease(h, cheap_offer, 1, 1, 3);
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{tiny, codec::CloseReason::kNormal}), 0);
   EXPECT_EQ(h.GetLease(tiny).paid_ugpn, 3u);
-  // The provider walking away from a reservation refunds it all (and takes a fault).
+  // The provider walking away from a reservation refunds it all (and pays the penalty).
   uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
   EXPECT_EQ(h.GetLease(dropped).refunded_ugpn, 100 * kGpn);
-  // A started lease closed by the tenant pays what accrued, no charge.
+  EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice));
+}
+
+TEST(Leases, WaitingForTheStartDoesNotAvoidTheCloseCharge) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);  // 2 GPN per GPU-hour
+  const uint64_t charge = Accrued(kPrice, limits::kReservedCloseChargeMs);
+  // Started, then closed a block later: one block of GPU time plus the rest of the
+  // charge, so the provider gets the charge in all.
   uint64_t run = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{run}), 0);
+  h.Advance(1000);
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{run, codec::CloseReason::kNormal}), 0);
-  EXPECT_EQ(h.GetLease(run).paid_ugpn, 0u);
+  const uint64_t accrued = Accrued(kPrice, 1000);
+  EXPECT_EQ(h.EventAttr("market.lease_closed", "charge_ugpn"), std::to_string(charge - accrued));
+  EXPECT_EQ(h.GetLease(run).paid_ugpn, charge);
+  EXPECT_EQ(h.GetProvider(kOwner).earned_ugpn, accrued);  // the charge is not GPU time
+  // Past the start deadline a close pays the GPU time only.
+  uint64_t later = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{later}), 0);
+  h.Advance(limits::kLeaseStartTimeoutMs);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{later, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.EventAttr("market.lease_closed", "charge_ugpn"), "0");
+  EXPECT_EQ(h.GetLease(later).paid_ugpn, Accrued(kPrice, limits::kLeaseStartTimeoutMs));
 }
 
 TEST(Orders, ProviderRequirementsFilterBidsAndAwards) {
@@ -987,6 +1079,25 @@ TEST(Orders, ProviderRequirementsFilterBidsAndAwards) {
   EXPECT_EQ(bid(kOwner2, order), 0);
 }
 
+TEST(Orders, AnAwardPassesOverAProviderThatWentQuiet) {
+  Harness h;
+  SetUpProvider(h, kOwner);
+  SetUpProvider(h, kOwner2);
+  uint64_t order = CreateOrder(h, Order(1, 1, kPrice, 2 * limits::kHeartbeatTimeoutMs));
+  uint64_t cheap = Bid(h, kOwner, order, kPrice - 1, {1});
+  Bid(h, kOwner2, order, kPrice, {1});
+  // kOwner2's daemon keeps sending heartbeats; kOwner's went away after its bid.
+  h.Advance(limits::kHeartbeatTimeoutMs);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner2)}), 0);
+  h.Advance(1);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgBidAccept{cheap}), Code(TxCode::kMarketProviderOffline));
+  h.Advance(limits::kHeartbeatTimeoutMs - 1);  // the window ends: kOwner2 is still online
+  auto o = h.GetOrder(order);
+  ASSERT_EQ(o.state, OrderState::kAwarded);
+  EXPECT_EQ(h.GetLease(o.lease_id).provider, h.Addr(kOwner2));
+  EXPECT_EQ(h.GetProvider(kOwner).open_leases, 0u);
+}
+
 TEST(Orders, TheAwardChecksTheProviderRequirementsAgain) {
   Harness h;
   SetUpProvider(h, kOwner);
@@ -1003,6 +1114,85 @@ TEST(Orders, TheAwardChecksTheProviderRequirementsAgain) {
   auto o = h.GetOrder(order);
   EXPECT_EQ(o.state, OrderState::kAwarded);
   EXPECT_EQ(h.GetLease(o.lease_id).provider, h.Addr(kOwner2));
+}
+
+TEST(Faults, AProviderClosingItsReservationPaysThePenaltyLikeAMissedStart) {
+  // The cheap attack: win every award at 1 ugpn, then close before the start.
+  Harness h;
+  SetUpProvider(h);
+  uint64_t order = CreateOrder(h, Order(1, 1));
+  Bid(h, kOwner, order, 1, {1});
+  h.Advance(60'000);
+  uint64_t lease = h.GetOrder(order).lease_id;
+  ASSERT_NE(lease, 0u);
+  uint64_t tenant0 = h.Balance(kTenant), bond0 = h.GetProvider(kOwner).bond_ugpn;
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+  auto l = h.GetLease(lease);
+  EXPECT_EQ(l.end, LeaseEnd::kProviderClosed);
+  EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(h.EventAttr("market.lease_closed", "penalty_ugpn"),
+            std::to_string(limits::kFaultPenaltyFloorUgpn));
+  EXPECT_GE(h.Balance(kTenant) - tenant0, 100 * kGpn + limits::kFaultPenaltyFloorUgpn);
+  auto p = h.GetProvider(kOwner);
+  EXPECT_EQ(p.bond_ugpn, bond0 - limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(p.penalties_paid_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(p.faults, 1u);
+  // Starting first and closing at once costs the floor too (the tenant had no GPU
+  // time to speak of); a rate-based penalty it does not pay: the tenant was served.
+  uint64_t offer = CreateOffer(h, kOwner, 20 * kGpn);  // 20 GPN per hour
+  uint64_t run = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{run}), 0);
+  h.Advance(kHour / 2);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{run, codec::CloseReason::kNormal}), 0);
+  l = h.GetLease(run);
+  EXPECT_EQ(l.paid_ugpn, 10 * kGpn);
+  EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_LT(l.penalty_ugpn, FaultPenalty(20 * kGpn));
+  EXPECT_EQ(h.GetProvider(kOwner).faults, 2u);
+}
+
+TEST(Providers, LifetimeCountersSaturateInsteadOfHaltingTheChain) {
+  // earned_ugpn can outgrow the supply (a sybil cycles the same ugpn through
+  // deposits and withdrawals); a checked add on it would stop every validator.
+  Harness h;
+  SetUpProvider(h);
+  auto p = h.GetProvider(kOwner);
+  p.earned_ugpn = UINT64_MAX - 1;
+  p.penalties_paid_ugpn = UINT64_MAX - 1;
+  h.Db().Put(keys::ProviderKey(h.Addr(kOwner)), Encode(p));
+  uint64_t offer = CreateOffer(h);
+  uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn);
+  StartHourWithdraw(h, lease);
+  EXPECT_EQ(h.GetProvider(kOwner).earned_ugpn, UINT64_MAX);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice));
+  EXPECT_EQ(h.GetProvider(kOwner).penalties_paid_ugpn, UINT64_MAX);
+}
+
+TEST(Faults, AProviderLeasingFromItselfTakesNoPenaltyOutOfItsBond) {
+  // Otherwise a lease from its own key and a close would move bond to the owner's
+  // balance at once, past the unbonding delay.
+  Harness h;
+  SetUpProvider(h);
+  uint64_t offer = CreateOffer(h);
+  // (The operator closing a lease it is the tenant of closes as the tenant.)
+  for (uint8_t self : {kOwner, kInvestor}) {  // the owner, a payee
+    uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn, self);
+    ASSERT_NE(lease, 0u);
+    uint64_t balance0 = h.Balance(self);
+    ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
+    EXPECT_EQ(h.GetLease(lease).penalty_ugpn, 0u);
+    EXPECT_EQ(h.Balance(self), balance0 + 100 * kGpn);
+  }
+  uint64_t missed = Lease(h, offer, 1, 1, 100 * kGpn, kOperator);
+  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
+  EXPECT_EQ(h.GetLease(missed).end, LeaseEnd::kMissedStart);
+  EXPECT_EQ(h.GetLease(missed).penalty_ugpn, 0u);
+  auto p = h.GetProvider(kOwner);
+  EXPECT_EQ(p.bond_ugpn, kBond);
+  EXPECT_EQ(p.faults, 3u);  // it still counts against its reputation
 }
 
 }  // namespace
