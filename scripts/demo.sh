@@ -137,8 +137,12 @@ check '[ "$escrow" -eq 0 ]' "escrow left after close: $escrow"
 check '[ "$paid" -gt 0 ]' "nothing was paid for 4 s of 2 GPUs"
 check '[ $((paid + refunded)) -eq "$deposited" ]' "paid $paid + refunded $refunded != deposited $deposited"
 check '[ $((provider_earned + investor_earned)) -eq "$paid" ]' "owner $provider_earned + investor $investor_earned != paid $paid"
-check '[ "$investor_earned" -eq $((paid * 2000 / 10000)) ] || [ "$investor_earned" -eq $((paid * 2000 / 10000 - 1)) ]' \
-  "investor got $investor_earned, not 20% of $paid (floor per withdrawal)"
+# Each payout is split with a floor per payee (the remainder to the owner): the
+# withdrawal, the settlement at close and the early-close charge are up to three
+# payouts, so the investor may get up to 2 ugpn less than 20% of the total.
+share=$((paid * 2000 / 10000))
+check '[ "$investor_earned" -le "$share" ] && [ "$investor_earned" -ge $((share - 2)) ]' \
+  "investor got $investor_earned, not 20% of $paid (floor per payout)"
 
 step "gpunet query conservation"
 "$GPUNET" query conservation

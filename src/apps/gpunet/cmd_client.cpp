@@ -93,8 +93,11 @@ void RunStatus(const GlobalOptions& g) {
             << "block      " << base::ToHex(s.latest_block_hash) << "\n"
             << "state root " << base::ToHex(s.latest_state_root) << "\n"
             << "time       " << TimeText(s.latest_time_ms) << "\n"
-            << "mempool    " << s.mempool_txs << " txs\n"
-            << "genesis    " << base::ToHex(s.genesis_hash) << std::endl;
+            << "mempool    " << s.mempool_txs << " txs\n";
+  if (s.gas)
+    std::cout << "gas        " << s.gas->price_ugpn << " ugpn per gas, at most " << s.gas->block_max
+              << " gas a block\n";
+  std::cout << "genesis    " << base::ToHex(s.genesis_hash) << std::endl;
 }
 
 // ---------------------------------------------------------------- send
