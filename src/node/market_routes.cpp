@@ -716,22 +716,24 @@ Response Answer(const base::Result<json>& r) {
 base::Result<json> OneScanPerHeight::Get(uint64_t height, const std::function<json()>& scan,
                                          const std::function<uint64_t()>& height_now) {
   if (auto cached = Cached(height)) return *cached;
-  std::unique_lock running(m_scan_mutex, std::try_to_lock);
-  if (!running.owns_lock())
+  auto ran = m_scan.TryRun([&]() -> base::Result<json> {
+    if (auto cached = Cached(height)) return *cached;  // a scan finished meanwhile
+    json answer = scan();
+    const uint64_t after = height_now();
+    GPUNET_CHECK(after >= height);  // committed heights only grow
+    if (after != height)
+      return base::Fail(base::ErrorCode::kUnavailable,
+                        "a block committed during the conservation check, so its sums may mix "
+                        "two heights; retry");
+    std::lock_guard lock(m_cache_mutex);
+    m_cache = std::make_pair(height, answer);
+    return answer;
+  });
+  if (!ran)
     return base::Fail(base::ErrorCode::kUnavailable,
                       "a conservation check is running; retry in a moment (its answer is then "
                       "served from a cache until the next block)");
-  if (auto cached = Cached(height)) return *cached;  // a scan finished meanwhile
-  json answer = scan();
-  const uint64_t after = height_now();
-  GPUNET_CHECK(after >= height);  // committed heights only grow
-  if (after != height)
-    return base::Fail(base::ErrorCode::kUnavailable,
-                      "a block committed during the conservation check, so its sums may mix two "
-                      "heights; retry");
-  std::lock_guard lock(m_cache_mutex);
-  m_cache = std::make_pair(height, answer);
-  return answer;
+  return *std::move(ran);
 }
 
 std::optional<json> OneScanPerHeight::Cached(uint64_t height) const {

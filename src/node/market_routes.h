@@ -27,6 +27,7 @@
 
 #include "base/result.h"
 #include "node/http_server.h"
+#include "node/one_at_a_time.h"
 
 namespace gpunet::ledger {
 class LedgerApp;
@@ -66,7 +67,7 @@ class OneScanPerHeight {
  private:
   std::optional<nlohmann::json> Cached(uint64_t height) const;
 
-  std::mutex m_scan_mutex;  ///< held by the one scan running
+  OneAtATime m_scan;  ///< the one scan running
   mutable std::mutex m_cache_mutex;
   std::optional<std::pair<uint64_t, nlohmann::json>> m_cache;  ///< height, answer (m_cache_mutex)
 };

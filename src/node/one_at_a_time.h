@@ -1,7 +1,8 @@
 // A gate that lets one call of a costly handler run at a time and turns the others
 // away at once (the caller answers 503 "retry"): a request never holds an RPC
 // worker waiting for another request's work. POST /tx/simulate uses it, since a
-// simulation holds the ledger's lock against the engine's commits while it runs.
+// simulation holds the ledger's lock against the engine's commits while it runs;
+// GET /conservation's OneScanPerHeight (market_routes.h) runs its full scan in one.
 #pragma once
 
 #include <mutex>
