@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 
 #include <sodium.h>
@@ -26,6 +27,15 @@ std::string GlobalOptions::NodeUrl() const {
   if (!node_url.empty()) return node_url;
   if (const char* env = std::getenv("GPUNET_NODE"); env && *env) return env;
   return "http://127.0.0.1:26657";
+}
+
+std::string UtcText(uint64_t time_ms) {
+  const auto seconds = static_cast<std::time_t>(time_ms / 1000);
+  std::tm utc{};
+  if (::gmtime_r(&seconds, &utc) == nullptr) return std::to_string(time_ms) + " ms (unix)";
+  char text[64];
+  const size_t n = std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return n ? std::string(text, n) : std::to_string(time_ms) + " ms (unix)";
 }
 
 void PrintJson(const nlohmann::json& j) {

@@ -53,6 +53,10 @@ inline void OrFail(base::Status s, std::string_view context = {}) {
 /// Prints a JSON document (json mode) or nothing; returns true when it printed.
 void PrintJson(const nlohmann::json& j);
 
+/// A consensus or wall time for people: "2026-12-07 13:05:06 UTC" (whole seconds;
+/// `--output json` carries the unix milliseconds instead).
+std::string UtcText(uint64_t time_ms);
+
 /// Reports an error on stderr (text) or stdout as {"error":{...}} (json).
 void PrintError(const GlobalOptions& g, const base::Error& e);
 

@@ -65,11 +65,6 @@ Party ResolveParty(const GlobalOptions& g, const std::string& text, std::string_
   return {text + " (" + address_text + ")", entry->address, text};
 }
 
-std::string TimeText(uint64_t time_ms) {
-  return std::to_string(time_ms / 1000) + "." + std::to_string(1000 + time_ms % 1000).substr(1) +
-         " s (unix)";
-}
-
 std::string CodeText(uint16_t code, const std::string& name) {
   std::string text = name + " (" + std::to_string(code) + ")";
   if (auto known = codec::TxCodeFromU16(code); known && code != 0)
@@ -92,7 +87,7 @@ void RunStatus(const GlobalOptions& g) {
             << "height     " << s.latest_height << "\n"
             << "block      " << base::ToHex(s.latest_block_hash) << "\n"
             << "state root " << base::ToHex(s.latest_state_root) << "\n"
-            << "time       " << TimeText(s.latest_time_ms) << "\n"
+            << "time       " << UtcText(s.latest_time_ms) << "\n"
             << "mempool    " << s.mempool_txs << " txs\n";
   if (s.gas)
     std::cout << "gas        " << s.gas->price_ugpn << " ugpn per gas, at most " << s.gas->block_max
@@ -257,7 +252,7 @@ void RunQueryBlock(const GlobalOptions& g, const std::string& which) {
   }
   std::cout << "block      " << b.height << "\n"
             << "hash       " << base::ToHex(b.hash) << "\n"
-            << "time       " << TimeText(b.header.time_ms) << "\n"
+            << "time       " << UtcText(b.header.time_ms) << "\n"
             << "chain id   " << b.header.chain_id << "\n"
             << "previous   " << base::ToHex(b.header.last_block_hash) << "\n"
             << "state root " << base::ToHex(b.header.state_root) << "\n"

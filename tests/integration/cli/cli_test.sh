@@ -50,6 +50,8 @@ bob_addr="$(json_field '["keys"][1]["address"]' <"$WORK/devnet.json")"
 status="$(g -o json status)" || fail "status"
 [ "$(echo "$status" | json_field '["chain_id"]')" = gpunet-devnet ] || fail "status chain_id"
 g status | grep -q '^gas        1 ugpn per gas, at most [0-9]* gas a block$' || fail "status: no gas line"
+g status | grep -Eq '^time       20[0-9]{2}-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9] UTC$' \
+  || fail "status: time is not a UTC date"
 bal() { g -o json query account "$1" | json_field '["balance_ugpn"]'; }
 alice0="$(bal alice)"; bob0="$(bal "$bob_addr")"
 send="$(g -o json send alice "$bob_addr" 2500000ugpn --fee 0.002)" || fail "send json"
