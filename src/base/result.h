@@ -14,7 +14,8 @@
 namespace gpunet::base {
 
 /// Closed list of general error kinds. Numbers are stable; append only.
-/// (Transaction result codes stored in receipts are a separate enum in ledger.)
+/// (Transaction result codes stored in receipts are a separate enum, codec::TxCode in
+/// codec/tx_result.h.)
 enum class ErrorCode : uint16_t {
   kInvalidArgument = 1,   ///< the caller asked for something malformed
   kNotFound = 2,          ///< the named thing does not exist

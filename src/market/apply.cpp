@@ -1252,8 +1252,7 @@ R<> Do(Ctx& c, const codec::MsgAttest& m) {
 }
 
 R<> Do(Ctx&, const codec::MsgSend&) {
-  GPUNET_CHECK(false && "MsgSend is the bank's, not a market message");
-  return {};
+  GPUNET_UNREACHABLE();  // MsgSend is the bank's (state/tx_pipeline), not a market message
 }
 
 // ---------------------------------------------------------------- end of block

@@ -1,5 +1,5 @@
-// A running gpunet node: RocksDB store + LedgerApp + mempool + the solo engine
-// loop + the RPC server of docs/rpc.md (contract: /work/notes/rpc-contract.md).
+// A running gpunet node: RocksDB store + LedgerApp + mempool + the consensus engine
+// (solo, or the in-house bft driver) + the RPC server of docs/rpc.md.
 //
 // Home directory layout (InitHome creates it; Node::Start reads it):
 //   <home>/config/genesis.json   the chain's genesis (ledger/genesis.h)
@@ -46,7 +46,7 @@ struct FundedAddress {
 struct InitOptions {
   std::string home;  ///< created when missing; must not hold a config yet
   std::string chain_id = "gpunet-devnet";
-  std::string engine = "solo";          ///< only "solo" so far
+  std::string engine = "solo";          ///< "solo" or "bft" (docs/consensus.md)
   std::string rpc = "127.0.0.1:26657";  ///< host:port the node listens on (port 0: any)
   uint64_t block_interval_ms = 1000;    ///< solo: at most one block per interval
   std::vector<FundedKey> keys;          ///< created in <home>/keys, funded

@@ -50,7 +50,7 @@ inline void OrFail(base::Status s, std::string_view context = {}) {
   throw CommandFailed{base::Error{code, std::move(message)}};
 }
 
-/// Prints a JSON document (json mode) or nothing; returns true when it printed.
+/// Prints a JSON document on stdout, pretty-printed (the `--output json` answer).
 void PrintJson(const nlohmann::json& j);
 
 /// A consensus or wall time for people: "2026-12-07 13:05:06 UTC" (whole seconds;
