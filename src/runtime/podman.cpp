@@ -356,8 +356,9 @@ base::Status WritePodmanEnvFile(const std::string& path, const std::vector<std::
   for (const auto& kv : env) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos)
-      return Fail(ErrorCode::kInvalidArgument,
-                  "podman: environment entry '" + state::Printable(kv) + "' is not KEY=VALUE");
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          "podman: environment entry '" + state_files::Printable(kv) + "' is not KEY=VALUE");
     GPUNET_TRY(ValidateEnvName(kv.substr(0, eq)));
     if (kv.find('\0') != std::string::npos)
       return Fail(ErrorCode::kInvalidArgument,
@@ -517,7 +518,7 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
     return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
   if (!IsImageReference(spec.image))
     return Fail(ErrorCode::kInvalidArgument,
-                "podman: image '" + state::Printable(spec.image) +
+                "podman: image '" + state_files::Printable(spec.image) +
                     "' is not an image reference (a letter or digit, then letters, digits and "
                     "._/:@-, at most 255; no transport such as dir: or oci-archive:, and a ':' "
                     "before the first '/' only as a registry's host:port): podman would read "
