@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
+#include "base/clock.h"
 #include "base/file_util.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
@@ -68,10 +69,9 @@ constexpr int kAdmissionNice = 10;
 // validator.seed is 64 hex characters and a newline; anything much larger is not one.
 constexpr size_t kValidatorSeedFileBytesMax = 4096;
 
-uint64_t WallMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
+/// `clock`'s wall-clock time as the unsigned milliseconds blocks carry.
+uint64_t WallMs(const base::Clock& clock) {
+  return static_cast<uint64_t>(clock.NowMs());
 }
 
 base::Result<std::string> ReadFile(const std::string& path) {
@@ -342,7 +342,8 @@ base::Result<InitPlan> PlanInit(const InitOptions& o) {
 
   ledger::Genesis& g = plan.genesis;
   g.chain_id = o.chain_id;
-  g.genesis_time_ms = o.genesis_time_ms != 0 ? o.genesis_time_ms : WallMs();
+  g.genesis_time_ms =
+      o.genesis_time_ms != 0 ? o.genesis_time_ms : WallMs(base::SystemClock::Instance());
   g.app_version = 1;
   g.params.block_interval_ms = nc.block_interval_ms;
   g.validators.validators.push_back(codec::Validator{plan.validator.Public(), 10});
@@ -496,6 +497,9 @@ struct Node::Impl final : consensus::SoloAdaptor {
 };
 
 base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
+  // A duration for the metric and the log, in fractions of a millisecond: read from
+  // steady_clock itself, not options.clock (whole milliseconds; a test's ManualClock
+  // would make every commit take 0 s).
   const auto started = std::chrono::steady_clock::now();
   ledger::AppInfo info = app->Info();
   ledger::PrepareProposalRequest prep;
@@ -583,7 +587,7 @@ void Node::Impl::OnBftCommitted(const BftCommitted& c) {
   PublishCommitted(c.block, c.finalized, c.committed, 0);
 }
 
-// The bft engine's loop: the driver's timers on the wall clock (no peers yet, so no
+// The bft engine's loop: the driver's timers on options.clock (no peers yet, so no
 // network input); a tx arriving needs no wake-up, the next proposal reaps it.
 void Node::Impl::BftEngineLoop() {
   bft->Adaptor().SetOnCommitted([this](const BftCommitted& c) { OnBftCommitted(c); });
@@ -592,11 +596,11 @@ void Node::Impl::BftEngineLoop() {
       AnswerWaiters(s.tx_hash,
                     TxRejected(s.code, "dropped before inclusion: " + s.message, s.tx_hash));
   });
-  base::Status status = bft->Driver().Start(WallMs());
+  base::Status status = bft->Driver().Start(WallMs(*options.clock));
   std::unique_lock lock(engine_mu);
   while (status && !stopping) {
     lock.unlock();
-    const uint64_t now = WallMs();
+    const uint64_t now = WallMs(*options.clock);
     ExpireWaiters(now);
     status = bft->Driver().FireDueTimers(now);
     lock.lock();
@@ -620,7 +624,7 @@ void Node::Impl::EngineLoop() {
   while (!stopping) {
     tx_arrived = false;  // before the step: an arrival during it is seen below
     lock.unlock();
-    const uint64_t now = WallMs();
+    const uint64_t now = WallMs(*options.clock);
     ExpireWaiters(now);
     auto step = engine->Step(*this, now);
     lock.lock();
@@ -816,7 +820,8 @@ void Node::Impl::PostTx(Request req, Responder responder) {
               "poll GET /tx/<hash>, or let those finish first"));
     }
     if (!address.empty()) ++waits_by_address[address];
-    waiters.emplace(hash, Waiter{WallMs() + timeout_ms, std::move(responder), address});
+    waiters.emplace(hash,
+                    Waiter{WallMs(*options.clock) + timeout_ms, std::move(responder), address});
   }
   auto taken = [&]() -> std::optional<Responder> {
     if (wait != "committed") return std::nullopt;
@@ -1022,6 +1027,7 @@ Node::~Node() {
 }
 
 base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
+  GPUNET_CHECK(options.clock != nullptr);
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   const std::string genesis_path = options.home + "/config/genesis.json";

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/clock.h"
 #include "base/result.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
@@ -125,6 +126,10 @@ struct NodeOptions {
   bool fault_fs = false;
   /// Log one line per block (height, txs, hash) to stderr.
   bool log_blocks = true;
+  /// Where the node reads the time: the time of each block it proposes (solo), the
+  /// bft driver's timers and the deadlines of wait=committed requests. Must outlive
+  /// the node. Tests pass a base::ManualClock to fix the block times.
+  const base::Clock* clock = &base::SystemClock::Instance();
 };
 
 /// Status snapshot (what GET /status returns).

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "base/clock.h"
 #include "base/file_util.h"
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
@@ -25,6 +26,7 @@ namespace gpunet::runtime {
 
 using base::ErrorCode;
 using base::Fail;
+using base::SystemClock;
 
 std::string_view ExitReasonName(ExitReason reason) {
   switch (reason) {
@@ -426,12 +428,13 @@ base::Result<std::optional<ExitStatus>> Runtime::Poll(const std::string& id) con
 }
 
 base::Result<ExitStatus> Runtime::Wait(const std::string& id, int64_t timeout_ms) const {
-  int64_t deadline = timeout_ms < 0 ? INT64_MAX : MonotonicMs() + timeout_ms;
+  int64_t deadline =
+      timeout_ms < 0 ? INT64_MAX : SystemClock::Instance().MonotonicMs() + timeout_ms;
   while (true) {
     auto p = Poll(id);
     if (!p) return std::unexpected(p.error());
     if (p->has_value()) return **p;
-    if (MonotonicMs() >= deadline)
+    if (SystemClock::Instance().MonotonicMs() >= deadline)
       return Fail(ErrorCode::kTimeout, "workload " + id + " still running");
     SleepMs(20);
   }

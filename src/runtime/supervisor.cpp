@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "base/check.h"
+#include "base/clock.h"
 #include "runtime/cgroup.h"
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
@@ -33,6 +34,7 @@ namespace gpunet::runtime {
 
 using base::ErrorCode;
 using base::Fail;
+using base::SystemClock;
 
 namespace {
 
@@ -50,7 +52,7 @@ void OnSignal(int sig) {
 }
 
 void Log(const std::string& line) {
-  std::string l = std::to_string(NowMs()) + " " + line + "\n";
+  std::string l = std::to_string(SystemClock::Instance().NowMs()) + " " + line + "\n";
   (void)!::write(2, l.data(), l.size());
 }
 
@@ -108,8 +110,8 @@ base::Status WaitForBlockedRead(pid_t pid, int fd) {
   const std::string path = "/proc/" + std::to_string(pid) + "/syscall";
   char want[64];
   std::snprintf(want, sizeof want, "%d 0x%x ", static_cast<int>(SYS_read), fd);
-  const int64_t deadline = MonotonicMs() + 30000;
-  while (MonotonicMs() < deadline) {
+  const int64_t deadline = SystemClock::Instance().MonotonicMs() + 30000;
+  while (SystemClock::Instance().MonotonicMs() < deadline) {
     auto text = ReadFileToString(path);
     if (!text) return Fail(base::ErrorCode::kUnavailable, "the sandbox exited during its setup");
     if (text->starts_with(want)) return base::Ok();
@@ -368,10 +370,11 @@ base::Status Supervisor::Launch() {
 
   // bwrap reports the sandboxed child's pid once the namespaces exist, then waits on --block-fd.
   std::string json;
-  const int64_t deadline = MonotonicMs() + 30000;
+  const int64_t deadline = SystemClock::Instance().MonotonicMs() + 30000;
   while (json.find('}') == std::string::npos) {
     pollfd p{m_status_r.Get(), POLLIN, 0};
-    int left = static_cast<int>(std::max<int64_t>(0, deadline - MonotonicMs()));
+    int left =
+        static_cast<int>(std::max<int64_t>(0, deadline - SystemClock::Instance().MonotonicMs()));
     int rc = ::poll(&p, 1, left);
     if (rc < 0 && errno == EINTR) continue;
     if (rc == 0) return Fail(ErrorCode::kTimeout, "bwrap did not report its sandbox within 30 s");
@@ -415,7 +418,7 @@ base::Status Supervisor::Launch() {
   info.ports = m_network->BoundPorts();
   info.unenforced = m_unenforced;
   GPUNET_TRY(m_run.Write(state_files::kInfoFile, state_files::InfoToJson(info), 0644));
-  m_started_ms = NowMs();
+  m_started_ms = SystemClock::Instance().NowMs();
   if (::write(m_block_w.Get(), "x", 1) != 1) return ErrnoFail("releasing the workload", errno);
   m_block_w.Reset();
   return base::Ok();
@@ -441,10 +444,11 @@ void Supervisor::Loop() {
         m_bwrap_status = st;
         // Everything left in the cgroup (daemons, double forks) dies with the workload.
         if (auto k = m_cgroups.KillWorkload(); !k) Log(k.error().ToString());
-        drain_deadline = MonotonicMs() + 2000;
+        drain_deadline = SystemClock::Instance().MonotonicMs() + 2000;
       }
     }
-    if (m_bwrap_done && ((!m_out_r.Valid() && !m_err_r.Valid()) || MonotonicMs() > drain_deadline))
+    if (m_bwrap_done && ((!m_out_r.Valid() && !m_err_r.Valid()) ||
+                         SystemClock::Instance().MonotonicMs() > drain_deadline))
       break;
     pollfd fds[4] = {{m_signals.r.Get(), POLLIN, 0},
                      {m_out_r.Get(), POLLIN, 0},
@@ -473,7 +477,7 @@ void Supervisor::Loop() {
 ExitStatus Supervisor::Finish() {
   ExitStatus s;
   s.started_at_ms = m_started_ms;
-  s.ended_at_ms = NowMs();
+  s.ended_at_ms = SystemClock::Instance().NowMs();
   s.counters = m_cgroups.Counters();
   if (WIFEXITED(m_bwrap_status)) {
     s.exit_code = WEXITSTATUS(m_bwrap_status);
