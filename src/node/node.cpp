@@ -288,6 +288,25 @@ std::string NodeConfigToJson(const NodeConfig& c) {
 
 namespace {
 
+/// What is at `path`, a link not followed: kIo naming the path and the OS's reason
+/// when that cannot be told (not_found when nothing is there).
+base::Result<fs::file_status> LinkStatus(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(path, ec);
+  if (ec && status.type() != fs::file_type::not_found)
+    return Fail(ErrorCode::kIo, "cannot check " + path + ": " + ec.message());
+  return status;
+}
+
+/// Whether anything is at `path` (a link followed): kIo naming the path and the OS's
+/// reason when that cannot be told.
+base::Result<bool> Exists(const std::string& path) {
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  if (ec) return Fail(ErrorCode::kIo, "cannot check " + path + ": " + ec.message());
+  return exists;
+}
+
 /// Everything InitHome will write, made and checked in memory first.
 struct InitPlan {
   NodeConfig node_config;
@@ -300,8 +319,7 @@ struct InitPlan {
 /// replaced and a key file never overwritten, and a link is never written through.
 base::Status CheckInitTargets(const InitOptions& o, const std::string& seed_path,
                               const crypto::Keystore& ks) {
-  std::error_code ec;
-  const auto seed = fs::symlink_status(seed_path, ec);
+  GPUNET_TRY_ASSIGN(seed, LinkStatus(seed_path));
   if (fs::is_symlink(seed))
     return Fail(ErrorCode::kCorrupt, seed_path +
                                          " is a symbolic link; refusing to write the validator "
@@ -319,7 +337,8 @@ base::Status CheckInitTargets(const InitOptions& o, const std::string& seed_path
       return Fail(ErrorCode::kInvalidArgument,
                   "key \"" + k.name + "\" is named twice; give each funded key its own name");
     names.push_back(k.name);
-    if (fs::exists(fs::symlink_status(ks.PathOf(k.name), ec)))
+    GPUNET_TRY_ASSIGN(key_file, LinkStatus(ks.PathOf(k.name)));
+    if (fs::exists(key_file))
       return Fail(ErrorCode::kAlreadyExists, "a key named \"" + k.name + "\" already exists (" +
                                                  ks.PathOf(k.name) +
                                                  "); choose another name, or delete it first");
@@ -373,7 +392,8 @@ base::Result<InitResult> InitHome(const InitOptions& o) {
   InitResult out;
   out.genesis_path = config_dir + "/genesis.json";
   out.node_config_path = config_dir + "/node.json";
-  if (fs::exists(out.genesis_path))
+  GPUNET_TRY_ASSIGN(initialised, Exists(out.genesis_path));
+  if (initialised)
     return Fail(ErrorCode::kAlreadyExists, out.genesis_path +
                                                " already exists: this home is initialised; "
                                                "start it with `gpunet node --home " +
@@ -1031,7 +1051,8 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   const std::string genesis_path = options.home + "/config/genesis.json";
-  if (!fs::exists(genesis_path))
+  GPUNET_TRY_ASSIGN(initialised, Exists(genesis_path));
+  if (!initialised)
     return Fail(ErrorCode::kNotFound, genesis_path +
                                           " not found: initialise the home first with "
                                           "`gpunet init --home " +

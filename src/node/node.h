@@ -78,7 +78,8 @@ struct InitResult {
 
 /// Creates <home> with genesis.json (the given accounts and a freshly generated
 /// validator key), node.json, the validator seed and the funded keys.
-/// kAlreadyExists when <home>/config/genesis.json exists.
+/// kAlreadyExists when <home>/config/genesis.json exists; kIo, naming the path and
+/// the OS's reason, when the home cannot be checked or made.
 base::Result<InitResult> InitHome(const InitOptions& options);
 
 /// node.json's "rpc_limits": the RPC's caps that keep one greedy client from
@@ -155,7 +156,8 @@ class Node {
   /// Opens <home>, replays nothing (LedgerApp resumes at the last committed
   /// height), starts the RPC server and the engine thread. Errors: kNotFound when
   /// the home was never initialised (say `gpunet init`), kConflict when another
-  /// node holds the database, kIo when the RPC port is taken.
+  /// node holds the database, kIo when the RPC port is taken or the home cannot be
+  /// checked (naming the path and the OS's reason).
   static base::Result<std::unique_ptr<Node>> Start(const NodeOptions& options);
   ~Node();  ///< Stop()s
   Node(const Node&) = delete;

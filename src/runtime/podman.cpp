@@ -187,7 +187,8 @@ class LimitCgroup {
       std::error_code ec;
       if (!fs::exists(root + "/cgroup.procs") || (fs::create_directories(dir, ec), ec)) {
         missing->push_back(std::string(item.controller) + " limit: no v1 " + item.controller +
-                           " hierarchy usable at " + root);
+                           " hierarchy usable at " + root +
+                           (ec ? " (cannot create " + dir + ": " + ec.message() + ")" : ""));
         continue;
       }
       m_dirs.push_back(dir);
@@ -397,7 +398,8 @@ base::Result<PodmanBackend> PodmanBackend::Create(PodmanOptions options) {
   if (ec)
     return Fail(ErrorCode::kIo,
                 "podman: cannot create " + options.config_dir + ": " + ec.message());
-  ::chmod(options.config_dir.c_str(), 0700);
+  if (::chmod(options.config_dir.c_str(), 0700) != 0)
+    return ErrnoFail("podman: chmod 0700 " + options.config_dir, errno);
   {
     std::ofstream out(options.config_dir + "/containers.conf", std::ios::trunc);
     out << PodmanContainersConf();
