@@ -28,7 +28,7 @@ using base::Bytes;
 using testing::Examples;
 
 constexpr std::string_view kUsage =
-    R"(usage: gpunet-write-corpus [--vectors FILE] CORPUS_DIR
+    R"(usage: gpunet-write-corpus [--check] [--vectors FILE] CORPUS_DIR
        gpunet-write-corpus --help
 
 Writes the generated seeds of the fuzz targets under CORPUS_DIR (in the source
@@ -44,19 +44,26 @@ kVectorsDigest in tests/unit/codec/golden_test.cpp must name.
 
 Files of these names are replaced; other files in CORPUS_DIR (the hand-written
 seeds) are left alone. `make corpus` runs this on the source tree.
-Exit status: 0 written, 1 a file could not be written, 2 bad arguments.
+
+--check writes nothing: it lists the files that are missing or hold other bytes
+than it would write (the corpus_current test runs it on the source tree).
+
+Exit status: 0 written (or all current), 1 a file could not be written or read,
+or --check found files that differ, 2 bad arguments.
 )";
 
 struct Args {
   std::string corpus_dir;
   std::string vectors_file;  // empty: no vectors
+  bool check = false;
 };
 
-// Writes files, creating their folders; the first failure is kept and later
-// writes are skipped, so the error names the first file that could not be written.
+// Writes the files, creating their folders, or under --check compares each with the
+// file there and lists those that differ. The first error (a file that cannot be
+// written or read) is kept and later files are skipped, so the error names it.
 class Writer {
  public:
-  explicit Writer(fs::path corpus_dir) : m_corpus_dir(std::move(corpus_dir)) {}
+  Writer(fs::path corpus_dir, bool check) : m_corpus_dir(std::move(corpus_dir)), m_check(check) {}
 
   /// The seed `name` of fuzz target `target`.
   void Write(const std::string& target, const std::string& name, const Bytes& bytes) {
@@ -66,6 +73,11 @@ class Writer {
 
   void WriteFile(const fs::path& path, std::string_view text) {
     if (!m_error.empty()) return;
+    ++m_files;
+    if (m_check) {
+      Compare(path, text);
+      return;
+    }
     std::error_code ec;
     if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
     if (ec) {
@@ -73,20 +85,31 @@ class Writer {
       return;
     }
     auto written = base::WriteFileAtomic(path.string(), text, {.mode = 0644});
-    if (!written) {
-      m_error = written.error().ToString();
-      return;
-    }
-    ++m_files;
+    if (!written) m_error = written.error().ToString();
   }
 
   const std::string& Error() const { return m_error; }
   size_t Files() const { return m_files; }
+  /// Under --check: the files that are missing or hold other bytes.
+  const std::vector<std::string>& Stale() const { return m_stale; }
 
  private:
+  void Compare(const fs::path& path, std::string_view text) {
+    // One byte over the expected size is enough to know that it differs.
+    auto there = base::ReadFileNoFollow(path.string(), text.size() + 1);
+    if (!there && there.error().code != base::ErrorCode::kNotFound &&
+        there.error().code != base::ErrorCode::kLimitExceeded) {
+      m_error = there.error().ToString();
+      return;
+    }
+    if (!there || *there != text) m_stale.push_back(path.string());
+  }
+
   fs::path m_corpus_dir;
+  bool m_check;
   std::string m_error;
   size_t m_files = 0;
+  std::vector<std::string> m_stale;
 };
 
 // The fixed example of each codec type, and two seeded random values of the types
@@ -137,10 +160,11 @@ void WriteMarketSeeds(Writer& w) {
     std::fputs(kUsage.data(), stdout);
     std::exit(0);
   }
-  std::fprintf(stderr,
-               "gpunet-write-corpus: %s\n"
-               "usage: gpunet-write-corpus [--vectors FILE] CORPUS_DIR (--help tells more)\n",
-               why.c_str());
+  std::fprintf(
+      stderr,
+      "gpunet-write-corpus: %s\n"
+      "usage: gpunet-write-corpus [--check] [--vectors FILE] CORPUS_DIR (--help tells more)\n",
+      why.c_str());
   std::exit(2);
 }
 
@@ -149,7 +173,9 @@ Args Parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--help" || a == "-h") Usage("");
-    if (a == "--vectors") {
+    if (a == "--check") {
+      args.check = true;
+    } else if (a == "--vectors") {
       if (i + 1 >= argc) Usage("--vectors needs a FILE");
       args.vectors_file = argv[++i];
     } else if (a.starts_with("-")) {
@@ -165,7 +191,7 @@ Args Parse(int argc, char** argv) {
 }
 
 int Run(const Args& args) {
-  Writer w(args.corpus_dir);
+  Writer w(args.corpus_dir, args.check);
   WriteCodecSeeds(w);
   WriteMarketSeeds(w);
   const size_t seeds = w.Files();
@@ -177,6 +203,18 @@ int Run(const Args& args) {
   if (!w.Error().empty()) {
     std::fprintf(stderr, "gpunet-write-corpus: %s\n", w.Error().c_str());
     return 1;
+  }
+  if (args.check) {
+    for (const auto& path : w.Stale()) std::printf("differs: %s\n", path.c_str());
+    if (!w.Stale().empty()) {
+      std::printf(
+          "%zu of %zu files differ from what gpunet-write-corpus writes: after an "
+          "intended encoding change run `make corpus` and commit the result\n",
+          w.Stale().size(), w.Files());
+      return 1;
+    }
+    std::printf("all %zu files are current\n", w.Files());
+    return 0;
   }
   std::printf("wrote %zu seed files under %s\n", seeds, args.corpus_dir.c_str());
   if (!vectors.empty())
