@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-fast test-asan demo bench sim format clean
+.PHONY: all deps configure build test test-fast test-asan demo bench sim corpus format clean
 
 all: build
 
@@ -49,8 +49,14 @@ sim: configure
 	cmake --build $(BUILD) --target bft_sim -j $(JOBS)
 	$(BUILD)/tests/sim/bft_sim --seeds $(SEEDS)
 
+# After an intended encoding change: rewrite the generated fuzz seeds in tests/fuzz/corpus/
+# and the golden vectors (tools/write_corpus.cpp; it prints the digest golden_test.cpp pins).
+corpus: configure
+	cmake --build $(BUILD) --target gpunet-write-corpus -j $(JOBS)
+	$(BUILD)/bin/gpunet-write-corpus --vectors tests/vectors/encoding/vectors.txt tests/fuzz/corpus
+
 format:
-	find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
+	find src tests bench tools -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

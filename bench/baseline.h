@@ -1,5 +1,5 @@
 // The baseline every benchmark reports against: raw BLAKE2b-256 and ed25519
-// verify rates measured in the same run on the same machine (design §6), so a
+// verify rates measured in the same run on the same machine (architecture §6), so a
 // figure reads as a ratio that survives a change of machine.
 #pragma once
 

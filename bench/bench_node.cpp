@@ -1,6 +1,6 @@
 // bench-libs: gpunet_node gpunet_client
 //
-// Signed transfers per second through a real node (issue 3 item 12, design §6).
+// Signed transfers per second through a real node (issue 3 item 12, architecture §6).
 //
 // The node is the product's: `node::InitHome` writes a genesis funding
 // --accounts accounts (default 1,000,000; --senders of them have keys, the rest

@@ -1,5 +1,5 @@
 // bench-libs: gpunet_state
-// State-tree cost (issue 2 item 9, design §6 "Merkle re-hash per transfer"): build a
+// State-tree cost (issue 2 item 9, architecture §6, Merkle re-hash per transfer): build a
 // 1M-key tree, apply 10k-key batches of random changes (mostly updates of existing
 // keys, some inserts), then prove and verify. Printed on one line with the raw
 // BLAKE2b-256 and ed25519 verify rates measured in the same run, so the figures

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Layering check (design §1): a library may include and link only the libraries
+"""Layering check (architecture §1.2): a library may include and link only the libraries
 src/LAYERS allows. Fails, naming file and line, on any include of another
 module's header or any DEPS entry that the table does not allow.
 

@@ -1,4 +1,4 @@
-// Every size and count limit of the protocol, in one place (design §3: "Every
+// Every size and count limit of the protocol, in one place (architecture §3.7: "Every
 // list and per-block loop has a limit in one constants file"). Decoders reject
 // anything over these; changing one is a protocol change.
 #pragma once

@@ -1,5 +1,5 @@
 // Checking an account the node reports against a block header's state root, so a
-// wallet need not trust the node's state code for a balance (design §2: the
+// wallet need not trust the node's state code for a balance (architecture §2.7: the
 // client verifies; docs/state-tree.md: the proof format).
 //
 // What is checked, in order:

@@ -127,7 +127,7 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text, std
 base::Result<ProviderConfig> LoadProviderConfig(const std::string& path);
 
 /// Parses order.yaml text. A `manifest: FILE` is read relative to `base_dir` and
-/// hashed with BLAKE2b-256 (the hash the provider checks, design §4).
+/// hashed with BLAKE2b-256 (the hash the provider checks, architecture §4).
 base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::string_view file,
                                            const std::string& base_dir);
 base::Result<OrderConfig> LoadOrderConfig(const std::string& path);

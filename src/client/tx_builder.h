@@ -14,7 +14,7 @@
 
 namespace gpunet::client {
 
-/// The chain's fee rule as a node advertises it (design §2: fee >= per_byte *
+/// The chain's fee rule as a node advertises it (architecture §2.4: fee >= per_byte *
 /// encoded tx bytes + per_msg * messages, and >= min). The node's copy of the rule
 /// is authoritative; this one only lets the client pay enough without guessing.
 struct FeeSchedule {

@@ -1,4 +1,4 @@
-// Verification of misbehaviour evidence (design §5, issue 5 item 4), kept in codec so
+// Verification of misbehaviour evidence (architecture §5.2, issue 5 item 4), kept in codec so
 // that the ledger's ProcessProposal can check the evidence carried by a block without
 // linking consensus (src/LAYERS): a pure function of the evidence, the chain id, the
 // validator set that was in force at the evidence height and the including height.

@@ -1,4 +1,4 @@
-// Hashes and signatures over canonical encodings (design §2): tx ids, block ids,
+// Hashes and signatures over canonical encodings (architecture §2.2): tx ids, block ids,
 // the roots a header commits to, and the bytes each consensus signature covers.
 // All hashes are BLAKE2b-256; all signatures are crypto::KeyPair::Sign over a
 // domain tag and the chain id (crypto/domains.h), so none can be replayed as another.

@@ -1,4 +1,4 @@
-// Transaction result codes (design §2): ONE closed enum for every outcome a
+// Transaction result codes (architecture §2.3): ONE closed enum for every outcome a
 // transaction can have, from the RPC's first look at its bytes to its receipt.
 //
 // Numbers are part of the protocol: receipts store them and clients match on them.

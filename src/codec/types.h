@@ -61,7 +61,7 @@ enum class MsgTag : uint16_t {
 };
 
 /// Moves amount_ugpn from the tx sender to `to`. The recipient account is created
-/// when it does not exist (accounts are never deleted, design §2).
+/// when it does not exist (accounts are never deleted, architecture §2.3).
 struct MsgSend {
   static constexpr MsgTag kTag = MsgTag::kSend;
   Address to;
@@ -382,7 +382,7 @@ std::string_view GpuLinkName(GpuLink link);  ///< "nvlink", "pcie"
 
 // ---------------------------------------------------------------- transactions
 
-/// The signed part of a transaction (design §2 envelope). The signature covers
+/// The signed part of a transaction (architecture §2.3 envelope). The signature covers
 /// TxSignBytes(body) under crypto::Domain::kTx and body.chain_id, so a tx can be
 /// neither replayed on another chain nor reinterpreted as another kind of message.
 struct TxBody {
@@ -513,7 +513,7 @@ EvidenceTag TagOf(const Evidence& evidence);
 
 // ---------------------------------------------------------------- blocks
 
-/// Block header (design §2). Every hash field is 32 bytes; all-zero means "none"
+/// Block header (architecture §2.6). Every hash field is 32 bytes; all-zero means "none"
 /// (e.g. last_block_hash of the first block).
 struct BlockHeader {
   std::string chain_id;            ///< same rules as TxBody::chain_id

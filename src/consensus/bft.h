@@ -1,4 +1,4 @@
-// The Tendermint BFT engine (design §5, issue 5): a pure state machine implementing
+// The Tendermint BFT engine (architecture §5.2, issue 5): a pure state machine implementing
 // Algorithm 1 of Buchman, Kwon, Milosevic, "The latest gossip on BFT consensus"
 // (arXiv 1807.04938); the .cpp cites the algorithm's line numbers at each rule.
 //

@@ -1,4 +1,4 @@
-// The solo engine (design §5 "solo"): one validator that decides blocks alone.
+// The solo engine (architecture §5.1): one validator that decides blocks alone.
 //
 // It is a pure decision function over times the caller passes in: no threads, no
 // clocks, so it is tested with a fake clock and driven by the node's engine thread.

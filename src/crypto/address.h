@@ -1,5 +1,5 @@
 // Addresses: the first 20 bytes of BLAKE2b-256(public key), shown as bech32 with
-// the human-readable prefix "gpn" (design §2).
+// the human-readable prefix "gpn" (architecture §2.1).
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// Signing domains (design §2): every signature covers a domain tag, the chain id
+// Signing domains (architecture §2.1): every signature covers a domain tag, the chain id
 // and the canonical bytes, so a signature made for one purpose can never be
 // replayed as another. This is the one list; every signer and verifier uses it.
 // Tags are append-only: never renumber or reuse one.

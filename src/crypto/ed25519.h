@@ -1,5 +1,5 @@
 // Ed25519 keys and signatures through libsodium. One verification rule for the
-// whole chain: crypto_sign_verify_detached (design §2).
+// whole chain: crypto_sign_verify_detached (architecture §2.1).
 #pragma once
 
 #include <string_view>

@@ -401,7 +401,7 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
     if (!included) return std::unexpected(included.error());
     if (*included) block.txs.push_back(checked->tx);
   }
-  // End of block (design §3): market awards -> faults -> expiries, after the txs.
+  // End of block (architecture §3.5): market awards -> faults -> expiries, after the txs.
   GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
   // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
   h.receipts_root =

@@ -1,5 +1,5 @@
 // LedgerApp: the Application (application.h) over a KvStore: the token ledger of
-// design §2 with its block store, state tree and replay.
+// architecture §2 with its block store, state tree and replay.
 //
 // State lives in the KvStore (state/keyspace.h); the authenticated state tree and
 // the state's values are held in memory too, rebuilt from the store at Open.

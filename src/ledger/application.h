@@ -1,4 +1,4 @@
-// The application interface (design §2): what a consensus engine calls, shaped like
+// The application interface (architecture §2.6): what a consensus engine calls, shaped like
 // ABCI++ (CometBFT) so the solo engine and the BFT engine drive the ledger through
 // the same calls. Frozen: engines are written against this file.
 //

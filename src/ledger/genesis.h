@@ -1,4 +1,4 @@
-// The genesis file: everything a chain starts from (design §2). JSON, parsed
+// The genesis file: everything a chain starts from (architecture §2). JSON, parsed
 // strictly: unknown or duplicate keys, missing fields, wrong types, amounts that are
 // not integer strings, out-of-range parameters and duplicate accounts are errors
 // that name the field. Amounts are integer strings in fields ending `_ugpn`.

@@ -1,4 +1,4 @@
-// The market's rules (design §3, docs/market.md): one function per message, the
+// The market's rules (architecture §3, docs/market.md): one function per message, the
 // end-of-block work (awards -> faults -> expiries) and the app's next deadline.
 // Pure: everything comes from the Store, the message, the sender and the block's
 // consensus height/time; nothing else is read.

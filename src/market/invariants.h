@@ -2,7 +2,7 @@
 // rippled's InvariantCheck): computed by scanning the stored records, never from
 // counters the rules keep, so a rule that loses or double-counts shows up here.
 // Tests call CheckInvariants after every tx; state's conservation check uses
-// SumHoldings for the escrow, bond and unbonding terms of design §2's equation.
+// SumHoldings for the escrow, bond and unbonding terms of architecture §2.9's equation.
 #pragma once
 
 #include <cstdint>

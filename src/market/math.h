@@ -1,4 +1,4 @@
-// The market's money arithmetic (design §3 "Settlement without keepers"): integer
+// The market's money arithmetic (architecture §3.4, settlement without keepers): integer
 // only, exact in unsigned __int128, floor everywhere, so no ugpn is created or lost.
 //
 //   rate        = price_ugpn_per_gpu_hour x gpus                      (ugpn per hour)

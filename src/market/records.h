@@ -1,4 +1,4 @@
-// The market's stored values (design §3 objects) and their canonical encoding. They
+// The market's stored values (architecture §3.2 objects) and their canonical encoding. They
 // live in the application state under the keys of market/keys.h, so the state tree
 // commits to them and a client can verify a proof of any one of them and decode it
 // with this header alone (client may use market).
@@ -51,7 +51,7 @@ struct Provider {
   uint32_t open_offers = 0;
   uint32_t open_leases = 0;
   uint32_t started_leases = 0;
-  // Reputation (design §3): orders tie-break on FaultRatePpm(completed, faults).
+  // Reputation (architecture §3.3): orders tie-break on FaultRatePpm(completed, faults).
   uint64_t leases_completed = 0;
   uint64_t faults = 0;
   // Lifetime totals: they saturate at 2^64-1 (cycled deposits can outgrow the supply).

@@ -1,5 +1,5 @@
 // The BFT engine's application (consensus::BftApplication) over the ledger's
-// ABCI-shaped interface (ledger::Application), design §5 / issue 5 item 2.
+// ABCI-shaped interface (ledger::Application), architecture §5.2 / issue 5 item 2.
 //
 // Consensus may not include the ledger (src/LAYERS), so this adaptor in node turns
 // the core's calls into ledger calls and fills what the solo engine leaves empty:

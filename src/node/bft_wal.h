@@ -1,4 +1,4 @@
-// Durable storage for the BFT engine (design §5, issue 5 item 3): the write-ahead
+// Durable storage for the BFT engine (architecture §5.2, issue 5 item 3): the write-ahead
 // log of consensus records and the signing guard file.
 //
 // The consensus core decides WHAT is logged and how a record is framed

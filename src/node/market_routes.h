@@ -13,7 +13,7 @@
 // cache until the next block; a scan that a block commit overlapped is not
 // answered (503, retry), so an answer is always the state of one height. Amounts are integer
 // strings in fields ending
-// `_ugpn` (design §2).
+// `_ugpn` (architecture §2.1).
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-// Network modes of a sandboxed workload (design §4, issue 6 item 4).
+// Network modes of a sandboxed workload (architecture §4, issue 6 item 4).
 //
 // The sandbox always gets a network namespace of its own (bwrap --unshare-net);
 // the host network namespace is never shared. What this file adds on top of that

@@ -1,8 +1,8 @@
 // Podman backend: runs a workload from an OCI image in the local image store
-// (design §4, issue 6 item 7), with the same limits, network modes, environment
+// (architecture §4, issue 6 item 7), with the same limits, network modes, environment
 // and outputs contract as the bubblewrap sandbox.
 //
-// Facts of real hosts that shape it (../shared/notes/machine-facts.md):
+// Facts of real hosts that shape it (docs/sandbox.md, "Facts of the build host"):
 //   - crun refuses hybrid cgroup layouts, so the runtime is always runc;
 //   - podman's default ulimits exceed a hard limit that root cannot raise
 //     (no CAP_SYS_RESOURCE), so explicit ulimits within the hard limits are given;

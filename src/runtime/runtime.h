@@ -1,5 +1,5 @@
 // The workload runtime's entry point: start, supervise, re-attach, stop and remove
-// sandboxed workloads on a provider's machine (design §4, issue 6).
+// sandboxed workloads on a provider's machine (architecture §4, issue 6).
 //
 // Every workload runs under a supervisor process of its own (double-forked,
 // setsid, in its own cgroup), so the caller — the provider daemon — can restart
@@ -105,7 +105,7 @@ base::Status ValidateWorkloadStrings(const WorkloadSpec& spec);
 base::Status ValidateSpec(const WorkloadSpec& spec);
 
 /// The environment the workload sees: a fixed PATH/HOME/LANG, the spec's env, then
-/// the GPUNET_* lease variables (design §4) and CUDA_VISIBLE_DEVICES; nothing of the
+/// the GPUNET_* lease variables (architecture §4) and CUDA_VISIBLE_DEVICES; nothing of the
 /// provider's own environment.
 std::vector<std::string> WorkloadEnvironment(const WorkloadSpec& spec,
                                              const std::string& cuda_visible_devices);

@@ -1,4 +1,4 @@
-// What a workload is, independent of the backend that runs it (design §4).
+// What a workload is, independent of the backend that runs it (architecture §4).
 // The provider daemon builds a WorkloadSpec from a lease and its manifest; the
 // `gpunet sandbox run` command builds one from flags.
 #pragma once
@@ -49,7 +49,7 @@ struct WorkloadSpec {
   /// When limits cannot be enforced on this host the runtime refuses to start,
   /// unless this is set (and then it says which limits are missing).
   bool allow_unenforced_limits = false;
-  // Lease context exported as GPUNET_* variables (design §4).
+  // Lease context exported as GPUNET_* variables (architecture §4).
   std::string lease_id;
   uint32_t node_rank = 0;
   uint32_t num_nodes = 1;

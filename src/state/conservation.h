@@ -1,4 +1,4 @@
-// The token's supply record and the conservation check (design §2):
+// The token's supply record and the conservation check (architecture §2.9):
 //
 //   sum(balances) + escrow + provider bonds + validator stake + unbonding + fee pool
 //     == genesis supply + minted - burned

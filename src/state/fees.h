@@ -1,4 +1,4 @@
-// Transaction fees (design §2): fee >= per_byte * encoded bytes + per_msg * messages,
+// Transaction fees (architecture §2.4): fee >= per_byte * encoded bytes + per_msg * messages,
 // and >= the minimum. Of the fee charged, burn_bp basis points (floor) are burned;
 // the rest goes to the block's proposer account. When a block has no proposer
 // address (all zero) the rest goes to the fee pool of the supply record instead,

@@ -78,7 +78,7 @@ class StateDb {
   /// The account at address; a zero account (balance 0, nonce 0) when none is
   /// stored. kCorrupt when the stored bytes do not decode.
   base::Result<codec::Account> GetAccount(const codec::Address& address) const;
-  /// Stores the account. Accounts are never deleted (design §2): a zeroed account
+  /// Stores the account. Accounts are never deleted (architecture §2.3): a zeroed account
   /// keeps its nonce so old transactions cannot be replayed.
   void PutAccount(const codec::Address& address, const codec::Account& account);
 

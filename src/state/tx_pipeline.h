@@ -1,4 +1,4 @@
-// The transaction pipeline (design §2; rippled Transactor, Bitcoin Core tx_check vs
+// The transaction pipeline (architecture §2.5; rippled Transactor, Bitcoin Core tx_check vs
 // tx_verify): three stages, each a pure function of its inputs.
 //
 //  1. CheckStateless: size, strict decode, per-tx message limit, chain id, amounts,
@@ -50,7 +50,7 @@ struct PipelineParams {
   GasParams gas;
 };
 
-/// Tx hashes whose signature verified, so each tx is verified once (design §6).
+/// Tx hashes whose signature verified, so each tx is verified once (architecture §6).
 /// A tx hash covers body and signature, so a hit proves the same signature
 /// verified before. Bounded: about `capacity` entries, the oldest of a shard
 /// forgotten first. Thread-safe.

@@ -1,4 +1,4 @@
-// The deterministic BFT simulator (design §5 "Simulation", issue 5 item 5).
+// The deterministic BFT simulator (architecture §5.3, issue 5 item 5).
 //
 // N validators (1..10, unequal stakes) live in ONE process. Each runs the real parts
 // of a node: a LedgerApp over its own in-memory store (the real state machine), the

@@ -5,35 +5,12 @@
 # the transfer is still there, the balance is exact. Each failed check says what.
 set -u
 GPUNET="$(realpath "$1")"
-WORK="$(mktemp -d /tmp/gpunet-bft-test-XXXXXX)"
-PY=/usr/bin/python3
-NODE_PID=""
-failures=0
-cleanup() {
-  if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then kill -KILL "$NODE_PID"; wait "$NODE_PID" 2>/dev/null; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+# shellcheck source=../../util/devnet.sh
+source "$(dirname "$0")/../../util/devnet.sh"
+devnet_workdir gpunet-bft-test
 die() { echo "FAIL: $*" >&2; [ -f "$WORK/node.log" ] && tail -20 "$WORK/node.log" >&2; exit 1; }
-json_field() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=bft-test
 
-start_node() {
-  "$GPUNET" node --home "$GPUNET_HOME" >>"$WORK/node.log" 2>&1 &
-  NODE_PID=$!
-  for _ in $(seq 1 200); do
-    # Count first, then read the url: the other order can pick the previous
-    # node's url when the new one prints between the two reads.
-    if [ "$(grep -c '^RPC:' "$WORK/node.log")" -ge "$1" ]; then
-      url="$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/node.log" | tail -1)"
-      export GPUNET_NODE="$url"
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "node did not print its RPC url"
-}
 height() { "$GPUNET" -o json status | json_field '["latest_height"]'; }
 wait_height() {  # wait until the height is at least $1
   for _ in $(seq 1 300); do
@@ -51,7 +28,7 @@ grep -q '"engine": "bft"' "$GPUNET_HOME/config/node.json" || fail "node.json doe
 # An unknown engine is refused with the choices.
 "$GPUNET" init --home "$WORK/other" --engine raft >"$WORK/out" 2>&1 && fail "init --engine raft succeeded"
 
-start_node 1
+devnet_node_start
 wait_height 3
 [ "$("$GPUNET" -o json status | json_field '["engine"]')" = bft ] || fail "status engine is not bft"
 [ -s "$GPUNET_HOME/data/sign_guard" ] || fail "no sign guard file after signing"
@@ -66,8 +43,8 @@ tx_hash="$(echo "$send" | json_field '["tx_hash"]')"
 for round in 1 2 3; do
   before="$(height)" || die "status before kill $round"
   sleep "0.$((RANDOM % 9 + 1))"
-  kill -KILL "$NODE_PID"; wait "$NODE_PID" 2>/dev/null; NODE_PID=""
-  start_node $((round + 1))
+  devnet_kill
+  devnet_node_start
   grep -q 'engine stopped' "$WORK/node.log" && die "engine stopped after restart $round"
   wait_height $((before + 2))
 done
@@ -77,8 +54,7 @@ bal="$("$GPUNET" -o json query account "$bob" | json_field '["balance_ugpn"]')" 
 at="$("$GPUNET" -o json query tx "$tx_hash" | json_field '["height"]')" || fail "query tx"
 [ "$at" = "$tx_height" ] || fail "the transfer is at height $at after restarts, was $tx_height"
 
-kill -TERM "$NODE_PID"; wait "$NODE_PID"; rc=$?; NODE_PID=""
-[ "$rc" = 0 ] || fail "node exited $rc on SIGTERM"
+devnet_stop
 "$GPUNET" node --home "$GPUNET_HOME" --replay-check >"$WORK/replay.out" 2>&1 || { cat "$WORK/replay.out" >&2; fail "replay-check"; }
 
-[ "$failures" = 0 ] && echo "bft node test OK" || exit 1
+checks_report "bft node test OK"

@@ -5,27 +5,10 @@
 set -u
 GPUNET="$(realpath "$1")"
 SRC="${GPUNET_SOURCE_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)}"
-WORK="$(mktemp -d /tmp/gpunet-cli-test-XXXXXX)"
-PY=/usr/bin/python3
-DEVNET_PID=""
-failures=0
-cleanup() {
-  if [ -n "$DEVNET_PID" ] && kill -0 "$DEVNET_PID" 2>/dev/null; then kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-json_field() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# shellcheck source=../../util/devnet.sh
+source "$(dirname "$0")/../../util/devnet.sh"
+devnet_workdir gpunet-cli-test
 g() { "$GPUNET" "$@"; }
-# A command that must fail with exit 1 and an error message containing $2.
-expect_error() {
-  local what="$1" words="$2"; shift 2
-  "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
-  local rc=$?
-  if [ "$rc" -ne 1 ]; then fail "$what: exit $rc, expected 1"; cat "$WORK/out" "$WORK/err" >&2; return; fi
-  grep -q '^error: ' "$WORK/err" || fail "$what: no 'error:' line"
-  grep -qi -- "$words" "$WORK/err" || { fail "$what: message lacks '$words'"; cat "$WORK/err" >&2; }
-}
 
 # --- 1. make demo's script ---
 "$SRC/scripts/demo.sh" "$GPUNET" 3.25 >"$WORK/demo.out" 2>&1 || { fail "demo.sh exited $?"; cat "$WORK/demo.out" >&2; }
@@ -36,16 +19,9 @@ grep -q '^balance  1000003.25 GPN' "$WORK/demo.out" || fail "demo: bob's balance
 
 # --- 2. a devnet of our own, JSON everywhere ---
 export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
-"$GPUNET" -o json devnet --home "$GPUNET_HOME" --rpc 127.0.0.1:0 --block-interval-ms 100 >"$WORK/devnet.json" 2>"$WORK/devnet.err" &
-DEVNET_PID=$!
-for _ in $(seq 1 300); do
-  if $PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/devnet.json" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-url="$(json_field '["rpc_url"]' <"$WORK/devnet.json")" || { fail "devnet json"; cat "$WORK/devnet.err"; exit 1; }
-export GPUNET_NODE="$url"
+devnet_start --block-interval-ms 100
 [ "$(json_field '["keys"][0]["name"]' <"$WORK/devnet.json")" = alice ] || fail "devnet: first key is not alice"
-bob_addr="$(json_field '["keys"][1]["address"]' <"$WORK/devnet.json")"
+bob_addr="$(devnet_address bob)"
 
 status="$(g -o json status)" || fail "status"
 [ "$(echo "$status" | json_field '["chain_id"]')" = gpunet-devnet ] || fail "status chain_id"
@@ -109,8 +85,6 @@ g --help | grep -q devnet || fail "--help does not list devnet"
 g send --help | grep -q 'gpunet send alice bob 12.5' || fail "send --help has no example"
 
 # --- 4. clean stop ---
-kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; rc=$?; DEVNET_PID=""
-[ "$rc" -eq 0 ] || fail "devnet exit $rc on SIGTERM, expected 0"
+devnet_stop
 
-if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed" >&2; exit 1; fi
-echo "integration_cli: all checks passed"
+checks_report "integration_cli: all checks passed"

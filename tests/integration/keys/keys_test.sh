@@ -4,14 +4,13 @@
 # check prints what it expected when it fails.
 set -u
 GPUNET="$1"
-HOME_DIR="$(mktemp -d)"
-trap 'rm -rf "$HOME_DIR"' EXIT
-PY=/usr/bin/python3
+# shellcheck source=../../util/devnet.sh
+source "$(dirname "$0")/../../util/devnet.sh"
+devnet_workdir gpunet-keys-test
+HOME_DIR="$WORK"
 export GPUNET_PASSPHRASE='correct horse battery staple'
 unset GPUNET_HOME
-failures=0
 
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 g() { "$GPUNET" --home "$HOME_DIR" "$@"; }
 # Runs a command that must fail with exit 1 (not a signal, not 0), stderr kept.
 expect_exit1() {
@@ -22,7 +21,6 @@ expect_exit1() {
   if ! grep -q '^error: ' "$HOME_DIR/err" && ! grep -q '"error"' "$HOME_DIR/out"; then
     fail "$what: no 'error:' message"; fi
 }
-json_field() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 # --- add (json) ---
 add_json="$(g -o json keys add alice)" || fail "keys add alice"
@@ -121,5 +119,4 @@ ls "$HOME_DIR"/core* 2>/dev/null && fail "core dump left behind"
 # --- help teaches ---
 g keys --help | grep -q 'Examples:' || fail "keys --help has no examples"
 
-if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed" >&2; exit 1; fi
-echo "all keys checks passed"
+checks_report "all keys checks passed"

@@ -7,28 +7,12 @@ set -u
 GPUNET="$(realpath "$1")"
 SRC="${GPUNET_SOURCE_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)}"
 EX="$SRC/docs/examples"
-WORK="$(mktemp -d /tmp/gpunet-market-test-XXXXXX)"
-PY=/usr/bin/python3
-DEVNET_PID=""
-failures=0
-cleanup() {
-  if [ -n "$DEVNET_PID" ] && kill -0 "$DEVNET_PID" 2>/dev/null; then kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-jf() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# shellcheck source=../../util/devnet.sh
+source "$(dirname "$0")/../../util/devnet.sh"
+devnet_workdir gpunet-market-test
 # g: the CLI with no controlling terminal, so nothing can be asked interactively.
 g() { setsid "$GPUNET" "$@" </dev/null; }
-expect_error() {
-  local what="$1" words="$2"; shift 2
-  "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
-  local rc=$?
-  if [ "$rc" -ne 1 ]; then fail "$what: exit $rc, expected 1"; cat "$WORK/out" "$WORK/err" >&2; return; fi
-  grep -q '^error: ' "$WORK/err" || fail "$what: no 'error:' line"
-  grep -qi -- "$words" "$WORK/err" || { fail "$what: message lacks '$words'"; cat "$WORK/err" >&2; }
-}
-bal() { g -o json query account "$1" | jf '["balance_ugpn"]'; }
+bal() { g -o json query account "$1" | json_field '["balance_ugpn"]'; }
 rpc_status() { $PY - "$1" <<'PY'
 import sys, urllib.request, urllib.error
 try:
@@ -40,14 +24,8 @@ PY
 
 # --- 1. devnet ---
 export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
-"$GPUNET" -o json devnet --home "$GPUNET_HOME" --rpc 127.0.0.1:0 --block-interval-ms 100 >"$WORK/devnet.json" 2>"$WORK/devnet.err" &
-DEVNET_PID=$!
-for _ in $(seq 1 300); do
-  if $PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/devnet.json" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-url="$(jf '["rpc_url"]' <"$WORK/devnet.json")" || { fail "devnet json"; cat "$WORK/devnet.err"; exit 1; }
-export GPUNET_NODE="$url"
+devnet_start --block-interval-ms 100
+url="$DEVNET_URL"
 for k in provider operator investor tenant; do
   grep -q "\"$k\"" "$WORK/devnet.json" || fail "devnet does not fund key $k"
 done
@@ -55,27 +33,27 @@ done
 # --- 2. the provider registers: bond + fee leave the owner's balance exactly ---
 p0="$(bal provider)"
 g -o json provider register --config "$EX/provider.yaml" --from provider --yes >"$WORK/reg.json" || fail "provider register"
-fee="$(jf '["txs"][0]["fee_ugpn"]' <"$WORK/reg.json")"
+fee="$(json_field '["txs"][0]["fee_ugpn"]' <"$WORK/reg.json")"
 [ "$(( p0 - $(bal provider) ))" -eq $(( 1000000000 + fee )) ] || fail "register: provider paid $(( p0 - $(bal provider) )), expected bond 1000000000 + fee $fee"
-prov="$(jf '["provider"]' <"$WORK/reg.json")"
+prov="$(json_field '["provider"]' <"$WORK/reg.json")"
 g -o json provider show provider >"$WORK/show.json" || fail "provider show"
-[ "$(jf '["provider"]["machines"]' <"$WORK/show.json")" = 2 ] || fail "provider show: not 2 machines"
-[ "$(jf '["provider"]["bond_ugpn"]' <"$WORK/show.json")" = 1000000000 ] || fail "provider show: bond"
-[ "$(jf '["provider"]["payouts"].__len__()' <"$WORK/show.json")" = 2 ] || fail "provider show: 2 payees"
-[ "$(jf '["provider"]["machine_list"][1]["cuda_version"]' <"$WORK/show.json")" = 12040 ] || fail "machine cuda 12.4 stored as 12040"
+[ "$(json_field '["provider"]["machines"]' <"$WORK/show.json")" = 2 ] || fail "provider show: not 2 machines"
+[ "$(json_field '["provider"]["bond_ugpn"]' <"$WORK/show.json")" = 1000000000 ] || fail "provider show: bond"
+[ "$(json_field '["provider"]["payouts"].__len__()' <"$WORK/show.json")" = 2 ] || fail "provider show: 2 payees"
+[ "$(json_field '["provider"]["machine_list"][1]["cuda_version"]' <"$WORK/show.json")" = 12040 ] || fail "machine cuda 12.4 stored as 12040"
 g provider list | grep -q "$prov" || fail "provider list does not show $prov"
 expect_error "register twice" "provider_exists" g provider register --config "$EX/provider.yaml" --from provider --yes
 
 # --- 3. offers and the filter ---
 g -o json offers >"$WORK/offers.json" || fail "offers"
-[ "$(jf '["offers"].__len__()' <"$WORK/offers.json")" = 1 ] || fail "offers: expected 1"
-[ "$(jf '["offers"][0]["price_ugpn_per_gpu_hour"]' <"$WORK/offers.json")" = 2500000 ] || fail "offer price not 2500000 ugpn"
-[ "$(jf '["offers"][0]["free_gpus"]' <"$WORK/offers.json")" = 16 ] || fail "offer free GPUs not 16"
-offer="$(jf '["offers"][0]["offer_id"]' <"$WORK/offers.json")"
-[ "$(g -o json offers 'gpu=h100 gpus>=8 price<=2.5 region=eu fabric=infiniband cuda>=12.1' | jf '["offers"].__len__()')" = 1 ] || fail "the issue's filter does not match"
-[ "$(g -o json offers 'price<2.5' | jf '["offers"].__len__()')" = 0 ] || fail "price<2.5 matched a 2.5 offer"
-[ "$(g -o json offers gpu=A100 | jf '["offers"].__len__()')" = 0 ] || fail "gpu=A100 matched"
-[ "$(g -o json offers 'cuda>=12.5' | jf '["offers"].__len__()')" = 0 ] || fail "cuda>=12.5 matched 12.4"
+[ "$(json_field '["offers"].__len__()' <"$WORK/offers.json")" = 1 ] || fail "offers: expected 1"
+[ "$(json_field '["offers"][0]["price_ugpn_per_gpu_hour"]' <"$WORK/offers.json")" = 2500000 ] || fail "offer price not 2500000 ugpn"
+[ "$(json_field '["offers"][0]["free_gpus"]' <"$WORK/offers.json")" = 16 ] || fail "offer free GPUs not 16"
+offer="$(json_field '["offers"][0]["offer_id"]' <"$WORK/offers.json")"
+[ "$(g -o json offers 'gpu=h100 gpus>=8 price<=2.5 region=eu fabric=infiniband cuda>=12.1' | json_field '["offers"].__len__()')" = 1 ] || fail "the issue's filter does not match"
+[ "$(g -o json offers 'price<2.5' | json_field '["offers"].__len__()')" = 0 ] || fail "price<2.5 matched a 2.5 offer"
+[ "$(g -o json offers gpu=A100 | json_field '["offers"].__len__()')" = 0 ] || fail "gpu=A100 matched"
+[ "$(g -o json offers 'cuda>=12.5' | json_field '["offers"].__len__()')" = 0 ] || fail "cuda>=12.5 matched 12.4"
 g offers 'gpu=H100' | grep -q '^OFFER ' || fail "offers table header"
 expect_error "bad filter key" "unknown key \"colour\"" g offers colour=red
 expect_error "bad filter op" "takes only = or !=" g offers 'region>eu'
@@ -84,50 +62,50 @@ expect_error "bad filter price" "at most 6" g offers 'price<=1.0000001'
 # --- 4. order, bid, accept, start, withdraw, deposit, close ---
 t0="$(bal tenant)"
 g -o json order create "$EX/order.yaml" --from tenant --yes >"$WORK/order.json" || fail "order create"
-order="$(jf '["ids"]["order_id"]' <"$WORK/order.json")"
-ofee="$(jf '["txs"][0]["fee_ugpn"]' <"$WORK/order.json")"
+order="$(json_field '["ids"]["order_id"]' <"$WORK/order.json")"
+ofee="$(json_field '["txs"][0]["fee_ugpn"]' <"$WORK/order.json")"
 [ "$(( t0 - $(bal tenant) ))" -eq $(( 10000000 + ofee )) ] || fail "order: tenant paid $(( t0 - $(bal tenant) )), expected deposit 10000000 + fee $ofee"
-[ "$(g -o json order show "$order" | jf '["order"]["state"]')" = open ] || fail "order not open"
+[ "$(g -o json order show "$order" | json_field '["order"]["state"]')" = open ] || fail "order not open"
 g order list --tenant tenant | grep -q "^order $order " || fail "order list --tenant"
 g -o json bid "$order" --price 2.4 --machines 1 --provider provider --from operator >"$WORK/bid.json" || fail "bid"
-bid="$(jf '["ids"]["bid_id"]' <"$WORK/bid.json")"
-[ "$(g -o json bids "$order" | jf '["bids"][0]["price_ugpn_per_gpu_hour"]')" = 2400000 ] || fail "bids: price"
+bid="$(json_field '["ids"]["bid_id"]' <"$WORK/bid.json")"
+[ "$(g -o json bids "$order" | json_field '["bids"][0]["price_ugpn_per_gpu_hour"]')" = 2400000 ] || fail "bids: price"
 expect_error "duplicate bid" "duplicate_bid" g bid "$order" --price 2.3 --machines 2 --provider provider --from operator
 expect_error "bid by a stranger" "not_operator" g bid "$order" --price 2.3 --machines 1 --provider provider --from tenant
 expect_error "accept without --yes and no terminal" "add --yes" g lease accept "$bid" --from tenant
 expect_error "accept by another key" "not_party.*nothing was sent" g lease accept "$bid" --from investor --yes
 g -o json lease accept "$bid" --from tenant --yes >"$WORK/accept.json" || fail "lease accept"
-lease="$(jf '["ids"]["lease_id"]' <"$WORK/accept.json")"
-[ "$(g -o json lease show "$lease" | jf '["lease"]["state"]')" = reserved ] || fail "lease not reserved"
+lease="$(json_field '["ids"]["lease_id"]' <"$WORK/accept.json")"
+[ "$(g -o json lease show "$lease" | json_field '["lease"]["state"]')" = reserved ] || fail "lease not reserved"
 expect_error "start by the tenant" "not_operator.*nothing was sent" g lease started "$lease" --from tenant
 g -o json lease started "$lease" --from operator >/dev/null || fail "lease started"
-[ "$(g -o json lease show "$lease" | jf '["lease"]["state"]')" = started ] || fail "lease not started"
+[ "$(g -o json lease show "$lease" | json_field '["lease"]["state"]')" = started ] || fail "lease not started"
 sleep 1.5
 g provider heartbeat --from operator --provider provider >/dev/null || fail "heartbeat"
 expect_error "withdraw by the tenant" "not_operator.*nothing was sent" g lease withdraw "$lease" --from tenant
 i0="$(bal investor)"
 g -o json lease withdraw "$lease" --from operator >"$WORK/withdraw.json" || fail "withdraw"
-paid1="$(jf '["lease"]["paid_ugpn"]' <"$WORK/withdraw.json")"
+paid1="$(json_field '["lease"]["paid_ugpn"]' <"$WORK/withdraw.json")"
 [ "$paid1" -gt 0 ] || fail "withdraw paid nothing after 1.5 s"
 inv_got=$(( $(bal investor) - i0 ))
 [ "$inv_got" -eq $(( paid1 * 2000 / 10000 )) ] || fail "investor got $inv_got of $paid1, expected floor 20%"
-esc0="$(g -o json lease show "$lease" | jf '["lease"]["escrow_ugpn"]')"
+esc0="$(g -o json lease show "$lease" | json_field '["lease"]["escrow_ugpn"]')"
 g -o json lease deposit "$lease" 2.5 --from tenant --yes >"$WORK/dep.json" || fail "lease deposit"
-[ "$(jf '["lease"]["escrow_ugpn"]' <"$WORK/dep.json")" -eq $(( esc0 + 2500000 )) ] || fail "deposit did not add exactly 2500000 ugpn"
+[ "$(json_field '["lease"]["escrow_ugpn"]' <"$WORK/dep.json")" -eq $(( esc0 + 2500000 )) ] || fail "deposit did not add exactly 2500000 ugpn"
 expect_error "deposit without --yes" "add --yes" g lease deposit "$lease" 1 --from tenant
 g -o json lease close "$lease" --from tenant >"$WORK/close.json" || fail "lease close"
-for f in state deposited_ugpn paid_ugpn refunded_ugpn escrow_ugpn; do eval "L_$f=\"\$(jf '[\"lease\"][\"$f\"]' <\"$WORK/close.json\")\""; done
+for f in state deposited_ugpn paid_ugpn refunded_ugpn escrow_ugpn; do eval "L_$f=\"\$(json_field '[\"lease\"][\"$f\"]' <\"$WORK/close.json\")\""; done
 [ "$L_state" = closed ] || fail "lease not closed"
 [ "$L_escrow_ugpn" = 0 ] || fail "escrow left: $L_escrow_ugpn"
 [ $(( L_paid_ugpn + L_refunded_ugpn )) -eq "$L_deposited_ugpn" ] || fail "paid + refunded != deposited"
 [ "$L_deposited_ugpn" = 12500000 ] || fail "deposited $L_deposited_ugpn, expected 12500000"
 g lease list --tenant tenant --all | grep -q "^lease $lease " || fail "lease list --all"
-[ "$(g -o json lease list --provider provider | jf '["leases"].__len__()')" = 0 ] || fail "closed lease still listed as open"
+[ "$(g -o json lease list --provider provider | json_field '["leases"].__len__()')" = 0 ] || fail "closed lease still listed as open"
 expect_error "close twice" "lease_state" g lease close "$lease" --from tenant
 
 # --- 5. rent now from the offer; the provider closes ---
 g -o json lease create "$offer" --gpus 4 --deposit 10 --manifest "$EX/job.yaml" --from tenant --yes >"$WORK/create.json" || fail "lease create"
-lease2="$(jf '["ids"]["lease_id"]' <"$WORK/create.json")"
+lease2="$(json_field '["ids"]["lease_id"]' <"$WORK/create.json")"
 # A list a page at a time: the hint under a full page names the cursor for the next.
 g lease list --tenant tenant --all --limit 1 >"$WORK/page1" || fail "lease list --limit 1"
 { grep -q "^lease $lease " "$WORK/page1" && grep -q "add --after $lease for the next page" "$WORK/page1"; } \
@@ -136,10 +114,10 @@ g lease list --tenant tenant --all --after "$lease" | grep -q "^lease $lease2 " 
 g lease list --tenant tenant --all --after 0 | grep -q "^lease $lease " || fail "lease list --after 0: not from the start"
 expect_error "--after not a number" "must be a number 0, 1, 2" g order list --after +5
 g -o json lease show "$lease2" >"$WORK/l2.json"
-[ "$(jf '["lease"]["gpus"]' <"$WORK/l2.json")" = 4 ] || fail "lease create: 4 GPUs"
-[ "$(jf '["lease"]["rate_ugpn_per_hour"]' <"$WORK/l2.json")" = 10000000 ] || fail "lease create: rate 4 x 2.5 GPN"
+[ "$(json_field '["lease"]["gpus"]' <"$WORK/l2.json")" = 4 ] || fail "lease create: 4 GPUs"
+[ "$(json_field '["lease"]["rate_ugpn_per_hour"]' <"$WORK/l2.json")" = 10000000 ] || fail "lease create: rate 4 x 2.5 GPN"
 expected_hash="$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$EX/job.yaml")"
-[ "$(jf '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.yaml"
+[ "$(json_field '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.yaml"
 expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
 expect_error "more GPUs than a machine has" "no_capacity" g lease create "$offer" --gpus 9 --deposit 100 --manifest-hash "$expected_hash" --from tenant --yes
 expect_error "deregister with an open lease" "open_leases" g provider deregister --from provider --yes
@@ -148,25 +126,25 @@ expect_error "deregister with an open lease" "open_leases" g provider deregister
 g lease close "$lease2" --from operator >"$WORK/close2.out" || fail "provider closes lease 2"
 grep -q "pays the tenant a penalty of 10 GPN" "$WORK/close2.out" \
   || { fail "lease close by the provider does not state the penalty"; cat "$WORK/close2.out" >&2; }
-[ "$(g -o json lease show "$lease2" | jf '["lease"]["penalty_ugpn"]')" = 10000000 ] || fail "lease 2: no 10 GPN penalty"
+[ "$(g -o json lease show "$lease2" | json_field '["lease"]["penalty_ugpn"]')" = 10000000 ] || fail "lease 2: no 10 GPN penalty"
 
 # --- 5b. the bond, offers closing, deregistration ---
 g -o json provider bond 10 --from provider --yes >/dev/null || fail "provider bond"
 g -o json provider unbond 5 --from provider >/dev/null || fail "provider unbond"
-[ "$(g -o json provider show provider | jf '["provider"]["bond_ugpn"]')" = 995000000 ] || fail "bond after the 10 GPN penalty, +10 -5 GPN is not 995 GPN"
+[ "$(g -o json provider show provider | json_field '["provider"]["bond_ugpn"]')" = 995000000 ] || fail "bond after the 10 GPN penalty, +10 -5 GPN is not 995 GPN"
 expect_error "claim before the unbonding delay" "nothing_to_claim.*nothing was sent" g provider claim --from provider
 # With --fee nothing is simulated: the tx is sent, included, fails and pays its fee.
 expect_error "close an offer of another provider" "FAILED" g offer close "$offer" --from tenant --provider provider --fee 0.01
 g offer close "$offer" --from operator --provider provider >/dev/null || fail "offer close"
-[ "$(g -o json offers | jf '["offers"].__len__()')" = 0 ] || fail "a closed offer is still listed"
+[ "$(g -o json offers | json_field '["offers"].__len__()')" = 0 ] || fail "a closed offer is still listed"
 expect_error "lease from a closed offer" "offer_closed" g lease create "$offer" --gpus 1 --deposit 10 --manifest-hash "$expected_hash" --from tenant --yes
 
 # --- 5c. an order's provider requirements (issue 14): an excluded provider cannot bid ---
 cp "$EX/job.yaml" "$WORK/job.yaml"
 { cat "$EX/order.yaml"; printf 'providers:\n  exclude: [provider]\n'; } >"$WORK/order-excl.yaml"
 g -o json order create "$WORK/order-excl.yaml" --from tenant --yes >"$WORK/order-excl.json" || fail "order create with providers.exclude"
-order_x="$(jf '["ids"]["order_id"]' <"$WORK/order-excl.json")"
-[ "$(g -o json order show "$order_x" | jf '["order"]["providers"]["excluded"][0]')" = "$prov" ] || fail "order show: excluded provider"
+order_x="$(json_field '["ids"]["order_id"]' <"$WORK/order-excl.json")"
+[ "$(g -o json order show "$order_x" | json_field '["order"]["providers"]["excluded"][0]')" = "$prov" ] || fail "order show: excluded provider"
 expect_error "bid by an excluded provider" "provider_unqualified" g bid "$order_x" --price 2.4 --machines 1 --provider provider --from operator
 g order close "$order_x" --from tenant >/dev/null || fail "order close"
 
@@ -202,15 +180,13 @@ expect_error "order without --yes" "add --yes" g order create "$EX/order.yaml" -
 
 # --- 8. conservation after all of it ---
 g -o json query conservation >"$WORK/cons.json" || fail "query conservation"
-[ "$(jf '["holds"]' <"$WORK/cons.json")" = True ] || fail "conservation does not hold"
-[ "$(jf '["escrow_ugpn"]' <"$WORK/cons.json")" = 0 ] || fail "escrow left with every lease closed and no open order"
-[ $(( $(jf '["bonds_ugpn"]' <"$WORK/cons.json") + $(jf '["unbonding_ugpn"]' <"$WORK/cons.json") )) -eq 1000000000 ] \
+[ "$(json_field '["holds"]' <"$WORK/cons.json")" = True ] || fail "conservation does not hold"
+[ "$(json_field '["escrow_ugpn"]' <"$WORK/cons.json")" = 0 ] || fail "escrow left with every lease closed and no open order"
+[ $(( $(json_field '["bonds_ugpn"]' <"$WORK/cons.json") + $(json_field '["unbonding_ugpn"]' <"$WORK/cons.json") )) -eq 1000000000 ] \
   || fail "bonds + unbonding are not the 1010 GPN bonded less lease 2's 10 GPN penalty"
 g provider deregister --from provider --yes >/dev/null || fail "deregister"
 g provider show provider | grep -q '(deregistered)' || fail "provider show does not say deregistered"
-[ "$(g -o json query conservation | jf '["holds"]')" = True ] || fail "conservation after deregistration"
+[ "$(g -o json query conservation | json_field '["holds"]')" = True ] || fail "conservation after deregistration"
 
-kill -TERM "$DEVNET_PID"; wait "$DEVNET_PID"; rc=$?; DEVNET_PID=""
-[ "$rc" -eq 0 ] || fail "devnet exit $rc on SIGTERM, expected 0"
-if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed" >&2; exit 1; fi
-echo "integration_market: all checks passed"
+devnet_stop
+checks_report "integration_market: all checks passed"

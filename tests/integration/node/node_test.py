@@ -29,6 +29,10 @@ import time
 import urllib.error
 import urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "util"))
+import devnet  # noqa: E402  (tests/util/devnet.py)
+
 CHAIN = "itest"
 SEEDS = ["%02x" % (i + 1) * 32 for i in range(3)]
 SINK_SEED = "ee" * 32
@@ -80,8 +84,7 @@ class Env:
         self.home = os.path.join(self.tmp, "home")
         self.addrs = [self.addr(s) for s in SEEDS]
         self.sink = self.addr(SINK_SEED)
-        self.proc = None
-        self.log = open(os.path.join(self.tmp, "node.log"), "ab")
+        self.node = devnet.Node(gpunet, self.home, os.path.join(self.tmp, "node.log"))
         args = [gpunet, "init", "--home", self.home, "--chain-id", CHAIN, "--block-interval-ms", "20"]
         for a in self.addrs:
             args += ["--fund", "%s=%d" % (a, BALANCE)]
@@ -100,33 +103,13 @@ class Env:
                              check=True).stdout.split("\n")
         return [tuple(o.split()) for o in out if o]
 
-    def start(self, fault=False):
-        env = dict(os.environ)
-        if fault:
-            env["GPUNET_FAULT_FS"] = "1"
-        self.proc = subprocess.Popen([self.gpunet, "node", "--home", self.home, "--rpc", "127.0.0.1:0"],
-                                     stdout=subprocess.PIPE, stderr=self.log, env=env)
-        url = None
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                break
-            if line.startswith("RPC: "):
-                url = line.split()[1]
-                break
-        check(url, "node did not print its RPC URL; log in " + self.log.name)
-        threading.Thread(target=lambda p=self.proc: p.stdout.read(), daemon=True).start()
+    def start(self, fault=False, wait_rpc=True):
+        url = self.node.start(env={"GPUNET_FAULT_FS": "1"} if fault else None, wait_rpc=wait_rpc)
         self.rpc = Rpc(url)
         return self.rpc
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=60)
-        rc = self.proc.returncode
-        self.proc = None
-        return rc
+        return self.node.stop(sig)
 
     def account(self, addr):
         st, j = self.rpc.get("/account/" + addr)
@@ -239,7 +222,7 @@ def test_rpc(env):
           "bad input changed state: %d %d %d" % (b0, nn0, b1))
     st, j = rpc.get("/tx/" + "00" * 32)
     check(st == 404 and j["error"]["code"] == "not_found", "missing tx: %s" % j)
-    check(env.stop() == 0, "node did not exit cleanly on SIGTERM")
+    env.node.stop_clean()
     print("rpc: OK", flush=True)
 
 
@@ -269,7 +252,9 @@ def test_limits(env):
     config["rpc_limits"] = {"exempt_loopback": False, "connections_per_address_max": 2}
     with open(path, "w") as f:
         json.dump(config, f)
-    rpc = env.start()
+    # No readiness request: it would hold one of the two slots of 127.0.0.1 until
+    # the node noticed its close.
+    rpc = env.start(wait_rpc=False)
     port = int(rpc.url.rsplit(":", 1)[1].split("/")[0])
     held = []
     for _ in range(2):
@@ -295,7 +280,7 @@ def test_limits(env):
     check(status.startswith("HTTP/1.1 200"), "a freed slot was not reused: %s" % status)
     for sock in held:
         sock.close()
-    check(env.stop() == 0, "node did not exit cleanly on SIGTERM")
+    env.node.stop_clean()
     print("limits: OK", flush=True)
 
 
@@ -383,9 +368,7 @@ def main():
             fail("unknown mode " + mode)
         ok = True
     finally:
-        if env.proc and env.proc.poll() is None:
-            env.proc.kill()
-            env.proc.wait()
+        env.node.kill()
         if ok:
             shutil.rmtree(env.tmp, ignore_errors=True)
         else:

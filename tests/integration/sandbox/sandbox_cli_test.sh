@@ -4,9 +4,11 @@
 set -u
 GPUNET=${1:?usage: sandbox_cli_test.sh path/to/gpunet}
 if [ "$(id -u)" -ne 0 ]; then echo "SKIPPED: needs root"; exit 0; fi
-STATE=$(mktemp -d /tmp/gpunet-cli-XXXXXX); chmod 0711 "$STATE"
-trap 'rm -rf "$STATE"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=../../util/devnet.sh
+source "$(dirname "$0")/../../util/devnet.sh"
+devnet_workdir gpunet-cli
+STATE="$WORK"
+chmod 0711 "$STATE"
 
 "$GPUNET" sandbox check | grep -q "memory limit:" || fail "check prints no memory line"
 "$GPUNET" -o json sandbox check | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert "cannot_enforce" in d and "cgroups" in d' \
@@ -27,4 +29,4 @@ rc=$?
 
 "$GPUNET" sandbox run --memory 12Q -- true 2>&1 | grep -q "unknown unit" || fail "bad size not explained"
 "$GPUNET" sandbox run --help | grep -q "Examples:" || fail "run --help has no examples"
-echo "sandbox CLI: all passed"
+checks_report "sandbox CLI: all passed"

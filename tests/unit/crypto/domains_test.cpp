@@ -1,5 +1,5 @@
 // Domain separation: a signature made for one purpose or chain never verifies
-// for another (design §2).
+// for another (architecture §2.1).
 #include <gtest/gtest.h>
 
 #include <set>

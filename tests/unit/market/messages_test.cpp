@@ -9,76 +9,17 @@
 #include "base/limits.h"
 #include "codec/encoding.h"
 #include "crypto/hash.h"
+#include "unit/market/message_examples.h"
 
 namespace gpunet::codec {
 namespace {
 
 namespace limits = base::limits;
 
-Address Addr(uint8_t b) {
-  Address a;
-  for (auto& x : a.data) x = b;
-  return a;
-}
-
-Hash32 H(uint8_t b) {
-  Hash32 h;
-  for (auto& x : h.data) x = b;
-  return h;
-}
-
-std::vector<Msg> AllMarketMessages() {
-  Requirements q{.gpu_models = {"A100", "H100"},
-                 .gpus_per_machine = 8,
-                 .machines = 2,
-                 .min_vram_gib = 80,
-                 .region = "eu",
-                 .fabric = Fabric::kInfiniband,
-                 .same_site = true,
-                 .min_cuda_version = 12010,
-                 .auditors = {Addr(3), Addr(4)},
-                 .attributes = {{"soc2", "yes"}, {"tier", "3"}}};
-  return {
-      MsgProviderRegister{Addr(1),
-                          "https://p.example:8443",
-                          H(9),
-                          "eu-west",
-                          100'000'000,
-                          {{Addr(5), 2500}, {Addr(6), 7500}},
-                          {{Addr(7)}, {Addr(8)}}},
-      MsgProviderUpdate{Addr(1), "https://p2.example", H(8), "us", {{Addr(5), 10000}}, {}},
-      MsgProviderDeregister{},
-      MsgProviderBond{5},
-      MsgProviderUnbond{6},
-      MsgProviderClaimUnbonded{},
-      MsgSiteUpsert{Addr(2), 1, Fabric::kRoce, 400},
-      MsgMachineUpsert{Addr(2), 7, 1, "H100", 8, 80, GpuLink::kNvlink, "550.54.15", 12040, 90, 96,
-                       1024, 8000},
-      MsgMachineRemove{Addr(2), 7},
-      MsgOfferCreate{Addr(2), "H100", 0, 2'500'000, {Addr(9)}},
-      MsgOfferClose{Addr(2), 3},
-      MsgLeaseCreate{3, 1, 2, 10'000'000, H(1)},
-      MsgOrderCreate{q, 3'000'000, 100'000'000, H(2), 60'000,
-                     ProviderRequirements{500'000'000, 7'000'000, 50'000, {Addr(3), Addr(4)}}},
-      MsgOrderClose{4},
-      MsgBidCreate{Addr(2), 4, 2'000'000, {7, 8}},
-      MsgBidAccept{5},
-      MsgLeaseStarted{6},
-      MsgLeaseDeposit{6, 1000},
-      MsgLeaseWithdraw{6},
-      MsgLeaseClose{6, CloseReason::kNoManifest},
-      MsgHeartbeat{Addr(2)},
-      MsgAttest{Addr(2), 7, {{"gpu_verified", "H100"}}, 1'000'000},
-  };
-}
-
-Tx TxWith(Msg m) {
-  Tx tx;
-  tx.body.chain_id = "gpunet-test";
-  tx.body.fee_ugpn = 1;
-  tx.body.msgs.push_back(std::move(m));
-  return tx;
-}
+using testing::Addr;
+using testing::AllMarketMessages;
+using testing::H;
+using testing::TxWith;
 
 TEST(MarketMessages, EveryMessageRoundTripsWithItsTag) {
   auto msgs = AllMarketMessages();
@@ -184,7 +125,7 @@ TEST(MarketMessages, EnumsAndStringsOutsideTheirRulesAreRejected) {
 
 // The checked-in seeds of tests/fuzz/corpus/fuzz_market_apply still decode: a seed
 // the target's decoder refuses is a seed the fuzzer never gets past (rewrite them
-// with WriteFuzzCorpusOnRequest after a layout change).
+// with `make corpus` after a layout change).
 TEST(MarketMessages, TheFuzzCorpusDecodes) {
   const char* root = std::getenv("GPUNET_SOURCE_DIR");
   if (root == nullptr) GTEST_SKIP() << "GPUNET_SOURCE_DIR is set by ctest";
@@ -199,25 +140,6 @@ TEST(MarketMessages, TheFuzzCorpusDecodes) {
     ++seeds;
   }
   EXPECT_EQ(seeds, AllMarketMessages().size());
-}
-
-// Seeds for tests/fuzz/fuzz_market_apply (a step byte, then a tx body), written on
-// request: GPUNET_WRITE_MARKET_CORPUS=<dir> market_test --gtest_filter='*Corpus*'.
-TEST(MarketMessages, WriteFuzzCorpusOnRequest) {
-  const char* dir = std::getenv("GPUNET_WRITE_MARKET_CORPUS");
-  if (dir == nullptr) GTEST_SKIP() << "set GPUNET_WRITE_MARKET_CORPUS=<dir> to write seeds";
-  std::filesystem::create_directories(dir);
-  auto msgs = AllMarketMessages();
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    Tx tx = TxWith(msgs[i]);
-    tx.body.msgs.push_back(msgs[(i * 7 + 3) % msgs.size()]);
-    base::Bytes bytes{static_cast<uint8_t>(i * 37)};
-    auto body = EncodeTxBody(tx.body);
-    bytes.insert(bytes.end(), body.begin(), body.end());
-    std::ofstream(std::filesystem::path(dir) / ("seed_" + std::to_string(i)), std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()),
-               static_cast<std::streamsize>(bytes.size()));
-  }
 }
 
 }  // namespace

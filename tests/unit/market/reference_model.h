@@ -1,4 +1,4 @@
-// A small, slow reference model of the market (docs/market.md, design §3), written
+// A small, slow reference model of the market (docs/market.md, architecture §3.1), written
 // separately from src/market: it calls none of the rules' functions and keeps its
 // own plain records (maps keyed by id, derived values recomputed by scanning), so
 // the randomized model test (model_test.cpp) can compare the real state machine
