@@ -26,9 +26,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "../tests/unit/state/gas_cases.h"
 #include "baseline.h"
 #include "ledger/genesis.h"
+#include "unit/state/gas_cases.h"
 
 using namespace gpunet;
 

@@ -47,6 +47,7 @@
 #include "crypto/ed25519.h"
 #include "crypto/hash.h"
 #include "node/node.h"
+#include "util/keys.h"
 
 namespace {
 
@@ -112,13 +113,6 @@ Args Parse(int argc, char** argv) {
   return a;
 }
 
-gpunet::crypto::KeyPair SenderKey(uint64_t i) {
-  gpunet::crypto::Seed seed{};
-  for (int b = 0; b < 8; ++b) seed[b] = static_cast<uint8_t>(i >> (8 * b));
-  seed[31] = 0x5b;
-  return gpunet::crypto::KeyPair::FromSeed(seed);
-}
-
 gpunet::codec::Address RecipientAddress(uint64_t i) {
   Bytes in(8);
   for (int b = 0; b < 8; ++b) in[b] = static_cast<uint8_t>(i >> (8 * b));
@@ -154,9 +148,9 @@ int main(int argc, char** argv) {
   fs::remove_all(home);
 
   // Keys of the senders; everyone else is a recipient only.
-  std::vector<crypto::KeyPair> keys(args.senders, SenderKey(0));
+  std::vector<crypto::KeyPair> keys(args.senders, gpunet::testing::TestKey(0));
   Parallel(cores, [&](unsigned t) {
-    for (uint64_t i = t; i < args.senders; i += cores) keys[i] = SenderKey(i);
+    for (uint64_t i = t; i < args.senders; i += cores) keys[i] = gpunet::testing::TestKey(i);
   });
   node::InitOptions init;
   init.home = home.string();

@@ -14,13 +14,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "baseline.h"
 #include "runtime/runtime.h"
+#include "util/temp_dir.h"
 
 namespace {
 
@@ -117,10 +119,15 @@ int main(int argc, char** argv) {
     std::printf("bench_sandbox: skipped (needs root, as the provider's runtime does)\n");
     return 0;
   }
-  char tmpl[] = "/tmp/gpunet-bench-sbx-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) return 1;
-  std::string dir = tmpl;
-  ::chmod(dir.c_str(), 0711);
+  std::optional<gpunet::testing::TempDir> tmp;
+  try {
+    tmp.emplace(gpunet::testing::TempDirOptions{
+        .parent = "/tmp", .prefix = "gpunet-bench-sbx", .mode = 0711});
+  } catch (const std::runtime_error& e) {
+    std::fprintf(stderr, "bench_sandbox: %s\n", e.what());
+    return 1;
+  }
+  const std::string& dir = tmp->Path();
   char exe[4096];
   ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return 1;
@@ -156,9 +163,8 @@ int main(int argc, char** argv) {
       m.teardown.push_back(t.teardown_ms);
     }
   }
-  if (failures == 0) {
-    std::filesystem::remove_all(dir);
-  } else {
+  if (failures != 0) {
+    tmp->Keep();
     std::fprintf(stderr, "bench_sandbox: %d failures; state kept in %s\n", failures, dir.c_str());
   }
   double fork_median = Median(fork_ms);

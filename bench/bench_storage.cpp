@@ -13,13 +13,15 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "base/bytes.h"
 #include "base/clock.h"
 #include "baseline.h"
 #include "storage/rocks_kv.h"
+#include "util/temp_dir.h"
 
 namespace {
 
@@ -65,17 +67,13 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::strtod(argv[i + 1], nullptr);
   }
 
-  const char* tmp = getenv("TMPDIR");
-  std::string dir =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/gpunet-bench-storage-XXXXXX";
-  if (mkdtemp(dir.data()) == nullptr) return Fail("mkdtemp failed");
-  struct Cleanup {
-    std::string path;
-    ~Cleanup() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  } cleanup{dir};
+  std::optional<gpunet::testing::TempDir> tmp;
+  try {
+    tmp.emplace(gpunet::testing::TempDirOptions{.prefix = "gpunet-bench-storage"});
+  } catch (const std::runtime_error& e) {
+    return Fail(e.what());
+  }
+  const std::string& dir = tmp->Path();
 
   auto opened = gpunet::storage::RocksKvStore::Open(dir);
   if (!opened) return Fail(opened.error().ToString());

@@ -67,6 +67,7 @@ function(gpunet_add_fuzzer name)
   target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
   target_link_options(${name} PRIVATE -fsanitize=fuzzer)
   target_link_libraries(${name} PRIVATE ${A_LIBS})
+  target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}/tests")
   set(_corpus "${PROJECT_BINARY_DIR}/fuzz-corpus/${name}")
   set(_seeds "${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/${name}")
   add_test(NAME ${name}

@@ -2,8 +2,8 @@
 // The BFT WAL decoders on arbitrary bytes: a payload that decodes is canonical; a
 // whole log either reads (its intact records re-encode to exactly its valid prefix)
 // or is refused as corrupt, never a crash; the sign guard decoder likewise.
-#include "codec_round_trip.h"
 #include "consensus/bft_wal.h"
+#include "fuzz/codec_round_trip.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gpunet;

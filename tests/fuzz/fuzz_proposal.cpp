@@ -1,7 +1,7 @@
 // fuzz-libs: gpunet_codec
 // codec::DecodeProposal on arbitrary bytes: accepted inputs are canonical (see codec_round_trip.h).
 #include "codec/encoding.h"
-#include "codec_round_trip.h"
+#include "fuzz/codec_round_trip.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gpunet::codec;

@@ -4,7 +4,7 @@
 // an answer instead of crashing.
 #include "codec/encoding.h"
 #include "codec/hashes.h"
-#include "codec_round_trip.h"
+#include "fuzz/codec_round_trip.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gpunet::codec;

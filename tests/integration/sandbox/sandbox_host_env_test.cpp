@@ -21,6 +21,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -34,6 +35,7 @@
 #include "runtime/podman.h"
 #include "runtime/runtime.h"
 #include "runtime/sys_util.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -167,17 +169,15 @@ class HostEnvTest : public ::testing::Test {
     m_host_netns = Netns("self");
     ASSERT_FALSE(m_host_netns.empty());
     // Not under /tmp: the sandbox's own /tmp is bound over that.
-    char tmpl[] = "/var/tmp/gpunet-henv-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-    ASSERT_EQ(::chmod(m_dir.c_str(), 0711), 0);
+    m_tmp.emplace(gpunet::testing::TempDirOptions{
+        .parent = "/var/tmp", .prefix = "gpunet-henv", .mode = 0711});
+    m_dir = m_tmp->Path();
     m_options = gpunet::testing::SelfSupervisedOptions(m_dir, 800000);
   }
   void TearDown() override {
     if (m_dir.empty()) return;
     Runtime rt(m_options);
     for (const auto& id : rt.List()) EXPECT_TRUE(rt.Remove(id).has_value()) << id;
-    fs::remove_all(m_dir);
   }
 
   WorkloadSpec Spec(NetworkMode mode, std::vector<std::string> command) {
@@ -193,6 +193,7 @@ class HostEnvTest : public ::testing::Test {
     return s;
   }
 
+  std::optional<gpunet::testing::TempDir> m_tmp;  // made once the test knows it runs
   std::string m_dir;
   std::string m_host_netns;
   RuntimeOptions m_options;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "runtime/cgroup.h"
 #include "runtime/host_probe.h"
 #include "runtime/runtime.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -37,18 +39,18 @@ class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "sandbox isolation tests need root";
-    char tmpl[] = "/tmp/gpunet-sbx-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-    ASSERT_EQ(::chmod(m_dir.c_str(), 0711), 0);
+    m_tmp.emplace(
+        gpunet::testing::TempDirOptions{.parent = "/tmp", .prefix = "gpunet-sbx", .mode = 0711});
+    m_dir = m_tmp->Path();
     m_options = gpunet::testing::SelfSupervisedOptions(m_dir, 400000);
   }
   void TearDown() override {
     if (m_dir.empty()) return;
     Runtime rt(m_options);
     for (const auto& id : rt.List()) EXPECT_TRUE(rt.Remove(id).has_value()) << id;
-    std::string cmd = "rm -rf '" + m_dir + "'";
-    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    // Nothing the sandbox left behind (a mount, a busy file) may keep it.
+    const std::error_code removed = m_tmp->Remove();
+    EXPECT_FALSE(removed) << m_dir << ": " << removed.message();
   }
 
   WorkloadSpec Spec(const std::string& name, std::vector<std::string> command) {
@@ -81,6 +83,7 @@ class SandboxTest : public ::testing::Test {
     return f;
   }
 
+  std::optional<gpunet::testing::TempDir> m_tmp;  // made once the test knows it runs
   std::string m_dir;
   RuntimeOptions m_options;
 };

@@ -11,12 +11,14 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "integration/sandbox/self_supervisor.h"
-#include "netns_probe.h"
+#include "integration/sandbox_net/netns_probe.h"
 #include "runtime/network.h"
 #include "runtime/runtime.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -39,10 +41,9 @@ class LauncherNetwork : public ::testing::Test {
     m_busybox = BusyboxPath();
     if (m_busybox.empty())
       GTEST_SKIP() << "busybox (Debian busybox-static) not installed: no nc for probes";
-    char tmpl[] = "/tmp/gpunet-lnet-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-    ASSERT_EQ(::chmod(m_dir.c_str(), 0711), 0);
+    m_tmp.emplace(
+        gpunet::testing::TempDirOptions{.parent = "/tmp", .prefix = "gpunet-lnet", .mode = 0711});
+    m_dir = m_tmp->Path();
     m_options = gpunet::testing::SelfSupervisedOptions(m_dir, 600000);
     m_host_addr = HostNonLoopbackAddress();
     ASSERT_FALSE(m_host_addr.empty());
@@ -55,7 +56,6 @@ class LauncherNetwork : public ::testing::Test {
     if (m_dir.empty()) return;
     Runtime rt(m_options);
     for (const auto& id : rt.List()) EXPECT_TRUE(rt.Remove(id).has_value()) << id;
-    std::filesystem::remove_all(m_dir);
   }
 
   WorkloadSpec Spec(NetworkMode mode, const std::string& script) {
@@ -100,6 +100,7 @@ class LauncherNetwork : public ::testing::Test {
     EXPECT_NE(out.find("probe 10.0.2.2"), std::string::npos) << "probes did not run: " << out;
   }
 
+  std::optional<gpunet::testing::TempDir> m_tmp;  // made once the test knows it runs
   std::string m_dir, m_busybox, m_host_addr;
   RuntimeOptions m_options;
   std::unique_ptr<TokenServer> m_loop, m_addr;

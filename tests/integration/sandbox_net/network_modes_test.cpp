@@ -10,9 +10,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
-#include "netns_probe.h"
+#include "integration/sandbox_net/netns_probe.h"
 #include "runtime/network.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -27,9 +29,8 @@ class NetworkModes : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "network modes need root (setns, nftables)";
-    char tmpl[] = "/tmp/gpunet-net-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_run_dir = tmpl;
+    m_tmp.emplace(gpunet::testing::TempDirOptions{.parent = "/tmp", .prefix = "gpunet-net"});
+    m_run_dir = m_tmp->Path();
     m_host_addr = HostNonLoopbackAddress();
     ASSERT_FALSE(m_host_addr.empty()) << "the host has no non-loopback IPv4 address to test with";
     m_loop_srv = std::make_unique<TokenServer>("127.0.0.1", 0, "HOSTLOOP");
@@ -43,7 +44,7 @@ class NetworkModes : public ::testing::Test {
   }
   void TearDown() override {
     m_probe.reset();
-    if (!m_run_dir.empty()) std::filesystem::remove_all(m_run_dir);
+    m_tmp.reset();
   }
 
   std::string Connect(const std::string& addr, uint16_t port) {
@@ -74,6 +75,7 @@ class NetworkModes : public ::testing::Test {
     return spec;
   }
 
+  std::optional<gpunet::testing::TempDir> m_tmp;  // made once the test knows it runs
   std::string m_run_dir;
   std::string m_host_addr;
   std::unique_ptr<TokenServer> m_loop_srv, m_addr_srv;

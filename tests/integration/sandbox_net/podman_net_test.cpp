@@ -8,12 +8,14 @@
 
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <thread>
 
-#include "busybox_image.h"
-#include "netns_probe.h"
+#include "integration/sandbox_net/busybox_image.h"
+#include "integration/sandbox_net/netns_probe.h"
 #include "runtime/network.h"
 #include "runtime/podman.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -33,9 +35,8 @@ class PodmanNetwork : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!PodmanUnavailableReason().empty() || !EgressUnavailableReason().empty()) return;
-    char tmpl[] = "/tmp/gpunet-podnet-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return;
-    s_dir = tmpl;
+    s_tmp.emplace(gpunet::testing::TempDirOptions{.parent = "/tmp", .prefix = "gpunet-podnet"});
+    s_dir = s_tmp->Path();
     PodmanOptions opts;
     opts.config_dir = s_dir + "/conf";
     opts.cgroup_parent = "/gpunet-podman-nettest";
@@ -50,7 +51,7 @@ class PodmanNetwork : public ::testing::Test {
     if (s_backend != nullptr && !s_image.empty()) (void)s_backend->RemoveImage(s_image);
     delete s_backend;
     s_backend = nullptr;
-    if (!s_dir.empty()) fs::remove_all(s_dir);
+    s_tmp.reset();
   }
 
   void SetUp() override {
@@ -97,6 +98,7 @@ class PodmanNetwork : public ::testing::Test {
     EXPECT_NE(out.find("probe 10.0.2.2"), std::string::npos) << "probes did not run: " << out;
   }
 
+  static inline std::optional<gpunet::testing::TempDir> s_tmp;
   static inline std::string s_dir, s_image;
   static inline PodmanBackend* s_backend = nullptr;
   static inline int s_counter = 0;

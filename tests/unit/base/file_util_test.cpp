@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "unit/base/fs_trace.h"
-#include "unit/crypto/test_dir.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::base {
 namespace {

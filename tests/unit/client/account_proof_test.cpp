@@ -11,15 +11,12 @@
 #include "crypto/address.h"
 #include "state/keyspace.h"
 #include "state/smt.h"
+#include "util/keys.h"
 
 namespace gpunet::client {
 namespace {
 
-codec::Address AddressNo(uint8_t n) {
-  crypto::Seed seed;
-  for (auto& b : seed.data) b = n;
-  return crypto::AddressOf(crypto::KeyPair::FromSeed(seed).Public());
-}
+using gpunet::testing::TestAddress;
 
 class AccountProofTest : public ::testing::Test {
  protected:
@@ -28,7 +25,7 @@ class AccountProofTest : public ::testing::Test {
     for (uint8_t n = 1; n <= 40; ++n) {
       codec::Account account{1'000'000ull * n, static_cast<uint64_t>(n % 5)};
       m_accounts[n] = account;
-      leaves.push_back({codec::SmtKeyHash(AccountStateKey(AddressNo(n))),
+      leaves.push_back({codec::SmtKeyHash(AccountStateKey(TestAddress(n))),
                         codec::SmtValueHash(codec::EncodeAccount(account))});
     }
     // Another kind of state entry, so the tree is not accounts only.
@@ -47,7 +44,7 @@ class AccountProofTest : public ::testing::Test {
   /// What an honest node answers for address number n (absent when n > 40).
   AccountInfo Honest(uint8_t n) const {
     AccountInfo info;
-    info.address = AddressNo(n);
+    info.address = TestAddress(n);
     info.address_text = crypto::AddressToString(info.address);
     info.height = m_header.height;
     AccountProofData p;
@@ -80,7 +77,7 @@ class AccountProofTest : public ::testing::Test {
 
 TEST_F(AccountProofTest, StateKeyIsTheNodesAccountKey) {
   for (uint8_t n : {1, 2, 77}) {
-    auto address = AddressNo(n);
+    auto address = TestAddress(n);
     EXPECT_EQ(AccountStateKey(address), state::keyspace::AccountKey(address));
   }
 }

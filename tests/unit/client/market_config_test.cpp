@@ -8,6 +8,7 @@
 
 #include "base/limits.h"
 #include "crypto/hash.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::client {
 namespace {
@@ -324,8 +325,8 @@ TEST(OrderConfig, MinimalOrderAndScalarGpu) {
 }
 
 TEST(OrderConfig, ManifestFileIsHashedRelativeToTheOrder) {
-  std::string dir = std::filesystem::temp_directory_path() / "gpunet-order-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  gpunet::testing::TempDir tmp;
+  const std::string dir = tmp.Path();
   const std::string manifest = "image: pytorch\ncommand: python train.py\n";
   std::ofstream(dir + "/job.yaml") << manifest;
   std::string order =
@@ -344,7 +345,6 @@ TEST(OrderConfig, ManifestFileIsHashedRelativeToTheOrder) {
                                          "/job.yaml does not exist"),
             std::string::npos)
       << missing.error().message;
-  std::filesystem::remove_all(dir);
 }
 
 TEST(OrderConfig, ProviderRequirementsAreOptionalAndChecked) {

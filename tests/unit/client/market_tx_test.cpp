@@ -8,6 +8,7 @@
 #include "codec/encoding.h"
 #include "codec/hashes.h"
 #include "crypto/address.h"
+#include "util/keys.h"
 
 namespace gpunet::client {
 namespace {
@@ -245,7 +246,7 @@ TEST(MarketTx, ChunkingFeesAndSigning) {
   EXPECT_EQ(chunks[1].size(), 20 - base::limits::kMsgsPerTxMax);
   EXPECT_TRUE(ChunkMsgs({}).empty());
 
-  auto key = crypto::KeyPair::FromSeed(base::Hash32{});
+  auto key = gpunet::testing::TestKey(0);
   FeeSchedule fees{10, 100, 1000};
   auto fee = MarketTxFee(fees, "gpunet-devnet", chunks[1], "");
   ASSERT_TRUE(fee.has_value());

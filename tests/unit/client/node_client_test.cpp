@@ -7,6 +7,7 @@
 
 #include "codec/encoding.h"
 #include "codec/hashes.h"
+#include "util/keys.h"
 
 namespace gpunet::client {
 namespace {
@@ -95,9 +96,7 @@ TEST(ParseSimulateResult, StrictFields) {
 TEST(ParseAccountInfo, AmountsAreStringsAndProofFieldsRequired) {
   json j = {{"address", "gpn1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"}};
   // A real address: build one.
-  crypto::Seed seed;
-  j["address"] =
-      crypto::AddressToString(crypto::AddressOf(crypto::KeyPair::FromSeed(seed).Public()));
+  j["address"] = crypto::AddressToString(gpunet::testing::TestAddress(0));
   j["balance_ugpn"] = "5";
   j["nonce"] = 1;
   j["height"] = 3;

@@ -6,19 +6,17 @@
 #include "codec/hashes.h"
 #include "crypto/address.h"
 #include "state/fees.h"
+#include "util/keys.h"
 
 namespace gpunet::client {
 namespace {
 
-crypto::KeyPair Key(uint8_t fill) {
-  crypto::Seed seed;
-  for (auto& b : seed.data) b = fill;
-  return crypto::KeyPair::FromSeed(seed);
-}
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
 
 TEST(BuildTransfer, SignedByTheSenderOverEveryField) {
-  auto alice = Key(1);
-  auto bob = crypto::AddressOf(Key(2).Public());
+  auto alice = TestKey(1);
+  auto bob = TestAddress(2);
   auto tx = BuildTransfer(alice, "gpunet-devnet", 7, bob, 12'500'000, 1'000, 99, "rent");
   ASSERT_TRUE(tx) << tx.error().message;
   EXPECT_EQ(tx->body.chain_id, "gpunet-devnet");
@@ -48,8 +46,8 @@ TEST(BuildTransfer, SignedByTheSenderOverEveryField) {
 }
 
 TEST(BuildTransfer, RefusesBadInputBeforeSigning) {
-  auto alice = Key(1);
-  auto bob = crypto::AddressOf(Key(2).Public());
+  auto alice = TestKey(1);
+  auto bob = TestAddress(2);
   EXPECT_EQ(BuildTransfer(alice, "gpunet-devnet", 0, bob, 0, 1'000, 0, "").error().code,
             base::ErrorCode::kInvalidArgument);
   EXPECT_EQ(BuildTransfer(alice, "", 0, bob, 1, 1'000, 0, "").error().code,
@@ -71,8 +69,8 @@ TEST(BuildTransfer, RefusesBadInputBeforeSigning) {
 TEST(TransferFee, MatchesTheLedgersRuleOnTheRealEncoding) {
   FeeSchedule schedule{1, 100, 1000};
   state::FeeParams params{1, 100, 1000, 5000};
-  auto alice = Key(1);
-  auto bob = crypto::AddressOf(Key(2).Public());
+  auto alice = TestKey(1);
+  auto bob = TestAddress(2);
   for (size_t memo_bytes : {0u, 10u, 256u}) {
     std::string memo(memo_bytes, 'x');
     auto fee = TransferFee(schedule, "gpunet-devnet", memo);

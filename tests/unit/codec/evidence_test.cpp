@@ -7,17 +7,14 @@
 
 #include "codec/hashes.h"
 #include "crypto/address.h"
+#include "util/keys.h"
 
 namespace gpunet::codec {
 namespace {
 
 constexpr const char* kChain = "evidence-test";
 
-crypto::KeyPair Key(uint8_t i) {
-  crypto::Seed seed;
-  seed.data.fill(i);
-  return crypto::KeyPair::FromSeed(seed);
-}
+using gpunet::testing::TestKey;
 
 Vote SignedVote(const crypto::KeyPair& k, VoteType type, uint64_t h, uint32_t r, uint8_t hash) {
   Vote v;
@@ -33,7 +30,7 @@ Vote SignedVote(const crypto::KeyPair& k, VoteType type, uint64_t h, uint32_t r,
 
 class EvidenceTest : public ::testing::Test {
  protected:
-  crypto::KeyPair a = Key(1), b = Key(2), outsider = Key(3);
+  crypto::KeyPair a = TestKey(1), b = TestKey(2), outsider = TestKey(3);
   ValidatorSet set;
   void SetUp() override {
     set.validators = {{a.Public(), 5}, {b.Public(), 7}};

@@ -11,6 +11,7 @@
 #include "codec/types.h"
 #include "crypto/address.h"
 #include "crypto/ed25519.h"
+#include "util/keys.h"
 
 namespace gpunet::codec::testing {
 
@@ -201,9 +202,7 @@ class RandomValues {
 /// vectors in tests/vectors/encoding/ change with them.
 struct Examples {
   static crypto::KeyPair Key(uint8_t n) {
-    crypto::Seed seed;
-    for (auto& b : seed) b = n;
-    return crypto::KeyPair::FromSeed(seed);
+    return gpunet::testing::TestKey(gpunet::testing::FilledSeed(n));
   }
   static Hash32 Hash(uint8_t n) {
     Hash32 h;

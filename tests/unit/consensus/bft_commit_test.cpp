@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "base/limits.h"
-#include "bft_test_util.h"
+#include "unit/consensus/bft_test_util.h"
 
 namespace gpunet::consensus {
 namespace {

@@ -1,7 +1,7 @@
 // The BFT core driven through real cores: one validator alone, four in a loopback.
 #include <gtest/gtest.h>
 
-#include "bft_test_util.h"
+#include "unit/consensus/bft_test_util.h"
 
 namespace gpunet::consensus {
 namespace {

@@ -3,7 +3,7 @@
 // skip, growing timeouts, equivocation, the sign guard.
 #include <gtest/gtest.h>
 
-#include "bft_test_util.h"
+#include "unit/consensus/bft_test_util.h"
 
 namespace gpunet::consensus {
 namespace {

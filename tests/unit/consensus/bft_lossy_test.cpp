@@ -3,7 +3,7 @@
 // progress once the loss stops. A small deterministic cousin of the simulator in tests/sim/.
 #include <gtest/gtest.h>
 
-#include "bft_test_util.h"
+#include "unit/consensus/bft_test_util.h"
 
 namespace gpunet::consensus {
 namespace {

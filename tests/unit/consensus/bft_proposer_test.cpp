@@ -1,8 +1,8 @@
 // CometBFT proposer-priority rotation against hand-computed sequences.
 #include <gtest/gtest.h>
 
-#include "bft_test_util.h"
 #include "consensus/bft_proposer.h"
+#include "unit/consensus/bft_test_util.h"
 
 namespace gpunet::consensus {
 namespace {

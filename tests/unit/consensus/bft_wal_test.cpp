@@ -2,8 +2,8 @@
 // possible cut, corruption in the middle refused.
 #include <gtest/gtest.h>
 
-#include "bft_test_util.h"
 #include "consensus/bft_wal.h"
+#include "unit/consensus/bft_test_util.h"
 
 namespace gpunet::consensus {
 namespace {

@@ -9,6 +9,7 @@
 #include "crypto/domains.h"
 #include "crypto/ed25519.h"
 #include "crypto/hash.h"
+#include "util/keys.h"
 
 namespace gpunet::crypto {
 namespace {
@@ -16,12 +17,6 @@ namespace {
 constexpr Domain kAllDomains[] = {
     Domain::kTx,           Domain::kProposal,      Domain::kVote,       Domain::kEvidence,
     Domain::kP2pHandshake, Domain::kTenantRequest, Domain::kAttestation};
-
-Seed TestSeed(uint8_t fill) {
-  Seed s;
-  for (size_t i = 0; i < s.kSize; ++i) s[i] = static_cast<uint8_t>(fill + i);
-  return s;
-}
 
 TEST(Domains, TagsAreDistinctAndVersioned) {
   std::set<std::string> tags;
@@ -34,7 +29,7 @@ TEST(Domains, TagsAreDistinctAndVersioned) {
 }
 
 TEST(Domains, SignatureVerifiesOnlyForItsDomain) {
-  KeyPair kp = KeyPair::FromSeed(TestSeed(1));
+  KeyPair kp = gpunet::testing::TestKey(1);
   base::Bytes msg = {1, 2, 3, 4};
   for (Domain signed_for : kAllDomains) {
     Signature sig = kp.Sign(signed_for, "gpunet-test-1", msg);
@@ -49,7 +44,7 @@ TEST(Domains, SignatureVerifiesOnlyForItsDomain) {
 }
 
 TEST(Domains, SignatureVerifiesOnlyForItsChain) {
-  KeyPair kp = KeyPair::FromSeed(TestSeed(2));
+  KeyPair kp = gpunet::testing::TestKey(2);
   base::Bytes msg = {9, 9, 9};
   Signature sig = kp.Sign(Domain::kTx, "gpunet-main", msg);
   EXPECT_TRUE(Verify(kp.Public(), Domain::kTx, "gpunet-main", msg, sig));
@@ -63,7 +58,7 @@ TEST(Domains, ChainIdAndMessageBoundaryIsUnambiguous) {
   base::Bytes c = {'c'};
   base::Bytes bc = {'b', 'c'};
   EXPECT_NE(SigningBytes(Domain::kTx, "ab", c), SigningBytes(Domain::kTx, "a", bc));
-  KeyPair kp = KeyPair::FromSeed(TestSeed(3));
+  KeyPair kp = gpunet::testing::TestKey(3);
   Signature sig = kp.Sign(Domain::kTx, "ab", c);
   EXPECT_FALSE(Verify(kp.Public(), Domain::kTx, "a", bc, sig));
 }
@@ -83,14 +78,14 @@ TEST(Domains, SigningBytesLayout) {
 }
 
 TEST(Domains, OverlongChainIdNeverVerifies) {
-  KeyPair kp = KeyPair::FromSeed(TestSeed(4));
+  KeyPair kp = gpunet::testing::TestKey(4);
   std::string long_chain(base::limits::kChainIdBytesMax + 1, 'c');
   Signature sig = kp.SignRaw(base::AsBytes(long_chain));
   EXPECT_FALSE(Verify(kp.Public(), Domain::kTx, long_chain, {}, sig));
 }
 
 TEST(Domains, TamperedMessageOrSignatureFails) {
-  KeyPair kp = KeyPair::FromSeed(TestSeed(5));
+  KeyPair kp = gpunet::testing::TestKey(5);
   base::Bytes msg = {1, 2, 3};
   Signature sig = kp.Sign(Domain::kTx, "c", msg);
   base::Bytes msg2 = msg;
@@ -99,7 +94,7 @@ TEST(Domains, TamperedMessageOrSignatureFails) {
   Signature sig2 = sig;
   sig2[10] ^= 0x40;
   EXPECT_FALSE(Verify(kp.Public(), Domain::kTx, "c", msg, sig2));
-  KeyPair other = KeyPair::FromSeed(TestSeed(6));
+  KeyPair other = gpunet::testing::TestKey(6);
   EXPECT_FALSE(Verify(other.Public(), Domain::kTx, "c", msg, sig));
 }
 

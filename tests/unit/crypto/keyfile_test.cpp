@@ -8,7 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "unit/crypto/test_dir.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::crypto {
 namespace {
@@ -22,10 +22,8 @@ Seed TestSeed() {
   return s;
 }
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using gpunet::testing::FileText;
+
 void WriteAll(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
@@ -194,11 +192,11 @@ TEST(KeyFile, WrittenFileIs0600AndNeverReplaced) {
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  std::string before = ReadAll(path);
+  std::string before = FileText(path);
   auto again = WriteKeyFile(path, KeyPair::Generate().SeedBytes(), "pw", kFast);
   ASSERT_FALSE(again.has_value());
   EXPECT_EQ(again.error().code, base::ErrorCode::kAlreadyExists);
-  EXPECT_EQ(ReadAll(path), before);
+  EXPECT_EQ(FileText(path), before);
   // No temporary files left behind.
   size_t files = 0;
   for (auto& e : std::filesystem::directory_iterator(dir.Path())) files += e.is_regular_file();
@@ -219,7 +217,7 @@ TEST(KeyFile, LoadErrorsOnDisk) {
   r = LoadKeyFile(path, "nope");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, base::ErrorCode::kWrongPassphrase);
-  std::string text = ReadAll(path);
+  std::string text = FileText(path);
   WriteAll(path, text.substr(0, text.size() / 2));
   r = LoadKeyFile(path, "pw");
   ASSERT_FALSE(r.has_value());

@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "crypto/mnemonic.h"
-#include "unit/crypto/test_dir.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::crypto {
 namespace {

@@ -6,9 +6,9 @@
 #include "codec/smt_proof.h"
 #include "ledger/app.h"
 #include "ledger/block_store.h"
-#include "ledger_test_util.h"
 #include "state/conservation.h"
 #include "state/keyspace.h"
+#include "unit/ledger/ledger_test_util.h"
 
 namespace gpunet::ledger {
 namespace {

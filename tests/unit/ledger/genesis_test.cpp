@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "ledger/genesis.h"
-#include "ledger_test_util.h"
+#include "unit/ledger/ledger_test_util.h"
 
 namespace gpunet::ledger {
 namespace {

@@ -1,4 +1,4 @@
-// Helpers for the ledger tests: deterministic keys, a genesis funding them, signed
+// Helpers for the ledger tests: a genesis funding util/keys.h's numbered keys, signed
 // transfers, and driving one block through the Application interface the way the
 // solo engine does (PrepareProposal -> ProcessProposal -> FinalizeBlock -> Commit).
 #pragma once
@@ -12,21 +12,12 @@
 #include "crypto/ed25519.h"
 #include "ledger/app.h"
 #include "ledger/genesis.h"
+#include "util/keys.h"
 
 namespace gpunet::ledger::testing {
 
-inline crypto::KeyPair TestKey(uint32_t n) {
-  crypto::Seed seed;
-  seed[0] = static_cast<uint8_t>(n);
-  seed[1] = static_cast<uint8_t>(n >> 8);
-  seed[2] = static_cast<uint8_t>(n >> 16);
-  seed[31] = 0xa7;
-  return crypto::KeyPair::FromSeed(seed);
-}
-
-inline codec::Address TestAddress(uint32_t n) {
-  return crypto::AddressOf(TestKey(n).Public());
-}
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
 
 /// Key 0 is the validator (and proposer); keys 1..accounts are funded.
 inline Genesis TestGenesis(uint32_t accounts, uint64_t balance_ugpn = 1'000'000'000) {

@@ -10,9 +10,9 @@
 #include "base/clock.h"
 #include "ledger/app.h"
 #include "ledger/block_store.h"
-#include "ledger_test_util.h"
 #include "state/conservation.h"
 #include "state/keyspace.h"
+#include "unit/ledger/ledger_test_util.h"
 
 namespace gpunet::ledger {
 namespace {

@@ -3,12 +3,12 @@
 // (storage's fault-injection layer drops every unsynced write).
 #include <gtest/gtest.h>
 
-#include "../crypto/test_dir.h"
 #include "ledger/app.h"
 #include "ledger/block_store.h"
-#include "ledger_test_util.h"
 #include "state/conservation.h"
 #include "storage/rocks_kv.h"
+#include "unit/ledger/ledger_test_util.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::ledger {
 namespace {

@@ -19,26 +19,23 @@
 #include "state/market_store.h"
 #include "state/state_db.h"
 #include "state/tx_pipeline.h"
+#include "util/keys.h"
 
 namespace gpunet::market::testing {
 
 inline constexpr uint64_t kGpn = 1'000'000;
 inline constexpr uint64_t kFee = 100'000;
 
-inline crypto::KeyPair Key(uint8_t n) {
-  crypto::Seed seed;
-  seed[0] = n;
-  seed[31] = 0x77;
-  return crypto::KeyPair::FromSeed(seed);
-}
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
 
 class Harness {
  public:
-  /// Accounts 1..accounts (keys Key(i)) each holding `balance` ugpn.
+  /// Accounts 1..accounts (keys TestKey(i)) each holding `balance` ugpn.
   explicit Harness(uint8_t accounts = 8, uint64_t balance = 100'000 * kGpn) {
     state::WriteBatch batch;
     for (uint8_t i = 1; i <= accounts; ++i) {
-      m_keys.emplace(i, Key(i));
+      m_keys.emplace(i, TestKey(i));
       batch.Put(state::keyspace::AccountKey(Addr(i)), codec::EncodeAccount({balance, 0}));
     }
     batch.Put(state::SupplyKey(), state::EncodeSupply(state::Supply{balance * accounts, 0, 0, 0}));
@@ -50,7 +47,7 @@ class Harness {
     m_params.nonce_ahead_max = 8;
   }
 
-  codec::Address Addr(uint8_t i) const { return crypto::AddressOf(m_keys.at(i).Public()); }
+  codec::Address Addr(uint8_t i) const { return TestAddress(m_keys.at(i)); }
   uint64_t Now() const { return m_time_ms; }
   uint64_t Height() const { return m_height; }
   state::StateDb& Db() { return m_db; }

@@ -139,7 +139,7 @@ class ModelRun {
       m_model.w.balances[m_h.Addr(i)] = kStartBalance;
       m_account_of[m_h.Addr(i)] = i;
     }
-    m_investors = {Key(40), Key(41)};
+    m_investors = {TestKey(40), TestKey(41)};
     m_total = m_model.w.Total();
   }
 

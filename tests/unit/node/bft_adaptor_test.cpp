@@ -10,20 +10,17 @@
 #include "crypto/address.h"
 #include "ledger/app.h"
 #include "state/keyspace.h"
+#include "util/keys.h"
 
 namespace gpunet::node {
 namespace {
 
 constexpr const char* kChain = "adaptor-test";
 
-crypto::KeyPair Key(uint8_t i) {
-  crypto::Seed s;
-  s.data.fill(i);
-  return crypto::KeyPair::FromSeed(s);
-}
+using gpunet::testing::TestKey;
 
 struct Fixture {
-  std::vector<crypto::KeyPair> keys{Key(1), Key(2), Key(3)};
+  std::vector<crypto::KeyPair> keys{TestKey(1), TestKey(2), TestKey(3)};
   ledger::Genesis genesis;
   state::MemoryKvStore kv;
   std::unique_ptr<ledger::LedgerApp> app;

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "util/temp_dir.h"
+
 namespace gpunet::node {
 namespace {
 
@@ -13,13 +15,7 @@ namespace fs = std::filesystem;
 
 class WalDir : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "bft_wal_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    m_dir = tmpl;
-  }
-  void TearDown() override { fs::remove_all(m_dir); }
-  std::string Path(const std::string& name) const { return m_dir + "/" + name; }
+  std::string Path(const std::string& name) const { return m_dir.Sub(name); }
 
   std::pair<std::unique_ptr<BftWal>, WalOpenReport> OpenWal(const std::string& name) {
     auto disk = FileWalDisk::Open(Path(name));
@@ -34,7 +30,7 @@ class WalDir : public ::testing::Test {
               static_cast<std::streamsize>(bytes.size()));
   }
 
-  std::string m_dir;
+  gpunet::testing::TempDir m_dir;
 };
 
 base::Bytes Rec(const std::string& s) {

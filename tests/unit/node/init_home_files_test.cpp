@@ -17,7 +17,7 @@
 
 #include "node/node.h"
 #include "unit/base/fs_trace.h"
-#include "unit/crypto/test_dir.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::node {
 namespace {

@@ -42,6 +42,7 @@
 #include "node/node.h"
 #include "state/kv.h"
 #include "storage/rocks_kv.h"
+#include "util/keys.h"
 
 namespace gpunet::node {
 namespace {
@@ -56,17 +57,11 @@ constexpr uint64_t kGpn = 1'000'000;
 constexpr uint64_t kGasPerMsg = 20'000;
 constexpr char kChain[] = "lists-test";
 
-crypto::KeyPair Key(uint8_t n) {
-  crypto::Seed seed{};
-  seed[0] = n;
-  seed[31] = 0x5e;
-  return crypto::KeyPair::FromSeed(seed);
-}
-codec::Address Addr(uint8_t n) {
-  return crypto::AddressOf(Key(n).Public());
-}
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
+
 std::string AddrText(uint8_t n) {
-  return crypto::AddressToString(Addr(n));
+  return crypto::AddressToString(TestAddress(n));
 }
 
 // Who is who: key 1 the provider, 2 and 3 order tenants, 4 a lease tenant.
@@ -111,20 +106,20 @@ struct World {
   base::Bytes Tx(uint8_t from, std::vector<codec::Msg> msgs) {
     codec::TxBody body;
     body.chain_id = kChain;
-    body.sender = Key(from).Public();
+    body.sender = TestKey(from).Public();
     body.nonce = nonces[from]++;
     body.msgs = std::move(msgs);
     const ledger::GenesisParams prices;
     const uint64_t n = body.msgs.size();
     const uint64_t bytes =
-        codec::EncodeTx(codec::SignTx(body, Key(from))).size();  // fixed-width fee
+        codec::EncodeTx(codec::SignTx(body, TestKey(from))).size();  // fixed-width fee
     body.fee_ugpn = prices.fee_per_byte_ugpn * bytes + prices.fee_per_msg_ugpn * n +
                     (prices.gas_tx_base + kGasPerMsg * n) * prices.gas_price_ugpn;
-    return codec::EncodeTx(codec::SignTx(body, Key(from)));
+    return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
   }
 
   std::vector<base::Bytes> Setup() {
-    const codec::Address p = Addr(kProvider);
+    const codec::Address p = TestAddress(kProvider);
     codec::MsgProviderRegister reg;
     reg.operator_address = p;
     reg.tenant_api_uri = "https://p.example";
@@ -162,7 +157,7 @@ struct World {
   }
 
   std::vector<base::Bytes> Offers(size_t closed, size_t open) {
-    const codec::Address p = Addr(kProvider);
+    const codec::Address p = TestAddress(kProvider);
     auto txs = Records(
         kProvider, closed, open, offers, open_offers,
         [p] {
@@ -182,7 +177,7 @@ struct World {
   }
 
   std::vector<base::Bytes> Leases(size_t closed, size_t open) {
-    std::vector<base::Bytes> txs = {Tx(kProvider, {codec::MsgHeartbeat{Addr(kProvider)}})};
+    std::vector<base::Bytes> txs = {Tx(kProvider, {codec::MsgHeartbeat{TestAddress(kProvider)}})};
     for (auto& tx : Records(
              kLeaser, closed, open, leases, open_leases,
              [this] { return LeaseMsg(any_open_offer); },
@@ -197,7 +192,7 @@ struct World {
 /// Commits blocks through `app` (proposed by `proposer`, a validator) until every
 /// tx is in one; each must apply.
 void CommitAll(ledger::LedgerApp& app, std::vector<base::Bytes> txs,
-               const codec::Address& proposer = Addr(9)) {
+               const codec::Address& proposer = TestAddress(9)) {
   while (!txs.empty()) {
     ledger::AppInfo info = app.Info();
     ledger::PrepareProposalRequest prepare;
@@ -225,7 +220,7 @@ void CommitAll(ledger::LedgerApp& app, std::vector<base::Bytes> txs,
 // ---------------------------------------------------------------- the index alone
 
 Ids Page(const MarketIndex& index, MarketList list, uint8_t party = 0) {
-  return index.Page(list, party ? Addr(party) : codec::Address{}, 0, 1'000'000);
+  return index.Page(list, party ? TestAddress(party) : codec::Address{}, 0, 1'000'000);
 }
 
 /// Every list of `a` equals the same list of `b`.
@@ -246,10 +241,10 @@ TEST(MarketIndex, FollowsEveryBlockAndEqualsARebuild) {
   g.genesis_time_ms = 1'700'000'000'000;
   g.app_version = 1;
   for (uint8_t k : {kProvider, kTenantA, kTenantB, kLeaser})
-    g.accounts.push_back({Addr(k), 1'000'000 * kGpn});
+    g.accounts.push_back({TestAddress(k), 1'000'000 * kGpn});
   std::sort(g.accounts.begin(), g.accounts.end(),
             [](const auto& a, const auto& b) { return a.address < b.address; });
-  g.validators.validators.push_back(codec::Validator{Key(9).Public(), 10});
+  g.validators.validators.push_back(codec::Validator{TestKey(9).Public(), 10});
   state::MemoryKvStore memory;
   IndexedKvStore kv(memory);
   auto app = ledger::LedgerApp::Open(kv, g);
@@ -279,10 +274,11 @@ TEST(MarketIndex, FollowsEveryBlockAndEqualsARebuild) {
   // Closes move records out of the open lists, a new offer moves in.
   const uint64_t offer = *w.open_offers.begin(), order = *w.open_orders_b.begin(),
                  lease = *w.open_leases.rbegin();
-  CommitAll(**app, {w.Tx(kProvider, {codec::MsgOfferClose{Addr(kProvider), offer},
-                                     codec::MsgOfferCreate{Addr(kProvider), "H100", 0, kGpn, {}}}),
-                    w.Tx(kTenantB, {codec::MsgOrderClose{order}}),
-                    w.Tx(kLeaser, {codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}})});
+  CommitAll(**app,
+            {w.Tx(kProvider, {codec::MsgOfferClose{TestAddress(kProvider), offer},
+                              codec::MsgOfferCreate{TestAddress(kProvider), "H100", 0, kGpn, {}}}),
+             w.Tx(kTenantB, {codec::MsgOrderClose{order}}),
+             w.Tx(kLeaser, {codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}})});
   w.open_offers.erase(offer);
   w.open_offers.insert(++w.offers);
   open_orders.erase(order);
@@ -299,7 +295,7 @@ TEST(MarketIndex, FollowsEveryBlockAndEqualsARebuild) {
   ExpectSameIndex(idx, **rebuilt);
   // Pages: ids above the cursor, at most the count asked.
   const Ids all = Page(idx, MarketList::kProviderOffers, kProvider);
-  EXPECT_EQ(idx.Page(MarketList::kProviderOffers, Addr(kProvider), all[9], 3),
+  EXPECT_EQ(idx.Page(MarketList::kProviderOffers, TestAddress(kProvider), all[9], 3),
             Ids(all.begin() + 10, all.begin() + 13));
   EXPECT_TRUE(idx.Page(MarketList::kOpenOffers, {}, UINT64_MAX, 3).empty());
 }
@@ -406,7 +402,7 @@ struct MarketLists : ::testing::Test {
     // their blocks) stay ahead of the wall clock, so no block comes unasked.
     init.genesis_time_ms = WallMs() - 60'000;
     for (uint8_t k : {kProvider, kTenantA, kTenantB, kLeaser})
-      init.accounts.push_back({Addr(k), 10'000'000 * kGpn});
+      init.accounts.push_back({TestAddress(k), 10'000'000 * kGpn});
     auto inited = InitHome(init);
     ASSERT_TRUE(inited) << inited.error().ToString();
     validator = crypto::AddressOf(inited->validator_public_key);
@@ -543,7 +539,7 @@ struct MarketListsOfCostlyClasses : MarketLists {
   }
   void PopulateClasses(ledger::LedgerApp& app) {
     ASSERT_NO_FATAL_FAILURE(CommitAll(app, w.Setup(), validator));  // site 1, machines 1..4
-    const codec::Address p = Addr(kProvider);
+    const codec::Address p = TestAddress(kProvider);
     std::vector<codec::Msg> msgs;
     std::vector<base::Bytes> txs;
     auto add = [&](codec::Msg m) {
@@ -655,8 +651,8 @@ TEST_F(MarketLists, LimitsAreCappedAndCursorsChecked) {
 TEST_F(MarketLists, IndexFollowsBlocksAndIsRebuiltAtRestart) {
   const uint64_t closed_offer = *w.open_offers.begin(), closed_order = *w.open_orders_a.begin(),
                  closed_lease = *w.open_leases.begin();
-  Commit(w.Tx(kProvider, {codec::MsgOfferClose{Addr(kProvider), closed_offer},
-                          codec::MsgOfferCreate{Addr(kProvider), "H100", 0, kGpn, {}}}));
+  Commit(w.Tx(kProvider, {codec::MsgOfferClose{TestAddress(kProvider), closed_offer},
+                          codec::MsgOfferCreate{TestAddress(kProvider), "H100", 0, kGpn, {}}}));
   Commit(w.Tx(kTenantA, {codec::MsgOrderClose{closed_order}, OrderMsg()}));
   Commit(w.Tx(kLeaser, {codec::MsgLeaseClose{closed_lease, codec::CloseReason::kNormal}}));
   w.open_offers.erase(closed_offer);
@@ -719,7 +715,7 @@ TEST_F(MarketLists, ConservationScansOncePerHeightWhateverTheCrowd) {
   // A new block: one new scan, at the new height. The client library asks again
   // after a 503, so every one of a crowd of its callers gets the answer.
   const uint64_t height = Json::parse(*bodies.begin())["height"].get<uint64_t>();
-  Commit(w.Tx(kTenantB, {codec::MsgSend{Addr(kTenantA), 1}}));
+  Commit(w.Tx(kTenantB, {codec::MsgSend{TestAddress(kTenantA), 1}}));
   std::vector<Json> got(kClients);
   {
     std::vector<std::thread> clients;

@@ -11,28 +11,25 @@
 #include "base/clock.h"
 #include "client/tx_builder.h"
 #include "codec/encoding.h"
-#include "crypto/address.h"
-#include "crypto/ed25519.h"
 #include "node/node.h"
-#include "unit/crypto/test_dir.h"
+#include "util/keys.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::node {
 namespace {
 
-constexpr int64_t kGuardMs = 20'000;                // liveness bound for a block that should come
-constexpr uint64_t kGenesisMs = 1'600'000'000'000;  // September 2020
+using gpunet::testing::TempDir;
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
 
-crypto::KeyPair Key(uint8_t n) {
-  crypto::Seed seed{};
-  seed[0] = n;
-  seed[31] = 0xc1;
-  return crypto::KeyPair::FromSeed(seed);
-}
+// A liveness bound for a block that should come, not a timing assertion.
+constexpr int64_t kGuardMs = 20'000;
+constexpr uint64_t kGenesisMs = 1'600'000'000'000;  // September 2020
 
 /// Submits a transfer from key 1 and waits until the node has committed `height`.
 void TransferAndWaitForHeight(Node& node, uint64_t nonce, uint64_t height) {
-  auto tx = client::BuildTransfer(Key(1), "clock-test", nonce, crypto::AddressOf(Key(2).Public()),
-                                  1'000, client::kDefaultTransferFeeUgpn, 0, "");
+  auto tx = client::BuildTransfer(TestKey(1), "clock-test", nonce, TestAddress(2), 1'000,
+                                  client::kDefaultTransferFeeUgpn, 0, "");
   ASSERT_TRUE(tx) << tx.error().ToString();
   const SubmitResult submitted = node.SubmitTx(codec::EncodeTx(*tx));
   ASSERT_TRUE(submitted.Ok()) << submitted.message;
@@ -45,14 +42,14 @@ void TransferAndWaitForHeight(Node& node, uint64_t nonce, uint64_t height) {
 }
 
 TEST(NodeClock, BlockTimesComeFromTheClockInTheOptions) {
-  gpunet::testing::TempDir dir;
+  TempDir dir;
   InitOptions init;
   init.home = dir.Path() + "/home";
   init.chain_id = "clock-test";
   init.rpc = "127.0.0.1:0";
   init.block_interval_ms = 10;
   init.genesis_time_ms = kGenesisMs;
-  init.accounts.push_back({crypto::AddressOf(Key(1).Public()), 1'000'000});
+  init.accounts.push_back({TestAddress(1), 1'000'000});
   auto inited = InitHome(init);
   ASSERT_TRUE(inited) << inited.error().ToString();
 

@@ -20,6 +20,7 @@
 #include "crypto/ed25519.h"
 #include "node/node.h"
 #include "unit/node/test_node.h"
+#include "util/keys.h"
 
 namespace gpunet::node {
 namespace {
@@ -27,27 +28,22 @@ namespace {
 using Json = nlohmann::json;
 constexpr int64_t kGuardMs = 20'000;  // liveness bound for anything that should happen
 
-crypto::KeyPair Key(uint8_t n) {
-  crypto::Seed seed{};
-  seed[0] = n;
-  seed[31] = 0xe7;
-  return crypto::KeyPair::FromSeed(seed);
-}
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
 
 struct NodeEvents : test::NodeTestBase {
   void SetUp() override {
     node::InitOptions init;
     init.chain_id = "events-test";
     init.block_interval_ms = 10;
-    init.accounts.push_back({crypto::AddressOf(Key(1).Public()), 1'000'000});
+    init.accounts.push_back({TestAddress(1), 1'000'000});
     ASSERT_NO_FATAL_FAILURE(StartNode("node-events", init));
   }
 
   // POSTs a transfer from key 1 through the RPC; returns its hash.
   std::string Post(uint64_t nonce, uint64_t amount_ugpn) {
-    auto tx =
-        client::BuildTransfer(Key(1), "events-test", nonce, crypto::AddressOf(Key(2).Public()),
-                              amount_ugpn, client::kDefaultTransferFeeUgpn, 0, "");
+    auto tx = client::BuildTransfer(TestKey(1), "events-test", nonce, TestAddress(2), amount_ugpn,
+                                    client::kDefaultTransferFeeUgpn, 0, "");
     EXPECT_TRUE(tx);
     Json body = {{"tx", base::ToHex(codec::EncodeTx(*tx))}, {"wait", "none"}};
     auto r = client::HttpClient(m_node->RpcUrl()).Post("/tx", body.dump());

@@ -25,6 +25,7 @@
 #include "node/node.h"
 #include "unit/node/raw_socket.h"
 #include "unit/node/test_node.h"
+#include "util/keys.h"
 
 namespace gpunet::node {
 namespace {
@@ -37,16 +38,12 @@ constexpr const char* kChain = "limits-test";
 constexpr const char* kOtherPeer = "127.0.0.2";  // the greedy client's address
 constexpr int kKeys = 8;
 
-crypto::KeyPair Key(uint8_t n) {
-  crypto::Seed seed{};
-  seed[0] = n;
-  seed[31] = 0x5a;
-  return crypto::KeyPair::FromSeed(seed);
-}
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
 
 std::string TxHex(uint8_t key, uint64_t nonce, std::string* hash = nullptr) {
-  auto tx = client::BuildTransfer(Key(key), kChain, nonce, crypto::AddressOf(Key(100).Public()),
-                                  1'000, client::kDefaultTransferFeeUgpn, 0, "");
+  auto tx = client::BuildTransfer(TestKey(key), kChain, nonce, TestAddress(100), 1'000,
+                                  client::kDefaultTransferFeeUgpn, 0, "");
   EXPECT_TRUE(tx);
   if (hash != nullptr) *hash = base::ToHex(codec::TxHash(*tx));
   return base::ToHex(codec::EncodeTx(*tx));
@@ -89,8 +86,7 @@ struct NodeLimits : test::NodeTestBase {
     init.chain_id = kChain;
     init.block_interval_ms = block_interval_ms;
     for (int k = 1; k <= kKeys; ++k)
-      init.accounts.push_back(
-          {crypto::AddressOf(Key(static_cast<uint8_t>(k)).Public()), 1'000'000'000});
+      init.accounts.push_back({TestAddress(static_cast<uint8_t>(k)), 1'000'000'000});
     ASSERT_NO_FATAL_FAILURE(NodeTestBase::StartNode("node-limits", init, rpc_limits));
   }
   uint16_t Port() const {
@@ -260,9 +256,9 @@ TEST_F(NodeLimits, ABlockOfManyTxsIsOneTxsFrame) {
   std::set<std::string> sent;
   for (int k = 1; k <= kKeys; ++k) {
     for (uint64_t nonce = 0; nonce < kPerKey; ++nonce) {
-      auto tx = client::BuildTransfer(Key(static_cast<uint8_t>(k)), kChain, nonce,
-                                      crypto::AddressOf(Key(100).Public()), 1'000,
-                                      client::kDefaultTransferFeeUgpn, 0, "");
+      auto tx =
+          client::BuildTransfer(TestKey(static_cast<uint8_t>(k)), kChain, nonce, TestAddress(100),
+                                1'000, client::kDefaultTransferFeeUgpn, 0, "");
       ASSERT_TRUE(tx);
       auto added = m_node->SubmitTx(codec::EncodeTx(*tx));
       ASSERT_TRUE(added.Ok()) << added.message;

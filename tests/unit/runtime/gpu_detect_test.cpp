@@ -18,6 +18,7 @@
 #include "runtime/host_resources.h"
 #include "runtime/nvml.h"
 #include "runtime/sys_util.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -210,9 +211,8 @@ TEST(GpuInformation, MissingOrMalformedFieldsGiveNothing) {
 }
 
 TEST(GpuInformation, HostMinorsFallBackToProcFiles) {
-  char tmpl[] = "/tmp/gpunet-gpuinfo-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  gpunet::testing::TempDir tmp;
+  const std::string dir = tmp.Path();
   ASSERT_EQ(::mkdir((dir + "/0000:00:05.0").c_str(), 0755), 0);
   std::ofstream(dir + "/0000:00:05.0/information") << kInformation;
   auto minors = HostGpuMinors(dir);
@@ -223,7 +223,6 @@ TEST(GpuInformation, HostMinorsFallBackToProcFiles) {
   } else {
     EXPECT_EQ(minors.count("GPU-2f8c6e1a-5b7d-4c3e-9a1f-0d2e3f4a5b6c"), 1u);
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

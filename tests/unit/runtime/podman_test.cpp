@@ -4,6 +4,7 @@
 #include "runtime/podman.h"
 
 #include "integration/sandbox_net/busybox_image.h"
+#include "util/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
@@ -21,12 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using gpunet::testing::FileText;
 
 bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -60,9 +56,8 @@ class PodmanBackendTest : public ::testing::Test {
   // One backend and one imported image for the whole suite (an import takes seconds).
   static void SetUpTestSuite() {
     if (!PodmanUnavailableReason().empty()) return;
-    char tmpl[] = "/tmp/gpunet-podman-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return;
-    s_dir = tmpl;
+    s_tmp.emplace(gpunet::testing::TempDirOptions{.parent = "/tmp", .prefix = "gpunet-podman"});
+    s_dir = s_tmp->Path();
     PodmanOptions opts;
     opts.config_dir = s_dir + "/conf";
     opts.cgroup_parent = "/gpunet-podman-test";
@@ -81,7 +76,7 @@ class PodmanBackendTest : public ::testing::Test {
     if (s_backend != nullptr && !s_image.empty()) (void)s_backend->RemoveImage(s_image);
     delete s_backend;
     s_backend = nullptr;
-    if (!s_dir.empty()) fs::remove_all(s_dir);
+    s_tmp.reset();
   }
 
   void SetUp() override {
@@ -114,6 +109,7 @@ class PodmanBackendTest : public ::testing::Test {
                           });
   }
 
+  static inline std::optional<gpunet::testing::TempDir> s_tmp;
   static inline std::string s_dir, s_image, s_create_error;
   static inline PodmanBackend* s_backend = nullptr;
   static inline int s_counter = 0;
@@ -162,38 +158,36 @@ TEST_F(PodmanBackendTest, RunsWithoutCapabilitiesAsAnUnprivilegedHostUidAndWrite
   EXPECT_EQ(out.find("CONTAINERS_CONF"), std::string::npos) << out;
   // --network none: only lo.
   EXPECT_NE(out.find("\nlo\n"), std::string::npos) << out;
-  EXPECT_EQ(Slurp(m_dir + "/outputs/result.txt"), "hello\n");
+  EXPECT_EQ(FileText(m_dir + "/outputs/result.txt"), "hello\n");
   struct stat st {};
   ASSERT_EQ(::stat((m_dir + "/outputs/result.txt").c_str(), &st), 0);
   EXPECT_NE(st.st_uid, 0u) << "the workload's files must not belong to host root";
 }
 
 TEST(PodmanEnvFile, IsRootOnlyRefusesLinksAndLineBreaks) {
-  char tmpl[] = "/tmp/gpunet-envfile-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  gpunet::testing::TempDir tmp;
+  const std::string dir = tmp.Path();
   std::string path = dir + "/env";
   ASSERT_TRUE(WritePodmanEnvFile(path, {"A=1", "B=x=y z"}).has_value());
-  EXPECT_EQ(Slurp(path), "A=1\nB=x=y z\n");
+  EXPECT_EQ(FileText(path), "A=1\nB=x=y z\n");
   struct stat st {};
   ASSERT_EQ(::lstat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_EQ(st.st_uid, ::geteuid());
   // A leftover file is replaced; a link planted at the path is refused, never written through.
   ASSERT_TRUE(WritePodmanEnvFile(path, {"A=2"}).has_value());
-  EXPECT_EQ(Slurp(path), "A=2\n");
+  EXPECT_EQ(FileText(path), "A=2\n");
   std::string target = dir + "/target";
   std::ofstream(target) << "keep";
   ASSERT_EQ(::unlink(path.c_str()), 0);
   ASSERT_EQ(::symlink(target.c_str(), path.c_str()), 0);
   EXPECT_FALSE(WritePodmanEnvFile(path, {"A=3"}).has_value());
-  EXPECT_EQ(Slurp(target), "keep");
+  EXPECT_EQ(FileText(target), "keep");
   auto bad = WritePodmanEnvFile(dir + "/bad", {"A=line1\nB=smuggled"});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, base::ErrorCode::kInvalidArgument);
   EXPECT_FALSE(fs::exists(dir + "/bad"));
   EXPECT_FALSE(WritePodmanEnvFile(dir + "/cr", {"A=x\r"}));
-  fs::remove_all(dir);
 }
 
 TEST(PodmanImage, ReferencesAreRefusedWhenPodmanWouldReadATransportOrAnOption) {
@@ -227,9 +221,8 @@ TEST(PodmanImage, ReferencesAreRefusedWhenPodmanWouldReadATransportOrAnOption) {
 }
 
 TEST(PodmanEnvFile, RefusesBadNamesNulAndEntriesWithoutAValueWritingNothing) {
-  char tmpl[] = "/tmp/gpunet-envfile-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  gpunet::testing::TempDir tmp;
+  const std::string dir = tmp.Path();
   for (const std::string& entry :
        {std::string("BAD-NAME=x"), std::string("1X=x"), std::string("=x"), std::string("NOEQUALS"),
         std::string("A\x1b[2J=x"), std::string("A=x\0y", 5)}) {
@@ -240,7 +233,6 @@ TEST(PodmanEnvFile, RefusesBadNamesNulAndEntriesWithoutAValueWritingNothing) {
     EXPECT_EQ(r.error().message.find('\x1b'), std::string::npos) << "quotes the name raw";
     EXPECT_FALSE(fs::exists(dir + "/env"));
   }
-  fs::remove_all(dir);
 }
 
 TEST_F(PodmanBackendTest, RootFilesystemIsReadOnlyAndExitCodesPassThrough) {

@@ -22,6 +22,7 @@
 #include "runtime/seccomp_policy.h"
 #include "runtime/state_files.h"
 #include "runtime/sys_util.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -257,21 +258,17 @@ TEST(Gpu, PlanRefusesUnknownUuidsAndNonDevices) {
   auto unknown = PlanGpuDevices({"GPU-x"}, {}, "/dev");
   ASSERT_FALSE(unknown.has_value());
   EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
-  char tmpl[] = "/tmp/gpunet-gpu-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  gpunet::testing::TempDir tmp;
+  const std::string dir = tmp.Path();
   std::ofstream(dir + "/nvidia0") << "not a device";
   auto regular = PlanGpuDevices({"GPU-x"}, {{"GPU-x", 0}}, dir);
   ASSERT_FALSE(regular.has_value());
   EXPECT_NE(regular.error().message.find("195:0"), std::string::npos) << regular.error().message;
-  std::string cmd = "rm -rf '" + dir + "'";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
 }
 
 TEST(Gpu, ReadsMinorsFromDriverProcFiles) {
-  char tmpl[] = "/tmp/gpunet-gpus-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  gpunet::testing::TempDir tmp;
+  const std::string dir = tmp.Path();
   ::mkdir((dir + "/0000:17:00.0").c_str(), 0755);
   ::mkdir((dir + "/0000:65:00.0").c_str(), 0755);
   std::ofstream(dir + "/0000:17:00.0/information")
@@ -282,16 +279,12 @@ TEST(Gpu, ReadsMinorsFromDriverProcFiles) {
   EXPECT_EQ(m["GPU-aaaa"], 0u);
   EXPECT_EQ(m["GPU-bbbb"], 3u);
   EXPECT_TRUE(ReadNvidiaMinors(dir + "/absent").empty());
-  std::string cmd = "rm -rf '" + dir + "'";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
 }
 
 class OutputsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/gpunet-outputs-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_root = tmpl;
+    m_root = m_tmp.Path();
     m_out = m_root + "/outputs";
     ASSERT_EQ(::mkdir(m_out.c_str(), 0755), 0);
     std::ofstream(m_root + "/secret") << "host secret\n";
@@ -304,10 +297,7 @@ class OutputsTest : public ::testing::Test {
     ASSERT_EQ(::symlink("/proc/self/root/etc/passwd", (m_out + "/magic").c_str()), 0);
     ASSERT_EQ(::mkfifo((m_out + "/pipe").c_str(), 0644), 0);
   }
-  void TearDown() override {
-    std::string cmd = "rm -rf '" + m_root + "'";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
-  }
+  gpunet::testing::TempDir m_tmp;
   std::string m_root, m_out;
 };
 

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "runtime/runtime.h"
 #include "runtime/state_files.h"
 #include "runtime/sys_util.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::runtime {
 namespace {
@@ -86,10 +88,9 @@ class StateDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "state dir ownership tests chown: need root";
-    char tmpl[] = "/tmp/gpunet-statedir-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    m_dir = tmpl;
-    ASSERT_EQ(::chmod(m_dir.c_str(), 0711), 0);
+    m_tmp.emplace(gpunet::testing::TempDirOptions{
+        .parent = "/tmp", .prefix = "gpunet-statedir", .mode = 0711});
+    m_dir = m_tmp->Path();
     m_state = m_dir + "/state";
     ASSERT_EQ(::mkdir(m_state.c_str(), 0711), 0);
     ASSERT_EQ(::mkdir((m_state + "/runs").c_str(), 0711), 0);
@@ -106,9 +107,6 @@ class StateDirTest : public ::testing::Test {
       ::kill(m_victim, SIGKILL);
       ::waitpid(m_victim, nullptr, 0);
     }
-    if (m_dir.empty()) return;
-    std::error_code ec;
-    fs::remove_all(m_dir, ec);
   }
 
   static WorkloadSpec Spec(const std::string& id) {
@@ -139,6 +137,7 @@ class StateDirTest : public ::testing::Test {
   }
   bool VictimAlive() const { return ::waitpid(m_victim, nullptr, WNOHANG) == 0; }
 
+  std::optional<gpunet::testing::TempDir> m_tmp;  // made once the test knows it runs
   std::string m_dir, m_state, m_attacker;
   RuntimeOptions m_options;
   pid_t m_victim = -1;

@@ -35,6 +35,7 @@
 #include "state/keyspace.h"
 #include "state/market_store.h"
 #include "state/tx_pipeline.h"
+#include "util/keys.h"
 
 namespace gpunet::state::gas_cases {
 
@@ -66,13 +67,8 @@ class CountingKvStore final : public KvStore {
   MemoryKvStore m_inner;
 };
 
-inline crypto::KeyPair KeyOf(uint32_t n) {
-  crypto::Seed seed;
-  seed[0] = static_cast<uint8_t>(n);
-  seed[1] = static_cast<uint8_t>(n >> 8);
-  seed[31] = 0x6a;
-  return crypto::KeyPair::FromSeed(seed);
-}
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
 
 // Key numbers of the participants.
 inline constexpr uint32_t kProvider0 = 1000;  ///< providers are 1000 + i, i = 0..64
@@ -105,7 +101,7 @@ class World {
  public:
   World() : m_setup(kv) { Build(); }
 
-  codec::Address Addr(uint32_t n) const { return crypto::AddressOf(KeyOf(n).Public()); }
+  codec::Address Addr(uint32_t n) const { return TestAddress(n); }
   const std::vector<Case>& Cases() const { return m_cases; }
 
   /// The pipeline's rules; gas prices from GasParams' defaults (the genesis ones).
@@ -124,13 +120,13 @@ class World {
     const PipelineParams params = Params();
     codec::TxBody body;
     body.chain_id = params.chain_id;
-    body.sender = KeyOf(c.sender).Public();
+    body.sender = TestKey(c.sender).Public();
     body.nonce = 0;
     body.msgs.push_back(c.msg);
-    const uint64_t bytes = codec::EncodeTx(codec::SignTx(body, KeyOf(c.sender))).size();
+    const uint64_t bytes = codec::EncodeTx(codec::SignTx(body, TestKey(c.sender))).size();
     body.fee_ugpn = FeeForGas(*ByteAndMsgPrice(params.fees, bytes, 1), params.gas.block_max,
                               params.gas.price_ugpn);
-    auto checked = CheckStateless(codec::SignTx(body, KeyOf(c.sender)), params, nullptr);
+    auto checked = CheckStateless(codec::SignTx(body, TestKey(c.sender)), params, nullptr);
     GPUNET_CHECK(checked.has_value());
     return std::move(*checked);
   }

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "gas_cases.h"
+#include "unit/state/gas_cases.h"
 
 namespace gpunet::state {
 namespace {
@@ -312,7 +312,7 @@ namespace {
 codec::TxBody BodyOf(const gas_cases::World& world, uint32_t sender, codec::Msg msg, uint64_t fee) {
   codec::TxBody body;
   body.chain_id = world.Params().chain_id;
-  body.sender = gas_cases::KeyOf(sender).Public();
+  body.sender = gas_cases::TestKey(sender).Public();
   body.nonce = 0;
   body.fee_ugpn = fee;
   body.msgs.push_back(std::move(msg));
@@ -320,7 +320,7 @@ codec::TxBody BodyOf(const gas_cases::World& world, uint32_t sender, codec::Msg 
 }
 
 uint64_t PriceOf(const gas_cases::World& world, const codec::TxBody& body, uint32_t sender) {
-  const base::Bytes bytes = codec::EncodeTx(codec::SignTx(body, gas_cases::KeyOf(sender)));
+  const base::Bytes bytes = codec::EncodeTx(codec::SignTx(body, gas_cases::TestKey(sender)));
   return *ByteAndMsgPrice(world.Params().fees, bytes.size(), body.msgs.size());
 }
 
@@ -332,7 +332,7 @@ TEST(Gas, OutOfGasChargesTheFeeAdvancesTheNonceAndUndoesTheMessages) {
   // Enough for the base and some reads, not for the 1,024-machine scan.
   body.fee_ugpn =
       FeeForGas(PriceOf(world, body, tenant), params.gas.tx_base + 2000, params.gas.price_ugpn);
-  auto checked = CheckStateless(codec::SignTx(body, gas_cases::KeyOf(tenant)), params, nullptr);
+  auto checked = CheckStateless(codec::SignTx(body, gas_cases::TestKey(tenant)), params, nullptr);
   ASSERT_TRUE(checked) << checked.error().ToString();
   EXPECT_EQ(checked->gas_limit, params.gas.tx_base + 2000);
 
@@ -354,7 +354,7 @@ TEST(Gas, OutOfGasChargesTheFeeAdvancesTheNonceAndUndoesTheMessages) {
   // The same tx with the gas it needs applies.
   body.fee_ugpn =
       FeeForGas(PriceOf(world, body, tenant), params.gas.block_max, params.gas.price_ugpn);
-  auto rich = CheckStateless(codec::SignTx(body, gas_cases::KeyOf(tenant)), params, nullptr);
+  auto rich = CheckStateless(codec::SignTx(body, gas_cases::TestKey(tenant)), params, nullptr);
   ASSERT_TRUE(rich);
   StateDb fresh(world.kv);
   auto applied = ApplyTx(fresh, *rich, BlockContext{1, gas_cases::kBidTime, {}}, 0, params, &used);
@@ -371,7 +371,7 @@ TEST(Gas, TheFeeMustBuyTheTxBaseAndNoMoreThanABlock) {
   const uint64_t price = PriceOf(world, body, gas_cases::kTenant);
   auto check = [&](uint64_t fee) {
     body.fee_ugpn = fee;
-    return CheckStateless(codec::SignTx(body, gas_cases::KeyOf(gas_cases::kTenant)), params,
+    return CheckStateless(codec::SignTx(body, gas_cases::TestKey(gas_cases::kTenant)), params,
                           nullptr);
   };
   auto low = check(FeeForGas(price, params.gas.tx_base - 1, 1));
@@ -394,7 +394,7 @@ TEST(Gas, TheMinimumFeeBuysAPlainTransferWithTheLongestMemo) {
       BodyOf(world, gas_cases::kTenant, codec::MsgSend{world.Addr(1), 1}, params.fees.min_ugpn);
   body.memo = std::string(base::limits::kMemoBytesMax, 'm');
   auto checked =
-      CheckStateless(codec::SignTx(body, gas_cases::KeyOf(gas_cases::kTenant)), params, nullptr);
+      CheckStateless(codec::SignTx(body, gas_cases::TestKey(gas_cases::kTenant)), params, nullptr);
   ASSERT_TRUE(checked) << checked.error().ToString();
   StateDb db(world.kv);
   GasUsed used;

@@ -13,22 +13,15 @@
 #include "state/keyspace.h"
 #include "state/state_db.h"
 #include "state/tx_pipeline.h"
+#include "util/keys.h"
 
 namespace gpunet::state {
 namespace {
 
 using codec::TxCode;
 
-crypto::KeyPair Key(uint8_t n) {
-  crypto::Seed seed;
-  seed[0] = n;
-  seed[31] = 0x5a;
-  return crypto::KeyPair::FromSeed(seed);
-}
-
-codec::Address AddressOfKey(const crypto::KeyPair& k) {
-  return crypto::AddressOf(k.Public());
-}
+using gpunet::testing::TestAddress;
+using gpunet::testing::TestKey;
 
 PipelineParams Params() {
   PipelineParams p;
@@ -64,8 +57,8 @@ class PipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     WriteBatch batch;
-    batch.Put(keyspace::AccountKey(AddressOfKey(alice)), codec::EncodeAccount({1'000'000, 0}));
-    batch.Put(keyspace::AccountKey(AddressOfKey(bob)), codec::EncodeAccount({500, 0}));
+    batch.Put(keyspace::AccountKey(TestAddress(alice)), codec::EncodeAccount({1'000'000, 0}));
+    batch.Put(keyspace::AccountKey(TestAddress(bob)), codec::EncodeAccount({500, 0}));
     batch.Put(SupplyKey(), EncodeSupply(Supply{1'000'500, 0, 0, 0}));
     ASSERT_TRUE(kv.Commit(batch));
   }
@@ -79,12 +72,12 @@ class PipelineTest : public ::testing::Test {
     auto checked = Stateless(bytes);
     if (!checked) return std::unexpected(checked.error());
     auto applied =
-        ApplyTx(db, *checked, BlockContext{height, 1000, AddressOfKey(proposer)}, 0, params);
+        ApplyTx(db, *checked, BlockContext{height, 1000, TestAddress(proposer)}, 0, params);
     EXPECT_TRUE(applied.has_value());
     return *applied;
   }
 
-  codec::Account Account(const crypto::KeyPair& k) { return *db.GetAccount(AddressOfKey(k)); }
+  codec::Account Account(const crypto::KeyPair& k) { return *db.GetAccount(TestAddress(k)); }
 
   // Commits db's writes and checks conservation by scanning.
   void CommitAndCheck() {
@@ -94,7 +87,7 @@ class PipelineTest : public ::testing::Test {
     ASSERT_TRUE(report.has_value()) << report.error().ToString();
   }
 
-  crypto::KeyPair alice = Key(1), bob = Key(2), carol = Key(3), proposer = Key(9);
+  crypto::KeyPair alice = TestKey(1), bob = TestKey(2), carol = TestKey(3), proposer = TestKey(9);
   MemoryKvStore kv;
   StateDb db{kv};
   PipelineParams params = Params();
@@ -185,7 +178,7 @@ TEST(StateDbTest, OverlayCheckpointsAndRevert) {
 }
 
 TEST_F(PipelineTest, TransferChargesFeeBurnsShareAndPaysProposer) {
-  auto receipt = Apply(Signed(Body(alice, 0, {Send(AddressOfKey(bob), 1234)}, 4000), alice));
+  auto receipt = Apply(Signed(Body(alice, 0, {Send(TestAddress(bob), 1234)}, 4000), alice));
   ASSERT_TRUE(receipt.has_value()) << receipt.error().ToString();
   EXPECT_EQ(receipt->code, 0);
   EXPECT_EQ(receipt->fee_ugpn, 4000u);
@@ -199,7 +192,7 @@ TEST_F(PipelineTest, TransferChargesFeeBurnsShareAndPaysProposer) {
 TEST_F(PipelineTest, IncludedFailureChargesFeeAdvancesNonceRollsBackAllMessages) {
   // First message would succeed alone; the second overdraws: both roll back.
   auto bytes = Signed(
-      Body(alice, 0, {Send(AddressOfKey(carol), 1000), Send(AddressOfKey(bob), 999'000)}, 5000),
+      Body(alice, 0, {Send(TestAddress(carol), 1000), Send(TestAddress(bob), 999'000)}, 5000),
       alice);
   auto receipt = Apply(bytes);
   ASSERT_TRUE(receipt.has_value());
@@ -208,7 +201,7 @@ TEST_F(PipelineTest, IncludedFailureChargesFeeAdvancesNonceRollsBackAllMessages)
   EXPECT_EQ(Account(alice), (codec::Account{1'000'000 - 5000, 1}));
   EXPECT_EQ(Account(carol), (codec::Account{0, 0}));
   EXPECT_EQ(Account(bob), (codec::Account{500, 0}));
-  EXPECT_FALSE(db.Get(keyspace::AccountKey(AddressOfKey(carol)))->has_value())
+  EXPECT_FALSE(db.Get(keyspace::AccountKey(TestAddress(carol)))->has_value())
       << "carol was never created";
   CommitAndCheck();
   // The same tx again is now a replay.
@@ -218,7 +211,7 @@ TEST_F(PipelineTest, IncludedFailureChargesFeeAdvancesNonceRollsBackAllMessages)
 }
 
 TEST_F(PipelineTest, EveryRefusalLeavesStateByteIdentical) {
-  const codec::Address to = AddressOfKey(bob);
+  const codec::Address to = TestAddress(bob);
   codec::TxBody wrong_chain = Body(alice, 0, {Send(to, 1)});
   wrong_chain.chain_id = "other-chain";
   codec::TxBody expired = Body(alice, 0, {Send(to, 1)});
@@ -252,7 +245,7 @@ TEST_F(PipelineTest, EveryRefusalLeavesStateByteIdentical) {
       {"too many msgs", Signed(Body(alice, 0, five, 50000), alice), TxCode::kTooManyMsgs},
   };
   // Some pending state of an earlier tx in the same block must survive too.
-  ASSERT_TRUE(Apply(Signed(Body(alice, 0, {Send(AddressOfKey(carol), 7000)}), alice)));
+  ASSERT_TRUE(Apply(Signed(Body(alice, 0, {Send(TestAddress(carol), 7000)}), alice)));
   for (auto& c : cases) {
     auto before = db.Pending();
     auto before_supply = GetSupply(db);
@@ -275,7 +268,7 @@ TEST_F(PipelineTest, EveryRefusalLeavesStateByteIdentical) {
 }
 
 TEST_F(PipelineTest, CheckTxRuleAllowsNoncesAheadUpToTheLimit) {
-  auto tx = Stateless(Signed(Body(alice, 8, {Send(AddressOfKey(bob), 1)}), alice));
+  auto tx = Stateless(Signed(Body(alice, 8, {Send(TestAddress(bob), 1)}), alice));
   ASSERT_TRUE(tx);
   auto ahead = CheckStateful(db, *tx, 1, params, NonceRule::kAllowAhead);
   ASSERT_TRUE(ahead);
@@ -283,13 +276,13 @@ TEST_F(PipelineTest, CheckTxRuleAllowsNoncesAheadUpToTheLimit) {
   auto exact = CheckStateful(db, *tx, 1, params, NonceRule::kExact);
   ASSERT_TRUE(exact);
   EXPECT_EQ(exact->error().code, TxCode::kFutureNonce);
-  auto far = Stateless(Signed(Body(alice, 9, {Send(AddressOfKey(bob), 1)}), alice));
+  auto far = Stateless(Signed(Body(alice, 9, {Send(TestAddress(bob), 1)}), alice));
   EXPECT_EQ((*CheckStateful(db, *far, 1, params, NonceRule::kAllowAhead)).error().code,
             TxCode::kFutureNonce);
 }
 
 TEST_F(PipelineTest, SignatureIsVerifiedOncePerTxHash) {
-  auto bytes = Signed(Body(alice, 0, {Send(AddressOfKey(bob), 1)}), alice);
+  auto bytes = Signed(Body(alice, 0, {Send(TestAddress(bob), 1)}), alice);
   EXPECT_EQ(cache.Size(), 0u);
   ASSERT_TRUE(Stateless(bytes));
   EXPECT_EQ(cache.Size(), 1u);
@@ -297,7 +290,7 @@ TEST_F(PipelineTest, SignatureIsVerifiedOncePerTxHash) {
   ASSERT_TRUE(Stateless(bytes));
   EXPECT_EQ(cache.Size(), 1u);
   // A bad signature is never cached, so it fails every time.
-  codec::Tx forged = codec::SignTx(Body(alice, 1, {Send(AddressOfKey(bob), 1)}), alice);
+  codec::Tx forged = codec::SignTx(Body(alice, 1, {Send(TestAddress(bob), 1)}), alice);
   forged.signature[0] ^= 1;
   for (int i = 0; i < 2; ++i)
     EXPECT_EQ(Stateless(codec::EncodeTx(forged)).error().code, TxCode::kBadSignature);
@@ -317,24 +310,24 @@ TEST_F(PipelineTest, SignatureIsVerifiedOncePerTxHash) {
 
 TEST_F(PipelineTest, AccountsDrainedToZeroStayWithTheirNonce) {
   // bob spends everything: balance 500 pays fee 500? the minimum is 1000, so fund bob first.
-  ASSERT_TRUE(Apply(Signed(Body(alice, 0, {Send(AddressOfKey(bob), 1500)}), alice)));
-  auto bytes = Signed(Body(bob, 0, {Send(AddressOfKey(carol), 1000)}, 1000), bob);
+  ASSERT_TRUE(Apply(Signed(Body(alice, 0, {Send(TestAddress(bob), 1500)}), alice)));
+  auto bytes = Signed(Body(bob, 0, {Send(TestAddress(carol), 1000)}, 1000), bob);
   auto receipt = Apply(bytes);
   ASSERT_TRUE(receipt);
   EXPECT_EQ(receipt->code, 0);
   EXPECT_EQ(Account(bob), (codec::Account{0, 1}));
   CommitAndCheck();
-  auto stored = kv.Get(keyspace::AccountKey(AddressOfKey(bob)));
+  auto stored = kv.Get(keyspace::AccountKey(TestAddress(bob)));
   ASSERT_TRUE(stored && stored->has_value()) << "a zero-balance account is kept";
   EXPECT_EQ(*codec::DecodeAccount(**stored), (codec::Account{0, 1}));
   // Refund bob; the old tx still cannot replay.
-  ASSERT_TRUE(Apply(Signed(Body(alice, 1, {Send(AddressOfKey(bob), 5000)}), alice)));
+  ASSERT_TRUE(Apply(Signed(Body(alice, 1, {Send(TestAddress(bob), 5000)}), alice)));
   EXPECT_EQ(Apply(bytes).error().code, TxCode::kStaleNonce);
   CommitAndCheck();
 }
 
 TEST_F(PipelineTest, SelfSendOnlyCostsTheFee) {
-  auto receipt = Apply(Signed(Body(alice, 0, {Send(AddressOfKey(alice), 10'000)}, 2000), alice));
+  auto receipt = Apply(Signed(Body(alice, 0, {Send(TestAddress(alice), 10'000)}, 2000), alice));
   ASSERT_TRUE(receipt);
   EXPECT_EQ(receipt->code, 0);
   EXPECT_EQ(Account(alice), (codec::Account{1'000'000 - 2000, 1}));
@@ -344,7 +337,7 @@ TEST_F(PipelineTest, SelfSendOnlyCostsTheFee) {
 TEST_F(PipelineTest, ConservationCatchesATokenCreatedOutsideThePipeline) {
   CommitAndCheck();
   WriteBatch cheat;
-  cheat.Put(keyspace::AccountKey(AddressOfKey(carol)), codec::EncodeAccount({1, 0}));
+  cheat.Put(keyspace::AccountKey(TestAddress(carol)), codec::EncodeAccount({1, 0}));
   ASSERT_TRUE(kv.Commit(cheat));
   auto report = CheckConservation(kv);
   ASSERT_FALSE(report);
@@ -353,7 +346,7 @@ TEST_F(PipelineTest, ConservationCatchesATokenCreatedOutsideThePipeline) {
 }
 
 TEST_F(PipelineTest, FeesWithoutProposerGoToThePool) {
-  auto checked = Stateless(Signed(Body(alice, 0, {Send(AddressOfKey(bob), 1)}, 4000), alice));
+  auto checked = Stateless(Signed(Body(alice, 0, {Send(TestAddress(bob), 1)}, 4000), alice));
   ASSERT_TRUE(checked);
   auto applied = ApplyTx(db, *checked, BlockContext{1, 1, codec::Address{}}, 0, params);
   ASSERT_TRUE(applied && applied->has_value());

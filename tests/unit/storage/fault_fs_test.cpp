@@ -15,13 +15,15 @@
 #include "state/keyspace.h"
 #include "storage/fault_fs_internal.h"
 #include "storage/rocks_kv.h"
-#include "storage_test_util.h"
+#include "unit/storage/storage_test_util.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::storage {
 namespace {
 
+using gpunet::testing::FileText;
+using gpunet::testing::TempDir;
 using testing::B;
-using testing::TempDir;
 
 // ---- the model, on raw files ----
 
@@ -40,12 +42,6 @@ class FaultFsRaw : public ::testing::Test {
     ASSERT_TRUE(fs().NewDirectory(dir.Path(), io, &d, nullptr).ok());
     ASSERT_TRUE(d->Fsync(io, nullptr).ok());
   }
-  static std::string Read(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
   FaultFileSystem& fs() { return *faults.FileSystem(); }
 
   TempDir dir;
@@ -60,11 +56,11 @@ TEST_F(FaultFsRaw, UnsyncedDataIsCutBackToTheLastSync) {
   SyncDir();
   Append(*f, "volatile");
   ASSERT_TRUE(f->Flush(io, nullptr).ok());
-  EXPECT_EQ(Read(dir.Sub("a")), "durable-volatile");  // write-through: the OS has it
+  EXPECT_EQ(FileText(dir.Sub("a")), "durable-volatile");  // write-through: the OS has it
   EXPECT_EQ(faults.Stats().unsynced_bytes, 8u);
   auto cut = faults.SimulatePowerLoss();
   ASSERT_TRUE(cut.has_value()) << cut.error().ToString();
-  EXPECT_EQ(Read(dir.Sub("a")), "durable-");
+  EXPECT_EQ(FileText(dir.Sub("a")), "durable-");
   EXPECT_EQ(faults.Stats().dropped_bytes, 8u);
 }
 
@@ -74,7 +70,7 @@ TEST_F(FaultFsRaw, RangeSyncIsNotDurable) {
   Append(*f, "0123456789");
   ASSERT_TRUE(f->RangeSync(0, 10, io, nullptr).ok());
   ASSERT_TRUE(faults.SimulatePowerLoss());
-  EXPECT_EQ(Read(dir.Sub("a")), "");
+  EXPECT_EQ(FileText(dir.Sub("a")), "");
 }
 
 TEST_F(FaultFsRaw, NewFileNeedsADirectorySync) {
@@ -88,7 +84,7 @@ TEST_F(FaultFsRaw, NewFileNeedsADirectorySync) {
   EXPECT_EQ(faults.Stats().unsynced_entries, 1u);
   ASSERT_TRUE(faults.SimulatePowerLoss());
   EXPECT_TRUE(std::filesystem::exists(dir.Sub("kept")));
-  EXPECT_EQ(Read(dir.Sub("kept")), "x");
+  EXPECT_EQ(FileText(dir.Sub("kept")), "x");
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("lost")));
 }
 
@@ -103,9 +99,9 @@ TEST_F(FaultFsRaw, UnsyncedRenameOverADurableFileIsUndone) {
   ASSERT_TRUE(tmp->Sync(io, nullptr).ok());
   ASSERT_TRUE(tmp->Close(io, nullptr).ok());
   ASSERT_TRUE(fs().RenameFile(dir.Sub("CURRENT.tmp"), dir.Sub("CURRENT"), io, nullptr).ok());
-  EXPECT_EQ(Read(dir.Sub("CURRENT")), "new\n");
+  EXPECT_EQ(FileText(dir.Sub("CURRENT")), "new\n");
   ASSERT_TRUE(faults.SimulatePowerLoss());
-  EXPECT_EQ(Read(dir.Sub("CURRENT")), "old\n");
+  EXPECT_EQ(FileText(dir.Sub("CURRENT")), "old\n");
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("CURRENT.tmp")));
 }
 
@@ -120,7 +116,7 @@ TEST_F(FaultFsRaw, RenameFollowedByDirectorySyncIsDurable) {
   ASSERT_TRUE(fs().RenameFile(dir.Sub("CURRENT.tmp"), dir.Sub("CURRENT"), io, nullptr).ok());
   SyncDir();
   ASSERT_TRUE(faults.SimulatePowerLoss());
-  EXPECT_EQ(Read(dir.Sub("CURRENT")), "new\n");
+  EXPECT_EQ(FileText(dir.Sub("CURRENT")), "new\n");
 }
 
 TEST_F(FaultFsRaw, NothingIsWrittenOnceThePowerIsOff) {
@@ -136,11 +132,11 @@ TEST_F(FaultFsRaw, NothingIsWrittenOnceThePowerIsOff) {
   EXPECT_TRUE(fs().NewWritableFile(dir.Sub("b"), rocksdb::FileOptions(), &g, nullptr).IsIOError());
   EXPECT_TRUE(fs().RenameFile(dir.Sub("a"), dir.Sub("c"), io, nullptr).IsIOError());
   EXPECT_TRUE(fs().DeleteFile(dir.Sub("a"), io, nullptr).IsIOError());
-  EXPECT_EQ(Read(dir.Sub("a")), "abc");
+  EXPECT_EQ(FileText(dir.Sub("a")), "abc");
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("b")));
   // Closing a file after the cut does not grow it back.
   ASSERT_TRUE(f->Close(io, nullptr).ok());
-  EXPECT_EQ(Read(dir.Sub("a")), "abc");
+  EXPECT_EQ(FileText(dir.Sub("a")), "abc");
 }
 
 TEST_F(FaultFsRaw, WritesTheModelCannotFollowAreRefused) {

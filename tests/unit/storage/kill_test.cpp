@@ -24,14 +24,15 @@
 #include "base/clock.h"
 #include "state/keyspace.h"
 #include "storage/rocks_kv.h"
-#include "storage_test_util.h"
+#include "unit/storage/storage_test_util.h"
+#include "util/temp_dir.h"
 
 extern char** environ;
 
 namespace gpunet::storage {
 namespace {
 
-using testing::TempDir;
+using gpunet::testing::TempDir;
 
 constexpr const char* kChildDirEnv = "GPUNET_STORAGE_CHILD_DIR";
 constexpr const char* kChildFdEnv = "GPUNET_STORAGE_CHILD_FD";

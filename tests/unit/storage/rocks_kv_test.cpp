@@ -11,13 +11,14 @@
 
 #include "base/clock.h"
 #include "state/keyspace.h"
-#include "storage_test_util.h"
+#include "unit/storage/storage_test_util.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::storage {
 namespace {
 
+using gpunet::testing::TempDir;
 using testing::B;
-using testing::TempDir;
 using KvMap = std::map<base::Bytes, base::Bytes>;
 
 std::unique_ptr<RocksKvStore> OpenOk(const std::string& path, const RocksKvOptions& options = {}) {
