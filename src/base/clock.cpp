@@ -16,6 +16,11 @@ int64_t SystemClock::MonotonicMs() const {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+const SystemClock& SystemClock::Instance() {
+  static const SystemClock clock{};
+  return clock;
+}
+
 uint64_t Rng::Below(uint64_t bound) {
   GPUNET_CHECK(bound > 0);
   // Rejection sampling: no modulo bias.
@@ -33,7 +38,9 @@ uint64_t SplitMix64(uint64_t& x) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
-uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t Rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 }  // namespace
 
 SeededRng::SeededRng(uint64_t seed) {

@@ -111,7 +111,6 @@ inline constexpr size_t kBftEvidencePoolMax = 1024;
 /// Rounds above the current one whose messages a core stores; a message further
 /// ahead only counts towards the round skip (Alg.1 l.55) and is not kept.
 inline constexpr uint32_t kBftRoundsAheadMax = 10;
-/// Votes and proposals for the next height buffered until it starts.
 /// Highest round a message may name (timeouts grow per round, so honest validators
 /// never get near it); bounds the proposer-schedule work a message can cause.
 inline constexpr uint32_t kBftRoundMax = 100'000;
@@ -119,7 +118,8 @@ inline constexpr uint32_t kBftRoundMax = 100'000;
 /// equivocator's votes count for each value it signed, as Alg.1 counts messages, so
 /// every honest node sees the same quorums whichever vote reached it first.
 inline constexpr size_t kBftVoteValuesPerValidatorMax = 4;
-inline constexpr size_t kBftFutureVotesMax = 4 * kValidatorsMax;
-inline constexpr size_t kBftFutureProposalsMax = 4;
+// Messages for the next height, buffered until it starts.
+inline constexpr size_t kBftFutureVotesMax = 4 * kValidatorsMax;  ///< votes
+inline constexpr size_t kBftFutureProposalsMax = 4;               ///< proposals
 
 }  // namespace gpunet::base::limits

@@ -212,8 +212,7 @@ bool Compare(FilterOp op, const T& have, const T& want) {
     case FilterOp::kGe:
       return have >= want;
   }
-  GPUNET_CHECK(false);
-  return false;
+  GPUNET_UNREACHABLE();  // the switch returns for every FilterOp
 }
 
 bool TextMatches(FilterField field, std::string_view have_raw, std::string_view want) {
@@ -258,8 +257,7 @@ bool TermHolds(const FilterTerm& t, const OfferView& o) {
     case FilterField::kCompute:
       return Compare(t.op, o.compute_capability, t.version);
   }
-  GPUNET_CHECK(false);
-  return false;
+  GPUNET_UNREACHABLE();  // the switch returns for every FilterField
 }
 
 }  // namespace

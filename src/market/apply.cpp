@@ -273,7 +273,7 @@ uint64_t AccrualEnd(const Lease& l, uint64_t at_ms) {
 /// already paid past `at_ms`: a heartbeat fault settles at the last proof of life,
 /// which may precede a withdrawal; what was withdrawn is kept (no claw-back) and
 /// the tenant gets the escrow that is left.
-uint64_t Due(const Lease& l, uint64_t at_ms) {
+uint64_t AccruedUnpaid(const Lease& l, uint64_t at_ms) {
   if (l.state != LeaseState::kStarted) return 0;
   uint64_t accrued = Accrued(l.rate_ugpn_per_hour, AccrualEnd(l, at_ms) - l.started_ms);
   GPUNET_CHECK(accrued <= l.deposited_ugpn && l.paid_ugpn <= l.deposited_ugpn);
@@ -354,7 +354,7 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   GPUNET_CHECK(l.state != LeaseState::kClosed);
   M_TRY(p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
-  M_DO(PayProvider(store, p, l, Due(l, settle_ms), Pay::kService, events));
+  M_DO(PayProvider(store, p, l, AccruedUnpaid(l, settle_ms), Pay::kService, events));
   // A tenant walking away before the start deadline pays for the capacity it held,
   // net of the GPU time it paid (so waiting for the start does not avoid it); not
   // once the deadline has passed (a provider that has not started is late).
@@ -608,7 +608,7 @@ struct Ctx {
   std::vector<codec::Event>& events;
 };
 
-R<> ValidateProviderFields(const std::vector<codec::PayoutSplit>& payouts) {
+R<> ValidatePayouts(const std::vector<codec::PayoutSplit>& payouts) {
   if (!ValidSplits(payouts))
     return Reject(TxCode::kMarketBadSplits,
                   "payout splits must name 1.." + Str(limits::kPayoutSplitsMax) +
@@ -621,7 +621,7 @@ R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
   if (existing && existing->active)
     return Reject(TxCode::kMarketProviderExists,
                   "provider " + AddrStr(c.sender) + " is already registered");
-  M_DO(ValidateProviderFields(m.payouts));
+  M_DO(ValidatePayouts(m.payouts));
   if (m.bond_ugpn < limits::kProviderBondMinUgpn)
     return Reject(TxCode::kMarketBondTooLow, "bond " + Str(m.bond_ugpn) +
                                                  " ugpn is below the minimum of " +
@@ -653,7 +653,7 @@ R<> Do(Ctx& c, const codec::MsgProviderUpdate& m) {
   M_TRY(p, NeedProvider(c.store, c.sender));
   M_DO(RequireOwner(p, c.sender));
   M_DO(RequireActive(p));
-  M_DO(ValidateProviderFields(m.payouts));
+  M_DO(ValidatePayouts(m.payouts));
   p.operator_address = m.operator_address;
   p.tenant_api_uri = m.tenant_api_uri;
   p.tls_fingerprint = m.tls_fingerprint;
@@ -1177,7 +1177,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseWithdraw& m) {
   M_DO(RequireOperator(p, c.sender));
   if (l.state != LeaseState::kStarted)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " has not started");
-  uint64_t due = Due(l, c.block.time_ms);
+  uint64_t due = AccruedUnpaid(l, c.block.time_ms);
   if (due == 0)
     return Reject(TxCode::kMarketNothingToWithdraw,
                   "nothing accrued on lease " + Str(m.lease_id) + " since the last withdrawal");
@@ -1258,7 +1258,8 @@ R<> Do(Ctx&, const codec::MsgSend&) {
 // ---------------------------------------------------------------- end of block
 
 /// Index entries of `table` due at `now` (key deadline <= now), at most `max`.
-R<std::vector<base::Bytes>> Due(const StoreView& view, uint8_t table, uint64_t now, size_t max) {
+R<std::vector<base::Bytes>> ScanDueIndex(const StoreView& view, uint8_t table, uint64_t now,
+                                         size_t max) {
   base::Bytes begin = keys::KeyBuilder(table);
   base::Bytes end = now == UINT64_MAX ? keys::PrefixEnd(begin)
                                       : base::Bytes(keys::KeyBuilder(table).U64(now + 1));
@@ -1336,7 +1337,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   // Each section has its own share of the gas budget, so expensive awards cannot
   // starve faults and expiries (EndBlockSection).
   // 1. Awards at window end.
-  M_TRY(windows, Due(store, keys::kWindowIndex, now, budget));
+  M_TRY(windows, ScanDueIndex(store, keys::kWindowIndex, now, budget));
   for (const auto& k : windows) {
     // The rest waits for the next block; faults and expiries still run.
     if (!store.EndBlockBudgetLeft(EndBlockSection::kAwards)) break;
@@ -1345,7 +1346,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   }
 
   // 2a. Faults: missed starts.
-  M_TRY(starts, Due(store, keys::kStartIndex, now, budget));
+  M_TRY(starts, ScanDueIndex(store, keys::kStartIndex, now, budget));
   for (const auto& k : starts) {
     // Faults left waiting: expiries wait too, so a lease whose provider went silent
     // is closed as a fault, never settled as an expiry ahead of it.
@@ -1360,7 +1361,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   }
 
   // 2b. Faults: heartbeats missing past the timeout and the grace in blocks.
-  M_TRY(silent, Due(store, keys::kHeartbeatIndex, now, budget));
+  M_TRY(silent, ScanDueIndex(store, keys::kHeartbeatIndex, now, budget));
   for (const auto& k : silent) {
     if (budget == 0) break;
     if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};  // as above
@@ -1385,7 +1386,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   }
 
   // 3. Expiries: funds ran out; settled at paid_until exactly.
-  M_TRY(expired, Due(store, keys::kExpiryIndex, now, budget));
+  M_TRY(expired, ScanDueIndex(store, keys::kExpiryIndex, now, budget));
   for (const auto& k : expired) {
     if (!store.EndBlockBudgetLeft(EndBlockSection::kExpiries)) return {};
     M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,

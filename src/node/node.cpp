@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
+#include "base/clock.h"
 #include "base/file_util.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
@@ -68,10 +69,9 @@ constexpr int kAdmissionNice = 10;
 // validator.seed is 64 hex characters and a newline; anything much larger is not one.
 constexpr size_t kValidatorSeedFileBytesMax = 4096;
 
-uint64_t WallMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
+/// `clock`'s wall-clock time as the unsigned milliseconds blocks carry.
+uint64_t WallMs(const base::Clock& clock) {
+  return static_cast<uint64_t>(clock.NowMs());
 }
 
 base::Result<std::string> ReadFile(const std::string& path) {
@@ -288,6 +288,25 @@ std::string NodeConfigToJson(const NodeConfig& c) {
 
 namespace {
 
+/// What is at `path`, a link not followed: kIo naming the path and the OS's reason
+/// when that cannot be told (not_found when nothing is there).
+base::Result<fs::file_status> LinkStatus(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(path, ec);
+  if (ec && status.type() != fs::file_type::not_found)
+    return Fail(ErrorCode::kIo, "cannot check " + path + ": " + ec.message());
+  return status;
+}
+
+/// Whether anything is at `path` (a link followed): kIo naming the path and the OS's
+/// reason when that cannot be told.
+base::Result<bool> Exists(const std::string& path) {
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  if (ec) return Fail(ErrorCode::kIo, "cannot check " + path + ": " + ec.message());
+  return exists;
+}
+
 /// Everything InitHome will write, made and checked in memory first.
 struct InitPlan {
   NodeConfig node_config;
@@ -300,8 +319,7 @@ struct InitPlan {
 /// replaced and a key file never overwritten, and a link is never written through.
 base::Status CheckInitTargets(const InitOptions& o, const std::string& seed_path,
                               const crypto::Keystore& ks) {
-  std::error_code ec;
-  const auto seed = fs::symlink_status(seed_path, ec);
+  GPUNET_TRY_ASSIGN(seed, LinkStatus(seed_path));
   if (fs::is_symlink(seed))
     return Fail(ErrorCode::kCorrupt, seed_path +
                                          " is a symbolic link; refusing to write the validator "
@@ -319,7 +337,8 @@ base::Status CheckInitTargets(const InitOptions& o, const std::string& seed_path
       return Fail(ErrorCode::kInvalidArgument,
                   "key \"" + k.name + "\" is named twice; give each funded key its own name");
     names.push_back(k.name);
-    if (fs::exists(fs::symlink_status(ks.PathOf(k.name), ec)))
+    GPUNET_TRY_ASSIGN(key_file, LinkStatus(ks.PathOf(k.name)));
+    if (fs::exists(key_file))
       return Fail(ErrorCode::kAlreadyExists, "a key named \"" + k.name + "\" already exists (" +
                                                  ks.PathOf(k.name) +
                                                  "); choose another name, or delete it first");
@@ -342,7 +361,8 @@ base::Result<InitPlan> PlanInit(const InitOptions& o) {
 
   ledger::Genesis& g = plan.genesis;
   g.chain_id = o.chain_id;
-  g.genesis_time_ms = o.genesis_time_ms != 0 ? o.genesis_time_ms : WallMs();
+  g.genesis_time_ms =
+      o.genesis_time_ms != 0 ? o.genesis_time_ms : WallMs(base::SystemClock::Instance());
   g.app_version = 1;
   g.params.block_interval_ms = nc.block_interval_ms;
   g.validators.validators.push_back(codec::Validator{plan.validator.Public(), 10});
@@ -372,7 +392,8 @@ base::Result<InitResult> InitHome(const InitOptions& o) {
   InitResult out;
   out.genesis_path = config_dir + "/genesis.json";
   out.node_config_path = config_dir + "/node.json";
-  if (fs::exists(out.genesis_path))
+  GPUNET_TRY_ASSIGN(initialised, Exists(out.genesis_path));
+  if (initialised)
     return Fail(ErrorCode::kAlreadyExists, out.genesis_path +
                                                " already exists: this home is initialised; "
                                                "start it with `gpunet node --home " +
@@ -496,6 +517,9 @@ struct Node::Impl final : consensus::SoloAdaptor {
 };
 
 base::Status Node::Impl::ProduceAndCommitBlock(uint64_t time_ms) {
+  // A duration for the metric and the log, in fractions of a millisecond: read from
+  // steady_clock itself, not options.clock (whole milliseconds; a test's ManualClock
+  // would make every commit take 0 s).
   const auto started = std::chrono::steady_clock::now();
   ledger::AppInfo info = app->Info();
   ledger::PrepareProposalRequest prep;
@@ -583,7 +607,7 @@ void Node::Impl::OnBftCommitted(const BftCommitted& c) {
   PublishCommitted(c.block, c.finalized, c.committed, 0);
 }
 
-// The bft engine's loop: the driver's timers on the wall clock (no peers yet, so no
+// The bft engine's loop: the driver's timers on options.clock (no peers yet, so no
 // network input); a tx arriving needs no wake-up, the next proposal reaps it.
 void Node::Impl::BftEngineLoop() {
   bft->Adaptor().SetOnCommitted([this](const BftCommitted& c) { OnBftCommitted(c); });
@@ -592,11 +616,11 @@ void Node::Impl::BftEngineLoop() {
       AnswerWaiters(s.tx_hash,
                     TxRejected(s.code, "dropped before inclusion: " + s.message, s.tx_hash));
   });
-  base::Status status = bft->Driver().Start(WallMs());
+  base::Status status = bft->Driver().Start(WallMs(*options.clock));
   std::unique_lock lock(engine_mu);
   while (status && !stopping) {
     lock.unlock();
-    const uint64_t now = WallMs();
+    const uint64_t now = WallMs(*options.clock);
     ExpireWaiters(now);
     status = bft->Driver().FireDueTimers(now);
     lock.lock();
@@ -620,7 +644,7 @@ void Node::Impl::EngineLoop() {
   while (!stopping) {
     tx_arrived = false;  // before the step: an arrival during it is seen below
     lock.unlock();
-    const uint64_t now = WallMs();
+    const uint64_t now = WallMs(*options.clock);
     ExpireWaiters(now);
     auto step = engine->Step(*this, now);
     lock.lock();
@@ -816,7 +840,8 @@ void Node::Impl::PostTx(Request req, Responder responder) {
               "poll GET /tx/<hash>, or let those finish first"));
     }
     if (!address.empty()) ++waits_by_address[address];
-    waiters.emplace(hash, Waiter{WallMs() + timeout_ms, std::move(responder), address});
+    waiters.emplace(hash,
+                    Waiter{WallMs(*options.clock) + timeout_ms, std::move(responder), address});
   }
   auto taken = [&]() -> std::optional<Responder> {
     if (wait != "committed") return std::nullopt;
@@ -1022,10 +1047,12 @@ Node::~Node() {
 }
 
 base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
+  GPUNET_CHECK(options.clock != nullptr);
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   const std::string genesis_path = options.home + "/config/genesis.json";
-  if (!fs::exists(genesis_path))
+  GPUNET_TRY_ASSIGN(initialised, Exists(genesis_path));
+  if (!initialised)
     return Fail(ErrorCode::kNotFound, genesis_path +
                                           " not found: initialise the home first with "
                                           "`gpunet init --home " +

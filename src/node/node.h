@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/clock.h"
 #include "base/result.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
@@ -77,7 +78,8 @@ struct InitResult {
 
 /// Creates <home> with genesis.json (the given accounts and a freshly generated
 /// validator key), node.json, the validator seed and the funded keys.
-/// kAlreadyExists when <home>/config/genesis.json exists.
+/// kAlreadyExists when <home>/config/genesis.json exists; kIo, naming the path and
+/// the OS's reason, when the home cannot be checked or made.
 base::Result<InitResult> InitHome(const InitOptions& options);
 
 /// node.json's "rpc_limits": the RPC's caps that keep one greedy client from
@@ -125,6 +127,10 @@ struct NodeOptions {
   bool fault_fs = false;
   /// Log one line per block (height, txs, hash) to stderr.
   bool log_blocks = true;
+  /// Where the node reads the time: the time of each block it proposes (solo), the
+  /// bft driver's timers and the deadlines of wait=committed requests. Must outlive
+  /// the node. Tests pass a base::ManualClock to fix the block times.
+  const base::Clock* clock = &base::SystemClock::Instance();
 };
 
 /// Status snapshot (what GET /status returns).
@@ -150,7 +156,8 @@ class Node {
   /// Opens <home>, replays nothing (LedgerApp resumes at the last committed
   /// height), starts the RPC server and the engine thread. Errors: kNotFound when
   /// the home was never initialised (say `gpunet init`), kConflict when another
-  /// node holds the database, kIo when the RPC port is taken.
+  /// node holds the database, kIo when the RPC port is taken or the home cannot be
+  /// checked (naming the path and the OS's reason).
   static base::Result<std::unique_ptr<Node>> Start(const NodeOptions& options);
   ~Node();  ///< Stop()s
   Node(const Node&) = delete;

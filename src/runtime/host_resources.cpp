@@ -41,7 +41,7 @@ base::Result<UidLease> AllocateUid(const std::string& state_dir, uint32_t first,
                                              std::to_string(first) + " are in use");
 }
 
-base::Status MakeWorkloadDirs(const state::StateDir& fs, uint32_t uid) {
+base::Status MakeWorkloadDirs(const state_files::StateDir& fs, uint32_t uid) {
   GPUNET_CHECK(uid > 0);
   for (const char* d : {"work", "outputs", "tmp"}) {
     const std::string path = fs.Path() + "/" + d;
@@ -54,10 +54,10 @@ base::Status MakeWorkloadDirs(const state::StateDir& fs, uint32_t uid) {
   return base::Ok();
 }
 
-base::Status WriteSandboxEtc(const state::StateDir& run, uint32_t uid,
+base::Status WriteSandboxEtc(const state_files::StateDir& run, uint32_t uid,
                              std::string_view resolv_conf) {
   GPUNET_CHECK(uid > 0);
-  auto etc = run.Sub("etc", state::Create::kIfMissing);
+  auto etc = run.Sub("etc", state_files::Create::kIfMissing);
   if (!etc) return std::unexpected(etc.error());
   const std::string u = std::to_string(uid);
   GPUNET_TRY(etc->Write("passwd",

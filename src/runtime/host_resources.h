@@ -49,11 +49,11 @@ bool IsMountPoint(const std::string& path);
 /// Makes work/, outputs/ and tmp/ (0700, owned by `uid`) in `fs`, the workload's file
 /// system as a checked dir: each made and chowned relative to its fd, never through a
 /// link (an existing entry of that name is an error).
-base::Status MakeWorkloadDirs(const state::StateDir& fs, uint32_t uid);
+base::Status MakeWorkloadDirs(const state_files::StateDir& fs, uint32_t uid);
 /// Writes the sandbox's /etc files (passwd and group naming `uid`, hosts, and
 /// `resolv_conf`) into <run>/etc, made and checked like every run-dir directory and
 /// written atomically relative to its fd, never through a link.
-base::Status WriteSandboxEtc(const state::StateDir& run, uint32_t uid,
+base::Status WriteSandboxEtc(const state_files::StateDir& run, uint32_t uid,
                              std::string_view resolv_conf);
 
 /// Device nodes, cgroup rules and environment for the GPUs given to a workload.

@@ -187,7 +187,8 @@ class LimitCgroup {
       std::error_code ec;
       if (!fs::exists(root + "/cgroup.procs") || (fs::create_directories(dir, ec), ec)) {
         missing->push_back(std::string(item.controller) + " limit: no v1 " + item.controller +
-                           " hierarchy usable at " + root);
+                           " hierarchy usable at " + root +
+                           (ec ? " (cannot create " + dir + ": " + ec.message() + ")" : ""));
         continue;
       }
       m_dirs.push_back(dir);
@@ -356,8 +357,9 @@ base::Status WritePodmanEnvFile(const std::string& path, const std::vector<std::
   for (const auto& kv : env) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos)
-      return Fail(ErrorCode::kInvalidArgument,
-                  "podman: environment entry '" + state::Printable(kv) + "' is not KEY=VALUE");
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          "podman: environment entry '" + state_files::Printable(kv) + "' is not KEY=VALUE");
     GPUNET_TRY(ValidateEnvName(kv.substr(0, eq)));
     if (kv.find('\0') != std::string::npos)
       return Fail(ErrorCode::kInvalidArgument,
@@ -396,7 +398,8 @@ base::Result<PodmanBackend> PodmanBackend::Create(PodmanOptions options) {
   if (ec)
     return Fail(ErrorCode::kIo,
                 "podman: cannot create " + options.config_dir + ": " + ec.message());
-  ::chmod(options.config_dir.c_str(), 0700);
+  if (::chmod(options.config_dir.c_str(), 0700) != 0)
+    return ErrnoFail("podman: chmod 0700 " + options.config_dir, errno);
   {
     std::ofstream out(options.config_dir + "/containers.conf", std::ios::trunc);
     out << PodmanContainersConf();
@@ -517,7 +520,7 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
     return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
   if (!IsImageReference(spec.image))
     return Fail(ErrorCode::kInvalidArgument,
-                "podman: image '" + state::Printable(spec.image) +
+                "podman: image '" + state_files::Printable(spec.image) +
                     "' is not an image reference (a letter or digit, then letters, digits and "
                     "._/:@-, at most 255; no transport such as dir: or oci-archive:, and a ':' "
                     "before the first '/' only as a registry's host:port): podman would read "

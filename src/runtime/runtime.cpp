@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "base/clock.h"
 #include "base/file_util.h"
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
@@ -25,6 +26,7 @@ namespace gpunet::runtime {
 
 using base::ErrorCode;
 using base::Fail;
+using base::SystemClock;
 
 std::string_view ExitReasonName(ExitReason reason) {
   switch (reason) {
@@ -60,8 +62,8 @@ bool IsEnvName(const std::string& k) {
 /// The supervisor's pid when it is still the same process that wrote the pid file;
 /// 0 when there is none. A pid file that is a link, or not root's, is refused: Stop
 /// signals the pid it names.
-base::Result<pid_t> LiveSupervisor(const state::StateDir& run) {
-  auto text = run.Read(state::kPidFile);
+base::Result<pid_t> LiveSupervisor(const state_files::StateDir& run) {
+  auto text = run.Read(state_files::kPidFile);
   if (!text) {
     if (text.error().code == ErrorCode::kNotFound) return 0;
     return std::unexpected(text.error());
@@ -73,37 +75,38 @@ base::Result<pid_t> LiveSupervisor(const state::StateDir& run) {
 }
 
 /// Opens the workload's run dir: the id checked, the state tree checked on the way.
-base::Result<state::StateDir> OpenRun(const RuntimeOptions& options, const std::string& id) {
-  auto run = state::OpenRunDir(options.state_dir, id);
+base::Result<state_files::StateDir> OpenRun(const RuntimeOptions& options, const std::string& id) {
+  auto run = state_files::OpenRunDir(options.state_dir, id);
   if (!run && run.error().code == ErrorCode::kNotFound)
     return Fail(ErrorCode::kNotFound, "no workload " + id + " under " + options.state_dir);
   return run;
 }
 
 /// Creates <state_dir>/runs/<id> (and what is missing above it), checked all the way.
-base::Result<state::StateDir> MakeRunDir(const std::string& state_dir, const std::string& id) {
+base::Result<state_files::StateDir> MakeRunDir(const std::string& state_dir,
+                                               const std::string& id) {
   // The default state dir (/var/lib/gpunet/sandbox) may not have a parent yet on a
   // fresh host: parents are made 0755 whatever the umask (searchable, as bwrap needs;
   // writable by root alone, so nobody can swap the state dir).
   GPUNET_TRY(base::MakeParentDirectories(state_dir, 0755, "the sandbox state dir"));
-  auto root = state::StateDir::Open(state_dir, state::Create::kIfMissing);
+  auto root = state_files::StateDir::Open(state_dir, state_files::Create::kIfMissing);
   if (!root) return std::unexpected(root.error());
-  auto runs = root->Sub(state::kRunsDir, state::Create::kIfMissing);
+  auto runs = root->Sub(state_files::kRunsDir, state_files::Create::kIfMissing);
   if (!runs) return std::unexpected(runs.error());
-  auto run = runs->Sub(id, state::Create::kNew);
+  auto run = runs->Sub(id, state_files::Create::kNew);
   if (!run && run.error().code == ErrorCode::kAlreadyExists)
     return Fail(ErrorCode::kAlreadyExists, "workload " + id + " already exists; Remove it first");
   return run;
 }
 
 /// The status file when the supervisor has written it, nullopt when not (yet).
-base::Result<std::optional<ExitStatus>> ReadStatus(const state::StateDir& run) {
-  auto text = run.Read(state::kStatusFile);
+base::Result<std::optional<ExitStatus>> ReadStatus(const state_files::StateDir& run) {
+  auto text = run.Read(state_files::kStatusFile);
   if (!text) {
     if (text.error().code == ErrorCode::kNotFound) return std::optional<ExitStatus>();
     return std::unexpected(text.error());
   }
-  auto s = state::StatusFromJson(*text);
+  auto s = state_files::StatusFromJson(*text);
   if (!s) return std::unexpected(s.error());
   return std::optional<ExitStatus>(*s);
 }
@@ -138,16 +141,16 @@ base::Status ValidateWorkloadId(std::string_view id) {
           [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }) ||
       id[0] == '-')
     return Fail(ErrorCode::kInvalidArgument,
-                "workload id '" + state::Printable(id) +
+                "workload id '" + state_files::Printable(id) +
                     "' must be 1-64 characters of [a-z0-9-], not starting with '-'");
   return base::Ok();
 }
 
 base::Status ValidateEnvName(const std::string& name) {
   if (!IsEnvName(name))
-    return Fail(
-        ErrorCode::kInvalidArgument,
-        "environment variable name '" + state::Printable(name) + "' is not [A-Za-z_][A-Za-z0-9_]*");
+    return Fail(ErrorCode::kInvalidArgument, "environment variable name '" +
+                                                 state_files::Printable(name) +
+                                                 "' is not [A-Za-z_][A-Za-z0-9_]*");
   return base::Ok();
 }
 
@@ -165,7 +168,7 @@ bool HasControl(std::string_view text) {
 base::Status CheckLeaseField(std::string_view value, const char* field) {
   if (HasControl(value))
     return Fail(ErrorCode::kInvalidArgument,
-                std::string("the spec's ") + field + " '" + state::Printable(value) +
+                std::string("the spec's ") + field + " '" + state_files::Printable(value) +
                     "' holds NUL or a control character; give it as printable text");
   return base::Ok();
 }
@@ -177,7 +180,7 @@ base::Status ValidateWorkloadStrings(const WorkloadSpec& spec) {
     if (spec.command[i].find('\0') != std::string::npos)
       return Fail(ErrorCode::kInvalidArgument,
                   "command argument " + std::to_string(i) + " ('" +
-                      state::Printable(spec.command[i]) +
+                      state_files::Printable(spec.command[i]) +
                       "') contains NUL, which execve would cut short: remove it");
   for (const auto& [k, v] : spec.env) {
     GPUNET_TRY(ValidateEnvName(k));
@@ -191,14 +194,14 @@ base::Status ValidateWorkloadStrings(const WorkloadSpec& spec) {
     GPUNET_TRY(CheckLeaseField(ip, "node_ips entry"));
     if (ip.empty() || ip.find(',') != std::string::npos)
       return Fail(ErrorCode::kInvalidArgument,
-                  "the spec's node_ips entry '" + state::Printable(ip) +
+                  "the spec's node_ips entry '" + state_files::Printable(ip) +
                       "' is empty or holds ',' (GPUNET_NODE_IPS joins them with ',')");
   }
   for (const auto& g : spec.gpu_uuids)
     if (g.empty() || g.find(',') != std::string::npos || g.find('/') != std::string::npos ||
         HasControl(g))
       return Fail(ErrorCode::kInvalidArgument,
-                  "GPU UUID '" + state::Printable(g) +
+                  "GPU UUID '" + state_files::Printable(g) +
                       "' is malformed (empty, or holds ',', '/' or a control character)");
   return base::Ok();
 }
@@ -266,7 +269,7 @@ std::vector<std::string> WorkloadEnvironment(const WorkloadSpec& spec,
 Runtime::Runtime(RuntimeOptions options) : m_options(std::move(options)) {
   GPUNET_CHECK(!m_options.state_dir.empty() && m_options.state_dir[0] == '/');
   // One spelling of the state dir, so that the supervisor can check that the run dir
-  // it is given and the options it reads name the same one (state::ParseRunDir).
+  // it is given and the options it reads name the same one (state_files::ParseRunDir).
   std::string normal = std::filesystem::path(m_options.state_dir).lexically_normal().string();
   while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
   m_options.state_dir = normal;
@@ -284,7 +287,7 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
     return Fail(ErrorCode::kInvalidArgument,
                 "RuntimeOptions::supervisor_command must start with an absolute path");
   // The state dir first: nothing is probed or created for a tree others control.
-  if (auto existing = state::StateDir::Open(m_options.state_dir, state::Create::kNo);
+  if (auto existing = state_files::StateDir::Open(m_options.state_dir, state_files::Create::kNo);
       !existing && existing.error().code != ErrorCode::kNotFound)
     return std::unexpected(existing.error());
   HostCapabilities caps = Probe();
@@ -310,9 +313,10 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
     (void)RemoveTree(run_dir);
     return std::unexpected(e);
   };
-  if (auto s = run->Write(state::kSpecFile, state::SpecToJson(spec), 0600); !s)
+  if (auto s = run->Write(state_files::kSpecFile, state_files::SpecToJson(spec), 0600); !s)
     return fail_cleanup(s.error());
-  if (auto s = run->Write(state::kOptionsFile, state::OptionsToJson(resolved), 0600); !s)
+  if (auto s = run->Write(state_files::kOptionsFile, state_files::OptionsToJson(resolved), 0600);
+      !s)
     return fail_cleanup(s.error());
 
   // Everything the children need is prepared before fork: the caller may be threaded.
@@ -374,11 +378,11 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
                           : "the supervisor exited before the workload started (" +
                                 m_options.supervisor_command[0] + ")";
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    auto log = run->Read(state::kSupervisorLog);
+    auto log = run->Read(state_files::kSupervisorLog);
     // Its last lines, escaped: the log quotes the tenant's command and env names.
     constexpr size_t kLogTailBytes = 2048;
     if (reply.empty() && log && !log->empty())
-      msg += ": " + state::Printable(std::string_view(*log).substr(
+      msg += ": " + state_files::Printable(std::string_view(*log).substr(
                         log->size() > kLogTailBytes ? log->size() - kLogTailBytes : 0));
     return fail_cleanup(
         base::Error{ErrorCode::kUnavailable, "starting workload " + spec.id + ": " + msg});
@@ -392,16 +396,16 @@ base::Result<WorkloadInfo> Runtime::Attach(const std::string& id) const {
   WorkloadInfo info;
   info.id = id;
   info.run_dir = run->Path();
-  info.work_dir = info.run_dir + "/" + state::kFsDir + "/work";
-  info.outputs_dir = info.run_dir + "/" + state::kFsDir + "/outputs";
-  if (auto text = run->Read(state::kInfoFile))
-    GPUNET_TRY(state::InfoFromJson(*text, &info));
+  info.work_dir = info.run_dir + "/" + state_files::kFsDir + "/work";
+  info.outputs_dir = info.run_dir + "/" + state_files::kFsDir + "/outputs";
+  if (auto text = run->Read(state_files::kInfoFile))
+    GPUNET_TRY(state_files::InfoFromJson(*text, &info));
   else if (text.error().code != ErrorCode::kNotFound)
     return std::unexpected(text.error());
   auto pid = LiveSupervisor(*run);
   if (!pid) return std::unexpected(pid.error());
   info.supervisor_pid = *pid;
-  info.running = info.supervisor_pid != 0 && !run->Has(state::kStatusFile);
+  info.running = info.supervisor_pid != 0 && !run->Has(state_files::kStatusFile);
   return info;
 }
 
@@ -424,12 +428,13 @@ base::Result<std::optional<ExitStatus>> Runtime::Poll(const std::string& id) con
 }
 
 base::Result<ExitStatus> Runtime::Wait(const std::string& id, int64_t timeout_ms) const {
-  int64_t deadline = timeout_ms < 0 ? INT64_MAX : MonotonicMs() + timeout_ms;
+  int64_t deadline =
+      timeout_ms < 0 ? INT64_MAX : SystemClock::Instance().MonotonicMs() + timeout_ms;
   while (true) {
     auto p = Poll(id);
     if (!p) return std::unexpected(p.error());
     if (p->has_value()) return **p;
-    if (MonotonicMs() >= deadline)
+    if (SystemClock::Instance().MonotonicMs() >= deadline)
       return Fail(ErrorCode::kTimeout, "workload " + id + " still running");
     SleepMs(20);
   }
@@ -441,7 +446,7 @@ namespace {
 /// file before switching to the new one. Only a regular file is read, never a link.
 class LogTail {
  public:
-  LogTail(const state::StateDir& run, std::string name)
+  LogTail(const state_files::StateDir& run, std::string name)
       : m_dir(run.Fd()), m_name(std::move(name)) {}
   void Pump(std::string_view stream, const Runtime::LogSink& sink) {
     if (!m_fd.Valid()) m_fd = Open(&m_ino);
@@ -525,26 +530,26 @@ base::Status Runtime::Remove(const std::string& id) const {
   }
   // A supervisor that died (or was killed) leaves its cgroups behind: clean them.
   // The options name those cgroups: a forged file is refused, never used.
-  auto text = run->Read(state::kOptionsFile);
+  auto text = run->Read(state_files::kOptionsFile);
   if (!text && text.error().code != ErrorCode::kNotFound) return std::unexpected(text.error());
   if (text) {
     auto live = LiveSupervisor(*run);
     if (!live) return std::unexpected(live.error());
-    if (auto opts = state::OptionsFromJson(*text); opts && *live == 0) {
+    if (auto opts = state_files::OptionsFromJson(*text); opts && *live == 0) {
       WorkloadCgroups cgroups(Probe(), opts->cgroup_parents, id);
       GPUNET_TRY(cgroups.KillWorkload());
       (void)cgroups.Remove();
     }
   }
-  GPUNET_TRY(UnmountQuotaFs(info->run_dir + "/" + state::kFsDir));
+  GPUNET_TRY(UnmountQuotaFs(info->run_dir + "/" + state_files::kFsDir));
   return RemoveTree(info->run_dir);
 }
 
 std::vector<std::string> Runtime::List() const {
   std::vector<std::string> out;
-  auto root = state::StateDir::Open(m_options.state_dir, state::Create::kNo);
+  auto root = state_files::StateDir::Open(m_options.state_dir, state_files::Create::kNo);
   if (!root) return out;
-  auto runs = root->Sub(state::kRunsDir, state::Create::kNo);
+  auto runs = root->Sub(state_files::kRunsDir, state_files::Create::kNo);
   if (!runs) return out;
   UniqueFd fd(::dup(runs->Fd()));
   DIR* d = fd.Valid() ? ::fdopendir(fd.Get()) : nullptr;

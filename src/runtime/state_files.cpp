@@ -16,7 +16,7 @@
 #include "base/check.h"
 #include "base/file_util.h"
 
-namespace gpunet::runtime::state {
+namespace gpunet::runtime::state_files {
 
 using base::ErrorCode;
 using base::Fail;
@@ -380,4 +380,4 @@ base::Result<std::pair<std::string, std::string>> ParseRunDir(const std::string&
   return std::pair<std::string, std::string>(p.parent_path().parent_path().string(), id);
 }
 
-}  // namespace gpunet::runtime::state
+}  // namespace gpunet::runtime::state_files

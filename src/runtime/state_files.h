@@ -24,7 +24,7 @@
 #include "runtime/runtime.h"
 #include "runtime/sys_util.h"
 
-namespace gpunet::runtime::state {
+namespace gpunet::runtime::state_files {
 
 inline constexpr const char* kSpecFile = "spec.json";
 inline constexpr const char* kOptionsFile = "options.json";
@@ -92,4 +92,4 @@ base::Result<ExitStatus> StatusFromJson(const std::string& text);
 std::string InfoToJson(const WorkloadInfo& info);
 base::Status InfoFromJson(const std::string& text, WorkloadInfo* info);
 
-}  // namespace gpunet::runtime::state
+}  // namespace gpunet::runtime::state_files

@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "base/check.h"
+#include "base/clock.h"
 #include "runtime/cgroup.h"
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
@@ -33,6 +34,7 @@ namespace gpunet::runtime {
 
 using base::ErrorCode;
 using base::Fail;
+using base::SystemClock;
 
 namespace {
 
@@ -50,7 +52,7 @@ void OnSignal(int sig) {
 }
 
 void Log(const std::string& line) {
-  std::string l = std::to_string(NowMs()) + " " + line + "\n";
+  std::string l = std::to_string(SystemClock::Instance().NowMs()) + " " + line + "\n";
   (void)!::write(2, l.data(), l.size());
 }
 
@@ -108,8 +110,8 @@ base::Status WaitForBlockedRead(pid_t pid, int fd) {
   const std::string path = "/proc/" + std::to_string(pid) + "/syscall";
   char want[64];
   std::snprintf(want, sizeof want, "%d 0x%x ", static_cast<int>(SYS_read), fd);
-  const int64_t deadline = MonotonicMs() + 30000;
-  while (MonotonicMs() < deadline) {
+  const int64_t deadline = SystemClock::Instance().MonotonicMs() + 30000;
+  while (SystemClock::Instance().MonotonicMs() < deadline) {
     auto text = ReadFileToString(path);
     if (!text) return Fail(base::ErrorCode::kUnavailable, "the sandbox exited during its setup");
     if (text->starts_with(want)) return base::Ok();
@@ -129,7 +131,7 @@ struct Pipe {
 
 class Supervisor {
  public:
-  Supervisor(state::StateDir run, std::string state_dir, int ready_fd)
+  Supervisor(state_files::StateDir run, std::string state_dir, int ready_fd)
       : m_run(std::move(run)),
         m_run_dir(m_run.Path()),
         m_state_dir(std::move(state_dir)),
@@ -146,7 +148,7 @@ class Supervisor {
 
   base::Status ReadRunFiles();
 
-  state::StateDir m_run;  ///< the run dir, checked (state_files.h); its files go through it
+  state_files::StateDir m_run;  ///< the run dir, checked (state_files.h); its files go through it
   std::string m_run_dir;
   std::string m_state_dir;  ///< the state dir m_run is in
   UniqueFd m_ready;
@@ -172,30 +174,31 @@ class Supervisor {
 /// only when they describe this run dir: the options name the uid locks and cgroups
 /// this root process acts on.
 base::Status Supervisor::ReadRunFiles() {
-  auto spec_text = m_run.Read(state::kSpecFile);
+  auto spec_text = m_run.Read(state_files::kSpecFile);
   if (!spec_text) return std::unexpected(spec_text.error());
-  auto spec = state::SpecFromJson(*spec_text);
+  auto spec = state_files::SpecFromJson(*spec_text);
   if (!spec) return std::unexpected(spec.error());
   m_spec = std::move(*spec);
-  auto opt_text = m_run.Read(state::kOptionsFile);
+  auto opt_text = m_run.Read(state_files::kOptionsFile);
   if (!opt_text) return std::unexpected(opt_text.error());
-  auto opts = state::OptionsFromJson(*opt_text);
+  auto opts = state_files::OptionsFromJson(*opt_text);
   if (!opts) return std::unexpected(opts.error());
   m_options = std::move(*opts);
   GPUNET_TRY(ValidateSpec(m_spec));
-  if (m_run_dir != m_state_dir + "/" + state::kRunsDir + "/" + m_spec.id)
-    return Fail(ErrorCode::kCorrupt, m_run_dir + "/" + state::kSpecFile + " is for workload " +
-                                         m_spec.id + ", not for this run dir");
+  if (m_run_dir != m_state_dir + "/" + state_files::kRunsDir + "/" + m_spec.id)
+    return Fail(ErrorCode::kCorrupt, m_run_dir + "/" + state_files::kSpecFile +
+                                         " is for workload " + m_spec.id +
+                                         ", not for this run dir");
   if (m_options.state_dir != m_state_dir)
-    return Fail(ErrorCode::kCorrupt, m_run_dir + "/" + state::kOptionsFile +
+    return Fail(ErrorCode::kCorrupt, m_run_dir + "/" + state_files::kOptionsFile +
                                          " names another state dir (" +
-                                         state::Printable(m_options.state_dir) + ")");
+                                         state_files::Printable(m_options.state_dir) + ")");
   return base::Ok();
 }
 
 base::Status Supervisor::Prepare() {
   GPUNET_TRY(m_run.Write(
-      state::kPidFile,
+      state_files::kPidFile,
       std::to_string(::getpid()) + " " + std::to_string(ProcessStartTime(::getpid())) + "\n",
       0644));
   GPUNET_TRY(ReadRunFiles());
@@ -228,7 +231,7 @@ base::Status Supervisor::Prepare() {
   }
   for (const auto& m : m_unenforced) Log("NOT ENFORCED: " + m);
 
-  const std::string fs = m_run_dir + "/" + state::kFsDir;
+  const std::string fs = m_run_dir + "/" + state_files::kFsDir;
   if (m_caps.loop_devices && !m_caps.mkfs_ext4.empty() && !m_caps.mount.empty()) {
     m_fs_mounted = true;
     GPUNET_TRY(CreateQuotaFs(m_run_dir + "/disk.img", fs, m_spec.resources.disk_bytes));
@@ -239,13 +242,13 @@ base::Status Supervisor::Prepare() {
         "/tmp are a plain directory without a size limit";
     m_unenforced.push_back(why);
     Log("NOT ENFORCED: " + why);
-    auto made = m_run.Sub(state::kFsDir, state::Create::kNew);
+    auto made = m_run.Sub(state_files::kFsDir, state_files::Create::kNew);
     if (!made) return std::unexpected(made.error());
   } else {
     return Fail(ErrorCode::kUnsupported,
                 "disk quota needs mkfs.ext4 (e2fsprogs), mount and /dev/loop-control");
   }
-  auto fs_dir = m_run.Sub(state::kFsDir, state::Create::kNo);
+  auto fs_dir = m_run.Sub(state_files::kFsDir, state_files::Create::kNo);
   if (!fs_dir) return std::unexpected(fs_dir.error());
   GPUNET_TRY(MakeWorkloadDirs(*fs_dir, u));
   return WriteSandboxEtc(m_run, u, SandboxResolvConf(m_spec.network));
@@ -260,7 +263,7 @@ base::Status Supervisor::Launch() {
   for (auto* p : {&out, &err, &status, &block, &go})
     if (!*p) return std::unexpected(p->error());
 
-  const std::string fs = m_run_dir + "/" + state::kFsDir;
+  const std::string fs = m_run_dir + "/" + state_files::kFsDir;
   SandboxPlan plan;
   plan.bwrap = m_caps.bwrap;
   plan.work_dir = fs + "/work";
@@ -367,10 +370,11 @@ base::Status Supervisor::Launch() {
 
   // bwrap reports the sandboxed child's pid once the namespaces exist, then waits on --block-fd.
   std::string json;
-  const int64_t deadline = MonotonicMs() + 30000;
+  const int64_t deadline = SystemClock::Instance().MonotonicMs() + 30000;
   while (json.find('}') == std::string::npos) {
     pollfd p{m_status_r.Get(), POLLIN, 0};
-    int left = static_cast<int>(std::max<int64_t>(0, deadline - MonotonicMs()));
+    int left =
+        static_cast<int>(std::max<int64_t>(0, deadline - SystemClock::Instance().MonotonicMs()));
     int rc = ::poll(&p, 1, left);
     if (rc < 0 && errno == EINTR) continue;
     if (rc == 0) return Fail(ErrorCode::kTimeout, "bwrap did not report its sandbox within 30 s");
@@ -413,8 +417,8 @@ base::Status Supervisor::Launch() {
   info.uid = u;
   info.ports = m_network->BoundPorts();
   info.unenforced = m_unenforced;
-  GPUNET_TRY(m_run.Write(state::kInfoFile, state::InfoToJson(info), 0644));
-  m_started_ms = NowMs();
+  GPUNET_TRY(m_run.Write(state_files::kInfoFile, state_files::InfoToJson(info), 0644));
+  m_started_ms = SystemClock::Instance().NowMs();
   if (::write(m_block_w.Get(), "x", 1) != 1) return ErrnoFail("releasing the workload", errno);
   m_block_w.Reset();
   return base::Ok();
@@ -440,10 +444,11 @@ void Supervisor::Loop() {
         m_bwrap_status = st;
         // Everything left in the cgroup (daemons, double forks) dies with the workload.
         if (auto k = m_cgroups.KillWorkload(); !k) Log(k.error().ToString());
-        drain_deadline = MonotonicMs() + 2000;
+        drain_deadline = SystemClock::Instance().MonotonicMs() + 2000;
       }
     }
-    if (m_bwrap_done && ((!m_out_r.Valid() && !m_err_r.Valid()) || MonotonicMs() > drain_deadline))
+    if (m_bwrap_done && ((!m_out_r.Valid() && !m_err_r.Valid()) ||
+                         SystemClock::Instance().MonotonicMs() > drain_deadline))
       break;
     pollfd fds[4] = {{m_signals.r.Get(), POLLIN, 0},
                      {m_out_r.Get(), POLLIN, 0},
@@ -472,7 +477,7 @@ void Supervisor::Loop() {
 ExitStatus Supervisor::Finish() {
   ExitStatus s;
   s.started_at_ms = m_started_ms;
-  s.ended_at_ms = NowMs();
+  s.ended_at_ms = SystemClock::Instance().NowMs();
   s.counters = m_cgroups.Counters();
   if (WIFEXITED(m_bwrap_status)) {
     s.exit_code = WEXITSTATUS(m_bwrap_status);
@@ -555,7 +560,7 @@ int Supervisor::Run() {
   if (!prepared) {
     Log("start failed: " + prepared.error().ToString());
     Cleanup();
-    if (m_fs_mounted) (void)UnmountQuotaFs(m_run_dir + "/" + state::kFsDir);
+    if (m_fs_mounted) (void)UnmountQuotaFs(m_run_dir + "/" + state_files::kFsDir);
     ReportReady("error " + prepared.error().message + "\n");
     return 1;
   }
@@ -565,7 +570,7 @@ int Supervisor::Run() {
   Cleanup();
   Log("workload ended: " + status.message);
   // Last: the status file is what tells readers that logs and teardown are complete.
-  if (auto w = m_run.Write(state::kStatusFile, state::StatusToJson(status), 0644); !w) {
+  if (auto w = m_run.Write(state_files::kStatusFile, state_files::StatusToJson(status), 0644); !w) {
     Log(w.error().ToString());
     return 1;
   }
@@ -578,16 +583,16 @@ int SupervisorMain(const std::string& run_dir, int ready_fd) {
   ::fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
   // Nothing is written anywhere before the run dir is known to be one: the argument
   // must be <state_dir>/runs/<id> with a valid id, and the tree root's alone.
-  auto parsed = state::ParseRunDir(run_dir);
-  auto run = parsed ? state::OpenRunDir(parsed->first, parsed->second)
-                    : base::Result<state::StateDir>(std::unexpected(parsed.error()));
+  auto parsed = state_files::ParseRunDir(run_dir);
+  auto run = parsed ? state_files::OpenRunDir(parsed->first, parsed->second)
+                    : base::Result<state_files::StateDir>(std::unexpected(parsed.error()));
   if (!run) {
     const std::string line = "error " + run.error().message + "\n";
     (void)!::write(ready_fd, line.data(), line.size());
     return 2;
   }
   // Diagnostics go to the run dir; stdin/stdout were /dev/null already.
-  int log = ::openat(run->Fd(), state::kSupervisorLog,
+  int log = ::openat(run->Fd(), state_files::kSupervisorLog,
                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (log >= 0) {
     ::dup2(log, 2);

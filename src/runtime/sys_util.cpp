@@ -134,18 +134,6 @@ base::Result<int> RunProgram(const std::vector<std::string>& argv, std::string* 
   return 128 + WTERMSIG(status);
 }
 
-int64_t NowMs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t MonotonicMs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 void SleepMs(int ms) {
   timespec ts{ms / 1000, long(ms % 1000) * 1000000L};
   while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {

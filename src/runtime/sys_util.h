@@ -85,9 +85,9 @@ base::Status SealMemfd(int fd, std::string_view what);
 /// /dev/null; returns its exit status, stderr+stdout captured (capped) into *output.
 base::Result<int> RunProgram(const std::vector<std::string>& argv, std::string* output);
 
-/// Wall-clock and monotonic milliseconds.
-int64_t NowMs();
-int64_t MonotonicMs();
+/// Sleeps `ms` milliseconds, resuming after signals. (The runtime reads the time
+/// through base::SystemClock: it waits on real time, in poll, nanosleep and a
+/// supervisor process of its own, so no other base::Clock would do.)
 void SleepMs(int ms);
 
 /// The start time of a process (field 22 of /proc/<pid>/stat), 0 when it does not exist:

@@ -31,6 +31,16 @@ struct DevnetArgs {
   std::string chain_id = "gpunet-devnet";
 };
 
+/// Deletes a temporary devnet home; what cannot be deleted is named on stderr (the
+/// devnet's own outcome is what the command reports).
+void RemoveTemporaryHome(const std::string& home) {
+  std::error_code ec;
+  std::filesystem::remove_all(home, ec);
+  if (ec)
+    std::cerr << "warning: cannot delete the temporary home " << home << ": " << ec.message()
+              << "\n";
+}
+
 void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
   namespace fs = std::filesystem;
   if (a.home.empty()) a.home = g.home;  // `gpunet --home DIR devnet` too (not $GPUNET_HOME)
@@ -47,7 +57,9 @@ void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
     passphrase = env;
 
   std::error_code ec;
-  bool initialised = fs::exists(a.home + "/config/genesis.json", ec);
+  const std::string genesis_path = a.home + "/config/genesis.json";
+  const bool initialised = fs::exists(genesis_path, ec);
+  if (ec) FailCommand(ErrorCode::kIo, "cannot check " + genesis_path + ": " + ec.message());
   std::vector<std::pair<std::string, std::string>> keys;  // name, address
   if (!initialised) {
     node::InitOptions init;
@@ -78,7 +90,7 @@ void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
     if (e.code == ErrorCode::kIo)
       e.message +=
           " (another devnet or node on " + a.rpc + "? pass --rpc 127.0.0.1:0 for any free port)";
-    if (temporary) fs::remove_all(a.home, ec);
+    if (temporary) RemoveTemporaryHome(a.home);
     throw CommandFailed{e};
   }
   std::unique_ptr<node::Node> node = std::move(*started);
@@ -121,7 +133,7 @@ void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
   base::Status waited = node->Wait();
   node->Stop();
   node.reset();
-  if (temporary) fs::remove_all(a.home, ec);
+  if (temporary) RemoveTemporaryHome(a.home);
   OrFail(std::move(waited), "the devnet node stopped with an error");
   if (!g.Json()) std::cout << "devnet stopped" << std::endl;
 }

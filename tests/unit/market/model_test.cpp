@@ -810,11 +810,11 @@ TEST(MarketModel, ABrokenModelIsCaught) {
 // Regression, found by the model test (seed 1, operation 1069): a provider that
 // withdraws AFTER its last proof of life (LeaseWithdraw is not a heartbeat) and
 // then goes silent. The missed-heartbeat close settles at the last heartbeat, where
-// the accrual is below what was already paid; Due() in src/market/apply.cpp aborted
-// the node on its GPUNET_CHECK `accrued >= l.paid_ugpn` (fixed in 2489ed9).
-// Expected: nothing more is paid (no claw-back), the rest of the escrow is
-// refunded, the penalty is taken. Runs in a child process so a regression (an
-// abort) fails only this test.
+// the accrual is below what was already paid; Due() (now AccruedUnpaid()) in
+// src/market/apply.cpp aborted the node on its GPUNET_CHECK `accrued >= l.paid_ugpn`
+// (fixed in 2489ed9). Expected: nothing more is paid (no claw-back), the rest of the
+// escrow is refunded, the penalty is taken. Runs in a child process so a regression
+// (an abort) fails only this test.
 bool WithdrawPastLastHeartbeatThenSilent() {
   Harness h(kAccounts, kStartBalance);
   codec::MsgProviderRegister reg;
@@ -848,7 +848,7 @@ TEST(MarketModelDeathTest, WithdrawAfterTheLastHeartbeatThenMissedHeartbeatSettl
   EXPECT_EXIT(std::exit(WithdrawPastLastHeartbeatThenSilent() ? 0 : 1),
               ::testing::ExitedWithCode(0), "")
       << "a missed-heartbeat close after a withdrawal past the last heartbeat must settle "
-         "(nothing more paid, rest refunded), not abort on the Due() check";
+         "(nothing more paid, rest refunded), not abort on the AccruedUnpaid() check";
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -250,6 +252,47 @@ TEST(InitHomeFiles, NodeRefusesASymlinkedValidatorSeed) {
   EXPECT_EQ(started.error().code, base::ErrorCode::kCorrupt);
   EXPECT_NE(started.error().message.find("symbolic link"), std::string::npos)
       << started.error().message;
+}
+
+// A home that cannot be made or looked into is an error naming the path and the OS's
+// reason, from init and from the node: not an exception from the standard library,
+// nor a later error about some other file.
+TEST(InitHomeFiles, AHomeThatCannotBeMadeOrCheckedIsAnErrorNamingThePath) {
+  TempDir dir;
+  // Under a regular file.
+  const std::string file = dir.Path() + "/file";
+  std::ofstream(file) << "not a directory";
+  auto under_file = InitHome(Options(file + "/home"));
+  ASSERT_FALSE(under_file) << "init made a home under a regular file";
+  EXPECT_EQ(under_file.error().code, base::ErrorCode::kIo) << under_file.error().ToString();
+  EXPECT_NE(under_file.error().message.find(file + ", above the node home"), std::string::npos)
+      << under_file.error().message;
+  EXPECT_NE(under_file.error().message.find("is not a directory"), std::string::npos)
+      << under_file.error().message;
+
+  // Its config directory a link to itself: every look inside fails with ELOOP
+  // (even for root, who passes every permission check).
+  const std::string home = dir.Path() + "/home";
+  ASSERT_TRUE(fs::create_directory(home));
+  fs::create_symlink(home + "/config", home + "/config");
+  const std::string genesis = home + "/config/genesis.json";
+  const std::string reason = std::strerror(ELOOP);
+  auto looped = InitHome(Options(home));
+  ASSERT_FALSE(looped) << "init went ahead in a home it could not check";
+  EXPECT_EQ(looped.error().code, base::ErrorCode::kIo) << looped.error().ToString();
+  EXPECT_NE(looped.error().message.find("cannot check " + genesis), std::string::npos)
+      << looped.error().message;
+  EXPECT_NE(looped.error().message.find(reason), std::string::npos) << looped.error().message;
+
+  NodeOptions options;
+  options.home = home;
+  options.log_blocks = false;
+  auto started = Node::Start(options);
+  ASSERT_FALSE(started) << "the node started in a home it could not check";
+  EXPECT_EQ(started.error().code, base::ErrorCode::kIo) << started.error().ToString();
+  EXPECT_NE(started.error().message.find("cannot check " + genesis), std::string::npos)
+      << started.error().message;
+  EXPECT_NE(started.error().message.find(reason), std::string::npos) << started.error().message;
 }
 
 }  // namespace

@@ -230,7 +230,7 @@ TEST(StateFiles, RoundTripAndRefuseGarbage) {
   s.env["K"] = "v\n\"quoted\"";
   s.network = NetworkMode::kPorts;
   s.ports = {{8888, 0}, {22, 2222}};
-  auto back = state::SpecFromJson(state::SpecToJson(s));
+  auto back = state_files::SpecFromJson(state_files::SpecToJson(s));
   ASSERT_TRUE(back.has_value()) << back.error().ToString();
   EXPECT_EQ(back->env, s.env);
   EXPECT_EQ(back->command, s.command);
@@ -244,13 +244,13 @@ TEST(StateFiles, RoundTripAndRefuseGarbage) {
   st.reason = ExitReason::kOutOfMemory;
   st.message = "killed: out of memory (limit 2G)";
   st.counters.oom_kills = 1;
-  auto sb = state::StatusFromJson(state::StatusToJson(st));
+  auto sb = state_files::StatusFromJson(state_files::StatusToJson(st));
   ASSERT_TRUE(sb.has_value());
   EXPECT_EQ(sb->reason, ExitReason::kOutOfMemory);
   EXPECT_EQ(sb->message, st.message);
-  EXPECT_EQ(state::SpecFromJson("{").error().code, ErrorCode::kCorrupt);
-  EXPECT_EQ(state::StatusFromJson("{\"exit_code\": 1}").error().code, ErrorCode::kCorrupt);
-  EXPECT_EQ(state::SpecFromJson(R"({"id": 5})").error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(state_files::SpecFromJson("{").error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(state_files::StatusFromJson("{\"exit_code\": 1}").error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(state_files::SpecFromJson(R"({"id": 5})").error().code, ErrorCode::kCorrupt);
 }
 
 TEST(Gpu, PlanRefusesUnknownUuidsAndNonDevices) {

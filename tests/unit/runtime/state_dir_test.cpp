@@ -121,8 +121,8 @@ class StateDirTest : public ::testing::Test {
   std::string MakeRunDir(const std::string& id) {
     std::string run = m_state + "/runs/" + id;
     EXPECT_EQ(::mkdir(run.c_str(), 0711), 0);
-    WriteFile(run + "/" + state::kSpecFile, state::SpecToJson(Spec(id)), 0600);
-    WriteFile(run + "/" + state::kOptionsFile, state::OptionsToJson(m_options), 0600);
+    WriteFile(run + "/" + state_files::kSpecFile, state_files::SpecToJson(Spec(id)), 0600);
+    WriteFile(run + "/" + state_files::kOptionsFile, state_files::OptionsToJson(m_options), 0600);
     return run;
   }
 
@@ -342,7 +342,7 @@ TEST_F(StateDirTest, MissingParentsOfTheStateDirAreMade0755EvenUnderUmaskZero) {
 
 TEST_F(StateDirTest, SandboxEtcAndWorkDirsAreNeverWrittenThroughALink) {
   const std::string run = MakeRunDir("w1");
-  auto run_dir = state::OpenRunDir(m_state, "w1");
+  auto run_dir = state_files::OpenRunDir(m_state, "w1");
   ASSERT_TRUE(run_dir.has_value()) << run_dir.error().ToString();
   const std::string target = m_attacker + "/passwd";
   WriteFile(target, "attacker\n");
@@ -368,7 +368,7 @@ TEST_F(StateDirTest, SandboxEtcAndWorkDirsAreNeverWrittenThroughALink) {
   // fs/work a link to the attacker's dir: not made, and chown never reaches the target.
   ASSERT_EQ(::mkdir((run + "/fs").c_str(), 0711), 0);
   ASSERT_EQ(::symlink(m_attacker.c_str(), (run + "/fs/work").c_str()), 0);
-  auto fs_dir = run_dir->Sub(state::kFsDir, state::Create::kNo);
+  auto fs_dir = run_dir->Sub(state_files::kFsDir, state_files::Create::kNo);
   ASSERT_TRUE(fs_dir.has_value()) << fs_dir.error().ToString();
   EXPECT_FALSE(MakeWorkloadDirs(*fs_dir, 5000).has_value());
   EXPECT_EQ(Snapshot(m_attacker), attacker_before);
@@ -430,14 +430,14 @@ TEST_F(StateDirTest, ForgedPidFileIsNeitherFollowedNorKilled) {
   for (Attack attack : kAttacks) {
     SCOPED_TRACE(AttackName(attack));
     const std::string run = MakeRunDir("w1");
-    Plant(run, state::kPidFile, forged, m_attacker, attack);
+    Plant(run, state_files::kPidFile, forged, m_attacker, attack);
     Runtime rt(m_options);
     auto info = rt.Attach("w1");
     ASSERT_FALSE(info.has_value()) << "Attach read the forged pid " << info->supervisor_pid;
-    ExpectRefusal(info.error(), run + "/" + state::kPidFile);
+    ExpectRefusal(info.error(), run + "/" + state_files::kPidFile);
     auto stopped = rt.Stop("w1");
     ASSERT_FALSE(stopped.has_value());
-    ExpectRefusal(stopped.error(), run + "/" + state::kPidFile);
+    ExpectRefusal(stopped.error(), run + "/" + state_files::kPidFile);
     EXPECT_TRUE(VictimAlive()) << "Stop signalled the process a forged pid file names";
     EXPECT_FALSE(rt.Remove("w1").has_value());
     EXPECT_TRUE(VictimAlive());
@@ -453,16 +453,16 @@ TEST_F(StateDirTest, ForgedStatusAndInfoFilesAreRefused) {
   for (Attack attack : kAttacks) {
     SCOPED_TRACE(AttackName(attack));
     const std::string run = MakeRunDir("w1");
-    Plant(run, state::kStatusFile, state::StatusToJson(forged), m_attacker, attack);
+    Plant(run, state_files::kStatusFile, state_files::StatusToJson(forged), m_attacker, attack);
     auto polled = Runtime(m_options).Poll("w1");
     ASSERT_FALSE(polled.has_value()) << "Poll returned the forged status";
-    ExpectRefusal(polled.error(), run + "/" + state::kStatusFile);
-    ::unlink((run + "/" + state::kStatusFile).c_str());
+    ExpectRefusal(polled.error(), run + "/" + state_files::kStatusFile);
+    ::unlink((run + "/" + state_files::kStatusFile).c_str());
 
-    Plant(run, state::kInfoFile, state::InfoToJson(forged_info), m_attacker, attack);
+    Plant(run, state_files::kInfoFile, state_files::InfoToJson(forged_info), m_attacker, attack);
     auto info = Runtime(m_options).Attach("w1");
     ASSERT_FALSE(info.has_value()) << "Attach returned the forged info";
-    ExpectRefusal(info.error(), run + "/" + state::kInfoFile);
+    ExpectRefusal(info.error(), run + "/" + state_files::kInfoFile);
     fs::remove_all(run);
   }
 }
@@ -473,7 +473,7 @@ TEST_F(StateDirTest, FollowReadsOnlyLogsTheRuntimeWrote) {
   for (Attack attack : kAttacks) {
     SCOPED_TRACE(AttackName(attack));
     const std::string run = MakeRunDir("w1");
-    WriteFile(run + "/" + state::kStatusFile, state::StatusToJson(done), 0600);
+    WriteFile(run + "/" + state_files::kStatusFile, state_files::StatusToJson(done), 0600);
     WriteFile(run + "/stdout.log", "genuine\n", 0600);
     Plant(run, "stderr.log", "forged log line\n", m_attacker, attack);
     std::string out, err;
@@ -494,10 +494,11 @@ TEST_F(StateDirTest, ForgedOptionsAreNotUsedToRemove) {
   for (Attack attack : kAttacks) {
     SCOPED_TRACE(AttackName(attack));
     const std::string run = MakeRunDir("w1");
-    Plant(run, state::kOptionsFile, state::OptionsToJson(attacker_options), m_attacker, attack);
+    Plant(run, state_files::kOptionsFile, state_files::OptionsToJson(attacker_options), m_attacker,
+          attack);
     auto removed = Runtime(m_options).Remove("w1");
     ASSERT_FALSE(removed.has_value()) << "Remove used a forged options file";
-    ExpectRefusal(removed.error(), run + "/" + state::kOptionsFile);
+    ExpectRefusal(removed.error(), run + "/" + state_files::kOptionsFile);
     EXPECT_TRUE(fs::exists(run)) << "a refused Remove deletes nothing";
     fs::remove_all(run);
   }
@@ -506,7 +507,7 @@ TEST_F(StateDirTest, ForgedOptionsAreNotUsedToRemove) {
 TEST_F(StateDirTest, SupervisorRefusesForgedSpecOrOptions) {
   // Content the old supervisor would have parsed and complained about; the new one
   // must not read it at all.
-  for (const char* file : {state::kSpecFile, state::kOptionsFile}) {
+  for (const char* file : {state_files::kSpecFile, state_files::kOptionsFile}) {
     for (Attack attack : kAttacks) {
       SCOPED_TRACE(std::string(file) + ": " + AttackName(attack));
       const std::string run = MakeRunDir("w1");
@@ -531,8 +532,8 @@ TEST_F(StateDirTest, SupervisorRefusesARunDirOthersCanWrite) {
   EXPECT_NE(sup.exit_code, 0);
   EXPECT_NE(sup.reply.find(run), std::string::npos) << sup.reply;
   EXPECT_NE(sup.reply.find("chmod"), std::string::npos) << sup.reply;
-  EXPECT_FALSE(fs::exists(run + "/" + state::kPidFile)) << "nothing written into it";
-  EXPECT_FALSE(fs::exists(run + "/" + state::kSupervisorLog));
+  EXPECT_FALSE(fs::exists(run + "/" + state_files::kPidFile)) << "nothing written into it";
+  EXPECT_FALSE(fs::exists(run + "/" + state_files::kSupervisorLog));
 }
 
 }  // namespace
