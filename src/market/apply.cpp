@@ -92,14 +92,14 @@ R<std::vector<base::Bytes>> Keys(const StoreView& view, const base::Bytes& begin
   return out;
 }
 
-uint64_t U64At(const base::Bytes& key, size_t at) {
-  return base::ReadU64BE(key.data() + at);
-}
-codec::Address AddrAt(const base::Bytes& key, size_t at) {
-  codec::Address a;
-  std::copy(key.begin() + static_cast<long>(at), key.begin() + static_cast<long>(at + 20),
-            a.begin());
-  return a;
+/// What a keys::Parse* function read out of `key`, or kCorrupt when the key found
+/// under a table's prefix is not of its layout.
+template <class T>
+R<T> Parsed(std::optional<T> parts, base::ByteSpan key) {
+  if (!parts)
+    return Op(base::Error{base::ErrorCode::kCorrupt,
+                          "market key " + base::ToHex(key) + " is not of its table's layout"});
+  return std::move(*parts);
 }
 
 codec::Event Ev(std::string type, std::map<std::string, std::string> attributes) {
@@ -238,11 +238,9 @@ R<> RequireAdmits(const Provider& p, const codec::Address& tenant) {
 
 void MoveHeartbeatDeadline(Store& store, Provider& p, uint64_t deadline_ms) {
   if (p.heartbeat_deadline_ms != 0)
-    store.Delete(
-        keys::KeyBuilder(keys::kHeartbeatIndex).U64(p.heartbeat_deadline_ms).Addr(p.owner));
+    store.Delete(keys::HeartbeatIndexKey(p.heartbeat_deadline_ms, p.owner));
   p.heartbeat_deadline_ms = deadline_ms;
-  if (deadline_ms != 0)
-    store.Put(keys::KeyBuilder(keys::kHeartbeatIndex).U64(deadline_ms).Addr(p.owner), {});
+  if (deadline_ms != 0) store.Put(keys::HeartbeatIndexKey(deadline_ms, p.owner), {});
 }
 
 uint64_t HeartbeatDeadline(uint64_t last_ms) {
@@ -320,11 +318,11 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
 }
 
 void RemoveLeaseIndexes(Store& store, const Lease& l) {
-  store.Delete(keys::KeyBuilder(keys::kProviderOpenLeases).Addr(l.provider).U64(l.lease_id));
+  store.Delete(keys::PartyIndexKey(keys::kProviderOpenLeases, l.provider, l.lease_id));
   if (l.state == LeaseState::kReserved)
-    store.Delete(keys::KeyBuilder(keys::kStartIndex).U64(l.start_deadline_ms).U64(l.lease_id));
+    store.Delete(keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, l.lease_id));
   if (l.state == LeaseState::kStarted)
-    store.Delete(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id));
+    store.Delete(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id));
 }
 
 /// Ends that count against the provider's reputation: the two faults and a close by
@@ -464,10 +462,10 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
   l.deposited_ugpn = deposit;
   l.escrow_ugpn = deposit;
   Save(store, keys::LeaseKey(id), l);
-  store.Put(keys::KeyBuilder(keys::kStartIndex).U64(l.start_deadline_ms).U64(id), {});
-  store.Put(keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner).U64(id), {});
-  store.Put(keys::KeyBuilder(keys::kTenantLeases).Addr(tenant).U64(id), {});
-  store.Put(keys::KeyBuilder(keys::kProviderLeases).Addr(p.owner).U64(id), {});
+  store.Put(keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, id), {});
+  store.Put(keys::PartyIndexKey(keys::kProviderOpenLeases, p.owner, id), {});
+  store.Put(keys::PartyIndexKey(keys::kTenantLeases, tenant, id), {});
+  store.Put(keys::PartyIndexKey(keys::kProviderLeases, p.owner, id), {});
   ++p.open_leases;
   p.promised_penalties_ugpn += penalty;  // covered: RequireCovers checked the sum
   Save(store, keys::ProviderKey(p.owner), p);
@@ -589,8 +587,8 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
   order.deposit_ugpn = 0;
   order.state = OrderState::kAwarded;
   order.lease_id = lease_id;
-  store.Delete(keys::KeyBuilder(keys::kWindowIndex).U64(order.window_end_ms).U64(order.order_id));
-  store.Delete(keys::KeyBuilder(keys::kTenantOpenOrders).Addr(order.tenant).U64(order.order_id));
+  store.Delete(keys::DeadlineIndexKey(keys::kWindowIndex, order.window_end_ms, order.order_id));
+  store.Delete(keys::PartyIndexKey(keys::kTenantOpenOrders, order.tenant, order.order_id));
   Save(store, keys::OrderKey(order.order_id), order);
   events.push_back(Ev("order_awarded", {{"order_id", Str(order.order_id)},
                                         {"bid_id", Str(bid.bid_id)},
@@ -691,7 +689,8 @@ R<> Do(Ctx& c, const codec::MsgProviderDeregister&) {
   base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenOffers).Addr(p.owner);
   M_TRY(offer_keys, Keys(c.store, prefix, keys::PrefixEnd(prefix), limits::kOffersPerProviderMax));
   for (const auto& k : offer_keys) {
-    uint64_t id = U64At(k, 2 + 20);
+    M_TRY(entry, Parsed(keys::ParsePartyIndexKey(keys::kProviderOpenOffers, k), k));
+    const uint64_t id = entry.id;
     M_TRY(offer, Need<Offer>(c.store, keys::OfferKey(id), TxCode::kMarketUnknownOffer, "offer"));
     offer.open = false;
     Save(c.store, keys::OfferKey(id), offer);
@@ -882,7 +881,7 @@ R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
   Offer offer{id,        p.owner, m.gpu_model,    m.site_id, m.price_ugpn_per_gpu_hour,
               m.tenants, true,    c.block.time_ms};
   Save(c.store, keys::OfferKey(id), offer);
-  c.store.Put(keys::KeyBuilder(keys::kProviderOpenOffers).Addr(p.owner).U64(id), {});
+  c.store.Put(keys::PartyIndexKey(keys::kProviderOpenOffers, p.owner, id), {});
   ++p.open_offers;
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(
@@ -905,7 +904,7 @@ R<> Do(Ctx& c, const codec::MsgOfferClose& m) {
   if (!offer.open) return Reject(TxCode::kMarketOfferClosed, "offer already closed");
   offer.open = false;
   Save(c.store, keys::OfferKey(m.offer_id), offer);
-  c.store.Delete(keys::KeyBuilder(keys::kProviderOpenOffers).Addr(p.owner).U64(m.offer_id));
+  c.store.Delete(keys::PartyIndexKey(keys::kProviderOpenOffers, p.owner, m.offer_id));
   --p.open_offers;
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev("offer_closed", {{"offer_id", Str(m.offer_id)}}));
@@ -950,7 +949,12 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
         if (offer.site_id != 0 && machine->site_id != offer.site_id) return true;
         if (machine->free_gpus < m.gpus_per_machine) return true;
         auto& fits = fits_by_site[m.machines == 1 ? 0 : machine->site_id];
-        fits.push_back(base::ReadU32BE(key.data() + 2 + 20));
+        auto machine_key = keys::ParseMachineKey(key);
+        if (!machine_key) {
+          error = "market key " + base::ToHex(key) + " is not a machine key";
+          return false;
+        }
+        fits.push_back(machine_key->id);
         return m.machines != 1;  // one machine: the first fit ends the scan
       });
   if (!scanned) return Op(scanned.error());
@@ -1013,8 +1017,8 @@ R<> Do(Ctx& c, const codec::MsgOrderCreate& m) {
   order.window_end_ms = c.block.time_ms + m.bid_window_ms;
   order.providers = m.providers;
   Save(c.store, keys::OrderKey(id), order);
-  c.store.Put(keys::KeyBuilder(keys::kWindowIndex).U64(order.window_end_ms).U64(id), {});
-  c.store.Put(keys::KeyBuilder(keys::kTenantOpenOrders).Addr(c.sender).U64(id), {});
+  c.store.Put(keys::DeadlineIndexKey(keys::kWindowIndex, order.window_end_ms, id), {});
+  c.store.Put(keys::PartyIndexKey(keys::kTenantOpenOrders, c.sender, id), {});
   c.events.push_back(Ev("order_created", {{"order_id", Str(id)},
                                           {"tenant", AddrStr(c.sender)},
                                           {"deposit_ugpn", Str(m.deposit_ugpn)},
@@ -1030,8 +1034,8 @@ R<> CloseOrder(Store& store, Order& order, std::string_view reason,
   M_DO(Credit(store, order.tenant, refund));
   order.deposit_ugpn = 0;
   order.state = OrderState::kClosed;
-  store.Delete(keys::KeyBuilder(keys::kWindowIndex).U64(order.window_end_ms).U64(order.order_id));
-  store.Delete(keys::KeyBuilder(keys::kTenantOpenOrders).Addr(order.tenant).U64(order.order_id));
+  store.Delete(keys::DeadlineIndexKey(keys::kWindowIndex, order.window_end_ms, order.order_id));
+  store.Delete(keys::PartyIndexKey(keys::kTenantOpenOrders, order.tenant, order.order_id));
   Save(store, keys::OrderKey(order.order_id), order);
   events.push_back(Ev("order_closed", {{"order_id", Str(order.order_id)},
                                        {"refund_ugpn", Str(refund)},
@@ -1066,7 +1070,7 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
                                                       " ms");
   M_DO(RequireAdmits(p, order.tenant));
   M_DO(RequireQualifies(p, order.providers));
-  base::Bytes dedupe = keys::KeyBuilder(keys::kOrderProviderBid).U64(m.order_id).Addr(p.owner);
+  base::Bytes dedupe = keys::OrderProviderBidKey(m.order_id, p.owner);
   auto previous = c.store.Get(dedupe);
   if (!previous) return Op(previous.error());
   if (previous->has_value())
@@ -1086,7 +1090,7 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
   M_TRY(id, NextId(c.store, &Counters::next_bid_id));
   Bid bid{id, m.order_id, p.owner, m.price_ugpn_per_gpu_hour, m.machine_ids, c.block.time_ms};
   Save(c.store, keys::BidKey(id), bid);
-  c.store.Put(keys::KeyBuilder(keys::kOrderBids).U64(m.order_id).U64(id), {});
+  c.store.Put(keys::OrderBidKey(m.order_id, id), {});
   base::Bytes id_bytes;
   base::AppendU64BE(id_bytes, id);
   c.store.Put(dedupe, id_bytes);
@@ -1127,12 +1131,12 @@ R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
   // chain is not the provider's fault).
   if (l.state != LeaseState::kReserved)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " already started");
-  c.store.Delete(keys::KeyBuilder(keys::kStartIndex).U64(l.start_deadline_ms).U64(l.lease_id));
+  c.store.Delete(keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, l.lease_id));
   l.state = LeaseState::kStarted;
   l.started_ms = c.block.time_ms;
   uint64_t paid_ms = PaidMs(l.deposited_ugpn, l.rate_ugpn_per_hour);
   l.paid_until_ms = paid_ms > UINT64_MAX - l.started_ms ? UINT64_MAX : l.started_ms + paid_ms;
-  c.store.Put(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id), {});
+  c.store.Put(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id), {});
   Save(c.store, keys::LeaseKey(l.lease_id), l);
   // LeaseStarted is proof of life.
   ++p.started_leases;
@@ -1158,10 +1162,10 @@ R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
   l.deposited_ugpn = *deposited;
   l.escrow_ugpn += m.amount_ugpn;
   if (l.state == LeaseState::kStarted) {
-    c.store.Delete(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id));
+    c.store.Delete(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id));
     uint64_t paid_ms = PaidMs(l.deposited_ugpn, l.rate_ugpn_per_hour);
     l.paid_until_ms = paid_ms > UINT64_MAX - l.started_ms ? UINT64_MAX : l.started_ms + paid_ms;
-    c.store.Put(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id), {});
+    c.store.Put(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id), {});
   }
   Save(c.store, keys::LeaseKey(l.lease_id), l);
   c.events.push_back(Ev("lease_deposit", {{"lease_id", Str(l.lease_id)},
@@ -1302,7 +1306,8 @@ R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
   };
   std::vector<Ranked> ranked;
   for (const auto& k : bid_keys) {
-    uint64_t bid_id = U64At(k, 2 + 8);
+    M_TRY(entry, Parsed(keys::ParseOrderBidKey(k), k));
+    const uint64_t bid_id = entry.bid_id;
     M_TRY(bid, Need<Bid>(store, keys::BidKey(bid_id), TxCode::kMarketUnknownBid, "bid"));
     M_TRY(p, NeedProvider(store, bid.provider));
     ranked.push_back(
@@ -1341,7 +1346,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   for (const auto& k : windows) {
     // The rest waits for the next block; faults and expiries still run.
     if (!store.EndBlockBudgetLeft(EndBlockSection::kAwards)) break;
-    M_DO(AwardAtWindowEnd(store, block, U64At(k, 2 + 8), events));
+    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kWindowIndex, k), k));
+    M_DO(AwardAtWindowEnd(store, block, entry.id, events));
     --budget;
   }
 
@@ -1351,8 +1357,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     // Faults left waiting: expiries wait too, so a lease whose provider went silent
     // is closed as a fault, never settled as an expiry ahead of it.
     if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};
-    M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
-                         "lease"));
+    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kStartIndex, k), k));
+    M_TRY(l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
     --budget;
     M_TRY(grace_until, GraceUntil(store, k, block.height));
@@ -1366,14 +1372,16 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     if (budget == 0) break;
     if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};  // as above
     --budget;
-    M_TRY(p, NeedProvider(store, AddrAt(k, 2 + 8)));
+    M_TRY(entry, Parsed(keys::ParseHeartbeatIndexKey(k), k));
+    M_TRY(p, NeedProvider(store, entry.owner));
     M_TRY(grace_until, GraceUntil(store, k, block.height));
     if (block.height <= grace_until) continue;  // a halted chain: wait for the grace blocks
     base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner);
     M_TRY(open, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kOpenLeasesPerProviderMax));
     for (const auto& lk : open) {
       if (budget == 0) break;
-      M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(lk, 2 + 20)), TxCode::kMarketUnknownLease,
+      M_TRY(open_entry, Parsed(keys::ParsePartyIndexKey(keys::kProviderOpenLeases, lk), lk));
+      M_TRY(l, Need<Lease>(store, keys::LeaseKey(open_entry.id), TxCode::kMarketUnknownLease,
                            "lease"));
       if (l.state != LeaseState::kStarted) continue;
       --budget;
@@ -1389,8 +1397,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   M_TRY(expired, ScanDueIndex(store, keys::kExpiryIndex, now, budget));
   for (const auto& k : expired) {
     if (!store.EndBlockBudgetLeft(EndBlockSection::kExpiries)) return {};
-    M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
-                         "lease"));
+    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kExpiryIndex, k), k));
+    M_TRY(l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
     GPUNET_CHECK(l.state == LeaseState::kStarted);
     M_DO(CloseLease(store, block, l, LeaseEnd::kExpired, l.paid_until_ms, events));
     --budget;
@@ -1429,12 +1437,17 @@ base::Result<std::optional<uint64_t>> NextDeadline(const StoreView& view) {
   for (uint8_t table :
        {keys::kWindowIndex, keys::kStartIndex, keys::kHeartbeatIndex, keys::kExpiryIndex}) {
     base::Bytes begin = keys::KeyBuilder(table);
-    std::optional<uint64_t> first;
+    std::optional<base::Bytes> first_key;
     GPUNET_TRY(view.Scan(begin, keys::PrefixEnd(begin), [&](base::ByteSpan key, base::ByteSpan) {
-      first = base::ReadU64BE(key.data() + 2);
+      first_key.emplace(key.begin(), key.end());
       return false;
     }));
-    if (first && (!earliest || *first < *earliest)) earliest = first;
+    if (!first_key) continue;
+    std::optional<uint64_t> first = keys::ParseIndexDeadline(*first_key);
+    if (!first)
+      return base::Fail(base::ErrorCode::kCorrupt,
+                        "market key " + base::ToHex(*first_key) + " is not a deadline-index key");
+    if (!earliest || *first < *earliest) earliest = first;
   }
   return earliest;
 }

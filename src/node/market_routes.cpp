@@ -107,19 +107,22 @@ base::Result<T> Load(const state::KvStore& kv, const base::Bytes& key, const std
 
 /// 0x01 table: the start of one market table.
 base::Bytes Prefix(uint8_t table) {
-  return base::Bytes{keys::kAppState, table};
+  return keys::KeyBuilder(table);
 }
 /// 0x01 table address[20]: one provider's (or tenant's) entries of a table.
 base::Bytes Prefix(uint8_t table, const codec::Address& a) {
-  base::Bytes out = Prefix(table);
-  out.insert(out.end(), a.begin(), a.end());
-  return out;
+  return keys::KeyBuilder(table).Addr(a);
 }
 /// 0x01 table id[8]: the entries of one order (its bids).
 base::Bytes Prefix(uint8_t table, uint64_t id) {
-  base::Bytes out = Prefix(table);
-  base::AppendU64BE(out, id);
-  return out;
+  return keys::KeyBuilder(table).U64(id);
+}
+
+/// A key under a market table's prefix that is not of the table's layout
+/// (keys::Parse* refused it): the stored state is corrupt.
+base::Status BadKey(base::ByteSpan key) {
+  return Fail(ErrorCode::kCorrupt,
+              "market key " + base::ToHex(key) + " is not of its table's layout");
 }
 
 /// Visits the keys of [prefix, PrefixEnd(prefix)).
@@ -128,32 +131,43 @@ base::Status ScanPrefix(const state::KvStore& kv, const base::Bytes& prefix,
   return kv.Scan(prefix, keys::PrefixEnd(prefix), visit);
 }
 
-/// The last 8 bytes of an index key: the id it points to.
-uint64_t TrailingId(base::ByteSpan key) {
-  GPUNET_CHECK(key.size() >= 8);
-  return base::ReadU64BE(key.data() + key.size() - 8);
+/// The id an entry of `table` points to: a record key's own id, or a party
+/// index entry's; nullopt when the key is not of the table's layout.
+std::optional<uint64_t> IdOfEntry(uint8_t table, base::ByteSpan key) {
+  if (!keys::IsPartyIndex(table)) return keys::ParseIdKey(table, key);
+  auto entry = keys::ParsePartyIndexKey(table, key);
+  if (!entry) return std::nullopt;
+  return entry->id;
 }
 
-/// Up to `count` ids above `after` from a state table or index whose keys are
-/// `prefix` then the id (the last 8 bytes), in id order.
-base::Result<std::vector<uint64_t>> StateIds(const state::KvStore& kv, const base::Bytes& prefix,
-                                             uint64_t after, size_t count) {
+/// Up to `count` ids above `after`, in id order, from a state table keyed by id
+/// (kOffer, kOrder) or, when keys::IsPartyIndex(table), from `party`'s entries
+/// of that index.
+base::Result<std::vector<uint64_t>> StateIds(const state::KvStore& kv, uint8_t table,
+                                             const codec::Address& party, uint64_t after,
+                                             size_t count) {
   std::vector<uint64_t> ids;
   if (after == UINT64_MAX || count == 0) return ids;
-  base::Bytes begin = prefix;
-  base::AppendU64BE(begin, after + 1);
+  const bool by_party = keys::IsPartyIndex(table);
+  const base::Bytes prefix = by_party ? Prefix(table, party) : Prefix(table);
+  const base::Bytes begin =
+      by_party ? keys::PartyIndexKey(table, party, after + 1) : keys::IdKey(table, after + 1);
+  base::Status bad = base::Ok();
   GPUNET_TRY(kv.Scan(begin, keys::PrefixEnd(prefix), [&](base::ByteSpan key, base::ByteSpan) {
-    ids.push_back(TrailingId(key));
+    auto id = IdOfEntry(table, key);
+    if (!id) return (bad = BadKey(key)), false;
+    ids.push_back(*id);
     return ids.size() < count;
   }));
+  GPUNET_TRY(bad);
   return ids;
 }
 
-/// Where a list page's ids come from: the node's index or a state prefix.
+/// Where a list page's ids come from: the node's index or the state.
 struct IdSource {
   std::optional<MarketList> index;  ///< set: the node's index (with `party`)
   codec::Address party{};
-  base::Bytes prefix;  ///< otherwise: this state table or index
+  uint8_t table = 0;  ///< otherwise: this state table, or `party`'s entries of this index
 };
 
 /// Where each form of a list with one optional party filter reads (docs/rpc.md).
@@ -361,25 +375,31 @@ class MarketRoutes {
         ScanPrefix(Kv(), Prefix(keys::kSite, owner), [&](base::ByteSpan key, base::ByteSpan value) {
           auto s = market::DecodeSite(value);
           if (!s) return (bad = std::unexpected(s.error())), false;
-          sites.push_back(SiteJson(base::ReadU32BE(key.data() + key.size() - 4), *s));
+          auto site = keys::ParseSiteKey(key);
+          if (!site) return (bad = BadKey(key)), false;
+          sites.push_back(SiteJson(site->id, *s));
           return true;
         }));
     GPUNET_TRY(bad);
-    GPUNET_TRY(ScanPrefix(
-        Kv(), Prefix(keys::kMachine, owner), [&](base::ByteSpan key, base::ByteSpan value) {
-          auto m = market::DecodeMachine(value);
-          if (!m) return (bad = std::unexpected(m.error())), false;
-          machines.push_back(MachineJson(base::ReadU32BE(key.data() + key.size() - 4), *m));
-          return true;
-        }));
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kMachine, owner),
+                          [&](base::ByteSpan key, base::ByteSpan value) {
+                            auto m = market::DecodeMachine(value);
+                            if (!m) return (bad = std::unexpected(m.error())), false;
+                            auto machine = keys::ParseMachineKey(key);
+                            if (!machine) return (bad = BadKey(key)), false;
+                            machines.push_back(MachineJson(machine->id, *m));
+                            return true;
+                          }));
     GPUNET_TRY(bad);
-    GPUNET_TRY(ScanPrefix(
-        Kv(), Prefix(keys::kProviderOpenOffers, owner), [&](base::ByteSpan key, base::ByteSpan) {
-          auto o = Load<market::Offer>(Kv(), keys::OfferKey(TrailingId(key)), "offer");
-          if (!o) return (bad = std::unexpected(o.error())), false;
-          offers.push_back(OfferJson(*o));
-          return true;
-        }));
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kProviderOpenOffers, owner),
+                          [&](base::ByteSpan key, base::ByteSpan) {
+                            auto entry = keys::ParsePartyIndexKey(keys::kProviderOpenOffers, key);
+                            if (!entry) return (bad = BadKey(key)), false;
+                            auto o = Load<market::Offer>(Kv(), keys::OfferKey(entry->id), "offer");
+                            if (!o) return (bad = std::unexpected(o.error())), false;
+                            offers.push_back(OfferJson(*o));
+                            return true;
+                          }));
     GPUNET_TRY(bad);
     j["site_list"] = sites;
     j["machine_list"] = machines;
@@ -421,7 +441,9 @@ class MarketRoutes {
                             ++reads;
                             auto s = market::DecodeSite(value);
                             if (!s) return (bad = std::unexpected(s.error())), false;
-                            sites.emplace(base::ReadU32BE(key.data() + key.size() - 4), *s);
+                            auto site = keys::ParseSiteKey(key);
+                            if (!site) return (bad = BadKey(key)), false;
+                            sites.emplace(site->id, *s);
                             return true;
                           }));
     GPUNET_TRY(bad);
@@ -494,7 +516,7 @@ class MarketRoutes {
   base::Result<std::vector<uint64_t>> Ids(const IdSource& source, uint64_t after,
                                           size_t count) const {
     if (source.index) return m_index.Page(*source.index, source.party, after, count);
-    return StateIds(Kv(), source.prefix, after, count);
+    return StateIds(Kv(), source.table, source.party, after, count);
   }
 
   /// Renders a record of a list page, adding any records it reads besides it
@@ -553,11 +575,10 @@ class MarketRoutes {
   /// `all`: closed records too.
   static base::Result<IdSource> SourceOf(const Request& req, const ListSources& s, bool all) {
     if (!req.query.contains(s.party))
-      return all ? IdSource{std::nullopt, {}, Prefix(s.every)} : IdSource{s.open, {}, {}};
+      return all ? IdSource{std::nullopt, {}, s.every} : IdSource{s.open, {}, 0};
     auto a = AddressParam(req, s.party);
     if (!a) return std::unexpected(a.error());
-    return all ? IdSource{s.party_every, *a, {}}
-               : IdSource{std::nullopt, {}, Prefix(s.party_open, *a)};
+    return all ? IdSource{s.party_every, *a, 0} : IdSource{std::nullopt, *a, s.party_open};
   }
 
   base::Result<json> Offers(const Request& req, size_t limit) const {
@@ -597,7 +618,9 @@ class MarketRoutes {
       base::Status bad = base::Ok();
       GPUNET_TRY(
           ScanPrefix(Kv(), Prefix(keys::kOrderBids, id), [&](base::ByteSpan key, base::ByteSpan) {
-            auto b = Load<market::Bid>(Kv(), keys::BidKey(TrailingId(key)), "bid");
+            auto entry = keys::ParseOrderBidKey(key);
+            if (!entry) return (bad = BadKey(key)), false;
+            auto b = Load<market::Bid>(Kv(), keys::BidKey(entry->bid_id), "bid");
             if (!b) return (bad = std::unexpected(b.error())), false;
             found.push_back(std::move(*b));
             return true;
@@ -627,11 +650,11 @@ class MarketRoutes {
     if (!who) return std::unexpected(who.error());
     IdSource source;
     if (all)
-      source.prefix = Prefix(has_tenant ? keys::kTenantLeases : keys::kProviderLeases, *who);
+      source = {std::nullopt, *who, has_tenant ? keys::kTenantLeases : keys::kProviderLeases};
     else if (has_tenant)
-      source = {MarketList::kTenantOpenLeases, *who, {}};
+      source = {MarketList::kTenantOpenLeases, *who, 0};
     else
-      source.prefix = Prefix(keys::kProviderOpenLeases, *who);
+      source = {std::nullopt, *who, keys::kProviderOpenLeases};
     const uint64_t now = m_app.Info().last_block_time_ms;
     return ListPage<market::Lease>(
         source, req, limit, "leases", keys::LeaseKey,
