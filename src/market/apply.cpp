@@ -11,6 +11,7 @@
 #include "crypto/address.h"
 #include "market/keys.h"
 #include "market/math.h"
+#include "market/query.h"
 #include "market/records.h"
 
 namespace gpunet::market {
@@ -262,20 +263,18 @@ R<uint64_t> NextId(Store& store, uint64_t Counters::*field) {
   return id;
 }
 
-uint64_t AccrualEnd(const Lease& l, uint64_t at_ms) {
-  uint64_t end = std::min(at_ms, l.paid_until_ms);
-  return std::max(end, l.started_ms);
-}
-
-/// Accrued and not yet paid at `at_ms` (started leases). 0 when the provider was
-/// already paid past `at_ms`: a heartbeat fault settles at the last proof of life,
-/// which may precede a withdrawal; what was withdrawn is kept (no claw-back) and
-/// the tenant gets the escrow that is left.
-uint64_t AccruedUnpaid(const Lease& l, uint64_t at_ms) {
-  if (l.state != LeaseState::kStarted) return 0;
-  uint64_t accrued = Accrued(l.rate_ugpn_per_hour, AccrualEnd(l, at_ms) - l.started_ms);
-  GPUNET_CHECK(accrued <= l.deposited_ugpn && l.paid_ugpn <= l.deposited_ugpn);
-  return accrued > l.paid_ugpn ? accrued - l.paid_ugpn : 0;
+/// What a withdrawal or a close at `at_ms` pays the provider (query.h's accrual,
+/// the one the RPC shows). 0 when the provider was already paid past `at_ms`: a
+/// heartbeat fault settles at the last proof of life, which may precede a
+/// withdrawal; what was withdrawn is kept (no claw-back) and the tenant gets the
+/// escrow that is left. The lease's money invariants are checked here, where the
+/// rules pay from it.
+uint64_t DueAt(const Lease& l, uint64_t at_ms) {
+  const LeaseAccrual a = AccrualAt(l, at_ms);
+  GPUNET_CHECK(a.accrued_ugpn <= l.deposited_ugpn);
+  GPUNET_CHECK(l.paid_ugpn <= l.deposited_ugpn);
+  GPUNET_CHECK(a.unpaid_ugpn <= l.escrow_ugpn);
+  return a.unpaid_ugpn;
 }
 
 /// Whether `who` is the provider itself: its owner, operator or one of its payees.
@@ -352,7 +351,7 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   GPUNET_CHECK(l.state != LeaseState::kClosed);
   M_TRY(p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
-  M_DO(PayProvider(store, p, l, AccruedUnpaid(l, settle_ms), Pay::kService, events));
+  M_DO(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
   // A tenant walking away before the start deadline pays for the capacity it held,
   // net of the GPU time it paid (so waiting for the start does not avoid it); not
   // once the deadline has passed (a provider that has not started is late).
@@ -438,7 +437,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
   for (const auto& a : allocations) {
     M_TRY(m, Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
                            TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
-    if (m.free_gpus < a.gpus)
+    if (!HasFreeGpus(m, a.gpus))
       return Reject(TxCode::kMarketNoCapacity, "machine " + Str(a.machine_id) + " has " +
                                                    Str(m.free_gpus) + " free GPUs, " + Str(a.gpus) +
                                                    " asked");
@@ -807,7 +806,7 @@ R<> Do(Ctx& c, const codec::MsgMachineUpsert& m) {
   M_TRY(existing, Load<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id)));
   uint32_t leased = 0;
   if (existing) {
-    leased = existing->gpu_count - existing->free_gpus;
+    leased = LeasedGpus(*existing);
     if (leased > 0 && (existing->site_id != m.site_id || existing->gpu_model != m.gpu_model ||
                        m.gpu_count < leased))
       return Reject(TxCode::kMarketInventoryInUse,
@@ -848,10 +847,9 @@ R<> Do(Ctx& c, const codec::MsgMachineRemove& m) {
   M_TRY(machine, Need<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id),
                                TxCode::kMarketUnknownMachine,
                                "provider has no machine " + Str(m.machine_id)));
-  if (machine.free_gpus != machine.gpu_count)
-    return Reject(TxCode::kMarketInventoryInUse, Str(machine.gpu_count - machine.free_gpus) +
-                                                     " GPUs of machine " + Str(m.machine_id) +
-                                                     " are leased");
+  if (LeasedGpus(machine) > 0)
+    return Reject(TxCode::kMarketInventoryInUse, Str(LeasedGpus(machine)) + " GPUs of machine " +
+                                                     Str(m.machine_id) + " are leased");
   M_TRY(site, Need<Site>(c.store, keys::SiteKey(p.owner, machine.site_id),
                          TxCode::kMarketUnknownSite, "site"));
   --site.machines;
@@ -945,9 +943,8 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
           error = machine.error().message;
           return false;
         }
-        if (machine->gpu_model != offer.gpu_model) return true;
-        if (offer.site_id != 0 && machine->site_id != offer.site_id) return true;
-        if (machine->free_gpus < m.gpus_per_machine) return true;
+        if (!InOfferClass(offer, *machine)) return true;
+        if (!HasFreeGpus(*machine, m.gpus_per_machine)) return true;
         auto& fits = fits_by_site[m.machines == 1 ? 0 : machine->site_id];
         auto machine_key = keys::ParseMachineKey(key);
         if (!machine_key) {
@@ -1181,7 +1178,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseWithdraw& m) {
   M_DO(RequireOperator(p, c.sender));
   if (l.state != LeaseState::kStarted)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " has not started");
-  uint64_t due = AccruedUnpaid(l, c.block.time_ms);
+  uint64_t due = DueAt(l, c.block.time_ms);
   if (due == 0)
     return Reject(TxCode::kMarketNothingToWithdraw,
                   "nothing accrued on lease " + Str(m.lease_id) + " since the last withdrawal");
@@ -1324,7 +1321,7 @@ R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
     bool free = true;
     for (uint32_t id : r.bid.machine_ids) {
       M_TRY(m, Load<Machine>(store, keys::MachineKey(r.bid.provider, id)));
-      if (!m || m->free_gpus < order.requirements.gpus_per_machine) free = false;
+      if (!m || !HasFreeGpus(*m, order.requirements.gpus_per_machine)) free = false;
     }
     if (!free) continue;
     auto awarded = Award(store, block, order, r.bid, events);
