@@ -20,10 +20,12 @@
 #include "ledger/block_store.h"
 #include "market/keys.h"
 #include "market/math.h"
+#include "market/query.h"
 #include "market/records.h"
 #include "node/market_index.h"
 #include "node/metrics.h"
 #include "state/conservation.h"
+#include "state/market_store.h"
 
 namespace gpunet::node {
 namespace {
@@ -297,8 +299,16 @@ json BidJson(const market::Bid& b) {
       {"machine_ids", b.machine_ids}, {"created_ms", b.created_ms}};
 }
 
+/// "" for none, the one's name, or "mixed": an offer class's links or fabrics.
+template <class E>
+std::string OneOrMixed(const std::set<E>& values, std::string_view (*name)(E)) {
+  if (values.empty()) return {};
+  return values.size() == 1 ? std::string(name(*values.begin())) : "mixed";
+}
+
 /// A lease, with what has accrued by `now_ms` (the last block's time) computed by
-/// the market's own arithmetic (market/math.h), so the CLI never re-derives it.
+/// the market's own query (market/query.h, what the ledger pays), so the CLI never
+/// re-derives it.
 json LeaseJson(const market::Lease& l, uint64_t now_ms) {
   json allocations = json::array();
   uint64_t gpus = 0;
@@ -306,12 +316,7 @@ json LeaseJson(const market::Lease& l, uint64_t now_ms) {
     allocations.push_back({{"machine_id", a.machine_id}, {"gpus", a.gpus}});
     gpus += a.gpus;
   }
-  uint64_t accrued = l.paid_ugpn;
-  if (l.state == market::LeaseState::kStarted) {
-    uint64_t end = std::min(now_ms, l.paid_until_ms);
-    uint64_t elapsed = end > l.started_ms ? end - l.started_ms : 0;
-    accrued = std::max(accrued, market::Accrued(l.rate_ugpn_per_hour, elapsed));
-  }
+  const market::LeaseAccrual accrual = market::AccrualAt(l, now_ms);
   return {{"lease_id", l.lease_id},
           {"tenant", Addr(l.tenant)},
           {"provider", Addr(l.provider)},
@@ -335,8 +340,8 @@ json LeaseJson(const market::Lease& l, uint64_t now_ms) {
           {"penalty_ugpn", U64(l.penalty_ugpn)},
           {"closed_ms", l.closed_ms},
           {"as_of_ms", now_ms},
-          {"accrued_ugpn", U64(accrued)},
-          {"withdrawable_ugpn", U64(accrued - std::min(accrued, l.paid_ugpn))}};
+          {"accrued_ugpn", U64(accrual.accrued_ugpn)},
+          {"withdrawable_ugpn", U64(accrual.unpaid_ugpn)}};
 }
 
 // ---------------------------------------------------------------- handlers
@@ -430,65 +435,26 @@ class MarketRoutes {
   /// site_id is 0). The same for every offer of one provider, model and site.
   /// Adds the records it read (the provider, its sites and machines) to `reads`.
   base::Result<json> OfferClass(const market::Offer& o, uint64_t& reads) const {
-    json j = json::object();
     ++reads;
     auto p = Load<market::Provider>(Kv(), keys::ProviderKey(o.provider), "provider");
     if (!p) return std::unexpected(p.error());
-    std::map<uint32_t, market::Site> sites;
-    base::Status bad = base::Ok();
-    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kSite, o.provider),
-                          [&](base::ByteSpan key, base::ByteSpan value) {
-                            ++reads;
-                            auto s = market::DecodeSite(value);
-                            if (!s) return (bad = std::unexpected(s.error())), false;
-                            auto site = keys::ParseSiteKey(key);
-                            if (!site) return (bad = BadKey(key)), false;
-                            sites.emplace(site->id, *s);
-                            return true;
-                          }));
-    GPUNET_TRY(bad);
-    uint32_t machines = 0, gpus_max = 0, vram_min = 0, cuda_min = 0, cc_min = 0;
-    uint64_t free_gpus = 0;
-    std::set<std::string_view> links, fabrics;
-    std::string driver_min;
-    std::set<uint32_t> used_sites;
-    GPUNET_TRY(ScanPrefix(
-        Kv(), Prefix(keys::kMachine, o.provider), [&](base::ByteSpan, base::ByteSpan value) {
-          ++reads;
-          auto m = market::DecodeMachine(value);
-          if (!m) return (bad = std::unexpected(m.error())), false;
-          if (m->gpu_model != o.gpu_model || (o.site_id != 0 && m->site_id != o.site_id))
-            return true;
-          bool first = machines++ == 0;
-          gpus_max = std::max(gpus_max, m->gpu_count);
-          free_gpus += m->free_gpus;
-          vram_min = first ? m->vram_gib : std::min(vram_min, m->vram_gib);
-          cuda_min = first ? m->cuda_version : std::min(cuda_min, m->cuda_version);
-          cc_min = first ? m->compute_capability : std::min(cc_min, m->compute_capability);
-          if (first || m->driver_version < driver_min) driver_min = m->driver_version;
-          links.insert(codec::GpuLinkName(m->link));
-          used_sites.insert(m->site_id);
-          if (auto s = sites.find(m->site_id); s != sites.end())
-            fabrics.insert(codec::FabricName(s->second.fabric));
-          return true;
-        }));
-    GPUNET_TRY(bad);
-    auto one_or_mixed = [](const std::set<std::string_view>& s) {
-      return s.empty() ? std::string() : s.size() == 1 ? std::string(*s.begin()) : "mixed";
-    };
+    auto c = market::OfferClassOf(state::MarketKvView(Kv()), o);
+    if (!c) return std::unexpected(c.error());
+    reads += c->records_read;
+    json j = json::object();
     j["region"] = p->region;
     j["provider_active"] = p->active;
     j["fault_rate_ppm"] = market::FaultRatePpm(p->leases_completed, p->faults);
-    j["machines"] = machines;
-    j["sites"] = used_sites.size();
-    j["gpus_per_machine_max"] = gpus_max;
-    j["free_gpus"] = free_gpus;
-    j["vram_gib_min"] = vram_min;
-    j["cuda_version_min"] = cuda_min;
-    j["compute_capability_min"] = cc_min;
-    j["driver_version_min"] = driver_min;
-    j["link"] = one_or_mixed(links);
-    j["fabric"] = one_or_mixed(fabrics);
+    j["machines"] = c->machines;
+    j["sites"] = c->sites;
+    j["gpus_per_machine_max"] = c->gpus_per_machine_max;
+    j["free_gpus"] = c->free_gpus;
+    j["vram_gib_min"] = c->vram_gib_min;
+    j["cuda_version_min"] = c->cuda_version_min;
+    j["compute_capability_min"] = c->compute_capability_min;
+    j["driver_version_min"] = c->driver_version_min;
+    j["link"] = OneOrMixed(c->links, codec::GpuLinkName);
+    j["fabric"] = OneOrMixed(c->fabrics, codec::FabricName);
     return j;
   }
 
