@@ -421,20 +421,30 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   return {};
 }
 
-/// Creates a reserved lease on `allocations` (already checked free), funded with
-/// `deposit` (already taken from the tenant or the order).
-R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
-                        const codec::Address& tenant, std::vector<Allocation> allocations,
-                        uint64_t price, uint64_t rate, uint64_t deposit,
-                        const codec::Hash32& manifest, uint64_t offer_id, uint64_t order_id,
+/// What a new lease is made of: from an offer (MsgLeaseCreate) or an order's award.
+struct LeaseTerms {
+  codec::Address tenant;
+  std::vector<Allocation> allocations;  ///< ascending machine_id
+  uint64_t price_ugpn_per_gpu_hour = 0;
+  uint64_t rate_ugpn_per_hour = 0;  ///< price x GPUs (RateFor)
+  uint64_t deposit_ugpn = 0;        ///< already taken from the tenant or the order
+  codec::Hash32 manifest_hash;
+  uint64_t offer_id = 0;  ///< 0 when from an order
+  uint64_t order_id = 0;  ///< 0 when from an offer
+};
+
+/// Creates a reserved lease of provider `p` on the terms: checks the provider's
+/// lease limit, its bond's cover and each machine's free GPUs, then takes them.
+R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, LeaseTerms terms,
                         std::vector<codec::Event>& events) {
+  const uint64_t rate = terms.rate_ugpn_per_hour;
   if (p.open_leases >= limits::kOpenLeasesPerProviderMax)
     return Reject(TxCode::kMarketLimitReached,
                   "provider has " + Str(p.open_leases) + " open leases, the limit is " +
                       Str(limits::kOpenLeasesPerProviderMax) + " (kOpenLeasesPerProviderMax)");
   const uint64_t penalty = FaultPenalty(rate);
   M_DO(RequireCovers(p, penalty));
-  for (const auto& a : allocations) {
+  for (const auto& a : terms.allocations) {
     M_TRY(m, Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
                            TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
     if (!HasFreeGpus(m, a.gpus))
@@ -447,38 +457,38 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
   M_TRY(id, NextId(store, &Counters::next_lease_id));
   Lease l;
   l.lease_id = id;
-  l.tenant = tenant;
+  l.tenant = terms.tenant;
   l.provider = p.owner;
-  l.offer_id = offer_id;
-  l.order_id = order_id;
-  l.allocations = std::move(allocations);
-  l.price_ugpn_per_gpu_hour = price;
+  l.offer_id = terms.offer_id;
+  l.order_id = terms.order_id;
+  l.allocations = std::move(terms.allocations);
+  l.price_ugpn_per_gpu_hour = terms.price_ugpn_per_gpu_hour;
   l.rate_ugpn_per_hour = rate;
-  l.manifest_hash = manifest;
+  l.manifest_hash = terms.manifest_hash;
   l.created_ms = block.time_ms;
   l.start_deadline_ms = block.time_ms + limits::kLeaseStartTimeoutMs;
   l.created_height = block.height;
-  l.deposited_ugpn = deposit;
-  l.escrow_ugpn = deposit;
+  l.deposited_ugpn = terms.deposit_ugpn;
+  l.escrow_ugpn = terms.deposit_ugpn;
   Save(store, keys::LeaseKey(id), l);
   store.Put(keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, id), {});
   store.Put(keys::PartyIndexKey(keys::kProviderOpenLeases, p.owner, id), {});
-  store.Put(keys::PartyIndexKey(keys::kTenantLeases, tenant, id), {});
+  store.Put(keys::PartyIndexKey(keys::kTenantLeases, l.tenant, id), {});
   store.Put(keys::PartyIndexKey(keys::kProviderLeases, p.owner, id), {});
   ++p.open_leases;
   p.promised_penalties_ugpn += penalty;  // covered: RequireCovers checked the sum
   Save(store, keys::ProviderKey(p.owner), p);
   events.push_back(Ev("lease_created", {{"lease_id", Str(id)},
-                                        {"tenant", AddrStr(tenant)},
+                                        {"tenant", AddrStr(l.tenant)},
                                         {"provider", AddrStr(p.owner)},
                                         {"gpus", Str(l.Gpus())},
                                         {"machines", Str(l.allocations.size())},
-                                        {"price_ugpn_per_gpu_hour", Str(price)},
+                                        {"price_ugpn_per_gpu_hour", Str(l.price_ugpn_per_gpu_hour)},
                                         {"rate_ugpn_per_hour", Str(rate)},
-                                        {"deposit_ugpn", Str(deposit)},
+                                        {"deposit_ugpn", Str(l.deposited_ugpn)},
                                         {"start_deadline_ms", Str(l.start_deadline_ms)},
-                                        {"offer_id", Str(offer_id)},
-                                        {"order_id", Str(order_id)}}));
+                                        {"offer_id", Str(l.offer_id)},
+                                        {"order_id", Str(l.order_id)}}));
   return id;
 }
 
@@ -580,9 +590,15 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
   for (uint32_t id : bid.machine_ids) allocations.push_back({id, q.gpus_per_machine});
   M_TRY(rate, RateFor(bid.price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine));
   M_DO(RequireDeposit(order.deposit_ugpn, rate));
-  M_TRY(lease_id, CreateLease(store, block, p, order.tenant, std::move(allocations),
-                              bid.price_ugpn_per_gpu_hour, rate, order.deposit_ugpn,
-                              order.manifest_hash, 0, order.order_id, events));
+  M_TRY(lease_id, CreateLease(store, block, p,
+                              LeaseTerms{.tenant = order.tenant,
+                                         .allocations = std::move(allocations),
+                                         .price_ugpn_per_gpu_hour = bid.price_ugpn_per_gpu_hour,
+                                         .rate_ugpn_per_hour = rate,
+                                         .deposit_ugpn = order.deposit_ugpn,
+                                         .manifest_hash = order.manifest_hash,
+                                         .order_id = order.order_id},
+                              events));
   order.deposit_ugpn = 0;
   order.state = OrderState::kAwarded;
   order.lease_id = lease_id;
@@ -970,9 +986,15 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
   std::sort(allocations.begin(), allocations.end(),
             [](const Allocation& a, const Allocation& b) { return a.machine_id < b.machine_id; });
   M_DO(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
-  M_DO(CreateLease(c.store, c.block, p, c.sender, std::move(allocations),
-                   offer.price_ugpn_per_gpu_hour, rate, m.deposit_ugpn, m.manifest_hash,
-                   offer.offer_id, 0, c.events));
+  M_DO(CreateLease(c.store, c.block, p,
+                   LeaseTerms{.tenant = c.sender,
+                              .allocations = std::move(allocations),
+                              .price_ugpn_per_gpu_hour = offer.price_ugpn_per_gpu_hour,
+                              .rate_ugpn_per_hour = rate,
+                              .deposit_ugpn = m.deposit_ugpn,
+                              .manifest_hash = m.manifest_hash,
+                              .offer_id = offer.offer_id},
+                   c.events));
   return {};
 }
 
