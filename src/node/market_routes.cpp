@@ -592,7 +592,9 @@ class MarketRoutes {
             return true;
           }));
       GPUNET_TRY(bad);
-      // Cheapest first, then earlier: the order the auction considers them in.
+      // Cheapest first, then earlier (docs/rpc.md). The auction ranks equal prices by
+      // the provider's fault rate before the bid id (market/apply.cpp,
+      // AwardAtWindowEnd), so among equal prices this is not always its order.
       std::sort(found.begin(), found.end(), [](const market::Bid& a, const market::Bid& b) {
         return std::tie(a.price_ugpn_per_gpu_hour, a.bid_id) <
                std::tie(b.price_ugpn_per_gpu_hour, b.bid_id);
