@@ -60,6 +60,13 @@ std::optional<T> IfDone(const KeyReader& r, T value) {
   return value;
 }
 
+/// owner[20] id[4]: a site or a machine.
+std::optional<OwnedId> ParseOwnedId(uint8_t table, base::ByteSpan key) {
+  KeyReader r(key, table);
+  const OwnedId v{r.Addr(), r.U32()};
+  return IfDone(r, v);
+}
+
 bool IsIdTable(uint8_t table) {
   return table == kOffer || table == kOrder || table == kBid || table == kLease;
 }
@@ -102,84 +109,65 @@ base::Bytes OrderProviderBidKey(uint64_t order_id, const codec::Address& provide
   return KeyBuilder(kOrderProviderBid).U64(order_id).Addr(provider);
 }
 
+// The parts are read in braced initialisers, which evaluate left to right: the
+// order of the key.
+
 std::optional<codec::Address> ParseProviderKey(base::ByteSpan key) {
   KeyReader r(key, kProvider);
-  codec::Address owner = r.Addr();
+  const codec::Address owner = r.Addr();
   return IfDone(r, owner);
 }
 
 std::optional<OwnedId> ParseSiteKey(base::ByteSpan key) {
-  KeyReader r(key, kSite);
-  OwnedId v;
-  v.owner = r.Addr();
-  v.id = r.U32();
-  return IfDone(r, v);
+  return ParseOwnedId(kSite, key);
 }
 
 std::optional<OwnedId> ParseMachineKey(base::ByteSpan key) {
-  KeyReader r(key, kMachine);
-  OwnedId v;
-  v.owner = r.Addr();
-  v.id = r.U32();
-  return IfDone(r, v);
+  return ParseOwnedId(kMachine, key);
 }
 
 std::optional<uint64_t> ParseIdKey(uint8_t table, base::ByteSpan key) {
   if (!IsIdTable(table)) return std::nullopt;
   KeyReader r(key, table);
-  uint64_t id = r.U64();
+  const uint64_t id = r.U64();
   return IfDone(r, id);
 }
 
 std::optional<DeadlineEntry> ParseDeadlineIndexKey(uint8_t table, base::ByteSpan key) {
   if (!IsDeadlineIndex(table)) return std::nullopt;
   KeyReader r(key, table);
-  DeadlineEntry v;
-  v.deadline_ms = r.U64();
-  v.id = r.U64();
+  const DeadlineEntry v{r.U64(), r.U64()};
   return IfDone(r, v);
 }
 
 std::optional<HeartbeatEntry> ParseHeartbeatIndexKey(base::ByteSpan key) {
   KeyReader r(key, kHeartbeatIndex);
-  HeartbeatEntry v;
-  v.deadline_ms = r.U64();
-  v.owner = r.Addr();
+  const HeartbeatEntry v{r.U64(), r.Addr()};
   return IfDone(r, v);
 }
 
 std::optional<PartyEntry> ParsePartyIndexKey(uint8_t table, base::ByteSpan key) {
   if (!IsPartyIndex(table)) return std::nullopt;
   KeyReader r(key, table);
-  PartyEntry v;
-  v.party = r.Addr();
-  v.id = r.U64();
+  const PartyEntry v{r.Addr(), r.U64()};
   return IfDone(r, v);
 }
 
 std::optional<OrderBid> ParseOrderBidKey(base::ByteSpan key) {
   KeyReader r(key, kOrderBids);
-  OrderBid v;
-  v.order_id = r.U64();
-  v.bid_id = r.U64();
+  const OrderBid v{r.U64(), r.U64()};
   return IfDone(r, v);
 }
 
 std::optional<OrderProviderBid> ParseOrderProviderBidKey(base::ByteSpan key) {
   KeyReader r(key, kOrderProviderBid);
-  OrderProviderBid v;
-  v.order_id = r.U64();
-  v.provider = r.Addr();
+  const OrderProviderBid v{r.U64(), r.Addr()};
   return IfDone(r, v);
 }
 
 std::optional<AttestationRef> ParseAttestationKey(base::ByteSpan key) {
   KeyReader r(key, kAttestation);
-  AttestationRef v;
-  v.owner = r.Addr();
-  v.machine_id = r.U32();
-  v.attribute = r.Str();
-  v.auditor = r.Addr();
+  const AttestationRef v{r.Addr(), r.U32(), r.Str(), r.Addr()};
   return IfDone(r, v);
 }
 
