@@ -184,8 +184,11 @@ TEST(MarketQuery, AccrualIsWhatTheLedgerPaysOnWithdrawalAndClose) {
   }
   // Past the start deadline (no reserved-close charge), the tenant closes: the
   // provider gets what is due, the tenant what is left.
-  Later(h, limits::kLeaseStartTimeoutMs);
+  for (uint64_t waited = 0; waited < limits::kLeaseStartTimeoutMs; waited += 200'000)
+    Later(h, 200'000);  // heartbeats well inside kHeartbeatTimeoutMs
   const Lease before = h.GetLease(id);
+  ASSERT_EQ(before.state, LeaseState::kStarted);
+  ASSERT_GT(h.Now(), before.start_deadline_ms);
   const LeaseAccrual due = AccrualAt(before, h.Now());
   ASSERT_GT(due.unpaid_ugpn, 0u);
   const uint64_t tenant_before = h.Balance(kLeaseTenant);
