@@ -311,11 +311,8 @@ std::string OneOrMixed(const std::set<E>& values, std::string_view (*name)(E)) {
 /// re-derives it.
 json LeaseJson(const market::Lease& l, uint64_t now_ms) {
   json allocations = json::array();
-  uint64_t gpus = 0;
-  for (const auto& a : l.allocations) {
+  for (const auto& a : l.allocations)
     allocations.push_back({{"machine_id", a.machine_id}, {"gpus", a.gpus}});
-    gpus += a.gpus;
-  }
   const market::LeaseAccrual accrual = market::AccrualAt(l, now_ms);
   return {{"lease_id", l.lease_id},
           {"tenant", Addr(l.tenant)},
@@ -323,7 +320,7 @@ json LeaseJson(const market::Lease& l, uint64_t now_ms) {
           {"offer_id", l.offer_id},
           {"order_id", l.order_id},
           {"allocations", allocations},
-          {"gpus", gpus},
+          {"gpus", l.Gpus()},
           {"price_ugpn_per_gpu_hour", U64(l.price_ugpn_per_gpu_hour)},
           {"rate_ugpn_per_hour", U64(l.rate_ugpn_per_hour)},
           {"manifest_hash", base::ToHex(l.manifest_hash)},
