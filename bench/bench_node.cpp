@@ -34,6 +34,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -48,6 +49,7 @@
 #include "crypto/hash.h"
 #include "node/node.h"
 #include "util/keys.h"
+#include "util/temp_dir.h"
 
 namespace {
 
@@ -142,10 +144,8 @@ int main(int argc, char** argv) {
   // reaps a block, a priority handover) then leaves no core idle.
   const unsigned clients = args.clients != 0 ? args.clients : cores + 1;
 
-  const char* tmp = std::getenv("TMPDIR");
-  const fs::path home =
-      fs::path(tmp && *tmp ? tmp : "/tmp") / ("gpunet-bench-node-" + std::to_string(::getpid()));
-  fs::remove_all(home);
+  gpunet::testing::TempDir dir({.prefix = "gpunet-bench-node"});
+  const fs::path home = dir.Sub("home");
 
   // Keys of the senders; everyone else is a recipient only.
   std::vector<crypto::KeyPair> keys(args.senders, gpunet::testing::TestKey(0));
@@ -245,7 +245,8 @@ int main(int argc, char** argv) {
   const double engine_s = EngineCpuSeconds() - engine0;
   const node::NodeStatus end = n.Status();
   n.Stop();
-  fs::remove_all(home);
+  if (const std::error_code removed = dir.Remove())
+    std::fprintf(stderr, "cannot remove %s: %s\n", dir.Path().c_str(), removed.message().c_str());
 
   // The baseline again, after the load: on a shared (virtual) machine the verify
   // rate drifts by 10-20% within a minute. The ratio uses the higher of the two,

@@ -1,6 +1,6 @@
-// Every size and count limit of the protocol, in one place (architecture §3.7: "Every
-// list and per-block loop has a limit in one constants file"). Decoders reject
-// anything over these; changing one is a protocol change.
+// Every size and count limit of the protocol, in one place (architecture §3.7: every
+// list and per-block loop has a limit, and every size and count limit is in this
+// file). Decoders reject anything over these; changing one is a protocol change.
 #pragma once
 
 #include <cstddef>

@@ -1,10 +1,12 @@
-// Reading the node's market endpoints (docs/rpc.md, "Market"). Answers are JSON
-// handed to the CLI mostly as they are; what the client computes on (offers for
-// the filter, ids and amounts it acts on) is parsed strictly: a missing field or
-// an amount that is not an integer string is kCorrupt naming the field.
+// Reading the node's market endpoints (docs/rpc.md, "Market"). The typed getters
+// return the answers of client/market_answers.h, every field parsed strictly (a
+// missing or mistyped field is kCorrupt naming it); each keeps the node's body for
+// output that passes it through. Get and GetAll hand back JSON as it came, for
+// callers that read an endpoint the typed getters do not cover.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,22 +15,46 @@
 
 #include "base/result.h"
 #include "client/http_client.h"
+#include "client/market_answers.h"
 #include "client/offer_filter.h"
 
 namespace gpunet::client {
+
+/// One page of /market/orders or /market/leases (docs/rpc.md, "Lists are pages").
+struct MarketListQuery {
+  uint32_t limit = 100;           ///< 1..1000
+  std::optional<uint64_t> after;  ///< the `next` of the page before
+  bool all = false;               ///< closed (and awarded) records too
+  std::string tenant;             ///< gpn1 address; empty: any
+  std::string provider;           ///< leases: gpn1 address (one of tenant/provider)
+};
 
 class MarketClient {
  public:
   explicit MarketClient(std::string url, HttpClientOptions options = {});
 
+  base::Result<MarketAnswer<ProviderInfo>> Provider(std::string_view owner_address);
+  /// One page of up to `limit` providers in owner order (no cursor yet).
+  base::Result<MarketPage<ProviderInfo>> Providers(uint32_t limit);
+  base::Result<MarketAnswer<OfferInfo>> Offer(uint64_t id);
+  base::Result<MarketPage<OrderInfo>> Orders(const MarketListQuery& query);
+  base::Result<MarketAnswer<OrderInfo>> Order(uint64_t id);
+  /// An order and its bids, cheapest first.
+  base::Result<MarketAnswer<OrderBids>> Bids(uint64_t order_id);
+  base::Result<MarketAnswer<BidInfo>> Bid(uint64_t id);
+  base::Result<MarketPage<LeaseInfo>> Leases(const MarketListQuery& query);
+  base::Result<MarketAnswer<LeaseInfo>> Lease(uint64_t id);
+
+  /// GET /conservation, parsed. The node runs one scan at a time and answers 503 to
+  /// a request that arrives during one: this asks again every 200 ms, for up to
+  /// `wait_ms`, then returns what the node said.
+  base::Result<ConservationInfo> CheckConservation(uint64_t wait_ms = 10'000);
+  /// The same, the body as it came.
+  base::Result<nlohmann::json> Conservation(uint64_t wait_ms = 10'000);
+
   /// GET `path` (e.g. "/market/lease/3"): the JSON body of a 200 answer, else the
   /// node's error (kNotFound for an unknown id, with the node's message).
   base::Result<nlohmann::json> Get(std::string_view path);
-
-  /// GET /conservation. The node runs one scan at a time and answers 503 to a
-  /// request that arrives during one: this asks again every 200 ms, for up to
-  /// `wait_ms`, then returns what the node said.
-  base::Result<nlohmann::json> Conservation(uint64_t wait_ms = 10'000);
 
   /// Every entry of a paged list (docs/rpc.md, "Market"): GETs `path` (its query
   /// without `after`) page by page, following each answer's `next`, and returns
@@ -51,12 +77,5 @@ class MarketClient {
 /// The offers of a /market/offers answer; kCorrupt naming the field when one is
 /// missing or of the wrong type.
 base::Result<std::vector<OfferView>> ParseOfferViews(const nlohmann::json& answer);
-
-/// j[key] as a u64 carried as an integer string (amounts, `_ugpn` fields).
-base::Result<uint64_t> U64String(const nlohmann::json& j, std::string_view key,
-                                 std::string_view what);
-/// j[key] as an unsigned JSON number.
-base::Result<uint64_t> U64Number(const nlohmann::json& j, std::string_view key,
-                                 std::string_view what);
 
 }  // namespace gpunet::client

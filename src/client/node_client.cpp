@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "base/checked_math.h"
+#include "client/json_fields.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
 #include "crypto/address.h"
@@ -16,143 +16,8 @@ using Json = nlohmann::json;
 
 constexpr std::string_view kRejectedPrefix = "the node rejected the transaction (";
 
-/// Assigns the value of a Result expression to `target` or returns its error.
-#define CLIENT_ASSIGN(target, expr)                                          \
-  do {                                                                       \
-    auto&& client_assign_r_ = (expr);                                        \
-    if (!client_assign_r_) return std::unexpected(client_assign_r_.error()); \
-    target = std::move(*client_assign_r_);                                   \
-  } while (0)
-
-base::Result<uint64_t> ParseDecimalU64(std::string_view s) {
-  if (s.empty() || s.size() > 20) return Fail(ErrorCode::kCorrupt, "not a decimal integer");
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return Fail(ErrorCode::kCorrupt, "not a decimal integer");
-    auto t = base::CheckedMul(v, 10);
-    if (t) t = base::CheckedAdd(*t, static_cast<uint64_t>(c - '0'));
-    if (!t) return Fail(ErrorCode::kCorrupt, "over 2^64-1");
-    v = *t;
-  }
-  return v;
-}
-
-/// Strict field access on one JSON object of a node answer; every error names the
-/// request and the field.
-class Fields {
- public:
-  Fields(const Json& j, std::string what) : m_json(j), m_what(std::move(what)) {}
-
-  base::Status IsObject() const {
-    if (!m_json.is_object()) return Bad("", "is not a JSON object");
-    return base::Ok();
-  }
-
-  base::Result<const Json*> Get(std::string_view name) const {
-    if (!m_json.is_object()) return Bad("", "is not a JSON object");
-    auto it = m_json.find(name);
-    if (it == m_json.end()) return Bad(name, "is missing");
-    return &*it;
-  }
-  bool Has(std::string_view name) const { return m_json.is_object() && m_json.contains(name); }
-
-  base::Result<std::string> Str(std::string_view name) const {
-    const Json* v = nullptr;
-    CLIENT_ASSIGN(v, Get(name));
-    if (!v->is_string()) return Bad(name, "is not a string");
-    return v->get<std::string>();
-  }
-
-  /// A JSON unsigned integer (or, leniently, a decimal string: the contract does
-  /// not say which for heights and nonces).
-  base::Result<uint64_t> U64(std::string_view name) const {
-    const Json* v = nullptr;
-    CLIENT_ASSIGN(v, Get(name));
-    if (v->is_number_unsigned()) return v->get<uint64_t>();
-    if (v->is_number_integer() && v->get<int64_t>() >= 0)
-      return static_cast<uint64_t>(v->get<int64_t>());
-    if (v->is_string()) {
-      auto parsed = ParseDecimalU64(v->get<std::string>());
-      if (parsed) return *parsed;
-    }
-    return Bad(name, "is not a non-negative integer");
-  }
-
-  base::Result<uint32_t> U32(std::string_view name) const {
-    uint64_t v = 0;
-    CLIENT_ASSIGN(v, U64(name));
-    if (v > UINT32_MAX) return Bad(name, "is over 2^32-1");
-    return static_cast<uint32_t>(v);
-  }
-
-  base::Result<uint16_t> U16(std::string_view name) const {
-    uint64_t v = 0;
-    CLIENT_ASSIGN(v, U64(name));
-    if (v > UINT16_MAX) return Bad(name, "is over 65535");
-    return static_cast<uint16_t>(v);
-  }
-
-  /// Fields ending in _ugpn: integer strings, as the contract says.
-  base::Result<uint64_t> Ugpn(std::string_view name) const {
-    const Json* v = nullptr;
-    CLIENT_ASSIGN(v, Get(name));
-    if (!v->is_string()) return Bad(name, "is not an integer string (amounts are strings of ugpn)");
-    auto parsed = ParseDecimalU64(v->get<std::string>());
-    if (!parsed) return Bad(name, "is not an integer string of ugpn: " + parsed.error().message);
-    return *parsed;
-  }
-
-  base::Result<bool> Bool(std::string_view name) const {
-    const Json* v = nullptr;
-    CLIENT_ASSIGN(v, Get(name));
-    if (!v->is_boolean()) return Bad(name, "is not true or false");
-    return v->get<bool>();
-  }
-
-  base::Result<base::Bytes> Hex(std::string_view name) const {
-    std::string s;
-    CLIENT_ASSIGN(s, Str(name));
-    auto bytes = base::FromHex(s);
-    if (!bytes) return Bad(name, "is not hex: " + bytes.error().message);
-    return std::move(*bytes);
-  }
-
-  base::Result<base::Hash32> Hash(std::string_view name) const {
-    std::string s;
-    CLIENT_ASSIGN(s, Str(name));
-    auto h = base::FixedFromHex<32>(s);
-    if (!h) return Bad(name, "is not a 64-character hex hash");
-    return *h;
-  }
-
-  base::Result<const Json*> Array(std::string_view name) const {
-    const Json* v = nullptr;
-    CLIENT_ASSIGN(v, Get(name));
-    if (!v->is_array()) return Bad(name, "is not an array");
-    return v;
-  }
-
-  Fields Sub(const Json& j, std::string_view name) const {
-    return Fields(j, m_what + " ." + std::string(name));
-  }
-
-  std::unexpected<base::Error> Bad(std::string_view name, std::string_view problem) const {
-    std::string field =
-        name.empty() ? std::string("the body") : "field \"" + std::string(name) + "\"";
-    return Fail(ErrorCode::kCorrupt,
-                "the node's answer to " + m_what + " does not follow the RPC contract: " + field +
-                    " " + std::string(problem) +
-                    " (is the node another gpunet version? `gpunet status` shows "
-                    "its node_version)");
-  }
-
- private:
-  const Json& m_json;
-  std::string m_what;
-};
-
-base::Result<EventInfo> ParseEvent(const Fields& parent, const Json& j) {
-  Fields f = parent.Sub(j, "events[]");
+base::Result<EventInfo> ParseEvent(const JsonFields& parent, const Json& j, size_t index) {
+  JsonFields f = parent.Item(j, "events", index);
   EventInfo e;
   CLIENT_ASSIGN(e.type, f.Str("type"));
   const Json* attrs = nullptr;
@@ -165,8 +30,8 @@ base::Result<EventInfo> ParseEvent(const Fields& parent, const Json& j) {
   return e;
 }
 
-base::Result<MsgInfo> ParseMsg(const Fields& parent, const Json& j) {
-  Fields f = parent.Sub(j, "msgs[]");
+base::Result<MsgInfo> ParseMsg(const JsonFields& parent, const Json& j, size_t index) {
+  JsonFields f = parent.Item(j, "msgs", index);
   MsgInfo m;
   CLIENT_ASSIGN(m.type, f.Str("type"));
   if (m.type == "send") {
@@ -177,8 +42,9 @@ base::Result<MsgInfo> ParseMsg(const Fields& parent, const Json& j) {
   return m;
 }
 
-base::Result<ReceiptSummary> ParseReceiptSummary(const Fields& parent, const Json& j) {
-  Fields f = parent.Sub(j, "receipts[]");
+base::Result<ReceiptSummary> ParseReceiptSummary(const JsonFields& parent, const Json& j,
+                                                 size_t index) {
+  JsonFields f = parent.Item(j, "receipts", index);
   ReceiptSummary r;
   CLIENT_ASSIGN(r.tx_hash, f.Hash("tx_hash"));
   CLIENT_ASSIGN(r.code, f.U16("code"));
@@ -226,7 +92,7 @@ std::optional<uint16_t> RejectedTxCode(const base::Error& error) {
 // ---------------------------------------------------------------- parsers
 
 base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
-  Fields f(j, "GET /status");
+  JsonFields f(j, "GET /status");
   NodeStatusInfo s;
   CLIENT_ASSIGN(s.chain_id, f.Str("chain_id"));
   CLIENT_ASSIGN(s.engine, f.Str("engine"));
@@ -263,7 +129,7 @@ base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
 }
 
 base::Result<SimulateResult> ParseSimulateResult(const Json& j) {
-  Fields f(j, "POST /tx/simulate");
+  JsonFields f(j, "POST /tx/simulate");
   SimulateResult r;
   CLIENT_ASSIGN(r.code, f.U16("code"));
   CLIENT_ASSIGN(r.code_name, f.Str("code_name"));
@@ -275,7 +141,7 @@ base::Result<SimulateResult> ParseSimulateResult(const Json& j) {
 }
 
 base::Result<SubmitResult> ParseSubmitResult(const Json& j) {
-  Fields f(j, "POST /tx");
+  JsonFields f(j, "POST /tx");
   SubmitResult r;
   CLIENT_ASSIGN(r.tx_hash, f.Hash("tx_hash"));
   CLIENT_ASSIGN(r.status, f.Str("status"));
@@ -297,14 +163,14 @@ base::Result<SubmitResult> ParseSubmitResult(const Json& j) {
 }
 
 base::Result<TxInfo> ParseTxInfo(const Json& j) {
-  Fields f(j, "GET /tx");
+  JsonFields f(j, "GET /tx");
   TxInfo t;
   CLIENT_ASSIGN(t.tx_hash, f.Hash("tx_hash"));
   CLIENT_ASSIGN(t.height, f.U64("height"));
   CLIENT_ASSIGN(t.index, f.U32("index"));
   const Json* tx = nullptr;
   CLIENT_ASSIGN(tx, f.Get("tx"));
-  Fields ft = f.Sub(*tx, "tx");
+  JsonFields ft = f.Sub(*tx, "tx");
   GPUNET_TRY(ft.IsObject());
   CLIENT_ASSIGN(t.chain_id, ft.Str("chain_id"));
   CLIENT_ASSIGN(t.sender, ft.Str("sender"));
@@ -315,23 +181,23 @@ base::Result<TxInfo> ParseTxInfo(const Json& j) {
   CLIENT_ASSIGN(t.memo, ft.Str("memo"));
   const Json* msgs = nullptr;
   CLIENT_ASSIGN(msgs, ft.Array("msgs"));
-  for (const Json& m : *msgs) {
+  for (size_t i = 0; i < msgs->size(); ++i) {
     MsgInfo msg;
-    CLIENT_ASSIGN(msg, ParseMsg(ft, m));
+    CLIENT_ASSIGN(msg, ParseMsg(ft, (*msgs)[i], i));
     t.msgs.push_back(std::move(msg));
   }
   const Json* receipt = nullptr;
   CLIENT_ASSIGN(receipt, f.Get("receipt"));
-  Fields fr = f.Sub(*receipt, "receipt");
+  JsonFields fr = f.Sub(*receipt, "receipt");
   GPUNET_TRY(fr.IsObject());
   CLIENT_ASSIGN(t.code, fr.U16("code"));
   CLIENT_ASSIGN(t.code_name, fr.Str("code_name"));
   CLIENT_ASSIGN(t.charged_fee_ugpn, fr.Ugpn("fee_ugpn"));
   const Json* events = nullptr;
   CLIENT_ASSIGN(events, fr.Array("events"));
-  for (const Json& e : *events) {
+  for (size_t i = 0; i < events->size(); ++i) {
     EventInfo event;
-    CLIENT_ASSIGN(event, ParseEvent(fr, e));
+    CLIENT_ASSIGN(event, ParseEvent(fr, (*events)[i], i));
     t.events.push_back(std::move(event));
   }
   t.raw = j;
@@ -339,7 +205,7 @@ base::Result<TxInfo> ParseTxInfo(const Json& j) {
 }
 
 base::Result<AccountInfo> ParseAccountInfo(const Json& j, bool prove) {
-  Fields f(j, prove ? "GET /account?prove=true" : "GET /account");
+  JsonFields f(j, prove ? "GET /account?prove=true" : "GET /account");
   AccountInfo a;
   CLIENT_ASSIGN(a.address_text, f.Str("address"));
   auto address = crypto::ParseAddress(a.address_text);
@@ -368,7 +234,7 @@ base::Result<AccountInfo> ParseAccountInfo(const Json& j, bool prove) {
 }
 
 base::Result<BlockInfo> ParseBlockInfo(const Json& j) {
-  Fields f(j, "GET /block");
+  JsonFields f(j, "GET /block");
   BlockInfo b;
   CLIENT_ASSIGN(b.height, f.U64("height"));
   CLIENT_ASSIGN(b.hash, f.Hash("hash"));
@@ -399,9 +265,9 @@ base::Result<BlockInfo> ParseBlockInfo(const Json& j) {
                     " do not match the header's tx_root: do not trust this node");
   const Json* receipts = nullptr;
   CLIENT_ASSIGN(receipts, f.Array("receipts"));
-  for (const Json& r : *receipts) {
+  for (size_t i = 0; i < receipts->size(); ++i) {
     ReceiptSummary summary;
-    CLIENT_ASSIGN(summary, ParseReceiptSummary(f, r));
+    CLIENT_ASSIGN(summary, ParseReceiptSummary(f, (*receipts)[i], i));
     b.receipts.push_back(std::move(summary));
   }
   if (b.receipts.size() != b.txs.size())

@@ -4,9 +4,9 @@
 // Home directory layout (InitHome creates it; Node::Start reads it):
 //   <home>/config/genesis.json   the chain's genesis (ledger/genesis.h)
 //   <home>/config/node.json      {"rpc":"127.0.0.1:26657","block_interval_ms":1000,
-//                                 "engine":"solo","validator_key":"validator",
-//                                 "rpc_limits":{...}}  (RpcLimits)
-//   <home>/config/validator.seed hex seed of the solo validator key (0600)
+//                                 "engine":"solo","rpc_limits":{...}} (NodeConfig;
+//                                 rpc_limits: the RpcLimits that differ from the defaults)
+//   <home>/config/validator.seed hex seed of the validator key (0600)
 //   <home>/data/                 the RocksDB database
 //   <home>/keys/                 the keystore (crypto/keystore.h): funded named keys
 //

@@ -574,8 +574,7 @@ SimNode* World::ReferenceNode() {
   // The first honest node: its view counts committed txs and evidence once.
   for (auto& n : m_nodes)
     if (!n->byzantine) return n.get();
-  GPUNET_CHECK(false);
-  return nullptr;
+  GPUNET_UNREACHABLE();
 }
 
 bool World::Connected(uint32_t a, uint32_t b) const {

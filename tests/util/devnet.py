@@ -1,21 +1,25 @@
-"""The Python side of tests/util/devnet.sh: start a `gpunet node`, wait until its
-RPC answers, stop it and say how it ended (stdlib only).
+"""The Python side of tests/util/devnet.sh: a work directory, start a `gpunet node`
+in it, wait until its RPC answers, stop it and say how it ended (stdlib only).
 
-    node = devnet.Node(gpunet, home, log_path)
+    work = devnet.WorkDir("gpunet-node-it")  # like devnet_workdir: a fresh directory
+    node = devnet.Node(gpunet, work.sub("home"), work.sub("node.log"))
     url = node.start()                       # "RPC: <url>" printed and GET /status 200
     ...
     rc = node.stop(signal.SIGKILL)           # a crash now: the exit status
     node.stop_clean()                        # SIGTERM must end it with exit 0
     node.kill()                              # in a finally: nothing left running
+    work.finish(ok)                          # removed when the test passed, else kept
 
 The node's stdout and stderr go to one log, appended across restarts. A node that
 is not ready within START_TIMEOUT_S, or exits first, ends the test with the log's
 last lines: a test never hangs on a node that will not start.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -34,6 +38,25 @@ def _give_up(msg, log_path):
         print("its output cannot be read:", e, flush=True)
     sys.stdout.flush()
     sys.exit(1)
+
+
+class WorkDir:
+    """A new directory <temp dir>/<prefix>-XXXXXX for a test's node home and log."""
+
+    def __init__(self, prefix):
+        self.path = tempfile.mkdtemp(prefix=prefix + "-")
+
+    def sub(self, name):
+        """A path inside the directory (not created)."""
+        return os.path.join(self.path, name)
+
+    def finish(self, ok):
+        """Removes the directory after a passing test; keeps it, and says where, after
+        a failing one."""
+        if ok:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            print("kept", self.path, "for inspection", flush=True)
 
 
 class Node:

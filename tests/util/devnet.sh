@@ -8,7 +8,7 @@
 #   devnet_start --block-interval-ms 100             # exports GPUNET_NODE
 #   bob="$(devnet_address bob)"
 #   ... checks: fail "what went wrong", json_field '["x"]' <file, expect_error ...
-#   devnet_stop                                      # SIGTERM must end it with exit 0
+#   devnet_stop                                      # SIGTERM must end it, exit 0, in 30 s
 #   checks_report "integration_cli: all checks passed"
 #
 # On exit, whatever the path, a process still running is stopped (SIGTERM, then
@@ -22,6 +22,7 @@
 
 PY=/usr/bin/python3
 DEVNET_START_TIMEOUT_S="${DEVNET_START_TIMEOUT_S:-60}"
+DEVNET_STOP_TIMEOUT_S="${DEVNET_STOP_TIMEOUT_S:-30}"
 DEVNET_PID=""
 DEVNET_WHAT=""
 DEVNET_URL=""
@@ -108,13 +109,23 @@ devnet_node_start() {
   _devnet_wait_rpc "$WORK/node.log"
 }
 
-# SIGTERM: a clean stop, which must end the process with exit 0.
+# SIGTERM: a clean stop, which must end the process with exit 0 within
+# DEVNET_STOP_TIMEOUT_S (30); one still running then fails the check and is killed.
 devnet_stop() {
   [ -n "$DEVNET_PID" ] || {
     fail "devnet_stop: nothing is running"
     return
   }
   kill -TERM "$DEVNET_PID"
+  local deadline_us=$(($(_devnet_now_us) + DEVNET_STOP_TIMEOUT_S * 1000000))
+  while kill -0 "$DEVNET_PID" 2>/dev/null; do
+    if [ "$(_devnet_now_us)" -ge "$deadline_us" ]; then
+      fail "$DEVNET_WHAT still running ${DEVNET_STOP_TIMEOUT_S} s after SIGTERM; killed"
+      devnet_kill
+      return
+    fi
+    sleep 0.1
+  done
   wait "$DEVNET_PID"
   local rc=$?
   DEVNET_PID=""
@@ -130,6 +141,10 @@ devnet_kill() {
 }
 
 # ---- internals ----
+
+# The time in microseconds. EPOCHREALTIME's decimal point is the locale's: a comma
+# in some, so both are dropped.
+_devnet_now_us() { echo "${EPOCHREALTIME//[.,]/}"; }
 
 _devnet_require_idle() {
   if [ -n "$DEVNET_PID" ]; then
@@ -154,13 +169,13 @@ _devnet_json_ready() { $PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$
 # Polls `$1` until it succeeds; ends the test with the last lines of $2 when the
 # process exits first or DEVNET_START_TIMEOUT_S pass.
 _devnet_wait() {
-  local ready="$1" output="$2" deadline_us=$((${EPOCHREALTIME/./} + DEVNET_START_TIMEOUT_S * 1000000))
+  local ready="$1" output="$2" deadline_us=$(($(_devnet_now_us) + DEVNET_START_TIMEOUT_S * 1000000))
   until "$ready"; do
     if ! kill -0 "$DEVNET_PID" 2>/dev/null; then
       wait "$DEVNET_PID"
       _devnet_give_up "$DEVNET_WHAT exited with status $? before it was ready" "$output"
     fi
-    [ "${EPOCHREALTIME/./}" -lt "$deadline_us" ] ||
+    [ "$(_devnet_now_us)" -lt "$deadline_us" ] ||
       _devnet_give_up "$DEVNET_WHAT was not ready after ${DEVNET_START_TIMEOUT_S} s" "$output"
     sleep 0.1
   done

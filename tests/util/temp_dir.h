@@ -61,18 +61,20 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
-  /// The directory's absolute path, without a trailing slash.
+  /// The directory's path, without a trailing slash: the parent's (or $TMPDIR's)
+  /// path and the new name, so relative when that is.
   const std::string& Path() const { return m_path; }
   /// A path inside the directory (not created).
   std::string Sub(const std::string& name) const { return m_path + "/" + name; }
 
-  /// Removes the directory now and says why when that fails, for the tests that
-  /// check their clean-up (a sandbox that left a mount or a process behind). The
-  /// destructor then has nothing left to do.
   /// Leaves the directory in place when the object goes, for a look at what a
   /// failed run left (bench_sandbox keeps its state directory that way).
   void Keep() { m_keep = true; }
 
+  /// Removes the directory now and says why when that fails (an empty error_code
+  /// when it is gone), for the tests that check their clean-up (a sandbox that
+  /// left a mount or a process behind). Once it is gone the destructor has nothing
+  /// left to do; after a failure the destructor tries again.
   [[nodiscard]] std::error_code Remove() {
     std::error_code ec;
     std::filesystem::remove_all(m_path, ec);

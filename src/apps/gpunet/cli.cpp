@@ -39,7 +39,8 @@ std::string UtcText(uint64_t time_ms) {
 }
 
 void PrintJson(const nlohmann::json& j) {
-  std::cout << j.dump(2) << std::endl;
+  // Invalid UTF-8 (a node's error text, a memo) is replaced rather than thrown.
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
 }
 
 void PrintError(const GlobalOptions& g, const base::Error& e) {

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <system_error>
+#include <utility>
 
 #include "apps/gpunet/cli.h"
 #include "client/amount.h"
@@ -31,26 +33,45 @@ struct DevnetArgs {
   std::string chain_id = "gpunet-devnet";
 };
 
-/// Deletes a temporary devnet home; what cannot be deleted is named on stderr (the
-/// devnet's own outcome is what the command reports).
-void RemoveTemporaryHome(const std::string& home) {
-  std::error_code ec;
-  std::filesystem::remove_all(home, ec);
-  if (ec)
-    std::cerr << "warning: cannot delete the temporary home " << home << ": " << ec.message()
-              << "\n";
-}
+/// The temporary devnet home, deleted when the command ends however it ends (a
+/// genesis that cannot be checked, a failing init or start included). Holds
+/// nothing when the home is one the user named.
+class TemporaryHome {
+ public:
+  TemporaryHome() = default;
+  TemporaryHome(const TemporaryHome&) = delete;
+  TemporaryHome& operator=(const TemporaryHome&) = delete;
+  ~TemporaryHome() { Remove(); }
+
+  void Set(std::string path) { m_path = std::move(path); }
+  /// Deletes it now; what cannot be deleted is named on stderr (the devnet's own
+  /// outcome is what the command reports).
+  void Remove() {
+    if (m_path.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(m_path, ec);
+    if (ec)
+      std::cerr << "warning: cannot delete the temporary home " << m_path << ": " << ec.message()
+                << "\n";
+    m_path.clear();
+  }
+
+ private:
+  std::string m_path;
+};
 
 void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
   namespace fs = std::filesystem;
   if (a.home.empty()) a.home = g.home;  // `gpunet --home DIR devnet` too (not $GPUNET_HOME)
   bool temporary = a.home.empty();
+  TemporaryHome temporary_home;
   if (temporary) {
     std::string pattern = (fs::temp_directory_path() / "gpunet-devnet-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr)
       FailCommand(ErrorCode::kIo, "cannot create a temporary home under " +
                                       fs::temp_directory_path().string() + "; pass --home DIR");
     a.home = pattern;
+    temporary_home.Set(a.home);
   }
   std::string passphrase = kDevnetPassphrase;
   if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env != nullptr && *env != '\0')
@@ -87,10 +108,10 @@ void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
   auto started = node::Node::Start(options);
   if (!started) {
     base::Error e = started.error();
-    if (e.code == ErrorCode::kIo)
+    // The RPC port is taken (HttpServer::Start's bind or listen failure).
+    if (e.code == ErrorCode::kIo && e.message.starts_with("cannot listen on "))
       e.message +=
           " (another devnet or node on " + a.rpc + "? pass --rpc 127.0.0.1:0 for any free port)";
-    if (temporary) RemoveTemporaryHome(a.home);
     throw CommandFailed{e};
   }
   std::unique_ptr<node::Node> node = std::move(*started);
@@ -133,7 +154,7 @@ void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
   base::Status waited = node->Wait();
   node->Stop();
   node.reset();
-  if (temporary) RemoveTemporaryHome(a.home);
+  temporary_home.Remove();
   OrFail(std::move(waited), "the devnet node stopped with an error");
   if (!g.Json()) std::cout << "devnet stopped" << std::endl;
 }

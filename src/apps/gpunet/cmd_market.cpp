@@ -11,6 +11,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -107,7 +108,7 @@ struct Sent {
   std::string tx_hash;
   client::SubmitResult result;
   std::map<std::string, std::string> ids;  ///< "lease_id" -> "3", from the tx's events
-  json events = json::array();
+  std::vector<client::EventInfo> events;
 };
 
 struct SendOptions {
@@ -209,14 +210,10 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
                       " but FAILED: " + CodeText(r->code, r->code_name) +
                       "; the fee was charged, nothing else changed" + done);
     if (auto info = node.GetTx(codec::TxHash(tx)); info) {
-      for (const auto& e : info->events) {
-        json attrs = json::object();
-        for (const auto& [k, v] : e.attributes) {
-          attrs[k] = v;
+      for (const auto& e : info->events)
+        for (const auto& [k, v] : e.attributes)
           if (k.ends_with("_id") && !s.ids.contains(k)) s.ids[k] = v;
-        }
-        s.events.push_back({{"type", e.type}, {"attributes", attrs}});
-      }
+      s.events = std::move(info->events);
     }
     if (!g.Json())
       std::cout << "committed in block " << r->height << ": " << names << " (fee "
@@ -226,12 +223,23 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
   return out;
 }
 
+/// An event's attributes by name, as the JSON output holds them (a later duplicate
+/// name wins, names in order).
+std::map<std::string, std::string> AttributesOf(const client::EventInfo& e) {
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : e.attributes) out[k] = v;
+  return out;
+}
+
 json SentJson(const std::vector<Sent>& sent) {
   json txs = json::array();
   json ids = json::object();
   for (const auto& s : sent) {
+    json events = json::array();
+    for (const auto& e : s.events)
+      events.push_back({{"type", e.type}, {"attributes", AttributesOf(e)}});
     json t = s.result.raw;
-    t["events"] = s.events;
+    t["events"] = std::move(events);
     txs.push_back(t);
     for (const auto& [k, v] : s.ids)
       if (!ids.contains(k)) ids[k] = v;
@@ -261,13 +269,13 @@ uint64_t ParseId(const std::string& text, const std::string& what) {
   return v;
 }
 
-json GetJson(const GlobalOptions& g, const std::string& path) {
-  client::MarketClient market(g.NodeUrl());
-  return OrFail(market.Get(path));
+client::MarketClient Market(const GlobalOptions& g) {
+  return client::MarketClient(g.NodeUrl());
 }
 
-uint64_t Ugpn(const json& j, const std::string& key) {
-  return OrFail(client::U64String(j, key, "the node's answer"));
+/// Basis points as a percentage with two decimals: 2500 -> "25.00".
+std::string Percent(uint32_t bp) {
+  return std::to_string(bp / 100) + "." + std::to_string(100 + bp % 100).substr(1);
 }
 
 // ---------------------------------------------------------------- provider
@@ -341,61 +349,53 @@ void RunProviderUpdate(const GlobalOptions& g, const ProviderArgs& a) {
     std::cout << "provider " << crypto::AddressToString(owner) << " updated" << std::endl;
 }
 
-void PrintProvider(const json& p) {
-  std::cout << "provider   " << p["owner"].get<std::string>()
-            << (p["active"].get<bool>() ? "" : "  (deregistered)") << "\n"
-            << "operator   " << p["operator"].get<std::string>() << "\n"
-            << "tenant API " << p["tenant_api_uri"].get<std::string>() << "  (TLS "
-            << p["tls_fingerprint"].get<std::string>().substr(0, 16) << "…)\n"
-            << "region     " << p["region"].get<std::string>() << "\n"
-            << "bond       " << Gpn(Ugpn(p, "bond_ugpn")) << "  (needs "
-            << Gpn(Ugpn(p, "required_bond_ugpn"))
+void PrintProvider(const client::ProviderInfo& p) {
+  std::cout << "provider   " << p.owner << (p.active ? "" : "  (deregistered)") << "\n"
+            << "operator   " << p.operator_address << "\n"
+            << "tenant API " << p.tenant_api_uri << "  (TLS "
+            << base::ToHex(p.tls_fingerprint).substr(0, 16) << "…)\n"
+            << "region     " << p.region << "\n"
+            << "bond       " << Gpn(p.bond_ugpn) << "  (needs " << Gpn(p.required_bond_ugpn)
             << ": the minimum or the open leases' penalties, whichever is more)\n"
-            << "leases     " << p["open_leases"] << " open, " << p["leases_completed"]
-            << " completed, " << p["faults"] << " faults\n"
-            << "earned     " << Gpn(Ugpn(p, "earned_ugpn")) << " from other tenants\n";
-  for (const auto& s : p["payouts"])
-    std::cout << "payout     " << s["payee"].get<std::string>() << "  "
-              << s["bp"].get<uint32_t>() / 100 << "."
-              << std::to_string(100 + s["bp"].get<uint32_t>() % 100).substr(1) << "%\n";
+            << "leases     " << p.open_leases << " open, " << p.leases_completed << " completed, "
+            << p.faults << " faults\n"
+            << "earned     " << Gpn(p.earned_ugpn) << " from other tenants\n";
+  for (const auto& s : p.payouts)
+    std::cout << "payout     " << s.payee << "  " << Percent(s.bp) << "%\n";
 }
 
 void RunProviderShow(const GlobalOptions& g, const std::string& who) {
   codec::Address owner = Resolve(g, who, "PROVIDER");
-  json j = GetJson(g, "/market/provider/" + crypto::AddressToString(owner));
-  if (g.Json()) return PrintJson(j);
-  const json& p = j["provider"];
+  auto answer = OrFail(Market(g).Provider(crypto::AddressToString(owner)));
+  if (g.Json()) return PrintJson(answer.raw);
+  const client::ProviderInfo& p = answer.value;
   PrintProvider(p);
-  for (const auto& s : p["site_list"])
-    std::cout << "site " << s["site_id"] << "     " << s["fabric"].get<std::string>() << ", "
-              << s["bandwidth_gbps"] << " Gb/s, " << s["machines"] << " machine(s)\n";
-  for (const auto& m : p["machine_list"]) {
-    auto cuda = client::CudaFromLedger(m["cuda_version"].get<uint32_t>());
-    auto cc = client::ComputeCapabilityFromLedger(m["compute_capability"].get<uint32_t>());
-    std::cout << "machine " << m["machine_id"] << "  site " << m["site_id"] << ": "
-              << m["gpu_count"] << "x " << m["gpu_model"].get<std::string>() << " " << m["vram_gib"]
-              << " GiB " << m["link"].get<std::string>() << ", " << m["free_gpus"]
-              << " free, driver " << m["driver_version"].get<std::string>() << ", CUDA "
-              << client::FormatVersion(cuda) << ", cc " << client::FormatVersion(cc)
-              << " (self-reported)\n";
+  for (const auto& s : p.site_list)
+    std::cout << "site " << s.site_id << "     " << s.fabric << ", " << s.bandwidth_gbps
+              << " Gb/s, " << s.machines << " machine(s)\n";
+  for (const auto& m : p.machine_list) {
+    auto cuda = client::CudaFromLedger(m.cuda_version);
+    auto cc = client::ComputeCapabilityFromLedger(m.compute_capability);
+    std::cout << "machine " << m.machine_id << "  site " << m.site_id << ": " << m.gpu_count << "x "
+              << m.gpu_model << " " << m.vram_gib << " GiB " << m.link << ", " << m.free_gpus
+              << " free, driver " << m.driver_version << ", CUDA " << client::FormatVersion(cuda)
+              << ", cc " << client::FormatVersion(cc) << " (self-reported)\n";
   }
-  for (const auto& o : p["offer_list"])
-    std::cout << "offer " << o["offer_id"] << "    " << o["gpu_model"].get<std::string>() << " at "
-              << PriceText(Ugpn(o, "price_ugpn_per_gpu_hour"))
-              << (o["private"].get<bool>() ? " (private)" : "") << "\n";
+  for (const auto& o : p.offer_list)
+    std::cout << "offer " << o.offer_id << "    " << o.gpu_model << " at "
+              << PriceText(o.price_ugpn_per_gpu_hour) << (o.is_private ? " (private)" : "") << "\n";
   std::cout << std::flush;
 }
 
 void RunProviderList(const GlobalOptions& g) {
-  json j = GetJson(g, "/market/providers?limit=1000");
-  if (g.Json()) return PrintJson(j);
-  if (j["providers"].empty())
+  auto page = OrFail(Market(g).Providers(1000));
+  if (g.Json()) return PrintJson(page.raw);
+  if (page.entries.empty())
     std::cout << "no providers yet (gpunet provider register --config provider.yaml)\n";
-  for (const auto& p : j["providers"])
-    std::cout << p["owner"].get<std::string>() << "  " << p["region"].get<std::string>() << "  "
-              << p["machines"] << " machine(s), " << p["open_offers"] << " offer(s), bond "
-              << Gpn(Ugpn(p, "bond_ugpn")) << (p["active"].get<bool>() ? "" : "  (deregistered)")
-              << "\n";
+  for (const auto& p : page.entries)
+    std::cout << p.owner << "  " << p.region << "  " << p.machines << " machine(s), "
+              << p.open_offers << " offer(s), bond " << Gpn(p.bond_ugpn)
+              << (p.active ? "" : "  (deregistered)") << "\n";
   std::cout << std::flush;
 }
 
@@ -513,10 +513,13 @@ struct PageArgs {
   std::string after;     ///< an id, the `next` the page before printed; empty: from the start
 };
 
-/// "limit=N[&after=ID]" for a list endpoint's query. --after takes 0 (from the
-/// start) as the node's `after` does, so it is not an id of ParseId's.
-std::string PageQuery(const PageArgs& p) {
-  std::string q = "limit=" + std::to_string(p.limit);
+/// The node query of a list command's page (`all`: closed records too). --after
+/// takes 0 (from the start) as the node's `after` does, so it is not an id of
+/// ParseId's.
+client::MarketListQuery ListQuery(const PageArgs& p, bool all) {
+  client::MarketListQuery q;
+  q.limit = p.limit;
+  q.all = all;
   if (p.after.empty()) return q;
   bool digits = p.after.size() <= 19;
   for (char c : p.after) digits = digits && c >= '0' && c <= '9';
@@ -525,14 +528,14 @@ std::string PageQuery(const PageArgs& p) {
                 "--after \"" + p.after +
                     "\" must be a number 0, 1, 2, ...: the id the hint under a full page "
                     "names (0: from the start)");
-  return q + "&after=" + std::to_string(std::stoull(p.after));
+  q.after = std::stoull(p.after);
+  return q;
 }
 
 /// After a page that is not the last: how to ask for the next one.
-void PrintNextHint(const json& page, std::string_view what) {
-  if (!page.contains("next")) return;
-  std::cout << "(more " << what << " follow: add --after " << page["next"]
-            << " for the next page)\n";
+void PrintNextHint(const std::optional<uint64_t>& next, std::string_view what) {
+  if (!next) return;
+  std::cout << "(more " << what << " follow: add --after " << *next << " for the next page)\n";
 }
 
 void AddPageOptions(CLI::App* cmd, PageArgs& p) {
@@ -582,39 +585,32 @@ void RunOrderCreate(const GlobalOptions& g, const OrderArgs& a) {
     std::cout << "order " << IdOf(sent, "order_id") << " is open for bids" << std::endl;
 }
 
-void PrintOrder(const json& o) {
-  const json& q = o["requirements"];
+void PrintOrder(const client::OrderInfo& o) {
+  const client::OrderRequirementsInfo& q = o.requirements;
   std::string models;
-  for (const auto& m : q["gpu_models"])
-    models += (models.empty() ? "" : ",") + m.get<std::string>();
-  std::cout << "order " << o["order_id"] << "  " << o["state"].get<std::string>() << "  tenant "
-            << o["tenant"].get<std::string>() << "\n  wants " << q["machines"] << " x "
-            << q["gpus_per_machine"] << " " << (models.empty() ? "any" : models) << " GPUs, max "
-            << PriceText(Ugpn(o, "max_price_ugpn_per_gpu_hour")) << ", deposit "
-            << Gpn(Ugpn(o, "deposit_ugpn")) << ", " << o["bids"] << " bid(s)"
-            << (o["lease_id"].get<uint64_t>()
-                    ? ", lease " + std::to_string(o["lease_id"].get<uint64_t>())
-                    : "")
-            << "\n";
+  for (const auto& m : q.gpu_models) models += (models.empty() ? "" : ",") + m;
+  std::cout << "order " << o.order_id << "  " << o.state << "  tenant " << o.tenant << "\n  wants "
+            << q.machines << " x " << q.gpus_per_machine << " " << (models.empty() ? "any" : models)
+            << " GPUs, max " << PriceText(o.max_price_ugpn_per_gpu_hour) << ", deposit "
+            << Gpn(o.deposit_ugpn) << ", " << o.bids << " bid(s)"
+            << (o.lease_id ? ", lease " + std::to_string(o.lease_id) : "") << "\n";
 }
 
 void RunOrderShow(const GlobalOptions& g, const OrderArgs& a) {
-  json j = GetJson(g, "/market/order/" + std::to_string(ParseId(a.id, "ORDER")));
-  if (g.Json()) return PrintJson(j);
-  PrintOrder(j["order"]);
+  auto answer = OrFail(Market(g).Order(ParseId(a.id, "ORDER")));
+  if (g.Json()) return PrintJson(answer.raw);
+  PrintOrder(answer.value);
   std::cout << std::flush;
 }
 
 void RunOrderList(const GlobalOptions& g, const OrderArgs& a) {
-  std::string path =
-      "/market/orders?" + PageQuery(a.page) + "&state=" + std::string(a.all ? "all" : "open");
-  if (!a.tenant.empty())
-    path += "&tenant=" + crypto::AddressToString(Resolve(g, a.tenant, "--tenant"));
-  json j = GetJson(g, path);
-  if (g.Json()) return PrintJson(j);
-  if (j["orders"].empty()) std::cout << "no orders\n";
-  for (const auto& o : j["orders"]) PrintOrder(o);
-  PrintNextHint(j, "orders");
+  client::MarketListQuery query = ListQuery(a.page, a.all);
+  if (!a.tenant.empty()) query.tenant = crypto::AddressToString(Resolve(g, a.tenant, "--tenant"));
+  auto page = OrFail(Market(g).Orders(query));
+  if (g.Json()) return PrintJson(page.raw);
+  if (page.entries.empty()) std::cout << "no orders\n";
+  for (const auto& o : page.entries) PrintOrder(o);
+  PrintNextHint(page.next, "orders");
   std::cout << std::flush;
 }
 
@@ -628,17 +624,15 @@ void RunOrderClose(const GlobalOptions& g, const OrderArgs& a) {
 }
 
 void RunBids(const GlobalOptions& g, const std::string& order) {
-  json j = GetJson(g, "/market/order/" + std::to_string(ParseId(order, "ORDER")) + "/bids");
-  if (g.Json()) return PrintJson(j);
-  PrintOrder(j["order"]);
-  if (j["bids"].empty()) std::cout << "no bids yet\n";
-  for (const auto& b : j["bids"]) {
+  auto answer = OrFail(Market(g).Bids(ParseId(order, "ORDER")));
+  if (g.Json()) return PrintJson(answer.raw);
+  PrintOrder(answer.value.order);
+  if (answer.value.bids.empty()) std::cout << "no bids yet\n";
+  for (const auto& b : answer.value.bids) {
     std::string machines;
-    for (const auto& m : b["machine_ids"])
-      machines += (machines.empty() ? "" : ",") + std::to_string(m.get<uint32_t>());
-    std::cout << "bid " << b["bid_id"] << "  " << PriceText(Ugpn(b, "price_ugpn_per_gpu_hour"))
-              << "  provider " << b["provider"].get<std::string>() << "  machines " << machines
-              << "\n";
+    for (uint32_t m : b.machine_ids) machines += (machines.empty() ? "" : ",") + std::to_string(m);
+    std::cout << "bid " << b.bid_id << "  " << PriceText(b.price_ugpn_per_gpu_hour) << "  provider "
+              << b.provider << "  machines " << machines << "\n";
   }
   std::cout << std::flush;
 }
@@ -683,43 +677,38 @@ struct LeaseArgs {
   PageArgs page;
 };
 
-void PrintLease(const json& l) {
+void PrintLease(const client::LeaseInfo& l) {
   std::string machines;
-  for (const auto& a : l["allocations"])
+  for (const auto& a : l.allocations)
     machines += (machines.empty() ? "" : ", ") + std::string("machine ") +
-                std::to_string(a["machine_id"].get<uint32_t>()) + " x" +
-                std::to_string(a["gpus"].get<uint32_t>());
-  std::cout << "lease " << l["lease_id"] << "  " << l["state"].get<std::string>()
-            << (l["end"].get<std::string>() == "none" ? ""
-                                                      : " (" + l["end"].get<std::string>() + ")")
+                std::to_string(a.machine_id) + " x" + std::to_string(a.gpus);
+  std::cout << "lease " << l.lease_id << "  " << l.state
+            << (l.end == "none" ? "" : " (" + l.end + ")") << "\n"
+            << "  tenant      " << l.tenant << "\n"
+            << "  provider    " << l.provider << "\n"
+            << "  GPUs        " << l.gpus << " (" << machines << ")\n"
+            << "  price       " << PriceText(l.price_ugpn_per_gpu_hour) << " = "
+            << Gpn(l.rate_ugpn_per_hour) << " per hour\n"
+            << "  deposited   " << Gpn(l.deposited_ugpn) << ", in escrow " << Gpn(l.escrow_ugpn)
             << "\n"
-            << "  tenant      " << l["tenant"].get<std::string>() << "\n"
-            << "  provider    " << l["provider"].get<std::string>() << "\n"
-            << "  GPUs        " << l["gpus"] << " (" << machines << ")\n"
-            << "  price       " << PriceText(Ugpn(l, "price_ugpn_per_gpu_hour")) << " = "
-            << Gpn(Ugpn(l, "rate_ugpn_per_hour")) << " per hour\n"
-            << "  deposited   " << Gpn(Ugpn(l, "deposited_ugpn")) << ", in escrow "
-            << Gpn(Ugpn(l, "escrow_ugpn")) << "\n"
-            << "  accrued     " << Gpn(Ugpn(l, "accrued_ugpn")) << ", paid to provider "
-            << Gpn(Ugpn(l, "paid_ugpn")) << ", withdrawable " << Gpn(Ugpn(l, "withdrawable_ugpn"))
-            << "\n";
-  if (Ugpn(l, "refunded_ugpn") || Ugpn(l, "penalty_ugpn"))
-    std::cout << "  refunded    " << Gpn(Ugpn(l, "refunded_ugpn")) << ", penalty to tenant "
-              << Gpn(Ugpn(l, "penalty_ugpn")) << "\n";
+            << "  accrued     " << Gpn(l.accrued_ugpn) << ", paid to provider " << Gpn(l.paid_ugpn)
+            << ", withdrawable " << Gpn(l.withdrawable_ugpn) << "\n";
+  if (l.refunded_ugpn || l.penalty_ugpn)
+    std::cout << "  refunded    " << Gpn(l.refunded_ugpn) << ", penalty to tenant "
+              << Gpn(l.penalty_ugpn) << "\n";
 }
 
 void RunLeaseAccept(const GlobalOptions& g, const LeaseArgs& a) {
   uint64_t bid_id = ParseId(a.id, "BID");
-  json bid = GetJson(g, "/market/bid/" + std::to_string(bid_id))["bid"];
-  json order =
-      GetJson(g, "/market/order/" + std::to_string(bid["order_id"].get<uint64_t>()))["order"];
-  uint64_t price = Ugpn(bid, "price_ugpn_per_gpu_hour");
-  uint64_t gpus = uint64_t{order["requirements"]["gpus_per_machine"].get<uint32_t>()} *
-                  order["requirements"]["machines"].get<uint32_t>();
-  uint64_t deposit = Ugpn(order, "deposit_ugpn");
+  client::MarketClient market = Market(g);
+  const client::BidInfo bid = OrFail(market.Bid(bid_id)).value;
+  const client::OrderInfo order = OrFail(market.Order(bid.order_id)).value;
+  uint64_t price = bid.price_ugpn_per_gpu_hour;
+  uint64_t gpus = uint64_t{order.requirements.gpus_per_machine} * order.requirements.machines;
+  uint64_t deposit = order.deposit_ugpn;
   auto est = OrFail(client::EstimateLease(price, gpus, deposit));
   if (!g.Json())
-    std::cout << "Accepting bid " << bid_id << " on order " << bid["order_id"] << ": " << gpus
+    std::cout << "Accepting bid " << bid_id << " on order " << bid.order_id << ": " << gpus
               << " GPUs at " << PriceText(price) << " = " << Gpn(est.rate_ugpn_per_hour)
               << " per hour\n"
               << "  the order's deposit " << Gpn(deposit)
@@ -756,8 +745,8 @@ void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
     body << in.rdbuf();
     msg.manifest_hash = crypto::Blake2b256(base::AsBytes(body.str()));
   }
-  json offer = GetJson(g, "/market/offer/" + std::to_string(msg.offer_id))["offer"];
-  uint64_t price = Ugpn(offer, "price_ugpn_per_gpu_hour");
+  const client::OfferInfo offer = OrFail(Market(g).Offer(msg.offer_id)).value;
+  uint64_t price = offer.price_ugpn_per_gpu_hour;
   uint64_t gpus = uint64_t{msg.gpus_per_machine} * msg.machines;
   auto est = OrFail(client::EstimateLease(price, gpus, msg.deposit_ugpn));
   if (msg.deposit_ugpn < est.min_deposit_ugpn)
@@ -767,8 +756,8 @@ void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
                     Gpn(est.min_deposit_ugpn));
   if (!g.Json())
     std::cout << "Leasing " << msg.machines << " machine(s) x " << msg.gpus_per_machine << " "
-              << offer["gpu_model"].get<std::string>() << " from offer " << msg.offer_id << " ("
-              << offer["provider"].get<std::string>() << ")\n"
+              << offer.gpu_model << " from offer " << msg.offer_id << " (" << offer.provider
+              << ")\n"
               << "  rate        " << PriceText(price) << " x " << gpus
               << " GPUs = " << Gpn(est.rate_ugpn_per_hour) << " per hour\n"
               << "  deposit     " << client::DescribeAmount(msg.deposit_ugpn)
@@ -783,42 +772,39 @@ void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
 }
 
 void RunLeaseShow(const GlobalOptions& g, const LeaseArgs& a) {
-  json j = GetJson(g, "/market/lease/" + std::to_string(ParseId(a.id, "LEASE")));
-  if (g.Json()) return PrintJson(j);
-  PrintLease(j["lease"]);
+  auto answer = OrFail(Market(g).Lease(ParseId(a.id, "LEASE")));
+  if (g.Json()) return PrintJson(answer.raw);
+  PrintLease(answer.value);
   std::cout << std::flush;
 }
 
 void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
   if (!a.tenant.empty() && !a.provider.empty())
     FailCommand(ErrorCode::kInvalidArgument, "give --tenant or --provider, not both");
-  std::string path =
-      "/market/leases?" + PageQuery(a.page) + "&state=" + std::string(a.all ? "all" : "open");
+  client::MarketListQuery query = ListQuery(a.page, a.all);
   if (!a.provider.empty())
-    path += "&provider=" + crypto::AddressToString(Resolve(g, a.provider, "--provider"));
+    query.provider = crypto::AddressToString(Resolve(g, a.provider, "--provider"));
   else
-    path += "&tenant=" + crypto::AddressToString(Resolve(g, a.tenant.empty() ? a.from : a.tenant,
-                                                         a.tenant.empty() ? "--from" : "--tenant"));
-  json j = GetJson(g, path);
-  if (g.Json()) return PrintJson(j);
-  if (j["leases"].empty()) std::cout << "no leases\n";
-  for (const auto& l : j["leases"]) PrintLease(l);
-  PrintNextHint(j, "leases");
+    query.tenant = crypto::AddressToString(
+        Resolve(g, a.tenant.empty() ? a.from : a.tenant, a.tenant.empty() ? "--from" : "--tenant"));
+  auto page = OrFail(Market(g).Leases(query));
+  if (g.Json()) return PrintJson(page.raw);
+  if (page.entries.empty()) std::cout << "no leases\n";
+  for (const auto& l : page.entries) PrintLease(l);
+  PrintNextHint(page.next, "leases");
   std::cout << std::flush;
 }
 
-/// What closing lease `l` (its JSON, as of its as_of_ms) will cost `sender`, by the
-/// rules of docs/market.md "Lease life"; empty when it costs nothing beyond the GPU
-/// time used.
-std::string CloseCost(const json& l, const std::string& sender, bool no_manifest) {
-  const uint64_t rate = Ugpn(l, "rate_ugpn_per_hour");
-  const uint64_t now = l["as_of_ms"].get<uint64_t>();
-  const uint64_t deadline = l["start_deadline_ms"].get<uint64_t>();
-  const bool reserved = l["state"].get<std::string>() == "reserved";
-  if (sender == l["tenant"].get<std::string>()) {
+/// What closing lease `l` (as of its as_of_ms) will cost `sender`, by the rules of
+/// docs/market.md "Lease life"; empty when it costs nothing beyond the GPU time used.
+std::string CloseCost(const client::LeaseInfo& l, const std::string& sender, bool no_manifest) {
+  const uint64_t rate = l.rate_ugpn_per_hour;
+  const uint64_t now = l.as_of_ms;
+  const uint64_t deadline = l.start_deadline_ms;
+  const bool reserved = l.state == "reserved";
+  if (sender == l.tenant) {
     if (now >= deadline) return {};
-    uint64_t charge =
-        market::ReservedCloseCharge(rate, Ugpn(l, "accrued_ugpn"), Ugpn(l, "escrow_ugpn"));
+    uint64_t charge = market::ReservedCloseCharge(rate, l.accrued_ugpn, l.escrow_ugpn);
     return "closing before the start deadline (" + std::to_string(deadline) +
            " ms) pays the provider a charge of about " + Gpn(charge) +
            " on top of the GPU time used (it held the GPUs for you); from the deadline on, "
@@ -840,9 +826,8 @@ void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view wh
     money = OrFail(client::ParseAmount(a.amount), "AMOUNT");
     if (money == 0)
       FailCommand(ErrorCode::kInvalidArgument, "AMOUNT is 0; deposit at least 0.000001 GPN");
-    json l = GetJson(g, "/market/lease/" + std::to_string(id))["lease"];
-    auto est = OrFail(client::EstimateLease(Ugpn(l, "price_ugpn_per_gpu_hour"),
-                                            l["gpus"].get<uint64_t>(), money));
+    const client::LeaseInfo l = OrFail(Market(g).Lease(id)).value;
+    auto est = OrFail(client::EstimateLease(l.price_ugpn_per_gpu_hour, l.gpus, money));
     if (!g.Json())
       std::cout << "Depositing " << client::DescribeAmount(money) << " into lease " << id << ": "
                 << client::DescribeDurationMs(est.covered_ms) << " more at "
@@ -852,10 +837,10 @@ void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view wh
   } else if (what == "withdraw") {
     msg = codec::MsgLeaseWithdraw{id};
   } else if (what == "close") {
-    json l = GetJson(g, "/market/lease/" + std::to_string(id))["lease"];
+    const client::LeaseInfo l = OrFail(Market(g).Lease(id)).value;
     std::string cost =
         CloseCost(l, crypto::AddressToString(Resolve(g, a.from, "--from")), a.no_manifest);
-    if (!g.Json() && !cost.empty() && l["state"].get<std::string>() != "closed")
+    if (!g.Json() && !cost.empty() && l.state != "closed")
       std::cout << "Closing lease " << id << ": " << cost << std::endl;
     msg = codec::MsgLeaseClose{
         id, a.no_manifest ? codec::CloseReason::kNoManifest : codec::CloseReason::kNormal};
@@ -863,19 +848,19 @@ void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view wh
     msg = codec::MsgLeaseStarted{id};
   }
   auto sent = SendMsgs(g, {a.from, money, a.fee}, {msg});
+  auto after = OrFail(Market(g).Lease(id));
   if (g.Json()) {
     json j = SentJson(sent);
-    j["lease"] = GetJson(g, "/market/lease/" + std::to_string(id))["lease"];
+    j["lease"] = std::move(after.raw_record);
     return PrintJson(j);
   }
   for (const auto& s : sent)
     for (const auto& e : s.events) {
-      std::cout << "  event " << e["type"].get<std::string>();
-      for (const auto& [k, v] : e["attributes"].items())
-        std::cout << " " << k << "=" << v.get<std::string>();
+      std::cout << "  event " << e.type;
+      for (const auto& [k, v] : AttributesOf(e)) std::cout << " " << k << "=" << v;
       std::cout << "\n";
     }
-  PrintLease(GetJson(g, "/market/lease/" + std::to_string(id))["lease"]);
+  PrintLease(after.value);
   std::cout << std::flush;
 }
 
@@ -919,22 +904,30 @@ void RunAttest(const GlobalOptions& g, const AttestArgs& a) {
               << client::DescribeDurationMs(ttl_ms) << std::endl;
 }
 
+/// A sum of the supply equation in GPN (in ugpn past 2^64, which no holding
+/// equation reaches: the supply is a u64).
+std::string GpnWide(unsigned __int128 ugpn) {
+  if (ugpn <= UINT64_MAX) return Gpn(static_cast<uint64_t>(ugpn));
+  return base::U128ToString(ugpn) + " ugpn";
+}
+
 void RunConservation(const GlobalOptions& g) {
-  json j = OrFail(client::MarketClient(g.NodeUrl()).Conservation());
+  auto c = OrFail(Market(g).CheckConservation());
   if (g.Json())
-    PrintJson(j);
-  else if (j.value("holds", false))
-    std::cout << "conservation holds at height " << j["height"] << ": balances "
-              << Gpn(Ugpn(j, "balances_ugpn")) << " + escrow " << Gpn(Ugpn(j, "escrow_ugpn"))
-              << " + bonds " << Gpn(Ugpn(j, "bonds_ugpn")) << " + unbonding "
-              << Gpn(Ugpn(j, "unbonding_ugpn")) << " + fee pool " << Gpn(Ugpn(j, "fee_pool_ugpn"))
-              << " = genesis " << Gpn(Ugpn(j, "genesis_ugpn")) << " + minted "
-              << Gpn(Ugpn(j, "minted_ugpn")) << " - burned " << Gpn(Ugpn(j, "burned_ugpn"))
-              << std::endl;
-  if (!j.value("holds", false))
-    FailCommand(ErrorCode::kCorrupt, "conservation does NOT hold at height " + j["height"].dump() +
-                                         ": " +
-                                         j.value("message", j.value("equation", std::string("?"))));
+    PrintJson(c.raw);
+  else if (c.holds && c.sums)
+    std::cout << "conservation holds at height " << c.height << ": balances "
+              << GpnWide(c.sums->balances_ugpn) << " + escrow " << GpnWide(c.sums->escrow_ugpn)
+              << " + bonds " << GpnWide(c.sums->bonds_ugpn) << " + unbonding "
+              << GpnWide(c.sums->unbonding_ugpn) << " + fee pool " << Gpn(c.sums->fee_pool_ugpn)
+              << " = genesis " << Gpn(c.sums->genesis_ugpn) << " + minted "
+              << Gpn(c.sums->minted_ugpn) << " - burned " << Gpn(c.sums->burned_ugpn) << std::endl;
+  if (!c.holds)
+    FailCommand(ErrorCode::kCorrupt, "conservation does NOT hold at height " +
+                                         std::to_string(c.height) + ": " +
+                                         (c.message ? *c.message
+                                          : c.sums  ? c.sums->equation
+                                                    : std::string("?")));
 }
 
 }  // namespace

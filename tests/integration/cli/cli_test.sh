@@ -81,6 +81,45 @@ expect_error "node unreachable" "cannot reach the node" g --node http://127.0.0.
 expect_error "node unreachable (send)" "is \`gpunet node\` or \`gpunet devnet\` running" g --node http://127.0.0.1:1 send alice bob 1
 g -o json --node http://127.0.0.1:1 status >"$WORK/out" 2>/dev/null
 [ "$(json_field '["error"]["code"]' <"$WORK/out")" = unavailable ] || fail "json error for an unreachable node"
+# A node whose answer breaks the RPC contract (a provider whose open_leases is a
+# string): the client library says which field, and gpunet exits 1 with that
+# message, never an uncaught exception. A stand-in node: python3's http.server.
+cat >"$WORK/bad_node.py" <<'PYEOF'
+import http.server, json, sys
+a = sys.argv[2]
+provider = {"owner": a, "operator": a, "tenant_api_uri": "https://x", "tls_fingerprint": "ab" * 32,
+            "region": "eu", "payouts": [{"payee": a, "bp": 10000}],
+            "policy": {"allow": [], "deny": []}, "active": True, "bond_ugpn": "1",
+            "unbonding": [], "registered_ms": 1, "last_heartbeat_ms": 1,
+            "last_heartbeat_height": 1, "heartbeat_deadline_ms": 0, "sites": 0, "machines": 0,
+            "open_offers": 0, "open_leases": "none", "started_leases": 0}
+body = json.dumps({"height": 1, "time_ms": 1, "provider": provider}).encode()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+with open(sys.argv[1], "w") as f:
+    f.write(str(server.server_address[1]))
+server.serve_forever()
+PYEOF
+$PY "$WORK/bad_node.py" "$WORK/bad_node.port" "$bob_addr" &
+bad_node_pid=$!
+for _ in $(seq 1 100); do [ -s "$WORK/bad_node.port" ] && break; sleep 0.05; done
+bad_node="http://127.0.0.1:$(cat "$WORK/bad_node.port" 2>/dev/null)"
+expect_error "malformed node answer" "answer to GET /market/provider/$bob_addr does not follow the RPC contract: field \"provider.open_leases\" is not a non-negative integer number" \
+  g --node "$bad_node" provider show "$bob_addr"
+grep -qi "terminate\|exception" "$WORK/err" && fail "malformed node answer: an exception escaped: $(cat "$WORK/err")"
+g -o json --node "$bad_node" provider show "$bob_addr" >"$WORK/out" 2>/dev/null
+[ "$?" -eq 1 ] || fail "malformed node answer (json): exit is not 1"
+[ "$(json_field '["error"]["code"]' <"$WORK/out")" = corrupt ] || fail "malformed node answer: json error code is not corrupt"
+kill "$bad_node_pid" 2>/dev/null; wait "$bad_node_pid" 2>/dev/null
+
 g --help | grep -q devnet || fail "--help does not list devnet"
 g send --help | grep -q 'gpunet send alice bob 12.5' || fail "send --help has no example"
 

@@ -18,12 +18,10 @@ limits:    node.json rpc_limits with exempt_loopback false and 2 connections per
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -80,11 +78,11 @@ class Rpc:
 class Env:
     def __init__(self, gpunet, helper):
         self.gpunet, self.helper = gpunet, helper
-        self.tmp = tempfile.mkdtemp(prefix="gpunet-node-it-")
-        self.home = os.path.join(self.tmp, "home")
+        self.work = devnet.WorkDir("gpunet-node-it")
+        self.home = self.work.sub("home")
         self.addrs = [self.addr(s) for s in SEEDS]
         self.sink = self.addr(SINK_SEED)
-        self.node = devnet.Node(gpunet, self.home, os.path.join(self.tmp, "node.log"))
+        self.node = devnet.Node(gpunet, self.home, self.work.sub("node.log"))
         args = [gpunet, "init", "--home", self.home, "--chain-id", CHAIN, "--block-interval-ms", "20"]
         for a in self.addrs:
             args += ["--fund", "%s=%d" % (a, BALANCE)]
@@ -369,10 +367,7 @@ def main():
         ok = True
     finally:
         env.node.kill()
-        if ok:
-            shutil.rmtree(env.tmp, ignore_errors=True)
-        else:
-            print("kept", env.tmp, "for inspection", flush=True)
+        env.work.finish(ok)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ chmod 0711 "$STATE"
 "$GPUNET" -o json sandbox check | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert "cannot_enforce" in d and "cgroups" in d' \
   || fail "check --output json is not the documented object"
 
-out=$("$GPUNET" sandbox run --state-dir "$STATE" --id cli-ok --env GREETING=hi -- sh -c 'echo "$GREETING from $(id -u)"; echo to-err >&2; exit 5' 2>/tmp/gpunet-cli-err.$$)
+out=$("$GPUNET" sandbox run --state-dir "$STATE" --id cli-ok --env GREETING=hi -- sh -c 'echo "$GREETING from $(id -u)"; echo to-err >&2; exit 5' 2>"$WORK/err")
 rc=$?
-err=$(cat /tmp/gpunet-cli-err.$$); rm -f /tmp/gpunet-cli-err.$$
+err=$(cat "$WORK/err")
 [ "$rc" -eq 5 ] || fail "exit code $rc, want 5"
 [[ "$out" == "hi from "* ]] || fail "stdout '$out'"
 [[ "$err" == *to-err* ]] || fail "stderr '$err'"

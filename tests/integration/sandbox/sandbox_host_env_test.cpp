@@ -178,6 +178,9 @@ class HostEnvTest : public ::testing::Test {
     if (m_dir.empty()) return;
     Runtime rt(m_options);
     for (const auto& id : rt.List()) EXPECT_TRUE(rt.Remove(id).has_value()) << id;
+    // Nothing the sandbox left behind (a mount, a busy file) may keep it.
+    const std::error_code removed = m_tmp->Remove();
+    EXPECT_FALSE(removed) << m_dir << ": " << removed.message();
   }
 
   WorkloadSpec Spec(NetworkMode mode, std::vector<std::string> command) {

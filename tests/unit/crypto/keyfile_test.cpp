@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "util/keys.h"
 #include "util/temp_dir.h"
 
 namespace gpunet::crypto {
@@ -16,52 +17,47 @@ namespace {
 // Cheap argon2id costs so the suite stays fast; Interactive is tested once.
 const KdfParams kFast{1, 1 << 20};
 
-Seed TestSeed() {
-  Seed s;
-  for (size_t i = 0; i < s.kSize; ++i) s[i] = static_cast<uint8_t>(0xA0 + i);
-  return s;
-}
-
 using gpunet::testing::FileText;
+using gpunet::testing::TestSeed;
 
 void WriteAll(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
 TEST(KeyFile, RoundTripAndHeader) {
-  std::string text = EncryptKeyFile(TestSeed(), "correct horse", kFast).value();
+  std::string text = EncryptKeyFile(TestSeed(1), "correct horse", kFast).value();
   auto info = ParseKeyFile(text, "mem");
   ASSERT_TRUE(info.has_value()) << info.error().message;
   EXPECT_EQ(info->version, kKeyFileVersion);
-  EXPECT_EQ(info->public_key, KeyPair::FromSeed(TestSeed()).Public());
+  EXPECT_EQ(info->public_key, KeyPair::FromSeed(TestSeed(1)).Public());
   EXPECT_EQ(info->address, AddressOf(info->public_key));
   EXPECT_EQ(info->kdf, kFast);
   auto seed = DecryptKeyFile(text, "correct horse", "mem");
   ASSERT_TRUE(seed.has_value()) << seed.error().message;
-  EXPECT_EQ(*seed, TestSeed());
+  EXPECT_EQ(*seed, TestSeed(1));
   // The seed is not in the clear anywhere in the file.
-  EXPECT_EQ(text.find(base::ToHex(TestSeed())), std::string::npos);
+  EXPECT_EQ(text.find(base::ToHex(TestSeed(1))), std::string::npos);
 }
 
 TEST(KeyFile, InteractiveLimitsRecordedInFile) {
-  std::string text = EncryptKeyFile(TestSeed(), "pw").value();
+  std::string text = EncryptKeyFile(TestSeed(1), "pw").value();
   auto doc = nlohmann::json::parse(text);
   EXPECT_EQ(doc["version"], 1);
   EXPECT_EQ(doc["kdf"]["algorithm"], "argon2id13");
   EXPECT_EQ(doc["kdf"]["opslimit"], 2);
   EXPECT_EQ(doc["kdf"]["memlimit_bytes"], 64u << 20);
   EXPECT_EQ(doc["cipher"]["algorithm"], "xchacha20poly1305-ietf");
-  EXPECT_EQ(DecryptKeyFile(text, "pw", "mem").value(), TestSeed());
+  EXPECT_EQ(DecryptKeyFile(text, "pw", "mem").value(), TestSeed(1));
 }
 
 TEST(KeyFile, FreshSaltAndNonceEachTime) {
-  std::string a = EncryptKeyFile(TestSeed(), "pw", kFast).value();
-  std::string b = EncryptKeyFile(TestSeed(), "pw", kFast).value();
+  std::string a = EncryptKeyFile(TestSeed(1), "pw", kFast).value();
+  std::string b = EncryptKeyFile(TestSeed(1), "pw", kFast).value();
   EXPECT_NE(a, b);
 }
 
 TEST(KeyFile, WrongPassphrase) {
-  std::string text = EncryptKeyFile(TestSeed(), "right", kFast).value();
+  std::string text = EncryptKeyFile(TestSeed(1), "right", kFast).value();
   for (std::string_view wrong : {"wrong", "Right", "right ", ""}) {
     auto r = DecryptKeyFile(text, wrong, "mem");
     ASSERT_FALSE(r.has_value()) << wrong;
@@ -73,7 +69,7 @@ TEST(KeyFile, WrongPassphrase) {
 TEST(KeyFile, EveryTamperedByteIsCaught) {
   // Flip one hex digit in each authenticated field: decryption must fail (or
   // the header must be rejected as corrupt), never yield a seed.
-  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast).value();
+  std::string text = EncryptKeyFile(TestSeed(1), "pw", kFast).value();
   auto doc = nlohmann::json::parse(text);
   auto flip = [](std::string s) {
     s[s.size() / 2] = s[s.size() / 2] == '0' ? '1' : '0';
@@ -115,7 +111,7 @@ TEST(KeyFile, EveryTamperedByteIsCaught) {
 }
 
 TEST(KeyFile, TamperedRawByteInFile) {
-  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast).value();
+  std::string text = EncryptKeyFile(TestSeed(1), "pw", kFast).value();
   size_t pos = text.find("\"ciphertext\": \"") + 20;
   text[pos] = text[pos] == 'a' ? 'b' : 'a';
   auto r = DecryptKeyFile(text, "pw", "mem");
@@ -124,7 +120,7 @@ TEST(KeyFile, TamperedRawByteInFile) {
 }
 
 TEST(KeyFile, TruncatedAtEveryLengthIsCorruptNotACrash) {
-  std::string text = EncryptKeyFile(TestSeed(), "pw", kFast).value();
+  std::string text = EncryptKeyFile(TestSeed(1), "pw", kFast).value();
   for (size_t n = 0; n < text.size() - 2; n += 7) {
     auto r = DecryptKeyFile(text.substr(0, n), "pw", "/x/k.json");
     ASSERT_FALSE(r.has_value()) << n;
@@ -134,7 +130,7 @@ TEST(KeyFile, TruncatedAtEveryLengthIsCorruptNotACrash) {
 }
 
 TEST(KeyFile, MalformedFieldsAreCorrupt) {
-  auto doc = nlohmann::json::parse(EncryptKeyFile(TestSeed(), "pw", kFast).value());
+  auto doc = nlohmann::json::parse(EncryptKeyFile(TestSeed(1), "pw", kFast).value());
   auto expect_corrupt = [](const nlohmann::json& j, std::string_view want) {
     auto r = ParseKeyFile(j.dump(), "k.json");
     ASSERT_FALSE(r.has_value()) << want;
@@ -187,7 +183,7 @@ TEST(KeyFile, WrittenFileIs0600AndNeverReplaced) {
   testing::TempDir dir;
   std::string path = dir.Path() + "/k.json";
   ::umask(0);  // even with a permissive umask
-  ASSERT_TRUE(WriteKeyFile(path, TestSeed(), "pw", kFast).has_value());
+  ASSERT_TRUE(WriteKeyFile(path, TestSeed(1), "pw", kFast).has_value());
   ::umask(022);
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
@@ -203,8 +199,8 @@ TEST(KeyFile, WrittenFileIs0600AndNeverReplaced) {
   EXPECT_EQ(files, 1u);
   auto kp = LoadKeyFile(path, "pw");
   ASSERT_TRUE(kp.has_value()) << kp.error().message;
-  EXPECT_EQ(kp->SeedBytes(), TestSeed());
-  EXPECT_FALSE(WriteKeyFile(dir.Path() + "/e.json", TestSeed(), "", kFast).has_value());
+  EXPECT_EQ(kp->SeedBytes(), TestSeed(1));
+  EXPECT_FALSE(WriteKeyFile(dir.Path() + "/e.json", TestSeed(1), "", kFast).has_value());
 }
 
 TEST(KeyFile, LoadErrorsOnDisk) {
@@ -213,7 +209,7 @@ TEST(KeyFile, LoadErrorsOnDisk) {
   auto r = LoadKeyFile(path, "pw");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, base::ErrorCode::kNotFound);
-  ASSERT_TRUE(WriteKeyFile(path, TestSeed(), "pw", kFast).has_value());
+  ASSERT_TRUE(WriteKeyFile(path, TestSeed(1), "pw", kFast).has_value());
   r = LoadKeyFile(path, "nope");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, base::ErrorCode::kWrongPassphrase);
@@ -229,7 +225,7 @@ TEST(KeyFile, LoadErrorsOnDisk) {
   EXPECT_EQ(LoadKeyFile(path, "pw").error().code, base::ErrorCode::kCorrupt);
   // A symlink is refused rather than followed.
   std::string real = dir.Path() + "/real.json";
-  ASSERT_TRUE(WriteKeyFile(real, TestSeed(), "pw", kFast).has_value());
+  ASSERT_TRUE(WriteKeyFile(real, TestSeed(1), "pw", kFast).has_value());
   std::string link = dir.Path() + "/link.json";
   ASSERT_EQ(::symlink(real.c_str(), link.c_str()), 0);
   EXPECT_EQ(LoadKeyFile(link, "pw").error().code, base::ErrorCode::kCorrupt);

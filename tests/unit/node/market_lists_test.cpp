@@ -8,7 +8,6 @@
 // The records are made the cheap way: real market txs committed straight through
 // a LedgerApp on the node's RocksDB home before the node starts (16 messages a
 // tx, no mempool, no RPC), then the real node serves them on 127.0.0.1.
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -44,6 +43,7 @@
 #include "state/kv.h"
 #include "storage/rocks_kv.h"
 #include "util/keys.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::node {
 namespace {
@@ -385,15 +385,13 @@ TEST(OneScanPerHeight, AScanThatABlockCommitOverlappedIsARetryNeverAnAnswer) {
 // ---------------------------------------------------------------- the node's RPC
 
 struct MarketLists : ::testing::Test {
-  std::filesystem::path home;
+  gpunet::testing::TempDir tmp{{.prefix = "gpunet-market-lists"}};
+  std::filesystem::path home = tmp.Sub("home");
   std::unique_ptr<Node> node;
   World w;
   codec::Address validator;
 
   void SetUp() override {
-    home = std::filesystem::temp_directory_path() /
-           ("gpunet-market-lists-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(home);
     InitOptions init;
     init.home = home.string();
     init.chain_id = kChain;
@@ -410,10 +408,7 @@ struct MarketLists : ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(Populate());
     Start();
   }
-  void TearDown() override {
-    node.reset();
-    std::filesystem::remove_all(home);
-  }
+  void TearDown() override { node.reset(); }
 
   /// Runs `commit` on a LedgerApp over the home's store, before the node runs.
   void BeforeStart(const std::function<void(ledger::LedgerApp&)>& commit) {

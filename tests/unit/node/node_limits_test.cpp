@@ -26,6 +26,7 @@
 #include "unit/node/raw_socket.h"
 #include "unit/node/test_node.h"
 #include "util/keys.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::node {
 namespace {
@@ -295,10 +296,8 @@ TEST_F(NodeLimits, ABlockOfManyTxsIsOneTxsFrame) {
 }
 
 TEST(NodeConfigRpcLimits, ParsedStrictlyAndWrittenBack) {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("gpunet-node-config-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / "node.json").string();
+  const gpunet::testing::TempDir dir({.prefix = "gpunet-node-config"});
+  const std::string path = dir.Sub("node.json");
   auto load = [&](const std::string& text) {
     std::ofstream(path) << text;
     return LoadNodeConfig(path);
@@ -337,7 +336,6 @@ TEST(NodeConfigRpcLimits, ParsedStrictlyAndWrittenBack) {
     EXPECT_NE(refused.error().message.find("waits_per_address_max"), std::string::npos)
         << refused.error().message;
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

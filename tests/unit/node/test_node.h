@@ -1,32 +1,32 @@
-// A fixture base for tests of a real node: a fresh home under the temp directory
-// (InitHome), node.json's "rpc_limits" patched in when given, Node::Start on
-// 127.0.0.1 with a free port, and everything removed at the end.
+// A fixture base for tests of a real node: a fresh home in a TempDir (InitHome), node.json's
+// "rpc_limits" patched in when given, Node::Start on 127.0.0.1 with a free port, and everything
+// removed at the end.
 #pragma once
-
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "node/node.h"
+#include "util/temp_dir.h"
 
 namespace gpunet::test {
 
 class NodeTestBase : public ::testing::Test {
  protected:
-  /// Inits <tmp>/gpunet-<name>-<pid> with `init` (its home and rpc are set here)
-  /// and starts the node. Fails the test on error: call under ASSERT_NO_FATAL_FAILURE.
+  /// Inits <a TempDir named gpunet-<name>>/home with `init` (its home and rpc are
+  /// set here) and starts the node. Fails the test on error: call under
+  /// ASSERT_NO_FATAL_FAILURE.
   void StartNode(const std::string& name, node::InitOptions init,
                  const nlohmann::json& rpc_limits = nlohmann::json::object()) {
-    m_home = std::filesystem::temp_directory_path() /
-             ("gpunet-" + name + "-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(m_home);
+    m_tmp.emplace(gpunet::testing::TempDirOptions{.prefix = "gpunet-" + name});
+    m_home = m_tmp->Sub("home");
     init.home = m_home.string();
     init.rpc = "127.0.0.1:0";
     auto inited = node::InitHome(init);
@@ -47,9 +47,10 @@ class NodeTestBase : public ::testing::Test {
   }
   void TearDown() override {
     m_node.reset();
-    if (!m_home.empty()) std::filesystem::remove_all(m_home);
+    m_tmp.reset();
   }
 
+  std::optional<gpunet::testing::TempDir> m_tmp;  // made by StartNode
   std::filesystem::path m_home;
   std::unique_ptr<node::Node> m_node;
 };

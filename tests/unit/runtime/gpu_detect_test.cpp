@@ -223,6 +223,8 @@ TEST(GpuInformation, HostMinorsFallBackToProcFiles) {
   } else {
     EXPECT_EQ(minors.count("GPU-2f8c6e1a-5b7d-4c3e-9a1f-0d2e3f4a5b6c"), 1u);
   }
+  const std::error_code removed = tmp.Remove();
+  EXPECT_FALSE(removed) << dir << ": " << removed.message();
 }
 
 }  // namespace

@@ -297,6 +297,11 @@ class OutputsTest : public ::testing::Test {
     ASSERT_EQ(::symlink("/proc/self/root/etc/passwd", (m_out + "/magic").c_str()), 0);
     ASSERT_EQ(::mkfifo((m_out + "/pipe").c_str(), 0644), 0);
   }
+  void TearDown() override {
+    // Nothing the reader left open or changed may keep the tree.
+    const std::error_code removed = m_tmp.Remove();
+    EXPECT_FALSE(removed) << m_root << ": " << removed.message();
+  }
   gpunet::testing::TempDir m_tmp;
   std::string m_root, m_out;
 };

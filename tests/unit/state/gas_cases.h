@@ -163,8 +163,7 @@ class World {
     const codec::Address last = Auditors().back();
     for (uint32_t i = 0; i < 8; ++i)
       if (Addr(kAuditor + i) == last) return kAuditor + i;
-    GPUNET_CHECK(false);
-    return 0;
+    GPUNET_UNREACHABLE();
   }
   static std::vector<codec::Attribute> Attributes(size_t from, size_t to) {
     std::vector<codec::Attribute> out;
