@@ -1,8 +1,8 @@
-// What readers compute from the market's records (docs/market.md "Queries"): a
-// lease's accrual at a time, a machine's free capacity and the class of machines
-// an offer sells. The rules (apply.cpp) and the node's RPC (node/market_routes.cpp)
-// call these same functions, so what the RPC shows and what the ledger pays can
-// never disagree.
+// What readers compute from the market's records (docs/market.md, "What readers
+// compute"): a lease's accrual at a time, a machine's free capacity and the class
+// of machines an offer sells. The rules (apply.cpp) and the node's RPC
+// (node/market_routes.cpp) call these same functions, so what the RPC shows and
+// what the ledger pays can never disagree.
 //
 // Pure functions of the records (and of a StoreView where they read), integer
 // only, using market/math.h. They trust no record: on one that breaks the market's
