@@ -11,6 +11,7 @@
 #include "crypto/address.h"
 #include "market/keys.h"
 #include "market/math.h"
+#include "market/query.h"
 #include "market/records.h"
 
 namespace gpunet::market {
@@ -92,14 +93,14 @@ R<std::vector<base::Bytes>> Keys(const StoreView& view, const base::Bytes& begin
   return out;
 }
 
-uint64_t U64At(const base::Bytes& key, size_t at) {
-  return base::ReadU64BE(key.data() + at);
-}
-codec::Address AddrAt(const base::Bytes& key, size_t at) {
-  codec::Address a;
-  std::copy(key.begin() + static_cast<long>(at), key.begin() + static_cast<long>(at + 20),
-            a.begin());
-  return a;
+/// What a keys::Parse* function read out of `key`, or kCorrupt when the key found
+/// under a table's prefix is not of its layout.
+template <class T>
+R<T> Parsed(std::optional<T> parts, base::ByteSpan key) {
+  if (!parts)
+    return Op(base::Error{base::ErrorCode::kCorrupt,
+                          "market key " + base::ToHex(key) + " is not of its table's layout"});
+  return std::move(*parts);
 }
 
 codec::Event Ev(std::string type, std::map<std::string, std::string> attributes) {
@@ -238,11 +239,9 @@ R<> RequireAdmits(const Provider& p, const codec::Address& tenant) {
 
 void MoveHeartbeatDeadline(Store& store, Provider& p, uint64_t deadline_ms) {
   if (p.heartbeat_deadline_ms != 0)
-    store.Delete(
-        keys::KeyBuilder(keys::kHeartbeatIndex).U64(p.heartbeat_deadline_ms).Addr(p.owner));
+    store.Delete(keys::HeartbeatIndexKey(p.heartbeat_deadline_ms, p.owner));
   p.heartbeat_deadline_ms = deadline_ms;
-  if (deadline_ms != 0)
-    store.Put(keys::KeyBuilder(keys::kHeartbeatIndex).U64(deadline_ms).Addr(p.owner), {});
+  if (deadline_ms != 0) store.Put(keys::HeartbeatIndexKey(deadline_ms, p.owner), {});
 }
 
 uint64_t HeartbeatDeadline(uint64_t last_ms) {
@@ -264,20 +263,18 @@ R<uint64_t> NextId(Store& store, uint64_t Counters::*field) {
   return id;
 }
 
-uint64_t AccrualEnd(const Lease& l, uint64_t at_ms) {
-  uint64_t end = std::min(at_ms, l.paid_until_ms);
-  return std::max(end, l.started_ms);
-}
-
-/// Accrued and not yet paid at `at_ms` (started leases). 0 when the provider was
-/// already paid past `at_ms`: a heartbeat fault settles at the last proof of life,
-/// which may precede a withdrawal; what was withdrawn is kept (no claw-back) and
-/// the tenant gets the escrow that is left.
-uint64_t AccruedUnpaid(const Lease& l, uint64_t at_ms) {
-  if (l.state != LeaseState::kStarted) return 0;
-  uint64_t accrued = Accrued(l.rate_ugpn_per_hour, AccrualEnd(l, at_ms) - l.started_ms);
-  GPUNET_CHECK(accrued <= l.deposited_ugpn && l.paid_ugpn <= l.deposited_ugpn);
-  return accrued > l.paid_ugpn ? accrued - l.paid_ugpn : 0;
+/// What a withdrawal or a close at `at_ms` pays the provider (query.h's accrual,
+/// the one the RPC shows). 0 when the provider was already paid past `at_ms`: a
+/// heartbeat fault settles at the last proof of life, which may precede a
+/// withdrawal; what was withdrawn is kept (no claw-back) and the tenant gets the
+/// escrow that is left. The lease's money invariants are checked here, where the
+/// rules pay from it.
+uint64_t DueAt(const Lease& l, uint64_t at_ms) {
+  const LeaseAccrual a = AccrualAt(l, at_ms);
+  GPUNET_CHECK(a.accrued_ugpn <= l.deposited_ugpn);
+  GPUNET_CHECK(l.paid_ugpn <= l.deposited_ugpn);
+  GPUNET_CHECK(a.unpaid_ugpn <= l.escrow_ugpn);
+  return a.unpaid_ugpn;
 }
 
 /// Whether `who` is the provider itself: its owner, operator or one of its payees.
@@ -320,11 +317,11 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
 }
 
 void RemoveLeaseIndexes(Store& store, const Lease& l) {
-  store.Delete(keys::KeyBuilder(keys::kProviderOpenLeases).Addr(l.provider).U64(l.lease_id));
+  store.Delete(keys::PartyIndexKey(keys::kProviderOpenLeases, l.provider, l.lease_id));
   if (l.state == LeaseState::kReserved)
-    store.Delete(keys::KeyBuilder(keys::kStartIndex).U64(l.start_deadline_ms).U64(l.lease_id));
+    store.Delete(keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, l.lease_id));
   if (l.state == LeaseState::kStarted)
-    store.Delete(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id));
+    store.Delete(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id));
 }
 
 /// Ends that count against the provider's reputation: the two faults and a close by
@@ -354,7 +351,7 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   GPUNET_CHECK(l.state != LeaseState::kClosed);
   M_TRY(p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
-  M_DO(PayProvider(store, p, l, AccruedUnpaid(l, settle_ms), Pay::kService, events));
+  M_DO(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
   // A tenant walking away before the start deadline pays for the capacity it held,
   // net of the GPU time it paid (so waiting for the start does not avoid it); not
   // once the deadline has passed (a provider that has not started is late).
@@ -424,23 +421,33 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   return {};
 }
 
-/// Creates a reserved lease on `allocations` (already checked free), funded with
-/// `deposit` (already taken from the tenant or the order).
-R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
-                        const codec::Address& tenant, std::vector<Allocation> allocations,
-                        uint64_t price, uint64_t rate, uint64_t deposit,
-                        const codec::Hash32& manifest, uint64_t offer_id, uint64_t order_id,
+/// What a new lease is made of: from an offer (MsgLeaseCreate) or an order's award.
+struct LeaseTerms {
+  codec::Address tenant;
+  std::vector<Allocation> allocations;  ///< ascending machine_id
+  uint64_t price_ugpn_per_gpu_hour = 0;
+  uint64_t rate_ugpn_per_hour = 0;  ///< price x GPUs (RateFor)
+  uint64_t deposit_ugpn = 0;        ///< already taken from the tenant or the order
+  codec::Hash32 manifest_hash;
+  uint64_t offer_id = 0;  ///< 0 when from an order
+  uint64_t order_id = 0;  ///< 0 when from an offer
+};
+
+/// Creates a reserved lease of provider `p` on the terms: checks the provider's
+/// lease limit, its bond's cover and each machine's free GPUs, then takes them.
+R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, LeaseTerms terms,
                         std::vector<codec::Event>& events) {
+  const uint64_t rate = terms.rate_ugpn_per_hour;
   if (p.open_leases >= limits::kOpenLeasesPerProviderMax)
     return Reject(TxCode::kMarketLimitReached,
                   "provider has " + Str(p.open_leases) + " open leases, the limit is " +
                       Str(limits::kOpenLeasesPerProviderMax) + " (kOpenLeasesPerProviderMax)");
   const uint64_t penalty = FaultPenalty(rate);
   M_DO(RequireCovers(p, penalty));
-  for (const auto& a : allocations) {
+  for (const auto& a : terms.allocations) {
     M_TRY(m, Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
                            TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
-    if (m.free_gpus < a.gpus)
+    if (!HasFreeGpus(m, a.gpus))
       return Reject(TxCode::kMarketNoCapacity, "machine " + Str(a.machine_id) + " has " +
                                                    Str(m.free_gpus) + " free GPUs, " + Str(a.gpus) +
                                                    " asked");
@@ -450,38 +457,38 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p,
   M_TRY(id, NextId(store, &Counters::next_lease_id));
   Lease l;
   l.lease_id = id;
-  l.tenant = tenant;
+  l.tenant = terms.tenant;
   l.provider = p.owner;
-  l.offer_id = offer_id;
-  l.order_id = order_id;
-  l.allocations = std::move(allocations);
-  l.price_ugpn_per_gpu_hour = price;
+  l.offer_id = terms.offer_id;
+  l.order_id = terms.order_id;
+  l.allocations = std::move(terms.allocations);
+  l.price_ugpn_per_gpu_hour = terms.price_ugpn_per_gpu_hour;
   l.rate_ugpn_per_hour = rate;
-  l.manifest_hash = manifest;
+  l.manifest_hash = terms.manifest_hash;
   l.created_ms = block.time_ms;
   l.start_deadline_ms = block.time_ms + limits::kLeaseStartTimeoutMs;
   l.created_height = block.height;
-  l.deposited_ugpn = deposit;
-  l.escrow_ugpn = deposit;
+  l.deposited_ugpn = terms.deposit_ugpn;
+  l.escrow_ugpn = terms.deposit_ugpn;
   Save(store, keys::LeaseKey(id), l);
-  store.Put(keys::KeyBuilder(keys::kStartIndex).U64(l.start_deadline_ms).U64(id), {});
-  store.Put(keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner).U64(id), {});
-  store.Put(keys::KeyBuilder(keys::kTenantLeases).Addr(tenant).U64(id), {});
-  store.Put(keys::KeyBuilder(keys::kProviderLeases).Addr(p.owner).U64(id), {});
+  store.Put(keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, id), {});
+  store.Put(keys::PartyIndexKey(keys::kProviderOpenLeases, p.owner, id), {});
+  store.Put(keys::PartyIndexKey(keys::kTenantLeases, l.tenant, id), {});
+  store.Put(keys::PartyIndexKey(keys::kProviderLeases, p.owner, id), {});
   ++p.open_leases;
   p.promised_penalties_ugpn += penalty;  // covered: RequireCovers checked the sum
   Save(store, keys::ProviderKey(p.owner), p);
   events.push_back(Ev("lease_created", {{"lease_id", Str(id)},
-                                        {"tenant", AddrStr(tenant)},
+                                        {"tenant", AddrStr(l.tenant)},
                                         {"provider", AddrStr(p.owner)},
                                         {"gpus", Str(l.Gpus())},
                                         {"machines", Str(l.allocations.size())},
-                                        {"price_ugpn_per_gpu_hour", Str(price)},
+                                        {"price_ugpn_per_gpu_hour", Str(l.price_ugpn_per_gpu_hour)},
                                         {"rate_ugpn_per_hour", Str(rate)},
-                                        {"deposit_ugpn", Str(deposit)},
+                                        {"deposit_ugpn", Str(l.deposited_ugpn)},
                                         {"start_deadline_ms", Str(l.start_deadline_ms)},
-                                        {"offer_id", Str(offer_id)},
-                                        {"order_id", Str(order_id)}}));
+                                        {"offer_id", Str(l.offer_id)},
+                                        {"order_id", Str(l.order_id)}}));
   return id;
 }
 
@@ -583,14 +590,20 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
   for (uint32_t id : bid.machine_ids) allocations.push_back({id, q.gpus_per_machine});
   M_TRY(rate, RateFor(bid.price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine));
   M_DO(RequireDeposit(order.deposit_ugpn, rate));
-  M_TRY(lease_id, CreateLease(store, block, p, order.tenant, std::move(allocations),
-                              bid.price_ugpn_per_gpu_hour, rate, order.deposit_ugpn,
-                              order.manifest_hash, 0, order.order_id, events));
+  M_TRY(lease_id, CreateLease(store, block, p,
+                              LeaseTerms{.tenant = order.tenant,
+                                         .allocations = std::move(allocations),
+                                         .price_ugpn_per_gpu_hour = bid.price_ugpn_per_gpu_hour,
+                                         .rate_ugpn_per_hour = rate,
+                                         .deposit_ugpn = order.deposit_ugpn,
+                                         .manifest_hash = order.manifest_hash,
+                                         .order_id = order.order_id},
+                              events));
   order.deposit_ugpn = 0;
   order.state = OrderState::kAwarded;
   order.lease_id = lease_id;
-  store.Delete(keys::KeyBuilder(keys::kWindowIndex).U64(order.window_end_ms).U64(order.order_id));
-  store.Delete(keys::KeyBuilder(keys::kTenantOpenOrders).Addr(order.tenant).U64(order.order_id));
+  store.Delete(keys::DeadlineIndexKey(keys::kWindowIndex, order.window_end_ms, order.order_id));
+  store.Delete(keys::PartyIndexKey(keys::kTenantOpenOrders, order.tenant, order.order_id));
   Save(store, keys::OrderKey(order.order_id), order);
   events.push_back(Ev("order_awarded", {{"order_id", Str(order.order_id)},
                                         {"bid_id", Str(bid.bid_id)},
@@ -691,7 +704,8 @@ R<> Do(Ctx& c, const codec::MsgProviderDeregister&) {
   base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenOffers).Addr(p.owner);
   M_TRY(offer_keys, Keys(c.store, prefix, keys::PrefixEnd(prefix), limits::kOffersPerProviderMax));
   for (const auto& k : offer_keys) {
-    uint64_t id = U64At(k, 2 + 20);
+    M_TRY(entry, Parsed(keys::ParsePartyIndexKey(keys::kProviderOpenOffers, k), k));
+    const uint64_t id = entry.id;
     M_TRY(offer, Need<Offer>(c.store, keys::OfferKey(id), TxCode::kMarketUnknownOffer, "offer"));
     offer.open = false;
     Save(c.store, keys::OfferKey(id), offer);
@@ -808,7 +822,7 @@ R<> Do(Ctx& c, const codec::MsgMachineUpsert& m) {
   M_TRY(existing, Load<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id)));
   uint32_t leased = 0;
   if (existing) {
-    leased = existing->gpu_count - existing->free_gpus;
+    leased = LeasedGpus(*existing);
     if (leased > 0 && (existing->site_id != m.site_id || existing->gpu_model != m.gpu_model ||
                        m.gpu_count < leased))
       return Reject(TxCode::kMarketInventoryInUse,
@@ -849,10 +863,9 @@ R<> Do(Ctx& c, const codec::MsgMachineRemove& m) {
   M_TRY(machine, Need<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id),
                                TxCode::kMarketUnknownMachine,
                                "provider has no machine " + Str(m.machine_id)));
-  if (machine.free_gpus != machine.gpu_count)
-    return Reject(TxCode::kMarketInventoryInUse, Str(machine.gpu_count - machine.free_gpus) +
-                                                     " GPUs of machine " + Str(m.machine_id) +
-                                                     " are leased");
+  if (LeasedGpus(machine) > 0)
+    return Reject(TxCode::kMarketInventoryInUse, Str(LeasedGpus(machine)) + " GPUs of machine " +
+                                                     Str(m.machine_id) + " are leased");
   M_TRY(site, Need<Site>(c.store, keys::SiteKey(p.owner, machine.site_id),
                          TxCode::kMarketUnknownSite, "site"));
   --site.machines;
@@ -882,7 +895,7 @@ R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
   Offer offer{id,        p.owner, m.gpu_model,    m.site_id, m.price_ugpn_per_gpu_hour,
               m.tenants, true,    c.block.time_ms};
   Save(c.store, keys::OfferKey(id), offer);
-  c.store.Put(keys::KeyBuilder(keys::kProviderOpenOffers).Addr(p.owner).U64(id), {});
+  c.store.Put(keys::PartyIndexKey(keys::kProviderOpenOffers, p.owner, id), {});
   ++p.open_offers;
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(
@@ -905,7 +918,7 @@ R<> Do(Ctx& c, const codec::MsgOfferClose& m) {
   if (!offer.open) return Reject(TxCode::kMarketOfferClosed, "offer already closed");
   offer.open = false;
   Save(c.store, keys::OfferKey(m.offer_id), offer);
-  c.store.Delete(keys::KeyBuilder(keys::kProviderOpenOffers).Addr(p.owner).U64(m.offer_id));
+  c.store.Delete(keys::PartyIndexKey(keys::kProviderOpenOffers, p.owner, m.offer_id));
   --p.open_offers;
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev("offer_closed", {{"offer_id", Str(m.offer_id)}}));
@@ -946,11 +959,15 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
           error = machine.error().message;
           return false;
         }
-        if (machine->gpu_model != offer.gpu_model) return true;
-        if (offer.site_id != 0 && machine->site_id != offer.site_id) return true;
-        if (machine->free_gpus < m.gpus_per_machine) return true;
+        if (!InOfferClass(offer, *machine)) return true;
+        if (!HasFreeGpus(*machine, m.gpus_per_machine)) return true;
         auto& fits = fits_by_site[m.machines == 1 ? 0 : machine->site_id];
-        fits.push_back(base::ReadU32BE(key.data() + 2 + 20));
+        auto machine_key = keys::ParseMachineKey(key);
+        if (!machine_key) {
+          error = "market key " + base::ToHex(key) + " is not a machine key";
+          return false;
+        }
+        fits.push_back(machine_key->id);
         return m.machines != 1;  // one machine: the first fit ends the scan
       });
   if (!scanned) return Op(scanned.error());
@@ -969,9 +986,15 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
   std::sort(allocations.begin(), allocations.end(),
             [](const Allocation& a, const Allocation& b) { return a.machine_id < b.machine_id; });
   M_DO(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
-  M_DO(CreateLease(c.store, c.block, p, c.sender, std::move(allocations),
-                   offer.price_ugpn_per_gpu_hour, rate, m.deposit_ugpn, m.manifest_hash,
-                   offer.offer_id, 0, c.events));
+  M_DO(CreateLease(c.store, c.block, p,
+                   LeaseTerms{.tenant = c.sender,
+                              .allocations = std::move(allocations),
+                              .price_ugpn_per_gpu_hour = offer.price_ugpn_per_gpu_hour,
+                              .rate_ugpn_per_hour = rate,
+                              .deposit_ugpn = m.deposit_ugpn,
+                              .manifest_hash = m.manifest_hash,
+                              .offer_id = offer.offer_id},
+                   c.events));
   return {};
 }
 
@@ -1013,8 +1036,8 @@ R<> Do(Ctx& c, const codec::MsgOrderCreate& m) {
   order.window_end_ms = c.block.time_ms + m.bid_window_ms;
   order.providers = m.providers;
   Save(c.store, keys::OrderKey(id), order);
-  c.store.Put(keys::KeyBuilder(keys::kWindowIndex).U64(order.window_end_ms).U64(id), {});
-  c.store.Put(keys::KeyBuilder(keys::kTenantOpenOrders).Addr(c.sender).U64(id), {});
+  c.store.Put(keys::DeadlineIndexKey(keys::kWindowIndex, order.window_end_ms, id), {});
+  c.store.Put(keys::PartyIndexKey(keys::kTenantOpenOrders, c.sender, id), {});
   c.events.push_back(Ev("order_created", {{"order_id", Str(id)},
                                           {"tenant", AddrStr(c.sender)},
                                           {"deposit_ugpn", Str(m.deposit_ugpn)},
@@ -1030,8 +1053,8 @@ R<> CloseOrder(Store& store, Order& order, std::string_view reason,
   M_DO(Credit(store, order.tenant, refund));
   order.deposit_ugpn = 0;
   order.state = OrderState::kClosed;
-  store.Delete(keys::KeyBuilder(keys::kWindowIndex).U64(order.window_end_ms).U64(order.order_id));
-  store.Delete(keys::KeyBuilder(keys::kTenantOpenOrders).Addr(order.tenant).U64(order.order_id));
+  store.Delete(keys::DeadlineIndexKey(keys::kWindowIndex, order.window_end_ms, order.order_id));
+  store.Delete(keys::PartyIndexKey(keys::kTenantOpenOrders, order.tenant, order.order_id));
   Save(store, keys::OrderKey(order.order_id), order);
   events.push_back(Ev("order_closed", {{"order_id", Str(order.order_id)},
                                        {"refund_ugpn", Str(refund)},
@@ -1066,7 +1089,7 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
                                                       " ms");
   M_DO(RequireAdmits(p, order.tenant));
   M_DO(RequireQualifies(p, order.providers));
-  base::Bytes dedupe = keys::KeyBuilder(keys::kOrderProviderBid).U64(m.order_id).Addr(p.owner);
+  base::Bytes dedupe = keys::OrderProviderBidKey(m.order_id, p.owner);
   auto previous = c.store.Get(dedupe);
   if (!previous) return Op(previous.error());
   if (previous->has_value())
@@ -1086,7 +1109,7 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
   M_TRY(id, NextId(c.store, &Counters::next_bid_id));
   Bid bid{id, m.order_id, p.owner, m.price_ugpn_per_gpu_hour, m.machine_ids, c.block.time_ms};
   Save(c.store, keys::BidKey(id), bid);
-  c.store.Put(keys::KeyBuilder(keys::kOrderBids).U64(m.order_id).U64(id), {});
+  c.store.Put(keys::OrderBidKey(m.order_id, id), {});
   base::Bytes id_bytes;
   base::AppendU64BE(id_bytes, id);
   c.store.Put(dedupe, id_bytes);
@@ -1127,12 +1150,12 @@ R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
   // chain is not the provider's fault).
   if (l.state != LeaseState::kReserved)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " already started");
-  c.store.Delete(keys::KeyBuilder(keys::kStartIndex).U64(l.start_deadline_ms).U64(l.lease_id));
+  c.store.Delete(keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, l.lease_id));
   l.state = LeaseState::kStarted;
   l.started_ms = c.block.time_ms;
   uint64_t paid_ms = PaidMs(l.deposited_ugpn, l.rate_ugpn_per_hour);
   l.paid_until_ms = paid_ms > UINT64_MAX - l.started_ms ? UINT64_MAX : l.started_ms + paid_ms;
-  c.store.Put(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id), {});
+  c.store.Put(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id), {});
   Save(c.store, keys::LeaseKey(l.lease_id), l);
   // LeaseStarted is proof of life.
   ++p.started_leases;
@@ -1158,10 +1181,10 @@ R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
   l.deposited_ugpn = *deposited;
   l.escrow_ugpn += m.amount_ugpn;
   if (l.state == LeaseState::kStarted) {
-    c.store.Delete(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id));
+    c.store.Delete(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id));
     uint64_t paid_ms = PaidMs(l.deposited_ugpn, l.rate_ugpn_per_hour);
     l.paid_until_ms = paid_ms > UINT64_MAX - l.started_ms ? UINT64_MAX : l.started_ms + paid_ms;
-    c.store.Put(keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id), {});
+    c.store.Put(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id), {});
   }
   Save(c.store, keys::LeaseKey(l.lease_id), l);
   c.events.push_back(Ev("lease_deposit", {{"lease_id", Str(l.lease_id)},
@@ -1177,7 +1200,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseWithdraw& m) {
   M_DO(RequireOperator(p, c.sender));
   if (l.state != LeaseState::kStarted)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " has not started");
-  uint64_t due = AccruedUnpaid(l, c.block.time_ms);
+  uint64_t due = DueAt(l, c.block.time_ms);
   if (due == 0)
     return Reject(TxCode::kMarketNothingToWithdraw,
                   "nothing accrued on lease " + Str(m.lease_id) + " since the last withdrawal");
@@ -1302,7 +1325,8 @@ R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
   };
   std::vector<Ranked> ranked;
   for (const auto& k : bid_keys) {
-    uint64_t bid_id = U64At(k, 2 + 8);
+    M_TRY(entry, Parsed(keys::ParseOrderBidKey(k), k));
+    const uint64_t bid_id = entry.bid_id;
     M_TRY(bid, Need<Bid>(store, keys::BidKey(bid_id), TxCode::kMarketUnknownBid, "bid"));
     M_TRY(p, NeedProvider(store, bid.provider));
     ranked.push_back(
@@ -1319,7 +1343,7 @@ R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
     bool free = true;
     for (uint32_t id : r.bid.machine_ids) {
       M_TRY(m, Load<Machine>(store, keys::MachineKey(r.bid.provider, id)));
-      if (!m || m->free_gpus < order.requirements.gpus_per_machine) free = false;
+      if (!m || !HasFreeGpus(*m, order.requirements.gpus_per_machine)) free = false;
     }
     if (!free) continue;
     auto awarded = Award(store, block, order, r.bid, events);
@@ -1341,7 +1365,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   for (const auto& k : windows) {
     // The rest waits for the next block; faults and expiries still run.
     if (!store.EndBlockBudgetLeft(EndBlockSection::kAwards)) break;
-    M_DO(AwardAtWindowEnd(store, block, U64At(k, 2 + 8), events));
+    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kWindowIndex, k), k));
+    M_DO(AwardAtWindowEnd(store, block, entry.id, events));
     --budget;
   }
 
@@ -1351,8 +1376,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     // Faults left waiting: expiries wait too, so a lease whose provider went silent
     // is closed as a fault, never settled as an expiry ahead of it.
     if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};
-    M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
-                         "lease"));
+    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kStartIndex, k), k));
+    M_TRY(l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
     --budget;
     M_TRY(grace_until, GraceUntil(store, k, block.height));
@@ -1366,14 +1391,16 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     if (budget == 0) break;
     if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};  // as above
     --budget;
-    M_TRY(p, NeedProvider(store, AddrAt(k, 2 + 8)));
+    M_TRY(entry, Parsed(keys::ParseHeartbeatIndexKey(k), k));
+    M_TRY(p, NeedProvider(store, entry.owner));
     M_TRY(grace_until, GraceUntil(store, k, block.height));
     if (block.height <= grace_until) continue;  // a halted chain: wait for the grace blocks
     base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner);
     M_TRY(open, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kOpenLeasesPerProviderMax));
     for (const auto& lk : open) {
       if (budget == 0) break;
-      M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(lk, 2 + 20)), TxCode::kMarketUnknownLease,
+      M_TRY(open_entry, Parsed(keys::ParsePartyIndexKey(keys::kProviderOpenLeases, lk), lk));
+      M_TRY(l, Need<Lease>(store, keys::LeaseKey(open_entry.id), TxCode::kMarketUnknownLease,
                            "lease"));
       if (l.state != LeaseState::kStarted) continue;
       --budget;
@@ -1389,8 +1416,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
   M_TRY(expired, ScanDueIndex(store, keys::kExpiryIndex, now, budget));
   for (const auto& k : expired) {
     if (!store.EndBlockBudgetLeft(EndBlockSection::kExpiries)) return {};
-    M_TRY(l, Need<Lease>(store, keys::LeaseKey(U64At(k, 2 + 8)), TxCode::kMarketUnknownLease,
-                         "lease"));
+    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kExpiryIndex, k), k));
+    M_TRY(l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
     GPUNET_CHECK(l.state == LeaseState::kStarted);
     M_DO(CloseLease(store, block, l, LeaseEnd::kExpired, l.paid_until_ms, events));
     --budget;
@@ -1429,12 +1456,17 @@ base::Result<std::optional<uint64_t>> NextDeadline(const StoreView& view) {
   for (uint8_t table :
        {keys::kWindowIndex, keys::kStartIndex, keys::kHeartbeatIndex, keys::kExpiryIndex}) {
     base::Bytes begin = keys::KeyBuilder(table);
-    std::optional<uint64_t> first;
+    std::optional<base::Bytes> first_key;
     GPUNET_TRY(view.Scan(begin, keys::PrefixEnd(begin), [&](base::ByteSpan key, base::ByteSpan) {
-      first = base::ReadU64BE(key.data() + 2);
+      first_key.emplace(key.begin(), key.end());
       return false;
     }));
-    if (first && (!earliest || *first < *earliest)) earliest = first;
+    if (!first_key) continue;
+    std::optional<uint64_t> first = keys::ParseIndexDeadline(*first_key);
+    if (!first)
+      return base::Fail(base::ErrorCode::kCorrupt,
+                        "market key " + base::ToHex(*first_key) + " is not a deadline-index key");
+    if (!earliest || *first < *earliest) earliest = first;
   }
   return earliest;
 }

@@ -51,11 +51,13 @@ base::Status Broken(std::string what) {
   return base::Fail(base::ErrorCode::kCorrupt, "market invariant broken: " + std::move(what));
 }
 
-codec::Address AddrAt(const base::Bytes& key, size_t at) {
-  codec::Address a;
-  std::copy(key.begin() + static_cast<long>(at), key.begin() + static_cast<long>(at + 20),
-            a.begin());
-  return a;
+/// The owner and id of a site or machine key (keys::ParseSiteKey, ParseMachineKey),
+/// or a broken invariant naming a key of the wrong layout under the table's prefix.
+base::Result<keys::OwnedId> OwnedIdOf(std::optional<keys::OwnedId> parts, const base::Bytes& key) {
+  if (!parts)
+    return std::unexpected(
+        Broken("key " + base::ToHex(key) + " is not of its table's layout").error());
+  return *parts;
 }
 
 }  // namespace
@@ -111,20 +113,20 @@ base::Status CheckInvariants(const StoreView& view) {
         ++c.open;
         c.promised += FaultPenalty(l.rate_ugpn_per_hour);
         base::Bytes open_key =
-            keys::KeyBuilder(keys::kProviderOpenLeases).Addr(l.provider).U64(l.lease_id);
+            keys::PartyIndexKey(keys::kProviderOpenLeases, l.provider, l.lease_id);
         auto open = Exists(view, open_key);
         if (!open) return std::unexpected(open.error());
         if (!*open) return Broken(at + "open but missing from the provider's open leases");
         if (l.state == LeaseState::kReserved) {
           auto indexed = Exists(
-              view, keys::KeyBuilder(keys::kStartIndex).U64(l.start_deadline_ms).U64(l.lease_id));
+              view, keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, l.lease_id));
           if (!indexed) return std::unexpected(indexed.error());
           if (!*indexed) return Broken(at + "reserved but not in the start-deadline index");
           if (l.paid_ugpn != 0) return Broken(at + "paid before it started");
         } else {
           ++c.started;
-          auto indexed = Exists(
-              view, keys::KeyBuilder(keys::kExpiryIndex).U64(l.paid_until_ms).U64(l.lease_id));
+          auto indexed =
+              Exists(view, keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id));
           if (!indexed) return std::unexpected(indexed.error());
           if (!*indexed) return Broken(at + "started but not in the expiry index");
           uint64_t max_accrued = Accrued(l.rate_ugpn_per_hour, l.paid_until_ms - l.started_ms);
@@ -137,8 +139,10 @@ base::Status CheckInvariants(const StoreView& view) {
 
   GPUNET_TRY(ForEach<Machine>(
       view, keys::kMachine, [&](const base::Bytes& key, const Machine& m) -> base::Status {
-        codec::Address owner = AddrAt(key, 2);
-        uint32_t id = base::ReadU32BE(key.data() + 22);
+        auto machine = OwnedIdOf(keys::ParseMachineKey(key), key);
+        if (!machine) return std::unexpected(machine.error());
+        const codec::Address& owner = machine->owner;
+        const uint32_t id = machine->id;
         ++counts[owner].machines;
         uint64_t held = 0;
         if (auto it = leased.find({owner, id}); it != leased.end()) {
@@ -152,10 +156,13 @@ base::Status CheckInvariants(const StoreView& view) {
       }));
   if (!leased.empty()) return Broken("an open lease holds GPUs of a machine that does not exist");
 
-  GPUNET_TRY(ForEach<Site>(view, keys::kSite, [&](const base::Bytes& key, const Site&) {
-    ++counts[AddrAt(key, 2)].sites;
-    return base::Ok();
-  }));
+  GPUNET_TRY(
+      ForEach<Site>(view, keys::kSite, [&](const base::Bytes& key, const Site&) -> base::Status {
+        auto site = OwnedIdOf(keys::ParseSiteKey(key), key);
+        if (!site) return std::unexpected(site.error());
+        ++counts[site->owner].sites;
+        return base::Ok();
+      }));
   GPUNET_TRY(ForEach<Offer>(view, keys::kOffer, [&](const base::Bytes&, const Offer& o) {
     if (o.open) ++counts[o.provider].offers;
     return base::Ok();

@@ -24,9 +24,15 @@
 //   0x01 0x21 order_id[8] owner[20]             u64 bid id: one bid per provider/order
 //   0x01 0x22 tenant[20] lease_id[8]            (empty) every lease of a tenant
 //   0x01 0x23 owner[20] lease_id[8]             (empty) every lease of a provider
+//
+// Every layout has a builder and, where anyone reads its parts back, a parser
+// (keys.cpp) that checks the table and the length: code outside this file never
+// reads ids out of keys by byte offset.
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "base/bytes.h"
@@ -120,6 +126,90 @@ inline base::Bytes AttestationKey(const codec::Address& owner, uint32_t machine_
                                   std::string_view attribute, const codec::Address& auditor) {
   return KeyBuilder(kAttestation).Addr(owner).U32(machine_id).Str(attribute).Addr(auditor);
 }
+
+/// 0x01 table id[8] of the tables keyed by a chain-wide id: kOffer, kOrder, kBid,
+/// kLease (checked).
+base::Bytes IdKey(uint8_t table, uint64_t id);
+
+/// The indexes keyed by a deadline then a lease or order id: kExpiryIndex
+/// (paid_until_ms, lease), kStartIndex (start_deadline_ms, lease), kWindowIndex
+/// (window_end_ms, order).
+bool IsDeadlineIndex(uint8_t table);
+/// The lists keyed by a party then an id: kProviderOpenLeases, kProviderOpenOffers,
+/// kTenantOpenOrders, kTenantLeases, kProviderLeases.
+bool IsPartyIndex(uint8_t table);
+
+/// 0x01 table deadline_ms[8] id[8] of a deadline index (IsDeadlineIndex, checked).
+base::Bytes DeadlineIndexKey(uint8_t table, uint64_t deadline_ms, uint64_t id);
+/// 0x01 0x1c deadline_ms[8] owner[20]: a provider's heartbeat deadline.
+base::Bytes HeartbeatIndexKey(uint64_t deadline_ms, const codec::Address& owner);
+/// 0x01 table party[20] id[8] of a party index (IsPartyIndex, checked).
+base::Bytes PartyIndexKey(uint8_t table, const codec::Address& party, uint64_t id);
+/// 0x01 0x17 order_id[8] bid_id[8]: a bid of an order.
+base::Bytes OrderBidKey(uint64_t order_id, uint64_t bid_id);
+/// 0x01 0x21 order_id[8] provider[20]: the bid a provider made on an order.
+base::Bytes OrderProviderBidKey(uint64_t order_id, const codec::Address& provider);
+
+// ---------------------------------------------------------------- parsers
+//
+// Each takes a whole application-state key and gives back its parts, or nullopt
+// when the key is not of that layout (another table, a wrong length, an attribute
+// length that does not match). Nobody else reads ids out of keys by byte offset.
+
+/// A site or machine: owner[20] then its 4-byte id.
+struct OwnedId {
+  codec::Address owner;
+  uint32_t id = 0;
+  bool operator==(const OwnedId&) const = default;
+};
+/// A deadline-index entry: the deadline and the lease or order it is for.
+struct DeadlineEntry {
+  uint64_t deadline_ms = 0;
+  uint64_t id = 0;
+  bool operator==(const DeadlineEntry&) const = default;
+};
+struct HeartbeatEntry {
+  uint64_t deadline_ms = 0;
+  codec::Address owner;
+  bool operator==(const HeartbeatEntry&) const = default;
+};
+struct PartyEntry {
+  codec::Address party;
+  uint64_t id = 0;
+  bool operator==(const PartyEntry&) const = default;
+};
+struct OrderBid {
+  uint64_t order_id = 0;
+  uint64_t bid_id = 0;
+  bool operator==(const OrderBid&) const = default;
+};
+struct OrderProviderBid {
+  uint64_t order_id = 0;
+  codec::Address provider;
+  bool operator==(const OrderProviderBid&) const = default;
+};
+struct AttestationRef {
+  codec::Address owner;
+  uint32_t machine_id = 0;
+  std::string attribute;
+  codec::Address auditor;
+  bool operator==(const AttestationRef&) const = default;
+};
+
+std::optional<codec::Address> ParseProviderKey(base::ByteSpan key);
+std::optional<OwnedId> ParseSiteKey(base::ByteSpan key);
+std::optional<OwnedId> ParseMachineKey(base::ByteSpan key);
+/// The id of an IdKey of `table` (kOffer, kOrder, kBid, kLease).
+std::optional<uint64_t> ParseIdKey(uint8_t table, base::ByteSpan key);
+std::optional<DeadlineEntry> ParseDeadlineIndexKey(uint8_t table, base::ByteSpan key);
+std::optional<HeartbeatEntry> ParseHeartbeatIndexKey(base::ByteSpan key);
+std::optional<PartyEntry> ParsePartyIndexKey(uint8_t table, base::ByteSpan key);
+std::optional<OrderBid> ParseOrderBidKey(base::ByteSpan key);
+std::optional<OrderProviderBid> ParseOrderProviderBidKey(base::ByteSpan key);
+std::optional<AttestationRef> ParseAttestationKey(base::ByteSpan key);
+/// The deadline of an entry of any of the four deadline-keyed indexes (the three
+/// of IsDeadlineIndex and the heartbeat index); nullopt for any other key.
+std::optional<uint64_t> ParseIndexDeadline(base::ByteSpan key);
 
 /// The smallest key after every key starting with `prefix` (exclusive scan end).
 inline base::Bytes PrefixEnd(base::Bytes prefix) {

@@ -20,12 +20,6 @@ base::Bytes TableKey(int table) {
   return keys::KeyBuilder(static_cast<uint8_t>(table));
 }
 
-/// The id of a record key of `table` (0x01 table id[8]); nullopt for any other key.
-std::optional<uint64_t> RecordId(base::ByteSpan key, uint8_t table) {
-  if (key.size() != 10 || key[0] != keys::kAppState || key[1] != table) return std::nullopt;
-  return base::ReadU64BE(key.data() + 2);
-}
-
 /// Ids of `set` above `after`, at most `count`.
 std::vector<uint64_t> IdsAfter(const absl::btree_set<uint64_t>& set, uint64_t after, size_t count) {
   std::vector<uint64_t> out;
@@ -63,7 +57,7 @@ base::Result<std::unique_ptr<MarketIndex>> MarketIndex::Build(const state::KvSto
     base::Status bad = base::Ok();
     const base::Bytes begin = TableKey(table);
     GPUNET_TRY(kv.Scan(begin, TableKey(table + 1), [&](base::ByteSpan key, base::ByteSpan v) {
-      auto id = RecordId(key, table);
+      auto id = keys::ParseIdKey(table, key);
       if (id && index->Take(table, *id, v)) return true;
       // Build is the one place the bytes come from disk rather than the encoder.
       bad = Fail(ErrorCode::kCorrupt, "the market index cannot read the stored record at " +
@@ -82,7 +76,7 @@ void MarketIndex::Apply(const state::WriteBatch& batch) {
     const base::Bytes begin = TableKey(table), end = TableKey(table + 1);
     for (auto it = ops.lower_bound(base::ByteSpan(begin));
          it != ops.end() && state::BytesLess{}(it->first, end); ++it) {
-      auto id = RecordId(it->first, table);
+      auto id = keys::ParseIdKey(table, it->first);
       GPUNET_CHECK(id.has_value());  // every key of these tables is 0x01 table id[8]
       std::optional<base::ByteSpan> value;
       if (it->second) value = base::ByteSpan(*it->second);

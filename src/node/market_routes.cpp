@@ -20,10 +20,12 @@
 #include "ledger/block_store.h"
 #include "market/keys.h"
 #include "market/math.h"
+#include "market/query.h"
 #include "market/records.h"
 #include "node/market_index.h"
 #include "node/metrics.h"
 #include "state/conservation.h"
+#include "state/market_store.h"
 
 namespace gpunet::node {
 namespace {
@@ -107,19 +109,22 @@ base::Result<T> Load(const state::KvStore& kv, const base::Bytes& key, const std
 
 /// 0x01 table: the start of one market table.
 base::Bytes Prefix(uint8_t table) {
-  return base::Bytes{keys::kAppState, table};
+  return keys::KeyBuilder(table);
 }
 /// 0x01 table address[20]: one provider's (or tenant's) entries of a table.
 base::Bytes Prefix(uint8_t table, const codec::Address& a) {
-  base::Bytes out = Prefix(table);
-  out.insert(out.end(), a.begin(), a.end());
-  return out;
+  return keys::KeyBuilder(table).Addr(a);
 }
 /// 0x01 table id[8]: the entries of one order (its bids).
 base::Bytes Prefix(uint8_t table, uint64_t id) {
-  base::Bytes out = Prefix(table);
-  base::AppendU64BE(out, id);
-  return out;
+  return keys::KeyBuilder(table).U64(id);
+}
+
+/// A key under a market table's prefix that is not of the table's layout
+/// (keys::Parse* refused it): the stored state is corrupt.
+base::Status BadKey(base::ByteSpan key) {
+  return Fail(ErrorCode::kCorrupt,
+              "market key " + base::ToHex(key) + " is not of its table's layout");
 }
 
 /// Visits the keys of [prefix, PrefixEnd(prefix)).
@@ -128,32 +133,43 @@ base::Status ScanPrefix(const state::KvStore& kv, const base::Bytes& prefix,
   return kv.Scan(prefix, keys::PrefixEnd(prefix), visit);
 }
 
-/// The last 8 bytes of an index key: the id it points to.
-uint64_t TrailingId(base::ByteSpan key) {
-  GPUNET_CHECK(key.size() >= 8);
-  return base::ReadU64BE(key.data() + key.size() - 8);
+/// The id an entry of `table` points to: a record key's own id, or a party
+/// index entry's; nullopt when the key is not of the table's layout.
+std::optional<uint64_t> IdOfEntry(uint8_t table, base::ByteSpan key) {
+  if (!keys::IsPartyIndex(table)) return keys::ParseIdKey(table, key);
+  auto entry = keys::ParsePartyIndexKey(table, key);
+  if (!entry) return std::nullopt;
+  return entry->id;
 }
 
-/// Up to `count` ids above `after` from a state table or index whose keys are
-/// `prefix` then the id (the last 8 bytes), in id order.
-base::Result<std::vector<uint64_t>> StateIds(const state::KvStore& kv, const base::Bytes& prefix,
-                                             uint64_t after, size_t count) {
+/// Up to `count` ids above `after`, in id order, from a state table keyed by id
+/// (kOffer, kOrder) or, when keys::IsPartyIndex(table), from `party`'s entries
+/// of that index.
+base::Result<std::vector<uint64_t>> StateIds(const state::KvStore& kv, uint8_t table,
+                                             const codec::Address& party, uint64_t after,
+                                             size_t count) {
   std::vector<uint64_t> ids;
   if (after == UINT64_MAX || count == 0) return ids;
-  base::Bytes begin = prefix;
-  base::AppendU64BE(begin, after + 1);
+  const bool by_party = keys::IsPartyIndex(table);
+  const base::Bytes prefix = by_party ? Prefix(table, party) : Prefix(table);
+  const base::Bytes begin =
+      by_party ? keys::PartyIndexKey(table, party, after + 1) : keys::IdKey(table, after + 1);
+  base::Status bad = base::Ok();
   GPUNET_TRY(kv.Scan(begin, keys::PrefixEnd(prefix), [&](base::ByteSpan key, base::ByteSpan) {
-    ids.push_back(TrailingId(key));
+    auto id = IdOfEntry(table, key);
+    if (!id) return (bad = BadKey(key)), false;
+    ids.push_back(*id);
     return ids.size() < count;
   }));
+  GPUNET_TRY(bad);
   return ids;
 }
 
-/// Where a list page's ids come from: the node's index or a state prefix.
+/// Where a list page's ids come from: the node's index or the state.
 struct IdSource {
   std::optional<MarketList> index;  ///< set: the node's index (with `party`)
   codec::Address party{};
-  base::Bytes prefix;  ///< otherwise: this state table or index
+  uint8_t table = 0;  ///< otherwise: this state table, or `party`'s entries of this index
 };
 
 /// Where each form of a list with one optional party filter reads (docs/rpc.md).
@@ -283,28 +299,28 @@ json BidJson(const market::Bid& b) {
       {"machine_ids", b.machine_ids}, {"created_ms", b.created_ms}};
 }
 
+/// "" for none, the one's name, or "mixed": an offer class's links or fabrics.
+template <class E>
+std::string OneOrMixed(const std::set<E>& values, std::string_view (*name)(E)) {
+  if (values.empty()) return {};
+  return values.size() == 1 ? std::string(name(*values.begin())) : "mixed";
+}
+
 /// A lease, with what has accrued by `now_ms` (the last block's time) computed by
-/// the market's own arithmetic (market/math.h), so the CLI never re-derives it.
+/// the market's own query (market/query.h, what the ledger pays), so the CLI never
+/// re-derives it.
 json LeaseJson(const market::Lease& l, uint64_t now_ms) {
   json allocations = json::array();
-  uint64_t gpus = 0;
-  for (const auto& a : l.allocations) {
+  for (const auto& a : l.allocations)
     allocations.push_back({{"machine_id", a.machine_id}, {"gpus", a.gpus}});
-    gpus += a.gpus;
-  }
-  uint64_t accrued = l.paid_ugpn;
-  if (l.state == market::LeaseState::kStarted) {
-    uint64_t end = std::min(now_ms, l.paid_until_ms);
-    uint64_t elapsed = end > l.started_ms ? end - l.started_ms : 0;
-    accrued = std::max(accrued, market::Accrued(l.rate_ugpn_per_hour, elapsed));
-  }
+  const market::LeaseAccrual accrual = market::AccrualAt(l, now_ms);
   return {{"lease_id", l.lease_id},
           {"tenant", Addr(l.tenant)},
           {"provider", Addr(l.provider)},
           {"offer_id", l.offer_id},
           {"order_id", l.order_id},
           {"allocations", allocations},
-          {"gpus", gpus},
+          {"gpus", l.Gpus()},
           {"price_ugpn_per_gpu_hour", U64(l.price_ugpn_per_gpu_hour)},
           {"rate_ugpn_per_hour", U64(l.rate_ugpn_per_hour)},
           {"manifest_hash", base::ToHex(l.manifest_hash)},
@@ -321,8 +337,8 @@ json LeaseJson(const market::Lease& l, uint64_t now_ms) {
           {"penalty_ugpn", U64(l.penalty_ugpn)},
           {"closed_ms", l.closed_ms},
           {"as_of_ms", now_ms},
-          {"accrued_ugpn", U64(accrued)},
-          {"withdrawable_ugpn", U64(accrued - std::min(accrued, l.paid_ugpn))}};
+          {"accrued_ugpn", U64(accrual.accrued_ugpn)},
+          {"withdrawable_ugpn", U64(accrual.unpaid_ugpn)}};
 }
 
 // ---------------------------------------------------------------- handlers
@@ -361,25 +377,31 @@ class MarketRoutes {
         ScanPrefix(Kv(), Prefix(keys::kSite, owner), [&](base::ByteSpan key, base::ByteSpan value) {
           auto s = market::DecodeSite(value);
           if (!s) return (bad = std::unexpected(s.error())), false;
-          sites.push_back(SiteJson(base::ReadU32BE(key.data() + key.size() - 4), *s));
+          auto site = keys::ParseSiteKey(key);
+          if (!site) return (bad = BadKey(key)), false;
+          sites.push_back(SiteJson(site->id, *s));
           return true;
         }));
     GPUNET_TRY(bad);
-    GPUNET_TRY(ScanPrefix(
-        Kv(), Prefix(keys::kMachine, owner), [&](base::ByteSpan key, base::ByteSpan value) {
-          auto m = market::DecodeMachine(value);
-          if (!m) return (bad = std::unexpected(m.error())), false;
-          machines.push_back(MachineJson(base::ReadU32BE(key.data() + key.size() - 4), *m));
-          return true;
-        }));
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kMachine, owner),
+                          [&](base::ByteSpan key, base::ByteSpan value) {
+                            auto m = market::DecodeMachine(value);
+                            if (!m) return (bad = std::unexpected(m.error())), false;
+                            auto machine = keys::ParseMachineKey(key);
+                            if (!machine) return (bad = BadKey(key)), false;
+                            machines.push_back(MachineJson(machine->id, *m));
+                            return true;
+                          }));
     GPUNET_TRY(bad);
-    GPUNET_TRY(ScanPrefix(
-        Kv(), Prefix(keys::kProviderOpenOffers, owner), [&](base::ByteSpan key, base::ByteSpan) {
-          auto o = Load<market::Offer>(Kv(), keys::OfferKey(TrailingId(key)), "offer");
-          if (!o) return (bad = std::unexpected(o.error())), false;
-          offers.push_back(OfferJson(*o));
-          return true;
-        }));
+    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kProviderOpenOffers, owner),
+                          [&](base::ByteSpan key, base::ByteSpan) {
+                            auto entry = keys::ParsePartyIndexKey(keys::kProviderOpenOffers, key);
+                            if (!entry) return (bad = BadKey(key)), false;
+                            auto o = Load<market::Offer>(Kv(), keys::OfferKey(entry->id), "offer");
+                            if (!o) return (bad = std::unexpected(o.error())), false;
+                            offers.push_back(OfferJson(*o));
+                            return true;
+                          }));
     GPUNET_TRY(bad);
     j["site_list"] = sites;
     j["machine_list"] = machines;
@@ -410,63 +432,26 @@ class MarketRoutes {
   /// site_id is 0). The same for every offer of one provider, model and site.
   /// Adds the records it read (the provider, its sites and machines) to `reads`.
   base::Result<json> OfferClass(const market::Offer& o, uint64_t& reads) const {
-    json j = json::object();
     ++reads;
     auto p = Load<market::Provider>(Kv(), keys::ProviderKey(o.provider), "provider");
     if (!p) return std::unexpected(p.error());
-    std::map<uint32_t, market::Site> sites;
-    base::Status bad = base::Ok();
-    GPUNET_TRY(ScanPrefix(Kv(), Prefix(keys::kSite, o.provider),
-                          [&](base::ByteSpan key, base::ByteSpan value) {
-                            ++reads;
-                            auto s = market::DecodeSite(value);
-                            if (!s) return (bad = std::unexpected(s.error())), false;
-                            sites.emplace(base::ReadU32BE(key.data() + key.size() - 4), *s);
-                            return true;
-                          }));
-    GPUNET_TRY(bad);
-    uint32_t machines = 0, gpus_max = 0, vram_min = 0, cuda_min = 0, cc_min = 0;
-    uint64_t free_gpus = 0;
-    std::set<std::string_view> links, fabrics;
-    std::string driver_min;
-    std::set<uint32_t> used_sites;
-    GPUNET_TRY(ScanPrefix(
-        Kv(), Prefix(keys::kMachine, o.provider), [&](base::ByteSpan, base::ByteSpan value) {
-          ++reads;
-          auto m = market::DecodeMachine(value);
-          if (!m) return (bad = std::unexpected(m.error())), false;
-          if (m->gpu_model != o.gpu_model || (o.site_id != 0 && m->site_id != o.site_id))
-            return true;
-          bool first = machines++ == 0;
-          gpus_max = std::max(gpus_max, m->gpu_count);
-          free_gpus += m->free_gpus;
-          vram_min = first ? m->vram_gib : std::min(vram_min, m->vram_gib);
-          cuda_min = first ? m->cuda_version : std::min(cuda_min, m->cuda_version);
-          cc_min = first ? m->compute_capability : std::min(cc_min, m->compute_capability);
-          if (first || m->driver_version < driver_min) driver_min = m->driver_version;
-          links.insert(codec::GpuLinkName(m->link));
-          used_sites.insert(m->site_id);
-          if (auto s = sites.find(m->site_id); s != sites.end())
-            fabrics.insert(codec::FabricName(s->second.fabric));
-          return true;
-        }));
-    GPUNET_TRY(bad);
-    auto one_or_mixed = [](const std::set<std::string_view>& s) {
-      return s.empty() ? std::string() : s.size() == 1 ? std::string(*s.begin()) : "mixed";
-    };
+    auto c = market::OfferClassOf(state::MarketKvView(Kv()), o);
+    if (!c) return std::unexpected(c.error());
+    reads += c->records_read;
+    json j = json::object();
     j["region"] = p->region;
     j["provider_active"] = p->active;
     j["fault_rate_ppm"] = market::FaultRatePpm(p->leases_completed, p->faults);
-    j["machines"] = machines;
-    j["sites"] = used_sites.size();
-    j["gpus_per_machine_max"] = gpus_max;
-    j["free_gpus"] = free_gpus;
-    j["vram_gib_min"] = vram_min;
-    j["cuda_version_min"] = cuda_min;
-    j["compute_capability_min"] = cc_min;
-    j["driver_version_min"] = driver_min;
-    j["link"] = one_or_mixed(links);
-    j["fabric"] = one_or_mixed(fabrics);
+    j["machines"] = c->machines;
+    j["sites"] = c->sites;
+    j["gpus_per_machine_max"] = c->gpus_per_machine_max;
+    j["free_gpus"] = c->free_gpus;
+    j["vram_gib_min"] = c->vram_gib_min;
+    j["cuda_version_min"] = c->cuda_version_min;
+    j["compute_capability_min"] = c->compute_capability_min;
+    j["driver_version_min"] = c->driver_version_min;
+    j["link"] = OneOrMixed(c->links, codec::GpuLinkName);
+    j["fabric"] = OneOrMixed(c->fabrics, codec::FabricName);
     return j;
   }
 
@@ -494,7 +479,7 @@ class MarketRoutes {
   base::Result<std::vector<uint64_t>> Ids(const IdSource& source, uint64_t after,
                                           size_t count) const {
     if (source.index) return m_index.Page(*source.index, source.party, after, count);
-    return StateIds(Kv(), source.prefix, after, count);
+    return StateIds(Kv(), source.table, source.party, after, count);
   }
 
   /// Renders a record of a list page, adding any records it reads besides it
@@ -553,11 +538,10 @@ class MarketRoutes {
   /// `all`: closed records too.
   static base::Result<IdSource> SourceOf(const Request& req, const ListSources& s, bool all) {
     if (!req.query.contains(s.party))
-      return all ? IdSource{std::nullopt, {}, Prefix(s.every)} : IdSource{s.open, {}, {}};
+      return all ? IdSource{std::nullopt, {}, s.every} : IdSource{s.open, {}, 0};
     auto a = AddressParam(req, s.party);
     if (!a) return std::unexpected(a.error());
-    return all ? IdSource{s.party_every, *a, {}}
-               : IdSource{std::nullopt, {}, Prefix(s.party_open, *a)};
+    return all ? IdSource{s.party_every, *a, 0} : IdSource{std::nullopt, *a, s.party_open};
   }
 
   base::Result<json> Offers(const Request& req, size_t limit) const {
@@ -597,13 +581,17 @@ class MarketRoutes {
       base::Status bad = base::Ok();
       GPUNET_TRY(
           ScanPrefix(Kv(), Prefix(keys::kOrderBids, id), [&](base::ByteSpan key, base::ByteSpan) {
-            auto b = Load<market::Bid>(Kv(), keys::BidKey(TrailingId(key)), "bid");
+            auto entry = keys::ParseOrderBidKey(key);
+            if (!entry) return (bad = BadKey(key)), false;
+            auto b = Load<market::Bid>(Kv(), keys::BidKey(entry->bid_id), "bid");
             if (!b) return (bad = std::unexpected(b.error())), false;
             found.push_back(std::move(*b));
             return true;
           }));
       GPUNET_TRY(bad);
-      // Cheapest first, then earlier: the order the auction considers them in.
+      // Cheapest first, then earlier (docs/rpc.md). The auction ranks equal prices by
+      // the provider's fault rate before the bid id (market/apply.cpp,
+      // AwardAtWindowEnd), so among equal prices this is not always its order.
       std::sort(found.begin(), found.end(), [](const market::Bid& a, const market::Bid& b) {
         return std::tie(a.price_ugpn_per_gpu_hour, a.bid_id) <
                std::tie(b.price_ugpn_per_gpu_hour, b.bid_id);
@@ -627,11 +615,11 @@ class MarketRoutes {
     if (!who) return std::unexpected(who.error());
     IdSource source;
     if (all)
-      source.prefix = Prefix(has_tenant ? keys::kTenantLeases : keys::kProviderLeases, *who);
+      source = {std::nullopt, *who, has_tenant ? keys::kTenantLeases : keys::kProviderLeases};
     else if (has_tenant)
-      source = {MarketList::kTenantOpenLeases, *who, {}};
+      source = {MarketList::kTenantOpenLeases, *who, 0};
     else
-      source.prefix = Prefix(keys::kProviderOpenLeases, *who);
+      source = {std::nullopt, *who, keys::kProviderOpenLeases};
     const uint64_t now = m_app.Info().last_block_time_ms;
     return ListPage<market::Lease>(
         source, req, limit, "leases", keys::LeaseKey,

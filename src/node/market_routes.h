@@ -3,7 +3,8 @@
 // their bids, leases with what has accrued, and the conservation check.
 //
 // They read committed state straight from the KvStore through the market's key
-// layout (market/keys.h) and record decoders (market/records.h), so they never
+// layout (market/keys.h), record decoders (market/records.h) and queries
+// (market/query.h: a lease's accrual, an offer's class), so they never
 // take the ledger's lock and never see a block that is not yet committed. Each
 // list is a page (`limit`, at most kMarketListMax, from the cursor `after`) read
 // from an index in id order, the node's (market_index.h) or the state's, so a

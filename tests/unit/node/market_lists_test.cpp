@@ -36,6 +36,7 @@
 #include "ledger/app.h"
 #include "ledger/genesis.h"
 #include "market/keys.h"
+#include "market/math.h"
 #include "node/market_index.h"
 #include "node/market_routes.h"
 #include "node/node.h"
@@ -675,6 +676,53 @@ TEST_F(MarketLists, IndexFollowsBlocksAndIsRebuiltAtRestart) {
   Start();
   check();
   EXPECT_EQ(Metric("gpunet_market_list_records_read_total"), 20u + 6 + 20 + 10 + 4);
+}
+
+// What a lease and an offer answer adds to their records is the market's own
+// query (market/query.h): the accrual at the last block by math.h's formula, what
+// is due of it, and the class of machines an offer sells with its free GPUs.
+TEST_F(MarketLists, LeaseAccrualAndOfferClassAreTheMarketsQueries) {
+  const uint64_t lease = *w.open_leases.begin();
+  Commit(w.Tx(kProvider, {codec::MsgLeaseStarted{lease}}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // some GPU time to accrue
+  Commit(w.Tx(kProvider, {codec::MsgHeartbeat{TestAddress(kProvider)}}));
+  auto expect_accrual = [](const Json& l) {
+    const uint64_t as_of = l["as_of_ms"].get<uint64_t>();
+    const uint64_t started = l["started_ms"].get<uint64_t>();
+    const uint64_t paid_until = l["paid_until_ms"].get<uint64_t>();
+    ASSERT_GT(as_of, started);
+    const uint64_t accrued =
+        market::Accrued(std::stoull(l["rate_ugpn_per_hour"].get<std::string>()),
+                        std::min(as_of, paid_until) - started);
+    const uint64_t paid = std::stoull(l["paid_ugpn"].get<std::string>());
+    EXPECT_EQ(l["accrued_ugpn"], std::to_string(std::max(accrued, paid))) << l.dump();
+    EXPECT_EQ(l["withdrawable_ugpn"], std::to_string(std::max(accrued, paid) - paid)) << l.dump();
+  };
+  Json l = GetOk("/market/lease/" + std::to_string(lease))["lease"];
+  ASSERT_EQ(l["state"], "started");
+  EXPECT_NE(l["accrued_ugpn"], "0");  // a second at 1 GPN per GPU-hour: about 300 ugpn
+  expect_accrual(l);
+  // After a withdrawal the answer shows what was paid and only what accrued since.
+  Commit(w.Tx(kProvider, {codec::MsgLeaseWithdraw{lease}}));
+  l = GetOk("/market/lease/" + std::to_string(lease))["lease"];
+  EXPECT_NE(l["paid_ugpn"], "0");
+  expect_accrual(l);
+
+  // The offers' machines: 4 x 8 H100 on site 1 (ethernet, pcie), each open lease
+  // holding 1 GPU.
+  const Json o = GetOk("/market/offer/" + std::to_string(w.any_open_offer))["offer"];
+  EXPECT_EQ(o["machines"], 4);
+  EXPECT_EQ(o["sites"], 1);
+  EXPECT_EQ(o["gpus_per_machine_max"], 8);
+  EXPECT_EQ(o["free_gpus"], 32 - w.open_leases.size());
+  EXPECT_EQ(o["vram_gib_min"], 80);
+  EXPECT_EQ(o["cuda_version_min"], 12040);
+  EXPECT_EQ(o["compute_capability_min"], 90);
+  EXPECT_EQ(o["driver_version_min"], "550");
+  EXPECT_EQ(o["link"], "pcie");
+  EXPECT_EQ(o["fabric"], "ethernet");
+  EXPECT_EQ(o["region"], "eu");
+  EXPECT_EQ(o["provider_active"], true);
 }
 
 TEST_F(MarketLists, ConservationScansOncePerHeightWhateverTheCrowd) {

@@ -1,0 +1,113 @@
+#include "market/query.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+
+#include "market/keys.h"
+#include "market/math.h"
+
+namespace gpunet::market {
+
+namespace {
+
+/// Decodes every record of `prefix`'s keys and hands it to `fn(key, record)`; a
+/// decode failure stops the scan and is returned.
+template <class T, class Fn>
+base::Status ForEachUnder(const StoreView& view, const base::Bytes& prefix, Fn fn) {
+  std::optional<base::Error> error;
+  GPUNET_TRY(
+      view.Scan(prefix, keys::PrefixEnd(prefix), [&](base::ByteSpan key, base::ByteSpan value) {
+        auto record = Decode<T>(value);
+        if (!record) {
+          error = record.error();
+          return false;
+        }
+        if (auto bad = fn(key, *record); !bad) {
+          error = bad.error();
+          return false;
+        }
+        return true;
+      }));
+  if (error) return std::unexpected(*error);
+  return base::Ok();
+}
+
+/// Adds machine `m` of the class to the sums and minima of `c`.
+void AddToClass(OfferClass& c, const Machine& m) {
+  const bool first = c.machines++ == 0;
+  c.gpus_per_machine_max = std::max(c.gpus_per_machine_max, m.gpu_count);
+  c.free_gpus += m.free_gpus;
+  c.vram_gib_min = first ? m.vram_gib : std::min(c.vram_gib_min, m.vram_gib);
+  c.cuda_version_min = first ? m.cuda_version : std::min(c.cuda_version_min, m.cuda_version);
+  c.compute_capability_min =
+      first ? m.compute_capability : std::min(c.compute_capability_min, m.compute_capability);
+  if (first || m.driver_version < c.driver_version_min) c.driver_version_min = m.driver_version;
+  c.links.insert(m.link);
+}
+
+}  // namespace
+
+uint64_t AccrualEnd(const Lease& l, uint64_t at_ms) {
+  return std::max(std::min(at_ms, l.paid_until_ms), l.started_ms);
+}
+
+LeaseAccrual AccrualAt(const Lease& l, uint64_t at_ms) {
+  LeaseAccrual a;
+  a.as_of_ms = at_ms;
+  a.accrued_ugpn = l.paid_ugpn;
+  if (l.state == LeaseState::kStarted) {
+    a.settle_ms = AccrualEnd(l, at_ms);
+    a.accrued_ugpn =
+        std::max(a.accrued_ugpn, Accrued(l.rate_ugpn_per_hour, a.settle_ms - l.started_ms));
+  }
+  a.unpaid_ugpn = a.accrued_ugpn - l.paid_ugpn;  // accrued >= paid: the max above
+  a.escrow_left_ugpn = l.escrow_ugpn - std::min(l.escrow_ugpn, a.unpaid_ugpn);
+  return a;
+}
+
+uint64_t AccruedUnpaid(const Lease& l, uint64_t at_ms) {
+  return AccrualAt(l, at_ms).unpaid_ugpn;
+}
+
+uint32_t LeasedGpus(const Machine& m) {
+  return m.gpu_count - std::min(m.gpu_count, m.free_gpus);
+}
+
+bool HasFreeGpus(const Machine& m, uint32_t gpus) {
+  return m.free_gpus >= gpus;
+}
+
+bool InOfferClass(const Offer& o, const Machine& m) {
+  return m.gpu_model == o.gpu_model && (o.site_id == 0 || m.site_id == o.site_id);
+}
+
+base::Result<OfferClass> OfferClassOf(const StoreView& view, const Offer& o) {
+  OfferClass c;
+  std::map<uint32_t, Site> sites;
+  auto add_site = [&](base::ByteSpan key, const Site& s) -> base::Status {
+    ++c.records_read;
+    auto site = keys::ParseSiteKey(key);
+    if (!site)
+      return base::Fail(base::ErrorCode::kCorrupt,
+                        "market key " + base::ToHex(key) + " is not a site key");
+    sites.emplace(site->id, s);
+    return base::Ok();
+  };
+  GPUNET_TRY(ForEachUnder<Site>(view, keys::KeyBuilder(keys::kSite).Addr(o.provider), add_site));
+  std::set<uint32_t> used_sites;
+  auto add_machine = [&](base::ByteSpan, const Machine& m) -> base::Status {
+    ++c.records_read;
+    if (!InOfferClass(o, m)) return base::Ok();
+    AddToClass(c, m);
+    used_sites.insert(m.site_id);
+    if (auto s = sites.find(m.site_id); s != sites.end()) c.fabrics.insert(s->second.fabric);
+    return base::Ok();
+  };
+  GPUNET_TRY(
+      ForEachUnder<Machine>(view, keys::KeyBuilder(keys::kMachine).Addr(o.provider), add_machine));
+  c.sites = static_cast<uint32_t>(used_sites.size());
+  return c;
+}
+
+}  // namespace gpunet::market

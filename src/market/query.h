@@ -1,0 +1,87 @@
+// What readers compute from the market's records (docs/market.md, "What readers
+// compute"): a lease's accrual at a time, a machine's free capacity and the class
+// of machines an offer sells. The rules (apply.cpp) and the node's RPC
+// (node/market_routes.cpp) call these same functions, so what the RPC shows and
+// what the ledger pays can never disagree.
+//
+// Pure functions of the records (and of a StoreView where they read), integer
+// only, using market/math.h. They trust no record: on one that breaks the market's
+// invariants (invariants.h) the amounts saturate at 0 rather than wrap, and the
+// rules, which may trust their own writes, check those invariants themselves.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "base/result.h"
+#include "codec/types.h"
+#include "market/records.h"
+#include "market/store.h"
+
+namespace gpunet::market {
+
+/// Where a started lease's accrual stops at `at_ms`: at_ms, no later than
+/// paid_until_ms (the deposits pay no further) and no earlier than started_ms.
+uint64_t AccrualEnd(const Lease& l, uint64_t at_ms);
+
+/// A lease's money at a time (docs/market.md "Lease life"): what a withdrawal or a
+/// close at `as_of_ms` pays the provider, and what stays in escrow after that.
+struct LeaseAccrual {
+  uint64_t as_of_ms = 0;
+  /// AccrualEnd(as_of) for a started lease; 0 for a reserved or closed one.
+  uint64_t settle_ms = 0;
+  /// What the GPU time up to settle_ms has earned in all: accrued(settle_ms) of
+  /// math.h, and never less than what was paid (a heartbeat fault may settle
+  /// before a withdrawal, which is kept). paid_ugpn for a lease not running.
+  uint64_t accrued_ugpn = 0;
+  /// accrued - paid: what is due to the provider and not yet paid.
+  uint64_t unpaid_ugpn = 0;
+  /// escrow - unpaid: what the escrow holds beyond what is due.
+  uint64_t escrow_left_ugpn = 0;
+  bool operator==(const LeaseAccrual&) const = default;
+};
+
+/// The lease's accrual at `at_ms` (the block time: the node's RPC passes its last
+/// block's, the rules the block they execute in).
+LeaseAccrual AccrualAt(const Lease& l, uint64_t at_ms);
+
+/// AccrualAt(l, at_ms).unpaid_ugpn: what a withdrawal at `at_ms` pays, and what a
+/// close settling at `at_ms` pays before refunding the rest.
+uint64_t AccruedUnpaid(const Lease& l, uint64_t at_ms);
+
+/// GPUs of the machine held by open leases: gpu_count - free_gpus (0 when a
+/// broken record has more free than it has).
+uint32_t LeasedGpus(const Machine& m);
+
+/// Whether the machine has `gpus` free GPUs: what a lease or an award of `gpus`
+/// per machine needs.
+bool HasFreeGpus(const Machine& m, uint32_t gpus);
+
+/// Whether the machine is of the class the offer sells: the offer's model, on the
+/// offer's site (any of the provider's sites when the offer's site_id is 0).
+bool InOfferClass(const Offer& o, const Machine& m);
+
+/// The class of machines an offer sells, summed over the provider's machines in
+/// it (InOfferClass), so a reader can filter on it (docs/rpc.md, offers).
+struct OfferClass {
+  uint32_t machines = 0;
+  uint32_t sites = 0;  ///< distinct sites of those machines
+  uint32_t gpus_per_machine_max = 0;
+  uint64_t free_gpus = 0;  ///< free GPUs of the class in all
+  uint32_t vram_gib_min = 0;
+  uint32_t cuda_version_min = 0;
+  uint32_t compute_capability_min = 0;
+  std::string driver_version_min;  ///< the least in byte order
+  std::set<codec::GpuLink> links;
+  std::set<codec::Fabric> fabrics;  ///< of those machines' sites
+  uint64_t records_read = 0;        ///< the provider's sites and machines read
+  bool operator==(const OfferClass&) const = default;
+};
+
+/// The class of offer `o` from its provider's sites and machines in `view` (the
+/// same for every offer of one provider, model and site). At most
+/// kSitesPerProviderMax + kMachinesPerProviderMax records are read.
+base::Result<OfferClass> OfferClassOf(const StoreView& view, const Offer& o);
+
+}  // namespace gpunet::market
