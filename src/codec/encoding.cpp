@@ -22,6 +22,13 @@ namespace limits = base::limits;
 // Limit arguments: the value and its name for error messages.
 #define CODEC_LIMIT(name) limits::name, #name
 
+// The head of a type's field list, as Bitcoin Core's SERIALIZE_METHODS(T, obj):
+// `CODEC_FIELDS(Vote, v) { ... }` is a template over the direction IO taking `io`
+// and the value `v` (const when writing). A list may name neither (no fields).
+#define CODEC_FIELDS(T, v) \
+  template <class IO>      \
+  Status Fields([[maybe_unused]] IO& io, [[maybe_unused]] FieldRef<IO, T> v)
+
 namespace {
 
 // Field lists call each other (a tx's list runs its messages' lists), so each is
@@ -51,8 +58,7 @@ Status FabricField(IO& io, FieldRef<IO, Fabric> v, std::string_view field, bool 
 
 // ---- market message bodies (docs/encoding.md "Market messages") ----
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, PayoutSplit> v) {
+CODEC_FIELDS(PayoutSplit, v) {
   GPUNET_TRY(io.Fixed(v.payee, "payee"));
   return io.U32(v.bp, "bp");
 }
@@ -66,15 +72,12 @@ Status Payouts(IO& io, FieldRef<IO, std::vector<PayoutSplit>> v) {
                       &PayoutSplit::payee);
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, TenantPolicy> v) {
-  auto s = io.Enter("policy");
+CODEC_FIELDS(TenantPolicy, v) {
   GPUNET_TRY(AddressSet(io, v.allow, "allow", CODEC_LIMIT(kPolicyTenantsMax)));
   return AddressSet(io, v.deny, "deny", CODEC_LIMIT(kPolicyTenantsMax));
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Attribute> v) {
+CODEC_FIELDS(Attribute, v) {
   GPUNET_TRY(io.String(v.key, "key", StringRule::kIdent, CODEC_LIMIT(kAttributeKeyBytesMax)));
   return io.String(v.value, "value", StringRule::kText, CODEC_LIMIT(kAttributeValueBytesMax));
 }
@@ -88,9 +91,7 @@ Status Attributes(IO& io, FieldRef<IO, std::vector<Attribute>> v) {
                       &Attribute::key);
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Requirements> q) {
-  auto s = io.Enter("requirements");
+CODEC_FIELDS(Requirements, q) {
   GPUNET_TRY(io.List(q.gpu_models, "gpu_models", CODEC_LIMIT(kOrderGpuModelsMax), [&](auto& m) {
     return io.String(m, "model", StringRule::kIdent, CODEC_LIMIT(kGpuModelBytesMax));
   }));
@@ -115,9 +116,7 @@ Status Fields(IO& io, FieldRef<IO, Requirements> q) {
   return Attributes(io, q.attributes);
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, ProviderRequirements> q) {
-  auto s = io.Enter("providers");
+CODEC_FIELDS(ProviderRequirements, q) {
   GPUNET_TRY(io.U64(q.min_bond_ugpn, "min_bond_ugpn"));
   GPUNET_TRY(io.U64(q.min_earned_ugpn, "min_earned_ugpn"));
   GPUNET_TRY(io.U32(q.max_fault_rate_ppm, "max_fault_rate_ppm"));
@@ -127,8 +126,7 @@ Status Fields(IO& io, FieldRef<IO, ProviderRequirements> q) {
   return AddressSet(io, q.excluded, "excluded", CODEC_LIMIT(kOrderExclusionsMax));
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgSend> m) {
+CODEC_FIELDS(MsgSend, m) {
   GPUNET_TRY(io.Fixed(m.to, "to"));
   return io.U64(m.amount_ugpn, "amount_ugpn");
 }
@@ -143,51 +141,47 @@ Status ProviderFields(IO& io, M& m) {
   return io.String(m.region, "region", StringRule::kIdent, CODEC_LIMIT(kRegionBytesMax));
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgProviderRegister> m) {
+CODEC_FIELDS(MsgProviderRegister, m) {
   GPUNET_TRY(ProviderFields(io, m));
   GPUNET_TRY(io.U64(m.bond_ugpn, "bond_ugpn"));
   GPUNET_TRY(Payouts(io, m.payouts));
-  return Fields(io, m.policy);
+  return io.Nested("policy", [&] { return Fields(io, m.policy); });
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgProviderUpdate> m) {
+CODEC_FIELDS(MsgProviderUpdate, m) {
   GPUNET_TRY(ProviderFields(io, m));
   GPUNET_TRY(Payouts(io, m.payouts));
-  return Fields(io, m.policy);
+  return io.Nested("policy", [&] { return Fields(io, m.policy); });
 }
 
-template <class IO>
-Status Fields(IO&, FieldRef<IO, MsgProviderDeregister>) {
-  return base::Ok();
-}
+// Messages without fields, and messages whose body is one u64.
+#define CODEC_NO_FIELDS(Type) \
+  CODEC_FIELDS(Type, m) {     \
+    return base::Ok();        \
+  }
+#define CODEC_ONE_U64(Type, field)  \
+  CODEC_FIELDS(Type, m) {           \
+    return io.U64(m.field, #field); \
+  }
+CODEC_NO_FIELDS(MsgProviderDeregister)
+CODEC_NO_FIELDS(MsgProviderClaimUnbonded)
+CODEC_ONE_U64(MsgProviderBond, amount_ugpn)
+CODEC_ONE_U64(MsgProviderUnbond, amount_ugpn)
+CODEC_ONE_U64(MsgOrderClose, order_id)
+CODEC_ONE_U64(MsgBidAccept, bid_id)
+CODEC_ONE_U64(MsgLeaseStarted, lease_id)
+CODEC_ONE_U64(MsgLeaseWithdraw, lease_id)
+#undef CODEC_ONE_U64
+#undef CODEC_NO_FIELDS
 
-template <class IO>
-Status Fields(IO&, FieldRef<IO, MsgProviderClaimUnbonded>) {
-  return base::Ok();
-}
-
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgProviderBond> m) {
-  return io.U64(m.amount_ugpn, "amount_ugpn");
-}
-
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgProviderUnbond> m) {
-  return io.U64(m.amount_ugpn, "amount_ugpn");
-}
-
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgSiteUpsert> m) {
+CODEC_FIELDS(MsgSiteUpsert, m) {
   GPUNET_TRY(io.Fixed(m.provider, "provider"));
   GPUNET_TRY(io.U32(m.site_id, "site_id"));
   GPUNET_TRY(FabricField(io, m.fabric, "fabric", false));
   return io.U32(m.bandwidth_gbps, "bandwidth_gbps");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgMachineUpsert> m) {
+CODEC_FIELDS(MsgMachineUpsert, m) {
   GPUNET_TRY(io.Fixed(m.provider, "provider"));
   GPUNET_TRY(io.U32(m.machine_id, "machine_id"));
   GPUNET_TRY(io.U32(m.site_id, "site_id"));
@@ -211,14 +205,12 @@ Status Fields(IO& io, FieldRef<IO, MsgMachineUpsert> m) {
   return io.U32(m.disk_gib, "disk_gib");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgMachineRemove> m) {
+CODEC_FIELDS(MsgMachineRemove, m) {
   GPUNET_TRY(io.Fixed(m.provider, "provider"));
   return io.U32(m.machine_id, "machine_id");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgOfferCreate> m) {
+CODEC_FIELDS(MsgOfferCreate, m) {
   GPUNET_TRY(io.Fixed(m.provider, "provider"));
   GPUNET_TRY(
       io.String(m.gpu_model, "gpu_model", StringRule::kIdent, CODEC_LIMIT(kGpuModelBytesMax)));
@@ -227,14 +219,12 @@ Status Fields(IO& io, FieldRef<IO, MsgOfferCreate> m) {
   return AddressSet(io, m.tenants, "tenants", CODEC_LIMIT(kOfferTenantsMax));
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgOfferClose> m) {
+CODEC_FIELDS(MsgOfferClose, m) {
   GPUNET_TRY(io.Fixed(m.provider, "provider"));
   return io.U64(m.offer_id, "offer_id");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgLeaseCreate> m) {
+CODEC_FIELDS(MsgLeaseCreate, m) {
   GPUNET_TRY(io.U64(m.offer_id, "offer_id"));
   GPUNET_TRY(io.U32(m.machines, "machines"));
   GPUNET_TRY(io.U32(m.gpus_per_machine, "gpus_per_machine"));
@@ -242,23 +232,16 @@ Status Fields(IO& io, FieldRef<IO, MsgLeaseCreate> m) {
   return io.Fixed(m.manifest_hash, "manifest_hash");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgOrderCreate> m) {
-  GPUNET_TRY(Fields(io, m.requirements));
+CODEC_FIELDS(MsgOrderCreate, m) {
+  GPUNET_TRY(io.Nested("requirements", [&] { return Fields(io, m.requirements); }));
   GPUNET_TRY(io.U64(m.max_price_ugpn_per_gpu_hour, "max_price_ugpn_per_gpu_hour"));
   GPUNET_TRY(io.U64(m.deposit_ugpn, "deposit_ugpn"));
   GPUNET_TRY(io.Fixed(m.manifest_hash, "manifest_hash"));
   GPUNET_TRY(io.U64(m.bid_window_ms, "bid_window_ms"));
-  return Fields(io, m.providers);
+  return io.Nested("providers", [&] { return Fields(io, m.providers); });
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgOrderClose> m) {
-  return io.U64(m.order_id, "order_id");
-}
-
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgBidCreate> m) {
+CODEC_FIELDS(MsgBidCreate, m) {
   GPUNET_TRY(io.Fixed(m.provider, "provider"));
   GPUNET_TRY(io.U64(m.order_id, "order_id"));
   GPUNET_TRY(io.U64(m.price_ugpn_per_gpu_hour, "price_ugpn_per_gpu_hour"));
@@ -268,29 +251,12 @@ Status Fields(IO& io, FieldRef<IO, MsgBidCreate> m) {
                       "machine ids must be strictly ascending (sorted, no duplicates)");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgBidAccept> m) {
-  return io.U64(m.bid_id, "bid_id");
-}
-
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgLeaseStarted> m) {
-  return io.U64(m.lease_id, "lease_id");
-}
-
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgLeaseDeposit> m) {
+CODEC_FIELDS(MsgLeaseDeposit, m) {
   GPUNET_TRY(io.U64(m.lease_id, "lease_id"));
   return io.U64(m.amount_ugpn, "amount_ugpn");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgLeaseWithdraw> m) {
-  return io.U64(m.lease_id, "lease_id");
-}
-
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgLeaseClose> m) {
+CODEC_FIELDS(MsgLeaseClose, m) {
   GPUNET_TRY(io.U64(m.lease_id, "lease_id"));
   return io.Enum(
       m.reason, "reason",
@@ -300,13 +266,11 @@ Status Fields(IO& io, FieldRef<IO, MsgLeaseClose> m) {
       });
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgHeartbeat> m) {
+CODEC_FIELDS(MsgHeartbeat, m) {
   return io.Fixed(m.provider, "provider");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, MsgAttest> m) {
+CODEC_FIELDS(MsgAttest, m) {
   GPUNET_TRY(io.Fixed(m.provider, "provider"));
   GPUNET_TRY(io.U32(m.machine_id, "machine_id"));
   GPUNET_TRY(Attributes(io, m.attributes));
@@ -316,13 +280,11 @@ Status Fields(IO& io, FieldRef<IO, MsgAttest> m) {
 // ---- transactions ----
 
 // Tagged unions: tag N is alternative N-1 (append-only tables, field_io.h).
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Msg> v) {
+CODEC_FIELDS(Msg, v) {
   return io.Tagged(v, [&](auto& m) { return Fields(io, m); });
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, TxBody> v) {
+CODEC_FIELDS(TxBody, v) {
   GPUNET_TRY(io.String(v.chain_id, "chain_id", StringRule::kIdent, CODEC_LIMIT(kChainIdBytesMax)));
   GPUNET_TRY(io.Fixed(v.sender, "sender"));
   GPUNET_TRY(io.U64(v.nonce, "nonce"));
@@ -335,25 +297,19 @@ Status Fields(IO& io, FieldRef<IO, TxBody> v) {
   return io.String(v.memo, "memo", StringRule::kText, CODEC_LIMIT(kMemoBytesMax));
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Tx> v) {
-  {
-    auto s = io.Enter("body");
-    GPUNET_TRY(Fields(io, v.body));
-  }
+CODEC_FIELDS(Tx, v) {
+  GPUNET_TRY(io.Nested("body", [&] { return Fields(io, v.body); }));
   return io.Fixed(v.signature, "signature");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Account> v) {
+CODEC_FIELDS(Account, v) {
   GPUNET_TRY(io.U64(v.balance_ugpn, "balance_ugpn"));
   return io.U64(v.nonce, "nonce");
 }
 
 // ---- consensus ----
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Validator> v) {
+CODEC_FIELDS(Validator, v) {
   GPUNET_TRY(io.Fixed(v.public_key, "public_key"));
   GPUNET_TRY(io.U64(v.power, "power"));
   return io.Require([&] { return v.power != 0; }, ErrorCode::kCorrupt, "power",
@@ -383,15 +339,13 @@ Status CheckValidatorSet(Reader& r, const ValidatorSet& set) {
   return base::Ok();
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, ValidatorSet> v) {
+CODEC_FIELDS(ValidatorSet, v) {
   GPUNET_TRY(io.List(v.validators, "validators", CODEC_LIMIT(kValidatorsMax),
                      [&](auto& val) { return Fields(io, val); }));
   return io.Verify([&](Reader& r) { return CheckValidatorSet(r, v); });
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Vote> v) {
+CODEC_FIELDS(Vote, v) {
   GPUNET_TRY(io.Enum(
       v.type, "type",
       [](uint8_t b) {
@@ -409,15 +363,13 @@ Status Fields(IO& io, FieldRef<IO, Vote> v) {
   return io.Fixed(v.signature, "signature");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, CommitSig> v) {
+CODEC_FIELDS(CommitSig, v) {
   GPUNET_TRY(io.Fixed(v.validator, "validator"));
   GPUNET_TRY(io.U64(v.time_ms, "time_ms"));
   return io.Fixed(v.signature, "signature");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Commit> v) {
+CODEC_FIELDS(Commit, v) {
   GPUNET_TRY(io.U64(v.height, "height"));
   GPUNET_TRY(io.U32(v.round, "round"));
   GPUNET_TRY(io.Fixed(v.block_hash, "block_hash"));
@@ -429,8 +381,7 @@ Status Fields(IO& io, FieldRef<IO, Commit> v) {
                         &CommitSig::validator);
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Proposal> v) {
+CODEC_FIELDS(Proposal, v) {
   GPUNET_TRY(io.U64(v.height, "height"));
   GPUNET_TRY(io.U32(v.round, "round"));
   GPUNET_TRY(io.I32(v.pol_round, "pol_round"));
@@ -451,16 +402,9 @@ Status Fields(IO& io, FieldRef<IO, Proposal> v) {
 
 // ---- evidence bodies ----
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, DuplicateVoteEvidence> e) {
-  {
-    auto s = io.Enter("vote_a");
-    GPUNET_TRY(Fields(io, e.vote_a));
-  }
-  {
-    auto s = io.Enter("vote_b");
-    GPUNET_TRY(Fields(io, e.vote_b));
-  }
+CODEC_FIELDS(DuplicateVoteEvidence, e) {
+  GPUNET_TRY(io.Nested("vote_a", [&] { return Fields(io, e.vote_a); }));
+  GPUNET_TRY(io.Nested("vote_b", [&] { return Fields(io, e.vote_b); }));
   GPUNET_TRY(io.Require([&] { return e.vote_a.block_hash != e.vote_b.block_hash; },
                         ErrorCode::kCorrupt, "vote_b.block_hash",
                         "both votes name the same block: not a conflict"));
@@ -469,15 +413,13 @@ Status Fields(IO& io, FieldRef<IO, DuplicateVoteEvidence> e) {
                     "votes out of order: vote_a must have the smaller block hash");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Evidence> v) {
+CODEC_FIELDS(Evidence, v) {
   return io.Tagged(v, [&](auto& e) { return Fields(io, e); });
 }
 
 // ---- blocks ----
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, BlockHeader> v) {
+CODEC_FIELDS(BlockHeader, v) {
   GPUNET_TRY(io.String(v.chain_id, "chain_id", StringRule::kIdent, CODEC_LIMIT(kChainIdBytesMax)));
   GPUNET_TRY(io.U64(v.app_version, "app_version"));
   GPUNET_TRY(io.U64(v.height, "height"));
@@ -493,12 +435,8 @@ Status Fields(IO& io, FieldRef<IO, BlockHeader> v) {
   return io.Fixed(v.evidence_hash, "evidence_hash");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Block> v) {
-  {
-    auto s = io.Enter("header");
-    GPUNET_TRY(Fields(io, v.header));
-  }
+CODEC_FIELDS(Block, v) {
+  GPUNET_TRY(io.Nested("header", [&] { return Fields(io, v.header); }));
   // Each tx is length-prefixed, so a reader can skip or hash one without parsing it.
   GPUNET_TRY(io.List(v.txs, "txs", CODEC_LIMIT(kTxsPerBlockMax), [&](auto& tx) {
     return io.Framed(tx, "tx", CODEC_LIMIT(kTxBytesMax),
@@ -506,14 +444,12 @@ Status Fields(IO& io, FieldRef<IO, Block> v) {
   }));
   GPUNET_TRY(io.List(v.evidence, "evidence", CODEC_LIMIT(kEvidencePerBlockMax),
                      [&](auto& e) { return Fields(io, e); }));
-  auto s = io.Enter("last_commit");
-  return Fields(io, v.last_commit);
+  return io.Nested("last_commit", [&] { return Fields(io, v.last_commit); });
 }
 
 // ---- receipts ----
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Event> v) {
+CODEC_FIELDS(Event, v) {
   GPUNET_TRY(io.String(v.type, "type", StringRule::kIdent, CODEC_LIMIT(kEventTypeBytesMax)));
   return io.SortedMap(
       v.attributes, "attributes", CODEC_LIMIT(kEventAttributesMax),
@@ -527,8 +463,7 @@ Status Fields(IO& io, FieldRef<IO, Event> v) {
       "key", "attribute keys must be strictly ascending (sorted, no duplicates)");
 }
 
-template <class IO>
-Status Fields(IO& io, FieldRef<IO, Receipt> v) {
+CODEC_FIELDS(Receipt, v) {
   GPUNET_TRY(io.Fixed(v.tx_hash, "tx_hash"));
   GPUNET_TRY(io.U16(v.code, "code"));
   GPUNET_TRY(io.U64(v.fee_ugpn, "fee_ugpn"));
@@ -640,179 +575,54 @@ EvidenceTag TagOf(const Evidence& evidence) {
 
 // ---------------------------------------------------------------- Write and Read
 
-void Write(Writer& w, const Msg& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Msg& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const TxBody& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, TxBody& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Tx& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Tx& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Account& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Account& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Validator& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Validator& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const ValidatorSet& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, ValidatorSet& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Vote& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Vote& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const CommitSig& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, CommitSig& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Commit& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Commit& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Proposal& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Proposal& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Evidence& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Evidence& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const BlockHeader& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, BlockHeader& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Block& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Block& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Event& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Event& out) {
-  return ReadFields(r, out);
-}
-
-void Write(Writer& w, const Receipt& v) {
-  WriteFields(w, v);
-}
-Status Read(Reader& r, Receipt& out) {
-  return ReadFields(r, out);
-}
+// The composable forms: a type's field list, run one way or the other.
+#define CODEC_WRITE_READ(T)           \
+  void Write(Writer& w, const T& v) { \
+    WriteFields(w, v);                \
+  }                                   \
+  Status Read(Reader& r, T& out) {    \
+    return ReadFields(r, out);        \
+  }
+CODEC_WRITE_READ(Msg)
+CODEC_WRITE_READ(TxBody)
+CODEC_WRITE_READ(Tx)
+CODEC_WRITE_READ(Account)
+CODEC_WRITE_READ(Validator)
+CODEC_WRITE_READ(ValidatorSet)
+CODEC_WRITE_READ(Vote)
+CODEC_WRITE_READ(CommitSig)
+CODEC_WRITE_READ(Commit)
+CODEC_WRITE_READ(Proposal)
+CODEC_WRITE_READ(Evidence)
+CODEC_WRITE_READ(BlockHeader)
+CODEC_WRITE_READ(Block)
+CODEC_WRITE_READ(Event)
+CODEC_WRITE_READ(Receipt)
+#undef CODEC_WRITE_READ
 
 // ---------------------------------------------------------------- whole buffers
 
-base::Bytes EncodeTxBody(const TxBody& v) {
-  return EncodeWith(v, 256);
-}
-base::Result<TxBody> DecodeTxBody(base::ByteSpan b) {
-  return DecodeWhole<TxBody>(b, "tx_body", CODEC_LIMIT(kTxBytesMax));
-}
-base::Bytes EncodeTx(const Tx& v) {
-  return EncodeWith(v, 256);
-}
-base::Result<Tx> DecodeTx(base::ByteSpan b) {
-  return DecodeWhole<Tx>(b, "tx", CODEC_LIMIT(kTxBytesMax));
-}
-base::Bytes EncodeAccount(const Account& v) {
-  return EncodeWith(v, 16);
-}
-base::Result<Account> DecodeAccount(base::ByteSpan b) {
-  return DecodeWhole<Account>(b, "account", CODEC_LIMIT(kStateValueBytesMax));
-}
-base::Bytes EncodeValidatorSet(const ValidatorSet& v) {
-  return EncodeWith(v, 1024);
-}
-base::Result<ValidatorSet> DecodeValidatorSet(base::ByteSpan b) {
-  return DecodeWhole<ValidatorSet>(b, "validator_set", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeVote(const Vote& v) {
-  return EncodeWith(v, 160);
-}
-base::Result<Vote> DecodeVote(base::ByteSpan b) {
-  return DecodeWhole<Vote>(b, "vote", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeCommit(const Commit& v) {
-  return EncodeWith(v, 1024);
-}
-base::Result<Commit> DecodeCommit(base::ByteSpan b) {
-  return DecodeWhole<Commit>(b, "commit", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeProposal(const Proposal& v) {
-  return EncodeWith(v, 160);
-}
-base::Result<Proposal> DecodeProposal(base::ByteSpan b) {
-  return DecodeWhole<Proposal>(b, "proposal", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeEvidence(const Evidence& v) {
-  return EncodeWith(v, 320);
-}
-base::Result<Evidence> DecodeEvidence(base::ByteSpan b) {
-  return DecodeWhole<Evidence>(b, "evidence", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeBlockHeader(const BlockHeader& v) {
-  return EncodeWith(v, 384);
-}
-base::Result<BlockHeader> DecodeBlockHeader(base::ByteSpan b) {
-  return DecodeWhole<BlockHeader>(b, "block_header", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeBlock(const Block& v) {
-  return EncodeWith(v, 4096);
-}
-base::Result<Block> DecodeBlock(base::ByteSpan b) {
-  return DecodeWhole<Block>(b, "block", CODEC_LIMIT(kBlockBytesMax));
-}
-base::Bytes EncodeReceipt(const Receipt& v) {
-  return EncodeWith(v, 128);
-}
-base::Result<Receipt> DecodeReceipt(base::ByteSpan b) {
-  return DecodeWhole<Receipt>(b, "receipt", CODEC_LIMIT(kReceiptBytesMax));
-}
+// EncodeT and DecodeT: the name that starts the decoder's error paths, the bytes the
+// encoder reserves (an optimisation only), and the byte limit checked before parsing.
+#define CODEC_WHOLE_BUFFER(T, what, reserve_bytes, limit) \
+  base::Bytes Encode##T(const T& v) {                     \
+    return EncodeWith(v, reserve_bytes);                  \
+  }                                                       \
+  base::Result<T> Decode##T(base::ByteSpan b) {           \
+    return DecodeWhole<T>(b, what, CODEC_LIMIT(limit));   \
+  }
+CODEC_WHOLE_BUFFER(TxBody, "tx_body", 256, kTxBytesMax)
+CODEC_WHOLE_BUFFER(Tx, "tx", 256, kTxBytesMax)
+CODEC_WHOLE_BUFFER(Account, "account", 16, kStateValueBytesMax)
+CODEC_WHOLE_BUFFER(ValidatorSet, "validator_set", 1024, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Vote, "vote", 160, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Commit, "commit", 1024, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Proposal, "proposal", 160, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Evidence, "evidence", 320, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(BlockHeader, "block_header", 384, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Block, "block", 4096, kBlockBytesMax)
+CODEC_WHOLE_BUFFER(Receipt, "receipt", 128, kReceiptBytesMax)
+#undef CODEC_WHOLE_BUFFER
 
 // ---------------------------------------------------------------- validation
 
@@ -824,20 +634,16 @@ Status StatusOf(const base::Result<T>& r) {
 }
 }  // namespace
 
-Status ValidateTx(const Tx& v) {
-  return StatusOf(DecodeTx(EncodeTx(v)));
-}
-Status ValidateTxBody(const TxBody& v) {
-  return StatusOf(DecodeTxBody(EncodeTxBody(v)));
-}
-Status ValidateBlock(const Block& v) {
-  return StatusOf(DecodeBlock(EncodeBlock(v)));
-}
-Status ValidateValidatorSet(const ValidatorSet& v) {
-  return StatusOf(DecodeValidatorSet(EncodeValidatorSet(v)));
-}
-Status ValidateReceipt(const Receipt& v) {
-  return StatusOf(DecodeReceipt(EncodeReceipt(v)));
-}
+// ValidateT: would DecodeT accept EncodeT's bytes?
+#define CODEC_VALIDATE(T)                     \
+  Status Validate##T(const T& v) {            \
+    return StatusOf(Decode##T(Encode##T(v))); \
+  }
+CODEC_VALIDATE(Tx)
+CODEC_VALIDATE(TxBody)
+CODEC_VALIDATE(Block)
+CODEC_VALIDATE(ValidatorSet)
+CODEC_VALIDATE(Receipt)
+#undef CODEC_VALIDATE
 
 }  // namespace gpunet::codec
