@@ -4,12 +4,12 @@
 // Core's SERIALIZE_METHODS and market/records.cpp's Fields() do). A field list is a
 // template over the direction:
 //
-//   template <class IO>
-//   base::Status Fields(IO& io, FieldRef<IO, Vote> v) {
-//     GPUNET_TRY(io.U64(v.height, "height"));
-//     GPUNET_TRY(io.Require([&] { return v.height > 0; }, ErrorCode::kCorrupt, "height",
-//                           "height 0 is the genesis"));
-//     ...
+//   template <class IO>  // encoding.cpp spells this head CODEC_FIELDS(Validator, v)
+//   base::Status Fields(IO& io, FieldRef<IO, Validator> v) {
+//     GPUNET_TRY(io.Fixed(v.public_key, "public_key"));
+//     GPUNET_TRY(io.U64(v.power, "power"));
+//     return io.Require([&] { return v.power != 0; }, ErrorCode::kCorrupt, "power",
+//                       "a validator in a set has power > 0");
 //   }
 //
 // WriteIO appends the fields with Writer and skips every check (writing never fails;
