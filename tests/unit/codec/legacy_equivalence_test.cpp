@@ -285,50 +285,49 @@ TEST(LegacyEquivalence, EveryGoldenVectorAsEveryType) {
 // Encoders never fail and take no input from the wire, so they are compared on
 // values: seeded random values of every type, valid or not, must encode to the
 // same bytes and be judged alike by the Validate functions.
+bool SameStatus(const base::Status& a, const base::Status& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return a.has_value() ||
+         (a.error().code == b.error().code && a.error().message == b.error().message);
+}
+
+template <class T>
+T EncodesAlike(T v, Bytes (*encode)(const T&), Bytes (*legacy_encode)(const T&)) {
+  EXPECT_EQ(encode(v), legacy_encode(v));
+  return v;
+}
+
 TEST(LegacyEquivalence, RandomValuesEncodeAndValidateAlike) {
-  auto same_status = [](const base::Status& a, const base::Status& b) {
-    if (a.has_value() != b.has_value()) return false;
-    return a.has_value() ||
-           (a.error().code == b.error().code && a.error().message == b.error().message);
-  };
   for (uint64_t seed = 1; seed <= 100; ++seed) {
     testing::RandomValues rv(seed);
     SCOPED_TRACE("seed " + std::to_string(seed));
-    Tx tx = rv.RandomTx();
-    EXPECT_EQ(EncodeTx(tx), legacy::EncodeTx(tx));
-    EXPECT_EQ(EncodeTxBody(tx.body), legacy::EncodeTxBody(tx.body));
-    EXPECT_TRUE(same_status(ValidateTx(tx), legacy::ValidateTx(tx)));
-    EXPECT_TRUE(same_status(ValidateTxBody(tx.body), legacy::ValidateTxBody(tx.body)));
-    Account account = rv.RandomAccount();
-    EXPECT_EQ(EncodeAccount(account), legacy::EncodeAccount(account));
-    ValidatorSet set = rv.RandomValidatorSet();
-    EXPECT_EQ(EncodeValidatorSet(set), legacy::EncodeValidatorSet(set));
-    EXPECT_TRUE(same_status(ValidateValidatorSet(set), legacy::ValidateValidatorSet(set)));
-    Vote vote = rv.RandomVote();
-    EXPECT_EQ(EncodeVote(vote), legacy::EncodeVote(vote));
-    Commit commit = rv.RandomCommit();
-    EXPECT_EQ(EncodeCommit(commit), legacy::EncodeCommit(commit));
-    Proposal proposal = rv.RandomProposal();
-    EXPECT_EQ(EncodeProposal(proposal), legacy::EncodeProposal(proposal));
-    Evidence evidence = rv.RandomEvidence();
-    EXPECT_EQ(EncodeEvidence(evidence), legacy::EncodeEvidence(evidence));
-    BlockHeader header = rv.RandomHeader();
-    EXPECT_EQ(EncodeBlockHeader(header), legacy::EncodeBlockHeader(header));
-    Block block = rv.RandomBlock();
-    EXPECT_EQ(EncodeBlock(block), legacy::EncodeBlock(block));
-    EXPECT_TRUE(same_status(ValidateBlock(block), legacy::ValidateBlock(block)));
-    Receipt receipt = rv.RandomReceipt();
-    EXPECT_EQ(EncodeReceipt(receipt), legacy::EncodeReceipt(receipt));
-    EXPECT_TRUE(same_status(ValidateReceipt(receipt), legacy::ValidateReceipt(receipt)));
-    // Values the decoders refuse still encode alike (the encoders check nothing).
+    Tx tx = EncodesAlike(rv.RandomTx(), EncodeTx, legacy::EncodeTx);
+    EncodesAlike(tx.body, EncodeTxBody, legacy::EncodeTxBody);
+    EncodesAlike(rv.RandomAccount(), EncodeAccount, legacy::EncodeAccount);
+    ValidatorSet set =
+        EncodesAlike(rv.RandomValidatorSet(), EncodeValidatorSet, legacy::EncodeValidatorSet);
+    Vote vote = EncodesAlike(rv.RandomVote(), EncodeVote, legacy::EncodeVote);
+    EncodesAlike(rv.RandomCommit(), EncodeCommit, legacy::EncodeCommit);
+    Proposal proposal = EncodesAlike(rv.RandomProposal(), EncodeProposal, legacy::EncodeProposal);
+    EncodesAlike(rv.RandomEvidence(), EncodeEvidence, legacy::EncodeEvidence);
+    EncodesAlike(rv.RandomHeader(), EncodeBlockHeader, legacy::EncodeBlockHeader);
+    Block block = EncodesAlike(rv.RandomBlock(), EncodeBlock, legacy::EncodeBlock);
+    Receipt receipt = EncodesAlike(rv.RandomReceipt(), EncodeReceipt, legacy::EncodeReceipt);
+    EXPECT_TRUE(SameStatus(ValidateTx(tx), legacy::ValidateTx(tx)));
+    EXPECT_TRUE(SameStatus(ValidateTxBody(tx.body), legacy::ValidateTxBody(tx.body)));
+    EXPECT_TRUE(SameStatus(ValidateValidatorSet(set), legacy::ValidateValidatorSet(set)));
+    EXPECT_TRUE(SameStatus(ValidateBlock(block), legacy::ValidateBlock(block)));
+    EXPECT_TRUE(SameStatus(ValidateReceipt(receipt), legacy::ValidateReceipt(receipt)));
+    // Values the decoders refuse still encode alike (the encoders check nothing),
+    // and are refused alike.
     vote.type = static_cast<VoteType>(seed % 256);
-    EXPECT_EQ(EncodeVote(vote), legacy::EncodeVote(vote));
+    EncodesAlike(vote, EncodeVote, legacy::EncodeVote);
     proposal.pol_round = static_cast<int32_t>(rv.U32());
-    EXPECT_EQ(EncodeProposal(proposal), legacy::EncodeProposal(proposal));
+    EncodesAlike(proposal, EncodeProposal, legacy::EncodeProposal);
     std::reverse(set.validators.begin(), set.validators.end());
-    EXPECT_TRUE(same_status(ValidateValidatorSet(set), legacy::ValidateValidatorSet(set)));
+    EXPECT_TRUE(SameStatus(ValidateValidatorSet(set), legacy::ValidateValidatorSet(set)));
     tx.body.msgs.clear();
-    EXPECT_TRUE(same_status(ValidateTx(tx), legacy::ValidateTx(tx)));
+    EXPECT_TRUE(SameStatus(ValidateTx(tx), legacy::ValidateTx(tx)));
   }
 }
 
