@@ -1,12 +1,17 @@
 // Layouts are specified field by field in docs/encoding.md; keep the two in step.
+// Each type has one field list (Fields below, codec/field_io.h says how they work):
+// the encoder and the decoder are the same list run in two directions, so they
+// cannot disagree on order or width, and every rule of a field (its limit from
+// base/limits.h, its string rule, its enum range, its canonical order) stands next
+// to it, checked when reading only.
 #include "codec/encoding.h"
 
-#include <algorithm>
 #include <string>
 #include <utility>
 
 #include "base/check.h"
 #include "base/limits.h"
+#include "codec/field_io.h"
 
 namespace gpunet::codec {
 
@@ -14,551 +19,483 @@ using base::ErrorCode;
 using base::Status;
 namespace limits = base::limits;
 
-// Reads a Result<T> expression into `dst`, or returns its error.
-#define CODEC_READ(dst, expr)                                \
-  do {                                                       \
-    auto codec_r_ = (expr);                                  \
-    if (!codec_r_) return std::unexpected(codec_r_.error()); \
-    dst = std::move(*codec_r_);                              \
-  } while (0)
-
 // Limit arguments: the value and its name for error messages.
 #define CODEC_LIMIT(name) limits::name, #name
 
+// The head of a type's field list, as Bitcoin Core's SERIALIZE_METHODS(T, obj):
+// `CODEC_FIELDS(Vote, v) { ... }` is a template over the direction IO taking `io`
+// and the value `v` (const when writing). A list may name neither (no fields).
+#define CODEC_FIELDS(T, v) \
+  template <class IO>      \
+  Status Fields([[maybe_unused]] IO& io, [[maybe_unused]] FieldRef<IO, T> v)
+
 namespace {
 
-// A list of items each read under "<name>[i]".
-template <class T, class ReadOne>
-Status ReadList(Reader& r, std::string_view name, size_t max, std::string_view limit_name,
-                std::vector<T>& out, ReadOne read_one) {
-  size_t n = 0;
-  CODEC_READ(n, r.Count(name, max, limit_name));
-  out.clear();
-  // Every item takes at least one byte: a count alone cannot make us allocate
-  // more than the input could fill.
-  out.reserve(std::min(n, r.Remaining()));
-  for (size_t i = 0; i < n; ++i) {
-    auto s = r.Enter(name, i);
-    T item{};
-    GPUNET_TRY(read_one(item));
-    out.push_back(std::move(item));
-  }
-  return base::Ok();
+// Field lists call each other (a tx's list runs its messages' lists), so each is
+// defined before the first list that names its type.
+
+// ---- shared pieces ----
+
+// A set of addresses: strictly ascending (sorted, no duplicates).
+template <class IO>
+Status AddressSet(IO& io, FieldRef<IO, std::vector<Address>> v, std::string_view name, size_t max,
+                  std::string_view limit_name) {
+  GPUNET_TRY(io.List(v, name, max, limit_name, [&](auto& a) { return io.Fixed(a, "address"); }));
+  return io.Ascending(v, name, "addresses must be strictly ascending (sorted, no duplicates)");
 }
 
-// ---- message bodies ----
-
-void WriteBody(Writer& w, const MsgSend& m) {
-  w.Fixed(m.to);
-  w.U64(m.amount_ugpn);
-}
-
-Status ReadBody(Reader& r, MsgSend& m) {
-  CODEC_READ(m.to, r.Fixed<20>("to"));
-  CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
-  return base::Ok();
+// A fabric byte: 1..3, or 0 (any) where `allow_any`.
+template <class IO>
+Status FabricField(IO& io, FieldRef<IO, Fabric> v, std::string_view field, bool allow_any) {
+  return io.Enum(
+      v, field,
+      [&](uint8_t b) { return b <= static_cast<uint8_t>(Fabric::kEthernet) && (allow_any || b); },
+      [&](uint8_t b) {
+        return "fabric " + std::to_string(b) + " is not " + (allow_any ? "0 (any), " : "") +
+               "1 (infiniband), 2 (roce) or 3 (ethernet)";
+      });
 }
 
 // ---- market message bodies (docs/encoding.md "Market messages") ----
 
-void WriteAddresses(Writer& w, const std::vector<Address>& v) {
-  w.Count(v.size());
-  for (const auto& a : v) w.Fixed(a);
+CODEC_FIELDS(PayoutSplit, v) {
+  GPUNET_TRY(io.Fixed(v.payee, "payee"));
+  return io.U32(v.bp, "bp");
 }
 
-// A set of addresses: strictly ascending (sorted, no duplicates).
-Status ReadAddresses(Reader& r, std::string_view name, size_t max, std::string_view limit_name,
-                     std::vector<Address>& out) {
-  GPUNET_TRY(ReadList(r, name, max, limit_name, out, [&](Address& a) -> Status {
-    CODEC_READ(a, r.Fixed<20>("address"));
-    return base::Ok();
+template <class IO>
+Status Payouts(IO& io, FieldRef<IO, std::vector<PayoutSplit>> v) {
+  GPUNET_TRY(
+      io.List(v, "payouts", CODEC_LIMIT(kPayoutSplitsMax), [&](auto& p) { return Fields(io, p); }));
+  return io.Ascending(v, "payouts",
+                      "payees must be strictly ascending by address (sorted, no duplicates)",
+                      &PayoutSplit::payee);
+}
+
+CODEC_FIELDS(TenantPolicy, v) {
+  GPUNET_TRY(AddressSet(io, v.allow, "allow", CODEC_LIMIT(kPolicyTenantsMax)));
+  return AddressSet(io, v.deny, "deny", CODEC_LIMIT(kPolicyTenantsMax));
+}
+
+CODEC_FIELDS(Attribute, v) {
+  GPUNET_TRY(io.String(v.key, "key", StringRule::kIdent, CODEC_LIMIT(kAttributeKeyBytesMax)));
+  return io.String(v.value, "value", StringRule::kText, CODEC_LIMIT(kAttributeValueBytesMax));
+}
+
+template <class IO>
+Status Attributes(IO& io, FieldRef<IO, std::vector<Attribute>> v) {
+  GPUNET_TRY(io.List(v, "attributes", CODEC_LIMIT(kAttributesMax),
+                     [&](auto& a) { return Fields(io, a); }));
+  return io.Ascending(v, "attributes",
+                      "attribute keys must be strictly ascending (sorted, no duplicates)",
+                      &Attribute::key);
+}
+
+CODEC_FIELDS(Requirements, q) {
+  GPUNET_TRY(io.List(q.gpu_models, "gpu_models", CODEC_LIMIT(kOrderGpuModelsMax), [&](auto& m) {
+    return io.String(m, "model", StringRule::kIdent, CODEC_LIMIT(kGpuModelBytesMax));
   }));
-  for (size_t i = 1; i < out.size(); ++i)
-    if (!(out[i - 1] < out[i]))
-      return r.Error(ErrorCode::kNonCanonical, name,
-                     "addresses must be strictly ascending (sorted, no duplicates)");
-  return base::Ok();
+  GPUNET_TRY(io.Ascending(q.gpu_models, "gpu_models",
+                          "models must be strictly ascending (sorted, no duplicates)"));
+  GPUNET_TRY(io.U32(q.gpus_per_machine, "gpus_per_machine"));
+  GPUNET_TRY(io.U32(q.machines, "machines"));
+  GPUNET_TRY(io.U32(q.min_vram_gib, "min_vram_gib"));
+  // Empty (any) or an identifier: read as text, so the empty string passes.
+  GPUNET_TRY(io.String(q.region, "region", StringRule::kText, CODEC_LIMIT(kRegionBytesMax)));
+  GPUNET_TRY(io.Require(
+      [&] {
+        return q.region.empty() ||
+               CheckString(q.region, limits::kRegionBytesMax, StringRule::kIdent, "region")
+                   .has_value();
+      },
+      ErrorCode::kCorrupt, "region", "a region is empty (any) or printable ASCII without spaces"));
+  GPUNET_TRY(FabricField(io, q.fabric, "fabric", true));
+  GPUNET_TRY(io.Bool(q.same_site, "same_site"));
+  GPUNET_TRY(io.U32(q.min_cuda_version, "min_cuda_version"));
+  GPUNET_TRY(AddressSet(io, q.auditors, "auditors", CODEC_LIMIT(kOrderAuditorsMax)));
+  return Attributes(io, q.attributes);
 }
 
-Status ReadFabric(Reader& r, std::string_view field, bool allow_any, Fabric& out) {
-  uint8_t v = 0;
-  CODEC_READ(v, r.U8(field));
-  if (v > static_cast<uint8_t>(Fabric::kEthernet) || (!allow_any && v == 0))
-    return r.Error(ErrorCode::kCorrupt, field,
-                   "fabric " + std::to_string(v) + " is not " + (allow_any ? "0 (any), " : "") +
-                       "1 (infiniband), 2 (roce) or 3 (ethernet)");
-  out = static_cast<Fabric>(v);
-  return base::Ok();
+CODEC_FIELDS(ProviderRequirements, q) {
+  GPUNET_TRY(io.U64(q.min_bond_ugpn, "min_bond_ugpn"));
+  GPUNET_TRY(io.U64(q.min_earned_ugpn, "min_earned_ugpn"));
+  GPUNET_TRY(io.U32(q.max_fault_rate_ppm, "max_fault_rate_ppm"));
+  GPUNET_TRY(io.Require([&] { return q.max_fault_rate_ppm <= limits::kFaultRatePpmAny; },
+                        ErrorCode::kCorrupt, "max_fault_rate_ppm",
+                        "a fault rate is 0..1000000 ppm (1000000 = any)"));
+  return AddressSet(io, q.excluded, "excluded", CODEC_LIMIT(kOrderExclusionsMax));
 }
 
-void WriteBody(Writer& w, const PayoutSplit& p) {
-  w.Fixed(p.payee);
-  w.U32(p.bp);
+CODEC_FIELDS(MsgSend, m) {
+  GPUNET_TRY(io.Fixed(m.to, "to"));
+  return io.U64(m.amount_ugpn, "amount_ugpn");
 }
 
-void WriteBody(Writer& w, const TenantPolicy& p) {
-  WriteAddresses(w, p.allow);
-  WriteAddresses(w, p.deny);
-}
-
-Status ReadPayouts(Reader& r, std::vector<PayoutSplit>& out) {
+// The fields register and update share, in their encoded order.
+template <class IO, class M>
+Status ProviderFields(IO& io, M& m) {
+  GPUNET_TRY(io.Fixed(m.operator_address, "operator_address"));
   GPUNET_TRY(
-      ReadList(r, "payouts", CODEC_LIMIT(kPayoutSplitsMax), out, [&](PayoutSplit& p) -> Status {
-        CODEC_READ(p.payee, r.Fixed<20>("payee"));
-        CODEC_READ(p.bp, r.U32("bp"));
-        return base::Ok();
-      }));
-  for (size_t i = 1; i < out.size(); ++i)
-    if (!(out[i - 1].payee < out[i].payee))
-      return r.Error(ErrorCode::kNonCanonical, "payouts",
-                     "payees must be strictly ascending by address (sorted, no duplicates)");
-  return base::Ok();
+      io.String(m.tenant_api_uri, "tenant_api_uri", StringRule::kIdent, CODEC_LIMIT(kUriBytesMax)));
+  GPUNET_TRY(io.Fixed(m.tls_fingerprint, "tls_fingerprint"));
+  return io.String(m.region, "region", StringRule::kIdent, CODEC_LIMIT(kRegionBytesMax));
 }
 
-Status ReadPolicy(Reader& r, TenantPolicy& out) {
-  auto s = r.Enter("policy");
-  GPUNET_TRY(ReadAddresses(r, "allow", CODEC_LIMIT(kPolicyTenantsMax), out.allow));
-  return ReadAddresses(r, "deny", CODEC_LIMIT(kPolicyTenantsMax), out.deny);
+CODEC_FIELDS(MsgProviderRegister, m) {
+  GPUNET_TRY(ProviderFields(io, m));
+  GPUNET_TRY(io.U64(m.bond_ugpn, "bond_ugpn"));
+  GPUNET_TRY(Payouts(io, m.payouts));
+  return io.Nested("policy", [&] { return Fields(io, m.policy); });
 }
 
-void WriteAttributes(Writer& w, const std::vector<Attribute>& v) {
-  w.Count(v.size());
-  for (const auto& a : v) {
-    w.String(a.key);
-    w.String(a.value);
+CODEC_FIELDS(MsgProviderUpdate, m) {
+  GPUNET_TRY(ProviderFields(io, m));
+  GPUNET_TRY(Payouts(io, m.payouts));
+  return io.Nested("policy", [&] { return Fields(io, m.policy); });
+}
+
+// Messages without fields, and messages whose body is one u64.
+#define CODEC_NO_FIELDS(Type) \
+  CODEC_FIELDS(Type, m) {     \
+    return base::Ok();        \
   }
+#define CODEC_ONE_U64(Type, field)  \
+  CODEC_FIELDS(Type, m) {           \
+    return io.U64(m.field, #field); \
+  }
+CODEC_NO_FIELDS(MsgProviderDeregister)
+CODEC_NO_FIELDS(MsgProviderClaimUnbonded)
+CODEC_ONE_U64(MsgProviderBond, amount_ugpn)
+CODEC_ONE_U64(MsgProviderUnbond, amount_ugpn)
+CODEC_ONE_U64(MsgOrderClose, order_id)
+CODEC_ONE_U64(MsgBidAccept, bid_id)
+CODEC_ONE_U64(MsgLeaseStarted, lease_id)
+CODEC_ONE_U64(MsgLeaseWithdraw, lease_id)
+#undef CODEC_ONE_U64
+#undef CODEC_NO_FIELDS
+
+CODEC_FIELDS(MsgSiteUpsert, m) {
+  GPUNET_TRY(io.Fixed(m.provider, "provider"));
+  GPUNET_TRY(io.U32(m.site_id, "site_id"));
+  GPUNET_TRY(FabricField(io, m.fabric, "fabric", false));
+  return io.U32(m.bandwidth_gbps, "bandwidth_gbps");
 }
 
-Status ReadAttributes(Reader& r, std::vector<Attribute>& out) {
+CODEC_FIELDS(MsgMachineUpsert, m) {
+  GPUNET_TRY(io.Fixed(m.provider, "provider"));
+  GPUNET_TRY(io.U32(m.machine_id, "machine_id"));
+  GPUNET_TRY(io.U32(m.site_id, "site_id"));
   GPUNET_TRY(
-      ReadList(r, "attributes", CODEC_LIMIT(kAttributesMax), out, [&](Attribute& a) -> Status {
-        CODEC_READ(a.key, r.String("key", limits::kAttributeKeyBytesMax, StringRule::kIdent,
-                                   "kAttributeKeyBytesMax"));
-        CODEC_READ(a.value, r.String("value", limits::kAttributeValueBytesMax, StringRule::kText,
-                                     "kAttributeValueBytesMax"));
-        return base::Ok();
-      }));
-  for (size_t i = 1; i < out.size(); ++i)
-    if (!(out[i - 1].key < out[i].key))
-      return r.Error(ErrorCode::kNonCanonical, "attributes",
-                     "attribute keys must be strictly ascending (sorted, no duplicates)");
-  return base::Ok();
+      io.String(m.gpu_model, "gpu_model", StringRule::kIdent, CODEC_LIMIT(kGpuModelBytesMax)));
+  GPUNET_TRY(io.U32(m.gpu_count, "gpu_count"));
+  GPUNET_TRY(io.U32(m.vram_gib, "vram_gib"));
+  GPUNET_TRY(io.Enum(
+      m.link, "link",
+      [](uint8_t b) {
+        return b == static_cast<uint8_t>(GpuLink::kNvlink) ||
+               b == static_cast<uint8_t>(GpuLink::kPcie);
+      },
+      [](uint8_t b) { return "link " + std::to_string(b) + " is not 1 (nvlink) or 2 (pcie)"; }));
+  GPUNET_TRY(io.String(m.driver_version, "driver_version", StringRule::kIdent,
+                       CODEC_LIMIT(kVersionBytesMax)));
+  GPUNET_TRY(io.U32(m.cuda_version, "cuda_version"));
+  GPUNET_TRY(io.U32(m.compute_capability, "compute_capability"));
+  GPUNET_TRY(io.U32(m.cpu_cores, "cpu_cores"));
+  GPUNET_TRY(io.U32(m.memory_gib, "memory_gib"));
+  return io.U32(m.disk_gib, "disk_gib");
 }
 
-void WriteBody(Writer& w, const Requirements& q) {
-  w.Count(q.gpu_models.size());
-  for (const auto& m : q.gpu_models) w.String(m);
-  w.U32(q.gpus_per_machine);
-  w.U32(q.machines);
-  w.U32(q.min_vram_gib);
-  w.String(q.region);
-  w.U8(static_cast<uint8_t>(q.fabric));
-  w.Bool(q.same_site);
-  w.U32(q.min_cuda_version);
-  WriteAddresses(w, q.auditors);
-  WriteAttributes(w, q.attributes);
+CODEC_FIELDS(MsgMachineRemove, m) {
+  GPUNET_TRY(io.Fixed(m.provider, "provider"));
+  return io.U32(m.machine_id, "machine_id");
 }
 
-Status ReadBody(Reader& r, Requirements& q) {
-  auto s = r.Enter("requirements");
-  GPUNET_TRY(ReadList(r, "gpu_models", CODEC_LIMIT(kOrderGpuModelsMax), q.gpu_models,
-                      [&](std::string& m) -> Status {
-                        CODEC_READ(m, r.String("model", limits::kGpuModelBytesMax,
-                                               StringRule::kIdent, "kGpuModelBytesMax"));
-                        return base::Ok();
-                      }));
-  for (size_t i = 1; i < q.gpu_models.size(); ++i)
-    if (!(q.gpu_models[i - 1] < q.gpu_models[i]))
-      return r.Error(ErrorCode::kNonCanonical, "gpu_models",
-                     "models must be strictly ascending (sorted, no duplicates)");
-  CODEC_READ(q.gpus_per_machine, r.U32("gpus_per_machine"));
-  CODEC_READ(q.machines, r.U32("machines"));
-  CODEC_READ(q.min_vram_gib, r.U32("min_vram_gib"));
-  CODEC_READ(q.region,
-             r.String("region", limits::kRegionBytesMax, StringRule::kText, "kRegionBytesMax"));
-  if (!q.region.empty())
-    if (auto ident = CheckString(q.region, limits::kRegionBytesMax, StringRule::kIdent, "region");
-        !ident)
-      return r.Error(ErrorCode::kCorrupt, "region",
-                     "a region is empty (any) or printable ASCII without spaces");
-  GPUNET_TRY(ReadFabric(r, "fabric", true, q.fabric));
-  CODEC_READ(q.same_site, r.Bool("same_site"));
-  CODEC_READ(q.min_cuda_version, r.U32("min_cuda_version"));
-  GPUNET_TRY(ReadAddresses(r, "auditors", CODEC_LIMIT(kOrderAuditorsMax), q.auditors));
-  return ReadAttributes(r, q.attributes);
+CODEC_FIELDS(MsgOfferCreate, m) {
+  GPUNET_TRY(io.Fixed(m.provider, "provider"));
+  GPUNET_TRY(
+      io.String(m.gpu_model, "gpu_model", StringRule::kIdent, CODEC_LIMIT(kGpuModelBytesMax)));
+  GPUNET_TRY(io.U32(m.site_id, "site_id"));
+  GPUNET_TRY(io.U64(m.price_ugpn_per_gpu_hour, "price_ugpn_per_gpu_hour"));
+  return AddressSet(io, m.tenants, "tenants", CODEC_LIMIT(kOfferTenantsMax));
 }
 
-// Fields shared by register and update, in their encoded order.
-template <class M>
-void WriteProviderFields(Writer& w, const M& m) {
-  w.Fixed(m.operator_address);
-  w.String(m.tenant_api_uri);
-  w.Fixed(m.tls_fingerprint);
-  w.String(m.region);
+CODEC_FIELDS(MsgOfferClose, m) {
+  GPUNET_TRY(io.Fixed(m.provider, "provider"));
+  return io.U64(m.offer_id, "offer_id");
 }
 
-template <class M>
-Status ReadProviderFields(Reader& r, M& m) {
-  CODEC_READ(m.operator_address, r.Fixed<20>("operator_address"));
-  CODEC_READ(m.tenant_api_uri,
-             r.String("tenant_api_uri", limits::kUriBytesMax, StringRule::kIdent, "kUriBytesMax"));
-  CODEC_READ(m.tls_fingerprint, r.Fixed<32>("tls_fingerprint"));
-  CODEC_READ(m.region,
-             r.String("region", limits::kRegionBytesMax, StringRule::kIdent, "kRegionBytesMax"));
-  return base::Ok();
+CODEC_FIELDS(MsgLeaseCreate, m) {
+  GPUNET_TRY(io.U64(m.offer_id, "offer_id"));
+  GPUNET_TRY(io.U32(m.machines, "machines"));
+  GPUNET_TRY(io.U32(m.gpus_per_machine, "gpus_per_machine"));
+  GPUNET_TRY(io.U64(m.deposit_ugpn, "deposit_ugpn"));
+  return io.Fixed(m.manifest_hash, "manifest_hash");
 }
 
-void WriteBody(Writer& w, const MsgProviderRegister& m) {
-  WriteProviderFields(w, m);
-  w.U64(m.bond_ugpn);
-  w.Count(m.payouts.size());
-  for (const auto& p : m.payouts) WriteBody(w, p);
-  WriteBody(w, m.policy);
+CODEC_FIELDS(MsgOrderCreate, m) {
+  GPUNET_TRY(io.Nested("requirements", [&] { return Fields(io, m.requirements); }));
+  GPUNET_TRY(io.U64(m.max_price_ugpn_per_gpu_hour, "max_price_ugpn_per_gpu_hour"));
+  GPUNET_TRY(io.U64(m.deposit_ugpn, "deposit_ugpn"));
+  GPUNET_TRY(io.Fixed(m.manifest_hash, "manifest_hash"));
+  GPUNET_TRY(io.U64(m.bid_window_ms, "bid_window_ms"));
+  return io.Nested("providers", [&] { return Fields(io, m.providers); });
 }
 
-Status ReadBody(Reader& r, MsgProviderRegister& m) {
-  GPUNET_TRY(ReadProviderFields(r, m));
-  CODEC_READ(m.bond_ugpn, r.U64("bond_ugpn"));
-  GPUNET_TRY(ReadPayouts(r, m.payouts));
-  return ReadPolicy(r, m.policy);
+CODEC_FIELDS(MsgBidCreate, m) {
+  GPUNET_TRY(io.Fixed(m.provider, "provider"));
+  GPUNET_TRY(io.U64(m.order_id, "order_id"));
+  GPUNET_TRY(io.U64(m.price_ugpn_per_gpu_hour, "price_ugpn_per_gpu_hour"));
+  GPUNET_TRY(io.List(m.machine_ids, "machine_ids", CODEC_LIMIT(kMachinesPerLeaseMax),
+                     [&](auto& id) { return io.U32(id, "machine_id"); }));
+  return io.Ascending(m.machine_ids, "machine_ids",
+                      "machine ids must be strictly ascending (sorted, no duplicates)");
 }
 
-void WriteBody(Writer& w, const MsgProviderUpdate& m) {
-  WriteProviderFields(w, m);
-  w.Count(m.payouts.size());
-  for (const auto& p : m.payouts) WriteBody(w, p);
-  WriteBody(w, m.policy);
+CODEC_FIELDS(MsgLeaseDeposit, m) {
+  GPUNET_TRY(io.U64(m.lease_id, "lease_id"));
+  return io.U64(m.amount_ugpn, "amount_ugpn");
 }
 
-Status ReadBody(Reader& r, MsgProviderUpdate& m) {
-  GPUNET_TRY(ReadProviderFields(r, m));
-  GPUNET_TRY(ReadPayouts(r, m.payouts));
-  return ReadPolicy(r, m.policy);
+CODEC_FIELDS(MsgLeaseClose, m) {
+  GPUNET_TRY(io.U64(m.lease_id, "lease_id"));
+  return io.Enum(
+      m.reason, "reason",
+      [](uint8_t b) { return b <= static_cast<uint8_t>(CloseReason::kNoManifest); },
+      [](uint8_t b) {
+        return "close reason " + std::to_string(b) + " is not 0 (normal) or 1 (no_manifest)";
+      });
 }
 
-void WriteBody(Writer&, const MsgProviderDeregister&) {}
-Status ReadBody(Reader&, MsgProviderDeregister&) {
-  return base::Ok();
-}
-void WriteBody(Writer&, const MsgProviderClaimUnbonded&) {}
-Status ReadBody(Reader&, MsgProviderClaimUnbonded&) {
-  return base::Ok();
+CODEC_FIELDS(MsgHeartbeat, m) {
+  return io.Fixed(m.provider, "provider");
 }
 
-void WriteBody(Writer& w, const MsgProviderBond& m) {
-  w.U64(m.amount_ugpn);
-}
-Status ReadBody(Reader& r, MsgProviderBond& m) {
-  CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
-  return base::Ok();
-}
-void WriteBody(Writer& w, const MsgProviderUnbond& m) {
-  w.U64(m.amount_ugpn);
-}
-Status ReadBody(Reader& r, MsgProviderUnbond& m) {
-  CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
-  return base::Ok();
+CODEC_FIELDS(MsgAttest, m) {
+  GPUNET_TRY(io.Fixed(m.provider, "provider"));
+  GPUNET_TRY(io.U32(m.machine_id, "machine_id"));
+  GPUNET_TRY(Attributes(io, m.attributes));
+  return io.U64(m.expires_at_ms, "expires_at_ms");
 }
 
-void WriteBody(Writer& w, const MsgSiteUpsert& m) {
-  w.Fixed(m.provider);
-  w.U32(m.site_id);
-  w.U8(static_cast<uint8_t>(m.fabric));
-  w.U32(m.bandwidth_gbps);
-}
-Status ReadBody(Reader& r, MsgSiteUpsert& m) {
-  CODEC_READ(m.provider, r.Fixed<20>("provider"));
-  CODEC_READ(m.site_id, r.U32("site_id"));
-  GPUNET_TRY(ReadFabric(r, "fabric", false, m.fabric));
-  CODEC_READ(m.bandwidth_gbps, r.U32("bandwidth_gbps"));
-  return base::Ok();
+// ---- transactions ----
+
+// Tagged unions: tag N is alternative N-1 (append-only tables, field_io.h).
+CODEC_FIELDS(Msg, v) {
+  return io.Tagged(v, [&](auto& m) { return Fields(io, m); });
 }
 
-void WriteBody(Writer& w, const MsgMachineUpsert& m) {
-  w.Fixed(m.provider);
-  w.U32(m.machine_id);
-  w.U32(m.site_id);
-  w.String(m.gpu_model);
-  w.U32(m.gpu_count);
-  w.U32(m.vram_gib);
-  w.U8(static_cast<uint8_t>(m.link));
-  w.String(m.driver_version);
-  w.U32(m.cuda_version);
-  w.U32(m.compute_capability);
-  w.U32(m.cpu_cores);
-  w.U32(m.memory_gib);
-  w.U32(m.disk_gib);
-}
-Status ReadBody(Reader& r, MsgMachineUpsert& m) {
-  CODEC_READ(m.provider, r.Fixed<20>("provider"));
-  CODEC_READ(m.machine_id, r.U32("machine_id"));
-  CODEC_READ(m.site_id, r.U32("site_id"));
-  CODEC_READ(m.gpu_model, r.String("gpu_model", limits::kGpuModelBytesMax, StringRule::kIdent,
-                                   "kGpuModelBytesMax"));
-  CODEC_READ(m.gpu_count, r.U32("gpu_count"));
-  CODEC_READ(m.vram_gib, r.U32("vram_gib"));
-  uint8_t link = 0;
-  CODEC_READ(link, r.U8("link"));
-  if (link != static_cast<uint8_t>(GpuLink::kNvlink) &&
-      link != static_cast<uint8_t>(GpuLink::kPcie))
-    return r.Error(ErrorCode::kCorrupt, "link",
-                   "link " + std::to_string(link) + " is not 1 (nvlink) or 2 (pcie)");
-  m.link = static_cast<GpuLink>(link);
-  CODEC_READ(m.driver_version, r.String("driver_version", limits::kVersionBytesMax,
-                                        StringRule::kIdent, "kVersionBytesMax"));
-  CODEC_READ(m.cuda_version, r.U32("cuda_version"));
-  CODEC_READ(m.compute_capability, r.U32("compute_capability"));
-  CODEC_READ(m.cpu_cores, r.U32("cpu_cores"));
-  CODEC_READ(m.memory_gib, r.U32("memory_gib"));
-  CODEC_READ(m.disk_gib, r.U32("disk_gib"));
-  return base::Ok();
+CODEC_FIELDS(TxBody, v) {
+  GPUNET_TRY(io.String(v.chain_id, "chain_id", StringRule::kIdent, CODEC_LIMIT(kChainIdBytesMax)));
+  GPUNET_TRY(io.Fixed(v.sender, "sender"));
+  GPUNET_TRY(io.U64(v.nonce, "nonce"));
+  GPUNET_TRY(io.U64(v.fee_ugpn, "fee_ugpn"));
+  GPUNET_TRY(io.U64(v.timeout_height, "timeout_height"));
+  GPUNET_TRY(
+      io.List(v.msgs, "msgs", CODEC_LIMIT(kMsgsPerTxMax), [&](auto& m) { return Fields(io, m); }));
+  GPUNET_TRY(io.Require([&] { return !v.msgs.empty(); }, ErrorCode::kCorrupt, "msgs",
+                        "a transaction needs at least one message"));
+  return io.String(v.memo, "memo", StringRule::kText, CODEC_LIMIT(kMemoBytesMax));
 }
 
-void WriteBody(Writer& w, const MsgMachineRemove& m) {
-  w.Fixed(m.provider);
-  w.U32(m.machine_id);
-}
-Status ReadBody(Reader& r, MsgMachineRemove& m) {
-  CODEC_READ(m.provider, r.Fixed<20>("provider"));
-  CODEC_READ(m.machine_id, r.U32("machine_id"));
-  return base::Ok();
+CODEC_FIELDS(Tx, v) {
+  GPUNET_TRY(io.Nested("body", [&] { return Fields(io, v.body); }));
+  return io.Fixed(v.signature, "signature");
 }
 
-void WriteBody(Writer& w, const MsgOfferCreate& m) {
-  w.Fixed(m.provider);
-  w.String(m.gpu_model);
-  w.U32(m.site_id);
-  w.U64(m.price_ugpn_per_gpu_hour);
-  WriteAddresses(w, m.tenants);
-}
-Status ReadBody(Reader& r, MsgOfferCreate& m) {
-  CODEC_READ(m.provider, r.Fixed<20>("provider"));
-  CODEC_READ(m.gpu_model, r.String("gpu_model", limits::kGpuModelBytesMax, StringRule::kIdent,
-                                   "kGpuModelBytesMax"));
-  CODEC_READ(m.site_id, r.U32("site_id"));
-  CODEC_READ(m.price_ugpn_per_gpu_hour, r.U64("price_ugpn_per_gpu_hour"));
-  return ReadAddresses(r, "tenants", CODEC_LIMIT(kOfferTenantsMax), m.tenants);
+CODEC_FIELDS(Account, v) {
+  GPUNET_TRY(io.U64(v.balance_ugpn, "balance_ugpn"));
+  return io.U64(v.nonce, "nonce");
 }
 
-void WriteBody(Writer& w, const MsgOfferClose& m) {
-  w.Fixed(m.provider);
-  w.U64(m.offer_id);
-}
-Status ReadBody(Reader& r, MsgOfferClose& m) {
-  CODEC_READ(m.provider, r.Fixed<20>("provider"));
-  CODEC_READ(m.offer_id, r.U64("offer_id"));
-  return base::Ok();
+// ---- consensus ----
+
+CODEC_FIELDS(Validator, v) {
+  GPUNET_TRY(io.Fixed(v.public_key, "public_key"));
+  GPUNET_TRY(io.U64(v.power, "power"));
+  return io.Require([&] { return v.power != 0; }, ErrorCode::kCorrupt, "power",
+                    "a validator in a set has power > 0");
 }
 
-void WriteBody(Writer& w, const MsgLeaseCreate& m) {
-  w.U64(m.offer_id);
-  w.U32(m.machines);
-  w.U32(m.gpus_per_machine);
-  w.U64(m.deposit_ugpn);
-  w.Fixed(m.manifest_hash);
-}
-Status ReadBody(Reader& r, MsgLeaseCreate& m) {
-  CODEC_READ(m.offer_id, r.U64("offer_id"));
-  CODEC_READ(m.machines, r.U32("machines"));
-  CODEC_READ(m.gpus_per_machine, r.U32("gpus_per_machine"));
-  CODEC_READ(m.deposit_ugpn, r.U64("deposit_ugpn"));
-  CODEC_READ(m.manifest_hash, r.Fixed<32>("manifest_hash"));
-  return base::Ok();
-}
-
-void WriteBody(Writer& w, const ProviderRequirements& q) {
-  w.U64(q.min_bond_ugpn);
-  w.U64(q.min_earned_ugpn);
-  w.U32(q.max_fault_rate_ppm);
-  WriteAddresses(w, q.excluded);
-}
-Status ReadBody(Reader& r, ProviderRequirements& q) {
-  auto s = r.Enter("providers");
-  CODEC_READ(q.min_bond_ugpn, r.U64("min_bond_ugpn"));
-  CODEC_READ(q.min_earned_ugpn, r.U64("min_earned_ugpn"));
-  CODEC_READ(q.max_fault_rate_ppm, r.U32("max_fault_rate_ppm"));
-  if (q.max_fault_rate_ppm > limits::kFaultRatePpmAny)
-    return r.Error(ErrorCode::kCorrupt, "max_fault_rate_ppm",
-                   "a fault rate is 0..1000000 ppm (1000000 = any)");
-  return ReadAddresses(r, "excluded", CODEC_LIMIT(kOrderExclusionsMax), q.excluded);
-}
-
-void WriteBody(Writer& w, const MsgOrderCreate& m) {
-  WriteBody(w, m.requirements);
-  w.U64(m.max_price_ugpn_per_gpu_hour);
-  w.U64(m.deposit_ugpn);
-  w.Fixed(m.manifest_hash);
-  w.U64(m.bid_window_ms);
-  WriteBody(w, m.providers);
-}
-Status ReadBody(Reader& r, MsgOrderCreate& m) {
-  GPUNET_TRY(ReadBody(r, m.requirements));
-  CODEC_READ(m.max_price_ugpn_per_gpu_hour, r.U64("max_price_ugpn_per_gpu_hour"));
-  CODEC_READ(m.deposit_ugpn, r.U64("deposit_ugpn"));
-  CODEC_READ(m.manifest_hash, r.Fixed<32>("manifest_hash"));
-  CODEC_READ(m.bid_window_ms, r.U64("bid_window_ms"));
-  return ReadBody(r, m.providers);
-}
-
-void WriteBody(Writer& w, const MsgOrderClose& m) {
-  w.U64(m.order_id);
-}
-Status ReadBody(Reader& r, MsgOrderClose& m) {
-  CODEC_READ(m.order_id, r.U64("order_id"));
-  return base::Ok();
-}
-
-void WriteBody(Writer& w, const MsgBidCreate& m) {
-  w.Fixed(m.provider);
-  w.U64(m.order_id);
-  w.U64(m.price_ugpn_per_gpu_hour);
-  w.Count(m.machine_ids.size());
-  for (uint32_t id : m.machine_ids) w.U32(id);
-}
-Status ReadBody(Reader& r, MsgBidCreate& m) {
-  CODEC_READ(m.provider, r.Fixed<20>("provider"));
-  CODEC_READ(m.order_id, r.U64("order_id"));
-  CODEC_READ(m.price_ugpn_per_gpu_hour, r.U64("price_ugpn_per_gpu_hour"));
-  GPUNET_TRY(ReadList(r, "machine_ids", CODEC_LIMIT(kMachinesPerLeaseMax), m.machine_ids,
-                      [&](uint32_t& id) -> Status {
-                        CODEC_READ(id, r.U32("machine_id"));
-                        return base::Ok();
-                      }));
-  for (size_t i = 1; i < m.machine_ids.size(); ++i)
-    if (!(m.machine_ids[i - 1] < m.machine_ids[i]))
-      return r.Error(ErrorCode::kNonCanonical, "machine_ids",
-                     "machine ids must be strictly ascending (sorted, no duplicates)");
-  return base::Ok();
-}
-
-// Messages whose body is one u64 id.
-#define CODEC_ID_BODY(Type, field)           \
-  void WriteBody(Writer& w, const Type& m) { \
-    w.U64(m.field);                          \
-  }                                          \
-  Status ReadBody(Reader& r, Type& m) {      \
-    CODEC_READ(m.field, r.U64(#field));      \
-    return base::Ok();                       \
+// Strictly ascending public keys, and a total power within the limit, checked
+// validator by validator (the first broken rule in set order is the one reported).
+Status CheckValidatorSet(Reader& r, const ValidatorSet& set) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < set.validators.size(); ++i) {
+    const auto& v = set.validators[i];
+    if (i > 0 && !(set.validators[i - 1].public_key < v.public_key)) {
+      auto s = r.Enter("validators", i);
+      return r.Error(ErrorCode::kNonCanonical, "public_key",
+                     "validators must be in strictly ascending public key order (no duplicates)");
+    }
+    // Each power is <= UINT64_MAX and the running total stays <= the limit, so the
+    // sum cannot wrap before the comparison.
+    if (v.power > limits::kTotalVotingPowerMax - total)
+      return r.Error(ErrorCode::kLimitExceeded, "validators",
+                     "total voting power over the limit of " +
+                         std::to_string(limits::kTotalVotingPowerMax) +
+                         " (limits::kTotalVotingPowerMax)");
+    total += v.power;
   }
-CODEC_ID_BODY(MsgBidAccept, bid_id)
-CODEC_ID_BODY(MsgLeaseStarted, lease_id)
-CODEC_ID_BODY(MsgLeaseWithdraw, lease_id)
-#undef CODEC_ID_BODY
-
-void WriteBody(Writer& w, const MsgLeaseDeposit& m) {
-  w.U64(m.lease_id);
-  w.U64(m.amount_ugpn);
-}
-Status ReadBody(Reader& r, MsgLeaseDeposit& m) {
-  CODEC_READ(m.lease_id, r.U64("lease_id"));
-  CODEC_READ(m.amount_ugpn, r.U64("amount_ugpn"));
   return base::Ok();
 }
 
-void WriteBody(Writer& w, const MsgLeaseClose& m) {
-  w.U64(m.lease_id);
-  w.U8(static_cast<uint8_t>(m.reason));
-}
-Status ReadBody(Reader& r, MsgLeaseClose& m) {
-  CODEC_READ(m.lease_id, r.U64("lease_id"));
-  uint8_t reason = 0;
-  CODEC_READ(reason, r.U8("reason"));
-  if (reason > static_cast<uint8_t>(CloseReason::kNoManifest))
-    return r.Error(
-        ErrorCode::kCorrupt, "reason",
-        "close reason " + std::to_string(reason) + " is not 0 (normal) or 1 (no_manifest)");
-  m.reason = static_cast<CloseReason>(reason);
-  return base::Ok();
+CODEC_FIELDS(ValidatorSet, v) {
+  GPUNET_TRY(io.List(v.validators, "validators", CODEC_LIMIT(kValidatorsMax),
+                     [&](auto& val) { return Fields(io, val); }));
+  return io.Verify([&](Reader& r) { return CheckValidatorSet(r, v); });
 }
 
-void WriteBody(Writer& w, const MsgHeartbeat& m) {
-  w.Fixed(m.provider);
-}
-Status ReadBody(Reader& r, MsgHeartbeat& m) {
-  CODEC_READ(m.provider, r.Fixed<20>("provider"));
-  return base::Ok();
+CODEC_FIELDS(Vote, v) {
+  GPUNET_TRY(io.Enum(
+      v.type, "type",
+      [](uint8_t b) {
+        return b == static_cast<uint8_t>(VoteType::kPrevote) ||
+               b == static_cast<uint8_t>(VoteType::kPrecommit);
+      },
+      [](uint8_t b) {
+        return "vote type " + std::to_string(b) + " is neither prevote (1) nor precommit (2)";
+      }));
+  GPUNET_TRY(io.U64(v.height, "height"));
+  GPUNET_TRY(io.U32(v.round, "round"));
+  GPUNET_TRY(io.Fixed(v.block_hash, "block_hash"));
+  GPUNET_TRY(io.U64(v.time_ms, "time_ms"));
+  GPUNET_TRY(io.Fixed(v.validator, "validator"));
+  return io.Fixed(v.signature, "signature");
 }
 
-void WriteBody(Writer& w, const MsgAttest& m) {
-  w.Fixed(m.provider);
-  w.U32(m.machine_id);
-  WriteAttributes(w, m.attributes);
-  w.U64(m.expires_at_ms);
+CODEC_FIELDS(CommitSig, v) {
+  GPUNET_TRY(io.Fixed(v.validator, "validator"));
+  GPUNET_TRY(io.U64(v.time_ms, "time_ms"));
+  return io.Fixed(v.signature, "signature");
 }
-Status ReadBody(Reader& r, MsgAttest& m) {
-  CODEC_READ(m.provider, r.Fixed<20>("provider"));
-  CODEC_READ(m.machine_id, r.U32("machine_id"));
-  GPUNET_TRY(ReadAttributes(r, m.attributes));
-  CODEC_READ(m.expires_at_ms, r.U64("expires_at_ms"));
-  return base::Ok();
+
+CODEC_FIELDS(Commit, v) {
+  GPUNET_TRY(io.U64(v.height, "height"));
+  GPUNET_TRY(io.U32(v.round, "round"));
+  GPUNET_TRY(io.Fixed(v.block_hash, "block_hash"));
+  GPUNET_TRY(io.List(v.sigs, "sigs", CODEC_LIMIT(kValidatorsMax),
+                     [&](auto& sig) { return Fields(io, sig); }));
+  return io.AscendingAt(v.sigs, "sigs", "validator",
+                        "commit signatures must be in strictly ascending validator address order "
+                        "(no duplicates)",
+                        &CommitSig::validator);
+}
+
+CODEC_FIELDS(Proposal, v) {
+  GPUNET_TRY(io.U64(v.height, "height"));
+  GPUNET_TRY(io.U32(v.round, "round"));
+  GPUNET_TRY(io.I32(v.pol_round, "pol_round"));
+  GPUNET_TRY(io.Require(
+      [&] {
+        return v.pol_round >= -1 &&
+               (v.pol_round < 0 || static_cast<uint32_t>(v.pol_round) < v.round);
+      },
+      ErrorCode::kCorrupt, "pol_round",
+      [&] {
+        return "pol_round " + std::to_string(v.pol_round) +
+               " must be -1 (none) or in [0, round) with round " + std::to_string(v.round);
+      }));
+  GPUNET_TRY(io.Fixed(v.block_hash, "block_hash"));
+  GPUNET_TRY(io.U64(v.time_ms, "time_ms"));
+  return io.Fixed(v.signature, "signature");
 }
 
 // ---- evidence bodies ----
 
-void WriteBody(Writer& w, const DuplicateVoteEvidence& e) {
-  Write(w, e.vote_a);
-  Write(w, e.vote_b);
+CODEC_FIELDS(DuplicateVoteEvidence, e) {
+  GPUNET_TRY(io.Nested("vote_a", [&] { return Fields(io, e.vote_a); }));
+  GPUNET_TRY(io.Nested("vote_b", [&] { return Fields(io, e.vote_b); }));
+  GPUNET_TRY(io.Require([&] { return e.vote_a.block_hash != e.vote_b.block_hash; },
+                        ErrorCode::kCorrupt, "vote_b.block_hash",
+                        "both votes name the same block: not a conflict"));
+  return io.Require([&] { return !(e.vote_b.block_hash < e.vote_a.block_hash); },
+                    ErrorCode::kNonCanonical, "vote_b.block_hash",
+                    "votes out of order: vote_a must have the smaller block hash");
 }
 
-Status ReadBody(Reader& r, DuplicateVoteEvidence& e) {
-  {
-    auto s = r.Enter("vote_a");
-    GPUNET_TRY(Read(r, e.vote_a));
-  }
-  {
-    auto s = r.Enter("vote_b");
-    GPUNET_TRY(Read(r, e.vote_b));
-  }
-  if (e.vote_a.block_hash == e.vote_b.block_hash)
-    return r.Error(ErrorCode::kCorrupt, "vote_b.block_hash",
-                   "both votes name the same block: not a conflict");
-  if (e.vote_b.block_hash < e.vote_a.block_hash)
-    return r.Error(ErrorCode::kNonCanonical, "vote_b.block_hash",
-                   "votes out of order: vote_a must have the smaller block hash");
-  return base::Ok();
+CODEC_FIELDS(Evidence, v) {
+  return io.Tagged(v, [&](auto& e) { return Fields(io, e); });
 }
 
-// ---- tagged unions: tag N is alternative N-1 (append-only tables) ----
+// ---- blocks ----
 
-template <class Variant, size_t I = 0>
-Status ReadAlternative(Reader& r, uint16_t tag, Variant& out) {
-  if constexpr (I == std::variant_size_v<Variant>) {
-    return r.Error(ErrorCode::kCorrupt, "tag",
-                   "unknown tag " + std::to_string(tag) + "; this build knows tags 1.." +
-                       std::to_string(I) + " (a newer protocol version?)");
-  } else {
-    using T = std::variant_alternative_t<I, Variant>;
-    static_assert(static_cast<uint16_t>(T::kTag) == I + 1,
-                  "variant alternatives must be listed in tag order, tags from 1");
-    if (tag != I + 1) return ReadAlternative<Variant, I + 1>(r, tag, out);
-    T v;
-    GPUNET_TRY(ReadBody(r, v));
-    out = std::move(v);
-    return base::Ok();
-  }
+CODEC_FIELDS(BlockHeader, v) {
+  GPUNET_TRY(io.String(v.chain_id, "chain_id", StringRule::kIdent, CODEC_LIMIT(kChainIdBytesMax)));
+  GPUNET_TRY(io.U64(v.app_version, "app_version"));
+  GPUNET_TRY(io.U64(v.height, "height"));
+  GPUNET_TRY(io.U64(v.time_ms, "time_ms"));
+  GPUNET_TRY(io.Fixed(v.last_block_hash, "last_block_hash"));
+  GPUNET_TRY(io.Fixed(v.tx_root, "tx_root"));
+  GPUNET_TRY(io.Fixed(v.receipts_root, "receipts_root"));
+  GPUNET_TRY(io.Fixed(v.state_root, "state_root"));
+  GPUNET_TRY(io.Fixed(v.proposer, "proposer"));
+  GPUNET_TRY(io.Fixed(v.validator_set_hash, "validator_set_hash"));
+  GPUNET_TRY(io.Fixed(v.next_validator_set_hash, "next_validator_set_hash"));
+  GPUNET_TRY(io.Fixed(v.last_commit_hash, "last_commit_hash"));
+  return io.Fixed(v.evidence_hash, "evidence_hash");
 }
 
-template <class Variant>
-Status ReadTagged(Reader& r, Variant& out) {
-  uint16_t tag = 0;
-  CODEC_READ(tag, r.U16("tag"));
-  return ReadAlternative(r, tag, out);
+CODEC_FIELDS(Block, v) {
+  GPUNET_TRY(io.Nested("header", [&] { return Fields(io, v.header); }));
+  // Each tx is length-prefixed, so a reader can skip or hash one without parsing it.
+  GPUNET_TRY(io.List(v.txs, "txs", CODEC_LIMIT(kTxsPerBlockMax), [&](auto& tx) {
+    return io.Framed(tx, "tx", CODEC_LIMIT(kTxBytesMax),
+                     [](auto& tx_io, auto& t) { return Fields(tx_io, t); });
+  }));
+  GPUNET_TRY(io.List(v.evidence, "evidence", CODEC_LIMIT(kEvidencePerBlockMax),
+                     [&](auto& e) { return Fields(io, e); }));
+  return io.Nested("last_commit", [&] { return Fields(io, v.last_commit); });
 }
 
-template <class Variant>
-void WriteTagged(Writer& w, const Variant& v) {
-  std::visit(
-      [&](const auto& alt) {
-        w.U16(static_cast<uint16_t>(alt.kTag));
-        WriteBody(w, alt);
+// ---- receipts ----
+
+CODEC_FIELDS(Event, v) {
+  GPUNET_TRY(io.String(v.type, "type", StringRule::kIdent, CODEC_LIMIT(kEventTypeBytesMax)));
+  return io.SortedMap(
+      v.attributes, "attributes", CODEC_LIMIT(kEventAttributesMax),
+      [&](auto& key) {
+        return io.String(key, "key", StringRule::kIdent, CODEC_LIMIT(kEventAttributeKeyBytesMax));
       },
-      v);
+      [&](auto& value) {
+        return io.String(value, "value", StringRule::kText,
+                         CODEC_LIMIT(kEventAttributeValueBytesMax));
+      },
+      "key", "attribute keys must be strictly ascending (sorted, no duplicates)");
+}
+
+CODEC_FIELDS(Receipt, v) {
+  GPUNET_TRY(io.Fixed(v.tx_hash, "tx_hash"));
+  GPUNET_TRY(io.U16(v.code, "code"));
+  GPUNET_TRY(io.U64(v.fee_ugpn, "fee_ugpn"));
+  GPUNET_TRY(io.U64(v.height, "height"));
+  GPUNET_TRY(io.U32(v.index, "index"));
+  return io.List(v.events, "events", CODEC_LIMIT(kEventsPerReceiptMax),
+                 [&](auto& e) { return Fields(io, e); });
+}
+
+// ---- the two directions ----
+
+// Writing checks nothing: once a whole list is inlined, every Status it returns is
+// a constant Ok and the compiler drops it, leaving the Writer calls alone. flatten
+// asks for that inlining; without it EncodeBlock ran about 35 % slower (g++ 12 -O2)
+// than the hand-written encoders it replaced (bench/bench_codec.cpp).
+template <class T>
+[[gnu::flatten]] void WriteFields(Writer& w, const T& v) {
+  WriteIO io(w);
+  auto written = Fields(io, v);
+  GPUNET_CHECK(written.has_value());  // writing checks nothing, so it cannot fail
+}
+
+template <class T>
+Status ReadFields(Reader& r, T& out) {
+  ReadIO io(r);
+  return Fields(io, out);
 }
 
 template <class T>
 base::Bytes EncodeWith(const T& v, size_t reserve = 128) {
   Writer w(reserve);
-  Write(w, v);
+  WriteFields(w, v);
   return std::move(w).Take();
 }
 
@@ -569,7 +506,7 @@ base::Result<T> DecodeWhole(base::ByteSpan bytes, std::string_view what, size_t 
   if (bytes.size() > max_bytes)
     return r.OverLimit("", bytes.size(), "bytes", max_bytes, limit_name);
   T out{};
-  GPUNET_TRY(Read(r, out));
+  GPUNET_TRY(ReadFields(r, out));
   GPUNET_TRY(r.Finish());
   return out;
 }
@@ -636,407 +573,56 @@ EvidenceTag TagOf(const Evidence& evidence) {
   return std::visit([](const auto& e) { return e.kTag; }, evidence);
 }
 
-// ---------------------------------------------------------------- Write
+// ---------------------------------------------------------------- Write and Read
 
-void Write(Writer& w, const Msg& v) {
-  WriteTagged(w, v);
-}
-
-void Write(Writer& w, const TxBody& v) {
-  w.String(v.chain_id);
-  w.Fixed(v.sender);
-  w.U64(v.nonce);
-  w.U64(v.fee_ugpn);
-  w.U64(v.timeout_height);
-  w.Count(v.msgs.size());
-  for (const auto& m : v.msgs) Write(w, m);
-  w.String(v.memo);
-}
-
-void Write(Writer& w, const Tx& v) {
-  Write(w, v.body);
-  w.Fixed(v.signature);
-}
-
-void Write(Writer& w, const Account& v) {
-  w.U64(v.balance_ugpn);
-  w.U64(v.nonce);
-}
-
-void Write(Writer& w, const Validator& v) {
-  w.Fixed(v.public_key);
-  w.U64(v.power);
-}
-
-void Write(Writer& w, const ValidatorSet& v) {
-  w.Count(v.validators.size());
-  for (const auto& val : v.validators) Write(w, val);
-}
-
-void Write(Writer& w, const Vote& v) {
-  w.U8(static_cast<uint8_t>(v.type));
-  w.U64(v.height);
-  w.U32(v.round);
-  w.Fixed(v.block_hash);
-  w.U64(v.time_ms);
-  w.Fixed(v.validator);
-  w.Fixed(v.signature);
-}
-
-void Write(Writer& w, const CommitSig& v) {
-  w.Fixed(v.validator);
-  w.U64(v.time_ms);
-  w.Fixed(v.signature);
-}
-
-void Write(Writer& w, const Commit& v) {
-  w.U64(v.height);
-  w.U32(v.round);
-  w.Fixed(v.block_hash);
-  w.Count(v.sigs.size());
-  for (const auto& s : v.sigs) Write(w, s);
-}
-
-void Write(Writer& w, const Proposal& v) {
-  w.U64(v.height);
-  w.U32(v.round);
-  w.I32(v.pol_round);
-  w.Fixed(v.block_hash);
-  w.U64(v.time_ms);
-  w.Fixed(v.signature);
-}
-
-void Write(Writer& w, const Evidence& v) {
-  WriteTagged(w, v);
-}
-
-void Write(Writer& w, const BlockHeader& v) {
-  w.String(v.chain_id);
-  w.U64(v.app_version);
-  w.U64(v.height);
-  w.U64(v.time_ms);
-  w.Fixed(v.last_block_hash);
-  w.Fixed(v.tx_root);
-  w.Fixed(v.receipts_root);
-  w.Fixed(v.state_root);
-  w.Fixed(v.proposer);
-  w.Fixed(v.validator_set_hash);
-  w.Fixed(v.next_validator_set_hash);
-  w.Fixed(v.last_commit_hash);
-  w.Fixed(v.evidence_hash);
-}
-
-void Write(Writer& w, const Block& v) {
-  Write(w, v.header);
-  w.Count(v.txs.size());
-  Writer tx_writer(512);
-  for (const auto& tx : v.txs) {
-    tx_writer = Writer(512);
-    Write(tx_writer, tx);
-    w.LenBytes(tx_writer.Data());
+// The composable forms: a type's field list, run one way or the other.
+#define CODEC_WRITE_READ(T)           \
+  void Write(Writer& w, const T& v) { \
+    WriteFields(w, v);                \
+  }                                   \
+  Status Read(Reader& r, T& out) {    \
+    return ReadFields(r, out);        \
   }
-  w.Count(v.evidence.size());
-  for (const auto& e : v.evidence) Write(w, e);
-  Write(w, v.last_commit);
-}
-
-void Write(Writer& w, const Event& v) {
-  w.String(v.type);
-  w.Count(v.attributes.size());
-  for (const auto& [key, value] : v.attributes) {
-    w.String(key);
-    w.String(value);
-  }
-}
-
-void Write(Writer& w, const Receipt& v) {
-  w.Fixed(v.tx_hash);
-  w.U16(v.code);
-  w.U64(v.fee_ugpn);
-  w.U64(v.height);
-  w.U32(v.index);
-  w.Count(v.events.size());
-  for (const auto& e : v.events) Write(w, e);
-}
-
-// ---------------------------------------------------------------- Read
-
-Status Read(Reader& r, Msg& out) {
-  return ReadTagged(r, out);
-}
-
-Status Read(Reader& r, TxBody& out) {
-  CODEC_READ(out.chain_id, r.String("chain_id", limits::kChainIdBytesMax, StringRule::kIdent,
-                                    "kChainIdBytesMax"));
-  CODEC_READ(out.sender, r.Fixed<32>("sender"));
-  CODEC_READ(out.nonce, r.U64("nonce"));
-  CODEC_READ(out.fee_ugpn, r.U64("fee_ugpn"));
-  CODEC_READ(out.timeout_height, r.U64("timeout_height"));
-  GPUNET_TRY(ReadList(r, "msgs", CODEC_LIMIT(kMsgsPerTxMax), out.msgs,
-                      [&](Msg& m) { return Read(r, m); }));
-  if (out.msgs.empty())
-    return r.Error(ErrorCode::kCorrupt, "msgs", "a transaction needs at least one message");
-  CODEC_READ(out.memo, r.String("memo", limits::kMemoBytesMax, StringRule::kText, "kMemoBytesMax"));
-  return base::Ok();
-}
-
-Status Read(Reader& r, Tx& out) {
-  {
-    auto s = r.Enter("body");
-    GPUNET_TRY(Read(r, out.body));
-  }
-  CODEC_READ(out.signature, r.Fixed<64>("signature"));
-  return base::Ok();
-}
-
-Status Read(Reader& r, Account& out) {
-  CODEC_READ(out.balance_ugpn, r.U64("balance_ugpn"));
-  CODEC_READ(out.nonce, r.U64("nonce"));
-  return base::Ok();
-}
-
-Status Read(Reader& r, Validator& out) {
-  CODEC_READ(out.public_key, r.Fixed<32>("public_key"));
-  CODEC_READ(out.power, r.U64("power"));
-  if (out.power == 0)
-    return r.Error(ErrorCode::kCorrupt, "power", "a validator in a set has power > 0");
-  return base::Ok();
-}
-
-Status Read(Reader& r, ValidatorSet& out) {
-  GPUNET_TRY(ReadList(r, "validators", CODEC_LIMIT(kValidatorsMax), out.validators,
-                      [&](Validator& v) { return Read(r, v); }));
-  uint64_t total = 0;
-  for (size_t i = 0; i < out.validators.size(); ++i) {
-    const auto& v = out.validators[i];
-    if (i > 0 && !(out.validators[i - 1].public_key < v.public_key)) {
-      auto s = r.Enter("validators", i);
-      return r.Error(ErrorCode::kNonCanonical, "public_key",
-                     "validators must be in strictly ascending public key order (no duplicates)");
-    }
-    // Each power is <= UINT64_MAX and the running total stays <= the limit, so the
-    // sum cannot wrap before the comparison.
-    if (v.power > limits::kTotalVotingPowerMax - total)
-      return r.Error(ErrorCode::kLimitExceeded, "validators",
-                     "total voting power over the limit of " +
-                         std::to_string(limits::kTotalVotingPowerMax) +
-                         " (limits::kTotalVotingPowerMax)");
-    total += v.power;
-  }
-  return base::Ok();
-}
-
-Status Read(Reader& r, Vote& out) {
-  uint8_t type = 0;
-  CODEC_READ(type, r.U8("type"));
-  if (type != static_cast<uint8_t>(VoteType::kPrevote) &&
-      type != static_cast<uint8_t>(VoteType::kPrecommit))
-    return r.Error(
-        ErrorCode::kCorrupt, "type",
-        "vote type " + std::to_string(type) + " is neither prevote (1) nor precommit (2)");
-  out.type = static_cast<VoteType>(type);
-  CODEC_READ(out.height, r.U64("height"));
-  CODEC_READ(out.round, r.U32("round"));
-  CODEC_READ(out.block_hash, r.Fixed<32>("block_hash"));
-  CODEC_READ(out.time_ms, r.U64("time_ms"));
-  CODEC_READ(out.validator, r.Fixed<20>("validator"));
-  CODEC_READ(out.signature, r.Fixed<64>("signature"));
-  return base::Ok();
-}
-
-Status Read(Reader& r, CommitSig& out) {
-  CODEC_READ(out.validator, r.Fixed<20>("validator"));
-  CODEC_READ(out.time_ms, r.U64("time_ms"));
-  CODEC_READ(out.signature, r.Fixed<64>("signature"));
-  return base::Ok();
-}
-
-Status Read(Reader& r, Commit& out) {
-  CODEC_READ(out.height, r.U64("height"));
-  CODEC_READ(out.round, r.U32("round"));
-  CODEC_READ(out.block_hash, r.Fixed<32>("block_hash"));
-  GPUNET_TRY(ReadList(r, "sigs", CODEC_LIMIT(kValidatorsMax), out.sigs,
-                      [&](CommitSig& s) { return Read(r, s); }));
-  for (size_t i = 1; i < out.sigs.size(); ++i) {
-    if (!(out.sigs[i - 1].validator < out.sigs[i].validator)) {
-      auto s = r.Enter("sigs", i);
-      return r.Error(ErrorCode::kNonCanonical, "validator",
-                     "commit signatures must be in strictly ascending validator address order "
-                     "(no duplicates)");
-    }
-  }
-  return base::Ok();
-}
-
-Status Read(Reader& r, Proposal& out) {
-  CODEC_READ(out.height, r.U64("height"));
-  CODEC_READ(out.round, r.U32("round"));
-  CODEC_READ(out.pol_round, r.I32("pol_round"));
-  if (out.pol_round < -1 ||
-      (out.pol_round >= 0 && static_cast<uint32_t>(out.pol_round) >= out.round))
-    return r.Error(ErrorCode::kCorrupt, "pol_round",
-                   "pol_round " + std::to_string(out.pol_round) +
-                       " must be -1 (none) or in [0, round) with round " +
-                       std::to_string(out.round));
-  CODEC_READ(out.block_hash, r.Fixed<32>("block_hash"));
-  CODEC_READ(out.time_ms, r.U64("time_ms"));
-  CODEC_READ(out.signature, r.Fixed<64>("signature"));
-  return base::Ok();
-}
-
-Status Read(Reader& r, Evidence& out) {
-  return ReadTagged(r, out);
-}
-
-Status Read(Reader& r, BlockHeader& out) {
-  CODEC_READ(out.chain_id, r.String("chain_id", limits::kChainIdBytesMax, StringRule::kIdent,
-                                    "kChainIdBytesMax"));
-  CODEC_READ(out.app_version, r.U64("app_version"));
-  CODEC_READ(out.height, r.U64("height"));
-  CODEC_READ(out.time_ms, r.U64("time_ms"));
-  CODEC_READ(out.last_block_hash, r.Fixed<32>("last_block_hash"));
-  CODEC_READ(out.tx_root, r.Fixed<32>("tx_root"));
-  CODEC_READ(out.receipts_root, r.Fixed<32>("receipts_root"));
-  CODEC_READ(out.state_root, r.Fixed<32>("state_root"));
-  CODEC_READ(out.proposer, r.Fixed<20>("proposer"));
-  CODEC_READ(out.validator_set_hash, r.Fixed<32>("validator_set_hash"));
-  CODEC_READ(out.next_validator_set_hash, r.Fixed<32>("next_validator_set_hash"));
-  CODEC_READ(out.last_commit_hash, r.Fixed<32>("last_commit_hash"));
-  CODEC_READ(out.evidence_hash, r.Fixed<32>("evidence_hash"));
-  return base::Ok();
-}
-
-Status Read(Reader& r, Block& out) {
-  {
-    auto s = r.Enter("header");
-    GPUNET_TRY(Read(r, out.header));
-  }
-  GPUNET_TRY(ReadList(r, "txs", CODEC_LIMIT(kTxsPerBlockMax), out.txs, [&](Tx& tx) -> Status {
-    size_t len = 0;
-    {
-      auto n = r.VarUint("length");
-      if (!n) return std::unexpected(n.error());
-      if (*n > limits::kTxBytesMax)
-        return r.OverLimit("length", *n, "bytes", CODEC_LIMIT(kTxBytesMax));
-      if (*n > r.Remaining())
-        return r.Error(ErrorCode::kCorrupt, "length",
-                       "truncated: the tx claims " + std::to_string(*n) + " bytes, " +
-                           std::to_string(r.Remaining()) + " left");
-      len = static_cast<size_t>(*n);
-    }
-    size_t start = r.Offset();
-    GPUNET_TRY(Read(r, tx));
-    if (r.Offset() - start != len)
-      return r.Error(ErrorCode::kCorrupt, "length",
-                     "length prefix says " + std::to_string(len) + " bytes but the tx takes " +
-                         std::to_string(r.Offset() - start));
-    return base::Ok();
-  }));
-  GPUNET_TRY(ReadList(r, "evidence", CODEC_LIMIT(kEvidencePerBlockMax), out.evidence,
-                      [&](Evidence& e) { return Read(r, e); }));
-  auto s = r.Enter("last_commit");
-  return Read(r, out.last_commit);
-}
-
-Status Read(Reader& r, Event& out) {
-  CODEC_READ(out.type, r.String("type", limits::kEventTypeBytesMax, StringRule::kIdent,
-                                "kEventTypeBytesMax"));
-  size_t n = 0;
-  CODEC_READ(n, r.Count("attributes", CODEC_LIMIT(kEventAttributesMax)));
-  out.attributes.clear();
-  for (size_t i = 0; i < n; ++i) {
-    auto s = r.Enter("attributes", i);
-    std::string key, value;
-    CODEC_READ(key, r.String("key", limits::kEventAttributeKeyBytesMax, StringRule::kIdent,
-                             "kEventAttributeKeyBytesMax"));
-    CODEC_READ(value, r.String("value", limits::kEventAttributeValueBytesMax, StringRule::kText,
-                               "kEventAttributeValueBytesMax"));
-    if (!out.attributes.empty() && !(out.attributes.rbegin()->first < key))
-      return r.Error(ErrorCode::kNonCanonical, "key",
-                     "attribute keys must be strictly ascending (sorted, no duplicates)");
-    out.attributes.emplace_hint(out.attributes.end(), std::move(key), std::move(value));
-  }
-  return base::Ok();
-}
-
-Status Read(Reader& r, Receipt& out) {
-  CODEC_READ(out.tx_hash, r.Fixed<32>("tx_hash"));
-  CODEC_READ(out.code, r.U16("code"));
-  CODEC_READ(out.fee_ugpn, r.U64("fee_ugpn"));
-  CODEC_READ(out.height, r.U64("height"));
-  CODEC_READ(out.index, r.U32("index"));
-  return ReadList(r, "events", CODEC_LIMIT(kEventsPerReceiptMax), out.events,
-                  [&](Event& e) { return Read(r, e); });
-}
+CODEC_WRITE_READ(Msg)
+CODEC_WRITE_READ(TxBody)
+CODEC_WRITE_READ(Tx)
+CODEC_WRITE_READ(Account)
+CODEC_WRITE_READ(Validator)
+CODEC_WRITE_READ(ValidatorSet)
+CODEC_WRITE_READ(Vote)
+CODEC_WRITE_READ(CommitSig)
+CODEC_WRITE_READ(Commit)
+CODEC_WRITE_READ(Proposal)
+CODEC_WRITE_READ(Evidence)
+CODEC_WRITE_READ(BlockHeader)
+CODEC_WRITE_READ(Block)
+CODEC_WRITE_READ(Event)
+CODEC_WRITE_READ(Receipt)
+#undef CODEC_WRITE_READ
 
 // ---------------------------------------------------------------- whole buffers
 
-base::Bytes EncodeTxBody(const TxBody& v) {
-  return EncodeWith(v, 256);
-}
-base::Result<TxBody> DecodeTxBody(base::ByteSpan b) {
-  return DecodeWhole<TxBody>(b, "tx_body", CODEC_LIMIT(kTxBytesMax));
-}
-base::Bytes EncodeTx(const Tx& v) {
-  return EncodeWith(v, 256);
-}
-base::Result<Tx> DecodeTx(base::ByteSpan b) {
-  return DecodeWhole<Tx>(b, "tx", CODEC_LIMIT(kTxBytesMax));
-}
-base::Bytes EncodeAccount(const Account& v) {
-  return EncodeWith(v, 16);
-}
-base::Result<Account> DecodeAccount(base::ByteSpan b) {
-  return DecodeWhole<Account>(b, "account", CODEC_LIMIT(kStateValueBytesMax));
-}
-base::Bytes EncodeValidatorSet(const ValidatorSet& v) {
-  return EncodeWith(v, 1024);
-}
-base::Result<ValidatorSet> DecodeValidatorSet(base::ByteSpan b) {
-  return DecodeWhole<ValidatorSet>(b, "validator_set", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeVote(const Vote& v) {
-  return EncodeWith(v, 160);
-}
-base::Result<Vote> DecodeVote(base::ByteSpan b) {
-  return DecodeWhole<Vote>(b, "vote", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeCommit(const Commit& v) {
-  return EncodeWith(v, 1024);
-}
-base::Result<Commit> DecodeCommit(base::ByteSpan b) {
-  return DecodeWhole<Commit>(b, "commit", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeProposal(const Proposal& v) {
-  return EncodeWith(v, 160);
-}
-base::Result<Proposal> DecodeProposal(base::ByteSpan b) {
-  return DecodeWhole<Proposal>(b, "proposal", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeEvidence(const Evidence& v) {
-  return EncodeWith(v, 320);
-}
-base::Result<Evidence> DecodeEvidence(base::ByteSpan b) {
-  return DecodeWhole<Evidence>(b, "evidence", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeBlockHeader(const BlockHeader& v) {
-  return EncodeWith(v, 384);
-}
-base::Result<BlockHeader> DecodeBlockHeader(base::ByteSpan b) {
-  return DecodeWhole<BlockHeader>(b, "block_header", CODEC_LIMIT(kConsensusMsgBytesMax));
-}
-base::Bytes EncodeBlock(const Block& v) {
-  return EncodeWith(v, 4096);
-}
-base::Result<Block> DecodeBlock(base::ByteSpan b) {
-  return DecodeWhole<Block>(b, "block", CODEC_LIMIT(kBlockBytesMax));
-}
-base::Bytes EncodeReceipt(const Receipt& v) {
-  return EncodeWith(v, 128);
-}
-base::Result<Receipt> DecodeReceipt(base::ByteSpan b) {
-  return DecodeWhole<Receipt>(b, "receipt", CODEC_LIMIT(kReceiptBytesMax));
-}
+// EncodeT and DecodeT: the name that starts the decoder's error paths, the bytes the
+// encoder reserves (an optimisation only), and the byte limit checked before parsing.
+#define CODEC_WHOLE_BUFFER(T, what, reserve_bytes, limit) \
+  base::Bytes Encode##T(const T& v) {                     \
+    return EncodeWith(v, reserve_bytes);                  \
+  }                                                       \
+  base::Result<T> Decode##T(base::ByteSpan b) {           \
+    return DecodeWhole<T>(b, what, CODEC_LIMIT(limit));   \
+  }
+CODEC_WHOLE_BUFFER(TxBody, "tx_body", 256, kTxBytesMax)
+CODEC_WHOLE_BUFFER(Tx, "tx", 256, kTxBytesMax)
+CODEC_WHOLE_BUFFER(Account, "account", 16, kStateValueBytesMax)
+CODEC_WHOLE_BUFFER(ValidatorSet, "validator_set", 1024, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Vote, "vote", 160, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Commit, "commit", 1024, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Proposal, "proposal", 160, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Evidence, "evidence", 320, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(BlockHeader, "block_header", 384, kConsensusMsgBytesMax)
+CODEC_WHOLE_BUFFER(Block, "block", 4096, kBlockBytesMax)
+CODEC_WHOLE_BUFFER(Receipt, "receipt", 128, kReceiptBytesMax)
+#undef CODEC_WHOLE_BUFFER
 
 // ---------------------------------------------------------------- validation
 
@@ -1048,20 +634,16 @@ Status StatusOf(const base::Result<T>& r) {
 }
 }  // namespace
 
-Status ValidateTx(const Tx& v) {
-  return StatusOf(DecodeTx(EncodeTx(v)));
-}
-Status ValidateTxBody(const TxBody& v) {
-  return StatusOf(DecodeTxBody(EncodeTxBody(v)));
-}
-Status ValidateBlock(const Block& v) {
-  return StatusOf(DecodeBlock(EncodeBlock(v)));
-}
-Status ValidateValidatorSet(const ValidatorSet& v) {
-  return StatusOf(DecodeValidatorSet(EncodeValidatorSet(v)));
-}
-Status ValidateReceipt(const Receipt& v) {
-  return StatusOf(DecodeReceipt(EncodeReceipt(v)));
-}
+// ValidateT: would DecodeT accept EncodeT's bytes?
+#define CODEC_VALIDATE(T)                     \
+  Status Validate##T(const T& v) {            \
+    return StatusOf(Decode##T(Encode##T(v))); \
+  }
+CODEC_VALIDATE(Tx)
+CODEC_VALIDATE(TxBody)
+CODEC_VALIDATE(Block)
+CODEC_VALIDATE(ValidatorSet)
+CODEC_VALIDATE(Receipt)
+#undef CODEC_VALIDATE
 
 }  // namespace gpunet::codec
