@@ -35,7 +35,7 @@
 
 #include "base/result.h"
 
-namespace gpunet::node {
+namespace gpunet::server {
 
 namespace metrics {
 class Registry;
@@ -206,4 +206,4 @@ Response JsonResponse(const nlohmann::json& value, int status = 200);
 /// Parses the body as a JSON object; the error names what is wrong and where.
 base::Result<nlohmann::json> ParseJsonBody(const Request& request);
 
-}  // namespace gpunet::node
+}  // namespace gpunet::server

@@ -1,4 +1,4 @@
-#include "node/http_server.h"
+#include "server/http_server.h"
 
 #include <algorithm>
 #include <atomic>
@@ -27,9 +27,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
-#include "node/metrics.h"
+#include "server/metrics.h"
 
-namespace gpunet::node {
+namespace gpunet::server {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -1392,4 +1392,4 @@ ServerStats HttpServer::Stats() const {
   return st;
 }
 
-}  // namespace gpunet::node
+}  // namespace gpunet::server
