@@ -426,19 +426,16 @@ class HttpSession final : public HttpSessionBase {
   // still sends (an oversized body) for a short while. Closing with unread data
   // would reset the connection and could destroy the response before the client
   // reads it.
-  // Over TLS the stop is a TLS shutdown: our close_notify, then reading (OpenSSL
-  // discards application data after it) until the peer's or the deadline.
+  // Over TLS the stop is TCP's too, without a close_notify: a TLS shutdown fails on
+  // the application data the client is still sending (its body), which resets the
+  // connection. Every response carries its length, so nothing is lost to truncation.
   void Drain() {
     m_phase = Phase::kDraining;
+    beast::error_code ignored;
+    RawSocket(Lowest()).shutdown(tcp::socket::shutdown_send, ignored);
     Lowest().expires_after(
         std::chrono::milliseconds(std::min<int64_t>(m_server.opt.read_timeout_ms, 2000)));
-    if constexpr (kTls) {
-      m_stream.async_shutdown([self = Self()](beast::error_code) { self->Close(); });
-    } else {
-      beast::error_code ignored;
-      m_stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      DrainMore();
-    }
+    DrainMore();
   }
   void DrainMore() {
     m_buffer.consume(m_buffer.size());
