@@ -23,11 +23,20 @@
 #include "market/query.h"
 #include "market/records.h"
 #include "node/market_index.h"
-#include "node/metrics.h"
+#include "server/metrics.h"
 #include "state/conservation.h"
 #include "state/market_store.h"
 
 namespace gpunet::node {
+
+using server::ErrorResponse;
+using server::HttpServer;
+using server::JsonError;
+using server::JsonResponse;
+using server::Request;
+using server::Response;
+namespace metrics = server::metrics;
+
 namespace {
 
 using base::ErrorCode;

@@ -27,19 +27,19 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
-#include "node/http_server.h"
 #include "node/one_at_a_time.h"
+#include "server/http_server.h"
 
 namespace gpunet::ledger {
 class LedgerApp;
+}
+namespace gpunet::server::metrics {
+class Registry;
 }
 
 namespace gpunet::node {
 
 class MarketIndex;
-namespace metrics {
-class Registry;
-}
 
 /// Entries one list answer holds at most (`?limit=` may ask for fewer).
 inline constexpr size_t kMarketListMax = 1000;
@@ -76,7 +76,7 @@ class OneScanPerHeight {
 /// Registers GET /market/... and GET /conservation on `server`, reading `app`'s
 /// committed state and `index` (kept up to date by the caller), with their
 /// counters in `registry`. All three must outlive the server's handlers.
-void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app,
-                          const MarketIndex& index, metrics::Registry& registry);
+void RegisterMarketRoutes(server::HttpServer& server, const ledger::LedgerApp& app,
+                          const MarketIndex& index, server::metrics::Registry& registry);
 
 }  // namespace gpunet::node

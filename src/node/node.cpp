@@ -37,11 +37,11 @@
 #include "ledger/genesis.h"
 #include "mempool/mempool.h"
 #include "node/bft_driver.h"
-#include "node/http_server.h"
 #include "node/market_index.h"
 #include "node/market_routes.h"
-#include "node/metrics.h"
 #include "node/one_at_a_time.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
 #include "storage/fault_fs.h"
 #include "storage/rocks_kv.h"
 
@@ -59,6 +59,16 @@ using base::ErrorCode;
 using base::Fail;
 using nlohmann::json;
 namespace fs = std::filesystem;
+using server::ErrorResponse;
+using server::HttpServer;
+using server::JsonError;
+using server::JsonResponse;
+using server::ParseJsonBody;
+using server::Request;
+using server::Responder;
+using server::Response;
+using server::ServerOptions;
+namespace metrics = server::metrics;
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "node/metrics.h"
+#include "server/metrics.h"
 
 #include <algorithm>
 #include <charconv>
@@ -7,7 +7,7 @@
 
 #include "base/check.h"
 
-namespace gpunet::node::metrics {
+namespace gpunet::server::metrics {
 
 namespace {
 
@@ -231,4 +231,4 @@ std::string Registry::Render() const {
   return out;
 }
 
-}  // namespace gpunet::node::metrics
+}  // namespace gpunet::server::metrics

@@ -1,4 +1,4 @@
-#include "node/metrics.h"
+#include "server/metrics.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-namespace gpunet::node::metrics {
+namespace gpunet::server::metrics {
 namespace {
 
 TEST(Metrics, NamesFollowThePrometheusDataModel) {
@@ -114,4 +114,4 @@ TEST(MetricsDeath, BadNamesAndConflictingRegistrationsAreBugs) {
 }
 
 }  // namespace
-}  // namespace gpunet::node::metrics
+}  // namespace gpunet::server::metrics

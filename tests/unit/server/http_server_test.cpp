@@ -1,6 +1,6 @@
 // The RPC transport over real sockets on 127.0.0.1, driven by the real client
 // library and by raw sockets for what a well-behaved client never sends.
-#include "node/http_server.h"
+#include "server/http_server.h"
 
 #include <gtest/gtest.h>
 
@@ -17,10 +17,10 @@
 #include <nlohmann/json.hpp>
 
 #include "client/http_client.h"
-#include "node/metrics.h"
-#include "unit/node/raw_socket.h"
+#include "server/metrics.h"
+#include "unit/server/raw_socket.h"
 
-namespace gpunet::node {
+namespace gpunet::server {
 namespace {
 
 using client::HttpClient;
@@ -961,4 +961,4 @@ TEST(HttpServer, MetricsEndpointParsesLineByLine) {
 }
 
 }  // namespace
-}  // namespace gpunet::node
+}  // namespace gpunet::server

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-namespace gpunet::node::metrics {
+namespace gpunet::server::metrics {
 
 /// Content-Type of Registry::Render()'s output.
 inline constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -112,4 +112,4 @@ std::string EscapeLabelValue(std::string_view value);
 /// round-trip decimal otherwise).
 std::string FormatValue(double v);
 
-}  // namespace gpunet::node::metrics
+}  // namespace gpunet::server::metrics

@@ -1,9 +1,13 @@
-// The node's HTTP/1.1 + websocket transport: routes, limits, timeouts, pub/sub.
+// An HTTP/1.1 + websocket server: routes, limits, timeouts, pub/sub, and HTTPS/WSS
+// when given a certificate (ServerOptions::tls). The node's RPC runs on it, and the
+// provider daemon's tenant API is to.
 //
-// It knows nothing about the ledger: the node registers handlers that turn a
-// Request into a Response and publishes JSON events to websocket topics. Beast and
-// Asio stay inside http_server.cpp (pimpl) because they cost seconds per
-// translation unit.
+// It knows nothing about the ledger: its user registers handlers that turn a
+// Request into a Response (messages.h) and publishes JSON events to websocket
+// topics. Beast, Asio and OpenSSL stay inside the library's .cpp files (pimpl)
+// because they cost seconds per translation unit: http_server.cpp (listener,
+// routing, limits), http_session.cpp (one HTTP connection), ws_session.cpp (one
+// websocket), tls.cpp (the certificate and key).
 //
 // Threads: `io_threads` run every socket (accept, read, write, websocket); handlers
 // run on a separate pool of `worker_threads`, so a handler that blocks (waiting for
@@ -25,46 +29,21 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include <optional>
 
 #include "base/result.h"
+#include "server/messages.h"
 
-namespace gpunet::node {
+namespace gpunet::server {
 
 namespace metrics {
 class Registry;
 }
-
-/// One parsed HTTP request, as handlers see it.
-struct Request {
-  std::string method;  ///< "GET", "POST", ...
-  std::string path;    ///< target without the query string, not percent-decoded
-  /// For prefix routes, what follows the prefix ("/tx/ab12" on "/tx/" → "ab12").
-  std::string path_rest;
-  std::map<std::string, std::string> query;  ///< percent-decoded; each key at most once
-  std::string body;
-  std::string content_type;
-  /// The peer's IP address as text ("127.0.0.1", "2001:db8::1"; IPv4-mapped IPv6
-  /// addresses as IPv4). Handlers key their own per-client limits on it.
-  std::string remote_address;
-  /// True when the server exempts this peer from its per-address caps (a loopback
-  /// peer with ServerOptions::per_address_exempt_loopback): handlers with their own
-  /// per-address caps should exempt it too.
-  bool per_address_exempt = false;
-};
-
-/// What a handler returns.
-struct Response {
-  int status = 200;
-  std::string content_type = "application/json";
-  std::string body;
-};
 
 /// Answers an async route exactly once, from any thread. Move-only. If it is
 /// destroyed unanswered the client gets a 500 (a handler bug, but the connection
@@ -87,6 +66,14 @@ class Responder {
 
 using Handler = std::function<Response(const Request&)>;
 using AsyncHandler = std::function<void(Request, Responder)>;
+
+/// HTTPS and WSS instead of plain HTTP: TLS 1.2 or newer only, with this
+/// certificate and key. Start() fails with a message naming the file when one is
+/// missing, unreadable, not PEM, or when the key is not the certificate's.
+struct TlsOptions {
+  std::string certificate_file;  ///< PEM: the server's certificate, then any intermediates
+  std::string private_key_file;  ///< PEM, not encrypted with a passphrase
+};
 
 struct ServerOptions {
   std::string host = "127.0.0.1";       ///< address to bind; the RPC is local by default
@@ -135,17 +122,23 @@ struct ServerOptions {
 
   /// When set, the server counts requests, connections and websocket events here.
   metrics::Registry* metrics = nullptr;
+
+  /// Unset: plain HTTP and websocket (the node's default, on loopback). Set: every
+  /// connection must complete a TLS handshake within read_timeout_ms first; one that
+  /// does not (a plain-HTTP client, say) is closed and counted.
+  std::optional<TlsOptions> tls;
 };
 
 /// Counts for tests and status pages.
 struct ServerStats {
-  size_t connections = 0;             ///< open HTTP + websocket connections
-  size_t ws_subscribers = 0;          ///< open websocket connections
-  uint64_t requests = 0;              ///< HTTP responses written
-  size_t requests_in_progress = 0;    ///< handed to handlers, not yet answered
-  uint64_t rejected_connections = 0;  ///< refused because of connections_max
-  uint64_t rejected_per_address = 0;  ///< connections, upgrades, requests refused with 429
-  uint64_t ws_slow_disconnects = 0;   ///< subscribers cut for a full send queue
+  size_t connections = 0;               ///< open HTTP + websocket connections
+  size_t ws_subscribers = 0;            ///< open websocket connections
+  uint64_t requests = 0;                ///< HTTP responses written
+  size_t requests_in_progress = 0;      ///< handed to handlers, not yet answered
+  uint64_t rejected_connections = 0;    ///< refused because of connections_max
+  uint64_t rejected_per_address = 0;    ///< connections, upgrades, requests refused with 429
+  uint64_t ws_slow_disconnects = 0;     ///< subscribers cut for a full send queue
+  uint64_t tls_handshake_failures = 0;  ///< connections closed without a TLS handshake
 };
 
 class HttpServer {
@@ -162,11 +155,12 @@ class HttpServer {
   void HandlePrefix(std::string method, std::string prefix, Handler handler);
   void HandleAsync(std::string method, std::string path, AsyncHandler handler, bool prefix = false);
 
-  /// Binds and starts serving. Fails with kIo and a hint when the port is taken.
+  /// Binds and starts serving. Fails with kIo and a hint when the port is taken, and
+  /// before binding when the TLS certificate or key cannot be used.
   base::Status Start();
   /// The bound port (useful with port 0). Valid after Start().
   uint16_t Port() const;
-  /// "http://127.0.0.1:<port>"
+  /// "http://127.0.0.1:<port>", or "https://..." with TLS
   std::string Url() const;
 
   /// Stops accepting, lets requests in flight finish (up to stop_grace_ms), closes
@@ -193,17 +187,4 @@ class HttpServer {
 /// per connection. kInvalidArgument when the text is not an IP address.
 base::Result<std::string> PeerAddressKey(std::string_view address);
 
-// ---- JSON helpers ----
-
-/// {"error":{"code":code,"message":message}} with the given status.
-Response JsonError(int status, std::string_view code, std::string_view message);
-/// A base::Error as a JSON error; the HTTP status follows the code (see docs/rpc.md).
-Response ErrorResponse(const base::Error& error);
-/// HTTP status for an error code: 400, 404, 409, 403, 504, 503 or 500.
-int HttpStatusFor(base::ErrorCode code);
-/// Status 200 (or `status`) with a serialized JSON value.
-Response JsonResponse(const nlohmann::json& value, int status = 200);
-/// Parses the body as a JSON object; the error names what is wrong and where.
-base::Result<nlohmann::json> ParseJsonBody(const Request& request);
-
-}  // namespace gpunet::node
+}  // namespace gpunet::server

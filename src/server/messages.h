@@ -1,0 +1,61 @@
+// What a route handler sees (Request) and returns (Response), and the JSON helpers
+// that build answers: every error the server or a handler sends has the one shape
+//   {"error":{"code":"not_found","message":"no route for GET /nope; ..."}}
+// with the HTTP status following the code (docs/rpc.md).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/result.h"
+
+namespace gpunet::server {
+
+/// One parsed HTTP request, as handlers see it.
+struct Request {
+  std::string method;  ///< "GET", "POST", ...
+  std::string path;    ///< target without the query string, not percent-decoded
+  /// For prefix routes, what follows the prefix ("/tx/ab12" on "/tx/" → "ab12").
+  std::string path_rest;
+  std::map<std::string, std::string> query;  ///< percent-decoded; each key at most once
+  std::string body;
+  std::string content_type;
+  /// The peer's IP address as text ("127.0.0.1", "2001:db8::1"; IPv4-mapped IPv6
+  /// addresses as IPv4). Handlers key their own per-client limits on it.
+  std::string remote_address;
+  /// True when the server exempts this peer from its per-address caps (a loopback
+  /// peer with ServerOptions::per_address_exempt_loopback): handlers with their own
+  /// per-address caps should exempt it too.
+  bool per_address_exempt = false;
+};
+
+/// What a handler returns.
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+// ---- JSON helpers ----
+
+/// {"error":{"code":code,"message":message}} with the given status.
+Response JsonError(int status, std::string_view code, std::string_view message);
+/// A base::Error as a JSON error; the HTTP status follows the code (see docs/rpc.md).
+Response ErrorResponse(const base::Error& error);
+/// HTTP status for an error code: 400, 404, 409, 403, 504, 503 or 500.
+int HttpStatusFor(base::ErrorCode code);
+/// Status 200 (or `status`) with a serialized JSON value.
+Response JsonResponse(const nlohmann::json& value, int status = 200);
+/// Parses the body as a JSON object; the error names what is wrong and where.
+base::Result<nlohmann::json> ParseJsonBody(const Request& request);
+
+/// The text of {"error":{"code":code,"message":message}}; for the server's own
+/// answers that are not a Response (websocket replies, refusals before a session).
+std::string JsonErrorText(std::string_view code, std::string_view message);
+/// A JSON value as text; never throws on bad UTF-8 in strings (messages may quote
+/// client bytes), it replaces them.
+std::string DumpJson(const nlohmann::json& value);
+
+}  // namespace gpunet::server
