@@ -177,6 +177,8 @@ class Model {
   uint64_t grace_waits = 0;
 
  private:
+  /// docs/market.md "Preflight": 0, or the code of the stateless rule `msg` breaks.
+  static uint16_t Preflight(const codec::Msg& msg);
   uint16_t Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height, uint64_t now);
   /// Whether a deadline due now has passed its grace: the first block that sees it
   /// due sets `grace_until` to height + grace blocks; the fault fires after that.
