@@ -274,24 +274,24 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
 
 uint16_t Model::Tx(const Address& sender, const std::vector<codec::Msg>& msgs, uint64_t fee,
                    uint64_t height, uint64_t now_ms) {
-  // Before inclusion (the pipeline's stage 1): fee + the amounts the messages may
-  // take from the sender must fit in 64 bits, else the tx is refused unchanged.
+  // Before inclusion (the pipeline's stage 1), message by message: the preflight
+  // (stateless rules), then fee + the amounts the messages may take from the sender
+  // must fit in 64 bits. Either refuses the tx unchanged: no fee, no nonce.
   u128 total = fee;
   for (const auto& msg : msgs) {
+    if (uint16_t code = Preflight(msg)) return code;
     if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg)) total += m->bond_ugpn;
     if (auto* m = std::get_if<codec::MsgProviderBond>(&msg)) total += m->amount_ugpn;
     if (auto* m = std::get_if<codec::MsgLeaseDeposit>(&msg)) total += m->amount_ugpn;
     if (auto* m = std::get_if<codec::MsgLeaseCreate>(&msg)) total += m->deposit_ugpn;
     if (auto* m = std::get_if<codec::MsgOrderCreate>(&msg)) total += m->deposit_ugpn;
+    if (total > UINT64_MAX) return C(TxCode::kAmountOverflow);
   }
-  if (total > UINT64_MAX) return C(TxCode::kAmountOverflow);
   w.balances[sender] -= fee;
   w.fees += fee;
   World trial = w;
   for (const auto& m : msgs) {
-    // The stateless rules first, then the message's rules.
-    uint16_t code = Preflight(m);
-    if (code == 0) code = Apply(trial, sender, m, height, now_ms);
+    uint16_t code = Apply(trial, sender, m, height, now_ms);
     if (code != 0) return code;  // all rolled back: w keeps only the fee
   }
   w = std::move(trial);
