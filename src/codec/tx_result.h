@@ -16,6 +16,10 @@
 //
 // The class of a code follows from its range (IsRejectedBeforeInclusion,
 // IsIncludedFailure), so a code appended later is classified without a table edit.
+// One exception, told by where the code comes from: a market code returned by the
+// pipeline's stateless stage comes from the market's preflight (market/preflight.h)
+// and means rejected before inclusion; the same code in a receipt is an included
+// failure (docs/market.md "Preflight").
 #pragma once
 
 #include <cstdint>

@@ -11,6 +11,7 @@
 #include "crypto/address.h"
 #include "market/keys.h"
 #include "market/math.h"
+#include "market/preflight.h"
 #include "market/query.h"
 #include "market/records.h"
 
@@ -37,6 +38,15 @@ std::unexpected<Stop> Reject(TxCode code, std::string message) {
 }
 std::unexpected<Stop> Op(base::Error e) {
   return std::unexpected(Stop{std::move(e), {}});
+}
+/// A refusal of preflight.h's functions as a rule's.
+template <class T>
+R<T> Rule(codec::TxResult<T> result) {
+  if (!result) return std::unexpected(Stop{std::nullopt, std::move(result.error())});
+  if constexpr (std::is_void_v<T>)
+    return {};
+  else
+    return std::move(*result);
 }
 
 #define M_TRY(var, expr)                                                        \
@@ -492,22 +502,6 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
   return id;
 }
 
-R<> RequireDeposit(uint64_t deposit, uint64_t rate) {
-  unsigned __int128 need = static_cast<unsigned __int128>(rate) * limits::kMinDepositHours;
-  if (deposit < need)
-    return Reject(TxCode::kMarketDepositTooLow, "deposit " + Str(deposit) + " ugpn is under " +
-                                                    Str(limits::kMinDepositHours) + " hour(s) at " +
-                                                    Str(rate) + " ugpn/hour");
-  return {};
-}
-
-R<uint64_t> RateFor(uint64_t price, uint64_t machines, uint64_t gpus_per_machine) {
-  auto gpus = base::CheckedMul(machines, gpus_per_machine);
-  std::optional<uint64_t> rate = gpus ? RateOf(price, *gpus) : std::nullopt;
-  if (!rate) return Reject(TxCode::kMarketAmountOverflow, "price x GPUs does not fit in 64 bits");
-  return *rate;
-}
-
 // ---------------------------------------------------------------- matching
 
 R<bool> Attested(const StoreView& view, const codec::Address& provider, uint32_t machine_id,
@@ -588,8 +582,8 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
   if (mismatch) return Reject(TxCode::kMarketBidMismatch, *mismatch);
   std::vector<Allocation> allocations;
   for (uint32_t id : bid.machine_ids) allocations.push_back({id, q.gpus_per_machine});
-  M_TRY(rate, RateFor(bid.price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine));
-  M_DO(RequireDeposit(order.deposit_ugpn, rate));
+  M_TRY(rate, Rule(RateFor(bid.price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine)));
+  M_DO(Rule(RequireDeposit(order.deposit_ugpn, rate)));
   M_TRY(lease_id, CreateLease(store, block, p,
                               LeaseTerms{.tenant = order.tenant,
                                          .allocations = std::move(allocations),
@@ -621,20 +615,11 @@ struct Ctx {
   std::vector<codec::Event>& events;
 };
 
-R<> ValidatePayouts(const std::vector<codec::PayoutSplit>& payouts) {
-  if (!ValidSplits(payouts))
-    return Reject(TxCode::kMarketBadSplits,
-                  "payout splits must name 1.." + Str(limits::kPayoutSplitsMax) +
-                      " payees with 1..10000 bp each, summing to exactly 10000 bp");
-  return {};
-}
-
 R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
   M_TRY(existing, Load<Provider>(c.store, keys::ProviderKey(c.sender)));
   if (existing && existing->active)
     return Reject(TxCode::kMarketProviderExists,
                   "provider " + AddrStr(c.sender) + " is already registered");
-  M_DO(ValidatePayouts(m.payouts));
   if (m.bond_ugpn < limits::kProviderBondMinUgpn)
     return Reject(TxCode::kMarketBondTooLow, "bond " + Str(m.bond_ugpn) +
                                                  " ugpn is below the minimum of " +
@@ -666,7 +651,6 @@ R<> Do(Ctx& c, const codec::MsgProviderUpdate& m) {
   M_TRY(p, NeedProvider(c.store, c.sender));
   M_DO(RequireOwner(p, c.sender));
   M_DO(RequireActive(p));
-  M_DO(ValidatePayouts(m.payouts));
   p.operator_address = m.operator_address;
   p.tenant_api_uri = m.tenant_api_uri;
   p.tls_fingerprint = m.tls_fingerprint;
@@ -722,7 +706,6 @@ R<> Do(Ctx& c, const codec::MsgProviderDeregister&) {
 R<> Do(Ctx& c, const codec::MsgProviderBond& m) {
   M_TRY(p, NeedProvider(c.store, c.sender));
   M_DO(RequireOwner(p, c.sender));
-  if (m.amount_ugpn == 0) return Reject(TxCode::kMarketZeroAmount, "bond of 0 ugpn");
   M_DO(Debit(c.store, c.sender, m.amount_ugpn, "bond"));
   auto sum = base::CheckedAdd(p.bond_ugpn, m.amount_ugpn);
   GPUNET_CHECK(sum.has_value());  // part of the supply
@@ -737,7 +720,6 @@ R<> Do(Ctx& c, const codec::MsgProviderBond& m) {
 R<> Do(Ctx& c, const codec::MsgProviderUnbond& m) {
   M_TRY(p, NeedProvider(c.store, c.sender));
   M_DO(RequireOwner(p, c.sender));
-  if (m.amount_ugpn == 0) return Reject(TxCode::kMarketZeroAmount, "unbond of 0 ugpn");
   if (m.amount_ugpn > p.bond_ugpn)
     return Reject(TxCode::kMarketInsufficientBond,
                   "unbond of " + Str(m.amount_ugpn) + " ugpn, the bond is " + Str(p.bond_ugpn));
@@ -787,7 +769,6 @@ R<> Do(Ctx& c, const codec::MsgSiteUpsert& m) {
   M_TRY(p, NeedProvider(c.store, m.provider));
   M_DO(RequireOperator(p, c.sender));
   M_DO(RequireActive(p));
-  if (m.site_id == 0) return Reject(TxCode::kMarketInvalidField, "site_id must be >= 1");
   M_TRY(existing, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
   Site site = existing ? *existing : Site{};
   if (!existing) {
@@ -813,10 +794,6 @@ R<> Do(Ctx& c, const codec::MsgMachineUpsert& m) {
   M_TRY(p, NeedProvider(c.store, m.provider));
   M_DO(RequireOperator(p, c.sender));
   M_DO(RequireActive(p));
-  if (m.machine_id == 0) return Reject(TxCode::kMarketInvalidField, "machine_id must be >= 1");
-  if (m.gpu_count == 0 || m.gpu_count > limits::kGpusPerMachineMax)
-    return Reject(TxCode::kMarketInvalidField, "gpu_count " + Str(m.gpu_count) + " not in 1.." +
-                                                   Str(limits::kGpusPerMachineMax));
   M_TRY(site, Need<Site>(c.store, keys::SiteKey(p.owner, m.site_id), TxCode::kMarketUnknownSite,
                          "provider has no site " + Str(m.site_id)));
   M_TRY(existing, Load<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id)));
@@ -882,8 +859,6 @@ R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
   M_TRY(p, NeedProvider(c.store, m.provider));
   M_DO(RequireOperator(p, c.sender));
   M_DO(RequireInBusiness(p));
-  if (m.price_ugpn_per_gpu_hour == 0)
-    return Reject(TxCode::kMarketZeroAmount, "price of 0 ugpn per GPU-hour");
   if (m.site_id != 0) {
     M_TRY(site, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
     if (!site) return Reject(TxCode::kMarketUnknownSite, "provider has no site " + Str(m.site_id));
@@ -926,12 +901,6 @@ R<> Do(Ctx& c, const codec::MsgOfferClose& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
-  if (m.machines == 0 || m.machines > limits::kMachinesPerLeaseMax)
-    return Reject(TxCode::kMarketInvalidField, "machines " + Str(m.machines) + " not in 1.." +
-                                                   Str(limits::kMachinesPerLeaseMax));
-  if (m.gpus_per_machine == 0 || m.gpus_per_machine > limits::kGpusPerMachineMax)
-    return Reject(TxCode::kMarketInvalidField, "gpus_per_machine " + Str(m.gpus_per_machine) +
-                                                   " not in 1.." + Str(limits::kGpusPerMachineMax));
   M_TRY(offer, Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
                            "no offer " + Str(m.offer_id)));
   if (!offer.open)
@@ -942,8 +911,8 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
   M_DO(RequireInBusiness(p));
   M_DO(RequireOnline(p, c.block.time_ms));
   M_DO(RequireAdmits(p, c.sender));
-  M_TRY(rate, RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine));
-  M_DO(RequireDeposit(m.deposit_ugpn, rate));
+  M_TRY(rate, Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
+  M_DO(Rule(RequireDeposit(m.deposit_ugpn, rate)));
 
   // First fit in key order over the provider's machines of the offer's class: one
   // machine, or the lowest site id with enough fitting machines (lowest ids first).
@@ -999,24 +968,8 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgOrderCreate& m) {
+  // Counts, prices, the window and the deposit: Preflight.
   const codec::Requirements& q = m.requirements;
-  if (q.machines == 0 || q.machines > limits::kMachinesPerLeaseMax)
-    return Reject(TxCode::kMarketInvalidField, "machines " + Str(q.machines) + " not in 1.." +
-                                                   Str(limits::kMachinesPerLeaseMax));
-  if (q.gpus_per_machine == 0 || q.gpus_per_machine > limits::kGpusPerMachineMax)
-    return Reject(TxCode::kMarketInvalidField, "gpus_per_machine " + Str(q.gpus_per_machine) +
-                                                   " not in 1.." + Str(limits::kGpusPerMachineMax));
-  if (!q.attributes.empty() && q.auditors.empty())
-    return Reject(TxCode::kMarketInvalidField,
-                  "required attributes need at least one named auditor");
-  if (m.max_price_ugpn_per_gpu_hour == 0)
-    return Reject(TxCode::kMarketZeroAmount, "max price of 0 ugpn per GPU-hour");
-  if (m.bid_window_ms < limits::kBidWindowMinMs || m.bid_window_ms > limits::kBidWindowMaxMs)
-    return Reject(TxCode::kMarketInvalidField, "bid window " + Str(m.bid_window_ms) +
-                                                   " ms not in " + Str(limits::kBidWindowMinMs) +
-                                                   ".." + Str(limits::kBidWindowMaxMs));
-  M_TRY(rate, RateFor(m.max_price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine));
-  M_DO(RequireDeposit(m.deposit_ugpn, rate));
   base::Bytes prefix = keys::KeyBuilder(keys::kTenantOpenOrders).Addr(c.sender);
   M_TRY(open, Keys(c.store, prefix, keys::PrefixEnd(prefix), limits::kOpenOrdersPerAccountMax));
   if (open.size() >= limits::kOpenOrdersPerAccountMax)
@@ -1098,8 +1051,6 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
   if (order.bids >= limits::kBidsPerOrderMax)
     return Reject(TxCode::kMarketLimitReached, "order " + Str(m.order_id) + " has " +
                                                    Str(order.bids) + " bids (kBidsPerOrderMax)");
-  if (m.price_ugpn_per_gpu_hour == 0)
-    return Reject(TxCode::kMarketZeroAmount, "price of 0 ugpn per GPU-hour");
   if (m.price_ugpn_per_gpu_hour > order.max_price_ugpn_per_gpu_hour)
     return Reject(TxCode::kMarketBidMismatch, "price " + Str(m.price_ugpn_per_gpu_hour) +
                                                   " is over the order's maximum " +
@@ -1170,7 +1121,6 @@ R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
-  if (m.amount_ugpn == 0) return Reject(TxCode::kMarketZeroAmount, "deposit of 0 ugpn");
   M_TRY(l, NeedOpenLease(c.store, m.lease_id));
   if (l.state == LeaseState::kStarted && c.block.time_ms >= l.paid_until_ms)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " ran out of funds at " +
@@ -1252,8 +1202,6 @@ R<> Do(Ctx& c, const codec::MsgHeartbeat& m) {
 
 R<> Do(Ctx& c, const codec::MsgAttest& m) {
   M_TRY(p, NeedProvider(c.store, m.provider));
-  if (m.attributes.empty())
-    return Reject(TxCode::kMarketInvalidField, "an attestation needs at least one attribute");
   if (m.expires_at_ms <= c.block.time_ms)
     return Reject(TxCode::kMarketInvalidField, "expires_at_ms " + Str(m.expires_at_ms) +
                                                    " is not after the block time " +
@@ -1434,6 +1382,10 @@ bool IsMarketMsg(const codec::Msg& msg) {
 MsgOutcome ApplyMarketMsg(Store& store, const BlockTime& block, const codec::Address& sender,
                           const codec::Msg& msg, std::vector<codec::Event>& events) {
   GPUNET_CHECK(IsMarketMsg(msg));
+  // The stateless rules first, as CheckStateless ran them: a tx refused there is in
+  // no valid block, and a caller that applies without stage 1 (the fuzzer, a test)
+  // gets the same code.
+  if (auto pre = Preflight(msg); !pre) return std::optional<TxError>(std::move(pre.error()));
   Ctx ctx{store, block, sender, events};
   R<> result = std::visit([&](const auto& m) { return Do(ctx, m); }, msg);
   if (result) return std::optional<TxError>{};

@@ -9,6 +9,8 @@
 #include "base/limits.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
+#include "market/apply.h"
+#include "market/preflight.h"
 #include "state/conservation.h"
 #include "state/market_store.h"
 
@@ -133,9 +135,15 @@ codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelinePa
                   "tx is for chain '" + body.chain_id + "', this is '" + params.chain_id + "'");
   uint64_t total = body.fee_ugpn;
   for (size_t i = 0; i < body.msgs.size(); ++i) {
+    // A malformed market message is refused here, with the market's own code
+    // (200..999, market/preflight.h): the tx never enters a block, no fee is charged.
+    if (market::IsMarketMsg(body.msgs[i])) {
+      if (auto pre = market::Preflight(body.msgs[i]); !pre)
+        return TxFail(pre.error().code,
+                      "message " + std::to_string(i) + ": " + pre.error().message);
+    }
     uint64_t amount = AmountOf(body.msgs[i]);
-    // A send of nothing would only burn the fee; market amounts of 0 are refused by
-    // the market rules (an included failure with its own code).
+    // A send of nothing would only burn the fee (market amounts of 0: Preflight).
     if (amount == 0 && std::holds_alternative<codec::MsgSend>(body.msgs[i]))
       return TxFail(TxCode::kZeroAmount, "message " + std::to_string(i) + " sends 0 ugpn");
     auto sum = base::CheckedAdd(total, amount);

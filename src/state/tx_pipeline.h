@@ -1,8 +1,9 @@
 // The transaction pipeline (architecture §2.5; rippled Transactor, Bitcoin Core tx_check vs
 // tx_verify): three stages, each a pure function of its inputs.
 //
-//  1. CheckStateless: size, strict decode, per-tx message limit, chain id, amounts,
-//     fee against the size-based price, signature. Needs no state. The signature is
+//  1. CheckStateless: size, strict decode, per-tx message limit, chain id, the
+//     market's preflight of each market message (market/preflight.h), amounts, fee
+//     against the size-based price, signature. Needs no state. The signature is
 //     verified ONCE per tx hash: a verified hash goes into a SignatureCache shared by
 //     CheckTx and block execution, so a tx admitted to the mempool is not verified
 //     again when its block executes.
@@ -16,8 +17,11 @@
 //     looked at after every message, and an exhausted one is out_of_gas (an
 //     included failure like the others).
 //
-// Any refusal of stages 1-2 is a codec::TxError whose code is "rejected before
-// inclusion": such a tx changes nothing and may not be in a block. base::Error
+// Any refusal of stages 1-2 is a codec::TxError: such a tx changes nothing and may
+// not be in a block. Its code is "rejected before inclusion" (1..99), except a
+// preflight refusal, which carries the market's code (200..999) so that the submitter
+// sees the same code the rules would have put in a receipt (docs/market.md
+// "Preflight"): a refusal is told by where it comes from, not by its number. base::Error
 // results are operational (the store could not be read): the caller stops.
 #pragma once
 

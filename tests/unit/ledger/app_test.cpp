@@ -213,6 +213,19 @@ TEST(AppTest, ProcessProposalRejectsBadBlocksAndKeepsState) {
       *codec::DecodeTx(SignedSend(1, 0, TestAddress(33), 20)));  // replay of block 1's nonce
   b.header.tx_root = codec::TxRoot(b.txs);
   expect_reject(b, "stale_nonce");
+  // A market message that fails the preflight (a bond of nothing), as a proposer
+  // without the preflight would include it: refused like a bad signature
+  // (docs/market.md "Preflight").
+  b = good;
+  codec::TxBody malformed;
+  malformed.chain_id = "gpunet-test";
+  malformed.sender = TestKey(2).Public();
+  malformed.nonce = 1;
+  malformed.fee_ugpn = 100'000;
+  malformed.msgs.push_back(codec::MsgProviderBond{0});
+  b.txs.push_back(codec::SignTx(malformed, TestKey(2)));
+  b.header.tx_root = codec::TxRoot(b.txs);
+  expect_reject(b, "may not be in a block: market_zero_amount");
   b = good;
   b.txs.pop_back();
   expect_reject(b, "tx root");

@@ -13,6 +13,7 @@
 #include "codec/hashes.h"
 #include "market/apply.h"
 #include "market/keys.h"
+#include "market/preflight.h"
 #include "market/records.h"
 #include "state/conservation.h"
 #include "state/keyspace.h"
@@ -53,9 +54,10 @@ class Harness {
   state::StateDb& Db() { return m_db; }
 
   /// Signs and applies one tx of `msgs` from account `from`. Returns the receipt
-  /// code (0 = ok, 100..999 = included failure: fee charged, nonce advanced), or a
-  /// code 1..99 when the tx is rejected before inclusion (e.g. amount_overflow for
-  /// fee + amounts over 2^64-1): then nothing changed and the nonce is not used.
+  /// code (0 = ok, 100..999 = included failure: fee charged, nonce advanced), or the
+  /// code that rejected it before inclusion (1..99, e.g. amount_overflow for fee +
+  /// amounts over 2^64-1, or a market code from market::Preflight): then nothing
+  /// changed, the nonce is not used and `last_refused` is set.
   uint16_t Tx(uint8_t from, std::vector<codec::Msg> msgs) {
     codec::TxBody body;
     body.chain_id = m_params.chain_id;
@@ -64,8 +66,12 @@ class Harness {
     body.fee_ugpn = kFee;
     body.msgs = std::move(msgs);
     auto checked = state::CheckStateless(codec::SignTx(body, m_keys.at(from)), m_params, nullptr);
+    last_refused = !checked;
     if (!checked) {
-      EXPECT_TRUE(codec::IsRejectedBeforeInclusion(checked.error().code));
+      // A ledger refusal (1..99), or a market message's preflight with its market code.
+      EXPECT_TRUE(codec::IsRejectedBeforeInclusion(checked.error().code) ||
+                  RefusedByPreflight(body.msgs, checked.error().code))
+          << checked.error().ToString();
       return static_cast<uint16_t>(checked.error().code);
     }
     auto receipt = state::ApplyTx(m_db, *checked, {m_height, m_time_ms, {}}, 0, m_params);
@@ -78,6 +84,16 @@ class Harness {
     return (*receipt)->code;
   }
   uint16_t Tx(uint8_t from, codec::Msg msg) { return Tx(from, std::vector<codec::Msg>{msg}); }
+
+  /// Whether one of `msgs` is a market message that market::Preflight refuses with `code`.
+  static bool RefusedByPreflight(const std::vector<codec::Msg>& msgs, codec::TxCode code) {
+    for (const auto& m : msgs) {
+      if (!IsMarketMsg(m)) continue;
+      auto pre = Preflight(m);
+      if (!pre && pre.error().code == code) return true;
+    }
+    return false;
+  }
 
   /// Advances time by `ms` over `blocks` blocks, running the end-of-block work at
   /// each; returns the events of the last one.
@@ -150,6 +166,8 @@ class Harness {
   }
 
   codec::Receipt last_receipt;
+  /// Whether the last Tx was refused before inclusion (stage 1: no fee, no nonce).
+  bool last_refused = false;
   std::vector<codec::Event> all_events;
 
  private:

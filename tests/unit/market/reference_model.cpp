@@ -274,17 +274,19 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
 
 uint16_t Model::Tx(const Address& sender, const std::vector<codec::Msg>& msgs, uint64_t fee,
                    uint64_t height, uint64_t now_ms) {
-  // Before inclusion (the pipeline's stage 1): fee + the amounts the messages may
-  // take from the sender must fit in 64 bits, else the tx is refused unchanged.
+  // Before inclusion (the pipeline's stage 1), message by message: the preflight
+  // (stateless rules), then fee + the amounts the messages may take from the sender
+  // must fit in 64 bits. Either refuses the tx unchanged: no fee, no nonce.
   u128 total = fee;
   for (const auto& msg : msgs) {
+    if (uint16_t code = Preflight(msg)) return code;
     if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg)) total += m->bond_ugpn;
     if (auto* m = std::get_if<codec::MsgProviderBond>(&msg)) total += m->amount_ugpn;
     if (auto* m = std::get_if<codec::MsgLeaseDeposit>(&msg)) total += m->amount_ugpn;
     if (auto* m = std::get_if<codec::MsgLeaseCreate>(&msg)) total += m->deposit_ugpn;
     if (auto* m = std::get_if<codec::MsgOrderCreate>(&msg)) total += m->deposit_ugpn;
+    if (total > UINT64_MAX) return C(TxCode::kAmountOverflow);
   }
-  if (total > UINT64_MAX) return C(TxCode::kAmountOverflow);
   w.balances[sender] -= fee;
   w.fees += fee;
   World trial = w;
@@ -294,6 +296,69 @@ uint16_t Model::Tx(const Address& sender, const std::vector<codec::Msg>& msgs, u
   }
   w = std::move(trial);
   return 0;
+}
+
+uint16_t Model::Preflight(const codec::Msg& msg) {
+  auto count_ok = [](uint64_t v, uint64_t max) { return v >= 1 && v <= max; };
+  if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg))
+    return SplitsOk(m->payouts) ? 0 : C(TxCode::kMarketBadSplits);
+  if (auto* m = std::get_if<codec::MsgProviderUpdate>(&msg))
+    return SplitsOk(m->payouts) ? 0 : C(TxCode::kMarketBadSplits);
+  if (auto* m = std::get_if<codec::MsgProviderBond>(&msg))
+    return m->amount_ugpn == 0 ? C(TxCode::kMarketZeroAmount) : 0;
+  if (auto* m = std::get_if<codec::MsgProviderUnbond>(&msg))
+    return m->amount_ugpn == 0 ? C(TxCode::kMarketZeroAmount) : 0;
+  if (auto* m = std::get_if<codec::MsgSiteUpsert>(&msg))
+    return m->site_id == 0 ? C(TxCode::kMarketInvalidField) : 0;
+  if (auto* m = std::get_if<codec::MsgMachineUpsert>(&msg))
+    return m->machine_id == 0 || !count_ok(m->gpu_count, limits::kGpusPerMachineMax)
+               ? C(TxCode::kMarketInvalidField)
+               : 0;
+  if (auto* m = std::get_if<codec::MsgMachineRemove>(&msg))
+    return m->machine_id == 0 ? C(TxCode::kMarketUnknownMachine) : 0;
+  if (auto* m = std::get_if<codec::MsgOfferCreate>(&msg))
+    return m->price_ugpn_per_gpu_hour == 0 ? C(TxCode::kMarketZeroAmount) : 0;
+  if (auto* m = std::get_if<codec::MsgOfferClose>(&msg))
+    return m->offer_id == 0 ? C(TxCode::kMarketUnknownOffer) : 0;
+  if (auto* m = std::get_if<codec::MsgLeaseCreate>(&msg)) {
+    if (!count_ok(m->machines, limits::kMachinesPerLeaseMax) ||
+        !count_ok(m->gpus_per_machine, limits::kGpusPerMachineMax))
+      return C(TxCode::kMarketInvalidField);
+    return m->offer_id == 0 ? C(TxCode::kMarketUnknownOffer) : 0;
+  }
+  if (auto* m = std::get_if<codec::MsgOrderCreate>(&msg)) {
+    const codec::Requirements& q = m->requirements;
+    if (!count_ok(q.machines, limits::kMachinesPerLeaseMax) ||
+        !count_ok(q.gpus_per_machine, limits::kGpusPerMachineMax))
+      return C(TxCode::kMarketInvalidField);
+    if (!q.attributes.empty() && q.auditors.empty()) return C(TxCode::kMarketInvalidField);
+    if (m->max_price_ugpn_per_gpu_hour == 0) return C(TxCode::kMarketZeroAmount);
+    if (m->bid_window_ms < limits::kBidWindowMinMs || m->bid_window_ms > limits::kBidWindowMaxMs)
+      return C(TxCode::kMarketInvalidField);
+    u128 rate = u128(m->max_price_ugpn_per_gpu_hour) * q.machines * q.gpus_per_machine;
+    if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
+    return u128(m->deposit_ugpn) < rate * limits::kMinDepositHours ? C(TxCode::kMarketDepositTooLow)
+                                                                   : 0;
+  }
+  if (auto* m = std::get_if<codec::MsgOrderClose>(&msg))
+    return m->order_id == 0 ? C(TxCode::kMarketUnknownOrder) : 0;
+  if (auto* m = std::get_if<codec::MsgBidCreate>(&msg)) {
+    if (m->order_id == 0) return C(TxCode::kMarketUnknownOrder);
+    return m->price_ugpn_per_gpu_hour == 0 ? C(TxCode::kMarketZeroAmount) : 0;
+  }
+  if (auto* m = std::get_if<codec::MsgBidAccept>(&msg))
+    return m->bid_id == 0 ? C(TxCode::kMarketUnknownBid) : 0;
+  if (auto* m = std::get_if<codec::MsgAttest>(&msg))
+    return m->attributes.empty() ? C(TxCode::kMarketInvalidField) : 0;
+  uint64_t lease_id = UINT64_MAX;  // messages on a lease: id 0 names none
+  if (auto* m = std::get_if<codec::MsgLeaseStarted>(&msg)) lease_id = m->lease_id;
+  if (auto* m = std::get_if<codec::MsgLeaseDeposit>(&msg)) {
+    if (m->amount_ugpn == 0) return C(TxCode::kMarketZeroAmount);  // nothing to deposit
+    lease_id = m->lease_id;
+  }
+  if (auto* m = std::get_if<codec::MsgLeaseWithdraw>(&msg)) lease_id = m->lease_id;
+  if (auto* m = std::get_if<codec::MsgLeaseClose>(&msg)) lease_id = m->lease_id;
+  return lease_id == 0 ? C(TxCode::kMarketUnknownLease) : 0;
 }
 
 uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height,
@@ -308,7 +373,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
   if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg)) {
     auto it = w.providers.find(s);
     if (it != w.providers.end() && it->second.active) return C(TxCode::kMarketProviderExists);
-    if (!SplitsOk(m->payouts)) return C(TxCode::kMarketBadSplits);
     if (m->bond_ugpn < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
     if (!debit(s, m->bond_ugpn)) return C(TxCode::kMarketInsufficientFunds);
     Provider& p = w.providers[s];  // a returning provider keeps its history
@@ -328,7 +392,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     auto it = w.providers.find(s);
     if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
-    if (!SplitsOk(m->payouts)) return C(TxCode::kMarketBadSplits);
     it->second.op = m->operator_address;
     it->second.region = m->region;
     it->second.allow = m->policy.allow;
@@ -355,7 +418,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
   if (auto* m = std::get_if<codec::MsgProviderBond>(&msg)) {
     auto it = w.providers.find(s);
     if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
-    if (m->amount_ugpn == 0) return C(TxCode::kMarketZeroAmount);
     if (!debit(s, m->amount_ugpn)) return C(TxCode::kMarketInsufficientFunds);
     it->second.bond += m->amount_ugpn;
     return 0;
@@ -364,7 +426,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     auto it = w.providers.find(s);
     if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
     Provider& p = it->second;
-    if (m->amount_ugpn == 0) return C(TxCode::kMarketZeroAmount);
     if (m->amount_ugpn > p.bond) return C(TxCode::kMarketInsufficientBond);
     if (w.OpenLeases(s) > 0 && p.bond - m->amount_ugpn < limits::kProviderBondMinUgpn)
       return C(TxCode::kMarketOpenLeases);
@@ -396,7 +457,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
-    if (m->site_id == 0) return C(TxCode::kMarketInvalidField);
     auto site = w.sites.find({m->provider, m->site_id});
     if (site != w.sites.end() && site->second != static_cast<uint8_t>(m->fabric) &&
         w.MachinesOnSite(m->provider, m->site_id) > 0)
@@ -409,9 +469,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
-    if (m->machine_id == 0) return C(TxCode::kMarketInvalidField);
-    if (m->gpu_count == 0 || m->gpu_count > limits::kGpusPerMachineMax)
-      return C(TxCode::kMarketInvalidField);
     if (!w.sites.contains({m->provider, m->site_id})) return C(TxCode::kMarketUnknownSite);
     auto existing = w.machines.find({m->provider, m->machine_id});
     if (existing != w.machines.end()) {
@@ -441,7 +498,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
     if (it->second.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
-    if (m->price_ugpn_per_gpu_hour == 0) return C(TxCode::kMarketZeroAmount);
     if (m->site_id != 0 && !w.sites.contains({m->provider, m->site_id}))
       return C(TxCode::kMarketUnknownSite);
     if (w.OpenOffers(m->provider) >= limits::kOffersPerProviderMax)
@@ -463,10 +519,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgLeaseCreate>(&msg)) {
-    if (m->machines == 0 || m->machines > limits::kMachinesPerLeaseMax)
-      return C(TxCode::kMarketInvalidField);
-    if (m->gpus_per_machine == 0 || m->gpus_per_machine > limits::kGpusPerMachineMax)
-      return C(TxCode::kMarketInvalidField);
     auto o = w.offers.find(m->offer_id);
     if (o == w.offers.end()) return C(TxCode::kMarketUnknownOffer);
     const Offer offer = o->second;
@@ -514,19 +566,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
   }
 
   if (auto* m = std::get_if<codec::MsgOrderCreate>(&msg)) {
-    const codec::Requirements& q = m->requirements;
-    if (q.machines == 0 || q.machines > limits::kMachinesPerLeaseMax)
-      return C(TxCode::kMarketInvalidField);
-    if (q.gpus_per_machine == 0 || q.gpus_per_machine > limits::kGpusPerMachineMax)
-      return C(TxCode::kMarketInvalidField);
-    if (!q.attributes.empty() && q.auditors.empty()) return C(TxCode::kMarketInvalidField);
-    if (m->max_price_ugpn_per_gpu_hour == 0) return C(TxCode::kMarketZeroAmount);
-    if (m->bid_window_ms < limits::kBidWindowMinMs || m->bid_window_ms > limits::kBidWindowMaxMs)
-      return C(TxCode::kMarketInvalidField);
-    u128 rate = u128(m->max_price_ugpn_per_gpu_hour) * q.machines * q.gpus_per_machine;
-    if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
-    if (u128(m->deposit_ugpn) < rate * limits::kMinDepositHours)
-      return C(TxCode::kMarketDepositTooLow);
+    const codec::Requirements& q = m->requirements;  // its fields passed Preflight
     size_t open = 0;
     for (const auto& [id, o] : w.orders) open += o.tenant == s && o.state == OrderState::kOpen;
     if (open >= limits::kOpenOrdersPerAccountMax) return C(TxCode::kMarketLimitReached);
@@ -568,7 +608,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
       if (b.order == m->order_id && b.provider == m->provider)
         return C(TxCode::kMarketDuplicateBid);
     if (o->second.bids >= limits::kBidsPerOrderMax) return C(TxCode::kMarketLimitReached);
-    if (m->price_ugpn_per_gpu_hour == 0) return C(TxCode::kMarketZeroAmount);
     if (m->price_ugpn_per_gpu_hour > o->second.max_price) return C(TxCode::kMarketBidMismatch);
     Bid b{w.next_bid, m->order_id, m->provider, m->price_ugpn_per_gpu_hour, m->machine_ids};
     if (uint16_t c = Mismatch(w, o->second, b)) return c;
@@ -610,7 +649,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgLeaseDeposit>(&msg)) {
-    if (m->amount_ugpn == 0) return C(TxCode::kMarketZeroAmount);
     if (uint16_t c = open_lease(m->lease_id, l)) return c;
     if (l->state == State::kStarted && now >= l->paid_until) return C(TxCode::kMarketLeaseState);
     if (u128(l->deposited) + m->amount_ugpn > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);

@@ -164,8 +164,9 @@ class Model {
  public:
   World w;
 
-  /// One tx: the fee from `sender` first, then the messages in order, all or none.
-  /// Returns 0 or the market code of the first message that fails.
+  /// One tx: refused unchanged when a message fails the preflight (the stateless
+  /// rules) or fee + amounts overflow; else the fee from `sender` first, then the
+  /// messages in order, all or none. Returns 0 or the code of the first failure.
   uint16_t Tx(const Address& sender, const std::vector<codec::Msg>& msgs, uint64_t fee,
               uint64_t height, uint64_t now_ms);
   /// End-of-block work at (height, now): missed starts, missed heartbeats, expiries.
@@ -177,6 +178,8 @@ class Model {
   uint64_t grace_waits = 0;
 
  private:
+  /// docs/market.md "Preflight": 0, or the code that refuses `msg` before inclusion.
+  static uint16_t Preflight(const codec::Msg& msg);
   uint16_t Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height, uint64_t now);
   /// Whether a deadline due now has passed its grace: the first block that sees it
   /// due sets `grace_until` to height + grace blocks; the fault fires after that.

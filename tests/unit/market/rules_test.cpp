@@ -116,15 +116,20 @@ TEST(Providers, RegisterMovesTheBondAndRefusesBadInput) {
   uint64_t before = h.Balance(kOwner);
   auto bad = Register(h, kOwner);
   bad.payouts[0].bp -= 1;  // 9999 bp in all
+  // Malformed (the splits are judged without state): refused by the preflight before
+  // inclusion, so no fee and no nonce (docs/market.md "Preflight").
   EXPECT_EQ(h.Tx(kOwner, bad), Code(TxCode::kMarketBadSplits));
-  // An included failure: fee charged, nonce advanced, nothing else.
+  EXPECT_TRUE(h.last_refused);
+  EXPECT_EQ(h.Balance(kOwner), before);
+  // A rule that needs the sender's balance: an included failure, fee charged.
+  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner, 1'000'000 * kGpn)),
+            Code(TxCode::kMarketInsufficientFunds));
+  EXPECT_FALSE(h.last_refused);
   EXPECT_EQ(h.Balance(kOwner), before - kFee);
   EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner, limits::kProviderBondMinUgpn - 1)),
             Code(TxCode::kMarketBondTooLow));
-  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner, 1'000'000 * kGpn)),
-            Code(TxCode::kMarketInsufficientFunds));
   EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner)), 0);
-  EXPECT_EQ(h.Balance(kOwner), before - 4 * kFee - kBond);
+  EXPECT_EQ(h.Balance(kOwner), before - 3 * kFee - kBond);
   EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond);
   EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner)), Code(TxCode::kMarketProviderExists));
 }
@@ -190,6 +195,7 @@ TEST(Providers, BondWithdrawalWaitsForTheUnbondingDelay) {
   SetUpProvider(h);
   uint64_t before = h.Balance(kOwner);
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{0}), Code(TxCode::kMarketZeroAmount));
+  EXPECT_TRUE(h.last_refused);  // preflight: no fee
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond + 1}),
             Code(TxCode::kMarketInsufficientBond));
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), Code(TxCode::kMarketNothingToClaim));
@@ -199,7 +205,7 @@ TEST(Providers, BondWithdrawalWaitsForTheUnbondingDelay) {
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), Code(TxCode::kMarketNothingToClaim));
   h.Advance(1);
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), 0);
-  EXPECT_EQ(h.Balance(kOwner), before - 6 * kFee + 300 * kGpn);
+  EXPECT_EQ(h.Balance(kOwner), before - 5 * kFee + 300 * kGpn);
   EXPECT_TRUE(h.GetProvider(kOwner).unbonding.empty());
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderBond{5}), 0);
   EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond - 300 * kGpn + 5);

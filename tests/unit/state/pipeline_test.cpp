@@ -267,6 +267,34 @@ TEST_F(PipelineTest, EveryRefusalLeavesStateByteIdentical) {
   CommitAndCheck();
 }
 
+// The market's preflight is part of stage 1 (docs/market.md "Preflight"): a malformed
+// market message refuses its whole tx with the market's code and the message's index,
+// before the fee and signature checks, and nothing changes.
+TEST_F(PipelineTest, MalformedMarketMessageIsRefusedBeforeInclusionWithItsCode) {
+  auto before = db.Pending();
+  codec::MsgOrderCreate order;
+  order.requirements.machines = 1;
+  order.requirements.gpus_per_machine = 1;
+  order.max_price_ugpn_per_gpu_hour = 10;
+  order.deposit_ugpn = 10;
+  order.bid_window_ms = 0;  // under kBidWindowMinMs
+  codec::Tx forged = codec::SignTx(Body(alice, 0, {Send(TestAddress(bob), 1), order}), alice);
+  forged.body.fee_ugpn += 1;  // the signature does not cover it: the preflight comes first
+  auto refused = Stateless(codec::EncodeTx(forged));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, TxCode::kMarketInvalidField);
+  EXPECT_NE(refused.error().message.find("message 1: bid window 0 ms"), std::string::npos)
+      << refused.error().message;
+  auto zero_bond = Apply(Signed(Body(alice, 0, {codec::MsgProviderBond{0}}), alice));
+  ASSERT_FALSE(zero_bond.has_value());
+  EXPECT_EQ(zero_bond.error().code, TxCode::kMarketZeroAmount);
+  EXPECT_EQ(db.Pending(), before);
+  EXPECT_EQ(Account(alice), (codec::Account{1'000'000, 0}));
+  // Fixed, the same order passes stage 1 (and fails its rule when applied).
+  order.bid_window_ms = 60'000;
+  EXPECT_TRUE(Stateless(Signed(Body(alice, 0, {order}), alice)).has_value());
+}
+
 TEST_F(PipelineTest, CheckTxRuleAllowsNoncesAheadUpToTheLimit) {
   auto tx = Stateless(Signed(Body(alice, 8, {Send(TestAddress(bob), 1)}), alice));
   ASSERT_TRUE(tx);

@@ -1,0 +1,196 @@
+#include "market/preflight.h"
+
+#include <string>
+#include <type_traits>
+
+#include "base/check.h"
+#include "base/checked_math.h"
+#include "base/limits.h"
+#include "market/math.h"
+
+namespace gpunet::market {
+
+namespace limits = base::limits;
+using codec::TxCode;
+using codec::TxFail;
+using codec::TxResult;
+
+namespace {
+
+std::string Str(uint64_t v) {
+  return std::to_string(v);
+}
+
+TxResult<void> Pass() {
+  return {};
+}
+
+/// `value` in 1..max, else kMarketInvalidField naming `field`.
+TxResult<void> CountInRange(std::string_view field, uint64_t value, uint64_t max) {
+  if (value == 0 || value > max)
+    return TxFail(TxCode::kMarketInvalidField,
+                  std::string(field) + " " + Str(value) + " not in 1.." + Str(max));
+  return Pass();
+}
+
+/// Offers, orders, bids and leases are numbered from 1 (Counters): id 0 names none.
+TxResult<void> IdNotZero(uint64_t id, TxCode unknown, std::string_view what) {
+  if (id == 0) return TxFail(unknown, "no " + std::string(what) + " 0 (ids start at 1)");
+  return Pass();
+}
+
+TxResult<void> NotZero(uint64_t amount, std::string_view what) {
+  if (amount == 0) return TxFail(TxCode::kMarketZeroAmount, std::string(what) + " of 0 ugpn");
+  return Pass();
+}
+
+TxResult<void> PriceNotZero(uint64_t price, std::string_view what) {
+  if (price == 0)
+    return TxFail(TxCode::kMarketZeroAmount, std::string(what) + " of 0 ugpn per GPU-hour");
+  return Pass();
+}
+
+TxResult<void> Payouts(const std::vector<codec::PayoutSplit>& payouts) {
+  if (!ValidSplits(payouts))
+    return TxFail(TxCode::kMarketBadSplits,
+                  "payout splits must name 1.." + Str(limits::kPayoutSplitsMax) +
+                      " payees with 1.." + Str(limits::kPayoutBpTotal) +
+                      " bp each, summing to exactly " + Str(limits::kPayoutBpTotal) + " bp");
+  return Pass();
+}
+
+TxResult<void> Check(const codec::MsgProviderRegister& m) {
+  return Payouts(m.payouts);
+}
+TxResult<void> Check(const codec::MsgProviderUpdate& m) {
+  return Payouts(m.payouts);
+}
+TxResult<void> Check(const codec::MsgProviderDeregister&) {
+  return Pass();
+}
+TxResult<void> Check(const codec::MsgProviderBond& m) {
+  return NotZero(m.amount_ugpn, "bond");
+}
+TxResult<void> Check(const codec::MsgProviderUnbond& m) {
+  return NotZero(m.amount_ugpn, "unbond");
+}
+TxResult<void> Check(const codec::MsgProviderClaimUnbonded&) {
+  return Pass();
+}
+
+TxResult<void> Check(const codec::MsgSiteUpsert& m) {
+  if (m.site_id == 0) return TxFail(TxCode::kMarketInvalidField, "site_id must be >= 1");
+  return Pass();
+}
+
+TxResult<void> Check(const codec::MsgMachineUpsert& m) {
+  if (m.machine_id == 0) return TxFail(TxCode::kMarketInvalidField, "machine_id must be >= 1");
+  return CountInRange("gpu_count", m.gpu_count, limits::kGpusPerMachineMax);
+}
+
+TxResult<void> Check(const codec::MsgMachineRemove& m) {
+  if (m.machine_id == 0)
+    return TxFail(TxCode::kMarketUnknownMachine, "no machine 0 (ids start at 1)");
+  return Pass();
+}
+
+TxResult<void> Check(const codec::MsgOfferCreate& m) {
+  return PriceNotZero(m.price_ugpn_per_gpu_hour, "price");
+}
+TxResult<void> Check(const codec::MsgOfferClose& m) {
+  return IdNotZero(m.offer_id, TxCode::kMarketUnknownOffer, "offer");
+}
+
+TxResult<void> Check(const codec::MsgLeaseCreate& m) {
+  if (auto ok = CountInRange("machines", m.machines, limits::kMachinesPerLeaseMax); !ok) return ok;
+  if (auto ok = CountInRange("gpus_per_machine", m.gpus_per_machine, limits::kGpusPerMachineMax);
+      !ok)
+    return ok;
+  return IdNotZero(m.offer_id, TxCode::kMarketUnknownOffer, "offer");
+}
+
+TxResult<void> Check(const codec::MsgOrderCreate& m) {
+  const codec::Requirements& q = m.requirements;
+  if (auto ok = CountInRange("machines", q.machines, limits::kMachinesPerLeaseMax); !ok) return ok;
+  if (auto ok = CountInRange("gpus_per_machine", q.gpus_per_machine, limits::kGpusPerMachineMax);
+      !ok)
+    return ok;
+  if (!q.attributes.empty() && q.auditors.empty())
+    return TxFail(TxCode::kMarketInvalidField,
+                  "required attributes need at least one named auditor");
+  if (auto ok = PriceNotZero(m.max_price_ugpn_per_gpu_hour, "max price"); !ok) return ok;
+  if (m.bid_window_ms < limits::kBidWindowMinMs || m.bid_window_ms > limits::kBidWindowMaxMs)
+    return TxFail(TxCode::kMarketInvalidField, "bid window " + Str(m.bid_window_ms) +
+                                                   " ms not in " + Str(limits::kBidWindowMinMs) +
+                                                   ".." + Str(limits::kBidWindowMaxMs));
+  // The order's own price bounds what it may pay: its deposit is judged on it alone.
+  auto rate = RateFor(m.max_price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine);
+  if (!rate) return std::unexpected(std::move(rate.error()));
+  return RequireDeposit(m.deposit_ugpn, *rate);
+}
+
+TxResult<void> Check(const codec::MsgOrderClose& m) {
+  return IdNotZero(m.order_id, TxCode::kMarketUnknownOrder, "order");
+}
+TxResult<void> Check(const codec::MsgBidCreate& m) {
+  if (auto ok = IdNotZero(m.order_id, TxCode::kMarketUnknownOrder, "order"); !ok) return ok;
+  return PriceNotZero(m.price_ugpn_per_gpu_hour, "price");
+}
+TxResult<void> Check(const codec::MsgBidAccept& m) {
+  return IdNotZero(m.bid_id, TxCode::kMarketUnknownBid, "bid");
+}
+TxResult<void> Check(const codec::MsgLeaseStarted& m) {
+  return IdNotZero(m.lease_id, TxCode::kMarketUnknownLease, "lease");
+}
+TxResult<void> Check(const codec::MsgLeaseDeposit& m) {
+  if (auto ok = NotZero(m.amount_ugpn, "deposit"); !ok) return ok;
+  return IdNotZero(m.lease_id, TxCode::kMarketUnknownLease, "lease");
+}
+TxResult<void> Check(const codec::MsgLeaseWithdraw& m) {
+  return IdNotZero(m.lease_id, TxCode::kMarketUnknownLease, "lease");
+}
+TxResult<void> Check(const codec::MsgLeaseClose& m) {
+  return IdNotZero(m.lease_id, TxCode::kMarketUnknownLease, "lease");
+}
+TxResult<void> Check(const codec::MsgHeartbeat&) {
+  return Pass();
+}
+TxResult<void> Check(const codec::MsgAttest& m) {
+  // Whether it has expired needs the block's time: the rules check that.
+  if (m.attributes.empty())
+    return TxFail(TxCode::kMarketInvalidField, "an attestation needs at least one attribute");
+  return Pass();
+}
+
+TxResult<void> Check(const codec::MsgSend&) {
+  GPUNET_UNREACHABLE();  // the bank's, checked by state/tx_pipeline
+}
+
+}  // namespace
+
+TxResult<void> Preflight(const codec::Msg& msg) {
+  GPUNET_CHECK(!std::holds_alternative<codec::MsgSend>(msg));
+  auto result = std::visit([](const auto& m) { return Check(m); }, msg);
+  GPUNET_CHECK(result || codec::IsIncludedFailure(result.error().code));
+  return result;
+}
+
+TxResult<uint64_t> RateFor(uint64_t price_ugpn_per_gpu_hour, uint64_t machines,
+                           uint64_t gpus_per_machine) {
+  auto gpus = base::CheckedMul(machines, gpus_per_machine);
+  std::optional<uint64_t> rate = gpus ? RateOf(price_ugpn_per_gpu_hour, *gpus) : std::nullopt;
+  if (!rate) return TxFail(TxCode::kMarketAmountOverflow, "price x GPUs does not fit in 64 bits");
+  return *rate;
+}
+
+TxResult<void> RequireDeposit(uint64_t deposit_ugpn, uint64_t rate_ugpn_per_hour) {
+  const unsigned __int128 need =
+      static_cast<unsigned __int128>(rate_ugpn_per_hour) * limits::kMinDepositHours;
+  if (deposit_ugpn < need)
+    return TxFail(TxCode::kMarketDepositTooLow, "deposit " + Str(deposit_ugpn) + " ugpn is under " +
+                                                    Str(limits::kMinDepositHours) + " hour(s) at " +
+                                                    Str(rate_ugpn_per_hour) + " ugpn/hour");
+  return Pass();
+}
+
+}  // namespace gpunet::market
