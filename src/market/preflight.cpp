@@ -24,8 +24,8 @@ TxResult<void> Pass() {
 /// `value` in 1..max, else kMarketInvalidField naming `field`.
 TxResult<void> CountInRange(std::string_view field, uint64_t value, uint64_t max) {
   if (value == 0 || value > max)
-    return TxFail(TxCode::kMarketInvalidField,
-                  std::string(field) + " " + std::to_string(value) + " not in 1.." + std::to_string(max));
+    return TxFail(TxCode::kMarketInvalidField, std::string(field) + " " + std::to_string(value) +
+                                                   " not in 1.." + std::to_string(max));
   return Pass();
 }
 
@@ -51,7 +51,8 @@ TxResult<void> Payouts(const std::vector<codec::PayoutSplit>& payouts) {
     return TxFail(TxCode::kMarketBadSplits,
                   "payout splits must name 1.." + std::to_string(limits::kPayoutSplitsMax) +
                       " payees with 1.." + std::to_string(limits::kPayoutBpTotal) +
-                      " bp each, summing to exactly " + std::to_string(limits::kPayoutBpTotal) + " bp");
+                      " bp each, summing to exactly " + std::to_string(limits::kPayoutBpTotal) +
+                      " bp");
   return Pass();
 }
 
@@ -117,8 +118,9 @@ TxResult<void> Check(const codec::MsgOrderCreate& m) {
   if (auto ok = PriceNotZero(m.max_price_ugpn_per_gpu_hour, "max price"); !ok) return ok;
   if (m.bid_window_ms < limits::kBidWindowMinMs || m.bid_window_ms > limits::kBidWindowMaxMs)
     return TxFail(TxCode::kMarketInvalidField, "bid window " + std::to_string(m.bid_window_ms) +
-                                                   " ms not in " + std::to_string(limits::kBidWindowMinMs) +
-                                                   ".." + std::to_string(limits::kBidWindowMaxMs));
+                                                   " ms not in " +
+                                                   std::to_string(limits::kBidWindowMinMs) + ".." +
+                                                   std::to_string(limits::kBidWindowMaxMs));
   // The order's own price bounds what it may pay: its deposit is judged on it alone.
   auto rate = RateFor(m.max_price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine);
   if (!rate) return std::unexpected(std::move(rate.error()));
@@ -183,9 +185,10 @@ TxResult<void> RequireDeposit(uint64_t deposit_ugpn, uint64_t rate_ugpn_per_hour
   const unsigned __int128 need =
       static_cast<unsigned __int128>(rate_ugpn_per_hour) * limits::kMinDepositHours;
   if (deposit_ugpn < need)
-    return TxFail(TxCode::kMarketDepositTooLow, "deposit " + std::to_string(deposit_ugpn) + " ugpn is under " +
-                                                    std::to_string(limits::kMinDepositHours) + " hour(s) at " +
-                                                    std::to_string(rate_ugpn_per_hour) + " ugpn/hour");
+    return TxFail(TxCode::kMarketDepositTooLow,
+                  "deposit " + std::to_string(deposit_ugpn) + " ugpn is under " +
+                      std::to_string(limits::kMinDepositHours) + " hour(s) at " +
+                      std::to_string(rate_ugpn_per_hour) + " ugpn/hour");
   return Pass();
 }
 
