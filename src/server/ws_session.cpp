@@ -134,6 +134,7 @@ class WsSession final : public WsSessionBase {
     }
     if (!subscribed) ArmUnsubscribedTimer();
     ReadNext();
+    AdvanceClose();  // a close asked for during the handshake (Stop, queue cap) goes now
   }
 
   // On the strand. A websocket without a subscription costs a connection slot and
@@ -276,11 +277,17 @@ class WsSession final : public WsSessionBase {
   // peer's EOF ends the pending read and Finish runs (or the kill timer does).
   // Over TLS the half-close is TCP's too, without a close_notify: a TLS shutdown
   // would have to read the peer's, which the pending read cannot share.
+  // Not before the accept completes: until then the handshake owns the stream (its
+  // 101 response is being written outside Beast's write lock, and on completion
+  // Beast's open() clears that lock), so a write started then overlaps the 101 and
+  // has its lock taken away, which Beast 1.74 reports as soft_mutex.hpp:75
+  // `id_ == T::id`. OnAccept calls back when the accept completes.
   void AdvanceClose() {
     if (m_finished || !m_close_started || m_close_sent) return;
     {
       std::lock_guard lock(m_mu);
-      if (m_writing) return;  // WriteNext calls back when it ends
+      if (!m_accepted) return;  // OnAccept calls back
+      if (m_writing) return;    // WriteNext calls back when it ends
       m_writing = true;
     }
     m_close_sent = true;
