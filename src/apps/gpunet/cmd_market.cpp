@@ -888,8 +888,15 @@ void RunAttest(const GlobalOptions& g, const AttestArgs& a) {
   }
   for (const auto& [k, v] : attrs) msg.attributes.push_back({k, v});
   std::string expires = a.expires;
-  if (expires.ends_with("d") && expires.size() > 1 && expires.size() < 6)
-    expires = std::to_string(std::stoull(expires.substr(0, expires.size() - 1)) * 24) + "h";
+  if (expires.ends_with("d")) {
+    const std::string days = expires.substr(0, expires.size() - 1);
+    bool digits = !days.empty() && days.size() <= 4;
+    for (char c : days) digits = digits && c >= '0' && c <= '9';
+    if (!digits)
+      FailCommand(ErrorCode::kInvalidArgument,
+                  "--expires \"" + a.expires + "\": give whole days (30d) or hours (12h)");
+    expires = std::to_string(std::stoull(days) * 24) + "h";
+  }
   uint64_t ttl_ms = OrFail(client::ParseDurationMs(expires), "--expires");
   client::NodeClient node(g.NodeUrl());
   auto status = OrFail(node.Status());

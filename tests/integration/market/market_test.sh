@@ -43,6 +43,8 @@ g -o json provider show provider >"$WORK/show.json" || fail "provider show"
 [ "$(json_field '["provider"]["machine_list"][1]["cuda_version"]' <"$WORK/show.json")" = 12040 ] || fail "machine cuda 12.4 stored as 12040"
 g provider list | grep -q "$prov" || fail "provider list does not show $prov"
 expect_error "register twice" "provider_exists" g provider register --config "$EX/provider.yaml" --from provider --yes
+expect_error "attest --expires 1.5d" "whole days" g attest tier=3 --provider provider --from alice --expires 1.5d
+expect_error "attest --expires abcd" "whole days" g attest tier=3 --provider provider --from alice --expires abcdd
 
 # --- 3. offers and the filter ---
 g -o json offers >"$WORK/offers.json" || fail "offers"
