@@ -246,6 +246,13 @@ void HttpServer::Impl::Reject(tcp::socket socket, int status, const std::string&
     rejected.fetch_add(1, std::memory_order_relaxed);
     if (m_rejected_metric != nullptr) m_rejected_metric->Inc();
   }
+  boost::system::error_code ignored;
+  if (opt.tls) {
+    // A TLS client cannot read a plaintext answer (it sees a TLS record error), and a
+    // handshake would spend the work the limit is there to save: close without a word.
+    socket.close(ignored);
+    return;
+  }
   // Best effort, never blocking the accept loop: one non-blocking write, then close.
   std::string body = JsonErrorText(status == 503 ? "unavailable" : "limit_exceeded", message);
   std::string text = std::string(status == 503 ? "HTTP/1.1 503 Service Unavailable"
@@ -253,7 +260,6 @@ void HttpServer::Impl::Reject(tcp::socket socket, int status, const std::string&
                      "\r\nServer: gpunet\r\n"
                      "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
                      std::to_string(body.size()) + "\r\n\r\n" + body;
-  boost::system::error_code ignored;
   socket.non_blocking(true, ignored);
   socket.write_some(net::buffer(text), ignored);
   socket.shutdown(tcp::socket::shutdown_send, ignored);

@@ -278,6 +278,48 @@ TEST(Tls, TheLimitsHoldOverTls) {
   EXPECT_EQ(res.body(), "within the limit");
 }
 
+TEST(Tls, AConnectionOverTheAddressCapIsClosedWithoutAnAnswer) {
+  ServerOptions opt;
+  opt.connections_per_address_max = 1;
+  opt.per_address_exempt_loopback = false;
+  TlsFixture f(opt);
+  f.Start();
+  auto ctx = f.ClientContext();
+
+  // The first connection from 127.0.0.1 completes its handshake and stays open.
+  net::io_context ioc;
+  beast::ssl_stream<beast::tcp_stream> first(ioc, *ctx);
+  ASSERT_EQ(ConnectTls(first, f.server->Port()), "");
+
+  // A second one is closed before any handshake: the client's fails.
+  net::io_context ioc2;
+  beast::ssl_stream<beast::tcp_stream> second(ioc2, *ctx);
+  const std::string err = ConnectTls(second, f.server->Port());
+  EXPECT_TRUE(err.starts_with("handshake: ")) << "a connection over the cap: '" << err << "'";
+  // Nor is any plaintext answer written onto the socket.
+  RawConn raw(f.server->Port());
+  ASSERT_TRUE(raw.connected());
+  bool closed = false;
+  EXPECT_EQ(raw.ReadUntilClose(kGuardMs, &closed), "");
+  EXPECT_TRUE(closed);
+  ASSERT_TRUE(WaitFor([&] { return f.server->Stats().rejected_per_address == 2; }, kGuardMs));
+  EXPECT_NE(f.registry.Render().find("gpunet_rpc_rejected_per_address_total 2"), std::string::npos);
+  EXPECT_EQ(f.server->Stats().tls_handshake_failures, 0u);
+
+  // The first connection is still served.
+  http::request<http::string_body> req(http::verb::get, "/hello", 11);
+  req.set(http::field::host, "127.0.0.1");
+  beast::error_code ec;
+  http::write(first, req, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(first, buffer, res, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(res.body(), "hello");
+}
+
 /// Start()'s error for a TLS server with these files.
 base::Error StartError(const std::string& certificate_file, const std::string& key_file) {
   ServerOptions opt;
