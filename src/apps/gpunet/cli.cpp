@@ -29,6 +29,16 @@ std::string GlobalOptions::NodeUrl() const {
   return "http://127.0.0.1:26657";
 }
 
+std::optional<uint64_t> ParseDigits(std::string_view text, size_t max_digits) {
+  if (text.empty() || text.size() > max_digits || max_digits > 19) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
 std::string UtcText(uint64_t time_ms) {
   const auto seconds = static_cast<std::time_t>(time_ms / 1000);
   std::tm utc{};

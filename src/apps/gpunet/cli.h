@@ -2,7 +2,9 @@
 // JSON, and error reporting that tells the user what to do.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -56,6 +58,10 @@ void PrintJson(const nlohmann::json& j);
 /// A consensus or wall time for people: "2026-12-07 13:05:06 UTC" (whole seconds;
 /// `--output json` carries the unix milliseconds instead).
 std::string UtcText(uint64_t time_ms);
+
+/// A whole number a user typed: 1 to `max_digits` ASCII digits and nothing else
+/// (max_digits <= 19, so it fits in 64 bits); nullopt otherwise.
+std::optional<uint64_t> ParseDigits(std::string_view text, size_t max_digits);
 
 /// Reports an error on stderr (text) or stdout as {"error":{...}} (json).
 void PrintError(const GlobalOptions& g, const base::Error& e);

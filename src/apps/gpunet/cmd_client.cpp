@@ -235,14 +235,11 @@ void RunQueryAccount(const GlobalOptions& g, const std::string& who, bool prove)
 void RunQueryBlock(const GlobalOptions& g, const std::string& which) {
   std::optional<uint64_t> height;
   if (which != "latest") {
-    uint64_t h = 0;
-    bool digits = !which.empty() && which.size() <= 19;
-    for (char c : which) digits = digits && c >= '0' && c <= '9';
-    if (digits) h = std::stoull(which);
-    if (!digits || h == 0)
+    auto h = ParseDigits(which, 19);
+    if (!h || *h == 0)
       FailCommand(ErrorCode::kInvalidArgument,
                   "HEIGHT \"" + which + "\" must be a block height (1, 2, ...) or latest");
-    height = h;
+    height = *h;
   }
   client::NodeClient node(g.NodeUrl());
   auto b = OrFail(node.GetBlock(height));

@@ -255,9 +255,7 @@ std::string IdOf(const std::vector<Sent>& sent, const std::string& key) {
 }
 
 uint64_t ParseId(const std::string& text, const std::string& what) {
-  bool digits = !text.empty() && text.size() <= 19;
-  for (char c : text) digits = digits && c >= '0' && c <= '9';
-  uint64_t v = digits ? std::stoull(text) : 0;
+  uint64_t v = ParseDigits(text, 19).value_or(0);
   if (v == 0)
     FailCommand(ErrorCode::kInvalidArgument, what + " \"" + text +
                                                  "\" must be a number 1, 2, ... (as `gpunet " +
@@ -521,14 +519,13 @@ client::MarketListQuery ListQuery(const PageArgs& p, bool all) {
   q.limit = p.limit;
   q.all = all;
   if (p.after.empty()) return q;
-  bool digits = p.after.size() <= 19;
-  for (char c : p.after) digits = digits && c >= '0' && c <= '9';
-  if (!digits)
+  auto after = ParseDigits(p.after, 19);
+  if (!after)
     FailCommand(ErrorCode::kInvalidArgument,
                 "--after \"" + p.after +
                     "\" must be a number 0, 1, 2, ...: the id the hint under a full page "
                     "names (0: from the start)");
-  q.after = std::stoull(p.after);
+  q.after = *after;
   return q;
 }
 
@@ -649,13 +646,12 @@ void RunBid(const GlobalOptions& g, const BidArgs& a) {
   std::stringstream ss(a.machines);
   std::string part;
   while (std::getline(ss, part, ',')) {
-    bool digits = !part.empty() && part.size() <= 9;
-    for (char c : part) digits = digits && c >= '0' && c <= '9';
-    if (!digits || std::stoul(part) == 0)
+    auto id = ParseDigits(part, 9);
+    if (!id || *id == 0)
       FailCommand(ErrorCode::kInvalidArgument,
                   "--machines \"" + a.machines +
                       "\": give machine ids like 1,2 (`gpunet provider show` lists them)");
-    msg.machine_ids.push_back(static_cast<uint32_t>(std::stoul(part)));
+    msg.machine_ids.push_back(static_cast<uint32_t>(*id));
   }
   std::sort(msg.machine_ids.begin(), msg.machine_ids.end());
   if (std::adjacent_find(msg.machine_ids.begin(), msg.machine_ids.end()) != msg.machine_ids.end())
@@ -889,13 +885,11 @@ void RunAttest(const GlobalOptions& g, const AttestArgs& a) {
   for (const auto& [k, v] : attrs) msg.attributes.push_back({k, v});
   std::string expires = a.expires;
   if (expires.ends_with("d")) {
-    const std::string days = expires.substr(0, expires.size() - 1);
-    bool digits = !days.empty() && days.size() <= 4;
-    for (char c : days) digits = digits && c >= '0' && c <= '9';
-    if (!digits)
+    auto days = ParseDigits(std::string_view(expires).substr(0, expires.size() - 1), 4);
+    if (!days)
       FailCommand(ErrorCode::kInvalidArgument,
                   "--expires \"" + a.expires + "\": give whole days (30d) or hours (12h)");
-    expires = std::to_string(std::stoull(days) * 24) + "h";
+    expires = std::to_string(*days * 24) + "h";
   }
   uint64_t ttl_ms = OrFail(client::ParseDurationMs(expires), "--expires");
   client::NodeClient node(g.NodeUrl());
