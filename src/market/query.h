@@ -1,6 +1,6 @@
 // What readers compute from the market's records (docs/market.md, "What readers
 // compute"): a lease's accrual at a time, a machine's free capacity and the class
-// of machines an offer sells. The rules (apply.cpp) and the node's RPC
+// of machines an offer sells. The rules (apply*.cpp) and the node's RPC
 // (node/market_routes.cpp) call these same functions, so what the RPC shows and
 // what the ledger pays can never disagree.
 //
