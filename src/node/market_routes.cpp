@@ -4,7 +4,6 @@
 #include <charconv>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -719,7 +718,7 @@ base::Result<json> OneScanPerHeight::Get(uint64_t height, const std::function<js
       return base::Fail(base::ErrorCode::kUnavailable,
                         "a block committed during the conservation check, so its sums may mix "
                         "two heights; retry");
-    std::lock_guard lock(m_cache_mutex);
+    base::MutexLock lock(m_cache_mutex);
     m_cache = std::make_pair(height, answer);
     return answer;
   });
@@ -731,7 +730,7 @@ base::Result<json> OneScanPerHeight::Get(uint64_t height, const std::function<js
 }
 
 std::optional<json> OneScanPerHeight::Cached(uint64_t height) const {
-  std::lock_guard lock(m_cache_mutex);
+  base::MutexLock lock(m_cache_mutex);
   if (m_cache && m_cache->first == height) return m_cache->second;
   return std::nullopt;
 }
