@@ -11,6 +11,14 @@
 #define GPUNET_THREAD_ANNOTATION_(x)
 #endif
 
+// Abseil's legacy absl/base/internal/thread_annotations.h (which every Abseil container
+// includes) defines these three too, to the same attributes: ours win wherever this
+// header comes after it (a redefinition would break -Werror), and where it comes first
+// Abseil's, a system header, redefines them silently.
+#undef GUARDED_BY
+#undef PT_GUARDED_BY
+#undef NO_THREAD_SAFETY_ANALYSIS
+
 /// A type that acts as a lock (base::Mutex).
 #define CAPABILITY(x) GPUNET_THREAD_ANNOTATION_(capability(x))
 /// A RAII type that holds a capability for its lifetime (base::MutexLock).
