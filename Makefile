@@ -44,9 +44,12 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 # mempool, resident state and the signature cache, storage with its fault layer),
 # then the integration tests that start gpunet nodes.
 # Not part of `make test`: from scratch it takes longer than part 1's time budget
-# (docs/build.md "ThreadSanitizer"). A report fails the test (halt_on_error).
+# (docs/build.md "Thread safety and ThreadSanitizer"). A report fails the test
+# (halt_on_error); tests/tsan.supp holds the third-party suppressions, each with its reason.
 TSAN_TESTS := server_test client_test node_test mempool_test state_test storage_test
 TSAN_INTEGRATION := node_rpc_integration|node_limits_integration|integration_cli|integration_market
+# clang-19's runtime does not find Debian's unversioned llvm-symbolizer by itself.
+TSAN_SYMBOLIZER := $(addprefix :external_symbolizer_path=,$(firstword $(wildcard /usr/bin/llvm-symbolizer-19 /usr/bin/llvm-symbolizer-14)))
 $(TSAN_BUILD)/build.ninja: | deps
 	CC=clang-19 CXX=clang++-19 cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only" \
@@ -54,7 +57,7 @@ $(TSAN_BUILD)/build.ninja: | deps
 
 tsan: deps $(TSAN_BUILD)/build.ninja
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TESTS) gpunet node_tx_helper
-	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp$(TSAN_SYMBOLIZER) \
 	  ctest --output-on-failure -j $(JOBS) --timeout 900 \
 	  -R '^($(subst $(space),|,$(TSAN_TESTS))|$(TSAN_INTEGRATION))$$'
 
