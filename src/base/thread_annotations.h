@@ -11,10 +11,11 @@
 #define GPUNET_THREAD_ANNOTATION_(x)
 #endif
 
-// Abseil's legacy absl/base/internal/thread_annotations.h (which every Abseil container
-// includes) defines these three too, to the same attributes: ours win wherever this
-// header comes after it (a redefinition would break -Werror), and where it comes first
-// Abseil's, a system header, redefines them silently.
+// Abseil's absl/base/internal/thread_annotations.h (pulled in by its containers)
+// defines GUARDED_BY, PT_GUARDED_BY and NO_THREAD_SAFETY_ANALYSIS with the same
+// meaning: ours replace them where absl came first (a different definition of a
+// macro is an error under -Werror), and absl's replace ours, silently as a system
+// header, where it comes after.
 #undef GUARDED_BY
 #undef PT_GUARDED_BY
 #undef NO_THREAD_SAFETY_ANALYSIS

@@ -15,9 +15,9 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 
+#include "base/mutex.h"
 #include "base/result.h"
 #include "ledger/application.h"
 #include "ledger/genesis.h"
@@ -91,8 +91,8 @@ class LedgerApp final : public Application {
   // when the block breaks a rule.
   base::Result<ProcessProposalResponse> ExecuteProposal(const codec::Block& block);
   // The tree at committed state / with the executed block `hash` applied.
-  void TreeToCommitted() const;
-  void TreeToPending(const base::Hash32& block_hash) const;
+  void TreeToCommitted() const REQUIRES(m_mutex);
+  void TreeToPending(const base::Hash32& block_hash) const REQUIRES(m_mutex);
 
   // The store given to Open, with the application state resident in memory in
   // front of it (state/resident_kv.h): every read and write goes through here.
@@ -108,8 +108,10 @@ class LedgerApp final : public Application {
   // under m_mutex AND m_info_mutex; Info and CheckTx read them under
   // m_info_mutex alone, so they never wait for a commit's fsync or a tree update
   // (signature checks on the RPC threads ran in lock-step with commits before).
-  mutable std::mutex m_mutex;
-  mutable std::mutex m_info_mutex;
+  // The engine thread reads what only it writes without a lock, which GUARDED_BY
+  // (one mutex, every access) cannot say: only the tree is annotated.
+  mutable base::Mutex m_mutex;
+  mutable base::Mutex m_info_mutex;
   uint64_t m_last_height = 0;
   base::Hash32 m_last_block_hash;
   uint64_t m_last_time_ms = 0;
@@ -118,8 +120,8 @@ class LedgerApp final : public Application {
   // The tree holds committed state, or committed state plus one executed block
   // (m_tree_pending): executing applies a block's changes once, Commit keeps them,
   // a Query or another proposal undoes them first. mutable: Query may undo.
-  mutable state::SparseMerkleTree m_tree;
-  mutable std::optional<base::Hash32> m_tree_pending;
+  mutable state::SparseMerkleTree m_tree GUARDED_BY(m_mutex);
+  mutable std::optional<base::Hash32> m_tree_pending GUARDED_BY(m_mutex);
   std::map<base::Hash32, std::shared_ptr<Executed>> m_executed;  ///< by block hash, this height
   std::shared_ptr<Executed> m_finalized;                         ///< what Commit persists
 };
