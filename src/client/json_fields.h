@@ -14,14 +14,6 @@
 #include "base/bytes.h"
 #include "base/result.h"
 
-/// Assigns the value of a Result expression to `target` or returns its error.
-#define CLIENT_ASSIGN(target, expr)                                          \
-  do {                                                                       \
-    auto&& client_assign_r_ = (expr);                                        \
-    if (!client_assign_r_) return std::unexpected(client_assign_r_.error()); \
-    target = std::move(*client_assign_r_);                                   \
-  } while (0)
-
 namespace gpunet::client {
 
 /// `s` as a decimal u64: digits only, no sign or space, at most 2^64-1.
@@ -50,7 +42,7 @@ class JsonFields {
   template <class T>
   base::Result<T> Number(std::string_view name) const {
     uint64_t v = 0;
-    CLIENT_ASSIGN(v, StrictU64(name));
+    GPUNET_TRY_ASSIGN(v, StrictU64(name));
     if (v > std::numeric_limits<T>::max())
       return Bad(name, "is over " + std::to_string(std::numeric_limits<T>::max()));
     return static_cast<T>(v);
