@@ -60,14 +60,6 @@ base::Result<bool> JsonFields::Bool(std::string_view name) const {
 base::Result<uint64_t> JsonFields::U64(std::string_view name) const {
   const Json* v = nullptr;
   GPUNET_TRY_ASSIGN(v, Get(name));
-  auto parsed = v->is_string() ? ParseDecimalU64(v->get<std::string>()) : StrictU64(name);
-  if (!parsed) return Bad(name, "is not a non-negative integer");
-  return *parsed;
-}
-
-base::Result<uint64_t> JsonFields::StrictU64(std::string_view name) const {
-  const Json* v = nullptr;
-  GPUNET_TRY_ASSIGN(v, Get(name));
   // Parsed JSON holds non-negative integers as unsigned; built JSON may hold them signed.
   if (v->is_number_unsigned()) return v->get<uint64_t>();
   if (v->is_number_integer() && v->get<int64_t>() >= 0)
