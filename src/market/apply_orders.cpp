@@ -238,26 +238,15 @@ R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
   GPUNET_CHECK(order.state == OrderState::kOpen);
   base::Bytes prefix = keys::KeyBuilder(keys::kOrderBids).U64(order_id);
   M_TRY(bid_keys, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kBidsPerOrderMax));
-  struct Ranked {
-    uint64_t price;
-    uint64_t fault_rate_ppm;
-    uint64_t bid_id;
-    Bid bid;
-  };
-  std::vector<Ranked> ranked;
+  std::vector<RankedBid> ranked;
   for (const auto& k : bid_keys) {
     M_TRY(entry, Parsed(keys::ParseOrderBidKey(k), k));
-    const uint64_t bid_id = entry.bid_id;
-    M_TRY(bid, Need<Bid>(store, keys::BidKey(bid_id), TxCode::kMarketUnknownBid, "bid"));
+    M_TRY(bid, Need<Bid>(store, keys::BidKey(entry.bid_id), TxCode::kMarketUnknownBid, "bid"));
     M_TRY(p, NeedProvider(store, bid.provider));
-    ranked.push_back(
-        {bid.price_ugpn_per_gpu_hour, FaultRatePpm(p.leases_completed, p.faults), bid_id, bid});
+    ranked.push_back(RankBid(bid, p));
   }
-  // Lowest price; ties: lower fault rate, then the earlier bid (lower id).
-  std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
-    return std::tie(a.price, a.fault_rate_ppm, a.bid_id) <
-           std::tie(b.price, b.fault_rate_ppm, b.bid_id);
-  });
+  // The order GET /market/order/<id>/bids lists them in too (market/query.h).
+  std::sort(ranked.begin(), ranked.end(), AuctionRanksBefore);
   for (const auto& r : ranked) {
     // No checkpoint at end of block: check capacity read-only first; Award's other
     // refusals all come before its first write.

@@ -594,15 +594,10 @@ class MarketRoutes {
             return true;
           }));
       GPUNET_TRY(bad);
-      // Cheapest first, then earlier (docs/rpc.md). The auction ranks equal prices by
-      // the provider's fault rate before the bid id (market/apply.cpp,
-      // AwardAtWindowEnd), so among equal prices this is not always its order.
-      std::sort(found.begin(), found.end(), [](const market::Bid& a, const market::Bid& b) {
-        return std::tie(a.price_ugpn_per_gpu_hour, a.bid_id) <
-               std::tie(b.price_ugpn_per_gpu_hour, b.bid_id);
-      });
+      // In the order the auction tries them (docs/rpc.md, market/query.h).
+      GPUNET_TRY_ASSIGN(auto ranked, market::RankBids(state::MarketKvView(Kv()), std::move(found)));
       json bids = json::array();
-      for (const auto& b : found) bids.push_back(BidJson(b));
+      for (const auto& r : ranked) bids.push_back(BidJson(r.bid));
       j["bids"] = bids;
     }
     return j;
