@@ -1097,7 +1097,9 @@ base::Result<std::unique_ptr<Node>> Node::Start(const NodeOptions& options) {
     GPUNET_TRY(storage::CutPowerOnSignal(*faults, SIGUSR1, 99));
   }
   impl->indexed_kv = std::make_unique<IndexedKvStore>(*impl->kv);
-  GPUNET_TRY_ASSIGN(app, ledger::LedgerApp::Open(*impl->indexed_kv, impl->genesis));
+  ledger::AppOptions app_options;
+  app_options.check_block_invariants = options.check_block_invariants;
+  GPUNET_TRY_ASSIGN(app, ledger::LedgerApp::Open(*impl->indexed_kv, impl->genesis, app_options));
   impl->app = std::move(app);
   // Built from the committed state before any block can commit, then kept up to
   // date by every commit: nothing is missed between the two.

@@ -51,6 +51,20 @@ inline base::Bytes SignedSend(uint32_t from, uint64_t nonce, const codec::Addres
   return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
 }
 
+/// One GPN in ugpn.
+inline constexpr uint64_t kGpn = 1'000'000;
+
+/// A tx of `msgs` from key `from` with a fee that covers market messages.
+inline base::Bytes SignedMsgs(uint32_t from, uint64_t nonce, std::vector<codec::Msg> msgs) {
+  codec::TxBody body;
+  body.chain_id = "gpunet-test";
+  body.sender = TestKey(from).Public();
+  body.nonce = nonce;
+  body.fee_ugpn = 100'000;
+  body.msgs = std::move(msgs);
+  return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
+}
+
 struct BlockOutcome {
   codec::Block block;
   std::vector<codec::Receipt> receipts;

@@ -14,18 +14,6 @@
 namespace gpunet::ledger::testing {
 namespace {
 
-constexpr uint64_t kGpn = 1'000'000;
-
-base::Bytes SignedMsgs(uint32_t from, uint64_t nonce, std::vector<codec::Msg> msgs) {
-  codec::TxBody body;
-  body.chain_id = "gpunet-test";
-  body.sender = TestKey(from).Public();
-  body.nonce = nonce;
-  body.fee_ugpn = 100'000;
-  body.msgs = std::move(msgs);
-  return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
-}
-
 TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
   state::MemoryKvStore kv;
   Genesis genesis = TestGenesis(3, 10'000 * kGpn);
