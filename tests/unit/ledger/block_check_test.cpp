@@ -131,22 +131,20 @@ TEST(BlockCheck, WithTheCheckOffTheBrokenBlockCommitsAndOnlyTheFullScanSeesIt) {
   EXPECT_NE(conserved.error().message.find("conservation broken"), std::string::npos);
 }
 
+/// Changes the market record stored under `key` in the block's overlay.
+template <class T, class Fn>
+void Rewrite(state::StateDb& db, const base::Bytes& key, Fn change) {
+  auto stored = db.Get(key);
+  ASSERT_TRUE(stored && stored->has_value());
+  auto record = market::Decode<T>(**stored);
+  ASSERT_TRUE(record);
+  change(*record);
+  db.Put(key, market::Encode(*record));
+}
+
 /// Provider 1 with a site, a machine of 8 GPUs and an offer; tenant 2 leases 2 GPUs.
 void SetUpLease(Injected& f) {
-  const codec::Address provider = TestAddress(1);
-  codec::MsgProviderRegister reg;
-  reg.operator_address = provider;
-  reg.tenant_api_uri = "https://p.example";
-  reg.region = "eu";
-  reg.bond_ugpn = 500 * kGpn;
-  reg.payouts = {{provider, 10'000}};
-  auto out = RunBlock(
-      *f.app,
-      {SignedMsgs(1, 0,
-                  {reg, codec::MsgSiteUpsert{provider, 1, codec::Fabric::kEthernet, 10},
-                   codec::MsgMachineUpsert{provider, 1, 1, "H100", 8, 80, codec::GpuLink::kPcie,
-                                           "550", 12040, 90, 8, 64, 100},
-                   codec::MsgOfferCreate{provider, "H100", 0, kGpn, {}}})});
+  auto out = RunBlock(*f.app, {SignedMsgs(1, 0, ProviderWithOfferMsgs(TestAddress(1)))});
   ASSERT_EQ(out.receipts.size(), 1u);
   ASSERT_EQ(out.receipts[0].code, 0);
   out = RunBlock(*f.app, {SignedMsgs(2, 0, {codec::MsgLeaseCreate{1, 1, 2, 10 * kGpn, {}}})});
@@ -165,12 +163,7 @@ TEST(BlockCheck, MarketRecordsThatDisagreeStopTheBlock) {
 
   // A GPU appears on the machine: free 7 + leased 2 != 8.
   f.inject = [&](state::StateDb& db) {
-    auto stored = db.Get(machine_key);
-    ASSERT_TRUE(stored && stored->has_value());
-    auto machine = market::DecodeMachine(**stored);
-    ASSERT_TRUE(machine);
-    machine->free_gpus += 1;
-    db.Put(machine_key, market::Encode(*machine));
+    Rewrite<market::Machine>(db, machine_key, [](market::Machine& m) { m.free_gpus += 1; });
   };
   f.armed = true;
   std::string error = f.PrepareError({});
@@ -187,12 +180,7 @@ TEST(BlockCheck, MarketRecordsThatDisagreeStopTheBlock) {
 
   // A counter drifts from the records.
   f.inject = [&](state::StateDb& db) {
-    auto stored = db.Get(provider_key);
-    ASSERT_TRUE(stored && stored->has_value());
-    auto p = market::DecodeProvider(**stored);
-    ASSERT_TRUE(p);
-    p->machines += 1;
-    db.Put(provider_key, market::Encode(*p));
+    Rewrite<market::Provider>(db, provider_key, [](market::Provider& p) { p.machines += 1; });
   };
   error = f.PrepareError({});
   EXPECT_NE(error.find("machines differs from the scan"), std::string::npos) << error;
