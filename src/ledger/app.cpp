@@ -84,7 +84,9 @@ LedgerApp::LedgerApp(std::unique_ptr<state::ResidentKvStore> kv, const Genesis& 
       m_genesis(genesis),
       m_genesis_hash(GenesisHash(genesis)),
       m_params(PipelineParamsOf(genesis)),
-      m_signatures(options.signature_cache_capacity) {}
+      m_signatures(options.signature_cache_capacity),
+      m_check_block(options.check_block_invariants),
+      m_before_block_check(options.before_block_check_for_test) {}
 
 base::Result<std::unique_ptr<LedgerApp>> LedgerApp::Open(state::KvStore& kv, const Genesis& genesis,
                                                          const AppOptions& options) {
@@ -166,6 +168,16 @@ base::Status LedgerApp::Load() {
                                          base::ToHex(m_state_root) + ", the header of height " +
                                          std::to_string(m_last_height) + " says " +
                                          base::ToHex(expected_root));
+  return base::Ok();
+}
+
+base::Status LedgerApp::CheckBlock(state::StateDb& db, uint64_t height) const {
+  if (m_before_block_check) m_before_block_check(db);
+  if (!m_check_block) return base::Ok();
+  if (auto held = state::CheckBlockChanges(db); !held)
+    return Fail(ErrorCode::kCorrupt,
+                "block " + std::to_string(height) +
+                    " breaks an invariant and is not committed: " + held.error().message);
   return base::Ok();
 }
 
@@ -405,6 +417,7 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   }
   // End of block (architecture §3.5): market awards -> faults -> expiries, after the txs.
   GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
+  GPUNET_TRY(CheckBlock(db, h.height));
   // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
   h.receipts_root =
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes);
@@ -482,6 +495,7 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes))
     return reject("receipts root does not match execution");
   GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
+  GPUNET_TRY(CheckBlock(db, h.height));
   executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   executed->block = block;

@@ -13,6 +13,7 @@
 // MemoryKvStore does not, so single-threaded tests only).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "state/kv.h"
 #include "state/resident_kv.h"
 #include "state/smt.h"
+#include "state/state_db.h"
 #include "state/tx_pipeline.h"
 
 namespace gpunet::ledger {
@@ -42,6 +44,13 @@ struct SimulateResponse {
 struct AppOptions {
   /// Tx hashes whose signature verified, remembered between CheckTx and execution.
   size_t signature_cache_capacity = 1u << 20;
+  /// The per-block invariant check (architecture §2.9, state::CheckBlockChanges):
+  /// every executed block, before it can be committed. Off only to measure its
+  /// cost (bench_node --no-block-check).
+  bool check_block_invariants = true;
+  /// Tests only: runs on each executed block's overlay just before the per-block
+  /// check, to inject a write the check must catch.
+  std::function<void(state::StateDb&)> before_block_check_for_test;
 };
 
 class LedgerApp final : public Application {
@@ -87,6 +96,9 @@ class LedgerApp final : public Application {
   LedgerApp(std::unique_ptr<state::ResidentKvStore> kv, const Genesis& genesis,
             const AppOptions& options);
   base::Status Load();
+  // The per-block invariant check over the executed block's overlay; kCorrupt
+  // naming the height, the invariant and the key stops the block here.
+  base::Status CheckBlock(state::StateDb& db, uint64_t height) const;
   // Executes a proposed block against committed state; accept=false with a reason
   // when the block breaks a rule.
   base::Result<ProcessProposalResponse> ExecuteProposal(const codec::Block& block);
@@ -102,6 +114,8 @@ class LedgerApp final : public Application {
   base::Hash32 m_genesis_hash;
   state::PipelineParams m_params;
   state::SignatureCache m_signatures;
+  bool m_check_block;
+  std::function<void(state::StateDb&)> m_before_block_check;
 
   // m_mutex guards everything below (the engine thread against Query). The
   // committed-block fields that follow are written only by the engine thread,

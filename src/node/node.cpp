@@ -76,7 +76,10 @@ base::Status OpenLedger(Node::Impl& impl, const crypto::KeyPair& validator_key) 
   const NodeOptions& options = impl.options;
   GPUNET_TRY_ASSIGN(impl.kv, OpenStore(options));
   impl.indexed_kv = std::make_unique<IndexedKvStore>(*impl.kv);
-  GPUNET_TRY_ASSIGN(impl.app, ledger::LedgerApp::Open(*impl.indexed_kv, impl.genesis));
+  ledger::AppOptions app_options;
+  app_options.check_block_invariants = options.check_block_invariants;
+  GPUNET_TRY_ASSIGN(impl.app,
+                    ledger::LedgerApp::Open(*impl.indexed_kv, impl.genesis, app_options));
   // Built from the committed state before any block can commit, then kept up to
   // date by every commit: nothing is missed between the two.
   GPUNET_TRY_ASSIGN(impl.market_index, MarketIndex::Build(impl.app->Store()));

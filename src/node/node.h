@@ -46,6 +46,9 @@ struct NodeOptions {
   bool fault_fs = false;
   /// Log one line per block (height, txs, hash) to stderr.
   bool log_blocks = true;
+  /// The ledger's per-block invariant check (ledger::AppOptions); off only to
+  /// measure its cost (bench_node --no-block-check).
+  bool check_block_invariants = true;
   /// Where the node reads the time: the time of each block it proposes (solo), the
   /// bft driver's timers and the deadlines of wait=committed requests. Must outlive
   /// the node. Tests pass a base::ManualClock to fix the block times.
