@@ -71,7 +71,7 @@ Counters LoadCountersOr(const std::optional<Counters>& c) {
 }  // namespace
 
 R<uint64_t> NextId(Store& store, uint64_t Counters::*field) {
-  M_TRY(stored, Load<Counters>(store, keys::CountersKey()));
+  GPUNET_TRY_ASSIGN(auto stored, Load<Counters>(store, keys::CountersKey()));
   Counters c = LoadCountersOr(stored);
   uint64_t id = c.*field;
   c.*field = id + 1;

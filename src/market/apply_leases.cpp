@@ -49,7 +49,7 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
   codec::Event e = Ev("payout", {{"lease_id", Str(l.lease_id)}, {"amount_ugpn", Str(amount)}});
   size_t i = 0;
   for (const auto& s : shares) {
-    M_DO(Credit(store, s.payee, s.amount_ugpn));
+    GPUNET_TRY(Credit(store, s.payee, s.amount_ugpn));
     if (e.attributes.size() >= limits::kEventAttributesMax) {
       events.push_back(std::move(e));
       e = Ev("payout", {{"lease_id", Str(l.lease_id)}});
@@ -92,11 +92,11 @@ uint64_t PenaltyAtClose(LeaseEnd end, bool started, uint64_t promised) {
 }
 
 R<Lease> NeedOpenLease(const StoreView& view, uint64_t id) {
-  M_TRY(l,
-        Need<Lease>(view, keys::LeaseKey(id), TxCode::kMarketUnknownLease, "no lease " + Str(id)));
+  GPUNET_TRY_ASSIGN(auto l, Need<Lease>(view, keys::LeaseKey(id), TxCode::kMarketUnknownLease,
+                                        "no lease " + Str(id)));
   if (l.state == LeaseState::kClosed)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(id) + " is closed");
-  return std::move(l);
+  return l;
 }
 
 }  // namespace
@@ -107,19 +107,19 @@ R<Lease> NeedOpenLease(const StoreView& view, uint64_t id) {
 R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uint64_t settle_ms,
                std::vector<codec::Event>& events) {
   GPUNET_CHECK(l.state != LeaseState::kClosed);
-  M_TRY(p, NeedProvider(store, l.provider));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
-  M_DO(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
+  GPUNET_TRY(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
   // A tenant walking away before the start deadline pays for the capacity it held,
   // net of the GPU time it paid (so waiting for the start does not avoid it); not
   // once the deadline has passed (a provider that has not started is late).
   uint64_t charge = 0;
   if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
     charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
-    M_DO(PayProvider(store, p, l, charge, Pay::kCharge, events));
+    GPUNET_TRY(PayProvider(store, p, l, charge, Pay::kCharge, events));
   }
   const uint64_t refund = l.escrow_ugpn;
-  M_DO(Credit(store, l.tenant, refund));
+  GPUNET_TRY(Credit(store, l.tenant, refund));
   l.refunded_ugpn += refund;
   l.escrow_ugpn = 0;
   GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
@@ -136,7 +136,7 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
     // unbonding stake that has not matured, to the tenant. What neither can pay is
     // recorded as unpaid (written off).
     PenaltyDraw draw = DrawPenalty(p, penalty, block.time_ms);
-    M_DO(Credit(store, l.tenant, draw.Paid()));
+    GPUNET_TRY(Credit(store, l.tenant, draw.Paid()));
     l.penalty_ugpn = draw.Paid();
     p.penalties_paid_ugpn = SaturatingAdd(p.penalties_paid_ugpn, draw.Paid());
     p.penalties_unpaid_ugpn = SaturatingAdd(p.penalties_unpaid_ugpn, draw.unpaid_ugpn);
@@ -147,8 +147,9 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
     ++p.leases_completed;
 
   for (const auto& a : l.allocations) {
-    M_TRY(m, Need<Machine>(store, keys::MachineKey(l.provider, a.machine_id),
-                           TxCode::kMarketUnknownMachine, "machine of an open lease is missing"));
+    GPUNET_TRY_ASSIGN(auto m, Need<Machine>(store, keys::MachineKey(l.provider, a.machine_id),
+                                            TxCode::kMarketUnknownMachine,
+                                            "machine of an open lease is missing"));
     GPUNET_CHECK(m.free_gpus + a.gpus <= m.gpu_count);
     m.free_gpus += a.gpus;
     Save(store, keys::MachineKey(l.provider, a.machine_id), m);
@@ -189,10 +190,11 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
                   "provider has " + Str(p.open_leases) + " open leases, the limit is " +
                       Str(limits::kOpenLeasesPerProviderMax) + " (kOpenLeasesPerProviderMax)");
   const uint64_t penalty = FaultPenalty(rate);
-  M_DO(RequireCovers(p, penalty));
+  GPUNET_TRY(RequireCovers(p, penalty));
   for (const auto& a : terms.allocations) {
-    M_TRY(m, Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
-                           TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
+    GPUNET_TRY_ASSIGN(auto m,
+                      Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
+                                    TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
     if (!HasFreeGpus(m, a.gpus))
       return Reject(TxCode::kMarketNoCapacity, "machine " + Str(a.machine_id) + " has " +
                                                    Str(m.free_gpus) + " free GPUs, " + Str(a.gpus) +
@@ -200,7 +202,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
     m.free_gpus -= a.gpus;
     Save(store, keys::MachineKey(p.owner, a.machine_id), m);
   }
-  M_TRY(id, NextId(store, &Counters::next_lease_id));
+  GPUNET_TRY_ASSIGN(auto id, NextId(store, &Counters::next_lease_id));
   Lease l;
   l.lease_id = id;
   l.tenant = terms.tenant;
@@ -239,17 +241,17 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
 }
 
 R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_DO(RequireInBusiness(p));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY(RequireInBusiness(p));
   if (m.site_id != 0) {
-    M_TRY(site, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
+    GPUNET_TRY_ASSIGN(auto site, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
     if (!site) return Reject(TxCode::kMarketUnknownSite, "provider has no site " + Str(m.site_id));
   }
   if (p.open_offers >= limits::kOffersPerProviderMax)
     return Reject(TxCode::kMarketLimitReached, "the provider has " + Str(p.open_offers) +
                                                    " open offers (kOffersPerProviderMax)");
-  M_TRY(id, NextId(c.store, &Counters::next_offer_id));
+  GPUNET_TRY_ASSIGN(auto id, NextId(c.store, &Counters::next_offer_id));
   Offer offer{id,        p.owner, m.gpu_model,    m.site_id, m.price_ugpn_per_gpu_hour,
               m.tenants, true,    c.block.time_ms};
   Save(c.store, keys::OfferKey(id), offer);
@@ -266,10 +268,11 @@ R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgOfferClose& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_TRY(offer, Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
-                           "no offer " + Str(m.offer_id)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto offer,
+                    Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
+                                "no offer " + Str(m.offer_id)));
   if (offer.provider != p.owner)
     return Reject(TxCode::kMarketUnknownOffer,
                   "offer " + Str(m.offer_id) + " belongs to another provider");
@@ -284,18 +287,20 @@ R<> Do(Ctx& c, const codec::MsgOfferClose& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
-  M_TRY(offer, Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
-                           "no offer " + Str(m.offer_id)));
+  GPUNET_TRY_ASSIGN(auto offer,
+                    Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
+                                "no offer " + Str(m.offer_id)));
   if (!offer.open)
     return Reject(TxCode::kMarketOfferClosed, "offer " + Str(m.offer_id) + " is closed");
   if (!offer.tenants.empty() && !Contains(offer.tenants, c.sender))
     return Reject(TxCode::kMarketNotAllowed, "offer " + Str(m.offer_id) + " is private");
-  M_TRY(p, NeedProvider(c.store, offer.provider));
-  M_DO(RequireInBusiness(p));
-  M_DO(RequireOnline(p, c.block.time_ms));
-  M_DO(RequireAdmits(p, c.sender));
-  M_TRY(rate, Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
-  M_DO(Rule(RequireDeposit(m.deposit_ugpn, rate)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, offer.provider));
+  GPUNET_TRY(RequireInBusiness(p));
+  GPUNET_TRY(RequireOnline(p, c.block.time_ms));
+  GPUNET_TRY(RequireAdmits(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto rate,
+                    Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
+  GPUNET_TRY(Rule(RequireDeposit(m.deposit_ugpn, rate)));
 
   // First fit in key order over the provider's machines of the offer's class: one
   // machine, or the lowest site id with enough fitting machines (lowest ids first).
@@ -337,23 +342,23 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
                       (m.machines > 1 ? " on one site" : ""));
   std::sort(allocations.begin(), allocations.end(),
             [](const Allocation& a, const Allocation& b) { return a.machine_id < b.machine_id; });
-  M_DO(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
-  M_DO(CreateLease(c.store, c.block, p,
-                   LeaseTerms{.tenant = c.sender,
-                              .allocations = std::move(allocations),
-                              .price_ugpn_per_gpu_hour = offer.price_ugpn_per_gpu_hour,
-                              .rate_ugpn_per_hour = rate,
-                              .deposit_ugpn = m.deposit_ugpn,
-                              .manifest_hash = m.manifest_hash,
-                              .offer_id = offer.offer_id},
-                   c.events));
+  GPUNET_TRY(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
+  GPUNET_TRY(CreateLease(c.store, c.block, p,
+                         LeaseTerms{.tenant = c.sender,
+                                    .allocations = std::move(allocations),
+                                    .price_ugpn_per_gpu_hour = offer.price_ugpn_per_gpu_hour,
+                                    .rate_ugpn_per_hour = rate,
+                                    .deposit_ugpn = m.deposit_ugpn,
+                                    .manifest_hash = m.manifest_hash,
+                                    .offer_id = offer.offer_id},
+                         c.events));
   return {};
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
-  M_TRY(l, NeedOpenLease(c.store, m.lease_id));
-  M_TRY(p, NeedProvider(c.store, l.provider));
-  M_DO(RequireOperator(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto l, NeedOpenLease(c.store, m.lease_id));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, l.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
   // Still reserved means the missed-start fault has not fired: past the deadline,
   // during its grace blocks, the start is still accepted (a congested or halted
   // chain is not the provider's fault).
@@ -379,13 +384,13 @@ R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
-  M_TRY(l, NeedOpenLease(c.store, m.lease_id));
+  GPUNET_TRY_ASSIGN(auto l, NeedOpenLease(c.store, m.lease_id));
   if (l.state == LeaseState::kStarted && c.block.time_ms >= l.paid_until_ms)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " ran out of funds at " +
                                                  Str(l.paid_until_ms) + " ms and is closing");
   auto deposited = base::CheckedAdd(l.deposited_ugpn, m.amount_ugpn);
   if (!deposited) return Reject(TxCode::kMarketAmountOverflow, "deposits exceed 2^64-1 ugpn");
-  M_DO(Debit(c.store, c.sender, m.amount_ugpn, "deposit"));
+  GPUNET_TRY(Debit(c.store, c.sender, m.amount_ugpn, "deposit"));
   l.deposited_ugpn = *deposited;
   l.escrow_ugpn += m.amount_ugpn;
   if (l.state == LeaseState::kStarted) {
@@ -403,16 +408,16 @@ R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseWithdraw& m) {
-  M_TRY(l, NeedOpenLease(c.store, m.lease_id));
-  M_TRY(p, NeedProvider(c.store, l.provider));
-  M_DO(RequireOperator(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto l, NeedOpenLease(c.store, m.lease_id));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, l.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
   if (l.state != LeaseState::kStarted)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " has not started");
   uint64_t due = DueAt(l, c.block.time_ms);
   if (due == 0)
     return Reject(TxCode::kMarketNothingToWithdraw,
                   "nothing accrued on lease " + Str(m.lease_id) + " since the last withdrawal");
-  M_DO(PayProvider(c.store, p, l, due, Pay::kService, c.events));
+  GPUNET_TRY(PayProvider(c.store, p, l, due, Pay::kService, c.events));
   Save(c.store, keys::LeaseKey(l.lease_id), l);
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev(
@@ -422,8 +427,8 @@ R<> Do(Ctx& c, const codec::MsgLeaseWithdraw& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseClose& m) {
-  M_TRY(l, NeedOpenLease(c.store, m.lease_id));
-  M_TRY(p, NeedProvider(c.store, l.provider));
+  GPUNET_TRY_ASSIGN(auto l, NeedOpenLease(c.store, m.lease_id));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, l.provider));
   const bool is_tenant = c.sender == l.tenant;
   const bool is_provider = c.sender == p.owner || c.sender == p.operator_address;
   if (!is_tenant && !is_provider)
