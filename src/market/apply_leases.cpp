@@ -48,8 +48,10 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
   auto shares = SplitPayout(amount, p.payouts, p.owner);
   codec::Event e = Ev("payout", {{"lease_id", Str(l.lease_id)}, {"amount_ugpn", Str(amount)}});
   size_t i = 0;
+  uint64_t credited = 0;
   for (const auto& s : shares) {
     GPUNET_TRY(Credit(store, s.payee, s.amount_ugpn));
+    credited += s.amount_ugpn;
     if (e.attributes.size() >= limits::kEventAttributesMax) {
       events.push_back(std::move(e));
       e = Ev("payout", {{"lease_id", Str(l.lease_id)}});
@@ -59,8 +61,12 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
     e.attributes[name] = AddrStr(s.payee) + "=" + Str(s.amount_ugpn);
   }
   events.push_back(std::move(e));
+  GPUNET_CHECK(credited == amount);  // what the payees got is what leaves the escrow
+  const uint64_t escrow_before = l.escrow_ugpn;
   l.escrow_ugpn -= amount;
   l.paid_ugpn += amount;
+  GPUNET_CHECK(l.escrow_ugpn + amount == escrow_before);
+  GPUNET_CHECK(l.paid_ugpn <= l.deposited_ugpn);
   return {};
 }
 
@@ -99,6 +105,117 @@ R<Lease> NeedOpenLease(const StoreView& view, uint64_t id) {
   return l;
 }
 
+/// What a close moved out of the escrow besides the payment for GPU time.
+struct Settled {
+  uint64_t charge_ugpn = 0;  ///< the reserved-close charge paid to the provider
+  uint64_t refund_ugpn = 0;  ///< what the tenant got back
+};
+
+/// A close's money out of the escrow: the provider's due at `settle_ms`, the
+/// reserved-close charge when the tenant walks away before the start deadline, the
+/// rest back to the tenant. The escrow is empty afterwards.
+R<Settled> EmptyEscrow(Store& store, const BlockTime& block, Provider& p, Lease& l, LeaseEnd end,
+                       uint64_t settle_ms, std::vector<codec::Event>& events) {
+  const uint64_t escrow_before = l.escrow_ugpn;
+  const uint64_t paid_before = l.paid_ugpn;
+  GPUNET_TRY(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
+  // A tenant walking away before the start deadline pays for the capacity it held,
+  // net of the GPU time it paid (so waiting for the start does not avoid it); not
+  // once the deadline has passed (a provider that has not started is late).
+  Settled settled;
+  if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
+    settled.charge_ugpn = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
+    GPUNET_TRY(PayProvider(store, p, l, settled.charge_ugpn, Pay::kCharge, events));
+  }
+  settled.refund_ugpn = l.escrow_ugpn;
+  GPUNET_TRY(Credit(store, l.tenant, settled.refund_ugpn));
+  l.refunded_ugpn += settled.refund_ugpn;
+  l.escrow_ugpn = 0;
+  // The escrow went out whole: to the provider or back to the tenant.
+  GPUNET_CHECK(escrow_before == (l.paid_ugpn - paid_before) + settled.refund_ugpn);
+  GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
+  return settled;
+}
+
+/// Releases the lease's promised penalty from the provider's cover and, when `end`
+/// calls for one, draws the penalty (bond first, then unbonding stake not yet
+/// matured) and pays it to the tenant.
+R<> SettlePenalty(Store& store, const BlockTime& block, Provider& p, Lease& l, LeaseEnd end,
+                  bool started) {
+  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
+  GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
+  p.promised_penalties_ugpn -= promised;
+  // A provider that leased from itself is owed nothing by itself: paying the penalty
+  // would move bond to its own balance at once, past the unbonding delay.
+  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised);
+  GPUNET_CHECK(penalty <= promised);
+  if (penalty == 0) return {};
+  // From the bond (which covers every open lease's promised penalty), then from
+  // unbonding stake that has not matured, to the tenant. What neither can pay is
+  // recorded as unpaid (written off).
+  const uint64_t bond_before = p.bond_ugpn;
+  PenaltyDraw draw = DrawPenalty(p, penalty, block.time_ms);
+  GPUNET_CHECK(p.bond_ugpn + draw.from_bond_ugpn == bond_before);
+  GPUNET_CHECK(draw.Paid() <= penalty);
+  GPUNET_TRY(Credit(store, l.tenant, draw.Paid()));
+  l.penalty_ugpn = draw.Paid();
+  p.penalties_paid_ugpn = SaturatingAdd(p.penalties_paid_ugpn, draw.Paid());
+  p.penalties_unpaid_ugpn = SaturatingAdd(p.penalties_unpaid_ugpn, draw.unpaid_ugpn);
+  return {};
+}
+
+/// Gives the lease's GPUs back to its machines.
+R<> FreeGpus(Store& store, const Lease& l) {
+  for (const auto& a : l.allocations) {
+    GPUNET_TRY_ASSIGN(auto m, Need<Machine>(store, keys::MachineKey(l.provider, a.machine_id),
+                                            TxCode::kMarketUnknownMachine,
+                                            "machine of an open lease is missing"));
+    GPUNET_CHECK(m.free_gpus + a.gpus <= m.gpu_count);
+    m.free_gpus += a.gpus;
+    Save(store, keys::MachineKey(l.provider, a.machine_id), m);
+  }
+  return {};
+}
+
+/// The machines an offer's lease takes: first fit in key order over the provider's
+/// machines of the offer's class, one machine, or the lowest site id with enough
+/// fitting machines (lowest ids first). Empty when none fit.
+R<std::vector<Allocation>> FirstFit(const StoreView& view, const Provider& p, const Offer& offer,
+                                    const codec::MsgLeaseCreate& m) {
+  base::Bytes prefix = keys::KeyBuilder(keys::kMachine).Addr(p.owner);
+  std::map<uint32_t, std::vector<uint32_t>> fits_by_site;
+  std::optional<std::string> error;
+  size_t seen = 0;
+  auto scanned =
+      view.Scan(prefix, keys::PrefixEnd(prefix), [&](base::ByteSpan key, base::ByteSpan value) {
+        if (++seen > limits::kOfferScanMachinesMax) return false;
+        auto machine = DecodeMachine(value);
+        if (!machine) {
+          error = machine.error().message;
+          return false;
+        }
+        if (!InOfferClass(offer, *machine)) return true;
+        if (!HasFreeGpus(*machine, m.gpus_per_machine)) return true;
+        auto& fits = fits_by_site[m.machines == 1 ? 0 : machine->site_id];
+        auto machine_key = keys::ParseMachineKey(key);
+        if (!machine_key) {
+          error = "market key " + base::ToHex(key) + " is not a machine key";
+          return false;
+        }
+        fits.push_back(machine_key->id);
+        return m.machines != 1;  // one machine: the first fit ends the scan
+      });
+  if (!scanned) return Op(scanned.error());
+  if (error) return Op(base::Error{base::ErrorCode::kCorrupt, *error});
+  std::vector<Allocation> allocations;
+  for (const auto& [site, fits] : fits_by_site) {
+    if (fits.size() < m.machines) continue;
+    for (uint32_t i = 0; i < m.machines; ++i) allocations.push_back({fits[i], m.gpus_per_machine});
+    break;
+  }
+  return allocations;
+}
+
 }  // namespace
 
 /// Settles at `settle_ms` (accrual capped at paid_until), refunds the rest to the
@@ -109,51 +226,14 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   GPUNET_CHECK(l.state != LeaseState::kClosed);
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
-  GPUNET_TRY(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
-  // A tenant walking away before the start deadline pays for the capacity it held,
-  // net of the GPU time it paid (so waiting for the start does not avoid it); not
-  // once the deadline has passed (a provider that has not started is late).
-  uint64_t charge = 0;
-  if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
-    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
-    GPUNET_TRY(PayProvider(store, p, l, charge, Pay::kCharge, events));
-  }
-  const uint64_t refund = l.escrow_ugpn;
-  GPUNET_TRY(Credit(store, l.tenant, refund));
-  l.refunded_ugpn += refund;
-  l.escrow_ugpn = 0;
-  GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
-
-  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
-  GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
-  p.promised_penalties_ugpn -= promised;
-  // A provider that leased from itself is owed nothing by itself: paying the penalty
-  // would move bond to its own balance at once, past the unbonding delay.
-  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised);
-  GPUNET_CHECK(penalty <= promised);
-  if (penalty > 0) {
-    // From the bond (which covers every open lease's promised penalty), then from
-    // unbonding stake that has not matured, to the tenant. What neither can pay is
-    // recorded as unpaid (written off).
-    PenaltyDraw draw = DrawPenalty(p, penalty, block.time_ms);
-    GPUNET_TRY(Credit(store, l.tenant, draw.Paid()));
-    l.penalty_ugpn = draw.Paid();
-    p.penalties_paid_ugpn = SaturatingAdd(p.penalties_paid_ugpn, draw.Paid());
-    p.penalties_unpaid_ugpn = SaturatingAdd(p.penalties_unpaid_ugpn, draw.unpaid_ugpn);
-  }
+  GPUNET_TRY_ASSIGN(const Settled settled, EmptyEscrow(store, block, p, l, end, settle_ms, events));
+  GPUNET_TRY(SettlePenalty(store, block, p, l, end, started));
   if (IsFault(end))
     ++p.faults;  // a provider close counts against reputation too
   else if (started)
     ++p.leases_completed;
 
-  for (const auto& a : l.allocations) {
-    GPUNET_TRY_ASSIGN(auto m, Need<Machine>(store, keys::MachineKey(l.provider, a.machine_id),
-                                            TxCode::kMarketUnknownMachine,
-                                            "machine of an open lease is missing"));
-    GPUNET_CHECK(m.free_gpus + a.gpus <= m.gpu_count);
-    m.free_gpus += a.gpus;
-    Save(store, keys::MachineKey(l.provider, a.machine_id), m);
-  }
+  GPUNET_TRY(FreeGpus(store, l));
   RemoveLeaseIndexes(store, l);
   GPUNET_CHECK(p.open_leases > 0);
   --p.open_leases;
@@ -171,9 +251,9 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
       Ev("lease_closed", {{"lease_id", Str(l.lease_id)},
                           {"reason", std::string(LeaseEndName(end))},
                           {"paid_ugpn", Str(l.paid_ugpn)},
-                          {"refund_ugpn", Str(refund)},
+                          {"refund_ugpn", Str(settled.refund_ugpn)},
                           {"penalty_ugpn", Str(l.penalty_ugpn)},
-                          {"charge_ugpn", Str(charge)},
+                          {"charge_ugpn", Str(settled.charge_ugpn)},
                           {"settled_at_ms", Str(started ? AccrualEnd(l, settle_ms) : 0)},
                           {"tenant", AddrStr(l.tenant)},
                           {"provider", AddrStr(l.provider)}}));
@@ -302,39 +382,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
                     Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
   GPUNET_TRY(Rule(RequireDeposit(m.deposit_ugpn, rate)));
 
-  // First fit in key order over the provider's machines of the offer's class: one
-  // machine, or the lowest site id with enough fitting machines (lowest ids first).
-  base::Bytes prefix = keys::KeyBuilder(keys::kMachine).Addr(p.owner);
-  std::map<uint32_t, std::vector<uint32_t>> fits_by_site;
-  std::optional<std::string> error;
-  size_t seen = 0;
-  auto scanned =
-      c.store.Scan(prefix, keys::PrefixEnd(prefix), [&](base::ByteSpan key, base::ByteSpan value) {
-        if (++seen > limits::kOfferScanMachinesMax) return false;
-        auto machine = DecodeMachine(value);
-        if (!machine) {
-          error = machine.error().message;
-          return false;
-        }
-        if (!InOfferClass(offer, *machine)) return true;
-        if (!HasFreeGpus(*machine, m.gpus_per_machine)) return true;
-        auto& fits = fits_by_site[m.machines == 1 ? 0 : machine->site_id];
-        auto machine_key = keys::ParseMachineKey(key);
-        if (!machine_key) {
-          error = "market key " + base::ToHex(key) + " is not a machine key";
-          return false;
-        }
-        fits.push_back(machine_key->id);
-        return m.machines != 1;  // one machine: the first fit ends the scan
-      });
-  if (!scanned) return Op(scanned.error());
-  if (error) return Op(base::Error{base::ErrorCode::kCorrupt, *error});
-  std::vector<Allocation> allocations;
-  for (const auto& [site, fits] : fits_by_site) {
-    if (fits.size() < m.machines) continue;
-    for (uint32_t i = 0; i < m.machines; ++i) allocations.push_back({fits[i], m.gpus_per_machine});
-    break;
-  }
+  GPUNET_TRY_ASSIGN(std::vector<Allocation> allocations, FirstFit(c.store, p, offer, m));
   if (allocations.empty())
     return Reject(TxCode::kMarketNoCapacity,
                   "offer " + Str(m.offer_id) + " has no " + Str(m.machines) + " machine(s) with " +
@@ -393,6 +441,9 @@ R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
   GPUNET_TRY(Debit(c.store, c.sender, m.amount_ugpn, "deposit"));
   l.deposited_ugpn = *deposited;
   l.escrow_ugpn += m.amount_ugpn;
+  // An open lease holds what was deposited and not yet paid out.
+  GPUNET_CHECK(l.refunded_ugpn == 0);
+  GPUNET_CHECK(l.paid_ugpn + l.escrow_ugpn == l.deposited_ugpn);
   if (l.state == LeaseState::kStarted) {
     c.store.Delete(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id));
     uint64_t paid_ms = PaidMs(l.deposited_ugpn, l.rate_ugpn_per_hour);

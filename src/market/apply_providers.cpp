@@ -10,7 +10,9 @@ namespace gpunet::market::internal {
 
 namespace {
 
+/// Moves `amount` of the bond into a new unbonding entry.
 R<> StartUnbonding(Ctx& c, Provider& p, uint64_t amount) {
+  GPUNET_CHECK(amount <= p.bond_ugpn);  // the callers refuse more
   if (p.unbonding.size() >= limits::kUnbondingEntriesMax)
     return Reject(TxCode::kMarketLimitReached,
                   Str(p.unbonding.size()) + " unbondings pending, the limit is " +
@@ -148,7 +150,9 @@ R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
   p.payouts = m.payouts;
   p.policy = m.policy;
   p.active = true;
-  p.bond_ugpn += m.bond_ugpn;
+  auto bond = base::CheckedAdd(p.bond_ugpn, m.bond_ugpn);
+  GPUNET_CHECK(bond.has_value());  // part of the supply
+  p.bond_ugpn = *bond;
   p.registered_ms = c.block.time_ms;
   // Registration counts as a heartbeat: a new provider's offers can be leased at once.
   p.last_heartbeat_ms = c.block.time_ms;
@@ -246,6 +250,7 @@ R<> Do(Ctx& c, const codec::MsgProviderUnbond& m) {
 R<> Do(Ctx& c, const codec::MsgProviderClaimUnbonded&) {
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, c.sender));
   GPUNET_TRY(RequireOwner(p, c.sender));
+  const uint64_t unbonding_before = UnbondingUgpn(p);
   uint64_t total = 0;
   std::vector<Unbonding> rest;
   for (const auto& u : p.unbonding) {
@@ -260,6 +265,7 @@ R<> Do(Ctx& c, const codec::MsgProviderClaimUnbonded&) {
                                       : "the next unbonding matures at " +
                                             Str(p.unbonding.front().release_ms) + " ms");
   p.unbonding = std::move(rest);
+  GPUNET_CHECK(UnbondingUgpn(p) + total == unbonding_before);  // claimed: what left unbonding
   GPUNET_TRY(Credit(c.store, p.owner, total));
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(
