@@ -136,6 +136,13 @@ class SparseMerkleTree {
   Node m_root;
   size_t m_size = 0;
   std::vector<SmtChange>* m_previous = nullptr;  // Update's `previous`, during Update
+  // What an Update did to the leaves, for its postconditions.
+  struct Tally {
+    size_t added = 0;    // keys that were absent and now hold a value
+    size_t removed = 0;  // keys that held a value and are gone
+    size_t changed = 0;  // keys whose value (or absence) changed
+  };
+  Tally m_tally;
 };
 
 }  // namespace gpunet::state
