@@ -124,6 +124,8 @@ class SparseMerkleTree {
   static bool IsLeaf(Ref r) { return r != kEmpty && (r & kLeafBit) != 0; }
   static bool IsInner(Ref r) { return (r & kLeafBit) == 0; }
 
+  // The value hash under key_hash in the subtree `cur` at `depth`.
+  std::optional<base::Hash32> Find(Ref cur, unsigned depth, const base::Hash32& key_hash) const;
   Node NewLeaf(const codec::SmtLeaf& leaf);
   // Joins two updated children at `node` (an inner node to reuse, or kEmpty),
   // keeping the compact form: an empty pair is empty, a lone leaf moves up.
