@@ -16,7 +16,8 @@ base::Hash32 RootOfLeafHashes(std::span<const base::Hash32> leaves) {
   GPUNET_CHECK(!leaves.empty());
   if (leaves.size() == 1) return leaves[0];
   size_t k = std::bit_floor(leaves.size() - 1);
-  GPUNET_CHECK(k >= 1 && k < leaves.size());
+  GPUNET_CHECK(k >= 1);
+  GPUNET_CHECK(k < leaves.size());
   return MerkleInnerHash(RootOfLeafHashes(leaves.first(k)), RootOfLeafHashes(leaves.subspan(k)));
 }
 

@@ -579,8 +579,8 @@ base::Result<CommitResponse> LedgerApp::Commit() {
   GPUNET_CHECK(encoded.size() <= m_genesis.params.block_bytes_max);
   batch.Put(keyspace::BlockKey(h.height), std::move(encoded));
   batch.Put(keyspace::BlockHashKey(e.block_hash), keyspace::EncodeU64(h.height));
-  GPUNET_CHECK(e.tx_hashes.size() == e.block.txs.size() &&
-               e.encoded_receipts.size() == e.block.txs.size());
+  GPUNET_CHECK(e.tx_hashes.size() == e.block.txs.size());
+  GPUNET_CHECK(e.encoded_receipts.size() == e.block.txs.size());
   for (size_t i = 0; i < e.block.txs.size(); ++i) {
     const uint32_t index = static_cast<uint32_t>(i);
     batch.Put(keyspace::TxHashKey(e.tx_hashes[i]), keyspace::EncodeTxLocation({h.height, index}));

@@ -43,7 +43,9 @@ R<> Debit(Store& store, const codec::Address& who, uint64_t amount, std::string_
     return Reject(TxCode::kMarketInsufficientFunds, std::string(what) + " of " + Str(amount) +
                                                         " ugpn, balance after the fee is " +
                                                         Str(account->balance_ugpn) + " ugpn");
+  const uint64_t before = account->balance_ugpn;
   account->balance_ugpn -= amount;
+  GPUNET_CHECK(account->balance_ugpn + amount == before);  // exactly `amount` left
   store.PutAccount(who, *account);
   return {};
 }
@@ -55,7 +57,9 @@ R<> Credit(Store& store, const codec::Address& who, uint64_t amount) {
   auto sum = base::CheckedAdd(account->balance_ugpn, amount);
   // Every balance is part of a supply that fits in 64 bits (conservation).
   GPUNET_CHECK(sum.has_value());
+  const uint64_t before = account->balance_ugpn;
   account->balance_ugpn = *sum;
+  GPUNET_CHECK(account->balance_ugpn - amount == before);  // exactly `amount` came in
   store.PutAccount(who, *account);
   return {};
 }
@@ -71,7 +75,7 @@ Counters LoadCountersOr(const std::optional<Counters>& c) {
 }  // namespace
 
 R<uint64_t> NextId(Store& store, uint64_t Counters::*field) {
-  M_TRY(stored, Load<Counters>(store, keys::CountersKey()));
+  GPUNET_TRY_ASSIGN(auto stored, Load<Counters>(store, keys::CountersKey()));
   Counters c = LoadCountersOr(stored);
   uint64_t id = c.*field;
   c.*field = id + 1;

@@ -37,77 +37,113 @@ R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
   return until;
 }
 
-}  // namespace
-
-R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>& events) {
-  size_t budget = limits::kEndBlockWorkMax;
-  const uint64_t now = block.time_ms;
-
-  // Each section has its own share of the gas budget, so expensive awards cannot
-  // starve faults and expiries (EndBlockSection).
-  // 1. Awards at window end.
-  M_TRY(windows, ScanDueIndex(store, keys::kWindowIndex, now, budget));
+/// 1. Awards at window end. When the section's budget is spent the rest waits for
+/// the next block; faults and expiries still run.
+R<> AwardsDue(Store& store, const BlockTime& block, size_t& budget,
+              std::vector<codec::Event>& events) {
+  GPUNET_TRY_ASSIGN(auto windows, ScanDueIndex(store, keys::kWindowIndex, block.time_ms, budget));
   for (const auto& k : windows) {
-    // The rest waits for the next block; faults and expiries still run.
     if (!store.EndBlockBudgetLeft(EndBlockSection::kAwards)) break;
-    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kWindowIndex, k), k));
-    M_DO(AwardAtWindowEnd(store, block, entry.id, events));
-    --budget;
-  }
-
-  // 2a. Faults: missed starts.
-  M_TRY(starts, ScanDueIndex(store, keys::kStartIndex, now, budget));
-  for (const auto& k : starts) {
-    // Faults left waiting: expiries wait too, so a lease whose provider went silent
-    // is closed as a fault, never settled as an expiry ahead of it.
-    if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};
-    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kStartIndex, k), k));
-    M_TRY(l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
-    GPUNET_CHECK(l.state == LeaseState::kReserved);
-    --budget;
-    M_TRY(grace_until, GraceUntil(store, k, block.height));
-    if (block.height <= grace_until) continue;  // a halted chain is not the provider's fault
-    M_DO(CloseLease(store, block, l, LeaseEnd::kMissedStart, now, events));
-  }
-
-  // 2b. Faults: heartbeats missing past the timeout and the grace in blocks.
-  M_TRY(silent, ScanDueIndex(store, keys::kHeartbeatIndex, now, budget));
-  for (const auto& k : silent) {
-    if (budget == 0) break;
-    if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return {};  // as above
-    --budget;
-    M_TRY(entry, Parsed(keys::ParseHeartbeatIndexKey(k), k));
-    M_TRY(p, NeedProvider(store, entry.owner));
-    M_TRY(grace_until, GraceUntil(store, k, block.height));
-    if (block.height <= grace_until) continue;  // a halted chain: wait for the grace blocks
-    base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner);
-    M_TRY(open, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kOpenLeasesPerProviderMax));
-    for (const auto& lk : open) {
-      if (budget == 0) break;
-      M_TRY(open_entry, Parsed(keys::ParsePartyIndexKey(keys::kProviderOpenLeases, lk), lk));
-      M_TRY(l, Need<Lease>(store, keys::LeaseKey(open_entry.id), TxCode::kMarketUnknownLease,
-                           "lease"));
-      if (l.state != LeaseState::kStarted) continue;
-      --budget;
-      // Funds that ran out before the provider went silent: an expiry, not a fault.
-      LeaseEnd end =
-          l.paid_until_ms <= p.last_heartbeat_ms ? LeaseEnd::kExpired : LeaseEnd::kMissedHeartbeat;
-      M_DO(CloseLease(store, block, l, end, std::max(p.last_heartbeat_ms, l.started_ms), events));
-    }
-    // The index entry goes when its last started lease closed (CloseLease).
-  }
-
-  // 3. Expiries: funds ran out; settled at paid_until exactly.
-  M_TRY(expired, ScanDueIndex(store, keys::kExpiryIndex, now, budget));
-  for (const auto& k : expired) {
-    if (!store.EndBlockBudgetLeft(EndBlockSection::kExpiries)) return {};
-    M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kExpiryIndex, k), k));
-    M_TRY(l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
-    GPUNET_CHECK(l.state == LeaseState::kStarted);
-    M_DO(CloseLease(store, block, l, LeaseEnd::kExpired, l.paid_until_ms, events));
+    GPUNET_TRY_ASSIGN(auto entry, Parsed(keys::ParseDeadlineIndexKey(keys::kWindowIndex, k), k));
+    GPUNET_TRY(AwardAtWindowEnd(store, block, entry.id, events));
     --budget;
   }
   return {};
+}
+
+// The fault and expiry sections return whether the sections after them run: not
+// once faults are left waiting, so that a lease whose provider went silent is
+// closed as a fault, never settled as an expiry ahead of it.
+
+/// 2a. Faults: missed starts.
+R<bool> MissedStarts(Store& store, const BlockTime& block, size_t& budget,
+                     std::vector<codec::Event>& events) {
+  const uint64_t now = block.time_ms;
+  GPUNET_TRY_ASSIGN(auto starts, ScanDueIndex(store, keys::kStartIndex, now, budget));
+  for (const auto& k : starts) {
+    if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return false;
+    GPUNET_TRY_ASSIGN(auto entry, Parsed(keys::ParseDeadlineIndexKey(keys::kStartIndex, k), k));
+    GPUNET_TRY_ASSIGN(
+        auto l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
+    GPUNET_CHECK(l.state == LeaseState::kReserved);
+    --budget;
+    GPUNET_TRY_ASSIGN(auto grace_until, GraceUntil(store, k, block.height));
+    if (block.height <= grace_until) continue;  // a halted chain is not the provider's fault
+    GPUNET_TRY(CloseLease(store, block, l, LeaseEnd::kMissedStart, now, events));
+  }
+  return true;
+}
+
+/// Closes the started leases of provider `p`, silent past its heartbeat deadline.
+R<> CloseSilentLeases(Store& store, const BlockTime& block, const Provider& p, size_t& budget,
+                      std::vector<codec::Event>& events) {
+  base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner);
+  GPUNET_TRY_ASSIGN(
+      auto open, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kOpenLeasesPerProviderMax));
+  for (const auto& lk : open) {
+    if (budget == 0) break;
+    GPUNET_TRY_ASSIGN(auto open_entry,
+                      Parsed(keys::ParsePartyIndexKey(keys::kProviderOpenLeases, lk), lk));
+    GPUNET_TRY_ASSIGN(auto l, Need<Lease>(store, keys::LeaseKey(open_entry.id),
+                                          TxCode::kMarketUnknownLease, "lease"));
+    if (l.state != LeaseState::kStarted) continue;
+    --budget;
+    // Funds that ran out before the provider went silent: an expiry, not a fault.
+    LeaseEnd end =
+        l.paid_until_ms <= p.last_heartbeat_ms ? LeaseEnd::kExpired : LeaseEnd::kMissedHeartbeat;
+    GPUNET_TRY(
+        CloseLease(store, block, l, end, std::max(p.last_heartbeat_ms, l.started_ms), events));
+  }
+  // The index entry goes when its last started lease closed (CloseLease).
+  return {};
+}
+
+/// 2b. Faults: heartbeats missing past the timeout and the grace in blocks.
+R<bool> MissedHeartbeats(Store& store, const BlockTime& block, size_t& budget,
+                         std::vector<codec::Event>& events) {
+  GPUNET_TRY_ASSIGN(auto silent, ScanDueIndex(store, keys::kHeartbeatIndex, block.time_ms, budget));
+  for (const auto& k : silent) {
+    if (budget == 0) break;
+    if (!store.EndBlockBudgetLeft(EndBlockSection::kFaults)) return false;
+    --budget;
+    GPUNET_TRY_ASSIGN(auto entry, Parsed(keys::ParseHeartbeatIndexKey(k), k));
+    GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, entry.owner));
+    GPUNET_TRY_ASSIGN(auto grace_until, GraceUntil(store, k, block.height));
+    if (block.height <= grace_until) continue;  // a halted chain: wait for the grace blocks
+    GPUNET_TRY(CloseSilentLeases(store, block, p, budget, events));
+  }
+  return true;
+}
+
+/// 3. Expiries: funds ran out; settled at paid_until exactly.
+R<> Expiries(Store& store, const BlockTime& block, size_t& budget,
+             std::vector<codec::Event>& events) {
+  GPUNET_TRY_ASSIGN(auto expired, ScanDueIndex(store, keys::kExpiryIndex, block.time_ms, budget));
+  for (const auto& k : expired) {
+    if (!store.EndBlockBudgetLeft(EndBlockSection::kExpiries)) return {};
+    GPUNET_TRY_ASSIGN(auto entry, Parsed(keys::ParseDeadlineIndexKey(keys::kExpiryIndex, k), k));
+    GPUNET_TRY_ASSIGN(
+        auto l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
+    GPUNET_CHECK(l.state == LeaseState::kStarted);
+    GPUNET_TRY(CloseLease(store, block, l, LeaseEnd::kExpired, l.paid_until_ms, events));
+    --budget;
+  }
+  return {};
+}
+
+}  // namespace
+
+R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>& events) {
+  // At most kEndBlockWorkMax items in all; each section has its own share of the
+  // gas budget, so expensive awards cannot starve faults and expiries
+  // (EndBlockSection).
+  size_t budget = limits::kEndBlockWorkMax;
+  GPUNET_TRY(AwardsDue(store, block, budget, events));
+  GPUNET_TRY_ASSIGN(bool go_on, MissedStarts(store, block, budget, events));
+  if (!go_on) return {};
+  GPUNET_TRY_ASSIGN(go_on, MissedHeartbeats(store, block, budget, events));
+  if (!go_on) return {};
+  return Expiries(store, block, budget, events);
 }
 
 }  // namespace gpunet::market::internal

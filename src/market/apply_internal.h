@@ -16,6 +16,7 @@
 #include "base/check.h"
 #include "base/checked_math.h"
 #include "base/limits.h"
+#include "base/result.h"
 #include "crypto/address.h"
 #include "market/apply.h"
 #include "market/keys.h"
@@ -53,16 +54,6 @@ R<T> Rule(codec::TxResult<T> result) {
     return std::move(*result);
 }
 
-#define M_TRY(var, expr)                                                        \
-  auto var##_result_ = (expr);                                                  \
-  if (!var##_result_) return std::unexpected(std::move(var##_result_.error())); \
-  auto& var = *var##_result_
-#define M_DO(expr)                                                \
-  do {                                                            \
-    auto m_do_ = (expr);                                          \
-    if (!m_do_) return std::unexpected(std::move(m_do_.error())); \
-  } while (0)
-
 inline std::string Str(uint64_t v) {
   return std::to_string(v);
 }
@@ -84,7 +75,7 @@ R<std::optional<T>> Load(const StoreView& view, const base::Bytes& key) {
 
 template <class T>
 R<T> Need(const StoreView& view, const base::Bytes& key, TxCode code, std::string what) {
-  M_TRY(v, Load<T>(view, key));
+  GPUNET_TRY_ASSIGN(auto v, Load<T>(view, key));
   if (!v) return Reject(code, std::move(what));
   return std::move(*v);
 }

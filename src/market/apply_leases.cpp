@@ -48,8 +48,10 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
   auto shares = SplitPayout(amount, p.payouts, p.owner);
   codec::Event e = Ev("payout", {{"lease_id", Str(l.lease_id)}, {"amount_ugpn", Str(amount)}});
   size_t i = 0;
+  uint64_t credited = 0;
   for (const auto& s : shares) {
-    M_DO(Credit(store, s.payee, s.amount_ugpn));
+    GPUNET_TRY(Credit(store, s.payee, s.amount_ugpn));
+    credited += s.amount_ugpn;
     if (e.attributes.size() >= limits::kEventAttributesMax) {
       events.push_back(std::move(e));
       e = Ev("payout", {{"lease_id", Str(l.lease_id)}});
@@ -59,8 +61,12 @@ R<> PayProvider(Store& store, Provider& p, Lease& l, uint64_t amount, Pay what,
     e.attributes[name] = AddrStr(s.payee) + "=" + Str(s.amount_ugpn);
   }
   events.push_back(std::move(e));
+  GPUNET_CHECK(credited == amount);  // what the payees got is what leaves the escrow
+  const uint64_t escrow_before = l.escrow_ugpn;
   l.escrow_ugpn -= amount;
   l.paid_ugpn += amount;
+  GPUNET_CHECK(l.escrow_ugpn + amount == escrow_before);
+  GPUNET_CHECK(l.paid_ugpn <= l.deposited_ugpn);
   return {};
 }
 
@@ -92,11 +98,122 @@ uint64_t PenaltyAtClose(LeaseEnd end, bool started, uint64_t promised) {
 }
 
 R<Lease> NeedOpenLease(const StoreView& view, uint64_t id) {
-  M_TRY(l,
-        Need<Lease>(view, keys::LeaseKey(id), TxCode::kMarketUnknownLease, "no lease " + Str(id)));
+  GPUNET_TRY_ASSIGN(auto l, Need<Lease>(view, keys::LeaseKey(id), TxCode::kMarketUnknownLease,
+                                        "no lease " + Str(id)));
   if (l.state == LeaseState::kClosed)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(id) + " is closed");
-  return std::move(l);
+  return l;
+}
+
+/// What a close moved out of the escrow besides the payment for GPU time.
+struct Settled {
+  uint64_t charge_ugpn = 0;  ///< the reserved-close charge paid to the provider
+  uint64_t refund_ugpn = 0;  ///< what the tenant got back
+};
+
+/// A close's money out of the escrow: the provider's due at `settle_ms`, the
+/// reserved-close charge when the tenant walks away before the start deadline, the
+/// rest back to the tenant. The escrow is empty afterwards.
+R<Settled> EmptyEscrow(Store& store, const BlockTime& block, Provider& p, Lease& l, LeaseEnd end,
+                       uint64_t settle_ms, std::vector<codec::Event>& events) {
+  const uint64_t escrow_before = l.escrow_ugpn;
+  const uint64_t paid_before = l.paid_ugpn;
+  GPUNET_TRY(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
+  // A tenant walking away before the start deadline pays for the capacity it held,
+  // net of the GPU time it paid (so waiting for the start does not avoid it); not
+  // once the deadline has passed (a provider that has not started is late).
+  Settled settled;
+  if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
+    settled.charge_ugpn = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
+    GPUNET_TRY(PayProvider(store, p, l, settled.charge_ugpn, Pay::kCharge, events));
+  }
+  settled.refund_ugpn = l.escrow_ugpn;
+  GPUNET_TRY(Credit(store, l.tenant, settled.refund_ugpn));
+  l.refunded_ugpn += settled.refund_ugpn;
+  l.escrow_ugpn = 0;
+  // The escrow went out whole: to the provider or back to the tenant.
+  GPUNET_CHECK(escrow_before == (l.paid_ugpn - paid_before) + settled.refund_ugpn);
+  GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
+  return settled;
+}
+
+/// Releases the lease's promised penalty from the provider's cover and, when `end`
+/// calls for one, draws the penalty (bond first, then unbonding stake not yet
+/// matured) and pays it to the tenant.
+R<> SettlePenalty(Store& store, const BlockTime& block, Provider& p, Lease& l, LeaseEnd end,
+                  bool started) {
+  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
+  GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
+  p.promised_penalties_ugpn -= promised;
+  // A provider that leased from itself is owed nothing by itself: paying the penalty
+  // would move bond to its own balance at once, past the unbonding delay.
+  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised);
+  GPUNET_CHECK(penalty <= promised);
+  if (penalty == 0) return {};
+  // From the bond (which covers every open lease's promised penalty), then from
+  // unbonding stake that has not matured, to the tenant. What neither can pay is
+  // recorded as unpaid (written off).
+  const uint64_t bond_before = p.bond_ugpn;
+  PenaltyDraw draw = DrawPenalty(p, penalty, block.time_ms);
+  GPUNET_CHECK(p.bond_ugpn + draw.from_bond_ugpn == bond_before);
+  GPUNET_CHECK(draw.Paid() <= penalty);
+  GPUNET_TRY(Credit(store, l.tenant, draw.Paid()));
+  l.penalty_ugpn = draw.Paid();
+  p.penalties_paid_ugpn = SaturatingAdd(p.penalties_paid_ugpn, draw.Paid());
+  p.penalties_unpaid_ugpn = SaturatingAdd(p.penalties_unpaid_ugpn, draw.unpaid_ugpn);
+  return {};
+}
+
+/// Gives the lease's GPUs back to its machines.
+R<> FreeGpus(Store& store, const Lease& l) {
+  for (const auto& a : l.allocations) {
+    GPUNET_TRY_ASSIGN(auto m, Need<Machine>(store, keys::MachineKey(l.provider, a.machine_id),
+                                            TxCode::kMarketUnknownMachine,
+                                            "machine of an open lease is missing"));
+    GPUNET_CHECK(m.free_gpus + a.gpus <= m.gpu_count);
+    m.free_gpus += a.gpus;
+    Save(store, keys::MachineKey(l.provider, a.machine_id), m);
+  }
+  return {};
+}
+
+/// The machines an offer's lease takes: first fit in key order over the provider's
+/// machines of the offer's class, one machine, or the lowest site id with enough
+/// fitting machines (lowest ids first). Empty when none fit.
+R<std::vector<Allocation>> FirstFit(const StoreView& view, const Provider& p, const Offer& offer,
+                                    const codec::MsgLeaseCreate& m) {
+  base::Bytes prefix = keys::KeyBuilder(keys::kMachine).Addr(p.owner);
+  std::map<uint32_t, std::vector<uint32_t>> fits_by_site;
+  std::optional<std::string> error;
+  size_t seen = 0;
+  auto scanned =
+      view.Scan(prefix, keys::PrefixEnd(prefix), [&](base::ByteSpan key, base::ByteSpan value) {
+        if (++seen > limits::kOfferScanMachinesMax) return false;
+        auto machine = DecodeMachine(value);
+        if (!machine) {
+          error = machine.error().message;
+          return false;
+        }
+        if (!InOfferClass(offer, *machine)) return true;
+        if (!HasFreeGpus(*machine, m.gpus_per_machine)) return true;
+        auto& fits = fits_by_site[m.machines == 1 ? 0 : machine->site_id];
+        auto machine_key = keys::ParseMachineKey(key);
+        if (!machine_key) {
+          error = "market key " + base::ToHex(key) + " is not a machine key";
+          return false;
+        }
+        fits.push_back(machine_key->id);
+        return m.machines != 1;  // one machine: the first fit ends the scan
+      });
+  if (!scanned) return Op(scanned.error());
+  if (error) return Op(base::Error{base::ErrorCode::kCorrupt, *error});
+  std::vector<Allocation> allocations;
+  for (const auto& [site, fits] : fits_by_site) {
+    if (fits.size() < m.machines) continue;
+    for (uint32_t i = 0; i < m.machines; ++i) allocations.push_back({fits[i], m.gpus_per_machine});
+    break;
+  }
+  return allocations;
 }
 
 }  // namespace
@@ -107,52 +224,16 @@ R<Lease> NeedOpenLease(const StoreView& view, uint64_t id) {
 R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uint64_t settle_ms,
                std::vector<codec::Event>& events) {
   GPUNET_CHECK(l.state != LeaseState::kClosed);
-  M_TRY(p, NeedProvider(store, l.provider));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
-  M_DO(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
-  // A tenant walking away before the start deadline pays for the capacity it held,
-  // net of the GPU time it paid (so waiting for the start does not avoid it); not
-  // once the deadline has passed (a provider that has not started is late).
-  uint64_t charge = 0;
-  if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
-    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
-    M_DO(PayProvider(store, p, l, charge, Pay::kCharge, events));
-  }
-  const uint64_t refund = l.escrow_ugpn;
-  M_DO(Credit(store, l.tenant, refund));
-  l.refunded_ugpn += refund;
-  l.escrow_ugpn = 0;
-  GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
-
-  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
-  GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
-  p.promised_penalties_ugpn -= promised;
-  // A provider that leased from itself is owed nothing by itself: paying the penalty
-  // would move bond to its own balance at once, past the unbonding delay.
-  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised);
-  GPUNET_CHECK(penalty <= promised);
-  if (penalty > 0) {
-    // From the bond (which covers every open lease's promised penalty), then from
-    // unbonding stake that has not matured, to the tenant. What neither can pay is
-    // recorded as unpaid (written off).
-    PenaltyDraw draw = DrawPenalty(p, penalty, block.time_ms);
-    M_DO(Credit(store, l.tenant, draw.Paid()));
-    l.penalty_ugpn = draw.Paid();
-    p.penalties_paid_ugpn = SaturatingAdd(p.penalties_paid_ugpn, draw.Paid());
-    p.penalties_unpaid_ugpn = SaturatingAdd(p.penalties_unpaid_ugpn, draw.unpaid_ugpn);
-  }
+  GPUNET_TRY_ASSIGN(const Settled settled, EmptyEscrow(store, block, p, l, end, settle_ms, events));
+  GPUNET_TRY(SettlePenalty(store, block, p, l, end, started));
   if (IsFault(end))
     ++p.faults;  // a provider close counts against reputation too
   else if (started)
     ++p.leases_completed;
 
-  for (const auto& a : l.allocations) {
-    M_TRY(m, Need<Machine>(store, keys::MachineKey(l.provider, a.machine_id),
-                           TxCode::kMarketUnknownMachine, "machine of an open lease is missing"));
-    GPUNET_CHECK(m.free_gpus + a.gpus <= m.gpu_count);
-    m.free_gpus += a.gpus;
-    Save(store, keys::MachineKey(l.provider, a.machine_id), m);
-  }
+  GPUNET_TRY(FreeGpus(store, l));
   RemoveLeaseIndexes(store, l);
   GPUNET_CHECK(p.open_leases > 0);
   --p.open_leases;
@@ -170,9 +251,9 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
       Ev("lease_closed", {{"lease_id", Str(l.lease_id)},
                           {"reason", std::string(LeaseEndName(end))},
                           {"paid_ugpn", Str(l.paid_ugpn)},
-                          {"refund_ugpn", Str(refund)},
+                          {"refund_ugpn", Str(settled.refund_ugpn)},
                           {"penalty_ugpn", Str(l.penalty_ugpn)},
-                          {"charge_ugpn", Str(charge)},
+                          {"charge_ugpn", Str(settled.charge_ugpn)},
                           {"settled_at_ms", Str(started ? AccrualEnd(l, settle_ms) : 0)},
                           {"tenant", AddrStr(l.tenant)},
                           {"provider", AddrStr(l.provider)}}));
@@ -189,10 +270,11 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
                   "provider has " + Str(p.open_leases) + " open leases, the limit is " +
                       Str(limits::kOpenLeasesPerProviderMax) + " (kOpenLeasesPerProviderMax)");
   const uint64_t penalty = FaultPenalty(rate);
-  M_DO(RequireCovers(p, penalty));
+  GPUNET_TRY(RequireCovers(p, penalty));
   for (const auto& a : terms.allocations) {
-    M_TRY(m, Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
-                           TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
+    GPUNET_TRY_ASSIGN(auto m,
+                      Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
+                                    TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
     if (!HasFreeGpus(m, a.gpus))
       return Reject(TxCode::kMarketNoCapacity, "machine " + Str(a.machine_id) + " has " +
                                                    Str(m.free_gpus) + " free GPUs, " + Str(a.gpus) +
@@ -200,7 +282,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
     m.free_gpus -= a.gpus;
     Save(store, keys::MachineKey(p.owner, a.machine_id), m);
   }
-  M_TRY(id, NextId(store, &Counters::next_lease_id));
+  GPUNET_TRY_ASSIGN(auto id, NextId(store, &Counters::next_lease_id));
   Lease l;
   l.lease_id = id;
   l.tenant = terms.tenant;
@@ -239,17 +321,17 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
 }
 
 R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_DO(RequireInBusiness(p));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY(RequireInBusiness(p));
   if (m.site_id != 0) {
-    M_TRY(site, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
+    GPUNET_TRY_ASSIGN(auto site, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
     if (!site) return Reject(TxCode::kMarketUnknownSite, "provider has no site " + Str(m.site_id));
   }
   if (p.open_offers >= limits::kOffersPerProviderMax)
     return Reject(TxCode::kMarketLimitReached, "the provider has " + Str(p.open_offers) +
                                                    " open offers (kOffersPerProviderMax)");
-  M_TRY(id, NextId(c.store, &Counters::next_offer_id));
+  GPUNET_TRY_ASSIGN(auto id, NextId(c.store, &Counters::next_offer_id));
   Offer offer{id,        p.owner, m.gpu_model,    m.site_id, m.price_ugpn_per_gpu_hour,
               m.tenants, true,    c.block.time_ms};
   Save(c.store, keys::OfferKey(id), offer);
@@ -266,10 +348,11 @@ R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgOfferClose& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_TRY(offer, Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
-                           "no offer " + Str(m.offer_id)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto offer,
+                    Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
+                                "no offer " + Str(m.offer_id)));
   if (offer.provider != p.owner)
     return Reject(TxCode::kMarketUnknownOffer,
                   "offer " + Str(m.offer_id) + " belongs to another provider");
@@ -284,52 +367,22 @@ R<> Do(Ctx& c, const codec::MsgOfferClose& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
-  M_TRY(offer, Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
-                           "no offer " + Str(m.offer_id)));
+  GPUNET_TRY_ASSIGN(auto offer,
+                    Need<Offer>(c.store, keys::OfferKey(m.offer_id), TxCode::kMarketUnknownOffer,
+                                "no offer " + Str(m.offer_id)));
   if (!offer.open)
     return Reject(TxCode::kMarketOfferClosed, "offer " + Str(m.offer_id) + " is closed");
   if (!offer.tenants.empty() && !Contains(offer.tenants, c.sender))
     return Reject(TxCode::kMarketNotAllowed, "offer " + Str(m.offer_id) + " is private");
-  M_TRY(p, NeedProvider(c.store, offer.provider));
-  M_DO(RequireInBusiness(p));
-  M_DO(RequireOnline(p, c.block.time_ms));
-  M_DO(RequireAdmits(p, c.sender));
-  M_TRY(rate, Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
-  M_DO(Rule(RequireDeposit(m.deposit_ugpn, rate)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, offer.provider));
+  GPUNET_TRY(RequireInBusiness(p));
+  GPUNET_TRY(RequireOnline(p, c.block.time_ms));
+  GPUNET_TRY(RequireAdmits(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto rate,
+                    Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
+  GPUNET_TRY(Rule(RequireDeposit(m.deposit_ugpn, rate)));
 
-  // First fit in key order over the provider's machines of the offer's class: one
-  // machine, or the lowest site id with enough fitting machines (lowest ids first).
-  base::Bytes prefix = keys::KeyBuilder(keys::kMachine).Addr(p.owner);
-  std::map<uint32_t, std::vector<uint32_t>> fits_by_site;
-  std::optional<std::string> error;
-  size_t seen = 0;
-  auto scanned =
-      c.store.Scan(prefix, keys::PrefixEnd(prefix), [&](base::ByteSpan key, base::ByteSpan value) {
-        if (++seen > limits::kOfferScanMachinesMax) return false;
-        auto machine = DecodeMachine(value);
-        if (!machine) {
-          error = machine.error().message;
-          return false;
-        }
-        if (!InOfferClass(offer, *machine)) return true;
-        if (!HasFreeGpus(*machine, m.gpus_per_machine)) return true;
-        auto& fits = fits_by_site[m.machines == 1 ? 0 : machine->site_id];
-        auto machine_key = keys::ParseMachineKey(key);
-        if (!machine_key) {
-          error = "market key " + base::ToHex(key) + " is not a machine key";
-          return false;
-        }
-        fits.push_back(machine_key->id);
-        return m.machines != 1;  // one machine: the first fit ends the scan
-      });
-  if (!scanned) return Op(scanned.error());
-  if (error) return Op(base::Error{base::ErrorCode::kCorrupt, *error});
-  std::vector<Allocation> allocations;
-  for (const auto& [site, fits] : fits_by_site) {
-    if (fits.size() < m.machines) continue;
-    for (uint32_t i = 0; i < m.machines; ++i) allocations.push_back({fits[i], m.gpus_per_machine});
-    break;
-  }
+  GPUNET_TRY_ASSIGN(std::vector<Allocation> allocations, FirstFit(c.store, p, offer, m));
   if (allocations.empty())
     return Reject(TxCode::kMarketNoCapacity,
                   "offer " + Str(m.offer_id) + " has no " + Str(m.machines) + " machine(s) with " +
@@ -337,23 +390,23 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
                       (m.machines > 1 ? " on one site" : ""));
   std::sort(allocations.begin(), allocations.end(),
             [](const Allocation& a, const Allocation& b) { return a.machine_id < b.machine_id; });
-  M_DO(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
-  M_DO(CreateLease(c.store, c.block, p,
-                   LeaseTerms{.tenant = c.sender,
-                              .allocations = std::move(allocations),
-                              .price_ugpn_per_gpu_hour = offer.price_ugpn_per_gpu_hour,
-                              .rate_ugpn_per_hour = rate,
-                              .deposit_ugpn = m.deposit_ugpn,
-                              .manifest_hash = m.manifest_hash,
-                              .offer_id = offer.offer_id},
-                   c.events));
+  GPUNET_TRY(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
+  GPUNET_TRY(CreateLease(c.store, c.block, p,
+                         LeaseTerms{.tenant = c.sender,
+                                    .allocations = std::move(allocations),
+                                    .price_ugpn_per_gpu_hour = offer.price_ugpn_per_gpu_hour,
+                                    .rate_ugpn_per_hour = rate,
+                                    .deposit_ugpn = m.deposit_ugpn,
+                                    .manifest_hash = m.manifest_hash,
+                                    .offer_id = offer.offer_id},
+                         c.events));
   return {};
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
-  M_TRY(l, NeedOpenLease(c.store, m.lease_id));
-  M_TRY(p, NeedProvider(c.store, l.provider));
-  M_DO(RequireOperator(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto l, NeedOpenLease(c.store, m.lease_id));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, l.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
   // Still reserved means the missed-start fault has not fired: past the deadline,
   // during its grace blocks, the start is still accepted (a congested or halted
   // chain is not the provider's fault).
@@ -379,15 +432,18 @@ R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
-  M_TRY(l, NeedOpenLease(c.store, m.lease_id));
+  GPUNET_TRY_ASSIGN(auto l, NeedOpenLease(c.store, m.lease_id));
   if (l.state == LeaseState::kStarted && c.block.time_ms >= l.paid_until_ms)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " ran out of funds at " +
                                                  Str(l.paid_until_ms) + " ms and is closing");
   auto deposited = base::CheckedAdd(l.deposited_ugpn, m.amount_ugpn);
   if (!deposited) return Reject(TxCode::kMarketAmountOverflow, "deposits exceed 2^64-1 ugpn");
-  M_DO(Debit(c.store, c.sender, m.amount_ugpn, "deposit"));
+  GPUNET_TRY(Debit(c.store, c.sender, m.amount_ugpn, "deposit"));
   l.deposited_ugpn = *deposited;
   l.escrow_ugpn += m.amount_ugpn;
+  // An open lease holds what was deposited and not yet paid out.
+  GPUNET_CHECK(l.refunded_ugpn == 0);
+  GPUNET_CHECK(l.paid_ugpn + l.escrow_ugpn == l.deposited_ugpn);
   if (l.state == LeaseState::kStarted) {
     c.store.Delete(keys::DeadlineIndexKey(keys::kExpiryIndex, l.paid_until_ms, l.lease_id));
     uint64_t paid_ms = PaidMs(l.deposited_ugpn, l.rate_ugpn_per_hour);
@@ -403,16 +459,16 @@ R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseWithdraw& m) {
-  M_TRY(l, NeedOpenLease(c.store, m.lease_id));
-  M_TRY(p, NeedProvider(c.store, l.provider));
-  M_DO(RequireOperator(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto l, NeedOpenLease(c.store, m.lease_id));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, l.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
   if (l.state != LeaseState::kStarted)
     return Reject(TxCode::kMarketLeaseState, "lease " + Str(m.lease_id) + " has not started");
   uint64_t due = DueAt(l, c.block.time_ms);
   if (due == 0)
     return Reject(TxCode::kMarketNothingToWithdraw,
                   "nothing accrued on lease " + Str(m.lease_id) + " since the last withdrawal");
-  M_DO(PayProvider(c.store, p, l, due, Pay::kService, c.events));
+  GPUNET_TRY(PayProvider(c.store, p, l, due, Pay::kService, c.events));
   Save(c.store, keys::LeaseKey(l.lease_id), l);
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev(
@@ -422,8 +478,8 @@ R<> Do(Ctx& c, const codec::MsgLeaseWithdraw& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgLeaseClose& m) {
-  M_TRY(l, NeedOpenLease(c.store, m.lease_id));
-  M_TRY(p, NeedProvider(c.store, l.provider));
+  GPUNET_TRY_ASSIGN(auto l, NeedOpenLease(c.store, m.lease_id));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, l.provider));
   const bool is_tenant = c.sender == l.tenant;
   const bool is_provider = c.sender == p.owner || c.sender == p.operator_address;
   if (!is_tenant && !is_provider)

@@ -15,8 +15,9 @@ R<bool> Attested(const StoreView& view, const codec::Address& provider, uint32_t
                  const codec::Attribute& attribute, const std::vector<codec::Address>& auditors,
                  uint64_t now_ms) {
   for (const auto& auditor : auditors) {
-    M_TRY(a, Load<Attestation>(view,
-                               keys::AttestationKey(provider, machine_id, attribute.key, auditor)));
+    GPUNET_TRY_ASSIGN(
+        auto a, Load<Attestation>(
+                    view, keys::AttestationKey(provider, machine_id, attribute.key, auditor)));
     if (a && a->value == attribute.value && a->expires_at_ms > now_ms) return true;
   }
   return false;
@@ -35,8 +36,9 @@ R<std::optional<std::string>> Mismatch(const StoreView& view, const Provider& p,
                                       q.region + "'");
   uint32_t first_site = 0;
   for (uint32_t id : machine_ids) {
-    M_TRY(m, Need<Machine>(view, keys::MachineKey(p.owner, id), TxCode::kMarketUnknownMachine,
-                           "provider has no machine " + Str(id)));
+    GPUNET_TRY_ASSIGN(
+        auto m, Need<Machine>(view, keys::MachineKey(p.owner, id), TxCode::kMarketUnknownMachine,
+                              "provider has no machine " + Str(id)));
     std::string at = "machine " + Str(id) + ": ";
     if (m.gpu_count < q.gpus_per_machine)
       return std::optional<std::string>(at + Str(m.gpu_count) + " GPUs, the order wants " +
@@ -52,17 +54,18 @@ R<std::optional<std::string>> Mismatch(const StoreView& view, const Provider& p,
     if (q.same_site && m.site_id != first_site)
       return std::optional<std::string>(at + "not on the same site as the first machine");
     if (q.fabric != codec::Fabric::kAny) {
-      M_TRY(site, Need<Site>(view, keys::SiteKey(p.owner, m.site_id), TxCode::kMarketUnknownSite,
-                             "site missing"));
+      GPUNET_TRY_ASSIGN(auto site, Need<Site>(view, keys::SiteKey(p.owner, m.site_id),
+                                              TxCode::kMarketUnknownSite, "site missing"));
       if (site.fabric != q.fabric)
         return std::optional<std::string>(at + "site fabric does not match");
     }
   }
   for (const auto& attribute : q.attributes) {
-    M_TRY(on_provider, Attested(view, p.owner, 0, attribute, q.auditors, now_ms));
+    GPUNET_TRY_ASSIGN(auto on_provider, Attested(view, p.owner, 0, attribute, q.auditors, now_ms));
     if (on_provider) continue;
     for (uint32_t id : machine_ids) {
-      M_TRY(on_machine, Attested(view, p.owner, id, attribute, q.auditors, now_ms));
+      GPUNET_TRY_ASSIGN(auto on_machine,
+                        Attested(view, p.owner, id, attribute, q.auditors, now_ms));
       if (!on_machine)
         return std::optional<std::string>("attribute " + attribute.key + "=" + attribute.value +
                                           " is not attested by a named auditor on the provider "
@@ -77,29 +80,31 @@ R<std::optional<std::string>> Mismatch(const StoreView& view, const Provider& p,
 /// and still match; the refusal otherwise (the caller decides what it means).
 R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid& bid,
                   std::vector<codec::Event>& events) {
-  M_TRY(p, NeedProvider(store, bid.provider));
-  M_DO(RequireInBusiness(p));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, bid.provider));
+  GPUNET_TRY(RequireInBusiness(p));
   // A bid outlives the daemon that made it, as an offer does: a provider gone quiet
   // is passed over (the award moves to the next bid) rather than made to fault.
-  M_DO(RequireOnline(p, block.time_ms));
-  M_DO(RequireAdmits(p, order.tenant));
-  M_DO(RequireQualifies(p, order.providers));
+  GPUNET_TRY(RequireOnline(p, block.time_ms));
+  GPUNET_TRY(RequireAdmits(p, order.tenant));
+  GPUNET_TRY(RequireQualifies(p, order.providers));
   const codec::Requirements& q = order.requirements;
-  M_TRY(mismatch, Mismatch(store, p, q, bid.machine_ids, block.time_ms));
+  GPUNET_TRY_ASSIGN(auto mismatch, Mismatch(store, p, q, bid.machine_ids, block.time_ms));
   if (mismatch) return Reject(TxCode::kMarketBidMismatch, *mismatch);
   std::vector<Allocation> allocations;
   for (uint32_t id : bid.machine_ids) allocations.push_back({id, q.gpus_per_machine});
-  M_TRY(rate, Rule(RateFor(bid.price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine)));
-  M_DO(Rule(RequireDeposit(order.deposit_ugpn, rate)));
-  M_TRY(lease_id, CreateLease(store, block, p,
-                              LeaseTerms{.tenant = order.tenant,
-                                         .allocations = std::move(allocations),
-                                         .price_ugpn_per_gpu_hour = bid.price_ugpn_per_gpu_hour,
-                                         .rate_ugpn_per_hour = rate,
-                                         .deposit_ugpn = order.deposit_ugpn,
-                                         .manifest_hash = order.manifest_hash,
-                                         .order_id = order.order_id},
-                              events));
+  GPUNET_TRY_ASSIGN(auto rate,
+                    Rule(RateFor(bid.price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine)));
+  GPUNET_TRY(Rule(RequireDeposit(order.deposit_ugpn, rate)));
+  GPUNET_TRY_ASSIGN(auto lease_id,
+                    CreateLease(store, block, p,
+                                LeaseTerms{.tenant = order.tenant,
+                                           .allocations = std::move(allocations),
+                                           .price_ugpn_per_gpu_hour = bid.price_ugpn_per_gpu_hour,
+                                           .rate_ugpn_per_hour = rate,
+                                           .deposit_ugpn = order.deposit_ugpn,
+                                           .manifest_hash = order.manifest_hash,
+                                           .order_id = order.order_id},
+                                events));
   order.deposit_ugpn = 0;
   order.state = OrderState::kAwarded;
   order.lease_id = lease_id;
@@ -118,7 +123,7 @@ R<> CloseOrder(Store& store, Order& order, std::string_view reason,
                std::vector<codec::Event>& events) {
   GPUNET_CHECK(order.state == OrderState::kOpen);
   const uint64_t refund = order.deposit_ugpn;
-  M_DO(Credit(store, order.tenant, refund));
+  GPUNET_TRY(Credit(store, order.tenant, refund));
   order.deposit_ugpn = 0;
   order.state = OrderState::kClosed;
   store.Delete(keys::DeadlineIndexKey(keys::kWindowIndex, order.window_end_ms, order.order_id));
@@ -131,12 +136,12 @@ R<> CloseOrder(Store& store, Order& order, std::string_view reason,
 }
 
 R<Order> NeedOpenOrder(const StoreView& view, uint64_t id) {
-  M_TRY(order,
-        Need<Order>(view, keys::OrderKey(id), TxCode::kMarketUnknownOrder, "no order " + Str(id)));
+  GPUNET_TRY_ASSIGN(auto order, Need<Order>(view, keys::OrderKey(id), TxCode::kMarketUnknownOrder,
+                                            "no order " + Str(id)));
   if (order.state != OrderState::kOpen)
     return Reject(TxCode::kMarketOrderClosed,
                   "order " + Str(id) + " is " + std::string(OrderStateName(order.state)));
-  return std::move(order);
+  return order;
 }
 
 }  // namespace
@@ -145,13 +150,14 @@ R<> Do(Ctx& c, const codec::MsgOrderCreate& m) {
   // Counts, prices, the window and the deposit: Preflight.
   const codec::Requirements& q = m.requirements;
   base::Bytes prefix = keys::KeyBuilder(keys::kTenantOpenOrders).Addr(c.sender);
-  M_TRY(open, Keys(c.store, prefix, keys::PrefixEnd(prefix), limits::kOpenOrdersPerAccountMax));
+  GPUNET_TRY_ASSIGN(
+      auto open, Keys(c.store, prefix, keys::PrefixEnd(prefix), limits::kOpenOrdersPerAccountMax));
   if (open.size() >= limits::kOpenOrdersPerAccountMax)
     return Reject(TxCode::kMarketLimitReached,
                   "this account has " + Str(open.size()) +
                       " open orders (kOpenOrdersPerAccountMax); close one first");
-  M_DO(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
-  M_TRY(id, NextId(c.store, &Counters::next_order_id));
+  GPUNET_TRY(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
+  GPUNET_TRY_ASSIGN(auto id, NextId(c.store, &Counters::next_order_id));
   Order order;
   order.order_id = id;
   order.tenant = c.sender;
@@ -173,23 +179,23 @@ R<> Do(Ctx& c, const codec::MsgOrderCreate& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgOrderClose& m) {
-  M_TRY(order, NeedOpenOrder(c.store, m.order_id));
+  GPUNET_TRY_ASSIGN(auto order, NeedOpenOrder(c.store, m.order_id));
   if (order.tenant != c.sender)
     return Reject(TxCode::kMarketNotParty, "only the order's tenant may close it");
   return CloseOrder(c.store, order, "tenant", c.events);
 }
 
 R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_DO(RequireInBusiness(p));
-  M_TRY(order, NeedOpenOrder(c.store, m.order_id));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY(RequireInBusiness(p));
+  GPUNET_TRY_ASSIGN(auto order, NeedOpenOrder(c.store, m.order_id));
   if (c.block.time_ms >= order.window_end_ms)
     return Reject(TxCode::kMarketBidWindowClosed, "the bid window of order " + Str(m.order_id) +
                                                       " ended at " + Str(order.window_end_ms) +
                                                       " ms");
-  M_DO(RequireAdmits(p, order.tenant));
-  M_DO(RequireQualifies(p, order.providers));
+  GPUNET_TRY(RequireAdmits(p, order.tenant));
+  GPUNET_TRY(RequireQualifies(p, order.providers));
   base::Bytes dedupe = keys::OrderProviderBidKey(m.order_id, p.owner);
   auto previous = c.store.Get(dedupe);
   if (!previous) return Op(previous.error());
@@ -203,9 +209,10 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
     return Reject(TxCode::kMarketBidMismatch, "price " + Str(m.price_ugpn_per_gpu_hour) +
                                                   " is over the order's maximum " +
                                                   Str(order.max_price_ugpn_per_gpu_hour));
-  M_TRY(mismatch, Mismatch(c.store, p, order.requirements, m.machine_ids, c.block.time_ms));
+  GPUNET_TRY_ASSIGN(auto mismatch,
+                    Mismatch(c.store, p, order.requirements, m.machine_ids, c.block.time_ms));
   if (mismatch) return Reject(TxCode::kMarketBidMismatch, *mismatch);
-  M_TRY(id, NextId(c.store, &Counters::next_bid_id));
+  GPUNET_TRY_ASSIGN(auto id, NextId(c.store, &Counters::next_bid_id));
   Bid bid{id, m.order_id, p.owner, m.price_ugpn_per_gpu_hour, m.machine_ids, c.block.time_ms};
   Save(c.store, keys::BidKey(id), bid);
   c.store.Put(keys::OrderBidKey(m.order_id, id), {});
@@ -223,26 +230,29 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgBidAccept& m) {
-  M_TRY(bid, Need<Bid>(c.store, keys::BidKey(m.bid_id), TxCode::kMarketUnknownBid,
-                       "no bid " + Str(m.bid_id)));
-  M_TRY(order, NeedOpenOrder(c.store, bid.order_id));
+  GPUNET_TRY_ASSIGN(auto bid, Need<Bid>(c.store, keys::BidKey(m.bid_id), TxCode::kMarketUnknownBid,
+                                        "no bid " + Str(m.bid_id)));
+  GPUNET_TRY_ASSIGN(auto order, NeedOpenOrder(c.store, bid.order_id));
   if (order.tenant != c.sender)
     return Reject(TxCode::kMarketNotParty, "only the order's tenant may accept a bid");
-  M_DO(Award(c.store, c.block, order, bid, c.events));
+  GPUNET_TRY(Award(c.store, c.block, order, bid, c.events));
   return {};
 }
 
 R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
                      std::vector<codec::Event>& events) {
-  M_TRY(order, Need<Order>(store, keys::OrderKey(order_id), TxCode::kMarketUnknownOrder, "order"));
+  GPUNET_TRY_ASSIGN(auto order, Need<Order>(store, keys::OrderKey(order_id),
+                                            TxCode::kMarketUnknownOrder, "order"));
   GPUNET_CHECK(order.state == OrderState::kOpen);
   base::Bytes prefix = keys::KeyBuilder(keys::kOrderBids).U64(order_id);
-  M_TRY(bid_keys, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kBidsPerOrderMax));
+  GPUNET_TRY_ASSIGN(auto bid_keys,
+                    Keys(store, prefix, keys::PrefixEnd(prefix), limits::kBidsPerOrderMax));
   std::vector<RankedBid> ranked;
   for (const auto& k : bid_keys) {
-    M_TRY(entry, Parsed(keys::ParseOrderBidKey(k), k));
-    M_TRY(bid, Need<Bid>(store, keys::BidKey(entry.bid_id), TxCode::kMarketUnknownBid, "bid"));
-    M_TRY(p, NeedProvider(store, bid.provider));
+    GPUNET_TRY_ASSIGN(auto entry, Parsed(keys::ParseOrderBidKey(k), k));
+    GPUNET_TRY_ASSIGN(
+        auto bid, Need<Bid>(store, keys::BidKey(entry.bid_id), TxCode::kMarketUnknownBid, "bid"));
+    GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, bid.provider));
     ranked.push_back(RankBid(bid, p));
   }
   // The order GET /market/order/<id>/bids lists them in too (market/query.h).
@@ -252,7 +262,7 @@ R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
     // refusals all come before its first write.
     bool free = true;
     for (uint32_t id : r.bid.machine_ids) {
-      M_TRY(m, Load<Machine>(store, keys::MachineKey(r.bid.provider, id)));
+      GPUNET_TRY_ASSIGN(auto m, Load<Machine>(store, keys::MachineKey(r.bid.provider, id)));
       if (!m || !HasFreeGpus(*m, order.requirements.gpus_per_machine)) free = false;
     }
     if (!free) continue;

@@ -10,7 +10,9 @@ namespace gpunet::market::internal {
 
 namespace {
 
+/// Moves `amount` of the bond into a new unbonding entry.
 R<> StartUnbonding(Ctx& c, Provider& p, uint64_t amount) {
+  GPUNET_CHECK(amount <= p.bond_ugpn);  // the callers refuse more
   if (p.unbonding.size() >= limits::kUnbondingEntriesMax)
     return Reject(TxCode::kMarketLimitReached,
                   Str(p.unbonding.size()) + " unbondings pending, the limit is " +
@@ -55,7 +57,7 @@ R<> RequireActive(const Provider& p) {
 
 /// Active and bonded: may offer, bid and be leased.
 R<> RequireInBusiness(const Provider& p) {
-  M_DO(RequireActive(p));
+  GPUNET_TRY(RequireActive(p));
   if (p.bond_ugpn < limits::kProviderBondMinUgpn)
     return Reject(TxCode::kMarketBondTooLow, "bond " + Str(p.bond_ugpn) +
                                                  " ugpn is below the minimum of " +
@@ -129,7 +131,7 @@ uint64_t HeartbeatDeadline(uint64_t last_ms) {
 }
 
 R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
-  M_TRY(existing, Load<Provider>(c.store, keys::ProviderKey(c.sender)));
+  GPUNET_TRY_ASSIGN(auto existing, Load<Provider>(c.store, keys::ProviderKey(c.sender)));
   if (existing && existing->active)
     return Reject(TxCode::kMarketProviderExists,
                   "provider " + AddrStr(c.sender) + " is already registered");
@@ -137,7 +139,7 @@ R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
     return Reject(TxCode::kMarketBondTooLow, "bond " + Str(m.bond_ugpn) +
                                                  " ugpn is below the minimum of " +
                                                  Str(limits::kProviderBondMinUgpn) + " ugpn");
-  M_DO(Debit(c.store, c.sender, m.bond_ugpn, "bond"));
+  GPUNET_TRY(Debit(c.store, c.sender, m.bond_ugpn, "bond"));
   // A provider that registers again keeps its history (reputation is not reset).
   Provider p = existing ? *existing : Provider{};
   p.owner = c.sender;
@@ -148,7 +150,9 @@ R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
   p.payouts = m.payouts;
   p.policy = m.policy;
   p.active = true;
-  p.bond_ugpn += m.bond_ugpn;
+  auto bond = base::CheckedAdd(p.bond_ugpn, m.bond_ugpn);
+  GPUNET_CHECK(bond.has_value());  // part of the supply
+  p.bond_ugpn = *bond;
   p.registered_ms = c.block.time_ms;
   // Registration counts as a heartbeat: a new provider's offers can be leased at once.
   p.last_heartbeat_ms = c.block.time_ms;
@@ -161,9 +165,9 @@ R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgProviderUpdate& m) {
-  M_TRY(p, NeedProvider(c.store, c.sender));
-  M_DO(RequireOwner(p, c.sender));
-  M_DO(RequireActive(p));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, c.sender));
+  GPUNET_TRY(RequireOwner(p, c.sender));
+  GPUNET_TRY(RequireActive(p));
   p.operator_address = m.operator_address;
   p.tenant_api_uri = m.tenant_api_uri;
   p.tls_fingerprint = m.tls_fingerprint;
@@ -177,25 +181,28 @@ R<> Do(Ctx& c, const codec::MsgProviderUpdate& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgProviderDeregister&) {
-  M_TRY(p, NeedProvider(c.store, c.sender));
-  M_DO(RequireOwner(p, c.sender));
-  M_DO(RequireActive(p));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, c.sender));
+  GPUNET_TRY(RequireOwner(p, c.sender));
+  GPUNET_TRY(RequireActive(p));
   if (p.open_leases > 0)
     return Reject(TxCode::kMarketOpenLeases,
                   "provider has " + Str(p.open_leases) + " open leases; they must end first");
   // Open offers close with the provider (at most kOffersPerProviderMax).
   base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenOffers).Addr(p.owner);
-  M_TRY(offer_keys, Keys(c.store, prefix, keys::PrefixEnd(prefix), limits::kOffersPerProviderMax));
+  GPUNET_TRY_ASSIGN(auto offer_keys,
+                    Keys(c.store, prefix, keys::PrefixEnd(prefix), limits::kOffersPerProviderMax));
   for (const auto& k : offer_keys) {
-    M_TRY(entry, Parsed(keys::ParsePartyIndexKey(keys::kProviderOpenOffers, k), k));
+    GPUNET_TRY_ASSIGN(auto entry,
+                      Parsed(keys::ParsePartyIndexKey(keys::kProviderOpenOffers, k), k));
     const uint64_t id = entry.id;
-    M_TRY(offer, Need<Offer>(c.store, keys::OfferKey(id), TxCode::kMarketUnknownOffer, "offer"));
+    GPUNET_TRY_ASSIGN(
+        auto offer, Need<Offer>(c.store, keys::OfferKey(id), TxCode::kMarketUnknownOffer, "offer"));
     offer.open = false;
     Save(c.store, keys::OfferKey(id), offer);
     c.store.Delete(k);
   }
   p.open_offers = 0;
-  if (p.bond_ugpn > 0) M_DO(StartUnbonding(c, p, p.bond_ugpn));
+  if (p.bond_ugpn > 0) GPUNET_TRY(StartUnbonding(c, p, p.bond_ugpn));
   p.active = false;
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev("provider_deregistered", {{"provider", AddrStr(p.owner)}}));
@@ -203,9 +210,9 @@ R<> Do(Ctx& c, const codec::MsgProviderDeregister&) {
 }
 
 R<> Do(Ctx& c, const codec::MsgProviderBond& m) {
-  M_TRY(p, NeedProvider(c.store, c.sender));
-  M_DO(RequireOwner(p, c.sender));
-  M_DO(Debit(c.store, c.sender, m.amount_ugpn, "bond"));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, c.sender));
+  GPUNET_TRY(RequireOwner(p, c.sender));
+  GPUNET_TRY(Debit(c.store, c.sender, m.amount_ugpn, "bond"));
   auto sum = base::CheckedAdd(p.bond_ugpn, m.amount_ugpn);
   GPUNET_CHECK(sum.has_value());  // part of the supply
   p.bond_ugpn = *sum;
@@ -217,8 +224,8 @@ R<> Do(Ctx& c, const codec::MsgProviderBond& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgProviderUnbond& m) {
-  M_TRY(p, NeedProvider(c.store, c.sender));
-  M_DO(RequireOwner(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, c.sender));
+  GPUNET_TRY(RequireOwner(p, c.sender));
   if (m.amount_ugpn > p.bond_ugpn)
     return Reject(TxCode::kMarketInsufficientBond,
                   "unbond of " + Str(m.amount_ugpn) + " ugpn, the bond is " + Str(p.bond_ugpn));
@@ -235,14 +242,15 @@ R<> Do(Ctx& c, const codec::MsgProviderUnbond& m) {
                   "the bond may not drop below the fault penalties of the open leases (" +
                       Str(p.promised_penalties_ugpn) + " ugpn); at most " +
                       Str(p.bond_ugpn - p.promised_penalties_ugpn) + " ugpn can be unbonded now");
-  M_DO(StartUnbonding(c, p, m.amount_ugpn));
+  GPUNET_TRY(StartUnbonding(c, p, m.amount_ugpn));
   Save(c.store, keys::ProviderKey(p.owner), p);
   return {};
 }
 
 R<> Do(Ctx& c, const codec::MsgProviderClaimUnbonded&) {
-  M_TRY(p, NeedProvider(c.store, c.sender));
-  M_DO(RequireOwner(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, c.sender));
+  GPUNET_TRY(RequireOwner(p, c.sender));
+  const uint64_t unbonding_before = UnbondingUgpn(p);
   uint64_t total = 0;
   std::vector<Unbonding> rest;
   for (const auto& u : p.unbonding) {
@@ -257,7 +265,8 @@ R<> Do(Ctx& c, const codec::MsgProviderClaimUnbonded&) {
                                       : "the next unbonding matures at " +
                                             Str(p.unbonding.front().release_ms) + " ms");
   p.unbonding = std::move(rest);
-  M_DO(Credit(c.store, p.owner, total));
+  GPUNET_CHECK(UnbondingUgpn(p) + total == unbonding_before);  // claimed: what left unbonding
+  GPUNET_TRY(Credit(c.store, p.owner, total));
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(
       Ev("provider_unbonded", {{"provider", AddrStr(p.owner)}, {"amount_ugpn", Str(total)}}));
@@ -265,10 +274,10 @@ R<> Do(Ctx& c, const codec::MsgProviderClaimUnbonded&) {
 }
 
 R<> Do(Ctx& c, const codec::MsgSiteUpsert& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_DO(RequireActive(p));
-  M_TRY(existing, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY(RequireActive(p));
+  GPUNET_TRY_ASSIGN(auto existing, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
   Site site = existing ? *existing : Site{};
   if (!existing) {
     if (p.sites >= limits::kSitesPerProviderMax)
@@ -290,12 +299,13 @@ R<> Do(Ctx& c, const codec::MsgSiteUpsert& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgMachineUpsert& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_DO(RequireActive(p));
-  M_TRY(site, Need<Site>(c.store, keys::SiteKey(p.owner, m.site_id), TxCode::kMarketUnknownSite,
-                         "provider has no site " + Str(m.site_id)));
-  M_TRY(existing, Load<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY(RequireActive(p));
+  GPUNET_TRY_ASSIGN(
+      auto site, Need<Site>(c.store, keys::SiteKey(p.owner, m.site_id), TxCode::kMarketUnknownSite,
+                            "provider has no site " + Str(m.site_id)));
+  GPUNET_TRY_ASSIGN(auto existing, Load<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id)));
   uint32_t leased = 0;
   if (existing) {
     leased = LeasedGpus(*existing);
@@ -306,8 +316,9 @@ R<> Do(Ctx& c, const codec::MsgMachineUpsert& m) {
                         " are leased: its site and model may not change and its count may not "
                         "drop below that");
     if (existing->site_id != m.site_id) {
-      M_TRY(old_site, Need<Site>(c.store, keys::SiteKey(p.owner, existing->site_id),
-                                 TxCode::kMarketUnknownSite, "old site"));
+      GPUNET_TRY_ASSIGN(auto old_site,
+                        Need<Site>(c.store, keys::SiteKey(p.owner, existing->site_id),
+                                   TxCode::kMarketUnknownSite, "old site"));
       --old_site.machines;
       Save(c.store, keys::SiteKey(p.owner, existing->site_id), old_site);
       ++site.machines;
@@ -334,16 +345,16 @@ R<> Do(Ctx& c, const codec::MsgMachineUpsert& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgMachineRemove& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_TRY(machine, Need<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id),
-                               TxCode::kMarketUnknownMachine,
-                               "provider has no machine " + Str(m.machine_id)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto machine, Need<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id),
+                                                TxCode::kMarketUnknownMachine,
+                                                "provider has no machine " + Str(m.machine_id)));
   if (LeasedGpus(machine) > 0)
     return Reject(TxCode::kMarketInventoryInUse, Str(LeasedGpus(machine)) + " GPUs of machine " +
                                                      Str(m.machine_id) + " are leased");
-  M_TRY(site, Need<Site>(c.store, keys::SiteKey(p.owner, machine.site_id),
-                         TxCode::kMarketUnknownSite, "site"));
+  GPUNET_TRY_ASSIGN(auto site, Need<Site>(c.store, keys::SiteKey(p.owner, machine.site_id),
+                                          TxCode::kMarketUnknownSite, "site"));
   --site.machines;
   Save(c.store, keys::SiteKey(p.owner, machine.site_id), site);
   --p.machines;
@@ -355,9 +366,9 @@ R<> Do(Ctx& c, const codec::MsgMachineRemove& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgHeartbeat& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
-  M_DO(RequireOperator(p, c.sender));
-  M_DO(RequireActive(p));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY(RequireActive(p));
   p.last_heartbeat_ms = c.block.time_ms;
   p.last_heartbeat_height = c.block.height;
   if (p.started_leases > 0) MoveHeartbeatDeadline(c.store, p, HeartbeatDeadline(c.block.time_ms));
@@ -368,13 +379,14 @@ R<> Do(Ctx& c, const codec::MsgHeartbeat& m) {
 }
 
 R<> Do(Ctx& c, const codec::MsgAttest& m) {
-  M_TRY(p, NeedProvider(c.store, m.provider));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
   if (m.expires_at_ms <= c.block.time_ms)
     return Reject(TxCode::kMarketInvalidField, "expires_at_ms " + Str(m.expires_at_ms) +
                                                    " is not after the block time " +
                                                    Str(c.block.time_ms));
   if (m.machine_id != 0) {
-    M_TRY(machine, Load<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id)));
+    GPUNET_TRY_ASSIGN(auto machine,
+                      Load<Machine>(c.store, keys::MachineKey(p.owner, m.machine_id)));
     if (!machine)
       return Reject(TxCode::kMarketUnknownMachine, "provider has no machine " + Str(m.machine_id));
   }

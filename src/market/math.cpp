@@ -64,6 +64,9 @@ std::vector<Share> SplitPayout(uint64_t amount_ugpn, const std::vector<codec::Pa
       }
     if (!added) out.push_back(Share{owner, rest});
   }
+  uint64_t total = 0;
+  for (const auto& share : out) total += share.amount_ugpn;
+  GPUNET_CHECK(total == amount_ugpn);  // no ugpn created or lost by the split
   return out;
 }
 
@@ -91,7 +94,15 @@ uint64_t RequiredBond(uint64_t promised_penalties_ugpn) {
   return std::max(limits::kProviderBondMinUgpn, promised_penalties_ugpn);
 }
 
+uint64_t UnbondingUgpn(const Provider& p) {
+  uint64_t sum = 0;
+  for (const auto& u : p.unbonding) sum += u.amount_ugpn;  // part of the supply
+  return sum;
+}
+
 PenaltyDraw DrawPenalty(Provider& p, uint64_t want_ugpn, uint64_t now_ms) {
+  const uint64_t bond_before = p.bond_ugpn;
+  const uint64_t unbonding_before = UnbondingUgpn(p);
   PenaltyDraw d;
   d.from_bond_ugpn = std::min(want_ugpn, p.bond_ugpn);
   p.bond_ugpn -= d.from_bond_ugpn;
@@ -108,6 +119,9 @@ PenaltyDraw DrawPenalty(Provider& p, uint64_t want_ugpn, uint64_t now_ms) {
   std::erase_if(p.unbonding, [](const Unbonding& u) { return u.amount_ugpn == 0; });
   d.unpaid_ugpn = left;
   GPUNET_CHECK(d.Paid() + d.unpaid_ugpn == want_ugpn);
+  // What was drawn left the bond and the unbonding entries, and nothing else did.
+  GPUNET_CHECK(p.bond_ugpn + d.from_bond_ugpn == bond_before);
+  GPUNET_CHECK(UnbondingUgpn(p) + d.from_unbonding_ugpn == unbonding_before);
   return d;
 }
 

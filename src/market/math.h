@@ -71,6 +71,9 @@ struct PenaltyDraw {
   uint64_t Paid() const { return from_bond_ugpn + from_unbonding_ugpn; }
 };
 
+/// What the provider's unbonding entries hold, matured or not.
+uint64_t UnbondingUgpn(const Provider& p);
+
 /// Takes `want_ugpn` from the provider: the bond first, then the unbonding entries
 /// that have not matured at `now_ms` (release_ms > now), the latest release first;
 /// entries drawn to 0 are removed. Matured entries are the owner's and are not touched.

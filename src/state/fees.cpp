@@ -23,7 +23,8 @@ std::optional<uint64_t> RequiredFee(const FeeParams& params, uint64_t tx_bytes, 
 FeeSplit SplitFee(uint64_t fee_ugpn, uint32_t burn_bp) {
   GPUNET_CHECK(burn_bp <= kBasisPointsMax);
   auto burned = base::MulDivFloor(fee_ugpn, burn_bp, kBasisPointsMax);
-  GPUNET_CHECK(burned.has_value() && burned->quotient <= fee_ugpn);
+  GPUNET_CHECK(burned.has_value());
+  GPUNET_CHECK(burned->quotient <= fee_ugpn);
   return FeeSplit{burned->quotient, fee_ugpn - burned->quotient};
 }
 

@@ -45,6 +45,7 @@ base::Result<SparseMerkleTree> SparseMerkleTree::Build(std::vector<SmtLeaf> leav
   tree.m_inner.Reserve(leaves.size());
   tree.m_root = tree.BuildSorted(0, leaves.data(), leaves.data() + leaves.size());
   tree.m_size = leaves.size();
+  GPUNET_CHECK((tree.m_root.ref == kEmpty) == leaves.empty());
   return tree;
 }
 
@@ -72,10 +73,21 @@ base::Status SparseMerkleTree::Update(std::span<const SmtChange> sorted_changes,
   }
   if (previous != nullptr) previous->reserve(previous->size() + sorted_changes.size());
   if (sorted_changes.empty()) return base::Ok();
+  const Hash32 root_before = m_root.hash;
+  const size_t size_before = m_size;
+  const size_t previous_before = previous != nullptr ? previous->size() : 0;
   m_previous = previous;
+  m_tally = {};
   m_root =
       UpdateNode(m_root, 0, sorted_changes.data(), sorted_changes.data() + sorted_changes.size());
   m_previous = nullptr;
+  // Postconditions (each changed key holds its new value or is gone: UpdateNode,
+  // where it rebuilds the small subtree; a Get per key from the root here would
+  // cost a fifth of the update): the size moved by the keys added and removed,
+  // the root moved iff some value did, `previous` got one entry per change.
+  GPUNET_CHECK(m_size + m_tally.removed == size_before + m_tally.added);
+  GPUNET_CHECK((m_root.hash != root_before) == (m_tally.changed > 0));
+  GPUNET_CHECK(previous == nullptr || previous->size() == previous_before + sorted_changes.size());
   return base::Ok();
 }
 
@@ -92,8 +104,12 @@ base::Status SparseMerkleTree::Apply(const WriteBatch& batch) {
 }
 
 std::optional<Hash32> SparseMerkleTree::Get(const Hash32& key_hash) const {
-  Ref cur = m_root.ref;
-  for (unsigned depth = 0; IsInner(cur); ++depth) {
+  return Find(m_root.ref, 0, key_hash);
+}
+
+std::optional<Hash32> SparseMerkleTree::Find(Ref cur, unsigned depth,
+                                             const Hash32& key_hash) const {
+  for (; IsInner(cur); ++depth) {
     GPUNET_CHECK(depth < kPathBits);
     cur = m_inner[cur].child[SmtPathBit(key_hash, depth)];
   }
@@ -203,12 +219,15 @@ SparseMerkleTree::Node SparseMerkleTree::UpdateNode(const Node& node, unsigned d
     if (node.ref != kEmpty) existing = m_leaves[node.ref & ~kLeafBit];
     // The changes reaching this leaf or empty slot, in order: only `existing` can
     // have held a value for any of them.
-    if (m_previous != nullptr)
-      for (const SmtChange* c = begin; c != end; ++c)
-        m_previous->push_back(
-            SmtChange{c->key_hash, existing && existing->key_hash == c->key_hash
-                                       ? std::optional<Hash32>(existing->value_hash)
-                                       : std::nullopt});
+    for (const SmtChange* c = begin; c != end; ++c) {
+      const std::optional<Hash32> before = existing && existing->key_hash == c->key_hash
+                                               ? std::optional<Hash32>(existing->value_hash)
+                                               : std::nullopt;
+      m_tally.added += !before && c->value_hash;
+      m_tally.removed += before && !c->value_hash;
+      m_tally.changed += before != c->value_hash;
+      if (m_previous != nullptr) m_previous->push_back(SmtChange{c->key_hash, before});
+    }
     if (node.ref != kEmpty) {
       Ref index = node.ref & ~kLeafBit;
       // The common case of a block: one existing account changes value.
@@ -239,7 +258,11 @@ SparseMerkleTree::Node SparseMerkleTree::UpdateNode(const Node& node, unsigned d
     }
     if (existing) merged.push_back(*existing);
     m_size += merged.size();
-    return BuildSorted(depth, merged.data(), merged.data() + merged.size());
+    const Node built = BuildSorted(depth, merged.data(), merged.data() + merged.size());
+    // Postcondition: each change is in the new subtree (a few nodes) as asked.
+    for (const SmtChange* c = begin; c != end; ++c)
+      GPUNET_CHECK(Find(built.ref, depth, c->key_hash) == c->value_hash);
+    return built;
   }
 
   GPUNET_CHECK(depth < kPathBits);

@@ -124,6 +124,8 @@ class SparseMerkleTree {
   static bool IsLeaf(Ref r) { return r != kEmpty && (r & kLeafBit) != 0; }
   static bool IsInner(Ref r) { return (r & kLeafBit) == 0; }
 
+  // The value hash under key_hash in the subtree `cur` at `depth`.
+  std::optional<base::Hash32> Find(Ref cur, unsigned depth, const base::Hash32& key_hash) const;
   Node NewLeaf(const codec::SmtLeaf& leaf);
   // Joins two updated children at `node` (an inner node to reuse, or kEmpty),
   // keeping the compact form: an empty pair is empty, a lone leaf moves up.
@@ -136,6 +138,13 @@ class SparseMerkleTree {
   Node m_root;
   size_t m_size = 0;
   std::vector<SmtChange>* m_previous = nullptr;  // Update's `previous`, during Update
+  // What an Update did to the leaves, for its postconditions.
+  struct Tally {
+    size_t added = 0;    // keys that were absent and now hold a value
+    size_t removed = 0;  // keys that held a value and are gone
+    size_t changed = 0;  // keys whose value (or absence) changed
+  };
+  Tally m_tally;
 };
 
 }  // namespace gpunet::state

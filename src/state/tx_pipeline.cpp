@@ -116,7 +116,8 @@ std::optional<codec::TxError> CheckFeeAndGas(CheckedTx& out, std::optional<uint6
 
 codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelineParams& params,
                                           SignatureCache* cache, const StatelessOptions& options) {
-  GPUNET_CHECK(params.tx_bytes_max > 0 && params.msgs_per_tx_max > 0);
+  GPUNET_CHECK(params.tx_bytes_max > 0);
+  GPUNET_CHECK(params.msgs_per_tx_max > 0);
   if (bytes.size() > params.tx_bytes_max)
     return TxFail(TxCode::kTooLarge, "tx is " + std::to_string(bytes.size()) +
                                          " bytes, the limit is " +
@@ -261,7 +262,8 @@ MsgResult ApplyMsg(StateDb& db, const BlockContext& block, const codec::Address&
 
 // The fee event carries the tx's gas: what the fee bought and what it used.
 void AddGas(codec::Receipt& receipt, const GasMeter& meter) {
-  GPUNET_CHECK(!receipt.events.empty() && receipt.events[0].type == "fee");
+  GPUNET_CHECK(!receipt.events.empty());
+  GPUNET_CHECK(receipt.events[0].type == "fee");
   receipt.events[0].attributes["gas_limit"] = std::to_string(meter.Limit());
   receipt.events[0].attributes["gas_used"] = std::to_string(meter.Used());
 }
@@ -278,7 +280,8 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyFeeAndMessages(StateDb& db, c
   codec::Account sender = **stateful;
 
   // Fee and nonce first: they stay whatever the messages do.
-  GPUNET_CHECK(sender.balance_ugpn >= body.fee_ugpn && sender.nonce == body.nonce);
+  GPUNET_CHECK(sender.balance_ugpn >= body.fee_ugpn);
+  GPUNET_CHECK(sender.nonce == body.nonce);
   sender.balance_ugpn -= body.fee_ugpn;
   sender.nonce += 1;
   db.PutAccount(tx.sender, sender);
