@@ -402,7 +402,8 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
     if (*included) block.txs.push_back(checked->tx);
   }
   // End of block (architecture §3.5): market awards -> faults -> expiries, after the txs.
-  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas,
+                                   m_params.market));
   // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
   h.receipts_root =
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes);
@@ -479,7 +480,8 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
   if (h.receipts_root !=
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes))
     return reject("receipts root does not match execution");
-  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas,
+                                   m_params.market));
   executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   executed->block = block;

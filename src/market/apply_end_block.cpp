@@ -16,11 +16,12 @@ R<std::vector<base::Bytes>> ScanDueIndex(const StoreView& view, uint8_t table, u
 }
 
 /// The height up to which the fault of a due deadline-index entry `key` waits: the
-/// first block that sees the entry due stores height + kHeartbeatGraceBlocks as its
+/// first block that sees the entry due stores height + heartbeat_grace_blocks as its
 /// value (empty until then), so the grace counts from when the deadline came due. A
 /// chain that halts and resumes past a deadline gives the provider those blocks to
 /// get its LeaseStarted or heartbeat in, wherever in the timeout the halt fell.
-R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
+R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height,
+                       uint64_t grace_blocks) {
   auto raw = store.Get(key);
   if (!raw) return Op(raw.error());
   GPUNET_CHECK(raw->has_value());  // the caller found the key by scanning
@@ -30,7 +31,7 @@ R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
     return Op(base::Error{base::ErrorCode::kCorrupt, "deadline index entry " + base::ToHex(key) +
                                                          " holds " + Str(value.size()) +
                                                          " bytes, not 0 or 8"});
-  const uint64_t until = height + limits::kHeartbeatGraceBlocks;
+  const uint64_t until = height + grace_blocks;
   base::Bytes stored;
   base::AppendU64BE(stored, until);
   store.Put(key, std::move(stored));
@@ -39,7 +40,8 @@ R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
 
 }  // namespace
 
-R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>& events) {
+R<> RunEndBlock(Store& store, const Params& params, const BlockTime& block,
+                std::vector<codec::Event>& events) {
   size_t budget = limits::kEndBlockWorkMax;
   const uint64_t now = block.time_ms;
 
@@ -51,7 +53,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     // The rest waits for the next block; faults and expiries still run.
     if (!store.EndBlockBudgetLeft(EndBlockSection::kAwards)) break;
     M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kWindowIndex, k), k));
-    M_DO(AwardAtWindowEnd(store, block, entry.id, events));
+    M_DO(AwardAtWindowEnd(store, params, block, entry.id, events));
     --budget;
   }
 
@@ -65,9 +67,9 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     M_TRY(l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
     --budget;
-    M_TRY(grace_until, GraceUntil(store, k, block.height));
+    M_TRY(grace_until, GraceUntil(store, k, block.height, params.heartbeat_grace_blocks));
     if (block.height <= grace_until) continue;  // a halted chain is not the provider's fault
-    M_DO(CloseLease(store, block, l, LeaseEnd::kMissedStart, now, events));
+    M_DO(CloseLease(store, params, block, l, LeaseEnd::kMissedStart, now, events));
   }
 
   // 2b. Faults: heartbeats missing past the timeout and the grace in blocks.
@@ -78,7 +80,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     --budget;
     M_TRY(entry, Parsed(keys::ParseHeartbeatIndexKey(k), k));
     M_TRY(p, NeedProvider(store, entry.owner));
-    M_TRY(grace_until, GraceUntil(store, k, block.height));
+    M_TRY(grace_until, GraceUntil(store, k, block.height, params.heartbeat_grace_blocks));
     if (block.height <= grace_until) continue;  // a halted chain: wait for the grace blocks
     base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner);
     M_TRY(open, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kOpenLeasesPerProviderMax));
@@ -92,7 +94,8 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
       // Funds that ran out before the provider went silent: an expiry, not a fault.
       LeaseEnd end =
           l.paid_until_ms <= p.last_heartbeat_ms ? LeaseEnd::kExpired : LeaseEnd::kMissedHeartbeat;
-      M_DO(CloseLease(store, block, l, end, std::max(p.last_heartbeat_ms, l.started_ms), events));
+      M_DO(CloseLease(store, params, block, l, end, std::max(p.last_heartbeat_ms, l.started_ms),
+                      events));
     }
     // The index entry goes when its last started lease closed (CloseLease).
   }
@@ -104,7 +107,7 @@ R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>&
     M_TRY(entry, Parsed(keys::ParseDeadlineIndexKey(keys::kExpiryIndex, k), k));
     M_TRY(l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
     GPUNET_CHECK(l.state == LeaseState::kStarted);
-    M_DO(CloseLease(store, block, l, LeaseEnd::kExpired, l.paid_until_ms, events));
+    M_DO(CloseLease(store, params, block, l, LeaseEnd::kExpired, l.paid_until_ms, events));
     --budget;
   }
   return {};

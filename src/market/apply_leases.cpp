@@ -85,10 +85,10 @@ bool IsFault(LeaseEnd end) {
 /// before the start deadline for free (docs/market.md "Bonds", the floor). A started
 /// lease closed by the provider pays the floor only: the tenant had what it paid for
 /// until then, but leaving must not be free or start-then-close reopens that attack.
-uint64_t PenaltyAtClose(LeaseEnd end, bool started, uint64_t promised) {
+uint64_t PenaltyAtClose(LeaseEnd end, bool started, uint64_t promised, const Params& params) {
   if (end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat) return promised;
   if (end != LeaseEnd::kProviderClosed) return 0;
-  return started ? std::min(promised, limits::kFaultPenaltyFloorUgpn) : promised;
+  return started ? std::min(promised, params.fault_penalty_floor_ugpn) : promised;
 }
 
 R<Lease> NeedOpenLease(const StoreView& view, uint64_t id) {
@@ -104,8 +104,8 @@ R<Lease> NeedOpenLease(const StoreView& view, uint64_t id) {
 /// Settles at `settle_ms` (accrual capped at paid_until), refunds the rest to the
 /// tenant, applies the fault penalty when `end` is a fault, frees the GPUs and
 /// updates the provider's counters. The one way a lease closes.
-R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uint64_t settle_ms,
-               std::vector<codec::Event>& events) {
+R<> CloseLease(Store& store, const Params& params, const BlockTime& block, Lease& l, LeaseEnd end,
+               uint64_t settle_ms, std::vector<codec::Event>& events) {
   GPUNET_CHECK(l.state != LeaseState::kClosed);
   M_TRY(p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
@@ -115,7 +115,7 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   // once the deadline has passed (a provider that has not started is late).
   uint64_t charge = 0;
   if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
-    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
+    charge = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn, params);
     M_DO(PayProvider(store, p, l, charge, Pay::kCharge, events));
   }
   const uint64_t refund = l.escrow_ugpn;
@@ -124,12 +124,12 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
   l.escrow_ugpn = 0;
   GPUNET_CHECK(l.deposited_ugpn == l.paid_ugpn + l.refunded_ugpn);
 
-  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
+  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour, params);
   GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
   p.promised_penalties_ugpn -= promised;
   // A provider that leased from itself is owed nothing by itself: paying the penalty
   // would move bond to its own balance at once, past the unbonding delay.
-  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised);
+  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised, params);
   GPUNET_CHECK(penalty <= promised);
   if (penalty > 0) {
     // From the bond (which covers every open lease's promised penalty), then from
@@ -181,15 +181,15 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
 
 /// Creates a reserved lease of provider `p` on the terms: checks the provider's
 /// lease limit, its bond's cover and each machine's free GPUs, then takes them.
-R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, LeaseTerms terms,
-                        std::vector<codec::Event>& events) {
+R<uint64_t> CreateLease(Store& store, const Params& params, const BlockTime& block, Provider& p,
+                        LeaseTerms terms, std::vector<codec::Event>& events) {
   const uint64_t rate = terms.rate_ugpn_per_hour;
   if (p.open_leases >= limits::kOpenLeasesPerProviderMax)
     return Reject(TxCode::kMarketLimitReached,
                   "provider has " + Str(p.open_leases) + " open leases, the limit is " +
                       Str(limits::kOpenLeasesPerProviderMax) + " (kOpenLeasesPerProviderMax)");
-  const uint64_t penalty = FaultPenalty(rate);
-  M_DO(RequireCovers(p, penalty));
+  const uint64_t penalty = FaultPenalty(rate, params);
+  M_DO(RequireCovers(p, penalty, params));
   for (const auto& a : terms.allocations) {
     M_TRY(m, Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
                            TxCode::kMarketUnknownMachine, "machine " + Str(a.machine_id)));
@@ -212,7 +212,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
   l.rate_ugpn_per_hour = rate;
   l.manifest_hash = terms.manifest_hash;
   l.created_ms = block.time_ms;
-  l.start_deadline_ms = block.time_ms + limits::kLeaseStartTimeoutMs;
+  l.start_deadline_ms = block.time_ms + params.lease_start_timeout_ms;
   l.created_height = block.height;
   l.deposited_ugpn = terms.deposit_ugpn;
   l.escrow_ugpn = terms.deposit_ugpn;
@@ -241,7 +241,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
 R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
   M_TRY(p, NeedProvider(c.store, m.provider));
   M_DO(RequireOperator(p, c.sender));
-  M_DO(RequireInBusiness(p));
+  M_DO(RequireInBusiness(p, c.params));
   if (m.site_id != 0) {
     M_TRY(site, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
     if (!site) return Reject(TxCode::kMarketUnknownSite, "provider has no site " + Str(m.site_id));
@@ -291,11 +291,11 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
   if (!offer.tenants.empty() && !Contains(offer.tenants, c.sender))
     return Reject(TxCode::kMarketNotAllowed, "offer " + Str(m.offer_id) + " is private");
   M_TRY(p, NeedProvider(c.store, offer.provider));
-  M_DO(RequireInBusiness(p));
-  M_DO(RequireOnline(p, c.block.time_ms));
+  M_DO(RequireInBusiness(p, c.params));
+  M_DO(RequireOnline(p, c.block.time_ms, c.params));
   M_DO(RequireAdmits(p, c.sender));
   M_TRY(rate, Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
-  M_DO(Rule(RequireDeposit(m.deposit_ugpn, rate)));
+  M_DO(Rule(RequireDeposit(m.deposit_ugpn, rate, c.params)));
 
   // First fit in key order over the provider's machines of the offer's class: one
   // machine, or the lowest site id with enough fitting machines (lowest ids first).
@@ -338,7 +338,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
   std::sort(allocations.begin(), allocations.end(),
             [](const Allocation& a, const Allocation& b) { return a.machine_id < b.machine_id; });
   M_DO(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
-  M_DO(CreateLease(c.store, c.block, p,
+  M_DO(CreateLease(c.store, c.params, c.block, p,
                    LeaseTerms{.tenant = c.sender,
                               .allocations = std::move(allocations),
                               .price_ugpn_per_gpu_hour = offer.price_ugpn_per_gpu_hour,
@@ -370,7 +370,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
   ++p.started_leases;
   p.last_heartbeat_ms = c.block.time_ms;
   p.last_heartbeat_height = c.block.height;
-  MoveHeartbeatDeadline(c.store, p, HeartbeatDeadline(c.block.time_ms));
+  MoveHeartbeatDeadline(c.store, p, HeartbeatDeadline(c.block.time_ms, c.params));
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev("lease_started", {{"lease_id", Str(l.lease_id)},
                                           {"started_ms", Str(l.started_ms)},
@@ -434,15 +434,15 @@ R<> Do(Ctx& c, const codec::MsgLeaseClose& m) {
       return Reject(TxCode::kMarketNotParty, "only the provider closes with reason no_manifest");
     if (l.state != LeaseState::kStarted)
       return Reject(TxCode::kMarketLeaseState, "no_manifest needs a started lease");
-    if (c.block.time_ms < l.started_ms + limits::kManifestTimeoutMs)
+    if (c.block.time_ms < l.started_ms + c.params.manifest_timeout_ms)
       return Reject(TxCode::kMarketTooEarly, "no_manifest is allowed from " +
-                                                 Str(l.started_ms + limits::kManifestTimeoutMs) +
-                                                 " ms (start + kManifestTimeoutMs)");
+                                                 Str(l.started_ms + c.params.manifest_timeout_ms) +
+                                                 " ms (start + manifest_timeout_ms)");
     end = LeaseEnd::kNoManifest;
   } else if (!is_tenant) {
     end = LeaseEnd::kProviderClosed;
   }
-  return CloseLease(c.store, c.block, l, end, c.block.time_ms, c.events);
+  return CloseLease(c.store, c.params, c.block, l, end, c.block.time_ms, c.events);
 }
 
 }  // namespace gpunet::market::internal

@@ -75,13 +75,13 @@ R<std::optional<std::string>> Mismatch(const StoreView& view, const Provider& p,
 
 /// Awards `order` to `bid` when its provider can serve and its machines are free
 /// and still match; the refusal otherwise (the caller decides what it means).
-R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid& bid,
-                  std::vector<codec::Event>& events) {
+R<uint64_t> Award(Store& store, const Params& params, const BlockTime& block, Order& order,
+                  const Bid& bid, std::vector<codec::Event>& events) {
   M_TRY(p, NeedProvider(store, bid.provider));
-  M_DO(RequireInBusiness(p));
+  M_DO(RequireInBusiness(p, params));
   // A bid outlives the daemon that made it, as an offer does: a provider gone quiet
   // is passed over (the award moves to the next bid) rather than made to fault.
-  M_DO(RequireOnline(p, block.time_ms));
+  M_DO(RequireOnline(p, block.time_ms, params));
   M_DO(RequireAdmits(p, order.tenant));
   M_DO(RequireQualifies(p, order.providers));
   const codec::Requirements& q = order.requirements;
@@ -90,8 +90,8 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
   std::vector<Allocation> allocations;
   for (uint32_t id : bid.machine_ids) allocations.push_back({id, q.gpus_per_machine});
   M_TRY(rate, Rule(RateFor(bid.price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine)));
-  M_DO(Rule(RequireDeposit(order.deposit_ugpn, rate)));
-  M_TRY(lease_id, CreateLease(store, block, p,
+  M_DO(Rule(RequireDeposit(order.deposit_ugpn, rate, params)));
+  M_TRY(lease_id, CreateLease(store, params, block, p,
                               LeaseTerms{.tenant = order.tenant,
                                          .allocations = std::move(allocations),
                                          .price_ugpn_per_gpu_hour = bid.price_ugpn_per_gpu_hour,
@@ -182,7 +182,7 @@ R<> Do(Ctx& c, const codec::MsgOrderClose& m) {
 R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
   M_TRY(p, NeedProvider(c.store, m.provider));
   M_DO(RequireOperator(p, c.sender));
-  M_DO(RequireInBusiness(p));
+  M_DO(RequireInBusiness(p, c.params));
   M_TRY(order, NeedOpenOrder(c.store, m.order_id));
   if (c.block.time_ms >= order.window_end_ms)
     return Reject(TxCode::kMarketBidWindowClosed, "the bid window of order " + Str(m.order_id) +
@@ -228,11 +228,11 @@ R<> Do(Ctx& c, const codec::MsgBidAccept& m) {
   M_TRY(order, NeedOpenOrder(c.store, bid.order_id));
   if (order.tenant != c.sender)
     return Reject(TxCode::kMarketNotParty, "only the order's tenant may accept a bid");
-  M_DO(Award(c.store, c.block, order, bid, c.events));
+  M_DO(Award(c.store, c.params, c.block, order, bid, c.events));
   return {};
 }
 
-R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
+R<> AwardAtWindowEnd(Store& store, const Params& params, const BlockTime& block, uint64_t order_id,
                      std::vector<codec::Event>& events) {
   M_TRY(order, Need<Order>(store, keys::OrderKey(order_id), TxCode::kMarketUnknownOrder, "order"));
   GPUNET_CHECK(order.state == OrderState::kOpen);
@@ -267,7 +267,7 @@ R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
       if (!m || !HasFreeGpus(*m, order.requirements.gpus_per_machine)) free = false;
     }
     if (!free) continue;
-    auto awarded = Award(store, block, order, r.bid, events);
+    auto awarded = Award(store, params, block, order, r.bid, events);
     if (awarded) return {};
     if (awarded.error().op) return std::unexpected(awarded.error());
     // Refused (provider out of business, machines no longer matching): next bid.

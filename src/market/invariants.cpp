@@ -80,7 +80,7 @@ base::Result<Holdings> SumHoldings(const StoreView& view) {
   return h;
 }
 
-base::Status CheckInvariants(const StoreView& view) {
+base::Status CheckInvariants(const StoreView& view, const Params& params) {
   using MachineRef = std::tuple<codec::Address, uint32_t>;
   std::map<MachineRef, uint64_t> leased;
   struct Counts {
@@ -102,7 +102,7 @@ base::Status CheckInvariants(const StoreView& view) {
           const bool penalised = l.end == LeaseEnd::kMissedStart ||
                                  l.end == LeaseEnd::kMissedHeartbeat ||
                                  l.end == LeaseEnd::kProviderClosed;
-          if (l.penalty_ugpn > (penalised ? FaultPenalty(l.rate_ugpn_per_hour) : 0))
+          if (l.penalty_ugpn > (penalised ? FaultPenalty(l.rate_ugpn_per_hour, params) : 0))
             return Broken(at + "a penalty of " + Str(l.penalty_ugpn) + " ugpn for an end (" +
                           std::string(LeaseEndName(l.end)) + ") that does not allow it");
           return base::Ok();
@@ -111,7 +111,7 @@ base::Status CheckInvariants(const StoreView& view) {
         for (const auto& a : l.allocations) leased[{l.provider, a.machine_id}] += a.gpus;
         auto& c = counts[l.provider];
         ++c.open;
-        c.promised += FaultPenalty(l.rate_ugpn_per_hour);
+        c.promised += FaultPenalty(l.rate_ugpn_per_hour, params);
         base::Bytes open_key =
             keys::PartyIndexKey(keys::kProviderOpenLeases, l.provider, l.lease_id);
         auto open = Exists(view, open_key);

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "base/result.h"
+#include "market/params.h"
 #include "market/store.h"
 
 namespace gpunet::market {
@@ -31,6 +32,7 @@ base::Result<Holdings> SumHoldings(const StoreView& view);
 ///    equal the counts scanned; promised_penalties equals the sum of FaultPenalty over
 ///    its open leases and the bond covers it (bond >= promised); open orders hold a
 ///    deposit only while open.
-base::Status CheckInvariants(const StoreView& view);
+/// `params` are the chain's (the penalties depend on them).
+base::Status CheckInvariants(const StoreView& view, const Params& params);
 
 }  // namespace gpunet::market

@@ -137,10 +137,10 @@ base::Result<ConservationReport> CheckConservation(const KvStore& kv) {
   return CheckConservation(committed);
 }
 
-base::Status CheckInvariants(const StateDb& db) {
+base::Status CheckInvariants(const StateDb& db, const market::Params& market_params) {
   GPUNET_TRY(CheckConservation(db));
   DbView view(db);
-  return market::CheckInvariants(view);
+  return market::CheckInvariants(view, market_params);
 }
 
 }  // namespace gpunet::state
