@@ -47,13 +47,14 @@ struct World {
   state::MemoryKvStore kv;
   state::StateDb db{kv};
   state::MarketStateStore store{db};
+  const market::Params params;  // a default genesis's market rules
   market::BlockTime block{1, 1'700'000'000'000};
   size_t refused = 0;
 
   bool Apply(const codec::Address& sender, const codec::Msg& msg) {
     std::vector<codec::Event> events;
     const size_t checkpoint = db.Checkpoint();
-    auto r = market::ApplyMarketMsg(store, block, sender, msg, events);
+    auto r = market::ApplyMarketMsg(store, params, block, sender, msg, events);
     GPUNET_CHECK(r.has_value());
     if (r->has_value()) {
       db.RevertTo(checkpoint);
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
     w.block.height += 1;
     std::vector<codec::Event> events;
     double t0 = bench::NowSeconds();
-    GPUNET_CHECK(market::EndBlock(w.store, w.block, events).has_value());
+    GPUNET_CHECK(market::EndBlock(w.store, w.params, w.block, events).has_value());
     double dt = bench::NowSeconds() - t0;
     size_t closed = 0;
     for (const auto& e : events) closed += e.type == "market.lease_closed";

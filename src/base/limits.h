@@ -76,28 +76,10 @@ inline constexpr size_t kOfferScanMachinesMax = 1024;
 /// per block; the rest waits for the next block, settled at its own deadline so
 /// accrual stays exact.
 inline constexpr size_t kEndBlockWorkMax = 256;
-// Amounts and times of the market rules.
-inline constexpr uint64_t kProviderBondMinUgpn = 100'000'000;  ///< 100 GPN to be active
-inline constexpr uint64_t kBondUnbondingDelayMs = 7ull * 24 * 3600 * 1000;  ///< 7 days
-inline constexpr uint64_t kLeaseStartTimeoutMs = 10ull * 60 * 1000;         ///< reserved -> started
-inline constexpr uint64_t kManifestTimeoutMs = 30ull * 60 * 1000;  ///< NoManifest close after
-inline constexpr uint64_t kHeartbeatTimeoutMs = 5ull * 60 * 1000;  ///< max heartbeat gap
-inline constexpr uint64_t kHeartbeatGraceBlocks = 10;              ///< and this many blocks past it
-inline constexpr uint64_t kBidWindowMinMs = 1000;                  ///< shortest bid window
-inline constexpr uint64_t kBidWindowMaxMs = 7ull * 24 * 3600 * 1000;  ///< longest bid window
-inline constexpr uint64_t kMinDepositHours = 1;     ///< a deposit covers >= this many hours
-inline constexpr uint64_t kFaultPenaltyHours = 1;   ///< penalty = rate x this, from the bond
+// Units of the market rules (its timing and bond rules are genesis parameters,
+// market/params.h).
 inline constexpr uint32_t kPayoutBpTotal = 10'000;  ///< splits sum to exactly this
 inline constexpr uint64_t kMsPerHour = 3'600'000;   ///< accrual divisor
-// Issue 14 (docs/market.md "Bonds"): attacks cost more than the harm.
-/// A fault's penalty is never less than this (1 GPN): a provider that wins at 1 ugpn
-/// and never starts loses far more than the fees the tenant paid for its order.
-inline constexpr uint64_t kFaultPenaltyFloorUgpn = 1'000'000;
-/// A tenant closing a lease that has not started pays the provider this much of the
-/// rate (the capacity the reservation held, up to the start timeout)...
-inline constexpr uint64_t kReservedCloseChargeMs = kLeaseStartTimeoutMs;
-/// ...and at least this (0.1 GPN), capped at the lease's escrow.
-inline constexpr uint64_t kReservedCloseChargeFloorUgpn = 100'000;
 /// An order's max_fault_rate_ppm that admits every provider.
 inline constexpr uint32_t kFaultRatePpmAny = 1'000'000;
 

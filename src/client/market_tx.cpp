@@ -8,6 +8,7 @@
 #include "client/amount.h"
 #include "codec/encoding.h"
 #include "codec/hashes.h"
+#include "market/params.h"
 
 namespace gpunet::client {
 namespace {
@@ -15,6 +16,9 @@ namespace {
 using base::ErrorCode;
 using base::Fail;
 namespace limits = base::limits;
+/// The market rules of a default genesis: the client's own checks use them for an
+/// early, placed error; a chain with other values judges by its own in preflight.
+const market::Params kDefaultMarket{};
 
 std::unexpected<base::Error> AtPlace(const ConfigPlace& place, const std::string& msg) {
   return Fail(ErrorCode::kInvalidArgument, place.Describe() + ": " + msg);
@@ -138,10 +142,10 @@ base::Result<codec::MsgProviderRegister> ProviderRegisterMsg(const ProviderConfi
                                                              const PartyResolver& resolve) {
   codec::MsgProviderRegister msg;
   GPUNET_TRY(FillProviderFields(msg, config, owner, resolve));
-  if (config.bond_ugpn < limits::kProviderBondMinUgpn)
+  if (config.bond_ugpn < kDefaultMarket.provider_bond_min_ugpn)
     return AtPlace({config.file, 0, "bond"},
                    "the bond must be at least " +
-                       std::to_string(limits::kProviderBondMinUgpn / 1'000'000) +
+                       std::to_string(kDefaultMarket.provider_bond_min_ugpn / 1'000'000) +
                        " GPN for the provider to be active");
   msg.bond_ugpn = config.bond_ugpn;
   return msg;
@@ -283,10 +287,11 @@ base::Result<codec::MsgOrderCreate> OrderCreateMsg(const OrderConfig& c,
   msg.max_price_ugpn_per_gpu_hour = c.max_price_ugpn_per_gpu_hour;
   msg.deposit_ugpn = c.deposit_ugpn;
   msg.manifest_hash = c.manifest_hash;
-  if (c.bid_window_ms < limits::kBidWindowMinMs || c.bid_window_ms > limits::kBidWindowMaxMs)
-    return AtPlace(place("bid_window"), "must be between " +
-                                            DescribeDurationMs(limits::kBidWindowMinMs) + " and " +
-                                            DescribeDurationMs(limits::kBidWindowMaxMs));
+  if (c.bid_window_ms < kDefaultMarket.bid_window_min_ms ||
+      c.bid_window_ms > kDefaultMarket.bid_window_max_ms)
+    return AtPlace(place("bid_window"),
+                   "must be between " + DescribeDurationMs(kDefaultMarket.bid_window_min_ms) +
+                       " and " + DescribeDurationMs(kDefaultMarket.bid_window_max_ms));
   msg.bid_window_ms = c.bid_window_ms;
   codec::ProviderRequirements& pq = msg.providers;
   pq.min_bond_ugpn = c.min_provider_bond_ugpn;
@@ -357,7 +362,7 @@ base::Result<LeaseEstimate> EstimateLease(uint64_t price_ugpn_per_gpu_hour, uint
   LeaseEstimate e;
   e.rate_ugpn_per_hour = *rate;
   e.deposit_ugpn = deposit_ugpn;
-  e.min_deposit_ugpn = *rate;  // kMinDepositHours = 1
+  e.min_deposit_ugpn = *rate;  // a default genesis's deposit_min_hours = 1
   auto covered = base::MulDivFloor(deposit_ugpn, limits::kMsPerHour, *rate);
   e.covered_ms = covered ? covered->quotient : UINT64_MAX;
   return e;

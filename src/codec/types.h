@@ -155,7 +155,7 @@ struct MsgProviderRegister {
   std::string tenant_api_uri;        ///< printable ASCII, 1..kUriBytesMax
   Hash32 tls_fingerprint;            ///< SHA-256/BLAKE2b of the tenant API's TLS key
   std::string region;                ///< ident, 1..kRegionBytesMax
-  uint64_t bond_ugpn = 0;            ///< >= kProviderBondMinUgpn
+  uint64_t bond_ugpn = 0;            ///< >= provider_bond_min_ugpn (genesis)
   std::vector<PayoutSplit> payouts;  ///< 1..kPayoutSplitsMax, sum 10,000 bp
   TenantPolicy policy;
   bool operator==(const MsgProviderRegister&) const = default;
@@ -187,7 +187,7 @@ struct MsgProviderBond {
 };
 
 /// Sender = the owner key. Moves amount_ugpn of the bond to unbonding; claimable
-/// after kBondUnbondingDelayMs.
+/// after unbonding_delay_ms (genesis).
 struct MsgProviderUnbond {
   static constexpr MsgTag kTag = MsgTag::kProviderUnbond;
   uint64_t amount_ugpn = 0;
@@ -280,7 +280,7 @@ struct MsgOrderCreate {
   uint64_t max_price_ugpn_per_gpu_hour = 0;  ///< >= 1
   uint64_t deposit_ugpn = 0;                 ///< >= one hour at max price for all GPUs
   Hash32 manifest_hash;
-  uint64_t bid_window_ms = 0;      ///< kBidWindowMinMs..kBidWindowMaxMs
+  uint64_t bid_window_ms = 0;      ///< bid_window_min_ms..bid_window_max_ms (genesis)
   ProviderRequirements providers;  ///< who may bid and be awarded
   bool operator==(const MsgOrderCreate&) const = default;
 };

@@ -174,7 +174,7 @@ base::Status LedgerApp::Load() {
 base::Status LedgerApp::CheckBlock(state::StateDb& db, uint64_t height) const {
   if (m_before_block_check) m_before_block_check(db);
   if (!m_check_block) return base::Ok();
-  if (auto held = state::CheckBlockChanges(db); !held)
+  if (auto held = state::CheckBlockChanges(db, m_params.market); !held)
     return Fail(ErrorCode::kCorrupt,
                 "block " + std::to_string(height) +
                     " breaks an invariant and is not committed: " + held.error().message);
@@ -416,7 +416,8 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
     if (*included) block.txs.push_back(checked->tx);
   }
   // End of block (architecture §3.5): market awards -> faults -> expiries, after the txs.
-  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas,
+                                   m_params.market));
   GPUNET_TRY(CheckBlock(db, h.height));
   // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
   h.receipts_root =
@@ -494,7 +495,8 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
   if (h.receipts_root !=
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes))
     return reject("receipts root does not match execution");
-  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
+  GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas,
+                                   m_params.market));
   GPUNET_TRY(CheckBlock(db, h.height));
   executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);

@@ -15,7 +15,14 @@
 //       "msgs_per_tx_max": 16, "tx_bytes_max": 65536, "block_interval_ms": 1000,
 //       "nonce_ahead_max": 64, "gas_price_ugpn": "1", "gas_tx_base": 200,
 //       "gas_read_base": 10, "gas_read_per_byte": 1, "gas_scan_step": 5,
-//       "gas_write_base": 30, "gas_write_per_byte": 1, "block_gas_max": 40000000
+//       "gas_write_base": 30, "gas_write_per_byte": 1, "block_gas_max": 40000000,
+//       "provider_bond_min_ugpn": "100000000", "unbonding_delay_ms": 604800000,
+//       "lease_start_timeout_ms": 600000, "manifest_timeout_ms": 1800000,
+//       "heartbeat_timeout_ms": 300000, "heartbeat_grace_blocks": 10,
+//       "bid_window_min_ms": 1000, "bid_window_max_ms": 604800000,
+//       "deposit_min_hours": 1, "fault_penalty_hours": 1,
+//       "fault_penalty_floor_ugpn": "1000000", "reserved_close_charge_ms": 600000,
+//       "reserved_close_charge_floor_ugpn": "100000"
 //     }
 //   }
 //
@@ -31,6 +38,7 @@
 #include "base/bytes.h"
 #include "base/result.h"
 #include "codec/types.h"
+#include "market/params.h"
 #include "state/tx_pipeline.h"
 
 namespace gpunet::ledger {
@@ -57,6 +65,9 @@ struct GenesisParams {
   uint64_t gas_write_base = 30;
   uint64_t gas_write_per_byte = 1;
   uint64_t block_gas_max = 40'000'000;  ///< sum of the gas limits of a block's txs
+  /// The market's timing and bond rules (market/params.h), in the same "params"
+  /// object of the file under their own names.
+  market::Params market;
   bool operator==(const GenesisParams&) const = default;
 };
 
@@ -86,8 +97,8 @@ base::Result<Genesis> LoadGenesisFile(const std::string& path);
 std::string GenesisToJson(const Genesis& genesis);
 
 /// Checks every rule ParseGenesis enforces on a Genesis built in memory (devnet,
-/// tests): chain id, parameter ranges, canonical account/validator order, total
-/// supply within 64 bits.
+/// tests): chain id, parameter ranges (the market's: market::ValidateParams), canonical
+/// account/validator order, total supply within 64 bits.
 base::Status ValidateGenesis(const Genesis& genesis);
 
 /// BLAKE2b-256 over the canonical binary form of the genesis.

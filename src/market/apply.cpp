@@ -93,14 +93,16 @@ bool IsMarketMsg(const codec::Msg& msg) {
   return !std::holds_alternative<codec::MsgSend>(msg);
 }
 
-MsgOutcome ApplyMarketMsg(Store& store, const BlockTime& block, const codec::Address& sender,
-                          const codec::Msg& msg, std::vector<codec::Event>& events) {
+MsgOutcome ApplyMarketMsg(Store& store, const Params& params, const BlockTime& block,
+                          const codec::Address& sender, const codec::Msg& msg,
+                          std::vector<codec::Event>& events) {
   GPUNET_CHECK(IsMarketMsg(msg));
   // The stateless rules first, as CheckStateless ran them: a tx refused there is in
   // no valid block, and a caller that applies without stage 1 (the fuzzer, a test)
   // gets the same code.
-  if (auto pre = Preflight(msg); !pre) return std::optional<TxError>(std::move(pre.error()));
-  internal::Ctx ctx{store, block, sender, events};
+  if (auto pre = Preflight(msg, params); !pre)
+    return std::optional<TxError>(std::move(pre.error()));
+  internal::Ctx ctx{store, params, block, sender, events};
   internal::R<> result = std::visit([&](const auto& m) { return internal::Do(ctx, m); }, msg);
   if (result) return std::optional<TxError>{};
   if (result.error().op) return std::unexpected(*result.error().op);
@@ -108,8 +110,9 @@ MsgOutcome ApplyMarketMsg(Store& store, const BlockTime& block, const codec::Add
   return std::optional<TxError>(std::move(result.error().tx));
 }
 
-base::Status EndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>& events) {
-  auto result = internal::RunEndBlock(store, block, events);
+base::Status EndBlock(Store& store, const Params& params, const BlockTime& block,
+                      std::vector<codec::Event>& events) {
+  auto result = internal::RunEndBlock(store, params, block, events);
   if (result) return base::Ok();
   if (result.error().op) return std::unexpected(*result.error().op);
   // A refusal here means the stored state broke a market invariant.

@@ -1,7 +1,8 @@
 // The market's rules (architecture §3, docs/market.md): one function per message, the
 // end-of-block work (awards -> faults -> expiries) and the app's next deadline.
-// Pure: everything comes from the Store, the message, the sender and the block's
-// consensus height/time; nothing else is read.
+// Pure: everything comes from the Store, the message, the sender, the chain's market
+// parameters (market/params.h, from genesis) and the block's consensus height/time;
+// nothing else is read.
 #pragma once
 
 #include <optional>
@@ -10,6 +11,7 @@
 #include "base/result.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
+#include "market/params.h"
 #include "market/store.h"
 
 namespace gpunet::market {
@@ -28,15 +30,17 @@ using MsgOutcome = base::Result<std::optional<codec::TxError>>;
 /// Whether `msg` is a market message (everything but MsgSend).
 bool IsMarketMsg(const codec::Msg& msg);
 
-/// Applies one market message sent by `sender`.
-MsgOutcome ApplyMarketMsg(Store& store, const BlockTime& block, const codec::Address& sender,
-                          const codec::Msg& msg, std::vector<codec::Event>& events);
+/// Applies one market message sent by `sender` under the chain's `params`.
+MsgOutcome ApplyMarketMsg(Store& store, const Params& params, const BlockTime& block,
+                          const codec::Address& sender, const codec::Msg& msg,
+                          std::vector<codec::Event>& events);
 
 /// End-of-block work, after the block's txs: order awards at window end, then
 /// faults (missed starts, missed heartbeats), then expiries (paid_until reached). At
 /// most kEndBlockWorkMax items per block; the rest stays in the deadline indexes and
 /// is done by the next blocks, each settled at its own deadline (exact accrual).
-base::Status EndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>& events);
+base::Status EndBlock(Store& store, const Params& params, const BlockTime& block,
+                      std::vector<codec::Event>& events);
 
 /// The earliest deadline (consensus ms) in any market index: the app wants a block
 /// by then even without txs. nullopt when nothing is pending.

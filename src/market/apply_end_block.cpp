@@ -16,11 +16,12 @@ R<std::vector<base::Bytes>> ScanDueIndex(const StoreView& view, uint8_t table, u
 }
 
 /// The height up to which the fault of a due deadline-index entry `key` waits: the
-/// first block that sees the entry due stores height + kHeartbeatGraceBlocks as its
+/// first block that sees the entry due stores height + heartbeat_grace_blocks as its
 /// value (empty until then), so the grace counts from when the deadline came due. A
 /// chain that halts and resumes past a deadline gives the provider those blocks to
 /// get its LeaseStarted or heartbeat in, wherever in the timeout the halt fell.
-R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
+R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height,
+                       uint64_t grace_blocks) {
   auto raw = store.Get(key);
   if (!raw) return Op(raw.error());
   GPUNET_CHECK(raw->has_value());  // the caller found the key by scanning
@@ -30,7 +31,7 @@ R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
     return Op(base::Error{base::ErrorCode::kCorrupt, "deadline index entry " + base::ToHex(key) +
                                                          " holds " + Str(value.size()) +
                                                          " bytes, not 0 or 8"});
-  const uint64_t until = height + limits::kHeartbeatGraceBlocks;
+  const uint64_t until = height + grace_blocks;
   base::Bytes stored;
   base::AppendU64BE(stored, until);
   store.Put(key, std::move(stored));
@@ -39,13 +40,13 @@ R<uint64_t> GraceUntil(Store& store, const base::Bytes& key, uint64_t height) {
 
 /// 1. Awards at window end. When the section's budget is spent the rest waits for
 /// the next block; faults and expiries still run.
-R<> AwardsDue(Store& store, const BlockTime& block, size_t& budget,
+R<> AwardsDue(Store& store, const Params& params, const BlockTime& block, size_t& budget,
               std::vector<codec::Event>& events) {
   GPUNET_TRY_ASSIGN(auto windows, ScanDueIndex(store, keys::kWindowIndex, block.time_ms, budget));
   for (const auto& k : windows) {
     if (!store.EndBlockBudgetLeft(EndBlockSection::kAwards)) break;
     GPUNET_TRY_ASSIGN(auto entry, Parsed(keys::ParseDeadlineIndexKey(keys::kWindowIndex, k), k));
-    GPUNET_TRY(AwardAtWindowEnd(store, block, entry.id, events));
+    GPUNET_TRY(AwardAtWindowEnd(store, params, block, entry.id, events));
     --budget;
   }
   return {};
@@ -56,7 +57,7 @@ R<> AwardsDue(Store& store, const BlockTime& block, size_t& budget,
 // closed as a fault, never settled as an expiry ahead of it.
 
 /// 2a. Faults: missed starts.
-R<bool> MissedStarts(Store& store, const BlockTime& block, size_t& budget,
+R<bool> MissedStarts(Store& store, const Params& params, const BlockTime& block, size_t& budget,
                      std::vector<codec::Event>& events) {
   const uint64_t now = block.time_ms;
   GPUNET_TRY_ASSIGN(auto starts, ScanDueIndex(store, keys::kStartIndex, now, budget));
@@ -67,16 +68,17 @@ R<bool> MissedStarts(Store& store, const BlockTime& block, size_t& budget,
         auto l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
     GPUNET_CHECK(l.state == LeaseState::kReserved);
     --budget;
-    GPUNET_TRY_ASSIGN(auto grace_until, GraceUntil(store, k, block.height));
+    GPUNET_TRY_ASSIGN(auto grace_until,
+                      GraceUntil(store, k, block.height, params.heartbeat_grace_blocks));
     if (block.height <= grace_until) continue;  // a halted chain is not the provider's fault
-    GPUNET_TRY(CloseLease(store, block, l, LeaseEnd::kMissedStart, now, events));
+    GPUNET_TRY(CloseLease(store, params, block, l, LeaseEnd::kMissedStart, now, events));
   }
   return true;
 }
 
 /// Closes the started leases of provider `p`, silent past its heartbeat deadline.
-R<> CloseSilentLeases(Store& store, const BlockTime& block, const Provider& p, size_t& budget,
-                      std::vector<codec::Event>& events) {
+R<> CloseSilentLeases(Store& store, const Params& params, const BlockTime& block, const Provider& p,
+                      size_t& budget, std::vector<codec::Event>& events) {
   base::Bytes prefix = keys::KeyBuilder(keys::kProviderOpenLeases).Addr(p.owner);
   GPUNET_TRY_ASSIGN(
       auto open, Keys(store, prefix, keys::PrefixEnd(prefix), limits::kOpenLeasesPerProviderMax));
@@ -91,15 +93,15 @@ R<> CloseSilentLeases(Store& store, const BlockTime& block, const Provider& p, s
     // Funds that ran out before the provider went silent: an expiry, not a fault.
     LeaseEnd end =
         l.paid_until_ms <= p.last_heartbeat_ms ? LeaseEnd::kExpired : LeaseEnd::kMissedHeartbeat;
-    GPUNET_TRY(
-        CloseLease(store, block, l, end, std::max(p.last_heartbeat_ms, l.started_ms), events));
+    GPUNET_TRY(CloseLease(store, params, block, l, end, std::max(p.last_heartbeat_ms, l.started_ms),
+                          events));
   }
   // The index entry goes when its last started lease closed (CloseLease).
   return {};
 }
 
 /// 2b. Faults: heartbeats missing past the timeout and the grace in blocks.
-R<bool> MissedHeartbeats(Store& store, const BlockTime& block, size_t& budget,
+R<bool> MissedHeartbeats(Store& store, const Params& params, const BlockTime& block, size_t& budget,
                          std::vector<codec::Event>& events) {
   GPUNET_TRY_ASSIGN(auto silent, ScanDueIndex(store, keys::kHeartbeatIndex, block.time_ms, budget));
   for (const auto& k : silent) {
@@ -108,15 +110,16 @@ R<bool> MissedHeartbeats(Store& store, const BlockTime& block, size_t& budget,
     --budget;
     GPUNET_TRY_ASSIGN(auto entry, Parsed(keys::ParseHeartbeatIndexKey(k), k));
     GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, entry.owner));
-    GPUNET_TRY_ASSIGN(auto grace_until, GraceUntil(store, k, block.height));
+    GPUNET_TRY_ASSIGN(auto grace_until,
+                      GraceUntil(store, k, block.height, params.heartbeat_grace_blocks));
     if (block.height <= grace_until) continue;  // a halted chain: wait for the grace blocks
-    GPUNET_TRY(CloseSilentLeases(store, block, p, budget, events));
+    GPUNET_TRY(CloseSilentLeases(store, params, block, p, budget, events));
   }
   return true;
 }
 
 /// 3. Expiries: funds ran out; settled at paid_until exactly.
-R<> Expiries(Store& store, const BlockTime& block, size_t& budget,
+R<> Expiries(Store& store, const Params& params, const BlockTime& block, size_t& budget,
              std::vector<codec::Event>& events) {
   GPUNET_TRY_ASSIGN(auto expired, ScanDueIndex(store, keys::kExpiryIndex, block.time_ms, budget));
   for (const auto& k : expired) {
@@ -125,7 +128,7 @@ R<> Expiries(Store& store, const BlockTime& block, size_t& budget,
     GPUNET_TRY_ASSIGN(
         auto l, Need<Lease>(store, keys::LeaseKey(entry.id), TxCode::kMarketUnknownLease, "lease"));
     GPUNET_CHECK(l.state == LeaseState::kStarted);
-    GPUNET_TRY(CloseLease(store, block, l, LeaseEnd::kExpired, l.paid_until_ms, events));
+    GPUNET_TRY(CloseLease(store, params, block, l, LeaseEnd::kExpired, l.paid_until_ms, events));
     --budget;
   }
   return {};
@@ -133,17 +136,18 @@ R<> Expiries(Store& store, const BlockTime& block, size_t& budget,
 
 }  // namespace
 
-R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>& events) {
+R<> RunEndBlock(Store& store, const Params& params, const BlockTime& block,
+                std::vector<codec::Event>& events) {
   // At most kEndBlockWorkMax items in all; each section has its own share of the
   // gas budget, so expensive awards cannot starve faults and expiries
   // (EndBlockSection).
   size_t budget = limits::kEndBlockWorkMax;
-  GPUNET_TRY(AwardsDue(store, block, budget, events));
-  GPUNET_TRY_ASSIGN(bool go_on, MissedStarts(store, block, budget, events));
+  GPUNET_TRY(AwardsDue(store, params, block, budget, events));
+  GPUNET_TRY_ASSIGN(bool go_on, MissedStarts(store, params, block, budget, events));
   if (!go_on) return {};
-  GPUNET_TRY_ASSIGN(go_on, MissedHeartbeats(store, block, budget, events));
+  GPUNET_TRY_ASSIGN(go_on, MissedHeartbeats(store, params, block, budget, events));
   if (!go_on) return {};
-  return Expiries(store, block, budget, events);
+  return Expiries(store, params, block, budget, events);
 }
 
 }  // namespace gpunet::market::internal

@@ -129,7 +129,7 @@ R<> RequireOperator(const Provider& p, const codec::Address& sender);
 R<> RequireActive(const Provider& p);
 
 /// Active and bonded: may offer, bid and be leased.
-R<> RequireInBusiness(const Provider& p);
+R<> RequireInBusiness(const Provider& p, const Params& params);
 
 inline bool Contains(const std::vector<codec::Address>& set, const codec::Address& a) {
   return std::binary_search(set.begin(), set.end(), a);
@@ -137,11 +137,11 @@ inline bool Contains(const std::vector<codec::Address>& set, const codec::Addres
 
 /// The bond covers the penalties of the open leases plus `extra_penalty` (a lease
 /// about to be made): bond >= max(minimum, sum).
-R<> RequireCovers(const Provider& p, uint64_t extra_penalty);
+R<> RequireCovers(const Provider& p, uint64_t extra_penalty, const Params& params);
 
 /// Within the heartbeat timeout of its last proof of life (heartbeat, LeaseStarted
 /// or registration): a provider that went away is not leased.
-R<> RequireOnline(const Provider& p, uint64_t now_ms);
+R<> RequireOnline(const Provider& p, uint64_t now_ms, const Params& params);
 
 /// The order's requirements on the provider (exclusions, bond, earnings from other
 /// tenants, fault rate).
@@ -151,7 +151,7 @@ R<> RequireAdmits(const Provider& p, const codec::Address& tenant);
 
 void MoveHeartbeatDeadline(Store& store, Provider& p, uint64_t deadline_ms);
 
-uint64_t HeartbeatDeadline(uint64_t last_ms);
+uint64_t HeartbeatDeadline(uint64_t last_ms, const Params& params);
 
 // ---------------------------------------------------------------- leases
 // (defined in apply_leases.cpp)
@@ -159,8 +159,8 @@ uint64_t HeartbeatDeadline(uint64_t last_ms);
 /// Settles at `settle_ms` (accrual capped at paid_until), refunds the rest to the
 /// tenant, applies the fault penalty when `end` is a fault, frees the GPUs and
 /// updates the provider's counters. The one way a lease closes.
-R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uint64_t settle_ms,
-               std::vector<codec::Event>& events);
+R<> CloseLease(Store& store, const Params& params, const BlockTime& block, Lease& l, LeaseEnd end,
+               uint64_t settle_ms, std::vector<codec::Event>& events);
 
 /// What a new lease is made of: from an offer (MsgLeaseCreate) or an order's award.
 struct LeaseTerms {
@@ -176,21 +176,22 @@ struct LeaseTerms {
 
 /// Creates a reserved lease of provider `p` on the terms: checks the provider's
 /// lease limit, its bond's cover and each machine's free GPUs, then takes them.
-R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, LeaseTerms terms,
-                        std::vector<codec::Event>& events);
+R<uint64_t> CreateLease(Store& store, const Params& params, const BlockTime& block, Provider& p,
+                        LeaseTerms terms, std::vector<codec::Event>& events);
 
 // ---------------------------------------------------------------- orders
 // (defined in apply_orders.cpp)
 
 /// Awards order `order_id` at its window end to the best bid that can still be
 /// honoured, or closes it and refunds the deposit.
-R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
+R<> AwardAtWindowEnd(Store& store, const Params& params, const BlockTime& block, uint64_t order_id,
                      std::vector<codec::Event>& events);
 
 // ---------------------------------------------------------------- messages
 
 struct Ctx {
   Store& store;
+  const Params& params;
   const BlockTime& block;
   const codec::Address& sender;
   std::vector<codec::Event>& events;
@@ -229,6 +230,7 @@ R<> Do(Ctx&, const codec::MsgSend&);
 // (defined in apply_end_block.cpp)
 
 /// EndBlock's work (apply.h): awards, then faults, then expiries.
-R<> RunEndBlock(Store& store, const BlockTime& block, std::vector<codec::Event>& events);
+R<> RunEndBlock(Store& store, const Params& params, const BlockTime& block,
+                std::vector<codec::Event>& events);
 
 }  // namespace gpunet::market::internal

@@ -91,10 +91,10 @@ bool IsFault(LeaseEnd end) {
 /// before the start deadline for free (docs/market.md "Bonds", the floor). A started
 /// lease closed by the provider pays the floor only: the tenant had what it paid for
 /// until then, but leaving must not be free or start-then-close reopens that attack.
-uint64_t PenaltyAtClose(LeaseEnd end, bool started, uint64_t promised) {
+uint64_t PenaltyAtClose(LeaseEnd end, bool started, uint64_t promised, const Params& params) {
   if (end == LeaseEnd::kMissedStart || end == LeaseEnd::kMissedHeartbeat) return promised;
   if (end != LeaseEnd::kProviderClosed) return 0;
-  return started ? std::min(promised, limits::kFaultPenaltyFloorUgpn) : promised;
+  return started ? std::min(promised, params.fault_penalty_floor_ugpn) : promised;
 }
 
 R<Lease> NeedOpenLease(const StoreView& view, uint64_t id) {
@@ -114,8 +114,9 @@ struct Settled {
 /// A close's money out of the escrow: the provider's due at `settle_ms`, the
 /// reserved-close charge when the tenant walks away before the start deadline, the
 /// rest back to the tenant. The escrow is empty afterwards.
-R<Settled> EmptyEscrow(Store& store, const BlockTime& block, Provider& p, Lease& l, LeaseEnd end,
-                       uint64_t settle_ms, std::vector<codec::Event>& events) {
+R<Settled> EmptyEscrow(Store& store, const Params& params, const BlockTime& block, Provider& p,
+                       Lease& l, LeaseEnd end, uint64_t settle_ms,
+                       std::vector<codec::Event>& events) {
   const uint64_t escrow_before = l.escrow_ugpn;
   const uint64_t paid_before = l.paid_ugpn;
   GPUNET_TRY(PayProvider(store, p, l, DueAt(l, settle_ms), Pay::kService, events));
@@ -124,7 +125,8 @@ R<Settled> EmptyEscrow(Store& store, const BlockTime& block, Provider& p, Lease&
   // once the deadline has passed (a provider that has not started is late).
   Settled settled;
   if (end == LeaseEnd::kTenantClosed && block.time_ms < l.start_deadline_ms) {
-    settled.charge_ugpn = ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn);
+    settled.charge_ugpn =
+        ReservedCloseCharge(l.rate_ugpn_per_hour, l.paid_ugpn, l.escrow_ugpn, params);
     GPUNET_TRY(PayProvider(store, p, l, settled.charge_ugpn, Pay::kCharge, events));
   }
   settled.refund_ugpn = l.escrow_ugpn;
@@ -140,14 +142,14 @@ R<Settled> EmptyEscrow(Store& store, const BlockTime& block, Provider& p, Lease&
 /// Releases the lease's promised penalty from the provider's cover and, when `end`
 /// calls for one, draws the penalty (bond first, then unbonding stake not yet
 /// matured) and pays it to the tenant.
-R<> SettlePenalty(Store& store, const BlockTime& block, Provider& p, Lease& l, LeaseEnd end,
-                  bool started) {
-  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour);
+R<> SettlePenalty(Store& store, const Params& params, const BlockTime& block, Provider& p, Lease& l,
+                  LeaseEnd end, bool started) {
+  const uint64_t promised = FaultPenalty(l.rate_ugpn_per_hour, params);
   GPUNET_CHECK(p.promised_penalties_ugpn >= promised);
   p.promised_penalties_ugpn -= promised;
   // A provider that leased from itself is owed nothing by itself: paying the penalty
   // would move bond to its own balance at once, past the unbonding delay.
-  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised);
+  const uint64_t penalty = IsSelf(p, l.tenant) ? 0 : PenaltyAtClose(end, started, promised, params);
   GPUNET_CHECK(penalty <= promised);
   if (penalty == 0) return {};
   // From the bond (which covers every open lease's promised penalty), then from
@@ -221,13 +223,14 @@ R<std::vector<Allocation>> FirstFit(const StoreView& view, const Provider& p, co
 /// Settles at `settle_ms` (accrual capped at paid_until), refunds the rest to the
 /// tenant, applies the fault penalty when `end` is a fault, frees the GPUs and
 /// updates the provider's counters. The one way a lease closes.
-R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uint64_t settle_ms,
-               std::vector<codec::Event>& events) {
+R<> CloseLease(Store& store, const Params& params, const BlockTime& block, Lease& l, LeaseEnd end,
+               uint64_t settle_ms, std::vector<codec::Event>& events) {
   GPUNET_CHECK(l.state != LeaseState::kClosed);
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, l.provider));
   const bool started = l.state == LeaseState::kStarted;
-  GPUNET_TRY_ASSIGN(const Settled settled, EmptyEscrow(store, block, p, l, end, settle_ms, events));
-  GPUNET_TRY(SettlePenalty(store, block, p, l, end, started));
+  GPUNET_TRY_ASSIGN(const Settled settled,
+                    EmptyEscrow(store, params, block, p, l, end, settle_ms, events));
+  GPUNET_TRY(SettlePenalty(store, params, block, p, l, end, started));
   if (IsFault(end))
     ++p.faults;  // a provider close counts against reputation too
   else if (started)
@@ -262,15 +265,15 @@ R<> CloseLease(Store& store, const BlockTime& block, Lease& l, LeaseEnd end, uin
 
 /// Creates a reserved lease of provider `p` on the terms: checks the provider's
 /// lease limit, its bond's cover and each machine's free GPUs, then takes them.
-R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, LeaseTerms terms,
-                        std::vector<codec::Event>& events) {
+R<uint64_t> CreateLease(Store& store, const Params& params, const BlockTime& block, Provider& p,
+                        LeaseTerms terms, std::vector<codec::Event>& events) {
   const uint64_t rate = terms.rate_ugpn_per_hour;
   if (p.open_leases >= limits::kOpenLeasesPerProviderMax)
     return Reject(TxCode::kMarketLimitReached,
                   "provider has " + Str(p.open_leases) + " open leases, the limit is " +
                       Str(limits::kOpenLeasesPerProviderMax) + " (kOpenLeasesPerProviderMax)");
-  const uint64_t penalty = FaultPenalty(rate);
-  GPUNET_TRY(RequireCovers(p, penalty));
+  const uint64_t penalty = FaultPenalty(rate, params);
+  GPUNET_TRY(RequireCovers(p, penalty, params));
   for (const auto& a : terms.allocations) {
     GPUNET_TRY_ASSIGN(auto m,
                       Need<Machine>(store, keys::MachineKey(p.owner, a.machine_id),
@@ -294,7 +297,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
   l.rate_ugpn_per_hour = rate;
   l.manifest_hash = terms.manifest_hash;
   l.created_ms = block.time_ms;
-  l.start_deadline_ms = block.time_ms + limits::kLeaseStartTimeoutMs;
+  l.start_deadline_ms = block.time_ms + params.lease_start_timeout_ms;
   l.created_height = block.height;
   l.deposited_ugpn = terms.deposit_ugpn;
   l.escrow_ugpn = terms.deposit_ugpn;
@@ -323,7 +326,7 @@ R<uint64_t> CreateLease(Store& store, const BlockTime& block, Provider& p, Lease
 R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
   GPUNET_TRY(RequireOperator(p, c.sender));
-  GPUNET_TRY(RequireInBusiness(p));
+  GPUNET_TRY(RequireInBusiness(p, c.params));
   if (m.site_id != 0) {
     GPUNET_TRY_ASSIGN(auto site, Load<Site>(c.store, keys::SiteKey(p.owner, m.site_id)));
     if (!site) return Reject(TxCode::kMarketUnknownSite, "provider has no site " + Str(m.site_id));
@@ -375,12 +378,12 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
   if (!offer.tenants.empty() && !Contains(offer.tenants, c.sender))
     return Reject(TxCode::kMarketNotAllowed, "offer " + Str(m.offer_id) + " is private");
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, offer.provider));
-  GPUNET_TRY(RequireInBusiness(p));
-  GPUNET_TRY(RequireOnline(p, c.block.time_ms));
+  GPUNET_TRY(RequireInBusiness(p, c.params));
+  GPUNET_TRY(RequireOnline(p, c.block.time_ms, c.params));
   GPUNET_TRY(RequireAdmits(p, c.sender));
   GPUNET_TRY_ASSIGN(auto rate,
                     Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
-  GPUNET_TRY(Rule(RequireDeposit(m.deposit_ugpn, rate)));
+  GPUNET_TRY(Rule(RequireDeposit(m.deposit_ugpn, rate, c.params)));
 
   GPUNET_TRY_ASSIGN(std::vector<Allocation> allocations, FirstFit(c.store, p, offer, m));
   if (allocations.empty())
@@ -391,7 +394,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
   std::sort(allocations.begin(), allocations.end(),
             [](const Allocation& a, const Allocation& b) { return a.machine_id < b.machine_id; });
   GPUNET_TRY(Debit(c.store, c.sender, m.deposit_ugpn, "deposit"));
-  GPUNET_TRY(CreateLease(c.store, c.block, p,
+  GPUNET_TRY(CreateLease(c.store, c.params, c.block, p,
                          LeaseTerms{.tenant = c.sender,
                                     .allocations = std::move(allocations),
                                     .price_ugpn_per_gpu_hour = offer.price_ugpn_per_gpu_hour,
@@ -423,7 +426,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseStarted& m) {
   ++p.started_leases;
   p.last_heartbeat_ms = c.block.time_ms;
   p.last_heartbeat_height = c.block.height;
-  MoveHeartbeatDeadline(c.store, p, HeartbeatDeadline(c.block.time_ms));
+  MoveHeartbeatDeadline(c.store, p, HeartbeatDeadline(c.block.time_ms, c.params));
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev("lease_started", {{"lease_id", Str(l.lease_id)},
                                           {"started_ms", Str(l.started_ms)},
@@ -490,15 +493,15 @@ R<> Do(Ctx& c, const codec::MsgLeaseClose& m) {
       return Reject(TxCode::kMarketNotParty, "only the provider closes with reason no_manifest");
     if (l.state != LeaseState::kStarted)
       return Reject(TxCode::kMarketLeaseState, "no_manifest needs a started lease");
-    if (c.block.time_ms < l.started_ms + limits::kManifestTimeoutMs)
+    if (c.block.time_ms < l.started_ms + c.params.manifest_timeout_ms)
       return Reject(TxCode::kMarketTooEarly, "no_manifest is allowed from " +
-                                                 Str(l.started_ms + limits::kManifestTimeoutMs) +
-                                                 " ms (start + kManifestTimeoutMs)");
+                                                 Str(l.started_ms + c.params.manifest_timeout_ms) +
+                                                 " ms (start + manifest_timeout_ms)");
     end = LeaseEnd::kNoManifest;
   } else if (!is_tenant) {
     end = LeaseEnd::kProviderClosed;
   }
-  return CloseLease(c.store, c.block, l, end, c.block.time_ms, c.events);
+  return CloseLease(c.store, c.params, c.block, l, end, c.block.time_ms, c.events);
 }
 
 }  // namespace gpunet::market::internal

@@ -78,13 +78,13 @@ R<std::optional<std::string>> Mismatch(const StoreView& view, const Provider& p,
 
 /// Awards `order` to `bid` when its provider can serve and its machines are free
 /// and still match; the refusal otherwise (the caller decides what it means).
-R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid& bid,
-                  std::vector<codec::Event>& events) {
+R<uint64_t> Award(Store& store, const Params& params, const BlockTime& block, Order& order,
+                  const Bid& bid, std::vector<codec::Event>& events) {
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(store, bid.provider));
-  GPUNET_TRY(RequireInBusiness(p));
+  GPUNET_TRY(RequireInBusiness(p, params));
   // A bid outlives the daemon that made it, as an offer does: a provider gone quiet
   // is passed over (the award moves to the next bid) rather than made to fault.
-  GPUNET_TRY(RequireOnline(p, block.time_ms));
+  GPUNET_TRY(RequireOnline(p, block.time_ms, params));
   GPUNET_TRY(RequireAdmits(p, order.tenant));
   GPUNET_TRY(RequireQualifies(p, order.providers));
   const codec::Requirements& q = order.requirements;
@@ -94,9 +94,9 @@ R<uint64_t> Award(Store& store, const BlockTime& block, Order& order, const Bid&
   for (uint32_t id : bid.machine_ids) allocations.push_back({id, q.gpus_per_machine});
   GPUNET_TRY_ASSIGN(auto rate,
                     Rule(RateFor(bid.price_ugpn_per_gpu_hour, q.machines, q.gpus_per_machine)));
-  GPUNET_TRY(Rule(RequireDeposit(order.deposit_ugpn, rate)));
+  GPUNET_TRY(Rule(RequireDeposit(order.deposit_ugpn, rate, params)));
   GPUNET_TRY_ASSIGN(auto lease_id,
-                    CreateLease(store, block, p,
+                    CreateLease(store, params, block, p,
                                 LeaseTerms{.tenant = order.tenant,
                                            .allocations = std::move(allocations),
                                            .price_ugpn_per_gpu_hour = bid.price_ugpn_per_gpu_hour,
@@ -188,7 +188,7 @@ R<> Do(Ctx& c, const codec::MsgOrderClose& m) {
 R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
   GPUNET_TRY(RequireOperator(p, c.sender));
-  GPUNET_TRY(RequireInBusiness(p));
+  GPUNET_TRY(RequireInBusiness(p, c.params));
   GPUNET_TRY_ASSIGN(auto order, NeedOpenOrder(c.store, m.order_id));
   if (c.block.time_ms >= order.window_end_ms)
     return Reject(TxCode::kMarketBidWindowClosed, "the bid window of order " + Str(m.order_id) +
@@ -235,11 +235,11 @@ R<> Do(Ctx& c, const codec::MsgBidAccept& m) {
   GPUNET_TRY_ASSIGN(auto order, NeedOpenOrder(c.store, bid.order_id));
   if (order.tenant != c.sender)
     return Reject(TxCode::kMarketNotParty, "only the order's tenant may accept a bid");
-  GPUNET_TRY(Award(c.store, c.block, order, bid, c.events));
+  GPUNET_TRY(Award(c.store, c.params, c.block, order, bid, c.events));
   return {};
 }
 
-R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
+R<> AwardAtWindowEnd(Store& store, const Params& params, const BlockTime& block, uint64_t order_id,
                      std::vector<codec::Event>& events) {
   GPUNET_TRY_ASSIGN(auto order, Need<Order>(store, keys::OrderKey(order_id),
                                             TxCode::kMarketUnknownOrder, "order"));
@@ -266,7 +266,7 @@ R<> AwardAtWindowEnd(Store& store, const BlockTime& block, uint64_t order_id,
       if (!m || !HasFreeGpus(*m, order.requirements.gpus_per_machine)) free = false;
     }
     if (!free) continue;
-    auto awarded = Award(store, block, order, r.bid, events);
+    auto awarded = Award(store, params, block, order, r.bid, events);
     if (awarded) return {};
     if (awarded.error().op) return std::unexpected(awarded.error());
     // Refused (provider out of business, machines no longer matching): next bid.

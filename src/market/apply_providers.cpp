@@ -18,7 +18,7 @@ R<> StartUnbonding(Ctx& c, Provider& p, uint64_t amount) {
                   Str(p.unbonding.size()) + " unbondings pending, the limit is " +
                       Str(limits::kUnbondingEntriesMax) + "; claim matured ones first");
   p.bond_ugpn -= amount;
-  uint64_t release = c.block.time_ms + limits::kBondUnbondingDelayMs;
+  uint64_t release = c.block.time_ms + c.params.unbonding_delay_ms;
   p.unbonding.push_back(Unbonding{amount, release});
   c.events.push_back(Ev("provider_unbonding", {{"provider", AddrStr(p.owner)},
                                                {"amount_ugpn", Str(amount)},
@@ -56,20 +56,20 @@ R<> RequireActive(const Provider& p) {
 }
 
 /// Active and bonded: may offer, bid and be leased.
-R<> RequireInBusiness(const Provider& p) {
+R<> RequireInBusiness(const Provider& p, const Params& params) {
   GPUNET_TRY(RequireActive(p));
-  if (p.bond_ugpn < limits::kProviderBondMinUgpn)
+  if (p.bond_ugpn < params.provider_bond_min_ugpn)
     return Reject(TxCode::kMarketBondTooLow, "bond " + Str(p.bond_ugpn) +
                                                  " ugpn is below the minimum of " +
-                                                 Str(limits::kProviderBondMinUgpn) + " ugpn");
+                                                 Str(params.provider_bond_min_ugpn) + " ugpn");
   return {};
 }
 
 /// The bond covers the penalties of the open leases plus `extra_penalty` (a lease
 /// about to be made): bond >= max(minimum, sum).
-R<> RequireCovers(const Provider& p, uint64_t extra_penalty) {
+R<> RequireCovers(const Provider& p, uint64_t extra_penalty, const Params& params) {
   auto promised = base::CheckedAdd(p.promised_penalties_ugpn, extra_penalty);
-  if (!promised || p.bond_ugpn < RequiredBond(*promised))
+  if (!promised || p.bond_ugpn < RequiredBond(*promised, params))
     return Reject(TxCode::kMarketBondUncovered,
                   "provider " + AddrStr(p.owner) + "'s bond " + Str(p.bond_ugpn) +
                       " ugpn does not cover the fault penalties of its open leases (" +
@@ -80,12 +80,12 @@ R<> RequireCovers(const Provider& p, uint64_t extra_penalty) {
 
 /// Within the heartbeat timeout of its last proof of life (heartbeat, LeaseStarted
 /// or registration): a provider that went away is not leased.
-R<> RequireOnline(const Provider& p, uint64_t now_ms) {
-  if (now_ms > p.last_heartbeat_ms + limits::kHeartbeatTimeoutMs)
+R<> RequireOnline(const Provider& p, uint64_t now_ms, const Params& params) {
+  if (now_ms > p.last_heartbeat_ms + params.heartbeat_timeout_ms)
     return Reject(TxCode::kMarketProviderOffline,
                   "provider " + AddrStr(p.owner) + "'s last heartbeat was at " +
                       Str(p.last_heartbeat_ms) + " ms, more than " +
-                      Str(limits::kHeartbeatTimeoutMs) + " ms ago; lease from a live provider");
+                      Str(params.heartbeat_timeout_ms) + " ms ago; lease from a live provider");
   return {};
 }
 
@@ -126,8 +126,8 @@ void MoveHeartbeatDeadline(Store& store, Provider& p, uint64_t deadline_ms) {
   if (deadline_ms != 0) store.Put(keys::HeartbeatIndexKey(deadline_ms, p.owner), {});
 }
 
-uint64_t HeartbeatDeadline(uint64_t last_ms) {
-  return last_ms + limits::kHeartbeatTimeoutMs + 1;  // "longer than the timeout"
+uint64_t HeartbeatDeadline(uint64_t last_ms, const Params& params) {
+  return last_ms + params.heartbeat_timeout_ms + 1;  // "longer than the timeout"
 }
 
 R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
@@ -135,10 +135,6 @@ R<> Do(Ctx& c, const codec::MsgProviderRegister& m) {
   if (existing && existing->active)
     return Reject(TxCode::kMarketProviderExists,
                   "provider " + AddrStr(c.sender) + " is already registered");
-  if (m.bond_ugpn < limits::kProviderBondMinUgpn)
-    return Reject(TxCode::kMarketBondTooLow, "bond " + Str(m.bond_ugpn) +
-                                                 " ugpn is below the minimum of " +
-                                                 Str(limits::kProviderBondMinUgpn) + " ugpn");
   GPUNET_TRY(Debit(c.store, c.sender, m.bond_ugpn, "bond"));
   // A provider that registers again keeps its history (reputation is not reset).
   Provider p = existing ? *existing : Provider{};
@@ -233,8 +229,9 @@ R<> Do(Ctx& c, const codec::MsgProviderUnbond& m) {
   // the code says which part of it the unbond would break.
   GPUNET_CHECK(p.open_leases > 0 || p.promised_penalties_ugpn == 0);
   const uint64_t left = p.bond_ugpn - m.amount_ugpn;
-  const uint64_t required = p.open_leases > 0 ? RequiredBond(p.promised_penalties_ugpn) : 0;
-  if (left < required && left < limits::kProviderBondMinUgpn)
+  const uint64_t required =
+      p.open_leases > 0 ? RequiredBond(p.promised_penalties_ugpn, c.params) : 0;
+  if (left < required && left < c.params.provider_bond_min_ugpn)
     return Reject(TxCode::kMarketOpenLeases,
                   "the bond may not drop below the minimum while leases are open");
   if (left < required)
@@ -371,7 +368,8 @@ R<> Do(Ctx& c, const codec::MsgHeartbeat& m) {
   GPUNET_TRY(RequireActive(p));
   p.last_heartbeat_ms = c.block.time_ms;
   p.last_heartbeat_height = c.block.height;
-  if (p.started_leases > 0) MoveHeartbeatDeadline(c.store, p, HeartbeatDeadline(c.block.time_ms));
+  if (p.started_leases > 0)
+    MoveHeartbeatDeadline(c.store, p, HeartbeatDeadline(c.block.time_ms, c.params));
   Save(c.store, keys::ProviderKey(p.owner), p);
   c.events.push_back(Ev("heartbeat", {{"provider", AddrStr(p.owner)},
                                       {"deadline_ms", Str(p.heartbeat_deadline_ms)}}));

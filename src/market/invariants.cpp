@@ -74,7 +74,7 @@ struct Counts {
 };
 
 /// The rules of one lease, with the index entries an open lease must have.
-base::Status CheckLease(const StoreView& view, const Lease& l) {
+base::Status CheckLease(const StoreView& view, const Lease& l, const Params& params) {
   std::string at = "lease " + Str(l.lease_id) + ": ";
   unsigned __int128 parts =
       static_cast<unsigned __int128>(l.paid_ugpn) + l.refunded_ugpn + l.escrow_ugpn;
@@ -85,7 +85,7 @@ base::Status CheckLease(const StoreView& view, const Lease& l) {
     // lease's FaultPenalty (docs/market.md "Lease life").
     const bool penalised = l.end == LeaseEnd::kMissedStart || l.end == LeaseEnd::kMissedHeartbeat ||
                            l.end == LeaseEnd::kProviderClosed;
-    if (l.penalty_ugpn > (penalised ? FaultPenalty(l.rate_ugpn_per_hour) : 0))
+    if (l.penalty_ugpn > (penalised ? FaultPenalty(l.rate_ugpn_per_hour, params) : 0))
       return Broken(at + "a penalty of " + Str(l.penalty_ugpn) + " ugpn for an end (" +
                     std::string(LeaseEndName(l.end)) + ") that does not allow it");
     return base::Ok();
@@ -113,11 +113,12 @@ base::Status CheckLease(const StoreView& view, const Lease& l) {
 }
 
 /// Counts an open lease into its provider's counts and its machines' leased GPUs.
-void CountOpenLease(const Lease& l, Counts& c, std::map<uint32_t, uint64_t>& leased) {
+void CountOpenLease(const Lease& l, const Params& params, Counts& c,
+                    std::map<uint32_t, uint64_t>& leased) {
   for (const auto& a : l.allocations) leased[a.machine_id] += a.gpus;
   ++c.open;
   if (l.state == LeaseState::kStarted) ++c.started;
-  c.promised += FaultPenalty(l.rate_ugpn_per_hour);
+  c.promised += FaultPenalty(l.rate_ugpn_per_hour, params);
 }
 
 /// free + GPUs of open leases on it == gpu_count (free <= count).
@@ -189,7 +190,8 @@ base::Status ForEachPartyId(const StoreView& view, uint8_t table, const codec::A
 /// One provider's records counted through its own indexes and key prefixes (no scan
 /// of a whole table): its open leases against its machines' free GPUs and its
 /// counters. Run for every provider a block touched.
-base::Status CheckProviderRecords(const StoreView& view, const codec::Address& owner) {
+base::Status CheckProviderRecords(const StoreView& view, const codec::Address& owner,
+                                  const Params& params) {
   const std::string at = "provider " + base::ToHex(owner.Span()) + ": ";
   Counts c;
   std::map<uint32_t, uint64_t> leased;
@@ -200,7 +202,7 @@ base::Status CheckProviderRecords(const StoreView& view, const codec::Address& o
           return AtKey(Broken(at + "its open-leases index names lease " + Str(id) +
                               ", which is not an open lease of its"),
                        keys::PartyIndexKey(keys::kProviderOpenLeases, owner, id));
-        CountOpenLease(*lease, c, leased);
+        CountOpenLease(*lease, params, c, leased);
         return base::Ok();
       }));
   const base::Bytes machines = keys::KeyBuilder(keys::kMachine).Addr(owner);
@@ -268,7 +270,7 @@ base::Status CheckDroppedLeaseEntry(const StoreView& view, uint8_t table, base::
 
 /// The rules one changed record must keep, and the providers it touches (before and
 /// after the block).
-base::Status CheckChange(const StoreView& view, const RecordChange& change,
+base::Status CheckChange(const StoreView& view, const RecordChange& change, const Params& params,
                          std::set<codec::Address>& providers) {
   const base::Bytes& key = change.key;
   if (key.size() < 2 || key[0] != keys::kAppState) return base::Ok();
@@ -282,7 +284,7 @@ base::Status CheckChange(const StoreView& view, const RecordChange& change,
         if (!*value) continue;
         GPUNET_TRY_ASSIGN(Lease lease, Decode<Lease>(**value));
         providers.insert(lease.provider);
-        if (value == &change.after) GPUNET_TRY(CheckLease(view, lease));
+        if (value == &change.after) GPUNET_TRY(CheckLease(view, lease, params));
       }
       return base::Ok();
     case keys::kOffer:
@@ -393,17 +395,17 @@ base::Result<HoldingsChange> HoldingsOf(std::span<const RecordChange> changes) {
   return out;
 }
 
-base::Status CheckInvariants(const StoreView& view) {
+base::Status CheckInvariants(const StoreView& view, const Params& params) {
   using MachineRef = std::tuple<codec::Address, uint32_t>;
   std::map<MachineRef, uint64_t> leased;
   std::map<codec::Address, Counts> counts;
 
   GPUNET_TRY(ForEach<Lease>(view, keys::KeyBuilder(keys::kLease),
                             [&](const base::Bytes&, const Lease& l) -> base::Status {
-                              GPUNET_TRY(CheckLease(view, l));
+                              GPUNET_TRY(CheckLease(view, l, params));
                               if (l.state == LeaseState::kClosed) return base::Ok();
                               std::map<uint32_t, uint64_t> on_machines;
-                              CountOpenLease(l, counts[l.provider], on_machines);
+                              CountOpenLease(l, params, counts[l.provider], on_machines);
                               for (const auto& [id, gpus] : on_machines)
                                 leased[{l.provider, id}] += gpus;
                               return base::Ok();
@@ -442,11 +444,13 @@ base::Status CheckInvariants(const StoreView& view) {
   return base::Ok();
 }
 
-base::Status CheckChanged(const StoreView& view, std::span<const RecordChange> changes) {
+base::Status CheckChanged(const StoreView& view, std::span<const RecordChange> changes,
+                          const Params& params) {
   std::set<codec::Address> providers;
   for (const RecordChange& change : changes)
-    GPUNET_TRY(AtKey(CheckChange(view, change, providers), change.key));
-  for (const codec::Address& owner : providers) GPUNET_TRY(CheckProviderRecords(view, owner));
+    GPUNET_TRY(AtKey(CheckChange(view, change, params, providers), change.key));
+  for (const codec::Address& owner : providers)
+    GPUNET_TRY(CheckProviderRecords(view, owner, params));
   return base::Ok();
 }
 

@@ -16,6 +16,7 @@
 #include <span>
 
 #include "base/result.h"
+#include "market/params.h"
 #include "market/store.h"
 
 namespace gpunet::market {
@@ -57,7 +58,8 @@ base::Result<HoldingsChange> HoldingsOf(std::span<const RecordChange> changes);
 ///    equal the counts scanned; promised_penalties equals the sum of FaultPenalty over
 ///    its open leases and the bond covers it (bond >= promised); open orders hold a
 ///    deposit only while open.
-base::Status CheckInvariants(const StoreView& view);
+/// `params` are the chain's (the penalties depend on them).
+base::Status CheckInvariants(const StoreView& view, const Params& params);
 
 /// The same rules over what a block changed, given `view` = the state after it:
 ///  - each changed lease (and order) keeps its per-record rules and index entries;
@@ -69,6 +71,7 @@ base::Status CheckInvariants(const StoreView& view);
 ///    machine, its counters, its promised penalties and the bond covering them.
 /// Relies on the state before the block having held (the previous block's check,
 /// or genesis). kCorrupt naming the rule and the key ("... (key 0118..)").
-base::Status CheckChanged(const StoreView& view, std::span<const RecordChange> changes);
+base::Status CheckChanged(const StoreView& view, std::span<const RecordChange> changes,
+                          const Params& params);
 
 }  // namespace gpunet::market

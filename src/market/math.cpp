@@ -76,22 +76,22 @@ uint64_t FaultRatePpm(uint64_t completed, uint64_t faults) {
   return static_cast<uint64_t>(static_cast<unsigned __int128>(faults) * 1'000'000 / total);
 }
 
-uint64_t FaultPenalty(uint64_t rate_ugpn_per_hour) {
+uint64_t FaultPenalty(uint64_t rate_ugpn_per_hour, const Params& params) {
   unsigned __int128 want =
-      static_cast<unsigned __int128>(rate_ugpn_per_hour) * limits::kFaultPenaltyHours;
+      static_cast<unsigned __int128>(rate_ugpn_per_hour) * params.fault_penalty_hours;
   uint64_t penalty = want > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(want);
-  return std::max(penalty, limits::kFaultPenaltyFloorUgpn);
+  return std::max(penalty, params.fault_penalty_floor_ugpn);
 }
 
-uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t paid_ugpn,
-                             uint64_t escrow_ugpn) {
-  uint64_t charge = std::max(Accrued(rate_ugpn_per_hour, limits::kReservedCloseChargeMs),
-                             limits::kReservedCloseChargeFloorUgpn);
+uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t paid_ugpn, uint64_t escrow_ugpn,
+                             const Params& params) {
+  uint64_t charge = std::max(Accrued(rate_ugpn_per_hour, params.reserved_close_charge_ms),
+                             params.reserved_close_charge_floor_ugpn);
   return std::min(charge > paid_ugpn ? charge - paid_ugpn : 0, escrow_ugpn);
 }
 
-uint64_t RequiredBond(uint64_t promised_penalties_ugpn) {
-  return std::max(limits::kProviderBondMinUgpn, promised_penalties_ugpn);
+uint64_t RequiredBond(uint64_t promised_penalties_ugpn, const Params& params) {
+  return std::max(params.provider_bond_min_ugpn, promised_penalties_ugpn);
 }
 
 uint64_t UnbondingUgpn(const Provider& p) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "codec/types.h"
+#include "market/params.h"
 #include "market/records.h"
 
 namespace gpunet::market {
@@ -50,18 +51,19 @@ std::vector<Share> SplitPayout(uint64_t amount_ugpn, const std::vector<codec::Pa
 bool ValidSplits(const std::vector<codec::PayoutSplit>& splits);
 
 /// The penalty a fault (missed start, missed heartbeat) of a lease at `rate` costs its
-/// provider: max(rate x kFaultPenaltyHours, kFaultPenaltyFloorUgpn), saturating.
-uint64_t FaultPenalty(uint64_t rate_ugpn_per_hour);
+/// provider: max(rate x fault_penalty_hours, fault_penalty_floor_ugpn), saturating.
+uint64_t FaultPenalty(uint64_t rate_ugpn_per_hour, const Params& params);
 
 /// What a tenant pays the provider, on top of the GPU time already paid
 /// (`paid_ugpn`), for closing its lease before the start deadline, started or not: the
-/// provider gets at least max(accrued(rate, kReservedCloseChargeMs),
-/// kReservedCloseChargeFloorUgpn) in all; at most the escrow.
-uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t paid_ugpn, uint64_t escrow_ugpn);
+/// provider gets at least max(accrued(rate, reserved_close_charge_ms),
+/// reserved_close_charge_floor_ugpn) in all; at most the escrow.
+uint64_t ReservedCloseCharge(uint64_t rate_ugpn_per_hour, uint64_t paid_ugpn, uint64_t escrow_ugpn,
+                             const Params& params);
 
 /// The bond a provider must hold with `promised_penalties_ugpn` of open leases:
-/// max(kProviderBondMinUgpn, promised) (docs/market.md "Bonds").
-uint64_t RequiredBond(uint64_t promised_penalties_ugpn);
+/// max(provider_bond_min_ugpn, promised) (docs/market.md "Bonds").
+uint64_t RequiredBond(uint64_t promised_penalties_ugpn, const Params& params);
 
 /// Where a penalty came from.
 struct PenaltyDraw {

@@ -193,7 +193,7 @@ constexpr ListSources kOrderSources{"tenant", MarketList::kTenantOrders, keys::k
 
 // ---------------------------------------------------------------- JSON of records
 
-json ProviderJson(const market::Provider& p) {
+json ProviderJson(const market::Provider& p, const market::Params& params) {
   json payouts = json::array();
   for (const auto& s : p.payouts) payouts.push_back({{"payee", Addr(s.payee)}, {"bp", s.bp}});
   json unbonding = json::array();
@@ -225,7 +225,7 @@ json ProviderJson(const market::Provider& p) {
           {"penalties_unpaid_ugpn", U64(p.penalties_unpaid_ugpn)},
           {"earned_ugpn", U64(p.earned_ugpn)},
           {"promised_penalties_ugpn", U64(p.promised_penalties_ugpn)},
-          {"required_bond_ugpn", U64(market::RequiredBond(p.promised_penalties_ugpn))},
+          {"required_bond_ugpn", U64(market::RequiredBond(p.promised_penalties_ugpn, params))},
           {"self_reported", true}};
 }
 
@@ -375,7 +375,7 @@ class MarketRoutes {
                                         " (a provider is named by its owner's address; "
                                         "`gpunet provider list` shows them)");
     if (!p) return std::unexpected(p.error());
-    json j = ProviderJson(*p);
+    json j = ProviderJson(*p, m_app.GetGenesis().params.market);
     json sites = json::array(), machines = json::array(), offers = json::array();
     base::Status bad = base::Ok();
     GPUNET_TRY(
@@ -423,7 +423,7 @@ class MarketRoutes {
       if (list.size() == limit) return (truncated = true), false;
       auto p = market::DecodeProvider(value);
       if (!p) return (bad = std::unexpected(p.error())), false;
-      list.push_back(ProviderJson(*p));
+      list.push_back(ProviderJson(*p, m_app.GetGenesis().params.market));
       return true;
     }));
     GPUNET_TRY(bad);

@@ -181,7 +181,7 @@ void AddHoldings(const market::Holdings& h, ChangedSums& sums) {
 
 }  // namespace
 
-base::Status CheckBlockChanges(const StateDb& db) {
+base::Status CheckBlockChanges(const StateDb& db, const market::Params& market_params) {
   ChangedSums before;
   ChangedSums after;
   std::vector<market::RecordChange> market_changes;
@@ -221,13 +221,13 @@ base::Status CheckBlockChanges(const StateDb& db) {
                           ", genesis + minted from " + U128ToString(before.supply) + " to " +
                           U128ToString(after.supply));
   DbView view(db);
-  return market::CheckChanged(view, market_changes);
+  return market::CheckChanged(view, market_changes, market_params);
 }
 
-base::Status CheckInvariants(const StateDb& db) {
+base::Status CheckInvariants(const StateDb& db, const market::Params& market_params) {
   GPUNET_TRY(CheckConservation(db));
   DbView view(db);
-  return market::CheckInvariants(view);
+  return market::CheckInvariants(view, market_params);
 }
 
 }  // namespace gpunet::state

@@ -18,6 +18,7 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
+#include "market/params.h"
 #include "state/keyspace.h"
 #include "state/kv.h"
 #include "state/state_db.h"
@@ -77,12 +78,13 @@ base::Result<ConservationReport> CheckConservation(const StateDb& db);
 ///    each committed block was checked), the whole equation holds after the block;
 ///  - market::CheckChanged for the market records the block changed.
 /// kCorrupt naming the invariant and the key (conservation: the sums it compared).
-base::Status CheckBlockChanges(const StateDb& db);
+base::Status CheckBlockChanges(const StateDb& db, const market::Params& market_params);
 
 /// "Invariants after every tx" (issue 4 item 9): the conservation equation by
 /// scanning state, then market::CheckInvariants (no negative or lost amounts, free +
 /// leased GPUs = inventory per machine, indexes and counters agree). kCorrupt names
-/// the first broken rule. Exported for tests and the reference-model test.
-base::Status CheckInvariants(const StateDb& db);
+/// the first broken rule under the chain's market rules `market_params`. Exported for
+/// tests and the reference-model test.
+base::Status CheckInvariants(const StateDb& db, const market::Params& market_params);
 
 }  // namespace gpunet::state

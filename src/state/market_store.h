@@ -111,21 +111,21 @@ class MarketKvView final : public market::StoreView {
   StateDb m_db;  ///< an empty overlay: reads go to the committed store
 };
 
-/// Runs the market's end-of-block work on the block's overlay, every operation
-/// metered at the genesis prices `gas`, against `meter` when given (tests read its
-/// counts). No tx pays for this work, so it has a budget of its own: once
-/// EndBlockGasBudget(gas) is used, no further item starts and the due items left wait
-/// in their indexes for the next blocks (each settled at its own deadline). An item
-/// that started finishes (it cannot stop half-way without breaking the market's
-/// state), so a block's end-of-block gas is at most the budget plus one item.
+/// Runs the market's end-of-block work on the block's overlay under the genesis's
+/// market rules `market_params`, every operation metered at the genesis prices
+/// `gas`, against `meter` when given (tests read its counts). No tx pays for this work, so it has a
+/// budget of its own: once EndBlockGasBudget(gas) is used, no further item starts and the due items
+/// left wait in their indexes for the next blocks (each settled at its own deadline). An item that
+/// started finishes (it cannot stop half-way without breaking the market's state), so a block's
+/// end-of-block gas is at most the budget plus one item.
 inline base::Status MarketEndBlock(StateDb& db, uint64_t height, uint64_t time_ms,
                                    std::vector<codec::Event>& events, const GasParams& gas,
-                                   GasMeter* meter = nullptr) {
+                                   const market::Params& market_params, GasMeter* meter = nullptr) {
   GasMeter own(gas, GasMeter::kUnlimited);
   MeterScope metered(db, meter != nullptr ? meter : &own);
   MarketStateStore store(db);
   store.SetEndBlockBudget(EndBlockGasBudget(gas));
-  return market::EndBlock(store, market::BlockTime{height, time_ms}, events);
+  return market::EndBlock(store, market_params, market::BlockTime{height, time_ms}, events);
 }
 
 }  // namespace gpunet::state

@@ -139,7 +139,7 @@ codec::TxResult<CheckedTx> CheckStateless(base::ByteSpan bytes, const PipelinePa
     // A malformed market message is refused here, with the market's own code
     // (200..999, market/preflight.h): the tx never enters a block, no fee is charged.
     if (market::IsMarketMsg(body.msgs[i])) {
-      if (auto pre = market::Preflight(body.msgs[i]); !pre)
+      if (auto pre = market::Preflight(body.msgs[i], params.market); !pre)
         return TxFail(pre.error().code,
                       "message " + std::to_string(i) + ": " + pre.error().message);
     }
@@ -250,14 +250,14 @@ MsgResult ApplySend(StateDb& db, const codec::Address& from, const std::string& 
   return std::nullopt;
 }
 
-MsgResult ApplyMsg(StateDb& db, const BlockContext& block, const codec::Address& from,
-                   const std::string& from_text, const codec::Msg& msg,
+MsgResult ApplyMsg(StateDb& db, const BlockContext& block, const market::Params& market_params,
+                   const codec::Address& from, const std::string& from_text, const codec::Msg& msg,
                    std::vector<codec::Event>& events) {
   if (const auto* send = std::get_if<codec::MsgSend>(&msg))
     return ApplySend(db, from, from_text, *send, events);
   MarketStateStore store(db);
-  return market::ApplyMarketMsg(store, market::BlockTime{block.height, block.time_ms}, from, msg,
-                                events);
+  return market::ApplyMarketMsg(store, market_params,
+                                market::BlockTime{block.height, block.time_ms}, from, msg, events);
 }
 
 // The fee event carries the tx's gas: what the fee bought and what it used.
@@ -323,7 +323,7 @@ base::Result<codec::TxResult<codec::Receipt>> ApplyFeeAndMessages(StateDb& db, c
   const size_t checkpoint = db.Checkpoint();
   std::vector<codec::Event> events;
   for (size_t i = 0; i < body.msgs.size(); ++i) {
-    auto result = ApplyMsg(db, block, tx.sender, sender_text, body.msgs[i], events);
+    auto result = ApplyMsg(db, block, params.market, tx.sender, sender_text, body.msgs[i], events);
     if (meter.Exhausted()) {
       // The meter refused a read (an error) or a write went over (a result that
       // must not stand): the same included failure either way.

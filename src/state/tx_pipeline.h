@@ -38,6 +38,7 @@
 #include "base/result.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
+#include "market/params.h"
 #include "state/fees.h"
 #include "state/gas.h"
 #include "state/state_db.h"
@@ -52,6 +53,7 @@ struct PipelineParams {
   size_t msgs_per_tx_max = 0;    ///< <= limits::kMsgsPerTxMax
   uint64_t nonce_ahead_max = 0;  ///< CheckTx (kAllowAhead) accepts nonces up to next + this
   GasParams gas;
+  market::Params market;  ///< the market's timing and bond rules (Preflight, the rules)
 };
 
 /// Tx hashes whose signature verified, so each tx is verified once (architecture §6).

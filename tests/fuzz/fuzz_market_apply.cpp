@@ -16,6 +16,9 @@ namespace {
 
 using namespace gpunet;
 
+/// A default genesis's market rules.
+const market::Params kMarket{};
+
 codec::Address Addr(uint8_t n) {
   codec::Address a;
   a[0] = n;
@@ -25,7 +28,7 @@ codec::Address Addr(uint8_t n) {
 void MustApply(market::Store& store, const market::BlockTime& block, uint8_t sender,
                codec::Msg msg) {
   std::vector<codec::Event> events;
-  auto r = market::ApplyMarketMsg(store, block, Addr(sender), msg, events);
+  auto r = market::ApplyMarketMsg(store, kMarket, block, Addr(sender), msg, events);
   GPUNET_CHECK(r.has_value() && !r->has_value());
 }
 
@@ -65,19 +68,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t checkpoint = db.Checkpoint();
     auto before = db.Pending();
     std::vector<codec::Event> events;
-    auto r = market::ApplyMarketMsg(store, block, Addr(sender), body->msgs[i], events);
+    auto r = market::ApplyMarketMsg(store, kMarket, block, Addr(sender), body->msgs[i], events);
     GPUNET_CHECK(r.has_value());
     if (r->has_value()) {
       GPUNET_CHECK(codec::IsIncludedFailure((*r)->code));
       db.RevertTo(checkpoint);
       GPUNET_CHECK(db.Pending() == before);
     }
-    GPUNET_CHECK(state::CheckInvariants(db).has_value());
+    GPUNET_CHECK(state::CheckInvariants(db, kMarket).has_value());
     block.height += 1 + (step & 0x0f);
     block.time_ms += static_cast<uint64_t>(step) * 60'000;
     events.clear();
-    GPUNET_CHECK(market::EndBlock(store, block, events).has_value());
-    GPUNET_CHECK(state::CheckInvariants(db).has_value());
+    GPUNET_CHECK(market::EndBlock(store, kMarket, block, events).has_value());
+    GPUNET_CHECK(state::CheckInvariants(db, kMarket).has_value());
   }
   return 0;
 }

@@ -18,7 +18,6 @@
 
 #include "apps/gpunet/cli.h"
 #include "base/checked_math.h"
-#include "base/limits.h"
 #include "client/amount.h"
 #include "client/market_client.h"
 #include "client/market_config.h"
@@ -798,23 +797,25 @@ void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
 }
 
 /// What closing lease `l` (as of its as_of_ms) will cost `sender`, by the rules of
-/// docs/market.md "Lease life"; empty when it costs nothing beyond the GPU time used.
+/// docs/market.md "Lease life" with a default genesis's market parameters; empty when
+/// it costs nothing beyond the GPU time used.
 std::string CloseCost(const client::LeaseInfo& l, const std::string& sender, bool no_manifest) {
+  const market::Params params;
   const uint64_t rate = l.rate_ugpn_per_hour;
   const uint64_t now = l.as_of_ms;
   const uint64_t deadline = l.start_deadline_ms;
   const bool reserved = l.state == "reserved";
   if (sender == l.tenant) {
     if (now >= deadline) return {};
-    uint64_t charge = market::ReservedCloseCharge(rate, l.accrued_ugpn, l.escrow_ugpn);
+    uint64_t charge = market::ReservedCloseCharge(rate, l.accrued_ugpn, l.escrow_ugpn, params);
     return "closing before the start deadline (" + std::to_string(deadline) +
            " ms) pays the provider a charge of about " + Gpn(charge) +
            " on top of the GPU time used (it held the GPUs for you); from the deadline on, "
            "closing pays the GPU time only";
   }
   if (no_manifest) return {};
-  uint64_t penalty = market::FaultPenalty(rate);
-  if (!reserved) penalty = std::min(penalty, base::limits::kFaultPenaltyFloorUgpn);
+  uint64_t penalty = market::FaultPenalty(rate, params);
+  if (!reserved) penalty = std::min(penalty, params.fault_penalty_floor_ugpn);
   return "a provider closing a " + std::string(reserved ? "reserved" : "started") +
          " lease pays the tenant a penalty of " + Gpn(penalty) +
          " from its bond and counts as a fault";

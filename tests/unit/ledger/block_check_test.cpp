@@ -191,7 +191,7 @@ TEST(BlockCheck, MarketRecordsThatDisagreeStopTheBlock) {
   f.armed = false;
   RunBlock(*f.app, {});
   EXPECT_EQ(f.app->Info().last_height, 3u);
-  EXPECT_TRUE(state::CheckInvariants(state::StateDb(f.kv)));
+  EXPECT_TRUE(state::CheckInvariants(state::StateDb(f.kv), market::Params{}));
 }
 
 }  // namespace

@@ -46,6 +46,42 @@ TEST(GenesisTest, HashChangesWithEveryField) {
   Genesis f = g;
   f.params.block_gas_max += 1;
   for (const Genesis* x : {&a, &b, &c, &d, &e, &f}) EXPECT_NE(GenesisHash(*x), h);
+  // Every market parameter is in the hash: a chain with other market rules is
+  // another chain.
+  for (uint64_t market::Params::*field :
+       {&market::Params::provider_bond_min_ugpn, &market::Params::unbonding_delay_ms,
+        &market::Params::lease_start_timeout_ms, &market::Params::manifest_timeout_ms,
+        &market::Params::heartbeat_timeout_ms, &market::Params::heartbeat_grace_blocks,
+        &market::Params::bid_window_min_ms, &market::Params::bid_window_max_ms,
+        &market::Params::deposit_min_hours, &market::Params::fault_penalty_hours,
+        &market::Params::fault_penalty_floor_ugpn, &market::Params::reserved_close_charge_ms,
+        &market::Params::reserved_close_charge_floor_ugpn}) {
+    Genesis m = g;
+    m.params.market.*field += 1;
+    EXPECT_NE(GenesisHash(m), h);
+  }
+}
+
+// The canonical form is pinned: a change to what the hash covers (or how) shows up
+// here, as a protocol change should. TestGenesis(2) with the default market rules.
+TEST(GenesisTest, HashOfAFixedGenesisIsPinned) {
+  EXPECT_EQ(base::ToHex(GenesisHash(TestGenesis(2))),
+            "bf31d27f2cc3d8c7eba4a265e798bb0e1c748ca9c20f28cbd34b00aee3f0c473");
+}
+
+TEST(GenesisTest, MarketParamsRoundTripInTheJson) {
+  Genesis g = TestGenesis(2);
+  g.params.market.provider_bond_min_ugpn = 250'000'000;
+  g.params.market.lease_start_timeout_ms = 90'000;
+  g.params.market.heartbeat_grace_blocks = 4;
+  g.params.market.reserved_close_charge_floor_ugpn = 0;
+  const std::string json = GenesisToJson(g);
+  EXPECT_NE(json.find("\"provider_bond_min_ugpn\": \"250000000\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"lease_start_timeout_ms\": 90000"), std::string::npos) << json;
+  auto parsed = ParseGenesis(json);
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().ToString();
+  EXPECT_EQ(parsed->params.market, g.params.market);
+  EXPECT_EQ(PipelineParamsOf(*parsed).market, g.params.market);
 }
 
 TEST(GenesisTest, StrictParsingNamesWhatIsWrong) {
@@ -79,6 +115,32 @@ TEST(GenesisTest, StrictParsingNamesWhatIsWrong) {
       {Replace(ok, "\"gas_scan_step\": 5", "\"gas_scan_step\": 0"), "gas_scan_step"},
       {Replace(ok, "\"block_gas_max\": 40000000", "\"block_gas_max\": 100"), "block_gas_max"},
       {Replace(ok, "\"block_gas_max\": 40000000,", ""), "missing field 'block_gas_max'"},
+      // The market's parameters: the same strictness, each named.
+      {Replace(ok, "\"heartbeat_timeout_ms\": 300000,", ""),
+       "missing field 'heartbeat_timeout_ms'"},
+      {Replace(ok, "\"lease_start_timeout_ms\": 600000", "\"lease_start_timeout_ms\": 0"),
+       "params.lease_start_timeout_ms is 0"},
+      {Replace(ok, "\"manifest_timeout_ms\": 1800000", "\"manifest_timeout_ms\": -1"),
+       "params.manifest_timeout_ms must be a non-negative"},
+      {Replace(ok, "\"unbonding_delay_ms\": 604800000", "\"unbonding_delay_ms\": 99999999999999"),
+       "params.unbonding_delay_ms"},
+      {Replace(ok, "\"heartbeat_grace_blocks\": 10", "\"heartbeat_grace_blocks\": 0"),
+       "params.heartbeat_grace_blocks"},
+      {Replace(ok, "\"bid_window_min_ms\": 1000", "\"bid_window_min_ms\": 604800001"),
+       "params.bid_window_max_ms"},
+      {Replace(ok, "\"deposit_min_hours\": 1", "\"deposit_min_hours\": 0"),
+       "params.deposit_min_hours"},
+      {Replace(ok, "\"fault_penalty_hours\": 1", "\"fault_penalty_hours\": 100000"),
+       "params.fault_penalty_hours"},
+      {Replace(ok, "\"provider_bond_min_ugpn\": \"100000000\"",
+               "\"provider_bond_min_ugpn\": 100000000"),
+       "params.provider_bond_min_ugpn must be an integer string"},
+      {Replace(ok, "\"fault_penalty_floor_ugpn\": \"1000000\"",
+               "\"fault_penalty_floor_ugpn\": \"200000000\""),
+       "params.provider_bond_min_ugpn is 100000000, must be in [200000000"},
+      {Replace(ok, "\"reserved_close_charge_ms\": 600000",
+               "\"reserved_close_charge_ms\": 600000, \"reserved_close_charge_hours\": 1"),
+       "unknown field 'reserved_close_charge_hours'"},
   };
   for (const auto& c : cases) {
     auto r = ParseGenesis(c.json);

@@ -26,14 +26,18 @@ namespace gpunet::market::testing {
 
 inline constexpr uint64_t kGpn = 1'000'000;
 inline constexpr uint64_t kFee = 100'000;
+/// A default genesis's market rules: what a Harness runs under unless given others.
+inline const Params kMarket{};
 
 using gpunet::testing::TestAddress;
 using gpunet::testing::TestKey;
 
 class Harness {
  public:
-  /// Accounts 1..accounts (keys TestKey(i)) each holding `balance` ugpn.
-  explicit Harness(uint8_t accounts = 8, uint64_t balance = 100'000 * kGpn) {
+  /// Accounts 1..accounts (keys TestKey(i)) each holding `balance` ugpn, on a chain
+  /// whose genesis has the market rules `market`.
+  explicit Harness(uint8_t accounts = 8, uint64_t balance = 100'000 * kGpn,
+                   const Params& market = kMarket) {
     state::WriteBatch batch;
     for (uint8_t i = 1; i <= accounts; ++i) {
       m_keys.emplace(i, TestKey(i));
@@ -46,12 +50,14 @@ class Harness {
     m_params.tx_bytes_max = 64 * 1024;
     m_params.msgs_per_tx_max = 16;
     m_params.nonce_ahead_max = 8;
+    m_params.market = market;
   }
 
   codec::Address Addr(uint8_t i) const { return TestAddress(m_keys.at(i)); }
   uint64_t Now() const { return m_time_ms; }
   uint64_t Height() const { return m_height; }
   state::StateDb& Db() { return m_db; }
+  const Params& MarketParams() const { return m_params.market; }
 
   /// Signs and applies one tx of `msgs` from account `from`. Returns the receipt
   /// code (0 = ok, 100..999 = included failure: fee charged, nonce advanced), or the
@@ -86,10 +92,10 @@ class Harness {
   uint16_t Tx(uint8_t from, codec::Msg msg) { return Tx(from, std::vector<codec::Msg>{msg}); }
 
   /// Whether one of `msgs` is a market message that market::Preflight refuses with `code`.
-  static bool RefusedByPreflight(const std::vector<codec::Msg>& msgs, codec::TxCode code) {
+  bool RefusedByPreflight(const std::vector<codec::Msg>& msgs, codec::TxCode code) const {
     for (const auto& m : msgs) {
       if (!IsMarketMsg(m)) continue;
-      auto pre = Preflight(m);
+      auto pre = Preflight(m, m_params.market);
       if (!pre && pre.error().code == code) return true;
     }
     return false;
@@ -103,7 +109,8 @@ class Harness {
       ++m_height;
       m_time_ms += ms / blocks + (b + 1 == blocks ? ms % blocks : 0);
       events.clear();
-      auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events, state::GasParams{});
+      auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events, state::GasParams{},
+                                     m_params.market);
       EXPECT_TRUE(s) << s.error().ToString();
       CheckAll();
       for (const auto& e : events) all_events.push_back(e);
@@ -120,7 +127,8 @@ class Harness {
   }
   std::vector<codec::Event> EndBlock() {
     std::vector<codec::Event> events;
-    auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events, state::GasParams{});
+    auto s = state::MarketEndBlock(m_db, m_height, m_time_ms, events, state::GasParams{},
+                                   m_params.market);
     EXPECT_TRUE(s) << s.error().ToString();
     CheckAll();
     for (const auto& e : events) all_events.push_back(e);
@@ -128,7 +136,7 @@ class Harness {
   }
 
   void CheckAll() {
-    auto s = state::CheckInvariants(m_db);
+    auto s = state::CheckInvariants(m_db, m_params.market);
     EXPECT_TRUE(s) << s.error().ToString();
   }
 

@@ -218,7 +218,7 @@ class ModelRun {
     if (r < 70) return 1 + m_rng.Below(30'000);
     if (r < 92) return 30'000 + m_rng.Below(10 * 60'000);
     if (r < 99) return 10 * 60'000 + m_rng.Below(60 * 60'000);
-    return limits::kBondUnbondingDelayMs + m_rng.Below(3'600'000);
+    return kMarket.unbonding_delay_ms + m_rng.Below(3'600'000);
   }
 
   uint8_t AnyAccount() { return static_cast<uint8_t>(1 + m_rng.Below(kAccounts)); }
@@ -348,9 +348,9 @@ class ModelRun {
       m.deposit_ugpn = Deposit(static_cast<unsigned __int128>(m.max_price_ugpn_per_gpu_hour) *
                                q.machines * q.gpus_per_machine);
       uint64_t wdw = m_rng.Below(100);
-      m.bid_window_ms = wdw < 4   ? m_rng.Below(limits::kBidWindowMinMs)
-                        : wdw < 6 ? limits::kBidWindowMaxMs + 1
-                                  : limits::kBidWindowMinMs + m_rng.Below(60 * 60'000);
+      m.bid_window_ms = wdw < 4   ? m_rng.Below(kMarket.bid_window_min_ms)
+                        : wdw < 6 ? kMarket.bid_window_max_ms + 1
+                                  : kMarket.bid_window_min_ms + m_rng.Below(60 * 60'000);
       if (Chance(35)) {  // provider requirements (issue 14)
         codec::ProviderRequirements& pq = m.providers;
         pq.min_bond_ugpn = Chance(50) ? 0 : (Chance(50) ? 150 * kGpn : 250 * kGpn);
@@ -428,9 +428,9 @@ class ModelRun {
       m.tenant_api_uri = "https://p.example:8443";
       m.region = "eu";
       uint64_t b = m_rng.Below(100);
-      m.bond_ugpn = b < 8    ? limits::kProviderBondMinUgpn - 1
+      m.bond_ugpn = b < 8    ? kMarket.provider_bond_min_ugpn - 1
                     : b < 12 ? 1'000'000 * kGpn
-                             : limits::kProviderBondMinUgpn + m_rng.Below(300 * kGpn);
+                             : kMarket.provider_bond_min_ugpn + m_rng.Below(300 * kGpn);
       m.payouts = Splits(owner);
       m.policy = Policy();
       return m;
@@ -456,7 +456,7 @@ class ModelRun {
       auto it = m_model.w.providers.find(m_h.Addr(owner));
       if (it != m_model.w.providers.end() && Chance(40)) {
         uint64_t keep = std::max(m_model.w.Promised(it->first), m_model.w.OpenLeases(it->first) > 0
-                                                                    ? limits::kProviderBondMinUgpn
+                                                                    ? kMarket.provider_bond_min_ugpn
                                                                     : uint64_t{0});
         if (it->second.bond > keep)
           return codec::MsgProviderUnbond{it->second.bond - keep + (Chance(50) ? 1 : 0)};

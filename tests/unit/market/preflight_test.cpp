@@ -21,6 +21,7 @@ namespace {
 namespace limits = base::limits;
 using codec::TxCode;
 using codec::testing::AllMarketMessages;
+using testing::kMarket;
 
 /// The example of one message kind (message_examples.h), to break one field of.
 template <class M>
@@ -31,9 +32,10 @@ M Example() {
   return M{};
 }
 
-/// The code Preflight refuses `msg` with; kOk when it passes.
-TxCode PreflightCode(const codec::Msg& msg) {
-  auto result = Preflight(msg);
+/// The code Preflight refuses `msg` with on a chain with the market rules `params`;
+/// kOk when it passes.
+TxCode PreflightCode(const codec::Msg& msg, const Params& params = kMarket) {
+  auto result = Preflight(msg, params);
   if (result) return TxCode::kOk;
   EXPECT_FALSE(result.error().message.empty());
   return result.error().code;
@@ -135,25 +137,54 @@ TEST(Preflight, OrderCreateFields) {
             TxCode::kOk);  // no attributes: no auditor needed
   EXPECT_EQ(PreflightCode(With<O>([](O& m) { m.max_price_ugpn_per_gpu_hour = 0; })),
             TxCode::kMarketZeroAmount);
-  EXPECT_EQ(PreflightCode(With<O>([](O& m) { m.bid_window_ms = limits::kBidWindowMinMs - 1; })),
+  EXPECT_EQ(PreflightCode(With<O>([](O& m) { m.bid_window_ms = kMarket.bid_window_min_ms - 1; })),
             TxCode::kMarketInvalidField);
-  EXPECT_EQ(PreflightCode(With<O>([](O& m) { m.bid_window_ms = limits::kBidWindowMaxMs + 1; })),
+  EXPECT_EQ(PreflightCode(With<O>([](O& m) { m.bid_window_ms = kMarket.bid_window_max_ms + 1; })),
             TxCode::kMarketInvalidField);
-  EXPECT_EQ(PreflightCode(With<O>([](O& m) { m.bid_window_ms = limits::kBidWindowMaxMs; })),
+  EXPECT_EQ(PreflightCode(With<O>([](O& m) { m.bid_window_ms = kMarket.bid_window_max_ms; })),
             TxCode::kOk);
   // The deposit is judged against the order's own maximum price: 3 ugpn x 16 GPUs.
   EXPECT_EQ(PreflightCode(With<O>([](O& m) {
               m.max_price_ugpn_per_gpu_hour = 3;
-              m.deposit_ugpn = 3 * 16 * limits::kMinDepositHours - 1;
+              m.deposit_ugpn = 3 * 16 * kMarket.deposit_min_hours - 1;
             })),
             TxCode::kMarketDepositTooLow);
   EXPECT_EQ(PreflightCode(With<O>([](O& m) {
               m.max_price_ugpn_per_gpu_hour = 3;
-              m.deposit_ugpn = 3 * 16 * limits::kMinDepositHours;
+              m.deposit_ugpn = 3 * 16 * kMarket.deposit_min_hours;
             })),
             TxCode::kOk);
   EXPECT_EQ(PreflightCode(With<O>([](O& m) { m.max_price_ugpn_per_gpu_hour = UINT64_MAX / 2; })),
             TxCode::kMarketAmountOverflow);
+}
+
+// The rules that come from genesis (market/params.h) are the chain's, not the defaults.
+TEST(Preflight, FollowsTheChainsMarketParams) {
+  Params chain;
+  chain.provider_bond_min_ugpn = 500'000'000;
+  chain.bid_window_min_ms = 60'000;
+  chain.bid_window_max_ms = 120'000;
+  chain.deposit_min_hours = 24;
+  using R = codec::MsgProviderRegister;
+  const codec::Msg reg = With<R>([](R& m) { m.bond_ugpn = 400'000'000; });
+  EXPECT_EQ(PreflightCode(reg), TxCode::kOk);
+  EXPECT_EQ(PreflightCode(reg, chain), TxCode::kMarketBondTooLow);
+  EXPECT_EQ(PreflightCode(With<R>([](R& m) { m.bond_ugpn = 500'000'000; }), chain), TxCode::kOk);
+  using O = codec::MsgOrderCreate;
+  auto order = [](uint64_t window_ms, uint64_t deposit_ugpn) {
+    return With<O>([=](O& m) {
+      m.max_price_ugpn_per_gpu_hour = 3;
+      m.requirements.machines = 1;
+      m.requirements.gpus_per_machine = 1;
+      m.bid_window_ms = window_ms;
+      m.deposit_ugpn = deposit_ugpn;
+    });
+  };
+  EXPECT_EQ(PreflightCode(order(1000, 3)), TxCode::kOk);
+  EXPECT_EQ(PreflightCode(order(1000, 3 * 24), chain), TxCode::kMarketInvalidField);
+  EXPECT_EQ(PreflightCode(order(120'001, 3 * 24), chain), TxCode::kMarketInvalidField);
+  EXPECT_EQ(PreflightCode(order(60'000, 3 * 24 - 1), chain), TxCode::kMarketDepositTooLow);
+  EXPECT_EQ(PreflightCode(order(120'000, 3 * 24), chain), TxCode::kOk);
 }
 
 TEST(Preflight, IdsThatNoRecordHas) {
@@ -196,11 +227,11 @@ TEST(Preflight, ApplyRefusesTheSameMessageWithTheSameCodeBeforeAnyWrite) {
       codec::MsgLeaseClose{0, codec::CloseReason::kNormal},
   };
   for (const auto& msg : bad) {
-    auto pre = Preflight(msg);
+    auto pre = Preflight(msg, kMarket);
     ASSERT_FALSE(pre);
     state::MarketStateStore store(h.Db());
     std::vector<codec::Event> events;
-    auto applied = ApplyMarketMsg(store, BlockTime{1, 1000}, h.Addr(1), msg, events);
+    auto applied = ApplyMarketMsg(store, kMarket, BlockTime{1, 1000}, h.Addr(1), msg, events);
     ASSERT_TRUE(applied);
     ASSERT_TRUE(applied->has_value());
     EXPECT_EQ((*applied)->code, pre.error().code);

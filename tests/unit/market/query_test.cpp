@@ -17,8 +17,6 @@
 namespace gpunet::market::testing {
 namespace {
 
-namespace limits = base::limits;
-
 constexpr uint8_t kProviderOwner = 1;
 constexpr uint8_t kProviderOperator = 2;
 constexpr uint8_t kLeaseTenant = 3;
@@ -188,8 +186,8 @@ TEST(MarketQuery, AccrualIsWhatTheLedgerPaysOnWithdrawalAndClose) {
   }
   // Past the start deadline (no reserved-close charge), the tenant closes: the
   // provider gets what is due, the tenant what is left.
-  for (uint64_t waited = 0; waited < limits::kLeaseStartTimeoutMs; waited += 200'000)
-    Later(h, 200'000);  // heartbeats well inside kHeartbeatTimeoutMs
+  for (uint64_t waited = 0; waited < kMarket.lease_start_timeout_ms; waited += 200'000)
+    Later(h, 200'000);  // heartbeats well inside heartbeat_timeout_ms
   const Lease before = h.GetLease(id);
   ASSERT_EQ(before.state, LeaseState::kStarted);
   ASSERT_GT(h.Now(), before.start_deadline_ms);

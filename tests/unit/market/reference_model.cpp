@@ -17,6 +17,8 @@ namespace {
 namespace limits = base::limits;
 using codec::TxCode;
 using u128 = unsigned __int128;
+/// The model reads the spec's rules with a default genesis's market parameters.
+const Params kMarket{};
 
 constexpr uint16_t C(TxCode c) {
   return static_cast<uint16_t>(c);
@@ -94,9 +96,9 @@ uint32_t World::MachinesOnSite(const Address& provider, uint32_t site) const {
 
 /// The fault penalty of a lease at `rate` (the floor included), written out again.
 static uint64_t PenaltyOf(uint64_t rate) {
-  u128 want = u128(rate) * limits::kFaultPenaltyHours;
+  u128 want = u128(rate) * kMarket.fault_penalty_hours;
   uint64_t w = want > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(want);
-  return w < limits::kFaultPenaltyFloorUgpn ? limits::kFaultPenaltyFloorUgpn : w;
+  return w < kMarket.fault_penalty_floor_ugpn ? kMarket.fault_penalty_floor_ugpn : w;
 }
 
 uint64_t World::Promised(const Address& provider) const {
@@ -108,7 +110,7 @@ uint64_t World::Promised(const Address& provider) const {
 
 uint64_t World::HeartbeatDeadline(const Address& provider) const {
   if (StartedLeases(provider) == 0) return 0;
-  return providers.at(provider).last_hb_ms + limits::kHeartbeatTimeoutMs + 1;
+  return providers.at(provider).last_hb_ms + kMarket.heartbeat_timeout_ms + 1;
 }
 
 unsigned __int128 World::Total() const {
@@ -181,21 +183,21 @@ uint16_t Model::Mismatch(const World& w, const Order& o, const Bid& b) const {
 /// at `rate`: bond >= max(minimum, sum).
 static bool Covers(const World& w, const Address& provider, uint64_t rate) {
   u128 sum = u128(w.Promised(provider)) + PenaltyOf(rate);
-  u128 need = sum < limits::kProviderBondMinUgpn ? limits::kProviderBondMinUgpn : sum;
+  u128 need = sum < kMarket.provider_bond_min_ugpn ? kMarket.provider_bond_min_ugpn : sum;
   return u128(w.providers.at(provider).bond) >= need;
 }
 
 uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_t now) {
   const Provider& p = w.providers.at(b.provider);
   if (!p.active) return C(TxCode::kMarketProviderInactive);
-  if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
-  if (now > p.last_hb_ms + limits::kHeartbeatTimeoutMs) return C(TxCode::kMarketProviderOffline);
+  if (p.bond < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
+  if (now > p.last_hb_ms + kMarket.heartbeat_timeout_ms) return C(TxCode::kMarketProviderOffline);
   if (!Admits(p, o.tenant)) return C(TxCode::kMarketNotAllowed);
   if (uint16_t c = Unqualified(p, o.providers)) return c;
   if (uint16_t c = Mismatch(w, o, b)) return c;
   u128 rate = u128(b.price) * o.req.machines * o.req.gpus_per_machine;
   if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
-  if (u128(o.deposit) < rate * limits::kMinDepositHours) return C(TxCode::kMarketDepositTooLow);
+  if (u128(o.deposit) < rate * kMarket.deposit_min_hours) return C(TxCode::kMarketDepositTooLow);
   if (!Covers(w, b.provider, static_cast<uint64_t>(rate))) return C(TxCode::kMarketBondUncovered);
   for (uint32_t id : b.machines)
     if (w.FreeGpus(b.provider, id) < o.req.gpus_per_machine) return C(TxCode::kMarketNoCapacity);
@@ -206,7 +208,7 @@ uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_
   l.order = o.id;
   for (uint32_t id : b.machines) l.alloc.push_back({id, o.req.gpus_per_machine});
   l.rate = static_cast<uint64_t>(rate);
-  l.start_deadline = now + limits::kLeaseStartTimeoutMs;
+  l.start_deadline = now + kMarket.lease_start_timeout_ms;
   l.created_height = height;
   l.deposited = l.escrow = o.deposit;
   w.leases[l.id] = l;
@@ -224,9 +226,9 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
   if (end == End::kTenant && now < l.start_deadline) {
     // Closing before the start deadline, started or not: the provider gets at least
     // max(10 minutes of the rate, floor) in all, at most the escrow.
-    u128 held = u128(l.rate) * limits::kReservedCloseChargeMs / kHourMs;
-    u128 charge = held < limits::kReservedCloseChargeFloorUgpn
-                      ? u128(limits::kReservedCloseChargeFloorUgpn)
+    u128 held = u128(l.rate) * kMarket.reserved_close_charge_ms / kHourMs;
+    u128 charge = held < kMarket.reserved_close_charge_floor_ugpn
+                      ? u128(kMarket.reserved_close_charge_floor_ugpn)
                       : held;
     charge = charge > l.paid ? charge - l.paid : 0;
     l.charge = static_cast<uint64_t>(charge < l.escrow ? charge : u128(l.escrow));
@@ -242,7 +244,7 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
   if (end == End::kMissedStart || end == End::kMissedHb || (end == End::kProvider && !started))
     want = PenaltyOf(l.rate);
   else if (end == End::kProvider)
-    want = std::min(PenaltyOf(l.rate), limits::kFaultPenaltyFloorUgpn);
+    want = std::min(PenaltyOf(l.rate), kMarket.fault_penalty_floor_ugpn);
   bool self = l.tenant == p.owner || l.tenant == p.op;
   for (const auto& s : p.splits) self = self || s.payee == l.tenant;
   if (self) want = 0;  // the provider's own lease: no penalty to itself (no unbonding bypass)
@@ -300,8 +302,10 @@ uint16_t Model::Tx(const Address& sender, const std::vector<codec::Msg>& msgs, u
 
 uint16_t Model::Preflight(const codec::Msg& msg) {
   auto count_ok = [](uint64_t v, uint64_t max) { return v >= 1 && v <= max; };
-  if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg))
+  if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg)) {
+    if (m->bond_ugpn < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
     return SplitsOk(m->payouts) ? 0 : C(TxCode::kMarketBadSplits);
+  }
   if (auto* m = std::get_if<codec::MsgProviderUpdate>(&msg))
     return SplitsOk(m->payouts) ? 0 : C(TxCode::kMarketBadSplits);
   if (auto* m = std::get_if<codec::MsgProviderBond>(&msg))
@@ -333,12 +337,14 @@ uint16_t Model::Preflight(const codec::Msg& msg) {
       return C(TxCode::kMarketInvalidField);
     if (!q.attributes.empty() && q.auditors.empty()) return C(TxCode::kMarketInvalidField);
     if (m->max_price_ugpn_per_gpu_hour == 0) return C(TxCode::kMarketZeroAmount);
-    if (m->bid_window_ms < limits::kBidWindowMinMs || m->bid_window_ms > limits::kBidWindowMaxMs)
+    if (m->bid_window_ms < kMarket.bid_window_min_ms ||
+        m->bid_window_ms > kMarket.bid_window_max_ms)
       return C(TxCode::kMarketInvalidField);
     u128 rate = u128(m->max_price_ugpn_per_gpu_hour) * q.machines * q.gpus_per_machine;
     if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
-    return u128(m->deposit_ugpn) < rate * limits::kMinDepositHours ? C(TxCode::kMarketDepositTooLow)
-                                                                   : 0;
+    return u128(m->deposit_ugpn) < rate * kMarket.deposit_min_hours
+               ? C(TxCode::kMarketDepositTooLow)
+               : 0;
   }
   if (auto* m = std::get_if<codec::MsgOrderClose>(&msg))
     return m->order_id == 0 ? C(TxCode::kMarketUnknownOrder) : 0;
@@ -373,7 +379,6 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
   if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg)) {
     auto it = w.providers.find(s);
     if (it != w.providers.end() && it->second.active) return C(TxCode::kMarketProviderExists);
-    if (m->bond_ugpn < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
     if (!debit(s, m->bond_ugpn)) return C(TxCode::kMarketInsufficientFunds);
     Provider& p = w.providers[s];  // a returning provider keeps its history
     p.owner = s;
@@ -409,7 +414,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
       if (o.provider == s) o.open = false;
     if (p.bond > 0) {
       if (p.unbonding.size() >= limits::kUnbondingEntriesMax) return C(TxCode::kMarketLimitReached);
-      p.unbonding.push_back({p.bond, now + limits::kBondUnbondingDelayMs});
+      p.unbonding.push_back({p.bond, now + kMarket.unbonding_delay_ms});
       p.bond = 0;
     }
     p.active = false;
@@ -427,12 +432,12 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
     Provider& p = it->second;
     if (m->amount_ugpn > p.bond) return C(TxCode::kMarketInsufficientBond);
-    if (w.OpenLeases(s) > 0 && p.bond - m->amount_ugpn < limits::kProviderBondMinUgpn)
+    if (w.OpenLeases(s) > 0 && p.bond - m->amount_ugpn < kMarket.provider_bond_min_ugpn)
       return C(TxCode::kMarketOpenLeases);
     if (p.bond - m->amount_ugpn < w.Promised(s)) return C(TxCode::kMarketBondUncovered);
     if (p.unbonding.size() >= limits::kUnbondingEntriesMax) return C(TxCode::kMarketLimitReached);
     p.bond -= m->amount_ugpn;
-    p.unbonding.push_back({m->amount_ugpn, now + limits::kBondUnbondingDelayMs});
+    p.unbonding.push_back({m->amount_ugpn, now + kMarket.unbonding_delay_ms});
     return 0;
   }
   if (std::get_if<codec::MsgProviderClaimUnbonded>(&msg)) {
@@ -497,7 +502,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
-    if (it->second.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+    if (it->second.bond < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
     if (m->site_id != 0 && !w.sites.contains({m->provider, m->site_id}))
       return C(TxCode::kMarketUnknownSite);
     if (w.OpenOffers(m->provider) >= limits::kOffersPerProviderMax)
@@ -526,12 +531,12 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (!offer.tenants.empty() && !In(offer.tenants, s)) return C(TxCode::kMarketNotAllowed);
     const Provider& p = w.providers.at(offer.provider);
     if (!p.active) return C(TxCode::kMarketProviderInactive);
-    if (p.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
-    if (now > p.last_hb_ms + limits::kHeartbeatTimeoutMs) return C(TxCode::kMarketProviderOffline);
+    if (p.bond < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
+    if (now > p.last_hb_ms + kMarket.heartbeat_timeout_ms) return C(TxCode::kMarketProviderOffline);
     if (!Admits(p, s)) return C(TxCode::kMarketNotAllowed);
     u128 rate = u128(offer.price) * m->machines * m->gpus_per_machine;
     if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
-    if (u128(m->deposit_ugpn) < rate * limits::kMinDepositHours)
+    if (u128(m->deposit_ugpn) < rate * kMarket.deposit_min_hours)
       return C(TxCode::kMarketDepositTooLow);
     // First fit: machines of the class with enough free GPUs, ascending id; one
     // machine: the first; several: the lowest site with enough, its lowest ids.
@@ -558,7 +563,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     l.provider = offer.provider;
     l.alloc = alloc;
     l.rate = static_cast<uint64_t>(rate);
-    l.start_deadline = now + limits::kLeaseStartTimeoutMs;
+    l.start_deadline = now + kMarket.lease_start_timeout_ms;
     l.created_height = height;
     l.deposited = l.escrow = m->deposit_ugpn;
     w.leases[l.id] = l;
@@ -597,7 +602,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
-    if (it->second.bond < limits::kProviderBondMinUgpn) return C(TxCode::kMarketBondTooLow);
+    if (it->second.bond < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
     auto o = w.orders.find(m->order_id);
     if (o == w.orders.end()) return C(TxCode::kMarketUnknownOrder);
     if (o->second.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
@@ -676,7 +681,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     if (m->reason == codec::CloseReason::kNoManifest) {
       if (!provider) return C(TxCode::kMarketNotParty);
       if (l->state != State::kStarted) return C(TxCode::kMarketLeaseState);
-      if (now < l->started + limits::kManifestTimeoutMs) return C(TxCode::kMarketTooEarly);
+      if (now < l->started + kMarket.manifest_timeout_ms) return C(TxCode::kMarketTooEarly);
       end = End::kNoManifest;
     }
     Close(w, *l, end, now, now);
@@ -696,7 +701,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
 }
 
 bool Model::GraceOver(uint64_t& grace_until, uint64_t height) {
-  if (grace_until == 0) grace_until = height + limits::kHeartbeatGraceBlocks;
+  if (grace_until == 0) grace_until = height + kMarket.heartbeat_grace_blocks;
   if (height > grace_until) return true;
   ++grace_waits;
   return false;

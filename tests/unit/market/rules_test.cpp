@@ -126,10 +126,12 @@ TEST(Providers, RegisterMovesTheBondAndRefusesBadInput) {
             Code(TxCode::kMarketInsufficientFunds));
   EXPECT_FALSE(h.last_refused);
   EXPECT_EQ(h.Balance(kOwner), before - kFee);
-  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner, limits::kProviderBondMinUgpn - 1)),
+  // The bond is the message's own: under the minimum, preflight refuses it (no fee).
+  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner, kMarket.provider_bond_min_ugpn - 1)),
             Code(TxCode::kMarketBondTooLow));
+  EXPECT_TRUE(h.last_refused);
   EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner)), 0);
-  EXPECT_EQ(h.Balance(kOwner), before - 3 * kFee - kBond);
+  EXPECT_EQ(h.Balance(kOwner), before - 2 * kFee - kBond);
   EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond);
   EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner)), Code(TxCode::kMarketProviderExists));
 }
@@ -201,7 +203,7 @@ TEST(Providers, BondWithdrawalWaitsForTheUnbondingDelay) {
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), Code(TxCode::kMarketNothingToClaim));
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{300 * kGpn}), 0);
   EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond - 300 * kGpn);
-  h.Advance(limits::kBondUnbondingDelayMs - 1);
+  h.Advance(kMarket.unbonding_delay_ms - 1);
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), Code(TxCode::kMarketNothingToClaim));
   h.Advance(1);
   EXPECT_EQ(h.Tx(kOwner, codec::MsgProviderClaimUnbonded{}), 0);
@@ -350,7 +352,7 @@ TEST(Leases, NoManifestCloseOnlyAfterTheTimeoutAndWithoutFault) {
   EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}),
             Code(TxCode::kMarketLeaseState));
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
-  h.Advance(limits::kManifestTimeoutMs - 1);
+  h.Advance(kMarket.manifest_timeout_ms - 1);
   EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}),
             Code(TxCode::kMarketTooEarly));
   EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}),
@@ -361,7 +363,7 @@ TEST(Leases, NoManifestCloseOnlyAfterTheTimeoutAndWithoutFault) {
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}), 0);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kNoManifest);
-  EXPECT_EQ(l.paid_ugpn, Accrued(kPrice, limits::kManifestTimeoutMs));  // start to close
+  EXPECT_EQ(l.paid_ugpn, Accrued(kPrice, kMarket.manifest_timeout_ms));  // start to close
   EXPECT_EQ(h.GetProvider(kOwner).faults, 0u);
   EXPECT_EQ(h.GetProvider(kOwner).leases_completed, 1u);
 }
@@ -372,7 +374,7 @@ TEST(Leases, NoManifestCloseOnlyAfterTheTimeoutAndWithoutFault) {
 /// and then the grace blocks and one more, in which the fault fires.
 void AdvancePastGrace(Harness& h, uint64_t ms) {
   h.Advance(ms);
-  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
+  h.Advance(kMarket.heartbeat_grace_blocks + 1, kMarket.heartbeat_grace_blocks + 1);
 }
 
 TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
@@ -380,13 +382,13 @@ TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
   SetUpProvider(h);
   uint64_t tenant0 = h.Balance(kTenant);
   uint64_t lease = Lease(h, CreateOffer(h), 1, 4, 100 * kGpn);
-  h.Advance(limits::kLeaseStartTimeoutMs - 1, limits::kHeartbeatGraceBlocks + 1);
+  h.Advance(kMarket.lease_start_timeout_ms - 1, kMarket.heartbeat_grace_blocks + 1);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kReserved);
   AdvancePastGrace(h, 1);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
   EXPECT_EQ(l.paid_ugpn, 0u);
-  EXPECT_EQ(l.penalty_ugpn, 4 * kPrice * limits::kFaultPenaltyHours);
+  EXPECT_EQ(l.penalty_ugpn, 4 * kPrice * kMarket.fault_penalty_hours);
   EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee + l.penalty_ugpn);
   auto p = h.GetProvider(kOwner);
   EXPECT_EQ(p.bond_ugpn, kBond - l.penalty_ugpn);
@@ -400,7 +402,7 @@ TEST(Faults, MissedStartRefundsAndPaysThePenaltyFromTheBond) {
 TEST(Faults, ALeaseTheBondCannotCoverIsRefusedAndAFaultIsPaidInFull) {
   Harness h;
   SetUpProvider(h);
-  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond - limits::kProviderBondMinUgpn}), 0);
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond - kMarket.provider_bond_min_ugpn}), 0);
   // Penalty (one hour at 8 x 50 GPN) is 400 GPN, the bond 100 GPN.
   uint64_t offer = CreateOffer(h, kOwner, 50 * kGpn);
   EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 8, 400 * kGpn, {}}),
@@ -410,7 +412,7 @@ TEST(Faults, ALeaseTheBondCannotCoverIsRefusedAndAFaultIsPaidInFull) {
   uint64_t lease = Lease(h, offer, 1, 8, 400 * kGpn);
   ASSERT_NE(lease, 0u);
   EXPECT_EQ(h.GetProvider(kOwner).promised_penalties_ugpn, 400 * kGpn);
-  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
+  AdvancePastGrace(h, kMarket.lease_start_timeout_ms);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
   EXPECT_EQ(l.penalty_ugpn, 400 * kGpn);
@@ -424,7 +426,7 @@ TEST(Faults, ALeaseTheBondCannotCoverIsRefusedAndAFaultIsPaidInFull) {
             Code(TxCode::kMarketBondTooLow));
   EXPECT_EQ(h.Tx(kOperator, codec::MsgOfferCreate{h.Addr(kOwner), "H100", 0, 1, {}}),
             Code(TxCode::kMarketBondTooLow));
-  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderBond{limits::kProviderBondMinUgpn}), 0);
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderBond{kMarket.provider_bond_min_ugpn}), 0);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
   EXPECT_NE(Lease(h, offer, 1, 1, 100 * kGpn), 0u);
 }
@@ -439,9 +441,9 @@ TEST(Faults, MissingHeartbeatsFaultOnlyAfterTimeoutAndGraceBlocks) {
   ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
   const uint64_t last = h.Now();
   // A long gap in ONE block (a halted chain): past the timeout, not the grace.
-  h.Advance(10 * limits::kHeartbeatTimeoutMs);
+  h.Advance(10 * kMarket.heartbeat_timeout_ms);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
-  h.Advance(limits::kHeartbeatGraceBlocks, limits::kHeartbeatGraceBlocks);
+  h.Advance(kMarket.heartbeat_grace_blocks, kMarket.heartbeat_grace_blocks);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
   h.Advance(1);
   auto l = h.GetLease(lease);
@@ -456,11 +458,11 @@ TEST(Faults, AWithdrawalAfterTheLastHeartbeatIsKeptAtAFault) {
   SetUpProvider(h);
   uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 1000 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
-  h.Advance(limits::kHeartbeatTimeoutMs);
+  h.Advance(kMarket.heartbeat_timeout_ms);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseWithdraw{lease}), 0);  // paid past the start
   const uint64_t paid = h.GetLease(lease).paid_ugpn;
-  EXPECT_EQ(paid, Accrued(kPrice, limits::kHeartbeatTimeoutMs));
-  AdvancePastGrace(h, limits::kHeartbeatTimeoutMs);
+  EXPECT_EQ(paid, Accrued(kPrice, kMarket.heartbeat_timeout_ms));
+  AdvancePastGrace(h, kMarket.heartbeat_timeout_ms);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedHeartbeat);  // settled at the start (last proof of life)
   EXPECT_EQ(l.paid_ugpn, paid);                  // no claw-back
@@ -473,7 +475,7 @@ TEST(Faults, HeartbeatsKeepLeasesAlive) {
   uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 1000 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
   for (int i = 0; i < 30; ++i) {
-    h.Advance(limits::kHeartbeatTimeoutMs / 2, 5);
+    h.Advance(kMarket.heartbeat_timeout_ms / 2, 5);
     ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
   }
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
@@ -537,7 +539,7 @@ TEST(Orders, TiesGoToTheLowerFaultRateThenTheEarlierBid) {
   SetUpProvider(h, kOwner2);
   // Give kOwner a fault: a missed start.
   ASSERT_NE(Lease(h, CreateOffer(h, kOwner), 1, 1, 100 * kGpn), 0u);
-  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
+  AdvancePastGrace(h, kMarket.lease_start_timeout_ms);
   ASSERT_EQ(h.GetProvider(kOwner).faults, 1u);
   for (uint8_t owner : {kOwner, kOwner2})  // awards go to live providers only
     ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(owner)}), 0);
@@ -690,7 +692,7 @@ TEST(Invariants, TheCheckerCatchesAPenaltyThatTheEndDoesNotAllow) {
   auto l = h.GetLease(lease);
   l.penalty_ugpn = 1;  // a tenant's close never penalises the provider
   h.Db().Put(keys::LeaseKey(lease), Encode(l));
-  auto broken = state::CheckInvariants(h.Db());
+  auto broken = state::CheckInvariants(h.Db(), kMarket);
   ASSERT_FALSE(broken);
   EXPECT_NE(broken.error().message.find("does not allow it"), std::string::npos);
   l.penalty_ugpn = 0;
@@ -699,32 +701,32 @@ TEST(Invariants, TheCheckerCatchesAPenaltyThatTheEndDoesNotAllow) {
   uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
   l = h.GetLease(dropped);
-  ASSERT_EQ(l.penalty_ugpn, FaultPenalty(kPrice));
+  ASSERT_EQ(l.penalty_ugpn, FaultPenalty(kPrice, kMarket));
   l.penalty_ugpn += 1;
   h.Db().Put(keys::LeaseKey(dropped), Encode(l));
-  EXPECT_FALSE(state::CheckInvariants(h.Db()));
+  EXPECT_FALSE(state::CheckInvariants(h.Db(), kMarket));
 }
 
 TEST(Invariants, TheCheckerCatchesLostMoneyAndGpus) {
   Harness h;
   SetUpProvider(h);
   uint64_t lease = Lease(h, CreateOffer(h), 1, 2, 100 * kGpn);
-  ASSERT_TRUE(state::CheckInvariants(h.Db()));
+  ASSERT_TRUE(state::CheckInvariants(h.Db(), kMarket));
   // One ugpn less in escrow: conservation and the lease's own sum break.
   auto l = h.GetLease(lease);
   l.escrow_ugpn -= 1;
   h.Db().Put(keys::LeaseKey(lease), Encode(l));
-  auto broken = state::CheckInvariants(h.Db());
+  auto broken = state::CheckInvariants(h.Db(), kMarket);
   ASSERT_FALSE(broken);
   EXPECT_NE(broken.error().message.find("conservation broken"), std::string::npos);
   l.escrow_ugpn += 1;
   h.Db().Put(keys::LeaseKey(lease), Encode(l));
-  ASSERT_TRUE(state::CheckInvariants(h.Db()));
+  ASSERT_TRUE(state::CheckInvariants(h.Db(), kMarket));
   // A GPU that is neither free nor leased.
   auto m = h.GetMachine(kOwner, 1);
   m.free_gpus -= 1;
   h.Db().Put(keys::MachineKey(h.Addr(kOwner), 1), Encode(m));
-  broken = state::CheckInvariants(h.Db());
+  broken = state::CheckInvariants(h.Db(), kMarket);
   ASSERT_FALSE(broken);
   EXPECT_NE(broken.error().message.find("!= inventory"), std::string::npos);
 }
@@ -733,14 +735,14 @@ TEST(Invariants, TheCheckerCatchesAnUncoveredBondAndAWrongPromise) {
   Harness h;
   SetUpProvider(h);
   ASSERT_NE(Lease(h, CreateOffer(h, kOwner, 50 * kGpn), 1, 8, 400 * kGpn), 0u);
-  ASSERT_TRUE(state::CheckInvariants(h.Db()));
+  ASSERT_TRUE(state::CheckInvariants(h.Db(), kMarket));
   const auto p = h.GetProvider(kOwner);
   ASSERT_EQ(p.promised_penalties_ugpn, 400 * kGpn);
   // The sum kept on the provider must equal its open leases' penalties.
   auto wrong = p;
   wrong.promised_penalties_ugpn -= 1;
   h.Db().Put(keys::ProviderKey(h.Addr(kOwner)), Encode(wrong));
-  auto broken = state::CheckInvariants(h.Db());
+  auto broken = state::CheckInvariants(h.Db(), kMarket);
   ASSERT_FALSE(broken);
   EXPECT_NE(broken.error().message.find("promised_penalties"), std::string::npos);
   // A bond below the promise (the difference moved to the owner: money is conserved).
@@ -751,7 +753,7 @@ TEST(Invariants, TheCheckerCatchesAnUncoveredBondAndAWrongPromise) {
   ASSERT_TRUE(owner);
   owner->balance_ugpn += p.bond_ugpn - thin.bond_ugpn;
   h.Db().PutAccount(h.Addr(kOwner), *owner);
-  broken = state::CheckInvariants(h.Db());
+  broken = state::CheckInvariants(h.Db(), kMarket);
   ASSERT_FALSE(broken);
   EXPECT_NE(broken.error().message.find("below the open leases' penalties"), std::string::npos)
       << broken.error().message;
@@ -785,7 +787,7 @@ TEST(Faults, ALiveProviderLeaseRunningOutOfFundsIsAnExpiryNotAFault) {
     h.Advance(0);
     ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
     if (h.GetLease(lease).state == LeaseState::kClosed) break;
-    h.Advance(limits::kHeartbeatTimeoutMs);  // time passes in one block: no grace yet
+    h.Advance(kMarket.heartbeat_timeout_ms);  // time passes in one block: no grace yet
   }
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.state, LeaseState::kClosed);
@@ -844,7 +846,7 @@ void StartHourWithdraw(Harness& h, uint64_t lease) {
 TEST(Bonds, TheBondMustCoverEveryOpenLeasesPenalty) {
   Harness h;
   SetUpProvider(h);
-  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond - limits::kProviderBondMinUgpn}), 0);
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond - kMarket.provider_bond_min_ugpn}), 0);
   // 2 GPUs at 25 GPN: penalty 50 GPN a lease; the 100 GPN bond covers two.
   uint64_t offer = CreateOffer(h, kOwner, 25 * kGpn);
   uint64_t first = Lease(h, offer, 1, 2, 100 * kGpn);
@@ -897,14 +899,14 @@ TEST(Faults, AProviderThatWinsAt1UgpnAndNeverStartsLosesMoreThanTheTenantPaid) {
   uint64_t lease = h.GetOrder(order).lease_id;
   ASSERT_NE(lease, 0u);
   EXPECT_EQ(h.GetLease(lease).rate_ugpn_per_hour, 1u);
-  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
+  AdvancePastGrace(h, kMarket.lease_start_timeout_ms);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
-  EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(l.penalty_ugpn, kMarket.fault_penalty_floor_ugpn);
   // The tenant paid one fee and waited; the provider paid the floor.
   EXPECT_GT(h.Balance(kTenant), tenant0);
-  EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee + limits::kFaultPenaltyFloorUgpn);
-  EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond - limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(h.Balance(kTenant), tenant0 - kFee + kMarket.fault_penalty_floor_ugpn);
+  EXPECT_EQ(h.GetProvider(kOwner).bond_ugpn, kBond - kMarket.fault_penalty_floor_ugpn);
 }
 
 TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
@@ -913,7 +915,7 @@ TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
   uint64_t offer = CreateOffer(h);
   uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn);
   // The chain halts past the deadline and resumes: one block, no fault yet...
-  h.Advance(2 * limits::kLeaseStartTimeoutMs);
+  h.Advance(2 * kMarket.lease_start_timeout_ms);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kReserved);
   // ...and the provider's start in the next block is accepted.
   h.BeginBlock(1000);
@@ -924,8 +926,8 @@ TEST(Faults, TheStartDeadlineHasTheHeartbeatGraceInBlocks) {
   // A provider that stays silent faults once the grace blocks have passed too.
   uint64_t silent = Lease(h, offer, 1, 1, 100 * kGpn);
   uint64_t late = Lease(h, offer, 1, 1, 100 * kGpn);
-  h.Advance(limits::kLeaseStartTimeoutMs);  // the deadline comes due: the grace starts
-  h.Advance(limits::kHeartbeatGraceBlocks, limits::kHeartbeatGraceBlocks);
+  h.Advance(kMarket.lease_start_timeout_ms);  // the deadline comes due: the grace starts
+  h.Advance(kMarket.heartbeat_grace_blocks, kMarket.heartbeat_grace_blocks);
   EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);  // deadline, not the grace
   // A tenant giving up on a provider past its start deadline pays no charge.
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{late, codec::CloseReason::kNormal}), 0);
@@ -942,12 +944,12 @@ TEST(Faults, TheStartGraceCountsFromTheBlockThatFirstSawTheDeadline) {
   uint64_t started = Lease(h, offer, 1, 1, 100 * kGpn);
   uint64_t silent = Lease(h, offer, 1, 1, 100 * kGpn);
   // Ordinary blocks for longer than the grace, then a halt past the deadline.
-  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
-  h.Advance(2 * limits::kLeaseStartTimeoutMs);
+  h.Advance(kMarket.heartbeat_grace_blocks + 1, kMarket.heartbeat_grace_blocks + 1);
+  h.Advance(2 * kMarket.lease_start_timeout_ms);
   EXPECT_EQ(h.GetLease(started).state, LeaseState::kReserved);
   EXPECT_EQ(h.GetLease(silent).state, LeaseState::kReserved);
   // The provider gets its start in within the grace blocks after the resumption.
-  h.Advance(1000 * (limits::kHeartbeatGraceBlocks - 1), limits::kHeartbeatGraceBlocks - 1);
+  h.Advance(1000 * (kMarket.heartbeat_grace_blocks - 1), kMarket.heartbeat_grace_blocks - 1);
   h.BeginBlock(1000);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{started}), 0);
   h.EndBlock();
@@ -962,13 +964,13 @@ TEST(Faults, TheHeartbeatGraceCountsFromTheBlockThatFirstSawTheDeadline) {
   SetUpProvider(h);
   uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 1000 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
-  h.Advance(limits::kHeartbeatGraceBlocks + 1, limits::kHeartbeatGraceBlocks + 1);
-  h.Advance(2 * limits::kHeartbeatTimeoutMs);  // a halt past the heartbeat deadline
+  h.Advance(kMarket.heartbeat_grace_blocks + 1, kMarket.heartbeat_grace_blocks + 1);
+  h.Advance(2 * kMarket.heartbeat_timeout_ms);  // a halt past the heartbeat deadline
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
   h.BeginBlock(1000);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
   h.EndBlock();
-  h.Advance(1000 * (limits::kHeartbeatGraceBlocks + 1), limits::kHeartbeatGraceBlocks + 1);
+  h.Advance(1000 * (kMarket.heartbeat_grace_blocks + 1), kMarket.heartbeat_grace_blocks + 1);
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
   EXPECT_EQ(h.GetProvider(kOwner).faults, 0u);
 }
@@ -977,7 +979,7 @@ TEST(Offers, AnOfferOfAProviderThatWentAwayCannotBeLeased) {
   Harness h;
   SetUpProvider(h);  // registration counts as the first heartbeat
   uint64_t offer = CreateOffer(h);
-  h.Advance(limits::kHeartbeatTimeoutMs);
+  h.Advance(kMarket.heartbeat_timeout_ms);
   EXPECT_NE(Lease(h, offer, 1, 1, 100 * kGpn), 0u);  // within the timeout
   h.Advance(1);
   EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 1, 100 * kGpn, {}}),
@@ -994,7 +996,7 @@ TEST(Leases, ClosingAReservedLeaseChargesTheTenantForTheHeldCapacity) {
   uint64_t tenant0 = h.Balance(kTenant), owner0 = h.Balance(kOwner),
            investor0 = h.Balance(kInvestor);
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
-  const uint64_t charge = Accrued(12 * kGpn, limits::kReservedCloseChargeMs);  // 2 GPN
+  const uint64_t charge = Accrued(12 * kGpn, kMarket.reserved_close_charge_ms);  // 2 GPN
   EXPECT_EQ(charge, 2 * kGpn);
   EXPECT_EQ(h.EventAttr("market.lease_closed", "charge_ugpn"), std::to_string(charge));
   auto l = h.GetLease(lease);
@@ -1010,7 +1012,7 @@ TEST(Leases, ClosingAReservedLeaseChargesTheTenantForTheHeldCapacity) {
   uint64_t cheap_offer = CreateOffer(h, kOwner, 3);
   uint64_t cheap = Lease(h, cheap_offer, 1, 1, kGpn);
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{cheap, codec::CloseReason::kNormal}), 0);
-  EXPECT_EQ(h.GetLease(cheap).paid_ugpn, limits::kReservedCloseChargeFloorUgpn);
+  EXPECT_EQ(h.GetLease(cheap).paid_ugpn, kMarket.reserved_close_charge_floor_ugpn);
   uint64_t tiny = Lease(h, cheap_offer, 1, 1, 3);
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{tiny, codec::CloseReason::kNormal}), 0);
   EXPECT_EQ(h.GetLease(tiny).paid_ugpn, 3u);
@@ -1018,14 +1020,14 @@ TEST(Leases, ClosingAReservedLeaseChargesTheTenantForTheHeldCapacity) {
   uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
   EXPECT_EQ(h.GetLease(dropped).refunded_ugpn, 100 * kGpn);
-  EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice));
+  EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice, kMarket));
 }
 
 TEST(Leases, WaitingForTheStartDoesNotAvoidTheCloseCharge) {
   Harness h;
   SetUpProvider(h);
   uint64_t offer = CreateOffer(h);  // 2 GPN per GPU-hour
-  const uint64_t charge = Accrued(kPrice, limits::kReservedCloseChargeMs);
+  const uint64_t charge = Accrued(kPrice, kMarket.reserved_close_charge_ms);
   // Started, then closed a block later: one block of GPU time plus the rest of the
   // charge, so the provider gets the charge in all.
   uint64_t run = Lease(h, offer, 1, 1, 100 * kGpn);
@@ -1039,10 +1041,10 @@ TEST(Leases, WaitingForTheStartDoesNotAvoidTheCloseCharge) {
   // Past the start deadline a close pays the GPU time only.
   uint64_t later = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{later}), 0);
-  h.Advance(limits::kLeaseStartTimeoutMs);
+  h.Advance(kMarket.lease_start_timeout_ms);
   ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{later, codec::CloseReason::kNormal}), 0);
   EXPECT_EQ(h.EventAttr("market.lease_closed", "charge_ugpn"), "0");
-  EXPECT_EQ(h.GetLease(later).paid_ugpn, Accrued(kPrice, limits::kLeaseStartTimeoutMs));
+  EXPECT_EQ(h.GetLease(later).paid_ugpn, Accrued(kPrice, kMarket.lease_start_timeout_ms));
 }
 
 TEST(Orders, ProviderRequirementsFilterBidsAndAwards) {
@@ -1089,15 +1091,15 @@ TEST(Orders, AnAwardPassesOverAProviderThatWentQuiet) {
   Harness h;
   SetUpProvider(h, kOwner);
   SetUpProvider(h, kOwner2);
-  uint64_t order = CreateOrder(h, Order(1, 1, kPrice, 2 * limits::kHeartbeatTimeoutMs));
+  uint64_t order = CreateOrder(h, Order(1, 1, kPrice, 2 * kMarket.heartbeat_timeout_ms));
   uint64_t cheap = Bid(h, kOwner, order, kPrice - 1, {1});
   Bid(h, kOwner2, order, kPrice, {1});
   // kOwner2's daemon keeps sending heartbeats; kOwner's went away after its bid.
-  h.Advance(limits::kHeartbeatTimeoutMs);
+  h.Advance(kMarket.heartbeat_timeout_ms);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner2)}), 0);
   h.Advance(1);
   EXPECT_EQ(h.Tx(kTenant, codec::MsgBidAccept{cheap}), Code(TxCode::kMarketProviderOffline));
-  h.Advance(limits::kHeartbeatTimeoutMs - 1);  // the window ends: kOwner2 is still online
+  h.Advance(kMarket.heartbeat_timeout_ms - 1);  // the window ends: kOwner2 is still online
   auto o = h.GetOrder(order);
   ASSERT_EQ(o.state, OrderState::kAwarded);
   EXPECT_EQ(h.GetLease(o.lease_id).provider, h.Addr(kOwner2));
@@ -1135,13 +1137,13 @@ TEST(Faults, AProviderClosingItsReservationPaysThePenaltyLikeAMissedStart) {
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNormal}), 0);
   auto l = h.GetLease(lease);
   EXPECT_EQ(l.end, LeaseEnd::kProviderClosed);
-  EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(l.penalty_ugpn, kMarket.fault_penalty_floor_ugpn);
   EXPECT_EQ(h.EventAttr("market.lease_closed", "penalty_ugpn"),
-            std::to_string(limits::kFaultPenaltyFloorUgpn));
-  EXPECT_GE(h.Balance(kTenant) - tenant0, 100 * kGpn + limits::kFaultPenaltyFloorUgpn);
+            std::to_string(kMarket.fault_penalty_floor_ugpn));
+  EXPECT_GE(h.Balance(kTenant) - tenant0, 100 * kGpn + kMarket.fault_penalty_floor_ugpn);
   auto p = h.GetProvider(kOwner);
-  EXPECT_EQ(p.bond_ugpn, bond0 - limits::kFaultPenaltyFloorUgpn);
-  EXPECT_EQ(p.penalties_paid_ugpn, limits::kFaultPenaltyFloorUgpn);
+  EXPECT_EQ(p.bond_ugpn, bond0 - kMarket.fault_penalty_floor_ugpn);
+  EXPECT_EQ(p.penalties_paid_ugpn, kMarket.fault_penalty_floor_ugpn);
   EXPECT_EQ(p.faults, 1u);
   // Starting first and closing at once costs the floor too (the tenant had no GPU
   // time to speak of); a rate-based penalty it does not pay: the tenant was served.
@@ -1152,8 +1154,8 @@ TEST(Faults, AProviderClosingItsReservationPaysThePenaltyLikeAMissedStart) {
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{run, codec::CloseReason::kNormal}), 0);
   l = h.GetLease(run);
   EXPECT_EQ(l.paid_ugpn, 10 * kGpn);
-  EXPECT_EQ(l.penalty_ugpn, limits::kFaultPenaltyFloorUgpn);
-  EXPECT_LT(l.penalty_ugpn, FaultPenalty(20 * kGpn));
+  EXPECT_EQ(l.penalty_ugpn, kMarket.fault_penalty_floor_ugpn);
+  EXPECT_LT(l.penalty_ugpn, FaultPenalty(20 * kGpn, kMarket));
   EXPECT_EQ(h.GetProvider(kOwner).faults, 2u);
 }
 
@@ -1173,7 +1175,7 @@ TEST(Providers, LifetimeCountersSaturateInsteadOfHaltingTheChain) {
   ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
   uint64_t dropped = Lease(h, offer, 1, 1, 100 * kGpn);
   ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{dropped, codec::CloseReason::kNormal}), 0);
-  EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice));
+  EXPECT_EQ(h.GetLease(dropped).penalty_ugpn, FaultPenalty(kPrice, kMarket));
   EXPECT_EQ(h.GetProvider(kOwner).penalties_paid_ugpn, UINT64_MAX);
 }
 
@@ -1193,12 +1195,98 @@ TEST(Faults, AProviderLeasingFromItselfTakesNoPenaltyOutOfItsBond) {
     EXPECT_EQ(h.Balance(self), balance0 + 100 * kGpn);
   }
   uint64_t missed = Lease(h, offer, 1, 1, 100 * kGpn, kOperator);
-  AdvancePastGrace(h, limits::kLeaseStartTimeoutMs);
+  AdvancePastGrace(h, kMarket.lease_start_timeout_ms);
   EXPECT_EQ(h.GetLease(missed).end, LeaseEnd::kMissedStart);
   EXPECT_EQ(h.GetLease(missed).penalty_ugpn, 0u);
   auto p = h.GetProvider(kOwner);
   EXPECT_EQ(p.bond_ugpn, kBond);
   EXPECT_EQ(p.faults, 3u);  // it still counts against its reputation
+}
+
+// ---------------------------------------------------------------- genesis parameters
+// A chain whose genesis has other market rules (market/params.h) runs by them: each
+// of these fails if the rules read the defaults instead.
+
+TEST(GenesisParams, AHigherBondMinimumRefusesARegisterBeforeInclusion) {
+  Params market;
+  market.provider_bond_min_ugpn = 2 * kBond;
+  Harness h(8, 100'000 * kGpn, market);
+  const uint64_t before = h.Balance(kOwner);
+  EXPECT_EQ(h.Tx(kOwner, Register(h, kOwner)), Code(TxCode::kMarketBondTooLow));
+  EXPECT_TRUE(h.last_refused);  // preflight: no fee, no nonce
+  EXPECT_EQ(h.Balance(kOwner), before);
+  ASSERT_EQ(h.Tx(kOwner, Register(h, kOwner, 2 * kBond)), 0);
+  // In business only while the bond is at the chain's minimum: under it, no offer.
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kBond}), 0);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgOfferCreate{h.Addr(kOwner), "H100", 0, kPrice, {}}),
+            Code(TxCode::kMarketBondTooLow));
+}
+
+TEST(GenesisParams, AShorterStartTimeoutAndGraceCloseALeaseEarlier) {
+  Params market;
+  market.lease_start_timeout_ms = 60'000;
+  market.heartbeat_grace_blocks = 2;
+  market.fault_penalty_hours = 2;
+  Harness h(8, 100'000 * kGpn, market);
+  SetUpProvider(h);
+  const uint64_t lease = Lease(h, CreateOffer(h), 1, 4, 100 * kGpn);
+  EXPECT_EQ(h.GetLease(lease).start_deadline_ms, h.Now() + 60'000);
+  h.Advance(60'000);  // the deadline comes due: 2 grace blocks
+  h.Advance(2, 2);
+  EXPECT_EQ(h.GetLease(lease).state, LeaseState::kReserved);
+  h.Advance(1);
+  const auto l = h.GetLease(lease);
+  EXPECT_EQ(l.end, LeaseEnd::kMissedStart);
+  EXPECT_EQ(l.penalty_ugpn, 4 * kPrice * 2);  // 2 penalty hours
+}
+
+TEST(GenesisParams, UnbondingHeartbeatAndManifestTimesFollowTheChain) {
+  Params market;
+  market.unbonding_delay_ms = kHour;
+  market.heartbeat_timeout_ms = 60'000;
+  market.manifest_timeout_ms = 120'000;
+  Harness h(8, 100'000 * kGpn, market);
+  SetUpProvider(h);
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgProviderUnbond{kGpn}), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).unbonding.back().release_ms, h.Now() + kHour);
+  const uint64_t offer = CreateOffer(h);
+  // Silent for longer than the chain's heartbeat timeout (5 minutes by default).
+  h.Advance(60'001);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{offer, 1, 1, 100 * kGpn, {}}),
+            Code(TxCode::kMarketProviderOffline));
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  const uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_NE(lease, 0u);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{lease}), 0);
+  EXPECT_EQ(h.GetProvider(kOwner).heartbeat_deadline_ms, h.Now() + 60'001);
+  h.Advance(119'999, 4);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgHeartbeat{h.Addr(kOwner)}), 0);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}),
+            Code(TxCode::kMarketTooEarly));
+  h.Advance(1);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{lease, codec::CloseReason::kNoManifest}), 0);
+}
+
+TEST(GenesisParams, ChargesAndFloorsFollowTheChain) {
+  Params market;
+  market.reserved_close_charge_ms = 2 * kHour;
+  market.reserved_close_charge_floor_ugpn = 0;
+  market.fault_penalty_floor_ugpn = 50 * kGpn;
+  Harness h(8, 100'000 * kGpn, market);
+  SetUpProvider(h);
+  const uint64_t offer = CreateOffer(h);
+  // A tenant closing before the start: 2 hours of the rate (1 GPU at kPrice).
+  const uint64_t reserved = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseClose{reserved, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(reserved).paid_ugpn, 2 * kPrice);
+  // A provider closing a started lease pays the floor: min(promised, floor) where
+  // promised = max(rate x 1 hour, floor) = the floor.
+  const uint64_t started = Lease(h, offer, 1, 1, 100 * kGpn);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseStarted{started}), 0);
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgLeaseClose{started, codec::CloseReason::kNormal}), 0);
+  EXPECT_EQ(h.GetLease(started).penalty_ugpn, 50 * kGpn);
+  EXPECT_EQ(FaultPenalty(kPrice, market), 50 * kGpn);
+  EXPECT_EQ(FaultPenalty(kPrice, kMarket), kPrice);
 }
 
 }  // namespace

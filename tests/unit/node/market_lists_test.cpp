@@ -57,6 +57,8 @@ constexpr uint64_t kGpn = 1'000'000;
 // of the test's genesis use.
 constexpr uint64_t kGasPerMsg = 20'000;
 constexpr char kChain[] = "lists-test";
+/// The market rules of the test's genesis (the defaults).
+const market::Params kMarket;
 
 using gpunet::testing::TestAddress;
 using gpunet::testing::TestKey;
@@ -82,7 +84,7 @@ codec::MsgOrderCreate OrderMsg() {
   m.max_price_ugpn_per_gpu_hour = kGpn;
   m.deposit_ugpn = kGpn;
   m.manifest_hash[0] = 1;
-  m.bid_window_ms = base::limits::kBidWindowMaxMs;  // no window ends during a test
+  m.bid_window_ms = kMarket.bid_window_max_ms;  // no window ends during a test
   return m;
 }
 

@@ -40,6 +40,8 @@
 namespace gpunet::state::gas_cases {
 
 namespace limits = base::limits;
+/// A default genesis's market rules, which every case runs under.
+inline const market::Params kMarket{};
 
 /// A KvStore that counts what reaches it: every Get and every entry a Scan visits.
 class CountingKvStore final : public KvStore {
@@ -112,6 +114,7 @@ class World {
     p.tx_bytes_max = limits::kTxBytesMax;
     p.msgs_per_tx_max = limits::kMsgsPerTxMax;
     p.nonce_ahead_max = 0;
+    p.market = kMarket;
     return p;
   }
 
@@ -143,8 +146,8 @@ class World {
   void Apply(uint32_t sender, const codec::Msg& msg, uint64_t time_ms) {
     std::vector<codec::Event> events;
     MarketStateStore store(m_setup);
-    auto r =
-        market::ApplyMarketMsg(store, market::BlockTime{1, time_ms}, Addr(sender), msg, events);
+    auto r = market::ApplyMarketMsg(store, kMarket, market::BlockTime{1, time_ms}, Addr(sender),
+                                    msg, events);
     GPUNET_CHECK(r.has_value());
     if (r->has_value()) {
       std::fprintf(stderr, "setup refused: %s\n", (*r)->ToString().c_str());
@@ -360,7 +363,7 @@ inline void World::BuildRefusalFreeStates() {
   Register(kIdleProvider);
   for (size_t i = 0; i < limits::kOffersPerProviderMax; ++i)
     Apply(kIdleProvider, codec::MsgOfferCreate{Addr(kIdleProvider), "H100", 1, 1000, {}}, kT0);
-  const uint64_t unbonded_ms = kBidTime - limits::kBondUnbondingDelayMs;
+  const uint64_t unbonded_ms = kBidTime - kMarket.unbonding_delay_ms;
   Register(kClaimProvider, unbonded_ms);
   for (size_t i = 0; i < limits::kUnbondingEntriesMax; ++i)
     Apply(kClaimProvider, codec::MsgProviderUnbond{1'000'000}, unbonded_ms);
@@ -401,7 +404,7 @@ inline Outcome RunCase(World& world, const Case& c, const CheckedTx* tx = nullpt
   if (c.end_block) {
     GasMeter meter(params.gas, GasMeter::kUnlimited);
     std::vector<codec::Event> events;
-    auto s = MarketEndBlock(db, 2, kEndTime, events, params.gas, &meter);
+    auto s = MarketEndBlock(db, 2, kEndTime, events, params.gas, params.market, &meter);
     GPUNET_CHECK(s.has_value());
     out.gas_used = meter.Used();
     out.charged = meter.Counts();

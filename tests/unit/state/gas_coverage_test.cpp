@@ -18,6 +18,7 @@ namespace gpunet::state {
 namespace {
 
 using gas_cases::Case;
+using gas_cases::kMarket;
 using gas_cases::Outcome;
 using gas_cases::World;
 
@@ -119,7 +120,8 @@ TEST(GasCoverage, EndOfBlockWorkStopsAtItsBudgetAndTheNextBlocksFinishIt) {
     ASSERT_LT(blocks, 5u) << "the due orders should be done in three blocks";
     GasMeter meter(gas, GasMeter::kUnlimited);
     std::vector<codec::Event> events;
-    ASSERT_TRUE(MarketEndBlock(db, 2 + blocks, gas_cases::kEndTime + blocks, events, gas, &meter));
+    ASSERT_TRUE(
+        MarketEndBlock(db, 2 + blocks, gas_cases::kEndTime + blocks, events, gas, kMarket, &meter));
     // No block's work goes past the budget by more than its last item.
     EXPECT_LE(meter.Used(), EndBlockGasBudget(world.Params().gas) + first.gas_used)
         << "block " << blocks;
@@ -144,7 +146,7 @@ TEST(GasCoverage, TheEndOfBlockBudgetFollowsTheBlockGasLimit) {
   StateDb db(world.kv);
   GasMeter meter(gas, GasMeter::kUnlimited);
   std::vector<codec::Event> events;
-  ASSERT_TRUE(MarketEndBlock(db, 2, gas_cases::kEndTime, events, gas, &meter));
+  ASSERT_TRUE(MarketEndBlock(db, 2, gas_cases::kEndTime, events, gas, kMarket, &meter));
   EXPECT_EQ(events.size(), base::limits::kEndBlockWorkMax);
   EXPECT_LT(meter.Used(), EndBlockGasBudget(gas));
 }
@@ -192,8 +194,8 @@ TEST(GasCoverage, ExpensiveAwardsLeaveFaultsAndExpiriesTheirShare) {
     const codec::Address idle = world.Addr(gas_cases::kIdleProvider);
     auto apply = [&](uint32_t sender, const codec::Msg& msg, uint64_t height, uint64_t time_ms) {
       std::vector<codec::Event> events;
-      auto r = market::ApplyMarketMsg(store, market::BlockTime{height, time_ms}, world.Addr(sender),
-                                      msg, events);
+      auto r = market::ApplyMarketMsg(store, kMarket, market::BlockTime{height, time_ms},
+                                      world.Addr(sender), msg, events);
       ASSERT_TRUE(r.has_value() && !r->has_value()) << codec::MsgName(msg);
     };
     apply(gas_cases::kIdleProvider, world.Machine(gas_cases::kIdleProvider, 1), 2, leased);
@@ -208,7 +210,7 @@ TEST(GasCoverage, ExpensiveAwardsLeaveFaultsAndExpiriesTheirShare) {
   }
   GasMeter meter(gas, GasMeter::kUnlimited);
   std::vector<codec::Event> events;
-  ASSERT_TRUE(MarketEndBlock(db, 1000, now, events, gas, &meter));
+  ASSERT_TRUE(MarketEndBlock(db, 1000, now, events, gas, kMarket, &meter));
   std::map<std::string, std::string> closed;  // lease id -> reason
   size_t orders_closed = 0;
   for (const auto& e : events) {
@@ -219,14 +221,14 @@ TEST(GasCoverage, ExpensiveAwardsLeaveFaultsAndExpiriesTheirShare) {
   EXPECT_EQ(orders_closed, 1u);  // A1; A2 (over the budget too) waits
   EXPECT_EQ(closed, (std::map<std::string, std::string>{{"3", "expired"}}));
   EXPECT_GE(meter.Used(), EndBlockGasBudget(gas));
-  for (uint64_t b = 1; b <= base::limits::kHeartbeatGraceBlocks + 1; ++b) {
+  for (uint64_t b = 1; b <= kMarket.heartbeat_grace_blocks + 1; ++b) {
     GasMeter block_meter(gas, GasMeter::kUnlimited);
     events.clear();
-    ASSERT_TRUE(MarketEndBlock(db, 1000 + b, now + b * 1000, events, gas, &block_meter));
+    ASSERT_TRUE(MarketEndBlock(db, 1000 + b, now + b * 1000, events, gas, kMarket, &block_meter));
     for (const auto& e : events)
       if (e.type == "market.lease_closed")
         closed[e.attributes.at("lease_id")] = e.attributes.at("reason");
-    if (b <= base::limits::kHeartbeatGraceBlocks) {
+    if (b <= kMarket.heartbeat_grace_blocks) {
       EXPECT_EQ(closed.size(), 1u) << "block " << b;  // the faults are in their grace
     }
   }
