@@ -72,11 +72,7 @@ using Status = std::expected<void, Error>;
 
 /// Returns the error of a Result/Status expression from the enclosing function,
 /// otherwise evaluates to nothing: `GPUNET_TRY(db.Put(k, v));`
-#define GPUNET_TRY(expr)                                                          \
-  do {                                                                            \
-    auto&& gpunet_try_r_ = (expr);                                                \
-    if (!gpunet_try_r_) return std::unexpected(std::move(gpunet_try_r_).error()); \
-  } while (0)
+#define GPUNET_TRY(expr) GPUNET_TRY_IMPL_(GPUNET_TRY_CONCAT_(gpunet_try_r_, __COUNTER__), expr)
 
 /// Returns the error of a Result expression, otherwise moves its value into `lhs`,
 /// which is a declaration or an lvalue:
@@ -88,6 +84,13 @@ using Status = std::expected<void, Error>;
 
 #define GPUNET_TRY_CONCAT2_(a, b) a##b
 #define GPUNET_TRY_CONCAT_(a, b) GPUNET_TRY_CONCAT2_(a, b)
+// Each expansion names its temporary uniquely (__COUNTER__), so a GPUNET_TRY inside a
+// lambda inside another's argument shadows nothing (-Wshadow).
+#define GPUNET_TRY_IMPL_(tmp, expr)                           \
+  do {                                                        \
+    auto&& tmp = (expr);                                      \
+    if (!tmp) return std::unexpected(std::move(tmp).error()); \
+  } while (0)
 #define GPUNET_TRY_ASSIGN_IMPL_(tmp, lhs, expr)             \
   auto tmp = (expr);                                        \
   if (!tmp) return std::unexpected(std::move(tmp).error()); \
