@@ -16,13 +16,19 @@
 // In the same run: the raw ed25519 verify rate on all cores (bench/baseline.h),
 // the wall this figure is measured against, before and after the load (the
 // higher one counts). One line:
-//   transfers_per_s=N verify_per_s=M ratio=R blocks=B avg_block_txs=T
+//   transfers_per_s=N block_check=on verify_per_s=M ratio=R blocks=B avg_block_txs=T
+//
+// block_check says whether the ledger's per-block invariant check ran (architecture
+// §2.9; on in production). --no-block-check turns it off to measure its cost:
+// interleave runs with and without it and compare transfers_per_s and the
+// cpu_us_per_transfer / engine_us line (the check runs on the engine thread).
 //
 // The engine runs blocks at most every --interval-ms (default 100). That is a
 // node setting (node.json block_interval_ms), not a block limit: at the devnet
 // default of 1000 ms the block limit of 10,000 txs would cap the node at 10k/s.
 //
 // Usage: bench_node [--accounts N] [--senders S] [--seconds S] [--interval-ms MS]
+//                   [--clients C] [--no-block-check]
 #include <stdlib.h>
 #include <sys/resource.h>
 
@@ -64,7 +70,8 @@ struct Args {
   uint64_t senders = 100'000;
   double seconds = 10;
   uint64_t interval_ms = 100;
-  unsigned clients = 0;  ///< submitting threads; 0: one per core plus one
+  unsigned clients = 0;     ///< submitting threads; 0: one per core plus one
+  bool block_check = true;  ///< the ledger's per-block invariant check
 };
 
 // CPU seconds used by this process so far (all threads).
@@ -99,7 +106,12 @@ double EngineCpuSeconds() {
 
 Args Parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--no-block-check")) {
+      a.block_check = false;
+      continue;
+    }
+    if (i + 1 >= argc) break;
     if (!std::strcmp(argv[i], "--accounts"))
       a.accounts = std::strtoull(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--senders"))
@@ -110,6 +122,7 @@ Args Parse(int argc, char** argv) {
       a.interval_ms = std::strtoull(argv[i + 1], nullptr, 10);
     else if (!std::strcmp(argv[i], "--clients"))
       a.clients = static_cast<unsigned>(std::strtoul(argv[i + 1], nullptr, 10));
+    ++i;  // the flag's value
   }
   a.senders = std::clamp<uint64_t>(a.senders, 1, a.accounts);
   return a;
@@ -196,6 +209,7 @@ int main(int argc, char** argv) {
   node::NodeOptions options;
   options.home = home.string();
   options.log_blocks = false;
+  options.check_block_invariants = args.block_check;
   auto started = node::Node::Start(options);
   if (!started) {
     std::fprintf(stderr, "node did not start: %s\n", started.error().ToString().c_str());
@@ -273,9 +287,10 @@ int main(int argc, char** argv) {
       stderr, "cpu_us_per_transfer=%.1f engine_us=%.1f rest_us=%.1f verify_us=%.1f\n",
       cpu_s * per_tx_us, engine_s * per_tx_us, (cpu_s - engine_s) * per_tx_us,
       1e6 / static_cast<double>(std::max(base.verify_per_s_1core, after.verify_per_s_1core)));
-  std::printf("transfers_per_s=%" PRIu64 " verify_per_s=%" PRIu64 " ratio=%.2f blocks=%" PRIu64
-              " avg_block_txs=%" PRIu64 "\n",
-              per_s, verify_per_s, static_cast<double>(per_s) / static_cast<double>(verify_per_s),
-              blocks, blocks ? accepted / blocks : 0);
+  std::printf("transfers_per_s=%" PRIu64 " block_check=%s verify_per_s=%" PRIu64
+              " ratio=%.2f blocks=%" PRIu64 " avg_block_txs=%" PRIu64 "\n",
+              per_s, args.block_check ? "on" : "off", verify_per_s,
+              static_cast<double>(per_s) / static_cast<double>(verify_per_s), blocks,
+              blocks ? accepted / blocks : 0);
   return rejected == 0 ? 0 : 1;
 }

@@ -11,6 +11,15 @@
 #define GPUNET_THREAD_ANNOTATION_(x)
 #endif
 
+// Abseil's absl/base/internal/thread_annotations.h (pulled in by its containers)
+// defines GUARDED_BY, PT_GUARDED_BY and NO_THREAD_SAFETY_ANALYSIS with the same
+// meaning: ours replace them where absl came first (a different definition of a
+// macro is an error under -Werror), and absl's replace ours, silently as a system
+// header, where it comes after.
+#undef GUARDED_BY
+#undef PT_GUARDED_BY
+#undef NO_THREAD_SAFETY_ANALYSIS
+
 /// A type that acts as a lock (base::Mutex).
 #define CAPABILITY(x) GPUNET_THREAD_ANNOTATION_(capability(x))
 /// A RAII type that holds a capability for its lifetime (base::MutexLock).

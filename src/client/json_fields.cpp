@@ -45,29 +45,21 @@ base::Result<const Json*> JsonFields::Get(std::string_view name) const {
 
 base::Result<std::string> JsonFields::Str(std::string_view name) const {
   const Json* v = nullptr;
-  CLIENT_ASSIGN(v, Get(name));
+  GPUNET_TRY_ASSIGN(v, Get(name));
   if (!v->is_string()) return Bad(name, "is not a string");
   return v->get<std::string>();
 }
 
 base::Result<bool> JsonFields::Bool(std::string_view name) const {
   const Json* v = nullptr;
-  CLIENT_ASSIGN(v, Get(name));
+  GPUNET_TRY_ASSIGN(v, Get(name));
   if (!v->is_boolean()) return Bad(name, "is not true or false");
   return v->get<bool>();
 }
 
 base::Result<uint64_t> JsonFields::U64(std::string_view name) const {
   const Json* v = nullptr;
-  CLIENT_ASSIGN(v, Get(name));
-  auto parsed = v->is_string() ? ParseDecimalU64(v->get<std::string>()) : StrictU64(name);
-  if (!parsed) return Bad(name, "is not a non-negative integer");
-  return *parsed;
-}
-
-base::Result<uint64_t> JsonFields::StrictU64(std::string_view name) const {
-  const Json* v = nullptr;
-  CLIENT_ASSIGN(v, Get(name));
+  GPUNET_TRY_ASSIGN(v, Get(name));
   // Parsed JSON holds non-negative integers as unsigned; built JSON may hold them signed.
   if (v->is_number_unsigned()) return v->get<uint64_t>();
   if (v->is_number_integer() && v->get<int64_t>() >= 0)
@@ -77,21 +69,21 @@ base::Result<uint64_t> JsonFields::StrictU64(std::string_view name) const {
 
 base::Result<uint32_t> JsonFields::U32(std::string_view name) const {
   uint64_t v = 0;
-  CLIENT_ASSIGN(v, U64(name));
+  GPUNET_TRY_ASSIGN(v, U64(name));
   if (v > UINT32_MAX) return Bad(name, "is over 2^32-1");
   return static_cast<uint32_t>(v);
 }
 
 base::Result<uint16_t> JsonFields::U16(std::string_view name) const {
   uint64_t v = 0;
-  CLIENT_ASSIGN(v, U64(name));
+  GPUNET_TRY_ASSIGN(v, U64(name));
   if (v > UINT16_MAX) return Bad(name, "is over 65535");
   return static_cast<uint16_t>(v);
 }
 
 base::Result<uint64_t> JsonFields::Ugpn(std::string_view name) const {
   const Json* v = nullptr;
-  CLIENT_ASSIGN(v, Get(name));
+  GPUNET_TRY_ASSIGN(v, Get(name));
   if (!v->is_string()) return Bad(name, "is not an integer string (amounts are strings of ugpn)");
   auto parsed = ParseDecimalU64(v->get<std::string>());
   if (!parsed) return Bad(name, "is not an integer string of ugpn: " + parsed.error().message);
@@ -100,7 +92,7 @@ base::Result<uint64_t> JsonFields::Ugpn(std::string_view name) const {
 
 base::Result<unsigned __int128> JsonFields::Ugpn128(std::string_view name) const {
   std::string s;
-  CLIENT_ASSIGN(s, Str(name));
+  GPUNET_TRY_ASSIGN(s, Str(name));
   if (s.empty() || s.size() > 39) return Bad(name, "is not an integer string of ugpn");
   unsigned __int128 v = 0;
   constexpr unsigned __int128 kMax = ~static_cast<unsigned __int128>(0);
@@ -115,7 +107,7 @@ base::Result<unsigned __int128> JsonFields::Ugpn128(std::string_view name) const
 
 base::Result<base::Bytes> JsonFields::Hex(std::string_view name) const {
   std::string s;
-  CLIENT_ASSIGN(s, Str(name));
+  GPUNET_TRY_ASSIGN(s, Str(name));
   auto bytes = base::FromHex(s);
   if (!bytes) return Bad(name, "is not hex: " + bytes.error().message);
   return std::move(*bytes);
@@ -123,7 +115,7 @@ base::Result<base::Bytes> JsonFields::Hex(std::string_view name) const {
 
 base::Result<base::Hash32> JsonFields::Hash(std::string_view name) const {
   std::string s;
-  CLIENT_ASSIGN(s, Str(name));
+  GPUNET_TRY_ASSIGN(s, Str(name));
   auto h = base::FixedFromHex<32>(s);
   if (!h) return Bad(name, "is not a 64-character hex hash");
   return *h;
@@ -131,7 +123,7 @@ base::Result<base::Hash32> JsonFields::Hash(std::string_view name) const {
 
 base::Result<std::string> JsonFields::Address(std::string_view name) const {
   std::string s;
-  CLIENT_ASSIGN(s, Str(name));
+  GPUNET_TRY_ASSIGN(s, Str(name));
   auto a = crypto::ParseAddress(s);
   if (!a) return Bad(name, "is not a gpn1 address: " + a.error().message);
   return s;
@@ -139,14 +131,14 @@ base::Result<std::string> JsonFields::Address(std::string_view name) const {
 
 base::Result<const Json*> JsonFields::Array(std::string_view name) const {
   const Json* v = nullptr;
-  CLIENT_ASSIGN(v, Get(name));
+  GPUNET_TRY_ASSIGN(v, Get(name));
   if (!v->is_array()) return Bad(name, "is not an array");
   return v;
 }
 
 base::Result<const Json*> JsonFields::Object(std::string_view name) const {
   const Json* v = nullptr;
-  CLIENT_ASSIGN(v, Get(name));
+  GPUNET_TRY_ASSIGN(v, Get(name));
   if (!v->is_object()) return Bad(name, "is not an object");
   return v;
 }

@@ -14,14 +14,6 @@
 #include "base/bytes.h"
 #include "base/result.h"
 
-/// Assigns the value of a Result expression to `target` or returns its error.
-#define CLIENT_ASSIGN(target, expr)                                          \
-  do {                                                                       \
-    auto&& client_assign_r_ = (expr);                                        \
-    if (!client_assign_r_) return std::unexpected(client_assign_r_.error()); \
-    target = std::move(*client_assign_r_);                                   \
-  } while (0)
-
 namespace gpunet::client {
 
 /// `s` as a decimal u64: digits only, no sign or space, at most 2^64-1.
@@ -40,8 +32,9 @@ class JsonFields {
 
   base::Result<std::string> Str(std::string_view name) const;
   base::Result<bool> Bool(std::string_view name) const;
-  /// A JSON unsigned integer (or, leniently, a decimal string: the ledger's
-  /// contract does not say which for heights and nonces).
+  /// A JSON number that is a non-negative integer, and nothing else: docs/rpc.md
+  /// writes heights, nonces, indexes, codes, versions and gas as numbers (only the
+  /// amounts, `*_ugpn`, are strings), so a number written as a string is refused.
   base::Result<uint64_t> U64(std::string_view name) const;
   base::Result<uint32_t> U32(std::string_view name) const;
   base::Result<uint16_t> U16(std::string_view name) const;
@@ -50,7 +43,7 @@ class JsonFields {
   template <class T>
   base::Result<T> Number(std::string_view name) const {
     uint64_t v = 0;
-    CLIENT_ASSIGN(v, StrictU64(name));
+    GPUNET_TRY_ASSIGN(v, U64(name));
     if (v > std::numeric_limits<T>::max())
       return Bad(name, "is over " + std::to_string(std::numeric_limits<T>::max()));
     return static_cast<T>(v);
@@ -76,7 +69,6 @@ class JsonFields {
   std::unexpected<base::Error> Bad(std::string_view name, std::string_view problem) const;
 
  private:
-  base::Result<uint64_t> StrictU64(std::string_view name) const;
   std::string PathOf(std::string_view name) const;
 
   const nlohmann::json& m_json;

@@ -17,7 +17,7 @@ using Json = nlohmann::json;
 base::Result<std::vector<std::string>> StrList(const JsonFields& f, std::string_view name,
                                                bool addresses) {
   const Json* list = nullptr;
-  CLIENT_ASSIGN(list, f.Array(name));
+  GPUNET_TRY_ASSIGN(list, f.Array(name));
   std::vector<std::string> out;
   for (size_t i = 0; i < list->size(); ++i) {
     const Json& v = (*list)[i];
@@ -35,14 +35,14 @@ template <class T, class Parse>
 base::Result<std::vector<T>> ObjectList(const JsonFields& f, std::string_view name,
                                         const Parse& parse) {
   const Json* list = nullptr;
-  CLIENT_ASSIGN(list, f.Array(name));
+  GPUNET_TRY_ASSIGN(list, f.Array(name));
   std::vector<T> out;
   out.reserve(list->size());
   for (size_t i = 0; i < list->size(); ++i) {
     JsonFields item = f.Item((*list)[i], name, i);
     GPUNET_TRY(item.IsObject());
     T v;
-    CLIENT_ASSIGN(v, parse(item));
+    GPUNET_TRY_ASSIGN(v, parse(item));
     out.push_back(std::move(v));
   }
   return out;
@@ -50,78 +50,78 @@ base::Result<std::vector<T>> ObjectList(const JsonFields& f, std::string_view na
 
 base::Result<PayoutShare> ParsePayout(const JsonFields& f) {
   PayoutShare p;
-  CLIENT_ASSIGN(p.payee, f.Address("payee"));
-  CLIENT_ASSIGN(p.bp, f.Number<uint32_t>("bp"));
+  GPUNET_TRY_ASSIGN(p.payee, f.Address("payee"));
+  GPUNET_TRY_ASSIGN(p.bp, f.Number<uint32_t>("bp"));
   return p;
 }
 
 base::Result<UnbondingInfo> ParseUnbonding(const JsonFields& f) {
   UnbondingInfo u;
-  CLIENT_ASSIGN(u.amount_ugpn, f.Ugpn("amount_ugpn"));
-  CLIENT_ASSIGN(u.release_ms, f.Number<uint64_t>("release_ms"));
+  GPUNET_TRY_ASSIGN(u.amount_ugpn, f.Ugpn("amount_ugpn"));
+  GPUNET_TRY_ASSIGN(u.release_ms, f.Number<uint64_t>("release_ms"));
   return u;
 }
 
 base::Result<SiteInfo> ParseSite(const JsonFields& f) {
   SiteInfo s;
-  CLIENT_ASSIGN(s.site_id, f.Number<uint32_t>("site_id"));
-  CLIENT_ASSIGN(s.fabric, f.Str("fabric"));
-  CLIENT_ASSIGN(s.bandwidth_gbps, f.Number<uint32_t>("bandwidth_gbps"));
-  CLIENT_ASSIGN(s.machines, f.Number<uint32_t>("machines"));
+  GPUNET_TRY_ASSIGN(s.site_id, f.Number<uint32_t>("site_id"));
+  GPUNET_TRY_ASSIGN(s.fabric, f.Str("fabric"));
+  GPUNET_TRY_ASSIGN(s.bandwidth_gbps, f.Number<uint32_t>("bandwidth_gbps"));
+  GPUNET_TRY_ASSIGN(s.machines, f.Number<uint32_t>("machines"));
   return s;
 }
 
 base::Result<MachineInfo> ParseMachine(const JsonFields& f) {
   MachineInfo m;
-  CLIENT_ASSIGN(m.machine_id, f.Number<uint32_t>("machine_id"));
-  CLIENT_ASSIGN(m.site_id, f.Number<uint32_t>("site_id"));
-  CLIENT_ASSIGN(m.gpu_model, f.Str("gpu_model"));
-  CLIENT_ASSIGN(m.gpu_count, f.Number<uint32_t>("gpu_count"));
-  CLIENT_ASSIGN(m.free_gpus, f.Number<uint32_t>("free_gpus"));
-  CLIENT_ASSIGN(m.vram_gib, f.Number<uint32_t>("vram_gib"));
-  CLIENT_ASSIGN(m.link, f.Str("link"));
-  CLIENT_ASSIGN(m.driver_version, f.Str("driver_version"));
-  CLIENT_ASSIGN(m.cuda_version, f.Number<uint32_t>("cuda_version"));
-  CLIENT_ASSIGN(m.compute_capability, f.Number<uint32_t>("compute_capability"));
-  CLIENT_ASSIGN(m.cpu_cores, f.Number<uint32_t>("cpu_cores"));
-  CLIENT_ASSIGN(m.memory_gib, f.Number<uint32_t>("memory_gib"));
-  CLIENT_ASSIGN(m.disk_gib, f.Number<uint32_t>("disk_gib"));
+  GPUNET_TRY_ASSIGN(m.machine_id, f.Number<uint32_t>("machine_id"));
+  GPUNET_TRY_ASSIGN(m.site_id, f.Number<uint32_t>("site_id"));
+  GPUNET_TRY_ASSIGN(m.gpu_model, f.Str("gpu_model"));
+  GPUNET_TRY_ASSIGN(m.gpu_count, f.Number<uint32_t>("gpu_count"));
+  GPUNET_TRY_ASSIGN(m.free_gpus, f.Number<uint32_t>("free_gpus"));
+  GPUNET_TRY_ASSIGN(m.vram_gib, f.Number<uint32_t>("vram_gib"));
+  GPUNET_TRY_ASSIGN(m.link, f.Str("link"));
+  GPUNET_TRY_ASSIGN(m.driver_version, f.Str("driver_version"));
+  GPUNET_TRY_ASSIGN(m.cuda_version, f.Number<uint32_t>("cuda_version"));
+  GPUNET_TRY_ASSIGN(m.compute_capability, f.Number<uint32_t>("compute_capability"));
+  GPUNET_TRY_ASSIGN(m.cpu_cores, f.Number<uint32_t>("cpu_cores"));
+  GPUNET_TRY_ASSIGN(m.memory_gib, f.Number<uint32_t>("memory_gib"));
+  GPUNET_TRY_ASSIGN(m.disk_gib, f.Number<uint32_t>("disk_gib"));
   return m;
 }
 
 base::Result<OfferClass> ParseOfferClass(const JsonFields& f) {
   OfferClass c;
-  CLIENT_ASSIGN(c.region, f.Str("region"));
-  CLIENT_ASSIGN(c.provider_active, f.Bool("provider_active"));
-  CLIENT_ASSIGN(c.fault_rate_ppm, f.Number<uint32_t>("fault_rate_ppm"));
-  CLIENT_ASSIGN(c.machines, f.Number<uint32_t>("machines"));
-  CLIENT_ASSIGN(c.sites, f.Number<uint32_t>("sites"));
-  CLIENT_ASSIGN(c.gpus_per_machine_max, f.Number<uint32_t>("gpus_per_machine_max"));
-  CLIENT_ASSIGN(c.free_gpus, f.Number<uint64_t>("free_gpus"));
-  CLIENT_ASSIGN(c.vram_gib_min, f.Number<uint32_t>("vram_gib_min"));
-  CLIENT_ASSIGN(c.cuda_version_min, f.Number<uint32_t>("cuda_version_min"));
-  CLIENT_ASSIGN(c.compute_capability_min, f.Number<uint32_t>("compute_capability_min"));
-  CLIENT_ASSIGN(c.driver_version_min, f.Str("driver_version_min"));
-  CLIENT_ASSIGN(c.link, f.Str("link"));
-  CLIENT_ASSIGN(c.fabric, f.Str("fabric"));
+  GPUNET_TRY_ASSIGN(c.region, f.Str("region"));
+  GPUNET_TRY_ASSIGN(c.provider_active, f.Bool("provider_active"));
+  GPUNET_TRY_ASSIGN(c.fault_rate_ppm, f.Number<uint32_t>("fault_rate_ppm"));
+  GPUNET_TRY_ASSIGN(c.machines, f.Number<uint32_t>("machines"));
+  GPUNET_TRY_ASSIGN(c.sites, f.Number<uint32_t>("sites"));
+  GPUNET_TRY_ASSIGN(c.gpus_per_machine_max, f.Number<uint32_t>("gpus_per_machine_max"));
+  GPUNET_TRY_ASSIGN(c.free_gpus, f.Number<uint64_t>("free_gpus"));
+  GPUNET_TRY_ASSIGN(c.vram_gib_min, f.Number<uint32_t>("vram_gib_min"));
+  GPUNET_TRY_ASSIGN(c.cuda_version_min, f.Number<uint32_t>("cuda_version_min"));
+  GPUNET_TRY_ASSIGN(c.compute_capability_min, f.Number<uint32_t>("compute_capability_min"));
+  GPUNET_TRY_ASSIGN(c.driver_version_min, f.Str("driver_version_min"));
+  GPUNET_TRY_ASSIGN(c.link, f.Str("link"));
+  GPUNET_TRY_ASSIGN(c.fabric, f.Str("fabric"));
   return c;
 }
 
 /// An offer; `with_class`: with the class summary GET /market/offer(s) add.
 base::Result<OfferInfo> ParseOffer(const JsonFields& f, bool with_class) {
   OfferInfo o;
-  CLIENT_ASSIGN(o.offer_id, f.Number<uint64_t>("offer_id"));
-  CLIENT_ASSIGN(o.provider, f.Address("provider"));
-  CLIENT_ASSIGN(o.gpu_model, f.Str("gpu_model"));
-  CLIENT_ASSIGN(o.site_id, f.Number<uint32_t>("site_id"));
-  CLIENT_ASSIGN(o.price_ugpn_per_gpu_hour, f.Ugpn("price_ugpn_per_gpu_hour"));
-  CLIENT_ASSIGN(o.tenants, StrList(f, "tenants", true));
-  CLIENT_ASSIGN(o.is_private, f.Bool("private"));
-  CLIENT_ASSIGN(o.open, f.Bool("open"));
-  CLIENT_ASSIGN(o.created_ms, f.Number<uint64_t>("created_ms"));
+  GPUNET_TRY_ASSIGN(o.offer_id, f.Number<uint64_t>("offer_id"));
+  GPUNET_TRY_ASSIGN(o.provider, f.Address("provider"));
+  GPUNET_TRY_ASSIGN(o.gpu_model, f.Str("gpu_model"));
+  GPUNET_TRY_ASSIGN(o.site_id, f.Number<uint32_t>("site_id"));
+  GPUNET_TRY_ASSIGN(o.price_ugpn_per_gpu_hour, f.Ugpn("price_ugpn_per_gpu_hour"));
+  GPUNET_TRY_ASSIGN(o.tenants, StrList(f, "tenants", true));
+  GPUNET_TRY_ASSIGN(o.is_private, f.Bool("private"));
+  GPUNET_TRY_ASSIGN(o.open, f.Bool("open"));
+  GPUNET_TRY_ASSIGN(o.created_ms, f.Number<uint64_t>("created_ms"));
   if (with_class) {
     OfferClass c;
-    CLIENT_ASSIGN(c, ParseOfferClass(f));
+    GPUNET_TRY_ASSIGN(c, ParseOfferClass(f));
     o.machine_class = std::move(c);
   }
   return o;
@@ -129,23 +129,23 @@ base::Result<OfferInfo> ParseOffer(const JsonFields& f, bool with_class) {
 
 /// Counts, reputation and money of a provider (a list entry has these only).
 base::Status ParseProviderCounts(const JsonFields& f, ProviderInfo& p) {
-  CLIENT_ASSIGN(p.registered_ms, f.Number<uint64_t>("registered_ms"));
-  CLIENT_ASSIGN(p.last_heartbeat_ms, f.Number<uint64_t>("last_heartbeat_ms"));
-  CLIENT_ASSIGN(p.last_heartbeat_height, f.Number<uint64_t>("last_heartbeat_height"));
-  CLIENT_ASSIGN(p.heartbeat_deadline_ms, f.Number<uint64_t>("heartbeat_deadline_ms"));
-  CLIENT_ASSIGN(p.sites, f.Number<uint32_t>("sites"));
-  CLIENT_ASSIGN(p.machines, f.Number<uint32_t>("machines"));
-  CLIENT_ASSIGN(p.open_offers, f.Number<uint32_t>("open_offers"));
-  CLIENT_ASSIGN(p.open_leases, f.Number<uint32_t>("open_leases"));
-  CLIENT_ASSIGN(p.started_leases, f.Number<uint32_t>("started_leases"));
-  CLIENT_ASSIGN(p.leases_completed, f.Number<uint64_t>("leases_completed"));
-  CLIENT_ASSIGN(p.faults, f.Number<uint64_t>("faults"));
-  CLIENT_ASSIGN(p.fault_rate_ppm, f.Number<uint32_t>("fault_rate_ppm"));
-  CLIENT_ASSIGN(p.penalties_paid_ugpn, f.Ugpn("penalties_paid_ugpn"));
-  CLIENT_ASSIGN(p.penalties_unpaid_ugpn, f.Ugpn("penalties_unpaid_ugpn"));
-  CLIENT_ASSIGN(p.earned_ugpn, f.Ugpn("earned_ugpn"));
-  CLIENT_ASSIGN(p.promised_penalties_ugpn, f.Ugpn("promised_penalties_ugpn"));
-  CLIENT_ASSIGN(p.required_bond_ugpn, f.Ugpn("required_bond_ugpn"));
+  GPUNET_TRY_ASSIGN(p.registered_ms, f.Number<uint64_t>("registered_ms"));
+  GPUNET_TRY_ASSIGN(p.last_heartbeat_ms, f.Number<uint64_t>("last_heartbeat_ms"));
+  GPUNET_TRY_ASSIGN(p.last_heartbeat_height, f.Number<uint64_t>("last_heartbeat_height"));
+  GPUNET_TRY_ASSIGN(p.heartbeat_deadline_ms, f.Number<uint64_t>("heartbeat_deadline_ms"));
+  GPUNET_TRY_ASSIGN(p.sites, f.Number<uint32_t>("sites"));
+  GPUNET_TRY_ASSIGN(p.machines, f.Number<uint32_t>("machines"));
+  GPUNET_TRY_ASSIGN(p.open_offers, f.Number<uint32_t>("open_offers"));
+  GPUNET_TRY_ASSIGN(p.open_leases, f.Number<uint32_t>("open_leases"));
+  GPUNET_TRY_ASSIGN(p.started_leases, f.Number<uint32_t>("started_leases"));
+  GPUNET_TRY_ASSIGN(p.leases_completed, f.Number<uint64_t>("leases_completed"));
+  GPUNET_TRY_ASSIGN(p.faults, f.Number<uint64_t>("faults"));
+  GPUNET_TRY_ASSIGN(p.fault_rate_ppm, f.Number<uint32_t>("fault_rate_ppm"));
+  GPUNET_TRY_ASSIGN(p.penalties_paid_ugpn, f.Ugpn("penalties_paid_ugpn"));
+  GPUNET_TRY_ASSIGN(p.penalties_unpaid_ugpn, f.Ugpn("penalties_unpaid_ugpn"));
+  GPUNET_TRY_ASSIGN(p.earned_ugpn, f.Ugpn("earned_ugpn"));
+  GPUNET_TRY_ASSIGN(p.promised_penalties_ugpn, f.Ugpn("promised_penalties_ugpn"));
+  GPUNET_TRY_ASSIGN(p.required_bond_ugpn, f.Ugpn("required_bond_ugpn"));
   return base::Ok();
 }
 
@@ -153,44 +153,44 @@ base::Status ParseProviderCounts(const JsonFields& f, ProviderInfo& p) {
 /// /market/provider/<owner>).
 base::Result<ProviderInfo> ParseProvider(const JsonFields& f, bool details) {
   ProviderInfo p;
-  CLIENT_ASSIGN(p.owner, f.Address("owner"));
-  CLIENT_ASSIGN(p.operator_address, f.Address("operator"));
-  CLIENT_ASSIGN(p.tenant_api_uri, f.Str("tenant_api_uri"));
-  CLIENT_ASSIGN(p.tls_fingerprint, f.Hash("tls_fingerprint"));
-  CLIENT_ASSIGN(p.region, f.Str("region"));
-  CLIENT_ASSIGN(p.payouts, ObjectList<PayoutShare>(f, "payouts", ParsePayout));
+  GPUNET_TRY_ASSIGN(p.owner, f.Address("owner"));
+  GPUNET_TRY_ASSIGN(p.operator_address, f.Address("operator"));
+  GPUNET_TRY_ASSIGN(p.tenant_api_uri, f.Str("tenant_api_uri"));
+  GPUNET_TRY_ASSIGN(p.tls_fingerprint, f.Hash("tls_fingerprint"));
+  GPUNET_TRY_ASSIGN(p.region, f.Str("region"));
+  GPUNET_TRY_ASSIGN(p.payouts, ObjectList<PayoutShare>(f, "payouts", ParsePayout));
   const Json* policy = nullptr;
-  CLIENT_ASSIGN(policy, f.Object("policy"));
+  GPUNET_TRY_ASSIGN(policy, f.Object("policy"));
   JsonFields fp = f.Sub(*policy, "policy");
-  CLIENT_ASSIGN(p.policy_allow, StrList(fp, "allow", true));
-  CLIENT_ASSIGN(p.policy_deny, StrList(fp, "deny", true));
-  CLIENT_ASSIGN(p.active, f.Bool("active"));
-  CLIENT_ASSIGN(p.bond_ugpn, f.Ugpn("bond_ugpn"));
-  CLIENT_ASSIGN(p.unbonding, ObjectList<UnbondingInfo>(f, "unbonding", ParseUnbonding));
+  GPUNET_TRY_ASSIGN(p.policy_allow, StrList(fp, "allow", true));
+  GPUNET_TRY_ASSIGN(p.policy_deny, StrList(fp, "deny", true));
+  GPUNET_TRY_ASSIGN(p.active, f.Bool("active"));
+  GPUNET_TRY_ASSIGN(p.bond_ugpn, f.Ugpn("bond_ugpn"));
+  GPUNET_TRY_ASSIGN(p.unbonding, ObjectList<UnbondingInfo>(f, "unbonding", ParseUnbonding));
   GPUNET_TRY(ParseProviderCounts(f, p));
   if (details) {
-    CLIENT_ASSIGN(p.site_list, ObjectList<SiteInfo>(f, "site_list", ParseSite));
-    CLIENT_ASSIGN(p.machine_list, ObjectList<MachineInfo>(f, "machine_list", ParseMachine));
-    CLIENT_ASSIGN(p.offer_list, ObjectList<OfferInfo>(f, "offer_list", [](const JsonFields& o) {
-                    return ParseOffer(o, false);
-                  }));
+    GPUNET_TRY_ASSIGN(p.site_list, ObjectList<SiteInfo>(f, "site_list", ParseSite));
+    GPUNET_TRY_ASSIGN(p.machine_list, ObjectList<MachineInfo>(f, "machine_list", ParseMachine));
+    GPUNET_TRY_ASSIGN(p.offer_list, ObjectList<OfferInfo>(f, "offer_list", [](const JsonFields& o) {
+                        return ParseOffer(o, false);
+                      }));
   }
   return p;
 }
 
 base::Result<OrderRequirementsInfo> ParseRequirements(const JsonFields& f) {
   OrderRequirementsInfo q;
-  CLIENT_ASSIGN(q.gpu_models, StrList(f, "gpu_models", false));
-  CLIENT_ASSIGN(q.gpus_per_machine, f.Number<uint32_t>("gpus_per_machine"));
-  CLIENT_ASSIGN(q.machines, f.Number<uint32_t>("machines"));
-  CLIENT_ASSIGN(q.min_vram_gib, f.Number<uint32_t>("min_vram_gib"));
-  CLIENT_ASSIGN(q.region, f.Str("region"));
-  CLIENT_ASSIGN(q.fabric, f.Str("fabric"));
-  CLIENT_ASSIGN(q.same_site, f.Bool("same_site"));
-  CLIENT_ASSIGN(q.min_cuda_version, f.Number<uint32_t>("min_cuda_version"));
-  CLIENT_ASSIGN(q.auditors, StrList(f, "auditors", true));
+  GPUNET_TRY_ASSIGN(q.gpu_models, StrList(f, "gpu_models", false));
+  GPUNET_TRY_ASSIGN(q.gpus_per_machine, f.Number<uint32_t>("gpus_per_machine"));
+  GPUNET_TRY_ASSIGN(q.machines, f.Number<uint32_t>("machines"));
+  GPUNET_TRY_ASSIGN(q.min_vram_gib, f.Number<uint32_t>("min_vram_gib"));
+  GPUNET_TRY_ASSIGN(q.region, f.Str("region"));
+  GPUNET_TRY_ASSIGN(q.fabric, f.Str("fabric"));
+  GPUNET_TRY_ASSIGN(q.same_site, f.Bool("same_site"));
+  GPUNET_TRY_ASSIGN(q.min_cuda_version, f.Number<uint32_t>("min_cuda_version"));
+  GPUNET_TRY_ASSIGN(q.auditors, StrList(f, "auditors", true));
   const Json* attributes = nullptr;
-  CLIENT_ASSIGN(attributes, f.Object("attributes"));
+  GPUNET_TRY_ASSIGN(attributes, f.Object("attributes"));
   for (const auto& [key, value] : attributes->items()) {
     if (!value.is_string()) return f.Bad("attributes." + key, "is not a string");
     q.attributes.emplace_back(key, value.get<std::string>());
@@ -200,42 +200,42 @@ base::Result<OrderRequirementsInfo> ParseRequirements(const JsonFields& f) {
 
 base::Result<OrderProvidersInfo> ParseOrderProviders(const JsonFields& f) {
   OrderProvidersInfo p;
-  CLIENT_ASSIGN(p.min_bond_ugpn, f.Ugpn("min_bond_ugpn"));
-  CLIENT_ASSIGN(p.min_earned_ugpn, f.Ugpn("min_earned_ugpn"));
-  CLIENT_ASSIGN(p.max_fault_rate_ppm, f.Number<uint32_t>("max_fault_rate_ppm"));
-  CLIENT_ASSIGN(p.excluded, StrList(f, "excluded", true));
+  GPUNET_TRY_ASSIGN(p.min_bond_ugpn, f.Ugpn("min_bond_ugpn"));
+  GPUNET_TRY_ASSIGN(p.min_earned_ugpn, f.Ugpn("min_earned_ugpn"));
+  GPUNET_TRY_ASSIGN(p.max_fault_rate_ppm, f.Number<uint32_t>("max_fault_rate_ppm"));
+  GPUNET_TRY_ASSIGN(p.excluded, StrList(f, "excluded", true));
   return p;
 }
 
 base::Result<OrderInfo> ParseOrder(const JsonFields& f) {
   OrderInfo o;
-  CLIENT_ASSIGN(o.order_id, f.Number<uint64_t>("order_id"));
-  CLIENT_ASSIGN(o.tenant, f.Address("tenant"));
+  GPUNET_TRY_ASSIGN(o.order_id, f.Number<uint64_t>("order_id"));
+  GPUNET_TRY_ASSIGN(o.tenant, f.Address("tenant"));
   const Json* requirements = nullptr;
-  CLIENT_ASSIGN(requirements, f.Object("requirements"));
-  CLIENT_ASSIGN(o.requirements, ParseRequirements(f.Sub(*requirements, "requirements")));
-  CLIENT_ASSIGN(o.max_price_ugpn_per_gpu_hour, f.Ugpn("max_price_ugpn_per_gpu_hour"));
-  CLIENT_ASSIGN(o.deposit_ugpn, f.Ugpn("deposit_ugpn"));
-  CLIENT_ASSIGN(o.manifest_hash, f.Hash("manifest_hash"));
-  CLIENT_ASSIGN(o.created_ms, f.Number<uint64_t>("created_ms"));
-  CLIENT_ASSIGN(o.window_end_ms, f.Number<uint64_t>("window_end_ms"));
-  CLIENT_ASSIGN(o.state, f.Str("state"));
-  CLIENT_ASSIGN(o.bids, f.Number<uint32_t>("bids"));
-  CLIENT_ASSIGN(o.lease_id, f.Number<uint64_t>("lease_id"));
+  GPUNET_TRY_ASSIGN(requirements, f.Object("requirements"));
+  GPUNET_TRY_ASSIGN(o.requirements, ParseRequirements(f.Sub(*requirements, "requirements")));
+  GPUNET_TRY_ASSIGN(o.max_price_ugpn_per_gpu_hour, f.Ugpn("max_price_ugpn_per_gpu_hour"));
+  GPUNET_TRY_ASSIGN(o.deposit_ugpn, f.Ugpn("deposit_ugpn"));
+  GPUNET_TRY_ASSIGN(o.manifest_hash, f.Hash("manifest_hash"));
+  GPUNET_TRY_ASSIGN(o.created_ms, f.Number<uint64_t>("created_ms"));
+  GPUNET_TRY_ASSIGN(o.window_end_ms, f.Number<uint64_t>("window_end_ms"));
+  GPUNET_TRY_ASSIGN(o.state, f.Str("state"));
+  GPUNET_TRY_ASSIGN(o.bids, f.Number<uint32_t>("bids"));
+  GPUNET_TRY_ASSIGN(o.lease_id, f.Number<uint64_t>("lease_id"));
   const Json* providers = nullptr;
-  CLIENT_ASSIGN(providers, f.Object("providers"));
-  CLIENT_ASSIGN(o.providers, ParseOrderProviders(f.Sub(*providers, "providers")));
+  GPUNET_TRY_ASSIGN(providers, f.Object("providers"));
+  GPUNET_TRY_ASSIGN(o.providers, ParseOrderProviders(f.Sub(*providers, "providers")));
   return o;
 }
 
 base::Result<BidInfo> ParseBid(const JsonFields& f) {
   BidInfo b;
-  CLIENT_ASSIGN(b.bid_id, f.Number<uint64_t>("bid_id"));
-  CLIENT_ASSIGN(b.order_id, f.Number<uint64_t>("order_id"));
-  CLIENT_ASSIGN(b.provider, f.Address("provider"));
-  CLIENT_ASSIGN(b.price_ugpn_per_gpu_hour, f.Ugpn("price_ugpn_per_gpu_hour"));
+  GPUNET_TRY_ASSIGN(b.bid_id, f.Number<uint64_t>("bid_id"));
+  GPUNET_TRY_ASSIGN(b.order_id, f.Number<uint64_t>("order_id"));
+  GPUNET_TRY_ASSIGN(b.provider, f.Address("provider"));
+  GPUNET_TRY_ASSIGN(b.price_ugpn_per_gpu_hour, f.Ugpn("price_ugpn_per_gpu_hour"));
   const Json* machines = nullptr;
-  CLIENT_ASSIGN(machines, f.Array("machine_ids"));
+  GPUNET_TRY_ASSIGN(machines, f.Array("machine_ids"));
   for (size_t i = 0; i < machines->size(); ++i) {
     const Json& m = (*machines)[i];
     // Parsed JSON holds non-negative integers as unsigned; built JSON may hold them signed.
@@ -244,49 +244,49 @@ base::Result<BidInfo> ParseBid(const JsonFields& f) {
       return f.Bad("machine_ids[" + std::to_string(i) + "]", "is not a machine id (a number)");
     b.machine_ids.push_back(m.get<uint32_t>());
   }
-  CLIENT_ASSIGN(b.created_ms, f.Number<uint64_t>("created_ms"));
+  GPUNET_TRY_ASSIGN(b.created_ms, f.Number<uint64_t>("created_ms"));
   return b;
 }
 
 base::Result<AllocationInfo> ParseAllocation(const JsonFields& f) {
   AllocationInfo a;
-  CLIENT_ASSIGN(a.machine_id, f.Number<uint32_t>("machine_id"));
-  CLIENT_ASSIGN(a.gpus, f.Number<uint32_t>("gpus"));
+  GPUNET_TRY_ASSIGN(a.machine_id, f.Number<uint32_t>("machine_id"));
+  GPUNET_TRY_ASSIGN(a.gpus, f.Number<uint32_t>("gpus"));
   return a;
 }
 
 /// The money and times of a lease (the second half of its fields).
 base::Status ParseLeaseMoney(const JsonFields& f, LeaseInfo& l) {
-  CLIENT_ASSIGN(l.created_ms, f.Number<uint64_t>("created_ms"));
-  CLIENT_ASSIGN(l.start_deadline_ms, f.Number<uint64_t>("start_deadline_ms"));
-  CLIENT_ASSIGN(l.started_ms, f.Number<uint64_t>("started_ms"));
-  CLIENT_ASSIGN(l.paid_until_ms, f.Number<uint64_t>("paid_until_ms"));
-  CLIENT_ASSIGN(l.deposited_ugpn, f.Ugpn("deposited_ugpn"));
-  CLIENT_ASSIGN(l.escrow_ugpn, f.Ugpn("escrow_ugpn"));
-  CLIENT_ASSIGN(l.paid_ugpn, f.Ugpn("paid_ugpn"));
-  CLIENT_ASSIGN(l.refunded_ugpn, f.Ugpn("refunded_ugpn"));
-  CLIENT_ASSIGN(l.penalty_ugpn, f.Ugpn("penalty_ugpn"));
-  CLIENT_ASSIGN(l.closed_ms, f.Number<uint64_t>("closed_ms"));
-  CLIENT_ASSIGN(l.as_of_ms, f.Number<uint64_t>("as_of_ms"));
-  CLIENT_ASSIGN(l.accrued_ugpn, f.Ugpn("accrued_ugpn"));
-  CLIENT_ASSIGN(l.withdrawable_ugpn, f.Ugpn("withdrawable_ugpn"));
+  GPUNET_TRY_ASSIGN(l.created_ms, f.Number<uint64_t>("created_ms"));
+  GPUNET_TRY_ASSIGN(l.start_deadline_ms, f.Number<uint64_t>("start_deadline_ms"));
+  GPUNET_TRY_ASSIGN(l.started_ms, f.Number<uint64_t>("started_ms"));
+  GPUNET_TRY_ASSIGN(l.paid_until_ms, f.Number<uint64_t>("paid_until_ms"));
+  GPUNET_TRY_ASSIGN(l.deposited_ugpn, f.Ugpn("deposited_ugpn"));
+  GPUNET_TRY_ASSIGN(l.escrow_ugpn, f.Ugpn("escrow_ugpn"));
+  GPUNET_TRY_ASSIGN(l.paid_ugpn, f.Ugpn("paid_ugpn"));
+  GPUNET_TRY_ASSIGN(l.refunded_ugpn, f.Ugpn("refunded_ugpn"));
+  GPUNET_TRY_ASSIGN(l.penalty_ugpn, f.Ugpn("penalty_ugpn"));
+  GPUNET_TRY_ASSIGN(l.closed_ms, f.Number<uint64_t>("closed_ms"));
+  GPUNET_TRY_ASSIGN(l.as_of_ms, f.Number<uint64_t>("as_of_ms"));
+  GPUNET_TRY_ASSIGN(l.accrued_ugpn, f.Ugpn("accrued_ugpn"));
+  GPUNET_TRY_ASSIGN(l.withdrawable_ugpn, f.Ugpn("withdrawable_ugpn"));
   return base::Ok();
 }
 
 base::Result<LeaseInfo> ParseLease(const JsonFields& f) {
   LeaseInfo l;
-  CLIENT_ASSIGN(l.lease_id, f.Number<uint64_t>("lease_id"));
-  CLIENT_ASSIGN(l.tenant, f.Address("tenant"));
-  CLIENT_ASSIGN(l.provider, f.Address("provider"));
-  CLIENT_ASSIGN(l.offer_id, f.Number<uint64_t>("offer_id"));
-  CLIENT_ASSIGN(l.order_id, f.Number<uint64_t>("order_id"));
-  CLIENT_ASSIGN(l.allocations, ObjectList<AllocationInfo>(f, "allocations", ParseAllocation));
-  CLIENT_ASSIGN(l.gpus, f.Number<uint64_t>("gpus"));
-  CLIENT_ASSIGN(l.price_ugpn_per_gpu_hour, f.Ugpn("price_ugpn_per_gpu_hour"));
-  CLIENT_ASSIGN(l.rate_ugpn_per_hour, f.Ugpn("rate_ugpn_per_hour"));
-  CLIENT_ASSIGN(l.manifest_hash, f.Hash("manifest_hash"));
-  CLIENT_ASSIGN(l.state, f.Str("state"));
-  CLIENT_ASSIGN(l.end, f.Str("end"));
+  GPUNET_TRY_ASSIGN(l.lease_id, f.Number<uint64_t>("lease_id"));
+  GPUNET_TRY_ASSIGN(l.tenant, f.Address("tenant"));
+  GPUNET_TRY_ASSIGN(l.provider, f.Address("provider"));
+  GPUNET_TRY_ASSIGN(l.offer_id, f.Number<uint64_t>("offer_id"));
+  GPUNET_TRY_ASSIGN(l.order_id, f.Number<uint64_t>("order_id"));
+  GPUNET_TRY_ASSIGN(l.allocations, ObjectList<AllocationInfo>(f, "allocations", ParseAllocation));
+  GPUNET_TRY_ASSIGN(l.gpus, f.Number<uint64_t>("gpus"));
+  GPUNET_TRY_ASSIGN(l.price_ugpn_per_gpu_hour, f.Ugpn("price_ugpn_per_gpu_hour"));
+  GPUNET_TRY_ASSIGN(l.rate_ugpn_per_hour, f.Ugpn("rate_ugpn_per_hour"));
+  GPUNET_TRY_ASSIGN(l.manifest_hash, f.Hash("manifest_hash"));
+  GPUNET_TRY_ASSIGN(l.state, f.Str("state"));
+  GPUNET_TRY_ASSIGN(l.end, f.Str("end"));
   GPUNET_TRY(ParseLeaseMoney(f, l));
   return l;
 }
@@ -295,8 +295,8 @@ base::Result<LeaseInfo> ParseLease(const JsonFields& f) {
 template <class Answer>
 base::Status ParseEnvelope(const JsonFields& f, Answer& a) {
   GPUNET_TRY(f.IsObject());
-  CLIENT_ASSIGN(a.height, f.Number<uint64_t>("height"));
-  CLIENT_ASSIGN(a.time_ms, f.Number<uint64_t>("time_ms"));
+  GPUNET_TRY_ASSIGN(a.height, f.Number<uint64_t>("height"));
+  GPUNET_TRY_ASSIGN(a.time_ms, f.Number<uint64_t>("time_ms"));
   return base::Ok();
 }
 
@@ -308,8 +308,8 @@ base::Result<MarketAnswer<T>> AnswerOf(const Json& j, const std::string& what,
   MarketAnswer<T> a;
   GPUNET_TRY(ParseEnvelope(f, a));
   const Json* record = nullptr;
-  CLIENT_ASSIGN(record, f.Object(name));
-  CLIENT_ASSIGN(a.value, parse(f.Sub(*record, name)));
+  GPUNET_TRY_ASSIGN(record, f.Object(name));
+  GPUNET_TRY_ASSIGN(a.value, parse(f.Sub(*record, name)));
   a.raw = j;
   a.raw_record = *record;
   return a;
@@ -322,11 +322,11 @@ base::Result<MarketPage<T>> PageOf(const Json& j, const std::string& what, std::
   JsonFields f(j, what);
   MarketPage<T> page;
   GPUNET_TRY(ParseEnvelope(f, page));
-  CLIENT_ASSIGN(page.entries, ObjectList<T>(f, name, parse));
-  CLIENT_ASSIGN(page.truncated, f.Bool("truncated"));
+  GPUNET_TRY_ASSIGN(page.entries, ObjectList<T>(f, name, parse));
+  GPUNET_TRY_ASSIGN(page.truncated, f.Bool("truncated"));
   if (f.Has("next")) {
     uint64_t next = 0;
-    CLIENT_ASSIGN(next, f.Number<uint64_t>("next"));
+    GPUNET_TRY_ASSIGN(next, f.Number<uint64_t>("next"));
     page.next = next;
   }
   page.raw = j;
@@ -376,10 +376,10 @@ base::Result<MarketPage<OrderInfo>> ParseOrdersPage(const Json& j, const std::st
 
 base::Result<MarketAnswer<OrderBids>> ParseOrderBidsAnswer(const Json& j, const std::string& what) {
   MarketAnswer<OrderInfo> order;
-  CLIENT_ASSIGN(order, ParseOrderAnswer(j, what));
+  GPUNET_TRY_ASSIGN(order, ParseOrderAnswer(j, what));
   MarketAnswer<OrderBids> a{
       order.height, order.time_ms, {std::move(order.value), {}}, j, std::move(order.raw_record)};
-  CLIENT_ASSIGN(a.value.bids, ObjectList<BidInfo>(JsonFields(j, what), "bids", ParseBid));
+  GPUNET_TRY_ASSIGN(a.value.bids, ObjectList<BidInfo>(JsonFields(j, what), "bids", ParseBid));
   return a;
 }
 
@@ -399,27 +399,27 @@ base::Result<ConservationInfo> ParseConservation(const Json& j) {
   JsonFields f(j, "GET /conservation");
   ConservationInfo c;
   GPUNET_TRY(ParseEnvelope(f, c));
-  CLIENT_ASSIGN(c.holds, f.Bool("holds"));
+  GPUNET_TRY_ASSIGN(c.holds, f.Bool("holds"));
   c.raw = j;
   if (f.Has("message")) {  // the scan could not add up: no sums (docs/rpc.md)
     std::string message;
-    CLIENT_ASSIGN(message, f.Str("message"));
+    GPUNET_TRY_ASSIGN(message, f.Str("message"));
     if (c.holds) return f.Bad("holds", "is true beside a message saying the scan failed");
     c.message = std::move(message);
     return c;
   }
   ConservationSums s;
-  CLIENT_ASSIGN(s.balances_ugpn, f.Ugpn128("balances_ugpn"));
-  CLIENT_ASSIGN(s.escrow_ugpn, f.Ugpn128("escrow_ugpn"));
-  CLIENT_ASSIGN(s.bonds_ugpn, f.Ugpn128("bonds_ugpn"));
-  CLIENT_ASSIGN(s.stake_ugpn, f.Ugpn128("stake_ugpn"));
-  CLIENT_ASSIGN(s.unbonding_ugpn, f.Ugpn128("unbonding_ugpn"));
-  CLIENT_ASSIGN(s.fee_pool_ugpn, f.Ugpn("fee_pool_ugpn"));
-  CLIENT_ASSIGN(s.genesis_ugpn, f.Ugpn("genesis_ugpn"));
-  CLIENT_ASSIGN(s.minted_ugpn, f.Ugpn("minted_ugpn"));
-  CLIENT_ASSIGN(s.burned_ugpn, f.Ugpn("burned_ugpn"));
-  CLIENT_ASSIGN(s.accounts, f.Number<uint64_t>("accounts"));
-  CLIENT_ASSIGN(s.equation, f.Str("equation"));
+  GPUNET_TRY_ASSIGN(s.balances_ugpn, f.Ugpn128("balances_ugpn"));
+  GPUNET_TRY_ASSIGN(s.escrow_ugpn, f.Ugpn128("escrow_ugpn"));
+  GPUNET_TRY_ASSIGN(s.bonds_ugpn, f.Ugpn128("bonds_ugpn"));
+  GPUNET_TRY_ASSIGN(s.stake_ugpn, f.Ugpn128("stake_ugpn"));
+  GPUNET_TRY_ASSIGN(s.unbonding_ugpn, f.Ugpn128("unbonding_ugpn"));
+  GPUNET_TRY_ASSIGN(s.fee_pool_ugpn, f.Ugpn("fee_pool_ugpn"));
+  GPUNET_TRY_ASSIGN(s.genesis_ugpn, f.Ugpn("genesis_ugpn"));
+  GPUNET_TRY_ASSIGN(s.minted_ugpn, f.Ugpn("minted_ugpn"));
+  GPUNET_TRY_ASSIGN(s.burned_ugpn, f.Ugpn("burned_ugpn"));
+  GPUNET_TRY_ASSIGN(s.accounts, f.Number<uint64_t>("accounts"));
+  GPUNET_TRY_ASSIGN(s.equation, f.Str("equation"));
   c.sums = std::move(s);
   return c;
 }

@@ -118,11 +118,11 @@ base::Result<std::vector<json>> MarketClient::GetAll(std::string_view path, std:
     if (!j) return std::unexpected(j.error());
     JsonFields f(*j, "GET " + base);
     const json* list = nullptr;
-    CLIENT_ASSIGN(list, f.Array(name));
+    GPUNET_TRY_ASSIGN(list, f.Array(name));
     for (const auto& e : *list) out.push_back(e);
     if (!f.Has("next")) return out;
     uint64_t next = 0;
-    CLIENT_ASSIGN(next, f.Number<uint64_t>("next"));
+    GPUNET_TRY_ASSIGN(next, f.Number<uint64_t>("next"));
     // The cursor only moves forward; one that does not is a node bug, not a loop.
     if (after && next <= *after) return f.Bad("next", "is not past the page before");
     after = next;
@@ -140,7 +140,7 @@ base::Result<std::vector<OfferView>> MarketClient::Offers() {
 
 base::Result<std::vector<OfferView>> ParseOfferViews(const json& answer) {
   std::vector<OfferInfo> offers;
-  CLIENT_ASSIGN(offers, ParseOfferList(answer, "GET /market/offers"));
+  GPUNET_TRY_ASSIGN(offers, ParseOfferList(answer, "GET /market/offers"));
   std::vector<OfferView> out;
   out.reserve(offers.size());
   for (const auto& o : offers) out.push_back(OfferViewOf(o));

@@ -210,21 +210,6 @@ class Reader {
   std::string m_file;
 };
 
-// Local shorthands over Result: CFG_SET assigns to an existing lvalue, CFG_LET
-// declares `name`; both return the error of a failed expression.
-#define CFG_SET(lhs, expr)                               \
-  do {                                                   \
-    auto&& cfg_r_ = (expr);                              \
-    if (!cfg_r_) return std::unexpected(cfg_r_.error()); \
-    lhs = std::move(*cfg_r_);                            \
-  } while (0)
-#define CFG_CAT2(a, b) a##b
-#define CFG_CAT(a, b) CFG_CAT2(a, b)
-#define CFG_LET(name, expr)                                                                      \
-  auto CFG_CAT(cfg_let_, __LINE__) = (expr);                                                     \
-  if (!CFG_CAT(cfg_let_, __LINE__)) return std::unexpected(CFG_CAT(cfg_let_, __LINE__).error()); \
-  auto name = std::move(*CFG_CAT(cfg_let_, __LINE__))
-
 base::Result<YAML::Node> LoadDocument(std::string_view text, const std::string& file) {
   if (text.size() > kConfigBytesMax)
     return Fail(ErrorCode::kLimitExceeded, file + " is over " +
@@ -263,59 +248,74 @@ base::Result<std::string> ReadWhole(const std::string& path, size_t max_bytes,
 
 base::Result<MachineConfig> ParseMachine(const Reader& r, const YAML::Node& node, int line,
                                          const std::string& path, uint32_t default_id) {
-  CFG_LET(m, r.OpenMap(node, path, line,
-                       {"id", "name", "gpu", "gpus", "vram_gib", "link", "driver", "cuda",
-                        "compute_capability", "cpu_cores", "memory_gib", "disk_gib"}));
+  GPUNET_TRY_ASSIGN(auto m,
+                    r.OpenMap(node, path, line,
+                              {"id", "name", "gpu", "gpus", "vram_gib", "link", "driver", "cuda",
+                               "compute_capability", "cpu_cores", "memory_gib", "disk_gib"}));
   MachineConfig mc;
   mc.place = r.Place(m.line, path);
   mc.id = default_id;
-  if (m.Has("id")) CFG_SET(mc.id, r.U32(m.fields["id"], m.line, Child(path, "id"), 1));
-  if (m.Has("name")) CFG_SET(mc.name, r.Text(m.fields["name"], m.line, Child(path, "name")));
-  CFG_LET(gpu, r.Need(m, "gpu", "the GPU model, e.g. gpu: H100"));
-  CFG_SET(mc.gpu_model, r.Text(gpu, m.line, Child(path, "gpu")));
-  CFG_LET(gpus, r.Need(m, "gpus", "how many GPUs the machine has, e.g. gpus: 8"));
-  CFG_SET(mc.gpu_count, r.U32(gpus, m.line, Child(path, "gpus"), 1));
-  CFG_LET(vram, r.Need(m, "vram_gib", "memory per GPU in GiB, e.g. vram_gib: 80"));
-  CFG_SET(mc.vram_gib, r.U32(vram, m.line, Child(path, "vram_gib"), 1));
-  CFG_LET(link, r.Need(m, "link", "how the GPUs connect: nvlink or pcie"));
-  CFG_SET(mc.link, r.OneOf(link, m.line, Child(path, "link"), {"nvlink", "pcie"}));
-  CFG_LET(driver, r.Need(m, "driver", "the NVIDIA driver version, e.g. driver: 550.54.15"));
-  CFG_SET(mc.driver_version, r.Text(driver, m.line, Child(path, "driver")));
-  CFG_LET(cuda, r.Need(m, "cuda", "the CUDA version, e.g. cuda: \"12.4\""));
-  CFG_SET(mc.cuda, r.Ver(cuda, m.line, Child(path, "cuda")));
-  CFG_LET(cc, r.Need(m, "compute_capability", "e.g. compute_capability: \"9.0\""));
-  CFG_SET(mc.compute_capability, r.Ver(cc, m.line, Child(path, "compute_capability")));
-  if (m.Has("cpu_cores"))
-    CFG_SET(mc.cpu_cores, r.U32(m.fields["cpu_cores"], m.line, Child(path, "cpu_cores")));
-  if (m.Has("memory_gib"))
-    CFG_SET(mc.memory_gib, r.U32(m.fields["memory_gib"], m.line, Child(path, "memory_gib")));
-  if (m.Has("disk_gib"))
-    CFG_SET(mc.disk_gib, r.U32(m.fields["disk_gib"], m.line, Child(path, "disk_gib")));
+  if (m.Has("id")) {
+    GPUNET_TRY_ASSIGN(mc.id, r.U32(m.fields["id"], m.line, Child(path, "id"), 1));
+  }
+  if (m.Has("name")) {
+    GPUNET_TRY_ASSIGN(mc.name, r.Text(m.fields["name"], m.line, Child(path, "name")));
+  }
+  GPUNET_TRY_ASSIGN(auto gpu, r.Need(m, "gpu", "the GPU model, e.g. gpu: H100"));
+  GPUNET_TRY_ASSIGN(mc.gpu_model, r.Text(gpu, m.line, Child(path, "gpu")));
+  GPUNET_TRY_ASSIGN(auto gpus, r.Need(m, "gpus", "how many GPUs the machine has, e.g. gpus: 8"));
+  GPUNET_TRY_ASSIGN(mc.gpu_count, r.U32(gpus, m.line, Child(path, "gpus"), 1));
+  GPUNET_TRY_ASSIGN(auto vram, r.Need(m, "vram_gib", "memory per GPU in GiB, e.g. vram_gib: 80"));
+  GPUNET_TRY_ASSIGN(mc.vram_gib, r.U32(vram, m.line, Child(path, "vram_gib"), 1));
+  GPUNET_TRY_ASSIGN(auto link, r.Need(m, "link", "how the GPUs connect: nvlink or pcie"));
+  GPUNET_TRY_ASSIGN(mc.link, r.OneOf(link, m.line, Child(path, "link"), {"nvlink", "pcie"}));
+  GPUNET_TRY_ASSIGN(auto driver,
+                    r.Need(m, "driver", "the NVIDIA driver version, e.g. driver: 550.54.15"));
+  GPUNET_TRY_ASSIGN(mc.driver_version, r.Text(driver, m.line, Child(path, "driver")));
+  GPUNET_TRY_ASSIGN(auto cuda, r.Need(m, "cuda", "the CUDA version, e.g. cuda: \"12.4\""));
+  GPUNET_TRY_ASSIGN(mc.cuda, r.Ver(cuda, m.line, Child(path, "cuda")));
+  GPUNET_TRY_ASSIGN(auto cc, r.Need(m, "compute_capability", "e.g. compute_capability: \"9.0\""));
+  GPUNET_TRY_ASSIGN(mc.compute_capability, r.Ver(cc, m.line, Child(path, "compute_capability")));
+  if (m.Has("cpu_cores")) {
+    GPUNET_TRY_ASSIGN(mc.cpu_cores, r.U32(m.fields["cpu_cores"], m.line, Child(path, "cpu_cores")));
+  }
+  if (m.Has("memory_gib")) {
+    GPUNET_TRY_ASSIGN(mc.memory_gib,
+                      r.U32(m.fields["memory_gib"], m.line, Child(path, "memory_gib")));
+  }
+  if (m.Has("disk_gib")) {
+    GPUNET_TRY_ASSIGN(mc.disk_gib, r.U32(m.fields["disk_gib"], m.line, Child(path, "disk_gib")));
+  }
   return mc;
 }
 
 base::Result<SiteConfig> ParseSite(const Reader& r, const YAML::Node& node, int line,
                                    const std::string& path, uint32_t default_id,
                                    uint32_t& next_machine_id, size_t& machines_seen) {
-  CFG_LET(m, r.OpenMap(node, path, line, {"id", "name", "fabric", "bandwidth_gbps", "machines"}));
+  GPUNET_TRY_ASSIGN(
+      auto m, r.OpenMap(node, path, line, {"id", "name", "fabric", "bandwidth_gbps", "machines"}));
   SiteConfig site;
   site.place = r.Place(m.line, path);
   site.id = default_id;
-  if (m.Has("id")) CFG_SET(site.id, r.U32(m.fields["id"], m.line, Child(path, "id"), 1));
-  if (m.Has("name")) CFG_SET(site.name, r.Text(m.fields["name"], m.line, Child(path, "name")));
-  CFG_LET(fabric, r.Need(m, "fabric", "infiniband, roce or ethernet"));
-  CFG_SET(site.fabric,
-          r.OneOf(fabric, m.line, Child(path, "fabric"), {"infiniband", "roce", "ethernet"}));
-  CFG_LET(bw, r.Need(m, "bandwidth_gbps", "the fabric's bandwidth, e.g. 400"));
-  CFG_SET(site.bandwidth_gbps, r.U32(bw, m.line, Child(path, "bandwidth_gbps"), 1));
-  CFG_LET(machines_node, r.Need(m, "machines", "a list of the site's machines"));
-  CFG_LET(machines, r.List(machines_node, m.line, Child(path, "machines"), false,
-                           limits::kMachinesPerProviderMax - machines_seen));
+  if (m.Has("id")) {
+    GPUNET_TRY_ASSIGN(site.id, r.U32(m.fields["id"], m.line, Child(path, "id"), 1));
+  }
+  if (m.Has("name")) {
+    GPUNET_TRY_ASSIGN(site.name, r.Text(m.fields["name"], m.line, Child(path, "name")));
+  }
+  GPUNET_TRY_ASSIGN(auto fabric, r.Need(m, "fabric", "infiniband, roce or ethernet"));
+  GPUNET_TRY_ASSIGN(site.fabric, r.OneOf(fabric, m.line, Child(path, "fabric"),
+                                         {"infiniband", "roce", "ethernet"}));
+  GPUNET_TRY_ASSIGN(auto bw, r.Need(m, "bandwidth_gbps", "the fabric's bandwidth, e.g. 400"));
+  GPUNET_TRY_ASSIGN(site.bandwidth_gbps, r.U32(bw, m.line, Child(path, "bandwidth_gbps"), 1));
+  GPUNET_TRY_ASSIGN(auto machines_node, r.Need(m, "machines", "a list of the site's machines"));
+  GPUNET_TRY_ASSIGN(auto machines, r.List(machines_node, m.line, Child(path, "machines"), false,
+                                          limits::kMachinesPerProviderMax - machines_seen));
   if (machines.empty())
     return r.Err(m.line, Child(path, "machines"), "is empty; list at least one machine");
   for (size_t i = 0; i < machines.size(); ++i) {
-    CFG_LET(mc, ParseMachine(r, machines[i], m.line, Index(Child(path, "machines"), i),
-                             next_machine_id));
+    GPUNET_TRY_ASSIGN(auto mc, ParseMachine(r, machines[i], m.line,
+                                            Index(Child(path, "machines"), i), next_machine_id));
     next_machine_id = mc.id + 1;
     ++machines_seen;
     site.machines.push_back(std::move(mc));
@@ -389,133 +389,175 @@ base::Result<uint32_t> ParseShareBp(std::string_view text) {
   return static_cast<uint32_t>(bp);
 }
 
+namespace {
+
+using Map = Reader::Map;
+
+// The parts of provider.yaml and order.yaml, each read into the config; a
+// YAML::Exception they throw is caught by the Parse function that calls them.
+
+/// operator, tenant_api, tls_fingerprint, region and bond.
+base::Status ParseProviderTerms(const Reader& r, Map& m, ProviderConfig& pc) {
+  if (m.Has("operator")) {
+    GPUNET_TRY_ASSIGN(pc.operator_key.text, r.Text(m.fields["operator"], m.line, "operator"));
+    pc.operator_key.place = r.Place(r.LineOf(m.fields["operator"], m.line), "operator");
+    pc.has_operator = true;
+  }
+  GPUNET_TRY_ASSIGN(auto api, r.Need(m, "tenant_api",
+                                     "the URI tenants reach, e.g. https://gpu.example.com:8443"));
+  GPUNET_TRY_ASSIGN(pc.tenant_api_uri, r.Text(api, m.line, "tenant_api"));
+  if (!pc.tenant_api_uri.starts_with("https://") && !pc.tenant_api_uri.starts_with("http://"))
+    return r.Err(r.LineOf(api, m.line), "tenant_api",
+                 Quoted(pc.tenant_api_uri) + " must start with https:// (or http:// on a devnet)");
+  GPUNET_TRY_ASSIGN(auto fp, r.Need(m, "tls_fingerprint",
+                                    "64 hex characters: the hash of the tenant API's TLS key"));
+  GPUNET_TRY_ASSIGN(auto fp_text, r.Text(fp, m.line, "tls_fingerprint"));
+  auto fp_bytes = base::FixedFromHex<32>(fp_text);
+  if (!fp_bytes)
+    return r.Err(r.LineOf(fp, m.line), "tls_fingerprint",
+                 "must be 64 hex characters (32 bytes): " + fp_bytes.error().message);
+  pc.tls_fingerprint = *fp_bytes;
+  GPUNET_TRY_ASSIGN(auto region, r.Need(m, "region", "where the machines are, e.g. eu-west"));
+  GPUNET_TRY_ASSIGN(pc.region, r.Text(region, m.line, "region"));
+  GPUNET_TRY_ASSIGN(auto bond, r.Need(m, "bond", "GPN staked as a guarantee, e.g. bond: 1000"));
+  GPUNET_TRY_ASSIGN(pc.bond_ugpn, r.Amount(bond, m.line, "bond", "the bond is in GPN"));
+  return base::Ok();
+}
+
+/// payouts: each payee once, the shares adding up to 100%.
+base::Status ParsePayouts(const Reader& r, Map& m, ProviderConfig& pc) {
+  GPUNET_TRY_ASSIGN(auto payouts_node,
+                    r.Need(m, "payouts", "who is paid what share, e.g. - to: me / share: 100%"));
+  GPUNET_TRY_ASSIGN(auto payouts,
+                    r.List(payouts_node, m.line, "payouts", false, limits::kPayoutSplitsMax));
+  if (payouts.empty()) return r.Err(m.line, "payouts", "is empty; list at least one payee");
+  uint64_t total_bp = 0;
+  std::set<std::string> payees;
+  for (size_t i = 0; i < payouts.size(); ++i) {
+    std::string path = Index("payouts", i);
+    GPUNET_TRY_ASSIGN(auto p, r.OpenMap(payouts[i], path, m.line, {"to", "share"}));
+    GPUNET_TRY_ASSIGN(auto to, r.Need(p, "to", "a key name or gpn1... address"));
+    PayoutConfig pay;
+    GPUNET_TRY_ASSIGN(pay.payee.text, r.Text(to, p.line, Child(path, "to")));
+    pay.payee.place = r.Place(r.LineOf(to, p.line), Child(path, "to"));
+    if (!payees.insert(pay.payee.text).second)
+      return r.Err(r.LineOf(to, p.line), Child(path, "to"),
+                   Quoted(pay.payee.text) + " is listed twice; give each payee one share");
+    GPUNET_TRY_ASSIGN(auto share,
+                      r.Need(p, "share", "a percent like 70% or basis points like 7000bp"));
+    GPUNET_TRY_ASSIGN(auto share_text, r.Text(share, p.line, Child(path, "share")));
+    auto bp = ParseShareBp(share_text);
+    if (!bp) return r.Err(r.LineOf(share, p.line), Child(path, "share"), bp.error().message);
+    pay.bp = *bp;
+    total_bp += *bp;
+    pc.payouts.push_back(std::move(pay));
+  }
+  if (total_bp != 10'000)
+    return r.Err(r.LineOf(payouts_node, m.line), "payouts",
+                 "the shares add up to " + std::to_string(total_bp / 100) + "." +
+                     std::to_string(100 + total_bp % 100).substr(1) +
+                     "%; they must add up to exactly 100% (10000bp)");
+  return base::Ok();
+}
+
+/// policy: allow and deny.
+base::Status ParsePolicy(const Reader& r, Map& m, ProviderConfig& pc) {
+  if (!m.Has("policy")) return base::Ok();
+  GPUNET_TRY_ASSIGN(auto p, r.OpenMap(m.fields["policy"], "policy", m.line, {"allow", "deny"}));
+  if (p.Has("allow")) {
+    GPUNET_TRY_ASSIGN(
+        pc.allow, r.Parties(p.fields["allow"], p.line, "policy.allow", limits::kPolicyTenantsMax));
+  }
+  if (p.Has("deny")) {
+    GPUNET_TRY_ASSIGN(
+        pc.deny, r.Parties(p.fields["deny"], p.line, "policy.deny", limits::kPolicyTenantsMax));
+  }
+  return base::Ok();
+}
+
+/// sites with their machines, each site id and machine id used once; returns where
+/// each site id is used.
+base::Result<std::map<uint32_t, std::string>> ParseSites(const Reader& r, Map& m,
+                                                         ProviderConfig& pc) {
+  GPUNET_TRY_ASSIGN(auto sites_node, r.Need(m, "sites", "a list of sites, each with its machines"));
+  GPUNET_TRY_ASSIGN(auto sites,
+                    r.List(sites_node, m.line, "sites", false, limits::kSitesPerProviderMax));
+  if (sites.empty()) return r.Err(m.line, "sites", "is empty; list at least one site");
+  uint32_t next_site_id = 1, next_machine_id = 1;
+  size_t machines_seen = 0;
+  std::map<uint32_t, std::string> site_ids, machine_ids;
+  for (size_t i = 0; i < sites.size(); ++i) {
+    GPUNET_TRY_ASSIGN(auto site, ParseSite(r, sites[i], m.line, Index("sites", i), next_site_id,
+                                           next_machine_id, machines_seen));
+    next_site_id = site.id + 1;
+    if (auto [it, fresh] = site_ids.emplace(site.id, site.place.Describe()); !fresh)
+      return r.Err(site.place.line, site.place.field,
+                   "site id " + std::to_string(site.id) + " is also used at " + it->second +
+                       "; give each site its own id");
+    for (const auto& mc : site.machines)
+      if (auto [it, fresh] = machine_ids.emplace(mc.id, mc.place.Describe()); !fresh)
+        return r.Err(mc.place.line, mc.place.field,
+                     "machine id " + std::to_string(mc.id) + " is also used at " + it->second +
+                         "; give each machine its own id");
+    pc.sites.push_back(std::move(site));
+  }
+  return site_ids;
+}
+
+/// offers[i]: a model some machine of pc.sites has, on a site of `site_ids`.
+base::Result<OfferConfig> ParseOffer(const Reader& r, const YAML::Node& node, int line,
+                                     const std::string& path, const ProviderConfig& pc,
+                                     const std::map<uint32_t, std::string>& site_ids) {
+  GPUNET_TRY_ASSIGN(auto o, r.OpenMap(node, path, line, {"gpu", "site", "price", "tenants"}));
+  OfferConfig oc;
+  oc.place = r.Place(o.line, path);
+  GPUNET_TRY_ASSIGN(auto gpu, r.Need(o, "gpu", "the GPU model the offer sells, e.g. H100"));
+  GPUNET_TRY_ASSIGN(oc.gpu_model, r.Text(gpu, o.line, Child(path, "gpu")));
+  bool model_listed = false;
+  for (const auto& s : pc.sites)
+    for (const auto& mc : s.machines) model_listed = model_listed || mc.gpu_model == oc.gpu_model;
+  if (!model_listed)
+    return r.Err(r.LineOf(gpu, o.line), Child(path, "gpu"),
+                 "no machine in sites has gpu " + Quoted(oc.gpu_model) +
+                     "; an offer sells GPUs of machines listed above");
+  if (o.Has("site")) {
+    GPUNET_TRY_ASSIGN(oc.site_id, r.U32(o.fields["site"], o.line, Child(path, "site"), 1));
+    if (!site_ids.contains(oc.site_id))
+      return r.Err(r.LineOf(o.fields["site"], o.line), Child(path, "site"),
+                   "no site has id " + std::to_string(oc.site_id));
+  }
+  GPUNET_TRY_ASSIGN(auto price, r.Need(o, "price", "GPN per GPU-hour, e.g. price: 2.5"));
+  GPUNET_TRY_ASSIGN(oc.price_ugpn_per_gpu_hour,
+                    r.Amount(price, o.line, Child(path, "price"), "the price is GPN per GPU-hour"));
+  if (o.Has("tenants")) {
+    GPUNET_TRY_ASSIGN(oc.tenants, r.Parties(o.fields["tenants"], o.line, Child(path, "tenants"),
+                                            limits::kOfferTenantsMax));
+  }
+  return oc;
+}
+
+}  // namespace
+
 base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
                                                  std::string_view file) {
   Reader r{std::string(file)};
-  CFG_LET(doc, LoadDocument(yaml_text, r.File()));
+  GPUNET_TRY_ASSIGN(auto doc, LoadDocument(yaml_text, r.File()));
   try {
-    CFG_LET(m, r.OpenMap(doc, "", 1,
-                         {"operator", "tenant_api", "tls_fingerprint", "region", "bond", "payouts",
-                          "policy", "sites", "offers"}));
+    GPUNET_TRY_ASSIGN(auto m, r.OpenMap(doc, "", 1,
+                                        {"operator", "tenant_api", "tls_fingerprint", "region",
+                                         "bond", "payouts", "policy", "sites", "offers"}));
     ProviderConfig pc;
     pc.file = r.File();
-    if (m.Has("operator")) {
-      CFG_SET(pc.operator_key.text, r.Text(m.fields["operator"], m.line, "operator"));
-      pc.operator_key.place = r.Place(r.LineOf(m.fields["operator"], m.line), "operator");
-      pc.has_operator = true;
-    }
-    CFG_LET(api,
-            r.Need(m, "tenant_api", "the URI tenants reach, e.g. https://gpu.example.com:8443"));
-    CFG_SET(pc.tenant_api_uri, r.Text(api, m.line, "tenant_api"));
-    if (!pc.tenant_api_uri.starts_with("https://") && !pc.tenant_api_uri.starts_with("http://"))
-      return r.Err(
-          r.LineOf(api, m.line), "tenant_api",
-          Quoted(pc.tenant_api_uri) + " must start with https:// (or http:// on a devnet)");
-    CFG_LET(fp, r.Need(m, "tls_fingerprint",
-                       "64 hex characters: the hash of the tenant API's TLS key"));
-    CFG_LET(fp_text, r.Text(fp, m.line, "tls_fingerprint"));
-    auto fp_bytes = base::FixedFromHex<32>(fp_text);
-    if (!fp_bytes)
-      return r.Err(r.LineOf(fp, m.line), "tls_fingerprint",
-                   "must be 64 hex characters (32 bytes): " + fp_bytes.error().message);
-    pc.tls_fingerprint = *fp_bytes;
-    CFG_LET(region, r.Need(m, "region", "where the machines are, e.g. eu-west"));
-    CFG_SET(pc.region, r.Text(region, m.line, "region"));
-    CFG_LET(bond, r.Need(m, "bond", "GPN staked as a guarantee, e.g. bond: 1000"));
-    CFG_SET(pc.bond_ugpn, r.Amount(bond, m.line, "bond", "the bond is in GPN"));
-
-    CFG_LET(payouts_node,
-            r.Need(m, "payouts", "who is paid what share, e.g. - to: me / share: 100%"));
-    CFG_LET(payouts, r.List(payouts_node, m.line, "payouts", false, limits::kPayoutSplitsMax));
-    if (payouts.empty()) return r.Err(m.line, "payouts", "is empty; list at least one payee");
-    uint64_t total_bp = 0;
-    std::set<std::string> payees;
-    for (size_t i = 0; i < payouts.size(); ++i) {
-      std::string path = Index("payouts", i);
-      CFG_LET(p, r.OpenMap(payouts[i], path, m.line, {"to", "share"}));
-      CFG_LET(to, r.Need(p, "to", "a key name or gpn1... address"));
-      PayoutConfig pay;
-      CFG_SET(pay.payee.text, r.Text(to, p.line, Child(path, "to")));
-      pay.payee.place = r.Place(r.LineOf(to, p.line), Child(path, "to"));
-      if (!payees.insert(pay.payee.text).second)
-        return r.Err(r.LineOf(to, p.line), Child(path, "to"),
-                     Quoted(pay.payee.text) + " is listed twice; give each payee one share");
-      CFG_LET(share, r.Need(p, "share", "a percent like 70% or basis points like 7000bp"));
-      CFG_LET(share_text, r.Text(share, p.line, Child(path, "share")));
-      auto bp = ParseShareBp(share_text);
-      if (!bp) return r.Err(r.LineOf(share, p.line), Child(path, "share"), bp.error().message);
-      pay.bp = *bp;
-      total_bp += *bp;
-      pc.payouts.push_back(std::move(pay));
-    }
-    if (total_bp != 10'000)
-      return r.Err(r.LineOf(payouts_node, m.line), "payouts",
-                   "the shares add up to " + std::to_string(total_bp / 100) + "." +
-                       std::to_string(100 + total_bp % 100).substr(1) +
-                       "%; they must add up to exactly 100% (10000bp)");
-
-    if (m.Has("policy")) {
-      CFG_LET(p, r.OpenMap(m.fields["policy"], "policy", m.line, {"allow", "deny"}));
-      if (p.Has("allow"))
-        CFG_SET(pc.allow,
-                r.Parties(p.fields["allow"], p.line, "policy.allow", limits::kPolicyTenantsMax));
-      if (p.Has("deny"))
-        CFG_SET(pc.deny,
-                r.Parties(p.fields["deny"], p.line, "policy.deny", limits::kPolicyTenantsMax));
-    }
-
-    CFG_LET(sites_node, r.Need(m, "sites", "a list of sites, each with its machines"));
-    CFG_LET(sites, r.List(sites_node, m.line, "sites", false, limits::kSitesPerProviderMax));
-    if (sites.empty()) return r.Err(m.line, "sites", "is empty; list at least one site");
-    uint32_t next_site_id = 1, next_machine_id = 1;
-    size_t machines_seen = 0;
-    std::map<uint32_t, std::string> site_ids, machine_ids;
-    for (size_t i = 0; i < sites.size(); ++i) {
-      CFG_LET(site, ParseSite(r, sites[i], m.line, Index("sites", i), next_site_id, next_machine_id,
-                              machines_seen));
-      next_site_id = site.id + 1;
-      if (auto [it, fresh] = site_ids.emplace(site.id, site.place.Describe()); !fresh)
-        return r.Err(site.place.line, site.place.field,
-                     "site id " + std::to_string(site.id) + " is also used at " + it->second +
-                         "; give each site its own id");
-      for (const auto& mc : site.machines)
-        if (auto [it, fresh] = machine_ids.emplace(mc.id, mc.place.Describe()); !fresh)
-          return r.Err(mc.place.line, mc.place.field,
-                       "machine id " + std::to_string(mc.id) + " is also used at " + it->second +
-                           "; give each machine its own id");
-      pc.sites.push_back(std::move(site));
-    }
-
+    GPUNET_TRY(ParseProviderTerms(r, m, pc));
+    GPUNET_TRY(ParsePayouts(r, m, pc));
+    GPUNET_TRY(ParsePolicy(r, m, pc));
+    GPUNET_TRY_ASSIGN(auto site_ids, ParseSites(r, m, pc));
     if (m.Has("offers")) {
-      CFG_LET(offers,
-              r.List(m.fields["offers"], m.line, "offers", false, limits::kOffersPerProviderMax));
+      GPUNET_TRY_ASSIGN(auto offers, r.List(m.fields["offers"], m.line, "offers", false,
+                                            limits::kOffersPerProviderMax));
       for (size_t i = 0; i < offers.size(); ++i) {
-        std::string path = Index("offers", i);
-        CFG_LET(o, r.OpenMap(offers[i], path, m.line, {"gpu", "site", "price", "tenants"}));
-        OfferConfig oc;
-        oc.place = r.Place(o.line, path);
-        CFG_LET(gpu, r.Need(o, "gpu", "the GPU model the offer sells, e.g. H100"));
-        CFG_SET(oc.gpu_model, r.Text(gpu, o.line, Child(path, "gpu")));
-        bool model_listed = false;
-        for (const auto& s : pc.sites)
-          for (const auto& mc : s.machines)
-            model_listed = model_listed || mc.gpu_model == oc.gpu_model;
-        if (!model_listed)
-          return r.Err(r.LineOf(gpu, o.line), Child(path, "gpu"),
-                       "no machine in sites has gpu " + Quoted(oc.gpu_model) +
-                           "; an offer sells GPUs of machines listed above");
-        if (o.Has("site")) {
-          CFG_SET(oc.site_id, r.U32(o.fields["site"], o.line, Child(path, "site"), 1));
-          if (!site_ids.contains(oc.site_id))
-            return r.Err(r.LineOf(o.fields["site"], o.line), Child(path, "site"),
-                         "no site has id " + std::to_string(oc.site_id));
-        }
-        CFG_LET(price, r.Need(o, "price", "GPN per GPU-hour, e.g. price: 2.5"));
-        CFG_SET(oc.price_ugpn_per_gpu_hour,
-                r.Amount(price, o.line, Child(path, "price"), "the price is GPN per GPU-hour"));
-        if (o.Has("tenants"))
-          CFG_SET(oc.tenants, r.Parties(o.fields["tenants"], o.line, Child(path, "tenants"),
-                                        limits::kOfferTenantsMax));
+        GPUNET_TRY_ASSIGN(auto oc,
+                          ParseOffer(r, offers[i], m.line, Index("offers", i), pc, site_ids));
         pc.offers.push_back(std::move(oc));
       }
     }
@@ -526,127 +568,167 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
 }
 
 base::Result<ProviderConfig> LoadProviderConfig(const std::string& path) {
-  CFG_LET(text, ReadWhole(path, kConfigBytesMax, "the provider config"));
+  GPUNET_TRY_ASSIGN(auto text, ReadWhole(path, kConfigBytesMax, "the provider config"));
   return ParseProviderConfig(text, path);
 }
+
+namespace {
+
+/// requirements.attributes: a mapping of attribute: value.
+base::Status ParseRequiredAttributes(const Reader& r, const Map& q, const YAML::Node& attrs,
+                                     OrderConfig& oc) {
+  int line = r.LineOf(attrs, q.line);
+  if (!attrs.IsMap())
+    return r.Err(line, "requirements.attributes",
+                 "expected a mapping of attribute: value, e.g. tier: \"3\"");
+  if (attrs.size() > limits::kAttributesMax)
+    return r.Err(line, "requirements.attributes",
+                 "at most " + std::to_string(limits::kAttributesMax) + " attributes");
+  for (auto it = attrs.begin(); it != attrs.end(); ++it) {
+    std::string path = "requirements.attributes";
+    GPUNET_TRY_ASSIGN(auto key, r.Text(it->first, line, path));
+    GPUNET_TRY_ASSIGN(auto value, r.Text(it->second, line, Child(path, key)));
+    if (!oc.attributes.emplace(key, value).second)
+      return r.Err(r.LineOf(it->first, line), Child(path, key), "appears twice");
+  }
+  return base::Ok();
+}
+
+/// requirements: what the machines must have.
+base::Status ParseRequirements(const Reader& r, const Map& m, const YAML::Node& req_node,
+                               OrderConfig& oc) {
+  GPUNET_TRY_ASSIGN(
+      auto q, r.OpenMap(req_node, "requirements", m.line,
+                        {"gpu", "gpus_per_machine", "machines", "min_vram_gib", "region", "fabric",
+                         "same_site", "min_cuda", "auditors", "attributes"}));
+  if (q.Has("gpu")) {
+    GPUNET_TRY_ASSIGN(auto models, r.List(q.fields["gpu"], q.line, "requirements.gpu", true,
+                                          limits::kOrderGpuModelsMax));
+    std::set<std::string> seen;
+    for (size_t i = 0; i < models.size(); ++i) {
+      GPUNET_TRY_ASSIGN(auto model, r.Text(models[i], q.line, Index("requirements.gpu", i)));
+      if (seen.insert(model).second) oc.gpu_models.push_back(model);
+    }
+  }
+  GPUNET_TRY_ASSIGN(auto gpm, r.Need(q, "gpus_per_machine", "GPUs on each machine, e.g. 2"));
+  GPUNET_TRY_ASSIGN(oc.gpus_per_machine, r.U32(gpm, q.line, "requirements.gpus_per_machine", 1));
+  if (q.Has("machines")) {
+    GPUNET_TRY_ASSIGN(oc.machines, r.U32(q.fields["machines"], q.line, "requirements.machines", 1));
+  }
+  if (q.Has("min_vram_gib")) {
+    GPUNET_TRY_ASSIGN(oc.min_vram_gib,
+                      r.U32(q.fields["min_vram_gib"], q.line, "requirements.min_vram_gib"));
+  }
+  if (q.Has("region")) {
+    GPUNET_TRY_ASSIGN(oc.region, r.Text(q.fields["region"], q.line, "requirements.region"));
+  }
+  if (q.Has("fabric")) {
+    GPUNET_TRY_ASSIGN(oc.fabric, r.OneOf(q.fields["fabric"], q.line, "requirements.fabric",
+                                         {"infiniband", "roce", "ethernet", "any"}));
+  }
+  if (oc.fabric == "any") oc.fabric.clear();
+  if (q.Has("same_site")) {
+    GPUNET_TRY_ASSIGN(oc.same_site,
+                      r.Bool(q.fields["same_site"], q.line, "requirements.same_site"));
+  }
+  if (q.Has("min_cuda")) {
+    GPUNET_TRY_ASSIGN(oc.min_cuda, r.Ver(q.fields["min_cuda"], q.line, "requirements.min_cuda"));
+  }
+  if (q.Has("auditors")) {
+    GPUNET_TRY_ASSIGN(oc.auditors, r.Parties(q.fields["auditors"], q.line, "requirements.auditors",
+                                             limits::kOrderAuditorsMax));
+  }
+  if (q.Has("attributes")) GPUNET_TRY(ParseRequiredAttributes(r, q, q.fields["attributes"], oc));
+  if (!oc.attributes.empty() && oc.auditors.empty())
+    return r.Err(q.line, "requirements.auditors",
+                 "attributes need at least one auditor whose attestation counts");
+  return base::Ok();
+}
+
+/// providers: who may bid and be awarded.
+base::Status ParseProviderRequirements(const Reader& r, Map& m, OrderConfig& oc) {
+  if (!m.Has("providers")) return base::Ok();
+  GPUNET_TRY_ASSIGN(auto pq,
+                    r.OpenMap(m.fields["providers"], "providers", m.line,
+                              {"min_bond", "min_earned", "max_fault_rate_ppm", "exclude"}));
+  if (pq.Has("min_bond")) {
+    GPUNET_TRY_ASSIGN(
+        oc.min_provider_bond_ugpn,
+        r.Amount(pq.fields["min_bond"], pq.line, "providers.min_bond", "the bond is in GPN"));
+  }
+  if (pq.Has("min_earned")) {
+    GPUNET_TRY_ASSIGN(oc.min_provider_earned_ugpn,
+                      r.Amount(pq.fields["min_earned"], pq.line, "providers.min_earned",
+                               "GPN earned from other tenants"));
+  }
+  if (pq.Has("max_fault_rate_ppm")) {
+    GPUNET_TRY_ASSIGN(oc.max_provider_fault_rate_ppm,
+                      r.U32(pq.fields["max_fault_rate_ppm"], pq.line,
+                            "providers.max_fault_rate_ppm", 0, limits::kFaultRatePpmAny));
+  }
+  if (pq.Has("exclude")) {
+    GPUNET_TRY_ASSIGN(
+        oc.excluded_providers,
+        r.Parties(pq.fields["exclude"], pq.line, "providers.exclude", limits::kOrderExclusionsMax));
+  }
+  return base::Ok();
+}
+
+/// manifest (a file, hashed here; relative to `base_dir`) or manifest_hash.
+base::Status ParseManifest(const Reader& r, Map& m, const std::string& base_dir, OrderConfig& oc) {
+  bool has_file = m.Has("manifest"), has_hash = m.Has("manifest_hash");
+  if (has_file == has_hash)
+    return r.Err(m.line, "manifest",
+                 has_file ? "give manifest or manifest_hash, not both"
+                          : "missing; give manifest: FILE (hashed for you) or manifest_hash: HEX");
+  if (has_hash) {
+    GPUNET_TRY_ASSIGN(auto hex, r.Text(m.fields["manifest_hash"], m.line, "manifest_hash"));
+    auto hash = base::FixedFromHex<32>(hex);
+    if (!hash)
+      return r.Err(
+          r.LineOf(m.fields["manifest_hash"], m.line), "manifest_hash",
+          "must be 64 hex characters (the BLAKE2b-256 of the manifest): " + hash.error().message);
+    oc.manifest_hash = *hash;
+    return base::Ok();
+  }
+  GPUNET_TRY_ASSIGN(auto path, r.Text(m.fields["manifest"], m.line, "manifest"));
+  std::filesystem::path p(path);
+  if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+  auto body = ReadWhole(p.string(), kManifestBytesMax, "the manifest");
+  if (!body) return r.Err(r.LineOf(m.fields["manifest"], m.line), "manifest", body.error().message);
+  oc.manifest_path = p.string();
+  oc.manifest_hash = crypto::Blake2b256(base::AsBytes(*body));
+  return base::Ok();
+}
+
+}  // namespace
 
 base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::string_view file,
                                            const std::string& base_dir) {
   Reader r{std::string(file)};
-  CFG_LET(doc, LoadDocument(yaml_text, r.File()));
+  GPUNET_TRY_ASSIGN(auto doc, LoadDocument(yaml_text, r.File()));
   try {
-    CFG_LET(m, r.OpenMap(doc, "", 1,
-                         {"requirements", "max_price", "deposit", "manifest", "manifest_hash",
-                          "bid_window", "providers"}));
+    GPUNET_TRY_ASSIGN(auto m, r.OpenMap(doc, "", 1,
+                                        {"requirements", "max_price", "deposit", "manifest",
+                                         "manifest_hash", "bid_window", "providers"}));
     OrderConfig oc;
     oc.file = r.File();
-    CFG_LET(req_node, r.Need(m, "requirements", "what the machines must have"));
-    CFG_LET(q, r.OpenMap(req_node, "requirements", m.line,
-                         {"gpu", "gpus_per_machine", "machines", "min_vram_gib", "region", "fabric",
-                          "same_site", "min_cuda", "auditors", "attributes"}));
-    if (q.Has("gpu")) {
-      CFG_LET(models, r.List(q.fields["gpu"], q.line, "requirements.gpu", true,
-                             limits::kOrderGpuModelsMax));
-      std::set<std::string> seen;
-      for (size_t i = 0; i < models.size(); ++i) {
-        CFG_LET(model, r.Text(models[i], q.line, Index("requirements.gpu", i)));
-        if (seen.insert(model).second) oc.gpu_models.push_back(model);
-      }
-    }
-    CFG_LET(gpm, r.Need(q, "gpus_per_machine", "GPUs on each machine, e.g. 2"));
-    CFG_SET(oc.gpus_per_machine, r.U32(gpm, q.line, "requirements.gpus_per_machine", 1));
-    if (q.Has("machines"))
-      CFG_SET(oc.machines, r.U32(q.fields["machines"], q.line, "requirements.machines", 1));
-    if (q.Has("min_vram_gib"))
-      CFG_SET(oc.min_vram_gib,
-              r.U32(q.fields["min_vram_gib"], q.line, "requirements.min_vram_gib"));
-    if (q.Has("region"))
-      CFG_SET(oc.region, r.Text(q.fields["region"], q.line, "requirements.region"));
-    if (q.Has("fabric"))
-      CFG_SET(oc.fabric, r.OneOf(q.fields["fabric"], q.line, "requirements.fabric",
-                                 {"infiniband", "roce", "ethernet", "any"}));
-    if (oc.fabric == "any") oc.fabric.clear();
-    if (q.Has("same_site"))
-      CFG_SET(oc.same_site, r.Bool(q.fields["same_site"], q.line, "requirements.same_site"));
-    if (q.Has("min_cuda"))
-      CFG_SET(oc.min_cuda, r.Ver(q.fields["min_cuda"], q.line, "requirements.min_cuda"));
-    if (q.Has("auditors"))
-      CFG_SET(oc.auditors, r.Parties(q.fields["auditors"], q.line, "requirements.auditors",
-                                     limits::kOrderAuditorsMax));
-    if (q.Has("attributes")) {
-      const YAML::Node& attrs = q.fields["attributes"];
-      int line = r.LineOf(attrs, q.line);
-      if (!attrs.IsMap())
-        return r.Err(line, "requirements.attributes",
-                     "expected a mapping of attribute: value, e.g. tier: \"3\"");
-      if (attrs.size() > limits::kAttributesMax)
-        return r.Err(line, "requirements.attributes",
-                     "at most " + std::to_string(limits::kAttributesMax) + " attributes");
-      for (auto it = attrs.begin(); it != attrs.end(); ++it) {
-        std::string path = "requirements.attributes";
-        CFG_LET(key, r.Text(it->first, line, path));
-        CFG_LET(value, r.Text(it->second, line, Child(path, key)));
-        if (!oc.attributes.emplace(key, value).second)
-          return r.Err(r.LineOf(it->first, line), Child(path, key), "appears twice");
-      }
-    }
-    if (!oc.attributes.empty() && oc.auditors.empty())
-      return r.Err(q.line, "requirements.auditors",
-                   "attributes need at least one auditor whose attestation counts");
-
-    CFG_LET(price, r.Need(m, "max_price", "the most you pay, GPN per GPU-hour, e.g. 3"));
-    CFG_SET(oc.max_price_ugpn_per_gpu_hour,
-            r.Amount(price, m.line, "max_price", "max_price is GPN per GPU-hour"));
-    CFG_LET(deposit, r.Need(m, "deposit", "GPN put in escrow, e.g. 100"));
-    CFG_SET(oc.deposit_ugpn, r.Amount(deposit, m.line, "deposit", "the deposit is in GPN"));
-    CFG_LET(window, r.Need(m, "bid_window", "how long providers may bid, e.g. 30s"));
-    CFG_LET(window_text, r.Text(window, m.line, "bid_window"));
+    GPUNET_TRY_ASSIGN(auto req_node, r.Need(m, "requirements", "what the machines must have"));
+    GPUNET_TRY(ParseRequirements(r, m, req_node, oc));
+    GPUNET_TRY_ASSIGN(auto price,
+                      r.Need(m, "max_price", "the most you pay, GPN per GPU-hour, e.g. 3"));
+    GPUNET_TRY_ASSIGN(oc.max_price_ugpn_per_gpu_hour,
+                      r.Amount(price, m.line, "max_price", "max_price is GPN per GPU-hour"));
+    GPUNET_TRY_ASSIGN(auto deposit, r.Need(m, "deposit", "GPN put in escrow, e.g. 100"));
+    GPUNET_TRY_ASSIGN(oc.deposit_ugpn,
+                      r.Amount(deposit, m.line, "deposit", "the deposit is in GPN"));
+    GPUNET_TRY_ASSIGN(auto window, r.Need(m, "bid_window", "how long providers may bid, e.g. 30s"));
+    GPUNET_TRY_ASSIGN(auto window_text, r.Text(window, m.line, "bid_window"));
     auto window_ms = ParseDurationMs(window_text);
     if (!window_ms) return r.Err(r.LineOf(window, m.line), "bid_window", window_ms.error().message);
     oc.bid_window_ms = *window_ms;
-    if (m.Has("providers")) {
-      CFG_LET(pq, r.OpenMap(m.fields["providers"], "providers", m.line,
-                            {"min_bond", "min_earned", "max_fault_rate_ppm", "exclude"}));
-      if (pq.Has("min_bond"))
-        CFG_SET(oc.min_provider_bond_ugpn, r.Amount(pq.fields["min_bond"], pq.line,
-                                                    "providers.min_bond", "the bond is in GPN"));
-      if (pq.Has("min_earned"))
-        CFG_SET(oc.min_provider_earned_ugpn,
-                r.Amount(pq.fields["min_earned"], pq.line, "providers.min_earned",
-                         "GPN earned from other tenants"));
-      if (pq.Has("max_fault_rate_ppm"))
-        CFG_SET(oc.max_provider_fault_rate_ppm,
-                r.U32(pq.fields["max_fault_rate_ppm"], pq.line, "providers.max_fault_rate_ppm", 0,
-                      limits::kFaultRatePpmAny));
-      if (pq.Has("exclude"))
-        CFG_SET(oc.excluded_providers, r.Parties(pq.fields["exclude"], pq.line, "providers.exclude",
-                                                 limits::kOrderExclusionsMax));
-    }
-
-    bool has_file = m.Has("manifest"), has_hash = m.Has("manifest_hash");
-    if (has_file == has_hash)
-      return r.Err(m.line, "manifest",
-                   has_file
-                       ? "give manifest or manifest_hash, not both"
-                       : "missing; give manifest: FILE (hashed for you) or manifest_hash: HEX");
-    if (has_hash) {
-      CFG_LET(hex, r.Text(m.fields["manifest_hash"], m.line, "manifest_hash"));
-      auto hash = base::FixedFromHex<32>(hex);
-      if (!hash)
-        return r.Err(
-            r.LineOf(m.fields["manifest_hash"], m.line), "manifest_hash",
-            "must be 64 hex characters (the BLAKE2b-256 of the manifest): " + hash.error().message);
-      oc.manifest_hash = *hash;
-    } else {
-      CFG_LET(path, r.Text(m.fields["manifest"], m.line, "manifest"));
-      std::filesystem::path p(path);
-      if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
-      auto body = ReadWhole(p.string(), kManifestBytesMax, "the manifest");
-      if (!body)
-        return r.Err(r.LineOf(m.fields["manifest"], m.line), "manifest", body.error().message);
-      oc.manifest_path = p.string();
-      oc.manifest_hash = crypto::Blake2b256(base::AsBytes(*body));
-    }
+    GPUNET_TRY(ParseProviderRequirements(r, m, oc));
+    GPUNET_TRY(ParseManifest(r, m, base_dir, oc));
     return oc;
   } catch (const YAML::Exception& e) {
     return Fail(ErrorCode::kInvalidArgument, r.File() + ": " + e.what());
@@ -654,7 +736,7 @@ base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::stri
 }
 
 base::Result<OrderConfig> LoadOrderConfig(const std::string& path) {
-  CFG_LET(text, ReadWhole(path, kConfigBytesMax, "the order file"));
+  GPUNET_TRY_ASSIGN(auto text, ReadWhole(path, kConfigBytesMax, "the order file"));
   return ParseOrderConfig(text, path, std::filesystem::path(path).parent_path().string());
 }
 

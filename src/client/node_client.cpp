@@ -19,9 +19,9 @@ constexpr std::string_view kRejectedPrefix = "the node rejected the transaction 
 base::Result<EventInfo> ParseEvent(const JsonFields& parent, const Json& j, size_t index) {
   JsonFields f = parent.Item(j, "events", index);
   EventInfo e;
-  CLIENT_ASSIGN(e.type, f.Str("type"));
+  GPUNET_TRY_ASSIGN(e.type, f.Str("type"));
   const Json* attrs = nullptr;
-  CLIENT_ASSIGN(attrs, f.Get("attributes"));
+  GPUNET_TRY_ASSIGN(attrs, f.Get("attributes"));
   if (!attrs->is_object()) return f.Bad("attributes", "is not an object");
   for (const auto& [k, v] : attrs->items()) {
     if (!v.is_string()) return f.Bad("attributes", "has a value that is not a string");
@@ -33,11 +33,11 @@ base::Result<EventInfo> ParseEvent(const JsonFields& parent, const Json& j, size
 base::Result<MsgInfo> ParseMsg(const JsonFields& parent, const Json& j, size_t index) {
   JsonFields f = parent.Item(j, "msgs", index);
   MsgInfo m;
-  CLIENT_ASSIGN(m.type, f.Str("type"));
+  GPUNET_TRY_ASSIGN(m.type, f.Str("type"));
   if (m.type == "send") {
-    CLIENT_ASSIGN(m.to, f.Str("to"));
+    GPUNET_TRY_ASSIGN(m.to, f.Str("to"));
     if (!crypto::ParseAddress(m.to)) return f.Bad("to", "is not a gpn1 address");
-    CLIENT_ASSIGN(m.amount_ugpn, f.Ugpn("amount_ugpn"));
+    GPUNET_TRY_ASSIGN(m.amount_ugpn, f.Ugpn("amount_ugpn"));
   }
   return m;
 }
@@ -46,10 +46,10 @@ base::Result<ReceiptSummary> ParseReceiptSummary(const JsonFields& parent, const
                                                  size_t index) {
   JsonFields f = parent.Item(j, "receipts", index);
   ReceiptSummary r;
-  CLIENT_ASSIGN(r.tx_hash, f.Hash("tx_hash"));
-  CLIENT_ASSIGN(r.code, f.U16("code"));
-  CLIENT_ASSIGN(r.code_name, f.Str("code_name"));
-  CLIENT_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
+  GPUNET_TRY_ASSIGN(r.tx_hash, f.Hash("tx_hash"));
+  GPUNET_TRY_ASSIGN(r.code, f.U16("code"));
+  GPUNET_TRY_ASSIGN(r.code_name, f.Str("code_name"));
+  GPUNET_TRY_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
   return r;
 }
 
@@ -94,22 +94,22 @@ std::optional<uint16_t> RejectedTxCode(const base::Error& error) {
 base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
   JsonFields f(j, "GET /status");
   NodeStatusInfo s;
-  CLIENT_ASSIGN(s.chain_id, f.Str("chain_id"));
-  CLIENT_ASSIGN(s.engine, f.Str("engine"));
-  CLIENT_ASSIGN(s.app_version, f.U64("app_version"));
-  CLIENT_ASSIGN(s.genesis_hash, f.Hash("genesis_hash"));
-  CLIENT_ASSIGN(s.latest_height, f.U64("latest_height"));
-  CLIENT_ASSIGN(s.latest_block_hash, f.Hash("latest_block_hash"));
-  CLIENT_ASSIGN(s.latest_state_root, f.Hash("latest_state_root"));
-  CLIENT_ASSIGN(s.latest_time_ms, f.U64("latest_time_ms"));
-  CLIENT_ASSIGN(s.mempool_txs, f.U64("mempool_txs"));
-  CLIENT_ASSIGN(s.node_version, f.Str("node_version"));
+  GPUNET_TRY_ASSIGN(s.chain_id, f.Str("chain_id"));
+  GPUNET_TRY_ASSIGN(s.engine, f.Str("engine"));
+  GPUNET_TRY_ASSIGN(s.app_version, f.U64("app_version"));
+  GPUNET_TRY_ASSIGN(s.genesis_hash, f.Hash("genesis_hash"));
+  GPUNET_TRY_ASSIGN(s.latest_height, f.U64("latest_height"));
+  GPUNET_TRY_ASSIGN(s.latest_block_hash, f.Hash("latest_block_hash"));
+  GPUNET_TRY_ASSIGN(s.latest_state_root, f.Hash("latest_state_root"));
+  GPUNET_TRY_ASSIGN(s.latest_time_ms, f.U64("latest_time_ms"));
+  GPUNET_TRY_ASSIGN(s.mempool_txs, f.U64("mempool_txs"));
+  GPUNET_TRY_ASSIGN(s.node_version, f.Str("node_version"));
   int fee_fields = f.Has("fee_per_byte_ugpn") + f.Has("fee_per_msg_ugpn") + f.Has("fee_min_ugpn");
   if (fee_fields == 3) {
     FeeSchedule fees;
-    CLIENT_ASSIGN(fees.per_byte_ugpn, f.Ugpn("fee_per_byte_ugpn"));
-    CLIENT_ASSIGN(fees.per_msg_ugpn, f.Ugpn("fee_per_msg_ugpn"));
-    CLIENT_ASSIGN(fees.min_ugpn, f.Ugpn("fee_min_ugpn"));
+    GPUNET_TRY_ASSIGN(fees.per_byte_ugpn, f.Ugpn("fee_per_byte_ugpn"));
+    GPUNET_TRY_ASSIGN(fees.per_msg_ugpn, f.Ugpn("fee_per_msg_ugpn"));
+    GPUNET_TRY_ASSIGN(fees.min_ugpn, f.Ugpn("fee_min_ugpn"));
     s.fees = fees;
   } else if (fee_fields != 0) {
     return f.Bad("fee_per_byte_ugpn", "comes without all of fee_per_msg_ugpn and fee_min_ugpn");
@@ -117,8 +117,8 @@ base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
   int gas_fields = f.Has("gas_price_ugpn") + f.Has("block_gas_max");
   if (gas_fields == 2) {
     GasSchedule gas;
-    CLIENT_ASSIGN(gas.price_ugpn, f.Ugpn("gas_price_ugpn"));
-    CLIENT_ASSIGN(gas.block_max, f.U64("block_gas_max"));
+    GPUNET_TRY_ASSIGN(gas.price_ugpn, f.Ugpn("gas_price_ugpn"));
+    GPUNET_TRY_ASSIGN(gas.block_max, f.U64("block_gas_max"));
     if (gas.price_ugpn == 0) return f.Bad("gas_price_ugpn", "is 0; a chain's gas price is >= 1");
     s.gas = gas;
   } else if (gas_fields != 0) {
@@ -131,11 +131,11 @@ base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
 base::Result<SimulateResult> ParseSimulateResult(const Json& j) {
   JsonFields f(j, "POST /tx/simulate");
   SimulateResult r;
-  CLIENT_ASSIGN(r.code, f.U16("code"));
-  CLIENT_ASSIGN(r.code_name, f.Str("code_name"));
-  CLIENT_ASSIGN(r.message, f.Str("message"));
-  CLIENT_ASSIGN(r.gas_used, f.U64("gas_used"));
-  CLIENT_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
+  GPUNET_TRY_ASSIGN(r.code, f.U16("code"));
+  GPUNET_TRY_ASSIGN(r.code_name, f.Str("code_name"));
+  GPUNET_TRY_ASSIGN(r.message, f.Str("message"));
+  GPUNET_TRY_ASSIGN(r.gas_used, f.U64("gas_used"));
+  GPUNET_TRY_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
   r.raw = j;
   return r;
 }
@@ -143,19 +143,21 @@ base::Result<SimulateResult> ParseSimulateResult(const Json& j) {
 base::Result<SubmitResult> ParseSubmitResult(const Json& j) {
   JsonFields f(j, "POST /tx");
   SubmitResult r;
-  CLIENT_ASSIGN(r.tx_hash, f.Hash("tx_hash"));
-  CLIENT_ASSIGN(r.status, f.Str("status"));
+  GPUNET_TRY_ASSIGN(r.tx_hash, f.Hash("tx_hash"));
+  GPUNET_TRY_ASSIGN(r.status, f.Str("status"));
   if (r.status != "pending" && r.status != "committed")
     return f.Bad("status", "is \"" + r.status + "\", neither \"pending\" nor \"committed\"");
   if (r.Committed()) {
-    CLIENT_ASSIGN(r.height, f.U64("height"));
-    CLIENT_ASSIGN(r.index, f.U32("index"));
-    CLIENT_ASSIGN(r.code, f.U16("code"));
-    CLIENT_ASSIGN(r.code_name, f.Str("code_name"));
-    CLIENT_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
+    GPUNET_TRY_ASSIGN(r.height, f.U64("height"));
+    GPUNET_TRY_ASSIGN(r.index, f.U32("index"));
+    GPUNET_TRY_ASSIGN(r.code, f.U16("code"));
+    GPUNET_TRY_ASSIGN(r.code_name, f.Str("code_name"));
+    GPUNET_TRY_ASSIGN(r.fee_ugpn, f.Ugpn("fee_ugpn"));
   } else {
     // A pending tx has no location or receipt yet; the node may send nulls.
-    if (f.Has("height") && !j["height"].is_null()) CLIENT_ASSIGN(r.height, f.U64("height"));
+    if (f.Has("height") && !j["height"].is_null()) {
+      GPUNET_TRY_ASSIGN(r.height, f.U64("height"));
+    }
   }
   if (f.Has("message") && j["message"].is_string()) r.message = j["message"].get<std::string>();
   r.raw = j;
@@ -165,39 +167,39 @@ base::Result<SubmitResult> ParseSubmitResult(const Json& j) {
 base::Result<TxInfo> ParseTxInfo(const Json& j) {
   JsonFields f(j, "GET /tx");
   TxInfo t;
-  CLIENT_ASSIGN(t.tx_hash, f.Hash("tx_hash"));
-  CLIENT_ASSIGN(t.height, f.U64("height"));
-  CLIENT_ASSIGN(t.index, f.U32("index"));
+  GPUNET_TRY_ASSIGN(t.tx_hash, f.Hash("tx_hash"));
+  GPUNET_TRY_ASSIGN(t.height, f.U64("height"));
+  GPUNET_TRY_ASSIGN(t.index, f.U32("index"));
   const Json* tx = nullptr;
-  CLIENT_ASSIGN(tx, f.Get("tx"));
+  GPUNET_TRY_ASSIGN(tx, f.Get("tx"));
   JsonFields ft = f.Sub(*tx, "tx");
   GPUNET_TRY(ft.IsObject());
-  CLIENT_ASSIGN(t.chain_id, ft.Str("chain_id"));
-  CLIENT_ASSIGN(t.sender, ft.Str("sender"));
-  CLIENT_ASSIGN(t.from, ft.Str("from"));
-  CLIENT_ASSIGN(t.nonce, ft.U64("nonce"));
-  CLIENT_ASSIGN(t.fee_ugpn, ft.Ugpn("fee_ugpn"));
-  CLIENT_ASSIGN(t.timeout_height, ft.U64("timeout_height"));
-  CLIENT_ASSIGN(t.memo, ft.Str("memo"));
+  GPUNET_TRY_ASSIGN(t.chain_id, ft.Str("chain_id"));
+  GPUNET_TRY_ASSIGN(t.sender, ft.Str("sender"));
+  GPUNET_TRY_ASSIGN(t.from, ft.Str("from"));
+  GPUNET_TRY_ASSIGN(t.nonce, ft.U64("nonce"));
+  GPUNET_TRY_ASSIGN(t.fee_ugpn, ft.Ugpn("fee_ugpn"));
+  GPUNET_TRY_ASSIGN(t.timeout_height, ft.U64("timeout_height"));
+  GPUNET_TRY_ASSIGN(t.memo, ft.Str("memo"));
   const Json* msgs = nullptr;
-  CLIENT_ASSIGN(msgs, ft.Array("msgs"));
+  GPUNET_TRY_ASSIGN(msgs, ft.Array("msgs"));
   for (size_t i = 0; i < msgs->size(); ++i) {
     MsgInfo msg;
-    CLIENT_ASSIGN(msg, ParseMsg(ft, (*msgs)[i], i));
+    GPUNET_TRY_ASSIGN(msg, ParseMsg(ft, (*msgs)[i], i));
     t.msgs.push_back(std::move(msg));
   }
   const Json* receipt = nullptr;
-  CLIENT_ASSIGN(receipt, f.Get("receipt"));
+  GPUNET_TRY_ASSIGN(receipt, f.Get("receipt"));
   JsonFields fr = f.Sub(*receipt, "receipt");
   GPUNET_TRY(fr.IsObject());
-  CLIENT_ASSIGN(t.code, fr.U16("code"));
-  CLIENT_ASSIGN(t.code_name, fr.Str("code_name"));
-  CLIENT_ASSIGN(t.charged_fee_ugpn, fr.Ugpn("fee_ugpn"));
+  GPUNET_TRY_ASSIGN(t.code, fr.U16("code"));
+  GPUNET_TRY_ASSIGN(t.code_name, fr.Str("code_name"));
+  GPUNET_TRY_ASSIGN(t.charged_fee_ugpn, fr.Ugpn("fee_ugpn"));
   const Json* events = nullptr;
-  CLIENT_ASSIGN(events, fr.Array("events"));
+  GPUNET_TRY_ASSIGN(events, fr.Array("events"));
   for (size_t i = 0; i < events->size(); ++i) {
     EventInfo event;
-    CLIENT_ASSIGN(event, ParseEvent(fr, (*events)[i], i));
+    GPUNET_TRY_ASSIGN(event, ParseEvent(fr, (*events)[i], i));
     t.events.push_back(std::move(event));
   }
   t.raw = j;
@@ -207,26 +209,26 @@ base::Result<TxInfo> ParseTxInfo(const Json& j) {
 base::Result<AccountInfo> ParseAccountInfo(const Json& j, bool prove) {
   JsonFields f(j, prove ? "GET /account?prove=true" : "GET /account");
   AccountInfo a;
-  CLIENT_ASSIGN(a.address_text, f.Str("address"));
+  GPUNET_TRY_ASSIGN(a.address_text, f.Str("address"));
   auto address = crypto::ParseAddress(a.address_text);
   if (!address) return f.Bad("address", "is not a gpn1 address: " + address.error().message);
   a.address = *address;
-  CLIENT_ASSIGN(a.balance_ugpn, f.Ugpn("balance_ugpn"));
-  CLIENT_ASSIGN(a.nonce, f.U64("nonce"));
-  CLIENT_ASSIGN(a.height, f.U64("height"));
-  CLIENT_ASSIGN(a.exists, f.Bool("exists"));
+  GPUNET_TRY_ASSIGN(a.balance_ugpn, f.Ugpn("balance_ugpn"));
+  GPUNET_TRY_ASSIGN(a.nonce, f.U64("nonce"));
+  GPUNET_TRY_ASSIGN(a.height, f.U64("height"));
+  GPUNET_TRY_ASSIGN(a.exists, f.Bool("exists"));
   if (prove) {
     AccountProofData p;
-    CLIENT_ASSIGN(p.state_key, f.Hex("state_key"));
+    GPUNET_TRY_ASSIGN(p.state_key, f.Hex("state_key"));
     const Json* value = nullptr;
-    CLIENT_ASSIGN(value, f.Get("value"));
+    GPUNET_TRY_ASSIGN(value, f.Get("value"));
     if (!value->is_null()) {
       base::Bytes bytes;
-      CLIENT_ASSIGN(bytes, f.Hex("value"));
+      GPUNET_TRY_ASSIGN(bytes, f.Hex("value"));
       p.value = std::move(bytes);
     }
-    CLIENT_ASSIGN(p.proof, f.Hex("proof"));
-    CLIENT_ASSIGN(p.header, f.Hex("header"));
+    GPUNET_TRY_ASSIGN(p.proof, f.Hex("proof"));
+    GPUNET_TRY_ASSIGN(p.header, f.Hex("header"));
     a.proof = std::move(p);
   }
   a.raw = j;
@@ -236,9 +238,9 @@ base::Result<AccountInfo> ParseAccountInfo(const Json& j, bool prove) {
 base::Result<BlockInfo> ParseBlockInfo(const Json& j) {
   JsonFields f(j, "GET /block");
   BlockInfo b;
-  CLIENT_ASSIGN(b.height, f.U64("height"));
-  CLIENT_ASSIGN(b.hash, f.Hash("hash"));
-  CLIENT_ASSIGN(b.header_bytes, f.Hex("header_hex"));
+  GPUNET_TRY_ASSIGN(b.height, f.U64("height"));
+  GPUNET_TRY_ASSIGN(b.hash, f.Hash("hash"));
+  GPUNET_TRY_ASSIGN(b.header_bytes, f.Hex("header_hex"));
   auto header = codec::DecodeBlockHeader(b.header_bytes);
   if (!header) return f.Bad("header_hex", "is not a block header: " + header.error().message);
   b.header = std::move(*header);
@@ -252,7 +254,7 @@ base::Result<BlockInfo> ParseBlockInfo(const Json& j) {
                                          std::to_string(b.header.height) + " for block " +
                                          std::to_string(b.height));
   const Json* txs = nullptr;
-  CLIENT_ASSIGN(txs, f.Array("txs"));
+  GPUNET_TRY_ASSIGN(txs, f.Array("txs"));
   for (const Json& t : *txs) {
     if (!t.is_string()) return f.Bad("txs", "holds something that is not a hash string");
     auto h = base::FixedFromHex<32>(t.get<std::string>());
@@ -264,10 +266,10 @@ base::Result<BlockInfo> ParseBlockInfo(const Json& j) {
                 "the tx hashes the node listed for block " + std::to_string(b.height) +
                     " do not match the header's tx_root: do not trust this node");
   const Json* receipts = nullptr;
-  CLIENT_ASSIGN(receipts, f.Array("receipts"));
+  GPUNET_TRY_ASSIGN(receipts, f.Array("receipts"));
   for (size_t i = 0; i < receipts->size(); ++i) {
     ReceiptSummary summary;
-    CLIENT_ASSIGN(summary, ParseReceiptSummary(f, (*receipts)[i], i));
+    GPUNET_TRY_ASSIGN(summary, ParseReceiptSummary(f, (*receipts)[i], i));
     b.receipts.push_back(std::move(summary));
   }
   if (b.receipts.size() != b.txs.size())
@@ -284,7 +286,7 @@ NodeClient::NodeClient(std::string url, HttpClientOptions options)
 
 base::Result<Json> NodeClient::GetJson(const std::string& path) {
   HttpResponse response;
-  CLIENT_ASSIGN(response, m_http.Get(path));
+  GPUNET_TRY_ASSIGN(response, m_http.Get(path));
   if (response.status != 200) {
     base::Error e = ErrorOf(response);
     return std::unexpected(e);
@@ -299,7 +301,7 @@ base::Result<Json> NodeClient::GetJson(const std::string& path) {
 
 base::Result<NodeStatusInfo> NodeClient::Status() {
   Json j;
-  CLIENT_ASSIGN(j, GetJson("/status"));
+  GPUNET_TRY_ASSIGN(j, GetJson("/status"));
   return ParseStatus(j);
 }
 
@@ -313,7 +315,7 @@ base::Result<SubmitResult> NodeClient::SubmitTx(const codec::Tx& tx, bool wait,
     options.request_timeout_ms = std::max(options.request_timeout_ms, wait_timeout_ms + 10'000);
   HttpClient http(m_http.Url(), options);
   HttpResponse response;
-  CLIENT_ASSIGN(response, http.Post("/tx", body.dump()));
+  GPUNET_TRY_ASSIGN(response, http.Post("/tx", body.dump()));
   if (response.status != 200) return std::unexpected(ErrorOf(response));
   Json j = Json::parse(response.body, nullptr, false);
   if (j.is_discarded())
@@ -321,7 +323,7 @@ base::Result<SubmitResult> NodeClient::SubmitTx(const codec::Tx& tx, bool wait,
                                          " answered POST /tx with something that is not JSON: " +
                                          response.body.substr(0, 120));
   SubmitResult result;
-  CLIENT_ASSIGN(result, ParseSubmitResult(j));
+  GPUNET_TRY_ASSIGN(result, ParseSubmitResult(j));
   if (result.tx_hash != codec::TxHash(tx))
     return Fail(ErrorCode::kCorrupt, "the node reported tx hash " + base::ToHex(result.tx_hash) +
                                          " for a transaction whose hash is " +
@@ -332,7 +334,7 @@ base::Result<SubmitResult> NodeClient::SubmitTx(const codec::Tx& tx, bool wait,
 base::Result<SimulateResult> NodeClient::Simulate(const codec::Tx& tx) {
   Json body = {{"tx", base::ToHex(codec::EncodeTx(tx))}};
   HttpResponse response;
-  CLIENT_ASSIGN(response, m_http.Post("/tx/simulate", body.dump()));
+  GPUNET_TRY_ASSIGN(response, m_http.Post("/tx/simulate", body.dump()));
   if (response.status != 200) return std::unexpected(ErrorOf(response));
   Json j = Json::parse(response.body, nullptr, false);
   if (j.is_discarded())
@@ -350,7 +352,7 @@ base::Result<std::optional<uint64_t>> SimulatedFee(NodeClient& node, const NodeS
   // balance the messages see, so the caller passes its estimate.
   const codec::Tx tx{std::move(unsigned_body), codec::Signature{}};
   SimulateResult sim;
-  CLIENT_ASSIGN(sim, node.Simulate(tx));
+  GPUNET_TRY_ASSIGN(sim, node.Simulate(tx));
   if (sim.code != 0)
     return Fail(ErrorCode::kInvalidArgument,
                 "the node's simulation says this transaction would fail with " + sim.code_name +
@@ -367,9 +369,9 @@ base::Result<std::optional<uint64_t>> SimulatedFee(NodeClient& node, const NodeS
 
 base::Result<TxInfo> NodeClient::GetTx(const base::Hash32& tx_hash) {
   Json j;
-  CLIENT_ASSIGN(j, GetJson("/tx/" + base::ToHex(tx_hash)));
+  GPUNET_TRY_ASSIGN(j, GetJson("/tx/" + base::ToHex(tx_hash)));
   TxInfo t;
-  CLIENT_ASSIGN(t, ParseTxInfo(j));
+  GPUNET_TRY_ASSIGN(t, ParseTxInfo(j));
   if (t.tx_hash != tx_hash)
     return Fail(ErrorCode::kCorrupt, "asked the node for tx " + base::ToHex(tx_hash) +
                                          ", it answered with " + base::ToHex(t.tx_hash));
@@ -379,9 +381,9 @@ base::Result<TxInfo> NodeClient::GetTx(const base::Hash32& tx_hash) {
 base::Result<AccountInfo> NodeClient::GetAccount(const codec::Address& address, bool prove) {
   std::string text = crypto::AddressToString(address);
   Json j;
-  CLIENT_ASSIGN(j, GetJson("/account/" + text + (prove ? "?prove=true" : "")));
+  GPUNET_TRY_ASSIGN(j, GetJson("/account/" + text + (prove ? "?prove=true" : "")));
   AccountInfo a;
-  CLIENT_ASSIGN(a, ParseAccountInfo(j, prove));
+  GPUNET_TRY_ASSIGN(a, ParseAccountInfo(j, prove));
   if (a.address != address)
     return Fail(ErrorCode::kCorrupt,
                 "asked the node for account " + text + ", it answered for " + a.address_text);
@@ -390,9 +392,10 @@ base::Result<AccountInfo> NodeClient::GetAccount(const codec::Address& address, 
 
 base::Result<BlockInfo> NodeClient::GetBlock(std::optional<uint64_t> height) {
   Json j;
-  CLIENT_ASSIGN(j, GetJson("/block/" + (height ? std::to_string(*height) : std::string("latest"))));
+  GPUNET_TRY_ASSIGN(
+      j, GetJson("/block/" + (height ? std::to_string(*height) : std::string("latest"))));
   BlockInfo b;
-  CLIENT_ASSIGN(b, ParseBlockInfo(j));
+  GPUNET_TRY_ASSIGN(b, ParseBlockInfo(j));
   if (height && b.height != *height)
     return Fail(ErrorCode::kCorrupt, "asked the node for block " + std::to_string(*height) +
                                          ", it answered with block " + std::to_string(b.height));

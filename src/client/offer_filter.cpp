@@ -113,6 +113,33 @@ base::Status CheckOneOf(std::string_view value, std::string_view term, std::stri
                                                "; use one of " + list);
 }
 
+/// The value of a name term (gpu=a,b): a comma-separated list of names, lower-cased
+/// into term.texts.
+base::Status ParseNames(std::string_view text, const FieldInfo* info, std::string_view value,
+                        FilterTerm& term) {
+  if (term.op != FilterOp::kEq && term.op != FilterOp::kNe)
+    return Fail(ErrorCode::kInvalidArgument,
+                "filter " + Quoted(text) + ": " + std::string(info->name) +
+                    " is a name and takes only = or != (" + std::string(info->what) + ")");
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t comma = value.find(',', start);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view alt = value.substr(start, comma - start);
+    if (alt.empty())
+      return Fail(ErrorCode::kInvalidArgument, "filter " + Quoted(text) +
+                                                   ": an empty name in the list; write e.g. " +
+                                                   std::string(info->name) + "=a,b");
+    std::string lower = Lower(alt);
+    if (info->field == FilterField::kFabric)
+      GPUNET_TRY(CheckOneOf(lower, text, "fabric", kFabrics));
+    if (info->field == FilterField::kLink) GPUNET_TRY(CheckOneOf(lower, text, "link", kLinks));
+    term.texts.push_back(std::move(lower));
+    start = comma + 1;
+  }
+  return base::Ok();
+}
+
 base::Result<FilterTerm> ParseTerm(std::string_view text) {
   size_t key_end = 0;
   while (key_end < text.size() && IsKeyChar(text[key_end])) ++key_end;
@@ -146,29 +173,9 @@ base::Result<FilterTerm> ParseTerm(std::string_view text) {
   term.op = op->op;
   term.source = std::string(text);
   switch (info->kind) {
-    case Kind::kText: {
-      if (op->op != FilterOp::kEq && op->op != FilterOp::kNe)
-        return Fail(ErrorCode::kInvalidArgument,
-                    "filter " + Quoted(text) + ": " + std::string(info->name) +
-                        " is a name and takes only = or != (" + std::string(info->what) + ")");
-      size_t start = 0;
-      while (start <= value.size()) {
-        size_t comma = value.find(',', start);
-        if (comma == std::string_view::npos) comma = value.size();
-        std::string_view alt = value.substr(start, comma - start);
-        if (alt.empty())
-          return Fail(ErrorCode::kInvalidArgument, "filter " + Quoted(text) +
-                                                       ": an empty name in the list; write e.g. " +
-                                                       std::string(info->name) + "=a,b");
-        std::string lower = Lower(alt);
-        if (info->field == FilterField::kFabric)
-          GPUNET_TRY(CheckOneOf(lower, text, "fabric", kFabrics));
-        if (info->field == FilterField::kLink) GPUNET_TRY(CheckOneOf(lower, text, "link", kLinks));
-        term.texts.push_back(std::move(lower));
-        start = comma + 1;
-      }
+    case Kind::kText:
+      GPUNET_TRY(ParseNames(text, info, value, term));
       break;
-    }
     case Kind::kCount: {
       auto n = ParseCount(value, text);
       if (!n) return std::unexpected(n.error());

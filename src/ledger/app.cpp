@@ -84,7 +84,9 @@ LedgerApp::LedgerApp(std::unique_ptr<state::ResidentKvStore> kv, const Genesis& 
       m_genesis(genesis),
       m_genesis_hash(GenesisHash(genesis)),
       m_params(PipelineParamsOf(genesis)),
-      m_signatures(options.signature_cache_capacity) {}
+      m_signatures(options.signature_cache_capacity),
+      m_check_block(options.check_block_invariants),
+      m_before_block_check(options.before_block_check_for_test) {}
 
 base::Result<std::unique_ptr<LedgerApp>> LedgerApp::Open(state::KvStore& kv, const Genesis& genesis,
                                                          const AppOptions& options) {
@@ -157,6 +159,8 @@ base::Status LedgerApp::Load() {
   auto tree = state::SparseMerkleTree::BuildFromKvStore(*m_kv, keyspace::AppStateBegin(),
                                                         keyspace::AppStateEnd());
   if (!tree) return std::unexpected(tree.error());
+  base::MutexLock lock(
+      m_mutex);  // no other thread has the app yet: m_tree is always accessed under it
   m_tree = std::move(*tree);
   m_state_root = m_tree.Root();
   if (m_state_root != expected_root)
@@ -167,13 +171,23 @@ base::Status LedgerApp::Load() {
   return base::Ok();
 }
 
+base::Status LedgerApp::CheckBlock(state::StateDb& db, uint64_t height) const {
+  if (m_before_block_check) m_before_block_check(db);
+  if (!m_check_block) return base::Ok();
+  if (auto held = state::CheckBlockChanges(db); !held)
+    return Fail(ErrorCode::kCorrupt,
+                "block " + std::to_string(height) +
+                    " breaks an invariant and is not committed: " + held.error().message);
+  return base::Ok();
+}
+
 // ---------------------------------------------------------------- tree
 
 void LedgerApp::TreeToCommitted() const {
   if (!m_tree_pending) return;
-  auto it = std::find_if(m_executed.begin(), m_executed.end(), [&](const auto& entry) {
-    return entry.second->block_hash == *m_tree_pending;
-  });
+  const base::Hash32 pending = *m_tree_pending;  // a lambda is analysed without the lock
+  auto it = std::find_if(m_executed.begin(), m_executed.end(),
+                         [&](const auto& entry) { return entry.second->block_hash == pending; });
   GPUNET_CHECK(it != m_executed.end());
   auto status = m_tree.Update(it->second->inverse);
   GPUNET_CHECK(status.has_value());
@@ -194,7 +208,7 @@ void LedgerApp::TreeToPending(const base::Hash32& block_hash) const {
 // ---------------------------------------------------------------- CheckTx / Info / Query
 
 AppInfo LedgerApp::Info() const {
-  std::lock_guard lock(m_info_mutex);
+  base::MutexLock lock(m_info_mutex);
   AppInfo info;
   info.chain_id = m_genesis.chain_id;
   info.app_version = m_genesis.app_version;
@@ -239,7 +253,7 @@ CheckTxResponse LedgerApp::RecheckTx(std::shared_ptr<const state::CheckedTx> sha
   response.timeout_height = body.timeout_height;
   uint64_t next_height = 0;
   {
-    std::lock_guard lock(m_info_mutex);
+    base::MutexLock lock(m_info_mutex);
     next_height = m_last_height + 1;
   }
   state::StateDb db(*m_kv);
@@ -263,7 +277,7 @@ CheckTxResponse LedgerApp::RecheckTx(std::shared_ptr<const state::CheckedTx> sha
 }
 
 base::Result<QueryResponse> LedgerApp::Query(const QueryRequest& request) const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   if (request.height != 0 && request.height != m_last_height)
     return Fail(ErrorCode::kUnsupported, "only the latest committed height (" +
                                              std::to_string(m_last_height) +
@@ -403,6 +417,7 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   }
   // End of block (architecture §3.5): market awards -> faults -> expiries, after the txs.
   GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
+  GPUNET_TRY(CheckBlock(db, h.height));
   // The receipts carry each tx's hash (of its canonical bytes): no re-encoding.
   h.receipts_root =
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes);
@@ -410,7 +425,7 @@ base::Result<PrepareProposalResponse> LedgerApp::PrepareProposal(
   executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   {
-    std::lock_guard lock(m_mutex);
+    base::MutexLock lock(m_mutex);
     TreeToCommitted();
     auto status = m_tree.Update(executed->forward, &executed->inverse);
     GPUNET_CHECK(status.has_value());
@@ -480,11 +495,12 @@ base::Result<ProcessProposalResponse> LedgerApp::ExecuteProposal(const codec::Bl
       SealReceipts(executed->receipts, executed->encoded_receipts, executed->tx_hashes))
     return reject("receipts root does not match execution");
   GPUNET_TRY(state::MarketEndBlock(db, h.height, h.time_ms, executed->events, m_params.gas));
+  GPUNET_TRY(CheckBlock(db, h.height));
   executed->state_changes = db.TakeChanges();
   executed->forward = state::SmtChangesOf(executed->state_changes);
   executed->block = block;
   executed->block_hash = codec::BlockHash(h);
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   TreeToCommitted();
   auto status = m_tree.Update(executed->forward, &executed->inverse);
   GPUNET_CHECK(status.has_value());
@@ -572,7 +588,7 @@ base::Result<CommitResponse> LedgerApp::Commit() {
   }
   batch.Put(keyspace::MetaKey(keyspace::kMetaLastHeight), keyspace::EncodeU64(h.height));
 
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   // Under the lock so a Query never pairs a new value with the old tree.
   if (auto written = m_kv->Commit(batch); !written) {
     TreeToCommitted();
@@ -584,7 +600,7 @@ base::Result<CommitResponse> LedgerApp::Commit() {
   m_tree_pending.reset();  // the pending block is now the committed state
   GPUNET_CHECK(m_tree.Root() == h.state_root);
   {
-    std::lock_guard info_lock(m_info_mutex);
+    base::MutexLock info_lock(m_info_mutex);
     m_state_root = h.state_root;
     m_last_height = h.height;
     m_last_block_hash = e.block_hash;
@@ -616,7 +632,7 @@ base::Result<SimulateResponse> LedgerApp::Simulate(base::ByteSpan tx_bytes) cons
   GPUNET_CHECK(price.has_value());  // <= the required fee, which stage 1 computed
   // Under the lock: Commit writes the store under it, so the simulation reads one
   // committed state, never half of a block's writes.
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   state::StateDb db(*m_kv);
   auto account = db.GetAccount(tx.sender);
   if (!account) return std::unexpected(account.error());

@@ -13,17 +13,19 @@
 // MemoryKvStore does not, so single-threaded tests only).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 
+#include "base/mutex.h"
 #include "base/result.h"
 #include "ledger/application.h"
 #include "ledger/genesis.h"
 #include "state/kv.h"
 #include "state/resident_kv.h"
 #include "state/smt.h"
+#include "state/state_db.h"
 #include "state/tx_pipeline.h"
 
 namespace gpunet::ledger {
@@ -42,6 +44,13 @@ struct SimulateResponse {
 struct AppOptions {
   /// Tx hashes whose signature verified, remembered between CheckTx and execution.
   size_t signature_cache_capacity = 1u << 20;
+  /// The per-block invariant check (architecture §2.9, state::CheckBlockChanges):
+  /// every executed block, before it can be committed. Off only to measure its
+  /// cost (bench_node --no-block-check).
+  bool check_block_invariants = true;
+  /// Tests only: runs on each executed block's overlay just before the per-block
+  /// check, to inject a write the check must catch.
+  std::function<void(state::StateDb&)> before_block_check_for_test;
 };
 
 class LedgerApp final : public Application {
@@ -87,12 +96,15 @@ class LedgerApp final : public Application {
   LedgerApp(std::unique_ptr<state::ResidentKvStore> kv, const Genesis& genesis,
             const AppOptions& options);
   base::Status Load();
+  // The per-block invariant check over the executed block's overlay; kCorrupt
+  // naming the height, the invariant and the key stops the block here.
+  base::Status CheckBlock(state::StateDb& db, uint64_t height) const;
   // Executes a proposed block against committed state; accept=false with a reason
   // when the block breaks a rule.
   base::Result<ProcessProposalResponse> ExecuteProposal(const codec::Block& block);
   // The tree at committed state / with the executed block `hash` applied.
-  void TreeToCommitted() const;
-  void TreeToPending(const base::Hash32& block_hash) const;
+  void TreeToCommitted() const REQUIRES(m_mutex);
+  void TreeToPending(const base::Hash32& block_hash) const REQUIRES(m_mutex);
 
   // The store given to Open, with the application state resident in memory in
   // front of it (state/resident_kv.h): every read and write goes through here.
@@ -102,14 +114,18 @@ class LedgerApp final : public Application {
   base::Hash32 m_genesis_hash;
   state::PipelineParams m_params;
   state::SignatureCache m_signatures;
+  bool m_check_block;
+  std::function<void(state::StateDb&)> m_before_block_check;
 
   // m_mutex guards everything below (the engine thread against Query). The
   // committed-block fields that follow are written only by the engine thread,
   // under m_mutex AND m_info_mutex; Info and CheckTx read them under
   // m_info_mutex alone, so they never wait for a commit's fsync or a tree update
   // (signature checks on the RPC threads ran in lock-step with commits before).
-  mutable std::mutex m_mutex;
-  mutable std::mutex m_info_mutex;
+  // The engine thread reads what only it writes without a lock, which GUARDED_BY
+  // (one mutex, every access) cannot say: only the tree is annotated.
+  mutable base::Mutex m_mutex;
+  mutable base::Mutex m_info_mutex;
   uint64_t m_last_height = 0;
   base::Hash32 m_last_block_hash;
   uint64_t m_last_time_ms = 0;
@@ -118,8 +134,8 @@ class LedgerApp final : public Application {
   // The tree holds committed state, or committed state plus one executed block
   // (m_tree_pending): executing applies a block's changes once, Commit keeps them,
   // a Query or another proposal undoes them first. mutable: Query may undo.
-  mutable state::SparseMerkleTree m_tree;
-  mutable std::optional<base::Hash32> m_tree_pending;
+  mutable state::SparseMerkleTree m_tree GUARDED_BY(m_mutex);
+  mutable std::optional<base::Hash32> m_tree_pending GUARDED_BY(m_mutex);
   std::map<base::Hash32, std::shared_ptr<Executed>> m_executed;  ///< by block hash, this height
   std::shared_ptr<Executed> m_finalized;                         ///< what Commit persists
 };

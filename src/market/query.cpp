@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <tuple>
+#include <utility>
 
+#include "base/check.h"
 #include "market/keys.h"
 #include "market/math.h"
 
@@ -108,6 +111,31 @@ base::Result<OfferClass> OfferClassOf(const StoreView& view, const Offer& o) {
       ForEachUnder<Machine>(view, keys::KeyBuilder(keys::kMachine).Addr(o.provider), add_machine));
   c.sites = static_cast<uint32_t>(used_sites.size());
   return c;
+}
+
+RankedBid RankBid(const Bid& bid, const Provider& provider) {
+  return {bid, FaultRatePpm(provider.leases_completed, provider.faults)};
+}
+
+bool AuctionRanksBefore(const RankedBid& a, const RankedBid& b) {
+  return std::tie(a.bid.price_ugpn_per_gpu_hour, a.fault_rate_ppm, a.bid.bid_id) <
+         std::tie(b.bid.price_ugpn_per_gpu_hour, b.fault_rate_ppm, b.bid.bid_id);
+}
+
+base::Result<std::vector<RankedBid>> RankBids(const StoreView& view, std::vector<Bid> bids) {
+  std::vector<RankedBid> ranked;
+  ranked.reserve(bids.size());
+  for (auto& bid : bids) {
+    GPUNET_TRY_ASSIGN(auto bytes, view.Get(keys::ProviderKey(bid.provider)));
+    if (!bytes)
+      return base::Fail(base::ErrorCode::kCorrupt,
+                        "bid " + std::to_string(bid.bid_id) + " names a provider with no record");
+    GPUNET_TRY_ASSIGN(auto provider, DecodeProvider(*bytes));
+    ranked.push_back(RankBid(std::move(bid), provider));
+  }
+  std::sort(ranked.begin(), ranked.end(), AuctionRanksBefore);
+  GPUNET_CHECK(ranked.size() == bids.size());
+  return ranked;
 }
 
 }  // namespace gpunet::market

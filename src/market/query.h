@@ -1,6 +1,6 @@
 // What readers compute from the market's records (docs/market.md, "What readers
 // compute"): a lease's accrual at a time, a machine's free capacity and the class
-// of machines an offer sells. The rules (apply.cpp) and the node's RPC
+// of machines an offer sells. The rules (apply*.cpp) and the node's RPC
 // (node/market_routes.cpp) call these same functions, so what the RPC shows and
 // what the ledger pays can never disagree.
 //
@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "codec/types.h"
@@ -83,5 +84,24 @@ struct OfferClass {
 /// same for every offer of one provider, model and site). At most
 /// kSitesPerProviderMax + kMachinesPerProviderMax records are read.
 base::Result<OfferClass> OfferClassOf(const StoreView& view, const Offer& o);
+
+/// A bid with what the auction ranks it by besides itself.
+struct RankedBid {
+  Bid bid;
+  uint64_t fault_rate_ppm = 0;  ///< FaultRatePpm of the bid's provider (math.h)
+};
+
+/// The rank of `bid`, placed by `provider` (its record).
+RankedBid RankBid(const Bid& bid, const Provider& provider);
+
+/// The auction's order (docs/market.md, "Orders and the auction"): the lowest price
+/// first; equal prices: the provider with the lower fault rate, then the earlier bid
+/// (lower id). The award at the window's end tries the bids in this order and
+/// GET /market/order/<id>/bids lists them in it, so the list is the award's order.
+bool AuctionRanksBefore(const RankedBid& a, const RankedBid& b);
+
+/// `bids` in the auction's order (AuctionRanksBefore), each with its provider's
+/// fault rate read from `view`. kCorrupt when a bid's provider has no record.
+base::Result<std::vector<RankedBid>> RankBids(const StoreView& view, std::vector<Bid> bids);
 
 }  // namespace gpunet::market

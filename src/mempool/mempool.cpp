@@ -50,7 +50,7 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
   e.fee_ugpn = c.fee_ugpn;
   e.timeout_height = c.timeout_height;
 
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   if (m_by_hash.contains(c.tx_hash))
     return Reject(std::move(r), TxCode::kAlreadyKnown,
                   "this transaction is already pending; wait for it to be included");
@@ -188,7 +188,7 @@ void Mempool::UnindexLocked(const codec::Address& sender, const Entry& e) {
 
 template <class Take>
 void Mempool::ReapEach(uint64_t max_bytes, uint64_t max_txs, uint64_t max_gas, Take&& take) const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   // Heads of executable prefixes; highest fee first, then earliest arrival.
   using Head =
       std::tuple<uint64_t, uint64_t, const Sender*, std::map<uint64_t, Entry>::const_iterator>;
@@ -237,7 +237,7 @@ std::vector<std::shared_ptr<const state::CheckedTx>> Mempool::ReapChecked(uint64
 }
 
 bool Mempool::HasExecutable() const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   for (const auto& [addr, s] : m_senders)
     if (s.queue.contains(s.next_nonce)) return true;
   return false;
@@ -271,7 +271,7 @@ std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base
       std::tuple<codec::Address, uint64_t, base::Hash32, std::shared_ptr<const state::CheckedTx>>>
       rest;
   {
-    std::lock_guard lock(m_mutex);
+    base::MutexLock lock(m_mutex);
     m_height = height;
     // The block's senders, whose other txs may now be stale. A tx this pool holds
     // names its sender; only txs it never saw need it derived from the public key.
@@ -317,7 +317,7 @@ std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base
   checked.reserve(rest.size());
   for (auto& [addr, nonce, hash, tx] : rest)
     checked.emplace_back(m_app.RecheckTx(std::move(tx)), std::make_tuple(addr, nonce, hash));
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   for (auto& [c, key] : checked) {
     auto& [addr, nonce, hash] = key;
     auto sit = m_senders.find(addr);
@@ -338,7 +338,7 @@ std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base
 }
 
 bool Mempool::Remove(const base::Hash32& tx_hash) {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   auto it = m_by_hash.find(tx_hash);
   if (it == m_by_hash.end()) return false;
   const Where where = it->second;
@@ -347,12 +347,12 @@ bool Mempool::Remove(const base::Hash32& tx_hash) {
 }
 
 bool Mempool::Contains(const base::Hash32& tx_hash) const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   return m_by_hash.contains(tx_hash);
 }
 
 uint64_t Mempool::NextFreeNonce(const codec::Address& sender, uint64_t from_nonce) const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   uint64_t next = from_nonce;
   auto s = m_senders.find(sender);
   if (s == m_senders.end()) return next;
@@ -383,7 +383,7 @@ base::Result<uint64_t> Mempool::NextFreeNonce(
 }
 
 MempoolStats Mempool::Stats() const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   return MempoolStats{m_txs, m_bytes, m_senders.size()};
 }
 

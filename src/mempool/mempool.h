@@ -24,7 +24,6 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <set>
 #include <span>
 #include <string>
@@ -33,6 +32,7 @@
 
 #include "base/bytes.h"
 #include "base/limits.h"
+#include "base/mutex.h"
 #include "base/result.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
@@ -78,42 +78,46 @@ class Mempool {
   explicit Mempool(ledger::Application& app, MempoolOptions options = {});
 
   /// Admits a tx: CheckTx(kNew), then the pool's policy.
-  AddResult Add(base::ByteSpan tx_bytes);
+  AddResult Add(base::ByteSpan tx_bytes) EXCLUDES(m_mutex);
 
   /// Candidate txs for the next block in priority order, at most max_txs,
   /// max_bytes in total and max_gas in gas limits (0 = no limit).
-  std::vector<base::Bytes> Reap(uint64_t max_bytes, uint64_t max_txs, uint64_t max_gas = 0) const;
+  std::vector<base::Bytes> Reap(uint64_t max_bytes, uint64_t max_txs, uint64_t max_gas = 0) const
+      EXCLUDES(m_mutex);
   /// The same txs as Reap, as CheckTx returned them (for
   /// PrepareProposalRequest::checked_txs): no copy of the bytes, no decoding again.
   std::vector<std::shared_ptr<const state::CheckedTx>> ReapChecked(uint64_t max_bytes,
                                                                    uint64_t max_txs,
-                                                                   uint64_t max_gas = 0) const;
+                                                                   uint64_t max_gas = 0) const
+      EXCLUDES(m_mutex);
   /// True when at least one tx is executable (its nonce is its sender's next).
-  bool HasExecutable() const;
+  bool HasExecutable() const EXCLUDES(m_mutex);
 
   /// After block `height` committed: removes `included` hashes, expires txs whose
   /// timeout_height < height + 1, re-checks every other tx against the new state.
   /// Returns what was dropped (not the included ones).
-  std::vector<Removed> Update(uint64_t height, const std::vector<base::Hash32>& included);
+  std::vector<Removed> Update(uint64_t height, const std::vector<base::Hash32>& included)
+      EXCLUDES(m_mutex);
   /// The same after committed `block`, re-checking only the txs of the block's
   /// senders. Sound because a pending tx's validity depends only on its sender's
   /// account (nonce, balance for the fee), and only the sender's own txs move its
   /// nonce or lower its balance; every other pending tx stays as valid as it was
   /// (expiry is still applied to all). PrepareProposal checks every tx again anyway,
   /// so this bounds pool hygiene work by the block size, not by the pool size.
-  std::vector<Removed> Update(const codec::Block& block);
+  std::vector<Removed> Update(const codec::Block& block) EXCLUDES(m_mutex);
   /// The same with the block's receipts (FinalizeBlock's; receipts[i] is
   /// block.txs[i]'s), whose tx hashes save encoding and hashing every tx again.
-  std::vector<Removed> Update(const codec::Block& block, std::span<const codec::Receipt> receipts);
+  std::vector<Removed> Update(const codec::Block& block, std::span<const codec::Receipt> receipts)
+      EXCLUDES(m_mutex);
   /// Drops one tx (a proposer skipped it as invalid). False when it was not pending.
-  bool Remove(const base::Hash32& tx_hash);
+  bool Remove(const base::Hash32& tx_hash) EXCLUDES(m_mutex);
 
-  bool Contains(const base::Hash32& tx_hash) const;
+  bool Contains(const base::Hash32& tx_hash) const EXCLUDES(m_mutex);
   /// The first nonce at or after `from_nonce` for which `sender` has no pending tx.
   /// With `from_nonce` the account's next nonce, a tx of `sender` with a nonce up to
   /// this one can execute once the pending ones have; a higher one waits for a gap
   /// to be filled (the RPC refuses to hold a wait=committed request for it).
-  uint64_t NextFreeNonce(const codec::Address& sender, uint64_t from_nonce) const;
+  uint64_t NextFreeNonce(const codec::Address& sender, uint64_t from_nonce) const EXCLUDES(m_mutex);
   /// NextFreeNonce from the account's next nonce as `account_nonce` reads it from
   /// the committed state, outside the pool's lock. A block that commits (and
   /// leaves the pool) between that read and the pool's would make the pool count
@@ -122,8 +126,8 @@ class Mempool {
   /// few times; a node commits a block per interval, not per microsecond).
   base::Result<uint64_t> NextFreeNonce(
       const codec::Address& sender,
-      const std::function<base::Result<uint64_t>()>& account_nonce) const;
-  MempoolStats Stats() const;
+      const std::function<base::Result<uint64_t>()>& account_nonce) const EXCLUDES(m_mutex);
+  MempoolStats Stats() const EXCLUDES(m_mutex);
   /// Stats().txs without taking the lock: admission sets a gauge from it for
   /// every tx, and the lock is what admission threads and the engine contend on.
   size_t Txs() const { return m_txs.load(std::memory_order_relaxed); }
@@ -146,14 +150,15 @@ class Mempool {
   // Update's body: re-checks every sender's txs, or only the senders of `block`'s txs
   // (`included` holds their hashes, in block order) when given one.
   std::vector<Removed> UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
-                                  const codec::Block* block);
+                                  const codec::Block* block) EXCLUDES(m_mutex);
   // Reap's walk: calls take(entry) for each tx taken, in block order.
   template <class Take>
-  void ReapEach(uint64_t max_bytes, uint64_t max_txs, uint64_t max_gas, Take&& take) const;
+  void ReapEach(uint64_t max_bytes, uint64_t max_txs, uint64_t max_gas, Take&& take) const
+      EXCLUDES(m_mutex);
   // Removes one entry (caller holds the lock).
-  void EraseLocked(const codec::Address& sender, uint64_t nonce);
+  void EraseLocked(const codec::Address& sender, uint64_t nonce) REQUIRES(m_mutex);
   // Drops a leaving entry from the indexes and the counts, not from its queue.
-  void UnindexLocked(const codec::Address& sender, const Entry& e);
+  void UnindexLocked(const codec::Address& sender, const Entry& e) REQUIRES(m_mutex);
 
   // Where a pending tx sits: its sender's queue, at its nonce.
   struct Where {
@@ -164,19 +169,19 @@ class Mempool {
   ledger::Application& m_app;
   const MempoolOptions m_options;
 
-  mutable std::mutex m_mutex;
+  mutable base::Mutex m_mutex;
   // Hashed, not ordered: every walk over the senders orders what it finds by fee
   // and arrival (seq, unique), so the table's order never shows.
-  absl::flat_hash_map<codec::Address, Sender> m_senders;
+  absl::flat_hash_map<codec::Address, Sender> m_senders GUARDED_BY(m_mutex);
   // Only probed, never iterated: a flat table, not a tree with a cache miss per level.
-  absl::flat_hash_map<base::Hash32, Where> m_by_hash;
+  absl::flat_hash_map<base::Hash32, Where> m_by_hash GUARDED_BY(m_mutex);
   // The txs with a timeout_height, soonest first: expiry after a block reads only
   // the ones that expire instead of walking the pool.
-  std::set<std::tuple<uint64_t, codec::Address, uint64_t>> m_by_timeout;
+  std::set<std::tuple<uint64_t, codec::Address, uint64_t>> m_by_timeout GUARDED_BY(m_mutex);
   std::atomic<size_t> m_txs{0};  // changed under m_mutex; Txs() reads it without
-  size_t m_bytes = 0;
-  uint64_t m_seq = 0;
-  uint64_t m_height = 0;  // last committed height seen by Update
+  size_t m_bytes GUARDED_BY(m_mutex) = 0;
+  uint64_t m_seq GUARDED_BY(m_mutex) = 0;
+  uint64_t m_height GUARDED_BY(m_mutex) = 0;  // last committed height seen by Update
 };
 
 }  // namespace gpunet::mempool

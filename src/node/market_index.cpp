@@ -52,12 +52,12 @@ void SetMember(Set& set, const Entry& entry, bool member) {
 
 base::Result<std::unique_ptr<MarketIndex>> MarketIndex::Build(const state::KvStore& kv) {
   auto index = std::make_unique<MarketIndex>();
-  std::lock_guard lock(index->m_mutex);
   for (uint8_t table : {keys::kOffer, keys::kOrder, keys::kLease}) {
     base::Status bad = base::Ok();
     const base::Bytes begin = TableKey(table);
     GPUNET_TRY(kv.Scan(begin, TableKey(table + 1), [&](base::ByteSpan key, base::ByteSpan v) {
       auto id = keys::ParseIdKey(table, key);
+      base::MutexLock lock(index->m_mutex);  // no one else sees the index yet
       if (id && index->Take(table, *id, v)) return true;
       // Build is the one place the bytes come from disk rather than the encoder.
       bad = Fail(ErrorCode::kCorrupt, "the market index cannot read the stored record at " +
@@ -71,7 +71,7 @@ base::Result<std::unique_ptr<MarketIndex>> MarketIndex::Build(const state::KvSto
 
 void MarketIndex::Apply(const state::WriteBatch& batch) {
   const state::KeyOps& ops = batch.Ops();
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   for (uint8_t table : {keys::kOffer, keys::kOrder, keys::kLease}) {
     const base::Bytes begin = TableKey(table), end = TableKey(table + 1);
     for (auto it = ops.lower_bound(base::ByteSpan(begin));
@@ -118,7 +118,7 @@ bool MarketIndex::Take(uint8_t table, uint64_t id, std::optional<base::ByteSpan>
 
 std::vector<uint64_t> MarketIndex::Page(MarketList list, const codec::Address& party,
                                         uint64_t after, size_t count) const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   switch (list) {
     case MarketList::kOpenOffers:
       return IdsAfter(m_open_offers, after, count);

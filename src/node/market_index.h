@@ -35,11 +35,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/result.h"
 #include "codec/types.h"
 #include "state/kv.h"
@@ -64,7 +64,7 @@ class MarketIndex {
   /// Takes in a committed batch's offer, order and lease records (every other key
   /// is skipped by a seek, not visited). The values come from the market's own
   /// encoder, so one that does not decode is a bug and stops the node.
-  void Apply(const state::WriteBatch& batch);
+  void Apply(const state::WriteBatch& batch) EXCLUDES(m_mutex);
 
   /// Up to `count` ids of `list` greater than `after`, ascending. `party` names
   /// the provider or tenant of a per-party list and is ignored by the others.
@@ -75,15 +75,15 @@ class MarketIndex {
   using PartyId = std::pair<codec::Address, uint64_t>;
 
   // Takes in the new value (nullopt: deleted) of record `id` of `table` (kOffer,
-  // kOrder or kLease); false when it does not decode as that record. Under m_mutex.
-  bool Take(uint8_t table, uint64_t id, std::optional<base::ByteSpan> value);
+  // kOrder or kLease); false when it does not decode as that record.
+  bool Take(uint8_t table, uint64_t id, std::optional<base::ByteSpan> value) REQUIRES(m_mutex);
 
-  mutable std::mutex m_mutex;  ///< guards every set below
-  absl::btree_set<uint64_t> m_open_offers;
-  absl::btree_set<PartyId> m_provider_offers;
-  absl::btree_set<uint64_t> m_open_orders;
-  absl::btree_set<PartyId> m_tenant_orders;
-  absl::btree_set<PartyId> m_tenant_open_leases;
+  mutable base::Mutex m_mutex;  ///< guards every set below
+  absl::btree_set<uint64_t> m_open_offers GUARDED_BY(m_mutex);
+  absl::btree_set<PartyId> m_provider_offers GUARDED_BY(m_mutex);
+  absl::btree_set<uint64_t> m_open_orders GUARDED_BY(m_mutex);
+  absl::btree_set<PartyId> m_tenant_orders GUARDED_BY(m_mutex);
+  absl::btree_set<PartyId> m_tenant_open_leases GUARDED_BY(m_mutex);
 };
 
 /// A KvStore that forwards everything to `inner` and, after each successful

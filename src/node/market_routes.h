@@ -20,12 +20,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "base/mutex.h"
 #include "base/result.h"
 #include "node/one_at_a_time.h"
 #include "server/http_server.h"
@@ -63,14 +63,16 @@ class OneScanPerHeight {
   /// two heights into one answer, which is never given. An answer given (and
   /// cached) is the state of its one height.
   base::Result<nlohmann::json> Get(uint64_t height, const std::function<nlohmann::json()>& scan,
-                                   const std::function<uint64_t()>& height_now);
+                                   const std::function<uint64_t()>& height_now)
+      EXCLUDES(m_cache_mutex);
 
  private:
-  std::optional<nlohmann::json> Cached(uint64_t height) const;
+  std::optional<nlohmann::json> Cached(uint64_t height) const EXCLUDES(m_cache_mutex);
 
   OneAtATime m_scan;  ///< the one scan running
-  mutable std::mutex m_cache_mutex;
-  std::optional<std::pair<uint64_t, nlohmann::json>> m_cache;  ///< height, answer (m_cache_mutex)
+  mutable base::Mutex m_cache_mutex;
+  /// height, answer
+  std::optional<std::pair<uint64_t, nlohmann::json>> m_cache GUARDED_BY(m_cache_mutex);
 };
 
 /// Registers GET /market/... and GET /conservation on `server`, reading `app`'s

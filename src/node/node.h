@@ -1,11 +1,12 @@
 // A running gpunet node: RocksDB store + LedgerApp + mempool + the consensus engine
 // (solo, or the in-house bft driver) + the RPC server of docs/rpc.md.
 //
-// Home directory layout (InitHome creates it; Node::Start reads it):
+// Home directory layout (InitHome creates it, node/home.h; Node::Start reads it):
 //   <home>/config/genesis.json   the chain's genesis (ledger/genesis.h)
 //   <home>/config/node.json      {"rpc":"127.0.0.1:26657","block_interval_ms":1000,
-//                                 "engine":"solo","rpc_limits":{...}} (NodeConfig;
-//                                 rpc_limits: the RpcLimits that differ from the defaults)
+//                                 "engine":"solo","rpc_limits":{...}} (NodeConfig,
+//                                 node/config.h; rpc_limits: the RpcLimits that differ
+//                                 from the defaults)
 //   <home>/config/validator.seed hex seed of the validator key (0600)
 //   <home>/data/                 the RocksDB database
 //   <home>/keys/                 the keystore (crypto/keystore.h): funded named keys
@@ -29,92 +30,10 @@
 #include "base/result.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
+#include "node/config.h"
+#include "node/home.h"
 
 namespace gpunet::node {
-
-/// A key InitHome creates in <home>/keys and funds in the genesis.
-struct FundedKey {
-  std::string name;           ///< keystore name ([a-z0-9_-]{1,64})
-  uint64_t balance_ugpn = 0;  ///< genesis balance
-};
-
-/// An extra genesis account by address (a key that lives elsewhere).
-struct FundedAddress {
-  codec::Address address;
-  uint64_t balance_ugpn = 0;
-};
-
-struct InitOptions {
-  std::string home;  ///< created when missing; must not hold a config yet
-  std::string chain_id = "gpunet-devnet";
-  std::string engine = "solo";          ///< "solo" or "bft" (docs/consensus.md)
-  std::string rpc = "127.0.0.1:26657";  ///< host:port the node listens on (port 0: any)
-  uint64_t block_interval_ms = 1000;    ///< solo: at most one block per interval
-  std::vector<FundedKey> keys;          ///< created in <home>/keys, funded
-  std::vector<FundedAddress> accounts;  ///< funded by address
-  /// Passphrase sealing the created key files (must not be empty when keys is
-  /// non-empty). Devnet uses a fixed, printed one; never use that for real funds.
-  std::string key_passphrase;
-  /// Argon2id cost for those key files: false = interactive (slow, real use),
-  /// true = the cheapest the key file format allows (devnet, tests).
-  bool fast_kdf = false;
-  uint64_t genesis_time_ms = 0;  ///< 0: now (wall clock)
-};
-
-/// What InitHome made.
-struct InitResult {
-  std::string genesis_path;
-  std::string node_config_path;
-  codec::PublicKey validator_public_key;
-  struct Key {
-    std::string name;
-    codec::Address address;
-    std::string address_text;  ///< bech32 "gpn1..."
-    uint64_t balance_ugpn = 0;
-    std::string mnemonic;  ///< 24-word backup, shown once
-  };
-  std::vector<Key> keys;
-};
-
-/// Creates <home> with genesis.json (the given accounts and a freshly generated
-/// validator key), node.json, the validator seed and the funded keys.
-/// kAlreadyExists when <home>/config/genesis.json exists; kIo, naming the path and
-/// the OS's reason, when the home cannot be checked or made.
-base::Result<InitResult> InitHome(const InitOptions& options);
-
-/// node.json's "rpc_limits": the RPC's caps that keep one greedy client from
-/// starving the others (docs/rpc.md, "Limits per client"). Counts and times are
-/// at least 1.
-struct RpcLimits {
-  uint64_t connections_max = 256;                  ///< all peers; beyond it 503
-  uint64_t connections_per_address_max = 32;       ///< one peer address; beyond it 429
-  uint64_t ws_per_address_max = 8;                 ///< websockets of one address; 429
-  uint64_t pending_requests_max = 256;             ///< all peers; beyond it 503
-  uint64_t pending_requests_per_address_max = 32;  ///< one address; beyond it 429
-  /// POST /tx with "wait":"committed" held open at once for one address; 429. (A
-  /// connection carries one request at a time, so one wait per connection.)
-  uint64_t waits_per_address_max = 8;
-  uint64_t idle_timeout_ms = 30'000;  ///< keep-alive connection without a request
-  /// A websocket subscribed to no topic is closed after this.
-  uint64_t ws_unsubscribed_timeout_ms = 30'000;
-  /// Bytes queued for one websocket subscriber; beyond it the subscriber is cut
-  /// (a block's txs frame can be MBs, so a frame count alone bounds nothing).
-  uint64_t ws_queue_bytes_max = 32 * 1024 * 1024;
-  /// Loopback peers skip the per-address caps (not the global ones): on the default
-  /// listen address 127.0.0.1 every client is local and shares that address.
-  bool exempt_loopback = true;
-};
-
-/// <home>/config/node.json as parsed.
-struct NodeConfig {
-  std::string rpc_host = "127.0.0.1";
-  uint16_t rpc_port = 26657;
-  uint64_t block_interval_ms = 1000;
-  std::string engine = "solo";
-  RpcLimits rpc_limits;
-};
-base::Result<NodeConfig> LoadNodeConfig(const std::string& path);
-std::string NodeConfigToJson(const NodeConfig& config);
 
 struct NodeOptions {
   std::string home;
@@ -127,6 +46,9 @@ struct NodeOptions {
   bool fault_fs = false;
   /// Log one line per block (height, txs, hash) to stderr.
   bool log_blocks = true;
+  /// The ledger's per-block invariant check (ledger::AppOptions); off only to
+  /// measure its cost (bench_node --no-block-check).
+  bool check_block_invariants = true;
   /// Where the node reads the time: the time of each block it proposes (solo), the
   /// bft driver's timers and the deadlines of wait=committed requests. Must outlive
   /// the node. Tests pass a base::ManualClock to fix the block times.

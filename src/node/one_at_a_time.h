@@ -5,9 +5,10 @@
 // GET /conservation's OneScanPerHeight (market_routes.h) runs its full scan in one.
 #pragma once
 
-#include <mutex>
 #include <optional>
 #include <utility>
+
+#include "base/mutex.h"
 
 namespace gpunet::node {
 
@@ -17,13 +18,25 @@ class OneAtATime {
   /// another call's work is running.
   template <typename Work>
   auto TryRun(Work&& work) -> std::optional<decltype(work())> {
-    std::unique_lock running(m_running, std::try_to_lock);
-    if (!running.owns_lock()) return std::nullopt;
+    if (!m_running.TryLock()) return std::nullopt;
+    Held held(m_running);  // released however `work` ends
     return std::forward<Work>(work)();
   }
 
  private:
-  std::mutex m_running;  ///< held by the one call running
+  /// Holds a Mutex already locked (by TryLock) until destruction.
+  class SCOPED_CAPABILITY Held {
+   public:
+    explicit Held(base::Mutex& mu) REQUIRES(mu) : m_mu(mu) {}
+    ~Held() RELEASE() { m_mu.Unlock(); }
+    Held(const Held&) = delete;
+    Held& operator=(const Held&) = delete;
+
+   private:
+    base::Mutex& m_mu;
+  };
+
+  base::Mutex m_running;  ///< held by the one call running
 };
 
 }  // namespace gpunet::node

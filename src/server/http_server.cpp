@@ -131,7 +131,7 @@ void HttpServer::Impl::CountResponse(int status, SteadyClock::time_point started
 }
 
 void HttpServer::Impl::Register(std::shared_ptr<SessionBase> s) {
-  std::lock_guard lock(sessions_mu);
+  base::MutexLock lock(sessions_mu);
   if (s->IsWebsocket()) ++ws_count;
   if (!s->GetPeer().exempt) {
     PeerCounts& counts = peers[s->GetPeer().address];
@@ -144,7 +144,7 @@ void HttpServer::Impl::Register(std::shared_ptr<SessionBase> s) {
 void HttpServer::Impl::Unregister(SessionBase* s) {
   std::shared_ptr<SessionBase> keep;  // destroyed after the lock is released
   {
-    std::lock_guard lock(sessions_mu);
+    base::MutexLock lock(sessions_mu);
     auto it = sessions.find(s);
     if (it == sessions.end()) return;
     if (s->IsWebsocket()) --ws_count;
@@ -174,7 +174,7 @@ std::string HttpServer::Impl::PerAddressRefusal(const Peer& peer, std::string_vi
          " open, its limit; close some or wait for them to finish";
 }
 size_t HttpServer::Impl::WebsocketsOf(const Peer& peer) const {
-  std::lock_guard lock(sessions_mu);
+  base::MutexLock lock(sessions_mu);
   auto it = peers.find(peer.address);
   return peer.exempt || it == peers.end() ? 0 : it->second.websockets;
 }
@@ -220,7 +220,7 @@ void HttpServer::Impl::OnAccept(boost::system::error_code ec, tcp::socket socket
   size_t open_now = 0;
   size_t open_from_peer = 0;
   {
-    std::lock_guard lock(sessions_mu);
+    base::MutexLock lock(sessions_mu);
     open_now = sessions.size();
     auto it = peers.find(peer.address);
     if (!peer.exempt && it != peers.end()) open_from_peer = it->second.connections;
@@ -301,7 +301,7 @@ void HttpServer::HandleAsync(std::string method, std::string path, AsyncHandler 
 
 base::Status HttpServer::Start() {
   Impl& s = *m_impl;
-  std::lock_guard lock(s.lifecycle_mu);
+  base::MutexLock lock(s.lifecycle_mu);
   GPUNET_CHECK(!s.started);  // a server starts once
   boost::system::error_code ec;
   auto address = net::ip::make_address(s.opt.host, ec);
@@ -355,7 +355,7 @@ std::string HttpServer::Url() const {
 
 void HttpServer::Stop() {
   Impl& s = *m_impl;
-  std::lock_guard lock(s.lifecycle_mu);
+  base::MutexLock lock(s.lifecycle_mu);
   if (!s.started || s.stopped) return;
   s.stopped = true;
   s.stopping.store(true);
@@ -370,13 +370,13 @@ void HttpServer::Stop() {
   closed.get_future().wait();
 
   {
-    std::unique_lock sessions_lock(s.sessions_mu);
+    base::MutexLock sessions_lock(s.sessions_mu);
     for (auto& [ptr, session] : s.sessions) session->Shutdown();
-    s.sessions_cv.wait_for(sessions_lock, std::chrono::milliseconds(s.opt.stop_grace_ms),
-                           [&s] { return s.sessions.empty(); });
+    s.sessions_cv.wait_for(sessions_lock.Native(), std::chrono::milliseconds(s.opt.stop_grace_ms),
+                           [&s]() REQUIRES(s.sessions_mu) { return s.sessions.empty(); });
   }
   {
-    std::lock_guard control_lock(s.control->mu);
+    base::MutexLock control_lock(s.control->mu);
     s.control->alive = false;  // late Responders now drop their answers
   }
   s.work.reset();
@@ -388,7 +388,7 @@ void HttpServer::Stop() {
   s.pool.reset();  // destroys queued handlers (and the sessions they hold)
   std::unordered_map<SessionBase*, std::shared_ptr<SessionBase>> left;
   {
-    std::lock_guard sessions_lock(s.sessions_mu);
+    base::MutexLock sessions_lock(s.sessions_mu);
     left.swap(s.sessions);
     s.ws_count = 0;
   }
@@ -406,7 +406,7 @@ size_t HttpServer::Publish(std::string_view topic, std::string_view json_text) {
   size_t queued = 0;
   // Holding sessions_mu keeps Stop() from destroying a session (and the
   // io_context its strand posts to) underneath us; Enqueue itself never blocks.
-  std::lock_guard lock(s.sessions_mu);
+  base::MutexLock lock(s.sessions_mu);
   if (s.stopping.load()) return 0;
   for (auto& [ptr, session] : s.sessions) {
     if (!session->IsWebsocket()) continue;
@@ -419,7 +419,7 @@ ServerStats HttpServer::Stats() const {
   const Impl& s = *m_impl;
   ServerStats st;
   {
-    std::lock_guard lock(s.sessions_mu);
+    base::MutexLock lock(s.sessions_mu);
     st.connections = s.sessions.size();
     st.ws_subscribers = s.ws_count;
   }

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "base/mutex.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
 
@@ -44,12 +44,12 @@ struct Route {
 /// Shared between the server and every Responder: lets a Responder that outlives
 /// the server (kept by the node past Stop) find out it must not touch the sockets.
 struct ResponderControl {
-  std::mutex mu;
-  bool alive = true;
+  base::Mutex mu;
+  bool alive GUARDED_BY(mu) = true;
   std::atomic<size_t> pending{0};  // requests handed to handlers and not yet answered
   // The same per peer address, for the peers the per-address caps apply to; an
   // address leaves the map when its count drops to zero. Under mu.
-  std::map<std::string, size_t> pending_by_address;
+  std::map<std::string, size_t> pending_by_address GUARDED_BY(mu);
 };
 
 /// Who is at the other end of a connection, for the per-address caps.
@@ -113,13 +113,13 @@ struct HttpServer::Impl {
   void CountSlowDisconnect();
   void CountWsMessageSent();
 
-  void Register(std::shared_ptr<SessionBase> s);
-  void Unregister(SessionBase* s);
-  void UpdateGauges();  ///< under sessions_mu
+  void Register(std::shared_ptr<SessionBase> s) EXCLUDES(sessions_mu);
+  void Unregister(SessionBase* s) EXCLUDES(sessions_mu);
+  void UpdateGauges() REQUIRES(sessions_mu);
   /// A 429 for a peer over one of its per-address caps; counts it.
   std::string PerAddressRefusal(const Peer& peer, std::string_view what, size_t cap);
   /// Open websockets of a peer; 0 for an exempt one.
-  size_t WebsocketsOf(const Peer& peer) const;
+  size_t WebsocketsOf(const Peer& peer) const EXCLUDES(sessions_mu);
 
   void DoAccept();
   void OnAccept(boost::system::error_code ec, tcp::socket socket);
@@ -129,22 +129,24 @@ struct HttpServer::Impl {
   std::vector<Route> routes;
   std::set<std::string> topics;
 
-  mutable std::mutex sessions_mu;
+  mutable base::Mutex sessions_mu;
   std::condition_variable sessions_cv;
-  std::unordered_map<SessionBase*, std::shared_ptr<SessionBase>> sessions;
-  size_t ws_count = 0;
+  std::unordered_map<SessionBase*, std::shared_ptr<SessionBase>> sessions GUARDED_BY(sessions_mu);
+  size_t ws_count GUARDED_BY(sessions_mu) = 0;
   // Open sessions per peer address, for non-exempt peers; an address leaves the
   // map with its last connection, so its size is bounded by connections_max.
   struct PeerCounts {
     size_t connections = 0;
     size_t websockets = 0;
   };
-  std::map<std::string, PeerCounts> peers;
+  std::map<std::string, PeerCounts> peers GUARDED_BY(sessions_mu);
 
   std::atomic<bool> stopping{false};
-  std::mutex lifecycle_mu;
+  base::Mutex lifecycle_mu;
+  // Written by Start under lifecycle_mu before it starts the threads that may read
+  // them (Handle*, Port and Url read them unlocked: a server is started once).
   bool started = false;
-  bool stopped = false;
+  bool stopped GUARDED_BY(lifecycle_mu) = false;
   uint16_t port = 0;
 
   std::atomic<uint64_t> requests{0};

@@ -340,7 +340,7 @@ class HttpSession final : public HttpSessionBase {
   // *counted to the address counted (left empty for an exempt peer).
   bool CountPendingForPeer(ResponderControl& control, std::string* counted) {
     if (GetPeer().exempt) return true;
-    std::lock_guard lock(control.mu);
+    base::MutexLock lock(control.mu);
     size_t& pending = control.pending_by_address[GetPeer().address];
     if (pending >= m_server.opt.pending_requests_per_address_max) {
       if (pending == 0) control.pending_by_address.erase(GetPeer().address);
@@ -506,7 +506,7 @@ void Responder::Respond(Response response) {
   GPUNET_CHECK(m_state != nullptr);                 // moved-from Responder
   GPUNET_CHECK(!m_state->answered.exchange(true));  // a request is answered once
   ResponderControl& control = *m_state->control;
-  std::lock_guard lock(control.mu);
+  base::MutexLock lock(control.mu);
   control.pending.fetch_sub(1);
   if (!m_state->counted_address.empty()) {
     auto it = control.pending_by_address.find(m_state->counted_address);

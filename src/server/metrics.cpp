@@ -121,7 +121,7 @@ Histogram::Histogram(std::vector<double> bounds)
 void Histogram::Observe(double v) {
   size_t i = 0;
   while (i < m_bounds.size() && v > m_bounds[i]) ++i;
-  std::lock_guard lock(m_mu);
+  base::MutexLock lock(m_mu);
   ++m_counts[i];
   m_sum += v;
   ++m_count;
@@ -130,7 +130,7 @@ void Histogram::Observe(double v) {
 Histogram::Snapshot Histogram::Snap() const {
   Snapshot s;
   s.bounds = m_bounds;
-  std::lock_guard lock(m_mu);
+  base::MutexLock lock(m_mu);
   uint64_t running = 0;
   for (uint64_t c : m_counts) {
     running += c;
@@ -175,7 +175,7 @@ Registry::Family& Registry::FamilyFor(std::string_view name, std::string_view he
 
 Counter& Registry::GetCounter(std::string_view name, std::string_view help, const Labels& labels) {
   std::string key = LabelKey(labels);
-  std::lock_guard lock(m_mu);
+  base::MutexLock lock(m_mu);
   Family& f = FamilyFor(name, help, kCounter);
   auto& slot = f.counters[key];
   if (!slot) slot = std::make_unique<Counter>();
@@ -184,7 +184,7 @@ Counter& Registry::GetCounter(std::string_view name, std::string_view help, cons
 
 Gauge& Registry::GetGauge(std::string_view name, std::string_view help, const Labels& labels) {
   std::string key = LabelKey(labels);
-  std::lock_guard lock(m_mu);
+  base::MutexLock lock(m_mu);
   Family& f = FamilyFor(name, help, kGauge);
   auto& slot = f.gauges[key];
   if (!slot) slot = std::make_unique<Gauge>();
@@ -196,7 +196,7 @@ Histogram& Registry::GetHistogram(std::string_view name, std::string_view help,
   // Histogram names get _bucket/_sum/_count suffixes; the base must not collide.
   GPUNET_CHECK(!name.ends_with("_bucket") && !name.ends_with("_sum") && !name.ends_with("_count"));
   std::string key = LabelKey(labels);
-  std::lock_guard lock(m_mu);
+  base::MutexLock lock(m_mu);
   Family& f = FamilyFor(name, help, kHistogram);
   if (f.histograms.empty()) f.bounds = bounds;
   GPUNET_CHECK(f.bounds == bounds);
@@ -207,7 +207,7 @@ Histogram& Registry::GetHistogram(std::string_view name, std::string_view help,
 
 std::string Registry::Render() const {
   std::string out;
-  std::lock_guard lock(m_mu);
+  base::MutexLock lock(m_mu);
   for (const auto& [name, f] : m_families) {
     out += "# HELP " + name + " " + EscapeHelp(f->help) + "\n";
     out += "# TYPE " + name + " " + std::string(kTypeNames[f->type]) + "\n";

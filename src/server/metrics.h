@@ -11,11 +11,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace gpunet::server::metrics {
 
@@ -59,7 +60,7 @@ class Histogram {
  public:
   /// bounds: strictly increasing finite upper bounds; +Inf is implicit.
   explicit Histogram(std::vector<double> bounds);
-  void Observe(double v);
+  void Observe(double v) EXCLUDES(m_mu);
 
   struct Snapshot {
     std::vector<double> bounds;
@@ -67,14 +68,14 @@ class Histogram {
     double sum = 0;
     uint64_t count = 0;
   };
-  Snapshot Snap() const;
+  Snapshot Snap() const EXCLUDES(m_mu);
 
  private:
   const std::vector<double> m_bounds;
-  mutable std::mutex m_mu;
-  std::vector<uint64_t> m_counts;  // per bucket (not cumulative), last = +Inf
-  double m_sum = 0;
-  uint64_t m_count = 0;
+  mutable base::Mutex m_mu;
+  std::vector<uint64_t> m_counts GUARDED_BY(m_mu);  // per bucket (not cumulative), last = +Inf
+  double m_sum GUARDED_BY(m_mu) = 0;
+  uint64_t m_count GUARDED_BY(m_mu) = 0;
 };
 
 /// Default latency buckets in seconds: 0.5 ms to 10 s.
@@ -91,19 +92,21 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  Counter& GetCounter(std::string_view name, std::string_view help, const Labels& labels = {});
-  Gauge& GetGauge(std::string_view name, std::string_view help, const Labels& labels = {});
+  Counter& GetCounter(std::string_view name, std::string_view help, const Labels& labels = {})
+      EXCLUDES(m_mu);
+  Gauge& GetGauge(std::string_view name, std::string_view help, const Labels& labels = {})
+      EXCLUDES(m_mu);
   Histogram& GetHistogram(std::string_view name, std::string_view help, std::vector<double> bounds,
-                          const Labels& labels = {});
+                          const Labels& labels = {}) EXCLUDES(m_mu);
 
   /// The whole registry in text exposition format 0.0.4.
-  std::string Render() const;
+  std::string Render() const EXCLUDES(m_mu);
 
  private:
   struct Family;
-  Family& FamilyFor(std::string_view name, std::string_view help, int type);
-  mutable std::mutex m_mu;
-  std::map<std::string, std::unique_ptr<Family>, std::less<>> m_families;
+  Family& FamilyFor(std::string_view name, std::string_view help, int type) REQUIRES(m_mu);
+  mutable base::Mutex m_mu;
+  std::map<std::string, std::unique_ptr<Family>, std::less<>> m_families GUARDED_BY(m_mu);
 };
 
 /// Escapes a label value for the exposition format (\\, \" and \n).

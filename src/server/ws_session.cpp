@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
+#include "base/mutex.h"
 
 namespace gpunet::server {
 
@@ -57,8 +58,9 @@ class WsSession final : public WsSessionBase {
     m_ws.async_accept(req, [self](beast::error_code ec) { self->OnAccept(ec); });
   }
 
-  bool Enqueue(std::string_view topic, std::shared_ptr<const std::string> frame) override {
-    std::lock_guard lock(m_mu);
+  bool Enqueue(std::string_view topic, std::shared_ptr<const std::string> frame) override
+      EXCLUDES(m_mu) {
+    base::MutexLock lock(m_mu);
     if (m_closing) return false;
     if (!topic.empty() && !m_topics.contains(std::string(topic))) return false;
     const ServerOptions& opt = m_server.opt;
@@ -124,7 +126,7 @@ class WsSession final : public WsSessionBase {
     if (ec) return Finish();
     bool subscribed = false;
     {
-      std::lock_guard lock(m_mu);
+      base::MutexLock lock(m_mu);
       m_accepted = true;
       subscribed = !m_topics.empty();
       if (!m_queue.empty() && !m_writing && !m_closing) {
@@ -164,7 +166,7 @@ class WsSession final : public WsSessionBase {
   // On the strand: nothing queued is sent any more; the closing notice goes next.
   void DropQueueAndClose(websocket::close_code code, std::string reason) {
     {
-      std::lock_guard lock(m_mu);
+      base::MutexLock lock(m_mu);
       m_closing = true;
       m_queue.clear();
       m_queue_bytes = 0;
@@ -203,7 +205,7 @@ class WsSession final : public WsSessionBase {
     }
     bool subscribed = false;
     {
-      std::lock_guard lock(m_mu);
+      base::MutexLock lock(m_mu);
       if (subscribe) {
         m_topics.insert(topic);
       } else {
@@ -228,7 +230,7 @@ class WsSession final : public WsSessionBase {
     std::shared_ptr<const std::string> frame;
     bool closing = false;
     {
-      std::lock_guard lock(m_mu);
+      base::MutexLock lock(m_mu);
       closing = m_closing;
       if (closing || m_queue.empty()) {
         m_writing = false;
@@ -285,7 +287,7 @@ class WsSession final : public WsSessionBase {
   void AdvanceClose() {
     if (m_finished || !m_close_started || m_close_sent) return;
     {
-      std::lock_guard lock(m_mu);
+      base::MutexLock lock(m_mu);
       if (!m_accepted) return;  // OnAccept calls back
       if (m_writing) return;    // WriteNext calls back when it ends
       m_writing = true;
@@ -295,7 +297,7 @@ class WsSession final : public WsSessionBase {
     auto notice = m_close_notice;
     m_ws.async_write(net::buffer(*notice), [self = Self(), notice](beast::error_code ec, size_t) {
       {
-        std::lock_guard lock(self->m_mu);
+        base::MutexLock lock(self->m_mu);
         self->m_writing = false;
       }
       if (ec) return self->Finish();
@@ -308,7 +310,7 @@ class WsSession final : public WsSessionBase {
     if (m_finished) return;
     m_finished = true;
     {
-      std::lock_guard lock(m_mu);
+      base::MutexLock lock(m_mu);
       m_closing = true;
       m_queue.clear();
       m_queue_bytes = 0;
@@ -345,13 +347,13 @@ class WsSession final : public WsSessionBase {
   bool m_close_started = false;
   bool m_close_sent = false;
   // Shared with publishers, under m_mu.
-  std::mutex m_mu;
-  std::set<std::string> m_topics;
-  std::deque<std::shared_ptr<const std::string>> m_queue;
-  size_t m_queue_bytes = 0;  ///< the sizes of m_queue's frames
-  bool m_accepted = false;
-  bool m_writing = false;
-  bool m_closing = false;
+  base::Mutex m_mu;
+  std::set<std::string> m_topics GUARDED_BY(m_mu);
+  std::deque<std::shared_ptr<const std::string>> m_queue GUARDED_BY(m_mu);
+  size_t m_queue_bytes GUARDED_BY(m_mu) = 0;  ///< the sizes of m_queue's frames
+  bool m_accepted GUARDED_BY(m_mu) = false;
+  bool m_writing GUARDED_BY(m_mu) = false;
+  bool m_closing GUARDED_BY(m_mu) = false;
 };
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "state/conservation.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "base/checked_math.h"
 #include "codec/encoding.h"
 #include "codec/reader.h"
@@ -135,6 +138,90 @@ base::Result<ConservationReport> CheckConservation(const StateDb& db) {
 base::Result<ConservationReport> CheckConservation(const KvStore& kv) {
   const StateDb committed(kv);
   return CheckConservation(committed);
+}
+
+namespace {
+
+/// One side of the conservation equation summed over changed keys only: the terms
+/// that may change (balances, holdings, fee pool, burned) and the supply they
+/// must match (genesis + minted).
+struct ChangedSums {
+  unsigned __int128 held = 0;    ///< balances + escrow + bonds + unbonding + fee pool + burned
+  unsigned __int128 supply = 0;  ///< genesis + minted
+  std::optional<uint64_t> genesis_ugpn;
+};
+
+base::Status AddAccount(base::ByteSpan key, const std::optional<base::Bytes>& value,
+                        ChangedSums& sums) {
+  if (!value) return base::Ok();
+  auto account = codec::DecodeAccount(*value);
+  if (!account)
+    return base::Fail(
+        base::ErrorCode::kCorrupt,
+        "conservation: account at key " + base::ToHex(key) + ": " + account.error().message);
+  sums.held += account->balance_ugpn;
+  return base::Ok();
+}
+
+base::Status AddSupply(const std::optional<base::Bytes>& value, ChangedSums& sums) {
+  if (!value)
+    return base::Fail(base::ErrorCode::kCorrupt, "conservation: the supply record at key " +
+                                                     base::ToHex(SupplyKey()) + " is missing");
+  auto supply = DecodeSupply(*value);
+  if (!supply) return base::Wrap(supply.error(), "conservation: supply record");
+  sums.held += static_cast<unsigned __int128>(supply->fee_pool_ugpn) + supply->burned_ugpn;
+  sums.supply += static_cast<unsigned __int128>(supply->genesis_ugpn) + supply->minted_ugpn;
+  sums.genesis_ugpn = supply->genesis_ugpn;
+  return base::Ok();
+}
+
+void AddHoldings(const market::Holdings& h, ChangedSums& sums) {
+  sums.held += h.escrow_ugpn + h.bonds_ugpn + h.unbonding_ugpn;
+}
+
+}  // namespace
+
+base::Status CheckBlockChanges(const StateDb& db) {
+  ChangedSums before;
+  ChangedSums after;
+  std::vector<market::RecordChange> market_changes;
+  const base::Bytes supply_key = SupplyKey();
+  std::optional<base::Error> error;
+  GPUNET_TRY(db.ForEachChange([&](base::ByteSpan key, const std::optional<base::Bytes>& old_value,
+                                  const std::optional<base::Bytes>& new_value) {
+    base::Status added = base::Ok();
+    if (key.size() < 2 || key[0] != keyspace::kAppState) return true;
+    if (key[1] == keyspace::kAppAccount) {
+      added = AddAccount(key, old_value, before);
+      if (added) added = AddAccount(key, new_value, after);
+    } else if (std::equal(key.begin(), key.end(), supply_key.begin(), supply_key.end())) {
+      added = AddSupply(old_value, before);
+      if (added) added = AddSupply(new_value, after);
+    } else if (key[1] >= keyspace::kAppMarketFirst && key[1] <= keyspace::kAppMarketLast) {
+      market_changes.push_back({base::Bytes(key.begin(), key.end()), old_value, new_value});
+    }
+    if (!added) error = added.error();
+    return added.has_value();
+  }));
+  if (error) return std::unexpected(*error);
+  auto holdings = market::HoldingsOf(market_changes);
+  if (!holdings) return base::Wrap(holdings.error(), "conservation");
+  AddHoldings(holdings->before, before);
+  AddHoldings(holdings->after, after);
+  if (before.genesis_ugpn != after.genesis_ugpn)
+    return base::Fail(
+        base::ErrorCode::kCorrupt,
+        "conservation broken: the genesis supply changed at key " + base::ToHex(supply_key));
+  // held_after - held_before == supply_after - supply_before, without negatives.
+  if (after.held + before.supply != before.held + after.supply)
+    return base::Fail(base::ErrorCode::kCorrupt,
+                      "conservation broken by the block's changes: balances + escrow + bonds + "
+                      "unbonding + fee pool + burned over the changed keys went from " +
+                          U128ToString(before.held) + " to " + U128ToString(after.held) +
+                          ", genesis + minted from " + U128ToString(before.supply) + " to " +
+                          U128ToString(after.supply));
+  DbView view(db);
+  return market::CheckChanged(view, market_changes);
 }
 
 base::Status CheckInvariants(const StateDb& db) {

@@ -67,6 +67,18 @@ base::Result<ConservationReport> CheckConservation(const KvStore& kv);
 /// every tx.
 base::Result<ConservationReport> CheckConservation(const StateDb& db);
 
+/// The per-block check the ledger runs on every block before Commit (architecture
+/// §2.9), over the keys `db`'s pending writes change against its committed store
+/// (StateDb::ForEachChange), never a scan of the whole state:
+///  - conservation kept incrementally: over the changed accounts, leases, orders,
+///    providers and the supply record, (balances + escrow + bonds + unbonding +
+///    fee pool + burned) after - before == minted after - before, and the genesis
+///    supply never changes; given the committed state held it (genesis does, and
+///    each committed block was checked), the whole equation holds after the block;
+///  - market::CheckChanged for the market records the block changed.
+/// kCorrupt naming the invariant and the key (conservation: the sums it compared).
+base::Status CheckBlockChanges(const StateDb& db);
+
 /// "Invariants after every tx" (issue 4 item 9): the conservation equation by
 /// scanning state, then market::CheckInvariants (no negative or lost amounts, free +
 /// leased GPUs = inventory per machine, indexes and counters agree). kCorrupt names

@@ -19,7 +19,10 @@ base::Result<std::unique_ptr<ResidentKvStore>> ResidentKvStore::Open(KvStore& du
       });
   if (!scanned) return base::Wrap(scanned.error(), "loading the application state into memory");
   // Room to grow without rehashing a shard in the middle of a commit.
-  for (Shard& shard : store->m_shards) shard.records.reserve(shard.records.size() * 2 + 1024);
+  for (Shard& shard : store->m_shards) {
+    base::MutexLock lock(shard.mutex);  // no other thread has the store yet
+    shard.records.reserve(shard.records.size() * 2 + 1024);
+  }
   return store;
 }
 
@@ -35,7 +38,7 @@ ResidentKvStore::Shard& ResidentKvStore::ShardOf(base::ByteSpan key) const {
 
 void ResidentKvStore::Put(base::ByteSpan key, base::ByteSpan value) {
   Shard& shard = ShardOf(key);
-  std::lock_guard lock(shard.mutex);
+  base::MutexLock lock(shard.mutex);
   auto it = shard.records.find(key);
   if (it == shard.records.end()) {
     Record r;
@@ -54,7 +57,7 @@ void ResidentKvStore::Put(base::ByteSpan key, base::ByteSpan value) {
 base::Result<std::optional<base::Bytes>> ResidentKvStore::Get(base::ByteSpan key) const {
   if (!Resident(key)) return m_durable->Get(key);
   Shard& shard = ShardOf(key);
-  std::lock_guard lock(shard.mutex);
+  base::MutexLock lock(shard.mutex);
   auto it = shard.records.find(key);
   if (it == shard.records.end()) return std::optional<base::Bytes>{};
   const base::ByteSpan value = it->Value();
@@ -75,7 +78,7 @@ base::Status ResidentKvStore::Commit(const WriteBatch& batch) {
       continue;
     }
     Shard& shard = ShardOf(key);
-    std::lock_guard lock(shard.mutex);
+    base::MutexLock lock(shard.mutex);
     if (auto it = shard.records.find(base::ByteSpan(key)); it != shard.records.end())
       shard.records.erase(it);
   }
@@ -85,7 +88,7 @@ base::Status ResidentKvStore::Commit(const WriteBatch& batch) {
 size_t ResidentKvStore::ResidentKeys() const {
   size_t n = 0;
   for (const Shard& shard : m_shards) {
-    std::lock_guard lock(shard.mutex);
+    base::MutexLock lock(shard.mutex);
     n += shard.records.size();
   }
   return n;

@@ -19,9 +19,9 @@
 
 #include <array>
 #include <memory>
-#include <mutex>
 #include <string_view>
 
+#include "base/mutex.h"
 #include "state/kv.h"
 
 namespace gpunet::state {
@@ -80,8 +80,8 @@ class ResidentKvStore final : public KvStore {
     }
   };
   struct Shard {
-    mutable std::mutex mutex;
-    absl::flat_hash_set<Record, KeyHash, KeyEq> records;
+    mutable base::Mutex mutex;
+    absl::flat_hash_set<Record, KeyHash, KeyEq> records GUARDED_BY(mutex);
   };
   static constexpr size_t kShards = 64;  // admission threads rarely meet the engine
   Shard& ShardOf(base::ByteSpan key) const;

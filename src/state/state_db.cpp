@@ -153,6 +153,15 @@ void StateDb::RevertTo(size_t checkpoint) {
   }
 }
 
+base::Status StateDb::ForEachChange(const ChangeVisitor& visit) const {
+  for (const auto& [key, after] : m_pending) {
+    GPUNET_TRY_ASSIGN(auto before, m_committed->Get(key));
+    if (before == after) continue;  // written back to what it was
+    if (!visit(key, before, after)) break;
+  }
+  return base::Ok();
+}
+
 WriteBatch StateDb::Changes() const {
   WriteBatch batch;
   for (const auto& [key, value] : m_pending) {

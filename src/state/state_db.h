@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
@@ -57,6 +58,17 @@ class StateDb {
   /// ordered by key. Keys written and then restored still appear (with the value
   /// they hold now), which is harmless: committing them writes the same bytes.
   const KeyOps& Pending() const { return m_pending; }
+  /// A key this block changed: its value in the committed store (before the block)
+  /// and as the block leaves it (nullopt: absent).
+  using ChangeVisitor =
+      std::function<bool(base::ByteSpan key, const std::optional<base::Bytes>& before,
+                         const std::optional<base::Bytes>& after)>;
+  /// Visits every key whose value this block changed, ordered by key, with its old
+  /// value read from the committed store (one Get per pending key, no copy of the
+  /// state). Keys written back to the value they had are skipped. Charges no gas
+  /// and counts no operation: the ledger's per-block invariant check reads these
+  /// after execution (architecture §2.9). Return false from the visitor to stop.
+  base::Status ForEachChange(const ChangeVisitor& visit) const;
   /// Pending() as a WriteBatch, ready to be merged into the block's commit batch.
   WriteBatch Changes() const;
   /// Changes() without the copy: the pending writes move into the batch and this

@@ -28,13 +28,13 @@ SignatureCache::SignatureCache(size_t capacity)
 
 bool SignatureCache::Contains(const base::Hash32& tx_hash) const {
   Shard& shard = ShardOf(tx_hash);
-  std::lock_guard lock(shard.mutex);
+  base::MutexLock lock(shard.mutex);
   return shard.set.contains(tx_hash);
 }
 
 void SignatureCache::Insert(const base::Hash32& tx_hash) {
   Shard& shard = ShardOf(tx_hash);
-  std::lock_guard lock(shard.mutex);
+  base::MutexLock lock(shard.mutex);
   if (!shard.set.insert(tx_hash).second) return;
   shard.order.push_back(tx_hash);
   while (shard.order.size() > m_shard_capacity) {
@@ -47,7 +47,7 @@ void SignatureCache::Insert(const base::Hash32& tx_hash) {
 size_t SignatureCache::Size() const {
   size_t n = 0;
   for (const Shard& shard : m_shards) {
-    std::lock_guard lock(shard.mutex);
+    base::MutexLock lock(shard.mutex);
     n += shard.set.size();
   }
   return n;

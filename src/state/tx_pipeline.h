@@ -31,10 +31,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <string>
 
 #include "base/bytes.h"
+#include "base/mutex.h"
 #include "base/result.h"
 #include "codec/tx_result.h"
 #include "codec/types.h"
@@ -72,9 +72,9 @@ class SignatureCache {
   // thread probes per tx, and one lock between them was a queue (the RPC threads
   // run at a lower priority).
   struct Shard {
-    mutable std::mutex mutex;
-    absl::flat_hash_set<base::Hash32> set;
-    std::deque<base::Hash32> order;  ///< oldest first
+    mutable base::Mutex mutex;
+    absl::flat_hash_set<base::Hash32> set GUARDED_BY(mutex);
+    std::deque<base::Hash32> order GUARDED_BY(mutex);  ///< oldest first
   };
   static constexpr size_t kShards = 16;
   Shard& ShardOf(const base::Hash32& h) const { return m_shards[h[31] % kShards]; }

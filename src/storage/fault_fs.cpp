@@ -177,34 +177,34 @@ IOStatus FaultFileSystem::PowerOffError() {
 }
 
 void FaultFileSystem::RecordAppend(FileState& state, uint64_t bytes) {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   state.size += bytes;
 }
 
 void FaultFileSystem::RecordWriteAt(FileState& state, uint64_t end_offset) {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   state.size = std::max(state.size, end_offset);
 }
 
 uint64_t FaultFileSystem::WrittenSize(const FileState& state) const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   return state.size;
 }
 
 void FaultFileSystem::RecordTruncate(FileState& state, uint64_t size) {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   state.size = size;
   state.synced = std::min(state.synced, size);
 }
 
 void FaultFileSystem::RecordSync(FileState& state, uint64_t covered_size) {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   state.synced = std::max(state.synced, std::min(covered_size, state.size));
   ++m_stats.file_syncs;
 }
 
 void FaultFileSystem::RecordDirSync(const std::string& dirname) {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   const std::string dir = Normalize(dirname);
   std::erase_if(m_unsynced_entries, [&](const std::string& p) { return Parent(p) == dir; });
   std::erase_if(m_renamed_over, [&](const auto& kv) { return Parent(kv.first) == dir; });
@@ -217,7 +217,7 @@ IOStatus FaultFileSystem::TrackNewFile(const std::string& fname, bool existed_be
   const std::string path = Normalize(fname);
   std::shared_ptr<FileState> state;
   {
-    std::lock_guard lock(m_mutex);
+    base::MutexLock lock(m_mutex);
     auto it = m_files.find(path);
     if (initial_size > 0 && it != m_files.end()) {
       state = it->second;  // reopened for append: keep what we know
@@ -296,7 +296,7 @@ IOStatus FaultFileSystem::DeleteFile(const std::string& fname, const IOOptions& 
   if (!power.On()) return PowerOffError();
   IOStatus s = target()->DeleteFile(fname, options, dbg);
   if (s.ok()) {
-    std::lock_guard lock(m_mutex);
+    base::MutexLock lock(m_mutex);
     const std::string path = Normalize(fname);
     m_files.erase(path);
     m_unsynced_entries.erase(path);
@@ -312,7 +312,7 @@ IOStatus FaultFileSystem::Truncate(const std::string& fname, size_t size, const 
   if (s.ok()) {
     std::shared_ptr<FileState> state;
     {
-      std::lock_guard lock(m_mutex);
+      base::MutexLock lock(m_mutex);
       auto it = m_files.find(Normalize(fname));
       if (it != m_files.end()) state = it->second;
     }
@@ -327,7 +327,7 @@ IOStatus FaultFileSystem::RenameFile(const std::string& src, const std::string& 
   if (!power.On()) return PowerOffError();
   const std::string from = Normalize(src);
   const std::string to = Normalize(target_name);
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   const bool to_exists = target()->FileExists(target_name, options, dbg).ok();
   const bool to_durable =
       to_exists && !m_unsynced_entries.contains(to) && !m_renamed_over.contains(to);
@@ -380,10 +380,10 @@ IOStatus FaultFileSystem::DeleteDir(const std::string& dirname, const IOOptions&
 }
 
 base::Status FaultFileSystem::SimulatePowerLoss() {
-  std::unique_lock power(m_power);  // waits for writes in flight, blocks new ones
+  base::WriterLock power(m_power);  // waits for writes in flight, blocks new ones
   if (m_off) return base::Ok();
   m_off = true;
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   std::string first_error;
   auto note = [&](const IOStatus& s, const std::string& what) {
     if (!s.ok() && first_error.empty()) first_error = what + ": " + s.ToString();
@@ -425,12 +425,12 @@ base::Status FaultFileSystem::SimulatePowerLoss() {
 }
 
 bool FaultFileSystem::PoweredOff() const {
-  std::shared_lock power(m_power);
+  base::ReaderLock power(m_power);
   return m_off;
 }
 
 FaultStats FaultFileSystem::Stats() const {
-  std::lock_guard lock(m_mutex);
+  base::MutexLock lock(m_mutex);
   FaultStats stats = m_stats;
   stats.unsynced_bytes = 0;
   for (const auto& [path, state] : m_files)

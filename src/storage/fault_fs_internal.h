@@ -22,11 +22,10 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
-#include <shared_mutex>
 #include <string>
 
+#include "base/mutex.h"
 #include "storage/fault_fs.h"
 
 namespace gpunet::storage {
@@ -88,23 +87,26 @@ class FaultFileSystem final : public rocksdb::FileSystemWrapper {
   // ---- used by the file and directory wrappers ----
   /// Holds the power on (shared) for the duration of one mutating call, so the
   /// cut cannot happen in the middle of it; On() is false once it is cut.
-  class PowerGuard {
+  class SCOPED_CAPABILITY PowerGuard {
    public:
-    explicit PowerGuard(const FaultFileSystem& fs);
+    explicit PowerGuard(const FaultFileSystem& fs) ACQUIRE_SHARED(fs.m_power);
+    ~PowerGuard() RELEASE() = default;
+    PowerGuard(const PowerGuard&) = delete;
+    PowerGuard& operator=(const PowerGuard&) = delete;
     bool On() const { return m_on; }
 
    private:
-    std::shared_lock<std::shared_mutex> m_lock;
+    base::ReaderLock m_lock;
     bool m_on;
   };
   static rocksdb::IOStatus PowerOffError();
-  void RecordAppend(FileState& state, uint64_t bytes);
-  void RecordWriteAt(FileState& state, uint64_t end_offset);
-  void RecordTruncate(FileState& state, uint64_t size);
-  uint64_t WrittenSize(const FileState& state) const;
+  void RecordAppend(FileState& state, uint64_t bytes) EXCLUDES(m_mutex);
+  void RecordWriteAt(FileState& state, uint64_t end_offset) EXCLUDES(m_mutex);
+  void RecordTruncate(FileState& state, uint64_t size) EXCLUDES(m_mutex);
+  uint64_t WrittenSize(const FileState& state) const EXCLUDES(m_mutex);
   /// A sync succeeded that covers the first `covered_size` bytes.
-  void RecordSync(FileState& state, uint64_t covered_size);
-  void RecordDirSync(const std::string& dirname);
+  void RecordSync(FileState& state, uint64_t covered_size) EXCLUDES(m_mutex);
+  void RecordDirSync(const std::string& dirname) EXCLUDES(m_mutex);
 
  private:
   rocksdb::IOStatus TrackNewFile(const std::string& fname, bool existed_before,
@@ -113,15 +115,17 @@ class FaultFileSystem final : public rocksdb::FileSystemWrapper {
 
   // Power: mutating calls hold it shared; the cut takes it exclusive, so no
   // write can land on disk after the roll-back.
-  mutable std::shared_mutex m_power;
-  bool m_off = false;
-  // Bookkeeping; taken after m_power, never before.
-  mutable std::mutex m_mutex;
-  std::map<std::string, std::shared_ptr<FileState>> m_files;
-  std::set<std::string> m_unsynced_entries;  ///< paths whose directory entry is not durable
-  std::map<std::string, std::string>
-      m_renamed_over;  ///< durable path → content before an unsynced rename
-  FaultStats m_stats;
+  mutable base::SharedMutex m_power;
+  bool m_off GUARDED_BY(m_power) = false;
+  // Bookkeeping; taken after m_power, never before. It also guards every
+  // FileState (each file's wrapper holds one; the analysis cannot name m_mutex there).
+  mutable base::Mutex m_mutex;
+  std::map<std::string, std::shared_ptr<FileState>> m_files GUARDED_BY(m_mutex);
+  /// Paths whose directory entry is not durable.
+  std::set<std::string> m_unsynced_entries GUARDED_BY(m_mutex);
+  /// Durable path → content before an unsynced rename.
+  std::map<std::string, std::string> m_renamed_over GUARDED_BY(m_mutex);
+  FaultStats m_stats GUARDED_BY(m_mutex);
 };
 
 }  // namespace gpunet::storage

@@ -10,10 +10,9 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
-#include <mutex>
-#include <shared_mutex>
 
 #include "base/check.h"
+#include "base/mutex.h"
 #include "storage/fault_fs_internal.h"
 
 namespace gpunet::storage {
@@ -88,8 +87,8 @@ struct RocksKvStore::Impl {
   std::unique_ptr<rocksdb::Env> env;  // the fault layer's Env; outlives db
   // Shared by every operation, exclusive to close the database under them
   // (SimulatePowerLoss); db is null once closed.
-  mutable std::shared_mutex lifetime;
-  std::unique_ptr<rocksdb::DB> db;
+  mutable base::SharedMutex lifetime;
+  std::unique_ptr<rocksdb::DB> db GUARDED_BY(lifetime);
 };
 
 namespace {
@@ -185,7 +184,10 @@ base::Result<std::unique_ptr<RocksKvStore>> RocksKvStore::Open(const std::string
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, path, &db);
   if (!s.ok()) return OpenError(s, path);
-  impl->db.reset(db);
+  {
+    base::WriterLock lock(impl->lifetime);  // no other thread has the store yet
+    impl->db.reset(db);
+  }
   return std::unique_ptr<RocksKvStore>(new RocksKvStore(std::move(impl)));
 }
 
@@ -197,7 +199,7 @@ std::unexpected<base::Error> ClosedError(const std::string& path) {
 }  // namespace
 
 base::Result<std::optional<base::Bytes>> RocksKvStore::Get(base::ByteSpan key) const {
-  std::shared_lock lock(m_impl->lifetime);
+  base::ReaderLock lock(m_impl->lifetime);
   if (!m_impl->db) return ClosedError(m_impl->path);
   rocksdb::PinnableSlice value;
   rocksdb::ReadOptions ro;
@@ -211,7 +213,7 @@ base::Result<std::optional<base::Bytes>> RocksKvStore::Get(base::ByteSpan key) c
 
 base::Status RocksKvStore::Scan(base::ByteSpan begin, base::ByteSpan end,
                                 const state::KvVisitor& visit) const {
-  std::shared_lock lock(m_impl->lifetime);
+  base::ReaderLock lock(m_impl->lifetime);
   if (!m_impl->db) return ClosedError(m_impl->path);
   rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
@@ -258,13 +260,13 @@ base::Status WriteBatchTo(rocksdb::DB& db, const state::WriteBatch& batch, bool 
 }  // namespace
 
 base::Status RocksKvStore::Commit(const state::WriteBatch& batch) {
-  std::shared_lock lock(m_impl->lifetime);
+  base::ReaderLock lock(m_impl->lifetime);
   if (!m_impl->db) return ClosedError(m_impl->path);
   return WriteBatchTo(*m_impl->db, batch, /*sync=*/true, m_impl->path);
 }
 
 base::Status RocksKvStore::CommitUnsyncedForTest(const state::WriteBatch& batch) {
-  std::shared_lock lock(m_impl->lifetime);
+  base::ReaderLock lock(m_impl->lifetime);
   if (!m_impl->db) return ClosedError(m_impl->path);
   return WriteBatchTo(*m_impl->db, batch, /*sync=*/false, m_impl->path);
 }
@@ -280,7 +282,7 @@ base::Status RocksKvStore::SimulatePowerLoss() {
   // Cut first, without the lifetime lock: commits in flight fail at once
   // instead of delaying the cut. Then close the database under them.
   auto cut = m_impl->faults->SimulatePowerLoss();
-  std::unique_lock lock(m_impl->lifetime);
+  base::WriterLock lock(m_impl->lifetime);
   m_impl->db.reset();  // its writes fail: the disk is off
   return cut;
 }

@@ -104,6 +104,66 @@ struct SendArgs {
   int64_t wait_ms = 30'000;
 };
 
+/// The fee of a transfer and where it came from, for the confirmation line.
+struct TransferFeeChoice {
+  uint64_t ugpn = 0;
+  std::string source;
+};
+
+/// --fee, else the node's simulation of the transfer plus the gas margin, else the
+/// node's fee schedule, else the default.
+TransferFeeChoice ChooseTransferFee(const SendArgs& a, client::NodeClient& node,
+                                    const client::NodeStatusInfo& status,
+                                    const crypto::KeyPair& key, uint64_t nonce,
+                                    const codec::Address& to, uint64_t amount_ugpn) {
+  std::optional<uint64_t> simulated;
+  if (a.fee.empty()) {
+    // Simulated with the schedule's fee, so the transfer sees the balance it will.
+    const uint64_t estimate =
+        status.fees ? OrFail(client::TransferFee(*status.fees, status.chain_id, a.memo)) : 0;
+    codec::TxBody body{status.chain_id, key.Public(),     nonce,
+                       estimate,        a.timeout_height, {codec::MsgSend{to, amount_ugpn}},
+                       a.memo};
+    simulated = OrFail(client::SimulatedFee(node, status, std::move(body)));
+  }
+  if (!a.fee.empty()) return {OrFail(client::ParseAmount(a.fee), "--fee"), "--fee"};
+  if (simulated)
+    return {*simulated,
+            "the node's simulation + " + std::to_string(client::kGasMarginPercent) + "% gas"};
+  if (status.fees)
+    return {OrFail(client::TransferFee(*status.fees, status.chain_id, a.memo)),
+            "the node's fee schedule"};
+  return {client::kDefaultTransferFeeUgpn,
+          "default; the node does not advertise fees, set --fee to change it"};
+}
+
+/// The answer to a submitted transfer; ends the command with an error when the tx
+/// was included but failed.
+void PrintSendResult(const GlobalOptions& g, const client::SubmitResult& result,
+                     const std::string& tx_hash, uint64_t amount_ugpn, const Party& from,
+                     const Party& to) {
+  if (g.Json()) {
+    json out = result.raw;
+    out["amount_ugpn"] = std::to_string(amount_ugpn);
+    out["from"] = crypto::AddressToString(from.address);
+    out["to"] = crypto::AddressToString(to.address);
+    PrintJson(out);
+  } else if (!result.Committed()) {
+    std::cout << "Accepted into the mempool (not waiting): tx " << tx_hash << "\n"
+              << "Check it with: gpunet query tx " << tx_hash << std::endl;
+  } else {
+    std::cout << "Committed in block " << result.height << " (index " << result.index << ")\n"
+              << " result " << CodeText(result.code, result.code_name) << "\n"
+              << "fee paid " << client::DescribeAmount(result.fee_ugpn) << "\n"
+              << "     tx " << tx_hash << std::endl;
+  }
+  if (result.Committed() && result.code != 0)
+    FailCommand(ErrorCode::kInvalidArgument,
+                "the transaction was included in block " + std::to_string(result.height) +
+                    " but FAILED: " + CodeText(result.code, result.code_name) +
+                    "; the fee was charged and the nonce used, nothing else changed");
+}
+
 void RunSend(const GlobalOptions& g, const SendArgs& a) {
   uint64_t amount_ugpn = OrFail(client::ParseAmount(a.amount), "AMOUNT");
   if (amount_ugpn == 0)
@@ -122,31 +182,8 @@ void RunSend(const GlobalOptions& g, const SendArgs& a) {
   if (crypto::AddressOf(key.Public()) != from.address)
     FailCommand(ErrorCode::kCorrupt,
                 "the key file of \"" + *from.key_name + "\" does not match its address");
-  uint64_t fee_ugpn = 0;
-  std::string fee_source;
-  std::optional<uint64_t> simulated;
-  if (a.fee.empty()) {
-    // Simulated with the schedule's fee, so the transfer sees the balance it will.
-    const uint64_t estimate =
-        status.fees ? OrFail(client::TransferFee(*status.fees, status.chain_id, a.memo)) : 0;
-    codec::TxBody body{status.chain_id, key.Public(),     account.nonce,
-                       estimate,        a.timeout_height, {codec::MsgSend{to.address, amount_ugpn}},
-                       a.memo};
-    simulated = OrFail(client::SimulatedFee(node, status, std::move(body)));
-  }
-  if (!a.fee.empty()) {
-    fee_ugpn = OrFail(client::ParseAmount(a.fee), "--fee");
-    fee_source = "--fee";
-  } else if (simulated) {
-    fee_ugpn = *simulated;
-    fee_source = "the node's simulation + " + std::to_string(client::kGasMarginPercent) + "% gas";
-  } else if (status.fees) {
-    fee_ugpn = OrFail(client::TransferFee(*status.fees, status.chain_id, a.memo));
-    fee_source = "the node's fee schedule";
-  } else {
-    fee_ugpn = client::kDefaultTransferFeeUgpn;
-    fee_source = "default; the node does not advertise fees, set --fee to change it";
-  }
+  const auto [fee_ugpn, fee_source] =
+      ChooseTransferFee(a, node, status, key, account.nonce, to.address, amount_ugpn);
   auto needed = base::CheckedAdd(amount_ugpn, fee_ugpn);
   if (!needed)
     FailCommand(ErrorCode::kOverflow, "amount + fee is over 2^64-1 ugpn; no account holds that");
@@ -176,26 +213,7 @@ void RunSend(const GlobalOptions& g, const SendArgs& a) {
           " (tx " + tx_hash + " may still commit: check with `gpunet query tx " + tx_hash + "`)";
     throw CommandFailed{e};
   }
-  if (g.Json()) {
-    json out = result->raw;
-    out["amount_ugpn"] = std::to_string(amount_ugpn);
-    out["from"] = crypto::AddressToString(from.address);
-    out["to"] = crypto::AddressToString(to.address);
-    PrintJson(out);
-  } else if (!result->Committed()) {
-    std::cout << "Accepted into the mempool (not waiting): tx " << tx_hash << "\n"
-              << "Check it with: gpunet query tx " << tx_hash << std::endl;
-  } else {
-    std::cout << "Committed in block " << result->height << " (index " << result->index << ")\n"
-              << " result " << CodeText(result->code, result->code_name) << "\n"
-              << "fee paid " << client::DescribeAmount(result->fee_ugpn) << "\n"
-              << "     tx " << tx_hash << std::endl;
-  }
-  if (result->Committed() && result->code != 0)
-    FailCommand(ErrorCode::kInvalidArgument,
-                "the transaction was included in block " + std::to_string(result->height) +
-                    " but FAILED: " + CodeText(result->code, result->code_name) +
-                    "; the fee was charged and the nonce used, nothing else changed");
+  PrintSendResult(g, *result, tx_hash, amount_ugpn, from, to);
 }
 
 // ---------------------------------------------------------------- query

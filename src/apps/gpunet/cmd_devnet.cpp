@@ -60,6 +60,44 @@ class TemporaryHome {
   std::string m_path;
 };
 
+/// What a user needs to reach the devnet: its URL, home, passphrase and keys.
+void PrintDevnetBanner(const GlobalOptions& g, const DevnetArgs& a, const std::string& url,
+                       const std::string& passphrase, bool temporary, bool initialised,
+                       const std::vector<std::pair<std::string, std::string>>& keys) {
+  if (g.Json()) {
+    nlohmann::json j = {{"rpc_url", url},         {"home", a.home},
+                        {"chain_id", a.chain_id}, {"passphrase", passphrase},
+                        {"temporary", temporary}, {"keys", nlohmann::json::array()}};
+    for (const auto& [name, address] : keys)
+      j["keys"].push_back({{"name", name}, {"address", address}});
+    PrintJson(j);
+  } else {
+    std::cout << "gpunet devnet is running (chain " << a.chain_id << ", a block at most every "
+              << a.block_interval_ms << " ms)\n\n"
+              << "  RPC URL     " << url << "\n"
+              << "  home        " << a.home
+              << (temporary ? "  (temporary: deleted when the devnet stops)" : "") << "\n"
+              << "  passphrase  " << passphrase
+              << (passphrase == kDevnetPassphrase
+                      ? "  (devnet keys only; set GPUNET_PASSPHRASE to choose another)"
+                      : "  (from GPUNET_PASSPHRASE)")
+              << "\n\n  funded keys:\n";
+    for (const auto& [name, address] : keys)
+      std::cout << "    " << name << std::string(name.size() < 8 ? 8 - name.size() : 1, ' ')
+                << address
+                << (initialised ? "" : "  " + client::FormatGpn(kDevnetBalanceUgpn) + " GPN")
+                << "\n";
+    std::cout << "\nIn another terminal:\n"
+              << "  export GPUNET_HOME=" << a.home << " GPUNET_NODE=" << url
+              << " GPUNET_PASSPHRASE=" << passphrase << "\n"
+              << "  gpunet status\n"
+              << "  gpunet send alice bob 12.5\n"
+              << "  gpunet query account bob --prove\n"
+              << "  gpunet query block latest\n\n"
+              << "Ctrl-C stops the devnet." << std::endl;
+  }
+}
+
 void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
   namespace fs = std::filesystem;
   if (a.home.empty()) a.home = g.home;  // `gpunet --home DIR devnet` too (not $GPUNET_HOME)
@@ -118,38 +156,7 @@ void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
   node::StopOnSignals(*node);
   std::string url = node->RpcUrl();
 
-  if (g.Json()) {
-    nlohmann::json j = {{"rpc_url", url},         {"home", a.home},
-                        {"chain_id", a.chain_id}, {"passphrase", passphrase},
-                        {"temporary", temporary}, {"keys", nlohmann::json::array()}};
-    for (const auto& [name, address] : keys)
-      j["keys"].push_back({{"name", name}, {"address", address}});
-    PrintJson(j);
-  } else {
-    std::cout << "gpunet devnet is running (chain " << a.chain_id << ", a block at most every "
-              << a.block_interval_ms << " ms)\n\n"
-              << "  RPC URL     " << url << "\n"
-              << "  home        " << a.home
-              << (temporary ? "  (temporary: deleted when the devnet stops)" : "") << "\n"
-              << "  passphrase  " << passphrase
-              << (passphrase == kDevnetPassphrase
-                      ? "  (devnet keys only; set GPUNET_PASSPHRASE to choose another)"
-                      : "  (from GPUNET_PASSPHRASE)")
-              << "\n\n  funded keys:\n";
-    for (const auto& [name, address] : keys)
-      std::cout << "    " << name << std::string(name.size() < 8 ? 8 - name.size() : 1, ' ')
-                << address
-                << (initialised ? "" : "  " + client::FormatGpn(kDevnetBalanceUgpn) + " GPN")
-                << "\n";
-    std::cout << "\nIn another terminal:\n"
-              << "  export GPUNET_HOME=" << a.home << " GPUNET_NODE=" << url
-              << " GPUNET_PASSPHRASE=" << passphrase << "\n"
-              << "  gpunet status\n"
-              << "  gpunet send alice bob 12.5\n"
-              << "  gpunet query account bob --prove\n"
-              << "  gpunet query block latest\n\n"
-              << "Ctrl-C stops the devnet." << std::endl;
-  }
+  PrintDevnetBanner(g, a, url, passphrase, temporary, initialised, keys);
 
   base::Status waited = node->Wait();
   node->Stop();

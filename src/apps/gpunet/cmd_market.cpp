@@ -138,6 +138,22 @@ void CheckFunds(const SendOptions& o, uint64_t balance_ugpn, uint64_t total_fee)
                     "); fund the account first");
 }
 
+/// Each chunk's fee before simulation: --fee, else the node's fee schedule, else
+/// the default.
+std::vector<uint64_t> FirstFees(const SendOptions& o, const client::NodeStatusInfo& status,
+                                const std::vector<std::vector<codec::Msg>>& chunks) {
+  std::vector<uint64_t> fees;
+  for (const auto& c : chunks) {
+    if (!o.fee.empty())
+      fees.push_back(OrFail(client::ParseAmount(o.fee), "--fee"));
+    else if (status.fees)
+      fees.push_back(OrFail(client::MarketTxFee(*status.fees, status.chain_id, c, "")));
+    else
+      fees.push_back(client::kDefaultTransferFeeUgpn);
+  }
+  return fees;
+}
+
 /// Signs and sends `msgs` from `o.from` (in several txs when over the per-tx message
 /// limit, nonces in order), waiting for each block. Ends the command on the first
 /// failure, saying what was already committed.
@@ -151,19 +167,9 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
   client::NodeClient node(g.NodeUrl());
   auto status = OrFail(node.Status());
   auto chunks = client::ChunkMsgs(std::move(msgs));
-  std::vector<uint64_t> fees;
+  std::vector<uint64_t> fees = FirstFees(o, status, chunks);
   uint64_t total_fee = 0;
-  for (const auto& c : chunks) {
-    uint64_t fee = 0;
-    if (!o.fee.empty())
-      fee = OrFail(client::ParseAmount(o.fee), "--fee");
-    else if (status.fees)
-      fee = OrFail(client::MarketTxFee(*status.fees, status.chain_id, c, ""));
-    else
-      fee = client::kDefaultTransferFeeUgpn;
-    fees.push_back(fee);
-    total_fee += fee;
-  }
+  for (uint64_t fee : fees) total_fee += fee;
   auto account = OrFail(node.GetAccount(from, false));
   CheckFunds(o, account.balance_ugpn, total_fee);
   crypto::KeyPair key = LoadKey(g, o.from);
@@ -931,27 +937,24 @@ void RunConservation(const GlobalOptions& g) {
                                                     : std::string("?")));
 }
 
-}  // namespace
+/// --from and --fee of a command that signs a tx; `who` says whose key it is.
+void AddFrom(CLI::App* cmd, std::string& from, std::string& fee, std::string_view who) {
+  cmd->add_option("--from", from, "Key name that signs (" + std::string(who) + ")")->required();
+  cmd->add_option("--fee", fee,
+                  "Fee per tx (GPN or ugpn); default: the gas the node's simulation says plus "
+                  "20%, at least the minimum fee");
+}
 
-void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
-  auto add_from = [](CLI::App* cmd, std::string& from, std::string& fee, std::string_view who) {
-    cmd->add_option("--from", from, "Key name that signs (" + std::string(who) + ")")->required();
-    cmd->add_option("--fee", fee,
-                    "Fee per tx (GPN or ugpn); default: the gas the node's simulation says plus "
-                    "20%, at least the minimum fee");
-  };
+// ---- provider: register, update, show, list, heartbeat
 
-  // ---- provider
-  auto* provider = app.add_subcommand(
-      "provider", "Sell GPU time: register machines, show providers, heartbeats");
-  provider->require_subcommand(1);
-  auto pa = std::make_shared<ProviderArgs>();
+void RegisterProviderCommands(CLI::App* provider, GlobalOptions& g,
+                              const std::shared_ptr<ProviderArgs>& pa) {
   auto* reg = provider->add_subcommand(
       "register", "Register a provider, its sites, machines and offers from provider.yaml");
   reg->add_option("--config", pa->config, "provider.yaml (schema: docs/market-cli.md)")
       ->required()
       ->check(CLI::ExistingFile);
-  add_from(reg, pa->from, pa->fee, "the owner key; its address is the provider's id");
+  AddFrom(reg, pa->from, pa->fee, "the owner key; its address is the provider's id");
   reg->add_flag("--yes,-y", pa->yes, "Do not ask before bonding");
   reg->footer(
       "The bond leaves the owner's balance; machines are self-reported until attested.\n"
@@ -963,7 +966,7 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
   auto* upd = provider->add_subcommand(
       "update", "Update operator, URI, region, payouts, policy and inventory from provider.yaml");
   upd->add_option("--config", pa->config, "provider.yaml")->required()->check(CLI::ExistingFile);
-  add_from(upd, pa->from, pa->fee, "the owner key");
+  AddFrom(upd, pa->from, pa->fee, "the owner key");
   upd->add_flag("--offers", pa->offers,
                 "Also create the offers listed in the file (new offer ids)");
   upd->footer("Example:\n  gpunet provider update --config provider.yaml --from provider");
@@ -983,35 +986,45 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
 
   auto* hb = provider->add_subcommand(
       "heartbeat", "Prove the provider is up (one tx covers all its started leases)");
-  add_from(hb, pa->from, pa->fee, "the owner or operator key");
+  AddFrom(hb, pa->from, pa->fee, "the owner or operator key");
   hb->add_option("--provider", pa->provider, "The provider (default: the --from key's own)");
   hb->footer(
       "Missing heartbeats past the timeout (+ a grace in blocks) fault the provider's leases.\n"
       "Example:\n  gpunet provider heartbeat --from operator --provider provider");
   hb->callback([&g, pa] { RunHeartbeat(g, *pa); });
+}
 
+// ---- provider: bond, unbond, claim, deregister
+
+void RegisterProviderBondCommands(CLI::App* provider, GlobalOptions& g,
+                                  const std::shared_ptr<ProviderArgs>& pa) {
   auto bond_amount = std::make_shared<std::string>();
   for (std::string_view what : {"bond", "unbond"}) {
     auto* cmd = provider->add_subcommand(
         std::string(what), what == "bond" ? "Add to the provider's bond from the owner's balance"
                                           : "Start unbonding part of the bond (7 days)");
     cmd->add_option("AMOUNT", *bond_amount, "GPN or ugpn")->required();
-    add_from(cmd, pa->from, pa->fee, "the owner");
+    AddFrom(cmd, pa->from, pa->fee, "the owner");
     if (what == "bond") cmd->add_flag("--yes,-y", pa->yes, "Do not ask");
     cmd->footer("Example:\n  gpunet provider " + std::string(what) + " 500 --from provider");
     cmd->callback([&g, pa, bond_amount, what] { RunProviderBondMsg(g, *pa, what, *bond_amount); });
   }
   auto* claim = provider->add_subcommand("claim", "Pay matured unbonding to the owner");
-  add_from(claim, pa->from, pa->fee, "the owner");
+  AddFrom(claim, pa->from, pa->fee, "the owner");
   claim->footer("Example:\n  gpunet provider claim --from provider");
   claim->callback([&g, pa] { RunProviderBondMsg(g, *pa, "claim", ""); });
   auto* dereg =
       provider->add_subcommand("deregister", "Stop being a provider (no open leases); unbonds");
-  add_from(dereg, pa->from, pa->fee, "the owner");
+  AddFrom(dereg, pa->from, pa->fee, "the owner");
   dereg->add_flag("--yes,-y", pa->yes, "Do not ask");
   dereg->footer("Example:\n  gpunet provider deregister --from provider");
   dereg->callback([&g, pa] { RunProviderBondMsg(g, *pa, "deregister", ""); });
+}
 
+// ---- offer close, offers
+
+void RegisterOfferCommands(CLI::App& app, GlobalOptions& g) {
+  auto pa = std::make_shared<ProviderArgs>();
   auto offer_id = std::make_shared<std::string>();
   auto* offer = app.add_subcommand("offer", "Manage your offers (create them in provider.yaml)");
   offer->require_subcommand(1);
@@ -1019,18 +1032,20 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
   oclose_offer->add_option("OFFER", *offer_id, "Offer id")->required();
   oclose_offer->add_option("--provider", pa->provider,
                            "The provider (default: the --from key's own)");
-  add_from(oclose_offer, pa->from, pa->fee, "the provider's owner or operator");
+  AddFrom(oclose_offer, pa->from, pa->fee, "the provider's owner or operator");
   oclose_offer->footer("Example:\n  gpunet offer close 1 --from operator --provider provider");
   oclose_offer->callback([&g, pa, offer_id] { RunOfferClose(g, *pa, *offer_id); });
 
-  // ---- offers
   auto words = std::make_shared<std::vector<std::string>>();
   auto* offers = app.add_subcommand("offers", "Offers to rent now, cheapest first, filtered");
   offers->add_option("FILTER", *words, "Terms like gpu=H100 gpus>=8 price<=2.5 (all must hold)");
   offers->footer(std::string(client::OfferFilterHelp()));
   offers->callback([&g, words] { RunOffers(g, *words); });
+}
 
-  // ---- orders
+// ---- order: create, show, list, close
+
+void RegisterOrderCommands(CLI::App& app, GlobalOptions& g) {
   auto oa = std::make_shared<OrderArgs>();
   auto* order = app.add_subcommand("order", "Ask providers to bid for your job (reverse auction)");
   order->require_subcommand(1);
@@ -1039,7 +1054,7 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
   ocreate->add_option("ORDER_YAML", oa->file, "order.yaml (schema: docs/market-cli.md)")
       ->required()
       ->check(CLI::ExistingFile);
-  add_from(ocreate, oa->from, oa->fee, "the tenant");
+  AddFrom(ocreate, oa->from, oa->fee, "the tenant");
   ocreate->add_flag("--yes,-y", oa->yes, "Do not ask before escrowing the deposit");
   ocreate->footer(
       "Shows the most the lease can cost per hour and how long the deposit lasts first.\n"
@@ -1062,10 +1077,14 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
   auto* oclose =
       order->add_subcommand("close", "Close an order not yet awarded; refunds its deposit");
   oclose->add_option("ORDER", oa->id, "Order id")->required();
-  add_from(oclose, oa->from, oa->fee, "the tenant");
+  AddFrom(oclose, oa->from, oa->fee, "the tenant");
   oclose->footer("Example:\n  gpunet order close 1 --from tenant");
   oclose->callback([&g, oa] { RunOrderClose(g, *oa); });
+}
 
+// ---- bids, bid
+
+void RegisterBidCommands(CLI::App& app, GlobalOptions& g) {
   auto bids_order = std::make_shared<std::string>();
   auto* bids = app.add_subcommand("bids", "The bids on an order, cheapest first");
   bids->add_option("ORDER", *bids_order, "Order id")->required();
@@ -1080,20 +1099,20 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
                   "Machine ids, comma-separated, as many as the order asks")
       ->required();
   bid->add_option("--provider", ba->provider, "The provider (default: the --from key's own)");
-  add_from(bid, ba->from, ba->fee, "the provider's owner or operator");
+  AddFrom(bid, ba->from, ba->fee, "the provider's owner or operator");
   bid->footer(
       "Example:\n  gpunet bid 1 --price 2.2 --machines 1 --provider provider --from operator");
   bid->callback([&g, ba] { RunBid(g, *ba); });
+}
 
-  // ---- leases
-  auto la = std::make_shared<LeaseArgs>();
-  auto* lease =
-      app.add_subcommand("lease", "Leases: accept a bid, rent from an offer, pay, withdraw, close");
-  lease->require_subcommand(1);
+// ---- lease: accept, create, show, list
+
+void RegisterLeaseOpenCommands(CLI::App* lease, GlobalOptions& g,
+                               const std::shared_ptr<LeaseArgs>& la) {
   auto* accept =
       lease->add_subcommand("accept", "Accept a bid on your order: its machines are leased now");
   accept->add_option("BID", la->id, "Bid id (`gpunet bids ORDER`)")->required();
-  add_from(accept, la->from, la->fee, "the order's tenant");
+  AddFrom(accept, la->from, la->fee, "the order's tenant");
   accept->add_flag("--yes,-y", la->yes, "Do not ask");
   accept->footer("Example:\n  gpunet lease accept 1 --from tenant");
   accept->callback([&g, la] { RunLeaseAccept(g, *la); });
@@ -1105,7 +1124,7 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
   create->add_option("--manifest", la->manifest,
                      "The workload manifest file (its hash goes on the ledger)");
   create->add_option("--manifest-hash", la->manifest_hash, "Or its BLAKE2b-256, 64 hex");
-  add_from(create, la->from, la->fee, "the tenant");
+  AddFrom(create, la->from, la->fee, "the tenant");
   create->add_flag("--yes,-y", la->yes, "Do not ask before escrowing");
   create->footer(
       "Example:\n  gpunet lease create 1 --gpus 2 --deposit 50 --manifest job.yaml --from tenant");
@@ -1129,33 +1148,42 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
       FailCommand(ErrorCode::kInvalidArgument, "give --tenant or --provider (key name or address)");
     RunLeaseList(g, *la);
   });
+}
+
+// ---- lease: deposit, withdraw, close, started
+
+void RegisterLeaseMsgCommands(CLI::App* lease, GlobalOptions& g,
+                              const std::shared_ptr<LeaseArgs>& la) {
   auto* deposit = lease->add_subcommand("deposit", "Add funds to a lease's escrow (extends it)");
   deposit->add_option("LEASE", la->id, "Lease id")->required();
   deposit->add_option("AMOUNT", la->amount, "GPN or ugpn")->required();
-  add_from(deposit, la->from, la->fee, "anyone; usually the tenant");
+  AddFrom(deposit, la->from, la->fee, "anyone; usually the tenant");
   deposit->add_flag("--yes,-y", la->yes, "Do not ask");
   deposit->footer("Example:\n  gpunet lease deposit 1 25 --from tenant");
   deposit->callback([&g, la] { RunLeaseMsg(g, *la, "deposit"); });
   auto* withdraw = lease->add_subcommand("withdraw", "Pay what accrued to the provider's payees");
   withdraw->add_option("LEASE", la->id, "Lease id")->required();
-  add_from(withdraw, la->from, la->fee, "the provider's owner or operator");
+  AddFrom(withdraw, la->from, la->fee, "the provider's owner or operator");
   withdraw->footer("Example:\n  gpunet lease withdraw 1 --from operator");
   withdraw->callback([&g, la] { RunLeaseMsg(g, *la, "withdraw"); });
   auto* close = lease->add_subcommand("close", "End a lease now: settle, refund the rest");
   close->add_option("LEASE", la->id, "Lease id")->required();
   close->add_flag("--no-manifest", la->no_manifest,
                   "Provider only: no manifest arrived in time (no fault)");
-  add_from(close, la->from, la->fee, "the tenant, or the provider's owner/operator");
+  AddFrom(close, la->from, la->fee, "the tenant, or the provider's owner/operator");
   close->footer("Example:\n  gpunet lease close 1 --from tenant");
   close->callback([&g, la] { RunLeaseMsg(g, *la, "close"); });
   auto* started =
       lease->add_subcommand("started", "Provider: the lease is live; billing starts now");
   started->add_option("LEASE", la->id, "Lease id")->required();
-  add_from(started, la->from, la->fee, "the provider's owner or operator");
+  AddFrom(started, la->from, la->fee, "the provider's owner or operator");
   started->footer("Example:\n  gpunet lease started 1 --from operator");
   started->callback([&g, la] { RunLeaseMsg(g, *la, "started"); });
+}
 
-  // ---- attest
+// ---- attest
+
+void RegisterAttestCommand(CLI::App& app, GlobalOptions& g) {
   auto aa = std::make_shared<AttestArgs>();
   auto* attest =
       app.add_subcommand("attest", "As an auditor, attest attributes of a provider or machine");
@@ -1163,12 +1191,15 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
   attest->add_option("--provider", aa->provider, "Provider key name or address")->required();
   attest->add_option("--machine", aa->machine, "Machine id (default: the provider itself)");
   attest->add_option("--expires", aa->expires, "How long it holds: 12h, 30d (default 30d)");
-  add_from(attest, aa->from, aa->fee, "the auditor");
+  AddFrom(attest, aa->from, aa->fee, "the auditor");
   attest->footer(
       "Example:\n  gpunet attest tier=3 country=de --provider provider --machine 1 --from auditor");
   attest->callback([&g, aa] { RunAttest(g, *aa); });
+}
 
-  // ---- query conservation (under the `query` group of cmd_client.cpp)
+// ---- query conservation (under the `query` group of cmd_client.cpp)
+
+void RegisterConservationCommand(CLI::App& app, GlobalOptions& g) {
   CLI::App* query = nullptr;
   try {
     query = app.get_subcommand("query");
@@ -1180,6 +1211,28 @@ void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
       "Check that no token was created or lost: balances + escrow + bonds + ... = supply");
   cons->footer("Exits 1 when the equation does not hold.\nExample:\n  gpunet query conservation");
   cons->callback([&g] { RunConservation(g); });
+}
+
+}  // namespace
+
+void RegisterMarketCommands(CLI::App& app, GlobalOptions& g) {
+  auto* provider = app.add_subcommand(
+      "provider", "Sell GPU time: register machines, show providers, heartbeats");
+  provider->require_subcommand(1);
+  auto pa = std::make_shared<ProviderArgs>();
+  RegisterProviderCommands(provider, g, pa);
+  RegisterProviderBondCommands(provider, g, pa);
+  RegisterOfferCommands(app, g);
+  RegisterOrderCommands(app, g);
+  RegisterBidCommands(app, g);
+  auto la = std::make_shared<LeaseArgs>();
+  auto* lease =
+      app.add_subcommand("lease", "Leases: accept a bid, rent from an offer, pay, withdraw, close");
+  lease->require_subcommand(1);
+  RegisterLeaseOpenCommands(lease, g, la);
+  RegisterLeaseMsgCommands(lease, g, la);
+  RegisterAttestCommand(app, g);
+  RegisterConservationCommand(app, g);
 }
 
 }  // namespace gpunet::apps

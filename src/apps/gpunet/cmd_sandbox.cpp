@@ -47,16 +47,7 @@ std::string SelfExe() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-void RunCheck(const GlobalOptions& g) {
-  runtime::HostCapabilities c = runtime::Probe();
-  runtime::WorkloadSpec probe_spec;
-  probe_spec.gpu_uuids = {"any"};
-  auto missing = runtime::UnenforceableLimits(c, probe_spec);
-  auto limit = [](const runtime::LimitSupport& l) {
-    return nlohmann::json{{"enforced_by", EnforcementName(l.how)}, {"detail", l.detail}};
-  };
-  const auto driver_bound =
-      runtime::PathsOutside(c.driver_libraries, runtime::SystemReadOnlyPaths());
+nlohmann::json NvmlJson(const runtime::HostCapabilities& c) {
   nlohmann::json nvml_json;
   if (c.nvml) {
     nlohmann::json gpus = nlohmann::json::array();
@@ -77,34 +68,45 @@ void RunCheck(const GlobalOptions& g) {
     nvml_json = {
         {"available", false}, {"reason", c.nvml_unavailable}, {"gpus", nlohmann::json::array()}};
   }
-  if (g.Json()) {
-    PrintJson({{"root", c.is_root},
-               {"cgroups", c.cgroups.Describe()},
-               {"memory", limit(c.memory)},
-               {"cpu", limit(c.cpu)},
-               {"pids", limit(c.pids)},
-               {"devices", limit(c.devices)},
-               {"freezer", limit(c.freezer)},
-               {"user_namespaces", c.user_namespaces},
-               {"user_namespaces_detail", c.user_namespaces_detail},
-               {"seccomp", c.seccomp},
-               {"seccomp_denied", runtime::SeccompDeniedSyscalls()},
-               {"disk_quota", !c.mkfs_ext4.empty() && c.loop_devices},
-               {"bwrap", c.bwrap},
-               {"slirp4netns", c.slirp4netns},
-               {"egress", c.egress_unavailable.empty() ? "available" : c.egress_unavailable},
-               {"podman", c.podman},
-               {"runc", c.runc},
-               {"nvml", std::move(nvml_json)},
-               {"gpu_devices", c.gpu_devices},
-               {"driver_libraries", c.driver_libraries},
-               {"driver_libraries_bound", driver_bound},
-               {"driver_library_dirs_unlisted", c.driver_library_dirs_unlisted},
-               {"nofile_hard", c.nofile_hard},
-               {"nproc_hard", c.nproc_hard},
-               {"cannot_enforce", missing}});
-    return;
-  }
+  return nvml_json;
+}
+
+/// What `sandbox check` finds, as JSON.
+void PrintCheckJson(const runtime::HostCapabilities& c, const std::vector<std::string>& missing,
+                    const std::vector<std::string>& driver_bound) {
+  auto limit = [](const runtime::LimitSupport& l) {
+    return nlohmann::json{{"enforced_by", EnforcementName(l.how)}, {"detail", l.detail}};
+  };
+  PrintJson({{"root", c.is_root},
+             {"cgroups", c.cgroups.Describe()},
+             {"memory", limit(c.memory)},
+             {"cpu", limit(c.cpu)},
+             {"pids", limit(c.pids)},
+             {"devices", limit(c.devices)},
+             {"freezer", limit(c.freezer)},
+             {"user_namespaces", c.user_namespaces},
+             {"user_namespaces_detail", c.user_namespaces_detail},
+             {"seccomp", c.seccomp},
+             {"seccomp_denied", runtime::SeccompDeniedSyscalls()},
+             {"disk_quota", !c.mkfs_ext4.empty() && c.loop_devices},
+             {"bwrap", c.bwrap},
+             {"slirp4netns", c.slirp4netns},
+             {"egress", c.egress_unavailable.empty() ? "available" : c.egress_unavailable},
+             {"podman", c.podman},
+             {"runc", c.runc},
+             {"nvml", NvmlJson(c)},
+             {"gpu_devices", c.gpu_devices},
+             {"driver_libraries", c.driver_libraries},
+             {"driver_libraries_bound", driver_bound},
+             {"driver_library_dirs_unlisted", c.driver_library_dirs_unlisted},
+             {"nofile_hard", c.nofile_hard},
+             {"nproc_hard", c.nproc_hard},
+             {"cannot_enforce", missing}});
+}
+
+/// What `sandbox check` finds, for people.
+void PrintCheckText(const runtime::HostCapabilities& c, const std::vector<std::string>& missing,
+                    const std::vector<std::string>& driver_bound) {
   auto yes = [](bool b) { return b ? "yes" : "NO"; };
   auto path = [](const std::string& p) { return p.empty() ? std::string("NOT FOUND") : p; };
   std::cout << "running as root:     " << yes(c.is_root) << "\n"
@@ -161,6 +163,19 @@ void RunCheck(const GlobalOptions& g) {
   }
 }
 
+void RunCheck(const GlobalOptions& g) {
+  runtime::HostCapabilities c = runtime::Probe();
+  runtime::WorkloadSpec probe_spec;
+  probe_spec.gpu_uuids = {"any"};
+  auto missing = runtime::UnenforceableLimits(c, probe_spec);
+  const auto driver_bound =
+      runtime::PathsOutside(c.driver_libraries, runtime::SystemReadOnlyPaths());
+  if (g.Json())
+    PrintCheckJson(c, missing, driver_bound);
+  else
+    PrintCheckText(c, missing, driver_bound);
+}
+
 struct RunFlags {
   std::string memory = "2G", disk = "1G", shm = "64M", cpus = "1", network = "none", id, state_dir;
   std::string device_dir = "/dev";
@@ -182,7 +197,8 @@ uint32_t ParseCpus(const std::string& s) {
   return static_cast<uint32_t>((whole.empty() ? 0 : std::stoul(whole)) * 1000 + std::stoul(frac));
 }
 
-int RunWorkload(const GlobalOptions&, const RunFlags& f) {
+/// The workload `sandbox run` starts, from its flags.
+runtime::WorkloadSpec SpecFromFlags(const RunFlags& f) {
   runtime::WorkloadSpec spec;
   spec.id = f.id.empty() ? "run-" + std::to_string(::getpid()) : f.id;
   spec.lease_id = spec.id;
@@ -218,6 +234,11 @@ int RunWorkload(const GlobalOptions&, const RunFlags& f) {
       FailCommand(base::ErrorCode::kInvalidArgument, "--env " + kv + ": write NAME=VALUE");
     spec.env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  return spec;
+}
+
+/// The runtime's options for `sandbox run`, from its flags.
+runtime::RuntimeOptions OptionsFromFlags(const RunFlags& f) {
   runtime::RuntimeOptions opts;
   if (!f.state_dir.empty()) opts.state_dir = f.state_dir;
   opts.supervisor_command = {SelfExe(), "sandbox", "supervise"};
@@ -240,7 +261,12 @@ int RunWorkload(const GlobalOptions&, const RunFlags& f) {
       FailCommand(base::ErrorCode::kNotFound, "--ro-bind " + b + ": " + src + " does not exist");
     opts.extra_ro_binds.emplace_back(src, dst);
   }
-  runtime::Runtime rt(opts);
+  return opts;
+}
+
+int RunWorkload(const GlobalOptions&, const RunFlags& f) {
+  const runtime::WorkloadSpec spec = SpecFromFlags(f);
+  runtime::Runtime rt(OptionsFromFlags(f));
   runtime::WorkloadInfo info = OrFail(rt.Start(spec), "sandbox run");
   g_supervisor_pid = info.supervisor_pid;
   struct sigaction sa {};
@@ -269,6 +295,55 @@ int RunWorkload(const GlobalOptions&, const RunFlags& f) {
   return status.exit_code;
 }
 
+/// The options of `sandbox run`, into `flags`.
+void AddRunOptions(CLI::App* run, RunFlags& flags) {
+  run->add_option("--memory", flags.memory, "Memory limit (K/M/G/T)")->capture_default_str();
+  run->add_option("--cpus", flags.cpus, "CPU quota in cores, e.g. 0.5")->capture_default_str();
+  run->add_option("--pids", flags.pids, "Maximum processes and threads")->capture_default_str();
+  run->add_option("--disk", flags.disk, "Quota of /work + /outputs + /tmp")->capture_default_str();
+  run->add_option("--shm", flags.shm, "Size of /dev/shm")->capture_default_str();
+  run->add_option(
+         "--network", flags.network,
+         "none: loopback only; egress: outbound internet only; ports: listed ports from the host")
+      ->check(CLI::IsMember({"none", "egress", "ports"}))
+      ->capture_default_str();
+  run->add_option("--port", flags.ports,
+                  "PORT[:HOSTPORT] to forward from 127.0.0.1 (with --network ports)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("--gpus", flags.gpus, "GPU UUIDs to give the workload")
+      ->delimiter(',')
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("--env", flags.env, "NAME=VALUE for the workload (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("--id", flags.id, "Workload id, [a-z0-9-] (default run-<pid>)");
+  run->add_option("--state-dir", flags.state_dir,
+                  "Run dirs and uid locks (default /var/lib/gpunet/sandbox)");
+  run->add_option("--gpu-map", flags.gpu_map,
+                  "UUID=MINOR when neither NVML nor the driver's /proc files say (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("--ro-bind", flags.ro_binds,
+                  "HOSTPATH[:PATH_INSIDE] to show read-only inside (a program, a dataset; "
+                  "repeatable). The workload's uid must be able to read it")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("--device-dir", flags.device_dir, "Where /dev/nvidia* nodes are (testing)")
+      ->capture_default_str();
+  run->add_flag("--allow-unenforced", flags.allow_unenforced,
+                "Start even when some limit cannot be enforced here (says which)");
+  run->add_flag("--keep", flags.keep, "Keep the run dir (logs, outputs) after the workload ends");
+  // Everything after "--" (or the first non-option word) is the command, verbatim.
+  run->add_option("command", flags.command, "The command and its arguments, after --");
+}
+
 }  // namespace
 
 void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g) {
@@ -286,51 +361,7 @@ void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g) {
   auto flags = std::make_shared<RunFlags>();
   auto* run = sandbox->add_subcommand(
       "run", "Run a command the way a lease would, streaming its output; exits with its exit code");
-  run->add_option("--memory", flags->memory, "Memory limit (K/M/G/T)")->capture_default_str();
-  run->add_option("--cpus", flags->cpus, "CPU quota in cores, e.g. 0.5")->capture_default_str();
-  run->add_option("--pids", flags->pids, "Maximum processes and threads")->capture_default_str();
-  run->add_option("--disk", flags->disk, "Quota of /work + /outputs + /tmp")->capture_default_str();
-  run->add_option("--shm", flags->shm, "Size of /dev/shm")->capture_default_str();
-  run->add_option(
-         "--network", flags->network,
-         "none: loopback only; egress: outbound internet only; ports: listed ports from the host")
-      ->check(CLI::IsMember({"none", "egress", "ports"}))
-      ->capture_default_str();
-  run->add_option("--port", flags->ports,
-                  "PORT[:HOSTPORT] to forward from 127.0.0.1 (with --network ports)")
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-      ->allow_extra_args(false);
-  run->add_option("--gpus", flags->gpus, "GPU UUIDs to give the workload")
-      ->delimiter(',')
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-      ->allow_extra_args(false);
-  run->add_option("--env", flags->env, "NAME=VALUE for the workload (repeatable)")
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-      ->allow_extra_args(false);
-  run->add_option("--id", flags->id, "Workload id, [a-z0-9-] (default run-<pid>)");
-  run->add_option("--state-dir", flags->state_dir,
-                  "Run dirs and uid locks (default /var/lib/gpunet/sandbox)");
-  run->add_option("--gpu-map", flags->gpu_map,
-                  "UUID=MINOR when neither NVML nor the driver's /proc files say (repeatable)")
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-      ->allow_extra_args(false);
-  run->add_option("--ro-bind", flags->ro_binds,
-                  "HOSTPATH[:PATH_INSIDE] to show read-only inside (a program, a dataset; "
-                  "repeatable). The workload's uid must be able to read it")
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-      ->allow_extra_args(false);
-  run->add_option("--device-dir", flags->device_dir, "Where /dev/nvidia* nodes are (testing)")
-      ->capture_default_str();
-  run->add_flag("--allow-unenforced", flags->allow_unenforced,
-                "Start even when some limit cannot be enforced here (says which)");
-  run->add_flag("--keep", flags->keep, "Keep the run dir (logs, outputs) after the workload ends");
-  // Everything after "--" (or the first non-option word) is the command, verbatim.
-  run->add_option("command", flags->command, "The command and its arguments, after --");
+  AddRunOptions(run, *flags);
   run->footer(
       "Examples:\n"
       "  gpunet sandbox run -- python3 -c 'print(1)'\n"

@@ -374,7 +374,8 @@ TEST(JsonFields, StrictNumbersAndAmounts) {
   EXPECT_FALSE(f.Number<uint32_t>("big"));
   EXPECT_EQ(*f.Number<uint64_t>("big"), 4294967296u);
   EXPECT_FALSE(f.Number<uint64_t>("s"));  // strict: a number, not a string of one
-  EXPECT_EQ(*f.U64("s"), 7u);             // the ledger's endpoints are lenient here
+  EXPECT_FALSE(f.U64("s"));               // nor anywhere else (docs/rpc.md)
+  EXPECT_EQ(*f.U64("d"), 5u);
   EXPECT_FALSE(f.Number<uint64_t>("neg"));
   EXPECT_EQ(*f.Ugpn("a_ugpn"), UINT64_MAX);
   EXPECT_FALSE(f.Ugpn("b"));

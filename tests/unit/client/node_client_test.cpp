@@ -114,6 +114,41 @@ TEST(ParseAccountInfo, AmountsAreStringsAndProofFieldsRequired) {
   ExpectCorrupt(ParseAccountInfo(n, false).error(), "address");
 }
 
+// docs/rpc.md writes heights, nonces, indexes, codes, versions and gas as JSON
+// numbers and only the *_ugpn amounts as strings: a number written as a string is
+// a malformed answer, refused like any other wrong type.
+TEST(NodeAnswers, NumbersWrittenAsStringsAreRefused) {
+  for (const char* field : {"latest_height", "app_version", "latest_time_ms", "mempool_txs"}) {
+    json j = GoodStatus();
+    j[field] = "5";
+    auto s = ParseStatus(j);
+    ASSERT_FALSE(s) << field << " as a string was taken";
+    ExpectCorrupt(s.error(), field);
+    EXPECT_NE(s.error().message.find("not a non-negative integer number"), std::string::npos)
+        << s.error().message;
+  }
+  json sim = {
+      {"code", "0"},           {"code_name", "ok"}, {"message", ""},          {"gas_used", 1},
+      {"gas_price_ugpn", "1"}, {"fee_ugpn", "1"},   {"events", json::array()}};
+  ASSERT_FALSE(ParseSimulateResult(sim));
+  ExpectCorrupt(ParseSimulateResult(sim).error(), "code");
+  sim["code"] = 0;
+  ASSERT_TRUE(ParseSimulateResult(sim));
+  sim["gas_used"] = "1";
+  ASSERT_FALSE(ParseSimulateResult(sim));
+  json account = {{"address", crypto::AddressToString(gpunet::testing::TestAddress(0))},
+                  {"balance_ugpn", "5"},
+                  {"nonce", "1"},
+                  {"height", 3},
+                  {"exists", true}};
+  ASSERT_FALSE(ParseAccountInfo(account, false));
+  ExpectCorrupt(ParseAccountInfo(account, false).error(), "nonce");
+  account["nonce"] = 1;
+  ASSERT_TRUE(ParseAccountInfo(account, false));
+  account["height"] = "3";
+  ASSERT_FALSE(ParseAccountInfo(account, false));
+}
+
 TEST(ParseBlockInfo, HeaderMustHashToTheReportedHash) {
   codec::BlockHeader header;
   header.chain_id = "gpunet-devnet";

@@ -8,7 +8,9 @@
 // message; an accepted value must be the same value and re-encode, by both encoders,
 // to the input's bytes. The fuzz targets' own round-trip check
 // (tests/fuzz/codec_round_trip.h) runs on every input too, and seeded random values
-// of every type must encode to the same bytes and validate alike.
+// of every type must encode to the same bytes and validate alike. Inputs at the
+// codec's structural limits join them: every count and size limit at zero, at its
+// maximum and one over, each whole-buffer limit, and an empty tx frame.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,9 +22,11 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/check.h"
+#include "base/limits.h"
 #include "codec/encoding.h"
 #include "fuzz/codec_round_trip.h"
 #include "unit/codec/legacy_encoding.h"
@@ -329,6 +333,340 @@ TEST(LegacyEquivalence, RandomValuesEncodeAndValidateAlike) {
     tx.body.msgs.clear();
     EXPECT_TRUE(SameStatus(ValidateTx(tx), legacy::ValidateTx(tx)));
   }
+}
+
+// ---------------------------------------------------------------- structural boundaries
+
+// Values at the codec's structural limits, which the corpus and random values rarely
+// reach: each count and size limit of encoding.cpp exactly at its maximum (both
+// accept), one over it (both refuse, alike) and at zero (empty lists, zero-length
+// strings and frames), each in the smallest value of a type that holds the field. The
+// legacy encoder writes them: encoders check nothing, so it writes the over-limit
+// ones too.
+std::string Chars(size_t n, char c = 'a') {
+  return std::string(n, c);
+}
+
+// Distinct values, ascending by their index i (byte-wise).
+Address AddrAt(size_t i) {
+  Address a{};
+  a[0] = 1;
+  a[18] = static_cast<uint8_t>(i >> 8);
+  a[19] = static_cast<uint8_t>(i);
+  return a;
+}
+std::vector<Address> Addrs(size_t n) {
+  std::vector<Address> out;
+  for (size_t i = 0; i < n; ++i) out.push_back(AddrAt(i));
+  return out;
+}
+std::string Ident(std::string_view prefix, size_t i) {
+  std::string digits = std::to_string(i);
+  return std::string(prefix) + std::string(4 - digits.size(), '0') + digits;
+}
+std::vector<Attribute> Attrs(size_t n, size_t key_bytes = 0, size_t value_bytes = 1) {
+  std::vector<Attribute> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back({key_bytes ? Chars(key_bytes) : Ident("k", i), Chars(value_bytes, 'v')});
+  return out;
+}
+
+Tx SendTx() {
+  Tx tx;
+  tx.body.chain_id = "c";
+  tx.body.msgs = {MsgSend{AddrAt(1), 5}};
+  return tx;
+}
+Bytes BodyOf(std::vector<Msg> msgs) {
+  TxBody body = SendTx().body;
+  body.msgs = std::move(msgs);
+  return legacy::EncodeTxBody(body);
+}
+MsgProviderRegister Register() {
+  MsgProviderRegister m;
+  m.tenant_api_uri = "https://p";
+  m.region = "eu";
+  m.payouts = {{AddrAt(0), 10'000}};
+  return m;
+}
+MsgMachineUpsert Machine() {
+  MsgMachineUpsert m;
+  m.gpu_model = "H100";
+  m.driver_version = "550";
+  return m;
+}
+MsgOfferCreate Offer() {
+  MsgOfferCreate m;
+  m.gpu_model = "H100";
+  return m;
+}
+Bytes OrderWith(const std::function<void(MsgOrderCreate&)>& set) {
+  MsgOrderCreate m;
+  set(m);
+  return BodyOf({m});
+}
+Vote VoteFor(uint8_t block) {
+  Vote v;
+  v.block_hash[0] = block;
+  return v;
+}
+Bytes BlockWith(const std::function<void(Block&)>& set) {
+  Block b;
+  b.header.chain_id = "c";
+  set(b);
+  return legacy::EncodeBlock(b);
+}
+Bytes ReceiptWith(const std::function<void(Receipt&)>& set) {
+  Receipt r;
+  set(r);
+  return legacy::EncodeReceipt(r);
+}
+Bytes EventWith(size_t type_bytes, size_t attributes, size_t key_bytes, size_t value_bytes) {
+  Event e{Chars(type_bytes), {}};
+  for (size_t i = 0; i < attributes; ++i)
+    e.attributes[key_bytes ? Chars(key_bytes) : Ident("k", i)] = Chars(value_bytes, 'v');
+  return ReceiptWith([&](Receipt& r) { r.events = {e}; });
+}
+
+struct Boundary {
+  std::string type;  // as AllTypes names it
+  std::string field;
+  size_t max;
+  std::function<Bytes(size_t)> make;  // the type's bytes with the field at size n
+};
+
+std::vector<Boundary> Boundaries() {
+  namespace limits = base::limits;
+  using L = Boundary;
+  auto body = [](auto set) {
+    return [set](size_t n) {
+      TxBody b = SendTx().body;
+      set(b, n);
+      return legacy::EncodeTxBody(b);
+    };
+  };
+  return {
+      L{"tx_body", "chain_id", limits::kChainIdBytesMax,
+        body([](TxBody& b, size_t n) { b.chain_id = Chars(n); })},
+      L{"tx_body", "memo", limits::kMemoBytesMax,
+        body([](TxBody& b, size_t n) { b.memo = Chars(n); })},
+      L{"tx_body", "msgs", limits::kMsgsPerTxMax, body([](TxBody& b, size_t n) {
+          b.msgs.assign(n, MsgSend{AddrAt(1), 5});
+        })},
+      L{"tx_body", "tenant_api_uri", limits::kUriBytesMax,
+        [](size_t n) {
+          auto m = Register();
+          m.tenant_api_uri = Chars(n);
+          return BodyOf({m});
+        }},
+      L{"tx_body", "provider region", limits::kRegionBytesMax,
+        [](size_t n) {
+          auto m = Register();
+          m.region = Chars(n);
+          return BodyOf({m});
+        }},
+      L{"tx_body", "payouts", limits::kPayoutSplitsMax,
+        [](size_t n) {
+          auto m = Register();
+          m.payouts.clear();
+          for (size_t i = 0; i < n; ++i) m.payouts.push_back({AddrAt(i), 1});
+          return BodyOf({m});
+        }},
+      L{"tx_body", "policy.allow", limits::kPolicyTenantsMax,
+        [](size_t n) {
+          auto m = Register();
+          m.policy.allow = Addrs(n);
+          return BodyOf({m});
+        }},
+      L{"tx_body", "policy.deny", limits::kPolicyTenantsMax,
+        [](size_t n) {
+          auto m = Register();
+          m.policy.deny = Addrs(n);
+          return BodyOf({m});
+        }},
+      L{"tx_body", "machine gpu_model", limits::kGpuModelBytesMax,
+        [](size_t n) {
+          auto m = Machine();
+          m.gpu_model = Chars(n);
+          return BodyOf({m});
+        }},
+      L{"tx_body", "driver_version", limits::kVersionBytesMax,
+        [](size_t n) {
+          auto m = Machine();
+          m.driver_version = Chars(n);
+          return BodyOf({m});
+        }},
+      L{"tx_body", "offer gpu_model", limits::kGpuModelBytesMax,
+        [](size_t n) {
+          auto m = Offer();
+          m.gpu_model = Chars(n);
+          return BodyOf({m});
+        }},
+      L{"tx_body", "offer tenants", limits::kOfferTenantsMax,
+        [](size_t n) {
+          auto m = Offer();
+          m.tenants = Addrs(n);
+          return BodyOf({m});
+        }},
+      L{"tx_body", "gpu_models", limits::kOrderGpuModelsMax,
+        [](size_t n) {
+          return OrderWith([n](MsgOrderCreate& m) {
+            for (size_t i = 0; i < n; ++i) m.requirements.gpu_models.push_back(Ident("m", i));
+          });
+        }},
+      L{"tx_body", "gpu_models[0]", limits::kGpuModelBytesMax,
+        [](size_t n) {
+          return OrderWith([n](MsgOrderCreate& m) { m.requirements.gpu_models = {Chars(n)}; });
+        }},
+      L{"tx_body", "requirements region", limits::kRegionBytesMax,
+        [](size_t n) {
+          return OrderWith([n](MsgOrderCreate& m) { m.requirements.region = Chars(n); });
+        }},
+      L{"tx_body", "auditors", limits::kOrderAuditorsMax,
+        [](size_t n) {
+          return OrderWith([n](MsgOrderCreate& m) { m.requirements.auditors = Addrs(n); });
+        }},
+      L{"tx_body", "attributes", limits::kAttributesMax,
+        [](size_t n) {
+          return OrderWith([n](MsgOrderCreate& m) { m.requirements.attributes = Attrs(n); });
+        }},
+      L{"tx_body", "attribute key", limits::kAttributeKeyBytesMax,
+        [](size_t n) {
+          return OrderWith([n](MsgOrderCreate& m) { m.requirements.attributes = Attrs(1, n); });
+        }},
+      L{"tx_body", "attribute value", limits::kAttributeValueBytesMax,
+        [](size_t n) {
+          return OrderWith([n](MsgOrderCreate& m) { m.requirements.attributes = Attrs(1, 0, n); });
+        }},
+      L{"tx_body", "excluded", limits::kOrderExclusionsMax,
+        [](size_t n) {
+          return OrderWith([n](MsgOrderCreate& m) { m.providers.excluded = Addrs(n); });
+        }},
+      L{"tx_body", "machine_ids", limits::kMachinesPerLeaseMax,
+        [](size_t n) {
+          MsgBidCreate m;
+          for (size_t i = 0; i < n; ++i) m.machine_ids.push_back(static_cast<uint32_t>(i + 1));
+          return BodyOf({m});
+        }},
+      L{"tx_body", "attest attributes", limits::kAttributesMax,
+        [](size_t n) {
+          MsgAttest m;
+          m.attributes = Attrs(n);
+          return BodyOf({m});
+        }},
+      L{"validator_set", "validators", limits::kValidatorsMax,
+        [](size_t n) {
+          ValidatorSet set;
+          for (size_t i = 0; i < n; ++i) {
+            Validator v{{}, 1};
+            v.public_key[30] = static_cast<uint8_t>(i >> 8);
+            v.public_key[31] = static_cast<uint8_t>(i);
+            set.validators.push_back(v);
+          }
+          return legacy::EncodeValidatorSet(set);
+        }},
+      L{"commit", "sigs", limits::kValidatorsMax,
+        [](size_t n) {
+          Commit c;
+          for (size_t i = 0; i < n; ++i) c.sigs.push_back({AddrAt(i), 0, {}});
+          return legacy::EncodeCommit(c);
+        }},
+      L{"block_header", "chain_id", limits::kChainIdBytesMax,
+        [](size_t n) {
+          BlockHeader h;
+          h.chain_id = Chars(n);
+          return legacy::EncodeBlockHeader(h);
+        }},
+      L{"block", "txs", limits::kTxsPerBlockMax,
+        [](size_t n) { return BlockWith([n](Block& b) { b.txs.assign(n, SendTx()); }); }},
+      L{"block", "evidence", limits::kEvidencePerBlockMax,
+        [](size_t n) {
+          return BlockWith([n](Block& b) {
+            b.evidence.assign(n, DuplicateVoteEvidence{VoteFor(1), VoteFor(2)});
+          });
+        }},
+      L{"receipt", "events", limits::kEventsPerReceiptMax,
+        [](size_t n) {
+          return ReceiptWith([n](Receipt& r) { r.events.assign(n, Event{"e", {}}); });
+        }},
+      L{"receipt", "event type", limits::kEventTypeBytesMax,
+        [](size_t n) { return EventWith(n, 0, 0, 0); }},
+      L{"receipt", "event attributes", limits::kEventAttributesMax,
+        [](size_t n) { return EventWith(1, n, 0, 1); }},
+      L{"receipt", "event attribute key", limits::kEventAttributeKeyBytesMax,
+        [](size_t n) { return EventWith(1, 1, n, 1); }},
+      L{"receipt", "event attribute value", limits::kEventAttributeValueBytesMax,
+        [](size_t n) { return EventWith(1, 1, 0, n); }},
+  };
+}
+
+TEST(LegacyEquivalence, EveryCountAndSizeLimitAtZeroMaxAndOneOver) {
+  size_t cases = 0;
+  for (const auto& b : Boundaries()) {
+    const TypeCheck& type = TypeNamed(b.type);
+    for (size_t n : {size_t{0}, b.max, b.max + 1}) {
+      const std::string label = b.type + " with " + b.field + " at " + std::to_string(n) +
+                                " (limit " + std::to_string(b.max) + ")";
+      Tally tally;
+      ASSERT_TRUE(type.compare(b.make(n), label, tally));
+      ++cases;
+      // Not vacuous: the maximum is a valid value and one over it is not.
+      if (n == b.max) {
+        EXPECT_EQ(tally.accepted, 1u) << label;
+      } else if (n == b.max + 1) {
+        EXPECT_EQ(tally.refused, 1u) << label;
+      }
+    }
+  }
+  EXPECT_EQ(cases, 3 * Boundaries().size());
+}
+
+// The whole-buffer limits (the most bytes a decoder reads at all), and a frame of
+// zero bytes: a valid value padded to exactly the limit and to one byte over it,
+// and a block whose one tx frame is empty.
+TEST(LegacyEquivalence, WholeBufferLimitsAndAnEmptyFrame) {
+  namespace limits = base::limits;
+  const std::vector<std::pair<std::string, std::pair<Bytes, size_t>>> whole = {
+      {"tx_body", {legacy::EncodeTxBody(SendTx().body), limits::kTxBytesMax}},
+      {"tx", {legacy::EncodeTx(SendTx()), limits::kTxBytesMax}},
+      {"account", {legacy::EncodeAccount({1, 2}), limits::kStateValueBytesMax}},
+      {"validator_set", {legacy::EncodeValidatorSet({}), limits::kConsensusMsgBytesMax}},
+      {"commit", {legacy::EncodeCommit({}), limits::kConsensusMsgBytesMax}},
+      {"block", {BlockWith([](Block&) {}), limits::kBlockBytesMax}},
+      {"receipt", {ReceiptWith([](Receipt&) {}), limits::kReceiptBytesMax}},
+  };
+  for (const auto& [name, value] : whole) {
+    const auto& [bytes, max] = value;
+    const TypeCheck& type = TypeNamed(name);
+    Tally tally;
+    ASSERT_TRUE(type.compare(bytes, name + " as is", tally));
+    EXPECT_EQ(tally.accepted, 1u) << name;
+    for (size_t size : {max, max + 1}) {
+      Bytes padded = bytes;
+      padded.resize(size, 0);
+      ASSERT_TRUE(type.compare(padded, name + " padded to " + std::to_string(size), tally));
+    }
+    EXPECT_EQ(tally.refused, 2u) << name;
+    ASSERT_TRUE(type.compare(Bytes{}, name + " of no bytes", tally));
+    EXPECT_EQ(tally.refused, 3u) << name;
+  }
+  // A block of one tx whose frame says zero bytes: the tx's varint length and bytes
+  // replaced by a single 00.
+  const Bytes tx = legacy::EncodeTx(SendTx());
+  ASSERT_GT(tx.size(), 127u);
+  ASSERT_LT(tx.size(), 16384u);
+  Bytes framed = {static_cast<uint8_t>(0x80 | (tx.size() & 0x7f)),
+                  static_cast<uint8_t>(tx.size() >> 7)};
+  framed.insert(framed.end(), tx.begin(), tx.end());
+  Bytes block = BlockWith([](Block& b) { b.txs = {SendTx()}; });
+  auto at = std::search(block.begin(), block.end(), framed.begin(), framed.end());
+  ASSERT_NE(at, block.end()) << "the block does not frame its tx as docs/encoding.md says";
+  const auto offset = at - block.begin();
+  block.erase(at, at + static_cast<std::ptrdiff_t>(framed.size()));
+  block.insert(block.begin() + offset, uint8_t{0});
+  Tally tally;
+  ASSERT_TRUE(TypeNamed("block").compare(block, "block with an empty tx frame", tally));
+  EXPECT_EQ(tally.refused, 1u);
 }
 
 }  // namespace

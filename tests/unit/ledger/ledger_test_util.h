@@ -51,6 +51,35 @@ inline base::Bytes SignedSend(uint32_t from, uint64_t nonce, const codec::Addres
   return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
 }
 
+/// One GPN in ugpn.
+inline constexpr uint64_t kGpn = 1'000'000;
+
+/// A tx of `msgs` from key `from` with a fee that covers market messages.
+inline base::Bytes SignedMsgs(uint32_t from, uint64_t nonce, std::vector<codec::Msg> msgs) {
+  codec::TxBody body;
+  body.chain_id = "gpunet-test";
+  body.sender = TestKey(from).Public();
+  body.nonce = nonce;
+  body.fee_ugpn = 100'000;
+  body.msgs = std::move(msgs);
+  return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
+}
+
+/// Registers key `from`'s address as a provider (bond 500 GPN) with site 1, machine
+/// 1 of 8 H100s and offer 1 at 1 GPN per GPU-hour: one tx's messages.
+inline std::vector<codec::Msg> ProviderWithOfferMsgs(const codec::Address& provider) {
+  codec::MsgProviderRegister reg;
+  reg.operator_address = provider;
+  reg.tenant_api_uri = "https://p.example";
+  reg.region = "eu";
+  reg.bond_ugpn = 500 * kGpn;
+  reg.payouts = {{provider, 10'000}};
+  return {reg, codec::MsgSiteUpsert{provider, 1, codec::Fabric::kEthernet, 10},
+          codec::MsgMachineUpsert{provider, 1, 1, "H100", 8, 80, codec::GpuLink::kPcie, "550",
+                                  12040, 90, 8, 64, 100},
+          codec::MsgOfferCreate{provider, "H100", 0, kGpn, {}}};
+}
+
 struct BlockOutcome {
   codec::Block block;
   std::vector<codec::Receipt> receipts;

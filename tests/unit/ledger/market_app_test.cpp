@@ -14,18 +14,6 @@
 namespace gpunet::ledger::testing {
 namespace {
 
-constexpr uint64_t kGpn = 1'000'000;
-
-base::Bytes SignedMsgs(uint32_t from, uint64_t nonce, std::vector<codec::Msg> msgs) {
-  codec::TxBody body;
-  body.chain_id = "gpunet-test";
-  body.sender = TestKey(from).Public();
-  body.nonce = nonce;
-  body.fee_ugpn = 100'000;
-  body.msgs = std::move(msgs);
-  return codec::EncodeTx(codec::SignTx(body, TestKey(from)));
-}
-
 TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
   state::MemoryKvStore kv;
   Genesis genesis = TestGenesis(3, 10'000 * kGpn);
@@ -34,19 +22,7 @@ TEST(MarketApp, DeadlinesDriveEmptyBlocksAndReplayReproducesThem) {
   EXPECT_EQ((*app)->NextDeadline(), std::nullopt);
 
   const codec::Address provider = TestAddress(1);
-  codec::MsgProviderRegister reg;
-  reg.operator_address = provider;
-  reg.tenant_api_uri = "https://p.example";
-  reg.region = "eu";
-  reg.bond_ugpn = 500 * kGpn;
-  reg.payouts = {{provider, 10'000}};
-  auto out = RunBlock(
-      **app,
-      {SignedMsgs(1, 0,
-                  {reg, codec::MsgSiteUpsert{provider, 1, codec::Fabric::kEthernet, 10},
-                   codec::MsgMachineUpsert{provider, 1, 1, "H100", 8, 80, codec::GpuLink::kPcie,
-                                           "550", 12040, 90, 8, 64, 100},
-                   codec::MsgOfferCreate{provider, "H100", 0, kGpn, {}}})});
+  auto out = RunBlock(**app, {SignedMsgs(1, 0, ProviderWithOfferMsgs(provider))});
   ASSERT_EQ(out.receipts.size(), 1u);
   ASSERT_EQ(out.receipts[0].code, 0) << out.receipts[0].events.back().attributes["message"];
   out = RunBlock(**app, {SignedMsgs(2, 0, {codec::MsgLeaseCreate{1, 1, 2, 10 * kGpn, {}}})});

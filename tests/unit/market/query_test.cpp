@@ -3,9 +3,13 @@
 // expires leases (market_harness.h), and the free capacity of machines and offers.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/limits.h"
+#include "market/keys.h"
 #include "market/math.h"
 #include "market/query.h"
 #include "unit/market/market_harness.h"
@@ -249,6 +253,70 @@ TEST(MarketQuery, OfferClassSumsTheMachinesTheOfferSells) {
   EXPECT_EQ(c->machines, 0u);
   EXPECT_TRUE(c->links.empty());
   EXPECT_EQ(c->records_read, 5u);
+}
+
+// A StoreView over a map: just the records a test puts there.
+class MapView : public StoreView {
+ public:
+  void Put(base::Bytes key, base::Bytes value) { m_records[std::move(key)] = std::move(value); }
+  base::Result<std::optional<base::Bytes>> Get(base::ByteSpan key) const override {
+    auto it = m_records.find(base::Bytes(key.begin(), key.end()));
+    if (it == m_records.end()) return std::optional<base::Bytes>();
+    return std::optional<base::Bytes>(it->second);
+  }
+  base::Status Scan(base::ByteSpan, base::ByteSpan, const Visitor&) const override {
+    ADD_FAILURE() << "RankBids reads records by key only";
+    return base::Ok();
+  }
+  base::Result<codec::Account> GetAccount(const codec::Address&) const override {
+    return codec::Account{};
+  }
+
+ private:
+  std::map<base::Bytes, base::Bytes> m_records;
+};
+
+TEST(MarketQuery, BidsRankAsTheAuctionTriesThem) {
+  // Provider 1 has faulted on one lease in two; provider 2 never has.
+  Provider faulty;
+  faulty.owner = TestAddress(1);
+  faulty.leases_completed = 1;
+  faulty.faults = 1;
+  Provider reliable;
+  reliable.owner = TestAddress(2);
+  reliable.leases_completed = 5;
+  MapView view;
+  view.Put(keys::ProviderKey(faulty.owner), Encode(faulty));
+  view.Put(keys::ProviderKey(reliable.owner), Encode(reliable));
+  ASSERT_GT(FaultRatePpm(1, 1), FaultRatePpm(5, 0));
+  auto bid = [](uint64_t id, const Provider& p, uint64_t price) {
+    Bid b;
+    b.bid_id = id;
+    b.order_id = 7;
+    b.provider = p.owner;
+    b.price_ugpn_per_gpu_hour = price;
+    return b;
+  };
+  // Equal prices: the lower fault rate first although its bid came later; the
+  // cheapest first whatever its provider; equal price and rate: the earlier bid.
+  Provider reliable_too = reliable;
+  reliable_too.owner = TestAddress(3);
+  view.Put(keys::ProviderKey(reliable_too.owner), Encode(reliable_too));
+  auto ranked = RankBids(view, {bid(1, faulty, 100), bid(2, reliable, 100), bid(3, faulty, 90),
+                                bid(5, reliable_too, 100), bid(4, reliable, 100)});
+  ASSERT_TRUE(ranked) << ranked.error().ToString();
+  std::vector<uint64_t> ids;
+  for (const auto& r : *ranked) ids.push_back(r.bid.bid_id);
+  EXPECT_EQ(ids, (std::vector<uint64_t>{3, 2, 4, 5, 1}));
+  EXPECT_EQ((*ranked)[0].fault_rate_ppm, FaultRatePpm(1, 1));
+  EXPECT_EQ((*ranked)[1].fault_rate_ppm, FaultRatePpm(5, 0));
+  EXPECT_TRUE(AuctionRanksBefore((*ranked)[1], (*ranked)[4]));
+  EXPECT_FALSE(AuctionRanksBefore((*ranked)[4], (*ranked)[1]));
+  // A bid whose provider has no record is a broken state, said so.
+  auto broken = RankBids(view, {bid(9, Provider{}, 100)});
+  ASSERT_FALSE(broken);
+  EXPECT_EQ(broken.error().code, base::ErrorCode::kCorrupt);
+  EXPECT_NE(broken.error().message.find("bid 9"), std::string::npos);
 }
 
 }  // namespace
