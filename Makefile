@@ -84,7 +84,7 @@ format:
 	find src tests bench tools -name '*.h' -o -name '*.cpp' | xargs clang-format -i
 
 # The format check and clang-tidy (scripts/lint.sh); `make lint LINT_PATHS="src/codec src/base"`
-# checks part of the tree. clang-tidy over src/ costs over 3 min of both cores, more
+# checks part of the tree. clang-tidy over src/ takes over 4 min on 2 cores, more
 # than make test can add (docs/build.md "Lint"): run `make lint` before sending a change.
 # TODO(issue 16, round 2): the tree passes only in part. Once the second round has fixed
 # the rest, `make test-fast` runs the format check (seconds; uncomment the two lines
