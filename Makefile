@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 space := $(subst ,, )
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-fast test-asan tsan demo bench sim corpus format clean
+.PHONY: all deps configure build test test-fast test-asan tsan demo bench sim corpus format lint clean
 
 all: build
 
@@ -24,6 +24,7 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 # All tests: the g++ build, then the clang ASan+UBSan build with bounded fuzzing.
+# Not `make lint` (clang-tidy is too slow for it); its format check joins in round 2 (below).
 test: test-fast test-asan
 
 test-fast: build
@@ -81,6 +82,18 @@ corpus: configure
 
 format:
 	find src tests bench tools -name '*.h' -o -name '*.cpp' | xargs clang-format -i
+
+# The format check and clang-tidy (scripts/lint.sh); `make lint LINT_PATHS="src/codec src/base"`
+# checks part of the tree. clang-tidy over src/ takes over 4 min on 2 cores, more
+# than make test can add (docs/build.md "Lint"): run `make lint` before sending a change.
+# TODO(issue 16, round 2): the tree passes only in part. Once the second round has fixed
+# the rest, `make test-fast` runs the format check (seconds; uncomment the two lines
+# below) and GPUNET_SHADOW (CMakeLists.txt) defaults to ON.
+#test-fast: format-check
+#format-check: ; @scripts/lint.sh --format-only
+LINT_PATHS ?=
+lint: deps
+	@JOBS=$(JOBS) scripts/lint.sh $(LINT_PATHS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

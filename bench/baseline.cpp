@@ -55,7 +55,8 @@ Baseline MeasureBaseline(double seconds) {
     std::atomic<uint64_t> total{0};
     std::vector<std::thread> threads;
     double start = NowSeconds();
-    for (unsigned i = 0; i < b.cores; ++i) threads.emplace_back([&] { total += VerifyLoop(seconds); });
+    for (unsigned i = 0; i < b.cores; ++i)
+      threads.emplace_back([&] { total += VerifyLoop(seconds); });
     for (auto& t : threads) t.join();
     b.verify_per_s_allcores = static_cast<uint64_t>(total / (NowSeconds() - start));
   }

@@ -4,7 +4,7 @@
 set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git python3
-  clang-19 libclang-rt-19-dev clang-format
+  clang-19 libclang-rt-19-dev clang-format clang-tidy-19
   libsodium-dev librocksdb-dev libboost-dev libssl-dev libabsl-dev nlohmann-json3-dev libcli11-dev
   libfmt-dev libspdlog-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libseccomp-dev libjemalloc-dev bubblewrap slirp4netns uidmap podman runc

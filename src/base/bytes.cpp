@@ -29,7 +29,8 @@ Result<Bytes> FromHex(std::string_view hex) {
     int hi = HexValue(hex[2 * i]);
     int lo = HexValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
-      return Fail(ErrorCode::kInvalidArgument, "not a hex digit at offset " + std::to_string(2 * i));
+      return Fail(ErrorCode::kInvalidArgument,
+                  "not a hex digit at offset " + std::to_string(2 * i));
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
   return out;

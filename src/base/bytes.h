@@ -63,8 +63,9 @@ Result<FixedBytes<N>> FixedFromHex(std::string_view hex) {
   auto bytes = FromHex(hex);
   if (!bytes) return std::unexpected(bytes.error());
   if (bytes->size() != N)
-    return Fail(ErrorCode::kInvalidArgument,
-                "expected " + std::to_string(N) + " bytes of hex, got " + std::to_string(bytes->size()));
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        "expected " + std::to_string(N) + " bytes of hex, got " + std::to_string(bytes->size()));
   FixedBytes<N> out;
   for (size_t i = 0; i < N; ++i) out.data[i] = (*bytes)[i];
   return out;

@@ -17,8 +17,8 @@ int64_t SystemClock::MonotonicMs() const {
 }
 
 const SystemClock& SystemClock::Instance() {
-  static const SystemClock clock{};
-  return clock;
+  static const SystemClock kInstance{};
+  return kInstance;
 }
 
 uint64_t Rng::Below(uint64_t bound) {

@@ -4,6 +4,8 @@ namespace gpunet::base {
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
+    // One line per code, as in the enum.
+    // clang-format off
     case ErrorCode::kInvalidArgument: return "invalid_argument";
     case ErrorCode::kNotFound: return "not_found";
     case ErrorCode::kAlreadyExists: return "already_exists";
@@ -20,6 +22,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kInternal: return "internal";
     case ErrorCode::kOverflow: return "overflow";
     case ErrorCode::kConflict: return "conflict";
+      // clang-format on
   }
   return "unknown";
 }

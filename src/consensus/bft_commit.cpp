@@ -110,7 +110,7 @@ base::Result<uint64_t> MedianTime(const codec::Commit& commit,
   // CometBFT types/block.go weightedMedian: sort by time, walk down total/2. (Equal
   // times are interchangeable: the result is a time, so sort needs no stability.)
   std::sort(times.begin(), times.end(),
-                   [](const Weighted& a, const Weighted& b) { return a.time_ms < b.time_ms; });
+            [](const Weighted& a, const Weighted& b) { return a.time_ms < b.time_ms; });
   uint64_t median = total / 2;
   for (const auto& t : times) {
     if (median <= t.power) return t.time_ms;

@@ -126,6 +126,9 @@ base::Status WorkloadCgroups::Create() {
   return base::Ok();
 }
 
+// Over 70 lines: one table of what each controller (memory,
+// cpu, pids, devices) writes under cgroup v1 and v2, read top to bottom as one
+// NOLINTNEXTLINE(readability-function-size)
 base::Status WorkloadCgroups::ApplyLimits(const Resources& res,
                                           const std::vector<std::string>& device_allow,
                                           std::vector<std::string>* unenforced) {

@@ -280,6 +280,9 @@ base::Result<std::string> Runtime::RunDir(const std::string& id) const {
   return m_options.state_dir + "/runs/" + id;
 }
 
+// Over 70 lines: everything the supervisor needs is prepared
+// before fork (the caller may be threaded); one ordered sequence
+// NOLINTNEXTLINE(readability-function-size)
 base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
   GPUNET_TRY(ValidateSpec(spec));
   if (m_options.supervisor_command.empty() || m_options.supervisor_command[0].empty() ||

@@ -23,12 +23,12 @@ enum class Backend {
 };
 
 struct Resources {
-  uint64_t memory_bytes = 2ull << 30;     ///< cgroup memory limit
-  uint32_t cpu_millis = 1000;             ///< CPU quota in thousandths of a core
-  uint32_t pids_max = 256;                ///< cgroup pids limit
-  uint64_t disk_bytes = 1ull << 30;       ///< quota of work + outputs
-  uint64_t shm_bytes = 64ull << 20;       ///< size of /dev/shm
-  uint64_t log_bytes_max = 16ull << 20;   ///< per log file before rotation
+  uint64_t memory_bytes = 2ull << 30;    ///< cgroup memory limit
+  uint32_t cpu_millis = 1000;            ///< CPU quota in thousandths of a core
+  uint32_t pids_max = 256;               ///< cgroup pids limit
+  uint64_t disk_bytes = 1ull << 30;      ///< quota of work + outputs
+  uint64_t shm_bytes = 64ull << 20;      ///< size of /dev/shm
+  uint64_t log_bytes_max = 16ull << 20;  ///< per log file before rotation
 };
 
 struct PortSpec {
@@ -37,15 +37,15 @@ struct PortSpec {
 };
 
 struct WorkloadSpec {
-  std::string id;                              ///< unique per workload, [a-z0-9-], e.g. a lease id
+  std::string id;  ///< unique per workload, [a-z0-9-], e.g. a lease id
   Backend backend = Backend::kSandbox;
-  std::vector<std::string> command;            ///< argv; command[0] looked up in PATH inside
-  std::string image;                           ///< OCI image (podman backend)
-  std::map<std::string, std::string> env;      ///< workload env (GPUNET_* are added by the runtime)
+  std::vector<std::string> command;        ///< argv; command[0] looked up in PATH inside
+  std::string image;                       ///< OCI image (podman backend)
+  std::map<std::string, std::string> env;  ///< workload env (GPUNET_* are added by the runtime)
   Resources resources;
   NetworkMode network = NetworkMode::kNone;
-  std::vector<PortSpec> ports;                 ///< with NetworkMode::kPorts
-  std::vector<std::string> gpu_uuids;          ///< GPUs given to the workload, by UUID
+  std::vector<PortSpec> ports;         ///< with NetworkMode::kPorts
+  std::vector<std::string> gpu_uuids;  ///< GPUs given to the workload, by UUID
   /// When limits cannot be enforced on this host the runtime refuses to start,
   /// unless this is set (and then it says which limits are missing).
   bool allow_unenforced_limits = false;

@@ -857,7 +857,8 @@ Status Read(Reader& r, Block& out) {
     auto s = r.Enter("header");
     GPUNET_TRY(Read(r, out.header));
   }
-  GPUNET_TRY(ReadList(r, "txs", CODEC_LIMIT(kTxsPerBlockMax), out.txs, [&](Tx& tx) -> Status {
+  // A named lambda: GPUNET_TRY inside a GPUNET_TRY's argument would shadow its local.
+  auto read_tx = [&](Tx& tx) -> Status {
     size_t len = 0;
     {
       auto n = r.VarUint("length");
@@ -877,7 +878,8 @@ Status Read(Reader& r, Block& out) {
                      "length prefix says " + std::to_string(len) + " bytes but the tx takes " +
                          std::to_string(r.Offset() - start));
     return base::Ok();
-  }));
+  };
+  GPUNET_TRY(ReadList(r, "txs", CODEC_LIMIT(kTxsPerBlockMax), out.txs, read_tx));
   GPUNET_TRY(ReadList(r, "evidence", CODEC_LIMIT(kEvidencePerBlockMax), out.evidence,
                       [&](Evidence& e) { return Read(r, e); }));
   auto s = r.Enter("last_commit");

@@ -125,9 +125,9 @@ unsigned __int128 World::Total() const {
   return t;
 }
 
-void Model::Pay(World& w, Lease& l, uint64_t amount, bool service) {
+void Model::Pay(World& world, Lease& l, uint64_t amount, bool service) {
   if (amount == 0) return;
-  Provider& p = w.providers.at(l.provider);
+  Provider& p = world.providers.at(l.provider);
   bool self = l.tenant == p.owner || l.tenant == p.op;
   for (const auto& s : p.splits) self = self || s.payee == l.tenant;
   if (service && !self) p.earned += amount;
@@ -135,10 +135,10 @@ void Model::Pay(World& w, Lease& l, uint64_t amount, bool service) {
   for (const auto& s : p.splits) {
     uint64_t share = static_cast<uint64_t>(u128(amount) * s.bp / 10'000);
     if (break_rounding) share = static_cast<uint64_t>((u128(amount) * s.bp + 9'999) / 10'000);
-    w.balances[s.payee] += share;
+    world.balances[s.payee] += share;
     given += share;
   }
-  w.balances[p.owner] += amount - given;  // the remainder (dust) to the owner
+  world.balances[p.owner] += amount - given;  // the remainder (dust) to the owner
   l.escrow -= amount;
   l.paid += amount;
 }
@@ -156,15 +156,15 @@ bool Model::Admits(const Provider& p, const Address& tenant) {
   return p.allow.empty() || In(p.allow, tenant);
 }
 
-uint16_t Model::Mismatch(const World& w, const Order& o, const Bid& b) const {
+uint16_t Model::Mismatch(const World& world, const Order& o, const Bid& b) const {
   const codec::Requirements& q = o.req;
-  const Provider& p = w.providers.at(b.provider);
+  const Provider& p = world.providers.at(b.provider);
   if (b.machines.size() != q.machines) return C(TxCode::kMarketBidMismatch);
   if (!q.region.empty() && q.region != p.region) return C(TxCode::kMarketBidMismatch);
   uint32_t first_site = 0;
   for (uint32_t id : b.machines) {
-    auto it = w.machines.find({b.provider, id});
-    if (it == w.machines.end()) return C(TxCode::kMarketUnknownMachine);
+    auto it = world.machines.find({b.provider, id});
+    if (it == world.machines.end()) return C(TxCode::kMarketUnknownMachine);
     const Machine& m = it->second;
     bool ok = m.count >= q.gpus_per_machine;
     ok = ok && (q.gpu_models.empty() ||
@@ -173,7 +173,7 @@ uint16_t Model::Mismatch(const World& w, const Order& o, const Bid& b) const {
     if (first_site == 0) first_site = m.site;
     ok = ok && (!q.same_site || m.site == first_site);
     ok = ok && (q.fabric == codec::Fabric::kAny ||
-                w.sites.at({b.provider, m.site}) == static_cast<uint8_t>(q.fabric));
+                world.sites.at({b.provider, m.site}) == static_cast<uint8_t>(q.fabric));
     if (!ok) return C(TxCode::kMarketBidMismatch);
   }
   return 0;
@@ -181,28 +181,30 @@ uint16_t Model::Mismatch(const World& w, const Order& o, const Bid& b) const {
 
 /// Whether the provider's bond covers its open leases' penalties plus a new lease's
 /// at `rate`: bond >= max(minimum, sum).
-static bool Covers(const World& w, const Address& provider, uint64_t rate) {
-  u128 sum = u128(w.Promised(provider)) + PenaltyOf(rate);
+static bool Covers(const World& world, const Address& provider, uint64_t rate) {
+  u128 sum = u128(world.Promised(provider)) + PenaltyOf(rate);
   u128 need = sum < kMarket.provider_bond_min_ugpn ? kMarket.provider_bond_min_ugpn : sum;
-  return u128(w.providers.at(provider).bond) >= need;
+  return u128(world.providers.at(provider).bond) >= need;
 }
 
-uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_t now) {
-  const Provider& p = w.providers.at(b.provider);
+uint16_t Model::Award(World& world, Order& o, const Bid& b, uint64_t height, uint64_t now) {
+  const Provider& p = world.providers.at(b.provider);
   if (!p.active) return C(TxCode::kMarketProviderInactive);
   if (p.bond < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
   if (now > p.last_hb_ms + kMarket.heartbeat_timeout_ms) return C(TxCode::kMarketProviderOffline);
   if (!Admits(p, o.tenant)) return C(TxCode::kMarketNotAllowed);
   if (uint16_t c = Unqualified(p, o.providers)) return c;
-  if (uint16_t c = Mismatch(w, o, b)) return c;
+  if (uint16_t c = Mismatch(world, o, b)) return c;
   u128 rate = u128(b.price) * o.req.machines * o.req.gpus_per_machine;
   if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
   if (u128(o.deposit) < rate * kMarket.deposit_min_hours) return C(TxCode::kMarketDepositTooLow);
-  if (!Covers(w, b.provider, static_cast<uint64_t>(rate))) return C(TxCode::kMarketBondUncovered);
+  if (!Covers(world, b.provider, static_cast<uint64_t>(rate)))
+    return C(TxCode::kMarketBondUncovered);
   for (uint32_t id : b.machines)
-    if (w.FreeGpus(b.provider, id) < o.req.gpus_per_machine) return C(TxCode::kMarketNoCapacity);
+    if (world.FreeGpus(b.provider, id) < o.req.gpus_per_machine)
+      return C(TxCode::kMarketNoCapacity);
   Lease l;
-  l.id = w.next_lease++;
+  l.id = world.next_lease++;
   l.tenant = o.tenant;
   l.provider = b.provider;
   l.order = o.id;
@@ -211,18 +213,18 @@ uint16_t Model::Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_
   l.start_deadline = now + kMarket.lease_start_timeout_ms;
   l.created_height = height;
   l.deposited = l.escrow = o.deposit;
-  w.leases[l.id] = l;
+  world.leases[l.id] = l;
   o.deposit = 0;
   o.state = OrderState::kAwarded;
   o.lease = l.id;
   return 0;
 }
 
-void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now) {
+void Model::Close(World& world, Lease& l, End end, uint64_t settle_ms, uint64_t now) {
   const bool started = l.state == State::kStarted;
   // A settlement point before a withdrawal (a heartbeat fault after the operator
   // withdrew past its last heartbeat) pays nothing more; what was paid stays paid.
-  if (started && AccruedAt(l, settle_ms) > l.paid) Pay(w, l, AccruedAt(l, settle_ms) - l.paid);
+  if (started && AccruedAt(l, settle_ms) > l.paid) Pay(world, l, AccruedAt(l, settle_ms) - l.paid);
   if (end == End::kTenant && now < l.start_deadline) {
     // Closing before the start deadline, started or not: the provider gets at least
     // max(10 minutes of the rate, floor) in all, at most the escrow.
@@ -232,12 +234,12 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
                       : held;
     charge = charge > l.paid ? charge - l.paid : 0;
     l.charge = static_cast<uint64_t>(charge < l.escrow ? charge : u128(l.escrow));
-    Pay(w, l, l.charge, false);
+    Pay(world, l, l.charge, false);
   }
-  w.balances[l.tenant] += l.escrow;
+  world.balances[l.tenant] += l.escrow;
   l.refunded += l.escrow;
   l.escrow = 0;
-  Provider& p = w.providers.at(l.provider);
+  Provider& p = world.providers.at(l.provider);
   // The penalty: in full for a fault and for a provider dropping a reservation; the
   // floor only for a provider closing a started lease; nothing otherwise.
   uint64_t want = 0;
@@ -260,7 +262,7 @@ void Model::Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now)
       pay += take;
     }
     std::erase_if(p.unbonding, [](const auto& e) { return e.first == 0; });
-    w.balances[l.tenant] += pay;
+    world.balances[l.tenant] += pay;
     l.penalty = pay;
     p.penalties_paid += pay;
     p.penalties_unpaid += want - pay;
@@ -367,20 +369,20 @@ uint16_t Model::Preflight(const codec::Msg& msg) {
   return lease_id == 0 ? C(TxCode::kMarketUnknownLease) : 0;
 }
 
-uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height,
+uint16_t Model::Apply(World& world, const Address& s, const codec::Msg& msg, uint64_t height,
                       uint64_t now) {
   auto debit = [&](const Address& who, uint64_t amount) -> bool {
-    if (w.balances[who] < amount) return false;
-    w.balances[who] -= amount;
+    if (world.balances[who] < amount) return false;
+    world.balances[who] -= amount;
     return true;
   };
   auto is_op = [&](const Provider& p) { return s == p.owner || s == p.op; };
 
   if (auto* m = std::get_if<codec::MsgProviderRegister>(&msg)) {
-    auto it = w.providers.find(s);
-    if (it != w.providers.end() && it->second.active) return C(TxCode::kMarketProviderExists);
+    auto it = world.providers.find(s);
+    if (it != world.providers.end() && it->second.active) return C(TxCode::kMarketProviderExists);
     if (!debit(s, m->bond_ugpn)) return C(TxCode::kMarketInsufficientFunds);
-    Provider& p = w.providers[s];  // a returning provider keeps its history
+    Provider& p = world.providers[s];  // a returning provider keeps its history
     p.owner = s;
     p.op = m->operator_address;
     p.region = m->region;
@@ -394,8 +396,8 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgProviderUpdate>(&msg)) {
-    auto it = w.providers.find(s);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(s);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
     it->second.op = m->operator_address;
     it->second.region = m->region;
@@ -405,12 +407,12 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     return 0;
   }
   if (std::get_if<codec::MsgProviderDeregister>(&msg)) {
-    auto it = w.providers.find(s);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(s);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     Provider& p = it->second;
     if (!p.active) return C(TxCode::kMarketProviderInactive);
-    if (w.OpenLeases(s) > 0) return C(TxCode::kMarketOpenLeases);
-    for (auto& [id, o] : w.offers)
+    if (world.OpenLeases(s) > 0) return C(TxCode::kMarketOpenLeases);
+    for (auto& [id, o] : world.offers)
       if (o.provider == s) o.open = false;
     if (p.bond > 0) {
       if (p.unbonding.size() >= limits::kUnbondingEntriesMax) return C(TxCode::kMarketLimitReached);
@@ -421,28 +423,28 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgProviderBond>(&msg)) {
-    auto it = w.providers.find(s);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(s);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!debit(s, m->amount_ugpn)) return C(TxCode::kMarketInsufficientFunds);
     it->second.bond += m->amount_ugpn;
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgProviderUnbond>(&msg)) {
-    auto it = w.providers.find(s);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(s);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     Provider& p = it->second;
     if (m->amount_ugpn > p.bond) return C(TxCode::kMarketInsufficientBond);
-    if (w.OpenLeases(s) > 0 && p.bond - m->amount_ugpn < kMarket.provider_bond_min_ugpn)
+    if (world.OpenLeases(s) > 0 && p.bond - m->amount_ugpn < kMarket.provider_bond_min_ugpn)
       return C(TxCode::kMarketOpenLeases);
-    if (p.bond - m->amount_ugpn < w.Promised(s)) return C(TxCode::kMarketBondUncovered);
+    if (p.bond - m->amount_ugpn < world.Promised(s)) return C(TxCode::kMarketBondUncovered);
     if (p.unbonding.size() >= limits::kUnbondingEntriesMax) return C(TxCode::kMarketLimitReached);
     p.bond -= m->amount_ugpn;
     p.unbonding.push_back({m->amount_ugpn, now + kMarket.unbonding_delay_ms});
     return 0;
   }
   if (std::get_if<codec::MsgProviderClaimUnbonded>(&msg)) {
-    auto it = w.providers.find(s);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(s);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     Provider& p = it->second;
     uint64_t total = 0;
     std::vector<std::pair<uint64_t, uint64_t>> rest;
@@ -454,82 +456,82 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     }
     if (total == 0) return C(TxCode::kMarketNothingToClaim);
     p.unbonding = rest;
-    w.balances[s] += total;
+    world.balances[s] += total;
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgSiteUpsert>(&msg)) {
-    auto it = w.providers.find(m->provider);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(m->provider);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
-    auto site = w.sites.find({m->provider, m->site_id});
-    if (site != w.sites.end() && site->second != static_cast<uint8_t>(m->fabric) &&
-        w.MachinesOnSite(m->provider, m->site_id) > 0)
+    auto site = world.sites.find({m->provider, m->site_id});
+    if (site != world.sites.end() && site->second != static_cast<uint8_t>(m->fabric) &&
+        world.MachinesOnSite(m->provider, m->site_id) > 0)
       return C(TxCode::kMarketInventoryInUse);
-    w.sites[{m->provider, m->site_id}] = static_cast<uint8_t>(m->fabric);
+    world.sites[{m->provider, m->site_id}] = static_cast<uint8_t>(m->fabric);
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgMachineUpsert>(&msg)) {
-    auto it = w.providers.find(m->provider);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(m->provider);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
-    if (!w.sites.contains({m->provider, m->site_id})) return C(TxCode::kMarketUnknownSite);
-    auto existing = w.machines.find({m->provider, m->machine_id});
-    if (existing != w.machines.end()) {
-      uint32_t leased = existing->second.count - w.FreeGpus(m->provider, m->machine_id);
+    if (!world.sites.contains({m->provider, m->site_id})) return C(TxCode::kMarketUnknownSite);
+    auto existing = world.machines.find({m->provider, m->machine_id});
+    if (existing != world.machines.end()) {
+      uint32_t leased = existing->second.count - world.FreeGpus(m->provider, m->machine_id);
       if (leased > 0 && (existing->second.site != m->site_id ||
                          existing->second.model != m->gpu_model || m->gpu_count < leased))
         return C(TxCode::kMarketInventoryInUse);
     }
-    w.machines[{m->provider, m->machine_id}] =
+    world.machines[{m->provider, m->machine_id}] =
         Machine{m->site_id, m->gpu_model, m->gpu_count, m->vram_gib, m->cuda_version};
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgMachineRemove>(&msg)) {
-    auto it = w.providers.find(m->provider);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(m->provider);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
-    auto existing = w.machines.find({m->provider, m->machine_id});
-    if (existing == w.machines.end()) return C(TxCode::kMarketUnknownMachine);
-    if (w.FreeGpus(m->provider, m->machine_id) != existing->second.count)
+    auto existing = world.machines.find({m->provider, m->machine_id});
+    if (existing == world.machines.end()) return C(TxCode::kMarketUnknownMachine);
+    if (world.FreeGpus(m->provider, m->machine_id) != existing->second.count)
       return C(TxCode::kMarketInventoryInUse);
-    w.machines.erase(existing);
+    world.machines.erase(existing);
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgOfferCreate>(&msg)) {
-    auto it = w.providers.find(m->provider);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(m->provider);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
     if (it->second.bond < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
-    if (m->site_id != 0 && !w.sites.contains({m->provider, m->site_id}))
+    if (m->site_id != 0 && !world.sites.contains({m->provider, m->site_id}))
       return C(TxCode::kMarketUnknownSite);
-    if (w.OpenOffers(m->provider) >= limits::kOffersPerProviderMax)
+    if (world.OpenOffers(m->provider) >= limits::kOffersPerProviderMax)
       return C(TxCode::kMarketLimitReached);
-    uint64_t id = w.next_offer++;
-    w.offers[id] = Offer{
+    uint64_t id = world.next_offer++;
+    world.offers[id] = Offer{
         id, m->provider, m->gpu_model, m->site_id, m->price_ugpn_per_gpu_hour, m->tenants, true};
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgOfferClose>(&msg)) {
-    auto it = w.providers.find(m->provider);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(m->provider);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
-    auto o = w.offers.find(m->offer_id);
-    if (o == w.offers.end() || o->second.provider != m->provider)
+    auto o = world.offers.find(m->offer_id);
+    if (o == world.offers.end() || o->second.provider != m->provider)
       return C(TxCode::kMarketUnknownOffer);
     if (!o->second.open) return C(TxCode::kMarketOfferClosed);
     o->second.open = false;
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgLeaseCreate>(&msg)) {
-    auto o = w.offers.find(m->offer_id);
-    if (o == w.offers.end()) return C(TxCode::kMarketUnknownOffer);
+    auto o = world.offers.find(m->offer_id);
+    if (o == world.offers.end()) return C(TxCode::kMarketUnknownOffer);
     const Offer offer = o->second;
     if (!offer.open) return C(TxCode::kMarketOfferClosed);
     if (!offer.tenants.empty() && !In(offer.tenants, s)) return C(TxCode::kMarketNotAllowed);
-    const Provider& p = w.providers.at(offer.provider);
+    const Provider& p = world.providers.at(offer.provider);
     if (!p.active) return C(TxCode::kMarketProviderInactive);
     if (p.bond < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
     if (now > p.last_hb_ms + kMarket.heartbeat_timeout_ms) return C(TxCode::kMarketProviderOffline);
@@ -541,10 +543,10 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     // First fit: machines of the class with enough free GPUs, ascending id; one
     // machine: the first; several: the lowest site with enough, its lowest ids.
     std::map<uint32_t, std::vector<uint32_t>> fits;
-    for (const auto& [k, mach] : w.machines) {
+    for (const auto& [k, mach] : world.machines) {
       if (k.first != offer.provider || mach.model != offer.model) continue;
       if (offer.site != 0 && mach.site != offer.site) continue;
-      if (w.FreeGpus(offer.provider, k.second) < m->gpus_per_machine) continue;
+      if (world.FreeGpus(offer.provider, k.second) < m->gpus_per_machine) continue;
       fits[m->machines == 1 ? 0 : mach.site].push_back(k.second);
     }
     std::vector<std::pair<uint32_t, uint32_t>> alloc;
@@ -555,10 +557,10 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     }
     if (alloc.empty()) return C(TxCode::kMarketNoCapacity);
     if (!debit(s, m->deposit_ugpn)) return C(TxCode::kMarketInsufficientFunds);
-    if (!Covers(w, offer.provider, static_cast<uint64_t>(rate)))
+    if (!Covers(world, offer.provider, static_cast<uint64_t>(rate)))
       return C(TxCode::kMarketBondUncovered);
     Lease l;
-    l.id = w.next_lease++;
+    l.id = world.next_lease++;
     l.tenant = s;
     l.provider = offer.provider;
     l.alloc = alloc;
@@ -566,74 +568,74 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
     l.start_deadline = now + kMarket.lease_start_timeout_ms;
     l.created_height = height;
     l.deposited = l.escrow = m->deposit_ugpn;
-    w.leases[l.id] = l;
+    world.leases[l.id] = l;
     return 0;
   }
 
   if (auto* m = std::get_if<codec::MsgOrderCreate>(&msg)) {
     const codec::Requirements& q = m->requirements;  // its fields passed Preflight
     size_t open = 0;
-    for (const auto& [id, o] : w.orders) open += o.tenant == s && o.state == OrderState::kOpen;
+    for (const auto& [id, o] : world.orders) open += o.tenant == s && o.state == OrderState::kOpen;
     if (open >= limits::kOpenOrdersPerAccountMax) return C(TxCode::kMarketLimitReached);
     if (!debit(s, m->deposit_ugpn)) return C(TxCode::kMarketInsufficientFunds);
     Order o;
-    o.id = w.next_order++;
+    o.id = world.next_order++;
     o.tenant = s;
     o.req = q;
     o.max_price = m->max_price_ugpn_per_gpu_hour;
     o.deposit = m->deposit_ugpn;
     o.window_end = now + m->bid_window_ms;
     o.providers = m->providers;
-    w.orders[o.id] = o;
+    world.orders[o.id] = o;
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgOrderClose>(&msg)) {
-    auto it = w.orders.find(m->order_id);
-    if (it == w.orders.end()) return C(TxCode::kMarketUnknownOrder);
+    auto it = world.orders.find(m->order_id);
+    if (it == world.orders.end()) return C(TxCode::kMarketUnknownOrder);
     if (it->second.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
     if (it->second.tenant != s) return C(TxCode::kMarketNotParty);
-    w.balances[s] += it->second.deposit;
+    world.balances[s] += it->second.deposit;
     it->second.deposit = 0;
     it->second.state = OrderState::kClosed;
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgBidCreate>(&msg)) {
-    auto it = w.providers.find(m->provider);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(m->provider);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
     if (it->second.bond < kMarket.provider_bond_min_ugpn) return C(TxCode::kMarketBondTooLow);
-    auto o = w.orders.find(m->order_id);
-    if (o == w.orders.end()) return C(TxCode::kMarketUnknownOrder);
+    auto o = world.orders.find(m->order_id);
+    if (o == world.orders.end()) return C(TxCode::kMarketUnknownOrder);
     if (o->second.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
     if (now >= o->second.window_end) return C(TxCode::kMarketBidWindowClosed);
     if (!Admits(it->second, o->second.tenant)) return C(TxCode::kMarketNotAllowed);
     if (uint16_t c = Unqualified(it->second, o->second.providers)) return c;
-    for (const auto& [id, b] : w.bids)
+    for (const auto& [id, b] : world.bids)
       if (b.order == m->order_id && b.provider == m->provider)
         return C(TxCode::kMarketDuplicateBid);
     if (o->second.bids >= limits::kBidsPerOrderMax) return C(TxCode::kMarketLimitReached);
     if (m->price_ugpn_per_gpu_hour > o->second.max_price) return C(TxCode::kMarketBidMismatch);
-    Bid b{w.next_bid, m->order_id, m->provider, m->price_ugpn_per_gpu_hour, m->machine_ids};
-    if (uint16_t c = Mismatch(w, o->second, b)) return c;
-    ++w.next_bid;
-    w.bids[b.id] = b;
+    Bid b{world.next_bid, m->order_id, m->provider, m->price_ugpn_per_gpu_hour, m->machine_ids};
+    if (uint16_t c = Mismatch(world, o->second, b)) return c;
+    ++world.next_bid;
+    world.bids[b.id] = b;
     ++o->second.bids;
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgBidAccept>(&msg)) {
-    auto b = w.bids.find(m->bid_id);
-    if (b == w.bids.end()) return C(TxCode::kMarketUnknownBid);
-    Order& o = w.orders.at(b->second.order);
+    auto b = world.bids.find(m->bid_id);
+    if (b == world.bids.end()) return C(TxCode::kMarketUnknownBid);
+    Order& o = world.orders.at(b->second.order);
     if (o.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
     if (o.tenant != s) return C(TxCode::kMarketNotParty);
-    return Award(w, o, b->second, height, now);
+    return Award(world, o, b->second, height, now);
   }
 
   // Messages on an existing lease.
   auto open_lease = [&](uint64_t id, Lease*& out) -> uint16_t {
-    auto it = w.leases.find(id);
-    if (it == w.leases.end()) return C(TxCode::kMarketUnknownLease);
+    auto it = world.leases.find(id);
+    if (it == world.leases.end()) return C(TxCode::kMarketUnknownLease);
     if (it->second.state == State::kClosed) return C(TxCode::kMarketLeaseState);
     out = &it->second;
     return 0;
@@ -641,7 +643,7 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
   Lease* l = nullptr;
   if (auto* m = std::get_if<codec::MsgLeaseStarted>(&msg)) {
     if (uint16_t c = open_lease(m->lease_id, l)) return c;
-    Provider& p = w.providers.at(l->provider);
+    Provider& p = world.providers.at(l->provider);
     if (!is_op(p)) return C(TxCode::kMarketNotOperator);
     // Past the deadline but still reserved (the grace blocks): still accepted.
     if (l->state != State::kReserved) return C(TxCode::kMarketLeaseState);
@@ -665,17 +667,17 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
   }
   if (auto* m = std::get_if<codec::MsgLeaseWithdraw>(&msg)) {
     if (uint16_t c = open_lease(m->lease_id, l)) return c;
-    if (!is_op(w.providers.at(l->provider))) return C(TxCode::kMarketNotOperator);
+    if (!is_op(world.providers.at(l->provider))) return C(TxCode::kMarketNotOperator);
     if (l->state != State::kStarted) return C(TxCode::kMarketLeaseState);
     uint64_t due = AccruedAt(*l, now) - l->paid;
     if (due == 0) return C(TxCode::kMarketNothingToWithdraw);
-    Pay(w, *l, due);
+    Pay(world, *l, due);
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgLeaseClose>(&msg)) {
     if (uint16_t c = open_lease(m->lease_id, l)) return c;
     const bool tenant = s == l->tenant;
-    const bool provider = is_op(w.providers.at(l->provider));
+    const bool provider = is_op(world.providers.at(l->provider));
     if (!tenant && !provider) return C(TxCode::kMarketNotParty);
     End end = tenant ? End::kTenant : End::kProvider;
     if (m->reason == codec::CloseReason::kNoManifest) {
@@ -684,12 +686,12 @@ uint16_t Model::Apply(World& w, const Address& s, const codec::Msg& msg, uint64_
       if (now < l->started + kMarket.manifest_timeout_ms) return C(TxCode::kMarketTooEarly);
       end = End::kNoManifest;
     }
-    Close(w, *l, end, now, now);
+    Close(world, *l, end, now, now);
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgHeartbeat>(&msg)) {
-    auto it = w.providers.find(m->provider);
-    if (it == w.providers.end()) return C(TxCode::kMarketUnknownProvider);
+    auto it = world.providers.find(m->provider);
+    if (it == world.providers.end()) return C(TxCode::kMarketUnknownProvider);
     if (!is_op(it->second)) return C(TxCode::kMarketNotOperator);
     if (!it->second.active) return C(TxCode::kMarketProviderInactive);
     it->second.last_hb_ms = now;

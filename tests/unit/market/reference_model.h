@@ -182,21 +182,22 @@ class Model {
  private:
   /// docs/market.md "Preflight": 0, or the code that refuses `msg` before inclusion.
   static uint16_t Preflight(const codec::Msg& msg);
-  uint16_t Apply(World& w, const Address& s, const codec::Msg& msg, uint64_t height, uint64_t now);
+  uint16_t Apply(World& world, const Address& s, const codec::Msg& msg, uint64_t height,
+                 uint64_t now);
   /// Whether a deadline due now has passed its grace: the first block that sees it
   /// due sets `grace_until` to height + grace blocks; the fault fires after that.
   bool GraceOver(uint64_t& grace_until, uint64_t height);
-  void Close(World& w, Lease& l, End end, uint64_t settle_ms, uint64_t now);
+  void Close(World& world, Lease& l, End end, uint64_t settle_ms, uint64_t now);
   /// Whether the provider's policy admits `tenant`.
   static bool Admits(const Provider& p, const Address& tenant);
   /// 0 when the bid's machines meet the order now, else 210 or 224.
-  uint16_t Mismatch(const World& w, const Order& o, const Bid& b) const;
+  uint16_t Mismatch(const World& world, const Order& o, const Bid& b) const;
   /// Awards `o` to `b` (lease at the bid's price on its machines, funded by the
   /// order's deposit) or the code that refuses it; nothing changes on refusal.
-  uint16_t Award(World& w, Order& o, const Bid& b, uint64_t height, uint64_t now);
+  uint16_t Award(World& world, Order& o, const Bid& b, uint64_t height, uint64_t now);
   /// Pays `amount` of the lease's escrow by the splits; `service`: for GPU time
   /// (counts in the provider's earnings unless the tenant is the provider itself).
-  void Pay(World& w, Lease& l, uint64_t amount, bool service = true);
+  void Pay(World& world, Lease& l, uint64_t amount, bool service = true);
   /// 0 when the provider meets the order's provider requirements, else 235.
   static uint16_t Unqualified(const Provider& p, const codec::ProviderRequirements& q);
 };
