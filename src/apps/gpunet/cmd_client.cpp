@@ -94,7 +94,7 @@ void RunStatus(const GlobalOptions& g) {
     std::cout << "gas        " << s.gas->price_ugpn << " ugpn per gas, at most " << s.gas->block_max
               << " gas a block\n";
   const market::Params& m = s.market;
-  std::cout << "market     bond >= " << client::DescribeAmount(m.provider_bond_min_ugpn)
+  std::cout << "market     bond >= " << client::FormatGpn(m.provider_bond_min_ugpn) << " GPN"
             << ", unbonding " << client::DescribeDurationMs(m.unbonding_delay_ms) << ", bid window "
             << client::DescribeDurationMs(m.bid_window_min_ms) << " .. "
             << client::DescribeDurationMs(m.bid_window_max_ms)
