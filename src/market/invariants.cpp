@@ -268,6 +268,17 @@ base::Status CheckDroppedLeaseEntry(const StoreView& view, uint8_t table, base::
   return base::Ok();
 }
 
+/// A deleted entry of a provider's open offers: the offer must not still be an open
+/// offer of that provider (else the counter and the index could drop it together).
+base::Status CheckDroppedOfferEntry(const StoreView& view,
+                                    const std::optional<keys::PartyEntry>& entry) {
+  if (!entry) return Broken("key is not of its table's layout");
+  GPUNET_TRY_ASSIGN(auto offer, Read<Offer>(view, keys::OfferKey(entry->id)));
+  if (offer && offer->open && offer->provider == entry->party)
+    return Broken("offer " + Str(entry->id) + " is open but left its provider's open offers");
+  return base::Ok();
+}
+
 /// The rules one changed record must keep, and the providers it touches (before and
 /// after the block).
 base::Status CheckChange(const StoreView& view, const RecordChange& change, const Params& params,
@@ -320,7 +331,12 @@ base::Status CheckChange(const StoreView& view, const RecordChange& change, cons
       providers.insert(machine.owner);
       return base::Ok();
     }
-    case keys::kProviderOpenOffers:
+    case keys::kProviderOpenOffers: {
+      auto entry = keys::ParsePartyIndexKey(table, key);
+      touch(entry);
+      if (change.before && !change.after) return CheckDroppedOfferEntry(view, entry);
+      return base::Ok();
+    }
     case keys::kProviderLeases:
       touch(keys::ParsePartyIndexKey(table, key));
       return base::Ok();

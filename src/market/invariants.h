@@ -64,7 +64,8 @@ base::Status CheckInvariants(const StoreView& view, const Params& params);
 /// The same rules over what a block changed, given `view` = the state after it:
 ///  - each changed lease (and order) keeps its per-record rules and index entries;
 ///    an open offer is in its provider's open offers; an entry dropped from the
-///    open-leases, start or expiry index belongs to no lease that still needs it;
+///    open-leases, start or expiry index belongs to no lease that still needs it,
+///    one dropped from a provider's open offers to no offer of its still open;
 ///  - every provider a changed record names, before or after (its record, sites,
 ///    machines, offers, leases, index entries), is recounted through its own open
 ///    leases, machines, sites and open offers: free + leased GPUs = inventory per

@@ -186,7 +186,20 @@ TEST(BlockCheck, MarketRecordsThatDisagreeStopTheBlock) {
   EXPECT_NE(error.find("machines differs from the scan"), std::string::npos) << error;
   EXPECT_NE(error.find("(key " + base::ToHex(provider_key) + ")"), std::string::npos) << error;
 
-  // Nothing of the three was committed, and a clean block still is.
+  // The open offer leaves its provider's open offers and the counter follows: the
+  // index and the counter agree, the offer record says open.
+  const base::Bytes open_offer_key =
+      market::keys::PartyIndexKey(market::keys::kProviderOpenOffers, provider, 1);
+  f.inject = [&](state::StateDb& db) {
+    db.Delete(open_offer_key);
+    Rewrite<market::Provider>(db, provider_key, [](market::Provider& p) { p.open_offers -= 1; });
+  };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("offer 1 is open but left its provider's open offers"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("(key " + base::ToHex(open_offer_key) + ")"), std::string::npos) << error;
+
+  // Nothing of the four was committed, and a clean block still is.
   EXPECT_EQ(f.app->Info().last_height, 2u);
   f.armed = false;
   RunBlock(*f.app, {});
