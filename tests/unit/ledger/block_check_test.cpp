@@ -200,6 +200,23 @@ TEST(BlockCheck, MarketRecordsThatDisagreeStopTheBlock) {
     EXPECT_NE(error.find("(key " + base::ToHex(provider_key) + ")"), std::string::npos) << error;
   }
 
+  // A record the counters count goes while the provider record stays as it was.
+  f.inject = [&](state::StateDb& db) { db.Delete(market::keys::SiteKey(provider, 1)); };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("sites moved by +0 in the block, its sites by -1"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("(key " + base::ToHex(provider_key) + ")"), std::string::npos) << error;
+
+  // An open-leases entry for a lease that does not exist.
+  const base::Bytes stray_key =
+      market::keys::PartyIndexKey(market::keys::kProviderOpenLeases, provider, 99);
+  f.inject = [&](state::StateDb& db) { db.Put(stray_key, {}); };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("its open-leases index names 99, which is not one of its"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("(key " + base::ToHex(stray_key) + ")"), std::string::npos) << error;
+
   // A lease's GPUs change with no machine's free GPUs following.
   f.inject = [&](state::StateDb& db) {
     Rewrite<market::Lease>(db, market::keys::LeaseKey(1),
