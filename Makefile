@@ -46,7 +46,7 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 # then the integration tests that start gpunet nodes.
 # Not part of `make test`: from scratch it takes longer than part 1's time budget
 # (docs/build.md "Thread safety and ThreadSanitizer"). A report fails the test
-# (halt_on_error); tests/tsan.supp holds the third-party suppressions, each with its reason.
+# (halt_on_error); tests/tsan.supp names the RocksDB functions it suppresses, each with its reason.
 TSAN_TESTS := server_test client_test node_test mempool_test state_test storage_test
 TSAN_INTEGRATION := node_rpc_integration|node_limits_integration|integration_cli|integration_market
 # clang-19's runtime does not find Debian's unversioned llvm-symbolizer by itself.
