@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -83,14 +85,31 @@ ledger::Genesis SoloGenesis(uint64_t block_txs_max = 10'000) {
   return g;
 }
 
-TEST(SoloLedgerAdaptor, CommitsThePoolsTxsAndTellsTheListener) {
-  const ledger::Genesis g = SoloGenesis();
-  state::MemoryKvStore kv;
+std::unique_ptr<ledger::LedgerApp> OpenApp(state::KvStore& kv, const ledger::Genesis& g) {
   auto app = ledger::LedgerApp::Open(kv, g);
-  ASSERT_TRUE(app) << app.error().ToString();
-  mempool::Mempool pool(**app);
+  if (!app) {
+    ADD_FAILURE() << app.error().ToString();
+    std::abort();  // every test needs the app
+  }
+  return std::move(*app);
+}
+
+/// A solo chain over a memory store: the app, its pool and the adaptor between them.
+struct SoloChain {
+  explicit SoloChain(uint64_t block_txs_max = 10'000)
+      : app(OpenApp(kv, SoloGenesis(block_txs_max))),
+        pool(*app),
+        adaptor(*app, pool, TestAddress(8), recorder) {}
+  state::MemoryKvStore kv;
+  std::unique_ptr<ledger::LedgerApp> app;
+  mempool::Mempool pool;
   BlockRecorder recorder;
-  SoloLedgerAdaptor adaptor(**app, pool, TestAddress(8), recorder);
+  SoloLedgerAdaptor adaptor;
+};
+
+TEST(SoloLedgerAdaptor, CommitsThePoolsTxsAndTellsTheListener) {
+  SoloChain chain;
+  auto& [kv, app, pool, recorder, adaptor] = chain;
 
   EXPECT_EQ(adaptor.LastBlockTimeMs(), kSoloGenesisMs);
   EXPECT_FALSE(adaptor.HasPendingTxs());
@@ -106,7 +125,7 @@ TEST(SoloLedgerAdaptor, CommitsThePoolsTxsAndTellsTheListener) {
   EXPECT_TRUE(recorder.dropped.empty());
   EXPECT_GT(recorder.seconds.at(0), 0.0);  // measured on the steady clock
   EXPECT_EQ(adaptor.LastBlockTimeMs(), kSoloGenesisMs + 1000);
-  EXPECT_EQ((*app)->Info().last_height, 1u);
+  EXPECT_EQ(app->Info().last_height, 1u);
   EXPECT_FALSE(adaptor.HasPendingTxs());  // the pool dropped what the block included
   EXPECT_EQ(pool.Stats().txs, 0u);
 
@@ -120,16 +139,11 @@ TEST(SoloLedgerAdaptor, CommitsThePoolsTxsAndTellsTheListener) {
 // a block another pool's adaptor committed on the same app) leaves the pool and is
 // reported, with the ledger's code and "dropped before inclusion".
 TEST(SoloLedgerAdaptor, ATxTheLedgerSkipsIsRemovedAndReported) {
-  const ledger::Genesis g = SoloGenesis();
-  state::MemoryKvStore kv;
-  auto app = ledger::LedgerApp::Open(kv, g);
-  ASSERT_TRUE(app) << app.error().ToString();
-  mempool::Mempool pool(**app);
-  mempool::Mempool other_pool(**app);
-  BlockRecorder recorder;
+  SoloChain chain;
+  auto& [kv, app, pool, recorder, adaptor] = chain;
+  mempool::Mempool other_pool(*app);
   BlockRecorder other_recorder;
-  SoloLedgerAdaptor adaptor(**app, pool, TestAddress(8), recorder);
-  SoloLedgerAdaptor other(**app, other_pool, TestAddress(8), other_recorder);
+  SoloLedgerAdaptor other(*app, other_pool, TestAddress(8), other_recorder);
 
   const base::Bytes stale = SendTx(1, 0, {.amount = 1});
   ASSERT_TRUE(pool.Add(stale).Ok());
@@ -152,13 +166,8 @@ TEST(SoloLedgerAdaptor, ATxTheLedgerSkipsIsRemovedAndReported) {
 // A valid tx that does not fit the block (one tx a block, two pending) waits for
 // the next block: it is neither removed nor reported.
 TEST(SoloLedgerAdaptor, AValidTxOverTheBlockLimitStaysPending) {
-  const ledger::Genesis g = SoloGenesis(/*block_txs_max=*/1);
-  state::MemoryKvStore kv;
-  auto app = ledger::LedgerApp::Open(kv, g);
-  ASSERT_TRUE(app) << app.error().ToString();
-  mempool::Mempool pool(**app);
-  BlockRecorder recorder;
-  SoloLedgerAdaptor adaptor(**app, pool, TestAddress(8), recorder);
+  SoloChain chain(/*block_txs_max=*/1);
+  auto& [kv, app, pool, recorder, adaptor] = chain;
   for (uint8_t from : {1, 2}) ASSERT_TRUE(pool.Add(SendTx(from, 0)).Ok());
 
   ASSERT_TRUE(adaptor.ProduceAndCommitBlock(kSoloGenesisMs + 1000));
@@ -176,13 +185,8 @@ TEST(SoloLedgerAdaptor, AValidTxOverTheBlockLimitStaysPending) {
 // What the pool drops when it updates after a commit is reported too: here a tx
 // that lost its block's one place to a higher fee and then passed its timeout height.
 TEST(SoloLedgerAdaptor, APoolDropAfterACommitIsReported) {
-  const ledger::Genesis g = SoloGenesis(/*block_txs_max=*/1);
-  state::MemoryKvStore kv;
-  auto app = ledger::LedgerApp::Open(kv, g);
-  ASSERT_TRUE(app) << app.error().ToString();
-  mempool::Mempool pool(**app);
-  BlockRecorder recorder;
-  SoloLedgerAdaptor adaptor(**app, pool, TestAddress(8), recorder);
+  SoloChain chain(/*block_txs_max=*/1);
+  auto& [kv, app, pool, recorder, adaptor] = chain;
   const base::Bytes first = SendTx(1, 0, {.fee_ugpn = 2'000'000});
   const base::Bytes expiring = SendTx(2, 0, {.timeout_height = 1});
   ASSERT_TRUE(pool.Add(first).Ok());
