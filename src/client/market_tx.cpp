@@ -16,9 +16,6 @@ namespace {
 using base::ErrorCode;
 using base::Fail;
 namespace limits = base::limits;
-/// The market rules of a default genesis: the client's own checks use them for an
-/// early, placed error; a chain with other values judges by its own in preflight.
-const market::Params kDefaultMarket{};
 
 std::unexpected<base::Error> AtPlace(const ConfigPlace& place, const std::string& msg) {
   return Fail(ErrorCode::kInvalidArgument, place.Describe() + ": " + msg);
@@ -139,14 +136,15 @@ codec::Fabric FabricFromText(std::string_view text) {
 
 base::Result<codec::MsgProviderRegister> ProviderRegisterMsg(const ProviderConfig& config,
                                                              const codec::Address& owner,
-                                                             const PartyResolver& resolve) {
+                                                             const PartyResolver& resolve,
+                                                             const market::Params& params) {
   codec::MsgProviderRegister msg;
   GPUNET_TRY(FillProviderFields(msg, config, owner, resolve));
-  if (config.bond_ugpn < kDefaultMarket.provider_bond_min_ugpn)
+  if (config.bond_ugpn < params.provider_bond_min_ugpn)
     return AtPlace({config.file, 0, "bond"},
-                   "the bond must be at least " +
-                       std::to_string(kDefaultMarket.provider_bond_min_ugpn / 1'000'000) +
-                       " GPN for the provider to be active");
+                   DescribeAmount(config.bond_ugpn) + " is under this chain's minimum bond of " +
+                       DescribeAmount(params.provider_bond_min_ugpn) +
+                       " (provider_bond_min_ugpn); a provider needs it to register");
   msg.bond_ugpn = config.bond_ugpn;
   return msg;
 }
@@ -238,7 +236,8 @@ base::Result<std::vector<codec::Msg>> OfferMsgs(const ProviderConfig& config,
 // field by field in the message's order (docs/market-cli.md), each with its check.
 // NOLINTNEXTLINE(readability-function-size)
 base::Result<codec::MsgOrderCreate> OrderCreateMsg(const OrderConfig& c,
-                                                   const PartyResolver& resolve) {
+                                                   const PartyResolver& resolve,
+                                                   const market::Params& params) {
   codec::MsgOrderCreate msg;
   codec::Requirements& q = msg.requirements;
   auto place = [&](std::string field) { return ConfigPlace{c.file, 0, std::move(field)}; };
@@ -288,11 +287,12 @@ base::Result<codec::MsgOrderCreate> OrderCreateMsg(const OrderConfig& c,
   msg.max_price_ugpn_per_gpu_hour = c.max_price_ugpn_per_gpu_hour;
   msg.deposit_ugpn = c.deposit_ugpn;
   msg.manifest_hash = c.manifest_hash;
-  if (c.bid_window_ms < kDefaultMarket.bid_window_min_ms ||
-      c.bid_window_ms > kDefaultMarket.bid_window_max_ms)
-    return AtPlace(place("bid_window"),
-                   "must be between " + DescribeDurationMs(kDefaultMarket.bid_window_min_ms) +
-                       " and " + DescribeDurationMs(kDefaultMarket.bid_window_max_ms));
+  if (c.bid_window_ms < params.bid_window_min_ms || c.bid_window_ms > params.bid_window_max_ms)
+    return AtPlace(place("bid_window"), DescribeDurationMs(c.bid_window_ms) +
+                                            " is not within this chain's " +
+                                            DescribeDurationMs(params.bid_window_min_ms) + " .. " +
+                                            DescribeDurationMs(params.bid_window_max_ms) +
+                                            " (bid_window_min_ms .. bid_window_max_ms)");
   msg.bid_window_ms = c.bid_window_ms;
   codec::ProviderRequirements& pq = msg.providers;
   pq.min_bond_ugpn = c.min_provider_bond_ugpn;
@@ -303,11 +303,12 @@ base::Result<codec::MsgOrderCreate> OrderCreateMsg(const OrderConfig& c,
   if (!excluded) return std::unexpected(excluded.error());
   pq.excluded = std::move(*excluded);
   auto estimate = EstimateLease(c.max_price_ugpn_per_gpu_hour,
-                                uint64_t{c.gpus_per_machine} * c.machines, c.deposit_ugpn);
+                                uint64_t{c.gpus_per_machine} * c.machines, c.deposit_ugpn, params);
   if (!estimate) return AtPlace(place("max_price"), estimate.error().message);
   if (c.deposit_ugpn < estimate->min_deposit_ugpn)
     return AtPlace(place("deposit"),
-                   DescribeAmount(c.deposit_ugpn) + " is under one hour at the max price (" +
+                   DescribeAmount(c.deposit_ugpn) + " is under " +
+                       DescribeHours(params.deposit_min_hours) + " at the max price (" +
                        DescribeAmount(estimate->min_deposit_ugpn) + " for " +
                        std::to_string(uint64_t{c.gpus_per_machine} * c.machines) + " GPUs)");
   return msg;
@@ -355,7 +356,7 @@ base::Result<codec::Tx> BuildMarketTx(const crypto::KeyPair& key, std::string_vi
 }
 
 base::Result<LeaseEstimate> EstimateLease(uint64_t price_ugpn_per_gpu_hour, uint64_t gpus,
-                                          uint64_t deposit_ugpn) {
+                                          uint64_t deposit_ugpn, const market::Params& params) {
   if (price_ugpn_per_gpu_hour == 0 || gpus == 0)
     return Fail(ErrorCode::kInvalidArgument, "the price and the number of GPUs must be above 0");
   auto rate = base::CheckedMul(price_ugpn_per_gpu_hour, gpus);
@@ -363,13 +364,19 @@ base::Result<LeaseEstimate> EstimateLease(uint64_t price_ugpn_per_gpu_hour, uint
   LeaseEstimate e;
   e.rate_ugpn_per_hour = *rate;
   e.deposit_ugpn = deposit_ugpn;
-  e.min_deposit_ugpn = *rate;  // a default genesis's deposit_min_hours = 1
+  // Saturates: a minimum past 2^64-1 ugpn is one no deposit reaches.
+  e.min_deposit_ugpn = base::CheckedMul(*rate, params.deposit_min_hours).value_or(UINT64_MAX);
   auto covered = base::MulDivFloor(deposit_ugpn, limits::kMsPerHour, *rate);
   e.covered_ms = covered ? covered->quotient : UINT64_MAX;
   return e;
 }
 
+std::string DescribeHours(uint64_t hours) {
+  return hours == 1 ? "one hour" : std::to_string(hours) + " hours";
+}
+
 std::string DescribeDurationMs(uint64_t ms) {
+  if (ms < 1000) return std::to_string(ms) + " ms";
   uint64_t s = ms / 1000;
   if (s < 60) return std::to_string(s) + " s";
   if (s < 3600)

@@ -20,6 +20,7 @@
 #include "client/tx_builder.h"
 #include "codec/types.h"
 #include "crypto/ed25519.h"
+#include "market/params.h"
 
 namespace gpunet::client {
 
@@ -36,10 +37,12 @@ Version ComputeCapabilityFromLedger(uint32_t cc);
 
 codec::Fabric FabricFromText(std::string_view text);  ///< "" or unknown -> kAny
 
-/// The MsgProviderRegister of a provider.yaml (operator defaults to `owner`).
+/// The MsgProviderRegister of a provider.yaml (operator defaults to `owner`). The
+/// bond is checked against the chain's `params` (GET /status "market_params").
 base::Result<codec::MsgProviderRegister> ProviderRegisterMsg(const ProviderConfig& config,
                                                              const codec::Address& owner,
-                                                             const PartyResolver& resolve);
+                                                             const PartyResolver& resolve,
+                                                             const market::Params& params);
 /// The MsgProviderUpdate of a provider.yaml (the bond is changed by bond/unbond).
 base::Result<codec::MsgProviderUpdate> ProviderUpdateMsg(const ProviderConfig& config,
                                                          const codec::Address& owner,
@@ -52,9 +55,11 @@ base::Result<std::vector<codec::Msg>> OfferMsgs(const ProviderConfig& config,
                                                 const codec::Address& provider,
                                                 const PartyResolver& resolve);
 
-/// The MsgOrderCreate of an order.yaml.
+/// The MsgOrderCreate of an order.yaml; the bid window and the deposit are checked
+/// against the chain's `params`.
 base::Result<codec::MsgOrderCreate> OrderCreateMsg(const OrderConfig& config,
-                                                   const PartyResolver& resolve);
+                                                   const PartyResolver& resolve,
+                                                   const market::Params& params);
 
 /// Splits messages, in order, into transactions of at most kMsgsPerTxMax messages.
 std::vector<std::vector<codec::Msg>> ChunkMsgs(std::vector<codec::Msg> msgs);
@@ -76,11 +81,13 @@ struct LeaseEstimate {
   uint64_t rate_ugpn_per_hour = 0;  ///< price x GPUs
   uint64_t deposit_ugpn = 0;
   uint64_t covered_ms = 0;        ///< how long the deposit pays at the rate
-  uint64_t min_deposit_ugpn = 0;  ///< one hour at the rate (the ledger's minimum)
+  uint64_t min_deposit_ugpn = 0;  ///< deposit_min_hours at the rate (the chain's minimum)
 };
 /// kOverflow when price x gpus does not fit; kInvalidArgument for zero gpus or price.
 base::Result<LeaseEstimate> EstimateLease(uint64_t price_ugpn_per_gpu_hour, uint64_t gpus,
-                                          uint64_t deposit_ugpn);
+                                          uint64_t deposit_ugpn, const market::Params& params);
+/// "one hour", "3 hours".
+std::string DescribeHours(uint64_t hours);
 /// "2 h 30 min", "45 s": a duration for people.
 std::string DescribeDurationMs(uint64_t ms);
 

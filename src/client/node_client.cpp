@@ -91,6 +91,25 @@ std::optional<uint16_t> RejectedTxCode(const base::Error& error) {
 
 // ---------------------------------------------------------------- parsers
 
+namespace {
+
+/// "market_params" of GET /status: every parameter, of its JSON type, within the
+/// ranges a genesis may hold (market::ValidateParams).
+base::Result<market::Params> ParseMarketParams(const JsonFields& status) {
+  const Json* object = nullptr;
+  GPUNET_TRY_ASSIGN(object, status.Object("market_params"));
+  JsonFields f(*object, "GET /status", "market_params");
+  market::Params params;
+  for (const market::ParamField& field : market::kParamFields) {
+    GPUNET_TRY_ASSIGN(params.*field.member, field.amount ? f.Ugpn(field.name) : f.U64(field.name));
+  }
+  if (auto valid = market::ValidateParams(params); !valid)
+    return status.Bad("market_params", valid.error().message);
+  return params;
+}
+
+}  // namespace
+
 base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
   JsonFields f(j, "GET /status");
   NodeStatusInfo s;
@@ -124,6 +143,7 @@ base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
   } else if (gas_fields != 0) {
     return f.Bad("gas_price_ugpn", "comes without block_gas_max (both or neither)");
   }
+  GPUNET_TRY_ASSIGN(s.market, ParseMarketParams(f));
   s.raw = j;
   return s;
 }

@@ -22,6 +22,7 @@
 #include "client/http_client.h"
 #include "client/tx_builder.h"
 #include "codec/types.h"
+#include "market/params.h"
 
 namespace gpunet::client {
 
@@ -43,6 +44,9 @@ struct NodeStatusInfo {
   /// Present when the node charges gas ("gas_price_ugpn" and "block_gas_max", both
   /// or none): such a node also answers POST /tx/simulate.
   std::optional<GasSchedule> gas;
+  /// The chain's market rules ("market_params", from its genesis): the CLI's own
+  /// checks and estimates use these, so they agree with the chain's preflight.
+  market::Params market;
   nlohmann::json raw;
 };
 

@@ -37,31 +37,6 @@ constexpr uint64_t kGasPriceMax = 1'000'000;
 constexpr uint64_t kGasPerOpMax = 1'000'000;
 constexpr uint64_t kBlockGasMax = 1'000'000'000'000;
 
-/// The market's parameters (market/params.h) in the "params" object: one list drives
-/// the strict parse, the JSON and the hash. Amounts are integer strings as elsewhere.
-struct MarketField {
-  const char* name;
-  uint64_t market::Params::*member;
-  bool amount;  ///< `_ugpn`: an integer string
-};
-constexpr MarketField kMarketFields[] = {
-    {"provider_bond_min_ugpn", &market::Params::provider_bond_min_ugpn, true},
-    {"unbonding_delay_ms", &market::Params::unbonding_delay_ms, false},
-    {"lease_start_timeout_ms", &market::Params::lease_start_timeout_ms, false},
-    {"manifest_timeout_ms", &market::Params::manifest_timeout_ms, false},
-    {"heartbeat_timeout_ms", &market::Params::heartbeat_timeout_ms, false},
-    {"heartbeat_grace_blocks", &market::Params::heartbeat_grace_blocks, false},
-    {"bid_window_min_ms", &market::Params::bid_window_min_ms, false},
-    {"bid_window_max_ms", &market::Params::bid_window_max_ms, false},
-    {"deposit_min_hours", &market::Params::deposit_min_hours, false},
-    {"fault_penalty_hours", &market::Params::fault_penalty_hours, false},
-    {"fault_penalty_floor_ugpn", &market::Params::fault_penalty_floor_ugpn, true},
-    {"reserved_close_charge_ms", &market::Params::reserved_close_charge_ms, false},
-    {"reserved_close_charge_floor_ugpn", &market::Params::reserved_close_charge_floor_ugpn, true},
-};
-static_assert(std::size(kMarketFields) * sizeof(uint64_t) == sizeof(market::Params),
-              "every market parameter is in kMarketFields");
-
 // SAX handler that records the first key repeated inside one object.
 struct DuplicateKeyFinder : nlohmann::json_sax<Json> {
   std::vector<std::set<std::string>> open;  // keys seen per open object
@@ -272,7 +247,7 @@ base::Result<Genesis> ParseGenesis(std::string_view text) {
       "block_interval_ms",  "nonce_ahead_max",   "gas_price_ugpn",  "gas_tx_base",
       "gas_read_base",      "gas_read_per_byte", "gas_scan_step",   "gas_write_base",
       "gas_write_per_byte", "block_gas_max"};
-  for (const MarketField& f : kMarketFields) param_keys.push_back(f.name);
+  for (const market::ParamField& f : market::kParamFields) param_keys.push_back(f.name);
   GPUNET_TRY(CheckKeys(params, "params", param_keys));
   GenesisParams& p = g.params;
   auto amount = [&](const char* key, uint64_t& out) -> base::Status {
@@ -309,7 +284,7 @@ base::Result<Genesis> ParseGenesis(std::string_view text) {
   GPUNET_TRY(number("gas_write_base", p.gas_write_base));
   GPUNET_TRY(number("gas_write_per_byte", p.gas_write_per_byte));
   GPUNET_TRY(number("block_gas_max", p.block_gas_max));
-  for (const MarketField& f : kMarketFields)
+  for (const market::ParamField& f : market::kParamFields)
     GPUNET_TRY(f.amount ? amount(f.name, p.market.*f.member) : number(f.name, p.market.*f.member));
   GPUNET_TRY(ValidateGenesis(g));
   return g;
@@ -362,7 +337,7 @@ std::string GenesisToJson(const Genesis& g) {
                     {"gas_write_base", p.gas_write_base},
                     {"gas_write_per_byte", p.gas_write_per_byte},
                     {"block_gas_max", p.block_gas_max}};
-  for (const MarketField& f : kMarketFields) {
+  for (const market::ParamField& f : market::kParamFields) {
     const uint64_t v = p.market.*f.member;
     if (f.amount)
       root["params"][f.name] = std::to_string(v);
@@ -391,7 +366,7 @@ base::Hash32 GenesisHash(const Genesis& g) {
         p.nonce_ahead_max, p.gas_price_ugpn, p.gas_tx_base, p.gas_read_base, p.gas_read_per_byte,
         p.gas_scan_step, p.gas_write_base, p.gas_write_per_byte, p.block_gas_max})
     w.U64(v);
-  for (const MarketField& f : kMarketFields) w.U64(p.market.*f.member);
+  for (const market::ParamField& f : market::kParamFields) w.U64(p.market.*f.member);
   return crypto::Blake2b256(w.Data());
 }
 

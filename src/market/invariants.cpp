@@ -1,11 +1,12 @@
 #include "market/invariants.h"
 
 #include <map>
-#include <set>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
+#include "base/checked_math.h"
 #include "market/keys.h"
 #include "market/math.h"
 #include "market/records.h"
@@ -135,6 +136,18 @@ base::Status CheckOrder(const Order& o) {
   return base::Ok();
 }
 
+/// What a provider record must keep on its own: its bond covers its promised
+/// penalties, its heartbeat deadline is set iff a lease is started.
+base::Status CheckProviderOwnRules(const Provider& p, const std::string& at) {
+  // The bond covers every open lease's penalty at once (docs/market.md "Bonds").
+  if (p.bond_ugpn < p.promised_penalties_ugpn)
+    return Broken(at + "bond " + Str(p.bond_ugpn) + " below the open leases' penalties " +
+                  Str(p.promised_penalties_ugpn));
+  if ((p.started_leases > 0) != (p.heartbeat_deadline_ms != 0))
+    return Broken(at + "heartbeat deadline set iff a lease is started");
+  return base::Ok();
+}
+
 /// A provider's counters against the counts of its records; its bond covers them.
 base::Status CheckProvider(const Provider& p, const Counts& c) {
   std::string at = "provider " + base::ToHex(p.owner.Span()) + ": ";
@@ -147,13 +160,7 @@ base::Status CheckProvider(const Provider& p, const Counts& c) {
   if (p.promised_penalties_ugpn != c.promised)
     return Broken(at + "promised_penalties " + Str(p.promised_penalties_ugpn) +
                   " differs from the open leases' penalties");
-  // The bond covers every open lease's penalty at once (docs/market.md "Bonds").
-  if (p.bond_ugpn < p.promised_penalties_ugpn)
-    return Broken(at + "bond " + Str(p.bond_ugpn) + " below the open leases' penalties " +
-                  Str(p.promised_penalties_ugpn));
-  if ((p.started_leases > 0) != (p.heartbeat_deadline_ms != 0))
-    return Broken(at + "heartbeat deadline set iff a lease is started");
-  return base::Ok();
+  return CheckProviderOwnRules(p, at);
 }
 
 /// The record stored under `key`, decoded; nullopt when absent.
@@ -165,79 +172,141 @@ base::Result<std::optional<T>> Read(const StoreView& view, const base::Bytes& ke
   return std::optional<T>(std::move(record));
 }
 
-/// Visits the ids of a provider's entries in a party index (kProviderOpenLeases,
-/// kProviderOpenOffers) in id order.
-template <class Fn>
-base::Status ForEachPartyId(const StoreView& view, uint8_t table, const codec::Address& owner,
-                            Fn fn) {
-  const base::Bytes begin = keys::KeyBuilder(table).Addr(owner);
-  std::vector<uint64_t> ids;
-  std::optional<base::Error> error;
-  GPUNET_TRY(view.Scan(begin, keys::PrefixEnd(begin), [&](base::ByteSpan key, base::ByteSpan) {
-    auto entry = keys::ParsePartyIndexKey(table, key);
-    if (!entry) {
-      error = Broken("key " + base::ToHex(key) + " is not of its table's layout").error();
-      return false;
-    }
-    ids.push_back(entry->id);
-    return true;
-  }));
-  if (error) return std::unexpected(*error);
-  for (uint64_t id : ids) GPUNET_TRY(fn(id));
+/// What a block moved in the records one provider's counters count: after - before
+/// over the changed records only.
+struct ProviderDelta {
+  int64_t open = 0, started = 0, machines = 0, sites = 0;
+  int64_t offers = 0;         ///< its open offer records
+  int64_t offer_entries = 0;  ///< entries of its open-offers index
+  int64_t lease_entries = 0;  ///< entries of its open-leases index
+  __int128 promised = 0;      ///< FaultPenalty of its open leases
+};
+
+/// One machine the block touched: its record before and after (when it changed),
+/// and the GPUs that changed leases hold on it, after - before.
+struct MachineDelta {
+  bool changed = false;
+  std::optional<Machine> before;
+  std::optional<Machine> after;
+  int64_t held = 0;
+};
+
+/// A provider record the block changed.
+struct ProviderChange {
+  std::optional<Provider> before;
+  std::optional<Provider> after;
+};
+
+/// The deltas of a block's changed records, per provider and per machine.
+struct BlockDeltas {
+  std::map<codec::Address, ProviderDelta> providers;
+  std::map<std::tuple<codec::Address, uint32_t>, MachineDelta> machines;
+  std::map<codec::Address, ProviderChange> records;
+};
+
+/// +1 for the value after the block, -1 for the one before it.
+int64_t SignOf(const std::optional<base::Bytes>* value, const RecordChange& change) {
+  return value == &change.after ? 1 : -1;
+}
+
+/// 1 when the key exists after the block and not before, -1 the other way, else 0.
+int64_t Created(const RecordChange& change) {
+  return static_cast<int64_t>(change.after.has_value()) -
+         static_cast<int64_t>(change.before.has_value());
+}
+
+/// Counts one side (`sign`) of a changed lease into its provider's and machines' deltas.
+void CountLeaseDelta(const Lease& l, int64_t sign, const Params& params, BlockDeltas& d) {
+  ProviderDelta& p = d.providers[l.provider];
+  if (l.state == LeaseState::kClosed) return;
+  p.open += sign;
+  if (l.state == LeaseState::kStarted) p.started += sign;
+  p.promised += sign * static_cast<__int128>(FaultPenalty(l.rate_ugpn_per_hour, params));
+  for (const auto& a : l.allocations)
+    d.machines[{l.provider, a.machine_id}].held += sign * static_cast<int64_t>(a.gpus);
+}
+
+std::string Signed(__int128 v) {
+  return (v < 0 ? "-" : "+") + base::U128ToString(static_cast<unsigned __int128>(v < 0 ? -v : v));
+}
+
+/// A machine's GPUs in use (gpu_count - free) moved by as much as the changed
+/// leases' GPUs on it: with the state before the block holding, free + leased ==
+/// inventory after it.
+base::Status CheckMachineDelta(const StoreView& view, const codec::Address& owner, uint32_t id,
+                               MachineDelta& m) {
+  const base::Bytes key = keys::MachineKey(owner, id);
+  if (!m.changed) {
+    GPUNET_TRY_ASSIGN(m.after, Read<Machine>(view, key));
+    m.before = m.after;
+  }
+  auto used = [](const std::optional<Machine>& machine) -> int64_t {
+    return machine ? static_cast<int64_t>(machine->gpu_count) - machine->free_gpus : 0;
+  };
+  const int64_t held = used(m.before) + m.held;  // leased GPUs on it after the block
+  if (!m.after) {
+    if (held == 0) return base::Ok();
+    return AtKey(
+        Broken("provider " + base::ToHex(owner.Span()) + ": an open lease holds GPUs of machine " +
+               Str(id) + ", which does not exist"),
+        key);
+  }
+  if (m.after->free_gpus > m.after->gpu_count || used(m.after) != held)
+    return AtKey(Broken("machine " + Str(id) + ": free " + Str(m.after->free_gpus) + " + leased " +
+                        (held < 0 ? Signed(held) : Str(static_cast<uint64_t>(held))) +
+                        " != inventory " + Str(m.after->gpu_count)),
+                 key);
   return base::Ok();
 }
 
-/// One provider's records counted through its own indexes and key prefixes (no scan
-/// of a whole table): its open leases against its machines' free GPUs and its
-/// counters. Run for every provider a block touched.
-base::Status CheckProviderRecords(const StoreView& view, const codec::Address& owner,
-                                  const Params& params) {
+/// A provider's counters moved by as much as the records they count; a changed
+/// record keeps its bond over its promised penalties and its heartbeat rule.
+base::Status CheckProviderDelta(const codec::Address& owner, const ProviderDelta& d,
+                                const ProviderChange* record) {
   const std::string at = "provider " + base::ToHex(owner.Span()) + ": ";
-  Counts c;
-  std::map<uint32_t, uint64_t> leased;
+  auto counter = [&](auto field) -> __int128 {
+    if (!record) return 0;
+    __int128 after = record->after ? static_cast<__int128>((*record->after).*field) : 0;
+    __int128 before = record->before ? static_cast<__int128>((*record->before).*field) : 0;
+    return after - before;
+  };
+  auto same = [&](const char* name, __int128 moved, __int128 counted,
+                  const char* what) -> base::Status {
+    if (moved == counted) return base::Ok();
+    return Broken(at + name + " moved by " + Signed(moved) + " in the block, " + what + " by " +
+                  Signed(counted));
+  };
+  GPUNET_TRY(same("open_leases", counter(&Provider::open_leases), d.open, "its open leases"));
+  GPUNET_TRY(same("open_leases", counter(&Provider::open_leases), d.lease_entries,
+                  "its open-leases index"));
   GPUNET_TRY(
-      ForEachPartyId(view, keys::kProviderOpenLeases, owner, [&](uint64_t id) -> base::Status {
-        GPUNET_TRY_ASSIGN(auto lease, Read<Lease>(view, keys::LeaseKey(id)));
-        if (!lease || lease->state == LeaseState::kClosed || lease->provider != owner)
-          return AtKey(Broken(at + "its open-leases index names lease " + Str(id) +
-                              ", which is not an open lease of its"),
-                       keys::PartyIndexKey(keys::kProviderOpenLeases, owner, id));
-        CountOpenLease(*lease, params, c, leased);
-        return base::Ok();
-      }));
-  const base::Bytes machines = keys::KeyBuilder(keys::kMachine).Addr(owner);
-  GPUNET_TRY(ForEach<Machine>(
-      view, machines, [&](const base::Bytes& key, const Machine& m) -> base::Status {
-        GPUNET_TRY_ASSIGN(auto machine, OwnedIdOf(keys::ParseMachineKey(key), key));
-        ++c.machines;
-        uint64_t held = 0;
-        if (auto it = leased.find(machine.id); it != leased.end()) {
-          held = it->second;
-          leased.erase(it);
-        }
-        return AtKey(CheckMachine(machine.id, m, held), key);
-      }));
-  if (!leased.empty())
-    return AtKey(Broken(at + "an open lease holds GPUs of machine " + Str(leased.begin()->first) +
-                        ", which does not exist"),
-                 keys::MachineKey(owner, leased.begin()->first));
-  const base::Bytes sites = keys::KeyBuilder(keys::kSite).Addr(owner);
-  GPUNET_TRY(ForEach<Site>(view, sites, [&](const base::Bytes&, const Site&) {
-    ++c.sites;
-    return base::Ok();
-  }));
-  GPUNET_TRY(
-      ForEachPartyId(view, keys::kProviderOpenOffers, owner, [&](uint64_t id) -> base::Status {
-        GPUNET_TRY_ASSIGN(auto offer, Read<Offer>(view, keys::OfferKey(id)));
-        if (!offer || !offer->open || offer->provider != owner)
-          return AtKey(Broken(at + "its open-offers index names offer " + Str(id) +
-                              ", which is not an open offer of its"),
-                       keys::PartyIndexKey(keys::kProviderOpenOffers, owner, id));
-        ++c.offers;
-        return base::Ok();
-      }));
-  GPUNET_TRY_ASSIGN(auto provider, Read<Provider>(view, keys::ProviderKey(owner)));
-  if (provider) return AtKey(CheckProvider(*provider, c), keys::ProviderKey(owner));
+      same("started_leases", counter(&Provider::started_leases), d.started, "its started leases"));
+  GPUNET_TRY(same("machines", counter(&Provider::machines), d.machines, "its machines"));
+  GPUNET_TRY(same("sites", counter(&Provider::sites), d.sites, "its sites"));
+  GPUNET_TRY(same("open_offers", counter(&Provider::open_offers), d.offers, "its open offers"));
+  GPUNET_TRY(same("open_offers", counter(&Provider::open_offers), d.offer_entries,
+                  "its open-offers index"));
+  GPUNET_TRY(same("promised_penalties", counter(&Provider::promised_penalties_ugpn), d.promised,
+                  "its open leases' penalties"));
+  if (!record || !record->after) return base::Ok();
+  return CheckProviderOwnRules(*record->after, at);
+}
+
+/// An entry added to a provider's open offers or open leases: it names an open
+/// record of that provider.
+template <class T>
+base::Status CheckAddedEntry(const StoreView& view, const std::optional<keys::PartyEntry>& entry,
+                             const base::Bytes& record_key, const char* what) {
+  if (!entry) return Broken("key is not of its table's layout");
+  GPUNET_TRY_ASSIGN(auto record, Read<T>(view, record_key));
+  bool open = false;
+  if constexpr (std::is_same_v<T, Offer>)
+    open = record && record->open;
+  else
+    open = record && record->state != LeaseState::kClosed;
+  if (!open || record->provider != entry->party)
+    return Broken("provider " + base::ToHex(entry->party.Span()) + ": its " + what +
+                  " index names " + Str(entry->id) + ", which is not one of its");
   return base::Ok();
 }
 
@@ -268,22 +337,30 @@ base::Status CheckDroppedLeaseEntry(const StoreView& view, uint8_t table, base::
   return base::Ok();
 }
 
-/// The rules one changed record must keep, and the providers it touches (before and
-/// after the block).
+/// A deleted entry of a provider's open offers: the offer must not still be an open
+/// offer of that provider (else the counter and the index could drop it together).
+base::Status CheckDroppedOfferEntry(const StoreView& view,
+                                    const std::optional<keys::PartyEntry>& entry) {
+  if (!entry) return Broken("key is not of its table's layout");
+  GPUNET_TRY_ASSIGN(auto offer, Read<Offer>(view, keys::OfferKey(entry->id)));
+  if (offer && offer->open && offer->provider == entry->party)
+    return Broken("offer " + Str(entry->id) + " is open but left its provider's open offers");
+  return base::Ok();
+}
+
+/// The rules one changed record must keep, and what it moves in its provider's
+/// counted records (before and after the block).
 base::Status CheckChange(const StoreView& view, const RecordChange& change, const Params& params,
-                         std::set<codec::Address>& providers) {
+                         BlockDeltas& deltas) {
   const base::Bytes& key = change.key;
   if (key.size() < 2 || key[0] != keys::kAppState) return base::Ok();
   const uint8_t table = key[1];
-  auto touch = [&](const std::optional<keys::PartyEntry>& entry) {
-    if (entry) providers.insert(entry->party);
-  };
   switch (table) {
     case keys::kLease:
       for (const auto* value : {&change.before, &change.after}) {
         if (!*value) continue;
         GPUNET_TRY_ASSIGN(Lease lease, Decode<Lease>(**value));
-        providers.insert(lease.provider);
+        CountLeaseDelta(lease, SignOf(value, change), params, deltas);
         if (value == &change.after) GPUNET_TRY(CheckLease(view, lease, params));
       }
       return base::Ok();
@@ -291,7 +368,7 @@ base::Status CheckChange(const StoreView& view, const RecordChange& change, cons
       for (const auto* value : {&change.before, &change.after}) {
         if (!*value) continue;
         GPUNET_TRY_ASSIGN(Offer offer, Decode<Offer>(**value));
-        providers.insert(offer.provider);
+        if (offer.open) deltas.providers[offer.provider].offers += SignOf(value, change);
         if (value != &change.after || !offer.open) continue;
         GPUNET_TRY_ASSIGN(bool indexed,
                           Exists(view, keys::PartyIndexKey(keys::kProviderOpenOffers,
@@ -307,33 +384,57 @@ base::Status CheckChange(const StoreView& view, const RecordChange& change, cons
         GPUNET_TRY(CheckOrder(order));
       }
       return base::Ok();
-    case keys::kProvider:
-      if (auto owner = keys::ParseProviderKey(key)) providers.insert(*owner);
+    case keys::kProvider: {
+      auto owner = keys::ParseProviderKey(key);
+      if (!owner) return Broken("key is not of its table's layout");
+      ProviderChange& record = deltas.records[*owner];
+      if (change.before) {
+        GPUNET_TRY_ASSIGN(record.before, Decode<Provider>(*change.before));
+      }
+      if (change.after) {
+        GPUNET_TRY_ASSIGN(record.after, Decode<Provider>(*change.after));
+      }
       return base::Ok();
+    }
     case keys::kSite: {
       GPUNET_TRY_ASSIGN(auto site, OwnedIdOf(keys::ParseSiteKey(key), key));
-      providers.insert(site.owner);
+      deltas.providers[site.owner].sites += Created(change);
       return base::Ok();
     }
     case keys::kMachine: {
-      GPUNET_TRY_ASSIGN(auto machine, OwnedIdOf(keys::ParseMachineKey(key), key));
-      providers.insert(machine.owner);
+      GPUNET_TRY_ASSIGN(auto id, OwnedIdOf(keys::ParseMachineKey(key), key));
+      deltas.providers[id.owner].machines += Created(change);
+      MachineDelta& machine = deltas.machines[{id.owner, id.id}];
+      machine.changed = true;
+      if (change.before) {
+        GPUNET_TRY_ASSIGN(machine.before, Decode<Machine>(*change.before));
+      }
+      if (change.after) {
+        GPUNET_TRY_ASSIGN(machine.after, Decode<Machine>(*change.after));
+      }
       return base::Ok();
     }
-    case keys::kProviderOpenOffers:
-    case keys::kProviderLeases:
-      touch(keys::ParsePartyIndexKey(table, key));
+    case keys::kProviderOpenOffers: {
+      auto entry = keys::ParsePartyIndexKey(table, key);
+      if (!entry) return Broken("key is not of its table's layout");
+      deltas.providers[entry->party].offer_entries += Created(change);
+      if (change.before && !change.after) return CheckDroppedOfferEntry(view, entry);
+      if (!change.before && change.after)
+        return CheckAddedEntry<Offer>(view, entry, keys::OfferKey(entry->id), "open-offers");
       return base::Ok();
-    case keys::kProviderOpenLeases:
-      touch(keys::ParsePartyIndexKey(table, key));
+    }
+    case keys::kProviderOpenLeases: {
+      auto entry = keys::ParsePartyIndexKey(table, key);
+      if (!entry) return Broken("key is not of its table's layout");
+      deltas.providers[entry->party].lease_entries += Created(change);
       if (change.before && !change.after) return CheckDroppedLeaseEntry(view, table, key);
+      if (!change.before && change.after)
+        return CheckAddedEntry<Lease>(view, entry, keys::LeaseKey(entry->id), "open-leases");
       return base::Ok();
+    }
     case keys::kStartIndex:
     case keys::kExpiryIndex:
       if (change.before && !change.after) return CheckDroppedLeaseEntry(view, table, key);
-      return base::Ok();
-    case keys::kHeartbeatIndex:
-      if (auto entry = keys::ParseHeartbeatIndexKey(key)) providers.insert(entry->owner);
       return base::Ok();
     default:
       return base::Ok();
@@ -446,11 +547,20 @@ base::Status CheckInvariants(const StoreView& view, const Params& params) {
 
 base::Status CheckChanged(const StoreView& view, std::span<const RecordChange> changes,
                           const Params& params) {
-  std::set<codec::Address> providers;
+  BlockDeltas deltas;
   for (const RecordChange& change : changes)
-    GPUNET_TRY(AtKey(CheckChange(view, change, params, providers), change.key));
-  for (const codec::Address& owner : providers)
-    GPUNET_TRY(CheckProviderRecords(view, owner, params));
+    GPUNET_TRY(AtKey(CheckChange(view, change, params, deltas), change.key));
+  for (auto& [machine, delta] : deltas.machines) {
+    const auto& [owner, id] = machine;
+    GPUNET_TRY(CheckMachineDelta(view, owner, id, delta));
+  }
+  for (const auto& [owner, record] : deltas.records) deltas.providers[owner];
+  for (const auto& [owner, delta] : deltas.providers) {
+    auto record = deltas.records.find(owner);
+    GPUNET_TRY(AtKey(CheckProviderDelta(owner, delta,
+                                        record == deltas.records.end() ? nullptr : &record->second),
+                     keys::ProviderKey(owner)));
+  }
   return base::Ok();
 }
 

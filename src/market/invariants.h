@@ -6,9 +6,10 @@
 //  - CheckInvariants scans every record: tests call it after every tx, replay
 //    after every block; state's full conservation check uses SumHoldings.
 //  - CheckChanged looks only at the records a block changed and what they point
-//    to (point reads and the touched providers' own key prefixes): the ledger runs
-//    it on every block before Commit, with HoldingsOf for the market's terms of
-//    the conservation equation over the same changes.
+//    to (point reads; the providers' counters and machines' free GPUs by deltas
+//    over the changes): the ledger runs it on every block before Commit, with
+//    HoldingsOf for the market's terms of the conservation equation over the
+//    same changes.
 #pragma once
 
 #include <cstdint>
@@ -61,16 +62,26 @@ base::Result<HoldingsChange> HoldingsOf(std::span<const RecordChange> changes);
 /// `params` are the chain's (the penalties depend on them).
 base::Status CheckInvariants(const StoreView& view, const Params& params);
 
-/// The same rules over what a block changed, given `view` = the state after it:
+/// The same rules over what a block changed, given `view` = the state after it,
+/// in O(changes) (point reads only, no scan):
 ///  - each changed lease (and order) keeps its per-record rules and index entries;
 ///    an open offer is in its provider's open offers; an entry dropped from the
-///    open-leases, start or expiry index belongs to no lease that still needs it;
-///  - every provider a changed record names, before or after (its record, sites,
-///    machines, offers, leases, index entries), is recounted through its own open
-///    leases, machines, sites and open offers: free + leased GPUs = inventory per
-///    machine, its counters, its promised penalties and the bond covering them.
+///    open-leases, start or expiry index belongs to no lease that still needs it,
+///    one dropped from a provider's open offers to no offer of its still open; an
+///    entry added to a provider's open leases or open offers names an open record
+///    of that provider;
+///  - by deltas: each touched machine's GPUs in use (gpu_count - free) move by as
+///    much as the GPUs the changed leases hold on it (free <= count); each
+///    provider's counters (open_leases, started_leases, machines, sites,
+///    open_offers, promised_penalties) move by as much as the records they count
+///    among the changed ones (leases' states and FaultPenalty, keys created or
+///    deleted, offers' open flags, its index entries) — a provider whose record
+///    did not change must have every delta zero; a changed provider record keeps
+///    its bond over its promised penalties and its heartbeat rule.
 /// Relies on the state before the block having held (the previous block's check,
-/// or genesis). kCorrupt naming the rule and the key ("... (key 0118..)").
+/// or genesis): a count wrong before the block stays unseen here, which the full
+/// scan (CheckInvariants) finds. kCorrupt naming the rule and the key
+/// ("... (key 0118..)").
 base::Status CheckChanged(const StoreView& view, std::span<const RecordChange> changes,
                           const Params& params);
 

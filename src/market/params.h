@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 
 #include "base/result.h"
 
@@ -42,6 +43,32 @@ struct Params {
   uint64_t reserved_close_charge_floor_ugpn = 100'000;
   bool operator==(const Params&) const = default;
 };
+
+/// One parameter: its name in genesis "params" and in GET /status "market_params"
+/// (docs/ledger.md, docs/rpc.md) and its member. One list drives the genesis's strict
+/// parse, JSON and hash, the node's answer and the client's strict reader.
+struct ParamField {
+  const char* name;
+  uint64_t Params::*member;
+  bool amount;  ///< `_ugpn`: an integer string in JSON
+};
+inline constexpr ParamField kParamFields[] = {
+    {"provider_bond_min_ugpn", &Params::provider_bond_min_ugpn, true},
+    {"unbonding_delay_ms", &Params::unbonding_delay_ms, false},
+    {"lease_start_timeout_ms", &Params::lease_start_timeout_ms, false},
+    {"manifest_timeout_ms", &Params::manifest_timeout_ms, false},
+    {"heartbeat_timeout_ms", &Params::heartbeat_timeout_ms, false},
+    {"heartbeat_grace_blocks", &Params::heartbeat_grace_blocks, false},
+    {"bid_window_min_ms", &Params::bid_window_min_ms, false},
+    {"bid_window_max_ms", &Params::bid_window_max_ms, false},
+    {"deposit_min_hours", &Params::deposit_min_hours, false},
+    {"fault_penalty_hours", &Params::fault_penalty_hours, false},
+    {"fault_penalty_floor_ugpn", &Params::fault_penalty_floor_ugpn, true},
+    {"reserved_close_charge_ms", &Params::reserved_close_charge_ms, false},
+    {"reserved_close_charge_floor_ugpn", &Params::reserved_close_charge_floor_ugpn, true},
+};
+static_assert(std::size(kParamFields) * sizeof(uint64_t) == sizeof(Params),
+              "every market parameter is in kParamFields");
 
 /// Ok, or kInvalidArgument naming the first parameter out of its range
 /// ("params.<name> is V, must be in [lo, hi]"): no zero timeout, delay or hour count;

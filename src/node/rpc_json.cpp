@@ -13,6 +13,15 @@ std::string U64(uint64_t v) {
   return std::to_string(v);
 }
 
+nlohmann::json MarketParamsJson(const market::Params& params) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const market::ParamField& f : market::kParamFields) {
+    const uint64_t v = params.*f.member;
+    j[f.name] = f.amount ? nlohmann::json(U64(v)) : nlohmann::json(v);
+  }
+  return j;
+}
+
 std::string CodeName(uint16_t code) {
   auto c = codec::TxCodeFromU16(code);
   return c ? std::string(codec::TxCodeName(*c)) : "code_" + std::to_string(code);

@@ -12,6 +12,7 @@
 #include "codec/tx_result.h"
 #include "codec/types.h"
 #include "ledger/block_store.h"
+#include "market/params.h"
 #include "server/messages.h"
 
 namespace gpunet::node {
@@ -27,6 +28,9 @@ nlohmann::json EventsJson(const std::vector<codec::Event>& events);
 nlohmann::json ReceiptJson(const codec::Receipt& r);
 nlohmann::json TxJson(const codec::Tx& tx);
 nlohmann::json HeaderJson(const codec::BlockHeader& h);
+/// The chain's market rules (GET /status "market_params"): one member per
+/// market::kParamFields, amounts as U64 strings, the rest as JSON numbers.
+nlohmann::json MarketParamsJson(const market::Params& params);
 
 /// 400 "tx_rejected" with the tx's code, and its hash unless zero.
 server::Response TxRejected(codec::TxCode code, const std::string& message,

@@ -123,6 +123,7 @@ Response StatusResponse(const ledger::LedgerApp& app, const mempool::Mempool& po
   j["fee_min_ugpn"] = U64(fees.fee_min_ugpn);
   j["gas_price_ugpn"] = U64(fees.gas_price_ugpn);
   j["block_gas_max"] = fees.block_gas_max;
+  j["market_params"] = MarketParamsJson(fees.market);
   return JsonResponse(j);
 }
 

@@ -15,6 +15,7 @@
 #include "base/checked_math.h"
 #include "client/account_proof.h"
 #include "client/amount.h"
+#include "client/market_tx.h"
 #include "client/node_client.h"
 #include "client/tx_builder.h"
 #include "codec/hashes.h"
@@ -92,6 +93,12 @@ void RunStatus(const GlobalOptions& g) {
   if (s.gas)
     std::cout << "gas        " << s.gas->price_ugpn << " ugpn per gas, at most " << s.gas->block_max
               << " gas a block\n";
+  const market::Params& m = s.market;
+  std::cout << "market     bond >= " << client::FormatGpn(m.provider_bond_min_ugpn) << " GPN"
+            << ", unbonding " << client::DescribeDurationMs(m.unbonding_delay_ms) << ", bid window "
+            << client::DescribeDurationMs(m.bid_window_min_ms) << " .. "
+            << client::DescribeDurationMs(m.bid_window_max_ms)
+            << ", deposit >= " << client::DescribeHours(m.deposit_min_hours) << "\n";
   std::cout << "genesis    " << base::ToHex(s.genesis_hash) << std::endl;
 }
 

@@ -276,6 +276,12 @@ client::MarketClient Market(const GlobalOptions& g) {
   return client::MarketClient(g.NodeUrl());
 }
 
+/// The chain's market rules (GET /status "market_params"): the CLI's own checks and
+/// estimates follow them, so it refuses what the chain's preflight refuses, no more.
+market::Params ChainParams(const GlobalOptions& g) {
+  return OrFail(client::NodeClient(g.NodeUrl()).Status()).market;
+}
+
 /// Basis points as a percentage with two decimals: 2500 -> "25.00".
 std::string Percent(uint32_t bp) {
   return std::to_string(bp / 100) + "." + std::to_string(100 + bp % 100).substr(1);
@@ -292,7 +298,8 @@ struct ProviderArgs {
 void RunProviderRegister(const GlobalOptions& g, const ProviderArgs& a) {
   auto config = OrFail(client::LoadProviderConfig(a.config));
   codec::Address owner = Resolve(g, a.from, "--from");
-  auto reg = OrFail(client::ProviderRegisterMsg(config, owner, Resolver(g)));
+  const market::Params params = ChainParams(g);
+  auto reg = OrFail(client::ProviderRegisterMsg(config, owner, Resolver(g), params));
   auto inventory = OrFail(client::InventoryMsgs(config, owner));
   auto offers = OrFail(client::OfferMsgs(config, owner, Resolver(g)));
   size_t machines = 0;
@@ -317,8 +324,8 @@ void RunProviderRegister(const GlobalOptions& g, const ProviderArgs& a) {
       std::cout << "  offer      " << o.gpu_model << " at " << PriceText(o.price_ugpn_per_gpu_hour)
                 << (o.tenants.empty() ? "" : " (private)") << "\n";
     std::cout << "  bond       " << client::DescribeAmount(reg.bond_ugpn)
-              << " leaves your balance (held while registered; unbonding takes 7 days)"
-              << std::endl;
+              << " leaves your balance (held while registered; unbonding takes "
+              << client::DescribeDurationMs(params.unbonding_delay_ms) << ")" << std::endl;
   }
   Confirm(a.yes, "Register and bond " + Gpn(reg.bond_ugpn) + "?");
   std::vector<codec::Msg> msgs{reg};
@@ -436,7 +443,9 @@ void RunProviderBondMsg(const GlobalOptions& g, const ProviderArgs& a, std::stri
       done = "bonded " + Gpn(amount);
     } else {
       msg = codec::MsgProviderUnbond{amount};
-      done = "unbonding " + Gpn(amount) + "; claim it after 7 days with `gpunet provider claim`";
+      done = "unbonding " + Gpn(amount) + "; claim it after " +
+             client::DescribeDurationMs(ChainParams(g).unbonding_delay_ms) +
+             " with `gpunet provider claim`";
     }
   } else if (what == "claim") {
     msg = codec::MsgProviderClaimUnbonded{};
@@ -554,9 +563,11 @@ struct OrderArgs {
 
 void RunOrderCreate(const GlobalOptions& g, const OrderArgs& a) {
   auto config = OrFail(client::LoadOrderConfig(a.file));
-  auto msg = OrFail(client::OrderCreateMsg(config, Resolver(g)));
+  const market::Params params = ChainParams(g);
+  auto msg = OrFail(client::OrderCreateMsg(config, Resolver(g), params));
   uint64_t gpus = uint64_t{config.gpus_per_machine} * config.machines;
-  auto est = OrFail(client::EstimateLease(msg.max_price_ugpn_per_gpu_hour, gpus, msg.deposit_ugpn));
+  auto est = OrFail(
+      client::EstimateLease(msg.max_price_ugpn_per_gpu_hour, gpus, msg.deposit_ugpn, params));
   if (!g.Json()) {
     std::string models;
     for (const auto& m : msg.requirements.gpu_models) models += (models.empty() ? "" : ",") + m;
@@ -707,7 +718,7 @@ void RunLeaseAccept(const GlobalOptions& g, const LeaseArgs& a) {
   uint64_t price = bid.price_ugpn_per_gpu_hour;
   uint64_t gpus = uint64_t{order.requirements.gpus_per_machine} * order.requirements.machines;
   uint64_t deposit = order.deposit_ugpn;
-  auto est = OrFail(client::EstimateLease(price, gpus, deposit));
+  auto est = OrFail(client::EstimateLease(price, gpus, deposit, ChainParams(g)));
   if (!g.Json())
     std::cout << "Accepting bid " << bid_id << " on order " << bid.order_id << ": " << gpus
               << " GPUs at " << PriceText(price) << " = " << Gpn(est.rate_ugpn_per_hour)
@@ -749,10 +760,12 @@ void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
   const client::OfferInfo offer = OrFail(Market(g).Offer(msg.offer_id)).value;
   uint64_t price = offer.price_ugpn_per_gpu_hour;
   uint64_t gpus = uint64_t{msg.gpus_per_machine} * msg.machines;
-  auto est = OrFail(client::EstimateLease(price, gpus, msg.deposit_ugpn));
+  const market::Params params = ChainParams(g);
+  auto est = OrFail(client::EstimateLease(price, gpus, msg.deposit_ugpn, params));
   if (msg.deposit_ugpn < est.min_deposit_ugpn)
     FailCommand(ErrorCode::kInvalidArgument,
-                "--deposit " + client::DescribeAmount(msg.deposit_ugpn) + " is under one hour of " +
+                "--deposit " + client::DescribeAmount(msg.deposit_ugpn) + " is under " +
+                    client::DescribeHours(params.deposit_min_hours) + " of " +
                     std::to_string(gpus) + " GPUs at " + PriceText(price) + "; deposit at least " +
                     Gpn(est.min_deposit_ugpn));
   if (!g.Json())
@@ -797,10 +810,10 @@ void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
 }
 
 /// What closing lease `l` (as of its as_of_ms) will cost `sender`, by the rules of
-/// docs/market.md "Lease life" with a default genesis's market parameters; empty when
-/// it costs nothing beyond the GPU time used.
-std::string CloseCost(const client::LeaseInfo& l, const std::string& sender, bool no_manifest) {
-  const market::Params params;
+/// docs/market.md "Lease life" with the chain's market parameters; empty when it
+/// costs nothing beyond the GPU time used.
+std::string CloseCost(const client::LeaseInfo& l, const std::string& sender, bool no_manifest,
+                      const market::Params& params) {
   const uint64_t rate = l.rate_ugpn_per_hour;
   const uint64_t now = l.as_of_ms;
   const uint64_t deadline = l.start_deadline_ms;
@@ -830,7 +843,8 @@ void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view wh
     if (money == 0)
       FailCommand(ErrorCode::kInvalidArgument, "AMOUNT is 0; deposit at least 0.000001 GPN");
     const client::LeaseInfo l = OrFail(Market(g).Lease(id)).value;
-    auto est = OrFail(client::EstimateLease(l.price_ugpn_per_gpu_hour, l.gpus, money));
+    auto est =
+        OrFail(client::EstimateLease(l.price_ugpn_per_gpu_hour, l.gpus, money, ChainParams(g)));
     if (!g.Json())
       std::cout << "Depositing " << client::DescribeAmount(money) << " into lease " << id << ": "
                 << client::DescribeDurationMs(est.covered_ms) << " more at "
@@ -841,8 +855,8 @@ void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view wh
     msg = codec::MsgLeaseWithdraw{id};
   } else if (what == "close") {
     const client::LeaseInfo l = OrFail(Market(g).Lease(id)).value;
-    std::string cost =
-        CloseCost(l, crypto::AddressToString(Resolve(g, a.from, "--from")), a.no_manifest);
+    std::string cost = CloseCost(l, crypto::AddressToString(Resolve(g, a.from, "--from")),
+                                 a.no_manifest, ChainParams(g));
     if (!g.Json() && !cost.empty() && l.state != "closed")
       std::cout << "Closing lease " << id << ": " << cost << std::endl;
     msg = codec::MsgLeaseClose{
@@ -1002,8 +1016,10 @@ void RegisterProviderBondCommands(CLI::App* provider, GlobalOptions& g,
   auto bond_amount = std::make_shared<std::string>();
   for (std::string_view what : {"bond", "unbond"}) {
     auto* cmd = provider->add_subcommand(
-        std::string(what), what == "bond" ? "Add to the provider's bond from the owner's balance"
-                                          : "Start unbonding part of the bond (7 days)");
+        std::string(what), what == "bond"
+                               ? "Add to the provider's bond from the owner's balance"
+                               : "Start unbonding part of the bond (for the chain's unbonding "
+                                 "delay, 7 days on a default genesis)");
     cmd->add_option("AMOUNT", *bond_amount, "GPN or ugpn")->required();
     AddFrom(cmd, pa->from, pa->fee, "the owner");
     if (what == "bond") cmd->add_flag("--yes,-y", pa->yes, "Do not ask");
@@ -1121,7 +1137,10 @@ void RegisterLeaseOpenCommands(CLI::App* lease, GlobalOptions& g,
   create->add_option("OFFER", la->id, "Offer id (`gpunet offers`)")->required();
   create->add_option("--gpus", la->gpus, "GPUs on each machine")->required();
   create->add_option("--machines", la->machines, "Machines (default 1; more = one site)");
-  create->add_option("--deposit", la->deposit, "GPN into escrow (at least one hour)")->required();
+  create
+      ->add_option("--deposit", la->deposit,
+                   "GPN into escrow (at least the chain's deposit_min_hours at the rate)")
+      ->required();
   create->add_option("--manifest", la->manifest,
                      "The workload manifest file (its hash goes on the ledger)");
   create->add_option("--manifest-hash", la->manifest_hash, "Or its BLAKE2b-256, 64 hex");

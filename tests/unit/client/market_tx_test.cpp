@@ -14,6 +14,8 @@ namespace gpunet::client {
 namespace {
 
 using base::ErrorCode;
+/// A default genesis's market rules; the tests of other values build their own.
+const market::Params kDefaultParams{};
 
 codec::Address Addr(uint8_t b) {
   codec::Address a;
@@ -75,7 +77,7 @@ TEST(MarketTx, VersionsInLedgerForm) {
 }
 
 TEST(MarketTx, RegisterSortsPayoutsAndResolvesParties) {
-  auto msg = ProviderRegisterMsg(Provider(), Addr(0x50), Resolver());
+  auto msg = ProviderRegisterMsg(Provider(), Addr(0x50), Resolver(), kDefaultParams);
   ASSERT_TRUE(msg.has_value()) << msg.error().message;
   EXPECT_EQ(msg->operator_address, Addr(0x40));
   EXPECT_EQ(msg->bond_ugpn, 1000'000'000u);
@@ -100,7 +102,7 @@ TEST(MarketTx, RegisterRefusals) {
   std::string same = std::string(kProvider);
   // investor given by address and by name: the same account twice.
   same.replace(same.find("to: provider"), 12, "to: " + crypto::AddressToString(Addr(0x10)));
-  auto dup = ProviderRegisterMsg(Provider(same), Addr(0x50), Resolver());
+  auto dup = ProviderRegisterMsg(Provider(same), Addr(0x50), Resolver(), kDefaultParams);
   ASSERT_FALSE(dup.has_value());
   EXPECT_NE(dup.error().message.find("\"investor\" is the same account as \"gpn1"),
             std::string::npos)
@@ -108,20 +110,21 @@ TEST(MarketTx, RegisterRefusals) {
 
   std::string low(kProvider);
   low.replace(low.find("bond: 1000"), 10, "bond: 99");
-  auto bond = ProviderRegisterMsg(Provider(low), Addr(0x50), Resolver());
+  auto bond = ProviderRegisterMsg(Provider(low), Addr(0x50), Resolver(), kDefaultParams);
   ASSERT_FALSE(bond.has_value());
-  EXPECT_NE(bond.error().message.find("bond: the bond must be at least 100 GPN"),
-            std::string::npos);
+  EXPECT_NE(bond.error().message.find("bond: 99 GPN"), std::string::npos) << bond.error().message;
+  EXPECT_NE(bond.error().message.find("minimum bond of 100 GPN"), std::string::npos)
+      << bond.error().message;
 
   std::string unknown(kProvider);
   unknown.replace(unknown.find("operator: operator"), 18, "operator: nobody");
-  auto op = ProviderRegisterMsg(Provider(unknown), Addr(0x50), Resolver());
+  auto op = ProviderRegisterMsg(Provider(unknown), Addr(0x50), Resolver(), kDefaultParams);
   ASSERT_FALSE(op.has_value());
   EXPECT_NE(op.error().message.find("provider.yaml:1: operator: no key nobody"), std::string::npos);
 
   std::string spaced(kProvider);
   spaced.replace(spaced.find("region: eu-west"), 15, "region: eu west");
-  auto region = ProviderRegisterMsg(Provider(spaced), Addr(0x50), Resolver());
+  auto region = ProviderRegisterMsg(Provider(spaced), Addr(0x50), Resolver(), kDefaultParams);
   ASSERT_FALSE(region.has_value());
   EXPECT_NE(region.error().message.find("without spaces"), std::string::npos);
 }
@@ -174,11 +177,12 @@ manifest_hash: ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100
 bid_window: 30s
 )";
 
-base::Result<codec::MsgOrderCreate> Order(std::string text) {
+base::Result<codec::MsgOrderCreate> Order(std::string text,
+                                          const market::Params& params = kDefaultParams) {
   auto oc = ParseOrderConfig(text, "order.yaml", "");
   EXPECT_TRUE(oc.has_value()) << (oc ? "" : oc.error().message);
   if (!oc) return std::unexpected(oc.error());
-  return OrderCreateMsg(*oc, Resolver());
+  return OrderCreateMsg(*oc, Resolver(), params);
 }
 
 TEST(MarketTx, OrderInCanonicalForm) {
@@ -228,7 +232,9 @@ TEST(MarketTx, OrderRefusals) {
   window.replace(window.find("bid_window: 30s"), 15, "bid_window: 500ms");
   auto w = Order(window);
   ASSERT_FALSE(w.has_value());
-  EXPECT_NE(w.error().message.find("bid_window: must be between"), std::string::npos);
+  EXPECT_NE(w.error().message.find("bid_window: 500 ms is not within this chain's 1 s .. 7 d"),
+            std::string::npos)
+      << w.error().message;
 
   std::string many(kOrder);
   many.replace(many.find("gpus_per_machine: 2"), 19, "gpus_per_machine: 2\n  machines: 65");
@@ -274,15 +280,41 @@ TEST(MarketTx, ChunkingFeesAndSigning) {
   EXPECT_NE(refused.error().message.find("the transaction is not valid"), std::string::npos);
 }
 
+TEST(MarketTx, TheChainsRulesNotTheDefaults) {
+  market::Params chain;
+  chain.provider_bond_min_ugpn = 2000'000'000;  // the yaml bonds 1000 GPN
+  chain.bid_window_max_ms = 10'000;             // the order waits 30 s
+  chain.deposit_min_hours = 2;                  // the order deposits one hour
+  auto bond = ProviderRegisterMsg(Provider(), Addr(0x50), Resolver(), chain);
+  ASSERT_FALSE(bond.has_value());
+  EXPECT_NE(bond.error().message.find("minimum bond of 2000 GPN"), std::string::npos)
+      << bond.error().message;
+  auto window = Order(std::string(kOrder), chain);
+  ASSERT_FALSE(window.has_value());
+  EXPECT_NE(window.error().message.find("30 s is not within this chain's 1 s .. 10 s"),
+            std::string::npos)
+      << window.error().message;
+  chain.bid_window_max_ms = kDefaultParams.bid_window_max_ms;
+  auto deposit = Order(std::string(kOrder), chain);
+  ASSERT_FALSE(deposit.has_value());
+  EXPECT_NE(deposit.error().message.find("under 2 hours"), std::string::npos)
+      << deposit.error().message;
+  EXPECT_EQ(EstimateLease(3'000'000, 2, 6'000'000, chain)->min_deposit_ugpn, 12'000'000u);
+  chain.deposit_min_hours = 3;
+  EXPECT_EQ(EstimateLease(UINT64_MAX / 2, 1, 1, chain)->min_deposit_ugpn, UINT64_MAX);
+  EXPECT_EQ(DescribeHours(1), "one hour");
+}
+
 TEST(MarketTx, LeaseEstimate) {
-  auto e = EstimateLease(2'500'000, 2, 100'000'000);
+  auto e = EstimateLease(2'500'000, 2, 100'000'000, kDefaultParams);
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->rate_ugpn_per_hour, 5'000'000u);
   EXPECT_EQ(e->covered_ms, 20u * 3'600'000);
   EXPECT_EQ(e->min_deposit_ugpn, 5'000'000u);
-  EXPECT_EQ(EstimateLease(3, 1, 1)->covered_ms, 1'200'000u);  // floor(1 * 3.6e6 / 3)
-  EXPECT_EQ(EstimateLease(UINT64_MAX, 2, 1).error().code, ErrorCode::kOverflow);
-  EXPECT_EQ(EstimateLease(0, 2, 1).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(EstimateLease(3, 1, 1, kDefaultParams)->covered_ms,
+            1'200'000u);  // floor(1 * 3.6e6 / 3)
+  EXPECT_EQ(EstimateLease(UINT64_MAX, 2, 1, kDefaultParams).error().code, ErrorCode::kOverflow);
+  EXPECT_EQ(EstimateLease(0, 2, 1, kDefaultParams).error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(DescribeDurationMs(45'000), "45 s");
   EXPECT_EQ(DescribeDurationMs(150'000), "2 min 30 s");
   EXPECT_EQ(DescribeDurationMs(20u * 3'600'000), "20 h");

@@ -18,11 +18,27 @@ std::string H(uint8_t b) {
   return std::string(64, "0123456789abcdef"[b & 15]);
 }
 
+/// A default genesis's market rules as GET /status carries them (amounts as strings).
+json DefaultMarketParams() {
+  json j = json::object();
+  const market::Params defaults;
+  for (const market::ParamField& f : market::kParamFields)
+    j[f.name] = f.amount ? json(std::to_string(defaults.*f.member)) : json(defaults.*f.member);
+  return j;
+}
+
 json GoodStatus() {
-  return {{"chain_id", "gpunet-devnet"},   {"engine", "solo"},       {"app_version", 1},
-          {"genesis_hash", H(1)},          {"latest_height", 5},     {"latest_block_hash", H(2)},
-          {"latest_state_root", H(3)},     {"latest_time_ms", 1234}, {"mempool_txs", 0},
-          {"node_version", "gpunet 0.1.0"}};
+  return {{"chain_id", "gpunet-devnet"},
+          {"engine", "solo"},
+          {"app_version", 1},
+          {"genesis_hash", H(1)},
+          {"latest_height", 5},
+          {"latest_block_hash", H(2)},
+          {"latest_state_root", H(3)},
+          {"latest_time_ms", 1234},
+          {"mempool_txs", 0},
+          {"node_version", "gpunet 0.1.0"},
+          {"market_params", DefaultMarketParams()}};
 }
 
 void ExpectCorrupt(const base::Error& e, std::string_view field) {
@@ -56,6 +72,31 @@ TEST(ParseStatus, StrictFields) {
   ExpectCorrupt(ParseStatus(j).error(), "fee_min_ugpn");
   j.erase("fee_min_ugpn");
   ExpectCorrupt(ParseStatus(j).error(), "fee_per_byte_ugpn");
+}
+
+TEST(ParseStatus, TheChainsMarketRulesAreReadStrictly) {
+  json j = GoodStatus();
+  j["market_params"]["provider_bond_min_ugpn"] = "250000000";
+  j["market_params"]["bid_window_max_ms"] = 60'000;
+  auto s = ParseStatus(j);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->market.provider_bond_min_ugpn, 250'000'000u);
+  EXPECT_EQ(s->market.bid_window_max_ms, 60'000u);
+  EXPECT_EQ(s->market.deposit_min_hours, 1u);
+  j["market_params"]["provider_bond_min_ugpn"] = 250'000'000;  // amounts are strings
+  ExpectCorrupt(ParseStatus(j).error(), "market_params.provider_bond_min_ugpn");
+  j = GoodStatus();
+  j["market_params"].erase("deposit_min_hours");
+  ExpectCorrupt(ParseStatus(j).error(), "market_params.deposit_min_hours");
+  j = GoodStatus();
+  j["market_params"]["bid_window_min_ms"] = "1000";  // numbers are numbers
+  ExpectCorrupt(ParseStatus(j).error(), "market_params.bid_window_min_ms");
+  j = GoodStatus();
+  j["market_params"]["deposit_min_hours"] = 0;  // out of a genesis's range
+  ExpectCorrupt(ParseStatus(j).error(), "deposit_min_hours");
+  j = GoodStatus();
+  j.erase("market_params");
+  ExpectCorrupt(ParseStatus(j).error(), "\"market_params\" is missing");
 }
 
 TEST(ParseStatus, GasFieldsComeTogether) {

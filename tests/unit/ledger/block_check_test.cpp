@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ledger/block_store.h"
@@ -178,15 +179,66 @@ TEST(BlockCheck, MarketRecordsThatDisagreeStopTheBlock) {
       << error;
   EXPECT_NE(error.find("(key " + base::ToHex(open_lease_key) + ")"), std::string::npos) << error;
 
-  // A counter drifts from the records.
-  f.inject = [&](state::StateDb& db) {
-    Rewrite<market::Provider>(db, provider_key, [](market::Provider& p) { p.machines += 1; });
+  // A counter drifts from the records: each counter the block moves by more or
+  // less than the records it counts.
+  const std::vector<std::pair<std::function<void(market::Provider&)>, std::string>> drifts = {
+      {[](market::Provider& p) { p.machines += 1; },
+       "machines moved by +1 in the block, its "
+       "machines by +0"},
+      {[](market::Provider& p) { p.sites -= 1; },
+       "sites moved by -1 in the block, its sites by +0"},
+      {[](market::Provider& p) { p.open_leases += 1; }, "open_leases moved by +1"},
+      {[](market::Provider& p) { p.started_leases += 1; }, "started_leases moved by +1"},
+      {[](market::Provider& p) { p.open_offers += 1; }, "open_offers moved by +1"},
+      {[](market::Provider& p) { p.promised_penalties_ugpn -= 1; },
+       "promised_penalties moved by -1 in the block, its open leases' penalties by +0"},
   };
+  for (const auto& [drift, expected] : drifts) {
+    f.inject = [&](state::StateDb& db) { Rewrite<market::Provider>(db, provider_key, drift); };
+    error = f.PrepareError({});
+    EXPECT_NE(error.find(expected), std::string::npos) << error;
+    EXPECT_NE(error.find("(key " + base::ToHex(provider_key) + ")"), std::string::npos) << error;
+  }
+
+  // A record the counters count goes while the provider record stays as it was.
+  f.inject = [&](state::StateDb& db) { db.Delete(market::keys::SiteKey(provider, 1)); };
   error = f.PrepareError({});
-  EXPECT_NE(error.find("machines differs from the scan"), std::string::npos) << error;
+  EXPECT_NE(error.find("sites moved by +0 in the block, its sites by -1"), std::string::npos)
+      << error;
   EXPECT_NE(error.find("(key " + base::ToHex(provider_key) + ")"), std::string::npos) << error;
 
-  // Nothing of the three was committed, and a clean block still is.
+  // An open-leases entry for a lease that does not exist.
+  const base::Bytes stray_key =
+      market::keys::PartyIndexKey(market::keys::kProviderOpenLeases, provider, 99);
+  f.inject = [&](state::StateDb& db) { db.Put(stray_key, {}); };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("its open-leases index names 99, which is not one of its"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("(key " + base::ToHex(stray_key) + ")"), std::string::npos) << error;
+
+  // A lease's GPUs change with no machine's free GPUs following.
+  f.inject = [&](state::StateDb& db) {
+    Rewrite<market::Lease>(db, market::keys::LeaseKey(1),
+                           [](market::Lease& l) { l.allocations[0].gpus += 1; });
+  };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("machine 1: free 6 + leased 3 != inventory 8"), std::string::npos) << error;
+
+  // The open offer leaves its provider's open offers and the counter follows: the
+  // index and the counter agree, the offer record says open.
+  const base::Bytes open_offer_key =
+      market::keys::PartyIndexKey(market::keys::kProviderOpenOffers, provider, 1);
+  f.inject = [&](state::StateDb& db) {
+    db.Delete(open_offer_key);
+    Rewrite<market::Provider>(db, provider_key, [](market::Provider& p) { p.open_offers -= 1; });
+  };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("offer 1 is open but left its provider's open offers"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("(key " + base::ToHex(open_offer_key) + ")"), std::string::npos) << error;
+
+  // Nothing of these was committed, and a clean block still is.
   EXPECT_EQ(f.app->Info().last_height, 2u);
   f.armed = false;
   RunBlock(*f.app, {});

@@ -1,7 +1,10 @@
 // A market on a real state machine for tests: an in-memory store, the real tx
 // pipeline (signed txs, fees, nonces, rollback of failed txs) and the end-of-block
 // work, with state::CheckInvariants (conservation by scanning + market invariants)
-// run after EVERY tx and every end of block. Shared with the reference-model test.
+// run after EVERY tx and every end of block, and at the end of each block the
+// node's per-block check over the block's changes (state::CheckBlockChanges) before
+// the block's writes are committed to the store. Shared with the reference-model
+// test.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -113,6 +116,7 @@ class Harness {
                                      m_params.market);
       EXPECT_TRUE(s) << s.error().ToString();
       CheckAll();
+      CommitBlock();
       for (const auto& e : events) all_events.push_back(e);
     }
     return events;
@@ -131,6 +135,7 @@ class Harness {
                                    m_params.market);
     EXPECT_TRUE(s) << s.error().ToString();
     CheckAll();
+    CommitBlock();
     for (const auto& e : events) all_events.push_back(e);
     return events;
   }
@@ -138,6 +143,16 @@ class Harness {
   void CheckAll() {
     auto s = state::CheckInvariants(m_db, m_params.market);
     EXPECT_TRUE(s) << s.error().ToString();
+  }
+
+  /// The end of a block as the ledger has it: the per-block check over what the
+  /// block changed, then its writes committed (the next block's changes start
+  /// from them).
+  void CommitBlock() {
+    auto s = state::CheckBlockChanges(m_db, m_params.market);
+    EXPECT_TRUE(s) << "block " << m_height << ": " << s.error().ToString();
+    auto committed = m_kv.Commit(m_db.TakeChanges());
+    EXPECT_TRUE(committed) << committed.error().ToString();
   }
 
   uint64_t Balance(uint8_t i) { return Balance(Addr(i)); }
