@@ -234,6 +234,7 @@ base::Result<std::vector<codec::Msg>> OfferMsgs(const ProviderConfig& config,
 
 // Over 70 lines on purpose: one straight mapping of order.yaml onto the message,
 // field by field in the message's order (docs/market-cli.md), each with its check.
+// NOLINTNEXTLINE(readability-function-size)
 base::Result<codec::MsgOrderCreate> OrderCreateMsg(const OrderConfig& c,
                                                    const PartyResolver& resolve,
                                                    const market::Params& params) {

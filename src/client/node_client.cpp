@@ -384,7 +384,7 @@ base::Result<std::optional<uint64_t>> SimulatedFee(NodeClient& node, const NodeS
   if (!fee)
     return Fail(ErrorCode::kOverflow,
                 "the fee for " + std::to_string(sim.gas_used) + " gas does not fit in 64 bits");
-  return std::optional<uint64_t>(*fee);
+  return fee;
 }
 
 base::Result<TxInfo> NodeClient::GetTx(const base::Hash32& tx_hash) {

@@ -341,7 +341,7 @@ std::vector<OfferView> FilterAndSort(const OfferFilter& filter, std::vector<Offe
 }
 
 std::string_view OfferFilterHelp() {
-  static const std::string help = [] {
+  static const std::string kHelp = [] {
     std::string out =
         "FILTER terms are KEY OP VALUE, all must hold; OP is one of = != < <= > >=\n"
         "(names take only = and !=, and a comma list means any of them). Keys:\n";
@@ -360,7 +360,7 @@ std::string_view OfferFilterHelp() {
         "  gpunet --output json offers 'price<2'\n";
     return out;
   }();
-  return help;
+  return kHelp;
 }
 
 }  // namespace gpunet::client

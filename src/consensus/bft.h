@@ -145,7 +145,7 @@ class BftSigner {
 /// BftSigner over a key held in memory.
 class KeyPairSigner final : public BftSigner {
  public:
-  explicit KeyPairSigner(crypto::KeyPair key) : m_key(std::move(key)) {}
+  explicit KeyPairSigner(crypto::KeyPair key) : m_key(key) {}
   const codec::PublicKey& PublicKey() const override { return m_key.Public(); }
   void SignVote(codec::Vote& vote, std::string_view chain_id) const override;
   void SignProposal(codec::Proposal& proposal, std::string_view chain_id) const override;

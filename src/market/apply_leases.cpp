@@ -223,6 +223,9 @@ R<std::vector<Allocation>> FirstFit(const StoreView& view, const Provider& p, co
 /// Settles at `settle_ms` (accrual capped at paid_until), refunds the rest to the
 /// tenant, applies the fault penalty when `end` is a fault, frees the GPUs and
 /// updates the provider's counters. The one way a lease closes.
+// Over 70 lines: settlement, refund, penalty and the provider's counters move money
+// together, under one set of pre- and postconditions.
+// NOLINTNEXTLINE(readability-function-size)
 R<> CloseLease(Store& store, const Params& params, const BlockTime& block, Lease& l, LeaseEnd end,
                uint64_t settle_ms, std::vector<codec::Event>& events) {
   GPUNET_CHECK(l.state != LeaseState::kClosed);

@@ -125,13 +125,13 @@ bool AuctionRanksBefore(const RankedBid& a, const RankedBid& b) {
 base::Result<std::vector<RankedBid>> RankBids(const StoreView& view, std::vector<Bid> bids) {
   std::vector<RankedBid> ranked;
   ranked.reserve(bids.size());
-  for (auto& bid : bids) {
+  for (const Bid& bid : bids) {
     GPUNET_TRY_ASSIGN(auto bytes, view.Get(keys::ProviderKey(bid.provider)));
     if (!bytes)
       return base::Fail(base::ErrorCode::kCorrupt,
                         "bid " + std::to_string(bid.bid_id) + " names a provider with no record");
     GPUNET_TRY_ASSIGN(auto provider, DecodeProvider(*bytes));
-    ranked.push_back(RankBid(std::move(bid), provider));
+    ranked.push_back(RankBid(bid, provider));
   }
   std::sort(ranked.begin(), ranked.end(), AuctionRanksBefore);
   GPUNET_CHECK(ranked.size() == bids.size());

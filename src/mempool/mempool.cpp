@@ -28,6 +28,9 @@ Mempool::Mempool(ledger::Application& app, MempoolOptions options)
   m_height = m_app.Info().last_height;  // a restarted node expires against its real height
 }
 
+// Over 70 lines: the admission checks and the eviction plan run under one lock and must
+// all pass before anything changes (a refusal leaves the pool as it was).
+// NOLINTNEXTLINE(readability-function-size)
 AddResult Mempool::Add(base::ByteSpan tx_bytes) {
   AddResult r;
   // Signature verification and state checks outside the lock: they are the cost.
@@ -36,7 +39,8 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
   if (!r.check.Ok()) {
     std::string message =
         r.check.message.empty() ? std::string(codec::TxCodeMessage(r.check.code)) : r.check.message;
-    return Reject(std::move(r), r.check.code, std::move(message));
+    const TxCode code = r.check.code;  // read before r is moved into Reject
+    return Reject(std::move(r), code, std::move(message));
   }
   const ledger::CheckTxResponse& c = r.check;
   // The entry's copy of the bytes is made before the lock, which admission
@@ -95,8 +99,8 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
 
   // The sender must be able to pay every pending fee in front of and including this one.
   unsigned __int128 fees = c.fee_ugpn;
-  for (const auto& [nonce, e] : sender.queue)
-    if (nonce != c.nonce) fees += e.fee_ugpn;
+  for (const auto& [nonce, pending] : sender.queue)
+    if (nonce != c.nonce) fees += pending.fee_ugpn;
   if (fees > c.account_balance_ugpn)
     return Reject(std::move(r), TxCode::kInsufficientFeeFunds,
                   "the balance " + std::to_string(c.account_balance_ugpn) +
@@ -144,9 +148,9 @@ AddResult Mempool::Add(base::ByteSpan tx_bytes) {
     }
   }
   for (const auto& [owner, nonce] : victims) {
-    const Entry& e = m_senders.at(owner).queue.at(nonce);
-    r.evicted.push_back(
-        Removed{e.hash, TxCode::kMempoolFull, "evicted from the full mempool by a higher-fee tx"});
+    const Entry& victim = m_senders.at(owner).queue.at(nonce);
+    r.evicted.push_back(Removed{victim.hash, TxCode::kMempoolFull,
+                                "evicted from the full mempool by a higher-fee tx"});
     EraseLocked(owner, nonce);
   }
   Sender& s = m_senders[c.sender];  // (not a victim: eviction skips this sender)
@@ -263,6 +267,9 @@ std::vector<Removed> Mempool::Update(const codec::Block& block,
   return UpdateImpl(block.header.height, hashes, &block);
 }
 
+// Over 70 lines: snapshot under the lock, re-check outside it, apply under it again;
+// the three phases share the snapshot's entries.
+// NOLINTNEXTLINE(readability-function-size)
 std::vector<Removed> Mempool::UpdateImpl(uint64_t height, const std::vector<base::Hash32>& included,
                                          const codec::Block* block) {
   std::vector<Removed> dropped;

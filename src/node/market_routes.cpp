@@ -731,6 +731,7 @@ std::optional<json> OneScanPerHeight::Cached(uint64_t height) const {
 }
 
 // Over 70 lines by design: a table of routes, one short handler each.
+// NOLINTNEXTLINE(readability-function-size)
 void RegisterMarketRoutes(HttpServer& server, const ledger::LedgerApp& app,
                           const MarketIndex& index, metrics::Registry& registry) {
   auto routes = std::make_shared<MarketRoutes>(app, index, registry);

@@ -78,8 +78,7 @@ base::Status OpenLedger(Node::Impl& impl, const crypto::KeyPair& validator_key) 
   impl.indexed_kv = std::make_unique<IndexedKvStore>(*impl.kv);
   ledger::AppOptions app_options;
   app_options.check_block_invariants = options.check_block_invariants;
-  GPUNET_TRY_ASSIGN(impl.app,
-                    ledger::LedgerApp::Open(*impl.indexed_kv, impl.genesis, app_options));
+  GPUNET_TRY_ASSIGN(impl.app, ledger::LedgerApp::Open(*impl.indexed_kv, impl.genesis, app_options));
   // Built from the committed state before any block can commit, then kept up to
   // date by every commit: nothing is missed between the two.
   GPUNET_TRY_ASSIGN(impl.market_index, MarketIndex::Build(impl.app->Store()));

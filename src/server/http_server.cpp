@@ -117,15 +117,15 @@ const Route* HttpServer::Impl::FindRoute(std::string_view method, std::string_vi
   return found;
 }
 
-void HttpServer::Impl::CountResponse(int status, SteadyClock::time_point started) {
+void HttpServer::Impl::CountResponse(int status, SteadyClock::time_point began) {
   requests.fetch_add(1, std::memory_order_relaxed);
   if (opt.metrics != nullptr) {
     opt.metrics
         ->GetCounter("gpunet_rpc_requests_total", "HTTP responses by status code.",
                      {{"code", std::to_string(status)}})
         .Inc();
-    if (started != SteadyClock::time_point{}) {
-      m_latency->Observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
+    if (began != SteadyClock::time_point{}) {
+      m_latency->Observe(std::chrono::duration<double>(SteadyClock::now() - began).count());
     }
   }
 }

@@ -108,7 +108,7 @@ struct HttpServer::Impl {
   const Route* FindRoute(std::string_view method, std::string_view path, std::string* allow,
                          bool* path_known) const;
   /// A response written: counts it by status, with its latency when `started` is set.
-  void CountResponse(int status, SteadyClock::time_point started);
+  void CountResponse(int status, SteadyClock::time_point began);
   void CountTlsHandshakeFailure();
   void CountSlowDisconnect();
   void CountWsMessageSent();

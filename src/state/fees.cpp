@@ -9,9 +9,7 @@ std::optional<uint64_t> ByteAndMsgPrice(const FeeParams& params, uint64_t tx_byt
   auto bytes_part = base::CheckedMul(params.per_byte_ugpn, tx_bytes);
   auto msgs_part = base::CheckedMul(params.per_msg_ugpn, msgs);
   if (!bytes_part || !msgs_part) return std::nullopt;
-  auto sum = base::CheckedAdd(*bytes_part, *msgs_part);
-  if (!sum) return std::nullopt;
-  return *sum;
+  return base::CheckedAdd(*bytes_part, *msgs_part);
 }
 
 std::optional<uint64_t> RequiredFee(const FeeParams& params, uint64_t tx_bytes, uint64_t msgs) {

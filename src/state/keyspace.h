@@ -65,7 +65,7 @@ inline constexpr uint8_t kCommitByHeight = 0x15;
 
 // ---- application state sub-tables (second key byte under kAppState) ----
 inline constexpr uint8_t kAppAccount = 0x01;
-inline constexpr uint8_t kAppSupply = 0x02;  ///< bank-wide records (the supply)
+inline constexpr uint8_t kAppSupply = 0x02;       ///< bank-wide records (the supply)
 inline constexpr uint8_t kAppMarketFirst = 0x10;  ///< first byte reserved for market objects
 inline constexpr uint8_t kAppMarketLast = 0x3f;   ///< last byte reserved for market objects
 

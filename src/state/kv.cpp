@@ -10,7 +10,8 @@ base::Result<std::optional<base::Bytes>> MemoryKvStore::Get(base::ByteSpan key) 
   return std::optional<base::Bytes>{it->second};
 }
 
-base::Status MemoryKvStore::Scan(base::ByteSpan begin, base::ByteSpan end, const KvVisitor& visit) const {
+base::Status MemoryKvStore::Scan(base::ByteSpan begin, base::ByteSpan end,
+                                 const KvVisitor& visit) const {
   base::Bytes b(begin.begin(), begin.end());
   base::Bytes e(end.begin(), end.end());
   for (auto it = m_data.lower_bound(b); it != m_data.end(); ++it) {

@@ -268,6 +268,9 @@ void AddGas(codec::Receipt& receipt, const GasMeter& meter) {
   receipt.events[0].attributes["gas_used"] = std::to_string(meter.Used());
 }
 
+// Over 70 lines: fee and nonce, the messages, and the receipt's event cap are one ordered
+// sequence over one state snapshot; each step decides what the next may do.
+// NOLINTNEXTLINE(readability-function-size)
 base::Result<codec::TxResult<codec::Receipt>> ApplyFeeAndMessages(StateDb& db, const CheckedTx& tx,
                                                                   const BlockContext& block,
                                                                   uint32_t index,

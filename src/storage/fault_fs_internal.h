@@ -40,6 +40,8 @@ class FaultFileSystem final : public rocksdb::FileSystemWrapper {
 
   explicit FaultFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base);
 
+  // RocksDB's Customizable convention names this kClassName (its casts call T::kClassName()).
+  // NOLINTNEXTLINE(readability-identifier-naming)
   static const char* kClassName() { return "GpunetFaultFileSystem"; }
   const char* Name() const override { return kClassName(); }
 

@@ -264,7 +264,7 @@ void RunQueryBlock(const GlobalOptions& g, const std::string& which) {
     if (!h || *h == 0)
       FailCommand(ErrorCode::kInvalidArgument,
                   "HEIGHT \"" + which + "\" must be a block height (1, 2, ...) or latest");
-    height = *h;
+    height = h;
   }
   client::NodeClient node(g.NodeUrl());
   auto b = OrFail(node.GetBlock(height));

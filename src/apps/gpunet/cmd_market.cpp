@@ -539,7 +539,7 @@ client::MarketListQuery ListQuery(const PageArgs& p, bool all) {
                 "--after \"" + p.after +
                     "\" must be a number 0, 1, 2, ...: the id the hint under a full page "
                     "names (0: from the start)");
-  q.after = *after;
+  q.after = after;
   return q;
 }
 

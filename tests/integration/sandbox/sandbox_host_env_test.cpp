@@ -225,8 +225,8 @@ INSTANTIATE_TEST_SUITE_P(EveryNetworkMode, HostEnvModes,
                          ::testing::Values(ModeCase{NetworkMode::kNone, "none"},
                                            ModeCase{NetworkMode::kEgress, "egress"},
                                            ModeCase{NetworkMode::kPorts, "ports"}),
-                         [](const ::testing::TestParamInfo<ModeCase>& info) {
-                           return std::string(info.param.name);
+                         [](const ::testing::TestParamInfo<ModeCase>& mode) {
+                           return std::string(mode.param.name);
                          });
 
 /// Each loader variable names a library that records where it runs. Inside the

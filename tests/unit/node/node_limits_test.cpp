@@ -23,8 +23,8 @@
 #include "crypto/address.h"
 #include "crypto/ed25519.h"
 #include "node/node.h"
-#include "unit/server/raw_socket.h"
 #include "unit/node/test_node.h"
+#include "unit/server/raw_socket.h"
 #include "util/keys.h"
 #include "util/temp_dir.h"
 

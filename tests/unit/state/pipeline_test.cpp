@@ -222,13 +222,13 @@ TEST_F(PipelineTest, EveryRefusalLeavesStateByteIdentical) {
   truncated.pop_back();
   std::vector<codec::Msg> five(5, Send(to, 1));
 
-  struct Case {
+  struct RefusalCase {
     const char* name;
     base::Bytes bytes;
     TxCode code;
     uint64_t height = 5;
   };
-  std::vector<Case> cases = {
+  std::vector<RefusalCase> cases = {
       {"garbage", base::Bytes{1, 2, 3}, TxCode::kMalformed},
       {"truncated", truncated, TxCode::kMalformed},
       {"too large", base::Bytes(params.tx_bytes_max + 1, 0), TxCode::kTooLarge},
