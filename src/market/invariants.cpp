@@ -310,6 +310,28 @@ base::Status CheckAddedEntry(const StoreView& view, const std::optional<keys::Pa
   return base::Ok();
 }
 
+/// Whether `lease` needs the entry `deadline_ms` of the start (kStartIndex) or
+/// expiry index: reserved with that start deadline, or started and paid until then.
+bool NeedsDeadlineEntry(const std::optional<Lease>& lease, uint8_t table, uint64_t deadline_ms) {
+  if (!lease) return false;
+  return table == keys::kStartIndex
+             ? lease->state == LeaseState::kReserved && lease->start_deadline_ms == deadline_ms
+             : lease->state == LeaseState::kStarted && lease->paid_until_ms == deadline_ms;
+}
+
+/// An entry of the start or expiry index that exists (added by the block, or
+/// scanned): its lease needs exactly this entry.
+base::Status CheckDeadlineEntry(const StoreView& view, uint8_t table, base::ByteSpan key) {
+  auto entry = keys::ParseDeadlineIndexKey(table, key);
+  if (!entry) return Broken("key is not of its table's layout");
+  GPUNET_TRY_ASSIGN(auto lease, Read<Lease>(view, keys::LeaseKey(entry->id)));
+  if (!NeedsDeadlineEntry(lease, table, entry->deadline_ms))
+    return Broken(std::string(table == keys::kStartIndex ? "start" : "expiry") +
+                  "-deadline index names lease " + Str(entry->id) + " at " +
+                  Str(entry->deadline_ms) + ", which is not its deadline");
+  return base::Ok();
+}
+
 /// A deleted entry of an index keyed to a lease: the lease must no longer need it.
 base::Status CheckDroppedLeaseEntry(const StoreView& view, uint8_t table, base::ByteSpan key) {
   uint64_t id = 0;
@@ -322,13 +344,8 @@ base::Status CheckDroppedLeaseEntry(const StoreView& view, uint8_t table, base::
     if (!entry) return Broken("key is not of its table's layout");
     id = entry->id;
     GPUNET_TRY_ASSIGN(auto lease, Read<Lease>(view, keys::LeaseKey(id)));
-    if (!lease) return base::Ok();
-    const bool needed =
-        table == keys::kStartIndex
-            ? lease->state == LeaseState::kReserved &&
-                  lease->start_deadline_ms == entry->deadline_ms
-            : lease->state == LeaseState::kStarted && lease->paid_until_ms == entry->deadline_ms;
-    if (needed) return Broken("lease " + Str(id) + " lost its deadline-index entry");
+    if (NeedsDeadlineEntry(lease, table, entry->deadline_ms))
+      return Broken("lease " + Str(id) + " lost its deadline-index entry");
     return base::Ok();
   }
   GPUNET_TRY_ASSIGN(auto lease, Read<Lease>(view, keys::LeaseKey(id)));
@@ -438,6 +455,7 @@ base::Status CheckChange(const StoreView& view, const RecordChange& change, cons
     case keys::kStartIndex:
     case keys::kExpiryIndex:
       if (change.before && !change.after) return CheckDroppedLeaseEntry(view, table, key);
+      if (!change.before && change.after) return CheckDeadlineEntry(view, table, key);
       return base::Ok();
     default:
       return base::Ok();
@@ -545,6 +563,18 @@ base::Status CheckInvariants(const StoreView& view, const Params& params) {
   GPUNET_TRY(ForEach<Provider>(
       view, keys::KeyBuilder(keys::kProvider),
       [&](const base::Bytes&, const Provider& p) { return CheckProvider(p, counts[p.owner]); }));
+  for (uint8_t table : {keys::kStartIndex, keys::kExpiryIndex}) {
+    const base::Bytes begin = keys::KeyBuilder(table);
+    std::optional<base::Error> error;
+    GPUNET_TRY(view.Scan(begin, keys::PrefixEnd(begin), [&](base::ByteSpan key, base::ByteSpan) {
+      if (base::Status s = AtKey(CheckDeadlineEntry(view, table, key), key); !s) {
+        error = s.error();
+        return false;
+      }
+      return true;
+    }));
+    if (error) return std::unexpected(*error);
+  }
   return base::Ok();
 }
 

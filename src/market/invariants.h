@@ -55,6 +55,8 @@ base::Result<HoldingsChange> HoldingsOf(std::span<const RecordChange> changes);
 ///  - per lease: deposited == paid + refunded + escrow; closed leases hold nothing;
 ///    started leases: paid <= accrued at paid_until <= deposited; index entries
 ///    exist for open leases (start index when reserved, expiry when started);
+///  - per start/expiry index entry: its lease is reserved with that start
+///    deadline (start index) or started and paid until then (expiry index);
 ///  - per provider: open_leases / started_leases / machines / sites / open_offers
 ///    equal the counts scanned; promised_penalties equals the sum of FaultPenalty over
 ///    its open leases and the bond covers it (bond >= promised); open orders hold a
@@ -69,7 +71,8 @@ base::Status CheckInvariants(const StoreView& view, const Params& params);
 ///    open-leases, start or expiry index belongs to no lease that still needs it,
 ///    one dropped from a provider's open offers to no offer of its still open; an
 ///    entry added to a provider's open leases or open offers names an open record
-///    of that provider;
+///    of that provider, one added to the start or expiry index a lease that needs
+///    that entry (reserved with that start deadline, or started and paid until it);
 ///  - by deltas: each touched machine's GPUs in use (gpu_count - free) move by as
 ///    much as the GPUs the changed leases hold on it (free <= count); each
 ///    provider's counters (open_leases, started_leases, machines, sites,

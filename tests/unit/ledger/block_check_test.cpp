@@ -238,6 +238,46 @@ TEST(BlockCheck, MarketRecordsThatDisagreeStopTheBlock) {
       << error;
   EXPECT_NE(error.find("(key " + base::ToHex(open_offer_key) + ")"), std::string::npos) << error;
 
+  // An open-offers entry added for an offer that does not exist (the counter
+  // follows, so only the added entry's own rule sees it).
+  const base::Bytes stray_offer_key =
+      market::keys::PartyIndexKey(market::keys::kProviderOpenOffers, provider, 99);
+  f.inject = [&](state::StateDb& db) {
+    db.Put(stray_offer_key, {});
+    Rewrite<market::Provider>(db, provider_key, [](market::Provider& p) { p.open_offers += 1; });
+  };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("its open-offers index names 99, which is not one of its"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("(key " + base::ToHex(stray_offer_key) + ")"), std::string::npos) << error;
+
+  // The machine under the open lease goes (the counter follows): the lease holds
+  // GPUs of a machine that does not exist.
+  f.inject = [&](state::StateDb& db) {
+    db.Delete(machine_key);
+    Rewrite<market::Provider>(db, provider_key, [](market::Provider& p) { p.machines -= 1; });
+  };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("an open lease holds GPUs of machine 1, which does not exist"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("(key " + base::ToHex(machine_key) + ")"), std::string::npos) << error;
+
+  // A machine appears (all its GPUs free) while the provider's counter stays.
+  f.inject = [&](state::StateDb& db) {
+    market::Machine extra;
+    extra.site_id = 1;
+    extra.gpu_model = "H100";
+    extra.gpu_count = 4;
+    extra.free_gpus = 4;
+    db.Put(market::keys::MachineKey(provider, 2), market::Encode(extra));
+  };
+  error = f.PrepareError({});
+  EXPECT_NE(error.find("machines moved by +0 in the block, its machines by +1"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("(key " + base::ToHex(provider_key) + ")"), std::string::npos) << error;
+
   // Nothing of these was committed, and a clean block still is.
   EXPECT_EQ(f.app->Info().last_height, 2u);
   f.armed = false;

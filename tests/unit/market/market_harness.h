@@ -3,8 +3,9 @@
 // work, with state::CheckInvariants (conservation by scanning + market invariants)
 // run after EVERY tx and every end of block, and at the end of each block the
 // node's per-block check over the block's changes (state::CheckBlockChanges) before
-// the block's writes are committed to the store. Shared with the reference-model
-// test.
+// the block's writes are committed to the store — also for the last block of a test,
+// which the destructor closes when it left writes pending. Shared with the
+// reference-model test.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -55,6 +56,17 @@ class Harness {
     m_params.nonce_ahead_max = 8;
     m_params.market = market;
   }
+  /// The writes of a block that no Advance/EndBlock closed (a test that ends with
+  /// h.Tx(...)) get the per-block check too, unless SkipFinalBlockCheck() was called.
+  ~Harness() {
+    if (m_final_block_check && !m_db.Pending().empty()) CommitBlock();
+  }
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
+
+  /// For a test that corrupts the state on purpose (it checks the checker): the
+  /// destructor leaves its last block's writes unchecked and uncommitted.
+  void SkipFinalBlockCheck() { m_final_block_check = false; }
 
   codec::Address Addr(uint8_t i) const { return TestAddress(m_keys.at(i)); }
   uint64_t Now() const { return m_time_ms; }
@@ -201,6 +213,7 @@ class Harness {
   std::map<uint8_t, uint64_t> m_nonces;
   uint64_t m_height = 1;
   uint64_t m_time_ms = 1'700'000'000'000;
+  bool m_final_block_check = true;
 };
 
 inline uint16_t Code(codec::TxCode c) {

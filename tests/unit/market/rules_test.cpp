@@ -685,6 +685,7 @@ TEST(Orders, AttestedAttributesFromNamedAuditorsWithExpiry) {
 
 TEST(Invariants, TheCheckerCatchesAPenaltyThatTheEndDoesNotAllow) {
   Harness h;
+  h.SkipFinalBlockCheck();  // the test breaks the state on purpose
   SetUpProvider(h);
   uint64_t offer = CreateOffer(h);
   uint64_t lease = Lease(h, offer, 1, 1, 100 * kGpn);
@@ -709,6 +710,7 @@ TEST(Invariants, TheCheckerCatchesAPenaltyThatTheEndDoesNotAllow) {
 
 TEST(Invariants, TheCheckerCatchesLostMoneyAndGpus) {
   Harness h;
+  h.SkipFinalBlockCheck();  // the test breaks the state on purpose
   SetUpProvider(h);
   uint64_t lease = Lease(h, CreateOffer(h), 1, 2, 100 * kGpn);
   ASSERT_TRUE(state::CheckInvariants(h.Db(), kMarket));
@@ -731,8 +733,36 @@ TEST(Invariants, TheCheckerCatchesLostMoneyAndGpus) {
   EXPECT_NE(broken.error().message.find("!= inventory"), std::string::npos);
 }
 
+TEST(Invariants, BothChecksCatchADeadlineEntryThatNoLeaseNeeds) {
+  Harness h;
+  SetUpProvider(h);
+  const uint64_t lease = Lease(h, CreateOffer(h), 1, 1, 100 * kGpn);
+  h.Advance(1000);
+  const auto l = h.GetLease(lease);
+  ASSERT_EQ(l.state, LeaseState::kReserved);
+  // A second start entry at another deadline, then an expiry entry of a lease
+  // that has not started: the full scan and the per-block check refuse both.
+  for (const auto& stray :
+       {keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms + 1, lease),
+        keys::DeadlineIndexKey(keys::kExpiryIndex, l.start_deadline_ms, lease)}) {
+    h.Db().Put(stray, {});
+    auto broken = state::CheckInvariants(h.Db(), kMarket);
+    ASSERT_FALSE(broken);
+    EXPECT_NE(broken.error().message.find("-deadline index names lease " + std::to_string(lease)),
+              std::string::npos)
+        << broken.error().message;
+    broken = state::CheckBlockChanges(h.Db(), kMarket);
+    ASSERT_FALSE(broken);
+    EXPECT_NE(broken.error().message.find("-deadline index names lease " + std::to_string(lease)),
+              std::string::npos)
+        << broken.error().message;
+    h.Db().Clear();  // the block's writes: only the stray entry
+  }
+}
+
 TEST(Invariants, TheCheckerCatchesAnUncoveredBondAndAWrongPromise) {
   Harness h;
+  h.SkipFinalBlockCheck();  // the test breaks the state on purpose
   SetUpProvider(h);
   ASSERT_NE(Lease(h, CreateOffer(h, kOwner, 50 * kGpn), 1, 8, 400 * kGpn), 0u);
   ASSERT_TRUE(state::CheckInvariants(h.Db(), kMarket));
