@@ -76,6 +76,54 @@ struct OfferConfig {
   uint32_t site_id = 0;  ///< 0 = any site
   uint64_t price_ugpn_per_gpu_hour = 0;
   std::vector<PartyText> tenants;  ///< empty = public
+  uint32_t min_hours = 0;          ///< a lease must pay for at least this (0 = chain's minimum)
+  uint32_t max_hours = 0;          ///< and may run at most this (0 = no limit)
+  ConfigPlace place;
+};
+
+/// A GPU that provider.yaml declares on a host without NVIDIA GPUs, backed by a
+/// device node (development chains only: the daemon refuses it on any other chain,
+/// says so in `provider status` and marks every offer; docs/provider.md).
+struct DeclaredGpuConfig {
+  std::string uuid;    ///< "GPU-..." as CUDA_VISIBLE_DEVICES would name it
+  uint32_t minor = 0;  ///< N of <device_dir>/nvidiaN
+  ConfigPlace place;
+};
+
+/// How the daemon bids on open orders its machine can serve (docs/provider.md,
+/// "Bidding"). Off-ledger policy; nothing here is sent except the bids.
+struct BiddingConfig {
+  bool enabled = false;
+  /// Never bid under this, per GPU model ("H100": 2.5 GPN). A model not listed is
+  /// not bid on.
+  std::map<std::string, uint64_t> floor_ugpn_per_gpu_hour;
+  /// Bid this far under the order's max price (basis points), never under the floor.
+  uint32_t undercut_bp = 0;
+};
+
+/// provider.yaml's `daemon:` section: how `gpunet provider run` operates this
+/// host (off-ledger; docs/provider.md). Every field has a default, so the section
+/// may be absent.
+struct DaemonConfig {
+  std::string node_url = "http://127.0.0.1:26657";
+  std::string listen = "0.0.0.0:8443";  ///< the tenant API (HTTPS), host:port
+  /// Which machine of `sites` this host is (0 = the only machine there is).
+  uint32_t machine_id = 0;
+  /// 0 = a third of the chain's heartbeat_timeout_ms (market params).
+  uint64_t heartbeat_every_ms = 0;
+  uint64_t withdraw_every_ms = 60ull * 60 * 1000;
+  /// How long a closed lease's logs and outputs stay readable; at least one hour.
+  uint64_t outputs_retention_ms = 24ull * 60 * 60 * 1000;
+  uint64_t health_poll_ms = 10'000;
+  std::string nvml_library = "libnvidia-ml.so.1";
+  /// The operator key's passphrase, for unattended start: a file readable only by
+  /// the daemon's user ("" = ask on the terminal). docs/provider.md, "Keys".
+  std::string passphrase_file;
+  /// The unprivileged user the tenant-facing process runs as.
+  std::string api_user = "nobody";
+  std::string device_dir = "/dev";
+  std::vector<DeclaredGpuConfig> declared_gpus;  ///< non-empty = development mode
+  BiddingConfig bidding;
   ConfigPlace place;
 };
 
@@ -92,6 +140,7 @@ struct ProviderConfig {
   std::vector<PartyText> deny;
   std::vector<SiteConfig> sites;
   std::vector<OfferConfig> offers;
+  DaemonConfig daemon;  ///< the `daemon:` section (defaults when absent)
   std::string file;
 };
 
