@@ -107,6 +107,8 @@ struct BiddingConfig {
 struct DaemonConfig {
   std::string node_url = "http://127.0.0.1:26657";
   std::string listen = "0.0.0.0:8443";  ///< the tenant API (HTTPS), host:port
+  /// Prometheus /metrics and the operator's local status (plain HTTP, keep it local).
+  std::string metrics_listen = "127.0.0.1:9464";
   /// Which machine of `sites` this host is (0 = the only machine there is).
   uint32_t machine_id = 0;
   /// 0 = a third of the chain's heartbeat_timeout_ms (market params).
