@@ -2,10 +2,12 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "base/check.h"
 #include "base/limits.h"
+#include "codec/field_io.h"
 #include "codec/reader.h"
 #include "codec/writer.h"
 #include "crypto/hash.h"
@@ -79,15 +81,24 @@ base::Status CheckPath(std::string_view path) {
   }
 }
 
-/// Lower-case hex of exactly N bytes.
-template <size_t N>
-base::Result<base::FixedBytes<N>> StrictHex(std::string_view text, std::string_view header) {
-  bool ok = text.size() == 2 * N;
+/// Lower-case hex of exactly `n` bytes, decoded; kInvalidArgument naming `what`.
+base::Result<base::Bytes> StrictHexBytes(std::string_view text, size_t n, std::string_view what) {
+  bool ok = text.size() == 2 * n;
   for (char c : text) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
   if (!ok)
-    return Fail(ErrorCode::kInvalidArgument, "header " + std::string(header) + " must be " +
-                                                 std::to_string(2 * N) + " lower-case hex digits");
-  return base::FixedFromHex<N>(text);
+    return Fail(ErrorCode::kInvalidArgument,
+                std::string(what) + " must be " + std::to_string(2 * n) + " lower-case hex digits");
+  return base::FromHex(text);
+}
+
+/// Lower-case hex of exactly N bytes, as a header's value.
+template <size_t N>
+base::Result<base::FixedBytes<N>> StrictHex(std::string_view text, std::string_view header) {
+  GPUNET_TRY_ASSIGN(const base::Bytes bytes,
+                    StrictHexBytes(text, N, "header " + std::string(header)));
+  base::FixedBytes<N> out;
+  std::copy(bytes.begin(), bytes.end(), out.begin());
+  return out;
 }
 
 base::Result<uint64_t> StrictDecimal(std::string_view text, std::string_view header) {
@@ -102,46 +113,69 @@ base::Result<uint64_t> StrictDecimal(std::string_view text, std::string_view hea
   return v;
 }
 
-base::Bytes GrantSignedBytes(const DelegationGrant& g) {
+// The field lists of the two signed tenant messages (codec/field_io.h): one list
+// drives both the signed bytes and the parser, so they cannot drift apart. The
+// purpose byte comes before, the signature after.
+template <class IO>
+base::Status Fields(IO& io, codec::FieldRef<IO, DelegationGrant> g) {
+  GPUNET_TRY(io.Fixed(g.tenant, "tenant"));
+  GPUNET_TRY(io.Fixed(g.session_key, "session_key"));
+  GPUNET_TRY(io.Fixed(g.provider, "provider"));
+  GPUNET_TRY(io.U64(g.lease_id, "lease_id"));
+  GPUNET_TRY(io.U64(g.expires_ms, "expires_ms"));
+  return io.Fixed(g.grant_id, "grant_id");
+}
+
+template <class IO>
+base::Status Fields(IO& io, codec::FieldRef<IO, GrantRevocation> r) {
+  GPUNET_TRY(io.Fixed(r.tenant, "tenant"));
+  GPUNET_TRY(io.Fixed(r.provider, "provider"));
+  GPUNET_TRY(io.U64(r.lease_id, "lease_id"));
+  GPUNET_TRY(io.Fixed(r.grant_id, "grant_id"));
+  return io.U64(r.grant_expires_ms, "grant_expires_ms");
+}
+
+/// The bytes a grant's or revocation's signature covers: the purpose, the fields.
+template <class T>
+base::Bytes SignedBytes(const T& v, TenantPurpose purpose) {
   codec::Writer w(kGrantBytes);
-  w.U8(static_cast<uint8_t>(TenantPurpose::kGrant));
-  w.Fixed(g.tenant);
-  w.Fixed(g.session_key);
-  w.Fixed(g.provider);
-  w.U64(g.lease_id);
-  w.U64(g.expires_ms);
-  w.Fixed(g.grant_id);
+  w.U8(static_cast<uint8_t>(purpose));
+  codec::WriteIO io(w);
+  GPUNET_CHECK(Fields(io, v).has_value());
   return std::move(w).Take();
 }
 
-base::Bytes RevocationSignedBytes(const GrantRevocation& r) {
-  codec::Writer w(kRevocationBytes);
-  w.U8(static_cast<uint8_t>(TenantPurpose::kRevoke));
-  w.Fixed(r.tenant);
-  w.Fixed(r.provider);
-  w.U64(r.lease_id);
-  w.Fixed(r.grant_id);
-  w.U64(r.grant_expires_ms);
-  return std::move(w).Take();
+/// The hex text of a signed message: its signed bytes, then the signature.
+std::string EncodeSigned(base::Bytes bytes, const crypto::Signature& signature, size_t size) {
+  bytes.insert(bytes.end(), signature.begin(), signature.end());
+  GPUNET_CHECK(bytes.size() == size);
+  return base::ToHex(bytes);
 }
 
-/// Lower-case hex of exactly `n` bytes, decoded; kInvalidArgument naming `what`.
-base::Result<base::Bytes> StrictHexBytes(std::string_view text, size_t n, std::string_view what) {
-  bool ok = text.size() == 2 * n;
-  for (char c : text) ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
-  if (!ok)
-    return Fail(ErrorCode::kInvalidArgument,
-                std::string(what) + " must be " + std::to_string(2 * n) + " lower-case hex digits");
-  return base::FromHex(text);
-}
-
-base::Status ExpectPurpose(codec::Reader& r, TenantPurpose purpose, std::string_view what) {
-  GPUNET_TRY_ASSIGN(uint8_t p, r.U8("purpose"));
-  if (p != static_cast<uint8_t>(purpose))
+/// The bytes of a signed message's hex text: exactly `size` of them, `purpose` first.
+base::Result<base::Bytes> DecodeSigned(std::string_view text, size_t size, TenantPurpose purpose,
+                                       std::string_view what) {
+  GPUNET_TRY_ASSIGN(base::Bytes bytes, StrictHexBytes(text, size, what));
+  if (bytes[0] != static_cast<uint8_t>(purpose))
     return Fail(ErrorCode::kInvalidArgument, std::string(what) + " has purpose byte " +
-                                                 std::to_string(p) + ", expected " +
+                                                 std::to_string(bytes[0]) + ", expected " +
                                                  std::to_string(static_cast<int>(purpose)));
-  return base::Ok();
+  return bytes;
+}
+
+/// Parses the hex text of a grant or revocation (the signature is not checked).
+template <class T>
+base::Result<T> ParseSigned(std::string_view text, size_t size, TenantPurpose purpose,
+                            std::string_view what) {
+  GPUNET_TRY_ASSIGN(const base::Bytes bytes, DecodeSigned(text, size, purpose, what));
+  codec::Reader r(bytes, what);
+  GPUNET_TRY(r.U8("purpose"));
+  codec::ReadIO io(r);
+  T out;
+  GPUNET_TRY(Fields(io, out));
+  GPUNET_TRY_ASSIGN(out.signature, r.Fixed<64>("signature"));
+  GPUNET_TRY(r.Finish());
+  return out;
 }
 
 }  // namespace
@@ -288,35 +322,21 @@ DelegationGrant SignGrant(const crypto::KeyPair& tenant, const RequestScope& sco
   g.lease_id = scope.lease_id;
   g.expires_ms = expires_ms;
   g.grant_id = grant_id;
-  g.signature = tenant.Sign(kDomain, scope.chain_id, GrantSignedBytes(g));
+  g.signature = tenant.Sign(kDomain, scope.chain_id, SignedBytes(g, TenantPurpose::kGrant));
   return g;
 }
 
 bool VerifyGrantSignature(std::string_view chain_id, const DelegationGrant& grant) {
-  return crypto::Verify(grant.tenant, kDomain, chain_id, GrantSignedBytes(grant), grant.signature);
+  return crypto::Verify(grant.tenant, kDomain, chain_id, SignedBytes(grant, TenantPurpose::kGrant),
+                        grant.signature);
 }
 
 std::string EncodeGrant(const DelegationGrant& grant) {
-  base::Bytes bytes = GrantSignedBytes(grant);
-  bytes.insert(bytes.end(), grant.signature.begin(), grant.signature.end());
-  GPUNET_CHECK(bytes.size() == kGrantBytes);
-  return base::ToHex(bytes);
+  return EncodeSigned(SignedBytes(grant, TenantPurpose::kGrant), grant.signature, kGrantBytes);
 }
 
 base::Result<DelegationGrant> ParseGrant(std::string_view text) {
-  GPUNET_TRY_ASSIGN(const base::Bytes bytes, StrictHexBytes(text, kGrantBytes, "a grant"));
-  codec::Reader r(bytes, "grant");
-  GPUNET_TRY(ExpectPurpose(r, TenantPurpose::kGrant, "a grant"));
-  DelegationGrant g;
-  GPUNET_TRY_ASSIGN(g.tenant, r.Fixed<32>("tenant"));
-  GPUNET_TRY_ASSIGN(g.session_key, r.Fixed<32>("session_key"));
-  GPUNET_TRY_ASSIGN(g.provider, r.Fixed<20>("provider"));
-  GPUNET_TRY_ASSIGN(g.lease_id, r.U64("lease_id"));
-  GPUNET_TRY_ASSIGN(g.expires_ms, r.U64("expires_ms"));
-  GPUNET_TRY_ASSIGN(g.grant_id, r.Fixed<16>("grant_id"));
-  GPUNET_TRY_ASSIGN(g.signature, r.Fixed<64>("signature"));
-  GPUNET_TRY(r.Finish());
-  return g;
+  return ParseSigned<DelegationGrant>(text, kGrantBytes, TenantPurpose::kGrant, "grant");
 }
 
 GrantRevocation SignRevocation(const crypto::KeyPair& tenant, const RequestScope& scope,
@@ -327,36 +347,22 @@ GrantRevocation SignRevocation(const crypto::KeyPair& tenant, const RequestScope
   r.lease_id = scope.lease_id;
   r.grant_id = grant.grant_id;
   r.grant_expires_ms = grant.expires_ms;
-  r.signature = tenant.Sign(kDomain, scope.chain_id, RevocationSignedBytes(r));
+  r.signature = tenant.Sign(kDomain, scope.chain_id, SignedBytes(r, TenantPurpose::kRevoke));
   return r;
 }
 
 bool VerifyRevocationSignature(std::string_view chain_id, const GrantRevocation& revocation) {
-  return crypto::Verify(revocation.tenant, kDomain, chain_id, RevocationSignedBytes(revocation),
-                        revocation.signature);
+  return crypto::Verify(revocation.tenant, kDomain, chain_id,
+                        SignedBytes(revocation, TenantPurpose::kRevoke), revocation.signature);
 }
 
 std::string EncodeRevocation(const GrantRevocation& revocation) {
-  base::Bytes bytes = RevocationSignedBytes(revocation);
-  bytes.insert(bytes.end(), revocation.signature.begin(), revocation.signature.end());
-  GPUNET_CHECK(bytes.size() == kRevocationBytes);
-  return base::ToHex(bytes);
+  return EncodeSigned(SignedBytes(revocation, TenantPurpose::kRevoke), revocation.signature,
+                      kRevocationBytes);
 }
 
 base::Result<GrantRevocation> ParseRevocation(std::string_view text) {
-  GPUNET_TRY_ASSIGN(const base::Bytes bytes,
-                    StrictHexBytes(text, kRevocationBytes, "a revocation"));
-  codec::Reader r(bytes, "revocation");
-  GPUNET_TRY(ExpectPurpose(r, TenantPurpose::kRevoke, "a revocation"));
-  GrantRevocation out;
-  GPUNET_TRY_ASSIGN(out.tenant, r.Fixed<32>("tenant"));
-  GPUNET_TRY_ASSIGN(out.provider, r.Fixed<20>("provider"));
-  GPUNET_TRY_ASSIGN(out.lease_id, r.U64("lease_id"));
-  GPUNET_TRY_ASSIGN(out.grant_id, r.Fixed<16>("grant_id"));
-  GPUNET_TRY_ASSIGN(out.grant_expires_ms, r.U64("grant_expires_ms"));
-  GPUNET_TRY_ASSIGN(out.signature, r.Fixed<64>("signature"));
-  GPUNET_TRY(r.Finish());
-  return out;
+  return ParseSigned<GrantRevocation>(text, kRevocationBytes, TenantPurpose::kRevoke, "revocation");
 }
 
 }  // namespace gpunet::client
