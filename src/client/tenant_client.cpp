@@ -121,6 +121,15 @@ base::Result<TenantApiUrl> ParseTenantApiUrl(std::string_view url) {
     port = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
   }
   if (out.host.empty()) return bad("has no host");
+  // A name or IPv4 address: letters, digits, '-', '.'; an IPv6 one (in brackets): hex
+  // digits, ':', '.'. Nothing else, so the URL has one reading.
+  const bool v6_form = url.substr(8).starts_with("[");
+  for (char c : out.host) {
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    const bool name = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.';
+    if (v6_form ? !(hex || c == ':' || c == '.') : !name) return bad("has a bad host");
+  }
   if (!port.empty() || rest.ends_with(":")) {
     unsigned value = 0;
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
@@ -129,8 +138,8 @@ base::Result<TenantApiUrl> ParseTenantApiUrl(std::string_view url) {
       return bad("has a bad port");
     out.port = static_cast<uint16_t>(value);
   }
-  const bool v6 = out.host.find(':') != std::string::npos;
-  out.base = "https://" + (v6 ? "[" + out.host + "]" : out.host) + ":" + std::to_string(out.port);
+  out.base =
+      "https://" + (v6_form ? "[" + out.host + "]" : out.host) + ":" + std::to_string(out.port);
   return out;
 }
 
