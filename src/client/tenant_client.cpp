@@ -155,9 +155,9 @@ base::Result<base::Hash32> SpkiSha256FromPem(std::string_view pem) {
   return *fp;
 }
 
-TenantClient::TenantClient(TenantClientOptions options, crypto::KeyPair key,
+TenantClient::TenantClient(TenantClientOptions options, const crypto::KeyPair& key,
                            std::optional<DelegationGrant> grant)
-    : m_options(std::move(options)), m_key(std::move(key)), m_grant(std::move(grant)) {}
+    : m_options(std::move(options)), m_key(key), m_grant(grant) {}
 
 base::Result<TenantResponse> TenantClient::Get(std::string_view target) {
   return Send("GET", target, {}, {}, true, nullptr);

@@ -65,7 +65,7 @@ class TenantClient {
  public:
   /// Signs with `key`; with `grant`, `key` must be the grant's session key (the first
   /// request fails with kInvalidArgument otherwise).
-  TenantClient(TenantClientOptions options, crypto::KeyPair key,
+  TenantClient(TenantClientOptions options, const crypto::KeyPair& key,
                std::optional<DelegationGrant> grant = std::nullopt);
 
   /// A signed GET of `target` (path and query, sent byte for byte as signed).

@@ -292,7 +292,7 @@ base::Result<RequestAuthHeaders> ParseRequestAuthHeaders(const HeaderList& heade
   if (values[4] != nullptr) {
     auto grant = ParseGrant(*values[4]);
     if (!grant) return base::Wrap(grant.error(), "header Gpunet-Grant");
-    out.grant = std::move(*grant);
+    out.grant = *grant;
   }
   return out;
 }
