@@ -10,9 +10,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "base/clock.h"
 #include "client/tenant_client.h"
@@ -204,6 +206,14 @@ TEST(TenantApiTls, AnotherKeyIsRefusedBeforeAnyRequestByteIsSent) {
   EXPECT_EQ(api.handled.load(), 0);
   EXPECT_EQ(api.server->Stats().requests, 0u) << "the server read a request";
   EXPECT_EQ(api.nonces->Entries(), 0u);
+  // The client refused inside the handshake (it never sent its Finished), not after it:
+  // the server counts both handshakes as failed. Polled: the server sees it a moment
+  // later; the bound is for liveness only.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (api.server->Stats().tls_handshake_failures < 2 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(api.server->Stats().tls_handshake_failures, 2u);
 }
 
 TEST(TenantApiTls, ADownloadStreamsToAFileAndARefusalWritesNothing) {
