@@ -123,7 +123,7 @@ AuthVerdict RequestVerifier::Authorize(const client::RequestAuthHeaders& auth,
   }
   const client::DelegationGrant& g = *auth.grant;
   if (signer_is_tenant)
-    return Unauthenticated("a request signed by the tenant key itself carries no Gpunet-Grant");
+    return Unauthenticated("a request signed by the tenant key itself must carry no Gpunet-Grant");
   if (g.session_key != auth.signer)
     return Forbidden("the Gpunet-Grant delegates another key than the one that signed");
   if (!SameAddress(crypto::AddressOf(g.tenant), lease.tenant))

@@ -203,6 +203,10 @@ TEST(RequestAuth, BadGrantsAre403) {
   HeaderList h = f.Sign(session, "GET", "/x", "", kNow);
   h.emplace_back("Gpunet-Grant", client::EncodeGrant(g));
   ExpectRefused(f.Check(h, "GET", "/x", ""), 403, "another key");
+  // The tenant's own key needs no grant, and one sent along is refused, not ignored.
+  h = f.Sign(f.tenant, "GET", "/x", "", kNow);
+  h.emplace_back("Gpunet-Grant", client::EncodeGrant(f.Grant(session, kNow + 1000)));
+  ExpectRefused(f.Check(h, "GET", "/x", ""), 401, "must carry no Gpunet-Grant");
   EXPECT_EQ(f.nonces->Entries(), 0u);
 }
 
