@@ -54,6 +54,14 @@ std::string Shown(std::string_view s) {
   return "\"" + out + "\"";
 }
 
+/// A key in a field path: as it is when it is a plain name, else quoted and escaped.
+std::string KeyShown(std::string_view key) {
+  bool plain = !key.empty() && key.size() <= 64 && std::ranges::all_of(key, [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+  return plain ? std::string(key) : Shown(key);
+}
+
 // ---------------------------------------------------------------------------------
 // Strict JSON: a SAX handler that builds the tree itself, so that depth, repeated
 // keys and number forms are judged while parsing.
@@ -117,7 +125,7 @@ class StrictJsonBuilder final : public nlohmann::json_sax<Json> {
     if (m_frames.empty()) return "manifest";
     const Frame& top = m_frames.back();
     if (top.value->is_array()) return ItemPath(top.path, top.value->size());
-    return FieldPath(top.path, m_pending_key);
+    return FieldPath(top.path, KeyShown(m_pending_key));
   }
 
   bool Refuse(ErrorCode code, const std::string& message) {
@@ -227,7 +235,7 @@ base::Status CheckKeys(const Json& object, const std::string& path,
     if (std::ranges::find(allowed, std::string_view(key)) != allowed.end()) continue;
     std::string list;
     for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-    return Bad(FieldPath(path, Shown(key)), "unknown field; the fields are: " + list);
+    return Bad(FieldPath(path, KeyShown(key)), "unknown field; the fields are: " + list);
   }
   return base::Ok();
 }
@@ -358,8 +366,8 @@ base::Status CheckEnv(const std::map<std::string, std::string>& env) {
     return Over("env", std::to_string(env.size()) + " variables; at most " +
                            std::to_string(kManifestEnvMax));
   for (const auto& [name, value] : env) {
-    std::string path = FieldPath("env", name);
-    GPUNET_TRY(CheckVariableName(name, FieldPath("env", Shown(name))));
+    std::string path = FieldPath("env", KeyShown(name));
+    GPUNET_TRY(CheckVariableName(name, path));
     if (value.size() > kManifestEnvValueBytesMax)
       return Over(path, std::to_string(value.size()) + " bytes; at most " +
                             std::to_string(kManifestEnvValueBytesMax));
@@ -449,8 +457,9 @@ base::Status DecodeEnv(const Json& v, Origin origin, Manifest& m) {
     return Over(
         "env", std::to_string(v.size()) + " variables; at most " + std::to_string(kManifestEnvMax));
   for (const auto& item : v.items()) {
-    GPUNET_TRY(CheckVariableName(item.key(), FieldPath("env", Shown(item.key()))));
-    GPUNET_TRY_ASSIGN(auto value, ReadText(item.value(), FieldPath("env", item.key()), origin));
+    GPUNET_TRY(CheckVariableName(item.key(), FieldPath("env", KeyShown(item.key()))));
+    GPUNET_TRY_ASSIGN(auto value,
+                      ReadText(item.value(), FieldPath("env", KeyShown(item.key())), origin));
     m.env[item.key()] = std::move(value);
   }
   return base::Ok();
@@ -677,7 +686,7 @@ base::Result<Json> YamlToJson(const YAML::Node& node, const std::string& path, s
   for (auto it = node.begin(); it != node.end(); ++it) {
     if (!it->first.IsScalar()) return Bad(where, "a field name must be plain text");
     std::string key = it->first.Scalar();
-    std::string child = FieldPath(path, key);
+    std::string child = FieldPath(path, KeyShown(key));
     if (out.contains(key)) return Bad(child, "is given twice; give each field once");
     GPUNET_TRY_ASSIGN(auto value, YamlToJson(it->second, child, depth + 1, budget));
     out[key] = std::move(value);

@@ -132,7 +132,7 @@ print(hashlib.blake2b(c, digest_size=32).hexdigest())' "$WORK/job.json")"
 [ "$(json_field '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.json's canonical form"
 expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
 printf 'version: 1\nenvironment: host\nimage: x\n' >"$WORK/bad-job.yaml"
-expect_error "manifest with an unknown field" "bad-job.yaml: \"image\": unknown field" g lease create "$offer" --gpus 4 --deposit 10 --manifest "$WORK/bad-job.yaml" --from tenant --yes
+expect_error "manifest with an unknown field" "bad-job.yaml: image: unknown field" g lease create "$offer" --gpus 4 --deposit 10 --manifest "$WORK/bad-job.yaml" --from tenant --yes
 expect_error "more GPUs than a machine has" "no_capacity" g lease create "$offer" --gpus 9 --deposit 100 --manifest-hash "$expected_hash" --from tenant --yes
 expect_error "deregister with an open lease" "open_leases" g provider deregister --from provider --yes
 # A provider closing a reservation pays the penalty (10 GPN: one hour at 10 GPN/h),

@@ -151,7 +151,10 @@ TEST(Manifest, StrictJsonRefusals) {
   ExpectRefused(R"({"version":1,"environment":"host","env":{"A":"1","A":"2"}})",
                 ErrorCode::kInvalidArgument, "env.A: is given twice");
   ExpectRefused(R"({"version":1,"environment":"host","colour":"red"})", ErrorCode::kInvalidArgument,
-                "unknown field");
+                "colour: unknown field; the fields are: version,");
+  // A hostile key is shown escaped, never raw.
+  ExpectRefused(R"({"version":1,"environment":"host","env":{"A\u0001\n":"x"}})",
+                ErrorCode::kInvalidArgument, R"(env."A\x01\x0a": "A\x01\x0a" is not a variable)");
   ExpectRefused(R"({"version":1,"environment":"host","stop_grace_ms":1.5})",
                 ErrorCode::kInvalidArgument, "stop_grace_ms: must be a whole number");
   ExpectRefused(R"({"version":1,"environment":"host","stop_grace_ms":1e3})",

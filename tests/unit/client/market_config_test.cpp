@@ -348,7 +348,7 @@ TEST(OrderConfig, ManifestFileIsHashedRelativeToTheOrder) {
   auto invalid = LoadOrderConfig(dir + "/order.yaml");
   ASSERT_FALSE(invalid.has_value());
   EXPECT_NE(invalid.error().message.find("order.yaml:15: manifest: " + dir +
-                                         "/job.yaml: \"image\": unknown field"),
+                                         "/job.yaml: image: unknown field"),
             std::string::npos)
       << invalid.error().message;
   // A missing manifest names the field and the file.
