@@ -130,6 +130,9 @@ m.update(json.load(open(sys.argv[1], encoding="utf-8")))
 c = json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 print(hashlib.blake2b(c, digest_size=32).hexdigest())' "$WORK/job.json")"
 [ "$(json_field '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.json's canonical form"
+[ "$(g -o json manifest check "$WORK/job.json" | json_field '["manifest_hash"]')" = "$expected_hash" ] || fail "manifest check: not the lease's hash"
+g manifest check "$WORK/job.json" --canonical >"$WORK/job.canonical" || fail "manifest check --canonical"
+[ "$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$WORK/job.canonical")" = "$expected_hash" ] || fail "manifest check --canonical: not the hashed bytes"
 expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
 printf 'version: 1\nenvironment: host\nimage: x\n' >"$WORK/bad-job.yaml"
 expect_error "manifest with an unknown field" "bad-job.yaml: image: unknown field" g lease create "$offer" --gpus 4 --deposit 10 --manifest "$WORK/bad-job.yaml" --from tenant --yes
