@@ -54,6 +54,25 @@ std::string Shown(std::string_view s) {
   return "\"" + out + "\"";
 }
 
+/// `s` with every byte outside printable ASCII as \xNN: for the parsers' own messages,
+/// which quote the input they stopped at (an error may travel as JSON to a tenant,
+/// and invalid UTF-8 cannot).
+std::string PrintableAscii(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+  return out;
+}
+
 /// A key in a field path: as it is when it is a plain name, else quoted and escaped.
 std::string KeyShown(std::string_view key) {
   bool plain = !key.empty() && key.size() <= 64 && std::ranges::all_of(key, [](char c) {
@@ -104,7 +123,7 @@ class StrictJsonBuilder final : public nlohmann::json_sax<Json> {
       std::string what = e.what();
       auto at = what.find("parse error");
       m_error = "not valid JSON at byte " + std::to_string(position) + ": " +
-                (at == std::string::npos ? what : what.substr(at));
+                PrintableAscii(at == std::string::npos ? what : what.substr(at));
       m_code = ErrorCode::kInvalidArgument;
     }
     return false;
@@ -707,7 +726,7 @@ base::Result<Manifest> ParseManifestYaml(std::string_view text) {
     return DecodeManifest(tree, Origin::kYaml);
   } catch (const YAML::Exception& e) {
     return Bad("line " + std::to_string(e.mark.is_null() ? 0 : e.mark.line + 1),
-               "not valid YAML: " + e.msg);
+               "not valid YAML: " + PrintableAscii(e.msg));
   }
 }
 

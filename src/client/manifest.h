@@ -88,7 +88,8 @@ struct Manifest {
 /// Parses manifest JSON strictly: at most kManifestBytesMax bytes, nesting checked
 /// while parsing (before any tree deeper than kManifestDepthMax exists), unknown or
 /// repeated keys refused, numbers whole, non-negative and in range, every limit
-/// checked. Whitespace and key order are free here (a hand-written file); the
+/// checked. Error messages are printable ASCII (input bytes quoted as \xNN).
+/// Whitespace and key order are free here (a hand-written file); the
 /// provider wants the canonical form (ParseCanonicalManifest). Errors name the field
 /// ("env.HF_HOME: ..."): kLimitExceeded over a limit, kInvalidArgument otherwise.
 [[nodiscard]] base::Result<Manifest> ParseManifestJson(std::string_view json);
@@ -97,14 +98,16 @@ struct Manifest {
 /// result always passes).
 [[nodiscard]] base::Status ValidateManifest(const Manifest& manifest);
 
-/// The canonical JSON of a valid manifest: keys sorted bytewise, no whitespace,
+/// The canonical JSON of a valid manifest (one ValidateManifest refuses is a bug of
+/// the caller, asserted): keys sorted bytewise, no whitespace,
 /// every field present (resources only those asked), strings as UTF-8 with only
 /// '"', '\\' and control characters escaped (\b \f \n \r \t, else \u00xx), integers
 /// in plain decimal. The same bytes as RFC 8785 (JCS) and as Python's
 /// json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).
 std::string CanonicalManifestJson(const Manifest& manifest);
 
-/// BLAKE2b-256 of CanonicalManifestJson(manifest): the lease's manifest_hash.
+/// BLAKE2b-256 of CanonicalManifestJson(manifest): the lease's manifest_hash (a valid
+/// manifest only, as there).
 base::Hash32 ManifestHash(const Manifest& manifest);
 
 /// ParseManifestJson, then kNonCanonical unless `json` is exactly the canonical form

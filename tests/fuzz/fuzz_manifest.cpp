@@ -18,6 +18,13 @@ using namespace gpunet::client;
 
 namespace {
 
+/// Refusals quote hostile input escaped, so they can travel as JSON to a tenant.
+bool IsPrintableAscii(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) return false;
+  return true;
+}
+
 void CheckRoundTrip(const Manifest& m) {
   GPUNET_CHECK(ValidateManifest(m).has_value());
   std::string canonical = CanonicalManifestJson(m);
@@ -45,6 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!is_canonical) GPUNET_CHECK(canonical.error().code == base::ErrorCode::kNonCanonical);
   } else {
     GPUNET_CHECK(!json.error().message.empty());
+    GPUNET_CHECK(IsPrintableAscii(json.error().message));
     GPUNET_CHECK(!canonical.has_value());
   }
   auto loaded = ParseManifestText(text, "m.yaml");
@@ -54,6 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     GPUNET_CHECK(loaded->hash == crypto::Blake2b256(base::AsBytes(loaded->canonical)));
   } else {
     GPUNET_CHECK(loaded.error().message.starts_with("m.yaml: "));
+    GPUNET_CHECK(IsPrintableAscii(loaded.error().message));
   }
   return 0;
 }
