@@ -660,6 +660,32 @@ void WriteResources(std::string& out, const ManifestResources& r) {
   if (r.shm_mib) o.Number("shm_mib", *r.shm_mib);
 }
 
+/// The canonical bytes (CanonicalManifestJson) of a manifest whose fields are valid.
+std::string WriteCanonical(const Manifest& m) {
+  std::string out;
+  out.reserve(256);
+  {
+    ObjectWriter o(out);
+    WriteList(o.Key("command"), m.command,
+              [](std::string& s, const std::string& a) { WriteString(s, a); });
+    {
+      ObjectWriter env(o.Key("env"));
+      for (const auto& [name, value] : m.env) env.Text(name, value);
+    }
+    o.Text("environment", m.environment);
+    o.Text("network", ManifestNetworkName(m.network));
+    o.Text("outputs_dir", m.outputs_dir);
+    WriteList(o.Key("ports"), m.ports, [](std::string& s, uint16_t p) { s += std::to_string(p); });
+    WriteResources(o.Key("resources"), m.resources);
+    WriteList(o.Key("secrets"), m.secrets,
+              [](std::string& s, const std::string& a) { WriteString(s, a); });
+    o.Number("stop_grace_ms", m.stop_grace_ms);
+    o.Number("version", m.version);
+    o.Text("workdir", m.workdir);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------
 // YAML, converted to a JSON tree with the same limits, then decoded like JSON.
 
@@ -764,6 +790,13 @@ base::Status ValidateManifest(const Manifest& m) {
   if (m.stop_grace_ms > kManifestStopGraceMsMax)
     return Bad("stop_grace_ms", std::to_string(m.stop_grace_ms) + " is over " +
                                     std::to_string(kManifestStopGraceMsMax) + " ms");
+  // What the provider takes is the canonical JSON, which escapes and the defaults
+  // can make longer than the file it came from.
+  size_t canonical_bytes = WriteCanonical(m).size();
+  if (canonical_bytes > kManifestBytesMax)
+    return Over("manifest", "its canonical JSON is " + std::to_string(canonical_bytes) +
+                                " bytes; at most " + std::to_string(kManifestBytesMax) +
+                                " go to a provider: shorten the command or the variables");
   return base::Ok();
 }
 
@@ -774,28 +807,7 @@ base::Result<Manifest> ParseManifestJson(std::string_view json) {
 
 std::string CanonicalManifestJson(const Manifest& m) {
   GPUNET_CHECK(ValidateManifest(m).has_value());
-  std::string out;
-  out.reserve(256);
-  {
-    ObjectWriter o(out);
-    WriteList(o.Key("command"), m.command,
-              [](std::string& s, const std::string& a) { WriteString(s, a); });
-    {
-      ObjectWriter env(o.Key("env"));
-      for (const auto& [name, value] : m.env) env.Text(name, value);
-    }
-    o.Text("environment", m.environment);
-    o.Text("network", ManifestNetworkName(m.network));
-    o.Text("outputs_dir", m.outputs_dir);
-    WriteList(o.Key("ports"), m.ports, [](std::string& s, uint16_t p) { s += std::to_string(p); });
-    WriteResources(o.Key("resources"), m.resources);
-    WriteList(o.Key("secrets"), m.secrets,
-              [](std::string& s, const std::string& a) { WriteString(s, a); });
-    o.Number("stop_grace_ms", m.stop_grace_ms);
-    o.Number("version", m.version);
-    o.Text("workdir", m.workdir);
-  }
-  return out;
+  return WriteCanonical(m);
 }
 
 base::Hash32 ManifestHash(const Manifest& manifest) {

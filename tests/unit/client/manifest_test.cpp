@@ -213,6 +213,25 @@ void ExpectInvalid(const Manifest& m, ErrorCode code, std::string_view words) {
       << "message \"" << s.error().message << "\" lacks \"" << words << "\"";
 }
 
+TEST(Manifest, TheCanonicalFormFitsTheCap) {
+  // Every list and string within its limit, but the whole over 64 KiB as canonical
+  // JSON: refused, or the provider could never take it.
+  Manifest m = WithHost();
+  m.command.assign(16, std::string(kManifestArgBytesMax, 'a'));
+  ExpectInvalid(m, ErrorCode::kLimitExceeded, "manifest: its canonical JSON is 65");
+  // From YAML, escapes grow: "\x01" (4 bytes) is written \u0001 (6 bytes).
+  std::string yaml = "version: 1\nenvironment: host\ncommand:\n";
+  std::string arg;
+  for (int i = 0; i < 1000; ++i) arg += "\\x01";
+  for (int i = 0; i < 14; ++i) yaml += "  - \"" + arg + "\"\n";
+  ASSERT_LT(yaml.size(), kManifestBytesMax);
+  auto loaded = ParseManifestText(yaml, "job.yaml");
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, ErrorCode::kLimitExceeded);
+  EXPECT_NE(loaded.error().message.find("its canonical JSON is 84"), std::string::npos)
+      << loaded.error().message;
+}
+
 TEST(Manifest, ListAndStringLimitsNameTheField) {
   Manifest m = WithHost();
   m.command.assign(kManifestArgsMax + 1, "x");
