@@ -119,7 +119,7 @@ class StrictJsonBuilder final : public nlohmann::json_sax<Json> {
                    const nlohmann::detail::exception& e) override {
     if (m_error.empty()) {
       // nlohmann's message: "[json.exception.parse_error.101] parse error at line 1,
-      // column 2: syntax error while parsing value - ..."; keep what follows "error ".
+      // column 2: syntax error while parsing value - ..."; keep it from "parse error".
       std::string what = e.what();
       auto at = what.find("parse error");
       m_error = "not valid JSON at byte " + std::to_string(position) + ": " +
