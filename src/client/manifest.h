@@ -94,8 +94,8 @@ struct Manifest {
 /// ("env.HF_HOME: ..."): kLimitExceeded over a limit, kInvalidArgument otherwise.
 [[nodiscard]] base::Result<Manifest> ParseManifestJson(std::string_view json);
 
-/// Checks a Manifest built in code against the same rules (ParseManifestJson's
-/// result always passes).
+/// Checks a Manifest built in code against the same rules, its canonical JSON within
+/// kManifestBytesMax included (ParseManifestJson's result always passes).
 [[nodiscard]] base::Status ValidateManifest(const Manifest& manifest);
 
 /// The canonical JSON of a valid manifest (one ValidateManifest refuses is a bug of
