@@ -110,8 +110,9 @@ void WriteDaemon(std::ostringstream& y, const HostInventory& host, const InitVal
     << "  machine: 1\n"
     << "  outputs_retention: 24h   # closed leases' logs and outputs stay readable (>= 1h)\n"
     << "  withdraw_every: 1h\n"
-    << "  # passphrase_file: /etc/gpunet/operator.pass   # unattended start "
-       "(docs/provider.md, \"Keys\")\n";
+    << (v.passphrase_file.empty() ? "  # passphrase_file: /etc/gpunet/operator.pass"
+                                  : "  passphrase_file: " + v.passphrase_file)
+    << "   # unattended start (docs/provider.md, \"Keys\")\n";
   if (host.gpus.empty())
     y << "  # No NVIDIA GPU here: on a DEVELOPMENT chain only, the daemon can sell GPUs\n"
          "  # declared here, backed by device nodes (it refuses this on any other chain\n"

@@ -52,7 +52,8 @@ struct InitValues {
   std::string region;
   std::string bond_gpn;  ///< e.g. "100"
   std::string node_url;
-  std::string listen;  ///< the tenant API's host:port
+  std::string listen;           ///< the tenant API's host:port
+  std::string passphrase_file;  ///< absolute; "" = commented out (ask on the terminal)
 };
 
 /// The commented provider.yaml of `host` and `values`.
