@@ -84,5 +84,7 @@ void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g);
 void RegisterNodeCommands(CLI::App& app, GlobalOptions& g);
 void RegisterMarketCommands(CLI::App& app,
                             GlobalOptions& g);  // provider, offers, order, bid(s), lease, attest
+/// `provider init`, `provider apply`, `provider status` (cmd_provider_setup.cpp).
+void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g);
 
 }  // namespace gpunet::apps
