@@ -105,28 +105,10 @@ Passphrase OperatorPassphrase(const std::string& file, bool confirm) {
 base::Result<codec::Address> ResolveParty(const GlobalOptions& g,
                                           const provider::ProviderHome* home,
                                           const std::string& text, const std::string& where) {
-  if (text.starts_with("gpn1") || text.starts_with("GPN1")) {
-    auto a = crypto::ParseAddress(text);
-    if (!a)
-      return base::Fail(
-          ErrorCode::kInvalidArgument,
-          where + ": \"" + text + "\" is not a valid gpn1 address: " + a.error().message);
-    return *a;
-  }
-  if (!crypto::ValidateKeyName(text))
-    return base::Fail(ErrorCode::kInvalidArgument,
-                      where + ": \"" + text + "\" is neither a gpn1... address nor a key name");
-  std::vector<crypto::Keystore> stores;
-  if (home != nullptr) stores.emplace_back(home->KeysDir());
-  stores.push_back(crypto::Keystore::AtHome(g.Home()));
-  std::string looked;
-  for (const auto& ks : stores) {
-    if (auto entry = ks.Show(text)) return entry->address;
-    looked += (looked.empty() ? "" : " or ") + ks.Dir();
-  }
-  return base::Fail(ErrorCode::kNotFound, where + ": no key \"" + text + "\" in " + looked +
-                                              "; give a key name or a gpn1... address (the "
-                                              "wallet is the global --home, before `provider`)");
+  std::vector<std::string> stores;
+  if (home != nullptr) stores.push_back(home->KeysDir());
+  stores.push_back(crypto::Keystore::AtHome(g.Home()).Dir());
+  return ResolveAddressOrKey(text, where, stores);
 }
 
 // ---------------------------------------------------------------- init
