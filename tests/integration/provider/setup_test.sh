@@ -101,12 +101,37 @@ g -o json provider status --home "$PH" >"$WORK/status2.json" || fail "status wit
 [ "$(json_field '["daemon_running"]' <"$WORK/status2.json")" = True ] || fail "status: fresh daemon status not read"
 g provider status --home "$PH" | grep -q "UNHEALTHY: xid 79" || fail "status text: unhealthy GPU not shown"
 
+old_ms="$(( now_ms - 3600000 ))"
+sed -i "s/\"updated_ms\":$now_ms/\"updated_ms\":$old_ms/" "$PH/state/daemon-status.json"
+g provider status --home "$PH" | grep -q "daemon not running (its status is 1 h" || fail "status: an hour-old daemon status not called stale"
+
+# --- 7. a lease on the offer: status lists it; apply leaves its machine alone ---
+prov="$(json_field '["provider"]' <"$WORK/status.json")"
+offer2="$(json_field '["offers"][0]["offer_id"]' <"$WORK/offers.json")"
+GPUNET_PASSPHRASE=operator-secret g --home "$PH" provider heartbeat --from operator --provider "$prov" >/dev/null || fail "operator heartbeat"
+g -o json lease create "$offer2" --gpus 1 --deposit 10 --manifest-hash "$(printf '%064d' 0)" --from tenant --yes >"$WORK/lease.json" || fail "lease create"
+tenant="$(g -o json keys show tenant | json_field '["address"]')"
+g -o json provider status --home "$PH" >"$WORK/status3.json" || fail "status with a lease"
+[ "$(json_field '["leases"].__len__()' <"$WORK/status3.json")" = 1 ] || fail "status: the lease is not listed"
+[ "$(json_field '["leases"][0]["tenant"]' <"$WORK/status3.json")" = "$tenant" ] || fail "status: lease tenant"
+[ "$(json_field '["leases"][0]["state"]' <"$WORK/status3.json")" = reserved ] || fail "status: lease state"
+sed -i 's/^        driver: "none"/        driver: "560.1"/' "$PH/provider.yaml"
+g provider apply --home "$PH" --owner provider --yes >"$WORK/leased.txt" || fail "apply with a leased machine"
+grep -q "! machine 1: 1 GPU(s) are leased" "$WORK/leased.txt" || fail "apply: leased machine not held back"
+grep -q "nothing to do" "$WORK/leased.txt" || fail "apply: sent something for a leased machine"
+
 # An operator with less than a day of heartbeat fees is warned about.
 poor="$WORK/poor-home"
 g -o json provider init --home "$poor" --passphrase-file "$WORK/op.pass" --host 127.0.0.1 >/dev/null || fail "second init"
 g provider status --home "$poor" >"$WORK/poor.txt" || fail "status of an unregistered provider"
 grep -q "not registered" "$WORK/poor.txt" || fail "status: unregistered provider not said"
 grep -q "WARNING" "$WORK/poor.txt" || fail "status: no WARNING for an operator without funds"
+printf 'offers:\n  - gpu: %s\n    price: 1\n' "$model" >>"$poor/provider.yaml"
+a0="$(bal alice)"
+expect_error "apply with an unfunded operator" "insufficient funds, nothing was sent" \
+  g provider apply --home "$poor" --owner alice --yes --passphrase-file "$WORK/op.pass"
+[ "$(bal alice)" = "$a0" ] || fail "apply with an unfunded operator moved the owner's money"
+g -o json provider show alice >/dev/null 2>&1 && fail "apply with an unfunded operator registered alice"
 
 devnet_stop
 checks_report "integration_provider_setup: all checks passed"
