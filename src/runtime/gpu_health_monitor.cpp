@@ -144,8 +144,7 @@ void GpuMonitor::DrainEvents() {
   }
 }
 
-// One query after another, each kept raw; a screen's length of straight-line calls.
-// NOLINTNEXTLINE(readability-function-size)
+// One query after another, each answer kept raw for EvaluateGpuHealth.
 GpuHealthSample GpuMonitor::Sample(const Device& d) {
   GpuHealthSample s;
   s.uuid = d.uuid;

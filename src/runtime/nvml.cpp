@@ -183,7 +183,6 @@ base::Result<std::unique_ptr<NvmlSession>> NvmlSession::Open(const std::string& 
   const std::pair<const char*, bool> optional[] = {
       {"nvmlSystemGetCudaDriverVersion",
        Bind(h, "nvmlSystemGetCudaDriverVersion", &api.cuda_driver_version)},
-      {"nvmlDeviceGetHandleByUUID", Bind(h, "nvmlDeviceGetHandleByUUID", &api.handle_by_uuid)},
       {"nvmlDeviceGetMemoryInfo_v2", Bind(h, "nvmlDeviceGetMemoryInfo_v2", &api.memory_v2)},
       {"nvmlDeviceGetCudaComputeCapability",
        Bind(h, "nvmlDeviceGetCudaComputeCapability", &api.compute_capability)},

@@ -112,7 +112,6 @@ using SystemGetDriverVersionFn = nvmlReturn_t(char*, unsigned);
 using SystemGetCudaDriverVersionFn = nvmlReturn_t(int*);
 using DeviceGetCountFn = nvmlReturn_t(unsigned*);
 using DeviceGetHandleByIndexFn = nvmlReturn_t(unsigned, nvmlDevice_t*);
-using DeviceGetHandleByUuidFn = nvmlReturn_t(const char*, nvmlDevice_t*);
 using DeviceGetStringFn = nvmlReturn_t(nvmlDevice_t, char*, unsigned);  // name, UUID
 using DeviceGetMemoryInfoFn = nvmlReturn_t(nvmlDevice_t, nvmlMemory_t*);
 using DeviceGetMemoryInfoV2Fn = nvmlReturn_t(nvmlDevice_t, nvmlMemory_v2_t*);
@@ -149,7 +148,6 @@ struct Api {
   DeviceGetUnsignedFn* minor_number = nullptr;          // nvmlDeviceGetMinorNumber
 
   SystemGetCudaDriverVersionFn* cuda_driver_version = nullptr;  // nvmlSystemGetCudaDriverVersion
-  DeviceGetHandleByUuidFn* handle_by_uuid = nullptr;            // nvmlDeviceGetHandleByUUID
   DeviceGetMemoryInfoV2Fn* memory_v2 = nullptr;                 // nvmlDeviceGetMemoryInfo_v2
   DeviceGetCudaComputeCapabilityFn* compute_capability = nullptr;
   DeviceGetPciInfoFn* pci_info = nullptr;  // nvmlDeviceGetPciInfo_v3

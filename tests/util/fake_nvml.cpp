@@ -245,16 +245,6 @@ nvmlReturn_t nvmlSystemGetCudaDriverVersion(int* version) {
   return n::kSuccess;
 }
 
-nvmlReturn_t nvmlDeviceGetHandleByUUID(const char* uuid, nvmlDevice_t* dev) {
-  json gpus = Gpus(State());
-  for (unsigned i = 0; i < gpus.size(); ++i)
-    if (gpus[i].value("uuid", "") == uuid) {
-      *dev = Handle(i);
-      return n::kSuccess;
-    }
-  return n::kErrorNotFound;
-}
-
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t* mem) {
   FAKE_DEVICE_PROLOGUE("nvmlDeviceGetMemoryInfo_v2")
   if (mem->version != n::kMemoryV2Version) return 25;  // NVML_ERROR_ARGUMENT_VERSION_MISMATCH
@@ -429,7 +419,6 @@ static_assert(std::is_same_v<decltype(nvmlDeviceGetCurrentClocksThrottleReasons)
 #else
 static_assert(
     std::is_same_v<decltype(nvmlSystemGetCudaDriverVersion), n::SystemGetCudaDriverVersionFn>);
-static_assert(std::is_same_v<decltype(nvmlDeviceGetHandleByUUID), n::DeviceGetHandleByUuidFn>);
 static_assert(std::is_same_v<decltype(nvmlDeviceGetMemoryInfo_v2), n::DeviceGetMemoryInfoV2Fn>);
 static_assert(std::is_same_v<decltype(nvmlDeviceGetCudaComputeCapability),
                              n::DeviceGetCudaComputeCapabilityFn>);

@@ -84,5 +84,6 @@ void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g);
 void RegisterNodeCommands(CLI::App& app, GlobalOptions& g);
 void RegisterMarketCommands(CLI::App& app,
                             GlobalOptions& g);  // provider, offers, order, bid(s), lease, attest
+void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // provider gpus
 
 }  // namespace gpunet::apps
