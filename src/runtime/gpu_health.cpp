@@ -7,9 +7,6 @@
 
 namespace gpunet::runtime {
 
-using base::ErrorCode;
-using base::Fail;
-
 namespace {
 
 /// NVML's return codes in words (nvml.h's comments on nvmlReturn_t), for reasons a

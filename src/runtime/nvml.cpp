@@ -24,12 +24,7 @@ constexpr unsigned kDriverVersionBytes = 80;
 constexpr unsigned kNameBytes = 96;
 constexpr unsigned kUuidBytes = 96;
 
-struct DlCloser {
-  void operator()(void* h) const {
-    if (h) ::dlclose(h);
-  }
-};
-using DlHandle = std::unique_ptr<void, DlCloser>;
+using DlHandle = std::unique_ptr<void, nvml::DlCloser>;
 
 /// The resolved file behind a dlopen handle, "" when the loader does not say.
 std::string HandlePath(void* handle) {
@@ -134,8 +129,8 @@ GpuInfo ReadGpu(const nvml::NvmlSession& s, unsigned index) {
 
 namespace nvml {
 
-void NvmlSession::DlCloser::operator()(void* h) const {
-  if (h) ::dlclose(h);
+void DlCloser::operator()(void* handle) const {
+  if (handle) ::dlclose(handle);
 }
 
 std::string NvmlSession::Reason(nvmlReturn_t rc) const {

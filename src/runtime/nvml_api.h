@@ -168,6 +168,11 @@ struct Api {
   EventSetFreeFn* event_set_free = nullptr;
 };
 
+/// Closes a dlopen handle (a std::unique_ptr deleter).
+struct DlCloser {
+  void operator()(void* handle) const;
+};
+
 /// NVML loaded and initialised: dlopen'ed, every entry point bound, nvmlInit_v2
 /// called. The destructor calls nvmlShutdown and unloads the library. NVML counts
 /// its initialisations, so several sessions in one process are fine.
@@ -191,9 +196,6 @@ class NvmlSession {
 
  private:
   NvmlSession() = default;
-  struct DlCloser {
-    void operator()(void* h) const;
-  };
   std::unique_ptr<void, DlCloser> m_handle;
   Api m_api;
   std::string m_library_path;
