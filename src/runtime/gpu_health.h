@@ -167,7 +167,9 @@ class GpuMonitor {
   /// One raw sample per inventory GPU with a UUID, in inventory order; drains the
   /// Xid events NVML queued since the last call (never waits).
   std::vector<GpuHealthSample> ProbeGpuHealth();
-  /// The sample of one GPU; kNotFound when the inventory has no such UUID.
+  /// The sample of one GPU; kNotFound when the inventory has no such UUID (a GPU
+  /// NVML could not open at Open has none: a caller that expects it must treat it
+  /// as failed).
   base::Result<GpuHealthSample> ProbeGpuHealth(std::string_view uuid);
 
   /// The raw answers of the idle check for one GPU; kNotFound as above.

@@ -398,6 +398,11 @@ TEST_F(FakeNvml, ADriverThatDoesNotAnswerIsRefusedWithNvmlsReason) {
   auto m = GpuMonitor::Open(GPUNET_FAKE_NVML);
   ASSERT_FALSE(m.has_value());
   EXPECT_EQ(m.error().code, ErrorCode::kUnavailable);
+  // No state file at all: the fake's "driver not loaded".
+  ::unsetenv("GPUNET_FAKE_NVML_STATE");
+  auto none = ProbeNvml(GPUNET_FAKE_NVML);
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().code, ErrorCode::kUnavailable);
 }
 
 TEST_F(FakeNvml, MonitorSeesAGpuFailBetweenPolls) {
