@@ -94,5 +94,6 @@ void RegisterMarketCommands(CLI::App& app,
                             GlobalOptions& g);  // provider, offers, order, bid(s), lease, attest
 /// `provider init`, `provider apply`, `provider status` (cmd_provider_setup.cpp).
 void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g);
+void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // provider gpus
 
 }  // namespace gpunet::apps

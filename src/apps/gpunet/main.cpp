@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   RegisterNodeCommands(app, g);
   RegisterMarketCommands(app, g);
   RegisterProviderSetupCommands(*app.get_subcommand("provider"), g);
+  RegisterProviderGpusCommands(*app.get_subcommand("provider"), g);
 
   try {
     app.parse(argc, argv);
