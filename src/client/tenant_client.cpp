@@ -1,8 +1,6 @@
 #include "client/tenant_client.h"
 
-#include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -141,18 +139,6 @@ base::Result<TenantApiUrl> ParseTenantApiUrl(std::string_view url) {
   out.base =
       "https://" + (v6_form ? "[" + out.host + "]" : out.host) + ":" + std::to_string(out.port);
   return out;
-}
-
-base::Result<base::Hash32> SpkiSha256FromPem(std::string_view pem) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  GPUNET_CHECK(bio != nullptr);
-  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  auto fp = SpkiSha256(cert);
-  X509_free(cert);
-  if (!fp)
-    return Fail(ErrorCode::kInvalidArgument, "the text holds no PEM certificate with a public key");
-  return *fp;
 }
 
 TenantClient::TenantClient(TenantClientOptions options, const crypto::KeyPair& key,

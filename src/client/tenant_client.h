@@ -37,11 +37,6 @@ struct TenantApiUrl {
 /// expected form. (An IPv6 literal goes in brackets: https://[::1]:8443.)
 [[nodiscard]] base::Result<TenantApiUrl> ParseTenantApiUrl(std::string_view url);
 
-/// SHA-256 of the DER SubjectPublicKeyInfo of the first certificate in `pem`: the value
-/// `tls_fingerprint` in provider.yaml and on the ledger must hold. kInvalidArgument
-/// when `pem` holds no certificate.
-[[nodiscard]] base::Result<base::Hash32> SpkiSha256FromPem(std::string_view pem);
-
 struct TenantClientOptions {
   std::string url;                     ///< the provider's tenant_api_uri, https://host:port
   base::Hash32 spki_sha256;            ///< the provider's tls_fingerprint as the ledger holds it

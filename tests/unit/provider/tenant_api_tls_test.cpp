@@ -1,6 +1,7 @@
 // The tenant's pinned HTTPS client against server::HttpServer over real TLS on
-// 127.0.0.1, with the provider's RequestVerifier behind the routes: the right key is
-// served, signed requests verify end to end (tenant key, session key + grant, a
+// 127.0.0.1, serving the TLS identity `provider init` makes, with the provider's
+// RequestVerifier behind the routes: the fingerprint init publishes is the one the
+// client pins and is served, signed requests verify end to end (tenant key, session key + grant, a
 // stranger gets 403), a wrong key is refused before any request byte is sent, and a
 // download streams to a file.
 #include <openssl/evp.h>
@@ -19,6 +20,7 @@
 #include "base/clock.h"
 #include "client/tenant_client.h"
 #include "provider/request_auth.h"
+#include "provider/tls_identity.h"
 #include "server/http_server.h"
 #include "util/keys.h"
 #include "util/temp_dir.h"
@@ -29,7 +31,6 @@ namespace {
 
 using client::TenantClient;
 using client::TenantClientOptions;
-using gpunet::testing::CertAndKey;
 using gpunet::testing::TempDir;
 using gpunet::testing::TestAddress;
 using gpunet::testing::TestKey;
@@ -71,8 +72,11 @@ std::string BigBody() {
 /// A tenant API over TLS: the verifier guards every route but /environments.
 struct TenantApi {
   TenantApi() {
-    WriteText(dir.Sub("cert.pem"), pair.certificate_pem);
-    WriteText(dir.Sub("key.pem"), pair.key_pem);
+    auto made = GenerateTlsIdentity("127.0.0.1");
+    EXPECT_TRUE(made) << made.error().ToString();
+    identity = *made;
+    WriteText(dir.Sub("cert.pem"), identity.cert_pem);
+    WriteText(dir.Sub("key.pem"), identity.key_pem);
     auto opened = NonceStore::Open(dir.Path(), Now());
     EXPECT_TRUE(opened) << opened.error().ToString();
     nonces = std::move(*opened);
@@ -115,13 +119,13 @@ struct TenantApi {
   TenantClientOptions ClientOptions() const {
     TenantClientOptions o;
     o.url = "https://127.0.0.1:" + std::to_string(server->Port());
-    o.spki_sha256 = IndependentSpkiSha256(pair.certificate_pem);
+    o.spki_sha256 = identity.spki_sha256;  // what provider init puts in provider.yaml
     o.scope = {config.chain_id, config.provider, kLeaseId};
     return o;
   }
 
   TempDir dir;
-  CertAndKey pair = gpunet::testing::MakeSelfSigned();
+  TlsIdentity identity;
   std::unique_ptr<NonceStore> nonces;
   VerifierConfig config;
   std::unique_ptr<RequestVerifier> verifier;
@@ -132,13 +136,13 @@ struct TenantApi {
   std::unique_ptr<server::HttpServer> server;
 };
 
-TEST(TenantApiTls, TheFingerprintIsTheSha256OfTheDerSpki) {
-  const CertAndKey pair = gpunet::testing::MakeSelfSigned();
-  auto fp = client::SpkiSha256FromPem(pair.certificate_pem);
+TEST(TenantApiTls, TheFingerprintInitPublishesIsTheSha256OfTheDerSpki) {
+  TenantApi api;
+  auto fp = SpkiFingerprintOfCertPem(api.identity.cert_pem);
   ASSERT_TRUE(fp) << fp.error().ToString();
-  EXPECT_EQ(*fp, IndependentSpkiSha256(pair.certificate_pem));
+  EXPECT_EQ(*fp, IndependentSpkiSha256(api.identity.cert_pem));
+  EXPECT_EQ(api.identity.spki_sha256, *fp);
   EXPECT_NE(*fp, IndependentSpkiSha256(gpunet::testing::MakeSelfSigned().certificate_pem));
-  EXPECT_FALSE(client::SpkiSha256FromPem("not a certificate"));
 }
 
 TEST(TenantApiTls, ThePinnedKeyIsServedAndSignedRequestsVerify) {
@@ -198,9 +202,7 @@ TEST(TenantApiTls, AnotherKeyIsRefusedBeforeAnyRequestByteIsSent) {
     EXPECT_NE(res.error().message.find("man-in-the-middle is possible"), std::string::npos)
         << res.error().message;
     EXPECT_NE(res.error().message.find(base::ToHex(opt.spki_sha256)), std::string::npos);
-    EXPECT_NE(
-        res.error().message.find(base::ToHex(IndependentSpkiSha256(api.pair.certificate_pem))),
-        std::string::npos)
+    EXPECT_NE(res.error().message.find(base::ToHex(api.identity.spki_sha256)), std::string::npos)
         << "the message shows the key the server presented";
   }
   EXPECT_EQ(api.handled.load(), 0);
