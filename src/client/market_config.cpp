@@ -407,8 +407,9 @@ base::Status ParseProviderTerms(const Reader& r, Map& m, ProviderConfig& pc) {
   if (!pc.tenant_api_uri.starts_with("https://") && !pc.tenant_api_uri.starts_with("http://"))
     return r.Err(r.LineOf(api, m.line), "tenant_api",
                  Quoted(pc.tenant_api_uri) + " must start with https:// (or http:// on a devnet)");
-  GPUNET_TRY_ASSIGN(auto fp, r.Need(m, "tls_fingerprint",
-                                    "64 hex characters: the hash of the tenant API's TLS key"));
+  GPUNET_TRY_ASSIGN(
+      auto fp, r.Need(m, "tls_fingerprint",
+                      "64 hex characters: the SHA-256 of the tenant API's TLS key (DER SPKI)"));
   GPUNET_TRY_ASSIGN(auto fp_text, r.Text(fp, m.line, "tls_fingerprint"));
   auto fp_bytes = base::FixedFromHex<32>(fp_text);
   if (!fp_bytes)
