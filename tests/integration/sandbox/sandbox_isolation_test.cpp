@@ -442,6 +442,32 @@ TEST_F(SandboxTest, KeepsRunningWhenTheCallerIsKilledAndIsReattached) {
   EXPECT_FALSE(fresh.Attach(spec.id)->running);
 }
 
+TEST_F(SandboxTest, StopSendsSigtermThenKillsAfterTheGrace) {
+  // Every process of the workload gets SIGTERM: one that ends on it within the grace
+  // does so by itself (its trap runs)...
+  auto graceful = Spec("grace", Sh("trap 'echo got-term; exit 0' TERM; echo up; "
+                                   "while true; do sleep 0.05; done"));
+  graceful.stop_grace_ms = 20000;
+  Runtime rt(m_options);
+  ASSERT_TRUE(rt.Start(graceful).has_value());
+  ASSERT_TRUE(gpunet::testing::WaitForStdout(rt, graceful.id, "up"));
+  auto st = rt.Stop(graceful.id);
+  ASSERT_TRUE(st.has_value()) << st.error().ToString();
+  EXPECT_EQ(st->reason, ExitReason::kStopped) << st->message;
+  EXPECT_EQ(st->exit_code, 0) << st->message;
+  EXPECT_TRUE(gpunet::testing::WaitForStdout(rt, graceful.id, "got-term"));
+
+  // ...one that ignores it is killed with its cgroup once the grace has passed.
+  auto stubborn = Spec("stubborn", Sh("trap '' TERM; echo up; while true; do sleep 0.05; done"));
+  stubborn.stop_grace_ms = 200;
+  ASSERT_TRUE(rt.Start(stubborn).has_value());
+  ASSERT_TRUE(gpunet::testing::WaitForStdout(rt, stubborn.id, "up"));
+  auto killed = rt.Stop(stubborn.id);
+  ASSERT_TRUE(killed.has_value()) << killed.error().ToString();
+  EXPECT_EQ(killed->reason, ExitReason::kStopped) << killed->message;
+  EXPECT_EQ(killed->signal, SIGKILL) << killed->message;
+}
+
 TEST_F(SandboxTest, LogsAreCappedAndRotated) {
   auto spec = Spec(
       "logs", {"/usr/bin/python3", "-c", "import sys\nfor i in range(2000): print('%09d' % i)"});

@@ -5,11 +5,13 @@
 // SupervisorMain before gtest sees argv when the binary is started that way.
 #pragma once
 
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,22 @@ inline runtime::RuntimeOptions SelfSupervisedOptions(const std::string& dir, uin
   options.uid_first = uid_base + static_cast<uint32_t>(::getpid() % 20000) * 8;
   options.uid_count = 8;
   return options;
+}
+
+/// Waits (up to 10 s) until workload `id`'s stdout.log holds `text`: the workload has
+/// set up what it announces (a trap, say) before the test acts on it.
+inline bool WaitForStdout(const runtime::Runtime& rt, const std::string& id,
+                          const std::string& text) {
+  auto dir = rt.RunDir(id);
+  for (int i = 0; dir && i < 2000; ++i) {
+    std::ifstream in(*dir + "/stdout.log", std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (ss.str().find(text) != std::string::npos) return true;
+    const timespec pause{0, 5'000'000};
+    ::nanosleep(&pause, nullptr);
+  }
+  return false;
 }
 
 }  // namespace gpunet::testing

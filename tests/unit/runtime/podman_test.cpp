@@ -1,20 +1,34 @@
 // Podman backend (issue 6 item 7): real podman + runc on a local image made with
-// `podman import` from busybox-static (no registry). Tests that need podman skip by
-// name with PodmanUnavailableReason() when the host cannot run it.
+// `podman import` from busybox-static (no registry), alone (PodmanBackend::Run) and
+// supervised through Runtime::Start (issue 17 item 7; this binary is its own
+// supervisor, self_supervisor.h). Tests that need podman skip by name with
+// PodmanUnavailableReason() when the host cannot run it.
 #include "runtime/podman.h"
 
+#include "integration/sandbox/self_supervisor.h"
 #include "integration/sandbox_net/busybox_image.h"
+#include "runtime/cgroup.h"
+#include "runtime/host_probe.h"
+#include "runtime/runtime.h"
+#include "runtime/state_files.h"
 #include "util/temp_dir.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 namespace gpunet::runtime {
@@ -316,6 +330,260 @@ TEST_F(PodmanBackendTest, LeavesNoContainerOrCgroupBehind) {
   EXPECT_NE(std::system(cmd.c_str()), 0) << "container gpunet-" << spec.id << " still exists";
   EXPECT_FALSE(fs::exists("/sys/fs/cgroup/memory/gpunet-podman-test/" + spec.id));
   EXPECT_FALSE(fs::exists("/sys/fs/cgroup/pids/gpunet-podman-test/" + spec.id));
+}
+
+// ---- podman workloads through Runtime::Start (supervised) -----------------------------
+
+class PodmanRuntimeTest : public PodmanBackendTest {
+ protected:
+  void SetUp() override {
+    PodmanBackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    m_state.emplace(
+        gpunet::testing::TempDirOptions{.parent = "/tmp", .prefix = "gpunet-podrt", .mode = 0711});
+    m_options = gpunet::testing::SelfSupervisedOptions(m_state->Path(), 460000);
+    m_options.podman.config_dir = s_dir + "/conf";
+    // Eight slots of 65536 ids of this process's own, far above any real uid.
+    m_options.podman.userns_base =
+        1'900'000'000u + static_cast<uint32_t>(::getpid() % 100) * 8u * 65536u;
+  }
+  void TearDown() override {
+    if (!m_state) return;
+    Runtime rt(m_options);
+    for (const auto& id : rt.List()) EXPECT_TRUE(rt.Remove(id).has_value()) << id;
+    const std::error_code removed = m_state->Remove();
+    EXPECT_FALSE(removed) << m_state->Path() << ": " << removed.message();
+  }
+
+  WorkloadSpec Sh(const std::string& script) {
+    WorkloadSpec spec = Spec({"/bin/sh", "-c", script});
+    spec.resources.disk_bytes = 16ull << 20;
+    spec.resources.shm_bytes = 8ull << 20;
+    spec.lease_id = "lease-" + spec.id;
+    return spec;
+  }
+
+  struct Finished {
+    ExitStatus status;
+    std::string out, err;
+  };
+  Finished RunToEnd(const WorkloadSpec& spec) {
+    Finished f;
+    Runtime rt(m_options);
+    auto info = rt.Start(spec);
+    EXPECT_TRUE(info.has_value()) << (info ? "" : info.error().ToString());
+    if (!info) return f;
+    auto st = rt.Follow(spec.id, [&](std::string_view stream, std::string_view d) {
+      (stream == "stdout" ? f.out : f.err).append(d);
+    });
+    EXPECT_TRUE(st.has_value()) << (st ? "" : st.error().ToString());
+    if (st) f.status = *st;
+    return f;
+  }
+
+  bool ContainerExists(const std::string& id) const {
+    std::string cmd =
+        "CONTAINERS_CONF=" + s_dir + "/conf/containers.conf podman container exists gpunet-" + id;
+    return std::system(cmd.c_str()) == 0;
+  }
+  /// The workload's cgroup in hierarchy `key`, from the options Start wrote (it
+  /// unites the v1 parents for podman, runtime.cpp).
+  std::string WorkloadCgroupDir(const std::string& id, const char* key) const {
+    auto run = Runtime(m_options).RunDir(id);
+    auto opts = state_files::OptionsFromJson(FileText(*run + "/options.json"));
+    if (!opts) return "";
+    return WorkloadCgroups(Probe(), opts->cgroup_parents, id).Dir(key, "workload");
+  }
+
+  std::optional<gpunet::testing::TempDir> m_state;
+  RuntimeOptions m_options;
+};
+
+TEST_F(PodmanRuntimeTest, RunsWithLogsEnvironmentDiskAndExitCode) {
+  WorkloadSpec spec =
+      Sh("echo out-line; echo err-line >&2; pwd; echo $GPUNET_LEASE_ID $HOME; "
+         "echo w > /work/w && echo result > /outputs/r.txt && echo t > /tmp/t && echo wrote; "
+         "head -c 24000000 /dev/zero > /work/big || echo quota-hit; exit 3");
+  auto f = RunToEnd(spec);
+  EXPECT_EQ(f.status.reason, ExitReason::kExited) << f.status.message;
+  EXPECT_EQ(f.status.exit_code, 3) << f.out << f.err;
+  EXPECT_NE(f.out.find("out-line\n/work\n" + spec.lease_id + " /work\nwrote\n"), std::string::npos)
+      << f.out;
+  EXPECT_NE(f.err.find("err-line\n"), std::string::npos) << f.err;
+  // /work, /outputs and /tmp share the workload's quota disk (16M here).
+  EXPECT_NE(f.out.find("quota-hit"), std::string::npos) << f.out << f.err;
+  auto reader = Runtime(m_options).Outputs(spec.id);
+  ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
+  EXPECT_EQ(reader->ReadFile("r.txt", 1024).value_or("?"), "result\n");
+  EXPECT_GT(f.status.ended_at_ms, 0);
+}
+
+TEST_F(PodmanRuntimeTest, LimitsAreTheWorkloadCgroupsAndReasonsAreNamed) {
+  WorkloadSpec spec = Sh("while [ ! -e /work/go ]; do sleep 0.05; done");
+  spec.resources.cpu_millis = 500;
+  spec.stop_grace_ms = 0;
+  Runtime rt(m_options);
+  auto info = rt.Start(spec);
+  ASSERT_TRUE(info.has_value()) << info.error().ToString();
+  EXPECT_TRUE(info->running);
+  if (Probe().memory.how == Enforcement::kCgroupV1) {
+    EXPECT_EQ(FileText(WorkloadCgroupDir(spec.id, "memory") + "/memory.limit_in_bytes"),
+              std::to_string(spec.resources.memory_bytes) + "\n");
+    EXPECT_EQ(FileText(WorkloadCgroupDir(spec.id, "pids") + "/pids.max"),
+              std::to_string(spec.resources.pids_max) + "\n");
+    EXPECT_EQ(FileText(WorkloadCgroupDir(spec.id, "cpu") + "/cpu.cfs_quota_us"), "50000\n");
+  }
+  std::ofstream(info->work_dir + "/go") << "";
+  auto st = rt.Wait(spec.id);
+  ASSERT_TRUE(st.has_value()) << st.error().ToString();
+  EXPECT_EQ(st->exit_code, 0) << st->message;
+
+  WorkloadSpec oom = Sh("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
+  oom.resources.memory_bytes = 48ull << 20;
+  auto f = RunToEnd(oom);
+  EXPECT_EQ(f.status.reason, ExitReason::kOutOfMemory) << f.status.message;
+  EXPECT_EQ(f.status.exit_code, 137);
+  EXPECT_EQ(f.out.find("survived"), std::string::npos);
+
+  WorkloadSpec pids = Sh("for i in $(seq 1 200); do sleep 2 & done; wait");
+  pids.resources.pids_max = 40;
+  auto g = RunToEnd(pids);
+  EXPECT_EQ(g.status.reason, ExitReason::kPidsLimit) << g.status.message;
+}
+
+TEST_F(PodmanRuntimeTest, StopGivesTheGraceThenKillsAndRemoveLeavesNothing) {
+  // A workload that ends on SIGTERM within the grace says so.
+  WorkloadSpec graceful =
+      Sh("trap 'echo got-term; exit 0' TERM; echo up; "
+         "while true; do sleep 0.05; done");
+  graceful.stop_grace_ms = 20000;
+  Runtime rt(m_options);
+  ASSERT_TRUE(rt.Start(graceful).has_value());
+  ASSERT_TRUE(gpunet::testing::WaitForStdout(rt, graceful.id, "up"));  // its trap is set
+  auto st = rt.Stop(graceful.id);
+  ASSERT_TRUE(st.has_value()) << st.error().ToString();
+  EXPECT_EQ(st->reason, ExitReason::kStopped) << st->message;
+  std::string out;
+  ASSERT_TRUE(rt.Follow(graceful.id, [&](std::string_view, std::string_view d) { out.append(d); }));
+  EXPECT_NE(out.find("got-term"), std::string::npos) << out;
+
+  // One that ignores it is killed after the grace.
+  WorkloadSpec stubborn = Sh("trap '' TERM; echo up; while true; do sleep 0.05; done");
+  stubborn.stop_grace_ms = 200;
+  ASSERT_TRUE(rt.Start(stubborn).has_value());
+  ASSERT_TRUE(gpunet::testing::WaitForStdout(rt, stubborn.id, "up"));
+  auto killed = rt.Stop(stubborn.id);
+  ASSERT_TRUE(killed.has_value()) << killed.error().ToString();
+  EXPECT_EQ(killed->reason, ExitReason::kStopped) << killed->message;
+  // The container and its cgroups are gone with the status; Remove takes the rest.
+  EXPECT_FALSE(ContainerExists(stubborn.id));
+  const std::string pids_dir = WorkloadCgroupDir(stubborn.id, "pids");
+  EXPECT_FALSE(fs::exists(pids_dir)) << pids_dir;
+  for (const auto& id : {graceful.id, stubborn.id}) ASSERT_TRUE(rt.Remove(id).has_value()) << id;
+  EXPECT_TRUE(rt.List().empty());
+  EXPECT_FALSE(rt.Attach(stubborn.id).has_value());
+}
+
+TEST_F(PodmanRuntimeTest, KeepsRunningWhenTheCallerIsKilledAndIsReattached) {
+  WorkloadSpec spec =
+      Sh("echo before; while [ ! -e /work/go ]; do sleep 0.05; done; "
+         "echo after; echo err-line >&2; exit 7");
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t caller = ::fork();
+  ASSERT_GE(caller, 0);
+  if (caller == 0) {
+    ::close(ready[0]);
+    auto info = Runtime(m_options).Start(spec);
+    char c = info ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ASSERT_EQ(c, 'y');
+  ::kill(caller, SIGKILL);
+  ::waitpid(caller, nullptr, 0);
+
+  Runtime fresh(m_options);  // "the provider restarted"
+  auto info = fresh.Attach(spec.id);
+  ASSERT_TRUE(info.has_value()) << info.error().ToString();
+  EXPECT_TRUE(info->running);
+  EXPECT_EQ(fresh.List(), std::vector<std::string>{spec.id});
+  auto running = fresh.Poll(spec.id);
+  ASSERT_TRUE(running.has_value());
+  EXPECT_FALSE(running->has_value());
+  std::ofstream(info->work_dir + "/go") << "";
+  std::string out, err;
+  auto st = fresh.Follow(spec.id, [&](std::string_view s, std::string_view d) {
+    (s == "stdout" ? out : err).append(d);
+  });
+  ASSERT_TRUE(st.has_value()) << st.error().ToString();
+  EXPECT_EQ(st->exit_code, 7);
+  EXPECT_EQ(st->reason, ExitReason::kExited);
+  EXPECT_EQ(out, "before\nafter\n");
+  EXPECT_EQ(err, "err-line\n");
+  EXPECT_FALSE(fresh.Attach(spec.id)->running);
+}
+
+TEST_F(PodmanRuntimeTest, RemoveAfterTheSupervisorIsKilledTakesTheContainerToo) {
+  WorkloadSpec spec = Sh("sleep 1000");
+  Runtime rt(m_options);
+  auto info = rt.Start(spec);
+  ASSERT_TRUE(info.has_value()) << info.error().ToString();
+  ASSERT_EQ(::kill(info->supervisor_pid, SIGKILL), 0);
+  auto lost = rt.Wait(spec.id, 10000);
+  ASSERT_TRUE(lost.has_value()) << lost.error().ToString();
+  EXPECT_EQ(lost->reason, ExitReason::kSupervisorLost);
+  EXPECT_TRUE(ContainerExists(spec.id)) << "conmon keeps the container without its supervisor";
+  ASSERT_TRUE(rt.Remove(spec.id).has_value());
+  EXPECT_FALSE(ContainerExists(spec.id));
+}
+
+TEST_F(PodmanRuntimeTest, GetsExactlyItsGpusDeviceNodes) {
+  // Fake NVIDIA nodes (major 195), as the sandbox's isolation test makes them: no
+  // driver here, so the allocated one opens to ENXIO; the other is not there at all.
+  const std::string dev = m_state->Path() + "/dev";
+  ASSERT_EQ(::mkdir(dev.c_str(), 0711), 0);
+  for (int minor : {0, 1}) {
+    std::string node = dev + "/nvidia" + std::to_string(minor);
+    ASSERT_EQ(::mknod(node.c_str(), S_IFCHR | 0666, makedev(195, minor)), 0)
+        << std::strerror(errno);
+  }
+  m_options.device_dir = dev;
+  m_options.gpu_minors = {{"GPU-aaaa-0", 0}, {"GPU-bbbb-1", 1}};
+  WorkloadSpec spec =
+      Sh("for n in 0 1; do cat /dev/nvidia$n; done; "
+         "echo CVD=$CUDA_VISIBLE_DEVICES GPN=$GPUNET_GPUS_PER_NODE");
+  spec.gpu_uuids = {"GPU-bbbb-1"};
+  auto f = RunToEnd(spec);
+  EXPECT_NE(f.err.find("'/dev/nvidia0': No such file"), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("'/dev/nvidia1': No such device or address"), std::string::npos) << f.err;
+  EXPECT_NE(f.out.find("CVD=GPU-bbbb-1 GPN=1"), std::string::npos) << f.out;
+}
+
+TEST_F(PodmanRuntimeTest, EnvironmentsListTheHostAndTheLocalImages) {
+  Runtime rt(m_options);
+  std::vector<std::string> notes;
+  auto envs = rt.Environments(&notes);
+  bool host = false, image = false;
+  for (const auto& e : envs) {
+    if (e.name == kHostEnvironment) host = e.backend == Backend::kSandbox && e.id.empty();
+    if (e.name == m_image) image = e.backend == Backend::kPodman && e.id.size() == 64;
+  }
+  EXPECT_EQ(host, Probe().user_namespaces && !Probe().bwrap.empty());
+  EXPECT_TRUE(image) << m_image << " not listed";
+  // An image that is not there is refused before anything is made.
+  WorkloadSpec missing = Sh("true");
+  missing.image = "localhost/gpunet-no-such-image:1";
+  auto r = rt.Start(missing);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("not in the local store"), std::string::npos)
+      << r.error().ToString();
+  EXPECT_TRUE(rt.List().empty());
 }
 
 }  // namespace
