@@ -15,13 +15,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "baseline.h"
+#include "integration/sandbox/self_supervisor.h"  // this binary is its own supervisor
 #include "integration/sandbox_net/busybox_image.h"
 #include "runtime/podman.h"
 #include "runtime/runtime.h"
@@ -31,19 +31,6 @@ namespace {
 
 using gpunet::bench::NowSeconds;
 using namespace gpunet::runtime;
-
-// Runtime::Start execs supervisor_command + "--run-dir D --ready-fd N": this binary
-// is its own supervisor when started that way.
-struct SupervisorHook {
-  SupervisorHook() {
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    std::vector<std::string> args;
-    for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
-    if (args.size() == 6 && args[1] == "--gpunet-supervise" && args[2] == "--run-dir" &&
-        args[4] == "--ready-fd")
-      ::_exit(SupervisorMain(args[3], std::atoi(args[5].c_str())));
-  }
-} g_supervisor_hook;
 
 double Percentile(std::vector<double> v, size_t percent) {
   if (v.empty()) return -1;
@@ -118,14 +105,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string& dir = tmp->Path();
-  char exe[4096];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return 1;
-  RuntimeOptions options;
-  options.state_dir = dir + "/state";
-  options.supervisor_command = {std::string(exe, static_cast<size_t>(n)), "--gpunet-supervise"};
-  options.uid_first = 720000 + static_cast<uint32_t>(::getpid() % 20000) * 8;
-  options.uid_count = 8;
+  RuntimeOptions options = gpunet::testing::SelfSupervisedOptions(dir, 720000);
 
   Figures sandbox, podman;
   if (only.find("sandbox") != std::string::npos)

@@ -488,25 +488,7 @@ TEST_F(PodmanRuntimeTest, KeepsRunningWhenTheCallerIsKilledAndIsReattached) {
   WorkloadSpec spec =
       Sh("echo before; while [ ! -e /work/go ]; do sleep 0.05; done; "
          "echo after; echo err-line >&2; exit 7");
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  pid_t caller = ::fork();
-  ASSERT_GE(caller, 0);
-  if (caller == 0) {
-    ::close(ready[0]);
-    auto info = Runtime(m_options).Start(spec);
-    char c = info ? 'y' : 'n';
-    (void)!::write(ready[1], &c, 1);
-    ::pause();
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  ASSERT_EQ(c, 'y');
-  ::kill(caller, SIGKILL);
-  ::waitpid(caller, nullptr, 0);
+  ASSERT_TRUE(gpunet::testing::StartFromACallerThatIsKilled(m_options, spec));
 
   Runtime fresh(m_options);  // "the provider restarted"
   auto info = fresh.Attach(spec.id);
