@@ -617,10 +617,14 @@ base::Status Runtime::Remove(const std::string& id) const {
       auto spec_text = run->Read(state_files::kSpecFile);
       auto spec = spec_text ? state_files::SpecFromJson(*spec_text)
                             : base::Result<WorkloadSpec>(std::unexpected(spec_text.error()));
-      if (spec && spec->backend == Backend::kPodman) RemoveLostContainer(opts->podman, id);
+      const bool podman = spec && spec->backend == Backend::kPodman;
+      if (podman) RemoveLostContainer(opts->podman, id);
       WorkloadCgroups cgroups(Probe(), opts->cgroup_parents, id);
       GPUNET_TRY(cgroups.KillWorkload());
       (void)cgroups.Remove();
+      if (podman)
+        for (const auto& key : cgroups.Keys())
+          RemoveCgroupPathEverywhere(cgroups.Relative(key, ""));
     }
   }
   GPUNET_TRY(UnmountQuotaFs(info->run_dir + "/" + state_files::kFsDir));

@@ -395,6 +395,24 @@ class PodmanRuntimeTest : public PodmanBackendTest {
     return WorkloadCgroups(Probe(), opts->cgroup_parents, id).Dir(key, "workload");
   }
 
+  /// Cgroups named `id` in any mounted hierarchy (runc and conmon make the path in
+  /// all of them, blkio and name=systemd included), one per line; "" when none.
+  static std::string CgroupsNamed(const std::string& id) {
+    std::string found;
+    std::istringstream mounts(FileText("/proc/self/mounts"));
+    for (std::string dev, dir, type, rest;
+         mounts >> dev >> dir >> type && std::getline(mounts, rest);) {
+      if (type != "cgroup" && type != "cgroup2") continue;
+      std::error_code ec;
+      for (auto it = fs::recursive_directory_iterator(dir, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it.depth() > 6) it.disable_recursion_pending();
+        if (it->path().filename() == id) found += it->path().string() + "\n";
+      }
+    }
+    return found;
+  }
+
   std::optional<gpunet::testing::TempDir> m_state;
   RuntimeOptions m_options;
 };
@@ -479,6 +497,7 @@ TEST_F(PodmanRuntimeTest, StopGivesTheGraceThenKillsAndRemoveLeavesNothing) {
   EXPECT_FALSE(ContainerExists(stubborn.id));
   const std::string pids_dir = WorkloadCgroupDir(stubborn.id, "pids");
   EXPECT_FALSE(fs::exists(pids_dir)) << pids_dir;
+  EXPECT_EQ(CgroupsNamed(stubborn.id), "");
   for (const auto& id : {graceful.id, stubborn.id}) ASSERT_TRUE(rt.Remove(id).has_value()) << id;
   EXPECT_TRUE(rt.List().empty());
   EXPECT_FALSE(rt.Attach(stubborn.id).has_value());
@@ -523,6 +542,7 @@ TEST_F(PodmanRuntimeTest, RemoveAfterTheSupervisorIsKilledTakesTheContainerToo) 
   EXPECT_TRUE(ContainerExists(spec.id)) << "conmon keeps the container without its supervisor";
   ASSERT_TRUE(rt.Remove(spec.id).has_value());
   EXPECT_FALSE(ContainerExists(spec.id));
+  EXPECT_EQ(CgroupsNamed(spec.id), "");
 }
 
 TEST_F(PodmanRuntimeTest, GetsExactlyItsGpusDeviceNodes) {
