@@ -649,13 +649,20 @@ base::Result<PodmanState> PodmanBackend::State(const std::string& id) const {
 }
 
 base::Status PodmanBackend::RemoveContainer(const std::string& id) const {
-  auto r =
-      RunProcess({m_options.podman, "rm", "--force", "--ignore", "--time", "0", ContainerName(id)},
-                 PodmanEnv());
-  if (!r) return std::unexpected(r.error());
-  if (r->exit_code != 0)
-    return Fail(ErrorCode::kIo, "podman rm " + ContainerName(id) + ": " + Trim(r->err));
-  return base::Ok();
+  // conmon runs `podman container cleanup` as its container exits; an rm racing it can
+  // find the container's shm mount still busy ("device or resource busy"): try again.
+  constexpr int kAttempts = 5;
+  std::string last;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 0) SleepMs(50 * attempt);
+    auto r = RunProcess(
+        {m_options.podman, "rm", "--force", "--ignore", "--time", "0", ContainerName(id)},
+        PodmanEnv());
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code == 0) return base::Ok();
+    last = Trim(r->err);
+  }
+  return Fail(ErrorCode::kIo, "podman rm " + ContainerName(id) + ": " + last);
 }
 
 base::Result<std::vector<PodmanImage>> PodmanBackend::ListImages() const {
