@@ -511,6 +511,18 @@ std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
     a.insert(a.end(), {"--volume", plan.tmp_dir + ":/tmp:rw" + chown});
   if (!plan.work_dir.empty())
     a.insert(a.end(), {"--volume", plan.work_dir + ":/work:rw" + chown, "--workdir", "/work"});
+  AppendUsersAndDevices(plan, &a);
+  // The name service the network mode allows (network.h), not the host's resolver.
+  a.insert(a.end(), {"--volume", plan.run_dir + "/resolv.conf:/etc/resolv.conf:ro"});
+  a.insert(a.end(), {"--env-host=false", "--env-file", env_file});
+  a.push_back(spec.image);
+  a.insert(a.end(), spec.command.begin(), spec.command.end());
+  return a;
+}
+
+void PodmanBackend::AppendUsersAndDevices(const PodmanContainerPlan& plan,
+                                          std::vector<std::string>* args) const {
+  auto& a = *args;
   if (m_auto_userns) {
     a.push_back("--userns=auto");
   } else {
@@ -529,12 +541,6 @@ std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
       a.insert(a.end(), {"--device", host + ":" + inside + ":rwm"});
   }
   for (const auto& file : plan.ro_files) a.insert(a.end(), {"--volume", file + ":" + file + ":ro"});
-  // The name service the network mode allows (network.h), not the host's resolver.
-  a.insert(a.end(), {"--volume", plan.run_dir + "/resolv.conf:/etc/resolv.conf:ro"});
-  a.insert(a.end(), {"--env-host=false", "--env-file", env_file});
-  a.push_back(spec.image);
-  a.insert(a.end(), spec.command.begin(), spec.command.end());
-  return a;
 }
 
 base::Status PodmanBackend::CheckSpec(const WorkloadSpec& spec) const {

@@ -157,6 +157,9 @@ class PodmanBackend {
   const PodmanOptions& Options() const { return m_options; }
 
  private:
+  /// The user namespace mapping, GPU nodes and driver files of CreateArgs.
+  void AppendUsersAndDevices(const PodmanContainerPlan& plan, std::vector<std::string>* args) const;
+
   PodmanOptions m_options;
   std::string m_runc;
   bool m_auto_userns = false;

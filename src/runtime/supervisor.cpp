@@ -146,10 +146,12 @@ class Supervisor {
  private:
   base::Status Prepare();
   base::Status Launch();
+  base::Status PreparePodman();
   base::Status LaunchPodman();
   base::Status SpawnPodmanStart(pid_t container_pid);
   base::Status WriteInfo();
   void Loop();
+  void StepStop(int64_t now);
   void SendStopSignal();
   void KillNow();
   ExitStatus Finish();
@@ -184,6 +186,12 @@ class Supervisor {
   bool m_bwrap_done = false;
   UniqueFd m_out_r, m_err_r, m_status_r, m_block_w;
   Pipe m_signals;
+  struct StopState {
+    bool requested = false;          ///< SIGTERM reached the supervisor
+    bool killed = false;             ///< the workload was killed (the grace is over)
+    bool child_killed = false;       ///< podman start, which did not return, was killed
+    int64_t kill_at_ms = INT64_MAX;  ///< monotonic time of the kill
+  } m_stop;
   int64_t m_started_ms = 0;
 };
 
@@ -221,18 +229,7 @@ base::Status Supervisor::Prepare() {
   GPUNET_TRY(ReadRunFiles());
 
   m_caps = Probe();
-  if (m_spec.backend == Backend::kPodman) {
-    auto backend = PodmanBackend::Create(m_options.podman);
-    if (!backend) return std::unexpected(backend.error());
-    m_podman.emplace(std::move(*backend));
-    m_podman_auto_userns = m_podman->UsesAutoUserns();
-    if (!m_podman_auto_userns &&
-        uint64_t{m_options.podman.userns_base} + uint64_t{m_options.uid_count} * 65536u >
-            UINT32_MAX)
-      return Fail(ErrorCode::kInvalidArgument,
-                  "podman: userns_base + uid_count * 65536 passes 2^32: lower userns_base");
-    GPUNET_TRY(m_podman->CheckSpec(m_spec));
-  }
+  if (m_spec.backend == Backend::kPodman) GPUNET_TRY(PreparePodman());
   auto uid = AllocateUid(m_options.state_dir, m_options.uid_first, m_options.uid_count);
   if (!uid) return std::unexpected(uid.error());
   m_uid = std::move(*uid);
@@ -292,6 +289,20 @@ base::Status Supervisor::Prepare() {
   }
   GPUNET_TRY(MakeWorkloadDirs(*fs_dir, u));
   return WriteSandboxEtc(m_run, u, SandboxResolvConf(m_spec.network));
+}
+
+/// The podman backend, and the spec checked against it (an image of the local store),
+/// before anything is made for the workload.
+base::Status Supervisor::PreparePodman() {
+  auto backend = PodmanBackend::Create(m_options.podman);
+  if (!backend) return std::unexpected(backend.error());
+  m_podman.emplace(std::move(*backend));
+  m_podman_auto_userns = m_podman->UsesAutoUserns();
+  if (!m_podman_auto_userns &&
+      uint64_t{m_options.podman.userns_base} + uint64_t{m_options.uid_count} * 65536u > UINT32_MAX)
+    return Fail(ErrorCode::kInvalidArgument,
+                "podman: userns_base + uid_count * 65536 passes 2^32: lower userns_base");
+  return m_podman->CheckSpec(m_spec);
 }
 
 /// Whether the v1 `controller` ("memory", "pids") of the workload's cgroup saw its
@@ -611,6 +622,33 @@ base::Status Supervisor::SpawnPodmanStart(pid_t container_pid) {
   return base::Ok();
 }
 
+/// Stop, one step per turn of Loop: SIGTERM when asked, the kill once the grace is
+/// over (at once without a grace).
+void Supervisor::StepStop(int64_t now) {
+  if (g_stop_requested && !m_stop.requested) {
+    m_stop.requested = true;
+    m_stop.kill_at_ms = now + m_spec.stop_grace_ms;
+    if (m_spec.stop_grace_ms > 0 && !m_bwrap_done) {
+      Log("stop requested: SIGTERM, then kill after " + std::to_string(m_spec.stop_grace_ms) +
+          " ms");
+      SendStopSignal();
+    }
+  }
+  if (m_stop.requested && !m_stop.killed && now >= m_stop.kill_at_ms && !m_bwrap_done) {
+    Log("stop: killing the workload");
+    m_stop.killed = true;
+    KillNow();
+  }
+  // podman start follows the container's end through conmon; should it not return,
+  // the workload is dead anyway and Cleanup removes the container.
+  if (m_stop.killed && !m_stop.child_killed && !m_bwrap_done &&
+      now >= m_stop.kill_at_ms + kPodmanStartExitMs) {
+    Log("stop: podman start still runs after the kill; killing it");
+    m_stop.child_killed = true;
+    ::kill(m_bwrap, SIGKILL);
+  }
+}
+
 /// Stop's first step: SIGTERM to the sandbox's processes (bwrap itself excepted, whose
 /// end would cut the grace short), or to the container's first process.
 void Supervisor::SendStopSignal() {
@@ -635,32 +673,11 @@ void Supervisor::KillNow() {
 void Supervisor::Loop() {
   LogWriter out(m_run.Fd(), "stdout.log", m_spec.resources.log_bytes_max);
   LogWriter err(m_run.Fd(), "stderr.log", m_spec.resources.log_bytes_max);
-  bool stopping = false, killed = false;
-  int64_t kill_at = INT64_MAX;
   int64_t drain_deadline = -1;
   char buf[65536];
   while (true) {
     const int64_t now = SystemClock::Instance().MonotonicMs();
-    if (g_stop_requested && !stopping) {
-      stopping = true;
-      kill_at = now + m_spec.stop_grace_ms;
-      if (m_spec.stop_grace_ms > 0 && !m_bwrap_done) {
-        Log("stop requested: SIGTERM, then kill after " + std::to_string(m_spec.stop_grace_ms) +
-            " ms");
-        SendStopSignal();
-      }
-    }
-    if (stopping && !killed && now >= kill_at && !m_bwrap_done) {
-      Log("stop: killing the workload");
-      killed = true;
-      KillNow();
-    }
-    // podman start follows the container's end through conmon; should it not return,
-    // the workload is dead anyway and Cleanup removes the container.
-    if (killed && !m_bwrap_done && now >= kill_at + kPodmanStartExitMs) {
-      Log("stop: podman start still runs after the kill; killing it");
-      ::kill(m_bwrap, SIGKILL);
-    }
+    StepStop(now);
     if (!m_bwrap_done) {
       int st = 0;
       pid_t r = ::waitpid(m_bwrap, &st, WNOHANG);
@@ -685,7 +702,8 @@ void Supervisor::Loop() {
     // Woken by SIGCHLD (the signal pipe) and by output; the timeout only bounds the
     // grace and the drain.
     int64_t wait_ms = m_bwrap_done ? 50 : 1000;
-    if (stopping && !killed) wait_ms = std::clamp<int64_t>(kill_at - now, 0, wait_ms);
+    if (m_stop.requested && !m_stop.killed)
+      wait_ms = std::clamp<int64_t>(m_stop.kill_at_ms - now, 0, wait_ms);
     int rc = ::poll(fds, 4, static_cast<int>(wait_ms));
     if (rc < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) (void)::read(m_signals.r.Get(), buf, sizeof buf);
