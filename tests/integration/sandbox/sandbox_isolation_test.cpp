@@ -19,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "integration/sandbox/lifecycle_checks.h"
 #include "integration/sandbox/self_supervisor.h"
 #include "runtime/cgroup.h"
 #include "runtime/host_probe.h"
@@ -30,10 +31,7 @@ namespace {
 
 // The test binary doubles as the supervisor (self_supervisor.h).
 
-struct Finished {
-  ExitStatus status;
-  std::string out, err;
-};
+using gpunet::testing::Finished;
 
 class SandboxTest : public ::testing::Test {
  protected:
@@ -69,19 +67,7 @@ class SandboxTest : public ::testing::Test {
     return {"/bin/sh", "-c", script};
   }
 
-  Finished RunToEnd(const WorkloadSpec& spec) {
-    Finished f;
-    Runtime rt(m_options);
-    auto info = rt.Start(spec);
-    EXPECT_TRUE(info.has_value()) << (info ? "" : info.error().ToString());
-    if (!info) return f;
-    auto st = rt.Follow(spec.id, [&](std::string_view stream, std::string_view d) {
-      (stream == "stdout" ? f.out : f.err).append(d);
-    });
-    EXPECT_TRUE(st.has_value()) << (st ? "" : st.error().ToString());
-    if (st) f.status = *st;
-    return f;
-  }
+  Finished RunToEnd(const WorkloadSpec& spec) { return gpunet::testing::RunToEnd(m_options, spec); }
 
   std::optional<gpunet::testing::TempDir> m_tmp;  // made once the test knows it runs
   std::string m_dir;
@@ -400,53 +386,16 @@ TEST_F(SandboxTest, NothingOutlivesTeardown) {
 }
 
 TEST_F(SandboxTest, KeepsRunningWhenTheCallerIsKilledAndIsReattached) {
-  auto spec =
-      Spec("reattach", Sh("echo before; while [ ! -e /work/go ]; do sleep 0.05; done; echo after; "
-                          "echo err-line >&2; exit 7"));
-  ASSERT_TRUE(gpunet::testing::StartFromACallerThatIsKilled(m_options, spec));
-
-  Runtime fresh(m_options);  // "the provider restarted"
-  auto info = fresh.Attach(spec.id);
-  ASSERT_TRUE(info.has_value()) << info.error().ToString();
-  EXPECT_TRUE(info->running);
-  EXPECT_NE(info->supervisor_pid, 0);
-  std::ofstream(info->work_dir + "/go") << "";
-  std::string out, err;
-  auto st = fresh.Follow(spec.id, [&](std::string_view s, std::string_view d) {
-    (s == "stdout" ? out : err).append(d);
-  });
-  ASSERT_TRUE(st.has_value()) << st.error().ToString();
-  EXPECT_EQ(st->exit_code, 7);
-  EXPECT_EQ(st->reason, ExitReason::kExited);
-  EXPECT_EQ(out, "before\nafter\n");
-  EXPECT_EQ(err, "err-line\n");
-  EXPECT_FALSE(fresh.Attach(spec.id)->running);
+  gpunet::testing::ExpectReattachedAfterTheCallerIsKilled(
+      m_options, Spec("reattach", Sh(gpunet::testing::kReattachScript)));
 }
 
 TEST_F(SandboxTest, StopSendsSigtermThenKillsAfterTheGrace) {
-  // Every process of the workload gets SIGTERM: one that ends on it within the grace
-  // does so by itself (its trap runs)...
-  auto graceful = Spec("grace", Sh("trap 'echo got-term; exit 0' TERM; echo up; "
-                                   "while true; do sleep 0.05; done"));
-  graceful.stop_grace_ms = 20000;
+  // Every process of the workload gets SIGTERM; the kill is the cgroup's.
   Runtime rt(m_options);
-  ASSERT_TRUE(rt.Start(graceful).has_value());
-  ASSERT_TRUE(gpunet::testing::WaitForStdout(rt, graceful.id, "up"));
-  auto st = rt.Stop(graceful.id);
-  ASSERT_TRUE(st.has_value()) << st.error().ToString();
-  EXPECT_EQ(st->reason, ExitReason::kStopped) << st->message;
-  EXPECT_EQ(st->exit_code, 0) << st->message;
-  EXPECT_TRUE(gpunet::testing::WaitForStdout(rt, graceful.id, "got-term"));
-
-  // ...one that ignores it is killed with its cgroup once the grace has passed.
-  auto stubborn = Spec("stubborn", Sh("trap '' TERM; echo up; while true; do sleep 0.05; done"));
-  stubborn.stop_grace_ms = 200;
-  ASSERT_TRUE(rt.Start(stubborn).has_value());
-  ASSERT_TRUE(gpunet::testing::WaitForStdout(rt, stubborn.id, "up"));
-  auto killed = rt.Stop(stubborn.id);
-  ASSERT_TRUE(killed.has_value()) << killed.error().ToString();
-  EXPECT_EQ(killed->reason, ExitReason::kStopped) << killed->message;
-  EXPECT_EQ(killed->signal, SIGKILL) << killed->message;
+  gpunet::testing::ExpectStopGivesTheGraceThenKills(
+      rt,
+      [&](const std::string& name, const std::string& script) { return Spec(name, Sh(script)); });
 }
 
 TEST_F(SandboxTest, LogsAreCappedAndRotated) {

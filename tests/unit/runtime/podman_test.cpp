@@ -5,6 +5,7 @@
 // PodmanUnavailableReason() when the host cannot run it.
 #include "runtime/podman.h"
 
+#include "integration/sandbox/lifecycle_checks.h"
 #include "integration/sandbox/self_supervisor.h"
 #include "integration/sandbox_net/busybox_image.h"
 #include "runtime/cgroup.h"
@@ -363,22 +364,8 @@ class PodmanRuntimeTest : public PodmanBackendTest {
     return spec;
   }
 
-  struct Finished {
-    ExitStatus status;
-    std::string out, err;
-  };
-  Finished RunToEnd(const WorkloadSpec& spec) {
-    Finished f;
-    Runtime rt(m_options);
-    auto info = rt.Start(spec);
-    EXPECT_TRUE(info.has_value()) << (info ? "" : info.error().ToString());
-    if (!info) return f;
-    auto st = rt.Follow(spec.id, [&](std::string_view stream, std::string_view d) {
-      (stream == "stdout" ? f.out : f.err).append(d);
-    });
-    EXPECT_TRUE(st.has_value()) << (st ? "" : st.error().ToString());
-    if (st) f.status = *st;
-    return f;
+  gpunet::testing::Finished RunToEnd(const WorkloadSpec& spec) {
+    return gpunet::testing::RunToEnd(m_options, spec);
   }
 
   bool ContainerExists(const std::string& id) const {
@@ -470,64 +457,32 @@ TEST_F(PodmanRuntimeTest, LimitsAreTheWorkloadCgroupsAndReasonsAreNamed) {
 }
 
 TEST_F(PodmanRuntimeTest, StopGivesTheGraceThenKillsAndRemoveLeavesNothing) {
-  // A workload that ends on SIGTERM within the grace says so.
-  WorkloadSpec graceful =
-      Sh("trap 'echo got-term; exit 0' TERM; echo up; "
-         "while true; do sleep 0.05; done");
-  graceful.stop_grace_ms = 20000;
+  // SIGTERM to the container's first process; the kill takes its pid namespace.
   Runtime rt(m_options);
-  ASSERT_TRUE(rt.Start(graceful).has_value());
-  ASSERT_TRUE(gpunet::testing::WaitForStdout(rt, graceful.id, "up"));  // its trap is set
-  auto st = rt.Stop(graceful.id);
-  ASSERT_TRUE(st.has_value()) << st.error().ToString();
-  EXPECT_EQ(st->reason, ExitReason::kStopped) << st->message;
-  std::string out;
-  ASSERT_TRUE(rt.Follow(graceful.id, [&](std::string_view, std::string_view d) { out.append(d); }));
-  EXPECT_NE(out.find("got-term"), std::string::npos) << out;
-
-  // One that ignores it is killed after the grace.
-  WorkloadSpec stubborn = Sh("trap '' TERM; echo up; while true; do sleep 0.05; done");
-  stubborn.stop_grace_ms = 200;
-  ASSERT_TRUE(rt.Start(stubborn).has_value());
-  ASSERT_TRUE(gpunet::testing::WaitForStdout(rt, stubborn.id, "up"));
-  auto killed = rt.Stop(stubborn.id);
-  ASSERT_TRUE(killed.has_value()) << killed.error().ToString();
-  EXPECT_EQ(killed->reason, ExitReason::kStopped) << killed->message;
-  // The container and its cgroups are gone with the status; Remove takes the rest.
-  EXPECT_FALSE(ContainerExists(stubborn.id));
-  const std::string pids_dir = WorkloadCgroupDir(stubborn.id, "pids");
-  EXPECT_FALSE(fs::exists(pids_dir)) << pids_dir;
-  EXPECT_EQ(CgroupsNamed(stubborn.id), "");
-  for (const auto& id : {graceful.id, stubborn.id}) ASSERT_TRUE(rt.Remove(id).has_value()) << id;
+  std::vector<std::string> ids;
+  gpunet::testing::ExpectStopGivesTheGraceThenKills(
+      rt, [&](const std::string& name, const std::string& script) {
+        WorkloadSpec spec = Sh(script);
+        spec.id += "-" + name;
+        ids.push_back(spec.id);
+        return spec;
+      });
+  ASSERT_EQ(ids.size(), 2u);
+  // The containers and their cgroups are gone with the status; Remove takes the rest.
+  for (const auto& id : ids) {
+    EXPECT_FALSE(ContainerExists(id));
+    const std::string pids_dir = WorkloadCgroupDir(id, "pids");
+    EXPECT_FALSE(fs::exists(pids_dir)) << pids_dir;
+    EXPECT_EQ(CgroupsNamed(id), "");
+    ASSERT_TRUE(rt.Remove(id).has_value()) << id;
+  }
   EXPECT_TRUE(rt.List().empty());
-  EXPECT_FALSE(rt.Attach(stubborn.id).has_value());
+  EXPECT_FALSE(rt.Attach(ids[1]).has_value());
 }
 
 TEST_F(PodmanRuntimeTest, KeepsRunningWhenTheCallerIsKilledAndIsReattached) {
-  WorkloadSpec spec =
-      Sh("echo before; while [ ! -e /work/go ]; do sleep 0.05; done; "
-         "echo after; echo err-line >&2; exit 7");
-  ASSERT_TRUE(gpunet::testing::StartFromACallerThatIsKilled(m_options, spec));
-
-  Runtime fresh(m_options);  // "the provider restarted"
-  auto info = fresh.Attach(spec.id);
-  ASSERT_TRUE(info.has_value()) << info.error().ToString();
-  EXPECT_TRUE(info->running);
-  EXPECT_EQ(fresh.List(), std::vector<std::string>{spec.id});
-  auto running = fresh.Poll(spec.id);
-  ASSERT_TRUE(running.has_value());
-  EXPECT_FALSE(running->has_value());
-  std::ofstream(info->work_dir + "/go") << "";
-  std::string out, err;
-  auto st = fresh.Follow(spec.id, [&](std::string_view s, std::string_view d) {
-    (s == "stdout" ? out : err).append(d);
-  });
-  ASSERT_TRUE(st.has_value()) << st.error().ToString();
-  EXPECT_EQ(st->exit_code, 7);
-  EXPECT_EQ(st->reason, ExitReason::kExited);
-  EXPECT_EQ(out, "before\nafter\n");
-  EXPECT_EQ(err, "err-line\n");
-  EXPECT_FALSE(fresh.Attach(spec.id)->running);
+  gpunet::testing::ExpectReattachedAfterTheCallerIsKilled(m_options,
+                                                          Sh(gpunet::testing::kReattachScript));
 }
 
 TEST_F(PodmanRuntimeTest, RemoveAfterTheSupervisorIsKilledTakesTheContainerToo) {
