@@ -6,9 +6,10 @@
 // then Runtime::Remove (disk unmounted, run dir deleted), per backend. The SIGTERM
 // grace is 0 here, so Stop's time is the teardown alone. Medians and p95 over the
 // runs. Needs root (as the provider does); the podman figures need podman and runc.
-// Prints one line:
-//   sandbox_stop_ms=.. sandbox_stop_p95_ms=.. sandbox_remove_ms=.. podman_stop_ms=..
-//   podman_stop_p95_ms=.. podman_remove_ms=.. runs=N failures=F
+// Also the time Start took (to the command running), for scale. Prints one line:
+//   sandbox_stop_ms=.. sandbox_stop_p95_ms=.. sandbox_remove_ms=.. sandbox_start_ms=..
+//   podman_stop_ms=.. podman_stop_p95_ms=.. podman_remove_ms=.. podman_start_ms=..
+//   runs=N failures=F
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,14 +40,16 @@ double Percentile(std::vector<double> v, size_t percent) {
 }
 
 struct Figures {
-  std::vector<double> stop_ms, remove_ms;
+  std::vector<double> start_ms, stop_ms, remove_ms;
   int failures = 0;
 };
 
 /// One workload: started, seen running, stopped (timed), removed (timed).
 void StopOnce(const RuntimeOptions& options, WorkloadSpec spec, Figures* f) {
   Runtime rt(options);
+  const double t_start = NowSeconds();
   auto info = rt.Start(spec);
+  const double started = NowSeconds();
   if (!info) {
     std::fprintf(stderr, "bench_teardown: start failed: %s\n", info.error().ToString().c_str());
     ++f->failures;
@@ -65,6 +68,7 @@ void StopOnce(const RuntimeOptions& options, WorkloadSpec spec, Figures* f) {
     ++f->failures;
     return;
   }
+  f->start_ms.push_back((started - t_start) * 1000);
   f->stop_ms.push_back((t1 - t0) * 1000);
   f->remove_ms.push_back((t2 - t1) * 1000);
 }
@@ -81,9 +85,9 @@ WorkloadSpec SleepSpec(const std::string& id) {
 }
 
 void Print(const char* name, const Figures& f) {
-  std::printf("%s_stop_ms=%.1f %s_stop_p95_ms=%.1f %s_remove_ms=%.1f ", name,
+  std::printf("%s_stop_ms=%.1f %s_stop_p95_ms=%.1f %s_remove_ms=%.1f %s_start_ms=%.1f ", name,
               Percentile(f.stop_ms, 50), name, Percentile(f.stop_ms, 95), name,
-              Percentile(f.remove_ms, 50));
+              Percentile(f.remove_ms, 50), name, Percentile(f.start_ms, 50));
 }
 
 }  // namespace
