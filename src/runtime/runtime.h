@@ -98,6 +98,8 @@ struct WorkloadInfo {
   std::string work_dir;     ///< host path of /work inside (quota fs)
   std::string outputs_dir;  ///< host path of /outputs inside (read it with Outputs())
   pid_t supervisor_pid = 0;
+  /// The host uid the workload runs as (podman: its container root on the host with the
+  /// fixed mapping; with --userns=auto the uid slot it holds, podman picking the ids).
   uint32_t uid = 0;
   std::vector<PortSpec> ports;          ///< bound host ports (NetworkMode::kPorts)
   std::vector<std::string> unenforced;  ///< limits not enforced (allow_unenforced_limits)
