@@ -84,5 +84,7 @@ void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g);
 void RegisterNodeCommands(CLI::App& app, GlobalOptions& g);
 void RegisterMarketCommands(CLI::App& app,
                             GlobalOptions& g);  // provider, offers, order, bid(s), lease, attest
+/// `provider run` (cmd_provider_run.cpp), under the `provider` command.
+void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
 
 }  // namespace gpunet::apps

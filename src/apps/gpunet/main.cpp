@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   RegisterDevnetCommands(app, g);
   RegisterNodeCommands(app, g);
   RegisterMarketCommands(app, g);
+  RegisterProviderRunCommands(*app.get_subcommand("provider"), g);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,304 @@
+#include "provider/daemon.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "base/check.h"
+#include "base/clock.h"
+#include "base/file_util.h"
+#include "client/market_client.h"
+#include "client/node_client.h"
+#include "crypto/address.h"
+#include "provider/chain_watch.h"
+#include "provider/lease_book.h"
+#include "runtime/nvml.h"
+#include "runtime/runtime.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
+
+namespace gpunet::provider {
+
+using base::ErrorCode;
+using base::Fail;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr int64_t kTickMs = 1'000;
+constexpr int64_t kNodeBackoffMaxMs = 10'000;
+
+/// The engine's WorkloadPort over the real runtime.
+class RuntimeWorkloads final : public WorkloadPort {
+ public:
+  explicit RuntimeWorkloads(runtime::RuntimeOptions options) : m_runtime(std::move(options)) {}
+  std::vector<std::string> List() override { return m_runtime.List(); }
+  base::Result<bool> Running(const std::string& id) override {
+    runtime::WorkloadInfo info;
+    GPUNET_TRY_ASSIGN(info, m_runtime.Attach(id));
+    return info.running;
+  }
+  base::Status Start(const runtime::WorkloadSpec& spec) override {
+    GPUNET_TRY(m_runtime.Start(spec));
+    return {};
+  }
+  base::Status Stop(const std::string& id) override {
+    GPUNET_TRY(m_runtime.Stop(id));
+    return {};
+  }
+  base::Status Remove(const std::string& id) override { return m_runtime.Remove(id); }
+
+ private:
+  runtime::Runtime m_runtime;
+};
+
+base::Result<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  unsigned long port = 0;
+  bool ok = colon != std::string::npos && colon > 0 && colon + 1 < text.size() &&
+            text.size() - colon - 1 <= 5 &&
+            text.find_first_not_of("0123456789", colon + 1) == std::string::npos &&
+            (port = std::stoul(text.substr(colon + 1))) <= 65535;
+  if (!ok)
+    return Fail(ErrorCode::kInvalidArgument,
+                "daemon.metrics_listen \"" + text + "\" is not host:port (e.g. 127.0.0.1:9464)");
+  return std::pair{text.substr(0, colon), static_cast<uint16_t>(port)};
+}
+
+/// The provider this key operates: `wanted` when given (its operator must be the
+/// key), else the provider the key owns, else the one that names it as operator.
+base::Result<codec::Address> ResolveProvider(const std::string& url, const crypto::KeyPair& key,
+                                             const std::string& wanted) {
+  client::MarketClient market(url);
+  const std::string me = crypto::AddressToString(crypto::AddressOf(key.Public()));
+  std::string owner = wanted;
+  if (owner.empty()) {
+    if (auto own = market.Provider(me); own) {
+      owner = me;
+    } else if (own.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(own.error());
+    } else {
+      client::MarketPage<client::ProviderInfo> page;
+      GPUNET_TRY_ASSIGN(page, market.Providers(1000));
+      for (const auto& p : page.entries)
+        if (p.operator_address == me) owner = p.owner;
+      if (owner.empty())
+        return Fail(ErrorCode::kNotFound,
+                    "no provider on the ledger is owned or operated by " + me +
+                        "; register it first (gpunet provider register), or pass --provider");
+    }
+  }
+  client::MarketAnswer<client::ProviderInfo> p;
+  GPUNET_TRY_ASSIGN(p, market.Provider(owner));
+  if (p.value.owner != me && p.value.operator_address != me)
+    return Fail(ErrorCode::kPermissionDenied, "provider " + owner + " is operated by " +
+                                                  p.value.operator_address + ", not by this key (" +
+                                                  me + ")");
+  codec::Address address;
+  GPUNET_TRY_ASSIGN(address, crypto::ParseAddress(owner));
+  return address;
+}
+
+std::string ModeName(GpuMode mode) {
+  return mode == GpuMode::kNvml ? "nvml" : "declared";
+}
+
+}  // namespace
+
+base::Result<client::MachineConfig> ThisMachine(const client::ProviderConfig& config) {
+  std::vector<const client::MachineConfig*> all;
+  for (const auto& s : config.sites)
+    for (const auto& m : s.machines) all.push_back(&m);
+  const uint32_t wanted = config.daemon.machine_id;
+  if (wanted == 0) {
+    if (all.size() == 1) return *all[0];
+    return Fail(ErrorCode::kInvalidArgument,
+                config.file + " lists " + std::to_string(all.size()) +
+                    " machines; say which one this host is with daemon: machine_id: N");
+  }
+  for (const auto* m : all)
+    if (m->id == wanted) return *m;
+  return Fail(ErrorCode::kInvalidArgument, config.file + ": daemon.machine_id " +
+                                               std::to_string(wanted) +
+                                               " is not a machine of its sites");
+}
+
+base::Result<std::vector<PoolGpu>> InventoryGpus(const client::ProviderConfig& config,
+                                                 const client::MachineConfig& machine,
+                                                 GpuMode* mode) {
+  std::vector<PoolGpu> gpus;
+  if (!config.daemon.declared_gpus.empty()) {
+    *mode = GpuMode::kDeclared;
+    for (const auto& d : config.daemon.declared_gpus)
+      gpus.push_back({d.uuid, machine.gpu_model, d.minor, true, {}, 0});
+    return gpus;
+  }
+  *mode = GpuMode::kNvml;
+  auto nvml = runtime::ProbeNvml(config.daemon.nvml_library);
+  if (!nvml)
+    return Fail(nvml.error().code,
+                nvml.error().message +
+                    "; on a development chain without NVIDIA GPUs, declare them in "
+                    "daemon.declared_gpus (docs/provider-daemon.md)");
+  for (const auto& g : nvml->gpus) {
+    PoolGpu p{g.uuid, machine.gpu_model, g.minor, g.problem.empty(), {}, 0};
+    if (!g.problem.empty()) p.problems.push_back(g.problem);
+    gpus.push_back(std::move(p));
+  }
+  return gpus;
+}
+
+base::Status CheckDevelopmentChain(const Json& status_json, std::string_view node_url) {
+  auto it = status_json.find("development");
+  if (it != status_json.end() && it->is_boolean() && it->get<bool>()) return {};
+  return Fail(ErrorCode::kPermissionDenied,
+              "daemon.declared_gpus sells GPUs backed by device nodes, which only a development "
+              "chain allows, and the chain at " +
+                  std::string(node_url) +
+                  " does not say \"development\": true in its /status; remove declared_gpus to "
+                  "sell the GPUs NVML finds");
+}
+
+namespace {
+
+/// The daemon's running parts, built once the node answered.
+struct Wiring {
+  std::unique_ptr<ChainClient> chain;
+  std::unique_ptr<RuntimeWorkloads> workloads;
+  std::unique_ptr<Engine> engine;
+  GpuMode mode = GpuMode::kNvml;
+};
+
+/// Waits (logging once) until the node answers /status; false when stopped first.
+base::Result<client::NodeStatusInfo> WaitForNode(const std::string& url,
+                                                 const std::atomic<bool>& stop,
+                                                 const std::function<void(std::string_view)>& log) {
+  bool said = false;
+  int64_t backoff_ms = 250;
+  while (!stop) {
+    auto status = client::NodeClient(url).Status();
+    if (status) return status;
+    if (!said) log("waiting for the node: " + status.error().message);
+    said = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min(backoff_ms * 2, kNodeBackoffMaxMs);
+  }
+  return Fail(ErrorCode::kUnavailable, "stopped before the node answered");
+}
+
+base::Status WriteStatusFile(const ProviderHome& home, const Engine& engine, GpuMode mode) {
+  Json j = engine.StatusJson();
+  j["updated_ms"] = base::SystemClock::Instance().NowMs();
+  j["mode"] = ModeName(mode);
+  return base::WriteFileAtomic(home.StateDir() + "/daemon-status.json", j.dump(2) + "\n",
+                               {.mode = 0644});
+}
+
+}  // namespace
+
+base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
+                       const std::atomic<bool>& stop) {
+  GPUNET_CHECK(setup.log != nullptr);
+  const auto& log = setup.log;
+  const client::DaemonConfig& dc = setup.config.daemon;
+  client::MachineConfig machine;
+  GPUNET_TRY_ASSIGN(machine, ThisMachine(setup.config));
+  GpuMode mode = GpuMode::kNvml;
+  std::vector<PoolGpu> gpus;
+  GPUNET_TRY_ASSIGN(gpus, InventoryGpus(setup.config, machine, &mode));
+  std::vector<BookProblem> problems;
+  LeaseBook book;
+  GPUNET_TRY_ASSIGN(book, LeaseBook::Open(setup.home.StateDir(), &problems));
+  for (const auto& p : problems) log("lease book: " + p.file + " set aside: " + p.message);
+
+  server::metrics::Registry registry;
+  std::pair<std::string, uint16_t> listen;
+  GPUNET_TRY_ASSIGN(listen, SplitHostPort(dc.metrics_listen));
+  server::ServerOptions so;
+  so.host = listen.first;
+  so.port = listen.second;
+  so.worker_threads = 1;
+  so.ws_topics = {};
+  server::HttpServer metrics_server(so);
+  metrics_server.Handle("GET", "/metrics", [&registry](const server::Request&) {
+    server::Response r;
+    r.status = 200;
+    r.content_type = std::string(server::metrics::kContentType);
+    r.body = registry.Render();
+    return r;
+  });
+  GPUNET_TRY(metrics_server.Start());
+  log("metrics: " + metrics_server.Url() + "/metrics");
+
+  client::NodeStatusInfo status;
+  GPUNET_TRY_ASSIGN(status, WaitForNode(dc.node_url, stop, log));
+  if (mode == GpuMode::kDeclared) GPUNET_TRY(CheckDevelopmentChain(status.raw, dc.node_url));
+  codec::Address provider;
+  GPUNET_TRY_ASSIGN(provider, ResolveProvider(dc.node_url, operator_key, setup.provider));
+  log("provider " + crypto::AddressToString(provider) + ", machine " + std::to_string(machine.id) +
+      ", " + std::to_string(gpus.size()) + " GPUs (" + ModeName(mode) + "), chain " +
+      status.chain_id + " at " + dc.node_url);
+
+  runtime::RuntimeOptions ro;
+  ro.state_dir = setup.home.SandboxDir();
+  ro.supervisor_command = setup.supervisor_command;
+  ro.device_dir = dc.device_dir;
+  for (const auto& d : dc.declared_gpus) ro.gpu_minors[d.uuid] = d.minor;
+  Wiring w;
+  w.mode = mode;
+  w.chain = std::make_unique<ChainClient>(dc.node_url, provider, operator_key);
+  w.workloads = std::make_unique<RuntimeWorkloads>(ro);
+  EngineOptions eo;
+  eo.provider = provider;
+  eo.machine_id = machine.id;
+  eo.heartbeat_every_ms = dc.heartbeat_every_ms;
+  eo.withdraw_every_ms = dc.withdraw_every_ms;
+  eo.outputs_retention_ms = dc.outputs_retention_ms;
+  eo.metrics = &registry;
+  EngineHooks hooks = setup.hooks;
+  hooks.log = log;
+  w.engine = std::make_unique<Engine>(eo, hooks, *w.chain, *w.workloads, std::move(book),
+                                      std::move(gpus), base::SystemClock::Instance());
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool woken = true;
+  ChainWatch watch(
+      {dc.node_url},
+      [&] {
+        {
+          std::lock_guard lock(mu);
+          woken = true;
+        }
+        cv.notify_one();
+      },
+      log);
+  auto& reconnects = registry.GetCounter("gpunet_provider_reconnects_total",
+                                         "Times the block watch reconnected to the node");
+  watch.Start();
+  int64_t backoff_ms = kTickMs;
+  bool status_failed = false;
+  while (!stop) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(backoff_ms), [&] { return woken || stop; });
+      woken = false;
+    }
+    if (stop) break;
+    auto result = w.engine->Reconcile();
+    backoff_ms = result.node_reachable ? kTickMs : std::min(backoff_ms * 2, kNodeBackoffMaxMs);
+    if (uint64_t n = watch.Reconnects(); n > reconnects.Value())
+      reconnects.Inc(n - reconnects.Value());
+    auto written = WriteStatusFile(setup.home, *w.engine, w.mode);
+    if (!written && !status_failed)
+      log("cannot write daemon-status.json: " + written.error().message);
+    status_failed = !written;
+  }
+  log("stopping: workloads keep running under their supervisors; the next start re-attaches");
+  watch.Stop();
+  metrics_server.Stop();
+  return {};
+}
+
+}  // namespace gpunet::provider
