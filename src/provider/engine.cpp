@@ -342,6 +342,7 @@ void Engine::AdoptNewLeases(const ChainView& view) {
     std::string list;
     for (const auto& g : *gpus) list += (list.empty() ? "" : ",") + g;
     Log("lease " + std::to_string(id) + ": new (" + lease.state + "), GPUs set aside: " + list);
+    if (m_hooks.crash_point) m_hooks.crash_point("reserved", id);
   }
 }
 
@@ -392,7 +393,9 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kRetain:
       return;
     case LeaseAction::kSendStarted:
-      SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result);
+      if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result) &&
+          m_hooks.crash_point)
+        m_hooks.crash_point("started", id);
       return;
     case LeaseAction::kCloseNoManifest:
       CloseLease(id, codec::CloseReason::kNoManifest, "no manifest", result);

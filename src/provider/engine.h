@@ -131,6 +131,11 @@ struct EngineHooks {
       verify_manifest;
   /// The GPUs' health now. Unset: every GPU stays as the pool was built.
   std::function<std::vector<GpuHealth>()> health;
+  /// Test seam for crash tests: called at fixed points of a lease's life, after the
+  /// step's effect is durable ("reserved": GPUs set aside and the book written;
+  /// "started": LeaseStarted committed). The daemon SIGKILLs itself there when
+  /// $GPUNET_PROVIDER_CRASH_AT names the point (tests/integration/provider_daemon).
+  std::function<void(std::string_view point, uint64_t lease_id)> crash_point;
   /// One line per event (the daemon writes it to stderr). Unset: discarded.
   std::function<void(std::string_view line)> log;
 };
