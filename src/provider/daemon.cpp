@@ -1,7 +1,10 @@
 #include "provider/daemon.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -162,15 +165,7 @@ base::Status CheckDevelopmentChain(const Json& status_json, std::string_view nod
 
 namespace {
 
-/// The daemon's running parts, built once the node answered.
-struct Wiring {
-  std::unique_ptr<ChainClient> chain;
-  std::unique_ptr<RuntimeWorkloads> workloads;
-  std::unique_ptr<Engine> engine;
-  GpuMode mode = GpuMode::kNvml;
-};
-
-/// Waits (logging once) until the node answers /status; false when stopped first.
+/// Waits (logging once) until the node answers /status; an error when stopped first.
 base::Result<client::NodeStatusInfo> WaitForNode(const std::string& url,
                                                  const std::atomic<bool>& stop,
                                                  const std::function<void(std::string_view)>& log) {
@@ -195,6 +190,87 @@ base::Status WriteStatusFile(const ProviderHome& home, const Engine& engine, Gpu
                                {.mode = 0644});
 }
 
+/// Plain-HTTP /metrics on daemon.metrics_listen.
+base::Result<std::unique_ptr<server::HttpServer>> StartMetrics(
+    const std::string& listen_text, const server::metrics::Registry& registry) {
+  std::pair<std::string, uint16_t> listen;
+  GPUNET_TRY_ASSIGN(listen, SplitHostPort(listen_text));
+  server::ServerOptions so;
+  so.host = listen.first;
+  so.port = listen.second;
+  so.worker_threads = 1;
+  so.ws_topics = {};
+  auto server = std::make_unique<server::HttpServer>(so);
+  server->Handle("GET", "/metrics", [&registry](const server::Request&) {
+    server::Response r;
+    r.content_type = std::string(server::metrics::kContentType);
+    r.body = registry.Render();
+    return r;
+  });
+  GPUNET_TRY(server->Start());
+  return server;
+}
+
+/// The hooks the daemon adds to the caller's: its log, and the crash points of
+/// $GPUNET_PROVIDER_CRASH_AT (crash tests only).
+EngineHooks DaemonHooks(EngineHooks hooks, const std::function<void(std::string_view)>& log) {
+  hooks.log = log;
+  const char* at = std::getenv("GPUNET_PROVIDER_CRASH_AT");
+  if (at == nullptr || *at == '\0') return hooks;
+  const std::string point = at;
+  log("GPUNET_PROVIDER_CRASH_AT=" + point + ": this daemon kills itself there (a crash test)");
+  hooks.crash_point = [point, log](std::string_view where, uint64_t lease_id) {
+    if (where != point) return;
+    log("lease " + std::to_string(lease_id) + ": crash point " + point + ": SIGKILL");
+    ::raise(SIGKILL);
+  };
+  return hooks;
+}
+
+/// Reconciles on every block (ChainWatch) and at least every tick until `stop`.
+/// Retries never wait longer than a heartbeat interval, so a node that comes back
+/// gets the next heartbeat within one interval, well before the fault deadline.
+void Loop(Engine& engine, const DaemonSetup& setup, GpuMode mode, int64_t backoff_max_ms,
+          server::metrics::Registry& registry, const std::atomic<bool>& stop) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool woken = true;
+  auto wake = [&] {
+    {
+      std::lock_guard lock(mu);
+      woken = true;
+    }
+    cv.notify_one();
+  };
+  ChainWatch watch({setup.config.daemon.node_url, 250, backoff_max_ms}, wake, setup.log);
+  auto& reconnects = registry.GetCounter("gpunet_provider_reconnects_total",
+                                         "Times the block watch reconnected to the node");
+  watch.Start();
+  int64_t wait_ms = 0;
+  bool status_failed = false;
+  while (!stop) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] { return woken || stop; });
+      woken = false;
+    }
+    if (stop) break;
+    const auto result = engine.Reconcile();
+    wait_ms = result.node_reachable ? std::min(kTickMs, backoff_max_ms)
+                                    : std::clamp(wait_ms * 2, int64_t{250}, backoff_max_ms);
+    if (uint64_t n = watch.Reconnects(); n > reconnects.Value())
+      reconnects.Inc(n - reconnects.Value());
+    auto written = WriteStatusFile(setup.home, engine, mode);
+    if (!written && !status_failed)
+      setup.log("cannot write daemon-status.json: " + written.error().message);
+    status_failed = !written;
+  }
+  setup.log(
+      "stopping: workloads keep running under their supervisors; the next start "
+      "re-attaches");
+  watch.Stop();
+}
+
 }  // namespace
 
 base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
@@ -211,25 +287,10 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   LeaseBook book;
   GPUNET_TRY_ASSIGN(book, LeaseBook::Open(setup.home.StateDir(), &problems));
   for (const auto& p : problems) log("lease book: " + p.file + " set aside: " + p.message);
-
   server::metrics::Registry registry;
-  std::pair<std::string, uint16_t> listen;
-  GPUNET_TRY_ASSIGN(listen, SplitHostPort(dc.metrics_listen));
-  server::ServerOptions so;
-  so.host = listen.first;
-  so.port = listen.second;
-  so.worker_threads = 1;
-  so.ws_topics = {};
-  server::HttpServer metrics_server(so);
-  metrics_server.Handle("GET", "/metrics", [&registry](const server::Request&) {
-    server::Response r;
-    r.status = 200;
-    r.content_type = std::string(server::metrics::kContentType);
-    r.body = registry.Render();
-    return r;
-  });
-  GPUNET_TRY(metrics_server.Start());
-  log("metrics: " + metrics_server.Url() + "/metrics");
+  std::unique_ptr<server::HttpServer> metrics;
+  GPUNET_TRY_ASSIGN(metrics, StartMetrics(dc.metrics_listen, registry));
+  log("metrics: " + metrics->Url() + "/metrics");
 
   client::NodeStatusInfo status;
   GPUNET_TRY_ASSIGN(status, WaitForNode(dc.node_url, stop, log));
@@ -245,10 +306,8 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   ro.supervisor_command = setup.supervisor_command;
   ro.device_dir = dc.device_dir;
   for (const auto& d : dc.declared_gpus) ro.gpu_minors[d.uuid] = d.minor;
-  Wiring w;
-  w.mode = mode;
-  w.chain = std::make_unique<ChainClient>(dc.node_url, provider, operator_key);
-  w.workloads = std::make_unique<RuntimeWorkloads>(ro);
+  ChainClient chain(dc.node_url, provider, operator_key);
+  RuntimeWorkloads workloads(ro);
   EngineOptions eo;
   eo.provider = provider;
   eo.machine_id = machine.id;
@@ -256,48 +315,14 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   eo.withdraw_every_ms = dc.withdraw_every_ms;
   eo.outputs_retention_ms = dc.outputs_retention_ms;
   eo.metrics = &registry;
-  EngineHooks hooks = setup.hooks;
-  hooks.log = log;
-  w.engine = std::make_unique<Engine>(eo, hooks, *w.chain, *w.workloads, std::move(book),
-                                      std::move(gpus), base::SystemClock::Instance());
-
-  std::mutex mu;
-  std::condition_variable cv;
-  bool woken = true;
-  ChainWatch watch(
-      {dc.node_url},
-      [&] {
-        {
-          std::lock_guard lock(mu);
-          woken = true;
-        }
-        cv.notify_one();
-      },
-      log);
-  auto& reconnects = registry.GetCounter("gpunet_provider_reconnects_total",
-                                         "Times the block watch reconnected to the node");
-  watch.Start();
-  int64_t backoff_ms = kTickMs;
-  bool status_failed = false;
-  while (!stop) {
-    {
-      std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::milliseconds(backoff_ms), [&] { return woken || stop; });
-      woken = false;
-    }
-    if (stop) break;
-    auto result = w.engine->Reconcile();
-    backoff_ms = result.node_reachable ? kTickMs : std::min(backoff_ms * 2, kNodeBackoffMaxMs);
-    if (uint64_t n = watch.Reconnects(); n > reconnects.Value())
-      reconnects.Inc(n - reconnects.Value());
-    auto written = WriteStatusFile(setup.home, *w.engine, w.mode);
-    if (!written && !status_failed)
-      log("cannot write daemon-status.json: " + written.error().message);
-    status_failed = !written;
-  }
-  log("stopping: workloads keep running under their supervisors; the next start re-attaches");
-  watch.Stop();
-  metrics_server.Stop();
+  Engine engine(eo, DaemonHooks(setup.hooks, log), chain, workloads, std::move(book),
+                std::move(gpus), base::SystemClock::Instance());
+  const uint64_t heartbeat_every =
+      dc.heartbeat_every_ms != 0 ? dc.heartbeat_every_ms : status.market.heartbeat_timeout_ms / 3;
+  Loop(engine, setup, mode,
+       std::clamp<int64_t>(static_cast<int64_t>(heartbeat_every), 250, kNodeBackoffMaxMs), registry,
+       stop);
+  metrics->Stop();
   return {};
 }
 
