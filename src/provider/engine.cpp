@@ -295,7 +295,7 @@ void Engine::AdoptOrphanWorkloads(const ChainView& view, const std::set<std::str
   for (const auto& w : workloads) {
     auto id = LeaseIdOfWorkload(w);
     if (!id) {
-      LogOnce(0, "foreign:" + w, "workload " + w + " is not a lease's; left alone");
+      if (m_foreign_logged.insert(w).second) Log("workload " + w + " is not a lease's; left alone");
       continue;
     }
     if (m_book.Find(*id)) continue;

@@ -246,7 +246,10 @@ class Engine {
   GpuPool m_pool GUARDED_BY(m_mu);
   std::map<uint64_t, client::LeaseInfo> m_ledger GUARDED_BY(m_mu);  ///< last view's leases
   std::map<uint64_t, LeaseAction> m_actions GUARDED_BY(m_mu);       ///< last step per lease
-  std::map<uint64_t, std::string> m_logged GUARDED_BY(m_mu);        ///< last logged state
+  /// Last logged state per lease (0: the txs that name none), so a state is
+  /// logged when it changes, not on every retry.
+  std::map<uint64_t, std::string> m_logged GUARDED_BY(m_mu);
+  std::set<std::string> m_foreign_logged GUARDED_BY(m_mu);  ///< workloads not of a lease
   bool m_node_reachable GUARDED_BY(m_mu) = true;
   bool m_first_pass GUARDED_BY(m_mu) = true;
   int64_t m_last_heartbeat_ms GUARDED_BY(m_mu) = 0;  ///< local clock; 0 = never

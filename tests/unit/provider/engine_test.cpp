@@ -22,6 +22,7 @@ class FakeChain final : public ChainPort {
   ChainView view;
   bool reachable = true;
   std::vector<codec::Msg> sent;
+  std::vector<size_t> tx_sizes;                    // messages per tx, in order
   std::function<void(const codec::Msg&)> on_send;  // sees each message before it applies
 
   base::Result<ChainView> Fetch(const std::vector<uint64_t>&) override {
@@ -30,6 +31,7 @@ class FakeChain final : public ChainPort {
   }
   base::Result<TxOutcome> Send(const std::vector<codec::Msg>& msgs) override {
     if (!reachable) return base::Fail(base::ErrorCode::kUnavailable, "cannot reach the node");
+    tx_sizes.push_back(msgs.size());
     for (const auto& m : msgs) {
       if (on_send) on_send(m);
       sent.push_back(m);
@@ -95,12 +97,15 @@ class EngineTest : public ::testing::Test {
     chain.view.params.manifest_timeout_ms = 60'000;
     chain.view.params.heartbeat_timeout_ms = 30'000;
   }
-  std::unique_ptr<Engine> Make(EngineHooks hooks = {}) {
+  /// An engine over the test's book, chain and runtime; GPUs GPU-00, GPU-01, ...
+  std::unique_ptr<Engine> Make(EngineHooks hooks = {}, int gpu_count = 4) {
     auto book = LeaseBook::Open(dir.Path());
     EXPECT_TRUE(book.has_value());
     std::vector<PoolGpu> gpus;
-    for (const char* u : {"GPU-0", "GPU-1", "GPU-2", "GPU-3"})
-      gpus.push_back({u, "H100", {}, true, {}, 0});
+    for (int i = 0; i < gpu_count; ++i) {
+      std::string uuid = "GPU-" + std::string(i < 10 ? "0" : "") + std::to_string(i);
+      gpus.push_back({uuid, "H100", {}, true, {}, 0});
+    }
     EngineOptions o;
     o.provider = provider;
     o.machine_id = kMachine;
@@ -201,7 +206,8 @@ TEST_F(EngineTest, SetsGpusAsideDurablyBeforeStartingAndStartsOnce) {
   EXPECT_TRUE(book_written_first);
   EXPECT_EQ(chain.Count<codec::MsgLeaseStarted>(), 1u);
   EXPECT_EQ(chain.view.leases[3].state, "started");
-  EXPECT_EQ(engine->RecordsForTest().at(3).gpu_uuids, (std::vector<std::string>{"GPU-0", "GPU-1"}));
+  EXPECT_EQ(engine->RecordsForTest().at(3).gpu_uuids,
+            (std::vector<std::string>{"GPU-00", "GPU-01"}));
   Advance(1000);
   engine->Reconcile();
   EXPECT_EQ(chain.Count<codec::MsgLeaseStarted>(), 1u);  // the ledger shows it: not again
@@ -245,8 +251,8 @@ TEST_F(EngineTest, ARestartedEngineNeitherStartsTwiceNorLosesItsGpus) {
   engine->Reconcile();
   EXPECT_EQ(chain.Count<codec::MsgLeaseStarted>(), 2u);  // lease 3 once, lease 8 once
   auto records = engine->RecordsForTest();
-  EXPECT_EQ(records.at(3).gpu_uuids, (std::vector<std::string>{"GPU-0", "GPU-1"}));
-  EXPECT_EQ(records.at(8).gpu_uuids, (std::vector<std::string>{"GPU-2", "GPU-3"}));
+  EXPECT_EQ(records.at(3).gpu_uuids, (std::vector<std::string>{"GPU-00", "GPU-01"}));
+  EXPECT_EQ(records.at(8).gpu_uuids, (std::vector<std::string>{"GPU-02", "GPU-03"}));
 }
 
 TEST_F(EngineTest, ARestartAfterReservingSendsTheStartItDidNotSend) {
@@ -259,14 +265,14 @@ TEST_F(EngineTest, ARestartAfterReservingSendsTheStartItDidNotSend) {
   // Simulate: the record was written by a previous run, then the daemon died.
   LeaseRecord r;
   r.lease_id = 3;
-  r.gpu_uuids = {"GPU-2"};
+  r.gpu_uuids = {"GPU-02"};
   r.manifest_hash = chain.view.leases[3].manifest_hash;
   ASSERT_TRUE(LeaseBook::Open(dir.Path())->Put(r).has_value());
   chain.reachable = true;
   auto engine = Make();
   engine->Reconcile();
   EXPECT_EQ(chain.Count<codec::MsgLeaseStarted>(), 1u);
-  EXPECT_EQ(engine->RecordsForTest().at(3).gpu_uuids, (std::vector<std::string>{"GPU-2"}));
+  EXPECT_EQ(engine->RecordsForTest().at(3).gpu_uuids, (std::vector<std::string>{"GPU-02"}));
 }
 
 TEST_F(EngineTest, AnAlreadyStartedAnswerCountsAsDone) {
@@ -309,7 +315,7 @@ TEST_F(EngineTest, AManifestWithTheWrongHashIsRefusedAndTheRightOneStartsTheWork
   ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
   ASSERT_EQ(workloads.started.size(), 1u);
   EXPECT_EQ(workloads.started[0].id, "lease-3");
-  EXPECT_EQ(workloads.started[0].gpu_uuids, (std::vector<std::string>{"GPU-0", "GPU-1"}));
+  EXPECT_EQ(workloads.started[0].gpu_uuids, (std::vector<std::string>{"GPU-00", "GPU-01"}));
   EXPECT_EQ(workloads.started[0].command, (std::vector<std::string>{"echo", "hi"}));
   EXPECT_EQ(engine->SubmitManifest(3, kManifest).error().code, base::ErrorCode::kConflict);
   Advance(120'000);
@@ -374,7 +380,7 @@ TEST_F(EngineTest, AGpuThatFailsUnderARunningLeaseStopsItAndClosesTheLease) {
   engine->Reconcile();
   engine->Reconcile();
   ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
-  health = {{"GPU-0", false, {"xid 79: fallen off the bus"}}};
+  health = {{"GPU-00", false, {"xid 79: fallen off the bus"}}};
   engine->Reconcile();
   EXPECT_FALSE(workloads.running.at("lease-3"));
   ASSERT_EQ(chain.Count<codec::MsgLeaseClose>(), 1u);
@@ -382,7 +388,7 @@ TEST_F(EngineTest, AGpuThatFailsUnderARunningLeaseStopsItAndClosesTheLease) {
   // The failed GPU never goes to a new lease.
   AddLease(4, 1);
   engine->Reconcile();
-  EXPECT_EQ(engine->RecordsForTest().at(4).gpu_uuids, (std::vector<std::string>{"GPU-1"}));
+  EXPECT_EQ(engine->RecordsForTest().at(4).gpu_uuids, (std::vector<std::string>{"GPU-01"}));
 }
 
 TEST_F(EngineTest, AGpuThatFailsBeforeTheStartIsSwappedForAHealthyOne) {
@@ -395,9 +401,9 @@ TEST_F(EngineTest, AGpuThatFailsBeforeTheStartIsSwappedForAHealthyOne) {
   };
   auto engine = Make(hooks);
   engine->Reconcile();
-  health = {{"GPU-0", false, {"ecc"}}};
+  health = {{"GPU-00", false, {"ecc"}}};
   engine->Reconcile();
-  EXPECT_EQ(engine->RecordsForTest().at(3).gpu_uuids, (std::vector<std::string>{"GPU-1"}));
+  EXPECT_EQ(engine->RecordsForTest().at(3).gpu_uuids, (std::vector<std::string>{"GPU-01"}));
   EXPECT_EQ(chain.Count<codec::MsgLeaseClose>(), 0u);
 }
 
@@ -448,6 +454,41 @@ TEST_F(EngineTest, WithdrawsBatchedOnTheScheduleOnlyWhatAccrued) {
   engine->Reconcile();
   EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 3u);  // lease 2 had nothing
   EXPECT_GT(chain.sent.size(), before);
+}
+
+TEST_F(EngineTest, WithdrawalsGoInTxsOfAtMostTheMessageLimit) {
+  for (uint64_t id = 1; id <= 20; ++id) AddLease(id, 1, "started").withdrawable_ugpn = 5;
+  chain.view.params.manifest_timeout_ms = 10'000'000;
+  auto engine = Make({}, 20);
+  engine->Reconcile();
+  EXPECT_EQ(engine->RecordsForTest().size(), 20u);
+  chain.tx_sizes.clear();
+  Advance(3'600'000);
+  engine->Reconcile();
+  EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 20u);
+  EXPECT_EQ(chain.tx_sizes, (std::vector<size_t>{1, 16, 4}));  // heartbeat, then 16 + 4
+}
+
+TEST_F(EngineTest, AnOrphanWorkloadIsKeptWhileItsLeaseIsOpenAndRemovedAfterRetention) {
+  AddLease(5, 1, "started").started_ms = chain.view.time_ms;
+  client::LeaseInfo& gone = AddLease(6, 1, "closed");
+  gone.closed_ms = chain.view.time_ms;
+  gone.end = "expired";
+  workloads.running["lease-5"] = true;  // their records were lost
+  workloads.running["lease-6"] = true;
+  workloads.running["scratch"] = true;  // not a lease's: never touched
+  auto engine = Make();
+  engine->Reconcile();
+  EXPECT_TRUE(workloads.running.at("lease-5"));
+  EXPECT_FALSE(workloads.running.at("lease-6"));  // stopped at once, kept for its outputs
+  EXPECT_TRUE(engine->RecordsForTest().at(5).manifest_received);
+  EXPECT_EQ(chain.Count<codec::MsgLeaseClose>(), 0u);
+  Advance(3'600'000);
+  engine->Reconcile();
+  EXPECT_FALSE(workloads.running.contains("lease-6"));
+  EXPECT_TRUE(workloads.running.contains("lease-5"));
+  EXPECT_TRUE(workloads.running.at("scratch"));
+  EXPECT_EQ(LogsContaining("scratch is not a lease's"), 1u);
 }
 
 TEST_F(EngineTest, StatusNamesGpusLeasesAndSteps) {
