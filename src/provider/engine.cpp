@@ -139,6 +139,7 @@ LeaseAction NextStep(const StepInput& in) {
   const LeaseRecord& r = *in.record;
   if (!r.end.empty()) {  // the book knows it closed
     if (in.workload_running) return LeaseAction::kStopWorkload;
+    if (!in.workload_exists) return LeaseAction::kRelease;  // no outputs to keep
     uint64_t until = base::CheckedAdd(r.closed_ms, in.outputs_retention_ms).value_or(UINT64_MAX);
     return in.chain_time_ms < until ? LeaseAction::kRetain : LeaseAction::kRelease;
   }

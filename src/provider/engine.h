@@ -10,8 +10,9 @@
 //   started, no manifest      -> wait; MsgLeaseClose(no_manifest) from started + manifest_timeout
 //   manifest submitted        -> hash checked, workload started with exactly the lease's GPUs
 //   a GPU of the lease failed -> workload stopped, MsgLeaseClose at once (billing stops)
-//   closed on the ledger      -> workload stopped; removed after outputs_retention,
-//                                GPUs back to the pool after the idle check
+//   closed on the ledger      -> workload stopped; removed after outputs_retention
+//                                (at once when it never ran), GPUs back to the pool
+//                                after the idle check
 //
 // plus one MsgHeartbeat for all leases every heartbeat interval and batched
 // MsgLeaseWithdraw on the withdraw schedule. A tx whose effect the ledger shows is
@@ -163,7 +164,7 @@ enum class LeaseAction : uint8_t {
   kObserveClosed,    ///< the ledger closed it; the book does not know yet
   kStopWorkload,     ///< closed; its workload still runs
   kRetain,           ///< closed; outputs kept until closed + outputs_retention
-  kRelease,          ///< closed, retention over: remove workload, idle check, free GPUs
+  kRelease,          ///< closed, retention over or no workload: remove it, idle check, free GPUs
 };
 std::string_view LeaseActionName(LeaseAction action);
 

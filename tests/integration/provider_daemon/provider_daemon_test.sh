@@ -182,6 +182,9 @@ wait_for 15 heartbeat_after "$WORK/d3.log" "$heartbeats_before" || fail "no hear
 wait_for 40 lease_closed || fail "lease not closed after the manifest timeout"
 [ "$(lease_field "$lease" end)" = no_manifest ] || fail "lease end is $(lease_field "$lease" end), expected no_manifest"
 [ "$(grep -c "LeaseClose (no manifest): committed" "$WORK/d3.log")" -eq 1 ] || fail "no_manifest close not sent exactly once"
+# It never ran a workload, so nothing is kept: its GPUs go back to the pool at once.
+record_gone() { [ ! -e "$PHOME/state/leases/$lease.json" ]; }
+wait_for 10 record_gone || fail "the closed lease's record (and GPUs) were not released"
 
 # --- 9. SIGTERM: a clean stop ---
 kill -TERM "$DAEMON_PID"

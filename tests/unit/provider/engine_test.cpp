@@ -189,6 +189,9 @@ TEST(NextStep, ChoosesOneStepPerState) {
   EXPECT_EQ(NextStep(in), LeaseAction::kRetain);  // until 1150
   in.chain_time_ms = 1150;
   EXPECT_EQ(NextStep(in), LeaseAction::kRelease);
+  in.chain_time_ms = 1050;
+  in.workload_exists = false;  // it never ran: nothing to keep, the GPUs go back at once
+  EXPECT_EQ(NextStep(in), LeaseAction::kRelease);
 }
 
 // ---------------------------------------------------------------- the engine
