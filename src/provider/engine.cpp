@@ -32,19 +32,6 @@ uint32_t GpusOnMachine(const client::LeaseInfo& lease, uint32_t machine_id) {
   return n;
 }
 
-std::optional<uint64_t> LeaseIdOfWorkload(std::string_view id) {
-  constexpr std::string_view kPrefix = "lease-";
-  if (!id.starts_with(kPrefix)) return std::nullopt;
-  std::string_view digits = id.substr(kPrefix.size());
-  if (digits.empty() || digits.size() > 19 || digits[0] == '0') return std::nullopt;
-  uint64_t v = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return v;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- pure parts

@@ -24,10 +24,9 @@ namespace {
 constexpr size_t kRecordBytesMax = 64 * 1024;
 constexpr std::string_view kSuffix = ".json";
 
-/// The id of "<digits>.json", nullopt for any other name.
-std::optional<uint64_t> IdOfFileName(std::string_view name) {
-  if (!name.ends_with(kSuffix)) return std::nullopt;
-  std::string_view digits = name.substr(0, name.size() - kSuffix.size());
+/// A lease id as WorkloadIdOf and the record files write it: 1-19 digits, no
+/// leading zero, so each id has exactly one spelling.
+std::optional<uint64_t> ParseLeaseId(std::string_view digits) {
   if (digits.empty() || digits.size() > 19 || digits[0] == '0') return std::nullopt;
   uint64_t id = 0;
   for (char c : digits) {
@@ -35,6 +34,12 @@ std::optional<uint64_t> IdOfFileName(std::string_view name) {
     id = id * 10 + static_cast<uint64_t>(c - '0');
   }
   return id;
+}
+
+/// The id of "<digits>.json", nullopt for any other name.
+std::optional<uint64_t> IdOfFileName(std::string_view name) {
+  if (!name.ends_with(kSuffix)) return std::nullopt;
+  return ParseLeaseId(name.substr(0, name.size() - kSuffix.size()));
 }
 
 base::Result<const Json*> Field(const Json& j, const char* name, Json::value_t type) {
@@ -49,8 +54,15 @@ base::Result<const Json*> Field(const Json& j, const char* name, Json::value_t t
 
 }  // namespace
 
+constexpr std::string_view kWorkloadPrefix = "lease-";
+
 std::string WorkloadIdOf(uint64_t lease_id) {
-  return "lease-" + std::to_string(lease_id);
+  return std::string(kWorkloadPrefix) + std::to_string(lease_id);
+}
+
+std::optional<uint64_t> LeaseIdOfWorkload(std::string_view workload_id) {
+  if (!workload_id.starts_with(kWorkloadPrefix)) return std::nullopt;
+  return ParseLeaseId(workload_id.substr(kWorkloadPrefix.size()));
 }
 
 std::string EncodeLeaseRecord(const LeaseRecord& r) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,8 @@ struct LeaseRecord {
 
 /// The runtime's workload id of a lease ("lease-<id>"): ValidateWorkloadId accepts it.
 std::string WorkloadIdOf(uint64_t lease_id);
+/// The lease of a workload id WorkloadIdOf made; nullopt for any other id.
+std::optional<uint64_t> LeaseIdOfWorkload(std::string_view workload_id);
 
 /// The record as the file holds it, and back. Decode refuses anything but the exact
 /// fields with their types (kCorrupt naming the field).

@@ -111,8 +111,13 @@ TEST(LeaseBook, DecodeRefusesMissingExtraAndMistypedFields) {
   EXPECT_FALSE(DecodeLeaseRecord("[1,2]").has_value());
 }
 
-TEST(LeaseBook, WorkloadIdsAreValidRuntimeIds) {
+TEST(LeaseBook, WorkloadIdsAndLeaseIdsRoundTrip) {
   EXPECT_EQ(WorkloadIdOf(42), "lease-42");
+  EXPECT_EQ(LeaseIdOfWorkload("lease-42"), 42u);
+  EXPECT_EQ(LeaseIdOfWorkload("lease-042"), std::nullopt);  // one spelling per id
+  EXPECT_EQ(LeaseIdOfWorkload("lease-"), std::nullopt);
+  EXPECT_EQ(LeaseIdOfWorkload("scratch"), std::nullopt);
+  EXPECT_EQ(LeaseIdOfWorkload("lease-99999999999999999999"), std::nullopt);
 }
 
 }  // namespace
