@@ -32,30 +32,6 @@ namespace {
 constexpr int64_t kTickMs = 1'000;
 constexpr int64_t kNodeBackoffMaxMs = 10'000;
 
-/// The engine's WorkloadPort over the real runtime.
-class RuntimeWorkloads final : public WorkloadPort {
- public:
-  explicit RuntimeWorkloads(runtime::RuntimeOptions options) : m_runtime(std::move(options)) {}
-  std::vector<std::string> List() override { return m_runtime.List(); }
-  base::Result<bool> Running(const std::string& id) override {
-    runtime::WorkloadInfo info;
-    GPUNET_TRY_ASSIGN(info, m_runtime.Attach(id));
-    return info.running;
-  }
-  base::Status Start(const runtime::WorkloadSpec& spec) override {
-    GPUNET_TRY(m_runtime.Start(spec));
-    return {};
-  }
-  base::Status Stop(const std::string& id) override {
-    GPUNET_TRY(m_runtime.Stop(id));
-    return {};
-  }
-  base::Status Remove(const std::string& id) override { return m_runtime.Remove(id); }
-
- private:
-  runtime::Runtime m_runtime;
-};
-
 base::Result<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& text) {
   size_t colon = text.rfind(':');
   unsigned long port = 0;

@@ -34,6 +34,31 @@ uint32_t GpusOnMachine(const client::LeaseInfo& lease, uint32_t machine_id) {
 
 }  // namespace
 
+// ---------------------------------------------------------------- the real runtime
+
+RuntimeWorkloads::RuntimeWorkloads(runtime::RuntimeOptions options)
+    : m_runtime(std::move(options)) {}
+
+std::vector<std::string> RuntimeWorkloads::List() { return m_runtime.List(); }
+
+base::Result<bool> RuntimeWorkloads::Running(const std::string& id) {
+  runtime::WorkloadInfo info;
+  GPUNET_TRY_ASSIGN(info, m_runtime.Attach(id));
+  return info.running;
+}
+
+base::Status RuntimeWorkloads::Start(const runtime::WorkloadSpec& spec) {
+  GPUNET_TRY(m_runtime.Start(spec));
+  return {};
+}
+
+base::Status RuntimeWorkloads::Stop(const std::string& id) {
+  GPUNET_TRY(m_runtime.Stop(id));
+  return {};
+}
+
+base::Status RuntimeWorkloads::Remove(const std::string& id) { return m_runtime.Remove(id); }
+
 // ---------------------------------------------------------------- pure parts
 
 base::Status VerifyManifestHash(const base::Hash32& expected, std::string_view manifest) {

@@ -46,6 +46,7 @@
 #include "market/params.h"
 #include "provider/gpu_pool.h"
 #include "provider/lease_book.h"
+#include "runtime/runtime.h"
 #include "runtime/spec.h"
 
 namespace gpunet::server::metrics {
@@ -100,6 +101,22 @@ class WorkloadPort {
   /// Stops it, keeping its run dir (logs, outputs) until Remove.
   virtual base::Status Stop(const std::string& id) = 0;
   virtual base::Status Remove(const std::string& id) = 0;
+};
+
+/// The engine's WorkloadPort over the real runtime (the daemon's, and the
+/// integration test's).
+class RuntimeWorkloads final : public WorkloadPort {
+ public:
+  explicit RuntimeWorkloads(runtime::RuntimeOptions options);
+  std::vector<std::string> List() override;
+  base::Result<bool> Running(const std::string& id) override;
+  base::Status Start(const runtime::WorkloadSpec& spec) override;
+  base::Status Stop(const std::string& id) override;
+  base::Status Remove(const std::string& id) override;
+  const runtime::Runtime& Underlying() const { return m_runtime; }
+
+ private:
+  runtime::Runtime m_runtime;
 };
 
 /// What the spec builder gets: the lease on the ledger, the GPUs set aside, and the
