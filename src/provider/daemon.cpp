@@ -259,6 +259,18 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   GpuMode mode = GpuMode::kNvml;
   std::vector<PoolGpu> gpus;
   GPUNET_TRY_ASSIGN(gpus, InventoryGpus(setup.config, machine, &mode));
+  if (gpus.size() < machine.gpu_count)
+    return Fail(ErrorCode::kInvalidArgument,
+                setup.config.file + ": machine " + std::to_string(machine.id) + " sells " +
+                    std::to_string(machine.gpu_count) + " GPUs but this host has " +
+                    std::to_string(gpus.size()) +
+                    (mode == GpuMode::kDeclared ? " declared" : " that NVML lists") +
+                    "; the ledger would lease GPUs that are not here: correct its gpus (and "
+                    "provider apply) or the GPUs");
+  if (gpus.size() > machine.gpu_count)
+    log("this host has " + std::to_string(gpus.size()) + " GPUs, machine " +
+        std::to_string(machine.id) + " sells " + std::to_string(machine.gpu_count) +
+        ": at most that many are leased at once");
   std::vector<BookProblem> problems;
   LeaseBook book;
   GPUNET_TRY_ASSIGN(book, LeaseBook::Open(setup.home.StateDir(), &problems));
@@ -269,7 +281,9 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   log("metrics: " + metrics->Url() + "/metrics");
 
   client::NodeStatusInfo status;
-  GPUNET_TRY_ASSIGN(status, WaitForNode(dc.node_url, stop, log));
+  auto waited = WaitForNode(dc.node_url, stop, log);
+  if (!waited && stop) return {};  // SIGTERM while the node was down: a clean stop
+  GPUNET_TRY_ASSIGN(status, std::move(waited));
   if (mode == GpuMode::kDeclared) GPUNET_TRY(CheckDevelopmentChain(status.raw, dc.node_url));
   codec::Address provider;
   GPUNET_TRY_ASSIGN(provider, ResolveProvider(dc.node_url, operator_key, setup.provider));
