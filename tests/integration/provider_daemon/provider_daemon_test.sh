@@ -71,7 +71,7 @@ devnet_start --block-interval-ms 100
 # --- 2. the provider's home: provider.yaml with a daemon section, the operator key ---
 PHOME="$WORK/phome"
 mkdir -m 700 -p "$PHOME/keys" "$WORK/dev"
-cp -p "$GPUNET_HOME/keys/operator".* "$PHOME/keys/" 2>/dev/null || cp -rp "$GPUNET_HOME/keys/." "$PHOME/keys/"
+cp -p "$GPUNET_HOME/keys/operator.json" "$PHOME/keys/" || fail "copy the operator key"
 for minor in 0 1; do mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"; done
 METRICS="127.0.0.1:$(free_port)"
 cat >"$PHOME/provider.yaml" <<YAML
@@ -116,7 +116,17 @@ YAML
 g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
 offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
 
-# --- 3. declared GPUs only on a development chain ---
+# --- 3. started while the node is down: it waits, and SIGTERM is a clean stop ---
+devnet_stop
+daemon_start "$WORK/d0.log"
+waiting() { grep -q 'waiting for the node' "$WORK/d0.log"; }
+wait_for 30 waiting || fail "daemon 0 does not say it waits for the node"
+kill -TERM "$DAEMON_PID"
+daemon_wait_exit
+[ "$rc" -eq 0 ] || { fail "SIGTERM while waiting for the node: exit $rc, expected 0"; cat "$WORK/d0.log" >&2; }
+devnet_start --block-interval-ms 100
+
+# --- 4. declared GPUs only on a development chain ---
 if [ "$(g -o json status | json_field '.get("development", False)')" != True ]; then
   daemon_start "$WORK/refused.log"
   daemon_wait_exit
@@ -128,7 +138,7 @@ if [ "$(g -o json status | json_field '.get("development", False)')" != True ]; 
   exit 77
 fi
 
-# --- 4. SIGKILL right after the GPUs are set aside, before LeaseStarted ---
+# --- 5. SIGKILL right after the GPUs are set aside, before LeaseStarted ---
 GPUNET_PROVIDER_CRASH_AT=reserved daemon_start "$WORK/d1.log"
 # The offer takes leases only while its provider shows proof of life.
 wait_for 30 heartbeat_after "$WORK/d1.log" 0 || { fail "daemon 1 sent no heartbeat"; cat "$WORK/d1.log" >&2; }
@@ -140,7 +150,7 @@ daemon_wait_exit
 [ -f "$PHOME/state/leases/$lease.json" ] || fail "no lease record after reserving"
 [ "$(lease_field "$lease" state)" = reserved ] || fail "lease not reserved after the first crash"
 
-# --- 5. restarted: sends LeaseStarted, SIGKILLed right after it committed ---
+# --- 6. restarted: sends LeaseStarted, SIGKILLed right after it committed ---
 GPUNET_PROVIDER_CRASH_AT=started daemon_start "$WORK/d2.log"
 daemon_wait_exit
 [ "$rc" -eq 137 ] || { fail "daemon 2: exit $rc, expected 137 (SIGKILL at started)"; cat "$WORK/d2.log" >&2; }
@@ -148,7 +158,7 @@ daemon_wait_exit
 grep -q "lease $lease: new" "$WORK/d2.log" && fail "daemon 2 set the GPUs aside again"
 started_ms="$(lease_field "$lease" started_ms)"
 
-# --- 6. restarted again: nothing twice, heartbeats keep the lease past the timeout ---
+# --- 7. restarted again: nothing twice, heartbeats keep the lease past the timeout ---
 daemon_start "$WORK/d3.log"
 sleep 6  # > heartbeat_timeout_ms (4 s) + grace
 grep -q "LeaseStarted" "$WORK/d3.log" && { fail "daemon 3 sent LeaseStarted again"; cat "$WORK/d3.log" >&2; }
@@ -168,7 +178,7 @@ $PY -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.a
 grep -q '^gpunet_provider_heartbeats_total [1-9]' "$WORK/metrics.txt" || fail "/metrics: no heartbeats counted"
 grep -q '^gpunet_provider_gpus 2' "$WORK/metrics.txt" || fail "/metrics: gpus is not 2"
 
-# --- 7. the node down for longer than a heartbeat interval: the daemon waits it out ---
+# --- 8. the node down for longer than a heartbeat interval: the daemon waits it out ---
 heartbeats_before="$(heartbeats "$WORK/d3.log")"
 devnet_stop
 sleep 3
@@ -178,7 +188,7 @@ wait_for 15 heartbeat_after "$WORK/d3.log" "$heartbeats_before" || fail "no hear
 [ "$(grep -c 'node unreachable' "$WORK/d3.log")" -le 1 ] || fail "'node unreachable' logged per retry"
 [ "$(lease_field "$lease" state)" = started ] || fail "lease closed across the node's restart"
 
-# --- 8. no manifest: the daemon closes the lease with no_manifest ---
+# --- 9. no manifest: the daemon closes the lease with no_manifest ---
 wait_for 40 lease_closed || fail "lease not closed after the manifest timeout"
 [ "$(lease_field "$lease" end)" = no_manifest ] || fail "lease end is $(lease_field "$lease" end), expected no_manifest"
 [ "$(grep -c "LeaseClose (no manifest): committed" "$WORK/d3.log")" -eq 1 ] || fail "no_manifest close not sent exactly once"
@@ -186,7 +196,7 @@ wait_for 40 lease_closed || fail "lease not closed after the manifest timeout"
 record_gone() { [ ! -e "$PHOME/state/leases/$lease.json" ]; }
 wait_for 10 record_gone || fail "the closed lease's record (and GPUs) were not released"
 
-# --- 9. SIGTERM: a clean stop ---
+# --- 10. SIGTERM: a clean stop ---
 kill -TERM "$DAEMON_PID"
 daemon_wait_exit
 [ "$rc" -eq 0 ] || fail "daemon exit $rc on SIGTERM, expected 0"
