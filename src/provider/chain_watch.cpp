@@ -19,8 +19,8 @@ constexpr int64_t kCommitWaitMs = 20'000;
 constexpr int64_t kEventWaitMs = 500;
 }  // namespace
 
-ChainClient::ChainClient(std::string node_url, codec::Address provider, crypto::KeyPair key)
-    : m_url(std::move(node_url)), m_provider(provider), m_key(std::move(key)) {}
+ChainClient::ChainClient(std::string node_url, codec::Address provider, const crypto::KeyPair& key)
+    : m_url(std::move(node_url)), m_provider(provider), m_key(key) {}
 
 client::HttpClientOptions ChainClient::Options() const {
   client::HttpClientOptions o;

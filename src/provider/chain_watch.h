@@ -31,7 +31,7 @@ namespace gpunet::provider {
 
 class ChainClient final : public ChainPort {
  public:
-  ChainClient(std::string node_url, codec::Address provider, crypto::KeyPair key);
+  ChainClient(std::string node_url, codec::Address provider, const crypto::KeyPair& key);
 
   base::Result<ChainView> Fetch(const std::vector<uint64_t>& also) override;
   base::Result<TxOutcome> Send(const std::vector<codec::Msg>& msgs) override;

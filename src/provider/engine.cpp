@@ -39,7 +39,9 @@ uint32_t GpusOnMachine(const client::LeaseInfo& lease, uint32_t machine_id) {
 RuntimeWorkloads::RuntimeWorkloads(runtime::RuntimeOptions options)
     : m_runtime(std::move(options)) {}
 
-std::vector<std::string> RuntimeWorkloads::List() { return m_runtime.List(); }
+std::vector<std::string> RuntimeWorkloads::List() {
+  return m_runtime.List();
+}
 
 base::Result<bool> RuntimeWorkloads::Running(const std::string& id) {
   runtime::WorkloadInfo info;
@@ -57,7 +59,9 @@ base::Status RuntimeWorkloads::Stop(const std::string& id) {
   return {};
 }
 
-base::Status RuntimeWorkloads::Remove(const std::string& id) { return m_runtime.Remove(id); }
+base::Status RuntimeWorkloads::Remove(const std::string& id) {
+  return m_runtime.Remove(id);
+}
 
 // ---------------------------------------------------------------- pure parts
 
@@ -182,7 +186,7 @@ struct Engine::Metrics {
 
 Engine::Engine(EngineOptions options, EngineHooks hooks, ChainPort& chain, WorkloadPort& workloads,
                LeaseBook book, std::vector<PoolGpu> gpus, const base::Clock& clock)
-    : m_options(std::move(options)),
+    : m_options(options),
       m_hooks(std::move(hooks)),
       m_chain(chain),
       m_workloads(workloads),
@@ -365,36 +369,69 @@ void Engine::CloseLease(uint64_t lease_id, codec::CloseReason reason, const std:
          "lease " + std::to_string(lease_id) + ": LeaseClose (" + why + ")", result);
 }
 
-void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::string>& workloads,
-                       ReconcileResult& result) {
-  LeaseRecord r = *m_book.Find(id);
-  const std::string wid = WorkloadIdOf(id);
-  const std::string name = "lease " + std::to_string(id);
-  auto ledger_it = view.leases.find(id);
-  const client::LeaseInfo* ledger = ledger_it == view.leases.end() ? nullptr : &ledger_it->second;
+StepInput Engine::InputFor(const LeaseRecord& r, const client::LeaseInfo* ledger,
+                           const ChainView& view, const std::set<std::string>& workloads) {
   StepInput in;
   in.record = &r;
   in.ledger = ledger;
+  const std::string wid = WorkloadIdOf(r.lease_id);
   in.workload_exists = workloads.contains(wid);
   if (in.workload_exists) {
     auto running = m_workloads.Running(wid);
     in.workload_running = running && *running;
   }
   const auto unhealthy = m_pool.LeasesOnUnhealthy();
-  in.gpu_unhealthy = std::ranges::binary_search(unhealthy, id);
-  if (m_hooks.tenant_api_ready && ledger && ledger->state == "reserved") {
-    auto ready = m_hooks.tenant_api_ready(id);
-    in.tenant_api_ready = ready.has_value();
-  }
+  in.gpu_unhealthy = std::ranges::binary_search(unhealthy, r.lease_id);
+  if (m_hooks.tenant_api_ready && ledger && ledger->state == "reserved")
+    in.tenant_api_ready = m_hooks.tenant_api_ready(r.lease_id).has_value();
   in.chain_time_ms = view.time_ms;
   in.manifest_timeout_ms = view.params.manifest_timeout_ms;
   in.outputs_retention_ms = m_options.outputs_retention_ms;
+  return in;
+}
+
+bool Engine::StopWorkload(LeaseRecord& r) {
+  const std::string name = "lease " + std::to_string(r.lease_id);
+  if (auto s = m_workloads.Stop(WorkloadIdOf(r.lease_id)); !s) {
+    LogOnce(r.lease_id, "stopfail", name + ": cannot stop its workload: " + s.error().message);
+    return false;
+  }
+  r.workload_stopped = true;
+  if (PutRecord(r)) Log(name + ": workload stopped; outputs kept for retention");
+  return true;
+}
+
+void Engine::CloseUnhealthy(LeaseRecord& r, const client::LeaseInfo* ledger, bool running,
+                            ReconcileResult& result) {
+  const uint64_t id = r.lease_id;
+  if (ledger && ledger->state == "reserved") {
+    // Not started: other healthy GPUs can take the failed one's place.
+    const uint32_t count = static_cast<uint32_t>(r.gpu_uuids.size());
+    m_pool.Release(id);
+    if (auto swapped = m_pool.Reserve(id, count)) {
+      r.gpu_uuids = *swapped;
+      if (PutRecord(r))
+        Log("lease " + std::to_string(id) + ": a GPU failed before the start; took other GPUs");
+      return;
+    }
+    GPUNET_CHECK(m_pool.Assign(id, r.gpu_uuids).has_value());
+  }
+  if (running) StopWorkload(r);  // billing stops with the close whatever the stop did
+  CloseLease(id, codec::CloseReason::kNormal, "a GPU of the lease is unhealthy", result);
+}
+
+void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::string>& workloads,
+                       ReconcileResult& result) {
+  LeaseRecord r = *m_book.Find(id);
+  const std::string name = "lease " + std::to_string(id);
+  auto ledger_it = view.leases.find(id);
+  const client::LeaseInfo* ledger = ledger_it == view.leases.end() ? nullptr : &ledger_it->second;
+  const StepInput in = InputFor(r, ledger, view, workloads);
   const LeaseAction action = NextStep(in);
   m_actions[id] = action;
   LogOnce(id, std::string(LeaseActionName(action)),
           name + ": " + std::string(StepName(action)) +
               ", next: " + std::string(LeaseActionName(action)));
-
   if (ledger && r.started_ms == 0 && ledger->started_ms != 0) {
     r.started_ms = ledger->started_ms;
     PutRecord(r);
@@ -415,26 +452,10 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
       return;
     case LeaseAction::kAdoptWorkload:
       r.manifest_received = true;
-      if (PutRecord(r)) Log(name + ": re-attached to its running workload " + wid);
+      if (PutRecord(r)) Log(name + ": re-attached to its running workload " + WorkloadIdOf(id));
       return;
     case LeaseAction::kCloseUnhealthy:
-      if (ledger && ledger->state == "reserved") {
-        // Not started: other healthy GPUs can take the failed one's place.
-        const uint32_t count = static_cast<uint32_t>(r.gpu_uuids.size());
-        m_pool.Release(id);
-        auto swapped = m_pool.Reserve(id, count);
-        if (swapped) {
-          r.gpu_uuids = *swapped;
-          if (PutRecord(r)) Log(name + ": a GPU failed before the start; took other GPUs");
-          return;
-        }
-        GPUNET_CHECK(m_pool.Assign(id, r.gpu_uuids).has_value());
-      }
-      if (in.workload_running) {
-        if (auto s = m_workloads.Stop(wid); !s)
-          LogOnce(id, "stopfail", name + ": cannot stop its workload: " + s.error().message);
-      }
-      CloseLease(id, codec::CloseReason::kNormal, "a GPU of the lease is unhealthy", result);
+      CloseUnhealthy(r, ledger, in.workload_running, result);
       return;
     case LeaseAction::kObserveClosed:
       r.closed_ms = ledger && ledger->closed_ms != 0 ? ledger->closed_ms : view.time_ms;
@@ -442,14 +463,7 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
       if (PutRecord(r)) Log(name + ": closed on the ledger (" + r.end + ")");
       [[fallthrough]];
     case LeaseAction::kStopWorkload:
-      if (in.workload_running) {
-        if (auto s = m_workloads.Stop(wid); !s) {
-          LogOnce(id, "stopfail", name + ": cannot stop its workload: " + s.error().message);
-          return;
-        }
-        r.workload_stopped = true;
-        if (PutRecord(r)) Log(name + ": workload stopped; outputs kept for retention");
-      }
+      if (in.workload_running) StopWorkload(r);
       return;
     case LeaseAction::kRelease:
       ReleaseLease(id, in.workload_exists);

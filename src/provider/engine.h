@@ -245,6 +245,12 @@ class Engine {
       REQUIRES(m_mu);
   void StepLease(uint64_t lease_id, const ChainView& view, const std::set<std::string>& workloads,
                  ReconcileResult& result) REQUIRES(m_mu);
+  StepInput InputFor(const LeaseRecord& record, const client::LeaseInfo* ledger,
+                     const ChainView& view, const std::set<std::string>& workloads) REQUIRES(m_mu);
+  /// Stops the lease's workload and records it; false (logged once) when it cannot.
+  bool StopWorkload(LeaseRecord& record) REQUIRES(m_mu);
+  void CloseUnhealthy(LeaseRecord& record, const client::LeaseInfo* ledger, bool running,
+                      ReconcileResult& result) REQUIRES(m_mu);
   void CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
                   ReconcileResult& result) REQUIRES(m_mu);
   void ReleaseLease(uint64_t lease_id, bool workload_exists) REQUIRES(m_mu);
