@@ -203,6 +203,9 @@ LeaseAction NextStep(const StepInput& in);
 /// retained ("closed" while its workload still runs).
 std::string_view StepName(LeaseAction action);
 
+/// Thread-safe: one lock over the book, the pool and the last ledger view. Reconcile
+/// holds it while it talks to the node (a tx waits for its block, up to 20 s), so a
+/// SubmitManifest from the tenant API's thread waits for the reconcile in progress.
 class Engine {
  public:
   /// `gpus` is this machine's inventory; `book` the opened lease book. The book's
