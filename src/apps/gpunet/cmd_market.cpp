@@ -42,30 +42,7 @@ using nlohmann::json;
 /// A key name of the keystore or a gpn1 address, as an address.
 base::Result<codec::Address> ResolveText(const GlobalOptions& g, const std::string& text,
                                          const std::string& where) {
-  if (text.rfind("gpn1", 0) == 0 || text.rfind("GPN1", 0) == 0) {
-    auto a = crypto::ParseAddress(text);
-    if (!a)
-      return base::Fail(
-          ErrorCode::kInvalidArgument,
-          where + ": \"" + text + "\" is not a valid gpn1 address: " + a.error().message);
-    return *a;
-  }
-  if (!crypto::ValidateKeyName(text))
-    return base::Fail(ErrorCode::kInvalidArgument,
-                      where + ": \"" + text + "\" is neither a gpn1... address nor a key name");
-  auto keystore = crypto::Keystore::AtHome(g.Home());
-  auto entry = keystore.Show(text);
-  if (!entry) {
-    std::string known;
-    if (auto list = keystore.List(); list)
-      for (const auto& e : *list) known += (known.empty() ? "" : ", ") + e.name;
-    return base::Fail(
-        ErrorCode::kNotFound,
-        where + ": no key \"" + text + "\" in " + keystore.Dir() +
-            (known.empty() ? " (the keystore is empty)" : " (keys there: " + known + ")") +
-            "; give a key name or a gpn1... address");
-  }
-  return entry->address;
+  return ResolveAddressOrKey(text, where, {crypto::Keystore::AtHome(g.Home()).Dir()});
 }
 
 codec::Address Resolve(const GlobalOptions& g, const std::string& text, const std::string& where) {

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   RegisterDevnetCommands(app, g);
   RegisterNodeCommands(app, g);
   RegisterMarketCommands(app, g);
+  RegisterProviderSetupCommands(*app.get_subcommand("provider"), g);
+  RegisterProviderGpusCommands(*app.get_subcommand("provider"), g);
   RegisterProviderRunCommands(*app.get_subcommand("provider"), g);
 
   try {

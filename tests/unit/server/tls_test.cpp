@@ -392,3 +392,36 @@ TEST(Tls, UnusableCertificateOrKeyFailsAtStartWithAClearError) {
 
 }  // namespace
 }  // namespace gpunet::server
+
+namespace gpunet::server {
+namespace {
+
+TEST(Tls, AKeyGivenAsPemServesWithoutItsFile) {
+  gpunet::testing::TempDir dir;
+  CertAndKey pair = MakeSelfSigned();
+  WriteFile(dir.Sub("cert.pem"), pair.certificate_pem);
+  ServerOptions opt;
+  // The file named does not exist: the PEM given is what must be used.
+  opt.tls = TlsOptions{dir.Sub("cert.pem"), dir.Sub("absent-key.pem"), pair.key_pem};
+  HttpServer server(std::move(opt));
+  server.Handle("GET", "/hello", [](const Request&) { return Response{200, "text/plain", "hi"}; });
+  auto st = server.Start();
+  ASSERT_TRUE(st) << st.error().ToString();
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  ctx->add_certificate_authority(net::buffer(pair.certificate_pem));
+  ctx->set_verify_mode(ssl::verify_peer);
+  auto res = HttpsGet(server.Port(), *ctx, "/hello", nullptr);
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  EXPECT_EQ(res.body(), "hi");
+
+  // Another key's PEM is refused at start, naming the file it stands for.
+  ServerOptions wrong;
+  wrong.tls = TlsOptions{dir.Sub("cert.pem"), "key-from-parent", MakeSelfSigned().key_pem};
+  HttpServer refused(std::move(wrong));
+  auto bad = refused.Start();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("key-from-parent"), std::string::npos) << bad.error().message;
+}
+
+}  // namespace
+}  // namespace gpunet::server
