@@ -16,6 +16,7 @@
 #include "crypto/address.h"
 #include "provider/chain_watch.h"
 #include "provider/lease_book.h"
+#include "runtime/gpu_health.h"
 #include "runtime/nvml.h"
 #include "runtime/runtime.h"
 #include "server/http_server.h"
@@ -105,27 +106,65 @@ base::Result<client::MachineConfig> ThisMachine(const client::ProviderConfig& co
 
 base::Result<std::vector<PoolGpu>> InventoryGpus(const client::ProviderConfig& config,
                                                  const client::MachineConfig& machine,
-                                                 GpuMode* mode) {
+                                                 const runtime::NvmlSnapshot* nvml) {
   std::vector<PoolGpu> gpus;
   if (!config.daemon.declared_gpus.empty()) {
-    *mode = GpuMode::kDeclared;
     for (const auto& d : config.daemon.declared_gpus)
       gpus.push_back({d.uuid, machine.gpu_model, d.minor, true, {}, 0});
     return gpus;
   }
-  *mode = GpuMode::kNvml;
-  auto nvml = runtime::ProbeNvml(config.daemon.nvml_library);
-  if (!nvml)
-    return Fail(nvml.error().code,
-                nvml.error().message +
-                    "; on a development chain without NVIDIA GPUs, declare them in "
-                    "daemon.declared_gpus (docs/provider-daemon.md)");
+  GPUNET_CHECK(nvml != nullptr);
   for (const auto& g : nvml->gpus) {
+    if (g.uuid.empty()) continue;  // NVML could not name it: nothing can lease it
     PoolGpu p{g.uuid, machine.gpu_model, g.minor, g.problem.empty(), {}, 0};
     if (!g.problem.empty()) p.problems.push_back(g.problem);
     gpus.push_back(std::move(p));
   }
   return gpus;
+}
+
+EngineHooks WithGpuMonitor(EngineHooks hooks, std::shared_ptr<runtime::GpuMonitor> monitor,
+                           uint64_t poll_ms) {
+  GPUNET_CHECK(monitor != nullptr);
+  // Sampled at most every poll_ms (health_poll); a reconcile in between reuses it.
+  struct Cache {
+    std::mutex mu;
+    std::chrono::steady_clock::time_point at{};
+    std::vector<GpuHealth> last;
+  };
+  auto cache = std::make_shared<Cache>();
+  hooks.health = [monitor, cache, poll_ms] {
+    std::lock_guard lock(cache->mu);
+    const auto now = std::chrono::steady_clock::now();
+    if (!cache->last.empty() && now - cache->at < std::chrono::milliseconds(poll_ms))
+      return cache->last;
+    std::vector<GpuHealth> report;
+    for (const auto& g : monitor->Inventory().gpus) {
+      if (g.uuid.empty()) continue;
+      auto sample = monitor->ProbeGpuHealth(g.uuid);
+      GpuHealth h{g.uuid, false, {}};
+      if (!sample) {  // in the inventory at start and gone now: it failed
+        h.problems.push_back("nvml: " + sample.error().message);
+      } else {
+        const runtime::GpuHealth verdict = runtime::EvaluateGpuHealth(*sample);
+        h.healthy = verdict.healthy;
+        for (const auto& p : verdict.problems) h.problems.push_back(p.check + ": " + p.reason);
+      }
+      report.push_back(std::move(h));
+    }
+    cache->at = now;
+    cache->last = report;
+    return report;
+  };
+  hooks.check_gpu_idle = [monitor](const std::string& uuid) -> base::Status {
+    runtime::GpuIdle idle;
+    GPUNET_TRY_ASSIGN(idle, monitor->CheckGpuIdle(uuid));
+    if (idle.idle) return {};
+    std::string why;
+    for (const auto& r : idle.reasons) why += (why.empty() ? "" : "; ") + r;
+    return Fail(ErrorCode::kConflict, why.empty() ? "not idle" : why);
+  };
+  return hooks;
 }
 
 base::Status CheckDevelopmentChain(const Json& status_json, std::string_view node_url) {
@@ -247,18 +286,28 @@ void Loop(Engine& engine, const DaemonSetup& setup, GpuMode mode, int64_t backof
   watch.Stop();
 }
 
-}  // namespace
-
-base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
-                       const std::atomic<bool>& stop) {
-  GPUNET_CHECK(setup.log != nullptr);
-  const auto& log = setup.log;
+/// This host's GPUs for the engine. In NVML mode it opens h17-gpu's GpuMonitor and
+/// gives the engine its health and idle seams (the hooks keep the monitor alive).
+/// Refuses a machine that sells more GPUs than the host has: the ledger would lease
+/// GPUs that are not here.
+base::Result<std::vector<PoolGpu>> OpenGpus(DaemonSetup& setup,
+                                            const client::MachineConfig& machine, GpuMode mode) {
   const client::DaemonConfig& dc = setup.config.daemon;
-  client::MachineConfig machine;
-  GPUNET_TRY_ASSIGN(machine, ThisMachine(setup.config));
-  GpuMode mode = GpuMode::kNvml;
+  std::shared_ptr<runtime::GpuMonitor> monitor;
+  if (mode == GpuMode::kNvml) {
+    auto opened = runtime::GpuMonitor::Open(dc.nvml_library);
+    if (!opened)
+      return Fail(opened.error().code,
+                  opened.error().message +
+                      "; on a development chain without NVIDIA GPUs, declare them in "
+                      "daemon.declared_gpus (docs/provider-daemon.md)");
+    monitor = std::move(*opened);
+    if (std::string xid = monitor->XidMonitoring(); !xid.empty()) setup.log("GPU health: " + xid);
+    setup.hooks = WithGpuMonitor(std::move(setup.hooks), monitor, dc.health_poll_ms);
+  }
   std::vector<PoolGpu> gpus;
-  GPUNET_TRY_ASSIGN(gpus, InventoryGpus(setup.config, machine, &mode));
+  GPUNET_TRY_ASSIGN(
+      gpus, InventoryGpus(setup.config, machine, monitor ? &monitor->Inventory() : nullptr));
   if (gpus.size() < machine.gpu_count)
     return Fail(ErrorCode::kInvalidArgument,
                 setup.config.file + ": machine " + std::to_string(machine.id) + " sells " +
@@ -268,9 +317,24 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
                     "; the ledger would lease GPUs that are not here: correct its gpus (and "
                     "provider apply) or the GPUs");
   if (gpus.size() > machine.gpu_count)
-    log("this host has " + std::to_string(gpus.size()) + " GPUs, machine " +
-        std::to_string(machine.id) + " sells " + std::to_string(machine.gpu_count) +
-        ": at most that many are leased at once");
+    setup.log("this host has " + std::to_string(gpus.size()) + " GPUs, machine " +
+              std::to_string(machine.id) + " sells " + std::to_string(machine.gpu_count) +
+              ": at most that many are leased at once");
+  return gpus;
+}
+
+}  // namespace
+
+base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
+                       const std::atomic<bool>& stop) {
+  GPUNET_CHECK(setup.log != nullptr);
+  const auto& log = setup.log;
+  const client::DaemonConfig& dc = setup.config.daemon;
+  client::MachineConfig machine;
+  GPUNET_TRY_ASSIGN(machine, ThisMachine(setup.config));
+  const GpuMode mode = dc.declared_gpus.empty() ? GpuMode::kNvml : GpuMode::kDeclared;
+  std::vector<PoolGpu> gpus;
+  GPUNET_TRY_ASSIGN(gpus, OpenGpus(setup, machine, mode));
   std::vector<BookProblem> problems;
   LeaseBook book;
   GPUNET_TRY_ASSIGN(book, LeaseBook::Open(setup.home.StateDir(), &problems));

@@ -20,6 +20,7 @@
 #include "crypto/ed25519.h"
 #include "provider/engine.h"
 #include "provider/home.h"
+#include "runtime/gpu_health.h"
 
 namespace gpunet::provider {
 
@@ -31,8 +32,9 @@ struct DaemonSetup {
   std::string provider;
   /// argv that starts a workload supervisor: {"/path/gpunet", "sandbox", "supervise"}.
   std::vector<std::string> supervisor_command;
-  /// Seams the other parts of issue 17 fill (tenant API, GPU idle and health checks,
-  /// manifest plan); health and check_gpu_idle stay unset with declared GPUs.
+  /// Seams the other parts of issue 17 fill (tenant API, manifest plan). In NVML
+  /// mode the daemon sets health and check_gpu_idle itself (WithGpuMonitor); with
+  /// declared GPUs they stay unset (device nodes have no health to read).
   EngineHooks hooks;
   /// Where log lines go (stderr with a timestamp, by cmd_provider_run.cpp).
   std::function<void(std::string_view)> log;
@@ -46,11 +48,16 @@ enum class GpuMode : uint8_t { kNvml, kDeclared };
 base::Result<client::MachineConfig> ThisMachine(const client::ProviderConfig& config);
 
 /// The GPUs the daemon sells on this host: daemon.declared_gpus (then the model is the
-/// machine's), else what NVML lists. kNotFound saying how to declare GPUs when NVML
-/// finds no driver.
+/// machine's), else what NVML listed (`nvml`, required then).
 base::Result<std::vector<PoolGpu>> InventoryGpus(const client::ProviderConfig& config,
                                                  const client::MachineConfig& machine,
-                                                 GpuMode* mode);
+                                                 const runtime::NvmlSnapshot* nvml);
+
+/// The engine's health and idle-check seams over h17-gpu's GpuMonitor (NVML mode):
+/// health sampled at most every `poll_ms` (daemon.health_poll), a GPU that NVML can
+/// no longer open counts as failed; the idle check is GpuMonitor::CheckGpuIdle.
+EngineHooks WithGpuMonitor(EngineHooks hooks, std::shared_ptr<runtime::GpuMonitor> monitor,
+                           uint64_t poll_ms);
 
 /// Declared GPUs are for development chains only: OK when `status_json` (GET /status)
 /// has "development": true; kPermissionDenied otherwise (absent counts as false).
