@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# `gpunet provider run` against a real devnet, with two declared GPUs on fake device
-# nodes (docs/provider-daemon.md): a tenant's lease is started by the daemon, kept
-# alive by its heartbeats past the heartbeat timeout, and closed by it with
-# no_manifest once the manifest timeout passes; the daemon SIGKILLed right after
-# setting the GPUs aside and right after LeaseStarted is restarted and sends nothing
-# twice; the node stopped for longer than a heartbeat interval is waited out (the
-# daemon keeps running and resumes). Needs root (mknod) and a chain whose /status
-# says "development": true; without that flag only the refusal is checked (exit 77,
-# skipped).
+# `gpunet provider run` against a real devnet, with two GPUs answered by the fake
+# NVML (tests/util/fake_nvml.cpp, its state file rewritten by the test): a tenant's
+# lease is started by the daemon, kept alive by its heartbeats past the heartbeat
+# timeout, and closed by it with no_manifest once the manifest timeout passes; the
+# daemon SIGKILLed right after setting the GPUs aside and right after LeaseStarted is
+# restarted and sends nothing twice; the node stopped for longer than a heartbeat
+# interval is waited out (the daemon keeps running and resumes); a GPU that reports
+# Xid 79 under a started lease closes that lease and is never set aside again.
+# GPUs declared on fake device nodes (mknod) are refused unless the chain's /status
+# says "development": true, and accepted when it does. Needs root (mknod).
+#   provider_daemon_test.sh GPUNET LIBFAKE_NVML
 set -u
 GPUNET="$(realpath "$1")"
+FAKE_NVML="$(realpath "$2")"
 # shellcheck source=../../util/devnet.sh
 source "$(dirname "$0")/../../util/devnet.sh"
 devnet_workdir gpunet-provider-daemon-test
@@ -33,8 +36,8 @@ wait_for() {
     sleep 0.2
   done
 }
-daemon_start() {  # $1: log file; extra environment before the call
-  setsid "$GPUNET" provider run --home "$PHOME" </dev/null 2>>"$1" &
+daemon_start() {  # $1: log file, $2: home (default $PHOME); extra environment before the call
+  setsid "$GPUNET" provider run --home "${2:-$PHOME}" </dev/null 2>>"$1" &
   DAEMON_PID=$!
 }
 daemon_wait_exit() {  # waits for the daemon to end (at most 30 s); its status in rc
@@ -45,7 +48,7 @@ daemon_wait_exit() {  # waits for the daemon to end (at most 30 s); its status i
   wait "$DAEMON_PID" || rc=$?
   DAEMON_PID=""
 }
-heartbeats() { grep -c 'heartbeat: committed' "$1"; }
+heartbeats() { cat "$1" 2>/dev/null | grep -c 'heartbeat: committed'; }
 lease_closed() { [ "$(lease_field "$lease" state)" = closed ]; }
 heartbeat_after() { [ "$(heartbeats "$1")" -gt "$2" ]; }
 
@@ -73,6 +76,15 @@ PHOME="$WORK/phome"
 mkdir -m 700 -p "$PHOME/keys" "$WORK/dev"
 cp -p "$GPUNET_HOME/keys/operator.json" "$PHOME/keys/" || fail "copy the operator key"
 for minor in 0 1; do mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"; done
+export GPUNET_FAKE_NVML_STATE="$WORK/nvml.json"
+nvml_state() {  # $1: the Xids of GPU-fake-0
+  cat >"$GPUNET_FAKE_NVML_STATE.new" <<JSON
+{"gpus": [{"uuid": "GPU-fake-0", "name": "NVIDIA H100", "minor": 0, "xids": [$1]},
+          {"uuid": "GPU-fake-1", "name": "NVIDIA H100", "minor": 1}]}
+JSON
+  mv "$GPUNET_FAKE_NVML_STATE.new" "$GPUNET_FAKE_NVML_STATE"
+}
+nvml_state ""
 METRICS="127.0.0.1:$(free_port)"
 cat >"$PHOME/provider.yaml" <<YAML
 operator: operator
@@ -106,6 +118,15 @@ daemon:
   node: $DEVNET_URL
   metrics_listen: $METRICS
   heartbeat_every: 1s
+  health_poll: 100ms
+  nvml_library: $FAKE_NVML
+YAML
+# The same host with declared GPUs instead of NVML: development chains only.
+DHOME="$WORK/dhome"
+mkdir -m 700 -p "$DHOME"
+cp -rp "$PHOME/keys" "$DHOME/"
+sed '/^  nvml_library:/d' "$PHOME/provider.yaml" >"$DHOME/provider.yaml"
+cat >>"$DHOME/provider.yaml" <<YAML
   device_dir: $WORK/dev
   declared_gpus:
     - uuid: GPU-dev-0
@@ -127,15 +148,16 @@ daemon_wait_exit
 devnet_start --block-interval-ms 100
 
 # --- 4. declared GPUs only on a development chain ---
+daemon_start "$WORK/declared.log" "$DHOME"
 if [ "$(g -o json status | json_field '.get("development", False)')" != True ]; then
-  daemon_start "$WORK/refused.log"
   daemon_wait_exit
-  [ "$rc" -eq 1 ] || fail "daemon on a chain without the development flag: exit $rc, expected 1"
-  grep -q 'development' "$WORK/refused.log" || { fail "refusal does not name the development flag"; cat "$WORK/refused.log" >&2; }
-  devnet_stop
-  [ "$failures" -eq 0 ] || checks_report "unreachable"
-  echo "SKIP: the devnet's /status has no \"development\": true yet; only the refusal was checked"
-  exit 77
+  [ "$rc" -eq 1 ] || fail "declared GPUs on a chain without the development flag: exit $rc, expected 1"
+  grep -q 'development' "$WORK/declared.log" || { fail "refusal does not name the development flag"; cat "$WORK/declared.log" >&2; }
+else
+  declared_up() { grep -q 'GPUs (declared)' "$WORK/declared.log"; }
+  wait_for 30 declared_up || { fail "declared GPUs refused on a development chain"; cat "$WORK/declared.log" >&2; }
+  kill -TERM "$DAEMON_PID"
+  daemon_wait_exit
 fi
 
 # --- 5. SIGKILL right after the GPUs are set aside, before LeaseStarted ---
@@ -168,8 +190,8 @@ grep -q "heartbeat: committed" "$WORK/d3.log" || fail "daemon 3 sent no heartbea
 $PY - "$PHOME/state/daemon-status.json" "$lease" <<'PY' || fail "daemon-status.json"
 import json, sys
 s = json.load(open(sys.argv[1]))
-assert s["mode"] == "declared", s
-assert sorted(g["uuid"] for g in s["gpus"]) == ["GPU-dev-0", "GPU-dev-1"], s
+assert s["mode"] == "nvml", s
+assert sorted(g["uuid"] for g in s["gpus"]) == ["GPU-fake-0", "GPU-fake-1"], s
 assert all(g["lease_id"] == int(sys.argv[2]) for g in s["gpus"]), s
 assert [l["lease_id"] for l in s["leases"]] == [int(sys.argv[2])], s
 PY
@@ -196,11 +218,29 @@ wait_for 40 lease_closed || fail "lease not closed after the manifest timeout"
 record_gone() { [ ! -e "$PHOME/state/leases/$lease.json" ]; }
 wait_for 10 record_gone || fail "the closed lease's record (and GPUs) were not released"
 
-# --- 10. SIGTERM: a clean stop ---
+# --- 10. a GPU fails (Xid 79) under a started lease: the daemon closes that lease ---
+g -o json lease create "$offer" --gpus 1 --deposit 10 --manifest-hash "$(printf '%064d' 8)" \
+  --from tenant --yes >"$WORK/create2.json" || fail "lease create (2)"
+lease="$(json_field '["ids"]["lease_id"]' <"$WORK/create2.json")"
+lease_started() { [ "$(lease_field "$lease" state)" = started ]; }
+wait_for 20 lease_started || fail "lease $lease not started"
+grep -q "lease $lease: new (reserved), GPUs set aside: GPU-fake-0" "$WORK/d3.log" || fail "lease $lease is not on GPU-fake-0"
+nvml_state 79
+wait_for 20 lease_closed || fail "lease $lease not closed after its GPU failed"
+[ "$(lease_field "$lease" end)" = provider_closed ] || fail "lease $lease end: $(lease_field "$lease" end), expected provider_closed"
+grep -q "lease $lease: LeaseClose (a GPU of the lease is unhealthy): committed" "$WORK/d3.log" || fail "no close for the failed GPU"
+# The failed GPU never goes to a new lease: one of 1 GPU takes the healthy one.
+g -o json lease create "$offer" --gpus 1 --deposit 10 --manifest-hash "$(printf '%064d' 9)" \
+  --from tenant --yes >"$WORK/create3.json" || fail "lease create (3)"
+lease="$(json_field '["ids"]["lease_id"]' <"$WORK/create3.json")"
+wait_for 20 lease_started || fail "lease $lease not started"
+grep -q "lease $lease: new (reserved), GPUs set aside: GPU-fake-1" "$WORK/d3.log" || fail "lease $lease is not on the healthy GPU-fake-1"
+
+# --- 11. SIGTERM: a clean stop ---
 kill -TERM "$DAEMON_PID"
 daemon_wait_exit
 [ "$rc" -eq 0 ] || fail "daemon exit $rc on SIGTERM, expected 0"
 grep -q "workloads keep running" "$WORK/d3.log" || fail "no stop line"
 devnet_stop
 [ "$failures" -eq 0 ] || { echo "--- daemon 3 log:" >&2; cat "$WORK/d3.log" >&2; }
-checks_report "provider daemon: started, heartbeats, crash restarts, node outage and no_manifest close"
+checks_report "provider daemon: started, heartbeats, crash restarts, node outage, no_manifest close, a failed GPU closes its lease"
