@@ -16,6 +16,7 @@
 #include "apps/gpunet/cli.h"
 #include "base/file_util.h"
 #include "client/market_config.h"
+#include "crypto/address.h"
 #include "crypto/keystore.h"
 #include "provider/daemon.h"
 #include "provider/home.h"
@@ -86,18 +87,32 @@ std::string Passphrase(const client::DaemonConfig& dc, const std::string& key) {
   return out;
 }
 
+/// The key that signs: provider.yaml's `operator:` when it is a key name; when it is
+/// an address (as `provider init` writes it), the key of <home>/keys with that
+/// address; with no operator, the only key there is.
+std::string OperatorKeyName(const provider::ProviderHome& home,
+                            const client::ProviderConfig& config) {
+  const std::string& text = config.operator_key.text;
+  if (config.has_operator && !text.starts_with("gpn1")) return text;
+  auto keys = OrFail(crypto::Keystore(home.KeysDir()).List(), "reading " + home.KeysDir());
+  std::vector<std::string> names;
+  for (const auto& k : keys)
+    if (!k.problem && (!config.has_operator || crypto::AddressToString(k.address) == text))
+      names.push_back(k.name);
+  if (names.size() == 1) return names[0];
+  FailCommand(base::ErrorCode::kInvalidArgument,
+              home.ConfigPath() +
+                  (config.has_operator ? " names the operator " + text : " names no operator") +
+                  " and " + home.KeysDir() + " holds " + std::to_string(names.size()) +
+                  " matching keys; pass --key NAME");
+}
+
 void RunProviderRun(const RunArgs& a) {
   provider::ProviderHome home =
       OrFail(provider::OpenProviderHome(a.home.empty() ? provider::DefaultProviderHome() : a.home));
   client::ProviderConfig config = OrFail(client::LoadProviderConfig(home.ConfigPath()));
   std::string key_name = a.key;
-  if (key_name.empty()) {
-    if (!config.has_operator || config.operator_key.text.starts_with("gpn1"))
-      FailCommand(base::ErrorCode::kInvalidArgument,
-                  home.ConfigPath() + " names no operator key by name; pass --key NAME (a key in " +
-                      home.KeysDir() + ")");
-    key_name = config.operator_key.text;
-  }
+  if (key_name.empty()) key_name = OperatorKeyName(home, config);
   std::string passphrase = Passphrase(config.daemon, key_name);
   auto loaded = crypto::Keystore::AtHome(home.dir).Load(key_name, passphrase);
   sodium_memzero(passphrase.data(), passphrase.size());
@@ -141,7 +156,8 @@ void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions&) {
                   "$GPUNET_PROVIDER_HOME, /var/lib/gpunet/provider as root, else "
                   "~/.gpunet/provider");
   run->add_option("--key", a->key,
-                  "Key in <home>/keys that signs (default: provider.yaml's operator)");
+                  "Key in <home>/keys that signs (default: provider.yaml's operator: that key "
+                  "name, or the key with that address)");
   run->add_option("--provider", a->provider,
                   "The provider's owner address (default: the provider this key owns or operates)");
   run->callback([a] { RunProviderRun(*a); });
