@@ -1,4 +1,4 @@
-// The daemon's side of the chain (docs/provider-daemon.md, "Running the daemon"):
+// The daemon's side of the chain (docs/provider.md, "Running the daemon"):
 //
 // - ChainClient: the engine's ChainPort over the node's RPC (client library). Fetch
 //   reads /status and every page of this provider's open leases, then each lease the

@@ -300,7 +300,7 @@ base::Result<std::vector<PoolGpu>> OpenGpus(DaemonSetup& setup,
       return Fail(opened.error().code,
                   opened.error().message +
                       "; on a development chain without NVIDIA GPUs, declare them in "
-                      "daemon.declared_gpus (docs/provider-daemon.md)");
+                      "daemon.declared_gpus (docs/provider.md)");
     monitor = std::move(*opened);
     if (std::string xid = monitor->XidMonitoring(); !xid.empty()) setup.log("GPU health: " + xid);
     setup.hooks = WithGpuMonitor(std::move(setup.hooks), monitor, dc.health_poll_ms);

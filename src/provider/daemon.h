@@ -1,6 +1,6 @@
 // `gpunet provider run`'s body: wires the lease engine (provider/engine.h) to the
 // node (provider/chain_watch.h), the workload runtime, the GPUs of this machine, the
-// lease book under <home>/state and Prometheus /metrics (docs/provider-daemon.md).
+// lease book under <home>/state and Prometheus /metrics (docs/provider.md).
 //
 // Run() returns when `stop` becomes true (SIGTERM, SIGINT) WITHOUT stopping any
 // workload: each runs under its own supervisor, and the next start re-attaches to it

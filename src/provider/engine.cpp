@@ -79,7 +79,7 @@ base::Result<runtime::WorkloadSpec> MinimalWorkloadSpec(const SpecInput& in) {
   Json j = Json::parse(in.manifest, nullptr, false);
   const std::string why =
       "this daemon takes a manifest {\"command\": [\"argv0\", ...]} and nothing else until the "
-      "manifest planner lands (docs/provider-daemon.md)";
+      "manifest planner lands (docs/provider.md, \"What the daemon does with a lease\")";
   if (j.is_discarded() || !j.is_object() || j.size() != 1 || !j.contains("command"))
     return Fail(ErrorCode::kInvalidArgument, why);
   const Json& cmd = j["command"];

@@ -1,4 +1,4 @@
-// The provider daemon's lease engine (issue 17 item 4; docs/provider-daemon.md).
+// The provider daemon's lease engine (issue 17 item 4; docs/provider.md).
 //
 // Level-triggered: its state is the durable lease book (provider/lease_book.h), the
 // ledger's view of this provider's leases and the runtime's workloads. Every block
@@ -230,7 +230,7 @@ class Engine {
   base::Status SubmitManifest(uint64_t lease_id, std::string_view manifest) EXCLUDES(m_mu);
 
   /// {"gpus":[{uuid,model,healthy,problems,lease_id}],"leases":[{lease_id,step,workload}]}
-  /// as docs/provider-daemon.md gives daemon-status.json (the daemon adds updated_ms, mode).
+  /// as docs/provider.md gives daemon-status.json (the daemon adds updated_ms, mode).
   nlohmann::json StatusJson() const EXCLUDES(m_mu);
 
   /// The book as the engine holds it (tests).

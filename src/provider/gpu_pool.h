@@ -1,4 +1,4 @@
-// The GPUs of this machine and which lease holds each (docs/provider-daemon.md).
+// The GPUs of this machine and which lease holds each (docs/provider.md).
 // A pure value: no I/O, no clock. The engine rebuilds the assignments from the
 // lease book at start (Assign), so the book is the durable copy.
 //

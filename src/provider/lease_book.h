@@ -1,6 +1,6 @@
 // The daemon's durable lease book: what this provider has done for each lease, so a
 // daemon that was SIGKILLed or restarted takes the next step instead of repeating one
-// (docs/provider-daemon.md, "What the daemon does with a lease").
+// (docs/provider.md, "What the daemon does with a lease").
 //
 // One small JSON file per lease, <home>/state/leases/<lease_id>.json, each written
 // whole with base::WriteFileAtomic (temp file, fsync, rename, directory fsync). Why

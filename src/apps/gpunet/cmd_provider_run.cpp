@@ -1,4 +1,4 @@
-// `gpunet provider run`: the provider daemon in the foreground (docs/provider-daemon.md).
+// `gpunet provider run`: the provider daemon in the foreground (docs/provider.md).
 // Thin: reads the home, provider.yaml and the operator key, then provider::RunDaemon.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,7 +69,7 @@ std::string Passphrase(const client::DaemonConfig& dc, const std::string& key) {
     if ((st.st_mode & 077) != 0)
       FailCommand(base::ErrorCode::kPermissionDenied,
                   "daemon.passphrase_file " + dc.passphrase_file +
-                      " may be read by others; chmod 600 it (docs/provider-daemon.md, \"Keys\")");
+                      " may be read by others; chmod 600 it (docs/provider.md, \"Keys\")");
     std::string text =
         OrFail(base::ReadFileNoFollow(dc.passphrase_file, 4096), "daemon.passphrase_file");
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
@@ -150,7 +150,7 @@ void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions&) {
       "(the systemd unit in docs/sandbox.md restarts it). The operator key's passphrase comes "
       "from daemon.passphrase_file, else $GPUNET_PASSPHRASE, else the terminal. Prometheus "
       "metrics on daemon.metrics_listen (/metrics); state in <home>/state "
-      "(daemon-status.json is what `provider status` reads). docs/provider-daemon.md");
+      "(daemon-status.json is what `provider status` reads). docs/provider.md");
   run->add_option("--home", a->home,
                   "The provider's home (provider.yaml, keys/, state/, sandbox/); default "
                   "$GPUNET_PROVIDER_HOME, /var/lib/gpunet/provider as root, else "
