@@ -10,7 +10,7 @@
 
 #include "base/limits.h"
 #include "client/amount.h"
-#include "crypto/hash.h"
+#include "client/manifest.h"
 
 namespace gpunet::client {
 namespace {
@@ -22,8 +22,6 @@ namespace limits = base::limits;
 /// Files over this size are refused before parsing (a provider.yaml of 1,024
 /// machines is well under 1 MiB).
 constexpr size_t kConfigBytesMax = 4 * 1024 * 1024;
-/// Manifests are hashed whole; the tenant API caps uploads separately.
-constexpr size_t kManifestBytesMax = 16 * 1024 * 1024;
 
 std::string Quoted(std::string_view s) {
   return "\"" + std::string(s) + "\"";
@@ -846,7 +844,8 @@ base::Status ParseProviderRequirements(const Reader& r, Map& m, OrderConfig& oc)
   return base::Ok();
 }
 
-/// manifest (a file, hashed here; relative to `base_dir`) or manifest_hash.
+/// manifest (a file, parsed and its canonical form hashed here; relative to `base_dir`)
+/// or manifest_hash.
 base::Status ParseManifest(const Reader& r, Map& m, const std::string& base_dir, OrderConfig& oc) {
   bool has_file = m.Has("manifest"), has_hash = m.Has("manifest_hash");
   if (has_file == has_hash)
@@ -866,10 +865,13 @@ base::Status ParseManifest(const Reader& r, Map& m, const std::string& base_dir,
   GPUNET_TRY_ASSIGN(auto path, r.Text(m.fields["manifest"], m.line, "manifest"));
   std::filesystem::path p(path);
   if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
-  auto body = ReadWhole(p.string(), kManifestBytesMax, "the manifest");
-  if (!body) return r.Err(r.LineOf(m.fields["manifest"], m.line), "manifest", body.error().message);
+  // The hash of the manifest's canonical JSON, which the provider checks the
+  // submitted bytes against (docs/manifest.md), never of the file's own bytes.
+  auto loaded = LoadManifestFile(p.string());
+  if (!loaded)
+    return r.Err(r.LineOf(m.fields["manifest"], m.line), "manifest", loaded.error().message);
   oc.manifest_path = p.string();
-  oc.manifest_hash = crypto::Blake2b256(base::AsBytes(*body));
+  oc.manifest_hash = loaded->hash;
   return base::Ok();
 }
 

@@ -95,6 +95,7 @@ void RegisterMarketCommands(CLI::App& app,
 /// `provider init`, `provider apply`, `provider status` (cmd_provider_setup.cpp).
 void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g);
 void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // provider gpus
+void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // manifest check
 /// `provider run` (cmd_provider_run.cpp), under the `provider` command.
 void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
 

@@ -29,7 +29,7 @@ extern "C" void OnStopSignal(int) {
   g_stop.store(true);
 }
 
-struct RunArgs {
+struct ProviderRunArgs {
   std::string home;
   std::string key;
   std::string provider;
@@ -60,7 +60,7 @@ std::string ExePath() {
 
 /// daemon.passphrase_file (only its owner may read it), else $GPUNET_PASSPHRASE, else
 /// the terminal.
-std::string Passphrase(const client::DaemonConfig& dc, const std::string& key) {
+std::string DaemonPassphrase(const client::DaemonConfig& dc, const std::string& key) {
   if (!dc.passphrase_file.empty()) {
     struct stat st {};
     if (::stat(dc.passphrase_file.c_str(), &st) != 0)
@@ -107,13 +107,13 @@ std::string OperatorKeyName(const provider::ProviderHome& home,
                   " matching keys; pass --key NAME");
 }
 
-void RunProviderRun(const RunArgs& a) {
+void RunProviderRun(const ProviderRunArgs& a) {
   provider::ProviderHome home =
       OrFail(provider::OpenProviderHome(a.home.empty() ? provider::DefaultProviderHome() : a.home));
   client::ProviderConfig config = OrFail(client::LoadProviderConfig(home.ConfigPath()));
   std::string key_name = a.key;
   if (key_name.empty()) key_name = OperatorKeyName(home, config);
-  std::string passphrase = Passphrase(config.daemon, key_name);
+  std::string passphrase = DaemonPassphrase(config.daemon, key_name);
   auto loaded = crypto::Keystore::AtHome(home.dir).Load(key_name, passphrase);
   sodium_memzero(passphrase.data(), passphrase.size());
   const crypto::KeyPair key =
@@ -139,7 +139,7 @@ void RunProviderRun(const RunArgs& a) {
 }  // namespace
 
 void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions&) {
-  auto a = std::make_shared<RunArgs>();
+  auto a = std::make_shared<ProviderRunArgs>();
   auto* run = provider.add_subcommand(
       "run",
       "Run the provider daemon in the foreground: start leases of this machine, heartbeat, "
