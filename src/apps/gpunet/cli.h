@@ -95,6 +95,8 @@ void RegisterMarketCommands(CLI::App& app,
 /// `provider init`, `provider apply`, `provider status` (cmd_provider_setup.cpp).
 void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g);
 void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // provider gpus
-void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // manifest check
+/// `provider api` (internal, hidden): the tenant-facing process (cmd_provider_api.cpp).
+void RegisterProviderApiCommand(CLI::App& provider, GlobalOptions& g);
+void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);  // manifest check
 
 }  // namespace gpunet::apps
