@@ -597,7 +597,9 @@ TEST(TenantApi, ItServesAsNobodyWithOnlyItsDescriptors) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to nobody";
   auto nobody = LookupUser("nobody");
   if (!nobody) GTEST_SKIP() << nobody.error().ToString();
-  TempDir dir(gpunet::testing::TempDirOptions{.mode = 0711});
+  gpunet::testing::TempDirOptions dir_options;
+  dir_options.mode = 0711;  // nobody reaches the certificate inside
+  TempDir dir(dir_options);
   const auto made = gpunet::testing::MakeSelfSigned();
   std::ofstream(dir.Sub("cert.pem")) << made.certificate_pem;
   ASSERT_EQ(::chmod(dir.Sub("cert.pem").c_str(), 0644), 0);
