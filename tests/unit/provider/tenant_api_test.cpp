@@ -555,6 +555,19 @@ TEST(TenantApi, HundredsOfConnectionsAreCutAndTheServerKeepsServing) {
   EXPECT_EQ(r.status, 200) << r.body;
 }
 
+/// RunTenantApi's options as `provider run` gives them, on 127.0.0.1 (any port).
+RunTenantApiOptions LocalRunOptions(const std::string& cert_file, const TestAgent& agent,
+                                    int key_fd) {
+  RunTenantApiOptions options;
+  options.api.server = TenantApiServerDefaults(agent.front_fds.size());
+  options.api.server.host = "127.0.0.1";
+  options.api.server.port = 0;
+  options.api.cert_file = cert_file;
+  options.broker_fds = agent.front_fds;
+  options.key_fd = key_fd;
+  return options;
+}
+
 TEST(TenantApi, RunTenantApiReadsTheKeyFromItsDescriptorAndEndsWithTheBroker) {
   TempDir dir;
   const auto made = gpunet::testing::MakeSelfSigned();
@@ -566,13 +579,7 @@ TEST(TenantApi, RunTenantApiReadsTheKeyFromItsDescriptorAndEndsWithTheBroker) {
   ::close(key_pipe[1]);
   TestAgent agent(2);
   agent.Start();
-  RunTenantApiOptions options;
-  options.api.server = TenantApiServerDefaults(2);
-  options.api.server.host = "127.0.0.1";
-  options.api.server.port = 0;
-  options.api.cert_file = dir.Sub("cert.pem");
-  options.broker_fds = agent.front_fds;
-  options.key_fd = key_pipe[0];
+  RunTenantApiOptions options = LocalRunOptions(dir.Sub("cert.pem"), agent, key_pipe[0]);
   std::atomic<uint16_t> port{0};
   std::atomic<bool> finished{false};
   base::Status result;
@@ -617,13 +624,7 @@ TEST(TenantApi, ItServesAsNobodyWithOnlyItsDescriptors) {
     if (DropPrivileges(*nobody) != 0) ::_exit(10);
     // As nobody the key file is out of reach; only the descriptor gives the key.
     if (::access(dir.Sub("key.pem").c_str(), R_OK) == 0) ::_exit(11);
-    RunTenantApiOptions options;
-    options.api.server = TenantApiServerDefaults(2);
-    options.api.server.host = "127.0.0.1";
-    options.api.server.port = 0;
-    options.api.cert_file = dir.Sub("cert.pem");
-    options.broker_fds = agent.front_fds;
-    options.key_fd = key_pipe[0];
+    RunTenantApiOptions options = LocalRunOptions(dir.Sub("cert.pem"), agent, key_pipe[0]);
     const int out = port_pipe[1];
     auto done = RunTenantApi(std::move(options), [out](uint16_t p) {
       [[maybe_unused]] ssize_t n = ::write(out, &p, sizeof(p));
