@@ -165,6 +165,11 @@ base::Result<TenantRoute> ParseTenantRoute(std::string_view method, std::string_
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
+  // CheckRequestTarget lets a trailing '/' through; here it would name a file "".
+  if (segments.back().empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the path " + std::string(path) + " ends with '/'; name the endpoint without it");
+  }
   const auto not_found = [&] {
     return Fail(ErrorCode::kNotFound,
                 "no endpoint " + std::string(path) +

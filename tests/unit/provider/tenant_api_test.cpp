@@ -340,6 +340,9 @@ TEST(TenantApi, BadTargetsAreRefusedBeforeTheAgentSeesThem) {
       {"/nope", 404},
       {"/leases/42/nope", 404},
       {"/environments?x=1", 400},
+      {"/leases/42/outputs/", 400},
+      {"/leases/42/files/dir/", 400},
+      {"/", 400},
   };
   for (const auto& [target, status] : cases) {
     auto r = f.Send("GET", "/leases/1", "");  // a valid one in between keeps the server honest
