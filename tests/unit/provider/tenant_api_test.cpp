@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -528,34 +529,69 @@ TEST(TenantApi, AnIdleConnectionTheAgentClosesIsDropped) {
 }
 
 TEST(TenantApi, HundredsOfConnectionsAreCutAndTheServerKeepsServing) {
-  Front f(2, [](server::ServerOptions& o) {
-    o.connections_max = 64;
-    o.connections_per_address_max = 16;
-    o.read_timeout_ms = 1'000;  // the silent ones within the caps are cut too
-  });
-  std::vector<int> sockets;
-  for (int i = 0; i < 300; ++i) {
-    const int s = ConnectLoopback(f.api->Port());
-    if (s >= 0) sockets.push_back(s);
-  }
-  // Every connection ends: those over the caps at once (an answer, then close), those
-  // within them when they send no TLS handshake in time.
-  for (int s : sockets) {
-    char buffer[512];
-    while (::read(s, buffer, sizeof(buffer)) > 0) {
+  // First the per-address cap (429) refuses them, then, with that cap lifted, the
+  // global one (503).
+  for (const size_t per_address : {size_t{16}, size_t{1000}}) {
+    SCOPED_TRACE("per-address cap " + std::to_string(per_address));
+    Front f(2, [per_address](server::ServerOptions& o) {
+      o.connections_max = 64;
+      o.connections_per_address_max = per_address;
+      o.read_timeout_ms = 1'000;  // the silent ones within the caps are cut too
+    });
+    std::vector<int> sockets;
+    for (int i = 0; i < 300; ++i) {
+      const int s = ConnectLoopback(f.api->Port());
+      if (s >= 0) sockets.push_back(s);
     }
+    // Every connection ends: those over the caps at once (an answer, then close),
+    // those within them when they send no TLS handshake in time.
+    for (int s : sockets) {
+      char buffer[512];
+      while (::read(s, buffer, sizeof(buffer)) > 0) {
+      }
+    }
+    const auto stats = f.api->Stats();
+    const size_t cap = std::min<size_t>(per_address, 64);
+    EXPECT_GE(stats.rejected_per_address + stats.rejected_connections, sockets.size() - cap);
+    if (per_address > 64) {
+      EXPECT_GE(stats.rejected_connections, sockets.size() - 64);
+    }
+    for (int s : sockets) ::close(s);
+    // The server serves again once they are gone (the caps count open connections).
+    HttpReply r;
+    for (int i = 0; i < 200 && r.status != 200; ++i) {
+      r = f.Send("GET", "/leases/42");
+      if (r.status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(r.status, 200) << r.body;
   }
-  const auto stats = f.api->Stats();
-  EXPECT_GE(stats.rejected_per_address + stats.rejected_connections, sockets.size() - 16)
-      << "connections over the per-address cap are refused";
-  for (int s : sockets) ::close(s);
-  // The server serves again once they are gone (the caps count open connections).
-  HttpReply r;
-  for (int i = 0; i < 200 && r.status != 200; ++i) {
-    r = f.Send("GET", "/leases/42");
-    if (r.status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+TEST(TenantApi, ALongPollHoldsOnlyItsOwnBrokerConnection) {
+  Front f(2);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  f.agent.answer = [released](const BrokerFrame& frame) {
+    if (frame.op == BrokerOp::kEvents) released.wait();  // a follow that waits for events
+    BrokerFrame r;
+    r.fields["status"] = "200";
+    r.body = "{\"op\":\"" + std::string(BrokerOpName(frame.op)) + "\"}";
+    return r;
+  };
+  HttpReply events;
+  std::thread poll([&] { events = f.Send("GET", "/leases/42/events?after=3&wait_ms=25000"); });
+  while (f.agent.Seen().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // The agent holds the long-poll; other requests go over the other connection.
+  for (int i = 0; i < 3; ++i) {
+    auto r = f.Send("GET", "/leases/42");
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body, "{\"op\":\"status\"}");
   }
-  EXPECT_EQ(r.status, 200) << r.body;
+  release.set_value();
+  poll.join();
+  EXPECT_EQ(events.status, 200) << events.body;
+  EXPECT_EQ(events.body, "{\"op\":\"events\"}");
+  EXPECT_EQ(f.broker->Alive(), 2u);
 }
 
 /// RunTenantApi's options as `provider run` gives them, on 127.0.0.1 (any port).
