@@ -458,6 +458,9 @@ TEST(TenantApi, OverSizeBodiesGet413AndHugeHeaders431) {
   r = f.Send("GET", "/leases/42", "", {{"X-Filler", std::string(20'000, 'a')}});
   EXPECT_EQ(r.status, 431) << r.body;
   EXPECT_TRUE(r.Has("\"code\":\"limit_exceeded\"")) << r.body;
+  r = RawHttps(f.api->Port(),
+               RequestBytes("GET", "/leases/42/files/" + std::string(20'000, 'a'), {}, ""));
+  EXPECT_EQ(r.status, 431) << "a huge request line: " << r.body;
   EXPECT_TRUE(f.agent.Seen().empty());
   EXPECT_EQ(f.Send("GET", "/leases/42").status, 200) << "and it keeps serving";
 }
