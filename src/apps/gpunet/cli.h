@@ -98,5 +98,8 @@ void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // pro
 void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // manifest check
 /// `provider run` (cmd_provider_run.cpp), under the `provider` command.
 void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
+/// `provider api` (internal, hidden): the tenant-facing process (cmd_provider_api.cpp).
+void RegisterProviderApiCommand(CLI::App& provider, GlobalOptions& g);
+void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);  // manifest check
 
 }  // namespace gpunet::apps
