@@ -100,6 +100,5 @@ void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // man
 void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
 /// `provider api` (internal, hidden): the tenant-facing process (cmd_provider_api.cpp).
 void RegisterProviderApiCommand(CLI::App& provider, GlobalOptions& g);
-void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);  // manifest check
 
 }  // namespace gpunet::apps
