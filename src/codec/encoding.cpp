@@ -169,6 +169,7 @@ CODEC_ONE_U64(MsgProviderBond, amount_ugpn)
 CODEC_ONE_U64(MsgProviderUnbond, amount_ugpn)
 CODEC_ONE_U64(MsgOrderClose, order_id)
 CODEC_ONE_U64(MsgBidAccept, bid_id)
+CODEC_ONE_U64(MsgBidWithdraw, bid_id)
 CODEC_ONE_U64(MsgLeaseStarted, lease_id)
 CODEC_ONE_U64(MsgLeaseWithdraw, lease_id)
 #undef CODEC_ONE_U64
@@ -536,7 +537,8 @@ std::string_view MsgName(const Msg& msg) {
                                                 "lease_withdraw",
                                                 "lease_close",
                                                 "heartbeat",
-                                                "attest"};
+                                                "attest",
+                                                "bid_withdraw"};
   static_assert(std::size(kNames) == std::variant_size_v<Msg>);
   return kNames[msg.index()];
 }

@@ -58,6 +58,7 @@ enum class MsgTag : uint16_t {
   kLeaseClose = 21,            ///< MsgLeaseClose
   kHeartbeat = 22,             ///< MsgHeartbeat
   kAttest = 23,                ///< MsgAttest
+  kBidWithdraw = 24,           ///< MsgBidWithdraw (issue 17)
 };
 
 /// Moves amount_ugpn from the tx sender to `to`. The recipient account is created
@@ -311,6 +312,15 @@ struct MsgBidAccept {
   bool operator==(const MsgBidAccept&) const = default;
 };
 
+/// Sender = owner or operator of the bid's provider. Takes back a bid on an order
+/// still open and in its bid window (its machines went elsewhere): the bid is
+/// removed and can no longer be accepted or awarded; the provider may bid again.
+struct MsgBidWithdraw {
+  static constexpr MsgTag kTag = MsgTag::kBidWithdraw;
+  uint64_t bid_id = 0;
+  bool operator==(const MsgBidWithdraw&) const = default;
+};
+
 /// Sender = owner or operator of the lease's provider: the reservation is live and
 /// the tenant API answers. Billing starts at this block's time.
 struct MsgLeaseStarted {
@@ -362,12 +372,12 @@ struct MsgAttest {
 };
 
 /// One typed message of a transaction: a tagged union whose tag table is MsgTag.
-using Msg =
-    std::variant<MsgSend, MsgProviderRegister, MsgProviderUpdate, MsgProviderDeregister,
-                 MsgProviderBond, MsgProviderUnbond, MsgProviderClaimUnbonded, MsgSiteUpsert,
-                 MsgMachineUpsert, MsgMachineRemove, MsgOfferCreate, MsgOfferClose, MsgLeaseCreate,
-                 MsgOrderCreate, MsgOrderClose, MsgBidCreate, MsgBidAccept, MsgLeaseStarted,
-                 MsgLeaseDeposit, MsgLeaseWithdraw, MsgLeaseClose, MsgHeartbeat, MsgAttest>;
+using Msg = std::variant<MsgSend, MsgProviderRegister, MsgProviderUpdate, MsgProviderDeregister,
+                         MsgProviderBond, MsgProviderUnbond, MsgProviderClaimUnbonded,
+                         MsgSiteUpsert, MsgMachineUpsert, MsgMachineRemove, MsgOfferCreate,
+                         MsgOfferClose, MsgLeaseCreate, MsgOrderCreate, MsgOrderClose, MsgBidCreate,
+                         MsgBidAccept, MsgLeaseStarted, MsgLeaseDeposit, MsgLeaseWithdraw,
+                         MsgLeaseClose, MsgHeartbeat, MsgAttest, MsgBidWithdraw>;
 
 /// Wire tag of the message held.
 MsgTag TagOf(const Msg& msg);

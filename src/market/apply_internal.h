@@ -223,6 +223,7 @@ R<> Do(Ctx& c, const codec::MsgOrderCreate& m);
 R<> Do(Ctx& c, const codec::MsgOrderClose& m);
 R<> Do(Ctx& c, const codec::MsgBidCreate& m);
 R<> Do(Ctx& c, const codec::MsgBidAccept& m);
+R<> Do(Ctx& c, const codec::MsgBidWithdraw& m);
 // apply.cpp (never runs: MsgSend is not a market message):
 R<> Do(Ctx&, const codec::MsgSend&);
 

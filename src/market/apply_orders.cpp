@@ -239,6 +239,33 @@ R<> Do(Ctx& c, const codec::MsgBidAccept& m) {
   return {};
 }
 
+R<> Do(Ctx& c, const codec::MsgBidWithdraw& m) {
+  GPUNET_TRY_ASSIGN(auto bid, Need<Bid>(c.store, keys::BidKey(m.bid_id), TxCode::kMarketUnknownBid,
+                                        "no bid " + Str(m.bid_id)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, bid.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  GPUNET_TRY_ASSIGN(auto order, NeedOpenOrder(c.store, bid.order_id));
+  // Once the window has ended the bids are the auction's: the award ranks them as
+  // they stood (a bid whose machines went elsewhere is passed over there anyway).
+  if (c.block.time_ms >= order.window_end_ms)
+    return Reject(TxCode::kMarketBidWindowClosed, "the bid window of order " + Str(order.order_id) +
+                                                      " ended at " + Str(order.window_end_ms) +
+                                                      " ms; its bids stand until the award");
+  GPUNET_CHECK(order.bids > 0);
+  // The bid, its entry in the order's bids and the provider's one-bid entry go
+  // together, so the provider may bid again (other machines) and the order's count
+  // stays the number of its bids.
+  c.store.Delete(keys::BidKey(bid.bid_id));
+  c.store.Delete(keys::OrderBidKey(order.order_id, bid.bid_id));
+  c.store.Delete(keys::OrderProviderBidKey(order.order_id, bid.provider));
+  --order.bids;
+  Save(c.store, keys::OrderKey(order.order_id), order);
+  c.events.push_back(Ev("bid_withdrawn", {{"bid_id", Str(bid.bid_id)},
+                                          {"order_id", Str(order.order_id)},
+                                          {"provider", AddrStr(bid.provider)}}));
+  return {};
+}
+
 R<> AwardAtWindowEnd(Store& store, const Params& params, const BlockTime& block, uint64_t order_id,
                      std::vector<codec::Event>& events) {
   GPUNET_TRY_ASSIGN(auto order, Need<Order>(store, keys::OrderKey(order_id),

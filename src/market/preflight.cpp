@@ -142,6 +142,9 @@ TxResult<void> Check(const codec::MsgBidCreate& m, const Params&) {
 TxResult<void> Check(const codec::MsgBidAccept& m, const Params&) {
   return IdNotZero(m.bid_id, TxCode::kMarketUnknownBid, "bid");
 }
+TxResult<void> Check(const codec::MsgBidWithdraw& m, const Params&) {
+  return IdNotZero(m.bid_id, TxCode::kMarketUnknownBid, "bid");
+}
 TxResult<void> Check(const codec::MsgLeaseStarted& m, const Params&) {
   return IdNotZero(m.lease_id, TxCode::kMarketUnknownLease, "lease");
 }

@@ -651,10 +651,14 @@ void RunBids(const GlobalOptions& g, const std::string& order) {
 }
 
 struct BidArgs {
-  std::string order, price, machines, provider, from, fee;
+  std::string order, price, machines, provider, from, fee, bid;
 };
 
 void RunBid(const GlobalOptions& g, const BidArgs& a) {
+  if (a.order.empty() || a.price.empty() || a.machines.empty() || a.from.empty())
+    FailCommand(ErrorCode::kInvalidArgument,
+                "give ORDER, --price, --machines and --from (`gpunet bid --help`), or `gpunet "
+                "bid withdraw BID --from KEY` to take a bid back");
   codec::MsgBidCreate msg;
   msg.order_id = ParseId(a.order, "ORDER");
   msg.provider = ProviderOf(g, a.provider, a.from);
@@ -678,6 +682,16 @@ void RunBid(const GlobalOptions& g, const BidArgs& a) {
   else
     std::cout << "bid " << IdOf(sent, "bid_id") << " placed on order " << msg.order_id << " at "
               << PriceText(msg.price_ugpn_per_gpu_hour) << std::endl;
+}
+
+void RunBidWithdraw(const GlobalOptions& g, const BidArgs& a) {
+  const uint64_t bid_id = ParseId(a.bid, "BID");
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, {codec::MsgBidWithdraw{bid_id}});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "bid " << bid_id << " on order " << IdOf(sent, "order_id")
+              << " withdrawn; it can no longer be accepted or awarded" << std::endl;
 }
 
 // ---------------------------------------------------------------- leases
@@ -1110,16 +1124,30 @@ void RegisterBidCommands(CLI::App& app, GlobalOptions& g) {
 
   auto ba = std::make_shared<BidArgs>();
   auto* bid = app.add_subcommand("bid", "Bid on an order with named machines (reserves nothing)");
-  bid->add_option("ORDER", ba->order, "Order id")->required();
-  bid->add_option("--price", ba->price, "GPN per GPU-hour, at most the order's max")->required();
+  // ORDER, --price and --machines are checked in RunBid: `bid withdraw` needs none.
+  bid->add_option("ORDER", ba->order, "Order id (required)");
+  bid->add_option("--price", ba->price, "GPN per GPU-hour, at most the order's max (required)");
   bid->add_option("--machines", ba->machines,
-                  "Machine ids, comma-separated, as many as the order asks")
-      ->required();
+                  "Machine ids, comma-separated, as many as the order asks (required)");
   bid->add_option("--provider", ba->provider, "The provider (default: the --from key's own)");
-  AddFrom(bid, ba->from, ba->fee, "the provider's owner or operator");
+  AddFrom(bid, ba->from, ba->fee, "the provider's owner or operator (required)");
+  bid->get_option("--from")->required(false);  // `bid withdraw` takes its own
   bid->footer(
-      "Example:\n  gpunet bid 1 --price 2.2 --machines 1 --provider provider --from operator");
-  bid->callback([&g, ba] { RunBid(g, *ba); });
+      "Example:\n  gpunet bid 1 --price 2.2 --machines 1 --provider provider --from operator\n"
+      "Take a bid back: gpunet bid withdraw BID");
+  auto* withdraw = bid->add_subcommand(
+      "withdraw",
+      "Take back your bid on an order still in its bid window (its machines went "
+      "elsewhere); you may bid again");
+  withdraw->add_option("BID", ba->bid, "Bid id (`gpunet bids ORDER` lists them)")->required();
+  AddFrom(withdraw, ba->from, ba->fee, "the bid's provider's owner or operator");
+  withdraw->footer(
+      "Example:\n  gpunet bid withdraw 3 --from operator\n"
+      "Refused once the order is awarded or closed (221) or its bid window has ended (222).");
+  withdraw->callback([&g, ba] { RunBidWithdraw(g, *ba); });
+  bid->callback([&g, ba, withdraw] {
+    if (!withdraw->parsed()) RunBid(g, *ba);
+  });
 }
 
 // ---- lease: accept, create, show, list

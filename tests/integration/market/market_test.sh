@@ -74,6 +74,15 @@ bid="$(json_field '["ids"]["bid_id"]' <"$WORK/bid.json")"
 [ "$(g -o json bids "$order" | json_field '["bids"][0]["price_ugpn_per_gpu_hour"]')" = 2400000 ] || fail "bids: price"
 expect_error "duplicate bid" "duplicate_bid" g bid "$order" --price 2.3 --machines 2 --provider provider --from operator
 expect_error "bid by a stranger" "not_operator" g bid "$order" --price 2.3 --machines 1 --provider provider --from tenant
+# A withdrawn bid (issue 17) is gone: it cannot be accepted; the provider bids again.
+expect_error "withdraw by a stranger" "not_operator" g bid withdraw "$bid" --from tenant
+g bid withdraw "$bid" --from operator | grep -q "^bid $bid on order $order withdrawn" || fail "bid withdraw"
+[ "$(g -o json bids "$order" | json_field '["bids"].__len__()')" = 0 ] || fail "a withdrawn bid is still listed"
+expect_error "accept a withdrawn bid" "no bid $bid" g lease accept "$bid" --from tenant --yes
+expect_error "withdraw twice" "unknown_bid" g bid withdraw "$bid" --from operator
+expect_error "bid without a price" "give ORDER, --price, --machines and --from" g bid "$order" --machines 1 --from operator
+g -o json bid "$order" --price 2.4 --machines 1 --provider provider --from operator >"$WORK/bid.json" || fail "bid again"
+bid="$(json_field '["ids"]["bid_id"]' <"$WORK/bid.json")"
 expect_error "accept without --yes and no terminal" "add --yes" g lease accept "$bid" --from tenant
 expect_error "accept by another key" "not_party.*nothing was sent" g lease accept "$bid" --from investor --yes
 g -o json lease accept "$bid" --from tenant --yes >"$WORK/accept.json" || fail "lease accept"

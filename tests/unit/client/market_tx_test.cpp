@@ -267,6 +267,7 @@ TEST(MarketTx, ChunkingFeesAndSigning) {
   EXPECT_EQ(codec::MsgName(decoded->body.msgs[0]), "lease_withdraw");
   EXPECT_EQ(codec::MsgName(codec::MsgSend{}), "send");
   EXPECT_EQ(codec::MsgName(codec::MsgAttest{}), "attest");
+  EXPECT_EQ(codec::MsgName(codec::MsgBidWithdraw{}), "bid_withdraw");
 
   auto empty = BuildMarketTx(key, "gpunet-devnet", 7, {}, 1000, 0, "");
   ASSERT_FALSE(empty.has_value());

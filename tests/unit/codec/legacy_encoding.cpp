@@ -449,6 +449,9 @@ Status ReadBody(Reader& r, MsgBidCreate& m) {
 CODEC_ID_BODY(MsgBidAccept, bid_id)
 CODEC_ID_BODY(MsgLeaseStarted, lease_id)
 CODEC_ID_BODY(MsgLeaseWithdraw, lease_id)
+// Issue 17 appended MsgBidWithdraw (tag 24) after the freeze: the one wire change
+// since, mirrored here so that both codes still read the same tag table.
+CODEC_ID_BODY(MsgBidWithdraw, bid_id)
 #undef CODEC_ID_BODY
 
 void WriteBody(Writer& w, const MsgLeaseDeposit& m) {

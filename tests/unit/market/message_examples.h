@@ -64,6 +64,7 @@ inline std::vector<Msg> AllMarketMessages() {
       MsgLeaseClose{6, CloseReason::kNoManifest},
       MsgHeartbeat{Addr(2)},
       MsgAttest{Addr(2), 7, {{"gpu_verified", "H100"}}, 1'000'000},
+      MsgBidWithdraw{5},
   };
 }
 

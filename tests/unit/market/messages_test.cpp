@@ -42,7 +42,7 @@ TEST(MarketMessages, EncodingsArePinned) {
   Writer w;
   for (const auto& m : AllMarketMessages()) Write(w, m);
   EXPECT_EQ(base::ToHex(crypto::Blake2b256(w.Data())),
-            "00a85c36e1ca4462d813812efd44a46aebe4345fe52ee4c88e3c5d9c6a491071");
+            "a9b7b0f9c0aeea442c04f4e856d43880f3d6e2c6c217d9c3b2ab44adf7c90f8b");
 }
 
 TEST(MarketMessages, EveryTruncationIsRejected) {

@@ -15,7 +15,7 @@
 // splits, policy allow/deny), bonds/unbonding/claims, sites, machines, offers
 // (incl. private), LeaseCreate (first fit, clusters on one site), LeaseStarted,
 // LeaseDeposit, LeaseWithdraw (payout splits), LeaseClose (incl. no_manifest),
-// heartbeats, orders (requirements without attributes), bids, BidAccept, awards at
+// heartbeats, orders (requirements without attributes), bids, BidAccept, BidWithdraw, awards at
 // window end with the tie-breaks, missed start/heartbeat faults with penalties,
 // expiries; issue 14: the bond covering the open leases' penalties (new leases and
 // unbonds refused, the floor), the order's provider requirements, the start grace
@@ -124,6 +124,8 @@ std::string Describe(const codec::Msg& msg) {
             << "}";
         else if constexpr (std::is_same_v<T, codec::MsgBidAccept>)
           o << "BidAccept{" << m.bid_id << "}";
+        else if constexpr (std::is_same_v<T, codec::MsgBidWithdraw>)
+          o << "BidWithdraw{" << m.bid_id << "}";
         else
           o << "other";
       },
@@ -192,6 +194,9 @@ class ModelRun {
          "-> model " + std::to_string(want) + " real " + std::to_string(got));
     if (got != want) return Fail("receipt code differs");
     ++codes[got];
+    if (got == 0)
+      for (const auto& msg : msgs)
+        withdrawals += std::holds_alternative<codec::MsgBidWithdraw>(msg);
     if (::testing::Test::HasFailure()) return Fail("harness check failed");
     return Compare();
   }
@@ -202,6 +207,7 @@ class ModelRun {
   std::map<int, uint64_t> order_ends;  ///< 2 awarded, 3 closed
   uint64_t dry_bonds = 0;              ///< providers whose bond could not pay a penalty
   uint64_t reserved_charges = 0;       ///< reserved leases closed by the tenant, charged
+  uint64_t withdrawals = 0;            ///< bids withdrawn (in txs that succeeded)
   uint64_t grace_waits = 0;            ///< due deadlines that waited out a grace block
 
  private:
@@ -402,6 +408,12 @@ class ModelRun {
       if (m_model.w.orders.at(b.order).state == model::OrderState::kOpen) ids.push_back(id);
     uint64_t id = ids.empty() || Chance(10) ? m_rng.Below(m_model.w.next_bid + 2) : PickOf(ids);
     auto it = m_model.w.bids.find(id);
+    if (Chance(30)) {  // the provider takes its bid back (issue 17)
+      sender = it != m_model.w.bids.end() && Chance(85)
+                   ? OperatorOf(m_account_of.at(it->second.provider))
+                   : AnyAccount();
+      return codec::MsgBidWithdraw{id};
+    }
     sender = it != m_model.w.bids.end() && Chance(85)
                  ? m_account_of.at(m_model.w.orders.at(it->second.order).tenant)
                  : AnyAccount();
@@ -700,8 +712,10 @@ class ModelRun {
     }
     if (!Absent(keys::OrderKey(w.next_order))) return Fail("an order only in the real state");
     if (!Absent(keys::BidKey(w.next_bid))) return Fail("a bid only in the real state");
-    if (w.next_bid > 1 && Absent(keys::BidKey(w.next_bid - 1)))
-      return Fail("the last bid is missing in the real state");
+    // Withdrawn bids are gone from both; a bid left behind in the real state shows
+    // in its order's count (above) and the invariants (bids = entries = records).
+    if (w.next_bid > 1 && Absent(keys::BidKey(w.next_bid - 1)) == w.bids.contains(w.next_bid - 1))
+      return Fail("the last bid is in only one of the model and the real state");
     return true;
   }
 #undef MODEL_EQ
@@ -744,6 +758,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
   uint64_t dry_bonds = 0;
   uint64_t reserved_charges = 0;
   uint64_t grace_waits = 0;
+  uint64_t withdrawals = 0;
   std::map<uint16_t, uint64_t> codes;
   for (uint64_t seed : seeds) {
     ModelRun run(seed, EnvU64("GPUNET_MODEL_BREAK", 0) != 0);
@@ -753,6 +768,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
     for (const auto& [e, n] : run.order_ends) order_ends[e] += n;
     dry_bonds += run.dry_bonds;
     reserved_charges += run.reserved_charges;
+    withdrawals += run.withdrawals;
     grace_waits += run.grace_waits;
   }
   std::string mix;
@@ -782,6 +798,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
           codec::TxCode::kMarketProviderOffline})
       EXPECT_GT(codes[Code(c)], 0u) << "no tx failed with " << codec::TxCodeName(c);
     EXPECT_GT(reserved_charges, 0u) << "no reserved lease was closed with a charge";
+    EXPECT_GT(withdrawals, 0u) << "no bid was withdrawn";
     EXPECT_GT(grace_waits, 0u) << "no due start or heartbeat deadline waited in its grace";
   }
 }

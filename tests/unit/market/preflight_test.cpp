@@ -195,6 +195,8 @@ TEST(Preflight, IdsThatNoRecordHas) {
   using B = codec::MsgBidCreate;
   EXPECT_EQ(PreflightCode(With<B>([](B& m) { m.order_id = 0; })), TxCode::kMarketUnknownOrder);
   EXPECT_EQ(PreflightCode(codec::MsgBidAccept{0}), TxCode::kMarketUnknownBid);
+  EXPECT_EQ(PreflightCode(codec::MsgBidWithdraw{0}), TxCode::kMarketUnknownBid);
+  EXPECT_EQ(PreflightCode(codec::MsgBidWithdraw{1}), TxCode::kOk);
   EXPECT_EQ(PreflightCode(codec::MsgLeaseStarted{0}), TxCode::kMarketUnknownLease);
   EXPECT_EQ(PreflightCode(codec::MsgLeaseDeposit{0, 5}), TxCode::kMarketUnknownLease);
   EXPECT_EQ(PreflightCode(codec::MsgLeaseWithdraw{0}), TxCode::kMarketUnknownLease);

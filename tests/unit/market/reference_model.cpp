@@ -356,6 +356,8 @@ uint16_t Model::Preflight(const codec::Msg& msg) {
   }
   if (auto* m = std::get_if<codec::MsgBidAccept>(&msg))
     return m->bid_id == 0 ? C(TxCode::kMarketUnknownBid) : 0;
+  if (auto* m = std::get_if<codec::MsgBidWithdraw>(&msg))
+    return m->bid_id == 0 ? C(TxCode::kMarketUnknownBid) : 0;
   if (auto* m = std::get_if<codec::MsgAttest>(&msg))
     return m->attributes.empty() ? C(TxCode::kMarketInvalidField) : 0;
   uint64_t lease_id = UINT64_MAX;  // messages on a lease: id 0 names none
@@ -630,6 +632,19 @@ uint16_t Model::Apply(World& world, const Address& s, const codec::Msg& msg, uin
     if (o.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
     if (o.tenant != s) return C(TxCode::kMarketNotParty);
     return Award(world, o, b->second, height, now);
+  }
+  if (auto* m = std::get_if<codec::MsgBidWithdraw>(&msg)) {
+    // The bid's provider takes it back while its order is open and bidding: it is
+    // gone (the provider may bid again) and the order counts one bid fewer.
+    auto b = world.bids.find(m->bid_id);
+    if (b == world.bids.end()) return C(TxCode::kMarketUnknownBid);
+    if (!is_op(world.providers.at(b->second.provider))) return C(TxCode::kMarketNotOperator);
+    Order& o = world.orders.at(b->second.order);
+    if (o.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
+    if (now >= o.window_end) return C(TxCode::kMarketBidWindowClosed);
+    --o.bids;
+    world.bids.erase(b);
+    return 0;
   }
 
   // Messages on an existing lease.

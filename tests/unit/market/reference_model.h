@@ -21,6 +21,7 @@
 // heartbeat timeout (registration counts), the charge for closing a lease before its
 // start deadline (net of the GPU time paid), the penalty of a provider's close (in
 // full when reserved, the floor when started), no penalty to the provider itself.
+// Issue 17: BidWithdraw (the bid's provider, while the order is open and bidding).
 // The market parameters are a default genesis's (market/params.h).
 // NOT covered: attestations and attribute requirements, MsgSend, and the per-block work budget (the
 // test stays far below kEndBlockWorkMax).
