@@ -217,7 +217,9 @@ CODEC_FIELDS(MsgOfferCreate, m) {
       io.String(m.gpu_model, "gpu_model", StringRule::kIdent, CODEC_LIMIT(kGpuModelBytesMax)));
   GPUNET_TRY(io.U32(m.site_id, "site_id"));
   GPUNET_TRY(io.U64(m.price_ugpn_per_gpu_hour, "price_ugpn_per_gpu_hour"));
-  return AddressSet(io, m.tenants, "tenants", CODEC_LIMIT(kOfferTenantsMax));
+  GPUNET_TRY(AddressSet(io, m.tenants, "tenants", CODEC_LIMIT(kOfferTenantsMax)));
+  GPUNET_TRY(io.U32(m.min_hours, "min_hours"));
+  return io.U32(m.max_hours, "max_hours");
 }
 
 CODEC_FIELDS(MsgOfferClose, m) {

@@ -241,7 +241,8 @@ struct MsgMachineRemove {
 };
 
 /// Sender = owner or operator. A standing price for the provider's machines of one
-/// GPU model (on one site, or any when site_id = 0), optionally private.
+/// GPU model (on one site, or any when site_id = 0), optionally private, with the
+/// least and the most hours of the rate a lease from it is funded for.
 struct MsgOfferCreate {
   static constexpr MsgTag kTag = MsgTag::kOfferCreate;
   Address provider;
@@ -249,6 +250,9 @@ struct MsgOfferCreate {
   uint32_t site_id = 0;                  ///< 0 = any site of the provider
   uint64_t price_ugpn_per_gpu_hour = 0;  ///< >= 1
   std::vector<Address> tenants;          ///< ascending; empty = public, else only these may lease
+  uint32_t min_hours = 0;  ///< a lease's first deposit covers this; 0 = deposit_min_hours
+  uint32_t max_hours = 0;  ///< deposits in total cover at most this; 0 = no limit
+
   bool operator==(const MsgOfferCreate&) const = default;
 };
 

@@ -97,6 +97,10 @@ base::Status CheckLease(const StoreView& view, const Lease& l, const Params& par
   unsigned __int128 parts =
       static_cast<unsigned __int128>(l.paid_ugpn) + l.refunded_ugpn + l.escrow_ugpn;
   if (parts != l.deposited_ugpn) return Broken(at + "deposited != paid + refunded + escrow");
+  if (l.max_hours != 0 &&
+      l.deposited_ugpn > static_cast<unsigned __int128>(l.rate_ugpn_per_hour) * l.max_hours)
+    return Broken(at + "deposited " + Str(l.deposited_ugpn) + " over max_hours " +
+                  Str(l.max_hours) + " of its rate");
   if (l.state == LeaseState::kClosed) {
     if (l.escrow_ugpn != 0) return Broken(at + "closed but holds escrow");
     // Penalties come from the faults and a provider's close only, at most the

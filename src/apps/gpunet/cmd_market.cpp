@@ -359,6 +359,14 @@ void RunProviderUpdate(const GlobalOptions& g, const ProviderArgs& a) {
     std::cout << "provider " << crypto::AddressToString(owner) << " updated" << std::endl;
 }
 
+/// An offer's hours as people read them: "2..48", "2.." (no maximum), "..48" (the
+/// chain's minimum), "-" (neither set).
+std::string OfferHours(uint32_t min_hours, uint32_t max_hours) {
+  if (min_hours == 0 && max_hours == 0) return "-";
+  return (min_hours == 0 ? "" : std::to_string(min_hours)) + ".." +
+         (max_hours == 0 ? "" : std::to_string(max_hours));
+}
+
 void PrintProvider(const client::ProviderInfo& p) {
   std::cout << "provider   " << p.owner << (p.active ? "" : "  (deregistered)") << "\n"
             << "operator   " << p.operator_address << "\n"
@@ -393,7 +401,11 @@ void RunProviderShow(const GlobalOptions& g, const std::string& who) {
   }
   for (const auto& o : p.offer_list)
     std::cout << "offer " << o.offer_id << "    " << o.gpu_model << " at "
-              << PriceText(o.price_ugpn_per_gpu_hour) << (o.is_private ? " (private)" : "") << "\n";
+              << PriceText(o.price_ugpn_per_gpu_hour) << (o.is_private ? " (private)" : "")
+              << (o.min_hours || o.max_hours
+                      ? ", leases of " + OfferHours(o.min_hours, o.max_hours) + " hours"
+                      : "")
+              << "\n";
   std::cout << std::flush;
 }
 
@@ -497,7 +509,9 @@ void RunOffers(const GlobalOptions& g, const std::vector<std::string>& words) {
                       {"link", o.link},
                       {"cuda", client::FormatVersion(o.cuda)},
                       {"machines", o.machines},
-                      {"private", o.is_private}});
+                      {"private", o.is_private},
+                      {"min_hours", o.min_hours},
+                      {"max_hours", o.max_hours}});
     PrintJson({{"offers", list}});
     return;
   }
@@ -505,15 +519,16 @@ void RunOffers(const GlobalOptions& g, const std::vector<std::string>& words) {
     std::cout << "no offer matches" << (words.empty() ? "" : " the filter") << std::endl;
     return;
   }
-  std::printf("%-6s %-16s %-6s %5s %5s %5s %14s  %-10s %-10s %-7s %s\n", "OFFER", "PROVIDER", "GPU",
-              "GPUS", "FREE", "VRAM", "GPN/GPU-HOUR", "REGION", "FABRIC", "LINK", "CUDA");
+  std::printf("%-6s %-16s %-6s %5s %5s %5s %14s  %-10s %-10s %-7s %-6s %s\n", "OFFER", "PROVIDER",
+              "GPU", "GPUS", "FREE", "VRAM", "GPN/GPU-HOUR", "REGION", "FABRIC", "LINK", "CUDA",
+              "HOURS");
   for (const auto& o : offers)
-    std::printf("%-6s %-16s %-6s %5u %5u %5llu %14s  %-10s %-10s %-7s %s%s\n", o.id.c_str(),
+    std::printf("%-6s %-16s %-6s %5u %5u %5llu %14s  %-10s %-10s %-7s %-6s %s%s\n", o.id.c_str(),
                 Short(o.provider).c_str(), o.gpu_model.c_str(), o.gpus, o.gpus_free,
                 static_cast<unsigned long long>(o.vram_gb),
                 client::FormatGpn(o.price_ugpn_per_gpu_hour).c_str(), o.region.c_str(),
                 o.fabric.c_str(), o.link.c_str(), client::FormatVersion(o.cuda).c_str(),
-                o.is_private ? "  (private)" : "");
+                OfferHours(o.min_hours, o.max_hours).c_str(), o.is_private ? "  (private)" : "");
   std::fflush(stdout);
 }
 

@@ -78,7 +78,9 @@ json ProviderAnswer() {
                                          {"tenants", json::array()},
                                          {"private", false},
                                          {"open", true},
-                                         {"created_ms", 1}}});
+                                         {"created_ms", 1},
+                                         {"min_hours", 2},
+                                         {"max_hours", 0}}});
   return {{"height", 12}, {"time_ms", 34}, {"provider", provider}};
 }
 
@@ -105,6 +107,8 @@ json LeaseRecord() {
           {"refunded_ugpn", "0"},
           {"penalty_ugpn", "0"},
           {"closed_ms", 0},
+          {"min_hours", 2},
+          {"max_hours", 48},
           {"as_of_ms", 5},
           {"accrued_ugpn", "12000000"},
           {"withdrawable_ugpn", "2000000"}};

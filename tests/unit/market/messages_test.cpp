@@ -42,7 +42,7 @@ TEST(MarketMessages, EncodingsArePinned) {
   Writer w;
   for (const auto& m : AllMarketMessages()) Write(w, m);
   EXPECT_EQ(base::ToHex(crypto::Blake2b256(w.Data())),
-            "a9b7b0f9c0aeea442c04f4e856d43880f3d6e2c6c217d9c3b2ab44adf7c90f8b");
+            "379cbd50d8580fbfbce2c77b7e0e848782a0cb0da30f51d788daf50481f9929b");
 }
 
 TEST(MarketMessages, EveryTruncationIsRejected) {

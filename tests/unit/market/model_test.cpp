@@ -93,7 +93,8 @@ std::string Describe(const codec::Msg& msg) {
           o << "MachineRemove{p=" << Short(m.provider) << ",id=" << m.machine_id << "}";
         else if constexpr (std::is_same_v<T, codec::MsgOfferCreate>)
           o << "OfferCreate{p=" << Short(m.provider) << "," << m.gpu_model << ",site=" << m.site_id
-            << ",price=" << m.price_ugpn_per_gpu_hour << ",tenants=" << m.tenants.size() << "}";
+            << ",price=" << m.price_ugpn_per_gpu_hour << ",tenants=" << m.tenants.size()
+            << ",hours=" << m.min_hours << ".." << m.max_hours << "}";
         else if constexpr (std::is_same_v<T, codec::MsgOfferClose>)
           o << "OfferClose{" << m.offer_id << "}";
         else if constexpr (std::is_same_v<T, codec::MsgLeaseCreate>)
@@ -515,9 +516,15 @@ class ModelRun {
         tenants = {m_h.Addr(6), m_h.Addr(static_cast<uint8_t>(7 + m_rng.Below(4)))};
         std::sort(tenants.begin(), tenants.end());
       }
-      return codec::MsgOfferCreate{ProvAddr(owner), GpuModel(),
-                                   static_cast<uint32_t>(Chance(80) ? 0 : m_rng.Below(4)), price,
-                                   tenants};
+      codec::MsgOfferCreate m{ProvAddr(owner), GpuModel(),
+                              static_cast<uint32_t>(Chance(80) ? 0 : m_rng.Below(4)), price,
+                              tenants};
+      if (Chance(40)) {  // the offer's hours (issue 17), now and then max < min
+        m.min_hours = static_cast<uint32_t>(m_rng.Below(4));
+        uint32_t top = m.min_hours + static_cast<uint32_t>(m_rng.Below(4));
+        m.max_hours = Chance(40) ? 0 : (Chance(10) && top > 0 ? top - 1 : std::max(top, 1u));
+      }
+      return m;
     }
     if (r < 30) {
       sender = OperatorOf(owner);
@@ -795,7 +802,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
     EXPECT_EQ(dry_bonds, 0u) << "a bond ran dry despite covering its open leases";
     for (codec::TxCode c :
          {codec::TxCode::kMarketBondUncovered, codec::TxCode::kMarketProviderUnqualified,
-          codec::TxCode::kMarketProviderOffline})
+          codec::TxCode::kMarketProviderOffline, codec::TxCode::kMarketDepositOverMax})
       EXPECT_GT(codes[Code(c)], 0u) << "no tx failed with " << codec::TxCodeName(c);
     EXPECT_GT(reserved_charges, 0u) << "no reserved lease was closed with a charge";
     EXPECT_GT(withdrawals, 0u) << "no bid was withdrawn";

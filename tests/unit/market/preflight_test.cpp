@@ -187,6 +187,24 @@ TEST(Preflight, FollowsTheChainsMarketParams) {
   EXPECT_EQ(PreflightCode(order(120'000, 3 * 24), chain), TxCode::kOk);
 }
 
+TEST(Preflight, AnOffersMaxHoursMustLeaveRoomForTheFirstDeposit) {
+  using O = codec::MsgOfferCreate;
+  auto hours = [](uint32_t min_hours, uint32_t max_hours) {
+    return With<O>([=](O& m) {
+      m.min_hours = min_hours;
+      m.max_hours = max_hours;
+    });
+  };
+  EXPECT_EQ(PreflightCode(hours(0, 0)), TxCode::kOk);
+  EXPECT_EQ(PreflightCode(hours(5, 0)), TxCode::kOk);  // 0: no limit
+  EXPECT_EQ(PreflightCode(hours(5, 5)), TxCode::kOk);
+  EXPECT_EQ(PreflightCode(hours(5, 4)), TxCode::kMarketInvalidField);
+  Params chain;
+  chain.deposit_min_hours = 24;  // the chain's minimum counts when higher
+  EXPECT_EQ(PreflightCode(hours(0, 23), chain), TxCode::kMarketInvalidField);
+  EXPECT_EQ(PreflightCode(hours(0, 24), chain), TxCode::kOk);
+}
+
 TEST(Preflight, IdsThatNoRecordHas) {
   // Offers, orders, bids and leases are numbered from 1.
   EXPECT_EQ(PreflightCode(codec::MsgOfferClose{codec::testing::Addr(2), 0}),

@@ -481,6 +481,54 @@ TEST(Faults, HeartbeatsKeepLeasesAlive) {
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
 }
 
+// An offer's hours (issue 17): the first deposit covers at least min_hours of the
+// rate, and deposits in all never more than max_hours, even after the offer closed.
+TEST(Offers, MinAndMaxHoursBoundALeasesDeposits) {
+  Harness h;
+  SetUpProvider(h);
+  auto offer = [&](uint32_t min_hours, uint32_t max_hours) {
+    codec::MsgOfferCreate m{h.Addr(kOwner), "H100", 0, kPrice, {}, min_hours, max_hours};
+    return h.Tx(kOperator, m);
+  };
+  // max_hours under min_hours (or under the chain's deposit_min_hours) can never be
+  // met: refused before inclusion.
+  EXPECT_EQ(offer(3, 2), Code(TxCode::kMarketInvalidField));
+  EXPECT_TRUE(h.last_refused);
+  ASSERT_EQ(offer(2, 3), 0);
+  EXPECT_EQ(h.EventAttr("market.offer_created", "min_hours"), "2");
+  EXPECT_EQ(h.EventAttr("market.offer_created", "max_hours"), "3");
+  uint64_t id = std::stoull(h.EventAttr("market.offer_created", "offer_id"));
+  Offer stored = h.Get<Offer>(keys::OfferKey(id));
+  EXPECT_EQ(stored.min_hours, 2u);
+  EXPECT_EQ(stored.max_hours, 3u);
+  // 1 GPU at kPrice: the first deposit is 2..3 hours of it.
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{id, 1, 1, 2 * kPrice - 1, {}}),
+            Code(TxCode::kMarketDepositTooLow));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{id, 1, 1, 3 * kPrice + 1, {}}),
+            Code(TxCode::kMarketDepositOverMax));
+  uint64_t lease = Lease(h, id, 1, 1, 2 * kPrice);
+  ASSERT_NE(lease, 0u);
+  EXPECT_EQ(h.GetLease(lease).max_hours, 3u);
+  EXPECT_EQ(h.GetLease(lease).min_hours, 2u);
+  // The rule outlives the offer: top-ups stop at 3 hours in all.
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgOfferClose{h.Addr(kOwner), id}), 0);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseDeposit{lease, kPrice + 1}),
+            Code(TxCode::kMarketDepositOverMax));
+  EXPECT_NE(h.EventAttr("failure", "message")
+                .find("it can take at most " + std::to_string(kPrice) + " ugpn more"),
+            std::string::npos)
+      << h.EventAttr("failure", "message");
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseDeposit{lease, kPrice}), 0);
+  EXPECT_EQ(h.Tx(kInvestor, codec::MsgLeaseDeposit{lease, 1}), Code(TxCode::kMarketDepositOverMax));
+  EXPECT_EQ(h.GetLease(lease).deposited_ugpn, 3 * kPrice);
+  // No limit (0) and the chain's minimum (0): any deposit of at least one hour.
+  ASSERT_EQ(offer(0, 0), 0);
+  uint64_t open = std::stoull(h.EventAttr("market.offer_created", "offer_id"));
+  uint64_t big = Lease(h, open, 1, 1, 100 * kPrice);
+  ASSERT_NE(big, 0u);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseDeposit{big, 1000 * kPrice}), 0);
+}
+
 // ---------------------------------------------------------------- orders and bids
 
 codec::MsgOrderCreate Order(uint32_t machines, uint32_t gpus, uint64_t max_price = kPrice,
