@@ -26,6 +26,9 @@ PY
 export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
 devnet_start --block-interval-ms 100
 url="$DEVNET_URL"
+# A devnet's genesis marks it a development chain (issue 17), and /status says so.
+[ "$($PY -c "import json,sys,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]))['development'])" "$url/status")" = True ] || fail "/status: a devnet is not a development chain"
+grep -q '"development": true' "$GPUNET_HOME/config/genesis.json" || fail "devnet genesis: no \"development\": true"
 for k in provider operator investor tenant; do
   grep -q "\"$k\"" "$WORK/devnet.json" || fail "devnet does not fund key $k"
 done

@@ -441,11 +441,17 @@ TEST(MarketClient, TheNodesErrorComesBackAsItsCode) {
 }
 
 TEST(NodeClient, AMalformedStatusIsAnErrorNamingTheField) {
-  json j = {
-      {"chain_id", "gpunet-devnet"},   {"engine", "solo"},        {"app_version", 1},
-      {"genesis_hash", H('1')},        {"latest_height", "tall"}, {"latest_block_hash", H('2')},
-      {"latest_state_root", H('3')},   {"latest_time_ms", 1234},  {"mempool_txs", 0},
-      {"node_version", "gpunet 0.1.0"}};
+  json j = {{"chain_id", "gpunet-devnet"},
+            {"engine", "solo"},
+            {"app_version", 1},
+            {"genesis_hash", H('1')},
+            {"development", false},
+            {"latest_height", "tall"},
+            {"latest_block_hash", H('2')},
+            {"latest_state_root", H('3')},
+            {"latest_time_ms", 1234},
+            {"mempool_txs", 0},
+            {"node_version", "gpunet 0.1.0"}};
   testing::FakeNode node(j.dump());
   CorruptNaming(NodeClient(node.Url()).Status(), "latest_height");
 }
