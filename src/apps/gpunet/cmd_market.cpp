@@ -718,6 +718,13 @@ struct LeaseArgs {
   PageArgs page;
 };
 
+/// An amount in GPN, in ugpn past 2^64 (a sum of the supply equation, which no
+/// holding reaches since the supply is a u64; a rate times hours).
+std::string GpnWide(unsigned __int128 ugpn) {
+  if (ugpn <= UINT64_MAX) return Gpn(static_cast<uint64_t>(ugpn));
+  return base::U128ToString(ugpn) + " ugpn";
+}
+
 void PrintLease(const client::LeaseInfo& l) {
   std::string machines;
   for (const auto& a : l.allocations)
@@ -737,6 +744,10 @@ void PrintLease(const client::LeaseInfo& l) {
   if (l.refunded_ugpn || l.penalty_ugpn)
     std::cout << "  refunded    " << Gpn(l.refunded_ugpn) << ", penalty to tenant "
               << Gpn(l.penalty_ugpn) << "\n";
+  if (l.max_hours != 0)
+    std::cout << "  max hours   " << l.max_hours << " (its offer's): deposits in all at most "
+              << GpnWide(static_cast<unsigned __int128>(l.rate_ugpn_per_hour) * l.max_hours)
+              << "\n";
 }
 
 void RunLeaseAccept(const GlobalOptions& g, const LeaseArgs& a) {
@@ -953,13 +964,6 @@ void RunAttest(const GlobalOptions& g, const AttestArgs& a) {
               << crypto::AddressToString(msg.provider)
               << (a.machine ? " machine " + std::to_string(a.machine) : "") << " for "
               << client::DescribeDurationMs(ttl_ms) << std::endl;
-}
-
-/// A sum of the supply equation in GPN (in ugpn past 2^64, which no holding
-/// equation reaches: the supply is a u64).
-std::string GpnWide(unsigned __int128 ugpn) {
-  if (ugpn <= UINT64_MAX) return Gpn(static_cast<uint64_t>(ugpn));
-  return base::U128ToString(ugpn) + " ugpn";
 }
 
 void RunConservation(const GlobalOptions& g) {

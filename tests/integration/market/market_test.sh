@@ -133,6 +133,10 @@ expect_error "--after not a number" "must be a number 0, 1, 2" g order list --af
 g -o json lease show "$lease2" >"$WORK/l2.json"
 [ "$(json_field '["lease"]["gpus"]' <"$WORK/l2.json")" = 4 ] || fail "lease create: 4 GPUs"
 [ "$(json_field '["lease"]["rate_ugpn_per_hour"]' <"$WORK/l2.json")" = 10000000 ] || fail "lease create: rate 4 x 2.5 GPN"
+# The offer's max_hours (720, provider.yaml) rides on the lease: 7,200 GPN in all at 10 GPN/h.
+[ "$(json_field '["lease"]["max_hours"]' <"$WORK/l2.json")" = 720 ] || fail "lease create: max_hours 720 from the offer"
+g lease show "$lease2" | grep -q "max hours   720" || fail "lease show: no max hours line"
+expect_error "deposit past max_hours" "deposit_over_max.*can take at most 7190000000 ugpn more" g lease deposit "$lease2" 7191 --from tenant --yes
 expected_hash="$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$EX/job.yaml")"
 [ "$(json_field '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.yaml"
 expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
