@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The sandbox on a real GPU host: detection (NVML, device nodes, driver libraries),
-# `gpunet sandbox check`, and a CUDA program run inside `gpunet sandbox run` with and
-# without the GPU. Two steps:
+# `gpunet sandbox check`, the GPUs as the provider daemon sees them (`gpunet provider
+# gpus`: inventory, health, the idle check, also while a CUDA program holds memory),
+# and a CUDA program run inside `gpunet sandbox run` with and without the GPU. Two
+# steps:
 #
 #   scripts/device-gpu-check.sh bundle   # on the build machine, after
 #                                        # cmake --build build-gpu --target gpunet
@@ -119,6 +121,11 @@ if grep -qx '0::/.\+' /proc/self/cgroup && [ "$(grep -c . /proc/self/cgroup)" = 
   "$G" -o json sandbox check >"$OUT/sandbox-check.json" 2>&1
 fi
 
+section "gpunet provider gpus (inventory, health, idle check)"
+run "$G" provider gpus
+"$G" -o json provider gpus >"$OUT/provider-gpus.json" 2>&1
+echo "(json, with NVML's raw answers, in provider-gpus.json)"
+
 uuid=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); g=d["nvml"]["gpus"]; print(g[0]["uuid"] if g else "")' "$OUT/sandbox-check.json" 2>/dev/null)
 allow=$(python3 -c 'import json,sys; print("--allow-unenforced" if json.load(open(sys.argv[1]))["cannot_enforce"] else "")' "$OUT/sandbox-check.json" 2>/dev/null)
 echo "GPU from NVML: ${uuid:-none}; flags: ${allow:-(all limits enforced)}"
@@ -126,14 +133,17 @@ echo "GPU from NVML: ${uuid:-none}; flags: ${allow:-(all limits enforced)}"
 section "CUDA program"
 nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 cat >"$prefix/job/cuda_check.cu" <<'EOF'
-// Allocates, runs a kernel, checks every element, prints the GPU it ran on.
+// Allocates, runs a kernel, checks every element, prints the GPU it ran on. With an
+// argument N it then holds 1 GiB more for N seconds (for the idle check).
 #include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
 #include <cuda_runtime.h>
 __global__ void Fill(int* out, int n) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = i * 3 + 1;
 }
-int main() {
+int main(int argc, char** argv) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0) {
@@ -165,6 +175,17 @@ int main() {
                 (unsigned char)p.uuid.bytes[3]);
   std::printf("cuda_check: OK on %s (uuid %s..., %d SMs, %zu MiB), %d device(s) visible\n",
               p.name, uuid, p.multiProcessorCount, p.totalGlobalMem >> 20, count);
+  if (argc > 1) {
+    void* big = nullptr;
+    if ((e = cudaMalloc(&big, 1ull << 30)) != cudaSuccess || (e = cudaMemset(big, 1, 1ull << 30)) != cudaSuccess ||
+        (e = cudaDeviceSynchronize()) != cudaSuccess) {
+      std::printf("cuda_check: holding 1 GiB: %s\n", cudaGetErrorString(e));
+      return 3;
+    }
+    std::printf("cuda_check: holding 1 GiB for %s s\n", argv[1]);
+    std::fflush(stdout);
+    sleep(std::atoi(argv[1]));
+  }
   cudaFree(d);
   return 0;
 }
@@ -176,6 +197,19 @@ if [ -n "$nvcc" ]; then
   [ -x "$prefix/job/cuda_check" ] && have_prog=1 && chmod 755 "$prefix/job/cuda_check"
   [ -n "$have_prog" ] && ldd "$prefix/job/cuda_check"
   [ -n "$have_prog" ] && run "$prefix/job/cuda_check"
+  if [ -n "$have_prog" ]; then
+    section "provider gpus while a CUDA program holds 1 GiB (the idle check must say NOT idle)"
+    "$prefix/job/cuda_check" 30 >"$OUT/cuda-hold.log" 2>&1 &
+    holder=$!
+    for _ in $(seq 120); do grep -q 'holding\|cuda_check: [a-z]' "$OUT/cuda-hold.log" && break; sleep 0.5; done
+    cat "$OUT/cuda-hold.log"
+    run "$G" provider gpus
+    "$G" -o json provider gpus >"$OUT/provider-gpus-busy.json" 2>&1
+    kill "$holder" 2>/dev/null
+    wait "$holder"
+    section "provider gpus after it ended (idle again)"
+    run "$G" provider gpus
+  fi
 else
   echo "no nvcc on this host: the sandbox runs below use a shell instead of the CUDA program"
 fi

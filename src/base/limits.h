@@ -104,4 +104,16 @@ inline constexpr size_t kBftVoteValuesPerValidatorMax = 4;
 inline constexpr size_t kBftFutureVotesMax = 4 * kValidatorsMax;  ///< votes
 inline constexpr size_t kBftFutureProposalsMax = 4;               ///< proposals
 
+// ---- tenant API (issue 17; docs/tenant-api.md) ----
+/// A signed request's target (path and query, as sent): longer ones are refused.
+inline constexpr size_t kTenantTargetBytesMax = 2048;
+/// A signed request's method token ("GET", "POST", ...).
+inline constexpr size_t kTenantMethodBytesMax = 16;
+/// How far a signed request's timestamp may be from the provider's clock, either way.
+inline constexpr uint64_t kTenantClockSkewMsMax = 60'000;
+/// Nonces one signer key may have in the replay window at once (beyond: 429).
+inline constexpr size_t kTenantNoncesPerKeyMax = 10'000;
+/// Nonces and revocations the provider keeps in all (beyond: 503); bounds the disk.
+inline constexpr size_t kTenantNonceEntriesMax = 1'000'000;
+
 }  // namespace gpunet::base::limits

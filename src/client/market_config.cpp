@@ -11,7 +11,7 @@
 
 #include "base/limits.h"
 #include "client/amount.h"
-#include "crypto/hash.h"
+#include "client/manifest.h"
 
 namespace gpunet::client {
 namespace {
@@ -23,8 +23,6 @@ namespace limits = base::limits;
 /// Files over this size are refused before parsing (a provider.yaml of 1,024
 /// machines is well under 1 MiB).
 constexpr size_t kConfigBytesMax = 4 * 1024 * 1024;
-/// Manifests are hashed whole; the tenant API caps uploads separately.
-constexpr size_t kManifestBytesMax = 16 * 1024 * 1024;
 
 std::string Quoted(std::string_view s) {
   return "\"" + std::string(s) + "\"";
@@ -410,8 +408,9 @@ base::Status ParseProviderTerms(const Reader& r, Map& m, ProviderConfig& pc) {
   if (!pc.tenant_api_uri.starts_with("https://") && !pc.tenant_api_uri.starts_with("http://"))
     return r.Err(r.LineOf(api, m.line), "tenant_api",
                  Quoted(pc.tenant_api_uri) + " must start with https:// (or http:// on a devnet)");
-  GPUNET_TRY_ASSIGN(auto fp, r.Need(m, "tls_fingerprint",
-                                    "64 hex characters: the hash of the tenant API's TLS key"));
+  GPUNET_TRY_ASSIGN(
+      auto fp, r.Need(m, "tls_fingerprint",
+                      "64 hex characters: the SHA-256 of the tenant API's TLS key (DER SPKI)"));
   GPUNET_TRY_ASSIGN(auto fp_text, r.Text(fp, m.line, "tls_fingerprint"));
   auto fp_bytes = base::FixedFromHex<32>(fp_text);
   if (!fp_bytes)
@@ -551,6 +550,176 @@ base::Result<OfferConfig> ParseOffer(const Reader& r, const YAML::Node& node, in
   return oc;
 }
 
+/// A duration field of the daemon section ("30s"), at least `min_ms`.
+base::Result<uint64_t> DaemonDuration(const Reader& r, Map& d, std::string_view key,
+                                      uint64_t min_ms, std::string_view min_text) {
+  const std::string path = Child("daemon", key);
+  GPUNET_TRY_ASSIGN(auto text, r.Text(d.fields[std::string(key)], d.line, path));
+  int line = r.LineOf(d.fields[std::string(key)], d.line);
+  auto ms = ParseDurationMs(text);
+  if (!ms) return r.Err(line, path, ms.error().message);
+  if (*ms < min_ms)
+    return r.Err(line, path, Quoted(text) + " is too short; at least " + std::string(min_text));
+  return *ms;
+}
+
+/// "host:port" with a port 1..65535 (an IPv6 host in brackets: [::1]:8443).
+base::Result<std::string> ListenAddress(const Reader& r, Map& d, std::string_view key) {
+  const std::string path = Child("daemon", key);
+  GPUNET_TRY_ASSIGN(auto text, r.Text(d.fields[std::string(key)], d.line, path));
+  size_t colon = text.rfind(':');
+  std::string port = colon == std::string::npos ? "" : text.substr(colon + 1);
+  bool ok = colon != std::string::npos && colon > 0 && !port.empty() && port.size() <= 5;
+  for (char c : port) ok = ok && c >= '0' && c <= '9';
+  if (ok) ok = std::stoul(port) >= 1 && std::stoul(port) <= 65535;
+  if (!ok)
+    return r.Err(r.LineOf(d.fields[std::string(key)], d.line), path,
+                 Quoted(text) + " is not host:port (e.g. 0.0.0.0:8443, 127.0.0.1:9464)");
+  return text;
+}
+
+/// daemon.declared_gpus: GPUs backed by device nodes on a host without NVIDIA GPUs.
+base::Status ParseDeclaredGpus(const Reader& r, Map& d, DaemonConfig& dc) {
+  GPUNET_TRY_ASSIGN(auto items, r.List(d.fields["declared_gpus"], d.line, "daemon.declared_gpus",
+                                       false, limits::kGpusPerMachineMax));
+  std::set<std::string> uuids;
+  std::set<uint32_t> minors;
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string path = Index("daemon.declared_gpus", i);
+    GPUNET_TRY_ASSIGN(auto g, r.OpenMap(items[i], path, d.line, {"uuid", "minor"}));
+    DeclaredGpuConfig gpu;
+    gpu.place = r.Place(g.line, path);
+    GPUNET_TRY_ASSIGN(auto uuid, r.Need(g, "uuid", "the GPU's name, e.g. GPU-dev-0"));
+    GPUNET_TRY_ASSIGN(gpu.uuid, r.Text(uuid, g.line, Child(path, "uuid")));
+    if (!gpu.uuid.starts_with("GPU-") || gpu.uuid.size() > 96)
+      return r.Err(r.LineOf(uuid, g.line), Child(path, "uuid"),
+                   Quoted(gpu.uuid) +
+                       " must start with GPU- (as CUDA_VISIBLE_DEVICES names "
+                       "GPUs), at most 96 characters");
+    if (!uuids.insert(gpu.uuid).second)
+      return r.Err(r.LineOf(uuid, g.line), Child(path, "uuid"),
+                   Quoted(gpu.uuid) + " is declared twice");
+    GPUNET_TRY_ASSIGN(auto minor, r.Need(g, "minor", "N of <device_dir>/nvidiaN, e.g. minor: 0"));
+    GPUNET_TRY_ASSIGN(gpu.minor, r.U32(minor, g.line, Child(path, "minor"), 0, 255));
+    if (!minors.insert(gpu.minor).second)
+      return r.Err(r.LineOf(minor, g.line), Child(path, "minor"),
+                   "minor " + std::to_string(gpu.minor) + " is used by two declared GPUs");
+    dc.declared_gpus.push_back(std::move(gpu));
+  }
+  return base::Ok();
+}
+
+/// daemon.bidding: the pricing policy for open orders.
+base::Status ParseBidding(const Reader& r, Map& d, const ProviderConfig& pc, DaemonConfig& dc) {
+  GPUNET_TRY_ASSIGN(auto b, r.OpenMap(d.fields["bidding"], "daemon.bidding", d.line,
+                                      {"enabled", "floor", "undercut"}));
+  BiddingConfig& bc = dc.bidding;
+  if (b.Has("enabled")) {
+    GPUNET_TRY_ASSIGN(bc.enabled, r.Bool(b.fields["enabled"], b.line, "daemon.bidding.enabled"));
+  }
+  if (b.Has("floor")) {
+    const YAML::Node& floor = b.fields["floor"];
+    int line = r.LineOf(floor, b.line);
+    if (!floor.IsMap())
+      return r.Err(line, "daemon.bidding.floor",
+                   "expected a mapping of GPU model: GPN per GPU-hour, e.g. {H100: 2.5}");
+    for (auto it = floor.begin(); it != floor.end(); ++it) {
+      GPUNET_TRY_ASSIGN(auto model, r.Text(it->first, line, "daemon.bidding.floor"));
+      std::string path = Child("daemon.bidding.floor", model);
+      bool listed = false;
+      for (const auto& s : pc.sites)
+        for (const auto& mc : s.machines) listed = listed || mc.gpu_model == model;
+      if (!listed)
+        return r.Err(r.LineOf(it->first, line), path,
+                     "no machine in sites has gpu " + Quoted(model) + "; bid only on your models");
+      GPUNET_TRY_ASSIGN(auto price, r.Amount(it->second, line, path, "GPN per GPU-hour"));
+      if (!bc.floor_ugpn_per_gpu_hour.emplace(model, price).second)
+        return r.Err(r.LineOf(it->first, line), path, "appears twice");
+    }
+  }
+  if (b.Has("undercut")) {
+    GPUNET_TRY_ASSIGN(auto text, r.Text(b.fields["undercut"], b.line, "daemon.bidding.undercut"));
+    if (text == "0%" || text == "0bp") {
+      bc.undercut_bp = 0;
+    } else {
+      auto bp = ParseShareBp(text);
+      if (!bp || *bp >= 10'000)
+        return r.Err(r.LineOf(b.fields["undercut"], b.line), "daemon.bidding.undercut",
+                     Quoted(text) + " is not a share under 100% (e.g. 5% or 500bp)");
+      bc.undercut_bp = *bp;
+    }
+  }
+  if (bc.enabled && bc.floor_ugpn_per_gpu_hour.empty())
+    return r.Err(b.line, "daemon.bidding.floor",
+                 "bidding is enabled but no model has a floor; the daemon bids only on models "
+                 "listed here, e.g. floor: {H100: 2.5}");
+  return base::Ok();
+}
+
+/// daemon: how `gpunet provider run` operates this host (every field optional).
+base::Status ParseDaemon(const Reader& r, Map& m, ProviderConfig& pc) {
+  if (!m.Has("daemon")) return base::Ok();
+  GPUNET_TRY_ASSIGN(
+      auto d, r.OpenMap(m.fields["daemon"], "daemon", m.line,
+                        {"node", "listen", "metrics_listen", "machine", "heartbeat_every",
+                         "withdraw_every", "outputs_retention", "health_poll", "nvml_library",
+                         "passphrase_file", "api_user", "device_dir", "declared_gpus", "bidding"}));
+  DaemonConfig& dc = pc.daemon;
+  dc.place = r.Place(d.line, "daemon");
+  if (d.Has("node")) {
+    GPUNET_TRY_ASSIGN(dc.node_url, r.Text(d.fields["node"], d.line, "daemon.node"));
+    if (!dc.node_url.starts_with("http://") && !dc.node_url.starts_with("https://"))
+      return r.Err(r.LineOf(d.fields["node"], d.line), "daemon.node",
+                   Quoted(dc.node_url) + " must be a URL, e.g. http://127.0.0.1:26657");
+  }
+  if (d.Has("listen")) {
+    GPUNET_TRY_ASSIGN(dc.listen, ListenAddress(r, d, "listen"));
+  }
+  if (d.Has("metrics_listen")) {
+    GPUNET_TRY_ASSIGN(dc.metrics_listen, ListenAddress(r, d, "metrics_listen"));
+  }
+  if (d.Has("machine")) {
+    GPUNET_TRY_ASSIGN(dc.machine_id, r.U32(d.fields["machine"], d.line, "daemon.machine", 1));
+    bool found = false;
+    for (const auto& s : pc.sites)
+      for (const auto& mc : s.machines) found = found || mc.id == dc.machine_id;
+    if (!found)
+      return r.Err(r.LineOf(d.fields["machine"], d.line), "daemon.machine",
+                   "no machine in sites has id " + std::to_string(dc.machine_id));
+  }
+  if (d.Has("heartbeat_every")) {
+    GPUNET_TRY_ASSIGN(dc.heartbeat_every_ms, DaemonDuration(r, d, "heartbeat_every", 1000, "1s"));
+  }
+  if (d.Has("withdraw_every")) {
+    GPUNET_TRY_ASSIGN(dc.withdraw_every_ms, DaemonDuration(r, d, "withdraw_every", 60'000, "1m"));
+  }
+  if (d.Has("outputs_retention")) {
+    GPUNET_TRY_ASSIGN(dc.outputs_retention_ms,
+                      DaemonDuration(r, d, "outputs_retention", 3'600'000,
+                                     "1h (tenants must have time to fetch their outputs)"));
+  }
+  if (d.Has("health_poll")) {
+    GPUNET_TRY_ASSIGN(dc.health_poll_ms, DaemonDuration(r, d, "health_poll", 100, "100ms"));
+  }
+  if (d.Has("nvml_library")) {
+    GPUNET_TRY_ASSIGN(dc.nvml_library,
+                      r.Text(d.fields["nvml_library"], d.line, "daemon.nvml_library"));
+  }
+  if (d.Has("passphrase_file")) {
+    GPUNET_TRY_ASSIGN(dc.passphrase_file,
+                      r.Text(d.fields["passphrase_file"], d.line, "daemon.passphrase_file"));
+  }
+  if (d.Has("api_user")) {
+    GPUNET_TRY_ASSIGN(dc.api_user, r.Text(d.fields["api_user"], d.line, "daemon.api_user"));
+  }
+  if (d.Has("device_dir")) {
+    GPUNET_TRY_ASSIGN(dc.device_dir, r.Text(d.fields["device_dir"], d.line, "daemon.device_dir"));
+  }
+  if (d.Has("declared_gpus")) GPUNET_TRY(ParseDeclaredGpus(r, d, dc));
+  if (d.Has("bidding")) GPUNET_TRY(ParseBidding(r, d, pc, dc));
+  return base::Ok();
+}
+
 }  // namespace
 
 base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
@@ -558,9 +727,10 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
   Reader r{std::string(file)};
   GPUNET_TRY_ASSIGN(auto doc, LoadDocument(yaml_text, r.File()));
   try {
-    GPUNET_TRY_ASSIGN(auto m, r.OpenMap(doc, "", 1,
-                                        {"operator", "tenant_api", "tls_fingerprint", "region",
-                                         "bond", "payouts", "policy", "sites", "offers"}));
+    GPUNET_TRY_ASSIGN(
+        auto m, r.OpenMap(doc, "", 1,
+                          {"operator", "tenant_api", "tls_fingerprint", "region", "bond", "payouts",
+                           "policy", "sites", "offers", "daemon"}));
     ProviderConfig pc;
     pc.file = r.File();
     GPUNET_TRY(ParseProviderTerms(r, m, pc));
@@ -576,6 +746,7 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text,
         pc.offers.push_back(std::move(oc));
       }
     }
+    GPUNET_TRY(ParseDaemon(r, m, pc));
     return pc;
   } catch (const YAML::Exception& e) {
     return Fail(ErrorCode::kInvalidArgument, r.File() + ": " + e.what());
@@ -689,7 +860,8 @@ base::Status ParseProviderRequirements(const Reader& r, Map& m, OrderConfig& oc)
   return base::Ok();
 }
 
-/// manifest (a file, hashed here; relative to `base_dir`) or manifest_hash.
+/// manifest (a file, parsed and its canonical form hashed here; relative to `base_dir`)
+/// or manifest_hash.
 base::Status ParseManifest(const Reader& r, Map& m, const std::string& base_dir, OrderConfig& oc) {
   bool has_file = m.Has("manifest"), has_hash = m.Has("manifest_hash");
   if (has_file == has_hash)
@@ -709,10 +881,13 @@ base::Status ParseManifest(const Reader& r, Map& m, const std::string& base_dir,
   GPUNET_TRY_ASSIGN(auto path, r.Text(m.fields["manifest"], m.line, "manifest"));
   std::filesystem::path p(path);
   if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
-  auto body = ReadWhole(p.string(), kManifestBytesMax, "the manifest");
-  if (!body) return r.Err(r.LineOf(m.fields["manifest"], m.line), "manifest", body.error().message);
+  // The hash of the manifest's canonical JSON, which the provider checks the
+  // submitted bytes against (docs/manifest.md), never of the file's own bytes.
+  auto loaded = LoadManifestFile(p.string());
+  if (!loaded)
+    return r.Err(r.LineOf(m.fields["manifest"], m.line), "manifest", loaded.error().message);
   oc.manifest_path = p.string();
-  oc.manifest_hash = crypto::Blake2b256(base::AsBytes(*body));
+  oc.manifest_hash = loaded->hash;
   return base::Ok();
 }
 

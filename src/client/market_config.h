@@ -177,8 +177,9 @@ base::Result<ProviderConfig> ParseProviderConfig(std::string_view yaml_text, std
 /// Reads and parses a provider.yaml (kNotFound / kIo when the file cannot be read).
 base::Result<ProviderConfig> LoadProviderConfig(const std::string& path);
 
-/// Parses order.yaml text. A `manifest: FILE` is read relative to `base_dir` and
-/// hashed with BLAKE2b-256 (the hash the provider checks, architecture §4).
+/// Parses order.yaml text. A `manifest: FILE` is read relative to `base_dir`, parsed
+/// (client/manifest.h) and its canonical JSON hashed with BLAKE2b-256: the hash the
+/// provider checks the submitted manifest against (docs/manifest.md).
 base::Result<OrderConfig> ParseOrderConfig(std::string_view yaml_text, std::string_view file,
                                            const std::string& base_dir);
 base::Result<OrderConfig> LoadOrderConfig(const std::string& path);

@@ -154,7 +154,7 @@ struct MsgProviderRegister {
   static constexpr MsgTag kTag = MsgTag::kProviderRegister;
   Address operator_address;          ///< the key for daily txs (may equal the owner)
   std::string tenant_api_uri;        ///< printable ASCII, 1..kUriBytesMax
-  Hash32 tls_fingerprint;            ///< SHA-256/BLAKE2b of the tenant API's TLS key
+  Hash32 tls_fingerprint;            ///< SHA-256 of the tenant API's DER SPKI (docs/tenant-api.md)
   std::string region;                ///< ident, 1..kRegionBytesMax
   uint64_t bond_ugpn = 0;            ///< >= provider_bond_min_ugpn (genesis)
   std::vector<PayoutSplit> payouts;  ///< 1..kPayoutSplitsMax, sum 10,000 bp

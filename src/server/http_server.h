@@ -73,6 +73,11 @@ using AsyncHandler = std::function<void(Request, Responder)>;
 struct TlsOptions {
   std::string certificate_file;  ///< PEM: the server's certificate, then any intermediates
   std::string private_key_file;  ///< PEM, not encrypted with a passphrase
+  /// The key's PEM itself, instead of private_key_file: for a process that may not
+  /// open the key file (the provider's tenant-facing process gets it from its
+  /// parent over an inherited descriptor). private_key_file then only names it in
+  /// messages.
+  std::string private_key_pem;
 };
 
 struct ServerOptions {

@@ -266,6 +266,9 @@ class HttpSession final : public HttpSessionBase {
     }
     Request req;
     req.method = std::string(msg.method_string());
+    req.target = std::string(target);
+    for (const auto& field : msg)
+      req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     size_t qpos = target.find('?');
     req.path = std::string(target.substr(0, qpos));
     if (qpos != std::string_view::npos) {

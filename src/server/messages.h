@@ -7,6 +7,8 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -21,6 +23,12 @@ struct Request {
   /// For prefix routes, what follows the prefix ("/tx/ab12" on "/tx/" → "ab12").
   std::string path_rest;
   std::map<std::string, std::string> query;  ///< percent-decoded; each key at most once
+  /// The request-target exactly as received (path and query, nothing decoded): what
+  /// a signed tenant-API request's signature covers (client/tenant_request.h).
+  std::string target;
+  /// Every header as received, in order, duplicates kept (names as the client wrote
+  /// them): for handlers that must refuse a repeated header rather than pick one.
+  std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::string content_type;
   /// The peer's IP address as text ("127.0.0.1", "2001:db8::1"; IPv4-mapped IPv6

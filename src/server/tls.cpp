@@ -82,7 +82,8 @@ base::Result<std::unique_ptr<EVP_PKEY, PkeyFree>> ParsePrivateKey(const std::str
 base::Result<std::unique_ptr<ssl::context>> MakeTlsContext(const TlsOptions& files) {
   auto certificate = ReadFile(files.certificate_file, "certificate");
   if (!certificate) return std::unexpected(certificate.error());
-  auto private_key = ReadFile(files.private_key_file, "private key");
+  base::Result<std::string> private_key = files.private_key_pem;
+  if (files.private_key_pem.empty()) private_key = ReadFile(files.private_key_file, "private key");
   if (!private_key) return std::unexpected(private_key.error());
 
   ERR_clear_error();

@@ -1,7 +1,8 @@
 // fuzz-libs: gpunet_client gpunet_codec gpunet_crypto gpunet_base
 // provider.yaml and order.yaml parsing (client/market_config.h): never crash,
 // never hang on any bytes (yaml-cpp errors, aliases, deep nesting included); every
-// refusal names the file; an accepted provider config has payouts summing to 100%.
+// refusal names the file; an accepted provider config has payouts summing to 100%
+// and a daemon section within its floors.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -20,6 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& p : provider->payouts) bp += p.bp;
     GPUNET_CHECK(bp == 10'000);
     GPUNET_CHECK(!provider->sites.empty());
+    // The daemon section's floors the parser enforces (docs/provider.md).
+    GPUNET_CHECK(provider->daemon.outputs_retention_ms >= 3'600'000);
+    GPUNET_CHECK(!provider->daemon.bidding.enabled ||
+                 !provider->daemon.bidding.floor_ugpn_per_gpu_hour.empty());
   } else {
     GPUNET_CHECK(provider.error().message.find("p.yaml") != std::string::npos);
   }

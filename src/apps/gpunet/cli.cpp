@@ -92,6 +92,33 @@ bool ReadLineFromTty(std::string_view prompt, bool echo, std::string& out) {
   return true;
 }
 
+base::Result<crypto::Address> ResolveAddressOrKey(const std::string& text, const std::string& where,
+                                                  const std::vector<std::string>& keystore_dirs) {
+  if (text.starts_with("gpn1") || text.starts_with("GPN1")) {
+    auto a = crypto::ParseAddress(text);
+    if (!a)
+      return base::Fail(
+          base::ErrorCode::kInvalidArgument,
+          where + ": \"" + text + "\" is not a valid gpn1 address: " + a.error().message);
+    return *a;
+  }
+  if (!crypto::ValidateKeyName(text))
+    return base::Fail(base::ErrorCode::kInvalidArgument,
+                      where + ": \"" + text + "\" is neither a gpn1... address nor a key name");
+  std::string looked;
+  for (const auto& dir : keystore_dirs) {
+    crypto::Keystore keystore(dir);
+    if (auto entry = keystore.Show(text)) return entry->address;
+    std::string known;
+    if (auto list = keystore.List(); list)
+      for (const auto& e : *list) known += (known.empty() ? "" : ", ") + e.name;
+    looked += (looked.empty() ? "" : " or ") + keystore.Dir() +
+              (known.empty() ? " (the keystore is empty)" : " (keys there: " + known + ")");
+  }
+  return base::Fail(base::ErrorCode::kNotFound, where + ": no key \"" + text + "\" in " + looked +
+                                                    "; give a key name or a gpn1... address");
+}
+
 crypto::KeyPair LoadKey(const GlobalOptions& g, const std::string& name) {
   std::string passphrase;
   if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env != nullptr && *env != '\0') {

@@ -5,11 +5,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "crypto/address.h"
 #include "crypto/ed25519.h"
 
 namespace gpunet::apps {
@@ -71,6 +73,12 @@ void PrintError(const GlobalOptions& g, const base::Error& e);
 /// terminal to ask, so the caller can say how else to provide the value.
 bool ReadLineFromTty(std::string_view prompt, bool echo, std::string& out);
 
+/// A gpn1 address, or a key name looked up in the keystores `keystore_dirs` in
+/// order, as an address. Errors start with `where` and say what was looked at
+/// (the keys each keystore has), so the user can fix the name.
+base::Result<crypto::Address> ResolveAddressOrKey(const std::string& text, const std::string& where,
+                                                  const std::vector<std::string>& keystore_dirs);
+
 /// Unlocks key `name` of the keystore at g.Home() for signing: the passphrase comes
 /// from $GPUNET_PASSPHRASE, else the terminal; ends the command with an error that
 /// says how to provide it when there is neither.
@@ -84,5 +92,11 @@ void RegisterDevnetCommands(CLI::App& app, GlobalOptions& g);
 void RegisterNodeCommands(CLI::App& app, GlobalOptions& g);
 void RegisterMarketCommands(CLI::App& app,
                             GlobalOptions& g);  // provider, offers, order, bid(s), lease, attest
+/// `provider init`, `provider apply`, `provider status` (cmd_provider_setup.cpp).
+void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g);
+void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // provider gpus
+void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // manifest check
+/// `provider run` (cmd_provider_run.cpp), under the `provider` command.
+void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
 
 }  // namespace gpunet::apps

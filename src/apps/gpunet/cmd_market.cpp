@@ -7,18 +7,17 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "apps/gpunet/cli.h"
 #include "base/checked_math.h"
 #include "client/amount.h"
+#include "client/manifest.h"
 #include "client/market_client.h"
 #include "client/market_config.h"
 #include "client/market_tx.h"
@@ -42,30 +41,7 @@ using nlohmann::json;
 /// A key name of the keystore or a gpn1 address, as an address.
 base::Result<codec::Address> ResolveText(const GlobalOptions& g, const std::string& text,
                                          const std::string& where) {
-  if (text.rfind("gpn1", 0) == 0 || text.rfind("GPN1", 0) == 0) {
-    auto a = crypto::ParseAddress(text);
-    if (!a)
-      return base::Fail(
-          ErrorCode::kInvalidArgument,
-          where + ": \"" + text + "\" is not a valid gpn1 address: " + a.error().message);
-    return *a;
-  }
-  if (!crypto::ValidateKeyName(text))
-    return base::Fail(ErrorCode::kInvalidArgument,
-                      where + ": \"" + text + "\" is neither a gpn1... address nor a key name");
-  auto keystore = crypto::Keystore::AtHome(g.Home());
-  auto entry = keystore.Show(text);
-  if (!entry) {
-    std::string known;
-    if (auto list = keystore.List(); list)
-      for (const auto& e : *list) known += (known.empty() ? "" : ", ") + e.name;
-    return base::Fail(
-        ErrorCode::kNotFound,
-        where + ": no key \"" + text + "\" in " + keystore.Dir() +
-            (known.empty() ? " (the keystore is empty)" : " (keys there: " + known + ")") +
-            "; give a key name or a gpn1... address");
-  }
-  return entry->address;
+  return ResolveAddressOrKey(text, where, {crypto::Keystore::AtHome(g.Home()).Dir()});
 }
 
 codec::Address Resolve(const GlobalOptions& g, const std::string& text, const std::string& where) {
@@ -789,13 +765,9 @@ void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
   if (!a.manifest_hash.empty()) {
     msg.manifest_hash = OrFail(base::FixedFromHex<32>(a.manifest_hash), "--manifest-hash");
   } else {
-    // LoadOrderConfig's reader is for YAML; a manifest is hashed as bytes.
-    std::ifstream in(a.manifest, std::ios::binary);
-    if (!in)
-      FailCommand(ErrorCode::kNotFound, "--manifest " + a.manifest + ": cannot read the file");
-    std::ostringstream body;
-    body << in.rdbuf();
-    msg.manifest_hash = crypto::Blake2b256(base::AsBytes(body.str()));
+    // The hash of the manifest's canonical JSON, which the provider checks the
+    // submitted bytes against (docs/manifest.md), never of the file's own bytes.
+    msg.manifest_hash = OrFail(client::LoadManifestFile(a.manifest), "--manifest").hash;
   }
   const client::OfferInfo offer = OrFail(Market(g).Offer(msg.offer_id)).value;
   uint64_t price = offer.price_ugpn_per_gpu_hour;
@@ -816,7 +788,9 @@ void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
               << " GPUs = " << Gpn(est.rate_ugpn_per_hour) << " per hour\n"
               << "  deposit     " << client::DescribeAmount(msg.deposit_ugpn)
               << " into escrow: " << client::DescribeDurationMs(est.covered_ms)
-              << " of compute; unused funds are refunded at close" << std::endl;
+              << " of compute; unused funds are refunded at close\n"
+              << "  manifest    " << base::ToHex(msg.manifest_hash)
+              << (a.manifest.empty() ? "" : " (" + a.manifest + ")") << std::endl;
   Confirm(a.yes, "Escrow " + Gpn(msg.deposit_ugpn) + " and lease now?");
   auto sent = SendMsgs(g, {a.from, msg.deposit_ugpn, a.fee}, {msg});
   if (g.Json())
@@ -1189,7 +1163,8 @@ void RegisterLeaseOpenCommands(CLI::App* lease, GlobalOptions& g,
                    "GPN into escrow (at least the chain's deposit_min_hours at the rate)")
       ->required();
   create->add_option("--manifest", la->manifest,
-                     "The workload manifest file (its hash goes on the ledger)");
+                     "The workload manifest, YAML or JSON (docs/manifest.md); the hash of its "
+                     "canonical JSON goes on the ledger");
   create->add_option("--manifest-hash", la->manifest_hash, "Or its BLAKE2b-256, 64 hex");
   AddFrom(create, la->from, la->fee, "the tenant");
   create->add_flag("--yes,-y", la->yes, "Do not ask before escrowing");

@@ -30,6 +30,10 @@ int main(int argc, char** argv) {
   RegisterDevnetCommands(app, g);
   RegisterNodeCommands(app, g);
   RegisterMarketCommands(app, g);
+  RegisterProviderSetupCommands(*app.get_subcommand("provider"), g);
+  RegisterProviderGpusCommands(*app.get_subcommand("provider"), g);
+  RegisterManifestCommands(app, g);
+  RegisterProviderRunCommands(*app.get_subcommand("provider"), g);
 
   try {
     app.parse(argc, argv);

@@ -121,7 +121,11 @@ g lease list --tenant tenant --all | grep -q "^lease $lease " || fail "lease lis
 expect_error "close twice" "lease_state" g lease close "$lease" --from tenant
 
 # --- 5. rent now from the offer; the provider closes ---
-g -o json lease create "$offer" --gpus 4 --deposit 10 --manifest "$EX/job.yaml" --from tenant --yes >"$WORK/create.json" || fail "lease create"
+# A hand-written JSON manifest (any key order, whitespace, a non-ASCII character):
+# the ledger gets the hash of its canonical form (docs/manifest.md), which Python's
+# json.dumps writes byte for byte once the defaults are filled in.
+printf '{\n  "version": 1, "environment": "host",\n  "command": ["sh", "-c", "echo h\xc3\xa9llo \\"w\\""],\n  "env": {"B": "2", "A": "1"}, "network": "egress"\n}\n' >"$WORK/job.json"
+g -o json lease create "$offer" --gpus 4 --deposit 10 --manifest "$WORK/job.json" --from tenant --yes >"$WORK/create.json" || fail "lease create"
 lease2="$(json_field '["ids"]["lease_id"]' <"$WORK/create.json")"
 # A list a page at a time: the hint under a full page names the cursor for the next.
 g lease list --tenant tenant --all --limit 1 >"$WORK/page1" || fail "lease list --limit 1"
@@ -137,9 +141,20 @@ g -o json lease show "$lease2" >"$WORK/l2.json"
 [ "$(json_field '["lease"]["max_hours"]' <"$WORK/l2.json")" = 720 ] || fail "lease create: max_hours 720 from the offer"
 g lease show "$lease2" | grep -q "max hours   720" || fail "lease show: no max hours line"
 expect_error "deposit past max_hours" "deposit_over_max.*can take at most 7190000000 ugpn more" g lease deposit "$lease2" 7191 --from tenant --yes
-expected_hash="$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$EX/job.yaml")"
-[ "$(json_field '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.yaml"
+expected_hash="$($PY -c '
+import hashlib, json, sys
+m = {"command": [], "env": {}, "network": "none", "outputs_dir": "/outputs", "ports": [],
+     "resources": {}, "secrets": [], "stop_grace_ms": 10000, "workdir": "/work"}
+m.update(json.load(open(sys.argv[1], encoding="utf-8")))
+c = json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+print(hashlib.blake2b(c, digest_size=32).hexdigest())' "$WORK/job.json")"
+[ "$(json_field '["lease"]["manifest_hash"]' <"$WORK/l2.json")" = "$expected_hash" ] || fail "manifest hash is not BLAKE2b-256 of job.json's canonical form"
+[ "$(g -o json manifest check "$WORK/job.json" | json_field '["manifest_hash"]')" = "$expected_hash" ] || fail "manifest check: not the lease's hash"
+g manifest check "$WORK/job.json" --canonical >"$WORK/job.canonical" || fail "manifest check --canonical"
+[ "$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$WORK/job.canonical")" = "$expected_hash" ] || fail "manifest check --canonical: not the hashed bytes"
 expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
+printf 'version: 1\nenvironment: host\nimage: x\n' >"$WORK/bad-job.yaml"
+expect_error "manifest with an unknown field" "bad-job.yaml: image: unknown field" g lease create "$offer" --gpus 4 --deposit 10 --manifest "$WORK/bad-job.yaml" --from tenant --yes
 expect_error "more GPUs than a machine has" "no_capacity" g lease create "$offer" --gpus 9 --deposit 100 --manifest-hash "$expected_hash" --from tenant --yes
 expect_error "deregister with an open lease" "open_leases" g provider deregister --from provider --yes
 # A provider closing a reservation pays the penalty (10 GPN: one hour at 10 GPN/h),

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "base/limits.h"
+#include "client/manifest.h"
 #include "crypto/hash.h"
 #include "util/temp_dir.h"
 
@@ -339,7 +340,8 @@ TEST(OrderConfig, MinimalOrderAndScalarGpu) {
 TEST(OrderConfig, ManifestFileIsHashedRelativeToTheOrder) {
   gpunet::testing::TempDir tmp;
   const std::string dir = tmp.Path();
-  const std::string manifest = "image: pytorch\ncommand: python train.py\n";
+  const std::string manifest =
+      "version: 1\nenvironment: host\ncommand: [python3, train.py]\nnetwork: egress\n";
   std::ofstream(dir + "/job.yaml") << manifest;
   std::string order =
       EditOrder("manifest_hash: ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100",
@@ -347,8 +349,20 @@ TEST(OrderConfig, ManifestFileIsHashedRelativeToTheOrder) {
   std::ofstream(dir + "/order.yaml") << order;
   auto oc = LoadOrderConfig(dir + "/order.yaml");
   ASSERT_TRUE(oc.has_value()) << oc.error().message;
-  EXPECT_EQ(oc->manifest_hash, crypto::Blake2b256(base::AsBytes(manifest)));
+  // The hash of the canonical JSON (what the provider receives), not of the YAML bytes.
+  auto canonical = ParseManifestText(manifest, "job.yaml");
+  ASSERT_TRUE(canonical.has_value()) << canonical.error().message;
+  EXPECT_EQ(oc->manifest_hash, crypto::Blake2b256(base::AsBytes(canonical->canonical)));
+  EXPECT_NE(oc->manifest_hash, crypto::Blake2b256(base::AsBytes(manifest)));
   EXPECT_EQ(oc->manifest_path, dir + "/job.yaml");
+  // A manifest that is not one is refused at the order's line, naming its field.
+  std::ofstream(dir + "/job.yaml") << "image: pytorch\ncommand: python train.py\n";
+  auto invalid = LoadOrderConfig(dir + "/order.yaml");
+  ASSERT_FALSE(invalid.has_value());
+  EXPECT_NE(invalid.error().message.find("order.yaml:15: manifest: " + dir +
+                                         "/job.yaml: image: unknown field"),
+            std::string::npos)
+      << invalid.error().message;
   // A missing manifest names the field and the file.
   std::filesystem::remove(dir + "/job.yaml");
   auto missing = LoadOrderConfig(dir + "/order.yaml");

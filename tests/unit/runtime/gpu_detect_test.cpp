@@ -58,6 +58,12 @@ TEST(Nvml, ThisHostAnswersConsistently) {
   // A GPU host: what the driver reports must look like a driver's answer.
   EXPECT_FALSE(r->driver_version.empty());
   EXPECT_EQ(r->library_path.front(), '/');
+  auto has = [&r](const char* entry_point) {
+    return std::ranges::find(r->absent, entry_point) == r->absent.end();
+  };
+  if (has("nvmlSystemGetCudaDriverVersion")) {
+    EXPECT_TRUE(r->cuda_driver_version.find('.') != std::string::npos) << r->cuda_driver_version;
+  }
   for (size_t i = 0; i < r->gpus.size(); ++i) {
     const GpuInfo& g = r->gpus[i];
     EXPECT_EQ(g.index, i);
@@ -67,6 +73,16 @@ TEST(Nvml, ThisHostAnswersConsistently) {
     EXPECT_GT(g.memory_total_bytes, 0u);
     ASSERT_TRUE(g.minor.has_value());
     EXPECT_EQ(HostGpuMinors().at(g.uuid), *g.minor);
+    if (has("nvmlDeviceGetCudaComputeCapability")) {
+      ASSERT_TRUE(g.compute_capability.has_value());
+      EXPECT_GE(g.compute_capability->major_version, 3);
+    }
+    if (has("nvmlDeviceGetPciInfo_v3")) {
+      EXPECT_EQ(g.pci_bus_id.size(), 16u) << g.pci_bus_id;
+    }
+    if (has("nvmlDeviceGetNvLinkState")) {
+      EXPECT_NE(GpuInterconnect(g), "");
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 // The server over real TLS on 127.0.0.1: HTTPS and WSS with a self-signed
-// certificate made here with the OpenSSL API, a plain-HTTP client and an old-TLS
+// certificate made with the OpenSSL API (util/tls_cert.h), a plain-HTTP client and an old-TLS
 // client on the TLS port, and certificate/key files that cannot be used.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -28,6 +28,7 @@
 #include "server/metrics.h"
 #include "unit/server/raw_socket.h"
 #include "util/temp_dir.h"
+#include "util/tls_cert.h"
 
 namespace gpunet::server {
 namespace {
@@ -43,46 +44,8 @@ using test::WaitFor;
 
 constexpr int kGuardMs = 20'000;  // liveness bound for anything that should happen
 
-/// A self-signed P-256 certificate for 127.0.0.1 and its key, both PEM.
-struct CertAndKey {
-  std::string certificate_pem;
-  std::string key_pem;
-};
-
-std::string BioText(BIO* bio) {
-  char* data = nullptr;
-  const long size = BIO_get_mem_data(bio, &data);
-  return std::string(data, static_cast<size_t>(size));
-}
-
-CertAndKey MakeSelfSigned() {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  EXPECT_NE(key, nullptr);
-  X509* cert = X509_new();
-  X509_set_version(cert, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
-  X509_set_pubkey(cert, key);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
-  X509_set_issuer_name(cert, name);
-  EXPECT_GT(X509_sign(cert, key, EVP_sha256()), 0);
-
-  CertAndKey out;
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, cert);
-  out.certificate_pem = BioText(bio);
-  BIO_free(bio);
-  bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  out.key_pem = BioText(bio);
-  BIO_free(bio);
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  return out;
-}
+using gpunet::testing::CertAndKey;
+using gpunet::testing::MakeSelfSigned;
 
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -388,6 +351,39 @@ TEST(Tls, UnusableCertificateOrKeyFailsAtStartWithAClearError) {
   HttpServer server(opt);
   auto st = server.Start();
   EXPECT_TRUE(st) << st.error().ToString();
+}
+
+}  // namespace
+}  // namespace gpunet::server
+
+namespace gpunet::server {
+namespace {
+
+TEST(Tls, AKeyGivenAsPemServesWithoutItsFile) {
+  gpunet::testing::TempDir dir;
+  CertAndKey pair = MakeSelfSigned();
+  WriteFile(dir.Sub("cert.pem"), pair.certificate_pem);
+  ServerOptions opt;
+  // The file named does not exist: the PEM given is what must be used.
+  opt.tls = TlsOptions{dir.Sub("cert.pem"), dir.Sub("absent-key.pem"), pair.key_pem};
+  HttpServer server(std::move(opt));
+  server.Handle("GET", "/hello", [](const Request&) { return Response{200, "text/plain", "hi"}; });
+  auto st = server.Start();
+  ASSERT_TRUE(st) << st.error().ToString();
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  ctx->add_certificate_authority(net::buffer(pair.certificate_pem));
+  ctx->set_verify_mode(ssl::verify_peer);
+  auto res = HttpsGet(server.Port(), *ctx, "/hello", nullptr);
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  EXPECT_EQ(res.body(), "hi");
+
+  // Another key's PEM is refused at start, naming the file it stands for.
+  ServerOptions wrong;
+  wrong.tls = TlsOptions{dir.Sub("cert.pem"), "key-from-parent", MakeSelfSigned().key_pem};
+  HttpServer refused(std::move(wrong));
+  auto bad = refused.Start();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("key-from-parent"), std::string::npos) << bad.error().message;
 }
 
 }  // namespace

@@ -1,0 +1,312 @@
+#include "client/tenant_client.h"
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <utility>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include "base/check.h"
+#include "crypto/address.h"
+
+namespace gpunet::client {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using base::ErrorCode;
+using base::Fail;
+
+namespace {
+
+/// SHA-256 of the DER SubjectPublicKeyInfo of `cert`.
+std::optional<base::Hash32> SpkiSha256(X509* cert) {
+  EVP_PKEY* key = cert == nullptr ? nullptr : X509_get0_pubkey(cert);
+  if (key == nullptr) return std::nullopt;
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(key, &der);
+  if (len <= 0) return std::nullopt;
+  base::Hash32 out;
+  unsigned int out_len = 0;
+  const int ok =
+      EVP_Digest(der, static_cast<size_t>(len), out.begin(), &out_len, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  if (ok != 1 || out_len != base::Hash32::kSize) return std::nullopt;
+  return out;
+}
+
+/// What the handshake's verify callback saw of the server's own certificate.
+struct PinCheck {
+  base::Hash32 expected;
+  std::optional<base::Hash32> seen;
+  bool matched = false;
+};
+
+std::string LowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+/// Runs one asynchronous operation on `ioc` to its end; its error.
+template <class Start>
+beast::error_code Run(net::io_context& ioc, Start&& start) {
+  beast::error_code result = net::error::would_block;
+  start([&result](beast::error_code ec) { result = ec; });
+  ioc.restart();
+  ioc.run();
+  return result;
+}
+
+std::string PinMessage(const TenantClientOptions& o, const std::optional<base::Hash32>& seen) {
+  return "the tenant API at " + o.url + " presented a TLS key whose SHA-256 SPKI fingerprint is " +
+         (seen ? base::ToHex(*seen) : std::string("unreadable")) + ", but the ledger holds " +
+         base::ToHex(o.spki_sha256) + " for provider " + crypto::AddressToString(o.scope.provider) +
+         ": a man-in-the-middle is possible, so nothing was sent. Compare the ledger's "
+         "tls_fingerprint (`gpunet provider show " +
+         crypto::AddressToString(o.scope.provider) +
+         " --output json`) with the provider's own key (docs/tenant-api.md \"Checking a "
+         "fingerprint\"); a provider that rotated its key must publish the new fingerprint "
+         "on the ledger first (\"Key rotation\")";
+}
+
+std::string Where(const TenantClientOptions& o, std::string_view method, std::string_view target) {
+  return std::string(method) + " " + o.url + std::string(target.substr(0, target.find('?')));
+}
+
+}  // namespace
+
+base::Result<TenantApiUrl> ParseTenantApiUrl(std::string_view url) {
+  auto bad = [&](std::string_view why) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "tenant API URL \"" + std::string(url) + "\" " + std::string(why) +
+                    "; expected https://HOST:PORT, e.g. https://gpu.example.com:8443");
+  };
+  if (!LowerAscii(url.substr(0, std::min<size_t>(url.size(), 8))).starts_with("https://"))
+    return bad("does not start with https://");
+  std::string_view rest = url.substr(8);
+  if (rest.ends_with("/")) rest.remove_suffix(1);
+  if (rest.find('/') != std::string_view::npos) return bad("has a path");
+  TenantApiUrl out;
+  std::string_view port;
+  if (rest.starts_with("[")) {
+    const size_t close = rest.find(']');
+    if (close == std::string_view::npos) return bad("has an unclosed '['");
+    out.host = std::string(rest.substr(1, close - 1));
+    rest.remove_prefix(close + 1);
+    if (!rest.empty() && !rest.starts_with(":")) return bad("has text after ']'");
+    port = rest.empty() ? "" : rest.substr(1);
+  } else {
+    const size_t colon = rest.rfind(':');
+    out.host = std::string(rest.substr(0, colon));
+    port = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
+  }
+  if (out.host.empty()) return bad("has no host");
+  // A name or IPv4 address: letters, digits, '-', '.'; an IPv6 one (in brackets): hex
+  // digits, ':', '.'. Nothing else, so the URL has one reading.
+  const bool v6_form = url.substr(8).starts_with("[");
+  for (char c : out.host) {
+    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    const bool name = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.';
+    if (v6_form ? !(hex || c == ':' || c == '.') : !name) return bad("has a bad host");
+  }
+  if (!port.empty() || rest.ends_with(":")) {
+    unsigned value = 0;
+    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value == 0 ||
+        value > 65535)
+      return bad("has a bad port");
+    out.port = static_cast<uint16_t>(value);
+  }
+  out.base =
+      "https://" + (v6_form ? "[" + out.host + "]" : out.host) + ":" + std::to_string(out.port);
+  return out;
+}
+
+TenantClient::TenantClient(TenantClientOptions options, const crypto::KeyPair& key,
+                           std::optional<DelegationGrant> grant)
+    : m_options(std::move(options)), m_key(key), m_grant(grant) {}
+
+base::Result<TenantResponse> TenantClient::Get(std::string_view target) {
+  return Send("GET", target, {}, {}, true, nullptr);
+}
+
+base::Result<TenantResponse> TenantClient::Post(std::string_view target, std::string_view body,
+                                                std::string_view content_type) {
+  return Send("POST", target, body, content_type, true, nullptr);
+}
+
+base::Result<TenantResponse> TenantClient::GetUnsigned(std::string_view target) {
+  return Send("GET", target, {}, {}, false, nullptr);
+}
+
+base::Result<TenantResponse> TenantClient::Download(std::string_view target,
+                                                    const std::string& path) {
+  return Send("GET", target, {}, {}, true, &path);
+}
+
+/// One connection's stream, context and pin, kept together for their lifetimes.
+struct TenantClient::Exchange {
+  explicit Exchange(const base::Hash32& expected) : ctx(ssl::context::tls_client) {
+    pin.expected = expected;
+    GPUNET_CHECK(SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) == 1);
+    // The ledger's pin is the only trust: no CA is asked, and the pin is checked inside
+    // the handshake, so a wrong key fails it before any request byte is written.
+    ctx.set_verify_mode(ssl::verify_peer);
+    ctx.set_verify_callback([this](bool, ssl::verify_context& vc) {
+      X509_STORE_CTX* sc = vc.native_handle();
+      if (X509_STORE_CTX_get_error_depth(sc) != 0) return true;
+      pin.seen = SpkiSha256(X509_STORE_CTX_get_current_cert(sc));
+      pin.matched = pin.seen && *pin.seen == pin.expected;
+      return pin.matched;
+    });
+    stream.emplace(ioc, ctx);
+  }
+
+  PinCheck pin;
+  net::io_context ioc;
+  ssl::context ctx;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
+};
+
+// Over 70 lines on purpose, as HttpClient::Request: the whole exchange in one place,
+// so the order (connect, pinned handshake, write, read) is seen at once.
+// NOLINTNEXTLINE(readability-function-size)
+base::Result<TenantResponse> TenantClient::Send(std::string_view method, std::string_view target,
+                                                std::string_view body,
+                                                std::string_view content_type, bool sign,
+                                                const std::string* download_path) {
+  GPUNET_TRY_ASSIGN(const TenantApiUrl url, ParseTenantApiUrl(m_options.url));
+  GPUNET_TRY(CheckRequestMethod(method));
+  GPUNET_TRY(CheckRequestTarget(target));
+  const std::string what = Where(m_options, method, target);
+  HeaderList auth;
+  if (sign) {
+    const base::Clock& clock =
+        m_options.clock != nullptr ? *m_options.clock : base::SystemClock::Instance();
+    const RequestLine line{method, target, BodyHash(body)};
+    GPUNET_TRY_ASSIGN(auth,
+                      SignTenantRequest(m_options.scope, m_key, m_grant ? &*m_grant : nullptr, line,
+                                        static_cast<uint64_t>(clock.NowMs()), RandomNonce()));
+  }
+
+  Exchange ex(m_options.spki_sha256);
+  auto& stream = *ex.stream;
+  auto& lowest = beast::get_lowest_layer(stream);
+  beast::error_code ec;
+  if (net::ip::make_address(url.host, ec); ec)  // SNI for names, never for addresses
+    SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
+  tcp::resolver resolver(ex.ioc);
+  auto endpoints = resolver.resolve(url.host, std::to_string(url.port), ec);
+  if (ec) return Fail(ErrorCode::kUnavailable, "cannot resolve " + url.host + ": " + ec.message());
+  lowest.expires_after(std::chrono::milliseconds(m_options.connect_timeout_ms));
+  ec = Run(ex.ioc, [&](auto done) {
+    lowest.async_connect(endpoints, [done](beast::error_code e, const tcp::endpoint&) { done(e); });
+  });
+  if (ec)
+    return Fail(ErrorCode::kUnavailable, "cannot reach the tenant API at " + url.base + ": " +
+                                             ec.message() + " — is the provider's daemon running?");
+  ec = Run(ex.ioc, [&](auto done) { stream.async_handshake(ssl::stream_base::client, done); });
+  if (ex.pin.seen.has_value() && !ex.pin.matched)
+    return Fail(ErrorCode::kPermissionDenied, PinMessage(m_options, ex.pin.seen));
+  if (ec)
+    return Fail(ErrorCode::kUnavailable,
+                "TLS handshake with the tenant API at " + url.base + " failed: " + ec.message());
+  // Belt and braces: the key the session ended up with is the pinned one.
+  const auto peer = SpkiSha256(SSL_get0_peer_certificate(stream.native_handle()));
+  if (!peer || *peer != m_options.spki_sha256)
+    return Fail(ErrorCode::kPermissionDenied, PinMessage(m_options, peer));
+
+  const http::verb verb = http::string_to_verb(beast::string_view(method.data(), method.size()));
+  http::request<http::string_body> req{verb, std::string(target), 11};
+  req.set(http::field::host, url.host + ":" + std::to_string(url.port));
+  req.set(http::field::user_agent, "gpunet");
+  if (!content_type.empty()) req.set(http::field::content_type, std::string(content_type));
+  for (const auto& [name, value] : auth) req.set(name, value);
+  req.body() = std::string(body);
+  req.keep_alive(false);
+  req.prepare_payload();
+  lowest.expires_after(std::chrono::milliseconds(m_options.request_timeout_ms));
+  ec = Run(ex.ioc, [&](auto done) {
+    http::async_write(stream, req, [done](beast::error_code e, size_t) { done(e); });
+  });
+  if (ec) return Fail(ErrorCode::kUnavailable, what + ": sending failed: " + ec.message());
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::empty_body> head;
+  // Beast checks a Content-Length against the limit as the header is parsed: the
+  // header's parser has none, and each branch below checks its own.
+  head.body_limit(std::numeric_limits<std::uint64_t>::max());
+  ec = Run(ex.ioc, [&](auto done) {
+    http::async_read_header(stream, buffer, head, [done](beast::error_code e, size_t) { done(e); });
+  });
+  if (ec) return Fail(ErrorCode::kUnavailable, what + ": no answer: " + ec.message());
+  TenantResponse out;
+  out.status = static_cast<int>(head.get().result_int());
+  out.content_type = std::string(head.get()[http::field::content_type]);
+
+  if (download_path != nullptr && out.status == 200) {
+    const std::string part = *download_path + ".part";
+    if (head.content_length().value_or(0) > m_options.download_bytes_max)
+      return Fail(ErrorCode::kLimitExceeded, what + ": the file is larger than " +
+                                                 std::to_string(m_options.download_bytes_max) +
+                                                 " bytes");
+    http::response_parser<http::file_body> file(std::move(head));
+    file.body_limit(m_options.download_bytes_max);
+    file.get().body().open(part.c_str(), beast::file_mode::write, ec);
+    if (ec) return Fail(ErrorCode::kIo, "cannot write " + part + ": " + ec.message());
+    while (!ec && !file.is_done()) {
+      lowest.expires_after(std::chrono::milliseconds(m_options.request_timeout_ms));
+      ec = Run(ex.ioc, [&](auto done) {
+        http::async_read_some(stream, buffer, file,
+                              [done](beast::error_code e, size_t) { done(e); });
+      });
+    }
+    file.get().body().close();
+    if (!ec && std::rename(part.c_str(), download_path->c_str()) != 0)
+      ec = beast::error_code(errno, beast::system_category());
+    if (ec) {
+      std::remove(part.c_str());
+      return Fail(
+          ec == http::error::body_limit ? ErrorCode::kLimitExceeded : ErrorCode::kUnavailable,
+          what + ": download to " + *download_path + " failed: " + ec.message());
+    }
+    return out;
+  }
+  const bool too_long = head.content_length().value_or(0) > m_options.response_bytes_max;
+  http::response_parser<http::string_body> text(std::move(head));
+  text.body_limit(m_options.response_bytes_max);
+  if (!too_long) {
+    ec = Run(ex.ioc, [&](auto done) {
+      http::async_read(stream, buffer, text, [done](beast::error_code e, size_t) { done(e); });
+    });
+  }
+  if (too_long || ec == http::error::body_limit)
+    return Fail(ErrorCode::kLimitExceeded, what + ": the answer is larger than " +
+                                               std::to_string(m_options.response_bytes_max) +
+                                               " bytes");
+  if (ec)
+    return Fail(ErrorCode::kUnavailable, what + ": reading the answer failed: " + ec.message());
+  out.body = std::move(text.get().body());
+  return out;
+}
+
+}  // namespace gpunet::client
