@@ -137,59 +137,45 @@ client::TenantClient Connect(const GlobalOptions& g, const LeaseContext& c, cons
 
 // ---------------------------------------------------------------- answers
 
-/// The error an answer's status means, with what to do.
+/// What an answer's status means for the command: its error code and what to do.
+struct StatusMeaning {
+  int status;
+  ErrorCode code;
+  std::string_view hint;
+};
+constexpr StatusMeaning kStatusMeanings[] = {
+    {400, ErrorCode::kInvalidArgument, ""},
+    {401, ErrorCode::kPermissionDenied,
+     "the provider did not accept the signature: if it speaks of the clock, set this machine's "
+     "clock right (NTP)"},
+    {403, ErrorCode::kPermissionDenied,
+     "sign with the lease's tenant key (--from) or a session key it delegated and did not revoke "
+     "(`gpunet lease grant`)"},
+    {404, ErrorCode::kNotFound, ""},
+    {409, ErrorCode::kConflict, ""},
+    {410, ErrorCode::kConflict,
+     "the lease is closed: only logs, events, status and outputs can be read, and only for the "
+     "provider's outputs_retention after the close"},
+    {413, ErrorCode::kLimitExceeded, ""},
+    {429, ErrorCode::kUnavailable, "too many requests: try again in a minute"},
+    {503, ErrorCode::kUnavailable,
+     "the provider is not ready for this lease yet (its node may not have seen the block): try "
+     "again shortly"},
+};
+
+/// Ends the command with the error an answer's status means, with what to do.
 [[noreturn]] void FailAnswer(const client::TenantResponse& r, const std::string& what) {
   const std::string said = client::AnswerMessage(r.body);
-  ErrorCode code = ErrorCode::kInternal;
-  std::string hint;
-  switch (r.status) {
-    case 400:
-      code = ErrorCode::kInvalidArgument;
-      break;
-    case 401:
-      code = ErrorCode::kPermissionDenied;
-      hint =
-          "the provider did not accept the signature: if it speaks of the clock, set this "
-          "machine's clock right (NTP)";
-      break;
-    case 403:
-      code = ErrorCode::kPermissionDenied;
-      hint =
-          "sign with the lease's tenant key (--from) or a session key it delegated and did "
-          "not revoke (`gpunet lease grant`)";
-      break;
-    case 404:
-      code = ErrorCode::kNotFound;
-      break;
-    case 409:
-      code = ErrorCode::kConflict;
-      break;
-    case 410:
-      code = ErrorCode::kConflict;
-      hint =
-          "the lease is closed: only logs, events, status and outputs can be read, and only "
-          "for the provider's outputs_retention after the close";
-      break;
-    case 413:
-      code = ErrorCode::kLimitExceeded;
-      break;
-    case 429:
-      code = ErrorCode::kUnavailable;
-      hint = "too many requests: try again in a minute";
-      break;
-    case 503:
-      code = ErrorCode::kUnavailable;
-      hint =
-          "the provider is not ready for this lease yet (its node may not have seen the "
-          "block): try again shortly";
-      break;
-    default:
-      code = r.status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInternal;
-      break;
-  }
+  ErrorCode code = r.status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInternal;
+  std::string_view hint;
+  for (const auto& m : kStatusMeanings)
+    if (m.status == r.status) {
+      code = m.code;
+      hint = m.hint;
+    }
   FailCommand(code, what + ": the provider answered " + std::to_string(r.status) +
                         (said.empty() ? "" : ": " + said) +
-                        (hint.empty() ? "" : " (" + hint + ")"));
+                        (hint.empty() ? "" : " (" + std::string(hint) + ")"));
 }
 
 /// The answer of a request that must succeed with `ok_status`.
