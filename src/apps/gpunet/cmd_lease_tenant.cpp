@@ -508,8 +508,11 @@ void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::
                     const std::string& dest) {
   const std::string part = dest + ".part";
   std::error_code ec;
-  if (const fs::path parent = fs::path(dest).parent_path(); !parent.empty())
+  if (const fs::path parent = fs::path(dest).parent_path(); !parent.empty()) {
     fs::create_directories(parent, ec);
+    if (ec)
+      FailCommand(ErrorCode::kIo, "cannot make folder " + parent.string() + ": " + ec.message());
+  }
   uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
   std::ofstream out(part, std::ios::binary | std::ios::app);
   if (!out) FailCommand(ErrorCode::kIo, "cannot write " + part);
