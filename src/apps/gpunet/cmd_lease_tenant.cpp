@@ -360,9 +360,9 @@ void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t le
   std::ifstream in(f.local, std::ios::binary);
   if (!in) FailCommand(ErrorCode::kIo, "cannot open " + f.local);
   int retries_left = 5;
-  uint64_t offset =
-      OrFail(client::UploadResumeOffset(f.size, RemoteSize(tenant, lease_id, f.remote)), f.remote);
-  if (offset == f.size && f.size > 0) {
+  const std::optional<uint64_t> remote = RemoteSize(tenant, lease_id, f.remote);
+  uint64_t offset = OrFail(client::UploadResumeOffset(f.size, remote), f.remote);
+  if (remote && *remote == f.size) {  // an empty file too: it exists, and O_EXCL would refuse it
     if (!g.Json()) std::cerr << f.remote << ": already there (" << Mib(f.size) << ")" << std::endl;
     return;
   }
@@ -459,7 +459,8 @@ void RunLogs(const GlobalOptions& g, const TenantArgs& a) {
     const bool ended = r.Header("Gpunet-Ended").value_or("0") == "1";
     if (ended && r.body.empty()) return false;
     if (a.follow) return true;
-    return r.body.size() == client::kLogsBytesPerRequest;  // more to page through
+    // Page on until caught up: a provider may send less than asked with more to come.
+    return !r.body.empty() && !ended;
   });
 }
 

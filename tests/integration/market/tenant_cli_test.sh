@@ -80,13 +80,14 @@ requests | tail -1 | grep -qF '"body": "{\"DB_PASSWORD\":\"p@ss w\\\"d\",\"HF_TO
 mkdir -p "$WORK/data/sub"
 head -c $((8 * 1024 * 1024 + 100000)) /dev/urandom >"$WORK/data/big.bin"
 printf 'small' >"$WORK/data/sub/a b.txt"
+: >"$WORK/data/empty"
 echo $((8 * 1024 * 1024)) >"$WORK/api/drop_put_at"
 g lease upload "$lease" "$WORK/data" in --from tenant >"$WORK/up.out" 2>"$WORK/up.err" || { fail "lease upload"; cat "$WORK/up.err" >&2; }
 grep -q "asking where to resume" "$WORK/up.err" || fail "upload: the cut chunk was not resumed"
 $PY - "$WORK/api/files.json" "$WORK/data" <<'PY' || fail "upload: the provider's bytes differ"
 import hashlib, json, sys
 got = json.load(open(sys.argv[1]))
-want = {"in/big.bin": "big.bin", "in/sub/a b.txt": "sub/a b.txt"}
+want = {"in/big.bin": "big.bin", "in/sub/a b.txt": "sub/a b.txt", "in/empty": "empty"}
 for remote, local in want.items():
     if got.get(remote) != hashlib.sha256(open(sys.argv[2] + "/" + local, "rb").read()).hexdigest():
         sys.exit("%s differs" % remote)
