@@ -1,5 +1,6 @@
 #include "runtime/cgroup.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,7 +60,36 @@ std::vector<pid_t> ReadPids(const std::string& procs) {
   return out;
 }
 
+/// `dir` and every cgroup below it, parents before children. A podman workload's
+/// container and conmon live in child cgroups of the workload's (libpod-<id>, conmon).
+std::vector<std::string> CgroupTree(const std::string& dir) {
+  std::vector<std::string> out = {dir};
+  for (size_t i = 0; i < out.size() && out.size() < 4096; ++i) {
+    DIR* d = ::opendir(out[i].c_str());
+    if (!d) continue;
+    while (dirent* e = ::readdir(d))
+      if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
+          std::strcmp(e->d_name, "..") != 0)
+        out.push_back(out[i] + "/" + e->d_name);
+    ::closedir(d);
+  }
+  return out;
+}
+
 }  // namespace
+
+void RemoveCgroupPathEverywhere(const std::string& relative) {
+  GPUNET_CHECK(!relative.empty() && relative[0] == '/' && relative.find("..") == std::string::npos);
+  auto mounts = ReadFileToString("/proc/self/mounts");
+  if (!mounts) return;
+  std::istringstream in(*mounts);
+  for (std::string line; std::getline(in, line);) {
+    auto f = Split(line, ' ');
+    if (f.size() < 3 || (f[2] != "cgroup" && f[2] != "cgroup2")) continue;
+    auto tree = CgroupTree(f[1] + relative);
+    for (auto it = tree.rbegin(); it != tree.rend(); ++it) (void)::rmdir(it->c_str());
+  }
+}
 
 std::map<std::string, std::string> DefaultCgroupParents(const HostCapabilities& caps) {
   std::map<std::string, std::string> parents;
@@ -235,7 +265,20 @@ std::string WorkloadCgroups::ProcsSource() const {
 
 std::vector<pid_t> WorkloadCgroups::WorkloadPids() const {
   std::string src = ProcsSource();
-  return src.empty() ? std::vector<pid_t>{} : ReadPids(src);
+  if (src.empty()) return {};
+  std::vector<pid_t> out;
+  const std::string dir = src.substr(0, src.size() - std::strlen("/cgroup.procs"));
+  for (const auto& d : CgroupTree(dir)) {
+    auto pids = ReadPids(d + "/cgroup.procs");
+    out.insert(out.end(), pids.begin(), pids.end());
+  }
+  return out;
+}
+
+std::string WorkloadCgroups::Relative(const std::string& key, const std::string& leaf) const {
+  auto it = m_parents.find(key);
+  GPUNET_CHECK(it != m_parents.end());
+  return it->second + "/" + m_id + (leaf.empty() ? "" : "/" + leaf);
 }
 
 base::Status WorkloadCgroups::KillWorkload() const {
@@ -290,6 +333,11 @@ CgroupCounters WorkloadCgroups::Counters() const {
 base::Status WorkloadCgroups::Remove() const {
   std::string failed;
   for (const auto& key : Keys()) {
+    // Children (a podman container's libpod-<id> and conmon cgroups) deepest first.
+    auto below = CgroupTree(Dir(key, "workload"));
+    for (auto it = below.rbegin(); it != below.rend() && it + 1 != below.rend(); ++it)
+      if (::rmdir(it->c_str()) != 0 && errno != ENOENT)
+        failed += " " + *it + " (" + std::strerror(errno) + ")";
     for (const char* leaf : {"workload", "supervisor", ""}) {
       std::string d = Dir(key, leaf);
       if (::rmdir(d.c_str()) != 0 && errno != ENOENT)

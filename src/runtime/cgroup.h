@@ -22,7 +22,10 @@ namespace gpunet::runtime {
 struct CgroupCounters {
   uint64_t oom_kills = 0;       ///< v1 memory.oom_control oom_kill / v2 memory.events oom_kill
   uint64_t memory_failcnt = 0;  ///< v1 memory.failcnt (allocations that hit the limit)
-  uint64_t pids_max_hits = 0;   ///< pids.events "max": forks refused at the pids limit
+  /// pids.events "max": forks refused at the pids limit. A podman workload on cgroup
+  /// v1 has the count on its container's cgroup, gone at the end: 1 when the peak
+  /// (pids.peak) reached the limit.
+  uint64_t pids_max_hits = 0;
 };
 
 /// Key under which the v2 parent path is stored in a parents map.
@@ -30,6 +33,11 @@ inline constexpr const char* kCgroupV2Key = "unified";
 
 /// The default parent per hierarchy: this process's own cgroup + "/gpunet".
 std::map<std::string, std::string> DefaultCgroupParents(const HostCapabilities& caps);
+
+/// Removes the empty cgroups at `relative` (and below) in every mounted hierarchy.
+/// podman and runc create a container's cgroup path in each, those the runtime does
+/// not limit with included (blkio, cpuset, name=systemd, a hybrid host's v2 tree).
+void RemoveCgroupPathEverywhere(const std::string& relative);
 
 class WorkloadCgroups {
  public:
@@ -46,16 +54,19 @@ class WorkloadCgroups {
                            std::vector<std::string>* unenforced);
   base::Status AddWorkload(pid_t pid) const { return Add(pid, "workload"); }
   base::Status AddSupervisor(pid_t pid) const { return Add(pid, "supervisor"); }
-  /// Every pid in the workload cgroup (host pid namespace view).
+  /// Every pid in the workload cgroup and the cgroups below it (host pid namespace view).
   std::vector<pid_t> WorkloadPids() const;
   /// Kills every process of the workload: v2 cgroup.kill, else freeze, SIGKILL, thaw,
   /// repeated until the cgroup is empty (a fork racing the kill is caught frozen).
   base::Status KillWorkload() const;
   CgroupCounters Counters() const;
-  /// Removes the workload's cgroups. The calling process must not be inside them.
+  /// Removes the workload's cgroups, and any below them. The calling process must not
+  /// be inside them.
   base::Status Remove() const;
   /// The directory of `leaf` in hierarchy `key` ("memory", ..., or kCgroupV2Key).
   std::string Dir(const std::string& key, const std::string& leaf) const;
+  /// `leaf`'s path relative to the root of hierarchy `key` (podman's --cgroup-parent).
+  std::string Relative(const std::string& key, const std::string& leaf) const;
   /// Hierarchies in use: v1 controller names and/or kCgroupV2Key.
   std::vector<std::string> Keys() const;
 

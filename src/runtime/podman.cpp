@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -456,13 +457,21 @@ std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
                                                    const std::string& env_file,
                                                    const std::string& outputs_dir,
                                                    const std::string& run_dir) const {
+  return CreateArgs(spec, env_file,
+                    PodmanContainerPlan{.outputs_dir = outputs_dir, .run_dir = run_dir});
+}
+
+std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
+                                                   const std::string& env_file,
+                                                   const PodmanContainerPlan& plan) const {
   const Resources& res = spec.resources;
   std::string nofile = std::to_string(HardLimit(RLIMIT_NOFILE, 20000));
   std::string nproc = std::to_string(HardLimit(RLIMIT_NPROC, 32768));
+  const std::string chown = plan.chown_volumes ? ",U" : "";
   std::vector<std::string> a = {
       "create",
       "--name",
-      "gpunet-" + spec.id,
+      ContainerName(spec.id),
       "--pull=never",
       "--runtime",
       m_runc,
@@ -477,48 +486,64 @@ std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
       "--ulimit",
       "nproc=" + nproc + ":" + nproc,
       // Memory and pids limits live on the runtime's cgroup above the container (see
-      // LimitCgroup); the CPU quota is given to podman as well.
+      // LimitCgroup, and the workload cgroup of a supervised one); the CPU quota is
+      // given to podman as well.
       "--cgroup-parent",
-      m_options.cgroup_parent + "/" + spec.id,
+      plan.cgroup_parent.empty() ? m_options.cgroup_parent + "/" + spec.id : plan.cgroup_parent,
       "--pids-limit",
       "-1",
       "--cpus",
       CpusArg(res.cpu_millis),
       "--read-only",
-      "--tmpfs",
-      "/tmp:rw,nosuid,nodev,size=" + std::to_string(res.disk_bytes),
       "--shm-size",
       std::to_string(res.shm_bytes),
       // :U chowns the outputs dir to the container's root as mapped on the host.
       "--volume",
-      outputs_dir + ":/outputs:rw,U",
+      plan.outputs_dir + ":/outputs:rw" + chown,
       "--log-driver",
       "k8s-file",
       "--log-opt",
       "max-size=" + std::to_string(res.log_bytes_max),
   };
-  if (m_auto_userns) {
-    a.push_back("--userns=auto");
-  } else {
-    std::string map = "0:" + std::to_string(m_options.userns_base) + ":65536";
-    a.insert(a.end(), {"--uidmap", map, "--gidmap", map});
-  }
+  if (plan.tmp_dir.empty())
+    a.insert(a.end(), {"--tmpfs", "/tmp:rw,nosuid,nodev,size=" + std::to_string(res.disk_bytes)});
+  else
+    a.insert(a.end(), {"--volume", plan.tmp_dir + ":/tmp:rw" + chown});
+  if (!plan.work_dir.empty())
+    a.insert(a.end(), {"--volume", plan.work_dir + ":/work:rw" + chown, "--workdir", "/work"});
+  AppendUsersAndDevices(plan, &a);
   // The name service the network mode allows (network.h), not the host's resolver.
-  a.insert(a.end(), {"--volume", run_dir + "/resolv.conf:/etc/resolv.conf:ro"});
+  a.insert(a.end(), {"--volume", plan.run_dir + "/resolv.conf:/etc/resolv.conf:ro"});
   a.insert(a.end(), {"--env-host=false", "--env-file", env_file});
   a.push_back(spec.image);
   a.insert(a.end(), spec.command.begin(), spec.command.end());
   return a;
 }
 
-// Over 70 lines: create, network, start and removal of one
-// container under a single cleanup guard; the order is the security argument
-// NOLINTNEXTLINE(readability-function-size)
-base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
-                                            const std::vector<std::string>& env,
-                                            const std::string& outputs_dir,
-                                            const std::string& run_dir,
-                                            const PodmanOutputSink& sink) const {
+void PodmanBackend::AppendUsersAndDevices(const PodmanContainerPlan& plan,
+                                          std::vector<std::string>* args) const {
+  auto& a = *args;
+  if (m_auto_userns) {
+    a.push_back("--userns=auto");
+  } else {
+    const uint32_t base = plan.userns_base != 0 ? plan.userns_base : m_options.userns_base;
+    std::string map = "0:" + std::to_string(base) + ":65536";
+    a.insert(a.end(), {"--uidmap", map, "--gidmap", map});
+  }
+  // Exactly the workload's GPUs. --device in a user namespace makes runc bind the
+  // node at the host path equal to the path inside (/dev/nvidiaN only), and podman 4.3
+  // drops --device-cgroup-rule there: with bind_devices the nodes are bound and the
+  // caller allows them in the container's v1 device cgroup (AllowDevices).
+  for (const auto& [host, inside] : plan.devices) {
+    if (plan.bind_devices)
+      a.insert(a.end(), {"--volume", host + ":" + inside + ":rw,dev"});
+    else
+      a.insert(a.end(), {"--device", host + ":" + inside + ":rwm"});
+  }
+  for (const auto& file : plan.ro_files) a.insert(a.end(), {"--volume", file + ":" + file + ":ro"});
+}
+
+base::Status PodmanBackend::CheckSpec(const WorkloadSpec& spec) const {
   if (spec.image.empty())
     return Fail(ErrorCode::kInvalidArgument, "podman: the spec names no image");
   if (!IsImageReference(spec.image))
@@ -530,9 +555,6 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
                     "it as an option or an image from outside its store");
   // The id names the container and its cgroup path: the runtime's one id rule.
   if (auto valid = ValidateWorkloadId(spec.id); !valid) return base::Wrap(valid.error(), "podman");
-  if (!spec.gpu_uuids.empty())
-    return Fail(ErrorCode::kUnsupported,
-                "podman: GPUs are not supported by the podman backend yet; use the sandbox");
   if (auto valid = ValidateWorkloadStrings(spec); !valid)
     return base::Wrap(valid.error(), "podman");
   GPUNET_TRY(ValidateNetworkSpec(spec));
@@ -540,26 +562,26 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
     return Fail(ErrorCode::kNotFound,
                 "podman: image " + spec.image +
                     " is not in the local store (images are never pulled: podman load/import it)");
+  return base::Ok();
+}
 
-  LimitCgroup cgroup(m_options.cgroup_parent + "/" + spec.id);
-  std::vector<std::string> missing;
-  GPUNET_TRY(cgroup.Create(spec.resources, spec.allow_unenforced_limits, &missing));
-
+base::Result<pid_t> PodmanBackend::CreateContainer(const WorkloadSpec& spec,
+                                                   const std::vector<std::string>& env,
+                                                   const PodmanContainerPlan& plan) const {
   const std::string& podman = m_options.podman;
-  std::string name = "gpunet-" + spec.id;
-  auto env_p = PodmanEnv();
-  // Whatever happens from here on, the container goes away before we return.
-  auto remove = [&] { (void)RunProcess({podman, "rm", "--force", "--time", "0", name}, env_p); };
+  const std::string name = ContainerName(spec.id);
+  const auto env_p = PodmanEnv();
+  auto remove = [&] { (void)RemoveContainer(spec.id); };
   if (auto written =
-          base::WriteFileAtomic(run_dir + "/resolv.conf", SandboxResolvConf(spec.network),
+          base::WriteFileAtomic(plan.run_dir + "/resolv.conf", SandboxResolvConf(spec.network),
                                 {.mode = 0644, .if_exists = {}, .before_commit = {}});
       !written)
     return base::Wrap(written.error(), "podman");
   // podman copies the variables into the container's configuration (in its root-only
   // store) at create: the file lives only as long as that.
-  const std::string env_file = run_dir + "/env";
+  const std::string env_file = plan.run_dir + "/env";
   GPUNET_TRY(WritePodmanEnvFile(env_file, env));
-  std::vector<std::string> create = CreateArgs(spec, env_file, outputs_dir, run_dir);
+  std::vector<std::string> create = CreateArgs(spec, env_file, plan);
   create.insert(create.begin(), podman);
   auto created = RunProcess(create, env_p);
   // The tenant's variables must not outlive the create: a file left behind is an error.
@@ -575,39 +597,131 @@ base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
                                                                          : ErrorCode::kIo,
                 "podman create failed: " + Trim(created->err));
   }
-  std::unique_ptr<void, std::function<void(void*)>> guard(reinterpret_cast<void*>(1),
-                                                          [&](void*) { remove(); });
-
   // init: runc creates the container process in its namespaces but holds the
   // command back, so the network is in place before anything of the tenant runs.
   auto init = RunProcess({podman, "init", name}, env_p);
-  if (!init) return std::unexpected(init.error());
-  if (init->exit_code != 0) return Fail(ErrorCode::kIo, "podman init failed: " + Trim(init->err));
-  auto inspect = RunProcess({podman, "inspect", "--format", "{{.State.Pid}}", name}, env_p);
-  if (!inspect) return std::unexpected(inspect.error());
-  pid_t pid = static_cast<pid_t>(std::strtol(inspect->out.c_str(), nullptr, 10));
-  if (inspect->exit_code != 0 || pid <= 0)
+  auto inspect = init && init->exit_code == 0
+                     ? RunProcess({podman, "inspect", "--format", "{{.State.Pid}}", name}, env_p)
+                     : base::Result<ProcessResult>(ProcessResult{});
+  const pid_t pid =
+      inspect ? static_cast<pid_t>(std::strtol(inspect->out.c_str(), nullptr, 10)) : 0;
+  if (!init || init->exit_code != 0 || !inspect || inspect->exit_code != 0 || pid <= 0) {
+    remove();
+    if (!init) return std::unexpected(init.error());
+    if (init->exit_code != 0) return Fail(ErrorCode::kIo, "podman init failed: " + Trim(init->err));
+    if (!inspect) return std::unexpected(inspect.error());
     return Fail(ErrorCode::kIo, "podman: cannot read the container's pid: " + Trim(inspect->err));
-  auto network = AttachNetwork(spec, pid, run_dir);
+  }
+  return pid;
+}
+
+base::Status AllowDevicesInContainer(pid_t container_pid, const std::vector<std::string>& rules,
+                                     const std::map<std::string, std::string>& v1_mounts) {
+  auto mount = v1_mounts.find("devices");
+  if (mount == v1_mounts.end())
+    return Fail(ErrorCode::kUnsupported, "podman: no v1 devices hierarchy to allow GPUs in");
+  auto text = ReadFileToString("/proc/" + std::to_string(container_pid) + "/cgroup");
+  if (!text) return std::unexpected(text.error());
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    bool devices = false;
+    for (const auto& c : Split(line.substr(a + 1, b - a - 1), ',')) devices |= c == "devices";
+    if (!devices) continue;
+    const std::string dir = mount->second + line.substr(b + 1);
+    for (const auto& rule : rules) GPUNET_TRY(WriteStringToFile(dir + "/devices.allow", rule));
+    return base::Ok();
+  }
+  return Fail(ErrorCode::kNotFound, "podman: the container is in no v1 devices cgroup");
+}
+
+std::vector<std::string> PodmanBackend::StartArgv(const std::string& id) const {
+  return {m_options.podman, "start", "--attach", ContainerName(id)};
+}
+
+base::Result<PodmanState> PodmanBackend::State(const std::string& id) const {
+  auto r = RunProcess({m_options.podman, "inspect", "--format",
+                       "{{.State.ExitCode}} {{.State.OOMKilled}}", ContainerName(id)},
+                      PodmanEnv());
+  if (!r) return std::unexpected(r.error());
+  PodmanState state;
+  std::istringstream ss(r->out);
+  std::string oom_word;
+  if (r->exit_code != 0 || !(ss >> state.exit_code >> oom_word))
+    return Fail(ErrorCode::kIo, "podman inspect " + ContainerName(id) + ": " + Trim(r->err));
+  state.oom_killed = oom_word == "true";
+  return state;
+}
+
+base::Status PodmanBackend::RemoveContainer(const std::string& id) const {
+  // conmon runs `podman container cleanup` as its container exits; an rm racing it can
+  // find the container's shm mount still busy ("device or resource busy"): try again.
+  constexpr int kAttempts = 5;
+  std::string last;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    if (attempt > 0) SleepMs(50 * attempt);
+    auto r = RunProcess(
+        {m_options.podman, "rm", "--force", "--ignore", "--time", "0", ContainerName(id)},
+        PodmanEnv());
+    if (!r) return std::unexpected(r.error());
+    if (r->exit_code == 0) return base::Ok();
+    last = Trim(r->err);
+  }
+  return Fail(ErrorCode::kIo, "podman rm " + ContainerName(id) + ": " + last);
+}
+
+base::Result<std::vector<PodmanImage>> PodmanBackend::ListImages() const {
+  auto r = RunProcess({m_options.podman, "images", "--noheading", "--no-trunc", "--format",
+                       "{{.Repository}}:{{.Tag}} {{.ID}}"},
+                      PodmanEnv());
+  if (!r) return std::unexpected(r.error());
+  if (r->exit_code != 0) return Fail(ErrorCode::kIo, "podman images: " + Trim(r->err));
+  std::vector<PodmanImage> out;
+  std::istringstream in(r->out);
+  for (std::string name, id; in >> name >> id;) {
+    if (id.starts_with("sha256:")) id = id.substr(7);
+    out.push_back({name == "<none>:<none>" ? "" : name, id});
+  }
+  return out;
+}
+
+base::Result<PodmanExit> PodmanBackend::Run(const WorkloadSpec& spec,
+                                            const std::vector<std::string>& env,
+                                            const std::string& outputs_dir,
+                                            const std::string& run_dir,
+                                            const PodmanOutputSink& sink) const {
+  GPUNET_TRY(CheckSpec(spec));
+  if (!spec.gpu_uuids.empty())
+    return Fail(ErrorCode::kUnsupported,
+                "podman: Run gives no GPUs; start the workload through Runtime::Start");
+  LimitCgroup cgroup(m_options.cgroup_parent + "/" + spec.id);
+  std::vector<std::string> missing;
+  GPUNET_TRY(cgroup.Create(spec.resources, spec.allow_unenforced_limits, &missing));
+
+  auto pid = CreateContainer(spec, env, {.outputs_dir = outputs_dir, .run_dir = run_dir});
+  if (!pid) return std::unexpected(pid.error());
+  // Whatever happens from here on, the container goes away before we return.
+  std::unique_ptr<void, std::function<void(void*)>> guard(
+      reinterpret_cast<void*>(1), [&](void*) { (void)RemoveContainer(spec.id); });
+  auto network = AttachNetwork(spec, *pid, run_dir);
   if (!network) return base::Wrap(network.error(), "podman");
 
-  auto started = RunProcess({podman, "start", "--attach", name}, env_p, &sink);
+  auto started = RunProcess(StartArgv(spec.id), PodmanEnv(), &sink);
   if (!started) return std::unexpected(started.error());
-  auto state = RunProcess(
-      {podman, "inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name}, env_p);
+  auto state = State(spec.id);
   network->reset();
 
   PodmanExit exit;
-  std::istringstream ss(state ? state->out : "");
-  std::string oom_word;
-  if (!(ss >> exit.exit_code >> oom_word)) {
+  if (!state) {
     exit.exit_code = started->exit_code;
     exit.end = PodmanEnd::kStartFailed;
     exit.message = "podman start failed (exit " + std::to_string(started->exit_code) + ")";
     return exit;
   }
+  exit.exit_code = state->exit_code;
   auto [oom, pids_hit] = cgroup.Counters(spec.resources);
-  if (oom_word == "true") oom = true;
+  if (state->oom_killed) oom = true;
   if (exit.exit_code == 128 + SIGKILL && oom) {
     exit.end = PodmanEnd::kOutOfMemory;
     exit.message =

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,40 @@ struct PodmanExit {
   std::string message;  ///< one line for people
 };
 
+/// How the container of a workload is laid out. The one-shot PodmanBackend::Run fills
+/// outputs_dir and run_dir; the supervisor of Runtime::Start (Backend::kPodman) fills
+/// it all, so a podman workload gets what a sandbox one does: /work, /outputs and /tmp
+/// on its quota disk, its cgroup (with the limits) as parent, its GPUs' device nodes.
+struct PodmanContainerPlan {
+  std::string outputs_dir;    ///< bound at /outputs
+  std::string work_dir;       ///< bound at /work, the working directory; "" = none
+  std::string tmp_dir;        ///< bound at /tmp; "" = a tmpfs of disk_bytes
+  std::string run_dir;        ///< private dir: resolv.conf and the env file
+  std::string cgroup_parent;  ///< relative cgroup path; "" = options' cgroup_parent/<id>
+  uint32_t userns_base = 0;   ///< base of the fixed mapping; 0 = the options' userns_base
+  /// ":U" on the volumes: podman chowns them to the container's root as mapped on the
+  /// host. Not needed when the caller made them for that uid (fixed mapping).
+  bool chown_volumes = true;
+  std::vector<std::pair<std::string, std::string>> devices;  ///< host node -> path inside
+  /// Bind the device nodes (any host path) and leave allowing them to the caller
+  /// (AllowDevicesInContainer, cgroup v1), rather than --device (host path = path
+  /// inside, device cgroup by runc).
+  bool bind_devices = false;
+  std::vector<std::string> ro_files;  ///< host files bound read-only at the same path
+};
+
+/// An image of podman's local store.
+struct PodmanImage {
+  std::string name;  ///< repository:tag, or "" for an image without a name
+  std::string id;    ///< image id (hex)
+};
+
+/// How a container ended, as podman recorded it.
+struct PodmanState {
+  int exit_code = 0;  ///< shell style
+  bool oom_killed = false;
+};
+
 /// Stream name ("stdout"/"stderr") and bytes, as the container writes them.
 using PodmanOutputSink = std::function<void(std::string_view stream, std::string_view data)>;
 
@@ -80,6 +115,30 @@ class PodmanBackend {
   std::vector<std::string> CreateArgs(const WorkloadSpec& spec, const std::string& env_file,
                                       const std::string& outputs_dir,
                                       const std::string& run_dir) const;
+  /// The same for a full plan.
+  std::vector<std::string> CreateArgs(const WorkloadSpec& spec, const std::string& env_file,
+                                      const PodmanContainerPlan& plan) const;
+
+  /// What a podman workload must pass before anything is created: an image reference
+  /// (IsImageReference) that is in the local store, the id, the strings, the network.
+  base::Status CheckSpec(const WorkloadSpec& spec) const;
+  /// Creates the container and has runc create its process without starting the
+  /// command (`podman create` + `podman init`), so that the caller can attach the
+  /// network first; returns that process's host pid. The env file lives only for the
+  /// create. On failure nothing is left (the container is removed).
+  base::Result<pid_t> CreateContainer(const WorkloadSpec& spec, const std::vector<std::string>& env,
+                                      const PodmanContainerPlan& plan) const;
+  /// argv that starts the created container and streams its stdout/stderr until it
+  /// ends (`podman start --attach`); its exit code is the container's.
+  std::vector<std::string> StartArgv(const std::string& id) const;
+  /// How the container of workload `id` ended (`podman inspect`).
+  base::Result<PodmanState> State(const std::string& id) const;
+  /// Removes the container of workload `id`, killing it if it runs; ok when none.
+  base::Status RemoveContainer(const std::string& id) const;
+  /// The images of the local store (`podman images`), never pulled.
+  base::Result<std::vector<PodmanImage>> ListImages() const;
+  /// "gpunet-<id>": the container of workload `id`.
+  static std::string ContainerName(const std::string& id) { return "gpunet-" + id; }
 
   /// Runs a workload to its end: limits cgroup, create, init, network attach, start
   /// (output streamed to `sink`), exit reason from the limit cgroup's counters, then
@@ -98,10 +157,19 @@ class PodmanBackend {
   const PodmanOptions& Options() const { return m_options; }
 
  private:
+  /// The user namespace mapping, GPU nodes and driver files of CreateArgs.
+  void AppendUsersAndDevices(const PodmanContainerPlan& plan, std::vector<std::string>* args) const;
+
   PodmanOptions m_options;
   std::string m_runc;
   bool m_auto_userns = false;
 };
+
+/// Writes the v1 device `rules` ("c 195:0 rwm") into the devices cgroup of the created
+/// container whose first process is `container_pid`, before its command starts: how a
+/// supervised container gets the GPU nodes bound with PodmanContainerPlan::bind_devices.
+base::Status AllowDevicesInContainer(pid_t container_pid, const std::vector<std::string>& rules,
+                                     const std::map<std::string, std::string>& v1_mounts);
 
 /// Whether `image` may go on podman's command line as the tenant's image: a letter or
 /// digit, then [A-Za-z0-9._/:@-], at most 255 (never an option); no transport prefix

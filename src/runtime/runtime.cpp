@@ -59,19 +59,34 @@ bool IsEnvName(const std::string& k) {
       k, [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
-/// The supervisor's pid when it is still the same process that wrote the pid file;
-/// 0 when there is none. A pid file that is a link, or not root's, is refused: Stop
-/// signals the pid it names.
-base::Result<pid_t> LiveSupervisor(const state_files::StateDir& run) {
+struct SupervisorProcess {
+  pid_t pid = 0;  ///< 0: none (never started, or ended)
+  uint64_t start_time = 0;
+};
+
+/// The supervisor when it is still the same process that wrote the pid file and has
+/// not ended (a zombie has: its status is written, its teardown done); pid 0 when
+/// there is none. A pid file that is a link, or not root's, is refused: Stop signals
+/// the pid it names.
+base::Result<SupervisorProcess> ReadSupervisor(const state_files::StateDir& run) {
   auto text = run.Read(state_files::kPidFile);
   if (!text) {
-    if (text.error().code == ErrorCode::kNotFound) return 0;
+    if (text.error().code == ErrorCode::kNotFound) return SupervisorProcess{};
     return std::unexpected(text.error());
   }
   long pid = 0;
   unsigned long long start = 0;
-  if (std::sscanf(text->c_str(), "%ld %llu", &pid, &start) != 2 || pid <= 0) return 0;
-  return ProcessStartTime(static_cast<pid_t>(pid)) == start ? static_cast<pid_t>(pid) : 0;
+  if (std::sscanf(text->c_str(), "%ld %llu", &pid, &start) != 2 || pid <= 0)
+    return SupervisorProcess{};
+  const auto p = static_cast<pid_t>(pid);
+  if (ProcessStartTime(p) != start || ProcessEnded(p)) return SupervisorProcess{};
+  return SupervisorProcess{p, start};
+}
+
+base::Result<pid_t> LiveSupervisor(const state_files::StateDir& run) {
+  auto s = ReadSupervisor(run);
+  if (!s) return std::unexpected(s.error());
+  return s->pid;
 }
 
 /// Opens the workload's run dir: the id checked, the state tree checked on the way.
@@ -109,6 +124,28 @@ base::Result<std::optional<ExitStatus>> ReadStatus(const state_files::StateDir& 
   auto s = state_files::StatusFromJson(*text);
   if (!s) return std::unexpected(s.error());
   return std::optional<ExitStatus>(*s);
+}
+
+/// podman nests a container under one --cgroup-parent path in every v1 hierarchy, but
+/// the caller may sit in different cgroups per controller (the build host's memory
+/// cgroup is its own): the default parents then become the path most controllers
+/// share, in each v1 hierarchy.
+void UniteV1Parents(std::map<std::string, std::string>* parents) {
+  std::map<std::string, int> count;
+  for (const auto& [key, path] : *parents)
+    if (key != kCgroupV2Key) ++count[path];
+  if (count.size() < 2) return;
+  const auto common = std::ranges::max_element(
+      count, [](const auto& a, const auto& b) { return a.second < b.second; });
+  for (auto& [key, path] : *parents)
+    if (key != kCgroupV2Key) path = common->first;
+}
+
+/// The container of a podman workload whose supervisor is gone (killed): conmon keeps
+/// it running, so it is removed through podman before the cgroups are swept.
+void RemoveLostContainer(const PodmanOptions& options, const std::string& id) {
+  if (!PodmanUnavailableReason().empty()) return;
+  if (auto backend = PodmanBackend::Create(options)) (void)backend->RemoveContainer(id);
 }
 
 base::Status RemoveTree(const std::string& path) {
@@ -208,10 +245,26 @@ base::Status ValidateWorkloadStrings(const WorkloadSpec& spec) {
 
 base::Status ValidateSpec(const WorkloadSpec& spec) {
   GPUNET_TRY(ValidateWorkloadId(spec.id));
-  if (spec.backend != Backend::kSandbox)
-    return Fail(ErrorCode::kUnsupported,
-                "this runtime starts sandbox workloads; use the podman backend for images");
-  if (spec.command.empty() || spec.command[0].empty())
+  if (spec.backend == Backend::kPodman) {
+    if (spec.image.empty())
+      return Fail(ErrorCode::kInvalidArgument,
+                  "a podman workload needs an image (its environment)");
+    if (!IsImageReference(spec.image))
+      return Fail(ErrorCode::kInvalidArgument,
+                  "image '" + state_files::Printable(spec.image) +
+                      "' is not the name of an image in podman's local store");
+    // podman's env file holds one variable a line.
+    for (const auto& [k, v] : spec.env)
+      if (v.find_first_of("\n\r") != std::string::npos)
+        return Fail(ErrorCode::kInvalidArgument,
+                    "the value of environment variable " + k +
+                        " holds a line break, which the podman backend cannot pass; remove it");
+  } else if (spec.backend != Backend::kSandbox) {
+    return Fail(ErrorCode::kInvalidArgument, "unknown backend");
+  }
+  // A podman workload without a command runs its image's own (CMD/ENTRYPOINT).
+  if ((spec.backend == Backend::kSandbox && spec.command.empty()) ||
+      (!spec.command.empty() && spec.command[0].empty()))
     return Fail(ErrorCode::kInvalidArgument, "workload has no command");
   if (spec.command.size() > kArgsMax)
     return Fail(ErrorCode::kLimitExceeded, "more than 4096 command arguments");
@@ -236,6 +289,8 @@ base::Status ValidateSpec(const WorkloadSpec& spec) {
   if (r.disk_bytes < (8ull << 20)) return Fail(ErrorCode::kInvalidArgument, "disk quota below 8M");
   if (r.shm_bytes < 4096) return Fail(ErrorCode::kInvalidArgument, "/dev/shm size below 4K");
   if (r.log_bytes_max < 4096) return Fail(ErrorCode::kInvalidArgument, "log cap below 4K");
+  if (spec.stop_grace_ms > kStopGraceMsMax)
+    return Fail(ErrorCode::kInvalidArgument, "stop grace above 300 s");
   return ValidateNetworkSpec(spec);
 }
 
@@ -294,11 +349,15 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
       !existing && existing.error().code != ErrorCode::kNotFound)
     return std::unexpected(existing.error());
   HostCapabilities caps = Probe();
-  if (caps.bwrap.empty())
+  if (spec.backend == Backend::kPodman) {
+    if (auto why = PodmanUnavailableReason(); !why.empty())
+      return Fail(ErrorCode::kUnsupported, "the podman backend cannot run here: " + why);
+  } else if (caps.bwrap.empty()) {
     return Fail(ErrorCode::kUnsupported, "bwrap not found: apt-get install bubblewrap");
-  if (!caps.user_namespaces)
+  } else if (!caps.user_namespaces) {
     return Fail(ErrorCode::kUnsupported,
                 "user namespaces are not available (" + caps.user_namespaces_detail + ")");
+  }
   auto missing = UnenforceableLimits(caps, spec);
   if (!missing.empty() && !spec.allow_unenforced_limits) {
     std::string msg = "this host cannot enforce:";
@@ -307,7 +366,10 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
     return Fail(ErrorCode::kUnsupported, msg);
   }
   RuntimeOptions resolved = m_options;
-  if (resolved.cgroup_parents.empty()) resolved.cgroup_parents = DefaultCgroupParents(caps);
+  if (resolved.cgroup_parents.empty()) {
+    resolved.cgroup_parents = DefaultCgroupParents(caps);
+    if (spec.backend == Backend::kPodman) UniteV1Parents(&resolved.cgroup_parents);
+  }
 
   auto run = MakeRunDir(m_options.state_dir, spec.id);
   if (!run) return std::unexpected(run.error());
@@ -437,9 +499,17 @@ base::Result<ExitStatus> Runtime::Wait(const std::string& id, int64_t timeout_ms
     auto p = Poll(id);
     if (!p) return std::unexpected(p.error());
     if (p->has_value()) return **p;
-    if (SystemClock::Instance().MonotonicMs() >= deadline)
-      return Fail(ErrorCode::kTimeout, "workload " + id + " still running");
-    SleepMs(20);
+    const int64_t now = SystemClock::Instance().MonotonicMs();
+    if (now >= deadline) return Fail(ErrorCode::kTimeout, "workload " + id + " still running");
+    // The supervisor writes status.json last and then exits: wait for its end (a pidfd,
+    // no polling), at most a second at a time.
+    auto run = OpenRun(m_options, id);
+    if (!run) return std::unexpected(run.error());
+    auto sup = ReadSupervisor(*run);
+    if (!sup) return std::unexpected(sup.error());
+    if (sup->pid == 0 ||
+        !WaitProcessEnd(sup->pid, sup->start_time, std::min<int64_t>(deadline - now, 1000)))
+      SleepMs(1);
   }
 }
 
@@ -525,23 +595,36 @@ base::Status Runtime::Remove(const std::string& id) const {
   if (!info) return std::unexpected(info.error());
   auto run = OpenRun(m_options, id);
   if (!run) return std::unexpected(run.error());
-  if (info->supervisor_pid != 0) {
+  if (auto sup = ReadSupervisor(*run); sup && sup->pid != 0) {
     auto s = Stop(id);
     if (!s) return std::unexpected(s.error());
-    // Wait for the supervisor to finish its own teardown (cgroups, network).
-    for (int i = 0; i < 500 && LiveSupervisor(*run).value_or(0) != 0; ++i) SleepMs(10);
+    // Its status is written after its teardown (cgroups, network); its uid lock goes
+    // with its exit, right after.
+    (void)WaitProcessEnd(sup->pid, sup->start_time, 5000);
   }
   // A supervisor that died (or was killed) leaves its cgroups behind: clean them.
-  // The options name those cgroups: a forged file is refused, never used.
-  auto text = run->Read(state_files::kOptionsFile);
+  // The options name those cgroups: a forged file is refused, never used. One that
+  // wrote its status had finished its teardown: nothing to clean (and no host probe).
+  auto text = run->Has(state_files::kStatusFile)
+                  ? base::Result<std::string>(Fail(ErrorCode::kNotFound, "torn down"))
+                  : run->Read(state_files::kOptionsFile);
   if (!text && text.error().code != ErrorCode::kNotFound) return std::unexpected(text.error());
   if (text) {
     auto live = LiveSupervisor(*run);
     if (!live) return std::unexpected(live.error());
     if (auto opts = state_files::OptionsFromJson(*text); opts && *live == 0) {
+      // A podman container outlives its supervisor (conmon holds it): removed first.
+      auto spec_text = run->Read(state_files::kSpecFile);
+      auto spec = spec_text ? state_files::SpecFromJson(*spec_text)
+                            : base::Result<WorkloadSpec>(std::unexpected(spec_text.error()));
+      const bool podman = spec && spec->backend == Backend::kPodman;
+      if (podman) RemoveLostContainer(opts->podman, id);
       WorkloadCgroups cgroups(Probe(), opts->cgroup_parents, id);
       GPUNET_TRY(cgroups.KillWorkload());
       (void)cgroups.Remove();
+      if (podman)
+        for (const auto& key : cgroups.Keys())
+          RemoveCgroupPathEverywhere(cgroups.Relative(key, ""));
     }
   }
   GPUNET_TRY(UnmountQuotaFs(info->run_dir + "/" + state_files::kFsDir));
@@ -562,6 +645,37 @@ std::vector<std::string> Runtime::List() const {
     if (ValidateWorkloadId(e->d_name)) out.push_back(e->d_name);
   ::closedir(d);
   std::ranges::sort(out);
+  return out;
+}
+
+std::vector<Environment> Runtime::Environments(std::vector<std::string>* notes) const {
+  std::vector<Environment> out;
+  auto note = [&](std::string line) {
+    if (notes != nullptr) notes->push_back(std::move(line));
+  };
+  const HostCapabilities caps = Probe();
+  if (caps.bwrap.empty())
+    note("host: bwrap not found (apt-get install bubblewrap)");
+  else if (!caps.user_namespaces)
+    note("host: user namespaces are not available (" + caps.user_namespaces_detail + ")");
+  else
+    out.push_back({kHostEnvironment, Backend::kSandbox, ""});
+  if (auto why = PodmanUnavailableReason(); !why.empty()) {
+    note("podman images: " + why);
+    return out;
+  }
+  auto backend = PodmanBackend::Create(m_options.podman);
+  auto images = backend ? backend->ListImages()
+                        : base::Result<std::vector<PodmanImage>>(std::unexpected(backend.error()));
+  if (!images) {
+    note("podman images: " + images.error().message);
+    return out;
+  }
+  std::vector<Environment> listed;
+  for (const auto& image : *images)
+    listed.push_back({image.name.empty() ? image.id : image.name, Backend::kPodman, image.id});
+  std::ranges::sort(listed, {}, &Environment::name);
+  out.insert(out.end(), listed.begin(), listed.end());
   return out;
 }
 

@@ -24,6 +24,7 @@
 #include "base/result.h"
 #include "runtime/cgroup.h"
 #include "runtime/outputs.h"
+#include "runtime/podman.h"
 #include "runtime/spec.h"
 
 namespace gpunet::runtime {
@@ -51,7 +52,25 @@ struct RuntimeOptions {
   /// and for providers that must expose something more (a dataset, a device).
   std::vector<std::pair<std::string, std::string>> extra_ro_binds;
   std::vector<std::pair<std::string, std::string>> extra_dev_binds;
+  /// The podman backend (Backend::kPodman): podman binary, containers.conf dir,
+  /// storage.conf and, where /etc/subuid has no range for "containers", the base of
+  /// the fixed user namespace mappings: workload slot k (its uid - uid_first) maps
+  /// 0..65535 to userns_base + k * 65536. cgroup_parent is not used: a supervised
+  /// container nests under its workload's own cgroup, with the workload's limits.
+  PodmanOptions podman;
 };
+
+/// An environment this host can run a workload in (the tenant API's
+/// GET /environments): the bubblewrap sandbox over the host's own file system, or
+/// an image in podman's local store.
+struct Environment {
+  std::string name;  ///< "host", or the image's name as podman lists it (repo:tag)
+  Backend backend = Backend::kSandbox;
+  std::string id;  ///< podman's image id (sha256 hex); "" for the host
+};
+
+/// The environment name of the bubblewrap sandbox.
+inline constexpr const char* kHostEnvironment = "host";
 
 enum class ExitReason : uint8_t {
   kExited,          ///< the command exited by itself (any code)
@@ -79,6 +98,8 @@ struct WorkloadInfo {
   std::string work_dir;     ///< host path of /work inside (quota fs)
   std::string outputs_dir;  ///< host path of /outputs inside (read it with Outputs())
   pid_t supervisor_pid = 0;
+  /// The host uid the workload runs as (podman: its container root on the host with the
+  /// fixed mapping; with --userns=auto the uid slot it holds, podman picking the ids).
   uint32_t uid = 0;
   std::vector<PortSpec> ports;          ///< bound host ports (NetworkMode::kPorts)
   std::vector<std::string> unenforced;  ///< limits not enforced (allow_unenforced_limits)
@@ -127,12 +148,18 @@ class Runtime {
   /// following rotation, until the workload has ended and its logs are drained.
   using LogSink = std::function<void(std::string_view stream, std::string_view data)>;
   base::Result<ExitStatus> Follow(const std::string& id, const LogSink& sink) const;
-  /// Kills the workload (teardown by its supervisor) and waits for its status.
+  /// Stops the workload: SIGTERM, up to the spec's stop_grace_ms for it to end, then
+  /// its cgroup killed and torn down by its supervisor; waits for its status.
   base::Result<ExitStatus> Stop(const std::string& id) const;
   /// Stops the workload if it runs, then unmounts its disk and deletes its run dir.
   base::Status Remove(const std::string& id) const;
   /// Ids of all workloads with a run dir.
   std::vector<std::string> List() const;
+  /// What this host can run: "host" when bubblewrap and user namespaces are there,
+  /// then each image in podman's local store when podman can run (sorted by name;
+  /// an image without a name is listed by id). Never pulls, never fails for want of
+  /// podman: `notes` (when given) says why an environment is missing.
+  std::vector<Environment> Environments(std::vector<std::string>* notes = nullptr) const;
   /// Safe reader over the workload's outputs (openat2, never follows links).
   base::Result<OutputsReader> Outputs(const std::string& id) const;
 

@@ -19,7 +19,7 @@ enum class NetworkMode {
 
 enum class Backend {
   kSandbox,  ///< bubblewrap + cgroups (default)
-  kPodman,   ///< OCI image through podman + runc
+  kPodman,   ///< OCI image from podman's local store, through podman + runc
 };
 
 struct Resources {
@@ -36,6 +36,10 @@ struct PortSpec {
   uint16_t host_port = 0;       ///< port on the host's 127.0.0.1 (0 = pick a free one)
 };
 
+/// Stop's SIGTERM grace when the spec gives none, and the most a spec may ask for.
+inline constexpr uint32_t kStopGraceMsDefault = 1000;
+inline constexpr uint32_t kStopGraceMsMax = 300'000;
+
 struct WorkloadSpec {
   std::string id;  ///< unique per workload, [a-z0-9-], e.g. a lease id
   Backend backend = Backend::kSandbox;
@@ -46,6 +50,10 @@ struct WorkloadSpec {
   NetworkMode network = NetworkMode::kNone;
   std::vector<PortSpec> ports;         ///< with NetworkMode::kPorts
   std::vector<std::string> gpu_uuids;  ///< GPUs given to the workload, by UUID
+  /// Runtime::Stop sends SIGTERM (sandbox: every process of the workload; podman: the
+  /// container's first process, as `podman stop` does), waits up to this long for the
+  /// workload to end, then kills its cgroup (docs/sandbox.md, "Stop and teardown").
+  uint32_t stop_grace_ms = kStopGraceMsDefault;
   /// When limits cannot be enforced on this host the runtime refuses to start,
   /// unless this is set (and then it says which limits are missing).
   bool allow_unenforced_limits = false;

@@ -53,6 +53,7 @@ std::string SpecToJson(const WorkloadSpec& s) {
             {"ports", ports},
             {"gpu_uuids", s.gpu_uuids},
             {"allow_unenforced_limits", s.allow_unenforced_limits},
+            {"stop_grace_ms", s.stop_grace_ms},
             {"lease_id", s.lease_id},
             {"node_rank", s.node_rank},
             {"num_nodes", s.num_nodes},
@@ -67,7 +68,10 @@ base::Result<WorkloadSpec> SpecFromJson(const std::string& text) {
   return Parse(text, "spec.json", [](const json& j) -> base::Result<WorkloadSpec> {
     WorkloadSpec s;
     s.id = j.at("id").get<std::string>();
-    s.backend = static_cast<Backend>(j.at("backend").get<int>());
+    const int backend = j.at("backend").get<int>();
+    if (backend < 0 || backend > static_cast<int>(Backend::kPodman))
+      return Fail(ErrorCode::kCorrupt, "spec.json: bad backend");
+    s.backend = static_cast<Backend>(backend);
     s.command = j.at("command").get<std::vector<std::string>>();
     s.image = j.at("image").get<std::string>();
     s.env = j.at("env").get<std::map<std::string, std::string>>();
@@ -84,6 +88,8 @@ base::Result<WorkloadSpec> SpecFromJson(const std::string& text) {
       s.ports.push_back({p.at(0).get<uint16_t>(), p.at(1).get<uint16_t>()});
     s.gpu_uuids = j.at("gpu_uuids").get<std::vector<std::string>>();
     s.allow_unenforced_limits = j.at("allow_unenforced_limits").get<bool>();
+    // Absent in the spec.json of a run started before the grace existed.
+    s.stop_grace_ms = j.value("stop_grace_ms", kStopGraceMsDefault);
     s.lease_id = j.at("lease_id").get<std::string>();
     s.node_rank = j.at("node_rank").get<uint32_t>();
     s.num_nodes = j.at("num_nodes").get<uint32_t>();
@@ -104,7 +110,12 @@ std::string OptionsToJson(const RuntimeOptions& o) {
             {"device_dir", o.device_dir},
             {"gpu_minors", o.gpu_minors},
             {"extra_ro_binds", o.extra_ro_binds},
-            {"extra_dev_binds", o.extra_dev_binds}};
+            {"extra_dev_binds", o.extra_dev_binds},
+            {"podman",
+             {{"podman", o.podman.podman},
+              {"config_dir", o.podman.config_dir},
+              {"storage_conf", o.podman.storage_conf},
+              {"userns_base", o.podman.userns_base}}}};
   return j.dump(2);
 }
 
@@ -122,6 +133,14 @@ base::Result<RuntimeOptions> OptionsFromJson(const std::string& text) {
         j.at("extra_ro_binds").get<std::vector<std::pair<std::string, std::string>>>();
     o.extra_dev_binds =
         j.at("extra_dev_binds").get<std::vector<std::pair<std::string, std::string>>>();
+    // Absent in the options.json of a run started before the podman backend.
+    if (j.contains("podman")) {
+      const json& p = j.at("podman");
+      o.podman.podman = p.at("podman").get<std::string>();
+      o.podman.config_dir = p.at("config_dir").get<std::string>();
+      o.podman.storage_conf = p.at("storage_conf").get<std::string>();
+      o.podman.userns_base = p.at("userns_base").get<uint32_t>();
+    }
     return o;
   });
 }

@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <set>
 
 #include "base/check.h"
 #include "base/clock.h"
@@ -24,6 +26,7 @@
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
 #include "runtime/network.h"
+#include "runtime/podman.h"
 #include "runtime/runtime.h"
 #include "runtime/sandbox_args.h"
 #include "runtime/seccomp_policy.h"
@@ -41,6 +44,8 @@ namespace {
 /// Self-pipe for SIGCHLD/SIGTERM/SIGINT/SIGHUP. Handlers (not a blocked mask) so
 /// that helpers the supervisor starts (mkfs, mount, slirp4netns) get default signals.
 int g_signal_pipe_w = -1;
+/// How long `podman start --attach` may take to return after its container is killed.
+constexpr int64_t kPodmanStartExitMs = 5000;
 volatile sig_atomic_t g_stop_requested = 0;
 
 void OnSignal(int sig) {
@@ -141,12 +146,21 @@ class Supervisor {
  private:
   base::Status Prepare();
   base::Status Launch();
+  base::Status PreparePodman();
+  base::Status LaunchPodman();
+  base::Status SpawnPodmanStart(pid_t container_pid);
+  base::Status WriteInfo();
   void Loop();
+  void StepStop(int64_t now);
+  void SendStopSignal();
+  void KillNow();
   ExitStatus Finish();
   void Cleanup();
   void ReportReady(const std::string& line);
 
   base::Status ReadRunFiles();
+  uint32_t PodmanUsernsBase() const;
+  bool PodmanV1PeakAtLimit(const std::string& controller) const;
 
   state_files::StateDir m_run;  ///< the run dir, checked (state_files.h); its files go through it
   std::string m_run_dir;
@@ -162,11 +176,22 @@ class Supervisor {
   GpuDevicePlan m_gpu;
   std::vector<std::string> m_unenforced;
   std::unique_ptr<NetworkAttachment> m_network;
+  std::optional<PodmanBackend> m_podman;  ///< Backend::kPodman: its container
+  bool m_container_created = false;
+  bool m_podman_auto_userns = false;
+  UniqueFd m_container;  ///< pidfd of the container's first process
+  /// The child whose end is the workload's: bwrap, or `podman start --attach`.
   pid_t m_bwrap = -1;
   int m_bwrap_status = 0;
   bool m_bwrap_done = false;
   UniqueFd m_out_r, m_err_r, m_status_r, m_block_w;
   Pipe m_signals;
+  struct StopState {
+    bool requested = false;          ///< SIGTERM reached the supervisor
+    bool killed = false;             ///< the workload was killed (the grace is over)
+    bool child_killed = false;       ///< podman start, which did not return, was killed
+    int64_t kill_at_ms = INT64_MAX;  ///< monotonic time of the kill
+  } m_stop;
   int64_t m_started_ms = 0;
 };
 
@@ -204,6 +229,7 @@ base::Status Supervisor::Prepare() {
   GPUNET_TRY(ReadRunFiles());
 
   m_caps = Probe();
+  if (m_spec.backend == Backend::kPodman) GPUNET_TRY(PreparePodman());
   auto uid = AllocateUid(m_options.state_dir, m_options.uid_first, m_options.uid_count);
   if (!uid) return std::unexpected(uid.error());
   m_uid = std::move(*uid);
@@ -219,8 +245,13 @@ base::Status Supervisor::Prepare() {
   auto gpu = PlanGpuDevices(m_spec.gpu_uuids, minors, m_options.device_dir);
   if (!gpu) return std::unexpected(gpu.error());
   m_gpu = std::move(*gpu);
-  std::vector<std::string> rules = BaseDeviceRules();
-  rules.insert(rules.end(), m_gpu.cgroup_allow.begin(), m_gpu.cgroup_allow.end());
+  // A podman container gets its own device cgroup from runc (the default nodes and
+  // exactly the --device ones), below this one: no rules here, which would refuse it.
+  std::vector<std::string> rules;
+  if (m_spec.backend == Backend::kSandbox) {
+    rules = BaseDeviceRules();
+    rules.insert(rules.end(), m_gpu.cgroup_allow.begin(), m_gpu.cgroup_allow.end());
+  }
   GPUNET_TRY(m_cgroups.ApplyLimits(m_spec.resources, rules, &m_unenforced));
   if (!m_unenforced.empty() && !m_spec.allow_unenforced_limits) {
     std::string msg = "cannot enforce:";
@@ -250,8 +281,59 @@ base::Status Supervisor::Prepare() {
   }
   auto fs_dir = m_run.Sub(state_files::kFsDir, state_files::Create::kNo);
   if (!fs_dir) return std::unexpected(fs_dir.error());
+  if (m_spec.backend == Backend::kPodman) {
+    // Owned by the container's root as the fixed mapping places it on the host; with
+    // --userns=auto podman chowns them (":U"), knowing the mapping only at create.
+    GPUNET_TRY(MakeWorkloadDirs(*fs_dir, PodmanUsernsBase() != 0 ? PodmanUsernsBase() : u));
+    return base::Ok();
+  }
   GPUNET_TRY(MakeWorkloadDirs(*fs_dir, u));
   return WriteSandboxEtc(m_run, u, SandboxResolvConf(m_spec.network));
+}
+
+/// The podman backend, and the spec checked against it (an image of the local store),
+/// before anything is made for the workload.
+base::Status Supervisor::PreparePodman() {
+  auto backend = PodmanBackend::Create(m_options.podman);
+  if (!backend) return std::unexpected(backend.error());
+  m_podman.emplace(std::move(*backend));
+  m_podman_auto_userns = m_podman->UsesAutoUserns();
+  if (!m_podman_auto_userns &&
+      uint64_t{m_options.podman.userns_base} + uint64_t{m_options.uid_count} * 65536u > UINT32_MAX)
+    return Fail(ErrorCode::kInvalidArgument,
+                "podman: userns_base + uid_count * 65536 passes 2^32: lower userns_base");
+  return m_podman->CheckSpec(m_spec);
+}
+
+/// Whether the v1 `controller` ("memory", "pids") of the workload's cgroup saw its
+/// usage peak at the limit: the sign, on cgroup v1, of an OOM kill or a refused fork
+/// inside a podman container, whose own cgroup (where v1 counts them) is gone by the
+/// end. A memory peak within 1/16 of the limit counts: the kernel kills before the
+/// last pages are charged.
+bool Supervisor::PodmanV1PeakAtLimit(const std::string& controller) const {
+  const std::vector<std::string> keys = m_cgroups.Keys();
+  if (std::ranges::find(keys, controller) == keys.end()) return false;
+  const std::string dir = m_cgroups.Dir(controller, "workload");
+  auto number = [](const std::string& path) {
+    auto text = ReadFileToString(path);
+    return text ? std::strtoull(text->c_str(), nullptr, 10) : 0ull;
+  };
+  if (controller == "pids") return number(dir + "/pids.peak") >= m_spec.resources.pids_max;
+  const uint64_t limit = m_spec.resources.memory_bytes;
+  for (const char* file : {"/memory.max_usage_in_bytes", "/memory.memsw.max_usage_in_bytes"})
+    if (const uint64_t peak = number(dir + file); peak != 0 && peak + limit / 16 >= limit)
+      return true;
+  return false;
+}
+
+/// Base of this workload's fixed user namespace mapping (0 when podman maps with
+/// --userns=auto or has no base): one 65536-id range per uid slot.
+uint32_t Supervisor::PodmanUsernsBase() const {
+  if (m_options.podman.userns_base == 0 || m_podman_auto_userns) return 0;
+  const uint64_t base =
+      uint64_t{m_options.podman.userns_base} + uint64_t{m_uid.Uid() - m_options.uid_first} * 65536u;
+  GPUNET_CHECK(base + 65536u <= UINT32_MAX);
+  return static_cast<uint32_t>(base);
 }
 
 // Over 70 lines: the sandbox's launch (binds, environment,
@@ -259,6 +341,7 @@ base::Status Supervisor::Prepare() {
 // steps depend on the ones before; split with the provider daemon's rework
 // NOLINTNEXTLINE(readability-function-size)
 base::Status Supervisor::Launch() {
+  if (m_spec.backend == Backend::kPodman) return LaunchPodman();
   const uint32_t u = m_uid.Uid();
   auto seccomp = BuildSeccompBpf();
   if (!seccomp) return std::unexpected(seccomp.error());
@@ -417,29 +500,184 @@ base::Status Supervisor::Launch() {
   if (!net) return Wrap(net.error(), "network");
   m_network = std::move(*net);
 
-  WorkloadInfo info;
-  info.uid = u;
-  info.ports = m_network->BoundPorts();
-  info.unenforced = m_unenforced;
-  GPUNET_TRY(m_run.Write(state_files::kInfoFile, state_files::InfoToJson(info), 0644));
+  GPUNET_TRY(WriteInfo());
   m_started_ms = SystemClock::Instance().NowMs();
   if (::write(m_block_w.Get(), "x", 1) != 1) return ErrnoFail("releasing the workload", errno);
   m_block_w.Reset();
   return base::Ok();
 }
 
+base::Status Supervisor::WriteInfo() {
+  WorkloadInfo info;
+  info.uid = m_spec.backend == Backend::kPodman && PodmanUsernsBase() != 0 ? PodmanUsernsBase()
+                                                                           : m_uid.Uid();
+  info.ports = m_network->BoundPorts();
+  info.unenforced = m_unenforced;
+  return m_run.Write(state_files::kInfoFile, state_files::InfoToJson(info), 0644);
+}
+
+/// The podman workload: the container created under the workload's cgroup with its
+/// quota disk, GPUs and environment, its network attached while runc holds the
+/// command back, then `podman start --attach` as the child whose end is the
+/// workload's, its output going to the logs like bwrap's.
+base::Status Supervisor::LaunchPodman() {
+  GPUNET_CHECK(m_podman.has_value());
+  // podman takes one --cgroup-parent for every hierarchy it limits with: the v1 ones
+  // where there are any (hybrid hosts, whose v2 tree has no controller), else v2.
+  std::string parent;
+  std::vector<std::string> keys = m_cgroups.Keys();
+  if (keys.size() > 1) std::erase(keys, std::string(kCgroupV2Key));
+  for (const auto& key : keys) {
+    const std::string rel = m_cgroups.Relative(key, "workload");
+    if (!parent.empty() && rel != parent)
+      return Fail(ErrorCode::kUnsupported,
+                  "podman: the workload's cgroup differs between hierarchies (" + parent + ", " +
+                      rel + "); give the same cgroup parent for each");
+    parent = rel;
+  }
+  const std::string fs = m_run_dir + "/" + state_files::kFsDir;
+  PodmanContainerPlan plan;
+  plan.outputs_dir = fs + "/outputs";
+  plan.work_dir = fs + "/work";
+  plan.tmp_dir = fs + "/tmp";
+  plan.run_dir = m_run_dir;
+  plan.cgroup_parent = parent;
+  plan.userns_base = PodmanUsernsBase();
+  plan.chown_volumes = plan.userns_base == 0;
+  plan.devices = m_gpu.binds;
+  plan.bind_devices = m_caps.devices.how == Enforcement::kCgroupV1;
+  if (!plan.bind_devices)
+    for (const auto& [host, inside] : plan.devices)
+      if (host != inside)
+        return Fail(ErrorCode::kUnsupported,
+                    "podman: without a v1 devices cgroup, GPU nodes are given only from /dev (" +
+                        host + " is elsewhere)");
+  // The driver's libraries, bound where the host has them and put in LD_LIBRARY_PATH
+  // (the image's loader cache does not list the host's directories).
+  std::vector<std::string> lib_dirs;
+  if (!m_gpu.binds.empty()) {
+    plan.ro_files = DiscoverDriverLibraries().files;
+    std::set<std::string> dirs;
+    for (const auto& f : plan.ro_files) dirs.insert(f.substr(0, f.rfind('/')));
+    lib_dirs.assign(dirs.begin(), dirs.end());
+  }
+  auto pid = m_podman->CreateContainer(
+      m_spec, WithLibraryDirs(WorkloadEnvironment(m_spec, m_gpu.cuda_visible_devices), lib_dirs),
+      plan);
+  if (!pid) return std::unexpected(pid.error());
+  m_container_created = true;
+  m_container = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
+  if (!m_container.Valid()) return ErrnoFail("podman: pidfd_open of the container", errno);
+  Log("container " + PodmanBackend::ContainerName(m_spec.id) + " pid " + std::to_string(*pid));
+  if (plan.bind_devices && !plan.devices.empty())
+    GPUNET_TRY(AllowDevicesInContainer(*pid, m_gpu.cgroup_allow, m_caps.cgroups.v1_mounts));
+  auto net = AttachNetwork(m_spec, *pid, m_run_dir);
+  if (!net) return Wrap(net.error(), "network");
+  m_network = std::move(*net);
+  GPUNET_TRY(WriteInfo());
+  m_started_ms = SystemClock::Instance().NowMs();
+  return SpawnPodmanStart(*pid);
+}
+
+base::Status Supervisor::SpawnPodmanStart(pid_t container_pid) {
+  auto out = Pipe::Make(), err = Pipe::Make();
+  for (auto* p : {&out, &err})
+    if (!*p) return std::unexpected(p->error());
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0) return ErrnoFail("open /dev/null", errno);
+  UniqueFd devnull_fd(devnull);
+  const ExecStrings argv(m_podman->StartArgv(m_spec.id));
+  const ExecStrings envp(m_podman->PodmanEnv());
+  const int sources[3] = {devnull, out->w.Get(), err->w.Get()};
+  pid_t child = ::fork();
+  if (child < 0) return ErrnoFail("fork", errno);
+  if (child == 0) {
+    for (int i = 0; i < 3; ++i)
+      if (::dup2(sources[i], i) != i) ::_exit(126);
+    ::close_range(3, ~0U, 0);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::sigaction(sig, &dfl, nullptr);
+    ::execve(argv.Get()[0], argv.Get(), envp.Get());
+    ::_exit(127);
+  }
+  m_bwrap = child;
+  m_out_r = std::move(out->r);
+  m_err_r = std::move(err->r);
+  // Start returns once the command runs, as for the sandbox: until then the
+  // container's first process is runc's init waiting for `podman start` (a kill in that
+  // window would leave podman start waiting for a container that never ran).
+  const std::string comm = "/proc/" + std::to_string(container_pid) + "/comm";
+  const int64_t deadline = SystemClock::Instance().MonotonicMs() + 30000;
+  while (ReadFileToString(comm).value_or("").starts_with("runc:")) {
+    if (::waitpid(child, &m_bwrap_status, WNOHANG) == child) {
+      m_bwrap_done = true;
+      return Fail(ErrorCode::kUnavailable,
+                  "podman start failed (exit " + std::to_string(WEXITSTATUS(m_bwrap_status)) + ")");
+    }
+    if (SystemClock::Instance().MonotonicMs() > deadline)
+      return Fail(ErrorCode::kTimeout, "podman start did not start the container within 30 s");
+    SleepMs(1);
+  }
+  return base::Ok();
+}
+
+/// Stop, one step per turn of Loop: SIGTERM when asked, the kill once the grace is
+/// over (at once without a grace).
+void Supervisor::StepStop(int64_t now) {
+  if (g_stop_requested && !m_stop.requested) {
+    m_stop.requested = true;
+    m_stop.kill_at_ms = now + m_spec.stop_grace_ms;
+    if (m_spec.stop_grace_ms > 0 && !m_bwrap_done) {
+      Log("stop requested: SIGTERM, then kill after " + std::to_string(m_spec.stop_grace_ms) +
+          " ms");
+      SendStopSignal();
+    }
+  }
+  if (m_stop.requested && !m_stop.killed && now >= m_stop.kill_at_ms && !m_bwrap_done) {
+    Log("stop: killing the workload");
+    m_stop.killed = true;
+    KillNow();
+  }
+  // podman start follows the container's end through conmon; should it not return,
+  // the workload is dead anyway and Cleanup removes the container.
+  if (m_stop.killed && !m_stop.child_killed && !m_bwrap_done &&
+      now >= m_stop.kill_at_ms + kPodmanStartExitMs) {
+    Log("stop: podman start still runs after the kill; killing it");
+    m_stop.child_killed = true;
+    ::kill(m_bwrap, SIGKILL);
+  }
+}
+
+/// Stop's first step: SIGTERM to the sandbox's processes (bwrap itself excepted, whose
+/// end would cut the grace short), or to the container's first process.
+void Supervisor::SendStopSignal() {
+  if (m_spec.backend == Backend::kPodman) {
+    (void)::syscall(SYS_pidfd_send_signal, m_container.Get(), SIGTERM, nullptr, 0);
+    return;
+  }
+  for (pid_t p : m_cgroups.WorkloadPids())
+    if (p != m_bwrap) ::kill(p, SIGTERM);
+}
+
+/// Stop's last step. A container dies whole with its first process (the kernel kills
+/// its pid namespace); conmon, which records the exit, is left to podman.
+void Supervisor::KillNow() {
+  if (m_spec.backend == Backend::kPodman) {
+    (void)::syscall(SYS_pidfd_send_signal, m_container.Get(), SIGKILL, nullptr, 0);
+    return;
+  }
+  if (auto k = m_cgroups.KillWorkload(); !k) Log(k.error().ToString());
+}
+
 void Supervisor::Loop() {
   LogWriter out(m_run.Fd(), "stdout.log", m_spec.resources.log_bytes_max);
   LogWriter err(m_run.Fd(), "stderr.log", m_spec.resources.log_bytes_max);
-  bool killing = false;
   int64_t drain_deadline = -1;
   char buf[65536];
   while (true) {
-    if (g_stop_requested && !killing) {
-      Log("stop requested: killing the workload");
-      killing = true;
-      (void)m_cgroups.KillWorkload();
-    }
+    const int64_t now = SystemClock::Instance().MonotonicMs();
+    StepStop(now);
     if (!m_bwrap_done) {
       int st = 0;
       pid_t r = ::waitpid(m_bwrap, &st, WNOHANG);
@@ -447,7 +685,10 @@ void Supervisor::Loop() {
         m_bwrap_done = true;
         m_bwrap_status = st;
         // Everything left in the cgroup (daemons, double forks) dies with the workload.
-        if (auto k = m_cgroups.KillWorkload(); !k) Log(k.error().ToString());
+        // A container's processes died with its pid namespace; conmon, still recording
+        // the exit, goes with the container (Cleanup).
+        if (m_spec.backend == Backend::kSandbox)
+          if (auto k = m_cgroups.KillWorkload(); !k) Log(k.error().ToString());
         drain_deadline = SystemClock::Instance().MonotonicMs() + 2000;
       }
     }
@@ -458,7 +699,12 @@ void Supervisor::Loop() {
                      {m_out_r.Get(), POLLIN, 0},
                      {m_err_r.Get(), POLLIN, 0},
                      {m_status_r.Get(), POLLIN, 0}};
-    int rc = ::poll(fds, 4, m_bwrap_done ? 50 : 1000);
+    // Woken by SIGCHLD (the signal pipe) and by output; the timeout only bounds the
+    // grace and the drain.
+    int64_t wait_ms = m_bwrap_done ? 50 : 1000;
+    if (m_stop.requested && !m_stop.killed)
+      wait_ms = std::clamp<int64_t>(m_stop.kill_at_ms - now, 0, wait_ms);
+    int rc = ::poll(fds, 4, static_cast<int>(wait_ms));
     if (rc < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) (void)::read(m_signals.r.Get(), buf, sizeof buf);
     auto pump = [&](UniqueFd& fd, short revents, LogWriter& w) {
@@ -491,11 +737,29 @@ ExitStatus Supervisor::Finish() {
     s.signal = WTERMSIG(m_bwrap_status);
     s.exit_code = 128 + s.signal;
   }
+  bool oom = s.counters.oom_kills > 0;
+  if (m_spec.backend == Backend::kPodman && !g_stop_requested) {
+    // `podman start --attach` answers the container's code, or 125 for its own
+    // failure: podman's record says which (and whether the kernel's OOM killer acted).
+    if (auto state = m_podman->State(m_spec.id)) {
+      s.exit_code = state->exit_code;
+      s.signal = s.exit_code > 128 && s.exit_code < 128 + 65 ? s.exit_code - 128 : 0;
+      // cgroup v1 counts the OOM kill on the container's own cgroup, which podman has
+      // removed by now; the limit that was hit is on ours.
+      oom = oom || state->oom_killed || (s.signal == SIGKILL && PodmanV1PeakAtLimit("memory"));
+      // v1 counts a refused fork on the forking process's cgroup (the container's,
+      // gone too): the peak at the limit says the same.
+      if (s.counters.pids_max_hits == 0 && PodmanV1PeakAtLimit("pids"))
+        s.counters.pids_max_hits = 1;
+    } else {
+      Log(state.error().ToString());
+    }
+  }
   const auto& r = m_spec.resources;
   if (g_stop_requested) {
     s.reason = ExitReason::kStopped;
     s.message = "stopped: killed by the runtime";
-  } else if (s.counters.oom_kills > 0) {
+  } else if (oom) {
     s.reason = ExitReason::kOutOfMemory;
     s.message = "killed: out of memory (limit " + FormatByteSize(r.memory_bytes) + ")";
   } else if (s.counters.pids_max_hits > 0 && s.exit_code != 0) {
@@ -520,6 +784,10 @@ void Supervisor::Cleanup() {
     ::waitpid(m_bwrap, &st, 0);
     m_bwrap_done = true;
   }
+  // The container first (conmon holds it, and records its exit until podman is done):
+  // then whatever is left in the cgroups is only to be killed.
+  if (m_container_created)
+    if (auto rm = m_podman->RemoveContainer(m_spec.id); !rm) Log(rm.error().ToString());
   if (m_cgroups_created) {
     if (auto k = m_cgroups.KillWorkload(); !k) Log(k.error().ToString());
   }
@@ -534,6 +802,9 @@ void Supervisor::Cleanup() {
                               std::to_string(::getpid()));
     }
     if (auto rm = m_cgroups.Remove(); !rm) Log(rm.error().ToString());
+    if (m_podman)
+      for (const auto& key : m_cgroups.Keys())
+        RemoveCgroupPathEverywhere(m_cgroups.Relative(key, ""));
   }
 }
 

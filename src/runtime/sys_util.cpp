@@ -1,18 +1,23 @@
 #include "runtime/sys_util.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <sstream>
 
 #include "base/check.h"
+#include "base/clock.h"
 #include "base/file_util.h"
 
 namespace gpunet::runtime {
@@ -153,6 +158,35 @@ uint64_t ProcessStartTime(pid_t pid) {
     ++i;
   }
   return std::strtoull(stat->c_str() + i, nullptr, 10);
+}
+
+bool ProcessEnded(pid_t pid) {
+  auto stat = ReadFileToString("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return true;
+  size_t p = stat->rfind(')');
+  return p == std::string::npos || p + 2 >= stat->size() || (*stat)[p + 2] == 'Z' ||
+         (*stat)[p + 2] == 'X';
+}
+
+bool WaitProcessEnd(pid_t pid, uint64_t start_time, int64_t timeout_ms) {
+  GPUNET_CHECK(pid > 0);
+  const int64_t deadline =
+      timeout_ms < 0 ? INT64_MAX : base::SystemClock::Instance().MonotonicMs() + timeout_ms;
+  // A pidfd turns readable when the process ends (zombie or reaped): no polling. Its
+  // start time is checked after the open, so a reused pid is never waited on.
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  while (true) {
+    if (ProcessStartTime(pid) != start_time || ProcessEnded(pid)) return true;
+    const int64_t now = base::SystemClock::Instance().MonotonicMs();
+    if (now >= deadline) return false;
+    const int left = static_cast<int>(std::min<int64_t>(deadline - now, 1000));
+    if (!pidfd.Valid()) {
+      SleepMs(std::min(left, 10));  // no pidfd (ENOSYS, or the pid ended first)
+      continue;
+    }
+    pollfd p{pidfd.Get(), POLLIN, 0};
+    if (::poll(&p, 1, left) < 0 && errno != EINTR) SleepMs(std::min(left, 10));
+  }
 }
 
 }  // namespace gpunet::runtime

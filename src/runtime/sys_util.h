@@ -93,5 +93,12 @@ void SleepMs(int ms);
 /// The start time of a process (field 22 of /proc/<pid>/stat), 0 when it does not exist:
 /// with the pid it identifies a process even after pid reuse.
 uint64_t ProcessStartTime(pid_t pid);
+/// Whether `pid` has ended: gone, or a zombie its parent has not reaped yet (a
+/// double-forked supervisor's parent is init, which may reap late: Remove waited
+/// ~1.4 s per workload for that on the build host before this check).
+bool ProcessEnded(pid_t pid);
+/// Waits until process `pid`, started at `start_time` (ProcessStartTime), has ended,
+/// without polling (pidfd); true when it has, false after `timeout_ms` (< 0: forever).
+bool WaitProcessEnd(pid_t pid, uint64_t start_time, int64_t timeout_ms);
 
 }  // namespace gpunet::runtime

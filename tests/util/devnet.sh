@@ -72,10 +72,11 @@ devnet_workdir() {
 
 # Starts `gpunet -o json devnet --home $GPUNET_HOME --rpc 127.0.0.1:0 "$@"` with its
 # JSON in $WORK/devnet.json and its stderr in $WORK/devnet.err; returns once the
-# JSON is complete and the RPC answers.
+# JSON is complete and the RPC answers. DEVNET_RPC=host:port replaces 127.0.0.1:0
+# (a test that restarts the devnet under a client that keeps its URL).
 devnet_start() {
   _devnet_require_idle
-  "$GPUNET" -o json devnet --home "${GPUNET_HOME:?set GPUNET_HOME first}" --rpc 127.0.0.1:0 "$@" \
+  "$GPUNET" -o json devnet --home "${GPUNET_HOME:?set GPUNET_HOME first}" --rpc "${DEVNET_RPC:-127.0.0.1:0}" "$@" \
     >"$WORK/devnet.json" 2>"$WORK/devnet.err" &
   DEVNET_PID=$!
   DEVNET_WHAT="gpunet devnet"

@@ -96,6 +96,8 @@ void RegisterMarketCommands(CLI::App& app,
 void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g);
 void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // provider gpus
 void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // manifest check
+/// `provider run` (cmd_provider_run.cpp), under the `provider` command.
+void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
 /// The tenant API's verbs under `lease` (cmd_lease_tenant.cpp): environments, submit,
 /// secrets, upload, status, events, logs, outputs, grant, revoke.
 void RegisterLeaseTenantCommands(CLI::App& lease, GlobalOptions& g);

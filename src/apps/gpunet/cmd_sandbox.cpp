@@ -178,8 +178,8 @@ void RunCheck(const GlobalOptions& g) {
 
 struct RunFlags {
   std::string memory = "2G", disk = "1G", shm = "64M", cpus = "1", network = "none", id, state_dir;
-  std::string device_dir = "/dev";
-  uint32_t pids = 256;
+  std::string device_dir = "/dev", image;
+  uint32_t pids = 256, stop_grace_ms = runtime::kStopGraceMsDefault, podman_userns_base = 0;
   std::vector<std::string> ports, gpus, env, gpu_map, ro_binds, command;
   bool allow_unenforced = false, keep = false;
 };
@@ -228,6 +228,11 @@ runtime::WorkloadSpec SpecFromFlags(const RunFlags& f) {
     }
   }
   spec.gpu_uuids = f.gpus;
+  spec.stop_grace_ms = f.stop_grace_ms;
+  if (!f.image.empty()) {
+    spec.backend = runtime::Backend::kPodman;
+    spec.image = f.image;
+  }
   for (const auto& kv : f.env) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -243,6 +248,7 @@ runtime::RuntimeOptions OptionsFromFlags(const RunFlags& f) {
   if (!f.state_dir.empty()) opts.state_dir = f.state_dir;
   opts.supervisor_command = {SelfExe(), "sandbox", "supervise"};
   opts.device_dir = f.device_dir;
+  opts.podman.userns_base = f.podman_userns_base;
   for (const auto& m : f.gpu_map) {
     size_t eq = m.find('=');
     if (eq == std::string::npos)
@@ -295,6 +301,25 @@ int RunWorkload(const GlobalOptions&, const RunFlags& f) {
   return status.exit_code;
 }
 
+/// `sandbox environments`: one line each (name, backend, id), or JSON; then why any
+/// environment is missing.
+void PrintEnvironments(const GlobalOptions& g, const std::vector<runtime::Environment>& list,
+                       const std::vector<std::string>& notes) {
+  auto backend = [](runtime::Backend b) {
+    return b == runtime::Backend::kPodman ? "podman" : "sandbox";
+  };
+  if (g.Json()) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& e : list)
+      items.push_back({{"name", e.name}, {"backend", backend(e.backend)}, {"id", e.id}});
+    PrintJson({{"environments", std::move(items)}, {"unavailable", notes}});
+    return;
+  }
+  for (const auto& e : list)
+    std::cout << e.name << "  " << backend(e.backend) << (e.id.empty() ? "" : "  " + e.id) << "\n";
+  for (const auto& n : notes) std::cerr << "gpunet: not listed: " << n << "\n";
+}
+
 /// The options of `sandbox run`, into `flags`.
 void AddRunOptions(CLI::App* run, RunFlags& flags) {
   run->add_option("--memory", flags.memory, "Memory limit (K/M/G/T)")->capture_default_str();
@@ -337,6 +362,15 @@ void AddRunOptions(CLI::App* run, RunFlags& flags) {
       ->allow_extra_args(false);
   run->add_option("--device-dir", flags.device_dir, "Where /dev/nvidia* nodes are (testing)")
       ->capture_default_str();
+  run->add_option("--image", flags.image,
+                  "Run in this image of podman's local store instead of the host's file system "
+                  "(never pulled; see `gpunet sandbox environments`)");
+  run->add_option("--stop-grace", flags.stop_grace_ms,
+                  "Milliseconds between SIGTERM and the kill when the run is stopped (Ctrl-C)")
+      ->capture_default_str();
+  run->add_option("--podman-userns-base", flags.podman_userns_base,
+                  "With --image where /etc/subuid has no range for \"containers\": first host "
+                  "id of the containers' user namespaces (65536 per workload, >= 65536)");
   run->add_flag("--allow-unenforced", flags.allow_unenforced,
                 "Start even when some limit cannot be enforced here (says which)");
   run->add_flag("--keep", flags.keep, "Keep the run dir (logs, outputs) after the workload ends");
@@ -370,16 +404,34 @@ void RegisterSandboxCommands(CLI::App& app, GlobalOptions& g) {
       "  gpunet sandbox run --network ports --port 8888 -- python3 -m http.server 8888\n"
       "  gpunet sandbox run --gpus GPU-5a1c... -- nvidia-smi\n"
       "  gpunet sandbox run --gpus GPU-5a1c... --ro-bind /opt/job/bin:/job -- /job/train\n"
+      "  gpunet sandbox run --image localhost/pytorch:2.3 --gpus GPU-5a1c... -- python3 "
+      "train.py\n"
       "Inside: /work (cwd, HOME), /outputs ($GPUNET_OUTPUT_DIR) and /tmp on the disk quota; "
       "read-only /usr;\n"
       "no host processes, files, env or network. A kill prints its reason (e.g. \"killed: out of\n"
       "memory (limit 2G)\") and exits 128+signal.");
   run->callback([&g, flags] {
-    if (flags->command.empty())
+    if (flags->command.empty() && flags->image.empty())
       FailCommand(base::ErrorCode::kInvalidArgument,
                   "no command: write it after --, e.g. gpunet sandbox run -- echo hi");
     std::cout.flush();
     std::exit(RunWorkload(g, *flags));
+  });
+
+  auto envs = std::make_shared<RunFlags>();
+  auto* environments = sandbox->add_subcommand(
+      "environments", "List what this host can run a workload in: the host, and podman's images");
+  environments->add_option("--podman-userns-base", envs->podman_userns_base,
+                           "As for `sandbox run --image` (podman is usable only with it where "
+                           "/etc/subuid has no range for \"containers\")");
+  environments->footer(
+      "\"host\" is this sandbox over the host's own file system; the others are images of\n"
+      "podman's local store (podman load/import adds one; nothing is ever pulled). This is\n"
+      "what a provider's tenant API answers at GET /environments.");
+  environments->callback([&g, envs] {
+    std::vector<std::string> notes;
+    auto list = runtime::Runtime(OptionsFromFlags(*envs)).Environments(&notes);
+    PrintEnvironments(g, list, notes);
   });
 
   auto sup = std::make_shared<std::pair<std::string, int>>("", -1);

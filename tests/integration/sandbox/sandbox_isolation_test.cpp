@@ -19,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "integration/sandbox/lifecycle_checks.h"
 #include "integration/sandbox/self_supervisor.h"
 #include "runtime/cgroup.h"
 #include "runtime/host_probe.h"
@@ -30,10 +31,7 @@ namespace {
 
 // The test binary doubles as the supervisor (self_supervisor.h).
 
-struct Finished {
-  ExitStatus status;
-  std::string out, err;
-};
+using gpunet::testing::Finished;
 
 class SandboxTest : public ::testing::Test {
  protected:
@@ -69,19 +67,7 @@ class SandboxTest : public ::testing::Test {
     return {"/bin/sh", "-c", script};
   }
 
-  Finished RunToEnd(const WorkloadSpec& spec) {
-    Finished f;
-    Runtime rt(m_options);
-    auto info = rt.Start(spec);
-    EXPECT_TRUE(info.has_value()) << (info ? "" : info.error().ToString());
-    if (!info) return f;
-    auto st = rt.Follow(spec.id, [&](std::string_view stream, std::string_view d) {
-      (stream == "stdout" ? f.out : f.err).append(d);
-    });
-    EXPECT_TRUE(st.has_value()) << (st ? "" : st.error().ToString());
-    if (st) f.status = *st;
-    return f;
-  }
+  Finished RunToEnd(const WorkloadSpec& spec) { return gpunet::testing::RunToEnd(m_options, spec); }
 
   std::optional<gpunet::testing::TempDir> m_tmp;  // made once the test knows it runs
   std::string m_dir;
@@ -400,46 +386,16 @@ TEST_F(SandboxTest, NothingOutlivesTeardown) {
 }
 
 TEST_F(SandboxTest, KeepsRunningWhenTheCallerIsKilledAndIsReattached) {
-  auto spec =
-      Spec("reattach", Sh("echo before; while [ ! -e /work/go ]; do sleep 0.05; done; echo after; "
-                          "echo err-line >&2; exit 7"));
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  pid_t caller = ::fork();
-  ASSERT_GE(caller, 0);
-  if (caller == 0) {
-    ::close(ready[0]);
-    Runtime rt(m_options);
-    auto info = rt.Start(spec);
-    char c = info ? 'y' : 'n';
-    (void)!::write(ready[1], &c, 1);
-    ::pause();
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  ASSERT_EQ(c, 'y');
-  ::kill(caller, SIGKILL);
-  ::waitpid(caller, nullptr, 0);
+  gpunet::testing::ExpectReattachedAfterTheCallerIsKilled(
+      m_options, Spec("reattach", Sh(gpunet::testing::kReattachScript)));
+}
 
-  Runtime fresh(m_options);  // "the provider restarted"
-  auto info = fresh.Attach(spec.id);
-  ASSERT_TRUE(info.has_value()) << info.error().ToString();
-  EXPECT_TRUE(info->running);
-  EXPECT_NE(info->supervisor_pid, 0);
-  std::ofstream(info->work_dir + "/go") << "";
-  std::string out, err;
-  auto st = fresh.Follow(spec.id, [&](std::string_view s, std::string_view d) {
-    (s == "stdout" ? out : err).append(d);
-  });
-  ASSERT_TRUE(st.has_value()) << st.error().ToString();
-  EXPECT_EQ(st->exit_code, 7);
-  EXPECT_EQ(st->reason, ExitReason::kExited);
-  EXPECT_EQ(out, "before\nafter\n");
-  EXPECT_EQ(err, "err-line\n");
-  EXPECT_FALSE(fresh.Attach(spec.id)->running);
+TEST_F(SandboxTest, StopSendsSigtermThenKillsAfterTheGrace) {
+  // Every process of the workload gets SIGTERM; the kill is the cgroup's.
+  Runtime rt(m_options);
+  gpunet::testing::ExpectStopGivesTheGraceThenKills(
+      rt,
+      [&](const std::string& name, const std::string& script) { return Spec(name, Sh(script)); });
 }
 
 TEST_F(SandboxTest, LogsAreCappedAndRotated) {

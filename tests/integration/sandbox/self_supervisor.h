@@ -5,11 +5,15 @@
 // SupervisorMain before gtest sees argv when the binary is started that way.
 #pragma once
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -43,6 +47,48 @@ inline runtime::RuntimeOptions SelfSupervisedOptions(const std::string& dir, uin
   options.uid_first = uid_base + static_cast<uint32_t>(::getpid() % 20000) * 8;
   options.uid_count = 8;
   return options;
+}
+
+/// Starts `spec` from a child process that is SIGKILLed once Start has returned, as a
+/// provider daemon killed mid-lease: true when that Start succeeded. The workload is
+/// then only reachable by re-attaching.
+inline bool StartFromACallerThatIsKilled(const runtime::RuntimeOptions& options,
+                                         const runtime::WorkloadSpec& spec) {
+  int ready[2];
+  if (::pipe(ready) != 0) return false;
+  pid_t caller = ::fork();
+  if (caller < 0) return false;
+  if (caller == 0) {
+    ::close(ready[0]);
+    auto info = runtime::Runtime(options).Start(spec);
+    char c = info ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char c = 0;
+  const bool read = ::read(ready[0], &c, 1) == 1;
+  ::close(ready[0]);
+  ::kill(caller, SIGKILL);
+  ::waitpid(caller, nullptr, 0);
+  return read && c == 'y';
+}
+
+/// Waits (up to 10 s) until workload `id`'s stdout.log holds `text`: the workload has
+/// set up what it announces (a trap, say) before the test acts on it.
+inline bool WaitForStdout(const runtime::Runtime& rt, const std::string& id,
+                          const std::string& text) {
+  auto dir = rt.RunDir(id);
+  for (int i = 0; dir && i < 2000; ++i) {
+    std::ifstream in(*dir + "/stdout.log", std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (ss.str().find(text) != std::string::npos) return true;
+    const timespec pause{0, 5'000'000};
+    ::nanosleep(&pause, nullptr);
+  }
+  return false;
 }
 
 }  // namespace gpunet::testing

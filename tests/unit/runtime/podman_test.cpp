@@ -1,20 +1,35 @@
 // Podman backend (issue 6 item 7): real podman + runc on a local image made with
-// `podman import` from busybox-static (no registry). Tests that need podman skip by
-// name with PodmanUnavailableReason() when the host cannot run it.
+// `podman import` from busybox-static (no registry), alone (PodmanBackend::Run) and
+// supervised through Runtime::Start (issue 17 item 7; this binary is its own
+// supervisor, self_supervisor.h). Tests that need podman skip by name with
+// PodmanUnavailableReason() when the host cannot run it.
 #include "runtime/podman.h"
 
+#include "integration/sandbox/lifecycle_checks.h"
+#include "integration/sandbox/self_supervisor.h"
 #include "integration/sandbox_net/busybox_image.h"
+#include "runtime/cgroup.h"
+#include "runtime/host_probe.h"
+#include "runtime/runtime.h"
+#include "runtime/state_files.h"
 #include "util/temp_dir.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 namespace gpunet::runtime {
@@ -316,6 +331,216 @@ TEST_F(PodmanBackendTest, LeavesNoContainerOrCgroupBehind) {
   EXPECT_NE(std::system(cmd.c_str()), 0) << "container gpunet-" << spec.id << " still exists";
   EXPECT_FALSE(fs::exists("/sys/fs/cgroup/memory/gpunet-podman-test/" + spec.id));
   EXPECT_FALSE(fs::exists("/sys/fs/cgroup/pids/gpunet-podman-test/" + spec.id));
+}
+
+// ---- podman workloads through Runtime::Start (supervised) -----------------------------
+
+class PodmanRuntimeTest : public PodmanBackendTest {
+ protected:
+  void SetUp() override {
+    PodmanBackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    m_state.emplace(
+        gpunet::testing::TempDirOptions{.parent = "/tmp", .prefix = "gpunet-podrt", .mode = 0711});
+    m_options = gpunet::testing::SelfSupervisedOptions(m_state->Path(), 460000);
+    m_options.podman.config_dir = s_dir + "/conf";
+    // Eight slots of 65536 ids of this process's own, far above any real uid.
+    m_options.podman.userns_base =
+        1'900'000'000u + static_cast<uint32_t>(::getpid() % 100) * 8u * 65536u;
+  }
+  void TearDown() override {
+    if (!m_state) return;
+    Runtime rt(m_options);
+    for (const auto& id : rt.List()) EXPECT_TRUE(rt.Remove(id).has_value()) << id;
+    const std::error_code removed = m_state->Remove();
+    EXPECT_FALSE(removed) << m_state->Path() << ": " << removed.message();
+  }
+
+  WorkloadSpec Sh(const std::string& script) {
+    WorkloadSpec spec = Spec({"/bin/sh", "-c", script});
+    spec.resources.disk_bytes = 16ull << 20;
+    spec.resources.shm_bytes = 8ull << 20;
+    spec.lease_id = "lease-" + spec.id;
+    return spec;
+  }
+
+  gpunet::testing::Finished RunToEnd(const WorkloadSpec& spec) {
+    return gpunet::testing::RunToEnd(m_options, spec);
+  }
+
+  bool ContainerExists(const std::string& id) const {
+    std::string cmd =
+        "CONTAINERS_CONF=" + s_dir + "/conf/containers.conf podman container exists gpunet-" + id;
+    return std::system(cmd.c_str()) == 0;
+  }
+  /// The workload's cgroup in hierarchy `key`, from the options Start wrote (it
+  /// unites the v1 parents for podman, runtime.cpp).
+  std::string WorkloadCgroupDir(const std::string& id, const char* key) const {
+    auto run = Runtime(m_options).RunDir(id);
+    auto opts = state_files::OptionsFromJson(FileText(*run + "/options.json"));
+    if (!opts) return "";
+    return WorkloadCgroups(Probe(), opts->cgroup_parents, id).Dir(key, "workload");
+  }
+
+  /// Cgroups named `id` in any mounted hierarchy (runc and conmon make the path in
+  /// all of them, blkio and name=systemd included), one per line; "" when none.
+  static std::string CgroupsNamed(const std::string& id) {
+    std::string found;
+    std::istringstream mounts(FileText("/proc/self/mounts"));
+    for (std::string dev, dir, type, rest;
+         mounts >> dev >> dir >> type && std::getline(mounts, rest);) {
+      if (type != "cgroup" && type != "cgroup2") continue;
+      std::error_code ec;
+      for (auto it = fs::recursive_directory_iterator(dir, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it.depth() > 6) it.disable_recursion_pending();
+        if (it->path().filename() == id) found += it->path().string() + "\n";
+      }
+    }
+    return found;
+  }
+
+  std::optional<gpunet::testing::TempDir> m_state;
+  RuntimeOptions m_options;
+};
+
+TEST_F(PodmanRuntimeTest, RunsWithLogsEnvironmentDiskAndExitCode) {
+  WorkloadSpec spec =
+      Sh("echo out-line; echo err-line >&2; pwd; echo $GPUNET_LEASE_ID $HOME; "
+         "echo w > /work/w && echo result > /outputs/r.txt && echo t > /tmp/t && echo wrote; "
+         "head -c 24000000 /dev/zero > /work/big || echo quota-hit; exit 3");
+  auto f = RunToEnd(spec);
+  EXPECT_EQ(f.status.reason, ExitReason::kExited) << f.status.message;
+  EXPECT_EQ(f.status.exit_code, 3) << f.out << f.err;
+  EXPECT_NE(f.out.find("out-line\n/work\n" + spec.lease_id + " /work\nwrote\n"), std::string::npos)
+      << f.out;
+  EXPECT_NE(f.err.find("err-line\n"), std::string::npos) << f.err;
+  // /work, /outputs and /tmp share the workload's quota disk (16M here).
+  EXPECT_NE(f.out.find("quota-hit"), std::string::npos) << f.out << f.err;
+  auto reader = Runtime(m_options).Outputs(spec.id);
+  ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
+  EXPECT_EQ(reader->ReadFile("r.txt", 1024).value_or("?"), "result\n");
+  EXPECT_GT(f.status.ended_at_ms, 0);
+}
+
+TEST_F(PodmanRuntimeTest, LimitsAreTheWorkloadCgroupsAndReasonsAreNamed) {
+  WorkloadSpec spec = Sh("while [ ! -e /work/go ]; do sleep 0.05; done");
+  spec.resources.cpu_millis = 500;
+  spec.stop_grace_ms = 0;
+  Runtime rt(m_options);
+  auto info = rt.Start(spec);
+  ASSERT_TRUE(info.has_value()) << info.error().ToString();
+  EXPECT_TRUE(info->running);
+  if (Probe().memory.how == Enforcement::kCgroupV1) {
+    EXPECT_EQ(FileText(WorkloadCgroupDir(spec.id, "memory") + "/memory.limit_in_bytes"),
+              std::to_string(spec.resources.memory_bytes) + "\n");
+    EXPECT_EQ(FileText(WorkloadCgroupDir(spec.id, "pids") + "/pids.max"),
+              std::to_string(spec.resources.pids_max) + "\n");
+    EXPECT_EQ(FileText(WorkloadCgroupDir(spec.id, "cpu") + "/cpu.cfs_quota_us"), "50000\n");
+  }
+  std::ofstream(info->work_dir + "/go") << "";
+  auto st = rt.Wait(spec.id);
+  ASSERT_TRUE(st.has_value()) << st.error().ToString();
+  EXPECT_EQ(st->exit_code, 0) << st->message;
+
+  WorkloadSpec oom = Sh("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
+  oom.resources.memory_bytes = 48ull << 20;
+  auto f = RunToEnd(oom);
+  EXPECT_EQ(f.status.reason, ExitReason::kOutOfMemory) << f.status.message;
+  EXPECT_EQ(f.status.exit_code, 137);
+  EXPECT_EQ(f.out.find("survived"), std::string::npos);
+
+  WorkloadSpec pids = Sh("for i in $(seq 1 200); do sleep 2 & done; wait");
+  pids.resources.pids_max = 40;
+  auto g = RunToEnd(pids);
+  EXPECT_EQ(g.status.reason, ExitReason::kPidsLimit) << g.status.message;
+}
+
+TEST_F(PodmanRuntimeTest, StopGivesTheGraceThenKillsAndRemoveLeavesNothing) {
+  // SIGTERM to the container's first process; the kill takes its pid namespace.
+  Runtime rt(m_options);
+  std::vector<std::string> ids;
+  gpunet::testing::ExpectStopGivesTheGraceThenKills(
+      rt, [&](const std::string& name, const std::string& script) {
+        WorkloadSpec spec = Sh(script);
+        spec.id += "-" + name;
+        ids.push_back(spec.id);
+        return spec;
+      });
+  ASSERT_EQ(ids.size(), 2u);
+  // The containers and their cgroups are gone with the status; Remove takes the rest.
+  for (const auto& id : ids) {
+    EXPECT_FALSE(ContainerExists(id));
+    const std::string pids_dir = WorkloadCgroupDir(id, "pids");
+    EXPECT_FALSE(fs::exists(pids_dir)) << pids_dir;
+    EXPECT_EQ(CgroupsNamed(id), "");
+    ASSERT_TRUE(rt.Remove(id).has_value()) << id;
+  }
+  EXPECT_TRUE(rt.List().empty());
+  EXPECT_FALSE(rt.Attach(ids[1]).has_value());
+}
+
+TEST_F(PodmanRuntimeTest, KeepsRunningWhenTheCallerIsKilledAndIsReattached) {
+  gpunet::testing::ExpectReattachedAfterTheCallerIsKilled(m_options,
+                                                          Sh(gpunet::testing::kReattachScript));
+}
+
+TEST_F(PodmanRuntimeTest, RemoveAfterTheSupervisorIsKilledTakesTheContainerToo) {
+  WorkloadSpec spec = Sh("sleep 1000");
+  Runtime rt(m_options);
+  auto info = rt.Start(spec);
+  ASSERT_TRUE(info.has_value()) << info.error().ToString();
+  ASSERT_EQ(::kill(info->supervisor_pid, SIGKILL), 0);
+  auto lost = rt.Wait(spec.id, 10000);
+  ASSERT_TRUE(lost.has_value()) << lost.error().ToString();
+  EXPECT_EQ(lost->reason, ExitReason::kSupervisorLost);
+  EXPECT_TRUE(ContainerExists(spec.id)) << "conmon keeps the container without its supervisor";
+  ASSERT_TRUE(rt.Remove(spec.id).has_value());
+  EXPECT_FALSE(ContainerExists(spec.id));
+  EXPECT_EQ(CgroupsNamed(spec.id), "");
+}
+
+TEST_F(PodmanRuntimeTest, GetsExactlyItsGpusDeviceNodes) {
+  // Fake NVIDIA nodes (major 195), as the sandbox's isolation test makes them: no
+  // driver here, so the allocated one opens to ENXIO; the other is not there at all.
+  const std::string dev = m_state->Path() + "/dev";
+  ASSERT_EQ(::mkdir(dev.c_str(), 0711), 0);
+  for (int minor : {0, 1}) {
+    std::string node = dev + "/nvidia" + std::to_string(minor);
+    ASSERT_EQ(::mknod(node.c_str(), S_IFCHR | 0666, makedev(195, minor)), 0)
+        << std::strerror(errno);
+  }
+  m_options.device_dir = dev;
+  m_options.gpu_minors = {{"GPU-aaaa-0", 0}, {"GPU-bbbb-1", 1}};
+  WorkloadSpec spec =
+      Sh("for n in 0 1; do cat /dev/nvidia$n; done; "
+         "echo CVD=$CUDA_VISIBLE_DEVICES GPN=$GPUNET_GPUS_PER_NODE");
+  spec.gpu_uuids = {"GPU-bbbb-1"};
+  auto f = RunToEnd(spec);
+  EXPECT_NE(f.err.find("'/dev/nvidia0': No such file"), std::string::npos) << f.err;
+  EXPECT_NE(f.err.find("'/dev/nvidia1': No such device or address"), std::string::npos) << f.err;
+  EXPECT_NE(f.out.find("CVD=GPU-bbbb-1 GPN=1"), std::string::npos) << f.out;
+}
+
+TEST_F(PodmanRuntimeTest, EnvironmentsListTheHostAndTheLocalImages) {
+  Runtime rt(m_options);
+  std::vector<std::string> notes;
+  auto envs = rt.Environments(&notes);
+  bool host = false, image = false;
+  for (const auto& e : envs) {
+    if (e.name == kHostEnvironment) host = e.backend == Backend::kSandbox && e.id.empty();
+    if (e.name == m_image) image = e.backend == Backend::kPodman && e.id.size() == 64;
+  }
+  EXPECT_EQ(host, Probe().user_namespaces && !Probe().bwrap.empty());
+  EXPECT_TRUE(image) << m_image << " not listed";
+  // An image that is not there is refused before anything is made.
+  WorkloadSpec missing = Sh("true");
+  missing.image = "localhost/gpunet-no-such-image:1";
+  auto r = rt.Start(missing);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("not in the local store"), std::string::npos)
+      << r.error().ToString();
+  EXPECT_TRUE(rt.List().empty());
 }
 
 }  // namespace

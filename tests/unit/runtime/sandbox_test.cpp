@@ -85,7 +85,25 @@ TEST(Spec, ValidationRefusesWhatTheRuntimeMustNotRun) {
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.resources.disk_bytes = 1024; }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.resources.pids_max = 1; }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.gpu_uuids = {"GPU-1,GPU-2"}; }));
+  // podman: an image of the local store by name, and no line break in the env file.
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.backend = Backend::kPodman; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) {
+    s.backend = Backend::kPodman;
+    s.image = "oci-archive:/x.tar";
+  }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) {
+    s.backend = Backend::kPodman;
+    s.image = "localhost/img:1";
+    s.env["A"] = "line\nB=smuggled";
+  }));
+  EXPECT_TRUE(with([](WorkloadSpec& s) {
+    s.backend = Backend::kPodman;
+    s.image = "localhost/img:1";
+    s.command.clear();  // the image's own command
+  }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.command.clear(); }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.stop_grace_ms = kStopGraceMsMax + 1; }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.backend = static_cast<Backend>(7); }));
   // ports only with the ports mode (network.h's rule, applied here too)
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.ports = {{8888, 0}}; }));
 }

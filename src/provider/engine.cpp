@@ -1,0 +1,598 @@
+#include "provider/engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "base/check.h"
+#include "base/checked_math.h"
+#include "base/limits.h"
+#include "codec/tx_result.h"
+#include "crypto/address.h"
+#include "crypto/hash.h"
+#include "server/metrics.h"
+
+namespace gpunet::provider {
+
+using base::ErrorCode;
+using base::Fail;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr size_t kCommandArgsMax = 256;
+
+bool IsMine(const client::LeaseInfo& lease, const std::string& provider) {
+  return lease.provider == provider;
+}
+
+uint32_t GpusOnMachine(const client::LeaseInfo& lease, uint32_t machine_id) {
+  uint32_t n = 0;
+  for (const auto& a : lease.allocations)
+    if (a.machine_id == machine_id) n += a.gpus;
+  return n;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- the real runtime
+
+RuntimeWorkloads::RuntimeWorkloads(runtime::RuntimeOptions options)
+    : m_runtime(std::move(options)) {}
+
+std::vector<std::string> RuntimeWorkloads::List() {
+  return m_runtime.List();
+}
+
+base::Result<bool> RuntimeWorkloads::Running(const std::string& id) {
+  runtime::WorkloadInfo info;
+  GPUNET_TRY_ASSIGN(info, m_runtime.Attach(id));
+  return info.running;
+}
+
+base::Status RuntimeWorkloads::Start(const runtime::WorkloadSpec& spec) {
+  GPUNET_TRY(m_runtime.Start(spec));
+  return {};
+}
+
+base::Status RuntimeWorkloads::Stop(const std::string& id) {
+  GPUNET_TRY(m_runtime.Stop(id));
+  return {};
+}
+
+base::Status RuntimeWorkloads::Remove(const std::string& id) {
+  return m_runtime.Remove(id);
+}
+
+// ---------------------------------------------------------------- pure parts
+
+base::Status VerifyManifestHash(const base::Hash32& expected, std::string_view manifest) {
+  const base::Hash32 got = crypto::Blake2b256(base::AsBytes(manifest));
+  if (got != expected)
+    return Fail(ErrorCode::kInvalidArgument,
+                "the manifest's BLAKE2b-256 is " + base::ToHex(got) +
+                    " but the lease was made for " + base::ToHex(expected) +
+                    "; send the manifest the lease names, byte for byte");
+  return {};
+}
+
+base::Result<runtime::WorkloadSpec> MinimalWorkloadSpec(const SpecInput& in) {
+  Json j = Json::parse(in.manifest, nullptr, false);
+  const std::string why =
+      "this daemon takes a manifest {\"command\": [\"argv0\", ...]} and nothing else until the "
+      "manifest planner lands (docs/provider.md, \"What the daemon does with a lease\")";
+  if (j.is_discarded() || !j.is_object() || j.size() != 1 || !j.contains("command"))
+    return Fail(ErrorCode::kInvalidArgument, why);
+  const Json& cmd = j["command"];
+  if (!cmd.is_array() || cmd.empty() || cmd.size() > kCommandArgsMax)
+    return Fail(ErrorCode::kInvalidArgument, why);
+  runtime::WorkloadSpec spec;
+  for (const auto& a : cmd) {
+    if (!a.is_string()) return Fail(ErrorCode::kInvalidArgument, why);
+    spec.command.push_back(a.get<std::string>());
+  }
+  spec.id = WorkloadIdOf(in.lease.lease_id);
+  spec.gpu_uuids = in.gpu_uuids;
+  spec.lease_id = std::to_string(in.lease.lease_id);
+  spec.lease_ends_at_ms = static_cast<int64_t>(in.lease.paid_until_ms);
+  return spec;
+}
+
+std::string_view LeaseActionName(LeaseAction action) {
+  switch (action) {
+    case LeaseAction::kWaitTenantApi:
+      return "wait_tenant_api";
+    case LeaseAction::kSendStarted:
+      return "send_started";
+    case LeaseAction::kWaitManifest:
+      return "wait_manifest";
+    case LeaseAction::kCloseNoManifest:
+      return "close_no_manifest";
+    case LeaseAction::kAdoptWorkload:
+      return "adopt_workload";
+    case LeaseAction::kRunning:
+      return "running";
+    case LeaseAction::kCloseUnhealthy:
+      return "close_unhealthy";
+    case LeaseAction::kObserveClosed:
+      return "observe_closed";
+    case LeaseAction::kStopWorkload:
+      return "stop_workload";
+    case LeaseAction::kRetain:
+      return "retain";
+    case LeaseAction::kRelease:
+      return "release";
+  }
+  GPUNET_CHECK(false);
+  return "";
+}
+
+std::string_view StepName(LeaseAction action) {
+  switch (action) {
+    case LeaseAction::kWaitTenantApi:
+    case LeaseAction::kSendStarted:
+      return "reserved";
+    case LeaseAction::kWaitManifest:
+    case LeaseAction::kCloseNoManifest:
+    case LeaseAction::kAdoptWorkload:
+      return "started";
+    case LeaseAction::kRunning:
+      return "running";
+    case LeaseAction::kCloseUnhealthy:
+    case LeaseAction::kObserveClosed:
+    case LeaseAction::kStopWorkload:
+      return "closing";
+    case LeaseAction::kRetain:
+      return "retained";
+    case LeaseAction::kRelease:
+      return "released";
+  }
+  GPUNET_CHECK(false);
+  return "";
+}
+
+LeaseAction NextStep(const StepInput& in) {
+  GPUNET_CHECK(in.record != nullptr);
+  const LeaseRecord& r = *in.record;
+  if (!r.end.empty()) {  // the book knows it closed
+    if (in.workload_running) return LeaseAction::kStopWorkload;
+    if (!in.workload_exists) return LeaseAction::kRelease;  // no outputs to keep
+    uint64_t until = base::CheckedAdd(r.closed_ms, in.outputs_retention_ms).value_or(UINT64_MAX);
+    return in.chain_time_ms < until ? LeaseAction::kRetain : LeaseAction::kRelease;
+  }
+  if (in.ledger == nullptr || in.ledger->state == "closed") return LeaseAction::kObserveClosed;
+  if (in.gpu_unhealthy) return LeaseAction::kCloseUnhealthy;
+  if (in.ledger->state == "reserved")
+    return in.tenant_api_ready ? LeaseAction::kSendStarted : LeaseAction::kWaitTenantApi;
+  GPUNET_CHECK(in.ledger->state == "started");
+  if (in.workload_exists)
+    return r.manifest_received ? LeaseAction::kRunning : LeaseAction::kAdoptWorkload;
+  if (r.manifest_received) return LeaseAction::kRunning;  // it ran and its run dir is gone
+  uint64_t deadline =
+      base::CheckedAdd(in.ledger->started_ms, in.manifest_timeout_ms).value_or(UINT64_MAX);
+  return in.chain_time_ms >= deadline ? LeaseAction::kCloseNoManifest : LeaseAction::kWaitManifest;
+}
+
+// ---------------------------------------------------------------- the engine
+
+struct Engine::Metrics {
+  std::unique_ptr<server::metrics::Registry> own;
+  server::metrics::Counter* txs_sent = nullptr;
+  server::metrics::Counter* txs_failed = nullptr;
+  server::metrics::Counter* heartbeats = nullptr;
+  server::metrics::Gauge* gpus_healthy = nullptr;
+  server::metrics::Gauge* gpus_total = nullptr;
+  std::map<std::string, server::metrics::Gauge*, std::less<>> leases_by_step;
+};
+
+Engine::Engine(EngineOptions options, EngineHooks hooks, ChainPort& chain, WorkloadPort& workloads,
+               LeaseBook book, std::vector<PoolGpu> gpus, const base::Clock& clock)
+    : m_options(options),
+      m_hooks(std::move(hooks)),
+      m_chain(chain),
+      m_workloads(workloads),
+      m_clock(clock),
+      m_metrics(std::make_unique<Metrics>()),
+      m_book(std::move(book)),
+      m_pool(std::move(gpus)) {
+  GPUNET_CHECK(m_options.machine_id != 0);
+  server::metrics::Registry* reg = m_options.metrics;
+  if (reg == nullptr) {
+    m_metrics->own = std::make_unique<server::metrics::Registry>();
+    reg = m_metrics->own.get();
+  }
+  m_metrics->txs_sent = &reg->GetCounter("gpunet_provider_txs_sent_total",
+                                         "Transactions the daemon got committed (or found done)");
+  m_metrics->txs_failed = &reg->GetCounter("gpunet_provider_txs_failed_total",
+                                           "Transactions refused, failed or not known to commit");
+  m_metrics->heartbeats =
+      &reg->GetCounter("gpunet_provider_heartbeats_total", "Heartbeats committed");
+  m_metrics->gpus_healthy = &reg->GetGauge("gpunet_provider_gpus_healthy", "Healthy GPUs");
+  m_metrics->gpus_total = &reg->GetGauge("gpunet_provider_gpus", "GPUs of this machine");
+  for (std::string_view step : {"reserved", "started", "running", "closing", "retained"})
+    m_metrics->leases_by_step[std::string(step)] =
+        &reg->GetGauge("gpunet_provider_leases", "Leases in the lease book by step",
+                       {{"step", std::string(step)}});
+  base::MutexLock lock(m_mu);
+  for (const auto& [id, record] : m_book.Records())
+    if (auto s = m_pool.Assign(id, record.gpu_uuids); !s)
+      Log("lease " + std::to_string(id) + ": " + s.error().message);
+  UpdateGauges();
+}
+
+Engine::~Engine() = default;
+
+void Engine::Log(const std::string& line) {
+  if (m_hooks.log) m_hooks.log(line);
+}
+
+void Engine::LogOnce(uint64_t lease_id, const std::string& key, const std::string& line) {
+  std::string& last = m_logged[lease_id];
+  if (last == key) return;
+  last = key;
+  Log(line);
+}
+
+bool Engine::PutRecord(const LeaseRecord& record) {
+  if (auto s = m_book.Put(record); !s) {
+    LogOnce(record.lease_id, "book:" + s.error().message,
+            "lease " + std::to_string(record.lease_id) +
+                ": cannot write the lease book, will retry: " + s.error().message);
+    return false;
+  }
+  return true;
+}
+
+bool Engine::SendTx(const std::vector<codec::Msg>& msgs, const std::string& what,
+                    ReconcileResult& result) {
+  GPUNET_CHECK(!msgs.empty() && msgs.size() <= base::limits::kMsgsPerTxMax);
+  auto sent = m_chain.Send(msgs);
+  // A start or close the ledger already shows applied answers lease_state: the
+  // effect is there, which is all the engine wanted.
+  const bool done =
+      sent &&
+      (sent->code == 0 || (sent->code == static_cast<uint16_t>(codec::TxCode::kMarketLeaseState) &&
+                           (std::holds_alternative<codec::MsgLeaseStarted>(msgs[0]) ||
+                            std::holds_alternative<codec::MsgLeaseClose>(msgs[0]))));
+  if (done) {
+    ++result.txs_sent;
+    m_metrics->txs_sent->Inc();
+    Log(what + ": committed in block " + std::to_string(sent->height) +
+        (sent->code == 0 ? "" : " (already done: " + sent->code_name + ")"));
+    m_logged.erase(0);
+    return true;
+  }
+  ++result.txs_failed;
+  m_metrics->txs_failed->Inc();
+  std::string why =
+      sent ? "failed with " + sent->code_name + ": " + sent->message : sent.error().message;
+  LogOnce(0, what + why, what + ": not sent, will retry: " + why);
+  return false;
+}
+
+Engine::ReconcileResult Engine::Reconcile() {
+  base::MutexLock lock(m_mu);
+  ReconcileResult result;
+  if (m_hooks.health)
+    for (uint64_t id : m_pool.ApplyHealth(m_hooks.health()))
+      Log("lease " + std::to_string(id) + ": a GPU of the lease is unhealthy");
+
+  std::set<std::string> workloads;
+  for (auto& w : m_workloads.List()) workloads.insert(std::move(w));
+  std::vector<uint64_t> also;
+  for (const auto& [id, record] : m_book.Records()) also.push_back(id);
+  for (const auto& w : workloads)
+    if (auto id = LeaseIdOfWorkload(w); id && !m_book.Find(*id)) also.push_back(*id);
+
+  auto view = m_chain.Fetch(also);
+  if (!view) {
+    if (m_node_reachable || m_first_pass)
+      Log("node unreachable, workloads keep running; retrying: " + view.error().message);
+    m_node_reachable = false;
+    m_first_pass = false;
+    return result;
+  }
+  if (!m_node_reachable) Log("node reachable again at height " + std::to_string(view->height));
+  m_node_reachable = true;
+  m_first_pass = false;
+  result.node_reachable = true;
+  m_ledger = view->leases;
+
+  AdoptOrphanWorkloads(*view, workloads);
+  AdoptNewLeases(*view);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, record] : m_book.Records()) ids.push_back(id);
+  for (uint64_t id : ids) StepLease(id, *view, workloads, result);
+  Periodic(*view, result);
+  GPUNET_CHECK(m_pool.CheckInvariants().has_value());
+  UpdateGauges();
+  return result;
+}
+
+void Engine::AdoptOrphanWorkloads(const ChainView& view, const std::set<std::string>& workloads) {
+  for (const auto& w : workloads) {
+    auto id = LeaseIdOfWorkload(w);
+    if (!id) {
+      if (m_foreign_logged.insert(w).second) Log("workload " + w + " is not a lease's; left alone");
+      continue;
+    }
+    if (m_book.Find(*id)) continue;
+    // A workload the book does not know (its record was unreadable): kept while its
+    // lease is open, removed after retention once closed. Its GPUs are not known.
+    LeaseRecord r;
+    r.lease_id = *id;
+    r.manifest_received = true;
+    auto it = view.leases.find(*id);
+    if (it == view.leases.end() || it->second.state == "closed") {
+      r.closed_ms = it == view.leases.end() || it->second.closed_ms == 0 ? view.time_ms
+                                                                         : it->second.closed_ms;
+      r.end = it == view.leases.end() ? "unknown_to_node" : it->second.end;
+    } else {
+      r.manifest_hash = it->second.manifest_hash;
+      r.started_ms = it->second.started_ms;
+    }
+    if (PutRecord(r))
+      Log("lease " + std::to_string(*id) + ": workload " + w + " had no lease record; adopted (" +
+          (r.end.empty() ? "lease open" : "lease closed") + ")");
+  }
+}
+
+void Engine::AdoptNewLeases(const ChainView& view) {
+  const std::string me = crypto::AddressToString(m_options.provider);
+  for (const auto& [id, lease] : view.leases) {
+    if (!IsMine(lease, me) || lease.state == "closed" || m_book.Find(id)) continue;
+    uint32_t count = GpusOnMachine(lease, m_options.machine_id);
+    if (count == 0) continue;  // on another machine of this provider
+    auto gpus = m_pool.Reserve(id, count);
+    if (!gpus) {
+      LogOnce(id, "nogpus", "lease " + std::to_string(id) + ": " + gpus.error().message);
+      continue;
+    }
+    LeaseRecord r;
+    r.lease_id = id;
+    r.gpu_uuids = *gpus;
+    r.manifest_hash = lease.manifest_hash;
+    // Durable before any tx names the lease: a restart finds the same GPUs set aside.
+    if (!PutRecord(r)) {
+      m_pool.Release(id);
+      continue;
+    }
+    std::string list;
+    for (const auto& g : *gpus) list += (list.empty() ? "" : ",") + g;
+    Log("lease " + std::to_string(id) + ": new (" + lease.state + "), GPUs set aside: " + list);
+    if (m_hooks.crash_point) m_hooks.crash_point("reserved", id);
+  }
+}
+
+void Engine::CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
+                        ReconcileResult& result) {
+  SendTx({codec::MsgLeaseClose{lease_id, reason}},
+         "lease " + std::to_string(lease_id) + ": LeaseClose (" + why + ")", result);
+}
+
+StepInput Engine::InputFor(const LeaseRecord& r, const client::LeaseInfo* ledger,
+                           const ChainView& view, const std::set<std::string>& workloads) {
+  StepInput in;
+  in.record = &r;
+  in.ledger = ledger;
+  const std::string wid = WorkloadIdOf(r.lease_id);
+  in.workload_exists = workloads.contains(wid);
+  if (in.workload_exists) {
+    auto running = m_workloads.Running(wid);
+    in.workload_running = running && *running;
+  }
+  const auto unhealthy = m_pool.LeasesOnUnhealthy();
+  in.gpu_unhealthy = std::ranges::binary_search(unhealthy, r.lease_id);
+  if (m_hooks.tenant_api_ready && ledger && ledger->state == "reserved")
+    in.tenant_api_ready = m_hooks.tenant_api_ready(r.lease_id).has_value();
+  in.chain_time_ms = view.time_ms;
+  in.manifest_timeout_ms = view.params.manifest_timeout_ms;
+  in.outputs_retention_ms = m_options.outputs_retention_ms;
+  return in;
+}
+
+bool Engine::StopWorkload(LeaseRecord& r) {
+  const std::string name = "lease " + std::to_string(r.lease_id);
+  if (auto s = m_workloads.Stop(WorkloadIdOf(r.lease_id)); !s) {
+    LogOnce(r.lease_id, "stopfail", name + ": cannot stop its workload: " + s.error().message);
+    return false;
+  }
+  r.workload_stopped = true;
+  if (PutRecord(r)) Log(name + ": workload stopped; outputs kept for retention");
+  return true;
+}
+
+void Engine::CloseUnhealthy(LeaseRecord& r, const client::LeaseInfo* ledger, bool running,
+                            ReconcileResult& result) {
+  const uint64_t id = r.lease_id;
+  if (ledger && ledger->state == "reserved") {
+    // Not started: other healthy GPUs can take the failed one's place.
+    const uint32_t count = static_cast<uint32_t>(r.gpu_uuids.size());
+    m_pool.Release(id);
+    if (auto swapped = m_pool.Reserve(id, count)) {
+      r.gpu_uuids = *swapped;
+      if (PutRecord(r))
+        Log("lease " + std::to_string(id) + ": a GPU failed before the start; took other GPUs");
+      return;
+    }
+    GPUNET_CHECK(m_pool.Assign(id, r.gpu_uuids).has_value());
+  }
+  if (running) StopWorkload(r);  // billing stops with the close whatever the stop did
+  CloseLease(id, codec::CloseReason::kNormal, "a GPU of the lease is unhealthy", result);
+}
+
+void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::string>& workloads,
+                       ReconcileResult& result) {
+  LeaseRecord r = *m_book.Find(id);
+  const std::string name = "lease " + std::to_string(id);
+  auto ledger_it = view.leases.find(id);
+  const client::LeaseInfo* ledger = ledger_it == view.leases.end() ? nullptr : &ledger_it->second;
+  const StepInput in = InputFor(r, ledger, view, workloads);
+  const LeaseAction action = NextStep(in);
+  m_actions[id] = action;
+  LogOnce(id, std::string(LeaseActionName(action)),
+          name + ": " + std::string(StepName(action)) +
+              ", next: " + std::string(LeaseActionName(action)));
+  if (ledger && r.started_ms == 0 && ledger->started_ms != 0) {
+    r.started_ms = ledger->started_ms;
+    PutRecord(r);
+  }
+  switch (action) {
+    case LeaseAction::kWaitTenantApi:
+    case LeaseAction::kWaitManifest:
+    case LeaseAction::kRunning:
+    case LeaseAction::kRetain:
+      return;
+    case LeaseAction::kSendStarted:
+      if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result) &&
+          m_hooks.crash_point)
+        m_hooks.crash_point("started", id);
+      return;
+    case LeaseAction::kCloseNoManifest:
+      CloseLease(id, codec::CloseReason::kNoManifest, "no manifest", result);
+      return;
+    case LeaseAction::kAdoptWorkload:
+      r.manifest_received = true;
+      if (PutRecord(r)) Log(name + ": re-attached to its running workload " + WorkloadIdOf(id));
+      return;
+    case LeaseAction::kCloseUnhealthy:
+      CloseUnhealthy(r, ledger, in.workload_running, result);
+      return;
+    case LeaseAction::kObserveClosed:
+      r.closed_ms = ledger && ledger->closed_ms != 0 ? ledger->closed_ms : view.time_ms;
+      r.end = ledger ? ledger->end : "unknown_to_node";
+      if (PutRecord(r)) Log(name + ": closed on the ledger (" + r.end + ")");
+      [[fallthrough]];
+    case LeaseAction::kStopWorkload:
+      if (in.workload_running) StopWorkload(r);
+      return;
+    case LeaseAction::kRelease:
+      ReleaseLease(id, in.workload_exists);
+      return;
+  }
+}
+
+void Engine::ReleaseLease(uint64_t id, bool workload_exists) {
+  const std::string name = "lease " + std::to_string(id);
+  if (workload_exists) {
+    if (auto s = m_workloads.Remove(WorkloadIdOf(id)); !s) {
+      LogOnce(id, "removefail",
+              name + ": cannot remove its workload, will retry: " + s.error().message);
+      return;
+    }
+  }
+  const std::vector<std::string> gpus = m_pool.GpusOf(id);
+  if (m_hooks.check_gpu_idle) {
+    for (const auto& g : gpus)
+      if (auto s = m_hooks.check_gpu_idle(g); !s) {
+        LogOnce(id, "busy:" + g,
+                name + ": GPU " + g + " not idle, kept out of the pool: " + s.error().message);
+        return;
+      }
+  } else if (!gpus.empty()) {
+    Log(name + ": no GPU idle check on this host; GPUs go back to the pool unchecked");
+  }
+  if (auto s = m_book.Erase(id); !s) {
+    LogOnce(id, "erasefail", name + ": cannot delete its record: " + s.error().message);
+    return;
+  }
+  m_pool.Release(id);
+  m_actions.erase(id);
+  m_logged.erase(id);
+  Log(name + ": released (workload removed, GPUs back in the pool)");
+}
+
+void Engine::Periodic(const ChainView& view, ReconcileResult& result) {
+  const int64_t now = m_clock.MonotonicMs();
+  const uint64_t every = m_options.heartbeat_every_ms != 0
+                             ? m_options.heartbeat_every_ms
+                             : std::max<uint64_t>(1, view.params.heartbeat_timeout_ms / 3);
+  if (m_last_heartbeat_ms == 0 || static_cast<uint64_t>(now - m_last_heartbeat_ms) >= every) {
+    if (SendTx({codec::MsgHeartbeat{m_options.provider}}, "heartbeat", result)) {
+      m_last_heartbeat_ms = now;
+      m_metrics->heartbeats->Inc();
+    }
+  }
+  if (m_last_withdraw_ms == 0) m_last_withdraw_ms = now;  // first withdrawal one period in
+  if (static_cast<uint64_t>(now - m_last_withdraw_ms) < m_options.withdraw_every_ms) return;
+  m_last_withdraw_ms = now;
+  const std::string me = crypto::AddressToString(m_options.provider);
+  std::vector<codec::Msg> msgs;
+  for (const auto& [id, lease] : view.leases)
+    if (IsMine(lease, me) && lease.state == "started" && lease.withdrawable_ugpn > 0 &&
+        m_book.Find(id))
+      msgs.push_back(codec::MsgLeaseWithdraw{id});
+  for (size_t i = 0; i < msgs.size(); i += base::limits::kMsgsPerTxMax) {
+    size_t end = std::min(msgs.size(), i + base::limits::kMsgsPerTxMax);
+    SendTx({msgs.begin() + static_cast<std::ptrdiff_t>(i),
+            msgs.begin() + static_cast<std::ptrdiff_t>(end)},
+           "withdraw of " + std::to_string(end - i) + " leases", result);
+  }
+}
+
+void Engine::UpdateGauges() {
+  m_metrics->gpus_total->Set(static_cast<double>(m_pool.Gpus().size()));
+  m_metrics->gpus_healthy->Set(m_pool.Healthy());
+  std::map<std::string, double, std::less<>> counts;
+  for (const auto& [id, action] : m_actions) counts[std::string(StepName(action))] += 1;
+  for (auto& [step, gauge] : m_metrics->leases_by_step) {
+    auto it = counts.find(step);
+    gauge->Set(it == counts.end() ? 0 : it->second);
+  }
+}
+
+base::Status Engine::SubmitManifest(uint64_t lease_id, std::string_view manifest) {
+  base::MutexLock lock(m_mu);
+  const std::string name = "lease " + std::to_string(lease_id);
+  const LeaseRecord* found = m_book.Find(lease_id);
+  if (found == nullptr) return Fail(ErrorCode::kNotFound, name + " is not a lease of this machine");
+  LeaseRecord r = *found;
+  if (!r.end.empty()) return Fail(ErrorCode::kConflict, name + " is closed (" + r.end + ")");
+  auto ledger = m_ledger.find(lease_id);
+  if (r.started_ms == 0 || ledger == m_ledger.end())
+    return Fail(ErrorCode::kConflict,
+                name + " has not started on the ledger yet; send the manifest after LeaseStarted");
+  if (r.manifest_received)
+    return Fail(ErrorCode::kConflict, name + " already has its manifest and workload");
+  GPUNET_TRY(m_hooks.verify_manifest ? m_hooks.verify_manifest(r.manifest_hash, manifest)
+                                     : VerifyManifestHash(r.manifest_hash, manifest));
+  SpecInput input{ledger->second, r.gpu_uuids, manifest};
+  runtime::WorkloadSpec spec;
+  GPUNET_TRY_ASSIGN(spec,
+                    m_hooks.build_spec ? m_hooks.build_spec(input) : MinimalWorkloadSpec(input));
+  // Whatever the builder did: this workload id, and exactly the lease's GPUs.
+  spec.id = WorkloadIdOf(lease_id);
+  spec.gpu_uuids = r.gpu_uuids;
+  GPUNET_TRY(m_workloads.Start(spec));
+  r.manifest_received = true;
+  GPUNET_TRY(m_book.Put(r));
+  Log(name + ": manifest accepted, workload " + spec.id + " started");
+  return {};
+}
+
+Json Engine::StatusJson() const {
+  base::MutexLock lock(m_mu);
+  Json gpus = Json::array();
+  for (const auto& g : m_pool.Gpus())
+    gpus.push_back({{"uuid", g.uuid},
+                    {"model", g.model},
+                    {"healthy", g.healthy},
+                    {"problems", g.problems},
+                    {"lease_id", g.lease_id}});
+  Json leases = Json::array();
+  for (const auto& [id, record] : m_book.Records()) {
+    auto it = m_actions.find(id);
+    leases.push_back({{"lease_id", id},
+                      {"step", it == m_actions.end() ? "pending" : StepName(it->second)},
+                      {"next", it == m_actions.end() ? "" : LeaseActionName(it->second)},
+                      {"gpus", record.gpu_uuids},
+                      {"workload", record.manifest_received ? WorkloadIdOf(id) : ""}});
+  }
+  return {{"gpus", std::move(gpus)}, {"leases", std::move(leases)}};
+}
+
+std::map<uint64_t, LeaseRecord> Engine::RecordsForTest() const {
+  base::MutexLock lock(m_mu);
+  return m_book.Records();
+}
+
+}  // namespace gpunet::provider

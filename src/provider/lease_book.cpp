@@ -1,0 +1,177 @@
+#include "provider/lease_book.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "base/check.h"
+#include "base/file_util.h"
+
+namespace gpunet::provider {
+
+using base::ErrorCode;
+using base::Fail;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr size_t kRecordBytesMax = 64 * 1024;
+constexpr std::string_view kSuffix = ".json";
+
+/// A lease id as WorkloadIdOf and the record files write it: 1-19 digits, no
+/// leading zero, so each id has exactly one spelling.
+std::optional<uint64_t> ParseLeaseId(std::string_view digits) {
+  if (digits.empty() || digits.size() > 19 || digits[0] == '0') return std::nullopt;
+  uint64_t id = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return id;
+}
+
+/// The id of "<digits>.json", nullopt for any other name.
+std::optional<uint64_t> IdOfFileName(std::string_view name) {
+  if (!name.ends_with(kSuffix)) return std::nullopt;
+  return ParseLeaseId(name.substr(0, name.size() - kSuffix.size()));
+}
+
+base::Result<const Json*> Field(const Json& j, const char* name, Json::value_t type) {
+  auto it = j.find(name);
+  bool ok = it != j.end() && (it->type() == type ||
+                              (type == Json::value_t::number_unsigned && it->is_number_unsigned()));
+  if (!ok)
+    return Fail(ErrorCode::kCorrupt, std::string("lease record: field \"") + name +
+                                         "\" is missing or of the wrong type");
+  return &*it;
+}
+
+}  // namespace
+
+constexpr std::string_view kWorkloadPrefix = "lease-";
+
+std::string WorkloadIdOf(uint64_t lease_id) {
+  return std::string(kWorkloadPrefix) + std::to_string(lease_id);
+}
+
+std::optional<uint64_t> LeaseIdOfWorkload(std::string_view workload_id) {
+  if (!workload_id.starts_with(kWorkloadPrefix)) return std::nullopt;
+  return ParseLeaseId(workload_id.substr(kWorkloadPrefix.size()));
+}
+
+std::string EncodeLeaseRecord(const LeaseRecord& r) {
+  Json j = {{"lease_id", r.lease_id},
+            {"gpu_uuids", r.gpu_uuids},
+            {"manifest_hash", base::ToHex(r.manifest_hash)},
+            {"started_ms", r.started_ms},
+            {"manifest_received", r.manifest_received},
+            {"closed_ms", r.closed_ms},
+            {"end", r.end},
+            {"workload_stopped", r.workload_stopped}};
+  return j.dump() + "\n";
+}
+
+base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text) {
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Fail(ErrorCode::kCorrupt, "lease record: not a JSON object");
+  if (j.size() != 8) return Fail(ErrorCode::kCorrupt, "lease record: expected exactly 8 fields");
+  using T = Json::value_t;
+  LeaseRecord r;
+  const Json* f = nullptr;
+  GPUNET_TRY_ASSIGN(f, Field(j, "lease_id", T::number_unsigned));
+  r.lease_id = f->get<uint64_t>();
+  GPUNET_TRY_ASSIGN(f, Field(j, "gpu_uuids", T::array));
+  for (const auto& u : *f) {
+    if (!u.is_string())
+      return Fail(ErrorCode::kCorrupt, "lease record: gpu_uuids holds a non-string");
+    r.gpu_uuids.push_back(u.get<std::string>());
+  }
+  GPUNET_TRY_ASSIGN(f, Field(j, "manifest_hash", T::string));
+  auto hash = base::FixedFromHex<32>(f->get<std::string>());
+  if (!hash) return Fail(ErrorCode::kCorrupt, "lease record: manifest_hash is not 64 hex digits");
+  r.manifest_hash = *hash;
+  GPUNET_TRY_ASSIGN(f, Field(j, "started_ms", T::number_unsigned));
+  r.started_ms = f->get<uint64_t>();
+  GPUNET_TRY_ASSIGN(f, Field(j, "manifest_received", T::boolean));
+  r.manifest_received = f->get<bool>();
+  GPUNET_TRY_ASSIGN(f, Field(j, "closed_ms", T::number_unsigned));
+  r.closed_ms = f->get<uint64_t>();
+  GPUNET_TRY_ASSIGN(f, Field(j, "end", T::string));
+  r.end = f->get<std::string>();
+  GPUNET_TRY_ASSIGN(f, Field(j, "workload_stopped", T::boolean));
+  r.workload_stopped = f->get<bool>();
+  if (r.lease_id == 0) return Fail(ErrorCode::kCorrupt, "lease record: lease_id is 0");
+  return r;
+}
+
+base::Result<LeaseBook> LeaseBook::Open(const std::string& state_dir,
+                                        std::vector<BookProblem>* problems) {
+  LeaseBook book;
+  book.m_dir = state_dir + "/leases";
+  GPUNET_TRY(base::MakeDirectory(state_dir, 0700));
+  GPUNET_TRY(base::MakeDirectory(book.m_dir, 0700));
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(book.m_dir.c_str()), ::closedir);
+  if (!d) return Fail(ErrorCode::kIo, "cannot read " + book.m_dir + ": " + std::strerror(errno));
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d.get())) names.emplace_back(e->d_name);
+  for (const auto& name : names) {
+    auto id = IdOfFileName(name);
+    if (!id) continue;
+    const std::string path = book.m_dir + "/" + name;
+    auto text = base::ReadFileNoFollow(path, kRecordBytesMax);
+    base::Result<LeaseRecord> record =
+        text ? DecodeLeaseRecord(*text) : base::Result<LeaseRecord>(std::unexpected(text.error()));
+    if (record && record->lease_id != *id)
+      record =
+          Fail(ErrorCode::kCorrupt, "lease record names lease " + std::to_string(record->lease_id) +
+                                        ", not " + std::to_string(*id));
+    if (!record) {
+      // Kept for the operator, out of the way of the next Put of this lease.
+      std::string aside = path + ".corrupt";
+      if (::rename(path.c_str(), aside.c_str()) != 0)
+        return Fail(ErrorCode::kIo, "cannot move the unreadable lease record " + path +
+                                        " aside: " + std::strerror(errno));
+      if (problems) problems->push_back({aside, record.error().message});
+      continue;
+    }
+    book.m_records.emplace(*id, std::move(*record));
+  }
+  return book;
+}
+
+const LeaseRecord* LeaseBook::Find(uint64_t lease_id) const {
+  auto it = m_records.find(lease_id);
+  return it == m_records.end() ? nullptr : &it->second;
+}
+
+std::string LeaseBook::PathOf(uint64_t lease_id) const {
+  return m_dir + "/" + std::to_string(lease_id) + std::string(kSuffix);
+}
+
+base::Status LeaseBook::Put(const LeaseRecord& record) {
+  GPUNET_CHECK(record.lease_id != 0);
+  base::AtomicWriteOptions options;
+  options.mode = 0600;
+  options.before_commit = m_before_commit;
+  GPUNET_TRY(base::WriteFileAtomic(PathOf(record.lease_id), EncodeLeaseRecord(record), options));
+  m_records[record.lease_id] = record;
+  return {};
+}
+
+base::Status LeaseBook::Erase(uint64_t lease_id) {
+  const std::string path = PathOf(lease_id);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return Fail(ErrorCode::kIo, "cannot delete " + path + ": " + std::strerror(errno));
+  GPUNET_TRY(base::SyncDirectoryOf(path));
+  m_records.erase(lease_id);
+  return {};
+}
+
+}  // namespace gpunet::provider

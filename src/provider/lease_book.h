@@ -1,0 +1,92 @@
+// The daemon's durable lease book: what this provider has done for each lease, so a
+// daemon that was SIGKILLed or restarted takes the next step instead of repeating one
+// (docs/provider.md, "What the daemon does with a lease").
+//
+// One small JSON file per lease, <home>/state/leases/<lease_id>.json, each written
+// whole with base::WriteFileAtomic (temp file, fsync, rename, directory fsync). Why
+// files and not a journal: a record changes a handful of times in a lease's life and
+// is read back only at start, so a rename per change costs nothing that matters; a
+// crash leaves the old record or the new one, never a torn one, with no replay or
+// compaction code to get wrong; and a closed lease's record is deleted as a file.
+//
+// The book holds only what the ledger and the runtime cannot tell: which GPUs were
+// set aside (written BEFORE any tx names the lease), whether the manifest arrived,
+// when the ledger was first seen to close the lease. The rest is read again on every
+// reconcile (the engine is level-triggered, provider/engine.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/result.h"
+
+namespace gpunet::provider {
+
+struct LeaseRecord {
+  uint64_t lease_id = 0;
+  /// The GPUs of this machine set aside for the lease (UUIDs, sorted).
+  std::vector<std::string> gpu_uuids;
+  base::Hash32 manifest_hash{};
+  /// The ledger's started_ms once seen (0 = not started on the ledger yet).
+  uint64_t started_ms = 0;
+  /// The workload was started with a manifest whose hash matched.
+  bool manifest_received = false;
+  /// The ledger's closed_ms once the daemon saw the lease closed (0 = open).
+  uint64_t closed_ms = 0;
+  std::string end;  ///< the ledger's end reason once closed ("tenant_closed", ...)
+  bool workload_stopped = false;
+  bool operator==(const LeaseRecord&) const = default;
+};
+
+/// The runtime's workload id of a lease ("lease-<id>"): ValidateWorkloadId accepts it.
+std::string WorkloadIdOf(uint64_t lease_id);
+/// The lease of a workload id WorkloadIdOf made; nullopt for any other id.
+std::optional<uint64_t> LeaseIdOfWorkload(std::string_view workload_id);
+
+/// The record as the file holds it, and back. Decode refuses anything but the exact
+/// fields with their types (kCorrupt naming the field).
+std::string EncodeLeaseRecord(const LeaseRecord& record);
+base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text);
+
+/// What Open found that it could not use (a record that does not decode is moved
+/// aside to <id>.json.corrupt, so the daemon starts and the operator can look).
+struct BookProblem {
+  std::string file;
+  std::string message;
+};
+
+class LeaseBook {
+ public:
+  /// Reads every record under <state_dir>/leases (made 0700 when missing). Files
+  /// that are not "<digits>.json" (WriteFileAtomic's leftover temp files) are
+  /// ignored; a record that does not decode is moved aside and reported.
+  static base::Result<LeaseBook> Open(const std::string& state_dir,
+                                      std::vector<BookProblem>* problems = nullptr);
+
+  const std::map<uint64_t, LeaseRecord>& Records() const { return m_records; }
+  const LeaseRecord* Find(uint64_t lease_id) const;
+
+  /// Writes the record durably, then keeps it in memory (an error changes neither).
+  [[nodiscard]] base::Status Put(const LeaseRecord& record);
+  /// Deletes the record's file (and the directory entry durably).
+  [[nodiscard]] base::Status Erase(uint64_t lease_id);
+
+  std::string PathOf(uint64_t lease_id) const;
+  /// Test seam: passed to WriteFileAtomic as before_commit (a torn or failed write).
+  void SetBeforeCommitForTest(std::function<base::Status(const std::string&)> hook) {
+    m_before_commit = std::move(hook);
+  }
+
+ private:
+  std::string m_dir;
+  std::map<uint64_t, LeaseRecord> m_records;
+  std::function<base::Status(const std::string&)> m_before_commit;
+};
+
+}  // namespace gpunet::provider

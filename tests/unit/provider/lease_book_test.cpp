@@ -1,0 +1,124 @@
+#include "provider/lease_book.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "util/temp_dir.h"
+
+namespace gpunet::provider {
+namespace {
+
+LeaseRecord Sample(uint64_t id) {
+  LeaseRecord r;
+  r.lease_id = id;
+  r.gpu_uuids = {"GPU-a", "GPU-b"};
+  r.manifest_hash[0] = 0xab;
+  r.started_ms = 1234;
+  return r;
+}
+
+void WriteRaw(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+TEST(LeaseBook, RecordsSurviveAReopen) {
+  gpunet::testing::TempDir tmp;
+  auto book = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(book.has_value()) << book.error().message;
+  ASSERT_TRUE(book->Put(Sample(7)).has_value());
+  LeaseRecord closed = Sample(9);
+  closed.closed_ms = 99;
+  closed.end = "tenant_closed";
+  closed.workload_stopped = true;
+  closed.manifest_received = true;
+  ASSERT_TRUE(book->Put(closed).has_value());
+  auto again = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(again.has_value());
+  ASSERT_EQ(again->Records().size(), 2u);
+  EXPECT_EQ(*again->Find(7), Sample(7));
+  EXPECT_EQ(*again->Find(9), closed);
+  ASSERT_TRUE(again->Erase(7).has_value());
+  EXPECT_EQ(LeaseBook::Open(tmp.Path())->Records().size(), 1u);
+}
+
+TEST(LeaseBook, AFailedWriteLeavesTheOldRecordOnDiskAndInMemory) {
+  gpunet::testing::TempDir tmp;
+  auto book = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(book.has_value());
+  ASSERT_TRUE(book->Put(Sample(3)).has_value());
+  book->SetBeforeCommitForTest([](const std::string&) -> base::Status {
+    return base::Fail(base::ErrorCode::kIo, "power cut before the rename");
+  });
+  LeaseRecord next = Sample(3);
+  next.started_ms = 5555;
+  EXPECT_FALSE(book->Put(next).has_value());
+  EXPECT_EQ(book->Find(3)->started_ms, 1234u);
+  auto again = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->Find(3)->started_ms, 1234u);
+}
+
+TEST(LeaseBook, ATornOrForeignRecordIsSetAsideAndTheRestLoads) {
+  gpunet::testing::TempDir tmp;
+  {
+    auto book = LeaseBook::Open(tmp.Path());
+    ASSERT_TRUE(book.has_value());
+    ASSERT_TRUE(book->Put(Sample(1)).has_value());
+    ASSERT_TRUE(book->Put(Sample(2)).has_value());
+  }
+  const std::string dir = tmp.Sub("leases");
+  std::string whole = gpunet::testing::FileText(dir + "/2.json");
+  WriteRaw(dir + "/2.json", whole.substr(0, whole.size() / 2));  // torn
+  WriteRaw(dir + "/5.json", EncodeLeaseRecord(Sample(6)));       // names another lease
+  WriteRaw(dir + "/.1.json.tmp-0123456789abcdef", "{");          // a leftover temp file
+  WriteRaw(dir + "/notes.txt", "hello");
+  std::vector<BookProblem> problems;
+  auto book = LeaseBook::Open(tmp.Path(), &problems);
+  ASSERT_TRUE(book.has_value()) << book.error().message;
+  ASSERT_EQ(book->Records().size(), 1u);
+  EXPECT_NE(book->Find(1), nullptr);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/2.json.corrupt"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/5.json.corrupt"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/2.json"));
+  // The lease can be written again after its bad record was set aside.
+  EXPECT_TRUE(book->Put(Sample(2)).has_value());
+}
+
+TEST(LeaseBook, DecodeRefusesMissingExtraAndMistypedFields) {
+  const std::string good = EncodeLeaseRecord(Sample(4));
+  ASSERT_TRUE(DecodeLeaseRecord(good).has_value());
+  auto j = nlohmann::json::parse(good);
+  auto missing = j;
+  missing.erase("started_ms");
+  EXPECT_FALSE(DecodeLeaseRecord(missing.dump()).has_value());
+  auto extra = j;
+  extra["x"] = 1;
+  EXPECT_FALSE(DecodeLeaseRecord(extra.dump()).has_value());
+  auto mistyped = j;
+  mistyped["started_ms"] = "1234";
+  EXPECT_FALSE(DecodeLeaseRecord(mistyped.dump()).has_value());
+  auto negative = j;
+  negative["closed_ms"] = -1;
+  EXPECT_FALSE(DecodeLeaseRecord(negative.dump()).has_value());
+  auto bad_hash = j;
+  bad_hash["manifest_hash"] = "zz";
+  EXPECT_FALSE(DecodeLeaseRecord(bad_hash.dump()).has_value());
+  EXPECT_FALSE(DecodeLeaseRecord("[1,2]").has_value());
+}
+
+TEST(LeaseBook, WorkloadIdsAndLeaseIdsRoundTrip) {
+  EXPECT_EQ(WorkloadIdOf(42), "lease-42");
+  EXPECT_EQ(LeaseIdOfWorkload("lease-42"), 42u);
+  EXPECT_EQ(LeaseIdOfWorkload("lease-042"), std::nullopt);  // one spelling per id
+  EXPECT_EQ(LeaseIdOfWorkload("lease-"), std::nullopt);
+  EXPECT_EQ(LeaseIdOfWorkload("scratch"), std::nullopt);
+  EXPECT_EQ(LeaseIdOfWorkload("lease-99999999999999999999"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace gpunet::provider
