@@ -640,9 +640,12 @@ void RunRevoke(const GlobalOptions& g, const TenantArgs& a) {
   const client::GrantRevocation revocation = client::SignRevocation(tenant_key, scope, it->grant);
   client::TenantClient tenant(ClientOptions(c), tenant_key);
   const std::string target = "/leases/" + std::to_string(c.lease.lease_id) + "/grants/revoke";
-  const json body{{"grant_id", a.grant_id}, {"revocation", client::EncodeRevocation(revocation)}};
-  const json j =
-      ParseJsonAnswer(Expect(tenant.Post(target, body.dump()), "POST " + target), "POST " + target);
+  // The body is the signed revocation itself (its hex): the provider keeps it until the
+  // grant's expiry, and a request signature alone would not say when that is.
+  const json j = ParseJsonAnswer(
+      Expect(tenant.Post(target, client::EncodeRevocation(revocation), "text/plain"),
+             "POST " + target),
+      "POST " + target);
   OrFail(sessions.RemoveGrant(it->name, c.lease.lease_id), "removing the revoked grant's file");
   if (g.Json()) return PrintJson(j);
   std::cout << "grant " << a.grant_id << " of session key \"" << it->name << "\" revoked on lease "

@@ -126,7 +126,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(200, piece, "application/octet-stream",
                                {"Gpunet-Next-Offset": str(offset + len(piece)), "Gpunet-Size": str(len(data))})
         if what == "grants":
-            return self.answer(200, {"revoked": json.loads(body)["grant_id"]})
+            # client::EncodeRevocation's hex: tenant[32] provider[20] lease u64 grant_id[16] ...
+            raw = bytes.fromhex(body.decode())
+            return self.answer(200, {"revoked": raw[1 + 32 + 20 + 8:1 + 32 + 20 + 8 + 16].hex()})
         return self.error(404, "no such endpoint")
 
     do_GET = do_PUT = do_POST = route
