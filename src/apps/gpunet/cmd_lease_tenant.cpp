@@ -297,9 +297,19 @@ void RunSubmit(const GlobalOptions& g, const TenantArgs& a) {
   const json j =
       ParseJsonAnswer(Expect(tenant.Post(target, m.canonical), "POST " + target), "POST " + target);
   if (g.Json()) return PrintJson(j);
-  std::cout << "manifest " << a.manifest << " accepted for lease " << c.lease.lease_id
-            << "; the workload is " << j.value("workload", std::string("starting"))
-            << " (follow it: gpunet lease events " << c.lease.lease_id << " -f)" << std::endl;
+  const std::string id = std::to_string(c.lease.lease_id);
+  const std::string state = j.value("workload", std::string("starting"));
+  std::cout << "manifest " << a.manifest << " accepted for lease " << id << "; the workload is "
+            << state << "\n";
+  if (state == "waiting_for_secrets") {
+    // The provider starts the command once every secret the manifest names is set.
+    std::string names;
+    for (const auto& n : j.value("secrets", json::array()))
+      if (n.is_string()) names += " " + n.get<std::string>() + "=@FILE";
+    std::cout << "  it starts once its secrets are set: gpunet lease secrets " << id << names
+              << "\n";
+  }
+  std::cout << "  follow it: gpunet lease events " << id << " -f" << std::endl;
 }
 
 // ---------------------------------------------------------------- secrets
@@ -333,6 +343,10 @@ void RunSecrets(const GlobalOptions& g, const TenantArgs& a) {
   if (g.Json()) return PrintJson(j);
   std::cout << "secrets set on lease " << c.lease.lease_id << ":";
   for (const auto& [name, value] : values) std::cout << " " << name;
+  if (j.contains("complete") && j["complete"].is_boolean())
+    std::cout << (j["complete"].get<bool>() ? "; every secret is set: the command starts"
+                                            : "; the command waits for the others the manifest "
+                                              "names");
   std::cout << std::endl;
 }
 

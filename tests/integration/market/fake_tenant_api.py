@@ -84,9 +84,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if lease in manifest and manifest[lease] != body:
                 return self.error(409, "another manifest was accepted")
             manifest[lease] = body
+            names = json.loads(body)["secrets"]
+            if names:  # as the agent does: the command waits for its secrets
+                return self.answer(200, {"accepted": True, "workload": "waiting_for_secrets", "secrets": names})
             return self.answer(200, {"accepted": True, "workload": "starting"})
         if what == "secrets":
-            return self.answer(200, {"set": sorted(json.loads(body))})
+            if lease not in manifest:
+                return self.error(409, "send the manifest first: it names the secrets")
+            got = sorted(json.loads(body))
+            return self.answer(200, {"set": got, "complete": got == sorted(json.loads(manifest[lease])["secrets"])})
         if what == "files" and self.command == "GET":
             if rest not in files:
                 return self.error(404, "no upload " + rest)

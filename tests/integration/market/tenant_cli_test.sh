@@ -55,7 +55,8 @@ n0="$(requests | wc -l)"
 expect_error "submit another manifest" "was created with manifest_hash.*it was created with .*job.yaml" \
   g lease submit "$lease" --manifest "$WORK/other.yaml" --from tenant
 [ "$(requests | wc -l)" = "$n0" ] || fail "a refused submit sent a request"
-g lease submit "$lease" --manifest "$WORK/job.yaml" --from tenant | grep -q "accepted" || fail "lease submit"
+g lease submit "$lease" --manifest "$WORK/job.yaml" --from tenant >"$WORK/submit.out" || fail "lease submit"
+grep -q "gpunet lease secrets $lease HF_TOKEN=@FILE DB_PASSWORD=@FILE" "$WORK/submit.out" || { fail "submit: no hint to set the secrets"; cat "$WORK/submit.out" >&2; }
 g manifest check "$WORK/job.yaml" --canonical >"$WORK/job.canonical" || fail "manifest check --canonical"
 requests | tail -1 | $PY -c 'import json,sys; r=json.loads(sys.stdin.read()); sys.exit(r["body"] != open(sys.argv[1]).read())' "$WORK/job.canonical" \
   || fail "submit did not send the canonical JSON"
@@ -73,7 +74,8 @@ g provider update --config "$WORK/provider.yaml" --from provider >/dev/null || f
 printf 's3cret\n' >"$WORK/hf"
 expect_error "secret in argv" "never goes on the command line" g lease secrets "$lease" HF_TOKEN=s3cret --from tenant
 expect_error "secret to prompt without a terminal" "no terminal" g lease secrets "$lease" DB_PASSWORD --from tenant
-DB_PASSWORD='p@ss w"d' g lease secrets "$lease" "HF_TOKEN=@$WORK/hf" --from-env DB_PASSWORD --from tenant >/dev/null || fail "lease secrets"
+DB_PASSWORD='p@ss w"d' g lease secrets "$lease" "HF_TOKEN=@$WORK/hf" --from-env DB_PASSWORD --from tenant >"$WORK/secrets.out" || fail "lease secrets"
+grep -q "every secret is set" "$WORK/secrets.out" || fail "secrets: not said that all are set"
 requests | tail -1 | grep -qF '"body": "{\"DB_PASSWORD\":\"p@ss w\\\"d\",\"HF_TOKEN\":\"s3cret\"}"' || { fail "secrets body"; requests | tail -1 >&2; }
 
 # --- 6. upload: a folder, two chunks for the big file, the second cut once ---
