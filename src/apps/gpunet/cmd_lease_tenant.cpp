@@ -571,7 +571,12 @@ void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
   }
   json done = json::array();
   for (const auto& e : entries) {
-    if (e.type != "file") continue;
+    if (e.type != "file") {
+      if (!g.Json())
+        std::cerr << "skipped " << e.name << " (a " << e.type
+                  << ": the provider lists only the outputs folder's top level)" << std::endl;
+      continue;
+    }
     // ParseOutputsAnswer checked the name: relative, no "..", so it stays beneath -o.
     const std::string dest = (fs::path(a.out) / e.name).string();
     DownloadOutput(tenant, id, e.name, dest);

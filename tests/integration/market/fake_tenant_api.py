@@ -125,7 +125,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(200, {"events": [e for e in EVENTS if e["seq"] > after][:2]})
         if what == "outputs" and not rest:
             return self.answer(200, {"entries": [{"name": n, "type": "file", "size": len(b)} for n, b in sorted(OUTPUTS.items())]
-                                     + [{"name": "run", "type": "dir", "size": 0}]})
+                                     + [{"name": "run", "type": "directory", "size": 0}]})
         if what == "outputs":
             data, offset, mx = OUTPUTS[rest], int(q["offset"]), int(q["max"])
             piece = data[offset:offset + min(mx, 1 << 20)]  # smaller pieces than asked: the client follows
