@@ -222,6 +222,11 @@ void RunEnvironments(const GlobalOptions& g, const TenantArgs& a) {
   std::cout << std::flush;
 }
 
+/// A JSON value for people: a string without its quotes, anything else as JSON.
+std::string Plain(const json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
 void RunLeaseStatus(const GlobalOptions& g, const TenantArgs& a) {
   const LeaseContext c = ReadLease(g, a.lease);
   auto tenant = Connect(g, c, a);
@@ -232,7 +237,7 @@ void RunLeaseStatus(const GlobalOptions& g, const TenantArgs& a) {
   std::cout << "lease " << c.lease.lease_id << " on " << c.lease.provider
             << " (ledger: " << c.lease.state << (c.lease.end == "none" ? "" : ", " + c.lease.end)
             << ")\n";
-  if (j.contains("step")) std::cout << "  step       " << j["step"].dump() << "\n";
+  if (j.contains("step")) std::cout << "  step       " << Plain(j["step"]) << "\n";
   if (j.contains("workload") && j["workload"].is_object()) {
     const auto& w = j["workload"];
     std::cout << "  workload   " << w.value("state", std::string("?"));
@@ -242,7 +247,7 @@ void RunLeaseStatus(const GlobalOptions& g, const TenantArgs& a) {
     std::cout << "\n";
   }
   if (j.contains("gpus") && j["gpus"].is_array())
-    for (const auto& u : j["gpus"]) std::cout << "  gpu        " << u.dump() << "\n";
+    for (const auto& u : j["gpus"]) std::cout << "  gpu        " << Plain(u) << "\n";
   if (j.contains("ends_at_ms") && j["ends_at_ms"].is_number_unsigned())
     std::cout << "  ends       " << UtcText(j["ends_at_ms"].get<uint64_t>()) << "\n";
   std::cout << std::flush;

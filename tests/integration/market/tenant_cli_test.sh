@@ -51,6 +51,7 @@ grep -q '"target": "/environments", "signer": ""' "$WORK/api/requests.jsonl" || 
 g -o json lease status "$lease" --from tenant >"$WORK/status.json" || fail "lease status"
 [ "$(json_field '["workload"]["state"]' <"$WORK/status.json")" = running ] || fail "status: workload state"
 requests | tail -1 | grep -q "\"signer\": \"$tenant_pub\"" || fail "status: not signed by the tenant key"
+g lease status "$lease" --from tenant | grep -q "^  step       running$" || fail "status: text"
 n0="$(requests | wc -l)"
 expect_error "submit another manifest" "was created with manifest_hash.*it was created with .*job.yaml" \
   g lease submit "$lease" --manifest "$WORK/other.yaml" --from tenant
