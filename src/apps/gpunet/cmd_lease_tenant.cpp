@@ -395,7 +395,7 @@ void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t le
     const std::string target = client::UploadTarget(lease_id, f.remote, offset);
     auto r = tenant.Put(target, chunk, {{"Gpunet-Chunk-Sha256", client::Sha256Hex(chunk)}});
     const bool transient = (!r && r.error().code == ErrorCode::kUnavailable) ||
-                           (r && (r->status == 409 || r->status == 503));
+                           (r && (r->status == 409 || r->status == 502 || r->status == 503));
     if (transient && retries_left-- > 0) {
       std::cerr << f.remote << ": "
                 << (r ? "the provider answered " + std::to_string(r->status) : r.error().message)

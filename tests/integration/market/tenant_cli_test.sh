@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The tenant's `gpunet lease` verbs of the tenant API (docs/market-cli.md "Running a
 # lease's workload") end to end: a devnet holds a provider whose tenant_api_uri and
-# tls_fingerprint point at fake_tenant_api.py over real TLS, a tenant leases from it,
-# and the verbs read both from the ledger, pin the key, sign, upload in chunks (a cut
-# connection resumes), follow logs and events without gaps or repeats, download
-# outputs, delegate to a session key and revoke it; a wrong pin, a manifest the lease
-# was not created with and a secret on the command line are refused with nothing sent.
+# tls_fingerprint point at fake_tenant_api.py over real TLS (MODE http, $2) or at the
+# real `gpunet provider api` with fake_tenant_api.py as its agent (MODE agent), a
+# tenant leases from it, and the verbs read both from the ledger, pin the key, sign,
+# upload in chunks (a cut connection resumes), follow logs and events without gaps or
+# repeats, download outputs, delegate to a session key and revoke it; a wrong pin, a
+# manifest the lease was not created with and a secret on the command line are
+# refused with nothing sent.
 set -u
 GPUNET="$(realpath "$1")"
 SRC="${GPUNET_SOURCE_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)}"
@@ -21,7 +23,11 @@ mkdir -p "$WORK/api"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
   -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || fail "openssl req"
 fp="$(openssl x509 -in "$WORK/cert.pem" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)"
-$PY "$(dirname "$0")/fake_tenant_api.py" "$WORK/cert.pem" "$WORK/key.pem" "$WORK/api" >"$WORK/api.port" 2>"$WORK/api.err" &
+# MODE http: the stand-in serves HTTPS itself; agent: the real tenant-facing process
+# (`gpunet provider api`) serves, and the stand-in answers its broker frames.
+MODE="${2:-http}"
+if [ "$MODE" = agent ]; then api_args=(agent "$GPUNET"); else api_args=(http); fi
+$PY "$(dirname "$0")/fake_tenant_api.py" "${api_args[@]}" "$WORK/cert.pem" "$WORK/key.pem" "$WORK/api" >"$WORK/api.port" 2>"$WORK/api.err" &
 API_PID=$!
 trap 'kill $API_PID 2>/dev/null; _devnet_cleanup' EXIT
 for _ in $(seq 100); do [ -s "$WORK/api.port" ] && break; sleep 0.1; done
@@ -135,4 +141,4 @@ expect_error "revoke unknown" "no grant" g lease revoke "$lease" "$grant_id" --f
 
 kill "$API_PID" 2>/dev/null
 devnet_stop
-checks_report "integration_tenant_cli: all checks passed"
+checks_report "integration_tenant_cli ($MODE): all checks passed"
