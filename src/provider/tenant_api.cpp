@@ -407,8 +407,10 @@ std::optional<Response> CheckBody(const Request& request, BrokerFrame& frame) {
       return std::nullopt;
     }
     case BrokerOp::kAuthorize: {
-      const auto json = nlohmann::json::parse(request.body, nullptr, false);
-      if (!json.is_object()) return Refuse(400, "the revocation must be a JSON object");
+      // The tenant-signed revocation itself, as the agent's broker service reads it (it
+      // checks the signature and keeps it until the grant's expiry).
+      if (!client::ParseRevocation(request.body))
+        return Refuse(400, "the body must be the revocation, client::EncodeRevocation's hex");
       return std::nullopt;
     }
     case BrokerOp::kUpload: {

@@ -276,6 +276,9 @@ TEST(TenantApi, EveryRouteMapsToItsOpAndFields) {
     BrokerOp op;
     std::map<std::string, std::string> fields;
   };
+  client::GrantRevocation revoke;
+  revoke.lease_id = 42;
+  const std::string revocation = client::EncodeRevocation(revoke);  // parsed, not verified, here
   const std::vector<Case> cases = {
       {"GET", "/leases/42", "", BrokerOp::kStatus, {}},
       {"GET", "/leases/42/events", "", BrokerOp::kEvents, {{"after", "0"}, {"wait_ms", "0"}}},
@@ -301,7 +304,7 @@ TEST(TenantApi, EveryRouteMapsToItsOpAndFields) {
        "",
        BrokerOp::kOutputs,
        {{"path", "run/model.pt"}, {"offset", "5"}, {"max", "8388608"}}},
-      {"POST", "/leases/42/grants/revoke", "{\"grant_id\":\"00\"}", BrokerOp::kAuthorize, {}},
+      {"POST", "/leases/42/grants/revoke", revocation, BrokerOp::kAuthorize, {}},
   };
   for (const Case& c : cases) {
     auto r = f.Send(c.method, c.target, c.body);
@@ -441,6 +444,14 @@ TEST(TenantApi, UploadChunksAreHashCheckedHere) {
   EXPECT_EQ(seen[0].Field("offset"), "0");
   EXPECT_EQ(seen[0].Field("chunk_sha256"), Sha256HexOf(chunk));
   EXPECT_EQ(seen[0].body, chunk);
+}
+
+TEST(TenantApi, ARevocationThatDoesNotParseIsRefusedBeforeTheAgentSeesIt) {
+  Front f;
+  auto r = f.Send("POST", "/leases/42/grants/revoke", "{\"grant_id\":\"00\"}");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_TRUE(r.Has("EncodeRevocation")) << r.body;
+  EXPECT_TRUE(f.agent.Seen().empty());
 }
 
 TEST(TenantApi, OverSizeBodiesGet413AndHugeHeaders431) {
