@@ -1,8 +1,10 @@
 #include "provider/bidder.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
+#include "client/market_client.h"
 #include "crypto/address.h"
 
 namespace gpunet::provider {
@@ -80,6 +82,109 @@ BidPlan PlanBids(const BidderInput& in, const client::BiddingConfig& policy) {
     plan.create.push_back({in.provider, o.order_id, price, {in.machine.machine_id}});
   }
   return plan;
+}
+
+uint32_t FreeHealthyGpus(const nlohmann::json& engine_status, uint32_t sold) {
+  uint32_t free = 0;
+  uint32_t leased = 0;
+  for (const auto& g : engine_status.value("gpus", nlohmann::json::array())) {
+    if (g.value("lease_id", uint64_t{0}) != 0) {
+      ++leased;
+    } else if (g.value("healthy", false)) {
+      ++free;
+    }
+  }
+  const uint32_t sellable = sold > leased ? sold - leased : 0;
+  return std::min(free, sellable);
+}
+
+bool Draining(const std::string& state_dir) {
+  std::error_code ec;
+  return std::filesystem::exists(state_dir + "/draining", ec);
+}
+
+Bidder::Bidder(Options options, ChainPort& chain, std::function<void(std::string_view)> log)
+    : m_options(std::move(options)), m_chain(chain), m_log(std::move(log)) {}
+
+base::Result<BidderInput> Bidder::Read(const nlohmann::json& engine_status) {
+  client::MarketClient market(m_options.node_url);
+  BidderInput in;
+  in.provider = m_options.provider;
+  const std::string me = crypto::AddressToString(m_options.provider);
+  client::MarketAnswer<client::ProviderInfo> p;
+  GPUNET_TRY_ASSIGN(p, market.Provider(me));
+  in.provider_info = p.value;
+  in.now_ms = p.time_ms;
+  bool found = false;
+  for (const auto& m : p.value.machine_list)
+    if (m.machine_id == m_options.machine_id) {
+      in.machine = m;
+      found = true;
+    }
+  if (!found)
+    return base::Fail(base::ErrorCode::kNotFound, "machine " +
+                                                      std::to_string(m_options.machine_id) +
+                                                      " is not on the ledger (provider apply)");
+  for (const auto& s : p.value.site_list)
+    if (s.site_id == in.machine.site_id) in.site = s;
+  in.free_healthy_gpus = FreeHealthyGpus(engine_status, in.machine.gpu_count);
+  in.draining = Draining(m_options.state_dir);
+  client::MarketListQuery query;
+  query.limit = 1000;
+  for (;;) {
+    client::MarketPage<client::OrderInfo> page;
+    GPUNET_TRY_ASSIGN(page, market.Orders(query));
+    for (auto& o : page.entries) {
+      if (o.state != "open") continue;
+      if (o.bids > 0) {
+        client::MarketAnswer<client::OrderBids> bids;
+        GPUNET_TRY_ASSIGN(bids, market.Bids(o.order_id));
+        for (auto& b : bids.value.bids)
+          if (b.provider == me) in.own_bids.push_back(std::move(b));
+      }
+      in.open_orders.push_back(std::move(o));
+    }
+    if (!page.next) break;
+    query.after = page.next;
+  }
+  return in;
+}
+
+void Bidder::Send(const codec::Msg& msg, const std::string& what) {
+  auto sent = m_chain.Send({msg});
+  std::string why;
+  if (!sent) {
+    why = sent.error().message;
+  } else if (sent->code != 0) {
+    why = sent->code_name + ": " + sent->message;
+  }
+  if (why.empty()) {
+    m_log(what);
+    m_logged.erase(what);
+  } else if (m_logged.insert(what).second) {
+    m_log(what + " failed: " + why);
+  }
+}
+
+base::Status Bidder::Reconcile(const nlohmann::json& engine_status) {
+  auto read = Read(engine_status);
+  if (!read) {
+    if (m_logged.insert("read").second) m_log("bidding: " + read.error().message);
+    return std::unexpected(read.error());
+  }
+  m_logged.erase("read");
+  BidderInput in = std::move(*read);
+  if (in.draining && !m_said_draining)
+    m_log("draining (" + m_options.state_dir + "/draining): no new bids, its open bids withdrawn");
+  m_said_draining = in.draining;
+  const BidPlan plan = PlanBids(in, m_options.policy);
+  for (uint64_t id : plan.withdraw)
+    Send(codec::MsgBidWithdraw{id}, "bid " + std::to_string(id) + ": withdrawn");
+  for (const auto& b : plan.create)
+    Send(b, "order " + std::to_string(b.order_id) + ": bid " +
+                std::to_string(b.price_ugpn_per_gpu_hour) + " ugpn/GPU-hour with machine " +
+                std::to_string(m_options.machine_id));
+  return {};
 }
 
 }  // namespace gpunet::provider

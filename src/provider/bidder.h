@@ -10,12 +10,17 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "client/market_answers.h"
 #include "client/market_config.h"
 #include "codec/types.h"
+#include "provider/engine.h"
 
 namespace gpunet::provider {
 
@@ -50,5 +55,42 @@ uint64_t BidPrice(const client::BiddingConfig& policy, const std::string& model,
 /// skipped) and to withdraw (own bids naming this machine on orders still in their
 /// window whose GPUs are no longer free and healthy, or all of them when draining).
 BidPlan PlanBids(const BidderInput& in, const client::BiddingConfig& policy);
+
+/// The free healthy GPUs of an Engine::StatusJson(): healthy and in no lease, at most
+/// `sold` (the machine's gpu_count on the ledger).
+uint32_t FreeHealthyGpus(const nlohmann::json& engine_status, uint32_t sold);
+
+/// Whether <state_dir>/draining exists (`gpunet provider drain` wrote it).
+bool Draining(const std::string& state_dir);
+
+/// The daemon's side of bidding: each Reconcile reads the provider's record, every
+/// open order and the provider's bids on them (a full catch-up each time, so an order
+/// created while the block watch was reconnecting is not missed), runs PlanBids and
+/// sends its withdrawals, then its bids, one tx each (a refusal is logged once).
+class Bidder {
+ public:
+  struct Options {
+    std::string node_url;
+    codec::Address provider;
+    uint32_t machine_id = 0;
+    client::BiddingConfig policy;
+    std::string state_dir;  ///< where `draining` is looked for
+  };
+  Bidder(Options options, ChainPort& chain, std::function<void(std::string_view)> log);
+
+  /// One pass; an error (logged once) when the node could not be read (nothing was
+  /// sent then).
+  base::Status Reconcile(const nlohmann::json& engine_status);
+
+ private:
+  base::Result<BidderInput> Read(const nlohmann::json& engine_status);
+  void Send(const codec::Msg& msg, const std::string& what);
+
+  Options m_options;
+  ChainPort& m_chain;
+  std::function<void(std::string_view)> m_log;
+  std::set<std::string> m_logged;  ///< refusals already logged
+  bool m_said_draining = false;
+};
 
 }  // namespace gpunet::provider

@@ -14,6 +14,7 @@
 #include "client/market_client.h"
 #include "client/node_client.h"
 #include "crypto/address.h"
+#include "provider/bidder.h"
 #include "provider/chain_watch.h"
 #include "provider/lease_book.h"
 #include "runtime/gpu_health.h"
@@ -245,8 +246,9 @@ EngineHooks DaemonHooks(EngineHooks hooks, const std::function<void(std::string_
 /// Reconciles on every block (ChainWatch) and at least every tick until `stop`.
 /// Retries never wait longer than a heartbeat interval, so a node that comes back
 /// gets the next heartbeat within one interval, well before the fault deadline.
-void Loop(Engine& engine, const DaemonSetup& setup, GpuMode mode, int64_t backoff_max_ms,
-          server::metrics::Registry& registry, const std::atomic<bool>& stop) {
+void Loop(Engine& engine, Bidder& bidder, const DaemonSetup& setup, GpuMode mode,
+          int64_t backoff_max_ms, server::metrics::Registry& registry,
+          const std::atomic<bool>& stop) {
   std::mutex mu;
   std::condition_variable cv;
   bool woken = true;
@@ -271,6 +273,8 @@ void Loop(Engine& engine, const DaemonSetup& setup, GpuMode mode, int64_t backof
     }
     if (stop) break;
     const auto result = engine.Reconcile();
+    if (result.node_reachable && setup.config.daemon.bidding.enabled)
+      (void)bidder.Reconcile(engine.StatusJson());
     wait_ms = result.node_reachable ? std::min(kTickMs, backoff_max_ms)
                                     : std::clamp(wait_ms * 2, int64_t{250}, backoff_max_ms);
     if (uint64_t n = watch.Reconnects(); n > reconnects.Value())
@@ -373,7 +377,8 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
                 std::move(gpus), base::SystemClock::Instance());
   const uint64_t heartbeat_every =
       dc.heartbeat_every_ms != 0 ? dc.heartbeat_every_ms : status.market.heartbeat_timeout_ms / 3;
-  Loop(engine, setup, mode,
+  Bidder bidder({dc.node_url, provider, machine.id, dc.bidding, setup.home.StateDir()}, chain, log);
+  Loop(engine, bidder, setup, mode,
        std::clamp<int64_t>(static_cast<int64_t>(heartbeat_every), 250, kNodeBackoffMaxMs), registry,
        stop);
   metrics->Stop();
