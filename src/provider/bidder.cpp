@@ -177,6 +177,15 @@ base::Status Bidder::Reconcile(const nlohmann::json& engine_status) {
   if (in.draining && !m_said_draining)
     m_log("draining (" + m_options.state_dir + "/draining): no new bids, its open bids withdrawn");
   m_said_draining = in.draining;
+  // A lease that still arrives while draining (an award or an offer lease in flight)
+  // is started: the ledger already holds the tenant's deposit. It is logged.
+  for (const auto& l : engine_status.value("leases", nlohmann::json::array())) {
+    const uint64_t id = l.value("lease_id", uint64_t{0});
+    if (m_leases_seen.insert(id).second && in.draining && !m_first_pass)
+      m_log("lease " + std::to_string(id) +
+            " arrived while draining: it is started (the ledger holds the tenant's deposit)");
+  }
+  m_first_pass = false;
   const BidPlan plan = PlanBids(in, m_options.policy);
   for (uint64_t id : plan.withdraw)
     Send(codec::MsgBidWithdraw{id}, "bid " + std::to_string(id) + ": withdrawn");

@@ -91,6 +91,8 @@ class Bidder {
   std::function<void(std::string_view)> m_log;
   std::set<std::string> m_logged;  ///< refusals already logged
   bool m_said_draining = false;
+  std::set<uint64_t> m_leases_seen;  ///< of the engine's status, to log arrivals while draining
+  bool m_first_pass = true;
 };
 
 }  // namespace gpunet::provider

@@ -273,7 +273,8 @@ void Loop(Engine& engine, Bidder& bidder, const DaemonSetup& setup, GpuMode mode
     }
     if (stop) break;
     const auto result = engine.Reconcile();
-    if (result.node_reachable && setup.config.daemon.bidding.enabled)
+    if (result.node_reachable &&
+        (setup.config.daemon.bidding.enabled || Draining(setup.home.StateDir())))
       (void)bidder.Reconcile(engine.StatusJson());
     wait_ms = result.node_reachable ? std::min(kTickMs, backoff_max_ms)
                                     : std::clamp(wait_ms * 2, int64_t{250}, backoff_max_ms);
