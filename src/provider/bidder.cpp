@@ -6,6 +6,7 @@
 
 #include "client/market_client.h"
 #include "crypto/address.h"
+#include "provider/machine_record.h"
 
 namespace gpunet::provider {
 
@@ -129,6 +130,7 @@ base::Result<BidderInput> Bidder::Read(const nlohmann::json& engine_status) {
     if (s.site_id == in.machine.site_id) in.site = s;
   in.free_healthy_gpus = FreeHealthyGpus(engine_status, in.machine.gpu_count);
   in.draining = Draining(m_options.state_dir);
+  if (!m_options.policy.enabled && !in.draining) return in;
   client::MarketListQuery query;
   query.limit = 1000;
   for (;;) {
@@ -186,6 +188,19 @@ base::Status Bidder::Reconcile(const nlohmann::json& engine_status) {
             " arrived while draining: it is started (the ledger holds the tenant's deposit)");
   }
   m_first_pass = false;
+  if (m_options.machine_config) {
+    uint32_t healthy = 0, leased = 0;
+    for (const auto& g : engine_status.value("gpus", nlohmann::json::array())) {
+      healthy += g.value("healthy", false) ? 1 : 0;
+      leased += g.value("lease_id", uint64_t{0}) != 0 ? 1 : 0;
+    }
+    if (auto m =
+            PlanMachineRecord(*m_options.machine_config, healthy, leased, in.machine.gpu_count))
+      Send(*m, "machine " + std::to_string(m->machine_id) + ": gpu_count " +
+                   std::to_string(in.machine.gpu_count) + " -> " + std::to_string(m->gpu_count) +
+                   " on the ledger (" + std::to_string(healthy) + " healthy, " +
+                   std::to_string(leased) + " leased)");
+  }
   const BidPlan plan = PlanBids(in, m_options.policy);
   for (uint64_t id : plan.withdraw)
     Send(codec::MsgBidWithdraw{id}, "bid " + std::to_string(id) + ": withdrawn");

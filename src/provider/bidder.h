@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -67,6 +68,8 @@ bool Draining(const std::string& state_dir);
 /// open order and the provider's bids on them (a full catch-up each time, so an order
 /// created while the block watch was reconnecting is not missed), runs PlanBids and
 /// sends its withdrawals, then its bids, one tx each (a refusal is logged once).
+/// Before that it brings the machine record's gpu_count to the healthy GPUs
+/// (PlanMachineRecord). Orders are read only when bidding or draining.
 class Bidder {
  public:
   struct Options {
@@ -75,6 +78,9 @@ class Bidder {
     uint32_t machine_id = 0;
     client::BiddingConfig policy;
     std::string state_dir;  ///< where `draining` is looked for
+    /// This machine's MsgMachineUpsert from provider.yaml: its gpu_count on the
+    /// ledger follows the healthy GPUs (machine_record.h). Unset: left alone.
+    std::optional<codec::MsgMachineUpsert> machine_config;
   };
   Bidder(Options options, ChainPort& chain, std::function<void(std::string_view)> log);
 
