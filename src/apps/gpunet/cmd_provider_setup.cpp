@@ -282,6 +282,12 @@ std::string NodeUrlFor(const GlobalOptions& g, const client::ProviderConfig& con
   return config.daemon.node_url;
 }
 
+/// NodeUrlFor the provider.yaml of the verb's home.
+std::string HomeNodeUrl(const GlobalOptions& g, const SetupArgs& a) {
+  return NodeUrlFor(g, OrFail(client::LoadProviderConfig(
+                           OrFail(provider::OpenProviderHome(HomeDir(a))).ConfigPath())));
+}
+
 /// The ledger's record of `owner`, nullopt when it is not registered.
 std::optional<client::ProviderInfo> LedgerProvider(client::MarketClient& market,
                                                    const codec::Address& owner) {
@@ -463,9 +469,7 @@ void ConfirmBond(const client::ProviderPlan& plan, bool yes) {
 void UndrainHome(const provider::ProviderHome& home);
 
 void RunApply(const GlobalOptions& g, const SetupArgs& a) {
-  const std::string url =
-      NodeUrlFor(g, OrFail(client::LoadProviderConfig(
-                        OrFail(provider::OpenProviderHome(HomeDir(a))).ConfigPath())));
+  const std::string url = HomeNodeUrl(g, a);
   client::NodeClient node(url);
   client::MarketClient market(url);
   ApplyContext c = LoadApplyContext(g, a, node, market);
@@ -537,9 +541,7 @@ std::vector<codec::Msg> BidWithdrawals(client::MarketClient& market, const std::
 }
 
 void RunDrain(const GlobalOptions& g, const SetupArgs& a) {
-  const std::string url =
-      NodeUrlFor(g, OrFail(client::LoadProviderConfig(
-                        OrFail(provider::OpenProviderHome(HomeDir(a))).ConfigPath())));
+  const std::string url = HomeNodeUrl(g, a);
   client::NodeClient node(url);
   client::MarketClient market(url);
   ApplyContext c = LoadApplyContext(g, a, node, market);
@@ -833,6 +835,14 @@ void RegisterInit(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<Se
   init->callback([&g, a] { RunInit(g, *a); });
 }
 
+/// --passphrase-file and --fee of the verbs that sign as the operator.
+void AddOperatorKeyOptions(CLI::App* verb, SetupArgs& a) {
+  verb->add_option("--passphrase-file", a.passphrase_file,
+                   "The operator key's passphrase (default: daemon.passphrase_file, else "
+                   "$GPUNET_PASSPHRASE, else asked)");
+  verb->add_option("--fee", a.fee, "Fee per tx (default: simulated on the node, plus 20%)");
+}
+
 void RegisterApply(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<SetupArgs>& a) {
   auto* apply = provider.add_subcommand(
       "apply", "Make the ledger match provider.yaml: registration, bond, sites, machines, offers");
@@ -841,14 +851,11 @@ void RegisterApply(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<S
                     "The owner key's name in your wallet (the global --home or $GPUNET_HOME): "
                     "it registers, updates and bonds. Only to read, a gpn1 address will do; "
                     "absent, the provider whose operator is provider.yaml's");
-  apply->add_option("--passphrase-file", a->passphrase_file,
-                    "The operator key's passphrase (default: daemon.passphrase_file, else "
-                    "$GPUNET_PASSPHRASE, else asked)");
+  AddOperatorKeyOptions(apply, *a);
   apply->add_flag("--dry-run", a->dry_run, "Show the changes and the money; sign and send nothing");
   apply->add_flag("--yes,-y", a->yes, "Do not ask before a bond leaves the owner's balance");
   apply->add_flag("--undrain", a->undrain,
                   "After `provider drain`: re-open the offers and let the daemon bid again");
-  apply->add_option("--fee", a->fee, "Fee per tx (default: simulated on the node, plus 20%)");
   apply->footer(
       "apply compares provider.yaml with what the ledger holds and sends only the\n"
       "difference: register (or update the provider's fields), top up the bond (it never\n"
@@ -892,10 +899,7 @@ void RegisterDrain(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<S
   drain->add_option("--owner", a->owner,
                     "The provider (owner key name or address); default: the one whose operator "
                     "is provider.yaml's");
-  drain->add_option("--passphrase-file", a->passphrase_file,
-                    "The operator key's passphrase (default: daemon.passphrase_file, else "
-                    "$GPUNET_PASSPHRASE, else asked)");
-  drain->add_option("--fee", a->fee, "Fee per tx (default: simulated on the node, plus 20%)");
+  AddOperatorKeyOptions(drain, *a);
   drain->footer(
       "drain writes <home>/state/draining (the running daemon then bids on nothing),\n"
       "closes the provider's open offers and withdraws its bids on orders still in their\n"
