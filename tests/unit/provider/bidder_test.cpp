@@ -140,5 +140,17 @@ TEST(Bidder, BiddingOffSendsNoBids) {
   EXPECT_TRUE(PlanBids(in, off).create.empty());
 }
 
+TEST(Bidder, FreeHealthyGpusCountsHealthyUnleasedOnesUpToWhatIsSold) {
+  nlohmann::json status = {{"gpus",
+                            {{{"uuid", "a"}, {"healthy", true}, {"lease_id", 0}},
+                             {{"uuid", "b"}, {"healthy", true}, {"lease_id", 4}},
+                             {{"uuid", "c"}, {"healthy", false}, {"lease_id", 0}},
+                             {{"uuid", "d"}, {"healthy", true}, {"lease_id", 0}}}}};
+  EXPECT_EQ(FreeHealthyGpus(status, 4), 2u);
+  EXPECT_EQ(FreeHealthyGpus(status, 2), 1u);  // sells 2, one is leased
+  EXPECT_EQ(FreeHealthyGpus(status, 1), 0u);
+  EXPECT_EQ(FreeHealthyGpus(nlohmann::json::object(), 4), 0u);
+}
+
 }  // namespace
 }  // namespace gpunet::provider
