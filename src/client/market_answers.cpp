@@ -446,6 +446,7 @@ OfferView OfferViewOf(const OfferInfo& offer) {
   v.compute_capability = ComputeCapabilityFromLedger(c.compute_capability_min);
   if (auto d = ParseVersion(c.driver_version_min); d) v.driver = *d;  // non-numeric: 0
   v.machines = c.machines;
+  v.declared = c.driver_version_min == kDeclaredDriverVersion;
   v.is_private = offer.is_private;
   v.min_hours = offer.min_hours;
   v.max_hours = offer.max_hours;

@@ -190,7 +190,8 @@ base::Result<std::vector<codec::Msg>> InventoryMsgs(const ProviderConfig& config
       GPUNET_TRY(CheckIdent(m.driver_version, limits::kVersionBytesMax,
                             {m.place.file, m.place.line, m.place.field + ".driver"},
                             "the driver version"));
-      mu.driver_version = m.driver_version;
+      mu.driver_version = config.daemon.declared_gpus.empty() ? m.driver_version
+                                                              : std::string(kDeclaredDriverVersion);
       auto cuda = CudaToLedger(m.cuda);
       if (!cuda)
         return AtPlace({m.place.file, m.place.line, m.place.field + ".cuda"}, cuda.error().message);

@@ -47,7 +47,14 @@ base::Result<codec::MsgProviderRegister> ProviderRegisterMsg(const ProviderConfi
 base::Result<codec::MsgProviderUpdate> ProviderUpdateMsg(const ProviderConfig& config,
                                                          const codec::Address& owner,
                                                          const PartyResolver& resolve);
+/// The driver_version a machine record of declared GPUs carries (daemon.declared_gpus,
+/// development chains only; docs/provider.md, "Declared GPUs on the ledger"): it
+/// sorts before every real version, so an offer class's driver_version_min shows it
+/// whenever one of its machines is declared, and `gpunet offers` marks such offers.
+inline constexpr std::string_view kDeclaredDriverVersion = "(declared)";
+
 /// One MsgSiteUpsert per site and one MsgMachineUpsert per machine, sites first.
+/// With daemon.declared_gpus, every machine's driver_version is kDeclaredDriverVersion.
 base::Result<std::vector<codec::Msg>> InventoryMsgs(const ProviderConfig& config,
                                                     const codec::Address& provider);
 /// One MsgOfferCreate per offer of the config.

@@ -12,8 +12,10 @@
 #include "base/clock.h"
 #include "base/file_util.h"
 #include "client/market_client.h"
+#include "client/market_tx.h"
 #include "client/node_client.h"
 #include "crypto/address.h"
+#include "provider/bidder.h"
 #include "provider/chain_watch.h"
 #include "provider/lease_book.h"
 #include "runtime/gpu_health.h"
@@ -245,8 +247,9 @@ EngineHooks DaemonHooks(EngineHooks hooks, const std::function<void(std::string_
 /// Reconciles on every block (ChainWatch) and at least every tick until `stop`.
 /// Retries never wait longer than a heartbeat interval, so a node that comes back
 /// gets the next heartbeat within one interval, well before the fault deadline.
-void Loop(Engine& engine, const DaemonSetup& setup, GpuMode mode, int64_t backoff_max_ms,
-          server::metrics::Registry& registry, const std::atomic<bool>& stop) {
+void Loop(Engine& engine, Bidder& bidder, const DaemonSetup& setup, GpuMode mode,
+          int64_t backoff_max_ms, server::metrics::Registry& registry,
+          const std::atomic<bool>& stop) {
   std::mutex mu;
   std::condition_variable cv;
   bool woken = true;
@@ -271,6 +274,7 @@ void Loop(Engine& engine, const DaemonSetup& setup, GpuMode mode, int64_t backof
     }
     if (stop) break;
     const auto result = engine.Reconcile();
+    if (result.node_reachable) (void)bidder.Reconcile(engine.StatusJson());
     wait_ms = result.node_reachable ? std::min(kTickMs, backoff_max_ms)
                                     : std::clamp(wait_ms * 2, int64_t{250}, backoff_max_ms);
     if (uint64_t n = watch.Reconnects(); n > reconnects.Value())
@@ -323,6 +327,20 @@ base::Result<std::vector<PoolGpu>> OpenGpus(DaemonSetup& setup,
   return gpus;
 }
 
+/// This machine's MsgMachineUpsert of provider.yaml (nullopt when it cannot be made:
+/// then `provider apply` says why, and the record is left alone).
+std::optional<codec::MsgMachineUpsert> MachineUpsertOf(const client::ProviderConfig& config,
+                                                       const codec::Address& provider,
+                                                       uint32_t machine_id) {
+  auto msgs = client::InventoryMsgs(config, provider);
+  if (!msgs) return std::nullopt;
+  for (const auto& m : *msgs)
+    if (const auto* mu = std::get_if<codec::MsgMachineUpsert>(&m);
+        mu && mu->machine_id == machine_id)
+      return *mu;
+  return std::nullopt;
+}
+
 }  // namespace
 
 base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
@@ -373,7 +391,10 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
                 std::move(gpus), base::SystemClock::Instance());
   const uint64_t heartbeat_every =
       dc.heartbeat_every_ms != 0 ? dc.heartbeat_every_ms : status.market.heartbeat_timeout_ms / 3;
-  Loop(engine, setup, mode,
+  Bidder bidder({dc.node_url, provider, machine.id, dc.bidding, setup.home.StateDir(),
+                 MachineUpsertOf(setup.config, provider, machine.id)},
+                chain, log);
+  Loop(engine, bidder, setup, mode,
        std::clamp<int64_t>(static_cast<int64_t>(heartbeat_every), 250, kNodeBackoffMaxMs), registry,
        stop);
   metrics->Stop();

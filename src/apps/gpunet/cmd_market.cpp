@@ -486,6 +486,7 @@ void RunOffers(const GlobalOptions& g, const std::vector<std::string>& words) {
                       {"cuda", client::FormatVersion(o.cuda)},
                       {"machines", o.machines},
                       {"private", o.is_private},
+                      {"declared", o.declared},
                       {"min_hours", o.min_hours},
                       {"max_hours", o.max_hours}});
     PrintJson({{"offers", list}});
@@ -499,12 +500,13 @@ void RunOffers(const GlobalOptions& g, const std::vector<std::string>& words) {
               "GPU", "GPUS", "FREE", "VRAM", "GPN/GPU-HOUR", "REGION", "FABRIC", "LINK", "CUDA",
               "HOURS");
   for (const auto& o : offers)
-    std::printf("%-6s %-16s %-6s %5u %5u %5llu %14s  %-10s %-10s %-7s %-6s %s%s\n", o.id.c_str(),
+    std::printf("%-6s %-16s %-6s %5u %5u %5llu %14s  %-10s %-10s %-7s %-6s %s%s%s\n", o.id.c_str(),
                 Short(o.provider).c_str(), o.gpu_model.c_str(), o.gpus, o.gpus_free,
                 static_cast<unsigned long long>(o.vram_gb),
                 client::FormatGpn(o.price_ugpn_per_gpu_hour).c_str(), o.region.c_str(),
                 o.fabric.c_str(), o.link.c_str(), client::FormatVersion(o.cuda).c_str(),
-                OfferHours(o.min_hours, o.max_hours).c_str(), o.is_private ? "  (private)" : "");
+                OfferHours(o.min_hours, o.max_hours).c_str(), o.is_private ? "  (private)" : "",
+                o.declared ? "  (DECLARED GPUs: development chain)" : "");
   std::fflush(stdout);
 }
 

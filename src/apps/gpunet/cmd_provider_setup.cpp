@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "apps/gpunet/cli.h"
+#include "base/clock.h"
 #include "base/file_util.h"
 #include "client/amount.h"
 #include "client/market_client.h"
@@ -26,6 +27,7 @@
 #include "codec/hashes.h"
 #include "crypto/address.h"
 #include "crypto/keystore.h"
+#include "provider/bidder.h"
 #include "provider/home.h"
 #include "provider/init_config.h"
 #include "provider/tls_identity.h"
@@ -44,7 +46,7 @@ struct SetupArgs {
   std::string passphrase_file;  ///< the operator key's passphrase
   std::string owner;            ///< key name (wallet) or gpn1 address
   std::string host, region = "local", bond, payee, listen = "0.0.0.0:8443", fee;
-  bool dry_run = false, yes = false;
+  bool dry_run = false, yes = false, undrain = false;
 };
 
 std::string HomeDir(const SetupArgs& a) {
@@ -280,6 +282,12 @@ std::string NodeUrlFor(const GlobalOptions& g, const client::ProviderConfig& con
   return config.daemon.node_url;
 }
 
+/// NodeUrlFor the provider.yaml of the verb's home.
+std::string HomeNodeUrl(const GlobalOptions& g, const SetupArgs& a) {
+  return NodeUrlFor(g, OrFail(client::LoadProviderConfig(
+                           OrFail(provider::OpenProviderHome(HomeDir(a))).ConfigPath())));
+}
+
 /// The ledger's record of `owner`, nullopt when it is not registered.
 std::optional<client::ProviderInfo> LedgerProvider(client::MarketClient& market,
                                                    const codec::Address& owner) {
@@ -458,10 +466,10 @@ void ConfirmBond(const client::ProviderPlan& plan, bool yes) {
     FailCommand(ErrorCode::kInvalidArgument, "cancelled: nothing was signed or sent");
 }
 
+void UndrainHome(const provider::ProviderHome& home);
+
 void RunApply(const GlobalOptions& g, const SetupArgs& a) {
-  const std::string url =
-      NodeUrlFor(g, OrFail(client::LoadProviderConfig(
-                        OrFail(provider::OpenProviderHome(HomeDir(a))).ConfigPath())));
+  const std::string url = HomeNodeUrl(g, a);
   client::NodeClient node(url);
   client::MarketClient market(url);
   ApplyContext c = LoadApplyContext(g, a, node, market);
@@ -470,6 +478,13 @@ void RunApply(const GlobalOptions& g, const SetupArgs& a) {
   };
   client::ProviderPlan plan =
       OrFail(client::PlanProvider(c.config, c.owner, resolve, c.status.market, c.ledger));
+  const std::string draining = c.home.StateDir() + "/draining";
+  if (provider::Draining(c.home.StateDir()) && !a.undrain)
+    for (const auto& m : plan.MsgsOf(client::PlanSigner::kOperator))
+      if (std::holds_alternative<codec::MsgOfferCreate>(m))
+        FailCommand(ErrorCode::kConflict,
+                    "this provider is draining (" + draining +
+                        "): apply would re-open offers; add --undrain to sell again");
   PlanMoney money = MoneyOf(c, plan, node);
   std::vector<SentTx> sent;
   if (!g.Json()) PrintPlan(c, plan, money);
@@ -493,8 +508,69 @@ void RunApply(const GlobalOptions& g, const SetupArgs& a) {
   if (!owner_msgs.empty()) SendAs(g, node, c.status, *owner_key, "owner", a.fee, owner_msgs, sent);
   if (!operator_msgs.empty())
     SendAs(g, node, c.status, *op_key, "operator", a.fee, operator_msgs, sent);
+  if (a.undrain) UndrainHome(c.home);
   if (g.Json()) return PrintJson(PlanJson(c, plan, money, false, sent));
   std::cout << "applied: the ledger matches " << c.home.ConfigPath() << std::endl;
+}
+
+// ---------------------------------------------------------------- drain
+
+void UndrainHome(const provider::ProviderHome& home) {
+  std::error_code ec;
+  if (std::filesystem::remove(home.StateDir() + "/draining", ec))
+    std::cerr << "undrained: the daemon bids again" << std::endl;
+}
+
+/// The provider's bids on open orders still in their bid window (the ledger takes
+/// a withdrawal of only those).
+std::vector<codec::Msg> BidWithdrawals(client::MarketClient& market, const std::string& owner) {
+  std::vector<codec::Msg> msgs;
+  client::MarketListQuery q;
+  q.limit = 1000;
+  for (;;) {
+    auto page = OrFail(market.Orders(q), "listing open orders");
+    for (const auto& o : page.entries) {
+      if (o.state != "open" || o.bids == 0 || o.window_end_ms <= page.time_ms) continue;
+      for (const auto& b : OrFail(market.Bids(o.order_id), "listing bids").value.bids)
+        if (b.provider == owner) msgs.push_back(codec::MsgBidWithdraw{b.bid_id});
+    }
+    if (!page.next) break;
+    q.after = page.next;
+  }
+  return msgs;
+}
+
+void RunDrain(const GlobalOptions& g, const SetupArgs& a) {
+  const std::string url = HomeNodeUrl(g, a);
+  client::NodeClient node(url);
+  client::MarketClient market(url);
+  ApplyContext c = LoadApplyContext(g, a, node, market);
+  if (!c.ledger)
+    FailCommand(ErrorCode::kNotFound, "the provider is not registered: nothing to drain");
+  // The mark first, so the running daemon bids no more while the bids are withdrawn.
+  OrFail(base::WriteFileAtomic(c.home.StateDir() + "/draining",
+                               std::to_string(base::SystemClock::Instance().NowMs()) + "\n",
+                               {.mode = 0644}),
+         "writing the draining mark");
+  std::vector<codec::Msg> msgs;
+  for (const auto& o : c.ledger->offer_list)
+    if (o.open) msgs.push_back(codec::MsgOfferClose{c.owner, o.offer_id});
+  const size_t offers = msgs.size();
+  for (auto& m : BidWithdrawals(market, crypto::AddressToString(c.owner))) msgs.push_back(m);
+  std::vector<SentTx> sent;
+  if (!msgs.empty()) {
+    crypto::KeyPair key = c.operator_address == c.owner ? OwnerKey(g, c, a) : OperatorKey(c, a);
+    SendAs(g, node, c.status, key, "operator", a.fee, msgs, sent);
+  }
+  if (g.Json())
+    return PrintJson({{"draining", true},
+                      {"offers_closed", offers},
+                      {"bids_withdrawn", msgs.size() - offers},
+                      {"txs", sent.size()}});
+  std::cout << "draining: " << offers << " offer(s) closed, " << msgs.size() - offers
+            << " bid(s) withdrawn; running leases run to their end; `provider apply "
+               "--undrain` sells again"
+            << std::endl;
 }
 
 // ---------------------------------------------------------------- status
@@ -576,6 +652,7 @@ struct StatusView {
   std::string operator_address;
   uint64_t operator_balance_ugpn = 0, day_of_fees_ugpn = 0;
   bool low_balance = false;
+  bool draining = false;  ///< <home>/state/draining (provider drain)
 };
 
 json StatusJson(const StatusView& v) {
@@ -605,6 +682,7 @@ json StatusJson(const StatusView& v) {
            {"gpu_model", o.gpu_model},
            {"price_ugpn_per_gpu_hour", std::to_string(o.price_ugpn_per_gpu_hour)}});
   }
+  j["draining"] = v.draining;
   j["leases"] = json::array();
   for (const auto& l : v.leases) j["leases"].push_back(LeaseJson(l));
   j["daemon_running"] = v.daemon.status.has_value();
@@ -663,6 +741,9 @@ void PrintStatus(const StatusView& v) {
       std::cout << "offer " << o.offer_id << "    " << o.gpu_model << " at "
                 << client::FormatGpn(o.price_ugpn_per_gpu_hour) << " GPN/GPU-h\n";
   }
+  if (v.draining)
+    std::cout << "draining   no new leases or bids; running leases run to their end "
+                 "(`provider apply --undrain` sells again)\n";
   PrintDaemon(v.daemon);
   if (v.leases.empty()) std::cout << "leases     none open\n";
   for (const auto& l : v.leases)
@@ -711,6 +792,7 @@ void RunStatus(const GlobalOptions& g, const SetupArgs& a) {
     v.leases = OrFail(market.Leases(q), "listing the provider's leases").entries;
   }
   v.daemon = ReadDaemonStatus(home, config.daemon);
+  v.draining = provider::Draining(home.StateDir());
   v.operator_address = crypto::AddressToString(op);
   v.operator_balance_ugpn = OrFail(node.GetAccount(op, false)).balance_ugpn;
   v.day_of_fees_ugpn = DayOfFees(node, status, home, config, owner, op);
@@ -753,6 +835,14 @@ void RegisterInit(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<Se
   init->callback([&g, a] { RunInit(g, *a); });
 }
 
+/// --passphrase-file and --fee of the verbs that sign as the operator.
+void AddOperatorKeyOptions(CLI::App* verb, SetupArgs& a) {
+  verb->add_option("--passphrase-file", a.passphrase_file,
+                   "The operator key's passphrase (default: daemon.passphrase_file, else "
+                   "$GPUNET_PASSPHRASE, else asked)");
+  verb->add_option("--fee", a.fee, "Fee per tx (default: simulated on the node, plus 20%)");
+}
+
 void RegisterApply(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<SetupArgs>& a) {
   auto* apply = provider.add_subcommand(
       "apply", "Make the ledger match provider.yaml: registration, bond, sites, machines, offers");
@@ -761,12 +851,11 @@ void RegisterApply(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<S
                     "The owner key's name in your wallet (the global --home or $GPUNET_HOME): "
                     "it registers, updates and bonds. Only to read, a gpn1 address will do; "
                     "absent, the provider whose operator is provider.yaml's");
-  apply->add_option("--passphrase-file", a->passphrase_file,
-                    "The operator key's passphrase (default: daemon.passphrase_file, else "
-                    "$GPUNET_PASSPHRASE, else asked)");
+  AddOperatorKeyOptions(apply, *a);
   apply->add_flag("--dry-run", a->dry_run, "Show the changes and the money; sign and send nothing");
   apply->add_flag("--yes,-y", a->yes, "Do not ask before a bond leaves the owner's balance");
-  apply->add_option("--fee", a->fee, "Fee per tx (default: simulated on the node, plus 20%)");
+  apply->add_flag("--undrain", a->undrain,
+                  "After `provider drain`: re-open the offers and let the daemon bid again");
   apply->footer(
       "apply compares provider.yaml with what the ledger holds and sends only the\n"
       "difference: register (or update the provider's fields), top up the bond (it never\n"
@@ -803,6 +892,24 @@ void RegisterStatus(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<
   status->callback([&g, a] { RunStatus(g, *a); });
 }
 
+void RegisterDrain(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<SetupArgs>& a) {
+  auto* drain = provider.add_subcommand(
+      "drain", "Take no new lease: close the offers, withdraw the open bids; leases run out");
+  drain->add_option("--home", a->home, "The provider home (default as for init)");
+  drain->add_option("--owner", a->owner,
+                    "The provider (owner key name or address); default: the one whose operator "
+                    "is provider.yaml's");
+  AddOperatorKeyOptions(drain, *a);
+  drain->footer(
+      "drain writes <home>/state/draining (the running daemon then bids on nothing),\n"
+      "closes the provider's open offers and withdraws its bids on orders still in their\n"
+      "window, signed by the operator key. Running leases run to their end. apply refuses\n"
+      "to re-open offers while draining; `provider apply --undrain` sells again.\n\n"
+      "Examples:\n"
+      "  gpunet provider drain --home /var/lib/gpunet/provider");
+  drain->callback([&g, a] { RunDrain(g, *a); });
+}
+
 }  // namespace
 
 void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g) {
@@ -811,6 +918,7 @@ void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g) {
   RegisterInit(provider, g, a);
   RegisterApply(provider, g, a);
   RegisterStatus(provider, g, a);
+  RegisterDrain(provider, g, a);
 }
 
 }  // namespace gpunet::apps

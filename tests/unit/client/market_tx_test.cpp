@@ -164,6 +164,13 @@ TEST(MarketTx, InventoryAndOffers) {
   EXPECT_EQ(std::get<codec::MsgOfferCreate>((*with_hours)[0]).min_hours, 2u);
   EXPECT_EQ(std::get<codec::MsgOfferCreate>((*with_hours)[0]).max_hours, 24u);
 
+  ProviderConfig declared = Provider();
+  declared.daemon.declared_gpus.push_back({"GPU-0", 0, {}});
+  auto marked = InventoryMsgs(declared, Addr(0x50));
+  ASSERT_TRUE(marked.has_value());
+  EXPECT_EQ(std::get<codec::MsgMachineUpsert>((*marked)[1]).driver_version, kDeclaredDriverVersion);
+  EXPECT_NE(m1.driver_version, kDeclaredDriverVersion);
+
   std::string big(kProvider);
   big.replace(big.find("gpus: 8"), 7, "gpus: 65");
   auto over = InventoryMsgs(Provider(big), Addr(0x50));
