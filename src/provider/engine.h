@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -156,6 +157,12 @@ struct EngineHooks {
   std::function<void(std::string_view point, uint64_t lease_id)> crash_point;
   /// One line per event (the daemon writes it to stderr). Unset: discarded.
   std::function<void(std::string_view line)> log;
+  /// A lifecycle event of a lease as its tenant reads it (GET /leases/{id}/events;
+  /// the daemon appends it to provider/event_log.h): kind is a short stable word
+  /// (reserved, started, manifest_accepted, workload_running, gpu_failed, closing,
+  /// closed, workload_stopped, released). Called with the engine's lock held: it must
+  /// not call back into the engine. Unset: discarded.
+  std::function<void(uint64_t lease_id, std::string_view kind, std::string_view message)> event;
 };
 
 struct EngineOptions {
@@ -203,6 +210,15 @@ LeaseAction NextStep(const StepInput& in);
 /// retained ("closed" while its workload still runs).
 std::string_view StepName(LeaseAction action);
 
+/// A lease as the tenant API sees it (Engine::TenantLease).
+struct TenantLeaseView {
+  LeaseRecord record;
+  /// The ledger's view at the last reconcile; nullopt when the node has not shown
+  /// the lease yet (the API answers 503 then).
+  std::optional<client::LeaseInfo> ledger;
+  std::string step;  ///< StepName of its last step ("pending" before the first)
+};
+
 /// Thread-safe: one lock over the book, the pool and the last ledger view. Reconcile
 /// holds it while it talks to the node (a tx waits for its block, up to 20 s), so a
 /// SubmitManifest from the tenant API's thread waits for the reconcile in progress.
@@ -229,6 +245,10 @@ class Engine {
   /// manifest already taken), kInvalidArgument (hash or content refused).
   base::Status SubmitManifest(uint64_t lease_id, std::string_view manifest) EXCLUDES(m_mu);
 
+  /// The lease `lease_id` of this machine's book: kNotFound when the book has none
+  /// (another provider's, another machine's, or released).
+  base::Result<TenantLeaseView> TenantLease(uint64_t lease_id) const EXCLUDES(m_mu);
+
   /// {"gpus":[{uuid,model,healthy,problems,lease_id}],"leases":[{lease_id,step,workload}]}
   /// as docs/provider.md gives daemon-status.json (the daemon adds updated_ms, mode).
   nlohmann::json StatusJson() const EXCLUDES(m_mu);
@@ -240,6 +260,7 @@ class Engine {
   struct Metrics;
   struct Pass;
   void Log(const std::string& line) REQUIRES(m_mu);
+  void Event(uint64_t lease_id, std::string_view kind, const std::string& message) REQUIRES(m_mu);
   void LogOnce(uint64_t lease_id, const std::string& key, const std::string& line) REQUIRES(m_mu);
   bool SendTx(const std::vector<codec::Msg>& msgs, const std::string& what, ReconcileResult& result)
       REQUIRES(m_mu);
@@ -254,7 +275,7 @@ class Engine {
   bool StopWorkload(LeaseRecord& record) REQUIRES(m_mu);
   void CloseUnhealthy(LeaseRecord& record, const client::LeaseInfo* ledger, bool running,
                       ReconcileResult& result) REQUIRES(m_mu);
-  void CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
+  bool CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
                   ReconcileResult& result) REQUIRES(m_mu);
   void ReleaseLease(uint64_t lease_id, bool workload_exists) REQUIRES(m_mu);
   void Periodic(const ChainView& view, ReconcileResult& result) REQUIRES(m_mu);
