@@ -249,7 +249,7 @@ bool Engine::PutRecord(const LeaseRecord& record) {
 bool Engine::SendTx(const std::vector<codec::Msg>& msgs, const std::string& what,
                     ReconcileResult& result) {
   GPUNET_CHECK(!msgs.empty() && msgs.size() <= base::limits::kMsgsPerTxMax);
-  auto sent = m_chain.Send(msgs);
+  auto sent = SendUnlocked(msgs);
   // A start or close the ledger already shows applied answers lease_state: the
   // effect is there, which is all the engine wanted.
   const bool done =
@@ -273,7 +273,22 @@ bool Engine::SendTx(const std::vector<codec::Msg>& msgs, const std::string& what
   return false;
 }
 
+base::Result<ChainView> Engine::FetchUnlocked(const std::vector<uint64_t>& also) {
+  m_mu.Unlock();
+  auto view = m_chain.Fetch(also);
+  m_mu.Lock();
+  return view;
+}
+
+base::Result<TxOutcome> Engine::SendUnlocked(const std::vector<codec::Msg>& msgs) {
+  m_mu.Unlock();
+  auto sent = m_chain.Send(msgs);
+  m_mu.Lock();
+  return sent;
+}
+
 Engine::ReconcileResult Engine::Reconcile() {
+  base::MutexLock pass(m_pass_mu);
   base::MutexLock lock(m_mu);
   ReconcileResult result;
   if (m_hooks.health)
@@ -287,7 +302,7 @@ Engine::ReconcileResult Engine::Reconcile() {
   for (const auto& w : workloads)
     if (auto id = LeaseIdOfWorkload(w); id && !m_book.Find(*id)) also.push_back(*id);
 
-  auto view = m_chain.Fetch(also);
+  auto view = FetchUnlocked(also);
   if (!view) {
     if (m_node_reachable || m_first_pass)
       Log("node unreachable, workloads keep running; retrying: " + view.error().message);

@@ -219,9 +219,13 @@ struct TenantLeaseView {
   std::string step;  ///< StepName of its last step ("pending" before the first)
 };
 
-/// Thread-safe: one lock over the book, the pool and the last ledger view. Reconcile
-/// holds it while it talks to the node (a tx waits for its block, up to 20 s), so a
-/// SubmitManifest from the tenant API's thread waits for the reconcile in progress.
+/// Thread-safe: one lock (m_mu) over the book, the pool and the last ledger view, and
+/// a second (m_pass_mu) that keeps reconcile passes one at a time. A pass releases
+/// m_mu while it talks to the node (a fetch, or a tx waiting for its block, up to
+/// 20 s), so SubmitManifest and TenantLease from the tenant API's threads never wait
+/// for a block. Nothing a pass holds across such a call can be changed meanwhile but
+/// a record's manifest_received (SubmitManifest), which the pass reads afresh per
+/// lease and never writes back stale: no step writes its record after a tx.
 class Engine {
  public:
   /// `gpus` is this machine's inventory; `book` the opened lease book. The book's
@@ -237,7 +241,7 @@ class Engine {
     size_t txs_failed = 0;
   };
   /// One pass: health, ledger, book, workloads; the next step of each lease.
-  ReconcileResult Reconcile() EXCLUDES(m_mu);
+  ReconcileResult Reconcile() EXCLUDES(m_mu, m_pass_mu);
 
   /// The tenant's manifest for a started lease of this machine: its hash must be the
   /// lease's manifest_hash; then the workload starts with exactly the lease's GPUs.
@@ -260,6 +264,9 @@ class Engine {
   struct Metrics;
   struct Pass;
   void Log(const std::string& line) REQUIRES(m_mu);
+  /// The node calls, made with m_mu released (see the class comment).
+  base::Result<ChainView> FetchUnlocked(const std::vector<uint64_t>& also) REQUIRES(m_mu);
+  base::Result<TxOutcome> SendUnlocked(const std::vector<codec::Msg>& msgs) REQUIRES(m_mu);
   void Event(uint64_t lease_id, std::string_view kind, const std::string& message) REQUIRES(m_mu);
   void LogOnce(uint64_t lease_id, const std::string& key, const std::string& line) REQUIRES(m_mu);
   bool SendTx(const std::vector<codec::Msg>& msgs, const std::string& what, ReconcileResult& result)
@@ -289,6 +296,7 @@ class Engine {
   const base::Clock& m_clock;
   std::unique_ptr<Metrics> m_metrics;
 
+  base::Mutex m_pass_mu;  ///< taken before m_mu
   mutable base::Mutex m_mu;
   LeaseBook m_book GUARDED_BY(m_mu);
   GpuPool m_pool GUARDED_BY(m_mu);

@@ -256,6 +256,28 @@ TEST_F(EngineTest, AManifestWithTheWrongHashIsRefusedAndTheRightOneStartsTheWork
   EXPECT_EQ(chain.Count<codec::MsgLeaseClose>(), 0u);  // it has its manifest
 }
 
+TEST_F(EngineTest, AManifestDoesNotWaitForATxInFlight) {
+  AddLease(3, 1);
+  auto engine = Make();
+  engine->Reconcile();
+  engine->Reconcile();  // started; the book knows started_ms
+  // While the next heartbeat waits for its block, the tenant's manifest arrives (on the
+  // node call's own thread: with the engine's lock held across the call, this would
+  // deadlock instead of starting the workload).
+  base::Status submitted = base::Fail(base::ErrorCode::kInternal, "not called");
+  chain.on_send = [&](const codec::Msg& m) {
+    if (std::holds_alternative<codec::MsgHeartbeat>(m) && workloads.started.empty())
+      submitted = engine->SubmitManifest(3, kManifest);
+  };
+  Advance(3'600'000);
+  engine->Reconcile();
+  ASSERT_TRUE(submitted.has_value()) << submitted.error().ToString();
+  EXPECT_EQ(workloads.started.size(), 1u);
+  EXPECT_TRUE(engine->RecordsForTest().at(3).manifest_received);
+  engine->Reconcile();  // the pass after sees it running and starts nothing again
+  EXPECT_EQ(workloads.started.size(), 1u);
+}
+
 TEST_F(EngineTest, AWorkloadStartedBeforeACrashIsAdoptedNotStartedAgain) {
   AddLease(3, 1);
   auto engine = Make();
