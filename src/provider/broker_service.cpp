@@ -24,6 +24,7 @@
 #include "provider/lease_book.h"
 #include "runtime/outputs.h"
 #include "runtime/uploads.h"
+#include "server/messages.h"
 
 namespace gpunet::provider {
 
@@ -39,29 +40,12 @@ Json ErrorBody(std::string_view code, const std::string& message) {
   return {{"error", {{"code", code}, {"message", message}}}};
 }
 
+/// The node's mapping (server::HttpStatusFor) but for the tenant API's own: 413 over
+/// a cap, 401 a bad signature (docs/tenant-api.md).
 int HttpStatusOf(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument:
-    case ErrorCode::kCorrupt:
-    case ErrorCode::kNonCanonical:
-      return 400;
-    case ErrorCode::kBadSignature:
-      return 401;
-    case ErrorCode::kPermissionDenied:
-      return 403;
-    case ErrorCode::kNotFound:
-      return 404;
-    case ErrorCode::kConflict:
-    case ErrorCode::kAlreadyExists:
-      return 409;
-    case ErrorCode::kLimitExceeded:
-      return 413;
-    case ErrorCode::kUnavailable:
-    case ErrorCode::kTimeout:
-      return 503;
-    default:
-      return 500;
-  }
+  if (code == ErrorCode::kLimitExceeded) return 413;
+  if (code == ErrorCode::kBadSignature) return 401;
+  return server::HttpStatusFor(code);
 }
 
 BrokerFrame ErrorReply(const base::Error& error) {
