@@ -89,14 +89,9 @@ std::optional<std::string> PercentDecode(std::string_view text) {
   return out;
 }
 
-/// The route a signed op must come from, read from the raw target the tenant signed
-/// (never from what the front says it is).
-struct Route {
-  std::string rest;                          ///< the path after /leases/{id}, decoded
-  std::map<std::string, std::string> query;  ///< raw values
-};
+}  // namespace
 
-base::Result<Route> ParseRoute(std::string_view target, uint64_t lease_id) {
+base::Result<BrokerRoute> ParseBrokerRoute(std::string_view target, uint64_t lease_id) {
   GPUNET_TRY(client::CheckRequestTarget(target));
   const size_t q = target.find('?');
   std::string_view path = target.substr(0, q);
@@ -104,7 +99,7 @@ base::Result<Route> ParseRoute(std::string_view target, uint64_t lease_id) {
   if (!path.starts_with(prefix) || (path.size() > prefix.size() && path[prefix.size()] != '/'))
     return Fail(ErrorCode::kInvalidArgument,
                 "the request's target does not name lease " + std::to_string(lease_id));
-  Route route;
+  BrokerRoute route;
   auto decoded = PercentDecode(path.substr(prefix.size()));
   if (!decoded) return Fail(ErrorCode::kInvalidArgument, "a bad percent-escape in the target");
   route.rest = std::move(*decoded);
@@ -123,6 +118,10 @@ base::Result<Route> ParseRoute(std::string_view target, uint64_t lease_id) {
   }
   return route;
 }
+
+namespace {
+
+using Route = BrokerRoute;
 
 /// A numeric query parameter: `fallback` when absent, kInvalidArgument when not a number.
 base::Result<uint64_t> QueryNumber(const Route& route, const std::string& key, uint64_t fallback) {
@@ -357,7 +356,7 @@ BrokerFrame BrokerService::Signed(const BrokerFrame& request) {
   const std::string_view method = request.Field("method").value_or("");
   const std::string_view target = request.Field("target").value_or("");
   const OpRule rule = *RuleOf(request.op, method);
-  auto route = ParseRoute(target, id);
+  auto route = ParseBrokerRoute(target, id);
   if (!route) return ErrorReply(400, "invalid_argument", route.error().message);
   if (method != rule.method || !RouteMatches(rule, request.op, route->rest))
     return ErrorReply(400, "invalid_argument",
@@ -524,7 +523,7 @@ BrokerFrame BrokerService::Secrets(const BrokerFrame& request, const TenantLease
 
 BrokerFrame BrokerService::Upload(const BrokerFrame& request, const TenantLeaseView& lease) {
   const uint64_t id = lease.record.lease_id;
-  auto route = ParseRoute(request.Field("target").value_or(""), id);
+  auto route = ParseBrokerRoute(request.Field("target").value_or(""), id);
   GPUNET_CHECK(route.has_value());  // Signed checked it
   const std::string path = RoutePath(route->rest, "/files");
   if (auto s = runtime::ValidateUploadPath(path); !s) return ErrorReply(s.error());
@@ -559,7 +558,7 @@ BrokerFrame BrokerService::Upload(const BrokerFrame& request, const TenantLeaseV
 
 BrokerFrame BrokerService::Events(const BrokerFrame& request, const TenantLeaseView& lease) {
   const uint64_t id = lease.record.lease_id;
-  auto route = ParseRoute(request.Field("target").value_or(""), id);
+  auto route = ParseBrokerRoute(request.Field("target").value_or(""), id);
   GPUNET_CHECK(route.has_value());
   auto after = QueryNumber(*route, "after", 0);
   auto wait = QueryNumber(*route, "wait_ms", 0);
@@ -583,7 +582,7 @@ BrokerFrame BrokerService::Events(const BrokerFrame& request, const TenantLeaseV
 
 BrokerFrame BrokerService::Logs(const BrokerFrame& request, const TenantLeaseView& lease) {
   const uint64_t id = lease.record.lease_id;
-  auto route = ParseRoute(request.Field("target").value_or(""), id);
+  auto route = ParseBrokerRoute(request.Field("target").value_or(""), id);
   GPUNET_CHECK(route.has_value());
   const auto stream = route->query.contains("stream") ? route->query.at("stream") : "stdout";
   if (stream != "stdout" && stream != "stderr")
@@ -619,7 +618,7 @@ BrokerFrame BrokerService::Logs(const BrokerFrame& request, const TenantLeaseVie
 
 BrokerFrame BrokerService::Outputs(const BrokerFrame& request, const TenantLeaseView& lease) {
   const uint64_t id = lease.record.lease_id;
-  auto route = ParseRoute(request.Field("target").value_or(""), id);
+  auto route = ParseBrokerRoute(request.Field("target").value_or(""), id);
   GPUNET_CHECK(route.has_value());
   if (!lease.record.manifest_received)
     return ErrorReply(409, "conflict", "no workload yet: send the manifest first");

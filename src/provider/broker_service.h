@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,17 @@ inline constexpr uint64_t kBrokerWaitMsMax = 25'000;  ///< long-polls (events, l
 inline constexpr uint64_t kBrokerLogReadMax = 1u << 20;
 inline constexpr size_t kBrokerEventsPerReply = 1000;
 inline constexpr size_t kBrokerOutputEntriesMax = 10'000;
+
+/// What a signed target names beside its lease: the path after /leases/{id},
+/// percent-decoded, and the query's raw values. The agent reads these from the
+/// target the tenant signed, never from the front's fields.
+struct BrokerRoute {
+  std::string rest;                          ///< "", "/events", "/files/a/b.bin", ...
+  std::map<std::string, std::string> query;  ///< each key once
+};
+/// kInvalidArgument for a target client::CheckRequestTarget refuses, one that does not
+/// name `lease_id`, or a query key given twice.
+base::Result<BrokerRoute> ParseBrokerRoute(std::string_view target, uint64_t lease_id);
 
 /// Wraps spec.command so it runs only once the secrets `names` are set (see above).
 /// No-op when `names` is empty.

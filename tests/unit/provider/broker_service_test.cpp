@@ -472,3 +472,22 @@ TEST_F(BrokerServiceTest, ServesFramesOnSocketsAndClosesOneThatSendsGarbage) {
 
 }  // namespace
 }  // namespace gpunet::provider
+
+namespace gpunet::provider {
+namespace {
+
+TEST(ParseBrokerRoute, ReadsTheSignedTargetAndRefusesWhatCouldEscape) {
+  auto r = ParseBrokerRoute("/leases/7/files/data/x%20y.bin?offset=6&max=", 7);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->rest, "/files/data/x y.bin");
+  EXPECT_EQ(r->query.at("offset"), "6");
+  EXPECT_EQ(r->query.at("max"), "");
+  EXPECT_EQ(ParseBrokerRoute("/leases/7", 7)->rest, "");
+  for (std::string_view bad :
+       {"/leases/70", "/leases/8/logs", "/leases/7/files/%2e%2e/etc", "/leases/7/files/../x",
+        "/leases/7/files/a%2Fb", "/leases/7/files/a%00", "/leases/7?a=1&a=2", "leases/7", ""})
+    EXPECT_FALSE(ParseBrokerRoute(bad, 7).has_value()) << bad;
+}
+
+}  // namespace
+}  // namespace gpunet::provider
