@@ -322,6 +322,20 @@ void Loop(Engine& engine, const DaemonSetup& setup, GpuMode mode, int64_t backof
   watch.Stop();
 }
 
+/// Declared GPUs are health-checked when daemon.nvml_library opens and lists every
+/// one of them (a development host's libfake_nvml); otherwise they are not monitored.
+base::Result<std::shared_ptr<runtime::GpuMonitor>> DeclaredGpuMonitor(
+    const client::DaemonConfig& dc) {
+  std::shared_ptr<runtime::GpuMonitor> monitor;
+  GPUNET_TRY_ASSIGN(monitor, runtime::GpuMonitor::Open(dc.nvml_library));
+  for (const auto& d : dc.declared_gpus)
+    if (std::ranges::none_of(monitor->Inventory().gpus,
+                             [&](const auto& g) { return g.uuid == d.uuid; }))
+      return Fail(ErrorCode::kNotFound,
+                  dc.nvml_library + " does not list the declared GPU " + d.uuid);
+  return monitor;
+}
+
 /// This host's GPUs for the engine. In NVML mode it opens h17-gpu's GpuMonitor and
 /// gives the engine its health and idle seams (the hooks keep the monitor alive).
 /// Refuses a machine that sells more GPUs than the host has: the ledger would lease
@@ -340,6 +354,11 @@ base::Result<std::vector<PoolGpu>> OpenGpus(DaemonSetup& setup,
     monitor = std::move(*opened);
     if (std::string xid = monitor->XidMonitoring(); !xid.empty()) setup.log("GPU health: " + xid);
     setup.hooks = WithGpuMonitor(std::move(setup.hooks), monitor, dc.health_poll_ms);
+  } else if (auto declared = DeclaredGpuMonitor(dc); declared) {
+    setup.log("GPU health: declared GPUs monitored through " + dc.nvml_library);
+    setup.hooks = WithGpuMonitor(std::move(setup.hooks), *declared, dc.health_poll_ms);
+  } else {
+    setup.log("GPU health: not monitored (" + declared.error().message + ")");
   }
   std::vector<PoolGpu> gpus;
   GPUNET_TRY_ASSIGN(
