@@ -63,6 +63,11 @@ base::Status RuntimeWorkloads::Remove(const std::string& id) {
   return m_runtime.Remove(id);
 }
 
+bool RuntimeWorkloads::Lost(const std::string& id) {
+  auto polled = m_runtime.Poll(id);
+  return polled && polled->has_value() && (*polled)->reason == runtime::ExitReason::kSupervisorLost;
+}
+
 // ---------------------------------------------------------------- pure parts
 
 base::Status VerifyManifestHash(const base::Hash32& expected, std::string_view manifest) {
@@ -156,6 +161,8 @@ LeaseAction NextStep(const StepInput& in) {
   if (!r.end.empty()) {  // the book knows it closed
     if (in.workload_running) return LeaseAction::kStopWorkload;
     if (!in.workload_exists) return LeaseAction::kRelease;  // no outputs to keep
+    // Its supervisor died: a podman container may run on, unbilled, until removed.
+    if (in.workload_lost) return LeaseAction::kRelease;
     uint64_t until = base::CheckedAdd(r.closed_ms, in.outputs_retention_ms).value_or(UINT64_MAX);
     return in.chain_time_ms < until ? LeaseAction::kRetain : LeaseAction::kRelease;
   }
@@ -399,6 +406,7 @@ StepInput Engine::InputFor(const LeaseRecord& r, const client::LeaseInfo* ledger
   if (in.workload_exists) {
     auto running = m_workloads.Running(wid);
     in.workload_running = running && *running;
+    in.workload_lost = !in.workload_running && !r.end.empty() && m_workloads.Lost(wid);
   }
   const auto unhealthy = m_pool.LeasesOnUnhealthy();
   in.gpu_unhealthy = std::ranges::binary_search(unhealthy, r.lease_id);

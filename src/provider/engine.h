@@ -102,6 +102,9 @@ class WorkloadPort {
   /// Stops it, keeping its run dir (logs, outputs) until Remove.
   virtual base::Status Stop(const std::string& id) = 0;
   virtual base::Status Remove(const std::string& id) = 0;
+  /// True when the workload ended because its supervisor died: a podman container
+  /// may then still run, which only Remove ends.
+  virtual bool Lost(const std::string& /*id*/) { return false; }
 };
 
 /// The engine's WorkloadPort over the real runtime (the daemon's, and the
@@ -114,6 +117,7 @@ class RuntimeWorkloads final : public WorkloadPort {
   base::Status Start(const runtime::WorkloadSpec& spec) override;
   base::Status Stop(const std::string& id) override;
   base::Status Remove(const std::string& id) override;
+  bool Lost(const std::string& id) override;
   const runtime::Runtime& Underlying() const { return m_runtime; }
 
  private:
@@ -188,7 +192,8 @@ enum class LeaseAction : uint8_t {
   kObserveClosed,    ///< the ledger closed it; the book does not know yet
   kStopWorkload,     ///< closed; its workload still runs
   kRetain,           ///< closed; outputs kept until closed + outputs_retention
-  kRelease,          ///< closed, retention over or no workload: remove it, idle check, free GPUs
+  kRelease,  ///< closed, retention over, no workload or a lost one: remove it, idle check, free
+             ///< GPUs
 };
 std::string_view LeaseActionName(LeaseAction action);
 
@@ -197,6 +202,7 @@ struct StepInput {
   const client::LeaseInfo* ledger = nullptr;  ///< nullptr: the node does not know the lease
   bool workload_exists = false;
   bool workload_running = false;
+  bool workload_lost = false;  ///< ended with its supervisor lost (WorkloadPort::Lost)
   bool gpu_unhealthy = false;
   bool tenant_api_ready = true;
   uint64_t chain_time_ms = 0;

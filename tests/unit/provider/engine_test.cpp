@@ -291,6 +291,25 @@ TEST_F(EngineTest, AWorkloadStartedBeforeACrashIsAdoptedNotStartedAgain) {
   EXPECT_EQ(again->SubmitManifest(3, kManifest).error().code, base::ErrorCode::kConflict);
 }
 
+TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
+  AddLease(3, 1);
+  auto engine = Make();
+  engine->Reconcile();
+  engine->Reconcile();
+  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
+  workloads.running["lease-3"] = false;  // its supervisor died; a container may run on
+  workloads.lost.insert("lease-3");
+  engine->Reconcile();
+  EXPECT_TRUE(workloads.running.contains("lease-3"));  // open: kept, nothing stops it
+  chain.view.leases[3].state = "closed";
+  chain.view.leases[3].end = "tenant_closed";
+  chain.view.leases[3].closed_ms = chain.view.time_ms;
+  engine->Reconcile();  // the book learns the close
+  engine->Reconcile();  // removed well before retention's end
+  EXPECT_FALSE(workloads.running.contains("lease-3"));
+  EXPECT_TRUE(engine->RecordsForTest().empty());
+}
+
 TEST_F(EngineTest, AClosedLeaseIsStoppedKeptForRetentionThenReleasedAfterTheIdleCheck) {
   AddLease(3, 2);
   bool idle = false;
