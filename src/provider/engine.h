@@ -23,8 +23,9 @@
 // Seams for the parts other helpers build (all optional, std::function):
 // tenant_api_ready (h17-auth's API), check_gpu_idle (h17-gpu's scrub check),
 // build_spec (h17-manifest's workload plan), verify_manifest (its canonical hash),
-// health (h17-gpu's NVML health). Chain and runtime are behind ChainPort and
-// WorkloadPort so tests run the engine against fakes.
+// health (h17-gpu's NVML health), event (the lease events the tenant reads). Chain
+// and runtime are behind ChainPort and WorkloadPort so tests run the engine against
+// fakes.
 #pragma once
 
 #include <cstdint>
