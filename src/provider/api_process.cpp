@@ -116,11 +116,12 @@ base::Result<pid_t> ApiProcess::Spawn() {
   for (size_t i = 0; i < n; ++i)
     list += (i == 0 ? "" : ",") + std::to_string(kFirstChildFd + static_cast<int>(i));
   std::vector<std::string> args = m_options.command;
-  for (std::string a :
-       {std::string("--broker-fds"), list, std::string("--key-fd"),
-        std::to_string(kFirstChildFd + static_cast<int>(n)), std::string("--cert-fd"),
-        std::to_string(kFirstChildFd + static_cast<int>(n) + 1), std::string("--listen"),
-        m_options.listen})
+  for (std::string a : {std::string("--broker-fds"), list, std::string("--key-fd"),
+                        std::to_string(kFirstChildFd + static_cast<int>(n)), std::string("--cert"),
+                        // The certificate (0644) through its inherited fd: the child need not be
+                        // able to walk the provider's home to reach it.
+                        "/proc/self/fd/" + std::to_string(kFirstChildFd + static_cast<int>(n) + 1),
+                        std::string("--listen"), m_options.listen})
     args.push_back(std::move(a));
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -6,7 +6,7 @@
 // only (the agent has threads), moves the sockets to fds 3.. and the key and
 // certificate after them, closes every other fd, drops root for good
 // (provider::DropPrivileges(api_user): no groups, uid/gid, no_new_privs) and execs
-//   <command...> --broker-fds 3,4,5,6 --key-fd 7 --cert-fd 8 --listen <listen>
+//   <command...> --broker-fds 3,4,5,6 --key-fd 7 --cert /proc/self/fd/8 --listen <listen>
 // The agent's ends of the sockets go to `on_spawn` (the BrokerService serves them).
 // When the child dies it is started again after a backoff (1 s doubling to 30 s,
 // back to 1 s after a minute up); Stop sends SIGTERM, then SIGKILL after 2 s.

@@ -77,7 +77,7 @@ TEST_F(ApiProcessTest, RunsUnprivilegedWithTheSocketsAndKeyOnItsFdsAndIsRestarte
   // The "API": says who it is and what its fds hold on the first broker socket, then
   // exits, so the agent must start it again.
   options.command = {"/bin/sh", "-c",
-                     "{ echo \"uid=$(id -u) args=$*\"; cat <&5; cat <&6; "
+                     "{ echo \"uid=$(id -u) args=$*\"; cat <&5; cat \"$6\"; "
                      "ls /proc/self/fd | wc -l; } >&3",
                      "api"};
   ApiProcess api(options);
@@ -88,7 +88,7 @@ TEST_F(ApiProcessTest, RunsUnprivilegedWithTheSocketsAndKeyOnItsFdsAndIsRestarte
   const std::string said = ReadUntilClosed(first[0]);
   EXPECT_EQ(said.find("uid=0 "), std::string::npos) << said;
   EXPECT_NE(said.find("uid=" + std::to_string(options.user.uid)), std::string::npos) << said;
-  EXPECT_NE(said.find("--broker-fds 3,4 --key-fd 5 --cert-fd 6 --listen 127.0.0.1:1"),
+  EXPECT_NE(said.find("--broker-fds 3,4 --key-fd 5 --cert /proc/self/fd/6 --listen 127.0.0.1:1"),
             std::string::npos)
       << said;
   EXPECT_NE(said.find("KEY-PEMCERT-PEM"), std::string::npos) << said;  // read though 0600 root's
