@@ -119,6 +119,8 @@ base::Result<OfferInfo> ParseOffer(const JsonFields& f, bool with_class) {
   GPUNET_TRY_ASSIGN(o.is_private, f.Bool("private"));
   GPUNET_TRY_ASSIGN(o.open, f.Bool("open"));
   GPUNET_TRY_ASSIGN(o.created_ms, f.Number<uint64_t>("created_ms"));
+  GPUNET_TRY_ASSIGN(o.min_hours, f.Number<uint32_t>("min_hours"));
+  GPUNET_TRY_ASSIGN(o.max_hours, f.Number<uint32_t>("max_hours"));
   if (with_class) {
     OfferClass c;
     GPUNET_TRY_ASSIGN(c, ParseOfferClass(f));
@@ -287,6 +289,8 @@ base::Result<LeaseInfo> ParseLease(const JsonFields& f) {
   GPUNET_TRY_ASSIGN(l.manifest_hash, f.Hash("manifest_hash"));
   GPUNET_TRY_ASSIGN(l.state, f.Str("state"));
   GPUNET_TRY_ASSIGN(l.end, f.Str("end"));
+  GPUNET_TRY_ASSIGN(l.min_hours, f.Number<uint32_t>("min_hours"));
+  GPUNET_TRY_ASSIGN(l.max_hours, f.Number<uint32_t>("max_hours"));
   GPUNET_TRY(ParseLeaseMoney(f, l));
   return l;
 }
@@ -443,6 +447,8 @@ OfferView OfferViewOf(const OfferInfo& offer) {
   if (auto d = ParseVersion(c.driver_version_min); d) v.driver = *d;  // non-numeric: 0
   v.machines = c.machines;
   v.is_private = offer.is_private;
+  v.min_hours = offer.min_hours;
+  v.max_hours = offer.max_hours;
   return v;
 }
 

@@ -104,6 +104,8 @@ struct OfferInfo {
   bool is_private = false;
   bool open = false;
   uint64_t created_ms = 0;
+  uint32_t min_hours = 0;  ///< a lease's first deposit covers this; 0: the chain's minimum
+  uint32_t max_hours = 0;  ///< a lease's deposits in all cover at most this; 0: no limit
   /// GET /market/offer(s) add it; a provider's offer_list does not.
   std::optional<OfferClass> machine_class;
 };
@@ -221,7 +223,9 @@ struct LeaseInfo {
   uint64_t refunded_ugpn = 0;
   uint64_t penalty_ugpn = 0;
   uint64_t closed_ms = 0;
-  uint64_t as_of_ms = 0;  ///< the block time accrued_ugpn is computed at
+  uint32_t min_hours = 0;  ///< its offer's (0 when from an order)
+  uint32_t max_hours = 0;  ///< deposits in all cover at most this many hours; 0: no limit
+  uint64_t as_of_ms = 0;   ///< the block time accrued_ugpn is computed at
   uint64_t accrued_ugpn = 0;
   uint64_t withdrawable_ugpn = 0;
 };

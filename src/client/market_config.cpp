@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -507,7 +508,9 @@ base::Result<std::map<uint32_t, std::string>> ParseSites(const Reader& r, Map& m
 base::Result<OfferConfig> ParseOffer(const Reader& r, const YAML::Node& node, int line,
                                      const std::string& path, const ProviderConfig& pc,
                                      const std::map<uint32_t, std::string>& site_ids) {
-  GPUNET_TRY_ASSIGN(auto o, r.OpenMap(node, path, line, {"gpu", "site", "price", "tenants"}));
+  GPUNET_TRY_ASSIGN(
+      auto o,
+      r.OpenMap(node, path, line, {"gpu", "site", "price", "tenants", "min_hours", "max_hours"}));
   OfferConfig oc;
   oc.place = r.Place(o.line, path);
   GPUNET_TRY_ASSIGN(auto gpu, r.Need(o, "gpu", "the GPU model the offer sells, e.g. H100"));
@@ -531,6 +534,18 @@ base::Result<OfferConfig> ParseOffer(const Reader& r, const YAML::Node& node, in
   if (o.Has("tenants")) {
     GPUNET_TRY_ASSIGN(oc.tenants, r.Parties(o.fields["tenants"], o.line, Child(path, "tenants"),
                                             limits::kOfferTenantsMax));
+  }
+  if (o.Has("min_hours")) {
+    GPUNET_TRY_ASSIGN(oc.min_hours, r.U32(o.fields["min_hours"], o.line, Child(path, "min_hours")));
+  }
+  if (o.Has("max_hours")) {
+    GPUNET_TRY_ASSIGN(oc.max_hours, r.U32(o.fields["max_hours"], o.line, Child(path, "max_hours")));
+    // The chain also refuses a max_hours under its deposit_min_hours (docs/market.md).
+    if (oc.max_hours != 0 && oc.max_hours < std::max<uint32_t>(oc.min_hours, 1))
+      return r.Err(r.LineOf(o.fields["max_hours"], o.line), Child(path, "max_hours"),
+                   "max_hours " + std::to_string(oc.max_hours) + " is under min_hours " +
+                       std::to_string(oc.min_hours) +
+                       ": no lease could be funded; raise it, or 0 (or leave it out) for no limit");
   }
   return oc;
 }

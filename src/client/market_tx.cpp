@@ -227,6 +227,8 @@ base::Result<std::vector<codec::Msg>> OfferMsgs(const ProviderConfig& config,
     auto tenants = ResolveSet(o.tenants, resolve, limits::kOfferTenantsMax, "tenants");
     if (!tenants) return std::unexpected(tenants.error());
     msg.tenants = std::move(*tenants);
+    msg.min_hours = o.min_hours;
+    msg.max_hours = o.max_hours;
     out.push_back(std::move(msg));
   }
   return out;

@@ -117,6 +117,7 @@ base::Result<NodeStatusInfo> ParseStatus(const Json& j) {
   GPUNET_TRY_ASSIGN(s.engine, f.Str("engine"));
   GPUNET_TRY_ASSIGN(s.app_version, f.U64("app_version"));
   GPUNET_TRY_ASSIGN(s.genesis_hash, f.Hash("genesis_hash"));
+  GPUNET_TRY_ASSIGN(s.development, f.Bool("development"));
   GPUNET_TRY_ASSIGN(s.latest_height, f.U64("latest_height"));
   GPUNET_TRY_ASSIGN(s.latest_block_hash, f.Hash("latest_block_hash"));
   GPUNET_TRY_ASSIGN(s.latest_state_root, f.Hash("latest_state_root"));

@@ -38,6 +38,9 @@ struct NodeStatusInfo {
   uint64_t latest_time_ms = 0;
   uint64_t mempool_txs = 0;
   std::string node_version;
+  /// Genesis "development": a development chain (devnet), where the provider daemon
+  /// may run declared GPUs. Required: a node that does not say is refused.
+  bool development = false;
   /// Present when the node advertises "fee_per_byte_ugpn", "fee_per_msg_ugpn" and
   /// "fee_min_ugpn" (all three, or none).
   std::optional<FeeSchedule> fees;

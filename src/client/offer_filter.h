@@ -54,6 +54,8 @@ struct OfferView {
   Version compute_capability;
   uint32_t machines = 0;    ///< machines the offer covers
   bool is_private = false;  ///< restricted to named tenants
+  uint32_t min_hours = 0;   ///< a lease's first deposit covers this; 0: the chain's minimum
+  uint32_t max_hours = 0;   ///< a lease's deposits in all cover at most this; 0: no limit
 };
 
 /// Comparison of one term.

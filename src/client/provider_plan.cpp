@@ -87,7 +87,9 @@ std::string MachineText(const codec::MsgMachineUpsert& m) {
 std::string OfferText(const codec::MsgOfferCreate& o) {
   return o.gpu_model + " at " + FormatGpn(o.price_ugpn_per_gpu_hour) + " GPN/GPU-h, " +
          (o.site_id == 0 ? "any site" : "site " + std::to_string(o.site_id)) + ", " +
-         (o.tenants.empty() ? "public" : std::to_string(o.tenants.size()) + " tenant(s) only");
+         (o.tenants.empty() ? "public" : std::to_string(o.tenants.size()) + " tenant(s) only") +
+         (o.min_hours == 0 ? "" : ", at least " + std::to_string(o.min_hours) + " h") +
+         (o.max_hours == 0 ? "" : ", at most " + std::to_string(o.max_hours) + " h");
 }
 
 base::Result<codec::MsgMachineUpsert> MachineOfLedger(const MachineInfo& m,
@@ -123,6 +125,8 @@ base::Result<codec::MsgOfferCreate> OfferOfLedger(const OfferInfo& o,
   c.gpu_model = o.gpu_model;
   c.site_id = o.site_id;
   c.price_ugpn_per_gpu_hour = o.price_ugpn_per_gpu_hour;
+  c.min_hours = o.min_hours;
+  c.max_hours = o.max_hours;
   GPUNET_TRY_ASSIGN(c.tenants, LedgerAddresses(o.tenants, "offer tenant"));
   return c;
 }

@@ -93,6 +93,13 @@ std::string Where(const TenantClientOptions& o, std::string_view method, std::st
 
 }  // namespace
 
+std::optional<std::string_view> TenantResponse::Header(std::string_view name) const {
+  const std::string wanted = LowerAscii(name);
+  for (const auto& [key, value] : headers)
+    if (LowerAscii(key) == wanted) return std::string_view(value);
+  return std::nullopt;
+}
+
 base::Result<TenantApiUrl> ParseTenantApiUrl(std::string_view url) {
   auto bad = [&](std::string_view why) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -154,6 +161,11 @@ base::Result<TenantResponse> TenantClient::Post(std::string_view target, std::st
   return Send("POST", target, body, content_type, true, nullptr);
 }
 
+base::Result<TenantResponse> TenantClient::Put(std::string_view target, std::string_view body,
+                                               const HeaderList& extra) {
+  return Send("PUT", target, body, "application/octet-stream", true, nullptr, extra);
+}
+
 base::Result<TenantResponse> TenantClient::GetUnsigned(std::string_view target) {
   return Send("GET", target, {}, {}, false, nullptr);
 }
@@ -193,7 +205,8 @@ struct TenantClient::Exchange {
 base::Result<TenantResponse> TenantClient::Send(std::string_view method, std::string_view target,
                                                 std::string_view body,
                                                 std::string_view content_type, bool sign,
-                                                const std::string* download_path) {
+                                                const std::string* download_path,
+                                                const HeaderList& extra) {
   GPUNET_TRY_ASSIGN(const TenantApiUrl url, ParseTenantApiUrl(m_options.url));
   GPUNET_TRY(CheckRequestMethod(method));
   GPUNET_TRY(CheckRequestTarget(target));
@@ -241,6 +254,7 @@ base::Result<TenantResponse> TenantClient::Send(std::string_view method, std::st
   req.set(http::field::user_agent, "gpunet");
   if (!content_type.empty()) req.set(http::field::content_type, std::string(content_type));
   for (const auto& [name, value] : auth) req.set(name, value);
+  for (const auto& [name, value] : extra) req.set(name, value);
   req.body() = std::string(body);
   req.keep_alive(false);
   req.prepare_payload();
@@ -262,6 +276,8 @@ base::Result<TenantResponse> TenantClient::Send(std::string_view method, std::st
   TenantResponse out;
   out.status = static_cast<int>(head.get().result_int());
   out.content_type = std::string(head.get()[http::field::content_type]);
+  for (const auto& field : head.get())
+    out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
 
   if (download_path != nullptr && out.status == 200) {
     const std::string part = *download_path + ".part";

@@ -54,6 +54,10 @@ struct TenantResponse {
   int status = 0;
   std::string content_type;
   std::string body;
+  HeaderList headers;  ///< every header of the answer, as received
+
+  /// The first header named `name` (case-insensitive), or nullopt.
+  std::optional<std::string_view> Header(std::string_view name) const;
 };
 
 class TenantClient {
@@ -68,6 +72,10 @@ class TenantClient {
   /// A signed POST with `body`.
   base::Result<TenantResponse> Post(std::string_view target, std::string_view body,
                                     std::string_view content_type = "application/json");
+  /// A signed PUT with `body` and `extra` headers (an upload chunk and its
+  /// Gpunet-Chunk-Sha256). The extra headers are not signed: the body hash is.
+  base::Result<TenantResponse> Put(std::string_view target, std::string_view body,
+                                   const HeaderList& extra = {});
   /// An unsigned GET (GET /environments, which a client reads before any money moves).
   base::Result<TenantResponse> GetUnsigned(std::string_view target);
   /// A signed GET whose 200 body is streamed to `path` (through `path`.part, renamed
@@ -82,7 +90,7 @@ class TenantClient {
  private:
   base::Result<TenantResponse> Send(std::string_view method, std::string_view target,
                                     std::string_view body, std::string_view content_type, bool sign,
-                                    const std::string* download_path);
+                                    const std::string* download_path, const HeaderList& extra = {});
 
   TenantClientOptions m_options;
   crypto::KeyPair m_key;

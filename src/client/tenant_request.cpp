@@ -263,7 +263,8 @@ base::Result<RequestAuthHeaders> ParseRequestAuthHeaders(const HeaderList& heade
                                          kSignatureHeader, kGrantHeader};
   const std::string* values[5] = {};
   for (const auto& [name, value] : headers) {
-    if (name.size() < 7 || !EqualsIgnoreCase(std::string_view(name).substr(0, 7), "gpunet-"))
+    if (name.size() < 7 || !EqualsIgnoreCase(std::string_view(name).substr(0, 7), "gpunet-") ||
+        EqualsIgnoreCase(name, kChunkSha256Header))
       continue;
     size_t i = 0;
     while (i < 5 && !EqualsIgnoreCase(name, kNames[i])) ++i;

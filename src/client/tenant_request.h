@@ -51,6 +51,9 @@ inline constexpr std::string_view kTimestampHeader = "Gpunet-Timestamp";  ///< d
 inline constexpr std::string_view kNonceHeader = "Gpunet-Nonce";          ///< 32 hex
 inline constexpr std::string_view kSignatureHeader = "Gpunet-Signature";  ///< 128 hex
 inline constexpr std::string_view kGrantHeader = "Gpunet-Grant";          ///< EncodeGrant
+/// Not a signature header: an upload chunk's SHA-256 (64 lower-case hex), which the
+/// tenant-facing process checks against the body; the body itself is signed.
+inline constexpr std::string_view kChunkSha256Header = "Gpunet-Chunk-Sha256";
 
 /// Which lease on which provider of which chain a request is for.
 struct RequestScope {
@@ -130,7 +133,8 @@ RequestNonce RandomNonce();
 /// Reads the Gpunet-* headers strictly: header names compare case-insensitively,
 /// each must appear at most once, values are exact-length lower-case hex (the
 /// timestamp decimal without leading zeros), and any other Gpunet-* header is
-/// refused. kInvalidArgument naming the header and the expected form.
+/// refused, but kChunkSha256Header, which is an upload's and is left to it. kInvalidArgument naming
+/// the header and the expected form.
 [[nodiscard]] base::Result<RequestAuthHeaders> ParseRequestAuthHeaders(const HeaderList& headers);
 
 /// kBadSignature unless `auth.signature` by `auth.signer` covers `line` for `scope`

@@ -169,6 +169,7 @@ CODEC_ONE_U64(MsgProviderBond, amount_ugpn)
 CODEC_ONE_U64(MsgProviderUnbond, amount_ugpn)
 CODEC_ONE_U64(MsgOrderClose, order_id)
 CODEC_ONE_U64(MsgBidAccept, bid_id)
+CODEC_ONE_U64(MsgBidWithdraw, bid_id)
 CODEC_ONE_U64(MsgLeaseStarted, lease_id)
 CODEC_ONE_U64(MsgLeaseWithdraw, lease_id)
 #undef CODEC_ONE_U64
@@ -216,7 +217,9 @@ CODEC_FIELDS(MsgOfferCreate, m) {
       io.String(m.gpu_model, "gpu_model", StringRule::kIdent, CODEC_LIMIT(kGpuModelBytesMax)));
   GPUNET_TRY(io.U32(m.site_id, "site_id"));
   GPUNET_TRY(io.U64(m.price_ugpn_per_gpu_hour, "price_ugpn_per_gpu_hour"));
-  return AddressSet(io, m.tenants, "tenants", CODEC_LIMIT(kOfferTenantsMax));
+  GPUNET_TRY(AddressSet(io, m.tenants, "tenants", CODEC_LIMIT(kOfferTenantsMax)));
+  GPUNET_TRY(io.U32(m.min_hours, "min_hours"));
+  return io.U32(m.max_hours, "max_hours");
 }
 
 CODEC_FIELDS(MsgOfferClose, m) {
@@ -536,7 +539,8 @@ std::string_view MsgName(const Msg& msg) {
                                                 "lease_withdraw",
                                                 "lease_close",
                                                 "heartbeat",
-                                                "attest"};
+                                                "attest",
+                                                "bid_withdraw"};
   static_assert(std::size(kNames) == std::variant_size_v<Msg>);
   return kNames[msg.index()];
 }

@@ -123,6 +123,9 @@ constexpr CodeInfo kCodes[] = {
     {TxCode::kMarketProviderOffline, "provider_offline",
      "the provider has sent no heartbeat within the heartbeat timeout; its offers cannot be "
      "leased until it does"},
+    {TxCode::kMarketDepositOverMax, "deposit_over_max",
+     "the lease's deposits would pay for more hours than its offer's max_hours allow; the "
+     "message says how much more it can take"},
 };
 
 const CodeInfo* Find(uint16_t value) {

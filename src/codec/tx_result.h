@@ -98,6 +98,7 @@ enum class TxCode : uint16_t {
   kMarketBondUncovered = 234,
   kMarketProviderUnqualified = 235,
   kMarketProviderOffline = 236,
+  kMarketDepositOverMax = 237,  ///< issue 17: past an offer's max_hours of the rate
 };
 
 /// First and last numbers of each range (inclusive).

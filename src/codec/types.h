@@ -58,6 +58,7 @@ enum class MsgTag : uint16_t {
   kLeaseClose = 21,            ///< MsgLeaseClose
   kHeartbeat = 22,             ///< MsgHeartbeat
   kAttest = 23,                ///< MsgAttest
+  kBidWithdraw = 24,           ///< MsgBidWithdraw (issue 17)
 };
 
 /// Moves amount_ugpn from the tx sender to `to`. The recipient account is created
@@ -240,7 +241,8 @@ struct MsgMachineRemove {
 };
 
 /// Sender = owner or operator. A standing price for the provider's machines of one
-/// GPU model (on one site, or any when site_id = 0), optionally private.
+/// GPU model (on one site, or any when site_id = 0), optionally private, with the
+/// least and the most hours of the rate a lease from it is funded for.
 struct MsgOfferCreate {
   static constexpr MsgTag kTag = MsgTag::kOfferCreate;
   Address provider;
@@ -248,6 +250,9 @@ struct MsgOfferCreate {
   uint32_t site_id = 0;                  ///< 0 = any site of the provider
   uint64_t price_ugpn_per_gpu_hour = 0;  ///< >= 1
   std::vector<Address> tenants;          ///< ascending; empty = public, else only these may lease
+  uint32_t min_hours = 0;  ///< a lease's first deposit covers this; 0 = deposit_min_hours
+  uint32_t max_hours = 0;  ///< deposits in total cover at most this; 0 = no limit
+
   bool operator==(const MsgOfferCreate&) const = default;
 };
 
@@ -311,6 +316,15 @@ struct MsgBidAccept {
   bool operator==(const MsgBidAccept&) const = default;
 };
 
+/// Sender = owner or operator of the bid's provider. Takes back a bid on an order
+/// still open and in its bid window (its machines went elsewhere): the bid is
+/// removed and can no longer be accepted or awarded; the provider may bid again.
+struct MsgBidWithdraw {
+  static constexpr MsgTag kTag = MsgTag::kBidWithdraw;
+  uint64_t bid_id = 0;
+  bool operator==(const MsgBidWithdraw&) const = default;
+};
+
 /// Sender = owner or operator of the lease's provider: the reservation is live and
 /// the tenant API answers. Billing starts at this block's time.
 struct MsgLeaseStarted {
@@ -362,12 +376,12 @@ struct MsgAttest {
 };
 
 /// One typed message of a transaction: a tagged union whose tag table is MsgTag.
-using Msg =
-    std::variant<MsgSend, MsgProviderRegister, MsgProviderUpdate, MsgProviderDeregister,
-                 MsgProviderBond, MsgProviderUnbond, MsgProviderClaimUnbonded, MsgSiteUpsert,
-                 MsgMachineUpsert, MsgMachineRemove, MsgOfferCreate, MsgOfferClose, MsgLeaseCreate,
-                 MsgOrderCreate, MsgOrderClose, MsgBidCreate, MsgBidAccept, MsgLeaseStarted,
-                 MsgLeaseDeposit, MsgLeaseWithdraw, MsgLeaseClose, MsgHeartbeat, MsgAttest>;
+using Msg = std::variant<MsgSend, MsgProviderRegister, MsgProviderUpdate, MsgProviderDeregister,
+                         MsgProviderBond, MsgProviderUnbond, MsgProviderClaimUnbonded,
+                         MsgSiteUpsert, MsgMachineUpsert, MsgMachineRemove, MsgOfferCreate,
+                         MsgOfferClose, MsgLeaseCreate, MsgOrderCreate, MsgOrderClose, MsgBidCreate,
+                         MsgBidAccept, MsgLeaseStarted, MsgLeaseDeposit, MsgLeaseWithdraw,
+                         MsgLeaseClose, MsgHeartbeat, MsgAttest, MsgBidWithdraw>;
 
 /// Wire tag of the message held.
 MsgTag TagOf(const Msg& msg);

@@ -184,9 +184,11 @@ base::Result<Genesis> ParseGenesis(std::string_view text) {
   } catch (const Json::exception& e) {
     return Fail(ErrorCode::kInvalidArgument, std::string("genesis is not valid JSON: ") + e.what());
   }
-  GPUNET_TRY(CheckKeys(
-      root, "genesis",
-      {"chain_id", "genesis_time_ms", "app_version", "accounts", "validators", "params"}));
+  std::vector<std::string_view> top_keys = {"chain_id", "genesis_time_ms", "app_version",
+                                            "accounts", "validators",      "params"};
+  // Optional (genesis files from before issue 17 have none): false when absent.
+  if (root.is_object() && root.contains("development")) top_keys.push_back("development");
+  GPUNET_TRY(CheckKeys(root, "genesis", top_keys));
   Genesis g;
   if (!root["chain_id"].is_string())
     return Fail(ErrorCode::kInvalidArgument, "genesis.chain_id must be a string");
@@ -197,6 +199,11 @@ base::Result<Genesis> ParseGenesis(std::string_view text) {
   auto app_version = GetUint(root, "genesis", "app_version");
   if (!app_version) return std::unexpected(app_version.error());
   g.app_version = *app_version;
+  if (root.contains("development")) {
+    if (!root["development"].is_boolean())
+      return Fail(ErrorCode::kInvalidArgument, "genesis.development must be true or false");
+    g.development = root["development"].get<bool>();
+  }
 
   const Json& accounts = root["accounts"];
   if (!accounts.is_array())
@@ -309,6 +316,7 @@ std::string GenesisToJson(const Genesis& g) {
   root["chain_id"] = g.chain_id;
   root["genesis_time_ms"] = g.genesis_time_ms;
   root["app_version"] = g.app_version;
+  root["development"] = g.development;
   Json accounts = Json::array();
   for (const auto& a : g.accounts)
     accounts.push_back({{"address", crypto::AddressToString(a.address)},
@@ -367,6 +375,7 @@ base::Hash32 GenesisHash(const Genesis& g) {
         p.gas_scan_step, p.gas_write_base, p.gas_write_per_byte, p.block_gas_max})
     w.U64(v);
   for (const market::ParamField& f : market::kParamFields) w.U64(p.market.*f.member);
+  w.U8(g.development ? 1 : 0);
   return crypto::Blake2b256(w.Data());
 }
 

@@ -7,6 +7,7 @@
 //     "chain_id": "gpunet-devnet",
 //     "genesis_time_ms": 1764000000000,
 //     "app_version": 1,
+//     "development": false,        (optional, default false: a development chain)
 //     "accounts":   [{"address": "gpn1...", "balance_ugpn": "1000000000"}],
 //     "validators": [{"public_key": "<64 hex>", "power": 10}],
 //     "params": {
@@ -84,6 +85,10 @@ struct Genesis {
   std::vector<GenesisAccount> accounts;  ///< ascending address, no duplicates
   codec::ValidatorSet validators;        ///< canonical order (ascending public key)
   GenesisParams params;
+  /// A development chain (devnets, tests): the provider daemon accepts GPUs declared
+  /// in provider.yaml (no NVIDIA hardware) only on such a chain. Covered by the
+  /// hash, so a chain cannot become one later; JSON "development", default false.
+  bool development = false;
   bool operator==(const Genesis&) const = default;
 };
 

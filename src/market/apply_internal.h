@@ -170,8 +170,10 @@ struct LeaseTerms {
   uint64_t rate_ugpn_per_hour = 0;  ///< price x GPUs (RateFor)
   uint64_t deposit_ugpn = 0;        ///< already taken from the tenant or the order
   codec::Hash32 manifest_hash;
-  uint64_t offer_id = 0;  ///< 0 when from an order
-  uint64_t order_id = 0;  ///< 0 when from an offer
+  uint64_t offer_id = 0;   ///< 0 when from an order
+  uint64_t order_id = 0;   ///< 0 when from an offer
+  uint32_t min_hours = 0;  ///< the offer's (0 when from an order)
+  uint32_t max_hours = 0;  ///< the offer's: deposits never fund more hours (0 = no limit)
 };
 
 /// Creates a reserved lease of provider `p` on the terms: checks the provider's
@@ -223,6 +225,7 @@ R<> Do(Ctx& c, const codec::MsgOrderCreate& m);
 R<> Do(Ctx& c, const codec::MsgOrderClose& m);
 R<> Do(Ctx& c, const codec::MsgBidCreate& m);
 R<> Do(Ctx& c, const codec::MsgBidAccept& m);
+R<> Do(Ctx& c, const codec::MsgBidWithdraw& m);
 // apply.cpp (never runs: MsgSend is not a market message):
 R<> Do(Ctx&, const codec::MsgSend&);
 

@@ -304,6 +304,8 @@ R<uint64_t> CreateLease(Store& store, const Params& params, const BlockTime& blo
   l.created_height = block.height;
   l.deposited_ugpn = terms.deposit_ugpn;
   l.escrow_ugpn = terms.deposit_ugpn;
+  l.min_hours = terms.min_hours;
+  l.max_hours = terms.max_hours;
   Save(store, keys::LeaseKey(id), l);
   store.Put(keys::DeadlineIndexKey(keys::kStartIndex, l.start_deadline_ms, id), {});
   store.Put(keys::PartyIndexKey(keys::kProviderOpenLeases, p.owner, id), {});
@@ -326,6 +328,36 @@ R<uint64_t> CreateLease(Store& store, const Params& params, const BlockTime& blo
   return id;
 }
 
+namespace {
+
+/// The most a lease at `rate` from an offer with `max_hours` (> 0) may hold in
+/// deposits over its life.
+unsigned __int128 MostDeposited(uint64_t rate, uint32_t max_hours) {
+  GPUNET_CHECK(max_hours > 0);
+  return static_cast<unsigned __int128>(rate) * max_hours;
+}
+
+/// An offer's hours on a lease's first deposit (docs/market.md "Offers"): at least
+/// min_hours of the rate (deposit_min_hours, checked before, when higher), at most
+/// max_hours.
+R<> RequireOfferHours(const Offer& offer, uint64_t deposit_ugpn, uint64_t rate) {
+  const unsigned __int128 least = static_cast<unsigned __int128>(rate) * offer.min_hours;
+  if (deposit_ugpn < least)
+    return Reject(TxCode::kMarketDepositTooLow,
+                  "deposit " + Str(deposit_ugpn) + " ugpn is under offer " + Str(offer.offer_id) +
+                      "'s min_hours " + Str(offer.min_hours) + " at " + Str(rate) + " ugpn/hour (" +
+                      base::U128ToString(least) + " ugpn)");
+  if (offer.max_hours != 0 && deposit_ugpn > MostDeposited(rate, offer.max_hours))
+    return Reject(TxCode::kMarketDepositOverMax,
+                  "deposit " + Str(deposit_ugpn) + " ugpn is over offer " + Str(offer.offer_id) +
+                      "'s max_hours " + Str(offer.max_hours) + " at " + Str(rate) +
+                      " ugpn/hour: at most " +
+                      base::U128ToString(MostDeposited(rate, offer.max_hours)) + " ugpn");
+  return {};
+}
+
+}  // namespace
+
 R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
   GPUNET_TRY(RequireOperator(p, c.sender));
@@ -338,8 +370,8 @@ R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
     return Reject(TxCode::kMarketLimitReached, "the provider has " + Str(p.open_offers) +
                                                    " open offers (kOffersPerProviderMax)");
   GPUNET_TRY_ASSIGN(auto id, NextId(c.store, &Counters::next_offer_id));
-  Offer offer{id,        p.owner, m.gpu_model,    m.site_id, m.price_ugpn_per_gpu_hour,
-              m.tenants, true,    c.block.time_ms};
+  Offer offer{id,        p.owner, m.gpu_model,     m.site_id,   m.price_ugpn_per_gpu_hour,
+              m.tenants, true,    c.block.time_ms, m.min_hours, m.max_hours};
   Save(c.store, keys::OfferKey(id), offer);
   c.store.Put(keys::PartyIndexKey(keys::kProviderOpenOffers, p.owner, id), {});
   ++p.open_offers;
@@ -349,7 +381,9 @@ R<> Do(Ctx& c, const codec::MsgOfferCreate& m) {
                            {"provider", AddrStr(p.owner)},
                            {"gpu_model", m.gpu_model},
                            {"price_ugpn_per_gpu_hour", Str(m.price_ugpn_per_gpu_hour)},
-                           {"private", m.tenants.empty() ? "false" : "true"}}));
+                           {"private", m.tenants.empty() ? "false" : "true"},
+                           {"min_hours", Str(m.min_hours)},
+                           {"max_hours", Str(m.max_hours)}}));
   return {};
 }
 
@@ -387,6 +421,7 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
   GPUNET_TRY_ASSIGN(auto rate,
                     Rule(RateFor(offer.price_ugpn_per_gpu_hour, m.machines, m.gpus_per_machine)));
   GPUNET_TRY(Rule(RequireDeposit(m.deposit_ugpn, rate, c.params)));
+  GPUNET_TRY(RequireOfferHours(offer, m.deposit_ugpn, rate));
 
   GPUNET_TRY_ASSIGN(std::vector<Allocation> allocations, FirstFit(c.store, p, offer, m));
   if (allocations.empty())
@@ -404,7 +439,9 @@ R<> Do(Ctx& c, const codec::MsgLeaseCreate& m) {
                                     .rate_ugpn_per_hour = rate,
                                     .deposit_ugpn = m.deposit_ugpn,
                                     .manifest_hash = m.manifest_hash,
-                                    .offer_id = offer.offer_id},
+                                    .offer_id = offer.offer_id,
+                                    .min_hours = offer.min_hours,
+                                    .max_hours = offer.max_hours},
                          c.events));
   return {};
 }
@@ -444,6 +481,15 @@ R<> Do(Ctx& c, const codec::MsgLeaseDeposit& m) {
                                                  Str(l.paid_until_ms) + " ms and is closing");
   auto deposited = base::CheckedAdd(l.deposited_ugpn, m.amount_ugpn);
   if (!deposited) return Reject(TxCode::kMarketAmountOverflow, "deposits exceed 2^64-1 ugpn");
+  if (l.max_hours != 0 && *deposited > MostDeposited(l.rate_ugpn_per_hour, l.max_hours)) {
+    const unsigned __int128 most = MostDeposited(l.rate_ugpn_per_hour, l.max_hours);
+    return Reject(TxCode::kMarketDepositOverMax,
+                  "lease " + Str(l.lease_id) + " is funded for at most " + Str(l.max_hours) +
+                      " hours of its rate (its offer's max_hours): " + base::U128ToString(most) +
+                      " ugpn in all; it has " + Str(l.deposited_ugpn) +
+                      ", so it can take at most " + base::U128ToString(most - l.deposited_ugpn) +
+                      " ugpn more");
+  }
   GPUNET_TRY(Debit(c.store, c.sender, m.amount_ugpn, "deposit"));
   l.deposited_ugpn = *deposited;
   l.escrow_ugpn += m.amount_ugpn;

@@ -144,6 +144,18 @@ R<Order> NeedOpenOrder(const StoreView& view, uint64_t id) {
   return order;
 }
 
+/// An open order whose bid window has not ended at `now_ms`: bids may be made or
+/// withdrawn. `after` ends the refusal's message once the window has ended.
+R<Order> NeedBiddingOrder(const StoreView& view, uint64_t id, uint64_t now_ms,
+                          std::string_view after) {
+  GPUNET_TRY_ASSIGN(auto order, NeedOpenOrder(view, id));
+  if (now_ms >= order.window_end_ms)
+    return Reject(TxCode::kMarketBidWindowClosed, "the bid window of order " + Str(id) +
+                                                      " ended at " + Str(order.window_end_ms) +
+                                                      " ms" + std::string(after));
+  return order;
+}
+
 }  // namespace
 
 R<> Do(Ctx& c, const codec::MsgOrderCreate& m) {
@@ -189,11 +201,7 @@ R<> Do(Ctx& c, const codec::MsgBidCreate& m) {
   GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, m.provider));
   GPUNET_TRY(RequireOperator(p, c.sender));
   GPUNET_TRY(RequireInBusiness(p, c.params));
-  GPUNET_TRY_ASSIGN(auto order, NeedOpenOrder(c.store, m.order_id));
-  if (c.block.time_ms >= order.window_end_ms)
-    return Reject(TxCode::kMarketBidWindowClosed, "the bid window of order " + Str(m.order_id) +
-                                                      " ended at " + Str(order.window_end_ms) +
-                                                      " ms");
+  GPUNET_TRY_ASSIGN(auto order, NeedBiddingOrder(c.store, m.order_id, c.block.time_ms, ""));
   GPUNET_TRY(RequireAdmits(p, order.tenant));
   GPUNET_TRY(RequireQualifies(p, order.providers));
   base::Bytes dedupe = keys::OrderProviderBidKey(m.order_id, p.owner);
@@ -236,6 +244,30 @@ R<> Do(Ctx& c, const codec::MsgBidAccept& m) {
   if (order.tenant != c.sender)
     return Reject(TxCode::kMarketNotParty, "only the order's tenant may accept a bid");
   GPUNET_TRY(Award(c.store, c.params, c.block, order, bid, c.events));
+  return {};
+}
+
+R<> Do(Ctx& c, const codec::MsgBidWithdraw& m) {
+  GPUNET_TRY_ASSIGN(auto bid, Need<Bid>(c.store, keys::BidKey(m.bid_id), TxCode::kMarketUnknownBid,
+                                        "no bid " + Str(m.bid_id)));
+  GPUNET_TRY_ASSIGN(auto p, NeedProvider(c.store, bid.provider));
+  GPUNET_TRY(RequireOperator(p, c.sender));
+  // Once the window has ended the bids are the auction's: the award ranks them as
+  // they stood (a bid whose machines went elsewhere is passed over there anyway).
+  GPUNET_TRY_ASSIGN(auto order, NeedBiddingOrder(c.store, bid.order_id, c.block.time_ms,
+                                                 "; its bids stand until the award"));
+  GPUNET_CHECK(order.bids > 0);
+  // The bid, its entry in the order's bids and the provider's one-bid entry go
+  // together, so the provider may bid again (other machines) and the order's count
+  // stays the number of its bids.
+  c.store.Delete(keys::BidKey(bid.bid_id));
+  c.store.Delete(keys::OrderBidKey(order.order_id, bid.bid_id));
+  c.store.Delete(keys::OrderProviderBidKey(order.order_id, bid.provider));
+  --order.bids;
+  Save(c.store, keys::OrderKey(order.order_id), order);
+  c.events.push_back(Ev("bid_withdrawn", {{"bid_id", Str(bid.bid_id)},
+                                          {"order_id", Str(order.order_id)},
+                                          {"provider", AddrStr(bid.provider)}}));
   return {};
 }
 

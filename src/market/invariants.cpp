@@ -43,6 +43,23 @@ base::Status ForEach(const StoreView& view, const base::Bytes& begin, Fn fn) {
   return base::Ok();
 }
 
+/// Hands every entry of index `table` to `check(key, value)`; the first error stops
+/// the scan, named with its key.
+template <class Check>
+base::Status ScanEntries(const StoreView& view, uint8_t table, Check check) {
+  const base::Bytes begin = keys::KeyBuilder(table);
+  std::optional<base::Error> error;
+  GPUNET_TRY(
+      view.Scan(begin, keys::PrefixEnd(begin), [&](base::ByteSpan key, base::ByteSpan value) {
+        base::Status s = check(key, value);
+        if (s) return true;
+        error = base::Error{s.error().code, s.error().message + " (key " + base::ToHex(key) + ")"};
+        return false;
+      }));
+  if (error) return std::unexpected(*error);
+  return base::Ok();
+}
+
 base::Result<bool> Exists(const StoreView& view, const base::Bytes& key) {
   auto v = view.Get(key);
   if (!v) return std::unexpected(v.error());
@@ -80,6 +97,10 @@ base::Status CheckLease(const StoreView& view, const Lease& l, const Params& par
   unsigned __int128 parts =
       static_cast<unsigned __int128>(l.paid_ugpn) + l.refunded_ugpn + l.escrow_ugpn;
   if (parts != l.deposited_ugpn) return Broken(at + "deposited != paid + refunded + escrow");
+  if (l.max_hours != 0 &&
+      l.deposited_ugpn > static_cast<unsigned __int128>(l.rate_ugpn_per_hour) * l.max_hours)
+    return Broken(at + "deposited " + Str(l.deposited_ugpn) + " over max_hours " +
+                  Str(l.max_hours) + " of its rate");
   if (l.state == LeaseState::kClosed) {
     if (l.escrow_ugpn != 0) return Broken(at + "closed but holds escrow");
     // Penalties come from the faults and a provider's close only, at most the
@@ -202,6 +223,8 @@ struct BlockDeltas {
   std::map<codec::Address, ProviderDelta> providers;
   std::map<std::tuple<codec::Address, uint32_t>, MachineDelta> machines;
   std::map<codec::Address, ProviderChange> records;
+  /// Per order: its `bids` counter and the entries of its bids, after - before.
+  std::map<uint64_t, std::pair<int64_t, int64_t>> order_bids;
 };
 
 /// +1 for the value after the block, -1 for the one before it.
@@ -365,6 +388,77 @@ base::Status CheckDroppedOfferEntry(const StoreView& view,
   return base::Ok();
 }
 
+/// The bid id a provider's one-bid entry (kOrderProviderBid) holds; nullopt when
+/// the value is not a u64.
+std::optional<uint64_t> BidIdOf(base::ByteSpan value) {
+  if (value.size() != 8) return std::nullopt;
+  return base::ReadU64BE(value.data());
+}
+
+/// A bid that exists: its order exists, it is in the order's bids, and its
+/// provider's one-bid entry on the order names it.
+base::Status CheckBid(const StoreView& view, const Bid& b) {
+  std::string at = "bid " + Str(b.bid_id) + ": ";
+  GPUNET_TRY_ASSIGN(bool order, Exists(view, keys::OrderKey(b.order_id)));
+  if (!order) return Broken(at + "its order " + Str(b.order_id) + " does not exist");
+  GPUNET_TRY_ASSIGN(bool listed, Exists(view, keys::OrderBidKey(b.order_id, b.bid_id)));
+  if (!listed) return Broken(at + "missing from the bids of order " + Str(b.order_id));
+  GPUNET_TRY_ASSIGN(auto named, view.Get(keys::OrderProviderBidKey(b.order_id, b.provider)));
+  if (!named || BidIdOf(*named) != b.bid_id)
+    return Broken(at + "its provider's bid entry on order " + Str(b.order_id) +
+                  " does not name it");
+  return base::Ok();
+}
+
+/// A bid the block deleted (withdrawn): no index still names it.
+base::Status CheckDroppedBid(const StoreView& view, const Bid& b) {
+  std::string at = "bid " + Str(b.bid_id) + " is gone but ";
+  GPUNET_TRY_ASSIGN(bool listed, Exists(view, keys::OrderBidKey(b.order_id, b.bid_id)));
+  if (listed) return Broken(at + "still in the bids of order " + Str(b.order_id));
+  GPUNET_TRY_ASSIGN(auto named, view.Get(keys::OrderProviderBidKey(b.order_id, b.provider)));
+  if (named && BidIdOf(*named) == b.bid_id)
+    return Broken(at + "its provider's bid entry on order " + Str(b.order_id) + " names it");
+  return base::Ok();
+}
+
+/// An entry of an order's bids that exists (added, or scanned): it names a bid of
+/// that order.
+base::Status CheckOrderBidEntry(const StoreView& view, base::ByteSpan key) {
+  auto entry = keys::ParseOrderBidKey(key);
+  if (!entry) return Broken("key is not of its table's layout");
+  GPUNET_TRY_ASSIGN(auto bid, Read<Bid>(view, keys::BidKey(entry->bid_id)));
+  if (!bid || bid->order_id != entry->order_id)
+    return Broken("the bids of order " + Str(entry->order_id) + " name bid " + Str(entry->bid_id) +
+                  ", which is not one of its");
+  return base::Ok();
+}
+
+/// A dropped entry of an order's bids: its bid is gone too (a bid leaves its
+/// order's bids only by being withdrawn).
+base::Status CheckDroppedOrderBidEntry(const StoreView& view, base::ByteSpan key) {
+  auto entry = keys::ParseOrderBidKey(key);
+  if (!entry) return Broken("key is not of its table's layout");
+  GPUNET_TRY_ASSIGN(auto bid, Read<Bid>(view, keys::BidKey(entry->bid_id)));
+  if (bid && bid->order_id == entry->order_id)
+    return Broken("bid " + Str(entry->bid_id) + " is on order " + Str(entry->order_id) +
+                  " but left its bids");
+  return base::Ok();
+}
+
+/// A provider's one-bid entry on an order that exists (added, or scanned): it
+/// names a bid of that provider on that order.
+base::Status CheckProviderBidEntry(const StoreView& view, base::ByteSpan key,
+                                   base::ByteSpan value) {
+  auto entry = keys::ParseOrderProviderBidKey(key);
+  auto id = BidIdOf(value);
+  if (!entry || !id) return Broken("key or value is not of its table's layout");
+  GPUNET_TRY_ASSIGN(auto bid, Read<Bid>(view, keys::BidKey(*id)));
+  if (!bid || bid->order_id != entry->order_id || bid->provider != entry->provider)
+    return Broken("provider " + base::ToHex(entry->provider.Span()) + "'s bid entry on order " +
+                  Str(entry->order_id) + " names bid " + Str(*id) + ", which is not its bid there");
+  return base::Ok();
+}
+
 /// The rules one changed record must keep, and what it moves in its provider's
 /// counted records (before and after the block).
 // Over 70 lines: one switch over the tables a changed key can name, each arm a few
@@ -399,10 +493,36 @@ base::Status CheckChange(const StoreView& view, const RecordChange& change, cons
       }
       return base::Ok();
     case keys::kOrder:
-      if (change.after) {
-        GPUNET_TRY_ASSIGN(Order order, Decode<Order>(*change.after));
-        GPUNET_TRY(CheckOrder(order));
+      for (const auto* value : {&change.before, &change.after}) {
+        if (!*value) continue;
+        GPUNET_TRY_ASSIGN(Order order, Decode<Order>(**value));
+        deltas.order_bids[order.order_id].first += SignOf(value, change) * order.bids;
+        if (value == &change.after) GPUNET_TRY(CheckOrder(order));
       }
+      return base::Ok();
+    case keys::kBid:
+      if (change.after) {
+        GPUNET_TRY_ASSIGN(Bid bid, Decode<Bid>(*change.after));
+        return CheckBid(view, bid);
+      }
+      if (change.before) {
+        GPUNET_TRY_ASSIGN(Bid bid, Decode<Bid>(*change.before));
+        return CheckDroppedBid(view, bid);
+      }
+      return base::Ok();
+    case keys::kOrderBids: {
+      auto entry = keys::ParseOrderBidKey(key);
+      if (!entry) return Broken("key is not of its table's layout");
+      deltas.order_bids[entry->order_id].second += Created(change);
+      if (change.before && !change.after) return CheckDroppedOrderBidEntry(view, key);
+      if (!change.before && change.after) return CheckOrderBidEntry(view, key);
+      return base::Ok();
+    }
+    case keys::kOrderProviderBid:
+      // A dropped entry needs no check of its own: the bid it named is either gone
+      // (CheckDroppedBid) or still there, and then CheckBid of the scan or of the
+      // block that changes it finds its entry missing.
+      if (change.after) return CheckProviderBidEntry(view, key, *change.after);
       return base::Ok();
     case keys::kProvider: {
       auto owner = keys::ParseProviderKey(key);
@@ -558,23 +678,33 @@ base::Status CheckInvariants(const StoreView& view, const Params& params) {
         if (o.open) ++counts[o.provider].offers;
         return base::Ok();
       }));
+  std::map<uint64_t, uint64_t> bids_of;
+  GPUNET_TRY(ForEach<Bid>(view, keys::KeyBuilder(keys::kBid),
+                          [&](const base::Bytes&, const Bid& b) -> base::Status {
+                            ++bids_of[b.order_id];
+                            return CheckBid(view, b);
+                          }));
   GPUNET_TRY(ForEach<Order>(view, keys::KeyBuilder(keys::kOrder),
-                            [&](const base::Bytes&, const Order& o) { return CheckOrder(o); }));
+                            [&](const base::Bytes&, const Order& o) -> base::Status {
+                              if (o.bids != bids_of[o.order_id])
+                                return Broken("order " + Str(o.order_id) + ": bids " + Str(o.bids) +
+                                              ", scanned " + Str(bids_of[o.order_id]));
+                              return CheckOrder(o);
+                            }));
+  GPUNET_TRY(ScanEntries(view, keys::kOrderBids, [&](base::ByteSpan key, base::ByteSpan) {
+    return CheckOrderBidEntry(view, key);
+  }));
+  GPUNET_TRY(
+      ScanEntries(view, keys::kOrderProviderBid, [&](base::ByteSpan key, base::ByteSpan value) {
+        return CheckProviderBidEntry(view, key, value);
+      }));
   GPUNET_TRY(ForEach<Provider>(
       view, keys::KeyBuilder(keys::kProvider),
       [&](const base::Bytes&, const Provider& p) { return CheckProvider(p, counts[p.owner]); }));
-  for (uint8_t table : {keys::kStartIndex, keys::kExpiryIndex}) {
-    const base::Bytes begin = keys::KeyBuilder(table);
-    std::optional<base::Error> error;
-    GPUNET_TRY(view.Scan(begin, keys::PrefixEnd(begin), [&](base::ByteSpan key, base::ByteSpan) {
-      if (base::Status s = AtKey(CheckDeadlineEntry(view, table, key), key); !s) {
-        error = s.error();
-        return false;
-      }
-      return true;
+  for (uint8_t table : {keys::kStartIndex, keys::kExpiryIndex})
+    GPUNET_TRY(ScanEntries(view, table, [&](base::ByteSpan key, base::ByteSpan) {
+      return CheckDeadlineEntry(view, table, key);
     }));
-    if (error) return std::unexpected(*error);
-  }
   return base::Ok();
 }
 
@@ -587,6 +717,11 @@ base::Status CheckChanged(const StoreView& view, std::span<const RecordChange> c
     const auto& [owner, id] = machine;
     GPUNET_TRY(CheckMachineDelta(view, owner, id, delta));
   }
+  for (const auto& [order_id, delta] : deltas.order_bids)
+    if (delta.first != delta.second)
+      return AtKey(Broken("order " + Str(order_id) + ": bids moved by " + Signed(delta.first) +
+                          ", its bids' entries by " + Signed(delta.second)),
+                   keys::OrderKey(order_id));
   for (const auto& [owner, record] : deltas.records) deltas.providers[owner];
   for (const auto& [owner, delta] : deltas.providers) {
     auto record = deltas.records.find(owner);

@@ -60,7 +60,10 @@ base::Result<HoldingsChange> HoldingsOf(std::span<const RecordChange> changes);
 ///  - per provider: open_leases / started_leases / machines / sites / open_offers
 ///    equal the counts scanned; promised_penalties equals the sum of FaultPenalty over
 ///    its open leases and the bond covers it (bond >= promised); open orders hold a
-///    deposit only while open.
+///    deposit only while open;
+///  - per order: `bids` equals its bid records; each bid is in its order's bids
+///    and its provider's one-bid entry names it; every entry of those two indexes
+///    names such a bid (a withdrawn bid leaves all three).
 /// `params` are the chain's (the penalties depend on them).
 base::Status CheckInvariants(const StoreView& view, const Params& params);
 
@@ -80,7 +83,11 @@ base::Status CheckInvariants(const StoreView& view, const Params& params);
 ///    among the changed ones (leases' states and FaultPenalty, keys created or
 ///    deleted, offers' open flags, its index entries) — a provider whose record
 ///    did not change must have every delta zero; a changed provider record keeps
-///    its bond over its promised penalties and its heartbeat rule.
+///    its bond over its promised penalties and its heartbeat rule;
+///  - a changed bid keeps its entries (or, deleted, leaves them); an added entry
+///    of an order's bids or a provider's one-bid entry names such a bid, a dropped
+///    one of an order's bids no bid still on the order; each order's `bids` moves
+///    by as much as the entries of its bids.
 /// Relies on the state before the block having held (the previous block's check,
 /// or genesis): a count wrong before the block stays unseen here, which the full
 /// scan (CheckInvariants) finds. kCorrupt naming the rule and the key

@@ -1,5 +1,6 @@
 #include "market/preflight.h"
 
+#include <algorithm>
 #include <string>
 #include <type_traits>
 
@@ -96,7 +97,15 @@ TxResult<void> Check(const codec::MsgMachineRemove& m, const Params&) {
   return Pass();
 }
 
-TxResult<void> Check(const codec::MsgOfferCreate& m, const Params&) {
+TxResult<void> Check(const codec::MsgOfferCreate& m, const Params& params) {
+  // max_hours under the least a first deposit must cover would make every lease
+  // from the offer impossible.
+  const uint64_t least = std::max<uint64_t>(m.min_hours, params.deposit_min_hours);
+  if (m.max_hours != 0 && m.max_hours < least)
+    return TxFail(TxCode::kMarketInvalidField,
+                  "max_hours " + std::to_string(m.max_hours) + " is under " +
+                      std::to_string(least) +
+                      " (min_hours, or the chain's deposit_min_hours when higher); 0 = no limit");
   return PriceNotZero(m.price_ugpn_per_gpu_hour, "price");
 }
 TxResult<void> Check(const codec::MsgOfferClose& m, const Params&) {
@@ -140,6 +149,9 @@ TxResult<void> Check(const codec::MsgBidCreate& m, const Params&) {
   return PriceNotZero(m.price_ugpn_per_gpu_hour, "price");
 }
 TxResult<void> Check(const codec::MsgBidAccept& m, const Params&) {
+  return IdNotZero(m.bid_id, TxCode::kMarketUnknownBid, "bid");
+}
+TxResult<void> Check(const codec::MsgBidWithdraw& m, const Params&) {
   return IdNotZero(m.bid_id, TxCode::kMarketUnknownBid, "bid");
 }
 TxResult<void> Check(const codec::MsgLeaseStarted& m, const Params&) {

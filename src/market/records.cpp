@@ -183,6 +183,8 @@ void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Offer>
   io(v.tenants);
   io(v.open);
   io(v.created_ms);
+  io(v.min_hours);
+  io(v.max_hours);
 }
 template <class IO, class P>
 void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Order> {
@@ -235,6 +237,8 @@ void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Lease>
   io(v.closed_ms);
   io(v.end);
   io(v.created_height);
+  io(v.min_hours);
+  io(v.max_hours);
 }
 template <class IO, class P>
 void Fields(IO& io, P& v) requires std::is_same_v<std::remove_const_t<P>, Attestation> {

@@ -98,6 +98,8 @@ struct Offer {
   std::vector<Address> tenants;
   bool open = true;
   uint64_t created_ms = 0;
+  uint32_t min_hours = 0;  ///< as MsgOfferCreate: 0 = the chain's deposit_min_hours
+  uint32_t max_hours = 0;  ///< as MsgOfferCreate: 0 = no limit
   bool operator==(const Offer&) const = default;
 };
 
@@ -171,6 +173,10 @@ struct Lease {
   uint64_t closed_ms = 0;
   LeaseEnd end = LeaseEnd::kNone;
   uint64_t created_height = 0;  ///< the height the lease was made at
+  /// The offer's hours, kept so its rules outlive the offer (0 when from an order):
+  /// deposited <= rate x max_hours when max_hours > 0 (docs/market.md "Offers").
+  uint32_t min_hours = 0;
+  uint32_t max_hours = 0;
   uint32_t Gpus() const;
   bool operator==(const Lease&) const = default;
 };

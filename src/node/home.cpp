@@ -101,6 +101,7 @@ base::Result<InitPlan> PlanInit(const InitOptions& o) {
                           ? o.genesis_time_ms
                           : static_cast<uint64_t>(base::SystemClock::Instance().NowMs());
   g.app_version = 1;
+  g.development = o.development;
   g.params.block_interval_ms = nc.block_interval_ms;
   g.validators.validators.push_back(codec::Validator{plan.validator.Public(), 10});
   for (const auto& k : o.keys) {

@@ -39,6 +39,10 @@ struct InitOptions {
   /// true = the cheapest the key file format allows (devnet, tests).
   bool fast_kdf = false;
   uint64_t genesis_time_ms = 0;  ///< 0: now (wall clock)
+  /// Genesis "development": a development chain, on which the provider daemon
+  /// accepts declared (fake) GPUs. `gpunet devnet` sets it; `gpunet init
+  /// --development` asks for it.
+  bool development = false;
 };
 
 /// What InitHome made.

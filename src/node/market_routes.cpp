@@ -262,7 +262,9 @@ json OfferJson(const market::Offer& o) {
           {"tenants", Addrs(o.tenants)},
           {"private", !o.tenants.empty()},
           {"open", o.open},
-          {"created_ms", o.created_ms}};
+          {"created_ms", o.created_ms},
+          {"min_hours", o.min_hours},
+          {"max_hours", o.max_hours}};
 }
 
 json OrderJson(const market::Order& o) {
@@ -341,6 +343,8 @@ json LeaseJson(const market::Lease& l, uint64_t now_ms) {
           {"refunded_ugpn", U64(l.refunded_ugpn)},
           {"penalty_ugpn", U64(l.penalty_ugpn)},
           {"closed_ms", l.closed_ms},
+          {"min_hours", l.min_hours},
+          {"max_hours", l.max_hours},
           {"as_of_ms", now_ms},
           {"accrued_ugpn", U64(accrual.accrued_ugpn)},
           {"withdrawable_ugpn", U64(accrual.unpaid_ugpn)}};

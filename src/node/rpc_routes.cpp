@@ -111,6 +111,7 @@ Response StatusResponse(const ledger::LedgerApp& app, const mempool::Mempool& po
             {"engine", engine},
             {"app_version", info.app_version},
             {"genesis_hash", base::ToHex(info.genesis_hash)},
+            {"development", app.GetGenesis().development},
             {"latest_height", info.last_height},
             {"latest_block_hash", base::ToHex(info.last_block_hash)},
             {"latest_state_root", base::ToHex(info.state_root)},

@@ -414,6 +414,7 @@ class HttpSession final : public HttpSessionBase {
     res->set(http::field::server, "gpunet");
     res->set(http::field::content_type, out.response.content_type);
     if (!out.allow.empty()) res->set(http::field::allow, out.allow);
+    for (const auto& [name, value] : out.response.headers) res->set(name, value);
     res->body() = std::move(out.response.body);
     bool close = out.close || !m_keep_alive || m_server.stopping.load();
     res->keep_alive(!close);

@@ -45,6 +45,9 @@ struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  /// Further headers to send (the tenant API's Gpunet-Next-Offset on a log read);
+  /// names and values must be valid header text (the handler's to ensure).
+  std::vector<std::pair<std::string, std::string>> headers = {};
 };
 // ---- JSON helpers ----
 

@@ -98,5 +98,10 @@ void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // pro
 void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // manifest check
 /// `provider run` (cmd_provider_run.cpp), under the `provider` command.
 void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
+/// `provider api` (internal, hidden): the tenant-facing process (cmd_provider_api.cpp).
+void RegisterProviderApiCommand(CLI::App& provider, GlobalOptions& g);
+/// The tenant API's verbs under `lease` (cmd_lease_tenant.cpp): environments, submit,
+/// secrets, upload, status, events, logs, outputs, grant, revoke.
+void RegisterLeaseTenantCommands(CLI::App& lease, GlobalOptions& g);
 
 }  // namespace gpunet::apps

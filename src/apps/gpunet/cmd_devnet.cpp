@@ -132,6 +132,7 @@ void RunDevnet(const GlobalOptions& g, DevnetArgs a) {
       init.keys.push_back({name, kDevnetBalanceUgpn});
     init.key_passphrase = passphrase;
     init.fast_kdf = true;
+    init.development = true;  // declared GPUs allowed (docs/ledger.md "Genesis")
     auto made = OrFail(node::InitHome(init), "creating the devnet home " + a.home);
     for (const auto& k : made.keys) keys.emplace_back(k.name, k.address_text);
   } else {

@@ -335,6 +335,14 @@ void RunProviderUpdate(const GlobalOptions& g, const ProviderArgs& a) {
     std::cout << "provider " << crypto::AddressToString(owner) << " updated" << std::endl;
 }
 
+/// An offer's hours as people read them: "2..48", "2.." (no maximum), "..48" (the
+/// chain's minimum), "-" (neither set).
+std::string OfferHours(uint32_t min_hours, uint32_t max_hours) {
+  if (min_hours == 0 && max_hours == 0) return "-";
+  return (min_hours == 0 ? "" : std::to_string(min_hours)) + ".." +
+         (max_hours == 0 ? "" : std::to_string(max_hours));
+}
+
 void PrintProvider(const client::ProviderInfo& p) {
   std::cout << "provider   " << p.owner << (p.active ? "" : "  (deregistered)") << "\n"
             << "operator   " << p.operator_address << "\n"
@@ -369,7 +377,11 @@ void RunProviderShow(const GlobalOptions& g, const std::string& who) {
   }
   for (const auto& o : p.offer_list)
     std::cout << "offer " << o.offer_id << "    " << o.gpu_model << " at "
-              << PriceText(o.price_ugpn_per_gpu_hour) << (o.is_private ? " (private)" : "") << "\n";
+              << PriceText(o.price_ugpn_per_gpu_hour) << (o.is_private ? " (private)" : "")
+              << (o.min_hours || o.max_hours
+                      ? ", leases of " + OfferHours(o.min_hours, o.max_hours) + " hours"
+                      : "")
+              << "\n";
   std::cout << std::flush;
 }
 
@@ -473,7 +485,9 @@ void RunOffers(const GlobalOptions& g, const std::vector<std::string>& words) {
                       {"link", o.link},
                       {"cuda", client::FormatVersion(o.cuda)},
                       {"machines", o.machines},
-                      {"private", o.is_private}});
+                      {"private", o.is_private},
+                      {"min_hours", o.min_hours},
+                      {"max_hours", o.max_hours}});
     PrintJson({{"offers", list}});
     return;
   }
@@ -481,15 +495,16 @@ void RunOffers(const GlobalOptions& g, const std::vector<std::string>& words) {
     std::cout << "no offer matches" << (words.empty() ? "" : " the filter") << std::endl;
     return;
   }
-  std::printf("%-6s %-16s %-6s %5s %5s %5s %14s  %-10s %-10s %-7s %s\n", "OFFER", "PROVIDER", "GPU",
-              "GPUS", "FREE", "VRAM", "GPN/GPU-HOUR", "REGION", "FABRIC", "LINK", "CUDA");
+  std::printf("%-6s %-16s %-6s %5s %5s %5s %14s  %-10s %-10s %-7s %-6s %s\n", "OFFER", "PROVIDER",
+              "GPU", "GPUS", "FREE", "VRAM", "GPN/GPU-HOUR", "REGION", "FABRIC", "LINK", "CUDA",
+              "HOURS");
   for (const auto& o : offers)
-    std::printf("%-6s %-16s %-6s %5u %5u %5llu %14s  %-10s %-10s %-7s %s%s\n", o.id.c_str(),
+    std::printf("%-6s %-16s %-6s %5u %5u %5llu %14s  %-10s %-10s %-7s %-6s %s%s\n", o.id.c_str(),
                 Short(o.provider).c_str(), o.gpu_model.c_str(), o.gpus, o.gpus_free,
                 static_cast<unsigned long long>(o.vram_gb),
                 client::FormatGpn(o.price_ugpn_per_gpu_hour).c_str(), o.region.c_str(),
                 o.fabric.c_str(), o.link.c_str(), client::FormatVersion(o.cuda).c_str(),
-                o.is_private ? "  (private)" : "");
+                OfferHours(o.min_hours, o.max_hours).c_str(), o.is_private ? "  (private)" : "");
   std::fflush(stdout);
 }
 
@@ -627,10 +642,14 @@ void RunBids(const GlobalOptions& g, const std::string& order) {
 }
 
 struct BidArgs {
-  std::string order, price, machines, provider, from, fee;
+  std::string order, price, machines, provider, from, fee, bid;
 };
 
 void RunBid(const GlobalOptions& g, const BidArgs& a) {
+  if (a.order.empty() || a.price.empty() || a.machines.empty() || a.from.empty())
+    FailCommand(ErrorCode::kInvalidArgument,
+                "give ORDER, --price, --machines and --from (`gpunet bid --help`), or `gpunet "
+                "bid withdraw BID --from KEY` to take a bid back");
   codec::MsgBidCreate msg;
   msg.order_id = ParseId(a.order, "ORDER");
   msg.provider = ProviderOf(g, a.provider, a.from);
@@ -656,6 +675,16 @@ void RunBid(const GlobalOptions& g, const BidArgs& a) {
               << PriceText(msg.price_ugpn_per_gpu_hour) << std::endl;
 }
 
+void RunBidWithdraw(const GlobalOptions& g, const BidArgs& a) {
+  const uint64_t bid_id = ParseId(a.bid, "BID");
+  auto sent = SendMsgs(g, {a.from, 0, a.fee}, {codec::MsgBidWithdraw{bid_id}});
+  if (g.Json())
+    PrintJson(SentJson(sent));
+  else
+    std::cout << "bid " << bid_id << " on order " << IdOf(sent, "order_id")
+              << " withdrawn; it can no longer be accepted or awarded" << std::endl;
+}
+
 // ---------------------------------------------------------------- leases
 
 struct LeaseArgs {
@@ -664,6 +693,13 @@ struct LeaseArgs {
   bool yes = false, all = false, no_manifest = false;
   PageArgs page;
 };
+
+/// An amount in GPN, in ugpn past 2^64 (a sum of the supply equation, which no
+/// holding reaches since the supply is a u64; a rate times hours).
+std::string GpnWide(unsigned __int128 ugpn) {
+  if (ugpn <= UINT64_MAX) return Gpn(static_cast<uint64_t>(ugpn));
+  return base::U128ToString(ugpn) + " ugpn";
+}
 
 void PrintLease(const client::LeaseInfo& l) {
   std::string machines;
@@ -684,6 +720,10 @@ void PrintLease(const client::LeaseInfo& l) {
   if (l.refunded_ugpn || l.penalty_ugpn)
     std::cout << "  refunded    " << Gpn(l.refunded_ugpn) << ", penalty to tenant "
               << Gpn(l.penalty_ugpn) << "\n";
+  if (l.max_hours != 0)
+    std::cout << "  max hours   " << l.max_hours << " (its offer's): deposits in all at most "
+              << GpnWide(static_cast<unsigned __int128>(l.rate_ugpn_per_hour) * l.max_hours)
+              << "\n";
 }
 
 void RunLeaseAccept(const GlobalOptions& g, const LeaseArgs& a) {
@@ -900,13 +940,6 @@ void RunAttest(const GlobalOptions& g, const AttestArgs& a) {
               << client::DescribeDurationMs(ttl_ms) << std::endl;
 }
 
-/// A sum of the supply equation in GPN (in ugpn past 2^64, which no holding
-/// equation reaches: the supply is a u64).
-std::string GpnWide(unsigned __int128 ugpn) {
-  if (ugpn <= UINT64_MAX) return Gpn(static_cast<uint64_t>(ugpn));
-  return base::U128ToString(ugpn) + " ugpn";
-}
-
 void RunConservation(const GlobalOptions& g) {
   auto c = OrFail(Market(g).CheckConservation());
   if (g.Json())
@@ -1084,16 +1117,30 @@ void RegisterBidCommands(CLI::App& app, GlobalOptions& g) {
 
   auto ba = std::make_shared<BidArgs>();
   auto* bid = app.add_subcommand("bid", "Bid on an order with named machines (reserves nothing)");
-  bid->add_option("ORDER", ba->order, "Order id")->required();
-  bid->add_option("--price", ba->price, "GPN per GPU-hour, at most the order's max")->required();
+  // ORDER, --price and --machines are checked in RunBid: `bid withdraw` needs none.
+  bid->add_option("ORDER", ba->order, "Order id (required)");
+  bid->add_option("--price", ba->price, "GPN per GPU-hour, at most the order's max (required)");
   bid->add_option("--machines", ba->machines,
-                  "Machine ids, comma-separated, as many as the order asks")
-      ->required();
+                  "Machine ids, comma-separated, as many as the order asks (required)");
   bid->add_option("--provider", ba->provider, "The provider (default: the --from key's own)");
-  AddFrom(bid, ba->from, ba->fee, "the provider's owner or operator");
+  AddFrom(bid, ba->from, ba->fee, "the provider's owner or operator (required)");
+  bid->get_option("--from")->required(false);  // `bid withdraw` takes its own
   bid->footer(
-      "Example:\n  gpunet bid 1 --price 2.2 --machines 1 --provider provider --from operator");
-  bid->callback([&g, ba] { RunBid(g, *ba); });
+      "Example:\n  gpunet bid 1 --price 2.2 --machines 1 --provider provider --from operator\n"
+      "Take a bid back: gpunet bid withdraw BID");
+  auto* withdraw = bid->add_subcommand(
+      "withdraw",
+      "Take back your bid on an order still in its bid window (its machines went "
+      "elsewhere); you may bid again");
+  withdraw->add_option("BID", ba->bid, "Bid id (`gpunet bids ORDER` lists them)")->required();
+  AddFrom(withdraw, ba->from, ba->fee, "the bid's provider's owner or operator");
+  withdraw->footer(
+      "Example:\n  gpunet bid withdraw 3 --from operator\n"
+      "Refused once the order is awarded or closed (221) or its bid window has ended (222).");
+  withdraw->callback([&g, ba] { RunBidWithdraw(g, *ba); });
+  bid->callback([&g, ba, withdraw] {
+    if (!withdraw->parsed()) RunBid(g, *ba);
+  });
 }
 
 // ---- lease: accept, create, show, list

@@ -23,6 +23,7 @@ struct InitArgs {
   std::string rpc = "127.0.0.1:26657";
   uint64_t block_interval_ms = 1000;
   std::vector<std::string> fund;  // "gpn1...=AMOUNT_UGPN"
+  bool development = false;
 };
 
 struct NodeArgs {
@@ -38,6 +39,7 @@ void RunInit(const GlobalOptions& g, const InitArgs& a) {
   o.engine = a.engine;
   o.rpc = a.rpc;
   o.block_interval_ms = a.block_interval_ms;
+  o.development = a.development;
   for (const auto& f : a.fund) {
     auto eq = f.find('=');
     if (eq == std::string::npos)
@@ -57,12 +59,14 @@ void RunInit(const GlobalOptions& g, const InitArgs& a) {
     PrintJson({{"home", o.home},
                {"genesis", r.genesis_path},
                {"node_config", r.node_config_path},
-               {"chain_id", o.chain_id}});
+               {"chain_id", o.chain_id},
+               {"development", o.development}});
     return;
   }
   std::cout << "initialised " << o.home << " (chain " << o.chain_id << ", engine " << o.engine
-            << ")\n  genesis: " << r.genesis_path << "\n  config:  " << r.node_config_path
-            << "\nstart it with: gpunet node --home " << o.home << "\n";
+            << (o.development ? ", a development chain" : "") << ")\n  genesis: " << r.genesis_path
+            << "\n  config:  " << r.node_config_path << "\nstart it with: gpunet node --home "
+            << o.home << "\n";
 }
 
 void RunNode(const GlobalOptions& g, const NodeArgs& a) {
@@ -116,6 +120,10 @@ void RegisterNodeCommands(CLI::App& app, GlobalOptions& g) {
   init->add_option("--block-interval-ms", init_args->block_interval_ms,
                    "Solo: at most one block per this many ms");
   init->add_option("--fund", init_args->fund, "Genesis balance ADDRESS=AMOUNT_UGPN (repeatable)");
+  init->add_flag("--development", init_args->development,
+                 "Mark the genesis a development chain: provider daemons may run GPUs declared "
+                 "in provider.yaml without NVIDIA hardware (fixed for the chain's life; "
+                 "`gpunet devnet` sets it)");
   init->callback([&g, init_args] { RunInit(g, *init_args); });
 
   auto node_args = std::make_shared<NodeArgs>();

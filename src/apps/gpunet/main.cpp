@@ -32,8 +32,10 @@ int main(int argc, char** argv) {
   RegisterMarketCommands(app, g);
   RegisterProviderSetupCommands(*app.get_subcommand("provider"), g);
   RegisterProviderGpusCommands(*app.get_subcommand("provider"), g);
+  RegisterProviderApiCommand(*app.get_subcommand("provider"), g);
   RegisterManifestCommands(app, g);
   RegisterProviderRunCommands(*app.get_subcommand("provider"), g);
+  RegisterLeaseTenantCommands(*app.get_subcommand("lease"), g);
 
   try {
     app.parse(argc, argv);

@@ -25,6 +25,10 @@ bob="$("$GPUNET" -o json keys add bob | json_field '["address"]')" || die "keys 
 "$GPUNET" init --home "$GPUNET_HOME" --engine bft --rpc 127.0.0.1:0 --block-interval-ms 100 \
   --fund "$alice=1000000000" >"$WORK/init.out" 2>&1 || { cat "$WORK/init.out"; die "init --engine bft"; }
 grep -q '"engine": "bft"' "$GPUNET_HOME/config/node.json" || fail "node.json does not say engine bft"
+# Without --development (issue 17) a chain is not a development chain; with it, it is.
+grep -q '"development": false' "$GPUNET_HOME/config/genesis.json" || fail "init: genesis not development: false"
+"$GPUNET" init --home "$WORK/dev" --development >"$WORK/dev.out" 2>&1 || { cat "$WORK/dev.out"; fail "init --development"; }
+grep -q '"development": true' "$WORK/dev/config/genesis.json" || fail "init --development: genesis not development: true"
 # An unknown engine is refused with the choices.
 "$GPUNET" init --home "$WORK/other" --engine raft >"$WORK/out" 2>&1 && fail "init --engine raft succeeded"
 

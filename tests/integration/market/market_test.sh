@@ -26,6 +26,9 @@ PY
 export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
 devnet_start --block-interval-ms 100
 url="$DEVNET_URL"
+# A devnet's genesis marks it a development chain (issue 17), and /status says so.
+[ "$($PY -c "import json,sys,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]))['development'])" "$url/status")" = True ] || fail "/status: a devnet is not a development chain"
+grep -q '"development": true' "$GPUNET_HOME/config/genesis.json" || fail "devnet genesis: no \"development\": true"
 for k in provider operator investor tenant; do
   grep -q "\"$k\"" "$WORK/devnet.json" || fail "devnet does not fund key $k"
 done
@@ -51,6 +54,9 @@ g -o json offers >"$WORK/offers.json" || fail "offers"
 [ "$(json_field '["offers"].__len__()' <"$WORK/offers.json")" = 1 ] || fail "offers: expected 1"
 [ "$(json_field '["offers"][0]["price_ugpn_per_gpu_hour"]' <"$WORK/offers.json")" = 2500000 ] || fail "offer price not 2500000 ugpn"
 [ "$(json_field '["offers"][0]["free_gpus"]' <"$WORK/offers.json")" = 16 ] || fail "offer free GPUs not 16"
+[ "$(json_field '["offers"][0]["max_hours"]' <"$WORK/offers.json")" = 720 ] || fail "offer max_hours not 720 (provider.yaml)"
+[ "$(json_field '["offers"][0]["min_hours"]' <"$WORK/offers.json")" = 1 ] || fail "offer min_hours not 1"
+g offers | grep -q "1\.\.720" || { g offers; fail "offers: no HOURS column 1..720"; }
 offer="$(json_field '["offers"][0]["offer_id"]' <"$WORK/offers.json")"
 [ "$(g -o json offers 'gpu=h100 gpus>=8 price<=2.5 region=eu fabric=infiniband cuda>=12.1' | json_field '["offers"].__len__()')" = 1 ] || fail "the issue's filter does not match"
 [ "$(g -o json offers 'price<2.5' | json_field '["offers"].__len__()')" = 0 ] || fail "price<2.5 matched a 2.5 offer"
@@ -74,6 +80,15 @@ bid="$(json_field '["ids"]["bid_id"]' <"$WORK/bid.json")"
 [ "$(g -o json bids "$order" | json_field '["bids"][0]["price_ugpn_per_gpu_hour"]')" = 2400000 ] || fail "bids: price"
 expect_error "duplicate bid" "duplicate_bid" g bid "$order" --price 2.3 --machines 2 --provider provider --from operator
 expect_error "bid by a stranger" "not_operator" g bid "$order" --price 2.3 --machines 1 --provider provider --from tenant
+# A withdrawn bid (issue 17) is gone: it cannot be accepted; the provider bids again.
+expect_error "withdraw by a stranger" "not_operator" g bid withdraw "$bid" --from tenant
+g bid withdraw "$bid" --from operator | grep -q "^bid $bid on order $order withdrawn" || fail "bid withdraw"
+[ "$(g -o json bids "$order" | json_field '["bids"].__len__()')" = 0 ] || fail "a withdrawn bid is still listed"
+expect_error "accept a withdrawn bid" "no bid $bid" g lease accept "$bid" --from tenant --yes
+expect_error "withdraw twice" "unknown_bid" g bid withdraw "$bid" --from operator
+expect_error "bid without a price" "give ORDER, --price, --machines and --from" g bid "$order" --machines 1 --from operator
+g -o json bid "$order" --price 2.4 --machines 1 --provider provider --from operator >"$WORK/bid.json" || fail "bid again"
+bid="$(json_field '["ids"]["bid_id"]' <"$WORK/bid.json")"
 expect_error "accept without --yes and no terminal" "add --yes" g lease accept "$bid" --from tenant
 expect_error "accept by another key" "not_party.*nothing was sent" g lease accept "$bid" --from investor --yes
 g -o json lease accept "$bid" --from tenant --yes >"$WORK/accept.json" || fail "lease accept"
@@ -122,6 +137,10 @@ expect_error "--after not a number" "must be a number 0, 1, 2" g order list --af
 g -o json lease show "$lease2" >"$WORK/l2.json"
 [ "$(json_field '["lease"]["gpus"]' <"$WORK/l2.json")" = 4 ] || fail "lease create: 4 GPUs"
 [ "$(json_field '["lease"]["rate_ugpn_per_hour"]' <"$WORK/l2.json")" = 10000000 ] || fail "lease create: rate 4 x 2.5 GPN"
+# The offer's max_hours (720, provider.yaml) rides on the lease: 7,200 GPN in all at 10 GPN/h.
+[ "$(json_field '["lease"]["max_hours"]' <"$WORK/l2.json")" = 720 ] || fail "lease create: max_hours 720 from the offer"
+g lease show "$lease2" | grep -q "max hours   720" || fail "lease show: no max hours line"
+expect_error "deposit past max_hours" "deposit_over_max.*can take at most 7190000000 ugpn more" g lease deposit "$lease2" 7191 --from tenant --yes
 expected_hash="$($PY -c '
 import hashlib, json, sys
 m = {"command": [], "env": {}, "network": "none", "outputs_dir": "/outputs", "ports": [],

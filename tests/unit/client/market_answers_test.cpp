@@ -78,7 +78,9 @@ json ProviderAnswer() {
                                          {"tenants", json::array()},
                                          {"private", false},
                                          {"open", true},
-                                         {"created_ms", 1}}});
+                                         {"created_ms", 1},
+                                         {"min_hours", 2},
+                                         {"max_hours", 0}}});
   return {{"height", 12}, {"time_ms", 34}, {"provider", provider}};
 }
 
@@ -105,6 +107,8 @@ json LeaseRecord() {
           {"refunded_ugpn", "0"},
           {"penalty_ugpn", "0"},
           {"closed_ms", 0},
+          {"min_hours", 2},
+          {"max_hours", 48},
           {"as_of_ms", 5},
           {"accrued_ugpn", "12000000"},
           {"withdrawable_ugpn", "2000000"}};
@@ -437,11 +441,17 @@ TEST(MarketClient, TheNodesErrorComesBackAsItsCode) {
 }
 
 TEST(NodeClient, AMalformedStatusIsAnErrorNamingTheField) {
-  json j = {
-      {"chain_id", "gpunet-devnet"},   {"engine", "solo"},        {"app_version", 1},
-      {"genesis_hash", H('1')},        {"latest_height", "tall"}, {"latest_block_hash", H('2')},
-      {"latest_state_root", H('3')},   {"latest_time_ms", 1234},  {"mempool_txs", 0},
-      {"node_version", "gpunet 0.1.0"}};
+  json j = {{"chain_id", "gpunet-devnet"},
+            {"engine", "solo"},
+            {"app_version", 1},
+            {"genesis_hash", H('1')},
+            {"development", false},
+            {"latest_height", "tall"},
+            {"latest_block_hash", H('2')},
+            {"latest_state_root", H('3')},
+            {"latest_time_ms", 1234},
+            {"mempool_txs", 0},
+            {"node_version", "gpunet 0.1.0"}};
   testing::FakeNode node(j.dump());
   CorruptNaming(NodeClient(node.Url()).Status(), "latest_height");
 }

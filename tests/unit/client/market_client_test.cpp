@@ -22,6 +22,8 @@ json OfferJson() {
           {"private", false},
           {"open", true},
           {"created_ms", 1},
+          {"min_hours", 0},
+          {"max_hours", 48},
           {"region", "eu-west"},
           {"provider_active", true},
           {"fault_rate_ppm", 0},
@@ -75,7 +77,7 @@ TEST(ParseOfferViews, RefusesMissingOrMistypedFields) {
   for (std::string_view field :
        {"offer_id", "provider", "gpu_model", "gpus_per_machine_max", "free_gpus", "vram_gib_min",
         "price_ugpn_per_gpu_hour", "region", "fabric", "link", "cuda_version_min",
-        "compute_capability_min", "driver_version_min", "machines", "private"}) {
+        "compute_capability_min", "driver_version_min", "machines", "private", "max_hours"}) {
     json o = OfferJson();
     o.erase(std::string(field));
     refused(o, field);

@@ -146,6 +146,18 @@ TEST(ProviderConfig, OperatorPolicyAndOffersAreOptional) {
   EXPECT_TRUE(pc.offers.empty());
 }
 
+TEST(ProviderConfig, OfferHoursAreParsedAndChecked) {
+  ProviderConfig pc =
+      ProviderOk(Edit("    price: 2.5", "    price: 2.5\n    min_hours: 2\n    max_hours: 48"));
+  ASSERT_EQ(pc.offers.size(), 1u);
+  EXPECT_EQ(pc.offers[0].min_hours, 2u);
+  EXPECT_EQ(pc.offers[0].max_hours, 48u);
+  EXPECT_EQ(ProviderOk(kProvider).offers[0].max_hours, 0u);  // left out: no limit
+  ProviderRefused(Edit("    price: 2.5", "    price: 2.5\n    min_hours: 3\n    max_hours: 2"),
+                  "offers[0].max_hours: max_hours 2 is under min_hours 3");
+  ProviderRefused(Edit("    price: 2.5", "    price: 2.5\n    max_hours: -1"), "max_hours");
+}
+
 TEST(ProviderConfig, ErrorsNameFileLineAndField) {
   ProviderRefused("", "the file is empty");
   ProviderRefused("sites: [", "provider.yaml:1: not valid YAML");

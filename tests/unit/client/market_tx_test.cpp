@@ -154,6 +154,15 @@ TEST(MarketTx, InventoryAndOffers) {
   EXPECT_EQ(o.price_ugpn_per_gpu_hour, 2'500'000u);
   EXPECT_EQ(o.site_id, 0u);
   EXPECT_EQ(o.tenants, std::vector<codec::Address>{Addr(0x70)});
+  EXPECT_EQ(o.min_hours, 0u);
+  EXPECT_EQ(o.max_hours, 0u);
+  std::string hours(kProvider);
+  hours.replace(hours.find("tenants: [tenant]"), 17,
+                "tenants: [tenant], min_hours: 2, max_hours: 24");
+  auto with_hours = OfferMsgs(Provider(hours), Addr(0x50), Resolver());
+  ASSERT_TRUE(with_hours.has_value());
+  EXPECT_EQ(std::get<codec::MsgOfferCreate>((*with_hours)[0]).min_hours, 2u);
+  EXPECT_EQ(std::get<codec::MsgOfferCreate>((*with_hours)[0]).max_hours, 24u);
 
   std::string big(kProvider);
   big.replace(big.find("gpus: 8"), 7, "gpus: 65");
@@ -267,6 +276,7 @@ TEST(MarketTx, ChunkingFeesAndSigning) {
   EXPECT_EQ(codec::MsgName(decoded->body.msgs[0]), "lease_withdraw");
   EXPECT_EQ(codec::MsgName(codec::MsgSend{}), "send");
   EXPECT_EQ(codec::MsgName(codec::MsgAttest{}), "attest");
+  EXPECT_EQ(codec::MsgName(codec::MsgBidWithdraw{}), "bid_withdraw");
 
   auto empty = BuildMarketTx(key, "gpunet-devnet", 7, {}, 1000, 0, "");
   ASSERT_FALSE(empty.has_value());

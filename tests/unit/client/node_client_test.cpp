@@ -32,6 +32,7 @@ json GoodStatus() {
           {"engine", "solo"},
           {"app_version", 1},
           {"genesis_hash", H(1)},
+          {"development", true},
           {"latest_height", 5},
           {"latest_block_hash", H(2)},
           {"latest_state_root", H(3)},
@@ -50,8 +51,16 @@ TEST(ParseStatus, StrictFields) {
   auto s = ParseStatus(GoodStatus());
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(s->latest_height, 5u);
+  EXPECT_TRUE(s->development);
   EXPECT_FALSE(s->fees);
   json j = GoodStatus();
+  // "development" (issue 17) is read strictly: required, and a boolean.
+  j.erase("development");
+  ExpectCorrupt(ParseStatus(j).error(), "\"development\" is missing");
+  j = GoodStatus();
+  j["development"] = "yes";
+  ExpectCorrupt(ParseStatus(j).error(), "development");
+  j = GoodStatus();
   j.erase("latest_height");
   ExpectCorrupt(ParseStatus(j).error(), "\"latest_height\" is missing");
   j = GoodStatus();

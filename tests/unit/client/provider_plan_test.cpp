@@ -126,6 +126,8 @@ class ToyLedger {
     o.gpu_model = m.gpu_model;
     o.site_id = m.site_id;
     o.price_ugpn_per_gpu_hour = m.price_ugpn_per_gpu_hour;
+    o.min_hours = m.min_hours;
+    o.max_hours = m.max_hours;
     for (const auto& t : m.tenants) o.tenants.push_back(crypto::AddressToString(t));
     o.is_private = !m.tenants.empty();
     o.open = true;
@@ -188,6 +190,16 @@ TEST(ProviderPlan, AppliedPlanPlansNothing) {
   EXPECT_TRUE(again.Empty());
   EXPECT_TRUE(again.diff.empty());
   EXPECT_EQ(again.bond_ugpn, 0u);
+}
+
+TEST(ProviderPlan, OfferHoursAreComparedSoAnAppliedOfferWithHoursStays) {
+  const std::string with_hours = PlanYaml() + "    min_hours: 2\n    max_hours: 720\n";
+  ToyLedger ledger = Registered();
+  ProviderPlan changed = Plan(with_hours, ledger);
+  ASSERT_EQ(changed.steps.size(), 2u);  // close the offer without hours, create it with them
+  EXPECT_TRUE(DiffHas(changed, "at least 2 h, at most 720 h"));
+  ledger.Apply(changed);
+  EXPECT_TRUE(Plan(with_hours, ledger).Empty());
 }
 
 TEST(ProviderPlan, ChangedProviderFieldIsOneOwnerUpdate) {

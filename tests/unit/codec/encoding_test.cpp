@@ -141,7 +141,7 @@ TEST(TxDecode, RejectsUnknownMessageTags) {
   size_t tag_at = 1 + 13 + 32 + 24 + 1;
   ASSERT_EQ(bytes[tag_at], 0x00);
   ASSERT_EQ(bytes[tag_at + 1], 0x01);
-  for (uint16_t tag : {0, 24, 0xffff}) {  // 24: one past the last market tag
+  for (uint16_t tag : {0, 25, 0xffff}) {  // 25: one past the last market tag
     Bytes b = bytes;
     b[tag_at] = static_cast<uint8_t>(tag >> 8);
     b[tag_at + 1] = static_cast<uint8_t>(tag);

@@ -336,6 +336,8 @@ void WriteBody(Writer& w, const MsgOfferCreate& m) {
   w.U32(m.site_id);
   w.U64(m.price_ugpn_per_gpu_hour);
   WriteAddresses(w, m.tenants);
+  w.U32(m.min_hours);  // issue 17, after the freeze (as MsgBidWithdraw below)
+  w.U32(m.max_hours);
 }
 Status ReadBody(Reader& r, MsgOfferCreate& m) {
   CODEC_READ(m.provider, r.Fixed<20>("provider"));
@@ -343,7 +345,10 @@ Status ReadBody(Reader& r, MsgOfferCreate& m) {
                                    "kGpuModelBytesMax"));
   CODEC_READ(m.site_id, r.U32("site_id"));
   CODEC_READ(m.price_ugpn_per_gpu_hour, r.U64("price_ugpn_per_gpu_hour"));
-  return ReadAddresses(r, "tenants", CODEC_LIMIT(kOfferTenantsMax), m.tenants);
+  GPUNET_TRY(ReadAddresses(r, "tenants", CODEC_LIMIT(kOfferTenantsMax), m.tenants));
+  CODEC_READ(m.min_hours, r.U32("min_hours"));
+  CODEC_READ(m.max_hours, r.U32("max_hours"));
+  return base::Ok();
 }
 
 void WriteBody(Writer& w, const MsgOfferClose& m) {
@@ -449,6 +454,9 @@ Status ReadBody(Reader& r, MsgBidCreate& m) {
 CODEC_ID_BODY(MsgBidAccept, bid_id)
 CODEC_ID_BODY(MsgLeaseStarted, lease_id)
 CODEC_ID_BODY(MsgLeaseWithdraw, lease_id)
+// Issue 17 appended MsgBidWithdraw (tag 24) and MsgOfferCreate's hours after the
+// freeze: the wire changes since, mirrored here so that both codes read the same.
+CODEC_ID_BODY(MsgBidWithdraw, bid_id)
 #undef CODEC_ID_BODY
 
 void WriteBody(Writer& w, const MsgLeaseDeposit& m) {

@@ -45,7 +45,9 @@ TEST(GenesisTest, HashChangesWithEveryField) {
   e.params.gas_read_per_byte += 1;
   Genesis f = g;
   f.params.block_gas_max += 1;
-  for (const Genesis* x : {&a, &b, &c, &d, &e, &f}) EXPECT_NE(GenesisHash(*x), h);
+  Genesis dev = g;
+  dev.development = true;  // a development chain is another chain
+  for (const Genesis* x : {&a, &b, &c, &d, &e, &f, &dev}) EXPECT_NE(GenesisHash(*x), h);
   // Every market parameter is in the hash: a chain with other market rules is
   // another chain.
   for (uint64_t market::Params::*field :
@@ -66,7 +68,30 @@ TEST(GenesisTest, HashChangesWithEveryField) {
 // here, as a protocol change should. TestGenesis(2) with the default market rules.
 TEST(GenesisTest, HashOfAFixedGenesisIsPinned) {
   EXPECT_EQ(base::ToHex(GenesisHash(TestGenesis(2))),
-            "bf31d27f2cc3d8c7eba4a265e798bb0e1c748ca9c20f28cbd34b00aee3f0c473");
+            "94f64ca849a5e01d3007c88084bad1a0e22b54d2a8f07e2d1edcc5865d7f157f");
+}
+
+// "development" (issue 17): optional in the file (false when absent, as in a
+// genesis from before), a boolean, written always, round-tripped.
+TEST(GenesisTest, DevelopmentFlagIsOptionalStrictAndRoundTrips) {
+  Genesis g = TestGenesis(2);
+  g.development = true;
+  const std::string text = GenesisToJson(g);
+  EXPECT_NE(text.find("\"development\": true"), std::string::npos) << text;
+  auto parsed = ParseGenesis(text);
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_TRUE(parsed->development);
+  std::string without = text;
+  without.erase(without.find("  \"development\": true,\n"), 24);
+  auto old = ParseGenesis(without);
+  ASSERT_TRUE(old) << old.error().ToString() << "\n" << without;
+  EXPECT_FALSE(old->development);
+  std::string wrong = text;
+  wrong.replace(wrong.find("\"development\": true"), 19, "\"development\": 1");
+  auto refused = ParseGenesis(wrong);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("development must be true or false"), std::string::npos)
+      << refused.error().message;
 }
 
 TEST(GenesisTest, MarketParamsRoundTripInTheJson) {

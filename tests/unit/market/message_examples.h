@@ -50,7 +50,7 @@ inline std::vector<Msg> AllMarketMessages() {
       MsgMachineUpsert{Addr(2), 7, 1, "H100", 8, 80, GpuLink::kNvlink, "550.54.15", 12040, 90, 96,
                        1024, 8000},
       MsgMachineRemove{Addr(2), 7},
-      MsgOfferCreate{Addr(2), "H100", 0, 2'500'000, {Addr(9)}},
+      MsgOfferCreate{Addr(2), "H100", 0, 2'500'000, {Addr(9)}, 2, 48},
       MsgOfferClose{Addr(2), 3},
       MsgLeaseCreate{3, 1, 2, 10'000'000, H(1)},
       MsgOrderCreate{q, 3'000'000, 100'000'000, H(2), 60'000,
@@ -64,6 +64,7 @@ inline std::vector<Msg> AllMarketMessages() {
       MsgLeaseClose{6, CloseReason::kNoManifest},
       MsgHeartbeat{Addr(2)},
       MsgAttest{Addr(2), 7, {{"gpu_verified", "H100"}}, 1'000'000},
+      MsgBidWithdraw{5},
   };
 }
 

@@ -42,7 +42,7 @@ TEST(MarketMessages, EncodingsArePinned) {
   Writer w;
   for (const auto& m : AllMarketMessages()) Write(w, m);
   EXPECT_EQ(base::ToHex(crypto::Blake2b256(w.Data())),
-            "00a85c36e1ca4462d813812efd44a46aebe4345fe52ee4c88e3c5d9c6a491071");
+            "379cbd50d8580fbfbce2c77b7e0e848782a0cb0da30f51d788daf50481f9929b");
 }
 
 TEST(MarketMessages, EveryTruncationIsRejected) {

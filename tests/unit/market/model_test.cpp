@@ -15,7 +15,7 @@
 // splits, policy allow/deny), bonds/unbonding/claims, sites, machines, offers
 // (incl. private), LeaseCreate (first fit, clusters on one site), LeaseStarted,
 // LeaseDeposit, LeaseWithdraw (payout splits), LeaseClose (incl. no_manifest),
-// heartbeats, orders (requirements without attributes), bids, BidAccept, awards at
+// heartbeats, orders (requirements without attributes), bids, BidAccept, BidWithdraw, awards at
 // window end with the tie-breaks, missed start/heartbeat faults with penalties,
 // expiries; issue 14: the bond covering the open leases' penalties (new leases and
 // unbonds refused, the floor), the order's provider requirements, the start grace
@@ -93,7 +93,8 @@ std::string Describe(const codec::Msg& msg) {
           o << "MachineRemove{p=" << Short(m.provider) << ",id=" << m.machine_id << "}";
         else if constexpr (std::is_same_v<T, codec::MsgOfferCreate>)
           o << "OfferCreate{p=" << Short(m.provider) << "," << m.gpu_model << ",site=" << m.site_id
-            << ",price=" << m.price_ugpn_per_gpu_hour << ",tenants=" << m.tenants.size() << "}";
+            << ",price=" << m.price_ugpn_per_gpu_hour << ",tenants=" << m.tenants.size()
+            << ",hours=" << m.min_hours << ".." << m.max_hours << "}";
         else if constexpr (std::is_same_v<T, codec::MsgOfferClose>)
           o << "OfferClose{" << m.offer_id << "}";
         else if constexpr (std::is_same_v<T, codec::MsgLeaseCreate>)
@@ -124,6 +125,8 @@ std::string Describe(const codec::Msg& msg) {
             << "}";
         else if constexpr (std::is_same_v<T, codec::MsgBidAccept>)
           o << "BidAccept{" << m.bid_id << "}";
+        else if constexpr (std::is_same_v<T, codec::MsgBidWithdraw>)
+          o << "BidWithdraw{" << m.bid_id << "}";
         else
           o << "other";
       },
@@ -192,6 +195,9 @@ class ModelRun {
          "-> model " + std::to_string(want) + " real " + std::to_string(got));
     if (got != want) return Fail("receipt code differs");
     ++codes[got];
+    if (got == 0)
+      for (const auto& msg : msgs)
+        withdrawals += std::holds_alternative<codec::MsgBidWithdraw>(msg);
     if (::testing::Test::HasFailure()) return Fail("harness check failed");
     return Compare();
   }
@@ -202,6 +208,7 @@ class ModelRun {
   std::map<int, uint64_t> order_ends;  ///< 2 awarded, 3 closed
   uint64_t dry_bonds = 0;              ///< providers whose bond could not pay a penalty
   uint64_t reserved_charges = 0;       ///< reserved leases closed by the tenant, charged
+  uint64_t withdrawals = 0;            ///< bids withdrawn (in txs that succeeded)
   uint64_t grace_waits = 0;            ///< due deadlines that waited out a grace block
 
  private:
@@ -402,6 +409,12 @@ class ModelRun {
       if (m_model.w.orders.at(b.order).state == model::OrderState::kOpen) ids.push_back(id);
     uint64_t id = ids.empty() || Chance(10) ? m_rng.Below(m_model.w.next_bid + 2) : PickOf(ids);
     auto it = m_model.w.bids.find(id);
+    if (Chance(30)) {  // the provider takes its bid back (issue 17)
+      sender = it != m_model.w.bids.end() && Chance(85)
+                   ? OperatorOf(m_account_of.at(it->second.provider))
+                   : AnyAccount();
+      return codec::MsgBidWithdraw{id};
+    }
     sender = it != m_model.w.bids.end() && Chance(85)
                  ? m_account_of.at(m_model.w.orders.at(it->second.order).tenant)
                  : AnyAccount();
@@ -503,9 +516,15 @@ class ModelRun {
         tenants = {m_h.Addr(6), m_h.Addr(static_cast<uint8_t>(7 + m_rng.Below(4)))};
         std::sort(tenants.begin(), tenants.end());
       }
-      return codec::MsgOfferCreate{ProvAddr(owner), GpuModel(),
-                                   static_cast<uint32_t>(Chance(80) ? 0 : m_rng.Below(4)), price,
-                                   tenants};
+      codec::MsgOfferCreate m{ProvAddr(owner), GpuModel(),
+                              static_cast<uint32_t>(Chance(80) ? 0 : m_rng.Below(4)), price,
+                              tenants};
+      if (Chance(40)) {  // the offer's hours (issue 17), now and then max < min
+        m.min_hours = static_cast<uint32_t>(m_rng.Below(4));
+        uint32_t top = m.min_hours + static_cast<uint32_t>(m_rng.Below(4));
+        m.max_hours = Chance(40) ? 0 : (Chance(10) && top > 0 ? top - 1 : std::max(top, 1u));
+      }
+      return m;
     }
     if (r < 30) {
       sender = OperatorOf(owner);
@@ -700,8 +719,10 @@ class ModelRun {
     }
     if (!Absent(keys::OrderKey(w.next_order))) return Fail("an order only in the real state");
     if (!Absent(keys::BidKey(w.next_bid))) return Fail("a bid only in the real state");
-    if (w.next_bid > 1 && Absent(keys::BidKey(w.next_bid - 1)))
-      return Fail("the last bid is missing in the real state");
+    // Withdrawn bids are gone from both; a bid left behind in the real state shows
+    // in its order's count (above) and the invariants (bids = entries = records).
+    if (w.next_bid > 1 && Absent(keys::BidKey(w.next_bid - 1)) == w.bids.contains(w.next_bid - 1))
+      return Fail("the last bid is in only one of the model and the real state");
     return true;
   }
 #undef MODEL_EQ
@@ -744,6 +765,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
   uint64_t dry_bonds = 0;
   uint64_t reserved_charges = 0;
   uint64_t grace_waits = 0;
+  uint64_t withdrawals = 0;
   std::map<uint16_t, uint64_t> codes;
   for (uint64_t seed : seeds) {
     ModelRun run(seed, EnvU64("GPUNET_MODEL_BREAK", 0) != 0);
@@ -753,6 +775,7 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
     for (const auto& [e, n] : run.order_ends) order_ends[e] += n;
     dry_bonds += run.dry_bonds;
     reserved_charges += run.reserved_charges;
+    withdrawals += run.withdrawals;
     grace_waits += run.grace_waits;
   }
   std::string mix;
@@ -779,9 +802,10 @@ TEST(MarketModel, RandomOperationsMatchTheReferenceModel) {
     EXPECT_EQ(dry_bonds, 0u) << "a bond ran dry despite covering its open leases";
     for (codec::TxCode c :
          {codec::TxCode::kMarketBondUncovered, codec::TxCode::kMarketProviderUnqualified,
-          codec::TxCode::kMarketProviderOffline})
+          codec::TxCode::kMarketProviderOffline, codec::TxCode::kMarketDepositOverMax})
       EXPECT_GT(codes[Code(c)], 0u) << "no tx failed with " << codec::TxCodeName(c);
     EXPECT_GT(reserved_charges, 0u) << "no reserved lease was closed with a charge";
+    EXPECT_GT(withdrawals, 0u) << "no bid was withdrawn";
     EXPECT_GT(grace_waits, 0u) << "no due start or heartbeat deadline waited in its grace";
   }
 }

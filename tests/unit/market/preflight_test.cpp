@@ -187,6 +187,24 @@ TEST(Preflight, FollowsTheChainsMarketParams) {
   EXPECT_EQ(PreflightCode(order(120'000, 3 * 24), chain), TxCode::kOk);
 }
 
+TEST(Preflight, AnOffersMaxHoursMustLeaveRoomForTheFirstDeposit) {
+  using O = codec::MsgOfferCreate;
+  auto hours = [](uint32_t min_hours, uint32_t max_hours) {
+    return With<O>([=](O& m) {
+      m.min_hours = min_hours;
+      m.max_hours = max_hours;
+    });
+  };
+  EXPECT_EQ(PreflightCode(hours(0, 0)), TxCode::kOk);
+  EXPECT_EQ(PreflightCode(hours(5, 0)), TxCode::kOk);  // 0: no limit
+  EXPECT_EQ(PreflightCode(hours(5, 5)), TxCode::kOk);
+  EXPECT_EQ(PreflightCode(hours(5, 4)), TxCode::kMarketInvalidField);
+  Params chain;
+  chain.deposit_min_hours = 24;  // the chain's minimum counts when higher
+  EXPECT_EQ(PreflightCode(hours(0, 23), chain), TxCode::kMarketInvalidField);
+  EXPECT_EQ(PreflightCode(hours(0, 24), chain), TxCode::kOk);
+}
+
 TEST(Preflight, IdsThatNoRecordHas) {
   // Offers, orders, bids and leases are numbered from 1.
   EXPECT_EQ(PreflightCode(codec::MsgOfferClose{codec::testing::Addr(2), 0}),
@@ -195,6 +213,8 @@ TEST(Preflight, IdsThatNoRecordHas) {
   using B = codec::MsgBidCreate;
   EXPECT_EQ(PreflightCode(With<B>([](B& m) { m.order_id = 0; })), TxCode::kMarketUnknownOrder);
   EXPECT_EQ(PreflightCode(codec::MsgBidAccept{0}), TxCode::kMarketUnknownBid);
+  EXPECT_EQ(PreflightCode(codec::MsgBidWithdraw{0}), TxCode::kMarketUnknownBid);
+  EXPECT_EQ(PreflightCode(codec::MsgBidWithdraw{1}), TxCode::kOk);
   EXPECT_EQ(PreflightCode(codec::MsgLeaseStarted{0}), TxCode::kMarketUnknownLease);
   EXPECT_EQ(PreflightCode(codec::MsgLeaseDeposit{0, 5}), TxCode::kMarketUnknownLease);
   EXPECT_EQ(PreflightCode(codec::MsgLeaseWithdraw{0}), TxCode::kMarketUnknownLease);

@@ -322,8 +322,11 @@ uint16_t Model::Preflight(const codec::Msg& msg) {
                : 0;
   if (auto* m = std::get_if<codec::MsgMachineRemove>(&msg))
     return m->machine_id == 0 ? C(TxCode::kMarketUnknownMachine) : 0;
-  if (auto* m = std::get_if<codec::MsgOfferCreate>(&msg))
+  if (auto* m = std::get_if<codec::MsgOfferCreate>(&msg)) {
+    uint64_t least = std::max<uint64_t>(m->min_hours, kMarket.deposit_min_hours);
+    if (m->max_hours != 0 && m->max_hours < least) return C(TxCode::kMarketInvalidField);
     return m->price_ugpn_per_gpu_hour == 0 ? C(TxCode::kMarketZeroAmount) : 0;
+  }
   if (auto* m = std::get_if<codec::MsgOfferClose>(&msg))
     return m->offer_id == 0 ? C(TxCode::kMarketUnknownOffer) : 0;
   if (auto* m = std::get_if<codec::MsgLeaseCreate>(&msg)) {
@@ -355,6 +358,8 @@ uint16_t Model::Preflight(const codec::Msg& msg) {
     return m->price_ugpn_per_gpu_hour == 0 ? C(TxCode::kMarketZeroAmount) : 0;
   }
   if (auto* m = std::get_if<codec::MsgBidAccept>(&msg))
+    return m->bid_id == 0 ? C(TxCode::kMarketUnknownBid) : 0;
+  if (auto* m = std::get_if<codec::MsgBidWithdraw>(&msg))
     return m->bid_id == 0 ? C(TxCode::kMarketUnknownBid) : 0;
   if (auto* m = std::get_if<codec::MsgAttest>(&msg))
     return m->attributes.empty() ? C(TxCode::kMarketInvalidField) : 0;
@@ -510,8 +515,9 @@ uint16_t Model::Apply(World& world, const Address& s, const codec::Msg& msg, uin
     if (world.OpenOffers(m->provider) >= limits::kOffersPerProviderMax)
       return C(TxCode::kMarketLimitReached);
     uint64_t id = world.next_offer++;
-    world.offers[id] = Offer{
-        id, m->provider, m->gpu_model, m->site_id, m->price_ugpn_per_gpu_hour, m->tenants, true};
+    world.offers[id] =
+        Offer{id,         m->provider, m->gpu_model, m->site_id,  m->price_ugpn_per_gpu_hour,
+              m->tenants, true,        m->min_hours, m->max_hours};
     return 0;
   }
   if (auto* m = std::get_if<codec::MsgOfferClose>(&msg)) {
@@ -538,8 +544,11 @@ uint16_t Model::Apply(World& world, const Address& s, const codec::Msg& msg, uin
     if (!Admits(p, s)) return C(TxCode::kMarketNotAllowed);
     u128 rate = u128(offer.price) * m->machines * m->gpus_per_machine;
     if (rate > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
-    if (u128(m->deposit_ugpn) < rate * kMarket.deposit_min_hours)
+    if (u128(m->deposit_ugpn) <
+        rate * std::max<uint64_t>(kMarket.deposit_min_hours, offer.min_hours))
       return C(TxCode::kMarketDepositTooLow);
+    if (offer.max_hours != 0 && u128(m->deposit_ugpn) > rate * offer.max_hours)
+      return C(TxCode::kMarketDepositOverMax);
     // First fit: machines of the class with enough free GPUs, ascending id; one
     // machine: the first; several: the lowest site with enough, its lowest ids.
     std::map<uint32_t, std::vector<uint32_t>> fits;
@@ -568,6 +577,7 @@ uint16_t Model::Apply(World& world, const Address& s, const codec::Msg& msg, uin
     l.start_deadline = now + kMarket.lease_start_timeout_ms;
     l.created_height = height;
     l.deposited = l.escrow = m->deposit_ugpn;
+    l.max_hours = offer.max_hours;
     world.leases[l.id] = l;
     return 0;
   }
@@ -631,6 +641,19 @@ uint16_t Model::Apply(World& world, const Address& s, const codec::Msg& msg, uin
     if (o.tenant != s) return C(TxCode::kMarketNotParty);
     return Award(world, o, b->second, height, now);
   }
+  if (auto* m = std::get_if<codec::MsgBidWithdraw>(&msg)) {
+    // The bid's provider takes it back while its order is open and bidding: it is
+    // gone (the provider may bid again) and the order counts one bid fewer.
+    auto b = world.bids.find(m->bid_id);
+    if (b == world.bids.end()) return C(TxCode::kMarketUnknownBid);
+    if (!is_op(world.providers.at(b->second.provider))) return C(TxCode::kMarketNotOperator);
+    Order& o = world.orders.at(b->second.order);
+    if (o.state != OrderState::kOpen) return C(TxCode::kMarketOrderClosed);
+    if (now >= o.window_end) return C(TxCode::kMarketBidWindowClosed);
+    --o.bids;
+    world.bids.erase(b);
+    return 0;
+  }
 
   // Messages on an existing lease.
   auto open_lease = [&](uint64_t id, Lease*& out) -> uint16_t {
@@ -659,6 +682,8 @@ uint16_t Model::Apply(World& world, const Address& s, const codec::Msg& msg, uin
     if (uint16_t c = open_lease(m->lease_id, l)) return c;
     if (l->state == State::kStarted && now >= l->paid_until) return C(TxCode::kMarketLeaseState);
     if (u128(l->deposited) + m->amount_ugpn > UINT64_MAX) return C(TxCode::kMarketAmountOverflow);
+    if (l->max_hours != 0 && u128(l->deposited) + m->amount_ugpn > u128(l->rate) * l->max_hours)
+      return C(TxCode::kMarketDepositOverMax);
     if (!debit(s, m->amount_ugpn)) return C(TxCode::kMarketInsufficientFunds);
     l->deposited += m->amount_ugpn;
     l->escrow += m->amount_ugpn;

@@ -21,6 +21,8 @@
 // heartbeat timeout (registration counts), the charge for closing a lease before its
 // start deadline (net of the GPU time paid), the penalty of a provider's close (in
 // full when reserved, the floor when started), no penalty to the provider itself.
+// Issue 17: BidWithdraw (the bid's provider, while the order is open and bidding);
+// an offer's min_hours and max_hours (first deposit, and every deposit in all).
 // The market parameters are a default genesis's (market/params.h).
 // NOT covered: attestations and attribute requirements, MsgSend, and the per-block work budget (the
 // test stays far below kEndBlockWorkMax).
@@ -104,6 +106,8 @@ struct Offer {
   uint64_t price = 0;
   std::vector<Address> tenants;
   bool open = true;
+  uint64_t min_hours = 0;  ///< a first deposit covers at least this (and deposit_min_hours)
+  uint64_t max_hours = 0;  ///< deposits in all cover at most this; 0 = no limit
 };
 
 enum class State { kReserved, kStarted, kClosed };
@@ -129,6 +133,7 @@ struct Lease {
   uint64_t charge = 0;  ///< paid to the provider when the tenant closed it reserved
   uint64_t created_height = 0;
   uint64_t grace_until = 0;  ///< as Provider::hb_grace_until, for the start deadline
+  uint64_t max_hours = 0;    ///< the offer's, kept: deposited <= rate x max_hours
   End end = End::kNone;
 };
 

@@ -481,6 +481,54 @@ TEST(Faults, HeartbeatsKeepLeasesAlive) {
   EXPECT_EQ(h.GetLease(lease).state, LeaseState::kStarted);
 }
 
+// An offer's hours (issue 17): the first deposit covers at least min_hours of the
+// rate, and deposits in all never more than max_hours, even after the offer closed.
+TEST(Offers, MinAndMaxHoursBoundALeasesDeposits) {
+  Harness h;
+  SetUpProvider(h);
+  auto offer = [&](uint32_t min_hours, uint32_t max_hours) {
+    codec::MsgOfferCreate m{h.Addr(kOwner), "H100", 0, kPrice, {}, min_hours, max_hours};
+    return h.Tx(kOperator, m);
+  };
+  // max_hours under min_hours (or under the chain's deposit_min_hours) can never be
+  // met: refused before inclusion.
+  EXPECT_EQ(offer(3, 2), Code(TxCode::kMarketInvalidField));
+  EXPECT_TRUE(h.last_refused);
+  ASSERT_EQ(offer(2, 3), 0);
+  EXPECT_EQ(h.EventAttr("market.offer_created", "min_hours"), "2");
+  EXPECT_EQ(h.EventAttr("market.offer_created", "max_hours"), "3");
+  uint64_t id = std::stoull(h.EventAttr("market.offer_created", "offer_id"));
+  Offer stored = h.Get<Offer>(keys::OfferKey(id));
+  EXPECT_EQ(stored.min_hours, 2u);
+  EXPECT_EQ(stored.max_hours, 3u);
+  // 1 GPU at kPrice: the first deposit is 2..3 hours of it.
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{id, 1, 1, 2 * kPrice - 1, {}}),
+            Code(TxCode::kMarketDepositTooLow));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseCreate{id, 1, 1, 3 * kPrice + 1, {}}),
+            Code(TxCode::kMarketDepositOverMax));
+  uint64_t lease = Lease(h, id, 1, 1, 2 * kPrice);
+  ASSERT_NE(lease, 0u);
+  EXPECT_EQ(h.GetLease(lease).max_hours, 3u);
+  EXPECT_EQ(h.GetLease(lease).min_hours, 2u);
+  // The rule outlives the offer: top-ups stop at 3 hours in all.
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgOfferClose{h.Addr(kOwner), id}), 0);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseDeposit{lease, kPrice + 1}),
+            Code(TxCode::kMarketDepositOverMax));
+  EXPECT_NE(h.EventAttr("failure", "message")
+                .find("it can take at most " + std::to_string(kPrice) + " ugpn more"),
+            std::string::npos)
+      << h.EventAttr("failure", "message");
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgLeaseDeposit{lease, kPrice}), 0);
+  EXPECT_EQ(h.Tx(kInvestor, codec::MsgLeaseDeposit{lease, 1}), Code(TxCode::kMarketDepositOverMax));
+  EXPECT_EQ(h.GetLease(lease).deposited_ugpn, 3 * kPrice);
+  // No limit (0) and the chain's minimum (0): any deposit of at least one hour.
+  ASSERT_EQ(offer(0, 0), 0);
+  uint64_t open = std::stoull(h.EventAttr("market.offer_created", "offer_id"));
+  uint64_t big = Lease(h, open, 1, 1, 100 * kPrice);
+  ASSERT_NE(big, 0u);
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgLeaseDeposit{big, 1000 * kPrice}), 0);
+}
+
 // ---------------------------------------------------------------- orders and bids
 
 codec::MsgOrderCreate Order(uint32_t machines, uint32_t gpus, uint64_t max_price = kPrice,
@@ -614,6 +662,58 @@ TEST(Orders, LateBidsAndNoBidsCloseAndRefund) {
   ASSERT_EQ(h.Tx(kTenant, codec::MsgOrderClose{order3}), 0);
   // Fees of 3 order txs + the close; order2's deposit went to its lease.
   EXPECT_EQ(h.Balance(kTenant), tenant0 - 4 * kFee - 100 * kGpn);
+}
+
+TEST(Orders, AWithdrawnBidIsGoneAndTheProviderMayBidAgain) {
+  Harness h;
+  SetUpProvider(h, kOwner);
+  SetUpProvider(h, kOwner2);
+  uint64_t order = CreateOrder(h, Order(1, 1));
+  uint64_t mine = Bid(h, kOwner, order, kPrice - 1, {1});
+  uint64_t other = Bid(h, kOwner2, order, kPrice, {1});
+  EXPECT_EQ(h.GetOrder(order).bids, 2u);
+  // Signed by the bid's provider's operator (or owner); anyone else is refused.
+  EXPECT_EQ(h.Tx(kStranger, codec::MsgBidWithdraw{mine}), Code(TxCode::kMarketNotOperator));
+  EXPECT_EQ(h.Tx(kOwner2, codec::MsgBidWithdraw{mine}), Code(TxCode::kMarketNotOperator));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidWithdraw{other + 1}), Code(TxCode::kMarketUnknownBid));
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidWithdraw{0}), Code(TxCode::kMarketUnknownBid));
+  EXPECT_TRUE(h.last_refused);  // bid 0 names none: the preflight refuses it
+  ASSERT_EQ(h.Tx(kOperator, codec::MsgBidWithdraw{mine}), 0);
+  EXPECT_EQ(h.EventAttr("market.bid_withdrawn", "bid_id"), std::to_string(mine));
+  EXPECT_EQ(h.EventAttr("market.bid_withdrawn", "order_id"), std::to_string(order));
+  EXPECT_EQ(h.GetOrder(order).bids, 1u);
+  EXPECT_FALSE(h.Db().Get(keys::BidKey(mine)).value().has_value());
+  EXPECT_FALSE(h.Db().Get(keys::OrderBidKey(order, mine)).value().has_value());
+  // Gone: it can be neither withdrawn again nor accepted.
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidWithdraw{mine}), Code(TxCode::kMarketUnknownBid));
+  EXPECT_EQ(h.Tx(kTenant, codec::MsgBidAccept{mine}), Code(TxCode::kMarketUnknownBid));
+  // The provider may bid again, with other machines.
+  uint64_t again = Bid(h, kOwner, order, kPrice, {2});
+  EXPECT_GT(again, other);
+  ASSERT_EQ(h.Tx(kOwner, codec::MsgBidWithdraw{again}), 0);  // the owner may too
+  // At the window end only the bid left is ranked: the cheaper one was withdrawn.
+  h.Advance(60'000);
+  auto o = h.GetOrder(order);
+  ASSERT_EQ(o.state, OrderState::kAwarded);
+  EXPECT_EQ(h.GetLease(o.lease_id).provider, h.Addr(kOwner2));
+  // Awarded: its remaining bid stays, and cannot be withdrawn.
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidWithdraw{other}), Code(TxCode::kMarketOrderClosed));
+}
+
+TEST(Orders, BidsOfClosedOrPastWindowOrdersCannotBeWithdrawn) {
+  Harness h;
+  SetUpProvider(h);
+  uint64_t closed = CreateOrder(h, Order(1, 1));
+  uint64_t bid = Bid(h, kOwner, closed, kPrice, {1});
+  ASSERT_EQ(h.Tx(kTenant, codec::MsgOrderClose{closed}), 0);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidWithdraw{bid}), Code(TxCode::kMarketOrderClosed));
+  // In the block that reaches the window end, before the award: the bids stand.
+  uint64_t order = CreateOrder(h, Order(1, 1, kPrice, 1000));
+  uint64_t late = Bid(h, kOwner, order, kPrice, {1});
+  h.BeginBlock(1000);
+  EXPECT_EQ(h.Tx(kOperator, codec::MsgBidWithdraw{late}), Code(TxCode::kMarketBidWindowClosed));
+  h.EndBlock();
+  EXPECT_EQ(h.GetOrder(order).state, OrderState::kAwarded);
 }
 
 TEST(Orders, RequirementsInvalidValuesAndOpenOrderLimit) {
@@ -758,6 +858,42 @@ TEST(Invariants, BothChecksCatchADeadlineEntryThatNoLeaseNeeds) {
         << broken.error().message;
     h.Db().Clear();  // the block's writes: only the stray entry
   }
+}
+
+// A bid, its entry in the order's bids, its provider's one-bid entry and the
+// order's count go together (MsgBidWithdraw removes all of them at once).
+TEST(Invariants, TheCheckerCatchesABidAndItsIndexesParting) {
+  Harness h;
+  h.SkipFinalBlockCheck();  // the test breaks the state on purpose
+  SetUpProvider(h);
+  uint64_t order = CreateOrder(h, Order(1, 1));
+  uint64_t bid = Bid(h, kOwner, order, kPrice, {1});
+  h.Advance(0);  // commits the block: what follows is the next block's writes
+  ASSERT_TRUE(state::CheckInvariants(h.Db(), kMarket));
+  const std::string id = std::to_string(bid), of = std::to_string(order);
+  auto expect_broken = [&](const std::string& scan, const std::string& block) {
+    auto broken = state::CheckInvariants(h.Db(), kMarket);
+    ASSERT_FALSE(broken) << scan;
+    EXPECT_NE(broken.error().message.find(scan), std::string::npos) << broken.error().message;
+    broken = state::CheckBlockChanges(h.Db(), kMarket);
+    ASSERT_FALSE(broken) << block;
+    EXPECT_NE(broken.error().message.find(block), std::string::npos) << broken.error().message;
+    h.Db().Clear();
+  };
+  // The entry goes, the bid stays.
+  h.Db().Delete(keys::OrderBidKey(order, bid));
+  expect_broken("bid " + id + ": missing from the bids of order " + of,
+                "bid " + id + " is on order " + of + " but left its bids");
+  // The bid goes, its entries stay.
+  h.Db().Delete(keys::BidKey(bid));
+  expect_broken("order " + of + ": bids 1, scanned 0",
+                "bid " + id + " is gone but still in the bids of order " + of);
+  // The provider's one-bid entry names another bid.
+  base::Bytes other;
+  base::AppendU64BE(other, bid + 1);
+  h.Db().Put(keys::OrderProviderBidKey(order, h.Addr(kOwner)), other);
+  expect_broken("its provider's bid entry on order " + of + " does not name it",
+                "names bid " + std::to_string(bid + 1) + ", which is not its bid there");
 }
 
 TEST(Invariants, TheCheckerCatchesAnUncoveredBondAndAWrongPromise) {

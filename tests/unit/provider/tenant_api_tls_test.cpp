@@ -19,6 +19,7 @@
 
 #include "base/clock.h"
 #include "client/tenant_client.h"
+#include "client/tenant_transfer.h"
 #include "provider/request_auth.h"
 #include "provider/tls_identity.h"
 #include "server/http_server.h"
@@ -98,6 +99,12 @@ struct TenantApi {
     server->HandlePrefix("POST", "/leases/", [this](const server::Request& r) {
       return Guarded(r, RouteKind::kWrite, "accepted " + r.body);
     });
+    server->HandlePrefix("PUT", "/leases/", [this](const server::Request& r) {
+      std::string chunk_sha256;
+      for (const auto& [name, value] : r.headers)
+        if (name == client::kChunkSha256Header) chunk_sha256 = value;
+      return Guarded(r, RouteKind::kWrite, chunk_sha256 + " " + std::to_string(r.body.size()));
+    });
     server->HandlePrefix("GET", "/leases/", [this](const server::Request& r) {
       return Guarded(r, RouteKind::kRead, r.path.ends_with("/big") ? BigBody() : "small");
     });
@@ -166,6 +173,23 @@ TEST(TenantApiTls, ThePinnedKeyIsServedAndSignedRequestsVerify) {
   res = tenant.Get("/leases/42/logs?tail=10&follow=0");
   ASSERT_TRUE(res) << res.error().ToString();
   EXPECT_EQ(res->status, 200) << res->body;
+}
+
+TEST(TenantApiTls, AnUploadChunkIsASignedPutWithItsSha256Header) {
+  TenantApi api;
+  TenantClient tenant(api.ClientOptions(), api.tenant);
+  const std::string chunk = BigBody().substr(0, 100'000);  // within the test server's body cap
+  const std::string sha256 = client::Sha256Hex(chunk);
+  auto res = tenant.Put(client::UploadTarget(kLeaseId, "data/a b.bin", 0), chunk,
+                        {{std::string(client::kChunkSha256Header), sha256}});
+  ASSERT_TRUE(res) << res.error().ToString();
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(res->body, sha256 + " " + std::to_string(chunk.size()));
+  EXPECT_EQ(api.last_signer, api.tenant.Public());
+  // The answer's headers come back to the caller.
+  EXPECT_TRUE(res->Header("content-type").has_value());
+  EXPECT_EQ(res->Header("Content-Type"), res->Header("CONTENT-TYPE"));
+  EXPECT_FALSE(res->Header("Gpunet-Next-Offset").has_value());
 }
 
 TEST(TenantApiTls, ASessionKeyWithAGrantIsServedAndAStrangerGets403) {

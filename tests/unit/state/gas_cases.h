@@ -345,6 +345,7 @@ inline void World::Build() {
   add("bid_create_full_match", kProvider0 + 2,
       codec::MsgBidCreate{Addr(kProvider0 + 2), 3, 500, MachineIds()});
   add("bid_accept_full_match", kTenant, codec::MsgBidAccept{2 * kBidders + 1});
+  add("bid_withdraw", kProvider0 + 1, codec::MsgBidWithdraw{2 * kBidders + 1});
   add("lease_started", kProvider0, codec::MsgLeaseStarted{1});
   add("lease_deposit", kTenant, codec::MsgLeaseDeposit{1, 1'000'000});
   add("lease_withdraw", kPayeesProvider, codec::MsgLeaseWithdraw{kPayeesLease});

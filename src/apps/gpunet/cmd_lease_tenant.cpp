@@ -1,0 +1,765 @@
+// The tenant's verbs of the tenant API (docs/tenant-api.md "The tenant's commands"),
+// under `gpunet lease`: environments, submit, secrets, upload, status, events, logs,
+// outputs, grant, revoke. Each reads the lease and its provider from the ledger (the
+// provider's tenant_api_uri and the tls_fingerprint the client pins), signs with the
+// tenant key (--from) or a session key it delegated (client/session_keys.h), and
+// talks to the provider through client::TenantClient. The arithmetic and parsing
+// live in client/tenant_transfer.h and client/tenant_secrets.h.
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "apps/gpunet/cli.h"
+#include "base/clock.h"
+#include "base/file_util.h"
+#include "client/json_fields.h"
+#include "client/manifest.h"
+#include "client/market_client.h"
+#include "client/market_config.h"
+#include "client/node_client.h"
+#include "client/session_keys.h"
+#include "client/tenant_client.h"
+#include "client/tenant_request.h"
+#include "client/tenant_secrets.h"
+#include "client/tenant_transfer.h"
+#include "crypto/address.h"
+#include "crypto/keystore.h"
+
+namespace gpunet::apps {
+namespace {
+
+using base::ErrorCode;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+struct TenantArgs {
+  std::string lease, from, session, manifest, src, dest, path, out, expires, grant_id, provider;
+  std::vector<std::string> secrets, from_env;
+  bool stderr_stream = false, follow = false;
+};
+
+// ---------------------------------------------------------------- the lease and its provider
+
+/// The lease as the ledger has it, with what reaching its provider needs.
+struct LeaseContext {
+  client::LeaseInfo lease;
+  client::ProviderInfo provider;
+  crypto::Address provider_address;
+  crypto::Address tenant_address;
+  std::string chain_id;
+};
+
+uint64_t LeaseIdOf(const std::string& text) {
+  auto id = ParseDigits(text, 19);
+  if (!id || *id == 0)
+    FailCommand(ErrorCode::kInvalidArgument,
+                "LEASE \"" + text +
+                    "\" is not a lease id (a number; `gpunet lease list --from "
+                    "tenant` shows yours)");
+  return *id;
+}
+
+client::ProviderInfo ProviderRecord(const GlobalOptions& g, const std::string& address) {
+  client::ProviderInfo p = OrFail(client::MarketClient(g.NodeUrl()).Provider(address),
+                                  "reading provider " + address + " from the ledger")
+                               .value;
+  if (p.tenant_api_uri.empty())
+    FailCommand(ErrorCode::kNotFound, "provider " + address +
+                                          " registered no tenant_api_uri on the ledger: it runs "
+                                          "no tenant API to reach");
+  return p;
+}
+
+LeaseContext ReadLease(const GlobalOptions& g, const std::string& id_text) {
+  LeaseContext c;
+  c.lease = OrFail(client::MarketClient(g.NodeUrl()).Lease(LeaseIdOf(id_text)),
+                   "reading lease " + id_text + " from the ledger")
+                .value;
+  c.provider = ProviderRecord(g, c.lease.provider);
+  c.provider_address = OrFail(crypto::ParseAddress(c.lease.provider), "the lease's provider");
+  c.tenant_address = OrFail(crypto::ParseAddress(c.lease.tenant), "the lease's tenant");
+  c.chain_id = OrFail(client::NodeClient(g.NodeUrl()).Status(), "reading the chain id").chain_id;
+  return c;
+}
+
+client::TenantClientOptions ClientOptions(const LeaseContext& c) {
+  client::TenantClientOptions o;
+  o.url = c.provider.tenant_api_uri;
+  o.spki_sha256 = c.provider.tls_fingerprint;
+  o.scope = {c.chain_id, c.provider_address, c.lease.lease_id};
+  return o;
+}
+
+uint64_t WallNowMs() {
+  return static_cast<uint64_t>(base::SystemClock::Instance().NowMs());
+}
+
+/// The client that signs this lease's requests: the tenant key with --from, else
+/// the session key named by --session (or the stored grant that lasts longest).
+client::TenantClient Connect(const GlobalOptions& g, const LeaseContext& c, const TenantArgs& a) {
+  if (!a.from.empty()) {
+    const crypto::KeyPair key = LoadKey(g, a.from);
+    if (!(crypto::AddressOf(key.Public()) == c.tenant_address))
+      FailCommand(ErrorCode::kPermissionDenied,
+                  "key \"" + a.from + "\" is " +
+                      crypto::AddressToString(crypto::AddressOf(key.Public())) + ", not lease " +
+                      std::to_string(c.lease.lease_id) + "'s tenant " + c.lease.tenant +
+                      ": the provider would answer 403; sign with the tenant's key");
+    return client::TenantClient(ClientOptions(c), key);
+  }
+  const auto sessions = client::SessionKeys::AtHome(g.Home());
+  auto found = OrFail(sessions.Usable(c.provider_address, c.lease.lease_id, WallNowMs(), a.session),
+                      "reading session keys in " + sessions.Dir());
+  if (!found) {
+    const std::string lease = std::to_string(c.lease.lease_id);
+    FailCommand(ErrorCode::kInvalidArgument,
+                (a.session.empty() ? "no session key holds an unexpired grant for lease " + lease
+                                   : "session key \"" + a.session +
+                                         "\" holds no unexpired grant for lease " + lease) +
+                    ": sign with the tenant key (--from KEY), or delegate once: `gpunet lease "
+                    "grant " +
+                    lease + " --session-key NAME --from KEY`");
+  }
+  return client::TenantClient(ClientOptions(c), found->key, found->grant);
+}
+
+// ---------------------------------------------------------------- answers
+
+/// What an answer's status means for the command: its error code and what to do.
+struct StatusMeaning {
+  int status;
+  ErrorCode code;
+  std::string_view hint;
+};
+constexpr StatusMeaning kStatusMeanings[] = {
+    {400, ErrorCode::kInvalidArgument, ""},
+    {401, ErrorCode::kPermissionDenied,
+     "the provider did not accept the signature: if it speaks of the clock, set this machine's "
+     "clock right (NTP)"},
+    {403, ErrorCode::kPermissionDenied,
+     "sign with the lease's tenant key (--from) or a session key it delegated and did not revoke "
+     "(`gpunet lease grant`)"},
+    {404, ErrorCode::kNotFound, ""},
+    {409, ErrorCode::kConflict, ""},
+    {410, ErrorCode::kConflict,
+     "the lease is closed: only logs, events, status and outputs can be read, and only for the "
+     "provider's outputs_retention after the close"},
+    {413, ErrorCode::kLimitExceeded, ""},
+    {429, ErrorCode::kUnavailable, "too many requests: try again in a minute"},
+    {503, ErrorCode::kUnavailable,
+     "the provider is not ready for this lease yet (its node may not have seen the block): try "
+     "again shortly"},
+};
+
+/// Ends the command with the error an answer's status means, with what to do.
+[[noreturn]] void FailAnswer(const client::TenantResponse& r, const std::string& what) {
+  const std::string said = client::AnswerMessage(r.body);
+  ErrorCode code = r.status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInternal;
+  std::string_view hint;
+  for (const auto& m : kStatusMeanings)
+    if (m.status == r.status) {
+      code = m.code;
+      hint = m.hint;
+    }
+  FailCommand(code, what + ": the provider answered " + std::to_string(r.status) +
+                        (said.empty() ? "" : ": " + said) +
+                        (hint.empty() ? "" : " (" + std::string(hint) + ")"));
+}
+
+/// The answer of a request that must succeed with `ok_status`.
+client::TenantResponse Expect(base::Result<client::TenantResponse> r, const std::string& what,
+                              int ok_status = 200) {
+  client::TenantResponse answer = OrFail(std::move(r), what);
+  if (answer.status != ok_status) FailAnswer(answer, what);
+  return answer;
+}
+
+json ParseJsonAnswer(const client::TenantResponse& r, const std::string& what) {
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    FailCommand(ErrorCode::kCorrupt, what + ": the provider's answer is not a JSON object");
+  return j;
+}
+
+// ---------------------------------------------------------------- environments, status
+
+void RunEnvironments(const GlobalOptions& g, const TenantArgs& a) {
+  const auto address = OrFail(
+      ResolveAddressOrKey(a.provider, "PROVIDER", {crypto::Keystore::AtHome(g.Home()).Dir()}));
+  const std::string text = crypto::AddressToString(address);
+  const client::ProviderInfo p = ProviderRecord(g, text);
+  client::TenantClientOptions o;
+  o.url = p.tenant_api_uri;
+  o.spki_sha256 = p.tls_fingerprint;
+  o.scope.provider = address;
+  // Unsigned: any key will do, none is used.
+  client::TenantClient tenant(o, crypto::KeyPair::Generate());
+  const std::string what = "GET /environments of provider " + text;
+  const json j = ParseJsonAnswer(Expect(tenant.GetUnsigned("/environments"), what), what);
+  if (g.Json()) return PrintJson(j);
+  if (!j.contains("environments") || !j["environments"].is_array())
+    FailCommand(ErrorCode::kCorrupt, what + ": no \"environments\" list in the answer");
+  std::cout << "environments of " << text << " (the manifest's `environment`):\n";
+  for (const auto& e : j["environments"]) {
+    if (!e.is_object()) continue;
+    std::cout << "  " << e.value("name", std::string("?")) << "  ("
+              << e.value("kind", std::string("?"))
+              << (e.contains("id") && e["id"].is_string() ? ", " + e["id"].get<std::string>() : "")
+              << ")\n";
+  }
+  std::cout << std::flush;
+}
+
+/// A JSON value for people: a string without its quotes, anything else as JSON.
+std::string Plain(const json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+void RunLeaseStatus(const GlobalOptions& g, const TenantArgs& a) {
+  const LeaseContext c = ReadLease(g, a.lease);
+  auto tenant = Connect(g, c, a);
+  const std::string target = "/leases/" + std::to_string(c.lease.lease_id);
+  const std::string what = "GET " + target;
+  const json j = ParseJsonAnswer(Expect(tenant.Get(target), what), what);
+  if (g.Json()) return PrintJson(j);
+  std::cout << "lease " << c.lease.lease_id << " on " << c.lease.provider
+            << " (ledger: " << c.lease.state << (c.lease.end == "none" ? "" : ", " + c.lease.end)
+            << ")\n";
+  if (j.contains("step")) std::cout << "  step       " << Plain(j["step"]) << "\n";
+  if (j.contains("workload") && j["workload"].is_object()) {
+    const auto& w = j["workload"];
+    std::cout << "  workload   " << w.value("state", std::string("?"));
+    if (w.contains("exit_code")) std::cout << ", exit " << w["exit_code"].dump();
+    if (w.contains("reason") && w["reason"].is_string())
+      std::cout << " (" << w["reason"].get<std::string>() << ")";
+    std::cout << "\n";
+  }
+  if (j.contains("gpus") && j["gpus"].is_array())
+    for (const auto& u : j["gpus"]) std::cout << "  gpu        " << Plain(u) << "\n";
+  if (j.contains("ends_at_ms") && j["ends_at_ms"].is_number_unsigned())
+    std::cout << "  ends       " << UtcText(j["ends_at_ms"].get<uint64_t>()) << "\n";
+  std::cout << std::flush;
+}
+
+// ---------------------------------------------------------------- submit
+
+/// Manifest files beside `path` and in the current folder whose canonical hash is
+/// `hash`: which file the lease was created with, when it is still around.
+std::vector<std::string> FilesWithHash(const std::string& path, const base::Hash32& hash) {
+  std::vector<std::string> out;
+  std::vector<fs::path> dirs{fs::path(path).parent_path(), fs::path(".")};
+  if (dirs[0].empty()) dirs.erase(dirs.begin());
+  std::error_code ec;
+  size_t looked = 0;
+  for (const auto& dir : dirs) {
+    for (fs::directory_iterator it(dir.empty() ? "." : dir, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const std::string ext = it->path().extension().string();
+      if (ext != ".yaml" && ext != ".yml" && ext != ".json") continue;
+      if (++looked > 200) return out;  // a folder of thousands is not searched through
+      auto loaded = client::LoadManifestFile(it->path().string());
+      const std::string name = it->path().lexically_normal().string();
+      if (loaded && loaded->hash == hash && std::find(out.begin(), out.end(), name) == out.end())
+        out.push_back(name);
+    }
+  }
+  return out;
+}
+
+void RunSubmit(const GlobalOptions& g, const TenantArgs& a) {
+  const client::LoadedManifest m = OrFail(client::LoadManifestFile(a.manifest), "--manifest");
+  const LeaseContext c = ReadLease(g, a.lease);
+  if (!(m.hash == c.lease.manifest_hash)) {
+    const auto matches = FilesWithHash(a.manifest, c.lease.manifest_hash);
+    std::string which = matches.empty() ? std::string("no manifest file in ") +
+                                              (fs::path(a.manifest).parent_path().empty()
+                                                   ? "this folder"
+                                                   : "this folder or beside " + a.manifest) +
+                                              " has that hash"
+                                        : "it was created with " + matches.front();
+    for (size_t i = 1; i < matches.size(); ++i) which += " (or " + matches[i] + ")";
+    FailCommand(ErrorCode::kInvalidArgument,
+                a.manifest + " hashes to " + base::ToHex(m.hash) + " but lease " +
+                    std::to_string(c.lease.lease_id) + " was created with manifest_hash " +
+                    base::ToHex(c.lease.manifest_hash) + ": " + which +
+                    "; the provider runs only that manifest (nothing was sent). `gpunet manifest "
+                    "check FILE` prints a file's hash");
+  }
+  auto tenant = Connect(g, c, a);
+  const std::string target = "/leases/" + std::to_string(c.lease.lease_id) + "/manifest";
+  const json j =
+      ParseJsonAnswer(Expect(tenant.Post(target, m.canonical), "POST " + target), "POST " + target);
+  if (g.Json()) return PrintJson(j);
+  const std::string id = std::to_string(c.lease.lease_id);
+  const std::string state = j.value("workload", std::string("starting"));
+  std::cout << "manifest " << a.manifest << " accepted for lease " << id << "; the workload is "
+            << state << "\n";
+  if (state == "waiting_for_secrets") {
+    // The provider starts the command once every secret the manifest names is set.
+    std::string names;
+    for (const auto& n : j.value("secrets", json::array()))
+      if (n.is_string()) names += " " + n.get<std::string>() + "=@FILE";
+    std::cout << "  it starts once its secrets are set: gpunet lease secrets " << id << names
+              << "\n";
+  }
+  std::cout << "  follow it: gpunet lease events " << id << " -f" << std::endl;
+}
+
+// ---------------------------------------------------------------- secrets
+
+void RunSecrets(const GlobalOptions& g, const TenantArgs& a) {
+  const auto specs = OrFail(client::ParseSecretArgs(a.secrets, a.from_env));
+  std::map<std::string, std::string> values;
+  for (const auto& s : specs) {
+    if (s.source == client::SecretSource::kFile) {
+      values[s.name] = OrFail(client::ReadSecretFile(s.file), "secret " + s.name);
+    } else if (s.source == client::SecretSource::kEnv) {
+      values[s.name] = OrFail(client::SecretFromEnv(s.name));
+    } else {
+      std::string value;
+      if (!ReadLineFromTty("Value of secret " + s.name + ": ", false, value))
+        FailCommand(ErrorCode::kInvalidArgument,
+                    "secret " + s.name + " has no value and there is no terminal to ask on: give " +
+                        s.name + "=@FILE or --from-env " + s.name);
+      if (value.empty()) FailCommand(ErrorCode::kInvalidArgument, "secret " + s.name + " is empty");
+      values[s.name] = std::move(value);
+    }
+  }
+  std::string body = OrFail(client::SecretsBody(values));
+  for (auto& [name, value] : values) sodium_memzero(value.data(), value.size());
+  const LeaseContext c = ReadLease(g, a.lease);
+  auto tenant = Connect(g, c, a);
+  const std::string target = "/leases/" + std::to_string(c.lease.lease_id) + "/secrets";
+  auto answer = tenant.Post(target, body);
+  sodium_memzero(body.data(), body.size());
+  const json j = ParseJsonAnswer(Expect(std::move(answer), "POST " + target), "POST " + target);
+  if (g.Json()) return PrintJson(j);
+  std::cout << "secrets set on lease " << c.lease.lease_id << ":";
+  for (const auto& [name, value] : values) std::cout << " " << name;
+  if (j.contains("complete") && j["complete"].is_boolean())
+    std::cout << (j["complete"].get<bool>() ? "; every secret is set: the command starts"
+                                            : "; the command waits for the others the manifest "
+                                              "names");
+  std::cout << std::endl;
+}
+
+// ---------------------------------------------------------------- upload
+
+std::string Mib(uint64_t bytes) {
+  const uint64_t tenths = bytes * 10 / (1u << 20);
+  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " MiB";
+}
+
+/// What the provider holds of `remote` (nullopt: nothing yet).
+std::optional<uint64_t> RemoteSize(client::TenantClient& tenant, uint64_t lease_id,
+                                   const std::string& remote) {
+  const std::string target = client::UploadTarget(lease_id, remote);
+  const auto r = OrFail(tenant.Get(target), "GET " + target);
+  if (r.status == 404) return std::nullopt;
+  if (r.status != 200) FailAnswer(r, "asking how much of " + remote + " the provider holds");
+  return OrFail(client::ParseSizeAnswer(r.body), "GET " + target);
+}
+
+/// Sends one file from where the provider's copy ends; a dropped connection or an
+/// offset conflict asks again where it ends and goes on from there (a few times).
+void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t lease_id,
+               const client::UploadFile& f) {
+  std::ifstream in(f.local, std::ios::binary);
+  if (!in) FailCommand(ErrorCode::kIo, "cannot open " + f.local);
+  int retries_left = 5;
+  const std::optional<uint64_t> remote = RemoteSize(tenant, lease_id, f.remote);
+  uint64_t offset = OrFail(client::UploadResumeOffset(f.size, remote), f.remote);
+  if (remote && *remote == f.size) {  // an empty file too: it exists, and O_EXCL would refuse it
+    if (!g.Json()) std::cerr << f.remote << ": already there (" << Mib(f.size) << ")" << std::endl;
+    return;
+  }
+  std::string chunk;
+  do {
+    const uint64_t length = client::UploadChunkLength(f.size, offset);
+    chunk.resize(length);
+    in.seekg(static_cast<std::streamoff>(offset));
+    if (length > 0 && !in.read(chunk.data(), static_cast<std::streamsize>(length)))
+      FailCommand(ErrorCode::kIo, "cannot read " + f.local + " (did it change during the upload?)");
+    const std::string target = client::UploadTarget(lease_id, f.remote, offset);
+    auto r = tenant.Put(target, chunk, {{"Gpunet-Chunk-Sha256", client::Sha256Hex(chunk)}});
+    const bool transient = (!r && r.error().code == ErrorCode::kUnavailable) ||
+                           (r && (r->status == 409 || r->status == 502 || r->status == 503));
+    if (transient && retries_left-- > 0) {
+      std::cerr << f.remote << ": "
+                << (r ? "the provider answered " + std::to_string(r->status) : r.error().message)
+                << "; asking where to resume" << std::endl;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      offset = OrFail(client::UploadResumeOffset(f.size, RemoteSize(tenant, lease_id, f.remote)),
+                      f.remote);
+      continue;
+    }
+    const auto answer = Expect(std::move(r), "PUT " + target);
+    const uint64_t size = OrFail(client::ParseSizeAnswer(answer.body), "PUT " + target);
+    if (size != offset + length)
+      FailCommand(ErrorCode::kCorrupt, f.remote + ": the provider holds " + std::to_string(size) +
+                                           " bytes after a chunk that should end at " +
+                                           std::to_string(offset + length));
+    offset = size;
+    if (!g.Json())
+      std::cerr << "\r" << f.remote << ": " << Mib(offset) << " / " << Mib(f.size)
+                << (f.size ? " (" + std::to_string(offset * 100 / f.size) + "%)" : "")
+                << std::flush;
+  } while (offset < f.size);
+  if (!g.Json()) std::cerr << std::endl;
+}
+
+void RunUpload(const GlobalOptions& g, const TenantArgs& a) {
+  const auto files = OrFail(client::ListUploadFiles(a.src, a.dest), "upload");
+  const LeaseContext c = ReadLease(g, a.lease);
+  auto tenant = Connect(g, c, a);
+  uint64_t total = 0;
+  for (const auto& f : files) {
+    UploadOne(g, tenant, c.lease.lease_id, f);
+    total += f.size;
+  }
+  if (g.Json()) {
+    json j = json::array();
+    for (const auto& f : files) j.push_back({{"path", f.remote}, {"size", f.size}});
+    return PrintJson({{"uploaded", j}});
+  }
+  std::cout << files.size() << " file(s), " << Mib(total) << " uploaded to lease "
+            << c.lease.lease_id << std::endl;
+}
+
+// ---------------------------------------------------------------- logs and events
+
+/// Runs `step` until it says stop; with `follow`, a connection that drops is
+/// retried (after a pause, up to a limit) from the same cursor, so nothing is
+/// missed or repeated.
+template <class Step>
+void FollowLoop(bool follow, Step&& step) {
+  int failures = 0;
+  for (;;) {
+    auto more = step();
+    if (more) {
+      failures = 0;
+      if (!*more) return;
+      continue;
+    }
+    if (!follow || more.error().code != ErrorCode::kUnavailable || ++failures > 30)
+      throw CommandFailed{more.error()};
+    std::cerr << "(reconnecting: " << more.error().message << ")" << std::endl;
+    std::this_thread::sleep_for(std::chrono::seconds(std::min(failures, 5)));
+  }
+}
+
+void RunLogs(const GlobalOptions& g, const TenantArgs& a) {
+  const LeaseContext c = ReadLease(g, a.lease);
+  auto tenant = Connect(g, c, a);
+  uint64_t offset = 0;
+  FollowLoop(a.follow, [&]() -> base::Result<bool> {
+    const std::string target =
+        client::LogsTarget(c.lease.lease_id, a.stderr_stream, offset, client::kLogsBytesPerRequest,
+                           a.follow ? client::kFollowWaitMs : 0);
+    GPUNET_TRY_ASSIGN(auto r, tenant.Get(target));
+    if (r.status == 410 && a.follow) return false;  // closed past retention: nothing more comes
+    if (r.status != 200) FailAnswer(r, "GET " + target);
+    std::cout.write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
+    std::cout.flush();
+    GPUNET_TRY_ASSIGN(offset,
+                      client::NextOffset(offset, r.body.size(), r.Header("Gpunet-Next-Offset")));
+    const bool ended = r.Header("Gpunet-Ended").value_or("0") == "1";
+    if (ended && r.body.empty()) return false;
+    if (a.follow) return true;
+    // Page on until caught up: a provider may send less than asked with more to come.
+    return !r.body.empty() && !ended;
+  });
+}
+
+void RunEvents(const GlobalOptions& g, const TenantArgs& a) {
+  const LeaseContext c = ReadLease(g, a.lease);
+  auto tenant = Connect(g, c, a);
+  uint64_t after = 0;
+  json all = json::array();
+  FollowLoop(a.follow, [&]() -> base::Result<bool> {
+    const std::string target =
+        client::EventsTarget(c.lease.lease_id, after, a.follow ? client::kFollowWaitMs : 0);
+    GPUNET_TRY_ASSIGN(auto r, tenant.Get(target));
+    if (r.status == 410 && a.follow) return false;
+    if (r.status != 200) FailAnswer(r, "GET " + target);
+    GPUNET_TRY_ASSIGN(const auto events, client::ParseEventsAnswer(r.body, after));
+    bool closed = false;
+    for (const auto& e : events) {
+      after = e.seq;
+      closed = closed || e.kind.find("closed") != std::string::npos;
+      if (g.Json() && !a.follow) {
+        all.push_back(
+            {{"seq", e.seq}, {"time_ms", e.time_ms}, {"kind", e.kind}, {"message", e.message}});
+      } else if (g.Json()) {
+        std::cout << json{{"seq", e.seq},
+                          {"time_ms", e.time_ms},
+                          {"kind", e.kind},
+                          {"message", e.message}}
+                         .dump()
+                  << std::endl;
+      } else {
+        std::cout << UtcText(static_cast<uint64_t>(std::max<int64_t>(e.time_ms, 0))) << "  #"
+                  << e.seq << "  " << e.kind << (e.message.empty() ? "" : "  " + e.message)
+                  << std::endl;
+      }
+    }
+    if (a.follow) return !closed;
+    return !events.empty();  // page until the provider has no more
+  });
+  if (g.Json() && !a.follow) PrintJson({{"events", all}});
+}
+
+// ---------------------------------------------------------------- outputs
+
+/// Downloads output `name` to `dest` in pieces (resumable through dest.part).
+void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::string& name,
+                    const std::string& dest) {
+  const std::string part = dest + ".part";
+  std::error_code ec;
+  if (const fs::path parent = fs::path(dest).parent_path(); !parent.empty()) {
+    fs::create_directories(parent, ec);
+    if (ec)
+      FailCommand(ErrorCode::kIo, "cannot make folder " + parent.string() + ": " + ec.message());
+  }
+  uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
+  std::ofstream out(part, std::ios::binary | std::ios::app);
+  if (!out) FailCommand(ErrorCode::kIo, "cannot write " + part);
+  for (;;) {
+    const std::string target = client::OutputsTarget(lease_id, name, offset);
+    const auto r = Expect(tenant.Get(target), "GET " + target);
+    out.write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
+    if (!out) FailCommand(ErrorCode::kIo, "cannot write " + part);
+    offset = OrFail(client::NextOffset(offset, r.body.size(), r.Header("Gpunet-Next-Offset")),
+                    "GET " + target);
+    const auto size = r.Header("Gpunet-Size");
+    const auto total = size ? client::ParseDecimalU64(*size) : base::Result<uint64_t>(offset);
+    if (r.body.empty() || (total && offset >= *total)) break;
+  }
+  out.close();
+  if (std::rename(part.c_str(), dest.c_str()) != 0)
+    FailCommand(ErrorCode::kIo, "cannot rename " + part + " to " + dest);
+}
+
+void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
+  const LeaseContext c = ReadLease(g, a.lease);
+  auto tenant = Connect(g, c, a);
+  const uint64_t id = c.lease.lease_id;
+  if (!a.path.empty()) {
+    OrFail(client::CheckTenantPath(a.path), "PATH");
+    const std::string dest = a.out.empty() ? fs::path(a.path).filename().string() : a.out;
+    DownloadOutput(tenant, id, a.path, dest);
+    if (g.Json()) return PrintJson({{"downloaded", {{{"path", a.path}, {"to", dest}}}}});
+    std::cout << a.path << " -> " << dest << std::endl;
+    return;
+  }
+  const std::string target = client::OutputsTarget(id);
+  const auto r = Expect(tenant.Get(target), "GET " + target);
+  const auto entries = OrFail(client::ParseOutputsAnswer(r.body), "GET " + target);
+  if (a.out.empty()) {
+    if (g.Json()) return PrintJson(json::parse(r.body, nullptr, false));
+    if (entries.empty()) std::cout << "no outputs yet\n";
+    for (const auto& e : entries) std::cout << e.type << "  " << e.size << "  " << e.name << "\n";
+    std::cout << std::flush;
+    return;
+  }
+  json done = json::array();
+  for (const auto& e : entries) {
+    if (e.type != "file") {
+      if (!g.Json())
+        std::cerr << "skipped " << e.name << " (a " << e.type
+                  << ": the provider lists only the outputs folder's top level)" << std::endl;
+      continue;
+    }
+    // ParseOutputsAnswer checked the name: relative, no "..", so it stays beneath -o.
+    const std::string dest = (fs::path(a.out) / e.name).string();
+    DownloadOutput(tenant, id, e.name, dest);
+    done.push_back({{"path", e.name}, {"to", dest}});
+    if (!g.Json()) std::cout << e.name << " -> " << dest << std::endl;
+  }
+  if (g.Json()) PrintJson({{"downloaded", done}});
+}
+
+// ---------------------------------------------------------------- grant, revoke
+
+void RunGrant(const GlobalOptions& g, const TenantArgs& a) {
+  if (a.from.empty())
+    FailCommand(ErrorCode::kInvalidArgument,
+                "--from KEY is required: the tenant key signs the grant");
+  const LeaseContext c = ReadLease(g, a.lease);
+  const crypto::KeyPair tenant_key = LoadKey(g, a.from);
+  if (!(crypto::AddressOf(tenant_key.Public()) == c.tenant_address))
+    FailCommand(ErrorCode::kPermissionDenied,
+                "key \"" + a.from + "\" is not lease " + std::to_string(c.lease.lease_id) +
+                    "'s tenant " + c.lease.tenant + ": only the tenant can delegate the lease");
+  const uint64_t now = WallNowMs();
+  // No grant may outlive the lease (the provider refuses one that does): at most its
+  // paid_until, which the lease's deposits extend.
+  uint64_t expires = c.lease.paid_until_ms;
+  if (!a.expires.empty()) {
+    const uint64_t asked = now + OrFail(client::ParseDurationMs(a.expires), "--expires");
+    if (asked < expires || expires == 0) expires = asked;
+  }
+  if (expires <= now + client::kGrantUseMarginMs)
+    FailCommand(ErrorCode::kInvalidArgument,
+                c.lease.paid_until_ms == 0 && a.expires.empty()
+                    ? "lease " + a.lease +
+                          " has not started, so it has no end yet: give "
+                          "--expires DURATION (e.g. 8h)"
+                    : "the grant would end within a minute (the lease's paid time ends at " +
+                          UtcText(c.lease.paid_until_ms) +
+                          "): deposit more or give a longer --expires");
+  auto sessions = client::SessionKeys::AtHome(g.Home());
+  bool created = false;
+  const crypto::KeyPair session =
+      OrFail(sessions.LoadOrCreate(a.session, created), "--session-key");
+  client::GrantId grant_id;
+  randombytes_buf(grant_id.data.data(), grant_id.kSize);
+  const client::RequestScope scope{c.chain_id, c.provider_address, c.lease.lease_id};
+  const client::DelegationGrant grant =
+      client::SignGrant(tenant_key, scope, session.Public(), expires, grant_id);
+  OrFail(sessions.SaveGrant(a.session, grant), "storing the grant");
+  if (g.Json())
+    return PrintJson({{"grant_id", base::ToHex(grant_id)},
+                      {"session_key", a.session},
+                      {"public_key", base::ToHex(session.Public())},
+                      {"lease_id", c.lease.lease_id},
+                      {"expires_ms", expires},
+                      {"created", created}});
+  std::cout << "grant " << base::ToHex(grant_id) << ": session key \"" << a.session << "\""
+            << (created ? " (new, in " + sessions.Dir() + ")" : "") << " may act on lease "
+            << c.lease.lease_id << " until " << UtcText(expires)
+            << "\n  later `gpunet lease ...` verbs on this lease use it without --from"
+            << "\n  revoke it: gpunet lease revoke " << c.lease.lease_id << " "
+            << base::ToHex(grant_id) << " --from " << a.from << std::endl;
+}
+
+void RunRevoke(const GlobalOptions& g, const TenantArgs& a) {
+  if (a.from.empty())
+    FailCommand(ErrorCode::kInvalidArgument, "--from KEY is required: the tenant key revokes");
+  const LeaseContext c = ReadLease(g, a.lease);
+  auto sessions = client::SessionKeys::AtHome(g.Home());
+  const auto grants = OrFail(sessions.GrantsFor(c.provider_address, c.lease.lease_id));
+  const auto it = std::find_if(grants.begin(), grants.end(), [&](const client::SessionGrant& s) {
+    return base::ToHex(s.grant.grant_id) == a.grant_id;
+  });
+  if (it == grants.end())
+    FailCommand(ErrorCode::kNotFound, "no grant " + a.grant_id + " for lease " + a.lease + " in " +
+                                          sessions.Dir() +
+                                          " (the revocation names the grant's "
+                                          "expiry, which only its file holds)");
+  const crypto::KeyPair tenant_key = LoadKey(g, a.from);
+  const client::RequestScope scope{c.chain_id, c.provider_address, c.lease.lease_id};
+  const client::GrantRevocation revocation = client::SignRevocation(tenant_key, scope, it->grant);
+  client::TenantClient tenant(ClientOptions(c), tenant_key);
+  const std::string target = "/leases/" + std::to_string(c.lease.lease_id) + "/grants/revoke";
+  // The body is the signed revocation itself (its hex): the provider keeps it until the
+  // grant's expiry, and a request signature alone would not say when that is.
+  const json j = ParseJsonAnswer(
+      Expect(tenant.Post(target, client::EncodeRevocation(revocation), "text/plain"),
+             "POST " + target),
+      "POST " + target);
+  OrFail(sessions.RemoveGrant(it->name, c.lease.lease_id), "removing the revoked grant's file");
+  if (g.Json()) return PrintJson(j);
+  std::cout << "grant " << a.grant_id << " of session key \"" << it->name << "\" revoked on lease "
+            << c.lease.lease_id << std::endl;
+}
+
+// ---------------------------------------------------------------- registration
+
+void AddSigner(CLI::App* cmd, TenantArgs& a) {
+  cmd->add_option("--from", a.from,
+                  "The tenant key (asks its passphrase); default: a session key's grant");
+  cmd->add_option("--session", a.session, "Sign with this session key (`gpunet lease grant`)");
+}
+
+CLI::App* LeaseVerb(CLI::App* lease, std::string_view name, std::string_view help, TenantArgs& a,
+                    bool signer = true) {
+  auto* cmd = lease->add_subcommand(std::string(name), std::string(help));
+  cmd->add_option("LEASE", a.lease, "Lease id")->required();
+  if (signer) AddSigner(cmd, a);
+  return cmd;
+}
+
+void RegisterReadVerbs(CLI::App* lease, GlobalOptions& g, const std::shared_ptr<TenantArgs>& ta) {
+  auto* status = LeaseVerb(lease, "status", "The lease's workload as its provider sees it", *ta);
+  status->footer("Example:\n  gpunet lease status 7");
+  status->callback([&g, ta] { RunLeaseStatus(g, *ta); });
+  auto* events = LeaseVerb(lease, "events", "The lease's lifecycle events on the provider", *ta);
+  events->add_flag("--follow,-f", ta->follow, "Keep following (long-poll; reconnects)");
+  events->footer("Example:\n  gpunet lease events 7 -f");
+  events->callback([&g, ta] { RunEvents(g, *ta); });
+  auto* logs = LeaseVerb(lease, "logs", "The workload's output (stdout, or --stderr)", *ta);
+  logs->add_flag("--stderr", ta->stderr_stream, "Standard error instead of standard output");
+  logs->add_flag("--follow,-f", ta->follow, "Keep following until the workload ends");
+  logs->footer("Example:\n  gpunet lease logs 7 -f");
+  logs->callback([&g, ta] { RunLogs(g, *ta); });
+  auto* outputs = LeaseVerb(lease, "outputs", "List the outputs; download one file, or all", *ta);
+  outputs->add_option("PATH", ta->path, "An output file (relative to the outputs directory)");
+  outputs->add_option("-o,--dest", ta->out,
+                      "Where to: the file (with PATH), or a folder for all of them");
+  outputs->footer(
+      "Examples:\n  gpunet lease outputs 7\n  gpunet lease outputs 7 model.bin -o ./model.bin\n"
+      "  gpunet lease outputs 7 -o ./results");
+  outputs->callback([&g, ta] { RunOutputs(g, *ta); });
+}
+
+void RegisterWriteVerbs(CLI::App* lease, GlobalOptions& g, const std::shared_ptr<TenantArgs>& ta) {
+  auto* submit = LeaseVerb(lease, "submit", "Send the lease's manifest: its workload starts", *ta);
+  submit->add_option("--manifest", ta->manifest, "The manifest file the lease was created with")
+      ->required();
+  submit->footer("Example:\n  gpunet lease submit 7 --manifest job.yaml");
+  submit->callback([&g, ta] { RunSubmit(g, *ta); });
+  auto* secrets = LeaseVerb(lease, "secrets", "Set secrets the manifest names", *ta);
+  secrets->add_option("SECRET", ta->secrets, "NAME=@FILE, or NAME to be asked (never NAME=VALUE)");
+  secrets->add_option("--from-env", ta->from_env, "NAME: the value of variable NAME here");
+  secrets->footer(
+      "Values never go on the command line.\nExample:\n  gpunet lease secrets 7 "
+      "HF_TOKEN=@~/.hf_token --from-env WANDB_API_KEY DB_PASSWORD");
+  secrets->callback([&g, ta] { RunSecrets(g, *ta); });
+  auto* upload = LeaseVerb(lease, "upload", "Upload a file or folder into the work directory", *ta);
+  upload->add_option("SRC", ta->src, "A file or folder here")->required();
+  upload->add_option("DEST", ta->dest, "Its name in the work directory (default SRC's name)");
+  upload->footer(
+      "Chunked (8 MiB, each hashed) and resumable: run it again after a break.\n"
+      "Example:\n  gpunet lease upload 7 ./data data");
+  upload->callback([&g, ta] { RunUpload(g, *ta); });
+  auto* grant = LeaseVerb(lease, "grant", "Delegate the lease to a session key", *ta, false);
+  grant->add_option("--session-key", ta->session, "Its name (made when new)")->required();
+  grant->add_option("--expires", ta->expires, "How long (8h, 2d; default and at most: the lease)");
+  grant->add_option("--from", ta->from, "The tenant key")->required();
+  grant->footer("Example:\n  gpunet lease grant 7 --session-key laptop --expires 8h --from tenant");
+  grant->callback([&g, ta] { RunGrant(g, *ta); });
+  auto* revoke =
+      LeaseVerb(lease, "revoke", "Revoke a grant (the provider refuses it after)", *ta, false);
+  revoke->add_option("GRANT_ID", ta->grant_id, "What `gpunet lease grant` printed")->required();
+  revoke->add_option("--from", ta->from, "The tenant key")->required();
+  revoke->footer("Example:\n  gpunet lease revoke 7 3f0c... --from tenant");
+  revoke->callback([&g, ta] { RunRevoke(g, *ta); });
+}
+
+}  // namespace
+
+void RegisterLeaseTenantCommands(CLI::App& lease, GlobalOptions& g) {
+  auto ta = std::make_shared<TenantArgs>();
+  auto* env = lease.add_subcommand(
+      "environments", "What a provider runs (its sandbox and images): check before leasing");
+  env->add_option("PROVIDER", ta->provider, "Provider key name or address")->required();
+  env->footer("Example:\n  gpunet lease environments gpn1...");
+  env->callback([&g, ta] { RunEnvironments(g, *ta); });
+  RegisterReadVerbs(&lease, g, ta);
+  RegisterWriteVerbs(&lease, g, ta);
+}
+
+}  // namespace gpunet::apps

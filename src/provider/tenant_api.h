@@ -1,0 +1,110 @@
+// The tenant-facing process of the provider daemon (issue 17 item 5;
+// docs/tenant-api.md "Endpoints", "Two processes").
+//
+// `gpunet provider api` runs this as an unprivileged user with nothing but its
+// inherited descriptors: the broker sockets to the agent (broker_client.h) and the
+// TLS key, which it reads into memory and closes. It parses everything a tenant
+// sends — TLS, HTTP (server::HttpServer and its limits), the raw request-target
+// (client/tenant_request.h's rules, then ParseTenantRoute), the signature headers,
+// the manifest (strict parser, canonical form), secrets' JSON, upload chunks and
+// their SHA-256 — and forwards one broker frame per request with the signed fields
+// verbatim, for the agent to verify again and act on. What the agent answers (a
+// kReply frame) becomes the HTTP answer. Every refusal is JSON
+// {"error":{"code","message"}}.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "provider/broker_client.h"
+#include "provider/broker_wire.h"
+#include "server/http_server.h"
+
+namespace gpunet::provider {
+
+inline constexpr uint64_t kTenantWaitMsMax = 25'000;             ///< events / log follow
+inline constexpr uint64_t kTenantLogReadBytesMax = 1u << 20;     ///< one log read
+inline constexpr uint64_t kTenantChunkBytesMax = 8u << 20;       ///< one upload chunk
+inline constexpr uint64_t kTenantOutputReadBytesMax = 8u << 20;  ///< one output read
+inline constexpr size_t kTenantSecretsBytesMax = 64u << 10;
+inline constexpr size_t kTenantRevokeBytesMax = 4u << 10;
+inline constexpr std::string_view kChunkSha256Header = "Gpunet-Chunk-Sha256";
+/// Reply fields of the agent that travel to the tenant as response headers.
+inline constexpr std::string_view kNextOffsetHeader = "Gpunet-Next-Offset";
+inline constexpr std::string_view kEndedHeader = "Gpunet-Ended";
+inline constexpr std::string_view kSizeHeader = "Gpunet-Size";
+
+/// What a request asks for, from its method and raw target alone.
+struct TenantRoute {
+  BrokerOp op = BrokerOp::kEnvironments;
+  uint64_t lease_id = 0;
+  bool signed_request = true;  ///< all but GET /environments
+  size_t body_bytes_max = 0;   ///< bigger bodies get 413
+  /// The op's own fields (path, offset, after, ...), values in canonical form.
+  std::map<std::string, std::string> fields;
+};
+
+/// Routes a request by its method and raw request-target (docs/tenant-api.md
+/// "Endpoints"). The target must first pass client::CheckRequestTarget (no encoded
+/// '/', '\' or NUL, no "." or ".." segment, ...); the lease id is plain decimal
+/// without leading zeros, 1 to 2^64-1; path segments after files/ and outputs/ are
+/// percent-decoded and joined with '/'; the query holds only the route's own names,
+/// each once, with strict decimal values within their caps. Errors: kInvalidArgument
+/// (400), kNotFound (404: no such endpoint), kUnsupported (405: the path exists
+/// under another method; the message names it).
+[[nodiscard]] base::Result<TenantRoute> ParseTenantRoute(std::string_view method,
+                                                         std::string_view target);
+
+/// The tenant API's server limits: a public listener (no loopback exemption), bodies
+/// up to one upload chunk, enough workers for every broker descriptor to long-poll.
+server::ServerOptions TenantApiServerDefaults(size_t broker_fds);
+
+struct TenantApiOptions {
+  server::ServerOptions server = TenantApiServerDefaults(4);  ///< tls is set from below
+  std::string cert_file;  ///< PEM certificate (chain), readable by the process
+  std::string key_pem;    ///< the key itself (read from the inherited descriptor)
+};
+
+/// The HTTPS server and its routes; the broker must outlive it.
+class TenantApi {
+ public:
+  TenantApi(TenantApiOptions options, BrokerClient& broker);
+  ~TenantApi();
+  TenantApi(const TenantApi&) = delete;
+  TenantApi& operator=(const TenantApi&) = delete;
+
+  [[nodiscard]] base::Status Start();
+  uint16_t Port() const;
+  void Stop();
+  server::ServerStats Stats() const;
+
+  /// One request as the server hands it over (exposed for the tests of refusals).
+  server::Response Serve(const server::Request& request);
+
+ private:
+  BrokerClient& m_broker;
+  std::unique_ptr<server::HttpServer> m_server;
+};
+
+/// Reads a PEM key from an inherited descriptor (at most 64 KiB) and closes it.
+[[nodiscard]] base::Result<std::string> ReadKeyFromFd(int fd);
+
+struct RunTenantApiOptions {
+  TenantApiOptions api;  ///< key_pem is read from key_fd
+  std::vector<int> broker_fds;
+  int key_fd = -1;
+};
+
+/// `gpunet provider api`: reads the key, serves until every broker descriptor has
+/// closed (the agent stopped or drops this process), then stops the server.
+/// `on_started` (if set) gets the bound port once serving.
+[[nodiscard]] base::Status RunTenantApi(RunTenantApiOptions options,
+                                        const std::function<void(uint16_t)>& on_started = {});
+
+}  // namespace gpunet::provider
