@@ -11,13 +11,20 @@
 #include "base/check.h"
 #include "base/clock.h"
 #include "base/file_util.h"
+#include "client/manifest.h"
 #include "client/market_client.h"
 #include "client/market_tx.h"
 #include "client/node_client.h"
 #include "crypto/address.h"
+#include "provider/api_process.h"
 #include "provider/bidder.h"
+#include "provider/broker_service.h"
 #include "provider/chain_watch.h"
+#include "provider/event_log.h"
 #include "provider/lease_book.h"
+#include "provider/nonce_store.h"
+#include "provider/request_auth.h"
+#include "provider/workload_plan.h"
 #include "runtime/gpu_health.h"
 #include "runtime/nvml.h"
 #include "runtime/runtime.h"
@@ -169,6 +176,35 @@ EngineHooks WithGpuMonitor(EngineHooks hooks, std::shared_ptr<runtime::GpuMonito
   return hooks;
 }
 
+EngineHooks WithWorkloadPlan(EngineHooks hooks,
+                             std::function<base::Result<client::MachineInfo>()> machine,
+                             std::function<std::vector<runtime::Environment>()> environments) {
+  hooks.verify_manifest = [](const base::Hash32& expected, std::string_view bytes) -> base::Status {
+    GPUNET_TRY(client::VerifySubmittedManifest(bytes, expected));
+    return {};
+  };
+  hooks.build_spec = [machine = std::move(machine), environments = std::move(environments)](
+                         const SpecInput& in) -> base::Result<runtime::WorkloadSpec> {
+    WorkloadPlanInput plan_in;
+    plan_in.lease = in.lease;
+    GPUNET_TRY_ASSIGN(plan_in.machine, machine());
+    plan_in.ends_at_ms = static_cast<int64_t>(in.lease.paid_until_ms);
+    GPUNET_TRY_ASSIGN(plan_in.manifest,
+                      client::VerifySubmittedManifest(in.manifest, in.lease.manifest_hash));
+    plan_in.gpu_uuids = in.gpu_uuids;
+    for (const auto& e : environments())
+      plan_in.environments.push_back(e.backend == runtime::Backend::kPodman
+                                         ? ImageEnvironment(e.name)
+                                         : Environment{e.name, e.backend, ""});
+    WorkloadPlan plan;
+    GPUNET_TRY_ASSIGN(plan, PlanWorkload(plan_in));
+    plan.spec.stop_grace_ms = std::clamp(plan.stop_grace_ms, 1u, runtime::kStopGraceMsMax);
+    GateOnSecrets(plan.spec, plan.secret_names);
+    return plan.spec;
+  };
+  return hooks;
+}
+
 base::Status CheckDevelopmentChain(const Json& status_json, std::string_view node_url) {
   auto it = status_json.find("development");
   if (it != status_json.end() && it->is_boolean() && it->get<bool>()) return {};
@@ -290,6 +326,20 @@ void Loop(Engine& engine, Bidder& bidder, const DaemonSetup& setup, GpuMode mode
   watch.Stop();
 }
 
+/// Declared GPUs are health-checked when daemon.nvml_library opens and lists every
+/// one of them (a development host's libfake_nvml); otherwise they are not monitored.
+base::Result<std::shared_ptr<runtime::GpuMonitor>> DeclaredGpuMonitor(
+    const client::DaemonConfig& dc) {
+  std::shared_ptr<runtime::GpuMonitor> monitor;
+  GPUNET_TRY_ASSIGN(monitor, runtime::GpuMonitor::Open(dc.nvml_library));
+  for (const auto& d : dc.declared_gpus)
+    if (std::ranges::none_of(monitor->Inventory().gpus,
+                             [&](const auto& g) { return g.uuid == d.uuid; }))
+      return Fail(ErrorCode::kNotFound,
+                  dc.nvml_library + " does not list the declared GPU " + d.uuid);
+  return monitor;
+}
+
 /// This host's GPUs for the engine. In NVML mode it opens h17-gpu's GpuMonitor and
 /// gives the engine its health and idle seams (the hooks keep the monitor alive).
 /// Refuses a machine that sells more GPUs than the host has: the ledger would lease
@@ -308,6 +358,11 @@ base::Result<std::vector<PoolGpu>> OpenGpus(DaemonSetup& setup,
     monitor = std::move(*opened);
     if (std::string xid = monitor->XidMonitoring(); !xid.empty()) setup.log("GPU health: " + xid);
     setup.hooks = WithGpuMonitor(std::move(setup.hooks), monitor, dc.health_poll_ms);
+  } else if (auto declared = DeclaredGpuMonitor(dc); declared) {
+    setup.log("GPU health: declared GPUs monitored through " + dc.nvml_library);
+    setup.hooks = WithGpuMonitor(std::move(setup.hooks), *declared, dc.health_poll_ms);
+  } else {
+    setup.log("GPU health: not monitored (" + declared.error().message + ")");
   }
   std::vector<PoolGpu> gpus;
   GPUNET_TRY_ASSIGN(
@@ -339,6 +394,86 @@ std::optional<codec::MsgMachineUpsert> MachineUpsertOf(const client::ProviderCon
         mu && mu->machine_id == machine_id)
       return *mu;
   return std::nullopt;
+}
+
+/// The tenant API's root side (docs/provider.md "Two processes"): the lease events,
+/// the nonce store, the verifier, the broker and the tenant-facing process.
+struct TenantSide {
+  std::unique_ptr<EventLog> events;
+  std::unique_ptr<NonceStore> nonces;
+  std::unique_ptr<RequestVerifier> verifier;
+  std::unique_ptr<BrokerService> broker;
+  std::unique_ptr<ApiProcess> api;
+  void Stop() {
+    if (api) api->Stop();  // first: no new frames
+    if (broker) broker->Stop();
+  }
+};
+
+/// <state>/events, <state>/nonces, <state>/secrets (names only), all root's.
+base::Status OpenTenantSide(const DaemonSetup& setup, TenantSide& tenant) {
+  const std::string state = setup.home.StateDir();
+  for (const char* d : {"/nonces", "/secrets"})
+    if (auto s = base::MakeDirectory(state + d, 0700);
+        !s && s.error().code != ErrorCode::kAlreadyExists)
+      return s;
+  GPUNET_TRY_ASSIGN(tenant.events, EventLog::Open(state + "/events"));
+  GPUNET_TRY_ASSIGN(tenant.nonces,
+                    NonceStore::Open(state + "/nonces",
+                                     static_cast<uint64_t>(base::SystemClock::Instance().NowMs())));
+  return {};
+}
+
+/// Every lifecycle event of the engine into the event log (a refused append is
+/// logged: the event limit of a lease, or the disk).
+EngineHooks WithEvents(EngineHooks hooks, EventLog& events,
+                       const std::function<void(std::string_view)>& log) {
+  hooks.event = [&events, log](uint64_t id, std::string_view kind, std::string_view message) {
+    if (auto s = events.Append(id, kind, message, base::SystemClock::Instance().NowMs()); !s)
+      log("lease " + std::to_string(id) + ": event " + std::string(kind) +
+          " not kept: " + s.error().message);
+  };
+  return hooks;
+}
+
+/// The verifier and the broker over the engine, and the tenant-facing process when
+/// setup.api_command names one.
+base::Status StartTenantSide(const DaemonSetup& setup, const std::string& chain_id,
+                             const codec::Address& provider, Engine& engine,
+                             const runtime::Runtime& rt, TenantSide& tenant) {
+  const client::DaemonConfig& dc = setup.config.daemon;
+  VerifierConfig vc;
+  vc.chain_id = chain_id;
+  vc.provider = provider;
+  vc.outputs_retention_ms = dc.outputs_retention_ms;
+  tenant.verifier =
+      std::make_unique<RequestVerifier>(vc, base::SystemClock::Instance(), *tenant.nonces);
+  BrokerDeps deps;
+  deps.engine = &engine;
+  deps.verifier = tenant.verifier.get();
+  deps.events = tenant.events.get();
+  deps.attach = [&rt](const std::string& id) { return rt.Attach(id); };
+  deps.poll = [&rt](const std::string& id) { return rt.Poll(id); };
+  deps.environments = [&rt] { return rt.Environments(); };
+  deps.secrets_dir = setup.home.StateDir() + "/secrets";
+  deps.log = setup.log;
+  tenant.broker = std::make_unique<BrokerService>(std::move(deps));
+  if (setup.api_command.empty()) {
+    setup.log("no tenant API process on this host (no api command): leases start without one");
+    return {};
+  }
+  ApiProcessOptions ao;
+  ao.command = setup.api_command;
+  ao.listen = dc.listen;
+  ao.key_path = setup.home.TlsKeyPath();
+  ao.cert_path = setup.home.TlsCertPath();
+  GPUNET_TRY_ASSIGN(ao.user, LookupUser(dc.api_user));
+  BrokerService* broker = tenant.broker.get();
+  ao.on_spawn = [broker](std::vector<int> fds) { broker->Serve(fds); };
+  ao.log = setup.log;
+  tenant.api = std::make_unique<ApiProcess>(std::move(ao));
+  tenant.api->Start();
+  return {};
 }
 
 }  // namespace
@@ -380,6 +515,23 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   for (const auto& d : dc.declared_gpus) ro.gpu_minors[d.uuid] = d.minor;
   ChainClient chain(dc.node_url, provider, operator_key);
   RuntimeWorkloads workloads(ro);
+  TenantSide tenant;
+  GPUNET_TRY(OpenTenantSide(setup, tenant));
+  const runtime::Runtime& rt = workloads.Underlying();
+  auto hooks = WithWorkloadPlan(
+      WithEvents(DaemonHooks(setup.hooks, log), *tenant.events, log),
+      [url = dc.node_url, owner = crypto::AddressToString(provider),
+       id = machine.id]() -> base::Result<client::MachineInfo> {
+        client::MarketAnswer<client::ProviderInfo> p;
+        GPUNET_TRY_ASSIGN(p, client::MarketClient(url).Provider(owner));
+        for (const auto& m : p.value.machine_list)
+          if (m.machine_id == id) return m;
+        return Fail(ErrorCode::kNotFound,
+                    "machine " + std::to_string(id) + " is not on the ledger; run provider apply");
+      },
+      [&rt] { return rt.Environments(); });
+  if (!setup.api_command.empty())
+    hooks.tenant_api_ready = [&tenant](uint64_t) { return tenant.api->Ready(); };
   EngineOptions eo;
   eo.provider = provider;
   eo.machine_id = machine.id;
@@ -387,8 +539,9 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   eo.withdraw_every_ms = dc.withdraw_every_ms;
   eo.outputs_retention_ms = dc.outputs_retention_ms;
   eo.metrics = &registry;
-  Engine engine(eo, DaemonHooks(setup.hooks, log), chain, workloads, std::move(book),
-                std::move(gpus), base::SystemClock::Instance());
+  Engine engine(eo, std::move(hooks), chain, workloads, std::move(book), std::move(gpus),
+                base::SystemClock::Instance());
+  GPUNET_TRY(StartTenantSide(setup, status.chain_id, provider, engine, rt, tenant));
   const uint64_t heartbeat_every =
       dc.heartbeat_every_ms != 0 ? dc.heartbeat_every_ms : status.market.heartbeat_timeout_ms / 3;
   Bidder bidder({dc.node_url, provider, machine.id, dc.bidding, setup.home.StateDir(),
@@ -397,6 +550,7 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   Loop(engine, bidder, setup, mode,
        std::clamp<int64_t>(static_cast<int64_t>(heartbeat_every), 250, kNodeBackoffMaxMs), registry,
        stop);
+  tenant.Stop();
   metrics->Stop();
   return {};
 }

@@ -32,6 +32,10 @@ struct DaemonSetup {
   std::string provider;
   /// argv that starts a workload supervisor: {"/path/gpunet", "sandbox", "supervise"}.
   std::vector<std::string> supervisor_command;
+  /// argv that starts the tenant-facing process: {"/path/gpunet", "provider", "api"}
+  /// (provider/api_process.h adds its fds and listen address). Empty: no tenant API
+  /// on this host (the engine then starts leases without waiting for one).
+  std::vector<std::string> api_command;
   /// Seams the other parts of issue 17 fill (tenant API, manifest plan). In NVML
   /// mode the daemon sets health and check_gpu_idle itself (WithGpuMonitor); with
   /// declared GPUs they stay unset (device nodes have no health to read).
@@ -62,6 +66,14 @@ EngineHooks WithGpuMonitor(EngineHooks hooks, std::shared_ptr<runtime::GpuMonito
 /// Declared GPUs are for development chains only: OK when `status_json` (GET /status)
 /// has "development": true; kPermissionDenied otherwise (absent counts as false).
 base::Status CheckDevelopmentChain(const nlohmann::json& status_json, std::string_view node_url);
+
+/// The engine's verify_manifest and build_spec over the tenant's manifest
+/// (client::VerifySubmittedManifest, provider::PlanWorkload with this machine's record
+/// on the ledger and the runtime's environments; the command gated on the
+/// manifest's secrets, broker_service.h). `machine` fetches the record when asked.
+EngineHooks WithWorkloadPlan(EngineHooks hooks,
+                             std::function<base::Result<client::MachineInfo>()> machine,
+                             std::function<std::vector<runtime::Environment>()> environments);
 
 /// Runs the daemon until `stop` is true. An error only for what a restart would not
 /// fix (no such provider, declared GPUs on a production chain, a home it cannot use).

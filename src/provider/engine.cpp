@@ -63,6 +63,11 @@ base::Status RuntimeWorkloads::Remove(const std::string& id) {
   return m_runtime.Remove(id);
 }
 
+bool RuntimeWorkloads::Lost(const std::string& id) {
+  auto polled = m_runtime.Poll(id);
+  return polled && polled->has_value() && (*polled)->reason == runtime::ExitReason::kSupervisorLost;
+}
+
 // ---------------------------------------------------------------- pure parts
 
 base::Status VerifyManifestHash(const base::Hash32& expected, std::string_view manifest) {
@@ -156,6 +161,8 @@ LeaseAction NextStep(const StepInput& in) {
   if (!r.end.empty()) {  // the book knows it closed
     if (in.workload_running) return LeaseAction::kStopWorkload;
     if (!in.workload_exists) return LeaseAction::kRelease;  // no outputs to keep
+    // Its supervisor died: a podman container may run on, unbilled, until removed.
+    if (in.workload_lost) return LeaseAction::kRelease;
     uint64_t until = base::CheckedAdd(r.closed_ms, in.outputs_retention_ms).value_or(UINT64_MAX);
     return in.chain_time_ms < until ? LeaseAction::kRetain : LeaseAction::kRelease;
   }
@@ -225,6 +232,10 @@ void Engine::Log(const std::string& line) {
   if (m_hooks.log) m_hooks.log(line);
 }
 
+void Engine::Event(uint64_t lease_id, std::string_view kind, const std::string& message) {
+  if (m_hooks.event) m_hooks.event(lease_id, kind, message);
+}
+
 void Engine::LogOnce(uint64_t lease_id, const std::string& key, const std::string& line) {
   std::string& last = m_logged[lease_id];
   if (last == key) return;
@@ -245,7 +256,7 @@ bool Engine::PutRecord(const LeaseRecord& record) {
 bool Engine::SendTx(const std::vector<codec::Msg>& msgs, const std::string& what,
                     ReconcileResult& result) {
   GPUNET_CHECK(!msgs.empty() && msgs.size() <= base::limits::kMsgsPerTxMax);
-  auto sent = m_chain.Send(msgs);
+  auto sent = SendUnlocked(msgs);
   // A start or close the ledger already shows applied answers lease_state: the
   // effect is there, which is all the engine wanted.
   const bool done =
@@ -269,7 +280,22 @@ bool Engine::SendTx(const std::vector<codec::Msg>& msgs, const std::string& what
   return false;
 }
 
+base::Result<ChainView> Engine::FetchUnlocked(const std::vector<uint64_t>& also) {
+  m_mu.Unlock();
+  auto view = m_chain.Fetch(also);
+  m_mu.Lock();
+  return view;
+}
+
+base::Result<TxOutcome> Engine::SendUnlocked(const std::vector<codec::Msg>& msgs) {
+  m_mu.Unlock();
+  auto sent = m_chain.Send(msgs);
+  m_mu.Lock();
+  return sent;
+}
+
 Engine::ReconcileResult Engine::Reconcile() {
+  base::MutexLock pass(m_pass_mu);
   base::MutexLock lock(m_mu);
   ReconcileResult result;
   if (m_hooks.health)
@@ -283,7 +309,7 @@ Engine::ReconcileResult Engine::Reconcile() {
   for (const auto& w : workloads)
     if (auto id = LeaseIdOfWorkload(w); id && !m_book.Find(*id)) also.push_back(*id);
 
-  auto view = m_chain.Fetch(also);
+  auto view = FetchUnlocked(also);
   if (!view) {
     if (m_node_reachable || m_first_pass)
       Log("node unreachable, workloads keep running; retrying: " + view.error().message);
@@ -359,14 +385,15 @@ void Engine::AdoptNewLeases(const ChainView& view) {
     std::string list;
     for (const auto& g : *gpus) list += (list.empty() ? "" : ",") + g;
     Log("lease " + std::to_string(id) + ": new (" + lease.state + "), GPUs set aside: " + list);
+    Event(id, "reserved", "GPUs set aside: " + list);
     if (m_hooks.crash_point) m_hooks.crash_point("reserved", id);
   }
 }
 
-void Engine::CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
+bool Engine::CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
                         ReconcileResult& result) {
-  SendTx({codec::MsgLeaseClose{lease_id, reason}},
-         "lease " + std::to_string(lease_id) + ": LeaseClose (" + why + ")", result);
+  return SendTx({codec::MsgLeaseClose{lease_id, reason}},
+                "lease " + std::to_string(lease_id) + ": LeaseClose (" + why + ")", result);
 }
 
 StepInput Engine::InputFor(const LeaseRecord& r, const client::LeaseInfo* ledger,
@@ -379,6 +406,7 @@ StepInput Engine::InputFor(const LeaseRecord& r, const client::LeaseInfo* ledger
   if (in.workload_exists) {
     auto running = m_workloads.Running(wid);
     in.workload_running = running && *running;
+    in.workload_lost = !in.workload_running && !r.end.empty() && m_workloads.Lost(wid);
   }
   const auto unhealthy = m_pool.LeasesOnUnhealthy();
   in.gpu_unhealthy = std::ranges::binary_search(unhealthy, r.lease_id);
@@ -397,7 +425,10 @@ bool Engine::StopWorkload(LeaseRecord& r) {
     return false;
   }
   r.workload_stopped = true;
-  if (PutRecord(r)) Log(name + ": workload stopped; outputs kept for retention");
+  if (PutRecord(r)) {
+    Log(name + ": workload stopped; outputs kept for retention");
+    Event(r.lease_id, "workload_stopped", "workload stopped; outputs and logs kept for retention");
+  }
   return true;
 }
 
@@ -416,8 +447,10 @@ void Engine::CloseUnhealthy(LeaseRecord& r, const client::LeaseInfo* ledger, boo
     }
     GPUNET_CHECK(m_pool.Assign(id, r.gpu_uuids).has_value());
   }
+  LogOnce(id, "gpufailed", "lease " + std::to_string(id) + ": a GPU of the lease failed");
   if (running) StopWorkload(r);  // billing stops with the close whatever the stop did
-  CloseLease(id, codec::CloseReason::kNormal, "a GPU of the lease is unhealthy", result);
+  if (CloseLease(id, codec::CloseReason::kNormal, "a GPU of the lease is unhealthy", result))
+    Event(id, "gpu_failed", "a GPU of the lease failed: workload stopped, lease closed");
 }
 
 void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::string>& workloads,
@@ -443,12 +476,14 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kRetain:
       return;
     case LeaseAction::kSendStarted:
-      if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result) &&
-          m_hooks.crash_point)
-        m_hooks.crash_point("started", id);
+      if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result)) {
+        Event(id, "started", "LeaseStarted committed: the reservation is live and billed");
+        if (m_hooks.crash_point) m_hooks.crash_point("started", id);
+      }
       return;
     case LeaseAction::kCloseNoManifest:
-      CloseLease(id, codec::CloseReason::kNoManifest, "no manifest", result);
+      if (CloseLease(id, codec::CloseReason::kNoManifest, "no manifest", result))
+        Event(id, "closing", "no manifest before the manifest deadline: LeaseClose(no_manifest)");
       return;
     case LeaseAction::kAdoptWorkload:
       r.manifest_received = true;
@@ -460,7 +495,10 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kObserveClosed:
       r.closed_ms = ledger && ledger->closed_ms != 0 ? ledger->closed_ms : view.time_ms;
       r.end = ledger ? ledger->end : "unknown_to_node";
-      if (PutRecord(r)) Log(name + ": closed on the ledger (" + r.end + ")");
+      if (PutRecord(r)) {
+        Log(name + ": closed on the ledger (" + r.end + ")");
+        Event(id, "closed", "closed on the ledger (" + r.end + ")");
+      }
       [[fallthrough]];
     case LeaseAction::kStopWorkload:
       if (in.workload_running) StopWorkload(r);
@@ -566,7 +604,23 @@ base::Status Engine::SubmitManifest(uint64_t lease_id, std::string_view manifest
   r.manifest_received = true;
   GPUNET_TRY(m_book.Put(r));
   Log(name + ": manifest accepted, workload " + spec.id + " started");
+  Event(lease_id, "manifest_accepted", "manifest accepted (its hash is the lease's)");
+  Event(lease_id, "workload_running", "workload " + spec.id + " started");
   return {};
+}
+
+base::Result<TenantLeaseView> Engine::TenantLease(uint64_t lease_id) const {
+  base::MutexLock lock(m_mu);
+  const LeaseRecord* record = m_book.Find(lease_id);
+  if (record == nullptr)
+    return Fail(ErrorCode::kNotFound,
+                "lease " + std::to_string(lease_id) + " is not a lease of this machine");
+  TenantLeaseView view;
+  view.record = *record;
+  if (auto it = m_ledger.find(lease_id); it != m_ledger.end()) view.ledger = it->second;
+  auto action = m_actions.find(lease_id);
+  view.step = action == m_actions.end() ? "pending" : std::string(StepName(action->second));
+  return view;
 }
 
 Json Engine::StatusJson() const {

@@ -23,14 +23,16 @@
 // Seams for the parts other helpers build (all optional, std::function):
 // tenant_api_ready (h17-auth's API), check_gpu_idle (h17-gpu's scrub check),
 // build_spec (h17-manifest's workload plan), verify_manifest (its canonical hash),
-// health (h17-gpu's NVML health). Chain and runtime are behind ChainPort and
-// WorkloadPort so tests run the engine against fakes.
+// health (h17-gpu's NVML health), event (the lease events the tenant reads). Chain
+// and runtime are behind ChainPort and WorkloadPort so tests run the engine against
+// fakes.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -101,6 +103,9 @@ class WorkloadPort {
   /// Stops it, keeping its run dir (logs, outputs) until Remove.
   virtual base::Status Stop(const std::string& id) = 0;
   virtual base::Status Remove(const std::string& id) = 0;
+  /// True when the workload ended because its supervisor died: a podman container
+  /// may then still run, which only Remove ends.
+  virtual bool Lost(const std::string& /*id*/) { return false; }
 };
 
 /// The engine's WorkloadPort over the real runtime (the daemon's, and the
@@ -113,6 +118,7 @@ class RuntimeWorkloads final : public WorkloadPort {
   base::Status Start(const runtime::WorkloadSpec& spec) override;
   base::Status Stop(const std::string& id) override;
   base::Status Remove(const std::string& id) override;
+  bool Lost(const std::string& id) override;
   const runtime::Runtime& Underlying() const { return m_runtime; }
 
  private:
@@ -156,6 +162,12 @@ struct EngineHooks {
   std::function<void(std::string_view point, uint64_t lease_id)> crash_point;
   /// One line per event (the daemon writes it to stderr). Unset: discarded.
   std::function<void(std::string_view line)> log;
+  /// A lifecycle event of a lease as its tenant reads it (GET /leases/{id}/events;
+  /// the daemon appends it to provider/event_log.h): kind is a short stable word
+  /// (reserved, started, manifest_accepted, workload_running, gpu_failed, closing,
+  /// closed, workload_stopped, released). Called with the engine's lock held: it must
+  /// not call back into the engine. Unset: discarded.
+  std::function<void(uint64_t lease_id, std::string_view kind, std::string_view message)> event;
 };
 
 struct EngineOptions {
@@ -181,7 +193,8 @@ enum class LeaseAction : uint8_t {
   kObserveClosed,    ///< the ledger closed it; the book does not know yet
   kStopWorkload,     ///< closed; its workload still runs
   kRetain,           ///< closed; outputs kept until closed + outputs_retention
-  kRelease,          ///< closed, retention over or no workload: remove it, idle check, free GPUs
+  kRelease,  ///< closed, retention over, no workload or a lost one: remove it, idle check, free
+             ///< GPUs
 };
 std::string_view LeaseActionName(LeaseAction action);
 
@@ -190,6 +203,7 @@ struct StepInput {
   const client::LeaseInfo* ledger = nullptr;  ///< nullptr: the node does not know the lease
   bool workload_exists = false;
   bool workload_running = false;
+  bool workload_lost = false;  ///< ended with its supervisor lost (WorkloadPort::Lost)
   bool gpu_unhealthy = false;
   bool tenant_api_ready = true;
   uint64_t chain_time_ms = 0;
@@ -203,9 +217,22 @@ LeaseAction NextStep(const StepInput& in);
 /// retained ("closed" while its workload still runs).
 std::string_view StepName(LeaseAction action);
 
-/// Thread-safe: one lock over the book, the pool and the last ledger view. Reconcile
-/// holds it while it talks to the node (a tx waits for its block, up to 20 s), so a
-/// SubmitManifest from the tenant API's thread waits for the reconcile in progress.
+/// A lease as the tenant API sees it (Engine::TenantLease).
+struct TenantLeaseView {
+  LeaseRecord record;
+  /// The ledger's view at the last reconcile; nullopt when the node has not shown
+  /// the lease yet (the API answers 503 then).
+  std::optional<client::LeaseInfo> ledger;
+  std::string step;  ///< StepName of its last step ("pending" before the first)
+};
+
+/// Thread-safe: one lock (m_mu) over the book, the pool and the last ledger view, and
+/// a second (m_pass_mu) that keeps reconcile passes one at a time. A pass releases
+/// m_mu while it talks to the node (a fetch, or a tx waiting for its block, up to
+/// 20 s), so SubmitManifest and TenantLease from the tenant API's threads never wait
+/// for a block. Nothing a pass holds across such a call can be changed meanwhile but
+/// a record's manifest_received (SubmitManifest), which the pass reads afresh per
+/// lease and never writes back stale: no step writes its record after a tx.
 class Engine {
  public:
   /// `gpus` is this machine's inventory; `book` the opened lease book. The book's
@@ -221,13 +248,17 @@ class Engine {
     size_t txs_failed = 0;
   };
   /// One pass: health, ledger, book, workloads; the next step of each lease.
-  ReconcileResult Reconcile() EXCLUDES(m_mu);
+  ReconcileResult Reconcile() EXCLUDES(m_mu, m_pass_mu);
 
   /// The tenant's manifest for a started lease of this machine: its hash must be the
   /// lease's manifest_hash; then the workload starts with exactly the lease's GPUs.
   /// kNotFound (not a lease of this machine), kConflict (not started, closed, or a
   /// manifest already taken), kInvalidArgument (hash or content refused).
   base::Status SubmitManifest(uint64_t lease_id, std::string_view manifest) EXCLUDES(m_mu);
+
+  /// The lease `lease_id` of this machine's book: kNotFound when the book has none
+  /// (another provider's, another machine's, or released).
+  base::Result<TenantLeaseView> TenantLease(uint64_t lease_id) const EXCLUDES(m_mu);
 
   /// {"gpus":[{uuid,model,healthy,problems,lease_id}],"leases":[{lease_id,step,workload}]}
   /// as docs/provider.md gives daemon-status.json (the daemon adds updated_ms, mode).
@@ -240,6 +271,10 @@ class Engine {
   struct Metrics;
   struct Pass;
   void Log(const std::string& line) REQUIRES(m_mu);
+  /// The node calls, made with m_mu released (see the class comment).
+  base::Result<ChainView> FetchUnlocked(const std::vector<uint64_t>& also) REQUIRES(m_mu);
+  base::Result<TxOutcome> SendUnlocked(const std::vector<codec::Msg>& msgs) REQUIRES(m_mu);
+  void Event(uint64_t lease_id, std::string_view kind, const std::string& message) REQUIRES(m_mu);
   void LogOnce(uint64_t lease_id, const std::string& key, const std::string& line) REQUIRES(m_mu);
   bool SendTx(const std::vector<codec::Msg>& msgs, const std::string& what, ReconcileResult& result)
       REQUIRES(m_mu);
@@ -254,7 +289,7 @@ class Engine {
   bool StopWorkload(LeaseRecord& record) REQUIRES(m_mu);
   void CloseUnhealthy(LeaseRecord& record, const client::LeaseInfo* ledger, bool running,
                       ReconcileResult& result) REQUIRES(m_mu);
-  void CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
+  bool CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
                   ReconcileResult& result) REQUIRES(m_mu);
   void ReleaseLease(uint64_t lease_id, bool workload_exists) REQUIRES(m_mu);
   void Periodic(const ChainView& view, ReconcileResult& result) REQUIRES(m_mu);
@@ -268,6 +303,7 @@ class Engine {
   const base::Clock& m_clock;
   std::unique_ptr<Metrics> m_metrics;
 
+  base::Mutex m_pass_mu;  ///< taken before m_mu
   mutable base::Mutex m_mu;
   LeaseBook m_book GUARDED_BY(m_mu);
   GpuPool m_pool GUARDED_BY(m_mu);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -66,6 +67,7 @@ class FakeWorkloads final : public provider::WorkloadPort {
  public:
   std::map<std::string, bool> running;  // id -> running
   std::vector<runtime::WorkloadSpec> started;
+  std::set<std::string> lost;  // ended with their supervisor lost
   std::vector<std::string> List() override {
     std::vector<std::string> out;
     for (const auto& [id, r] : running) out.push_back(id);
@@ -87,8 +89,10 @@ class FakeWorkloads final : public provider::WorkloadPort {
   }
   base::Status Remove(const std::string& id) override {
     running.erase(id);
+    lost.erase(id);
     return {};
   }
+  bool Lost(const std::string& id) override { return lost.contains(id); }
 };
 
 }  // namespace gpunet::testing

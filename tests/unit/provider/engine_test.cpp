@@ -256,6 +256,28 @@ TEST_F(EngineTest, AManifestWithTheWrongHashIsRefusedAndTheRightOneStartsTheWork
   EXPECT_EQ(chain.Count<codec::MsgLeaseClose>(), 0u);  // it has its manifest
 }
 
+TEST_F(EngineTest, AManifestDoesNotWaitForATxInFlight) {
+  AddLease(3, 1);
+  auto engine = Make();
+  engine->Reconcile();
+  engine->Reconcile();  // started; the book knows started_ms
+  // While the next heartbeat waits for its block, the tenant's manifest arrives (on the
+  // node call's own thread: with the engine's lock held across the call, this would
+  // deadlock instead of starting the workload).
+  base::Status submitted = base::Fail(base::ErrorCode::kInternal, "not called");
+  chain.on_send = [&](const codec::Msg& m) {
+    if (std::holds_alternative<codec::MsgHeartbeat>(m) && workloads.started.empty())
+      submitted = engine->SubmitManifest(3, kManifest);
+  };
+  Advance(3'600'000);
+  engine->Reconcile();
+  ASSERT_TRUE(submitted.has_value()) << submitted.error().ToString();
+  EXPECT_EQ(workloads.started.size(), 1u);
+  EXPECT_TRUE(engine->RecordsForTest().at(3).manifest_received);
+  engine->Reconcile();  // the pass after sees it running and starts nothing again
+  EXPECT_EQ(workloads.started.size(), 1u);
+}
+
 TEST_F(EngineTest, AWorkloadStartedBeforeACrashIsAdoptedNotStartedAgain) {
   AddLease(3, 1);
   auto engine = Make();
@@ -267,6 +289,25 @@ TEST_F(EngineTest, AWorkloadStartedBeforeACrashIsAdoptedNotStartedAgain) {
   EXPECT_TRUE(again->RecordsForTest().at(3).manifest_received);
   EXPECT_TRUE(workloads.started.empty());
   EXPECT_EQ(again->SubmitManifest(3, kManifest).error().code, base::ErrorCode::kConflict);
+}
+
+TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
+  AddLease(3, 1);
+  auto engine = Make();
+  engine->Reconcile();
+  engine->Reconcile();
+  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
+  workloads.running["lease-3"] = false;  // its supervisor died; a container may run on
+  workloads.lost.insert("lease-3");
+  engine->Reconcile();
+  EXPECT_TRUE(workloads.running.contains("lease-3"));  // open: kept, nothing stops it
+  chain.view.leases[3].state = "closed";
+  chain.view.leases[3].end = "tenant_closed";
+  chain.view.leases[3].closed_ms = chain.view.time_ms;
+  engine->Reconcile();  // the book learns the close
+  engine->Reconcile();  // removed well before retention's end
+  EXPECT_FALSE(workloads.running.contains("lease-3"));
+  EXPECT_TRUE(engine->RecordsForTest().empty());
 }
 
 TEST_F(EngineTest, AClosedLeaseIsStoppedKeptForRetentionThenReleasedAfterTheIdleCheck) {

@@ -1,0 +1,132 @@
+// The root side of the broker (issue 17 item 5; docs/provider.md "Two processes",
+// docs/tenant-api.md): serves the frames of provider/broker_wire.h that the
+// unprivileged tenant-facing process sends on a few inherited socketpairs.
+//
+// The tenant-facing process is not trusted: a frame it cannot decode closes that
+// socket; every signed op is verified again here with RequestVerifier over the
+// exact method, raw target and headers the tenant sent and the hash of the body
+// computed here; the op must match the route its target names (method, path, the
+// lease id, and the query values it forwards as fields); only then does the agent
+// act. So a compromised front gains nothing a tenant's own key would not give.
+//
+// Secrets (POST /leases/{id}/secrets): values never enter spec.json, argv, logs or
+// events. A manifest that names secrets gets its command gated (GateOnSecrets): the
+// workload starts at once with the lease's GPUs, but a small sh wrapper waits for
+// /work/.gpunet/ready before it exports /work/.gpunet/secrets/<NAME> into the
+// environment and execs the tenant's argv. The agent writes those files as the
+// workload's uid (runtime::WriteUploadChunk: openat2 beneath the work dir, O_EXCL)
+// and the ready marker once every named secret is set. So the order is: manifest,
+// uploads, secrets (the last secret starts the command); without secrets the
+// command starts with the manifest.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/mutex.h"
+#include "base/result.h"
+#include "provider/broker_wire.h"
+#include "provider/engine.h"
+#include "provider/event_log.h"
+#include "provider/request_auth.h"
+#include "runtime/runtime.h"
+
+namespace gpunet::provider {
+
+/// Where the gate looks, inside the workload (its work dir is /work).
+inline constexpr std::string_view kSecretsDirInside = "/work/.gpunet/secrets";
+inline constexpr std::string_view kSecretsReadyInside = "/work/.gpunet/ready";
+/// The same, relative to the work dir (what the agent writes as the workload's uid).
+inline constexpr std::string_view kSecretsDirRelative = ".gpunet/secrets";
+inline constexpr std::string_view kSecretsReadyRelative = ".gpunet/ready";
+inline constexpr size_t kSecretValueBytesMax = 64u << 10;
+inline constexpr uint64_t kBrokerWaitMsMax = 25'000;  ///< long-polls (events, logs)
+inline constexpr uint64_t kBrokerLogReadMax = 1u << 20;
+inline constexpr size_t kBrokerEventsPerReply = 1000;
+inline constexpr size_t kBrokerOutputEntriesMax = 10'000;
+
+/// What a signed target names beside its lease: the path after /leases/{id},
+/// percent-decoded, and the query's raw values. The agent reads these from the
+/// target the tenant signed, never from the front's fields.
+struct BrokerRoute {
+  std::string rest;                          ///< "", "/events", "/files/a/b.bin", ...
+  std::map<std::string, std::string> query;  ///< each key once
+};
+/// kInvalidArgument for a target client::CheckRequestTarget refuses, one that does not
+/// name `lease_id`, or a query key given twice.
+base::Result<BrokerRoute> ParseBrokerRoute(std::string_view target, uint64_t lease_id);
+
+/// Wraps spec.command so it runs only once the secrets `names` are set (see above).
+/// No-op when `names` is empty.
+void GateOnSecrets(runtime::WorkloadSpec& spec, const std::vector<std::string>& names);
+
+/// What the service needs; all pointers outlive it.
+struct BrokerDeps {
+  Engine* engine = nullptr;
+  RequestVerifier* verifier = nullptr;
+  EventLog* events = nullptr;
+  /// The lease's workload as the runtime has it (work dir, run dir, uid, outputs).
+  std::function<base::Result<runtime::WorkloadInfo>(const std::string& id)> attach;
+  /// How it ended, or nullopt while it runs.
+  std::function<base::Result<std::optional<runtime::ExitStatus>>(const std::string& id)> poll;
+  std::function<std::vector<runtime::Environment>()> environments;
+  /// Root-only (0700) directory where the names of each lease's secrets are kept
+  /// (<id>.names; never the values), so a restarted agent still checks them.
+  std::string secrets_dir;
+  std::function<void(std::string_view)> log;
+};
+
+class BrokerService {
+ public:
+  explicit BrokerService(BrokerDeps deps);
+  ~BrokerService();
+  BrokerService(const BrokerService&) = delete;
+  BrokerService& operator=(const BrokerService&) = delete;
+
+  /// Serves each fd on a thread of its own until the peer closes it, sends a frame
+  /// that does not decode, or Stop. Takes ownership of the fds.
+  void Serve(const std::vector<int>& fds);
+  /// Shuts the sockets down and joins the threads. Idempotent.
+  void Stop();
+
+  /// One request's answer (a kReply frame). Public for the unit tests.
+  BrokerFrame Handle(const BrokerFrame& request);
+
+ private:
+  struct Lease;
+  void ServeFd(int fd);
+  BrokerFrame Signed(const BrokerFrame& request);
+  BrokerFrame Dispatch(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Environments();
+  BrokerFrame Status(const TenantLeaseView& lease);
+  BrokerFrame Manifest(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Secrets(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Upload(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Events(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Logs(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Outputs(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Revoke(const BrokerFrame& request, const TenantLeaseView& lease);
+  base::Result<std::vector<std::string>> SecretNames(uint64_t lease_id);
+
+  const BrokerDeps m_deps;
+  base::Mutex m_mu;
+  std::vector<int> m_fds GUARDED_BY(m_mu);
+  std::vector<std::thread> m_threads GUARDED_BY(m_mu);
+  std::atomic<bool> m_stopping{false};
+  /// Serialises secret writes (the ready marker is written once per lease).
+  base::Mutex m_secrets_mu;
+};
+
+/// A kReply frame: status, one-line message, JSON body (or `content_type`).
+BrokerFrame BrokerReply(int status, std::string message, std::string body = "",
+                        std::string content_type = "application/json");
+
+}  // namespace gpunet::provider
