@@ -513,6 +513,9 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   ro.supervisor_command = setup.supervisor_command;
   ro.device_dir = dc.device_dir;
   for (const auto& d : dc.declared_gpus) ro.gpu_minors[d.uuid] = d.minor;
+  // NVML's minors are the driver's own answer: the runtime binds exactly those nodes.
+  for (const auto& g : gpus)
+    if (g.minor) ro.gpu_minors.emplace(g.uuid, *g.minor);
   ChainClient chain(dc.node_url, provider, operator_key);
   RuntimeWorkloads workloads(ro);
   TenantSide tenant;

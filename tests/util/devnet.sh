@@ -221,3 +221,17 @@ _devnet_cleanup() {
   fi
   rm -rf "$WORK"
 }
+
+# A provider home's tenant-API TLS identity, as `gpunet provider init` makes it
+# (an ECDSA P-256 key, 0600, and a self-signed certificate in a 0700 tls/), for
+# tests that write provider.yaml by hand. Prints the key's fingerprint, the SHA-256
+# of its DER SubjectPublicKeyInfo: provider.yaml's tls_fingerprint.
+#   fp="$(provider_tls_identity "$PHOME")"
+provider_tls_identity() {
+  mkdir -m 700 -p "$1/tls" &&
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1/tls/key.pem" 2>/dev/null &&
+    chmod 600 "$1/tls/key.pem" &&
+    openssl req -new -x509 -key "$1/tls/key.pem" -out "$1/tls/cert.pem" -days 30 \
+      -subj /CN=127.0.0.1 2>/dev/null &&
+    openssl pkey -in "$1/tls/key.pem" -pubout -outform DER | sha256sum | cut -d' ' -f1
+}

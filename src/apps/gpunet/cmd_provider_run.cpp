@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <mutex>
 #include <string>
 
@@ -20,6 +21,7 @@
 #include "crypto/keystore.h"
 #include "provider/daemon.h"
 #include "provider/home.h"
+#include "provider/tls_identity.h"
 
 namespace gpunet::apps {
 namespace {
@@ -107,6 +109,12 @@ std::string OperatorKeyName(const provider::ProviderHome& home,
                   " matching keys; pass --key NAME");
 }
 
+std::string OctalMode(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
 void RunProviderRun(const ProviderRunArgs& a) {
   provider::ProviderHome home =
       OrFail(provider::OpenProviderHome(a.home.empty() ? provider::DefaultProviderHome() : a.home));
@@ -119,8 +127,37 @@ void RunProviderRun(const ProviderRunArgs& a) {
   const crypto::KeyPair key =
       OrFail(std::move(loaded), "unlocking the operator key \"" + key_name + "\"");
 
+  // The tenant API serves the home's TLS key; tenants pin the fingerprint the ledger
+  // holds, which `provider apply` takes from provider.yaml. A key that is not that
+  // one would be refused by every tenant as a man-in-the-middle: say so now.
+  const base::Hash32 served = OrFail(provider::ReadTlsFingerprint(home),
+                                     "the tenant API's TLS identity (provider init makes it)");
+  if (served != config.tls_fingerprint) {
+    FailCommand(base::ErrorCode::kInvalidArgument,
+                home.TlsCertPath() + "'s key has the fingerprint " + base::ToHex(served) +
+                    " but provider.yaml's tls_fingerprint is " +
+                    base::ToHex(config.tls_fingerprint) +
+                    "; tenants pin the ledger's value and would refuse this key. Put the key's "
+                    "fingerprint in provider.yaml and run `gpunet provider apply`");
+  }
+
+  // Workloads run as unprivileged uids that must pass through every directory above
+  // the sandbox's state dir (provider init makes the home 0711); bubblewrap would
+  // otherwise fail at each start with a bare "Permission denied".
+  for (std::filesystem::path dir = home.dir; !dir.empty(); dir = dir.parent_path()) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
+      FailCommand(base::ErrorCode::kPermissionDenied,
+                  dir.string() + " is not searchable by others (mode " + OctalMode(st.st_mode) +
+                      "): the workloads' uids must pass through it to " + home.SandboxDir() +
+                      "; chmod o+x " + dir.string() + " (provider init makes the home 0711)");
+    }
+    if (dir == dir.root_path()) break;
+  }
+
   provider::DaemonSetup setup;
   setup.home = home;
+  setup.api_command = {ExePath(), "provider", "api"};
   setup.config = std::move(config);
   setup.provider = a.provider;
   setup.supervisor_command = {ExePath(), "sandbox", "supervise"};

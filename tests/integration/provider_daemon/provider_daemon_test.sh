@@ -73,8 +73,11 @@ devnet_start --block-interval-ms 100
 
 # --- 2. the provider's home: provider.yaml with a daemon section, the operator key ---
 PHOME="$WORK/phome"
-mkdir -m 700 -p "$PHOME/keys" "$WORK/dev"
+chmod 711 "$WORK"  # the workloads' uids pass through to $PHOME/sandbox
+mkdir -m 711 "$PHOME" "$WORK/dev" && mkdir -m 700 "$PHOME/keys"
 cp -p "$GPUNET_HOME/keys/operator.json" "$PHOME/keys/" || fail "copy the operator key"
+TLS_FP="$(provider_tls_identity "$PHOME")" || fail "make the TLS identity"
+API_PORT="$(free_port)"
 for minor in 0 1; do mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"; done
 export GPUNET_FAKE_NVML_STATE="$WORK/nvml.json"
 nvml_state() {  # $1: the Xids of GPU-fake-0
@@ -88,8 +91,8 @@ nvml_state ""
 METRICS="127.0.0.1:$(free_port)"
 cat >"$PHOME/provider.yaml" <<YAML
 operator: operator
-tenant_api: https://127.0.0.1:8443
-tls_fingerprint: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+tenant_api: https://127.0.0.1:$API_PORT
+tls_fingerprint: $TLS_FP
 region: eu-west
 bond: 1000
 payouts:
@@ -116,18 +119,20 @@ offers:
     price: 2.5
 daemon:
   node: $DEVNET_URL
+  listen: 127.0.0.1:$API_PORT
+  api_user: nobody
   metrics_listen: $METRICS
   heartbeat_every: 1s
   health_poll: 100ms
   nvml_library: $FAKE_NVML
+  device_dir: $WORK/dev
 YAML
 # The same host with declared GPUs instead of NVML: development chains only.
 DHOME="$WORK/dhome"
-mkdir -m 700 -p "$DHOME"
-cp -rp "$PHOME/keys" "$DHOME/"
+mkdir -m 711 -p "$DHOME"
+cp -rp "$PHOME/keys" "$PHOME/tls" "$DHOME/"
 sed '/^  nvml_library:/d' "$PHOME/provider.yaml" >"$DHOME/provider.yaml"
 cat >>"$DHOME/provider.yaml" <<YAML
-  device_dir: $WORK/dev
   declared_gpus:
     - uuid: GPU-dev-0
       minor: 0
@@ -230,11 +235,41 @@ wait_for 20 lease_closed || fail "lease $lease not closed after its GPU failed"
 [ "$(lease_field "$lease" end)" = provider_closed ] || fail "lease $lease end: $(lease_field "$lease" end), expected provider_closed"
 grep -q "lease $lease: LeaseClose (a GPU of the lease is unhealthy): committed" "$WORK/d3.log" || fail "no close for the failed GPU"
 # The failed GPU never goes to a new lease: one of 1 GPU takes the healthy one.
-g -o json lease create "$offer" --gpus 1 --deposit 10 --manifest-hash "$(printf '%064d' 9)" \
+# This lease runs a real workload, end to end through the tenant API (item 9): the
+# tenant's verbs over TLS pinned to the ledger's fingerprint, the unprivileged
+# tenant-facing process, the broker, the sandbox, and back.
+cat >"$WORK/job.yaml" <<'YAML'
+version: 1
+environment: host
+command: ["sh", "-c", "echo hello-from-lease; echo \"gpus=$CUDA_VISIBLE_DEVICES\"; echo done > /outputs/result.txt"]
+YAML
+g -o json lease create "$offer" --gpus 1 --deposit 10 --manifest "$WORK/job.yaml" \
   --from tenant --yes >"$WORK/create3.json" || fail "lease create (3)"
 lease="$(json_field '["ids"]["lease_id"]' <"$WORK/create3.json")"
 wait_for 20 lease_started || fail "lease $lease not started"
 grep -q "lease $lease: new (reserved), GPUs set aside: GPU-fake-1" "$WORK/d3.log" || fail "lease $lease is not on the healthy GPU-fake-1"
+api_user="$(ps -o user= -p "$(pgrep -f 'provider api --broker-fds' | head -1)" 2>/dev/null | tr -d ' ')"
+[ "$api_user" = nobody ] || fail "the tenant-facing process runs as '$api_user', expected nobody"
+g lease environments provider >"$WORK/envs.txt" || fail "lease environments"
+grep -q host "$WORK/envs.txt" || fail "environments do not list host"
+g lease submit "$lease" --manifest "$WORK/job.yaml" --from tenant >"$WORK/submit.txt" 2>&1 ||
+  { fail "lease submit"; cat "$WORK/submit.txt" >&2; }
+got_output() { g lease logs "$lease" --from tenant 2>/dev/null | grep -q hello-from-lease; }
+wait_for 30 got_output || fail "the workload's first output line did not reach the tenant"
+g lease logs "$lease" --from tenant 2>/dev/null | grep -q "gpus=GPU-fake-1" || fail "the workload did not get exactly its GPU"
+got_result() { g lease outputs "$lease" --from tenant 2>/dev/null | grep -q result.txt; }
+wait_for 30 got_result || fail "the workload's output file is not listed"
+g lease outputs "$lease" result.txt -o "$WORK/result.txt" --from tenant >/dev/null 2>&1 || fail "lease outputs download"
+[ "$(cat "$WORK/result.txt" 2>/dev/null)" = done ] || fail "downloaded output is not the workload's"
+# A second manifest with other bytes, and a stranger's key, are refused; the lease goes on.
+g lease submit "$lease" --manifest "$WORK/job.yaml" --from provider >/dev/null 2>&1 && fail "a stranger's submit was accepted"
+g -o json lease events "$lease" --from tenant >"$WORK/events.json" || fail "lease events"
+for kind in reserved started manifest_accepted workload_running; do
+  grep -q "\"$kind\"" "$WORK/events.json" || fail "no $kind event for the tenant"
+done
+g lease close "$lease" --from tenant >/dev/null || fail "tenant lease close"
+stopped() { grep -q "\"workload_stopped\"\|\"closed\"" <(g -o json lease events "$lease" --from tenant 2>/dev/null); }
+wait_for 20 stopped || fail "the daemon did not see the tenant's close"
 
 # --- 11. SIGTERM: a clean stop ---
 kill -TERM "$DAEMON_PID"
@@ -243,4 +278,4 @@ daemon_wait_exit
 grep -q "workloads keep running" "$WORK/d3.log" || fail "no stop line"
 devnet_stop
 [ "$failures" -eq 0 ] || { echo "--- daemon 3 log:" >&2; cat "$WORK/d3.log" >&2; }
-checks_report "provider daemon: started, heartbeats, crash restarts, node outage, no_manifest close, a failed GPU closes its lease"
+checks_report "provider daemon: started, heartbeats, crash restarts, node outage, no_manifest close, a failed GPU closes its lease, a workload end to end through the tenant API"

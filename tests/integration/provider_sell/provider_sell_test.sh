@@ -66,13 +66,16 @@ PROVIDER="$(devnet_address provider)"
 
 # --- the provider's home: two declared GPUs, bidding on ---
 PHOME="$WORK/phome"
-mkdir -m 700 -p "$PHOME/keys" "$WORK/dev"
+chmod 711 "$WORK"  # the workloads' uids pass through to $PHOME/sandbox
+mkdir -m 711 "$PHOME" "$WORK/dev" && mkdir -m 700 "$PHOME/keys"
 cp -p "$GPUNET_HOME/keys/operator.json" "$PHOME/keys/" || fail "copy the operator key"
+TLS_FP="$(provider_tls_identity "$PHOME")" || fail "make the TLS identity"
+API_PORT="$(free_port)"
 for minor in 0 1; do mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"; done
 cat >"$PHOME/provider.yaml" <<YAML
 operator: operator
-tenant_api: https://127.0.0.1:8443
-tls_fingerprint: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+tenant_api: https://127.0.0.1:$API_PORT
+tls_fingerprint: $TLS_FP
 region: eu-west
 bond: 1000
 payouts:
@@ -99,6 +102,8 @@ offers:
     price: 2.5
 daemon:
   node: $DEVNET_URL
+  listen: 127.0.0.1:$API_PORT
+  api_user: nobody
   metrics_listen: 127.0.0.1:$(free_port)
   heartbeat_every: 1s
   device_dir: $WORK/dev
