@@ -50,11 +50,13 @@ int HttpStatusOf(ErrorCode code) {
 
 BrokerFrame ErrorReply(const base::Error& error) {
   return BrokerReply(HttpStatusOf(error.code), error.message,
-                     ErrorBody(base::ErrorCodeName(error.code), error.message).dump());
+                     ErrorBody(base::ErrorCodeName(error.code), error.message)
+                         .dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 BrokerFrame ErrorReply(int status, std::string_view code, const std::string& message) {
-  return BrokerReply(status, message, ErrorBody(code, message).dump());
+  return BrokerReply(status, message,
+                     ErrorBody(code, message).dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 std::optional<uint64_t> ParseU64(std::string_view text) {
@@ -318,7 +320,25 @@ void BrokerService::ServeFd(int fd) {
         m_deps.log("broker: closing a connection: " + request.error().message);
       break;
     }
-    if (auto written = WriteBrokerFrame(fd, Handle(*request)); !written) break;
+    // A tenant's bytes reach the answers (file names, paths, a workload's event
+    // text): nothing they hold may end the root process or this connection.
+    // JSON is dumped with invalid UTF-8 replaced; anything else thrown, or an
+    // answer over the frame's limits, is a 500 for this request only.
+    BrokerFrame reply;
+    try {
+      reply = Handle(*request);
+    } catch (const std::exception& e) {
+      reply = ErrorReply(500, "internal",
+                         std::string("the provider failed on this request: ") + e.what());
+    }
+    auto written = WriteBrokerFrame(fd, reply);
+    if (!written && written.error().code == ErrorCode::kInvalidArgument) {
+      written = WriteBrokerFrame(
+          fd, ErrorReply(500, "internal",
+                         "the answer is over the broker's size limit: ask for less (a narrower "
+                         "directory, a smaller range)"));
+    }
+    if (!written) break;
   }
   // The peer sees the end of the stream; the fd itself is closed by Stop, so its
   // number is not reused while Stop may still shut it down.
@@ -342,7 +362,9 @@ BrokerFrame BrokerService::Environments() {
       if (!e.id.empty()) j["id"] = e.id;
       list.push_back(std::move(j));
     }
-  return BrokerReply(200, "ok", Json{{"environments", std::move(list)}}.dump());
+  return BrokerReply(
+      200, "ok",
+      Json{{"environments", std::move(list)}}.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 BrokerFrame BrokerService::Signed(const BrokerFrame& request) {
@@ -429,7 +451,7 @@ BrokerFrame BrokerService::Status(const TenantLeaseView& lease) {
                {"gpus", lease.record.gpu_uuids},
                {"ends_at_ms", lease.ledger->paid_until_ms}};
   if (!lease.record.end.empty()) body["end"] = lease.record.end;
-  return BrokerReply(200, "ok", body.dump());
+  return BrokerReply(200, "ok", body.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 base::Result<std::vector<std::string>> BrokerService::SecretNames(uint64_t lease_id) {
@@ -453,21 +475,26 @@ BrokerFrame BrokerService::Manifest(const BrokerFrame& request, const TenantLeas
   // The hash first: nothing the tenant did not commit to on the ledger is parsed.
   if (lease.record.manifest_received) {
     if (crypto::Blake2b256(base::AsBytes(request.body)) == lease.record.manifest_hash)
-      return BrokerReply(200, "ok", Json{{"accepted", true}, {"workload", "started"}}.dump());
+      return BrokerReply(200, "ok",
+                         Json{{"accepted", true}, {"workload", "started"}}.dump(
+                             -1, ' ', false, Json::error_handler_t::replace));
     return ErrorReply(409, "conflict", "lease " + std::to_string(id) + " already has its manifest");
   }
   auto manifest = client::VerifySubmittedManifest(request.body, lease.record.manifest_hash);
   if (!manifest) return ErrorReply(manifest.error());
   if (!manifest->secrets.empty()) {
     const std::string path = m_deps.secrets_dir + "/" + std::to_string(id) + ".names";
-    if (auto s = base::WriteFileAtomic(path, Json(manifest->secrets).dump(), {.mode = 0600}); !s)
+    if (auto s = base::WriteFileAtomic(
+            path, Json(manifest->secrets).dump(-1, ' ', false, Json::error_handler_t::replace),
+            {.mode = 0600});
+        !s)
       return ErrorReply(500, "internal", "cannot keep the secret names: " + s.error().message);
   }
   if (auto s = m_deps.engine->SubmitManifest(id, request.body); !s) return ErrorReply(s.error());
   const bool gated = !manifest->secrets.empty();
   Json body = {{"accepted", true}, {"workload", gated ? "waiting_for_secrets" : "starting"}};
   if (gated) body["secrets"] = manifest->secrets;
-  return BrokerReply(200, "ok", body.dump());
+  return BrokerReply(200, "ok", body.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 BrokerFrame BrokerService::Secrets(const BrokerFrame& request, const TenantLeaseView& lease) {
@@ -485,7 +512,8 @@ BrokerFrame BrokerService::Secrets(const BrokerFrame& request, const TenantLease
   for (const auto& [name, value] : j.items()) {
     if (std::ranges::find(*names, name) == names->end())
       return ErrorReply(400, "invalid_argument",
-                        "the manifest names no secret " + Json(name).dump());
+                        "the manifest names no secret " +
+                            Json(name).dump(-1, ' ', false, Json::error_handler_t::replace));
     if (!value.is_string() || value.get_ref<const std::string&>().size() > kSecretValueBytesMax ||
         value.get_ref<const std::string&>().find('\0') != std::string::npos)
       return ErrorReply(
@@ -518,7 +546,9 @@ BrokerFrame BrokerService::Secrets(const BrokerFrame& request, const TenantLease
         !s && m_deps.log)
       m_deps.log("lease " + std::to_string(id) + ": event not kept: " + s.error().message);
   }
-  return BrokerReply(200, "ok", Json{{"set", std::move(set)}, {"complete", all}}.dump());
+  return BrokerReply(200, "ok",
+                     Json{{"set", std::move(set)}, {"complete", all}}.dump(
+                         -1, ' ', false, Json::error_handler_t::replace));
 }
 
 BrokerFrame BrokerService::Upload(const BrokerFrame& request, const TenantLeaseView& lease) {
@@ -540,7 +570,9 @@ BrokerFrame BrokerService::Upload(const BrokerFrame& request, const TenantLeaseV
   if (request.Field("method").value_or("") == "GET") {
     auto size = runtime::UploadedSize(target, path);
     if (!size) return ErrorReply(size.error());
-    return BrokerReply(200, "ok", Json{{"path", path}, {"size", *size}}.dump());
+    return BrokerReply(
+        200, "ok",
+        Json{{"path", path}, {"size", *size}}.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   auto offset = QueryNumber(*route, "offset", 0);
   if (!offset) return ErrorReply(offset.error());
@@ -553,7 +585,9 @@ BrokerFrame BrokerService::Upload(const BrokerFrame& request, const TenantLeaseV
   // EDQUOT/ENOSPC come back as an error naming it.
   auto size = runtime::WriteUploadChunk(target, path, *offset, request.body);
   if (!size) return ErrorReply(size.error());
-  return BrokerReply(200, "ok", Json{{"path", path}, {"size", *size}}.dump());
+  return BrokerReply(
+      200, "ok",
+      Json{{"path", path}, {"size", *size}}.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 BrokerFrame BrokerService::Events(const BrokerFrame& request, const TenantLeaseView& lease) {
@@ -575,7 +609,9 @@ BrokerFrame BrokerService::Events(const BrokerFrame& request, const TenantLeaseV
       for (const auto& e : *events)
         list.push_back(
             {{"seq", e.seq}, {"time_ms", e.time_ms}, {"kind", e.kind}, {"message", e.message}});
-      return BrokerReply(200, "ok", Json{{"events", std::move(list)}}.dump());
+      return BrokerReply(
+          200, "ok",
+          Json{{"events", std::move(list)}}.dump(-1, ' ', false, Json::error_handler_t::replace));
     }
   }
 }
@@ -633,7 +669,9 @@ BrokerFrame BrokerService::Outputs(const BrokerFrame& request, const TenantLease
     Json list = Json::array();
     for (const auto& e : *entries)
       list.push_back({{"name", e.name}, {"type", EntryType(e.type)}, {"size", e.size_bytes}});
-    return BrokerReply(200, "ok", Json{{"entries", std::move(list)}}.dump());
+    return BrokerReply(
+        200, "ok",
+        Json{{"entries", std::move(list)}}.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   auto offset = QueryNumber(*route, "offset", 0);
   auto max = QueryNumber(*route, "max", kBrokerLogReadMax);
@@ -665,7 +703,9 @@ BrokerFrame BrokerService::Revoke(const BrokerFrame& request, const TenantLeaseV
   GPUNET_CHECK(view.has_value());
   AuthVerdict verdict = m_deps.verifier->Revoke(*revocation, *view);
   if (!verdict.Allowed()) return ErrorReply(verdict.status, verdict.code, verdict.message);
-  return BrokerReply(200, "ok", Json{{"revoked", base::ToHex(revocation->grant_id)}}.dump());
+  return BrokerReply(200, "ok",
+                     Json{{"revoked", base::ToHex(revocation->grant_id)}}.dump(
+                         -1, ' ', false, Json::error_handler_t::replace));
 }
 
 }  // namespace gpunet::provider

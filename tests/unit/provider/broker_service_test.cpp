@@ -324,6 +324,23 @@ TEST_F(BrokerServiceTest, SecretsReachOnlyTheWorkloadsFilesNeverSpecLogsOrEvents
     EXPECT_EQ(ReadTree(dir.Path() + "/" + d).find(kBrokerSecret), std::string::npos) << d;
 }
 
+TEST_F(BrokerServiceTest, BytesThatAreNotUtf8InANameAreAnsweredNotAnEndOfTheRootProcess) {
+  // A tenant's percent-encoded 0xFF reaches the answer's JSON (the path, or the
+  // error that quotes it); a plain dump() would throw on it in the root process.
+  SubmitManifest();
+  for (const char* target : {"/leases/7/files/%FF?offset=0", "/leases/7/files/%FF"}) {
+    const bool put = std::string_view(target).find("offset") != std::string_view::npos;
+    BrokerFrame r;
+    ASSERT_NO_THROW(
+        r = Call(Signed(BrokerOp::kUpload, put ? "PUT" : "GET", target, put ? "x" : "")))
+        << target;
+    EXPECT_TRUE(Json::accept(r.body)) << target << ": " << r.body;
+  }
+  BrokerFrame out;
+  ASSERT_NO_THROW(out = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/%FF")));
+  EXPECT_TRUE(Json::accept(out.body)) << out.body;
+}
+
 TEST_F(BrokerServiceTest, UploadsAreChunkedResumableHashedAndWrittenAsTheWorkloadsUid) {
   if (::geteuid() == 0) {  // as root, a uid the test does not run as
     workload_uid = 54321;
