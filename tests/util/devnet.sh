@@ -235,3 +235,43 @@ provider_tls_identity() {
       -subj /CN=127.0.0.1 2>/dev/null &&
     openssl pkey -in "$1/tls/key.pem" -pubout -outform DER | sha256sum | cut -d' ' -f1
 }
+
+# The provider.yaml both daemon tests start from: one site, one machine of two
+# H100s, one public offer, and the daemon section's first lines (node, the tenant
+# API on $API_PORT, api_user nobody); the caller appends the rest of `daemon:`.
+# Uses $API_PORT, $TLS_FP and $DEVNET_URL.
+provider_yaml_two_h100() {
+  cat <<YAML
+operator: operator
+tenant_api: https://127.0.0.1:$API_PORT
+tls_fingerprint: $TLS_FP
+region: eu-west
+bond: 1000
+payouts:
+  - to: provider
+    share: 100%
+sites:
+  - id: 1
+    fabric: ethernet
+    bandwidth_gbps: 100
+    machines:
+      - id: 1
+        gpu: H100
+        gpus: 2
+        vram_gib: 80
+        link: pcie
+        driver: 550.54.15
+        cuda: "12.4"
+        compute_capability: "9.0"
+        cpu_cores: 16
+        memory_gib: 64
+        disk_gib: 500
+offers:
+  - gpu: H100
+    price: 2.5
+daemon:
+  node: $DEVNET_URL
+  listen: 127.0.0.1:$API_PORT
+  api_user: nobody
+YAML
+}

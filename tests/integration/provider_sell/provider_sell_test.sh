@@ -72,38 +72,7 @@ cp -p "$GPUNET_HOME/keys/operator.json" "$PHOME/keys/" || fail "copy the operato
 TLS_FP="$(provider_tls_identity "$PHOME")" || fail "make the TLS identity"
 API_PORT="$(free_port)"
 for minor in 0 1; do mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"; done
-cat >"$PHOME/provider.yaml" <<YAML
-operator: operator
-tenant_api: https://127.0.0.1:$API_PORT
-tls_fingerprint: $TLS_FP
-region: eu-west
-bond: 1000
-payouts:
-  - to: provider
-    share: 100%
-sites:
-  - id: 1
-    fabric: ethernet
-    bandwidth_gbps: 100
-    machines:
-      - id: 1
-        gpu: H100
-        gpus: 2
-        vram_gib: 80
-        link: pcie
-        driver: 550.54.15
-        cuda: "12.4"
-        compute_capability: "9.0"
-        cpu_cores: 16
-        memory_gib: 64
-        disk_gib: 500
-offers:
-  - gpu: H100
-    price: 2.5
-daemon:
-  node: $DEVNET_URL
-  listen: 127.0.0.1:$API_PORT
-  api_user: nobody
+{ provider_yaml_two_h100; cat <<YAML; } >"$PHOME/provider.yaml"
   metrics_listen: 127.0.0.1:$(free_port)
   heartbeat_every: 1s
   device_dir: $WORK/dev
