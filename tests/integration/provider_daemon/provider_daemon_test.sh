@@ -15,70 +15,21 @@ GPUNET="$(realpath "$1")"
 FAKE_NVML="$(realpath "$2")"
 # shellcheck source=../../util/devnet.sh
 source "$(dirname "$0")/../../util/devnet.sh"
+# shellcheck source=../../util/provider_daemon.sh
+source "$(dirname "$0")/../../util/provider_daemon.sh"
 devnet_workdir gpunet-provider-daemon-test
-g() { setsid "$GPUNET" "$@" </dev/null; }
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to make device nodes"; exit 77; }
-
-DAEMON_PID=""
-daemon_cleanup() {
-  [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
-  _devnet_cleanup
-}
 trap daemon_cleanup EXIT
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-lease_field() { g -o json lease show "$1" | json_field "[\"lease\"][\"$2\"]"; }
-# Waits up to $1 s for the command "$2..." to succeed.
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
-daemon_start() {  # $1: log file, $2: home (default $PHOME); extra environment before the call
-  setsid "$GPUNET" provider run --home "${2:-$PHOME}" </dev/null 2>>"$1" &
-  DAEMON_PID=$!
-}
-daemon_wait_exit() {  # waits for the daemon to end (at most 30 s); its status in rc
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$DAEMON_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-  kill -KILL "$DAEMON_PID" 2>/dev/null
-  rc=0
-  wait "$DAEMON_PID" || rc=$?
-  DAEMON_PID=""
-}
+
 heartbeats() { cat "$1" 2>/dev/null | grep -c 'heartbeat: committed'; }
 lease_closed() { [ "$(lease_field "$lease" state)" = closed ]; }
 heartbeat_after() { [ "$(heartbeats "$1")" -gt "$2" ]; }
 
 # --- 1. a devnet with short lease timeouts, on a fixed port (it is restarted) ---
-export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
-DEVNET_RPC="127.0.0.1:$(free_port)"
-export DEVNET_RPC
-devnet_start --block-interval-ms 100
-devnet_stop
-$PY - "$GPUNET_HOME/config/genesis.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-genesis = json.load(open(path))
-p = genesis["params"]
-p["lease_start_timeout_ms"] = 60000
-p["manifest_timeout_ms"] = 20000
-p["heartbeat_timeout_ms"] = 4000
-json.dump(genesis, open(path, "w"), indent=2)
-PY
-rm -rf "${GPUNET_HOME:?}/data" && mkdir -m 700 "$GPUNET_HOME/data"
-devnet_start --block-interval-ms 100
+devnet_start_with_genesis '{}' '{"lease_start_timeout_ms": 60000, "manifest_timeout_ms": 20000, "heartbeat_timeout_ms": 4000}'
 
 # --- 2. the provider's home: provider.yaml with a daemon section, the operator key ---
-PHOME="$WORK/phome"
-chmod 711 "$WORK"  # the workloads' uids pass through to $PHOME/sandbox
-mkdir -m 711 "$PHOME" "$WORK/dev" && mkdir -m 700 "$PHOME/keys"
-cp -p "$GPUNET_HOME/keys/operator.json" "$PHOME/keys/" || fail "copy the operator key"
-TLS_FP="$(provider_tls_identity "$PHOME")" || fail "make the TLS identity"
-API_PORT="$(free_port)"
-for minor in 0 1; do mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"; done
+provider_home "$WORK/phome" 2
 export GPUNET_FAKE_NVML_STATE="$WORK/nvml.json"
 nvml_state() {  # $1: the Xids of GPU-fake-0
   cat >"$GPUNET_FAKE_NVML_STATE.new" <<JSON

@@ -10,25 +10,11 @@ set -u
 GPUNET="$(realpath "$1")"
 # shellcheck source=../../util/devnet.sh
 source "$(dirname "$0")/../../util/devnet.sh"
+# shellcheck source=../../util/provider_daemon.sh
+source "$(dirname "$0")/../../util/provider_daemon.sh"
 devnet_workdir gpunet-provider-sell-test
-g() { setsid "$GPUNET" "$@" </dev/null; }
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to make device nodes"; exit 77; }
-
-DAEMON_PID=""
-sell_cleanup() {
-  [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
-  _devnet_cleanup
-}
-trap sell_cleanup EXIT
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {  # $1 s for "$2..." to succeed
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
+trap daemon_cleanup EXIT
 my_bids() {  # $1: order id -> the provider's bid ids on it
   g -o json bids "$1" | $PY -c "import json,sys; print(' '.join(str(b['bid_id']) for b in json.load(sys.stdin)['bids'] if b['provider']=='$PROVIDER'))"
 }
@@ -48,30 +34,11 @@ YAML
 }
 
 # --- a development devnet ---
-export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
-DEVNET_RPC="127.0.0.1:$(free_port)"
-export DEVNET_RPC
-devnet_start --block-interval-ms 100
-devnet_stop
-$PY - "$GPUNET_HOME/config/genesis.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-genesis = json.load(open(path))
-genesis["development"] = True
-json.dump(genesis, open(path, "w"), indent=2)
-PY
-rm -rf "${GPUNET_HOME:?}/data" && mkdir -m 700 "$GPUNET_HOME/data"
-devnet_start --block-interval-ms 100
+devnet_start_with_genesis '{"development": true}'
 PROVIDER="$(devnet_address provider)"
 
 # --- the provider's home: two declared GPUs, bidding on ---
-PHOME="$WORK/phome"
-chmod 711 "$WORK"  # the workloads' uids pass through to $PHOME/sandbox
-mkdir -m 711 "$PHOME" "$WORK/dev" && mkdir -m 700 "$PHOME/keys"
-cp -p "$GPUNET_HOME/keys/operator.json" "$PHOME/keys/" || fail "copy the operator key"
-TLS_FP="$(provider_tls_identity "$PHOME")" || fail "make the TLS identity"
-API_PORT="$(free_port)"
-for minor in 0 1; do mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"; done
+provider_home "$WORK/phome" 2
 { provider_yaml_two_h100; cat <<YAML; } >"$PHOME/provider.yaml"
   metrics_listen: 127.0.0.1:$(free_port)
   heartbeat_every: 1s
@@ -89,8 +56,7 @@ YAML
 g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
 g -o json offers | grep -q '"declared": true' || fail "gpunet offers does not mark the declared machine's offer"
 offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
-setsid "$GPUNET" provider run --home "$PHOME" </dev/null 2>>"$WORK/daemon.log" &
-DAEMON_PID=$!
+daemon_start "$WORK/daemon.log"
 
 # --- an order: the daemon bids 2.7 (3 less 10%); accepted, the lease starts ---
 o1="$(order_create 1 1)"

@@ -1,0 +1,95 @@
+# Helpers for the shell tests that run `gpunet provider run` against a devnet
+# (tests/integration/provider_daemon, provider_sell, and those after them). Sourced
+# after util/devnet.sh, never run:
+#
+#   source "$(dirname "$0")/../../util/devnet.sh"
+#   source "$(dirname "$0")/../../util/provider_daemon.sh"
+#   devnet_workdir gpunet-x-test
+#   trap daemon_cleanup EXIT                   # kills a daemon left running, then the devnet
+#   devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 20000}'
+#   provider_home "$WORK/phome" 2              # keys, TLS identity, 2 device nodes
+#   daemon_start "$WORK/d.log"                 # DAEMON_PID; env before the call passes through
+#   wait_for 20 some_check || fail "..."
+#   daemon_wait_exit; [ "$rc" -eq 0 ]
+#
+# Variables: DAEMON_PID ("" when none), PHOME, TLS_FP and API_PORT (provider_home),
+# rc (daemon_wait_exit).
+
+DAEMON_PID=""
+g() { setsid "$GPUNET" "$@" </dev/null; }
+
+daemon_cleanup() {
+  [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
+  _devnet_cleanup
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits up to $1 s for the command "$2..." to succeed (polls every 0.2 s).
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+# A field of `gpunet lease show $1`'s lease: lease_field 7 state.
+lease_field() { g -o json lease show "$1" | json_field "[\"lease\"][\"$2\"]"; }
+
+# A devnet on a fixed port (so it can be restarted) whose genesis has the top-level
+# members of the JSON object $1 and the params of $2 merged in; exports DEVNET_RPC,
+# GPUNET_HOME ($WORK/home) and GPUNET_PASSPHRASE.
+devnet_start_with_genesis() {
+  export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
+  DEVNET_RPC="127.0.0.1:$(free_port)"
+  export DEVNET_RPC
+  devnet_start --block-interval-ms 100
+  devnet_stop
+  $PY - "$GPUNET_HOME/config/genesis.json" "$1" "${2:-{\}}" <<'PY'
+import json, sys
+path = sys.argv[1]
+genesis = json.load(open(path))
+genesis.update(json.loads(sys.argv[2]))
+genesis["params"].update(json.loads(sys.argv[3]))
+json.dump(genesis, open(path, "w"), indent=2)
+PY
+  rm -rf "${GPUNET_HOME:?}/data" && mkdir -m 700 "$GPUNET_HOME/data"
+  devnet_start --block-interval-ms 100
+}
+
+# A provider home at $1 with the devnet's operator key, a TLS identity and $2 fake
+# GPU device nodes in $WORK/dev (nvidia0..). Sets PHOME, TLS_FP and API_PORT (for
+# provider_yaml_two_h100). $WORK becomes 0711: the workloads' uids pass through it.
+provider_home() {
+  PHOME="$1"
+  chmod 711 "$WORK"
+  mkdir -m 711 "$PHOME" && mkdir -m 700 "$PHOME/keys"
+  cp -p "$GPUNET_HOME/keys/operator.json" "$PHOME/keys/" || fail "copy the operator key"
+  TLS_FP="$(provider_tls_identity "$PHOME")" || fail "make the TLS identity"
+  API_PORT="$(free_port)"
+  mkdir -p -m 711 "$WORK/dev"
+  local minor
+  for ((minor = 0; minor < $2; minor++)); do
+    [ -e "$WORK/dev/nvidia$minor" ] || mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"
+  done
+}
+
+# Starts `gpunet provider run --home ${2:-$PHOME}` in the background, its stderr
+# appended to $1; sets DAEMON_PID.
+daemon_start() {
+  setsid "$GPUNET" provider run --home "${2:-$PHOME}" </dev/null 2>>"$1" &
+  DAEMON_PID=$!
+}
+
+# Waits for the daemon to end (at most 30 s, then SIGKILL); its exit status in rc.
+daemon_wait_exit() {
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$DAEMON_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+  kill -KILL "$DAEMON_PID" 2>/dev/null
+  rc=0
+  wait "$DAEMON_PID" || rc=$?
+  DAEMON_PID=""
+}
