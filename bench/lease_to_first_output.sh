@@ -28,14 +28,7 @@ source "$TESTS/util/devnet.sh"
 # shellcheck source=../tests/util/provider_daemon.sh
 source "$TESTS/util/provider_daemon.sh"
 devnet_workdir gpunet-bench-l2fo
-# The retained workloads' quota file systems stay mounted until removed (an hour of
-# retention): unmounted here, whatever the path out.
-bench_cleanup() {
-  [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
-  grep " $WORK/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount "$m"; done
-  _devnet_cleanup
-}
-trap bench_cleanup EXIT
+trap daemon_cleanup EXIT  # also unmounts the retained workloads' quota file systems
 die() {
   echo "lease_to_first_output: $*" >&2
   [ -f "$WORK/d.log" ] && tail -30 "$WORK/d.log" >&2
