@@ -49,6 +49,7 @@ provider_home "$WORK/phome" "$GPUS"
   echo "  declared_gpus:"
   for ((i = 0; i < GPUS; i++)); do printf '    - uuid: GPU-dev-%d\n      minor: %d\n' "$i" "$i"; done
 } >"$PHOME/provider.yaml"
+grep -q "^        gpus: $GPUS\$" "$PHOME/provider.yaml" || die "provider.yaml: the machine's gpus were not set to $GPUS"
 g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || die "provider register"
 offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
 daemon_start "$WORK/d.log"
@@ -62,7 +63,8 @@ command: ["/bin/echo", "first-output-line"]
 YAML
 
 # --- the leases, one after another; a bare sandbox start after each ---
-# One line of JSON per lease in $WORK/leases.jsonl: the instants of bench/README.md.
+# One line of JSON per lease in $WORK/leases.jsonl: the instants of docs/provider.md
+# ("Performance").
 $PY - "$GPUNET" "$BENCH_SANDBOX" "$WORK" "$PHOME" "$offer" "$LEASES" "$DAEMON_PID" <<'PY' || die "the leases"
 import json, os, re, resource, subprocess, sys, time
 gpunet, bench_sandbox, work, phome, offer, leases, daemon_pid = sys.argv[1:8]
