@@ -18,8 +18,15 @@
 DAEMON_PID=""
 g() { setsid "$GPUNET" "$@" </dev/null; }
 
+# On exit: kills a daemon left running, unmounts what its workloads left mounted
+# under $WORK (a closed lease's quota file system stays mounted while its outputs
+# are retained, an hour at least: left mounted, its loop device and $WORK outlived
+# the test), then stops the devnet and removes $WORK.
 daemon_cleanup() {
   [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
+  grep " $WORK/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done
   _devnet_cleanup
 }
 
