@@ -67,6 +67,9 @@ base::Result<IgnoreRule> ParseRule(std::string_view text, const std::string& whe
                 where + ": the pattern is empty; write a name, e.g. *.ckpt or build/");
   for (auto& part : rule.parts)
     if (part.find("**") != std::string::npos && part != "**") part = "*";  // as git reads it
+  // A trailing /** is what is inside, not the folder itself (as in git): one name, then any.
+  if (rule.parts.size() > 1 && rule.parts.back() == "**")
+    rule.parts.insert(rule.parts.end() - 1, "*");
   if (!anchored) rule.parts.insert(rule.parts.begin(), "**");
   return rule;
 }
