@@ -13,6 +13,7 @@
 #include "base/checked_math.h"
 #include "base/limits.h"
 #include "client/amount.h"
+#include "codec/reader.h"
 
 namespace gpunet::client {
 namespace {
@@ -176,6 +177,13 @@ class TaskReader {
 
 using Map = TaskReader::Map;
 
+/// A GPU model or region as the ledger holds it (codec's identifier rule), and one
+/// word of the offer filter: no ',' (its list separator), ':' or '='.
+bool IsIdent(std::string_view s, size_t max_bytes) {
+  return codec::CheckString(s, max_bytes, codec::StringRule::kIdent, "").has_value() &&
+         s.find_first_of(",:=") == std::string_view::npos;
+}
+
 // ------------------------------------------------------------------ resources
 
 /// "H100:2" (2 H100 per machine) or "2" (any model).
@@ -188,8 +196,7 @@ base::Status ParseGpus(const TaskReader& r, const YAML::Node& node, TaskResource
   if (colon != std::string::npos) {
     res.gpu_model = text.substr(0, colon);
     count = text.substr(colon + 1);
-    if (res.gpu_model.empty() || res.gpu_model.size() > base::limits::kGpuModelBytesMax ||
-        res.gpu_model.find_first_of(" ,:=") != std::string::npos)
+    if (!IsIdent(res.gpu_model, base::limits::kGpuModelBytesMax))
       return r.Err(node, path, InQuotes(res.gpu_model) + " is not a GPU model; " + hint);
   }
   bool digits = !count.empty() && count.size() <= 3 &&
@@ -219,9 +226,11 @@ base::Status ParseResourceWhere(const TaskReader& r, const Map& q, TaskResources
   if (q.Has("region")) {
     const YAML::Node& node = q.Get("region");
     GPUNET_TRY_ASSIGN(res.region, r.Text(node, "resources.region", "e.g. region: eu-west"));
-    if (res.region.size() > base::limits::kRegionBytesMax)
+    if (!IsIdent(res.region, base::limits::kRegionBytesMax))
       return r.Err(node, "resources.region",
-                   "at most " + std::to_string(base::limits::kRegionBytesMax) + " characters");
+                   InQuotes(res.region) + " is not a region: 1.." +
+                       std::to_string(base::limits::kRegionBytesMax) +
+                       " printable ASCII characters, no space, comma, ':' or '=', e.g. eu-west");
   }
   if (q.Has("fabric")) {
     GPUNET_TRY_ASSIGN(res.fabric, r.OneOf(q.Get("fabric"), "resources.fabric",

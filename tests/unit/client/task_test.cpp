@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "base/bytes.h"
+#include "client/gpunetignore.h"
 #include "client/manifest.h"
 #include "client/market_config.h"
 #include "client/offer_filter.h"
@@ -117,6 +120,13 @@ TEST(Task, RefusesWrongTypesAndValues) {
   EXPECT_NE(Refused("resources: {gpus: \"H100:\", max_price: 3}\n").find("resources.gpus"),
             std::string::npos);
   EXPECT_NE(Refused("resources: {gpus: \":2\", max_price: 3}\n").find("is not a GPU model"),
+            std::string::npos);
+  // Model and region are the ledger's identifiers and one word of the offer filter.
+  EXPECT_NE(Refused("resources: {gpus: \"H 100:2\", max_price: 3}\n").find("not a GPU model"),
+            std::string::npos);
+  EXPECT_NE(Refused("resources: {gpus: 1, max_price: 3, region: eu west}\n").find("not a region"),
+            std::string::npos);
+  EXPECT_NE(Refused("resources: {gpus: 1, max_price: 3, region: \"eu,us\"}\n").find("not a region"),
             std::string::npos);
   EXPECT_NE(Refused("resources: {gpus: 1, max_price: 0}\n").find("more than 0"), std::string::npos);
   EXPECT_NE(Refused("resources: {gpus: 1, max_price: 1.0000001}\n").find("max_price"),
@@ -361,6 +371,20 @@ TEST(TaskFile, LoadsFromDiskRelativeToItsFolder) {
   auto missing = LoadTaskFile(dir.Sub("nope.yaml"));
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
+TEST(TaskFile, TheDocsExampleIsValid) {
+  const char* src = std::getenv("GPUNET_SOURCE_DIR");
+  ASSERT_NE(src, nullptr) << "GPUNET_SOURCE_DIR is not set: run through ctest";
+  auto t = LoadTaskFile(std::string(src) + "/docs/examples/task.yaml");
+  ASSERT_TRUE(t.has_value()) << t.error().message;
+  EXPECT_FALSE(t->Interactive());
+  EXPECT_EQ(PlanTaskOutputs(*t).outputs_dir, "/work/out");
+  auto files = ListWorkdirFiles(t->base_dir + "/" + t->workdir);
+  ASSERT_TRUE(files.has_value()) << files.error().message;
+  std::vector<std::string> names;
+  for (const auto& f : files->files) names.push_back(f.remote);
+  EXPECT_NE(std::ranges::find(names, "train.py"), names.end());
 }
 
 }  // namespace
