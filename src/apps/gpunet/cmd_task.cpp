@@ -88,8 +88,11 @@ void PrintWorkload(const TaskCheck& c) {
   for (uint16_t p : t.ports) std::cout << " " << p;
   std::cout << "\n  outputs      ";
   if (t.outputs.empty()) std::cout << "none listed (" << c.outputs.outputs_dir << " is kept)";
-  for (const auto& s : c.outputs.selections)
-    std::cout << c.outputs.outputs_dir << (s.empty() ? "" : "/" + s) << " ";
+  std::string sep;
+  for (const auto& s : c.outputs.selections) {
+    std::cout << sep << c.outputs.outputs_dir << (s.empty() ? "" : "/" + s);
+    sep = " ";
+  }
   std::cout << "\n";
 }
 
