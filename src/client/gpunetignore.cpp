@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "base/check.h"
+#include "base/file_util.h"
 
 namespace gpunet::client {
 namespace {
@@ -72,20 +71,6 @@ base::Result<IgnoreRule> ParseRule(std::string_view text, const std::string& whe
     rule.parts.insert(rule.parts.end() - 1, "*");
   if (!anchored) rule.parts.insert(rule.parts.begin(), "**");
   return rule;
-}
-
-base::Result<std::string> ReadSmallFile(const fs::path& path, size_t max_bytes) {
-  std::error_code ec;
-  auto size = fs::file_size(path, ec);
-  if (ec) return Fail(ErrorCode::kIo, "cannot read " + path.string() + ": " + ec.message());
-  if (size > max_bytes)
-    return Fail(ErrorCode::kLimitExceeded, path.string() + " is " + std::to_string(size) +
-                                               " bytes; at most " + std::to_string(max_bytes));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(ErrorCode::kIo, "cannot open " + path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 /// The walk's state: the rules, the canonical root and what was found.
@@ -237,10 +222,13 @@ base::Result<WorkdirFiles> ListWorkdirFiles(const std::string& root) {
                 "workdir " + root + " is not a folder; give the folder to upload to /work");
   w.canonical_root = fs::canonical(w.root, ec).string();
   if (ec) return Fail(ErrorCode::kIo, "cannot resolve " + root + ": " + ec.message());
-  fs::path ignore_file = w.root / std::string(kIgnoreFileName);
-  if (fs::is_regular_file(fs::symlink_status(ignore_file, ec))) {
-    GPUNET_TRY_ASSIGN(auto text, ReadSmallFile(ignore_file, kIgnoreBytesMax));
-    GPUNET_TRY_ASSIGN(w.rules, IgnoreRules::Parse(text, ignore_file.string()));
+  // Never through a link: the rules are the workdir's own file.
+  std::string ignore_file = (w.root / std::string(kIgnoreFileName)).string();
+  auto text = base::ReadFileNoFollow(ignore_file, kIgnoreBytesMax);
+  if (text) {
+    GPUNET_TRY_ASSIGN(w.rules, IgnoreRules::Parse(*text, ignore_file));
+  } else if (text.error().code != ErrorCode::kNotFound) {
+    return std::unexpected(text.error());
   }
   GPUNET_TRY(WalkFolder(w, w.root, ""));
   std::ranges::sort(w.out.files, {}, &UploadFile::remote);

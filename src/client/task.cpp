@@ -4,13 +4,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <set>
-#include <sstream>
 
 #include "base/check.h"
 #include "base/checked_math.h"
+#include "base/file_util.h"
 #include "base/limits.h"
 #include "client/amount.h"
 #include "codec/reader.h"
@@ -532,19 +531,14 @@ base::Result<Task> ParseTask(std::string_view yaml_text, std::string_view file,
 }
 
 base::Result<Task> LoadTaskFile(const std::string& path) {
+  // The user named the file: a link to it is fine, so resolve it, then read it once.
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec))
-    return Fail(ErrorCode::kNotFound, "the task file " + path + " does not exist");
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec) return Fail(ErrorCode::kIo, "cannot read " + path + ": " + ec.message());
-  if (size > kTaskBytesMax)
-    return Fail(ErrorCode::kLimitExceeded, "the task file " + path + " is " + std::to_string(size) +
-                                               " bytes; at most " + std::to_string(kTaskBytesMax));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(ErrorCode::kIo, "cannot open " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ParseTask(ss.str(), path, std::filesystem::path(path).parent_path().string());
+  auto real = std::filesystem::canonical(path, ec);
+  if (ec)
+    return Fail(ec == std::errc::no_such_file_or_directory ? ErrorCode::kNotFound : ErrorCode::kIo,
+                "the task file " + path + ": " + ec.message());
+  GPUNET_TRY_ASSIGN(auto text, base::ReadFileNoFollow(real.string(), kTaskBytesMax));
+  return ParseTask(text, path, std::filesystem::path(path).parent_path().string());
 }
 
 TaskOutputsPlan PlanTaskOutputs(const Task& task) {

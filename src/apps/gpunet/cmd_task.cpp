@@ -45,7 +45,7 @@ TaskCheck Derive(const std::string& file) {
     std::filesystem::path p(c.task.workdir);
     if (p.is_relative() && !c.task.base_dir.empty()) p = std::filesystem::path(c.task.base_dir) / p;
     c.workdir_path = p.string();
-    c.workdir = OrFail(client::ListWorkdirFiles(c.workdir_path), file + ": workdir");
+    c.workdir = OrFail(client::ListWorkdirFiles(c.workdir_path), file);
   }
   return c;
 }
