@@ -57,6 +57,16 @@ std::string Refused(std::string_view text, ErrorCode code = ErrorCode::kInvalidA
   return t.error().message;
 }
 
+/// Refused (kInvalidArgument) with a message that holds `needle`.
+::testing::AssertionResult RefusedWith(std::string_view text, std::string_view needle) {
+  auto t = ParseTask(text, "task.yaml", "");
+  if (t) return ::testing::AssertionFailure() << "accepted: " << text;
+  if (t.error().code != ErrorCode::kInvalidArgument ||
+      t.error().message.find(needle) == std::string::npos)
+    return ::testing::AssertionFailure() << t.error().ToString() << " (wanted " << needle << ")";
+  return ::testing::AssertionSuccess();
+}
+
 std::string WithResources(std::string_view rest) {
   return "resources: {gpus: 1, max_price: 3}\n" + std::string(rest);
 }
@@ -114,62 +124,45 @@ TEST(Task, ErrorsGiveLineColumnFieldAndWhatToWrite) {
 }
 
 TEST(Task, RefusesWrongTypesAndValues) {
-  EXPECT_NE(Refused("resources: [1]\n").find("resources: expected a mapping"), std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: 0, max_price: 3}\n").find("resources.gpus"),
-            std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: \"H100:\", max_price: 3}\n").find("resources.gpus"),
-            std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: \":2\", max_price: 3}\n").find("is not a GPU model"),
-            std::string::npos);
+  EXPECT_TRUE(RefusedWith("resources: [1]\n", "resources: expected a mapping"));
+  EXPECT_TRUE(RefusedWith("resources: {gpus: 0, max_price: 3}\n", "resources.gpus"));
+  EXPECT_TRUE(RefusedWith("resources: {gpus: \"H100:\", max_price: 3}\n", "resources.gpus"));
+  EXPECT_TRUE(RefusedWith("resources: {gpus: \":2\", max_price: 3}\n", "is not a GPU model"));
   // Model and region are the ledger's identifiers and one word of the offer filter.
-  EXPECT_NE(Refused("resources: {gpus: \"H 100:2\", max_price: 3}\n").find("not a GPU model"),
-            std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: 1, max_price: 3, region: eu west}\n").find("not a region"),
-            std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: 1, max_price: 3, region: \"eu,us\"}\n").find("not a region"),
-            std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: 1, max_price: 0}\n").find("more than 0"), std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: 1, max_price: 1.0000001}\n").find("max_price"),
-            std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: 1, max_price: 3, fabric: wifi}\n").find("not one of"),
-            std::string::npos);
-  EXPECT_NE(Refused("resources: {gpus: 1, max_price: 3, min_cuda: twelve}\n").find("min_cuda"),
-            std::string::npos);
-  EXPECT_NE(Refused(WithResources("close_on_exit: yes\n")).find("not true or false"),
-            std::string::npos);
-  EXPECT_NE(Refused(WithResources("run: [a, b]\n")).find("run: expected one value"),
-            std::string::npos);
-  EXPECT_NE(Refused(WithResources("run: \"  \"\n")).find("blank"), std::string::npos);
-  EXPECT_NE(Refused(WithResources("network: public\n")).find("none, egress, ports"),
-            std::string::npos);
-  EXPECT_NE(Refused(WithResources("environment: -rm\n")).find("environment"), std::string::npos);
-  EXPECT_NE(Refused(WithResources("auto_topup: true\n")).find("auto_topup"), std::string::npos);
-  EXPECT_NE(Refused(WithResources("resources: {gpus: 1, max_price: 3}\n")).find("appears twice"),
-            std::string::npos);
+  EXPECT_TRUE(RefusedWith("resources: {gpus: \"H 100:2\", max_price: 3}\n", "not a GPU model"));
+  EXPECT_TRUE(RefusedWith("resources: {gpus: 1, max_price: 3, region: eu west}\n", "not a region"));
+  EXPECT_TRUE(
+      RefusedWith("resources: {gpus: 1, max_price: 3, region: \"eu,us\"}\n", "not a region"));
+  EXPECT_TRUE(RefusedWith("resources: {gpus: 1, max_price: 0}\n", "more than 0"));
+  EXPECT_TRUE(RefusedWith("resources: {gpus: 1, max_price: 1.0000001}\n", "max_price"));
+  EXPECT_TRUE(RefusedWith("resources: {gpus: 1, max_price: 3, fabric: wifi}\n", "not one of"));
+  EXPECT_TRUE(RefusedWith("resources: {gpus: 1, max_price: 3, min_cuda: twelve}\n", "min_cuda"));
+  EXPECT_TRUE(RefusedWith(WithResources("close_on_exit: yes\n"), "not true or false"));
+  EXPECT_TRUE(RefusedWith(WithResources("run: [a, b]\n"), "run: expected one value"));
+  EXPECT_TRUE(RefusedWith(WithResources("run: \"  \"\n"), "blank"));
+  EXPECT_TRUE(RefusedWith(WithResources("network: public\n"), "none, egress, ports"));
+  EXPECT_TRUE(RefusedWith(WithResources("environment: -rm\n"), "environment"));
+  EXPECT_TRUE(RefusedWith(WithResources("auto_topup: true\n"), "auto_topup"));
+  EXPECT_TRUE(RefusedWith(WithResources("resources: {gpus: 1, max_price: 3}\n"), "appears twice"));
 }
 
 TEST(Task, ManifestRulesApplyWithThePosition) {
   EXPECT_EQ(Refused(WithResources("env: {GPUNET_LEASE_ID: 1}\n")),
             "task.yaml:2:7: env.GPUNET_LEASE_ID: GPUNET_LEASE_ID is set by the provider's runtime "
             "(docs/manifest.md); remove it");
-  EXPECT_NE(Refused(WithResources("env: {A: }\n")).find("env.\"A\": has no value"),
-            std::string::npos);
-  EXPECT_NE(
-      Refused(WithResources("env: {A: 1}\nsecrets: [A]\n")).find("secrets[0]: A is also in env"),
-      std::string::npos);
-  EXPECT_NE(Refused(WithResources("secrets: [HF, HF]\n")).find("task.yaml:2:15: secrets[1]"),
-            std::string::npos);
-  EXPECT_NE(Refused(WithResources("secrets: [1X]\n")).find("not a variable name"),
-            std::string::npos);
+  EXPECT_TRUE(RefusedWith(WithResources("env: {A: }\n"), "env.\"A\": has no value"));
+  EXPECT_TRUE(
+      RefusedWith(WithResources("env: {A: 1}\nsecrets: [A]\n"), "secrets[0]: A is also in env"));
+  EXPECT_TRUE(RefusedWith(WithResources("secrets: [HF, HF]\n"), "task.yaml:2:15: secrets[1]"));
+  EXPECT_TRUE(RefusedWith(WithResources("secrets: [1X]\n"), "not a variable name"));
 }
 
 TEST(Task, NetworkAndPorts) {
   Task t = MustParse(WithResources("network: ports\nports: [8888, 6006]\n"));
   EXPECT_EQ(t.ports, (std::vector<uint16_t>{8888, 6006}));
-  EXPECT_NE(Refused(WithResources("ports: [8888]\n")).find("add it"), std::string::npos);
-  EXPECT_NE(Refused(WithResources("network: ports\n")).find("needs the ports"), std::string::npos);
-  EXPECT_NE(Refused(WithResources("network: ports\nports: [8888, 8888]\n")).find("listed twice"),
-            std::string::npos);
+  EXPECT_TRUE(RefusedWith(WithResources("ports: [8888]\n"), "add it"));
+  EXPECT_TRUE(RefusedWith(WithResources("network: ports\n"), "needs the ports"));
+  EXPECT_TRUE(RefusedWith(WithResources("network: ports\nports: [8888, 8888]\n"), "listed twice"));
   Refused(WithResources("network: ports\nports: [70000]\n"), ErrorCode::kLimitExceeded);
   std::string many = "network: ports\nports: [";
   for (int p = 1; p <= 17; ++p) many += std::to_string(p) + (p < 17 ? "," : "]\n");
@@ -195,7 +188,7 @@ TEST(Task, LimitsLikeTheManifests) {
 
 TEST(Task, CloseOnExitAndInteractive) {
   EXPECT_FALSE(MustParse(WithResources("run: python a.py\nclose_on_exit: false\n")).close_on_exit);
-  EXPECT_NE(Refused(WithResources("close_on_exit: true\n")).find("interactive"), std::string::npos);
+  EXPECT_TRUE(RefusedWith(WithResources("close_on_exit: true\n"), "interactive"));
   Task setup_only = MustParse(WithResources("setup: apt-get install -y htop\n"));
   EXPECT_TRUE(setup_only.Interactive());
   EXPECT_FALSE(setup_only.close_on_exit);
@@ -268,10 +261,8 @@ TEST(TaskOutputs, RefusedPaths) {
               std::string::npos)
         << bad;
   // Outputs in /work itself would bring the uploaded code back with them.
-  EXPECT_NE(Refused(WithResources("outputs: [model.pt]\n")).find("share no folder"),
-            std::string::npos);
-  EXPECT_NE(Refused(WithResources("outputs: [/outputs/a, out/b]\n")).find("share no folder"),
-            std::string::npos);
+  EXPECT_TRUE(RefusedWith(WithResources("outputs: [model.pt]\n"), "share no folder"));
+  EXPECT_TRUE(RefusedWith(WithResources("outputs: [/outputs/a, out/b]\n"), "share no folder"));
 }
 
 TEST(TaskFilter, SameOffersAsTheWordsAndTheRequirements) {
