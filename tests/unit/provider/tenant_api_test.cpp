@@ -608,6 +608,45 @@ TEST(TenantApi, ALongPollHoldsOnlyItsOwnBrokerConnection) {
   EXPECT_EQ(f.broker->Alive(), 2u);
 }
 
+TEST(TenantApi, LongPollsAreCappedPerLeaseAndLeaveABrokerConnectionFree) {
+  Front f(4);  // long-polls may hold 3 of the 4 broker connections
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  f.agent.answer = [released](const BrokerFrame& frame) {
+    if (frame.Field("wait_ms").value_or("0") != "0") released.wait();
+    BrokerFrame r;
+    r.fields["status"] = "200";
+    r.body = "{\"op\":\"" + std::string(BrokerOpName(frame.op)) + "\"}";
+    return r;
+  };
+  const auto waiting = [&](size_t n) {
+    while (f.agent.Seen().size() < n) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  };
+  std::vector<HttpReply> held(3);
+  std::vector<std::thread> polls;
+  polls.emplace_back([&] { held[0] = f.Send("GET", "/leases/42/events?after=3&wait_ms=25000"); });
+  polls.emplace_back([&] { held[1] = f.Send("GET", "/leases/42/logs?wait_ms=25000"); });
+  waiting(2);
+  auto third = f.Send("GET", "/leases/42/events?wait_ms=100");
+  EXPECT_EQ(third.status, 429) << third.body;
+  EXPECT_TRUE(third.Has("lease 42 has 2 long-polls waiting")) << third.body;
+  polls.emplace_back([&] { held[2] = f.Send("GET", "/leases/43/events?wait_ms=25000"); });
+  waiting(3);
+  auto past = f.Send("GET", "/leases/44/logs?wait_ms=100");
+  EXPECT_EQ(past.status, 503) << past.body;
+  EXPECT_TRUE(past.Has("3 long-polls waiting")) << past.body;
+  // Neither refusal reached the agent, and the free connection serves the rest.
+  EXPECT_EQ(f.agent.Seen().size(), 3u);
+  EXPECT_EQ(f.Send("GET", "/leases/42").status, 200);
+  EXPECT_EQ(f.Send("GET", "/leases/42/events?after=3&wait_ms=0").status, 200);
+  release.set_value();
+  for (auto& t : polls) t.join();
+  for (const auto& r : held) EXPECT_EQ(r.status, 200) << r.body;
+  // Ended long-polls no longer count.
+  EXPECT_EQ(f.Send("GET", "/leases/42/events?wait_ms=100").status, 200);
+  EXPECT_EQ(f.Send("GET", "/leases/42/logs?wait_ms=100").status, 200);
+}
+
 /// RunTenantApi's options as `provider run` gives them, on 127.0.0.1 (any port).
 RunTenantApiOptions LocalRunOptions(const std::string& cert_file, const TestAgent& agent,
                                     int key_fd) {
