@@ -53,7 +53,9 @@ std::unexpected<base::Error> OpenFailure(std::string_view path, int e) {
       return Fail(ErrorCode::kPermissionDenied, quoted + " resolves outside the work directory");
     case ENOTDIR:
       return Fail(ErrorCode::kPermissionDenied,
-                  quoted + " passes through something that is not a directory");
+                  quoted +
+                      " passes through something that is not a directory (a file, or a "
+                      "symbolic link: uploads never follow links)");
     case EEXIST:
       return Fail(ErrorCode::kAlreadyExists,
                   quoted + " already exists; resume it at its current size or pick another name");
