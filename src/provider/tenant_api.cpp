@@ -489,6 +489,8 @@ server::ServerOptions TenantApiServerDefaults(size_t broker_fds) {
   o.header_bytes_max = 16 * 1024;
   o.read_timeout_ms = 60'000;  // an 8 MiB chunk over a slow link
   o.idle_timeout_ms = 30'000;
+  // A silent connection holds one of an address's 16 for this long, not a minute.
+  o.first_bytes_timeout_ms = 10'000;
   o.write_timeout_ms = 30'000;
   o.connections_max = 256;
   o.connections_per_address_max = 16;

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -550,7 +551,7 @@ TEST(TenantApi, HundredsOfConnectionsAreCutAndTheServerKeepsServing) {
     Front f(2, [per_address](server::ServerOptions& o) {
       o.connections_max = 64;
       o.connections_per_address_max = per_address;
-      o.read_timeout_ms = 1'000;  // the silent ones within the caps are cut too
+      o.first_bytes_timeout_ms = 1'000;  // the silent ones within the caps are cut too
     });
     std::vector<int> sockets;
     for (int i = 0; i < 300; ++i) {
@@ -579,6 +580,44 @@ TEST(TenantApi, HundredsOfConnectionsAreCutAndTheServerKeepsServing) {
     }
     EXPECT_EQ(r.status, 200) << r.body;
   }
+}
+
+TEST(TenantApi, SilentConnectionsAreCutAfterTheFirstBytesTimeoutNotTheReadTimeout) {
+  Front f(2, [](server::ServerOptions& o) {
+    EXPECT_EQ(o.first_bytes_timeout_ms, 10'000);  // the tenant API's default
+    EXPECT_EQ(o.read_timeout_ms, 60'000);
+    o.first_bytes_timeout_ms = 300;
+  });
+  // A cut connection reads its end long before this; a read that runs into it
+  // (EAGAIN) means the connection was left open for the read timeout.
+  const auto bound = [](int s) {
+    timeval tv{20, 0};
+    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  };
+  // No TLS handshake at all.
+  const int silent = ConnectLoopback(f.api->Port());
+  ASSERT_GE(silent, 0);
+  bound(silent);
+  char buffer[64];
+  errno = 0;
+  EXPECT_EQ(::read(silent, buffer, sizeof(buffer)), 0) << std::strerror(errno);
+  ::close(silent);
+  // A handshake, then no request.
+  const int quiet = ConnectLoopback(f.api->Port());
+  ASSERT_GE(quiet, 0);
+  bound(quiet);
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, quiet);
+  ASSERT_EQ(SSL_connect(ssl), 1);
+  errno = 0;
+  EXPECT_LE(SSL_read(ssl, buffer, sizeof(buffer)), 0);
+  EXPECT_NE(errno, EAGAIN) << "the handshaken, silent connection was still open after 20 s";
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(quiet);
+  EXPECT_EQ(f.Send("GET", "/leases/42").status, 200);
 }
 
 TEST(TenantApi, ALongPollHoldsOnlyItsOwnBrokerConnection) {
