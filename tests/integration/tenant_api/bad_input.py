@@ -137,6 +137,13 @@ def upload(name, data, offset=0, **kw):
 def signature_cases():
     target = "/leases/%s" % A
     expect("unsigned", send("GET", target), 401, "not signed")
+    body = canonical(os.path.join(WORK, "job_b.yaml"))
+    expect("an unsigned manifest", send("POST", "/leases/%s/manifest" % B, body=body), 401,
+           "not signed")
+    expect("an unsigned upload", send("PUT", "/leases/%s/files/unsigned.txt?offset=0" % A, [
+        ("Gpunet-Chunk-Sha256", hashlib.sha256(b"x").hexdigest())], b"x"), 401, "not signed")
+    if os.path.exists(os.path.join(RUN_DIR, "fs/work/unsigned.txt")):
+        fail("an unsigned upload left a file")
     expect("wrong signature", signed("GET", target, extra=["--bad-signature"]), 401, "signature")
     expect("signed for another target",
            signed("GET", target + "/events", sent_target=target), 401, "signature")
@@ -224,7 +231,7 @@ def manifest_cases():
         state = json.loads(body)["workload"]["state"]
     except (ValueError, KeyError, TypeError):
         state = "(no answer: %d %s)" % (status, body[:200])
-    if state != "none":
+    if state != "none" or os.path.exists(RUN_DIR.replace("lease-" + A, "lease-" + B)):
         fail("a refused manifest started lease B's workload: state %s" % state)
 
 

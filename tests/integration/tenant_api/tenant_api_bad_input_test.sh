@@ -102,7 +102,8 @@ wait_for 20 b_known || fail "the daemon does not serve lease B"
 
 # --- every case of the list, over TLS, with the signing tool ---
 RUN_DIR="$PHOME/sandbox/runs/lease-$lease_a"
-api_pid="$(pgrep -f 'provider api --broker-fds' | head -1)"
+api_pids() { sed -n 's/.*tenant API: started as pid \([0-9]*\).*/\1/p' "$WORK/daemon.log"; }
+api_pid="$(api_pids | tail -1)"
 export GPUNET TOOL WORK PHOME VICTIM RUN_DIR lease_a lease_b API_PORT api_pid
 CHAIN_ID="$(g -o json status | json_field '["chain_id"]')"
 PROVIDER_ADDR="$(lease_field "$lease_a" provider)"
@@ -130,6 +131,7 @@ expect_error "a TLS peer whose key is not the ledger's" "man-in-the-middle" \
 grep -q "$other_fp" "$WORK/err" || fail "the refusal does not name the ledger's fingerprint"
 
 kill -0 "$DAEMON_PID" 2>/dev/null || fail "the daemon is gone"
+[ "$(api_pids | wc -l)" -eq 1 ] || fail "the tenant-facing process was restarted: pids $(api_pids | xargs)"
 # The tenant's close stops the workloads (SIGTERM would leave them running).
 for lease in "$lease_a" "$lease_b"; do g lease close "$lease" --from tenant >/dev/null || fail "lease close $lease"; done
 stopped() { ! pgrep -f "sandbox supervise --run-dir $WORK/" >/dev/null; }
