@@ -8,6 +8,7 @@
 #   trap daemon_cleanup EXIT                   # kills a daemon left running, then the devnet
 #   devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 20000}'
 #   provider_home "$WORK/phome" 2              # keys, TLS identity, 2 device nodes
+#   { provider_yaml_two_h100; declared_two_gpus_yaml; echo "  device_dir: $WORK/dev"; } >"$PHOME/provider.yaml"
 #   daemon_start "$WORK/d.log"                 # DAEMON_PID; env before the call passes through
 #   wait_for 20 some_check || fail "..."
 #   daemon_wait_exit; [ "$rc" -eq 0 ]
@@ -82,6 +83,18 @@ provider_home() {
   for ((minor = 0; minor < $2; minor++)); do
     [ -e "$WORK/dev/nvidia$minor" ] || mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"
   done
+}
+
+# provider.yaml's `daemon.declared_gpus` for provider_yaml_two_h100's two GPUs, on
+# the device nodes provider_home made (`device_dir: $WORK/dev`; development chains only).
+declared_two_gpus_yaml() {
+  cat <<YAML
+  declared_gpus:
+    - uuid: GPU-dev-0
+      minor: 0
+    - uuid: GPU-dev-1
+      minor: 1
+YAML
 }
 
 # Starts `gpunet provider run --home ${2:-$PHOME}` in the background, its stderr

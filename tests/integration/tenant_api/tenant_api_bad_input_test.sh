@@ -42,16 +42,13 @@ trap cleanup EXIT
 # --- a development devnet, the provider with two declared GPUs, the daemon ---
 devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 600000}'
 provider_home "$WORK/phome" 2
-{ provider_yaml_two_h100; cat <<YAML; } >"$PHOME/provider.yaml"
-  heartbeat_every: 1s
-  metrics_listen: 127.0.0.1:$(free_port)
-  device_dir: $WORK/dev
-  declared_gpus:
-    - uuid: GPU-dev-0
-      minor: 0
-    - uuid: GPU-dev-1
-      minor: 1
-YAML
+{
+  provider_yaml_two_h100
+  declared_two_gpus_yaml
+  echo "  device_dir: $WORK/dev"
+  echo "  heartbeat_every: 1s"
+  echo "  metrics_listen: 127.0.0.1:$(free_port)"
+} >"$PHOME/provider.yaml"
 g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
 offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
 daemon_start "$WORK/daemon.log"
