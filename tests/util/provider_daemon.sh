@@ -19,12 +19,16 @@
 DAEMON_PID=""
 g() { setsid "$GPUNET" "$@" </dev/null; }
 
-# On exit: kills a daemon left running, unmounts what its workloads left mounted
-# under $WORK (a closed lease's quota file system stays mounted while its outputs
-# are retained, an hour at least: left mounted, its loop device and $WORK outlived
-# the test), then stops the devnet and removes $WORK.
+# On exit: kills a daemon left running and the supervisors of workloads still
+# running under $WORK (SIGTERM leaves workloads running, and a test that fails
+# before its leases close would leave them for good), unmounts what its workloads
+# left mounted under $WORK (a closed lease's quota file system stays mounted while
+# its outputs are retained, an hour at least: left mounted, its loop device and
+# $WORK outlived the test), then stops the devnet and removes $WORK.
 daemon_cleanup() {
+  local pid
   [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
+  for pid in $(pgrep -f "sandbox supervise --run-dir $WORK/"); do kill -KILL "$pid"; done
   grep " $WORK/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m"
   done

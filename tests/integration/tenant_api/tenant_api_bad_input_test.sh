@@ -24,20 +24,7 @@ source "$HERE/../../util/devnet.sh"
 source "$HERE/../../util/provider_daemon.sh"
 devnet_workdir gpunet-tenant-api-bad-input-test
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (the provider daemon, device nodes)"; exit 77; }
-# Whatever the path out: the daemon, then the workloads it leaves running (SIGTERM
-# does not stop them; a failed check may leave before the leases close) and their
-# mounts, then the devnet.
-cleanup() {
-  local pid mount
-  [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
-  for pid in $(pgrep -f "sandbox supervise --run-dir $WORK/"); do kill -KILL "$pid"; done
-  sleep 0.2
-  for mount in $(awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
-    umount -l "$mount"
-  done
-  _devnet_cleanup
-}
-trap cleanup EXIT
+trap daemon_cleanup EXIT
 
 # --- a development devnet, the provider with two declared GPUs, the daemon ---
 devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 600000}'
