@@ -380,13 +380,13 @@ def long_poll_cases():
     answers = {}
 
     def poll(name, lease):
-        answers[name] = signed("GET", "/leases/%s/events?after=1000000&wait_ms=5000" % lease,
+        answers[name] = signed("GET", "/leases/%s/events?after=1000000&wait_ms=8000" % lease,
                                lease=lease)
 
     threads = [threading.Thread(target=poll, args=("a%d" % i, A)) for i in range(2)]
     for t in threads:
         t.start()
-    time.sleep(1.5)  # the two are waiting in the agent (for up to 5 s)
+    time.sleep(1.5)  # the two are waiting in the agent (for up to 8 s)
     expect("a third long-poll on one lease", signed(
         "GET", "/leases/%s/events?after=1000000&wait_ms=3000" % A), 429, "long-poll")
     t = threading.Thread(target=poll, args=("b0", B))
