@@ -53,7 +53,9 @@ std::unexpected<base::Error> OpenFailure(std::string_view path, int e) {
       return Fail(ErrorCode::kPermissionDenied, quoted + " resolves outside the work directory");
     case ENOTDIR:
       return Fail(ErrorCode::kPermissionDenied,
-                  quoted + " passes through something that is not a directory");
+                  quoted +
+                      " passes through something that is not a directory (a file, or a "
+                      "symbolic link: uploads never follow links)");
     case EEXIST:
       return Fail(ErrorCode::kAlreadyExists,
                   quoted + " already exists; resume it at its current size or pick another name");
@@ -202,15 +204,28 @@ base::Result<uint64_t> WriteUploadChunk(const UploadTarget& target, std::string_
                       " bytes; resume at offset " + std::to_string(st.st_size) + ", not " +
                       std::to_string(offset));
     }
+    // A refused chunk (the disk full midway, an I/O error) leaves nothing behind: the
+    // file goes back to `offset`, and a first chunk's file goes away, so the tenant
+    // resumes (or starts again) exactly where the last accepted chunk ended.
+    const auto undo = [&](int err) {
+      [[maybe_unused]] const int truncated = ::ftruncate(file.Get(), static_cast<off_t>(offset));
+      struct stat now {};
+      if (offset == 0 &&
+          ::fstatat(dir.Get(), parts.back().c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+          now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
+        ::unlinkat(dir.Get(), parts.back().c_str(), 0);
+      }
+      return OpenFailure(path, err);
+    };
     size_t done = 0;
     while (done < data.size()) {
       ssize_t n = ::pwrite(file.Get(), data.data() + done, data.size() - done,
                            static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return OpenFailure(path, errno);
+      if (n < 0) return undo(errno);
       done += static_cast<size_t>(n);
     }
-    if (::fsync(file.Get()) != 0) return OpenFailure(path, errno);
+    if (::fsync(file.Get()) != 0) return undo(errno);
     return offset + data.size();
   });
 }
