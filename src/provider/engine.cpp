@@ -473,7 +473,9 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kWaitTenantApi:
     case LeaseAction::kWaitManifest:
     case LeaseAction::kRunning:
+      return;
     case LeaseAction::kRetain:
+      ReturnGpus(r);
       return;
     case LeaseAction::kSendStarted:
       if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result)) {
@@ -507,6 +509,24 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
       ReleaseLease(id, in.workload_exists);
       return;
   }
+}
+
+void Engine::ReturnGpus(LeaseRecord& r) {
+  if (r.gpu_uuids.empty()) return;
+  const std::string name = "lease " + std::to_string(r.lease_id);
+  if (m_hooks.check_gpu_idle)
+    for (const auto& g : r.gpu_uuids)
+      if (auto s = m_hooks.check_gpu_idle(g); !s) {
+        LogOnce(r.lease_id, "busy:" + g,
+                name + ": GPU " + g + " not idle, kept out of the pool: " + s.error().message);
+        return;
+      }
+  std::string list;
+  for (const auto& g : r.gpu_uuids) list += (list.empty() ? "" : ",") + g;
+  r.gpu_uuids.clear();
+  if (!PutRecord(r)) return;
+  m_pool.Release(r.lease_id);
+  Log(name + ": GPUs back in the pool (" + list + "); logs and outputs kept for retention");
 }
 
 void Engine::ReleaseLease(uint64_t id, bool workload_exists) {

@@ -292,6 +292,10 @@ class Engine {
   bool CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
                   ReconcileResult& result) REQUIRES(m_mu);
   void ReleaseLease(uint64_t lease_id, bool workload_exists) REQUIRES(m_mu);
+  /// A closed lease whose workload stopped keeps its logs and outputs for
+  /// outputs_retention, not its GPUs: they go back to the pool once idle, and the
+  /// record forgets them first, so a restart does not set them aside again.
+  void ReturnGpus(LeaseRecord& record) REQUIRES(m_mu);
   void Periodic(const ChainView& view, ReconcileResult& result) REQUIRES(m_mu);
   void UpdateGauges() REQUIRES(m_mu);
   bool PutRecord(const LeaseRecord& record) REQUIRES(m_mu);

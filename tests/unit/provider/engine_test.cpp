@@ -357,6 +357,47 @@ TEST_F(EngineTest, AClosedLeaseIsStoppedKeptForRetentionThenReleasedAfterTheIdle
   EXPECT_TRUE(engine->RecordsForTest().contains(4));
 }
 
+TEST_F(EngineTest, AClosedLeasesIdleGpusGoBackAtOnceWhileItsOutputsAreKept) {
+  AddLease(3, 2);
+  std::vector<std::string> checked;
+  EngineHooks hooks;
+  hooks.check_gpu_idle = [&](const std::string& uuid) -> base::Status {
+    checked.push_back(uuid);
+    return {};
+  };
+  auto engine = Make(hooks);
+  engine->Reconcile();
+  engine->Reconcile();
+  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
+  chain.view.leases[3].state = "closed";
+  chain.view.leases[3].end = "tenant_closed";
+  chain.view.leases[3].closed_ms = chain.view.time_ms;
+  engine->Reconcile();  // stopped
+  EXPECT_TRUE(checked.empty());
+  engine->Reconcile();  // retained: the GPUs go back, checked idle
+  EXPECT_EQ(checked, (std::vector<std::string>{"GPU-00", "GPU-01"}));
+  EXPECT_FALSE(workloads.running.at("lease-3"));  // its logs and outputs are kept
+  ASSERT_TRUE(engine->RecordsForTest().contains(3));
+  EXPECT_TRUE(engine->RecordsForTest().at(3).gpu_uuids.empty());
+  AddLease(4, 4);  // every GPU of the machine: the closed lease holds none
+  engine->Reconcile();
+  ASSERT_TRUE(engine->RecordsForTest().contains(4));
+  EXPECT_EQ(engine->RecordsForTest().at(4).gpu_uuids.size(), 4u);
+  // A restart sets aside nothing for the retained lease.
+  engine.reset();
+  auto again = Make(hooks);
+  EXPECT_EQ(LogsContaining("held by lease"), 0u);
+  again->Reconcile();
+  EXPECT_TRUE(again->RecordsForTest().at(3).gpu_uuids.empty());
+  EXPECT_EQ(again->RecordsForTest().at(4).gpu_uuids.size(), 4u);
+  Advance(3'600'000);  // retention ends: the workload is removed, nothing to check again
+  checked.clear();
+  again->Reconcile();
+  EXPECT_FALSE(workloads.running.contains("lease-3"));
+  EXPECT_FALSE(again->RecordsForTest().contains(3));
+  EXPECT_TRUE(checked.empty());
+}
+
 TEST_F(EngineTest, AGpuThatFailsUnderARunningLeaseStopsItAndClosesTheLease) {
   AddLease(3, 1);
   std::vector<GpuHealth> health;
