@@ -97,10 +97,7 @@ R<> RequireQualifies(const Provider& p, const codec::ProviderRequirements& q) {
 }
 
 R<> RequireAdmits(const Provider& p, const codec::Address& tenant) {
-  if (Contains(p.policy.deny, tenant) ||
-      (!p.policy.allow.empty() && !Contains(p.policy.allow, tenant)))
-    return Reject(TxCode::kMarketNotAllowed,
-                  "provider " + AddrStr(p.owner) + "'s policy does not admit " + AddrStr(tenant));
+  if (auto why = TenantNotAdmitted(p, tenant)) return Reject(TxCode::kMarketNotAllowed, *why);
   return {};
 }
 

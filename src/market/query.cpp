@@ -166,6 +166,16 @@ std::optional<std::string> RegionMismatch(const codec::Requirements& q, const Pr
   return std::nullopt;
 }
 
+std::optional<std::string> TenantNotAdmitted(const Provider& p, const codec::Address& tenant) {
+  const auto listed = [&](const std::vector<codec::Address>& set) {
+    return std::binary_search(set.begin(), set.end(), tenant);
+  };
+  if (listed(p.policy.deny) || (!p.policy.allow.empty() && !listed(p.policy.allow)))
+    return "provider " + crypto::AddressToString(p.owner) + "'s policy does not admit " +
+           crypto::AddressToString(tenant);
+  return std::nullopt;
+}
+
 std::optional<std::string> ProviderUnqualified(const Provider& p,
                                                const codec::ProviderRequirements& q) {
   const std::string at = "provider " + crypto::AddressToString(p.owner);

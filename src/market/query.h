@@ -83,6 +83,11 @@ std::optional<std::string> FabricMismatch(const codec::Requirements& q, uint32_t
 /// nullopt when it is.
 std::optional<std::string> RegionMismatch(const codec::Requirements& q, const Provider& p);
 
+/// Why provider `p`'s tenant policy does not admit `tenant` (on its deny list, or an
+/// allow list without it); nullopt when it does. Checked at every lease, bid and
+/// award, and by the bidder.
+std::optional<std::string> TenantNotAdmitted(const Provider& p, const codec::Address& tenant);
+
 /// Why provider `p` does not qualify for an order that asks `q` of its bidders: it
 /// is excluded, its bond or its earnings are under the minimum, or its fault rate
 /// (FaultRatePpm of its completed leases and faults) is over the maximum; nullopt

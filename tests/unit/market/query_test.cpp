@@ -380,6 +380,23 @@ TEST(MarketQuery, FabricAndRegionMatchOnlyWhatTheOrderNames) {
   EXPECT_EQ(RegionMismatch(q, p), "provider region 'eu-west', the order wants 'us-east'");
 }
 
+TEST(MarketQuery, AProvidersPolicyAdmitsTenantsNotDeniedAndOnItsAllowListIfAny) {
+  Provider p;
+  p.owner = TestAddress("bidder");
+  const codec::Address tenant = TestAddress("tenant");
+  const codec::Address other = TestAddress("other");
+  EXPECT_EQ(TenantNotAdmitted(p, tenant), std::nullopt);
+  p.policy.deny = {tenant};
+  EXPECT_EQ(TenantNotAdmitted(p, tenant), "provider " + crypto::AddressToString(p.owner) +
+                                              "'s policy does not admit " +
+                                              crypto::AddressToString(tenant));
+  EXPECT_EQ(TenantNotAdmitted(p, other), std::nullopt);
+  p.policy.deny.clear();
+  p.policy.allow = {other};
+  EXPECT_NE(TenantNotAdmitted(p, tenant), std::nullopt);
+  EXPECT_EQ(TenantNotAdmitted(p, other), std::nullopt);
+}
+
 TEST(MarketQuery, AProviderQualifiesByBondEarningsFaultRateAndNotBeingExcluded) {
   Provider p;
   p.owner = TestAddress("bidder");
