@@ -50,17 +50,27 @@ std::string WhyNotServe(const BidderInput& in, const client::OrderInfo& order) {
   provider.earned_ugpn = in.provider_info.earned_ugpn;
   provider.leases_completed = in.provider_info.leases_completed;
   provider.faults = in.provider_info.faults;
+  const auto addresses = [](const std::vector<std::string>& texts) {
+    std::vector<codec::Address> out;
+    for (const auto& text : texts)
+      if (auto a = crypto::ParseAddress(text)) out.push_back(*a);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  provider.policy.allow = addresses(in.provider_info.policy_allow);
+  provider.policy.deny = addresses(in.provider_info.policy_deny);
+  const auto tenant = crypto::ParseAddress(order.tenant);
+  if (!tenant) return "tenant " + order.tenant + " is not an address";
   codec::ProviderRequirements r;
   r.min_bond_ugpn = order.providers.min_bond_ugpn;
   r.min_earned_ugpn = order.providers.min_earned_ugpn;
   r.max_fault_rate_ppm = order.providers.max_fault_rate_ppm;
-  for (const auto& text : order.providers.excluded)
-    if (auto a = crypto::ParseAddress(text)) r.excluded.push_back(*a);
-  std::sort(r.excluded.begin(), r.excluded.end());
+  r.excluded = addresses(order.providers.excluded);
   const uint32_t id = in.machine.machine_id;
-  for (auto why : {market::RegionMismatch(q, provider), market::MachineMismatch(q, id, machine),
-                   market::FabricMismatch(q, id, client::FabricFromText(in.site.fabric)),
-                   market::ProviderUnqualified(provider, r)})
+  for (auto why :
+       {market::RegionMismatch(q, provider), market::MachineMismatch(q, id, machine),
+        market::FabricMismatch(q, id, client::FabricFromText(in.site.fabric)),
+        market::TenantNotAdmitted(provider, *tenant), market::ProviderUnqualified(provider, r)})
     if (why) return *why;
   // This daemon's own: the GPUs must be free and healthy now, not only on the ledger.
   if (q.gpus_per_machine > in.free_healthy_gpus) return "not enough free healthy GPUs";

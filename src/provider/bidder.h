@@ -6,9 +6,9 @@
 // One daemon = one machine: only orders asking for one machine are bid on. The
 // ledger checks every bid again (market/apply_orders.cpp); WhyNotServe applies the
 // ledger's own rules (market/query.h: MachineMismatch, FabricMismatch,
-// RegionMismatch, ProviderUnqualified) to what the daemon read, so the daemon sends
-// no bid the ledger would refuse for those reasons. Orders that ask for attested
-// attributes are not bid on (the daemon does not read attestations).
+// RegionMismatch, TenantNotAdmitted, ProviderUnqualified) to what the daemon read, so the daemon
+// sends no bid the ledger would refuse for those reasons. Orders that ask for attested attributes
+// are not bid on (the daemon does not read attestations).
 #pragma once
 
 #include <cstdint>

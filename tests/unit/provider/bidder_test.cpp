@@ -16,6 +16,7 @@ constexpr uint64_t kNow = 1'000'000;
 client::OrderInfo OpenOrder(uint64_t id, uint32_t gpus, uint64_t max_price) {
   client::OrderInfo o;
   o.order_id = id;
+  o.tenant = crypto::AddressToString(testing::TestAddress("tenant"));
   o.state = "open";
   o.window_end_ms = kNow + 60'000;
   o.requirements.machines = 1;
@@ -130,6 +131,17 @@ TEST(Bidder, RefusesWithTheLedgersOwnRulesAndReasons) {
                                     " has a fault rate of 250000 ppm, the order allows 249999");
   o.providers.max_fault_rate_ppm = 250'000;
   EXPECT_EQ(WhyNotServe(in, o), "");
+  // The provider's own tenant policy, as the ledger reads it.
+  const std::string tenant = o.tenant;
+  in.provider_info.policy_deny = {tenant};
+  EXPECT_EQ(WhyNotServe(in, o), "provider " + crypto::AddressToString(in.provider) +
+                                    "'s policy does not admit " + tenant);
+  in.provider_info.policy_deny.clear();
+  in.provider_info.policy_allow = {crypto::AddressToString(testing::TestAddress("someone"))};
+  EXPECT_NE(WhyNotServe(in, o), "");
+  in.provider_info.policy_allow.push_back(tenant);
+  EXPECT_EQ(WhyNotServe(in, o), "") << "an allow list in the node's order, not sorted";
+  in.provider_info.policy_allow = {};
   // The ledger's rules pass, this daemon's own do not: two of four GPUs are busy.
   in.free_healthy_gpus = 1;
   EXPECT_EQ(WhyNotServe(in, o), "not enough free healthy GPUs");
