@@ -57,6 +57,12 @@ class EngineTest : public ::testing::Test {
     l.paid_until_ms = chain.view.time_ms + 3'600'000;
     return chain.view.leases[id] = l;
   }
+  /// The tenant closes lease `id` on the ledger now.
+  void TenantCloses(uint64_t id) {
+    chain.view.leases[id].state = "closed";
+    chain.view.leases[id].end = "tenant_closed";
+    chain.view.leases[id].closed_ms = chain.view.time_ms;
+  }
   void Advance(uint64_t ms) {
     chain.view.time_ms += ms;
     chain.view.height += 1;
@@ -313,9 +319,7 @@ TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
   workloads.lost.insert("lease-3");
   engine->Reconcile();
   EXPECT_TRUE(workloads.running.contains("lease-3"));  // open: kept, nothing stops it
-  chain.view.leases[3].state = "closed";
-  chain.view.leases[3].end = "tenant_closed";
-  chain.view.leases[3].closed_ms = chain.view.time_ms;
+  TenantCloses(3);
   engine->Reconcile();  // the book learns the close
   engine->Reconcile();  // removed well before retention's end
   EXPECT_FALSE(workloads.running.contains("lease-3"));
@@ -334,9 +338,7 @@ TEST_F(EngineTest, AClosedLeaseIsStoppedKeptForRetentionThenReleasedAfterTheIdle
   engine->Reconcile();
   engine->Reconcile();
   ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
-  chain.view.leases[3].state = "closed";
-  chain.view.leases[3].end = "tenant_closed";
-  chain.view.leases[3].closed_ms = chain.view.time_ms;
+  TenantCloses(3);
   engine->Reconcile();
   EXPECT_FALSE(workloads.running.at("lease-3"));  // stopped, not removed
   EXPECT_EQ(engine->RecordsForTest().at(3).end, "tenant_closed");
@@ -369,9 +371,7 @@ TEST_F(EngineTest, AClosedLeasesIdleGpusGoBackAtOnceWhileItsOutputsAreKept) {
   engine->Reconcile();
   engine->Reconcile();
   ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
-  chain.view.leases[3].state = "closed";
-  chain.view.leases[3].end = "tenant_closed";
-  chain.view.leases[3].closed_ms = chain.view.time_ms;
+  TenantCloses(3);
   engine->Reconcile();  // stopped
   EXPECT_TRUE(checked.empty());
   engine->Reconcile();  // retained: the GPUs go back, checked idle
