@@ -90,13 +90,7 @@ g lease submit "$lease" --manifest "$WORK/job.yaml" --from tenant >"$WORK/submit
 [ "$(lease_field "$lease" state)" = started ] || fail "lease $lease accepted by submit before it started"
 [ "$(wc -l <"$WORK/submit.err")" -le 1 ] || { fail "submit's wait said more than one line"; cat "$WORK/submit.err" >&2; }
 heartbeats_started="$(heartbeats)"
-got_output() { g lease logs "$lease" --from tenant 2>/dev/null | grep -q hello-from-order; }
-wait_for 20 got_output || fail "the order's workload's first output line did not reach the tenant"
-g lease logs "$lease" --from tenant 2>/dev/null | grep -q "gpus=GPU-dev-" || fail "the workload did not get its GPU"
-got_result() { g lease outputs "$lease" --from tenant 2>/dev/null | grep -q result.txt; }
-wait_for 20 got_result || fail "the workload's output file is not listed"
-g lease outputs "$lease" result.txt -o "$WORK/result.txt" --from tenant >/dev/null 2>&1 || fail "lease outputs download"
-[ "$(cat "$WORK/result.txt" 2>/dev/null)" = done ] || fail "downloaded output is not the workload's"
+tenant_reads_workload "$lease" hello-from-order "gpus=GPU-dev-[01]$"
 events >"$WORK/events.json" || fail "lease events"
 for kind in reserved started manifest_accepted workload_running; do
   grep -q "\"$kind\"" "$WORK/events.json" || fail "no $kind event for the tenant"
