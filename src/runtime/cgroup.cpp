@@ -1,5 +1,7 @@
 #include "runtime/cgroup.h"
 
+#include <cstdio>
+
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -89,6 +91,16 @@ void RemoveCgroupPathEverywhere(const std::string& relative) {
     auto tree = CgroupTree(f[1] + relative);
     for (auto it = tree.rbegin(); it != tree.rend(); ++it) (void)::rmdir(it->c_str());
   }
+}
+
+std::map<std::string, std::string> ScopeCgroupParents(std::map<std::string, std::string> parents,
+                                                      std::string_view state_dir) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64: stable across processes and builds
+  for (unsigned char c : state_dir) h = (h ^ c) * 1099511628211ull;
+  char tag[17];
+  std::snprintf(tag, sizeof tag, "%016llx", static_cast<unsigned long long>(h));
+  for (auto& [key, path] : parents) path += "/" + std::string(tag);
+  return parents;
 }
 
 std::map<std::string, std::string> DefaultCgroupParents(const HostCapabilities& caps) {

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -33,6 +34,13 @@ inline constexpr const char* kCgroupV2Key = "unified";
 
 /// The default parent per hierarchy: this process's own cgroup + "/gpunet".
 std::map<std::string, std::string> DefaultCgroupParents(const HostCapabilities& caps);
+
+/// `parents` with one more component for the runtime's state dir ("/<16 hex>", a
+/// hash of the path): workload ids are unique within one state dir only (every
+/// provider home has a "lease-1"), so two runtimes on one host (two homes, tests side
+/// by side) must not share a workload's cgroups, whose processes a stop signals.
+std::map<std::string, std::string> ScopeCgroupParents(std::map<std::string, std::string> parents,
+                                                      std::string_view state_dir);
 
 /// Removes the empty cgroups at `relative` (and below) in every mounted hierarchy.
 /// podman and runc create a container's cgroup path in each, those the runtime does
