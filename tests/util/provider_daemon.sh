@@ -33,7 +33,25 @@ daemon_cleanup() {
   grep " $WORK/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m"
   done
+  [ -n "${PHOME:-}" ] && _remove_cgroup_scope "$PHOME/sandbox"
   _devnet_cleanup
+}
+
+# The runtime puts a state dir's workload cgroups under gpunet/<FNV-1a 64 of the
+# state dir's path> in each hierarchy (runtime::ScopeCgroupParents), one scope per
+# test run: remove what is left empty of the scope of state dir $1.
+_remove_cgroup_scope() {
+  local scope d
+  scope="$($PY -c 'import sys
+h = 14695981039346656037
+for c in sys.argv[1].encode():
+    h = ((h ^ c) * 1099511628211) % 2**64
+print("%016x" % h)' "$1")"
+  for d in /sys/fs/cgroup/*/gpunet/"$scope" /sys/fs/cgroup/gpunet/"$scope" \
+    /sys/fs/cgroup/*/*/gpunet/"$scope"; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  return 0
 }
 
 # A free TCP port on 127.0.0.1.
