@@ -68,8 +68,9 @@ class WorkloadCgroups {
   /// repeated until the cgroup is empty (a fork racing the kill is caught frozen).
   base::Status KillWorkload() const;
   CgroupCounters Counters() const;
-  /// Removes the workload's cgroups, and any below them. The calling process must not
-  /// be inside them.
+  /// Removes the workload's cgroups, and any below them, and the state dir's scope
+  /// (ScopeCgroupParents) once no other workload is in it. The calling process must
+  /// not be inside them.
   base::Status Remove() const;
   /// The directory of `leaf` in hierarchy `key` ("memory", ..., or kCgroupV2Key).
   std::string Dir(const std::string& key, const std::string& leaf) const;
@@ -79,6 +80,7 @@ class WorkloadCgroups {
   std::vector<std::string> Keys() const;
 
  private:
+  base::Status CreateOnce();
   base::Status Add(pid_t pid, const char* leaf) const;
   std::string ProcsSource() const;
 
