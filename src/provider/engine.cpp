@@ -112,6 +112,8 @@ std::string_view LeaseActionName(LeaseAction action) {
       return "wait_manifest";
     case LeaseAction::kCloseNoManifest:
       return "close_no_manifest";
+    case LeaseAction::kLaunchWorkload:
+      return "launch_workload";
     case LeaseAction::kAdoptWorkload:
       return "adopt_workload";
     case LeaseAction::kRunning:
@@ -138,6 +140,7 @@ std::string_view StepName(LeaseAction action) {
       return "reserved";
     case LeaseAction::kWaitManifest:
     case LeaseAction::kCloseNoManifest:
+    case LeaseAction::kLaunchWorkload:
     case LeaseAction::kAdoptWorkload:
       return "started";
     case LeaseAction::kRunning:
@@ -173,7 +176,8 @@ LeaseAction NextStep(const StepInput& in) {
   GPUNET_CHECK(in.ledger->state == "started");
   if (in.workload_exists)
     return r.manifest_received ? LeaseAction::kRunning : LeaseAction::kAdoptWorkload;
-  if (r.manifest_received) return LeaseAction::kRunning;  // it ran and its run dir is gone
+  if (r.manifest_received) return LeaseAction::kRunning;         // it ran and its run dir is gone
+  if (!r.manifest.empty()) return LeaseAction::kLaunchWorkload;  // accepted, never launched
   uint64_t deadline =
       base::CheckedAdd(in.ledger->started_ms, in.manifest_timeout_ms).value_or(UINT64_MAX);
   return in.chain_time_ms >= deadline ? LeaseAction::kCloseNoManifest : LeaseAction::kWaitManifest;
@@ -485,8 +489,17 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
       if (CloseLease(id, codec::CloseReason::kNoManifest, "no manifest", result))
         Event(id, "closing", "no manifest before the manifest deadline: LeaseClose(no_manifest)");
       return;
+    case LeaseAction::kLaunchWorkload: {
+      const std::string manifest = r.manifest;
+      if (auto s = LaunchWorkload(r, *ledger, manifest); !s)
+        LogOnce(id, "launchfail:" + s.error().message,
+                name + ": cannot launch the workload of its accepted manifest, will retry: " +
+                    s.error().message);
+      return;
+    }
     case LeaseAction::kAdoptWorkload:
       r.manifest_received = true;
+      r.manifest.clear();
       if (PutRecord(r)) Log(name + ": re-attached to its running workload " + WorkloadIdOf(id));
       return;
     case LeaseAction::kCloseUnhealthy:
@@ -591,20 +604,46 @@ base::Status Engine::SubmitManifest(uint64_t lease_id, std::string_view manifest
                 name + " has not started on the ledger yet; send the manifest after LeaseStarted");
   if (r.manifest_received)
     return Fail(ErrorCode::kConflict, name + " already has its manifest and workload");
+  return LaunchWorkload(r, ledger->second, manifest);
+}
+
+base::Status Engine::LaunchWorkload(LeaseRecord& r, const client::LeaseInfo& lease,
+                                    std::string_view manifest) {
+  const uint64_t lease_id = r.lease_id;
+  const std::string name = "lease " + std::to_string(lease_id);
   GPUNET_TRY(m_hooks.verify_manifest ? m_hooks.verify_manifest(r.manifest_hash, manifest)
                                      : VerifyManifestHash(r.manifest_hash, manifest));
-  SpecInput input{ledger->second, r.gpu_uuids, manifest};
+  SpecInput input{lease, r.gpu_uuids, manifest};
   runtime::WorkloadSpec spec;
   GPUNET_TRY_ASSIGN(spec,
                     m_hooks.build_spec ? m_hooks.build_spec(input) : MinimalWorkloadSpec(input));
   // Whatever the builder did: this workload id, and exactly the lease's GPUs.
   spec.id = WorkloadIdOf(lease_id);
   spec.gpu_uuids = r.gpu_uuids;
-  GPUNET_TRY(m_workloads.Start(spec));
+  const bool kept_before = !r.manifest.empty();
+  if (!kept_before) {
+    // Durable before the launch: a crash from here on launches it at the next start.
+    r.manifest = std::string(manifest);
+    if (auto s = m_book.Put(r); !s) {
+      r.manifest.clear();
+      return s;
+    }
+    Event(lease_id, "manifest_accepted", "manifest accepted (its hash is the lease's)");
+  }
+  if (auto s = m_workloads.Start(spec); !s) {
+    // Refused at once (the tenant hears why): the book forgets the manifest again,
+    // unless a crash had kept it, whose launch the reconcile retries.
+    if (!kept_before) {
+      r.manifest.clear();
+      (void)PutRecord(r);
+    }
+    return s;
+  }
   r.manifest_received = true;
+  r.manifest.clear();
   GPUNET_TRY(m_book.Put(r));
-  Log(name + ": manifest accepted, workload " + spec.id + " started");
-  Event(lease_id, "manifest_accepted", "manifest accepted (its hash is the lease's)");
+  Log(name + ": manifest accepted, workload " + spec.id + " started" +
+      (kept_before ? " (kept across a restart)" : ""));
   Event(lease_id, "workload_running", "workload " + spec.id + " started");
   return {};
 }

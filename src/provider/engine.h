@@ -187,6 +187,7 @@ enum class LeaseAction : uint8_t {
   kSendStarted,      ///< reserved; send MsgLeaseStarted
   kWaitManifest,     ///< started; no manifest yet, before the manifest deadline
   kCloseNoManifest,  ///< started; the manifest deadline passed: MsgLeaseClose(no_manifest)
+  kLaunchWorkload,   ///< started; the book holds an accepted manifest, no workload (crash)
   kAdoptWorkload,    ///< started; a workload exists that the book does not know of (crash)
   kRunning,          ///< started; the workload exists (running or ended by itself)
   kCloseUnhealthy,   ///< open; a GPU of the lease failed: stop, MsgLeaseClose
@@ -292,6 +293,11 @@ class Engine {
   bool CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
                   ReconcileResult& result) REQUIRES(m_mu);
   void ReleaseLease(uint64_t lease_id, bool workload_exists) REQUIRES(m_mu);
+  /// Checks the manifest, keeps it in the record, starts the workload with exactly
+  /// the lease's GPUs and records that it runs (SubmitManifest, and kLaunchWorkload
+  /// after a crash between the two).
+  base::Status LaunchWorkload(LeaseRecord& record, const client::LeaseInfo& lease,
+                              std::string_view manifest) REQUIRES(m_mu);
   void Periodic(const ChainView& view, ReconcileResult& result) REQUIRES(m_mu);
   void UpdateGauges() REQUIRES(m_mu);
   bool PutRecord(const LeaseRecord& record) REQUIRES(m_mu);

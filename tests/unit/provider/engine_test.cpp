@@ -97,6 +97,9 @@ TEST(NextStep, ChoosesOneStepPerState) {
   l.state = "started";
   l.started_ms = 600;
   EXPECT_EQ(NextStep(in), LeaseAction::kWaitManifest);  // deadline 1100
+  r.manifest = "{}";
+  EXPECT_EQ(NextStep(in), LeaseAction::kLaunchWorkload);  // crash between accept and launch
+  r.manifest.clear();
   in.chain_time_ms = 1100;
   EXPECT_EQ(NextStep(in), LeaseAction::kCloseNoManifest);
   in.workload_exists = true;
@@ -288,6 +291,32 @@ TEST_F(EngineTest, AWorkloadStartedBeforeACrashIsAdoptedNotStartedAgain) {
   again->Reconcile();
   EXPECT_TRUE(again->RecordsForTest().at(3).manifest_received);
   EXPECT_TRUE(workloads.started.empty());
+  EXPECT_EQ(again->SubmitManifest(3, kManifest).error().code, base::ErrorCode::kConflict);
+}
+
+TEST_F(EngineTest, AManifestAcceptedBeforeACrashIsLaunchedOnceByTheNextStart) {
+  AddLease(3, 1);
+  auto engine = Make();
+  engine->Reconcile();
+  engine->Reconcile();
+  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
+  // The daemon died at manifest_accepted: the book as it was there, no workload.
+  LeaseRecord at_crash = engine->RecordsForTest().at(3);
+  engine.reset();
+  at_crash.manifest_received = false;
+  at_crash.manifest = kManifest;
+  ASSERT_TRUE(LeaseBook::Open(dir.Path())->Put(at_crash).has_value());
+  workloads.running.clear();
+  workloads.started.clear();
+  auto again = Make();
+  again->Reconcile();
+  ASSERT_EQ(workloads.started.size(), 1u);
+  EXPECT_EQ(workloads.started[0].gpu_uuids, (std::vector<std::string>{"GPU-00"}));
+  const LeaseRecord r = again->RecordsForTest().at(3);
+  EXPECT_TRUE(r.manifest_received);
+  EXPECT_TRUE(r.manifest.empty());  // kept only until the workload runs
+  again->Reconcile();
+  EXPECT_EQ(workloads.started.size(), 1u);
   EXPECT_EQ(again->SubmitManifest(3, kManifest).error().code, base::ErrorCode::kConflict);
 }
 
