@@ -124,6 +124,8 @@ std::string_view LeaseActionName(LeaseAction action) {
       return "observe_closed";
     case LeaseAction::kStopWorkload:
       return "stop_workload";
+    case LeaseAction::kFreeGpus:
+      return "free_gpus";
     case LeaseAction::kRetain:
       return "retain";
     case LeaseAction::kRelease:
@@ -149,6 +151,7 @@ std::string_view StepName(LeaseAction action) {
     case LeaseAction::kObserveClosed:
     case LeaseAction::kStopWorkload:
       return "closing";
+    case LeaseAction::kFreeGpus:
     case LeaseAction::kRetain:
       return "retained";
     case LeaseAction::kRelease:
@@ -167,7 +170,9 @@ LeaseAction NextStep(const StepInput& in) {
     // Its supervisor died: a podman container may run on, unbilled, until removed.
     if (in.workload_lost) return LeaseAction::kRelease;
     uint64_t until = base::CheckedAdd(r.closed_ms, in.outputs_retention_ms).value_or(UINT64_MAX);
-    return in.chain_time_ms < until ? LeaseAction::kRetain : LeaseAction::kRelease;
+    if (in.chain_time_ms >= until) return LeaseAction::kRelease;
+    // Stopped: only its run dir is kept, the GPUs may go to the next lease.
+    return r.gpu_uuids.empty() ? LeaseAction::kRetain : LeaseAction::kFreeGpus;
   }
   if (in.ledger == nullptr || in.ledger->state == "closed") return LeaseAction::kObserveClosed;
   if (in.gpu_unhealthy) return LeaseAction::kCloseUnhealthy;
@@ -516,6 +521,9 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kStopWorkload:
       if (in.workload_running) StopWorkload(r);
       return;
+    case LeaseAction::kFreeGpus:
+      FreeGpus(r);
+      return;
     case LeaseAction::kRelease:
       ReleaseLease(id, in.workload_exists);
       return;
@@ -646,6 +654,29 @@ base::Status Engine::LaunchWorkload(LeaseRecord& r, const client::LeaseInfo& lea
       (kept_before ? " (kept across a restart)" : ""));
   Event(lease_id, "workload_running", "workload " + spec.id + " started");
   return {};
+}
+
+bool Engine::FreeGpus(LeaseRecord& r) {
+  const std::string name = "lease " + std::to_string(r.lease_id);
+  if (m_hooks.check_gpu_idle) {
+    for (const auto& g : r.gpu_uuids)
+      if (auto s = m_hooks.check_gpu_idle(g); !s) {
+        LogOnce(r.lease_id, "busy:" + g,
+                name + ": GPU " + g + " not idle, kept out of the pool: " + s.error().message);
+        return false;
+      }
+  } else {
+    Log(name + ": no GPU idle check on this host; GPUs go back to the pool unchecked");
+  }
+  const std::vector<std::string> gpus = std::move(r.gpu_uuids);
+  r.gpu_uuids.clear();
+  if (!PutRecord(r)) return false;
+  m_pool.Release(r.lease_id);
+  std::string list;
+  for (const auto& g : gpus) list += (list.empty() ? "" : ",") + g;
+  Log(name + ": workload stopped, GPUs " + list +
+      " idle and back in the pool; outputs kept for retention");
+  return true;
 }
 
 base::Result<TenantLeaseView> Engine::TenantLease(uint64_t lease_id) const {

@@ -10,9 +10,9 @@
 //   started, no manifest      -> wait; MsgLeaseClose(no_manifest) from started + manifest_timeout
 //   manifest submitted        -> hash checked, workload started with exactly the lease's GPUs
 //   a GPU of the lease failed -> workload stopped, MsgLeaseClose at once (billing stops)
-//   closed on the ledger      -> workload stopped; removed after outputs_retention
-//                                (at once when it never ran), GPUs back to the pool
-//                                after the idle check
+//   closed on the ledger      -> workload stopped, its GPUs back to the pool after the
+//                                idle check; its run dir removed after outputs_retention
+//                                (at once when it never ran)
 //
 // plus one MsgHeartbeat for all leases every heartbeat interval and batched
 // MsgLeaseWithdraw on the withdraw schedule. A tx whose effect the ledger shows is
@@ -193,6 +193,7 @@ enum class LeaseAction : uint8_t {
   kCloseUnhealthy,   ///< open; a GPU of the lease failed: stop, MsgLeaseClose
   kObserveClosed,    ///< the ledger closed it; the book does not know yet
   kStopWorkload,     ///< closed; its workload still runs
+  kFreeGpus,         ///< closed; workload stopped: GPUs idle-checked and back to the pool
   kRetain,           ///< closed; outputs kept until closed + outputs_retention
   kRelease,  ///< closed, retention over, no workload or a lost one: remove it, idle check, free
              ///< GPUs
@@ -293,6 +294,9 @@ class Engine {
   bool CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
                   ReconcileResult& result) REQUIRES(m_mu);
   void ReleaseLease(uint64_t lease_id, bool workload_exists) REQUIRES(m_mu);
+  /// The closed lease's GPUs through the idle check and back to the pool, the
+  /// record's gpu_uuids emptied first; false (logged once) when a GPU is not idle.
+  bool FreeGpus(LeaseRecord& record) REQUIRES(m_mu);
   /// Checks the manifest, keeps it in the record, starts the workload with exactly
   /// the lease's GPUs and records that it runs (SubmitManifest, and kLaunchWorkload
   /// after a crash between the two).

@@ -119,6 +119,9 @@ TEST(NextStep, ChoosesOneStepPerState) {
   r.closed_ms = 1050;
   EXPECT_EQ(NextStep(in), LeaseAction::kStopWorkload);
   in.workload_running = false;
+  r.gpu_uuids = {"GPU-00"};
+  EXPECT_EQ(NextStep(in), LeaseAction::kFreeGpus);  // stopped: its GPUs may go to the next
+  r.gpu_uuids.clear();
   EXPECT_EQ(NextStep(in), LeaseAction::kRetain);  // until 1150
   in.chain_time_ms = 1150;
   EXPECT_EQ(NextStep(in), LeaseAction::kRelease);
@@ -339,7 +342,7 @@ TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
   EXPECT_TRUE(engine->RecordsForTest().empty());
 }
 
-TEST_F(EngineTest, AClosedLeaseIsStoppedKeptForRetentionThenReleasedAfterTheIdleCheck) {
+TEST_F(EngineTest, AClosedLeasesGpusGoToTheNextLeaseAfterTheIdleCheckItsOutputsStayForRetention) {
   AddLease(3, 2);
   bool idle = false;
   EngineHooks hooks;
@@ -357,21 +360,22 @@ TEST_F(EngineTest, AClosedLeaseIsStoppedKeptForRetentionThenReleasedAfterTheIdle
   engine->Reconcile();
   EXPECT_FALSE(workloads.running.at("lease-3"));  // stopped, not removed
   EXPECT_EQ(engine->RecordsForTest().at(3).end, "tenant_closed");
+  AddLease(4, 3);
+  engine->Reconcile();
+  EXPECT_FALSE(engine->RecordsForTest().contains(4));  // only 2 free: lease 3's are busy
+  EXPECT_EQ(engine->RecordsForTest().at(3).gpu_uuids.size(), 2u);
+  idle = true;
+  engine->Reconcile();
+  EXPECT_TRUE(engine->RecordsForTest().at(3).gpu_uuids.empty());  // back in the pool
+  engine->Reconcile();
+  EXPECT_EQ(engine->RecordsForTest().at(4).gpu_uuids.size(), 3u);  // long before retention's end
   Advance(3'599'999);
   engine->Reconcile();
   EXPECT_TRUE(workloads.running.contains("lease-3"));  // outputs still kept
   Advance(1);
   engine->Reconcile();
   EXPECT_FALSE(workloads.running.contains("lease-3"));
-  EXPECT_TRUE(engine->RecordsForTest().contains(3));  // GPUs busy: kept out of the pool
-  AddLease(4, 3);
-  engine->Reconcile();
-  EXPECT_FALSE(engine->RecordsForTest().contains(4));  // only 2 free
-  idle = true;
-  engine->Reconcile();
   EXPECT_FALSE(engine->RecordsForTest().contains(3));
-  engine->Reconcile();
-  EXPECT_TRUE(engine->RecordsForTest().contains(4));
 }
 
 TEST_F(EngineTest, AGpuThatFailsUnderARunningLeaseStopsItAndClosesTheLease) {
