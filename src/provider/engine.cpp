@@ -241,6 +241,11 @@ void Engine::Log(const std::string& line) {
   if (m_hooks.log) m_hooks.log(line);
 }
 
+void Engine::CrashPoint(std::string_view point, uint64_t lease_id) const {
+  GPUNET_CHECK(std::ranges::find(kCrashPoints, point) != std::end(kCrashPoints));
+  if (m_hooks.crash_point) m_hooks.crash_point(point, lease_id);
+}
+
 void Engine::Event(uint64_t lease_id, std::string_view kind, const std::string& message) {
   if (m_hooks.event) m_hooks.event(lease_id, kind, message);
 }
@@ -395,7 +400,7 @@ void Engine::AdoptNewLeases(const ChainView& view) {
     for (const auto& g : *gpus) list += (list.empty() ? "" : ",") + g;
     Log("lease " + std::to_string(id) + ": new (" + lease.state + "), GPUs set aside: " + list);
     Event(id, "reserved", "GPUs set aside: " + list);
-    if (m_hooks.crash_point) m_hooks.crash_point("reserved", id);
+    CrashPoint("reserved", id);
   }
 }
 
@@ -433,6 +438,7 @@ bool Engine::StopWorkload(LeaseRecord& r) {
     LogOnce(r.lease_id, "stopfail", name + ": cannot stop its workload: " + s.error().message);
     return false;
   }
+  CrashPoint("workload_stopped", r.lease_id);
   r.workload_stopped = true;
   if (PutRecord(r)) {
     Log(name + ": workload stopped; outputs kept for retention");
@@ -487,7 +493,7 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kSendStarted:
       if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result)) {
         Event(id, "started", "LeaseStarted committed: the reservation is live and billed");
-        if (m_hooks.crash_point) m_hooks.crash_point("started", id);
+        CrashPoint("started", id);
       }
       return;
     case LeaseAction::kCloseNoManifest:
@@ -638,6 +644,7 @@ base::Status Engine::LaunchWorkload(LeaseRecord& r, const client::LeaseInfo& lea
     }
     Event(lease_id, "manifest_accepted", "manifest accepted (its hash is the lease's)");
   }
+  CrashPoint("manifest_accepted", lease_id);
   if (auto s = m_workloads.Start(spec); !s) {
     // Refused at once (the tenant hears why): the book forgets the manifest again,
     // unless a crash had kept it, whose launch the reconcile retries.
@@ -647,6 +654,7 @@ base::Status Engine::LaunchWorkload(LeaseRecord& r, const client::LeaseInfo& lea
     }
     return s;
   }
+  CrashPoint("workload_launched", lease_id);
   r.manifest_received = true;
   r.manifest.clear();
   GPUNET_TRY(m_book.Put(r));
@@ -668,6 +676,7 @@ bool Engine::FreeGpus(LeaseRecord& r) {
   } else {
     Log(name + ": no GPU idle check on this host; GPUs go back to the pool unchecked");
   }
+  CrashPoint("gpus_idle", r.lease_id);
   const std::vector<std::string> gpus = std::move(r.gpu_uuids);
   r.gpu_uuids.clear();
   if (!PutRecord(r)) return false;

@@ -141,6 +141,25 @@ base::Result<runtime::WorkloadSpec> MinimalWorkloadSpec(const SpecInput& input);
 /// The default manifest check: BLAKE2b-256(manifest) == expected.
 base::Status VerifyManifestHash(const base::Hash32& expected, std::string_view manifest);
 
+/// The fixed crash points of a lease's life (docs/provider.md "Crash safety"), in
+/// the order a lease meets them. Each is one call of EngineHooks::crash_point (the
+/// "_sent" ones: ChainClient's after-submit seam, between the node accepting the tx
+/// and the engine seeing it committed):
+///   reserved           GPUs set aside, the book written, before any tx
+///   started_sent       MsgLeaseStarted accepted by the node, its commit not yet seen
+///   started            MsgLeaseStarted committed
+///   manifest_accepted  the manifest checked and kept in the book, not yet launched
+///   workload_launched  the runtime started the workload, the book does not say so
+///   heartbeat_sent     a MsgHeartbeat accepted by the node, its commit not yet seen
+///   withdraw_sent      a MsgLeaseWithdraw batch accepted, its commit not yet seen
+///   workload_stopped   the ledger closed the lease, the workload is stopped, the
+///                      book does not say so
+///   gpus_idle          the closed lease's GPUs passed the idle check, not yet back
+///                      in the pool (the book still holds them)
+inline constexpr std::string_view kCrashPoints[] = {
+    "reserved",       "started_sent",  "started",          "manifest_accepted", "workload_launched",
+    "heartbeat_sent", "withdraw_sent", "workload_stopped", "gpus_idle"};
+
 struct EngineHooks {
   /// OK when the tenant API answers for this lease (LeaseStarted means it does).
   /// Unset: this build has no tenant API yet, and nothing is checked.
@@ -155,10 +174,9 @@ struct EngineHooks {
       verify_manifest;
   /// The GPUs' health now. Unset: every GPU stays as the pool was built.
   std::function<std::vector<GpuHealth>()> health;
-  /// Test seam for crash tests: called at fixed points of a lease's life, after the
-  /// step's effect is durable ("reserved": GPUs set aside and the book written;
-  /// "started": LeaseStarted committed). The daemon SIGKILLs itself there when
-  /// $GPUNET_PROVIDER_CRASH_AT names the point (tests/integration/provider_daemon).
+  /// Test seam for crash tests: called at the fixed points of kCrashPoints (one call
+  /// per point). The daemon SIGKILLs itself there when $GPUNET_PROVIDER_CRASH_AT
+  /// names the point (tests/integration/provider_crash).
   std::function<void(std::string_view point, uint64_t lease_id)> crash_point;
   /// One line per event (the daemon writes it to stderr). Unset: discarded.
   std::function<void(std::string_view line)> log;
@@ -302,6 +320,7 @@ class Engine {
   /// after a crash between the two).
   base::Status LaunchWorkload(LeaseRecord& record, const client::LeaseInfo& lease,
                               std::string_view manifest) REQUIRES(m_mu);
+  void CrashPoint(std::string_view point, uint64_t lease_id) const;
   void Periodic(const ChainView& view, ReconcileResult& result) REQUIRES(m_mu);
   void UpdateGauges() REQUIRES(m_mu);
   bool PutRecord(const LeaseRecord& record) REQUIRES(m_mu);
