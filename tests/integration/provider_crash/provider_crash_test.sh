@@ -6,7 +6,8 @@
 # starts. The daemon is SIGKILLed at every fixed crash point of provider/engine.h's
 # kCrashPoints ($GPUNET_PROVIDER_CRASH_AT) in the order a lease meets them, then by an
 # external `kill -KILL` after a random delay (seeded: the seed is printed, CRASH_SEED=N
-# replays it) while two leases run, and restarted after each kill. After every restart:
+# replays it) while a lease runs and another goes through its life, and restarted after
+# each kill. After every restart:
 # each workload is the same one still running (one marker, one process, its counter
 # rising), every lease stays `started` with its started_ms unchanged (heartbeats resume
 # before heartbeat_timeout_ms), and no LeaseStarted or workload start happens twice; a
@@ -117,7 +118,17 @@ stdout_of() { find "$PHOME" -path "*lease-$1/*" -name stdout.log 2>/dev/null | h
 ticks() { local f; f="$(stdout_of "$1")"; [ -n "$f" ] && grep '^tick ' "$f"; }
 last_tick() { ticks "$1" | tail -1 | cut -d' ' -f3; }
 markers() { ticks "$1" | cut -d' ' -f2 | sort -u | wc -l; }
-instances() { pgrep -fc "^sh -c w=$1;"; }
+# Running instances of the workload with word $1: its shells whose parent is not one
+# (a fork about to exec date or sleep still shows the shell's command line).
+instances() {
+  local pids p ppid n=0
+  pids=" $(pgrep -f "^sh -c w=$1;" | tr '\n' ' ') "
+  for p in $pids; do
+    ppid="$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')" || continue
+    [ -n "$ppid" ] && [[ "$pids" != *" $ppid "* ]] && n=$((n + 1))
+  done
+  echo "$n"
+}
 ticking_past() { local t; t="$(last_tick "$1")"; [ -n "$t" ] && [ "$t" -gt "$2" ]; }
 gpu_holder() { $PY -c 'import json,sys; print(sorted(g["lease_id"] for g in json.load(open(sys.argv[1]))["gpus"]))' "$PHOME/state/daemon-status.json"; }
 
@@ -197,15 +208,9 @@ WORD[$B]=wB
 restart_and_check "after workload_launched"
 grep -q "lease $B: re-attached to its running workload" "$LOG" || fail "lease $B's workload was not adopted"
 
-# --- 2. random kills while both leases run, each followed by a restart and the checks ---
-for ((k = 1; k <= RANDOM_KILLS; k++)); do
-  kill_randomly
-  restart_and_check "after random kill $k"
-done
+# --- 2. the tenant closes A: its workload stops, its GPU is free for the next lease ---
 kill -KILL "$DAEMON_PID" && kills=$((kills + 1))
 daemon_wait_exit
-
-# --- 3. the tenant closes A: its workload stops, its GPU is free for the next lease ---
 start workload_stopped
 g lease close "$A" --from tenant >/dev/null || fail "tenant lease close A"
 crashed_at workload_stopped
@@ -217,12 +222,53 @@ restart_and_check "after gpus_idle"
 a_free() { [ "$(gpu_holder)" = "[0, $B]" ]; }
 wait_for 10 a_free || fail "lease $A's GPU not back in the pool: holders $(gpu_holder)"
 [ -f "$PHOME/state/leases/$A.json" ] || fail "lease $A's record (its outputs' retention) is gone"
+
+# --- 3. random kills while B runs and a lease X_k on the other GPU goes through its
+# life: created, its manifest submitted (retried by the tenant until accepted), started,
+# then closed; each kill lands in one half, followed by a restart and the checks ---
+submit_retrying() {
+  local deadline=$((SECONDS + 30))
+  until g lease submit "$1" --manifest "$2" --from tenant >"$WORK/submit-$1.txt" 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.3
+  done
+}
+x_gone() { [ "$(instances "$XW")" -eq 0 ] && [ "$(gpu_holder)" = "[0, $B]" ]; }
+X=""
+for ((k = 1; k <= RANDOM_KILLS; k++)); do
+  if [ -z "$X" ]; then
+    XW="wX$k"
+    sed "s/w=wA;/w=$XW;/" "$WORK/job-wA.yaml" >"$WORK/job-$XW.yaml"
+    X="$(create_lease 1 "$WORK/job-$XW.yaml")" || fail "lease create X$k"
+    submit_retrying "$X" "$WORK/job-$XW.yaml" &
+    submitter=$!
+    kill_randomly
+    restart_and_check "after random kill $k (lease $X starting)"
+    wait "$submitter" || { fail "lease $X's manifest never accepted"; cat "$WORK/submit-$X.txt" >&2; }
+    STARTED_MS[$X]="$(lease_field "$X" started_ms)"
+    WORD[$X]="$XW"
+    check_leases "lease $X running"
+  else
+    g lease close "$X" --from tenant >/dev/null || fail "tenant lease close $X"
+    unset "STARTED_MS[$X]" "WORD[$X]"
+    kill_randomly
+    restart_and_check "after random kill $k (lease $X closing)"
+    wait_for 15 x_gone || fail "lease $X: after its close $(instances "$XW") instances run, GPU holders $(gpu_holder)"
+    X=""
+  fi
+done
+if [ -n "$X" ]; then
+  g lease close "$X" --from tenant >/dev/null || fail "tenant lease close $X"
+  unset "STARTED_MS[$X]" "WORD[$X]"
+  wait_for 15 x_gone || fail "lease $X: after its close $(instances "$XW") instances run, GPU holders $(gpu_holder)"
+fi
+
+# --- 4. B closed too: both GPUs at once for the next lease, long before retention ends ---
 g lease close "$B" --from tenant >/dev/null || fail "tenant lease close B"
 b_free() { [ "$(gpu_holder)" = "[0, 0]" ]; }
 wait_for 15 b_free || fail "lease $B's GPU not back in the pool: holders $(gpu_holder)"
 [ "$(instances wB)" -eq 0 ] || fail "lease $B's workload still runs after the close"
 unset "STARTED_MS[$B]" "WORD[$B]"
-# Both GPUs at once for the next lease, long before the closed ones' retention ends.
 C="$(g -o json lease create "$offer" --gpus 2 --deposit 10 --manifest-hash "$(printf '%064d' 9)" \
   --from tenant --yes | json_field '["ids"]["lease_id"]')" || fail "lease create C"
 wait_for 15 lease_started "$C" || fail "lease $C (both GPUs) not started: holders $(gpu_holder)"
