@@ -554,6 +554,7 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   eo.machine_id = machine.id;
   eo.heartbeat_every_ms = dc.heartbeat_every_ms;
   eo.withdraw_every_ms = dc.withdraw_every_ms;
+  eo.withdraw_mark_path = setup.home.StateDir() + "/last-withdraw-ms";
   eo.outputs_retention_ms = dc.outputs_retention_ms;
   eo.metrics = &registry;
   Engine engine(eo, std::move(hooks), chain, workloads, std::move(book), std::move(gpus),

@@ -1,10 +1,12 @@
 #include "provider/engine.h"
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 
 #include "base/check.h"
 #include "base/checked_math.h"
+#include "base/file_util.h"
 #include "base/limits.h"
 #include "codec/tx_result.h"
 #include "crypto/address.h"
@@ -229,6 +231,16 @@ Engine::Engine(EngineOptions options, EngineHooks hooks, ChainPort& chain, Workl
         &reg->GetGauge("gpunet_provider_leases", "Leases in the lease book by step",
                        {{"step", std::string(step)}});
   base::MutexLock lock(m_mu);
+  if (!m_options.withdraw_mark_path.empty())
+    if (auto text = base::ReadFileNoFollow(m_options.withdraw_mark_path, 64); text) {
+      int64_t ms = 0;
+      const char* end = text->data() + text->size();
+      if (auto [p, ec] = std::from_chars(text->data(), end, ms);
+          ec == std::errc() && ms > 0 && (p == end || *p == '\n'))
+        m_last_withdraw_ms = ms;
+      else
+        Log(m_options.withdraw_mark_path + " holds no time; the withdraw period starts now");
+    }
   for (const auto& [id, record] : m_book.Records())
     if (auto s = m_pool.Assign(id, record.gpu_uuids); !s)
       Log("lease " + std::to_string(id) + ": " + s.error().message);
@@ -577,9 +589,16 @@ void Engine::Periodic(const ChainView& view, ReconcileResult& result) {
       m_metrics->heartbeats->Inc();
     }
   }
-  if (m_last_withdraw_ms == 0) m_last_withdraw_ms = now;  // first withdrawal one period in
-  if (static_cast<uint64_t>(now - m_last_withdraw_ms) < m_options.withdraw_every_ms) return;
-  m_last_withdraw_ms = now;
+  // The withdraw schedule runs on the wall clock and survives restarts (the mark
+  // file): a daemon restarted more often than withdraw_every still withdraws.
+  const int64_t wall = m_clock.NowMs();
+  if (m_last_withdraw_ms == 0 || wall < m_last_withdraw_ms) {  // first period, or time went back
+    m_last_withdraw_ms = wall;
+    WriteWithdrawMark();
+  }
+  if (static_cast<uint64_t>(wall - m_last_withdraw_ms) < m_options.withdraw_every_ms) return;
+  m_last_withdraw_ms = wall;
+  WriteWithdrawMark();  // before the txs: a crash in them waits a period, never repeats at once
   const std::string me = crypto::AddressToString(m_options.provider);
   std::vector<codec::Msg> msgs;
   for (const auto& [id, lease] : view.leases)
@@ -592,6 +611,15 @@ void Engine::Periodic(const ChainView& view, ReconcileResult& result) {
             msgs.begin() + static_cast<std::ptrdiff_t>(end)},
            "withdraw of " + std::to_string(end - i) + " leases", result);
   }
+}
+
+void Engine::WriteWithdrawMark() {
+  if (m_options.withdraw_mark_path.empty()) return;
+  if (auto s = base::WriteFileAtomic(m_options.withdraw_mark_path,
+                                     std::to_string(m_last_withdraw_ms) + "\n", {.mode = 0600});
+      !s)
+    LogOnce(0, "mark:" + s.error().message,
+            "cannot write " + m_options.withdraw_mark_path + ": " + s.error().message);
 }
 
 void Engine::UpdateGauges() {

@@ -194,6 +194,9 @@ struct EngineOptions {
   /// 0 = a third of the chain's heartbeat_timeout_ms.
   uint64_t heartbeat_every_ms = 0;
   uint64_t withdraw_every_ms = 60ull * 60 * 1000;
+  /// Where the time of the last withdrawal (wall clock, ms) is kept across restarts
+  /// ("" = in memory only: a restart starts a new period).
+  std::string withdraw_mark_path;
   uint64_t outputs_retention_ms = 24ull * 60 * 60 * 1000;
   /// Where /metrics counts (nullable).
   server::metrics::Registry* metrics = nullptr;
@@ -323,6 +326,7 @@ class Engine {
   void CrashPoint(std::string_view point, uint64_t lease_id) const;
   void Periodic(const ChainView& view, ReconcileResult& result) REQUIRES(m_mu);
   void UpdateGauges() REQUIRES(m_mu);
+  void WriteWithdrawMark() REQUIRES(m_mu);
   bool PutRecord(const LeaseRecord& record) REQUIRES(m_mu);
 
   const EngineOptions m_options;
@@ -345,7 +349,7 @@ class Engine {
   bool m_node_reachable GUARDED_BY(m_mu) = true;
   bool m_first_pass GUARDED_BY(m_mu) = true;
   int64_t m_last_heartbeat_ms GUARDED_BY(m_mu) = 0;  ///< local clock; 0 = never
-  int64_t m_last_withdraw_ms GUARDED_BY(m_mu) = 0;
+  int64_t m_last_withdraw_ms GUARDED_BY(m_mu) = 0;   ///< wall clock; 0 = no period yet
 };
 
 }  // namespace gpunet::provider

@@ -28,7 +28,8 @@ class EngineTest : public ::testing::Test {
     chain.view.params.heartbeat_timeout_ms = 30'000;
   }
   /// An engine over the test's book, chain and runtime; GPUs GPU-00, GPU-01, ...
-  std::unique_ptr<Engine> Make(EngineHooks hooks = {}, int gpu_count = 4) {
+  std::unique_ptr<Engine> Make(EngineHooks hooks = {}, int gpu_count = 4,
+                               std::string withdraw_mark = "") {
     auto book = LeaseBook::Open(dir.Path());
     EXPECT_TRUE(book.has_value());
     std::vector<PoolGpu> gpus;
@@ -41,6 +42,7 @@ class EngineTest : public ::testing::Test {
     o.machine_id = kMachine;
     o.withdraw_every_ms = 3'600'000;
     o.outputs_retention_ms = 3'600'000;
+    o.withdraw_mark_path = std::move(withdraw_mark);
     hooks.log = [this](std::string_view line) { logs.emplace_back(line); };
     return std::make_unique<Engine>(o, std::move(hooks), chain, workloads, std::move(*book),
                                     std::move(gpus), clock);
@@ -461,6 +463,26 @@ TEST_F(EngineTest, WithdrawsBatchedOnTheScheduleOnlyWhatAccrued) {
   engine->Reconcile();
   EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 3u);  // lease 2 had nothing
   EXPECT_GT(chain.sent.size(), before);
+}
+
+TEST_F(EngineTest, TheWithdrawScheduleSurvivesARestart) {
+  for (uint64_t id = 1; id <= 2; ++id) AddLease(id, 1, "started").withdrawable_ugpn = 10;
+  chain.view.params.manifest_timeout_ms = 10'000'000;
+  const std::string mark = dir.Path() + "/last-withdraw-ms";
+  auto engine = Make({}, 4, mark);
+  engine->Reconcile();
+  Advance(3'599'999);
+  engine->Reconcile();
+  engine.reset();  // restarted just before the period ends
+  auto again = Make({}, 4, mark);
+  again->Reconcile();
+  EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 0u);
+  Advance(1);
+  again->Reconcile();
+  EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 2u);  // one period after the first start
+  auto third = Make({}, 4, mark);
+  third->Reconcile();
+  EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 2u);  // and not again at the next start
 }
 
 TEST_F(EngineTest, WithdrawalsGoInTxsOfAtMostTheMessageLimit) {
