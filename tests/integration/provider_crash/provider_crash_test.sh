@@ -211,6 +211,11 @@ grep -q "lease $B: re-attached to its running workload" "$LOG" || fail "lease $B
 # --- 2. the tenant closes A: its workload stops, its GPU is free for the next lease ---
 kill -KILL "$DAEMON_PID" && kills=$((kills + 1))
 daemon_wait_exit
+# The withdraw schedule's mark says the last withdrawal was long ago: the first pass
+# withdraws what A and B earned.
+echo 1 >"$PHOME/state/last-withdraw-ms"
+start withdraw_sent
+crashed_at withdraw_sent
 start workload_stopped
 g lease close "$A" --from tenant >/dev/null || fail "tenant lease close A"
 crashed_at workload_stopped
