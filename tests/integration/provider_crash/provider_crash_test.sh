@@ -48,8 +48,8 @@ SEED="${CRASH_SEED:-$((($(date +%s%N) / 1000) % 1000000))}"
 RANDOM=$SEED
 echo "provider crash campaign: seed $SEED (replay: CRASH_SEED=$SEED), $RANDOM_KILLS random kills"
 
-# --- a devnet (heartbeat timeout 4 s), the provider's home, two fake-NVML GPUs ---
-devnet_start_with_genesis '{}' '{"lease_start_timeout_ms": 60000, "manifest_timeout_ms": 120000, "heartbeat_timeout_ms": 4000}'
+# --- a devnet (heartbeat timeout 8 s, room for a slow ASan start), the provider home, 2 GPUs ---
+devnet_start_with_genesis '{}' '{"lease_start_timeout_ms": 60000, "manifest_timeout_ms": 120000, "heartbeat_timeout_ms": 8000}'
 provider_home "$WORK/phome" 2
 export GPUNET_FAKE_NVML_STATE="$WORK/nvml.json"
 cat >"$GPUNET_FAKE_NVML_STATE" <<'JSON'
@@ -151,10 +151,11 @@ check_leases() {
     [ "$(instances "${WORD[$id]}")" -eq 1 ] || fail "$what: $(instances "${WORD[$id]}") instances of lease $id's workload"
   done
 }
-# Restarted with no crash point: heartbeats resume within the heartbeat timeout.
+# Restarted with no crash point: it heartbeats, and check_leases finds every lease still
+# started, so the heartbeats resumed before the ledger's fault deadline.
 restart_and_check() {
   start ""
-  wait_for 4 heartbeat_in_log || fail "$1: no heartbeat within 4 s of the restart"
+  wait_for 20 heartbeat_in_log || fail "$1: the restarted daemon sends no heartbeat"
   check_leases "$1"
 }
 # The tenant submits lease $1's manifest $2 until the daemon dies at crash point $3
