@@ -58,6 +58,15 @@ class EngineTest : public ::testing::Test {
     l.paid_until_ms = chain.view.time_ms + 3'600'000;
     return chain.view.leases[id] = l;
   }
+  /// An engine whose lease `id` (one GPU) started and runs its workload.
+  std::unique_ptr<Engine> MakeRunning(uint64_t id) {
+    AddLease(id, 1);
+    auto engine = Make();
+    engine->Reconcile();
+    engine->Reconcile();
+    EXPECT_TRUE(engine->SubmitManifest(id, kManifest).has_value());
+    return engine;
+  }
   void Advance(uint64_t ms) {
     chain.view.time_ms += ms;
     chain.view.height += 1;
@@ -300,11 +309,7 @@ TEST_F(EngineTest, AWorkloadStartedBeforeACrashIsAdoptedNotStartedAgain) {
 }
 
 TEST_F(EngineTest, AManifestAcceptedBeforeACrashIsLaunchedOnceByTheNextStart) {
-  AddLease(3, 1);
-  auto engine = Make();
-  engine->Reconcile();
-  engine->Reconcile();
-  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
+  auto engine = MakeRunning(3);
   // The daemon died at manifest_accepted: the book as it was there, no workload.
   LeaseRecord at_crash = engine->RecordsForTest().at(3);
   engine.reset();
@@ -326,11 +331,7 @@ TEST_F(EngineTest, AManifestAcceptedBeforeACrashIsLaunchedOnceByTheNextStart) {
 }
 
 TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
-  AddLease(3, 1);
-  auto engine = Make();
-  engine->Reconcile();
-  engine->Reconcile();
-  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
+  auto engine = MakeRunning(3);
   workloads.running["lease-3"] = false;  // its supervisor died; a container may run on
   workloads.lost.insert("lease-3");
   engine->Reconcile();
