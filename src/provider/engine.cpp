@@ -494,7 +494,10 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
               ", next: " + std::string(LeaseActionName(action)));
   if (ledger && r.started_ms == 0 && ledger->started_ms != 0) {
     r.started_ms = ledger->started_ms;
-    PutRecord(r);
+    // Whichever run first sees the start on the ledger tells the tenant, once: a
+    // crash between the tx and its block, or right after it, loses no event.
+    if (PutRecord(r))
+      Event(id, "started", "LeaseStarted committed: the reservation is live and billed");
   }
   switch (action) {
     case LeaseAction::kWaitTenantApi:
@@ -503,10 +506,8 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kRetain:
       return;
     case LeaseAction::kSendStarted:
-      if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result)) {
-        Event(id, "started", "LeaseStarted committed: the reservation is live and billed");
-        CrashPoint("started", id);
-      }
+      if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result))
+        CrashPoint("started", id);  // its event comes with the record's started_ms
       return;
     case LeaseAction::kCloseNoManifest:
       if (CloseLease(id, codec::CloseReason::kNoManifest, "no manifest", result))
@@ -523,7 +524,10 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kAdoptWorkload:
       r.manifest_received = true;
       r.manifest.clear();
-      if (PutRecord(r)) Log(name + ": re-attached to its running workload " + WorkloadIdOf(id));
+      if (PutRecord(r)) {
+        Log(name + ": re-attached to its running workload " + WorkloadIdOf(id));
+        Event(id, "workload_running", "workload " + WorkloadIdOf(id) + " running");
+      }
       return;
     case LeaseAction::kCloseUnhealthy:
       CloseUnhealthy(r, ledger, in.workload_running, result);
@@ -707,7 +711,12 @@ bool Engine::FreeGpus(LeaseRecord& r) {
   CrashPoint("gpus_idle", r.lease_id);
   const std::vector<std::string> gpus = std::move(r.gpu_uuids);
   r.gpu_uuids.clear();
+  // Its stop was not recorded when a crash came between the stop and the record.
+  const bool tell_stopped = !r.workload_stopped;
+  r.workload_stopped = true;
   if (!PutRecord(r)) return false;
+  if (tell_stopped)
+    Event(r.lease_id, "workload_stopped", "workload stopped; outputs and logs kept for retention");
   m_pool.Release(r.lease_id);
   std::string list;
   for (const auto& g : gpus) list += (list.empty() ? "" : ",") + g;

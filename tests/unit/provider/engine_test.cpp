@@ -330,6 +330,29 @@ TEST_F(EngineTest, AManifestAcceptedBeforeACrashIsLaunchedOnceByTheNextStart) {
   EXPECT_EQ(again->SubmitManifest(3, kManifest).error().code, base::ErrorCode::kConflict);
 }
 
+TEST_F(EngineTest, TheTenantHearsOfAStartAndAWorkloadThatACrashHidFromTheirStep) {
+  AddLease(3, 1);
+  std::vector<std::string> kinds;
+  EngineHooks hooks;
+  hooks.event = [&](uint64_t, std::string_view kind, std::string_view) {
+    kinds.emplace_back(kind);
+  };
+  hooks.tenant_api_ready = [](uint64_t) { return base::Fail(base::ErrorCode::kUnavailable, "x"); };
+  auto engine = Make(hooks);
+  engine->Reconcile();
+  engine.reset();
+  // A LeaseStarted and a launch of a run that died before it saw either.
+  chain.view.leases[3].state = "started";
+  chain.view.leases[3].started_ms = chain.view.time_ms;
+  workloads.running["lease-3"] = true;
+  hooks.tenant_api_ready = nullptr;
+  auto again = Make(hooks);
+  again->Reconcile();
+  again->Reconcile();
+  EXPECT_EQ(kinds, (std::vector<std::string>{"reserved", "started", "workload_running"}));
+  EXPECT_EQ(chain.Count<codec::MsgLeaseStarted>(), 0u);
+}
+
 TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
   auto engine = MakeRunning(3);
   workloads.running["lease-3"] = false;  // its supervisor died; a container may run on
