@@ -269,7 +269,23 @@ if [ -n "$X" ]; then
   wait_for 15 x_gone || fail "lease $X: after its close $(instances "$XW") instances run, GPU holders $(gpu_holder)"
 fi
 
-# --- 4. B closed too: both GPUs at once for the next lease, long before retention ends ---
+# --- 4. what the tenant read: each step of A and B told once, whatever the crashes hid ---
+events_of() {
+  g -o json lease events "$1" --from tenant 2>/dev/null |
+    $PY -c 'import json,sys; print(" ".join(e["kind"] for e in json.load(sys.stdin)["events"]))'
+}
+told_once() {  # lease $1, kinds $2...
+  local id="$1" kinds kind
+  kinds=" $(events_of "$id") "
+  shift
+  for kind in "$@"; do
+    [ "$(grep -o " $kind " <<<"$kinds" | wc -l)" -eq 1 ] || fail "lease $id's events: $kind not once in:$kinds"
+  done
+}
+told_once "$A" reserved started manifest_accepted workload_running closed workload_stopped
+told_once "$B" reserved started manifest_accepted workload_running
+
+# --- 5. B closed too: both GPUs at once for the next lease, long before retention ends ---
 g lease close "$B" --from tenant >/dev/null || fail "tenant lease close B"
 b_free() { [ "$(gpu_holder)" = "[0, 0]" ]; }
 wait_for 15 b_free || fail "lease $B's GPU not back in the pool: holders $(gpu_holder)"
