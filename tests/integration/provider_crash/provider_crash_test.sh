@@ -11,8 +11,9 @@
 # each workload is the same one still running (one marker, one process, its counter
 # rising), every lease stays `started` with its started_ms unchanged (heartbeats resume
 # before heartbeat_timeout_ms), and no LeaseStarted or workload start happens twice; a
-# manifest accepted before a crash is launched after it; the tenant's close stops the
-# workload and frees its GPUs for the next lease (no orphan).
+# manifest accepted before a crash is launched after it; the tenant's events tell each
+# step of the crashed leases once; the tenant's close stops the workload and frees its
+# GPUs for the next lease (no orphan).
 # Skipped (77) without root (mknod, the sandbox).
 #   provider_crash_test.sh GPUNET LIBFAKE_NVML [RANDOM_KILLS]   (default 3; make crash-campaign)
 set -u
