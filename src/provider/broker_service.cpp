@@ -525,30 +525,58 @@ BrokerFrame BrokerService::Secrets(const BrokerFrame& request, const TenantLease
   const runtime::UploadTarget target{info->work_dir, info->uid, info->uid};
   base::MutexLock lock(m_secrets_mu);
   Json set = Json::array();
+  std::string already;  // names set by an earlier request
+  std::optional<BrokerFrame> failed;
   for (const auto& [name, value] : j.items()) {
     const std::string rel = std::string(kSecretsDirRelative) + "/" + name;
-    // O_EXCL: a secret is set once; a second value would race the gate's read.
-    auto written = runtime::WriteUploadChunk(target, rel, 0, value.get_ref<const std::string&>());
-    if (!written && written.error().code != ErrorCode::kConflict &&
-        written.error().code != ErrorCode::kAlreadyExists)
-      return ErrorReply(500, "internal", "cannot hand secret " + name + " to the workload");
-    if (!written) return ErrorReply(409, "conflict", "secret " + name + " is set already");
-    set.push_back(name);
+    // Whole or not at all, and once: a second value would race the gate's read.
+    auto written = runtime::WriteUploadFileOnce(target, rel, value.get_ref<const std::string&>());
+    if (written) {
+      set.push_back(name);
+    } else if (written.error().code == ErrorCode::kAlreadyExists) {
+      already += (already.empty() ? "" : ", ") + name;
+    } else {
+      failed =
+          ErrorReply(500, "internal",
+                     "cannot hand secret " + name + " to the workload: " + written.error().message);
+      break;
+    }
   }
-  bool all = true;
-  for (const auto& n : *names)
-    all = all &&
-          runtime::UploadedSize(target, std::string(kSecretsDirRelative) + "/" + n).has_value();
-  if (all && !runtime::UploadedSize(target, kSecretsReadyRelative)) {
-    (void)runtime::WriteUploadChunk(target, kSecretsReadyRelative, 0, "1");
-    if (auto s = m_deps.events->Append(id, "secrets_set", "every secret is set; the command starts",
-                                       base::SystemClock::Instance().NowMs());
-        !s && m_deps.log)
-      m_deps.log("lease " + std::to_string(id) + ": event not kept: " + s.error().message);
-  }
+  // Whatever happened above: a request that finds the last secret set (a retry after
+  // a crash or a failed marker) still opens the gate.
+  auto complete = OpenSecretsGate(id, target, *names);
+  if (failed) return *failed;
+  if (!complete)
+    return ErrorReply(500, "internal",
+                      "cannot start the command behind the secrets: " + complete.error().message);
+  if (!already.empty())
+    return ErrorReply(409, "conflict",
+                      "secret " + already + " is set already (a secret is set once)" +
+                          (set.empty() ? "" : "; set now: " + set.dump()));
   return BrokerReply(200, "ok",
-                     Json{{"set", std::move(set)}, {"complete", all}}.dump(
+                     Json{{"set", std::move(set)}, {"complete", *complete}}.dump(
                          -1, ' ', false, Json::error_handler_t::replace));
+}
+
+base::Result<bool> BrokerService::OpenSecretsGate(uint64_t lease_id,
+                                                  const runtime::UploadTarget& target,
+                                                  const std::vector<std::string>& names) {
+  // A secret's file appears only whole (WriteUploadFileOnce), so one that exists is set.
+  for (const auto& n : names)
+    if (auto size = runtime::UploadedSize(target, std::string(kSecretsDirRelative) + "/" + n);
+        !size) {
+      if (size.error().code == ErrorCode::kNotFound) return false;
+      return std::unexpected(size.error());
+    }
+  auto ready = runtime::WriteUploadFileOnce(target, kSecretsReadyRelative, "1");
+  if (!ready && ready.error().code == ErrorCode::kAlreadyExists) return true;
+  if (!ready) return std::unexpected(ready.error());
+  if (auto s =
+          m_deps.events->Append(lease_id, "secrets_set", "every secret is set; the command starts",
+                                base::SystemClock::Instance().NowMs());
+      !s && m_deps.log)
+    m_deps.log("lease " + std::to_string(lease_id) + ": event not kept: " + s.error().message);
+  return true;
 }
 
 BrokerFrame BrokerService::Upload(const BrokerFrame& request, const TenantLeaseView& lease) {

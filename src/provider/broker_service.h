@@ -14,10 +14,13 @@
 // workload starts at once with the lease's GPUs, but a small sh wrapper waits for
 // /work/.gpunet/ready before it exports /work/.gpunet/secrets/<NAME> into the
 // environment and execs the tenant's argv. The agent writes those files as the
-// workload's uid (runtime::WriteUploadChunk: openat2 beneath the work dir, O_EXCL)
-// and the ready marker once every named secret is set. So the order is: manifest,
-// uploads, secrets (the last secret starts the command); without secrets the
-// command starts with the manifest.
+// workload's uid, each whole or not at all (runtime::WriteUploadFileOnce: openat2
+// beneath the work dir, a temporary name renamed into place, once), so a secret's
+// file exists only with its whole value; and after every secrets request, whatever
+// it did, it writes the ready marker (checked) once every named secret is set. So the
+// order is: manifest, uploads, secrets (the last secret starts the command; a retry
+// that finds them all set opens the gate too); without secrets the command starts
+// with the manifest.
 #pragma once
 
 #include <atomic>
@@ -38,6 +41,7 @@
 #include "provider/event_log.h"
 #include "provider/request_auth.h"
 #include "runtime/runtime.h"
+#include "runtime/uploads.h"
 
 namespace gpunet::provider {
 
@@ -115,6 +119,10 @@ class BrokerService {
   BrokerFrame Outputs(const BrokerFrame& request, const TenantLeaseView& lease);
   BrokerFrame Revoke(const BrokerFrame& request, const TenantLeaseView& lease);
   base::Result<std::vector<std::string>> SecretNames(uint64_t lease_id);
+  /// Writes the ready marker when every secret in `names` is set: true once it is
+  /// there (now or before), false while a secret is missing.
+  base::Result<bool> OpenSecretsGate(uint64_t lease_id, const runtime::UploadTarget& target,
+                                     const std::vector<std::string>& names) REQUIRES(m_secrets_mu);
 
   const BrokerDeps m_deps;
   base::Mutex m_mu;

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -322,6 +323,44 @@ TEST_F(BrokerServiceTest, SecretsReachOnlyTheWorkloadsFilesNeverSpecLogsOrEvents
   for (const auto& l : logs) EXPECT_EQ(l.find(kBrokerSecret), std::string::npos) << l;
   for (const char* d : {"events", "book", "secrets", "nonces"})
     EXPECT_EQ(ReadTree(dir.Path() + "/" + d).find(kBrokerSecret), std::string::npos) << d;
+}
+
+TEST_F(BrokerServiceTest, TheSecretsGateOpensWhenEverySecretIsSetEvenOnARetry) {
+  SubmitManifest();
+  const std::string work = dir.Path() + "/run/work";
+  // The marker cannot be written (the workload put a directory where its temporary
+  // file goes): the request says so instead of answering "complete".
+  fs::create_directories(work + "/.gpunet/.ready.part");
+  auto set = Call(Signed(BrokerOp::kSecrets, "POST", "/leases/7/secrets",
+                         Json{{"HF_TOKEN", kBrokerSecret}}.dump()));
+  EXPECT_EQ(StatusOf(set), 500) << set.Field("message").value_or("");
+  EXPECT_EQ(ReadAll(work + "/.gpunet/secrets/HF_TOKEN"), kBrokerSecret);
+  EXPECT_FALSE(fs::exists(work + "/.gpunet/ready"));
+  // The retry names a secret that is set already: still refused as such, but every
+  // secret is set, so the gate opens now.
+  fs::remove(work + "/.gpunet/.ready.part");
+  auto retry = Call(Signed(BrokerOp::kSecrets, "POST", "/leases/7/secrets",
+                           Json{{"HF_TOKEN", kBrokerSecret}}.dump()));
+  EXPECT_EQ(StatusOf(retry), 409);
+  EXPECT_TRUE(fs::exists(work + "/.gpunet/ready"));
+  EXPECT_EQ(ReadAll(work + "/.gpunet/secrets/HF_TOKEN"), kBrokerSecret);
+  auto list = events->Since(kBrokerLease, 0, 100, 0);
+  ASSERT_TRUE(list.has_value());
+  EXPECT_EQ(std::ranges::count_if(*list, [](const auto& e) { return e.kind == "secrets_set"; }), 1);
+}
+
+TEST_F(BrokerServiceTest, AHalfWrittenSecretDoesNotCountAsSet) {
+  SubmitManifest();
+  const std::string work = dir.Path() + "/run/work";
+  // What a crash in the middle of writing the value leaves: the temporary file only.
+  fs::create_directories(work + "/.gpunet/secrets");
+  std::ofstream(work + "/.gpunet/secrets/.HF_TOKEN.part") << "hf_s3c";
+  auto set = Call(Signed(BrokerOp::kSecrets, "POST", "/leases/7/secrets",
+                         Json{{"HF_TOKEN", kBrokerSecret}}.dump()));
+  ASSERT_EQ(StatusOf(set), 200) << set.Field("message").value_or("");
+  EXPECT_EQ(ReadAll(work + "/.gpunet/secrets/HF_TOKEN"), kBrokerSecret);
+  EXPECT_FALSE(fs::exists(work + "/.gpunet/secrets/.HF_TOKEN.part"));
+  EXPECT_TRUE(fs::exists(work + "/.gpunet/ready"));
 }
 
 TEST_F(BrokerServiceTest, BytesThatAreNotUtf8InANameAreAnsweredNotAnEndOfTheRootProcess) {
