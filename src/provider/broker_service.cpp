@@ -688,18 +688,19 @@ BrokerFrame BrokerService::Outputs(const BrokerFrame& request, const TenantLease
     return ErrorReply(409, "conflict", "no workload yet: send the manifest first");
   auto info = m_deps.attach(WorkloadIdOf(id));
   if (!info) return ErrorReply(404, "not_found", "the lease's workload and its outputs are gone");
-  auto reader = runtime::OutputsReader::Open(info->outputs_dir);
+  // Only the workload's own files, each with one link (runtime/outputs.h).
+  auto reader = runtime::OutputsReader::Open(info->outputs_dir, info->uid);
   if (!reader) return ErrorReply(404, "not_found", "the workload has no outputs directory");
   const std::string path = RoutePath(route->rest, "/outputs");
   if (path.empty()) {
-    auto entries = reader->List("", kBrokerOutputEntriesMax);
-    if (!entries) return ErrorReply(entries.error());
+    auto tree = reader->ListTree(kBrokerOutputEntriesMax);
+    if (!tree) return ErrorReply(tree.error());
     Json list = Json::array();
-    for (const auto& e : *entries)
+    for (const auto& e : tree->entries)
       list.push_back({{"name", e.name}, {"type", EntryType(e.type)}, {"size", e.size_bytes}});
-    return BrokerReply(
-        200, "ok",
-        Json{{"entries", std::move(list)}}.dump(-1, ' ', false, Json::error_handler_t::replace));
+    Json body = {{"entries", std::move(list)}};
+    if (tree->truncated) body["truncated"] = true;
+    return BrokerReply(200, "ok", body.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   auto offset = QueryNumber(*route, "offset", 0);
   auto max = QueryNumber(*route, "max", kBrokerLogReadMax);

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -472,6 +473,57 @@ TEST_F(BrokerServiceTest, OutputsAreListedAndReadByRangeWithoutFollowingLinks) {
   auto link = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/escape"));
   EXPECT_NE(StatusOf(link), 200);
   EXPECT_EQ(link.body.find("root:"), std::string::npos);
+}
+
+TEST_F(BrokerServiceTest, OutputsServeOnlyTheWorkloadsOwnSingleLinkFiles) {
+  SubmitManifest();
+  const std::string out = dir.Path() + "/run/outputs";
+  std::ofstream(out + "/mine.txt") << "mine";
+  // A file the workload could only read, hard-linked into its outputs: root would
+  // read it for the tenant.
+  std::ofstream(dir.Path() + "/run/elsewhere") << "not the tenant's";
+  fs::create_hard_link(dir.Path() + "/run/elsewhere", out + "/linked");
+  std::ofstream(out + "/others.txt") << "someone else's";
+  ASSERT_EQ(::chown((out + "/others.txt").c_str(), workload_uid + 1, 0), 0);
+  EXPECT_EQ(Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/mine.txt")).body, "mine");
+  for (const char* refused : {"linked", "others.txt"}) {
+    auto r = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/" + std::string(refused)));
+    EXPECT_EQ(StatusOf(r), 403) << refused;
+    EXPECT_EQ(r.body.find("tenant's"), std::string::npos) << refused;
+    EXPECT_EQ(r.body.find("someone"), std::string::npos) << refused;
+  }
+}
+
+TEST_F(BrokerServiceTest, OutputsAreListedRecursivelyWithPathsBeneathTheDirectory) {
+  SubmitManifest();
+  const std::string out = dir.Path() + "/run/outputs";
+  fs::create_directories(out + "/ckpt/epoch1");
+  std::ofstream(out + "/ckpt/epoch1/model.bin") << "w1";
+  std::ofstream(out + "/top.txt") << "t";
+  fs::create_directory_symlink("/etc", out + "/ckpt/etc");
+  std::string deep = out;
+  for (int i = 0; i < 20; ++i) deep += "/d";
+  fs::create_directories(deep);
+  std::ofstream(deep + "/bottom") << "b";
+  auto list = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs"));
+  ASSERT_EQ(StatusOf(list), 200) << list.Field("message").value_or("");
+  std::map<std::string, std::string> types;
+  const Json answer = Json::parse(list.body);
+  for (const auto& e : answer["entries"])
+    types[e["name"].get<std::string>()] = e["type"].get<std::string>();
+  EXPECT_EQ(types["ckpt"], "directory");
+  EXPECT_EQ(types["ckpt/epoch1"], "directory");
+  EXPECT_EQ(types["ckpt/epoch1/model.bin"], "file");
+  EXPECT_EQ(types["ckpt/etc"], "symlink");
+  EXPECT_EQ(types["top.txt"], "file");
+  for (const auto& [name, type] : types) EXPECT_FALSE(name.starts_with("ckpt/etc/")) << name;
+  // Bounded depth: 16 levels, the rest not walked.
+  std::string level16 = "d";
+  for (int i = 1; i < 16; ++i) level16 += "/d";
+  EXPECT_EQ(types[level16], "directory");
+  EXPECT_FALSE(types.contains(level16 + "/d"));
+  auto file = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/ckpt/epoch1/model.bin"));
+  EXPECT_EQ(file.body, "w1");
 }
 
 TEST_F(BrokerServiceTest, AClosedLeaseKeepsReadsForRetentionAndRefusesWrites) {
