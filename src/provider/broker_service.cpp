@@ -289,34 +289,63 @@ BrokerService::~BrokerService() {
   Stop();
 }
 
+namespace {
+/// The connection a broker thread serves (nullptr on any other thread): its long-polls
+/// check it, so retiring a connection needs no flag threaded through every handler.
+thread_local const std::atomic<bool>* t_retired = nullptr;
+}  // namespace
+
 void BrokerService::Serve(const std::vector<int>& fds) {
+  std::vector<std::unique_ptr<Connection>> earlier;
+  {
+    base::MutexLock lock(m_mu);
+    GPUNET_CHECK(!m_stopping);
+    earlier.swap(m_connections);
+  }
+  Retire(earlier);
   base::MutexLock lock(m_mu);
-  GPUNET_CHECK(!m_stopping);
   for (int fd : fds) {
-    m_fds.push_back(fd);
-    m_threads.emplace_back([this, fd] { ServeFd(fd); });
+    auto c = std::make_unique<Connection>();
+    c->fd = fd;
+    Connection* raw = c.get();
+    c->thread = std::thread([this, raw] { ServeFd(*raw); });
+    m_connections.push_back(std::move(c));
   }
 }
 
 void BrokerService::Stop() {
   m_stopping = true;
-  std::vector<std::thread> threads;
-  std::vector<int> fds;
+  std::vector<std::unique_ptr<Connection>> connections;
   {
     base::MutexLock lock(m_mu);
-    threads.swap(m_threads);
-    fds.swap(m_fds);
+    connections.swap(m_connections);
   }
-  for (int fd : fds) ::shutdown(fd, SHUT_RDWR);
-  for (auto& t : threads) t.join();
-  for (int fd : fds) ::close(fd);
+  Retire(connections);
 }
 
-void BrokerService::ServeFd(int fd) {
-  while (!m_stopping) {
+void BrokerService::Retire(std::vector<std::unique_ptr<Connection>>& connections) {
+  for (auto& c : connections) {
+    c->retired = true;
+    ::shutdown(c->fd, SHUT_RDWR);
+  }
+  for (auto& c : connections) {
+    if (c->thread.joinable()) c->thread.join();
+    ::close(c->fd);
+  }
+  connections.clear();
+}
+
+bool BrokerService::Cancelled() const {
+  return m_stopping || (t_retired != nullptr && *t_retired);
+}
+
+void BrokerService::ServeFd(Connection& connection) {
+  const int fd = connection.fd;
+  t_retired = &connection.retired;
+  while (!Cancelled()) {
     auto request = ReadBrokerFrame(fd);
     if (!request) {
-      if (request.error().code != ErrorCode::kNotFound && !m_stopping && m_deps.log)
+      if (request.error().code != ErrorCode::kNotFound && !Cancelled() && m_deps.log)
         m_deps.log("broker: closing a connection: " + request.error().message);
       break;
     }
@@ -340,9 +369,10 @@ void BrokerService::ServeFd(int fd) {
     }
     if (!written) break;
   }
-  // The peer sees the end of the stream; the fd itself is closed by Stop, so its
-  // number is not reused while Stop may still shut it down.
+  // The peer sees the end of the stream; the fd itself is closed by Retire, so its
+  // number is not reused while Retire may still shut it down.
   ::shutdown(fd, SHUT_RDWR);
+  t_retired = nullptr;
 }
 
 BrokerFrame BrokerService::Handle(const BrokerFrame& request) {
@@ -632,7 +662,7 @@ BrokerFrame BrokerService::Events(const BrokerFrame& request, const TenantLeaseV
     auto events = m_deps.events->Since(id, *after, kBrokerEventsPerReply, step);
     if (!events) return ErrorReply(events.error());
     left -= step;
-    if (!events->empty() || left <= 0 || m_stopping) {
+    if (!events->empty() || left <= 0 || Cancelled()) {
       Json list = Json::array();
       for (const auto& e : *events)
         list.push_back(
@@ -667,7 +697,7 @@ BrokerFrame BrokerService::Logs(const BrokerFrame& request, const TenantLeaseVie
     if (!chunk) return ErrorReply(chunk.error());
     auto polled = m_deps.poll(WorkloadIdOf(id));
     const bool ended = !polled || polled->has_value();
-    if (!chunk->data.empty() || ended || left <= 0 || m_stopping) {
+    if (!chunk->data.empty() || ended || left <= 0 || Cancelled()) {
       BrokerFrame reply =
           BrokerReply(200, "ok", std::move(chunk->data), "application/octet-stream");
       reply.fields["next_offset"] = std::to_string(chunk->next_offset);

@@ -96,7 +96,11 @@ class BrokerService {
   BrokerService& operator=(const BrokerService&) = delete;
 
   /// Serves each fd on a thread of its own until the peer closes it, sends a frame
-  /// that does not decode, or Stop. Takes ownership of the fds.
+  /// that does not decode, or Stop. Takes ownership of the fds. The fds are one start
+  /// of the tenant-facing process (ApiProcessOptions::on_spawn): the connections of
+  /// the start before, whose process is gone, are retired first (shut down, a
+  /// long-poll on them cut short, their threads joined, their fds closed), so a front
+  /// that keeps restarting costs no fds or threads.
   void Serve(const std::vector<int>& fds);
   /// Shuts the sockets down and joins the threads. Idempotent.
   void Stop();
@@ -106,7 +110,16 @@ class BrokerService {
 
  private:
   struct Lease;
-  void ServeFd(int fd);
+  /// One broker socket and the thread serving it; `retired` cuts its long-polls short.
+  struct Connection {
+    int fd = -1;
+    std::atomic<bool> retired{false};
+    std::thread thread;
+  };
+  static void Retire(std::vector<std::unique_ptr<Connection>>& connections);
+  void ServeFd(Connection& connection);
+  /// Stop, or (on a broker thread) its connection retired: a long-poll answers now.
+  bool Cancelled() const;
   BrokerFrame Signed(const BrokerFrame& request);
   BrokerFrame Dispatch(const BrokerFrame& request, const TenantLeaseView& lease);
   BrokerFrame Environments();
@@ -126,8 +139,7 @@ class BrokerService {
 
   const BrokerDeps m_deps;
   base::Mutex m_mu;
-  std::vector<int> m_fds GUARDED_BY(m_mu);
-  std::vector<std::thread> m_threads GUARDED_BY(m_mu);
+  std::vector<std::unique_ptr<Connection>> m_connections GUARDED_BY(m_mu);
   std::atomic<bool> m_stopping{false};
   /// Serialises secret writes (the ready marker is written once per lease).
   base::Mutex m_secrets_mu;

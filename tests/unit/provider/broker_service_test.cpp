@@ -5,6 +5,8 @@
 // secrets kept out of spec, logs and events, and uploads written as the workload's uid.
 #include "provider/broker_service.h"
 
+#include <fcntl.h>
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,13 +18,16 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "client/manifest.h"
 #include "crypto/address.h"
 #include "crypto/hash.h"
+#include "provider/api_process.h"
 #include "unit/provider/engine_fakes.h"
 #include "util/keys.h"
 #include "util/temp_dir.h"
@@ -576,6 +581,69 @@ TEST_F(BrokerServiceTest, ServesFramesOnSocketsAndClosesOneThatSendsGarbage) {
   service->Stop();
   ::close(good[0]);
   ::close(bad[0]);
+}
+
+/// Open fds of this process.
+size_t OpenFds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+TEST_F(BrokerServiceTest, ARestartingFrontCostsTheAgentNoFdsOrThreads) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
+  auto user = LookupUser("nobody");
+  if (!user) GTEST_SKIP() << "no user nobody";
+  std::ofstream(dir.Path() + "/key.pem") << "KEY";
+  std::ofstream(dir.Path() + "/cert.pem") << "CERT";
+  // As the daemon wires them: each start of a front that exits at once is served.
+  ApiProcessOptions o;
+  o.command = {"/bin/true"};
+  o.listen = "127.0.0.1:1";
+  o.key_path = dir.Path() + "/key.pem";
+  o.cert_path = dir.Path() + "/cert.pem";
+  o.user = *user;
+  o.restart_backoff_first_ms = 5;
+  std::mutex mu;
+  std::vector<size_t> fds_after_start;
+  o.on_spawn = [&](std::vector<int> fds) {
+    service->Serve(fds);
+    std::lock_guard lock(mu);
+    fds_after_start.push_back(OpenFds());
+  };
+  ApiProcess api(o);
+  api.Start();
+  for (int i = 0; i < 600 && api.Starts() < 6; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  api.Stop();
+  std::lock_guard lock(mu);
+  ASSERT_GE(fds_after_start.size(), 6u);
+  for (size_t i = 1; i < fds_after_start.size(); ++i)
+    EXPECT_EQ(fds_after_start[i], fds_after_start[0]) << "after start " << i + 1;
+}
+
+TEST_F(BrokerServiceTest, ANewStartCutsALongPollOfTheEarlierOneShort) {
+  SubmitManifest();
+  int first[2], second[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, first), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, second), 0);
+  service->Serve({first[1]});
+  // A follow of the logs that would wait 25 s for the workload's next byte.
+  ASSERT_TRUE(
+      WriteBrokerFrame(first[0], Signed(BrokerOp::kLogs, "GET", "/leases/7/logs?wait_ms=25000"))
+          .has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it is waiting now
+  service->Serve({second[1]});  // returns once the earlier connection's thread is joined
+  EXPECT_EQ(::fcntl(first[1], F_GETFD), -1);  // and its fd closed
+  BrokerFrame env;
+  env.op = BrokerOp::kEnvironments;
+  ASSERT_TRUE(WriteBrokerFrame(second[0], env).has_value());
+  auto reply = ReadBrokerFrame(second[0]);
+  ASSERT_TRUE(reply.has_value()) << reply.error().ToString();
+  EXPECT_EQ(StatusOf(*reply), 200);
+  service->Stop();
+  ::close(first[0]);
+  ::close(second[0]);
 }
 
 }  // namespace
