@@ -400,7 +400,15 @@ BrokerFrame BrokerService::Environments() {
 BrokerFrame BrokerService::Signed(const BrokerFrame& request) {
   const uint64_t id = request.lease_id;
   auto lease = m_deps.engine->TenantLease(id);
-  if (!lease) return ErrorReply(404, "not_found", lease.error().message);
+  if (!lease) {
+    // The ledger tells anyone that a lease closed: no signature is needed to say so.
+    if (auto gone = m_deps.engine->ReleasedLeaseOf(id))
+      return ErrorReply(410, "gone",
+                        "lease " + std::to_string(id) + " closed (" + gone->end +
+                            ") and its outputs_retention is over: its workload, logs and outputs "
+                            "were deleted");
+    return ErrorReply(404, "not_found", lease.error().message);
+  }
   if (!lease->ledger)
     return ErrorReply(503, "unavailable",
                       "the daemon has not seen lease " + std::to_string(id) +

@@ -544,6 +544,23 @@ TEST_F(BrokerServiceTest, AClosedLeaseKeepsReadsForRetentionAndRefusesWrites) {
   EXPECT_EQ(Json::parse(read.body)["end"], "tenant_closed");
   clock.AdvanceMs(3'600'001);
   EXPECT_EQ(StatusOf(Call(Signed(BrokerOp::kStatus, "GET", "/leases/7"))), 410);
+  // The engine releases it (record, workload, outputs gone): still 410, with why,
+  // and so after a restart of the agent too, not 404 as for a lease never seen.
+  chain.view.time_ms += 3'600'001;
+  engine->Reconcile();
+  ASSERT_TRUE(engine->RecordsForTest().empty());
+  for (int restarted = 0; restarted < 2; ++restarted) {
+    auto gone = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs"));
+    EXPECT_EQ(StatusOf(gone), 410) << restarted;
+    EXPECT_NE(gone.Field("message").value_or("").find("tenant_closed"), std::string::npos);
+    service.reset();
+    engine.reset();
+    MakeEngine();
+    Restart();
+  }
+  auto other = Signed(BrokerOp::kStatus, "GET", "/leases/8");
+  other.lease_id = 8;
+  EXPECT_EQ(StatusOf(Call(other)), 404);
 }
 
 TEST_F(BrokerServiceTest, RevokingTakesTheTenantsSignedRevocation) {
