@@ -726,8 +726,15 @@ BrokerFrame BrokerService::Outputs(const BrokerFrame& request, const TenantLease
     return ErrorReply(409, "conflict", "no workload yet: send the manifest first");
   auto info = m_deps.attach(WorkloadIdOf(id));
   if (!info) return ErrorReply(404, "not_found", "the lease's workload and its outputs are gone");
-  // Only the workload's own files, each with one link (runtime/outputs.h).
-  auto reader = runtime::OutputsReader::Open(info->outputs_dir, info->uid);
+  // Only the workload's own files, each with one link (runtime/outputs.h). Its uid on
+  // the host: info->uid, or, where podman picked the mapping (--userns=auto), the
+  // container's root, to which podman gave the outputs folder (":U"). Never root.
+  uint32_t owner = info->uid;
+  struct stat dir_st {};
+  if (::lstat(info->outputs_dir.c_str(), &dir_st) == 0 && dir_st.st_uid != 0 &&
+      dir_st.st_uid != owner)
+    owner = dir_st.st_uid;
+  auto reader = runtime::OutputsReader::Open(info->outputs_dir, owner);
   if (!reader) return ErrorReply(404, "not_found", "the workload has no outputs directory");
   const std::string path = RoutePath(route->rest, "/outputs");
   if (path.empty()) {
