@@ -202,6 +202,16 @@ class BrokerServiceTest : public ::testing::Test {
 
   BrokerFrame Call(const BrokerFrame& f) { return service->Handle(f); }
 
+  /// The agent answers an unsigned request on the socket whose front end is `fd`.
+  static void ExpectServes(int fd) {
+    BrokerFrame env;
+    env.op = BrokerOp::kEnvironments;
+    ASSERT_TRUE(WriteBrokerFrame(fd, env).has_value());
+    auto reply = ReadBrokerFrame(fd);
+    ASSERT_TRUE(reply.has_value()) << reply.error().ToString();
+    EXPECT_EQ(StatusOf(*reply), 200);
+  }
+
   void SubmitManifest() {
     auto r = Call(Signed(BrokerOp::kManifest, "POST", "/leases/7/manifest", manifest));
     ASSERT_EQ(StatusOf(r), 200) << r.Field("message").value_or("");
@@ -589,12 +599,7 @@ TEST_F(BrokerServiceTest, ServesFramesOnSocketsAndClosesOneThatSendsGarbage) {
   char c;
   EXPECT_EQ(::read(bad[0], &c, 1), 0);  // the agent closed it
   // The other connection still serves.
-  BrokerFrame env;
-  env.op = BrokerOp::kEnvironments;
-  ASSERT_TRUE(WriteBrokerFrame(good[0], env).has_value());
-  auto reply = ReadBrokerFrame(good[0]);
-  ASSERT_TRUE(reply.has_value()) << reply.error().ToString();
-  EXPECT_EQ(StatusOf(*reply), 200);
+  ExpectServes(good[0]);
   service->Stop();
   ::close(good[0]);
   ::close(bad[0]);
@@ -652,12 +657,7 @@ TEST_F(BrokerServiceTest, ANewStartCutsALongPollOfTheEarlierOneShort) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it is waiting now
   service->Serve({second[1]});  // returns once the earlier connection's thread is joined
   EXPECT_EQ(::fcntl(first[1], F_GETFD), -1);  // and its fd closed
-  BrokerFrame env;
-  env.op = BrokerOp::kEnvironments;
-  ASSERT_TRUE(WriteBrokerFrame(second[0], env).has_value());
-  auto reply = ReadBrokerFrame(second[0]);
-  ASSERT_TRUE(reply.has_value()) << reply.error().ToString();
-  EXPECT_EQ(StatusOf(*reply), 200);
+  ExpectServes(second[0]);
   service->Stop();
   ::close(first[0]);
   ::close(second[0]);
