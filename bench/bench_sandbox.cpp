@@ -6,6 +6,10 @@
 // fork/exec of the same echo measured in the same run. Medians over several runs.
 // Needs root (as the provider does). Prints one line:
 //   sandbox_start_ms=.. teardown_ms=.. forkexec_ms=.. ratio=.. (+ per-mode figures)
+// `bench_sandbox --like RUN_DIR [RUNS]` starts, instead, the very spec and runtime
+// options a workload's run dir holds (spec.json, options.json: what the provider's
+// daemon gave Runtime::Start), in a state dir of its own: the bare sandbox start of
+// bench/lease_to_first_output.sh. Prints `sandbox_start_ms=.. teardown_ms=.. runs=..`.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +18,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <optional>
 #include <stdexcept>
@@ -22,6 +27,7 @@
 
 #include "baseline.h"
 #include "runtime/runtime.h"
+#include "runtime/state_files.h"
 #include "util/temp_dir.h"
 
 namespace {
@@ -70,13 +76,20 @@ double ForkExecEchoMs() {
   return (NowSeconds() - t0) * 1000;
 }
 
+/// CLOCK_REALTIME in milliseconds: the clock of file times.
+double RealtimeMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
 struct SandboxTiming {
-  double start_ms = -1;     ///< Start() called -> first output byte
+  double start_ms = -1;     ///< Start() called -> first output byte read (Follow polls)
+  double written_ms = -1;   ///< Start() called -> stdout.log last changed (echo: its line)
   double teardown_ms = -1;  ///< first output -> exited, torn down and removed
 };
 
-SandboxTiming SandboxEcho(const RuntimeOptions& options, const std::string& id, NetworkMode mode) {
-  SandboxTiming t;
+WorkloadSpec EchoSpec(const std::string& id, NetworkMode mode) {
   WorkloadSpec spec;
   spec.id = id;
   spec.command = {"/bin/echo", "hello"};
@@ -85,7 +98,15 @@ SandboxTiming SandboxEcho(const RuntimeOptions& options, const std::string& id, 
   spec.resources.memory_bytes = 256ull << 20;
   spec.resources.disk_bytes = 16ull << 20;
   spec.resources.shm_bytes = 8ull << 20;
+  return spec;
+}
+
+/// Runtime::Start of `spec` -> its first stdout byte, then Remove.
+SandboxTiming SandboxRun(const RuntimeOptions& options, const WorkloadSpec& spec) {
+  SandboxTiming t;
+  const std::string& id = spec.id;
   Runtime rt(options);
+  const double t0_real = RealtimeMs();
   double t0 = NowSeconds();
   auto info = rt.Start(spec);
   if (!info) {
@@ -100,6 +121,10 @@ SandboxTiming SandboxEcho(const RuntimeOptions& options, const std::string& id, 
     std::fprintf(stderr, "bench_sandbox: no output from the sandboxed echo\n");
     return t;
   }
+  struct stat written {};
+  if (::stat((info->run_dir + "/stdout.log").c_str(), &written) == 0)
+    t.written_ms = static_cast<double>(written.st_mtim.tv_sec) * 1e3 +
+                   static_cast<double>(written.st_mtim.tv_nsec) / 1e6 - t0_real;
   auto removed = rt.Remove(id);
   double end = NowSeconds();
   if (!removed) {
@@ -111,10 +136,53 @@ SandboxTiming SandboxEcho(const RuntimeOptions& options, const std::string& id, 
   return t;
 }
 
+std::optional<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// `--like RUN_DIR RUNS`: the spec and options of RUN_DIR, started RUNS times under
+/// `options` (this binary as the supervisor, its own state dir and uids).
+int RunLike(const std::string& run_dir, int runs, RuntimeOptions options) {
+  auto spec_text = ReadFile(run_dir + "/" + state_files::kSpecFile);
+  auto options_text = ReadFile(run_dir + "/" + state_files::kOptionsFile);
+  if (!spec_text || !options_text) {
+    std::fprintf(stderr, "bench_sandbox: %s has no spec.json and options.json\n", run_dir.c_str());
+    return 1;
+  }
+  auto spec = state_files::SpecFromJson(*spec_text);
+  auto like = state_files::OptionsFromJson(*options_text);
+  if (!spec || !like) {
+    std::fprintf(stderr, "bench_sandbox: %s: %s\n", run_dir.c_str(),
+                 (!spec ? spec.error() : like.error()).ToString().c_str());
+    return 1;
+  }
+  // The daemon's options but this run's state dir, supervisor and uid range.
+  like->state_dir = options.state_dir;
+  like->supervisor_command = options.supervisor_command;
+  like->uid_first = options.uid_first;
+  like->uid_count = options.uid_count;
+  // The start as bench/lease_to_first_output.sh takes it: to the log's last change.
+  std::vector<double> start, teardown;
+  for (int i = 0; i < runs; ++i) {
+    spec->id = "bench-like-" + std::to_string(i);
+    auto t = SandboxRun(*like, *spec);
+    if (t.start_ms < 0 || t.written_ms < 0) return 1;
+    start.push_back(t.written_ms);
+    teardown.push_back(t.teardown_ms);
+  }
+  std::printf("sandbox_start_ms=%.1f teardown_ms=%.1f runs=%d\n", Median(start), Median(teardown),
+              runs);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 7;
+  const bool like = argc > 2 && std::string(argv[1]) == "--like";
+  int runs = like ? (argc > 3 ? std::max(1, std::atoi(argv[3])) : 7)
+                  : (argc > 1 ? std::max(1, std::atoi(argv[1])) : 7);
   if (::geteuid() != 0) {
     std::printf("bench_sandbox: skipped (needs root, as the provider's runtime does)\n");
     return 0;
@@ -136,6 +204,11 @@ int main(int argc, char** argv) {
   options.supervisor_command = {std::string(exe, static_cast<size_t>(n)), "--gpunet-supervise"};
   options.uid_first = 700000 + static_cast<uint32_t>(::getpid() % 20000) * 8;
   options.uid_count = 8;
+  if (like) {
+    const int rc = RunLike(argv[2], runs, options);
+    if (rc != 0) tmp->Keep();
+    return rc;
+  }
 
   std::vector<double> fork_ms;
   for (int i = 0; i < runs * 4; ++i) fork_ms.push_back(ForkExecEchoMs());
@@ -153,8 +226,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < runs; ++i) {
     for (auto& m : modes) {
       if (only.find(m.name) == std::string::npos) continue;
-      auto t =
-          SandboxEcho(options, "bench-" + std::string(m.name) + "-" + std::to_string(i), m.mode);
+      auto t = SandboxRun(
+          options, EchoSpec("bench-" + std::string(m.name) + "-" + std::to_string(i), m.mode));
       if (t.start_ms < 0) {
         ++failures;
         continue;

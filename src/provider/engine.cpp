@@ -572,7 +572,11 @@ void Engine::ReleaseLease(uint64_t id, bool workload_exists) {
   } else if (!gpus.empty()) {
     Log(name + ": no GPU idle check on this host; GPUs go back to the pool unchecked");
   }
-  if (auto s = m_book.Erase(id); !s) {
+  // A tombstone stays, so a late request is told the lease is gone (410), not unknown.
+  const LeaseRecord* r = m_book.Find(id);
+  GPUNET_CHECK(r != nullptr);  // StepLease steps the book's leases only
+  if (auto s = m_book.Release({id, r->closed_ms, static_cast<uint64_t>(m_clock.NowMs()), r->end});
+      !s) {
     LogOnce(id, "erasefail", name + ": cannot delete its record: " + s.error().message);
     return;
   }
@@ -737,6 +741,13 @@ base::Result<TenantLeaseView> Engine::TenantLease(uint64_t lease_id) const {
   auto action = m_actions.find(lease_id);
   view.step = action == m_actions.end() ? "pending" : std::string(StepName(action->second));
   return view;
+}
+
+std::optional<ReleasedLease> Engine::ReleasedLeaseOf(uint64_t lease_id) const {
+  base::MutexLock lock(m_mu);
+  const ReleasedLease* released = m_book.FindReleased(lease_id);
+  if (released == nullptr) return std::nullopt;
+  return *released;
 }
 
 Json Engine::StatusJson() const {

@@ -282,6 +282,9 @@ class Engine {
   /// The lease `lease_id` of this machine's book: kNotFound when the book has none
   /// (another provider's, another machine's, or released).
   base::Result<TenantLeaseView> TenantLease(uint64_t lease_id) const EXCLUDES(m_mu);
+  /// The lease `lease_id` when this machine released it (its retention over), among the
+  /// newest kReleasedLeasesMax; nullopt otherwise.
+  std::optional<ReleasedLease> ReleasedLeaseOf(uint64_t lease_id) const EXCLUDES(m_mu);
 
   /// {"gpus":[{uuid,model,healthy,problems,lease_id}],"leases":[{lease_id,step,workload}]}
   /// as docs/provider.md gives daemon-status.json (the daemon adds updated_ms, mode).

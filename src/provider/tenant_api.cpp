@@ -489,6 +489,8 @@ server::ServerOptions TenantApiServerDefaults(size_t broker_fds) {
   o.header_bytes_max = 16 * 1024;
   o.read_timeout_ms = 60'000;  // an 8 MiB chunk over a slow link
   o.idle_timeout_ms = 30'000;
+  // A silent connection holds one of an address's 16 for this long, not a minute.
+  o.first_bytes_timeout_ms = 10'000;
   o.write_timeout_ms = 30'000;
   o.connections_max = 256;
   o.connections_per_address_max = 16;
@@ -557,12 +559,51 @@ Response TenantApi::Serve(const Request& request) {
   }
   if (auto refused = CheckBody(request, frame)) return *refused;
   frame.body = request.body;
+  // A long-poll holds its broker descriptor while it waits: capped, so that waiting
+  // requests never leave none for the rest.
+  const bool long_poll = (frame.op == BrokerOp::kEvents || frame.op == BrokerOp::kLogs) &&
+                         frame.Field("wait_ms").value_or("0") != "0";
+  if (long_poll) {
+    if (auto refused = AdmitLongPoll(frame.lease_id)) return *refused;
+  }
   auto reply = m_broker.Call(frame);
+  if (long_poll) EndLongPoll(frame.lease_id);
   if (!reply) {
     return Refuse(reply.error().code == ErrorCode::kInvalidArgument ? 400 : 502,
                   reply.error().message);
   }
   return FromReply(*reply);
+}
+
+std::optional<Response> TenantApi::AdmitLongPoll(uint64_t lease_id) {
+  // Every descriptor but one; with a single one, that one (short requests then wait).
+  const size_t alive = m_broker.Alive();
+  const size_t total_max = alive > 1 ? alive - 1 : 1;
+  base::MutexLock lock(m_polls_mu);
+  size_t& on_lease = m_polls[lease_id];
+  if (on_lease >= kTenantLongPollsPerLeaseMax) {
+    return Refuse(429, "lease " + std::to_string(lease_id) + " has " +
+                           std::to_string(kTenantLongPollsPerLeaseMax) +
+                           " long-polls waiting (events or logs with wait_ms), its limit: "
+                           "let one end, or ask with wait_ms=0");
+  }
+  if (m_polls_total >= total_max) {
+    if (on_lease == 0) m_polls.erase(lease_id);
+    return Refuse(503, "the provider has " + std::to_string(m_polls_total) +
+                           " long-polls waiting (events or logs with wait_ms), all it serves at "
+                           "once: retry shortly, or ask with wait_ms=0");
+  }
+  ++on_lease;
+  ++m_polls_total;
+  return std::nullopt;
+}
+
+void TenantApi::EndLongPoll(uint64_t lease_id) {
+  base::MutexLock lock(m_polls_mu);
+  auto it = m_polls.find(lease_id);
+  GPUNET_CHECK(it != m_polls.end() && it->second > 0 && m_polls_total > 0);
+  if (--it->second == 0) m_polls.erase(it);
+  --m_polls_total;
 }
 
 base::Result<std::string> ReadKeyFromFd(int fd) {

@@ -17,11 +17,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/result.h"
+#include "base/thread_annotations.h"
 #include "provider/broker_client.h"
 #include "provider/broker_wire.h"
 #include "server/http_server.h"
@@ -34,6 +37,11 @@ inline constexpr uint64_t kTenantChunkBytesMax = 8u << 20;       ///< one upload
 inline constexpr uint64_t kTenantOutputReadBytesMax = 8u << 20;  ///< one output read
 inline constexpr size_t kTenantSecretsBytesMax = 64u << 10;
 inline constexpr size_t kTenantRevokeBytesMax = 4u << 10;
+/// Long-polls (events or logs with wait_ms > 0) that may wait at once on one lease;
+/// the next gets 429. Each holds a broker descriptor for up to kTenantWaitMsMax, so
+/// all leases together may hold every descriptor but one (a short request always
+/// finds one free); past that a long-poll gets 503.
+inline constexpr size_t kTenantLongPollsPerLeaseMax = 2;
 inline constexpr std::string_view kChunkSha256Header = "Gpunet-Chunk-Sha256";
 /// Reply fields of the agent that travel to the tenant as response headers.
 inline constexpr std::string_view kNextOffsetHeader = "Gpunet-Next-Offset";
@@ -88,8 +96,16 @@ class TenantApi {
   server::Response Serve(const server::Request& request);
 
  private:
+  /// Counts a long-poll in (kTenantLongPollsPerLeaseMax, the broker's descriptors but
+  /// one), or the refusal that says which cap it met.
+  std::optional<server::Response> AdmitLongPoll(uint64_t lease_id);
+  void EndLongPoll(uint64_t lease_id);
+
   BrokerClient& m_broker;
   std::unique_ptr<server::HttpServer> m_server;
+  base::Mutex m_polls_mu;
+  std::map<uint64_t, size_t> m_polls GUARDED_BY(m_polls_mu);  ///< lease id -> waiting now
+  size_t m_polls_total GUARDED_BY(m_polls_mu) = 0;
 };
 
 /// Reads a PEM key from an inherited descriptor (at most 64 KiB) and closes it.

@@ -52,7 +52,8 @@ base::Result<std::string> PeerAddressKey(std::string_view address) {
 
 HttpServer::Impl::Impl(ServerOptions o) : opt(std::move(o)) {
   GPUNET_CHECK(opt.io_threads >= 1 && opt.worker_threads >= 1);
-  GPUNET_CHECK(opt.read_timeout_ms > 0 && opt.idle_timeout_ms > 0 && opt.write_timeout_ms > 0);
+  GPUNET_CHECK(opt.read_timeout_ms > 0 && opt.idle_timeout_ms > 0 && opt.write_timeout_ms > 0 &&
+               opt.first_bytes_timeout_ms >= 0);
   GPUNET_CHECK(opt.ws_queue_messages_max >= 1 && opt.ws_queue_bytes_max >= 1 &&
                opt.connections_max >= 1);
   GPUNET_CHECK(opt.connections_per_address_max >= 1 && opt.ws_per_address_max >= 1 &&

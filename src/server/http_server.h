@@ -88,7 +88,12 @@ struct ServerOptions {
   /// The whole request (first byte to last body byte) must arrive within this;
   /// a client that trickles bytes (slowloris) is cut when it runs out.
   int64_t read_timeout_ms = 10'000;
-  int64_t idle_timeout_ms = 30'000;   ///< keep-alive wait for the next request
+  int64_t idle_timeout_ms = 30'000;  ///< keep-alive wait for the next request
+  /// A new connection must finish its TLS handshake, and then send its first byte,
+  /// each within this; 0: read_timeout_ms. Shorter than a read timeout sized for
+  /// large bodies, it keeps silent connections from holding the per-address and
+  /// total caps for long.
+  int64_t first_bytes_timeout_ms = 0;
   int64_t write_timeout_ms = 10'000;  ///< a client that does not read is cut
   size_t connections_max = 256;       ///< beyond this, new connections get 503 and close
   /// Open connections (HTTP + websocket) from one peer address; beyond it, new
@@ -129,7 +134,7 @@ struct ServerOptions {
   metrics::Registry* metrics = nullptr;
 
   /// Unset: plain HTTP and websocket (the node's default, on loopback). Set: every
-  /// connection must complete a TLS handshake within read_timeout_ms first; one that
+  /// connection must complete a TLS handshake within first_bytes_timeout_ms first; one that
   /// does not (a plain-HTTP client, say) is closed and counted.
   std::optional<TlsOptions> tls;
 };

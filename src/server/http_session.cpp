@@ -149,11 +149,17 @@ class HttpSession final : public HttpSessionBase {
 
   beast::tcp_stream& Lowest() { return beast::get_lowest_layer(m_stream); }
 
-  // A client must finish the TLS handshake within read_timeout_ms, as it must send a
-  // request: a trickled handshake is a slow-loris too. One that fails (a plain-HTTP
-  // client on the TLS port, TLS below 1.2, garbage) is closed and counted.
+  /// first_bytes_timeout_ms, or read_timeout_ms when it is unset.
+  int64_t FirstBytesTimeoutMs() const {
+    return m_server.opt.first_bytes_timeout_ms > 0 ? m_server.opt.first_bytes_timeout_ms
+                                                   : m_server.opt.read_timeout_ms;
+  }
+
+  // A client must finish the TLS handshake within first_bytes_timeout_ms, as it must
+  // send a request: a trickled handshake is a slow-loris too. One that fails (a
+  // plain-HTTP client on the TLS port, TLS below 1.2, garbage) is closed and counted.
   void Handshake() {
-    Lowest().expires_after(std::chrono::milliseconds(m_server.opt.read_timeout_ms));
+    Lowest().expires_after(std::chrono::milliseconds(FirstBytesTimeoutMs()));
     m_stream.async_handshake(net::ssl::stream_base::server, [self = Self()](beast::error_code ec) {
       if (ec) {
         if (!self->m_server.stopping.load()) self->m_server.CountTlsHandshakeFailure();
@@ -171,9 +177,9 @@ class HttpSession final : public HttpSessionBase {
     m_parser->header_limit(static_cast<uint32_t>(m_server.opt.header_bytes_max));
     m_parser->body_limit(m_server.opt.body_bytes_max);
     if (m_buffer.size() > 0) return StartRead();  // pipelined request already here
-    // A new connection gets the read timeout to send its first byte; a kept-alive
-    // one may sit idle longer.
-    int64_t wait_ms = m_first ? m_server.opt.read_timeout_ms : m_server.opt.idle_timeout_ms;
+    // A new connection gets first_bytes_timeout_ms to send its first byte; a
+    // kept-alive one may sit idle longer.
+    int64_t wait_ms = m_first ? FirstBytesTimeoutMs() : m_server.opt.idle_timeout_ms;
     Lowest().expires_after(std::chrono::milliseconds(wait_ms));
     m_stream.async_read_some(m_buffer.prepare(4096),
                              [self = Self()](beast::error_code ec, size_t n) {

@@ -8,6 +8,7 @@
 #   trap daemon_cleanup EXIT                   # kills a daemon left running, then the devnet
 #   devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 20000}'
 #   provider_home "$WORK/phome" 2              # keys, TLS identity, 2 device nodes
+#   { provider_yaml_two_h100; declared_two_gpus_yaml; echo "  device_dir: $WORK/dev"; } >"$PHOME/provider.yaml"
 #   daemon_start "$WORK/d.log"                 # DAEMON_PID; env before the call passes through
 #   wait_for 20 some_check || fail "..."
 #   daemon_wait_exit; [ "$rc" -eq 0 ]
@@ -18,8 +19,19 @@
 DAEMON_PID=""
 g() { setsid "$GPUNET" "$@" </dev/null; }
 
+# On exit: kills a daemon left running and the supervisors of workloads still
+# running under $WORK (SIGTERM leaves workloads running, and a test that fails
+# before its leases close would leave them for good), unmounts what its workloads
+# left mounted under $WORK (a closed lease's quota file system stays mounted while
+# its outputs are retained, an hour at least: left mounted, its loop device and
+# $WORK outlived the test), then stops the devnet and removes $WORK.
 daemon_cleanup() {
+  local pid
   [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
+  for pid in $(pgrep -f "sandbox supervise --run-dir $WORK/"); do kill -KILL "$pid"; done
+  grep " $WORK/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done
   _devnet_cleanup
 }
 
@@ -75,6 +87,18 @@ provider_home() {
   for ((minor = 0; minor < $2; minor++)); do
     [ -e "$WORK/dev/nvidia$minor" ] || mknod -m 666 "$WORK/dev/nvidia$minor" c 195 "$minor"
   done
+}
+
+# provider.yaml's `daemon.declared_gpus` for provider_yaml_two_h100's two GPUs, on
+# the device nodes provider_home made (`device_dir: $WORK/dev`; development chains only).
+declared_two_gpus_yaml() {
+  cat <<YAML
+  declared_gpus:
+    - uuid: GPU-dev-0
+      minor: 0
+    - uuid: GPU-dev-1
+      minor: 1
+YAML
 }
 
 # Starts `gpunet provider run --home ${2:-$PHOME}` in the background, its stderr

@@ -96,6 +96,7 @@ void RegisterMarketCommands(CLI::App& app,
 void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g);
 void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // provider gpus
 void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // manifest check
+void RegisterTaskCommands(CLI::App& app, GlobalOptions& g);               // task check
 /// `provider run` (cmd_provider_run.cpp), under the `provider` command.
 void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
 /// `provider api` (internal, hidden): the tenant-facing process (cmd_provider_api.cpp).

@@ -85,15 +85,15 @@ void RegisterManifestCommands(CLI::App& app, GlobalOptions& g) {
   CLI::App* check = manifest->add_subcommand(
       "check", "Check a manifest file (YAML or JSON) and print its hash and canonical size");
   check->fallthrough();
-  check->add_option("file", *file, "The manifest, e.g. job.yaml")->required();
+  check->add_option("file", *file, "The manifest, e.g. manifest.yaml")->required();
   check->add_flag("--canonical", *canonical,
                   "Print only the canonical JSON bytes the provider receives (no newline)");
   check->footer(
       "Examples:\n"
-      "  gpunet manifest check job.yaml              fields, limits and the hash\n"
-      "  gpunet manifest check job.yaml -o json      {path, manifest_hash, canonical, manifest}\n"
-      "  gpunet manifest check job.yaml --canonical > job.json\n"
-      "Then: gpunet lease create OFFER --gpus N --deposit D --manifest job.yaml --from KEY");
+      "  gpunet manifest check manifest.yaml          fields, limits and the hash\n"
+      "  gpunet manifest check manifest.yaml -o json  {path, manifest_hash, canonical, manifest}\n"
+      "  gpunet manifest check manifest.yaml --canonical > manifest.json\n"
+      "Then: gpunet lease create OFFER --gpus N --deposit D --manifest manifest.yaml --from KEY");
   check->callback([&g, file, canonical] { RunCheck(g, *file, *canonical); });
 }
 

@@ -1171,7 +1171,8 @@ void RegisterLeaseOpenCommands(CLI::App* lease, GlobalOptions& g,
   AddFrom(create, la->from, la->fee, "the tenant");
   create->add_flag("--yes,-y", la->yes, "Do not ask before escrowing");
   create->footer(
-      "Example:\n  gpunet lease create 1 --gpus 2 --deposit 50 --manifest job.yaml --from tenant");
+      "Example:\n"
+      "  gpunet lease create 1 --gpus 2 --deposit 50 --manifest manifest.yaml --from tenant");
   create->callback([&g, la] { RunLeaseCreate(g, *la); });
   auto* lshow = lease->add_subcommand("show", "One lease, with what has accrued");
   lshow->add_option("LEASE", la->id, "Lease id")->required();

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   RegisterProviderGpusCommands(*app.get_subcommand("provider"), g);
   RegisterProviderApiCommand(*app.get_subcommand("provider"), g);
   RegisterManifestCommands(app, g);
+  RegisterTaskCommands(app, g);
   RegisterProviderRunCommands(*app.get_subcommand("provider"), g);
   RegisterLeaseTenantCommands(*app.get_subcommand("lease"), g);
 

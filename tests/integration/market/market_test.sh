@@ -152,7 +152,7 @@ print(hashlib.blake2b(c, digest_size=32).hexdigest())' "$WORK/job.json")"
 [ "$(g -o json manifest check "$WORK/job.json" | json_field '["manifest_hash"]')" = "$expected_hash" ] || fail "manifest check: not the lease's hash"
 g manifest check "$WORK/job.json" --canonical >"$WORK/job.canonical" || fail "manifest check --canonical"
 [ "$($PY -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$WORK/job.canonical")" = "$expected_hash" ] || fail "manifest check --canonical: not the hashed bytes"
-expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/job.yaml" --from tenant --yes
+expect_error "deposit under one hour" "under one hour" g lease create "$offer" --gpus 4 --deposit 9.999999 --manifest "$EX/manifest.yaml" --from tenant --yes
 printf 'version: 1\nenvironment: host\nimage: x\n' >"$WORK/bad-job.yaml"
 expect_error "manifest with an unknown field" "bad-job.yaml: image: unknown field" g lease create "$offer" --gpus 4 --deposit 10 --manifest "$WORK/bad-job.yaml" --from tenant --yes
 expect_error "more GPUs than a machine has" "no_capacity" g lease create "$offer" --gpus 9 --deposit 100 --manifest-hash "$expected_hash" --from tenant --yes
@@ -176,7 +176,7 @@ g offer close "$offer" --from operator --provider provider >/dev/null || fail "o
 expect_error "lease from a closed offer" "offer_closed" g lease create "$offer" --gpus 1 --deposit 10 --manifest-hash "$expected_hash" --from tenant --yes
 
 # --- 5c. an order's provider requirements (issue 14): an excluded provider cannot bid ---
-cp "$EX/job.yaml" "$WORK/job.yaml"
+cp "$EX/manifest.yaml" "$WORK/manifest.yaml"
 { cat "$EX/order.yaml"; printf 'providers:\n  exclude: [provider]\n'; } >"$WORK/order-excl.yaml"
 g -o json order create "$WORK/order-excl.yaml" --from tenant --yes >"$WORK/order-excl.json" || fail "order create with providers.exclude"
 order_x="$(json_field '["ids"]["order_id"]' <"$WORK/order-excl.json")"
@@ -199,9 +199,9 @@ sed 's/gpus: 8/gpus: eight/' "$EX/provider.yaml" >"$WORK/eight.yaml"
 expect_error "bad number in yaml" "sites\[0\].machines\[0\].gpus: \"eight\" is not a whole number" g provider update --config "$WORK/eight.yaml" --from provider
 sed 's/share: 20%/share: 10%/' "$EX/provider.yaml" >"$WORK/splits.yaml"
 expect_error "splits not 100%" "add up to 90.00%" g provider update --config "$WORK/splits.yaml" --from provider
-cp "$EX/job.yaml" "$WORK/job.yaml"; sed 's/^deposit: 10/deposit: 5/' "$EX/order.yaml" >"$WORK/order-low.yaml"
+cp "$EX/manifest.yaml" "$WORK/manifest.yaml"; sed 's/^deposit: 10/deposit: 5/' "$EX/order.yaml" >"$WORK/order-low.yaml"
 expect_error "order deposit under one hour" "under one hour" g order create "$WORK/order-low.yaml" --from tenant --yes
-sed 's/^manifest: job.yaml/manifest: missing.yaml/' "$EX/order.yaml" >"$WORK/order-nomanifest.yaml"
+sed 's/^manifest: manifest.yaml/manifest: missing.yaml/' "$EX/order.yaml" >"$WORK/order-nomanifest.yaml"
 expect_error "missing manifest" "manifest: the manifest .*missing.yaml does not exist" g order create "$WORK/order-nomanifest.yaml" --from tenant --yes
 expect_error "order without --yes" "add --yes" g order create "$EX/order.yaml" --from tenant
 

@@ -43,7 +43,7 @@ expect_error "register under the chain's minimum bond" "minimum bond of 2000 GPN
 [ "$(bal provider)" = "$p0" ] || fail "register: the provider's balance changed"
 
 # --- 4. a 500 ms bid window: the defaults refuse it, this chain takes it ---
-cp "$EX/job.yaml" "$WORK/"
+cp "$EX/manifest.yaml" "$WORK/"
 sed 's/^bid_window: .*/bid_window: 500ms/' "$EX/order.yaml" >"$WORK/order.yaml"
 g -o json order create "$WORK/order.yaml" --from tenant --yes >"$WORK/order.json" 2>"$WORK/order.err" ||
   { fail "order create with a 500 ms bid window"; cat "$WORK/order.json" "$WORK/order.err" >&2; }

@@ -52,13 +52,7 @@ DHOME="$WORK/dhome"
 mkdir -m 711 -p "$DHOME"
 cp -rp "$PHOME/keys" "$PHOME/tls" "$DHOME/"
 sed '/^  nvml_library:/d' "$PHOME/provider.yaml" >"$DHOME/provider.yaml"
-cat >>"$DHOME/provider.yaml" <<YAML
-  declared_gpus:
-    - uuid: GPU-dev-0
-      minor: 0
-    - uuid: GPU-dev-1
-      minor: 1
-YAML
+declared_two_gpus_yaml >>"$DHOME/provider.yaml"
 g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
 offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
 

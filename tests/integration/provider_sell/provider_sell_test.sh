@@ -39,15 +39,10 @@ PROVIDER="$(devnet_address provider)"
 
 # --- the provider's home: two declared GPUs, bidding on ---
 provider_home "$WORK/phome" 2
-{ provider_yaml_two_h100; cat <<YAML; } >"$PHOME/provider.yaml"
+{ provider_yaml_two_h100; declared_two_gpus_yaml; cat <<YAML; } >"$PHOME/provider.yaml"
   metrics_listen: 127.0.0.1:$(free_port)
   heartbeat_every: 1s
   device_dir: $WORK/dev
-  declared_gpus:
-    - uuid: GPU-dev-0
-      minor: 0
-    - uuid: GPU-dev-1
-      minor: 1
   bidding:
     enabled: true
     floor: {H100: 1}

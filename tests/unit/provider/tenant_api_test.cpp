@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -550,7 +551,7 @@ TEST(TenantApi, HundredsOfConnectionsAreCutAndTheServerKeepsServing) {
     Front f(2, [per_address](server::ServerOptions& o) {
       o.connections_max = 64;
       o.connections_per_address_max = per_address;
-      o.read_timeout_ms = 1'000;  // the silent ones within the caps are cut too
+      o.first_bytes_timeout_ms = 1'000;  // the silent ones within the caps are cut too
     });
     std::vector<int> sockets;
     for (int i = 0; i < 300; ++i) {
@@ -581,6 +582,44 @@ TEST(TenantApi, HundredsOfConnectionsAreCutAndTheServerKeepsServing) {
   }
 }
 
+TEST(TenantApi, SilentConnectionsAreCutAfterTheFirstBytesTimeoutNotTheReadTimeout) {
+  Front f(2, [](server::ServerOptions& o) {
+    EXPECT_EQ(o.first_bytes_timeout_ms, 10'000);  // the tenant API's default
+    EXPECT_EQ(o.read_timeout_ms, 60'000);
+    o.first_bytes_timeout_ms = 300;
+  });
+  // A cut connection reads its end long before this; a read that runs into it
+  // (EAGAIN) means the connection was left open for the read timeout.
+  const auto bound = [](int s) {
+    timeval tv{20, 0};
+    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  };
+  // No TLS handshake at all.
+  const int silent = ConnectLoopback(f.api->Port());
+  ASSERT_GE(silent, 0);
+  bound(silent);
+  char buffer[64];
+  errno = 0;
+  EXPECT_EQ(::read(silent, buffer, sizeof(buffer)), 0) << std::strerror(errno);
+  ::close(silent);
+  // A handshake, then no request.
+  const int quiet = ConnectLoopback(f.api->Port());
+  ASSERT_GE(quiet, 0);
+  bound(quiet);
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, quiet);
+  ASSERT_EQ(SSL_connect(ssl), 1);
+  errno = 0;
+  EXPECT_LE(SSL_read(ssl, buffer, sizeof(buffer)), 0);
+  EXPECT_NE(errno, EAGAIN) << "the handshaken, silent connection was still open after 20 s";
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(quiet);
+  EXPECT_EQ(f.Send("GET", "/leases/42").status, 200);
+}
+
 TEST(TenantApi, ALongPollHoldsOnlyItsOwnBrokerConnection) {
   Front f(2);
   std::promise<void> release;
@@ -606,6 +645,45 @@ TEST(TenantApi, ALongPollHoldsOnlyItsOwnBrokerConnection) {
   EXPECT_EQ(events.status, 200) << events.body;
   EXPECT_EQ(events.body, "{\"op\":\"events\"}");
   EXPECT_EQ(f.broker->Alive(), 2u);
+}
+
+TEST(TenantApi, LongPollsAreCappedPerLeaseAndLeaveABrokerConnectionFree) {
+  Front f(4);  // long-polls may hold 3 of the 4 broker connections
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  f.agent.answer = [released](const BrokerFrame& frame) {
+    if (frame.Field("wait_ms").value_or("0") != "0") released.wait();
+    BrokerFrame r;
+    r.fields["status"] = "200";
+    r.body = "{\"op\":\"" + std::string(BrokerOpName(frame.op)) + "\"}";
+    return r;
+  };
+  const auto waiting = [&](size_t n) {
+    while (f.agent.Seen().size() < n) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  };
+  std::vector<HttpReply> held(3);
+  std::vector<std::thread> polls;
+  polls.emplace_back([&] { held[0] = f.Send("GET", "/leases/42/events?after=3&wait_ms=25000"); });
+  polls.emplace_back([&] { held[1] = f.Send("GET", "/leases/42/logs?wait_ms=25000"); });
+  waiting(2);
+  auto third = f.Send("GET", "/leases/42/events?wait_ms=100");
+  EXPECT_EQ(third.status, 429) << third.body;
+  EXPECT_TRUE(third.Has("lease 42 has 2 long-polls waiting")) << third.body;
+  polls.emplace_back([&] { held[2] = f.Send("GET", "/leases/43/events?wait_ms=25000"); });
+  waiting(3);
+  auto past = f.Send("GET", "/leases/44/logs?wait_ms=100");
+  EXPECT_EQ(past.status, 503) << past.body;
+  EXPECT_TRUE(past.Has("3 long-polls waiting")) << past.body;
+  // Neither refusal reached the agent, and the free connection serves the rest.
+  EXPECT_EQ(f.agent.Seen().size(), 3u);
+  EXPECT_EQ(f.Send("GET", "/leases/42").status, 200);
+  EXPECT_EQ(f.Send("GET", "/leases/42/events?after=3&wait_ms=0").status, 200);
+  release.set_value();
+  for (auto& t : polls) t.join();
+  for (const auto& r : held) EXPECT_EQ(r.status, 200) << r.body;
+  // Ended long-polls no longer count.
+  EXPECT_EQ(f.Send("GET", "/leases/42/events?wait_ms=100").status, 200);
+  EXPECT_EQ(f.Send("GET", "/leases/42/logs?wait_ms=100").status, 200);
 }
 
 /// RunTenantApi's options as `provider run` gives them, on 127.0.0.1 (any port).
