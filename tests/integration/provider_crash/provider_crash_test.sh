@@ -26,22 +26,15 @@ source "$(dirname "$0")/../../util/devnet.sh"
 source "$(dirname "$0")/../../util/provider_daemon.sh"
 devnet_workdir gpunet-provider-crash-test
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (device nodes, the sandbox)"; exit 77; }
-# Also ends the workloads a failed run left (their supervisors run under $WORK) and
-# unmounts their disks. CRASH_KEEP_LOGS=DIR keeps the daemon logs there.
+# daemon_cleanup, after keeping the daemon logs and the workloads' run files in
+# $CRASH_KEEP_LOGS when it is set.
 crash_cleanup() {
   if [ -n "${CRASH_KEEP_LOGS:-}" ]; then
     mkdir -p "$CRASH_KEEP_LOGS" && cp "$WORK"/d*.log "$CRASH_KEEP_LOGS/" 2>/dev/null
     (cd "$PHOME/sandbox" 2>/dev/null &&
       find runs -path '*/fs' -prune -o -type f -size -1000k -exec cp --parents {} "$CRASH_KEEP_LOGS/" \;)
   fi
-  [ -n "$DAEMON_PID" ] && kill -KILL "$DAEMON_PID" 2>/dev/null
-  local pid mnt
-  for pid in $(pgrep -f -- "--run-dir $WORK/"); do kill -KILL "$pid" 2>/dev/null; done
-  sleep 0.2
-  for mnt in $(awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
-    umount -l "$mnt" 2>/dev/null
-  done
-  _devnet_cleanup
+  daemon_cleanup
 }
 trap crash_cleanup EXIT
 
