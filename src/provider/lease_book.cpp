@@ -74,6 +74,7 @@ std::string EncodeLeaseRecord(const LeaseRecord& r) {
             {"closed_ms", r.closed_ms},
             {"end", r.end},
             {"workload_stopped", r.workload_stopped}};
+  if (!r.manifest.empty()) j["manifest"] = r.manifest;
   return j.dump() + "\n";
 }
 
@@ -81,7 +82,10 @@ base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text) {
   Json j = Json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return Fail(ErrorCode::kCorrupt, "lease record: not a JSON object");
-  if (j.size() != 8) return Fail(ErrorCode::kCorrupt, "lease record: expected exactly 8 fields");
+  const bool has_manifest = j.contains("manifest");
+  if (j.size() != (has_manifest ? 9u : 8u))
+    return Fail(ErrorCode::kCorrupt,
+                "lease record: expected exactly 8 fields (9 with \"manifest\")");
   using T = Json::value_t;
   LeaseRecord r;
   const Json* f = nullptr;
@@ -107,6 +111,13 @@ base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text) {
   r.end = f->get<std::string>();
   GPUNET_TRY_ASSIGN(f, Field(j, "workload_stopped", T::boolean));
   r.workload_stopped = f->get<bool>();
+  if (has_manifest) {
+    GPUNET_TRY_ASSIGN(f, Field(j, "manifest", T::string));
+    r.manifest = f->get<std::string>();
+    if (r.manifest.empty())
+      return Fail(ErrorCode::kCorrupt,
+                  "lease record: manifest is empty (it is left out when none)");
+  }
   if (r.lease_id == 0) return Fail(ErrorCode::kCorrupt, "lease record: lease_id is 0");
   return r;
 }

@@ -41,6 +41,10 @@ struct LeaseRecord {
   uint64_t closed_ms = 0;
   std::string end;  ///< the ledger's end reason once closed ("tenant_closed", ...)
   bool workload_stopped = false;
+  /// The tenant's manifest bytes, kept from its acceptance until the workload is
+  /// known to run (then ""), so a daemon that dies between the two launches it at the
+  /// next start instead of losing it. An optional field: older records lack it.
+  std::string manifest;
   bool operator==(const LeaseRecord&) const = default;
 };
 

@@ -36,13 +36,17 @@ TEST(LeaseBook, RecordsSurviveAReopen) {
   closed.workload_stopped = true;
   closed.manifest_received = true;
   ASSERT_TRUE(book->Put(closed).has_value());
+  LeaseRecord accepted = Sample(11);  // a manifest accepted, its workload not launched yet
+  accepted.manifest = R"({"command":["sh"]})";
+  ASSERT_TRUE(book->Put(accepted).has_value());
   auto again = LeaseBook::Open(tmp.Path());
   ASSERT_TRUE(again.has_value());
-  ASSERT_EQ(again->Records().size(), 2u);
+  ASSERT_EQ(again->Records().size(), 3u);
   EXPECT_EQ(*again->Find(7), Sample(7));
   EXPECT_EQ(*again->Find(9), closed);
+  EXPECT_EQ(*again->Find(11), accepted);
   ASSERT_TRUE(again->Erase(7).has_value());
-  EXPECT_EQ(LeaseBook::Open(tmp.Path())->Records().size(), 1u);
+  EXPECT_EQ(LeaseBook::Open(tmp.Path())->Records().size(), 2u);
 }
 
 TEST(LeaseBook, AReleasedLeaseLeavesABoundedTombstoneThatSurvivesAReopen) {
@@ -149,6 +153,14 @@ TEST(LeaseBook, DecodeRefusesMissingExtraAndMistypedFields) {
   auto bad_hash = j;
   bad_hash["manifest_hash"] = "zz";
   EXPECT_FALSE(DecodeLeaseRecord(bad_hash.dump()).has_value());
+  auto empty_manifest = j;  // left out when none, never ""
+  empty_manifest["manifest"] = "";
+  EXPECT_FALSE(DecodeLeaseRecord(empty_manifest.dump()).has_value());
+  auto manifest_and_extra = j;
+  manifest_and_extra["manifest"] = "{}";
+  ASSERT_TRUE(DecodeLeaseRecord(manifest_and_extra.dump()).has_value());
+  manifest_and_extra["x"] = 1;
+  EXPECT_FALSE(DecodeLeaseRecord(manifest_and_extra.dump()).has_value());
   EXPECT_FALSE(DecodeLeaseRecord("[1,2]").has_value());
 }
 
