@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 space := $(subst ,, )
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-fast test-asan tsan demo bench sim corpus format format-check lint clean
+.PHONY: all deps configure build test test-fast test-asan tsan demo bench sim crash-campaign corpus format format-check lint clean
 
 all: build
 
@@ -75,6 +75,14 @@ SEEDS ?= 200
 sim: configure
 	cmake --build $(BUILD) --target bft_sim -j $(JOBS)
 	$(BUILD)/tests/sim/bft_sim --seeds $(SEEDS)
+
+# The provider daemon's long crash campaign (root): `make crash-campaign KILLS=100`, N random
+# SIGKILLs after the fixed crash points (docs/provider.md "Crash safety"); it prints its
+# seed first, CRASH_SEED=S replays it.
+KILLS ?= 100
+crash-campaign: build
+	bash tests/integration/provider_crash/provider_crash_test.sh $(BUILD)/bin/gpunet \
+	  $(BUILD)/tests/libfake_nvml.so $(KILLS)
 
 # After an intended encoding change: rewrite the generated fuzz seeds in tests/fuzz/corpus/
 # and the golden vectors (tools/write_corpus.cpp; it prints the digest golden_test.cpp pins).

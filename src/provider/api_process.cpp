@@ -23,7 +23,6 @@ using base::Fail;
 
 namespace {
 
-constexpr int64_t kBackoffFirstMs = 1'000;
 constexpr int64_t kBackoffMaxMs = 30'000;
 constexpr int64_t kHealthyAfterMs = 60'000;  ///< up this long: the next restart is quick again
 constexpr int64_t kStopGraceMs = 2'000;
@@ -47,6 +46,7 @@ ApiProcess::ApiProcess(ApiProcessOptions options) : m_options(std::move(options)
   GPUNET_CHECK(m_options.command[0][0] == '/');
   GPUNET_CHECK(m_options.broker_connections >= 1 && m_options.broker_connections <= 16);
   GPUNET_CHECK(m_options.user.uid != 0);
+  GPUNET_CHECK(m_options.restart_backoff_first_ms >= 1);
 }
 
 ApiProcess::~ApiProcess() {
@@ -160,7 +160,7 @@ base::Result<pid_t> ApiProcess::Spawn() {
 }
 
 void ApiProcess::Keep() {
-  int64_t backoff_ms = kBackoffFirstMs;
+  int64_t backoff_ms = m_options.restart_backoff_first_ms;
   auto log = [this](const std::string& line) {
     if (m_options.log) m_options.log(line);
   };
@@ -200,7 +200,7 @@ void ApiProcess::Keep() {
       const std::string how = WIFEXITED(status)
                                   ? "exited " + std::to_string(WEXITSTATUS(status))
                                   : "killed by signal " + std::to_string(WTERMSIG(status));
-      if (NowMs() - started >= kHealthyAfterMs) backoff_ms = kBackoffFirstMs;
+      if (NowMs() - started >= kHealthyAfterMs) backoff_ms = m_options.restart_backoff_first_ms;
       log("tenant API: pid " + std::to_string(*pid) + " " + how + "; restarting in " +
           std::to_string(backoff_ms) + " ms");
     }

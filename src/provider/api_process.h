@@ -36,6 +36,8 @@ struct ApiProcessOptions {
   std::string cert_path;
   UserIds user;  ///< daemon.api_user, looked up
   size_t broker_connections = 4;
+  /// The first restart's backoff (doubling to 30 s); tests shorten it.
+  int64_t restart_backoff_first_ms = 1'000;
   /// Gets the agent's ends of each new start's sockets (owned by the callee).
   std::function<void(std::vector<int> agent_fds)> on_spawn;
   std::function<void(std::string_view)> log;

@@ -289,34 +289,63 @@ BrokerService::~BrokerService() {
   Stop();
 }
 
+namespace {
+/// The connection a broker thread serves (nullptr on any other thread): its long-polls
+/// check it, so retiring a connection needs no flag threaded through every handler.
+thread_local const std::atomic<bool>* t_retired = nullptr;
+}  // namespace
+
 void BrokerService::Serve(const std::vector<int>& fds) {
+  std::vector<std::unique_ptr<Connection>> earlier;
+  {
+    base::MutexLock lock(m_mu);
+    GPUNET_CHECK(!m_stopping);
+    earlier.swap(m_connections);
+  }
+  Retire(earlier);
   base::MutexLock lock(m_mu);
-  GPUNET_CHECK(!m_stopping);
   for (int fd : fds) {
-    m_fds.push_back(fd);
-    m_threads.emplace_back([this, fd] { ServeFd(fd); });
+    auto c = std::make_unique<Connection>();
+    c->fd = fd;
+    Connection* raw = c.get();
+    c->thread = std::thread([this, raw] { ServeFd(*raw); });
+    m_connections.push_back(std::move(c));
   }
 }
 
 void BrokerService::Stop() {
   m_stopping = true;
-  std::vector<std::thread> threads;
-  std::vector<int> fds;
+  std::vector<std::unique_ptr<Connection>> connections;
   {
     base::MutexLock lock(m_mu);
-    threads.swap(m_threads);
-    fds.swap(m_fds);
+    connections.swap(m_connections);
   }
-  for (int fd : fds) ::shutdown(fd, SHUT_RDWR);
-  for (auto& t : threads) t.join();
-  for (int fd : fds) ::close(fd);
+  Retire(connections);
 }
 
-void BrokerService::ServeFd(int fd) {
-  while (!m_stopping) {
+void BrokerService::Retire(std::vector<std::unique_ptr<Connection>>& connections) {
+  for (auto& c : connections) {
+    c->retired = true;
+    ::shutdown(c->fd, SHUT_RDWR);
+  }
+  for (auto& c : connections) {
+    if (c->thread.joinable()) c->thread.join();
+    ::close(c->fd);
+  }
+  connections.clear();
+}
+
+bool BrokerService::Cancelled() const {
+  return m_stopping || (t_retired != nullptr && *t_retired);
+}
+
+void BrokerService::ServeFd(Connection& connection) {
+  const int fd = connection.fd;
+  t_retired = &connection.retired;
+  while (!Cancelled()) {
     auto request = ReadBrokerFrame(fd);
     if (!request) {
-      if (request.error().code != ErrorCode::kNotFound && !m_stopping && m_deps.log)
+      if (request.error().code != ErrorCode::kNotFound && !Cancelled() && m_deps.log)
         m_deps.log("broker: closing a connection: " + request.error().message);
       break;
     }
@@ -340,9 +369,10 @@ void BrokerService::ServeFd(int fd) {
     }
     if (!written) break;
   }
-  // The peer sees the end of the stream; the fd itself is closed by Stop, so its
-  // number is not reused while Stop may still shut it down.
+  // The peer sees the end of the stream; the fd itself is closed by Retire, so its
+  // number is not reused while Retire may still shut it down.
   ::shutdown(fd, SHUT_RDWR);
+  t_retired = nullptr;
 }
 
 BrokerFrame BrokerService::Handle(const BrokerFrame& request) {
@@ -370,7 +400,15 @@ BrokerFrame BrokerService::Environments() {
 BrokerFrame BrokerService::Signed(const BrokerFrame& request) {
   const uint64_t id = request.lease_id;
   auto lease = m_deps.engine->TenantLease(id);
-  if (!lease) return ErrorReply(404, "not_found", lease.error().message);
+  if (!lease) {
+    // The ledger tells anyone that a lease closed: no signature is needed to say so.
+    if (auto gone = m_deps.engine->ReleasedLeaseOf(id))
+      return ErrorReply(410, "gone",
+                        "lease " + std::to_string(id) + " closed (" + gone->end +
+                            ") and its outputs_retention is over: its workload, logs and outputs "
+                            "were deleted");
+    return ErrorReply(404, "not_found", lease.error().message);
+  }
   if (!lease->ledger)
     return ErrorReply(503, "unavailable",
                       "the daemon has not seen lease " + std::to_string(id) +
@@ -525,30 +563,58 @@ BrokerFrame BrokerService::Secrets(const BrokerFrame& request, const TenantLease
   const runtime::UploadTarget target{info->work_dir, info->uid, info->uid};
   base::MutexLock lock(m_secrets_mu);
   Json set = Json::array();
+  std::string already;  // names set by an earlier request
+  std::optional<BrokerFrame> failed;
   for (const auto& [name, value] : j.items()) {
     const std::string rel = std::string(kSecretsDirRelative) + "/" + name;
-    // O_EXCL: a secret is set once; a second value would race the gate's read.
-    auto written = runtime::WriteUploadChunk(target, rel, 0, value.get_ref<const std::string&>());
-    if (!written && written.error().code != ErrorCode::kConflict &&
-        written.error().code != ErrorCode::kAlreadyExists)
-      return ErrorReply(500, "internal", "cannot hand secret " + name + " to the workload");
-    if (!written) return ErrorReply(409, "conflict", "secret " + name + " is set already");
-    set.push_back(name);
+    // Whole or not at all, and once: a second value would race the gate's read.
+    auto written = runtime::WriteUploadFileOnce(target, rel, value.get_ref<const std::string&>());
+    if (written) {
+      set.push_back(name);
+    } else if (written.error().code == ErrorCode::kAlreadyExists) {
+      already += (already.empty() ? "" : ", ") + name;
+    } else {
+      failed =
+          ErrorReply(500, "internal",
+                     "cannot hand secret " + name + " to the workload: " + written.error().message);
+      break;
+    }
   }
-  bool all = true;
-  for (const auto& n : *names)
-    all = all &&
-          runtime::UploadedSize(target, std::string(kSecretsDirRelative) + "/" + n).has_value();
-  if (all && !runtime::UploadedSize(target, kSecretsReadyRelative)) {
-    (void)runtime::WriteUploadChunk(target, kSecretsReadyRelative, 0, "1");
-    if (auto s = m_deps.events->Append(id, "secrets_set", "every secret is set; the command starts",
-                                       base::SystemClock::Instance().NowMs());
-        !s && m_deps.log)
-      m_deps.log("lease " + std::to_string(id) + ": event not kept: " + s.error().message);
-  }
+  // Whatever happened above: a request that finds the last secret set (a retry after
+  // a crash or a failed marker) still opens the gate.
+  auto complete = OpenSecretsGate(id, target, *names);
+  if (failed) return *failed;
+  if (!complete)
+    return ErrorReply(500, "internal",
+                      "cannot start the command behind the secrets: " + complete.error().message);
+  if (!already.empty())
+    return ErrorReply(409, "conflict",
+                      "secret " + already + " is set already (a secret is set once)" +
+                          (set.empty() ? "" : "; set now: " + set.dump()));
   return BrokerReply(200, "ok",
-                     Json{{"set", std::move(set)}, {"complete", all}}.dump(
+                     Json{{"set", std::move(set)}, {"complete", *complete}}.dump(
                          -1, ' ', false, Json::error_handler_t::replace));
+}
+
+base::Result<bool> BrokerService::OpenSecretsGate(uint64_t lease_id,
+                                                  const runtime::UploadTarget& target,
+                                                  const std::vector<std::string>& names) {
+  // A secret's file appears only whole (WriteUploadFileOnce), so one that exists is set.
+  for (const auto& n : names)
+    if (auto size = runtime::UploadedSize(target, std::string(kSecretsDirRelative) + "/" + n);
+        !size) {
+      if (size.error().code == ErrorCode::kNotFound) return false;
+      return std::unexpected(size.error());
+    }
+  auto ready = runtime::WriteUploadFileOnce(target, kSecretsReadyRelative, "1");
+  if (!ready && ready.error().code == ErrorCode::kAlreadyExists) return true;
+  if (!ready) return std::unexpected(ready.error());
+  if (auto s =
+          m_deps.events->Append(lease_id, "secrets_set", "every secret is set; the command starts",
+                                base::SystemClock::Instance().NowMs());
+      !s && m_deps.log)
+    m_deps.log("lease " + std::to_string(lease_id) + ": event not kept: " + s.error().message);
+  return true;
 }
 
 BrokerFrame BrokerService::Upload(const BrokerFrame& request, const TenantLeaseView& lease) {
@@ -604,7 +670,7 @@ BrokerFrame BrokerService::Events(const BrokerFrame& request, const TenantLeaseV
     auto events = m_deps.events->Since(id, *after, kBrokerEventsPerReply, step);
     if (!events) return ErrorReply(events.error());
     left -= step;
-    if (!events->empty() || left <= 0 || m_stopping) {
+    if (!events->empty() || left <= 0 || Cancelled()) {
       Json list = Json::array();
       for (const auto& e : *events)
         list.push_back(
@@ -639,7 +705,7 @@ BrokerFrame BrokerService::Logs(const BrokerFrame& request, const TenantLeaseVie
     if (!chunk) return ErrorReply(chunk.error());
     auto polled = m_deps.poll(WorkloadIdOf(id));
     const bool ended = !polled || polled->has_value();
-    if (!chunk->data.empty() || ended || left <= 0 || m_stopping) {
+    if (!chunk->data.empty() || ended || left <= 0 || Cancelled()) {
       BrokerFrame reply =
           BrokerReply(200, "ok", std::move(chunk->data), "application/octet-stream");
       reply.fields["next_offset"] = std::to_string(chunk->next_offset);
@@ -660,18 +726,26 @@ BrokerFrame BrokerService::Outputs(const BrokerFrame& request, const TenantLease
     return ErrorReply(409, "conflict", "no workload yet: send the manifest first");
   auto info = m_deps.attach(WorkloadIdOf(id));
   if (!info) return ErrorReply(404, "not_found", "the lease's workload and its outputs are gone");
-  auto reader = runtime::OutputsReader::Open(info->outputs_dir);
+  // Only the workload's own files, each with one link (runtime/outputs.h). Its uid on
+  // the host: info->uid, or, where podman picked the mapping (--userns=auto), the
+  // container's root, to which podman gave the outputs folder (":U"). Never root.
+  uint32_t owner = info->uid;
+  struct stat dir_st {};
+  if (::lstat(info->outputs_dir.c_str(), &dir_st) == 0 && dir_st.st_uid != 0 &&
+      dir_st.st_uid != owner)
+    owner = dir_st.st_uid;
+  auto reader = runtime::OutputsReader::Open(info->outputs_dir, owner);
   if (!reader) return ErrorReply(404, "not_found", "the workload has no outputs directory");
   const std::string path = RoutePath(route->rest, "/outputs");
   if (path.empty()) {
-    auto entries = reader->List("", kBrokerOutputEntriesMax);
-    if (!entries) return ErrorReply(entries.error());
+    auto tree = reader->ListTree(kBrokerOutputEntriesMax);
+    if (!tree) return ErrorReply(tree.error());
     Json list = Json::array();
-    for (const auto& e : *entries)
+    for (const auto& e : tree->entries)
       list.push_back({{"name", e.name}, {"type", EntryType(e.type)}, {"size", e.size_bytes}});
-    return BrokerReply(
-        200, "ok",
-        Json{{"entries", std::move(list)}}.dump(-1, ' ', false, Json::error_handler_t::replace));
+    Json body = {{"entries", std::move(list)}};
+    if (tree->truncated) body["truncated"] = true;
+    return BrokerReply(200, "ok", body.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   auto offset = QueryNumber(*route, "offset", 0);
   auto max = QueryNumber(*route, "max", kBrokerLogReadMax);

@@ -14,10 +14,13 @@
 // workload starts at once with the lease's GPUs, but a small sh wrapper waits for
 // /work/.gpunet/ready before it exports /work/.gpunet/secrets/<NAME> into the
 // environment and execs the tenant's argv. The agent writes those files as the
-// workload's uid (runtime::WriteUploadChunk: openat2 beneath the work dir, O_EXCL)
-// and the ready marker once every named secret is set. So the order is: manifest,
-// uploads, secrets (the last secret starts the command); without secrets the
-// command starts with the manifest.
+// workload's uid, each whole or not at all (runtime::WriteUploadFileOnce: openat2
+// beneath the work dir, a temporary name renamed into place, once), so a secret's
+// file exists only with its whole value; and after every secrets request, whatever
+// it did, it writes the ready marker (checked) once every named secret is set. So the
+// order is: manifest, uploads, secrets (the last secret starts the command; a retry
+// that finds them all set opens the gate too); without secrets the command starts
+// with the manifest.
 #pragma once
 
 #include <atomic>
@@ -38,6 +41,7 @@
 #include "provider/event_log.h"
 #include "provider/request_auth.h"
 #include "runtime/runtime.h"
+#include "runtime/uploads.h"
 
 namespace gpunet::provider {
 
@@ -92,7 +96,11 @@ class BrokerService {
   BrokerService& operator=(const BrokerService&) = delete;
 
   /// Serves each fd on a thread of its own until the peer closes it, sends a frame
-  /// that does not decode, or Stop. Takes ownership of the fds.
+  /// that does not decode, or Stop. Takes ownership of the fds. The fds are one start
+  /// of the tenant-facing process (ApiProcessOptions::on_spawn): the connections of
+  /// the start before, whose process is gone, are retired first (shut down, a
+  /// long-poll on them cut short, their threads joined, their fds closed), so a front
+  /// that keeps restarting costs no fds or threads.
   void Serve(const std::vector<int>& fds);
   /// Shuts the sockets down and joins the threads. Idempotent.
   void Stop();
@@ -102,7 +110,16 @@ class BrokerService {
 
  private:
   struct Lease;
-  void ServeFd(int fd);
+  /// One broker socket and the thread serving it; `retired` cuts its long-polls short.
+  struct Connection {
+    int fd = -1;
+    std::atomic<bool> retired{false};
+    std::thread thread;
+  };
+  static void Retire(std::vector<std::unique_ptr<Connection>>& connections);
+  void ServeFd(Connection& connection);
+  /// Stop, or (on a broker thread) its connection retired: a long-poll answers now.
+  bool Cancelled() const;
   BrokerFrame Signed(const BrokerFrame& request);
   BrokerFrame Dispatch(const BrokerFrame& request, const TenantLeaseView& lease);
   BrokerFrame Environments();
@@ -115,11 +132,14 @@ class BrokerService {
   BrokerFrame Outputs(const BrokerFrame& request, const TenantLeaseView& lease);
   BrokerFrame Revoke(const BrokerFrame& request, const TenantLeaseView& lease);
   base::Result<std::vector<std::string>> SecretNames(uint64_t lease_id);
+  /// Writes the ready marker when every secret in `names` is set: true once it is
+  /// there (now or before), false while a secret is missing.
+  base::Result<bool> OpenSecretsGate(uint64_t lease_id, const runtime::UploadTarget& target,
+                                     const std::vector<std::string>& names) REQUIRES(m_secrets_mu);
 
   const BrokerDeps m_deps;
   base::Mutex m_mu;
-  std::vector<int> m_fds GUARDED_BY(m_mu);
-  std::vector<std::thread> m_threads GUARDED_BY(m_mu);
+  std::vector<std::unique_ptr<Connection>> m_connections GUARDED_BY(m_mu);
   std::atomic<bool> m_stopping{false};
   /// Serialises secret writes (the ready marker is written once per lease).
   base::Mutex m_secrets_mu;

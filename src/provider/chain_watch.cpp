@@ -19,6 +19,24 @@ constexpr int64_t kCommitWaitMs = 20'000;
 constexpr int64_t kEventWaitMs = 500;
 }  // namespace
 
+namespace {
+/// The "_sent" crash point of a tx (engine.h kCrashPoints), by its first msg.
+std::pair<std::string_view, uint64_t> SentPointOf(const std::vector<codec::Msg>& msgs) {
+  if (std::holds_alternative<codec::MsgHeartbeat>(msgs[0])) return {"heartbeat_sent", 0};
+  if (const auto* w = std::get_if<codec::MsgLeaseWithdraw>(&msgs[0]))
+    return {"withdraw_sent", w->lease_id};
+  if (const auto* s = std::get_if<codec::MsgLeaseStarted>(&msgs[0]))
+    return {"started_sent", s->lease_id};
+  return {"", 0};
+}
+}  // namespace
+
+void ChainClient::SetCrashAfterSubmit(
+    std::string point, std::function<void(std::string_view point, uint64_t lease_id)> crash) {
+  m_crash_point = std::move(point);
+  m_crash = std::move(crash);
+}
+
 ChainClient::ChainClient(std::string node_url, codec::Address provider, const crypto::KeyPair& key)
     : m_url(std::move(node_url)), m_provider(provider), m_key(key) {}
 
@@ -88,6 +106,11 @@ base::Result<TxOutcome> ChainClient::Send(const std::vector<codec::Msg>& msgs) {
   codec::Tx tx;
   GPUNET_TRY_ASSIGN(tx,
                     client::BuildMarketTx(m_key, status.chain_id, account.nonce, msgs, fee, 0, ""));
+  if (auto [point, lease_id] = SentPointOf(msgs); m_crash && point == m_crash_point) {
+    GPUNET_TRY(node.SubmitTx(tx, false, 0));
+    m_crash(point, lease_id);
+    return Fail(ErrorCode::kUnavailable, std::string(point) + ": its commit was not awaited");
+  }
   client::SubmitResult r;
   GPUNET_TRY_ASSIGN(r, node.SubmitTx(tx, true, kCommitWaitMs));
   return TxOutcome{r.code, r.code_name, r.message, r.height};

@@ -36,11 +36,21 @@ class ChainClient final : public ChainPort {
   base::Result<ChainView> Fetch(const std::vector<uint64_t>& also) override;
   base::Result<TxOutcome> Send(const std::vector<codec::Msg>& msgs) override;
 
+  /// Crash tests only (kCrashPoints in provider/engine.h): a tx whose first msg is a
+  /// heartbeat, a withdraw or a LeaseStarted and whose point ("heartbeat_sent",
+  /// "withdraw_sent", "started_sent") is `point` is submitted without waiting for
+  /// its block, then `crash(point, lease_id)` runs; should it return, Send answers
+  /// kUnavailable (not known to have committed).
+  void SetCrashAfterSubmit(std::string point,
+                           std::function<void(std::string_view point, uint64_t lease_id)> crash);
+
  private:
   client::HttpClientOptions Options() const;
   std::string m_url;
   codec::Address m_provider;
   crypto::KeyPair m_key;
+  std::string m_crash_point;
+  std::function<void(std::string_view, uint64_t)> m_crash;
 };
 
 class ChainWatch {

@@ -263,13 +263,24 @@ base::Result<std::unique_ptr<server::HttpServer>> StartMetrics(
   return server;
 }
 
-/// The hooks the daemon adds to the caller's: its log, and the crash points of
-/// $GPUNET_PROVIDER_CRASH_AT (crash tests only).
-EngineHooks DaemonHooks(EngineHooks hooks, const std::function<void(std::string_view)>& log) {
-  hooks.log = log;
+/// $GPUNET_PROVIDER_CRASH_AT ("" when unset): a point of kCrashPoints, else an error.
+base::Result<std::string> CrashPointOfEnv() {
   const char* at = std::getenv("GPUNET_PROVIDER_CRASH_AT");
-  if (at == nullptr || *at == '\0') return hooks;
-  const std::string point = at;
+  if (at == nullptr || *at == '\0') return std::string();
+  if (std::ranges::find(kCrashPoints, std::string_view(at)) != std::end(kCrashPoints))
+    return std::string(at);
+  std::string known;
+  for (std::string_view p : kCrashPoints) known += (known.empty() ? "" : ", ") + std::string(p);
+  return Fail(ErrorCode::kInvalidArgument, "GPUNET_PROVIDER_CRASH_AT=" + std::string(at) +
+                                               " is no crash point; they are: " + known);
+}
+
+/// The hooks the daemon adds to the caller's: its log, and the crash point `point`
+/// (crash tests only; "" = none).
+EngineHooks DaemonHooks(EngineHooks hooks, const std::string& point,
+                        const std::function<void(std::string_view)>& log) {
+  hooks.log = log;
+  if (point.empty()) return hooks;
   log("GPUNET_PROVIDER_CRASH_AT=" + point + ": this daemon kills itself there (a crash test)");
   hooks.crash_point = [point, log](std::string_view where, uint64_t lease_id) {
     if (where != point) return;
@@ -482,6 +493,8 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   GPUNET_CHECK(setup.log != nullptr);
   const auto& log = setup.log;
   const client::DaemonConfig& dc = setup.config.daemon;
+  std::string crash_point;
+  GPUNET_TRY_ASSIGN(crash_point, CrashPointOfEnv());
   client::MachineConfig machine;
   GPUNET_TRY_ASSIGN(machine, ThisMachine(setup.config));
   const GpuMode mode = dc.declared_gpus.empty() ? GpuMode::kNvml : GpuMode::kDeclared;
@@ -528,7 +541,7 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   GPUNET_TRY(OpenTenantSide(setup, tenant));
   const runtime::Runtime& rt = workloads.Underlying();
   auto hooks = WithWorkloadPlan(
-      WithEvents(DaemonHooks(setup.hooks, log), *tenant.events, log),
+      WithEvents(DaemonHooks(setup.hooks, crash_point, log), *tenant.events, log),
       [url = dc.node_url, owner = crypto::AddressToString(provider),
        id = machine.id]() -> base::Result<client::MachineInfo> {
         client::MarketAnswer<client::ProviderInfo> p;
@@ -539,6 +552,7 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
                     "machine " + std::to_string(id) + " is not on the ledger; run provider apply");
       },
       [&rt] { return rt.Environments(); });
+  if (!crash_point.empty()) chain.SetCrashAfterSubmit(crash_point, hooks.crash_point);
   if (!setup.api_command.empty())
     hooks.tenant_api_ready = [&tenant](uint64_t) { return tenant.api->Ready(); };
   EngineOptions eo;
@@ -546,6 +560,7 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   eo.machine_id = machine.id;
   eo.heartbeat_every_ms = dc.heartbeat_every_ms;
   eo.withdraw_every_ms = dc.withdraw_every_ms;
+  eo.withdraw_mark_path = setup.home.StateDir() + "/last-withdraw-ms";
   eo.outputs_retention_ms = dc.outputs_retention_ms;
   eo.metrics = &registry;
   Engine engine(eo, std::move(hooks), chain, workloads, std::move(book), std::move(gpus),

@@ -1,10 +1,12 @@
 #include "provider/engine.h"
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 
 #include "base/check.h"
 #include "base/checked_math.h"
+#include "base/file_util.h"
 #include "base/limits.h"
 #include "codec/tx_result.h"
 #include "crypto/address.h"
@@ -112,6 +114,8 @@ std::string_view LeaseActionName(LeaseAction action) {
       return "wait_manifest";
     case LeaseAction::kCloseNoManifest:
       return "close_no_manifest";
+    case LeaseAction::kLaunchWorkload:
+      return "launch_workload";
     case LeaseAction::kAdoptWorkload:
       return "adopt_workload";
     case LeaseAction::kRunning:
@@ -122,6 +126,8 @@ std::string_view LeaseActionName(LeaseAction action) {
       return "observe_closed";
     case LeaseAction::kStopWorkload:
       return "stop_workload";
+    case LeaseAction::kFreeGpus:
+      return "free_gpus";
     case LeaseAction::kRetain:
       return "retain";
     case LeaseAction::kRelease:
@@ -138,6 +144,7 @@ std::string_view StepName(LeaseAction action) {
       return "reserved";
     case LeaseAction::kWaitManifest:
     case LeaseAction::kCloseNoManifest:
+    case LeaseAction::kLaunchWorkload:
     case LeaseAction::kAdoptWorkload:
       return "started";
     case LeaseAction::kRunning:
@@ -146,6 +153,7 @@ std::string_view StepName(LeaseAction action) {
     case LeaseAction::kObserveClosed:
     case LeaseAction::kStopWorkload:
       return "closing";
+    case LeaseAction::kFreeGpus:
     case LeaseAction::kRetain:
       return "retained";
     case LeaseAction::kRelease:
@@ -164,7 +172,9 @@ LeaseAction NextStep(const StepInput& in) {
     // Its supervisor died: a podman container may run on, unbilled, until removed.
     if (in.workload_lost) return LeaseAction::kRelease;
     uint64_t until = base::CheckedAdd(r.closed_ms, in.outputs_retention_ms).value_or(UINT64_MAX);
-    return in.chain_time_ms < until ? LeaseAction::kRetain : LeaseAction::kRelease;
+    if (in.chain_time_ms >= until) return LeaseAction::kRelease;
+    // Stopped: only its run dir is kept, the GPUs may go to the next lease.
+    return r.gpu_uuids.empty() ? LeaseAction::kRetain : LeaseAction::kFreeGpus;
   }
   if (in.ledger == nullptr || in.ledger->state == "closed") return LeaseAction::kObserveClosed;
   if (in.gpu_unhealthy) return LeaseAction::kCloseUnhealthy;
@@ -173,7 +183,8 @@ LeaseAction NextStep(const StepInput& in) {
   GPUNET_CHECK(in.ledger->state == "started");
   if (in.workload_exists)
     return r.manifest_received ? LeaseAction::kRunning : LeaseAction::kAdoptWorkload;
-  if (r.manifest_received) return LeaseAction::kRunning;  // it ran and its run dir is gone
+  if (r.manifest_received) return LeaseAction::kRunning;         // it ran and its run dir is gone
+  if (!r.manifest.empty()) return LeaseAction::kLaunchWorkload;  // accepted, never launched
   uint64_t deadline =
       base::CheckedAdd(in.ledger->started_ms, in.manifest_timeout_ms).value_or(UINT64_MAX);
   return in.chain_time_ms >= deadline ? LeaseAction::kCloseNoManifest : LeaseAction::kWaitManifest;
@@ -220,6 +231,16 @@ Engine::Engine(EngineOptions options, EngineHooks hooks, ChainPort& chain, Workl
         &reg->GetGauge("gpunet_provider_leases", "Leases in the lease book by step",
                        {{"step", std::string(step)}});
   base::MutexLock lock(m_mu);
+  if (!m_options.withdraw_mark_path.empty())
+    if (auto text = base::ReadFileNoFollow(m_options.withdraw_mark_path, 64); text) {
+      int64_t ms = 0;
+      const char* end = text->data() + text->size();
+      if (auto [p, ec] = std::from_chars(text->data(), end, ms);
+          ec == std::errc() && ms > 0 && (p == end || *p == '\n'))
+        m_last_withdraw_ms = ms;
+      else
+        Log(m_options.withdraw_mark_path + " holds no time; the withdraw period starts now");
+    }
   for (const auto& [id, record] : m_book.Records())
     if (auto s = m_pool.Assign(id, record.gpu_uuids); !s)
       Log("lease " + std::to_string(id) + ": " + s.error().message);
@@ -230,6 +251,11 @@ Engine::~Engine() = default;
 
 void Engine::Log(const std::string& line) {
   if (m_hooks.log) m_hooks.log(line);
+}
+
+void Engine::CrashPoint(std::string_view point, uint64_t lease_id) const {
+  GPUNET_CHECK(std::ranges::find(kCrashPoints, point) != std::end(kCrashPoints));
+  if (m_hooks.crash_point) m_hooks.crash_point(point, lease_id);
 }
 
 void Engine::Event(uint64_t lease_id, std::string_view kind, const std::string& message) {
@@ -386,7 +412,7 @@ void Engine::AdoptNewLeases(const ChainView& view) {
     for (const auto& g : *gpus) list += (list.empty() ? "" : ",") + g;
     Log("lease " + std::to_string(id) + ": new (" + lease.state + "), GPUs set aside: " + list);
     Event(id, "reserved", "GPUs set aside: " + list);
-    if (m_hooks.crash_point) m_hooks.crash_point("reserved", id);
+    CrashPoint("reserved", id);
   }
 }
 
@@ -424,6 +450,7 @@ bool Engine::StopWorkload(LeaseRecord& r) {
     LogOnce(r.lease_id, "stopfail", name + ": cannot stop its workload: " + s.error().message);
     return false;
   }
+  CrashPoint("workload_stopped", r.lease_id);
   r.workload_stopped = true;
   if (PutRecord(r)) {
     Log(name + ": workload stopped; outputs kept for retention");
@@ -467,29 +494,40 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
               ", next: " + std::string(LeaseActionName(action)));
   if (ledger && r.started_ms == 0 && ledger->started_ms != 0) {
     r.started_ms = ledger->started_ms;
-    PutRecord(r);
+    // Whichever run first sees the start on the ledger tells the tenant, once: a
+    // crash between the tx and its block, or right after it, loses no event.
+    if (PutRecord(r))
+      Event(id, "started", "LeaseStarted committed: the reservation is live and billed");
   }
   switch (action) {
     case LeaseAction::kWaitTenantApi:
     case LeaseAction::kWaitManifest:
     case LeaseAction::kRunning:
-      return;
     case LeaseAction::kRetain:
-      ReturnGpus(r);
       return;
     case LeaseAction::kSendStarted:
-      if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result)) {
-        Event(id, "started", "LeaseStarted committed: the reservation is live and billed");
-        if (m_hooks.crash_point) m_hooks.crash_point("started", id);
-      }
+      if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result))
+        CrashPoint("started", id);  // its event comes with the record's started_ms
       return;
     case LeaseAction::kCloseNoManifest:
       if (CloseLease(id, codec::CloseReason::kNoManifest, "no manifest", result))
         Event(id, "closing", "no manifest before the manifest deadline: LeaseClose(no_manifest)");
       return;
+    case LeaseAction::kLaunchWorkload: {
+      const std::string manifest = r.manifest;
+      if (auto s = LaunchWorkload(r, *ledger, manifest); !s)
+        LogOnce(id, "launchfail:" + s.error().message,
+                name + ": cannot launch the workload of its accepted manifest, will retry: " +
+                    s.error().message);
+      return;
+    }
     case LeaseAction::kAdoptWorkload:
       r.manifest_received = true;
-      if (PutRecord(r)) Log(name + ": re-attached to its running workload " + WorkloadIdOf(id));
+      r.manifest.clear();
+      if (PutRecord(r)) {
+        Log(name + ": re-attached to its running workload " + WorkloadIdOf(id));
+        Event(id, "workload_running", "workload " + WorkloadIdOf(id) + " running");
+      }
       return;
     case LeaseAction::kCloseUnhealthy:
       CloseUnhealthy(r, ledger, in.workload_running, result);
@@ -505,28 +543,13 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kStopWorkload:
       if (in.workload_running) StopWorkload(r);
       return;
+    case LeaseAction::kFreeGpus:
+      FreeGpus(r);
+      return;
     case LeaseAction::kRelease:
       ReleaseLease(id, in.workload_exists);
       return;
   }
-}
-
-void Engine::ReturnGpus(LeaseRecord& r) {
-  if (r.gpu_uuids.empty()) return;
-  const std::string name = "lease " + std::to_string(r.lease_id);
-  if (m_hooks.check_gpu_idle)
-    for (const auto& g : r.gpu_uuids)
-      if (auto s = m_hooks.check_gpu_idle(g); !s) {
-        LogOnce(r.lease_id, "busy:" + g,
-                name + ": GPU " + g + " not idle, kept out of the pool: " + s.error().message);
-        return;
-      }
-  std::string list;
-  for (const auto& g : r.gpu_uuids) list += (list.empty() ? "" : ",") + g;
-  r.gpu_uuids.clear();
-  if (!PutRecord(r)) return;
-  m_pool.Release(r.lease_id);
-  Log(name + ": GPUs back in the pool (" + list + "); logs and outputs kept for retention");
 }
 
 void Engine::ReleaseLease(uint64_t id, bool workload_exists) {
@@ -549,7 +572,11 @@ void Engine::ReleaseLease(uint64_t id, bool workload_exists) {
   } else if (!gpus.empty()) {
     Log(name + ": no GPU idle check on this host; GPUs go back to the pool unchecked");
   }
-  if (auto s = m_book.Erase(id); !s) {
+  // A tombstone stays, so a late request is told the lease is gone (410), not unknown.
+  const LeaseRecord* r = m_book.Find(id);
+  GPUNET_CHECK(r != nullptr);  // StepLease steps the book's leases only
+  if (auto s = m_book.Release({id, r->closed_ms, static_cast<uint64_t>(m_clock.NowMs()), r->end});
+      !s) {
     LogOnce(id, "erasefail", name + ": cannot delete its record: " + s.error().message);
     return;
   }
@@ -570,9 +597,16 @@ void Engine::Periodic(const ChainView& view, ReconcileResult& result) {
       m_metrics->heartbeats->Inc();
     }
   }
-  if (m_last_withdraw_ms == 0) m_last_withdraw_ms = now;  // first withdrawal one period in
-  if (static_cast<uint64_t>(now - m_last_withdraw_ms) < m_options.withdraw_every_ms) return;
-  m_last_withdraw_ms = now;
+  // The withdraw schedule runs on the wall clock and survives restarts (the mark
+  // file): a daemon restarted more often than withdraw_every still withdraws.
+  const int64_t wall = m_clock.NowMs();
+  if (m_last_withdraw_ms == 0 || wall < m_last_withdraw_ms) {  // first period, or time went back
+    m_last_withdraw_ms = wall;
+    WriteWithdrawMark();
+  }
+  if (static_cast<uint64_t>(wall - m_last_withdraw_ms) < m_options.withdraw_every_ms) return;
+  m_last_withdraw_ms = wall;
+  WriteWithdrawMark();  // before the txs: a crash in them waits a period, never repeats at once
   const std::string me = crypto::AddressToString(m_options.provider);
   std::vector<codec::Msg> msgs;
   for (const auto& [id, lease] : view.leases)
@@ -585,6 +619,15 @@ void Engine::Periodic(const ChainView& view, ReconcileResult& result) {
             msgs.begin() + static_cast<std::ptrdiff_t>(end)},
            "withdraw of " + std::to_string(end - i) + " leases", result);
   }
+}
+
+void Engine::WriteWithdrawMark() {
+  if (m_options.withdraw_mark_path.empty()) return;
+  if (auto s = base::WriteFileAtomic(m_options.withdraw_mark_path,
+                                     std::to_string(m_last_withdraw_ms) + "\n", {.mode = 0600});
+      !s)
+    LogOnce(0, "mark:" + s.error().message,
+            "cannot write " + m_options.withdraw_mark_path + ": " + s.error().message);
 }
 
 void Engine::UpdateGauges() {
@@ -613,22 +656,79 @@ base::Status Engine::SubmitManifest(uint64_t lease_id, std::string_view manifest
                     "the ledger by up to one block): send the manifest again shortly");
   if (r.manifest_received)
     return Fail(ErrorCode::kConflict, name + " already has its manifest and workload");
+  return LaunchWorkload(r, ledger->second, manifest);
+}
+
+base::Status Engine::LaunchWorkload(LeaseRecord& r, const client::LeaseInfo& lease,
+                                    std::string_view manifest) {
+  const uint64_t lease_id = r.lease_id;
+  const std::string name = "lease " + std::to_string(lease_id);
   GPUNET_TRY(m_hooks.verify_manifest ? m_hooks.verify_manifest(r.manifest_hash, manifest)
                                      : VerifyManifestHash(r.manifest_hash, manifest));
-  SpecInput input{ledger->second, r.gpu_uuids, manifest};
+  SpecInput input{lease, r.gpu_uuids, manifest};
   runtime::WorkloadSpec spec;
   GPUNET_TRY_ASSIGN(spec,
                     m_hooks.build_spec ? m_hooks.build_spec(input) : MinimalWorkloadSpec(input));
   // Whatever the builder did: this workload id, and exactly the lease's GPUs.
   spec.id = WorkloadIdOf(lease_id);
   spec.gpu_uuids = r.gpu_uuids;
-  GPUNET_TRY(m_workloads.Start(spec));
+  const bool kept_before = !r.manifest.empty();
+  if (!kept_before) {
+    // Durable before the launch: a crash from here on launches it at the next start.
+    r.manifest = std::string(manifest);
+    if (auto s = m_book.Put(r); !s) {
+      r.manifest.clear();
+      return s;
+    }
+    Event(lease_id, "manifest_accepted", "manifest accepted (its hash is the lease's)");
+  }
+  CrashPoint("manifest_accepted", lease_id);
+  if (auto s = m_workloads.Start(spec); !s) {
+    // Refused at once (the tenant hears why): the book forgets the manifest again,
+    // unless a crash had kept it, whose launch the reconcile retries.
+    if (!kept_before) {
+      r.manifest.clear();
+      (void)PutRecord(r);
+    }
+    return s;
+  }
+  CrashPoint("workload_launched", lease_id);
   r.manifest_received = true;
+  r.manifest.clear();
   GPUNET_TRY(m_book.Put(r));
-  Log(name + ": manifest accepted, workload " + spec.id + " started");
-  Event(lease_id, "manifest_accepted", "manifest accepted (its hash is the lease's)");
+  Log(name + ": manifest accepted, workload " + spec.id + " started" +
+      (kept_before ? " (kept across a restart)" : ""));
   Event(lease_id, "workload_running", "workload " + spec.id + " started");
   return {};
+}
+
+bool Engine::FreeGpus(LeaseRecord& r) {
+  const std::string name = "lease " + std::to_string(r.lease_id);
+  if (m_hooks.check_gpu_idle) {
+    for (const auto& g : r.gpu_uuids)
+      if (auto s = m_hooks.check_gpu_idle(g); !s) {
+        LogOnce(r.lease_id, "busy:" + g,
+                name + ": GPU " + g + " not idle, kept out of the pool: " + s.error().message);
+        return false;
+      }
+  } else {
+    Log(name + ": no GPU idle check on this host; GPUs go back to the pool unchecked");
+  }
+  CrashPoint("gpus_idle", r.lease_id);
+  const std::vector<std::string> gpus = std::move(r.gpu_uuids);
+  r.gpu_uuids.clear();
+  // Its stop was not recorded when a crash came between the stop and the record.
+  const bool tell_stopped = !r.workload_stopped;
+  r.workload_stopped = true;
+  if (!PutRecord(r)) return false;
+  if (tell_stopped)
+    Event(r.lease_id, "workload_stopped", "workload stopped; outputs and logs kept for retention");
+  m_pool.Release(r.lease_id);
+  std::string list;
+  for (const auto& g : gpus) list += (list.empty() ? "" : ",") + g;
+  Log(name + ": workload stopped, GPUs " + list +
+      " idle and back in the pool; outputs kept for retention");
+  return true;
 }
 
 base::Result<TenantLeaseView> Engine::TenantLease(uint64_t lease_id) const {
@@ -643,6 +743,13 @@ base::Result<TenantLeaseView> Engine::TenantLease(uint64_t lease_id) const {
   auto action = m_actions.find(lease_id);
   view.step = action == m_actions.end() ? "pending" : std::string(StepName(action->second));
   return view;
+}
+
+std::optional<ReleasedLease> Engine::ReleasedLeaseOf(uint64_t lease_id) const {
+  base::MutexLock lock(m_mu);
+  const ReleasedLease* released = m_book.FindReleased(lease_id);
+  if (released == nullptr) return std::nullopt;
+  return *released;
 }
 
 Json Engine::StatusJson() const {

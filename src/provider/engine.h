@@ -10,9 +10,9 @@
 //   started, no manifest      -> wait; MsgLeaseClose(no_manifest) from started + manifest_timeout
 //   manifest submitted        -> hash checked, workload started with exactly the lease's GPUs
 //   a GPU of the lease failed -> workload stopped, MsgLeaseClose at once (billing stops)
-//   closed on the ledger      -> workload stopped; removed after outputs_retention
-//                                (at once when it never ran), GPUs back to the pool
-//                                after the idle check
+//   closed on the ledger      -> workload stopped, its GPUs back to the pool after the
+//                                idle check; its run dir removed after outputs_retention
+//                                (at once when it never ran)
 //
 // plus one MsgHeartbeat for all leases every heartbeat interval and batched
 // MsgLeaseWithdraw on the withdraw schedule. A tx whose effect the ledger shows is
@@ -141,6 +141,25 @@ base::Result<runtime::WorkloadSpec> MinimalWorkloadSpec(const SpecInput& input);
 /// The default manifest check: BLAKE2b-256(manifest) == expected.
 base::Status VerifyManifestHash(const base::Hash32& expected, std::string_view manifest);
 
+/// The fixed crash points of a lease's life (docs/provider.md "Crash safety"), in
+/// the order a lease meets them. Each is one call of EngineHooks::crash_point (the
+/// "_sent" ones: ChainClient's after-submit seam, between the node accepting the tx
+/// and the engine seeing it committed):
+///   reserved           GPUs set aside, the book written, before any tx
+///   started_sent       MsgLeaseStarted accepted by the node, its commit not yet seen
+///   started            MsgLeaseStarted committed
+///   manifest_accepted  the manifest checked and kept in the book, not yet launched
+///   workload_launched  the runtime started the workload, the book does not say so
+///   heartbeat_sent     a MsgHeartbeat accepted by the node, its commit not yet seen
+///   withdraw_sent      a MsgLeaseWithdraw batch accepted, its commit not yet seen
+///   workload_stopped   the ledger closed the lease, the workload is stopped, the
+///                      book does not say so
+///   gpus_idle          the closed lease's GPUs passed the idle check, not yet back
+///                      in the pool (the book still holds them)
+inline constexpr std::string_view kCrashPoints[] = {
+    "reserved",       "started_sent",  "started",          "manifest_accepted", "workload_launched",
+    "heartbeat_sent", "withdraw_sent", "workload_stopped", "gpus_idle"};
+
 struct EngineHooks {
   /// OK when the tenant API answers for this lease (LeaseStarted means it does).
   /// Unset: this build has no tenant API yet, and nothing is checked.
@@ -155,10 +174,9 @@ struct EngineHooks {
       verify_manifest;
   /// The GPUs' health now. Unset: every GPU stays as the pool was built.
   std::function<std::vector<GpuHealth>()> health;
-  /// Test seam for crash tests: called at fixed points of a lease's life, after the
-  /// step's effect is durable ("reserved": GPUs set aside and the book written;
-  /// "started": LeaseStarted committed). The daemon SIGKILLs itself there when
-  /// $GPUNET_PROVIDER_CRASH_AT names the point (tests/integration/provider_daemon).
+  /// Test seam for crash tests: called at the fixed points of kCrashPoints (one call
+  /// per point). The daemon SIGKILLs itself there when $GPUNET_PROVIDER_CRASH_AT
+  /// names the point (tests/integration/provider_crash).
   std::function<void(std::string_view point, uint64_t lease_id)> crash_point;
   /// One line per event (the daemon writes it to stderr). Unset: discarded.
   std::function<void(std::string_view line)> log;
@@ -176,6 +194,9 @@ struct EngineOptions {
   /// 0 = a third of the chain's heartbeat_timeout_ms.
   uint64_t heartbeat_every_ms = 0;
   uint64_t withdraw_every_ms = 60ull * 60 * 1000;
+  /// Where the time of the last withdrawal (wall clock, ms) is kept across restarts
+  /// ("" = in memory only: a restart starts a new period).
+  std::string withdraw_mark_path;
   uint64_t outputs_retention_ms = 24ull * 60 * 60 * 1000;
   /// Where /metrics counts (nullable).
   server::metrics::Registry* metrics = nullptr;
@@ -187,11 +208,13 @@ enum class LeaseAction : uint8_t {
   kSendStarted,      ///< reserved; send MsgLeaseStarted
   kWaitManifest,     ///< started; no manifest yet, before the manifest deadline
   kCloseNoManifest,  ///< started; the manifest deadline passed: MsgLeaseClose(no_manifest)
+  kLaunchWorkload,   ///< started; the book holds an accepted manifest, no workload (crash)
   kAdoptWorkload,    ///< started; a workload exists that the book does not know of (crash)
   kRunning,          ///< started; the workload exists (running or ended by itself)
   kCloseUnhealthy,   ///< open; a GPU of the lease failed: stop, MsgLeaseClose
   kObserveClosed,    ///< the ledger closed it; the book does not know yet
   kStopWorkload,     ///< closed; its workload still runs
+  kFreeGpus,         ///< closed; workload stopped: GPUs idle-checked and back to the pool
   kRetain,           ///< closed; outputs kept until closed + outputs_retention
   kRelease,  ///< closed, retention over, no workload or a lost one: remove it, idle check, free
              ///< GPUs
@@ -259,6 +282,9 @@ class Engine {
   /// The lease `lease_id` of this machine's book: kNotFound when the book has none
   /// (another provider's, another machine's, or released).
   base::Result<TenantLeaseView> TenantLease(uint64_t lease_id) const EXCLUDES(m_mu);
+  /// The lease `lease_id` when this machine released it (its retention over), among the
+  /// newest kReleasedLeasesMax; nullopt otherwise.
+  std::optional<ReleasedLease> ReleasedLeaseOf(uint64_t lease_id) const EXCLUDES(m_mu);
 
   /// {"gpus":[{uuid,model,healthy,problems,lease_id}],"leases":[{lease_id,step,workload}]}
   /// as docs/provider.md gives daemon-status.json (the daemon adds updated_ms, mode).
@@ -292,12 +318,18 @@ class Engine {
   bool CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,
                   ReconcileResult& result) REQUIRES(m_mu);
   void ReleaseLease(uint64_t lease_id, bool workload_exists) REQUIRES(m_mu);
-  /// A closed lease whose workload stopped keeps its logs and outputs for
-  /// outputs_retention, not its GPUs: they go back to the pool once idle, and the
-  /// record forgets them first, so a restart does not set them aside again.
-  void ReturnGpus(LeaseRecord& record) REQUIRES(m_mu);
+  /// The closed lease's GPUs through the idle check and back to the pool, the
+  /// record's gpu_uuids emptied first; false (logged once) when a GPU is not idle.
+  bool FreeGpus(LeaseRecord& record) REQUIRES(m_mu);
+  /// Checks the manifest, keeps it in the record, starts the workload with exactly
+  /// the lease's GPUs and records that it runs (SubmitManifest, and kLaunchWorkload
+  /// after a crash between the two).
+  base::Status LaunchWorkload(LeaseRecord& record, const client::LeaseInfo& lease,
+                              std::string_view manifest) REQUIRES(m_mu);
+  void CrashPoint(std::string_view point, uint64_t lease_id) const;
   void Periodic(const ChainView& view, ReconcileResult& result) REQUIRES(m_mu);
   void UpdateGauges() REQUIRES(m_mu);
+  void WriteWithdrawMark() REQUIRES(m_mu);
   bool PutRecord(const LeaseRecord& record) REQUIRES(m_mu);
 
   const EngineOptions m_options;
@@ -320,7 +352,7 @@ class Engine {
   bool m_node_reachable GUARDED_BY(m_mu) = true;
   bool m_first_pass GUARDED_BY(m_mu) = true;
   int64_t m_last_heartbeat_ms GUARDED_BY(m_mu) = 0;  ///< local clock; 0 = never
-  int64_t m_last_withdraw_ms GUARDED_BY(m_mu) = 0;
+  int64_t m_last_withdraw_ms GUARDED_BY(m_mu) = 0;   ///< wall clock; 0 = no period yet
 };
 
 }  // namespace gpunet::provider

@@ -74,6 +74,7 @@ std::string EncodeLeaseRecord(const LeaseRecord& r) {
             {"closed_ms", r.closed_ms},
             {"end", r.end},
             {"workload_stopped", r.workload_stopped}};
+  if (!r.manifest.empty()) j["manifest"] = r.manifest;
   return j.dump() + "\n";
 }
 
@@ -81,7 +82,10 @@ base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text) {
   Json j = Json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return Fail(ErrorCode::kCorrupt, "lease record: not a JSON object");
-  if (j.size() != 8) return Fail(ErrorCode::kCorrupt, "lease record: expected exactly 8 fields");
+  const bool has_manifest = j.contains("manifest");
+  if (j.size() != (has_manifest ? 9u : 8u))
+    return Fail(ErrorCode::kCorrupt,
+                "lease record: expected exactly 8 fields (9 with \"manifest\")");
   using T = Json::value_t;
   LeaseRecord r;
   const Json* f = nullptr;
@@ -107,9 +111,52 @@ base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text) {
   r.end = f->get<std::string>();
   GPUNET_TRY_ASSIGN(f, Field(j, "workload_stopped", T::boolean));
   r.workload_stopped = f->get<bool>();
+  if (has_manifest) {
+    GPUNET_TRY_ASSIGN(f, Field(j, "manifest", T::string));
+    r.manifest = f->get<std::string>();
+    if (r.manifest.empty())
+      return Fail(ErrorCode::kCorrupt,
+                  "lease record: manifest is empty (it is left out when none)");
+  }
   if (r.lease_id == 0) return Fail(ErrorCode::kCorrupt, "lease record: lease_id is 0");
   return r;
 }
+
+namespace {
+
+constexpr std::string_view kReleasedFile = "released.json";  // not "<digits>.json"
+constexpr size_t kReleasedBytesMax = kReleasedLeasesMax * 512;
+
+std::string EncodeReleased(const std::vector<ReleasedLease>& list) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& r : list)
+    j.push_back({{"lease_id", r.lease_id},
+                 {"closed_ms", r.closed_ms},
+                 {"released_ms", r.released_ms},
+                 {"end", r.end}});
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+base::Result<std::vector<ReleasedLease>> DecodeReleased(std::string_view text) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_array() || j.size() > kReleasedLeasesMax)
+    return Fail(ErrorCode::kCorrupt, "released leases: not an array of at most " +
+                                         std::to_string(kReleasedLeasesMax) + " entries");
+  std::vector<ReleasedLease> out;
+  for (const auto& e : j) {
+    if (!e.is_object() || e.size() != 4 || !e.contains("lease_id") ||
+        !e["lease_id"].is_number_unsigned() || !e.contains("closed_ms") ||
+        !e["closed_ms"].is_number_unsigned() || !e.contains("released_ms") ||
+        !e["released_ms"].is_number_unsigned() || !e.contains("end") || !e["end"].is_string())
+      return Fail(ErrorCode::kCorrupt,
+                  "released leases: an entry is not {lease_id, closed_ms, released_ms, end}");
+    out.push_back({e["lease_id"].get<uint64_t>(), e["closed_ms"].get<uint64_t>(),
+                   e["released_ms"].get<uint64_t>(), e["end"].get<std::string>()});
+  }
+  return out;
+}
+
+}  // namespace
 
 base::Result<LeaseBook> LeaseBook::Open(const std::string& state_dir,
                                         std::vector<BookProblem>* problems) {
@@ -143,7 +190,46 @@ base::Result<LeaseBook> LeaseBook::Open(const std::string& state_dir,
     }
     book.m_records.emplace(*id, std::move(*record));
   }
+  const std::string released = book.m_dir + "/" + std::string(kReleasedFile);
+  auto text = base::ReadFileNoFollow(released, kReleasedBytesMax);
+  if (!text && text.error().code != ErrorCode::kNotFound) return std::unexpected(text.error());
+  if (text) {
+    if (auto list = DecodeReleased(*text)) {
+      book.m_released = std::move(*list);
+    } else {
+      // Only what a late request is told is lost: 404 instead of 410.
+      const std::string aside = released + ".corrupt";
+      if (::rename(released.c_str(), aside.c_str()) != 0)
+        return Fail(ErrorCode::kIo,
+                    "cannot move the unreadable " + released + " aside: " + std::strerror(errno));
+      if (problems) problems->push_back({aside, list.error().message});
+    }
+  }
   return book;
+}
+
+base::Status LeaseBook::Release(const ReleasedLease& released) {
+  GPUNET_CHECK(released.lease_id != 0);
+  if (FindReleased(released.lease_id) == nullptr) {
+    std::vector<ReleasedLease> next = m_released;
+    next.push_back(released);
+    if (next.size() > kReleasedLeasesMax)
+      next.erase(next.begin(),
+                 next.begin() + static_cast<std::ptrdiff_t>(next.size() - kReleasedLeasesMax));
+    base::AtomicWriteOptions options;
+    options.mode = 0600;
+    GPUNET_TRY(base::WriteFileAtomic(m_dir + "/" + std::string(kReleasedFile), EncodeReleased(next),
+                                     options));
+    m_released = std::move(next);
+  }
+  GPUNET_CHECK(m_released.size() <= kReleasedLeasesMax);
+  return Erase(released.lease_id);
+}
+
+const ReleasedLease* LeaseBook::FindReleased(uint64_t lease_id) const {
+  for (const auto& r : m_released)
+    if (r.lease_id == lease_id) return &r;
+  return nullptr;
 }
 
 const LeaseRecord* LeaseBook::Find(uint64_t lease_id) const {

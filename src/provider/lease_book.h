@@ -41,6 +41,10 @@ struct LeaseRecord {
   uint64_t closed_ms = 0;
   std::string end;  ///< the ledger's end reason once closed ("tenant_closed", ...)
   bool workload_stopped = false;
+  /// The tenant's manifest bytes, kept from its acceptance until the workload is
+  /// known to run (then ""), so a daemon that dies between the two launches it at the
+  /// next start instead of losing it. An optional field: older records lack it.
+  std::string manifest;
   bool operator==(const LeaseRecord&) const = default;
 };
 
@@ -53,6 +57,18 @@ std::optional<uint64_t> LeaseIdOfWorkload(std::string_view workload_id);
 /// fields with their types (kCorrupt naming the field).
 std::string EncodeLeaseRecord(const LeaseRecord& record);
 base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text);
+
+/// A lease the book released: its retention ended and its record and workload are
+/// gone. Kept (the newest kReleasedLeasesMax, in <state_dir>/leases/released.json) so
+/// a late request for it is told it is gone (410) rather than unknown (404).
+struct ReleasedLease {
+  uint64_t lease_id = 0;
+  uint64_t closed_ms = 0;    ///< the ledger's close
+  uint64_t released_ms = 0;  ///< when the daemon released it (wall clock)
+  std::string end;           ///< the ledger's end reason
+  bool operator==(const ReleasedLease&) const = default;
+};
+inline constexpr size_t kReleasedLeasesMax = 1024;
 
 /// What Open found that it could not use (a record that does not decode is moved
 /// aside to <id>.json.corrupt, so the daemon starts and the operator can look).
@@ -76,6 +92,12 @@ class LeaseBook {
   [[nodiscard]] base::Status Put(const LeaseRecord& record);
   /// Deletes the record's file (and the directory entry durably).
   [[nodiscard]] base::Status Erase(uint64_t lease_id);
+  /// Keeps `released` durably among the released leases (the oldest dropped past
+  /// kReleasedLeasesMax; a lease kept already is not kept twice), then erases its
+  /// record. An error before the erase leaves the record, so the caller retries.
+  [[nodiscard]] base::Status Release(const ReleasedLease& released);
+  /// The released lease `lease_id`, or nullptr.
+  const ReleasedLease* FindReleased(uint64_t lease_id) const;
 
   std::string PathOf(uint64_t lease_id) const;
   /// Test seam: passed to WriteFileAtomic as before_commit (a torn or failed write).
@@ -86,6 +108,7 @@ class LeaseBook {
  private:
   std::string m_dir;
   std::map<uint64_t, LeaseRecord> m_records;
+  std::vector<ReleasedLease> m_released;  ///< oldest first, at most kReleasedLeasesMax
   std::function<base::Status(const std::string&)> m_before_commit;
 };
 

@@ -193,8 +193,8 @@ base::Result<WorkloadPlan> PlanWorkload(const WorkloadPlanInput& in) {
   spec.node_rank = rank;
   spec.num_nodes = static_cast<uint32_t>(in.lease.allocations.size());
   spec.lease_ends_at_ms = in.ends_at_ms;
-  plan.workdir = m.workdir;
-  plan.outputs_dir = m.outputs_dir;
+  spec.workdir = m.workdir;
+  spec.outputs_dir = m.outputs_dir;
   plan.stop_grace_ms = m.stop_grace_ms;
   plan.secret_names = m.secrets;
 

@@ -60,10 +60,7 @@ struct WorkloadPlan {
   runtime::WorkloadSpec spec;  ///< secrets not in spec.env yet: the daemon adds their values
   MachineShare share;
   bool interactive = false;  ///< the manifest has no command (spec runs `sleep infinity`)
-  // What the manifest asks that runtime::WorkloadSpec has no field for yet; the
-  // daemon applies them (docs/manifest.md "How a provider runs it").
-  std::string workdir;      ///< the command's working directory inside
-  std::string outputs_dir;  ///< where the tenant's outputs are read from, inside
+  // What the daemon applies beside the spec (docs/manifest.md "How a provider runs it").
   uint32_t stop_grace_ms = 0;
   std::vector<std::string> secret_names;  ///< must all be set before the start
 };

@@ -15,6 +15,7 @@
 
 #include "base/check.h"
 #include "runtime/nvml.h"
+#include "runtime/runtime.h"
 #include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
@@ -50,6 +51,36 @@ base::Status MakeWorkloadDirs(const state_files::StateDir& fs, uint32_t uid) {
     // link, not what it points at.
     if (::fchownat(fs.Fd(), d, uid, uid, AT_SYMLINK_NOFOLLOW) != 0)
       return ErrnoFail("chown " + path, errno);
+  }
+  return base::Ok();
+}
+
+base::Status MakeInsideDirs(const state_files::StateDir& fs, uint32_t uid,
+                            const std::vector<std::string>& inside) {
+  GPUNET_CHECK(uid > 0);
+  for (const auto& path : inside) {
+    if (!HostPathOfInside(fs.Path(), path)) continue;  // not on the workload's disk
+    GPUNET_CHECK(path.size() > 1 && path[0] == '/');
+    UniqueFd dir(::fcntl(fs.Fd(), F_DUPFD_CLOEXEC, 0));
+    if (!dir.Valid()) return ErrnoFail("dup " + fs.Path(), errno);
+    size_t start = 1;
+    while (start <= path.size()) {
+      size_t end = path.find('/', start);
+      if (end == std::string::npos) end = path.size();
+      const std::string part = path.substr(start, end - start);
+      GPUNET_CHECK(!part.empty() && part != "." && part != "..");  // ValidateInsideDirs
+      if (::mkdirat(dir.Get(), part.c_str(), 0755) == 0) {
+        if (::fchownat(dir.Get(), part.c_str(), uid, uid, AT_SYMLINK_NOFOLLOW) != 0)
+          return ErrnoFail("chown " + fs.Path() + path, errno);
+      } else if (errno != EEXIST) {
+        return ErrnoFail("mkdir " + fs.Path() + path, errno);
+      }
+      UniqueFd next(
+          ::openat(dir.Get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!next.Valid()) return ErrnoFail("open " + fs.Path() + path, errno);
+      dir = std::move(next);
+      start = end + 1;
+    }
   }
   return base::Ok();
 }

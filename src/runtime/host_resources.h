@@ -50,6 +50,11 @@ bool IsMountPoint(const std::string& path);
 /// system as a checked dir: each made and chowned relative to its fd, never through a
 /// link (an existing entry of that name is an error).
 base::Status MakeWorkloadDirs(const state_files::StateDir& fs, uint32_t uid);
+/// Makes the folders of each of `inside` (WorkloadSpec::workdir, outputs_dir) that lie
+/// beneath /work or /outputs and are missing, owned by `uid`, before the workload runs
+/// (a path elsewhere is left to the environment). Never through a link.
+base::Status MakeInsideDirs(const state_files::StateDir& fs, uint32_t uid,
+                            const std::vector<std::string>& inside);
 /// Writes the sandbox's /etc files (passwd and group naming `uid`, hosts, and
 /// `resolv_conf`) into <run>/etc, made and checked like every run-dir directory and
 /// written atomically relative to its fd, never through a link.

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "base/check.h"
+
 namespace gpunet::runtime {
 
 using base::ErrorCode;
@@ -42,10 +44,11 @@ base::Status CheckRelative(const std::string& p) {
 
 }  // namespace
 
-base::Result<OutputsReader> OutputsReader::Open(const std::string& outputs_dir) {
+base::Result<OutputsReader> OutputsReader::Open(const std::string& outputs_dir,
+                                                std::optional<uint32_t> owner) {
   UniqueFd fd(::open(outputs_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.Valid()) return ErrnoFail("open outputs dir " + outputs_dir, errno);
-  return OutputsReader(std::move(fd));
+  return OutputsReader(std::move(fd), owner);
 }
 
 base::Result<UniqueFd> OutputsReader::OpenBeneath(const std::string& relative, int flags) const {
@@ -114,6 +117,36 @@ base::Result<std::vector<OutputEntry>> OutputsReader::List(const std::string& re
   return out;
 }
 
+base::Result<OutputTree> OutputsReader::ListTree(size_t entries_max) const {
+  // The top must open; below it, a directory that does not is only listed.
+  GPUNET_TRY(OpenBeneath("", O_RDONLY | O_DIRECTORY));
+  OutputTree tree;
+  Walk("", 1, entries_max, tree);
+  return tree;
+}
+
+void OutputsReader::Walk(const std::string& relative_dir, size_t depth, size_t entries_max,
+                         OutputTree& tree) const {
+  GPUNET_CHECK(depth >= 1 && depth <= kOutputsListDepthMax);
+  auto list = List(relative_dir, entries_max - tree.entries.size() + 1);
+  if (!list) {
+    if (list.error().code == ErrorCode::kLimitExceeded) tree.truncated = true;
+    return;
+  }
+  for (auto& entry : *list) {
+    if (tree.entries.size() >= entries_max) {
+      tree.truncated = true;
+      return;
+    }
+    const std::string path = relative_dir.empty() ? entry.name : relative_dir + "/" + entry.name;
+    const bool walk = entry.type == OutputEntry::Type::kDirectory && depth < kOutputsListDepthMax;
+    entry.name = path;
+    tree.entries.push_back(std::move(entry));
+    if (walk) Walk(path, depth + 1, entries_max, tree);
+    if (tree.truncated) return;
+  }
+}
+
 base::Result<UniqueFd> OutputsReader::OpenFile(const std::string& relative_path) const {
   if (relative_path.empty()) return Fail(ErrorCode::kInvalidArgument, "empty file name");
   auto fd = OpenBeneath(relative_path, O_RDONLY);
@@ -122,6 +155,11 @@ base::Result<UniqueFd> OutputsReader::OpenFile(const std::string& relative_path)
   if (::fstat(fd->Get(), &st) != 0) return ErrnoFail("fstat", errno);
   if (!S_ISREG(st.st_mode))
     return Fail(ErrorCode::kPermissionDenied, "'" + relative_path + "' is not a regular file");
+  if (m_owner && (st.st_uid != *m_owner || st.st_nlink != 1))
+    return Fail(ErrorCode::kPermissionDenied,
+                "'" + relative_path +
+                    "' is not a file the workload wrote: it has another owner or more than one "
+                    "link (a hard link), and only the workload's own files are served");
   // Reads block normally from here on.
   int flags = ::fcntl(fd->Get(), F_GETFL);
   if (flags >= 0) ::fcntl(fd->Get(), F_SETFL, flags & ~O_NONBLOCK);

@@ -509,8 +509,9 @@ std::vector<std::string> PodmanBackend::CreateArgs(const WorkloadSpec& spec,
     a.insert(a.end(), {"--tmpfs", "/tmp:rw,nosuid,nodev,size=" + std::to_string(res.disk_bytes)});
   else
     a.insert(a.end(), {"--volume", plan.tmp_dir + ":/tmp:rw" + chown});
-  if (!plan.work_dir.empty())
-    a.insert(a.end(), {"--volume", plan.work_dir + ":/work:rw" + chown, "--workdir", "/work"});
+  if (!plan.work_dir.empty()) a.insert(a.end(), {"--volume", plan.work_dir + ":/work:rw" + chown});
+  if (!plan.work_dir.empty() || spec.workdir != kWorkdirDefault)
+    a.insert(a.end(), {"--workdir", spec.workdir});
   AppendUsersAndDevices(plan, &a);
   // The name service the network mode allows (network.h), not the host's resolver.
   a.insert(a.end(), {"--volume", plan.run_dir + "/resolv.conf:/etc/resolv.conf:ro"});

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -212,7 +213,59 @@ base::Status CheckLeaseField(std::string_view value, const char* field) {
 
 }  // namespace
 
+namespace {
+
+base::Status CheckInsideDir(const std::string& path, std::string_view what) {
+  auto bad = [&](const std::string& why) {
+    return Fail(ErrorCode::kInvalidArgument,
+                std::string(what) + " '" + state_files::Printable(path) + "' " + why);
+  };
+  if (path.empty() || path[0] != '/') return bad("is not an absolute path");
+  if (path.size() > kInsideDirBytesMax)
+    return bad("is over " + std::to_string(kInsideDirBytesMax) + " bytes");
+  if (path == "/") return base::Ok();
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    const std::string_view part(path.data() + start, end - start);
+    if (part.empty() || part == "." || part == "..") return bad("has an empty, '.' or '..' part");
+    for (char c : part)
+      if (!std::isalnum(static_cast<unsigned char>(c)) &&
+          std::string_view("._@+-").find(c) == std::string_view::npos)
+        return bad("holds a character other than [A-Za-z0-9._@+-]");
+    start = end + 1;
+  }
+  return base::Ok();
+}
+
+bool IsAtOrBeneath(std::string_view path, std::string_view dir) {
+  return path == dir ||
+         (path.starts_with(dir) && path.size() > dir.size() && path[dir.size()] == '/');
+}
+
+}  // namespace
+
+base::Status ValidateInsideDirs(const WorkloadSpec& spec) {
+  GPUNET_TRY(CheckInsideDir(spec.workdir, "workdir"));
+  GPUNET_TRY(CheckInsideDir(spec.outputs_dir, "outputs_dir"));
+  if (!IsAtOrBeneath(spec.outputs_dir, kOutputsDirDefault) &&
+      !(IsAtOrBeneath(spec.outputs_dir, kWorkdirDefault) && spec.outputs_dir != kWorkdirDefault))
+    return Fail(ErrorCode::kInvalidArgument,
+                "outputs_dir '" + spec.outputs_dir +
+                    "' is neither /outputs nor a folder beneath /outputs or /work (the "
+                    "workload's disk, which the tenant API reads back)");
+  return base::Ok();
+}
+
+std::optional<std::string> HostPathOfInside(const std::string& fs_dir, std::string_view inside) {
+  for (std::string_view top : {kWorkdirDefault, kOutputsDirDefault})
+    if (IsAtOrBeneath(inside, top)) return fs_dir + std::string(inside);
+  return std::nullopt;
+}
+
 base::Status ValidateWorkloadStrings(const WorkloadSpec& spec) {
+  GPUNET_TRY(ValidateInsideDirs(spec));
   for (size_t i = 0; i < spec.command.size(); ++i)
     if (spec.command[i].find('\0') != std::string::npos)
       return Fail(ErrorCode::kInvalidArgument,
@@ -311,7 +364,7 @@ std::vector<std::string> WorkloadEnvironment(const WorkloadSpec& spec,
   env["GPUNET_NUM_NODES"] = std::to_string(spec.num_nodes);
   env["GPUNET_NODE_IPS"] = ips;
   env["GPUNET_GPUS_PER_NODE"] = std::to_string(spec.gpu_uuids.size());
-  env["GPUNET_OUTPUT_DIR"] = "/outputs";
+  env["GPUNET_OUTPUT_DIR"] = spec.outputs_dir;
   env["GPUNET_LEASE_ENDS_AT"] = std::to_string(spec.lease_ends_at_ms);
   if (!spec.master_addr.empty()) env["MASTER_ADDR"] = spec.master_addr;
   if (spec.master_port != 0) env["MASTER_PORT"] = std::to_string(spec.master_port);
@@ -464,6 +517,11 @@ base::Result<WorkloadInfo> Runtime::Attach(const std::string& id) const {
   info.run_dir = run->Path();
   info.work_dir = info.run_dir + "/" + state_files::kFsDir + "/work";
   info.outputs_dir = info.run_dir + "/" + state_files::kFsDir + "/outputs";
+  // The spec's outputs_dir, where the workload leaves them (validated at the start).
+  if (auto spec_text = run->Read(state_files::kSpecFile))
+    if (auto spec = state_files::SpecFromJson(*spec_text))
+      if (auto host = HostPathOfInside(info.run_dir + "/" + state_files::kFsDir, spec->outputs_dir))
+        info.outputs_dir = *host;
   if (auto text = run->Read(state_files::kInfoFile))
     GPUNET_TRY(state_files::InfoFromJson(*text, &info));
   else if (text.error().code != ErrorCode::kNotFound)

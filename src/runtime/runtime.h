@@ -123,6 +123,15 @@ base::Status ValidateEnvName(const std::string& name);
 /// it). Part of ValidateSpec; the podman backend checks it too.
 base::Status ValidateWorkloadStrings(const WorkloadSpec& spec);
 
+/// The spec's workdir and outputs_dir: absolute, at most kInsideDirBytesMax bytes,
+/// parts of [A-Za-z0-9._@+-] (none empty, "." or ".."); outputs_dir is /outputs or
+/// beneath /outputs or /work. Part of ValidateWorkloadStrings.
+base::Status ValidateInsideDirs(const WorkloadSpec& spec);
+
+/// The host path of `inside` (/work/..., /outputs/...) in a workload whose disk is
+/// mounted at `fs_dir` (<run>/fs); nullopt for a path on neither.
+std::optional<std::string> HostPathOfInside(const std::string& fs_dir, std::string_view inside);
+
 /// Checks a spec before anything is created: id, command, env names, sizes, network.
 base::Status ValidateSpec(const WorkloadSpec& spec);
 

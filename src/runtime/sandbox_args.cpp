@@ -63,7 +63,7 @@ std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxP
   for (const auto& [src, dst] : plan.dev_binds) add({"--dev-bind", src, dst});
   add({"--bind", plan.work_dir, "/work", "--bind", plan.outputs_dir, "/outputs", "--bind",
        plan.tmp_dir, "/tmp"});
-  add({"--remount-ro", "/", "--chdir", "/work"});
+  add({"--remount-ro", "/", "--chdir", spec.workdir});
   add({"--seccomp", std::to_string(plan.seccomp_fd), "--json-status-fd",
        std::to_string(plan.json_status_fd), "--block-fd", std::to_string(plan.block_fd)});
   add({"--args", std::to_string(plan.env_args_fd)});

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace gpunet::runtime {
@@ -40,6 +41,11 @@ struct PortSpec {
 inline constexpr uint32_t kStopGraceMsDefault = 1000;
 inline constexpr uint32_t kStopGraceMsMax = 300'000;
 
+/// Inside the workload: its disk's two folders, and the defaults of the spec's dirs.
+inline constexpr std::string_view kWorkdirDefault = "/work";
+inline constexpr std::string_view kOutputsDirDefault = "/outputs";
+inline constexpr size_t kInsideDirBytesMax = 256;
+
 struct WorkloadSpec {
   std::string id;  ///< unique per workload, [a-z0-9-], e.g. a lease id
   Backend backend = Backend::kSandbox;
@@ -54,6 +60,14 @@ struct WorkloadSpec {
   /// container's first process, as `podman stop` does), waits up to this long for the
   /// workload to end, then kills its cgroup (docs/sandbox.md, "Stop and teardown").
   uint32_t stop_grace_ms = kStopGraceMsDefault;
+  /// The command's working directory inside: absolute, parts of [A-Za-z0-9._@+-]
+  /// (ValidateInsideDirs). One under /work or /outputs is made (as the workload's
+  /// uid) before the start; anywhere else it must exist in the environment.
+  std::string workdir = std::string(kWorkdirDefault);
+  /// Where the workload leaves its outputs, inside: /outputs or a folder beneath
+  /// /outputs or /work, made before the start. GPUNET_OUTPUT_DIR names it, and
+  /// WorkloadInfo::outputs_dir (what the tenant API reads) is its host path.
+  std::string outputs_dir = std::string(kOutputsDirDefault);
   /// When limits cannot be enforced on this host the runtime refuses to start,
   /// unless this is set (and then it says which limits are missing).
   bool allow_unenforced_limits = false;

@@ -54,6 +54,8 @@ std::string SpecToJson(const WorkloadSpec& s) {
             {"gpu_uuids", s.gpu_uuids},
             {"allow_unenforced_limits", s.allow_unenforced_limits},
             {"stop_grace_ms", s.stop_grace_ms},
+            {"workdir", s.workdir},
+            {"outputs_dir", s.outputs_dir},
             {"lease_id", s.lease_id},
             {"node_rank", s.node_rank},
             {"num_nodes", s.num_nodes},
@@ -90,6 +92,9 @@ base::Result<WorkloadSpec> SpecFromJson(const std::string& text) {
     s.allow_unenforced_limits = j.at("allow_unenforced_limits").get<bool>();
     // Absent in the spec.json of a run started before the grace existed.
     s.stop_grace_ms = j.value("stop_grace_ms", kStopGraceMsDefault);
+    // Absent in the spec.json of a run started before the spec had them.
+    s.workdir = j.value("workdir", std::string(kWorkdirDefault));
+    s.outputs_dir = j.value("outputs_dir", std::string(kOutputsDirDefault));
     s.lease_id = j.at("lease_id").get<std::string>();
     s.node_rank = j.at("node_rank").get<uint32_t>();
     s.num_nodes = j.at("num_nodes").get<uint32_t>();

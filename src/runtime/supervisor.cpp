@@ -284,10 +284,12 @@ base::Status Supervisor::Prepare() {
   if (m_spec.backend == Backend::kPodman) {
     // Owned by the container's root as the fixed mapping places it on the host; with
     // --userns=auto podman chowns them (":U"), knowing the mapping only at create.
-    GPUNET_TRY(MakeWorkloadDirs(*fs_dir, PodmanUsernsBase() != 0 ? PodmanUsernsBase() : u));
-    return base::Ok();
+    const uint32_t owner = PodmanUsernsBase() != 0 ? PodmanUsernsBase() : u;
+    GPUNET_TRY(MakeWorkloadDirs(*fs_dir, owner));
+    return MakeInsideDirs(*fs_dir, owner, {m_spec.workdir, m_spec.outputs_dir});
   }
   GPUNET_TRY(MakeWorkloadDirs(*fs_dir, u));
+  GPUNET_TRY(MakeInsideDirs(*fs_dir, u, {m_spec.workdir, m_spec.outputs_dir}));
   return WriteSandboxEtc(m_run, u, SandboxResolvConf(m_spec.network));
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -189,6 +190,17 @@ base::Result<uint64_t> WriteUploadChunk(const UploadTarget& target, std::string_
     GPUNET_TRY_ASSIGN(auto dir, OpenParent(root.Get(), parts, path));
     const int flags = offset == 0 ? O_WRONLY | O_CREAT | O_EXCL : O_WRONLY | O_NONBLOCK;
     UniqueFd file(OpenAt2(dir.Get(), parts.back(), flags, 0644));
+    // An upload whose first chunk was empty left an empty file: offset 0 is still its
+    // resume point, so it is opened like any resumed one (and checked the same way).
+    // Anything else under the name (a link, a FIFO, someone else's file, one with
+    // bytes) stays "already exists", as the O_EXCL create reported.
+    const bool existed = offset == 0 && !file.Valid() && errno == EEXIST;
+    if (existed) {
+      struct stat st {};
+      file = UniqueFd(OpenAt2(dir.Get(), parts.back(), O_WRONLY | O_NONBLOCK, 0));
+      if (!file.Valid() || !CheckOwnedFile(file.Get(), target.uid, path, &st) || st.st_size != 0)
+        return OpenFailure(path, EEXIST);
+    }
     if (!file.Valid()) {
       if (errno == ENOENT) {
         return Fail(ErrorCode::kConflict,
@@ -227,6 +239,47 @@ base::Result<uint64_t> WriteUploadChunk(const UploadTarget& target, std::string_
     }
     if (::fsync(file.Get()) != 0) return undo(errno);
     return offset + data.size();
+  });
+}
+
+base::Result<uint64_t> WriteUploadFileOnce(const UploadTarget& target, std::string_view path,
+                                           std::string_view data) {
+  GPUNET_TRY(ValidateUploadPath(path));
+  const auto parts = Components(path);
+  const std::string temp = "." + parts.back() + ".part";
+  if (temp.size() > 255)
+    return Fail(ErrorCode::kLimitExceeded, "a component of the upload path is over 250 bytes");
+  return AsWorkload<uint64_t>(target.uid, target.gid, [&]() -> base::Result<uint64_t> {
+    GPUNET_TRY_ASSIGN(auto root, OpenRoot(target.dir));
+    GPUNET_TRY_ASSIGN(auto dir, OpenParent(root.Get(), parts, path));
+    struct stat st {};
+    if (::fstatat(dir.Get(), parts.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+      return OpenFailure(path, EEXIST);
+    // A temporary file an earlier, interrupted write left behind.
+    if (::unlinkat(dir.Get(), temp.c_str(), 0) != 0 && errno != ENOENT)
+      return OpenFailure(path, errno);
+    UniqueFd file(OpenAt2(dir.Get(), temp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+    if (!file.Valid()) return OpenFailure(path, errno);
+    auto drop_temp = [&](std::unexpected<base::Error> error) {
+      ::unlinkat(dir.Get(), temp.c_str(), 0);
+      return error;
+    };
+    // The workload may link the temporary name elsewhere meanwhile: checked, not assumed.
+    if (auto owned = CheckOwnedFile(file.Get(), target.uid, path, &st); !owned)
+      return drop_temp(std::unexpected(owned.error()));
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(file.Get(), data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return drop_temp(OpenFailure(path, errno));
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(file.Get()) != 0) return drop_temp(OpenFailure(path, errno));
+    if (::renameat2(dir.Get(), temp.c_str(), dir.Get(), parts.back().c_str(), RENAME_NOREPLACE) !=
+        0)
+      return drop_temp(OpenFailure(path, errno));
+    if (::fsync(dir.Get()) != 0) return OpenFailure(path, errno);
+    return static_cast<uint64_t>(data.size());
   });
 }
 

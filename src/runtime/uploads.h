@@ -53,6 +53,16 @@ struct UploadTarget {
 base::Result<uint64_t> WriteUploadChunk(const UploadTarget& target, std::string_view relative_path,
                                         uint64_t offset, std::string_view data);
 
+/// Writes `data` as the whole file `relative_path` beneath target.dir, all at once, as
+/// the workload's uid (parents created as in WriteUploadChunk): into a temporary name
+/// beside it first (".<name>.part", O_EXCL, fsynced), then renamed into place with
+/// RENAME_NOREPLACE and the directory fsynced. So the name exists only with all its
+/// bytes, whatever crash or full disk cuts the write short (the daemon's secrets and
+/// their gate rely on it). kAlreadyExists when the name exists (a file is set once).
+/// Returns the file's size.
+base::Result<uint64_t> WriteUploadFileOnce(const UploadTarget& target,
+                                           std::string_view relative_path, std::string_view data);
+
 /// The size of an upload in progress (or done): kNotFound when there is none, and
 /// kPermissionDenied when the name is not a plain file of the workload's (a link,
 /// a directory, another owner).

@@ -605,10 +605,9 @@ void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
   }
   json done = json::array();
   for (const auto& e : entries) {
+    if (e.type == "directory") continue;  // its files are listed beneath it
     if (e.type != "file") {
-      if (!g.Json())
-        std::cerr << "skipped " << e.name << " (a " << e.type
-                  << ": the provider lists only the outputs folder's top level)" << std::endl;
+      if (!g.Json()) std::cerr << "skipped " << e.name << " (a " << e.type << ")" << std::endl;
       continue;
     }
     // ParseOutputsAnswer checked the name: relative, no "..", so it stays beneath -o.

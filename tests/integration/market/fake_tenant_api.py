@@ -121,8 +121,11 @@ def handle(method, target, signed, chunk_sha256, body):
         # Two at a time, so following takes several polls.
         return ok({"events": [e for e in EVENTS if e["seq"] > after][:2]})
     if what == "outputs" and not rest:
-        return ok({"entries": [{"name": n, "type": "file", "size": len(b)} for n, b in sorted(OUTPUTS.items())]
-                   + [{"name": "run", "type": "directory", "size": 0}]})
+        # As the agent lists them: the whole tree, depth first in name order.
+        entries = [{"name": n, "type": "file", "size": len(b)} for n, b in OUTPUTS.items()]
+        entries += [{"name": "run", "type": "directory", "size": 0},
+                    {"name": "escape", "type": "symlink", "size": 0}]
+        return ok({"entries": sorted(entries, key=lambda e: e["name"])})
     if what == "outputs":
         data, offset, mx = OUTPUTS[rest], int(q.get("offset", "0")), int(q.get("max", str(8 << 20)))
         piece = data[offset:offset + min(mx, 1 << 20)]  # smaller pieces than asked: the client follows

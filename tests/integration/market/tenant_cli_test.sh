@@ -123,7 +123,8 @@ g lease outputs "$lease" --from tenant | grep -q "file  3  result.txt" || fail "
 (cd "$WORK" && g lease outputs "$lease" run/model.bin --from tenant >/dev/null) || fail "outputs PATH"
 $PY -c 'import sys; sys.exit(open(sys.argv[1],"rb").read() != bytes(range(256)) * 40000)' "$WORK/model.bin" || fail "outputs PATH: bytes differ"
 g lease outputs "$lease" -o "$WORK/results" --from tenant >/dev/null 2>"$WORK/outputs.err" || fail "outputs -o DIR"
-grep -q "skipped run (a directory" "$WORK/outputs.err" || fail "outputs -o DIR: the directory entry was not reported"
+grep -q "skipped escape (a symlink)" "$WORK/outputs.err" || fail "outputs -o DIR: the symlink was not reported"
+! grep -q "skipped run" "$WORK/outputs.err" || fail "outputs -o DIR: a directory of the tree was reported as skipped"
 [ "$(cat "$WORK/results/result.txt")" = 42 ] && [ -f "$WORK/results/run/model.bin" ] && [ ! -e "$WORK/results/run/model.bin.part" ] || fail "outputs -o DIR: files"
 
 # --- 9. a session key: no passphrase afterwards; revoked ---

@@ -17,6 +17,7 @@
 #include "crypto/hash.h"
 #include "integration/sandbox/self_supervisor.h"
 #include "provider/engine.h"
+#include "runtime/outputs.h"
 #include "unit/provider/engine_fakes.h"
 #include "util/keys.h"
 #include "util/temp_dir.h"
@@ -79,9 +80,13 @@ class EngineRuntimeTest : public ::testing::Test {
     o.machine_id = kMachine;
     o.outputs_retention_ms = 60'000;
     EngineHooks hooks;
-    hooks.build_spec = [](const SpecInput& in) {  // small limits, as the sandbox tests use
+    // Small limits, as the sandbox tests use; the dirs a manifest names (PlanWorkload
+    // copies them into the spec; workload_plan_test checks that).
+    hooks.build_spec = [this](const SpecInput& in) {
       auto spec = MinimalWorkloadSpec(in);
       if (spec) {
+        if (!m_workdir.empty()) spec->workdir = m_workdir;
+        if (!m_outputs_dir.empty()) spec->outputs_dir = m_outputs_dir;
         spec->resources.memory_bytes = 256ull << 20;
         spec->resources.pids_max = 64;
         spec->resources.disk_bytes = 32ull << 20;
@@ -107,6 +112,7 @@ class EngineRuntimeTest : public ::testing::Test {
   }
 
   std::optional<gpunet::testing::TempDir> m_tmp;
+  std::string m_workdir, m_outputs_dir;
   runtime::RuntimeOptions m_options;
   gpunet::testing::FakeChain m_chain;
   codec::Address m_provider = gpunet::testing::TestAddress("provider");
@@ -164,6 +170,38 @@ TEST_F(EngineRuntimeTest, ManifestStartsTheWorkloadARestartAttachesTheCloseStops
   engine->Reconcile();
   EXPECT_TRUE(real.List().empty());
   EXPECT_TRUE(engine->RecordsForTest().empty());
+}
+
+TEST_F(EngineRuntimeTest, TheManifestsWorkdirAndOutputsDirAreWhereTheWorkloadRunsAndWrites) {
+  const uint64_t lease = 2'000'000 + static_cast<uint64_t>(::getpid());
+  const std::string id = WorkloadIdOf(lease);
+  m_workdir = "/work/src/app";
+  m_outputs_dir = "/work/results";
+  const std::string manifest =
+      R"({"command":["/bin/sh","-c","pwd; echo $GPUNET_OUTPUT_DIR; echo done > $GPUNET_OUTPUT_DIR/r.txt"]})";
+  AddLease(lease, manifest);
+  RuntimeWorkloads real(m_options);
+  auto engine = Make(real);
+  engine->Reconcile();
+  engine->Reconcile();
+  auto submitted = engine->SubmitManifest(lease, manifest);
+  ASSERT_TRUE(submitted.has_value()) << submitted.error().ToString();
+  for (int i = 0; i < 200; ++i) {
+    auto polled = real.Underlying().Poll(id);
+    if (polled && polled->has_value()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto info = real.Underlying().Attach(id);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(gpunet::testing::FileText(info->run_dir + "/stdout.log"),
+            "/work/src/app\n/work/results\n");
+  // The tenant API reads the outputs where the workload left them, as its files.
+  EXPECT_EQ(info->outputs_dir, info->run_dir + "/fs/work/results");
+  auto reader = runtime::OutputsReader::Open(info->outputs_dir, info->uid);
+  ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
+  auto text = reader->ReadFile("r.txt", 100);
+  ASSERT_TRUE(text.has_value()) << text.error().ToString();
+  EXPECT_EQ(*text, "done\n");
 }
 
 }  // namespace

@@ -5,22 +5,29 @@
 // secrets kept out of spec, logs and events, and uploads written as the workload's uid.
 #include "provider/broker_service.h"
 
+#include <fcntl.h>
+
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "client/manifest.h"
 #include "crypto/address.h"
 #include "crypto/hash.h"
+#include "provider/api_process.h"
 #include "unit/provider/engine_fakes.h"
 #include "util/keys.h"
 #include "util/temp_dir.h"
@@ -195,6 +202,16 @@ class BrokerServiceTest : public ::testing::Test {
 
   BrokerFrame Call(const BrokerFrame& f) { return service->Handle(f); }
 
+  /// The agent answers an unsigned request on the socket whose front end is `fd`.
+  static void ExpectServes(int fd) {
+    BrokerFrame env;
+    env.op = BrokerOp::kEnvironments;
+    ASSERT_TRUE(WriteBrokerFrame(fd, env).has_value());
+    auto reply = ReadBrokerFrame(fd);
+    ASSERT_TRUE(reply.has_value()) << reply.error().ToString();
+    EXPECT_EQ(StatusOf(*reply), 200);
+  }
+
   void SubmitManifest() {
     auto r = Call(Signed(BrokerOp::kManifest, "POST", "/leases/7/manifest", manifest));
     ASSERT_EQ(StatusOf(r), 200) << r.Field("message").value_or("");
@@ -324,6 +341,44 @@ TEST_F(BrokerServiceTest, SecretsReachOnlyTheWorkloadsFilesNeverSpecLogsOrEvents
     EXPECT_EQ(ReadTree(dir.Path() + "/" + d).find(kBrokerSecret), std::string::npos) << d;
 }
 
+TEST_F(BrokerServiceTest, TheSecretsGateOpensWhenEverySecretIsSetEvenOnARetry) {
+  SubmitManifest();
+  const std::string work = dir.Path() + "/run/work";
+  // The marker cannot be written (the workload put a directory where its temporary
+  // file goes): the request says so instead of answering "complete".
+  fs::create_directories(work + "/.gpunet/.ready.part");
+  auto set = Call(Signed(BrokerOp::kSecrets, "POST", "/leases/7/secrets",
+                         Json{{"HF_TOKEN", kBrokerSecret}}.dump()));
+  EXPECT_EQ(StatusOf(set), 500) << set.Field("message").value_or("");
+  EXPECT_EQ(ReadAll(work + "/.gpunet/secrets/HF_TOKEN"), kBrokerSecret);
+  EXPECT_FALSE(fs::exists(work + "/.gpunet/ready"));
+  // The retry names a secret that is set already: still refused as such, but every
+  // secret is set, so the gate opens now.
+  fs::remove(work + "/.gpunet/.ready.part");
+  auto retry = Call(Signed(BrokerOp::kSecrets, "POST", "/leases/7/secrets",
+                           Json{{"HF_TOKEN", kBrokerSecret}}.dump()));
+  EXPECT_EQ(StatusOf(retry), 409);
+  EXPECT_TRUE(fs::exists(work + "/.gpunet/ready"));
+  EXPECT_EQ(ReadAll(work + "/.gpunet/secrets/HF_TOKEN"), kBrokerSecret);
+  auto list = events->Since(kBrokerLease, 0, 100, 0);
+  ASSERT_TRUE(list.has_value());
+  EXPECT_EQ(std::ranges::count_if(*list, [](const auto& e) { return e.kind == "secrets_set"; }), 1);
+}
+
+TEST_F(BrokerServiceTest, AHalfWrittenSecretDoesNotCountAsSet) {
+  SubmitManifest();
+  const std::string work = dir.Path() + "/run/work";
+  // What a crash in the middle of writing the value leaves: the temporary file only.
+  fs::create_directories(work + "/.gpunet/secrets");
+  std::ofstream(work + "/.gpunet/secrets/.HF_TOKEN.part") << "hf_s3c";
+  auto set = Call(Signed(BrokerOp::kSecrets, "POST", "/leases/7/secrets",
+                         Json{{"HF_TOKEN", kBrokerSecret}}.dump()));
+  ASSERT_EQ(StatusOf(set), 200) << set.Field("message").value_or("");
+  EXPECT_EQ(ReadAll(work + "/.gpunet/secrets/HF_TOKEN"), kBrokerSecret);
+  EXPECT_FALSE(fs::exists(work + "/.gpunet/secrets/.HF_TOKEN.part"));
+  EXPECT_TRUE(fs::exists(work + "/.gpunet/ready"));
+}
+
 TEST_F(BrokerServiceTest, BytesThatAreNotUtf8InANameAreAnsweredNotAnEndOfTheRootProcess) {
   // A tenant's percent-encoded 0xFF reaches the answer's JSON (the path, or the
   // error that quotes it); a plain dump() would throw on it in the root process.
@@ -435,6 +490,57 @@ TEST_F(BrokerServiceTest, OutputsAreListedAndReadByRangeWithoutFollowingLinks) {
   EXPECT_EQ(link.body.find("root:"), std::string::npos);
 }
 
+TEST_F(BrokerServiceTest, OutputsServeOnlyTheWorkloadsOwnSingleLinkFiles) {
+  SubmitManifest();
+  const std::string out = dir.Path() + "/run/outputs";
+  std::ofstream(out + "/mine.txt") << "mine";
+  // A file the workload could only read, hard-linked into its outputs: root would
+  // read it for the tenant.
+  std::ofstream(dir.Path() + "/run/elsewhere") << "not the tenant's";
+  fs::create_hard_link(dir.Path() + "/run/elsewhere", out + "/linked");
+  std::ofstream(out + "/others.txt") << "someone else's";
+  ASSERT_EQ(::chown((out + "/others.txt").c_str(), workload_uid + 1, 0), 0);
+  EXPECT_EQ(Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/mine.txt")).body, "mine");
+  for (const char* refused : {"linked", "others.txt"}) {
+    auto r = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/" + std::string(refused)));
+    EXPECT_EQ(StatusOf(r), 403) << refused;
+    EXPECT_EQ(r.body.find("tenant's"), std::string::npos) << refused;
+    EXPECT_EQ(r.body.find("someone"), std::string::npos) << refused;
+  }
+}
+
+TEST_F(BrokerServiceTest, OutputsAreListedRecursivelyWithPathsBeneathTheDirectory) {
+  SubmitManifest();
+  const std::string out = dir.Path() + "/run/outputs";
+  fs::create_directories(out + "/ckpt/epoch1");
+  std::ofstream(out + "/ckpt/epoch1/model.bin") << "w1";
+  std::ofstream(out + "/top.txt") << "t";
+  fs::create_directory_symlink("/etc", out + "/ckpt/etc");
+  std::string deep = out;
+  for (int i = 0; i < 20; ++i) deep += "/d";
+  fs::create_directories(deep);
+  std::ofstream(deep + "/bottom") << "b";
+  auto list = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs"));
+  ASSERT_EQ(StatusOf(list), 200) << list.Field("message").value_or("");
+  std::map<std::string, std::string> types;
+  const Json answer = Json::parse(list.body);
+  for (const auto& e : answer["entries"])
+    types[e["name"].get<std::string>()] = e["type"].get<std::string>();
+  EXPECT_EQ(types["ckpt"], "directory");
+  EXPECT_EQ(types["ckpt/epoch1"], "directory");
+  EXPECT_EQ(types["ckpt/epoch1/model.bin"], "file");
+  EXPECT_EQ(types["ckpt/etc"], "symlink");
+  EXPECT_EQ(types["top.txt"], "file");
+  for (const auto& [name, type] : types) EXPECT_FALSE(name.starts_with("ckpt/etc/")) << name;
+  // Bounded depth: 16 levels, the rest not walked.
+  std::string level16 = "d";
+  for (int i = 1; i < 16; ++i) level16 += "/d";
+  EXPECT_EQ(types[level16], "directory");
+  EXPECT_FALSE(types.contains(level16 + "/d"));
+  auto file = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/ckpt/epoch1/model.bin"));
+  EXPECT_EQ(file.body, "w1");
+}
+
 TEST_F(BrokerServiceTest, AClosedLeaseKeepsReadsForRetentionAndRefusesWrites) {
   SubmitManifest();
   chain.view.leases[kBrokerLease].state = "closed";
@@ -448,6 +554,23 @@ TEST_F(BrokerServiceTest, AClosedLeaseKeepsReadsForRetentionAndRefusesWrites) {
   EXPECT_EQ(Json::parse(read.body)["end"], "tenant_closed");
   clock.AdvanceMs(3'600'001);
   EXPECT_EQ(StatusOf(Call(Signed(BrokerOp::kStatus, "GET", "/leases/7"))), 410);
+  // The engine releases it (record, workload, outputs gone): still 410, with why,
+  // and so after a restart of the agent too, not 404 as for a lease never seen.
+  chain.view.time_ms += 3'600'001;
+  engine->Reconcile();
+  ASSERT_TRUE(engine->RecordsForTest().empty());
+  for (int restarted = 0; restarted < 2; ++restarted) {
+    auto gone = Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs"));
+    EXPECT_EQ(StatusOf(gone), 410) << restarted;
+    EXPECT_NE(gone.Field("message").value_or("").find("tenant_closed"), std::string::npos);
+    service.reset();
+    engine.reset();
+    MakeEngine();
+    Restart();
+  }
+  auto other = Signed(BrokerOp::kStatus, "GET", "/leases/8");
+  other.lease_id = 8;
+  EXPECT_EQ(StatusOf(Call(other)), 404);
 }
 
 TEST_F(BrokerServiceTest, RevokingTakesTheTenantsSignedRevocation) {
@@ -476,15 +599,68 @@ TEST_F(BrokerServiceTest, ServesFramesOnSocketsAndClosesOneThatSendsGarbage) {
   char c;
   EXPECT_EQ(::read(bad[0], &c, 1), 0);  // the agent closed it
   // The other connection still serves.
-  BrokerFrame env;
-  env.op = BrokerOp::kEnvironments;
-  ASSERT_TRUE(WriteBrokerFrame(good[0], env).has_value());
-  auto reply = ReadBrokerFrame(good[0]);
-  ASSERT_TRUE(reply.has_value()) << reply.error().ToString();
-  EXPECT_EQ(StatusOf(*reply), 200);
+  ExpectServes(good[0]);
   service->Stop();
   ::close(good[0]);
   ::close(bad[0]);
+}
+
+/// Open fds of this process.
+size_t OpenFds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+TEST_F(BrokerServiceTest, ARestartingFrontCostsTheAgentNoFdsOrThreads) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to another user";
+  auto user = LookupUser("nobody");
+  if (!user) GTEST_SKIP() << "no user nobody";
+  std::ofstream(dir.Path() + "/key.pem") << "KEY";
+  std::ofstream(dir.Path() + "/cert.pem") << "CERT";
+  // As the daemon wires them: each start of a front that exits at once is served.
+  ApiProcessOptions o;
+  o.command = {"/bin/true"};
+  o.listen = "127.0.0.1:1";
+  o.key_path = dir.Path() + "/key.pem";
+  o.cert_path = dir.Path() + "/cert.pem";
+  o.user = *user;
+  o.restart_backoff_first_ms = 5;
+  std::mutex mu;
+  std::vector<size_t> fds_after_start;
+  o.on_spawn = [&](std::vector<int> fds) {
+    service->Serve(fds);
+    std::lock_guard lock(mu);
+    fds_after_start.push_back(OpenFds());
+  };
+  ApiProcess api(o);
+  api.Start();
+  for (int i = 0; i < 600 && api.Starts() < 6; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  api.Stop();
+  std::lock_guard lock(mu);
+  ASSERT_GE(fds_after_start.size(), 6u);
+  for (size_t i = 1; i < fds_after_start.size(); ++i)
+    EXPECT_EQ(fds_after_start[i], fds_after_start[0]) << "after start " << i + 1;
+}
+
+TEST_F(BrokerServiceTest, ANewStartCutsALongPollOfTheEarlierOneShort) {
+  SubmitManifest();
+  int first[2], second[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, first), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, second), 0);
+  service->Serve({first[1]});
+  // A follow of the logs that would wait 25 s for the workload's next byte.
+  ASSERT_TRUE(
+      WriteBrokerFrame(first[0], Signed(BrokerOp::kLogs, "GET", "/leases/7/logs?wait_ms=25000"))
+          .has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // it is waiting now
+  service->Serve({second[1]});  // returns once the earlier connection's thread is joined
+  EXPECT_EQ(::fcntl(first[1], F_GETFD), -1);  // and its fd closed
+  ExpectServes(second[0]);
+  service->Stop();
+  ::close(first[0]);
+  ::close(second[0]);
 }
 
 }  // namespace

@@ -29,7 +29,8 @@ class EngineTest : public ::testing::Test {
     chain.view.params.heartbeat_timeout_ms = 30'000;
   }
   /// An engine over the test's book, chain and runtime; GPUs GPU-00, GPU-01, ...
-  std::unique_ptr<Engine> Make(EngineHooks hooks = {}, int gpu_count = 4) {
+  std::unique_ptr<Engine> Make(EngineHooks hooks = {}, int gpu_count = 4,
+                               std::string withdraw_mark = "") {
     auto book = LeaseBook::Open(dir.Path());
     EXPECT_TRUE(book.has_value());
     std::vector<PoolGpu> gpus;
@@ -42,6 +43,7 @@ class EngineTest : public ::testing::Test {
     o.machine_id = kMachine;
     o.withdraw_every_ms = 3'600'000;
     o.outputs_retention_ms = 3'600'000;
+    o.withdraw_mark_path = std::move(withdraw_mark);
     hooks.log = [this](std::string_view line) { logs.emplace_back(line); };
     return std::make_unique<Engine>(o, std::move(hooks), chain, workloads, std::move(*book),
                                     std::move(gpus), clock);
@@ -62,6 +64,15 @@ class EngineTest : public ::testing::Test {
     chain.view.leases[id].state = "closed";
     chain.view.leases[id].end = "tenant_closed";
     chain.view.leases[id].closed_ms = chain.view.time_ms;
+  }
+  /// An engine whose lease `id` (one GPU) started and runs its workload.
+  std::unique_ptr<Engine> MakeRunning(uint64_t id) {
+    AddLease(id, 1);
+    auto engine = Make();
+    engine->Reconcile();
+    engine->Reconcile();
+    EXPECT_TRUE(engine->SubmitManifest(id, kManifest).has_value());
+    return engine;
   }
   void Advance(uint64_t ms) {
     chain.view.time_ms += ms;
@@ -104,6 +115,9 @@ TEST(NextStep, ChoosesOneStepPerState) {
   l.state = "started";
   l.started_ms = 600;
   EXPECT_EQ(NextStep(in), LeaseAction::kWaitManifest);  // deadline 1100
+  r.manifest = "{}";
+  EXPECT_EQ(NextStep(in), LeaseAction::kLaunchWorkload);  // crash between accept and launch
+  r.manifest.clear();
   in.chain_time_ms = 1100;
   EXPECT_EQ(NextStep(in), LeaseAction::kCloseNoManifest);
   in.workload_exists = true;
@@ -123,6 +137,9 @@ TEST(NextStep, ChoosesOneStepPerState) {
   r.closed_ms = 1050;
   EXPECT_EQ(NextStep(in), LeaseAction::kStopWorkload);
   in.workload_running = false;
+  r.gpu_uuids = {"GPU-00"};
+  EXPECT_EQ(NextStep(in), LeaseAction::kFreeGpus);  // stopped: its GPUs may go to the next
+  r.gpu_uuids.clear();
   EXPECT_EQ(NextStep(in), LeaseAction::kRetain);  // until 1150
   in.chain_time_ms = 1150;
   EXPECT_EQ(NextStep(in), LeaseAction::kRelease);
@@ -309,12 +326,53 @@ TEST_F(EngineTest, AWorkloadStartedBeforeACrashIsAdoptedNotStartedAgain) {
   EXPECT_EQ(again->SubmitManifest(3, kManifest).error().code, base::ErrorCode::kConflict);
 }
 
-TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
+TEST_F(EngineTest, AManifestAcceptedBeforeACrashIsLaunchedOnceByTheNextStart) {
+  auto engine = MakeRunning(3);
+  // The daemon died at manifest_accepted: the book as it was there, no workload.
+  LeaseRecord at_crash = engine->RecordsForTest().at(3);
+  engine.reset();
+  at_crash.manifest_received = false;
+  at_crash.manifest = kManifest;
+  ASSERT_TRUE(LeaseBook::Open(dir.Path())->Put(at_crash).has_value());
+  workloads.running.clear();
+  workloads.started.clear();
+  auto again = Make();
+  again->Reconcile();
+  ASSERT_EQ(workloads.started.size(), 1u);
+  EXPECT_EQ(workloads.started[0].gpu_uuids, (std::vector<std::string>{"GPU-00"}));
+  const LeaseRecord r = again->RecordsForTest().at(3);
+  EXPECT_TRUE(r.manifest_received);
+  EXPECT_TRUE(r.manifest.empty());  // kept only until the workload runs
+  again->Reconcile();
+  EXPECT_EQ(workloads.started.size(), 1u);
+  EXPECT_EQ(again->SubmitManifest(3, kManifest).error().code, base::ErrorCode::kConflict);
+}
+
+TEST_F(EngineTest, TheTenantHearsOfAStartAndAWorkloadThatACrashHidFromTheirStep) {
   AddLease(3, 1);
-  auto engine = Make();
+  std::vector<std::string> kinds;
+  EngineHooks hooks;
+  hooks.event = [&](uint64_t, std::string_view kind, std::string_view) {
+    kinds.emplace_back(kind);
+  };
+  hooks.tenant_api_ready = [](uint64_t) { return base::Fail(base::ErrorCode::kUnavailable, "x"); };
+  auto engine = Make(hooks);
   engine->Reconcile();
-  engine->Reconcile();
-  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
+  engine.reset();
+  // A LeaseStarted and a launch of a run that died before it saw either.
+  chain.view.leases[3].state = "started";
+  chain.view.leases[3].started_ms = chain.view.time_ms;
+  workloads.running["lease-3"] = true;
+  hooks.tenant_api_ready = nullptr;
+  auto again = Make(hooks);
+  again->Reconcile();
+  again->Reconcile();
+  EXPECT_EQ(kinds, (std::vector<std::string>{"reserved", "started", "workload_running"}));
+  EXPECT_EQ(chain.Count<codec::MsgLeaseStarted>(), 0u);
+}
+
+TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
+  auto engine = MakeRunning(3);
   workloads.running["lease-3"] = false;  // its supervisor died; a container may run on
   workloads.lost.insert("lease-3");
   engine->Reconcile();
@@ -326,7 +384,7 @@ TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
   EXPECT_TRUE(engine->RecordsForTest().empty());
 }
 
-TEST_F(EngineTest, AClosedLeaseIsStoppedKeptForRetentionThenReleasedAfterTheIdleCheck) {
+TEST_F(EngineTest, AClosedLeasesGpusGoToTheNextLeaseAfterTheIdleCheckItsOutputsStayForRetention) {
   AddLease(3, 2);
   bool idle = false;
   EngineHooks hooks;
@@ -342,59 +400,22 @@ TEST_F(EngineTest, AClosedLeaseIsStoppedKeptForRetentionThenReleasedAfterTheIdle
   engine->Reconcile();
   EXPECT_FALSE(workloads.running.at("lease-3"));  // stopped, not removed
   EXPECT_EQ(engine->RecordsForTest().at(3).end, "tenant_closed");
+  AddLease(4, 3);
+  engine->Reconcile();
+  EXPECT_FALSE(engine->RecordsForTest().contains(4));  // only 2 free: lease 3's are busy
+  EXPECT_EQ(engine->RecordsForTest().at(3).gpu_uuids.size(), 2u);
+  idle = true;
+  engine->Reconcile();
+  EXPECT_TRUE(engine->RecordsForTest().at(3).gpu_uuids.empty());  // back in the pool
+  engine->Reconcile();
+  EXPECT_EQ(engine->RecordsForTest().at(4).gpu_uuids.size(), 3u);  // long before retention's end
   Advance(3'599'999);
   engine->Reconcile();
   EXPECT_TRUE(workloads.running.contains("lease-3"));  // outputs still kept
   Advance(1);
   engine->Reconcile();
   EXPECT_FALSE(workloads.running.contains("lease-3"));
-  EXPECT_TRUE(engine->RecordsForTest().contains(3));  // GPUs busy: kept out of the pool
-  AddLease(4, 3);
-  engine->Reconcile();
-  EXPECT_FALSE(engine->RecordsForTest().contains(4));  // only 2 free
-  idle = true;
-  engine->Reconcile();
   EXPECT_FALSE(engine->RecordsForTest().contains(3));
-  engine->Reconcile();
-  EXPECT_TRUE(engine->RecordsForTest().contains(4));
-}
-
-TEST_F(EngineTest, AClosedLeasesIdleGpusGoBackAtOnceWhileItsOutputsAreKept) {
-  AddLease(3, 2);
-  std::vector<std::string> checked;
-  EngineHooks hooks;
-  hooks.check_gpu_idle = [&](const std::string& uuid) -> base::Status {
-    checked.push_back(uuid);
-    return {};
-  };
-  auto engine = Make(hooks);
-  engine->Reconcile();
-  engine->Reconcile();
-  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
-  TenantCloses(3);
-  engine->Reconcile();  // stopped
-  engine->Reconcile();  // retained: the GPUs go back, checked idle
-  EXPECT_EQ(checked, (std::vector<std::string>{"GPU-00", "GPU-01"}));
-  EXPECT_FALSE(workloads.running.at("lease-3"));  // its logs and outputs are kept
-  ASSERT_TRUE(engine->RecordsForTest().contains(3));
-  EXPECT_TRUE(engine->RecordsForTest().at(3).gpu_uuids.empty());
-  AddLease(4, 4);  // every GPU of the machine: the closed lease holds none
-  engine->Reconcile();
-  ASSERT_TRUE(engine->RecordsForTest().contains(4));
-  EXPECT_EQ(engine->RecordsForTest().at(4).gpu_uuids.size(), 4u);
-  // A restart sets aside nothing for the retained lease.
-  engine.reset();
-  auto again = Make(hooks);
-  EXPECT_EQ(LogsContaining("held by lease"), 0u);
-  again->Reconcile();
-  EXPECT_TRUE(again->RecordsForTest().at(3).gpu_uuids.empty());
-  EXPECT_EQ(again->RecordsForTest().at(4).gpu_uuids.size(), 4u);
-  Advance(3'600'000);  // retention ends: the workload is removed, nothing to check again
-  checked.clear();
-  again->Reconcile();
-  EXPECT_FALSE(workloads.running.contains("lease-3"));
-  EXPECT_FALSE(again->RecordsForTest().contains(3));
-  EXPECT_TRUE(checked.empty());
 }
 
 TEST_F(EngineTest, AGpuThatFailsUnderARunningLeaseStopsItAndClosesTheLease) {
@@ -480,6 +501,26 @@ TEST_F(EngineTest, WithdrawsBatchedOnTheScheduleOnlyWhatAccrued) {
   engine->Reconcile();
   EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 3u);  // lease 2 had nothing
   EXPECT_GT(chain.sent.size(), before);
+}
+
+TEST_F(EngineTest, TheWithdrawScheduleSurvivesARestart) {
+  for (uint64_t id = 1; id <= 2; ++id) AddLease(id, 1, "started").withdrawable_ugpn = 10;
+  chain.view.params.manifest_timeout_ms = 10'000'000;
+  const std::string mark = dir.Path() + "/last-withdraw-ms";
+  auto engine = Make({}, 4, mark);
+  engine->Reconcile();
+  Advance(3'599'999);
+  engine->Reconcile();
+  engine.reset();  // restarted just before the period ends
+  auto again = Make({}, 4, mark);
+  again->Reconcile();
+  EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 0u);
+  Advance(1);
+  again->Reconcile();
+  EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 2u);  // one period after the first start
+  auto third = Make({}, 4, mark);
+  third->Reconcile();
+  EXPECT_EQ(chain.Count<codec::MsgLeaseWithdraw>(), 2u);  // and not again at the next start
 }
 
 TEST_F(EngineTest, WithdrawalsGoInTxsOfAtMostTheMessageLimit) {

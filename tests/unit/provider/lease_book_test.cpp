@@ -36,13 +36,58 @@ TEST(LeaseBook, RecordsSurviveAReopen) {
   closed.workload_stopped = true;
   closed.manifest_received = true;
   ASSERT_TRUE(book->Put(closed).has_value());
+  LeaseRecord accepted = Sample(11);  // a manifest accepted, its workload not launched yet
+  accepted.manifest = R"({"command":["sh"]})";
+  ASSERT_TRUE(book->Put(accepted).has_value());
   auto again = LeaseBook::Open(tmp.Path());
   ASSERT_TRUE(again.has_value());
-  ASSERT_EQ(again->Records().size(), 2u);
+  ASSERT_EQ(again->Records().size(), 3u);
   EXPECT_EQ(*again->Find(7), Sample(7));
   EXPECT_EQ(*again->Find(9), closed);
+  EXPECT_EQ(*again->Find(11), accepted);
   ASSERT_TRUE(again->Erase(7).has_value());
-  EXPECT_EQ(LeaseBook::Open(tmp.Path())->Records().size(), 1u);
+  EXPECT_EQ(LeaseBook::Open(tmp.Path())->Records().size(), 2u);
+}
+
+TEST(LeaseBook, AReleasedLeaseLeavesABoundedTombstoneThatSurvivesAReopen) {
+  gpunet::testing::TempDir tmp;
+  auto book = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(book.has_value()) << book.error().message;
+  ASSERT_TRUE(book->Put(Sample(7)).has_value());
+  const ReleasedLease seven{7, 1000, 2000, "tenant_closed"};
+  ASSERT_TRUE(book->Release(seven).has_value());
+  ASSERT_TRUE(book->Release(seven).has_value());  // a retry: kept once
+  EXPECT_EQ(book->Find(7), nullptr);
+  ASSERT_NE(book->FindReleased(7), nullptr);
+  EXPECT_EQ(*book->FindReleased(7), seven);
+  EXPECT_EQ(book->FindReleased(8), nullptr);
+  auto again = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(again->Records().empty());
+  ASSERT_NE(again->FindReleased(7), nullptr);
+  EXPECT_EQ(*again->FindReleased(7), seven);
+  // Bounded: a full list (written whole here, a fsync per release is slow) drops its
+  // oldest for the next one.
+  nlohmann::json full = nlohmann::json::array();
+  for (uint64_t id = 100; id < 100 + kReleasedLeasesMax; ++id)
+    full.push_back({{"lease_id", id}, {"closed_ms", 1}, {"released_ms", 2}, {"end", "expired"}});
+  std::ofstream(tmp.Path() + "/leases/released.json") << full.dump();
+  auto full_book = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(full_book.has_value());
+  EXPECT_NE(full_book->FindReleased(100), nullptr);
+  EXPECT_EQ(full_book->FindReleased(7), nullptr);
+  ASSERT_TRUE(full_book->Release({5, 1, 2, "expired"}).has_value());
+  EXPECT_EQ(full_book->FindReleased(100), nullptr);
+  EXPECT_NE(full_book->FindReleased(101), nullptr);
+  EXPECT_NE(LeaseBook::Open(tmp.Path())->FindReleased(5), nullptr);
+  // A damaged file costs the tombstones, not the start.
+  std::ofstream(tmp.Path() + "/leases/released.json") << "[{\"lease_id\":";
+  std::vector<BookProblem> problems;
+  auto damaged = LeaseBook::Open(tmp.Path(), &problems);
+  ASSERT_TRUE(damaged.has_value());
+  EXPECT_EQ(damaged->FindReleased(100), nullptr);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(tmp.Path() + "/leases/released.json.corrupt"));
 }
 
 TEST(LeaseBook, AFailedWriteLeavesTheOldRecordOnDiskAndInMemory) {
@@ -108,6 +153,14 @@ TEST(LeaseBook, DecodeRefusesMissingExtraAndMistypedFields) {
   auto bad_hash = j;
   bad_hash["manifest_hash"] = "zz";
   EXPECT_FALSE(DecodeLeaseRecord(bad_hash.dump()).has_value());
+  auto empty_manifest = j;  // left out when none, never ""
+  empty_manifest["manifest"] = "";
+  EXPECT_FALSE(DecodeLeaseRecord(empty_manifest.dump()).has_value());
+  auto manifest_and_extra = j;
+  manifest_and_extra["manifest"] = "{}";
+  ASSERT_TRUE(DecodeLeaseRecord(manifest_and_extra.dump()).has_value());
+  manifest_and_extra["x"] = 1;
+  EXPECT_FALSE(DecodeLeaseRecord(manifest_and_extra.dump()).has_value());
   EXPECT_FALSE(DecodeLeaseRecord("[1,2]").has_value());
 }
 

@@ -113,8 +113,8 @@ TEST(WorkloadPlan, DefaultsToTheShareAndCarriesTheManifest) {
   EXPECT_EQ(s.lease_ends_at_ms, 1'700'000'000'000);
   EXPECT_FALSE(s.allow_unenforced_limits);
   EXPECT_FALSE(plan->interactive);
-  EXPECT_EQ(plan->workdir, "/work/src");
-  EXPECT_EQ(plan->outputs_dir, "/outputs/run");
+  EXPECT_EQ(plan->spec.workdir, "/work/src");
+  EXPECT_EQ(plan->spec.outputs_dir, "/outputs/run");
   EXPECT_EQ(plan->stop_grace_ms, 2500u);
   EXPECT_EQ(plan->secret_names, (std::vector<std::string>{"HF_TOKEN"}));
   EXPECT_EQ(plan->share.gpus, 3u);

@@ -151,6 +151,13 @@ TEST_F(PodmanBackendTest, CreateArgsCarryTheSecurityContract) {
   EXPECT_TRUE(m_backend->UsesAutoUserns() ? Contains(a, "--userns=auto") : Contains(a, "--uidmap"));
   EXPECT_EQ(a[a.size() - 2], m_image);
   EXPECT_EQ(a.back(), "/bin/true");
+  // The manifest's working directory, with or without a /work volume.
+  spec.workdir = "/work/src";
+  EXPECT_TRUE(HasPair(m_backend->CreateArgs(spec, "/x/run/env", "/x/outputs", "/x/run"),
+                      "--workdir", "/work/src"));
+  PodmanContainerPlan plan{.outputs_dir = "/x/outputs", .run_dir = "/x/run"};
+  plan.work_dir = "/x/work";
+  EXPECT_TRUE(HasPair(m_backend->CreateArgs(spec, "/x/run/env", plan), "--workdir", "/work/src"));
 }
 
 TEST_F(PodmanBackendTest, RunsWithoutCapabilitiesAsAnUnprivilegedHostUidAndWritesOutputs) {

@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/cgroup.h"
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
@@ -262,6 +264,61 @@ TEST(Seccomp, ExportsABpfProgram) {
   for (const char* n : {"bpf", "io_uring_setup", "keyctl", "perf_event_open", "userfaultfd",
                         "ptrace", "mount", "kexec_load", "init_module", "finit_module", "setns"})
     EXPECT_TRUE(Has(names, n)) << n;
+}
+
+TEST(Spec, WorkdirAndOutputsDirAreCheckedAppliedAndKept) {
+  auto with = [](std::string workdir, std::string outputs_dir) {
+    WorkloadSpec s = GoodSpec();
+    s.workdir = std::move(workdir);
+    s.outputs_dir = std::move(outputs_dir);
+    return ValidateSpec(s);
+  };
+  EXPECT_TRUE(with("/work", "/outputs").has_value());
+  EXPECT_TRUE(with("/work/src", "/work/out").has_value());
+  EXPECT_TRUE(with("/usr/lib", "/outputs/run-1").has_value());
+  for (auto [workdir, outputs] :
+       std::vector<std::pair<std::string, std::string>>{{"work", "/outputs"},
+                                                        {"/work/../etc", "/outputs"},
+                                                        {"/work//x", "/outputs"},
+                                                        {"/work/a b", "/outputs"},
+                                                        {"/work", "/etc"},
+                                                        {"/work", "/work"},
+                                                        {"/work", "/outputsx"},
+                                                        {"/work", "/outputs/.."},
+                                                        {"/" + std::string(300, 'a'), "/outputs"}})
+    EXPECT_FALSE(with(workdir, outputs).has_value()) << workdir << " " << outputs;
+  EXPECT_EQ(HostPathOfInside("/r/fs", "/work/out"), "/r/fs/work/out");
+  EXPECT_EQ(HostPathOfInside("/r/fs", "/outputs"), "/r/fs/outputs");
+  EXPECT_EQ(HostPathOfInside("/r/fs", "/usr/lib"), std::nullopt);
+  EXPECT_EQ(HostPathOfInside("/r/fs", "/workx"), std::nullopt);
+
+  WorkloadSpec s = GoodSpec();
+  s.workdir = "/work/src";
+  s.outputs_dir = "/work/out";
+  auto env = WorkloadEnvironment(s, "");
+  EXPECT_NE(std::ranges::find(env, "GPUNET_OUTPUT_DIR=/work/out"), env.end());
+  SandboxPlan plan;
+  plan.bwrap = "/usr/bin/bwrap";
+  plan.seccomp_fd = 3;
+  plan.json_status_fd = 4;
+  plan.block_fd = 5;
+  plan.env_args_fd = 6;
+  auto a = BuildBwrapArgs(s, plan);
+  auto chdir = std::ranges::find(a, "--chdir");
+  ASSERT_NE(chdir, a.end());
+  EXPECT_EQ(*(chdir + 1), "/work/src");
+  auto back = state_files::SpecFromJson(state_files::SpecToJson(s));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->workdir, "/work/src");
+  EXPECT_EQ(back->outputs_dir, "/work/out");
+  // A spec.json written before the fields existed reads as the defaults.
+  auto old = nlohmann::json::parse(state_files::SpecToJson(GoodSpec()));
+  old.erase("workdir");
+  old.erase("outputs_dir");
+  auto old_back = state_files::SpecFromJson(old.dump());
+  ASSERT_TRUE(old_back.has_value());
+  EXPECT_EQ(old_back->workdir, "/work");
+  EXPECT_EQ(old_back->outputs_dir, "/outputs");
 }
 
 TEST(StateFiles, RoundTripAndRefuseGarbage) {

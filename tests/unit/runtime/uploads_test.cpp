@@ -143,5 +143,49 @@ TEST_F(UploadsTest, IsJudgedWithTheWorkloadsPermissionsNotRoots) {
   EXPECT_TRUE(probe.good());
 }
 
+TEST_F(UploadsTest, AnUploadWhoseFirstChunkWasEmptyResumesAtOffsetZero) {
+  // The client asks for the resume point (0) and sends the next chunk there.
+  ASSERT_EQ(WriteUploadChunk(m_target, "empty-first.bin", 0, "").value(), 0u);
+  ASSERT_EQ(UploadedSize(m_target, "empty-first.bin").value(), 0u);
+  auto resumed = WriteUploadChunk(m_target, "empty-first.bin", 0, "data");
+  ASSERT_TRUE(resumed.has_value()) << resumed.error().message;
+  EXPECT_EQ(*resumed, 4u);
+  EXPECT_EQ(Slurp(m_work + "/empty-first.bin"), "data");
+  // Once it holds bytes, offset 0 is a second upload under the name again.
+  auto again = WriteUploadChunk(m_target, "empty-first.bin", 0, "x");
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, base::ErrorCode::kAlreadyExists);
+  // An empty file the workload hard-linked is not an upload to resume.
+  ASSERT_EQ(WriteUploadChunk(m_target, "e1", 0, "").value(), 0u);
+  ASSERT_EQ(::link((m_work + "/e1").c_str(), (m_work + "/e2").c_str()), 0);
+  EXPECT_EQ(WriteUploadChunk(m_target, "e2", 0, "x").error().code, base::ErrorCode::kAlreadyExists);
+  EXPECT_EQ(Slurp(m_work + "/e1"), "");
+}
+
+TEST_F(UploadsTest, AFileWrittenOnceAppearsOnlyWholeAndOnlyOnce) {
+  // A temporary file an interrupted write left does not count and is replaced.
+  ASSERT_TRUE(WriteUploadChunk(m_target, "s/.TOKEN.part", 0, "half").has_value());
+  EXPECT_EQ(UploadedSize(m_target, "s/TOKEN").error().code, base::ErrorCode::kNotFound);
+  auto once = WriteUploadFileOnce(m_target, "s/TOKEN", "the whole value");
+  ASSERT_TRUE(once.has_value()) << once.error().message;
+  EXPECT_EQ(*once, 15u);
+  EXPECT_EQ(Slurp(m_work + "/s/TOKEN"), "the whole value");
+  EXPECT_NE(::access((m_work + "/s/.TOKEN.part").c_str(), F_OK), 0);
+  struct stat st {};
+  ASSERT_EQ(::stat((m_work + "/s/TOKEN").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kUid);
+  auto twice = WriteUploadFileOnce(m_target, "s/TOKEN", "another");
+  ASSERT_FALSE(twice.has_value());
+  EXPECT_EQ(twice.error().code, base::ErrorCode::kAlreadyExists);
+  EXPECT_EQ(Slurp(m_work + "/s/TOKEN"), "the whole value");
+  // Never through a link the workload planted, at the name or in the path.
+  ASSERT_EQ(::symlink("/etc", (m_work + "/etclink").c_str()), 0);
+  EXPECT_FALSE(WriteUploadFileOnce(m_target, "etclink/gpunet-x", "x").has_value());
+  EXPECT_NE(::access("/etc/gpunet-x", F_OK), 0);
+  ASSERT_EQ(::symlink("/etc/passwd", (m_work + "/s/LINKED").c_str()), 0);
+  EXPECT_EQ(WriteUploadFileOnce(m_target, "s/LINKED", "x").error().code,
+            base::ErrorCode::kAlreadyExists);
+}
+
 }  // namespace
 }  // namespace gpunet::runtime
