@@ -42,13 +42,14 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 
 # ThreadSanitizer (clang-19): the unit tests that run threads (the RPC server and
 # its clients, the node with its engine and RPC threads over the ledger app, the
-# mempool, resident state and the signature cache, storage with its fault layer),
+# mempool, resident state and the signature cache, storage with its fault layer,
+# the provider daemon's engine, bidder, broker and tenant API),
 # then the integration tests that start gpunet nodes (kill -9, power cut and the bft
 # engine's loop among them).
 # Not part of `make test`: from scratch it takes longer than part 1's time budget
 # (docs/build.md "Thread safety and ThreadSanitizer"). A report fails the test
 # (halt_on_error); tests/tsan.supp names the RocksDB functions it suppresses, each with its reason.
-TSAN_TESTS := server_test client_test node_test mempool_test state_test storage_test
+TSAN_TESTS := server_test client_test node_test mempool_test state_test storage_test provider_test
 TSAN_INTEGRATION := node_rpc_integration|node_limits_integration|node_kill9_integration|node_powerloss_integration|integration_cli|integration_market|integration_bft_node
 # clang-19's runtime does not find Debian's unversioned llvm-symbolizer by itself.
 TSAN_SYMBOLIZER := $(addprefix :external_symbolizer_path=,$(firstword $(wildcard /usr/bin/llvm-symbolizer-19 /usr/bin/llvm-symbolizer-14)))

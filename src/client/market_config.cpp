@@ -691,7 +691,8 @@ base::Status ParseDaemon(const Reader& r, Map& m, ProviderConfig& pc) {
     GPUNET_TRY_ASSIGN(dc.heartbeat_every_ms, DaemonDuration(r, d, "heartbeat_every", 1000, "1s"));
   }
   if (d.Has("withdraw_every")) {
-    GPUNET_TRY_ASSIGN(dc.withdraw_every_ms, DaemonDuration(r, d, "withdraw_every", 60'000, "1m"));
+    // Under kWithdrawEveryMinMs only on a development chain: `provider run` checks.
+    GPUNET_TRY_ASSIGN(dc.withdraw_every_ms, DaemonDuration(r, d, "withdraw_every", 1000, "1s"));
   }
   if (d.Has("outputs_retention")) {
     GPUNET_TRY_ASSIGN(dc.outputs_retention_ms,

@@ -101,6 +101,10 @@ struct BiddingConfig {
   uint32_t undercut_bp = 0;
 };
 
+/// The shortest daemon.withdraw_every on a chain that is not a development chain:
+/// each withdrawal is a tx whose fee the operator pays.
+inline constexpr uint64_t kWithdrawEveryMinMs = 60'000;
+
 /// provider.yaml's `daemon:` section: how `gpunet provider run` operates this
 /// host (off-ledger; docs/provider.md). Every field has a default, so the section
 /// may be absent.
@@ -113,6 +117,8 @@ struct DaemonConfig {
   uint32_t machine_id = 0;
   /// 0 = a third of the chain's heartbeat_timeout_ms (market params).
   uint64_t heartbeat_every_ms = 0;
+  /// At least 1 s here; `provider run` refuses less than kWithdrawEveryMinMs unless
+  /// the chain is a development chain (a test sees a withdrawal in seconds).
   uint64_t withdraw_every_ms = 60ull * 60 * 1000;
   /// How long a closed lease's logs and outputs stay readable; at least one hour.
   uint64_t outputs_retention_ms = 24ull * 60 * 60 * 1000;

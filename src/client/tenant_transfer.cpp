@@ -269,4 +269,11 @@ std::string AnswerMessage(std::string_view body) {
   return Printable(body, 300);
 }
 
+bool SubmitTooEarly(int status, std::string_view body) {
+  if (status == 503) return true;
+  // The provider's engine says "lease N has not started ..." (provider/engine.cpp,
+  // SubmitManifest) for a lease it has not seen start; every other 409 is final.
+  return status == 409 && AnswerMessage(body).find("has not started") != std::string::npos;
+}
+
 }  // namespace gpunet::client

@@ -114,6 +114,14 @@ struct OutputEntry {
 [[nodiscard]] base::Result<uint64_t> NextOffset(uint64_t offset, uint64_t body_size,
                                                 std::optional<std::string_view> header);
 
+/// Whether the answer to a manifest submission (POST /leases/{id}/manifest) means
+/// only that the provider has not seen the lease start yet: its view of the ledger
+/// trails the ledger by up to one reconcile, so right after `lease show` says
+/// started it may answer 409 with a message that the lease "has not started", or
+/// 503 while its node has not seen the block. `gpunet lease submit` waits and sends
+/// the manifest again; any other answer is final.
+bool SubmitTooEarly(int status, std::string_view body);
+
 /// A secret-free error line out of an answer's {"error":{"code","message"}} body, or
 /// the body's first line when it is not that (cut to 300 printable bytes).
 std::string AnswerMessage(std::string_view body);

@@ -31,33 +31,21 @@ R<std::optional<std::string>> Mismatch(const StoreView& view, const Provider& p,
   if (machine_ids.size() != q.machines)
     return std::optional<std::string>("the order asks for " + Str(q.machines) +
                                       " machines, the bid names " + Str(machine_ids.size()));
-  if (!q.region.empty() && q.region != p.region)
-    return std::optional<std::string>("provider region '" + p.region + "', the order wants '" +
-                                      q.region + "'");
+  if (auto region = RegionMismatch(q, p)) return region;
   uint32_t first_site = 0;
   for (uint32_t id : machine_ids) {
     GPUNET_TRY_ASSIGN(
         auto m, Need<Machine>(view, keys::MachineKey(p.owner, id), TxCode::kMarketUnknownMachine,
                               "provider has no machine " + Str(id)));
-    std::string at = "machine " + Str(id) + ": ";
-    if (m.gpu_count < q.gpus_per_machine)
-      return std::optional<std::string>(at + Str(m.gpu_count) + " GPUs, the order wants " +
-                                        Str(q.gpus_per_machine) + " per machine");
-    if (!q.gpu_models.empty() &&
-        !std::binary_search(q.gpu_models.begin(), q.gpu_models.end(), m.gpu_model))
-      return std::optional<std::string>(at + "model " + m.gpu_model + " is not accepted");
-    if (m.vram_gib < q.min_vram_gib)
-      return std::optional<std::string>(at + "VRAM below the minimum");
-    if (m.cuda_version < q.min_cuda_version)
-      return std::optional<std::string>(at + "CUDA version below the minimum");
+    if (auto why = MachineMismatch(q, id, m)) return why;
     if (first_site == 0) first_site = m.site_id;
     if (q.same_site && m.site_id != first_site)
-      return std::optional<std::string>(at + "not on the same site as the first machine");
+      return std::optional<std::string>("machine " + Str(id) +
+                                        ": not on the same site as the first machine");
     if (q.fabric != codec::Fabric::kAny) {
       GPUNET_TRY_ASSIGN(auto site, Need<Site>(view, keys::SiteKey(p.owner, m.site_id),
                                               TxCode::kMarketUnknownSite, "site missing"));
-      if (site.fabric != q.fabric)
-        return std::optional<std::string>(at + "site fabric does not match");
+      if (auto why = FabricMismatch(q, id, site.fabric)) return why;
     }
   }
   for (const auto& attribute : q.attributes) {

@@ -92,30 +92,12 @@ R<> RequireOnline(const Provider& p, uint64_t now_ms, const Params& params) {
 /// The order's requirements on the provider (exclusions, bond, earnings from other
 /// tenants, fault rate).
 R<> RequireQualifies(const Provider& p, const codec::ProviderRequirements& q) {
-  std::string at = "provider " + AddrStr(p.owner);
-  if (Contains(q.excluded, p.owner))
-    return Reject(TxCode::kMarketProviderUnqualified, at + " is excluded by the order");
-  if (p.bond_ugpn < q.min_bond_ugpn)
-    return Reject(TxCode::kMarketProviderUnqualified, at + " has a bond of " + Str(p.bond_ugpn) +
-                                                          " ugpn, the order asks for " +
-                                                          Str(q.min_bond_ugpn));
-  if (p.earned_ugpn < q.min_earned_ugpn)
-    return Reject(TxCode::kMarketProviderUnqualified,
-                  at + " earned " + Str(p.earned_ugpn) +
-                      " ugpn from other tenants, the order asks for " + Str(q.min_earned_ugpn));
-  uint64_t rate = FaultRatePpm(p.leases_completed, p.faults);
-  if (rate > q.max_fault_rate_ppm)
-    return Reject(TxCode::kMarketProviderUnqualified, at + " has a fault rate of " + Str(rate) +
-                                                          " ppm, the order allows " +
-                                                          Str(q.max_fault_rate_ppm));
+  if (auto why = ProviderUnqualified(p, q)) return Reject(TxCode::kMarketProviderUnqualified, *why);
   return {};
 }
 
 R<> RequireAdmits(const Provider& p, const codec::Address& tenant) {
-  if (Contains(p.policy.deny, tenant) ||
-      (!p.policy.allow.empty() && !Contains(p.policy.allow, tenant)))
-    return Reject(TxCode::kMarketNotAllowed,
-                  "provider " + AddrStr(p.owner) + "'s policy does not admit " + AddrStr(tenant));
+  if (auto why = TenantNotAdmitted(p, tenant)) return Reject(TxCode::kMarketNotAllowed, *why);
   return {};
 }
 

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "base/check.h"
+#include "crypto/address.h"
 #include "market/keys.h"
 #include "market/math.h"
 
@@ -136,6 +137,61 @@ base::Result<std::vector<RankedBid>> RankBids(const StoreView& view, std::vector
   std::sort(ranked.begin(), ranked.end(), AuctionRanksBefore);
   GPUNET_CHECK(ranked.size() == bids.size());
   return ranked;
+}
+
+std::optional<std::string> MachineMismatch(const codec::Requirements& q, uint32_t machine_id,
+                                           const Machine& m) {
+  const std::string at = "machine " + std::to_string(machine_id) + ": ";
+  if (m.gpu_count < q.gpus_per_machine)
+    return at + std::to_string(m.gpu_count) + " GPUs, the order wants " +
+           std::to_string(q.gpus_per_machine) + " per machine";
+  if (!q.gpu_models.empty() &&
+      !std::binary_search(q.gpu_models.begin(), q.gpu_models.end(), m.gpu_model))
+    return at + "model " + m.gpu_model + " is not accepted";
+  if (m.vram_gib < q.min_vram_gib) return at + "VRAM below the minimum";
+  if (m.cuda_version < q.min_cuda_version) return at + "CUDA version below the minimum";
+  return std::nullopt;
+}
+
+std::optional<std::string> FabricMismatch(const codec::Requirements& q, uint32_t machine_id,
+                                          codec::Fabric site_fabric) {
+  if (q.fabric != codec::Fabric::kAny && site_fabric != q.fabric)
+    return "machine " + std::to_string(machine_id) + ": site fabric does not match";
+  return std::nullopt;
+}
+
+std::optional<std::string> RegionMismatch(const codec::Requirements& q, const Provider& p) {
+  if (!q.region.empty() && q.region != p.region)
+    return "provider region '" + p.region + "', the order wants '" + q.region + "'";
+  return std::nullopt;
+}
+
+std::optional<std::string> TenantNotAdmitted(const Provider& p, const codec::Address& tenant) {
+  const auto listed = [&](const std::vector<codec::Address>& set) {
+    return std::binary_search(set.begin(), set.end(), tenant);
+  };
+  if (listed(p.policy.deny) || (!p.policy.allow.empty() && !listed(p.policy.allow)))
+    return "provider " + crypto::AddressToString(p.owner) + "'s policy does not admit " +
+           crypto::AddressToString(tenant);
+  return std::nullopt;
+}
+
+std::optional<std::string> ProviderUnqualified(const Provider& p,
+                                               const codec::ProviderRequirements& q) {
+  const std::string at = "provider " + crypto::AddressToString(p.owner);
+  if (std::binary_search(q.excluded.begin(), q.excluded.end(), p.owner))
+    return at + " is excluded by the order";
+  if (p.bond_ugpn < q.min_bond_ugpn)
+    return at + " has a bond of " + std::to_string(p.bond_ugpn) + " ugpn, the order asks for " +
+           std::to_string(q.min_bond_ugpn);
+  if (p.earned_ugpn < q.min_earned_ugpn)
+    return at + " earned " + std::to_string(p.earned_ugpn) +
+           " ugpn from other tenants, the order asks for " + std::to_string(q.min_earned_ugpn);
+  const uint64_t rate = FaultRatePpm(p.leases_completed, p.faults);
+  if (rate > q.max_fault_rate_ppm)
+    return at + " has a fault rate of " + std::to_string(rate) + " ppm, the order allows " +
+           std::to_string(q.max_fault_rate_ppm);
+  return std::nullopt;
 }
 
 }  // namespace gpunet::market

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -62,6 +63,37 @@ bool HasFreeGpus(const Machine& m, uint32_t gpus);
 /// Whether the machine is of the class the offer sells: the offer's model, on the
 /// offer's site (any of the provider's sites when the offer's site_id is 0).
 bool InOfferClass(const Offer& o, const Machine& m);
+
+/// Why machine `machine_id` (record `m`) cannot serve one machine's share of an
+/// order's requirements `q`: its GPU count, model, VRAM and CUDA version
+/// (docs/market.md, "Orders and the auction"); nullopt when it can. The bid and the
+/// award (apply_orders.cpp) check every machine of a bid with it and with the two
+/// below, and the provider daemon's bidder (provider/bidder.cpp) its machine before
+/// it bids, so the daemon sends no bid the ledger would refuse for these reasons.
+/// The machine's free GPUs are not judged here (the award checks them as it leases).
+std::optional<std::string> MachineMismatch(const codec::Requirements& q, uint32_t machine_id,
+                                           const Machine& m);
+
+/// Why machine `machine_id`, on a site of fabric `site_fabric`, does not meet the
+/// order's fabric (kAny: every fabric does); nullopt when it does.
+std::optional<std::string> FabricMismatch(const codec::Requirements& q, uint32_t machine_id,
+                                          codec::Fabric site_fabric);
+
+/// Why provider `p` is not in the order's region `q.region` (empty: any region);
+/// nullopt when it is.
+std::optional<std::string> RegionMismatch(const codec::Requirements& q, const Provider& p);
+
+/// Why provider `p`'s tenant policy does not admit `tenant` (on its deny list, or an
+/// allow list without it); nullopt when it does. Checked at every lease, bid and
+/// award, and by the bidder.
+std::optional<std::string> TenantNotAdmitted(const Provider& p, const codec::Address& tenant);
+
+/// Why provider `p` does not qualify for an order that asks `q` of its bidders: it
+/// is excluded, its bond or its earnings are under the minimum, or its fault rate
+/// (FaultRatePpm of its completed leases and faults) is over the maximum; nullopt
+/// when it qualifies. Checked at the bid and at the award, and by the bidder.
+std::optional<std::string> ProviderUnqualified(const Provider& p,
+                                               const codec::ProviderRequirements& q);
 
 /// The class of machines an offer sells, summed over the provider's machines in
 /// it (InOfferClass), so a reader can filter on it (docs/rpc.md, offers).

@@ -5,7 +5,9 @@
 #include <set>
 
 #include "client/market_client.h"
+#include "client/market_tx.h"
 #include "crypto/address.h"
+#include "market/query.h"
 #include "provider/machine_record.h"
 
 namespace gpunet::provider {
@@ -21,27 +23,57 @@ bool InWindow(const client::OrderInfo& o, uint64_t now_ms) {
 }  // namespace
 
 std::string WhyNotServe(const BidderInput& in, const client::OrderInfo& order) {
-  const auto& q = order.requirements;
-  const auto& m = in.machine;
-  const auto& p = in.provider_info;
-  if (q.machines != 1) return "asks for " + std::to_string(q.machines) + " machines";
-  if (q.gpus_per_machine > m.gpu_count) return "more GPUs than the machine has";
+  const auto& asked = order.requirements;
+  if (asked.machines != 1) return "asks for " + std::to_string(asked.machines) + " machines";
+  if (!asked.attributes.empty()) return "asks for attested attributes";
+  // The ledger's rules (market/query.h) on the records as the node showed them.
+  codec::Requirements q;
+  q.gpu_models = asked.gpu_models;
+  std::sort(q.gpu_models.begin(), q.gpu_models.end());
+  q.gpus_per_machine = asked.gpus_per_machine;
+  q.machines = asked.machines;
+  q.min_vram_gib = asked.min_vram_gib;
+  q.region = asked.region;
+  q.fabric = client::FabricFromText(asked.fabric);
+  q.same_site = asked.same_site;
+  q.min_cuda_version = asked.min_cuda_version;
+  market::Machine machine;
+  machine.site_id = in.machine.site_id;
+  machine.gpu_model = in.machine.gpu_model;
+  machine.gpu_count = in.machine.gpu_count;
+  machine.vram_gib = in.machine.vram_gib;
+  machine.cuda_version = in.machine.cuda_version;
+  market::Provider provider;
+  provider.owner = in.provider;
+  provider.region = in.provider_info.region;
+  provider.bond_ugpn = in.provider_info.bond_ugpn;
+  provider.earned_ugpn = in.provider_info.earned_ugpn;
+  provider.leases_completed = in.provider_info.leases_completed;
+  provider.faults = in.provider_info.faults;
+  const auto addresses = [](const std::vector<std::string>& texts) {
+    std::vector<codec::Address> out;
+    for (const auto& text : texts)
+      if (auto a = crypto::ParseAddress(text)) out.push_back(*a);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  provider.policy.allow = addresses(in.provider_info.policy_allow);
+  provider.policy.deny = addresses(in.provider_info.policy_deny);
+  const auto tenant = crypto::ParseAddress(order.tenant);
+  if (!tenant) return "tenant " + order.tenant + " is not an address";
+  codec::ProviderRequirements r;
+  r.min_bond_ugpn = order.providers.min_bond_ugpn;
+  r.min_earned_ugpn = order.providers.min_earned_ugpn;
+  r.max_fault_rate_ppm = order.providers.max_fault_rate_ppm;
+  r.excluded = addresses(order.providers.excluded);
+  const uint32_t id = in.machine.machine_id;
+  for (auto why :
+       {market::RegionMismatch(q, provider), market::MachineMismatch(q, id, machine),
+        market::FabricMismatch(q, id, client::FabricFromText(in.site.fabric)),
+        market::TenantNotAdmitted(provider, *tenant), market::ProviderUnqualified(provider, r)})
+    if (why) return *why;
+  // This daemon's own: the GPUs must be free and healthy now, not only on the ledger.
   if (q.gpus_per_machine > in.free_healthy_gpus) return "not enough free healthy GPUs";
-  if (!q.gpu_models.empty() &&
-      std::find(q.gpu_models.begin(), q.gpu_models.end(), m.gpu_model) == q.gpu_models.end())
-    return "model " + m.gpu_model + " not accepted";
-  if (m.vram_gib < q.min_vram_gib) return "VRAM below the minimum";
-  if (m.cuda_version < q.min_cuda_version) return "CUDA version below the minimum";
-  if (!q.region.empty() && q.region != p.region) return "region differs";
-  if (!q.fabric.empty() && q.fabric != "any" && q.fabric != in.site.fabric) return "fabric differs";
-  if (!q.attributes.empty()) return "asks for attested attributes";
-  const auto& r = order.providers;
-  if (p.bond_ugpn < r.min_bond_ugpn) return "bond below the order's minimum";
-  if (p.earned_ugpn < r.min_earned_ugpn) return "earnings below the order's minimum";
-  if (p.fault_rate_ppm > r.max_fault_rate_ppm) return "fault rate above the order's maximum";
-  if (std::find(r.excluded.begin(), r.excluded.end(), crypto::AddressToString(in.provider)) !=
-      r.excluded.end())
-    return "provider excluded";
   return "";
 }
 
@@ -104,6 +136,31 @@ bool Draining(const std::string& state_dir) {
   return std::filesystem::exists(state_dir + "/draining", ec);
 }
 
+base::Result<std::vector<client::BidInfo>> OwnBids::Update(
+    const std::vector<client::OrderInfo>& open_orders, const Fetch& fetch) {
+  std::map<uint64_t, Seen> seen;
+  std::vector<client::BidInfo> own;
+  for (const auto& o : open_orders) {
+    auto it = m_seen.find(o.order_id);
+    if (o.bids == 0) {
+      seen[o.order_id] = {};
+    } else if (it != m_seen.end() && it->second.bids == o.bids) {
+      seen[o.order_id] = std::move(it->second);
+    } else {
+      auto read = fetch(o.order_id);
+      if (!read) {
+        for (auto& [id, s] : seen) m_seen[id] = std::move(s);
+        return std::unexpected(read.error());
+      }
+      seen[o.order_id] = {o.bids, std::move(*read)};
+    }
+    const auto& mine = seen[o.order_id].own;
+    own.insert(own.end(), mine.begin(), mine.end());
+  }
+  m_seen = std::move(seen);
+  return own;
+}
+
 Bidder::Bidder(Options options, ChainPort& chain, std::function<void(std::string_view)> log)
     : m_options(std::move(options)), m_chain(chain), m_log(std::move(log)) {}
 
@@ -136,19 +193,22 @@ base::Result<BidderInput> Bidder::Read(const nlohmann::json& engine_status) {
   for (;;) {
     client::MarketPage<client::OrderInfo> page;
     GPUNET_TRY_ASSIGN(page, market.Orders(query));
-    for (auto& o : page.entries) {
-      if (o.state != "open") continue;
-      if (o.bids > 0) {
-        client::MarketAnswer<client::OrderBids> bids;
-        GPUNET_TRY_ASSIGN(bids, market.Bids(o.order_id));
-        for (auto& b : bids.value.bids)
-          if (b.provider == me) in.own_bids.push_back(std::move(b));
-      }
-      in.open_orders.push_back(std::move(o));
-    }
+    for (auto& o : page.entries)
+      if (o.state == "open") in.open_orders.push_back(std::move(o));
     if (!page.next) break;
     query.after = page.next;
   }
+  GPUNET_TRY_ASSIGN(
+      in.own_bids,
+      m_own_bids.Update(in.open_orders,
+                        [&](uint64_t order_id) -> base::Result<std::vector<client::BidInfo>> {
+                          client::MarketAnswer<client::OrderBids> bids;
+                          GPUNET_TRY_ASSIGN(bids, market.Bids(order_id));
+                          std::vector<client::BidInfo> own;
+                          for (auto& b : bids.value.bids)
+                            if (b.provider == me) own.push_back(std::move(b));
+                          return own;
+                        }));
   return in;
 }
 
@@ -202,12 +262,18 @@ base::Status Bidder::Reconcile(const nlohmann::json& engine_status) {
                    std::to_string(leased) + " leased)");
   }
   const BidPlan plan = PlanBids(in, m_options.policy);
-  for (uint64_t id : plan.withdraw)
+  // What is sent changes the order's bids: they are read again next time.
+  for (uint64_t id : plan.withdraw) {
+    for (const auto& b : in.own_bids)
+      if (b.bid_id == id) m_own_bids.Forget(b.order_id);
     Send(codec::MsgBidWithdraw{id}, "bid " + std::to_string(id) + ": withdrawn");
-  for (const auto& b : plan.create)
+  }
+  for (const auto& b : plan.create) {
+    m_own_bids.Forget(b.order_id);
     Send(b, "order " + std::to_string(b.order_id) + ": bid " +
                 std::to_string(b.price_ugpn_per_gpu_hour) + " ugpn/GPU-hour with machine " +
                 std::to_string(m_options.machine_id));
+  }
   return {};
 }
 

@@ -4,13 +4,16 @@
 // daemon.bidding; the daemon calls it each reconcile and sends what it returns.
 //
 // One daemon = one machine: only orders asking for one machine are bid on. The
-// ledger checks every bid again (market/apply_orders.cpp, Mismatch); the checks here
-// only keep the daemon from sending bids the ledger would refuse. Orders that ask
-// for attested attributes are not bid on (the daemon does not read attestations).
+// ledger checks every bid again (market/apply_orders.cpp); WhyNotServe applies the
+// ledger's own rules (market/query.h: MachineMismatch, FabricMismatch,
+// RegionMismatch, TenantNotAdmitted, ProviderUnqualified) to what the daemon read, so the daemon
+// sends no bid the ledger would refuse for those reasons. Orders that ask for attested attributes
+// are not bid on (the daemon does not read attestations).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -44,8 +47,37 @@ struct BidPlan {
   bool operator==(const BidPlan&) const = default;
 };
 
-/// Why this machine cannot serve `order` for the provider; "" when it can.
+/// Why this machine cannot serve `order` for the provider; "" when it can: the
+/// ledger's rules of market/query.h on the records read, then this daemon's own
+/// (one machine, no attested attributes, enough free healthy GPUs now).
 std::string WhyNotServe(const BidderInput& in, const client::OrderInfo& order);
+
+/// The provider's own bids on the open orders, read again only where something may
+/// have changed, so a reconcile does not ask the node for the bids of every open
+/// order on every block: an order's bids are read when it is new to the cache, when
+/// its bid count differs from the one read last time, or after Forget (the daemon
+/// sent a bid or a withdrawal on it); an order without bids is not read at all.
+/// Orders no longer open leave the cache.
+class OwnBids {
+ public:
+  /// Reads the provider's bids on one order (the daemon: GET /market/order/<id>/bids,
+  /// keeping its own).
+  using Fetch = std::function<base::Result<std::vector<client::BidInfo>>(uint64_t order_id)>;
+
+  /// The own bids on `open_orders`, in their order; the first fetch error stops it
+  /// (what was read before it is kept).
+  base::Result<std::vector<client::BidInfo>> Update(
+      const std::vector<client::OrderInfo>& open_orders, const Fetch& fetch);
+  /// Reads `order_id`'s bids again on the next Update.
+  void Forget(uint64_t order_id) { m_seen.erase(order_id); }
+
+ private:
+  struct Seen {
+    uint32_t bids = 0;  ///< the order's bid count when its bids were read
+    std::vector<client::BidInfo> own;
+  };
+  std::map<uint64_t, Seen> m_seen;
+};
 
 /// The price to bid on `order` for a GPU of `model`: max - max*undercut_bp/10000;
 /// 0 when that is under the model's floor or the model has no floor.
@@ -64,9 +96,10 @@ uint32_t FreeHealthyGpus(const nlohmann::json& engine_status, uint32_t sold);
 /// Whether <state_dir>/draining exists (`gpunet provider drain` wrote it).
 bool Draining(const std::string& state_dir);
 
-/// The daemon's side of bidding: each Reconcile reads the provider's record, every
-/// open order and the provider's bids on them (a full catch-up each time, so an order
-/// created while the block watch was reconnecting is not missed), runs PlanBids and
+/// The daemon's side of bidding: each Reconcile reads the provider's record and every
+/// open order (a full catch-up each time, so an order created while the block watch
+/// was reconnecting is not missed) and the provider's bids on those orders whose bid
+/// count changed (OwnBids), runs PlanBids and
 /// sends its withdrawals, then its bids, one tx each (a refusal is logged once).
 /// Before that it brings the machine record's gpu_count to the healthy GPUs
 /// (PlanMachineRecord). Orders are read only when bidding or draining.
@@ -99,6 +132,7 @@ class Bidder {
   bool m_said_draining = false;
   std::set<uint64_t> m_leases_seen;  ///< of the engine's status, to log arrivals while draining
   bool m_first_pass = true;
+  OwnBids m_own_bids;
 };
 
 }  // namespace gpunet::provider

@@ -205,15 +205,14 @@ EngineHooks WithWorkloadPlan(EngineHooks hooks,
   return hooks;
 }
 
-base::Status CheckDevelopmentChain(const Json& status_json, std::string_view node_url) {
+base::Status CheckDevelopmentChain(const Json& status_json, std::string_view node_url,
+                                   std::string_view what, std::string_view instead) {
   auto it = status_json.find("development");
   if (it != status_json.end() && it->is_boolean() && it->get<bool>()) return {};
   return Fail(ErrorCode::kPermissionDenied,
-              "daemon.declared_gpus sells GPUs backed by device nodes, which only a development "
-              "chain allows, and the chain at " +
-                  std::string(node_url) +
-                  " does not say \"development\": true in its /status; remove declared_gpus to "
-                  "sell the GPUs NVML finds");
+              std::string(what) + ", which only a development chain allows, and the chain at " +
+                  std::string(node_url) + " does not say \"development\": true in its /status; " +
+                  std::string(instead));
 }
 
 namespace {
@@ -514,7 +513,14 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   auto waited = WaitForNode(dc.node_url, stop, log);
   if (!waited && stop) return {};  // SIGTERM while the node was down: a clean stop
   GPUNET_TRY_ASSIGN(status, std::move(waited));
-  if (mode == GpuMode::kDeclared) GPUNET_TRY(CheckDevelopmentChain(status.raw, dc.node_url));
+  if (mode == GpuMode::kDeclared)
+    GPUNET_TRY(CheckDevelopmentChain(status.raw, dc.node_url,
+                                     "daemon.declared_gpus sells GPUs backed by device nodes",
+                                     "remove declared_gpus to sell the GPUs NVML finds"));
+  if (dc.withdraw_every_ms < client::kWithdrawEveryMinMs)
+    GPUNET_TRY(CheckDevelopmentChain(status.raw, dc.node_url,
+                                     "daemon.withdraw_every is under 1m (a tx every period)",
+                                     "set it to 1m or more"));
   codec::Address provider;
   GPUNET_TRY_ASSIGN(provider, ResolveProvider(dc.node_url, operator_key, setup.provider));
   log("provider " + crypto::AddressToString(provider) + ", machine " + std::to_string(machine.id) +

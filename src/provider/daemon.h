@@ -63,9 +63,12 @@ base::Result<std::vector<PoolGpu>> InventoryGpus(const client::ProviderConfig& c
 EngineHooks WithGpuMonitor(EngineHooks hooks, std::shared_ptr<runtime::GpuMonitor> monitor,
                            uint64_t poll_ms);
 
-/// Declared GPUs are for development chains only: OK when `status_json` (GET /status)
-/// has "development": true; kPermissionDenied otherwise (absent counts as false).
-base::Status CheckDevelopmentChain(const nlohmann::json& status_json, std::string_view node_url);
+/// Some settings are for development chains only (declared GPUs; a withdraw_every
+/// under client::kWithdrawEveryMinMs): OK when `status_json` (GET /status) has
+/// "development": true; otherwise kPermissionDenied saying that `what` needs one and
+/// what to do instead (`instead`). An absent flag counts as false.
+base::Status CheckDevelopmentChain(const nlohmann::json& status_json, std::string_view node_url,
+                                   std::string_view what, std::string_view instead);
 
 /// The engine's verify_manifest and build_spec over the tenant's manifest
 /// (client::VerifySubmittedManifest, provider::PlanWorkload with this machine's record

@@ -651,7 +651,9 @@ base::Status Engine::SubmitManifest(uint64_t lease_id, std::string_view manifest
   auto ledger = m_ledger.find(lease_id);
   if (r.started_ms == 0 || ledger == m_ledger.end())
     return Fail(ErrorCode::kConflict,
-                name + " has not started on the ledger yet; send the manifest after LeaseStarted");
+                name +
+                    " has not started yet as this provider sees the ledger (its view trails "
+                    "the ledger by up to one block): send the manifest again shortly");
   if (r.manifest_received)
     return Fail(ErrorCode::kConflict, name + " already has its manifest and workload");
   return LaunchWorkload(r, ledger->second, manifest);

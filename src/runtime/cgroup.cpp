@@ -1,5 +1,7 @@
 #include "runtime/cgroup.h"
 
+#include <cstdio>
+
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -9,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <sstream>
+#include <string_view>
 
 #include "base/check.h"
 #include "runtime/sys_util.h"
@@ -32,6 +35,14 @@ base::Status MkdirP(const std::string& path) {
     if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoFail("mkdir " + cur, errno);
   }
   return base::Ok();
+}
+
+/// Whether `parent`'s last component is a scope ScopeCgroupParents added (16 hex).
+bool IsScopeTag(const std::string& parent) {
+  const size_t slash = parent.rfind('/');
+  const std::string_view tag = std::string_view(parent).substr(slash + 1);
+  return slash != std::string::npos && tag.size() == 16 &&
+         tag.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
 uint64_t ReadKeyed(const std::string& path, const std::string& key) {
@@ -91,6 +102,16 @@ void RemoveCgroupPathEverywhere(const std::string& relative) {
   }
 }
 
+std::map<std::string, std::string> ScopeCgroupParents(std::map<std::string, std::string> parents,
+                                                      std::string_view state_dir) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64: stable across processes and builds
+  for (unsigned char c : state_dir) h = (h ^ c) * 1099511628211ull;
+  char tag[17];
+  std::snprintf(tag, sizeof tag, "%016llx", static_cast<unsigned long long>(h));
+  for (auto& [key, path] : parents) path += "/" + std::string(tag);
+  return parents;
+}
+
 std::map<std::string, std::string> DefaultCgroupParents(const HostCapabilities& caps) {
   std::map<std::string, std::string> parents;
   auto join = [](const std::string& self) { return (self == "/" ? "" : self) + "/gpunet"; };
@@ -131,6 +152,15 @@ std::string WorkloadCgroups::Dir(const std::string& key, const std::string& leaf
 }
 
 base::Status WorkloadCgroups::Create() {
+  // The state dir's scope may vanish under a first try (its last other workload's
+  // Remove took it away between two mkdirs): a second try makes it again.
+  auto made = CreateOnce();
+  if (!made && made.error().message.find(std::strerror(ENOENT)) != std::string::npos)
+    made = CreateOnce();
+  return made;
+}
+
+base::Status WorkloadCgroups::CreateOnce() {
   for (const auto& key : Keys()) {
     if (key == kCgroupV2Key) {
       // v2: controllers must be enabled in every ancestor's subtree_control.
@@ -344,6 +374,14 @@ base::Status WorkloadCgroups::Remove() const {
         failed += " " + d + " (" + std::strerror(errno) + ")";
     }
   }
+  // The state dir's scope (ScopeCgroupParents) goes with its last workload, so a
+  // host running many state dirs one after another (tests) keeps no empty cgroups;
+  // while another workload is in it, rmdir refuses (Create retries a vanished scope).
+  for (const auto& key : Keys())
+    if (IsScopeTag(m_parents.at(key))) {
+      const std::string mine = Dir(key, "");
+      (void)::rmdir(mine.substr(0, mine.size() - m_id.size() - 1).c_str());
+    }
   if (!failed.empty()) return Fail(ErrorCode::kIo, "cannot remove cgroups:" + failed);
   return base::Ok();
 }

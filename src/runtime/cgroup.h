@@ -10,6 +10,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -33,6 +34,13 @@ inline constexpr const char* kCgroupV2Key = "unified";
 
 /// The default parent per hierarchy: this process's own cgroup + "/gpunet".
 std::map<std::string, std::string> DefaultCgroupParents(const HostCapabilities& caps);
+
+/// `parents` with one more component for the runtime's state dir ("/<16 hex>", a
+/// hash of the path): workload ids are unique within one state dir only (every
+/// provider home has a "lease-1"), so two runtimes on one host (two homes, tests side
+/// by side) must not share a workload's cgroups, whose processes a stop signals.
+std::map<std::string, std::string> ScopeCgroupParents(std::map<std::string, std::string> parents,
+                                                      std::string_view state_dir);
 
 /// Removes the empty cgroups at `relative` (and below) in every mounted hierarchy.
 /// podman and runc create a container's cgroup path in each, those the runtime does
@@ -60,8 +68,9 @@ class WorkloadCgroups {
   /// repeated until the cgroup is empty (a fork racing the kill is caught frozen).
   base::Status KillWorkload() const;
   CgroupCounters Counters() const;
-  /// Removes the workload's cgroups, and any below them. The calling process must not
-  /// be inside them.
+  /// Removes the workload's cgroups, and any below them, and the state dir's scope
+  /// (ScopeCgroupParents) once no other workload is in it. The calling process must
+  /// not be inside them.
   base::Status Remove() const;
   /// The directory of `leaf` in hierarchy `key` ("memory", ..., or kCgroupV2Key).
   std::string Dir(const std::string& key, const std::string& leaf) const;
@@ -71,6 +80,7 @@ class WorkloadCgroups {
   std::vector<std::string> Keys() const;
 
  private:
+  base::Status CreateOnce();
   base::Status Add(pid_t pid, const char* leaf) const;
   std::string ProcsSource() const;
 

@@ -422,6 +422,7 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
   if (resolved.cgroup_parents.empty()) {
     resolved.cgroup_parents = DefaultCgroupParents(caps);
     if (spec.backend == Backend::kPodman) UniteV1Parents(&resolved.cgroup_parents);
+    resolved.cgroup_parents = ScopeCgroupParents(resolved.cgroup_parents, m_options.state_dir);
   }
 
   auto run = MakeRunDir(m_options.state_dir, spec.id);

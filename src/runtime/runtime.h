@@ -42,7 +42,8 @@ struct RuntimeOptions {
   uint32_t uid_first = 200000;  ///< workload uids are taken from [uid_first, +uid_count)
   uint32_t uid_count = 10000;
   /// Parent cgroup per hierarchy (v1 controller name or "unified"); empty = the
-  /// caller's own cgroup + "/gpunet" in each (DefaultCgroupParents).
+  /// caller's own cgroup + "/gpunet/<hash of state_dir>" in each
+  /// (DefaultCgroupParents, ScopeCgroupParents).
   std::map<std::string, std::string> cgroup_parents;
   /// Where GPU device nodes live (tests point it at fake nodes made with mknod).
   std::string device_dir = "/dev";

@@ -11,6 +11,7 @@
 #   { provider_yaml_two_h100; declared_two_gpus_yaml; echo "  device_dir: $WORK/dev"; } >"$PHOME/provider.yaml"
 #   daemon_start "$WORK/d.log"                 # DAEMON_PID; env before the call passes through
 #   wait_for 20 some_check || fail "..."
+#   tenant_reads_workload "$lease" first-line "gpus=GPU-0$"   # logs, GPU, result.txt
 #   daemon_wait_exit; [ "$rc" -eq 0 ]
 #
 # Variables: DAEMON_PID ("" when none), PHOME, TLS_FP and API_PORT (provider_home),
@@ -32,7 +33,25 @@ daemon_cleanup() {
   grep " $WORK/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m"
   done
+  [ -n "${PHOME:-}" ] && _remove_cgroup_scope "$PHOME/sandbox"
   _devnet_cleanup
+}
+
+# The runtime puts a state dir's workload cgroups under gpunet/<FNV-1a 64 of the
+# state dir's path> in each hierarchy (runtime::ScopeCgroupParents), one scope per
+# test run: remove what is left empty of the scope of state dir $1.
+_remove_cgroup_scope() {
+  local scope d
+  scope="$($PY -c 'import sys
+h = 14695981039346656037
+for c in sys.argv[1].encode():
+    h = ((h ^ c) * 1099511628211) % 2**64
+print("%016x" % h)' "$1")"
+  for d in /sys/fs/cgroup/*/gpunet/"$scope" /sys/fs/cgroup/gpunet/"$scope" \
+    /sys/fs/cgroup/*/*/gpunet/"$scope"; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  return 0
 }
 
 # A free TCP port on 127.0.0.1.
@@ -50,6 +69,20 @@ wait_for() {
 
 # A field of `gpunet lease show $1`'s lease: lease_field 7 state.
 lease_field() { g -o json lease show "$1" | json_field "[\"lease\"][\"$2\"]"; }
+
+# The tenant's reads of lease $1's workload through the tenant API: its first output
+# line $2 (`lease logs`, waited for up to 30 s), a line matching $3 (the GPUs it
+# got), and its output file result.txt, which must say "done" (`lease outputs`,
+# listed then downloaded to $WORK/result.txt). Each miss is a fail.
+tenant_reads_workload() {
+  _logs_have() { g lease logs "$1" --from tenant 2>/dev/null | grep -q "$2"; }
+  _outputs_list() { g lease outputs "$1" --from tenant 2>/dev/null | grep -q result.txt; }
+  wait_for 30 _logs_have "$1" "$2" || fail "lease $1: the workload's first output line did not reach the tenant"
+  _logs_have "$1" "$3" || fail "lease $1: the workload did not get its GPU ($3)"
+  wait_for 30 _outputs_list "$1" || fail "lease $1: the workload's output file is not listed"
+  g lease outputs "$1" result.txt -o "$WORK/result.txt" --from tenant >/dev/null 2>&1 || fail "lease $1: lease outputs download"
+  [ "$(cat "$WORK/result.txt" 2>/dev/null)" = done ] || fail "lease $1: downloaded output is not the workload's"
+}
 
 # A devnet on a fixed port (so it can be restarted) whose genesis has the top-level
 # members of the JSON object $1 and the params of $2 merged in; exports DEVNET_RPC,

@@ -28,6 +28,7 @@
 #include "client/manifest.h"
 #include "client/market_client.h"
 #include "client/market_config.h"
+#include "client/market_tx.h"
 #include "client/node_client.h"
 #include "client/session_keys.h"
 #include "client/tenant_client.h"
@@ -46,6 +47,7 @@ namespace fs = std::filesystem;
 
 struct TenantArgs {
   std::string lease, from, session, manifest, src, dest, path, out, expires, grant_id, provider;
+  std::string wait = "60s";  ///< submit: how long to wait for the provider to start the lease
   std::vector<std::string> secrets, from_env;
   bool stderr_stream = false, follow = false;
 };
@@ -297,10 +299,37 @@ void RunSubmit(const GlobalOptions& g, const TenantArgs& a) {
                     "; the provider runs only that manifest (nothing was sent). `gpunet manifest "
                     "check FILE` prints a file's hash");
   }
+  // The provider starts the lease, and its own view of the ledger trails the ledger
+  // by up to one reconcile: wait (bounded by --wait) while the lease is reserved and
+  // while the provider answers that it has not seen the start.
+  const uint64_t wait_ms = OrFail(client::ParseDurationMs(a.wait), "--wait");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  bool said_waiting = false;
+  const auto wait_a_little = [&] {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (!said_waiting)
+      std::cerr << "lease " << c.lease.lease_id << ": waiting up to "
+                << client::DescribeDurationMs(wait_ms) << " for provider " << c.lease.provider
+                << " to start it" << std::endl;
+    said_waiting = true;
+    // About a devnet block: the wait ends within ~0.1 s of the start the provider saw.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return true;
+  };
+  client::MarketClient market(g.NodeUrl());
+  for (std::string state = c.lease.state; state == "reserved" && wait_a_little();)
+    state = OrFail(market.Lease(c.lease.lease_id), "reading lease " + a.lease).value.state;
   auto tenant = Connect(g, c, a);
   const std::string target = "/leases/" + std::to_string(c.lease.lease_id) + "/manifest";
-  const json j =
-      ParseJsonAnswer(Expect(tenant.Post(target, m.canonical), "POST " + target), "POST " + target);
+  base::Result<client::TenantResponse> answer;
+  do {
+    answer = tenant.Post(target, m.canonical);
+  } while (answer && client::SubmitTooEarly(answer->status, answer->body) && wait_a_little());
+  const bool gave_up = said_waiting && std::chrono::steady_clock::now() >= deadline;
+  const std::string what =
+      "POST " + target +
+      (gave_up ? " (after waiting " + client::DescribeDurationMs(wait_ms) + ")" : "");
+  const json j = ParseJsonAnswer(Expect(std::move(answer), what), what);
   if (g.Json()) return PrintJson(j);
   const std::string id = std::to_string(c.lease.lease_id);
   const std::string state = j.value("workload", std::string("starting"));
@@ -718,6 +747,9 @@ void RegisterWriteVerbs(CLI::App* lease, GlobalOptions& g, const std::shared_ptr
   auto* submit = LeaseVerb(lease, "submit", "Send the lease's manifest: its workload starts", *ta);
   submit->add_option("--manifest", ta->manifest, "The manifest file the lease was created with")
       ->required();
+  submit->add_option("--wait", ta->wait,
+                     "How long to wait for the provider to start the lease (default 60s; 0s: "
+                     "do not wait)");
   submit->footer("Example:\n  gpunet lease submit 7 --manifest job.yaml");
   submit->callback([&g, ta] { RunSubmit(g, *ta); });
   auto* secrets = LeaseVerb(lease, "secrets", "Set secrets the manifest names", *ta);

@@ -750,7 +750,9 @@ void RunLeaseAccept(const GlobalOptions& g, const LeaseArgs& a) {
     PrintJson(SentJson(sent));
   else
     std::cout << "lease " << IdOf(sent, "lease_id")
-              << " reserved; billing starts when the provider starts it" << std::endl;
+              << " reserved; billing starts when the provider starts it\n"
+              << "  then send the order's manifest (it waits for the start): gpunet lease submit "
+              << IdOf(sent, "lease_id") << " --manifest FILE" << std::endl;
 }
 
 void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
@@ -798,7 +800,11 @@ void RunLeaseCreate(const GlobalOptions& g, const LeaseArgs& a) {
   if (g.Json())
     PrintJson(SentJson(sent));
   else
-    std::cout << "lease " << IdOf(sent, "lease_id") << " reserved" << std::endl;
+    std::cout << "lease " << IdOf(sent, "lease_id")
+              << " reserved; billing starts when the provider starts it\n"
+              << "  then send the manifest (it waits for the start): gpunet lease submit "
+              << IdOf(sent, "lease_id") << " --manifest "
+              << (a.manifest.empty() ? std::string("FILE") : a.manifest) << std::endl;
 }
 
 void RunLeaseShow(const GlobalOptions& g, const LeaseArgs& a) {

@@ -85,7 +85,10 @@ bool ProcessGone(pid_t pid) {
 
 std::string WorkloadCgroupProcs(const RuntimeOptions& o, const std::string& id) {
   HostCapabilities caps = Probe();
-  auto parents = o.cgroup_parents.empty() ? DefaultCgroupParents(caps) : o.cgroup_parents;
+  // As Runtime::Start resolves them: the defaults get the state dir's own scope.
+  auto parents = o.cgroup_parents.empty()
+                     ? ScopeCgroupParents(DefaultCgroupParents(caps), o.state_dir)
+                     : o.cgroup_parents;
   WorkloadCgroups cg(caps, parents, id);
   for (const char* k : {"pids", "freezer", "memory", kCgroupV2Key})
     if (parents.contains(k)) return cg.Dir(k, "workload") + "/cgroup.procs";

@@ -128,7 +128,12 @@ TEST(DaemonConfig, DurationsNeedAUnitAndTheirMinimum) {
   DaemonRefused("daemon:\n  heartbeat_every: 20\n",
                 "provider.yaml:27: daemon.heartbeat_every: \"20\" has no known unit");
   DaemonRefused("daemon:\n  heartbeat_every: 500ms\n", "is too short; at least 1s");
-  DaemonRefused("daemon:\n  withdraw_every: 30s\n", "daemon.withdraw_every: \"30s\" is too short");
+  DaemonRefused("daemon:\n  withdraw_every: 500ms\n",
+                "daemon.withdraw_every: \"500ms\" is too short; at least 1s");
+  // Under a minute parses; `provider run` allows it on a development chain only.
+  auto short_withdraw = WithDaemon("daemon:\n  withdraw_every: 2s\n");
+  ASSERT_TRUE(short_withdraw.has_value()) << short_withdraw.error().message;
+  EXPECT_EQ(short_withdraw->daemon.withdraw_every_ms, 2'000u);
   DaemonRefused("daemon:\n  outputs_retention: 59m\n",
                 "provider.yaml:27: daemon.outputs_retention: \"59m\" is too short; at least 1h");
   DaemonRefused("daemon:\n  health_poll: 50ms\n", "daemon.health_poll");

@@ -176,5 +176,21 @@ TEST(TenantAnswers, ErrorMessagesAreOnePrintableLine) {
   EXPECT_EQ(AnswerMessage(std::string(1000, 'x')).size(), 300u);
 }
 
+TEST(TenantAnswers, OnlyANotYetStartedAnswerMakesSubmitWait) {
+  // The provider's engine (provider/engine.cpp SubmitManifest) while its view of the
+  // ledger trails the start, and a node that has not seen the block: wait.
+  EXPECT_TRUE(SubmitTooEarly(
+      409, R"x({"error":{"code":"conflict","message":"lease 7 has not started yet as this )x"
+           R"x(provider sees the ledger (its view trails the ledger by up to one block)"}})x"));
+  EXPECT_TRUE(SubmitTooEarly(503, R"({"error":{"code":"unavailable","message":"node"}})"));
+  // Final answers: another manifest, a closed lease, a bad hash, a stranger, success.
+  EXPECT_FALSE(SubmitTooEarly(
+      409, R"({"error":{"code":"conflict","message":"lease 7 already has its manifest"}})"));
+  EXPECT_FALSE(SubmitTooEarly(410, R"({"error":{"code":"gone","message":"has not started"}})"));
+  EXPECT_FALSE(SubmitTooEarly(400, R"({"error":{"code":"bad","message":"hash"}})"));
+  EXPECT_FALSE(SubmitTooEarly(403, ""));
+  EXPECT_FALSE(SubmitTooEarly(200, R"({"accepted":true})"));
+}
+
 }  // namespace
 }  // namespace gpunet::client

@@ -3,12 +3,14 @@
 // expires leases (market_harness.h), and the free capacity of machines and offers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/limits.h"
+#include "crypto/address.h"
 #include "market/keys.h"
 #include "market/math.h"
 #include "market/query.h"
@@ -315,6 +317,114 @@ TEST(MarketQuery, BidsRankAsTheAuctionTriesThem) {
   ASSERT_FALSE(broken);
   EXPECT_EQ(broken.error().code, base::ErrorCode::kCorrupt);
   EXPECT_NE(broken.error().message.find("bid 9"), std::string::npos);
+}
+
+// The bid rules (MachineMismatch, FabricMismatch, RegionMismatch,
+// ProviderUnqualified): the ledger's bid and award and the daemon's bidder share
+// them, so each rule is checked here once, at its edge.
+codec::Requirements OneH100() {
+  codec::Requirements q;
+  q.gpu_models = {"A100", "H100"};
+  q.gpus_per_machine = 2;
+  q.machines = 1;
+  q.min_vram_gib = 80;
+  q.min_cuda_version = 12040;
+  return q;
+}
+
+Machine TwoH100s() {
+  Machine m;
+  m.gpu_model = "H100";
+  m.gpu_count = 2;
+  m.free_gpus = 0;  // free GPUs are the award's business, not these rules'
+  m.vram_gib = 80;
+  m.cuda_version = 12040;
+  return m;
+}
+
+TEST(MarketQuery, AMachineMismatchNamesTheFirstRuleItBreaks) {
+  const codec::Requirements q = OneH100();
+  EXPECT_EQ(MachineMismatch(q, 7, TwoH100s()), std::nullopt);
+  auto broken = [&](auto change) {
+    Machine m = TwoH100s();
+    change(m);
+    return MachineMismatch(q, 7, m).value_or("");
+  };
+  EXPECT_EQ(broken([](Machine& m) { m.gpu_count = 1; }),
+            "machine 7: 1 GPUs, the order wants 2 per machine");
+  EXPECT_EQ(broken([](Machine& m) { m.gpu_model = "L4"; }), "machine 7: model L4 is not accepted");
+  EXPECT_EQ(broken([](Machine& m) { m.vram_gib = 79; }), "machine 7: VRAM below the minimum");
+  EXPECT_EQ(broken([](Machine& m) { m.cuda_version = 12039; }),
+            "machine 7: CUDA version below the minimum");
+  EXPECT_EQ(broken([](Machine& m) { m.gpu_count = 1, m.gpu_model = "L4"; }),
+            "machine 7: 1 GPUs, the order wants 2 per machine");
+  codec::Requirements any = q;
+  any.gpu_models.clear();
+  Machine l4 = TwoH100s();
+  l4.gpu_model = "L4";
+  EXPECT_EQ(MachineMismatch(any, 7, l4), std::nullopt) << "no models listed: any model";
+}
+
+TEST(MarketQuery, FabricAndRegionMatchOnlyWhatTheOrderNames) {
+  codec::Requirements q = OneH100();
+  EXPECT_EQ(FabricMismatch(q, 3, codec::Fabric::kEthernet), std::nullopt);  // kAny
+  q.fabric = codec::Fabric::kInfiniband;
+  EXPECT_EQ(FabricMismatch(q, 3, codec::Fabric::kInfiniband), std::nullopt);
+  EXPECT_EQ(FabricMismatch(q, 3, codec::Fabric::kRoce), "machine 3: site fabric does not match");
+  Provider p;
+  p.region = "eu-west";
+  EXPECT_EQ(RegionMismatch(q, p), std::nullopt);  // empty: any region
+  q.region = "eu-west";
+  EXPECT_EQ(RegionMismatch(q, p), std::nullopt);
+  q.region = "us-east";
+  EXPECT_EQ(RegionMismatch(q, p), "provider region 'eu-west', the order wants 'us-east'");
+}
+
+TEST(MarketQuery, AProvidersPolicyAdmitsTenantsNotDeniedAndOnItsAllowListIfAny) {
+  Provider p;
+  p.owner = TestAddress("bidder");
+  const codec::Address tenant = TestAddress("tenant");
+  const codec::Address other = TestAddress("other");
+  EXPECT_EQ(TenantNotAdmitted(p, tenant), std::nullopt);
+  p.policy.deny = {tenant};
+  EXPECT_EQ(TenantNotAdmitted(p, tenant), "provider " + crypto::AddressToString(p.owner) +
+                                              "'s policy does not admit " +
+                                              crypto::AddressToString(tenant));
+  EXPECT_EQ(TenantNotAdmitted(p, other), std::nullopt);
+  p.policy.deny.clear();
+  p.policy.allow = {other};
+  EXPECT_NE(TenantNotAdmitted(p, tenant), std::nullopt);
+  EXPECT_EQ(TenantNotAdmitted(p, other), std::nullopt);
+}
+
+TEST(MarketQuery, AProviderQualifiesByBondEarningsFaultRateAndNotBeingExcluded) {
+  Provider p;
+  p.owner = TestAddress("bidder");
+  p.bond_ugpn = 1'000;
+  p.earned_ugpn = 500;
+  p.leases_completed = 99;
+  p.faults = 1;  // 10'000 ppm
+  codec::ProviderRequirements q;
+  q.min_bond_ugpn = 1'000;
+  q.min_earned_ugpn = 500;
+  q.max_fault_rate_ppm = 10'000;
+  EXPECT_EQ(ProviderUnqualified(p, q), std::nullopt);
+  const std::string at = "provider " + crypto::AddressToString(p.owner);
+  auto refused = [&](auto change) {
+    codec::ProviderRequirements r = q;
+    change(r);
+    return ProviderUnqualified(p, r).value_or("");
+  };
+  EXPECT_EQ(refused([](auto& r) { r.min_bond_ugpn = 1'001; }),
+            at + " has a bond of 1000 ugpn, the order asks for 1001");
+  EXPECT_EQ(refused([](auto& r) { r.min_earned_ugpn = 501; }),
+            at + " earned 500 ugpn from other tenants, the order asks for 501");
+  EXPECT_EQ(refused([](auto& r) { r.max_fault_rate_ppm = 9'999; }),
+            at + " has a fault rate of 10000 ppm, the order allows 9999");
+  std::vector<codec::Address> excluded{TestAddress("a"), TestAddress("z"), p.owner};
+  std::sort(excluded.begin(), excluded.end());
+  EXPECT_EQ(refused([&](auto& r) { r.excluded = excluded; }), at + " is excluded by the order");
+  EXPECT_EQ(refused([](auto& r) { r.excluded = {TestAddress("someone else")}; }), "");
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <vector>
+
 #include "crypto/address.h"
 #include "util/keys.h"
 
@@ -13,6 +16,7 @@ constexpr uint64_t kNow = 1'000'000;
 client::OrderInfo OpenOrder(uint64_t id, uint32_t gpus, uint64_t max_price) {
   client::OrderInfo o;
   o.order_id = id;
+  o.tenant = crypto::AddressToString(testing::TestAddress("tenant"));
   o.state = "open";
   o.window_end_ms = kNow + 60'000;
   o.requirements.machines = 1;
@@ -107,6 +111,101 @@ TEST(Bidder, SkipsOrdersThisMachineCannotServe) {
   in.open_orders.back().requirements.fabric = "infiniband";
   in.open_orders.back().requirements.region = "eu-west";
   ASSERT_EQ(PlanBids(in, Policy(1, 0)).create.size(), 1u);
+}
+
+TEST(Bidder, RefusesWithTheLedgersOwnRulesAndReasons) {
+  BidderInput in = FourFreeH100s();
+  client::OrderInfo o = OpenOrder(1, 2, 3'000'000);
+  o.requirements.gpu_models = {"H200", "A100"};  // the node's order, not sorted
+  EXPECT_EQ(WhyNotServe(in, o), "machine 7: model H100 is not accepted");
+  o.requirements.gpu_models = {"H200", "H100"};
+  EXPECT_EQ(WhyNotServe(in, o), "");
+  o.requirements.fabric = "roce";
+  EXPECT_EQ(WhyNotServe(in, o), "machine 7: site fabric does not match");
+  o.requirements.fabric = "any";
+  // The fault rate is the ledger's, from completed leases and faults (1 in 4).
+  in.provider_info.leases_completed = 3;
+  in.provider_info.faults = 1;
+  o.providers.max_fault_rate_ppm = 249'999;
+  EXPECT_EQ(WhyNotServe(in, o), "provider " + crypto::AddressToString(in.provider) +
+                                    " has a fault rate of 250000 ppm, the order allows 249999");
+  o.providers.max_fault_rate_ppm = 250'000;
+  EXPECT_EQ(WhyNotServe(in, o), "");
+  // The provider's own tenant policy, as the ledger reads it.
+  const std::string tenant = o.tenant;
+  in.provider_info.policy_deny = {tenant};
+  EXPECT_EQ(WhyNotServe(in, o), "provider " + crypto::AddressToString(in.provider) +
+                                    "'s policy does not admit " + tenant);
+  in.provider_info.policy_deny.clear();
+  in.provider_info.policy_allow = {crypto::AddressToString(testing::TestAddress("someone"))};
+  EXPECT_NE(WhyNotServe(in, o), "");
+  in.provider_info.policy_allow.push_back(tenant);
+  EXPECT_EQ(WhyNotServe(in, o), "") << "an allow list in the node's order, not sorted";
+  in.provider_info.policy_allow = {};
+  // The ledger's rules pass, this daemon's own do not: two of four GPUs are busy.
+  in.free_healthy_gpus = 1;
+  EXPECT_EQ(WhyNotServe(in, o), "not enough free healthy GPUs");
+}
+
+client::BidInfo Bid(uint64_t bid_id, uint64_t order_id) {
+  return {.bid_id = bid_id, .order_id = order_id, .machine_ids = {7}};
+}
+
+TEST(Bidder, OwnBidsAreReadOnlyForOrdersWhoseBidsChanged) {
+  OwnBids own;
+  std::vector<uint64_t> fetched;
+  std::map<uint64_t, std::vector<client::BidInfo>> ledger{{1, {Bid(11, 1)}}, {2, {}}};
+  auto fetch = [&](uint64_t order_id) -> base::Result<std::vector<client::BidInfo>> {
+    fetched.push_back(order_id);
+    return ledger[order_id];
+  };
+  std::vector<client::OrderInfo> orders{OpenOrder(1, 1, 1), OpenOrder(2, 1, 1), OpenOrder(3, 1, 1)};
+  orders[0].bids = 1;
+  orders[1].bids = 2;  // two other providers' bids
+  orders[2].bids = 0;  // no bids: never read
+  auto first = own.Update(orders, fetch);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ((*first)[0].bid_id, 11u);
+  EXPECT_EQ(fetched, (std::vector<uint64_t>{1, 2}));
+  // The next block, nothing changed: nothing is read, the same bids come back.
+  fetched.clear();
+  auto second = own.Update(orders, fetch);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->size(), 1u);
+  EXPECT_TRUE(fetched.empty());
+  // Order 2 got another bid, and this daemon bid on order 3 (Forget): only those.
+  orders[1].bids = 3;
+  orders[2].bids = 1;
+  ledger[3] = {Bid(12, 3)};
+  own.Forget(3);
+  auto third = own.Update(orders, fetch);
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(fetched, (std::vector<uint64_t>{2, 3}));
+  ASSERT_EQ(third->size(), 2u);
+  EXPECT_EQ((*third)[1].bid_id, 12u);
+  // A failed read is an error, and what was read stays cached.
+  fetched.clear();
+  orders[0].bids = 2;
+  auto failing = [&](uint64_t order_id) -> base::Result<std::vector<client::BidInfo>> {
+    fetched.push_back(order_id);
+    return base::Fail(base::ErrorCode::kUnavailable, "node down");
+  };
+  EXPECT_FALSE(own.Update(orders, failing).has_value());
+  fetched.clear();
+  orders[0].bids = 1;
+  auto after = own.Update(orders, fetch);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_TRUE(fetched.empty()) << "order 1's bids were cached before the failed read";
+  EXPECT_EQ(after->size(), 2u);
+  // An order no longer open leaves the cache: open again (it cannot, but the
+  // cache does not assume it), it is read again.
+  auto closed = own.Update({orders[1]}, fetch);
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_TRUE(closed->empty());
+  fetched.clear();
+  ASSERT_TRUE(own.Update(orders, fetch).has_value());
+  EXPECT_EQ(fetched, (std::vector<uint64_t>{1, 3}));
 }
 
 TEST(Bidder, WithdrawsBidsWhoseGpusWentElsewhere) {

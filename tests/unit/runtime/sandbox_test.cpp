@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/cgroup.h"
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
 #include "runtime/outputs.h"
@@ -48,6 +50,25 @@ WorkloadSpec GoodSpec() {
 
 bool Has(const std::vector<std::string>& v, const std::string& x) {
   return std::ranges::find(v, x) != v.end();
+}
+
+TEST(Cgroups, EachStateDirScopesItsWorkloadsCgroups) {
+  const std::map<std::string, std::string> parents{{"memory", "/user.slice/gpunet"},
+                                                   {kCgroupV2Key, "/gpunet"}};
+  const auto a = ScopeCgroupParents(parents, "/tmp/home-a/sandbox");
+  const auto b = ScopeCgroupParents(parents, "/tmp/home-b/sandbox");
+  ASSERT_EQ(a.size(), 2u);
+  for (const auto& [key, path] : a) {
+    const std::string& parent = parents.at(key);
+    ASSERT_EQ(path.rfind(parent + "/", 0), 0u) << path;
+    EXPECT_EQ(path.size(), parent.size() + 17) << path;  // "/" and 16 hex
+    EXPECT_NE(path, b.at(key)) << "two state dirs share " << path;
+  }
+  // The same state dir always gets the same scope (a restart finds its cgroups),
+  // and every hierarchy the same one (podman's united v1 parents stay united).
+  EXPECT_EQ(a, ScopeCgroupParents(parents, "/tmp/home-a/sandbox"));
+  EXPECT_EQ(a.at("memory").substr(parents.at("memory").size()),
+            a.at(kCgroupV2Key).substr(parents.at(kCgroupV2Key).size()));
 }
 
 TEST(ByteSize, ParsesUnitsAndRefusesJunk) {
