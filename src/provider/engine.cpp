@@ -431,7 +431,14 @@ StepInput Engine::InputFor(const LeaseRecord& r, const client::LeaseInfo* ledger
   in.workload_exists = workloads.contains(wid);
   if (in.workload_exists) {
     auto running = m_workloads.Running(wid);
-    in.workload_running = running && *running;
+    // A workload whose state cannot be read counts as running until the engine has
+    // stopped it: never taken for gone while it may still use GPUs the next lease gets.
+    if (!running)
+      LogOnce(
+          r.lease_id, "attachfail",
+          "lease " + std::to_string(r.lease_id) +
+              ": cannot read its workload's state, taken as running: " + running.error().message);
+    in.workload_running = running ? *running : !r.workload_stopped;
     in.workload_lost = !in.workload_running && !r.end.empty() && m_workloads.Lost(wid);
   }
   const auto unhealthy = m_pool.LeasesOnUnhealthy();

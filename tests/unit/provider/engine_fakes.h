@@ -67,7 +67,8 @@ class FakeWorkloads final : public provider::WorkloadPort {
  public:
   std::map<std::string, bool> running;  // id -> running
   std::vector<runtime::WorkloadSpec> started;
-  std::set<std::string> lost;  // ended with their supervisor lost
+  std::set<std::string> lost;        // ended with their supervisor lost
+  std::set<std::string> unreadable;  // Running() fails (a state file the runtime cannot read)
   std::vector<std::string> List() override {
     std::vector<std::string> out;
     for (const auto& [id, r] : running) out.push_back(id);
@@ -76,6 +77,7 @@ class FakeWorkloads final : public provider::WorkloadPort {
   base::Result<bool> Running(const std::string& id) override {
     auto it = running.find(id);
     if (it == running.end()) return base::Fail(base::ErrorCode::kNotFound, id);
+    if (unreadable.contains(id)) return base::Fail(base::ErrorCode::kIo, id + ": unreadable");
     return it->second;
   }
   base::Status Start(const runtime::WorkloadSpec& spec) override {

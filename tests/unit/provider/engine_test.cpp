@@ -384,6 +384,18 @@ TEST_F(EngineTest, AClosedLeaseWhoseSupervisorWasLostIsRemovedAtOnce) {
   EXPECT_TRUE(engine->RecordsForTest().empty());
 }
 
+TEST_F(EngineTest, AWorkloadWhoseStateCannotBeReadIsStoppedBeforeItsGpusAreFreed) {
+  auto engine = MakeRunning(3);
+  workloads.unreadable.insert("lease-3");
+  TenantCloses(3);
+  engine->Reconcile();
+  engine->Reconcile();
+  EXPECT_FALSE(workloads.running.at("lease-3"));  // stopped, though Running() failed
+  EXPECT_TRUE(engine->RecordsForTest().at(3).workload_stopped);
+  engine->Reconcile();
+  EXPECT_TRUE(engine->RecordsForTest().at(3).gpu_uuids.empty());  // then its GPUs go back
+}
+
 TEST_F(EngineTest, AClosedLeasesGpusGoToTheNextLeaseAfterTheIdleCheckItsOutputsStayForRetention) {
   AddLease(3, 2);
   bool idle = false;
