@@ -93,12 +93,23 @@ void RemoveCgroupPathEverywhere(const std::string& relative) {
   GPUNET_CHECK(!relative.empty() && relative[0] == '/' && relative.find("..") == std::string::npos);
   auto mounts = ReadFileToString("/proc/self/mounts");
   if (!mounts) return;
+  std::vector<std::string> roots;
   std::istringstream in(*mounts);
   for (std::string line; std::getline(in, line);) {
     auto f = Split(line, ' ');
-    if (f.size() < 3 || (f[2] != "cgroup" && f[2] != "cgroup2")) continue;
-    auto tree = CgroupTree(f[1] + relative);
-    for (auto it = tree.rbegin(); it != tree.rend(); ++it) (void)::rmdir(it->c_str());
+    if (f.size() >= 3 && (f[2] == "cgroup" || f[2] == "cgroup2")) roots.push_back(f[1] + relative);
+  }
+  // A cgroup whose last process is still exiting (conmon's `podman container cleanup`
+  // on a loaded host) refuses rmdir with EBUSY for a moment: try again, 2 s at most.
+  for (int round = 0; round < 100; ++round) {
+    bool busy = false;
+    for (const auto& root : roots) {
+      auto tree = CgroupTree(root);
+      for (auto it = tree.rbegin(); it != tree.rend(); ++it)
+        if (::rmdir(it->c_str()) != 0 && errno == EBUSY) busy = true;
+    }
+    if (!busy) return;
+    SleepMs(20);
   }
 }
 
