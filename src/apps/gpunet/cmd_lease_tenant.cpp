@@ -750,7 +750,7 @@ void RegisterWriteVerbs(CLI::App* lease, GlobalOptions& g, const std::shared_ptr
   submit->add_option("--wait", ta->wait,
                      "How long to wait for the provider to start the lease (default 60s; 0s: "
                      "do not wait)");
-  submit->footer("Example:\n  gpunet lease submit 7 --manifest job.yaml");
+  submit->footer("Example:\n  gpunet lease submit 7 --manifest manifest.yaml");
   submit->callback([&g, ta] { RunSubmit(g, *ta); });
   auto* secrets = LeaseVerb(lease, "secrets", "Set secrets the manifest names", *ta);
   secrets->add_option("SECRET", ta->secrets, "NAME=@FILE, or NAME to be asked (never NAME=VALUE)");
