@@ -36,8 +36,9 @@ die() {
 }
 
 # --- the chain, the provider, its daemon ---
-# GPUs stay set aside while a closed lease's outputs are retained (at least an
-# hour), so the machine has one GPU per lease: every lease finds a free one.
+# A closed lease's GPUs go back once its workload is stopped and they pass the idle
+# check; one GPU per lease keeps that wait out of the figures: every lease finds a
+# free one at once.
 GPUS=$((LEASES < 2 ? 2 : LEASES))
 [ "$GPUS" -le 256 ] || die "at most 256 leases (one device node minor each)"
 devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 60000}'
