@@ -729,16 +729,20 @@ BrokerFrame BrokerService::Outputs(const BrokerFrame& request, const TenantLease
   // Only the workload's own files, each with one link (runtime/outputs.h). Its uid on
   // the host: info->uid, or, where podman picked the mapping (--userns=auto), the
   // container's root, to which podman gave the outputs folder (":U"). Never root.
+  // Opened beneath the workload's file system root with no link followed: the
+  // workload owns the folders on the way and could swap one for a link elsewhere.
+  auto dir = runtime::OutputsReader::OpenIn(info->fs_dir, info->outputs_beneath);
+  if (!dir) {
+    if (dir.error().code == base::ErrorCode::kPermissionDenied) return ErrorReply(dir.error());
+    return ErrorReply(404, "not_found", "the workload has no outputs directory");
+  }
   uint32_t owner = info->uid;
-  struct stat dir_st {};
-  if (::lstat(info->outputs_dir.c_str(), &dir_st) == 0 && dir_st.st_uid != 0 &&
-      dir_st.st_uid != owner)
-    owner = dir_st.st_uid;
-  auto reader = runtime::OutputsReader::Open(info->outputs_dir, owner);
-  if (!reader) return ErrorReply(404, "not_found", "the workload has no outputs directory");
+  if (auto dir_owner = dir->DirOwner(); dir_owner && *dir_owner != 0 && *dir_owner != owner)
+    owner = *dir_owner;
+  runtime::OutputsReader reader = std::move(*dir).WithOwner(owner);
   const std::string path = RoutePath(route->rest, "/outputs");
   if (path.empty()) {
-    auto tree = reader->ListTree(kBrokerOutputEntriesMax);
+    auto tree = reader.ListTree(kBrokerOutputEntriesMax);
     if (!tree) return ErrorReply(tree.error());
     Json list = Json::array();
     for (const auto& e : tree->entries)
@@ -750,7 +754,7 @@ BrokerFrame BrokerService::Outputs(const BrokerFrame& request, const TenantLease
   auto offset = QueryNumber(*route, "offset", 0);
   auto max = QueryNumber(*route, "max", kBrokerLogReadMax);
   if (!offset || !max) return ErrorReply(400, "invalid_argument", "offset and max are numbers");
-  auto fd = reader->OpenFile(path);
+  auto fd = reader.OpenFile(path);
   if (!fd) return ErrorReply(fd.error());
   struct stat st {};
   if (::fstat(fd->Get(), &st) != 0) return ErrorReply(500, "internal", "cannot stat the output");

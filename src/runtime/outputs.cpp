@@ -51,6 +51,26 @@ base::Result<OutputsReader> OutputsReader::Open(const std::string& outputs_dir,
   return OutputsReader(std::move(fd), owner);
 }
 
+base::Result<OutputsReader> OutputsReader::OpenIn(const std::string& base_dir,
+                                                  const std::string& relative_dir,
+                                                  std::optional<uint32_t> owner) {
+  auto base = Open(base_dir);
+  if (!base) return std::unexpected(base.error());
+  auto dir = base->OpenBeneath(relative_dir, O_RDONLY | O_DIRECTORY);
+  if (!dir) return std::unexpected(dir.error());
+  return OutputsReader(std::move(*dir), owner);
+}
+
+base::Result<uint32_t> OutputsReader::DirOwner() const {
+  struct stat st {};
+  if (::fstat(m_dir.Get(), &st) != 0) return ErrnoFail("stat the outputs dir", errno);
+  return static_cast<uint32_t>(st.st_uid);
+}
+
+OutputsReader OutputsReader::WithOwner(uint32_t owner) && {
+  return OutputsReader(std::move(m_dir), owner);
+}
+
 base::Result<UniqueFd> OutputsReader::OpenBeneath(const std::string& relative, int flags) const {
   GPUNET_TRY(CheckRelative(relative));
   open_how how{};

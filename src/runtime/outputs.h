@@ -41,6 +41,18 @@ class OutputsReader {
   /// OpenFile and ReadFile serve only regular files of that uid with one link.
   static base::Result<OutputsReader> Open(const std::string& outputs_dir,
                                           std::optional<uint32_t> owner = std::nullopt);
+  /// Opens the outputs directory at `relative_dir` beneath `base_dir` (the workload's
+  /// file system root, whose own path is root's): no component of `relative_dir` may be
+  /// a symbolic link or leave `base_dir` (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS).
+  /// The workload owns the folders inside, so it may swap any of them for a link; a
+  /// plain path would follow such a link, as root, anywhere on the host.
+  static base::Result<OutputsReader> OpenIn(const std::string& base_dir,
+                                            const std::string& relative_dir,
+                                            std::optional<uint32_t> owner = std::nullopt);
+  /// The owner of the opened directory (fstat on its fd).
+  base::Result<uint32_t> DirOwner() const;
+  /// The same directory, serving only files of `owner` (see Open).
+  OutputsReader WithOwner(uint32_t owner) &&;
 
   /// Entries of `relative_dir` ("" = top), sorted by name; symlinks are listed as
   /// such and never followed. At most `entries_max` entries.

@@ -517,11 +517,14 @@ base::Result<WorkloadInfo> Runtime::Attach(const std::string& id) const {
   info.run_dir = run->Path();
   info.work_dir = info.run_dir + "/" + state_files::kFsDir + "/work";
   info.outputs_dir = info.run_dir + "/" + state_files::kFsDir + "/outputs";
+  info.fs_dir = info.run_dir + "/" + state_files::kFsDir;
   // The spec's outputs_dir, where the workload leaves them (validated at the start).
   if (auto spec_text = run->Read(state_files::kSpecFile))
     if (auto spec = state_files::SpecFromJson(*spec_text))
-      if (auto host = HostPathOfInside(info.run_dir + "/" + state_files::kFsDir, spec->outputs_dir))
+      if (auto host = HostPathOfInside(info.fs_dir, spec->outputs_dir)) {
         info.outputs_dir = *host;
+        info.outputs_beneath = spec->outputs_dir.substr(1);
+      }
   if (auto text = run->Read(state_files::kInfoFile))
     GPUNET_TRY(state_files::InfoFromJson(*text, &info));
   else if (text.error().code != ErrorCode::kNotFound)
@@ -741,7 +744,7 @@ std::vector<Environment> Runtime::Environments(std::vector<std::string>* notes) 
 base::Result<OutputsReader> Runtime::Outputs(const std::string& id) const {
   auto info = Attach(id);
   if (!info) return std::unexpected(info.error());
-  return OutputsReader::Open(info->outputs_dir);
+  return OutputsReader::OpenIn(info->fs_dir, info->outputs_beneath);
 }
 
 }  // namespace gpunet::runtime

@@ -98,6 +98,11 @@ struct WorkloadInfo {
   std::string run_dir;
   std::string work_dir;     ///< host path of /work inside (quota fs)
   std::string outputs_dir;  ///< host path of /outputs inside (read it with Outputs())
+  /// The workload's file system root on the host (root's) and the outputs folder
+  /// beneath it ("outputs", "work/results"): open it with OutputsReader::OpenIn, never
+  /// by outputs_dir, whose inner folders the workload owns and may swap for links.
+  std::string fs_dir;
+  std::string outputs_beneath = "outputs";
   pid_t supervisor_pid = 0;
   /// The host uid the workload runs as (podman: its container root on the host with the
   /// fixed mapping; with --userns=auto the uid slot it holds, podman picking the ids).

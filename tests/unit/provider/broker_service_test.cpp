@@ -151,7 +151,9 @@ class BrokerServiceTest : public ::testing::Test {
       info.id = id;
       info.run_dir = dir.Path() + "/run";
       info.work_dir = dir.Path() + "/run/work";
-      info.outputs_dir = dir.Path() + "/run/outputs";
+      info.outputs_dir = dir.Path() + "/run/" + outputs_beneath;
+      info.fs_dir = dir.Path() + "/run";
+      info.outputs_beneath = outputs_beneath;
       info.uid = workload_uid;
       info.running = workloads.running.at(id);
       return info;
@@ -232,6 +234,7 @@ class BrokerServiceTest : public ::testing::Test {
   std::vector<std::string> logs;
   std::string manifest;
   uint32_t workload_uid = static_cast<uint32_t>(::geteuid());
+  std::string outputs_beneath = "outputs";  // the manifest's outputs_dir beneath the fs root
   int next_nonce = 0;
 };
 
@@ -507,6 +510,31 @@ TEST_F(BrokerServiceTest, OutputsServeOnlyTheWorkloadsOwnSingleLinkFiles) {
     EXPECT_EQ(r.body.find("tenant's"), std::string::npos) << refused;
     EXPECT_EQ(r.body.find("someone"), std::string::npos) << refused;
   }
+}
+
+TEST_F(BrokerServiceTest, AnOutputsDirReachedThroughALinkTheWorkloadPlantedIsRefused) {
+  SubmitManifest();
+  // The manifest's outputs_dir is /work/a/b; the workload owns /work/a and swaps it
+  // for a link to another uid's folder (another lease's secrets, a user's home).
+  outputs_beneath = "work/a/b";
+  const std::string other = dir.Path() + "/other";
+  fs::create_directories(other + "/b");
+  std::ofstream(other + "/b/secret.txt") << "another lease's secret";
+  ASSERT_EQ(::chown((other + "/b").c_str(), workload_uid + 1, 0), 0);
+  ASSERT_EQ(::chown((other + "/b/secret.txt").c_str(), workload_uid + 1, 0), 0);
+  fs::create_directories(dir.Path() + "/run/work");
+  fs::create_directory_symlink(other, dir.Path() + "/run/work/a");
+  for (const char* target : {"/leases/7/outputs", "/leases/7/outputs/secret.txt"}) {
+    auto r = Call(Signed(BrokerOp::kOutputs, "GET", target));
+    EXPECT_EQ(StatusOf(r), 403) << target << ": " << r.Field("message").value_or("");
+    EXPECT_EQ(r.body.find("secret"), std::string::npos) << target << ": " << r.body;
+  }
+  // The same folders without the link are served.
+  fs::remove(dir.Path() + "/run/work/a");
+  fs::create_directories(dir.Path() + "/run/work/a/b");
+  std::ofstream(dir.Path() + "/run/work/a/b/mine.txt") << "mine";
+  ASSERT_EQ(::chown((dir.Path() + "/run/work/a/b/mine.txt").c_str(), workload_uid, 0), 0);
+  EXPECT_EQ(Call(Signed(BrokerOp::kOutputs, "GET", "/leases/7/outputs/mine.txt")).body, "mine");
 }
 
 TEST_F(BrokerServiceTest, OutputsAreListedRecursivelyWithPathsBeneathTheDirectory) {

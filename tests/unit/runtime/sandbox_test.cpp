@@ -432,6 +432,24 @@ TEST_F(OutputsTest, RefusesAnOutputsDirThatIsItselfALink) {
   EXPECT_FALSE(OutputsReader::Open(m_root + "/linked").has_value());
 }
 
+TEST_F(OutputsTest, OpensAnOutputsDirBeneathItsRootOnlyWithNoLinkOnTheWay) {
+  // m_out's parent stands for the workload's file system root; "logs" is a folder the
+  // workload owns, and it swaps one on the way for a link.
+  const std::string base = fs::path(m_out).parent_path().string();
+  const std::string rel = fs::path(m_out).filename().string();
+  auto direct = OutputsReader::OpenIn(base, rel + "/logs");
+  ASSERT_TRUE(direct.has_value()) << direct.error().ToString();
+  EXPECT_EQ(direct->ReadFile("train.log", 100).value(), "epoch 1\n");
+  fs::create_directories(m_root + "/elsewhere/inner");
+  ASSERT_EQ(::symlink((m_root + "/elsewhere").c_str(), (m_out + "/swapped").c_str()), 0);
+  auto through = OutputsReader::OpenIn(base, rel + "/swapped/inner");
+  ASSERT_FALSE(through.has_value());
+  EXPECT_EQ(through.error().code, ErrorCode::kPermissionDenied) << through.error().ToString();
+  EXPECT_TRUE(OutputsReader::Open(m_out + "/swapped/inner").has_value())
+      << "a plain path follows the link: why OpenIn exists";
+  EXPECT_FALSE(OutputsReader::OpenIn(base, "../x").has_value());
+}
+
 TEST(Probe, DescribesThisHostWithoutFailing) {
   HostCapabilities caps = Probe();
   EXPECT_FALSE(caps.cgroups.Describe().empty());
