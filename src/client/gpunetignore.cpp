@@ -82,8 +82,18 @@ struct Walk {
   size_t entries = 0;
 };
 
+/// Whether the walk leaves out the file `rel`: it, or a folder it lies in, is ignored
+/// (the walk does not read an ignored folder).
+bool IgnoredFile(const IgnoreRules& rules, std::string_view rel) {
+  for (size_t slash = rel.find('/'); slash != std::string_view::npos;
+       slash = rel.find('/', slash + 1))
+    if (rules.Ignored(rel.substr(0, slash), true)) return true;
+  return rules.Ignored(rel, false);
+}
+
 /// A symbolic link: sent as its target's bytes when that is a regular file inside
-/// the workdir; listed as skipped otherwise. Never followed to a folder (no loops).
+/// the workdir that .gpunetignore does not leave out; listed as skipped otherwise.
+/// Never followed to a folder (no loops).
 void AddLink(Walk& w, const fs::path& path, const std::string& rel) {
   std::error_code ec;
   fs::path target = fs::canonical(path, ec);
@@ -91,6 +101,9 @@ void AddLink(Walk& w, const fs::path& path, const std::string& rel) {
   std::string t = target.string();
   if (!t.starts_with(w.canonical_root + "/"))
     return w.out.skipped.push_back({rel, "a symbolic link out of the workdir (not followed)"});
+  if (IgnoredFile(w.rules, std::string_view(t).substr(w.canonical_root.size() + 1)))
+    return w.out.skipped.push_back(
+        {rel, "a symbolic link to a file " + std::string(kIgnoreFileName) + " leaves out"});
   auto st = fs::status(target, ec);
   if (ec || !fs::is_regular_file(st))
     return w.out.skipped.push_back(

@@ -74,10 +74,10 @@ struct WorkdirFiles {
 /// Walks `root` (a folder), reading `root/.gpunetignore` when present. Symbolic
 /// links are never followed out of the workdir: one to a regular file inside is
 /// sent as that file's bytes under the link's name; one to a folder, one that
-/// points outside or nowhere, and sockets, FIFOs and devices are skipped and
-/// listed. A name the provider would refuse (client::CheckTenantPath) is an error
-/// naming it, as are an unreadable folder (kIo) and more than kWorkdirEntriesMax
-/// entries (kLimitExceeded).
+/// points outside or nowhere, one to a file .gpunetignore leaves out (the target's
+/// path is matched too), and sockets, FIFOs and devices are skipped and listed. A name the provider
+/// would refuse (client::CheckTenantPath) is an error naming it, as are an unreadable folder (kIo)
+/// and more than kWorkdirEntriesMax entries (kLimitExceeded).
 [[nodiscard]] base::Result<WorkdirFiles> ListWorkdirFiles(const std::string& root);
 
 }  // namespace gpunet::client

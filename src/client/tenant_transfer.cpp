@@ -225,12 +225,30 @@ base::Result<std::vector<TenantEvent>> ParseEventsAnswer(std::string_view body, 
   return out;
 }
 
-base::Result<std::vector<OutputEntry>> ParseOutputsAnswer(std::string_view body) {
+namespace {
+
+/// A name a file system can hold beneath the outputs folder: relative, and no
+/// component empty, "." or "..". A provider that lists another one is broken.
+bool CouldBeAFileName(std::string_view name) {
+  if (name.empty() || name.front() == '/') return false;
+  size_t start = 0;
+  while (start <= name.size()) {
+    const size_t slash = std::min(name.find('/', start), name.size());
+    const std::string_view part = name.substr(start, slash - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = slash + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+base::Result<OutputsAnswer> ParseOutputsAnswer(std::string_view body) {
   const auto j = nlohmann::json::parse(body, nullptr, false);
   const JsonFields f(j, "GET /leases/{id}/outputs");
   GPUNET_TRY(f.IsObject());
   GPUNET_TRY_ASSIGN(const nlohmann::json* list, f.Array("entries"));
-  std::vector<OutputEntry> out;
+  OutputsAnswer out;
   for (size_t i = 0; i < list->size(); ++i) {
     const JsonFields e = f.Item((*list)[i], "entries", i);
     GPUNET_TRY(e.IsObject());
@@ -238,9 +256,14 @@ base::Result<std::vector<OutputEntry>> ParseOutputsAnswer(std::string_view body)
     GPUNET_TRY_ASSIGN(entry.name, e.Str("name"));
     GPUNET_TRY_ASSIGN(entry.type, e.Str("type"));
     GPUNET_TRY_ASSIGN(entry.size, e.U64("size"));
-    if (auto ok = CheckTenantPath(entry.name); !ok)
-      return e.Bad("name", "is not a safe relative path: " + ok.error().message);
-    out.push_back(std::move(entry));
+    if (auto ok = CheckTenantPath(entry.name); !ok) {
+      if (!CouldBeAFileName(entry.name))
+        return e.Bad("name", "is not a safe relative path: " + ok.error().message);
+      // A file the workload named oddly: no request can name it, the others still can.
+      out.skipped.push_back(ok.error().message);
+      continue;
+    }
+    out.entries.push_back(std::move(entry));
   }
   return out;
 }

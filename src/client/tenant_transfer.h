@@ -104,9 +104,18 @@ struct OutputEntry {
   std::string type;  ///< "file", "dir", ...
   uint64_t size = 0;
 };
+/// GET /leases/{id}/outputs as the client can use it.
+struct OutputsAnswer {
+  std::vector<OutputEntry> entries;  ///< each name CheckTenantPath-valid
+  /// One printable line per entry left out: a name the workload made that no request
+  /// can name (over kTenantPathBytesMax, a control byte, deeper than kTenantPathDepthMax).
+  std::vector<std::string> skipped;
+};
 /// Parses {"entries":[{"name","type","size"}]}; an entry whose name would escape the
-/// destination is kCorrupt (a provider cannot make the client write outside DEST).
-[[nodiscard]] base::Result<std::vector<OutputEntry>> ParseOutputsAnswer(std::string_view body);
+/// destination or that no file system holds (absolute, "..", ".", an empty component)
+/// is kCorrupt (a provider cannot make the client write outside DEST); an entry whose
+/// name is merely odd is skipped, so one odd file does not hide the others.
+[[nodiscard]] base::Result<OutputsAnswer> ParseOutputsAnswer(std::string_view body);
 
 /// Where a logs or outputs read continues: the answer's Gpunet-Next-Offset when it
 /// sent one, else offset + body size. The header may skip forward (a log rotated

@@ -12,6 +12,7 @@
 
 #include "base/check.h"
 #include "base/file_util.h"
+#include "client/manifest.h"
 
 namespace gpunet::provider {
 
@@ -21,7 +22,9 @@ using Json = nlohmann::json;
 
 namespace {
 
-constexpr size_t kRecordBytesMax = 64 * 1024;
+/// A record holds a manifest (at most kManifestBytesMax) as a JSON string, where each
+/// byte may grow to 6 (a control byte is \u00XX), plus the other fields.
+constexpr size_t kRecordBytesMax = 6 * client::kManifestBytesMax + 16 * 1024;
 constexpr std::string_view kSuffix = ".json";
 
 /// A lease id as WorkloadIdOf and the record files write it: 1-19 digits, no
@@ -75,7 +78,8 @@ std::string EncodeLeaseRecord(const LeaseRecord& r) {
             {"end", r.end},
             {"workload_stopped", r.workload_stopped}};
   if (!r.manifest.empty()) j["manifest"] = r.manifest;
-  return j.dump() + "\n";
+  // Never throws: a string that is not UTF-8 is changed, which Put then refuses.
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text) {
@@ -246,7 +250,18 @@ base::Status LeaseBook::Put(const LeaseRecord& record) {
   base::AtomicWriteOptions options;
   options.mode = 0600;
   options.before_commit = m_before_commit;
-  GPUNET_TRY(base::WriteFileAtomic(PathOf(record.lease_id), EncodeLeaseRecord(record), options));
+  // Nothing is written that Open would set aside as unreadable (the manifest lost).
+  const std::string text = EncodeLeaseRecord(record);
+  if (text.size() > kRecordBytesMax)
+    return Fail(ErrorCode::kLimitExceeded, "lease record of lease " +
+                                               std::to_string(record.lease_id) + " would be " +
+                                               std::to_string(text.size()) + " bytes, over " +
+                                               std::to_string(kRecordBytesMax));
+  if (auto back = DecodeLeaseRecord(text); !back || *back != record)
+    return Fail(ErrorCode::kInvalidArgument,
+                "lease record of lease " + std::to_string(record.lease_id) +
+                    " does not read back as written (a string that is not UTF-8?)");
+  GPUNET_TRY(base::WriteFileAtomic(PathOf(record.lease_id), text, options));
   m_records[record.lease_id] = record;
   return {};
 }

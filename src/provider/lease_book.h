@@ -89,6 +89,9 @@ class LeaseBook {
   const LeaseRecord* Find(uint64_t lease_id) const;
 
   /// Writes the record durably, then keeps it in memory (an error changes neither).
+  /// Refuses (writing nothing) a record Open could not read back: one whose file
+  /// would pass the size Open reads (room for a kManifestBytesMax manifest of bytes
+  /// JSON escapes to 6) or whose strings are not UTF-8.
   [[nodiscard]] base::Status Put(const LeaseRecord& record);
   /// Deletes the record's file (and the directory entry durably).
   [[nodiscard]] base::Status Erase(uint64_t lease_id);

@@ -595,16 +595,20 @@ void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
   }
   const std::string target = client::OutputsTarget(id);
   const auto r = Expect(tenant.Get(target), "GET " + target);
-  const auto entries = OrFail(client::ParseOutputsAnswer(r.body), "GET " + target);
+  const auto answer = OrFail(client::ParseOutputsAnswer(r.body), "GET " + target);
+  // Names no request can name (a control byte, too long): reported like symlinks.
+  if (!g.Json())
+    for (const auto& why : answer.skipped) std::cerr << "skipped: " << why << std::endl;
   if (a.out.empty()) {
     if (g.Json()) return PrintJson(json::parse(r.body, nullptr, false));
-    if (entries.empty()) std::cout << "no outputs yet\n";
-    for (const auto& e : entries) std::cout << e.type << "  " << e.size << "  " << e.name << "\n";
+    if (answer.entries.empty() && answer.skipped.empty()) std::cout << "no outputs yet\n";
+    for (const auto& e : answer.entries)
+      std::cout << e.type << "  " << e.size << "  " << e.name << "\n";
     std::cout << std::flush;
     return;
   }
   json done = json::array();
-  for (const auto& e : entries) {
+  for (const auto& e : answer.entries) {
     if (e.type == "directory") continue;  // its files are listed beneath it
     if (e.type != "file") {
       if (!g.Json()) std::cerr << "skipped " << e.name << " (a " << e.type << ")" << std::endl;

@@ -141,6 +141,27 @@ TEST(ListWorkdirFiles, NeverFollowsALinkOutOfTheWorkdir) {
   for (const auto& f : w->files) EXPECT_EQ(f.local.find(outside.Path()), std::string::npos);
 }
 
+// A link inside the workdir to an ignored file (or a file in an ignored folder) would
+// otherwise send what .gpunetignore keeps back: the rules apply to its target too.
+TEST(ListWorkdirFiles, ALinkToAnIgnoredFileSendsNothingOfIt) {
+  testing::TempDir dir;
+  Write(dir.Sub(".env"), "TOKEN=secret");
+  Write(dir.Sub("secrets/key"), "KEY");
+  Write(dir.Sub("real.txt"), "inside");
+  Write(dir.Sub(".gpunetignore"), ".env\nsecrets/\n");
+  fs::create_directories(dir.Sub("sub"));
+  fs::create_symlink(".env", dir.Sub("cfg"));
+  fs::create_symlink("../secrets/key", dir.Sub("sub/k"));
+  fs::create_symlink("../real.txt", dir.Sub("sub/alias.txt"));
+  auto w = ListWorkdirFiles(dir.Path());
+  ASSERT_TRUE(w.has_value()) << w.error().message;
+  EXPECT_EQ(Remotes(*w), (std::vector<std::string>{".gpunetignore", "real.txt", "sub/alias.txt"}));
+  std::vector<std::string> skipped;
+  for (const auto& s : w->skipped) skipped.push_back(s.path);
+  EXPECT_EQ(skipped, (std::vector<std::string>{"cfg", "sub/k"}));
+  for (const auto& f : w->files) EXPECT_EQ(f.local.find(".env"), std::string::npos) << f.local;
+}
+
 TEST(ListWorkdirFiles, Errors) {
   testing::TempDir dir;
   auto missing = ListWorkdirFiles(dir.Sub("nope"));

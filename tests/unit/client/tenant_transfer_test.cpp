@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "client/tenant_request.h"
 #include "util/temp_dir.h"
 
@@ -147,8 +149,9 @@ TEST(TenantAnswers, OutputNamesThatWouldEscapeAreRefused) {
   auto list = ParseOutputsAnswer(
       R"({"entries":[{"name":"r/m.bin","type":"file","size":3},{"name":"r","type":"dir","size":0}]})");
   ASSERT_TRUE(list) << list.error().ToString();
-  EXPECT_EQ((*list)[0].name, "r/m.bin");
-  EXPECT_EQ((*list)[0].size, 3u);
+  EXPECT_EQ(list->entries[0].name, "r/m.bin");
+  EXPECT_EQ(list->entries[0].size, 3u);
+  EXPECT_TRUE(list->skipped.empty());
   for (std::string_view bad : {"../x", "/etc/x", "a/../../x", "a//b", ""}) {
     const std::string body =
         R"({"entries":[{"name":")" + std::string(bad) + R"(","type":"file","size":1}]})";
@@ -156,6 +159,28 @@ TEST(TenantAnswers, OutputNamesThatWouldEscapeAreRefused) {
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
   }
+}
+
+// A file name the workload made that no request can name (over kTenantPathBytesMax,
+// a control byte, too deep) is skipped and reported; the rest of the list stays usable.
+TEST(TenantAnswers, OutputNamesNoRequestCanNameAreSkippedNotFatal) {
+  std::string deep;
+  for (size_t i = 0; i <= kTenantPathDepthMax; ++i) deep += (i ? "/d" : "d");
+  const std::string names[] = {"ok.bin",       std::string(kTenantPathBytesMax + 1, 'a'),
+                               "bell\x07.txt", "tab\tdir/x",
+                               deep,           "z.txt"};
+  nlohmann::json body = {{"entries", nlohmann::json::array()}};
+  for (const auto& n : names)
+    body["entries"].push_back({{"name", n}, {"type", "file"}, {"size", 1}});
+  auto answer = ParseOutputsAnswer(body.dump());
+  ASSERT_TRUE(answer) << answer.error().ToString();
+  ASSERT_EQ(answer->entries.size(), 2u);
+  EXPECT_EQ(answer->entries[0].name, "ok.bin");
+  EXPECT_EQ(answer->entries[1].name, "z.txt");
+  ASSERT_EQ(answer->skipped.size(), 4u);
+  for (const auto& why : answer->skipped)
+    for (unsigned char c : why) EXPECT_TRUE(c >= 0x20 && c != 0x7f) << why;  // printable
+  EXPECT_NE(answer->skipped[1].find("control byte"), std::string::npos) << answer->skipped[1];
 }
 
 TEST(TenantAnswers, NextOffsetNeverGoesBack) {

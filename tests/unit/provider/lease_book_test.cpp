@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client/manifest.h"
 #include "util/temp_dir.h"
 
 namespace gpunet::provider {
@@ -88,6 +89,52 @@ TEST(LeaseBook, AReleasedLeaseLeavesABoundedTombstoneThatSurvivesAReopen) {
   EXPECT_EQ(damaged->FindReleased(100), nullptr);
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_TRUE(std::filesystem::exists(tmp.Path() + "/leases/released.json.corrupt"));
+}
+
+// A manifest of the largest size the tenant API takes, made of the bytes JSON escaping
+// grows most (a quote doubles, a control byte becomes \u00XX): a crash at
+// manifest_accepted must find it again, not a record set aside as unreadable.
+TEST(LeaseBook, ALargestManifestOfEscapedBytesSurvivesAReopen) {
+  gpunet::testing::TempDir tmp;
+  auto book = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(book.has_value());
+  LeaseRecord quotes = Sample(21);
+  quotes.manifest = std::string(client::kManifestBytesMax, '"');
+  LeaseRecord controls = Sample(22);
+  controls.manifest = std::string(client::kManifestBytesMax, '\x01');
+  ASSERT_TRUE(book->Put(quotes).has_value());
+  auto put = book->Put(controls);
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  std::vector<BookProblem> problems;
+  auto again = LeaseBook::Open(tmp.Path(), &problems);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(problems.empty()) << problems.front().message;
+  ASSERT_NE(again->Find(21), nullptr);
+  ASSERT_NE(again->Find(22), nullptr);
+  EXPECT_EQ(*again->Find(21), quotes);
+  EXPECT_EQ(*again->Find(22), controls);
+}
+
+// What Open could not read back is refused by Put, which writes nothing: the old
+// record stays on disk and in memory.
+TEST(LeaseBook, PutRefusesARecordOpenCouldNotReadBack) {
+  gpunet::testing::TempDir tmp;
+  auto book = LeaseBook::Open(tmp.Path());
+  ASSERT_TRUE(book.has_value());
+  ASSERT_TRUE(book->Put(Sample(5)).has_value());
+  LeaseRecord too_big = Sample(5);
+  too_big.manifest = std::string(8 * client::kManifestBytesMax, '\x01');
+  EXPECT_FALSE(book->Put(too_big).has_value());
+  LeaseRecord not_utf8 = Sample(5);
+  not_utf8.manifest = "{\"command\":[\"\xff\"]}";
+  EXPECT_FALSE(book->Put(not_utf8).has_value());
+  EXPECT_EQ(*book->Find(5), Sample(5));
+  std::vector<BookProblem> problems;
+  auto again = LeaseBook::Open(tmp.Path(), &problems);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(problems.empty());
+  ASSERT_NE(again->Find(5), nullptr);
+  EXPECT_EQ(*again->Find(5), Sample(5));
 }
 
 TEST(LeaseBook, AFailedWriteLeavesTheOldRecordOnDiskAndInMemory) {
