@@ -2,8 +2,11 @@
 # The sandbox on a real GPU host: detection (NVML, device nodes, driver libraries),
 # `gpunet sandbox check`, the GPUs as the provider daemon sees them (`gpunet provider
 # gpus`: inventory, health, the idle check, also while a CUDA program holds memory),
-# and a CUDA program run inside `gpunet sandbox run` with and without the GPU. Two
-# steps:
+# a CUDA program run inside `gpunet sandbox run` with and without the GPU, and the
+# provider daemon end to end on the real NVML (a devnet, `provider init`/`apply`/`run`,
+# a tenant's lease whose workload reports its GPU, the close and the idle check;
+# GPUNET_DEVCHECK_FAKE_NVML runs that part with the fake NVML on a host without a
+# GPU: docs/sandbox.md). Two steps:
 #
 #   scripts/device-gpu-check.sh bundle   # on the build machine, after
 #                                        # cmake --build build-gpu --target gpunet
