@@ -270,9 +270,14 @@ daemon_section() {
   local fake=${GPUNET_DEVCHECK_FAKE_NVML:-} url api gpu minor lease offer i job
   rm -rf "$W" && mkdir -p "$W" && chmod 711 "$W"
   export GPUNET_HOME=$W/home GPUNET_PASSPHRASE=devnet
+  # The whole section has 300 s: each wait and each command gets what is left of it.
+  local deadline=$((SECONDS + 300))
+  cap() { local left=$((deadline - SECONDS)); [ "$left" -lt "$1" ] && echo $((left > 1 ? left : 1)) || echo "$1"; }
+  # step COMMAND...: as `run`, at most 60 s (less when the section's time runs out).
+  step() { echo "\$ $*"; timeout "$(cap 60)" "$@"; echo "[exit $?]"; }
   # wait_until SECONDS WHAT COMMAND...: polls every 0.5 s; says what it waited for.
   wait_until() {
-    local n=$(($1 * 2)) what=$2
+    local n=$(($(cap "$1") * 2)) what=$2
     shift 2
     until "$@" >/dev/null 2>&1; do
       n=$((n - 1))
@@ -292,10 +297,10 @@ daemon_section() {
     { cat "$W/devnet.err"; return 1; }
   url=$(grep -o '"rpc_url": *"[^"]*"' "$W/devnet.json" | sed 's/.*"\([^"]*\)"$/\1/')
   export GPUNET_NODE=$url
-  wait_until 30 "the node at $url has blocks" "$G" status || return 1
+  wait_until 30 "the node at $url has blocks" timeout 10 "$G" status || return 1
   api=127.0.0.1:$((20000 + RANDOM % 20000))
   echo "\$ gpunet provider init --home $W/phome --listen $api --host 127.0.0.1 --owner provider"
-  LD_LIBRARY_PATH=${fake:+$W/lib} timeout 60 "$G" provider init --home "$W/phome" --region dev \
+  LD_LIBRARY_PATH=${fake:+$W/lib} timeout "$(cap 60)" "$G" provider init --home "$W/phome" --region dev \
     --listen "$api" --host 127.0.0.1 --owner provider
   echo "[exit $?]"
   [ -f "$W/phome/provider.yaml" ] || { echo "no provider.yaml: stopping this section"; return 1; }
@@ -316,8 +321,8 @@ daemon_section() {
   cat "$OUT/provider.yaml"
   grep -q '^ *gpus: [1-9]' "$W/phome/provider.yaml" || { echo "init found no GPU: stopping this section"; return 1; }
   op=$(sed -n 's/^operator: *\(gpn1[0-9a-z]*\).*/\1/p' "$W/phome/provider.yaml")
-  run "$G" send provider "$op" 10
-  run "$G" provider apply --home "$W/phome" --owner provider --yes
+  step "$G" send provider "$op" 10
+  step "$G" provider apply --home "$W/phome" --owner provider --yes
   : >"$OUT/daemon.log"
   setsid "$G" provider run --home "$W/phome" </dev/null >>"$OUT/daemon.log" 2>&1 &
   DPID=$!
@@ -327,7 +332,7 @@ daemon_section() {
   wait_until 60 "the daemon's first heartbeat (or its exit)" beat_or_gone &&
     grep -q 'heartbeat: committed' "$OUT/daemon.log" ||
     { echo "the daemon sent no heartbeat:"; tail -20 "$OUT/daemon.log"; return 1; }
-  offer=$("$G" -o json offers | grep -o '"offer_id": *"\?[0-9]*' | head -1 | grep -o '[0-9]*$')
+  offer=$(timeout 30 "$G" -o json offers | grep -o '"offer_id": *"\?[0-9]*' | head -1 | grep -o '[0-9]*$')
   echo "offer: ${offer:-none}"
   [ -n "$offer" ] || return 1
   # The workload: PyTorch if this host's python3 has it, else the CUDA program built
@@ -353,22 +358,22 @@ JOB
   printf '{"version": 1, "environment": "host", "command": ["sh", "-c", "%s", "job", "%s"]}\n' \
     "$(awk '{gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); printf "%s\\n", $0}' "$W/job.sh")" "$prefix" >"$W/job.yaml"
   cat "$W/job.sh"
-  "$G" -o json lease create "$offer" --gpus 1 --deposit 10 --manifest "$W/job.yaml" --from tenant --yes \
+  timeout "$(cap 60)" "$G" -o json lease create "$offer" --gpus 1 --deposit 10 --manifest "$W/job.yaml" --from tenant --yes \
     >"$W/create.json" 2>&1
   grep -E "lease_id|error|message" "$W/create.json" | head -5
   lease=$(grep -o '"lease_id": *"\?[0-9]*' "$W/create.json" | head -1 | grep -o '[0-9]*$')
   [ -n "$lease" ] || { echo "no lease made"; return 1; }
-  started() { "$G" -o json lease show "$lease" | grep -q '"state": *"started"'; }
+  started() { timeout 10 "$G" -o json lease show "$lease" | grep -q '"state": *"started"'; }
   wait_until 60 "lease $lease started by the daemon" started || { tail -20 "$OUT/daemon.log"; return 1; }
   grep "lease $lease: new" "$OUT/daemon.log"
   gpu=$(sed -n "s/.*lease $lease: new (reserved), GPUs set aside: \([^ ,]*\).*/\1/p" "$OUT/daemon.log" | head -1)
   echo "the lease's GPU: ${gpu:-unknown}"
-  run "$G" lease submit "$lease" --manifest "$W/job.yaml" --from tenant
-  logs_done() { "$G" lease logs "$lease" --from tenant >"$W/logs.txt" 2>&1 && grep -q workload-done "$W/logs.txt"; }
+  step "$G" lease submit "$lease" --manifest "$W/job.yaml" --from tenant
+  logs_done() { timeout 30 "$G" lease logs "$lease" --from tenant >"$W/logs.txt" 2>&1 && grep -q workload-done "$W/logs.txt"; }
   wait_until 120 "the workload's output through the tenant API" logs_done
   cp "$W/logs.txt" "$OUT/lease-logs.txt"
   echo "--- lease logs"; cat "$W/logs.txt"
-  "$G" lease logs "$lease" --stderr --from tenant >"$OUT/lease-stderr.txt" 2>&1
+  timeout 30 "$G" lease logs "$lease" --stderr --from tenant >"$OUT/lease-stderr.txt" 2>&1
   echo "--- lease logs --stderr (last lines)"; tail -5 "$OUT/lease-stderr.txt"
   if [ -n "$gpu" ] && grep -qx "gpus=$gpu" "$W/logs.txt"; then
     echo "ok: the workload got $gpu"
@@ -381,18 +386,18 @@ JOB
       echo "ok: nvidia-smi in the workload sees only $gpu" ||
       echo "FAIL: nvidia-smi in the workload sees $i GPU(s), not only $gpu"
   fi
-  run "$G" provider status --home "$W/phome"
-  "$G" -o json provider status --home "$W/phome" >"$OUT/provider-status.json" 2>&1
+  step "$G" provider status --home "$W/phome"
+  timeout 30 "$G" -o json provider status --home "$W/phome" >"$OUT/provider-status.json" 2>&1
   cp "$W/phome/state/daemon-status.json" "$OUT/daemon-status.json" 2>/dev/null
   echo "(json in provider-status.json, daemon-status.json)"
-  run "$G" lease close "$lease" --from tenant
-  closed() { "$G" -o json lease show "$lease" | grep -q '"state": *"closed"'; }
+  step "$G" lease close "$lease" --from tenant
+  closed() { timeout 10 "$G" -o json lease show "$lease" | grep -q '"state": *"closed"'; }
   wait_until 30 "lease $lease closed" closed
   freed() { grep -B4 "\"uuid\": \"$gpu\"" "$W/phome/state/daemon-status.json" | grep -q '"lease_id": 0'; }
   wait_until 30 "the daemon gave $gpu back (daemon-status.json: no lease on it)" freed
   cp "$W/phome/state/daemon-status.json" "$OUT/daemon-status-after.json" 2>/dev/null
   section "provider gpus after the lease closed (the idle check)"
-  LD_LIBRARY_PATH=${fake:+$W/lib} run "$G" provider gpus
+  LD_LIBRARY_PATH=${fake:+$W/lib} step "$G" provider gpus
 }
 daemon_section
 echo "[daemon section exit $?]"
