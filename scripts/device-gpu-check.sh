@@ -2,8 +2,11 @@
 # The sandbox on a real GPU host: detection (NVML, device nodes, driver libraries),
 # `gpunet sandbox check`, the GPUs as the provider daemon sees them (`gpunet provider
 # gpus`: inventory, health, the idle check, also while a CUDA program holds memory),
-# and a CUDA program run inside `gpunet sandbox run` with and without the GPU. Two
-# steps:
+# a CUDA program run inside `gpunet sandbox run` with and without the GPU, and the
+# provider daemon end to end on the real NVML (a devnet, `provider init`/`apply`/`run`,
+# a tenant's lease whose workload reports its GPU, the close and the idle check;
+# GPUNET_DEVCHECK_FAKE_NVML runs that part with the fake NVML on a host without a
+# GPU: docs/sandbox.md). Two steps:
 #
 #   scripts/device-gpu-check.sh bundle   # on the build machine, after
 #                                        # cmake --build build-gpu --target gpunet
@@ -252,6 +255,159 @@ run "$G" sandbox run "${S[@]}" --id gpu-no -- sh -c "$inside" sh "${prog[@]}"
 
 section "sandbox run with a GPU this host does not have"
 run "$G" sandbox run "${S[@]}" --gpus GPU-00000000-0000-0000-0000-000000000000 -- true
+
+# The provider daemon on this host's real NVML, end to end: a devnet (100 ms blocks),
+# a provider home from `provider init` (its TLS identity; NVML probed for real),
+# `provider apply`, `provider run`, a tenant's lease whose workload reports the GPU it
+# got, `provider status`, the tenant's close and the idle check after. Every wait is
+# bounded. GPUNET_DEVCHECK_FAKE_NVML=/path/libfake_nvml.so (with GPUNET_FAKE_NVML_STATE,
+# tests/util/fake_nvml.cpp) runs it on a host without a GPU: init's probe and the
+# daemon load the fake, and the daemon finds the GPUs' device nodes under $W/dev.
+section "provider daemon on the real NVML (devnet, init, apply, run, a lease, close)"
+W=$prefix/daemon
+DPID="" NPID=""
+daemon_section() {
+  local fake=${GPUNET_DEVCHECK_FAKE_NVML:-} url api gpu minor lease offer i job
+  rm -rf "$W" && mkdir -p "$W" && chmod 711 "$W"
+  export GPUNET_HOME=$W/home GPUNET_PASSPHRASE=devnet
+  # The whole section has 300 s: each wait and each command gets what is left of it.
+  local deadline=$((SECONDS + 300))
+  cap() { local left=$((deadline - SECONDS)); [ "$left" -lt "$1" ] && echo $((left > 1 ? left : 1)) || echo "$1"; }
+  # step COMMAND...: as `run`, at most 60 s (less when the section's time runs out).
+  step() { echo "\$ $*"; timeout "$(cap 60)" "$@"; echo "[exit $?]"; }
+  # wait_until SECONDS WHAT COMMAND...: polls every 0.5 s; says what it waited for.
+  wait_until() {
+    local n=$(($(cap "$1") * 2)) what=$2
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+      n=$((n - 1))
+      [ "$n" -gt 0 ] || { echo "TIMEOUT: $what"; return 1; }
+      sleep 0.5
+    done
+    echo "ok: $what"
+  }
+  if [ -n "$fake" ]; then
+    echo "FAKE NVML: $fake, state ${GPUNET_FAKE_NVML_STATE:-<unset>} (a dry run, not a GPU check)"
+    mkdir -p "$W/lib" && ln -sf "$fake" "$W/lib/libnvidia-ml.so.1"
+  fi
+  "$G" -o json devnet --home "$GPUNET_HOME" --rpc 127.0.0.1:0 --block-interval-ms 100 \
+    >"$W/devnet.json" 2>"$W/devnet.err" &
+  NPID=$!
+  wait_until 60 "the devnet answers" grep -q rpc_url "$W/devnet.json" ||
+    { cat "$W/devnet.err"; return 1; }
+  url=$(grep -o '"rpc_url": *"[^"]*"' "$W/devnet.json" | sed 's/.*"\([^"]*\)"$/\1/')
+  export GPUNET_NODE=$url
+  wait_until 30 "the node at $url has blocks" timeout 10 "$G" status || return 1
+  api=127.0.0.1:$((20000 + RANDOM % 20000))
+  echo "\$ gpunet provider init --home $W/phome --listen $api --host 127.0.0.1 --owner provider"
+  LD_LIBRARY_PATH=${fake:+$W/lib} timeout "$(cap 60)" "$G" provider init --home "$W/phome" --region dev \
+    --listen "$api" --host 127.0.0.1 --owner provider
+  echo "[exit $?]"
+  [ -f "$W/phome/provider.yaml" ] || { echo "no provider.yaml: stopping this section"; return 1; }
+  # init leaves the offers commented out (the operator sets the price) and metrics on a
+  # fixed port: this check sells its GPUs at 1 GPN, metrics on the port after the API's.
+  gpu=$(sed -n 's/^ *gpu: \([A-Za-z0-9]*\).*/\1/p' "$W/phome/provider.yaml" | head -1)
+  sed -i -e 's/^# offers:/offers:/' -e "s/^#   - gpu: .*/  - gpu: $gpu/" \
+    -e 's/^#     price: .*/    price: 1/' \
+    -e "s/^\(  metrics_listen:\).*/\1 127.0.0.1:$((${api#*:} + 1))/" "$W/phome/provider.yaml"
+  if [ -n "$fake" ]; then
+    printf '  nvml_library: %s\n  device_dir: %s\n' "$fake" "$W/dev" >>"$W/phome/provider.yaml"
+    mkdir -p -m 711 "$W/dev"
+    for minor in $(grep -o '"minor": *[0-9]*' "${GPUNET_FAKE_NVML_STATE:-/dev/null}" | grep -o '[0-9]*$'); do
+      mknod -m 666 "$W/dev/nvidia$minor" c 195 "$minor"
+    done
+  fi
+  grep -v '^ *#' "$W/phome/provider.yaml" | grep -v '^$' >"$OUT/provider.yaml"
+  cat "$OUT/provider.yaml"
+  grep -q '^ *gpus: [1-9]' "$W/phome/provider.yaml" || { echo "init found no GPU: stopping this section"; return 1; }
+  op=$(sed -n 's/^operator: *\(gpn1[0-9a-z]*\).*/\1/p' "$W/phome/provider.yaml")
+  step "$G" send provider "$op" 10
+  step "$G" provider apply --home "$W/phome" --owner provider --yes
+  : >"$OUT/daemon.log"
+  setsid "$G" provider run --home "$W/phome" </dev/null >>"$OUT/daemon.log" 2>&1 &
+  DPID=$!
+  echo "provider run: pid $DPID, log in daemon.log"
+  # Up (or gone): its first heartbeat, or its exit.
+  beat_or_gone() { grep -q 'heartbeat: committed' "$OUT/daemon.log" || ! kill -0 "$DPID"; }
+  wait_until 60 "the daemon's first heartbeat (or its exit)" beat_or_gone &&
+    grep -q 'heartbeat: committed' "$OUT/daemon.log" ||
+    { echo "the daemon sent no heartbeat:"; tail -20 "$OUT/daemon.log"; return 1; }
+  offer=$(timeout 30 "$G" -o json offers | grep -o '"offer_id": *"\?[0-9]*' | head -1 | grep -o '[0-9]*$')
+  echo "offer: ${offer:-none}"
+  [ -n "$offer" ] || return 1
+  # The workload: PyTorch if this host's python3 has it, else the CUDA program built
+  # above, else nvidia-smi -L; nvidia-smi -L first in any case (the GPUs it sees).
+  cat >"$W/job.sh" <<'JOB'
+echo "gpus=$CUDA_VISIBLE_DEVICES"
+if command -v nvidia-smi >/dev/null; then nvidia-smi -L; fi
+if python3 -c 'import torch' 2>/dev/null; then
+  python3 -c 'import torch
+n = torch.cuda.device_count()
+print("torch", torch.__version__, "cuda", torch.version.cuda, "devices", n)
+for i in range(n):
+    p = torch.cuda.get_device_properties(i)
+    print("torch device", i, p.name, getattr(p, "uuid", "?"))
+x = torch.randn(4096, 4096, device="cuda")
+print("torch matmul on", x.device, "sum", float((x @ x).sum()))'
+elif [ -x "$1/job/cuda_check" ]; then "$1/job/cuda_check"
+else echo "no torch and no CUDA program in the sandbox: nvidia-smi -L above is the check"
+fi
+echo workload-done
+JOB
+  # The script goes inline (sh -c): the host environment's /tmp is not the host's.
+  printf '{"version": 1, "environment": "host", "command": ["sh", "-c", "%s", "job", "%s"]}\n' \
+    "$(awk '{gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); printf "%s\\n", $0}' "$W/job.sh")" "$prefix" >"$W/job.yaml"
+  cat "$W/job.sh"
+  timeout "$(cap 60)" "$G" -o json lease create "$offer" --gpus 1 --deposit 10 --manifest "$W/job.yaml" --from tenant --yes \
+    >"$W/create.json" 2>&1
+  grep -E "lease_id|error|message" "$W/create.json" | head -5
+  lease=$(grep -o '"lease_id": *"\?[0-9]*' "$W/create.json" | head -1 | grep -o '[0-9]*$')
+  [ -n "$lease" ] || { echo "no lease made"; return 1; }
+  started() { timeout 10 "$G" -o json lease show "$lease" | grep -q '"state": *"started"'; }
+  wait_until 60 "lease $lease started by the daemon" started || { tail -20 "$OUT/daemon.log"; return 1; }
+  grep "lease $lease: new" "$OUT/daemon.log"
+  gpu=$(sed -n "s/.*lease $lease: new (reserved), GPUs set aside: \([^ ,]*\).*/\1/p" "$OUT/daemon.log" | head -1)
+  echo "the lease's GPU: ${gpu:-unknown}"
+  step "$G" lease submit "$lease" --manifest "$W/job.yaml" --from tenant
+  logs_done() { timeout 30 "$G" lease logs "$lease" --from tenant >"$W/logs.txt" 2>&1 && grep -q workload-done "$W/logs.txt"; }
+  wait_until 120 "the workload's output through the tenant API" logs_done
+  cp "$W/logs.txt" "$OUT/lease-logs.txt"
+  echo "--- lease logs"; cat "$W/logs.txt"
+  timeout 30 "$G" lease logs "$lease" --stderr --from tenant >"$OUT/lease-stderr.txt" 2>&1
+  echo "--- lease logs --stderr (last lines)"; tail -5 "$OUT/lease-stderr.txt"
+  if [ -n "$gpu" ] && grep -qx "gpus=$gpu" "$W/logs.txt"; then
+    echo "ok: the workload got $gpu"
+  else
+    echo "FAIL: the workload's CUDA_VISIBLE_DEVICES is not the lease's GPU ${gpu:-?}"
+  fi
+  if grep -q '^GPU [0-9]*:' "$W/logs.txt"; then
+    i=$(grep -c '^GPU [0-9]*:' "$W/logs.txt")
+    { [ "$i" = 1 ] && grep -q "UUID: $gpu)" "$W/logs.txt"; } &&
+      echo "ok: nvidia-smi in the workload sees only $gpu" ||
+      echo "FAIL: nvidia-smi in the workload sees $i GPU(s), not only $gpu"
+  fi
+  step "$G" provider status --home "$W/phome"
+  timeout 30 "$G" -o json provider status --home "$W/phome" >"$OUT/provider-status.json" 2>&1
+  cp "$W/phome/state/daemon-status.json" "$OUT/daemon-status.json" 2>/dev/null
+  echo "(json in provider-status.json, daemon-status.json)"
+  step "$G" lease close "$lease" --from tenant
+  closed() { timeout 10 "$G" -o json lease show "$lease" | grep -q '"state": *"closed"'; }
+  wait_until 30 "lease $lease closed" closed
+  freed() { grep -B4 "\"uuid\": \"$gpu\"" "$W/phome/state/daemon-status.json" | grep -q '"lease_id": 0'; }
+  wait_until 30 "the daemon gave $gpu back (daemon-status.json: no lease on it)" freed
+  cp "$W/phome/state/daemon-status.json" "$OUT/daemon-status-after.json" 2>/dev/null
+  section "provider gpus after the lease closed (the idle check)"
+  LD_LIBRARY_PATH=${fake:+$W/lib} step "$G" provider gpus
+}
+daemon_section
+echo "[daemon section exit $?]"
+# Stops what the section started: the daemon (its workloads' supervisors too), their
+# mounts, the devnet.
+[ -n "$DPID" ] && kill -TERM "$DPID" 2>/dev/null && { timeout 30 tail --pid="$DPID" -f /dev/null; kill -KILL "$DPID" 2>/dev/null; }
+for p in $(pgrep -f "sandbox supervise --run-dir $W/"); do kill -KILL "$p"; done
+grep " $W/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+[ -n "$NPID" ] && kill -TERM "$NPID" 2>/dev/null && { timeout 20 tail --pid="$NPID" -f /dev/null; kill -KILL "$NPID" 2>/dev/null; }
+unset GPUNET_HOME GPUNET_NODE GPUNET_PASSPHRASE
 
 section done
 date -u
