@@ -174,7 +174,7 @@ void PrintInitDone(const GlobalOptions& g, const provider::ProviderHome& home,
             << " GiB memory, " << inv.disk_gib << " GiB free disk\n\n"
             << "The owner key is not made here: it holds the bond and the payouts and belongs\n"
             << "off this host (docs/provider.md, \"Keys\"). Next:\n"
-            << "  1. fund the operator for fees:  gpunet send " << address << " 10 --from OWNER\n"
+            << "  1. fund the operator for fees:  gpunet send OWNER " << address << " 10\n"
             << "  2. review " << home.ConfigPath() << "\n"
             << "  3. gpunet provider apply --home " << home.dir << " --owner OWNER --dry-run\n"
             << std::flush;
@@ -363,8 +363,9 @@ PlanMoney MoneyOf(const ApplyContext& c, const client::ProviderPlan& plan,
   if (!same && m.fees.operator_ugpn > m.operator_balance_ugpn)
     m.shortfalls.push_back("the operator " + crypto::AddressToString(c.operator_address) + " has " +
                            Gpn(m.operator_balance_ugpn) + " but needs at least " +
-                           Gpn(m.fees.operator_ugpn) + " in fees: fund it with `gpunet send " +
-                           crypto::AddressToString(c.operator_address) + " 10 --from OWNER`");
+                           Gpn(m.fees.operator_ugpn) +
+                           " in fees: fund it with `gpunet send OWNER " +
+                           crypto::AddressToString(c.operator_address) + " 10`");
   return m;
 }
 
@@ -757,9 +758,8 @@ void PrintStatus(const StatusView& v) {
             << " (a day of heartbeats costs about " << Gpn(v.day_of_fees_ugpn) << ")\n";
   if (v.low_balance)
     std::cout << "WARNING    the operator's balance covers less than a day of fees: fund it "
-                 "(`gpunet send "
-              << v.operator_address
-              << " 10 --from OWNER`) or its heartbeats stop and its leases fault\n";
+                 "(`gpunet send OWNER "
+              << v.operator_address << " 10`) or its heartbeats stop and its leases fault\n";
   std::cout << std::flush;
 }
 
