@@ -843,6 +843,14 @@ void AddOperatorKeyOptions(CLI::App* verb, SetupArgs& a) {
   verb->add_option("--fee", a.fee, "Fee per tx (default: simulated on the node, plus 20%)");
 }
 
+/// --home and a read-only --owner, as status and drain take them.
+void AddHomeAndProviderOptions(CLI::App* verb, SetupArgs& a) {
+  verb->add_option("--home", a.home, "The provider home (default as for init)");
+  verb->add_option("--owner", a.owner,
+                   "The provider (owner key name or address); default: the one whose operator "
+                   "is provider.yaml's");
+}
+
 void RegisterApply(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<SetupArgs>& a) {
   auto* apply = provider.add_subcommand(
       "apply", "Make the ledger match provider.yaml: registration, bond, sites, machines, offers");
@@ -877,10 +885,7 @@ void RegisterStatus(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<
       "status",
       "This provider now: machines, GPUs and health, leases, bond, reputation, "
       "the operator's balance");
-  status->add_option("--home", a->home, "The provider home (default as for init)");
-  status->add_option("--owner", a->owner,
-                     "The provider (owner key name or address); default: the one whose operator "
-                     "is provider.yaml's");
+  AddHomeAndProviderOptions(status, *a);
   status->footer(
       "GPUs and their health come from the running daemon (<home>/state/daemon-status.json);\n"
       "without a fresh one status says \"daemon not running\". Leases, bond and reputation\n"
@@ -895,10 +900,7 @@ void RegisterStatus(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<
 void RegisterDrain(CLI::App& provider, GlobalOptions& g, const std::shared_ptr<SetupArgs>& a) {
   auto* drain = provider.add_subcommand(
       "drain", "Take no new lease: close the offers, withdraw the open bids; leases run out");
-  drain->add_option("--home", a->home, "The provider home (default as for init)");
-  drain->add_option("--owner", a->owner,
-                    "The provider (owner key name or address); default: the one whose operator "
-                    "is provider.yaml's");
+  AddHomeAndProviderOptions(drain, *a);
   AddOperatorKeyOptions(drain, *a);
   drain->footer(
       "drain writes <home>/state/draining (the running daemon then bids on nothing),\n"
