@@ -126,7 +126,7 @@ grep -v '^#' "$EXAMPLES/task.yaml"
 g task check "$EXAMPLES/task.yaml" >/dev/null || die "gpunet task check"
 
 # The lease's id, from `gpunet lease list --from tenant --all`: the newest one.
-newest_lease() { g -o json lease list --from tenant --all | jget '["leases"][-1]["lease_id"]'; }
+newest_lease() { g -o json lease list --from tenant --all | $PY -c 'import json,sys; print(max(int(l["lease_id"]) for l in json.load(sys.stdin)["leases"]))'; }
 
 if has_verb run; then
   step "gpunet run docs/examples/task.yaml --from tenant --yes"

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Issue 18 item 7: from `gpunet run task.yaml` to its echo job's first output line,
+# through real processes: a devnet with its default block timing (500 ms) and a
+# development genesis, `gpunet provider run` with GPUs declared on device nodes (one
+# per run, so no run waits for a closed lease's stop and idle check), the tenant API
+# over TLS, the sandbox, and a tenant that types `gpunet run echo.yaml --from tenant
+# --yes`: the offer, the lease, the manifest, the logs, the close, all by that one
+# command. Each run is timed from the moment the bench starts `gpunet run` to the
+# moment its stdout shows the job's line, with the breakdown below, and the bare
+# sandbox start of the same run's spec beside it (bench_sandbox --like RUN_DIR).
+# docs/provider.md ("Performance") says which instants are taken and why.
+#   bench/run_to_first_output.sh [BUILD] [RUNS]   (default: build 20)
+# Needs root (device nodes, the sandbox), as the provider does; skips otherwise,
+# and skips on a build without `gpunet run`. Run by `make bench`, never `make test`.
+set -u
+BUILD="${1:-build}"
+RUNS="${2:-20}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run_to_first_output: skipped (needs root, as the provider's daemon and sandbox do)"
+  exit 0
+fi
+GPUNET="$(realpath "$BUILD/bin/gpunet" 2>/dev/null)"
+BENCH_SANDBOX="$(realpath "$BUILD/bench/bench_sandbox" 2>/dev/null)"
+[ -x "$GPUNET" ] && [ -x "$BENCH_SANDBOX" ] || {
+  echo "run_to_first_output: build gpunet and bench_sandbox first ($BUILD)" >&2
+  exit 1
+}
+if ! "$GPUNET" --help | grep -q '^  run '; then
+  echo "run_to_first_output: skipped (this gpunet has no \`gpunet run\`)"
+  exit 0
+fi
+TESTS="$(dirname "$0")/../tests"
+# shellcheck source=../tests/util/devnet.sh
+source "$TESTS/util/devnet.sh"
+# shellcheck source=../tests/util/provider_daemon.sh
+source "$TESTS/util/provider_daemon.sh"
+devnet_workdir gpunet-bench-r2fo
+trap daemon_cleanup EXIT
+die() {
+  echo "run_to_first_output: $*" >&2
+  [ -f "$WORK/d.log" ] && tail -30 "$WORK/d.log" >&2
+  exit 1
+}
+
+# --- the chain (default block timing), the provider, its daemon ---
+GPUS=$((RUNS < 2 ? 2 : RUNS))
+[ "$GPUS" -le 256 ] || die "at most 256 runs (one device node minor each)"
+devnet_start_with_genesis '{"development": true}' '{}' default
+provider_home "$WORK/phome" "$GPUS"
+{
+  provider_yaml_two_h100 | sed "s/^        gpus: 2\$/        gpus: $GPUS/"
+  echo "  metrics_listen: 127.0.0.1:$(free_port)"
+  echo "  device_dir: $WORK/dev"
+  echo "  declared_gpus:"
+  for ((i = 0; i < GPUS; i++)); do printf '    - uuid: GPU-dev-%d\n      minor: %d\n' "$i" "$i"; done
+} >"$PHOME/provider.yaml"
+grep -q "^        gpus: $GPUS\$" "$PHOME/provider.yaml" || die "provider.yaml: the machine's gpus were not set to $GPUS"
+g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || die "provider register"
+daemon_start "$WORK/d.log"
+heartbeat() { grep -qs 'heartbeat: committed' "$WORK/d.log"; }
+wait_for 60 heartbeat || die "the daemon sent no heartbeat"
+
+# The job: one line. printf makes it, so the task's own text (which `gpunet run`
+# may show) never holds the line it waits for.
+mkdir -p "$WORK/tenant"
+cat >"$WORK/tenant/echo.yaml" <<'YAML'
+resources: {gpus: 1, max_price: 3, hours: 1}
+run: printf 'first-%s\n' output-line
+YAML
+
+# --- the runs, one after another; a bare sandbox start after each ---
+$PY - "$GPUNET" "$BENCH_SANDBOX" "$WORK" "$PHOME" "$RUNS" <<'PY' || die "the runs"
+import json, os, re, subprocess, sys, threading, time
+gpunet, bench_sandbox, work, phome, runs = sys.argv[1:6]
+runs = int(runs)
+
+def now_ms():
+    return time.time_ns() / 1e6  # CLOCK_REALTIME, the clock of blocks and events
+
+def must(*args):
+    r = subprocess.run([gpunet, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("gpunet %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+    return r.stdout
+
+out = open(work + "/runs.jsonl", "w")
+seen = set()
+for i in range(runs):
+    r = {}
+    r["run_started"] = now_ms()
+    p = subprocess.Popen([gpunet, "run", "echo.yaml", "--from", "tenant", "--yes"], cwd=work + "/tenant",
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = []
+    t = threading.Thread(target=lambda: err.append(p.stderr.read()))
+    t.start()
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.rstrip("\n").endswith("first-output-line"):
+            r["tenant_first_line"] = now_ms()
+            break
+    rest = p.stdout.read()
+    p.wait()
+    t.join()
+    if "tenant_first_line" not in r or p.returncode != 0:
+        sys.exit("run %d: gpunet run: exit %s\n%s%s%s" % (i, p.returncode, "".join(lines), rest, "".join(err)))
+    r["run_exited"] = now_ms()
+    leases = json.loads(must("-o", "json", "lease", "list", "--from", "tenant", "--all"))["leases"]
+    new = [l["lease_id"] for l in leases if l["lease_id"] not in seen]
+    if len(new) != 1:
+        sys.exit("run %d: %d new leases, expected 1" % (i, len(new)))
+    lease = str(new[0])
+    seen.add(new[0])
+    r["lease"] = int(lease)
+    ledger = json.loads(must("-o", "json", "lease", "show", lease))["lease"]
+    if ledger["state"] != "closed":
+        sys.exit("run %d: lease %s is %s after gpunet run ended" % (i, lease, ledger["state"]))
+    r["block_created"] = ledger["created_ms"]
+    r["block_started"] = ledger["started_ms"]
+    for e in json.loads(must("-o", "json", "lease", "events", lease, "--from", "tenant"))["events"]:
+        r.setdefault("event_" + e["kind"], e["time_ms"])
+    run_dir = "%s/sandbox/runs/lease-%s/" % (phome, lease)
+    r["runtime_start_spec_written"] = os.stat(run_dir + "spec.json").st_mtime_ns / 1e6
+    r["provider_log_written"] = os.stat(run_dir + "stdout.log").st_mtime_ns / 1e6
+    b = subprocess.run([bench_sandbox, "--like", run_dir, "1"], capture_output=True, text=True)
+    m = re.search(r"sandbox_start_ms=([0-9.]+)", b.stdout)
+    if b.returncode != 0 or not m:
+        sys.exit("bench_sandbox --like %s: exit %d: %s%s" % (run_dir, b.returncode, b.stdout, b.stderr))
+    r["bare_sandbox_start_ms"] = float(m.group(1))
+    out.write(json.dumps(r) + "\n")
+    out.flush()
+PY
+
+# --- the figures ---
+$PY - "$WORK" <<'PY' || die "the figures"
+import json, math, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1] + "/runs.jsonl")]
+
+def pct(values, p):  # nearest rank: p95 of 20 is the 19th smallest
+    v = sorted(values)
+    return v[max(0, math.ceil(p / 100 * len(v)) - 1)]
+
+# Each part, in ms, between consecutive instants (docs/provider.md, "Performance").
+parts = [
+    ("lease_committed", "gpunet run starts -> the block holding its MsgLeaseCreate (offers, "
+     "/environments, the tx's simulation, the block)", lambda r: r["block_created"] - r["run_started"]),
+    ("provider_noticed", "-> the daemon's `reserved` event", lambda r: r["event_reserved"] - r["block_created"]),
+    ("lease_started", "-> the daemon's `started` event (MsgLeaseStarted's block)",
+     lambda r: r["event_started"] - r["event_reserved"]),
+    ("manifest_accepted", "-> Runtime::Start writes spec.json (the manifest through the tenant API)",
+     lambda r: r["runtime_start_spec_written"] - r["event_started"]),
+    ("sandbox_started", "-> the job's line on the provider's disk (stdout.log)",
+     lambda r: r["provider_log_written"] - r["runtime_start_spec_written"]),
+    ("first_output", "-> gpunet run prints it (the logs through the tenant API)",
+     lambda r: r["tenant_first_line"] - r["provider_log_written"]),
+]
+total = [r["tenant_first_line"] - r["run_started"] for r in rows]
+bare = [r["bare_sandbox_start_ms"] for r in rows]
+print("run_to_first_output_ms_p50=%.0f p95=%.0f sandbox_start_ms=%.0f" % (
+    statistics.median(total), pct(total, 95), statistics.median(bare)))
+after = [r["run_exited"] - r["tenant_first_line"] for r in rows]
+print("  runs=%d; after the line, gpunet run took p50=%.0f ms more (outputs, the close, its block)" % (
+    len(rows), statistics.median(after)))
+for name, what, f in parts:
+    v = [f(r) for r in rows]
+    print("  %-18s p50=%6.1f p95=%6.1f  %s" % (name, statistics.median(v), pct(v, 95), what))
+PY
+rc=$?
+
+kill -TERM "$DAEMON_PID"
+daemon_wait_exit
+devnet_stop
+exit $rc
