@@ -9,12 +9,18 @@
 # moment its stdout shows the job's line, with the breakdown below, and the bare
 # sandbox start of the same run's spec beside it (bench_sandbox --like RUN_DIR).
 # docs/provider.md ("Performance") says which instants are taken and why.
-#   bench/run_to_first_output.sh [BUILD] [RUNS]   (default: build 20)
+#   bench/run_to_first_output.sh [BUILD] [RUNS] [GAP_MS]   (default: build 20 1000)
+# GAP_MS: the pause between one run's end and the next run's start. A run that
+# starts right after the previous one's close waits for the devnet's next block
+# slot (at most one block per 500 ms) before its lease is committed; a pause of a
+# second lets each run start, as a developer's would, on a chain with no block
+# just made. GAP_MS=0 gives the back-to-back figure.
 # Needs root (device nodes, the sandbox), as the provider does; skips otherwise,
 # and skips on a build without `gpunet run`. Run by `make bench`, never `make test`.
 set -u
 BUILD="${1:-build}"
 RUNS="${2:-20}"
+GAP_MS="${3:-1000}"
 if [ "$(id -u)" -ne 0 ]; then
   echo "run_to_first_output: skipped (needs root, as the provider's daemon and sandbox do)"
   exit 0
@@ -69,10 +75,10 @@ run: printf 'first-%s\n' output-line
 YAML
 
 # --- the runs, one after another; a bare sandbox start after each ---
-$PY - "$GPUNET" "$BENCH_SANDBOX" "$WORK" "$PHOME" "$RUNS" <<'PY' || die "the runs"
+$PY - "$GPUNET" "$BENCH_SANDBOX" "$WORK" "$PHOME" "$RUNS" "$GAP_MS" <<'PY' || die "the runs"
 import json, os, re, subprocess, sys, threading, time
-gpunet, bench_sandbox, work, phome, runs = sys.argv[1:6]
-runs = int(runs)
+gpunet, bench_sandbox, work, phome, runs, gap_ms = sys.argv[1:7]
+runs, gap_ms = int(runs), int(gap_ms)
 
 def now_ms():
     return time.time_ns() / 1e6  # CLOCK_REALTIME, the clock of blocks and events
@@ -86,9 +92,10 @@ def must(*args):
 out = open(work + "/runs.jsonl", "w")
 seen = set()
 for i in range(runs):
+    time.sleep(gap_ms / 1000)
     r = {}
     r["run_started"] = now_ms()
-    p = subprocess.Popen([gpunet, "run", "echo.yaml", "--from", "tenant", "--yes"], cwd=work + "/tenant",
+    p = subprocess.Popen([gpunet, "run", "echo.yaml", "--from", "tenant", "--yes", "--timings"], cwd=work + "/tenant",
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err = []
     t = threading.Thread(target=lambda: err.append(p.stderr.read()))
@@ -105,6 +112,11 @@ for i in range(runs):
     if "tenant_first_line" not in r or p.returncode != 0:
         sys.exit("run %d: gpunet run: exit %s\n%s%s%s" % (i, p.returncode, "".join(lines), rest, "".join(err)))
     r["run_exited"] = now_ms()
+    # gpunet run's own marks (--timings): ms since it began, by its clock.
+    m = re.search(r"^timings (.*)$", rest + "".join(err), re.M)
+    if not m:
+        sys.exit("run %d: gpunet run --timings printed no timings line" % i)
+    r["run_timings"] = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
     leases = json.loads(must("-o", "json", "lease", "list", "--from", "tenant", "--all"))["leases"]
     new = [l["lease_id"] for l in leases if l["lease_id"] not in seen]
     if len(new) != 1:
@@ -132,7 +144,7 @@ for i in range(runs):
 PY
 
 # --- the figures ---
-$PY - "$WORK" <<'PY' || die "the figures"
+$PY - "$WORK" "$GAP_MS" <<'PY' || die "the figures"
 import json, math, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1] + "/runs.jsonl")]
 
@@ -159,11 +171,16 @@ bare = [r["bare_sandbox_start_ms"] for r in rows]
 print("run_to_first_output_ms_p50=%.0f p95=%.0f sandbox_start_ms=%.0f" % (
     statistics.median(total), pct(total, 95), statistics.median(bare)))
 after = [r["run_exited"] - r["tenant_first_line"] for r in rows]
-print("  runs=%d; after the line, gpunet run took p50=%.0f ms more (outputs, the close, its block)" % (
-    len(rows), statistics.median(after)))
+print("  runs=%d gap_ms=%s; after the line, gpunet run took p50=%.0f ms more (outputs, the close, its block)" % (
+    len(rows), sys.argv[2], statistics.median(after)))
 for name, what, f in parts:
     v = [f(r) for r in rows]
     print("  %-18s p50=%6.1f p95=%6.1f  %s" % (name, statistics.median(v), pct(v, 95), what))
+# The same marks as gpunet run itself saw them (--timings: since it began), for the
+# parts only the client knows: when it learnt of each step.
+marks = ["lease_committed_ms", "provider_noticed_ms", "manifest_accepted_ms", "sandbox_started_ms", "first_output_ms"]
+print("  gpunet run --timings (ms since it began, p50): " + " ".join(
+    "%s=%.0f" % (k[:-3], statistics.median(r["run_timings"][k] for r in rows)) for k in marks))
 PY
 rc=$?
 
