@@ -119,8 +119,10 @@ g offers "gpu=$gpu_model" || die "gpunet offers"
 
 # ---------------------------------------------------------------- 3. a training job
 provider0="$(bal provider)" investor0="$(bal investor)" tenant0="$(bal tenant)" burned0="$(burned)"
+# The tenant's project folder: the task files and what they upload, as a developer has them.
 TENANT_DIR="$WORK/tenant"
 mkdir -p "$TENANT_DIR"
+cp -r "$EXAMPLES/task.yaml" "$EXAMPLES/train" "$EXAMPLES/interactive.yaml" "$EXAMPLES/site" "$TENANT_DIR/"
 step "The tenant's task: docs/examples/task.yaml (and train/train.py)"
 grep -v '^#' "$EXAMPLES/task.yaml"
 g task check "$EXAMPLES/task.yaml" >/dev/null || die "gpunet task check"
@@ -129,8 +131,8 @@ g task check "$EXAMPLES/task.yaml" >/dev/null || die "gpunet task check"
 newest_lease() { g -o json lease list --from tenant --all | $PY -c 'import json,sys; print(max(int(l["lease_id"]) for l in json.load(sys.stdin)["leases"]))'; }
 
 if has_verb run; then
-  step "gpunet run docs/examples/task.yaml --from tenant --yes"
-  (cd "$TENANT_DIR" && g run "$EXAMPLES/task.yaml" --from tenant --yes) | tee "$WORK/run.out"
+  step "gpunet run task.yaml --from tenant --yes"
+  (cd "$TENANT_DIR" && g run task.yaml --from tenant --yes) | tee "$WORK/run.out"
   [ "${PIPESTATUS[0]}" -eq 0 ] || die "gpunet run failed"
   lease="$(newest_lease)"
   model="$(find "$TENANT_DIR" -name model.pt | head -1)"
@@ -222,7 +224,7 @@ interactive_ok=0
 if has_verb ssh-config && has_verb forward && has_verb run; then
   step "An interactive machine: gpunet run docs/examples/interactive.yaml --from tenant --yes --detach"
   grep -v '^#' "$EXAMPLES/interactive.yaml"
-  (cd "$TENANT_DIR" && g run "$EXAMPLES/interactive.yaml" --from tenant --yes --detach) || die "gpunet run --detach"
+  (cd "$TENANT_DIR" && g run interactive.yaml --from tenant --yes --detach) || die "gpunet run --detach"
   ilease="$(newest_lease)"
   check '[ "$ilease" != "$lease" ]' "no new lease for the interactive machine"
 
