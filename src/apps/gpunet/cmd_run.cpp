@@ -302,7 +302,7 @@ void TaskRun::LeaseFromOrder() {
                       client::FormatGpn(m_task.resources.max_price_ugpn_per_gpu_hour) +
                       " GPN/GPU-h came in order " + std::to_string(order_id) +
                       "'s bid window: the order closed and its deposit " +
-                      GpnText(order.deposit_ugpn) +
+                      GpnText(msg.deposit_ugpn) +
                       " was refunded. Raise max_price, loosen resources, or try again later");
     const auto best = client::PickBid(answer.value.bids, order.max_price_ugpn_per_gpu_hour);
     if (answer.value.bids.size() != said_bids ||
@@ -338,7 +338,7 @@ void TaskRun::WaitForStart() {
                                                "): " + client::SettlementText(m_lease));
     }
     const auto waited = SteadyClock::now() - began;
-    if (!explained && waited > std::chrono::seconds(15)) {
+    if (!explained && waited > std::chrono::seconds(5)) {
       Say(client::MissedStartText(m_lease, m_params, m_lease.as_of_ms));
       explained = true;
     } else if (SteadyClock::now() - last_said > std::chrono::seconds(5)) {
