@@ -288,42 +288,6 @@ std::string TimingsLine(const RunTimings& t) {
          " first_output_ms=" + std::to_string(t.first_output_ms);
 }
 
-std::string HarmlessText(std::string_view bytes, std::string& carry) {
-  std::string in = carry + std::string(bytes);
-  carry.clear();
-  std::string out;
-  out.reserve(in.size());
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (size_t i = 0; i < in.size(); ++i) {
-    const auto c = static_cast<unsigned char>(in[i]);
-    if (c == '\n' || c == '\t' || c == '\r') {
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += '^';
-      out += static_cast<char>(c + 0x40);  // ESC -> ^[, BEL -> ^G
-    } else if (c == 0x7f) {
-      out += "^?";
-    } else if (c == 0xc2) {
-      if (i + 1 == in.size()) {  // the second byte is in the next read
-        carry = "\xc2";
-        break;
-      }
-      const auto next = static_cast<unsigned char>(in[i + 1]);
-      if (next >= 0x80 && next <= 0x9f) {
-        out += "\\x";
-        out += kHex[next >> 4];
-        out += kHex[next & 15];
-        ++i;
-      } else {
-        out += static_cast<char>(c);
-      }
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 bool OutputSelected(std::string_view name, const std::vector<std::string>& selections) {
   for (std::string_view sel : selections) {
     while (sel.ends_with('/')) sel.remove_suffix(1);

@@ -107,13 +107,6 @@ struct RunTimings {
 /// manifest_accepted_ms=N sandbox_started_ms=N first_output_ms=N`.
 [[nodiscard]] std::string TimingsLine(const RunTimings& t);
 
-/// The workload's output made harmless for a terminal (unless --raw): ESC and the
-/// other C0 controls but line feed, tab and carriage return, DEL, and the C1 controls
-/// (U+0080..U+009F as UTF-8) become visible text (`^[`, `\x9b`), so a workload cannot
-/// move the cursor, retitle the window or write to the clipboard. Bytes of a C1
-/// control split across two reads are handled by `carry` (keep it between calls).
-[[nodiscard]] std::string HarmlessText(std::string_view bytes, std::string& carry);
-
 /// True when output `name` (relative to the outputs folder) is one the task asked
 /// for: a selection of PlanTaskOutputs ("" = all, a file, or a folder and what is
 /// beneath it).

@@ -17,6 +17,7 @@
 #include "apps/gpunet/cli.h"
 #include "apps/gpunet/market_send.h"
 #include "base/checked_math.h"
+#include "base/clock.h"
 #include "client/amount.h"
 #include "client/manifest.h"
 #include "client/market_client.h"
@@ -24,6 +25,7 @@
 #include "client/market_tx.h"
 #include "client/node_client.h"
 #include "client/offer_filter.h"
+#include "client/topup.h"
 #include "codec/hashes.h"
 #include "codec/tx_result.h"
 #include "crypto/address.h"
@@ -817,9 +819,32 @@ void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
     query.tenant = crypto::AddressToString(
         Resolve(g, a.tenant.empty() ? a.from : a.tenant, a.tenant.empty() ? "--from" : "--tenant"));
   auto page = OrFail(Market(g).Leases(query));
-  if (g.Json()) return PrintJson(page.raw);
+  // Whose funds end soon, by the later of the ledger's clock and this machine's.
+  const uint64_t now = std::max<uint64_t>(
+      page.time_ms,
+      static_cast<uint64_t>(std::max<int64_t>(base::SystemClock::Instance().NowMs(), 0)));
+  if (g.Json()) {
+    // funds_end_ms: when a started lease's deposits pay no further (null otherwise).
+    if (auto it = page.raw.find("leases"); it != page.raw.end() && it->is_array())
+      for (size_t i = 0; i < it->size() && i < page.entries.size(); ++i) {
+        const auto& l = page.entries[i];
+        (*it)[i]["funds_end_ms"] = l.state == "started" ? json(l.paid_until_ms) : json(nullptr);
+      }
+    return PrintJson(page.raw);
+  }
   if (page.entries.empty()) std::cout << "no leases\n";
-  for (const auto& l : page.entries) PrintLease(l);
+  for (const auto& l : page.entries) {
+    PrintLease(l);
+    if (l.state == "started" && client::FundsLeftMs(l, now) <= client::kFundsWarnMs)
+      std::cout << "  funds end   " << client::UtcTimeText(l.paid_until_ms)
+                << (client::FundsLeftMs(l, now) == 0 ? " (now: it closes as expired)"
+                                                     : " (within 10 minutes): gpunet lease "
+                                                       "deposit " +
+                                                           std::to_string(l.lease_id) +
+                                                           " GPN --from KEY, or it closes as "
+                                                           "expired")
+                << "\n";
+  }
   PrintNextHint(page.next, "leases");
   std::cout << std::flush;
 }

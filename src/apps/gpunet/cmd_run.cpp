@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -27,6 +28,7 @@
 #include "apps/gpunet/market_send.h"
 #include "client/amount.h"
 #include "client/gpunetignore.h"
+#include "client/lease_follow.h"
 #include "client/manifest.h"
 #include "client/market_client.h"
 #include "client/market_tx.h"
@@ -36,6 +38,8 @@
 #include "client/tenant_client.h"
 #include "client/tenant_secrets.h"
 #include "client/tenant_transfer.h"
+#include "client/terminal_text.h"
+#include "client/topup.h"
 #include "crypto/address.h"
 #include "crypto/keystore.h"
 
@@ -53,10 +57,13 @@ struct RunArgs {
   bool yes = false, detach = false, order = false, raw = false, timings = false;
 };
 
-volatile std::sig_atomic_t g_interrupted = 0;
+// Set by SIGINT (a lock-free atomic store is async-signal-safe); the follow of the
+// logs watches it too (FollowOptions::cancel).
+std::atomic<bool> g_cancel{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 
 void OnSigint(int) {
-  g_interrupted = 1;
+  g_cancel.store(true);
 }
 
 /// SIGINT sets a flag that the waits and the log loop look at, so Ctrl-C asks
@@ -283,7 +290,7 @@ void TaskRun::LeaseFromOrder() {
   auto last_said = SteadyClock::now();
   size_t said_bids = SIZE_MAX;
   for (;;) {
-    if (g_interrupted) {
+    if (g_cancel.load()) {
       Say("\ninterrupted: closing order " + std::to_string(order_id) +
           " (its deposit is refunded)");
       SendMsgs(m_g, {m_a.from, 0, m_a.fee}, {codec::MsgOrderClose{order_id}});
@@ -302,7 +309,7 @@ void TaskRun::LeaseFromOrder() {
                       client::FormatGpn(m_task.resources.max_price_ugpn_per_gpu_hour) +
                       " GPN/GPU-h came in order " + std::to_string(order_id) +
                       "'s bid window: the order closed and its deposit " +
-                      GpnText(order.deposit_ugpn) +
+                      GpnText(msg.deposit_ugpn) +
                       " was refunded. Raise max_price, loosen resources, or try again later");
     const auto best = client::PickBid(answer.value.bids, order.max_price_ugpn_per_gpu_hour);
     if (answer.value.bids.size() != said_bids ||
@@ -327,7 +334,7 @@ void TaskRun::WaitForStart() {
   auto last_said = began;
   bool explained = false;
   for (;;) {
-    if (g_interrupted) Interrupted(true);
+    if (g_cancel.load()) Interrupted(true);
     m_lease =
         OrFail(m_market.Lease(m_lease_id), "reading lease " + std::to_string(m_lease_id)).value;
     if (m_lease.state == "started") break;
@@ -338,7 +345,7 @@ void TaskRun::WaitForStart() {
                                                "): " + client::SettlementText(m_lease));
     }
     const auto waited = SteadyClock::now() - began;
-    if (!explained && waited > std::chrono::seconds(15)) {
+    if (!explained && waited > std::chrono::seconds(5)) {
       Say(client::MissedStartText(m_lease, m_params, m_lease.as_of_ms));
       explained = true;
     } else if (SteadyClock::now() - last_said > std::chrono::seconds(5)) {
@@ -362,7 +369,7 @@ void TaskRun::SendManifest(client::TenantClient& tenant) {
     const bool early = answer ? client::SubmitTooEarly(answer->status, answer->body)
                               : answer.error().code == ErrorCode::kUnavailable;
     if (!early || SteadyClock::now() >= deadline) break;
-    if (g_interrupted) Interrupted(false);
+    if (g_cancel.load()) Interrupted(false);
     Sleep(100);
   }
   const json j = ParseJsonAnswer(Expect(std::move(answer), "POST " + target), "POST " + target);
@@ -379,7 +386,7 @@ void TaskRun::Upload(client::TenantClient& tenant) {
     for (const auto& f : m_workdir->files) {
       if (f.remote == marker) continue;  // run's own, sent last
       UploadOne(m_g, tenant, m_lease_id, f);
-      if (g_interrupted) Interrupted(false);
+      if (g_cancel.load()) Interrupted(false);
     }
     const std::string target = client::UploadTarget(m_lease_id, marker, 0);
     Expect(tenant.Put(target, "", {{"Gpunet-Chunk-Sha256", client::Sha256Hex("")}}),
@@ -413,7 +420,7 @@ void TaskRun::WaitForSandbox(client::TenantClient& tenant) {
   const auto began = SteadyClock::now();
   auto last_said = began;
   for (;;) {
-    if (g_interrupted) Interrupted(false);
+    if (g_cancel.load()) Interrupted(false);
     const json j = ParseJsonAnswer(Expect(tenant.Get(target), "GET " + target), "GET " + target);
     std::string state = "none";
     if (j.contains("workload") && j["workload"].is_object())
@@ -429,73 +436,72 @@ void TaskRun::WaitForSandbox(client::TenantClient& tenant) {
   m_timings.sandbox_started_ms = SinceStartMs();
 }
 
-/// Follows stdout (long-polled) and stderr until the workload ends; its exit code.
+/// Follows both streams (client/lease_follow.h) until the workload ends, tops the
+/// lease up by auto_topup's policy (client/topup.h) and warns before its funds end.
+/// The workload's exit code (-1 when the provider gave none).
 int TaskRun::StreamLogs(client::TenantClient& tenant) {
   Phase("running", "lease " + std::to_string(m_lease_id) + " (Ctrl-C: keep it or close it)");
-  uint64_t offsets[2] = {0, 0};
-  std::string carry[2];
-  int failures = 0;
-  auto last_ledger = SteadyClock::now();
-  for (;;) {
-    if (g_interrupted) Interrupted(false);
-    bool ended = false;
-    bool transient = false;
-    for (int stream = 0; stream < 2; ++stream) {
-      const std::string target =
-          client::LogsTarget(m_lease_id, stream == 1, offsets[stream], client::kLogsBytesPerRequest,
-                             stream == 0 ? 1000 : 0);
-      auto r = tenant.Get(target);
-      if (!r) {
-        if (r.error().code != ErrorCode::kUnavailable || ++failures > 30)
-          throw CommandFailed{r.error()};
-        transient = true;
-        break;
-      }
-      if (r->status == 410) return -1;  // closed under us: the ledger says why
-      if (r->status != 200) FailAnswer(*r, "GET " + target);
-      failures = 0;
-      if (!r->body.empty()) {
-        if (m_timings.first_output_ms == 0) m_timings.first_output_ms = SinceStartMs();
-        std::ostream& out = stream == 0 ? std::cout : std::cerr;
-        const std::string text = m_a.raw ? r->body : client::HarmlessText(r->body, carry[stream]);
-        out.write(text.data(), static_cast<std::streamsize>(text.size()));
-        out.flush();
-      }
-      offsets[stream] = OrFail(
-          client::NextOffset(offsets[stream], r->body.size(), r->Header("Gpunet-Next-Offset")),
-          "GET " + target);
-      if (stream == 0) ended = r->Header("Gpunet-Ended").value_or("0") == "1" && r->body.empty();
+  client::FollowOptions o;
+  o.lease_id = m_lease_id;
+  o.wait_ms = 1000;  // Ctrl-C is answered within a long-poll
+  o.cancel = &g_cancel;
+  client::TerminalSanitizer sanitizers[2];
+  // The workload's stdout is run's stdout, unless -o json keeps stdout for the answer.
+  std::ostream& out = m_g.Json() ? std::cerr : std::cout;
+  const auto write = [&](int i, std::ostream& os, std::string_view bytes) {
+    const std::string text = m_a.raw ? std::string(bytes) : sanitizers[i].Feed(bytes);
+    os.write(text.data(), static_cast<std::streamsize>(text.size()));
+    os.flush();
+  };
+  uint64_t topped_up = 0;
+  client::FollowCallbacks cb;
+  cb.data = [&](client::LogStream stream, std::string_view bytes) {
+    if (m_timings.first_output_ms == 0 && !bytes.empty())
+      m_timings.first_output_ms = SinceStartMs();
+    if (stream == client::LogStream::kStdout)
+      write(0, out, bytes);
+    else
+      write(1, std::cerr, bytes);
+  };
+  cb.funds = [this](const client::FundsWarning& w) { Say("gpunet: " + w.text); };
+  cb.notice = [this](std::string_view line) { Say("gpunet: " + std::string(line)); };
+  cb.ledger = [&](const client::LeaseInfo& lease) {
+    const uint64_t cap = m_task.auto_topup_cap_ugpn.value_or(0);
+    if (cap == 0) return;
+    const auto d = client::DecideWatch({&lease, lease.as_of_ms, cap, topped_up, false, false});
+    if (d.action != client::WatchAction::kDeposit) return;
+    Say("gpunet: auto_topup: " + d.why);
+    try {
+      SendMsgs(m_g, {m_a.from, d.deposit_ugpn, m_a.fee},
+               {codec::MsgLeaseDeposit{m_lease_id, d.deposit_ugpn}});
+      topped_up += d.deposit_ugpn;
+    } catch (const CommandFailed& f) {
+      Say("gpunet: auto_topup failed: " + f.error.message);
     }
-    if (transient) {
-      Say("(reconnecting to the provider)");
-      Sleep(1000);
-      continue;
-    }
-    if (ended) break;
-    if (SteadyClock::now() - last_ledger > std::chrono::seconds(10)) {
-      last_ledger = SteadyClock::now();
-      m_lease = OrFail(m_market.Lease(m_lease_id), "reading lease").value;
-      if (m_lease.state == "closed") return -1;
-    }
+  };
+  const client::FollowEnd end = OrFail(
+      client::FollowLease(client::TenantFollowSource(tenant, m_g.NodeUrl(), m_lease_id), o, cb),
+      "following lease " + std::to_string(m_lease_id));
+  if (!m_a.raw) {
+    out << sanitizers[0].Finish() << std::flush;
+    std::cerr << sanitizers[1].Finish() << std::flush;
   }
-  // Drain what stderr holds after the end.
-  for (;;) {
-    const std::string target =
-        client::LogsTarget(m_lease_id, true, offsets[1], client::kLogsBytesPerRequest, 0);
-    auto r = tenant.Get(target);
-    if (!r || r->status != 200 || r->body.empty()) break;
-    const std::string text = m_a.raw ? r->body : client::HarmlessText(r->body, carry[1]);
-    std::cerr.write(text.data(), static_cast<std::streamsize>(text.size()));
-    offsets[1] =
-        OrFail(client::NextOffset(offsets[1], r->body.size(), r->Header("Gpunet-Next-Offset")),
-               "GET " + target);
+  switch (end.kind) {
+    case client::FollowEndKind::kWorkloadEnded:
+      return end.exit_code.value_or(-1);
+    case client::FollowEndKind::kCancelled:
+      Interrupted(false);
+    case client::FollowEndKind::kLeaseClosed:
+      if (end.lease) m_closed = end.lease;
+      Say(end.message);
+      if (m_closed) Say(client::SettlementText(*m_closed));
+      Finish(-1);
+      FailCommand(ErrorCode::kConflict, "lease " + std::to_string(m_lease_id) +
+                                            " closed before the job ended: " + end.message);
+    case client::FollowEndKind::kUnreachable:
+      for (const auto& line : client::ComeBackLines(m_task, m_lease_id)) Say(line);
+      FailCommand(ErrorCode::kUnavailable, end.message);
   }
-  std::cerr.flush();
-  const std::string target = "/leases/" + std::to_string(m_lease_id);
-  const json j = ParseJsonAnswer(Expect(tenant.Get(target), "GET " + target), "GET " + target);
-  if (j.contains("workload") && j["workload"].is_object() && j["workload"].contains("exit_code") &&
-      j["workload"]["exit_code"].is_number_integer())
-    return j["workload"]["exit_code"].get<int>();
   return -1;
 }
 
@@ -558,7 +564,7 @@ void TaskRun::Finish(int exit_code) {
 }
 
 void TaskRun::Interrupted(bool reserved) {
-  g_interrupted = 0;
+  g_cancel.store(false);
   std::string answer;
   char choice = 'c';
   std::cerr << std::endl;
@@ -617,17 +623,6 @@ void TaskRun::Main() {
     return;
   }
   const int exit_code = StreamLogs(tenant);
-  if (exit_code == -1) {
-    m_lease = OrFail(m_market.Lease(m_lease_id), "reading lease").value;
-    if (m_lease.state == "closed") {
-      m_closed = m_lease;
-      Say("lease " + std::to_string(m_lease_id) + " closed under the job (" + m_lease.end +
-          "): " + client::SettlementText(m_lease));
-      Finish(-1);
-      FailCommand(ErrorCode::kConflict, "lease " + std::to_string(m_lease_id) +
-                                            " closed before the job ended (" + m_lease.end + ")");
-    }
-  }
   Say("the job exited" + (exit_code >= 0 ? " with code " + std::to_string(exit_code) : ""));
   DownloadOutputs(tenant);
   if (m_task.close_on_exit)

@@ -188,20 +188,6 @@ TEST(RunPlan, TimingsLine) {
             "sandbox_started_ms=4 first_output_ms=5");
 }
 
-TEST(RunPlan, HarmlessText) {
-  std::string carry;
-  EXPECT_EQ(HarmlessText("loss 0.5\r\n\tok", carry), "loss 0.5\r\n\tok");
-  EXPECT_EQ(HarmlessText("\x1b]52;c;AAAA\x07\x7f", carry), "^[]52;c;AAAA^G^?");
-  EXPECT_EQ(HarmlessText("caf\xc3\xa9", carry), "caf\xc3\xa9");  // UTF-8 stays
-  EXPECT_EQ(HarmlessText("a\xc2", carry), "a");                  // C1 split across reads
-  EXPECT_EQ(HarmlessText("\x9b"
-                         "2J",
-                         carry),
-            "\\x9b2J");
-  EXPECT_EQ(HarmlessText("\xc2\xa0", carry), "\xc2\xa0");  // a no-break space is text
-  EXPECT_TRUE(carry.empty());
-}
-
 TEST(RunPlan, OutputSelected) {
   EXPECT_TRUE(OutputSelected("anything/x", {""}));
   EXPECT_TRUE(OutputSelected("ckpt/model.pt", {"ckpt", "loss.csv"}));
