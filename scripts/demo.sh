@@ -230,23 +230,24 @@ if has_verb ssh-config && has_verb forward && has_verb run; then
 
   step "gpunet ssh-config $ilease: an OpenSSH host entry whose ProxyCommand is gpunet itself"
   ssh-keygen -q -t ed25519 -N '' -C demo-tenant -f "$WORK/id_ed25519" || die "ssh-keygen"
-  g ssh-config "$ilease" --identity "$WORK/id_ed25519" --from tenant >"$WORK/ssh_config" || die "gpunet ssh-config"
-  cat "$WORK/ssh_config"
-  host="$(sed -n 's/^Host  *\([^ ]*\).*/\1/p' "$WORK/ssh_config" | head -1)"
-  check '[ -n "$host" ]' "no Host line in what ssh-config wrote"
-  step "ssh -F ssh_config $host: a command inside the lease"
-  ssh -F "$WORK/ssh_config" -o BatchMode=yes "$host" 'echo "inside: $(id -un) on lease $GPUNET_LEASE_ID, CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"; ls /work' |
+  g ssh-config "$ilease" --identity "$WORK/id_ed25519" --from tenant | tee "$WORK/ssh-config.out" ||
+    die "gpunet ssh-config"
+  ssh_config="$GPUNET_HOME/ssh/config" host="gpunet-$ilease"
+  grep -q "^Host $host\$" "$ssh_config" || die "no Host $host in $ssh_config"
+  sed -n "/^Host $host\$/,/^\$/p" "$ssh_config"
+  step "ssh -F $ssh_config $host: a command inside the lease"
+  ssh -F "$ssh_config" -o BatchMode=yes "$host" 'echo "inside: uid $(id -u) on lease $GPUNET_LEASE_ID, CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"; ls /work' |
     tee "$WORK/ssh.out" || die "ssh through the ProxyCommand"
-  grep -q "^inside: .* on lease $ilease," "$WORK/ssh.out" || die "ssh did not run inside lease $ilease"
+  grep -q "^inside: uid [0-9]* on lease $ilease," "$WORK/ssh.out" || die "ssh did not run inside lease $ilease"
   step "scp: a file to the lease and back"
   head -c 100000 /dev/urandom >"$WORK/blob.bin"
-  scp -q -F "$WORK/ssh_config" -o BatchMode=yes "$WORK/blob.bin" "$host:/work/blob.bin" || die "scp to the lease"
-  scp -q -F "$WORK/ssh_config" -o BatchMode=yes "$host:/work/blob.bin" "$WORK/blob.back" || die "scp from the lease"
+  scp -q -F "$ssh_config" -o BatchMode=yes "$WORK/blob.bin" "$host:/work/blob.bin" || die "scp to the lease"
+  scp -q -F "$ssh_config" -o BatchMode=yes "$host:/work/blob.bin" "$WORK/blob.back" || die "scp from the lease"
   cmp "$WORK/blob.bin" "$WORK/blob.back" || die "the file came back changed"
   echo "  100000 bytes to /work/blob.bin and back, identical"
   step "gpunet forward $ilease 8000: the web server inside the lease, on 127.0.0.1 here"
   local_port="$(free_port)"
-  g forward "$ilease" "8000:$local_port" --from tenant >"$WORK/forward.log" 2>&1 &
+  "$GPUNET" forward "$ilease" "8000:$local_port" --from tenant </dev/null >"$WORK/forward.log" 2>&1 &
   BG_PIDS+=($!)
   page() { curl -fsS --max-time 5 "http://127.0.0.1:$local_port/index.html" >"$WORK/page.html" 2>/dev/null; }
   wait_for 30 page || die "curl through gpunet forward got no page"
