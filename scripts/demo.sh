@@ -84,6 +84,15 @@ provider_home "$WORK/phome" 2  # PHOME, TLS_FP, API_PORT; two device nodes in $W
 [ "$failures" -eq 0 ] || die "the provider home"
 gpu_model=H100 gpus=2 vram=80 driver=550.54.15 cuda=12.4 cc=9.0
 declaration="$(declared_two_gpus_yaml; echo "  device_dir: $WORK/dev")"
+# A dry run of the NVML path on a host without a GPU: GPUNET_DEMO_FAKE_NVML names
+# tests' libfake_nvml.so, answering from GPUNET_FAKE_NVML_STATE (tests/util/fake_nvml.cpp),
+# whose GPUs' minors must be 0 and 1 (the device nodes made above).
+fake_nvml="${GPUNET_DEMO_FAKE_NVML:-}"
+if [ -n "$fake_nvml" ]; then
+  mkdir -p "$WORK/lib" && ln -sf "$(realpath "$fake_nvml")" "$WORK/lib/libnvidia-ml.so.1"
+  export LD_LIBRARY_PATH="$WORK/lib"
+  echo "  FAKE NVML: $fake_nvml (a dry run of the NVML path, not a GPU)"
+fi
 if "$GPUNET" provider gpus >"$WORK/gpus.txt" 2>&1; then
   # NVML found GPUs: the machine is what `provider init` probes on this host.
   GPUNET_PASSPHRASE=devnet g provider init --home "$WORK/probe" --owner provider >/dev/null 2>&1 ||
@@ -94,6 +103,8 @@ if "$GPUNET" provider gpus >"$WORK/gpus.txt" 2>&1; then
   found="$(probed gpus)"
   gpus=$((found < 2 ? found : 2))
   declaration=""
+  [ -z "$fake_nvml" ] || declaration="$(printf '  nvml_library: %s\n  device_dir: %s' "$WORK/lib/libnvidia-ml.so.1" "$WORK/dev")"
+  check '[ "$gpus" -ge 1 ]' "NVML lists no GPU"
   echo "  NVML: $found GPU(s) of model $gpu_model; the provider sells $gpus"
 else
   echo "  no NVIDIA GPU here ($(head -1 "$WORK/gpus.txt")):"
@@ -123,51 +134,22 @@ provider0="$(bal provider)" investor0="$(bal investor)" tenant0="$(bal tenant)" 
 TENANT_DIR="$WORK/tenant"
 mkdir -p "$TENANT_DIR"
 cp -r "$EXAMPLES/task.yaml" "$EXAMPLES/train" "$EXAMPLES/interactive.yaml" "$EXAMPLES/site" "$TENANT_DIR/"
+if [ "$gpu_model" != H100 ]; then  # NVML found another model: the tenant asks for it
+  sed -i "s/^\(  gpus: \)H100:1/\1$gpu_model:1/" "$TENANT_DIR/task.yaml" "$TENANT_DIR/interactive.yaml"
+  grep -q "gpus: $gpu_model:1" "$TENANT_DIR/task.yaml" || die "task.yaml: could not ask for $gpu_model"
+fi
 step "The tenant's task: docs/examples/task.yaml (and train/train.py)"
-grep -v '^#' "$EXAMPLES/task.yaml"
-g task check "$EXAMPLES/task.yaml" >/dev/null || die "gpunet task check"
+grep -v '^#' "$TENANT_DIR/task.yaml"
+g task check "$TENANT_DIR/task.yaml" >/dev/null || die "gpunet task check"
 
 # The lease's id, from `gpunet lease list --from tenant --all`: the newest one.
 newest_lease() { g -o json lease list --from tenant --all | $PY -c 'import json,sys; print(max(int(l["lease_id"]) for l in json.load(sys.stdin)["leases"]))'; }
 
-if has_verb run; then
-  step "gpunet run task.yaml --from tenant --yes"
-  (cd "$TENANT_DIR" && g run task.yaml --from tenant --yes) | tee "$WORK/run.out"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || die "gpunet run failed"
-  lease="$(newest_lease)"
-  model="$(find "$TENANT_DIR" -name model.pt | head -1)"
-else
-  # This build has no `gpunet run` yet: the same steps with the lease verbs.
-  step "gpunet run is not in this build: the same steps, one lease verb at a time"
-  g -o json task check "$EXAMPLES/task.yaml" >"$WORK/task.json" || die "gpunet task check"
-  # The job's command must not start before train.py is uploaded: a secret gates
-  # the start (the workload starts once every secret it names is set).
-  $PY - "$WORK/task.json" "$WORK/manifest.json" <<'PY' || die "the manifest"
-import json, sys
-m = json.load(open(sys.argv[1]))["manifest"]
-m["secrets"] = ["DEMO_UPLOADED"]
-json.dump(m, open(sys.argv[2], "w"))
-PY
-  filter="$(jget '["filter"]' <"$WORK/task.json" | tr -d "[]',")"
-  # shellcheck disable=SC2086  # the filter's words are separate arguments
-  offer="$(g -o json offers $filter | jget '["offers"][0]["offer_id"]')" || die "no offer fits the task"
-  echo "\$ gpunet lease create $offer --gpus 1 --deposit 3 --manifest manifest.json --from tenant --yes"
-  g lease create "$offer" --gpus 1 --deposit 3 --manifest "$WORK/manifest.json" --from tenant --yes |
-    tee "$WORK/create.out"
-  lease="$(sed -n 's/^lease \([0-9]*\) reserved.*/\1/p' "$WORK/create.out")"
-  check '[ -n "$lease" ]' "no lease id in the output of lease create"
-  g lease submit "$lease" --manifest "$WORK/manifest.json" --from tenant || die "lease submit"
-  g lease upload "$lease" "$EXAMPLES/train/train.py" train.py --from tenant || die "lease upload"
-  (umask 077 && echo yes >"$WORK/uploaded.txt")
-  g lease secrets "$lease" "DEMO_UPLOADED=@$WORK/uploaded.txt" --from tenant >/dev/null || die "lease secrets"
-  step "gpunet lease logs $lease -f: the job's output as it runs"
-  g lease logs "$lease" -f --from tenant | tee "$WORK/run.out"
-  wait_for 30 eval "g lease outputs '$lease' --from tenant 2>/dev/null | grep -q model.pt" ||
-    die "the checkpoint is not among the lease's outputs"
-  g lease outputs "$lease" model.pt -o "$TENANT_DIR/model.pt" --from tenant || die "lease outputs"
-  model="$TENANT_DIR/model.pt"
-  g lease close "$lease" --from tenant || die "lease close"
-fi
+step "gpunet run task.yaml --from tenant --yes"
+(cd "$TENANT_DIR" && g run task.yaml --from tenant --yes) | tee "$WORK/run.out"
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "gpunet run failed"
+lease="$(newest_lease)"
+model="$(find "$TENANT_DIR" -name model.pt | head -1)"
 check '[ -n "$lease" ]' "which lease ran the job is unknown"
 grep -q '^torch .*, training on ' "$WORK/run.out" || die "the job did not say where it trains"
 grep -q '^step .* val_loss ' "$WORK/run.out" || die "the job printed no loss"
@@ -221,9 +203,9 @@ g query conservation | tee "$WORK/conservation.out" || die "the conservation equ
 
 # ---------------------------------------------------------------- 4. an interactive lease
 interactive_ok=0
-if has_verb ssh-config && has_verb forward && has_verb run; then
+if has_verb ssh-config && has_verb forward; then
   step "An interactive machine: gpunet run docs/examples/interactive.yaml --from tenant --yes --detach"
-  grep -v '^#' "$EXAMPLES/interactive.yaml"
+  grep -v '^#' "$TENANT_DIR/interactive.yaml"
   (cd "$TENANT_DIR" && g run interactive.yaml --from tenant --yes --detach) || die "gpunet run --detach"
   ilease="$(newest_lease)"
   check '[ "$ilease" != "$lease" ]' "no new lease for the interactive machine"
@@ -258,7 +240,7 @@ if has_verb ssh-config && has_verb forward && has_verb run; then
   g lease close "$ilease" --from tenant || die "lease close"
   interactive_ok=1
 else
-  step "The interactive lease: skipped, this build lacks gpunet run, ssh-config or forward (issue 18, being built)"
+  step "The interactive lease: skipped, this build lacks gpunet ssh-config or forward (issue 18, being built)"
 fi
 
 step "Stopping the provider's daemon and the devnet"
