@@ -16,6 +16,8 @@
 # Prints "demo OK" only when every check passed; exits non-zero otherwise, and
 # stops every process it started either way.
 # usage: scripts/demo.sh path/to/gpunet [amount]   (as root: the sandbox needs it)
+# GPUNET_DEMO_FAKE_NVML=build/tests/libfake_nvml.so GPUNET_FAKE_NVML_STATE=state.json
+# dry-runs the NVML path on a host without a GPU (tests/util/fake_nvml.cpp).
 set -uo pipefail
 GPUNET="$(realpath "${1:?usage: demo.sh path/to/gpunet [amount]}")"
 AMOUNT="${2:-12.5}"
