@@ -21,50 +21,16 @@ set -u
 BUILD="${1:-build}"
 RUNS="${2:-20}"
 GAP_MS="${3:-1000}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "run_to_first_output: skipped (needs root, as the provider's daemon and sandbox do)"
-  exit 0
-fi
-GPUNET="$(realpath "$BUILD/bin/gpunet" 2>/dev/null)"
-BENCH_SANDBOX="$(realpath "$BUILD/bench/bench_sandbox" 2>/dev/null)"
-[ -x "$GPUNET" ] && [ -x "$BENCH_SANDBOX" ] || {
-  echo "run_to_first_output: build gpunet and bench_sandbox first ($BUILD)" >&2
-  exit 1
-}
-if ! "$GPUNET" --help | grep -q '^  run '; then
+# shellcheck source=util/provider_bench.sh
+source "$(dirname "$0")/util/provider_bench.sh"
+if [ -x "$BUILD/bin/gpunet" ] && ! "$BUILD/bin/gpunet" --help | grep -q '^  run '; then
   echo "run_to_first_output: skipped (this gpunet has no \`gpunet run\`)"
   exit 0
 fi
-TESTS="$(dirname "$0")/../tests"
-# shellcheck source=../tests/util/devnet.sh
-source "$TESTS/util/devnet.sh"
-# shellcheck source=../tests/util/provider_daemon.sh
-source "$TESTS/util/provider_daemon.sh"
-devnet_workdir gpunet-bench-r2fo
-trap daemon_cleanup EXIT
-die() {
-  echo "run_to_first_output: $*" >&2
-  [ -f "$WORK/d.log" ] && tail -30 "$WORK/d.log" >&2
-  exit 1
-}
+bench_start run_to_first_output "$BUILD"
 
 # --- the chain (default block timing), the provider, its daemon ---
-GPUS=$((RUNS < 2 ? 2 : RUNS))
-[ "$GPUS" -le 256 ] || die "at most 256 runs (one device node minor each)"
-devnet_start_with_genesis '{"development": true}' '{}' default
-provider_home "$WORK/phome" "$GPUS"
-{
-  provider_yaml_two_h100 | sed "s/^        gpus: 2\$/        gpus: $GPUS/"
-  echo "  metrics_listen: 127.0.0.1:$(free_port)"
-  echo "  device_dir: $WORK/dev"
-  echo "  declared_gpus:"
-  for ((i = 0; i < GPUS; i++)); do printf '    - uuid: GPU-dev-%d\n      minor: %d\n' "$i" "$i"; done
-} >"$PHOME/provider.yaml"
-grep -q "^        gpus: $GPUS\$" "$PHOME/provider.yaml" || die "provider.yaml: the machine's gpus were not set to $GPUS"
-g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || die "provider register"
-daemon_start "$WORK/d.log"
-heartbeat() { grep -qs 'heartbeat: committed' "$WORK/d.log"; }
-wait_for 60 heartbeat || die "the daemon sent no heartbeat"
+bench_provider $((RUNS < 2 ? 2 : RUNS)) '{}' default
 
 # The job: one line. printf makes it, so the task's own text (which `gpunet run`
 # may show) never holds the line it waits for.
@@ -183,8 +149,5 @@ print("  gpunet run --timings (ms since it began, p50): " + " ".join(
     "%s=%.0f" % (k[:-3], statistics.median(r["run_timings"][k] for r in rows)) for k in marks))
 PY
 rc=$?
-
-kill -TERM "$DAEMON_PID"
-daemon_wait_exit
-devnet_stop
+bench_stop
 exit $rc
