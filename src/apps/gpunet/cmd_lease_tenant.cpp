@@ -649,7 +649,7 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
     last_problem = line;
   };
   std::cerr << "watching lease " << id
-            << (cap ? ": auto top-up up to " + client::DescribeAmount(cap) : std::string())
+            << (cap ? ": auto top-up up to " + client::FormatGpn(cap) + " GPN" : std::string())
             << (a.close_on_exit
                     ? std::string(cap ? "," : ":") + " closes it when the workload exits"
                     : std::string())
@@ -683,7 +683,7 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
                             {"closed_ms", lease.closed_ms},
                             {"topped_up_ugpn", topped_up}});
         std::cout << d.why
-                  << (topped_up ? "; auto top-up deposited " + client::DescribeAmount(topped_up)
+                  << (topped_up ? "; auto top-up deposited " + client::FormatGpn(topped_up) + " GPN"
                                 : std::string())
                   << std::endl;
         return;
