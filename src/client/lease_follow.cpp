@@ -248,10 +248,11 @@ base::Result<FollowEnd> FollowLease(const FollowSource& source, const FollowOpti
       continue;
     }
     if (all_ended) {
-      if (!exit_read) {
-        exit_read = true;
+      if (!exit_read) {  // tried again each pass while the provider does not answer
         auto status = source.get("/leases/" + std::to_string(options.lease_id));
         if (status && status->status == 200) exit = ParseWorkloadExit(status->body);
+        exit_read = (status && status->status == 200) || now - ended_seen_ms >= kFollowDrainMs;
+        if (!exit_read) continue;
       }
       // Ended as its funds end (the SIGTERM comes its grace before paid_until, or the
       // workload stopped by itself just before): the ledger closes the lease at
