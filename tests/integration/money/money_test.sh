@@ -12,7 +12,7 @@
 #   - lease B, watched by `gpunet lease watch B --auto-topup 3`: topped up by an hour
 #     (2.5 GPN) when its funds end within 10 minutes — so no SIGTERM while A's comes —
 #     then by what is left of the cap (0.5), then never again; the watch ends (0) when
-#     the tenant closes B.
+#     the tenant closes B; meanwhile `lease list` notes that B's funds end soon.
 # Needs root (device nodes, sandboxes).
 #   money_test.sh GPUNET LIBCLOCK_SHIFT
 set -u
@@ -152,6 +152,11 @@ ledger_time_is $((PB - 300000))
 cap_said() { grep -q "reached its cap" "$WORK/watch.err"; }
 wait_for 20 cap_said || fail "lease watch did not say its cap was reached"
 deposited 5500000 || fail "lease watch deposited past its cap ($(ugpn "$B" deposited_ugpn))"
+# lease list notes a lease whose funds end within 10 minutes (by the ledger's time).
+g lease list --tenant tenant | grep -q "funds end .*(within 10 minutes): gpunet lease deposit $B" ||
+  fail "lease list: no funds-end note for B"
+[ "$(g -o json lease list --tenant tenant | json_field '["leases"][0]["funds_end_ms"]')" = "$PB" ] ||
+  fail "lease list -o json: funds_end_ms is not B's paid_until_ms"
 
 # --- 8. the tenant closes B: the watch ends, saying so ---
 g lease close "$B" --from tenant >/dev/null || fail "lease close B"
