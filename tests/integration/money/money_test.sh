@@ -137,6 +137,13 @@ want = ["line-%d" % i for i in range(1, len(lines) + 1)]
 assert lines == want, [x for x in zip(lines, want) if x[0] != x[1]][:3]
 PY
 grep -q '^err-' "$WORK/a.err" || fail "logs -f did not show stderr"
+# Followed after the close: everything once more, then the same reason, non-zero.
+if g logs "$A" -f --from tenant >"$WORK/a2.out" 2>"$WORK/a2.err"; then
+  fail "logs -f of a closed lease exited 0"
+fi
+grep -q "lease $A closed: its funds ran out at .* (expired)" "$WORK/a2.err" ||
+  fail "logs -f of a closed lease did not say why it closed"
+cmp -s "$WORK/a.out" "$WORK/a2.out" || fail "logs -f of a closed lease did not show the same output"
 g -o json lease events "$A" --from tenant >"$WORK/a.events" || fail "lease events A"
 [ "$(grep -o '"funds_ending"' "$WORK/a.events" | wc -l)" -eq 1 ] || fail "not one funds_ending event for A"
 grep -q "SIGTERM sent, grace 4 s" "$WORK/a.events" || fail "the funds_ending event does not say the grace"
