@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "client/tenant_transfer.h"
 
@@ -19,7 +23,9 @@ class FakeProvider {
   size_t piece = 12;
   bool flaky = false;
   bool down = false;  ///< every request fails
-  int status = 200;   ///< the answer of every logs request (403: a stranger)
+  bool hang = false;  ///< logs requests wait (a long-poll with nothing new) until `release`
+  std::atomic<bool> release{false};
+  int status = 200;  ///< the answer of every logs request (403: a stranger)
   std::string workload = R"({"workload":{"state":"exited","exit_code":3,"reason":"exited"}})";
   LeaseInfo lease;
 
@@ -40,8 +46,12 @@ class FakeProvider {
     return s;
   }
 
+  base::Result<TenantResponse> GetForTest(const std::string& target) { return Get(target); }
+
  private:
   base::Result<TenantResponse> Get(const std::string& target) {
+    while (hang && !release && target != "/leases/7")
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::lock_guard lock(m_mu);
     if (down || (flaky && (++m_calls % 2) == 0))
       return base::Fail(base::ErrorCode::kUnavailable, "connection refused");
@@ -143,6 +153,24 @@ TEST(LeaseFollow, AProviderAwayPastTheBoundEndsItAfterOneNotice) {
   EXPECT_EQ(end->kind, FollowEndKind::kUnreachable);
   EXPECT_EQ(seen.notices.size(), 1u);
   EXPECT_TRUE(seen.out.empty());
+}
+
+TEST(LeaseFollow, ACancelReturnsWithoutWaitingForALongPollInFlight) {
+  auto p = std::make_shared<FakeProvider>();
+  p->hang = true;
+  std::atomic<bool> cancel{true};
+  Seen seen;
+  FollowOptions o = Options();
+  o.cancel = &cancel;
+  FollowSource source = p->Source();
+  // The source outlives the follow here as the real one does (it holds its own
+  // copies); the threads still in a request end once it returns.
+  source.get = [p](const std::string& target) { return p->GetForTest(target); };
+  auto end = FollowLease(source, o, seen.Callbacks());
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(end->kind, FollowEndKind::kCancelled);
+  EXPECT_TRUE(seen.out.empty());
+  p->release = true;
 }
 
 TEST(LeaseFollow, ARefusalNoRetryChangesIsAnError) {
