@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -638,6 +639,18 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
   const uint64_t every_ms = OrFail(client::ParseDurationMs(a.every), "--every");
   if (every_ms < 200 || every_ms > 600'000)
     FailCommand(ErrorCode::kInvalidArgument, "--every is between 200ms and 10m");
+  if (cap != 0 || a.close_on_exit) {
+    // The watch runs unattended: the key's passphrase is asked once, now, not at each
+    // top-up (kept in this process's environment, where LoadKey reads it), and a
+    // wrong one fails here rather than when the funds are about to end.
+    if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env == nullptr || *env == '\0') {
+      std::string passphrase;
+      if (ReadLineFromTty("Passphrase for key \"" + a.from + "\": ", false, passphrase))
+        ::setenv("GPUNET_PASSPHRASE", passphrase.c_str(), 1);
+      sodium_memzero(passphrase.data(), passphrase.size());
+    }
+    (void)LoadKey(g, a.from);
+  }
   const LeaseContext c = ReadLease(g, a.lease);
   const uint64_t id = c.lease.lease_id;
   std::optional<client::TenantClient> tenant;
