@@ -1,13 +1,18 @@
 #include "provider/engine.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <utility>
 
 #include "base/check.h"
 #include "base/checked_math.h"
 #include "base/file_util.h"
 #include "base/limits.h"
+#include "client/topup.h"
 #include "codec/tx_result.h"
 #include "crypto/address.h"
 #include "crypto/hash.h"
@@ -58,6 +63,18 @@ base::Status RuntimeWorkloads::Start(const runtime::WorkloadSpec& spec) {
 
 base::Status RuntimeWorkloads::Stop(const std::string& id) {
   GPUNET_TRY(m_runtime.Stop(id));
+  return {};
+}
+
+base::Status RuntimeWorkloads::RequestStop(const std::string& id) {
+  runtime::WorkloadInfo info;
+  GPUNET_TRY_ASSIGN(info, m_runtime.Attach(id));
+  if (!info.running || info.supervisor_pid == 0) return {};  // ended already
+  // The supervisor turns its SIGTERM into Stop's steps: SIGTERM to the workload, its
+  // cgroup killed after stop_grace_ms (a second SIGTERM changes nothing).
+  if (::kill(info.supervisor_pid, SIGTERM) != 0 && errno != ESRCH)
+    return Fail(ErrorCode::kIo,
+                "SIGTERM to the supervisor of " + id + ": " + std::string(std::strerror(errno)));
   return {};
 }
 
@@ -120,6 +137,8 @@ std::string_view LeaseActionName(LeaseAction action) {
       return "adopt_workload";
     case LeaseAction::kRunning:
       return "running";
+    case LeaseAction::kFundsEnding:
+      return "funds_ending";
     case LeaseAction::kCloseUnhealthy:
       return "close_unhealthy";
     case LeaseAction::kObserveClosed:
@@ -148,6 +167,7 @@ std::string_view StepName(LeaseAction action) {
     case LeaseAction::kAdoptWorkload:
       return "started";
     case LeaseAction::kRunning:
+    case LeaseAction::kFundsEnding:
       return "running";
     case LeaseAction::kCloseUnhealthy:
     case LeaseAction::kObserveClosed:
@@ -181,6 +201,14 @@ LeaseAction NextStep(const StepInput& in) {
   if (in.ledger->state == "reserved")
     return in.tenant_api_ready ? LeaseAction::kSendStarted : LeaseAction::kWaitTenantApi;
   GPUNET_CHECK(in.ledger->state == "started");
+  // The funds end within the workload's grace: SIGTERM now, so the kill at the end
+  // comes after the grace the manifest asked for. Once per paid_until (a deposit
+  // before it moves paid_until past the window, and nothing happens).
+  const uint64_t paid_until = in.ledger->paid_until_ms;
+  if (in.workload_exists && in.workload_running && r.manifest_received && paid_until != 0 &&
+      r.funds_stop_ms != paid_until &&
+      base::CheckedAdd(in.now_ms, in.stop_grace_ms).value_or(UINT64_MAX) >= paid_until)
+    return LeaseAction::kFundsEnding;
   if (in.workload_exists)
     return r.manifest_received ? LeaseAction::kRunning : LeaseAction::kAdoptWorkload;
   if (r.manifest_received) return LeaseAction::kRunning;         // it ran and its run dir is gone
@@ -446,6 +474,9 @@ StepInput Engine::InputFor(const LeaseRecord& r, const client::LeaseInfo* ledger
   if (m_hooks.tenant_api_ready && ledger && ledger->state == "reserved")
     in.tenant_api_ready = m_hooks.tenant_api_ready(r.lease_id).has_value();
   in.chain_time_ms = view.time_ms;
+  in.now_ms = std::max<uint64_t>(view.time_ms,
+                                 static_cast<uint64_t>(std::max<int64_t>(m_clock.NowMs(), 0)));
+  in.stop_grace_ms = r.stop_grace_ms != 0 ? r.stop_grace_ms : runtime::kStopGraceMsDefault;
   in.manifest_timeout_ms = view.params.manifest_timeout_ms;
   in.outputs_retention_ms = m_options.outputs_retention_ms;
   return in;
@@ -464,6 +495,25 @@ bool Engine::StopWorkload(LeaseRecord& r) {
     Event(r.lease_id, "workload_stopped", "workload stopped; outputs and logs kept for retention");
   }
   return true;
+}
+
+void Engine::StopForFunds(LeaseRecord& r, const client::LeaseInfo& ledger, uint64_t grace_ms) {
+  const std::string name = "lease " + std::to_string(r.lease_id);
+  if (auto s = m_workloads.RequestStop(WorkloadIdOf(r.lease_id)); !s) {
+    LogOnce(r.lease_id, "fundsstopfail",
+            name + ": cannot send its workload SIGTERM, will retry: " + s.error().message);
+    return;
+  }
+  // A crash before this record sends the SIGTERM again at the next start, which the
+  // stop under way ignores; the event comes once, with the record.
+  r.funds_stop_ms = ledger.paid_until_ms;
+  if (!PutRecord(r)) return;
+  const std::string grace = grace_ms % 1000 == 0 ? std::to_string(grace_ms / 1000) + " s"
+                                                 : std::to_string(grace_ms) + " ms";
+  const std::string text = "funds end at " + client::UtcTimeText(ledger.paid_until_ms) +
+                           ": SIGTERM sent, grace " + grace;
+  Log(name + ": " + text);
+  Event(r.lease_id, "funds_ending", text);
 }
 
 void Engine::CloseUnhealthy(LeaseRecord& r, const client::LeaseInfo* ledger, bool running,
@@ -511,6 +561,9 @@ void Engine::StepLease(uint64_t id, const ChainView& view, const std::set<std::s
     case LeaseAction::kWaitManifest:
     case LeaseAction::kRunning:
     case LeaseAction::kRetain:
+      return;
+    case LeaseAction::kFundsEnding:
+      StopForFunds(r, *ledger, in.stop_grace_ms);
       return;
     case LeaseAction::kSendStarted:
       if (SendTx({codec::MsgLeaseStarted{id}}, name + ": LeaseStarted", result))
@@ -679,6 +732,7 @@ base::Status Engine::LaunchWorkload(LeaseRecord& r, const client::LeaseInfo& lea
   // Whatever the builder did: this workload id, and exactly the lease's GPUs.
   spec.id = WorkloadIdOf(lease_id);
   spec.gpu_uuids = r.gpu_uuids;
+  r.stop_grace_ms = spec.stop_grace_ms;  // written with the record below
   const bool kept_before = !r.manifest.empty();
   if (!kept_before) {
     // Durable before the launch: a crash from here on launches it at the next start.

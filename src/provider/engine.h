@@ -9,6 +9,8 @@
 //   reserved on the ledger    -> MsgLeaseStarted               (once the tenant API answers)
 //   started, no manifest      -> wait; MsgLeaseClose(no_manifest) from started + manifest_timeout
 //   manifest submitted        -> hash checked, workload started with exactly the lease's GPUs
+//   funds end within its grace -> SIGTERM to the workload (its supervisor kills it after
+//                                the grace, at paid_until), once per paid_until
 //   a GPU of the lease failed -> workload stopped, MsgLeaseClose at once (billing stops)
 //   closed on the ledger      -> workload stopped, its GPUs back to the pool after the
 //                                idle check; its run dir removed after outputs_retention
@@ -100,8 +102,13 @@ class WorkloadPort {
   /// true while the workload runs, false once it ended; kNotFound when there is none.
   virtual base::Result<bool> Running(const std::string& id) = 0;
   virtual base::Status Start(const runtime::WorkloadSpec& spec) = 0;
-  /// Stops it, keeping its run dir (logs, outputs) until Remove.
+  /// Stops it, keeping its run dir (logs, outputs) until Remove. Blocks for the
+  /// workload's SIGTERM grace.
   virtual base::Status Stop(const std::string& id) = 0;
+  /// Starts a stop and returns at once: SIGTERM now, the kill after the workload's
+  /// grace (its supervisor keeps the time). Asking again while that runs changes
+  /// nothing. The default (fakes) is Stop.
+  virtual base::Status RequestStop(const std::string& id) { return Stop(id); }
   virtual base::Status Remove(const std::string& id) = 0;
   /// True when the workload ended because its supervisor died: a podman container
   /// may then still run, which only Remove ends.
@@ -117,6 +124,7 @@ class RuntimeWorkloads final : public WorkloadPort {
   base::Result<bool> Running(const std::string& id) override;
   base::Status Start(const runtime::WorkloadSpec& spec) override;
   base::Status Stop(const std::string& id) override;
+  base::Status RequestStop(const std::string& id) override;
   base::Status Remove(const std::string& id) override;
   bool Lost(const std::string& id) override;
   const runtime::Runtime& Underlying() const { return m_runtime; }
@@ -182,7 +190,7 @@ struct EngineHooks {
   std::function<void(std::string_view line)> log;
   /// A lifecycle event of a lease as its tenant reads it (GET /leases/{id}/events;
   /// the daemon appends it to provider/event_log.h): kind is a short stable word
-  /// (reserved, started, manifest_accepted, workload_running, gpu_failed, closing,
+  /// (reserved, started, manifest_accepted, workload_running, funds_ending, gpu_failed, closing,
   /// closed, workload_stopped, released). Called with the engine's lock held: it must
   /// not call back into the engine. Unset: discarded.
   std::function<void(uint64_t lease_id, std::string_view kind, std::string_view message)> event;
@@ -211,6 +219,7 @@ enum class LeaseAction : uint8_t {
   kLaunchWorkload,   ///< started; the book holds an accepted manifest, no workload (crash)
   kAdoptWorkload,    ///< started; a workload exists that the book does not know of (crash)
   kRunning,          ///< started; the workload exists (running or ended by itself)
+  kFundsEnding,      ///< started; running; paid_until within its grace: SIGTERM (once)
   kCloseUnhealthy,   ///< open; a GPU of the lease failed: stop, MsgLeaseClose
   kObserveClosed,    ///< the ledger closed it; the book does not know yet
   kStopWorkload,     ///< closed; its workload still runs
@@ -230,6 +239,11 @@ struct StepInput {
   bool gpu_unhealthy = false;
   bool tenant_api_ready = true;
   uint64_t chain_time_ms = 0;
+  /// The later of chain_time_ms and this host's clock: when the funds end is judged
+  /// (the ledger's clock only moves with blocks; the SIGTERM must not come late).
+  uint64_t now_ms = 0;
+  /// The workload's SIGTERM grace (the record's, else runtime::kStopGraceMsDefault).
+  uint64_t stop_grace_ms = 0;
   uint64_t manifest_timeout_ms = 0;
   uint64_t outputs_retention_ms = 0;
 };
@@ -313,6 +327,10 @@ class Engine {
                      const ChainView& view, const std::set<std::string>& workloads) REQUIRES(m_mu);
   /// Stops the lease's workload and records it; false (logged once) when it cannot.
   bool StopWorkload(LeaseRecord& record) REQUIRES(m_mu);
+  /// kFundsEnding: SIGTERM now (RequestStop: the engine's loop does not wait for the
+  /// grace), then the record and the event, once per paid_until.
+  void StopForFunds(LeaseRecord& record, const client::LeaseInfo& ledger, uint64_t grace_ms)
+      REQUIRES(m_mu);
   void CloseUnhealthy(LeaseRecord& record, const client::LeaseInfo* ledger, bool running,
                       ReconcileResult& result) REQUIRES(m_mu);
   bool CloseLease(uint64_t lease_id, codec::CloseReason reason, const std::string& why,

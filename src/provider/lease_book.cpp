@@ -78,6 +78,8 @@ std::string EncodeLeaseRecord(const LeaseRecord& r) {
             {"end", r.end},
             {"workload_stopped", r.workload_stopped}};
   if (!r.manifest.empty()) j["manifest"] = r.manifest;
+  if (r.stop_grace_ms != 0) j["stop_grace_ms"] = r.stop_grace_ms;
+  if (r.funds_stop_ms != 0) j["funds_stop_ms"] = r.funds_stop_ms;
   // Never throws: a string that is not UTF-8 is changed, which Put then refuses.
   return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
@@ -87,9 +89,12 @@ base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text) {
   if (j.is_discarded() || !j.is_object())
     return Fail(ErrorCode::kCorrupt, "lease record: not a JSON object");
   const bool has_manifest = j.contains("manifest");
-  if (j.size() != (has_manifest ? 9u : 8u))
+  const bool has_grace = j.contains("stop_grace_ms");
+  const bool has_funds_stop = j.contains("funds_stop_ms");
+  if (j.size() != 8u + has_manifest + has_grace + has_funds_stop)
     return Fail(ErrorCode::kCorrupt,
-                "lease record: expected exactly 8 fields (9 with \"manifest\")");
+                "lease record: expected exactly 8 fields (and the optional \"manifest\", "
+                "\"stop_grace_ms\", \"funds_stop_ms\")");
   using T = Json::value_t;
   LeaseRecord r;
   const Json* f = nullptr;
@@ -121,6 +126,18 @@ base::Result<LeaseRecord> DecodeLeaseRecord(std::string_view text) {
     if (r.manifest.empty())
       return Fail(ErrorCode::kCorrupt,
                   "lease record: manifest is empty (it is left out when none)");
+  }
+  if (has_grace) {
+    GPUNET_TRY_ASSIGN(f, Field(j, "stop_grace_ms", T::number_unsigned));
+    if (f->get<uint64_t>() == 0 || f->get<uint64_t>() > UINT32_MAX)
+      return Fail(ErrorCode::kCorrupt, "lease record: stop_grace_ms out of range");
+    r.stop_grace_ms = f->get<uint32_t>();
+  }
+  if (has_funds_stop) {
+    GPUNET_TRY_ASSIGN(f, Field(j, "funds_stop_ms", T::number_unsigned));
+    r.funds_stop_ms = f->get<uint64_t>();
+    if (r.funds_stop_ms == 0)
+      return Fail(ErrorCode::kCorrupt, "lease record: funds_stop_ms is 0 (left out when none)");
   }
   if (r.lease_id == 0) return Fail(ErrorCode::kCorrupt, "lease record: lease_id is 0");
   return r;

@@ -45,6 +45,13 @@ struct LeaseRecord {
   /// known to run (then ""), so a daemon that dies between the two launches it at the
   /// next start instead of losing it. An optional field: older records lack it.
   std::string manifest;
+  /// The workload's SIGTERM grace (its spec's stop_grace_ms, kept at launch; 0 =
+  /// unknown, an adopted workload: the runtime's default). An optional field.
+  uint32_t stop_grace_ms = 0;
+  /// The lease's paid_until_ms for which the daemon sent the workload SIGTERM because
+  /// the funds end (0 = none; docs/provider.md "When the funds end"): once per end,
+  /// across restarts. An optional field.
+  uint64_t funds_stop_ms = 0;
   bool operator==(const LeaseRecord&) const = default;
 };
 

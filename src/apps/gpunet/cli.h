@@ -104,5 +104,6 @@ void RegisterProviderApiCommand(CLI::App& provider, GlobalOptions& g);
 /// The tenant API's verbs under `lease` (cmd_lease_tenant.cpp): environments, submit,
 /// secrets, upload, status, events, logs, outputs, grant, revoke.
 void RegisterLeaseTenantCommands(CLI::App& lease, GlobalOptions& g);
+void RegisterLogsCommand(CLI::App& app, GlobalOptions& g);  // gpunet logs (cmd_lease_tenant.cpp)
 
 }  // namespace gpunet::apps

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -22,9 +23,13 @@
 #include <vector>
 
 #include "apps/gpunet/cli.h"
+#include "apps/gpunet/lease_access.h"
+#include "apps/gpunet/market_send.h"
 #include "base/clock.h"
 #include "base/file_util.h"
+#include "client/amount.h"
 #include "client/json_fields.h"
+#include "client/lease_follow.h"
 #include "client/manifest.h"
 #include "client/market_client.h"
 #include "client/market_config.h"
@@ -35,6 +40,8 @@
 #include "client/tenant_request.h"
 #include "client/tenant_secrets.h"
 #include "client/tenant_transfer.h"
+#include "client/terminal_text.h"
+#include "client/topup.h"
 #include "crypto/address.h"
 #include "crypto/keystore.h"
 
@@ -50,18 +57,15 @@ struct TenantArgs {
   std::string wait = "60s";  ///< submit: how long to wait for the provider to start the lease
   std::vector<std::string> secrets, from_env;
   bool stderr_stream = false, follow = false;
+  bool raw = false;            ///< logs: the workload's bytes as they are (no terminal_text)
+  std::string auto_topup;      ///< watch: the cap in GPN ("" = no top-up)
+  bool close_on_exit = false;  ///< watch
+  std::string every = "2s";    ///< watch: how often it looks
 };
+
+}  // namespace
 
 // ---------------------------------------------------------------- the lease and its provider
-
-/// The lease as the ledger has it, with what reaching its provider needs.
-struct LeaseContext {
-  client::LeaseInfo lease;
-  client::ProviderInfo provider;
-  crypto::Address provider_address;
-  crypto::Address tenant_address;
-  std::string chain_id;
-};
 
 uint64_t LeaseIdOf(const std::string& text) {
   auto id = ParseDigits(text, 19);
@@ -182,7 +186,7 @@ constexpr StatusMeaning kStatusMeanings[] = {
 
 /// The answer of a request that must succeed with `ok_status`.
 client::TenantResponse Expect(base::Result<client::TenantResponse> r, const std::string& what,
-                              int ok_status = 200) {
+                              int ok_status) {
   client::TenantResponse answer = OrFail(std::move(r), what);
   if (answer.status != ok_status) FailAnswer(answer, what);
   return answer;
@@ -194,6 +198,8 @@ json ParseJsonAnswer(const client::TenantResponse& r, const std::string& what) {
     FailCommand(ErrorCode::kCorrupt, what + ": the provider's answer is not a JSON object");
   return j;
 }
+
+namespace {
 
 // ---------------------------------------------------------------- environments, status
 
@@ -384,6 +390,8 @@ void RunSecrets(const GlobalOptions& g, const TenantArgs& a) {
   std::cout << std::endl;
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------- upload
 
 std::string Mib(uint64_t bytes) {
@@ -449,6 +457,8 @@ void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t le
   if (!g.Json()) std::cerr << std::endl;
 }
 
+namespace {
+
 void RunUpload(const GlobalOptions& g, const TenantArgs& a) {
   const auto files = OrFail(client::ListUploadFiles(a.src, a.dest), "upload");
   const LeaseContext c = ReadLease(g, a.lease);
@@ -489,27 +499,89 @@ void FollowLoop(bool follow, Step&& step) {
   }
 }
 
+/// The workload's bytes as the terminal gets them: harmless (client/terminal_text.h)
+/// unless --raw.
+class LogWriter {
+ public:
+  explicit LogWriter(bool raw) : m_raw(raw) {}
+  void Write(std::ostream& os, client::TerminalSanitizer& s, std::string_view bytes) {
+    if (m_raw) {
+      os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    } else {
+      const std::string text = s.Feed(bytes);
+      os.write(text.data(), static_cast<std::streamsize>(text.size()));
+    }
+    os.flush();
+  }
+  /// The end of the streams (a character cut off at the end becomes U+FFFD).
+  void Finish(std::ostream& err_os = std::cerr) {
+    if (m_raw) return;
+    std::cout << m_out.Finish() << std::flush;
+    err_os << m_err.Finish() << std::flush;
+  }
+  client::TerminalSanitizer& Out() { return m_out; }
+  client::TerminalSanitizer& Err() { return m_err; }
+
+ private:
+  bool m_raw;
+  client::TerminalSanitizer m_out, m_err;
+};
+
+/// `logs -f`: both streams (stderr only with --stderr) as they come, the funds
+/// warnings and the follow's notices on stderr, until the workload ends (exit 0) or
+/// the lease closes under it (non-zero, saying why) or its provider stays away.
+void FollowLogs(const GlobalOptions& g, const LeaseContext& c, const client::TenantClient& tenant,
+                const TenantArgs& a) {
+  client::FollowOptions o;
+  o.lease_id = c.lease.lease_id;
+  o.want_stdout = !a.stderr_stream;
+  o.want_stderr = true;
+  LogWriter writer(a.raw);
+  client::FollowCallbacks cb;
+  cb.data = [&](client::LogStream stream, std::string_view bytes) {
+    // One stream (--stderr) goes to stdout, as without -f; both: each to its own.
+    if (stream == client::LogStream::kStdout)
+      writer.Write(std::cout, writer.Out(), bytes);
+    else
+      writer.Write(a.stderr_stream ? std::cout : std::cerr, writer.Err(), bytes);
+  };
+  cb.funds = [](const client::FundsWarning& w) { std::cerr << "gpunet: " << w.text << std::endl; };
+  cb.notice = [](std::string_view line) { std::cerr << "gpunet: " << line << std::endl; };
+  const client::FollowEnd end = OrFail(
+      client::FollowLease(client::TenantFollowSource(tenant, g.NodeUrl(), c.lease.lease_id), o, cb),
+      "following lease " + std::to_string(c.lease.lease_id));
+  writer.Finish(a.stderr_stream ? std::cout : std::cerr);
+  switch (end.kind) {
+    case client::FollowEndKind::kWorkloadEnded:
+    case client::FollowEndKind::kCancelled:
+      std::cerr << "gpunet: " << end.message << std::endl;
+      return;
+    case client::FollowEndKind::kLeaseClosed:
+      FailCommand(ErrorCode::kConflict, end.message);
+    case client::FollowEndKind::kUnreachable:
+      FailCommand(ErrorCode::kUnavailable, end.message);
+  }
+}
+
 void RunLogs(const GlobalOptions& g, const TenantArgs& a) {
   const LeaseContext c = ReadLease(g, a.lease);
   auto tenant = Connect(g, c, a);
+  if (a.follow) return FollowLogs(g, c, tenant, a);
+  LogWriter writer(a.raw);
   uint64_t offset = 0;
-  FollowLoop(a.follow, [&]() -> base::Result<bool> {
-    const std::string target =
-        client::LogsTarget(c.lease.lease_id, a.stderr_stream, offset, client::kLogsBytesPerRequest,
-                           a.follow ? client::kFollowWaitMs : 0);
+  FollowLoop(false, [&]() -> base::Result<bool> {
+    const std::string target = client::LogsTarget(c.lease.lease_id, a.stderr_stream, offset,
+                                                  client::kLogsBytesPerRequest, 0);
     GPUNET_TRY_ASSIGN(auto r, tenant.Get(target));
-    if (r.status == 410 && a.follow) return false;  // closed past retention: nothing more comes
     if (r.status != 200) FailAnswer(r, "GET " + target);
-    std::cout.write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
-    std::cout.flush();
+    writer.Write(std::cout, writer.Out(), r.body);
     GPUNET_TRY_ASSIGN(offset,
                       client::NextOffset(offset, r.body.size(), r.Header("Gpunet-Next-Offset")));
     const bool ended = r.Header("Gpunet-Ended").value_or("0") == "1";
-    if (ended && r.body.empty()) return false;
-    if (a.follow) return true;
     // Page on until caught up: a provider may send less than asked with more to come.
     return !r.body.empty() && !ended;
   });
+  writer.Finish();
 }
 
 void RunEvents(const GlobalOptions& g, const TenantArgs& a) {
@@ -550,6 +622,103 @@ void RunEvents(const GlobalOptions& g, const TenantArgs& a) {
   if (g.Json() && !a.follow) PrintJson({{"events", all}});
 }
 
+}  // namespace
+
+// ---------------------------------------------------------------- watch
+
+/// `lease watch`: until the lease closes, reads it every --every; tops it up
+/// (--auto-topup: up to the cap in all, client::DecideWatch) and closes it when its
+/// workload exits (--close-on-exit); the funds warnings on stderr. Ends 0 when the
+/// lease closed, saying why.
+void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
+  const uint64_t cap =
+      a.auto_topup.empty() ? 0 : OrFail(client::ParseAmount(a.auto_topup), "--auto-topup");
+  if ((cap != 0 || a.close_on_exit) && a.from.empty())
+    FailCommand(ErrorCode::kInvalidArgument,
+                "--auto-topup and --close-on-exit send txs: name the tenant key with --from KEY");
+  const uint64_t every_ms = OrFail(client::ParseDurationMs(a.every), "--every");
+  if (every_ms < 200 || every_ms > 600'000)
+    FailCommand(ErrorCode::kInvalidArgument, "--every is between 200ms and 10m");
+  if (cap != 0 || a.close_on_exit) {
+    // The watch runs unattended: the key's passphrase is asked once, now, not at each
+    // top-up (kept in this process's environment, where LoadKey reads it), and a
+    // wrong one fails here rather than when the funds are about to end.
+    if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env == nullptr || *env == '\0') {
+      std::string passphrase;
+      if (ReadLineFromTty("Passphrase for key \"" + a.from + "\": ", false, passphrase))
+        ::setenv("GPUNET_PASSPHRASE", passphrase.c_str(), 1);
+      sodium_memzero(passphrase.data(), passphrase.size());
+    }
+    (void)LoadKey(g, a.from);
+  }
+  const LeaseContext c = ReadLease(g, a.lease);
+  const uint64_t id = c.lease.lease_id;
+  std::optional<client::TenantClient> tenant;
+  if (a.close_on_exit) tenant.emplace(Connect(g, c, a));
+  client::MarketClient market(g.NodeUrl());
+  client::FundsWarner warner;
+  uint64_t topped_up = 0;
+  std::string last_why, last_problem;
+  auto problem = [&](const std::string& line) {  // said once until it changes
+    if (line != last_problem) std::cerr << "gpunet: " << line << std::endl;
+    last_problem = line;
+  };
+  std::cerr << "watching lease " << id
+            << (cap ? ": auto top-up up to " + client::FormatGpn(cap) + " GPN" : std::string())
+            << (a.close_on_exit
+                    ? std::string(cap ? "," : ":") + " closes it when the workload exits"
+                    : std::string())
+            << std::endl;
+  for (bool first = true;; first = false) {
+    if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(every_ms));
+    auto answer = market.Lease(id);
+    if (!answer) {
+      problem("node unreachable, retrying: " + answer.error().message);
+      continue;
+    }
+    const client::LeaseInfo& lease = answer->value;
+    bool exited = false;
+    if (tenant && lease.state == "started") {
+      auto status = tenant->Get("/leases/" + std::to_string(id));
+      if (status && status->status == 200)
+        exited = client::ParseWorkloadExit(status->body).has_value();
+      else if (!status)
+        problem("provider unreachable, retrying: " + status.error().message);
+    }
+    const uint64_t now = std::max<uint64_t>(lease.as_of_ms, WallNowMs());
+    if (auto w = warner.Check(lease, now); w && cap == 0)
+      std::cerr << "gpunet: " << w->text << std::endl;
+    const client::WatchDecision d =
+        client::DecideWatch({&lease, now, cap, topped_up, a.close_on_exit, exited});
+    switch (d.action) {
+      case client::WatchAction::kDone:
+        if (g.Json())
+          return PrintJson({{"lease_id", id},
+                            {"end", lease.end},
+                            {"closed_ms", lease.closed_ms},
+                            {"topped_up_ugpn", topped_up}});
+        std::cout << d.why
+                  << (topped_up ? "; auto top-up deposited " + client::FormatGpn(topped_up) + " GPN"
+                                : std::string())
+                  << std::endl;
+        return;
+      case client::WatchAction::kDeposit:
+        std::cerr << "gpunet: " << d.why << std::endl;
+        SendMsgs(g, {a.from, d.deposit_ugpn, ""}, {codec::MsgLeaseDeposit{id, d.deposit_ugpn}});
+        topped_up += d.deposit_ugpn;
+        break;
+      case client::WatchAction::kClose:
+        std::cerr << "gpunet: " << d.why << std::endl;
+        SendMsgs(g, {a.from, 0, ""}, {codec::MsgLeaseClose{id, codec::CloseReason::kNormal}});
+        break;
+      case client::WatchAction::kWait:
+        if (!d.why.empty() && d.why != last_why) std::cerr << "gpunet: " << d.why << std::endl;
+        last_why = d.why;
+        break;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- outputs
 
 /// Downloads output `name` to `dest` in pieces (resumable through dest.part).
@@ -580,6 +749,8 @@ void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::
   if (std::rename(part.c_str(), dest.c_str()) != 0)
     FailCommand(ErrorCode::kIo, "cannot rename " + part + " to " + dest);
 }
+
+namespace {
 
 void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
   const LeaseContext c = ReadLease(g, a.lease);
@@ -724,6 +895,21 @@ CLI::App* LeaseVerb(CLI::App* lease, std::string_view name, std::string_view hel
   return cmd;
 }
 
+CLI::App* AddLogsVerb(CLI::App* parent, GlobalOptions& g, const std::shared_ptr<TenantArgs>& ta) {
+  auto* logs =
+      LeaseVerb(parent, "logs", "The workload's output (stdout; both streams with -f)", *ta);
+  logs->add_flag("--stderr", ta->stderr_stream, "Standard error only (on stdout)");
+  logs->add_flag("--follow,-f", ta->follow,
+                 "Keep following both streams until the workload ends or the lease closes "
+                 "(then exit non-zero, saying why)");
+  logs->add_flag("--raw", ta->raw,
+                 "The workload's bytes as they are (default: control sequences dropped, "
+                 "invalid UTF-8 replaced)");
+  logs->footer("Examples:\n  gpunet logs 7\n  gpunet logs 7 -f");
+  logs->callback([&g, ta] { RunLogs(g, *ta); });
+  return logs;
+}
+
 void RegisterReadVerbs(CLI::App* lease, GlobalOptions& g, const std::shared_ptr<TenantArgs>& ta) {
   auto* status = LeaseVerb(lease, "status", "The lease's workload as its provider sees it", *ta);
   status->footer("Example:\n  gpunet lease status 7");
@@ -732,11 +918,18 @@ void RegisterReadVerbs(CLI::App* lease, GlobalOptions& g, const std::shared_ptr<
   events->add_flag("--follow,-f", ta->follow, "Keep following (long-poll; reconnects)");
   events->footer("Example:\n  gpunet lease events 7 -f");
   events->callback([&g, ta] { RunEvents(g, *ta); });
-  auto* logs = LeaseVerb(lease, "logs", "The workload's output (stdout, or --stderr)", *ta);
-  logs->add_flag("--stderr", ta->stderr_stream, "Standard error instead of standard output");
-  logs->add_flag("--follow,-f", ta->follow, "Keep following until the workload ends");
-  logs->footer("Example:\n  gpunet lease logs 7 -f");
-  logs->callback([&g, ta] { RunLogs(g, *ta); });
+  // `gpunet logs` is the verb; `gpunet lease logs` stays as a hidden alias.
+  AddLogsVerb(lease, g, ta)->group("");
+  auto* watch =
+      LeaseVerb(lease, "watch", "Watch a lease until it closes: top it up, close it on exit", *ta);
+  watch->add_option("--auto-topup", ta->auto_topup,
+                    "Deposit an hour's worth when the funds end within 10 minutes, up to this "
+                    "many GPN in all");
+  watch->add_flag("--close-on-exit", ta->close_on_exit,
+                  "Close the lease when its workload exits (the unused deposit is refunded)");
+  watch->add_option("--every", ta->every, "How often it looks (default 2s)");
+  watch->footer("Example:\n  gpunet lease watch 7 --auto-topup 20 --close-on-exit --from tenant");
+  watch->callback([&g, ta] { RunWatch(g, *ta); });
   auto* outputs = LeaseVerb(lease, "outputs", "List the outputs; download one file, or all", *ta);
   outputs->add_option("PATH", ta->path, "An output file (relative to the outputs directory)");
   outputs->add_option("-o,--dest", ta->out,
@@ -785,6 +978,10 @@ void RegisterWriteVerbs(CLI::App* lease, GlobalOptions& g, const std::shared_ptr
 }
 
 }  // namespace
+
+void RegisterLogsCommand(CLI::App& app, GlobalOptions& g) {
+  AddLogsVerb(&app, g, std::make_shared<TenantArgs>());
+}
 
 void RegisterLeaseTenantCommands(CLI::App& lease, GlobalOptions& g) {
   auto ta = std::make_shared<TenantArgs>();

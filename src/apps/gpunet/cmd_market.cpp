@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "apps/gpunet/cli.h"
+#include "apps/gpunet/market_send.h"
 #include "base/checked_math.h"
+#include "base/clock.h"
 #include "client/amount.h"
 #include "client/manifest.h"
 #include "client/market_client.h"
@@ -23,6 +25,7 @@
 #include "client/market_tx.h"
 #include "client/node_client.h"
 #include "client/offer_filter.h"
+#include "client/topup.h"
 #include "codec/hashes.h"
 #include "codec/tx_result.h"
 #include "crypto/address.h"
@@ -65,7 +68,8 @@ std::string Short(const std::string& address) {
                              : address;
 }
 
-/// Asks "go ahead?" on the terminal unless --yes; ends the command when refused.
+}  // namespace
+
 void Confirm(bool yes, const std::string& question) {
   if (yes) return;
   std::string answer;
@@ -76,22 +80,9 @@ void Confirm(bool yes, const std::string& question) {
     FailCommand(ErrorCode::kInvalidArgument, "cancelled: nothing was signed or sent");
 }
 
+namespace {
+
 // ---------------------------------------------------------------- sending
-
-/// What one signed market tx did.
-struct Sent {
-  std::string tx_hash;
-  client::SubmitResult result;
-  std::map<std::string, std::string> ids;  ///< "lease_id" -> "3", from the tx's events
-  std::vector<client::EventInfo> events;
-};
-
-struct SendOptions {
-  std::string from;         ///< key name that signs
-  uint64_t money_ugpn = 0;  ///< bond/deposit leaving the balance (for the funds check)
-  std::string fee;          ///< --fee, else the node's schedule
-  int64_t wait_ms = 30'000;
-};
 
 std::string CodeText(uint16_t code, const std::string& name) {
   std::string text = name + " (" + std::to_string(code) + ")";
@@ -129,9 +120,8 @@ std::vector<uint64_t> FirstFees(const SendOptions& o, const client::NodeStatusIn
   return fees;
 }
 
-/// Signs and sends `msgs` from `o.from` (in several txs when over the per-tx message
-/// limit, nonces in order), waiting for each block. Ends the command on the first
-/// failure, saying what was already committed.
+}  // namespace
+
 std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
                            std::vector<codec::Msg> msgs) {
   if (!crypto::ValidateKeyName(o.from))
@@ -204,6 +194,8 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
   return out;
 }
 
+namespace {
+
 /// An event's attributes by name, as the JSON output holds them (a later duplicate
 /// name wins, names in order).
 std::map<std::string, std::string> AttributesOf(const client::EventInfo& e) {
@@ -228,12 +220,15 @@ json SentJson(const std::vector<Sent>& sent) {
   return {{"txs", txs}, {"ids", ids}};
 }
 
-/// The id named `key` ("lease_id") in the events of what was sent, or "?".
+}  // namespace
+
 std::string IdOf(const std::vector<Sent>& sent, const std::string& key) {
   for (const auto& s : sent)
     if (auto it = s.ids.find(key); it != s.ids.end()) return it->second;
   return "?";
 }
+
+namespace {
 
 uint64_t ParseId(const std::string& text, const std::string& what) {
   uint64_t v = ParseDigits(text, 19).value_or(0);
@@ -824,9 +819,32 @@ void RunLeaseList(const GlobalOptions& g, const LeaseArgs& a) {
     query.tenant = crypto::AddressToString(
         Resolve(g, a.tenant.empty() ? a.from : a.tenant, a.tenant.empty() ? "--from" : "--tenant"));
   auto page = OrFail(Market(g).Leases(query));
-  if (g.Json()) return PrintJson(page.raw);
+  // Whose funds end soon, by the later of the ledger's clock and this machine's.
+  const uint64_t now = std::max<uint64_t>(
+      page.time_ms,
+      static_cast<uint64_t>(std::max<int64_t>(base::SystemClock::Instance().NowMs(), 0)));
+  if (g.Json()) {
+    // funds_end_ms: when a started lease's deposits pay no further (null otherwise).
+    if (auto it = page.raw.find("leases"); it != page.raw.end() && it->is_array())
+      for (size_t i = 0; i < it->size() && i < page.entries.size(); ++i) {
+        const auto& l = page.entries[i];
+        (*it)[i]["funds_end_ms"] = l.state == "started" ? json(l.paid_until_ms) : json(nullptr);
+      }
+    return PrintJson(page.raw);
+  }
   if (page.entries.empty()) std::cout << "no leases\n";
-  for (const auto& l : page.entries) PrintLease(l);
+  for (const auto& l : page.entries) {
+    PrintLease(l);
+    if (l.state == "started" && client::FundsLeftMs(l, now) <= client::kFundsWarnMs)
+      std::cout << "  funds end   " << client::UtcTimeText(l.paid_until_ms)
+                << (client::FundsLeftMs(l, now) == 0 ? " (now: it closes as expired)"
+                                                     : " (within 10 minutes): gpunet lease "
+                                                       "deposit " +
+                                                           std::to_string(l.lease_id) +
+                                                           " GPN --from KEY, or it closes as "
+                                                           "expired")
+                << "\n";
+  }
   PrintNextHint(page.next, "leases");
   std::cout << std::flush;
 }

@@ -89,6 +89,12 @@ class FakeWorkloads final : public provider::WorkloadPort {
     running.at(id) = false;
     return {};
   }
+  /// The SIGTERM of a stop (the workload runs on through its grace).
+  std::vector<std::string> stop_requests;
+  base::Status RequestStop(const std::string& id) override {
+    stop_requests.push_back(id);
+    return {};
+  }
   base::Status Remove(const std::string& id) override {
     running.erase(id);
     lost.erase(id);

@@ -291,6 +291,85 @@ TEST_F(EngineTest, AManifestWithTheWrongHashIsRefusedAndTheRightOneStartsTheWork
   EXPECT_EQ(chain.Count<codec::MsgLeaseClose>(), 0u);  // it has its manifest
 }
 
+TEST(NextStep, SigtermWhenTheFundsEndWithinTheGraceOncePerPaidUntil) {
+  LeaseRecord r;
+  r.lease_id = 1;
+  r.manifest_received = true;
+  client::LeaseInfo l;
+  l.state = "started";
+  l.started_ms = 1000;
+  l.paid_until_ms = 100'000;
+  StepInput in;
+  in.record = &r;
+  in.ledger = &l;
+  in.workload_exists = in.workload_running = true;
+  in.stop_grace_ms = 30'000;
+  in.now_ms = 69'999;
+  EXPECT_EQ(NextStep(in), LeaseAction::kRunning);
+  in.now_ms = 70'000;  // paid_until - grace
+  EXPECT_EQ(NextStep(in), LeaseAction::kFundsEnding);
+  r.funds_stop_ms = 100'000;  // sent for this end
+  EXPECT_EQ(NextStep(in), LeaseAction::kRunning);
+  l.paid_until_ms = 200'000;  // a deposit after it: the workload is stopping anyway
+  in.workload_running = false;
+  EXPECT_EQ(NextStep(in), LeaseAction::kRunning);
+  r.funds_stop_ms = 0;
+  in.workload_running = true;  // a deposit in time: nothing happens
+  EXPECT_EQ(NextStep(in), LeaseAction::kRunning);
+}
+
+TEST_F(EngineTest, TheWorkloadGetsSigtermItsGraceBeforeTheFundsEndOnceAcrossARestart) {
+  std::vector<std::string> events;
+  EngineHooks hooks;
+  hooks.event = [&](uint64_t, std::string_view kind, std::string_view message) {
+    if (kind == "funds_ending") events.emplace_back(message);
+  };
+  AddLease(3, 1);
+  auto engine = Make(hooks);
+  engine->Reconcile();
+  engine->Reconcile();
+  ASSERT_TRUE(engine->SubmitManifest(3, kManifest).has_value());
+  EXPECT_EQ(engine->RecordsForTest().at(3).stop_grace_ms, runtime::kStopGraceMsDefault);
+  const uint64_t end = chain.view.leases[3].paid_until_ms;
+  Advance(end - chain.view.time_ms - runtime::kStopGraceMsDefault - 1);
+  engine->Reconcile();
+  EXPECT_TRUE(workloads.stop_requests.empty());
+  Advance(1);  // paid_until - grace
+  engine->Reconcile();
+  ASSERT_EQ(workloads.stop_requests, std::vector<std::string>{"lease-3"});
+  EXPECT_TRUE(workloads.running.at("lease-3"));  // SIGTERM only: the engine did not wait
+  EXPECT_EQ(engine->RecordsForTest().at(3).funds_stop_ms, end);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].find("SIGTERM sent, grace 1 s"), std::string::npos) << events[0];
+  engine->Reconcile();       // within the grace, still running: not again
+  auto again = Make(hooks);  // nor after a restart
+  again->Reconcile();
+  EXPECT_EQ(workloads.stop_requests.size(), 1u);
+  EXPECT_EQ(events.size(), 1u);
+  workloads.running.at("lease-3") = false;  // the supervisor killed it at the end
+  Advance(1000);
+  chain.view.leases[3].state = "closed";  // and the ledger expired it
+  chain.view.leases[3].end = "expired";
+  chain.view.leases[3].closed_ms = end;
+  again->Reconcile();
+  EXPECT_EQ(again->RecordsForTest().at(3).end, "expired");
+  EXPECT_EQ(chain.Count<codec::MsgLeaseClose>(), 0u);  // the ledger closed it by itself
+}
+
+TEST_F(EngineTest, ADepositInTimeMovesTheSigtermAndNothingHappens) {
+  auto engine = MakeRunning(3);
+  Advance(chain.view.leases[3].paid_until_ms - chain.view.time_ms - 10'000);
+  engine->Reconcile();
+  chain.view.leases[3].paid_until_ms += 3'600'000;  // the tenant deposited an hour
+  Advance(10'000);
+  engine->Reconcile();
+  EXPECT_TRUE(workloads.stop_requests.empty());
+  EXPECT_EQ(engine->RecordsForTest().at(3).funds_stop_ms, 0u);
+  Advance(3'600'000 - 1000);  // the new end comes
+  engine->Reconcile();
+  EXPECT_EQ(workloads.stop_requests.size(), 1u);
+}
+
 TEST_F(EngineTest, AManifestDoesNotWaitForATxInFlight) {
   AddLease(3, 1);
   auto engine = Make();

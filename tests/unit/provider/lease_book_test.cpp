@@ -39,6 +39,8 @@ TEST(LeaseBook, RecordsSurviveAReopen) {
   ASSERT_TRUE(book->Put(closed).has_value());
   LeaseRecord accepted = Sample(11);  // a manifest accepted, its workload not launched yet
   accepted.manifest = R"({"command":["sh"]})";
+  accepted.stop_grace_ms = 30'000;
+  accepted.funds_stop_ms = 1'800'000'000'000;  // SIGTERM sent as the funds end
   ASSERT_TRUE(book->Put(accepted).has_value());
   auto again = LeaseBook::Open(tmp.Path());
   ASSERT_TRUE(again.has_value());
@@ -209,6 +211,15 @@ TEST(LeaseBook, DecodeRefusesMissingExtraAndMistypedFields) {
   manifest_and_extra["x"] = 1;
   EXPECT_FALSE(DecodeLeaseRecord(manifest_and_extra.dump()).has_value());
   EXPECT_FALSE(DecodeLeaseRecord("[1,2]").has_value());
+  auto funds = j;  // the optional stop_grace_ms and funds_stop_ms: never 0 when there
+  funds["stop_grace_ms"] = 1000;
+  funds["funds_stop_ms"] = 5;
+  ASSERT_TRUE(DecodeLeaseRecord(funds.dump()).has_value());
+  funds["funds_stop_ms"] = 0;
+  EXPECT_FALSE(DecodeLeaseRecord(funds.dump()).has_value());
+  funds["funds_stop_ms"] = 5;
+  funds["stop_grace_ms"] = 0;
+  EXPECT_FALSE(DecodeLeaseRecord(funds.dump()).has_value());
 }
 
 TEST(LeaseBook, WorkloadIdsAndLeaseIdsRoundTrip) {

@@ -1,0 +1,99 @@
+// The client's money decisions while a lease runs (issue 18 item 4; docs/cli.md
+// "lease watch"): when to warn that the funds end, when to top the lease up and by
+// how much, when to close it. Pure (no I/O, the time is an argument): `gpunet lease
+// watch`, `gpunet logs -f` and `gpunet run` all decide with these, and the unit tests
+// drive them.
+//
+// The ledger's rule (docs/market.md): a started lease is paid until
+// paid_until_ms = started_ms + floor(deposited x 3,600,000 / rate) and closes as
+// `expired` in the first block at or after it; a deposit moves paid_until (refused
+// once it has passed, and beyond the offer's max_hours in all).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "client/market_answers.h"
+
+namespace gpunet::client {
+
+/// The first warning comes when the funds end within this (or within a tenth of the
+/// lease's paid length, when that is shorter), the last one within kFundsLastWarnMs.
+inline constexpr uint64_t kFundsWarnMs = 10ull * 60 * 1000;
+inline constexpr uint64_t kFundsLastWarnMs = 60ull * 1000;
+/// `auto_topup` deposits when the funds end within this.
+inline constexpr uint64_t kTopupWhenLeftMs = 10ull * 60 * 1000;
+/// `auto_topup` deposits this much paid time at once (or what is left of the cap).
+inline constexpr uint64_t kTopupHoursMs = 60ull * 60 * 1000;
+
+/// How soon the funds of a started lease end: 0 when it is not started, closed, or
+/// past paid_until.
+uint64_t FundsLeftMs(const LeaseInfo& lease, uint64_t now_ms);
+
+/// Whether `lease` (started) gets a warning now: 0 none, 1 the first (its funds end
+/// within min(kFundsWarnMs, a tenth of started..paid_until)), 2 the last (within
+/// kFundsLastWarnMs, when that is under the first threshold; otherwise there is only
+/// the first).
+int FundsWarningLevel(const LeaseInfo& lease, uint64_t now_ms);
+
+struct FundsWarning {
+  uint64_t lease_id = 0;
+  uint64_t paid_until_ms = 0;
+  uint64_t left_ms = 0;
+  bool last = false;  ///< the one-minute warning
+  std::string text;   ///< one line for people, with what to do
+};
+
+/// Warns once per level while paid_until stays; a deposit that moves paid_until past
+/// the thresholds re-arms it. Holds only the levels already warned.
+class FundsWarner {
+ public:
+  std::optional<FundsWarning> Check(const LeaseInfo& lease, uint64_t now_ms);
+
+ private:
+  uint64_t m_paid_until_ms = 0;
+  int m_warned = 0;
+};
+
+/// "lease 7: its funds end at 2026-12-08 12:03:04 UTC (in 9 min 58 s): deposit more
+/// with `gpunet lease deposit 7 GPN --from KEY`, or the workload gets SIGTERM ..."
+std::string FundsWarningText(const LeaseInfo& lease, uint64_t now_ms, bool last);
+
+/// What `lease watch` (and `gpunet run`) does next.
+enum class WatchAction : uint8_t {
+  kWait,     ///< nothing to do now
+  kDeposit,  ///< MsgLeaseDeposit of deposit_ugpn
+  kClose,    ///< MsgLeaseClose: the workload exited and close_on_exit is set
+  kDone,     ///< the lease is closed: stop watching
+};
+
+struct WatchInput {
+  const LeaseInfo* lease = nullptr;  ///< as the ledger has it now
+  uint64_t now_ms = 0;
+  uint64_t cap_ugpn = 0;        ///< auto_topup's cap in all (0: no top-up)
+  uint64_t topped_up_ugpn = 0;  ///< what this watch deposited so far
+  bool close_on_exit = false;
+  bool workload_exited = false;  ///< the provider says the workload ended by itself
+};
+
+struct WatchDecision {
+  WatchAction action = WatchAction::kWait;
+  uint64_t deposit_ugpn = 0;
+  std::string why;  ///< one line for people ("" for a plain kWait)
+};
+
+/// The one next step. A top-up is due when a started lease's funds end within
+/// kTopupWhenLeftMs and have not ended yet; it is one hour at the lease's rate, cut to
+/// what is left of the cap and to what the offer's max_hours still allows, and
+/// nothing when either is used up (why says which).
+WatchDecision DecideWatch(const WatchInput& in);
+
+/// "lease 7 closed: its funds ran out at 2026-12-08 12:03:04 UTC (expired)": why a
+/// closed lease closed, from the ledger's end reason, for people.
+std::string LeaseClosedText(const LeaseInfo& lease);
+
+/// "2026-12-08 12:03:04 UTC".
+std::string UtcTimeText(uint64_t time_ms);
+
+}  // namespace gpunet::client
