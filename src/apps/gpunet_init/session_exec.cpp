@@ -44,6 +44,25 @@ struct Running {
   ::_exit(errno == ENOENT ? 127 : 126);
 }
 
+/// A pipe whose write end the child closes (CloseFdsFrom) once it is a session leader:
+/// READY, and a SIGNAL to its process group, may only follow that.
+struct StartedPipe {
+  Fd r, w;
+  bool Make() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return false;
+    r.Reset(p[0]);
+    w.Reset(p[1]);
+    return true;
+  }
+  void Wait() {
+    w.Reset();
+    char c;
+    while (::read(r.Get(), &c, 1) < 0 && errno == EINTR) {
+    }
+  }
+};
+
 std::optional<Running> SpawnOnPty(const std::vector<std::string>& argv,
                                   const std::vector<std::string>& env, base::SessionWindow window,
                                   std::string* error) {
@@ -58,6 +77,8 @@ std::optional<Running> SpawnOnPty(const std::vector<std::string>& argv,
   ws.ws_row = window.rows == 0 ? 24 : window.rows;
   ws.ws_col = window.cols == 0 ? 80 : window.cols;
   (void)::ioctl(master.Get(), TIOCSWINSZ, &ws);
+  StartedPipe started;
+  if (!started.Make()) return *error = "pipe", std::nullopt;
   pid_t pid = ::fork();
   if (pid < 0) {
     *error = std::string("fork: ") + std::strerror(errno);
@@ -72,6 +93,7 @@ std::optional<Running> SpawnOnPty(const std::vector<std::string>& argv,
     CloseFdsFrom(3);
     ExecChild(argv, env);
   }
+  started.Wait();
   Running r;
   r.pid = pid;
   r.tty = true;
@@ -89,6 +111,8 @@ std::optional<Running> SpawnOnPipes(const std::vector<std::string>& argv,
   Fd out_r(out[0]), out_w(out[1]);
   if (::pipe2(err, O_CLOEXEC) != 0) return *error = "pipe", std::nullopt;
   Fd err_r(err[0]), err_w(err[1]);
+  StartedPipe started;
+  if (!started.Make()) return *error = "pipe", std::nullopt;
   pid_t pid = ::fork();
   if (pid < 0) {
     *error = std::string("fork: ") + std::strerror(errno);
@@ -102,6 +126,7 @@ std::optional<Running> SpawnOnPipes(const std::vector<std::string>& argv,
     CloseFdsFrom(3);
     ExecChild(argv, env);
   }
+  started.Wait();
   Running r;
   r.pid = pid;
   r.in = std::move(in_w);
@@ -197,6 +222,8 @@ bool PumpOutput(FrameSocket& sock, Fd& fd, SessionFrameType type, bool* client_g
   return true;
 }
 
+std::optional<std::string> DrainFrames(FrameSocket& sock, Running& r, RelayState& s);
+
 /// Reads the client's frames now available. An error message ends the session;
 /// `client_gone` when the client closed the stream.
 std::optional<std::string> ReadClient(FrameSocket& sock, Running& r, RelayState& s,
@@ -205,6 +232,11 @@ std::optional<std::string> ReadClient(FrameSocket& sock, Running& r, RelayState&
     *client_gone = true;
     return std::nullopt;
   }
+  return DrainFrames(sock, r, s);
+}
+
+/// Applies the client frames the decoder holds (some may have come with the OPEN).
+std::optional<std::string> DrainFrames(FrameSocket& sock, Running& r, RelayState& s) {
   for (;;) {
     auto next = sock.Decoder().Next();
     if (!next) return next.error().message;
@@ -217,6 +249,11 @@ std::optional<std::string> ReadClient(FrameSocket& sock, Running& r, RelayState&
 int Relay(FrameSocket& sock, Running& r) {
   RelayState s;
   bool client_gone = false;
+  if (auto bad = DrainFrames(sock, r, s)) {
+    (void)sock.SendError("malformed session request: " + *bad);
+    SignalCommand(r, SIGHUP);
+    return 1;
+  }
   while (!client_gone) {
     if (s.status && !r.out.Valid() && !r.err.Valid()) break;
     enum { kSock, kIn, kOut, kErr, kPid, kCount };

@@ -218,6 +218,14 @@ TEST_F(SessionTest, ExecWithoutPtySplitsStreamsTakesStdinAndReturnsTheExitCode) 
   ASSERT_TRUE(k.Got().exit.has_value());
   EXPECT_EQ(k.Got().exit->exit_code, 130);
   EXPECT_EQ(k.Got().exit->signal, 2);
+  // No command: the passwd entry's login shell (bash on this host), reading stdin.
+  Client sh = Connect(id);
+  sh.Open(Exec({}));
+  sh.Send(SessionFrameType::kStdin, "echo shell=$0 user=$(id -un) cwd=$PWD\n");
+  sh.Send(SessionFrameType::kStdinEof);
+  ASSERT_TRUE(sh.ReadToEnd());
+  EXPECT_EQ(sh.Got().out, "shell=/bin/bash user=gpunet cwd=/work\n") << sh.Got().err;
+  EXPECT_EQ(sh.Got().exit->exit_code, 0);
   // A command that does not exist: its message on STDERR, 127.
   Client m = Connect(id);
   m.Open(Exec({"no-such-command-gpunet"}));
