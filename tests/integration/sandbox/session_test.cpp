@@ -498,6 +498,24 @@ TEST_F(SessionTest, The33rdSessionIsRefusedAndStopEndsThemAll) {
   EXPECT_NE(after.error().message.find("the workload is not running"), std::string::npos);
 }
 
+TEST_F(SessionTest, StartRefusesAMissingOrUnrunnableInit) {
+  WorkloadSpec s;
+  s.id = "noinit-" + std::to_string(::getpid());
+  s.command = {"true"};
+  m_options.init_path = m_dir + "/no-gpunet-init";
+  auto missing = Runtime(m_options).Start(s);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, base::ErrorCode::kNotFound);
+  EXPECT_NE(missing.error().message.find("no-gpunet-init is missing"), std::string::npos)
+      << missing.error().message;
+  std::ofstream(m_options.init_path) << "#!/bin/sh\n";
+  ::chmod(m_options.init_path.c_str(), 0744);  // the workload's uid could not run it
+  auto unrunnable = Runtime(m_options).Start(s);
+  ASSERT_FALSE(unrunnable.has_value());
+  EXPECT_EQ(unrunnable.error().code, base::ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(Runtime(m_options).List().empty()) << "nothing is made for a refused start";
+}
+
 TEST_F(SessionTest, TheSocketIsRootsAndUnknownWorkloadsAreNotFound) {
   auto none = Runtime(m_options).OpenSession("no-such-workload");
   ASSERT_FALSE(none.has_value());
