@@ -226,6 +226,24 @@ TEST_F(SessionTest, ExecWithoutPtySplitsStreamsTakesStdinAndReturnsTheExitCode) 
   ASSERT_TRUE(sh.ReadToEnd());
   EXPECT_EQ(sh.Got().out, "shell=/bin/bash user=gpunet cwd=/work\n") << sh.Got().err;
   EXPECT_EQ(sh.Got().exit->exit_code, 0);
+  // Nothing of init or of other sessions leaks into a command: fds 0-2 only (3 is
+  // ls's own directory), while another session is open.
+  Client held = Connect(id);
+  held.Open(Exec({"cat"}));
+  ASSERT_TRUE(held.ReadUntil([](const Seen& s) { return s.ready; }));
+  Client fds = Connect(id);
+  fds.Open(Exec({"ls", "/proc/self/fd"}));
+  ASSERT_TRUE(fds.ReadToEnd());
+  EXPECT_EQ(fds.Got().out, "0\n1\n2\n3\n");
+  // An orphan a session leaves (a background job) is reaped by init: no zombie stays.
+  Client orphan = Connect(id);
+  orphan.Open(Exec({"/bin/sh", "-c", "sleep 0.2 & exit 0"}));
+  ASSERT_TRUE(orphan.ReadToEnd());
+  Client zombies = Connect(id);
+  zombies.Open(
+      Exec({"/bin/sh", "-c", "sleep 1; grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l"}));
+  ASSERT_TRUE(zombies.ReadToEnd());
+  EXPECT_EQ(zombies.Got().out, "0\n");
   // A command that does not exist: its message on STDERR, 127.
   Client m = Connect(id);
   m.Open(Exec({"no-such-command-gpunet"}));
