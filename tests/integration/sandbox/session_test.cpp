@@ -487,6 +487,25 @@ TEST_F(SessionTest, AKillFromInsideDoesNotEndAnInteractiveMachine) {
   EXPECT_FALSE(status->has_value()) << "the interactive machine ended";
 }
 
+TEST_F(SessionTest, AnInitThatStopsAcceptingNeverBlocksTheAgent) {
+  m_spec_hook = [](WorkloadSpec& s) { s.stop_grace_ms = 0; };  // a stopped init ignores TERM
+  const std::string id = Start("stopped");
+  Client c = Connect(id);
+  c.Open(Exec({"kill", "-STOP", "2"}));  // the tenant stops its own init (pid 2 inside)
+  ASSERT_TRUE(c.ReadToEnd());
+  // Connections queue until the backlog is full; then OpenSession answers at once.
+  std::vector<UniqueFd> queued;
+  base::Result<UniqueFd> next = Fail(base::ErrorCode::kInternal, "not tried");
+  for (int i = 0; i < 200; ++i) {
+    next = Runtime(m_options).OpenSession(id);
+    if (!next) break;
+    queued.push_back(std::move(*next));
+  }
+  ASSERT_FALSE(next.has_value()) << "200 connections queued";
+  EXPECT_EQ(next.error().code, base::ErrorCode::kUnavailable) << next.error().ToString();
+  ASSERT_TRUE(Runtime(m_options).Stop(id).has_value());
+}
+
 TEST_F(SessionTest, The33rdSessionIsRefusedAndStopEndsThemAll) {
   const std::string id = Start("many", {}, 256);
   std::vector<Client> open;
