@@ -42,6 +42,7 @@
 #include "client/topup.h"
 #include "crypto/address.h"
 #include "crypto/keystore.h"
+#include "market/math.h"
 
 namespace gpunet::apps {
 namespace run_cmd {
@@ -243,6 +244,12 @@ void TaskRun::ShowAndConfirm() {
     q.price_ugpn_per_gpu_hour = m_task.resources.max_price_ugpn_per_gpu_hour;
   }
   q.deposit_ugpn = m_deposit_ugpn;
+  q.min_charge_ugpn = market::ReservedCloseCharge(
+      static_cast<uint64_t>(std::min<unsigned __int128>(
+          static_cast<unsigned __int128>(q.price_ugpn_per_gpu_hour) * client::TaskGpus(m_task),
+          UINT64_MAX)),
+      0, m_deposit_ugpn, m_params);
+  q.start_timeout_ms = m_params.lease_start_timeout_ms;
   const auto account = OrFail(client::NodeClient(m_g.NodeUrl()).GetAccount(m_tenant, false),
                               "reading --from's balance");
   if (account.balance_ugpn < m_deposit_ugpn)

@@ -115,8 +115,8 @@ task "$WORK/long.yaml" "{gpus: H100:1, max_price: 3}" <<<'run: echo job-is-ready
 g run "$WORK/long.yaml" --from tenant --yes --detach >"$WORK/detach.out" 2>"$WORK/detach.err" ||
   { fail "run --detach"; cat "$WORK/detach.err" >&2; }
 dlease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/detach.err")"
-grep -q "gpunet lease logs $dlease -f" "$WORK/detach.err" || fail "--detach: no way back"
-grep -q "close_on_exit now need \`gpunet lease watch $dlease\`" "$WORK/detach.err" || fail "--detach: close_on_exit not mentioned"
+grep -q "gpunet logs $dlease -f" "$WORK/detach.err" || fail "--detach: no way back"
+grep -q "close_on_exit now needs \`gpunet lease watch $dlease\`" "$WORK/detach.err" || fail "--detach: close_on_exit not mentioned"
 [ "$(lease_field "$dlease" state)" = started ] || fail "--detach: lease $dlease not running"
 g lease close "$dlease" --from tenant >/dev/null || fail "close the detached lease"
 
