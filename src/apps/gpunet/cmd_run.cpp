@@ -99,6 +99,12 @@ class TaskRun {
     std::cerr << "==> " << name << (detail.empty() ? "" : ": " + detail) << std::endl;
   }
   void Say(const std::string& line) const { std::cerr << line << std::endl; }
+  /// How run sends a tx: from --from with --fee, its progress on stderr.
+  SendOptions Sending(uint64_t money_ugpn) const {
+    SendOptions o{m_a.from, money_ugpn, m_a.fee};
+    o.progress_to_stderr = true;
+    return o;
+  }
   uint64_t SinceStartMs() const {
     return static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - m_start)
@@ -120,6 +126,8 @@ class TaskRun {
   int StreamLogs(client::TenantClient& tenant);
   void DownloadOutputs(client::TenantClient& tenant);
   void Close(const std::string& why);
+  /// Everything after the lease exists: the start, the upload, the job, the close.
+  void Leased();
   void Finish(int exit_code);
   /// Ctrl-C: keep (print how to come back) or close; ends the command either way.
   [[noreturn]] void Interrupted(bool reserved);
@@ -271,7 +279,7 @@ void TaskRun::LeaseFromOffer() {
   msg.gpus_per_machine = m_task.resources.gpus_per_machine;
   msg.deposit_ugpn = m_deposit_ugpn;
   msg.manifest_hash = m_hash;
-  auto sent = SendMsgs(m_g, {m_a.from, m_deposit_ugpn, m_a.fee}, {msg});
+  auto sent = SendMsgs(m_g, Sending(m_deposit_ugpn), {msg});
   m_lease_id = ParseDigits(IdOf(sent, "lease_id"), 19).value_or(0);
   if (m_lease_id == 0)
     FailCommand(ErrorCode::kCorrupt, "the lease's tx committed but named no lease id");
@@ -290,7 +298,7 @@ void TaskRun::LeaseFromOrder() {
   const auto msg = OrFail(client::OrderCreateMsg(config, resolver, m_params));
   Phase("leasing", "posting an order, bids for " + client::DescribeDurationMs(window_ms) +
                        (m_a.bid_window.empty() ? " (--bid-window to change)" : ""));
-  auto sent = SendMsgs(m_g, {m_a.from, msg.deposit_ugpn, m_a.fee}, {msg});
+  auto sent = SendMsgs(m_g, Sending(msg.deposit_ugpn), {msg});
   const uint64_t order_id = ParseDigits(IdOf(sent, "order_id"), 19).value_or(0);
   if (order_id == 0) FailCommand(ErrorCode::kCorrupt, "the order's tx committed but named no id");
   Phase("waiting for bids", "order " + std::to_string(order_id));
@@ -300,7 +308,7 @@ void TaskRun::LeaseFromOrder() {
     if (g_cancel.load()) {
       Say("\ninterrupted: closing order " + std::to_string(order_id) +
           " (its deposit is refunded)");
-      SendMsgs(m_g, {m_a.from, 0, m_a.fee}, {codec::MsgOrderClose{order_id}});
+      SendMsgs(m_g, Sending(0), {codec::MsgOrderClose{order_id}});
       std::exit(130);
     }
     const auto answer =
@@ -479,8 +487,7 @@ int TaskRun::StreamLogs(client::TenantClient& tenant) {
     if (d.action != client::WatchAction::kDeposit) return;
     Say("gpunet: auto_topup: " + d.why);
     try {
-      SendMsgs(m_g, {m_a.from, d.deposit_ugpn, m_a.fee},
-               {codec::MsgLeaseDeposit{m_lease_id, d.deposit_ugpn}});
+      SendMsgs(m_g, Sending(d.deposit_ugpn), {codec::MsgLeaseDeposit{m_lease_id, d.deposit_ugpn}});
       topped_up += d.deposit_ugpn;
     } catch (const CommandFailed& f) {
       Say("gpunet: auto_topup failed: " + f.error.message);
@@ -539,8 +546,7 @@ void TaskRun::Close(const std::string& why) {
   Phase("closing", "lease " + std::to_string(m_lease_id) + (why.empty() ? "" : " (" + why + ")"));
   m_lease = OrFail(m_market.Lease(m_lease_id), "reading lease").value;
   if (m_lease.state != "closed")
-    SendMsgs(m_g, {m_a.from, 0, m_a.fee},
-             {codec::MsgLeaseClose{m_lease_id, codec::CloseReason::kNormal}});
+    SendMsgs(m_g, Sending(0), {codec::MsgLeaseClose{m_lease_id, codec::CloseReason::kNormal}});
   m_closed = OrFail(m_market.Lease(m_lease_id), "reading lease").value;
   Say(client::SettlementText(*m_closed));
 }
@@ -610,6 +616,23 @@ void TaskRun::Main() {
     LeaseFromOffer();
   else
     LeaseFromOrder();
+  try {
+    Leased();
+  } catch (const CommandFailed&) {
+    // Money is in the lease: never end without saying where it stands.
+    if (!m_closed)
+      if (auto now = m_market.Lease(m_lease_id); now && now->value.state != "closed")
+        Say("lease " + std::to_string(m_lease_id) + " is still " + now->value.state +
+            (now->value.state == "reserved"
+                 ? ": wait for the provider or the missed-start refund, or close it (before the "
+                   "start deadline that pays the reserved-close charge): gpunet lease close "
+                 : ": it is billed until closed: gpunet lease close ") +
+            std::to_string(m_lease_id) + " --from " + m_a.from);
+    throw;
+  }
+}
+
+void TaskRun::Leased() {
   WaitForStart();
   const LeaseContext c = ReadLease(m_g, std::to_string(m_lease_id));
   const crypto::KeyPair key = LoadKey(m_g, m_a.from);
