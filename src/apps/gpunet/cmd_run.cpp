@@ -134,7 +134,7 @@ class TaskRun {
   json TimingsJson() const;
 
   const GlobalOptions& m_g;
-  const RunArgs& m_a;
+  RunArgs m_a;  ///< a copy: --from may be filled in from the keystore
   client::MarketClient m_market;
   const SteadyClock::time_point m_start;
 
@@ -174,6 +174,20 @@ void TaskRun::Prepare() {
                                                 " (the task's secrets are read from your "
                                                 "environment: export " +
                                                 name + "=... first)");
+  if (m_a.from.empty()) {
+    // No --from: the keystore's one key, if it has exactly one.
+    const auto keys = OrFail(crypto::Keystore::AtHome(m_g.Home()).List(), "listing your keys");
+    std::string names;
+    for (const auto& k : keys) names += (names.empty() ? "" : ", ") + k.name;
+    if (keys.size() != 1)
+      FailCommand(
+          ErrorCode::kInvalidArgument,
+          "give --from KEY, the key that pays and signs (" +
+              (keys.empty() ? "the keystore in " + m_g.Home() + " has none: gpunet keys add NAME"
+                            : "your keys: " + names) +
+              ")");
+    m_a.from = keys.front().name;
+  }
   m_tenant =
       OrFail(ResolveAddressOrKey(m_a.from, "--from", {crypto::Keystore::AtHome(m_g.Home()).Dir()}));
   m_params = OrFail(client::NodeClient(m_g.NodeUrl()).Status(), "reading the chain's rules").market;
@@ -677,7 +691,8 @@ void RegisterRunCommand(CLI::App& app, GlobalOptions& g) {
   run->add_option("TASK_YAML", a->file, "The task file (docs/task.md)")
       ->required()
       ->check(CLI::ExistingFile);
-  run->add_option("--from", a->from, "The tenant key that pays and signs")->required();
+  run->add_option("--from", a->from,
+                  "The tenant key that pays and signs (default: the keystore's only key)");
   run->add_flag("--yes,-y", a->yes, "Do not ask before money moves");
   run->add_flag("--detach", a->detach, "Return once the workload runs, printing how to come back");
   run->add_flag("--order", a->order,
