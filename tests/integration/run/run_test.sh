@@ -30,6 +30,7 @@ task() {  # $1: file, $2: resources, then the rest of the task's lines on stdin
 devnet_start_with_genesis '{"development": true}'
 provider_home "$WORK/phome" 2
 { provider_yaml_two_h100; declared_two_gpus_yaml; cat <<YAML; } >"$PHOME/provider.yaml"
+  metrics_listen: 127.0.0.1:$(free_port)
   heartbeat_every: 1s
   device_dir: $WORK/dev
   bidding:
@@ -39,6 +40,8 @@ provider_home "$WORK/phome" 2
 YAML
 g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
 daemon_start "$WORK/daemon.log"
+api_up() { curl -sk "https://127.0.0.1:$API_PORT/environments" | grep -q host; }
+wait_for 30 api_up || { fail "the daemon's tenant API did not come up"; cat "$WORK/daemon.log" >&2; }
 cd "$WORK" || exit 1
 
 # --- a malformed task: its line and column, nothing on the ledger ---
@@ -143,8 +146,7 @@ daemon_wait_exit
 $PY "$HERE/envs_only.py" "$API_PORT" "$PHOME/tls/cert.pem" "$PHOME/tls/key.pem" &
 envs_pid=$!
 trap 'kill "$envs_pid" 2>/dev/null; daemon_cleanup' EXIT
-envs_up() { curl -sk "https://127.0.0.1:$API_PORT/environments" | grep -q host; }
-wait_for 10 envs_up || fail "the stand-in tenant API did not come up"
+wait_for 10 api_up || fail "the stand-in tenant API did not come up"
 task "$WORK/none.yaml" "{gpus: H100:1, max_price: 3}" <<<"run: echo never"
 setsid "$GPUNET" run "$WORK/none.yaml" --from tenant --yes </dev/null >"$WORK/none.out" 2>"$WORK/none.err" &
 run_pid=$!
