@@ -128,6 +128,12 @@ class Shared {
   const base::Clock& m_clock;
 };
 
+/// The later of the ledger's time as of the read and this machine's clock.
+uint64_t LedgerNowMs(const LeaseInfo& lease, const base::Clock& clock) {
+  return std::max<uint64_t>(lease.as_of_ms,
+                            static_cast<uint64_t>(std::max<int64_t>(clock.NowMs(), 0)));
+}
+
 std::string ExitText(uint64_t lease_id, const std::optional<WorkloadExit>& exit) {
   const std::string lease = "lease " + std::to_string(lease_id);
   if (!exit) return lease + ": the workload ended";
@@ -221,8 +227,7 @@ base::Result<FollowEnd> FollowLease(const FollowSource& source, const FollowOpti
         last_lease = *lease;
         std::lock_guard lock(shared.m_mu);  // callbacks one at a time
         if (callbacks.ledger) callbacks.ledger(*lease);
-        if (auto w = warner.Check(*lease, static_cast<uint64_t>(clock.NowMs()));
-            w && callbacks.funds)
+        if (auto w = warner.Check(*lease, LedgerNowMs(*lease, clock)); w && callbacks.funds)
           callbacks.funds(*w);
         if (lease->state == "closed" && closed_seen_ms == 0) closed_seen_ms = now;
       }
@@ -243,15 +248,18 @@ base::Result<FollowEnd> FollowLease(const FollowSource& source, const FollowOpti
       continue;
     }
     if (all_ended) {
-      if (!exit_read) {
-        exit_read = true;
+      if (!exit_read) {  // tried again each pass while the provider does not answer
         auto status = source.get("/leases/" + std::to_string(options.lease_id));
         if (status && status->status == 200) exit = ParseWorkloadExit(status->body);
+        exit_read = (status && status->status == 200) || now - ended_seen_ms >= kFollowDrainMs;
+        if (!exit_read) continue;
       }
-      // Stopped because its funds end: the ledger closes it at paid_until; say that.
+      // Ended as its funds end (the SIGTERM comes its grace before paid_until, or the
+      // workload stopped by itself just before): the ledger closes the lease at
+      // paid_until, and that is what to say.
       const bool funds_stop =
-          exit && exit->reason == "stopped" && last_lease && last_lease->state == "started" &&
-          FundsLeftMs(*last_lease, static_cast<uint64_t>(clock.NowMs())) <= kFundsLastWarnMs;
+          last_lease && last_lease->state == "started" &&
+          FundsLeftMs(*last_lease, LedgerNowMs(*last_lease, clock)) <= kFundsLastWarnMs;
       if (!funds_stop || now - ended_seen_ms >= kExpiryWaitMs) {
         end.exit_code = exit ? std::optional<int>(exit->exit_code) : std::nullopt;
         end.workload_reason = exit ? exit->reason : "";
