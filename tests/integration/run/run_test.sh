@@ -108,10 +108,16 @@ after="$(g -o json query account tenant | json_field '["balance_ugpn"]')"
 
 # --- --order: the daemon bids (2.7 = 3 less 10%), the award runs the job ---
 task "$WORK/order.yaml" "{gpus: H100:1, max_price: 3}" <<<"run: echo from-the-order"
-g run "$WORK/order.yaml" --from tenant --yes --order --bid-window 3s >"$WORK/order.out" 2>"$WORK/order.err" ||
-  { fail "run --order"; cat "$WORK/order.out" "$WORK/order.err" >&2; }
-grep -q "from-the-order" "$WORK/order.out" || fail "--order: the job's output"
+# With -o json: stdout is the answer alone (the job's output goes to stderr).
+g -o json run "$WORK/order.yaml" --from tenant --yes --order --bid-window 3s >"$WORK/order.json" 2>"$WORK/order.err" ||
+  { fail "run --order"; cat "$WORK/order.json" "$WORK/order.err" >&2; }
+grep -q "from-the-order" "$WORK/order.err" || fail "--order: the job's output"
 grep -q "awarded: lease" "$WORK/order.err" || fail "--order: no award"
+olease="$(json_field '["lease_id"]' <"$WORK/order.json")"
+[ "$(json_field '["settlement"]["paid_ugpn"]' <"$WORK/order.json")" = "$(lease_field "$olease" paid_ugpn)" ] ||
+  fail "-o json: the settlement is not lease show's"
+[ "$(json_field '["exit_code"]' <"$WORK/order.json")" = 0 ] || fail "-o json: exit_code"
+[ "$(json_field '["timings"]["first_output_ms"] > 0' <"$WORK/order.json")" = True ] || fail "-o json: no first_output_ms"
 
 # --- --detach: returns once running, says how to come back and what needs lease watch ---
 task "$WORK/long.yaml" "{gpus: H100:1, max_price: 3}" <<<'run: echo job-is-ready; exec sleep 120'
