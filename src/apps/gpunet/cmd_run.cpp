@@ -355,6 +355,12 @@ void TaskRun::LeaseFromOrder() {
   }
   m_timings.lease_committed_ms = SinceStartMs();
   Say("order " + std::to_string(order_id) + " awarded: lease " + std::to_string(m_lease_id));
+  // The bidder was unknown when the order went out: check its environments now, so a
+  // refusal of the manifest to come is explained (the lease is already made).
+  const auto lease = m_market.Lease(m_lease_id);
+  if (lease && !EnvironmentListed(lease->value.provider))
+    Say("warning: the winning provider does not list environment \"" + m_task.environment +
+        "\"; it may refuse the manifest");
 }
 
 void TaskRun::WaitForStart() {
