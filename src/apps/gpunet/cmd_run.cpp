@@ -73,7 +73,9 @@ void CatchSigint() {
   struct sigaction sa {};
   sa.sa_handler = OnSigint;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;
+  // Blocking calls restart (a tx being sent is not cut off half-way); the waits and
+  // the follow look at the flag at least once a second.
+  sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
 }
 
