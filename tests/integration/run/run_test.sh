@@ -7,8 +7,9 @@
 # --timings); a malformed task (line:col, nothing on the ledger); no funds; no
 # terminal and no --yes; nothing fits (the message), then its order gets no bid
 # and is refunded; --order (the daemon bids, the award runs the job); --detach;
-# Ctrl-C keep and Ctrl-C close under a pty; and a provider that does not run (the
-# missed-start message, the lease still reserved, no close). Needs root (mknod).
+# Ctrl-C keep and Ctrl-C close under a pty; a provider whose TLS key is not the
+# ledger's (refused, skipped); and a provider that does not run (the missed-start
+# message, the lease still reserved, no close). Needs root (mknod).
 #   run_test.sh GPUNET
 set -u
 GPUNET="$(realpath "$1")"
@@ -149,9 +150,24 @@ ctrl_c c 130 closed "GPN to the provider, refunded"
 # Its daemon is down; a stand-in still lists its environments (so run leases).
 kill -TERM "$DAEMON_PID"
 daemon_wait_exit
+envs_pid=""
+trap 'kill $envs_pid 2>/dev/null; daemon_cleanup' EXIT
+# First with a key that is not the ledger's: refused before anything is asked of it,
+# the offer skipped, the order gets no bid and is refunded.
+provider_tls_identity "$WORK/other" >/dev/null || fail "make another TLS identity"
+$PY "$HERE/envs_only.py" "$API_PORT" "$WORK/other/tls/cert.pem" "$WORK/other/tls/key.pem" &
+envs_pid=$!
+api_listens() { $PY -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$API_PORT" 2>/dev/null; }
+wait_for 10 api_listens || fail "the stand-in tenant API did not come up"
+expect_error "a provider whose key is not the ledger's" "refunded" \
+  g run "$WORK/echo0.yaml" --from tenant --yes --bid-window 1s
+grep -q "skipping provider .*presented a TLS key whose SHA-256 SPKI fingerprint is" "$WORK/err" ||
+  { fail "a provider with another TLS key was not refused"; cat "$WORK/err" >&2; }
+kill "$envs_pid"
+wait "$envs_pid" 2>/dev/null
+# Then with its own key: run leases and waits.
 $PY "$HERE/envs_only.py" "$API_PORT" "$PHOME/tls/cert.pem" "$PHOME/tls/key.pem" &
 envs_pid=$!
-trap 'kill "$envs_pid" 2>/dev/null; daemon_cleanup' EXIT
 wait_for 10 api_up || fail "the stand-in tenant API did not come up"
 task "$WORK/none.yaml" "{gpus: H100:1, max_price: 3}" <<<"run: echo never"
 setsid "$GPUNET" run "$WORK/none.yaml" --from tenant --yes </dev/null >"$WORK/none.out" 2>"$WORK/none.err" &
