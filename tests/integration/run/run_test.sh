@@ -145,6 +145,18 @@ ctrl_c() {
 }
 ctrl_c k 0 started "lease LEASE keeps running"
 ctrl_c c 130 closed "GPN to the provider, refunded"
+# SIGINT with no terminal to ask on: it closes.
+setsid "$GPUNET" run "$WORK/long.yaml" --from tenant --yes </dev/null >"$WORK/int.out" 2>"$WORK/int.err" &
+run_pid=$!
+job_ready() { grep -q job-is-ready "$WORK/int.out"; }
+wait_for 30 job_ready || fail "SIGINT without a terminal: the job did not start"
+kill -INT "$run_pid"
+rc=0
+wait "$run_pid" || rc=$?
+[ "$rc" -eq 130 ] || { fail "SIGINT without a terminal: exit $rc, expected 130"; cat "$WORK/int.err" >&2; }
+ilease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/int.err")"
+grep -q "no terminal to ask on: closing the lease" "$WORK/int.err" || fail "SIGINT without a terminal: not said"
+[ "$(lease_field "$ilease" state)" = closed ] || fail "SIGINT without a terminal: lease $ilease not closed"
 
 # --- a provider that does not run: the message, the lease stays reserved, no close ---
 # Its daemon is down; a stand-in still lists its environments (so run leases).
