@@ -574,6 +574,9 @@ Manifest TaskManifest(const Task& task) {
   if (!task.setup.empty() || !task.run.empty()) {
     // set -e: a failing setup ends the job rather than running on a broken machine.
     std::string script = "set -e\n";
+    // The upload follows the manifest that starts the command: wait for all of it.
+    if (!task.workdir.empty())
+      script += "while [ ! -e " + std::string(kUploadDoneMarker) + " ]; do sleep 0.1; done\n";
     if (!task.setup.empty()) script += task.setup + (task.setup.ends_with('\n') ? "" : "\n");
     script += task.run.empty() ? "exec sleep infinity\n" : task.run;
     m.command = {std::string(kTaskShell), "-c", script};

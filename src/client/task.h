@@ -41,6 +41,11 @@ inline constexpr size_t kTaskOutputsMax = 64;
 inline constexpr size_t kTaskLocalPathBytesMax = 4096;  ///< workdir (a local path)
 /// The shell of setup and run inside the sandbox (`/bin/sh -c SCRIPT`).
 inline constexpr std::string_view kTaskShell = "/bin/sh";
+/// With a workdir, the task's command first waits for this file in /work, which
+/// `gpunet run` uploads last: the provider starts a command with its manifest, and
+/// the uploads can only follow the manifest (docs/provider.md "The order of a
+/// lease's requests"), so without it the job could start on half its files.
+inline constexpr std::string_view kUploadDoneMarker = ".gpunet-upload-done";
 
 /// What the machines must have and what may be paid: `resources:`.
 struct TaskResources {
@@ -86,8 +91,9 @@ struct Task {
 [[nodiscard]] base::Result<Task> LoadTaskFile(const std::string& path);
 
 /// The manifest of a task (valid by ValidateManifest): environment; setup and run as
-/// the command `/bin/sh -c SCRIPT` (SCRIPT = "set -e", setup, then run, one per
-/// line; no run: setup then `exec sleep infinity`; neither: [] = interactive);
+/// the command `/bin/sh -c SCRIPT` (SCRIPT = "set -e", with a workdir a wait for
+/// kUploadDoneMarker, setup, then run, one per line; no run: setup then `exec sleep
+/// infinity`; neither: [] = interactive);
 /// workdir /work (where the task's workdir is uploaded); env; secrets by name only;
 /// network and ports; outputs_dir from TaskOutputsPlan. Resources and stop grace
 /// are the manifest's defaults.

@@ -97,6 +97,7 @@ void RegisterProviderSetupCommands(CLI::App& provider, GlobalOptions& g);
 void RegisterProviderGpusCommands(CLI::App& provider, GlobalOptions& g);  // provider gpus
 void RegisterManifestCommands(CLI::App& app, GlobalOptions& g);           // manifest check
 void RegisterTaskCommands(CLI::App& app, GlobalOptions& g);               // task check
+void RegisterRunCommand(CLI::App& app, GlobalOptions& g);                 // run
 /// `provider run` (cmd_provider_run.cpp), under the `provider` command.
 void RegisterProviderRunCommands(CLI::App& provider, GlobalOptions& g);
 /// `provider api` (internal, hidden): the tenant-facing process (cmd_provider_api.cpp).

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   RegisterProviderApiCommand(*app.get_subcommand("provider"), g);
   RegisterManifestCommands(app, g);
   RegisterTaskCommands(app, g);
+  RegisterRunCommand(app, g);
   RegisterProviderRunCommands(*app.get_subcommand("provider"), g);
   RegisterLeaseTenantCommands(*app.get_subcommand("lease"), g);
   RegisterLogsCommand(app, g);

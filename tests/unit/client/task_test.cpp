@@ -200,7 +200,8 @@ TEST(TaskManifest, SetupAndRunBecomeOneShellCommand) {
   ASSERT_TRUE(ValidateManifest(m).has_value());
   EXPECT_EQ(m.command, (std::vector<std::string>{
                            "/bin/sh", "-c",
-                           "set -e\npip install -r requirements.txt\npython train.py --out "
+                           "set -e\nwhile [ ! -e .gpunet-upload-done ]; do sleep 0.1; "
+                           "done\npip install -r requirements.txt\npython train.py --out "
                            "out/ckpt\n"}));
   EXPECT_EQ(m.environment, "pytorch/pytorch:2.3.0");
   EXPECT_EQ(m.workdir, "/work");
