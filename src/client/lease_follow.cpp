@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -41,14 +42,22 @@ struct StreamState {
   bool gone = false;   ///< 410: closed past retention
 };
 
-/// What the stream threads and the follow's own loop share.
+/// What the stream threads and the follow's own loop share. Held by each thread too
+/// (shared_ptr): a cancelled follow returns without waiting for a long-poll, and the
+/// thread still in one ends by itself, touching nothing of the caller's (it checks
+/// m_stop under m_mu before anything else once its request returns).
 class Shared {
  public:
-  Shared(const FollowSource& source, const FollowOptions& options, const FollowCallbacks& callbacks,
+  Shared(FollowSource source, const FollowOptions& options, FollowCallbacks callbacks,
          const base::Clock& clock)
-      : m_source(source), m_options(options), m_callbacks(callbacks), m_clock(clock) {}
+      : m_source(std::move(source)),
+        m_lease_id(options.lease_id),
+        m_wait_ms(options.wait_ms),
+        m_callbacks(std::move(callbacks)),
+        m_clock(clock) {}
 
-  void Run(StreamState& s) {
+  void Run(size_t index) {
+    StreamState& s = m_streams[index];
     int failures = 0;
     for (;;) {
       uint64_t offset = 0;
@@ -57,8 +66,8 @@ class Shared {
         if (m_stop) return;
         offset = s.offset;
       }
-      const std::string target = LogsTarget(m_options.lease_id, s.stream == LogStream::kStderr,
-                                            offset, kLogsBytesPerRequest, m_options.wait_ms);
+      const std::string target = LogsTarget(m_lease_id, s.stream == LogStream::kStderr, offset,
+                                            kLogsBytesPerRequest, m_wait_ms);
       auto r = m_source.get(target);
       std::unique_lock lock(m_mu);
       if (m_stop) return;
@@ -99,6 +108,7 @@ class Shared {
 
   std::mutex m_mu;
   std::condition_variable m_cv;
+  std::vector<StreamState> m_streams;  ///< set before the threads start
   bool m_stop = false;
   std::optional<base::Error> m_fatal;
   int64_t m_unreached_since = 0;  ///< monotonic ms of the first failure in a row; 0: answering
@@ -122,11 +132,18 @@ class Shared {
     Notice("provider unreachable, retrying… (" + why + ")");
   }
 
-  const FollowSource& m_source;
-  const FollowOptions& m_options;
-  const FollowCallbacks& m_callbacks;
+  const FollowSource m_source;
+  const uint64_t m_lease_id;
+  const uint32_t m_wait_ms;
+  const FollowCallbacks m_callbacks;
   const base::Clock& m_clock;
 };
+
+/// The later of the ledger's time as of the read and this machine's clock.
+uint64_t LedgerNowMs(const LeaseInfo& lease, const base::Clock& clock) {
+  return std::max<uint64_t>(lease.as_of_ms,
+                            static_cast<uint64_t>(std::max<int64_t>(clock.NowMs(), 0)));
+}
 
 std::string ExitText(uint64_t lease_id, const std::optional<WorkloadExit>& exit) {
   const std::string lease = "lease " + std::to_string(lease_id);
@@ -170,16 +187,18 @@ std::optional<WorkloadExit> ParseWorkloadExit(std::string_view status_body) {
 base::Result<FollowEnd> FollowLease(const FollowSource& source, const FollowOptions& options,
                                     const FollowCallbacks& callbacks) {
   const base::Clock& clock = options.clock ? *options.clock : base::SystemClock::Instance();
-  Shared shared(source, options, callbacks, clock);
-  std::vector<StreamState> streams;
+  if (!options.want_stdout && !options.want_stderr)
+    return Fail(ErrorCode::kInvalidArgument, "follow neither stream");
+  const auto held = std::make_shared<Shared>(source, options, callbacks, clock);
+  Shared& shared = *held;
+  std::vector<StreamState>& streams = shared.m_streams;
   if (options.want_stdout)
     streams.push_back({LogStream::kStdout, options.from.stdout_offset, false, false});
   if (options.want_stderr)
     streams.push_back({LogStream::kStderr, options.from.stderr_offset, false, false});
-  if (streams.empty()) return Fail(ErrorCode::kInvalidArgument, "follow neither stream");
   std::vector<std::thread> threads;
   threads.reserve(streams.size());
-  for (auto& s : streams) threads.emplace_back([&shared, &s] { shared.Run(s); });
+  for (size_t i = 0; i < streams.size(); ++i) threads.emplace_back([held, i] { held->Run(i); });
 
   FollowEnd end;
   FundsWarner warner;
@@ -221,8 +240,7 @@ base::Result<FollowEnd> FollowLease(const FollowSource& source, const FollowOpti
         last_lease = *lease;
         std::lock_guard lock(shared.m_mu);  // callbacks one at a time
         if (callbacks.ledger) callbacks.ledger(*lease);
-        if (auto w = warner.Check(*lease, static_cast<uint64_t>(clock.NowMs()));
-            w && callbacks.funds)
+        if (auto w = warner.Check(*lease, LedgerNowMs(*lease, clock)); w && callbacks.funds)
           callbacks.funds(*w);
         if (lease->state == "closed" && closed_seen_ms == 0) closed_seen_ms = now;
       }
@@ -243,15 +261,18 @@ base::Result<FollowEnd> FollowLease(const FollowSource& source, const FollowOpti
       continue;
     }
     if (all_ended) {
-      if (!exit_read) {
-        exit_read = true;
+      if (!exit_read) {  // tried again each pass while the provider does not answer
         auto status = source.get("/leases/" + std::to_string(options.lease_id));
         if (status && status->status == 200) exit = ParseWorkloadExit(status->body);
+        exit_read = (status && status->status == 200) || now - ended_seen_ms >= kFollowDrainMs;
+        if (!exit_read) continue;
       }
-      // Stopped because its funds end: the ledger closes it at paid_until; say that.
+      // Ended as its funds end (the SIGTERM comes its grace before paid_until, or the
+      // workload stopped by itself just before): the ledger closes the lease at
+      // paid_until, and that is what to say.
       const bool funds_stop =
-          exit && exit->reason == "stopped" && last_lease && last_lease->state == "started" &&
-          FundsLeftMs(*last_lease, static_cast<uint64_t>(clock.NowMs())) <= kFundsLastWarnMs;
+          last_lease && last_lease->state == "started" &&
+          FundsLeftMs(*last_lease, LedgerNowMs(*last_lease, clock)) <= kFundsLastWarnMs;
       if (!funds_stop || now - ended_seen_ms >= kExpiryWaitMs) {
         end.exit_code = exit ? std::optional<int>(exit->exit_code) : std::nullopt;
         end.workload_reason = exit ? exit->reason : "";
@@ -271,13 +292,20 @@ base::Result<FollowEnd> FollowLease(const FollowSource& source, const FollowOpti
     std::lock_guard lock(shared.m_mu);
     shared.m_stop = true;
     shared.m_cv.notify_all();
+    for (size_t i = 0; i < streams.size(); ++i) {
+      const StreamState& s = streams[i];
+      (s.stream == LogStream::kStdout ? end.offsets.stdout_offset : end.offsets.stderr_offset) =
+          s.offset;
+      // A stream's thread that has not ended may be inside a long-poll (up to wait_ms,
+      // or a provider that hangs): not waited for; it ends by itself when its request
+      // returns. An ended one has returned or is about to.
+      if (!s.ended) threads[i].detach();
+    }
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    if (t.joinable()) t.join();
   if (fatal) return std::unexpected(*fatal);
   end.lease = last_lease;
-  for (const auto& s : streams)
-    (s.stream == LogStream::kStdout ? end.offsets.stdout_offset : end.offsets.stderr_offset) =
-        s.offset;
   if (!options.want_stdout) end.offsets.stdout_offset = options.from.stdout_offset;
   if (!options.want_stderr) end.offsets.stderr_offset = options.from.stderr_offset;
   return end;

@@ -17,7 +17,8 @@
 //     are drained for up to kFollowDrainMs, then kLeaseClosed with the ledger's
 //     lease (its end reason: LeaseClosedText);
 //   - the provider unreachable past the bound: kUnreachable;
-//   - FollowOptions::cancel set: kCancelled (within one long-poll, <= wait_ms).
+//   - FollowOptions::cancel set: kCancelled within a fifth of a second (a long-poll in
+//     flight is not waited for: its thread ends by itself when the request returns).
 // An answer that no retry can change (401, 403, 404, a malformed answer) is an error.
 //
 // No CLI code here: the caller prints (terminal_text.h makes the bytes harmless).

@@ -209,6 +209,10 @@ std::vector<std::string> QuoteLines(const RunQuote& q) {
                 " into escrow now; what is not used is refunded at the close");
   out.push_back("  estimate    " + wide(total) + " for " + DescribeHours(q.hours) +
                 " (less if the job ends sooner: billing is by the millisecond)");
+  if (q.min_charge_ugpn)
+    out.push_back("  minimum     " + RunGpn(q.min_charge_ugpn) + ": a close within " +
+                  DescribeDurationMs(q.start_timeout_ms) +
+                  " of the lease pays at least this (the reserved-close charge)");
   return out;
 }
 
@@ -233,7 +237,7 @@ std::string MissedStartText(const LeaseInfo& lease, const market::Params& params
          " blocks of grace) as a missed start: the whole deposit " + RunGpn(lease.deposited_ugpn) +
          " comes back to you, with the provider's penalty of " + RunGpn(penalty) +
          ". Closing it yourself before the deadline would pay the provider a charge, so "
-         "gpunet run waits (Ctrl-C to stop waiting; the lease stays reserved)";
+         "gpunet run waits (Ctrl-C: keep the lease reserved and return, or close it)";
 }
 
 std::string UploadOverDiskText(uint64_t workdir_bytes, std::string_view said) {
@@ -249,8 +253,17 @@ std::string SettlementText(const LeaseInfo& closed) {
                     RunGpn(closed.refunded_ugpn) + " of the " + RunGpn(closed.deposited_ugpn) +
                     " deposited";
   if (closed.penalty_ugpn) out += ", and the provider's penalty of " + RunGpn(closed.penalty_ugpn);
-  if (closed.started_ms && closed.closed_ms > closed.started_ms)
-    out += " (ran " + DescribeDurationMs(closed.closed_ms - closed.started_ms) + ")";
+  if (closed.started_ms && closed.closed_ms > closed.started_ms) {
+    const uint64_t ran_ms = closed.closed_ms - closed.started_ms;
+    out += " (ran " + DescribeDurationMs(ran_ms);
+    // The ledger's accrual: floor(rate x ms / 3,600,000); above it is the charge.
+    const auto gpu_time = static_cast<uint64_t>(
+        static_cast<unsigned __int128>(closed.rate_ugpn_per_hour) * ran_ms / 3'600'000);
+    if (closed.paid_ugpn > gpu_time)
+      out += "; " + RunGpn(gpu_time) +
+             " of it for GPU time, the rest the charge of a close within the start timeout";
+    out += ")";
+  }
   return out;
 }
 
@@ -267,7 +280,7 @@ std::vector<std::string> ComeBackLines(const Task& task, uint64_t lease_id) {
   const std::string id = std::to_string(lease_id);
   std::vector<std::string> out{
       "lease " + id + " keeps running; come back with:",
-      "  gpunet lease logs " + id + " -f --from KEY     (follow its output)",
+      "  gpunet logs " + id + " -f --from KEY           (follow its output)",
       "  gpunet lease outputs " + id + " -o DIR --from KEY (bring back its outputs)",
       "  gpunet lease close " + id + " --from KEY       (end it: what is not used is refunded)"};
   std::string needs;
@@ -275,8 +288,10 @@ std::vector<std::string> ComeBackLines(const Task& task, uint64_t lease_id) {
   if (!task.Interactive() && task.close_on_exit)
     needs += std::string(needs.empty() ? "" : " and ") + "close_on_exit";
   if (!needs.empty())
-    out.push_back("  " + needs + " now need `gpunet lease watch " + id +
-                  "` running; without it they do not apply");
+    out.push_back(
+        "  " + needs + (needs.find(" and ") == std::string::npos ? " now needs" : " now need") +
+        " `gpunet lease watch " + id + "` running; without it " +
+        (needs.find(" and ") == std::string::npos ? "it does" : "they do") + " not apply");
   return out;
 }
 

@@ -60,10 +60,15 @@ struct RunQuote {
   uint64_t price_ugpn_per_gpu_hour = 0;  ///< the offer's, or the order's max_price
   uint64_t deposit_ugpn = 0;
   uint32_t hours = 1;
+  /// The least a close before the start deadline pays the provider in all (the
+  /// reserved-close charge, market::ReservedCloseCharge with nothing paid yet).
+  uint64_t min_charge_ugpn = 0;
+  uint64_t start_timeout_ms = 0;  ///< the chain's lease_start_timeout_ms
 };
 /// The lines (each without a line break): provider, machines x GPUs, price per
-/// GPU-hour and per hour, deposit and the estimated total for `hours` (what the
-/// deposit pays for; what is not used is refunded at the close).
+/// GPU-hour and per hour, deposit, the estimated total for `hours` (what the
+/// deposit pays for; what is not used is refunded at the close) and the minimum a
+/// short job pays (the charge of a close within the start timeout).
 [[nodiscard]] std::vector<std::string> QuoteLines(const RunQuote& q);
 
 /// "the account KEY has B GPN but the deposit needs D GPN (and fees): fund it with
@@ -82,7 +87,9 @@ struct RunQuote {
 [[nodiscard]] std::string UploadOverDiskText(uint64_t workdir_bytes, std::string_view said);
 
 /// What a closed lease paid and refunded, from the ledger's record: "paid P GPN to
-/// the provider (GPU time G and charge), refunded R GPN[, penalty to you X]".
+/// the provider, refunded R GPN of the D GPN deposited[, and the provider's penalty
+/// of X] (ran T[; G of it for GPU time, the rest the charge of a close within the
+/// start timeout])".
 [[nodiscard]] std::string SettlementText(const LeaseInfo& closed);
 
 /// The answer to "keep the lease running (k) or close it now (c)?": 'k', 'c', or

@@ -9,6 +9,10 @@ namespace gpunet::client {
 
 namespace {
 
+std::string Gpn(uint64_t ugpn) {
+  return FormatGpn(ugpn) + " GPN";
+}
+
 std::string DurationText(uint64_t ms) {
   const uint64_t s = ms / 1000;
   if (s >= 3600) return std::to_string(s / 3600) + " h " + std::to_string(s % 3600 / 60) + " min";
@@ -89,7 +93,7 @@ WatchDecision DecideWatch(const WatchInput& in) {
   const uint64_t cap_left = in.cap_ugpn > in.topped_up_ugpn ? in.cap_ugpn - in.topped_up_ugpn : 0;
   if (cap_left == 0)
     return {WatchAction::kWait, 0,
-            "lease " + id + ": auto top-up reached its cap of " + DescribeAmount(in.cap_ugpn) +
+            "lease " + id + ": auto top-up reached its cap of " + Gpn(in.cap_ugpn) +
                 "; the funds end at " + UtcTimeText(lease.paid_until_ms)};
   // An hour at the lease's rate (rate is per hour), never past the cap.
   uint64_t amount = std::min(lease.rate_ugpn_per_hour * (kTopupHoursMs / 3'600'000), cap_left);
@@ -110,9 +114,8 @@ WatchDecision DecideWatch(const WatchInput& in) {
   if (amount == 0) return {};
   return {WatchAction::kDeposit, amount,
           "lease " + id + ": its funds end at " + UtcTimeText(lease.paid_until_ms) +
-              "; auto top-up deposits " + DescribeAmount(amount) + " (" +
-              DescribeAmount(in.topped_up_ugpn + amount) + " of its cap " +
-              DescribeAmount(in.cap_ugpn) + ")"};
+              "; auto top-up deposits " + Gpn(amount) + " (" + Gpn(in.topped_up_ugpn + amount) +
+              " of its cap " + Gpn(in.cap_ugpn) + ")"};
 }
 
 std::string LeaseClosedText(const LeaseInfo& lease) {

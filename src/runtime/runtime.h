@@ -26,6 +26,7 @@
 #include "runtime/outputs.h"
 #include "runtime/podman.h"
 #include "runtime/spec.h"
+#include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
 
@@ -39,6 +40,11 @@ struct RuntimeOptions {
   /// For the gpunet binary: {"/path/to/gpunet", "sandbox", "supervise"}. Any binary
   /// that calls SupervisorMain() with those two values works (tests use their own).
   std::vector<std::string> supervisor_command;
+  /// The in-sandbox init (gpunet-init, statically linked), bound read-only at
+  /// /.gpunet/init in every bubblewrap sandbox and run as its command's parent
+  /// (docs/sandbox.md "Interactive sessions"). Empty: "gpunet-init" beside the
+  /// caller's /proc/self/exe (the gpunet binary). Start refuses when it is missing.
+  std::string init_path;
   uint32_t uid_first = 200000;  ///< workload uids are taken from [uid_first, +uid_count)
   uint32_t uid_count = 10000;
   /// Parent cgroup per hierarchy (v1 controller name or "unified"); empty = the
@@ -69,6 +75,9 @@ struct Environment {
   Backend backend = Backend::kSandbox;
   std::string id;  ///< podman's image id (sha256 hex); "" for the host
 };
+
+/// The name of the session socket in a run dir (Runtime::OpenSession).
+inline constexpr const char* kSessionSocketName = "session.sock";
 
 /// The environment name of the bubblewrap sandbox.
 inline constexpr const char* kHostEnvironment = "host";
@@ -177,6 +186,14 @@ class Runtime {
   std::vector<Environment> Environments(std::vector<std::string>* notes = nullptr) const;
   /// Safe reader over the workload's outputs (openat2, never follows links).
   base::Result<OutputsReader> Outputs(const std::string& id) const;
+  /// A unix stream socket connected to the workload's in-sandbox init
+  /// (<run_dir>/session.sock, docs/sandbox.md "Interactive sessions"): the caller
+  /// relays session frames over it verbatim and never joins the sandbox. kNotFound
+  /// for an unknown id; kConflict "the workload is not running" when nothing accepts
+  /// (it ended, or it is being stopped); kUnavailable when its init does not accept
+  /// (never waits on the tenant's side); kUnsupported for a podman workload (sessions
+  /// need `environment: host` for now). The fd is blocking and close-on-exec.
+  base::Result<UniqueFd> OpenSession(const std::string& id) const;
 
   const RuntimeOptions& Options() const { return m_options; }
   /// <state_dir>/runs/<id>, for tests and diagnostics; an id ValidateWorkloadId

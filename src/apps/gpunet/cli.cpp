@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <iostream>
 
 #include <sodium.h>
 
+#include "client/topup.h"
 #include "crypto/keystore.h"
 
 namespace gpunet::apps {
@@ -40,12 +40,7 @@ std::optional<uint64_t> ParseDigits(std::string_view text, size_t max_digits) {
 }
 
 std::string UtcText(uint64_t time_ms) {
-  const auto seconds = static_cast<std::time_t>(time_ms / 1000);
-  std::tm utc{};
-  if (::gmtime_r(&seconds, &utc) == nullptr) return std::to_string(time_ms) + " ms (unix)";
-  char text[64];
-  const size_t n = std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
-  return n ? std::string(text, n) : std::to_string(time_ms) + " ms (unix)";
+  return client::UtcTimeText(time_ms);
 }
 
 void PrintJson(const nlohmann::json& j) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -512,10 +513,11 @@ class LogWriter {
     }
     os.flush();
   }
-  void Finish() {
+  /// The end of the streams (a character cut off at the end becomes U+FFFD).
+  void Finish(std::ostream& err_os = std::cerr) {
     if (m_raw) return;
     std::cout << m_out.Finish() << std::flush;
-    std::cerr << m_err.Finish() << std::flush;
+    err_os << m_err.Finish() << std::flush;
   }
   client::TerminalSanitizer& Out() { return m_out; }
   client::TerminalSanitizer& Err() { return m_err; }
@@ -537,17 +539,18 @@ void FollowLogs(const GlobalOptions& g, const LeaseContext& c, const client::Ten
   LogWriter writer(a.raw);
   client::FollowCallbacks cb;
   cb.data = [&](client::LogStream stream, std::string_view bytes) {
+    // One stream (--stderr) goes to stdout, as without -f; both: each to its own.
     if (stream == client::LogStream::kStdout)
       writer.Write(std::cout, writer.Out(), bytes);
     else
-      writer.Write(std::cerr, writer.Err(), bytes);
+      writer.Write(a.stderr_stream ? std::cout : std::cerr, writer.Err(), bytes);
   };
   cb.funds = [](const client::FundsWarning& w) { std::cerr << "gpunet: " << w.text << std::endl; };
   cb.notice = [](std::string_view line) { std::cerr << "gpunet: " << line << std::endl; };
   const client::FollowEnd end = OrFail(
       client::FollowLease(client::TenantFollowSource(tenant, g.NodeUrl(), c.lease.lease_id), o, cb),
       "following lease " + std::to_string(c.lease.lease_id));
-  writer.Finish();
+  writer.Finish(a.stderr_stream ? std::cout : std::cerr);
   switch (end.kind) {
     case client::FollowEndKind::kWorkloadEnded:
     case client::FollowEndKind::kCancelled:
@@ -636,6 +639,18 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
   const uint64_t every_ms = OrFail(client::ParseDurationMs(a.every), "--every");
   if (every_ms < 200 || every_ms > 600'000)
     FailCommand(ErrorCode::kInvalidArgument, "--every is between 200ms and 10m");
+  if (cap != 0 || a.close_on_exit) {
+    // The watch runs unattended: the key's passphrase is asked once, now, not at each
+    // top-up (kept in this process's environment, where LoadKey reads it), and a
+    // wrong one fails here rather than when the funds are about to end.
+    if (const char* env = std::getenv("GPUNET_PASSPHRASE"); env == nullptr || *env == '\0') {
+      std::string passphrase;
+      if (ReadLineFromTty("Passphrase for key \"" + a.from + "\": ", false, passphrase))
+        ::setenv("GPUNET_PASSPHRASE", passphrase.c_str(), 1);
+      sodium_memzero(passphrase.data(), passphrase.size());
+    }
+    (void)LoadKey(g, a.from);
+  }
   const LeaseContext c = ReadLease(g, a.lease);
   const uint64_t id = c.lease.lease_id;
   std::optional<client::TenantClient> tenant;
@@ -649,7 +664,7 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
     last_problem = line;
   };
   std::cerr << "watching lease " << id
-            << (cap ? ": auto top-up up to " + client::DescribeAmount(cap) : std::string())
+            << (cap ? ": auto top-up up to " + client::FormatGpn(cap) + " GPN" : std::string())
             << (a.close_on_exit
                     ? std::string(cap ? "," : ":") + " closes it when the workload exits"
                     : std::string())
@@ -683,7 +698,7 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
                             {"closed_ms", lease.closed_ms},
                             {"topped_up_ugpn", topped_up}});
         std::cout << d.why
-                  << (topped_up ? "; auto top-up deposited " + client::DescribeAmount(topped_up)
+                  << (topped_up ? "; auto top-up deposited " + client::FormatGpn(topped_up) + " GPN"
                                 : std::string())
                   << std::endl;
         return;
@@ -883,7 +898,7 @@ CLI::App* LeaseVerb(CLI::App* lease, std::string_view name, std::string_view hel
 CLI::App* AddLogsVerb(CLI::App* parent, GlobalOptions& g, const std::shared_ptr<TenantArgs>& ta) {
   auto* logs =
       LeaseVerb(parent, "logs", "The workload's output (stdout; both streams with -f)", *ta);
-  logs->add_flag("--stderr", ta->stderr_stream, "Standard error only");
+  logs->add_flag("--stderr", ta->stderr_stream, "Standard error only (on stdout)");
   logs->add_flag("--follow,-f", ta->follow,
                  "Keep following both streams until the workload ends or the lease closes "
                  "(then exit non-zero, saying why)");

@@ -187,8 +187,9 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
       s.events = std::move(info->events);
     }
     if (!g.Json())
-      std::cout << "committed in block " << r->height << ": " << names << " (fee "
-                << Gpn(r->fee_ugpn) << ", tx " << s.tx_hash.substr(0, 16) << "…)" << std::endl;
+      (o.progress_to_stderr ? std::cerr : std::cout)
+          << "committed in block " << r->height << ": " << names << " (fee " << Gpn(r->fee_ugpn)
+          << ", tx " << s.tx_hash.substr(0, 16) << "…)" << std::endl;
     out.push_back(std::move(s));
   }
   return out;

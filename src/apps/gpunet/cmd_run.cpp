@@ -42,6 +42,7 @@
 #include "client/topup.h"
 #include "crypto/address.h"
 #include "crypto/keystore.h"
+#include "market/math.h"
 
 namespace gpunet::apps {
 namespace run_cmd {
@@ -72,7 +73,9 @@ void CatchSigint() {
   struct sigaction sa {};
   sa.sa_handler = OnSigint;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;
+  // Blocking calls restart (a tx being sent is not cut off half-way); the waits and
+  // the follow look at the flag at least once a second.
+  sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
 }
 
@@ -98,6 +101,12 @@ class TaskRun {
     std::cerr << "==> " << name << (detail.empty() ? "" : ": " + detail) << std::endl;
   }
   void Say(const std::string& line) const { std::cerr << line << std::endl; }
+  /// How run sends a tx: from --from with --fee, its progress on stderr.
+  SendOptions Sending(uint64_t money_ugpn) const {
+    SendOptions o{m_a.from, money_ugpn, m_a.fee};
+    o.progress_to_stderr = true;
+    return o;
+  }
   uint64_t SinceStartMs() const {
     return static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - m_start)
@@ -119,13 +128,15 @@ class TaskRun {
   int StreamLogs(client::TenantClient& tenant);
   void DownloadOutputs(client::TenantClient& tenant);
   void Close(const std::string& why);
+  /// Everything after the lease exists: the start, the upload, the job, the close.
+  void Leased();
   void Finish(int exit_code);
   /// Ctrl-C: keep (print how to come back) or close; ends the command either way.
   [[noreturn]] void Interrupted(bool reserved);
   json TimingsJson() const;
 
   const GlobalOptions& m_g;
-  const RunArgs& m_a;
+  RunArgs m_a;  ///< a copy: --from may be filled in from the keystore
   client::MarketClient m_market;
   const SteadyClock::time_point m_start;
 
@@ -165,6 +176,20 @@ void TaskRun::Prepare() {
                                                 " (the task's secrets are read from your "
                                                 "environment: export " +
                                                 name + "=... first)");
+  if (m_a.from.empty()) {
+    // No --from: the keystore's one key, if it has exactly one.
+    const auto keys = OrFail(crypto::Keystore::AtHome(m_g.Home()).List(), "listing your keys");
+    std::string names;
+    for (const auto& k : keys) names += (names.empty() ? "" : ", ") + k.name;
+    if (keys.size() != 1)
+      FailCommand(
+          ErrorCode::kInvalidArgument,
+          "give --from KEY, the key that pays and signs (" +
+              (keys.empty() ? "the keystore in " + m_g.Home() + " has none: gpunet keys add NAME"
+                            : "your keys: " + names) +
+              ")");
+    m_a.from = keys.front().name;
+  }
   m_tenant =
       OrFail(ResolveAddressOrKey(m_a.from, "--from", {crypto::Keystore::AtHome(m_g.Home()).Dir()}));
   m_params = OrFail(client::NodeClient(m_g.NodeUrl()).Status(), "reading the chain's rules").market;
@@ -243,6 +268,12 @@ void TaskRun::ShowAndConfirm() {
     q.price_ugpn_per_gpu_hour = m_task.resources.max_price_ugpn_per_gpu_hour;
   }
   q.deposit_ugpn = m_deposit_ugpn;
+  q.min_charge_ugpn = market::ReservedCloseCharge(
+      static_cast<uint64_t>(std::min<unsigned __int128>(
+          static_cast<unsigned __int128>(q.price_ugpn_per_gpu_hour) * client::TaskGpus(m_task),
+          UINT64_MAX)),
+      0, m_deposit_ugpn, m_params);
+  q.start_timeout_ms = m_params.lease_start_timeout_ms;
   const auto account = OrFail(client::NodeClient(m_g.NodeUrl()).GetAccount(m_tenant, false),
                               "reading --from's balance");
   if (account.balance_ugpn < m_deposit_ugpn)
@@ -264,7 +295,7 @@ void TaskRun::LeaseFromOffer() {
   msg.gpus_per_machine = m_task.resources.gpus_per_machine;
   msg.deposit_ugpn = m_deposit_ugpn;
   msg.manifest_hash = m_hash;
-  auto sent = SendMsgs(m_g, {m_a.from, m_deposit_ugpn, m_a.fee}, {msg});
+  auto sent = SendMsgs(m_g, Sending(m_deposit_ugpn), {msg});
   m_lease_id = ParseDigits(IdOf(sent, "lease_id"), 19).value_or(0);
   if (m_lease_id == 0)
     FailCommand(ErrorCode::kCorrupt, "the lease's tx committed but named no lease id");
@@ -283,7 +314,7 @@ void TaskRun::LeaseFromOrder() {
   const auto msg = OrFail(client::OrderCreateMsg(config, resolver, m_params));
   Phase("leasing", "posting an order, bids for " + client::DescribeDurationMs(window_ms) +
                        (m_a.bid_window.empty() ? " (--bid-window to change)" : ""));
-  auto sent = SendMsgs(m_g, {m_a.from, msg.deposit_ugpn, m_a.fee}, {msg});
+  auto sent = SendMsgs(m_g, Sending(msg.deposit_ugpn), {msg});
   const uint64_t order_id = ParseDigits(IdOf(sent, "order_id"), 19).value_or(0);
   if (order_id == 0) FailCommand(ErrorCode::kCorrupt, "the order's tx committed but named no id");
   Phase("waiting for bids", "order " + std::to_string(order_id));
@@ -293,7 +324,7 @@ void TaskRun::LeaseFromOrder() {
     if (g_cancel.load()) {
       Say("\ninterrupted: closing order " + std::to_string(order_id) +
           " (its deposit is refunded)");
-      SendMsgs(m_g, {m_a.from, 0, m_a.fee}, {codec::MsgOrderClose{order_id}});
+      SendMsgs(m_g, Sending(0), {codec::MsgOrderClose{order_id}});
       std::exit(130);
     }
     const auto answer =
@@ -326,6 +357,12 @@ void TaskRun::LeaseFromOrder() {
   }
   m_timings.lease_committed_ms = SinceStartMs();
   Say("order " + std::to_string(order_id) + " awarded: lease " + std::to_string(m_lease_id));
+  // The bidder was unknown when the order went out: check its environments now, so a
+  // refusal of the manifest to come is explained (the lease is already made).
+  const auto lease = m_market.Lease(m_lease_id);
+  if (lease && !EnvironmentListed(lease->value.provider))
+    Say("warning: the winning provider does not list environment \"" + m_task.environment +
+        "\"; it may refuse the manifest");
 }
 
 void TaskRun::WaitForStart() {
@@ -472,8 +509,7 @@ int TaskRun::StreamLogs(client::TenantClient& tenant) {
     if (d.action != client::WatchAction::kDeposit) return;
     Say("gpunet: auto_topup: " + d.why);
     try {
-      SendMsgs(m_g, {m_a.from, d.deposit_ugpn, m_a.fee},
-               {codec::MsgLeaseDeposit{m_lease_id, d.deposit_ugpn}});
+      SendMsgs(m_g, Sending(d.deposit_ugpn), {codec::MsgLeaseDeposit{m_lease_id, d.deposit_ugpn}});
       topped_up += d.deposit_ugpn;
     } catch (const CommandFailed& f) {
       Say("gpunet: auto_topup failed: " + f.error.message);
@@ -532,8 +568,7 @@ void TaskRun::Close(const std::string& why) {
   Phase("closing", "lease " + std::to_string(m_lease_id) + (why.empty() ? "" : " (" + why + ")"));
   m_lease = OrFail(m_market.Lease(m_lease_id), "reading lease").value;
   if (m_lease.state != "closed")
-    SendMsgs(m_g, {m_a.from, 0, m_a.fee},
-             {codec::MsgLeaseClose{m_lease_id, codec::CloseReason::kNormal}});
+    SendMsgs(m_g, Sending(0), {codec::MsgLeaseClose{m_lease_id, codec::CloseReason::kNormal}});
   m_closed = OrFail(m_market.Lease(m_lease_id), "reading lease").value;
   Say(client::SettlementText(*m_closed));
 }
@@ -603,6 +638,23 @@ void TaskRun::Main() {
     LeaseFromOffer();
   else
     LeaseFromOrder();
+  try {
+    Leased();
+  } catch (const CommandFailed&) {
+    // Money is in the lease: never end without saying where it stands.
+    if (!m_closed)
+      if (auto now = m_market.Lease(m_lease_id); now && now->value.state != "closed")
+        Say("lease " + std::to_string(m_lease_id) + " is still " + now->value.state +
+            (now->value.state == "reserved"
+                 ? ": wait for the provider or the missed-start refund, or close it (before the "
+                   "start deadline that pays the reserved-close charge): gpunet lease close "
+                 : ": it is billed until closed: gpunet lease close ") +
+            std::to_string(m_lease_id) + " --from " + m_a.from);
+    throw;
+  }
+}
+
+void TaskRun::Leased() {
   WaitForStart();
   const LeaseContext c = ReadLease(m_g, std::to_string(m_lease_id));
   const crypto::KeyPair key = LoadKey(m_g, m_a.from);
@@ -647,7 +699,8 @@ void RegisterRunCommand(CLI::App& app, GlobalOptions& g) {
   run->add_option("TASK_YAML", a->file, "The task file (docs/task.md)")
       ->required()
       ->check(CLI::ExistingFile);
-  run->add_option("--from", a->from, "The tenant key that pays and signs")->required();
+  run->add_option("--from", a->from,
+                  "The tenant key that pays and signs (default: the keystore's only key)");
   run->add_flag("--yes,-y", a->yes, "Do not ask before money moves");
   run->add_flag("--detach", a->detach, "Return once the workload runs, printing how to come back");
   run->add_flag("--order", a->order,

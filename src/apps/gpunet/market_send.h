@@ -28,12 +28,13 @@ struct SendOptions {
   uint64_t money_ugpn = 0;  ///< bond/deposit leaving the balance (for the funds check)
   std::string fee;          ///< --fee, else the node's schedule
   int64_t wait_ms = 30'000;
+  bool progress_to_stderr = false;  ///< "committed in block ..." on stderr, not stdout
 };
 
 /// Signs and sends `msgs` from `o.from` (in several txs when over the per-tx message
 /// limit, nonces in order), waiting for each block. Ends the command on the first
 /// failure, saying what was already committed. Prints a line per committed tx
-/// unless -o json.
+/// (on stdout, or stderr with progress_to_stderr) unless -o json.
 std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
                            std::vector<codec::Msg> msgs);
 

@@ -7,8 +7,9 @@
 # --timings); a malformed task (line:col, nothing on the ledger); no funds; no
 # terminal and no --yes; nothing fits (the message), then its order gets no bid
 # and is refunded; --order (the daemon bids, the award runs the job); --detach;
-# Ctrl-C keep and Ctrl-C close under a pty; and a provider that does not run (the
-# missed-start message, the lease still reserved, no close). Needs root (mknod).
+# Ctrl-C keep and Ctrl-C close under a pty; a provider whose TLS key is not the
+# ledger's (refused, skipped); and a provider that does not run (the missed-start
+# message, the lease still reserved, no close). Needs root (mknod).
 #   run_test.sh GPUNET
 set -u
 GPUNET="$(realpath "$1")"
@@ -30,6 +31,7 @@ task() {  # $1: file, $2: resources, then the rest of the task's lines on stdin
 devnet_start_with_genesis '{"development": true}'
 provider_home "$WORK/phome" 2
 { provider_yaml_two_h100; declared_two_gpus_yaml; cat <<YAML; } >"$PHOME/provider.yaml"
+  metrics_listen: 127.0.0.1:$(free_port)
   heartbeat_every: 1s
   device_dir: $WORK/dev
   bidding:
@@ -39,6 +41,8 @@ provider_home "$WORK/phome" 2
 YAML
 g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
 daemon_start "$WORK/daemon.log"
+api_up() { curl -sk "https://127.0.0.1:$API_PORT/environments" | grep -q host; }
+wait_for 30 api_up || { fail "the daemon's tenant API did not come up"; cat "$WORK/daemon.log" >&2; }
 cd "$WORK" || exit 1
 
 # --- a malformed task: its line and column, nothing on the ledger ---
@@ -105,45 +109,78 @@ after="$(g -o json query account tenant | json_field '["balance_ugpn"]')"
 
 # --- --order: the daemon bids (2.7 = 3 less 10%), the award runs the job ---
 task "$WORK/order.yaml" "{gpus: H100:1, max_price: 3}" <<<"run: echo from-the-order"
-g run "$WORK/order.yaml" --from tenant --yes --order --bid-window 3s >"$WORK/order.out" 2>"$WORK/order.err" ||
-  { fail "run --order"; cat "$WORK/order.out" "$WORK/order.err" >&2; }
-grep -q "from-the-order" "$WORK/order.out" || fail "--order: the job's output"
+# With -o json: stdout is the answer alone (the job's output goes to stderr).
+g -o json run "$WORK/order.yaml" --from tenant --yes --order --bid-window 3s >"$WORK/order.json" 2>"$WORK/order.err" ||
+  { fail "run --order"; cat "$WORK/order.json" "$WORK/order.err" >&2; }
+grep -q "from-the-order" "$WORK/order.err" || fail "--order: the job's output"
 grep -q "awarded: lease" "$WORK/order.err" || fail "--order: no award"
+olease="$(json_field '["lease_id"]' <"$WORK/order.json")"
+[ "$(json_field '["settlement"]["paid_ugpn"]' <"$WORK/order.json")" = "$(lease_field "$olease" paid_ugpn)" ] ||
+  fail "-o json: the settlement is not lease show's"
+[ "$(json_field '["exit_code"]' <"$WORK/order.json")" = 0 ] || fail "-o json: exit_code"
+[ "$(json_field '["timings"]["first_output_ms"] > 0' <"$WORK/order.json")" = True ] || fail "-o json: no first_output_ms"
 
 # --- --detach: returns once running, says how to come back and what needs lease watch ---
 task "$WORK/long.yaml" "{gpus: H100:1, max_price: 3}" <<<'run: echo job-is-ready; exec sleep 120'
 g run "$WORK/long.yaml" --from tenant --yes --detach >"$WORK/detach.out" 2>"$WORK/detach.err" ||
   { fail "run --detach"; cat "$WORK/detach.err" >&2; }
 dlease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/detach.err")"
-grep -q "gpunet lease logs $dlease -f" "$WORK/detach.err" || fail "--detach: no way back"
-grep -q "close_on_exit now need \`gpunet lease watch $dlease\`" "$WORK/detach.err" || fail "--detach: close_on_exit not mentioned"
+grep -q "gpunet logs $dlease -f" "$WORK/detach.err" || fail "--detach: no way back"
+grep -q "close_on_exit now needs \`gpunet lease watch $dlease\`" "$WORK/detach.err" || fail "--detach: close_on_exit not mentioned"
 [ "$(lease_field "$dlease" state)" = started ] || fail "--detach: lease $dlease not running"
 g lease close "$dlease" --from tenant >/dev/null || fail "close the detached lease"
 
 # --- Ctrl-C under a terminal: keep, then close ---
-$PY "$HERE/ctrl_c.py" "job-is-ready" k "$GPUNET" run "$WORK/long.yaml" --from tenant --yes >"$WORK/keep.out" 2>&1
-rc=$?
-[ "$rc" -eq 0 ] || { fail "Ctrl-C keep: exit $rc"; cat "$WORK/keep.out" >&2; }
-klease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\).*$/\1/p' "$WORK/keep.out" | tr -d '\r')"
-grep -q "lease $klease keeps running" "$WORK/keep.out" || { fail "Ctrl-C keep: no come-back lines"; cat "$WORK/keep.out" >&2; }
-[ "$(lease_field "$klease" state)" = started ] || fail "Ctrl-C keep: lease $klease not running"
-g lease close "$klease" --from tenant >/dev/null || fail "close the kept lease"
-$PY "$HERE/ctrl_c.py" "job-is-ready" c "$GPUNET" run "$WORK/long.yaml" --from tenant --yes >"$WORK/close.out" 2>&1
-rc=$?
-[ "$rc" -eq 130 ] || { fail "Ctrl-C close: exit $rc, expected 130"; cat "$WORK/close.out" >&2; }
-clease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\).*$/\1/p' "$WORK/close.out" | tr -d '\r')"
-[ "$(lease_field "$clease" state)" = closed ] || fail "Ctrl-C close: lease $clease not closed"
-grep -q "refunded" "$WORK/close.out" || fail "Ctrl-C close: no settlement"
+# ctrl_c ANSWER EXPECTED_RC EXPECTED_STATE LINE: runs long.yaml on a pty, Ctrl-C once
+# the job runs, answers; checks the exit status, the lease's state and a line said.
+ctrl_c() {
+  local out="$WORK/ctrl-c-$1.out" rc lease
+  $PY "$HERE/ctrl_c.py" "job-is-ready" "$1" "$GPUNET" run "$WORK/long.yaml" --from tenant --yes >"$out" 2>&1
+  rc=$?
+  [ "$rc" -eq "$2" ] || { fail "Ctrl-C $1: exit $rc, expected $2"; cat "$out" >&2; }
+  lease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\).*$/\1/p' "$out" | tr -d '\r')"
+  [ "$(lease_field "$lease" state)" = "$3" ] || fail "Ctrl-C $1: lease $lease not $3"
+  grep -q "${4//LEASE/$lease}" "$out" || { fail "Ctrl-C $1: no \"$4\""; cat "$out" >&2; }
+  [ "$3" = closed ] || g lease close "$lease" --from tenant >/dev/null || fail "close the kept lease"
+}
+ctrl_c k 0 started "lease LEASE keeps running"
+ctrl_c c 130 closed "GPN to the provider, refunded"
+# SIGINT with no terminal to ask on: it closes.
+setsid "$GPUNET" run "$WORK/long.yaml" --from tenant --yes </dev/null >"$WORK/int.out" 2>"$WORK/int.err" &
+run_pid=$!
+job_ready() { grep -q job-is-ready "$WORK/int.out"; }
+wait_for 30 job_ready || fail "SIGINT without a terminal: the job did not start"
+kill -INT "$run_pid"
+rc=0
+wait "$run_pid" || rc=$?
+[ "$rc" -eq 130 ] || { fail "SIGINT without a terminal: exit $rc, expected 130"; cat "$WORK/int.err" >&2; }
+ilease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/int.err")"
+grep -q "no terminal to ask on: closing the lease" "$WORK/int.err" || fail "SIGINT without a terminal: not said"
+[ "$(lease_field "$ilease" state)" = closed ] || fail "SIGINT without a terminal: lease $ilease not closed"
 
 # --- a provider that does not run: the message, the lease stays reserved, no close ---
 # Its daemon is down; a stand-in still lists its environments (so run leases).
 kill -TERM "$DAEMON_PID"
 daemon_wait_exit
+envs_pid=""
+trap 'kill $envs_pid 2>/dev/null; daemon_cleanup' EXIT
+# First with a key that is not the ledger's: refused before anything is asked of it,
+# the offer skipped, the order gets no bid and is refunded.
+provider_tls_identity "$WORK/other" >/dev/null || fail "make another TLS identity"
+$PY "$HERE/envs_only.py" "$API_PORT" "$WORK/other/tls/cert.pem" "$WORK/other/tls/key.pem" &
+envs_pid=$!
+api_listens() { $PY -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$API_PORT" 2>/dev/null; }
+wait_for 10 api_listens || fail "the stand-in tenant API did not come up"
+expect_error "a provider whose key is not the ledger's" "refunded" \
+  g run "$WORK/echo0.yaml" --from tenant --yes --bid-window 1s
+grep -q "skipping provider .*presented a TLS key whose SHA-256 SPKI fingerprint is" "$WORK/err" ||
+  { fail "a provider with another TLS key was not refused"; cat "$WORK/err" >&2; }
+kill "$envs_pid"
+wait "$envs_pid" 2>/dev/null
+# Then with its own key: run leases and waits.
 $PY "$HERE/envs_only.py" "$API_PORT" "$PHOME/tls/cert.pem" "$PHOME/tls/key.pem" &
 envs_pid=$!
-trap 'kill "$envs_pid" 2>/dev/null; daemon_cleanup' EXIT
-envs_up() { curl -sk "https://127.0.0.1:$API_PORT/environments" | grep -q host; }
-wait_for 10 envs_up || fail "the stand-in tenant API did not come up"
+wait_for 10 api_up || fail "the stand-in tenant API did not come up"
 task "$WORK/none.yaml" "{gpus: H100:1, max_price: 3}" <<<"run: echo never"
 setsid "$GPUNET" run "$WORK/none.yaml" --from tenant --yes </dev/null >"$WORK/none.out" 2>"$WORK/none.err" &
 run_pid=$!

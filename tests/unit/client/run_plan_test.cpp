@@ -118,6 +118,8 @@ TEST(RunPlan, QuoteShowsPricePerHourDepositAndTotal) {
   q.price_ugpn_per_gpu_hour = 2'500'000;
   q.deposit_ugpn = 10'000'000;
   q.hours = 2;
+  q.min_charge_ugpn = 833'333;
+  q.start_timeout_ms = 600'000;
   std::string all;
   for (const auto& l : QuoteLines(q)) all += l + "\n";
   EXPECT_NE(all.find("gpn1abc (offer 3)"), std::string::npos) << all;
@@ -125,6 +127,7 @@ TEST(RunPlan, QuoteShowsPricePerHourDepositAndTotal) {
   EXPECT_NE(all.find("2.5 GPN per GPU-hour, 5 GPN per hour"), std::string::npos) << all;
   EXPECT_NE(all.find("deposit     10 GPN"), std::string::npos) << all;
   EXPECT_NE(all.find("10 GPN for 2 hours"), std::string::npos) << all;
+  EXPECT_NE(all.find("minimum     0.833333 GPN: a close within 10 min"), std::string::npos) << all;
 }
 
 TEST(RunPlan, Messages) {
@@ -148,9 +151,14 @@ TEST(RunPlan, Messages) {
   l.paid_ugpn = 1'000'000;
   l.refunded_ugpn = 2'000'000;
   l.started_ms = 1000;
-  l.closed_ms = 4000;
+  l.closed_ms = 1000 + 3'600'000;  // an hour of 1 GPN: all of it GPU time
+  l.rate_ugpn_per_hour = 1'000'000;
   EXPECT_EQ(SettlementText(l),
-            "paid 1 GPN to the provider, refunded 2 GPN of the 3 GPN deposited (ran 3 s)");
+            "paid 1 GPN to the provider, refunded 2 GPN of the 3 GPN deposited (ran 1 h)");
+  l.closed_ms = 1000 + 36'000;  // 36 s: 0.01 GPN of GPU time, the rest the close charge
+  EXPECT_EQ(SettlementText(l),
+            "paid 1 GPN to the provider, refunded 2 GPN of the 3 GPN deposited (ran 36 s; 0.01 "
+            "GPN of it for GPU time, the rest the charge of a close within the start timeout)");
 
   EXPECT_NE(UploadOverDiskText(5, "the lease's disk is full").find(".gpunetignore"),
             std::string::npos);
@@ -168,9 +176,9 @@ TEST(RunPlan, ComeBackSaysWhatNeedsAWatcher) {
   Task t = RunTask("{gpus: 1, max_price: 3}");
   std::string all;
   for (const auto& l : ComeBackLines(t, 9)) all += l + "\n";
-  EXPECT_NE(all.find("gpunet lease logs 9 -f"), std::string::npos) << all;
   EXPECT_NE(all.find("gpunet lease close 9"), std::string::npos) << all;
-  EXPECT_NE(all.find("close_on_exit now need `gpunet lease watch 9`"), std::string::npos) << all;
+  EXPECT_NE(all.find("close_on_exit now needs `gpunet lease watch 9`"), std::string::npos) << all;
+  EXPECT_NE(all.find("gpunet logs 9 -f"), std::string::npos) << all;
   t.auto_topup_cap_ugpn = 5;
   all.clear();
   for (const auto& l : ComeBackLines(t, 9)) all += l + "\n";

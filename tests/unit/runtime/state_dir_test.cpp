@@ -101,6 +101,7 @@ class StateDirTest : public ::testing::Test {
     m_options.state_dir = m_state;
     // Never reached by these tests; a start that got this far would fail loudly.
     m_options.supervisor_command = {"/bin/false"};
+    m_options.init_path = "/bin/true";  // never run: the supervisor fails first
   }
   void TearDown() override {
     if (m_victim > 0) {
@@ -338,6 +339,29 @@ TEST_F(StateDirTest, MissingParentsOfTheStateDirAreMade0755EvenUnderUmaskZero) {
     ASSERT_EQ(::stat(parent.c_str(), &st), 0) << parent;
     EXPECT_EQ(st.st_mode & 07777, 0755u) << parent << ": others could swap the state dir";
   }
+}
+
+TEST_F(StateDirTest, OpenSessionSaysWhyThereIsNoSession) {
+  Runtime rt(m_options);
+  auto unknown = rt.OpenSession("w0");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(rt.OpenSession("../w0").error().code, ErrorCode::kInvalidArgument);
+  // A run dir whose init does not listen (never started, or ended): not running.
+  const std::string run = MakeRunDir("w1");
+  auto idle = rt.OpenSession("w1");
+  ASSERT_FALSE(idle.has_value());
+  EXPECT_EQ(idle.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(idle.error().message, "the workload is not running");
+  // A podman workload takes no sessions yet, and says what does.
+  WorkloadSpec podman = Spec("w1");
+  podman.backend = Backend::kPodman;
+  podman.image = "localhost/img:1";
+  WriteFile(run + "/" + state_files::kSpecFile, state_files::SpecToJson(podman), 0600);
+  auto refused = rt.OpenSession("w1");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kUnsupported);
+  EXPECT_NE(refused.error().message.find("environment: host"), std::string::npos);
 }
 
 TEST_F(StateDirTest, SandboxEtcAndWorkDirsAreNeverWrittenThroughALink) {
