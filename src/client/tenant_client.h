@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -91,6 +92,18 @@ class TenantClient {
   base::Result<TenantResponse> Send(std::string_view method, std::string_view target,
                                     std::string_view body, std::string_view content_type, bool sign,
                                     const std::string* download_path, const HeaderList& extra = {});
+  /// The Gpunet-* headers that sign one request.
+  base::Result<HeaderList> AuthHeaders(std::string_view method, std::string_view target,
+                                       std::string_view body) const;
+  /// TCP and the pinned TLS handshake.
+  base::Result<std::unique_ptr<Exchange>> Connect(const TenantApiUrl& url) const;
+  /// Writes the request and reads the answer's header (the body is left to ReadBody
+  /// or ReadFile).
+  base::Result<TenantResponse> RequestHead(Exchange& ex, const TenantApiUrl& url,
+                                           std::string_view method, std::string_view target,
+                                           std::string_view body, const HeaderList& headers) const;
+  base::Status ReadBody(Exchange& ex, std::string_view what, TenantResponse& out) const;
+  base::Status ReadFile(Exchange& ex, std::string_view what, const std::string& path) const;
 
   TenantClientOptions m_options;
   crypto::KeyPair m_key;
