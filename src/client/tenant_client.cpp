@@ -4,13 +4,17 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <future>
 #include <limits>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <utility>
 
 #include <boost/asio/connect.hpp>
@@ -243,11 +247,9 @@ base::Result<std::unique_ptr<TenantClient::Exchange>> TenantClient::Connect(
   return ex;
 }
 
-base::Result<TenantResponse> TenantClient::RequestHead(Exchange& ex, const TenantApiUrl& url,
-                                                       std::string_view method,
-                                                       std::string_view target,
-                                                       std::string_view body,
-                                                       const HeaderList& headers) const {
+base::Result<TenantResponse> TenantClient::RequestHead(
+    Exchange& ex, const TenantApiUrl& url, std::string_view method, std::string_view target,
+    std::string_view body, const HeaderList& headers, bool upgrade) const {
   const std::string what = Where(m_options, method, target);
   auto& stream = *ex.stream;
   auto& lowest = beast::get_lowest_layer(stream);
@@ -257,7 +259,7 @@ base::Result<TenantResponse> TenantClient::RequestHead(Exchange& ex, const Tenan
   req.set(http::field::user_agent, "gpunet");
   for (const auto& [name, value] : headers) req.set(name, value);
   req.body() = std::string(body);
-  req.keep_alive(false);
+  if (!upgrade) req.keep_alive(false);
   req.prepare_payload();
   lowest.expires_after(std::chrono::milliseconds(m_options.request_timeout_ms));
   beast::error_code ec = Run(ex.ioc, [&](auto done) {
@@ -333,6 +335,130 @@ base::Status TenantClient::ReadFile(Exchange& ex, std::string_view what,
                 std::string(what) + ": download to " + path + " failed: " + ec.message());
   }
   return base::Ok();
+}
+
+namespace {
+
+/// The upgraded TLS connection: one thread runs the connection's io_context, and
+/// Read and Write post their operations to it and wait, so the TLS stream is only
+/// ever touched there (asio's ssl::stream allows one read and one write at once, from
+/// one thread).
+class TlsByteStream final : public ByteStream {
+ public:
+  explicit TlsByteStream(std::unique_ptr<TenantClient::Exchange> ex, net::io_context& ioc,
+                         beast::ssl_stream<beast::tcp_stream>& stream, std::string early)
+      : m_ex(std::move(ex)),
+        m_ioc(ioc),
+        m_stream(stream),
+        m_early(std::move(early)),
+        m_work(net::make_work_guard(ioc)) {
+    beast::get_lowest_layer(m_stream).expires_never();  // a session has no idle timeout
+    m_ioc.restart();
+    m_thread = std::thread([this] { m_ioc.run(); });
+  }
+  ~TlsByteStream() override { Close(); }
+
+  base::Result<size_t> Read(std::span<uint8_t> out) override {
+    if (!m_early.empty()) {
+      const size_t n = std::min(out.size(), m_early.size());
+      std::copy_n(m_early.begin(), n, out.begin());
+      m_early.erase(0, n);
+      return n;
+    }
+    if (m_closed) return Fail(ErrorCode::kUnavailable, "the session's connection is closed");
+    std::promise<std::pair<beast::error_code, size_t>> done;
+    auto result = done.get_future();
+    net::post(m_ioc, [&] {
+      m_stream.async_read_some(net::buffer(out.data(), out.size()),
+                               [&](beast::error_code ec, size_t n) {
+                                 done.set_value({ec, n});
+                               });
+    });
+    const auto [ec, n] = result.get();
+    // The relay ends its side with close_notify, or by closing the TCP connection.
+    if (ec == net::error::eof || ec == ssl::error::stream_truncated) return size_t{0};
+    if (ec) return Fail(ErrorCode::kUnavailable, "the session's connection broke: " + ec.message());
+    return n;
+  }
+
+  base::Status Write(std::string_view bytes) override {
+    std::promise<beast::error_code> done;
+    auto result = done.get_future();
+    if (!Post([&] {
+          net::async_write(m_stream, net::buffer(bytes.data(), bytes.size()),
+                           [&](beast::error_code ec, size_t) { done.set_value(ec); });
+        }))
+      return Fail(ErrorCode::kUnavailable, "the session's connection is closed");
+    if (const auto ec = result.get())
+      return Fail(ErrorCode::kUnavailable, "the session's connection broke: " + ec.message());
+    return base::Ok();
+  }
+
+  void Close() override {
+    {
+      std::lock_guard lock(m_post_mutex);
+      if (m_closed) return;
+      m_closed = true;
+    }
+    // Closing the socket ends a read or write that waits (operation_aborted); what was
+    // posted before runs first, so no caller waits on an operation that never starts.
+    net::post(m_ioc, [this] {
+      beast::error_code ignored;
+      beast::get_lowest_layer(m_stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(m_stream).socket().close(ignored);
+    });
+    m_work.reset();
+    if (m_thread.joinable()) m_thread.join();
+  }
+
+ private:
+  /// Posts `op` unless the stream is closed (then false).
+  template <class Op>
+  bool Post(Op&& op) {
+    std::lock_guard lock(m_post_mutex);
+    if (m_closed) return false;
+    net::post(m_ioc, std::forward<Op>(op));
+    return true;
+  }
+
+  std::unique_ptr<TenantClient::Exchange> m_ex;  ///< owns the stream and the io_context
+  net::io_context& m_ioc;
+  beast::ssl_stream<beast::tcp_stream>& m_stream;
+  std::string m_early;  ///< bytes that came with the 101's header, read first
+  net::executor_work_guard<net::io_context::executor_type> m_work;
+  std::mutex m_post_mutex;
+  bool m_closed = false;  ///< guarded by m_post_mutex
+  std::thread m_thread;
+};
+
+}  // namespace
+
+base::Result<TenantUpgrade> TenantClient::Upgrade(std::string_view target,
+                                                  std::string_view protocol) {
+  GPUNET_TRY_ASSIGN(const TenantApiUrl url, ParseTenantApiUrl(m_options.url));
+  GPUNET_TRY(CheckRequestTarget(target));
+  const std::string what = Where(m_options, "GET", target);
+  GPUNET_TRY_ASSIGN(HeaderList headers, AuthHeaders("GET", target, {}));
+  headers.emplace_back("Connection", "Upgrade");
+  headers.emplace_back("Upgrade", std::string(protocol));
+  GPUNET_TRY_ASSIGN(auto ex, Connect(url));
+  TenantUpgrade out;
+  GPUNET_TRY_ASSIGN(out.response, RequestHead(*ex, url, "GET", target, {}, headers, true));
+  if (out.response.status != 101) {
+    GPUNET_TRY(ReadBody(*ex, what, out.response));
+    return out;
+  }
+  const auto upgrade = out.response.Header("Upgrade");
+  if (!upgrade || LowerAscii(*upgrade) != LowerAscii(protocol))
+    return Fail(ErrorCode::kCorrupt, what + ": the provider switched to protocol \"" +
+                                         std::string(upgrade.value_or("")) + "\", not " +
+                                         std::string(protocol));
+  const auto early = ex->buffer.data();
+  std::string bytes(static_cast<const char*>(early.data()), early.size());
+  auto& ioc = ex->ioc;
+  auto& stream = *ex->stream;
+  out.stream = std::make_unique<TlsByteStream>(std::move(ex), ioc, stream, std::move(bytes));
+  return out;
 }
 
 base::Result<TenantResponse> TenantClient::Send(std::string_view method, std::string_view target,
