@@ -26,6 +26,7 @@
 #include "runtime/outputs.h"
 #include "runtime/podman.h"
 #include "runtime/spec.h"
+#include "runtime/sys_util.h"
 
 namespace gpunet::runtime {
 
@@ -69,6 +70,9 @@ struct Environment {
   Backend backend = Backend::kSandbox;
   std::string id;  ///< podman's image id (sha256 hex); "" for the host
 };
+
+/// The name of the session socket in a run dir (Runtime::OpenSession).
+inline constexpr const char* kSessionSocketName = "session.sock";
 
 /// The environment name of the bubblewrap sandbox.
 inline constexpr const char* kHostEnvironment = "host";
@@ -177,6 +181,13 @@ class Runtime {
   std::vector<Environment> Environments(std::vector<std::string>* notes = nullptr) const;
   /// Safe reader over the workload's outputs (openat2, never follows links).
   base::Result<OutputsReader> Outputs(const std::string& id) const;
+  /// A unix stream socket connected to the workload's in-sandbox init
+  /// (<run_dir>/session.sock, docs/sandbox.md "Interactive sessions"): the caller
+  /// relays session frames over it verbatim and never joins the sandbox. kNotFound
+  /// for an unknown id; kConflict "the workload is not running" when nothing accepts
+  /// (it ended, or it is being stopped); kUnsupported for a podman workload (sessions
+  /// need `environment: host` for now).
+  base::Result<UniqueFd> OpenSession(const std::string& id) const;
 
   const RuntimeOptions& Options() const { return m_options; }
   /// <state_dir>/runs/<id>, for tests and diagnostics; an id ValidateWorkloadId

@@ -1,0 +1,84 @@
+// Runtime::OpenSession and the listening session socket of a run dir
+// (docs/sandbox.md "Interactive sessions"). Both reach the socket through the run
+// dir's open fd (/proc/self/fd/N/session.sock): no path is resolved twice, and a
+// long state dir does not hit sockaddr_un's 108 bytes.
+#include "runtime/session_socket.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/check.h"
+#include "runtime/runtime.h"
+#include "runtime/state_files.h"
+
+namespace gpunet::runtime {
+
+using base::ErrorCode;
+using base::Fail;
+
+namespace {
+
+base::Result<sockaddr_un> SessionAddress(int run_dir_fd) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = "/proc/self/fd/" + std::to_string(run_dir_fd) + "/" + kSessionSocketName;
+  GPUNET_CHECK(path.size() < sizeof(addr.sun_path));
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+}  // namespace
+
+base::Result<UniqueFd> ListenSessionSocket(int run_dir_fd) {
+  GPUNET_TRY_ASSIGN(sockaddr_un addr, SessionAddress(run_dir_fd));
+  // A stale socket of an earlier start is replaced (the run dir is ours, root's 0700).
+  if (::unlinkat(run_dir_fd, kSessionSocketName, 0) != 0 && errno != ENOENT)
+    return ErrnoFail("removing the old session socket", errno);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.Valid()) return ErrnoFail("session socket", errno);
+  // 0600 from the start: the umask makes the socket file's mode at bind.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd.Get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  int bind_errno = errno;
+  ::umask(old);
+  if (rc != 0) return ErrnoFail("binding the session socket", bind_errno);
+  if (::fchmodat(run_dir_fd, kSessionSocketName, 0600, 0) != 0)
+    return ErrnoFail("chmod of the session socket", errno);
+  if (::listen(fd.Get(), 64) != 0) return ErrnoFail("listening on the session socket", errno);
+  return fd;
+}
+
+base::Result<UniqueFd> Runtime::OpenSession(const std::string& id) const {
+  GPUNET_TRY(ValidateWorkloadId(id));
+  auto run = state_files::OpenRunDir(m_options.state_dir, id);
+  if (!run) {
+    if (run.error().code == ErrorCode::kNotFound)
+      return Fail(ErrorCode::kNotFound, "no workload " + id);
+    return std::unexpected(run.error());
+  }
+  if (auto text = run->Read(state_files::kSpecFile))
+    if (auto spec = state_files::SpecFromJson(*text); spec && spec->backend == Backend::kPodman)
+      return Fail(ErrorCode::kUnsupported,
+                  "interactive sessions need `environment: host` for now (this workload runs "
+                  "in a podman image)");
+  const std::string not_running = "the workload is not running";
+  if (run->Has(state_files::kStatusFile))
+    return Fail(ErrorCode::kConflict, not_running + " (it ended)");
+  GPUNET_TRY_ASSIGN(sockaddr_un addr, SessionAddress(run->Fd()));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.Valid()) return ErrnoFail("session socket", errno);
+  if (::connect(fd.Get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int e = errno;
+    if (e == ECONNREFUSED || e == ENOENT) return Fail(ErrorCode::kConflict, not_running);
+    return ErrnoFail("connecting to the workload's session socket", e);
+  }
+  return fd;
+}
+
+}  // namespace gpunet::runtime

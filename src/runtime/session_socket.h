@@ -1,0 +1,14 @@
+// The session socket of a run dir, the supervisor's side (internal to
+// gpunet_runtime; callers use Runtime::OpenSession).
+#pragma once
+
+#include "base/result.h"
+#include "runtime/sys_util.h"
+
+namespace gpunet::runtime {
+
+/// Creates <run dir>/session.sock (mode 0600, replacing a stale one) and listens on it;
+/// `run_dir_fd` is the run dir (root's, 0700), open. The returned fd is close-on-exec.
+base::Result<UniqueFd> ListenSessionSocket(int run_dir_fd);
+
+}  // namespace gpunet::runtime
