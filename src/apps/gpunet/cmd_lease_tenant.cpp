@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "apps/gpunet/cli.h"
+#include "apps/gpunet/lease_access.h"
 #include "base/clock.h"
 #include "base/file_util.h"
 #include "client/json_fields.h"
@@ -52,16 +53,9 @@ struct TenantArgs {
   bool stderr_stream = false, follow = false;
 };
 
-// ---------------------------------------------------------------- the lease and its provider
+}  // namespace
 
-/// The lease as the ledger has it, with what reaching its provider needs.
-struct LeaseContext {
-  client::LeaseInfo lease;
-  client::ProviderInfo provider;
-  crypto::Address provider_address;
-  crypto::Address tenant_address;
-  std::string chain_id;
-};
+// ---------------------------------------------------------------- the lease and its provider
 
 uint64_t LeaseIdOf(const std::string& text) {
   auto id = ParseDigits(text, 19);
@@ -182,7 +176,7 @@ constexpr StatusMeaning kStatusMeanings[] = {
 
 /// The answer of a request that must succeed with `ok_status`.
 client::TenantResponse Expect(base::Result<client::TenantResponse> r, const std::string& what,
-                              int ok_status = 200) {
+                              int ok_status) {
   client::TenantResponse answer = OrFail(std::move(r), what);
   if (answer.status != ok_status) FailAnswer(answer, what);
   return answer;
@@ -194,6 +188,8 @@ json ParseJsonAnswer(const client::TenantResponse& r, const std::string& what) {
     FailCommand(ErrorCode::kCorrupt, what + ": the provider's answer is not a JSON object");
   return j;
 }
+
+namespace {
 
 // ---------------------------------------------------------------- environments, status
 
@@ -384,6 +380,8 @@ void RunSecrets(const GlobalOptions& g, const TenantArgs& a) {
   std::cout << std::endl;
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------- upload
 
 std::string Mib(uint64_t bytes) {
@@ -448,6 +446,8 @@ void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t le
   } while (offset < f.size);
   if (!g.Json()) std::cerr << std::endl;
 }
+
+namespace {
 
 void RunUpload(const GlobalOptions& g, const TenantArgs& a) {
   const auto files = OrFail(client::ListUploadFiles(a.src, a.dest), "upload");
@@ -550,6 +550,8 @@ void RunEvents(const GlobalOptions& g, const TenantArgs& a) {
   if (g.Json() && !a.follow) PrintJson({{"events", all}});
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------- outputs
 
 /// Downloads output `name` to `dest` in pieces (resumable through dest.part).
@@ -580,6 +582,8 @@ void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::
   if (std::rename(part.c_str(), dest.c_str()) != 0)
     FailCommand(ErrorCode::kIo, "cannot rename " + part + " to " + dest);
 }
+
+namespace {
 
 void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
   const LeaseContext c = ReadLease(g, a.lease);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "apps/gpunet/cli.h"
+#include "apps/gpunet/market_send.h"
 #include "base/checked_math.h"
 #include "client/amount.h"
 #include "client/manifest.h"
@@ -65,7 +66,8 @@ std::string Short(const std::string& address) {
                              : address;
 }
 
-/// Asks "go ahead?" on the terminal unless --yes; ends the command when refused.
+}  // namespace
+
 void Confirm(bool yes, const std::string& question) {
   if (yes) return;
   std::string answer;
@@ -76,22 +78,9 @@ void Confirm(bool yes, const std::string& question) {
     FailCommand(ErrorCode::kInvalidArgument, "cancelled: nothing was signed or sent");
 }
 
+namespace {
+
 // ---------------------------------------------------------------- sending
-
-/// What one signed market tx did.
-struct Sent {
-  std::string tx_hash;
-  client::SubmitResult result;
-  std::map<std::string, std::string> ids;  ///< "lease_id" -> "3", from the tx's events
-  std::vector<client::EventInfo> events;
-};
-
-struct SendOptions {
-  std::string from;         ///< key name that signs
-  uint64_t money_ugpn = 0;  ///< bond/deposit leaving the balance (for the funds check)
-  std::string fee;          ///< --fee, else the node's schedule
-  int64_t wait_ms = 30'000;
-};
 
 std::string CodeText(uint16_t code, const std::string& name) {
   std::string text = name + " (" + std::to_string(code) + ")";
@@ -129,9 +118,8 @@ std::vector<uint64_t> FirstFees(const SendOptions& o, const client::NodeStatusIn
   return fees;
 }
 
-/// Signs and sends `msgs` from `o.from` (in several txs when over the per-tx message
-/// limit, nonces in order), waiting for each block. Ends the command on the first
-/// failure, saying what was already committed.
+}  // namespace
+
 std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
                            std::vector<codec::Msg> msgs) {
   if (!crypto::ValidateKeyName(o.from))
@@ -204,6 +192,8 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
   return out;
 }
 
+namespace {
+
 /// An event's attributes by name, as the JSON output holds them (a later duplicate
 /// name wins, names in order).
 std::map<std::string, std::string> AttributesOf(const client::EventInfo& e) {
@@ -228,12 +218,15 @@ json SentJson(const std::vector<Sent>& sent) {
   return {{"txs", txs}, {"ids", ids}};
 }
 
-/// The id named `key` ("lease_id") in the events of what was sent, or "?".
+}  // namespace
+
 std::string IdOf(const std::vector<Sent>& sent, const std::string& key) {
   for (const auto& s : sent)
     if (auto it = s.ids.find(key); it != s.ids.end()) return it->second;
   return "?";
 }
+
+namespace {
 
 uint64_t ParseId(const std::string& text, const std::string& what) {
   uint64_t v = ParseDigits(text, 19).value_or(0);

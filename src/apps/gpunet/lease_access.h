@@ -1,0 +1,52 @@
+// Reaching a lease's provider through its tenant API, shared by the tenant verbs
+// (cmd_lease_tenant.cpp, where these are defined) and `gpunet run` (cmd_run.cpp):
+// the lease and its provider as the ledger has them, the pinned client's options,
+// answers turned into errors that say what to do, and the resumable upload and
+// download of one file. Each ends the command (CommandFailed) on an error.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/gpunet/cli.h"
+#include "client/market_answers.h"
+#include "client/tenant_client.h"
+#include "client/tenant_transfer.h"
+#include "crypto/address.h"
+
+namespace gpunet::apps {
+
+/// The lease as the ledger has it, with what reaching its provider needs.
+struct LeaseContext {
+  client::LeaseInfo lease;
+  client::ProviderInfo provider;
+  crypto::Address provider_address;
+  crypto::Address tenant_address;
+  std::string chain_id;
+};
+
+/// Reads lease `id_text` (a number as typed), its provider and the chain id.
+LeaseContext ReadLease(const GlobalOptions& g, const std::string& id_text);
+/// The tenant client's options for the lease: the provider's URI, its pinned TLS key
+/// and the request scope.
+client::TenantClientOptions ClientOptions(const LeaseContext& c);
+
+/// Ends the command with the error an answer's status means, with what to do.
+[[noreturn]] void FailAnswer(const client::TenantResponse& r, const std::string& what);
+/// The answer of a request that must succeed with `ok_status`.
+client::TenantResponse Expect(base::Result<client::TenantResponse> r, const std::string& what,
+                              int ok_status = 200);
+/// The answer's body as a JSON object.
+nlohmann::json ParseJsonAnswer(const client::TenantResponse& r, const std::string& what);
+
+/// Sends one file from where the provider's copy ends (progress on stderr unless
+/// -o json); a dropped connection or an offset conflict resumes a few times.
+void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t lease_id,
+               const client::UploadFile& f);
+/// Downloads output `name` to `dest` in pieces (resumable through dest.part).
+void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::string& name,
+                    const std::string& dest);
+
+}  // namespace gpunet::apps
