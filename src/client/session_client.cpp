@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/file_util.h"
 #include "client/tenant_transfer.h"
 
 namespace gpunet::client {
@@ -105,17 +106,6 @@ base::Result<std::unique_ptr<Session>> OpenSession(TenantClient& tenant, uint64_
 
 namespace {
 
-/// Writes all of `bytes` to `fd`; false when it cannot (a closed pipe or socket).
-bool WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 /// The input side of a relay: its own thread reads input_fd (and resize_fd) until
 /// the input ends or Stop, sending STDIN, STDIN_EOF and RESIZE.
 class InputPump {
@@ -206,7 +196,7 @@ base::Result<SessionEnd> RelaySession(Session& session, const SessionRelayIo& io
       case SessionFrameType::kStdout:
       case SessionFrameType::kStderr: {
         const bool err = frame->type == SessionFrameType::kStderr && io.error_fd >= 0;
-        if (!WriteAll(err ? io.error_fd : io.output_fd, frame->payload)) {
+        if (!base::WriteAll(err ? io.error_fd : io.output_fd, frame->payload, "the output")) {
           end.output_failed = true;
           return end;
         }
