@@ -104,5 +104,7 @@ void RegisterProviderApiCommand(CLI::App& provider, GlobalOptions& g);
 /// The tenant API's verbs under `lease` (cmd_lease_tenant.cpp): environments, submit,
 /// secrets, upload, status, events, logs, outputs, grant, revoke.
 void RegisterLeaseTenantCommands(CLI::App& lease, GlobalOptions& g);
+/// exec, shell, forward, cp, ssh-config and the hidden ssh-proxy (cmd_interactive.cpp).
+void RegisterInteractiveCommands(CLI::App& app, GlobalOptions& g);
 
 }  // namespace gpunet::apps

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   RegisterTaskCommands(app, g);
   RegisterProviderRunCommands(*app.get_subcommand("provider"), g);
   RegisterLeaseTenantCommands(*app.get_subcommand("lease"), g);
+  RegisterInteractiveCommands(app, g);
 
   try {
     app.parse(argc, argv);
