@@ -105,6 +105,12 @@ function(gpunet_add_test name)
   gpunet_unity(${name} SOURCES ${A_SOURCES} NO_UNITY ${A_NO_UNITY})
   target_link_libraries(${name} PRIVATE ${A_LIBS} GTest::gtest GTest::gtest_main)
   target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}/tests")
+  # Tests that start sandboxes run them with the build's in-sandbox init
+  # (tests/integration/sandbox/self_supervisor.h).
+  if(TARGET gpunet-init)
+    target_compile_definitions(${name} PRIVATE GPUNET_INIT_PATH="$<TARGET_FILE:gpunet-init>")
+    add_dependencies(${name} gpunet-init)
+  endif()
   add_test(NAME ${name} COMMAND ${name} --gtest_brief=1)
   if(NOT A_TIMEOUT)
     set(A_TIMEOUT 300)

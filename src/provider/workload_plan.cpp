@@ -181,9 +181,12 @@ base::Result<WorkloadPlan> PlanWorkload(const WorkloadPlanInput& in) {
     spec.image = environment.image;
   }
   plan.interactive = m.command.empty();
-  // Interactive (issue 18): the sandbox stays up, idle, until the lease ends, and
-  // `gpunet run` starts shells in it.
-  spec.command = plan.interactive ? std::vector<std::string>{"sleep", "infinity"} : m.command;
+  // Interactive (issue 18): no command, so the sandbox's init (gpunet-init) serves
+  // sessions until the lease ends. A podman image would run its own command for an
+  // empty one, and takes no sessions yet: it idles as before.
+  spec.command = m.command;
+  if (plan.interactive && spec.backend == runtime::Backend::kPodman)
+    spec.command = {"sleep", "infinity"};
   spec.env = m.env;
   GPUNET_TRY_ASSIGN(spec.resources, PlanResources(m.resources, share, in.machine));
   spec.network = PlanNetwork(m.network);

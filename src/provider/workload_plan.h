@@ -59,7 +59,7 @@ struct MachineShare {
 struct WorkloadPlan {
   runtime::WorkloadSpec spec;  ///< secrets not in spec.env yet: the daemon adds their values
   MachineShare share;
-  bool interactive = false;  ///< the manifest has no command (spec runs `sleep infinity`)
+  bool interactive = false;  ///< the manifest has no command (the init serves sessions)
   // What the daemon applies beside the spec (docs/manifest.md "How a provider runs it").
   uint32_t stop_grace_ms = 0;
   std::vector<std::string> secret_names;  ///< must all be set before the start

@@ -20,6 +20,7 @@
 #include "runtime/host_probe.h"
 #include "runtime/host_resources.h"
 #include "runtime/network.h"
+#include "runtime/session_socket.h"
 #include "runtime/state_files.h"
 #include "runtime/sys_util.h"
 
@@ -315,10 +316,10 @@ base::Status ValidateSpec(const WorkloadSpec& spec) {
   } else if (spec.backend != Backend::kSandbox) {
     return Fail(ErrorCode::kInvalidArgument, "unknown backend");
   }
-  // A podman workload without a command runs its image's own (CMD/ENTRYPOINT).
-  if ((spec.backend == Backend::kSandbox && spec.command.empty()) ||
-      (!spec.command.empty() && spec.command[0].empty()))
-    return Fail(ErrorCode::kInvalidArgument, "workload has no command");
+  // A podman workload without a command runs its image's own (CMD/ENTRYPOINT); a
+  // sandbox without one is an interactive machine: its init serves sessions only.
+  if (!spec.command.empty() && spec.command[0].empty())
+    return Fail(ErrorCode::kInvalidArgument, "workload has an empty command name");
   if (spec.command.size() > kArgsMax)
     return Fail(ErrorCode::kLimitExceeded, "more than 4096 command arguments");
   if (spec.env.size() > kEnvVarsMax)
@@ -368,6 +369,10 @@ std::vector<std::string> WorkloadEnvironment(const WorkloadSpec& spec,
   env["GPUNET_LEASE_ENDS_AT"] = std::to_string(spec.lease_ends_at_ms);
   if (!spec.master_addr.empty()) env["MASTER_ADDR"] = spec.master_addr;
   if (spec.master_port != 0) env["MASTER_PORT"] = std::to_string(spec.master_port);
+  // One machine is rank 0 of 1 (issue 18 item 5): its own loopback is the rendezvous,
+  // at torch's default port, so `torchrun` and init_process_group need nothing more.
+  if (spec.num_nodes == 1 && spec.master_addr.empty()) env["MASTER_ADDR"] = "127.0.0.1";
+  if (spec.num_nodes == 1 && spec.master_port == 0) env["MASTER_PORT"] = "29500";
   if (!cuda_visible_devices.empty()) env["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices;
   std::vector<std::string> out;
   for (const auto& [k, v] : env) out.push_back(k + "=" + v);
@@ -419,6 +424,9 @@ base::Result<WorkloadInfo> Runtime::Start(const WorkloadSpec& spec) {
     return Fail(ErrorCode::kUnsupported, msg);
   }
   RuntimeOptions resolved = m_options;
+  if (spec.backend == Backend::kSandbox) {
+    GPUNET_TRY_ASSIGN(resolved.init_path, ResolveInitPath(m_options.init_path));
+  }
   if (resolved.cgroup_parents.empty()) {
     resolved.cgroup_parents = DefaultCgroupParents(caps);
     if (spec.backend == Backend::kPodman) UniteV1Parents(&resolved.cgroup_parents);

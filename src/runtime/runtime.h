@@ -40,6 +40,11 @@ struct RuntimeOptions {
   /// For the gpunet binary: {"/path/to/gpunet", "sandbox", "supervise"}. Any binary
   /// that calls SupervisorMain() with those two values works (tests use their own).
   std::vector<std::string> supervisor_command;
+  /// The in-sandbox init (gpunet-init, statically linked), bound read-only at
+  /// /.gpunet/init in every bubblewrap sandbox and run as its command's parent
+  /// (docs/sandbox.md "Interactive sessions"). Empty: "gpunet-init" beside the
+  /// caller's /proc/self/exe (the gpunet binary). Start refuses when it is missing.
+  std::string init_path;
   uint32_t uid_first = 200000;  ///< workload uids are taken from [uid_first, +uid_count)
   uint32_t uid_count = 10000;
   /// Parent cgroup per hierarchy (v1 controller name or "unified"); empty = the

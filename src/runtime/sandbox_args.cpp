@@ -32,9 +32,9 @@ std::string BwrapEnvArgs(const std::vector<std::string>& env) {
 }
 
 std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxPlan& plan) {
-  GPUNET_CHECK(!spec.command.empty());
   GPUNET_CHECK(plan.seccomp_fd >= 0 && plan.json_status_fd >= 0 && plan.block_fd >= 0);
-  GPUNET_CHECK(plan.env_args_fd >= 0);
+  GPUNET_CHECK(plan.env_args_fd >= 0 && plan.session_listen_fd >= 0);
+  GPUNET_CHECK(!plan.init_path.empty() && plan.init_path[0] == '/');
   std::vector<std::string> a = {plan.bwrap};
   auto add = [&](std::initializer_list<std::string> items) { a.insert(a.end(), items); };
   // Namespaces: all of them, user and cgroup explicitly (--unshare-all only "tries"
@@ -58,6 +58,7 @@ std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxP
   for (const char* f : {"passwd", "group", "hosts", "resolv.conf"})
     add({"--ro-bind", plan.etc_dir + "/" + f, std::string("/etc/") + f});
   for (const auto& [src, dst] : plan.ro_binds) add({"--ro-bind", src, dst});
+  add({"--ro-bind", plan.init_path, kInsideInitPath});
   add({"--proc", "/proc", "--dev", "/dev"});
   add({"--size", std::to_string(plan.shm_bytes), "--tmpfs", "/dev/shm"});
   for (const auto& [src, dst] : plan.dev_binds) add({"--dev-bind", src, dst});
@@ -67,7 +68,7 @@ std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxP
   add({"--seccomp", std::to_string(plan.seccomp_fd), "--json-status-fd",
        std::to_string(plan.json_status_fd), "--block-fd", std::to_string(plan.block_fd)});
   add({"--args", std::to_string(plan.env_args_fd)});
-  a.push_back("--");
+  add({"--", kInsideInitPath, "--listen-fd", std::to_string(plan.session_listen_fd), "--"});
   a.insert(a.end(), spec.command.begin(), spec.command.end());
   return a;
 }

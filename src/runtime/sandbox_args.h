@@ -27,7 +27,15 @@ struct SandboxPlan {
   /// fd of BwrapEnvArgs' data, read by bwrap's `--args`: the workload's environment
   /// reaches the sandbox without being on any command line or in bwrap's environ.
   int env_args_fd = -1;
+  /// The in-sandbox init on the host (RuntimeOptions::init_path), bound read-only at
+  /// kInsideInitPath, and the fd of the listening session socket it inherits.
+  std::string init_path;
+  int session_listen_fd = -1;
 };
+
+/// Where the sandbox sees gpunet-init; its command is
+/// `/.gpunet/init --listen-fd N -- <spec.command...>`.
+inline constexpr const char* kInsideInitPath = "/.gpunet/init";
 
 /// System paths bound read-only into every sandbox, when present on the host. Not
 /// /etc as a whole (host secrets and config live there), not /root, /home, /var.
@@ -41,8 +49,9 @@ std::vector<std::string> SystemReadOnlyPaths();
 /// and libc have started, and they take effect at its execve inside the sandbox.
 std::string BwrapEnvArgs(const std::vector<std::string>& env);
 
-/// argv for execve: bwrap, its options, "--", then spec.command. The environment
-/// is not in it: it comes through `--args plan.env_args_fd` (BwrapEnvArgs).
+/// argv for execve: bwrap, its options, "--", then the init with the session socket's
+/// fd, "--" and spec.command (empty: an interactive machine). The environment is not
+/// in it: it comes through `--args plan.env_args_fd` (BwrapEnvArgs).
 std::vector<std::string> BuildBwrapArgs(const WorkloadSpec& spec, const SandboxPlan& plan);
 
 }  // namespace gpunet::runtime

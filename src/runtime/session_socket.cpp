@@ -35,6 +35,32 @@ base::Result<sockaddr_un> SessionAddress(int run_dir_fd) {
 
 }  // namespace
 
+base::Result<std::string> ResolveInitPath(const std::string& configured) {
+  std::string path = configured;
+  if (path.empty()) {
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return ErrnoFail("reading /proc/self/exe to find gpunet-init", errno);
+    std::string self(exe, static_cast<size_t>(n));
+    path = self.substr(0, self.rfind('/') + 1) + "gpunet-init";
+  }
+  if (path.empty() || path[0] != '/')
+    return Fail(ErrorCode::kInvalidArgument,
+                "RuntimeOptions::init_path must be an absolute path (" + path + ")");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return Fail(ErrorCode::kNotFound,
+                "the in-sandbox init " + path +
+                    " is missing: install gpunet-init beside gpunet (`make build` builds "
+                    "build/bin/gpunet-init)");
+  if (!S_ISREG(st.st_mode) || (st.st_mode & S_IXOTH) == 0)
+    return Fail(ErrorCode::kPermissionDenied,
+                "the in-sandbox init " + path +
+                    " is not a file every user may execute (the workload's uid runs it): "
+                    "chmod 755 it");
+  return path;
+}
+
 base::Result<UniqueFd> ListenSessionSocket(int run_dir_fd) {
   GPUNET_TRY_ASSIGN(sockaddr_un addr, SessionAddress(run_dir_fd));
   // A stale socket of an earlier start is replaced (the run dir is ours, root's 0700).

@@ -5,7 +5,15 @@
 #include "base/result.h"
 #include "runtime/sys_util.h"
 
+#include <string>
+
 namespace gpunet::runtime {
+
+/// The init a sandbox runs (RuntimeOptions::init_path, or gpunet-init beside
+/// /proc/self/exe when empty), checked: an absolute path to a regular file that every
+/// uid may execute (the workload's runs it). kNotFound/kPermissionDenied saying how
+/// to fix it.
+base::Result<std::string> ResolveInitPath(const std::string& configured);
 
 /// Creates <run dir>/session.sock (mode 0600, replacing a stale one) and listens on it;
 /// `run_dir_fd` is the run dir (root's, 0700), open. The returned fd is close-on-exec.

@@ -109,6 +109,7 @@ base::Result<WorkloadSpec> SpecFromJson(const std::string& text) {
 std::string OptionsToJson(const RuntimeOptions& o) {
   json j = {{"state_dir", o.state_dir},
             {"supervisor_command", o.supervisor_command},
+            {"init_path", o.init_path},
             {"uid_first", o.uid_first},
             {"uid_count", o.uid_count},
             {"cgroup_parents", o.cgroup_parents},
@@ -129,6 +130,8 @@ base::Result<RuntimeOptions> OptionsFromJson(const std::string& text) {
     RuntimeOptions o;
     o.state_dir = j.at("state_dir").get<std::string>();
     o.supervisor_command = j.at("supervisor_command").get<std::vector<std::string>>();
+    // Absent in the options.json of a run started before gpunet-init.
+    if (j.contains("init_path")) o.init_path = j.at("init_path").get<std::string>();
     o.uid_first = j.at("uid_first").get<uint32_t>();
     o.uid_count = j.at("uid_count").get<uint32_t>();
     o.cgroup_parents = j.at("cgroup_parents").get<std::map<std::string, std::string>>();

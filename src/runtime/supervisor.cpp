@@ -30,6 +30,7 @@
 #include "runtime/runtime.h"
 #include "runtime/sandbox_args.h"
 #include "runtime/seccomp_policy.h"
+#include "runtime/session_socket.h"
 #include "runtime/state_files.h"
 #include "runtime/sys_util.h"
 
@@ -375,6 +376,12 @@ base::Status Supervisor::Launch() {
   plan.json_status_fd = 4;
   plan.block_fd = 5;
   plan.env_args_fd = 6;
+  plan.init_path = m_options.init_path;
+  plan.session_listen_fd = 7;
+  // The session socket (docs/sandbox.md "Interactive sessions"): made here, root's
+  // 0600, and held only by the sandbox's init once it runs (ours is closed below).
+  auto session = ListenSessionSocket(m_run.Fd());
+  if (!session) return std::unexpected(session.error());
   std::vector<std::string> args_s = BuildBwrapArgs(m_spec, plan);
   // The workload's environment goes to bwrap as `--args` data, never as bwrap's own
   // environment: bwrap starts in the host's namespaces, where LD_PRELOAD and the
@@ -403,13 +410,13 @@ base::Status Supervisor::Launch() {
   const rlimit lim_core{0, 0};
   const rlimit lim_fsize{m_spec.resources.disk_bytes, m_spec.resources.disk_bytes};
   const pid_t supervisor = ::getpid();
-  // Source fds for the child, in target order 0..6.
+  // Source fds for the child, in target order 0..7.
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0) return ErrnoFail("open /dev/null", errno);
   UniqueFd devnull_fd(devnull);
-  constexpr int kChildFds = 7;
-  const int sources[kChildFds] = {devnull,         out->w.Get(),   err->w.Get(),   seccomp->Get(),
-                                  status->w.Get(), block->r.Get(), env_args->Get()};
+  constexpr int kChildFds = 8;
+  const int sources[kChildFds] = {devnull,         out->w.Get(),   err->w.Get(),    seccomp->Get(),
+                                  status->w.Get(), block->r.Get(), env_args->Get(), session->Get()};
   const int go_r = go->r.Get();
 
   pid_t child = ::fork();
@@ -417,12 +424,12 @@ base::Status Supervisor::Launch() {
   if (child == 0) {
     char c;
     if (::read(go_r, &c, 1) != 1) ::_exit(126);
-    // Move the sources out of the way, then place them at 0..6 without CLOEXEC.
+    // Move the sources out of the way, then place them at 0..7 without CLOEXEC.
     int high[kChildFds];
     for (int i = 0; i < kChildFds; ++i) high[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, 100);
     for (int i = 0; i < kChildFds; ++i)
       if (high[i] < 0 || ::dup2(high[i], i) != i) ::_exit(126);
-    ::close_range(kChildFds, ~0U, 0);  // no inherited fds: only 0-6 reach bwrap
+    ::close_range(kChildFds, ~0U, 0);  // no inherited fds: only 0-7 reach bwrap
     ::setrlimit(RLIMIT_NOFILE, &lim_nofile);
     ::setrlimit(RLIMIT_NPROC, &lim_nproc);
     ::setrlimit(RLIMIT_CORE, &lim_core);
@@ -443,6 +450,7 @@ base::Status Supervisor::Launch() {
   }
   m_bwrap = child;
   env_args->Reset();
+  session->Reset();  // once init ends, a connect is refused: the workload is not running
   out->w.Reset();
   err->w.Reset();
   status->w.Reset();

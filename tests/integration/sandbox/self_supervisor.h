@@ -44,6 +44,9 @@ inline runtime::RuntimeOptions SelfSupervisedOptions(const std::string& dir, uin
   ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   options.supervisor_command = {n > 0 ? std::string(exe, static_cast<size_t>(n)) : "",
                                 "--gpunet-supervise"};
+#ifdef GPUNET_INIT_PATH
+  options.init_path = GPUNET_INIT_PATH;  // the build's gpunet-init (tests/CMakeLists.txt)
+#endif
   options.uid_first = uid_base + static_cast<uint32_t>(::getpid() % 20000) * 8;
   options.uid_count = 8;
   return options;

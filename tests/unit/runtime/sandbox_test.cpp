@@ -99,7 +99,10 @@ TEST(Spec, ValidationRefusesWhatTheRuntimeMustNotRun) {
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.id = "Upper"; }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.id = ""; }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.id = std::string(65, 'a'); }));
-  EXPECT_FALSE(with([](WorkloadSpec& s) { s.command.clear(); }));
+  // No command: an interactive machine (gpunet-init serves sessions); an empty name is
+  // no command at all.
+  EXPECT_TRUE(with([](WorkloadSpec& s) { s.command.clear(); }));
+  EXPECT_FALSE(with([](WorkloadSpec& s) { s.command = {""}; }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.env["GPUNET_LEASE_ID"] = "spoof"; }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.env["CUDA_VISIBLE_DEVICES"] = "all"; }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.env["BAD-NAME"] = "x"; }));
@@ -124,7 +127,6 @@ TEST(Spec, ValidationRefusesWhatTheRuntimeMustNotRun) {
     s.image = "localhost/img:1";
     s.command.clear();  // the image's own command
   }));
-  EXPECT_FALSE(with([](WorkloadSpec& s) { s.command.clear(); }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.stop_grace_ms = kStopGraceMsMax + 1; }));
   EXPECT_FALSE(with([](WorkloadSpec& s) { s.backend = static_cast<Backend>(7); }));
   // ports only with the ports mode (network.h's rule, applied here too)
@@ -188,6 +190,17 @@ TEST(Spec, EnvironmentHasLeaseVariablesAndNothingElseOfTheHost) {
         "CUDA_VISIBLE_DEVICES=GPU-1,GPU-2", "TENANT=yes", "HOME=/work"})
     EXPECT_TRUE(Has(env, want)) << want;
   for (const auto& e : env) EXPECT_EQ(e.find("PROVIDER_ONLY"), std::string::npos);
+  // A single machine is rank 0 of 1 with its own loopback as the rendezvous.
+  WorkloadSpec single = GoodSpec();
+  single.node_rank = 0;
+  single.num_nodes = 1;
+  single.node_ips = {};
+  single.master_addr = "";
+  single.master_port = 0;
+  auto one = WorkloadEnvironment(single, "");
+  for (const char* want :
+       {"GPUNET_NODE_RANK=0", "GPUNET_NUM_NODES=1", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=29500"})
+    EXPECT_TRUE(Has(one, want)) << want;
   auto no_gpu = WorkloadEnvironment(GoodSpec(), "");
   EXPECT_TRUE(std::ranges::none_of(
       no_gpu, [](const std::string& e) { return e.starts_with("CUDA_VISIBLE"); }));
@@ -206,6 +219,8 @@ TEST(BwrapArgs, IsolatesAndBindsOnlyWhatIsListed) {
   plan.json_status_fd = 4;
   plan.block_fd = 5;
   plan.env_args_fd = 6;
+  plan.init_path = "/opt/gpunet/bin/gpunet-init";
+  plan.session_listen_fd = 7;
   WorkloadSpec spec = GoodSpec();
   spec.env["SECRET_TOKEN"] = "tenant-secret-value";
   auto a = BuildBwrapArgs(spec, plan);
@@ -221,7 +236,8 @@ TEST(BwrapArgs, IsolatesAndBindsOnlyWhatIsListed) {
         "--dev-bind /dev/nvidia3 /dev/nvidia3 ", "--bind /state/runs/x/fs/work /work ",
         "--bind /state/runs/x/fs/outputs /outputs ",
         "--ro-bind /state/runs/x/etc/resolv.conf /etc/resolv.conf ", "--remount-ro / ",
-        "--args 6 -- python3 train.py "})
+        "--ro-bind /opt/gpunet/bin/gpunet-init /.gpunet/init ",
+        "--args 6 -- /.gpunet/init --listen-fd 7 -- python3 train.py "})
     EXPECT_NE(joined.find(flag), std::string::npos) << flag << " missing in " << joined;
   // The provider's homes, /etc as a whole, /var and the host's /dev are never bound.
   // Nor is the environment: it travels through --args (BwrapEnvArgs), off argv.
@@ -229,10 +245,22 @@ TEST(BwrapArgs, IsolatesAndBindsOnlyWhatIsListed) {
                             "--share-net", "--bind / ", "--ro-bind / ", "--setenv", "SECRET_TOKEN",
                             "tenant-secret-value", "GPUNET_LEASE_ID"})
     EXPECT_EQ(joined.find(never), std::string::npos) << never << " in " << joined;
-  // The command comes last, after "--", so it cannot be read as bwrap options.
+  // The init comes after bwrap's "--", the command last, after init's own "--", so
+  // neither can read it as its options.
   auto dd = std::ranges::find(a, "--");
   ASSERT_NE(dd, a.end());
-  EXPECT_EQ(std::distance(dd, a.end()), 3);
+  EXPECT_EQ(std::vector<std::string>(dd, a.end()),
+            (std::vector<std::string>{"--", "/.gpunet/init", "--listen-fd", "7", "--", "python3",
+                                      "train.py"}));
+  // The init is bound after the extra binds, so none of them can replace it.
+  auto init_bind = std::ranges::find(a, "/.gpunet/init");
+  ASSERT_NE(init_bind, a.end());
+  EXPECT_EQ(*(init_bind - 2), "--ro-bind");
+  // An interactive machine: the init and no command.
+  spec.command.clear();
+  auto interactive = BuildBwrapArgs(spec, plan);
+  EXPECT_EQ(interactive.back(), "--");
+  EXPECT_EQ(*(interactive.end() - 2), "7");
 }
 
 TEST(BwrapArgs, EnvironmentIsClearedThenSetPieceByPiece) {
@@ -303,6 +331,8 @@ TEST(Spec, WorkdirAndOutputsDirAreCheckedAppliedAndKept) {
   plan.json_status_fd = 4;
   plan.block_fd = 5;
   plan.env_args_fd = 6;
+  plan.init_path = "/usr/bin/gpunet-init";
+  plan.session_listen_fd = 7;
   auto a = BuildBwrapArgs(s, plan);
   auto chdir = std::ranges::find(a, "--chdir");
   ASSERT_NE(chdir, a.end());

@@ -101,6 +101,7 @@ class StateDirTest : public ::testing::Test {
     m_options.state_dir = m_state;
     // Never reached by these tests; a start that got this far would fail loudly.
     m_options.supervisor_command = {"/bin/false"};
+    m_options.init_path = "/bin/true";  // never run: the supervisor fails first
   }
   void TearDown() override {
     if (m_victim > 0) {
