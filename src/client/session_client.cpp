@@ -42,8 +42,9 @@ base::Error SessionRefusal(uint64_t lease_id, const TenantResponse& answer) {
                   "'s tenant key, --from KEY, or a session key it delegated: `gpunet lease grant " +
                   lease + " --session-key NAME --from KEY`)"};
     case 404:
-      return {ErrorCode::kNotFound, provider + " (the provider does not know lease " + lease +
-                                        ": check the id with `gpunet lease list`)"};
+      return {ErrorCode::kNotFound, provider +
+                                        " (check the lease id with `gpunet lease list`; a provider "
+                                        "whose daemon predates sessions answers so too)"};
     case 409:
       return {ErrorCode::kConflict,
               provider +

@@ -36,19 +36,8 @@ cleanup() {
 trap cleanup EXIT
 
 # --- a development devnet, the daemon with two declared GPUs, an interactive lease ---
-devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 600000}'
-provider_home "$WORK/phome" 2
-{
-  provider_yaml_two_h100
-  declared_two_gpus_yaml
-  echo "  device_dir: $WORK/dev"
-  echo "  heartbeat_every: 1s"
-} >"$PHOME/provider.yaml"
-g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
-offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
-daemon_start "$WORK/daemon.log"
-heartbeat() { grep -q 'heartbeat: committed' "$WORK/daemon.log" || ! kill -0 "$DAEMON_PID"; }
-wait_for 30 heartbeat && kill -0 "$DAEMON_PID" || { fail "the daemon sent no heartbeat"; cat "$WORK/daemon.log" >&2; exit 1; }
+devnet_and_declared_daemon "$WORK/daemon.log"
+offer="$OFFER"
 cat >"$WORK/machine.yaml" <<'YAML'
 version: 1
 environment: host

@@ -27,20 +27,8 @@ devnet_workdir gpunet-tenant-api-bad-input-test
 trap daemon_cleanup EXIT
 
 # --- a development devnet, the provider with two declared GPUs, the daemon ---
-devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 600000}'
-provider_home "$WORK/phome" 2
-{
-  provider_yaml_two_h100
-  declared_two_gpus_yaml
-  echo "  device_dir: $WORK/dev"
-  echo "  heartbeat_every: 1s"
-  echo "  metrics_listen: 127.0.0.1:$(free_port)"
-} >"$PHOME/provider.yaml"
-g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
-offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
-daemon_start "$WORK/daemon.log"
-heartbeat() { grep -q 'heartbeat: committed' "$WORK/daemon.log" || ! kill -0 "$DAEMON_PID"; }
-wait_for 30 heartbeat && kill -0 "$DAEMON_PID" || { fail "the daemon sent no heartbeat"; cat "$WORK/daemon.log" >&2; exit 1; }
+devnet_and_declared_daemon "$WORK/daemon.log"
+offer="$OFFER"
 
 # --- lease A: a workload that plants links to a host folder it cannot see ---
 VICTIM="$WORK/victim"
