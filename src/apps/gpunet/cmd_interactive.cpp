@@ -401,6 +401,26 @@ struct Pipe {
   }
 };
 
+/// Relays a cp session whose other end is local `tar` through `pipe` (our end
+/// closed after, so tar sees the end), waits for tar; its exit and the session's end.
+/// An ERROR from the lease ends the command.
+std::pair<client::SessionEnd, int> RelayWithTar(client::Session& session, client::SessionRelayIo io,
+                                                Pipe& pipe, pid_t tar, bool upload,
+                                                const std::string& lease) {
+  io.error_fd = STDERR_FILENO;
+  io.on_progress = Progress(upload);
+  auto end = client::RelaySession(session, io);
+  if (upload)
+    pipe.CloseRead();
+  else
+    pipe.CloseWrite();
+  const int tar_exit = WaitExit(tar);
+  if (io.on_progress) std::cerr << std::endl;
+  client::SessionEnd done = OrFail(std::move(end), "lease " + lease);
+  if (done.error) FailCommand(ErrorCode::kUnavailable, "lease " + lease + ": " + *done.error);
+  return {std::move(done), tar_exit};
+}
+
 void Upload(const GlobalOptions& g, const InteractiveArgs& a, const std::string& lease,
             const std::string& dest) {
   std::error_code ec;
@@ -427,14 +447,7 @@ void Upload(const GlobalOptions& g, const InteractiveArgs& a, const std::string&
   client::SessionRelayIo io;
   io.input_fd = tar_out.read;
   io.output_fd = STDOUT_FILENO;
-  io.error_fd = STDERR_FILENO;
-  io.on_progress = Progress(true);
-  auto end = client::RelaySession(*session, io);
-  tar_out.CloseRead();
-  const int tar_exit = WaitExit(tar);
-  if (io.on_progress) std::cerr << std::endl;
-  const client::SessionEnd done = OrFail(std::move(end), "lease " + lease);
-  if (done.error) FailCommand(ErrorCode::kUnavailable, "lease " + lease + ": " + *done.error);
+  const auto [done, tar_exit] = RelayWithTar(*session, io, tar_out, tar, true, lease);
   if (tar_exit != 0)
     FailCommand(ErrorCode::kIo, "tar here failed (exit " + std::to_string(tar_exit) + ")");
   if (!done.exit || done.exit->exit_code != 0)
@@ -478,14 +491,7 @@ void Download(const GlobalOptions& g, const InteractiveArgs& a, const std::strin
   tar_in.CloseRead();
   client::SessionRelayIo io;
   io.output_fd = tar_in.write;
-  io.error_fd = STDERR_FILENO;
-  io.on_progress = Progress(false);
-  auto end = client::RelaySession(*session, io);
-  tar_in.CloseWrite();
-  const int tar_exit = WaitExit(tar);
-  if (io.on_progress) std::cerr << std::endl;
-  const client::SessionEnd done = OrFail(std::move(end), "lease " + lease);
-  if (done.error) FailCommand(ErrorCode::kUnavailable, "lease " + lease + ": " + *done.error);
+  const auto [done, tar_exit] = RelayWithTar(*session, io, tar_in, tar, false, lease);
   if (!done.exit || done.exit->exit_code != 0)
     FailCommand(ErrorCode::kIo, "reading " + src + " on lease " + lease + " failed (exit " +
                                     std::to_string(done.exit ? done.exit->exit_code : -1) + ")");
