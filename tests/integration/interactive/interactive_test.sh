@@ -49,7 +49,9 @@ g lease submit "$lease" --manifest "$WORK/machine.yaml" --from tenant >"$WORK/su
   { fail "lease submit"; cat "$WORK/submit.txt" "$WORK/daemon.log" >&2; exit 1; }
 # One delegation, so the verbs below sign without the tenant key's passphrase.
 g lease grant "$lease" --session-key laptop --from tenant >/dev/null || fail "lease grant"
-x() { "$GPUNET" exec "$lease" "$@"; }  # stdin is the caller's
+# Each call bounded, so a session that hangs fails its check instead of the suite.
+x() { timeout 30 "$GPUNET" exec "$lease" "$@"; }  # stdin is the caller's
+gcp() { timeout 60 setsid "$GPUNET" cp "$@" </dev/null; }
 running() { x -n -- true 2>/dev/null; }
 wait_for 30 running || { fail "no exec session on the interactive lease"; x -n -- true; cat "$WORK/daemon.log" >&2; exit 1; }
 
@@ -69,17 +71,17 @@ rc=$?
 
 # --- cp: a file and a folder, both ways ---
 mkdir -p "$WORK/up/sub" && echo one >"$WORK/up/a.txt" && head -c 300000 /dev/urandom >"$WORK/up/sub/blob"
-g cp "$WORK/up/a.txt" "$lease:" || fail "cp: file up"
+gcp "$WORK/up/a.txt" "$lease:" || fail "cp: file up"
 [ "$(x -n -- cat /work/a.txt)" = one ] || fail "cp: the file did not arrive in /work"
-g cp "$WORK/up/a.txt" "$lease:renamed.txt" && [ "$(x -n -- cat renamed.txt)" = one ] || fail "cp: file up under another name"
-g cp "$WORK/up" "$lease:" 2>"$WORK/cp.err" && fail "cp: a folder without -r was copied"
+gcp "$WORK/up/a.txt" "$lease:renamed.txt" && [ "$(x -n -- cat renamed.txt)" = one ] || fail "cp: file up under another name"
+gcp "$WORK/up" "$lease:" 2>"$WORK/cp.err" && fail "cp: a folder without -r was copied"
 grep -q -- "-r" "$WORK/cp.err" || fail "cp: the folder refusal does not say -r"
-g cp -r "$WORK/up" "$lease:tree" || fail "cp -r: folder up"
+gcp -r "$WORK/up" "$lease:tree" || fail "cp -r: folder up"
 mkdir "$WORK/down"
-g cp -r "$lease:tree" "$WORK/down/" || fail "cp -r: folder down"
+gcp -r "$lease:tree" "$WORK/down/" || fail "cp -r: folder down"
 cmp -s "$WORK/up/sub/blob" "$WORK/down/tree/sub/blob" || fail "cp -r: the folder came back different"
-g cp "$lease:renamed.txt" "$WORK/down/r.txt" && [ "$(cat "$WORK/down/r.txt")" = one ] || fail "cp: file down"
-g cp "$lease:nothing-here" "$WORK/down/" 2>"$WORK/cp.err" && fail "cp: a missing file was copied"
+gcp "$lease:renamed.txt" "$WORK/down/r.txt" && [ "$(cat "$WORK/down/r.txt")" = one ] || fail "cp: file down"
+gcp "$lease:nothing-here" "$WORK/down/" 2>"$WORK/cp.err" && fail "cp: a missing file was copied"
 grep -q "no nothing-here on the lease" "$WORK/cp.err" || fail "cp: a missing file's message: $(cat "$WORK/cp.err")"
 
 # --- forward: curl to a web server in the lease ---
@@ -120,29 +122,29 @@ wait_for 10 said || fail "forward to a port nothing listens on: the message: $(c
 kill "$FORWARD_PID"
 
 # --- shell under a pty: resize, Ctrl-C, the exit code, the terminal restored ---
-$PY "$HERE/pty_shell.py" "$GPUNET" "$lease" || fail "gpunet shell (see above)"
+timeout 100 $PY "$HERE/pty_shell.py" "$GPUNET" "$lease" || fail "gpunet shell (see above)"
 
 # --- ssh-config: ssh and scp through the generated config ---
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/id_ed25519" || fail "ssh-keygen"
-g ssh-config "$lease" --identity "$GPUNET_HOME/keys/tenant.json" 2>"$WORK/ledger.err" && fail "ssh-config took the ledger key"
+timeout 30 "$GPUNET" ssh-config "$lease" --identity "$GPUNET_HOME/keys/tenant.json" 2>"$WORK/ledger.err" && fail "ssh-config took the ledger key"
 grep -q "ledger key\|keystore" "$WORK/ledger.err" || fail "ssh-config: the ledger key's refusal: $(cat "$WORK/ledger.err")"
-g ssh-config "$lease" --identity "$WORK/id_ed25519" >"$WORK/ssh-config.txt" || fail "ssh-config"
+timeout 30 "$GPUNET" ssh-config "$lease" --identity "$WORK/id_ed25519" >"$WORK/ssh-config.txt" || fail "ssh-config"
 CONFIG="$GPUNET_HOME/ssh/config"
 grep -q "ssh -F $CONFIG gpunet-$lease" "$WORK/ssh-config.txt" || fail "ssh-config does not say how to use it"
-g ssh-config "$lease" --identity "$WORK/id_ed25519" >/dev/null || fail "ssh-config again"
+timeout 30 "$GPUNET" ssh-config "$lease" --identity "$WORK/id_ed25519" >/dev/null || fail "ssh-config again"
 [ "$(grep -c "^Host gpunet-$lease\$" "$CONFIG")" -eq 1 ] || fail "ssh-config duplicated the Host block"
 [ "$(grep -c "^gpunet-$lease " "$GPUNET_HOME/ssh/known_hosts")" -eq 1 ] || fail "known_hosts has not one line for the lease"
 S=(-F "$CONFIG" -o BatchMode=yes -o ConnectTimeout=20)
-[ "$(ssh "${S[@]}" "gpunet-$lease" 'echo ssh-ran-$((2+3))' </dev/null 2>"$WORK/ssh.err")" = ssh-ran-5 ] ||
+[ "$(timeout 30 ssh "${S[@]}" "gpunet-$lease" 'echo ssh-ran-$((2+3))' </dev/null 2>"$WORK/ssh.err")" = ssh-ran-5 ] ||
   fail "ssh through the config: $(tail -5 "$WORK/ssh.err")"
 echo scp-up >"$WORK/scp.txt"
-scp "${S[@]}" -q "$WORK/scp.txt" "gpunet-$lease:/work/scp.txt" 2>"$WORK/scp.err" || fail "scp up: $(tail -3 "$WORK/scp.err")"
+timeout 30 scp "${S[@]}" -q "$WORK/scp.txt" "gpunet-$lease:/work/scp.txt" 2>"$WORK/scp.err" || fail "scp up: $(tail -3 "$WORK/scp.err")"
 [ "$(x -n -- cat /work/scp.txt)" = scp-up ] || fail "scp up: the file is not in the lease"
-scp "${S[@]}" -q "gpunet-$lease:/work/a.txt" "$WORK/scp-down.txt" 2>"$WORK/scp.err" || fail "scp down: $(tail -3 "$WORK/scp.err")"
+timeout 30 scp "${S[@]}" -q "gpunet-$lease:/work/a.txt" "$WORK/scp-down.txt" 2>"$WORK/scp.err" || fail "scp down: $(tail -3 "$WORK/scp.err")"
 [ "$(cat "$WORK/scp-down.txt" 2>/dev/null)" = one ] || fail "scp down: not the lease's file"
 # A host key that is not the lease's: ssh refuses (host-key checking stays on).
 sed -i "s|^gpunet-$lease .*|gpunet-$lease $(cut -d' ' -f1,2 "$WORK/id_ed25519.pub")|" "$GPUNET_HOME/ssh/known_hosts"
-ssh "${S[@]}" "gpunet-$lease" true </dev/null 2>/dev/null && fail "ssh accepted a host key that is not the lease's"
+timeout 30 ssh "${S[@]}" "gpunet-$lease" true </dev/null 2>/dev/null && fail "ssh accepted a host key that is not the lease's"
 
 # --- after the close: exec is refused with the 410 message ---
 g lease close "$lease" --from tenant >/dev/null || fail "lease close"
