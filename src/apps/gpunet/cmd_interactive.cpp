@@ -83,14 +83,15 @@ extern "C" void OnWindowChange(int) {
 }
 
 /// Our terminal in raw mode while it lives (keys, Ctrl-C included, go to the remote
-/// pty as bytes); restored on every way out: the destructor, exit(), SIGTERM, SIGHUP.
+/// pty as bytes); restored on every way out: the destructor, exit(), and SIGTERM,
+/// SIGHUP, SIGQUIT or SIGINT sent from elsewhere.
 class RawTerminal {
  public:
   explicit RawTerminal(int fd) {
     if (::tcgetattr(fd, &g_saved_mode) != 0) return;
     termios raw = g_saved_mode;
     ::cfmakeraw(&raw);
-    for (int s : {SIGTERM, SIGHUP, SIGQUIT}) ::signal(s, OnEndingSignal);
+    for (int s : {SIGTERM, SIGHUP, SIGQUIT, SIGINT}) ::signal(s, OnEndingSignal);
     g_raw_fd = fd;
     static const bool registered = (std::atexit(RestoreTerminal), true);
     (void)registered;
