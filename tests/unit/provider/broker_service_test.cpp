@@ -763,6 +763,8 @@ TEST_F(BrokerServiceTest, ARestartingFrontCostsTheAgentNoFdsOrThreads) {
   ApiProcessOptions o;
   o.command = {"/bin/true"};
   o.listen = "127.0.0.1:1";
+  o.chain_id = "gpunet-test";
+  o.provider = "gpn1provider";
   o.key_path = dir.Path() + "/key.pem";
   o.cert_path = dir.Path() + "/cert.pem";
   o.user = *user;

@@ -341,6 +341,7 @@ class TlsClient {
     *how = 0;
     while (out.size() < size) {
       char buf[16384];
+      ERR_clear_error();  // SSL_get_error reads the thread's error queue
       const int n = SSL_read(m_ssl, buf, static_cast<int>(std::min(sizeof buf, size - out.size())));
       if (n > 0) {
         out.append(buf, static_cast<size_t>(n));
@@ -405,6 +406,22 @@ TEST(RelayTls, TheDescriptorsEofIsAClearTlsCloseAfterEveryByte) {
   EXPECT_EQ(c.Read(big.size() + 1, &how), big);
   EXPECT_EQ(how, 1) << "the relay's end should be a close_notify, not a cut";
   c.SendCloseNotify();  // the answer the relay waits for (a bounded while) before closing
+  EXPECT_TRUE(WaitFor([&] { return f.ended.load() == 1 && f.server->Stats().relays == 0; }));
+}
+
+TEST(RelayTls, TheDescriptorsEofWhileTheClientsReadIsPendingIsAClearTlsClose) {
+  RelayFixture f(/*tls=*/true);
+  TlsClient c(f.server->Port());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.Upgrade());
+  const int end = f.End(0);
+  ASSERT_TRUE(c.Write("up"));
+  EXPECT_EQ(ReadBytes(end, 2), "up");  // the relay reads the client again now
+  ::shutdown(end, SHUT_RDWR);
+  int how = 0;
+  EXPECT_EQ(c.Read(1, &how), "");
+  EXPECT_EQ(how, 1) << ERR_error_string(ERR_peek_error(), nullptr);
+  c.SendCloseNotify();
   EXPECT_TRUE(WaitFor([&] { return f.ended.load() == 1 && f.server->Stats().relays == 0; }));
 }
 
