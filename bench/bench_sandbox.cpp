@@ -161,6 +161,7 @@ int RunLike(const std::string& run_dir, int runs, RuntimeOptions options) {
   // The daemon's options but this run's state dir, supervisor and uid range.
   like->state_dir = options.state_dir;
   like->supervisor_command = options.supervisor_command;
+  like->init_path = options.init_path;
   like->uid_first = options.uid_first;
   like->uid_count = options.uid_count;
   // The start as bench/lease_to_first_output.sh takes it: to the log's last change.
@@ -202,6 +203,7 @@ int main(int argc, char** argv) {
   RuntimeOptions options;
   options.state_dir = dir + "/state";
   options.supervisor_command = {std::string(exe, static_cast<size_t>(n)), "--gpunet-supervise"};
+  options.init_path = GPUNET_INIT_PATH;
   options.uid_first = 700000 + static_cast<uint32_t>(::getpid() % 20000) * 8;
   options.uid_count = 8;
   if (like) {

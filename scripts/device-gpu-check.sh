@@ -13,7 +13,7 @@
 #   scripts/device-gpu-check.sh          # on the GPU machine, as root, in the repo root
 #
 # `bundle` fills .devbundle/ (git-ignored locally) with the gpunet binary (built with
-# RPATH $ORIGIN/../lib), every non-glibc library it needs, and Debian's bwrap,
+# RPATH $ORIGIN/../lib) and gpunet-init beside it, every non-glibc library it needs, and Debian's bwrap,
 # mkfs.ext4 and mount with theirs: the GPU machine is another distribution with no
 # package manager. The check installs the bundle under $GPUNET_DEV_PREFIX (default
 # /opt/gpunet-dev, readable by the workload uids), uses the host's own bwrap/mkfs.ext4
@@ -32,6 +32,8 @@ if [ "$mode" = bundle ]; then
   mkdir -p "$bundle/bin" "$bundle/sbin" "$bundle/lib"
   cp "$build/bin/gpunet" "$bundle/bin/gpunet"
   strip --strip-unneeded "$bundle/bin/gpunet"
+  # The in-sandbox init every sandbox runs, found beside gpunet (static: no libraries).
+  cp "$build/bin/gpunet-init" "$bundle/bin/gpunet-init"
   for t in bwrap mkfs.ext4 mount; do cp -L "$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v $t)" "$bundle/sbin/"; done
   for f in "$bundle/bin/gpunet" "$bundle"/sbin/*; do
     ldd "$f" | awk '/=> \//{print $3}' | while read -r lib; do

@@ -91,10 +91,13 @@ base::Status WriteSandboxEtc(const state_files::StateDir& run, uint32_t uid,
   auto etc = run.Sub("etc", state_files::Create::kIfMissing);
   if (!etc) return std::unexpected(etc.error());
   const std::string u = std::to_string(uid);
+  // The login shell of `gpunet shell` and ssh sessions (the host's /usr is the
+  // sandbox's): bash where there is one.
+  const std::string shell = ::access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
   GPUNET_TRY(etc->Write("passwd",
                         "root:x:0:0:root:/:/usr/sbin/nologin\ngpunet:x:" + u + ":" + u +
-                            ":workload:/work:/bin/sh\nnobody:x:65534:65534:nobody:/:/usr/sbin/"
-                            "nologin\n",
+                            ":workload:/work:" + shell +
+                            "\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n",
                         0644));
   GPUNET_TRY(etc->Write("group", "root:x:0:\ngpunet:x:" + u + ":\nnogroup:x:65534:\n", 0644));
   GPUNET_TRY(etc->Write("hosts", "127.0.0.1 localhost gpunet\n::1 localhost\n", 0644));

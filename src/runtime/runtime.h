@@ -190,8 +190,9 @@ class Runtime {
   /// (<run_dir>/session.sock, docs/sandbox.md "Interactive sessions"): the caller
   /// relays session frames over it verbatim and never joins the sandbox. kNotFound
   /// for an unknown id; kConflict "the workload is not running" when nothing accepts
-  /// (it ended, or it is being stopped); kUnsupported for a podman workload (sessions
-  /// need `environment: host` for now).
+  /// (it ended, or it is being stopped); kUnavailable when its init does not accept
+  /// (never waits on the tenant's side); kUnsupported for a podman workload (sessions
+  /// need `environment: host` for now). The fd is blocking and close-on-exec.
   base::Result<UniqueFd> OpenSession(const std::string& id) const;
 
   const RuntimeOptions& Options() const { return m_options; }

@@ -97,13 +97,22 @@ base::Result<UniqueFd> Runtime::OpenSession(const std::string& id) const {
   if (run->Has(state_files::kStatusFile))
     return Fail(ErrorCode::kConflict, not_running + " (it ended)");
   GPUNET_TRY_ASSIGN(sockaddr_un addr, SessionAddress(run->Fd()));
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // Non-blocking: a unix connect waits while the listener's backlog is full, and the
+  // tenant controls whether its init accepts (it may stop it). The caller must never
+  // wait on the tenant, so a full backlog is an answer, not a wait.
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.Valid()) return ErrnoFail("session socket", errno);
   if (::connect(fd.Get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     int e = errno;
     if (e == ECONNREFUSED || e == ENOENT) return Fail(ErrorCode::kConflict, not_running);
+    if (e == EAGAIN)
+      return Fail(ErrorCode::kUnavailable,
+                  "the workload's init is not taking sessions (its queue is full): retry, or "
+                  "end sessions that hang");
     return ErrnoFail("connecting to the workload's session socket", e);
   }
+  // The caller gets an ordinary blocking stream.
+  if (::fcntl(fd.Get(), F_SETFL, 0) != 0) return ErrnoFail("fcntl on the session socket", errno);
   return fd;
 }
 

@@ -135,15 +135,17 @@ bool Init::Reap() {
 bool Init::OnSignal(const signalfd_siginfo& info) {
   const int sig = static_cast<int>(info.ssi_signo);
   if (sig == SIGCHLD) return Reap();
+  const bool from_outside = info.ssi_pid == 0 && info.ssi_code == SI_USER;
   if (m_workload < 0) {
-    // An interactive machine ends with SIGTERM (the runtime's Stop).
+    // An interactive machine ends with the runtime's Stop (a SIGTERM from outside the
+    // sandbox's pid namespace), not with a `kill -1` typed in one of its shells.
     m_exit_code = 128 + sig;
-    return sig == SIGTERM;
+    return sig == SIGTERM && from_outside;
   }
   // The runtime's Stop (from outside the sandbox's pid namespace: sender pid 0) sends
   // SIGTERM to every process of the sandbox itself; passing it on would give the
   // workload a second one. Any other is passed to the workload's process group.
-  if (sig == SIGTERM && info.ssi_pid == 0 && info.ssi_code == SI_USER) return false;
+  if (sig == SIGTERM && from_outside) return false;
   (void)::kill(-m_workload, sig);
   return false;
 }

@@ -77,16 +77,19 @@ int RelayForward(FrameSocket& sock, Fd& tcp, uint16_t port) {
   ForwardState s;
   ::fcntl(tcp.Get(), F_SETFL, O_NONBLOCK);
   char buf[65536];
+  bool first = true;
   while (!(s.port_eof && s.shut_wr)) {
     pollfd fds[2] = {
         {s.pending.size() < 256 * 1024 ? sock.Fd() : -1, POLLIN, 0},
         {tcp.Get(),
          static_cast<short>((s.port_eof ? 0 : POLLIN) | (s.pending.empty() ? 0 : POLLOUT)), 0}};
-    int rc = ::poll(fds, 2, -1);
+    int rc = ::poll(fds, 2, first ? 0 : -1);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return 1;
-    if (fds[0].revents) {
-      if (!sock.ReadSome()) return 0;  // the client is gone: the connection closes with us
+    // The first turn also takes what came with the OPEN.
+    if (fds[0].revents || first) {
+      first = false;
+      if (fds[0].revents && !sock.ReadSome()) return 0;  // the client is gone
       for (;;) {
         auto next = sock.Decoder().Next();
         std::optional<std::string> bad;

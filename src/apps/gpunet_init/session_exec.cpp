@@ -44,6 +44,53 @@ struct Running {
   ::_exit(errno == ENOENT ? 127 : 126);
 }
 
+/// A pipe whose write end the child closes (CloseFdsFrom) once it is a session leader:
+/// READY, and a SIGNAL to its process group, may only follow that.
+struct StartedPipe {
+  Fd r, w;
+  bool Make() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return false;
+    r.Reset(p[0]);
+    w.Reset(p[1]);
+    return true;
+  }
+  void Wait() {
+    w.Reset();
+    char c;
+    while (::read(r.Get(), &c, 1) < 0 && errno == EINTR) {
+    }
+  }
+};
+
+/// Forks the command: a new session, stdin/stdout/stderr the pty's slave `tty` (which
+/// becomes its controlling terminal) or `fds`; returns once it leads its session.
+pid_t Fork(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+           const char* tty, const int (&fds)[3], std::string* error) {
+  StartedPipe started;
+  if (!started.Make()) {
+    *error = std::string("pipe: ") + std::strerror(errno);
+    return -1;
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    *error = std::string("fork: ") + std::strerror(errno);
+    return -1;
+  }
+  if (pid == 0) {
+    ResetSignals();
+    ::setsid();
+    int slave = tty ? ::open(tty, O_RDWR) : -1;
+    if (tty && (slave < 0 || ::ioctl(slave, TIOCSCTTY, 0) != 0)) ::_exit(126);
+    for (int i = 0; i < 3; ++i)
+      if (::dup2(tty ? slave : fds[i], i) != i) ::_exit(126);
+    CloseFdsFrom(3);
+    ExecChild(argv, env);
+  }
+  started.Wait();
+  return pid;
+}
+
 std::optional<Running> SpawnOnPty(const std::vector<std::string>& argv,
                                   const std::vector<std::string>& env, base::SessionWindow window,
                                   std::string* error) {
@@ -58,22 +105,9 @@ std::optional<Running> SpawnOnPty(const std::vector<std::string>& argv,
   ws.ws_row = window.rows == 0 ? 24 : window.rows;
   ws.ws_col = window.cols == 0 ? 80 : window.cols;
   (void)::ioctl(master.Get(), TIOCSWINSZ, &ws);
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    *error = std::string("fork: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  if (pid == 0) {
-    ResetSignals();
-    ::setsid();
-    int slave = ::open(name, O_RDWR);
-    if (slave < 0 || ::ioctl(slave, TIOCSCTTY, 0) != 0) ::_exit(126);
-    for (int i = 0; i < 3; ++i) ::dup2(slave, i);
-    CloseFdsFrom(3);
-    ExecChild(argv, env);
-  }
   Running r;
-  r.pid = pid;
+  r.pid = Fork(argv, env, name, {-1, -1, -1}, error);
+  if (r.pid < 0) return std::nullopt;
   r.tty = true;
   r.in = Fd(::fcntl(master.Get(), F_DUPFD_CLOEXEC, 3));
   r.out = std::move(master);
@@ -89,21 +123,9 @@ std::optional<Running> SpawnOnPipes(const std::vector<std::string>& argv,
   Fd out_r(out[0]), out_w(out[1]);
   if (::pipe2(err, O_CLOEXEC) != 0) return *error = "pipe", std::nullopt;
   Fd err_r(err[0]), err_w(err[1]);
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    *error = std::string("fork: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  if (pid == 0) {
-    ResetSignals();
-    ::setsid();
-    if (::dup2(in_r.Get(), 0) < 0 || ::dup2(out_w.Get(), 1) < 0 || ::dup2(err_w.Get(), 2) < 0)
-      ::_exit(126);
-    CloseFdsFrom(3);
-    ExecChild(argv, env);
-  }
   Running r;
-  r.pid = pid;
+  r.pid = Fork(argv, env, nullptr, {in_r.Get(), out_w.Get(), err_w.Get()}, error);
+  if (r.pid < 0) return std::nullopt;
   r.in = std::move(in_w);
   r.out = std::move(out_r);
   r.err = std::move(err_r);
@@ -197,6 +219,8 @@ bool PumpOutput(FrameSocket& sock, Fd& fd, SessionFrameType type, bool* client_g
   return true;
 }
 
+std::optional<std::string> DrainFrames(FrameSocket& sock, Running& r, RelayState& s);
+
 /// Reads the client's frames now available. An error message ends the session;
 /// `client_gone` when the client closed the stream.
 std::optional<std::string> ReadClient(FrameSocket& sock, Running& r, RelayState& s,
@@ -205,6 +229,11 @@ std::optional<std::string> ReadClient(FrameSocket& sock, Running& r, RelayState&
     *client_gone = true;
     return std::nullopt;
   }
+  return DrainFrames(sock, r, s);
+}
+
+/// Applies the client frames the decoder holds (some may have come with the OPEN).
+std::optional<std::string> DrainFrames(FrameSocket& sock, Running& r, RelayState& s) {
   for (;;) {
     auto next = sock.Decoder().Next();
     if (!next) return next.error().message;
@@ -217,6 +246,11 @@ std::optional<std::string> ReadClient(FrameSocket& sock, Running& r, RelayState&
 int Relay(FrameSocket& sock, Running& r) {
   RelayState s;
   bool client_gone = false;
+  if (auto bad = DrainFrames(sock, r, s)) {
+    (void)sock.SendError("malformed session request: " + *bad);
+    SignalCommand(r, SIGHUP);
+    return 1;
+  }
   while (!client_gone) {
     if (s.status && !r.out.Valid() && !r.err.Valid()) break;
     enum { kSock, kIn, kOut, kErr, kPid, kCount };

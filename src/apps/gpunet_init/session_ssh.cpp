@@ -141,6 +141,9 @@ std::string SshdConfig(const SshPaths& ssh) {
          "AllowTcpForwarding yes\n"
          "X11Forwarding no\n"
          "PrintMotd no\n"
+         // Its log reaches the client as STDERR, and from there the user's terminal
+         // (ssh shows a ProxyCommand's stderr): errors only.
+         "LogLevel ERROR\n"
          "Subsystem sftp internal-sftp\n" +
          SetEnvLine();
 }

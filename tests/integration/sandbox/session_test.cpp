@@ -218,6 +218,32 @@ TEST_F(SessionTest, ExecWithoutPtySplitsStreamsTakesStdinAndReturnsTheExitCode) 
   ASSERT_TRUE(k.Got().exit.has_value());
   EXPECT_EQ(k.Got().exit->exit_code, 130);
   EXPECT_EQ(k.Got().exit->signal, 2);
+  // No command: the passwd entry's login shell (bash on this host), reading stdin.
+  Client sh = Connect(id);
+  sh.Open(Exec({}));
+  sh.Send(SessionFrameType::kStdin, "echo shell=$0 user=$(id -un) cwd=$PWD\n");
+  sh.Send(SessionFrameType::kStdinEof);
+  ASSERT_TRUE(sh.ReadToEnd());
+  EXPECT_EQ(sh.Got().out, "shell=/bin/bash user=gpunet cwd=/work\n") << sh.Got().err;
+  EXPECT_EQ(sh.Got().exit->exit_code, 0);
+  // Nothing of init or of other sessions leaks into a command: fds 0-2 only (3 is
+  // ls's own directory), while another session is open.
+  Client held = Connect(id);
+  held.Open(Exec({"cat"}));
+  ASSERT_TRUE(held.ReadUntil([](const Seen& s) { return s.ready; }));
+  Client fds = Connect(id);
+  fds.Open(Exec({"ls", "/proc/self/fd"}));
+  ASSERT_TRUE(fds.ReadToEnd());
+  EXPECT_EQ(fds.Got().out, "0\n1\n2\n3\n");
+  // An orphan a session leaves (a background job) is reaped by init: no zombie stays.
+  Client orphan = Connect(id);
+  orphan.Open(Exec({"/bin/sh", "-c", "sleep 0.2 & exit 0"}));
+  ASSERT_TRUE(orphan.ReadToEnd());
+  Client zombies = Connect(id);
+  zombies.Open(
+      Exec({"/bin/sh", "-c", "sleep 1; grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l"}));
+  ASSERT_TRUE(zombies.ReadToEnd());
+  EXPECT_EQ(zombies.Got().out, "0\n");
   // A command that does not exist: its message on STDERR, 127.
   Client m = Connect(id);
   m.Open(Exec({"no-such-command-gpunet"}));
@@ -398,7 +424,8 @@ TEST_F(SessionTest, SshThroughTheSessionSocketRunsCommandsAndCopiesFiles) {
   std::string out;
   int rc = RunShell("ssh" + ssh_opts + " gpunet@lease 'echo hello-from-lease; id -un' 2>&1", &out);
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("hello-from-lease\ngpunet\n"), std::string::npos) << out;
+  // Exactly the command's output: sshd's own log (the ProxyCommand's stderr) is quiet.
+  EXPECT_EQ(out, "hello-from-lease\ngpunet\n");
 
   std::ofstream(m_dir + "/payload.txt") << "copied by scp\n";
   out.clear();
@@ -445,6 +472,40 @@ TEST_F(SessionTest, AMalformedFrameEndsOnlyThatSession) {
   EXPECT_EQ(fine.Got().out, "still-here\n");
 }
 
+TEST_F(SessionTest, AKillFromInsideDoesNotEndAnInteractiveMachine) {
+  const std::string id = Start("kill");
+  Client c = Connect(id);
+  // SIGTERM to every process of the lease's uid, init included (pid 2 inside).
+  c.Open(Exec({"/bin/sh", "-c", "kill -TERM -1; sleep 1"}));
+  c.ReadToEnd();
+  Client after = Connect(id);
+  after.Open(Exec({"echo", "still-up"}));
+  ASSERT_TRUE(after.ReadToEnd());
+  EXPECT_EQ(after.Got().out, "still-up\n") << after.Got().error;
+  auto status = Runtime(m_options).Poll(id);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_FALSE(status->has_value()) << "the interactive machine ended";
+}
+
+TEST_F(SessionTest, AnInitThatStopsAcceptingNeverBlocksTheAgent) {
+  m_spec_hook = [](WorkloadSpec& s) { s.stop_grace_ms = 0; };  // a stopped init ignores TERM
+  const std::string id = Start("stopped");
+  Client c = Connect(id);
+  c.Open(Exec({"kill", "-STOP", "2"}));  // the tenant stops its own init (pid 2 inside)
+  ASSERT_TRUE(c.ReadToEnd());
+  // Connections queue until the backlog is full; then OpenSession answers at once.
+  std::vector<UniqueFd> queued;
+  base::Result<UniqueFd> next = Fail(base::ErrorCode::kInternal, "not tried");
+  for (int i = 0; i < 200; ++i) {
+    next = Runtime(m_options).OpenSession(id);
+    if (!next) break;
+    queued.push_back(std::move(*next));
+  }
+  ASSERT_FALSE(next.has_value()) << "200 connections queued";
+  EXPECT_EQ(next.error().code, base::ErrorCode::kUnavailable) << next.error().ToString();
+  ASSERT_TRUE(Runtime(m_options).Stop(id).has_value());
+}
+
 TEST_F(SessionTest, The33rdSessionIsRefusedAndStopEndsThemAll) {
   const std::string id = Start("many", {}, 256);
   std::vector<Client> open;
@@ -472,6 +533,24 @@ TEST_F(SessionTest, The33rdSessionIsRefusedAndStopEndsThemAll) {
   ASSERT_FALSE(after.has_value());
   EXPECT_EQ(after.error().code, base::ErrorCode::kConflict);
   EXPECT_NE(after.error().message.find("the workload is not running"), std::string::npos);
+}
+
+TEST_F(SessionTest, StartRefusesAMissingOrUnrunnableInit) {
+  WorkloadSpec s;
+  s.id = "noinit-" + std::to_string(::getpid());
+  s.command = {"true"};
+  m_options.init_path = m_dir + "/no-gpunet-init";
+  auto missing = Runtime(m_options).Start(s);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, base::ErrorCode::kNotFound);
+  EXPECT_NE(missing.error().message.find("no-gpunet-init is missing"), std::string::npos)
+      << missing.error().message;
+  std::ofstream(m_options.init_path) << "#!/bin/sh\n";
+  ::chmod(m_options.init_path.c_str(), 0744);  // the workload's uid could not run it
+  auto unrunnable = Runtime(m_options).Start(s);
+  ASSERT_FALSE(unrunnable.has_value());
+  EXPECT_EQ(unrunnable.error().code, base::ErrorCode::kPermissionDenied);
+  EXPECT_TRUE(Runtime(m_options).List().empty()) << "nothing is made for a refused start";
 }
 
 TEST_F(SessionTest, TheSocketIsRootsAndUnknownWorkloadsAreNotFound) {

@@ -341,6 +341,29 @@ TEST_F(StateDirTest, MissingParentsOfTheStateDirAreMade0755EvenUnderUmaskZero) {
   }
 }
 
+TEST_F(StateDirTest, OpenSessionSaysWhyThereIsNoSession) {
+  Runtime rt(m_options);
+  auto unknown = rt.OpenSession("w0");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(rt.OpenSession("../w0").error().code, ErrorCode::kInvalidArgument);
+  // A run dir whose init does not listen (never started, or ended): not running.
+  const std::string run = MakeRunDir("w1");
+  auto idle = rt.OpenSession("w1");
+  ASSERT_FALSE(idle.has_value());
+  EXPECT_EQ(idle.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(idle.error().message, "the workload is not running");
+  // A podman workload takes no sessions yet, and says what does.
+  WorkloadSpec podman = Spec("w1");
+  podman.backend = Backend::kPodman;
+  podman.image = "localhost/img:1";
+  WriteFile(run + "/" + state_files::kSpecFile, state_files::SpecToJson(podman), 0600);
+  auto refused = rt.OpenSession("w1");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kUnsupported);
+  EXPECT_NE(refused.error().message.find("environment: host"), std::string::npos);
+}
+
 TEST_F(StateDirTest, SandboxEtcAndWorkDirsAreNeverWrittenThroughALink) {
   const std::string run = MakeRunDir("w1");
   auto run_dir = state_files::OpenRunDir(m_state, "w1");
