@@ -2,7 +2,8 @@
 # Issue 18 items 3, 8 and 9: the interactive verbs against a real `gpunet provider
 # run` (devnet, the daemon with declared GPUs, the real sandbox, the in-sandbox init),
 # one lease with an interactive manifest (no command):
-#   - `gpunet exec`: output, stderr apart, stdin, exit codes (a signal: 128+N);
+#   - `gpunet exec`: output, stderr apart, stdin (3 MB whole), exit codes (a signal:
+#     128+N), -t on a pty;
 #   - `gpunet cp` a file and a folder both ways;
 #   - `gpunet forward` + curl to `python3 -m http.server` in the lease;
 #   - `gpunet shell` under a pty driver (pty_shell.py): the size follows a resize,
@@ -68,6 +69,10 @@ x -n -- /no/such/command 2>/dev/null
 rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 255 ] || fail "exec: a missing command exits $rc"
 [ "$(x -n -- sh -c 'echo $HOME; pwd')" = "$(printf '/work\n/work')" ] || fail "exec: not in /work"
+head -c 3000000 /dev/urandom >"$WORK/big.bin"
+[ "$(x -- sha256sum <"$WORK/big.bin" | cut -d' ' -f1)" = "$(sha256sum <"$WORK/big.bin" | cut -d' ' -f1)" ] ||
+  fail "exec: 3 MB through stdin did not arrive whole"
+x -t -n -- tty | grep -q '^/dev/pts/' || fail "exec -t: the command has no pty"
 
 # --- cp: a file and a folder, both ways ---
 mkdir -p "$WORK/up/sub" && echo one >"$WORK/up/a.txt" && head -c 300000 /dev/urandom >"$WORK/up/sub/blob"
