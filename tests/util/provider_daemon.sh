@@ -134,26 +134,6 @@ declared_two_gpus_yaml() {
 YAML
 }
 
-# A development devnet (manifest timeout 10 min) and `gpunet provider run` (log $1)
-# with two declared GPUs on fake device nodes, registered, its first heartbeat
-# committed; sets OFFER (its offer id). Ends the test when the daemon does not come up.
-devnet_and_declared_daemon() {
-  devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 600000}'
-  provider_home "$WORK/phome" 2
-  {
-    provider_yaml_two_h100
-    declared_two_gpus_yaml
-    echo "  device_dir: $WORK/dev"
-    echo "  heartbeat_every: 1s"
-    echo "  metrics_listen: 127.0.0.1:$(free_port)"
-  } >"$PHOME/provider.yaml"
-  g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
-  OFFER="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
-  daemon_start "$1"
-  _heartbeat() { grep -qs 'heartbeat: committed' "$1" || ! kill -0 "$DAEMON_PID"; }
-  wait_for 30 _heartbeat "$1" && kill -0 "$DAEMON_PID" || { fail "the daemon sent no heartbeat"; cat "$1" >&2; exit 1; }
-}
-
 # Starts `gpunet provider run --home ${2:-$PHOME}` in the background, its stderr
 # appended to $1; sets DAEMON_PID.
 daemon_start() {

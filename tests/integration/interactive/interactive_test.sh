@@ -23,6 +23,8 @@ HERE="$(dirname "$(realpath "$0")")"
 source "$HERE/../../util/devnet.sh"
 # shellcheck source=../../util/provider_daemon.sh
 source "$HERE/../../util/provider_daemon.sh"
+# shellcheck source=../tenant_api/tenant_api_daemon.sh
+source "$HERE/../tenant_api/tenant_api_daemon.sh"
 devnet_workdir gpunet-interactive-test
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (the provider daemon, device nodes)"; exit 77; }
 for tool in ssh scp ssh-keygen curl /usr/sbin/sshd; do
@@ -37,15 +39,13 @@ cleanup() {
 trap cleanup EXIT
 
 # --- a development devnet, the daemon with two declared GPUs, an interactive lease ---
-devnet_and_declared_daemon "$WORK/daemon.log"
-offer="$OFFER"
+tenant_api_daemon_up "metrics_listen: 127.0.0.1:$(free_port)"
 cat >"$WORK/machine.yaml" <<'YAML'
 version: 1
 environment: host
 command: []
 YAML
-lease="$(g -o json lease create "$offer" --gpus 1 --deposit 10 --manifest "$WORK/machine.yaml" \
-  --from tenant --yes | json_field '["ids"]["lease_id"]')" || fail "lease create"
+lease="$(tenant_api_lease "$WORK/machine.yaml")" || fail "lease create"
 g lease submit "$lease" --manifest "$WORK/machine.yaml" --from tenant >"$WORK/submit.txt" 2>&1 ||
   { fail "lease submit"; cat "$WORK/submit.txt" "$WORK/daemon.log" >&2; exit 1; }
 # One delegation, so the verbs below sign without the tenant key's passphrase.
@@ -158,7 +158,5 @@ wait_for 20 closed || fail "exec after the close: $(cat "$WORK/closed.err")"
 x -n -- true 2>/dev/null
 [ $? -eq 255 ] || fail "exec after the close does not exit 255"
 
-kill -TERM "$DAEMON_PID"
-daemon_wait_exit
-[ "$failures" -eq 0 ] || { echo "--- daemon log:" >&2; tail -40 "$WORK/daemon.log" >&2; }
+tenant_api_daemon_down
 checks_report "interactive: exec, cp, forward, shell on a pty, ssh and scp through ssh-config, the host out of reach, exec after the close"

@@ -14,7 +14,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -694,21 +693,7 @@ TEST_F(BrokerServiceTest, ASessionsSocketGoesBackOverTheBrokerWithTheReply) {
   EXPECT_EQ(::read(init_ends[0], buf, 1), 0);
   // A frame from the front with a descriptor attached ends that connection: the
   // agent takes none.
-  const std::string bytes =
-      EncodeBrokerFrame(Signed(BrokerOp::kStatus, "GET", "/leases/7")).value();
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &init_ends[0], sizeof(int));
-  ASSERT_EQ(::sendmsg(sv[0], &msg, 0), static_cast<ssize_t>(bytes.size()));
+  ASSERT_TRUE(WriteBrokerFrame(sv[0], Signed(BrokerOp::kStatus, "GET", "/leases/7"), init_ends[0]));
   EXPECT_EQ(::read(sv[0], buf, 1), 0);
   service->Stop();
   ::close(sv[0]);

@@ -108,11 +108,14 @@ BrokerFrame SessionReply() {
   return f;
 }
 
-/// A frame's bytes sent with `fds` attached by hand (WriteBrokerFrame passes one).
-void SendWithFds(int socket, const BrokerFrame& frame, const std::vector<int>& fds) {
-  const std::string bytes = EncodeBrokerFrame(frame).value();
+/// A frame's bytes (its first `size` only, when given) sent with `fds` attached by hand
+/// (WriteBrokerFrame passes one).
+void SendWithFds(int socket, const BrokerFrame& frame, const std::vector<int>& fds,
+                 size_t size = 0) {
+  std::string bytes = EncodeBrokerFrame(frame).value();
+  if (size != 0) bytes.resize(size);
   std::vector<char> control(CMSG_SPACE(fds.size() * sizeof(int)));
-  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+  iovec iov{bytes.data(), bytes.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -173,21 +176,7 @@ TEST(BrokerWire, DescriptorsWhereNoneMayComeOrMoreThanOneAreClosedAndTheFrameRef
   {
     Pair torn;
     const size_t at_start = OpenDescriptors();
-    const std::string bytes = EncodeBrokerFrame(SessionReply()).value();
-    std::vector<int> one = {session.sv[0]};
-    std::vector<char> control(CMSG_SPACE(sizeof(int)));
-    iovec iov{const_cast<char*>(bytes.data()), 6};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), one.data(), sizeof(int));
-    ASSERT_EQ(::sendmsg(torn.sv[0], &msg, 0), 6);
+    SendWithFds(torn.sv[0], SessionReply(), {session.sv[0]}, 6);
     ::shutdown(torn.sv[0], SHUT_WR);
     BrokerFd passed;
     EXPECT_FALSE(ReadBrokerFrameWithFd(torn.sv[1], &passed).has_value());

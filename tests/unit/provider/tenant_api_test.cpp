@@ -683,17 +683,21 @@ TEST(TenantApi, ALongPollHoldsOnlyItsOwnBrokerConnection) {
   EXPECT_EQ(f.broker->Alive(), 2u);
 }
 
-TEST(TenantApi, LongPollsAreCappedPerLeaseAndLeaveABrokerConnectionFree) {
-  Front f(4);  // long-polls may hold 3 of the 4 broker connections
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  f.agent.answer = [released](const BrokerFrame& frame) {
+/// The test agent's answer while long-polls (wait_ms > 0) wait until `released`.
+std::function<BrokerFrame(const BrokerFrame&)> HoldingLongPolls(std::shared_future<void> released) {
+  return [released](const BrokerFrame& frame) {
     if (frame.Field("wait_ms").value_or("0") != "0") released.wait();
     BrokerFrame r;
     r.fields["status"] = "200";
     r.body = "{\"op\":\"" + std::string(BrokerOpName(frame.op)) + "\"}";
     return r;
   };
+}
+
+TEST(TenantApi, LongPollsAreCappedPerLeaseAndLeaveABrokerConnectionFree) {
+  Front f(4);  // long-polls may hold 3 of the 4 broker connections
+  std::promise<void> release;
+  f.agent.answer = HoldingLongPolls(release.get_future().share());
   const auto waiting = [&](size_t n) {
     while (f.agent.Seen().size() < n) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   };
@@ -899,14 +903,7 @@ TEST(TenantApi, SessionsAreCappedPerLeaseAndInAll) {
 TEST(TenantApi, ABadlySignedLongPollTakesNoSlotAndSlotsAreKeptPerSigner) {
   Front f(4);  // long-polls may hold 3 of the 4 broker connections
   std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  f.agent.answer = [released](const BrokerFrame& frame) {
-    if (frame.Field("wait_ms").value_or("0") != "0") released.wait();
-    BrokerFrame r;
-    r.fields["status"] = "200";
-    r.body = "{}";
-    return r;
-  };
+  f.agent.answer = HoldingLongPolls(release.get_future().share());
   const std::string target = "/leases/42/events?wait_ms=25000";
   // A stranger fills lease 42's slots with requests that do not verify, or that verify
   // as its own key's: neither takes the tenant's.

@@ -370,71 +370,76 @@ class TlsClient {
   bool m_ok = false;
 };
 
+/// A TLS client of `f` that has upgraded (nullptr, with a failure, when it could not).
+std::unique_ptr<TlsClient> UpgradeTls(RelayFixture& f) {
+  auto c = std::make_unique<TlsClient>(f.server->Port());
+  EXPECT_TRUE(c->ok() && c->Upgrade());
+  return c->ok() ? std::move(c) : nullptr;
+}
+
+/// The relay's end reaches `c` as a close_notify (not a cut); answered, the relay ends.
+void ExpectTlsCloseAndEnd(TlsClient& c, RelayFixture& f, std::string_view before = "") {
+  int how = 0;
+  EXPECT_EQ(c.Read(before.size() + 1, &how), before);
+  EXPECT_EQ(how, 1) << "the relay's end should be a close_notify, not a cut: "
+                    << ERR_error_string(ERR_peek_error(), nullptr);
+  c.SendCloseNotify();  // the answer the relay waits for (a bounded while) before closing
+  EXPECT_TRUE(WaitFor([&] { return f.ended.load() == 1 && f.server->Stats().relays == 0; }));
+}
+
 TEST(RelayTls, BytesGoBothWaysAndTheClientsCloseNotifyHalfClosesTheDescriptor) {
   RelayFixture f(/*tls=*/true);
-  TlsClient c(f.server->Port());
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c.Upgrade());
+  auto c = UpgradeTls(f);
+  ASSERT_TRUE(c);
   const int end = f.End(0);
-  ASSERT_TRUE(c.Write("up"));
+  ASSERT_TRUE(c->Write("up"));
   EXPECT_EQ(ReadBytes(end, 2), "up");
   ASSERT_TRUE(SendAll(end, "down"));
   int how = 0;
-  EXPECT_EQ(c.Read(4, &how), "down");
-  c.SendCloseNotify();
+  EXPECT_EQ(c->Read(4, &how), "down");
+  c->SendCloseNotify();
   EXPECT_TRUE(ReadsEof(end));
   ASSERT_TRUE(SendAll(end, "after"));
-  EXPECT_EQ(c.Read(5, &how), "after");
+  EXPECT_EQ(c->Read(5, &how), "after");
   EXPECT_EQ(how, 0);
   ::shutdown(end, SHUT_WR);
-  EXPECT_EQ(c.Read(1, &how), "");
+  EXPECT_EQ(c->Read(1, &how), "");
   EXPECT_EQ(how, 1) << "the relay's end should be a close_notify, not a cut";
   EXPECT_TRUE(WaitFor([&] { return f.ended.load() == 1 && f.server->Stats().relays == 0; }));
 }
 
 TEST(RelayTls, TheDescriptorsEofIsAClearTlsCloseAfterEveryByte) {
   RelayFixture f(/*tls=*/true);
-  TlsClient c(f.server->Port());
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c.Upgrade());
+  auto c = UpgradeTls(f);
+  ASSERT_TRUE(c);
   const int end = f.End(0);
   const std::string big(300'000, 'x');  // more than one buffer and one TLS record
   ASSERT_TRUE(SendAll(end, big));
   ::close(f.ends[0].fd);
   f.ends[0].fd = -1;
-  int how = 0;
-  EXPECT_EQ(c.Read(big.size() + 1, &how), big);
-  EXPECT_EQ(how, 1) << "the relay's end should be a close_notify, not a cut";
-  c.SendCloseNotify();  // the answer the relay waits for (a bounded while) before closing
-  EXPECT_TRUE(WaitFor([&] { return f.ended.load() == 1 && f.server->Stats().relays == 0; }));
+  ExpectTlsCloseAndEnd(*c, f, big);
 }
 
 TEST(RelayTls, TheDescriptorsEofWhileTheClientsReadIsPendingIsAClearTlsClose) {
   RelayFixture f(/*tls=*/true);
-  TlsClient c(f.server->Port());
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c.Upgrade());
+  auto c = UpgradeTls(f);
+  ASSERT_TRUE(c);
   const int end = f.End(0);
-  ASSERT_TRUE(c.Write("up"));
+  ASSERT_TRUE(c->Write("up"));
   EXPECT_EQ(ReadBytes(end, 2), "up");  // the relay reads the client again now
   ::shutdown(end, SHUT_RDWR);
-  int how = 0;
-  EXPECT_EQ(c.Read(1, &how), "");
-  EXPECT_EQ(how, 1) << ERR_error_string(ERR_peek_error(), nullptr);
-  c.SendCloseNotify();
-  EXPECT_TRUE(WaitFor([&] { return f.ended.load() == 1 && f.server->Stats().relays == 0; }));
+  ExpectTlsCloseAndEnd(*c, f);
 }
 
 TEST(RelayTls, StopClosesATlsRelay) {
   RelayFixture f(/*tls=*/true);
-  TlsClient c(f.server->Port());
-  ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(c.Upgrade());
+  auto c = UpgradeTls(f);
+  ASSERT_TRUE(c);
   const int end = f.End(0);
   f.server->Stop();
   EXPECT_TRUE(ReadsEof(end));
   int how = 0;
-  c.Read(1, &how);
+  c->Read(1, &how);
   EXPECT_NE(how, 0);
   EXPECT_EQ(f.ended.load(), 1);
 }
