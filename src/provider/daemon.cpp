@@ -466,6 +466,10 @@ base::Status StartTenantSide(const DaemonSetup& setup, const std::string& chain_
   deps.attach = [&rt](const std::string& id) { return rt.Attach(id); };
   deps.poll = [&rt](const std::string& id) { return rt.Poll(id); };
   deps.environments = [&rt] { return rt.Environments(); };
+  deps.open_session = [&rt](const std::string& id) -> base::Result<int> {
+    GPUNET_TRY_ASSIGN(auto fd, rt.OpenSession(id));
+    return fd.Release();
+  };
   server::metrics::Counter* sessions =
       &registry.GetCounter("gpunet_provider_sessions_opened_total",
                            "Interactive sessions (exec, shell, forward, ssh) handed to the tenant "
