@@ -14,7 +14,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -60,6 +62,29 @@ struct TenantResponse {
   std::optional<std::string_view> Header(std::string_view name) const;
 };
 
+/// A connection after `101 Switching Protocols`: its raw bytes both ways over the
+/// pinned TLS session. One Read and one Write may wait at once, on two threads; two
+/// Writes (or two Reads) at once are a bug.
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+  /// Waits for bytes and copies up to out.size() of them; 0 when the other side
+  /// ended the stream.
+  [[nodiscard]] virtual base::Result<size_t> Read(std::span<uint8_t> out) = 0;
+  /// Writes all of `bytes`.
+  [[nodiscard]] virtual base::Status Write(std::string_view bytes) = 0;
+  /// Ends the connection at once; a Read or Write that waits returns an error, and
+  /// later ones fail.
+  virtual void Close() = 0;
+};
+
+/// What an upgrade request got: the answer's head (and its body when it was not 101)
+/// and, after 101 with the protocol asked for, the stream.
+struct TenantUpgrade {
+  TenantResponse response;
+  std::unique_ptr<ByteStream> stream;
+};
+
 class TenantClient {
  public:
   /// Signs with `key`; with `grant`, `key` must be the grant's session key (the first
@@ -83,6 +108,12 @@ class TenantClient {
   /// memory and nothing written.
   base::Result<TenantResponse> Download(std::string_view target, const std::string& path);
 
+  /// A signed GET of `target` with `Connection: Upgrade` and `Upgrade: protocol`
+  /// (docs/tenant-api.md "Sessions"). On `101` naming `protocol` the connection stays
+  /// open as the stream, with no timeout; any other answer comes back with its body
+  /// and no stream (a 101 for another protocol is kCorrupt).
+  base::Result<TenantUpgrade> Upgrade(std::string_view target, std::string_view protocol);
+
   const TenantClientOptions& Options() const { return m_options; }
 
   struct Exchange;
@@ -91,6 +122,19 @@ class TenantClient {
   base::Result<TenantResponse> Send(std::string_view method, std::string_view target,
                                     std::string_view body, std::string_view content_type, bool sign,
                                     const std::string* download_path, const HeaderList& extra = {});
+  /// The Gpunet-* headers that sign one request.
+  base::Result<HeaderList> AuthHeaders(std::string_view method, std::string_view target,
+                                       std::string_view body) const;
+  /// TCP and the pinned TLS handshake.
+  base::Result<std::unique_ptr<Exchange>> Connect(const TenantApiUrl& url) const;
+  /// Writes the request and reads the answer's header (the body is left to ReadBody
+  /// or ReadFile).
+  base::Result<TenantResponse> RequestHead(Exchange& ex, const TenantApiUrl& url,
+                                           std::string_view method, std::string_view target,
+                                           std::string_view body, const HeaderList& headers,
+                                           bool upgrade = false) const;
+  base::Status ReadBody(Exchange& ex, std::string_view what, TenantResponse& out) const;
+  base::Status ReadFile(Exchange& ex, std::string_view what, const std::string& path) const;
 
   TenantClientOptions m_options;
   crypto::KeyPair m_key;

@@ -47,6 +47,7 @@ ApiProcess::ApiProcess(ApiProcessOptions options) : m_options(std::move(options)
   GPUNET_CHECK(m_options.broker_connections >= 1 && m_options.broker_connections <= 16);
   GPUNET_CHECK(m_options.user.uid != 0);
   GPUNET_CHECK(m_options.restart_backoff_first_ms >= 1);
+  GPUNET_CHECK(!m_options.chain_id.empty() && !m_options.provider.empty());
 }
 
 ApiProcess::~ApiProcess() {
@@ -121,7 +122,8 @@ base::Result<pid_t> ApiProcess::Spawn() {
                         // The certificate (0644) through its inherited fd: the child need not be
                         // able to walk the provider's home to reach it.
                         "/proc/self/fd/" + std::to_string(kFirstChildFd + static_cast<int>(n) + 1),
-                        std::string("--listen"), m_options.listen})
+                        std::string("--listen"), m_options.listen, std::string("--chain-id"),
+                        m_options.chain_id, std::string("--provider"), m_options.provider})
     args.push_back(std::move(a));
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -7,6 +7,7 @@
 // certificate after them, closes every other fd, drops root for good
 // (provider::DropPrivileges(api_user): no groups, uid/gid, no_new_privs) and execs
 //   <command...> --broker-fds 3,4,5,6 --key-fd 7 --cert /proc/self/fd/8 --listen <listen>
+//                --chain-id <chain> --provider <address>
 // The agent's ends of the sockets go to `on_spawn` (the BrokerService serves them).
 // When the child dies it is started again after a backoff (1 s doubling to 30 s,
 // back to 1 s after a minute up); Stop sends SIGTERM, then SIGKILL after 2 s.
@@ -32,7 +33,11 @@ namespace gpunet::provider {
 struct ApiProcessOptions {
   std::vector<std::string> command;  ///< {"/abs/gpunet", "provider", "api"}
   std::string listen;                ///< daemon.listen, host:port
-  std::string key_path;              ///< the TLS key (PEM), readable by root only
+  /// What a request's signature covers beside the request (client::RequestScope): the
+  /// front checks signatures before it counts a long-poll (docs/tenant-api.md).
+  std::string chain_id;
+  std::string provider;  ///< this provider's address, as crypto::AddressToString writes it
+  std::string key_path;  ///< the TLS key (PEM), readable by root only
   std::string cert_path;
   UserIds user;  ///< daemon.api_user, looked up
   size_t broker_connections = 4;

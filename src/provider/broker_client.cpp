@@ -99,7 +99,8 @@ void BrokerClient::Watch() {
   }
 }
 
-base::Result<BrokerFrame> BrokerClient::Call(const BrokerFrame& request) {
+base::Result<BrokerFrame> BrokerClient::Call(const BrokerFrame& request, BrokerFd* session) {
+  GPUNET_CHECK((request.op == BrokerOp::kSession) == (session != nullptr));
   GPUNET_TRY_ASSIGN(const std::string bytes, EncodeBrokerFrame(request));
   Slot* slot = nullptr;
   int fd = -1;
@@ -143,7 +144,7 @@ base::Result<BrokerFrame> BrokerClient::Call(const BrokerFrame& request) {
     return Fail(ErrorCode::kUnavailable,
                 "the provider's agent did not take the request: " + sent.error().message);
   }
-  auto reply = ReadBrokerFrame(fd);
+  auto reply = session != nullptr ? ReadBrokerFrameWithFd(fd, session) : ReadBrokerFrame(fd);
   if (!reply) {
     finish(false);
     return Fail(ErrorCode::kUnavailable,
@@ -156,6 +157,14 @@ base::Result<BrokerFrame> BrokerClient::Call(const BrokerFrame& request) {
     return Fail(ErrorCode::kUnavailable, "the provider's agent answered with op " +
                                              std::string(BrokerOpName(reply->op)) +
                                              " instead of a reply");
+  }
+  if (session != nullptr && session->Valid() != (reply->Field("status") == "200")) {
+    const bool stray = session->Valid();
+    *session = BrokerFd();  // closed
+    finish(false);
+    return Fail(ErrorCode::kUnavailable,
+                stray ? std::string("the provider's agent sent a descriptor with a refusal")
+                      : std::string("the provider's agent said yes to a session without its socket"));
   }
   finish(true);
   return reply;

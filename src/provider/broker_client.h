@@ -37,8 +37,13 @@ class BrokerClient {
   /// One request, one reply (op kReply). Waits for a free descriptor while all alive
   /// ones are busy. kUnavailable when none is alive, or when the one used broke (it
   /// is dropped; the message says how); kInvalidArgument when `request` cannot be
-  /// encoded (nothing sent).
-  [[nodiscard]] base::Result<BrokerFrame> Call(const BrokerFrame& request);
+  /// encoded (nothing sent). A kSession request needs `session`: its 200 reply
+  /// carries exactly one descriptor (the session's socket), which lands there, and
+  /// any other reply none. A reply that breaks that, or a descriptor with the reply to
+  /// any other op, is a broken agent: the descriptor is closed and the connection
+  /// dropped. The broker connection is free again as soon as the reply is read.
+  [[nodiscard]] base::Result<BrokerFrame> Call(const BrokerFrame& request,
+                                               BrokerFd* session = nullptr);
 
   /// Descriptors still in the pool.
   size_t Alive() const;

@@ -158,6 +158,8 @@ std::optional<OpRule> RuleOf(BrokerOp op, std::string_view method) {
       return OpRule{"GET", "/outputs", RouteKind::kRead};
     case BrokerOp::kAuthorize:
       return OpRule{"POST", "/grants/revoke", RouteKind::kWrite};
+    case BrokerOp::kSession:  // a write: refused (410) once the lease closed
+      return OpRule{"GET", "/session", RouteKind::kWrite};
     default:
       return std::nullopt;
   }
@@ -354,13 +356,14 @@ void BrokerService::ServeFd(Connection& connection) {
     // JSON is dumped with invalid UTF-8 replaced; anything else thrown, or an
     // answer over the frame's limits, is a 500 for this request only.
     BrokerFrame reply;
+    BrokerFd session;  // a kSession's socket, closed here once passed
     try {
-      reply = Handle(*request);
+      reply = Handle(*request, &session);
     } catch (const std::exception& e) {
       reply = ErrorReply(500, "internal",
                          std::string("the provider failed on this request: ") + e.what());
     }
-    auto written = WriteBrokerFrame(fd, reply);
+    auto written = WriteBrokerFrame(fd, reply, session.Get());
     if (!written && written.error().code == ErrorCode::kInvalidArgument) {
       written = WriteBrokerFrame(
           fd, ErrorReply(500, "internal",
@@ -375,12 +378,12 @@ void BrokerService::ServeFd(Connection& connection) {
   t_retired = nullptr;
 }
 
-BrokerFrame BrokerService::Handle(const BrokerFrame& request) {
+BrokerFrame BrokerService::Handle(const BrokerFrame& request, BrokerFd* session) {
   if (request.op == BrokerOp::kEnvironments) return Environments();
-  if (!RuleOf(request.op, "").has_value())
+  if (!RuleOf(request.op, "").has_value() || (request.op == BrokerOp::kSession && !session))
     return ErrorReply(400, "invalid_argument",
                       "the broker does not serve op " + std::string(BrokerOpName(request.op)));
-  return Signed(request);
+  return Signed(request, session);
 }
 
 BrokerFrame BrokerService::Environments() {
@@ -397,7 +400,7 @@ BrokerFrame BrokerService::Environments() {
       Json{{"environments", std::move(list)}}.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
-BrokerFrame BrokerService::Signed(const BrokerFrame& request) {
+BrokerFrame BrokerService::Signed(const BrokerFrame& request, BrokerFd* session) {
   const uint64_t id = request.lease_id;
   auto lease = m_deps.engine->TenantLease(id);
   if (!lease) {
@@ -442,10 +445,11 @@ BrokerFrame BrokerService::Signed(const BrokerFrame& request) {
                         "only the tenant's own key revokes a grant, not a session key");
     return Revoke(request, *lease);
   }
-  return Dispatch(request, *lease);
+  return Dispatch(request, *lease, session);
 }
 
-BrokerFrame BrokerService::Dispatch(const BrokerFrame& request, const TenantLeaseView& lease) {
+BrokerFrame BrokerService::Dispatch(const BrokerFrame& request, const TenantLeaseView& lease,
+                                    BrokerFd* session) {
   switch (request.op) {
     case BrokerOp::kStatus:
       return Status(lease);
@@ -461,6 +465,8 @@ BrokerFrame BrokerService::Dispatch(const BrokerFrame& request, const TenantLeas
       return Logs(request, lease);
     case BrokerOp::kOutputs:
       return Outputs(request, lease);
+    case BrokerOp::kSession:
+      return Session(lease, session);
     default:
       GPUNET_CHECK(false);
       return ErrorReply(500, "internal", "unreachable");
@@ -784,6 +790,42 @@ BrokerFrame BrokerService::Revoke(const BrokerFrame& request, const TenantLeaseV
   return BrokerReply(200, "ok",
                      Json{{"revoked", base::ToHex(revocation->grant_id)}}.dump(
                          -1, ' ', false, Json::error_handler_t::replace));
+}
+
+BrokerFrame BrokerService::Session(const TenantLeaseView& lease, BrokerFd* session) {
+  GPUNET_CHECK(session != nullptr && !session->Valid());
+  const uint64_t id = lease.record.lease_id;
+  const std::string lease_name = "lease " + std::to_string(id);
+  // The verifier refused a closed lease's write already; the book may know sooner.
+  if (!lease.record.end.empty() || lease.ledger->state == "closed")
+    return ErrorReply(
+        410, "gone", lease_name + " is closed: its workload was stopped, and sessions end with it");
+  if (lease.ledger->state != "started")
+    return ErrorReply(409, "conflict",
+                      lease_name + " is not started yet (ledger state: " + lease.ledger->state +
+                          "); wait until the provider starts it, then open the session");
+  std::string state = "none";
+  if (lease.record.manifest_received) {
+    auto polled = m_deps.poll(WorkloadIdOf(id));
+    state = !polled ? "removed" : polled->has_value() ? "exited" : "running";
+  }
+  if (state != "running")
+    return ErrorReply(409, "conflict",
+                      "the lease's workload is not running (state: " + state + ")" +
+                          (state == "none" ? "; send the manifest first" : ""));
+  if (!m_deps.open_session)
+    return ErrorReply(503, "unavailable", "this provider's daemon serves no interactive sessions");
+  auto fd = m_deps.open_session(WorkloadIdOf(id));
+  if (!fd) {
+    // The workload ended between the poll and the connect, or it was started without
+    // an init to serve sessions (by an older daemon).
+    return ErrorReply(409, "conflict",
+                      "the lease's workload takes no session now: " + fd.error().message);
+  }
+  GPUNET_CHECK(*fd >= 0);
+  *session = BrokerFd(*fd);
+  if (m_deps.session_opened) m_deps.session_opened();
+  return BrokerReply(200, "ok");
 }
 
 }  // namespace gpunet::provider

@@ -82,6 +82,12 @@ struct BrokerDeps {
   /// How it ended, or nullopt while it runs.
   std::function<base::Result<std::optional<runtime::ExitStatus>>(const std::string& id)> poll;
   std::function<std::vector<runtime::Environment>()> environments;
+  /// A connected socket to the workload's in-sandbox init (runtime::Runtime::
+  /// OpenSession), owned by the caller once returned. Unset: this host serves no
+  /// sessions (503).
+  std::function<base::Result<int>(const std::string& id)> open_session;
+  /// Counts a session handed out (the daemon's /metrics; nullable).
+  std::function<void()> session_opened;
   /// Root-only (0700) directory where the names of each lease's secrets are kept
   /// (<id>.names; never the values), so a restarted agent still checks them.
   std::string secrets_dir;
@@ -105,8 +111,10 @@ class BrokerService {
   /// Shuts the sockets down and joins the threads. Idempotent.
   void Stop();
 
-  /// One request's answer (a kReply frame). Public for the unit tests.
-  BrokerFrame Handle(const BrokerFrame& request);
+  /// One request's answer (a kReply frame). A kSession's 200 comes with the session's
+  /// socket in *session (the caller passes it with the reply, then closes its copy);
+  /// without `session` a kSession is refused. Public for the unit tests.
+  BrokerFrame Handle(const BrokerFrame& request, BrokerFd* session = nullptr);
 
  private:
   struct Lease;
@@ -120,8 +128,8 @@ class BrokerService {
   void ServeFd(Connection& connection);
   /// Stop, or (on a broker thread) its connection retired: a long-poll answers now.
   bool Cancelled() const;
-  BrokerFrame Signed(const BrokerFrame& request);
-  BrokerFrame Dispatch(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Signed(const BrokerFrame& request, BrokerFd* session);
+  BrokerFrame Dispatch(const BrokerFrame& request, const TenantLeaseView& lease, BrokerFd* session);
   BrokerFrame Environments();
   BrokerFrame Status(const TenantLeaseView& lease);
   BrokerFrame Manifest(const BrokerFrame& request, const TenantLeaseView& lease);
@@ -131,6 +139,7 @@ class BrokerService {
   BrokerFrame Logs(const BrokerFrame& request, const TenantLeaseView& lease);
   BrokerFrame Outputs(const BrokerFrame& request, const TenantLeaseView& lease);
   BrokerFrame Revoke(const BrokerFrame& request, const TenantLeaseView& lease);
+  BrokerFrame Session(const TenantLeaseView& lease, BrokerFd* session);
   base::Result<std::vector<std::string>> SecretNames(uint64_t lease_id);
   /// Writes the ready marker when every secret in `names` is set: true once it is
   /// there (now or before), false while a secret is missing.

@@ -5,6 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
+
+#include "base/check.h"
 
 namespace gpunet::provider {
 
@@ -54,15 +57,54 @@ bool ValidKey(std::string_view key) {
 
 bool KnownOp(uint8_t op) {
   return op >= static_cast<uint8_t>(BrokerOp::kReply) &&
-         op <= static_cast<uint8_t>(BrokerOp::kStatus);
+         op <= static_cast<uint8_t>(BrokerOp::kSession);
+}
+
+/// Descriptors that arrived with a frame's bytes; closed unless taken.
+struct Arrived {
+  std::vector<int> fds;
+  bool truncated = false;  ///< the kernel had more than fit (it closed those)
+  Arrived() = default;
+  Arrived(const Arrived&) = delete;
+  Arrived& operator=(const Arrived&) = delete;
+  ~Arrived() {
+    for (int fd : fds) ::close(fd);
+  }
+};
+
+/// One read that also collects descriptors sent with the bytes (SCM_RIGHTS); a plain
+/// read on a pipe.
+ssize_t ReadSome(int fd, char* out, size_t n, Arrived& arrived) {
+  constexpr size_t kFdsAtOnce = 4;  // one is allowed; room to see (and close) extras
+  alignas(cmsghdr) char control[CMSG_SPACE(kFdsAtOnce * sizeof(int))];
+  iovec iov{out, n};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t r = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (r < 0 && errno == ENOTSOCK) return ::read(fd, out, n);
+  if (r < 0) return r;
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) arrived.truncated = true;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int passed = -1;
+      std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      arrived.fds.push_back(passed);
+    }
+  }
+  return r;
 }
 
 /// Reads exactly n bytes. A peer that closes before the first byte of a frame
 /// (`frame_start`) ended cleanly: kNotFound; anywhere else the frame is torn.
-base::Status ReadExactly(int fd, char* out, size_t n, bool frame_start) {
+base::Status ReadExactly(int fd, char* out, size_t n, bool frame_start, Arrived& arrived) {
   size_t done = 0;
   while (done < n) {
-    ssize_t r = ::read(fd, out + done, n - done);
+    ssize_t r = ReadSome(fd, out + done, n - done, arrived);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return Fail(ErrorCode::kIo, std::string("broker read: ") + std::strerror(errno));
     if (r == 0) {
@@ -102,6 +144,8 @@ std::string_view BrokerOpName(BrokerOp op) {
       return "outputs";
     case BrokerOp::kStatus:
       return "status";
+    case BrokerOp::kSession:
+      return "session";
   }
   return "unknown";
 }
@@ -195,9 +239,23 @@ base::Result<BrokerFrame> DecodeBrokerFrame(std::string_view bytes) {
   return frame;
 }
 
-base::Result<BrokerFrame> ReadBrokerFrame(int fd) {
+BrokerFd& BrokerFd::operator=(BrokerFd&& other) noexcept {
+  if (this != &other) {
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = std::exchange(other.m_fd, -1);
+  }
+  return *this;
+}
+
+BrokerFd::~BrokerFd() {
+  if (m_fd >= 0) ::close(m_fd);
+}
+
+namespace {
+
+base::Result<BrokerFrame> ReadFrame(int fd, Arrived& arrived) {
   char prefix[4];
-  GPUNET_TRY(ReadExactly(fd, prefix, sizeof prefix, /*frame_start=*/true));
+  GPUNET_TRY(ReadExactly(fd, prefix, sizeof prefix, /*frame_start=*/true, arrived));
   uint64_t length = 0;
   for (char c : prefix) length = (length << 8) | static_cast<unsigned char>(c);
   if (length > kBrokerFrameBytesMax) {
@@ -206,16 +264,62 @@ base::Result<BrokerFrame> ReadBrokerFrame(int fd) {
                                          ")");
   }
   std::string rest(length, '\0');
-  GPUNET_TRY(ReadExactly(fd, rest.data(), rest.size(), /*frame_start=*/false));
+  GPUNET_TRY(ReadExactly(fd, rest.data(), rest.size(), /*frame_start=*/false, arrived));
   return DecodeBrokerFrame(rest);
 }
 
-base::Status WriteBrokerFrame(int fd, const BrokerFrame& frame) {
+/// The first bytes of a frame with `pass_fd` attached.
+ssize_t SendWithFd(int fd, const char* data, size_t n, int pass_fd) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{const_cast<char*>(data), n};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  return ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+}  // namespace
+
+base::Result<BrokerFrame> ReadBrokerFrame(int fd) {
+  Arrived arrived;
+  auto frame = ReadFrame(fd, arrived);
+  if (!arrived.fds.empty() || arrived.truncated) {
+    // Closed by `arrived`: whatever the frame said, it broke the wire's rules.
+    return Fail(ErrorCode::kCorrupt, "a descriptor came with a broker frame that takes none");
+  }
+  return frame;
+}
+
+base::Result<BrokerFrame> ReadBrokerFrameWithFd(int fd, BrokerFd* passed) {
+  GPUNET_CHECK(passed != nullptr);
+  *passed = BrokerFd();
+  Arrived arrived;
+  auto frame = ReadFrame(fd, arrived);
+  if (arrived.fds.size() > 1 || arrived.truncated)
+    return Fail(ErrorCode::kCorrupt, "more than one descriptor came with a broker frame");
+  if (!frame) return frame;  // a descriptor with a torn frame is closed by `arrived`
+  if (!arrived.fds.empty()) *passed = BrokerFd(std::exchange(arrived.fds.back(), -1));
+  arrived.fds.clear();
+  return frame;
+}
+
+base::Status WriteBrokerFrame(int fd, const BrokerFrame& frame, int pass_fd) {
   GPUNET_TRY_ASSIGN(auto bytes, EncodeBrokerFrame(frame));
   size_t done = 0;
   while (done < bytes.size()) {
     // MSG_NOSIGNAL: a peer that went away is an error here, not a SIGPIPE.
-    ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    ssize_t n = done == 0 && pass_fd >= 0
+                    ? SendWithFd(fd, bytes.data(), bytes.size(), pass_fd)
+                    : ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && pass_fd >= 0 && errno == ENOTSOCK)
+      return Fail(ErrorCode::kIo, "broker write: a descriptor can only go over a socket");
     if (n < 0 && errno == ENOTSOCK) n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Fail(ErrorCode::kIo, std::string("broker write: ") + std::strerror(errno));

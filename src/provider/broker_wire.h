@@ -18,6 +18,11 @@
 // Keys are strictly ascending and unique (one encoding per frame), and the lengths
 // must add up to the frame's exactly. A frame that breaks any rule is refused with
 // the reason, and the root part then closes the connection.
+//
+// One frame carries a descriptor: the agent's kReply with status 200 to kSession
+// (docs/tenant-api.md "Sessions"), which passes the connected socket to the lease's
+// in-sandbox init with the frame's first byte (SCM_RIGHTS). A descriptor that comes
+// with any other frame, or more than one, is closed at once and the frame refused.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "base/result.h"
 
@@ -49,6 +55,7 @@ enum class BrokerOp : uint8_t {
   kLogs = 9,          ///< fields stream, offset, max
   kOutputs = 10,      ///< fields path ("" = list)
   kStatus = 11,       ///< the lease's workload state
+  kSession = 12,      ///< an interactive session: the 200 reply carries its socket
 };
 std::string_view BrokerOpName(BrokerOp op);
 
@@ -71,10 +78,37 @@ base::Result<std::string> EncodeBrokerFrame(const BrokerFrame& frame);
 /// the rule broken; kNonCanonical for keys out of order.
 base::Result<BrokerFrame> DecodeBrokerFrame(std::string_view bytes);
 
+/// A descriptor received with a frame; closed on destruction unless released.
+class BrokerFd {
+ public:
+  BrokerFd() = default;
+  explicit BrokerFd(int fd) : m_fd(fd) {}
+  BrokerFd(BrokerFd&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+  BrokerFd& operator=(BrokerFd&& other) noexcept;
+  BrokerFd(const BrokerFd&) = delete;
+  BrokerFd& operator=(const BrokerFd&) = delete;
+  ~BrokerFd();
+  int Get() const { return m_fd; }
+  bool Valid() const { return m_fd >= 0; }
+  /// The descriptor, now the caller's to close.
+  int Release() { return std::exchange(m_fd, -1); }
+
+ private:
+  int m_fd = -1;
+};
+
 /// Blocking I/O of whole frames on a stream socket or pipe. ReadBrokerFrame gives
 /// kNotFound at a clean end of stream (the peer closed between frames), kCorrupt
-/// for a torn or oversized frame.
+/// for a torn or oversized frame, and for a frame that came with a descriptor (which
+/// it closes): only ReadBrokerFrameWithFd takes one.
 base::Result<BrokerFrame> ReadBrokerFrame(int fd);
-base::Status WriteBrokerFrame(int fd, const BrokerFrame& frame);
+/// ReadBrokerFrame that keeps one descriptor sent with the frame in *passed (left
+/// invalid when none came). Two or more: all closed, kCorrupt. Whether this frame may
+/// carry one is the caller's to check (BrokerClient: a 200 reply to kSession only).
+base::Result<BrokerFrame> ReadBrokerFrameWithFd(int fd, BrokerFd* passed);
+/// Writes a frame; `pass_fd` >= 0 goes with its first byte (SCM_RIGHTS: the peer gets
+/// its own descriptor; the caller still closes `pass_fd`). kInvalidArgument when the
+/// frame cannot be encoded, kIo when the socket fails (a pipe cannot pass one).
+base::Status WriteBrokerFrame(int fd, const BrokerFrame& frame, int pass_fd = -1);
 
 }  // namespace gpunet::provider

@@ -450,7 +450,8 @@ EngineHooks WithEvents(EngineHooks hooks, EventLog& events,
 /// setup.api_command names one.
 base::Status StartTenantSide(const DaemonSetup& setup, const std::string& chain_id,
                              const codec::Address& provider, Engine& engine,
-                             const runtime::Runtime& rt, TenantSide& tenant) {
+                             const runtime::Runtime& rt, server::metrics::Registry& registry,
+                             TenantSide& tenant) {
   const client::DaemonConfig& dc = setup.config.daemon;
   VerifierConfig vc;
   vc.chain_id = chain_id;
@@ -465,6 +466,15 @@ base::Status StartTenantSide(const DaemonSetup& setup, const std::string& chain_
   deps.attach = [&rt](const std::string& id) { return rt.Attach(id); };
   deps.poll = [&rt](const std::string& id) { return rt.Poll(id); };
   deps.environments = [&rt] { return rt.Environments(); };
+  deps.open_session = [&rt](const std::string& id) -> base::Result<int> {
+    GPUNET_TRY_ASSIGN(auto fd, rt.OpenSession(id));
+    return fd.Release();
+  };
+  server::metrics::Counter* sessions =
+      &registry.GetCounter("gpunet_provider_sessions_opened_total",
+                           "Interactive sessions (exec, shell, forward, ssh) handed to the tenant "
+                           "API to relay.");
+  deps.session_opened = [sessions] { sessions->Inc(); };
   deps.secrets_dir = setup.home.StateDir() + "/secrets";
   deps.log = setup.log;
   tenant.broker = std::make_unique<BrokerService>(std::move(deps));
@@ -475,6 +485,8 @@ base::Status StartTenantSide(const DaemonSetup& setup, const std::string& chain_
   ApiProcessOptions ao;
   ao.command = setup.api_command;
   ao.listen = dc.listen;
+  ao.chain_id = chain_id;
+  ao.provider = crypto::AddressToString(provider);
   ao.key_path = setup.home.TlsKeyPath();
   ao.cert_path = setup.home.TlsCertPath();
   GPUNET_TRY_ASSIGN(ao.user, LookupUser(dc.api_user));
@@ -565,7 +577,7 @@ base::Status RunDaemon(DaemonSetup setup, const crypto::KeyPair& operator_key,
   eo.metrics = &registry;
   Engine engine(eo, std::move(hooks), chain, workloads, std::move(book), std::move(gpus),
                 base::SystemClock::Instance());
-  GPUNET_TRY(StartTenantSide(setup, status.chain_id, provider, engine, rt, tenant));
+  GPUNET_TRY(StartTenantSide(setup, status.chain_id, provider, engine, rt, registry, tenant));
   const uint64_t heartbeat_every =
       dc.heartbeat_every_ms != 0 ? dc.heartbeat_every_ms : status.market.heartbeat_timeout_ms / 3;
   Bidder bidder({dc.node_url, provider, machine.id, dc.bidding, setup.home.StateDir(),

@@ -249,6 +249,9 @@ base::Result<TenantRoute> ParseTenantRoute(std::string_view method, std::string_
       rules = {{"offset", std::numeric_limits<uint64_t>::max(), "0", false},
                {"max", kTenantOutputReadBytesMax, "8388608", false}};
     }
+  } else if (what == "session" && segments.size() == 3) {
+    GPUNET_TRY(expect("GET"));
+    route.op = BrokerOp::kSession;
   } else if (what == "grants" && segments.size() == 4 && segments[3] == "revoke") {
     GPUNET_TRY(expect("POST"));
     route.op = BrokerOp::kAuthorize;
@@ -284,6 +287,8 @@ std::string_view CodeForStatus(int status) {
       return "limit_exceeded";
     case 422:
       return "invalid_manifest";
+    case 426:
+      return "upgrade_required";
     case 429:
       return "too_many_requests";
     case 502:
@@ -338,8 +343,9 @@ bool LowerHex(std::string_view text, size_t size) {
 }
 
 /// The auth headers: each present (401 naming the missing one), well-formed
-/// (ParseRequestAuthHeaders), then copied verbatim into the frame's fields.
-std::optional<Response> AddAuthFields(const Request& request, BrokerFrame& frame) {
+/// (ParseRequestAuthHeaders, into *auth), then copied verbatim into the frame's fields.
+std::optional<Response> AddAuthFields(const Request& request, BrokerFrame& frame,
+                                      client::RequestAuthHeaders* auth) {
   for (std::string_view name : {client::kSignerHeader, client::kTimestampHeader,
                                 client::kNonceHeader, client::kSignatureHeader}) {
     if (!HeaderValue(request, name)) {
@@ -357,9 +363,9 @@ std::optional<Response> AddAuthFields(const Request& request, BrokerFrame& frame
     std::erase_if(auth_headers,
                   [](const auto& h) { return SameHeaderName(h.first, kChunkSha256Header); });
   }
-  if (auto parsed = client::ParseRequestAuthHeaders(auth_headers); !parsed) {
-    return Refuse(401, parsed.error().message);
-  }
+  auto parsed = client::ParseRequestAuthHeaders(auth_headers);
+  if (!parsed) return Refuse(401, parsed.error().message);
+  *auth = std::move(*parsed);
   frame.fields["method"] = request.method;
   frame.fields["target"] = request.target;
   frame.fields["signer"] = std::string(*HeaderValue(request, client::kSignerHeader));
@@ -442,6 +448,35 @@ std::optional<Response> CheckBody(const Request& request, BrokerFrame& frame) {
   }
 }
 
+/// Whether the request asks to switch to kSessionProtocol: `Connection: Upgrade` and
+/// the protocol among the Upgrade header's entries (names compare without case).
+bool AsksForSession(const Request& request) {
+  const auto lower = [](std::string_view text) {
+    std::string out(text);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const auto has_entry = [&](std::string_view header, std::string_view want) {
+    for (const auto& [name, value] : request.headers) {
+      if (!SameHeaderName(name, header)) continue;
+      const std::string list = lower(value);
+      size_t start = 0;
+      while (start <= list.size()) {
+        const size_t comma = std::min(list.find(',', start), list.size());
+        std::string_view entry = std::string_view(list).substr(start, comma - start);
+        while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t'))
+          entry.remove_prefix(1);
+        while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t'))
+          entry.remove_suffix(1);
+        if (entry == want) return true;
+        start = comma + 1;
+      }
+    }
+    return false;
+  };
+  return has_entry("Connection", "upgrade") && has_entry("Upgrade", kSessionProtocol);
+}
+
 /// Header-safe: printable ASCII only.
 bool HeaderSafe(std::string_view text) {
   for (char c : text)
@@ -493,7 +528,9 @@ server::ServerOptions TenantApiServerDefaults(size_t broker_fds) {
   o.first_bytes_timeout_ms = 10'000;
   o.write_timeout_ms = 30'000;
   o.connections_max = 256;
-  o.connections_per_address_max = 16;
+  // A tenant's sessions (up to kTenantSessionsPerLeaseMax a lease, each a connection
+  // for as long as it lasts) and its requests beside them.
+  o.connections_per_address_max = 48;
   o.io_threads = 1;
   // A worker per broker descriptor for long-polls, and a few that wait for one.
   o.worker_threads = broker_fds + 4;
@@ -506,7 +543,9 @@ server::ServerOptions TenantApiServerDefaults(size_t broker_fds) {
   return o;
 }
 
-TenantApi::TenantApi(TenantApiOptions options, BrokerClient& broker) : m_broker(broker) {
+TenantApi::TenantApi(TenantApiOptions options, BrokerClient& broker)
+    : m_chain_id(std::move(options.chain_id)), m_provider(options.provider), m_broker(broker) {
+  GPUNET_CHECK(!m_chain_id.empty());  // the scope every signature is checked in
   options.server.tls = server::TlsOptions{options.cert_file, "(inherited key descriptor)",
                                           std::move(options.key_pem)};
   m_server = std::make_unique<server::HttpServer>(std::move(options.server));
@@ -535,6 +574,17 @@ server::ServerStats TenantApi::Stats() const {
   return m_server->Stats();
 }
 
+size_t TenantApi::SessionsOf(uint64_t lease_id) const {
+  base::MutexLock lock(m_polls_mu);
+  auto it = m_sessions.find(lease_id);
+  return it == m_sessions.end() ? 0 : it->second;
+}
+
+size_t TenantApi::Sessions() const {
+  base::MutexLock lock(m_polls_mu);
+  return m_sessions_total;
+}
+
 Response TenantApi::Serve(const Request& request) {
   auto route = ParseTenantRoute(request.method, request.target);
   if (!route) {
@@ -550,24 +600,45 @@ Response TenantApi::Serve(const Request& request) {
                            : "the body is over this endpoint's " +
                                  std::to_string(route->body_bytes_max) + "-byte limit");
   }
+  if (route->op == BrokerOp::kSession && !AsksForSession(request)) {
+    const std::string protocol(kSessionProtocol);
+    Response refusal =
+        Refuse(426, "GET /leases/{id}/session switches the connection to " + protocol +
+                        ": send it with Connection: Upgrade and Upgrade: " + protocol +
+                        " (gpunet exec, shell, forward and ssh do; docs/tenant-api.md "
+                        "\"Sessions\")");
+    refusal.headers.emplace_back("Upgrade", protocol);
+    return refusal;
+  }
   BrokerFrame frame;
   frame.op = route->op;
   frame.lease_id = route->lease_id;
   frame.fields = std::move(route->fields);
+  client::RequestAuthHeaders auth;
   if (route->signed_request) {
-    if (auto refused = AddAuthFields(request, frame)) return *refused;
+    if (auto refused = AddAuthFields(request, frame, &auth)) return *refused;
   }
   if (auto refused = CheckBody(request, frame)) return *refused;
+  if (route->signed_request) {
+    // Before anything is counted for it: a request that does not verify holds no slot.
+    // Who may act on the lease is the agent's to say (it verifies everything again).
+    const client::RequestScope scope{m_chain_id, m_provider, frame.lease_id};
+    const client::RequestLine line{request.method, request.target, client::BodyHash(request.body)};
+    if (auto ok = client::VerifyTenantRequestSignature(scope, line, auth); !ok)
+      return Refuse(401, ok.error().message);
+  }
   frame.body = request.body;
+  if (frame.op == BrokerOp::kSession) return OpenSession(frame);
   // A long-poll holds its broker descriptor while it waits: capped, so that waiting
   // requests never leave none for the rest.
   const bool long_poll = (frame.op == BrokerOp::kEvents || frame.op == BrokerOp::kLogs) &&
                          frame.Field("wait_ms").value_or("0") != "0";
+  const PollKey poll_key{frame.lease_id, base::ToHex(auth.signer)};
   if (long_poll) {
-    if (auto refused = AdmitLongPoll(frame.lease_id)) return *refused;
+    if (auto refused = AdmitLongPoll(poll_key)) return *refused;
   }
   auto reply = m_broker.Call(frame);
-  if (long_poll) EndLongPoll(frame.lease_id);
+  if (long_poll) EndLongPoll(poll_key);
   if (!reply) {
     return Refuse(reply.error().code == ErrorCode::kInvalidArgument ? 400 : 502,
                   reply.error().message);
@@ -575,20 +646,68 @@ Response TenantApi::Serve(const Request& request) {
   return FromReply(*reply);
 }
 
-std::optional<Response> TenantApi::AdmitLongPoll(uint64_t lease_id) {
+Response TenantApi::OpenSession(const BrokerFrame& frame) {
+  const uint64_t id = frame.lease_id;
+  // Not counted yet (only the agent's yes is), but no use asking it when full.
+  if (auto refused = SessionCap(id, /*count=*/false)) return *refused;
+  BrokerFd socket;
+  auto reply = m_broker.Call(frame, &socket);
+  if (!reply) {
+    return Refuse(reply.error().code == ErrorCode::kInvalidArgument ? 400 : 502,
+                  reply.error().message);
+  }
+  // The broker connection is free again already; a session never holds one.
+  if (!socket.Valid()) return FromReply(*reply);  // the agent's refusal
+  // Over a cap after all (sessions racing): the socket closes here, and init ends that
+  // session when it reads the end.
+  if (auto refused = SessionCap(id, /*count=*/true)) return *refused;
+  return server::UpgradeResponse(socket.Release(), std::string(kSessionProtocol),
+                                 [this, id] { EndSession(id); });
+}
+
+std::optional<Response> TenantApi::SessionCap(uint64_t lease_id, bool count) {
+  base::MutexLock lock(m_polls_mu);
+  auto it = m_sessions.find(lease_id);
+  const size_t on_lease = it == m_sessions.end() ? 0 : it->second;
+  if (on_lease >= kTenantSessionsPerLeaseMax) {
+    return Refuse(429, "lease " + std::to_string(lease_id) + " has " +
+                           std::to_string(kTenantSessionsPerLeaseMax) +
+                           " sessions open, its limit: end one (exit a shell, stop a forward or "
+                           "an ssh connection) and try again");
+  }
+  if (m_sessions_total >= kTenantSessionsMax) {
+    return Refuse(503, "the provider has " + std::to_string(kTenantSessionsMax) +
+                           " sessions open, all it relays at once: try again later");
+  }
+  if (count) {
+    ++m_sessions[lease_id];
+    ++m_sessions_total;
+  }
+  return std::nullopt;
+}
+
+void TenantApi::EndSession(uint64_t lease_id) {
+  base::MutexLock lock(m_polls_mu);
+  auto it = m_sessions.find(lease_id);
+  GPUNET_CHECK(it != m_sessions.end() && it->second > 0 && m_sessions_total > 0);
+  if (--it->second == 0) m_sessions.erase(it);
+  --m_sessions_total;
+}
+
+std::optional<Response> TenantApi::AdmitLongPoll(const PollKey& key) {
   // Every descriptor but one; with a single one, that one (short requests then wait).
   const size_t alive = m_broker.Alive();
   const size_t total_max = alive > 1 ? alive - 1 : 1;
   base::MutexLock lock(m_polls_mu);
-  size_t& on_lease = m_polls[lease_id];
+  size_t& on_lease = m_polls[key];
   if (on_lease >= kTenantLongPollsPerLeaseMax) {
-    return Refuse(429, "lease " + std::to_string(lease_id) + " has " +
+    return Refuse(429, "lease " + std::to_string(key.first) + " has " +
                            std::to_string(kTenantLongPollsPerLeaseMax) +
-                           " long-polls waiting (events or logs with wait_ms), its limit: "
-                           "let one end, or ask with wait_ms=0");
+                           " long-polls waiting (events or logs with wait_ms) signed by this key, "
+                           "its limit: let one end, or ask with wait_ms=0");
   }
   if (m_polls_total >= total_max) {
-    if (on_lease == 0) m_polls.erase(lease_id);
+    if (on_lease == 0) m_polls.erase(key);
     return Refuse(503, "the provider has " + std::to_string(m_polls_total) +
                            " long-polls waiting (events or logs with wait_ms), all it serves at "
                            "once: retry shortly, or ask with wait_ms=0");
@@ -598,9 +717,9 @@ std::optional<Response> TenantApi::AdmitLongPoll(uint64_t lease_id) {
   return std::nullopt;
 }
 
-void TenantApi::EndLongPoll(uint64_t lease_id) {
+void TenantApi::EndLongPoll(const PollKey& key) {
   base::MutexLock lock(m_polls_mu);
-  auto it = m_polls.find(lease_id);
+  auto it = m_polls.find(key);
   GPUNET_CHECK(it != m_polls.end() && it->second > 0 && m_polls_total > 0);
   if (--it->second == 0) m_polls.erase(it);
   --m_polls_total;

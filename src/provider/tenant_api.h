@@ -11,6 +11,13 @@
 // verbatim, for the agent to verify again and act on. What the agent answers (a
 // kReply frame) becomes the HTTP answer. Every refusal is JSON
 // {"error":{"code","message"}}.
+//
+// It checks each signed request's signature itself too (it knows the chain id and
+// this provider's address), before anything is counted for it, so a badly signed
+// request never holds a long-poll slot; who may act on the lease only the agent knows.
+// GET /leases/{id}/session (docs/tenant-api.md "Sessions") upgrades the connection:
+// the agent's yes comes with a socket to the lease's in-sandbox init, and the server
+// relays bytes between it and the tenant's TLS stream, parsing none of them.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +32,7 @@
 #include "base/mutex.h"
 #include "base/result.h"
 #include "base/thread_annotations.h"
+#include "crypto/address.h"
 #include "provider/broker_client.h"
 #include "provider/broker_wire.h"
 #include "server/http_server.h"
@@ -37,11 +45,18 @@ inline constexpr uint64_t kTenantChunkBytesMax = 8u << 20;       ///< one upload
 inline constexpr uint64_t kTenantOutputReadBytesMax = 8u << 20;  ///< one output read
 inline constexpr size_t kTenantSecretsBytesMax = 64u << 10;
 inline constexpr size_t kTenantRevokeBytesMax = 4u << 10;
-/// Long-polls (events or logs with wait_ms > 0) that may wait at once on one lease;
-/// the next gets 429. Each holds a broker descriptor for up to kTenantWaitMsMax, so
-/// all leases together may hold every descriptor but one (a short request always
-/// finds one free); past that a long-poll gets 503.
+/// Long-polls (events or logs with wait_ms > 0) that may wait at once on one lease for
+/// one signer (counted once its signature verified); the next gets 429. Each holds a
+/// broker descriptor for up to kTenantWaitMsMax, so all leases together may hold every
+/// descriptor but one (a short request always finds one free); past that a long-poll
+/// gets 503.
 inline constexpr size_t kTenantLongPollsPerLeaseMax = 2;
+/// The Upgrade token of an interactive session (docs/tenant-api.md "Sessions").
+inline constexpr std::string_view kSessionProtocol = "gpunet-session/1";
+/// Live sessions (relays) per lease, counted once the agent said yes; the next gets
+/// 429. And in all, for every lease together; the next gets 503.
+inline constexpr size_t kTenantSessionsPerLeaseMax = 16;
+inline constexpr size_t kTenantSessionsMax = 64;
 inline constexpr std::string_view kChunkSha256Header = "Gpunet-Chunk-Sha256";
 /// Reply fields of the agent that travel to the tenant as response headers.
 inline constexpr std::string_view kNextOffsetHeader = "Gpunet-Next-Offset";
@@ -77,6 +92,10 @@ struct TenantApiOptions {
   server::ServerOptions server = TenantApiServerDefaults(4);  ///< tls is set from below
   std::string cert_file;  ///< PEM certificate (chain), readable by the process
   std::string key_pem;    ///< the key itself (read from the inherited descriptor)
+  /// What every request's signature covers beside the request: the chain and this
+  /// provider (client::RequestScope). Required.
+  std::string chain_id;
+  crypto::Address provider;
 };
 
 /// The HTTPS server and its routes; the broker must outlive it.
@@ -91,21 +110,37 @@ class TenantApi {
   uint16_t Port() const;
   void Stop();
   server::ServerStats Stats() const;
+  /// Live sessions of a lease (0 for none), and of all leases.
+  size_t SessionsOf(uint64_t lease_id) const;
+  size_t Sessions() const;
 
   /// One request as the server hands it over (exposed for the tests of refusals).
   server::Response Serve(const server::Request& request);
 
  private:
-  /// Counts a long-poll in (kTenantLongPollsPerLeaseMax, the broker's descriptors but
-  /// one), or the refusal that says which cap it met.
-  std::optional<server::Response> AdmitLongPoll(uint64_t lease_id);
-  void EndLongPoll(uint64_t lease_id);
+  /// (lease id, the signer's public key in hex): whose long-polls are counted.
+  using PollKey = std::pair<uint64_t, std::string>;
+  /// Counts a long-poll in (kTenantLongPollsPerLeaseMax per lease and signer, the
+  /// broker's descriptors but one), or the refusal that says which cap it met.
+  std::optional<server::Response> AdmitLongPoll(const PollKey& key);
+  void EndLongPoll(const PollKey& key);
+  /// GET /leases/{id}/session, its frame built and its signature checked.
+  server::Response OpenSession(const BrokerFrame& frame);
+  /// The refusal when the lease or the process is at its session cap; with `count`,
+  /// counts one in when neither is (under one lock, so the caps hold exactly).
+  std::optional<server::Response> SessionCap(uint64_t lease_id, bool count);
+  void EndSession(uint64_t lease_id);
 
+  const std::string m_chain_id;
+  const crypto::Address m_provider;
   BrokerClient& m_broker;
-  std::unique_ptr<server::HttpServer> m_server;
-  base::Mutex m_polls_mu;
-  std::map<uint64_t, size_t> m_polls GUARDED_BY(m_polls_mu);  ///< lease id -> waiting now
+  // Before m_server: a relay the server drops as it is destroyed still ends its count.
+  mutable base::Mutex m_polls_mu;
+  std::map<PollKey, size_t> m_polls GUARDED_BY(m_polls_mu);  ///< waiting now
   size_t m_polls_total GUARDED_BY(m_polls_mu) = 0;
+  std::map<uint64_t, size_t> m_sessions GUARDED_BY(m_polls_mu);  ///< lease id -> live
+  size_t m_sessions_total GUARDED_BY(m_polls_mu) = 0;
+  std::unique_ptr<server::HttpServer> m_server;
 };
 
 /// Reads a PEM key from an inherited descriptor (at most 64 KiB) and closes it.

@@ -65,6 +65,8 @@ HttpServer::Impl::Impl(ServerOptions o) : opt(std::move(o)) {
         &m.GetGauge("gpunet_rpc_connections", "Open RPC connections (HTTP and websocket).");
     m_ws_subscribers =
         &m.GetGauge("gpunet_rpc_ws_subscribers", "Open websocket subscriber connections.");
+    m_relays = &m.GetGauge("gpunet_rpc_relays",
+                           "Open connections upgraded to a byte relay (tenant API sessions).");
     m_rejected_metric = &m.GetCounter("gpunet_rpc_rejected_connections_total",
                                       "Connections refused because connections_max was reached.");
     m_per_address_metric =
@@ -134,6 +136,7 @@ void HttpServer::Impl::CountResponse(int status, SteadyClock::time_point began) 
 void HttpServer::Impl::Register(std::shared_ptr<SessionBase> s) {
   base::MutexLock lock(sessions_mu);
   if (s->IsWebsocket()) ++ws_count;
+  if (s->IsRelay()) ++relay_count;
   if (!s->GetPeer().exempt) {
     PeerCounts& counts = peers[s->GetPeer().address];
     ++counts.connections;
@@ -149,6 +152,7 @@ void HttpServer::Impl::Unregister(SessionBase* s) {
     auto it = sessions.find(s);
     if (it == sessions.end()) return;
     if (s->IsWebsocket()) --ws_count;
+    if (s->IsRelay()) --relay_count;
     if (!s->GetPeer().exempt) {
       auto peer = peers.find(s->GetPeer().address);
       GPUNET_CHECK(peer != peers.end() && peer->second.connections >= 1);
@@ -165,6 +169,7 @@ void HttpServer::Impl::Unregister(SessionBase* s) {
 void HttpServer::Impl::UpdateGauges() {
   if (m_connections != nullptr) m_connections->Set(static_cast<double>(sessions.size()));
   if (m_ws_subscribers != nullptr) m_ws_subscribers->Set(static_cast<double>(ws_count));
+  if (m_relays != nullptr) m_relays->Set(static_cast<double>(relay_count));
 }
 
 std::string HttpServer::Impl::PerAddressRefusal(const Peer& peer, std::string_view what,
@@ -392,6 +397,7 @@ void HttpServer::Stop() {
     base::MutexLock sessions_lock(s.sessions_mu);
     left.swap(s.sessions);
     s.ws_count = 0;
+    s.relay_count = 0;
   }
   left.clear();
   s.accept_retry.reset();
@@ -423,6 +429,7 @@ ServerStats HttpServer::Stats() const {
     base::MutexLock lock(s.sessions_mu);
     st.connections = s.sessions.size();
     st.ws_subscribers = s.ws_count;
+    st.relays = s.relay_count;
   }
   st.requests = s.requests.load();
   st.requests_in_progress = s.control->pending.load();

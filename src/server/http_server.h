@@ -143,6 +143,7 @@ struct ServerOptions {
 struct ServerStats {
   size_t connections = 0;               ///< open HTTP + websocket connections
   size_t ws_subscribers = 0;            ///< open websocket connections
+  size_t relays = 0;                    ///< open connections upgraded to a byte relay
   uint64_t requests = 0;                ///< HTTP responses written
   size_t requests_in_progress = 0;      ///< handed to handlers, not yet answered
   uint64_t rejected_connections = 0;    ///< refused because of connections_max
@@ -174,7 +175,7 @@ class HttpServer {
   std::string Url() const;
 
   /// Stops accepting, lets requests in flight finish (up to stop_grace_ms), closes
-  /// idle and websocket connections, joins every thread. Idempotent.
+  /// idle and websocket connections and relays, joins every thread. Idempotent.
   void Stop();
 
   /// Sends `json_text` to every subscriber of `topic` as

@@ -73,6 +73,8 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
   /// Server is stopping: close if idle, finish if busy. Any thread.
   virtual void Shutdown() = 0;
   virtual bool IsWebsocket() const { return false; }
+  /// A connection upgraded to a byte relay (relay_session.cpp).
+  virtual bool IsRelay() const { return false; }
   const Peer& GetPeer() const { return m_peer; }
 
  private:
@@ -133,6 +135,7 @@ struct HttpServer::Impl {
   std::condition_variable sessions_cv;
   std::unordered_map<SessionBase*, std::shared_ptr<SessionBase>> sessions GUARDED_BY(sessions_mu);
   size_t ws_count GUARDED_BY(sessions_mu) = 0;
+  size_t relay_count GUARDED_BY(sessions_mu) = 0;
   // Open sessions per peer address, for non-exempt peers; an address leaves the
   // map with its last connection, so its size is bounded by connections_max.
   struct PeerCounts {
@@ -158,6 +161,7 @@ struct HttpServer::Impl {
 
   metrics::Gauge* m_connections = nullptr;
   metrics::Gauge* m_ws_subscribers = nullptr;
+  metrics::Gauge* m_relays = nullptr;
   metrics::Counter* m_rejected_metric = nullptr;
   metrics::Counter* m_per_address_metric = nullptr;
   metrics::Counter* m_slow_metric = nullptr;

@@ -12,6 +12,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include "base/check.h"
+#include "server/relay_session.h"
 #include "server/ws_session.h"
 
 namespace gpunet::server {
@@ -285,6 +286,9 @@ class HttpSession final : public HttpSessionBase {
       req.query = std::move(*query);
     }
     m_keep_alive = msg.keep_alive();
+    m_upgrade_asked.clear();
+    if (msg.version() == 11 && http::token_list{msg[http::field::connection]}.exists("upgrade"))
+      m_upgrade_asked = std::string(msg[http::field::upgrade]);
     req.content_type = std::string(msg[http::field::content_type]);
     req.body = std::move(msg.body());
     req.remote_address = GetPeer().address;
@@ -411,8 +415,71 @@ class HttpSession final : public HttpSessionBase {
     m_server.Unregister(this);
   }
 
+  /// Whether the request asked to switch to `protocol` (HTTP/1.1, Connection: Upgrade,
+  /// the protocol among the Upgrade header's comma-separated entries, compared without
+  /// case; an entry is name["/"version], which Beast's token_list would cut at '/').
+  bool UpgradeAsked(std::string_view protocol) const {
+    std::string_view list = m_upgrade_asked;
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      std::string_view entry = list.substr(0, comma);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t'))
+        entry.remove_prefix(1);
+      while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t'))
+        entry.remove_suffix(1);
+      if (beast::iequals(beast::string_view(entry.data(), entry.size()),
+                         beast::string_view(protocol.data(), protocol.size())))
+        return true;
+    }
+    return false;
+  }
+
+  // A handler's UpgradeResponse: the 101, then the connection becomes a relay. A
+  // request that did not ask for the protocol gets 426 (and the target is dropped:
+  // its descriptor closed, its on_end run).
+  void WriteUpgrade(std::shared_ptr<UpgradeTarget> target) {
+    const std::string protocol = target->Protocol();
+    if (!UpgradeAsked(protocol)) {
+      target.reset();
+      Response refusal = JsonError(
+          426, "upgrade_required",
+          "this endpoint switches the connection to " + protocol +
+              ": send the request over HTTP/1.1 with Connection: Upgrade and Upgrade: " + protocol);
+      refusal.headers.emplace_back("Upgrade", protocol);
+      return Write({std::move(refusal), {}, false});
+    }
+    if (m_server.stopping.load()) {
+      target.reset();
+      return WriteError(503, "unavailable", "the server is shutting down; connect again later");
+    }
+    m_phase = Phase::kWriting;
+    auto head = std::make_shared<const std::string>(
+        "HTTP/1.1 101 Switching Protocols\r\nServer: gpunet\r\nUpgrade: " + protocol +
+        "\r\nConnection: Upgrade\r\n\r\n");
+    m_server.CountResponse(101, m_started);
+    Lowest().expires_after(std::chrono::milliseconds(m_server.opt.write_timeout_ms));
+    net::async_write(m_stream, net::buffer(*head),
+                     [self = Self(), head, target](beast::error_code ec, size_t) mutable {
+                       if (ec) return self->Close();
+                       self->StartRelay(std::move(target));
+                     });
+  }
+
+  void StartRelay(std::shared_ptr<UpgradeTarget> target) {
+    if (m_phase == Phase::kClosed) return;
+    m_phase = Phase::kClosed;
+    std::string leftover = beast::buffers_to_string(m_buffer.data());
+    m_buffer.consume(m_buffer.size());
+    StartRelaySession(m_server, GetPeer(), std::move(m_stream), std::move(leftover),
+                      std::move(target));
+    auto self = Self();
+    m_server.Unregister(this);
+  }
+
   void Write(OutResponse out) {
     if (m_phase == Phase::kClosed) return;
+    if (out.response.upgrade) return WriteUpgrade(std::move(out.response.upgrade));
     m_phase = Phase::kWriting;
     auto res = std::make_shared<http::response<http::string_body>>();
     res->version(11);
@@ -479,6 +546,7 @@ class HttpSession final : public HttpSessionBase {
   Phase m_phase = Phase::kIdle;
   bool m_first = true;
   bool m_keep_alive = true;
+  std::string m_upgrade_asked;  ///< the request's Upgrade header, when it asked for one
   SteadyClock::time_point m_started{};
   SteadyClock::time_point m_deadline{};
 };

@@ -1,10 +1,53 @@
 #include "server/messages.h"
 
+#include <unistd.h>
+
+#include <utility>
+
 #include <nlohmann/json.hpp>
+
+#include "base/check.h"
 
 namespace gpunet::server {
 
 using Json = nlohmann::json;
+
+namespace {
+
+bool ProtocolToken(std::string_view text) {
+  if (text.empty() || text.size() > 64) return false;
+  for (char c : text) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '/' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+UpgradeTarget::UpgradeTarget(int fd, std::string protocol, std::function<void()> on_end)
+    : m_fd(fd), m_protocol(std::move(protocol)), m_on_end(std::move(on_end)) {
+  GPUNET_CHECK(m_fd >= 0);
+  GPUNET_CHECK(ProtocolToken(m_protocol));  // it goes into a header verbatim
+}
+
+UpgradeTarget::~UpgradeTarget() {
+  if (m_fd >= 0) ::close(m_fd);
+  if (m_on_end) m_on_end();
+}
+
+int UpgradeTarget::TakeFd() {
+  return std::exchange(m_fd, -1);
+}
+
+Response UpgradeResponse(int fd, std::string protocol, std::function<void()> on_end) {
+  Response response;
+  response.status = 101;
+  response.content_type.clear();
+  response.upgrade = std::make_shared<UpgradeTarget>(fd, std::move(protocol), std::move(on_end));
+  return response;
+}
 
 std::string DumpJson(const Json& value) {
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);

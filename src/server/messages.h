@@ -4,7 +4,9 @@
 // with the HTTP status following the code (docs/rpc.md).
 #pragma once
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +42,34 @@ struct Request {
   bool per_address_exempt = false;
 };
 
+/// A connection a handler hands over to a byte relay (an HTTP/1.1 upgrade to a
+/// protocol the server does not speak): the server answers `101 Switching
+/// Protocols` with `Upgrade: <protocol>` and `Connection: Upgrade`, then copies bytes
+/// both ways, verbatim and unparsed, between the client's stream (TLS or plain) and
+/// the descriptor, with half-close, until both directions ended (see
+/// src/server/README.md "Relays"). Owns the descriptor: closed when the relay ends,
+/// or when the answer never goes out (the client left, the server stops). `on_end`
+/// runs exactly once, at that moment, on whichever thread dropped the last reference:
+/// the handler's way to release what it counted for the relay.
+class UpgradeTarget {
+ public:
+  /// `fd`: a connected stream socket (AF_UNIX or TCP), blocking or not. `protocol`:
+  /// the Upgrade token, 1..64 bytes of [A-Za-z0-9./_-].
+  UpgradeTarget(int fd, std::string protocol, std::function<void()> on_end = {});
+  ~UpgradeTarget();
+  UpgradeTarget(const UpgradeTarget&) = delete;
+  UpgradeTarget& operator=(const UpgradeTarget&) = delete;
+
+  const std::string& Protocol() const { return m_protocol; }
+  /// The descriptor, now the caller's to close (the relay's); -1 once taken.
+  int TakeFd();
+
+ private:
+  int m_fd = -1;
+  std::string m_protocol;
+  std::function<void()> m_on_end;
+};
+
 /// What a handler returns.
 struct Response {
   int status = 200;
@@ -48,7 +78,15 @@ struct Response {
   /// Further headers to send (the tenant API's Gpunet-Next-Offset on a log read);
   /// names and values must be valid header text (the handler's to ensure).
   std::vector<std::pair<std::string, std::string>> headers = {};
+  /// Set (by UpgradeResponse): switch the connection to a byte relay instead of
+  /// answering. Only for a request that asked for that protocol (HTTP/1.1,
+  /// `Connection: Upgrade`, `Upgrade: <protocol>`); any other gets 426 and the
+  /// target is dropped. The other fields are then ignored (status is 101).
+  std::shared_ptr<UpgradeTarget> upgrade = nullptr;
 };
+
+/// Status 101 with an UpgradeTarget over `fd` (see there).
+Response UpgradeResponse(int fd, std::string protocol, std::function<void()> on_end = {});
 // ---- JSON helpers ----
 
 /// {"error":{"code":code,"message":message}} with the given status.

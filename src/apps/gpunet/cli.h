@@ -106,5 +106,7 @@ void RegisterProviderApiCommand(CLI::App& provider, GlobalOptions& g);
 /// secrets, upload, status, events, logs, outputs, grant, revoke.
 void RegisterLeaseTenantCommands(CLI::App& lease, GlobalOptions& g);
 void RegisterLogsCommand(CLI::App& app, GlobalOptions& g);  // gpunet logs (cmd_lease_tenant.cpp)
+/// exec, shell, forward, cp, ssh-config and the hidden ssh-proxy (cmd_interactive.cpp).
+void RegisterInteractiveCommands(CLI::App& app, GlobalOptions& g);
 
 }  // namespace gpunet::apps

@@ -112,9 +112,9 @@ uint64_t WallNowMs() {
   return static_cast<uint64_t>(base::SystemClock::Instance().NowMs());
 }
 
-/// The client that signs this lease's requests: the tenant key with --from, else
-/// the session key named by --session (or the stored grant that lasts longest).
-client::TenantClient Connect(const GlobalOptions& g, const LeaseContext& c, const TenantArgs& a) {
+client::TenantClient ConnectAs(const GlobalOptions& g, const LeaseContext& c,
+                               const std::string& from, const std::string& session) {
+  const TenantArgs a{.from = from, .session = session};
   if (!a.from.empty()) {
     const crypto::KeyPair key = LoadKey(g, a.from);
     if (!(crypto::AddressOf(key.Public()) == c.tenant_address))
@@ -139,6 +139,12 @@ client::TenantClient Connect(const GlobalOptions& g, const LeaseContext& c, cons
                     lease + " --session-key NAME --from KEY`");
   }
   return client::TenantClient(ClientOptions(c), found->key, found->grant);
+}
+
+/// The client that signs this lease's requests: the tenant key with --from, else
+/// the session key named by --session (or the stored grant that lasts longest).
+client::TenantClient Connect(const GlobalOptions& g, const LeaseContext& c, const TenantArgs& a) {
+  return ConnectAs(g, c, a.from, a.session);
 }
 
 // ---------------------------------------------------------------- answers
@@ -796,47 +802,60 @@ void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
 
 // ---------------------------------------------------------------- grant, revoke
 
-void RunGrant(const GlobalOptions& g, const TenantArgs& a) {
-  if (a.from.empty())
-    FailCommand(ErrorCode::kInvalidArgument,
-                "--from KEY is required: the tenant key signs the grant");
-  const LeaseContext c = ReadLease(g, a.lease);
-  const crypto::KeyPair tenant_key = LoadKey(g, a.from);
+}  // namespace
+
+LeaseGrant GrantLease(const GlobalOptions& g, const LeaseContext& c, const std::string& from,
+                      const std::string& session_name, const std::string& expires_text) {
+  const crypto::KeyPair tenant_key = LoadKey(g, from);
   if (!(crypto::AddressOf(tenant_key.Public()) == c.tenant_address))
     FailCommand(ErrorCode::kPermissionDenied,
-                "key \"" + a.from + "\" is not lease " + std::to_string(c.lease.lease_id) +
+                "key \"" + from + "\" is not lease " + std::to_string(c.lease.lease_id) +
                     "'s tenant " + c.lease.tenant + ": only the tenant can delegate the lease");
   const uint64_t now = WallNowMs();
   // No grant may outlive the lease (the provider refuses one that does): at most its
   // paid_until, which the lease's deposits extend.
-  uint64_t expires = c.lease.paid_until_ms;
-  if (!a.expires.empty()) {
-    const uint64_t asked = now + OrFail(client::ParseDurationMs(a.expires), "--expires");
-    if (asked < expires || expires == 0) expires = asked;
+  LeaseGrant out;
+  out.expires_ms = c.lease.paid_until_ms;
+  if (!expires_text.empty()) {
+    const uint64_t asked = now + OrFail(client::ParseDurationMs(expires_text), "--expires");
+    if (asked < out.expires_ms || out.expires_ms == 0) out.expires_ms = asked;
   }
-  if (expires <= now + client::kGrantUseMarginMs)
+  if (out.expires_ms <= now + client::kGrantUseMarginMs)
     FailCommand(ErrorCode::kInvalidArgument,
-                c.lease.paid_until_ms == 0 && a.expires.empty()
-                    ? "lease " + a.lease +
+                c.lease.paid_until_ms == 0 && expires_text.empty()
+                    ? "lease " + std::to_string(c.lease.lease_id) +
                           " has not started, so it has no end yet: give "
                           "--expires DURATION (e.g. 8h)"
                     : "the grant would end within a minute (the lease's paid time ends at " +
                           UtcText(c.lease.paid_until_ms) +
                           "): deposit more or give a longer --expires");
   auto sessions = client::SessionKeys::AtHome(g.Home());
-  bool created = false;
   const crypto::KeyPair session =
-      OrFail(sessions.LoadOrCreate(a.session, created), "--session-key");
+      OrFail(sessions.LoadOrCreate(session_name, out.created), "--session-key");
   client::GrantId grant_id;
   randombytes_buf(grant_id.data.data(), grant_id.kSize);
   const client::RequestScope scope{c.chain_id, c.provider_address, c.lease.lease_id};
-  const client::DelegationGrant grant =
-      client::SignGrant(tenant_key, scope, session.Public(), expires, grant_id);
-  OrFail(sessions.SaveGrant(a.session, grant), "storing the grant");
+  out.grant = client::SignGrant(tenant_key, scope, session.Public(), out.expires_ms, grant_id);
+  OrFail(sessions.SaveGrant(session_name, out.grant), "storing the grant");
+  return out;
+}
+
+namespace {
+
+void RunGrant(const GlobalOptions& g, const TenantArgs& a) {
+  if (a.from.empty())
+    FailCommand(ErrorCode::kInvalidArgument,
+                "--from KEY is required: the tenant key signs the grant");
+  const LeaseContext c = ReadLease(g, a.lease);
+  const LeaseGrant made = GrantLease(g, c, a.from, a.session, a.expires);
+  const auto& grant_id = made.grant.grant_id;
+  const uint64_t expires = made.expires_ms;
+  const bool created = made.created;
+  const auto sessions = client::SessionKeys::AtHome(g.Home());
   if (g.Json())
     return PrintJson({{"grant_id", base::ToHex(grant_id)},
                       {"session_key", a.session},
-                      {"public_key", base::ToHex(session.Public())},
+                      {"public_key", base::ToHex(made.grant.session_key)},
                       {"lease_id", c.lease.lease_id},
                       {"expires_ms", expires},
                       {"created", created}});

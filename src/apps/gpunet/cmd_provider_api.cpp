@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "apps/gpunet/cli.h"
+#include "crypto/address.h"
 #include "node/config.h"
 #include "provider/tenant_api.h"
 
@@ -17,6 +18,8 @@ struct ApiFlags {
   int key_fd = -1;
   std::string cert;
   std::string listen = "0.0.0.0:8443";
+  std::string chain_id;
+  std::string provider;
 };
 
 void RunApi(const ApiFlags& f) {
@@ -34,6 +37,9 @@ void RunApi(const ApiFlags& f) {
   options.api.server.host = host;
   options.api.server.port = port;
   options.api.cert_file = f.cert;
+  if (f.chain_id.empty()) FailCommand(base::ErrorCode::kInvalidArgument, "--chain-id is empty");
+  options.api.chain_id = f.chain_id;
+  options.api.provider = OrFail(crypto::ParseAddress(f.provider), "--provider");
   options.broker_fds = fds;
   options.key_fd = f.key_fd;
   OrFail(provider::RunTenantApi(std::move(options),
@@ -60,6 +66,12 @@ void RegisterProviderApiCommand(CLI::App& provider, GlobalOptions& /*g*/) {
       ->required();
   api->add_option("--cert", f->cert, "The TLS certificate (PEM)")->required();
   api->add_option("--listen", f->listen, "host:port to serve on (default 0.0.0.0:8443)");
+  api->add_option("--chain-id", f->chain_id,
+                  "The chain whose requests it serves (signatures are checked against it)")
+      ->required();
+  api->add_option("--provider", f->provider,
+                  "This provider's address (signatures are checked against it)")
+      ->required();
   api->footer(
       "Started by `gpunet provider run` (docs/tenant-api.md \"Two processes\"), which\n"
       "drops it to daemon.api_user and restarts it if it exits. It exits when every\n"

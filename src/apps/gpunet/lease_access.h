@@ -13,8 +13,10 @@
 #include "apps/gpunet/cli.h"
 #include "client/market_answers.h"
 #include "client/tenant_client.h"
+#include "client/tenant_request.h"
 #include "client/tenant_transfer.h"
 #include "crypto/address.h"
+#include "crypto/ed25519.h"
 
 namespace gpunet::apps {
 
@@ -48,5 +50,23 @@ void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t le
 /// Downloads output `name` to `dest` in pieces (resumable through dest.part).
 void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::string& name,
                     const std::string& dest);
+
+/// The client that signs lease `c`'s requests: tenant key `from` (its passphrase
+/// asked) when given, else session key `session`'s stored grant (or the one that
+/// lasts longest); ends the command, saying how to delegate, when there is none.
+client::TenantClient ConnectAs(const GlobalOptions& g, const LeaseContext& c,
+                               const std::string& from, const std::string& session);
+
+/// A session key's grant for a lease, made by GrantLease.
+struct LeaseGrant {
+  client::DelegationGrant grant;
+  uint64_t expires_ms = 0;
+  bool created = false;  ///< the session key is new
+};
+/// `gpunet lease grant`: tenant key `from` (asked for its passphrase) delegates lease
+/// `c` to session key `session_name` (made when new) until the lease's paid end, or
+/// sooner with `expires_text` (8h, 2d); the grant is stored beside the key.
+LeaseGrant GrantLease(const GlobalOptions& g, const LeaseContext& c, const std::string& from,
+                      const std::string& session_name, const std::string& expires_text);
 
 }  // namespace gpunet::apps

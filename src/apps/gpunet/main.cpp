@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   RegisterProviderRunCommands(*app.get_subcommand("provider"), g);
   RegisterLeaseTenantCommands(*app.get_subcommand("lease"), g);
   RegisterLogsCommand(app, g);
+  RegisterInteractiveCommands(app, g);
 
   try {
     app.parse(argc, argv);

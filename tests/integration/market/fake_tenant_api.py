@@ -10,6 +10,8 @@ tenant_api_tls_test.cpp). It does check each upload chunk's offset and SHA-256.
   fake_tenant_api.py agent GPUNET CERT KEY STATE  plays the agent: starts the real
       tenant-facing process (`gpunet provider api`) on broker socketpairs and answers
       its frames (provider/broker_wire.h), so the real front parses what the CLI sends
+      (and checks its signatures: the environment's CHAIN_ID and PROVIDER_ADDR are
+      its --chain-id and --provider)
 Either prints "PORT" on its first line, then serves.
 
 Faults a test asks for, as files in STATE:
@@ -244,7 +246,9 @@ def run_agent():
         os.closerange(8, 4096)  # nothing else: the agent's ends must close when it closes them
 
     api = subprocess.Popen([GPUNET, "provider", "api", "--broker-fds", "3,4,5,6", "--key-fd", "7",
-                            "--cert", CERT, "--listen", "127.0.0.1:0"],
+                            "--cert", CERT, "--listen", "127.0.0.1:0",
+                            "--chain-id", os.environ["CHAIN_ID"],
+                            "--provider", os.environ["PROVIDER_ADDR"]],
                            stderr=subprocess.PIPE, preexec_fn=place_fds, close_fds=False, text=True)
     os.close(key_fd)
     lock = threading.Lock()

@@ -18,7 +18,13 @@ devnet_workdir gpunet-tenant-cli-test
 g() { setsid "$GPUNET" "$@" </dev/null; }
 requests() { cat "$WORK/api/requests.jsonl" 2>/dev/null; }
 
-# --- 1. a TLS key, the fake tenant API, a devnet ---
+# --- 1. a devnet, a TLS key, the fake tenant API ---
+export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
+devnet_start --block-interval-ms 100
+# The real front (MODE agent) checks signatures in the chain's and provider's scope.
+CHAIN_ID="$(g -o json status | json_field '["chain_id"]')"
+PROVIDER_ADDR="$(devnet_address provider)"
+export CHAIN_ID PROVIDER_ADDR
 mkdir -p "$WORK/api"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
   -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || fail "openssl req"
@@ -33,8 +39,6 @@ trap 'kill $API_PID 2>/dev/null; _devnet_cleanup' EXIT
 for _ in $(seq 100); do [ -s "$WORK/api.port" ] && break; sleep 0.1; done
 port="$(head -1 "$WORK/api.port")"
 [ -n "$port" ] || { fail "the fake tenant API did not start"; cat "$WORK/api.err" >&2; exit 1; }
-export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
-devnet_start --block-interval-ms 100
 
 # --- 2. the provider publishes the API and its key; a tenant leases ---
 sed -e "s|^tenant_api:.*|tenant_api: https://127.0.0.1:$port|" -e "s|^tls_fingerprint:.*|tls_fingerprint: $fp|" \

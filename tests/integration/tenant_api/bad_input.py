@@ -389,6 +389,15 @@ def long_poll_cases():
     time.sleep(1.5)  # the two are waiting in the agent (for up to 8 s)
     expect("a third long-poll on one lease", signed(
         "GET", "/leases/%s/events?after=1000000&wait_ms=3000" % A), 429, "long-poll")
+    # The two slots are the tenant's key's: a badly signed long-poll is refused for its
+    # signature before it could count, and a stranger's key has slots of its own (the
+    # agent then refuses it).
+    expect("a badly signed long-poll on a full lease", signed(
+        "GET", "/leases/%s/events?after=1000000&wait_ms=3000" % A, extra=("--bad-signature",)),
+        401, "signature")
+    expect("a stranger's long-poll on a full lease", signed(
+        "GET", "/leases/%s/events?after=1000000&wait_ms=3000" % A, signer=("--key", "provider")),
+        403, "neither")
     t = threading.Thread(target=poll, args=("b0", B))
     t.start()
     threads.append(t)

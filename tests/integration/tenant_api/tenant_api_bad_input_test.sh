@@ -22,25 +22,14 @@ HERE="$(dirname "$(realpath "$0")")"
 source "$HERE/../../util/devnet.sh"
 # shellcheck source=../../util/provider_daemon.sh
 source "$HERE/../../util/provider_daemon.sh"
+# shellcheck source=tenant_api_daemon.sh
+source "$HERE/tenant_api_daemon.sh"
 devnet_workdir gpunet-tenant-api-bad-input-test
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (the provider daemon, device nodes)"; exit 77; }
 trap daemon_cleanup EXIT
 
 # --- a development devnet, the provider with two declared GPUs, the daemon ---
-devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 600000}'
-provider_home "$WORK/phome" 2
-{
-  provider_yaml_two_h100
-  declared_two_gpus_yaml
-  echo "  device_dir: $WORK/dev"
-  echo "  heartbeat_every: 1s"
-  echo "  metrics_listen: 127.0.0.1:$(free_port)"
-} >"$PHOME/provider.yaml"
-g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
-offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
-daemon_start "$WORK/daemon.log"
-heartbeat() { grep -q 'heartbeat: committed' "$WORK/daemon.log" || ! kill -0 "$DAEMON_PID"; }
-wait_for 30 heartbeat && kill -0 "$DAEMON_PID" || { fail "the daemon sent no heartbeat"; cat "$WORK/daemon.log" >&2; exit 1; }
+tenant_api_daemon_up "metrics_listen: 127.0.0.1:$(free_port)"
 
 # --- lease A: a workload that plants links to a host folder it cannot see ---
 VICTIM="$WORK/victim"
@@ -69,12 +58,8 @@ version: 1
 environment: host
 command: ["sh", "-c", "echo not-the-leases-manifest"]
 YAML
-create() {  # $1: manifest file; prints the lease id
-  g -o json lease create "$offer" --gpus 1 --deposit 10 --manifest "$1" --from tenant --yes |
-    json_field '["ids"]["lease_id"]'
-}
-lease_a="$(create "$WORK/job_a.yaml")" || fail "lease create A"
-lease_b="$(create "$WORK/job_b.yaml")" || fail "lease create B"
+lease_a="$(tenant_api_lease "$WORK/job_a.yaml")" || fail "lease create A"
+lease_b="$(tenant_api_lease "$WORK/job_b.yaml")" || fail "lease create B"
 # The daemon's view of a lease trails the ledger by up to one reconcile (409 "not
 # started yet" until then), as in integration_provider_daemon.
 submitted() { g lease submit "$lease_a" --manifest "$WORK/job_a.yaml" --from tenant >"$WORK/submit.txt" 2>&1; }
@@ -114,15 +99,8 @@ expect_error "a TLS peer whose key is not the ledger's" "man-in-the-middle" \
   "$GPUNET" lease status "$lease_a" --from tenant
 grep -q "$other_fp" "$WORK/err" || fail "the refusal does not name the ledger's fingerprint"
 
-kill -0 "$DAEMON_PID" 2>/dev/null || fail "the daemon is gone"
 [ "$(api_pids | wc -l)" -eq 1 ] || fail "the tenant-facing process was restarted: pids $(api_pids | xargs)"
 # The tenant's close stops the workloads (SIGTERM would leave them running).
 for lease in "$lease_a" "$lease_b"; do g lease close "$lease" --from tenant >/dev/null || fail "lease close $lease"; done
-stopped() { ! pgrep -f "sandbox supervise --run-dir $WORK/" >/dev/null; }
-wait_for 20 stopped || fail "the workloads did not stop after their leases closed"
-kill -TERM "$DAEMON_PID"
-daemon_wait_exit
-[ "$rc" -eq 0 ] || fail "daemon exit $rc on SIGTERM, expected 0"
-devnet_stop
-[ "$failures" -eq 0 ] || { echo "--- daemon log (last 60 lines):" >&2; tail -60 "$WORK/daemon.log" >&2; }
+tenant_api_daemon_down
 checks_report "tenant API bad input: every case refused with its status and message, nothing changed, the daemon kept serving"

@@ -43,6 +43,8 @@ class ApiProcessTest : public ::testing::Test {
     std::ofstream(dir.Path() + "/cert.pem") << "CERT-PEM";
     ::chmod((dir.Path() + "/key.pem").c_str(), 0600);
     options.listen = "127.0.0.1:1";
+    options.chain_id = "gpunet-test";
+    options.provider = "gpn1provider";
     options.key_path = dir.Path() + "/key.pem";
     options.cert_path = dir.Path() + "/cert.pem";
     options.user = *user;
@@ -88,7 +90,8 @@ TEST_F(ApiProcessTest, RunsUnprivilegedWithTheSocketsAndKeyOnItsFdsAndIsRestarte
   const std::string said = ReadUntilClosed(first[0]);
   EXPECT_EQ(said.find("uid=0 "), std::string::npos) << said;
   EXPECT_NE(said.find("uid=" + std::to_string(options.user.uid)), std::string::npos) << said;
-  EXPECT_NE(said.find("--broker-fds 3,4 --key-fd 5 --cert /proc/self/fd/6 --listen 127.0.0.1:1"),
+  EXPECT_NE(said.find("--broker-fds 3,4 --key-fd 5 --cert /proc/self/fd/6 --listen 127.0.0.1:1 "
+                      "--chain-id gpunet-test --provider gpn1provider"),
             std::string::npos)
       << said;
   EXPECT_NE(said.find("KEY-PEMCERT-PEM"), std::string::npos) << said;  // read though 0600 root's

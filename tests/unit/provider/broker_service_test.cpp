@@ -167,6 +167,16 @@ class BrokerServiceTest : public ::testing::Test {
       return std::vector<runtime::Environment>{{"host", runtime::Backend::kSandbox, ""},
                                                {"pytorch:2", runtime::Backend::kPodman, "ab12"}};
     };
+    deps.open_session = [this](const std::string& id) -> base::Result<int> {
+      if (!workloads.running.contains(id) || !workloads.running.at(id))
+        return base::Fail(base::ErrorCode::kUnavailable, "nothing listens on session.sock");
+      int sv[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return base::Fail(base::ErrorCode::kIo, "socketpair");
+      init_ends.push_back(sv[1]);
+      return sv[0];
+    };
+    deps.session_opened = [this] { ++sessions_opened; };
     deps.secrets_dir = dir.Path() + "/secrets";
     deps.log = [this](std::string_view line) { logs.emplace_back(line); };
     service = std::make_unique<BrokerService>(std::move(deps));
@@ -203,6 +213,9 @@ class BrokerServiceTest : public ::testing::Test {
   }
 
   BrokerFrame Call(const BrokerFrame& f) { return service->Handle(f); }
+  BrokerFrame CallSession(const BrokerFrame& f, BrokerFd* session) {
+    return service->Handle(f, session);
+  }
 
   /// The agent answers an unsigned request on the socket whose front end is `fd`.
   static void ExpectServes(int fd) {
@@ -236,6 +249,12 @@ class BrokerServiceTest : public ::testing::Test {
   uint32_t workload_uid = static_cast<uint32_t>(::geteuid());
   std::string outputs_beneath = "outputs";  // the manifest's outputs_dir beneath the fs root
   int next_nonce = 0;
+  std::vector<int> init_ends;  ///< the "init" side of each session open_session made
+  int sessions_opened = 0;
+
+  ~BrokerServiceTest() override {
+    for (int fd : init_ends) ::close(fd);
+  }
 };
 
 TEST_F(BrokerServiceTest, EnvironmentsAreUnsignedAndListTheRuntimes) {
@@ -601,6 +620,85 @@ TEST_F(BrokerServiceTest, AClosedLeaseKeepsReadsForRetentionAndRefusesWrites) {
   EXPECT_EQ(StatusOf(Call(other)), 404);
 }
 
+TEST_F(BrokerServiceTest, ASessionIsTheInitsSocketForARunningWorkloadOfAStartedLease) {
+  const auto session_frame = [this](const crypto::KeyPair* key = nullptr) {
+    return Signed(BrokerOp::kSession, "GET", "/leases/7/session", "", key);
+  };
+  BrokerFd fd;
+  // No workload yet.
+  auto none = CallSession(session_frame(), &fd);
+  EXPECT_EQ(StatusOf(none), 409);
+  EXPECT_EQ(none.Field("message").value_or(""),
+            "the lease's workload is not running (state: none); send the manifest first");
+  EXPECT_FALSE(fd.Valid());
+  SubmitManifest();
+  auto ok = CallSession(session_frame(), &fd);
+  ASSERT_EQ(StatusOf(ok), 200) << ok.Field("message").value_or("");
+  ASSERT_TRUE(fd.Valid());
+  ASSERT_EQ(init_ends.size(), 1u);
+  ASSERT_EQ(::write(init_ends[0], "\x08", 1), 1);  // what init would send: its bytes arrive
+  char c = 0;
+  ASSERT_EQ(::read(fd.Get(), &c, 1), 1);
+  EXPECT_EQ(c, '\x08');
+  EXPECT_EQ(sessions_opened, 1);
+  fd = BrokerFd();
+  // Verified like every op: a stranger, a bad signature; and never without a place for
+  // the socket (the front asked for the wrong op).
+  const crypto::KeyPair stranger = TestKey(99);
+  EXPECT_EQ(StatusOf(CallSession(session_frame(&stranger), &fd)), 403);
+  auto bad = session_frame();
+  bad.fields["signature"][0] = bad.fields["signature"][0] == 'a' ? 'b' : 'a';
+  EXPECT_EQ(StatusOf(CallSession(bad, &fd)), 401);
+  EXPECT_EQ(StatusOf(Call(session_frame())), 400);
+  auto wrong_route = Signed(BrokerOp::kStatus, "GET", "/leases/7");
+  wrong_route.op = BrokerOp::kSession;
+  EXPECT_EQ(StatusOf(CallSession(wrong_route, &fd)), 400);
+  EXPECT_FALSE(fd.Valid());
+  EXPECT_EQ(init_ends.size(), 1u);
+  // The workload ended: 409 with its state.
+  workloads.running["lease-7"] = false;
+  auto exited = CallSession(session_frame(), &fd);
+  EXPECT_EQ(StatusOf(exited), 409);
+  EXPECT_EQ(exited.Field("message").value_or(""),
+            "the lease's workload is not running (state: exited)");
+  // Closed: 410.
+  workloads.running["lease-7"] = true;
+  chain.view.leases[kBrokerLease].state = "closed";
+  chain.view.leases[kBrokerLease].end = "tenant_closed";
+  chain.view.leases[kBrokerLease].closed_ms = kBrokerNowMs;
+  engine->Reconcile();
+  EXPECT_EQ(StatusOf(CallSession(session_frame(), &fd)), 410);
+  EXPECT_FALSE(fd.Valid());
+  EXPECT_EQ(sessions_opened, 1);
+}
+
+TEST_F(BrokerServiceTest, ASessionsSocketGoesBackOverTheBrokerWithTheReply) {
+  SubmitManifest();
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  service->Serve({sv[1]});
+  ASSERT_TRUE(WriteBrokerFrame(sv[0], Signed(BrokerOp::kSession, "GET", "/leases/7/session")));
+  BrokerFd passed;
+  auto reply = ReadBrokerFrameWithFd(sv[0], &passed);
+  ASSERT_TRUE(reply.has_value()) << reply.error().ToString();
+  EXPECT_EQ(StatusOf(*reply), 200);
+  ASSERT_TRUE(passed.Valid());
+  ASSERT_EQ(init_ends.size(), 1u);
+  ASSERT_EQ(::write(passed.Get(), "open", 4), 4);
+  char buf[4] = {};
+  ASSERT_EQ(::read(init_ends[0], buf, 4), 4);
+  EXPECT_EQ(std::string(buf, 4), "open");
+  // The agent kept no copy: once the front's is closed, init reads the end.
+  passed = BrokerFd();
+  EXPECT_EQ(::read(init_ends[0], buf, 1), 0);
+  // A frame from the front with a descriptor attached ends that connection: the
+  // agent takes none.
+  ASSERT_TRUE(WriteBrokerFrame(sv[0], Signed(BrokerOp::kStatus, "GET", "/leases/7"), init_ends[0]));
+  EXPECT_EQ(::read(sv[0], buf, 1), 0);
+  service->Stop();
+  ::close(sv[0]);
+}
+
 TEST_F(BrokerServiceTest, RevokingTakesTheTenantsSignedRevocation) {
   const client::RequestScope scope{"gpunet-test", provider, kBrokerLease};
   client::GrantId gid;
@@ -650,6 +748,8 @@ TEST_F(BrokerServiceTest, ARestartingFrontCostsTheAgentNoFdsOrThreads) {
   ApiProcessOptions o;
   o.command = {"/bin/true"};
   o.listen = "127.0.0.1:1";
+  o.chain_id = "gpunet-test";
+  o.provider = "gpn1provider";
   o.key_path = dir.Path() + "/key.pem";
   o.cert_path = dir.Path() + "/cert.pem";
   o.user = *user;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -61,6 +62,7 @@ class TestAgent {
     CloseAll();
     for (auto& t : m_threads) t.join();
     for (int fd : m_agent_fds) ::close(fd);
+    for (int fd : m_init_ends) ::close(fd);
   }
   void Start() {
     for (int fd : m_agent_fds) m_threads.emplace_back([this, fd] { Serve(fd); });
@@ -72,6 +74,11 @@ class TestAgent {
   std::vector<BrokerFrame> Seen() {
     std::lock_guard lock(m_mutex);
     return m_seen;
+  }
+  /// The "init" end of the n-th session the agent handed out (-1 when none yet).
+  int InitEnd(size_t n) {
+    std::lock_guard lock(m_mutex);
+    return n < m_init_ends.size() ? m_init_ends[n] : -1;
   }
 
   std::vector<int> front_fds;  ///< handed to the BrokerClient (which owns them then)
@@ -91,7 +98,20 @@ class TestAgent {
         std::lock_guard lock(m_mutex);
         m_seen.push_back(*frame);
       }
-      if (!WriteBrokerFrame(fd, answer(*frame))) return;
+      // A session's yes carries a socket, as the agent's does: one end of a fresh
+      // pair, the other kept as the in-sandbox init's.
+      const BrokerFrame reply = answer(*frame);
+      int pass = -1;
+      if (frame->op == BrokerOp::kSession && reply.Field("status") == "200") {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+        pass = sv[0];
+        std::lock_guard lock(m_mutex);
+        m_init_ends.push_back(sv[1]);
+      }
+      const bool written = WriteBrokerFrame(fd, reply, pass).has_value();
+      if (pass >= 0) ::close(pass);
+      if (!written) return;
     }
   }
 
@@ -99,6 +119,7 @@ class TestAgent {
   std::vector<std::thread> m_threads;
   std::mutex m_mutex;
   std::vector<BrokerFrame> m_seen;
+  std::vector<int> m_init_ends;
 };
 
 struct HttpReply {
@@ -167,11 +188,24 @@ std::string RequestBytes(std::string_view method, std::string_view target,
   return r;
 }
 
+/// The lease a /leases/{id}... target names (42 for any other target).
+uint64_t LeaseOfTarget(std::string_view target) {
+  if (!target.starts_with("/leases/")) return 42;
+  uint64_t id = 0;
+  for (char c : target.substr(8)) {
+    if (c < '0' || c > '9') break;
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return id;
+}
+
+/// Signed for the Front's scope (chain gpunet-test, provider TestAddress(7), the
+/// target's lease), by TestKey(1) unless `key` is given.
 client::HeaderList SignedHeaders(std::string_view method, std::string_view target,
-                                 std::string_view body) {
-  const client::RequestScope scope{"gpunet-test", TestAddress(7), 42};
+                                 std::string_view body, const crypto::KeyPair& key = TestKey(1)) {
+  const client::RequestScope scope{"gpunet-test", TestAddress(7), LeaseOfTarget(target)};
   auto headers = client::SignTenantRequest(
-      scope, TestKey(1), nullptr, client::RequestLine{method, target, client::BodyHash(body)},
+      scope, key, nullptr, client::RequestLine{method, target, client::BodyHash(body)},
       static_cast<uint64_t>(base::SystemClock::Instance().NowMs()), client::RandomNonce());
   EXPECT_TRUE(headers) << headers.error().ToString();
   return headers ? *headers : client::HeaderList{};
@@ -218,6 +252,8 @@ struct Front {
     if (tune) tune(options.server);
     options.cert_file = dir.Sub("cert.pem");
     options.key_pem = made.key_pem;
+    options.chain_id = "gpunet-test";
+    options.provider = TestAddress(7);
     api = std::make_unique<TenantApi>(std::move(options), *broker);
     auto started = api->Start();
     EXPECT_TRUE(started) << started.error().ToString();
@@ -647,17 +683,21 @@ TEST(TenantApi, ALongPollHoldsOnlyItsOwnBrokerConnection) {
   EXPECT_EQ(f.broker->Alive(), 2u);
 }
 
-TEST(TenantApi, LongPollsAreCappedPerLeaseAndLeaveABrokerConnectionFree) {
-  Front f(4);  // long-polls may hold 3 of the 4 broker connections
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  f.agent.answer = [released](const BrokerFrame& frame) {
+/// The test agent's answer while long-polls (wait_ms > 0) wait until `released`.
+std::function<BrokerFrame(const BrokerFrame&)> HoldingLongPolls(std::shared_future<void> released) {
+  return [released](const BrokerFrame& frame) {
     if (frame.Field("wait_ms").value_or("0") != "0") released.wait();
     BrokerFrame r;
     r.fields["status"] = "200";
     r.body = "{\"op\":\"" + std::string(BrokerOpName(frame.op)) + "\"}";
     return r;
   };
+}
+
+TEST(TenantApi, LongPollsAreCappedPerLeaseAndLeaveABrokerConnectionFree) {
+  Front f(4);  // long-polls may hold 3 of the 4 broker connections
+  std::promise<void> release;
+  f.agent.answer = HoldingLongPolls(release.get_future().share());
   const auto waiting = [&](size_t n) {
     while (f.agent.Seen().size() < n) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   };
@@ -686,6 +726,213 @@ TEST(TenantApi, LongPollsAreCappedPerLeaseAndLeaveABrokerConnectionFree) {
   EXPECT_EQ(f.Send("GET", "/leases/42/logs?wait_ms=100").status, 200);
 }
 
+/// A TLS connection that asks GET /leases/{id}/session to upgrade (blocking OpenSSL).
+class SessionConn {
+ public:
+  /// Connects and sends the upgrade request, signed unless `headers` says otherwise.
+  SessionConn(uint16_t port, std::string_view target, const client::HeaderList& headers,
+              bool ask_upgrade = true)
+      : m_socket(ConnectLoopback(port)) {
+    m_ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(m_ctx, SSL_VERIFY_NONE, nullptr);
+    m_ssl = SSL_new(m_ctx);
+    if (m_socket < 0) return;
+    SSL_set_fd(m_ssl, m_socket);
+    if (SSL_connect(m_ssl) != 1) return;
+    std::string request = "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n";
+    for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
+    if (ask_upgrade) request += "Connection: Upgrade\r\nUpgrade: gpunet-session/1\r\n";
+    request += "\r\n";
+    if (!Write(request)) return;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      char c;
+      if (SSL_read(m_ssl, &c, 1) != 1) break;
+      head.push_back(c);
+    }
+    if (head.rfind("HTTP/1.1 ", 0) == 0 && head.size() >= 12) status = std::stoi(head.substr(9, 3));
+    // A refusal's body, by its length (the connection stays open for the next request).
+    const size_t at = head.find("Content-Length: ");
+    if (status != 101 && at != std::string::npos)
+      body = Read(std::stoul(head.substr(at + 16, head.find("\r\n", at) - at - 16)));
+  }
+  ~SessionConn() {
+    SSL_free(m_ssl);
+    SSL_CTX_free(m_ctx);
+    if (m_socket >= 0) ::close(m_socket);
+  }
+  bool Write(std::string_view data) {
+    return SSL_write(m_ssl, data.data(), static_cast<int>(data.size())) ==
+           static_cast<int>(data.size());
+  }
+  /// Up to `size` bytes; fewer when the connection ends (*ended set).
+  std::string Read(size_t size, bool* ended = nullptr) {
+    std::string out;
+    if (ended != nullptr) *ended = false;
+    while (out.size() < size) {
+      char buffer[4096];
+      ERR_clear_error();  // SSL_get_error reads the thread's queue (RawHttps leaves errors)
+      const int n =
+          SSL_read(m_ssl, buffer, static_cast<int>(std::min(sizeof buffer, size - out.size())));
+      if (n <= 0) {
+        if (ended != nullptr) *ended = true;
+        // The relay's close_notify: answered, so it closes without waiting for one.
+        if (SSL_get_error(m_ssl, n) == SSL_ERROR_ZERO_RETURN) SSL_shutdown(m_ssl);
+        break;
+      }
+      out.append(buffer, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+  int status = 0;
+  std::string head;  ///< the response head, blank line included
+  std::string body;  ///< a refusal's body
+
+ private:
+  int m_socket = -1;
+  SSL_CTX* m_ctx = nullptr;
+  SSL* m_ssl = nullptr;
+};
+
+std::unique_ptr<SessionConn> OpenSession(Front& f, uint64_t lease) {
+  const std::string target = "/leases/" + std::to_string(lease) + "/session";
+  return std::make_unique<SessionConn>(f.api->Port(), target, SignedHeaders("GET", target, ""));
+}
+
+/// Polls `pred` for up to 20 s (a liveness bound, not a timing test).
+template <class Pred>
+bool Eventually(Pred pred) {
+  for (int i = 0; i < 10'000 && !pred(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return pred();
+}
+
+TEST(TenantApi, ASessionIsTheAgentsSocketRelayedVerbatimAndHoldsNoBrokerConnection) {
+  Front f(2);
+  auto s = OpenSession(f, 42);
+  ASSERT_EQ(s->status, 101) << s->head;
+  EXPECT_NE(s->head.find("Upgrade: gpunet-session/1\r\n"), std::string::npos) << s->head;
+  const auto seen = f.agent.Seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].op, BrokerOp::kSession);
+  EXPECT_EQ(seen[0].lease_id, 42u);
+  EXPECT_EQ(seen[0].Field("target"), "/leases/42/session");
+  EXPECT_TRUE(seen[0].Field("signature").has_value());
+  const int init = f.agent.InitEnd(0);
+  ASSERT_GE(init, 0);
+  // Frames are the tenant's and init's business: any bytes go through unchanged.
+  const std::string open("\x01\x00\x00\x00\x03\x01\x00\x18", 8);
+  ASSERT_TRUE(s->Write(open));
+  char buffer[8] = {};
+  ASSERT_EQ(::recv(init, buffer, 8, MSG_WAITALL), 8);
+  EXPECT_EQ(std::string(buffer, 8), open);
+  ASSERT_EQ(::send(init, "\x08\x00\x00\x00\x00", 5, MSG_NOSIGNAL), 5);
+  EXPECT_EQ(s->Read(5), std::string("\x08\x00\x00\x00\x00", 5));
+  EXPECT_EQ(f.api->SessionsOf(42), 1u);
+  EXPECT_EQ(f.api->Stats().relays, 1u);
+  // Both broker connections are free: two long-polls could wait at once.
+  EXPECT_EQ(f.broker->Alive(), 2u);
+  EXPECT_EQ(f.Send("GET", "/leases/42").status, 200);
+  // Init ends the session: the tenant reads the end, and the count goes.
+  ::shutdown(init, SHUT_RDWR);
+  bool ended = false;
+  EXPECT_EQ(s->Read(1, &ended), "");
+  EXPECT_TRUE(ended);
+  EXPECT_TRUE(Eventually([&] { return f.api->SessionsOf(42) == 0 && f.api->Sessions() == 0; }));
+}
+
+TEST(TenantApi, ASessionWithoutUpgradeOrSignatureOrThatTheAgentRefusesIsAnAnswerNotARelay) {
+  Front f(2);
+  const std::string target = "/leases/42/session";
+  SessionConn plain(f.api->Port(), target, SignedHeaders("GET", target, ""), false);
+  EXPECT_EQ(plain.status, 426) << plain.head;
+  EXPECT_NE(plain.head.find("Upgrade: gpunet-session/1"), std::string::npos) << plain.head;
+  SessionConn unsigned_conn(f.api->Port(), target, {});
+  EXPECT_EQ(unsigned_conn.status, 401) << unsigned_conn.head;
+  client::HeaderList forged = SignedHeaders("GET", "/leases/43/session", "");
+  SessionConn wrong_lease(f.api->Port(), target, forged);
+  EXPECT_EQ(wrong_lease.status, 401) << "signed for lease 43";
+  EXPECT_TRUE(f.agent.Seen().empty());
+  EXPECT_EQ(f.Send("POST", target).status, 405);
+  f.agent.answer = [](const BrokerFrame&) {
+    BrokerFrame r;
+    r.fields["status"] = "409";
+    r.body =
+        "{\"error\":{\"code\":\"conflict\",\"message\":\"the lease's workload is not running "
+        "(state: exited)\"}}";
+    return r;
+  };
+  auto refused = OpenSession(f, 42);
+  EXPECT_EQ(refused->status, 409) << refused->head;
+  EXPECT_NE(refused->body.find("(state: exited)"), std::string::npos) << refused->body;
+  EXPECT_EQ(f.api->Sessions(), 0u);
+  EXPECT_EQ(f.api->Stats().relays, 0u);
+}
+
+TEST(TenantApi, SessionsAreCappedPerLeaseAndInAll) {
+  Front f(2, [](server::ServerOptions& o) { o.connections_per_address_max = 200; });
+  std::vector<std::unique_ptr<SessionConn>> open;
+  for (size_t i = 0; i < kTenantSessionsPerLeaseMax; ++i) {
+    open.push_back(OpenSession(f, 42));
+    ASSERT_EQ(open.back()->status, 101) << i << open.back()->head;
+  }
+  const size_t asked = f.agent.Seen().size();
+  auto over = OpenSession(f, 42);
+  EXPECT_EQ(over->status, 429) << over->head;
+  EXPECT_NE(over->body.find("lease 42 has 16 sessions open"), std::string::npos) << over->body;
+  EXPECT_EQ(f.agent.Seen().size(), asked) << "a lease at its cap is not asked for another";
+  // Other leases until the process's cap.
+  for (uint64_t lease = 43; open.size() < kTenantSessionsMax; ++lease) {
+    for (int i = 0; i < 8; ++i) {
+      open.push_back(OpenSession(f, lease));
+      ASSERT_EQ(open.back()->status, 101) << lease << open.back()->head;
+    }
+  }
+  auto full = OpenSession(f, 99);
+  EXPECT_EQ(full->status, 503) << full->head;
+  EXPECT_NE(full->body.find("64 sessions open"), std::string::npos) << full->body;
+  EXPECT_EQ(f.api->Sessions(), kTenantSessionsMax);
+  // One ends (the tenant left, and init ended the session): its lease may open one again.
+  open.front().reset();
+  ::shutdown(f.agent.InitEnd(0), SHUT_RDWR);
+  EXPECT_TRUE(Eventually([&] { return f.api->SessionsOf(42) == kTenantSessionsPerLeaseMax - 1; }));
+  auto again = OpenSession(f, 42);
+  EXPECT_EQ(again->status, 101) << again->head;
+}
+
+TEST(TenantApi, ABadlySignedLongPollTakesNoSlotAndSlotsAreKeptPerSigner) {
+  Front f(4);  // long-polls may hold 3 of the 4 broker connections
+  std::promise<void> release;
+  f.agent.answer = HoldingLongPolls(release.get_future().share());
+  const std::string target = "/leases/42/events?wait_ms=25000";
+  // A stranger fills lease 42's slots with requests that do not verify, or that verify
+  // as its own key's: neither takes the tenant's.
+  for (int i = 0; i < 3; ++i) {
+    client::HeaderList bad = SignedHeaders("GET", target, "");
+    for (auto& [k, v] : bad)
+      if (k == "Gpunet-Signature") v[0] = v[0] == 'a' ? 'b' : 'a';
+    auto r = RawHttps(f.api->Port(), RequestBytes("GET", target, bad, ""));
+    EXPECT_EQ(r.status, 401) << r.body;
+  }
+  EXPECT_TRUE(f.agent.Seen().empty());
+  std::vector<std::thread> polls;
+  std::vector<HttpReply> held(3);
+  const crypto::KeyPair stranger = TestKey(2);
+  polls.emplace_back([&] {
+    held[0] = RawHttps(f.api->Port(),
+                       RequestBytes("GET", target, SignedHeaders("GET", target, "", stranger), ""));
+  });
+  polls.emplace_back([&] { held[1] = f.Send("GET", target); });
+  polls.emplace_back([&] { held[2] = f.Send("GET", target); });
+  while (f.agent.Seen().size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // The tenant's own third is over its cap.
+  auto third = f.Send("GET", "/leases/42/events?wait_ms=100");
+  EXPECT_EQ(third.status, 429) << third.body;
+  release.set_value();
+  for (auto& t : polls) t.join();
+  for (const auto& r : held) EXPECT_EQ(r.status, 200) << r.body;
+}
+
 /// RunTenantApi's options as `provider run` gives them, on 127.0.0.1 (any port).
 RunTenantApiOptions LocalRunOptions(const std::string& cert_file, const TestAgent& agent,
                                     int key_fd) {
@@ -694,6 +941,8 @@ RunTenantApiOptions LocalRunOptions(const std::string& cert_file, const TestAgen
   options.api.server.host = "127.0.0.1";
   options.api.server.port = 0;
   options.api.cert_file = cert_file;
+  options.api.chain_id = "gpunet-test";
+  options.api.provider = TestAddress(7);
   options.broker_fds = agent.front_fds;
   options.key_fd = key_fd;
   return options;
