@@ -54,7 +54,6 @@ jget() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 bal() { g -o json query account "$1" | jget '["balance_ugpn"]'; }
 burned() { g -o json query conservation | jget '["burned_ugpn"]'; }
 fmt() { $PY -c "import sys; v=int(sys.argv[1]); s='-' if v<0 else ''; v=abs(v); print(f'{s}{v//10**6}.{v%10**6:06d} GPN ({s}{v} ugpn)')" "$1"; }
-has_verb() { "$GPUNET" --help | grep -q "^  $1 "; }  # this build has the top-level verb `gpunet $1`
 
 # ---------------------------------------------------------------- 1. the chain
 step "Starting gpunet devnet: a development chain (its genesis says so: declared GPUs are allowed)"
@@ -204,46 +203,41 @@ step "gpunet query conservation"
 g query conservation | tee "$WORK/conservation.out" || die "the conservation equation does not hold"
 
 # ---------------------------------------------------------------- 4. an interactive lease
-interactive_ok=0
-if has_verb ssh-config && has_verb forward; then
-  step "An interactive machine: gpunet run docs/examples/interactive.yaml --from tenant --yes --detach"
-  grep -v '^#' "$TENANT_DIR/interactive.yaml"
-  (cd "$TENANT_DIR" && g run interactive.yaml --from tenant --yes --detach) || die "gpunet run --detach"
-  ilease="$(newest_lease)"
-  check '[ "$ilease" != "$lease" ]' "no new lease for the interactive machine"
+step "An interactive machine (docs/examples/interactive.yaml): gpunet run interactive.yaml --from tenant --yes --detach"
+grep -v '^#' "$TENANT_DIR/interactive.yaml"
+(cd "$TENANT_DIR" && g run interactive.yaml --from tenant --yes --detach) || die "gpunet run --detach"
+ilease="$(newest_lease)"
+check '[ "$ilease" != "$lease" ]' "no new lease for the interactive machine"
 
-  step "gpunet ssh-config $ilease: an OpenSSH host entry whose ProxyCommand is gpunet itself"
-  ssh-keygen -q -t ed25519 -N '' -C demo-tenant -f "$WORK/id_ed25519" || die "ssh-keygen"
-  g ssh-config "$ilease" --identity "$WORK/id_ed25519" --from tenant | tee "$WORK/ssh-config.out" ||
-    die "gpunet ssh-config"
-  ssh_config="$GPUNET_HOME/ssh/config" host="gpunet-$ilease"
-  grep -q "^Host $host\$" "$ssh_config" || die "no Host $host in $ssh_config"
-  sed -n "/^Host $host\$/,/^\$/p" "$ssh_config"
-  step "ssh -F $ssh_config $host: a command inside the lease"
-  ssh -F "$ssh_config" -o BatchMode=yes "$host" 'echo "inside: uid $(id -u) on lease $GPUNET_LEASE_ID, CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"; ls /work' |
-    tee "$WORK/ssh.out" || die "ssh through the ProxyCommand"
-  grep -q "^inside: uid [0-9]* on lease $ilease," "$WORK/ssh.out" || die "ssh did not run inside lease $ilease"
-  step "scp: a file to the lease and back"
-  head -c 100000 /dev/urandom >"$WORK/blob.bin"
-  scp -q -F "$ssh_config" -o BatchMode=yes "$WORK/blob.bin" "$host:/work/blob.bin" || die "scp to the lease"
-  scp -q -F "$ssh_config" -o BatchMode=yes "$host:/work/blob.bin" "$WORK/blob.back" || die "scp from the lease"
-  cmp "$WORK/blob.bin" "$WORK/blob.back" || die "the file came back changed"
-  echo "  100000 bytes to /work/blob.bin and back, identical"
-  step "gpunet forward $ilease 8000: the web server inside the lease, on 127.0.0.1 here"
-  local_port="$(free_port)"
-  "$GPUNET" forward "$ilease" "8000:$local_port" --from tenant </dev/null >"$WORK/forward.log" 2>&1 &
-  BG_PIDS+=($!)
-  page() { curl -fsS --max-time 5 "http://127.0.0.1:$local_port/index.html" >"$WORK/page.html" 2>/dev/null; }
-  wait_for 30 page || die "curl through gpunet forward got no page"
-  echo "\$ curl http://127.0.0.1:$local_port/index.html"
-  cat "$WORK/page.html"
-  grep -q 'served from inside a gpunet lease' "$WORK/page.html" || die "the page is not the lease's"
-  step "gpunet lease close $ilease"
-  g lease close "$ilease" --from tenant || die "lease close"
-  interactive_ok=1
-else
-  step "The interactive lease: skipped, this build lacks gpunet ssh-config or forward (issue 18, being built)"
-fi
+step "gpunet ssh-config $ilease: an OpenSSH host entry whose ProxyCommand is gpunet itself"
+ssh-keygen -q -t ed25519 -N '' -C demo-tenant -f "$WORK/id_ed25519" || die "ssh-keygen"
+g ssh-config "$ilease" --identity "$WORK/id_ed25519" --from tenant | tee "$WORK/ssh-config.out" ||
+  die "gpunet ssh-config"
+ssh_config="$GPUNET_HOME/ssh/config" host="gpunet-$ilease"
+grep -q "^Host $host\$" "$ssh_config" || die "no Host $host in $ssh_config"
+sed -n "/^Host $host\$/,/^\$/p" "$ssh_config"
+step "ssh -F $ssh_config $host: a command inside the lease"
+ssh -F "$ssh_config" -o BatchMode=yes "$host" 'echo "inside: uid $(id -u) on lease $GPUNET_LEASE_ID, CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"; ls /work' |
+  tee "$WORK/ssh.out" || die "ssh through the ProxyCommand"
+grep -q "^inside: uid [0-9]* on lease $ilease," "$WORK/ssh.out" || die "ssh did not run inside lease $ilease"
+step "scp: a file to the lease and back"
+head -c 100000 /dev/urandom >"$WORK/blob.bin"
+scp -q -F "$ssh_config" -o BatchMode=yes "$WORK/blob.bin" "$host:/work/blob.bin" || die "scp to the lease"
+scp -q -F "$ssh_config" -o BatchMode=yes "$host:/work/blob.bin" "$WORK/blob.back" || die "scp from the lease"
+cmp "$WORK/blob.bin" "$WORK/blob.back" || die "the file came back changed"
+echo "  100000 bytes to /work/blob.bin and back, identical"
+step "gpunet forward $ilease 8000: the web server inside the lease, on 127.0.0.1 here"
+local_port="$(free_port)"
+"$GPUNET" forward "$ilease" "8000:$local_port" --from tenant </dev/null >"$WORK/forward.log" 2>&1 &
+BG_PIDS+=($!)
+page() { curl -fsS --max-time 5 "http://127.0.0.1:$local_port/index.html" >"$WORK/page.html" 2>/dev/null; }
+wait_for 30 page || die "curl through gpunet forward got no page"
+cat "$WORK/forward.log"
+echo "\$ curl http://127.0.0.1:$local_port/index.html"
+cat "$WORK/page.html"
+grep -q 'served from inside a gpunet lease' "$WORK/page.html" || die "the page is not the lease's"
+step "gpunet lease close $ilease"
+g lease close "$ilease" --from tenant || die "lease close"
 
 step "Stopping the provider's daemon and the devnet"
 for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
@@ -254,8 +248,4 @@ check '[ "$rc" -eq 0 ]' "the daemon exited $rc on SIGTERM"
 devnet_stop
 [ "$failures" -eq 0 ] || die "$failures check(s) failed"
 echo
-if [ "$interactive_ok" -eq 1 ]; then
-  echo "demo OK"
-else
-  echo "demo OK (without the interactive lease: this build has no gpunet ssh-config/forward)"
-fi
+echo "demo OK"
