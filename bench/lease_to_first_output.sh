@@ -12,50 +12,13 @@
 set -u
 BUILD="${1:-build}"
 LEASES="${2:-20}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "lease_to_first_output: skipped (needs root, as the provider's daemon and sandbox do)"
-  exit 0
-fi
-GPUNET="$(realpath "$BUILD/bin/gpunet" 2>/dev/null)"
-BENCH_SANDBOX="$(realpath "$BUILD/bench/bench_sandbox" 2>/dev/null)"
-[ -x "$GPUNET" ] && [ -x "$BENCH_SANDBOX" ] || {
-  echo "lease_to_first_output: build gpunet and bench_sandbox first ($BUILD)" >&2
-  exit 1
-}
-TESTS="$(dirname "$0")/../tests"
-# shellcheck source=../tests/util/devnet.sh
-source "$TESTS/util/devnet.sh"
-# shellcheck source=../tests/util/provider_daemon.sh
-source "$TESTS/util/provider_daemon.sh"
-devnet_workdir gpunet-bench-l2fo
-trap daemon_cleanup EXIT  # also unmounts the retained workloads' quota file systems
-die() {
-  echo "lease_to_first_output: $*" >&2
-  [ -f "$WORK/d.log" ] && tail -30 "$WORK/d.log" >&2
-  exit 1
-}
+# shellcheck source=util/provider_bench.sh
+source "$(dirname "$0")/util/provider_bench.sh"
+bench_start lease_to_first_output "$BUILD"
 
 # --- the chain, the provider, its daemon ---
-# A closed lease's GPUs go back once its workload is stopped and they pass the idle
-# check; one GPU per lease keeps that wait out of the figures: every lease finds a
-# free one at once.
-GPUS=$((LEASES < 2 ? 2 : LEASES))
-[ "$GPUS" -le 256 ] || die "at most 256 leases (one device node minor each)"
-devnet_start_with_genesis '{"development": true}' '{"manifest_timeout_ms": 60000}'
-provider_home "$WORK/phome" "$GPUS"
-{
-  provider_yaml_two_h100 | sed "s/^        gpus: 2\$/        gpus: $GPUS/"
-  echo "  metrics_listen: 127.0.0.1:$(free_port)"
-  echo "  device_dir: $WORK/dev"
-  echo "  declared_gpus:"
-  for ((i = 0; i < GPUS; i++)); do printf '    - uuid: GPU-dev-%d\n      minor: %d\n' "$i" "$i"; done
-} >"$PHOME/provider.yaml"
-grep -q "^        gpus: $GPUS\$" "$PHOME/provider.yaml" || die "provider.yaml: the machine's gpus were not set to $GPUS"
-g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || die "provider register"
+bench_provider $((LEASES < 2 ? 2 : LEASES)) '{"manifest_timeout_ms": 60000}'
 offer="$(g -o json offers | json_field '["offers"][0]["offer_id"]')"
-daemon_start "$WORK/d.log"
-heartbeat() { grep -qs 'heartbeat: committed' "$WORK/d.log"; }
-wait_for 60 heartbeat || die "the daemon sent no heartbeat"
 
 cat >"$WORK/echo.yaml" <<'YAML'
 version: 1
@@ -245,8 +208,5 @@ for name, who, f in parts + others:
     print("  %-20s %-8s p50=%6.1f p95=%6.1f" % (name, who, statistics.median(v), pct(v, 95)))
 PY
 rc=$?
-
-kill -TERM "$DAEMON_PID"
-daemon_wait_exit
-devnet_stop
+bench_stop
 exit $rc

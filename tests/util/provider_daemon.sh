@@ -85,13 +85,16 @@ tenant_reads_workload() {
 }
 
 # A devnet on a fixed port (so it can be restarted) whose genesis has the top-level
-# members of the JSON object $1 and the params of $2 merged in; exports DEVNET_RPC,
-# GPUNET_HOME ($WORK/home) and GPUNET_PASSPHRASE.
+# members of the JSON object $1 and the params of $2 merged in, making a block at
+# most every $3 ms (default 100; "default": the devnet's own timing); exports
+# DEVNET_RPC, GPUNET_HOME ($WORK/home) and GPUNET_PASSPHRASE.
 devnet_start_with_genesis() {
+  local blocks=(--block-interval-ms "${3:-100}")
+  [ "${3:-}" = default ] && blocks=()
   export GPUNET_HOME="$WORK/home" GPUNET_PASSPHRASE=devnet
   DEVNET_RPC="127.0.0.1:$(free_port)"
   export DEVNET_RPC
-  devnet_start --block-interval-ms 100
+  devnet_start "${blocks[@]}"
   devnet_stop
   $PY - "$GPUNET_HOME/config/genesis.json" "$1" "${2:-{\}}" <<'PY'
 import json, sys
@@ -102,7 +105,7 @@ genesis["params"].update(json.loads(sys.argv[3]))
 json.dump(genesis, open(path, "w"), indent=2)
 PY
   rm -rf "${GPUNET_HOME:?}/data" && mkdir -m 700 "$GPUNET_HOME/data"
-  devnet_start --block-interval-ms 100
+  devnet_start "${blocks[@]}"
 }
 
 # A provider home at $1 with the devnet's operator key, a TLS identity and $2 fake
