@@ -400,8 +400,11 @@ void RunSecrets(const GlobalOptions& g, const TenantArgs& a) {
 
 // ---------------------------------------------------------------- upload
 
-std::string Mib(uint64_t bytes) {
-  const uint64_t tenths = bytes * 10 / (1u << 20);
+/// A size for a progress line: bytes below 1 KiB, then KiB, then MiB with a tenth.
+std::string SizeText(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  if (bytes < (1u << 20)) return std::to_string(bytes / 1024) + " KiB";
+  const uint64_t tenths = bytes / (1u << 20) * 10 + bytes % (1u << 20) * 10 / (1u << 20);
   return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " MiB";
 }
 
@@ -425,7 +428,8 @@ void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t le
   const std::optional<uint64_t> remote = RemoteSize(tenant, lease_id, f.remote);
   uint64_t offset = OrFail(client::UploadResumeOffset(f.size, remote), f.remote);
   if (remote && *remote == f.size) {  // an empty file too: it exists, and O_EXCL would refuse it
-    if (!g.Json()) std::cerr << f.remote << ": already there (" << Mib(f.size) << ")" << std::endl;
+    if (!g.Json())
+      std::cerr << f.remote << ": already there (" << SizeText(f.size) << ")" << std::endl;
     return;
   }
   std::string chunk;
@@ -456,7 +460,7 @@ void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t le
                                            std::to_string(offset + length));
     offset = size;
     if (!g.Json())
-      std::cerr << "\r" << f.remote << ": " << Mib(offset) << " / " << Mib(f.size)
+      std::cerr << "\r" << f.remote << ": " << SizeText(offset) << " / " << SizeText(f.size)
                 << (f.size ? " (" + std::to_string(offset * 100 / f.size) + "%)" : "")
                 << std::flush;
   } while (offset < f.size);
@@ -479,7 +483,7 @@ void RunUpload(const GlobalOptions& g, const TenantArgs& a) {
     for (const auto& f : files) j.push_back({{"path", f.remote}, {"size", f.size}});
     return PrintJson({{"uploaded", j}});
   }
-  std::cout << files.size() << " file(s), " << Mib(total) << " uploaded to lease "
+  std::cout << files.size() << " file(s), " << SizeText(total) << " uploaded to lease "
             << c.lease.lease_id << std::endl;
 }
 
