@@ -185,13 +185,18 @@ def close_ends_case():
         return
     s.send(OPEN, exec_open(["sleep", "600"]))
     s.sock.settimeout(60)
+    ready = False
     while True:
         f = s.frame()
         if f is not None and f[0] == READY:
+            ready = True
             open(os.path.join(E["WORK"], "session-open"), "w").close()  # the test closes A now
         if f is None or f[0] in (EXIT, ERROR):
             break
-    print("ok %-36s %s" % ("the session ends with its lease", "last frame %s" % (f and f[0])))
+    if not ready:
+        fail("the session on lease A never became READY (last frame %s)" % (f and f[0]))
+    else:
+        print("ok %-36s %s" % ("the session ends with its lease", "last frame %s" % (f and f[0])))
 
 
 def main():

@@ -10,18 +10,10 @@
 # Needs root (the daemon).
 #   tenant_api_session_test.sh GPUNET REQUEST_TOOL
 set -u
-GPUNET="$(realpath "$1")"
-TOOL="$(realpath "$2")"
 HERE="$(dirname "$(realpath "$0")")"
-# shellcheck source=../../util/devnet.sh
-source "$HERE/../../util/devnet.sh"
-# shellcheck source=../../util/provider_daemon.sh
-source "$HERE/../../util/provider_daemon.sh"
 # shellcheck source=tenant_api_daemon.sh
 source "$HERE/tenant_api_daemon.sh"
-devnet_workdir gpunet-tenant-api-session-test
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (the provider daemon, device nodes)"; exit 77; }
-trap daemon_cleanup EXIT
+tenant_api_test_start gpunet-tenant-api-session-test "$@"
 
 tenant_api_daemon_up
 
@@ -63,6 +55,7 @@ CASE=close_ends $PY "$HERE/session.py" &
 watcher=$!
 session_open() { [ -e "$WORK/session-open" ] || ! kill -0 "$watcher" 2>/dev/null; }
 wait_for 20 session_open || fail "no session opened on lease A before its close"
+kill -0 "$watcher" 2>/dev/null || fail "the session on lease A ended before its lease closed"
 g lease close "$lease_a" --from tenant >/dev/null || fail "lease close A"
 wait "$watcher" || fail "the session open on lease A did not end with the lease"
 
