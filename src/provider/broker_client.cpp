@@ -163,8 +163,9 @@ base::Result<BrokerFrame> BrokerClient::Call(const BrokerFrame& request, BrokerF
     *session = BrokerFd();  // closed
     finish(false);
     return Fail(ErrorCode::kUnavailable,
-                stray ? std::string("the provider's agent sent a descriptor with a refusal")
-                      : std::string("the provider's agent said yes to a session without its socket"));
+                stray
+                    ? std::string("the provider's agent sent a descriptor with a refusal")
+                    : std::string("the provider's agent said yes to a session without its socket"));
   }
   finish(true);
   return reply;

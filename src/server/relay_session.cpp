@@ -32,7 +32,7 @@
 namespace gpunet::server {
 
 namespace beast = boost::beast;
-using unix_socket = net::local::stream_protocol::socket;
+using UnixSocket = net::local::stream_protocol::socket;
 
 namespace {
 
@@ -206,7 +206,7 @@ class RelaySession final : public SessionBase {
   HttpServer::Impl& m_server;
   Next m_client;
   const net::any_io_executor m_executor;  ///< the connection's strand
-  unix_socket m_fd;                       ///< stream sockets of any family relay the same
+  UnixSocket m_fd;                        ///< stream sockets of any family relay the same
   std::shared_ptr<UpgradeTarget> m_target;
   std::vector<char> m_up;    ///< client → descriptor
   std::vector<char> m_down;  ///< descriptor → client

@@ -15,18 +15,10 @@
 # refuses and says a man-in-the-middle is possible. Needs root (the daemon).
 #   tenant_api_bad_input_test.sh GPUNET REQUEST_TOOL
 set -u
-GPUNET="$(realpath "$1")"
-TOOL="$(realpath "$2")"
 HERE="$(dirname "$(realpath "$0")")"
-# shellcheck source=../../util/devnet.sh
-source "$HERE/../../util/devnet.sh"
-# shellcheck source=../../util/provider_daemon.sh
-source "$HERE/../../util/provider_daemon.sh"
 # shellcheck source=tenant_api_daemon.sh
 source "$HERE/tenant_api_daemon.sh"
-devnet_workdir gpunet-tenant-api-bad-input-test
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (the provider daemon, device nodes)"; exit 77; }
-trap daemon_cleanup EXIT
+tenant_api_test_start gpunet-tenant-api-bad-input-test "$@"
 
 # --- a development devnet, the provider with two declared GPUs, the daemon ---
 tenant_api_daemon_up "metrics_listen: 127.0.0.1:$(free_port)"

@@ -1,9 +1,25 @@
-# Sourced by the tenant_api integration tests, after tests/util/devnet.sh and
-# tests/util/provider_daemon.sh: the daemon they all run against, and its end.
+# Sourced by the tenant_api integration tests (it sources tests/util/devnet.sh and
+# tests/util/provider_daemon.sh): the daemon they all run against, and its end.
 #
+#   tenant_api_test_start WORKDIR_NAME GPUNET TOOL  # sets GPUNET, TOOL, WORK; root or skip
 #   tenant_api_daemon_up [EXTRA_YAML_LINE...]  # devnet, provider, daemon; sets offer
 #   lease="$(tenant_api_lease MANIFEST)"        # a 1-GPU lease of the offer
 #   tenant_api_daemon_down                      # workloads stopped, SIGTERM, exit 0
+
+# shellcheck source=../../util/devnet.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../util/devnet.sh"
+# shellcheck source=../../util/provider_daemon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../util/provider_daemon.sh"
+
+# The test's arguments (the gpunet binary, the request tool), its work dir; exits 77
+# (skipped) without root, and cleans up after the daemon on exit.
+tenant_api_test_start() {
+  GPUNET="$(realpath "$2")"
+  TOOL="$(realpath "$3")"
+  devnet_workdir "$1"
+  [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (the provider daemon, device nodes)"; exit 77; }
+  trap daemon_cleanup EXIT
+}
 
 # A development devnet, the provider with two declared GPUs (heartbeat every second,
 # each argument one more line of its daemon: section), registered, and the daemon
