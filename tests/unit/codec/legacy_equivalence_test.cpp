@@ -148,10 +148,10 @@ const std::map<std::string, FolderType, std::less<>> kCodecFolders = {
 // Folders whose targets parse something encoding.cpp does not (their files are
 // still decoded as every codec type below).
 const std::set<std::string, std::less<>> kOtherFolders = {
-    "fuzz_bech32",       "fuzz_bft_wal",        "fuzz_broker_frame", "fuzz_keyfile",
-    "fuzz_manifest",     "fuzz_market_config",  "fuzz_mnemonic",     "fuzz_offer_filter",
-    "fuzz_smt_proof",    "fuzz_tenant_request", "fuzz_nonce_log",    "fuzz_tenant_route",
-    "fuzz_broker_route", "fuzz_task",         "fuzz_terminal_text",
+    "fuzz_bech32",       "fuzz_bft_wal",        "fuzz_broker_frame",  "fuzz_keyfile",
+    "fuzz_manifest",     "fuzz_market_config",  "fuzz_mnemonic",      "fuzz_offer_filter",
+    "fuzz_smt_proof",    "fuzz_tenant_request", "fuzz_nonce_log",     "fuzz_tenant_route",
+    "fuzz_broker_route", "fuzz_task",           "fuzz_terminal_text",
 };
 
 fs::path SourceDir() {
