@@ -99,6 +99,54 @@ grep -q "paid $paid GPN to the provider, refunded $refunded GPN" "$WORK/echo.err
 grep -Eq '^timings lease_committed_ms=[1-9][0-9]* provider_noticed_ms=[1-9][0-9]* manifest_accepted_ms=[1-9][0-9]* sandbox_started_ms=[1-9][0-9]* first_output_ms=[1-9][0-9]*$' "$WORK/echo.err" ||
   fail "no --timings line with every mark"
 
+# --- outputs that try to escape: links and odd names skipped and said; only the
+# regular file comes back, nothing is written outside gpunet-out/LEASE ---
+mkdir -p "$WORK/esc"
+task "$WORK/esc/esc.yaml" "{gpus: H100:1, max_price: 3}" <<'YAML'
+run: |
+  mkdir -p out
+  echo kept > out/regular.txt
+  ln -s /etc/passwd out/passwd-link
+  ln -s ../../ out/up
+  echo x > "out/$(printf 'evil\033]0;owned\007')"
+  echo x > "out/$(printf 'new\nline')"
+outputs: [out/]
+YAML
+listing() { find "$WORK/esc" -mindepth 1 -printf '%P %y %s %T@\n' | sort; }
+listing >"$WORK/esc-before.txt"
+passwd_sum="$(sha256sum /etc/passwd)"
+(cd "$WORK/esc" && g run esc.yaml --from tenant --yes >"$WORK/esc.out" 2>"$WORK/esc.err") ||
+  { fail "run esc.yaml"; cat "$WORK/esc.out" "$WORK/esc.err" >&2; }
+elease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/esc.err")"
+[ -n "$elease" ] || fail "esc: no lease"
+[ "$(find "$WORK/esc/gpunet-out" -mindepth 1 -printf '%P %y\n' | sort | tr '\n' ,)" = "$elease d,$elease/regular.txt f," ] ||
+  { fail "esc: gpunet-out holds more than the regular file"; find "$WORK/esc/gpunet-out" >&2; }
+[ "$(cat "$WORK/esc/gpunet-out/$elease/regular.txt" 2>/dev/null)" = kept ] || fail "esc: the regular file did not come back"
+listing | grep -v '^gpunet-out' | diff "$WORK/esc-before.txt" - >&2 || fail "esc: something outside gpunet-out/$elease changed"
+[ "$(sha256sum /etc/passwd)" = "$passwd_sum" ] || fail "esc: /etc/passwd changed"
+grep -q "skipped: passwd-link is a symbolic link" "$WORK/esc.err" || fail "esc: the link to /etc/passwd was not said skipped"
+grep -q "skipped: up is a symbolic link" "$WORK/esc.err" || fail "esc: the link to ../../ was not said skipped"
+[ "$(grep -c 'skipped: path ".*" holds a control byte' "$WORK/esc.err")" -eq 2 ] ||
+  fail "esc: the names with an escape and a newline were not both said skipped"
+grep skipped "$WORK/esc.err" | grep -q $'\033' && fail "esc: a skipped name's escape sequence reached the terminal"
+[ "$(lease_field "$elease" state)" = closed ] || fail "esc: lease $elease not closed"
+
+# --- an interactive task (no run): run returns once it runs, says how to reach it;
+# the lease stays open; exec works on it; lease close ends it ---
+task "$WORK/machine.yaml" "{gpus: H100:1, max_price: 3}" <<<"environment: host"
+timeout 60 setsid "$GPUNET" run "$WORK/machine.yaml" --from tenant --yes </dev/null >"$WORK/machine.out" 2>"$WORK/machine.err" ||
+  { fail "run machine.yaml"; cat "$WORK/machine.err" >&2; }
+mlease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/machine.err")"
+for line in "an interactive machine" "gpunet shell $mlease" "gpunet exec $mlease" "gpunet ssh-config $mlease" \
+  "gpunet forward $mlease PORT" "gpunet lease close $mlease"; do
+  grep -q "$line" "$WORK/machine.err" || { fail "interactive run: no \"$line\""; cat "$WORK/machine.err" >&2; }
+done
+[ "$(lease_field "$mlease" state)" = started ] || fail "interactive run: lease $mlease not left running"
+[ "$(timeout 30 setsid "$GPUNET" exec "$mlease" --from tenant -n -- sh -c 'echo exec-$((1+1))' </dev/null)" = exec-2 ] ||
+  fail "interactive run: gpunet exec on lease $mlease"
+g lease close "$mlease" --from tenant >/dev/null || fail "interactive run: lease close"
+[ "$(lease_field "$mlease" state)" = closed ] || fail "interactive run: lease $mlease not closed"
+
 # --- nothing fits: which requirement excluded the offer; the order gets no bid: refunded ---
 task "$WORK/big.yaml" "{gpus: H100:4, max_price: 3}" <<<"run: echo hi"
 before="$(g -o json query account tenant | json_field '["balance_ugpn"]')"
@@ -197,4 +245,4 @@ nlease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/no
 kill "$envs_pid"
 devnet_stop
 [ "$failures" -eq 0 ] || { echo "--- daemon log:" >&2; tail -50 "$WORK/daemon.log" >&2; }
-checks_report "gpunet run: an echo job from an offer (upload, secret, logs, outputs, settlement, timings), malformed task, no funds, no tty, nothing fits (refunded order), --order, --detach, Ctrl-C keep and close, a provider that does not start"
+checks_report "gpunet run: an echo job from an offer (upload, secret, logs, outputs, settlement, timings), outputs that try to escape, an interactive task, malformed task, no funds, no tty, nothing fits (refunded order), --order, --detach, Ctrl-C keep and close, a provider that does not start"
