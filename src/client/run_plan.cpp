@@ -283,6 +283,22 @@ std::vector<std::string> ComeBackLines(const Task& task, uint64_t lease_id) {
       "  gpunet logs " + id + " -f --from KEY           (follow its output)",
       "  gpunet lease outputs " + id + " -o DIR --from KEY (bring back its outputs)",
       "  gpunet lease close " + id + " --from KEY       (end it: what is not used is refunded)"};
+  if (task.Interactive()) {  // how to reach the machine: it waits for the user
+    out.insert(out.begin() + 1,
+               {"  gpunet shell " + id + " --from KEY            (a terminal on it)",
+                "  gpunet exec " + id + " --from KEY -- CMD      (one command)",
+                "  gpunet ssh-config " + id +
+                    " --from KEY       (then ssh, scp and rsync through the config it writes)"});
+    std::vector<std::string> forwards;
+    for (const uint16_t port : task.ports)
+      forwards.push_back("  gpunet forward " + id + " " + std::to_string(port) +
+                         " --from KEY    (its port " + std::to_string(port) +
+                         " on 127.0.0.1 here)");
+    if (forwards.empty())
+      forwards.push_back("  gpunet forward " + id +
+                         " PORT[:LOCAL] --from KEY (a port inside it, e.g. Jupyter's 8888, here)");
+    out.insert(out.begin() + 4, forwards.begin(), forwards.end());
+  }
   std::string needs;
   if (task.auto_topup_cap_ugpn) needs = "auto_topup";
   if (!task.Interactive() && task.close_on_exit)

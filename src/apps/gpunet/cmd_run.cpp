@@ -553,7 +553,12 @@ void TaskRun::DownloadOutputs(client::TenantClient& tenant) {
   for (const auto& why : answer.skipped) Say("  skipped: " + why);
   const auto plan = client::PlanTaskOutputs(m_task);
   for (const auto& e : answer.entries) {
-    if (e.type != "file" || !client::OutputSelected(e.name, plan.selections)) continue;
+    if (e.type == "directory" || !client::OutputSelected(e.name, plan.selections)) continue;
+    if (e.type != "file") {  // a link is listed, never followed; a fifo or socket has no bytes
+      Say("  skipped: " + e.name + " is a " + (e.type == "symlink" ? "symbolic link" : e.type) +
+          ", not a regular file; outputs bring back regular files only");
+      continue;
+    }
     // ParseOutputsAnswer checked the name: relative, no "..", so it stays beneath dest.
     const std::string to = (fs::path(dest) / e.name).string();
     DownloadOutput(tenant, m_lease_id, e.name, to);

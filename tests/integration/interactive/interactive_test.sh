@@ -9,7 +9,8 @@
 #   - `gpunet shell` under a pty driver (pty_shell.py): the size follows a resize,
 #     Ctrl-C interrupts a sleep and the shell stays, the exit code, the mode restored;
 #   - `gpunet ssh-config`: ssh runs a command and scp copies a file both ways through
-#     the generated config (ProxyCommand = gpunet ssh-proxy, host key checked), and
+#     the generated config (ProxyCommand = gpunet ssh-proxy, host key checked), rsync
+#     -e 'ssh -F CONFIG' a folder both ways, and
 #     the ledger key is refused as the identity;
 #   - the host is out of reach: a port the host listens on at 127.0.0.1 is refused
 #     from exec, and a forward to it finds nothing listening (the message says so);
@@ -147,6 +148,21 @@ timeout 30 scp "${S[@]}" -q "$WORK/scp.txt" "gpunet-$lease:/work/scp.txt" 2>"$WO
 [ "$(x -n -- cat /work/scp.txt)" = scp-up ] || fail "scp up: the file is not in the lease"
 timeout 30 scp "${S[@]}" -q "gpunet-$lease:/work/a.txt" "$WORK/scp-down.txt" 2>"$WORK/scp.err" || fail "scp down: $(tail -3 "$WORK/scp.err")"
 [ "$(cat "$WORK/scp-down.txt" 2>/dev/null)" = one ] || fail "scp down: not the lease's file"
+# rsync over ssh through the same config: a folder up, then back down, whole.
+if command -v rsync >/dev/null; then
+  mkdir -p "$WORK/rs/sub" && echo rsync-one >"$WORK/rs/a.txt" && head -c 200000 /dev/urandom >"$WORK/rs/sub/blob"
+  timeout 30 rsync -a -e "ssh ${S[*]}" "$WORK/rs/" "gpunet-$lease:/work/rs/" 2>"$WORK/rsync.err" </dev/null ||
+    fail "rsync up: $(tail -3 "$WORK/rsync.err")"
+  [ "$(x -n -- sha256sum /work/rs/sub/blob | cut -d' ' -f1)" = "$(sha256sum <"$WORK/rs/sub/blob" | cut -d' ' -f1)" ] ||
+    fail "rsync up: the folder is not whole in the lease"
+  x -n -- sh -c 'echo made-in-lease > /work/rs/sub/new.txt'
+  timeout 30 rsync -a -e "ssh ${S[*]}" "gpunet-$lease:/work/rs/" "$WORK/rs-back/" 2>"$WORK/rsync.err" </dev/null ||
+    fail "rsync down: $(tail -3 "$WORK/rsync.err")"
+  cmp -s "$WORK/rs/sub/blob" "$WORK/rs-back/sub/blob" && [ "$(cat "$WORK/rs-back/a.txt")" = rsync-one ] &&
+    [ "$(cat "$WORK/rs-back/sub/new.txt" 2>/dev/null)" = made-in-lease ] || fail "rsync down: the folder came back different"
+else
+  echo "note: no rsync here; its check skipped"
+fi
 # A host key that is not the lease's: ssh refuses (host-key checking stays on).
 sed -i "s|^gpunet-$lease .*|gpunet-$lease $(cut -d' ' -f1,2 "$WORK/id_ed25519.pub")|" "$GPUNET_HOME/ssh/known_hosts"
 timeout 30 ssh "${S[@]}" "gpunet-$lease" true </dev/null 2>/dev/null && fail "ssh accepted a host key that is not the lease's"
@@ -159,4 +175,4 @@ x -n -- true 2>/dev/null
 [ $? -eq 255 ] || fail "exec after the close does not exit 255"
 
 tenant_api_daemon_down
-checks_report "interactive: exec, cp, forward, shell on a pty, ssh and scp through ssh-config, the host out of reach, exec after the close"
+checks_report "interactive: exec, cp, forward, shell on a pty, ssh, scp and rsync through ssh-config, the host out of reach, exec after the close"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # `gpunet run task.yaml` (issue 18 items 2, 8, 9) against a development devnet and
-# `gpunet provider run` selling two declared GPUs (offer at 2.5 GPN/GPU-h, bidding
-# on): an echo job from the offer (workdir upload less .gpunetignore, a secret from
-# the environment, stderr, control sequences made harmless, outputs brought back
-# into gpunet-out/LEASE, the settlement printed and equal to `lease show`,
-# --timings); a malformed task (line:col, nothing on the ledger); no funds; no
+# `gpunet provider run` selling a machine of eight declared GPUs on a 1 GiB disk
+# (offer at 2.5 GPN/GPU-h, bidding on): an echo job from the offer (workdir upload
+# less .gpunetignore, a secret from the environment, stderr, control sequences made
+# harmless, outputs brought back into gpunet-out/LEASE, the settlement printed and
+# equal to `lease show`, --timings); outputs that try to escape (links, names with an
+# escape or a newline: only the regular file comes back, nothing written outside
+# gpunet-out/LEASE); an interactive task (run returns with the ways in, exec works,
+# lease close ends it); an upload over the lease's 128 MiB disk share (what to do,
+# the lease closed, the settlement); a malformed task (line:col, nothing on the ledger); no funds; no
 # terminal and no --yes; nothing fits (the message), then its order gets no bid
 # and is refunded; --order (the daemon bids, the award runs the job); --detach;
 # Ctrl-C keep and Ctrl-C close under a pty; a provider whose TLS key is not the
@@ -27,10 +31,17 @@ task() {  # $1: file, $2: resources, then the rest of the task's lines on stdin
   { echo "resources: $2"; cat; } >"$1"
 }
 
-# --- a development devnet, a provider daemon with two declared H100s ---
+# --- a development devnet, a provider daemon with eight declared H100s ---
 devnet_start_with_genesis '{"development": true}'
-provider_home "$WORK/phome" 2
-{ provider_yaml_two_h100; declared_two_gpus_yaml; cat <<YAML; } >"$PHOME/provider.yaml"
+# Eight declared GPUs on a machine with the smallest disk one can declare (1 GiB), so a
+# GPU's disk share is 128 MiB and an upload over it costs little; the other cases
+# write a few bytes.
+provider_home "$WORK/phome" 8
+{
+  provider_yaml_two_h100 | sed -e 's/disk_gib: 500$/disk_gib: 1/' -e 's/^        gpus: 2$/        gpus: 8/'
+  echo "  declared_gpus:"
+  for minor in 0 1 2 3 4 5 6 7; do printf '    - uuid: GPU-dev-%d\n      minor: %d\n' "$minor" "$minor"; done
+  cat <<YAML
   metrics_listen: 127.0.0.1:$(free_port)
   heartbeat_every: 1s
   device_dir: $WORK/dev
@@ -39,6 +50,7 @@ provider_home "$WORK/phome" 2
     floor: {H100: 1}
     undercut: 10%
 YAML
+} >"$PHOME/provider.yaml"
 g provider register --config "$PHOME/provider.yaml" --from provider --yes >/dev/null || fail "provider register"
 daemon_start "$WORK/daemon.log"
 api_up() { curl -sk "https://127.0.0.1:$API_PORT/environments" | grep -q host; }
@@ -99,11 +111,77 @@ grep -q "paid $paid GPN to the provider, refunded $refunded GPN" "$WORK/echo.err
 grep -Eq '^timings lease_committed_ms=[1-9][0-9]* provider_noticed_ms=[1-9][0-9]* manifest_accepted_ms=[1-9][0-9]* sandbox_started_ms=[1-9][0-9]* first_output_ms=[1-9][0-9]*$' "$WORK/echo.err" ||
   fail "no --timings line with every mark"
 
+# --- outputs that try to escape: links and odd names skipped and said; only the
+# regular file comes back, nothing is written outside gpunet-out/LEASE ---
+mkdir -p "$WORK/esc"
+task "$WORK/esc/esc.yaml" "{gpus: H100:1, max_price: 3}" <<'YAML'
+run: |
+  mkdir -p out
+  echo kept > out/regular.txt
+  ln -s /etc/passwd out/passwd-link
+  ln -s ../../ out/up
+  echo x > "out/$(printf 'evil\033]0;owned\007')"
+  echo x > "out/$(printf 'new\nline')"
+outputs: [out/]
+YAML
+listing() { find "$WORK/esc" -mindepth 1 -printf '%P %y %s %T@\n' | sort; }
+listing >"$WORK/esc-before.txt"
+passwd_sum="$(sha256sum /etc/passwd)"
+(cd "$WORK/esc" && g run esc.yaml --from tenant --yes >"$WORK/esc.out" 2>"$WORK/esc.err") ||
+  { fail "run esc.yaml"; cat "$WORK/esc.out" "$WORK/esc.err" >&2; }
+elease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/esc.err")"
+[ -n "$elease" ] || fail "esc: no lease"
+[ "$(find "$WORK/esc/gpunet-out" -mindepth 1 -printf '%P %y\n' | sort | tr '\n' ,)" = "$elease d,$elease/regular.txt f," ] ||
+  { fail "esc: gpunet-out holds more than the regular file"; find "$WORK/esc/gpunet-out" >&2; }
+[ "$(cat "$WORK/esc/gpunet-out/$elease/regular.txt" 2>/dev/null)" = kept ] || fail "esc: the regular file did not come back"
+listing | grep -v '^gpunet-out' | diff "$WORK/esc-before.txt" - >&2 || fail "esc: something outside gpunet-out/$elease changed"
+[ "$(sha256sum /etc/passwd)" = "$passwd_sum" ] || fail "esc: /etc/passwd changed"
+grep -q "skipped: passwd-link is a symbolic link" "$WORK/esc.err" || fail "esc: the link to /etc/passwd was not said skipped"
+grep -q "skipped: up is a symbolic link" "$WORK/esc.err" || fail "esc: the link to ../../ was not said skipped"
+[ "$(grep -c 'skipped: path ".*" holds a control byte' "$WORK/esc.err")" -eq 2 ] ||
+  fail "esc: the names with an escape and a newline were not both said skipped"
+grep skipped "$WORK/esc.err" | grep -q $'\033' && fail "esc: a skipped name's escape sequence reached the terminal"
+[ "$(lease_field "$elease" state)" = closed ] || fail "esc: lease $elease not closed"
+
+# --- an interactive task (no run): run returns once it runs, says how to reach it;
+# the lease stays open; exec works on it; lease close ends it ---
+task "$WORK/machine.yaml" "{gpus: H100:1, max_price: 3}" <<<"environment: host"
+timeout 60 setsid "$GPUNET" run "$WORK/machine.yaml" --from tenant --yes </dev/null >"$WORK/machine.out" 2>"$WORK/machine.err" ||
+  { fail "run machine.yaml"; cat "$WORK/machine.err" >&2; }
+mlease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/machine.err")"
+for line in "an interactive machine" "gpunet shell $mlease" "gpunet exec $mlease" "gpunet ssh-config $mlease" \
+  "gpunet forward $mlease PORT" "gpunet lease close $mlease"; do
+  grep -q "$line" "$WORK/machine.err" || { fail "interactive run: no \"$line\""; cat "$WORK/machine.err" >&2; }
+done
+[ "$(lease_field "$mlease" state)" = started ] || fail "interactive run: lease $mlease not left running"
+[ "$(timeout 30 setsid "$GPUNET" exec "$mlease" --from tenant -n -- sh -c 'echo exec-$((1+1))' </dev/null)" = exec-2 ] ||
+  fail "interactive run: gpunet exec on lease $mlease"
+g lease close "$mlease" --from tenant >/dev/null || fail "interactive run: lease close"
+[ "$(lease_field "$mlease" state)" = closed ] || fail "interactive run: lease $mlease not closed"
+
+# --- an upload over the lease's disk share (128 MiB): what to do, the lease closed,
+# the settlement printed as the ledger has it; the job never ran ---
+mkdir -p "$WORK/bigjob"
+truncate -s 160M "$WORK/bigjob/data.bin"
+task "$WORK/bigjob.yaml" "{gpus: H100:1, max_price: 3}" <<<$'workdir: bigjob\nrun: echo never-runs'
+expect_error "an upload over the disk" "does not fit the lease's disk" g run "$WORK/bigjob.yaml" --from tenant --yes
+grep -q ".gpunetignore" "$WORK/err" || { fail "upload over the disk: no way out said"; cat "$WORK/err" >&2; }
+grep -q never-runs "$WORK/out" "$WORK/err" && fail "upload over the disk: the job ran"
+blease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/err")"
+[ "$(lease_field "$blease" state)" = closed ] || fail "upload over the disk: lease $blease not closed"
+paid="$(lease_field "$blease" paid_ugpn)"
+refunded="$(lease_field "$blease" refunded_ugpn)"
+[ $((paid + refunded)) -eq "$(lease_field "$blease" deposited_ugpn)" ] ||
+  fail "upload over the disk: paid $paid + refunded $refunded is not the deposit"
+grep -q "paid $(gpn "$paid") GPN to the provider, refunded $(gpn "$refunded") GPN" "$WORK/err" ||
+  { fail "upload over the disk: the settlement printed is not lease show's"; cat "$WORK/err" >&2; }
+rm -rf "$WORK/bigjob"
+
 # --- nothing fits: which requirement excluded the offer; the order gets no bid: refunded ---
-task "$WORK/big.yaml" "{gpus: H100:4, max_price: 3}" <<<"run: echo hi"
+task "$WORK/big.yaml" "{gpus: H100:16, max_price: 3}" <<<"run: echo hi"
 before="$(g -o json query account tenant | json_field '["balance_ugpn"]')"
 expect_error "nothing fits, no bid" "refunded" g run "$WORK/big.yaml" --from tenant --yes --bid-window 1s
-grep -q "has machines of at most 2 GPU(s) < gpus 4 per machine" "$WORK/err" || { fail "nothing fits: the requirement is not named"; cat "$WORK/err" >&2; }
+grep -q "has machines of at most 8 GPU(s) < gpus 16 per machine" "$WORK/err" || { fail "nothing fits: the requirement is not named"; cat "$WORK/err" >&2; }
 after="$(g -o json query account tenant | json_field '["balance_ugpn"]')"
 [ $((before - after)) -lt 100000 ] || fail "the unbid order's deposit was not refunded ($before -> $after)"
 
@@ -197,4 +275,4 @@ nlease="$(sed -n 's/^==> waiting for provider: lease \([0-9]*\)$/\1/p' "$WORK/no
 kill "$envs_pid"
 devnet_stop
 [ "$failures" -eq 0 ] || { echo "--- daemon log:" >&2; tail -50 "$WORK/daemon.log" >&2; }
-checks_report "gpunet run: an echo job from an offer (upload, secret, logs, outputs, settlement, timings), malformed task, no funds, no tty, nothing fits (refunded order), --order, --detach, Ctrl-C keep and close, a provider that does not start"
+checks_report "gpunet run: an echo job from an offer (upload, secret, logs, outputs, settlement, timings), outputs that try to escape, an interactive task, an upload over the disk share, malformed task, no funds, no tty, nothing fits (refunded order), --order, --detach, Ctrl-C keep and close, a provider that does not start"

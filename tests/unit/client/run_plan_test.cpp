@@ -185,6 +185,23 @@ TEST(RunPlan, ComeBackSaysWhatNeedsAWatcher) {
   EXPECT_NE(all.find("auto_topup and close_on_exit"), std::string::npos) << all;
 }
 
+TEST(RunPlan, ComeBackToAnInteractiveMachineSaysHowToReachIt) {
+  Task t = RunTask("{gpus: 1, max_price: 3}");
+  t.run.clear();
+  std::string all;
+  for (const auto& l : ComeBackLines(t, 9)) all += l + "\n";
+  for (const char* verb : {"gpunet shell 9", "gpunet exec 9", "gpunet ssh-config 9",
+                           "gpunet forward 9 PORT[:LOCAL]", "gpunet lease close 9"})
+    EXPECT_NE(all.find(verb), std::string::npos) << verb << " in\n" << all;
+  EXPECT_EQ(all.find("close_on_exit"), std::string::npos) << all;
+  t.ports = {8888, 6006};
+  all.clear();
+  for (const auto& l : ComeBackLines(t, 9)) all += l + "\n";
+  EXPECT_NE(all.find("gpunet forward 9 8888 "), std::string::npos) << all;
+  EXPECT_NE(all.find("gpunet forward 9 6006 "), std::string::npos) << all;
+  EXPECT_EQ(all.find("PORT[:LOCAL]"), std::string::npos) << all;
+}
+
 TEST(RunPlan, TimingsLine) {
   RunTimings t{.lease_committed_ms = 1,
                .provider_noticed_ms = 2,
