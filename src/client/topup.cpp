@@ -79,6 +79,34 @@ std::string FundsWarningText(const LeaseInfo& lease, uint64_t now_ms, bool last)
          id + " GPN --from KEY";
 }
 
+void TopupTally::Committed(uint64_t ugpn) {
+  m_committed_ugpn += ugpn;
+}
+
+void TopupTally::Uncertain(std::string tx_hash, uint64_t ugpn) {
+  m_uncertain.push_back({std::move(tx_hash), ugpn});
+}
+
+void TopupTally::Resolved(const std::string& tx_hash, uint16_t code) {
+  const auto it = std::find_if(m_uncertain.begin(), m_uncertain.end(),
+                               [&](const Pending& p) { return p.tx_hash == tx_hash; });
+  if (it == m_uncertain.end()) return;
+  if (code == 0) m_committed_ugpn += it->ugpn;
+  m_uncertain.erase(it);
+}
+
+std::vector<std::string> TopupTally::UncertainTxs() const {
+  std::vector<std::string> out;
+  for (const auto& p : m_uncertain) out.push_back(p.tx_hash);
+  return out;
+}
+
+uint64_t TopupTally::CountedUgpn() const {
+  uint64_t n = m_committed_ugpn;
+  for (const auto& p : m_uncertain) n += p.ugpn;
+  return n;
+}
+
 WatchDecision DecideWatch(const WatchInput& in) {
   const LeaseInfo& lease = *in.lease;
   if (lease.state == "closed") return {WatchAction::kDone, 0, LeaseClosedText(lease)};

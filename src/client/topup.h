@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "client/market_answers.h"
 
@@ -60,6 +61,34 @@ class FundsWarner {
 /// with `gpunet lease deposit 7 GPN --from KEY`, or the workload gets SIGTERM ..."
 std::string FundsWarningText(const LeaseInfo& lease, uint64_t now_ms, bool last);
 
+/// What auto top-up has deposited, for its cap: the deposits whose tx committed, and
+/// those whose tx reached the node but was not seen to commit (the wait timed out: it
+/// may still commit later), counted until the node shows it included and failed. So
+/// the top-up never goes past its cap, even when a late tx commits after the next
+/// one was sent; at worst it stops short of the cap when such a tx never commits.
+class TopupTally {
+ public:
+  void Committed(uint64_t ugpn);
+  /// A deposit of `ugpn` sent in tx `tx_hash` (hex) whose outcome is unknown.
+  void Uncertain(std::string tx_hash, uint64_t ugpn);
+  /// The node shows uncertain tx `tx_hash` included with `code` (0: it deposited).
+  void Resolved(const std::string& tx_hash, uint16_t code);
+  /// The txs still uncertain, to ask the node about.
+  std::vector<std::string> UncertainTxs() const;
+  /// Committed and uncertain: what counts against the cap (WatchInput::topped_up_ugpn).
+  uint64_t CountedUgpn() const;
+  /// Committed only: what the top-up is known to have deposited.
+  uint64_t CommittedUgpn() const { return m_committed_ugpn; }
+
+ private:
+  struct Pending {
+    std::string tx_hash;
+    uint64_t ugpn = 0;
+  };
+  uint64_t m_committed_ugpn = 0;
+  std::vector<Pending> m_uncertain;
+};
+
 /// What `lease watch` (and `gpunet run`) does next.
 enum class WatchAction : uint8_t {
   kWait,     ///< nothing to do now
@@ -72,7 +101,7 @@ struct WatchInput {
   const LeaseInfo* lease = nullptr;  ///< as the ledger has it now
   uint64_t now_ms = 0;
   uint64_t cap_ugpn = 0;        ///< auto_topup's cap in all (0: no top-up)
-  uint64_t topped_up_ugpn = 0;  ///< what this watch deposited so far
+  uint64_t topped_up_ugpn = 0;  ///< what counts against the cap (TopupTally::CountedUgpn)
   bool close_on_exit = false;
   bool workload_exited = false;  ///< the provider says the workload ended by itself
 };

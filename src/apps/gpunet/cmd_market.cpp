@@ -170,7 +170,10 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
     if (!r) {
       base::Error e = r.error();
       e.message += done;
-      if (e.code == ErrorCode::kTimeout) e.message += "; tx " + s.tx_hash + " may still commit";
+      if (e.code == ErrorCode::kTimeout) {
+        e.message += "; tx " + s.tx_hash + " may still commit";
+        if (o.may_commit) *o.may_commit = s.tx_hash;
+      }
       throw CommandFailed{e};
     }
     s.result = *r;
@@ -193,6 +196,32 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
     out.push_back(std::move(s));
   }
   return out;
+}
+
+std::string SendTopup(const GlobalOptions& g, SendOptions o, uint64_t lease_id, uint64_t ugpn,
+                      client::TopupTally& tally) {
+  std::string may_commit;
+  o.money_ugpn = ugpn;
+  o.may_commit = &may_commit;
+  try {
+    SendMsgs(g, o, {codec::MsgLeaseDeposit{lease_id, ugpn}});
+    tally.Committed(ugpn);
+    return "";
+  } catch (const CommandFailed& f) {
+    if (!may_commit.empty()) tally.Uncertain(may_commit, ugpn);
+    return f.error.message;
+  }
+}
+
+void ResolveTopups(const GlobalOptions& g, client::TopupTally& tally) {
+  const auto uncertain = tally.UncertainTxs();
+  if (uncertain.empty()) return;
+  client::NodeClient node(g.NodeUrl());
+  for (const auto& hex : uncertain) {
+    const auto hash = base::FixedFromHex<32>(hex);
+    if (!hash) continue;
+    if (auto info = node.GetTx(*hash); info) tally.Resolved(hex, info->code);
+  }
 }
 
 namespace {

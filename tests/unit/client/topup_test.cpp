@@ -83,6 +83,39 @@ TEST(DecideWatch, TopsUpAnHourWithinTenMinutesNeverPastTheCap) {
   EXPECT_EQ(DecideWatch(in).action, WatchAction::kWait);
 }
 
+// A top-up whose tx timed out may still commit: it counts against the cap until the
+// node shows it failed, so a late commit never takes the top-up past its cap.
+TEST(TopupTally, ATimedOutDepositCountsUntilTheNodeSaysItFailed) {
+  const uint64_t rate = 2'000'000, cap = 3'000'000;
+  const LeaseInfo l = Started(kHour, rate);
+  const uint64_t now = l.paid_until_ms - 5 * kMin;
+  TopupTally tally;
+  auto d = DecideWatch({&l, now, cap, tally.CountedUgpn(), false, false});
+  ASSERT_EQ(d.action, WatchAction::kDeposit);
+  EXPECT_EQ(d.deposit_ugpn, rate);
+  tally.Uncertain("aa", d.deposit_ugpn);  // the wait timed out
+  // The ledger does not show it yet: the next tick tops up only what the cap leaves.
+  d = DecideWatch({&l, now + 1000, cap, tally.CountedUgpn(), false, false});
+  ASSERT_EQ(d.action, WatchAction::kDeposit);
+  EXPECT_EQ(d.deposit_ugpn, cap - rate);
+  tally.Committed(d.deposit_ugpn);
+  EXPECT_EQ(tally.CountedUgpn(), cap);
+  EXPECT_EQ(tally.CommittedUgpn(), cap - rate);
+  EXPECT_EQ(DecideWatch({&l, now + 2000, cap, tally.CountedUgpn(), false, false}).deposit_ugpn, 0u);
+  EXPECT_EQ(tally.UncertainTxs(), std::vector<std::string>{"aa"});
+  // Included and failed: it deposited nothing, the cap has room again.
+  TopupTally failed = tally;
+  failed.Resolved("aa", 5);
+  EXPECT_EQ(failed.CountedUgpn(), cap - rate);
+  EXPECT_TRUE(failed.UncertainTxs().empty());
+  // Included and succeeded: committed.
+  tally.Resolved("aa", 0);
+  tally.Resolved("bb", 0);  // unknown: ignored
+  EXPECT_EQ(tally.CommittedUgpn(), cap);
+  EXPECT_EQ(tally.CountedUgpn(), cap);
+  EXPECT_TRUE(tally.UncertainTxs().empty());
+}
+
 TEST(DecideWatch, TheOffersMaxHoursLimitsTheTopUp) {
   LeaseInfo l = Started(kHour, 2'000'000);
   l.max_hours = 1;  // deposited 1 h already
