@@ -638,7 +638,8 @@ void RunEvents(const GlobalOptions& g, const TenantArgs& a) {
 
 /// `lease watch`: until the lease closes, reads it every --every; tops it up
 /// (--auto-topup: up to the cap in all, client::DecideWatch) and closes it when its
-/// workload exits (--close-on-exit); the funds warnings on stderr. Ends 0 when the
+/// workload exits (--close-on-exit); the funds warnings on stderr. A failed tx is said
+/// and tried again at the next read: it never ends the watch. Ends 0 when the
 /// lease closed, saying why.
 void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
   const uint64_t cap =
@@ -720,10 +721,16 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
         if (auto failed = SendTopup(g, {a.from, 0, ""}, id, d.deposit_ugpn, topped_up);
             !failed.empty())
           problem("auto top-up failed, trying again next time: " + failed);
+        else
+          last_problem.clear();
         break;
       case client::WatchAction::kClose:
         std::cerr << "gpunet: " << d.why << std::endl;
-        SendMsgs(g, {a.from, 0, ""}, {codec::MsgLeaseClose{id, codec::CloseReason::kNormal}});
+        try {
+          SendMsgs(g, {a.from, 0, ""}, {codec::MsgLeaseClose{id, codec::CloseReason::kNormal}});
+        } catch (const CommandFailed& f) {
+          problem("closing failed, trying again next time: " + f.error.message);
+        }
         break;
       case client::WatchAction::kWait:
         if (!d.why.empty() && d.why != last_why) std::cerr << "gpunet: " << d.why << std::endl;
