@@ -15,28 +15,40 @@
 #include <string>
 #include <vector>
 
+#include "client/manifest.h"
 #include "client/market_answers.h"
 
 namespace gpunet::client {
 
-/// The first warning comes when the funds end within this (or within a tenth of the
-/// lease's paid length, when that is shorter), the last one within kFundsLastWarnMs.
+/// The first warning comes when the workload's funds-end SIGTERM (its stop grace
+/// before the funds end) is within this (or within a tenth of the lease's paid
+/// length, when that is shorter), the last one within kFundsLastWarnMs of it.
 inline constexpr uint64_t kFundsWarnMs = 10ull * 60 * 1000;
 inline constexpr uint64_t kFundsLastWarnMs = 60ull * 1000;
-/// `auto_topup` deposits when the funds end within this.
+/// `auto_topup` deposits when the funds end within this (more than any stop grace,
+/// kManifestStopGraceMsMax, so a top-up comes before the SIGTERM).
 inline constexpr uint64_t kTopupWhenLeftMs = 10ull * 60 * 1000;
 /// `auto_topup` deposits this much paid time at once (or what is left of the cap).
 inline constexpr uint64_t kTopupHoursMs = 60ull * 60 * 1000;
+
+/// The workload's SIGTERM grace as this client knows it: the provider sends SIGTERM
+/// this long before the funds end (docs/provider.md "When the funds end"), and a
+/// deposit after that does not save the workload. `gpunet run` knows its manifest's;
+/// the other verbs assume the most a manifest may ask (exact = false).
+struct StopGrace {
+  uint64_t ms = kManifestStopGraceMsMax;
+  bool exact = false;
+};
 
 /// How soon the funds of a started lease end: 0 when it is not started, closed, or
 /// past paid_until.
 uint64_t FundsLeftMs(const LeaseInfo& lease, uint64_t now_ms);
 
-/// Whether `lease` (started) gets a warning now: 0 none, 1 the first (its funds end
-/// within min(kFundsWarnMs, a tenth of started..paid_until)), 2 the last (within
-/// kFundsLastWarnMs, when that is under the first threshold; otherwise there is only
-/// the first).
-int FundsWarningLevel(const LeaseInfo& lease, uint64_t now_ms);
+/// Whether `lease` (started) gets a warning now: 0 none, 1 the first (its funds-end
+/// SIGTERM, paid_until - grace_ms, comes within min(kFundsWarnMs, a tenth of
+/// started..paid_until)), 2 the last (within kFundsLastWarnMs, when that is under the
+/// first threshold; otherwise there is only the first).
+int FundsWarningLevel(const LeaseInfo& lease, uint64_t now_ms, uint64_t grace_ms);
 
 struct FundsWarning {
   uint64_t lease_id = 0;
@@ -50,16 +62,26 @@ struct FundsWarning {
 /// the thresholds re-arms it. Holds only the levels already warned.
 class FundsWarner {
  public:
+  explicit FundsWarner(StopGrace grace = {}) : m_grace(grace) {}
   std::optional<FundsWarning> Check(const LeaseInfo& lease, uint64_t now_ms);
 
  private:
+  StopGrace m_grace;
   uint64_t m_paid_until_ms = 0;
   int m_warned = 0;
 };
 
-/// "lease 7: its funds end at 2026-12-08 12:03:04 UTC (in 9 min 58 s): deposit more
-/// with `gpunet lease deposit 7 GPN --from KEY`, or the workload gets SIGTERM ..."
-std::string FundsWarningText(const LeaseInfo& lease, uint64_t now_ms, bool last);
+/// "lease 7: its funds end at 2026-12-08 12:03:04 UTC (in 9 min 58 s); deposit before
+/// 2026-12-08 12:02:54 UTC: the workload gets SIGTERM its stop grace (10 s) before
+/// the end ...", or, past that time, that a deposit no longer saves the workload.
+std::string FundsWarningText(const LeaseInfo& lease, uint64_t now_ms, bool last, StopGrace grace);
+
+/// What `gpunet lease deposit` says before depositing into a started lease whose
+/// funds-end SIGTERM may already have been sent (its funds end within the grace):
+/// the deposit does not save the workload, it is stopping, and the lease bills on
+/// until its new end or until closed. nullopt when the deposit comes in time.
+std::optional<std::string> LateDepositText(const LeaseInfo& lease, uint64_t now_ms,
+                                           StopGrace grace);
 
 /// What auto top-up has deposited, for its cap: the deposits whose tx committed, and
 /// those whose tx reached the node but was not seen to commit (the wait timed out: it

@@ -919,6 +919,12 @@ void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view wh
       std::cout << "Depositing " << client::DescribeAmount(money) << " into lease " << id << ": "
                 << client::DescribeDurationMs(est.covered_ms) << " more at "
                 << Gpn(est.rate_ugpn_per_hour) << " per hour" << std::endl;
+    // The ledger's time, or this machine's when later (a block may be late).
+    const uint64_t now = std::max<uint64_t>(
+        l.as_of_ms,
+        static_cast<uint64_t>(std::max<int64_t>(base::SystemClock::Instance().NowMs(), 0)));
+    if (auto late = client::LateDepositText(l, now, {}))
+      std::cerr << "warning: " << *late << std::endl;
     Confirm(a.yes, "Deposit " + Gpn(money) + "?");
     msg = codec::MsgLeaseDeposit{id, money};
   } else if (what == "withdraw") {

@@ -482,6 +482,7 @@ int TaskRun::StreamLogs(client::TenantClient& tenant) {
   o.lease_id = m_lease_id;
   o.wait_ms = 1000;  // Ctrl-C is answered within a long-poll
   o.cancel = &g_cancel;
+  o.stop_grace = {m_manifest.stop_grace_ms, true};
   client::TerminalSanitizer sanitizers[2];
   // The workload's stdout is run's stdout, unless -o json keeps stdout for the answer.
   std::ostream& out = m_g.Json() ? std::cerr : std::cout;
