@@ -201,7 +201,7 @@ base::Result<FollowEnd> FollowLease(const FollowSource& source, const FollowOpti
   for (size_t i = 0; i < streams.size(); ++i) threads.emplace_back([held, i] { held->Run(i); });
 
   FollowEnd end;
-  FundsWarner warner;
+  FundsWarner warner(options.stop_grace);
   std::optional<LeaseInfo> last_lease;
   int64_t next_ledger_ms = 0;
   int64_t closed_seen_ms = 0;  ///< monotonic: when the ledger was seen closed

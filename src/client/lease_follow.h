@@ -76,6 +76,7 @@ struct FollowOptions {
   uint32_t wait_ms = 25'000;                  ///< each long-poll (the API's cap)
   const base::Clock* clock = nullptr;         ///< SystemClock when null
   const std::atomic<bool>* cancel = nullptr;  ///< set it to end the follow (kCancelled)
+  StopGrace stop_grace;  ///< when the funds warnings come (the manifest's, when known)
 };
 
 struct FollowCallbacks {

@@ -43,22 +43,23 @@ uint64_t FundsLeftMs(const LeaseInfo& lease, uint64_t now_ms) {
   return lease.paid_until_ms - now_ms;
 }
 
-int FundsWarningLevel(const LeaseInfo& lease, uint64_t now_ms) {
+int FundsWarningLevel(const LeaseInfo& lease, uint64_t now_ms, uint64_t grace_ms) {
   if (lease.state != "started" || lease.paid_until_ms == 0) return 0;
-  const uint64_t left = lease.paid_until_ms > now_ms ? lease.paid_until_ms - now_ms : 0;
+  // Counted to the SIGTERM, not to the end: a deposit after it comes too late.
+  const uint64_t stop_ms = lease.paid_until_ms > grace_ms ? lease.paid_until_ms - grace_ms : 0;
+  const uint64_t left = stop_ms > now_ms ? stop_ms - now_ms : 0;
   const uint64_t first = FirstThresholdMs(lease);
   if (left <= kFundsLastWarnMs && kFundsLastWarnMs < first) return 2;
   return left <= first ? 1 : 0;
 }
 
 std::optional<FundsWarning> FundsWarner::Check(const LeaseInfo& lease, uint64_t now_ms) {
+  const int level = FundsWarningLevel(lease, now_ms, m_grace.ms);
   if (lease.paid_until_ms != m_paid_until_ms) {
     // A deposit moved the end: warn again once it comes near again.
-    if (lease.paid_until_ms > m_paid_until_ms && FundsWarningLevel(lease, now_ms) < m_warned)
-      m_warned = FundsWarningLevel(lease, now_ms);
+    if (lease.paid_until_ms > m_paid_until_ms && level < m_warned) m_warned = level;
     m_paid_until_ms = lease.paid_until_ms;
   }
-  const int level = FundsWarningLevel(lease, now_ms);
   if (level <= m_warned) return std::nullopt;
   m_warned = level;
   FundsWarning w;
@@ -66,17 +67,78 @@ std::optional<FundsWarning> FundsWarner::Check(const LeaseInfo& lease, uint64_t 
   w.paid_until_ms = lease.paid_until_ms;
   w.left_ms = FundsLeftMs(lease, now_ms);
   w.last = level == 2;
-  w.text = FundsWarningText(lease, now_ms, w.last);
+  w.text = FundsWarningText(lease, now_ms, w.last, m_grace);
   return w;
 }
 
-std::string FundsWarningText(const LeaseInfo& lease, uint64_t now_ms, bool last) {
+namespace {
+
+/// "its stop grace (10 s)" or "its stop grace (at most 5 min; ...)".
+std::string GraceText(StopGrace grace) {
+  return "its stop grace (" + std::string(grace.exact ? "" : "at most ") + DurationText(grace.ms) +
+         (grace.exact ? "" : ", the most a manifest may ask") + ")";
+}
+
+}  // namespace
+
+std::string FundsWarningText(const LeaseInfo& lease, uint64_t now_ms, bool last, StopGrace grace) {
   const std::string id = std::to_string(lease.lease_id);
-  return std::string(last ? "last warning: " : "") + "lease " + id + ": its funds end at " +
-         UtcTimeText(lease.paid_until_ms) + " (in " + DurationText(FundsLeftMs(lease, now_ms)) +
-         "); the workload gets SIGTERM its grace before then and the lease closes as expired. "
-         "Deposit more: gpunet lease deposit " +
+  const uint64_t stop_ms = lease.paid_until_ms > grace.ms ? lease.paid_until_ms - grace.ms : 0;
+  std::string text = std::string(last ? "last warning: " : "") + "lease " + id +
+                     ": its funds end at " + UtcTimeText(lease.paid_until_ms) + " (in " +
+                     DurationText(FundsLeftMs(lease, now_ms)) + ")";
+  if (now_ms >= stop_ms)
+    return text + "; the workload " + (grace.exact ? "has" : "may have") + " had its SIGTERM, " +
+           GraceText(grace) +
+           " before the end: a deposit no longer saves it (the lease would bill on, without "
+           "its workload, until closed), and the lease closes as expired";
+  return text + "; deposit before " + UtcTimeText(stop_ms) + ": the workload gets SIGTERM " +
+         GraceText(grace) +
+         " before the end, and a later deposit does not save it. Deposit: gpunet lease "
+         "deposit " +
          id + " GPN --from KEY";
+}
+
+std::optional<std::string> LateDepositText(const LeaseInfo& lease, uint64_t now_ms,
+                                           StopGrace grace) {
+  if (lease.state != "started" || lease.paid_until_ms == 0) return std::nullopt;
+  if (now_ms + grace.ms < lease.paid_until_ms) return std::nullopt;
+  const std::string id = std::to_string(lease.lease_id);
+  return "lease " + id + "'s funds end at " + UtcTimeText(lease.paid_until_ms) + ", within " +
+         GraceText(grace) + ": if the provider already sent the workload its funds-end SIGTERM " +
+         "(`gpunet lease events " + id +
+         "` shows funds_ending), this deposit does not save "
+         "it: the workload is stopping, and the lease keeps billing, without it, until its "
+         "new end or until you close it (gpunet lease close " +
+         id + ")";
+}
+
+void TopupTally::Committed(uint64_t ugpn) {
+  m_committed_ugpn += ugpn;
+}
+
+void TopupTally::Uncertain(std::string tx_hash, uint64_t ugpn) {
+  m_uncertain.push_back({std::move(tx_hash), ugpn});
+}
+
+void TopupTally::Resolved(const std::string& tx_hash, uint16_t code) {
+  const auto it = std::find_if(m_uncertain.begin(), m_uncertain.end(),
+                               [&](const Pending& p) { return p.tx_hash == tx_hash; });
+  if (it == m_uncertain.end()) return;
+  if (code == 0) m_committed_ugpn += it->ugpn;
+  m_uncertain.erase(it);
+}
+
+std::vector<std::string> TopupTally::UncertainTxs() const {
+  std::vector<std::string> out;
+  for (const auto& p : m_uncertain) out.push_back(p.tx_hash);
+  return out;
+}
+
+uint64_t TopupTally::CountedUgpn() const {
+  uint64_t n = m_committed_ugpn;
+  for (const auto& p : m_uncertain) n += p.ugpn;
+  return n;
 }
 
 WatchDecision DecideWatch(const WatchInput& in) {

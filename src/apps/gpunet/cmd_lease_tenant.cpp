@@ -638,7 +638,8 @@ void RunEvents(const GlobalOptions& g, const TenantArgs& a) {
 
 /// `lease watch`: until the lease closes, reads it every --every; tops it up
 /// (--auto-topup: up to the cap in all, client::DecideWatch) and closes it when its
-/// workload exits (--close-on-exit); the funds warnings on stderr. Ends 0 when the
+/// workload exits (--close-on-exit); the funds warnings on stderr. A failed tx is said
+/// and tried again at the next read: it never ends the watch. Ends 0 when the
 /// lease closed, saying why.
 void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
   const uint64_t cap =
@@ -667,7 +668,7 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
   if (a.close_on_exit) tenant.emplace(Connect(g, c, a));
   client::MarketClient market(g.NodeUrl());
   client::FundsWarner warner;
-  uint64_t topped_up = 0;
+  client::TopupTally topped_up;  // a timed-out deposit counts against the cap
   std::string last_why, last_problem;
   auto problem = [&](const std::string& line) {  // said once until it changes
     if (line != last_problem) std::cerr << "gpunet: " << line << std::endl;
@@ -698,28 +699,38 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
     const uint64_t now = std::max<uint64_t>(lease.as_of_ms, WallNowMs());
     if (auto w = warner.Check(lease, now); w && cap == 0)
       std::cerr << "gpunet: " << w->text << std::endl;
+    ResolveTopups(g, topped_up);
     const client::WatchDecision d =
-        client::DecideWatch({&lease, now, cap, topped_up, a.close_on_exit, exited});
+        client::DecideWatch({&lease, now, cap, topped_up.CountedUgpn(), a.close_on_exit, exited});
     switch (d.action) {
       case client::WatchAction::kDone:
         if (g.Json())
           return PrintJson({{"lease_id", id},
                             {"end", lease.end},
                             {"closed_ms", lease.closed_ms},
-                            {"topped_up_ugpn", topped_up}});
+                            {"topped_up_ugpn", topped_up.CommittedUgpn()}});
         std::cout << d.why
-                  << (topped_up ? "; auto top-up deposited " + client::FormatGpn(topped_up) + " GPN"
-                                : std::string())
+                  << (topped_up.CommittedUgpn()
+                          ? "; auto top-up deposited " +
+                                client::FormatGpn(topped_up.CommittedUgpn()) + " GPN"
+                          : std::string())
                   << std::endl;
         return;
       case client::WatchAction::kDeposit:
         std::cerr << "gpunet: " << d.why << std::endl;
-        SendMsgs(g, {a.from, d.deposit_ugpn, ""}, {codec::MsgLeaseDeposit{id, d.deposit_ugpn}});
-        topped_up += d.deposit_ugpn;
+        if (auto failed = SendTopup(g, {a.from, 0, ""}, id, d.deposit_ugpn, topped_up);
+            !failed.empty())
+          problem("auto top-up failed, trying again next time: " + failed);
+        else
+          last_problem.clear();
         break;
       case client::WatchAction::kClose:
         std::cerr << "gpunet: " << d.why << std::endl;
-        SendMsgs(g, {a.from, 0, ""}, {codec::MsgLeaseClose{id, codec::CloseReason::kNormal}});
+        try {
+          SendMsgs(g, {a.from, 0, ""}, {codec::MsgLeaseClose{id, codec::CloseReason::kNormal}});
+        } catch (const CommandFailed& f) {
+          problem("closing failed, trying again next time: " + f.error.message);
+        }
         break;
       case client::WatchAction::kWait:
         if (!d.why.empty() && d.why != last_why) std::cerr << "gpunet: " << d.why << std::endl;

@@ -170,7 +170,10 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
     if (!r) {
       base::Error e = r.error();
       e.message += done;
-      if (e.code == ErrorCode::kTimeout) e.message += "; tx " + s.tx_hash + " may still commit";
+      if (e.code == ErrorCode::kTimeout) {
+        e.message += "; tx " + s.tx_hash + " may still commit";
+        if (o.may_commit) *o.may_commit = s.tx_hash;
+      }
       throw CommandFailed{e};
     }
     s.result = *r;
@@ -193,6 +196,32 @@ std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
     out.push_back(std::move(s));
   }
   return out;
+}
+
+std::string SendTopup(const GlobalOptions& g, SendOptions o, uint64_t lease_id, uint64_t ugpn,
+                      client::TopupTally& tally) {
+  std::string may_commit;
+  o.money_ugpn = ugpn;
+  o.may_commit = &may_commit;
+  try {
+    SendMsgs(g, o, {codec::MsgLeaseDeposit{lease_id, ugpn}});
+    tally.Committed(ugpn);
+    return "";
+  } catch (const CommandFailed& f) {
+    if (!may_commit.empty()) tally.Uncertain(may_commit, ugpn);
+    return f.error.message;
+  }
+}
+
+void ResolveTopups(const GlobalOptions& g, client::TopupTally& tally) {
+  const auto uncertain = tally.UncertainTxs();
+  if (uncertain.empty()) return;
+  client::NodeClient node(g.NodeUrl());
+  for (const auto& hex : uncertain) {
+    const auto hash = base::FixedFromHex<32>(hex);
+    if (!hash) continue;
+    if (auto info = node.GetTx(*hash); info) tally.Resolved(hex, info->code);
+  }
 }
 
 namespace {
@@ -890,6 +919,12 @@ void RunLeaseMsg(const GlobalOptions& g, const LeaseArgs& a, std::string_view wh
       std::cout << "Depositing " << client::DescribeAmount(money) << " into lease " << id << ": "
                 << client::DescribeDurationMs(est.covered_ms) << " more at "
                 << Gpn(est.rate_ugpn_per_hour) << " per hour" << std::endl;
+    // The ledger's time, or this machine's when later (a block may be late).
+    const uint64_t now = std::max<uint64_t>(
+        l.as_of_ms,
+        static_cast<uint64_t>(std::max<int64_t>(base::SystemClock::Instance().NowMs(), 0)));
+    if (auto late = client::LateDepositText(l, now, {}))
+      std::cerr << "warning: " << *late << std::endl;
     Confirm(a.yes, "Deposit " + Gpn(money) + "?");
     msg = codec::MsgLeaseDeposit{id, money};
   } else if (what == "withdraw") {

@@ -482,6 +482,7 @@ int TaskRun::StreamLogs(client::TenantClient& tenant) {
   o.lease_id = m_lease_id;
   o.wait_ms = 1000;  // Ctrl-C is answered within a long-poll
   o.cancel = &g_cancel;
+  o.stop_grace = {m_manifest.stop_grace_ms, true};
   client::TerminalSanitizer sanitizers[2];
   // The workload's stdout is run's stdout, unless -o json keeps stdout for the answer.
   std::ostream& out = m_g.Json() ? std::cerr : std::cout;
@@ -490,7 +491,7 @@ int TaskRun::StreamLogs(client::TenantClient& tenant) {
     os.write(text.data(), static_cast<std::streamsize>(text.size()));
     os.flush();
   };
-  uint64_t topped_up = 0;
+  client::TopupTally topped_up;  // a timed-out deposit counts against the cap
   client::FollowCallbacks cb;
   cb.data = [&](client::LogStream stream, std::string_view bytes) {
     if (m_timings.first_output_ms == 0 && !bytes.empty())
@@ -505,15 +506,14 @@ int TaskRun::StreamLogs(client::TenantClient& tenant) {
   cb.ledger = [&](const client::LeaseInfo& lease) {
     const uint64_t cap = m_task.auto_topup_cap_ugpn.value_or(0);
     if (cap == 0) return;
-    const auto d = client::DecideWatch({&lease, lease.as_of_ms, cap, topped_up, false, false});
+    ResolveTopups(m_g, topped_up);
+    const auto d =
+        client::DecideWatch({&lease, lease.as_of_ms, cap, topped_up.CountedUgpn(), false, false});
     if (d.action != client::WatchAction::kDeposit) return;
     Say("gpunet: auto_topup: " + d.why);
-    try {
-      SendMsgs(m_g, Sending(d.deposit_ugpn), {codec::MsgLeaseDeposit{m_lease_id, d.deposit_ugpn}});
-      topped_up += d.deposit_ugpn;
-    } catch (const CommandFailed& f) {
-      Say("gpunet: auto_topup failed: " + f.error.message);
-    }
+    const std::string failed =
+        SendTopup(m_g, Sending(d.deposit_ugpn), m_lease_id, d.deposit_ugpn, topped_up);
+    if (!failed.empty()) Say("gpunet: auto_topup failed: " + failed);
   };
   const client::FollowEnd end = OrFail(
       client::FollowLease(client::TenantFollowSource(tenant, m_g.NodeUrl(), m_lease_id), o, cb),

@@ -11,6 +11,7 @@
 
 #include "apps/gpunet/cli.h"
 #include "client/node_client.h"
+#include "client/topup.h"
 #include "codec/types.h"
 
 namespace gpunet::apps {
@@ -29,6 +30,8 @@ struct SendOptions {
   std::string fee;          ///< --fee, else the node's schedule
   int64_t wait_ms = 30'000;
   bool progress_to_stderr = false;  ///< "committed in block ..." on stderr, not stdout
+  /// Set to the tx's hash (hex) when its wait timed out: it may still commit.
+  std::string* may_commit = nullptr;
 };
 
 /// Signs and sends `msgs` from `o.from` (in several txs when over the per-tx message
@@ -37,6 +40,14 @@ struct SendOptions {
 /// (on stdout, or stderr with progress_to_stderr) unless -o json.
 std::vector<Sent> SendMsgs(const GlobalOptions& g, const SendOptions& o,
                            std::vector<codec::Msg> msgs);
+
+/// Auto top-up's deposit of `ugpn` into lease `lease_id`, signed as `o` says; the
+/// outcome goes into `tally` (a tx whose wait timed out counts as uncertain). Does not
+/// end the command: "" when it committed, else what failed, for the caller to say.
+std::string SendTopup(const GlobalOptions& g, SendOptions o, uint64_t lease_id, uint64_t ugpn,
+                      client::TopupTally& tally);
+/// Asks the node about `tally`'s uncertain txs and records those it shows included.
+void ResolveTopups(const GlobalOptions& g, client::TopupTally& tally);
 
 /// The id named `key` ("lease_id") in the events of what was sent, or "?".
 std::string IdOf(const std::vector<Sent>& sent, const std::string& key);
