@@ -206,7 +206,8 @@ base::Result<SessionEnd> RelaySession(Session& session, const SessionRelayIo& io
         break;
       }
       case SessionFrameType::kStdoutEof:
-        ::shutdown(io.output_fd, SHUT_WR);  // not a socket: ENOTSOCK, nothing to do
+        // Not a socket: ENOTSOCK, nothing to do.
+        if (io.shutdown_output_on_eof) ::shutdown(io.output_fd, SHUT_WR);
         break;
       case SessionFrameType::kExit: {
         GPUNET_TRY_ASSIGN(end.exit, base::DecodeSessionExit(frame->payload));

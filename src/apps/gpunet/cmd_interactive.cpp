@@ -280,6 +280,7 @@ void ServeForward(client::TenantClient tenant, uint64_t lease_id, uint16_t remot
   client::SessionRelayIo io;
   io.input_fd = fd;
   io.output_fd = fd;
+  io.shutdown_output_on_eof = true;  // the connection is this session's own
   io.error_fd = STDERR_FILENO;
   auto end = client::RelaySession(**session, io);
   if (!end)
