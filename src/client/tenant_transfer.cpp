@@ -193,6 +193,17 @@ base::Result<std::vector<UploadFile>> ListUploadFiles(const std::string& src,
   return out;
 }
 
+base::Result<std::string> CopyDownloadName(std::string_view src) {
+  while (!src.empty() && src.back() == '/') src.remove_suffix(1);
+  const size_t slash = src.rfind('/');
+  const std::string_view name = slash == std::string_view::npos ? src : src.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..")
+    return Fail(ErrorCode::kInvalidArgument,
+                "\"" + std::string(src) +
+                    "\" names no file or folder on the lease: LEASE:PATH, e.g. 7:outputs");
+  return std::string(name);
+}
+
 base::Result<uint64_t> ParseSizeAnswer(std::string_view body) {
   const auto j = nlohmann::json::parse(body, nullptr, false);
   const JsonFields f(j, "the provider's size answer");

@@ -82,6 +82,11 @@ struct UploadFile {
 [[nodiscard]] base::Result<std::vector<UploadFile>> ListUploadFiles(const std::string& src,
                                                                     const std::string& dest);
 
+/// The name `gpunet cp LEASE:SRC DEST` stores (as the lease's `basename` does):
+/// SRC's last component with trailing '/' ignored ("data/" and "data//" are "data").
+/// kInvalidArgument when that names no file or folder ("", "/", ".", "..", "x/..").
+[[nodiscard]] base::Result<std::string> CopyDownloadName(std::string_view src);
+
 /// An answer with {"size": N} (GET /leases/{id}/files/{path}, and an upload chunk's).
 [[nodiscard]] base::Result<uint64_t> ParseSizeAnswer(std::string_view body);
 

@@ -39,6 +39,7 @@
 #include "client/session_client.h"
 #include "client/session_keys.h"
 #include "client/ssh_config.h"
+#include "client/tenant_transfer.h"
 
 extern char** environ;
 
@@ -459,12 +460,11 @@ void Upload(const GlobalOptions& g, const InteractiveArgs& a, const std::string&
 
 void Download(const GlobalOptions& g, const InteractiveArgs& a, const std::string& lease,
               const std::string& src) {
-  if (src.empty() || src.ends_with("/.") || src == ".")
-    FailCommand(ErrorCode::kInvalidArgument, "name a file or folder on the lease: LEASE:PATH");
+  // "data/" is "data" (its last component, never the temporary folder itself).
+  const fs::path name = OrFail(client::CopyDownloadName(src));
   std::error_code ec;
   const fs::path dest = fs::absolute(a.dest.empty() ? "." : a.dest, ec).lexically_normal();
   const bool into = fs::is_directory(dest, ec);
-  const fs::path name = fs::path(src).lexically_normal().filename();
   const fs::path final_path = into ? dest / name : dest;
   const fs::path where = into ? dest : dest.parent_path();
   std::string tmp_template = (where / ".gpunet-cp.XXXXXX").string();

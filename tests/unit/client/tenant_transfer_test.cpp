@@ -123,6 +123,15 @@ TEST(UploadFiles, AFolderSendsEveryRegularFileSortedAndRefusesLinks) {
   EXPECT_NE(refused.error().message.find("symbolic link"), std::string::npos);
 }
 
+TEST(CopyDownload, TheNameIsTheLastComponentTrailingSlashesIgnored) {
+  EXPECT_EQ(CopyDownloadName("data/").value(), "data");
+  EXPECT_EQ(CopyDownloadName("runs/ckpt//").value(), "ckpt");
+  EXPECT_EQ(CopyDownloadName("/work/a.pt").value(), "a.pt");
+  EXPECT_EQ(CopyDownloadName("a.pt").value(), "a.pt");
+  for (std::string_view bad : {"", "/", "//", ".", "./", "x/.", "..", "x/..", "x/../"})
+    EXPECT_EQ(CopyDownloadName(bad).error().code, ErrorCode::kInvalidArgument) << bad;
+}
+
 TEST(TenantAnswers, EventsMustComeInOrderAfterTheCursor) {
   auto e =
       ParseEventsAnswer(R"({"events":[{"seq":4,"time_ms":1,"kind":"started","message":""},)"
