@@ -1,9 +1,9 @@
 // The tenant's side of moving bytes through the tenant API (docs/tenant-api.md
 // "Endpoints"): the request targets of uploads, logs and outputs, the chunk and
 // resume arithmetic of an upload, the files a directory upload sends, and the path
-// checks that keep a download inside the folder it was asked into. Pure functions
-// over values and the local file system; `gpunet lease ...` (cmd_lease_tenant.cpp)
-// does the requests.
+// checks that keep a download inside the folder it was asked into (and a `gpunet cp`
+// download to plain files and folders). Pure functions over values and the local file
+// system; `gpunet lease ...` (cmd_lease_tenant.cpp) does the requests.
 #pragma once
 
 #include <cstdint>
@@ -86,6 +86,13 @@ struct UploadFile {
 /// SRC's last component with trailing '/' ignored ("data/" and "data//" are "data").
 /// kInvalidArgument when that names no file or folder ("", "/", ".", "..", "x/..").
 [[nodiscard]] base::Result<std::string> CopyDownloadName(std::string_view src);
+
+/// Checks what `tar -x` unpacked at `root` (a file or a folder, in a temporary folder
+/// of ours) before it is moved into place: the lease's archive is the provider's and
+/// the workload's, so anything but regular files and folders (a symbolic link that
+/// would turn a later write into one to ~/.bashrc, a device node, a FIFO, a socket)
+/// is kPermissionDenied naming it, and every setuid, setgid and sticky bit is cleared.
+[[nodiscard]] base::Status CheckUnpackedDownload(const std::string& root);
 
 /// An answer with {"size": N} (GET /leases/{id}/files/{path}, and an upload chunk's).
 [[nodiscard]] base::Result<uint64_t> ParseSizeAnswer(std::string_view body);

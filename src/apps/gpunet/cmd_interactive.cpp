@@ -487,9 +487,12 @@ void Download(const GlobalOptions& g, const InteractiveArgs& a, const std::strin
   open.argv = {"sh", "-c", kPackScript, "gpunet-cp", src, a.recursive ? "-r" : ""};
   auto session = Open(access, open);
   Pipe tar_in;
-  // --no-same-owner --no-same-permissions: files are the user's, as a download.
-  const pid_t tar =
-      SpawnTar({"-x", "-f", "-", "-C", tmp.string(), "--no-same-owner"}, tar_in.read, -1);
+  // The archive is the lease's: files are the user's with the user's umask (as root
+  // too), the temporary folder's own mode stays; CheckUnpackedDownload then refuses
+  // links, devices and FIFOs and clears setuid/setgid/sticky bits before the rename.
+  const pid_t tar = SpawnTar({"-x", "-f", "-", "-C", tmp.string(), "--no-same-owner",
+                              "--no-same-permissions", "--no-overwrite-dir"},
+                             tar_in.read, -1);
   tar_in.CloseRead();
   client::SessionRelayIo io;
   io.output_fd = tar_in.write;
@@ -500,6 +503,7 @@ void Download(const GlobalOptions& g, const InteractiveArgs& a, const std::strin
   if (tar_exit != 0)
     FailCommand(ErrorCode::kIo,
                 "unpacking here failed (tar exit " + std::to_string(tar_exit) + ")");
+  OrFail(client::CheckUnpackedDownload((tmp / name).string()), "lease " + lease + ": " + src);
   fs::rename(tmp / name, final_path, ec);
   if (ec)
     FailCommand(ErrorCode::kIo,

@@ -4,6 +4,7 @@
 #include "client/tenant_transfer.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -130,6 +131,41 @@ TEST(CopyDownload, TheNameIsTheLastComponentTrailingSlashesIgnored) {
   EXPECT_EQ(CopyDownloadName("a.pt").value(), "a.pt");
   for (std::string_view bad : {"", "/", "//", ".", "./", "x/.", "..", "x/..", "x/../"})
     EXPECT_EQ(CopyDownloadName(bad).error().code, ErrorCode::kInvalidArgument) << bad;
+}
+
+TEST(CopyDownload, OnlyFilesAndFoldersAreKeptAndSpecialBitsCleared) {
+  testing::TempDir dir;
+  namespace fs = std::filesystem;
+  fs::create_directories(dir.Sub("ckpt/sub"));
+  std::ofstream(dir.Sub("ckpt/sub/run.sh")) << "#!/bin/sh\n";
+  ASSERT_EQ(::chmod(dir.Sub("ckpt/sub/run.sh").c_str(), 06755), 0);
+  ASSERT_EQ(::chmod(dir.Sub("ckpt/sub").c_str(), 01777), 0);
+  ASSERT_TRUE(CheckUnpackedDownload(dir.Sub("ckpt")));
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.Sub("ckpt/sub/run.sh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  ASSERT_EQ(::stat(dir.Sub("ckpt/sub").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0777u);
+  // A file alone is checked too (cp without -r).
+  std::ofstream(dir.Sub("one.pt")) << "w";
+  ASSERT_EQ(::chmod(dir.Sub("one.pt").c_str(), 04644), 0);
+  ASSERT_TRUE(CheckUnpackedDownload(dir.Sub("one.pt")));
+  ASSERT_EQ(::stat(dir.Sub("one.pt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+
+  // A link (deep or the download itself) and a FIFO are refused, named.
+  ASSERT_EQ(::symlink("/etc/passwd", dir.Sub("ckpt/sub/model.pt").c_str()), 0);
+  auto refused = CheckUnpackedDownload(dir.Sub("ckpt"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_NE(refused.error().message.find("ckpt/sub/model.pt as a symbolic link"), std::string::npos)
+      << refused.error().message;
+  ASSERT_EQ(::symlink(".bashrc", dir.Sub("link.pt").c_str()), 0);
+  EXPECT_EQ(CheckUnpackedDownload(dir.Sub("link.pt")).error().code, ErrorCode::kPermissionDenied);
+  ASSERT_EQ(::mkfifo(dir.Sub("fifo").c_str(), 0600), 0);
+  refused = CheckUnpackedDownload(dir.Sub("fifo"));
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("a FIFO"), std::string::npos);
 }
 
 TEST(TenantAnswers, EventsMustComeInOrderAfterTheCursor) {
