@@ -14,6 +14,7 @@
 #include "base/check.h"
 #include "base/file_util.h"
 #include "client/tenant_transfer.h"
+#include "client/terminal_text.h"
 
 namespace gpunet::client {
 
@@ -214,7 +215,8 @@ base::Result<SessionEnd> RelaySession(Session& session, const SessionRelayIo& io
         return end;
       }
       case SessionFrameType::kError:
-        end.error = frame->payload;
+        // Printed after "lease 7: " on our stderr: the lease's bytes, one harmless line.
+        end.error = TerminalLine(frame->payload, 4096);
         return end;
       default:
         return Fail(ErrorCode::kCorrupt,

@@ -92,7 +92,7 @@ struct SessionRelayIo {
 struct SessionEnd {
   bool ready = false;                     ///< READY came
   std::optional<base::SessionExit> exit;  ///< EXIT came (the command's code)
-  std::optional<std::string> error;       ///< ERROR came: init's message
+  std::optional<std::string> error;       ///< ERROR came: init's message (TerminalLine)
   bool output_failed = false;             ///< writing output_fd failed (a closed pipe)
 };
 

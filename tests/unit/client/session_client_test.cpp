@@ -157,6 +157,23 @@ TEST(SessionClient, NoInputIsAnEofAtOnceAndErrorEndsTheSession) {
   EXPECT_EQ(*end->error, "nothing listens on port 8888 inside the lease");
 }
 
+TEST(SessionClient, AnErrorMessageIsOneHarmlessLine) {
+  Pair pair;
+  Pipe output;
+  std::thread lease([&] {
+    LeaseSide side{pair.fds[1], {}};
+    EXPECT_EQ(side.Read().type, SessionFrameType::kStdinEof);
+    side.Write(SessionFrameType::kError, "no sshd\x1b]0;title\x07\x1b[1A\r\ndone");
+  });
+  SessionRelayIo io;
+  io.output_fd = output.fds[1];
+  auto end = RelaySession(*pair.session, io);
+  lease.join();
+  ASSERT_TRUE(end) << end.error().ToString();
+  ASSERT_TRUE(end->error);
+  EXPECT_EQ(*end->error, "no sshd  done");
+}
+
 // STDOUT_EOF ends a forwarded connection's writing side only: a stdout socket that
 // others share (journald, a CI runner) stays open after an exec session's EOF.
 TEST(SessionClient, StdoutEofShutsTheOutputOnlyWhenTheSessionOwnsIt) {
