@@ -114,6 +114,19 @@ std::string OutputsTarget(uint64_t lease_id, std::string_view path, uint64_t off
          "&max=" + std::to_string(max);
 }
 
+std::string OutputPartPath(std::string_view dest, uint64_t lease_id, std::string_view name) {
+  return std::string(dest) + "." + std::to_string(lease_id) + "-" + Sha256Hex(name).substr(0, 12) +
+         ".part";
+}
+
+base::Status CheckOutputPiece(uint64_t offset, uint64_t piece, uint64_t total) {
+  if (offset <= total && piece <= total - offset) return base::Ok();
+  return Fail(ErrorCode::kCorrupt, "the provider sent more of the output than its " +
+                                       std::to_string(total) + " bytes (up to byte " +
+                                       std::to_string(offset) + " + " + std::to_string(piece) +
+                                       "): nothing more was written");
+}
+
 base::Result<uint64_t> UploadResumeOffset(uint64_t local_size,
                                           std::optional<uint64_t> remote_size) {
   if (!remote_size) return uint64_t{0};

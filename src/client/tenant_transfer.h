@@ -129,6 +129,17 @@ struct OutputsAnswer {
 /// name is merely odd is skipped, so one odd file does not hide the others.
 [[nodiscard]] base::Result<OutputsAnswer> ParseOutputsAnswer(std::string_view body);
 
+/// The part file a download of output `name` of lease `lease_id` to `dest` grows in
+/// and resumes from: "<dest>.<lease>-<12 hex of SHA-256(name)>.part", so a part that
+/// another lease's or another output's download left at that DEST is never taken as
+/// this one's start.
+std::string OutputPartPath(std::string_view dest, uint64_t lease_id, std::string_view name);
+
+/// kCorrupt unless `piece` bytes at `offset` stay within `total`, the output's size
+/// as its listing gave it (or the provider's first answer): a provider cannot make a
+/// download write more than the size it announced.
+[[nodiscard]] base::Status CheckOutputPiece(uint64_t offset, uint64_t piece, uint64_t total);
+
 /// Where a logs or outputs read continues: the answer's Gpunet-Next-Offset when it
 /// sent one, else offset + body size. The header may skip forward (a log rotated
 /// under the reader dropped bytes) but never back into what was read: kCorrupt.

@@ -564,7 +564,7 @@ void TaskRun::DownloadOutputs(client::TenantClient& tenant) {
     if (e.type != "file" || !client::OutputSelected(e.name, plan.selections)) continue;
     // ParseOutputsAnswer checked the name: relative, no "..", so it stays beneath dest.
     const std::string to = (fs::path(dest) / e.name).string();
-    DownloadOutput(tenant, m_lease_id, e.name, to);
+    DownloadOutput(tenant, m_lease_id, e.name, to, e.size);
     Say("  " + e.name + " -> " + to);
     m_downloaded.push_back({{"path", e.name}, {"to", to}, {"size", e.size}});
   }

@@ -228,6 +228,25 @@ TEST(TenantAnswers, OutputNamesNoRequestCanNameAreSkippedNotFatal) {
   EXPECT_NE(answer->skipped[1].find("control byte"), std::string::npos) << answer->skipped[1];
 }
 
+TEST(TenantAnswers, AnOutputsPartFileIsThisLeasesAndThisOutputsOnly) {
+  const std::string part = OutputPartPath("out/model.pt", 7, "model.pt");
+  EXPECT_TRUE(part.starts_with("out/model.pt.7-")) << part;
+  EXPECT_TRUE(part.ends_with(".part")) << part;
+  EXPECT_EQ(part, OutputPartPath("out/model.pt", 7, "model.pt"));
+  EXPECT_NE(part, OutputPartPath("out/model.pt", 8, "model.pt"));       // another lease
+  EXPECT_NE(part, OutputPartPath("out/model.pt", 7, "ckpt/model.pt"));  // another output
+  EXPECT_NE(part, std::string("out/model.pt.part"));
+}
+
+TEST(TenantAnswers, AnOutputDownloadNeverGoesPastItsSize) {
+  EXPECT_TRUE(CheckOutputPiece(0, 10, 10));
+  EXPECT_TRUE(CheckOutputPiece(4, 6, 10));
+  EXPECT_TRUE(CheckOutputPiece(10, 0, 10));
+  EXPECT_EQ(CheckOutputPiece(4, 7, 10).error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(CheckOutputPiece(11, 0, 10).error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(CheckOutputPiece(1, UINT64_MAX, 10).error().code, ErrorCode::kCorrupt);
+}
+
 TEST(TenantAnswers, NextOffsetNeverGoesBack) {
   EXPECT_EQ(*NextOffset(10, 5, std::nullopt), 15u);
   EXPECT_EQ(*NextOffset(10, 5, "15"), 15u);
