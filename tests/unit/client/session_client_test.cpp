@@ -11,6 +11,7 @@
 
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace gpunet::client {
 namespace {
@@ -138,40 +139,30 @@ TEST(SessionClient, RelaysInputOutputAndTheExitCode) {
   EXPECT_EQ(error.ReadAll(), "err\n");
 }
 
+// The ERROR message is printed after "lease 7: ": the lease's bytes as one harmless line.
 TEST(SessionClient, NoInputIsAnEofAtOnceAndErrorEndsTheSession) {
-  Pair pair;
-  Pipe output;
-  std::thread lease([&] {
-    LeaseSide side{pair.fds[1], {}};
-    EXPECT_EQ(side.Read().type, SessionFrameType::kStdinEof);
-    side.Write(SessionFrameType::kError, "nothing listens on port 8888 inside the lease");
-  });
-  SessionRelayIo io;
-  io.output_fd = output.fds[1];
-  auto end = RelaySession(*pair.session, io);
-  lease.join();
-  ASSERT_TRUE(end) << end.error().ToString();
-  EXPECT_FALSE(end->ready);
-  EXPECT_FALSE(end->exit);
-  ASSERT_TRUE(end->error);
-  EXPECT_EQ(*end->error, "nothing listens on port 8888 inside the lease");
-}
-
-TEST(SessionClient, AnErrorMessageIsOneHarmlessLine) {
-  Pair pair;
-  Pipe output;
-  std::thread lease([&] {
-    LeaseSide side{pair.fds[1], {}};
-    EXPECT_EQ(side.Read().type, SessionFrameType::kStdinEof);
-    side.Write(SessionFrameType::kError, "no sshd\x1b]0;title\x07\x1b[1A\r\ndone");
-  });
-  SessionRelayIo io;
-  io.output_fd = output.fds[1];
-  auto end = RelaySession(*pair.session, io);
-  lease.join();
-  ASSERT_TRUE(end) << end.error().ToString();
-  ASSERT_TRUE(end->error);
-  EXPECT_EQ(*end->error, "no sshd  done");
+  const std::pair<std::string, std::string> cases[] = {
+      {"nothing listens on port 8888 inside the lease",
+       "nothing listens on port 8888 inside the lease"},
+      {"no sshd\x1b]0;title\x07\x1b[1A\r\ndone", "no sshd  done"}};
+  for (const auto& [sent, shown] : cases) {
+    Pair pair;
+    Pipe output;
+    std::thread lease([&] {
+      LeaseSide side{pair.fds[1], {}};
+      EXPECT_EQ(side.Read().type, SessionFrameType::kStdinEof);
+      side.Write(SessionFrameType::kError, sent);
+    });
+    SessionRelayIo io;
+    io.output_fd = output.fds[1];
+    auto end = RelaySession(*pair.session, io);
+    lease.join();
+    ASSERT_TRUE(end) << end.error().ToString();
+    EXPECT_FALSE(end->ready);
+    EXPECT_FALSE(end->exit);
+    ASSERT_TRUE(end->error);
+    EXPECT_EQ(*end->error, shown);
+  }
 }
 
 // STDOUT_EOF ends a forwarded connection's writing side only: a stdout socket that
