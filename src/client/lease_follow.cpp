@@ -12,6 +12,7 @@
 
 #include "client/market_client.h"
 #include "client/tenant_transfer.h"
+#include "client/terminal_text.h"
 
 namespace gpunet::client {
 
@@ -180,7 +181,9 @@ std::optional<WorkloadExit> ParseWorkloadExit(std::string_view status_body) {
   WorkloadExit e;
   if (w.contains("exit_code") && w["exit_code"].is_number_integer())
     e.exit_code = w["exit_code"].get<int>();
-  if (w.contains("reason") && w["reason"].is_string()) e.reason = w["reason"].get<std::string>();
+  // The provider's word, printed in the end message: one harmless line.
+  if (w.contains("reason") && w["reason"].is_string())
+    e.reason = TerminalLine(w["reason"].get<std::string>(), 200);
   return e;
 }
 

@@ -14,6 +14,7 @@
 #include "base/check.h"
 #include "base/file_util.h"
 #include "client/tenant_transfer.h"
+#include "client/terminal_text.h"
 
 namespace gpunet::client {
 
@@ -206,14 +207,16 @@ base::Result<SessionEnd> RelaySession(Session& session, const SessionRelayIo& io
         break;
       }
       case SessionFrameType::kStdoutEof:
-        ::shutdown(io.output_fd, SHUT_WR);  // not a socket: ENOTSOCK, nothing to do
+        // Not a socket: ENOTSOCK, nothing to do.
+        if (io.shutdown_output_on_eof) ::shutdown(io.output_fd, SHUT_WR);
         break;
       case SessionFrameType::kExit: {
         GPUNET_TRY_ASSIGN(end.exit, base::DecodeSessionExit(frame->payload));
         return end;
       }
       case SessionFrameType::kError:
-        end.error = frame->payload;
+        // Printed after "lease 7: " on our stderr: the lease's bytes, one harmless line.
+        end.error = TerminalLine(frame->payload, 4096);
         return end;
       default:
         return Fail(ErrorCode::kCorrupt,

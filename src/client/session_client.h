@@ -70,8 +70,12 @@ class Session {
 struct SessionRelayIo {
   /// Read and sent as STDIN; its end is STDIN_EOF. -1: no input (STDIN_EOF at once).
   int input_fd = -1;
-  /// STDOUT goes here; STDOUT_EOF shuts a socket's writing side.
+  /// STDOUT goes here.
   int output_fd = -1;
+  /// STDOUT_EOF shuts output_fd's writing side (a socket's; shutdown). Only for an
+  /// output this session owns (a forwarded connection): a shared stdout (a socket to
+  /// journald or a CI runner) must not be ended for others by the lease's side.
+  bool shutdown_output_on_eof = false;
   /// STDERR goes here (-1: to output_fd).
   int error_fd = -1;
   /// Readable when the terminal's size changed (a self-pipe the caller's SIGWINCH
@@ -88,7 +92,7 @@ struct SessionRelayIo {
 struct SessionEnd {
   bool ready = false;                     ///< READY came
   std::optional<base::SessionExit> exit;  ///< EXIT came (the command's code)
-  std::optional<std::string> error;       ///< ERROR came: init's message
+  std::optional<std::string> error;       ///< ERROR came: init's message (TerminalLine)
   bool output_failed = false;             ///< writing output_fd failed (a closed pipe)
 };
 

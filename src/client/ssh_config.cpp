@@ -94,6 +94,10 @@ base::Result<std::string> SshHostBlock(const SshHostEntry& e) {
          "  StrictHostKeyChecking yes\n" +                                    //
          "  IdentityFile " + e.identity_file + "\n" +                         //
          "  IdentitiesOnly yes\n" +                                           //
+         "  ForwardAgent no\n" +                                              //
+         "  ForwardX11 no\n" +                                                //
+         "  GSSAPIDelegateCredentials no\n" +                                 //
+         "  PermitLocalCommand no\n" +                                        //
          "  ProxyCommand '" + e.gpunet_path + "' --home '" + e.home + "' --node '" + e.node_url +
          "' ssh-proxy " + std::to_string(e.lease_id) + "\n";
 }

@@ -1,8 +1,11 @@
 #include "client/tenant_transfer.h"
 
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -111,6 +114,19 @@ std::string OutputsTarget(uint64_t lease_id, std::string_view path, uint64_t off
          "&max=" + std::to_string(max);
 }
 
+std::string OutputPartPath(std::string_view dest, uint64_t lease_id, std::string_view name) {
+  return std::string(dest) + "." + std::to_string(lease_id) + "-" + Sha256Hex(name).substr(0, 12) +
+         ".part";
+}
+
+base::Status CheckOutputPiece(uint64_t offset, uint64_t piece, uint64_t total) {
+  if (offset <= total && piece <= total - offset) return base::Ok();
+  return Fail(ErrorCode::kCorrupt, "the provider sent more of the output than its " +
+                                       std::to_string(total) + " bytes (up to byte " +
+                                       std::to_string(offset) + " + " + std::to_string(piece) +
+                                       "): nothing more was written");
+}
+
 base::Result<uint64_t> UploadResumeOffset(uint64_t local_size,
                                           std::optional<uint64_t> remote_size) {
   if (!remote_size) return uint64_t{0};
@@ -191,6 +207,58 @@ base::Result<std::vector<UploadFile>> ListUploadFiles(const std::string& src,
   std::sort(out.begin(), out.end(),
             [](const UploadFile& a, const UploadFile& b) { return a.remote < b.remote; });
   return out;
+}
+
+base::Result<std::string> CopyDownloadName(std::string_view src) {
+  while (!src.empty() && src.back() == '/') src.remove_suffix(1);
+  const size_t slash = src.rfind('/');
+  const std::string_view name = slash == std::string_view::npos ? src : src.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..")
+    return Fail(ErrorCode::kInvalidArgument,
+                "\"" + std::string(src) +
+                    "\" names no file or folder on the lease: LEASE:PATH, e.g. 7:outputs");
+  return std::string(name);
+}
+
+namespace {
+
+/// One unpacked entry: a regular file or a folder, its special bits cleared.
+base::Status CheckUnpackedEntry(const fs::path& path, const fs::path& shown) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0)
+    return Fail(ErrorCode::kIo, "cannot read " + shown.string() + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+    return Fail(ErrorCode::kPermissionDenied,
+                "the lease sent " + shown.string() + " as " +
+                    (S_ISLNK(st.st_mode)    ? "a symbolic link"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                                            : "a device node") +
+                    ", not a file or folder: nothing was stored (copy the file it points to, "
+                    "or pack it yourself with `gpunet exec`)");
+  // The temporary folder is ours (0700): nothing can swap the entry after lstat.
+  if ((st.st_mode & (S_ISUID | S_ISGID | S_ISVTX)) != 0 &&
+      ::chmod(path.c_str(), st.st_mode & 0777) != 0)
+    return Fail(ErrorCode::kIo, "cannot chmod " + shown.string() + ": " + std::strerror(errno));
+  return base::Ok();
+}
+
+}  // namespace
+
+base::Status CheckUnpackedDownload(const std::string& root) {
+  const fs::path top(root);
+  const fs::path name = top.filename();
+  GPUNET_TRY(CheckUnpackedEntry(top, name));
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(top, ec))) return base::Ok();
+  // The iterator never follows a link; each entry is checked before it is descended.
+  fs::recursive_directory_iterator it(top, fs::directory_options::none, ec), end;
+  if (ec) return Fail(ErrorCode::kIo, "cannot list " + name.string() + ": " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) return Fail(ErrorCode::kIo, "cannot list " + name.string() + ": " + ec.message());
+    GPUNET_TRY(CheckUnpackedEntry(it->path(), name / it->path().lexically_relative(top)));
+  }
+  return base::Ok();
 }
 
 base::Result<uint64_t> ParseSizeAnswer(std::string_view body) {

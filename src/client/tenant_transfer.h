@@ -1,9 +1,9 @@
 // The tenant's side of moving bytes through the tenant API (docs/tenant-api.md
 // "Endpoints"): the request targets of uploads, logs and outputs, the chunk and
 // resume arithmetic of an upload, the files a directory upload sends, and the path
-// checks that keep a download inside the folder it was asked into. Pure functions
-// over values and the local file system; `gpunet lease ...` (cmd_lease_tenant.cpp)
-// does the requests.
+// checks that keep a download inside the folder it was asked into (and a `gpunet cp`
+// download to plain files and folders). Pure functions over values and the local file
+// system; `gpunet lease ...` (cmd_lease_tenant.cpp) does the requests.
 #pragma once
 
 #include <cstdint>
@@ -82,6 +82,18 @@ struct UploadFile {
 [[nodiscard]] base::Result<std::vector<UploadFile>> ListUploadFiles(const std::string& src,
                                                                     const std::string& dest);
 
+/// The name `gpunet cp LEASE:SRC DEST` stores (as the lease's `basename` does):
+/// SRC's last component with trailing '/' ignored ("data/" and "data//" are "data").
+/// kInvalidArgument when that names no file or folder ("", "/", ".", "..", "x/..").
+[[nodiscard]] base::Result<std::string> CopyDownloadName(std::string_view src);
+
+/// Checks what `tar -x` unpacked at `root` (a file or a folder, in a temporary folder
+/// of ours) before it is moved into place: the lease's archive is the provider's and
+/// the workload's, so anything but regular files and folders (a symbolic link that
+/// would turn a later write into one to ~/.bashrc, a device node, a FIFO, a socket)
+/// is kPermissionDenied naming it, and every setuid, setgid and sticky bit is cleared.
+[[nodiscard]] base::Status CheckUnpackedDownload(const std::string& root);
+
 /// An answer with {"size": N} (GET /leases/{id}/files/{path}, and an upload chunk's).
 [[nodiscard]] base::Result<uint64_t> ParseSizeAnswer(std::string_view body);
 
@@ -116,6 +128,17 @@ struct OutputsAnswer {
 /// is kCorrupt (a provider cannot make the client write outside DEST); an entry whose
 /// name is merely odd is skipped, so one odd file does not hide the others.
 [[nodiscard]] base::Result<OutputsAnswer> ParseOutputsAnswer(std::string_view body);
+
+/// The part file a download of output `name` of lease `lease_id` to `dest` grows in
+/// and resumes from: "<dest>.<lease>-<12 hex of SHA-256(name)>.part", so a part that
+/// another lease's or another output's download left at that DEST is never taken as
+/// this one's start.
+std::string OutputPartPath(std::string_view dest, uint64_t lease_id, std::string_view name);
+
+/// kCorrupt unless `piece` bytes at `offset` stay within `total`, the output's size
+/// as its listing gave it (or the provider's first answer): a provider cannot make a
+/// download write more than the size it announced.
+[[nodiscard]] base::Status CheckOutputPiece(uint64_t offset, uint64_t piece, uint64_t total);
 
 /// Where a logs or outputs read continues: the answer's Gpunet-Next-Offset when it
 /// sent one, else offset + body size. The header may skip forward (a log rotated

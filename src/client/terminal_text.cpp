@@ -154,4 +154,11 @@ std::string SanitizeTerminalText(std::string_view bytes) {
   return out;
 }
 
+std::string TerminalLine(std::string_view bytes, size_t bytes_max) {
+  std::string out = SanitizeTerminalText(bytes.substr(0, bytes_max));
+  for (char& c : out)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  return out;
+}
+
 }  // namespace gpunet::client

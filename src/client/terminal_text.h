@@ -53,4 +53,10 @@ class TerminalSanitizer {
 /// One-shot: TerminalSanitizer().Feed(bytes) + Finish().
 std::string SanitizeTerminalText(std::string_view bytes);
 
+/// A provider's short text printed inside a line of ours (the workload id of a
+/// manifest answer, a lease's step or state, an exit reason, a session's ERROR
+/// message) as one harmless line: SanitizeTerminalText of its first `bytes_max`
+/// bytes, '\n', '\r' and '\t' as spaces (no line of ours is overwritten or split).
+std::string TerminalLine(std::string_view bytes, size_t bytes_max = 1024);
+
 }  // namespace gpunet::client

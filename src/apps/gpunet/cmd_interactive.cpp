@@ -39,6 +39,7 @@
 #include "client/session_client.h"
 #include "client/session_keys.h"
 #include "client/ssh_config.h"
+#include "client/tenant_transfer.h"
 
 extern char** environ;
 
@@ -280,6 +281,7 @@ void ServeForward(client::TenantClient tenant, uint64_t lease_id, uint16_t remot
   client::SessionRelayIo io;
   io.input_fd = fd;
   io.output_fd = fd;
+  io.shutdown_output_on_eof = true;  // the connection is this session's own
   io.error_fd = STDERR_FILENO;
   auto end = client::RelaySession(**session, io);
   if (!end)
@@ -458,12 +460,11 @@ void Upload(const GlobalOptions& g, const InteractiveArgs& a, const std::string&
 
 void Download(const GlobalOptions& g, const InteractiveArgs& a, const std::string& lease,
               const std::string& src) {
-  if (src.empty() || src.ends_with("/.") || src == ".")
-    FailCommand(ErrorCode::kInvalidArgument, "name a file or folder on the lease: LEASE:PATH");
+  // "data/" is "data" (its last component, never the temporary folder itself).
+  const fs::path name = OrFail(client::CopyDownloadName(src));
   std::error_code ec;
   const fs::path dest = fs::absolute(a.dest.empty() ? "." : a.dest, ec).lexically_normal();
   const bool into = fs::is_directory(dest, ec);
-  const fs::path name = fs::path(src).lexically_normal().filename();
   const fs::path final_path = into ? dest / name : dest;
   const fs::path where = into ? dest : dest.parent_path();
   std::string tmp_template = (where / ".gpunet-cp.XXXXXX").string();
@@ -486,9 +487,12 @@ void Download(const GlobalOptions& g, const InteractiveArgs& a, const std::strin
   open.argv = {"sh", "-c", kPackScript, "gpunet-cp", src, a.recursive ? "-r" : ""};
   auto session = Open(access, open);
   Pipe tar_in;
-  // --no-same-owner --no-same-permissions: files are the user's, as a download.
-  const pid_t tar =
-      SpawnTar({"-x", "-f", "-", "-C", tmp.string(), "--no-same-owner"}, tar_in.read, -1);
+  // The archive is the lease's: files are the user's with the user's umask (as root
+  // too), the temporary folder's own mode stays; CheckUnpackedDownload then refuses
+  // links, devices and FIFOs and clears setuid/setgid/sticky bits before the rename.
+  const pid_t tar = SpawnTar({"-x", "-f", "-", "-C", tmp.string(), "--no-same-owner",
+                              "--no-same-permissions", "--no-overwrite-dir"},
+                             tar_in.read, -1);
   tar_in.CloseRead();
   client::SessionRelayIo io;
   io.output_fd = tar_in.write;
@@ -499,6 +503,7 @@ void Download(const GlobalOptions& g, const InteractiveArgs& a, const std::strin
   if (tar_exit != 0)
     FailCommand(ErrorCode::kIo,
                 "unpacking here failed (tar exit " + std::to_string(tar_exit) + ")");
+  OrFail(client::CheckUnpackedDownload((tmp / name).string()), "lease " + lease + ": " + src);
   fs::rename(tmp / name, final_path, ec);
   if (ec)
     FailCommand(ErrorCode::kIo,

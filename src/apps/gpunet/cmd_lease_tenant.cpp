@@ -742,10 +742,12 @@ void RunWatch(const GlobalOptions& g, const TenantArgs& a) {
 
 // ---------------------------------------------------------------- outputs
 
-/// Downloads output `name` to `dest` in pieces (resumable through dest.part).
+/// Downloads output `name` to `dest` in pieces, resumable through its part file
+/// (client::OutputPartPath: this lease's and this output's only), never past
+/// `listed_size` (the listing's size; nullopt: the provider's first answer's).
 void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::string& name,
-                    const std::string& dest) {
-  const std::string part = dest + ".part";
+                    const std::string& dest, std::optional<uint64_t> listed_size) {
+  const std::string part = client::OutputPartPath(dest, lease_id, name);
   std::error_code ec;
   if (const fs::path parent = fs::path(dest).parent_path(); !parent.empty()) {
     fs::create_directories(parent, ec);
@@ -753,18 +755,39 @@ void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::
       FailCommand(ErrorCode::kIo, "cannot make folder " + parent.string() + ": " + ec.message());
   }
   uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
+  std::optional<uint64_t> total = listed_size;
+  // A part longer than the file is no start of it (the file was rewritten): start over.
+  const auto restart_if_longer = [&] {
+    if (!total || offset <= *total) return false;
+    fs::resize_file(part, 0, ec);
+    offset = 0;
+    return true;
+  };
+  restart_if_longer();
   std::ofstream out(part, std::ios::binary | std::ios::app);
   if (!out) FailCommand(ErrorCode::kIo, "cannot write " + part);
-  for (;;) {
-    const std::string target = client::OutputsTarget(lease_id, name, offset);
+  while (!total || offset < *total) {
+    const uint64_t max = total ? std::min<uint64_t>(client::kUploadChunkBytes, *total - offset)
+                               : client::kUploadChunkBytes;
+    const std::string target = client::OutputsTarget(lease_id, name, offset, max);
     const auto r = Expect(tenant.Get(target), "GET " + target);
+    if (!total) {
+      const auto size = r.Header("Gpunet-Size");
+      total = size ? OrFail(client::ParseDecimalU64(*size), "GET " + target + ": Gpunet-Size")
+                   : offset + r.body.size();
+      if (restart_if_longer()) {
+        out.close();
+        out.open(part, std::ios::binary | std::ios::trunc);
+        if (!out) FailCommand(ErrorCode::kIo, "cannot write " + part);
+        continue;
+      }
+    }
+    OrFail(client::CheckOutputPiece(offset, r.body.size(), *total), "GET " + target);
     out.write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
     if (!out) FailCommand(ErrorCode::kIo, "cannot write " + part);
     offset = OrFail(client::NextOffset(offset, r.body.size(), r.Header("Gpunet-Next-Offset")),
                     "GET " + target);
-    const auto size = r.Header("Gpunet-Size");
-    const auto total = size ? client::ParseDecimalU64(*size) : base::Result<uint64_t>(offset);
-    if (r.body.empty() || (total && offset >= *total)) break;
+    if (r.body.empty()) break;
   }
   out.close();
   if (std::rename(part.c_str(), dest.c_str()) != 0)
@@ -780,7 +803,7 @@ void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
   if (!a.path.empty()) {
     OrFail(client::CheckTenantPath(a.path), "PATH");
     const std::string dest = a.out.empty() ? fs::path(a.path).filename().string() : a.out;
-    DownloadOutput(tenant, id, a.path, dest);
+    DownloadOutput(tenant, id, a.path, dest, std::nullopt);
     if (g.Json()) return PrintJson({{"downloaded", {{{"path", a.path}, {"to", dest}}}}});
     std::cout << a.path << " -> " << dest << std::endl;
     return;
@@ -808,7 +831,7 @@ void RunOutputs(const GlobalOptions& g, const TenantArgs& a) {
     }
     // ParseOutputsAnswer checked the name: relative, no "..", so it stays beneath -o.
     const std::string dest = (fs::path(a.out) / e.name).string();
-    DownloadOutput(tenant, id, e.name, dest);
+    DownloadOutput(tenant, id, e.name, dest, e.size);
     done.push_back({{"path", e.name}, {"to", dest}});
     if (!g.Json()) std::cout << e.name << " -> " << dest << std::endl;
   }

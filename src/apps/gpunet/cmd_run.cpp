@@ -87,6 +87,14 @@ std::string GpnText(uint64_t ugpn) {
   return client::FormatGpn(ugpn) + " GPN";
 }
 
+/// A string field of a provider's answer as one harmless line (the provider chose
+/// its bytes: no escape sequence of it reaches the terminal), or `fallback` when the
+/// field is missing or not a string.
+std::string ProviderText(const json& j, const char* key, const char* fallback) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return fallback;
+  return client::TerminalLine(j[key].get<std::string>(), 200);
+}
+
 /// One `gpunet run`: the state its phases share.
 class TaskRun {
  public:
@@ -411,7 +419,7 @@ void TaskRun::SendManifest(client::TenantClient& tenant) {
   }
   const json j = ParseJsonAnswer(Expect(std::move(answer), "POST " + target), "POST " + target);
   m_timings.manifest_accepted_ms = SinceStartMs();
-  Say("  manifest accepted; the workload is " + j.value("workload", std::string("starting")));
+  Say("  manifest accepted; the workload is " + ProviderText(j, "workload", "starting"));
 }
 
 void TaskRun::Upload(client::TenantClient& tenant) {
@@ -461,11 +469,11 @@ void TaskRun::WaitForSandbox(client::TenantClient& tenant) {
     const json j = ParseJsonAnswer(Expect(tenant.Get(target), "GET " + target), "GET " + target);
     std::string state = "none";
     if (j.contains("workload") && j["workload"].is_object())
-      state = j["workload"].value("state", std::string("none"));
+      state = ProviderText(j["workload"], "state", "none");
     if (state == "running" || state == "exited") break;
     if (SteadyClock::now() - last_said > std::chrono::seconds(5)) {
-      Say("  the sandbox is not running yet (step " + j.value("step", std::string("?")) +
-          ", workload " + state + ")");
+      Say("  the sandbox is not running yet (step " + ProviderText(j, "step", "?") + ", workload " +
+          state + ")");
       last_said = SteadyClock::now();
     }
     Sleep(100);
@@ -561,7 +569,7 @@ void TaskRun::DownloadOutputs(client::TenantClient& tenant) {
     }
     // ParseOutputsAnswer checked the name: relative, no "..", so it stays beneath dest.
     const std::string to = (fs::path(dest) / e.name).string();
-    DownloadOutput(tenant, m_lease_id, e.name, to);
+    DownloadOutput(tenant, m_lease_id, e.name, to, e.size);
     Say("  " + e.name + " -> " + to);
     m_downloaded.push_back({{"path", e.name}, {"to", to}, {"size", e.size}});
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -47,9 +48,11 @@ nlohmann::json ParseJsonAnswer(const client::TenantResponse& r, const std::strin
 /// -o json); a dropped connection or an offset conflict resumes a few times.
 void UploadOne(const GlobalOptions& g, client::TenantClient& tenant, uint64_t lease_id,
                const client::UploadFile& f);
-/// Downloads output `name` to `dest` in pieces (resumable through dest.part).
+/// Downloads output `name` to `dest` in pieces, resumable through a part file of
+/// this lease's and this output's only, never past `listed_size` (the outputs
+/// listing's size of it; nullopt: the size the provider's first answer gives).
 void DownloadOutput(client::TenantClient& tenant, uint64_t lease_id, const std::string& name,
-                    const std::string& dest);
+                    const std::string& dest, std::optional<uint64_t> listed_size);
 
 /// The client that signs lease `c`'s requests: tenant key `from` (its passphrase
 /// asked) when given, else session key `session`'s stored grant (or the one that

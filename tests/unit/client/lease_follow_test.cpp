@@ -189,6 +189,11 @@ TEST(LeaseFollow, ParseWorkloadExit) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->exit_code, 2);
   EXPECT_EQ(e->reason, "oom");
+  // The provider's reason ends up in our end message: no escape sequence of it does.
+  e = ParseWorkloadExit(
+      R"({"workload":{"state":"exited","exit_code":2,"reason":"oom\u001b]52;c;ZWNobw==\u0007\r\nok"}})");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->reason, "oom  ok");
 }
 
 }  // namespace

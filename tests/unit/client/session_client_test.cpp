@@ -11,6 +11,7 @@
 
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace gpunet::client {
 namespace {
@@ -138,23 +139,63 @@ TEST(SessionClient, RelaysInputOutputAndTheExitCode) {
   EXPECT_EQ(error.ReadAll(), "err\n");
 }
 
+// The ERROR message is printed after "lease 7: ": the lease's bytes as one harmless line.
 TEST(SessionClient, NoInputIsAnEofAtOnceAndErrorEndsTheSession) {
-  Pair pair;
-  Pipe output;
-  std::thread lease([&] {
-    LeaseSide side{pair.fds[1], {}};
-    EXPECT_EQ(side.Read().type, SessionFrameType::kStdinEof);
-    side.Write(SessionFrameType::kError, "nothing listens on port 8888 inside the lease");
-  });
-  SessionRelayIo io;
-  io.output_fd = output.fds[1];
-  auto end = RelaySession(*pair.session, io);
-  lease.join();
-  ASSERT_TRUE(end) << end.error().ToString();
-  EXPECT_FALSE(end->ready);
-  EXPECT_FALSE(end->exit);
-  ASSERT_TRUE(end->error);
-  EXPECT_EQ(*end->error, "nothing listens on port 8888 inside the lease");
+  const std::pair<std::string, std::string> cases[] = {
+      {"nothing listens on port 8888 inside the lease",
+       "nothing listens on port 8888 inside the lease"},
+      {"no sshd\x1b]0;title\x07\x1b[1A\r\ndone", "no sshd  done"}};
+  for (const auto& [sent, shown] : cases) {
+    Pair pair;
+    Pipe output;
+    std::thread lease([&] {
+      LeaseSide side{pair.fds[1], {}};
+      EXPECT_EQ(side.Read().type, SessionFrameType::kStdinEof);
+      side.Write(SessionFrameType::kError, sent);
+    });
+    SessionRelayIo io;
+    io.output_fd = output.fds[1];
+    auto end = RelaySession(*pair.session, io);
+    lease.join();
+    ASSERT_TRUE(end) << end.error().ToString();
+    EXPECT_FALSE(end->ready);
+    EXPECT_FALSE(end->exit);
+    ASSERT_TRUE(end->error);
+    EXPECT_EQ(*end->error, shown);
+  }
+}
+
+// STDOUT_EOF ends a forwarded connection's writing side only: a stdout socket that
+// others share (journald, a CI runner) stays open after an exec session's EOF.
+TEST(SessionClient, StdoutEofShutsTheOutputOnlyWhenTheSessionOwnsIt) {
+  for (const bool owned : {false, true}) {
+    Pair pair;
+    int out[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out), 0);
+    std::thread lease([&] {
+      LeaseSide side{pair.fds[1], {}};
+      EXPECT_EQ(side.Read().type, SessionFrameType::kStdinEof);
+      side.Write(SessionFrameType::kStdout, "a");
+      side.Write(SessionFrameType::kStdoutEof);
+      side.Write(SessionFrameType::kExit, base::EncodeSessionExit({0, 0}));
+    });
+    SessionRelayIo io;
+    io.output_fd = out[0];
+    io.shutdown_output_on_eof = owned;
+    auto end = RelaySession(*pair.session, io);
+    lease.join();
+    ASSERT_TRUE(end) << end.error().ToString();
+    ASSERT_TRUE(end->exit);
+    const bool still_open = ::send(out[0], "b", 1, MSG_NOSIGNAL) == 1;
+    EXPECT_EQ(still_open, !owned) << "owned " << owned;
+    ::close(out[0]);
+    std::string seen;
+    char buffer[16];
+    for (ssize_t n; (n = ::read(out[1], buffer, sizeof buffer)) > 0;)
+      seen.append(buffer, static_cast<size_t>(n));
+    EXPECT_EQ(seen, owned ? "a" : "ab");
+    ::close(out[1]);
+  }
 }
 
 TEST(SessionClient, AConnectionThatEndsEarlyOrInAFrameIsAnError) {

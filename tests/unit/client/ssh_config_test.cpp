@@ -1,7 +1,15 @@
 // The OpenSSH text `gpunet ssh-config` writes (client/ssh_config.h).
 #include "client/ssh_config.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "util/temp_dir.h"
 
 namespace gpunet::client {
 namespace {
@@ -26,6 +34,43 @@ TEST(SshConfig, HostBlockHasTheSettingsAndAQuotedProxyCommand) {
         "  ProxyCommand '/usr/local/bin/gpunet' --home '/home/ada/.gpunet' --node "
         "'http://127.0.0.1:26657' ssh-proxy 7\n"})
     EXPECT_NE(block->find(line), std::string::npos) << line << "\n" << *block;
+}
+
+/// What `ssh -G` (OpenSSH's own reading of a config, nothing connects) makes of
+/// `config` for gpunet-7 with `args`, lower-case `key value` lines.
+std::string SshResolved(const std::string& config, const std::string& args) {
+  gpunet::testing::TempDir dir;
+  std::ofstream(dir.Sub("config")) << config;
+  std::string out;
+  FILE* p =
+      ::popen(("ssh -G -F " + dir.Sub("config") + " " + args + " gpunet-7 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, p)) > 0;) out.append(buffer, n);
+  ::pclose(p);
+  return out;
+}
+
+// A `Host *` with ForwardAgent/ForwardX11 yes after the block (ssh takes the first
+// value) must not hand the user's agent or display to the lease; the user's own -L
+// still works (no ClearAllForwardings).
+TEST(SshConfig, HostBlockForwardsNoAgentNorX11ButKeepsTheUsersLocalForward) {
+  auto block = SshHostBlock(Entry());
+  ASSERT_TRUE(block) << block.error().ToString();
+  for (std::string_view line : {"  ForwardAgent no\n", "  ForwardX11 no\n",
+                                "  GSSAPIDelegateCredentials no\n", "  PermitLocalCommand no\n"})
+    EXPECT_NE(block->find(line), std::string::npos) << line << "\n" << *block;
+  EXPECT_EQ(block->find("ClearAllForwardings"), std::string::npos);
+  if (::access("/usr/bin/ssh", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/ssh to read it";
+  const std::string resolved =
+      SshResolved(*block +
+                      "\nHost *\n  ForwardAgent yes\n  ForwardX11 yes\n"
+                      "  GSSAPIDelegateCredentials yes\n  PermitLocalCommand yes\n",
+                  "-L 18888:127.0.0.1:8888");
+  for (std::string_view line :
+       {"forwardagent no\n", "forwardx11 no\n", "gssapidelegatecredentials no\n",
+        "permitlocalcommand no\n", "localforward 18888 [127.0.0.1]:8888\n"})
+    EXPECT_NE(resolved.find(line), std::string::npos) << line << "\n" << resolved;
 }
 
 TEST(SshConfig, ValuesAShellOrSshCouldReadOtherwiseAreRefused) {

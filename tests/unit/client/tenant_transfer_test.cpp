@@ -4,6 +4,7 @@
 #include "client/tenant_transfer.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -123,6 +124,50 @@ TEST(UploadFiles, AFolderSendsEveryRegularFileSortedAndRefusesLinks) {
   EXPECT_NE(refused.error().message.find("symbolic link"), std::string::npos);
 }
 
+TEST(CopyDownload, TheNameIsTheLastComponentTrailingSlashesIgnored) {
+  EXPECT_EQ(CopyDownloadName("data/").value(), "data");
+  EXPECT_EQ(CopyDownloadName("runs/ckpt//").value(), "ckpt");
+  EXPECT_EQ(CopyDownloadName("/work/a.pt").value(), "a.pt");
+  EXPECT_EQ(CopyDownloadName("a.pt").value(), "a.pt");
+  for (std::string_view bad : {"", "/", "//", ".", "./", "x/.", "..", "x/..", "x/../"})
+    EXPECT_EQ(CopyDownloadName(bad).error().code, ErrorCode::kInvalidArgument) << bad;
+}
+
+TEST(CopyDownload, OnlyFilesAndFoldersAreKeptAndSpecialBitsCleared) {
+  testing::TempDir dir;
+  namespace fs = std::filesystem;
+  fs::create_directories(dir.Sub("ckpt/sub"));
+  std::ofstream(dir.Sub("ckpt/sub/run.sh")) << "#!/bin/sh\n";
+  ASSERT_EQ(::chmod(dir.Sub("ckpt/sub/run.sh").c_str(), 06755), 0);
+  ASSERT_EQ(::chmod(dir.Sub("ckpt/sub").c_str(), 01777), 0);
+  ASSERT_TRUE(CheckUnpackedDownload(dir.Sub("ckpt")));
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.Sub("ckpt/sub/run.sh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  ASSERT_EQ(::stat(dir.Sub("ckpt/sub").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0777u);
+  // A file alone is checked too (cp without -r).
+  std::ofstream(dir.Sub("one.pt")) << "w";
+  ASSERT_EQ(::chmod(dir.Sub("one.pt").c_str(), 04644), 0);
+  ASSERT_TRUE(CheckUnpackedDownload(dir.Sub("one.pt")));
+  ASSERT_EQ(::stat(dir.Sub("one.pt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+
+  // A link (deep or the download itself) and a FIFO are refused, named.
+  ASSERT_EQ(::symlink("/etc/passwd", dir.Sub("ckpt/sub/model.pt").c_str()), 0);
+  auto refused = CheckUnpackedDownload(dir.Sub("ckpt"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kPermissionDenied);
+  EXPECT_NE(refused.error().message.find("ckpt/sub/model.pt as a symbolic link"), std::string::npos)
+      << refused.error().message;
+  ASSERT_EQ(::symlink(".bashrc", dir.Sub("link.pt").c_str()), 0);
+  EXPECT_EQ(CheckUnpackedDownload(dir.Sub("link.pt")).error().code, ErrorCode::kPermissionDenied);
+  ASSERT_EQ(::mkfifo(dir.Sub("fifo").c_str(), 0600), 0);
+  refused = CheckUnpackedDownload(dir.Sub("fifo"));
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("a FIFO"), std::string::npos);
+}
+
 TEST(TenantAnswers, EventsMustComeInOrderAfterTheCursor) {
   auto e =
       ParseEventsAnswer(R"({"events":[{"seq":4,"time_ms":1,"kind":"started","message":""},)"
@@ -181,6 +226,25 @@ TEST(TenantAnswers, OutputNamesNoRequestCanNameAreSkippedNotFatal) {
   for (const auto& why : answer->skipped)
     for (unsigned char c : why) EXPECT_TRUE(c >= 0x20 && c != 0x7f) << why;  // printable
   EXPECT_NE(answer->skipped[1].find("control byte"), std::string::npos) << answer->skipped[1];
+}
+
+TEST(TenantAnswers, AnOutputsPartFileIsThisLeasesAndThisOutputsOnly) {
+  const std::string part = OutputPartPath("out/model.pt", 7, "model.pt");
+  EXPECT_TRUE(part.starts_with("out/model.pt.7-")) << part;
+  EXPECT_TRUE(part.ends_with(".part")) << part;
+  EXPECT_EQ(part, OutputPartPath("out/model.pt", 7, "model.pt"));
+  EXPECT_NE(part, OutputPartPath("out/model.pt", 8, "model.pt"));       // another lease
+  EXPECT_NE(part, OutputPartPath("out/model.pt", 7, "ckpt/model.pt"));  // another output
+  EXPECT_NE(part, std::string("out/model.pt.part"));
+}
+
+TEST(TenantAnswers, AnOutputDownloadNeverGoesPastItsSize) {
+  EXPECT_TRUE(CheckOutputPiece(0, 10, 10));
+  EXPECT_TRUE(CheckOutputPiece(4, 6, 10));
+  EXPECT_TRUE(CheckOutputPiece(10, 0, 10));
+  EXPECT_EQ(CheckOutputPiece(4, 7, 10).error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(CheckOutputPiece(11, 0, 10).error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(CheckOutputPiece(1, UINT64_MAX, 10).error().code, ErrorCode::kCorrupt);
 }
 
 TEST(TenantAnswers, NextOffsetNeverGoesBack) {

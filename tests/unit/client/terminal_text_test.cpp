@@ -91,6 +91,14 @@ TEST(TerminalText, AnUnterminatedSequenceIsBoundedThenTextAgain) {
   EXPECT_EQ(SanitizeTerminalText("text\x1b[12"), "text");  // cut off at the end: dropped
 }
 
+TEST(TerminalText, ALineOfTheProvidersIsOneHarmlessLineAndBounded) {
+  EXPECT_EQ(TerminalLine("running"), "running");
+  EXPECT_EQ(TerminalLine("oom\x1b]0;pwned\x07\x1b[2J\rlease 9: ok\nx\t\x07"),
+            "oom lease 9: ok x ^G");
+  EXPECT_EQ(TerminalLine(std::string(5000, 'a'), 100), std::string(100, 'a'));
+  EXPECT_EQ(TerminalLine("ab\xc3\xa9", 3), "ab\xef\xbf\xbd");  // a character cut: U+FFFD
+}
+
 TEST(TerminalText, NoOutputByteCanStartASequence) {
   // Every byte value, alone and after ESC and after "ESC [": the output never holds
   // ESC, a C1 control in either form, or a C0 control other than \n \t \r.
