@@ -528,9 +528,9 @@ server::ServerOptions TenantApiServerDefaults(size_t broker_fds) {
   o.first_bytes_timeout_ms = 10'000;
   o.write_timeout_ms = 30'000;
   o.connections_max = 256;
-  // A tenant's sessions (up to kTenantSessionsPerLeaseMax a lease, each a connection
-  // for as long as it lasts) and its requests beside them.
-  o.connections_per_address_max = 48;
+  // Plain connections only, signed or not: a session's connection stops counting once
+  // it is relayed (its caps are the API's own: SessionCap).
+  o.connections_per_address_max = 16;
   o.io_threads = 1;
   // A worker per broker descriptor for long-polls, and a few that wait for one.
   o.worker_threads = broker_fds + 4;
