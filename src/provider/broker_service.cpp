@@ -825,7 +825,10 @@ BrokerFrame BrokerService::Session(const TenantLeaseView& lease, BrokerFd* sessi
   GPUNET_CHECK(*fd >= 0);
   *session = BrokerFd(*fd);
   if (m_deps.session_opened) m_deps.session_opened();
-  return BrokerReply(200, "ok");
+  // Whose lease it is, for the tenant-facing process's per-tenant session cap.
+  BrokerFrame reply = BrokerReply(200, "ok");
+  reply.fields["tenant"] = lease.ledger->tenant;
+  return reply;
 }
 
 }  // namespace gpunet::provider

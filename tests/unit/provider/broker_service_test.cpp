@@ -635,6 +635,9 @@ TEST_F(BrokerServiceTest, ASessionIsTheInitsSocketForARunningWorkloadOfAStartedL
   auto ok = CallSession(session_frame(), &fd);
   ASSERT_EQ(StatusOf(ok), 200) << ok.Field("message").value_or("");
   ASSERT_TRUE(fd.Valid());
+  // The lease's tenant, for the tenant-facing process's per-tenant cap.
+  EXPECT_EQ(ok.Field("tenant").value_or(""),
+            crypto::AddressToString(crypto::AddressOf(tenant.Public())));
   ASSERT_EQ(init_ends.size(), 1u);
   ASSERT_EQ(::write(init_ends[0], "\x08", 1), 1);  // what init would send: its bytes arrive
   char c = 0;
