@@ -49,7 +49,8 @@ inline constexpr size_t kTenantRevokeBytesMax = 4u << 10;
 /// one signer (counted once its signature verified); the next gets 429. Each holds a
 /// broker descriptor for up to kTenantWaitMsMax, so all leases together may hold every
 /// descriptor but one (a short request always finds one free); past that a long-poll
-/// gets 503.
+/// gets 503. Across signers (a tenant's grant keys) the agent caps them per lease
+/// (kBrokerLongPollsPerLeaseMax, counted once it allowed the request).
 inline constexpr size_t kTenantLongPollsPerLeaseMax = 2;
 /// The Upgrade token of an interactive session (docs/tenant-api.md "Sessions").
 inline constexpr std::string_view kSessionProtocol = "gpunet-session/1";
