@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <thread>
 #include <utility>
@@ -335,6 +336,48 @@ void BrokerService::Retire(std::vector<std::unique_ptr<Connection>>& connections
     ::close(c->fd);
   }
   connections.clear();
+}
+
+namespace {
+
+/// Runs `end` when the scope ends (a long-poll's slot, whichever way it returns).
+struct OnScopeEnd {
+  std::function<void()> end;
+  ~OnScopeEnd() {
+    if (end) end();
+  }
+};
+
+BrokerFrame LongPollRefusal(uint64_t id) {
+  return ErrorReply(429, "limit_exceeded",
+                    "lease " + std::to_string(id) + " has " +
+                        std::to_string(kBrokerLongPollsPerLeaseMax) +
+                        " long-polls waiting (events or logs with wait_ms), by its tenant and "
+                        "the keys it granted together, its limit: let one end, or ask with "
+                        "wait_ms=0");
+}
+
+}  // namespace
+
+bool BrokerService::AdmitLongPoll(uint64_t id) {
+  base::MutexLock lock(m_polls_mu);
+  size_t& waiting = m_polls[id];
+  if (waiting >= kBrokerLongPollsPerLeaseMax) return false;
+  ++waiting;
+  return true;
+}
+
+size_t BrokerService::LongPollsOf(uint64_t id) const {
+  base::MutexLock lock(m_polls_mu);
+  auto it = m_polls.find(id);
+  return it == m_polls.end() ? 0 : it->second;
+}
+
+void BrokerService::EndLongPoll(uint64_t id) {
+  base::MutexLock lock(m_polls_mu);
+  auto it = m_polls.find(id);
+  GPUNET_CHECK(it != m_polls.end() && it->second > 0);
+  if (--it->second == 0) m_polls.erase(it);
 }
 
 bool BrokerService::Cancelled() const {
@@ -669,6 +712,11 @@ BrokerFrame BrokerService::Events(const BrokerFrame& request, const TenantLeaseV
   auto after = QueryNumber(*route, "after", 0);
   auto wait = QueryNumber(*route, "wait_ms", 0);
   if (!after || !wait) return ErrorReply(400, "invalid_argument", "after and wait_ms are numbers");
+  OnScopeEnd slot;
+  if (*wait > 0) {
+    if (!AdmitLongPoll(id)) return LongPollRefusal(id);
+    slot.end = [this, id] { EndLongPoll(id); };
+  }
   int64_t left = static_cast<int64_t>(std::min<uint64_t>(*wait, kBrokerWaitMsMax));
   // Waits in short steps so Stop is never held up by a long-poll.
   for (;;) {
@@ -705,6 +753,11 @@ BrokerFrame BrokerService::Logs(const BrokerFrame& request, const TenantLeaseVie
   auto info = m_deps.attach(WorkloadIdOf(id));
   if (!info) return ErrorReply(404, "not_found", "the lease's workload and its logs are gone");
   const uint64_t cap = std::clamp<uint64_t>(*max, 1, kBrokerLogReadMax);
+  OnScopeEnd slot;
+  if (*wait > 0) {
+    if (!AdmitLongPoll(id)) return LongPollRefusal(id);
+    slot.end = [this, id] { EndLongPoll(id); };
+  }
   int64_t left = static_cast<int64_t>(std::min<uint64_t>(*wait, kBrokerWaitMsMax));
   for (;;) {
     auto chunk = ReadLog(info->run_dir, stream + ".log", *offset, cap);
@@ -825,7 +878,10 @@ BrokerFrame BrokerService::Session(const TenantLeaseView& lease, BrokerFd* sessi
   GPUNET_CHECK(*fd >= 0);
   *session = BrokerFd(*fd);
   if (m_deps.session_opened) m_deps.session_opened();
-  return BrokerReply(200, "ok");
+  // Whose lease it is, for the tenant-facing process's per-tenant session cap.
+  BrokerFrame reply = BrokerReply(200, "ok");
+  reply.fields["tenant"] = lease.ledger->tenant;
+  return reply;
 }
 
 }  // namespace gpunet::provider

@@ -53,6 +53,12 @@ inline constexpr std::string_view kSecretsDirRelative = ".gpunet/secrets";
 inline constexpr std::string_view kSecretsReadyRelative = ".gpunet/ready";
 inline constexpr size_t kSecretValueBytesMax = 64u << 10;
 inline constexpr uint64_t kBrokerWaitMsMax = 25'000;  ///< long-polls (events, logs)
+/// Long-polls (events or logs with wait_ms > 0) that may wait at once on one lease,
+/// whoever signed them (the tenant and every key it granted together), counted once
+/// the request is verified and allowed; the next gets 429 at once. Each holds one of
+/// the tenant-facing process's broker sockets (all of them together but one may
+/// wait), so one lease's grant keys never take every socket.
+inline constexpr size_t kBrokerLongPollsPerLeaseMax = 2;
 inline constexpr uint64_t kBrokerLogReadMax = 1u << 20;
 inline constexpr size_t kBrokerEventsPerReply = 1000;
 inline constexpr size_t kBrokerOutputEntriesMax = 10'000;
@@ -110,6 +116,8 @@ class BrokerService {
   void Serve(const std::vector<int>& fds);
   /// Shuts the sockets down and joins the threads. Idempotent.
   void Stop();
+  /// Long-polls waiting now on lease `id` (its kBrokerLongPollsPerLeaseMax count).
+  size_t LongPollsOf(uint64_t id) const;
 
   /// One request's answer (a kReply frame). A kSession's 200 comes with the session's
   /// socket in *session (the caller passes it with the reply, then closes its copy);
@@ -152,6 +160,12 @@ class BrokerService {
   std::atomic<bool> m_stopping{false};
   /// Serialises secret writes (the ready marker is written once per lease).
   base::Mutex m_secrets_mu;
+  /// Counts a long-poll of lease `id` in, or false when kBrokerLongPollsPerLeaseMax wait
+  /// on it already; EndLongPoll counts it out.
+  bool AdmitLongPoll(uint64_t id);
+  void EndLongPoll(uint64_t id);
+  mutable base::Mutex m_polls_mu;
+  std::map<uint64_t, size_t> m_polls GUARDED_BY(m_polls_mu);  ///< lease id -> waiting
 };
 
 /// A kReply frame: status, one-line message, JSON body (or `content_type`).

@@ -55,7 +55,8 @@ enum class BrokerOp : uint8_t {
   kLogs = 9,          ///< fields stream, offset, max
   kOutputs = 10,      ///< fields path ("" = list)
   kStatus = 11,       ///< the lease's workload state
-  kSession = 12,      ///< an interactive session: the 200 reply carries its socket
+  kSession = 12,      ///< an interactive session: the 200 reply carries its socket and
+                      ///< the lease's tenant address (field "tenant", for the session caps)
 };
 std::string_view BrokerOpName(BrokerOp op);
 

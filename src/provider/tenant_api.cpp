@@ -528,9 +528,9 @@ server::ServerOptions TenantApiServerDefaults(size_t broker_fds) {
   o.first_bytes_timeout_ms = 10'000;
   o.write_timeout_ms = 30'000;
   o.connections_max = 256;
-  // A tenant's sessions (up to kTenantSessionsPerLeaseMax a lease, each a connection
-  // for as long as it lasts) and its requests beside them.
-  o.connections_per_address_max = 48;
+  // Plain connections only, signed or not: a session's connection stops counting once
+  // it is relayed (its caps are the API's own: SessionCap).
+  o.connections_per_address_max = 16;
   o.io_threads = 1;
   // A worker per broker descriptor for long-polls, and a few that wait for one.
   o.worker_threads = broker_fds + 4;
@@ -649,7 +649,7 @@ Response TenantApi::Serve(const Request& request) {
 Response TenantApi::OpenSession(const BrokerFrame& frame) {
   const uint64_t id = frame.lease_id;
   // Not counted yet (only the agent's yes is), but no use asking it when full.
-  if (auto refused = SessionCap(id, /*count=*/false)) return *refused;
+  if (auto refused = SessionCap(id, nullptr)) return *refused;
   BrokerFd socket;
   auto reply = m_broker.Call(frame, &socket);
   if (!reply) {
@@ -658,14 +658,16 @@ Response TenantApi::OpenSession(const BrokerFrame& frame) {
   }
   // The broker connection is free again already; a session never holds one.
   if (!socket.Valid()) return FromReply(*reply);  // the agent's refusal
-  // Over a cap after all (sessions racing): the socket closes here, and init ends that
-  // session when it reads the end.
-  if (auto refused = SessionCap(id, /*count=*/true)) return *refused;
+  // Over a cap after all (sessions racing, or the tenant's other leases): the socket
+  // closes here, and init ends that session when it reads the end. The agent names the
+  // lease's tenant on the ledger (an agent that does not is one tenant, "").
+  const std::string tenant(reply->Field("tenant").value_or(""));
+  if (auto refused = SessionCap(id, &tenant)) return *refused;
   return server::UpgradeResponse(socket.Release(), std::string(kSessionProtocol),
-                                 [this, id] { EndSession(id); });
+                                 [this, id, tenant] { EndSession(id, tenant); });
 }
 
-std::optional<Response> TenantApi::SessionCap(uint64_t lease_id, bool count) {
+std::optional<Response> TenantApi::SessionCap(uint64_t lease_id, const std::string* tenant) {
   base::MutexLock lock(m_polls_mu);
   auto it = m_sessions.find(lease_id);
   const size_t on_lease = it == m_sessions.end() ? 0 : it->second;
@@ -675,22 +677,35 @@ std::optional<Response> TenantApi::SessionCap(uint64_t lease_id, bool count) {
                            " sessions open, its limit: end one (exit a shell, stop a forward or "
                            "an ssh connection) and try again");
   }
+  if (tenant != nullptr) {
+    auto t = m_tenant_sessions.find(*tenant);
+    if (t != m_tenant_sessions.end() && t->second >= kTenantSessionsPerTenantMax) {
+      return Refuse(429, "lease " + std::to_string(lease_id) + "'s tenant has " +
+                             std::to_string(kTenantSessionsPerTenantMax) +
+                             " sessions open on this provider across its leases, its limit: end "
+                             "one and try again");
+    }
+  }
   if (m_sessions_total >= kTenantSessionsMax) {
     return Refuse(503, "the provider has " + std::to_string(kTenantSessionsMax) +
                            " sessions open, all it relays at once: try again later");
   }
-  if (count) {
+  if (tenant != nullptr) {
     ++m_sessions[lease_id];
+    ++m_tenant_sessions[*tenant];
     ++m_sessions_total;
   }
   return std::nullopt;
 }
 
-void TenantApi::EndSession(uint64_t lease_id) {
+void TenantApi::EndSession(uint64_t lease_id, const std::string& tenant) {
   base::MutexLock lock(m_polls_mu);
   auto it = m_sessions.find(lease_id);
-  GPUNET_CHECK(it != m_sessions.end() && it->second > 0 && m_sessions_total > 0);
+  auto t = m_tenant_sessions.find(tenant);
+  GPUNET_CHECK(it != m_sessions.end() && it->second > 0 && t != m_tenant_sessions.end() &&
+               t->second > 0 && m_sessions_total > 0);
   if (--it->second == 0) m_sessions.erase(it);
+  if (--t->second == 0) m_tenant_sessions.erase(t);
   --m_sessions_total;
 }
 

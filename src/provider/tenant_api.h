@@ -49,13 +49,17 @@ inline constexpr size_t kTenantRevokeBytesMax = 4u << 10;
 /// one signer (counted once its signature verified); the next gets 429. Each holds a
 /// broker descriptor for up to kTenantWaitMsMax, so all leases together may hold every
 /// descriptor but one (a short request always finds one free); past that a long-poll
-/// gets 503.
+/// gets 503. Across signers (a tenant's grant keys) the agent caps them per lease
+/// (kBrokerLongPollsPerLeaseMax, counted once it allowed the request).
 inline constexpr size_t kTenantLongPollsPerLeaseMax = 2;
 /// The Upgrade token of an interactive session (docs/tenant-api.md "Sessions").
 inline constexpr std::string_view kSessionProtocol = "gpunet-session/1";
 /// Live sessions (relays) per lease, counted once the agent said yes; the next gets
-/// 429. And in all, for every lease together; the next gets 503.
+/// 429. Per tenant (the leases' tenant on the ledger, which the agent's yes names),
+/// so one tenant's leases never take them all; the next gets 429. And in all, for
+/// every lease together; the next gets 503.
 inline constexpr size_t kTenantSessionsPerLeaseMax = 16;
+inline constexpr size_t kTenantSessionsPerTenantMax = 32;
 inline constexpr size_t kTenantSessionsMax = 64;
 inline constexpr std::string_view kChunkSha256Header = "Gpunet-Chunk-Sha256";
 /// Reply fields of the agent that travel to the tenant as response headers.
@@ -126,10 +130,11 @@ class TenantApi {
   void EndLongPoll(const PollKey& key);
   /// GET /leases/{id}/session, its frame built and its signature checked.
   server::Response OpenSession(const BrokerFrame& frame);
-  /// The refusal when the lease or the process is at its session cap; with `count`,
-  /// counts one in when neither is (under one lock, so the caps hold exactly).
-  std::optional<server::Response> SessionCap(uint64_t lease_id, bool count);
-  void EndSession(uint64_t lease_id);
+  /// The refusal when the lease, its tenant (when known: the agent's yes names it) or
+  /// the process is at its session cap; with `tenant`, counts one in when none is
+  /// (under one lock, so the caps hold exactly).
+  std::optional<server::Response> SessionCap(uint64_t lease_id, const std::string* tenant);
+  void EndSession(uint64_t lease_id, const std::string& tenant);
 
   const std::string m_chain_id;
   const crypto::Address m_provider;
@@ -138,7 +143,8 @@ class TenantApi {
   mutable base::Mutex m_polls_mu;
   std::map<PollKey, size_t> m_polls GUARDED_BY(m_polls_mu);  ///< waiting now
   size_t m_polls_total GUARDED_BY(m_polls_mu) = 0;
-  std::map<uint64_t, size_t> m_sessions GUARDED_BY(m_polls_mu);  ///< lease id -> live
+  std::map<uint64_t, size_t> m_sessions GUARDED_BY(m_polls_mu);            ///< lease id -> live
+  std::map<std::string, size_t> m_tenant_sessions GUARDED_BY(m_polls_mu);  ///< tenant -> live
   size_t m_sessions_total GUARDED_BY(m_polls_mu) = 0;
   std::unique_ptr<server::HttpServer> m_server;
 };

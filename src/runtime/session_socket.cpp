@@ -10,8 +10,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <utility>
 
 #include "base/check.h"
 #include "runtime/runtime.h"
@@ -47,23 +51,51 @@ base::Result<std::string> ResolveInitPath(const std::string& configured) {
   if (path.empty() || path[0] != '/')
     return Fail(ErrorCode::kInvalidArgument,
                 "RuntimeOptions::init_path must be an absolute path (" + path + ")");
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
+  // The real file: what is checked is what the sandbox binds, not a link that could be
+  // pointed elsewhere after the check.
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
+  if (!real)
     return Fail(ErrorCode::kNotFound,
                 "the in-sandbox init " + path +
                     " is missing: install gpunet-init beside gpunet (`make build` builds "
                     "build/bin/gpunet-init)");
+  path = real.get();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return ErrnoFail("stat " + path, errno);
   if (!S_ISREG(st.st_mode) || (st.st_mode & S_IXOTH) == 0)
     return Fail(ErrorCode::kPermissionDenied,
                 "the in-sandbox init " + path +
                     " is not a file every user may execute (the workload's uid runs it): "
                     "chmod 755 it");
+  if (::geteuid() == 0) {
+    // It runs in every tenant's sandbox: whoever may change it (or swap it through its
+    // folder) would run code in all of them. A root runtime takes it only from root,
+    // written by nobody else.
+    const std::string dir = path.substr(0, std::max<size_t>(path.rfind('/'), 1));
+    struct stat dir_st {};
+    if (::stat(dir.c_str(), &dir_st) != 0) return ErrnoFail("stat " + dir, errno);
+    for (const auto& [what, s] : {std::pair<std::string, const struct stat*>{path, &st},
+                                  std::pair<std::string, const struct stat*>{dir, &dir_st}}) {
+      if (s->st_uid != 0 || (s->st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return Fail(
+            ErrorCode::kPermissionDenied,
+            "the in-sandbox init " + path + " runs in every tenant's sandbox, but " + what +
+                " is owned by uid " + std::to_string(s->st_uid) +
+                (s->st_mode & (S_IWGRP | S_IWOTH) ? ", writable by group or others"
+                                                  : std::string()) +
+                ": install it root-owned, written by root only, in a folder owned by root and "
+                "not group- or world-writable (the provider's init is the gpunet-init "
+                "beside gpunet: `sudo install -o root -g root -m 755 build/bin/gpunet "
+                "build/bin/gpunet-init /usr/local/bin/`)");
+    }
+  }
   return path;
 }
 
 base::Result<UniqueFd> ListenSessionSocket(int run_dir_fd) {
   GPUNET_TRY_ASSIGN(sockaddr_un addr, SessionAddress(run_dir_fd));
-  // A stale socket of an earlier start is replaced (the run dir is ours, root's 0700).
+  // A stale socket of an earlier start is replaced (the run dir is root's, 0711: no one
+  // else can create or remove entries in it).
   if (::unlinkat(run_dir_fd, kSessionSocketName, 0) != 0 && errno != ENOENT)
     return ErrnoFail("removing the old session socket", errno);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));

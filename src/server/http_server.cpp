@@ -137,7 +137,9 @@ void HttpServer::Impl::Register(std::shared_ptr<SessionBase> s) {
   base::MutexLock lock(sessions_mu);
   if (s->IsWebsocket()) ++ws_count;
   if (s->IsRelay()) ++relay_count;
-  if (!s->GetPeer().exempt) {
+  // A relay exists only because a handler said yes to its request (the tenant API's
+  // sessions, capped there): it does not hold one of its address's plain connections.
+  if (!s->GetPeer().exempt && !s->IsRelay()) {
     PeerCounts& counts = peers[s->GetPeer().address];
     ++counts.connections;
     if (s->IsWebsocket()) ++counts.websockets;
@@ -153,7 +155,7 @@ void HttpServer::Impl::Unregister(SessionBase* s) {
     if (it == sessions.end()) return;
     if (s->IsWebsocket()) --ws_count;
     if (s->IsRelay()) --relay_count;
-    if (!s->GetPeer().exempt) {
+    if (!s->GetPeer().exempt && !s->IsRelay()) {
       auto peer = peers.find(s->GetPeer().address);
       GPUNET_CHECK(peer != peers.end() && peer->second.connections >= 1);
       --peer->second.connections;

@@ -97,7 +97,8 @@ struct ServerOptions {
   int64_t write_timeout_ms = 10'000;  ///< a client that does not read is cut
   size_t connections_max = 256;       ///< beyond this, new connections get 503 and close
   /// Open connections (HTTP + websocket) from one peer address; beyond it, new
-  /// ones from that address get 429 and close.
+  /// ones from that address get 429 and close. A connection that became a byte relay
+  /// (a handler's UpgradeResponse) no longer counts: the handler capped it.
   size_t connections_per_address_max = 32;
   size_t io_threads = 1;
   size_t worker_threads = 4;

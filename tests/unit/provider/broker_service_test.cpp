@@ -184,12 +184,13 @@ class BrokerServiceTest : public ::testing::Test {
 
   /// A frame as the front sends it for (method, target, body), signed by `key`.
   BrokerFrame Signed(BrokerOp op, std::string_view method, std::string_view target,
-                     std::string body = "", const crypto::KeyPair* key = nullptr) {
+                     std::string body = "", const crypto::KeyPair* key = nullptr,
+                     const client::DelegationGrant* grant = nullptr) {
     const client::RequestScope scope{"gpunet-test", provider, kBrokerLease};
     client::RequestNonce nonce;
     nonce[0] = static_cast<uint8_t>(++next_nonce);
     nonce[1] = static_cast<uint8_t>(next_nonce >> 8);
-    auto headers = client::SignTenantRequest(scope, key ? *key : tenant, nullptr,
+    auto headers = client::SignTenantRequest(scope, key ? *key : tenant, grant,
                                              {method, target, client::BodyHash(body)},
                                              static_cast<uint64_t>(clock.NowMs()), nonce);
     EXPECT_TRUE(headers) << headers.error().ToString();
@@ -635,6 +636,9 @@ TEST_F(BrokerServiceTest, ASessionIsTheInitsSocketForARunningWorkloadOfAStartedL
   auto ok = CallSession(session_frame(), &fd);
   ASSERT_EQ(StatusOf(ok), 200) << ok.Field("message").value_or("");
   ASSERT_TRUE(fd.Valid());
+  // The lease's tenant, for the tenant-facing process's per-tenant cap.
+  EXPECT_EQ(ok.Field("tenant").value_or(""),
+            crypto::AddressToString(crypto::AddressOf(tenant.Public())));
   ASSERT_EQ(init_ends.size(), 1u);
   ASSERT_EQ(::write(init_ends[0], "\x08", 1), 1);  // what init would send: its bytes arrive
   char c = 0;
@@ -697,6 +701,58 @@ TEST_F(BrokerServiceTest, ASessionsSocketGoesBackOverTheBrokerWithTheReply) {
   EXPECT_EQ(::read(sv[0], buf, 1), 0);
   service->Stop();
   ::close(sv[0]);
+}
+
+// Long-polls are capped per lease whoever signs them: the tenant's grant keys (signed
+// off the ledger, as many as it likes) share the lease's slots, so they cannot hold
+// every broker socket of the tenant-facing process. Only allowed requests count.
+TEST_F(BrokerServiceTest, LongPollsAreCappedPerLeaseAcrossTheTenantAndItsGrantKeys) {
+  const client::RequestScope scope{"gpunet-test", provider, kBrokerLease};
+  client::GrantId gid;
+  gid.data.fill(4);
+  const crypto::KeyPair granted = TestKey(6);
+  const auto grant = client::SignGrant(tenant, scope, granted.Public(), kBrokerNowMs + 60'000, gid);
+  const std::string waits = "/leases/7/events?after=1000000&wait_ms=25000";
+  static_assert(kBrokerLongPollsPerLeaseMax == 2);
+  // The tenant's and a granted key's long-polls wait (no event after 1000000 yet).
+  SubmitManifest();  // so that a logs long-poll gets as far as waiting
+  // Signed here: the fixture's nonces are not for several threads.
+  const BrokerFrame polls[2] = {Signed(BrokerOp::kEvents, "GET", waits),
+                                Signed(BrokerOp::kEvents, "GET", waits, "", &granted, &grant)};
+  std::vector<BrokerFrame> held(2);
+  std::thread tenant_poll([&] { held[0] = Call(polls[0]); });
+  std::thread granted_poll([&] { held[1] = Call(polls[1]); });
+  // Once both wait, a third, by another granted key, is refused at once.
+  for (int i = 0; i < 10'000 && service->LongPollsOf(kBrokerLease) < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a liveness bound only
+  EXPECT_EQ(service->LongPollsOf(kBrokerLease), 2u);
+  const crypto::KeyPair granted2 = TestKey(7);
+  gid.data.fill(5);
+  const auto grant2 =
+      client::SignGrant(tenant, scope, granted2.Public(), kBrokerNowMs + 60'000, gid);
+  const std::string short_wait = "/leases/7/logs?wait_ms=1";
+  const std::string third_target = "/leases/7/events?after=1000000&wait_ms=1";
+  const BrokerFrame third =
+      Call(Signed(BrokerOp::kEvents, "GET", third_target, "", &granted2, &grant2));
+  EXPECT_EQ(StatusOf(third), 429);
+  EXPECT_NE(third.Field("message").value_or("").find("lease 7 has 2 long-polls waiting"),
+            std::string::npos)
+      << third.Field("message").value_or("");
+  // A stranger is refused as a stranger (403), not counted; a short read still answers.
+  const crypto::KeyPair stranger = TestKey(99);
+  EXPECT_EQ(StatusOf(Call(Signed(BrokerOp::kEvents, "GET", third_target, "", &stranger))), 403);
+  EXPECT_EQ(StatusOf(Call(Signed(BrokerOp::kEvents, "GET", "/leases/7/events?after=1000000"))),
+            200);
+  EXPECT_EQ(StatusOf(Call(Signed(BrokerOp::kLogs, "GET", short_wait, "", &granted2, &grant2))), 429)
+      << "logs share the lease's long-polls";
+  // The two end (the daemon stops serving): their slots are free again.
+  service->Stop();
+  tenant_poll.join();
+  granted_poll.join();
+  EXPECT_EQ(StatusOf(held[0]), 200) << held[0].Field("message").value_or("");
+  EXPECT_EQ(StatusOf(held[1]), 200) << held[1].Field("message").value_or("");
+  EXPECT_EQ(service->LongPollsOf(kBrokerLease), 0u);
+  EXPECT_EQ(StatusOf(Call(Signed(BrokerOp::kEvents, "GET", third_target))), 200);
 }
 
 TEST_F(BrokerServiceTest, RevokingTakesTheTenantsSignedRevocation) {

@@ -869,8 +869,21 @@ TEST(TenantApi, ASessionWithoutUpgradeOrSignatureOrThatTheAgentRefusesIsAnAnswer
   EXPECT_EQ(f.api->Stats().relays, 0u);
 }
 
+/// The agent's yes to a session names the lease's tenant: `tenant_of(lease)`.
+std::function<BrokerFrame(const BrokerFrame&)> SessionsOfTenants(
+    std::function<std::string(uint64_t)> tenant_of) {
+  return [tenant_of = std::move(tenant_of)](const BrokerFrame& frame) {
+    BrokerFrame r;
+    r.fields["status"] = "200";
+    if (frame.op == BrokerOp::kSession) r.fields["tenant"] = tenant_of(frame.lease_id);
+    return r;
+  };
+}
+
 TEST(TenantApi, SessionsAreCappedPerLeaseAndInAll) {
-  Front f(2, [](server::ServerOptions& o) { o.connections_per_address_max = 200; });
+  Front f(2);
+  // Each lease its own tenant: only the per-lease and the total caps are met.
+  f.agent.answer = SessionsOfTenants([](uint64_t lease) { return "t" + std::to_string(lease); });
   std::vector<std::unique_ptr<SessionConn>> open;
   for (size_t i = 0; i < kTenantSessionsPerLeaseMax; ++i) {
     open.push_back(OpenSession(f, 42));
@@ -897,6 +910,38 @@ TEST(TenantApi, SessionsAreCappedPerLeaseAndInAll) {
   ::shutdown(f.agent.InitEnd(0), SHUT_RDWR);
   EXPECT_TRUE(Eventually([&] { return f.api->SessionsOf(42) == kTenantSessionsPerLeaseMax - 1; }));
   auto again = OpenSession(f, 42);
+  EXPECT_EQ(again->status, 101) << again->head;
+}
+
+TEST(TenantApi, OneTenantsLeasesTakeAtMostItsShareOfTheSessions) {
+  Front f(2);
+  // Leases 42 to 44 are tenant A's, the others B's.
+  f.agent.answer = SessionsOfTenants([](uint64_t lease) { return lease <= 44 ? "A" : "B"; });
+  static_assert(kTenantSessionsPerTenantMax == 2 * kTenantSessionsPerLeaseMax);
+  std::vector<std::unique_ptr<SessionConn>> open;
+  for (uint64_t lease : {42, 43})
+    for (size_t i = 0; i < kTenantSessionsPerLeaseMax; ++i) {
+      open.push_back(OpenSession(f, lease));
+      ASSERT_EQ(open.back()->status, 101) << lease << open.back()->head;
+    }
+  auto over = OpenSession(f, 44);
+  EXPECT_EQ(over->status, 429) << over->head;
+  EXPECT_NE(over->body.find("lease 44's tenant has 32 sessions open"), std::string::npos)
+      << over->body;
+  EXPECT_EQ(f.api->SessionsOf(44), 0u);
+  // The agent's socket for it was closed: its "init" end reads the end.
+  const int refused_init = f.agent.InitEnd(2 * kTenantSessionsPerLeaseMax);
+  ASSERT_GE(refused_init, 0);
+  char c;
+  EXPECT_EQ(::read(refused_init, &c, 1), 0);
+  auto other = OpenSession(f, 45);
+  EXPECT_EQ(other->status, 101) << "another tenant still gets one: " << other->head;
+  EXPECT_EQ(f.api->Sessions(), 2 * kTenantSessionsPerLeaseMax + 1);
+  // One of A's ends: A may open one again, on any of its leases.
+  open.front().reset();
+  ::shutdown(f.agent.InitEnd(0), SHUT_RDWR);
+  EXPECT_TRUE(Eventually([&] { return f.api->SessionsOf(42) == kTenantSessionsPerLeaseMax - 1; }));
+  auto again = OpenSession(f, 44);
   EXPECT_EQ(again->status, 101) << again->head;
 }
 

@@ -24,6 +24,7 @@
 
 #include "runtime/host_resources.h"
 #include "runtime/runtime.h"
+#include "runtime/session_socket.h"
 #include "runtime/state_files.h"
 #include "runtime/sys_util.h"
 #include "util/temp_dir.h"
@@ -558,6 +559,53 @@ TEST_F(StateDirTest, SupervisorRefusesARunDirOthersCanWrite) {
   EXPECT_NE(sup.reply.find("chmod"), std::string::npos) << sup.reply;
   EXPECT_FALSE(fs::exists(run + "/" + state_files::kPidFile)) << "nothing written into it";
   EXPECT_FALSE(fs::exists(run + "/" + state_files::kSupervisorLog));
+}
+
+// The in-sandbox init runs in every tenant's sandbox: a root runtime takes it only when
+// root owns it and its folder and neither is group- or world-writable.
+TEST(InitPathTest, RootRuntimeRefusesAnInitOthersCanChange) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the ownership check applies to a root runtime";
+  gpunet::testing::TempDir tmp;
+  const std::string dir = tmp.Sub("bin");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  const std::string init = dir + "/gpunet-init";
+  { std::ofstream(init) << "#!/bin/sh\n"; }
+  ASSERT_EQ(::chmod(init.c_str(), 0755), 0);
+  auto ok = ResolveInitPath(init);
+  ASSERT_TRUE(ok.has_value()) << ok.error().message;
+  EXPECT_EQ(*ok, init);
+  // Reached through a link: the real file is what is checked and bound.
+  const std::string link = tmp.Sub("init-link");
+  ASSERT_EQ(::symlink(init.c_str(), link.c_str()), 0);
+  auto linked = ResolveInitPath(link);
+  ASSERT_TRUE(linked.has_value()) << linked.error().message;
+  EXPECT_EQ(*linked, init);
+
+  const auto refused = [&](const std::string& why) {
+    auto r = ResolveInitPath(link);
+    ASSERT_FALSE(r.has_value()) << why;
+    EXPECT_EQ(r.error().code, base::ErrorCode::kPermissionDenied) << why;
+    EXPECT_NE(r.error().message.find("root"), std::string::npos) << r.error().message;
+  };
+  // One change at a time, each undone before the next: mode and owner as given.
+  struct Change {
+    const std::string* path;
+    mode_t mode;
+    uid_t uid;
+    const char* what;
+  };
+  for (const Change& c : {Change{&init, 0775, 0, "group-writable file"},
+                          Change{&init, 0757, 0, "world-writable file"},
+                          Change{&init, 0755, 65534, "file owned by nobody"},
+                          Change{&dir, 0777, 0, "world-writable folder"},
+                          Change{&dir, 0755, 65534, "folder owned by nobody"}}) {
+    ASSERT_EQ(::chmod(c.path->c_str(), c.mode), 0);
+    ASSERT_EQ(::chown(c.path->c_str(), c.uid, c.uid), 0);
+    refused(c.what);
+    ASSERT_EQ(::chown(c.path->c_str(), 0, 0), 0);
+    ASSERT_EQ(::chmod(c.path->c_str(), 0755), 0);
+  }
+  EXPECT_TRUE(ResolveInitPath(link).has_value());
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -118,9 +119,10 @@ std::string ReadHead(int fd) {
 /// A server whose GET /session hands out one end of a fresh socketpair per request;
 /// the test keeps the other ends in order.
 struct RelayFixture {
-  explicit RelayFixture(bool tls = false) {
+  explicit RelayFixture(bool tls = false, const std::function<void(ServerOptions&)>& tweak = {}) {
     ServerOptions opt;
     opt.metrics = &registry;
+    if (tweak) tweak(opt);
     if (tls) {
       std::ofstream(dir.Sub("cert.pem")) << pair.certificate_pem;
       opt.tls = TlsOptions{dir.Sub("cert.pem"), "(in memory)", pair.key_pem};
@@ -311,6 +313,30 @@ TEST(Relay, StopClosesLiveRelaysAndTheirDescriptors) {
   EXPECT_TRUE(ReadsEof(c2.fd));
   EXPECT_EQ(f.ended.load(), 2);
   EXPECT_EQ(f.server->Stats().relays, 0u);
+}
+
+// A relay was admitted by its handler (the tenant API caps sessions itself): it does
+// not hold one of its address's plain connections, so a tenant with sessions open can
+// still make requests under a small per-address cap.
+TEST(Relay, ARelayDoesNotCountAgainstItsAddresssConnectionCap) {
+  RelayFixture f(false, [](ServerOptions& o) {
+    o.connections_per_address_max = 1;
+    o.per_address_exempt_loopback = false;
+  });
+  Fd c1 = UpgradePlain(f);
+  EXPECT_TRUE(WaitFor([&] { return f.server->Stats().relays == 1; }));
+  Fd c2 = UpgradePlain(f);  // a second relay from the same address
+  EXPECT_TRUE(WaitFor([&] { return f.server->Stats().relays == 2; }));
+  Fd plain = Connect(f.server->Port());
+  ASSERT_GE(plain.fd, 0);
+  ASSERT_TRUE(SendAll(plain.fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string head = ReadHead(plain.fd);
+  EXPECT_TRUE(head.starts_with("HTTP/1.1 200")) << head;
+  // The plain connection still counts: the next one from the address is refused.
+  Fd over = Connect(f.server->Port());
+  ASSERT_GE(over.fd, 0);
+  ASSERT_TRUE(SendAll(over.fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(ReadHead(over.fd).starts_with("HTTP/1.1 429")) << "the plain cap still holds";
 }
 
 // ---- TLS ----
